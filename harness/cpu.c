@@ -1,0 +1,107 @@
+/* cpu.c — the architecture-independent half of CPU detection: the cache, ISA names, and the
+ * ATTN_DISABLE_ISA mask. */
+#include "cpu.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const attn_isa_name attn_isa_names[] = {
+    {ATTN_ISA_SSE42, "sse4.2"},         {ATTN_ISA_AVX, "avx"},
+    {ATTN_ISA_AVX2, "avx2"},            {ATTN_ISA_FMA, "fma"},
+    {ATTN_ISA_F16C, "f16c"},            {ATTN_ISA_AVX512F, "avx512f"},
+    {ATTN_ISA_AVX512BW, "avx512bw"},    {ATTN_ISA_AVX512VL, "avx512vl"},
+    {ATTN_ISA_AVX512DQ, "avx512dq"},    {ATTN_ISA_AVX512BF16, "avx512_bf16"},
+    {ATTN_ISA_AVX512FP16, "avx512_fp16"}, {ATTN_ISA_AVX512VNNI, "avx512_vnni"},
+    {ATTN_ISA_AMX, "amx"},              {ATTN_ISA_NEON, "neon"},
+    {ATTN_ISA_ARM_FP16, "fp16"},        {ATTN_ISA_ARM_BF16, "bf16"},
+    {ATTN_ISA_SVE, "sve"},
+};
+const int attn_isa_name_count = (int)(sizeof attn_isa_names / sizeof attn_isa_names[0]);
+
+#define ATTN_ISA_ALL_AVX512                                                                       \
+    (ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL | ATTN_ISA_AVX512DQ |              \
+     ATTN_ISA_AVX512BF16 | ATTN_ISA_AVX512FP16 | ATTN_ISA_AVX512VNNI)
+
+/* Family names accepted by ATTN_DISABLE_ISA besides the single bits above. */
+static const attn_isa_name isa_groups[] = {
+    {ATTN_ISA_ALL_AVX512, "avx512"},
+    {ATTN_ISA_NEON | ATTN_ISA_ARM_FP16 | ATTN_ISA_ARM_BF16 | ATTN_ISA_SVE, "asimd"},
+};
+
+bool attn_isa_parse_disable(const char *list, uint32_t *mask, char *why, size_t why_len)
+{
+    *mask = 0;
+    const char *s = list;
+    while (s && *s) {
+        const char *end = strchr(s, ',');
+        size_t n = end ? (size_t)(end - s) : strlen(s);
+        uint32_t bits = 0;
+        for (int i = 0; i < attn_isa_name_count && !bits; i++)
+            if (strlen(attn_isa_names[i].name) == n && !strncmp(s, attn_isa_names[i].name, n))
+                bits = attn_isa_names[i].bit;
+        for (size_t i = 0; i < sizeof isa_groups / sizeof isa_groups[0] && !bits; i++)
+            if (strlen(isa_groups[i].name) == n && !strncmp(s, isa_groups[i].name, n))
+                bits = isa_groups[i].bit;
+        if (!bits && n > 0) {
+            snprintf(why, why_len, "unknown ISA name '%.*s' (known: avx512, avx2, fma, avx, "
+                     "sse4.2, f16c, avx512f, avx512bw, ..., neon, asimd, sve)", (int)n, s);
+            return false;
+        }
+        *mask |= bits;
+        s = end ? end + 1 : NULL;
+    }
+    return true;
+}
+
+void attn_isa_format(uint32_t mask, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < attn_isa_name_count; i++) {
+        if (!(mask & attn_isa_names[i].bit))
+            continue;
+        int w = snprintf(buf + used, len - used, "%s%s", used ? "," : "", attn_isa_names[i].name);
+        if (w < 0 || (size_t)w >= len - used)
+            break;
+        used += (size_t)w;
+    }
+}
+
+static long cache_size(int name, long fallback)
+{
+    long v = sysconf(name);
+    return v > 0 ? v : fallback;
+}
+
+static attn_cpu detected;
+static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
+
+static void detect(void)
+{
+    attn_cpu *c = &detected;
+    memset(c, 0, sizeof *c);
+    attn_cpu_detect_arch(c);
+    c->isa = c->isa_detected;
+    const char *env = getenv("ATTN_DISABLE_ISA");
+    uint32_t off = 0;
+    char why[200];
+    if (env && !attn_isa_parse_disable(env, &off, why, sizeof why)) {
+        /* An unknown name must not silently leave an ISA on: turn every SIMD ISA off. */
+        fprintf(stderr, "attn: ATTN_DISABLE_ISA: %s; disabling all SIMD variants\n", why);
+        off = ~0u;
+    }
+    c->isa &= ~off;
+    c->machine.isa = c->isa;
+    c->machine.l1d_bytes = cache_size(_SC_LEVEL1_DCACHE_SIZE, 32 * 1024);
+    c->machine.l2_bytes = cache_size(_SC_LEVEL2_CACHE_SIZE, 1024 * 1024);
+    c->machine.l3_bytes = cache_size(_SC_LEVEL3_CACHE_SIZE, 8 * 1024 * 1024);
+}
+
+const attn_cpu *attn_cpu_get(void)
+{
+    pthread_once(&detect_once, detect);
+    return &detected;
+}

@@ -1,0 +1,40 @@
+/* cpu.h — what this machine is: ISA features (with OS support checked) and cache sizes.
+ * Detection lives in one file per architecture (cpu_x86.c, cpu_arm.c); it runs once and is
+ * cached. ATTN_DISABLE_ISA=avx512,avx2 turns features off as if the CPU lacked them. */
+#ifndef ATTN_CPU_H
+#define ATTN_CPU_H
+
+#include "variant.h"
+
+typedef struct attn_cpu {
+    char vendor[16];
+    char model_name[64];
+    int family, model, stepping;
+    uint32_t isa_detected; /* what the CPU and OS support */
+    uint32_t isa;          /* isa_detected minus what ATTN_DISABLE_ISA turns off */
+    attn_machine machine;  /* isa + cache sizes, as variants see them */
+} attn_cpu;
+
+/* The detected CPU; detection runs on the first call (thread-safe). Never NULL. */
+const attn_cpu *attn_cpu_get(void);
+
+/* Detects the features of this CPU (architecture-specific file). */
+void attn_cpu_detect_arch(attn_cpu *cpu);
+
+/* Names of ISA bits, in one table: "avx2", "avx512f", ... */
+typedef struct attn_isa_name {
+    uint32_t bit;
+    const char *name;
+    /* Bits that go with it when it is disabled by name ("avx512" turns off every AVX-512 bit). */
+} attn_isa_name;
+extern const attn_isa_name attn_isa_names[];
+extern const int attn_isa_name_count;
+
+/* Parses a comma list of ISA names ("avx512,avx2") into a mask of bits to turn off. A group
+ * name turns off its family (avx512 → every avx512*; avx2 → avx2 and what needs it). Returns
+ * false and names the bad entry in `why` on an unknown name. */
+bool attn_isa_parse_disable(const char *list, uint32_t *mask, char *why, size_t why_len);
+/* Writes "avx2,fma,avx512f" for a mask. */
+void attn_isa_format(uint32_t mask, char *buf, size_t len);
+
+#endif

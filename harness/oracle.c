@@ -1,0 +1,99 @@
+/* oracle.c — float64 reference: per row, exact max subtraction, exp in double, weighted sum. */
+#include "oracle.h"
+
+#include "variant.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+attn_status attn_oracle(const attn_problem *p, const float *q, const float *k, const float *v,
+                        double *out, attn_error *err)
+{
+    attn_status s = attn_problem_validate(p, err);
+    if (s != ATTN_OK)
+        return s;
+    const int64_t d = p->head_dim, Lk = p->len_kv, group = p->heads_q / p->heads_kv;
+    const double scale = attn_problem_scale(p);
+    double *w = malloc((size_t)Lk * sizeof *w);
+    if (!w) {
+        if (err) {
+            err->status = ATTN_ERR_NOMEM;
+            strcpy(err->message, "oracle: out of memory");
+        }
+        return ATTN_ERR_NOMEM;
+    }
+    for (int64_t b = 0; b < p->batch; b++)
+        for (int64_t h = 0; h < p->heads_q; h++)
+            for (int64_t i = 0; i < p->len_q; i++) {
+                const int64_t hkv = h / group;
+                const float *qi = q + b * p->q.batch + h * p->q.head + i * p->q.seq;
+                const float *mask = attn_mask_row(p, i);
+                double *o = out + ((b * p->heads_q + h) * p->len_q + i) * d;
+                const int64_t n = attn_key_limit(p, b, i);
+                double max = -INFINITY;
+                bool nan = false;
+                for (int64_t j = 0; j < n; j++) {
+                    if (mask && mask[j] == -INFINITY) {
+                        w[j] = -INFINITY;
+                        continue;
+                    }
+                    const float *kj = k + b * p->k.batch + hkv * p->k.head + j * p->k.seq;
+                    double dot = 0;
+                    for (int64_t c = 0; c < d; c++)
+                        dot += (double)qi[c] * (double)kj[c];
+                    w[j] = scale * dot + (mask ? (double)mask[j] : 0.0);
+                    if (isnan(w[j]))
+                        nan = true;
+                    else if (w[j] > max)
+                        max = w[j];
+                }
+                memset(o, 0, (size_t)d * sizeof *o);
+                if (nan) {
+                    for (int64_t c = 0; c < d; c++)
+                        o[c] = NAN;
+                    continue;
+                }
+                double sum = 0;
+                for (int64_t j = 0; j < n; j++) {
+                    if (w[j] == -INFINITY)
+                        continue;
+                    const double e = exp(w[j] - max);
+                    sum += e;
+                    const float *vj = v + b * p->v.batch + hkv * p->v.head + j * p->v.seq;
+                    for (int64_t c = 0; c < d; c++)
+                        o[c] += e * (double)vj[c];
+                }
+                if (sum > 0)
+                    for (int64_t c = 0; c < d; c++)
+                        o[c] /= sum;
+            }
+    free(w);
+    return ATTN_OK;
+}
+
+void attn_compare(const attn_problem *p, const float *o, const double *ref, double tolerance,
+                  attn_error_metrics *m)
+{
+    memset(m, 0, sizeof *m);
+    const int64_t d = p->head_dim;
+    for (int64_t b = 0; b < p->batch; b++)
+        for (int64_t h = 0; h < p->heads_q; h++)
+            for (int64_t i = 0; i < p->len_q; i++) {
+                const float *oi = o + b * p->o.batch + h * p->o.head + i * p->o.seq;
+                const double *ri = ref + ((b * p->heads_q + h) * p->len_q + i) * d;
+                for (int64_t c = 0; c < d; c++) {
+                    const double x = oi[c], r = ri[c];
+                    if (isnan(r) || isnan(x) || isinf(x)) {
+                        m->nan_mismatch += !(isnan(r) && isnan(x));
+                        continue;
+                    }
+                    if (fabs(r) > m->ref_max)
+                        m->ref_max = fabs(r);
+                    if (fabs(x - r) > m->max_abs)
+                        m->max_abs = fabs(x - r);
+                }
+            }
+    m->max_rel = m->ref_max > 0 ? m->max_abs / m->ref_max : m->max_abs;
+    m->ok = m->nan_mismatch == 0 && m->max_rel <= tolerance;
+}

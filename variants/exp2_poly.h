@@ -1,0 +1,44 @@
+/* exp2_poly.h — the 2^x used by every SIMD softmax, described once so all ISAs agree.
+ *
+ * The kernels fold scale·log2(e) into the score epilogue, so after max subtraction the softmax
+ * needs 2^x for x <= 0 only. Range reduction with one constant: n = round(x), f = x - n in
+ * [-0.5, 0.5]; 2^x = p(f)·2^n with p a degree-5 polynomial (Horner, FMA). 2^n is applied with
+ * vscalefps (AVX-512) or by adding n to the exponent field (AVX2, NEON). Inputs below
+ * ATTN_EXP2_MIN give 0: their weight is under 2^-126 of the row maximum's, far below float
+ * resolution of the sum (which is >= 1).
+ *
+ * Coefficients: a relative-error fit of 2^f on [-0.5, 0.5], rounded to float; measured
+ * max relative error of the float Horner evaluation 2.4e-7 (about 2 ulp) over [-126, 0]
+ * (tests/test_exp2.c measures it against exp2() in double). */
+#ifndef ATTN_EXP2_POLY_H
+#define ATTN_EXP2_POLY_H
+
+#include <math.h>
+
+#define ATTN_EXP2_C0 0x1.000002p+0f
+#define ATTN_EXP2_C1 0x1.62e428p-1f
+#define ATTN_EXP2_C2 0x1.ebf918p-3f
+#define ATTN_EXP2_C3 0x1.c6b6e6p-5f
+#define ATTN_EXP2_C4 0x1.3d0c52p-7f
+#define ATTN_EXP2_C5 0x1.5c08ccp-10f
+#define ATTN_EXP2_MIN (-126.0f)
+#define ATTN_LOG2E 1.44269504088896340736f
+
+/* Scalar model of the vector code, for tails and for the accuracy test. x <= 0 or NaN. */
+static inline float attn_exp2_nonpos(float x)
+{
+    if (isnan(x))
+        return x;
+    if (x < ATTN_EXP2_MIN)
+        return 0.0f;
+    const float n = nearbyintf(x), f = x - n;
+    float p = ATTN_EXP2_C5;
+    p = fmaf(p, f, ATTN_EXP2_C4);
+    p = fmaf(p, f, ATTN_EXP2_C3);
+    p = fmaf(p, f, ATTN_EXP2_C2);
+    p = fmaf(p, f, ATTN_EXP2_C1);
+    p = fmaf(p, f, ATTN_EXP2_C0);
+    return ldexpf(p, (int)n);
+}
+
+#endif

@@ -1,0 +1,88 @@
+/* naive.c — the textbook algorithm, clarity first. For each query head: materialise the scores
+ * S = scale·Q·Kᵀ (+ mask) for the task's rows, take each row's softmax in place, then O = P·V.
+ * Workspace: rows × Lk floats (the whole score matrix of one head). Accumulates in float32. */
+#include "variant.h"
+
+#include <math.h>
+#include <string.h>
+
+static size_t naive_workspace(const attn_problem *p, const int32_t *params)
+{
+    (void)params;
+    size_t n;
+    if (__builtin_mul_overflow((size_t)p->len_q, (size_t)p->len_kv, &n) ||
+        __builtin_mul_overflow(n, sizeof(float), &n))
+        return SIZE_MAX;
+    return n;
+}
+
+static attn_status naive_run(const attn_task *t)
+{
+    const attn_problem *p = t->problem;
+    const int64_t d = p->head_dim, Lk = p->len_kv, group = p->heads_q / p->heads_kv;
+    float *scores = t->workspace;
+    for (int64_t g = t->group_begin; g < t->group_end; g++) {
+        const int64_t b = g / p->heads_kv, hkv = g % p->heads_kv;
+        for (int64_t h = hkv * group; h < (hkv + 1) * group; h++) {
+            /* 1. scores: keys past the causal / padding limit stay out (-inf). */
+            for (int64_t i = t->row_begin; i < t->row_end; i++) {
+                float *s = scores + (i - t->row_begin) * Lk;
+                const float *q = attn_q_row(t, b, h, i), *mask = attn_mask_row(p, i);
+                const int64_t n = attn_key_limit(p, b, i);
+                for (int64_t j = 0; j < Lk; j++) {
+                    if (j >= n || (mask && mask[j] == -INFINITY)) {
+                        s[j] = -INFINITY;
+                        continue;
+                    }
+                    const float *k = attn_k_row(t, b, hkv, j);
+                    float dot = 0.0f;
+                    for (int64_t c = 0; c < d; c++)
+                        dot += q[c] * k[c];
+                    s[j] = t->scale * dot + (mask ? mask[j] : 0.0f);
+                }
+            }
+            /* 2. row softmax in place; a row with every key masked becomes all zeros. */
+            for (int64_t i = t->row_begin; i < t->row_end; i++) {
+                float *s = scores + (i - t->row_begin) * Lk;
+                float max = -INFINITY;
+                for (int64_t j = 0; j < Lk; j++)
+                    max = fmaxf(max, s[j]); /* fmaxf skips NaN; the NaN reaches the sum below */
+                float sum = 0.0f;
+                for (int64_t j = 0; j < Lk; j++) {
+                    s[j] = s[j] == -INFINITY ? 0.0f : expf(s[j] - max);
+                    sum += s[j];
+                }
+                const float inv = sum > 0.0f ? 1.0f / sum : (sum == 0.0f ? 0.0f : sum);
+                for (int64_t j = 0; j < Lk; j++)
+                    s[j] *= inv;
+            }
+            /* 3. O = P·V, skipping the keys that carry no weight. */
+            for (int64_t i = t->row_begin; i < t->row_end; i++) {
+                const float *s = scores + (i - t->row_begin) * Lk;
+                float *o = attn_o_row(t, b, h, i);
+                memset(o, 0, (size_t)d * sizeof *o);
+                for (int64_t j = 0; j < Lk; j++) {
+                    if (s[j] == 0.0f)
+                        continue;
+                    const float *v = attn_v_row(t, b, hkv, j);
+                    for (int64_t c = 0; c < d; c++)
+                        o[c] += s[j] * v[c];
+                }
+            }
+        }
+    }
+    return ATTN_OK;
+}
+
+const attn_variant attn_variant_naive = {
+    .name = "naive",
+    .description = "materialised scores, row softmax, P·V (portable C)",
+    .isa = 0,
+    .tolerance = 1e-5,
+    .param_count = 0,
+    .params = NULL,
+    .default_params = NULL,
+    .params_valid = NULL,
+    .workspace_size = naive_workspace,
+    .run = naive_run,
+};

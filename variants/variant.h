@@ -1,0 +1,128 @@
+/* variant.h — the plug-in contract of an attention implementation.
+ *
+ * A variant is one file under variants/ that defines one `const attn_variant` descriptor, and one
+ * line in the registry table (registry.c). Nothing else in the tree learns its name: the harness,
+ * the CLI, the tests and the tuner all read the descriptor.
+ *
+ * The harness has validated the problem before any call here, checked that the CPU has `isa`,
+ * and resolved the scale (task->scale is never 0). */
+#ifndef ATTN_VARIANT_H
+#define ATTN_VARIANT_H
+
+#include "attn.h"
+
+/* ISA feature bits. x86 bits mean "the CPU has it and the OS saves its register state". */
+enum attn_isa_bit {
+    ATTN_ISA_SSE42 = 1u << 0,
+    ATTN_ISA_AVX = 1u << 1,
+    ATTN_ISA_AVX2 = 1u << 2,
+    ATTN_ISA_FMA = 1u << 3,
+    ATTN_ISA_F16C = 1u << 4,
+    ATTN_ISA_AVX512F = 1u << 5,
+    ATTN_ISA_AVX512BW = 1u << 6,
+    ATTN_ISA_AVX512VL = 1u << 7,
+    ATTN_ISA_AVX512DQ = 1u << 8,
+    ATTN_ISA_AVX512BF16 = 1u << 9,
+    ATTN_ISA_AVX512FP16 = 1u << 10,
+    ATTN_ISA_AVX512VNNI = 1u << 11,
+    ATTN_ISA_AMX = 1u << 12,
+    ATTN_ISA_NEON = 1u << 16, /* AArch64 Advanced SIMD */
+    ATTN_ISA_ARM_FP16 = 1u << 17,
+    ATTN_ISA_ARM_BF16 = 1u << 18,
+    ATTN_ISA_SVE = 1u << 19,
+};
+
+/* What a variant may know of the machine when it picks default parameters. */
+typedef struct attn_machine {
+    uint32_t isa;           /* attn_isa_bit mask, after ATTN_DISABLE_ISA */
+    int64_t l1d_bytes;      /* per core */
+    int64_t l2_bytes;       /* per core */
+    int64_t l3_bytes;       /* shared, total */
+} attn_machine;
+
+/* One call of a variant: the whole problem, or a slice of it. A slice is a range of
+ * (batch, kv head) groups — flat index g = b·Hkv + hkv, every query head of the group included —
+ * and a range of query rows. The harness may run disjoint slices on different threads, each
+ * with its own workspace. */
+typedef struct attn_task {
+    const attn_problem *problem;
+    float scale;                /* resolved: never 0 */
+    const int32_t *params;      /* the variant's parameter values, in declared order */
+    const float *q, *k, *v;
+    float *o;
+    void *workspace;            /* workspace_size() bytes, 64-byte aligned, uninitialised */
+    int64_t group_begin, group_end; /* [begin, end) over B·Hkv */
+    int64_t row_begin, row_end;     /* [begin, end) over Lq */
+} attn_task;
+
+typedef struct attn_variant {
+    const char *name;
+    const char *description;
+    uint32_t isa;              /* attn_isa_bit mask it needs; 0 = portable C */
+    double tolerance;          /* declared max_rel_err (normwise) against the float64 oracle */
+    int param_count;
+    const attn_param_info *params;
+    /* Default parameter values for a problem on this machine (a cache-size heuristic). */
+    void (*default_params)(const attn_problem *p, const attn_machine *m, int32_t *values);
+    /* Constraints beyond each parameter's range and multiple (register budget, ...): returns
+     * false and writes why when the values cannot run. NULL when ranges say everything. */
+    bool (*params_valid)(const attn_problem *p, const int32_t *values, char *why, size_t why_len);
+    /* Workspace bytes one task needs (per thread); 0 when none. The harness checks p's sizes
+     * fit in 64 bits first, but a variant multiplying large sizes must still guard overflow:
+     * return SIZE_MAX when the size cannot be represented. */
+    size_t (*workspace_size)(const attn_problem *p, const int32_t *values);
+    /* Computes the task's slice of O. Returns ATTN_OK; may not fail on a validated problem. */
+    attn_status (*run)(const attn_task *task);
+} attn_variant;
+
+/* The registry: every variant compiled into this build, best first (registry.c). */
+extern const attn_variant *const attn_registry[];
+extern const int attn_registry_count;
+
+/* ---- helpers shared by the variants (all static inline) ---------------------------------- */
+
+static inline const float *attn_q_row(const attn_task *t, int64_t b, int64_t h, int64_t i)
+{
+    const attn_strides *s = &t->problem->q;
+    return t->q + b * s->batch + h * s->head + i * s->seq;
+}
+static inline const float *attn_k_row(const attn_task *t, int64_t b, int64_t h, int64_t j)
+{
+    const attn_strides *s = &t->problem->k;
+    return t->k + b * s->batch + h * s->head + j * s->seq;
+}
+static inline const float *attn_v_row(const attn_task *t, int64_t b, int64_t h, int64_t j)
+{
+    const attn_strides *s = &t->problem->v;
+    return t->v + b * s->batch + h * s->head + j * s->seq;
+}
+static inline float *attn_o_row(const attn_task *t, int64_t b, int64_t h, int64_t i)
+{
+    const attn_strides *s = &t->problem->o;
+    return t->o + b * s->batch + h * s->head + i * s->seq;
+}
+
+/* Number of keys query row i may see before the additive mask: keys [0, attn_key_limit). It
+ * folds the causal bound (j <= i + Lk - Lq) and the batch's key length. May be <= 0. */
+static inline int64_t attn_key_limit(const attn_problem *p, int64_t b, int64_t i)
+{
+    int64_t n = p->len_kv;
+    if (p->kv_lens && p->kv_lens[b] < n)
+        n = p->kv_lens[b];
+    if (p->causal) {
+        int64_t c = i + p->len_kv - p->len_q + 1;
+        if (c < n)
+            n = c;
+    }
+    return n;
+}
+
+/* Additive mask row i (NULL when the problem has none). */
+static inline const float *attn_mask_row(const attn_problem *p, int64_t i)
+{
+    if (!p->mask)
+        return NULL;
+    return p->mask + i * (p->mask_row_stride ? p->mask_row_stride : p->len_kv);
+}
+
+#endif /* ATTN_VARIANT_H */
