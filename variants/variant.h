@@ -125,4 +125,35 @@ static inline const float *attn_mask_row(const attn_problem *p, int64_t i)
     return p->mask + i * (p->mask_row_stride ? p->mask_row_stride : p->len_kv);
 }
 
+/* Dot product of two float rows in eight independent partial sums, so the portable variants
+ * vectorise at the baseline ISA without -ffast-math. */
+static inline float attn_dot(const float *restrict a, const float *restrict b, int64_t n)
+{
+    float part[8] = {0};
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8)
+        for (int l = 0; l < 8; l++)
+            part[l] += a[c + l] * b[c + l];
+    float sum = ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
+    for (; c < n; c++)
+        sum += a[c] * b[c];
+    return sum;
+}
+
+/* Flattened query rows of one task group: row r = hh·rows + ii is query head
+ * hkv·(Hq/Hkv) + hh at query index row_begin + ii, so a key block is reused by every query head
+ * of a GQA group. */
+typedef struct attn_group_rows {
+    int64_t b, hkv, first_head, rows, count;
+} attn_group_rows;
+
+static inline attn_group_rows attn_group_rows_of(const attn_task *t, int64_t g)
+{
+    const attn_problem *p = t->problem;
+    const int64_t group = p->heads_q / p->heads_kv, rows = t->row_end - t->row_begin;
+    return (attn_group_rows){.b = g / p->heads_kv, .hkv = g % p->heads_kv,
+                             .first_head = (g % p->heads_kv) * group, .rows = rows,
+                             .count = group * rows};
+}
+
 #endif /* ATTN_VARIANT_H */

@@ -1,0 +1,121 @@
+/* blocked.c — the naive three steps, cache-tiled (portable C).
+ *
+ * A tile of bq query rows (flattened over the query heads of a GQA group) is processed against
+ * the keys in blocks of bk: pass 1 fills the tile's score rows block by block (each K block is
+ * read once for all bq rows while it is in cache) and tracks each row's max; the row softmax is
+ * taken in place; pass 2 accumulates P·V block by block. Workspace: bq·Lk scores — the exact,
+ * two-pass softmax needs the whole row. */
+#include "variant.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { P_BQ, P_BK };
+
+static const attn_param_info blocked_params[] = {
+    [P_BQ] = {"bq", "query rows per tile", 1, 512, 1},
+    [P_BK] = {"bk", "keys per block", 1, 8192, 1},
+};
+
+static void blocked_defaults(const attn_problem *p, const attn_machine *m, int32_t *v)
+{
+    /* A K (or V) block of bk rows in half of L1; a tile of scores rows in half of L2. */
+    int64_t bk = m->l1d_bytes / 2 / (p->head_dim * (int64_t)sizeof(float));
+    bk = bk < 16 ? 16 : bk > 512 ? 512 : bk;
+    int64_t bq = m->l2_bytes / 2 / (p->len_kv * (int64_t)sizeof(float));
+    bq = bq < 4 ? 4 : bq > 64 ? 64 : bq;
+    v[P_BQ] = (int32_t)bq;
+    v[P_BK] = (int32_t)bk;
+}
+
+static size_t blocked_workspace(const attn_problem *p, const int32_t *v)
+{
+    size_t n;
+    if (__builtin_mul_overflow((size_t)v[P_BQ], (size_t)p->len_kv, &n) ||
+        __builtin_mul_overflow(n, sizeof(float), &n))
+        return SIZE_MAX;
+    return n;
+}
+
+static attn_status blocked_run(const attn_task *t)
+{
+    const attn_problem *p = t->problem;
+    const int64_t d = p->head_dim, Lk = p->len_kv, bq = t->params[P_BQ], bk = t->params[P_BK];
+    float *scores = t->workspace; /* [bq][Lk] */
+
+    for (int64_t g = t->group_begin; g < t->group_end; g++) {
+        const attn_group_rows gr = attn_group_rows_of(t, g);
+        for (int64_t r0 = 0; r0 < gr.count; r0 += bq) {
+            const int64_t nr = gr.count - r0 < bq ? gr.count - r0 : bq;
+            int64_t tile_keys = 0;
+            for (int64_t r = 0; r < nr; r++) {
+                const int64_t lim = attn_key_limit(p, gr.b, t->row_begin + (r0 + r) % gr.rows);
+                tile_keys = lim > tile_keys ? lim : tile_keys;
+            }
+            /* Pass 1: scores, block by block; keys a row may not see are -inf. */
+            for (int64_t j0 = 0; j0 < tile_keys; j0 += bk) {
+                const int64_t j1 = j0 + bk < tile_keys ? j0 + bk : tile_keys;
+                for (int64_t r = 0; r < nr; r++) {
+                    const int64_t h = gr.first_head + (r0 + r) / gr.rows;
+                    const int64_t i = t->row_begin + (r0 + r) % gr.rows;
+                    const int64_t lim = attn_key_limit(p, gr.b, i);
+                    const float *q = attn_q_row(t, gr.b, h, i), *mask = attn_mask_row(p, i);
+                    float *s = scores + r * Lk;
+                    for (int64_t j = j0; j < j1; j++)
+                        s[j] = (j >= lim || (mask && mask[j] == -INFINITY))
+                                   ? -INFINITY
+                                   : t->scale * attn_dot(q, attn_k_row(t, gr.b, gr.hkv, j), d) +
+                                         (mask ? mask[j] : 0.0f);
+                }
+            }
+            /* Row softmax in place: weights, then 1/sum folded in. */
+            for (int64_t r = 0; r < nr; r++) {
+                float *s = scores + r * Lk, max = -INFINITY, sum = 0.0f;
+                for (int64_t j = 0; j < tile_keys; j++)
+                    max = fmaxf(max, s[j]); /* NaN skipped; it reaches the sum below */
+                for (int64_t j = 0; j < tile_keys; j++) {
+                    s[j] = s[j] == -INFINITY ? 0.0f : expf(s[j] - max);
+                    sum += s[j];
+                }
+                const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+                for (int64_t j = 0; j < tile_keys; j++)
+                    s[j] *= inv;
+            }
+            /* Pass 2: O = P·V, block by block, each V block read once for the tile. */
+            for (int64_t r = 0; r < nr; r++) {
+                const int64_t h = gr.first_head + (r0 + r) / gr.rows;
+                memset(attn_o_row(t, gr.b, h, t->row_begin + (r0 + r) % gr.rows), 0,
+                       (size_t)d * sizeof(float));
+            }
+            for (int64_t j0 = 0; j0 < tile_keys; j0 += bk) {
+                const int64_t j1 = j0 + bk < tile_keys ? j0 + bk : tile_keys;
+                for (int64_t r = 0; r < nr; r++) {
+                    const int64_t h = gr.first_head + (r0 + r) / gr.rows;
+                    float *o = attn_o_row(t, gr.b, h, t->row_begin + (r0 + r) % gr.rows);
+                    const float *s = scores + r * Lk;
+                    for (int64_t j = j0; j < j1; j++) {
+                        if (s[j] == 0.0f)
+                            continue;
+                        const float *v = attn_v_row(t, gr.b, gr.hkv, j);
+                        for (int64_t c = 0; c < d; c++)
+                            o[c] += s[j] * v[c];
+                    }
+                }
+            }
+        }
+    }
+    return ATTN_OK;
+}
+
+const attn_variant attn_variant_blocked = {
+    .name = "blocked",
+    .description = "cache-tiled two-pass: query tiles × key blocks, exact row softmax (portable C)",
+    .isa = 0,
+    .tolerance = 1e-5,
+    .param_count = 2,
+    .params = blocked_params,
+    .default_params = blocked_defaults,
+    .params_valid = NULL,
+    .workspace_size = blocked_workspace,
+    .run = blocked_run,
+};

@@ -1,0 +1,131 @@
+/* streaming.c — online softmax in portable C (the FlashAttention recurrence).
+ *
+ * A tile of bq query rows (flattened over the query heads of a GQA group, so each key block is
+ * read once for the whole group) walks the keys in blocks of bk. For each block it computes the
+ * bq×bk scores, then per row: the block max m', the correction 2^(m-m') applied to the running
+ * sum l and accumulator only when the max rises, and l += Σp, acc += Σ p·v. The row is
+ * normalised once at the end. Memory: bq·(d + bk + 2) floats, independent of Lk. */
+#include "variant.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { P_BQ, P_BK };
+
+static const attn_param_info streaming_params[] = {
+    [P_BQ] = {"bq", "query rows per tile", 1, 512, 1},
+    [P_BK] = {"bk", "keys per block", 1, 8192, 1},
+};
+
+static void streaming_defaults(const attn_problem *p, const attn_machine *m, int32_t *v)
+{
+    /* Keep a key block of K and V (2·bk·d floats) in half of L1, and the tile's accumulators
+     * plus scores in L2. */
+    int64_t bk = m->l1d_bytes / 2 / (2 * p->head_dim * (int64_t)sizeof(float));
+    bk = bk < 16 ? 16 : bk > 256 ? 256 : bk;
+    v[P_BK] = (int32_t)bk;
+    v[P_BQ] = 32;
+}
+
+static size_t streaming_workspace(const attn_problem *p, const int32_t *v)
+{
+    const size_t bq = (size_t)v[P_BQ], per_row = (size_t)p->head_dim + (size_t)v[P_BK] + 2;
+    return bq * per_row * sizeof(float);
+}
+
+static attn_status streaming_run(const attn_task *t)
+{
+    const attn_problem *p = t->problem;
+    const int64_t d = p->head_dim, bq = t->params[P_BQ], bk = t->params[P_BK];
+    float *acc = t->workspace;          /* [bq][d] */
+    float *scores = acc + bq * d;       /* [bq][bk] */
+    float *run_max = scores + bq * bk;  /* [bq] */
+    float *run_sum = run_max + bq;      /* [bq] */
+
+    for (int64_t g = t->group_begin; g < t->group_end; g++) {
+        const attn_group_rows gr = attn_group_rows_of(t, g);
+        for (int64_t r0 = 0; r0 < gr.count; r0 += bq) {
+            const int64_t nr = gr.count - r0 < bq ? gr.count - r0 : bq;
+            int64_t tile_keys = 0; /* keys any row of the tile may see */
+            for (int64_t r = 0; r < nr; r++) {
+                const int64_t lim = attn_key_limit(p, gr.b, t->row_begin + (r0 + r) % gr.rows);
+                tile_keys = lim > tile_keys ? lim : tile_keys;
+                run_max[r] = -INFINITY;
+                run_sum[r] = 0.0f;
+            }
+            memset(acc, 0, (size_t)(nr * d) * sizeof *acc);
+
+            for (int64_t j0 = 0; j0 < tile_keys; j0 += bk) {
+                const int64_t j1 = j0 + bk < tile_keys ? j0 + bk : tile_keys;
+                for (int64_t r = 0; r < nr; r++) {
+                    const int64_t h = gr.first_head + (r0 + r) / gr.rows;
+                    const int64_t i = t->row_begin + (r0 + r) % gr.rows;
+                    const int64_t lim = attn_key_limit(p, gr.b, i);
+                    const int64_t end = j1 < lim ? j1 : lim;
+                    if (end <= j0)
+                        continue;
+                    const float *q = attn_q_row(t, gr.b, h, i), *mask = attn_mask_row(p, i);
+                    float *s = scores + r * bk - j0; /* indexed by key j */
+                    float block_max = -INFINITY;
+                    bool any = false;
+                    for (int64_t j = j0; j < end; j++) {
+                        if (mask && mask[j] == -INFINITY) {
+                            s[j] = -INFINITY;
+                            continue;
+                        }
+                        s[j] = t->scale * attn_dot(q, attn_k_row(t, gr.b, gr.hkv, j), d) +
+                               (mask ? mask[j] : 0.0f);
+                        block_max = fmaxf(block_max, s[j]); /* NaN skipped; reaches l below */
+                        any = true;
+                    }
+                    if (!any)
+                        continue;
+                    float *a = acc + r * d;
+                    if (block_max > run_max[r]) {
+                        const float correction = expf(run_max[r] - block_max);
+                        if (run_max[r] != -INFINITY) { /* acc is still 0 otherwise */
+                            for (int64_t c = 0; c < d; c++)
+                                a[c] *= correction;
+                            run_sum[r] *= correction;
+                        }
+                        run_max[r] = block_max;
+                    }
+                    for (int64_t j = j0; j < end; j++) {
+                        if (s[j] == -INFINITY)
+                            continue;
+                        const float w = expf(s[j] - run_max[r]);
+                        const float *v = attn_v_row(t, gr.b, gr.hkv, j);
+                        run_sum[r] += w;
+                        for (int64_t c = 0; c < d; c++)
+                            a[c] += w * v[c];
+                    }
+                }
+            }
+
+            for (int64_t r = 0; r < nr; r++) {
+                const int64_t h = gr.first_head + (r0 + r) / gr.rows;
+                const int64_t i = t->row_begin + (r0 + r) % gr.rows;
+                float *o = attn_o_row(t, gr.b, h, i);
+                const float l = run_sum[r];
+                /* l == 0: no key seen, the row is zeros; a NaN l carries the NaN through. */
+                const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+                for (int64_t c = 0; c < d; c++)
+                    o[c] = acc[r * d + c] * inv;
+            }
+        }
+    }
+    return ATTN_OK;
+}
+
+const attn_variant attn_variant_streaming = {
+    .name = "streaming",
+    .description = "online softmax, key blocks, O(bq·(d+bk)) memory (portable C)",
+    .isa = 0,
+    .tolerance = 1e-5,
+    .param_count = 2,
+    .params = streaming_params,
+    .default_params = streaming_defaults,
+    .params_valid = NULL,
+    .workspace_size = streaming_workspace,
+    .run = streaming_run,
+};
