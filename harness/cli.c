@@ -1,3 +1,1251 @@
-#include "attn.h"
-#include <stdio.h>
-int main(void) { printf("%d variants\n", attn_variant_count()); return 0; }
+/* cli.c — the attnbench tool: a dispatcher over a table of subcommands, the helpers they share
+ * (options, number parsing, tables, JSON), and the `list` and `run` subcommands. */
+#include "cli.h"
+#include "cli_tune.h"
+
+#include "cpu.h"
+#include "npy.h"
+#include "oracle.h"
+#include "timing.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The subcommands: adding one is a function (see cli.h) and one line here. */
+static const struct cli_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"list", cli_list, "list the variants: ISA, support on this CPU, parameters, tolerance"},
+    {"run", cli_run, "time variants on one shape and check them against the float64 oracle"},
+    {"info", cli_info, "this machine: CPU, ISA, topology, caches, machine id, runnable variants"},
+    {"peak", cli_peak, "measure (or show the cached) FMA peak and triad memory bandwidth"},
+    {"tune", cli_tune, "search the fastest correct variant and parameters for a shape; store wisdom"},
+    {"plan", cli_plan, "what the planner would choose for a shape, and why"},
+    {"wisdom", cli_wisdom, "show, export, import or forget the tuning wisdom of this machine"},
+};
+static const int command_count = (int)(sizeof commands / sizeof commands[0]);
+
+static void print_usage(FILE *out)
+{
+    fprintf(out, "usage: attnbench COMMAND [options]   (attnbench COMMAND --help: its options)\n"
+                 "\nScaled dot-product attention on CPUs: O = softmax(scale*Q*K^T + mask)*V.\n"
+                 "\ncommands:\n");
+    for (int i = 0; i < command_count; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(out, "\nexit status: 0 ok, 1 a result failed its check, 2 bad input or an error.\n"
+                 "environment: ATTN_DISABLE_ISA=avx512,avx2 turns ISAs off as if the CPU lacked "
+                 "them;\nATTN_FORCE_VARIANT=NAME makes NAME the only default choice.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        print_usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(name, "--version")) {
+        printf("attnbench %s\n", ATTN_VERSION_STRING);
+        return CLI_EXIT_OK;
+    }
+    int status = -1;
+    for (int i = 0; i < command_count && status < 0; i++)
+        if (!strcmp(name, commands[i].name))
+            status = commands[i].run(argc - 1, argv + 1);
+    if (status < 0)
+        return cli_error(NULL, "unknown command '%s' (see attnbench --help)", name);
+    /* A full disk or a closed pipe must not pass for success. */
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return cli_error(NULL, "cannot write the output: %s", strerror(errno));
+    return status;
+}
+
+/* ---- shared helpers ----------------------------------------------------------------------- */
+
+int cli_error(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "attnbench%s%s: ", command ? " " : "", command ? command : "");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return CLI_EXIT_USAGE;
+}
+
+#define CLI_MAX_OPTIONS 64
+
+int cli_next_option(const char *command, int argc, char **argv, const cli_option *options,
+                    int count, const char **value)
+{
+    struct option longopts[CLI_MAX_OPTIONS + 1];
+    if (count > CLI_MAX_OPTIONS) {
+        cli_error(command, "internal error: more than %d options", CLI_MAX_OPTIONS);
+        return CLI_OPTION_ERROR;
+    }
+    int help = -1;
+    for (int i = 0; i < count; i++) {
+        longopts[i] = (struct option){options[i].name,
+                                      options[i].metavar ? required_argument : no_argument, NULL,
+                                      256 + i};
+        if (!strcmp(options[i].name, "help"))
+            help = i;
+    }
+    longopts[count] = (struct option){0};
+    opterr = 0; /* our messages, not getopt's */
+    *value = NULL;
+    const int c = getopt_long(argc, argv, ":h", longopts, NULL);
+    if (c >= 256) {
+        *value = optarg;
+        return c - 256;
+    }
+    if (c == 'h' && help >= 0)
+        return help;
+    if (c == -1) {
+        if (optind < argc) {
+            cli_error(command, "unexpected argument '%s'", argv[optind]);
+            return CLI_OPTION_ERROR;
+        }
+        return CLI_OPTION_END;
+    }
+    if (c == ':')
+        cli_error(command, "option '%s' needs a value", argv[optind - 1]);
+    else if (optopt && optopt != 'h')
+        cli_error(command, "unknown option '-%c'", optopt);
+    else
+        cli_error(command, "unknown or ambiguous option '%s' (see --help)", argv[optind - 1]);
+    return CLI_OPTION_ERROR;
+}
+
+void cli_print_options(FILE *out, const cli_option *options, int count)
+{
+    for (int i = 0; i < count; i++) {
+        char left[48];
+        snprintf(left, sizeof left, "--%s%s%s", options[i].name, options[i].metavar ? " " : "",
+                 options[i].metavar ? options[i].metavar : "");
+        fprintf(out, "  %-24s %s\n", left, options[i].help);
+    }
+}
+
+/* Text that starts like a number strto* would take but must not: blank, leading spaces. */
+static bool number_text_ok(const char *command, const char *flag, const char *text)
+{
+    if (!text[0] || text[0] == ' ' || text[0] == '\t' || text[0] == '\n') {
+        cli_error(command, "--%s: '%s' is not a number", flag, text);
+        return false;
+    }
+    return true;
+}
+
+bool cli_parse_int64(const char *command, const char *flag, const char *text, int64_t min,
+                     int64_t max, int64_t *out)
+{
+    if (!number_text_ok(command, flag, text))
+        return false;
+    char *end;
+    errno = 0;
+    const long long v = strtoll(text, &end, 10);
+    if (*end) {
+        cli_error(command, "--%s: '%s' is not an integer", flag, text);
+        return false;
+    }
+    if ((errno == ERANGE && v < 0) || v < min) {
+        cli_error(command, "--%s: %s is too small (must be >= %lld)", flag, text, (long long)min);
+        return false;
+    }
+    if (errno == ERANGE || v > max) {
+        cli_error(command, "--%s: %s is too large (must be <= %lld)", flag, text, (long long)max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_uint64(const char *command, const char *flag, const char *text, uint64_t *out)
+{
+    if (!number_text_ok(command, flag, text))
+        return false;
+    char *end;
+    errno = 0;
+    const unsigned long long v = strtoull(text, &end, 10);
+    if (*end || text[0] == '-' || errno == ERANGE) {
+        cli_error(command, "--%s: '%s' is not an integer in [0, 2^64)", flag, text);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_positive_float(const char *command, const char *flag, const char *text, float *out)
+{
+    if (!number_text_ok(command, flag, text))
+        return false;
+    char *end;
+    const double v = strtod(text, &end);
+    if (*end) {
+        cli_error(command, "--%s: '%s' is not a number", flag, text);
+        return false;
+    }
+    const float f = (float)v;
+    if (!(isfinite(v) && v > 0 && isfinite(f) && f > 0)) {
+        cli_error(command, "--%s: %s must be a positive finite float32 value", flag, text);
+        return false;
+    }
+    *out = f;
+    return true;
+}
+
+bool cli_parse_format(const char *command, const char *text, unsigned allowed, cli_format *out)
+{
+    static const char *const names[] = {"text", "json", "csv"};
+    for (int f = 0; f < 3; f++)
+        if ((allowed & 1u << f) && !strcmp(text, names[f])) {
+            *out = (cli_format)f;
+            return true;
+        }
+    char known[32] = "";
+    for (int f = 0; f < 3; f++)
+        if (allowed & 1u << f)
+            snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
+                     known[0] ? ", " : "", names[f]);
+    cli_error(command, "--format: '%s' is not one of %s", text, known);
+    return false;
+}
+
+static json_t *isa_list_json(uint32_t mask)
+{
+    json_t *list = json_array();
+    for (int i = 0; list && i < attn_isa_name_count; i++)
+        if ((mask & attn_isa_names[i].bit) &&
+            json_array_append_new(list, json_string(attn_isa_names[i].name))) {
+            json_decref(list);
+            return NULL;
+        }
+    return list;
+}
+
+json_t *cli_machine_json(void)
+{
+    const attn_cpu *cpu = attn_cpu_get();
+    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:o, s:o, s:I, s:I, s:I, s:I}",
+                     "id", attn_machine_id(), "vendor", cpu->vendor,
+                     "model_name", cpu->model_name, "family", cpu->family,
+                     "model", cpu->model, "stepping", cpu->stepping,
+                     "isa", isa_list_json(cpu->isa),
+                     "isa_detected", isa_list_json(cpu->isa_detected),
+                     "l1d_bytes", (json_int_t)cpu->machine.l1d_bytes,
+                     "l2_bytes", (json_int_t)cpu->machine.l2_bytes,
+                     "l3_bytes", (json_int_t)cpu->machine.l3_bytes,
+                     "cpus_online", (json_int_t)sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+json_t *cli_json_real(double x) { return isfinite(x) ? json_real(x) : json_null(); }
+
+bool cli_json_print(const json_t *root)
+{
+    if (!root || json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) != 0)
+        return false;
+    return fputc('\n', stdout) != EOF;
+}
+
+void cli_table_init(cli_table *t, int columns, const char *align)
+{
+    *t = (cli_table){.columns = columns, .align = align};
+}
+
+void cli_table_add(cli_table *t, const char *fmt, ...)
+{
+    if (t->out_of_memory)
+        return;
+    if (t->count == t->capacity) {
+        const size_t capacity = t->capacity ? 2 * t->capacity : 64;
+        char **cells = realloc(t->cells, capacity * sizeof *cells);
+        if (!cells) {
+            t->out_of_memory = true;
+            return;
+        }
+        t->cells = cells;
+        t->capacity = capacity;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&t->cells[t->count], fmt, ap) < 0)
+        t->out_of_memory = true;
+    else
+        t->count++;
+    va_end(ap);
+}
+
+bool cli_table_print(const cli_table *t, FILE *out)
+{
+    if (t->out_of_memory)
+        return false;
+    size_t *width = calloc((size_t)t->columns, sizeof *width);
+    if (!width)
+        return false;
+    for (size_t i = 0; i < t->count; i++) {
+        const size_t c = i % (size_t)t->columns, n = strlen(t->cells[i]);
+        if (n > width[c])
+            width[c] = n;
+    }
+    for (size_t i = 0; i < t->count; i++) {
+        const size_t c = i % (size_t)t->columns;
+        const bool last = c == (size_t)t->columns - 1 || i == t->count - 1;
+        /* The last column is not padded: no trailing blanks. */
+        fprintf(out, t->align[c] == 'r' ? "%*s" : "%-*s", last && t->align[c] != 'r' ? 0 :
+                (int)width[c], t->cells[i]);
+        fputs(last ? "\n" : "  ", out);
+    }
+    free(width);
+    return true;
+}
+
+void cli_table_free(cli_table *t)
+{
+    for (size_t i = 0; i < t->count; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    *t = (cli_table){0};
+}
+
+/* ---- attnbench list ----------------------------------------------------------------------- */
+
+enum { LIST_FORMAT, LIST_HELP, LIST_OPTION_COUNT };
+static const cli_option list_options[LIST_OPTION_COUNT] = {
+    [LIST_FORMAT] = {"format", "text|json", "output format (default text)"},
+    [LIST_HELP] = {"help", NULL, "this help"},
+};
+
+/* "bq=16..512/16": the range and, when not 1, the multiple. */
+static void format_param_ranges(const attn_variant_info *v, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < v->param_count && used < len; i++) {
+        const attn_param_info *p = &v->params[i];
+        int w = snprintf(buf + used, len - used, "%s%s=%d..%d", i ? " " : "", p->name, p->min,
+                         p->max);
+        if (w > 0 && p->multiple_of > 1 && (size_t)w < len - used)
+            w += snprintf(buf + used + w, len - used - (size_t)w, "/%d", p->multiple_of);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+static json_t *variant_json(const attn_variant_info *v)
+{
+    json_t *params = json_array();
+    for (int i = 0; params && i < v->param_count; i++) {
+        const attn_param_info *p = &v->params[i];
+        if (json_array_append_new(params, json_pack("{s:s, s:s, s:i, s:i, s:i}", "name", p->name,
+                                                    "description", p->description, "min", p->min,
+                                                    "max", p->max, "multiple_of",
+                                                    p->multiple_of))) {
+            json_decref(params);
+            params = NULL;
+        }
+    }
+    return json_pack("{s:s, s:s, s:s, s:b, s:o, s:f, s:o}", "name", v->name, "description",
+                     v->description, "isa", v->isa, "supported", v->supported, "why_not",
+                     v->supported ? json_null() : json_string(v->why_not), "tolerance",
+                     v->tolerance, "params", params);
+}
+
+int cli_list(int argc, char **argv)
+{
+    cli_format format = CLI_FORMAT_TEXT;
+    const char *value;
+    for (int o; (o = cli_next_option("list", argc, argv, list_options, LIST_OPTION_COUNT,
+                                     &value)) != CLI_OPTION_END;) {
+        switch (o) {
+        case LIST_FORMAT:
+            if (!cli_parse_format("list", value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON,
+                                  &format))
+                return CLI_EXIT_USAGE;
+            break;
+        case LIST_HELP:
+            printf("usage: attnbench list [options]\n\nEvery variant of this build, best first: "
+                   "the ISA it needs, whether this CPU\ncan run it (and why not), its tunable "
+                   "parameters and its declared tolerance\n(max normwise relative error against "
+                   "the float64 oracle).\n\noptions:\n");
+            cli_print_options(stdout, list_options, LIST_OPTION_COUNT);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
+        }
+    }
+
+    const int count = attn_variant_count();
+    if (format == CLI_FORMAT_JSON) {
+        json_t *variants = json_array();
+        for (int i = 0; variants && i < count; i++) {
+            attn_variant_info v;
+            if (attn_variant_get(i, &v) && json_array_append_new(variants, variant_json(&v))) {
+                json_decref(variants);
+                variants = NULL;
+            }
+        }
+        json_t *root = json_pack("{s:s, s:o, s:o}", "tool", "attnbench " ATTN_VERSION_STRING,
+                                 "machine", cli_machine_json(), "variants", variants);
+        const bool ok = cli_json_print(root);
+        json_decref(root);
+        return ok ? CLI_EXIT_OK : cli_error("list", "out of memory or output error");
+    }
+
+    cli_table table;
+    cli_table_init(&table, 6, "lllrll");
+    cli_table_add(&table, "variant");
+    cli_table_add(&table, "isa");
+    cli_table_add(&table, "supported here");
+    cli_table_add(&table, "tolerance");
+    cli_table_add(&table, "parameters (name=min..max/multiple)");
+    cli_table_add(&table, "description");
+    for (int i = 0; i < count; i++) {
+        attn_variant_info v;
+        if (!attn_variant_get(i, &v))
+            continue;
+        char ranges[256];
+        format_param_ranges(&v, ranges, sizeof ranges);
+        cli_table_add(&table, "%s", v.name);
+        cli_table_add(&table, "%s", v.isa[0] ? v.isa : "portable C");
+        if (v.supported)
+            cli_table_add(&table, "yes");
+        else
+            cli_table_add(&table, "no: %s", v.why_not);
+        cli_table_add(&table, "%g", v.tolerance);
+        cli_table_add(&table, "%s", ranges[0] ? ranges : "-");
+        cli_table_add(&table, "%s", v.description);
+    }
+    const bool ok = cli_table_print(&table, stdout);
+    cli_table_free(&table);
+    return ok ? CLI_EXIT_OK : cli_error("list", "out of memory");
+}
+
+/* ---- attnbench run ------------------------------------------------------------------------ */
+
+enum {
+    RUN_VARIANT, RUN_BATCH, RUN_HEADS, RUN_KV_HEADS, RUN_LEN_Q, RUN_LEN_KV, RUN_DIM, RUN_SCALE,
+    RUN_CAUSAL, RUN_KV_LENS, RUN_MASK, RUN_LAYOUT, RUN_PARAMS, RUN_SEED, RUN_REPS, RUN_WARMUP,
+    RUN_THREADS, RUN_NO_CHECK, RUN_Q, RUN_K, RUN_V, RUN_OUT, RUN_FORMAT, RUN_DISABLE_ISA, RUN_HELP, RUN_OPTION_COUNT
+};
+
+/* Defaults of the shape and the measurement. */
+enum { DEFAULT_BATCH = 1, DEFAULT_HEADS = 8, DEFAULT_LEN = 1024, DEFAULT_DIM = 64 };
+enum { DEFAULT_REPS = 10, DEFAULT_WARMUP = 2, MAX_REPS = 1000000 };
+
+static const cli_option run_options[RUN_OPTION_COUNT] = {
+    [RUN_VARIANT] = {"variant", "LIST", "comma list of variants, or all (default: all)"},
+    [RUN_BATCH] = {"batch", "N", "batch size B (default 1)"},
+    [RUN_HEADS] = {"heads", "N", "query heads Hq (default 8)"},
+    [RUN_KV_HEADS] = {"kv-heads", "N", "key/value heads Hkv, dividing Hq (default Hq)"},
+    [RUN_LEN_Q] = {"len-q", "N", "query length Lq (default 1024)"},
+    [RUN_LEN_KV] = {"len-kv", "N", "key/value length Lk (default Lq)"},
+    [RUN_DIM] = {"dim", "N", "head dimension d (default 64)"},
+    [RUN_SCALE] = {"scale", "X", "softmax scale, positive and finite (default 1/sqrt(d))"},
+    [RUN_CAUSAL] = {"causal", NULL, "causal mask, bottom-right aligned: i sees j <= i + Lk - Lq"},
+    [RUN_KV_LENS] = {"kv-lens", "N,N,...", "key length of each batch entry (B values, each <= Lk)"},
+    [RUN_MASK] = {"mask", "FILE.npy", "additive float32 mask [Lq,Lk] (-inf masks a key)"},
+    [RUN_LAYOUT] = {"layout", "bhld|blhd", "memory layout of Q, K, V, O (default bhld)"},
+    [RUN_PARAMS] = {"params", "NAME:K=V,...", "parameters of variant NAME (repeatable)"},
+    [RUN_SEED] = {"seed", "N", "seed of the random inputs (default 1)"},
+    [RUN_REPS] = {"reps", "N", "timed runs per variant, 1..1000000 (default 10)"},
+    [RUN_WARMUP] = {"warmup", "N", "untimed runs per variant before them (default 2)"},
+    [RUN_THREADS] = {"threads", "N", "threads per run; 0: the library's default (default 1)"},
+    [RUN_NO_CHECK] = {"no-check", NULL, "skip the float64 oracle (error fields become null)"},
+    [RUN_Q] = {"q", "FILE.npy", "read Q [B,Hq,Lq,d] instead of random values"},
+    [RUN_K] = {"k", "FILE.npy", "read K [B,Hkv,Lk,d]"},
+    [RUN_V] = {"v", "FILE.npy", "read V [B,Hkv,Lk,d]"},
+    [RUN_OUT] = {"out", "FILE.npy", "write O [B,Hq,Lq,d] of the first variant run"},
+    [RUN_FORMAT] = {"format", "text|json|csv", "output format (default text)"},
+    [RUN_DISABLE_ISA] = {"disable-isa", "LIST", "turn ISAs off, as ATTN_DISABLE_ISA=LIST does"},
+    [RUN_HELP] = {"help", NULL, "this help"},
+};
+
+static void print_run_help(void)
+{
+    printf("usage: attnbench run [options]\n\n"
+           "Runs each chosen variant on one attention problem: one untimed run checked against\n"
+           "the float64 oracle, then --warmup untimed and --reps timed runs (CLOCK_MONOTONIC,\n"
+           "the runs of the variants interleaved); reports median, min and max time,\n"
+           "GFLOP/s (4*B*Hq*d per attended query-key pair) and the error against the oracle.\n"
+           "\noptions:\n");
+    cli_print_options(stdout, run_options, RUN_OPTION_COUNT);
+    printf("\nInputs are uniform in [-1, 1) from a SplitMix64 generator seeded by --seed, drawn\n"
+           "in [B,H,L,d] order whatever the layout, so runs are reproducible and layouts agree.\n"
+           ".npy files: little-endian float32 ('<f4'), C order, versions 1.0, 2.0, 3.0; Q, K, V\n"
+           "and O are 4-d [B,H,L,d] whatever --layout says. A size not given as a flag is taken\n"
+           "from the files (B, Hq, Lq, d from --q; Hkv, Lk from --k or --v); sizes given both\n"
+           "ways must agree. --out writes the output of the first variant run (the first of\n"
+           "--variant's list, or the best-ranked supported one), atomically.\n"
+           "--variant all (the default) runs every variant this CPU supports; without --variant,\n"
+           "ATTN_FORCE_VARIANT=NAME runs that one only. Naming a variant this CPU cannot run\n"
+           "is an error (ATTN_DISABLE_ISA=avx512,... turns ISAs off as if the CPU lacked them).\n"
+           "--params NAME:K=V,... must name a variant being run; its values apply over the\n"
+           "variant's defaults for the shape.\n"
+           "\nexit status: 0 every variant ok, 1 some variant beyond its tolerance, 2 bad input\n"
+           "or an error (message on stderr).\n");
+}
+
+typedef struct run_config {
+    const char *variants; /* NULL: every supported one */
+    int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim; /* 0: not given */
+    float scale;                                                 /* 0: default */
+    bool causal, blhd, check;
+    uint64_t seed;
+    int64_t reps, warmup, threads;
+    const char *kv_lens, *mask, *q, *k, *v, *out;
+    const char **params; /* the --params texts, in order */
+    int params_count;
+    cli_format format;
+} run_config;
+
+static int parse_run_options(int argc, char **argv, run_config *c)
+{
+    *c = (run_config){.check = true, .seed = 1, .reps = DEFAULT_REPS, .warmup = DEFAULT_WARMUP,
+                      .threads = 1};
+    c->params = malloc((size_t)argc * sizeof *c->params);
+    if (!c->params)
+        return cli_error("run", "out of memory");
+    const char *value;
+    for (int o; (o = cli_next_option("run", argc, argv, run_options, RUN_OPTION_COUNT, &value)) !=
+                CLI_OPTION_END;) {
+        const char *flag = o >= 0 ? run_options[o].name : "";
+        bool ok = true;
+        switch (o) {
+        case RUN_BATCH: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->batch); break;
+        case RUN_HEADS: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->heads_q); break;
+        case RUN_KV_HEADS:
+            ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->heads_kv);
+            break;
+        case RUN_LEN_Q: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->len_q); break;
+        case RUN_LEN_KV: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->len_kv); break;
+        case RUN_DIM: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->head_dim); break;
+        case RUN_VARIANT: c->variants = value; break;
+        case RUN_SCALE: ok = cli_parse_positive_float("run", flag, value, &c->scale); break;
+        case RUN_CAUSAL: c->causal = true; break;
+        case RUN_KV_LENS: c->kv_lens = value; break;
+        case RUN_MASK: c->mask = value; break;
+        case RUN_LAYOUT:
+            ok = !strcmp(value, "bhld") || !strcmp(value, "blhd");
+            if (!ok)
+                cli_error("run", "--layout: '%s' is not bhld or blhd", value);
+            c->blhd = ok && !strcmp(value, "blhd");
+            break;
+        case RUN_PARAMS: c->params[c->params_count++] = value; break;
+        case RUN_SEED: ok = cli_parse_uint64("run", flag, value, &c->seed); break;
+        case RUN_REPS: ok = cli_parse_int64("run", flag, value, 1, MAX_REPS, &c->reps); break;
+        case RUN_WARMUP: ok = cli_parse_int64("run", flag, value, 0, MAX_REPS, &c->warmup); break;
+        case RUN_THREADS:
+            ok = cli_parse_int64("run", flag, value, 0, ATTN_MAX_THREADS, &c->threads);
+            break;
+        case RUN_NO_CHECK: c->check = false; break;
+        case RUN_Q: c->q = value; break;
+        case RUN_K: c->k = value; break;
+        case RUN_V: c->v = value; break;
+        case RUN_OUT: c->out = value; break;
+        case RUN_FORMAT:
+            ok = cli_parse_format("run", value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON |
+                                  1u << CLI_FORMAT_CSV, &c->format);
+            break;
+        case RUN_DISABLE_ISA: ok = cli_set_disable_isa("run", value); break;
+        case RUN_HELP: print_run_help(); return CLI_EXIT_OK;
+        default: return CLI_EXIT_USAGE;
+        }
+        if (!ok)
+            return CLI_EXIT_USAGE;
+    }
+    if (c->threads == 0)
+        c->threads = attn_default_threads();
+    return -1; /* go on */
+}
+
+/* ---- inputs -------------------------------------------------------------------------------- */
+
+/* SplitMix64 (Steele, Lea, Flood, "Fast splittable pseudorandom number generators", 2014):
+ * a tiny generator with a full 2^64 period, plenty for benchmark inputs. */
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [-1, 1): 24 random bits scaled, exactly representable in float. */
+static float uniform_pm1(uint64_t *state)
+{
+    return (float)(splitmix64(state) >> 40) * 0x1p-23f - 1.0f;
+}
+
+/* The logical shape [B, H, L, d] and strides of tensor 'q', 'k', 'v' or 'o'. */
+typedef struct tensor_view {
+    int64_t dims[4];
+    const attn_strides *strides;
+} tensor_view;
+
+static tensor_view view_of(const attn_problem *p, char tensor)
+{
+    const bool is_q = tensor == 'q' || tensor == 'o';
+    const attn_strides *s = tensor == 'q' ? &p->q : tensor == 'k' ? &p->k
+                          : tensor == 'v' ? &p->v : &p->o;
+    return (tensor_view){{p->batch, is_q ? p->heads_q : p->heads_kv, is_q ? p->len_q : p->len_kv,
+                          p->head_dim}, s};
+}
+
+/* Fills a strided tensor row by row in logical order: from `src` (contiguous [B,H,L,d]) when
+ * given, else from the generator. */
+static void fill_tensor(float *dst, tensor_view t, const float *src, uint64_t *rng)
+{
+    const int64_t d = t.dims[3];
+    for (int64_t b = 0; b < t.dims[0]; b++)
+        for (int64_t h = 0; h < t.dims[1]; h++)
+            for (int64_t l = 0; l < t.dims[2]; l++) {
+                float *row = dst + b * t.strides->batch + h * t.strides->head + l * t.strides->seq;
+                if (src) {
+                    memcpy(row, src, (size_t)d * sizeof *row);
+                    src += d;
+                } else {
+                    for (int64_t c = 0; c < d; c++)
+                        row[c] = uniform_pm1(rng);
+                }
+            }
+}
+
+/* Copies a strided tensor into contiguous [B,H,L,d]. */
+static void gather_tensor(float *dst, tensor_view t, const float *src)
+{
+    const int64_t d = t.dims[3];
+    for (int64_t b = 0; b < t.dims[0]; b++)
+        for (int64_t h = 0; h < t.dims[1]; h++)
+            for (int64_t l = 0; l < t.dims[2]; l++, dst += d)
+                memcpy(dst, src + b * t.strides->batch + h * t.strides->head + l * t.strides->seq,
+                       (size_t)d * sizeof *dst);
+}
+
+static void format_shape(char *buf, size_t len, int ndim, const int64_t *shape)
+{
+    size_t used = (size_t)snprintf(buf, len, "(");
+    for (int i = 0; i < ndim && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? ", " : "",
+                                 (long long)shape[i]);
+    if (used < len)
+        snprintf(buf + used, len - used, ")");
+}
+
+/* Everything run owns; released by run_free. */
+typedef struct run_state {
+    run_config config;
+    attn_npy_array file_q, file_k, file_v, file_mask;
+    attn_problem problem;
+    int32_t *kv_lens;
+    float *q, *k, *v, *o, *out;
+    double *ref;
+    struct variant_run *runs;
+    int run_count;
+} run_state;
+
+typedef struct variant_run {
+    int index; /* in the registry */
+    attn_variant_info info;
+    attn_params params;
+    bool chosen;     /* named by --variant or --params, not only part of the default set */
+    double *samples; /* reps seconds */
+    attn_time_stats time;
+    attn_error_metrics error;
+} variant_run;
+
+static void run_free(run_state *s)
+{
+    attn_npy_free(&s->file_q);
+    attn_npy_free(&s->file_k);
+    attn_npy_free(&s->file_v);
+    attn_npy_free(&s->file_mask);
+    free(s->kv_lens);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->o);
+    free(s->out);
+    free(s->ref);
+    for (int i = 0; i < s->run_count; i++)
+        free(s->runs[i].samples);
+    free(s->runs);
+    free(s->config.params);
+}
+
+static bool read_npy(const char *flag, const char *path, int ndim, attn_npy_array *a)
+{
+    if (!path)
+        return true;
+    attn_error err;
+    if (attn_npy_read_f32(path, a, &err) != ATTN_OK) {
+        cli_error("run", "--%s %s", flag, err.message);
+        return false;
+    }
+    if (a->ndim != ndim) {
+        char shape[160];
+        format_shape(shape, sizeof shape, a->ndim, a->shape);
+        cli_error("run", "--%s %s: expected a %d-d array, got shape %s", flag, path, ndim, shape);
+        return false;
+    }
+    return true;
+}
+
+/* A file must have exactly the shape the problem says. */
+static bool check_file_shape(const char *flag, const char *path, const attn_npy_array *a,
+                             int ndim, const int64_t *want, const char *names)
+{
+    if (!path || !memcmp(a->shape, want, (size_t)ndim * sizeof *want))
+        return true;
+    char have[160], need[160];
+    format_shape(have, sizeof have, a->ndim, a->shape);
+    format_shape(need, sizeof need, ndim, want);
+    cli_error("run", "--%s %s: shape %s does not match the problem's %s = %s", flag, path, have,
+              names, need);
+    return false;
+}
+
+/* The first value of a size: the flag, else the first file that has it, else the default. */
+static int64_t pick_size(int64_t flag, const attn_npy_array *a, const attn_npy_array *b, int dim,
+                         int64_t fallback)
+{
+    if (flag)
+        return flag;
+    if (a && a->ndim == 4)
+        return a->shape[dim];
+    if (b && b->ndim == 4)
+        return b->shape[dim];
+    return fallback;
+}
+
+/* Builds and validates the problem from the flags and files. */
+static int build_problem(run_state *s)
+{
+    const run_config *c = &s->config;
+    if (!read_npy("q", c->q, 4, &s->file_q) || !read_npy("k", c->k, 4, &s->file_k) ||
+        !read_npy("v", c->v, 4, &s->file_v) || !read_npy("mask", c->mask, 2, &s->file_mask))
+        return CLI_EXIT_USAGE;
+    const attn_npy_array *fq = c->q ? &s->file_q : NULL, *fk = c->k ? &s->file_k : NULL,
+                         *fv = c->v ? &s->file_v : NULL;
+    const attn_npy_array *fkv = fk ? fk : fv;
+    const int64_t batch = pick_size(c->batch, fq, fkv, 0, DEFAULT_BATCH);
+    const int64_t heads_q = pick_size(c->heads_q, fq, NULL, 1, DEFAULT_HEADS);
+    const int64_t heads_kv = pick_size(c->heads_kv, fkv, NULL, 1, heads_q);
+    const int64_t len_q = pick_size(c->len_q, fq, NULL, 2, DEFAULT_LEN);
+    const int64_t len_kv = pick_size(c->len_kv, fkv, NULL, 2, len_q);
+    const int64_t head_dim = pick_size(c->head_dim, fq, fkv, 3, DEFAULT_DIM);
+    attn_problem *p = &s->problem;
+    attn_problem_init(p, batch, heads_q, heads_kv, len_q, len_kv, head_dim);
+    p->scale = c->scale;
+    p->causal = c->causal;
+    if (c->blhd)
+        attn_problem_set_layout_blhd(p);
+
+    const int64_t shape_q[4] = {batch, heads_q, len_q, head_dim},
+                  shape_kv[4] = {batch, heads_kv, len_kv, head_dim},
+                  shape_mask[2] = {len_q, len_kv};
+    if (!check_file_shape("q", c->q, &s->file_q, 4, shape_q, "[B,Hq,Lq,d]") ||
+        !check_file_shape("k", c->k, &s->file_k, 4, shape_kv, "[B,Hkv,Lk,d]") ||
+        !check_file_shape("v", c->v, &s->file_v, 4, shape_kv, "[B,Hkv,Lk,d]") ||
+        !check_file_shape("mask", c->mask, &s->file_mask, 2, shape_mask, "[Lq,Lk]"))
+        return CLI_EXIT_USAGE;
+    p->mask = s->file_mask.data;
+
+    if (c->kv_lens) {
+        /* Count first: B values must be given, and B itself may be absurdly large. */
+        int64_t n = 1;
+        for (const char *t = c->kv_lens; *t; t++)
+            n += *t == ',';
+        if (n != batch)
+            return cli_error("run", "--kv-lens: %lld values given for a batch of %lld",
+                             (long long)n, (long long)batch);
+        s->kv_lens = malloc((size_t)n * sizeof *s->kv_lens);
+        if (!s->kv_lens)
+            return cli_error("run", "out of memory");
+        const char *t = c->kv_lens;
+        for (int64_t b = 0; b < n; b++) {
+            const size_t len = strcspn(t, ",");
+            char item[24];
+            snprintf(item, sizeof item, "%.*s", (int)(len < sizeof item ? len : sizeof item - 1),
+                     t);
+            int64_t x;
+            if (len >= sizeof item)
+                return cli_error("run", "--kv-lens: '%.*s...' is not an integer", 20, t);
+            if (!cli_parse_int64("run", "kv-lens", item, 0, INT32_MAX, &x))
+                return CLI_EXIT_USAGE;
+            s->kv_lens[b] = (int32_t)x;
+            t += len + (t[len] == ',');
+        }
+        p->kv_lens = s->kv_lens;
+    }
+
+    attn_error err;
+    if (attn_problem_validate(p, &err) != ATTN_OK)
+        return cli_error("run", "invalid problem: %s", err.message);
+    return -1;
+}
+
+/* The registry index of the variant named by text[0..len), or -1. */
+static int variant_index(const char *text, size_t len)
+{
+    char name[64];
+    if (len >= sizeof name)
+        return -1;
+    memcpy(name, text, len);
+    name[len] = '\0';
+    return attn_variant_find(name);
+}
+
+static int unknown_variant(const char *flag, const char *text, size_t len)
+{
+    char known[512] = "";
+    for (int i = 0; i < attn_variant_count(); i++) {
+        attn_variant_info info;
+        if (attn_variant_get(i, &info))
+            snprintf(known + strlen(known), sizeof known - strlen(known), "%s, ", info.name);
+    }
+    return cli_error("run", "--%s: unknown variant '%.*s' (known: %sall)", flag, (int)len, text,
+                     known);
+}
+
+/* Chooses the variants and their parameters. */
+static int choose_variants(run_state *s)
+{
+    const run_config *c = &s->config;
+    const int count = attn_variant_count();
+    s->runs = calloc((size_t)count, sizeof *s->runs);
+    if (!s->runs)
+        return cli_error("run", "out of memory");
+    attn_variant_info info;
+    const char *forced = NULL;
+    attn_error err;
+    if (!c->variants && attn_forced_variant(&forced, &err) != ATTN_OK)
+        return cli_error("run", "%s", err.message);
+    if (forced) {
+        s->runs[s->run_count++] = (variant_run){.index = attn_variant_find(forced), .chosen = true};
+    } else if (!c->variants || !strcmp(c->variants, "all")) {
+        for (int i = 0; i < count; i++) {
+            if (!attn_variant_get(i, &info))
+                continue;
+            if (info.supported)
+                s->runs[s->run_count++].index = i;
+            else
+                fprintf(stderr, "attnbench run: skipping %s: %s\n", info.name, info.why_not);
+        }
+    } else {
+        for (const char *t = c->variants;; t++) {
+            const size_t len = strcspn(t, ",");
+            const int i = variant_index(t, len);
+            if (i < 0)
+                return unknown_variant("variant", t, len);
+            attn_variant_get(i, &info);
+            if (!info.supported)
+                return cli_error("run", "--variant: %s cannot run on this CPU: %s", info.name,
+                                 info.why_not);
+            for (int r = 0; r < s->run_count; r++)
+                if (s->runs[r].index == i)
+                    return cli_error("run", "--variant: %s is named twice", info.name);
+            s->runs[s->run_count++] = (variant_run){.index = i, .chosen = true};
+            t += len;
+            if (!*t)
+                break;
+        }
+    }
+    if (s->run_count == 0)
+        return cli_error("run", "no variant can run on this CPU");
+
+    for (int r = 0; r < s->run_count; r++) {
+        variant_run *run = &s->runs[r];
+        attn_variant_get(run->index, &run->info);
+        run->info.isa = NULL; /* attn_variant_get's text buffers are reused by the next call */
+        run->info.why_not = NULL;
+        if (attn_variant_default_params(run->info.name, &s->problem, &run->params, &err) !=
+            ATTN_OK)
+            return cli_error("run", "%s", err.message);
+        run->params.threads = (int32_t)c->threads;
+    }
+    for (int i = 0; i < c->params_count; i++) {
+        const char *text = c->params[i], *colon = strchr(text, ':');
+        if (!colon)
+            return cli_error("run", "--params: '%s' is not NAME:K=V,...", text);
+        const size_t len = (size_t)(colon - text);
+        const int index = variant_index(text, len);
+        if (index < 0)
+            return unknown_variant("params", text, len);
+        variant_run *run = NULL;
+        for (int r = 0; r < s->run_count; r++)
+            if (s->runs[r].index == index)
+                run = &s->runs[r];
+        if (!run)
+            return cli_error("run", "--params: variant %.*s is not being run (see --variant)",
+                             (int)len, text);
+        if (attn_params_parse(run->info.name, colon + 1, &run->params, &err) != ATTN_OK)
+            return cli_error("run", "--params %s: %s", text, err.message);
+        run->chosen = true;
+    }
+    /* Every choice checked now, before the long part. A variant that only came with the
+     * default set and cannot take this problem (a BLAS int limit, a register budget) is left
+     * out with a note; one the user chose is an error. */
+    int kept = 0;
+    for (int r = 0; r < s->run_count; r++) {
+        variant_run *run = &s->runs[r];
+        if (attn_params_check(run->info.name, &s->problem, &run->params, &err) == ATTN_OK)
+            s->runs[kept++] = *run;
+        else if (run->chosen)
+            return cli_error("run", "%s", err.message);
+        else
+            fprintf(stderr, "attnbench run: skipping %s: %s\n", run->info.name, err.message);
+    }
+    s->run_count = kept;
+    if (s->run_count == 0)
+        return cli_error("run", "no variant can run this problem");
+    return -1;
+}
+
+/* Allocates and fills the tensors, after checking the total fits in the machine's memory (so a
+ * huge-but-valid shape fails cleanly here rather than in the OOM killer later). */
+static int make_tensors(run_state *s)
+{
+    const attn_problem *p = &s->problem;
+    const run_config *c = &s->config;
+    attn_error err;
+    int64_t extent[4], logical = p->batch; /* elements: q, k, v, o; B·Hq·Lq·d */
+    const char names[4] = {'q', 'k', 'v', 'o'};
+    for (int t = 0; t < 4; t++)
+        if (attn_tensor_extent(p, names[t], &extent[t], &err) != ATTN_OK)
+            return cli_error("run", "invalid problem: %s", err.message);
+    /* B·Hq·Lq·d <= B·Hq·Lq·Lk·d, which validation bounds by INT64_MAX / 8. */
+    logical *= p->heads_q * p->len_q * p->head_dim;
+    const double total = 4.0 * (double)(extent[0] + extent[1] + extent[2] + extent[3]) +
+                         (c->check ? 8.0 * (double)logical : 0) + (c->out ? 4.0 * logical : 0);
+    const double physical = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (physical > 0 && total > physical)
+        return cli_error("run", "cannot allocate: this shape needs %.3g GiB of memory for its "
+                         "tensors%s, the machine has %.3g GiB", total / 0x1p30,
+                         c->check ? " and the oracle" : "", physical / 0x1p30);
+
+    float **buffers[4] = {&s->q, &s->k, &s->v, &s->o};
+    for (int t = 0; t < 4; t++) {
+        /* 64-byte aligned, the size rounded up as aligned_alloc wants. */
+        const size_t bytes = ((size_t)extent[t] * sizeof(float) + 63) & ~(size_t)63;
+        if (!(*buffers[t] = aligned_alloc(64, bytes)))
+            return cli_error("run", "cannot allocate %zu bytes for %c", bytes, names[t]);
+    }
+    if (c->check && !(s->ref = malloc((size_t)logical * sizeof *s->ref)))
+        return cli_error("run", "cannot allocate %lld bytes for the oracle's output",
+                         (long long)logical * 8);
+    if (c->out && !(s->out = malloc((size_t)logical * sizeof *s->out)))
+        return cli_error("run", "cannot allocate %lld bytes for --out", (long long)logical * 4);
+
+    /* One stream per tensor, so changing one tensor's shape leaves the others' values alone. */
+    const attn_npy_array *files[3] = {&s->file_q, &s->file_k, &s->file_v};
+    for (int t = 0; t < 3; t++) {
+        uint64_t rng = c->seed ^ (uint64_t)(t + 1) << 56;
+        fill_tensor(*buffers[t], view_of(p, names[t]), files[t]->data, &rng);
+    }
+    attn_npy_free(&s->file_q);
+    attn_npy_free(&s->file_k);
+    attn_npy_free(&s->file_v);
+    return -1;
+}
+
+/* One untimed run of each variant, compared with the oracle; --out keeps the first. */
+static int check_variants(run_state *s)
+{
+    const attn_problem *p = &s->problem;
+    attn_error err;
+    int64_t o_extent;
+    attn_tensor_extent(p, 'o', &o_extent, NULL);
+    if (s->config.check && attn_oracle(p, s->q, s->k, s->v, s->ref, &err) != ATTN_OK)
+        return cli_error("run", "oracle: %s", err.message);
+    for (int r = 0; r < s->run_count; r++) {
+        variant_run *run = &s->runs[r];
+        /* NaN everywhere first: an element the variant forgets to write fails the check. */
+        for (int64_t i = 0; i < o_extent; i++)
+            s->o[i] = NAN;
+        if (attn_run_variant(run->info.name, p, &run->params, s->q, s->k, s->v, s->o, &err))
+            return cli_error("run", "%s", err.message);
+        if (s->config.check)
+            attn_compare(p, s->o, s->ref, run->info.tolerance, &run->error);
+        if (r == 0 && s->out)
+            gather_tensor(s->out, view_of(p, 'o'), s->o);
+    }
+    if (s->out) {
+        const int64_t shape[4] = {p->batch, p->heads_q, p->len_q, p->head_dim};
+        if (attn_npy_write_f32(s->config.out, 4, shape, s->out, &err) != ATTN_OK)
+            return cli_error("run", "--out %s", err.message);
+    }
+    return -1;
+}
+
+/* Warm-up rounds, then timed rounds; each round runs every variant once, so slow drifts of a
+ * shared machine (frequency, other load) spread over all variants alike. */
+static int time_variants(run_state *s)
+{
+    const run_config *c = &s->config;
+    attn_error err;
+    for (int r = 0; r < s->run_count; r++)
+        if (!(s->runs[r].samples = malloc((size_t)c->reps * sizeof(double))))
+            return cli_error("run", "out of memory");
+    for (int64_t round = 0; round < c->warmup + c->reps; round++)
+        for (int r = 0; r < s->run_count; r++) {
+            variant_run *run = &s->runs[r];
+            const double start = attn_clock_seconds();
+            if (attn_run_variant(run->info.name, &s->problem, &run->params, s->q, s->k, s->v,
+                                 s->o, &err))
+                return cli_error("run", "%s", err.message);
+            const double seconds = attn_clock_seconds() - start;
+            if (round >= c->warmup)
+                run->samples[round - c->warmup] = seconds;
+        }
+    for (int r = 0; r < s->run_count; r++)
+        attn_time_stats_compute(s->runs[r].samples, (size_t)c->reps, &s->runs[r].time);
+    return -1;
+}
+
+/* ---- run's output -------------------------------------------------------------------------- */
+
+static double gflops(const variant_run *run, double flops)
+{
+    return run->time.median > 0 ? flops / run->time.median * 1e-9 : 0.0;
+}
+
+static bool run_ok(const run_state *s, const variant_run *run)
+{
+    return !s->config.check || run->error.ok;
+}
+
+static json_t *kv_lens_json(const attn_problem *p)
+{
+    if (!p->kv_lens)
+        return json_null();
+    json_t *list = json_array();
+    for (int64_t b = 0; list && b < p->batch; b++)
+        if (json_array_append_new(list, json_integer(p->kv_lens[b]))) {
+            json_decref(list);
+            return NULL;
+        }
+    return list;
+}
+
+static json_t *result_json(const run_state *s, const variant_run *run, double flops)
+{
+    const attn_problem *p = &s->problem;
+    const run_config *c = &s->config;
+    json_t *params = json_object();
+    for (int i = 0; params && i < run->info.param_count; i++)
+        if (json_object_set_new(params, run->info.params[i].name,
+                                json_integer(run->params.value[i]))) {
+            json_decref(params);
+            params = NULL;
+        }
+    json_t *shape = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:f, s:s, s:o, s:o}", "batch", (json_int_t)p->batch,
+        "heads_q", (json_int_t)p->heads_q, "heads_kv", (json_int_t)p->heads_kv, "len_q",
+        (json_int_t)p->len_q, "len_kv", (json_int_t)p->len_kv, "head_dim", (json_int_t)p->head_dim,
+        "causal", p->causal, "scale", (double)attn_problem_scale(p), "layout",
+        c->blhd ? "blhd" : "bhld", "kv_lens", kv_lens_json(p), "mask",
+        c->mask ? json_string(c->mask) : json_null());
+    return json_pack(
+        "{s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:o, s:o, s:o, s:o, s:o, s:f, "
+        "s:b, s:b}",
+        "variant", run->info.name, "params", params, "shape", shape, "threads",
+        (json_int_t)c->threads, "reps",
+        (json_int_t)c->reps, "warmup", (json_int_t)c->warmup, "seed", (json_int_t)c->seed,
+        "median_s", run->time.median, "min_s", run->time.min, "max_s", run->time.max, "flops",
+        flops, "gflops", gflops(run, flops),
+        /* fractions of the cached roofline (attnbench peak), null when none is cached */
+        "peak_fraction", cli_json_real(cli_peak_fraction(gflops(run, flops), (int)c->threads)),
+        "bw_fraction", p->len_q == 1
+            ? cli_json_real(cli_bw_fraction(p, run->time.median, (int)c->threads)) : json_null(),
+        "max_abs_err", c->check ? cli_json_real(run->error.max_abs) : json_null(),
+        "max_rel_err", c->check ? cli_json_real(run->error.max_rel) : json_null(),
+        "nan_mismatch", c->check ? json_integer(run->error.nan_mismatch) : json_null(),
+        "tolerance", run->info.tolerance, "checked", c->check, "ok", run_ok(s, run));
+}
+
+static bool print_json(const run_state *s, double flops)
+{
+    json_t *results = json_array();
+    for (int r = 0; results && r < s->run_count; r++)
+        if (json_array_append_new(results, result_json(s, &s->runs[r], flops))) {
+            json_decref(results);
+            results = NULL;
+        }
+    json_t *root = json_pack("{s:s, s:o, s:o}", "tool", "attnbench " ATTN_VERSION_STRING,
+                             "machine", cli_machine_json(), "results", results);
+    const bool ok = cli_json_print(root);
+    json_decref(root);
+    return ok;
+}
+
+/* A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break. */
+static void csv_field(const char *text, bool last)
+{
+    if (strpbrk(text, ",\"\n\r")) {
+        putchar('"');
+        for (const char *t = text; *t; t++) {
+            if (*t == '"')
+                putchar('"');
+            putchar(*t);
+        }
+        putchar('"');
+    } else {
+        fputs(text, stdout);
+    }
+    putchar(last ? '\n' : ',');
+}
+
+static void print_csv(const run_state *s, double flops)
+{
+    const attn_problem *p = &s->problem;
+    const run_config *c = &s->config;
+    static const char *const header[] = {
+        "variant", "params", "batch", "heads_q", "heads_kv", "len_q", "len_kv", "head_dim",
+        "causal", "scale", "layout", "threads", "reps", "warmup", "seed", "median_s", "min_s",
+        "max_s", "gflops", "max_abs_err", "max_rel_err", "tolerance", "ok"};
+    const int columns = (int)(sizeof header / sizeof header[0]);
+    for (int i = 0; i < columns; i++)
+        csv_field(header[i], i == columns - 1);
+    for (int r = 0; r < s->run_count; r++) {
+        const variant_run *run = &s->runs[r];
+        char params[256], cells[21][32];
+        attn_params_format(run->info.name, &run->params, params, sizeof params);
+        const int64_t sizes[6] = {p->batch, p->heads_q, p->heads_kv, p->len_q, p->len_kv,
+                                  p->head_dim};
+        for (int i = 0; i < 6; i++)
+            snprintf(cells[i], sizeof cells[i], "%lld", (long long)sizes[i]);
+        snprintf(cells[6], 32, "%s", p->causal ? "true" : "false");
+        snprintf(cells[7], 32, "%.9g", (double)attn_problem_scale(p));
+        snprintf(cells[8], 32, "%s", c->blhd ? "blhd" : "bhld");
+        snprintf(cells[9], 32, "%lld", (long long)c->threads);
+        snprintf(cells[10], 32, "%lld", (long long)c->reps);
+        snprintf(cells[11], 32, "%lld", (long long)c->warmup);
+        snprintf(cells[12], 32, "%llu", (unsigned long long)c->seed);
+        snprintf(cells[13], 32, "%.9g", run->time.median);
+        snprintf(cells[14], 32, "%.9g", run->time.min);
+        snprintf(cells[15], 32, "%.9g", run->time.max);
+        snprintf(cells[16], 32, "%.6g", gflops(run, flops));
+        cells[17][0] = cells[18][0] = '\0'; /* empty: not checked */
+        if (c->check) {
+            snprintf(cells[17], 32, "%.6g", run->error.max_abs);
+            snprintf(cells[18], 32, "%.6g", run->error.max_rel);
+        }
+        snprintf(cells[19], 32, "%g", run->info.tolerance);
+        snprintf(cells[20], 32, "%s", run_ok(s, run) ? "true" : "false");
+        csv_field(run->info.name, false);
+        csv_field(params, false);
+        for (int i = 0; i < 21; i++)
+            csv_field(cells[i], i == 20);
+    }
+}
+
+/* Milliseconds with about four significant digits, in plain notation. */
+static void format_ms(char *buf, size_t len, double seconds)
+{
+    const double ms = seconds * 1e3;
+    const int decimals = ms >= 100 ? 1 : ms >= 10 ? 2 : ms >= 1 ? 3 : ms >= 0.1 ? 4 : 5;
+    snprintf(buf, len, "%.*f", decimals, ms);
+}
+
+static bool print_text(const run_state *s, double flops)
+{
+    const attn_problem *p = &s->problem;
+    const run_config *c = &s->config;
+    const attn_cpu *cpu = attn_cpu_get();
+    printf("B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld scale=%.6g%s%s%s layout=%s "
+           "threads=%lld reps=%lld warmup=%lld seed=%llu\n",
+           (long long)p->batch, (long long)p->heads_q, (long long)p->heads_kv,
+           (long long)p->len_q, (long long)p->len_kv, (long long)p->head_dim,
+           (double)attn_problem_scale(p), p->causal ? " causal" : "",
+           p->kv_lens ? " kv-lens" : "", p->mask ? " mask" : "", c->blhd ? "blhd" : "bhld",
+           (long long)c->threads, (long long)c->reps, (long long)c->warmup,
+           (unsigned long long)c->seed);
+    printf("%s (%s), %.4g GFLOP per run\n\n", cpu->model_name, cpu->vendor, flops * 1e-9);
+
+    cli_table table;
+    cli_table_init(&table, 10, "llrrrrrrrl");
+    static const char *const header[] = {"variant", "params", "median ms", "min ms", "max ms",
+                                         "GFLOP/s", "max_abs_err", "max_rel_err", "tolerance",
+                                         "ok"};
+    for (int i = 0; i < 10; i++)
+        cli_table_add(&table, "%s", header[i]);
+    for (int r = 0; r < s->run_count; r++) {
+        const variant_run *run = &s->runs[r];
+        char params[256], median[32], min[32], max[32];
+        attn_params_format(run->info.name, &run->params, params, sizeof params);
+        format_ms(median, sizeof median, run->time.median);
+        format_ms(min, sizeof min, run->time.min);
+        format_ms(max, sizeof max, run->time.max);
+        cli_table_add(&table, "%s", run->info.name);
+        cli_table_add(&table, "%s", params[0] ? params : "-");
+        cli_table_add(&table, "%s", median);
+        cli_table_add(&table, "%s", min);
+        cli_table_add(&table, "%s", max);
+        cli_table_add(&table, "%.2f", gflops(run, flops));
+        if (c->check) {
+            cli_table_add(&table, "%.2e", run->error.max_abs);
+            cli_table_add(&table, "%.2e", run->error.max_rel);
+        } else {
+            cli_table_add(&table, "-");
+            cli_table_add(&table, "-");
+        }
+        cli_table_add(&table, "%.0e", run->info.tolerance);
+        if (!c->check)
+            cli_table_add(&table, "unchecked");
+        else if (run->error.nan_mismatch)
+            cli_table_add(&table, "FAIL (%lld NaN/inf mismatches)",
+                          (long long)run->error.nan_mismatch);
+        else
+            cli_table_add(&table, "%s", run->error.ok ? "yes" : "FAIL");
+    }
+    const bool ok = cli_table_print(&table, stdout);
+    cli_table_free(&table);
+    return ok;
+}
+
+int cli_run(int argc, char **argv)
+{
+    run_state s = {0};
+    int status = parse_run_options(argc, argv, &s.config);
+    if (status < 0)
+        status = build_problem(&s);
+    if (status < 0)
+        status = choose_variants(&s);
+    if (status < 0)
+        status = make_tensors(&s);
+    if (status < 0)
+        status = check_variants(&s);
+    if (status < 0)
+        status = time_variants(&s);
+    if (status < 0) {
+        const double flops = attn_problem_flops(&s.problem);
+        bool printed = true;
+        switch (s.config.format) {
+        case CLI_FORMAT_JSON: printed = print_json(&s, flops); break;
+        case CLI_FORMAT_CSV: print_csv(&s, flops); break;
+        case CLI_FORMAT_TEXT: printed = print_text(&s, flops); break;
+        }
+        status = CLI_EXIT_OK;
+        for (int r = 0; r < s.run_count; r++)
+            if (!run_ok(&s, &s.runs[r]))
+                status = CLI_EXIT_FAILED;
+        if (!printed)
+            status = cli_error("run", "out of memory or output error");
+    }
+    run_free(&s);
+    return status;
+}

@@ -1,6 +1,7 @@
-/* cpu.c — the architecture-independent half of CPU detection: the cache, ISA names, and the
- * ATTN_DISABLE_ISA mask. */
+/* cpu.c — the architecture-independent half of CPU detection: the cache, ISA names, the
+ * ATTN_DISABLE_ISA mask, cache sizes (from hwloc, see topology.c) and the machine id. */
 #include "cpu.h"
+#include "topology.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -70,10 +71,33 @@ void attn_isa_format(uint32_t mask, char *buf, size_t len)
     }
 }
 
-static long cache_size(int name, long fallback)
+/* Cache level `level` from hwloc, else sysconf, else a typical size. */
+static int64_t cache_size(int level, int sysconf_name, int64_t fallback)
 {
-    long v = sysconf(name);
-    return v > 0 ? v : fallback;
+    int64_t v = attn_topology_get()->cache[level - 1].bytes;
+    if (v > 0)
+        return v;
+    long s = sysconf(sysconf_name);
+    return s > 0 ? (int64_t)s : fallback;
+}
+
+/* FNV-1a, 64 bits (Fowler, Noll, Vo): offset basis 14695981039346656037, prime 1099511628211. */
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211u;
+    return h;
+}
+
+static void make_machine_id(attn_cpu *c)
+{
+    char text[256];
+    snprintf(text, sizeof text, "%s|%s|%d|%d|%08x|%lld|%lld|%lld", c->vendor, c->model_name,
+             c->family, c->model, (unsigned)c->isa_detected, (long long)c->machine.l1d_bytes,
+             (long long)c->machine.l2_bytes, (long long)c->machine.l3_bytes);
+    uint64_t h = fnv1a(14695981039346656037u, text, strlen(text));
+    snprintf(c->machine_id, sizeof c->machine_id, "%016llx", (unsigned long long)h);
 }
 
 static attn_cpu detected;
@@ -95,9 +119,10 @@ static void detect(void)
     }
     c->isa &= ~off;
     c->machine.isa = c->isa;
-    c->machine.l1d_bytes = cache_size(_SC_LEVEL1_DCACHE_SIZE, 32 * 1024);
-    c->machine.l2_bytes = cache_size(_SC_LEVEL2_CACHE_SIZE, 1024 * 1024);
-    c->machine.l3_bytes = cache_size(_SC_LEVEL3_CACHE_SIZE, 8 * 1024 * 1024);
+    c->machine.l1d_bytes = cache_size(1, _SC_LEVEL1_DCACHE_SIZE, 32 * 1024);
+    c->machine.l2_bytes = cache_size(2, _SC_LEVEL2_CACHE_SIZE, 1024 * 1024);
+    c->machine.l3_bytes = cache_size(3, _SC_LEVEL3_CACHE_SIZE, 8 * 1024 * 1024);
+    make_machine_id(c);
 }
 
 const attn_cpu *attn_cpu_get(void)
@@ -105,3 +130,5 @@ const attn_cpu *attn_cpu_get(void)
     pthread_once(&detect_once, detect);
     return &detected;
 }
+
+const char *attn_cpu_machine_id(void) { return attn_cpu_get()->machine_id; }

@@ -12,11 +12,17 @@ typedef struct attn_cpu {
     int family, model, stepping;
     uint32_t isa_detected; /* what the CPU and OS support */
     uint32_t isa;          /* isa_detected minus what ATTN_DISABLE_ISA turns off */
-    attn_machine machine;  /* isa + cache sizes, as variants see them */
+    attn_machine machine;  /* isa + cache sizes (hwloc's; sysconf when hwloc fails) */
+    char machine_id[17];   /* attn_cpu_machine_id(): 16 hex digits */
 } attn_cpu;
 
 /* The detected CPU; detection runs on the first call (thread-safe). Never NULL. */
 const attn_cpu *attn_cpu_get(void);
+
+/* A stable identifier of this machine for result and tuning files: FNV-1a 64 of the vendor,
+ * model name, family/model, the *detected* ISA bits (not the ATTN_DISABLE_ISA mask) and the
+ * L1d/L2/L3 sizes, as 16 lowercase hex digits. */
+const char *attn_cpu_machine_id(void);
 
 /* Detects the features of this CPU (architecture-specific file). */
 void attn_cpu_detect_arch(attn_cpu *cpu);

@@ -83,11 +83,19 @@ double attn_problem_flops(const attn_problem *p);
 
 #define ATTN_MAX_PARAMS 8
 
-/* Values of a variant's tunable parameters, in the order the variant declares them. */
+/* Values of a variant's tunable parameters, in the order the variant declares them, and the
+ * number of threads to run on. Zero-initialised means "no parameters, default threads". */
 typedef struct attn_params {
     int count;
     int32_t value[ATTN_MAX_PARAMS];
+    /* Threads: 0 = the default (attn_default_threads()), otherwise 1..ATTN_MAX_THREADS. The work
+     * is split statically, so a given (problem, parameters, threads) gives the same bits on every
+     * run; different thread counts may differ in the last bits when a decode problem's keys are
+     * split (see attn_run_variant). */
+    int32_t threads;
 } attn_params;
+
+#define ATTN_MAX_THREADS 1024
 
 typedef struct attn_param_info {
     const char *name;        /* e.g. "bq" */
@@ -120,14 +128,114 @@ attn_status attn_variant_default_params(const char *name, const attn_problem *p,
 /* Parses "bq=64,bk=128" (names from the variant's list) over the defaults already in *params. */
 attn_status attn_params_parse(const char *name, const char *text, attn_params *params,
                               attn_error *err);
+/* Checks parameters for a variant and a problem: the count, each value's range and multiple,
+ * and the variant's own constraints (register budget, ...). ATTN_OK when the variant can run
+ * them; ATTN_ERR_INVALID with the reason otherwise. */
+attn_status attn_params_check(const char *name, const attn_problem *p, const attn_params *params,
+                              attn_error *err);
 /* Writes "bq=64,bk=128" into buf. */
 void attn_params_format(const char *name, const attn_params *params, char *buf, size_t len);
 
 /* Runs the named variant. params may be NULL (defaults). q, k, v, o point at element 0 of each
- * tensor, laid out as the problem's strides say. Allocates and frees its own workspace. */
+ * tensor, laid out as the problem's strides say. Allocates and frees its own workspace.
+ *
+ * Threads: the problem is cut into static slices — (batch, kv-head) groups × blocks of query
+ * rows, and for decode-like problems with fewer slices than threads, blocks of keys when the
+ * variant can compute partial results (their (max, sum, accumulator) partials are merged in a
+ * fixed order). The caller's thread runs slice set 0; the others run on a process-wide pool of
+ * worker threads, worker k bound to core k (hwloc logical order, NUMA node 0 first). A call made
+ * while the pool is busy (another thread's run, or a nested call) runs every slice set itself,
+ * with identical results. */
 attn_status attn_run_variant(const char *name, const attn_problem *p, const attn_params *params,
                              const float *q, const float *k, const float *v, float *o,
                              attn_error *err);
+
+/* The default thread count (params.threads == 0): the cores of the first NUMA node. */
+int attn_default_threads(void);
+
+/* ATTN_FORCE_VARIANT=name forces one variant wherever a default choice is made (the CLI's
+ * default variant list, the planner). Sets *name to that variant's registered name, or to NULL
+ * when the variable is unset or empty. Fails with ATTN_ERR_UNKNOWN_VARIANT for a name no variant
+ * has, and with ATTN_ERR_UNSUPPORTED when this CPU (or ATTN_DISABLE_ISA) cannot run it — never a
+ * silent fallback. Read on every call. */
+attn_status attn_forced_variant(const char **name, attn_error *err);
+
+/* 16 hex digits identifying this machine (CPU model, detected ISA, cache sizes) for result and
+ * tuning files; the same on every run on the same machine. */
+const char *attn_machine_id(void);
+
+/* ---- planner and wisdom (FFTW-style) ------------------------------------------------------ */
+
+/* A plan: a variant, its parameters and a thread count chosen for one problem. Opaque. */
+typedef struct attn_plan attn_plan;
+
+/* How hard attn_plan_create may search. */
+enum attn_plan_flags {
+    ATTN_ESTIMATE = 0u,         /* no timing: wisdom if any, else the nearest tuned problem of the
+                                 * same kind, else the first supported variant in registry order
+                                 * with its cache-size default parameters */
+    ATTN_MEASURE = 1u << 0,     /* without wisdom for this problem, tune it now within a small
+                                 * budget (a few seconds) and store the result as wisdom */
+    ATTN_WISDOM_ONLY = 1u << 1, /* fail (ATTN_ERR_UNSUPPORTED) unless wisdom has this problem */
+};
+
+/* Plans the problem as given (shape, scale, strides, masks) on the default thread count
+ * (attn_default_threads()). The plan keeps a copy of *p,
+ * including its mask and kv_lens POINTERS: those arrays must stay valid and unchanged for the
+ * life of the plan. Never selects a variant this CPU cannot run (ATTN_DISABLE_ISA included);
+ * honours ATTN_FORCE_VARIANT. Wisdom is read from attn_wisdom_file(). NULL on error. */
+attn_plan *attn_plan_create(const attn_problem *p, unsigned flags, attn_error *err);
+/* The same, for an explicit thread count (1..ATTN_MAX_THREADS; 0 = the default). */
+attn_plan *attn_plan_create_threads(const attn_problem *p, int threads, unsigned flags,
+                                    attn_error *err);
+/* Runs the plan on q, k, v into o (laid out as the planned problem's strides say). The plan is
+ * not modified: one plan may run concurrently from several threads on distinct outputs. */
+attn_status attn_execute(const attn_plan *plan, const float *q, const float *k, const float *v,
+                         float *o, attn_error *err);
+/* "avx512 bq=64 bk=128 threads=4, from wisdom" (or "from nearest (...)", "from estimate"). */
+const char *attn_plan_describe(const attn_plan *plan);
+
+typedef enum attn_plan_source {
+    ATTN_PLAN_FROM_WISDOM,   /* this problem class was tuned on this machine and build */
+    ATTN_PLAN_FROM_NEAREST,  /* the nearest tuned problem class of the same kind */
+    ATTN_PLAN_FROM_ESTIMATE, /* the heuristic: registry priority + default parameters */
+    ATTN_PLAN_FROM_MEASURE,  /* tuned by this call (ATTN_MEASURE) */
+    ATTN_PLAN_FROM_FORCED,   /* ATTN_FORCE_VARIANT named the variant */
+} attn_plan_source;
+
+/* What a plan chose. `variant` points into the registry; tuned_seconds is the median time wisdom
+ * recorded for the chosen problem class (0 when the plan is an estimate). */
+typedef struct attn_plan_info {
+    const char *variant;
+    attn_params params;
+    int threads;
+    attn_plan_source source;
+    double tuned_seconds;
+} attn_plan_info;
+void attn_plan_get_info(const attn_plan *plan, attn_plan_info *info);
+/* "wisdom", "nearest", "estimate", "measure", "forced". */
+const char *attn_plan_source_name(attn_plan_source source);
+void attn_plan_destroy(attn_plan *plan);
+
+/* Wisdom: what tuning found, per problem class, for this machine (attn_machine_id()) and this
+ * build (library version, compiler and flags, variants and their parameters). It lives in a JSON
+ * file: attn_wisdom_set_file()'s path, else $ATTN_WISDOM, else
+ * $XDG_CACHE_HOME/attnbench/wisdom.json (~/.cache/attnbench/wisdom.json). Wisdom of another
+ * machine or build is recognised and ignored with a warning; a file that cannot be parsed is
+ * reported (path:line:column), never overwritten, and plans fall back to estimates. */
+
+/* The wisdom file planners read and ATTN_MEASURE writes. NULL restores the default. Wisdom
+ * already loaded in memory is dropped, so the next plan reads the new file. */
+attn_status attn_wisdom_set_file(const char *path, attn_error *err);
+/* Writes the path in use into buf. */
+void attn_wisdom_file(char *buf, size_t len);
+/* Adds the entries of a wisdom file (those of this machine and build) to the wisdom in memory;
+ * fails with a message when the file is unreadable, corrupt, or holds no wisdom for this
+ * machine and build. */
+attn_status attn_wisdom_import_file(const char *path, attn_error *err);
+/* Writes the wisdom in memory for this machine and build (the wisdom file's entries plus any
+ * imported) to a new wisdom file, atomically. */
+attn_status attn_wisdom_export_file(const char *path, attn_error *err);
 
 #ifdef __cplusplus
 }

@@ -33,7 +33,10 @@ static size_t streaming_workspace(const attn_problem *p, const int32_t *v)
     return bq * per_row * sizeof(float);
 }
 
-static attn_status streaming_run(const attn_task *t)
+/* The task's rows over keys [key_begin, key_end): normalised into O when part is NULL,
+ * otherwise the unnormalised (max, sum, acc) partials of the contract (variant.h). */
+static void streaming_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
+                           const attn_partial *part)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, bq = t->params[P_BQ], bk = t->params[P_BK];
@@ -48,14 +51,15 @@ static attn_status streaming_run(const attn_task *t)
             const int64_t nr = gr.count - r0 < bq ? gr.count - r0 : bq;
             int64_t tile_keys = 0; /* keys any row of the tile may see */
             for (int64_t r = 0; r < nr; r++) {
-                const int64_t lim = attn_key_limit(p, gr.b, t->row_begin + (r0 + r) % gr.rows);
+                int64_t lim = attn_key_limit(p, gr.b, t->row_begin + (r0 + r) % gr.rows);
+                lim = lim < key_end ? lim : key_end;
                 tile_keys = lim > tile_keys ? lim : tile_keys;
                 run_max[r] = -INFINITY;
                 run_sum[r] = 0.0f;
             }
             memset(acc, 0, (size_t)(nr * d) * sizeof *acc);
 
-            for (int64_t j0 = 0; j0 < tile_keys; j0 += bk) {
+            for (int64_t j0 = key_begin; j0 < tile_keys; j0 += bk) {
                 const int64_t j1 = j0 + bk < tile_keys ? j0 + bk : tile_keys;
                 for (int64_t r = 0; r < nr; r++) {
                     const int64_t h = gr.first_head + (r0 + r) / gr.rows;
@@ -102,6 +106,13 @@ static attn_status streaming_run(const attn_task *t)
                 }
             }
 
+            if (part) {
+                const int64_t row0 = (g - t->group_begin) * gr.count + r0;
+                memcpy(part->max + row0, run_max, (size_t)nr * sizeof *run_max);
+                memcpy(part->sum + row0, run_sum, (size_t)nr * sizeof *run_sum);
+                memcpy(part->acc + row0 * d, acc, (size_t)(nr * d) * sizeof *acc);
+                continue;
+            }
             for (int64_t r = 0; r < nr; r++) {
                 const int64_t h = gr.first_head + (r0 + r) / gr.rows;
                 const int64_t i = t->row_begin + (r0 + r) % gr.rows;
@@ -114,8 +125,21 @@ static attn_status streaming_run(const attn_task *t)
             }
         }
     }
+}
+
+static attn_status streaming_run(const attn_task *t)
+{
+    streaming_rows(t, 0, t->problem->len_kv, NULL);
     return ATTN_OK;
 }
+
+static attn_status streaming_run_partial(const attn_task *t, int64_t key_begin, int64_t key_end,
+                                         const attn_partial *out)
+{
+    streaming_rows(t, key_begin, key_end, out);
+    return ATTN_OK;
+}
+
 
 const attn_variant attn_variant_streaming = {
     .name = "streaming",
@@ -128,4 +152,5 @@ const attn_variant attn_variant_streaming = {
     .params_valid = NULL,
     .workspace_size = streaming_workspace,
     .run = streaming_run,
+    .run_partial = streaming_run_partial,
 };

@@ -37,7 +37,7 @@ typedef struct attn_machine {
     uint32_t isa;           /* attn_isa_bit mask, after ATTN_DISABLE_ISA */
     int64_t l1d_bytes;      /* per core */
     int64_t l2_bytes;       /* per core */
-    int64_t l3_bytes;       /* shared, total */
+    int64_t l3_bytes;       /* one instance (shared by several cores) */
 } attn_machine;
 
 /* One call of a variant: the whole problem, or a slice of it. A slice is a range of
@@ -54,6 +54,17 @@ typedef struct attn_task {
     int64_t group_begin, group_end; /* [begin, end) over B·Hkv */
     int64_t row_begin, row_end;     /* [begin, end) over Lq */
 } attn_task;
+
+/* Unnormalised results of a task's rows over a range of keys: the harness splits a decode
+ * problem's keys over threads and merges the partials itself, in a fixed order. Row index
+ * (g - group_begin)·count + r, with count and r as in attn_group_rows. Per row, over its keys
+ * in the range (after the key limit and the mask): max = the largest score (-INFINITY when none),
+ * sum = Σ exp(s_j - max), acc[row·d + c] = Σ exp(s_j - max)·v_j[c]. A NaN score makes sum NaN. */
+typedef struct attn_partial {
+    float *max; /* [rows] */
+    float *sum; /* [rows] */
+    float *acc; /* [rows][d] */
+} attn_partial;
 
 typedef struct attn_variant {
     const char *name;
@@ -73,6 +84,10 @@ typedef struct attn_variant {
     size_t (*workspace_size)(const attn_problem *p, const int32_t *values);
     /* Computes the task's slice of O. Returns ATTN_OK; may not fail on a validated problem. */
     attn_status (*run)(const attn_task *task);
+    /* Optional (NULL: the harness never splits keys for this variant): like run, over keys
+     * [key_begin, key_end) only, writing partials to *out instead of O. Same workspace. */
+    attn_status (*run_partial)(const attn_task *task, int64_t key_begin, int64_t key_end,
+                               const attn_partial *out);
 } attn_variant;
 
 /* The registry: every variant compiled into this build, best first (registry.c). */

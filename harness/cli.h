@@ -1,0 +1,96 @@
+/* cli.h — what the subcommands of the attnbench tool share.
+ *
+ * A subcommand is a function `int name(int argc, char **argv)` (argv[0] is the subcommand's
+ * name) that returns the process's exit status, plus one line in the table at the top of
+ * cli.c. It may live in its own file and use the helpers below for its options, its error
+ * messages and its output, so every subcommand behaves the same way. */
+#ifndef ATTN_CLI_H
+#define ATTN_CLI_H
+
+#include "attn.h"
+
+#include <jansson.h>
+#include <stdio.h>
+
+/* Exit statuses of every subcommand. */
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAILED = 1, /* ran, but a result is wrong (e.g. a variant beyond its tolerance) */
+    CLI_EXIT_USAGE = 2,  /* bad input: flag, value, file, shape; or a resource error */
+};
+
+/* The subcommands. */
+int cli_list(int argc, char **argv);
+int cli_run(int argc, char **argv);
+int cli_info(int argc, char **argv); /* cli_machine.c */
+int cli_peak(int argc, char **argv); /* cli_machine.c */
+
+/* cli_machine.c: --disable-isa LIST (validated, then set as ATTN_DISABLE_ISA before the first
+ * detection); false after reporting a bad list. */
+bool cli_set_disable_isa(const char *command, const char *list);
+/* Fractions of the cached roofline (attnbench peak); NaN when none is cached. peak_fraction =
+ * GFLOP/s over FMA peak per core x min(threads, cores); bw_fraction = K+V bytes read per second
+ * over triad bandwidth (1-thread figure x threads, at most the all-cores figure). */
+double cli_peak_fraction(double gflops, int threads);
+double cli_bw_fraction(const attn_problem *p, double seconds, int threads);
+
+/* Prints "attnbench <command>: <message>" on stderr and returns CLI_EXIT_USAGE. */
+int cli_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- options: a table of long options drives both parsing and --help --------------------- */
+
+typedef struct cli_option {
+    const char *name;    /* long name without "--" */
+    const char *metavar; /* name of its value in the help ("N", "FILE"); NULL: takes none */
+    const char *help;    /* one line */
+} cli_option;
+
+#define CLI_OPTION_END (-1)   /* no options left */
+#define CLI_OPTION_ERROR (-2) /* an error was reported on stderr */
+
+/* getopt_long over the table: returns the index of the next option found (its value, if it
+ * takes one, in *value), CLI_OPTION_END, or CLI_OPTION_ERROR after printing why (unknown or
+ * ambiguous option, missing value, stray argument). -h is --help when the table has "help". */
+int cli_next_option(const char *command, int argc, char **argv, const cli_option *options,
+                    int count, const char **value);
+/* Prints "  --name METAVAR   help" for every option. */
+void cli_print_options(FILE *out, const cli_option *options, int count);
+
+/* Strict number parsing: the whole text must be the number (no blanks, no "12x"). Each reports
+ * "<command>: --<flag>: ..." on failure and returns false. */
+bool cli_parse_int64(const char *command, const char *flag, const char *text, int64_t min,
+                     int64_t max, int64_t *out);
+bool cli_parse_uint64(const char *command, const char *flag, const char *text, uint64_t *out);
+/* A positive finite float (as float32 too). */
+bool cli_parse_positive_float(const char *command, const char *flag, const char *text,
+                              float *out);
+
+typedef enum cli_format { CLI_FORMAT_TEXT, CLI_FORMAT_JSON, CLI_FORMAT_CSV } cli_format;
+/* Parses text|json|csv; `allowed` is a mask of 1 << format. */
+bool cli_parse_format(const char *command, const char *text, unsigned allowed, cli_format *out);
+
+/* ---- output ------------------------------------------------------------------------------ */
+
+/* The machine as every JSON output describes it: vendor, model, ISA, caches. NULL on OOM. */
+json_t *cli_machine_json(void);
+/* A number, or null when it is NaN or infinite (JSON has no such numbers). */
+json_t *cli_json_real(double x);
+/* Dumps a document on stdout with a final newline; false on error. Steals nothing. */
+bool cli_json_print(const json_t *root);
+
+/* A text table printed with aligned columns. Cells are added row by row, header row first. */
+typedef struct cli_table {
+    int columns;
+    const char *align; /* one 'l' or 'r' per column */
+    size_t count, capacity;
+    char **cells;
+    bool out_of_memory; /* an add failed; cli_table_print then refuses */
+} cli_table;
+
+void cli_table_init(cli_table *t, int columns, const char *align);
+void cli_table_add(cli_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints the table; false when an earlier add ran out of memory. */
+bool cli_table_print(const cli_table *t, FILE *out);
+void cli_table_free(cli_table *t);
+
+#endif

@@ -1,0 +1,588 @@
+/* cli_machine.c — knowing the machine from the command line: `attnbench info` (CPU, ISA,
+ * topology, caches, which variants run here) and `attnbench peak` (the measured roofline,
+ * cached per machine id), plus the helpers `run` uses for --disable-isa and for its
+ * peak_fraction / bw_fraction fields. */
+#include "cli.h"
+
+#include "cpu.h"
+#include "peak.h"
+#include "topology.h"
+#include "variant.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- --disable-isa ------------------------------------------------------------------------ */
+
+bool cli_set_disable_isa(const char *command, const char *list)
+{
+    uint32_t mask;
+    char why[200];
+    if (!attn_isa_parse_disable(list, &mask, why, sizeof why)) {
+        cli_error(command, "--disable-isa: %s", why);
+        return false;
+    }
+    /* Detection reads ATTN_DISABLE_ISA once, on first use; no library call has run yet. */
+    if (setenv("ATTN_DISABLE_ISA", list, 1) != 0) {
+        cli_error(command, "--disable-isa: %s", strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* ---- the peak cache ----------------------------------------------------------------------- */
+
+/* $XDG_CACHE_HOME/attnbench, else ~/.cache/attnbench; false when neither is known. */
+static bool cache_dir(char *buf, size_t len)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    int n;
+    if (xdg && xdg[0] == '/')
+        n = snprintf(buf, len, "%s/attnbench", xdg);
+    else if (home && home[0])
+        n = snprintf(buf, len, "%s/.cache/attnbench", home);
+    else
+        return false;
+    return n > 0 && (size_t)n < len;
+}
+
+static bool peak_cache_path(char *buf, size_t len)
+{
+    char dir[4000];
+    if (!cache_dir(dir, sizeof dir))
+        return false;
+    const int n = snprintf(buf, len, "%s/peak-%s.json", dir, attn_machine_id());
+    return n > 0 && (size_t)n < len;
+}
+
+/* mkdir -p of the cache directory. */
+static bool make_cache_dir(char *why, size_t why_len)
+{
+    char dir[4000];
+    if (!cache_dir(dir, sizeof dir)) {
+        snprintf(why, why_len, "neither XDG_CACHE_HOME nor HOME is set");
+        return false;
+    }
+    for (char *s = dir + 1;; s++) {
+        const char c = *s;
+        if (c != '/' && c != '\0')
+            continue;
+        *s = '\0';
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+            snprintf(why, why_len, "cannot create the cache directory: %s", strerror(errno));
+            return false;
+        }
+        *s = c;
+        if (!c)
+            return true;
+    }
+}
+
+static const char *const peak_numbers[] = {"fma_gflops_per_core", "fma_gflops_all_cores",
+                                           "triad_gbs_1t", "triad_gbs_all"};
+
+static double *peak_number(attn_peak *p, int i)
+{
+    double *fields[] = {&p->fma_gflops_per_core, &p->fma_gflops_all_cores, &p->triad_gbs_1t,
+                        &p->triad_gbs_all};
+    return fields[i];
+}
+
+static json_t *peak_json(const attn_peak *p, const char *measured_at)
+{
+    json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:I, s:i, s:s}",
+                          "machine_id", attn_machine_id(), "measured_at", measured_at,
+                          "cores", p->cores, "fma_kernel", p->fma_kernel, "vector_bits",
+                          p->vector_bits, "accumulators", p->accumulators, "triad_array_bytes",
+                          (json_int_t)p->triad_array_bytes, "triad_bytes_per_element",
+                          p->triad_bytes_per_element, "triad_bytes_counted",
+                          "3 arrays x 4 bytes per element (write-allocate not counted)");
+    attn_peak copy = *p;
+    for (int i = 0; o && i < 4; i++)
+        if (json_object_set_new(o, peak_numbers[i], json_real(*peak_number(&copy, i)))) {
+            json_decref(o);
+            o = NULL;
+        }
+    return o;
+}
+
+/* Reads a cached peak. Returns 1 on success, 0 when there is no file, -1 when the file is
+ * corrupt or not this machine's (why says which). */
+static int peak_load(const char *path, attn_peak *out, char *measured_at, size_t ma_len,
+                     char *why, size_t why_len)
+{
+    if (access(path, F_OK) != 0)
+        return 0;
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (!root) {
+        snprintf(why, why_len, "line %d: %s", jerr.line, jerr.text);
+        return -1;
+    }
+    int status = -1;
+    const char *id = json_string_value(json_object_get(root, "machine_id"));
+    const char *kernel = json_string_value(json_object_get(root, "fma_kernel"));
+    const char *when = json_string_value(json_object_get(root, "measured_at"));
+    json_t *cores = json_object_get(root, "cores"), *bytes = json_object_get(root, "triad_array_bytes");
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(root) || !id || !kernel || !when || !json_is_integer(cores) ||
+        !json_is_integer(bytes)) {
+        snprintf(why, why_len, "missing or mistyped fields");
+        goto done;
+    }
+    if (strcmp(id, attn_machine_id()) != 0) {
+        snprintf(why, why_len, "it is machine %s's, this is %s", id, attn_machine_id());
+        goto done;
+    }
+    for (int i = 0; i < 4; i++) {
+        json_t *v = json_object_get(root, peak_numbers[i]);
+        const double x = json_is_number(v) ? json_number_value(v) : NAN;
+        if (!(isfinite(x) && x > 0)) {
+            snprintf(why, why_len, "%s is not a positive number", peak_numbers[i]);
+            goto done;
+        }
+        *peak_number(out, i) = x;
+    }
+    out->cores = (int)json_integer_value(cores);
+    out->triad_array_bytes = json_integer_value(bytes);
+    if (out->cores < 1 || out->triad_array_bytes < 1) {
+        snprintf(why, why_len, "cores or triad_array_bytes is not positive");
+        goto done;
+    }
+    /* fma_kernel must name a kernel this build knows: the string lives in static storage */
+    static const char *const kernels[] = {"avx512", "avx2", "portable"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(kernel, kernels[i]))
+            out->fma_kernel = kernels[i];
+    if (!out->fma_kernel) {
+        snprintf(why, why_len, "unknown fma_kernel '%s'", kernel);
+        goto done;
+    }
+    json_t *bits = json_object_get(root, "vector_bits"), *acc = json_object_get(root, "accumulators");
+    out->vector_bits = (int)json_integer_value(bits);
+    out->accumulators = (int)json_integer_value(acc);
+    out->triad_bytes_per_element = 12;
+    snprintf(measured_at, ma_len, "%s", when);
+    status = 1;
+done:
+    json_decref(root);
+    return status;
+}
+
+/* Writes the peak atomically: a temporary file in the same directory, then rename. */
+static bool peak_store(const char *path, const attn_peak *p, const char *measured_at, char *why,
+                       size_t why_len)
+{
+    if (!make_cache_dir(why, why_len))
+        return false;
+    char tmp[4300];
+    const int n = snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+    const int fd = n > 0 && (size_t)n < sizeof tmp ? mkstemp(tmp) : -1;
+    if (fd < 0) {
+        snprintf(why, why_len, "cannot create a temporary file: %s", strerror(errno));
+        return false;
+    }
+    json_t *doc = peak_json(p, measured_at);
+    FILE *f = fdopen(fd, "w");
+    bool ok = doc && f && json_dumpf(doc, f, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) == 0 &&
+              fputc('\n', f) != EOF;
+    ok = (f ? fclose(f) == 0 : close(fd) == 0) && ok;
+    json_decref(doc);
+    if (ok && rename(tmp, path) == 0)
+        return true;
+    snprintf(why, why_len, "cannot write it: %s", strerror(errno));
+    unlink(tmp);
+    return false;
+}
+
+static void now_iso8601(char *buf, size_t len)
+{
+    const time_t t = time(NULL);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(buf, len, "unknown");
+}
+
+/* ---- the roofline for `run` ---------------------------------------------------------------- */
+
+/* The cached peak, read once per process; `run` never measures (it must stay fast). */
+static char cached_when[64]; /* measured_at of the cached peak */
+
+static const attn_peak *cached_peak(void)
+{
+    static int state; /* 0: not read yet, 1: have it, -1: none */
+    static attn_peak peak;
+    if (state == 0) {
+        char path[4200], why[256];
+        state = -1;
+        if (peak_cache_path(path, sizeof path)) {
+            const int r = peak_load(path, &peak, cached_when, sizeof cached_when, why, sizeof why);
+            if (r > 0)
+                state = 1;
+            else if (r < 0)
+                fprintf(stderr, "attnbench: ignoring corrupt peak cache %s (%s); run "
+                        "`attnbench peak --refresh`\n", path, why);
+        }
+    }
+    return state > 0 ? &peak : NULL;
+}
+
+double cli_peak_fraction(double gflops, int threads)
+{
+    const attn_peak *p = cached_peak();
+    if (!p || threads < 1)
+        return NAN;
+    const int used = threads < p->cores ? threads : p->cores; /* more threads than cores add nothing */
+    return gflops / (p->fma_gflops_per_core * used);
+}
+
+double cli_bw_fraction(const attn_problem *prob, double seconds, int threads)
+{
+    const attn_peak *p = cached_peak();
+    if (!p || threads < 1 || !(seconds > 0))
+        return NAN;
+    /* K and V rows every batch entry reads: keys up to its largest key limit. */
+    double rows = 0;
+    for (int64_t b = 0; b < prob->batch; b++) {
+        int64_t keys = 0;
+        for (int64_t i = 0; i < prob->len_q; i++) {
+            const int64_t n = attn_key_limit(prob, b, i);
+            keys = n > keys ? n : keys;
+        }
+        rows += (double)keys;
+    }
+    const double bytes = 2.0 * rows * (double)prob->heads_kv * (double)prob->head_dim * sizeof(float);
+    /* Bandwidth of `threads` threads: one thread's triad times threads, up to all cores'. */
+    double bw = threads >= p->cores ? p->triad_gbs_all : p->triad_gbs_1t * threads;
+    bw = bw < p->triad_gbs_all ? bw : p->triad_gbs_all;
+    return bytes / seconds * 1e-9 / bw;
+}
+
+/* ---- attnbench peak ----------------------------------------------------------------------- */
+
+enum { PEAK_FORMAT, PEAK_REFRESH, PEAK_TRIAD_MIB, PEAK_HELP, PEAK_OPTION_COUNT };
+static const cli_option peak_options[PEAK_OPTION_COUNT] = {
+    [PEAK_FORMAT] = {"format", "text|json", "output format (default text)"},
+    [PEAK_REFRESH] = {"refresh", NULL, "measure again and replace the cached figures"},
+    [PEAK_TRIAD_MIB] = {"triad-mib", "N", "triad array size in MiB (measures, never cached)"},
+    [PEAK_HELP] = {"help", NULL, "this help"},
+};
+
+static void print_peak_help(void)
+{
+    printf("usage: attnbench peak [options]\n\n"
+           "The measured roofline of this machine: float32 FMA GFLOP/s of one core and of all\n"
+           "cores (independent FMA chains at the widest vector the CPU has), and memory\n"
+           "bandwidth in GB/s from a STREAM-like triad a[i] = b[i] + s*c[i] on 1 thread and on\n"
+           "one thread per core, counting 3 arrays x 4 bytes per element (write-allocate not\n"
+           "counted). Each figure is the best of 5 repetitions. Triad arrays: 4x the L3 size\n"
+           "each (at least 64 MiB, at most 1/12 of RAM).\n\n"
+           "Figures are cached per machine id in $XDG_CACHE_HOME/attnbench/peak-<id>.json\n"
+           "(~/.cache/attnbench/...) and reused; `run` reads them for peak_fraction and\n"
+           "bw_fraction. A corrupt cache file is reported and measured again.\n\noptions:\n");
+    cli_print_options(stdout, peak_options, PEAK_OPTION_COUNT);
+}
+
+int cli_peak(int argc, char **argv)
+{
+    cli_format format = CLI_FORMAT_TEXT;
+    bool refresh = false;
+    int64_t triad_mib = 0;
+    const char *value;
+    for (int o; (o = cli_next_option("peak", argc, argv, peak_options, PEAK_OPTION_COUNT,
+                                     &value)) != CLI_OPTION_END;) {
+        switch (o) {
+        case PEAK_FORMAT:
+            if (!cli_parse_format("peak", value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON,
+                                  &format))
+                return CLI_EXIT_USAGE;
+            break;
+        case PEAK_REFRESH: refresh = true; break;
+        case PEAK_TRIAD_MIB:
+            if (!cli_parse_int64("peak", "triad-mib", value, 1, 1 << 20, &triad_mib))
+                return CLI_EXIT_USAGE;
+            break;
+        case PEAK_HELP: print_peak_help(); return CLI_EXIT_OK;
+        default: return CLI_EXIT_USAGE;
+        }
+    }
+
+    char path[4200], when[64] = "", why[256];
+    const bool have_path = peak_cache_path(path, sizeof path);
+    attn_peak peak;
+    bool cached = false;
+    if (have_path && !refresh && triad_mib == 0) {
+        const int r = peak_load(path, &peak, when, sizeof when, why, sizeof why);
+        if (r < 0)
+            fprintf(stderr, "attnbench peak: corrupt cache file %s (%s): measuring again\n", path,
+                    why);
+        cached = r > 0;
+    }
+    if (!cached) {
+        attn_error err;
+        if (attn_peak_measure(&peak, triad_mib << 20, &err) != ATTN_OK)
+            return cli_error("peak", "%s", err.message);
+        now_iso8601(when, sizeof when);
+        if (triad_mib == 0) {
+            if (!have_path)
+                fprintf(stderr, "attnbench peak: no cache directory (HOME unset): not cached\n");
+            else if (!peak_store(path, &peak, when, why, sizeof why))
+                fprintf(stderr, "attnbench peak: not cached: %s\n", why);
+        }
+    }
+
+    if (format == CLI_FORMAT_JSON) {
+        json_t *root = peak_json(&peak, when);
+        if (root && (json_object_set_new(root, "cached", json_boolean(cached)) ||
+                     json_object_set_new(root, "cache_file", have_path && triad_mib == 0
+                                                                 ? json_string(path)
+                                                                 : json_null()))) {
+            json_decref(root);
+            root = NULL;
+        }
+        const bool ok = cli_json_print(root);
+        json_decref(root);
+        return ok ? CLI_EXIT_OK : cli_error("peak", "out of memory or output error");
+    }
+    printf("machine %s, %s\n", attn_machine_id(), cached ? "cached" : "measured now");
+    printf("  FMA float32, %s (%d-bit, %d accumulators)\n", peak.fma_kernel, peak.vector_bits,
+           peak.accumulators);
+    printf("    per core          %9.1f GFLOP/s\n", peak.fma_gflops_per_core);
+    printf("    all %3d cores     %9.1f GFLOP/s\n", peak.cores, peak.fma_gflops_all_cores);
+    printf("  triad a=b+s*c, 3 x %lld MiB, 12 bytes/element\n",
+           (long long)(peak.triad_array_bytes >> 20));
+    printf("    1 thread          %9.1f GB/s\n", peak.triad_gbs_1t);
+    printf("    %3d threads       %9.1f GB/s\n", peak.cores, peak.triad_gbs_all);
+    printf("  measured %s%s%s\n", when, have_path && triad_mib == 0 ? ", cache " : "",
+           have_path && triad_mib == 0 ? path : "");
+    return CLI_EXIT_OK;
+}
+
+/* ---- attnbench info ----------------------------------------------------------------------- */
+
+enum { INFO_FORMAT, INFO_DISABLE_ISA, INFO_HELP, INFO_OPTION_COUNT };
+static const cli_option info_options[INFO_OPTION_COUNT] = {
+    [INFO_FORMAT] = {"format", "text|json", "output format (default text)"},
+    [INFO_DISABLE_ISA] = {"disable-isa", "LIST", "turn ISAs off, as ATTN_DISABLE_ISA=LIST does"},
+    [INFO_HELP] = {"help", NULL, "this help"},
+};
+
+static const char *const cache_names[ATTN_CACHE_LEVELS] = {"L1d", "L2", "L3"};
+
+static json_t *string_list(const char *const *items, int count)
+{
+    json_t *list = json_array();
+    for (int i = 0; list && i < count; i++)
+        if (json_array_append_new(list, json_string(items[i]))) {
+            json_decref(list);
+            return NULL;
+        }
+    return list;
+}
+
+static json_t *isa_names_json(uint32_t mask)
+{
+    const char *names[32];
+    int n = 0;
+    for (int i = 0; i < attn_isa_name_count && n < 32; i++)
+        if (mask & attn_isa_names[i].bit)
+            names[n++] = attn_isa_names[i].name;
+    return string_list(names, n);
+}
+
+/* CPUs sharing each instance of a cache level, as a JSON list of "0-3"-style strings. */
+static json_t *cache_sharing_json(int level, int instances)
+{
+    json_t *list = json_array();
+    for (int i = 0; list && i < instances; i++) {
+        char cpus[512];
+        if (!attn_topology_cache_cpus(level, i, cpus, sizeof cpus))
+            snprintf(cpus, sizeof cpus, "?");
+        if (json_array_append_new(list, json_string(cpus))) {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+static json_t *topology_json(void)
+{
+    const attn_topology *t = attn_topology_get();
+    const attn_machine *m = &attn_cpu_get()->machine;
+    const int64_t used[ATTN_CACHE_LEVELS] = {m->l1d_bytes, m->l2_bytes, m->l3_bytes};
+    json_t *caches = json_array();
+    for (int l = 0; caches && l < ATTN_CACHE_LEVELS; l++) {
+        const attn_cache_info *c = &t->cache[l];
+        json_t *o = json_pack("{s:s, s:i, s:I, s:I, s:i, s:I, s:o}", "name", cache_names[l],
+                              "level", l + 1, "bytes", (json_int_t)c->bytes, "line_bytes",
+                              (json_int_t)c->line_bytes, "instances", c->instances,
+                              "bytes_used_for_tiles", (json_int_t)used[l], "shared_by_cpus",
+                              cache_sharing_json(l + 1, c->instances));
+        if (json_array_append_new(caches, o)) {
+            json_decref(caches);
+            caches = NULL;
+        }
+    }
+    char numa0[512] = "";
+    attn_topology_numa_cpus(0, numa0, sizeof numa0);
+    json_t *cores = json_array();
+    for (int c = 0; cores && c < t->cores; c++) {
+        char cpus[256];
+        if (!attn_topology_core_cpus(c, cpus, sizeof cpus))
+            snprintf(cpus, sizeof cpus, "?");
+        if (json_array_append_new(cores, json_string(cpus))) {
+            json_decref(cores);
+            cores = NULL;
+        }
+    }
+    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:o, s:s, s:i, s:o}", "source",
+                     t->from_hwloc ? "hwloc" : "sysconf", "packages", t->packages, "numa_nodes",
+                     t->numa_nodes, "cores", t->cores, "hardware_threads", t->pus,
+                     "core_cpus", cores, "numa0_cpus", numa0, "default_threads",
+                     attn_default_threads(), "caches", caches);
+}
+
+static json_t *variants_json(void)
+{
+    json_t *list = json_array();
+    for (int i = 0; list && i < attn_variant_count(); i++) {
+        attn_variant_info v;
+        if (!attn_variant_get(i, &v))
+            continue;
+        json_t *o = json_pack("{s:s, s:s, s:b, s:o}", "name", v.name, "isa", v.isa, "supported",
+                              v.supported, "why_not",
+                              v.supported ? json_null() : json_string(v.why_not));
+        if (json_array_append_new(list, o)) {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+static void format_bytes(char *buf, size_t len, int64_t bytes)
+{
+    if (bytes >= (1 << 20) && bytes % (1 << 20) == 0)
+        snprintf(buf, len, "%lld MiB", (long long)(bytes >> 20));
+    else if (bytes >= 1024 && bytes % 1024 == 0)
+        snprintf(buf, len, "%lld KiB", (long long)(bytes >> 10));
+    else
+        snprintf(buf, len, "%lld B", (long long)bytes);
+}
+
+static void print_info_text(const char *forced, const char *force_error)
+{
+    const attn_cpu *cpu = attn_cpu_get();
+    const attn_topology *t = attn_topology_get();
+    char isa[512], numa0[512] = "?";
+    printf("machine id        %s\n", attn_machine_id());
+    printf("cpu               %s (%s, family %d model %d stepping %d)\n", cpu->model_name,
+           cpu->vendor, cpu->family, cpu->model, cpu->stepping);
+    attn_isa_format(cpu->isa_detected, isa, sizeof isa);
+    printf("isa detected      %s\n", isa);
+    attn_isa_format(cpu->isa, isa, sizeof isa);
+    const char *env = getenv("ATTN_DISABLE_ISA");
+    printf("isa enabled       %s%s%s%s\n", isa, env && *env ? "   (ATTN_DISABLE_ISA=" : "",
+           env && *env ? env : "", env && *env ? ")" : "");
+    printf("topology (%s)  %d package%s, %d NUMA node%s, %d cores, %d hardware threads\n",
+           t->from_hwloc ? "hwloc" : "sysconf", t->packages, t->packages == 1 ? "" : "s",
+           t->numa_nodes, t->numa_nodes == 1 ? "" : "s", t->cores, t->pus);
+    for (int l = 0; l < ATTN_CACHE_LEVELS; l++) {
+        const attn_cache_info *c = &t->cache[l];
+        char size[32];
+        format_bytes(size, sizeof size, c->bytes);
+        printf("%-17s %s x %d, shared by cpus:", cache_names[l], size, c->instances);
+        for (int i = 0; i < c->instances && i < 16; i++) {
+            char cpus[256];
+            printf(" %s", attn_topology_cache_cpus(l + 1, i, cpus, sizeof cpus) ? cpus : "?");
+        }
+        printf("%s\n", c->instances > 16 ? " ..." : "");
+    }
+    char sizes[3][32];
+    format_bytes(sizes[0], 32, cpu->machine.l1d_bytes);
+    format_bytes(sizes[1], 32, cpu->machine.l2_bytes);
+    format_bytes(sizes[2], 32, cpu->machine.l3_bytes);
+    printf("tile sizes from   L1d %s, L2 %s, L3 %s\n", sizes[0], sizes[1], sizes[2]);
+    attn_topology_numa_cpus(0, numa0, sizeof numa0);
+    printf("default threads   %d (the cores of NUMA node 0, cpus %s)\n", attn_default_threads(),
+           numa0);
+    printf("forced variant    %s\n", force_error ? force_error : forced ? forced : "none");
+    printf("variants:\n");
+    for (int i = 0; i < attn_variant_count(); i++) {
+        attn_variant_info v;
+        if (!attn_variant_get(i, &v))
+            continue;
+        printf("  %-12s %-4s %s\n", v.name, v.supported ? "yes" : "no",
+               v.supported ? (v.isa[0] ? v.isa : "portable C") : v.why_not);
+    }
+    const attn_peak *p = cached_peak();
+    if (p)
+        printf("peak (cached)     %.1f GFLOP/s per core, %.1f all cores; triad %.1f GB/s 1 "
+               "thread, %.1f all\n", p->fma_gflops_per_core, p->fma_gflops_all_cores,
+               p->triad_gbs_1t, p->triad_gbs_all);
+    else
+        printf("peak              not measured yet (attnbench peak)\n");
+}
+
+int cli_info(int argc, char **argv)
+{
+    cli_format format = CLI_FORMAT_TEXT;
+    const char *value;
+    for (int o; (o = cli_next_option("info", argc, argv, info_options, INFO_OPTION_COUNT,
+                                     &value)) != CLI_OPTION_END;) {
+        switch (o) {
+        case INFO_FORMAT:
+            if (!cli_parse_format("info", value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON,
+                                  &format))
+                return CLI_EXIT_USAGE;
+            break;
+        case INFO_DISABLE_ISA:
+            if (!cli_set_disable_isa("info", value))
+                return CLI_EXIT_USAGE;
+            break;
+        case INFO_HELP:
+            printf("usage: attnbench info [options]\n\nThis machine as attnbench sees it: CPU, "
+                   "ISA features (detected, and enabled\nafter ATTN_DISABLE_ISA), topology and "
+                   "caches from hwloc, the machine id,\nthe default thread count, "
+                   "ATTN_FORCE_VARIANT and which variants run here.\nExit status 2 when "
+                   "ATTN_FORCE_VARIANT names a variant that cannot run.\n\noptions:\n");
+            cli_print_options(stdout, info_options, INFO_OPTION_COUNT);
+            return CLI_EXIT_OK;
+        default:
+            return CLI_EXIT_USAGE;
+        }
+    }
+    const char *forced = NULL;
+    attn_error err;
+    const char *force_error = attn_forced_variant(&forced, &err) == ATTN_OK ? NULL : err.message;
+
+    if (format == CLI_FORMAT_TEXT) {
+        print_info_text(forced, force_error);
+    } else {
+        const attn_cpu *cpu = attn_cpu_get();
+        const attn_peak *p = cached_peak();
+        const char *env = getenv("ATTN_DISABLE_ISA");
+        json_t *root = json_pack(
+            "{s:s, s:o, s:{s:o, s:o, s:o}, s:o, s:o, s:{s:o, s:o}, s:o}", "tool",
+            "attnbench " ATTN_VERSION_STRING, "machine", cli_machine_json(), "isa", "detected",
+            isa_names_json(cpu->isa_detected), "enabled", isa_names_json(cpu->isa),
+            "disable_isa", env && *env ? json_string(env) : json_null(), "topology",
+            topology_json(), "variants", variants_json(), "forced_variant", "name",
+            forced ? json_string(forced) : json_null(), "error",
+            force_error ? json_string(force_error) : json_null(), "peak",
+            p ? peak_json(p, cached_when) : json_null());
+        const bool ok = cli_json_print(root);
+        json_decref(root);
+        if (!ok)
+            return cli_error("info", "out of memory or output error");
+    }
+    if (force_error)
+        return cli_error("info", "%s", force_error);
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,129 @@
+/* threads.c — the worker pool behind threads.h: workers sleep on a condition variable, a run
+ * bumps a generation counter and wakes them, the caller works as worker 0 and then waits until
+ * every other worker of the run has finished. */
+#include "threads.h"
+
+#include "attn.h"
+#include "topology.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+static struct {
+    pthread_mutex_t busy;   /* held by the run in progress (trylock: never wait on it) */
+    pthread_mutex_t lock;   /* guards everything below */
+    pthread_cond_t wake, done;
+    int started;            /* pool threads running: they are workers 1..started */
+    uint64_t generation;    /* bumped by each run */
+    attn_parallel_fn fn;
+    void *ctx;
+    int workers;            /* of the current run */
+    int pending;            /* pool workers of the current run still working */
+    /* The generation a new thread has already seen: threads are started inside a run, before
+     * its generation is bumped, so they must not take that bump for an old one. */
+    uint64_t created_at[ATTN_MAX_THREADS];
+} pool = {
+    .busy = PTHREAD_MUTEX_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER,
+    .wake = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER,
+};
+
+static void *worker_main(void *arg)
+{
+    const int me = (int)(intptr_t)arg;
+    attn_topology_bind_thread_to_core(me); /* best effort: unbound it still computes */
+    pthread_mutex_lock(&pool.lock);
+    uint64_t seen = pool.created_at[me];
+    for (;;) {
+        while (pool.generation == seen)
+            pthread_cond_wait(&pool.wake, &pool.lock);
+        seen = pool.generation;
+        if (me >= pool.workers)
+            continue; /* not part of this run */
+        attn_parallel_fn fn = pool.fn;
+        void *ctx = pool.ctx;
+        const int workers = pool.workers;
+        pthread_mutex_unlock(&pool.lock);
+        fn(ctx, me, workers);
+        pthread_mutex_lock(&pool.lock);
+        if (--pool.pending == 0)
+            pthread_cond_signal(&pool.done);
+    }
+    return NULL;
+}
+
+/* In a child after fork() only the forking thread exists: forget the pool's threads. */
+static void reset_after_fork(void)
+{
+    pthread_mutex_init(&pool.busy, NULL);
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pool.started = 0;
+    pool.pending = 0;
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void) { pthread_atfork(NULL, NULL, reset_after_fork); }
+
+/* Starts pool threads until there are `count`; false when the OS refuses one. Called with
+ * pool.busy held, so no run is in flight. */
+static bool grow(int count)
+{
+    while (pool.started < count) {
+        pthread_t th;
+        pthread_attr_t attr;
+        if (pthread_attr_init(&attr) != 0)
+            return false;
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pool.created_at[pool.started + 1] = pool.generation;
+        int rc = pthread_create(&th, &attr, worker_main, (void *)(intptr_t)(pool.started + 1));
+        pthread_attr_destroy(&attr);
+        if (rc != 0)
+            return false;
+        pool.started++;
+    }
+    return true;
+}
+
+static void run_all_here(int workers, attn_parallel_fn fn, void *ctx)
+{
+    for (int w = 0; w < workers; w++)
+        fn(ctx, w, workers);
+}
+
+bool attn_parallel_run(int workers, attn_parallel_fn fn, void *ctx)
+{
+    if (workers <= 1) {
+        run_all_here(workers, fn, ctx);
+        return workers == 1;
+    }
+    if (workers > ATTN_MAX_THREADS || pthread_mutex_trylock(&pool.busy) != 0) {
+        run_all_here(workers, fn, ctx);
+        return false;
+    }
+    pthread_once(&atfork_once, register_atfork);
+    pthread_mutex_lock(&pool.lock);
+    const bool grown = grow(workers - 1);
+    if (!grown) {
+        pthread_mutex_unlock(&pool.lock);
+        pthread_mutex_unlock(&pool.busy);
+        run_all_here(workers, fn, ctx);
+        return false;
+    }
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.workers = workers;
+    pool.pending = workers - 1;
+    pool.generation++;
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+
+    fn(ctx, 0, workers);
+
+    pthread_mutex_lock(&pool.lock);
+    while (pool.pending > 0)
+        pthread_cond_wait(&pool.done, &pool.lock);
+    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&pool.busy);
+    return true;
+}

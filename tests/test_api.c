@@ -1,0 +1,406 @@
+/* test_api.c — unit tests of the public functions of library.c (problem defaults, strides,
+ * scale, FLOP count, parameter text, tensor extents, variant lookup) and of the ISA name
+ * parser of harness/cpu.h. Small cases are checked against values worked out by hand. */
+#include "attn.h"
+#include "cpu.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int checks, failures;
+
+#define CHECK(cond)                                                                           \
+    do {                                                                                      \
+        checks++;                                                                             \
+        if (!(cond)) {                                                                        \
+            failures++;                                                                       \
+            printf("%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond);                         \
+        }                                                                                     \
+    } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                                    \
+    do {                                                                                      \
+        const long long a_ = (long long)(a), b_ = (long long)(b);                             \
+        checks++;                                                                             \
+        if (a_ != b_) {                                                                       \
+            failures++;                                                                       \
+            printf("%s:%d: FAILED: %s == %s (%lld != %lld)\n", __FILE__, __LINE__, #a, #b,    \
+                   a_, b_);                                                                   \
+        }                                                                                     \
+    } while (0)
+
+#define CHECK_EQ_DBL(a, b)                                                                    \
+    do {                                                                                      \
+        const double a_ = (a), b_ = (b);                                                      \
+        checks++;                                                                             \
+        if (a_ != b_) {                                                                       \
+            failures++;                                                                       \
+            printf("%s:%d: FAILED: %s == %s (%.17g != %.17g)\n", __FILE__, __LINE__, #a, #b,  \
+                   a_, b_);                                                                   \
+        }                                                                                     \
+    } while (0)
+
+#define CHECK_STRIDES(s, b, h, l)                                                             \
+    do {                                                                                      \
+        CHECK_EQ_INT((s).batch, b);                                                           \
+        CHECK_EQ_INT((s).head, h);                                                            \
+        CHECK_EQ_INT((s).seq, l);                                                             \
+    } while (0)
+
+static void test_problem_init(void)
+{
+    attn_problem p;
+    memset(&p, 0xab, sizeof p); /* init must set every field */
+    attn_problem_init(&p, 2, 8, 2, 5, 7, 16);
+    CHECK_EQ_INT(p.batch, 2);
+    CHECK_EQ_INT(p.heads_q, 8);
+    CHECK_EQ_INT(p.heads_kv, 2);
+    CHECK_EQ_INT(p.len_q, 5);
+    CHECK_EQ_INT(p.len_kv, 7);
+    CHECK_EQ_INT(p.head_dim, 16);
+    CHECK(p.scale == 0.0f);
+    CHECK(!p.causal);
+    CHECK(p.kv_lens == NULL);
+    CHECK(p.mask == NULL);
+    CHECK_EQ_INT(p.mask_row_stride, 0);
+    /* [B,H,L,d]: seq = d, head = L·d, batch = H·L·d. */
+    CHECK_STRIDES(p.q, 8 * 5 * 16, 5 * 16, 16);
+    CHECK_STRIDES(p.k, 2 * 7 * 16, 7 * 16, 16);
+    CHECK_STRIDES(p.v, 2 * 7 * 16, 7 * 16, 16);
+    CHECK_STRIDES(p.o, 8 * 5 * 16, 5 * 16, 16);
+    CHECK(attn_problem_validate(&p, NULL) == ATTN_OK);
+
+    /* [B,L,H,d]: head = d, seq = H·d, batch = L·H·d. */
+    attn_problem_set_layout_blhd(&p);
+    CHECK_STRIDES(p.q, 5 * 8 * 16, 16, 8 * 16);
+    CHECK_STRIDES(p.k, 7 * 2 * 16, 16, 2 * 16);
+    CHECK_STRIDES(p.v, 7 * 2 * 16, 16, 2 * 16);
+    CHECK_STRIDES(p.o, 5 * 8 * 16, 16, 8 * 16);
+    CHECK(attn_problem_validate(&p, NULL) == ATTN_OK);
+}
+
+static void test_problem_scale(void)
+{
+    attn_problem p;
+    attn_problem_init(&p, 1, 1, 1, 1, 1, 16);
+    CHECK(attn_problem_scale(&p) == 0.25f);
+    attn_problem_init(&p, 1, 1, 1, 1, 1, 1);
+    CHECK(attn_problem_scale(&p) == 1.0f);
+    attn_problem_init(&p, 1, 1, 1, 1, 1, 3);
+    CHECK(attn_problem_scale(&p) == (float)(1.0 / sqrt(3.0)));
+    p.scale = 1.0f;
+    CHECK(attn_problem_scale(&p) == 1.0f);
+    p.scale = 0.125f;
+    CHECK(attn_problem_scale(&p) == 0.125f);
+}
+
+/* FLOPs = 4·B·Hq·d·pairs; the pairs below are counted by hand. */
+static void test_problem_flops(void)
+{
+    attn_problem p;
+    attn_problem_init(&p, 1, 1, 1, 4, 4, 1);
+    CHECK_EQ_DBL(attn_problem_flops(&p), 4.0 * 16); /* 4 x 4 pairs */
+    p.causal = true;
+    CHECK_EQ_DBL(attn_problem_flops(&p), 4.0 * (1 + 2 + 3 + 4));
+
+    /* Causal, Lq < Lk: row i sees j <= i + 2 -> 3 and 4 keys. */
+    attn_problem_init(&p, 1, 1, 1, 2, 4, 1);
+    p.causal = true;
+    CHECK_EQ_DBL(attn_problem_flops(&p), 4.0 * (3 + 4));
+
+    /* Causal, Lq > Lk: row i sees j <= i - 2 -> rows 0, 1 see none; 1 and 2 keys. */
+    attn_problem_init(&p, 1, 1, 1, 4, 2, 1);
+    p.causal = true;
+    CHECK_EQ_DBL(attn_problem_flops(&p), 4.0 * (0 + 0 + 1 + 2));
+
+    /* kv_lens {1, 3, 0}, Lq = 2, Lk = 4: 2·1 + 2·3 + 0 pairs; with Hq = 8, d = 16. */
+    const int32_t lens[3] = {1, 3, 0};
+    attn_problem_init(&p, 3, 8, 2, 2, 4, 16);
+    p.kv_lens = lens;
+    CHECK_EQ_DBL(attn_problem_flops(&p), 4.0 * 8 * 16 * (2 * 1 + 2 * 3));
+    /* ... and causal (row i sees j <= i + 2): batch 0: 1 + 1, batch 1: 3 + 3. */
+    p.causal = true;
+    CHECK_EQ_DBL(attn_problem_flops(&p), 4.0 * 8 * 16 * (1 + 1 + 3 + 3));
+    const int32_t lens2[3] = {4, 3, 4};
+    p.kv_lens = lens2; /* causal rows see 3, 4 keys; kv_lens 3 caps row 1 */
+    CHECK_EQ_DBL(attn_problem_flops(&p), 4.0 * 8 * 16 * ((3 + 4) + (3 + 3) + (3 + 4)));
+
+    /* Mask: -inf entries are not attended; other values (+inf included) are. */
+    const float mask[2 * 3] = {0.0f, -INFINITY, 1.0f, -INFINITY, -INFINITY, -INFINITY};
+    attn_problem_init(&p, 1, 1, 1, 2, 3, 1);
+    p.mask = mask;
+    CHECK_EQ_DBL(attn_problem_flops(&p), 4.0 * 2);
+    const float mask_padded[2 * 4] = {-INFINITY, -5.0f, 3.0f, -INFINITY /* gap */,
+                                      INFINITY, -INFINITY, 2.0f, 0.0f /* gap */};
+    p.mask = mask_padded;
+    p.mask_row_stride = 4;
+    CHECK_EQ_DBL(attn_problem_flops(&p), 4.0 * (2 + 2));
+    p.causal = true; /* Lq = 2, Lk = 3: row 0 sees j <= 1, row 1 all */
+    CHECK_EQ_DBL(attn_problem_flops(&p), 4.0 * (1 + 2));
+}
+
+/* The first registered variant with / without tunable parameters, or -1. */
+static int find_variant(bool with_params, attn_variant_info *info)
+{
+    for (int i = 0; i < attn_variant_count(); i++)
+        if (attn_variant_get(i, info) && (info->param_count > 0) == with_params)
+            return i;
+    return -1;
+}
+
+static void test_params_text(void)
+{
+    attn_variant_info info;
+    attn_problem p;
+    attn_problem_init(&p, 1, 4, 4, 64, 64, 64);
+    attn_error err;
+    attn_params params, back;
+
+    if (find_variant(true, &info) < 0) {
+        printf("note: no variant with parameters is registered; round trip not tested\n");
+    } else {
+        char name[64];
+        snprintf(name, sizeof name, "%s", info.name);
+        char first[32];
+        snprintf(first, sizeof first, "%s", info.params[0].name);
+        const attn_param_info param0 = info.params[0];
+
+        /* defaults -> text -> parse over zeros -> the same values */
+        CHECK(attn_variant_default_params(name, &p, &params, &err) == ATTN_OK);
+        CHECK_EQ_INT(params.count, info.param_count);
+        char text[256];
+        attn_params_format(name, &params, text, sizeof text);
+        CHECK(strchr(text, '=') != NULL);
+        memset(&back, 0, sizeof back);
+        CHECK(attn_params_parse(name, text, &back, &err) == ATTN_OK);
+        CHECK_EQ_INT(back.count, params.count);
+        for (int i = 0; i < params.count; i++)
+            CHECK_EQ_INT(back.value[i], params.value[i]);
+
+        /* a partial text changes only the parameter it names */
+        char one[64];
+        const int32_t value = param0.max;
+        snprintf(one, sizeof one, "%s=%d", first, value);
+        back = params;
+        CHECK(attn_params_parse(name, one, &back, &err) == ATTN_OK);
+        CHECK_EQ_INT(back.value[0], value);
+        for (int i = 1; i < params.count; i++)
+            CHECK_EQ_INT(back.value[i], params.value[i]);
+        /* empty text keeps everything */
+        back = params;
+        CHECK(attn_params_parse(name, "", &back, &err) == ATTN_OK);
+        CHECK(!memcmp(back.value, params.value, sizeof back.value));
+
+        /* errors, each with a message */
+        const char *bad[] = {"nosuchparam=4", "=4", "4", NULL, NULL, NULL, NULL};
+        char no_value[64], not_int[64], too_big[64], trailing[64];
+        snprintf(no_value, sizeof no_value, "%s=", first);
+        snprintf(not_int, sizeof not_int, "%s=12x", first);
+        snprintf(too_big, sizeof too_big, "%s=99999999999", first);
+        snprintf(trailing, sizeof trailing, "%s", first);
+        bad[3] = no_value;
+        bad[4] = not_int;
+        bad[5] = too_big;
+        bad[6] = trailing;
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            back = params;
+            memset(&err, 0, sizeof err);
+            const attn_status s = attn_params_parse(name, bad[i], &back, &err);
+            CHECK(s == ATTN_ERR_INVALID);
+            CHECK(err.status == ATTN_ERR_INVALID && err.message[0] != '\0');
+            if (s != ATTN_ERR_INVALID)
+                printf("  (text '%s' was accepted)\n", bad[i]);
+        }
+
+        /* format into a short buffer: terminated, nothing written past it */
+        char small[8];
+        memset(small, 'x', sizeof small);
+        attn_params_format(name, &params, small, 4);
+        CHECK(strlen(small) < 4);
+        CHECK(small[4] == 'x');
+    }
+
+    /* A variant without parameters takes only the empty text. */
+    if (find_variant(false, &info) >= 0) {
+        char name[64];
+        snprintf(name, sizeof name, "%s", info.name);
+        memset(&params, 0, sizeof params);
+        CHECK(attn_params_parse(name, "", &params, &err) == ATTN_OK);
+        CHECK_EQ_INT(params.count, 0);
+        CHECK(attn_params_parse(name, "x=1", &params, &err) == ATTN_ERR_INVALID);
+        char text[16] = "junk";
+        attn_params_format(name, &params, text, sizeof text);
+        CHECK(text[0] == '\0');
+    }
+    memset(&err, 0, sizeof err);
+    CHECK(attn_params_parse("no-such-variant", "a=1", &params, &err) == ATTN_ERR_UNKNOWN_VARIANT);
+    CHECK(err.message[0] != '\0');
+    CHECK(attn_variant_default_params("no-such-variant", &p, &params, &err) ==
+          ATTN_ERR_UNKNOWN_VARIANT);
+}
+
+static void test_tensor_extent(void)
+{
+    attn_problem p;
+    attn_problem_init(&p, 2, 8, 2, 5, 7, 16);
+    int64_t e = -1;
+    attn_error err;
+    CHECK(attn_tensor_extent(&p, 'q', &e, &err) == ATTN_OK);
+    CHECK_EQ_INT(e, 2 * 8 * 5 * 16);
+    CHECK(attn_tensor_extent(&p, 'k', &e, &err) == ATTN_OK);
+    CHECK_EQ_INT(e, 2 * 2 * 7 * 16);
+    CHECK(attn_tensor_extent(&p, 'v', &e, &err) == ATTN_OK);
+    CHECK_EQ_INT(e, 2 * 2 * 7 * 16);
+    CHECK(attn_tensor_extent(&p, 'o', &e, &err) == ATTN_OK);
+    CHECK_EQ_INT(e, 2 * 8 * 5 * 16);
+    attn_problem_set_layout_blhd(&p);
+    CHECK(attn_tensor_extent(&p, 'q', &e, &err) == ATTN_OK);
+    CHECK_EQ_INT(e, 2 * 8 * 5 * 16);
+
+    /* Padded: largest offset + 1 = (B-1)·sb + (H-1)·sh + (L-1)·ss + d. */
+    p.q = (attn_strides){.batch = 1000, .head = 100, .seq = 19};
+    CHECK(attn_tensor_extent(&p, 'q', &e, &err) == ATTN_OK);
+    CHECK_EQ_INT(e, 1 * 1000 + 7 * 100 + 4 * 19 + 16);
+    /* Broadcast (stride 0) over batch and heads. */
+    p.k = (attn_strides){.batch = 0, .head = 0, .seq = 16};
+    CHECK(attn_tensor_extent(&p, 'k', &e, &err) == ATTN_OK);
+    CHECK_EQ_INT(e, 6 * 16 + 16);
+
+    CHECK(attn_tensor_extent(&p, 'x', &e, &err) == ATTN_ERR_INVALID);
+    CHECK(err.message[0] != '\0');
+
+    /* Overflow of the 64-bit offset, and of the byte size. */
+    attn_problem_init(&p, 1, 1, 1, 1, 1, 1);
+    p.batch = INT64_C(1) << 40;
+    p.q.batch = INT64_C(1) << 30;
+    memset(&err, 0, sizeof err);
+    CHECK(attn_tensor_extent(&p, 'q', &e, &err) == ATTN_ERR_OVERFLOW);
+    CHECK(err.status == ATTN_ERR_OVERFLOW && err.message[0] != '\0');
+    p.batch = 2;
+    p.q.batch = INT64_MAX;
+    CHECK(attn_tensor_extent(&p, 'q', &e, &err) == ATTN_ERR_OVERFLOW);
+    p.q.batch = INT64_MAX / 4; /* fits in int64 elements, not in ptrdiff_t bytes */
+    CHECK(attn_tensor_extent(&p, 'q', &e, &err) == ATTN_ERR_OVERFLOW);
+    p.q.batch = INT64_MAX / 16;
+    CHECK(attn_tensor_extent(&p, 'q', &e, &err) == ATTN_OK);
+    CHECK_EQ_INT(e, INT64_MAX / 16 + 1);
+}
+
+static void test_validate(void)
+{
+    attn_problem p;
+    attn_error err;
+    attn_problem_init(&p, 1, 1, 1, INT64_C(1) << 22, INT64_C(1) << 22, INT64_C(1) << 20);
+    memset(&err, 0, sizeof err);
+    CHECK(attn_problem_validate(&p, &err) == ATTN_ERR_OVERFLOW);
+    CHECK(err.message[0] != '\0');
+    CHECK(attn_problem_validate(NULL, &err) == ATTN_ERR_INVALID);
+    attn_problem_init(&p, 1, 6, 4, 3, 3, 8);
+    CHECK(attn_problem_validate(&p, NULL) == ATTN_ERR_INVALID); /* err may be NULL */
+    attn_problem_init(&p, 1, 1, 1, 3, 3, 8);
+    p.scale = -0.0f; /* compares equal to 0: the default */
+    CHECK(attn_problem_validate(&p, NULL) == ATTN_OK);
+}
+
+static void test_status_strings(void)
+{
+    const attn_status all[] = {ATTN_OK, ATTN_ERR_INVALID, ATTN_ERR_OVERFLOW,
+                               ATTN_ERR_UNKNOWN_VARIANT, ATTN_ERR_UNSUPPORTED, ATTN_ERR_NOMEM,
+                               ATTN_ERR_IO};
+    const int n = (int)(sizeof all / sizeof all[0]);
+    for (int i = 0; i < n; i++) {
+        CHECK(attn_status_string(all[i])[0] != '\0');
+        for (int j = 0; j < i; j++)
+            CHECK(strcmp(attn_status_string(all[i]), attn_status_string(all[j])) != 0);
+    }
+    CHECK(attn_status_string((attn_status)999)[0] != '\0');
+}
+
+static void test_variant_lookup(void)
+{
+    const int n = attn_variant_count();
+    CHECK(n >= 1);
+    attn_variant_info info;
+    for (int i = 0; i < n; i++) {
+        CHECK(attn_variant_get(i, &info));
+        CHECK(info.name && info.name[0]);
+        CHECK(info.description && info.description[0]);
+        CHECK(info.tolerance > 0 && info.tolerance < 1);
+        CHECK(info.supported || (info.why_not && info.why_not[0]));
+        CHECK_EQ_INT(attn_variant_find(info.name), i);
+        for (int j = 0; j < info.param_count; j++)
+            CHECK(info.params[j].min <= info.params[j].max && info.params[j].multiple_of >= 1);
+    }
+    CHECK(!attn_variant_get(-1, &info));
+    CHECK(!attn_variant_get(n, &info));
+    CHECK_EQ_INT(attn_variant_find("no-such-variant"), -1);
+    CHECK_EQ_INT(attn_variant_find(NULL), -1);
+    CHECK_EQ_INT(attn_variant_find(""), -1);
+}
+
+#define ALL_AVX512                                                                            \
+    (ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL | ATTN_ISA_AVX512DQ |          \
+     ATTN_ISA_AVX512BF16 | ATTN_ISA_AVX512FP16 | ATTN_ISA_AVX512VNNI)
+
+static void test_isa_parse(void)
+{
+    uint32_t mask = 0xdeadu;
+    char why[256] = "";
+    CHECK(attn_isa_parse_disable("avx2", &mask, why, sizeof why));
+    CHECK(mask & ATTN_ISA_AVX2);
+    CHECK(!(mask & ALL_AVX512));
+    CHECK(attn_isa_parse_disable("avx512", &mask, why, sizeof why));
+    CHECK_EQ_INT(mask & ALL_AVX512, ALL_AVX512);
+    CHECK(!(mask & ATTN_ISA_AVX2));
+    CHECK(attn_isa_parse_disable("avx512,avx2", &mask, why, sizeof why));
+    CHECK_EQ_INT(mask & (ALL_AVX512 | ATTN_ISA_AVX2), ALL_AVX512 | ATTN_ISA_AVX2);
+    CHECK(attn_isa_parse_disable("avx512f", &mask, why, sizeof why));
+    CHECK_EQ_INT(mask, ATTN_ISA_AVX512F);
+    CHECK(attn_isa_parse_disable("", &mask, why, sizeof why));
+    CHECK_EQ_INT(mask, 0);
+    CHECK(attn_isa_parse_disable(NULL, &mask, why, sizeof why));
+    CHECK_EQ_INT(mask, 0);
+    CHECK(attn_isa_parse_disable("avx2,", &mask, why, sizeof why)); /* empty entries ignored */
+    CHECK(mask & ATTN_ISA_AVX2);
+
+    /* every single name parses to its bit, and format/parse round-trips */
+    for (int i = 0; i < attn_isa_name_count; i++) {
+        CHECK(attn_isa_parse_disable(attn_isa_names[i].name, &mask, why, sizeof why));
+        CHECK_EQ_INT(mask, attn_isa_names[i].bit);
+    }
+    const uint32_t some = ATTN_ISA_AVX2 | ATTN_ISA_FMA | ATTN_ISA_AVX512F | ATTN_ISA_NEON;
+    char text[256];
+    attn_isa_format(some, text, sizeof text);
+    CHECK(attn_isa_parse_disable(text, &mask, why, sizeof why));
+    CHECK_EQ_INT(mask, some);
+    attn_isa_format(0, text, sizeof text);
+    CHECK(text[0] == '\0');
+
+    /* unknown names are errors that name the culprit */
+    why[0] = '\0';
+    CHECK(!attn_isa_parse_disable("bogus", &mask, why, sizeof why));
+    CHECK(strstr(why, "bogus") != NULL);
+    why[0] = '\0';
+    CHECK(!attn_isa_parse_disable("avx2,avx513", &mask, why, sizeof why));
+    CHECK(strstr(why, "avx513") != NULL);
+    CHECK(!attn_isa_parse_disable("AVX2", &mask, why, sizeof why)); /* names are lower case */
+    CHECK(attn_isa_parse_disable("avx", &mask, why, sizeof why)); /* not a prefix match */
+    CHECK_EQ_INT(mask, ATTN_ISA_AVX);
+}
+
+int main(void)
+{
+    test_problem_init();
+    test_problem_scale();
+    test_problem_flops();
+    test_params_text();
+    test_tensor_extent();
+    test_validate();
+    test_status_strings();
+    test_variant_lookup();
+    test_isa_parse();
+    printf("test_api: %d checks, %d failed\n", checks, failures);
+    return failures ? 1 : 0;
+}

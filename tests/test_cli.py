@@ -1,0 +1,466 @@
+"""Tests of the attnbench tool: list, run, output formats, .npy input/output against an
+independent NumPy float64 reference, and bad input (exit status 2, one message, no crash).
+
+Usage: /usr/bin/python3 tests/test_cli.py PATH/TO/attnbench [unittest options]
+(meson test passes the path; ATTNBENCH=... works too)."""
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+ATTNBENCH = os.environ.get("ATTNBENCH", "")
+
+# A quick shape for tests that only need the tool to run.
+SMALL = ["--batch", "1", "--heads", "2", "--len-q", "5", "--len-kv", "7", "--dim", "3",
+         "--reps", "1", "--warmup", "0"]
+
+
+def attnbench(*args, env=None):
+    environ = dict(os.environ, **(env or {}))
+    return subprocess.run([ATTNBENCH, *map(str, args)], capture_output=True, text=True,
+                          timeout=60, env=environ)
+
+
+def reference_attention(q, k, v, scale=None, causal=False, kv_lens=None, mask=None):
+    """softmax(scale*Q*K^T + mask)*V in float64, written from the problem's definition:
+    causal bottom-right (query i sees keys j <= i + Lk - Lq), GQA (query head h reads kv head
+    h // (Hq/Hkv)), per-batch key lengths, -inf in the mask drops a key, and a row with no keys
+    left gives zeros."""
+    q, k, v = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
+    batch, heads_q, len_q, dim = q.shape
+    heads_kv, len_kv = k.shape[1], k.shape[2]
+    scale = 1.0 / np.sqrt(dim) if scale is None else float(np.float32(scale))
+    k = np.repeat(k, heads_q // heads_kv, axis=1)
+    v = np.repeat(v, heads_q // heads_kv, axis=1)
+    scores = scale * np.einsum("bhid,bhjd->bhij", q, k)
+    i = np.arange(len_q)[:, None]
+    j = np.arange(len_kv)[None, :]
+    allowed = np.ones((batch, 1, len_q, len_kv), dtype=bool)
+    if causal:
+        allowed &= j <= i + len_kv - len_q
+    if kv_lens is not None:
+        allowed &= j[None, None] < np.asarray(kv_lens)[:, None, None, None]
+    if mask is not None:
+        scores = scores + np.asarray(mask, dtype=np.float64)
+        allowed &= np.asarray(mask) != -np.inf
+    scores = np.where(allowed, scores, -np.inf)
+    row_max = scores.max(axis=-1, keepdims=True)
+    row_max = np.where(np.isfinite(row_max), row_max, 0.0)
+    weights = np.where(allowed, np.exp(scores - row_max), 0.0)
+    total = weights.sum(axis=-1, keepdims=True)
+    weights = np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
+    return weights @ v
+
+
+def random_inputs(rng, batch, heads_q, heads_kv, len_q, len_kv, dim):
+    shape = lambda h, n: (batch, h, n, dim)
+    return (rng.standard_normal(shape(heads_q, len_q)).astype(np.float32),
+            rng.standard_normal(shape(heads_kv, len_kv)).astype(np.float32),
+            rng.standard_normal(shape(heads_kv, len_kv)).astype(np.float32))
+
+
+def npy_bytes(header, data=b"", version=1):
+    """A .npy file with the given header text, e.g. to make malformed ones."""
+    text = header.encode("latin1") + b"\n"
+    length = len(text).to_bytes(2 if version == 1 else 4, "little")
+    return b"\x93NUMPY" + bytes([version, 0]) + length + text + data
+
+
+def save_npy(path, array, version=None):
+    with open(path, "wb") as f:
+        np.lib.format.write_array(f, array, version=version)
+    return path
+
+
+class CliTestCase(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="attnbench-test-")
+        self.dir = self._tmp.name
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def run_ok(self, *args, env=None):
+        r = attnbench(*args, env=env)
+        self.assertEqual(r.returncode, 0, f"attnbench {' '.join(map(str, args))}: {r.stderr}")
+        return r
+
+    def run_json(self, *args, env=None):
+        return json.loads(self.run_ok(*args, "--format", "json", env=env).stdout)
+
+    def assert_usage_error(self, *args, env=None):
+        r = attnbench(*args, env=env)
+        what = f"attnbench {' '.join(map(str, args))}"
+        self.assertEqual(r.returncode, 2, f"{what}: status {r.returncode}, stderr {r.stderr!r}")
+        lines = r.stderr.strip().splitlines()
+        self.assertTrue(lines, f"{what}: nothing on stderr")
+        self.assertTrue(lines[-1].startswith("attnbench"), f"{what}: {r.stderr!r}")
+        # One message for the error (a "skipping ..." note for an unsupported variant may
+        # precede it).
+        self.assertEqual(sum(not l.startswith("attnbench run: skipping") for l in lines), 1,
+                         f"{what}: {r.stderr!r}")
+        self.assertEqual(r.stdout, "", f"{what}: wrote to stdout")
+        return r.stderr
+
+    def supported_variants(self):
+        return [v["name"] for v in self.run_json("list")["variants"] if v["supported"]]
+
+
+class TestHelpAndList(CliTestCase):
+    def test_help(self):
+        r = self.run_ok("--help")
+        for command in ("list", "run"):
+            self.assertIn(command, r.stdout)
+        r = self.run_ok("run", "--help")
+        for flag in ("variant", "batch", "heads", "kv-heads", "len-q", "len-kv", "dim", "scale",
+                     "causal", "seed", "reps", "warmup", "layout", "kv-lens", "mask", "params",
+                     "no-check", "q", "k", "v", "out", "format"):
+            self.assertIn(f"--{flag} ", r.stdout)
+        self.assertIn("--format", self.run_ok("list", "--help").stdout)
+
+    def test_no_command(self):
+        r = attnbench()
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("usage", r.stderr)
+
+    def test_list_text(self):
+        out = self.run_ok("list").stdout.splitlines()
+        self.assertTrue(out[0].startswith("variant"))
+        self.assertIn("tolerance", out[0])
+        names = [line.split()[0] for line in out[1:]]
+        self.assertIn("naive", names)
+        self.assertEqual(len(names), len(self.run_json("list")["variants"]))
+
+    def test_list_json(self):
+        doc = self.run_json("list")
+        machine = doc["machine"]
+        for key, kind in (("vendor", str), ("model_name", str), ("family", int),
+                          ("model", int), ("isa", list), ("l1d_bytes", int), ("l2_bytes", int),
+                          ("l3_bytes", int)):
+            self.assertIsInstance(machine[key], kind, key)
+        names = [v["name"] for v in doc["variants"]]
+        self.assertIn("naive", names)
+        self.assertEqual(len(names), len(set(names)))
+        for v in doc["variants"]:
+            self.assertIsInstance(v["isa"], str)
+            self.assertIsInstance(v["supported"], bool)
+            self.assertIsInstance(v["tolerance"], float)
+            if v["supported"]:
+                self.assertIsNone(v["why_not"])
+            else:
+                self.assertTrue(v["why_not"])
+            for p in v["params"]:
+                self.assertLessEqual(p["min"], p["max"])
+                self.assertGreaterEqual(p["multiple_of"], 1)
+                self.assertIsInstance(p["name"], str)
+
+    def test_disabled_isa_is_reported(self):
+        isa_variants = [v for v in self.run_json("list")["variants"] if v["isa"]]
+        if not isa_variants:
+            self.skipTest("no ISA-specific variant in this build")
+        v = isa_variants[0]
+        env = {"ATTN_DISABLE_ISA": v["isa"]}
+        listed = {x["name"]: x for x in self.run_json("list", env=env)["variants"]}
+        self.assertFalse(listed[v["name"]]["supported"])
+        self.assertIn("ATTN_DISABLE_ISA", listed[v["name"]]["why_not"])
+        message = self.assert_usage_error("run", "--variant", v["name"], *SMALL, env=env)
+        self.assertIn("cannot run", message)
+        # The default set skips it and says so.
+        r = self.run_ok("run", *SMALL, "--format", "json", env=env)
+        self.assertNotIn(v["name"], [x["variant"] for x in json.loads(r.stdout)["results"]])
+        self.assertIn(f"skipping {v['name']}", r.stderr)
+
+
+class TestRun(CliTestCase):
+    DONE_WHEN = ["--batch", "2", "--heads", "6", "--kv-heads", "2", "--len-q", "37",
+                 "--len-kv", "101", "--dim", "19", "--causal"]
+
+    def test_every_variant_correct_on_gqa_causal(self):
+        doc = self.run_json("run", "--variant", "all", *self.DONE_WHEN)
+        self.assertEqual([r["variant"] for r in doc["results"]], self.supported_variants())
+        for r in doc["results"]:
+            self.assertIs(r["ok"], True, r)
+            self.assertLessEqual(r["max_rel_err"], 1e-5, r)
+
+    def test_json_fields(self):
+        doc = self.run_json("run", "--variant", "naive", *self.DONE_WHEN, "--scale", "0.25",
+                            "--reps", "3", "--warmup", "1")
+        self.assertIsInstance(doc["machine"]["isa"], list)
+        self.assertEqual(len(doc["results"]), 1)
+        r = doc["results"][0]
+        self.assertEqual(r["variant"], "naive")
+        self.assertIsInstance(r["params"], dict)
+        self.assertEqual(r["shape"], {**r["shape"], "batch": 2, "heads_q": 6, "heads_kv": 2,
+                                      "len_q": 37, "len_kv": 101, "head_dim": 19, "causal": True,
+                                      "scale": 0.25})
+        self.assertEqual((r["threads"], r["reps"]), (1, 3))
+        for key in ("median_s", "min_s", "max_s", "gflops", "max_abs_err", "max_rel_err",
+                    "tolerance"):
+            self.assertIsInstance(r[key], float, key)
+        self.assertTrue(0 < r["min_s"] <= r["median_s"] <= r["max_s"], r)
+        self.assertIs(r["ok"], True)
+        # FLOPs count attended pairs only: causal with Lk - Lq = 64 sees (64+1..64+37) keys.
+        pairs = sum(i + 101 - 37 + 1 for i in range(37))
+        self.assertAlmostEqual(r["flops"], 4 * 2 * 6 * 19 * pairs)
+        self.assertAlmostEqual(r["gflops"], r["flops"] / r["median_s"] * 1e-9, delta=1e-6)
+
+    def test_default_scale_is_resolved(self):
+        r = self.run_json("run", "--variant", "naive", *SMALL)["results"][0]
+        self.assertAlmostEqual(r["shape"]["scale"], 1 / np.sqrt(3), places=6)
+
+    def test_no_check(self):
+        r = self.run_json("run", "--variant", "naive", *SMALL, "--no-check")["results"][0]
+        self.assertIsNone(r["max_abs_err"])
+        self.assertIsNone(r["max_rel_err"])
+        self.assertIs(r["ok"], True)
+
+    def test_threads(self):
+        for threads in (1, 2):
+            r = self.run_json("run", *self.DONE_WHEN, "--threads", threads, "--reps", "2")
+            for result in r["results"]:
+                self.assertEqual(result["threads"], threads)
+                self.assertIs(result["ok"], True, result)
+        r = self.run_json("run", "--variant", "naive", *SMALL, "--threads", "0")
+        self.assertGreaterEqual(r["results"][0]["threads"], 1)
+
+    def test_forced_variant(self):
+        env = {"ATTN_FORCE_VARIANT": "naive"}
+        r = self.run_json("run", *SMALL, env=env)
+        self.assertEqual([x["variant"] for x in r["results"]], ["naive"])
+        self.assert_usage_error("run", *SMALL, env={"ATTN_FORCE_VARIANT": "nosuch"})
+        # An explicit --variant is the user's choice, not a default one.
+        r = self.run_json("run", "--variant", "all", *SMALL, env=env)
+        self.assertEqual([x["variant"] for x in r["results"]], self.supported_variants())
+
+    def test_csv(self):
+        r = self.run_ok("run", *SMALL, "--causal", "--format", "csv")
+        rows = list(csv.DictReader(io.StringIO(r.stdout)))
+        self.assertEqual([row["variant"] for row in rows], self.supported_variants())
+        for row in rows:
+            self.assertEqual(row["ok"], "true")
+            self.assertEqual((row["len_q"], row["len_kv"], row["causal"]), ("5", "7", "true"))
+            float(row["median_s"]), float(row["gflops"]), float(row["max_rel_err"])
+
+    def test_text(self):
+        lines = self.run_ok("run", "--variant", "naive", *SMALL).stdout.splitlines()
+        header = next(l for l in lines if l.startswith("variant"))
+        for column in ("params", "median ms", "GFLOP/s", "max_rel_err", "tolerance", "ok"):
+            self.assertIn(column, header)
+        row = lines[lines.index(header) + 1].split()
+        self.assertEqual((row[0], row[-1]), ("naive", "yes"))
+
+    def test_params(self):
+        self.run_ok("run", "--variant", "naive", "--params", "naive:", *SMALL)
+        self.assert_usage_error("run", "--variant", "naive", "--params", "naive:bogus=1", *SMALL)
+        self.assert_usage_error("run", "--variant", "naive", "--params", "nosuch:a=1", *SMALL)
+        self.assert_usage_error("run", "--variant", "naive", "--params", "naive", *SMALL)
+        tunable = [v for v in self.run_json("list")["variants"] if v["supported"] and v["params"]]
+        if tunable:
+            v = tunable[0]
+            p = v["params"][0]
+            r = self.run_json("run", "--variant", v["name"], *SMALL, "--params",
+                              f"{v['name']}:{p['name']}={p['min']}")["results"][0]
+            self.assertEqual(r["params"][p["name"]], p["min"])
+            self.assert_usage_error("run", "--variant", v["name"], *SMALL, "--params",
+                                    f"{v['name']}:{p['name']}={p['max'] + 1}")
+            if v["name"] != "naive":
+                self.assert_usage_error("run", "--variant", "naive", *SMALL, "--params",
+                                        f"{v['name']}:{p['name']}={p['min']}")
+
+
+class TestFiles(CliTestCase):
+    def write_inputs(self, q, k, v, version=None):
+        return [save_npy(self.path(f"{n}.npy"), x, version) for n, x in zip("qkv", (q, k, v))]
+
+    def run_out(self, *args, variant="naive"):
+        out = self.path("out.npy")
+        self.run_ok("run", "--variant", variant, "--reps", "1", "--warmup", "0", "--out", out,
+                    *args)
+        return np.load(out)
+
+    def assert_close(self, got, want):
+        self.assertEqual(got.dtype, np.float32)
+        self.assertEqual(got.shape, want.shape)
+        self.assertLessEqual(np.max(np.abs(got - want)), 1e-5)
+
+    def test_out_matches_numpy_causal_gqa_scale(self):
+        rng = np.random.default_rng(7)
+        q, k, v = random_inputs(rng, 2, 6, 2, 37, 101, 19)
+        fq, fk, fv = self.write_inputs(q, k, v)
+        want = reference_attention(q, k, v, scale=0.3, causal=True)
+        for layout in ("bhld", "blhd"):
+            got = self.run_out("--q", fq, "--k", fk, "--v", fv, "--causal", "--scale", "0.3",
+                               "--layout", layout)
+            self.assert_close(got, want)
+
+    def test_npy_versions_and_shape_from_files(self):
+        rng = np.random.default_rng(8)
+        q, k, v = random_inputs(rng, 1, 4, 1, 20, 7, 5)  # Lq > Lk: early causal rows see nothing
+        want = reference_attention(q, k, v, causal=True)
+        for version in ((1, 0), (2, 0), (3, 0)):
+            fq, fk, fv = self.write_inputs(q, k, v, version)
+            got = self.run_out("--q", fq, "--k", fk, "--v", fv, "--causal")
+            self.assert_close(got, want)
+        self.assertFalse(np.any(np.isnan(got)))
+        self.assertTrue(np.all(got[:, :, :13] == 0))
+
+    def test_kv_lens_and_mask(self):
+        rng = np.random.default_rng(9)
+        q, k, v = random_inputs(rng, 3, 2, 2, 6, 9, 8)
+        mask = rng.uniform(-2, 2, (6, 9)).astype(np.float32)
+        mask[rng.uniform(size=mask.shape) < 0.3] = -np.inf
+        mask[2, :] = -np.inf  # a fully masked row
+        fq, fk, fv = self.write_inputs(q, k, v)
+        fm = save_npy(self.path("mask.npy"), mask)
+        got = self.run_out("--q", fq, "--k", fk, "--v", fv, "--mask", fm, "--kv-lens", "9,4,0")
+        self.assert_close(got, reference_attention(q, k, v, kv_lens=[9, 4, 0], mask=mask))
+
+    def test_random_inputs_are_seeded(self):
+        args = SMALL + ["--causal"]
+        a, b = self.run_out(*args, "--seed", "5"), self.run_out(*args, "--seed", "5")
+        c = self.run_out(*args, "--seed", "6")
+        self.assertTrue(np.array_equal(a, b))
+        self.assertFalse(np.array_equal(a, c))
+        # The layout changes where values live, not what they are.
+        self.assertTrue(np.array_equal(a, self.run_out(*args, "--seed", "5", "--layout", "blhd")))
+
+    def test_out_is_written_atomically(self):
+        out = self.path("out.npy")
+        with open(out, "w") as f:
+            f.write("old")
+        self.run_ok("run", "--variant", "naive", *SMALL, "--out", out)
+        self.assertEqual(np.load(out).shape, (1, 2, 5, 3))
+        self.assertEqual(os.listdir(self.dir), ["out.npy"])  # no temporary file left over
+
+    def test_bad_files(self):
+        rng = np.random.default_rng(10)
+        q, k, v = random_inputs(rng, 1, 2, 1, 4, 6, 3)
+        fq, fk, fv = self.write_inputs(q, k, v)
+        with open(fq, "rb") as f:
+            raw = f.read()
+        header_end = raw.index(b"\n") + 1
+
+        def bad(name, content):
+            with open(self.path(name), "wb") as f:
+                f.write(content)
+            return self.path(name)
+
+        cases = {
+            "missing": self.path("nonexistent.npy"),
+            "empty": bad("empty.npy", b""),
+            "directory": self.dir,
+            "truncated data": bad("trunc.npy", raw[:-5]),
+            "truncated header": bad("trunch.npy", raw[:header_end - 10]),
+            "trailing bytes": bad("trail.npy", raw + b"\0\0\0\0"),
+            "bad magic": bad("magic.npy", b"\x93NUMPX" + raw[6:]),
+            "version 4.0": bad("v4.npy", raw[:6] + b"\x04\x00" + raw[8:]),
+            "garbage header": bad("garbage.npy", npy_bytes("{'descr': '<f4', 'shape': [4]}")),
+            "missing key": bad("nokey.npy", npy_bytes("{'descr': '<f4', 'shape': (1, 2, 4, 3)}",
+                                                     q.tobytes())),
+            "unknown key": bad("extra.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, "
+                                                     "'shape': (1, 2, 4, 3), 'x': 1}",
+                                                     q.tobytes())),
+            "float64": save_npy(self.path("f8.npy"), q.astype(np.float64)),
+            "big-endian": save_npy(self.path("be.npy"), q.astype(">f4")),
+            "int32": save_npy(self.path("i4.npy"), q.astype(np.int32)),
+            "fortran order": save_npy(self.path("fortran.npy"), np.asfortranarray(q)),
+            "3-d": save_npy(self.path("3d.npy"), q[0]),
+            "huge shape": bad("huge.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, "
+                                                    "'shape': (99999999999, 99999, 99999, 9)}")),
+            "short shape": bad("short.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, "
+                                                      "'shape': (1, 2, 4, 3)}", q.tobytes()[:-4],
+                                                      version=2)),
+        }
+        for what, path in cases.items():
+            with self.subTest(what):
+                self.assert_usage_error("run", "--variant", "naive", "--q", path, "--k", fk,
+                                        "--v", fv)
+        # Shapes that disagree: with the flags, between K and V, and a mask of the wrong shape.
+        self.assert_usage_error("run", "--q", fq, "--k", fk, "--v", fv, "--dim", "4")
+        self.assert_usage_error("run", "--q", fq, "--k", fk, "--v", fq)
+        mask = save_npy(self.path("mask.npy"), np.zeros((6, 4), np.float32))
+        self.assert_usage_error("run", "--q", fq, "--k", fk, "--v", fv, "--mask", mask)
+        self.assert_usage_error("run", *SMALL, "--out", self.path("no/such/dir/out.npy"))
+
+
+class TestBadInput(CliTestCase):
+    CASES = [
+        ["frobnicate"],
+        ["run", "--frobnicate"],
+        ["run", "-x"],
+        ["run", "stray-argument"],
+        ["list", "--format", "csv"],
+        ["run", "--variant", "nosuch"],
+        ["run", "--variant", "naive,nosuch"],
+        ["run", "--variant", "naive,"],
+        ["run", "--variant", ""],
+        ["run", "--variant", "naive,naive"],
+        ["run", "--batch"],
+        ["run", "--batch", "12x"],
+        ["run", "--batch", "0"],
+        ["run", "--batch", "-3"],
+        ["run", "--batch", ""],
+        ["run", "--batch", " 4"],
+        ["run", "--batch", "99999999999999999999999"],
+        ["run", "--dim", "1.5"],
+        ["run", "--heads", "6", "--kv-heads", "4"],
+        ["run", "--len-q", "4000000000", "--len-kv", "4000000000", "--dim", "1000000"],
+        ["run", "--scale", "0"],
+        ["run", "--scale", "-1"],
+        ["run", "--scale", "nan"],
+        ["run", "--scale", "inf"],
+        ["run", "--scale", "1e39"],
+        ["run", "--scale", "1e-50"],
+        ["run", "--scale", "0.5x"],
+        ["run", "--reps", "0"],
+        ["run", "--warmup", "-1"],
+        ["run", "--threads", "-1"],
+        ["run", "--threads", "100000"],
+        ["run", "--seed", "-1"],
+        ["run", "--layout", "bhdl"],
+        ["run", "--format", "xml"],
+        ["run", "--kv-lens", "3,3"],
+        ["run", "--kv-lens", "3,"],
+        ["run", "--batch", "2", "--kv-lens", "3,x"],
+        ["run", "--len-kv", "7", "--kv-lens", "8"],
+        ["run", "--params", "naive:bogus=1"],
+    ]
+
+    def test_bad_input(self):
+        for args in self.CASES:
+            with self.subTest(args=args):
+                # Valid flags around the bad one keep an accidental acceptance quick.
+                extra = [] if args[0] != "run" else ["--len-q", "4", "--dim", "2", "--reps", "1"]
+                if any(a in args for a in ("--len-q", "--len-kv", "--dim", "--batch")):
+                    extra = []
+                self.assert_usage_error(*args, *extra)
+
+    def test_overflow_is_reported_as_such(self):
+        message = self.assert_usage_error("run", "--len-q", "4000000000", "--len-kv",
+                                          "4000000000", "--dim", "1000000")
+        self.assertIn("overflow", message)
+
+    def test_huge_but_valid_shape(self):
+        # Valid (its size fits in 64 bits) but needs petabytes: refused before allocating.
+        message = self.assert_usage_error("run", "--variant", "naive", "--heads", "1",
+                                          "--len-q", "1000000000000",
+                                          "--len-kv", "1", "--dim", "1000")
+        self.assertIn("allocate", message)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
+        ATTNBENCH = sys.argv.pop(1)
+    if not ATTNBENCH:
+        sys.exit("usage: test_cli.py PATH/TO/attnbench (or set ATTNBENCH)")
+    ATTNBENCH = os.path.abspath(ATTNBENCH)
+    unittest.main()

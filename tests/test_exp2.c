@@ -1,0 +1,153 @@
+/* test_exp2.c — accuracy of attn_exp2_nonpos() (variants/exp2_poly.h), the 2^x every SIMD
+ * softmax uses, against exp2() in double over [-126, 0].
+ *
+ * Every float in [-126, 0] is ~1.1e9 values; the sweep takes
+ *   - a uniform grid of 10^7 points over [-126, 0],
+ *   - every 64th float bit pattern in [-1, 0] (~1.7e7 values, all binades down to the
+ *     denormals, where the result is ~1),
+ *   - the 2·4096 floats around every half-integer and integer in [-126, 0], where the range
+ *     reduction n = round(x) switches and f = x - n reaches ±0.5,
+ * and reports the max relative error and the max error in ulps of the exact result, failing
+ * if the latter exceeds MAX_ULPS. It also checks the special inputs: x < -126 gives 0, NaN
+ * gives NaN, -0 and 0 give ~1. */
+#include "exp2_poly.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_ULPS 3.0
+
+typedef struct error_stats {
+    double max_rel, max_ulp;
+    float worst_rel_x, worst_ulp_x;
+    long long points;
+} error_stats;
+
+/* ulp of a float of (exact, positive, normal) value y: 2^(floor(log2 y) - 23). */
+static double float_ulp(double y)
+{
+    int e;
+    frexp(y, &e); /* y = m·2^e, m in [0.5, 1) */
+    return ldexp(1.0, e - 1 - 23);
+}
+
+static void measure(error_stats *s, float x)
+{
+    const double exact = exp2((double)x), got = attn_exp2_nonpos(x);
+    const double err = fabs(got - exact);
+    const double rel = err / exact, ulp = err / float_ulp(exact);
+    s->points++;
+    if (rel > s->max_rel) {
+        s->max_rel = rel;
+        s->worst_rel_x = x;
+    }
+    if (ulp > s->max_ulp) {
+        s->max_ulp = ulp;
+        s->worst_ulp_x = x;
+    }
+}
+
+static float float_from_bits(uint32_t b)
+{
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+static uint32_t bits_of(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    return b;
+}
+
+static void report(const char *what, const error_stats *s)
+{
+    printf("exp2 %-34s %11lld points: max rel err %.3g (at x=%.9g), max %.3f ulp (at x=%.9g)\n",
+           what, s->points, s->max_rel, (double)s->worst_rel_x, s->max_ulp,
+           (double)s->worst_ulp_x);
+}
+
+static void merge(error_stats *all, const error_stats *s)
+{
+    if (s->max_rel > all->max_rel) {
+        all->max_rel = s->max_rel;
+        all->worst_rel_x = s->worst_rel_x;
+    }
+    if (s->max_ulp > all->max_ulp) {
+        all->max_ulp = s->max_ulp;
+        all->worst_ulp_x = s->worst_ulp_x;
+    }
+    all->points += s->points;
+}
+
+int main(void)
+{
+    int failures = 0;
+    error_stats all = {0}, grid = {0}, unit = {0}, edges = {0};
+
+    const long long n = 10000000;
+    for (long long i = 0; i <= n; i++)
+        measure(&grid, (float)(ATTN_EXP2_MIN * (double)i / (double)n));
+    report("uniform grid on [-126, 0]", &grid);
+
+    /* Bit patterns of -0 ... -1: 0x80000000 to 0xbf800000. */
+    for (uint32_t b = 0x80000000u; b <= 0xbf800000u; b += 64)
+        measure(&unit, float_from_bits(b));
+    measure(&unit, -1.0f);
+    report("every 64th float in [-1, 0]", &unit);
+
+    /* Around every integer and half-integer k/2 in [-126, 0]: 4096 floats each side. */
+    for (int h = 0; h <= 252; h++) {
+        const float center = -0.5f * (float)h;
+        const uint32_t c = bits_of(center);
+        for (uint32_t d = 0; d <= 4096; d++) {
+            if (h > 0) /* towards zero: smaller magnitude */
+                measure(&edges, float_from_bits(c - d));
+            if (h < 252 && (h > 0 || d > 0)) /* away from zero (not below -126) */
+                measure(&edges, h > 0 ? float_from_bits(c + d) : -float_from_bits(d));
+        }
+    }
+    report("4096 floats around each k/2", &edges);
+
+    merge(&all, &grid);
+    merge(&all, &unit);
+    merge(&all, &edges);
+    report("all", &all);
+    if (all.max_ulp > MAX_ULPS) {
+        printf("FAILED: max error %.3f ulp exceeds %.1f ulp\n", all.max_ulp, MAX_ULPS);
+        failures++;
+    }
+
+    /* Special inputs. */
+    const struct { float x; const char *what; } below[] = {
+        {-126.00001f, "just below -126"}, {-127.0f, "-127"}, {-1000.0f, "-1000"},
+        {-INFINITY, "-inf"},
+    };
+    for (size_t i = 0; i < sizeof below / sizeof below[0]; i++)
+        if (attn_exp2_nonpos(below[i].x) != 0.0f) {
+            printf("FAILED: exp2(%s) = %g, expected 0\n", below[i].what,
+                   (double)attn_exp2_nonpos(below[i].x));
+            failures++;
+        }
+    if (!isnan(attn_exp2_nonpos(NAN))) {
+        printf("FAILED: exp2(NaN) is not NaN\n");
+        failures++;
+    }
+    const float at_zero[2] = {0.0f, -0.0f};
+    for (int i = 0; i < 2; i++) {
+        const float y = attn_exp2_nonpos(at_zero[i]);
+        if (!(fabs((double)y - 1.0) <= MAX_ULPS * 0x1p-23)) {
+            printf("FAILED: exp2(%s0) = %.9g, expected 1\n", i ? "-" : "+", (double)y);
+            failures++;
+        }
+    }
+    if (attn_exp2_nonpos(ATTN_EXP2_MIN) < 0x1p-126f) {
+        printf("FAILED: exp2(-126) = %g is below 2^-126\n", (double)attn_exp2_nonpos(-126.0f));
+        failures++;
+    }
+    printf("%s\n", failures ? "test_exp2: FAILED" : "test_exp2: passed");
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,346 @@
+"""Tests of "knowing the machine": `attnbench info` against the kernel's own view (/proc/cpuinfo
+flags, /sys cache sizes and sharing), --disable-isa, ATTN_FORCE_VARIANT, the peak cache, and
+multi-threaded runs (bit-for-bit repeatable for a thread count; 1 vs 2 threads within tolerance).
+
+Usage: /usr/bin/python3 tests/test_machine.py PATH/TO/attnbench [unittest options]
+(meson test passes the path; ATTNBENCH=... works too)."""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+ATTNBENCH = os.environ.get("ATTNBENCH", "")
+
+# attnbench's ISA names -> the /proc/cpuinfo flags that mean the same (all must be present).
+CPUINFO_FLAGS = {
+    "sse4.2": ["sse4_2"], "avx": ["avx"], "avx2": ["avx2"], "fma": ["fma"], "f16c": ["f16c"],
+    "avx512f": ["avx512f"], "avx512bw": ["avx512bw"], "avx512vl": ["avx512vl"],
+    "avx512dq": ["avx512dq"], "avx512_bf16": ["avx512_bf16"], "avx512_fp16": ["avx512_fp16"],
+    "avx512_vnni": ["avx512_vnni"], "amx": ["amx_tile", "amx_bf16"],
+}
+
+SYS_CACHE = "/sys/devices/system/cpu/cpu0/cache"
+
+
+def attnbench(*args, env=None, timeout=120):
+    environ = dict(os.environ, **(env or {}))
+    for name in ("ATTN_FORCE_VARIANT", "ATTN_DISABLE_ISA"):
+        if name not in (env or {}):
+            environ.pop(name, None)
+    return subprocess.run([ATTNBENCH, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=environ)
+
+
+def info_json(*args, env=None):
+    r = attnbench("info", "--format", "json", *args, env=env)
+    if r.returncode != 0:
+        raise AssertionError(f"info failed ({r.returncode}): {r.stderr}")
+    return json.loads(r.stdout)
+
+
+def cpuinfo_flags():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return None
+
+
+def sysfs_size(text):
+    """'48K' -> 49152 (sysfs cache sizes)."""
+    m = re.fullmatch(r"(\d+)([KMG]?)", text.strip())
+    return int(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(2)]
+
+
+def sysfs_caches():
+    """{level: (bytes, shared_cpu_list)} of cpu0's data/unified caches."""
+    caches = {}
+    if not os.path.isdir(SYS_CACHE):
+        return caches
+    for index in sorted(os.listdir(SYS_CACHE)):
+        path = os.path.join(SYS_CACHE, index)
+        if not index.startswith("index"):
+            continue
+
+        def read(name):
+            with open(os.path.join(path, name)) as f:
+                return f.read().strip()
+        if read("type") == "Instruction":
+            continue
+        caches[int(read("level"))] = (sysfs_size(read("size")), read("shared_cpu_list"))
+    return caches
+
+
+class Info(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.info = info_json()
+
+    @unittest.skipUnless(os.uname().machine == "x86_64", "x86 flags")
+    def test_isa_flags_match_cpuinfo(self):
+        flags = cpuinfo_flags()
+        if flags is None:
+            self.skipTest("no flags line in /proc/cpuinfo")
+        detected = set(self.info["isa"]["detected"])
+        for name, needed in CPUINFO_FLAGS.items():
+            with self.subTest(isa=name):
+                self.assertEqual(name in detected, all(f in flags for f in needed),
+                                 f"{name}: attnbench {'has' if name in detected else 'lacks'} it, "
+                                 f"/proc/cpuinfo flags {needed}")
+        self.assertEqual(set(self.info["isa"]["enabled"]), detected)
+
+    def test_cache_sizes_and_sharing_match_sysfs(self):
+        caches = sysfs_caches()
+        if not caches:
+            self.skipTest("no " + SYS_CACHE)
+        ours = {c["level"]: c for c in self.info["topology"]["caches"]}
+        machine = self.info["machine"]
+        used = {1: machine["l1d_bytes"], 2: machine["l2_bytes"], 3: machine["l3_bytes"]}
+        for level, (size, shared) in caches.items():
+            if level not in ours:
+                continue
+            with self.subTest(level=level):
+                self.assertEqual(ours[level]["bytes"], size)
+                self.assertEqual(used[level], size, "tile heuristics must see hwloc's size")
+                # cpu0 is in the first instance of every level
+                self.assertEqual(ours[level]["shared_by_cpus"][0], shared)
+
+    def test_topology_counts(self):
+        t = self.info["topology"]
+        self.assertEqual(t["source"], "hwloc")
+        self.assertGreaterEqual(t["packages"], 1)
+        self.assertGreaterEqual(t["numa_nodes"], 1)
+        self.assertGreaterEqual(t["cores"], 1)
+        self.assertLessEqual(t["cores"], t["hardware_threads"])
+        self.assertLessEqual(t["hardware_threads"], os.cpu_count())
+        self.assertEqual(len(t["core_cpus"]), t["cores"])
+        self.assertTrue(1 <= t["default_threads"] <= t["cores"])
+
+    def test_machine_id_is_stable_and_ignores_disable_mask(self):
+        mid = self.info["machine"]["id"]
+        self.assertRegex(mid, r"^[0-9a-f]{16}$")
+        self.assertEqual(info_json()["machine"]["id"], mid)
+        self.assertEqual(info_json("--disable-isa", "avx512,avx2")["machine"]["id"], mid)
+
+    def test_variants_listed(self):
+        names = [v["name"] for v in self.info["variants"]]
+        self.assertIn("streaming", names)
+        self.assertTrue(all(v["supported"] or v["why_not"] for v in self.info["variants"]))
+
+    def test_text_output(self):
+        r = attnbench("info")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(self.info["machine"]["id"], r.stdout)
+        self.assertIn("L1d", r.stdout)
+
+
+class DisableIsa(unittest.TestCase):
+    def test_disable_avx512_in_info(self):
+        info = info_json("--disable-isa", "avx512")
+        self.assertFalse([i for i in info["isa"]["enabled"] if i.startswith("avx512")])
+        self.assertEqual(info["isa"]["disable_isa"], "avx512")
+        for v in info["variants"]:
+            if "avx512" in v["isa"] and any(i.startswith("avx512") for i in info["isa"]["detected"]):
+                self.assertFalse(v["supported"])
+                self.assertIn("disabled", v["why_not"])
+
+    def test_garbage_is_refused(self):
+        for command in (["info"], ["run", "--len-q", "4", "--dim", "4", "--reps", "1"]):
+            with self.subTest(command=command[0]):
+                r = attnbench(*command, "--disable-isa", "avx512,nonsense")
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                self.assertIn("nonsense", r.stderr)
+                self.assertEqual(r.stdout, "")
+
+    def test_run_honours_it(self):
+        r = attnbench("run", "--disable-isa", "avx512,avx2", "--len-q", "8", "--dim", "4",
+                      "--reps", "1", "--format", "json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ran = [x["variant"] for x in json.loads(r.stdout)["results"]]
+        isa_of = {v["name"]: v["isa"] for v in info_json()["variants"]}
+        self.assertFalse([v for v in ran if "avx" in isa_of[v]], ran)
+
+
+class ForceVariant(unittest.TestCase):
+    SHAPE = ["--len-q", "8", "--dim", "4", "--reps", "1", "--warmup", "0"]
+
+    def test_unknown_name(self):
+        for command in (["run", *self.SHAPE], ["info"]):
+            with self.subTest(command=command[0]):
+                r = attnbench(*command, env={"ATTN_FORCE_VARIANT": "no_such_variant"})
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                self.assertIn("no_such_variant", r.stderr)
+                self.assertIn("ATTN_FORCE_VARIANT", r.stderr)
+
+    def test_unsupported_name(self):
+        info = info_json()
+        simd = [v for v in info["variants"] if v["isa"]]
+        if not simd:
+            self.skipTest("no ISA-specific variant in this build")
+        variant = simd[0]
+        env = {"ATTN_FORCE_VARIANT": variant["name"], "ATTN_DISABLE_ISA": variant["isa"]}
+        r = attnbench("run", *self.SHAPE, env=env)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(variant["name"], r.stderr)
+        self.assertIn("cannot run", r.stderr)
+
+    def test_forced_variant_runs_alone(self):
+        r = attnbench("run", *self.SHAPE, "--format", "json",
+                      env={"ATTN_FORCE_VARIANT": "streaming"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([x["variant"] for x in json.loads(r.stdout)["results"]], ["streaming"])
+        info = info_json(env={"ATTN_FORCE_VARIANT": "streaming"})
+        self.assertEqual(info["forced_variant"]["name"], "streaming")
+
+
+class Threads(unittest.TestCase):
+    # (name, shape): a prefill shape split over groups and query rows (causal: uneven rows),
+    # GQA, and decode shapes whose keys are split over threads (one group, one row).
+    SHAPES = [
+        ("prefill-causal", ["--batch", "2", "--heads", "3", "--len-q", "67", "--len-kv", "67",
+                            "--dim", "20", "--causal"]),
+        ("gqa", ["--batch", "1", "--heads", "8", "--kv-heads", "2", "--len-q", "40",
+                 "--len-kv", "90", "--dim", "16"]),
+        ("decode-one-group", ["--batch", "1", "--heads", "1", "--len-q", "1", "--len-kv", "5000",
+                              "--dim", "24"]),
+        ("decode-mqa-kvlens", ["--batch", "2", "--heads", "4", "--kv-heads", "1", "--len-q", "1",
+                               "--len-kv", "3000", "--kv-lens", "3000,1100", "--dim", "8"]),
+    ]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.variants = [v["name"] for v in info_json()["variants"] if v["supported"]]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def run_once(self, variant, shape, threads, tag):
+        out = os.path.join(self.tmp.name, f"{variant}-{tag}.npy")
+        r = attnbench("run", "--variant", variant, *shape, "--threads", threads, "--reps", "1",
+                      "--warmup", "0", "--out", out, "--format", "json")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        result = json.loads(r.stdout)["results"][0]
+        self.assertEqual(result["threads"], threads)
+        self.assertTrue(result["ok"], result)  # within tolerance of the float64 oracle
+        with open(out, "rb") as f:
+            return f.read()
+
+    def test_repeatable_and_close_to_one_thread(self):
+        for variant in self.variants:
+            for name, shape in self.SHAPES:
+                with self.subTest(variant=variant, shape=name):
+                    first = self.run_once(variant, shape, 2, f"{name}-2a")
+                    again = self.run_once(variant, shape, 2, f"{name}-2b")
+                    self.assertEqual(first, again, "2-thread output changed between runs")
+                    one = self.run_once(variant, shape, 1, f"{name}-1")
+                    o1 = np.load(os.path.join(self.tmp.name, f"{variant}-{name}-1.npy"))
+                    o2 = np.load(os.path.join(self.tmp.name, f"{variant}-{name}-2a.npy"))
+                    self.assertEqual(o1.shape, o2.shape)
+                    err = np.abs(o1.astype(np.float64) - o2).max() / max(np.abs(o1).max(), 1e-30)
+                    self.assertLess(err, 1e-5)
+                    del one
+
+    def test_bad_thread_count(self):
+        r = attnbench("run", "--len-q", "4", "--dim", "4", "--threads", "-1")
+        self.assertEqual(r.returncode, 2)
+
+
+class Peak(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.env = {"XDG_CACHE_HOME": self.tmp.name}
+        self.mid = info_json()["machine"]["id"]
+        self.path = os.path.join(self.tmp.name, "attnbench", f"peak-{self.mid}.json")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def write_cache(self, **fields):
+        doc = {"machine_id": self.mid, "measured_at": "2000-01-01T00:00:00Z", "cores": 2,
+               "fma_kernel": "portable", "vector_bits": 32, "accumulators": 32,
+               "triad_array_bytes": 1 << 20, "triad_bytes_per_element": 12,
+               "fma_gflops_per_core": 100.0, "fma_gflops_all_cores": 200.0,
+               "triad_gbs_1t": 10.0, "triad_gbs_all": 16.0}
+        doc.update(fields)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        with open(self.path, "w") as f:
+            json.dump(doc, f)
+
+    def test_small_measurement(self):
+        r = attnbench("peak", "--format", "json", "--triad-mib", "8", env=self.env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        peak = json.loads(r.stdout)
+        for key in ("fma_gflops_per_core", "fma_gflops_all_cores", "triad_gbs_1t",
+                    "triad_gbs_all"):
+            self.assertGreater(peak[key], 0, key)
+        self.assertGreaterEqual(peak["fma_gflops_all_cores"], 0.5 * peak["fma_gflops_per_core"])
+        self.assertFalse(peak["cached"])
+        self.assertFalse(os.path.exists(self.path), "a non-default size must not be cached")
+
+    def test_cached_figures_are_used(self):
+        self.write_cache()
+        r = attnbench("peak", "--format", "json", env=self.env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        peak = json.loads(r.stdout)
+        self.assertTrue(peak["cached"])
+        self.assertEqual(peak["fma_gflops_per_core"], 100.0)
+        # run: peak_fraction = GFLOP/s / (per-core peak x threads); decode: bw_fraction
+        for threads in (1, 2):
+            r = attnbench("run", "--variant", "streaming", "--heads", "2", "--len-q", "1",
+                          "--len-kv", "512", "--dim", "16", "--threads", threads, "--reps", "2",
+                          "--format", "json", env=self.env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            res = json.loads(r.stdout)["results"][0]
+            self.assertAlmostEqual(res["peak_fraction"], res["gflops"] / (100.0 * threads),
+                                   delta=1e-9 + 1e-6 * res["peak_fraction"])
+            kv_bytes = 2 * 2 * 512 * 16 * 4
+            bw = 10.0 if threads == 1 else 16.0
+            self.assertAlmostEqual(res["bw_fraction"], kv_bytes / res["median_s"] / 1e9 / bw,
+                                   delta=1e-6 * res["bw_fraction"])
+        r = attnbench("run", "--variant", "streaming", "--len-q", "4", "--dim", "4",
+                      "--reps", "1", "--format", "json", env=self.env)
+        self.assertIsNone(json.loads(r.stdout)["results"][0]["bw_fraction"])  # not decode
+
+    def test_no_cache_gives_null_fractions(self):
+        r = attnbench("run", "--variant", "streaming", "--len-q", "1", "--len-kv", "64",
+                      "--dim", "4", "--reps", "1", "--format", "json", env=self.env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = json.loads(r.stdout)["results"][0]
+        self.assertIsNone(res["peak_fraction"])
+        self.assertIsNone(res["bw_fraction"])
+
+    def test_corrupt_cache_is_reported_and_measured_again(self):
+        self.write_cache(fma_gflops_per_core="fast")
+        r = attnbench("run", "--variant", "streaming", "--len-q", "4", "--dim", "4",
+                      "--reps", "1", "--format", "json", env=self.env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("corrupt", r.stderr)
+        self.assertIsNone(json.loads(r.stdout)["results"][0]["peak_fraction"])
+        with open(self.path, "w") as f:
+            f.write('{"machine_id": "')  # truncated
+        r = attnbench("peak", "--format", "json", env=self.env, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("corrupt", r.stderr)
+        self.assertFalse(json.loads(r.stdout)["cached"])
+        with open(self.path) as f:
+            stored = json.load(f)  # rewritten whole
+        self.assertGreater(stored["fma_gflops_per_core"], 0)
+        self.assertEqual(os.listdir(os.path.dirname(self.path)), [os.path.basename(self.path)],
+                         "no temporary file may be left behind")
+        r = attnbench("peak", "--format", "json", env=self.env)
+        self.assertTrue(json.loads(r.stdout)["cached"])
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
+        ATTNBENCH = sys.argv.pop(1)
+    if not ATTNBENCH:
+        sys.exit("usage: test_machine.py PATH/TO/attnbench [unittest options]")
+    unittest.main()

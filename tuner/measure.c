@@ -1,0 +1,232 @@
+/* measure.c — is a candidate correct, and how fast is it?
+ *
+ * Correctness: every candidate runs first on a small problem of the same kind (same head_dim,
+ * GQA ratio, causal flag, masks and key lengths present or not; short sequences, so tiles meet
+ * their edge cases) and is compared with the float64 oracle under its variant's tolerance.
+ *
+ * Speed: one warm-up run, then timed repetitions, added only while they can change the
+ * decision: a candidate whose fastest run is already slower than the best's median is dropped,
+ * one whose whole range lies below the best's range has separated, and one whose spread is
+ * within STABLE_SPREAD of its median is settled. Times come from a monotonic clock. */
+#include "tuner.h"
+#include "oracle.h"
+#include "timing.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    MIN_REPS = 3,  /* before a median means anything */
+    MAX_REPS = 15, /* for candidates that stay close to the best */
+    SMALL_LEN_Q = 160, SMALL_LEN_KV = 300, SMALL_BATCH = 2,
+};
+static const double STABLE_SPREAD = 0.02;  /* (max - min) / median of a settled candidate */
+static const double SLOWER_MARGIN = 1.05;  /* min > best median · this: clearly slower */
+static const double HOPELESS_WARMUP = 2.0; /* warm-up > best median · this: not worth timing */
+
+static attn_status fail(attn_error *err, attn_status s, const char *what)
+{
+    if (err) {
+        err->status = s;
+        snprintf(err->message, sizeof err->message, "tuner: %s", what);
+    }
+    return s;
+}
+
+/* xorshift64*: reproducible inputs without touching the C library's rand() state. */
+static float next_uniform(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return (float)((x * 2685821657736338717ull) >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
+}
+
+static float *random_tensor(const attn_problem *p, char tensor, uint64_t *seed, attn_error *err)
+{
+    int64_t n;
+    if (attn_tensor_extent(p, tensor, &n, err) != ATTN_OK)
+        return NULL;
+    float *x = aligned_alloc(64, ((size_t)n * sizeof(float) + 63) & ~(size_t)63);
+    if (!x) {
+        fail(err, ATTN_ERR_NOMEM, "cannot allocate the tensors to time on");
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++)
+        x[i] = next_uniform(seed);
+    return x;
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* A small problem of the same kind as p: what a candidate is checked on. */
+static void make_small(const attn_problem *p, attn_problem *s)
+{
+    int64_t lq = min64(p->len_q, SMALL_LEN_Q), lk = min64(p->len_kv, SMALL_LEN_KV);
+    if (p->len_q == p->len_kv) /* self-attention stays square */
+        lq = lk = min64(p->len_q, SMALL_LEN_KV);
+    attn_problem_init(s, min64(p->batch, SMALL_BATCH), p->heads_q / p->heads_kv, 1, lq, lk,
+                      p->head_dim);
+    s->scale = p->scale;
+    s->causal = p->causal;
+}
+
+attn_status tuner_bench_init(tuner_bench *b, const attn_problem *p, attn_error *err)
+{
+    memset(b, 0, sizeof *b);
+    b->problem = p;
+    attn_status st = attn_problem_validate(p, err);
+    if (st != ATTN_OK)
+        return st;
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    make_small(p, &b->small);
+    attn_problem *s = &b->small;
+    const size_t small_out = (size_t)(s->batch * s->heads_q * s->len_q * s->head_dim);
+    if (!(b->q = random_tensor(p, 'q', &seed, err)) || !(b->k = random_tensor(p, 'k', &seed, err)) ||
+        !(b->v = random_tensor(p, 'v', &seed, err)) || !(b->o = random_tensor(p, 'o', &seed, err)) ||
+        !(b->sq = random_tensor(s, 'q', &seed, err)) || !(b->sk = random_tensor(s, 'k', &seed, err)) ||
+        !(b->sv = random_tensor(s, 'v', &seed, err)) || !(b->so = random_tensor(s, 'o', &seed, err)))
+        goto failed;
+    if (p->mask) {
+        /* Values in [-1, 1], one key in eight excluded, and the first row fully masked. */
+        if (!(b->small_mask = malloc((size_t)(s->len_q * s->len_kv) * sizeof(float))))
+            goto nomem;
+        for (int64_t i = 0; i < s->len_q * s->len_kv; i++) {
+            float u = next_uniform(&seed);
+            b->small_mask[i] = (i < s->len_kv || u > 0.75f) ? -INFINITY : u;
+        }
+        s->mask = b->small_mask;
+    }
+    if (p->kv_lens) {
+        if (!(b->small_kv_lens = malloc((size_t)s->batch * sizeof(int32_t))))
+            goto nomem;
+        for (int64_t i = 0; i < s->batch; i++) /* one empty sequence, the others partial */
+            b->small_kv_lens[i] = (int32_t)(i == 0 ? 0 : s->len_kv - s->len_kv / (i + 2));
+        s->kv_lens = b->small_kv_lens;
+    }
+    if (!(b->small_ref = malloc(small_out * sizeof(double))))
+        goto nomem;
+    if ((st = attn_oracle(s, b->sq, b->sk, b->sv, b->small_ref, err)) != ATTN_OK) {
+        tuner_bench_free(b);
+        return st;
+    }
+    return ATTN_OK;
+nomem:
+    fail(err, ATTN_ERR_NOMEM, "out of memory preparing the correctness check");
+failed:
+    tuner_bench_free(b);
+    return err ? err->status : ATTN_ERR_NOMEM;
+}
+
+void tuner_bench_free(tuner_bench *b)
+{
+    free(b->q); free(b->k); free(b->v); free(b->o);
+    free(b->sq); free(b->sk); free(b->sv); free(b->so);
+    free(b->small_mask); free(b->small_kv_lens); free(b->small_ref);
+    memset(b, 0, sizeof *b);
+}
+
+bool tuner_check(const tuner_bench *b, const tuner_config *c, double *max_rel, char *why,
+                 size_t why_len)
+{
+    attn_variant_info info;
+    attn_variant_get(c->variant, &info);
+    attn_error err = {0};
+    *max_rel = NAN;
+    if (attn_run_variant(info.name, &b->small, &c->params, b->sq, b->sk, b->sv, b->so, &err) !=
+        ATTN_OK) {
+        snprintf(why, why_len, "does not run on the check problem: %s", err.message);
+        return false;
+    }
+    attn_error_metrics m;
+    attn_compare(&b->small, b->so, b->small_ref, info.tolerance, &m);
+    *max_rel = m.max_rel;
+    if (!m.ok) {
+        snprintf(why, why_len, "wrong: max_rel %.3g > tolerance %.3g, %lld NaN mismatches",
+                 m.max_rel, info.tolerance, (long long)m.nan_mismatch);
+        return false;
+    }
+    why[0] = '\0';
+    return true;
+}
+
+static attn_status run_once(const tuner_bench *b, const tuner_config *c, double *seconds,
+                            attn_error *err)
+{
+    attn_variant_info info;
+    attn_variant_get(c->variant, &info);
+    const double t0 = attn_clock_seconds();
+    attn_status st =
+        attn_run_variant(info.name, b->problem, &c->params, b->q, b->k, b->v, b->o, err);
+    *seconds = attn_clock_seconds() - t0;
+    return st;
+}
+
+static void summarise(double *samples, int n, tuner_timing *out)
+{
+    attn_time_stats stats;
+    attn_time_stats_compute(samples, (size_t)n, &stats);
+    out->median = stats.median;
+    out->min = stats.min;
+    out->max = stats.max;
+    out->reps = n;
+}
+
+attn_status tuner_time(const tuner_bench *b, const tuner_config *c, const tuner_timing *best,
+                       tuner_timing *out, attn_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const bool have_best = best && best->reps > 0;
+    double warmup, samples[MAX_REPS], sorted[MAX_REPS];
+    attn_status st = run_once(b, c, &warmup, err);
+    if (st != ATTN_OK)
+        return st;
+    if (have_best && warmup > HOPELESS_WARMUP * best->median) {
+        out->median = out->min = out->max = warmup;
+        out->rejected = true;
+        return ATTN_OK;
+    }
+    int n = 0;
+    while (n < MAX_REPS) {
+        if ((st = run_once(b, c, &samples[n], err)) != ATTN_OK)
+            return st;
+        n++;
+        memcpy(sorted, samples, (size_t)n * sizeof *samples);
+        summarise(sorted, n, out);
+        if (have_best && out->min > SLOWER_MARGIN * best->median) {
+            out->rejected = true;
+            break;
+        }
+        if (n < MIN_REPS)
+            continue;
+        if (have_best && out->max < best->min)
+            break; /* separated: faster than anything the best ever ran */
+        if (out->max - out->min <= STABLE_SPREAD * out->median)
+            break;
+    }
+    return ATTN_OK;
+}
+
+attn_status tuner_time_interleaved(const tuner_bench *b, const tuner_config *configs, int n,
+                                   int rounds, tuner_timing *out, attn_error *err)
+{
+    double *samples = malloc((size_t)n * (size_t)rounds * sizeof *samples);
+    if (!samples)
+        return fail(err, ATTN_ERR_NOMEM, "out of memory for timing samples");
+    attn_status st = ATTN_OK;
+    double t;
+    for (int i = 0; i < n && st == ATTN_OK; i++)
+        st = run_once(b, &configs[i], &t, err);
+    for (int r = 0; r < rounds && st == ATTN_OK; r++)
+        for (int i = 0; i < n && st == ATTN_OK; i++)
+            st = run_once(b, &configs[i], &samples[(size_t)i * (size_t)rounds + (size_t)r], err);
+    for (int i = 0; i < n && st == ATTN_OK; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        summarise(&samples[(size_t)i * (size_t)rounds], rounds, &out[i]);
+    }
+    free(samples);
+    return st;
+}

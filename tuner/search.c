@@ -1,0 +1,243 @@
+/* search.c — the search strategies.
+ *
+ * exhaustive: every configuration of the space is checked and timed (hopeless ones stop after
+ *   their warm-up or first run, see measure.c): the ground truth.
+ * fast: each variant's cache-size default is timed first; variants whose default is more than
+ *   PRUNE_RATIO slower than the best default are dropped; the others, best first, descend
+ *   coordinate by coordinate (each parameter stepped to its neighbouring value in the space,
+ *   in the direction that improves, until a whole pass over the parameters changes nothing).
+ *
+ * The configuration the estimate (ATTN_ESTIMATE) would pick is timed first in both, so every
+ * tune can say how far the estimate is from the tuned best, and the best so far is known early
+ * for early rejection. A configuration that fails its correctness check is never timed. */
+#include "tuner.h"
+#include "timing.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const double PRUNE_RATIO = 1.5;    /* a variant's default this much slower: dropped */
+static const double MIN_IMPROVEMENT = 0.01; /* a step must gain 1% to be taken */
+
+typedef struct search {
+    const tuner_options *opt;
+    tuner_result *r;
+    tuner_bench bench;
+    double start;
+    tuner_timing best;
+    size_t done; /* configurations visited (checked, timed or rejected) */
+} search;
+
+static bool out_of_budget(search *s)
+{
+    if (attn_clock_seconds() - s->start > s->opt->budget_seconds)
+        s->r->budget_exhausted = true;
+    return s->r->budget_exhausted;
+}
+
+/* Checks and times configuration i once; later calls return at once. */
+static attn_status visit(search *s, size_t i, attn_error *err)
+{
+    tuner_candidate *c = &s->r->candidates[i];
+    if (c->checked)
+        return ATTN_OK;
+    c->checked = true;
+    c->correct = tuner_check(&s->bench, &c->config, &c->max_rel, c->why, sizeof c->why);
+    if (c->correct) {
+        attn_status st = tuner_time(&s->bench, &c->config, &s->best, &c->timing, err);
+        if (st != ATTN_OK)
+            return st;
+        c->timed = true;
+        s->r->timed++;
+        if (!c->timing.rejected && (s->r->best < 0 || c->timing.median < s->best.median)) {
+            s->r->best = (long)i;
+            s->best = c->timing;
+        }
+    }
+    s->done++;
+    if (s->opt->progress) {
+        char what[192];
+        tuner_config_format(&c->config, what, sizeof what);
+        s->opt->progress(s->opt->progress_ctx, s->done, s->r->space.count, what);
+    }
+    return ATTN_OK;
+}
+
+/* A candidate's time for comparisons; failed ones are infinitely slow. */
+static double time_of(const search *s, long i)
+{
+    const tuner_candidate *c = &s->r->candidates[i];
+    return c->timed ? c->timing.median : INFINITY;
+}
+
+static attn_status exhaustive(search *s, attn_error *err)
+{
+    for (size_t i = 0; i < s->r->space.count && !out_of_budget(s); i++) {
+        attn_status st = visit(s, i, err);
+        if (st != ATTN_OK)
+            return st;
+    }
+    return ATTN_OK;
+}
+
+/* Index in the space of variant vs's point at value indices idx, or -1 when not valid. */
+static long point(const search *s, const tuner_variant_space *vs, const int *idx)
+{
+    tuner_config c = {.variant = vs->variant, .params = vs->defaults};
+    for (int i = 0; i < c.params.count; i++)
+        c.params.value[i] = vs->values[i][idx[i]];
+    return tuner_space_find(&s->r->space, &c);
+}
+
+/* Value indices of the default of a variant (its values lists contain it). */
+static void default_point(const tuner_variant_space *vs, int *idx)
+{
+    for (int i = 0; i < vs->defaults.count; i++) {
+        idx[i] = 0;
+        for (int j = 0; j < vs->value_count[i]; j++)
+            if (vs->values[i][j] == vs->defaults.value[i])
+                idx[i] = j;
+    }
+}
+
+static attn_status descend(search *s, const tuner_variant_space *vs, long start, int *idx,
+                           attn_error *err)
+{
+    long cur = start;
+    bool moved = true;
+    while (moved && !out_of_budget(s)) {
+        moved = false;
+        for (int i = 0; i < vs->defaults.count && !out_of_budget(s); i++) {
+            for (int dir = 1; dir >= -1; dir -= 2) {
+                bool stepped = false;
+                for (int j = idx[i] + dir; j >= 0 && j < vs->value_count[i]; j += dir) {
+                    int trial[ATTN_MAX_PARAMS];
+                    memcpy(trial, idx, sizeof trial);
+                    trial[i] = j;
+                    long next = point(s, vs, trial);
+                    if (next < 0)
+                        break; /* not valid: the constraint wall in this direction */
+                    attn_status st = visit(s, (size_t)next, err);
+                    if (st != ATTN_OK)
+                        return st;
+                    if (!(time_of(s, next) < (1.0 - MIN_IMPROVEMENT) * time_of(s, cur)) ||
+                        out_of_budget(s))
+                        break;
+                    cur = next;
+                    idx[i] = j;
+                    stepped = moved = true;
+                }
+                if (stepped)
+                    break; /* the other direction only when this one gained nothing */
+            }
+        }
+    }
+    return ATTN_OK;
+}
+
+static int compare_by_time(const void *a, const void *b)
+{
+    const double x = ((const double *)a)[0], y = ((const double *)b)[0];
+    return (x > y) - (x < y);
+}
+
+static attn_status fast(search *s, attn_error *err)
+{
+    tuner_space *space = &s->r->space;
+    /* (time of the default, variant space index, start config) per variant. */
+    double order[32][3];
+    int n = 0;
+    for (int v = 0; v < space->variant_count && !out_of_budget(s); v++) {
+        const tuner_variant_space *vs = &space->variants[v];
+        int idx[ATTN_MAX_PARAMS];
+        default_point(vs, idx);
+        long start = point(s, vs, idx);
+        if (start < 0)
+            start = (long)vs->first; /* the default is not valid: any valid point */
+        attn_status st = visit(s, (size_t)start, err);
+        if (st != ATTN_OK)
+            return st;
+        const tuner_candidate *c = &s->r->candidates[start];
+        order[n][0] = c->timed ? c->timing.median : INFINITY;
+        order[n][1] = v;
+        order[n][2] = (double)start;
+        n++;
+    }
+    qsort(order, (size_t)n, sizeof order[0], compare_by_time);
+    for (int k = 0; k < n && !out_of_budget(s); k++) {
+        if (!(order[k][0] <= PRUNE_RATIO * order[0][0]))
+            break;
+        const tuner_variant_space *vs = &space->variants[(int)order[k][1]];
+        const long start = (long)order[k][2];
+        int idx[ATTN_MAX_PARAMS] = {0};
+        for (int i = 0; i < vs->defaults.count; i++) /* the start point's value indices */
+            for (int j = 0; j < vs->value_count[i]; j++)
+                if (vs->values[i][j] == space->configs[start].params.value[i])
+                    idx[i] = j;
+        attn_status st = descend(s, vs, start, idx, err);
+        if (st != ATTN_OK)
+            return st;
+    }
+    return ATTN_OK;
+}
+
+attn_status tuner_run(const attn_problem *p, const tuner_options *opt, tuner_result *out,
+                      attn_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->best = out->estimate_index = -1;
+    const int threads = opt->threads > 0 ? opt->threads : attn_default_threads();
+    attn_status st = tuner_estimate(p, threads, &out->estimate, err);
+    if (st != ATTN_OK)
+        return st;
+    const char *only = opt->only_variant;
+    const char *forced = NULL;
+    if (!only && attn_forced_variant(&forced, NULL) == ATTN_OK && forced)
+        only = forced;
+    if ((st = tuner_space_build(p, threads, only, &out->space, err)) != ATTN_OK)
+        return st;
+    out->candidates = calloc(out->space.count, sizeof *out->candidates);
+    if (!out->candidates) {
+        tuner_result_free(out);
+        if (err) {
+            err->status = ATTN_ERR_NOMEM;
+            snprintf(err->message, sizeof err->message, "tuner: out of memory");
+        }
+        return ATTN_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < out->space.count; i++)
+        out->candidates[i].config = out->space.configs[i];
+    out->estimate_index = tuner_space_find(&out->space, &out->estimate);
+
+    search s = {.opt = opt, .r = out, .start = attn_clock_seconds()};
+    if ((st = tuner_bench_init(&s.bench, p, err)) != ATTN_OK) {
+        tuner_result_free(out);
+        return st;
+    }
+    if (out->estimate_index >= 0)
+        st = visit(&s, (size_t)out->estimate_index, err);
+    if (st == ATTN_OK)
+        st = opt->strategy == TUNER_EXHAUSTIVE ? exhaustive(&s, err) : fast(&s, err);
+    tuner_bench_free(&s.bench);
+    out->seconds = attn_clock_seconds() - s.start;
+    if (st == ATTN_OK && out->best < 0) {
+        st = ATTN_ERR_UNSUPPORTED;
+        if (err) {
+            err->status = st;
+            snprintf(err->message, sizeof err->message,
+                     "tuner: no configuration passed its correctness check%s",
+                     out->budget_exhausted ? " within the budget" : "");
+        }
+    }
+    if (st != ATTN_OK)
+        tuner_result_free(out);
+    return st;
+}
+
+void tuner_result_free(tuner_result *r)
+{
+    tuner_space_free(&r->space);
+    free(r->candidates);
+    r->candidates = NULL;
+}

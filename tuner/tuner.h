@@ -1,0 +1,204 @@
+/* tuner.h — the tuner's internals, shared by the planner (planner.c) and the CLI (cli_tune.c).
+ *
+ *   space.c    the candidates of a variant for a problem, from its descriptor alone: powers of
+ *              two and multiples of each parameter within a bounded grid around the default,
+ *              filtered by attn_params_check (ranges and the variant's own constraints)
+ *   measure.c  correctness against the float64 oracle on a small problem of the same kind, and
+ *              timing with adaptive repetitions (a hopeless candidate stops early)
+ *   search.c   the strategies: exhaustive (ground truth) and fast (coordinate descent from the
+ *              cache-size default, with variants pruned on their default's time)
+ *   wisdom.c   the JSON wisdom file: machine and build signature, problem classes, locking,
+ *              atomic writes, merging
+ *   planner.c  attn_plan_* and attn_wisdom_* of attn.h
+ *
+ * Nothing here knows a variant by name. */
+#ifndef ATTN_TUNER_H
+#define ATTN_TUNER_H
+
+#include "attn.h"
+
+#include <jansson.h>
+#include <stdio.h>
+
+/* ---- configurations and search spaces ---------------------------------------------------- */
+
+/* One thing to run: a registry index and its parameters (threads included). */
+typedef struct tuner_config {
+    int variant;
+    attn_params params;
+} tuner_config;
+
+enum { TUNER_MAX_VALUES = 16 };
+
+/* The candidates of one variant: per parameter a sorted list of values (for coordinate
+ * descent), and the valid points of their product. */
+typedef struct tuner_variant_space {
+    int variant;
+    attn_params defaults;
+    int value_count[ATTN_MAX_PARAMS];
+    int32_t values[ATTN_MAX_PARAMS][TUNER_MAX_VALUES];
+    size_t first, count; /* this variant's configs: space->configs[first, first + count) */
+} tuner_variant_space;
+
+typedef struct tuner_space {
+    tuner_config *configs;
+    size_t count;
+    tuner_variant_space variants[32];
+    int variant_count;
+} tuner_space;
+
+/* Builds the space of every supported variant (or only `only`, when not NULL) for p on
+ * `threads` threads. Fails when no variant is left. */
+attn_status tuner_space_build(const attn_problem *p, int threads, const char *only,
+                              tuner_space *space, attn_error *err);
+void tuner_space_free(tuner_space *space);
+/* Index of a config in the space, or -1. */
+long tuner_space_find(const tuner_space *space, const tuner_config *c);
+
+/* "avx512 bq=64 bk=128" */
+void tuner_config_format(const tuner_config *c, char *buf, size_t len);
+
+/* The estimate: ATTN_FORCE_VARIANT's variant when set, else the first supported variant in
+ * registry order whose default parameters fit p; its defaults, on `threads` threads. */
+attn_status tuner_estimate(const attn_problem *p, int threads, tuner_config *out,
+                           attn_error *err);
+
+/* ---- measurement -------------------------------------------------------------------------- */
+
+/* Tensors for timing runs of p (random values), and a small problem of the same kind with its
+ * float64 oracle output for correctness checks. */
+typedef struct tuner_bench {
+    const attn_problem *problem;
+    float *q, *k, *v, *o;
+    attn_problem small;
+    float *sq, *sk, *sv, *so, *small_mask;
+    int32_t *small_kv_lens;
+    double *small_ref;
+} tuner_bench;
+
+attn_status tuner_bench_init(tuner_bench *b, const attn_problem *p, attn_error *err);
+void tuner_bench_free(tuner_bench *b);
+
+/* Runs c on the small problem and compares with the oracle under the variant's tolerance. */
+bool tuner_check(const tuner_bench *b, const tuner_config *c, double *max_rel, char *why,
+                 size_t why_len);
+
+/* Timing of one candidate. */
+typedef struct tuner_timing {
+    double median, min, max; /* seconds over the timed repetitions (the warm-up excluded) */
+    int reps;                /* timed repetitions */
+    bool rejected;           /* stopped early: clearly slower than the best so far */
+} tuner_timing;
+
+/* Times c: one warm-up run, then repetitions until it is clearly slower than `best` (when
+ * best->reps > 0), or its estimate separates from the best's, or it is stable, or max_reps. */
+attn_status tuner_time(const tuner_bench *b, const tuner_config *c, const tuner_timing *best,
+                       tuner_timing *out, attn_error *err);
+
+/* Times several configurations interleaved (round r runs each once, in order), `rounds` rounds
+ * after a warm-up of each; out[i] gets each one's statistics. */
+attn_status tuner_time_interleaved(const tuner_bench *b, const tuner_config *configs, int n,
+                                   int rounds, tuner_timing *out, attn_error *err);
+
+/* ---- search ------------------------------------------------------------------------------- */
+
+typedef enum tuner_strategy { TUNER_EXHAUSTIVE, TUNER_FAST } tuner_strategy;
+
+typedef struct tuner_options {
+    tuner_strategy strategy;
+    double budget_seconds; /* stop searching after this long (the best so far is kept) */
+    int threads;
+    const char *only_variant; /* NULL: every supported variant */
+    /* Called after each candidate; may be NULL. */
+    void (*progress)(void *ctx, size_t done, size_t total, const char *what);
+    void *progress_ctx;
+} tuner_options;
+
+/* What happened to each configuration of the space. */
+typedef struct tuner_candidate {
+    tuner_config config;
+    bool checked, correct;
+    double max_rel;
+    char why[160];     /* why it failed the check */
+    bool timed;
+    tuner_timing timing;
+} tuner_candidate;
+
+typedef struct tuner_result {
+    tuner_space space;
+    tuner_candidate *candidates; /* space.count of them, in space order */
+    size_t timed;                /* configurations timed */
+    long best;                   /* index of the fastest correct one, -1 if none */
+    tuner_config estimate;       /* what ATTN_ESTIMATE picks */
+    long estimate_index;         /* its index in the space, -1 when outside it */
+    double seconds;              /* wall time of the search */
+    bool budget_exhausted;
+} tuner_result;
+
+attn_status tuner_run(const attn_problem *p, const tuner_options *opt, tuner_result *out,
+                      attn_error *err);
+void tuner_result_free(tuner_result *r);
+
+/* ---- wisdom --------------------------------------------------------------------------------- */
+
+/* The key of a wisdom entry: the problem's shape, its kind, threads; the data type is f32. */
+typedef struct tuner_class {
+    int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim;
+    bool causal, mask, kv_lens;
+    int threads;
+} tuner_class;
+
+void tuner_class_of(const attn_problem *p, int threads, tuner_class *c);
+bool tuner_class_equal(const tuner_class *a, const tuner_class *b);
+/* "B=1 Hq=4 Hkv=4 Lq=2048 Lk=2048 d=128 causal threads=2" */
+void tuner_class_format(const tuner_class *c, char *buf, size_t len);
+
+typedef struct wisdom_entry {
+    tuner_class cls;
+    tuner_config config;
+    double median_seconds, gflops;
+    char date[32]; /* ISO 8601, UTC */
+} wisdom_entry;
+
+typedef struct wisdom_set {
+    wisdom_entry *entries;
+    size_t count, capacity;
+} wisdom_set;
+
+/* Adds e, replacing an entry of the same class. */
+attn_status wisdom_set_put(wisdom_set *s, const wisdom_entry *e);
+const wisdom_entry *wisdom_set_find(const wisdom_set *s, const tuner_class *c);
+void wisdom_set_free(wisdom_set *s);
+
+/* The wisdom file in use: the override, $ATTN_WISDOM, or the XDG cache default. */
+void wisdom_path(const char *override_path, char *buf, size_t len);
+
+typedef enum wisdom_read_status {
+    WISDOM_READ_OK,      /* read; `ours` holds this machine and build's entries */
+    WISDOM_READ_MISSING, /* no such file: nothing to read */
+    WISDOM_READ_BAD,     /* unreadable, corrupt, or an unknown format: must not be written over */
+} wisdom_read_status;
+
+/* Reads a wisdom file. Sections of other machines or builds are counted in *foreign and
+ * described in `warning` (empty when none). On WISDOM_READ_BAD, err says why, with the path
+ * and, for a parse error, line and column. */
+wisdom_read_status wisdom_read(const char *path, wisdom_set *ours, size_t *foreign,
+                               char *warning, size_t warning_len, attn_error *err);
+/* Merges `add` into the file under an exclusive lock (flock on PATH.lock): re-reads it, keeps
+ * every other section and entry, replaces entries of the same class, writes a temporary file
+ * in the same directory, fsyncs it and renames it over the file. Refuses (ATTN_ERR_IO, file
+ * untouched) when the file exists but cannot be read as wisdom. */
+attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn_error *err);
+/* Writes a file holding only `set` (this machine and build), atomically. */
+attn_status wisdom_write_file(const char *path, const wisdom_set *set, attn_error *err);
+/* Removes the wisdom file (and its lock file). Missing is fine. */
+attn_status wisdom_forget(const char *path, attn_error *err);
+
+/* The current date and time as an entry records it (ISO 8601, UTC). */
+void wisdom_now(char *buf, size_t len);
+
+/* This machine and build as stored in a wisdom file (new references). */
+json_t *wisdom_machine_json(void);
+json_t *wisdom_build_json(void);
+
+#endif

@@ -1,0 +1,608 @@
+/* wisdom.c — the wisdom file: what tuning found, per machine, build and problem class.
+ *
+ * A JSON document (through jansson):
+ *
+ *   {"format": "attnbench-wisdom", "version": 1, "sections": [
+ *     {"machine": {"id": "…", "vendor": …, "model": …, "isa": …, "l1d_bytes": …, …},
+ *      "build": {"library": "0.1.0", "compiler": "gcc 12.2.0", "flags": "…",
+ *                "variants": "avx512(bq,bk) … naive()"},
+ *      "entries": [{"problem": {"batch": 1, …, "causal": false, "mask": false,
+ *                               "kv_lens": false, "threads": 2, "dtype": "f32"},
+ *                   "variant": "avx512", "params": {"bq": 64, "bk": 128},
+ *                   "median_s": 0.0123, "gflops": 98.7, "date": "2025-…Z"}, …]}, …]}
+ *
+ * Only the section whose machine id and build match this process is used; the others are kept
+ * on every write, reported, and otherwise ignored, as FFTW ignores wisdom of other builds. A
+ * file that cannot be read as such a document is never written over. Writers serialise on an
+ * flock of PATH.lock and re-read the file under it, so concurrent tuners lose no entries; the
+ * new text goes to a temporary file in the same directory, fsynced, then renamed over PATH. */
+#include "tuner.h"
+#include "cpu.h"
+#include "tuner/tuner_build.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WISDOM_FORMAT "attnbench-wisdom"
+enum { WISDOM_VERSION = 1 };
+
+static attn_status fail(attn_error *err, attn_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static attn_status fail(attn_error *err, attn_status s, const char *fmt, ...)
+{
+    if (err) {
+        err->status = s;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return s;
+}
+
+/* ---- problem classes ---------------------------------------------------------------------- */
+
+void tuner_class_of(const attn_problem *p, int threads, tuner_class *c)
+{
+    *c = (tuner_class){
+        .batch = p->batch, .heads_q = p->heads_q, .heads_kv = p->heads_kv, .len_q = p->len_q,
+        .len_kv = p->len_kv, .head_dim = p->head_dim, .causal = p->causal,
+        .mask = p->mask != NULL, .kv_lens = p->kv_lens != NULL, .threads = threads,
+    };
+}
+
+bool tuner_class_equal(const tuner_class *a, const tuner_class *b)
+{
+    return a->batch == b->batch && a->heads_q == b->heads_q && a->heads_kv == b->heads_kv &&
+           a->len_q == b->len_q && a->len_kv == b->len_kv && a->head_dim == b->head_dim &&
+           a->causal == b->causal && a->mask == b->mask && a->kv_lens == b->kv_lens &&
+           a->threads == b->threads;
+}
+
+void tuner_class_format(const tuner_class *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld%s%s%s threads=%d",
+             (long long)c->batch, (long long)c->heads_q, (long long)c->heads_kv,
+             (long long)c->len_q, (long long)c->len_kv, (long long)c->head_dim,
+             c->causal ? " causal" : "", c->mask ? " mask" : "", c->kv_lens ? " kv_lens" : "",
+             c->threads);
+}
+
+/* ---- sets of entries ---------------------------------------------------------------------- */
+
+attn_status wisdom_set_put(wisdom_set *s, const wisdom_entry *e)
+{
+    for (size_t i = 0; i < s->count; i++)
+        if (tuner_class_equal(&s->entries[i].cls, &e->cls)) {
+            s->entries[i] = *e;
+            return ATTN_OK;
+        }
+    if (s->count == s->capacity) {
+        size_t cap = s->capacity ? 2 * s->capacity : 16;
+        wisdom_entry *grown = realloc(s->entries, cap * sizeof *grown);
+        if (!grown)
+            return ATTN_ERR_NOMEM;
+        s->entries = grown;
+        s->capacity = cap;
+    }
+    s->entries[s->count++] = *e;
+    return ATTN_OK;
+}
+
+const wisdom_entry *wisdom_set_find(const wisdom_set *s, const tuner_class *c)
+{
+    for (size_t i = 0; i < s->count; i++)
+        if (tuner_class_equal(&s->entries[i].cls, c))
+            return &s->entries[i];
+    return NULL;
+}
+
+void wisdom_set_free(wisdom_set *s)
+{
+    free(s->entries);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- where the file is -------------------------------------------------------------------- */
+
+void wisdom_path(const char *override_path, char *buf, size_t len)
+{
+    const char *env = getenv("ATTN_WISDOM"), *xdg = getenv("XDG_CACHE_HOME"),
+               *home = getenv("HOME");
+    if (override_path && *override_path)
+        snprintf(buf, len, "%s", override_path);
+    else if (env && *env)
+        snprintf(buf, len, "%s", env);
+    else if (xdg && *xdg == '/') /* the XDG spec ignores relative paths */
+        snprintf(buf, len, "%s/attnbench/wisdom.json", xdg);
+    else
+        snprintf(buf, len, "%s/.cache/attnbench/wisdom.json", home && *home ? home : ".");
+}
+
+/* ---- this machine and this build ---------------------------------------------------------- */
+
+json_t *wisdom_machine_json(void)
+{
+    const attn_cpu *c = attn_cpu_get();
+    char isa[256];
+    attn_isa_format(c->isa_detected, isa, sizeof isa);
+    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:I, s:I, s:I}", "id", attn_machine_id(),
+                     "vendor", c->vendor, "model", c->model_name, "family", c->family, "cpu_model",
+                     c->model, "isa", isa, "l1d_bytes", (json_int_t)c->machine.l1d_bytes,
+                     "l2_bytes", (json_int_t)c->machine.l2_bytes, "l3_bytes",
+                     (json_int_t)c->machine.l3_bytes);
+}
+
+json_t *wisdom_build_json(void)
+{
+    /* "avx512(bq,bk) avx2(bq,bk) … naive()": a new variant or parameter is a new build. */
+    char variants[1024];
+    size_t used = 0;
+    variants[0] = '\0';
+    for (int i = 0; i < attn_variant_count(); i++) {
+        attn_variant_info info;
+        attn_variant_get(i, &info);
+        int w = snprintf(variants + used, sizeof variants - used, "%s%s(", used ? " " : "",
+                         info.name);
+        for (int j = 0; w >= 0 && j < info.param_count; j++) {
+            used += (size_t)w;
+            if (used >= sizeof variants)
+                break;
+            w = snprintf(variants + used, sizeof variants - used, "%s%s", j ? "," : "",
+                         info.params[j].name);
+        }
+        if (w < 0 || used + (size_t)w >= sizeof variants)
+            break;
+        used += (size_t)w;
+        w = snprintf(variants + used, sizeof variants - used, ")");
+        if (w < 0 || used + (size_t)w >= sizeof variants)
+            break;
+        used += (size_t)w;
+    }
+    return json_pack("{s:s, s:s, s:s, s:s}", "library", ATTN_VERSION_STRING, "compiler",
+                     ATTN_BUILD_COMPILER, "flags", ATTN_BUILD_FLAGS, "variants", variants);
+}
+
+/* Why a section is not ours, in words; NULL when it is. */
+static const char *foreign_reason(json_t *section, json_t *machine, json_t *build, char *buf,
+                                  size_t len)
+{
+    json_t *m = json_object_get(section, "machine"), *b = json_object_get(section, "build");
+    const char *id = json_string_value(json_object_get(m, "id"));
+    if (!id || strcmp(id, json_string_value(json_object_get(machine, "id")))) {
+        const char *model = json_string_value(json_object_get(m, "model"));
+        snprintf(buf, len, "another machine (%s, id %s; this one is %s, id %s)",
+                 model ? model : "unknown model", id ? id : "missing",
+                 json_string_value(json_object_get(machine, "model")),
+                 json_string_value(json_object_get(machine, "id")));
+        return buf;
+    }
+    const char *key;
+    json_t *ours;
+    json_object_foreach(build, key, ours) {
+        const char *theirs = json_string_value(json_object_get(b, key));
+        if (!theirs || strcmp(theirs, json_string_value(ours))) {
+            snprintf(buf, len, "another build (%s \"%s\"; this build has \"%s\")", key,
+                     theirs ? theirs : "missing", json_string_value(ours));
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+/* ---- reading ------------------------------------------------------------------------------ */
+
+static bool get_int(json_t *obj, const char *key, int64_t min, int64_t *out)
+{
+    json_t *x = json_object_get(obj, key);
+    if (!json_is_integer(x) || json_integer_value(x) < min)
+        return false;
+    *out = json_integer_value(x);
+    return true;
+}
+
+static bool get_bool(json_t *obj, const char *key, bool *out)
+{
+    json_t *x = json_object_get(obj, key);
+    if (!json_is_boolean(x))
+        return false;
+    *out = json_is_true(x);
+    return true;
+}
+
+static bool parse_class(json_t *problem, tuner_class *c)
+{
+    int64_t threads = 0;
+    const char *dtype = json_string_value(json_object_get(problem, "dtype"));
+    bool ok = get_int(problem, "batch", 1, &c->batch) && get_int(problem, "heads_q", 1, &c->heads_q) &&
+              get_int(problem, "heads_kv", 1, &c->heads_kv) &&
+              get_int(problem, "len_q", 1, &c->len_q) && get_int(problem, "len_kv", 1, &c->len_kv) &&
+              get_int(problem, "head_dim", 1, &c->head_dim) &&
+              get_bool(problem, "causal", &c->causal) && get_bool(problem, "mask", &c->mask) &&
+              get_bool(problem, "kv_lens", &c->kv_lens) &&
+              get_int(problem, "threads", 1, &threads) && threads <= ATTN_MAX_THREADS &&
+              dtype && !strcmp(dtype, "f32");
+    c->threads = (int)threads;
+    return ok;
+}
+
+static bool parse_entry(json_t *e, wisdom_entry *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!parse_class(json_object_get(e, "problem"), &out->cls))
+        return false;
+    const char *variant = json_string_value(json_object_get(e, "variant"));
+    json_t *params = json_object_get(e, "params");
+    attn_variant_info info;
+    const int index = attn_variant_find(variant);
+    if (index < 0 || !json_is_object(params) || !attn_variant_get(index, &info))
+        return false;
+    out->config.variant = index;
+    out->config.params.count = info.param_count;
+    out->config.params.threads = out->cls.threads;
+    for (int i = 0; i < info.param_count; i++) {
+        int64_t x;
+        if (!get_int(params, info.params[i].name, INT32_MIN, &x) || x > INT32_MAX)
+            return false;
+        out->config.params.value[i] = (int32_t)x;
+    }
+    out->median_seconds = json_number_value(json_object_get(e, "median_s"));
+    out->gflops = json_number_value(json_object_get(e, "gflops"));
+    snprintf(out->date, sizeof out->date, "%s",
+             json_string_value(json_object_get(e, "date")) ? json_string_value(json_object_get(e, "date"))
+                                                            : "");
+    return true;
+}
+
+static json_t *entry_json(const wisdom_entry *e)
+{
+    attn_variant_info info;
+    if (!attn_variant_get(e->config.variant, &info))
+        return NULL;
+    json_t *params = json_object();
+    for (int i = 0; params && i < info.param_count; i++)
+        json_object_set_new(params, info.params[i].name, json_integer(e->config.params.value[i]));
+    const tuner_class *c = &e->cls;
+    return json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:i, s:s}, s:s, s:o, "
+                     "s:f, s:f, s:s}",
+                     "problem", "batch", (json_int_t)c->batch, "heads_q", (json_int_t)c->heads_q,
+                     "heads_kv", (json_int_t)c->heads_kv, "len_q", (json_int_t)c->len_q,
+                     "len_kv", (json_int_t)c->len_kv, "head_dim", (json_int_t)c->head_dim,
+                     "causal", c->causal, "mask", c->mask, "kv_lens", c->kv_lens, "threads",
+                     c->threads, "dtype", "f32", "variant", info.name, "params", params,
+                     "median_s", e->median_seconds, "gflops", e->gflops, "date", e->date);
+}
+
+/* Loads and checks the document's outer shape. */
+static wisdom_read_status load_root(const char *path, json_t **root, attn_error *err)
+{
+    *root = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return WISDOM_READ_MISSING;
+        fail(err, ATTN_ERR_IO, "wisdom file %s: %s", path, strerror(errno));
+        return WISDOM_READ_BAD;
+    }
+    json_error_t je;
+    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!doc) {
+        if (je.line > 0)
+            fail(err, ATTN_ERR_IO, "wisdom file %s:%d:%d: %s", path, je.line, je.column, je.text);
+        else
+            fail(err, ATTN_ERR_IO, "wisdom file %s: %s", path, je.text);
+        return WISDOM_READ_BAD;
+    }
+    const char *format = json_string_value(json_object_get(doc, "format"));
+    json_t *version = json_object_get(doc, "version");
+    if (!format || strcmp(format, WISDOM_FORMAT)) {
+        fail(err, ATTN_ERR_IO, "wisdom file %s: not an attnbench wisdom file (no \"format\": \"%s\")",
+             path, WISDOM_FORMAT);
+    } else if (!json_is_integer(version) || json_integer_value(version) != WISDOM_VERSION) {
+        fail(err, ATTN_ERR_IO, "wisdom file %s: format version %lld; this build reads version %d",
+             path, json_is_integer(version) ? (long long)json_integer_value(version) : -1LL,
+             WISDOM_VERSION);
+    } else if (!json_is_array(json_object_get(doc, "sections"))) {
+        fail(err, ATTN_ERR_IO, "wisdom file %s: \"sections\" is missing or not an array", path);
+    } else {
+        *root = doc;
+        return WISDOM_READ_OK;
+    }
+    json_decref(doc);
+    return WISDOM_READ_BAD;
+}
+
+/* Index of this machine and build's section in the document, or -1; counts and describes the
+ * others. */
+static long our_section(json_t *root, json_t *machine, json_t *build, size_t *foreign,
+                        char *reason, size_t reason_len)
+{
+    long ours = -1;
+    size_t i;
+    json_t *section;
+    char why[256];
+    *foreign = 0;
+    if (reason_len)
+        reason[0] = '\0';
+    json_array_foreach(json_object_get(root, "sections"), i, section) {
+        const char *r = foreign_reason(section, machine, build, why, sizeof why);
+        if (!r && ours < 0) {
+            ours = (long)i;
+        } else if (r) {
+            if (*foreign == 0 && reason_len)
+                snprintf(reason, reason_len, "%s", r);
+            ++*foreign;
+        }
+    }
+    return ours;
+}
+
+wisdom_read_status wisdom_read(const char *path, wisdom_set *ours, size_t *foreign,
+                               char *warning, size_t warning_len, attn_error *err)
+{
+    memset(ours, 0, sizeof *ours);
+    *foreign = 0;
+    if (warning_len)
+        warning[0] = '\0';
+    json_t *root;
+    wisdom_read_status status = load_root(path, &root, err);
+    if (status != WISDOM_READ_OK)
+        return status;
+    json_t *machine = wisdom_machine_json(), *build = wisdom_build_json();
+    char reason[320];
+    long index = -1;
+    if (machine && build)
+        index = our_section(root, machine, build, foreign, reason, sizeof reason);
+    size_t skipped = 0;
+    if (index >= 0) {
+        json_t *entries = json_object_get(json_array_get(json_object_get(root, "sections"),
+                                                         (size_t)index), "entries");
+        size_t i;
+        json_t *e;
+        json_array_foreach(entries, i, e) {
+            wisdom_entry entry;
+            if (!parse_entry(e, &entry) || wisdom_set_put(ours, &entry) != ATTN_OK)
+                skipped++;
+        }
+    }
+    if (*foreign && skipped)
+        snprintf(warning, warning_len,
+                 "wisdom file %s: ignoring %zu section(s) for %s; %zu unreadable entr%s skipped",
+                 path, *foreign, reason, skipped, skipped == 1 ? "y" : "ies");
+    else if (*foreign)
+        snprintf(warning, warning_len, "wisdom file %s: ignoring %zu section(s) for %s", path,
+                 *foreign, reason);
+    else if (skipped)
+        snprintf(warning, warning_len, "wisdom file %s: %zu unreadable entr%s skipped", path,
+                 skipped, skipped == 1 ? "y" : "ies");
+    json_decref(machine);
+    json_decref(build);
+    json_decref(root);
+    return WISDOM_READ_OK;
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+static void dir_of(const char *path, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (!slash)
+        snprintf(buf, len, ".");
+    else if (slash == buf)
+        buf[1] = '\0';
+    else
+        *slash = '\0';
+}
+
+/* mkdir -p of the file's directory. */
+static attn_status make_dirs(const char *path, attn_error *err)
+{
+    char dir[4096];
+    dir_of(path, dir, sizeof dir);
+    for (char *s = dir + 1;; s++) {
+        const char c = *s;
+        if (c == '/' || c == '\0') {
+            *s = '\0';
+            if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+                return fail(err, ATTN_ERR_IO, "cannot create directory %s: %s", dir,
+                            strerror(errno));
+            *s = c;
+        }
+        if (c == '\0')
+            break;
+    }
+    return ATTN_OK;
+}
+
+static bool write_all(int fd, const char *text, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, text, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        text += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* Temporary file in the same directory, fsync, rename, fsync of the directory. */
+static attn_status write_atomic(const char *path, json_t *root, attn_error *err)
+{
+    attn_status st = make_dirs(path, err);
+    if (st != ATTN_OK)
+        return st;
+    char *text = json_dumps(root, JSON_INDENT(1));
+    if (!text)
+        return fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory writing %s", path);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        free(text);
+        return fail(err, ATTN_ERR_IO, "wisdom: cannot create a temporary file next to %s: %s",
+                    path, strerror(errno));
+    }
+    const size_t n = strlen(text);
+    bool ok = fchmod(fd, 0644) == 0 && write_all(fd, text, n) && write_all(fd, "\n", 1) &&
+              fsync(fd) == 0;
+    int saved = errno;
+    ok = close(fd) == 0 && ok;
+    free(text);
+    if (!ok || rename(tmp, path) != 0) {
+        if (ok)
+            saved = errno;
+        unlink(tmp);
+        return fail(err, ATTN_ERR_IO, "wisdom: cannot write %s: %s", path, strerror(saved));
+    }
+    char dir[4096];
+    dir_of(path, dir, sizeof dir);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) { /* make the rename durable; failing here loses nothing already written */
+        fsync(dfd);
+        close(dfd);
+    }
+    return ATTN_OK;
+}
+
+static json_t *new_section(json_t *machine, json_t *build)
+{
+    return json_pack("{s:O, s:O, s:[]}", "machine", machine, "build", build, "entries");
+}
+
+/* Replaces or appends each entry of `add` in a section's entries array. */
+static attn_status merge_entries(json_t *entries, const wisdom_set *add, attn_error *err)
+{
+    for (size_t k = 0; k < add->count; k++) {
+        json_t *e = entry_json(&add->entries[k]);
+        if (!e)
+            return fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+        long same = -1;
+        size_t i;
+        json_t *old;
+        json_array_foreach(entries, i, old) {
+            tuner_class c;
+            if (parse_class(json_object_get(old, "problem"), &c) &&
+                tuner_class_equal(&c, &add->entries[k].cls))
+                same = (long)i;
+        }
+        int rc = same >= 0 ? json_array_set_new(entries, (size_t)same, e)
+                           : json_array_append_new(entries, e);
+        if (rc != 0)
+            return fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+    }
+    return ATTN_OK;
+}
+
+attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn_error *err)
+{
+    attn_status st = make_dirs(path, err);
+    if (st != ATTN_OK)
+        return st;
+    char lock_path[4200];
+    snprintf(lock_path, sizeof lock_path, "%s.lock", path);
+    int lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock < 0)
+        return fail(err, ATTN_ERR_IO, "wisdom: cannot open lock file %s: %s", lock_path,
+                    strerror(errno));
+    while (flock(lock, LOCK_EX) != 0)
+        if (errno != EINTR) {
+            st = fail(err, ATTN_ERR_IO, "wisdom: cannot lock %s: %s", lock_path, strerror(errno));
+            close(lock);
+            return st;
+        }
+    json_t *root = NULL, *machine = wisdom_machine_json(), *build = wisdom_build_json();
+    attn_error why = {0};
+    wisdom_read_status rs = load_root(path, &root, &why);
+    if (rs == WISDOM_READ_BAD) {
+        st = fail(err, ATTN_ERR_IO,
+                  "%s; refusing to write over it (attnbench wisdom forget removes it)",
+                  why.message);
+        goto done;
+    }
+    if (rs == WISDOM_READ_MISSING)
+        root = json_pack("{s:s, s:i, s:[]}", "format", WISDOM_FORMAT, "version", WISDOM_VERSION,
+                         "sections");
+    if (!root || !machine || !build) {
+        st = fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+        goto done;
+    }
+    size_t foreign;
+    char reason[8];
+    json_t *sections = json_object_get(root, "sections");
+    long index = our_section(root, machine, build, &foreign, reason, sizeof reason);
+    if (index < 0) {
+        json_t *s = new_section(machine, build);
+        if (!s || json_array_append_new(sections, s) != 0) {
+            st = fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+            goto done;
+        }
+        index = (long)json_array_size(sections) - 1;
+    }
+    json_t *section = json_array_get(sections, (size_t)index);
+    json_t *entries = json_object_get(section, "entries");
+    if (!json_is_array(entries)) {
+        entries = json_array();
+        if (!entries || json_object_set_new(section, "entries", entries) != 0) {
+            st = fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+            goto done;
+        }
+    }
+    if ((st = merge_entries(entries, add, err)) == ATTN_OK)
+        st = write_atomic(path, root, err);
+done:
+    json_decref(root);
+    json_decref(machine);
+    json_decref(build);
+    flock(lock, LOCK_UN);
+    close(lock);
+    return st;
+}
+
+attn_status wisdom_write_file(const char *path, const wisdom_set *set, attn_error *err)
+{
+    json_t *machine = wisdom_machine_json(), *build = wisdom_build_json(), *root = NULL;
+    attn_status st = ATTN_ERR_NOMEM;
+    json_t *section = machine && build ? new_section(machine, build) : NULL;
+    if (section)
+        root = json_pack("{s:s, s:i, s:[o]}", "format", WISDOM_FORMAT, "version",
+                         WISDOM_VERSION, "sections", section);
+    if (!root)
+        fail(err, st, "wisdom: out of memory");
+    else if ((st = merge_entries(json_object_get(section, "entries"), set, err)) == ATTN_OK)
+        st = write_atomic(path, root, err);
+    json_decref(root);
+    json_decref(machine);
+    json_decref(build);
+    return st;
+}
+
+attn_status wisdom_forget(const char *path, attn_error *err)
+{
+    if (unlink(path) != 0 && errno != ENOENT)
+        return fail(err, ATTN_ERR_IO, "wisdom: cannot remove %s: %s", path, strerror(errno));
+    char lock_path[4200];
+    snprintf(lock_path, sizeof lock_path, "%s.lock", path);
+    unlink(lock_path); /* absent is fine */
+    return ATTN_OK;
+}
+
+void wisdom_now(char *buf, size_t len)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    if (gmtime_r(&t, &tm))
+        strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    else
+        snprintf(buf, len, "unknown");
+}

@@ -1,0 +1,791 @@
+/* avx2.c — x86 AVX2 + FMA attention: streaming online softmax over packed K/V blocks with
+ * register-blocked micro-kernels (8-wide ymm, compiled with -mavx2 -mfma -mf16c only).
+ *
+ * Algorithm (FlashAttention-2 style, per (batch, kv head) group of the task):
+ *   The group's query rows are flattened over its query heads (attn_group_rows), so one packed
+ *   K/V block serves every head of a GQA group. A tile of bq such rows is packed once into
+ *   Q panels; the keys go by blocks of bk:
+ *     1. pack the block once per tile: Kᵀ into panels of NR keys, V row-major with head_dim
+ *        padded to dp (a multiple of 8) with zeros, so no micro-kernel has an edge case;
+ *     2. per micro tile of MR rows: S = Q·Kᵀ (6×16 micro-kernel), epilogue in registers:
+ *        × scale·log2(e), additive mask (·log2 e), key limits by select (never -inf + NaN),
+ *        running per-row vector max; interior blocks (every key visible, no mask) take a
+ *        mask-free epilogue; blocks past every row's key limit are skipped (causal);
+ *     3. per row: new max m', the accumulator and sum rescaled by 2^(m-m') only when the max
+ *        rises, P = 2^(S - m') in place (exp2_poly.h), l += ΣP;
+ *     4. O_acc += P·V (6×16 micro-kernel over d).
+ *   Each row is normalised once at the end (a row that saw no key gives zeros).
+ *   Full-row mode (full_row=1): a tile's scores against all its keys are kept (bq × Lk floats,
+ *   meant for L2), one exact softmax per row, then P·V — no rescaling, but Lk-sized workspace.
+ *   Decode path (at most DECODE_MAX_ROWS rows in a group, e.g. Lq = 1): no packing; each row
+ *   reads K and V rows straight from memory, 8 keys per dot-product step, so K/V stream at
+ *   memory speed; the rows of a GQA group re-read a block while it is still in L2.
+ *
+ * Micro-kernels and registers (16 ymm):
+ *   Q·Kᵀ 6×16: 12 accumulators, 2 K loads (panel [d][16]) and 1 Q broadcast (panel [d][6]) at a
+ *   time, 12 FMAs per d step.  P·V 6×16: 12 accumulators (O_acc tile), 6 P broadcasts from the
+ *   score rows, 2 V loads, 12 FMAs per key; an 6×8 version covers dp % 16 == 8.
+ *
+ * Layout: head_dim contiguous, any element strides for batch/head/seq (stride 0 included).
+ *
+ * NaN: masked scores are replaced by select, so a NaN in a K row reaches only the rows that
+ * attend to it. A V row with a NaN or infinity would make 0·V = NaN for a masked key inside the
+ * P·V micro-kernel, so a block whose packed V is not all finite skips zero weights row by row
+ * (as naive does).
+ *
+ * Workspace per task (floats, each part 64-byte aligned), independent of Lk in streaming mode:
+ * Q panels bqp·d + K panel bk·d + V panel bk·dp + scores bqp·bk + O_acc bqp·dp + 10·bqp,
+ * with bqp = max(bq, DECODE_MAX_ROWS); in full-row mode the scores are bqp·round_up(Lk, 16). */
+#include "exp2_poly.h"
+#include "variant.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+enum {
+    MR = 6,               /* query rows of a micro tile */
+    NR = 16,              /* keys of a Q·Kᵀ micro tile, head_dim columns of a P·V micro tile */
+    DECODE_MAX_ROWS = 8,  /* groups with at most this many rows take the decode path */
+};
+
+enum { P_BQ, P_BK, P_FULL_ROW };
+
+static const attn_param_info avx2_params[] = {
+    [P_BQ] = {"bq", "query rows per tile (over the heads of a GQA group)", MR, 384, MR},
+    [P_BK] = {"bk", "keys per packed K/V block", NR, 1024, NR},
+    [P_FULL_ROW] = {"full_row", "1: whole score rows per tile and one exact softmax", 0, 1, 1},
+};
+
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* ---- workspace ---------------------------------------------------------------------------- */
+
+typedef struct workspace {
+    float *q_panel;  /* [bqp/MR][d][MR] */
+    float *k_panel;  /* [bk/NR][d][NR] */
+    float *v_panel;  /* [bk][dp] */
+    float *scores;   /* [bqp][s_ld]: S, then P in place */
+    float *acc;      /* [bqp][dp] unnormalised O */
+    float *max_vec;  /* [bqp][8] running vector max of the scores */
+    float *run_max;  /* [bqp] row max in log2 units */
+    float *run_sum;  /* [bqp] */
+    int64_t *limit;  /* [bqp] key limit of each row */
+    int64_t s_ld;
+} workspace;
+
+/* Float offsets of the parts; total floats, or -1 on overflow. */
+static int64_t workspace_layout(const attn_problem *p, const int32_t *v, int64_t off[9],
+                                int64_t *s_ld)
+{
+    const int64_t d = p->head_dim, dp = round_up(d, 8), bk = v[P_BK];
+    const int64_t bqp = max64(round_up(v[P_BQ], MR), DECODE_MAX_ROWS);
+    *s_ld = v[P_FULL_ROW] ? max64(round_up(p->len_kv, NR), bk) : bk;
+    int64_t size[9] = {bqp * d, bk * d, bk * dp, 0, bqp * dp, bqp * 8, bqp, bqp, 2 * bqp};
+    if (__builtin_mul_overflow(bqp, *s_ld, &size[3]))
+        return -1;
+    int64_t total = 0;
+    for (int i = 0; i < 9; i++) {
+        off[i] = total;
+        if (__builtin_add_overflow(total, round_up(size[i], 16), &total))
+            return -1;
+    }
+    return total;
+}
+
+static size_t avx2_workspace_size(const attn_problem *p, const int32_t *v)
+{
+    int64_t off[9], s_ld, total = workspace_layout(p, v, off, &s_ld);
+    if (total < 0 || total > INT64_MAX / (int64_t)sizeof(float))
+        return SIZE_MAX;
+    return (size_t)total * sizeof(float);
+}
+
+static workspace workspace_of(const attn_task *t)
+{
+    int64_t off[9], s_ld;
+    workspace_layout(t->problem, t->params, off, &s_ld);
+    float *base = t->workspace;
+    return (workspace){.q_panel = base + off[0], .k_panel = base + off[1],
+                       .v_panel = base + off[2], .scores = base + off[3], .acc = base + off[4],
+                       .max_vec = base + off[5], .run_max = base + off[6],
+                       .run_sum = base + off[7], .limit = (int64_t *)(void *)(base + off[8]),
+                       .s_ld = s_ld};
+}
+
+/* ---- vector helpers ----------------------------------------------------------------------- */
+
+/* 2^x for x <= 0 or NaN (exp2_poly.h): p(f)·2^n with n added to the exponent field. x below
+ * ATTN_EXP2_MIN (and -inf) gives 0; NaN stays NaN (its exponent field is all ones and
+ * cvtps(NaN) << 23 adds nothing). */
+ALWAYS_INLINE __m256 exp2_nonpos(__m256 x)
+{
+    const __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 f = _mm256_sub_ps(x, n);
+    __m256 p = _mm256_set1_ps(ATTN_EXP2_C5);
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(ATTN_EXP2_C4));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(ATTN_EXP2_C3));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(ATTN_EXP2_C2));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(ATTN_EXP2_C1));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(ATTN_EXP2_C0));
+    const __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
+    const __m256 r = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
+    const __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(ATTN_EXP2_MIN), _CMP_LT_OQ);
+    return _mm256_andnot_ps(tiny, r);
+}
+
+ALWAYS_INLINE float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Largest non-NaN lane (-inf when none): max(x, m) returns m when x is NaN. */
+ALWAYS_INLINE float hmax(__m256 v)
+{
+    __m128 s = _mm_max_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    s = _mm_max_ps(_mm_movehl_ps(s, s), s);
+    s = _mm_max_ss(_mm_movehdup_ps(s), s);
+    return _mm_cvtss_f32(s);
+}
+
+/* Lanes l with l < n (n clamped to [0, 8]) all ones. */
+ALWAYS_INLINE __m256i lanes_below(int64_t n)
+{
+    const int32_t k = (int32_t)(n < 0 ? 0 : n > 8 ? 8 : n);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* ---- packing ------------------------------------------------------------------------------ */
+
+/* Q rows of one micro tile (MR row pointers; NULL = padding row) into [d][MR]. */
+static void pack_q(float *restrict panel, const float *const rows[MR], int64_t d)
+{
+    for (int r = 0; r < MR; r++)
+        for (int64_t c = 0; c < d; c++)
+            panel[c * MR + r] = rows[r] ? rows[r][c] : 0.0f;
+}
+
+/* 8×8 transpose of the ymm rows in place. */
+ALWAYS_INLINE void transpose8(__m256 r[8])
+{
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+/* Keys [0, nk) of a block (row j at k + j·ld) into Kᵀ panels [nkp/NR][d][NR], keys past nk
+ * zero. Full 8×8 squares go through registers. */
+static void pack_k(float *restrict panel, const float *k, int64_t ld, int64_t nk, int64_t nkp,
+                   int64_t d)
+{
+    for (int64_t j8 = 0; j8 < nkp; j8 += 8) {
+        float *dst = panel + (j8 / NR) * d * NR + j8 % NR;
+        const int64_t keys = min64(8, nk - j8);
+        int64_t c = 0;
+        if (keys == 8)
+            for (; c + 8 <= d; c += 8) {
+                __m256 r[8];
+                for (int jj = 0; jj < 8; jj++)
+                    r[jj] = _mm256_loadu_ps(k + (j8 + jj) * ld + c);
+                transpose8(r);
+                for (int cc = 0; cc < 8; cc++)
+                    _mm256_store_ps(dst + (c + cc) * NR, r[cc]);
+            }
+        for (; c < d; c++)
+            for (int64_t jj = 0; jj < 8; jj++)
+                dst[c * NR + jj] = jj < keys ? k[(j8 + jj) * ld + c] : 0.0f;
+    }
+}
+
+/* Keys [0, nk) of a V block into [nkp][dp] (zero padded). Returns true when every value is
+ * finite (x - x is 0 exactly for finite x, NaN otherwise). */
+static bool pack_v(float *restrict panel, const float *v, int64_t ld, int64_t nk, int64_t nkp,
+                   int64_t d, int64_t dp)
+{
+    __m256 bad = _mm256_setzero_ps();
+    const __m256i tail = lanes_below(d % 8);
+    for (int64_t j = 0; j < nkp; j++) {
+        float *dst = panel + j * dp;
+        if (j >= nk) {
+            memset(dst, 0, (size_t)dp * sizeof *dst);
+            continue;
+        }
+        const float *src = v + j * ld;
+        int64_t c = 0;
+        for (; c + 8 <= d; c += 8) {
+            const __m256 x = _mm256_loadu_ps(src + c);
+            bad = _mm256_or_ps(bad, _mm256_sub_ps(x, x));
+            _mm256_store_ps(dst + c, x);
+        }
+        if (c < d) {
+            const __m256 x = _mm256_maskload_ps(src + c, tail);
+            bad = _mm256_or_ps(bad, _mm256_sub_ps(x, x));
+            _mm256_store_ps(dst + c, x);
+        }
+    }
+    return _mm256_movemask_ps(_mm256_cmp_ps(bad, bad, _CMP_UNORD_Q)) == 0;
+}
+
+/* ---- micro-kernels ------------------------------------------------------------------------ */
+
+/* acc[r][0..1] = Σ_c Q[r][c]·K[j][c] for the MR rows of a Q panel and the NR keys of a K panel. */
+ALWAYS_INLINE void qk_6x16(const float *restrict qp, const float *restrict kp, int64_t d,
+                           __m256 acc[MR][2])
+{
+    for (int r = 0; r < MR; r++)
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < d; c++) {
+        const __m256 k0 = _mm256_load_ps(kp + c * NR), k1 = _mm256_load_ps(kp + c * NR + 8);
+        for (int r = 0; r < MR; r++) {
+            const __m256 q = _mm256_broadcast_ss(qp + c * MR + r);
+            acc[r][0] = _mm256_fmadd_ps(q, k0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(q, k1, acc[r][1]);
+        }
+    }
+}
+
+/* A[r][c0 .. c0 + 8·nv) += Σ_j P[r][j]·V[j][c0 ..] over keys [0, nk), nv = 1 or 2. */
+ALWAYS_INLINE void pv_6xn(const float *const prow[MR], const float *restrict vp, int64_t dp,
+                          int64_t nk, float *const arow[MR], int64_t c0, int nv)
+{
+    __m256 acc[MR][2];
+    for (int r = 0; r < MR; r++)
+        for (int x = 0; x < nv; x++)
+            acc[r][x] = _mm256_load_ps(arow[r] + c0 + 8 * x);
+    for (int64_t j = 0; j < nk; j++) {
+        __m256 v[2];
+        for (int x = 0; x < nv; x++)
+            v[x] = _mm256_load_ps(vp + j * dp + c0 + 8 * x);
+        for (int r = 0; r < MR; r++) {
+            const __m256 w = _mm256_broadcast_ss(prow[r] + j);
+            for (int x = 0; x < nv; x++)
+                acc[r][x] = _mm256_fmadd_ps(w, v[x], acc[r][x]);
+        }
+    }
+    for (int r = 0; r < MR; r++)
+        for (int x = 0; x < nv; x++)
+            _mm256_store_ps(arow[r] + c0 + 8 * x, acc[r][x]);
+}
+
+/* O_acc[r] += P[r]·V for one micro tile and one block. */
+static void pv_tile(const float *const prow[MR], const float *restrict vp, int64_t dp,
+                    int64_t nk, float *const arow[MR])
+{
+    int64_t c0 = 0;
+    for (; c0 + 16 <= dp; c0 += 16)
+        pv_6xn(prow, vp, dp, nk, arow, c0, 2);
+    if (c0 < dp)
+        pv_6xn(prow, vp, dp, nk, arow, c0, 1);
+}
+
+/* The same sum row by row, skipping zero weights: used when the V block is not all finite,
+ * so a masked key's 0·NaN never reaches a row. */
+static void pv_rows_skip_zero(const float *p, int64_t nk, const float *vp, int64_t dp,
+                              float *acc)
+{
+    for (int64_t j = 0; j < nk; j++) {
+        if (p[j] == 0.0f)
+            continue;
+        const __m256 w = _mm256_broadcast_ss(p + j);
+        for (int64_t c = 0; c < dp; c += 8)
+            _mm256_store_ps(acc + c, _mm256_fmadd_ps(w, _mm256_load_ps(vp + j * dp + c),
+                                                     _mm256_load_ps(acc + c)));
+    }
+}
+
+/* ---- score epilogue ----------------------------------------------------------------------- */
+
+typedef struct tile_rows {
+    int64_t key0;           /* key index of panel column 0 */
+    float *srow[MR];        /* score rows, at panel column 0 */
+    float *mrow[MR];        /* running vector max of each row */
+    const float *mask[MR];  /* additive mask rows (NULL: none), at key0 */
+    int64_t limit[MR];      /* key limits */
+} tile_rows;
+
+/* Q·Kᵀ of one micro tile against nkp keys (a multiple of NR), scaled into log2 units and
+ * stored; `interior` means every key is visible to every row and there is no mask. */
+ALWAYS_INLINE void score_tile(const float *restrict qp, const float *restrict kp, int64_t d,
+                              int64_t nkp, const tile_rows *tr, float scale_log2e,
+                              bool interior)
+{
+    const __m256 cs = _mm256_set1_ps(scale_log2e), log2e = _mm256_set1_ps(ATTN_LOG2E);
+    const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
+    for (int64_t jb = 0; jb < nkp; jb += NR) {
+        __m256 acc[MR][2];
+        qk_6x16(qp, kp + jb * d, d, acc);
+        for (int r = 0; r < MR; r++) {
+            __m256 s[2];
+            for (int x = 0; x < 2; x++) {
+                s[x] = _mm256_mul_ps(acc[r][x], cs);
+                if (interior)
+                    continue;
+                const int64_t key = tr->key0 + jb + 8 * x;
+                __m256 valid = _mm256_castsi256_ps(lanes_below(tr->limit[r] - key));
+                if (tr->mask[r]) {
+                    const __m256 m = _mm256_maskload_ps(tr->mask[r] + jb + 8 * x,
+                                                        _mm256_castps_si256(valid));
+                    valid = _mm256_and_ps(valid, _mm256_cmp_ps(m, neg_inf, _CMP_NEQ_OQ));
+                    s[x] = _mm256_fmadd_ps(acc[r][x], cs, _mm256_mul_ps(m, log2e));
+                }
+                s[x] = _mm256_blendv_ps(neg_inf, s[x], valid);
+            }
+            _mm256_storeu_ps(tr->srow[r] + jb, s[0]);
+            _mm256_storeu_ps(tr->srow[r] + jb + 8, s[1]);
+            const __m256 m = _mm256_load_ps(tr->mrow[r]);
+            _mm256_store_ps(tr->mrow[r], _mm256_max_ps(s[0], _mm256_max_ps(s[1], m)));
+        }
+    }
+}
+
+/* P = 2^(S - m) in place over n (a multiple of 8) scores; returns ΣP. m = -inf (no finite
+ * score yet) is taken as 0 so that masked -inf stays 0 and a NaN score stays NaN. */
+static float exp_row(float *s, int64_t n, float m)
+{
+    const __m256 vm = _mm256_set1_ps(m == -INFINITY ? 0.0f : m);
+    __m256 sum0 = _mm256_setzero_ps(), sum1 = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        const __m256 p0 = exp2_nonpos(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+        const __m256 p1 = exp2_nonpos(_mm256_sub_ps(_mm256_loadu_ps(s + j + 8), vm));
+        _mm256_storeu_ps(s + j, p0);
+        _mm256_storeu_ps(s + j + 8, p1);
+        sum0 = _mm256_add_ps(sum0, p0);
+        sum1 = _mm256_add_ps(sum1, p1);
+    }
+    for (; j < n; j += 8) {
+        const __m256 p0 = exp2_nonpos(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+        _mm256_storeu_ps(s + j, p0);
+        sum0 = _mm256_add_ps(sum0, p0);
+    }
+    return hsum(_mm256_add_ps(sum0, sum1));
+}
+
+static void scale_row(float *a, int64_t dp, float factor)
+{
+    const __m256 f = _mm256_set1_ps(factor);
+    for (int64_t c = 0; c < dp; c += 8)
+        _mm256_store_ps(a + c, _mm256_mul_ps(_mm256_load_ps(a + c), f));
+}
+
+/* O row = acc / l over d columns; l = 0 (no key seen) gives zeros. */
+static void store_row(float *o, const float *acc, float l, int64_t d)
+{
+    const __m256 inv = _mm256_set1_ps(l == 0.0f ? 0.0f : 1.0f / l);
+    const bool none = l == 0.0f;
+    int64_t c = 0;
+    for (; c + 8 <= d; c += 8)
+        _mm256_storeu_ps(o + c, none ? _mm256_setzero_ps()
+                                     : _mm256_mul_ps(_mm256_load_ps(acc + c), inv));
+    if (c < d)
+        _mm256_maskstore_ps(o + c, lanes_below(d - c),
+                            none ? _mm256_setzero_ps() : _mm256_mul_ps(_mm256_load_ps(acc + c), inv));
+}
+
+/* ---- tiled path --------------------------------------------------------------------------- */
+
+typedef struct tile_ctx {
+    const attn_task *t;
+    const workspace *ws;
+    attn_group_rows gr;
+    int64_t d, dp, bk, r0, nr, micro_tiles, tile_keys;
+    float scale_log2e;
+    bool full_row; /* score columns at their key index (else at block column) */
+} tile_ctx;
+
+/* Query head and index of flattened row r of the group. */
+static void row_of(const attn_group_rows *gr, const attn_task *t, int64_t r, int64_t *h,
+                   int64_t *i)
+{
+    *h = gr->first_head + r / gr->rows;
+    *i = t->row_begin + r % gr->rows;
+}
+
+/* Per-micro-tile view: score/max rows, masks, limits; the range of limits. */
+static void micro_tile_rows(const tile_ctx *c, int64_t mt, int64_t j0, tile_rows *tr,
+                            int64_t *lim_min, int64_t *lim_max)
+{
+    const attn_problem *p = c->t->problem;
+    const workspace *ws = c->ws;
+    tr->key0 = j0;
+    *lim_min = INT64_MAX;
+    *lim_max = 0;
+    for (int r = 0; r < MR; r++) {
+        const int64_t row = mt * MR + r; /* within the tile */
+        tr->srow[r] = ws->scores + row * ws->s_ld + (c->full_row ? j0 : 0);
+        tr->mrow[r] = ws->max_vec + row * 8;
+        tr->limit[r] = ws->limit[row];
+        tr->mask[r] = NULL;
+        if (p->mask) {
+            int64_t h, i;
+            row_of(&c->gr, c->t, c->r0 + min64(row, c->nr - 1), &h, &i);
+            tr->mask[r] = attn_mask_row(p, i) + j0;
+        }
+        *lim_min = min64(*lim_min, tr->limit[r]);
+        *lim_max = max64(*lim_max, tr->limit[r]);
+    }
+}
+
+/* Scores of every live micro tile against one packed K block [j0, j0 + nk). */
+static void score_block(const tile_ctx *c, int64_t j0, int64_t nk)
+{
+    const int64_t nkp = round_up(nk, NR);
+    const bool has_mask = c->t->problem->mask != NULL;
+    for (int64_t mt = 0; mt < c->micro_tiles; mt++) {
+        tile_rows tr;
+        int64_t lim_min, lim_max;
+        micro_tile_rows(c, mt, j0, &tr, &lim_min, &lim_max);
+        if (lim_max <= j0)
+            continue; /* every row of the micro tile is past its key limit (causal) */
+        const float *qp = c->ws->q_panel + mt * MR * c->d;
+        if (!has_mask && lim_min >= j0 + nkp)
+            score_tile(qp, c->ws->k_panel, c->d, nkp, &tr, c->scale_log2e, true);
+        else
+            score_tile(qp, c->ws->k_panel, c->d, nkp, &tr, c->scale_log2e, false);
+    }
+}
+
+/* O_acc += P·V of every live micro tile for one packed V block. */
+static void pv_block(const tile_ctx *c, int64_t j0, int64_t nk, bool v_finite)
+{
+    const workspace *ws = c->ws;
+    const int64_t nkp = round_up(nk, NR);
+    const int64_t col = c->full_row ? j0 : 0;
+    for (int64_t mt = 0; mt < c->micro_tiles; mt++) {
+        int64_t lim_max = 0;
+        for (int r = 0; r < MR; r++)
+            lim_max = max64(lim_max, ws->limit[mt * MR + r]);
+        if (lim_max <= j0)
+            continue;
+        const float *prow[MR];
+        float *arow[MR];
+        for (int r = 0; r < MR; r++) {
+            prow[r] = ws->scores + (mt * MR + r) * ws->s_ld + col;
+            arow[r] = ws->acc + (mt * MR + r) * c->dp;
+        }
+        if (v_finite) {
+            pv_tile(prow, ws->v_panel, c->dp, nkp, arow);
+        } else {
+            for (int r = 0; r < MR; r++)
+                pv_rows_skip_zero(prow[r], nkp, ws->v_panel, c->dp, arow[r]);
+        }
+    }
+}
+
+/* Streaming update of each row after a block's scores: rescale on a rising max, P in place. */
+static void softmax_block(const tile_ctx *c, int64_t j0, int64_t nk)
+{
+    const workspace *ws = c->ws;
+    const int64_t nkp = round_up(nk, NR);
+    for (int64_t row = 0; row < c->micro_tiles * MR; row++) {
+        const int64_t mt_first = row / MR * MR;
+        int64_t lim_max = 0;
+        for (int r = 0; r < MR; r++)
+            lim_max = max64(lim_max, ws->limit[mt_first + r]);
+        if (lim_max <= j0)
+            continue; /* the micro tile skipped this block */
+        float *mv = ws->max_vec + row * 8;
+        const float m_blk = hmax(_mm256_load_ps(mv));
+        _mm256_store_ps(mv, _mm256_set1_ps(-INFINITY));
+        const float m_old = ws->run_max[row];
+        if (m_blk > m_old) {
+            const float alpha = attn_exp2_nonpos(m_old - m_blk); /* 0 when m_old = -inf */
+            scale_row(ws->acc + row * c->dp, c->dp, alpha);
+            ws->run_sum[row] *= alpha;
+            ws->run_max[row] = m_blk;
+        }
+        ws->run_sum[row] += exp_row(ws->scores + row * ws->s_ld, nkp, ws->run_max[row]);
+    }
+}
+
+/* Keys of block j0 packed: K (as Kᵀ panels) and V for the group. */
+static void pack_block_k(const tile_ctx *c, int64_t j0, int64_t nk)
+{
+    const attn_task *t = c->t;
+    pack_k(c->ws->k_panel, attn_k_row(t, c->gr.b, c->gr.hkv, j0), t->problem->k.seq, nk,
+           round_up(nk, NR), c->d);
+}
+
+static bool pack_block_v(const tile_ctx *c, int64_t j0, int64_t nk)
+{
+    const attn_task *t = c->t;
+    return pack_v(c->ws->v_panel, attn_v_row(t, c->gr.b, c->gr.hkv, j0), t->problem->v.seq, nk,
+                  round_up(nk, NR), c->d, c->dp);
+}
+
+static void run_tile(tile_ctx *c)
+{
+    const attn_task *t = c->t;
+    const attn_problem *p = t->problem;
+    const workspace *ws = c->ws;
+    const int64_t rows_p = c->micro_tiles * MR;
+
+    /* Row state, limits (padding rows copy the last real row) and Q panels. */
+    c->tile_keys = 0;
+    for (int64_t row = 0; row < rows_p; row++) {
+        int64_t h, i;
+        row_of(&c->gr, t, c->r0 + min64(row, c->nr - 1), &h, &i);
+        ws->limit[row] = max64(attn_key_limit(p, c->gr.b, i), 0);
+        c->tile_keys = max64(c->tile_keys, ws->limit[row]);
+        ws->run_max[row] = -INFINITY;
+        ws->run_sum[row] = 0.0f;
+        _mm256_store_ps(ws->max_vec + row * 8, _mm256_set1_ps(-INFINITY));
+        memset(ws->acc + row * c->dp, 0, (size_t)c->dp * sizeof(float));
+    }
+    for (int64_t mt = 0; mt < c->micro_tiles; mt++) {
+        const float *qrow[MR];
+        for (int r = 0; r < MR; r++) {
+            const int64_t row = mt * MR + r;
+            int64_t h, i;
+            row_of(&c->gr, t, c->r0 + row, &h, &i);
+            qrow[r] = row < c->nr ? attn_q_row(t, c->gr.b, h, i) : NULL;
+        }
+        pack_q(ws->q_panel + mt * MR * c->d, qrow, c->d);
+    }
+
+    if (!c->full_row) {
+        for (int64_t j0 = 0; j0 < c->tile_keys; j0 += c->bk) {
+            const int64_t nk = min64(c->bk, c->tile_keys - j0);
+            pack_block_k(c, j0, nk);
+            const bool v_finite = pack_block_v(c, j0, nk);
+            score_block(c, j0, nk);
+            softmax_block(c, j0, nk);
+            pv_block(c, j0, nk, v_finite);
+        }
+    } else {
+        for (int64_t j0 = 0; j0 < c->tile_keys; j0 += c->bk) {
+            const int64_t nk = min64(c->bk, c->tile_keys - j0);
+            pack_block_k(c, j0, nk);
+            score_block(c, j0, nk);
+        }
+        /* One exact softmax per row over the columns its micro tile wrote. */
+        for (int64_t row = 0; row < rows_p; row++) {
+            int64_t lim_max = 0;
+            for (int r = 0; r < MR; r++)
+                lim_max = max64(lim_max, ws->limit[row / MR * MR + r]);
+            const int64_t end = min64(round_up(lim_max, c->bk), round_up(c->tile_keys, NR));
+            const float m = hmax(_mm256_load_ps(ws->max_vec + row * 8));
+            ws->run_max[row] = m;
+            ws->run_sum[row] = exp_row(ws->scores + row * ws->s_ld, end, m);
+        }
+        for (int64_t j0 = 0; j0 < c->tile_keys; j0 += c->bk) {
+            const int64_t nk = min64(c->bk, c->tile_keys - j0);
+            const bool v_finite = pack_block_v(c, j0, nk);
+            pv_block(c, j0, nk, v_finite);
+        }
+    }
+
+    for (int64_t row = 0; row < c->nr; row++) {
+        int64_t h, i;
+        row_of(&c->gr, t, c->r0 + row, &h, &i);
+        store_row(attn_o_row(t, c->gr.b, h, i), ws->acc + row * c->dp, ws->run_sum[row], c->d);
+    }
+}
+
+/* ---- decode path -------------------------------------------------------------------------- */
+
+/* Scores of one query row against keys [j0, j0 + nk) read in place, 8 keys per step (lanes
+ * past nk read key j0 + nk - 1 again and are masked). Returns the block max. */
+static float decode_scores(const attn_task *t, const attn_group_rows *gr, const float *q,
+                           const float *mask, int64_t j0, int64_t nk, float *s,
+                           float scale_log2e)
+{
+    const attn_problem *p = t->problem;
+    const int64_t d = p->head_dim;
+    const __m256i dtail = lanes_below(d % 8);
+    const __m256 cs = _mm256_set1_ps(scale_log2e), log2e = _mm256_set1_ps(ATTN_LOG2E);
+    const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
+    __m256 vmax = neg_inf;
+    for (int64_t j = 0; j < nk; j += 8) {
+        const float *k[8];
+        for (int x = 0; x < 8; x++)
+            k[x] = attn_k_row(t, gr->b, gr->hkv, j0 + min64(j + x, nk - 1));
+        __m256 acc[8];
+        for (int x = 0; x < 8; x++)
+            acc[x] = _mm256_setzero_ps();
+        int64_t c = 0;
+        for (; c + 8 <= d; c += 8) {
+            const __m256 qv = _mm256_loadu_ps(q + c);
+            for (int x = 0; x < 8; x++)
+                acc[x] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[x] + c), acc[x]);
+        }
+        if (c < d) {
+            const __m256 qv = _mm256_maskload_ps(q + c, dtail);
+            for (int x = 0; x < 8; x++)
+                acc[x] = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k[x] + c, dtail), acc[x]);
+        }
+        /* Transpose-reduce the 8 accumulators into one vector of 8 dot products. */
+        const __m256 t0 = _mm256_hadd_ps(acc[0], acc[1]), t1 = _mm256_hadd_ps(acc[2], acc[3]);
+        const __m256 t2 = _mm256_hadd_ps(acc[4], acc[5]), t3 = _mm256_hadd_ps(acc[6], acc[7]);
+        const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+        const __m256 dot = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+                                         _mm256_permute2f128_ps(u0, u1, 0x31));
+        __m256 valid = _mm256_castsi256_ps(lanes_below(nk - j));
+        __m256 sv = _mm256_mul_ps(dot, cs);
+        if (mask) {
+            const __m256 m = _mm256_maskload_ps(mask + j0 + j, _mm256_castps_si256(valid));
+            valid = _mm256_and_ps(valid, _mm256_cmp_ps(m, neg_inf, _CMP_NEQ_OQ));
+            sv = _mm256_fmadd_ps(dot, cs, _mm256_mul_ps(m, log2e));
+        }
+        sv = _mm256_blendv_ps(neg_inf, sv, valid);
+        _mm256_storeu_ps(s + j, sv);
+        vmax = _mm256_max_ps(sv, vmax);
+    }
+    return hmax(vmax);
+}
+
+/* acc[0, dp) += Σ_j P[j]·V[j] over keys read in place; zero weights (masked keys) are skipped,
+ * so they never meet a NaN in V. Eight accumulators cover 64 columns per pass. */
+static void decode_pv(const attn_task *t, const attn_group_rows *gr, const float *s, int64_t j0,
+                      int64_t nk, float *acc, int64_t d)
+{
+    const int64_t ld = t->problem->v.seq;
+    const float *v = attn_v_row(t, gr->b, gr->hkv, j0);
+    const __m256i dtail = lanes_below(d % 8);
+    for (int64_t c0 = 0; c0 < d; c0 += 64) {
+        const int nv = (int)min64(8, (d - c0 + 7) / 8);
+        const bool tail = c0 + 8 * nv > d; /* the last vector is partial */
+        __m256 a[8];
+        for (int x = 0; x < nv; x++)
+            a[x] = _mm256_load_ps(acc + c0 + 8 * x);
+        for (int64_t j = 0; j < nk; j++) {
+            if (s[j] == 0.0f)
+                continue;
+            const __m256 w = _mm256_broadcast_ss(s + j);
+            const float *vj = v + j * ld + c0;
+            if (nv == 8 && !tail) {
+                for (int x = 0; x < 8; x++)
+                    a[x] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * x), a[x]);
+            } else {
+                for (int x = 0; x < nv - 1; x++)
+                    a[x] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * x), a[x]);
+                const __m256 last = tail ? _mm256_maskload_ps(vj + 8 * (nv - 1), dtail)
+                                         : _mm256_loadu_ps(vj + 8 * (nv - 1));
+                a[nv - 1] = _mm256_fmadd_ps(w, last, a[nv - 1]);
+            }
+        }
+        for (int x = 0; x < nv; x++)
+            _mm256_store_ps(acc + c0 + 8 * x, a[x]);
+    }
+}
+
+static void run_decode(const attn_task *t, const workspace *ws, const attn_group_rows *gr,
+                       int64_t bk, float scale_log2e)
+{
+    const attn_problem *p = t->problem;
+    const int64_t d = p->head_dim, dp = round_up(d, 8);
+    int64_t keys = 0;
+    for (int64_t r = 0; r < gr->count; r++) {
+        int64_t h, i;
+        row_of(gr, t, r, &h, &i);
+        ws->limit[r] = max64(attn_key_limit(p, gr->b, i), 0);
+        keys = max64(keys, ws->limit[r]);
+        ws->run_max[r] = -INFINITY;
+        ws->run_sum[r] = 0.0f;
+        memset(ws->acc + r * dp, 0, (size_t)dp * sizeof(float));
+    }
+    for (int64_t j0 = 0; j0 < keys; j0 += bk)
+        for (int64_t r = 0; r < gr->count; r++) {
+            const int64_t nk = min64(bk, ws->limit[r] - j0);
+            if (nk <= 0)
+                continue;
+            int64_t h, i;
+            row_of(gr, t, r, &h, &i);
+            float *s = ws->scores; /* one row at a time */
+            const float m_blk = decode_scores(t, gr, attn_q_row(t, gr->b, h, i),
+                                              attn_mask_row(p, i), j0, nk, s, scale_log2e);
+            float *acc = ws->acc + r * dp;
+            if (m_blk > ws->run_max[r]) {
+                const float alpha = attn_exp2_nonpos(ws->run_max[r] - m_blk);
+                scale_row(acc, dp, alpha);
+                ws->run_sum[r] *= alpha;
+                ws->run_max[r] = m_blk;
+            }
+            ws->run_sum[r] += exp_row(s, round_up(nk, 8), ws->run_max[r]);
+            decode_pv(t, gr, s, j0, nk, acc, d);
+        }
+    for (int64_t r = 0; r < gr->count; r++) {
+        int64_t h, i;
+        row_of(gr, t, r, &h, &i);
+        store_row(attn_o_row(t, gr->b, h, i), ws->acc + r * dp, ws->run_sum[r], d);
+    }
+}
+
+/* ---- entry points ------------------------------------------------------------------------- */
+
+static attn_status avx2_run(const attn_task *t)
+{
+    const attn_problem *p = t->problem;
+    const workspace ws = workspace_of(t);
+    const float scale_log2e = t->scale * ATTN_LOG2E;
+    const int64_t bq = t->params[P_BQ], bk = t->params[P_BK];
+    for (int64_t g = t->group_begin; g < t->group_end; g++) {
+        const attn_group_rows gr = attn_group_rows_of(t, g);
+        if (gr.count <= DECODE_MAX_ROWS) {
+            run_decode(t, &ws, &gr, bk, scale_log2e);
+            continue;
+        }
+        for (int64_t r0 = 0; r0 < gr.count; r0 += bq) {
+            tile_ctx c = {.t = t, .ws = &ws, .gr = gr, .d = p->head_dim,
+                          .dp = round_up(p->head_dim, 8), .bk = bk, .r0 = r0,
+                          .nr = min64(bq, gr.count - r0), .scale_log2e = scale_log2e,
+                          .full_row = t->params[P_FULL_ROW] != 0};
+            c.micro_tiles = (c.nr + MR - 1) / MR;
+            run_tile(&c);
+        }
+    }
+    return ATTN_OK;
+}
+
+static void avx2_defaults(const attn_problem *p, const attn_machine *m, int32_t *v)
+{
+    /* A packed K and V block (2·bk·d floats) in half of L2, so every micro tile of the query
+     * tile re-reads them from L2 at worst; the tile's scores and O_acc are small beside it. */
+    const int64_t l2 = m->l2_bytes > 0 ? m->l2_bytes : 1 << 20;
+    int64_t bk = l2 / 2 / (2 * p->head_dim * (int64_t)sizeof(float)) / NR * NR;
+    v[P_BK] = (int32_t)(bk < 64 ? 64 : bk > 256 ? 256 : bk);
+    v[P_BQ] = 96;
+    v[P_FULL_ROW] = 0;
+}
+
+static bool avx2_params_valid(const attn_problem *p, const int32_t *v, char *why, size_t len)
+{
+    if (avx2_workspace_size(p, v) == SIZE_MAX) {
+        snprintf(why, len, "full_row=1 needs bq x len_kv scores, which overflow");
+        return false;
+    }
+    return true;
+}
+
+const attn_variant attn_variant_avx2 = {
+    .name = "avx2",
+    .description = "AVX2+FMA streaming softmax, packed K/V blocks, 6x16 micro-kernels",
+    .isa = ATTN_ISA_AVX2 | ATTN_ISA_FMA,
+    .tolerance = 1e-5,
+    .param_count = 3,
+    .params = avx2_params,
+    .default_params = avx2_defaults,
+    .params_valid = avx2_params_valid,
+    .workspace_size = avx2_workspace_size,
+    .run = avx2_run,
+};

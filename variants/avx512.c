@@ -1,0 +1,767 @@
+/* avx512.c — x86 AVX-512 attention: online softmax with register-blocked micro-kernels.
+ *
+ * Algorithm (mode 0, streaming). The query rows of a task group are flattened over the query
+ * heads of the GQA group (attn_group_rows_of), so K and V are read once for the whole group and
+ * never copied per query head. A block of bq rows is split into tiles of 32 rows; each tile's Q
+ * is packed transposed once, QT[d][32] (two vectors of 16 queries per head-dim element). The
+ * key range of the block is walked in blocks of bk keys (outermost, so a K/V block stays in L2
+ * while every tile of the block sweeps it), and each tile walks its key block in tiles of 8 keys:
+ *
+ *   scores    S[8 keys][32 queries] = K·Qᵀ: per head-dim element c, 2 vector loads of QT[c] and 8
+ *             broadcasts of K[j][c] straight from the K rows (no K packing), 16 FMAs;
+ *   epilogue  on the 16 score registers, one sweep: ·scale·log2(e) (+ mask·log2(e)), causal /
+ *             key-length / -inf mask as a select (never an add, so a NaN in a masked key stays
+ *             out), tile max, the lazy max test, 2^x with the shared polynomial (exp2_poly.h),
+ *             running sum. Vectors run along queries, so max and sum are vertical ops between
+ *             registers: no horizontal reduction anywhere in the hot loop;
+ *   P·V       Oᵀ[c][32] += Σ_j P[j] · V[j][c]: P stays in the 16 score registers, V[j][c] is
+ *             broadcast from the V rows (no V packing), Oᵀ is a per-row accumulator in the
+ *             workspace, 4 head-dim elements (8 accumulators) at a time.
+ *
+ * Lazy max: a row's running max m moves only when a tile's max exceeds m + LAZY_MAX_BITS (in
+ * log2 units), so weights are bounded by 2^LAZY_MAX_BITS and the accumulator is rescaled
+ * (Oᵀ·2^(m-m'), l·2^(m-m')) a few times per row instead of at every rise. Inputs of 2^x below
+ * ATTN_EXP2_MIN give 0: weights under 2^-126 of m, at most 2^-118 of the true max. Each row is
+ * normalised once at the end (1/l; l = 0 gives a zero row).
+ *
+ * Mask-free fast path: a key tile that every row of the tile sees in full (8 keys under every
+ * row's key limit, no additive mask) skips the masks. Other tiles (causal diagonal, kv_lens
+ * edge, partial tiles, additive mask) select -inf for excluded pairs and use merge-masked FMAs
+ * in P·V, so a NaN in an excluded K or V row reaches no row that excludes it. Key tiles past
+ * every row's limit (causal upper triangle, padding) are skipped.
+ *
+ * Mode 1 (full row): a tile of 32 rows against all its keys, scores kept in the workspace
+ * (32 × Lk floats, L2-sized for short sequences), one exact max, one exp pass, then P·V with
+ * 8 head-dim elements × 32 queries of Oᵀ in registers over all keys. Wins when Lk is short.
+ *
+ * Decode path (rows per group <= dec, e.g. Lq = 1): vectors run along head_dim instead. Per
+ * block of 16 keys and per row: 16 dot products (masked tail loads for any d), a transpose-add
+ * tree to one vector of 16 scores, softmax on that vector, then o[d] += Σ p_j · V[j] with the
+ * row's accumulator in registers. K and V are read straight from their rows (no packing) and a
+ * block is reused from L1 by every query head of the GQA group.
+ *
+ * Register budget (32 zmm): streaming scores 16 accumulators + 2 Q + 1 broadcast; P·V 16 P + 8
+ * Oᵀ accumulators + broadcasts; full-row P·V 16 accumulators + 2 P + broadcasts; decode dots 16
+ * accumulators + 1 Q + 1 K. Mask registers: per-key valid masks live in a small stack array.
+ *
+ * Layout: head_dim contiguous (the contract); any batch/head/seq strides, [B,H,L,d] or
+ * [B,L,H,d]; Q/K/V rows need no alignment. Workspace (64-byte aligned) holds the packed Qᵀ,
+ * Oᵀ and per-row m, l, key limits; it depends on bq, d and dec, never on Lk in mode 0. */
+#include "exp2_poly.h"
+#include "variant.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { P_MODE, P_BQ, P_BK, P_DEC };
+
+enum {
+    TILE_Q = 32,      /* query rows per micro-tile: two vectors of 16 */
+    TILE_K = 8,       /* keys per micro-tile */
+    NQV = TILE_Q / 16, /* query vectors per micro-tile */
+    PV_C = 4,         /* head-dim elements per step of the streaming P·V kernel */
+    FULL_C = 8,       /* head-dim elements per pass of the full-row P·V kernel */
+    DEC_K = 16,       /* keys per block of the decode path */
+    DEC_V = 8,        /* head-dim vectors of a decode row kept in registers (128 floats) */
+};
+
+/* How far (in log2 units) a row's tile max may exceed its running max before the accumulator
+ * is rescaled: weights stay <= 2^8, far from float overflow even summed over 2^31 keys. */
+#define LAZY_MAX_BITS 8.0f
+
+static const attn_param_info avx512_params[] = {
+    [P_MODE] = {"mode", "0 = streaming online softmax, 1 = full-row softmax (scores in workspace)",
+                0, 1, 1},
+    [P_BQ] = {"bq", "query rows per block sharing each K/V block (mode 0)", TILE_Q, 4096, TILE_Q},
+    [P_BK] = {"bk", "keys per K/V block (mode 0)", TILE_K, 1 << 20, TILE_K},
+    [P_DEC] = {"dec", "rows per group (heads per group x query rows) up to which the decode path "
+                      "runs; 0 = never", 0, 64, 1},
+};
+
+/* ---- workspace ---------------------------------------------------------------------------- */
+
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* Bytes of each part, rounded to 64 so every part stays aligned. */
+typedef struct ws_layout {
+    size_t qt, ot, m, l, lim, moff, scores, masks, dec_o, dec_l, dec_m, dec_lim, total;
+} ws_layout;
+
+static bool add_part(size_t *part, size_t *total, size_t count, size_t elem)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(count, elem, &bytes) || bytes > SIZE_MAX - 64)
+        return false;
+    bytes = (bytes + 63) & ~(size_t)63;
+    *part = *total;
+    return !__builtin_add_overflow(*total, bytes, total);
+}
+
+/* Rows of one streaming block: bq, or 32 in full-row mode. */
+static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
+{
+    memset(w, 0, sizeof *w);
+    const size_t d = (size_t)p->head_dim;
+    const size_t rows = v[P_MODE] == 1 ? TILE_Q : (size_t)v[P_BQ];
+    const size_t keys = v[P_MODE] == 1 ? (size_t)round_up(p->len_kv, TILE_K) : 0;
+    const size_t dec = (size_t)v[P_DEC], dpad = (size_t)round_up(p->head_dim, 16);
+    size_t rd, kq;
+    if (__builtin_mul_overflow(rows, d, &rd) || __builtin_mul_overflow(keys, (size_t)TILE_Q, &kq))
+        return false;
+    return add_part(&w->qt, &w->total, rd, sizeof(float)) &&
+           add_part(&w->ot, &w->total, v[P_MODE] == 1 ? 0 : rd, sizeof(float)) &&
+           add_part(&w->m, &w->total, rows, sizeof(float)) &&
+           add_part(&w->l, &w->total, rows, sizeof(float)) &&
+           add_part(&w->lim, &w->total, rows, sizeof(int64_t)) &&
+           add_part(&w->moff, &w->total, rows, sizeof(int64_t)) &&
+           add_part(&w->scores, &w->total, kq, sizeof(float)) &&
+           add_part(&w->masks, &w->total, keys * NQV, sizeof(__mmask16)) &&
+           add_part(&w->dec_o, &w->total, dec * dpad, sizeof(float)) &&
+           add_part(&w->dec_l, &w->total, dec * 16, sizeof(float)) &&
+           add_part(&w->dec_m, &w->total, dec, sizeof(float)) &&
+           add_part(&w->dec_lim, &w->total, dec, sizeof(int64_t));
+}
+
+static size_t avx512_workspace(const attn_problem *p, const int32_t *v)
+{
+    ws_layout w;
+    return layout_of(p, v, &w) ? w.total : SIZE_MAX;
+}
+
+static void avx512_defaults(const attn_problem *p, const attn_machine *m, int32_t *v)
+{
+    const int64_t d = p->head_dim;
+    v[P_MODE] = 0;
+    /* One tile of 32 rows: its packed Qᵀ and Oᵀ (2·32·d floats) stay in L1 next to the 8-key
+     * K/V tile, and the whole K/V of a head is reread from L2/L3 per tile. */
+    v[P_BQ] = TILE_Q;
+    /* A K/V block (2·bk·d floats) in half of L2, so larger bq reuse it from there. */
+    int64_t bk = (m->l2_bytes > 0 ? m->l2_bytes : 1 << 20) / 2 / (2 * d * (int64_t)sizeof(float));
+    bk = bk / TILE_K * TILE_K;
+    v[P_BK] = (int32_t)(bk < TILE_K ? TILE_K : bk > (1 << 20) ? (1 << 20) : bk);
+    v[P_DEC] = 16;
+}
+
+static bool avx512_valid(const attn_problem *p, const int32_t *v, char *why, size_t why_len)
+{
+    ws_layout w;
+    if (!layout_of(p, v, &w)) {
+        snprintf(why, why_len, "workspace size overflows");
+        return false;
+    }
+    return true;
+}
+
+/* ---- vector helpers ----------------------------------------------------------------------- */
+
+/* 2^x for x <= LAZY_MAX_BITS or NaN (exp2_poly.h): round-to-nearest range reduction, degree-5
+ * polynomial, vscalefps for 2^n. Lanes outside `keep`, and x < ATTN_EXP2_MIN, give 0; NaN stays
+ * NaN (the compare is unordered-true). */
+static inline __m512 exp2_ps(__m512 x, __mmask16 keep)
+{
+    keep = _mm512_mask_cmp_ps_mask(keep, x, _mm512_set1_ps(ATTN_EXP2_MIN), _CMP_NLT_UQ);
+    const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(x, n);
+    __m512 y = _mm512_set1_ps(ATTN_EXP2_C5);
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C4));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C3));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C2));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C1));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C0));
+    return _mm512_maskz_scalef_ps(keep, y, n);
+}
+
+/* Max that skips NaN in `x` (vmaxps returns its second operand when either is NaN). */
+static inline __m512 max_skip_nan(__m512 x, __m512 running) { return _mm512_max_ps(x, running); }
+
+static inline __mmask16 tail_mask(int64_t n) { return n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1); }
+
+/* ---- the streaming micro-kernels --------------------------------------------------------- */
+
+/* Rows of one 32-row tile and what the epilogue needs of them. */
+typedef struct tile_ctx {
+    const float *qt;      /* packed Qᵀ [d][32] */
+    float *ot;            /* Oᵀ accumulator [d][32] */
+    float *m, *l;         /* running max (log2 units) and sum [32] */
+    const int64_t *lim;   /* key limit of each row [32]; 0 for padding lanes */
+    const int64_t *moff;  /* offset of each row's mask row (mask problems) [32] */
+    int64_t lim_min;      /* smallest key limit of the tile's rows */
+} tile_ctx;
+
+typedef struct run_ctx {
+    const attn_task *t;
+    const float *k, *v;   /* K and V of the group's kv head, row j at j·k_seq */
+    int64_t k_seq, v_seq, d;
+    const float *mask;    /* additive mask or NULL */
+    __m512 c;             /* scale·log2(e) */
+} run_ctx;
+
+/* S[k][j] = Σ_c QT[c][16k..16k+15] · K[j][c] for the 8 key rows kr. */
+static inline void qk_tile(const float *restrict qt, const float *const kr[TILE_K], int64_t d,
+                           __m512 s[NQV][TILE_K])
+{
+    for (int j = 0; j < TILE_K; j++)
+        for (int k = 0; k < NQV; k++)
+            s[k][j] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < d; c++) {
+        __m512 q[NQV];
+        for (int k = 0; k < NQV; k++)
+            q[k] = _mm512_load_ps(qt + c * TILE_Q + 16 * k);
+        for (int j = 0; j < TILE_K; j++) {
+            const __m512 kb = _mm512_set1_ps(kr[j][c]);
+            for (int k = 0; k < NQV; k++)
+                s[k][j] = _mm512_fmadd_ps(q[k], kb, s[k][j]);
+        }
+    }
+}
+
+/* OT[c][32] += Σ_j P[k][j] · V[j][c]; with `masked`, lane-masked by vm (excluded pairs add
+ * nothing, not 0·V). */
+static inline void pv_tile(float *restrict ot, const float *const vr[TILE_K], int64_t d,
+                           const __m512 p[NQV][TILE_K], const __mmask16 vm[NQV][TILE_K],
+                           bool masked)
+{
+    int64_t c = 0;
+    for (; c + PV_C <= d; c += PV_C) {
+        __m512 acc[NQV][PV_C];
+        for (int e = 0; e < PV_C; e++)
+            for (int k = 0; k < NQV; k++)
+                acc[k][e] = _mm512_load_ps(ot + (c + e) * TILE_Q + 16 * k);
+        for (int j = 0; j < TILE_K; j++)
+            for (int e = 0; e < PV_C; e++) {
+                const __m512 vb = _mm512_set1_ps(vr[j][c + e]);
+                for (int k = 0; k < NQV; k++)
+                    acc[k][e] = masked ? _mm512_mask3_fmadd_ps(p[k][j], vb, acc[k][e], vm[k][j])
+                                       : _mm512_fmadd_ps(p[k][j], vb, acc[k][e]);
+            }
+        for (int e = 0; e < PV_C; e++)
+            for (int k = 0; k < NQV; k++)
+                _mm512_store_ps(ot + (c + e) * TILE_Q + 16 * k, acc[k][e]);
+    }
+    for (; c < d; c++) {
+        __m512 acc[NQV];
+        for (int k = 0; k < NQV; k++)
+            acc[k] = _mm512_load_ps(ot + c * TILE_Q + 16 * k);
+        for (int j = 0; j < TILE_K; j++) {
+            const __m512 vb = _mm512_set1_ps(vr[j][c]);
+            for (int k = 0; k < NQV; k++)
+                acc[k] = masked ? _mm512_mask3_fmadd_ps(p[k][j], vb, acc[k], vm[k][j])
+                                : _mm512_fmadd_ps(p[k][j], vb, acc[k]);
+        }
+        for (int k = 0; k < NQV; k++)
+            _mm512_store_ps(ot + c * TILE_Q + 16 * k, acc[k]);
+    }
+}
+
+/* Scores of one key tile in log2 units, with excluded pairs set to -inf and vm telling which
+ * pairs count: keys j0 + j, j < nk, under each row's limit and not masked by -inf. */
+static inline void score_epilogue_masked(const run_ctx *x, const tile_ctx *tc, int64_t j0, int nk,
+                                         __m512 s[NQV][TILE_K], __mmask16 vm[NQV][TILE_K])
+{
+    for (int k = 0; k < NQV; k++) {
+        /* Key limits relative to j0, clamped into int32 for the per-key compares. */
+        int32_t rel[16];
+        for (int r = 0; r < 16; r++) {
+            const int64_t n = tc->lim[16 * k + r] - j0;
+            rel[r] = n < 0 ? 0 : n > TILE_K ? TILE_K : (int32_t)n;
+        }
+        const __m512i relv = _mm512_loadu_si512(rel);
+        __m512i off_lo = _mm512_setzero_si512(), off_hi = _mm512_setzero_si512();
+        if (x->mask) {
+            off_lo = _mm512_loadu_si512(tc->moff + 16 * k);
+            off_hi = _mm512_loadu_si512(tc->moff + 16 * k + 8);
+        }
+        for (int j = 0; j < TILE_K; j++) {
+            __mmask16 valid = j < nk ? _mm512_cmpgt_epi32_mask(relv, _mm512_set1_epi32(j)) : 0;
+            __m512 sc = _mm512_mul_ps(s[k][j], x->c);
+            if (x->mask && valid) {
+                const float *col = x->mask + j0 + j;
+                const __m512 mv = _mm512_insertf32x8(
+                    _mm512_castps256_ps512(_mm512_i64gather_ps(off_lo, col, 4)),
+                    _mm512_i64gather_ps(off_hi, col, 4), 1);
+                valid = _mm512_mask_cmp_ps_mask(valid, mv, _mm512_set1_ps(-INFINITY), _CMP_NEQ_UQ);
+                sc = _mm512_fmadd_ps(s[k][j], x->c,
+                                     _mm512_mul_ps(mv, _mm512_set1_ps(ATTN_LOG2E)));
+            }
+            s[k][j] = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), valid, sc);
+            vm[k][j] = valid;
+        }
+    }
+}
+
+/* Rescales the lanes of query vector k whose tile max passed m + LAZY_MAX_BITS. */
+static inline __m512 raise_max(const tile_ctx *tc, int64_t d, int k, __m512 m, __m512 tmax,
+                               __mmask16 need, __m512 *l)
+{
+    const __m512 m_new = _mm512_mask_mov_ps(m, need, tmax);
+    /* m = -inf lanes get corr 0: their l and Oᵀ are still 0 (or NaN, which stays NaN). */
+    const __m512 corr = _mm512_mask_mov_ps(_mm512_set1_ps(1.0f), need,
+                                           exp2_ps(_mm512_sub_ps(m, m_new), need));
+    *l = _mm512_mul_ps(*l, corr);
+    float *ot = tc->ot + 16 * k;
+    for (int64_t c = 0; c < d; c++)
+        _mm512_store_ps(ot + c * TILE_Q, _mm512_mul_ps(_mm512_load_ps(ot + c * TILE_Q), corr));
+    return m_new;
+}
+
+/* One 32-row × 8-key tile: scores, softmax update, P·V. `fast`: every pair counts. */
+static inline void key_tile(const run_ctx *x, const tile_ctx *tc, int64_t j0, int nk, bool fast,
+                            __m512 m[NQV], __m512 l[NQV])
+{
+    const float *kr[TILE_K], *vr[TILE_K];
+    for (int j = 0; j < TILE_K; j++) {
+        const int64_t jj = j0 + (j < nk ? j : 0); /* keys past nk: any valid row, excluded */
+        kr[j] = x->k + jj * x->k_seq;
+        vr[j] = x->v + jj * x->v_seq;
+    }
+    __m512 s[NQV][TILE_K];
+    __mmask16 vm[NQV][TILE_K];
+    qk_tile(tc->qt, kr, x->d, s);
+    if (fast) {
+        for (int k = 0; k < NQV; k++)
+            for (int j = 0; j < TILE_K; j++)
+                s[k][j] = _mm512_mul_ps(s[k][j], x->c);
+    } else {
+        score_epilogue_masked(x, tc, j0, nk, s, vm);
+    }
+    for (int k = 0; k < NQV; k++) {
+        __m512 tmax = _mm512_set1_ps(-INFINITY);
+        for (int j = 0; j < TILE_K; j++)
+            tmax = max_skip_nan(s[k][j], tmax);
+        const __mmask16 need = _mm512_cmp_ps_mask(
+            tmax, _mm512_add_ps(m[k], _mm512_set1_ps(LAZY_MAX_BITS)), _CMP_GT_OQ);
+        if (need)
+            m[k] = raise_max(tc, x->d, k, m[k], tmax, need, &l[k]);
+        for (int j = 0; j < TILE_K; j++) {
+            s[k][j] = exp2_ps(_mm512_sub_ps(s[k][j], m[k]), fast ? 0xffff : vm[k][j]);
+            l[k] = _mm512_add_ps(l[k], s[k][j]);
+        }
+    }
+    if (fast)
+        pv_tile(tc->ot, vr, x->d, s, vm, false);
+    else
+        pv_tile(tc->ot, vr, x->d, s, vm, true);
+}
+
+/* Keys [j_begin, j_end) for one tile. */
+static void sweep_tile(const run_ctx *x, const tile_ctx *tc, int64_t j_begin, int64_t j_end)
+{
+    __m512 m[NQV], l[NQV];
+    for (int k = 0; k < NQV; k++) {
+        m[k] = _mm512_load_ps(tc->m + 16 * k);
+        l[k] = _mm512_load_ps(tc->l + 16 * k);
+    }
+    int64_t j0 = j_begin;
+    if (!x->mask)
+        for (; j0 + TILE_K <= j_end && j0 + TILE_K <= tc->lim_min; j0 += TILE_K)
+            key_tile(x, tc, j0, TILE_K, true, m, l);
+    for (; j0 < j_end; j0 += TILE_K) {
+        const int nk = j_end - j0 < TILE_K ? (int)(j_end - j0) : TILE_K;
+        key_tile(x, tc, j0, nk, false, m, l);
+    }
+    for (int k = 0; k < NQV; k++) {
+        _mm512_store_ps(tc->m + 16 * k, m[k]);
+        _mm512_store_ps(tc->l + 16 * k, l[k]);
+    }
+}
+
+/* ---- rows of a block: packing, limits, output --------------------------------------------- */
+
+typedef struct block_rows {
+    const attn_task *t;
+    attn_group_rows gr;
+    int64_t r0, n; /* flattened rows [r0, r0 + n) of the group */
+} block_rows;
+
+static inline int64_t row_head(const block_rows *br, int64_t r)
+{
+    return br->gr.first_head + (br->r0 + r) / br->gr.rows;
+}
+static inline int64_t row_index(const block_rows *br, int64_t r)
+{
+    return br->t->row_begin + (br->r0 + r) % br->gr.rows;
+}
+
+/* Packs Qᵀ, key limits and mask offsets of `tiles` tiles; padding lanes get zeros and limit 0.
+ * Returns the largest key limit. */
+static int64_t setup_rows(const block_rows *br, int64_t tiles, float *qt, int64_t *lim,
+                          int64_t *moff)
+{
+    const attn_problem *p = br->t->problem;
+    const int64_t d = p->head_dim;
+    const int64_t mstride = p->mask_row_stride ? p->mask_row_stride : p->len_kv;
+    int64_t lim_max = 0;
+    for (int64_t r = 0; r < tiles * TILE_Q; r++) {
+        float *col = qt + (r / TILE_Q) * TILE_Q * d + r % TILE_Q;
+        if (r >= br->n) {
+            lim[r] = 0;
+            moff[r] = 0;
+            for (int64_t c = 0; c < d; c++)
+                col[c * TILE_Q] = 0.0f;
+            continue;
+        }
+        const int64_t i = row_index(br, r);
+        const float *q = attn_q_row(br->t, br->gr.b, row_head(br, r), i);
+        for (int64_t c = 0; c < d; c++)
+            col[c * TILE_Q] = q[c];
+        const int64_t n = attn_key_limit(p, br->gr.b, i);
+        lim[r] = n > 0 ? n : 0;
+        moff[r] = i * mstride;
+        lim_max = lim[r] > lim_max ? lim[r] : lim_max;
+    }
+    return lim_max;
+}
+
+/* O row r = Oᵀ column / l (l = 0: no key seen, zeros; NaN l carries the NaN). */
+static void store_rows(const block_rows *br, int64_t tiles, const float *ot, const float *l,
+                       bool scale_by_l)
+{
+    const int64_t d = br->t->problem->head_dim;
+    for (int64_t r = 0; r < br->n && r < tiles * TILE_Q; r++) {
+        const float *col = ot + (r / TILE_Q) * TILE_Q * d + r % TILE_Q;
+        const float inv = !scale_by_l ? 1.0f : l[r] == 0.0f ? 0.0f : 1.0f / l[r];
+        float *o = attn_o_row(br->t, br->gr.b, row_head(br, r), row_index(br, r));
+        for (int64_t c = 0; c < d; c++)
+            o[c] = col[c * TILE_Q] * inv;
+    }
+}
+
+static run_ctx run_ctx_of(const attn_task *t, const attn_group_rows *gr)
+{
+    const attn_problem *p = t->problem;
+    return (run_ctx){.t = t, .k = attn_k_row(t, gr->b, gr->hkv, 0),
+                     .v = attn_v_row(t, gr->b, gr->hkv, 0), .k_seq = p->k.seq,
+                     .v_seq = p->v.seq, .d = p->head_dim, .mask = p->mask,
+                     .c = _mm512_set1_ps(t->scale * ATTN_LOG2E)};
+}
+
+static void tile_limits(tile_ctx *tc, const int64_t *lim)
+{
+    tc->lim_min = INT64_MAX;
+    for (int r = 0; r < TILE_Q; r++)
+        tc->lim_min = lim[r] < tc->lim_min ? lim[r] : tc->lim_min;
+}
+
+static int64_t tile_lim_max(const int64_t *lim)
+{
+    int64_t n = 0;
+    for (int r = 0; r < TILE_Q; r++)
+        n = lim[r] > n ? lim[r] : n;
+    return n;
+}
+
+/* Mode 0 on one group: blocks of bq rows, K/V blocks of bk keys outermost within a block. */
+static void streaming_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr)
+{
+    const int64_t bq = t->params[P_BQ], bk = t->params[P_BK], d = t->problem->head_dim;
+    char *ws = t->workspace;
+    float *qt = (float *)(ws + w->qt), *ot = (float *)(ws + w->ot);
+    float *m = (float *)(ws + w->m), *l = (float *)(ws + w->l);
+    int64_t *lim = (int64_t *)(ws + w->lim), *moff = (int64_t *)(ws + w->moff);
+    const run_ctx x = run_ctx_of(t, gr);
+
+    for (int64_t r0 = 0; r0 < gr->count; r0 += bq) {
+        const block_rows br = {.t = t, .gr = *gr, .r0 = r0,
+                               .n = gr->count - r0 < bq ? gr->count - r0 : bq};
+        const int64_t tiles = (br.n + TILE_Q - 1) / TILE_Q;
+        const int64_t lim_max = setup_rows(&br, tiles, qt, lim, moff);
+        memset(ot, 0, (size_t)(tiles * TILE_Q * d) * sizeof *ot);
+        for (int64_t r = 0; r < tiles * TILE_Q; r++) {
+            m[r] = -INFINITY;
+            l[r] = 0.0f;
+        }
+        for (int64_t k0 = 0; k0 < lim_max; k0 += bk)
+            for (int64_t tile = 0; tile < tiles; tile++) {
+                tile_ctx tc = {.qt = qt + tile * TILE_Q * d, .ot = ot + tile * TILE_Q * d,
+                               .m = m + tile * TILE_Q, .l = l + tile * TILE_Q,
+                               .lim = lim + tile * TILE_Q, .moff = moff + tile * TILE_Q};
+                tile_limits(&tc, tc.lim);
+                const int64_t tmax = tile_lim_max(tc.lim);
+                const int64_t k1 = k0 + bk < tmax ? k0 + bk : tmax;
+                if (k1 > k0)
+                    sweep_tile(&x, &tc, k0, k1);
+            }
+        store_rows(&br, tiles, ot, l, true);
+    }
+}
+
+/* ---- mode 1: full row --------------------------------------------------------------------- */
+
+/* One tile of 32 rows against keys [0, kend): scores into S[kend][32] with per-key lane masks,
+ * exact max, one exp pass, then P·V with Oᵀ in registers. */
+static void full_row_tile(const run_ctx *x, tile_ctx *tc, float *S, __mmask16 *masks, int64_t kend,
+                          float *ot_out)
+{
+    const int64_t d = x->d;
+    __m512 m[NQV];
+    for (int k = 0; k < NQV; k++)
+        m[k] = _mm512_set1_ps(-INFINITY);
+    for (int64_t j0 = 0; j0 < kend; j0 += TILE_K) {
+        const int nk = kend - j0 < TILE_K ? (int)(kend - j0) : TILE_K;
+        const bool fast = !x->mask && nk == TILE_K && j0 + TILE_K <= tc->lim_min;
+        const float *kr[TILE_K];
+        for (int j = 0; j < TILE_K; j++)
+            kr[j] = x->k + (j0 + (j < nk ? j : 0)) * x->k_seq;
+        __m512 s[NQV][TILE_K];
+        __mmask16 vm[NQV][TILE_K];
+        qk_tile(tc->qt, kr, d, s);
+        if (fast) {
+            for (int k = 0; k < NQV; k++)
+                for (int j = 0; j < TILE_K; j++) {
+                    s[k][j] = _mm512_mul_ps(s[k][j], x->c);
+                    vm[k][j] = 0xffff;
+                }
+        } else {
+            score_epilogue_masked(x, tc, j0, nk, s, vm);
+        }
+        for (int j = 0; j < nk; j++)
+            for (int k = 0; k < NQV; k++) {
+                m[k] = max_skip_nan(s[k][j], m[k]);
+                _mm512_store_ps(S + (j0 + j) * TILE_Q + 16 * k, s[k][j]);
+                masks[(j0 + j) * NQV + k] = vm[k][j];
+            }
+    }
+    /* A row with no finite score keeps m = -inf; use 0 so its -inf scores give 2^-inf = 0. */
+    __m512 l[NQV];
+    for (int k = 0; k < NQV; k++) {
+        m[k] = _mm512_mask_mov_ps(m[k], _mm512_cmp_ps_mask(m[k], _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ),
+                                  _mm512_setzero_ps());
+        l[k] = _mm512_setzero_ps();
+    }
+    for (int64_t j = 0; j < kend; j++)
+        for (int k = 0; k < NQV; k++) {
+            float *sp = S + j * TILE_Q + 16 * k;
+            const __m512 pj = exp2_ps(_mm512_sub_ps(_mm512_load_ps(sp), m[k]), masks[j * NQV + k]);
+            l[k] = _mm512_add_ps(l[k], pj);
+            _mm512_store_ps(sp, pj);
+        }
+    /* Oᵀ[c][32] for FULL_C elements at a time, accumulated over every key in registers. */
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 inv[NQV];
+    for (int k = 0; k < NQV; k++) {
+        const __mmask16 zero = _mm512_cmp_ps_mask(l[k], _mm512_setzero_ps(), _CMP_EQ_OQ);
+        inv[k] = _mm512_maskz_div_ps((__mmask16)~zero, one, l[k]);
+    }
+    int64_t c = 0;
+    for (; c < d; c += FULL_C) {
+        const int nc = d - c < FULL_C ? (int)(d - c) : FULL_C;
+        __m512 acc[NQV][FULL_C];
+        for (int e = 0; e < FULL_C; e++)
+            for (int k = 0; k < NQV; k++)
+                acc[k][e] = _mm512_setzero_ps();
+        if (nc == FULL_C) {
+            for (int64_t j = 0; j < kend; j++) {
+                const float *vj = x->v + j * x->v_seq + c;
+                for (int e = 0; e < FULL_C; e++) {
+                    const __m512 vb = _mm512_set1_ps(vj[e]);
+                    for (int k = 0; k < NQV; k++)
+                        acc[k][e] = _mm512_mask3_fmadd_ps(_mm512_load_ps(S + j * TILE_Q + 16 * k),
+                                                          vb, acc[k][e], masks[j * NQV + k]);
+                }
+            }
+        } else {
+            for (int64_t j = 0; j < kend; j++) {
+                const float *vj = x->v + j * x->v_seq + c;
+                for (int e = 0; e < nc; e++) {
+                    const __m512 vb = _mm512_set1_ps(vj[e]);
+                    for (int k = 0; k < NQV; k++)
+                        acc[k][e] = _mm512_mask3_fmadd_ps(_mm512_load_ps(S + j * TILE_Q + 16 * k),
+                                                          vb, acc[k][e], masks[j * NQV + k]);
+                }
+            }
+        }
+        for (int e = 0; e < nc; e++)
+            for (int k = 0; k < NQV; k++)
+                _mm512_store_ps(ot_out + (c + e) * TILE_Q + 16 * k, _mm512_mul_ps(acc[k][e], inv[k]));
+    }
+}
+
+static void full_row_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr)
+{
+    char *ws = t->workspace;
+    float *qt = (float *)(ws + w->qt), *S = (float *)(ws + w->scores);
+    int64_t *lim = (int64_t *)(ws + w->lim), *moff = (int64_t *)(ws + w->moff);
+    __mmask16 *masks = (__mmask16 *)(ws + w->masks);
+    const run_ctx x = run_ctx_of(t, gr);
+    /* Oᵀ of the tile reuses the packed Qᵀ: Q is consumed before P·V writes it. */
+    for (int64_t r0 = 0; r0 < gr->count; r0 += TILE_Q) {
+        const block_rows br = {.t = t, .gr = *gr, .r0 = r0,
+                               .n = gr->count - r0 < TILE_Q ? gr->count - r0 : TILE_Q};
+        const int64_t kend = setup_rows(&br, 1, qt, lim, moff);
+        tile_ctx tc = {.qt = qt, .lim = lim, .moff = moff};
+        tile_limits(&tc, lim);
+        full_row_tile(&x, &tc, S, masks, kend, qt);
+        store_rows(&br, 1, qt, NULL, false);
+    }
+}
+
+/* ---- decode path: vectors along head_dim ------------------------------------------------- */
+
+/* Sums of each of 16 vectors, as one vector (lane j = Σ a[j]): a transpose-add tree. */
+static inline __m512 reduce16(const __m512 a[16])
+{
+    __m512 b[8], c[4];
+    for (int i = 0; i < 8; i++)
+        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                             _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    /* b[i], per 128-bit block: partial sums of keys (2i, 2i+1, 2i, 2i+1). */
+    for (int i = 0; i < 4; i++) {
+        const __m512d lo = _mm512_castps_pd(b[2 * i]), hi = _mm512_castps_pd(b[2 * i + 1]);
+        c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(lo, hi)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(lo, hi)));
+    }
+    /* c[i], per 128-bit block: partial sums of keys 4i..4i+3; add the four blocks. */
+    const __m512 e0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88),
+                                    _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
+    const __m512 e1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88),
+                                    _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(e0, e1, 0x88), _mm512_shuffle_f32x4(e0, e1, 0xdd));
+}
+
+/* Dot products of q with 16 key rows. */
+static inline __m512 dots16(const float *q, const float *const kr[DEC_K], int64_t d)
+{
+    __m512 acc[DEC_K];
+    for (int j = 0; j < DEC_K; j++)
+        acc[j] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < d; c += 16) {
+        const __mmask16 tm = tail_mask(d - c);
+        const __m512 qv = _mm512_maskz_loadu_ps(tm, q + c);
+        for (int j = 0; j < DEC_K; j++)
+            acc[j] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(tm, kr[j] + c), acc[j]);
+    }
+    return reduce16(acc);
+}
+
+/* o[0..d) (in the workspace, padded to 16) = o·scale + Σ_{j in keys} p[j]·V[j]. */
+static inline void decode_pv(float *o, const float *const vr[DEC_K], const float *pw,
+                             uint32_t keys, int64_t d, __m512 scale)
+{
+    for (int64_t c0 = 0; c0 < d; c0 += 16 * DEC_V) {
+        __m512 acc[DEC_V];
+        const int nv = (int)((d - c0 + 15) / 16 < DEC_V ? (d - c0 + 15) / 16 : DEC_V);
+        for (int v = 0; v < DEC_V; v++)
+            acc[v] = v < nv ? _mm512_mul_ps(_mm512_load_ps(o + c0 + 16 * v), scale)
+                            : _mm512_setzero_ps();
+        for (uint32_t bits = keys; bits; bits &= bits - 1) {
+            const int j = __builtin_ctz(bits);
+            const __m512 pj = _mm512_set1_ps(pw[j]);
+            for (int v = 0; v < DEC_V; v++)
+                if (v < nv)
+                    acc[v] = _mm512_fmadd_ps(
+                        pj, _mm512_maskz_loadu_ps(tail_mask(d - c0 - 16 * v), vr[j] + c0 + 16 * v),
+                        acc[v]);
+        }
+        for (int v = 0; v < DEC_V; v++)
+            if (v < nv)
+                _mm512_store_ps(o + c0 + 16 * v, acc[v]);
+    }
+}
+
+static void decode_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr)
+{
+    const attn_problem *p = t->problem;
+    const int64_t d = p->head_dim, dpad = round_up(d, 16), n = gr->count;
+    char *ws = t->workspace;
+    float *o = (float *)(ws + w->dec_o), *lv = (float *)(ws + w->dec_l);
+    float *mrow = (float *)(ws + w->dec_m);
+    int64_t *lim = (int64_t *)(ws + w->dec_lim);
+    const block_rows br = {.t = t, .gr = *gr, .r0 = 0, .n = n};
+    const run_ctx x = run_ctx_of(t, gr);
+    int64_t kend = 0;
+    for (int64_t r = 0; r < n; r++) {
+        const int64_t lr = attn_key_limit(p, gr->b, row_index(&br, r));
+        lim[r] = lr > 0 ? lr : 0;
+        kend = lim[r] > kend ? lim[r] : kend;
+        mrow[r] = -INFINITY;
+        memset(o + r * dpad, 0, (size_t)dpad * sizeof *o);
+        _mm512_store_ps(lv + 16 * r, _mm512_setzero_ps());
+    }
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    for (int64_t j0 = 0; j0 < kend; j0 += DEC_K) {
+        const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
+        const float *kr[DEC_K], *vr[DEC_K];
+        for (int j = 0; j < DEC_K; j++) {
+            const int64_t jj = j0 + (j < nk ? j : 0);
+            kr[j] = x.k + jj * x.k_seq;
+            vr[j] = x.v + jj * x.v_seq;
+        }
+        for (int64_t r = 0; r < n; r++) {
+            if (j0 >= lim[r])
+                continue;
+            const int64_t i = row_index(&br, r);
+            const float *q = attn_q_row(t, gr->b, row_head(&br, r), i);
+            const int64_t left = lim[r] - j0;
+            __mmask16 valid = tail_mask(left < nk ? left : nk);
+            __m512 s = _mm512_mul_ps(dots16(q, kr, d), x.c);
+            if (x.mask) {
+                const __m512 mv = _mm512_maskz_loadu_ps(valid, attn_mask_row(p, i) + j0);
+                valid = _mm512_mask_cmp_ps_mask(valid, mv, ninf, _CMP_NEQ_UQ);
+                s = _mm512_fmadd_ps(mv, _mm512_set1_ps(ATTN_LOG2E), s);
+            }
+            if (!valid)
+                continue;
+            s = _mm512_mask_mov_ps(ninf, valid, s);
+            /* Max over the valid lanes that are not NaN (a NaN reaches l and o below). */
+            const float bmax = _mm512_mask_reduce_max_ps(
+                _mm512_mask_cmp_ps_mask(valid, s, s, _CMP_ORD_Q), s);
+            __m512 corr = _mm512_set1_ps(1.0f);
+            __m512 l = _mm512_load_ps(lv + 16 * r);
+            if (bmax > mrow[r] + LAZY_MAX_BITS) {
+                corr = exp2_ps(_mm512_set1_ps(mrow[r] - bmax), 0xffff);
+                l = _mm512_mul_ps(l, corr);
+                mrow[r] = bmax;
+            }
+            const __m512 pv = exp2_ps(_mm512_sub_ps(s, _mm512_set1_ps(mrow[r])), valid);
+            _mm512_store_ps(lv + 16 * r, _mm512_add_ps(l, pv));
+            float pw[DEC_K];
+            _mm512_storeu_ps(pw, pv);
+            decode_pv(o + r * dpad, vr, pw, valid, d, corr);
+        }
+    }
+    for (int64_t r = 0; r < n; r++) {
+        const float l = _mm512_reduce_add_ps(_mm512_load_ps(lv + 16 * r));
+        const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+        float *out = attn_o_row(t, gr->b, row_head(&br, r), row_index(&br, r));
+        for (int64_t c = 0; c < d; c++)
+            out[c] = o[r * dpad + c] * inv;
+    }
+}
+
+/* ---- entry ------------------------------------------------------------------------------- */
+
+static attn_status avx512_run(const attn_task *t)
+{
+    ws_layout w;
+    if (!layout_of(t->problem, t->params, &w))
+        return ATTN_ERR_OVERFLOW;
+    for (int64_t g = t->group_begin; g < t->group_end; g++) {
+        const attn_group_rows gr = attn_group_rows_of(t, g);
+        if (gr.count <= 0)
+            continue;
+        if (gr.count <= t->params[P_DEC])
+            decode_group(t, &w, &gr);
+        else if (t->params[P_MODE] == 1)
+            full_row_group(t, &w, &gr);
+        else
+            streaming_group(t, &w, &gr);
+    }
+    return ATTN_OK;
+}
+
+const attn_variant attn_variant_avx512 = {
+    .name = "avx512",
+    .description = "AVX-512 online softmax: 32x8 register tiles, vertical epilogue, lazy max; "
+                   "full-row and decode paths",
+    .isa = ATTN_ISA_AVX2 | ATTN_ISA_FMA | ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW |
+           ATTN_ISA_AVX512VL | ATTN_ISA_AVX512DQ,
+    .tolerance = 1e-5,
+    .param_count = 4,
+    .params = avx512_params,
+    .default_params = avx512_defaults,
+    .params_valid = avx512_valid,
+    .workspace_size = avx512_workspace,
+    .run = avx512_run,
+};

@@ -1,0 +1,188 @@
+/* cblas.c — the external baseline: what a user would write on top of a BLAS.
+ *
+ * Per (batch, query head) of the task: S = scale·Q·Kᵀ with one cblas_sgemm straight from the
+ * tensors (lda/ldb are the sequence strides, so [B,H,L,d] and [B,L,H,d] need no copy), the
+ * causal / padding / additive masks applied to S, a row softmax, then O = P·V with a second
+ * cblas_sgemm written straight into O. Both GEMMs cover only keys [0, n) with n the largest key
+ * limit of the task's rows, so padding and causal key ranges past every row are never touched.
+ *
+ * Workspace per task: rows × Lk floats of scores, plus a contiguous copy of a tensor whose
+ * sequence stride is below head_dim (a broadcast stride 0 is legal here but not for BLAS).
+ *
+ * Threads: OpenBLAS is asked for one thread (openblas_set_num_threads(1)) so the baseline is
+ * single-threaded like every other variant's task; this setting is process-wide. With another
+ * CBLAS, set its own thread variable (e.g. OMP_NUM_THREADS=1). */
+#include "variant.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+/* A tensor is handed to BLAS in place when its rows are at least head_dim apart (BLAS needs
+ * ld >= d); a single row never steps, so any stride works for it. */
+static bool rows_in_place(int64_t seq_stride, int64_t len, int64_t d)
+{
+    return len == 1 || seq_stride >= d;
+}
+
+static size_t add_floats(size_t total, int64_t a, int64_t b, bool *overflow)
+{
+    size_t n;
+    if (__builtin_mul_overflow((size_t)a, (size_t)b, &n) ||
+        __builtin_add_overflow(total, n, &total))
+        *overflow = true;
+    return total;
+}
+
+static size_t cblas_workspace(const attn_problem *p, const int32_t *params)
+{
+    (void)params;
+    const int64_t d = p->head_dim;
+    bool overflow = false;
+    size_t n = add_floats(0, p->len_q, p->len_kv, &overflow);
+    if (!rows_in_place(p->q.seq, p->len_q, d))
+        n = add_floats(n, p->len_q, d, &overflow);
+    if (!rows_in_place(p->k.seq, p->len_kv, d))
+        n = add_floats(n, p->len_kv, d, &overflow);
+    if (!rows_in_place(p->v.seq, p->len_kv, d))
+        n = add_floats(n, p->len_kv, d, &overflow);
+    if (overflow || __builtin_mul_overflow(n, sizeof(float), &n))
+        return SIZE_MAX;
+    return n;
+}
+
+/* Rows [0, len) of one head as a BLAS matrix: in place, or copied into `buf` (ld = d). */
+static const float *as_matrix(const float *first, int64_t seq_stride, int64_t len, int64_t d,
+                              float *buf, int64_t *ld)
+{
+    if (rows_in_place(seq_stride, len, d)) {
+        *ld = len == 1 ? d : seq_stride;
+        return first;
+    }
+    for (int64_t r = 0; r < len; r++)
+        memcpy(buf + r * d, first + r * seq_stride, (size_t)d * sizeof *buf);
+    *ld = d;
+    return buf;
+}
+
+/* True when a V row in [0, n) holds a NaN or an infinity: then 0·V of a masked key would be
+ * NaN inside the GEMM, so P·V skips the zero weights instead (as naive does). */
+static bool has_nonfinite_rows(const float *v, int64_t ld, int64_t n, int64_t d)
+{
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t c = 0; c < d; c++)
+            if (!isfinite(v[j * ld + c]))
+                return true;
+    return false;
+}
+
+/* Masks and softmax of one score row s[0, n) in place; key_limit folds causal and padding. */
+static void softmax_row(float *s, int64_t n, int64_t key_limit, const float *mask)
+{
+    float max = -INFINITY;
+    for (int64_t j = 0; j < n; j++) {
+        if (j >= key_limit || (mask && mask[j] == -INFINITY))
+            s[j] = -INFINITY; /* assigned, never added: a NaN score of a masked key vanishes */
+        else if (mask)
+            s[j] += mask[j];
+        max = fmaxf(max, s[j]); /* skips NaN; the NaN reaches the sum below */
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n; j++) {
+        s[j] = s[j] == -INFINITY ? 0.0f : expf(s[j] - max);
+        sum += s[j];
+    }
+    const float inv = sum > 0.0f ? 1.0f / sum : (sum == 0.0f ? 0.0f : sum);
+    for (int64_t j = 0; j < n; j++)
+        s[j] *= inv;
+}
+
+static attn_status cblas_run(const attn_task *t)
+{
+    const attn_problem *p = t->problem;
+    const int64_t d = p->head_dim, Lk = p->len_kv, group = p->heads_q / p->heads_kv;
+    const int64_t rows = t->row_end - t->row_begin;
+#ifdef OPENBLAS_VERSION
+    openblas_set_num_threads(1);
+#endif
+    float *scores = t->workspace; /* [rows][Lk] */
+    float *q_copy = scores + rows * Lk;
+    float *k_copy = q_copy + (rows_in_place(p->q.seq, p->len_q, d) ? 0 : p->len_q * d);
+    float *v_copy = k_copy + (rows_in_place(p->k.seq, p->len_kv, d) ? 0 : Lk * d);
+
+    for (int64_t g = t->group_begin; g < t->group_end; g++) {
+        const int64_t b = g / p->heads_kv, hkv = g % p->heads_kv;
+        int64_t n = 0; /* keys any row of the task may see */
+        for (int64_t i = t->row_begin; i < t->row_end; i++) {
+            const int64_t lim = attn_key_limit(p, b, i);
+            n = lim > n ? lim : n;
+        }
+        int64_t ldk, ldv;
+        const float *k = as_matrix(attn_k_row(t, b, hkv, 0), p->k.seq, n, d, k_copy, &ldk);
+        const float *v = as_matrix(attn_v_row(t, b, hkv, 0), p->v.seq, n, d, v_copy, &ldv);
+        const bool v_nonfinite = n > 0 && has_nonfinite_rows(v, ldv, n, d);
+
+        for (int64_t h = hkv * group; h < (hkv + 1) * group; h++) {
+            float *o0 = attn_o_row(t, b, h, t->row_begin);
+            const int64_t ldo = rows == 1 ? d : p->o.seq;
+            if (n == 0) { /* every key masked for every row: zeros */
+                for (int64_t r = 0; r < rows; r++)
+                    memset(o0 + r * ldo, 0, (size_t)d * sizeof *o0);
+                continue;
+            }
+            int64_t ldq;
+            const float *q = as_matrix(attn_q_row(t, b, h, t->row_begin), p->q.seq, rows, d,
+                                       q_copy, &ldq);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n, (int)d,
+                        t->scale, q, (int)ldq, k, (int)ldk, 0.0f, scores, (int)Lk);
+            for (int64_t r = 0; r < rows; r++) {
+                const int64_t i = t->row_begin + r;
+                softmax_row(scores + r * Lk, n, attn_key_limit(p, b, i), attn_mask_row(p, i));
+            }
+            if (!v_nonfinite) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)d, (int)n,
+                            1.0f, scores, (int)Lk, v, (int)ldv, 0.0f, o0, (int)ldo);
+                continue;
+            }
+            for (int64_t r = 0; r < rows; r++) {
+                const float *s = scores + r * Lk;
+                float *o = o0 + r * ldo;
+                memset(o, 0, (size_t)d * sizeof *o);
+                for (int64_t j = 0; j < n; j++)
+                    if (s[j] != 0.0f)
+                        cblas_saxpy((int)d, s[j], v + j * ldv, 1, o, 1);
+            }
+        }
+    }
+    return ATTN_OK;
+}
+
+/* BLAS takes int sizes and leading dimensions. */
+static bool cblas_params_valid(const attn_problem *p, const int32_t *values, char *why,
+                               size_t why_len)
+{
+    (void)values;
+    const int64_t big[] = {p->len_q, p->len_kv, p->head_dim, p->q.seq, p->k.seq, p->v.seq,
+                           p->o.seq};
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++)
+        if (big[i] > INT32_MAX) {
+            snprintf(why, why_len, "sizes and sequence strides must fit a BLAS int");
+            return false;
+        }
+    return true;
+}
+
+const attn_variant attn_variant_cblas = {
+    .name = "cblas",
+    .description = "GEMM + row softmax + GEMM through the system CBLAS, one thread (baseline)",
+    .isa = 0,
+    .tolerance = 1e-5,
+    .param_count = 0,
+    .params = NULL,
+    .default_params = NULL,
+    .params_valid = cblas_params_valid,
+    .workspace_size = cblas_workspace,
+    .run = cblas_run,
+};

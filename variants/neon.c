@@ -1,0 +1,423 @@
+/* neon.c — streaming (online softmax) attention for AArch64 Advanced SIMD, float32.
+ *
+ * Algorithm: the FlashAttention recurrence of streaming.c. A query tile of bq rows (flattened
+ * over the query heads of a GQA group, row r = head·rows + i) walks the keys in blocks of bk.
+ * Each key block is packed once and then used by every 8-row micro-tile of the query tile, so
+ * it is read from memory once per query tile for all heads of the group. Per micro-tile and
+ * key block:
+ *   1. scores   S[8][8·panels] = Q·Kᵀ, 8×8 register tiles; the epilogue multiplies by
+ *               scale·log2(e), adds mask·log2(e), and *selects* -inf for masked keys (never
+ *               adds -inf, so a NaN in a masked key's K row stays out of the row);
+ *   2. softmax  per row: block max; when it rises, the accumulator row and the running sum are
+ *               rescaled by 2^(m - m'); P = 2^(S - m) with the shared polynomial (exp2_poly.h);
+ *   3. P·V      acc[8][dpad] += P·V in 8×8 register tiles.
+ * Rows are normalised once, when the query tile is done. Key blocks past the largest key limit
+ * of a micro-tile (causal, kv_lens) are skipped.
+ *
+ * Registers (32 × 128-bit): score tile 16 accumulators (8 query rows × 8 keys) + 8 K vectors
+ * (4 dims × 8 keys) + 1 Q vector = 25; P·V tile 16 accumulators (8 rows × 8 dims) + 8 P vectors
+ * (8 rows × 4 keys) + 2 V vectors = 26.
+ *
+ * Layout (workspace, dpad = d rounded up to 8, zero padded so tails need no branches):
+ *   qp   [bq][dpad]            the query tile, rows past the tile zero
+ *   acc  [bq][dpad]            unnormalised output rows
+ *   kp   [bk/8][dpad][8]       K block as panels of 8 keys, transposed (8 keys per dim)
+ *   vp   [dpad/8][bk][8]       V block as chunks of 8 dims, key-major within a chunk
+ *   s    [8][bk]               scores, then weights, of one micro-tile
+ *   m, l [bq]                  running max (log2 domain) and sum
+ * 0 × NaN is NaN, so a key block whose V holds a NaN or an infinity goes through a per-row P·V
+ * that touches only the keys each row attends to. Memory is independent of Lk. */
+#include "variant.h"
+
+#include "exp2_poly.h"
+
+#include <arm_neon.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { P_BQ, P_BK };
+enum { MR = 8 /* query rows per micro-tile */, NR = 8 /* keys per panel, dims per V chunk */ };
+
+static const attn_param_info neon_params[] = {
+    [P_BQ] = {"bq", "query rows per tile (multiple of the 8-row micro-tile)", 8, 512, 8},
+    [P_BK] = {"bk", "keys per packed K/V block (multiple of the 8-key panel)", 8, 4096, 8},
+};
+
+static int64_t round_up8(int64_t x) { return (x + 7) & ~(int64_t)7; }
+
+static int32_t clamp_to_multiple8(int64_t x, int64_t lo, int64_t hi)
+{
+    x = x < lo ? lo : x > hi ? hi : x;
+    return (int32_t)(x & ~(int64_t)7);
+}
+
+static void neon_defaults(const attn_problem *p, const attn_machine *m, int32_t *v)
+{
+    /* The packed K and V block (2·bk·dpad floats) is reused by every micro-tile of the query
+     * tile: keep it in half of L2. The query tile and its accumulators (2·bq·dpad floats) take
+     * a quarter of L2. A micro-tile's Q rows, K panel and score rows stay in L1. */
+    const int64_t row_bytes = round_up8(p->head_dim) * (int64_t)sizeof(float);
+    v[P_BK] = clamp_to_multiple8(m->l2_bytes / 2 / (2 * row_bytes), 32, 512);
+    v[P_BQ] = clamp_to_multiple8(m->l2_bytes / 4 / (2 * row_bytes), 8, 128);
+}
+
+/* Float counts of the workspace parts; false when a size does not fit in size_t. */
+typedef struct neon_layout {
+    size_t qp, acc, kp, vp, s, m, l, total;
+} neon_layout;
+
+static bool neon_layout_of(const attn_problem *p, const int32_t *v, neon_layout *w)
+{
+    const size_t bq = (size_t)v[P_BQ], bk = (size_t)v[P_BK];
+    const size_t dpad = (size_t)round_up8(p->head_dim);
+    memset(w, 0, sizeof *w);
+    if (__builtin_mul_overflow(bq, dpad, &w->qp) || __builtin_mul_overflow(bk, dpad, &w->kp))
+        return false;
+    w->acc = w->qp;
+    w->vp = w->kp;
+    w->s = MR * bk;
+    w->m = w->l = bq;
+    size_t sum = 0;
+    const size_t parts[] = {w->qp, w->acc, w->kp, w->vp, w->s, w->m, w->l};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (__builtin_add_overflow(sum, parts[i], &sum))
+            return false;
+    w->total = sum;
+    return true;
+}
+
+static size_t neon_workspace(const attn_problem *p, const int32_t *v)
+{
+    neon_layout w;
+    size_t bytes;
+    if (!neon_layout_of(p, v, &w) || __builtin_mul_overflow(w.total, sizeof(float), &bytes))
+        return SIZE_MAX;
+    return bytes;
+}
+
+/* 2^x for x <= 0 (or NaN), the vector form of attn_exp2_nonpos: n = round(x), f = x - n,
+ * 2^f by the degree-5 polynomial, 2^n added to the exponent field; x < ATTN_EXP2_MIN → 0
+ * (which also covers -inf). NaN converts to n = 0 and stays NaN. */
+static inline float32x4_t exp2_nonpos_f32x4(float32x4_t x)
+{
+    const float32x4_t n = vrndnq_f32(x), f = vsubq_f32(x, n);
+    float32x4_t p = vdupq_n_f32(ATTN_EXP2_C5);
+    p = vfmaq_f32(vdupq_n_f32(ATTN_EXP2_C4), p, f);
+    p = vfmaq_f32(vdupq_n_f32(ATTN_EXP2_C3), p, f);
+    p = vfmaq_f32(vdupq_n_f32(ATTN_EXP2_C2), p, f);
+    p = vfmaq_f32(vdupq_n_f32(ATTN_EXP2_C1), p, f);
+    p = vfmaq_f32(vdupq_n_f32(ATTN_EXP2_C0), p, f);
+    const int32x4_t exponent = vshlq_n_s32(vcvtq_s32_f32(n), 23);
+    const float32x4_t r = vreinterpretq_f32_s32(vaddq_s32(vreinterpretq_s32_f32(p), exponent));
+    const uint32x4_t underflow = vcltq_f32(x, vdupq_n_f32(ATTN_EXP2_MIN));
+    return vbslq_f32(underflow, vdupq_n_f32(0.0f), r);
+}
+
+/* What the kernels need to know of the 8 rows of a micro-tile for one key block. */
+typedef struct micro_rows {
+    int64_t limit[MR];     /* keys [0, limit) before the additive mask; 0 for padding rows */
+    const float *mask[MR]; /* additive mask row, or NULL */
+    int64_t key_end;       /* largest limit of the 8 rows */
+} micro_rows;
+
+/* S[r][0..8) for one 8-key panel starting at key j (absolute), in the log2 domain.
+ * qp: 8 packed query rows (stride dpad); kpanel: [dpad][8]. */
+static inline void score_tile_8x8(const float *restrict qp, const float *restrict kpanel,
+                                  int64_t dpad, int64_t j, const micro_rows *rows,
+                                  float scale_log2e, float *restrict s, int64_t lds)
+{
+    float32x4_t acc[2 * MR];
+    for (int r = 0; r < 2 * MR; r++)
+        acc[r] = vdupq_n_f32(0.0f);
+    for (int64_t c = 0; c < dpad; c += 4) {
+        const float *k = kpanel + c * NR;
+        const float32x4_t k0l = vld1q_f32(k), k0h = vld1q_f32(k + 4);
+        const float32x4_t k1l = vld1q_f32(k + 8), k1h = vld1q_f32(k + 12);
+        const float32x4_t k2l = vld1q_f32(k + 16), k2h = vld1q_f32(k + 20);
+        const float32x4_t k3l = vld1q_f32(k + 24), k3h = vld1q_f32(k + 28);
+        for (int r = 0; r < MR; r++) {
+            const float32x4_t q = vld1q_f32(qp + r * dpad + c);
+            acc[2 * r] = vfmaq_laneq_f32(acc[2 * r], k0l, q, 0);
+            acc[2 * r + 1] = vfmaq_laneq_f32(acc[2 * r + 1], k0h, q, 0);
+            acc[2 * r] = vfmaq_laneq_f32(acc[2 * r], k1l, q, 1);
+            acc[2 * r + 1] = vfmaq_laneq_f32(acc[2 * r + 1], k1h, q, 1);
+            acc[2 * r] = vfmaq_laneq_f32(acc[2 * r], k2l, q, 2);
+            acc[2 * r + 1] = vfmaq_laneq_f32(acc[2 * r + 1], k2h, q, 2);
+            acc[2 * r] = vfmaq_laneq_f32(acc[2 * r], k3l, q, 3);
+            acc[2 * r + 1] = vfmaq_laneq_f32(acc[2 * r + 1], k3h, q, 3);
+        }
+    }
+
+    /* Epilogue: scale, mask, and select -inf for keys the row does not see. */
+    static const uint32_t lane_index[NR] = {0, 1, 2, 3, 4, 5, 6, 7};
+    const uint32x4_t idx_lo = vld1q_u32(lane_index), idx_hi = vld1q_u32(lane_index + 4);
+    const float32x4_t minus_inf = vdupq_n_f32(-INFINITY), log2e = vdupq_n_f32(ATTN_LOG2E);
+    const float32x4_t sl2e = vdupq_n_f32(scale_log2e);
+    for (int r = 0; r < MR; r++) {
+        float *out = s + r * lds;
+        const int64_t visible = rows->limit[r] - j; /* keys of this panel the row may see */
+        if (visible <= 0) {
+            vst1q_f32(out, minus_inf);
+            vst1q_f32(out + 4, minus_inf);
+            continue;
+        }
+        const uint32_t n = visible < NR ? (uint32_t)visible : NR;
+        uint32x4_t out_lo = vcgeq_u32(idx_lo, vdupq_n_u32(n));
+        uint32x4_t out_hi = vcgeq_u32(idx_hi, vdupq_n_u32(n));
+        float32x4_t s_lo = vmulq_f32(acc[2 * r], sl2e), s_hi = vmulq_f32(acc[2 * r + 1], sl2e);
+        if (rows->mask[r]) {
+            /* The mask row ends at Lk >= limit: a partial panel reads only its visible keys. */
+            float tail[NR];
+            const float *mk = rows->mask[r] + j;
+            if (n < NR) {
+                for (uint32_t e = 0; e < NR; e++)
+                    tail[e] = e < n ? mk[e] : 0.0f;
+                mk = tail;
+            }
+            const float32x4_t m_lo = vld1q_f32(mk), m_hi = vld1q_f32(mk + 4);
+            out_lo = vorrq_u32(out_lo, vceqq_f32(m_lo, minus_inf));
+            out_hi = vorrq_u32(out_hi, vceqq_f32(m_hi, minus_inf));
+            s_lo = vfmaq_f32(s_lo, m_lo, log2e);
+            s_hi = vfmaq_f32(s_hi, m_hi, log2e);
+        }
+        vst1q_f32(out, vbslq_f32(out_lo, minus_inf, s_lo));
+        vst1q_f32(out + 4, vbslq_f32(out_hi, minus_inf, s_hi));
+    }
+}
+
+/* acc[8][c0..c0+8) += P[8][0..nkeys) · V[0..nkeys)[c0..c0+8); nkeys a multiple of 4.
+ * vchunk: [keys][8] (one 8-dim chunk of the packed V block). */
+static inline void pv_tile_8x8(const float *restrict p, int64_t ldp, const float *restrict vchunk,
+                               int64_t nkeys, float *restrict acc, int64_t ldacc)
+{
+    float32x4_t o[2 * MR];
+    for (int r = 0; r < MR; r++) {
+        o[2 * r] = vld1q_f32(acc + r * ldacc);
+        o[2 * r + 1] = vld1q_f32(acc + r * ldacc + 4);
+    }
+    for (int64_t j = 0; j < nkeys; j += 4) {
+        float32x4_t w[MR];
+        for (int r = 0; r < MR; r++)
+            w[r] = vld1q_f32(p + r * ldp + j);
+        const float *v = vchunk + j * NR;
+#define ATTN_NEON_PV_KEY(lane)                                                                    \
+    do {                                                                                          \
+        const float32x4_t v_lo = vld1q_f32(v + (lane) * NR);                                      \
+        const float32x4_t v_hi = vld1q_f32(v + (lane) * NR + 4);                                  \
+        for (int r = 0; r < MR; r++) {                                                            \
+            o[2 * r] = vfmaq_laneq_f32(o[2 * r], v_lo, w[r], lane);                               \
+            o[2 * r + 1] = vfmaq_laneq_f32(o[2 * r + 1], v_hi, w[r], lane);                       \
+        }                                                                                         \
+    } while (0)
+        /* vfmaq_laneq_f32 needs a constant lane: one expansion per key of the 4. */
+        ATTN_NEON_PV_KEY(0);
+        ATTN_NEON_PV_KEY(1);
+        ATTN_NEON_PV_KEY(2);
+        ATTN_NEON_PV_KEY(3);
+#undef ATTN_NEON_PV_KEY
+    }
+    for (int r = 0; r < MR; r++) {
+        vst1q_f32(acc + r * ldacc, o[2 * r]);
+        vst1q_f32(acc + r * ldacc + 4, o[2 * r + 1]);
+    }
+}
+
+/* Packs keys [j0, j1) of K as [panels][dpad][8] (zero padded) and of V as [dpad/8][bk][8].
+ * Returns false when the V block holds a NaN or an infinity. */
+static bool pack_kv_block(const attn_task *t, int64_t b, int64_t hkv, int64_t j0, int64_t j1,
+                          int64_t bk, float *restrict kp, float *restrict vp)
+{
+    const int64_t d = t->problem->head_dim, dpad = round_up8(d), nkeys = round_up8(j1 - j0);
+    float32x4_t vmax = vdupq_n_f32(0.0f); /* max |v|; FMAX keeps a NaN */
+    bool tail_finite = true;
+    for (int64_t jj = 0; jj < nkeys; jj++) {
+        float *kcol = kp + (jj / NR) * dpad * NR + jj % NR;
+        float *vrow = vp + jj * NR; /* chunk c/8 of key jj is at vrow + c·bk */
+        if (j0 + jj >= j1) {
+            for (int64_t c = 0; c < dpad; c++)
+                kcol[c * NR] = 0.0f;
+            for (int64_t c = 0; c < dpad; c += NR)
+                memset(vrow + c * bk, 0, NR * sizeof(float));
+            continue;
+        }
+        const float *k = attn_k_row(t, b, hkv, j0 + jj), *v = attn_v_row(t, b, hkv, j0 + jj);
+        int64_t c = 0;
+        for (; c < d; c++)
+            kcol[c * NR] = k[c];
+        for (; c < dpad; c++)
+            kcol[c * NR] = 0.0f;
+        for (c = 0; c + NR <= d; c += NR) {
+            const float32x4_t lo = vld1q_f32(v + c), hi = vld1q_f32(v + c + 4);
+            vmax = vmaxq_f32(vmax, vmaxq_f32(vabsq_f32(lo), vabsq_f32(hi)));
+            vst1q_f32(vrow + c * bk, lo);
+            vst1q_f32(vrow + c * bk + 4, hi);
+        }
+        if (c < d) {
+            float *chunk = vrow + c * bk;
+            for (int64_t e = 0; e < NR; e++) {
+                chunk[e] = c + e < d ? v[c + e] : 0.0f;
+                tail_finite &= fabsf(chunk[e]) <= FLT_MAX; /* false for inf and NaN */
+            }
+        }
+    }
+    return vmaxvq_f32(vmax) <= FLT_MAX && tail_finite;
+}
+
+/* Softmax step of one micro-tile row over `n` scores (a multiple of 8): updates the running
+ * max m and sum l (rescaling the accumulator row when m rises) and overwrites the scores with
+ * their weights 2^(s - m). */
+static inline void softmax_row(float *restrict s, int64_t n, float *restrict m, float *restrict l,
+                               float *restrict acc, int64_t dpad)
+{
+    float32x4_t mx = vdupq_n_f32(-INFINITY);
+    for (int64_t j = 0; j < n; j += 4)
+        mx = vmaxq_f32(mx, vld1q_f32(s + j)); /* FMAX: a NaN score makes the max NaN */
+    const float block_max = vmaxvq_f32(mx);
+    if (block_max > *m || isnan(block_max)) {
+        if (*m != -INFINITY) { /* acc and l are still 0 otherwise */
+            const float32x4_t alpha = exp2_nonpos_f32x4(vdupq_n_f32(*m - block_max));
+            for (int64_t c = 0; c < dpad; c += 4)
+                vst1q_f32(acc + c, vmulq_f32(vld1q_f32(acc + c), alpha));
+            *l *= vgetq_lane_f32(alpha, 0);
+        }
+        *m = block_max;
+    }
+    /* With no key seen yet (m = -inf) every score is -inf: subtract 0 so 2^(-inf) gives 0
+     * rather than 2^(-inf + inf) = NaN. */
+    const float32x4_t shift = vdupq_n_f32(*m == -INFINITY ? 0.0f : *m);
+    float32x4_t sum0 = vdupq_n_f32(0.0f), sum1 = vdupq_n_f32(0.0f);
+    for (int64_t j = 0; j < n; j += 8) {
+        const float32x4_t p0 = exp2_nonpos_f32x4(vsubq_f32(vld1q_f32(s + j), shift));
+        const float32x4_t p1 = exp2_nonpos_f32x4(vsubq_f32(vld1q_f32(s + j + 4), shift));
+        vst1q_f32(s + j, p0);
+        vst1q_f32(s + j + 4, p1);
+        sum0 = vaddq_f32(sum0, p0);
+        sum1 = vaddq_f32(sum1, p1);
+    }
+    *l += vaddvq_f32(vaddq_f32(sum0, sum1));
+}
+
+/* P·V for a key block whose V has a NaN or an infinity: per row, only the keys the row attends
+ * to (0 × NaN would otherwise reach rows that mask the key). */
+static void pv_rows_nonfinite(const attn_task *t, const attn_group_rows *gr, const micro_rows *rows,
+                              int nrows, const float *p, int64_t ldp, int64_t j0, int64_t j1,
+                              float *acc, int64_t dpad)
+{
+    const int64_t d = t->problem->head_dim;
+    for (int r = 0; r < nrows; r++) {
+        const int64_t end = rows->limit[r] < j1 ? rows->limit[r] : j1;
+        float *a = acc + r * dpad;
+        for (int64_t j = j0; j < end; j++) {
+            if (rows->mask[r] && rows->mask[r][j] == -INFINITY)
+                continue;
+            const float w = p[r * ldp + (j - j0)], *v = attn_v_row(t, gr->b, gr->hkv, j);
+            for (int64_t c = 0; c < d; c++)
+                a[c] += w * v[c];
+        }
+    }
+}
+
+static attn_status neon_run(const attn_task *t)
+{
+    const attn_problem *p = t->problem;
+    const int64_t d = p->head_dim, dpad = round_up8(d), bq = t->params[P_BQ],
+                  bk = t->params[P_BK];
+    const float scale_log2e = t->scale * ATTN_LOG2E;
+    neon_layout w;
+    if (!neon_layout_of(p, t->params, &w)) /* workspace_size() succeeded, so it cannot */
+        return ATTN_ERR_OVERFLOW;
+    float *qp = t->workspace, *acc = qp + w.qp, *kp = acc + w.acc, *vp = kp + w.kp;
+    float *s = vp + w.vp, *run_max = s + w.s, *run_sum = run_max + w.m;
+
+    for (int64_t g = t->group_begin; g < t->group_end; g++) {
+        const attn_group_rows gr = attn_group_rows_of(t, g);
+        for (int64_t r0 = 0; r0 < gr.count; r0 += bq) {
+            const int64_t nr = gr.count - r0 < bq ? gr.count - r0 : bq, nr8 = round_up8(nr);
+            int64_t tile_keys = 0; /* keys any row of the tile may see */
+            for (int64_t r = 0; r < nr8; r++) {
+                float *q_dst = qp + r * dpad;
+                int64_t c = 0;
+                if (r < nr) {
+                    const int64_t h = gr.first_head + (r0 + r) / gr.rows;
+                    const int64_t i = t->row_begin + (r0 + r) % gr.rows;
+                    const int64_t lim = attn_key_limit(p, gr.b, i);
+                    tile_keys = lim > tile_keys ? lim : tile_keys;
+                    memcpy(q_dst, attn_q_row(t, gr.b, h, i), (size_t)d * sizeof(float));
+                    c = d;
+                }
+                memset(q_dst + c, 0, (size_t)(dpad - c) * sizeof(float));
+                run_max[r] = -INFINITY;
+                run_sum[r] = 0.0f;
+            }
+            memset(acc, 0, (size_t)(nr8 * dpad) * sizeof(float));
+
+            for (int64_t j0 = 0; j0 < tile_keys; j0 += bk) {
+                const int64_t j1 = j0 + bk < tile_keys ? j0 + bk : tile_keys;
+                const bool v_finite = pack_kv_block(t, gr.b, gr.hkv, j0, j1, bk, kp, vp);
+                for (int64_t m0 = 0; m0 < nr8; m0 += MR) {
+                    micro_rows rows = {.key_end = 0};
+                    int nrows = 0; /* rows of the micro-tile inside the query tile */
+                    for (int r = 0; r < MR; r++) {
+                        rows.limit[r] = 0;
+                        rows.mask[r] = NULL;
+                        if (m0 + r >= nr)
+                            continue;
+                        const int64_t i = t->row_begin + (r0 + m0 + r) % gr.rows;
+                        rows.limit[r] = attn_key_limit(p, gr.b, i);
+                        rows.mask[r] = attn_mask_row(p, i);
+                        rows.key_end = rows.limit[r] > rows.key_end ? rows.limit[r] : rows.key_end;
+                        nrows = r + 1;
+                    }
+                    const int64_t end = j1 < rows.key_end ? j1 : rows.key_end;
+                    if (end <= j0)
+                        continue; /* every key of the block is masked for these rows */
+                    const int64_t nkeys = round_up8(end - j0);
+                    for (int64_t jp = 0; jp < nkeys; jp += NR)
+                        score_tile_8x8(qp + m0 * dpad, kp + jp * dpad, dpad, j0 + jp, &rows,
+                                       scale_log2e, s + jp, bk);
+                    for (int r = 0; r < MR; r++)
+                        softmax_row(s + r * bk, nkeys, &run_max[m0 + r], &run_sum[m0 + r],
+                                    acc + (m0 + r) * dpad, dpad);
+                    if (v_finite)
+                        for (int64_t c = 0; c < dpad; c += NR)
+                            pv_tile_8x8(s, bk, vp + c * bk, nkeys, acc + m0 * dpad + c, dpad);
+                    else
+                        pv_rows_nonfinite(t, &gr, &rows, nrows, s, bk, j0, end, acc + m0 * dpad,
+                                          dpad);
+                }
+            }
+
+            for (int64_t r = 0; r < nr; r++) {
+                const int64_t h = gr.first_head + (r0 + r) / gr.rows;
+                const int64_t i = t->row_begin + (r0 + r) % gr.rows;
+                float *o = attn_o_row(t, gr.b, h, i);
+                const float *a = acc + r * dpad;
+                const float l = run_sum[r];
+                /* l == 0: no key seen, the row is zeros; a NaN l carries the NaN through. */
+                const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+                const float32x4_t vinv = vdupq_n_f32(inv);
+                int64_t c = 0;
+                for (; c + 4 <= d; c += 4)
+                    vst1q_f32(o + c, vmulq_f32(vld1q_f32(a + c), vinv));
+                for (; c < d; c++)
+                    o[c] = a[c] * inv;
+            }
+        }
+    }
+    return ATTN_OK;
+}
+
+const attn_variant attn_variant_neon = {
+    .name = "neon",
+    .description = "online softmax, 8x8 vfmaq micro-kernels, packed K/V blocks (AArch64 NEON)",
+    .isa = ATTN_ISA_NEON,
+    .tolerance = 1e-5,
+    .param_count = 2,
+    .params = neon_params,
+    .default_params = neon_defaults,
+    .params_valid = NULL,
+    .workspace_size = neon_workspace,
+    .run = neon_run,
+};
