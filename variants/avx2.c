@@ -446,17 +446,34 @@ static void micro_tile_rows(const tile_ctx *c, int64_t mt, int64_t j0, tile_rows
     }
 }
 
+/* Largest key limit of the rows of micro tile mt. */
+static int64_t micro_tile_limit(const tile_ctx *c, int64_t mt)
+{
+    int64_t lim_max = 0;
+    for (int r = 0; r < MR; r++)
+        lim_max = max64(lim_max, c->ws->limit[mt * MR + r]);
+    return lim_max;
+}
+
+/* Panel columns (a multiple of NR) micro tile mt uses in the block [j0, j0 + nk): none past its
+ * rows' key limits, so a causal diagonal block costs only the keys below the diagonal. */
+static int64_t micro_tile_keys(const tile_ctx *c, int64_t mt, int64_t j0, int64_t nk)
+{
+    const int64_t lim_max = micro_tile_limit(c, mt);
+    return lim_max <= j0 ? 0 : min64(round_up(nk, NR), round_up(lim_max - j0, NR));
+}
+
 /* Scores of every live micro tile against one packed K block [j0, j0 + nk). */
 static void score_block(const tile_ctx *c, int64_t j0, int64_t nk)
 {
-    const int64_t nkp = round_up(nk, NR);
     const bool has_mask = c->t->problem->mask != NULL;
     for (int64_t mt = 0; mt < c->micro_tiles; mt++) {
+        const int64_t nkp = micro_tile_keys(c, mt, j0, nk);
+        if (nkp == 0)
+            continue; /* every row of the micro tile is past its key limit (causal) */
         tile_rows tr;
         int64_t lim_min, lim_max;
         micro_tile_rows(c, mt, j0, &tr, &lim_min, &lim_max);
-        if (lim_max <= j0)
-            continue; /* every row of the micro tile is past its key limit (causal) */
         const float *qp = c->ws->q_panel + mt * MR * c->d;
         if (!has_mask && lim_min >= j0 + nkp)
             score_tile(qp, c->ws->k_panel, c->d, nkp, &tr, c->scale_log2e, true);
@@ -469,13 +486,10 @@ static void score_block(const tile_ctx *c, int64_t j0, int64_t nk)
 static void pv_block(const tile_ctx *c, int64_t j0, int64_t nk, bool v_finite)
 {
     const workspace *ws = c->ws;
-    const int64_t nkp = round_up(nk, NR);
     const int64_t col = c->full_row ? j0 : 0;
     for (int64_t mt = 0; mt < c->micro_tiles; mt++) {
-        int64_t lim_max = 0;
-        for (int r = 0; r < MR; r++)
-            lim_max = max64(lim_max, ws->limit[mt * MR + r]);
-        if (lim_max <= j0)
+        const int64_t nkp = micro_tile_keys(c, mt, j0, nk);
+        if (nkp == 0)
             continue;
         const float *prow[MR];
         float *arow[MR];
@@ -496,13 +510,9 @@ static void pv_block(const tile_ctx *c, int64_t j0, int64_t nk, bool v_finite)
 static void softmax_block(const tile_ctx *c, int64_t j0, int64_t nk)
 {
     const workspace *ws = c->ws;
-    const int64_t nkp = round_up(nk, NR);
     for (int64_t row = 0; row < c->micro_tiles * MR; row++) {
-        const int64_t mt_first = row / MR * MR;
-        int64_t lim_max = 0;
-        for (int r = 0; r < MR; r++)
-            lim_max = max64(lim_max, ws->limit[mt_first + r]);
-        if (lim_max <= j0)
+        const int64_t nkp = micro_tile_keys(c, row / MR, j0, nk);
+        if (nkp == 0)
             continue; /* the micro tile skipped this block */
         float *mv = ws->max_vec + row * 8;
         const float m_blk = hmax(_mm256_load_ps(mv));
@@ -580,10 +590,7 @@ static void run_tile(tile_ctx *c)
         }
         /* One exact softmax per row over the columns its micro tile wrote. */
         for (int64_t row = 0; row < rows_p; row++) {
-            int64_t lim_max = 0;
-            for (int r = 0; r < MR; r++)
-                lim_max = max64(lim_max, ws->limit[row / MR * MR + r]);
-            const int64_t end = min64(round_up(lim_max, c->bk), round_up(c->tile_keys, NR));
+            const int64_t end = round_up(micro_tile_limit(c, row / MR), NR);
             const float m = hmax(_mm256_load_ps(ws->max_vec + row * 8));
             ws->run_max[row] = m;
             ws->run_sum[row] = exp_row(ws->scores + row * ws->s_ld, end, m);
@@ -764,7 +771,7 @@ static void avx2_defaults(const attn_problem *p, const attn_machine *m, int32_t 
     const int64_t l2 = m->l2_bytes > 0 ? m->l2_bytes : 1 << 20;
     int64_t bk = l2 / 2 / (2 * p->head_dim * (int64_t)sizeof(float)) / NR * NR;
     v[P_BK] = (int32_t)(bk < 64 ? 64 : bk > 256 ? 256 : bk);
-    v[P_BQ] = 96;
+    v[P_BQ] = 192;
     v[P_FULL_ROW] = 0;
 }
 

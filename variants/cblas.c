@@ -87,7 +87,8 @@ static void softmax_row(float *s, int64_t n, int64_t key_limit, const float *mas
             s[j] = -INFINITY; /* assigned, never added: a NaN score of a masked key vanishes */
         else if (mask)
             s[j] += mask[j];
-        max = fmaxf(max, s[j]); /* skips NaN; the NaN reaches the sum below */
+        if (s[j] > max) /* false for NaN: it is skipped here and reaches the sum below */
+            max = s[j];
     }
     float sum = 0.0f;
     for (int64_t j = 0; j < n; j++) {

@@ -1,0 +1,260 @@
+#!/usr/bin/python3
+"""Tests of the tuner, the planner and the wisdom file, through the attnbench tool.
+
+usage: test_tuner.py ATTNBENCH CASE [SOURCE_DIR BUILD_DIR]
+
+Cases: bad_wisdom, concurrent, disabled_isa, from_wisdom, export_import, measure, forced,
+example_pkgconfig. Every case uses tiny shapes and budgets and its own temporary wisdom file;
+nothing here asserts a timing."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ATTNBENCH = sys.argv[1]
+BASE = ["--batch", "1", "--heads", "2", "--threads", "1"]
+TINY = BASE + ["--len", "48", "--dim", "16"]
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def run(args, wisdom=None, env_extra=None, **kw):
+    env = dict(os.environ)
+    env.pop("ATTN_FORCE_VARIANT", None)
+    env.pop("ATTN_DISABLE_ISA", None)
+    if wisdom:
+        env["ATTN_WISDOM"] = wisdom
+    env.update(env_extra or {})
+    return subprocess.run([ATTNBENCH] + args, env=env, capture_output=True, text=True,
+                          timeout=300, **kw)
+
+
+def plan_json(wisdom, shape=TINY, env_extra=None, extra=()):
+    r = run(["plan", "--format", "json"] + list(shape) + list(extra), wisdom, env_extra)
+    if r.returncode != 0:
+        return None, r
+    return json.loads(r.stdout), r
+
+
+def tune(wisdom, shape=TINY, extra=()):
+    return run(["tune", "--budget", "2"] + list(shape) + list(extra), wisdom)
+
+
+def snapshot(path):
+    st = os.stat(path)
+    with open(path, "rb") as f:
+        return f.read(), st.st_mtime_ns
+
+
+def good_wisdom(tmp):
+    """A valid wisdom file of this machine and build, made by a tune."""
+    path = os.path.join(tmp, "good.json")
+    r = tune(path)
+    check(r.returncode == 0, "tune writes a wisdom file: " + r.stderr.strip())
+    with open(path) as f:
+        return f.read()
+
+
+def case_bad_wisdom(tmp):
+    text = good_wisdom(tmp)
+    doc = json.loads(text)
+    foreign = json.loads(text)
+    foreign["sections"][0]["machine"]["id"] = "0123456789abcdef"
+    foreign["sections"][0]["machine"]["model"] = "Some Other CPU"
+    old_build = json.loads(text)
+    old_build["sections"][0]["build"]["library"] = "0.0.1"
+    newer_format = dict(doc, version=99)
+    files = {
+        "corrupt": ('{"format": "attnbench-wisdom", "version": 1, "sections": [}\n', True),
+        "truncated": (text[: len(text) // 2], True),
+        "empty": ("", True),
+        "not_wisdom": ('{"hello": "world"}\n', True),
+        "newer_format": (json.dumps(newer_format, indent=1), True),
+        "foreign_machine": (json.dumps(foreign, indent=1), False),
+        "other_build": (json.dumps(old_build, indent=1), False),
+    }
+    for name, (content, unreadable) in files.items():
+        path = os.path.join(tmp, name + ".json")
+        with open(path, "w") as f:
+            f.write(content)
+        os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+        before = snapshot(path)
+        plan, r = plan_json(path)
+        check(plan is not None and plan["source"] == "estimate",
+              f"{name}: plan falls back to the estimate ({r.stdout.strip()[:80]} {r.stderr.strip()})")
+        check(path in r.stderr, f"{name}: the warning names the file: {r.stderr.strip()}")
+        if name in ("corrupt", "truncated", "empty"):
+            check(re.search(re.escape(path) + r":\d+:\d+: ", r.stderr) is not None,
+                  f"{name}: the message has path:line:column: {r.stderr.strip()}")
+        if name == "foreign_machine":
+            check("another machine" in r.stderr, f"{name}: says another machine")
+        if name == "other_build":
+            check("another build" in r.stderr and "0.0.1" in r.stderr,
+                  f"{name}: says another build and which field")
+        check(snapshot(path) == before, f"{name}: plan leaves the file untouched")
+        r = tune(path)
+        if unreadable:
+            check(r.returncode == 2 and "refusing to write over it" in r.stderr,
+                  f"{name}: tune refuses to write over it: {r.stderr.strip()}")
+            check(snapshot(path) == before, f"{name}: tune leaves the file untouched")
+            r = run(["wisdom", "show", "--wisdom", path])
+            check(r.returncode == 1 and "unreadable" in r.stdout, f"{name}: wisdom show says unreadable")
+            r = run(["wisdom", "forget", "--wisdom", path])
+            check(r.returncode == 0 and not os.path.exists(path), f"{name}: wisdom forget removes it")
+            r = tune(path)
+            check(r.returncode == 0, f"{name}: tune writes after forget")
+        else:
+            check(r.returncode == 0, f"{name}: tune adds this machine's section: {r.stderr.strip()}")
+            with open(path) as f:
+                sections = json.load(f)["sections"]
+            check(len(sections) == 2, f"{name}: the foreign section is kept beside ours")
+        plan, r = plan_json(path)
+        check(plan is not None and plan["source"] == "wisdom", f"{name}: plan then uses wisdom")
+
+
+def case_concurrent(tmp):
+    path = os.path.join(tmp, "shared.json")
+    shapes = [BASE + ["--len", str(n), "--dim", "16"] for n in (40, 56, 72, 88)]
+    env = dict(os.environ, ATTN_WISDOM=path)
+    procs = [subprocess.Popen([ATTNBENCH, "tune", "--budget", "2"] + s, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for s in shapes]
+    results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    for out, err, rc in results:
+        check(rc == 0, "concurrent tune succeeds: " + err.strip())
+    r = run(["wisdom", "show", "--format", "json"], path)
+    entries = json.loads(r.stdout)["entries"] if r.returncode == 0 else []
+    lens = sorted(e["problem"]["len_q"] for e in entries)
+    check(lens == [40, 56, 72, 88], f"all {len(shapes)} concurrent entries kept: {lens}")
+    leftovers = [f for f in os.listdir(tmp) if ".tmp." in f]
+    check(not leftovers, f"no temporary files left: {leftovers}")
+
+
+def simd_variants():
+    r = run(["list", "--format", "json"])
+    doc = json.loads(r.stdout)
+    items = doc["variants"] if isinstance(doc, dict) else doc
+    return {v["name"]: v for v in items}
+
+
+def case_disabled_isa(tmp):
+    path = os.path.join(tmp, "w.json")
+    check(tune(path).returncode == 0, "tune on every variant")
+    env = {"ATTN_DISABLE_ISA": "avx512,avx2"}
+    names = simd_variants()
+    disabled = {n for n, v in names.items() if v.get("isa") and
+                any(x in str(v.get("isa")) for x in ("avx512", "avx2"))}
+    for shape, what in ((TINY, "tuned shape"), (BASE + ["--len", "200", "--dim", "16"], "nearest"),
+                        (["--len", "33", "--dim", "24", "--causal"], "estimate")):
+        plan, r = plan_json(path, shape, env)
+        check(plan is not None and plan["variant"] not in disabled,
+              f"ATTN_DISABLE_ISA=avx512,avx2 ({what}): plan picks {plan and plan['variant']}, "
+              f"not one of {sorted(disabled)}")
+    plan, r = plan_json(path, TINY, {"ATTN_DISABLE_ISA": "avx512,avx2"}, ["--execute", "2"])
+    check(plan is not None and "execute" in plan, "the plan without SIMD executes")
+
+
+def case_from_wisdom(tmp):
+    path = os.path.join(tmp, "w.json")
+    plan, _ = plan_json(path)
+    check(plan is not None and plan["source"] == "estimate", "no wisdom: estimate")
+    r = tune(path)
+    check(r.returncode == 0 and "estimate:" in r.stdout and "tuned best:" in r.stdout
+          and "% slower" in r.stdout, "tune reports the estimate against the tuned best")
+    r = run(["plan"] + TINY, path)
+    check(r.returncode == 0 and "from wisdom" in r.stdout, "a new process plans from wisdom: "
+          + r.stdout.strip())
+    plan, _ = plan_json(path, TINY, None, ["--wisdom-only", "--execute", "3"])
+    check(plan is not None and plan["source"] == "wisdom" and plan["execute"]["runs"] == 3,
+          "--wisdom-only finds it and executes")
+    r = run(["plan", "--wisdom-only", "--len", "999", "--dim", "16"], path)
+    check(r.returncode == 2 and "no usable wisdom" in r.stderr, "--wisdom-only fails without wisdom")
+    plan, _ = plan_json(path, BASE + ["--len", "64", "--dim", "16"])
+    check(plan is not None and plan["source"] == "nearest" and "tuned for" in plan["description"],
+          "an untuned shape of the same kind plans from the nearest")
+
+
+def case_export_import(tmp):
+    path, out = os.path.join(tmp, "w.json"), os.path.join(tmp, "exported.json")
+    check(tune(path).returncode == 0, "tune")
+    r = run(["wisdom", "export", out], path)
+    check(r.returncode == 0 and "exported 1 entry" in r.stdout, "export: " + r.stdout.strip())
+    check(run(["wisdom", "forget"], path).returncode == 0 and not os.path.exists(path), "forget")
+    plan, _ = plan_json(path)
+    check(plan is not None and plan["source"] == "estimate", "after forget: estimate")
+    r = run(["wisdom", "import", out], path)
+    check(r.returncode == 0 and "imported 1 entry" in r.stdout, "import: " + r.stdout.strip())
+    plan, _ = plan_json(path)
+    check(plan is not None and plan["source"] == "wisdom", "after import: wisdom")
+    bad = os.path.join(tmp, "bad.json")
+    with open(bad, "w") as f:
+        f.write("{")
+    r = run(["wisdom", "import", bad], path)
+    check(r.returncode == 2 and bad in r.stderr, "import of a corrupt file is refused: "
+          + r.stderr.strip())
+
+
+def case_measure(tmp):
+    path = os.path.join(tmp, "w.json")
+    plan, r = plan_json(path, TINY, None, ["--measure"])
+    check(plan is not None and plan["source"] == "measure", "--measure tunes: " + r.stderr.strip())
+    plan, _ = plan_json(path)
+    check(plan is not None and plan["source"] == "wisdom", "a new process finds the measured plan")
+
+
+def case_forced(tmp):
+    path = os.path.join(tmp, "w.json")
+    check(tune(path).returncode == 0, "tune")
+    plan, r = plan_json(path, TINY, {"ATTN_FORCE_VARIANT": "naive"})
+    check(plan is not None and plan["variant"] == "naive", "ATTN_FORCE_VARIANT=naive is honoured")
+    plan, r = plan_json(path, TINY, {"ATTN_FORCE_VARIANT": "no_such_variant"})
+    check(plan is None and r.returncode == 2 and "no_such_variant" in r.stderr,
+          "an unknown forced variant is an error")
+
+
+def case_example_pkgconfig(tmp):
+    source_dir, build_dir = sys.argv[3], sys.argv[4]
+    dest = os.path.join(tmp, "dest")
+    r = subprocess.run(["meson", "install", "-C", build_dir, "--destdir", dest, "--no-rebuild",
+                        "--quiet"], capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, "meson install --destdir: " + r.stderr.strip()[-300:])
+    pcs = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs if f == "attn.pc"]
+    check(len(pcs) == 1, f"attn.pc installed: {pcs}")
+    if not pcs:
+        return
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(pcs[0]), PKG_CONFIG_SYSROOT_DIR=dest)
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "attn"], env=env,
+                           capture_output=True, text=True)
+    check(flags.returncode == 0, "pkg-config --cflags --libs attn: " + flags.stderr.strip())
+    exe = os.path.join(tmp, "plan_example")
+    r = subprocess.run(["cc", "-std=c17", "-Wall", "-Wextra", "-Werror",
+                        os.path.join(source_dir, "examples", "plan_example.c"), "-o", exe]
+                       + flags.stdout.split(), capture_output=True, text=True)
+    check(r.returncode == 0, "the example compiles against the installed library: " + r.stderr)
+    libdirs = [a[2:] for a in flags.stdout.split() if a.startswith("-L")]
+    env = dict(os.environ, LD_LIBRARY_PATH=":".join(libdirs),
+               ATTN_WISDOM=os.path.join(tmp, "w.json"))
+    r = subprocess.run([exe], env=env, capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0 and "plan: " in r.stdout and "from estimate" in r.stdout,
+          "the example runs: " + r.stdout.strip() + r.stderr.strip())
+
+
+CASES = {name[5:]: f for name, f in globals().items() if name.startswith("case_")}
+
+if __name__ == "__main__":
+    case = sys.argv[2]
+    tmp = tempfile.mkdtemp(prefix="attn-tuner-")
+    try:
+        CASES[case](tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{len(failures)} failure(s)")
+    sys.exit(1 if failures else 0)

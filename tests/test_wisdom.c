@@ -1,0 +1,148 @@
+/* test_wisdom.c — the planner API (attn.h) from a program's point of view: an estimate plan
+ * runs what attn_run_variant runs, bit for bit; one plan executes from several threads at once;
+ * ATTN_WISDOM_ONLY fails without wisdom; ATTN_MEASURE stores wisdom that export/import carry to
+ * a fresh wisdom file; bad arguments are refused with a message. Tiny shapes; no timing checks.
+ * usage: test_wisdom TMPDIR */
+#include "attn.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                          \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            failures++;                                                                           \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                           \
+            printf(__VA_ARGS__);                                                                  \
+            printf("\n");                                                                         \
+        }                                                                                         \
+    } while (0)
+
+static float *filled(int64_t n, unsigned seed)
+{
+    float *x = malloc((size_t)n * sizeof *x);
+    for (int64_t i = 0; x && i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)(seed >> 8) / (float)(1u << 23) - 1.0f;
+    }
+    return x;
+}
+
+typedef struct exec_job {
+    const attn_plan *plan;
+    const float *q, *k, *v;
+    float *o;
+    attn_status status;
+} exec_job;
+
+static void *execute_job(void *arg)
+{
+    exec_job *j = arg;
+    for (int r = 0; r < 20 && j->status == ATTN_OK; r++)
+        j->status = attn_execute(j->plan, j->q, j->k, j->v, j->o, NULL);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_wisdom TMPDIR\n");
+        return 2;
+    }
+    char wisdom[4096], exported[4096];
+    snprintf(wisdom, sizeof wisdom, "%s/test_wisdom.json", argv[1]);
+    snprintf(exported, sizeof exported, "%s/test_wisdom_exported.json", argv[1]);
+    remove(wisdom);
+    remove(exported);
+    attn_error err;
+    CHECK(attn_wisdom_set_file(wisdom, &err) == ATTN_OK, "set file: %s", err.message);
+
+    attn_problem p;
+    attn_problem_init(&p, 2, 4, 2, 37, 53, 24);
+    p.causal = true;
+    const int64_t nq = 2 * 4 * 37 * 24, nkv = 2 * 2 * 53 * 24;
+    float *q = filled(nq, 1), *k = filled(nkv, 2), *v = filled(nkv, 3);
+    float *o1 = calloc((size_t)nq, sizeof *o1), *o2 = calloc((size_t)nq, sizeof *o2),
+          *o3 = calloc((size_t)nq, sizeof *o3);
+    if (!q || !k || !v || !o1 || !o2 || !o3)
+        return 2;
+
+    /* The estimate: no wisdom yet. It runs exactly what attn_run_variant runs. */
+    attn_plan *plan = attn_plan_create_threads(&p, 1, ATTN_ESTIMATE, &err);
+    CHECK(plan != NULL, "estimate plan: %s", err.message);
+    if (plan) {
+        attn_plan_info info;
+        attn_plan_get_info(plan, &info);
+        CHECK(info.source == ATTN_PLAN_FROM_ESTIMATE && strstr(attn_plan_describe(plan), "from estimate"),
+              "estimate source: %s", attn_plan_describe(plan));
+        CHECK(attn_execute(plan, q, k, v, o1, &err) == ATTN_OK, "execute: %s", err.message);
+        CHECK(attn_run_variant(info.variant, &p, &info.params, q, k, v, o2, &err) == ATTN_OK,
+              "run_variant: %s", err.message);
+        CHECK(!memcmp(o1, o2, (size_t)nq * sizeof *o1), "plan and attn_run_variant differ");
+
+        /* One plan, two threads, distinct outputs: same bits as the single run. */
+        memset(o2, 0, (size_t)nq * sizeof *o2);
+        exec_job jobs[2] = {{plan, q, k, v, o2, ATTN_OK}, {plan, q, k, v, o3, ATTN_OK}};
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&t[i], NULL, execute_job, &jobs[i]);
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+        CHECK(jobs[0].status == ATTN_OK && jobs[1].status == ATTN_OK, "concurrent execute failed");
+        CHECK(!memcmp(o1, o2, (size_t)nq * sizeof *o1) && !memcmp(o1, o3, (size_t)nq * sizeof *o1),
+              "concurrent executions differ from the single one");
+        attn_plan_destroy(plan);
+    }
+
+    /* Wisdom only: nothing tuned yet. */
+    CHECK(attn_plan_create_threads(&p, 1, ATTN_WISDOM_ONLY, &err) == NULL &&
+              err.status == ATTN_ERR_UNSUPPORTED && strstr(err.message, wisdom),
+          "wisdom-only without wisdom must fail naming the file: %s", err.message);
+
+    /* Measure: tunes (tiny shape, so quickly), then the same problem is wisdom. */
+    plan = attn_plan_create_threads(&p, 1, ATTN_MEASURE, &err);
+    CHECK(plan != NULL, "measure plan: %s", err.message);
+    if (plan) {
+        CHECK(strstr(attn_plan_describe(plan), "from measure") != NULL, "measure: %s",
+              attn_plan_describe(plan));
+        CHECK(attn_execute(plan, q, k, v, o1, &err) == ATTN_OK, "execute: %s", err.message);
+        attn_plan_destroy(plan);
+    }
+    plan = attn_plan_create_threads(&p, 1, ATTN_WISDOM_ONLY, &err);
+    CHECK(plan && strstr(attn_plan_describe(plan), "from wisdom"), "wisdom after measure: %s",
+          plan ? attn_plan_describe(plan) : err.message);
+    attn_plan_destroy(plan);
+
+    /* Export, switch to an empty wisdom file, import: wisdom again. */
+    CHECK(attn_wisdom_export_file(exported, &err) == ATTN_OK, "export: %s", err.message);
+    remove(wisdom);
+    CHECK(attn_wisdom_set_file(wisdom, &err) == ATTN_OK, "set file: %s", err.message);
+    CHECK(attn_plan_create_threads(&p, 1, ATTN_WISDOM_ONLY, &err) == NULL, "wisdom was dropped");
+    CHECK(attn_wisdom_import_file(exported, &err) == ATTN_OK, "import: %s", err.message);
+    plan = attn_plan_create_threads(&p, 1, ATTN_WISDOM_ONLY, &err);
+    CHECK(plan != NULL, "wisdom after import: %s", err.message);
+    attn_plan_destroy(plan);
+
+    /* Refusals. */
+    CHECK(attn_wisdom_import_file(wisdom, &err) != ATTN_OK, "import of a missing file succeeded");
+    CHECK(attn_plan_create(NULL, ATTN_ESTIMATE, &err) == NULL && err.status == ATTN_ERR_INVALID,
+          "NULL problem");
+    CHECK(attn_plan_create(&p, 1u << 7, &err) == NULL && err.status == ATTN_ERR_INVALID,
+          "unknown flags");
+    CHECK(attn_plan_create_threads(&p, -1, ATTN_ESTIMATE, &err) == NULL, "negative threads");
+    CHECK(attn_execute(NULL, q, k, v, o1, &err) == ATTN_ERR_INVALID, "NULL plan");
+    attn_problem bad = p;
+    bad.heads_kv = 3;
+    CHECK(attn_plan_create(&bad, ATTN_ESTIMATE, &err) == NULL && err.status == ATTN_ERR_INVALID,
+          "invalid problem");
+
+    remove(wisdom);
+    remove(exported);
+    free(q); free(k); free(v); free(o1); free(o2); free(o3);
+    printf("%s (%d failure%s)\n", failures ? "FAIL" : "ok", failures, failures == 1 ? "" : "s");
+    return failures ? 1 : 0;
+}
