@@ -101,7 +101,8 @@ static json_t *peak_json(const attn_peak *p, const char *measured_at)
                           p->vector_bits, "accumulators", p->accumulators, "triad_array_bytes",
                           (json_int_t)p->triad_array_bytes, "triad_bytes_per_element",
                           p->triad_bytes_per_element, "triad_bytes_counted",
-                          "3 arrays x 4 bytes per element (write-allocate not counted)");
+                          "b, c read + a written + a's write-allocate read: 4 x 4 bytes per "
+                          "element (STREAM counts 3 x 4: multiply by 3/4 to compare)");
     attn_peak copy = *p;
     for (int i = 0; o && i < 4; i++)
         if (json_object_set_new(o, peak_numbers[i], json_real(*peak_number(&copy, i)))) {
@@ -166,7 +167,13 @@ static int peak_load(const char *path, attn_peak *out, char *measured_at, size_t
     json_t *bits = json_object_get(root, "vector_bits"), *acc = json_object_get(root, "accumulators");
     out->vector_bits = (int)json_integer_value(bits);
     out->accumulators = (int)json_integer_value(acc);
-    out->triad_bytes_per_element = 12;
+    out->triad_bytes_per_element = (int)json_integer_value(
+        json_object_get(root, "triad_bytes_per_element"));
+    if (out->triad_bytes_per_element != ATTN_TRIAD_BYTES_PER_ELEMENT) {
+        snprintf(why, why_len, "triad_bytes_per_element is %d, this build counts %d",
+                 out->triad_bytes_per_element, ATTN_TRIAD_BYTES_PER_ELEMENT);
+        goto done;
+    }
     snprintf(measured_at, ma_len, "%s", when);
     status = 1;
 done:
@@ -279,8 +286,8 @@ static void print_peak_help(void)
            "The measured roofline of this machine: float32 FMA GFLOP/s of one core and of all\n"
            "cores (independent FMA chains at the widest vector the CPU has), and memory\n"
            "bandwidth in GB/s from a STREAM-like triad a[i] = b[i] + s*c[i] on 1 thread and on\n"
-           "one thread per core, counting 3 arrays x 4 bytes per element (write-allocate not\n"
-           "counted). Each figure is the best of 5 repetitions. Triad arrays: 4x the L3 size\n"
+           "one thread per core, counting 16 bytes per element: b and c read, a written, and\n"
+           "a's write-allocate read (STREAM counts 12: x 3/4 to compare). Each figure is the best of 5 repetitions. Triad arrays: 4x the L3 size\n"
            "each (at least 64 MiB, at most 1/12 of RAM).\n\n"
            "Figures are cached per machine id in $XDG_CACHE_HOME/attnbench/peak-<id>.json\n"
            "(~/.cache/attnbench/...) and reused; `run` reads them for peak_fraction and\n"
@@ -354,8 +361,8 @@ int cli_peak(int argc, char **argv)
            peak.accumulators);
     printf("    per core          %9.1f GFLOP/s\n", peak.fma_gflops_per_core);
     printf("    all %3d cores     %9.1f GFLOP/s\n", peak.cores, peak.fma_gflops_all_cores);
-    printf("  triad a=b+s*c, 3 x %lld MiB, 12 bytes/element\n",
-           (long long)(peak.triad_array_bytes >> 20));
+    printf("  triad a=b+s*c, 3 x %lld MiB, %d bytes/element (write-allocate counted)\n",
+           (long long)(peak.triad_array_bytes >> 20), peak.triad_bytes_per_element);
     printf("    1 thread          %9.1f GB/s\n", peak.triad_gbs_1t);
     printf("    %3d threads       %9.1f GB/s\n", peak.cores, peak.triad_gbs_all);
     printf("  measured %s%s%s\n", when, have_path && triad_mib == 0 ? ", cache " : "",

@@ -485,14 +485,21 @@ int cli_tune(int argc, char **argv)
         for (size_t i = 0; cands && i < r.space.count; i++)
             if (r.candidates[i].timed)
                 json_array_append_new(cands, candidate_json(&r.candidates[i], flops));
+        json_t *rejected = json_array(); /* what failed the correctness check, and why */
+        for (size_t i = 0; rejected && i < r.space.count; i++)
+            if (r.candidates[i].checked && !r.candidates[i].correct)
+                json_array_append_new(rejected, json_pack("{s:s, s:o, s:s}", "variant",
+                                                          variant_name(r.candidates[i].config.variant),
+                                                          "params", params_json(&r.candidates[i].config),
+                                                          "why", r.candidates[i].why));
         json_t *root = json_pack(
-            "{s:o, s:s, s:f, s:f, s:b, s:I, s:I, s:I, s:o, s:{s:s, s:o, s:o, s:o}, s:o, s:o, "
+            "{s:o, s:s, s:f, s:f, s:b, s:I, s:I, s:I, s:o, s:o, s:{s:s, s:o, s:o, s:o}, s:o, s:o, "
             "s:{s:s, s:b, s:s}}",
             "problem", class_json(&cls), "strategy",
             opt.strategy == TUNER_FAST ? "fast" : "exhaustive", "budget_s", opt.budget_seconds,
             "seconds", r.seconds, "budget_exhausted", r.budget_exhausted, "space_size",
             (json_int_t)r.space.count, "timed", (json_int_t)r.timed, "failed_check",
-            (json_int_t)failed, "best", candidate_json(best, flops), "estimate", "variant",
+            (json_int_t)failed, "failed", rejected, "best", candidate_json(best, flops), "estimate", "variant",
             variant_name(r.estimate.variant), "params", params_json(&r.estimate), "median_s",
             est_timed ? json_real(est->timing.median) : json_null(), "slower_pct",
             cli_json_real(est_slower), "estimate_slower_pct", cli_json_real(est_slower),
@@ -552,16 +559,18 @@ static void print_plan_help(void)
 static void estimate_reason(char *buf, size_t len, const char *chosen)
 {
     size_t used = (size_t)snprintf(buf, len, "first variant in registry order this CPU runs");
+    bool skipped = false;
     for (int i = 0; i < attn_variant_count() && used < len; i++) {
         attn_variant_info info;
         attn_variant_get(i, &info);
         if (!strcmp(info.name, chosen))
             break;
-        int w = snprintf(buf + used, len - used, "%s%s: %s", used && strchr(buf, ';') ? ", " : "; skipped ",
+        int w = snprintf(buf + used, len - used, "%s%s: %s", skipped ? ", " : "; skipped ",
                          info.name, info.supported ? "its defaults do not fit" : info.why_not);
         if (w < 0)
             break;
         used += (size_t)w;
+        skipped = true;
     }
     if (used < len)
         snprintf(buf + used, len - used, "; its cache-size default parameters");
@@ -586,8 +595,11 @@ static double time_plan(const attn_plan *plan, const attn_problem *p, int64_t n,
             t[i][j] = (float)((j * 2654435761u) % 2001) / 1000.0f - 1.0f;
     }
     double *samples = malloc((size_t)n * sizeof *samples);
-    if (!samples)
+    if (!samples) {
+        err->status = ATTN_ERR_NOMEM;
+        snprintf(err->message, sizeof err->message, "out of memory for the samples");
         goto done;
+    }
     bool ok = attn_execute(plan, t[0], t[1], t[2], t[3], err) == ATTN_OK;
     for (int64_t r = 0; ok && r < n; r++) {
         const double t0 = attn_clock_seconds();

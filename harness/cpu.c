@@ -92,10 +92,13 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
 
 static void make_machine_id(attn_cpu *c)
 {
+    /* The core count too: two virtual machines on one CPU model with different core counts
+     * have different all-core peaks and best thread counts. */
     char text[256];
-    snprintf(text, sizeof text, "%s|%s|%d|%d|%08x|%lld|%lld|%lld", c->vendor, c->model_name,
+    snprintf(text, sizeof text, "%s|%s|%d|%d|%08x|%lld|%lld|%lld|%d", c->vendor, c->model_name,
              c->family, c->model, (unsigned)c->isa_detected, (long long)c->machine.l1d_bytes,
-             (long long)c->machine.l2_bytes, (long long)c->machine.l3_bytes);
+             (long long)c->machine.l2_bytes, (long long)c->machine.l3_bytes,
+             attn_topology_get()->cores);
     uint64_t h = fnv1a(14695981039346656037u, text, strlen(text));
     snprintf(c->machine_id, sizeof c->machine_id, "%016llx", (unsigned long long)h);
 }

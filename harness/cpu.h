@@ -20,8 +20,8 @@ typedef struct attn_cpu {
 const attn_cpu *attn_cpu_get(void);
 
 /* A stable identifier of this machine for result and tuning files: FNV-1a 64 of the vendor,
- * model name, family/model, the *detected* ISA bits (not the ATTN_DISABLE_ISA mask) and the
- * L1d/L2/L3 sizes, as 16 lowercase hex digits. */
+ * model name, family/model, the *detected* ISA bits (not the ATTN_DISABLE_ISA mask), the
+ * L1d/L2/L3 sizes and the number of cores, as 16 lowercase hex digits. */
 const char *attn_cpu_machine_id(void);
 
 /* Detects the features of this CPU (architecture-specific file). */

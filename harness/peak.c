@@ -129,7 +129,7 @@ static void triad_worker(void *ctx, int w, int workers)
         a[i] = b[i] + s * c[i];
 }
 
-/* Best GB/s (12 bytes per element) of the triad on `workers` threads; 0 if the pool was busy. */
+/* Best GB/s (ATTN_TRIAD_BYTES_PER_ELEMENT per element) of the triad on `workers` threads; 0 if the pool was busy. */
 static double time_triad(triad_job *job, int workers)
 {
     double best = 0;
@@ -137,7 +137,7 @@ static double time_triad(triad_job *job, int workers)
         const double t0 = now();
         if (!attn_parallel_run(workers, triad_worker, job) && workers > 1)
             return 0;
-        const double rate = 12.0 * (double)job->n / (now() - t0) * 1e-9;
+        const double rate = ATTN_TRIAD_BYTES_PER_ELEMENT * (double)job->n / (now() - t0) * 1e-9;
         best = rate > best ? rate : best;
     }
     return best;
@@ -194,7 +194,7 @@ static attn_status measure(attn_peak *out, int64_t triad_bytes, attn_error *err)
     if (triad_bytes <= 0)
         triad_bytes = attn_peak_default_triad_bytes();
     out->triad_array_bytes = triad_bytes & ~(int64_t)63;
-    out->triad_bytes_per_element = 12;
+    out->triad_bytes_per_element = ATTN_TRIAD_BYTES_PER_ELEMENT;
     triad_job tj = {.n = (size_t)out->triad_array_bytes / sizeof(float), .init = true};
     tj.a = aligned_alloc(64, (size_t)out->triad_array_bytes);
     tj.b = aligned_alloc(64, (size_t)out->triad_array_bytes);

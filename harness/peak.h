@@ -8,8 +8,12 @@
  * loop (multiply + add, two FLOPs per element).
  *
  * Triad: a[i] = b[i] + s·c[i] over three float arrays of `triad_array_bytes` each (by default
- * 4× the L3 size, at least 64 MiB, at most 1/4 of RAM for all three). Bytes counted per element:
- * 3 × 4 = 12 (STREAM's convention: the write-allocate read of a[] is not counted).
+ * 4× the L3 size, at least 64 MiB, at most 1/4 of RAM for all three), plain stores. Bytes
+ * counted per element: 4 × 4 = 16 — b[i] and c[i] read, a[i] written, and a[i]'s line read
+ * first (write-allocate), which plain stores do cost: on this project's reference machine the
+ * same loop with non-temporal stores (no write-allocate) moves 12 bytes per element at the rate
+ * the plain loop reaches when counted as 16. That is the traffic the memory carries, the figure
+ * to hold a decode kernel's K/V reads against. STREAM itself counts 12 (GB/s × 3/4).
  *
  * Each figure is the best of several timed repetitions (noise only ever slows a run down). All
  * cores: one worker per core through the thread pool (threads.h), each bound to its core; the
@@ -18,6 +22,8 @@
 #define ATTN_PEAK_H
 
 #include "attn.h"
+
+enum { ATTN_TRIAD_BYTES_PER_ELEMENT = 16 };
 
 typedef struct attn_peak {
     double fma_gflops_per_core;
@@ -29,7 +35,7 @@ typedef struct attn_peak {
     int vector_bits;
     int accumulators;
     int64_t triad_array_bytes;  /* per array */
-    int triad_bytes_per_element;/* 12 */
+    int triad_bytes_per_element;/* ATTN_TRIAD_BYTES_PER_ELEMENT */
 } attn_peak;
 
 /* Measures everything (a few seconds). triad_array_bytes = 0 picks the default size. */

@@ -7,6 +7,7 @@
 #include "topology.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 
 static struct {
@@ -19,6 +20,7 @@ static struct {
     void *ctx;
     int workers;            /* of the current run */
     int pending;            /* pool workers of the current run still working */
+    int caller_core;        /* the core the caller ran on when it started the run; -1: unknown */
     /* The generation a new thread has already seen: threads are started inside a run, before
      * its generation is bumped, so they must not take that bump for an old one. */
     uint64_t created_at[ATTN_MAX_THREADS];
@@ -27,10 +29,21 @@ static struct {
     .wake = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER,
 };
 
+/* The core of pool worker w (>= 1): the (w-1)-th core other than the caller's, so that the
+ * caller (worker 0, never bound by the library) and the pool do not share a core. */
+static int worker_core(int w, int caller_core)
+{
+    const int cores = attn_topology_get()->cores;
+    if (caller_core < 0 || caller_core >= cores || cores < 2)
+        return w % (cores > 0 ? cores : 1);
+    const int k = (w - 1) % (cores - 1);
+    return k >= caller_core ? k + 1 : k;
+}
+
 static void *worker_main(void *arg)
 {
     const int me = (int)(intptr_t)arg;
-    attn_topology_bind_thread_to_core(me); /* best effort: unbound it still computes */
+    int bound_core = -1;
     pthread_mutex_lock(&pool.lock);
     uint64_t seen = pool.created_at[me];
     for (;;) {
@@ -41,8 +54,11 @@ static void *worker_main(void *arg)
             continue; /* not part of this run */
         attn_parallel_fn fn = pool.fn;
         void *ctx = pool.ctx;
-        const int workers = pool.workers;
+        const int workers = pool.workers, core = worker_core(me, pool.caller_core);
         pthread_mutex_unlock(&pool.lock);
+        /* rebinding is a system call: only when the caller has moved to another core */
+        if (core != bound_core && attn_topology_bind_thread_to_core(core))
+            bound_core = core; /* best effort: an unbound worker still computes */
         fn(ctx, me, workers);
         pthread_mutex_lock(&pool.lock);
         if (--pool.pending == 0)
@@ -114,6 +130,7 @@ bool attn_parallel_run(int workers, attn_parallel_fn fn, void *ctx)
     pool.ctx = ctx;
     pool.workers = workers;
     pool.pending = workers - 1;
+    pool.caller_core = attn_topology_core_of_cpu(sched_getcpu());
     pool.generation++;
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);

@@ -1,8 +1,10 @@
 /* threads.h — a small process-wide pool of worker threads for static parallel loops.
  *
  * attn_parallel_run(n, fn, ctx) calls fn(ctx, w, n) once for each w in [0, n): w = 0 on the
- * calling thread, w >= 1 on pool thread w, which is bound to core w (hwloc logical order, NUMA
- * node 0 first, see topology.h) when it starts. Each w always does the same share of the work
+ * calling thread, w >= 1 on pool thread w. The library never binds the calling thread (that is
+ * the application's choice); pool thread w is bound through hwloc to the (w-1)-th core, in
+ * hwloc's logical order (NUMA node 0 first), other than the core the caller is on when the run
+ * starts — so the caller and the workers do not share a core. Each w always does the same share of the work
  * (the caller partitions statically by w), so results never depend on timing.
  *
  * Why a hand-made pool rather than OpenMP: binding through hwloc, one static partition chosen

@@ -111,6 +111,20 @@ bool attn_topology_numa_cpus(int node, char *buf, size_t len)
            cpus_of(hwloc_get_obj_by_type(topo, HWLOC_OBJ_NUMANODE, (unsigned)node), buf, len);
 }
 
+int attn_topology_core_of_cpu(int os_cpu)
+{
+    attn_topology_get();
+    if (!topo || os_cpu < 0)
+        return -1;
+    hwloc_obj_t pu = hwloc_get_pu_obj_by_os_index(topo, (unsigned)os_cpu);
+    if (!pu)
+        return -1;
+    if (hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE) <= 0) /* PUs stand for cores */
+        return (int)pu->logical_index;
+    hwloc_obj_t core = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_CORE, pu);
+    return core ? (int)core->logical_index : -1;
+}
+
 bool attn_topology_bind_thread_to_core(int core)
 {
     attn_topology_get();

@@ -37,6 +37,10 @@ bool attn_topology_cache_cpus(int level, int instance, char *buf, size_t len);
 bool attn_topology_core_cpus(int core, char *buf, size_t len);
 bool attn_topology_numa_cpus(int node, char *buf, size_t len);
 
+/* Logical index of the core that hardware thread `os_cpu` (an OS index, as sched_getcpu()
+ * returns) belongs to; -1 when unknown. */
+int attn_topology_core_of_cpu(int os_cpu);
+
 /* Binds the calling thread to every hardware thread of core `core`, in hwloc's logical order
  * (the cores of NUMA node 0 come first), taken modulo the number of cores. False when hwloc is
  * unavailable or the OS refuses; the thread then stays where it was. */

@@ -143,7 +143,8 @@ void attn_params_format(const char *name, const attn_params *params, char *buf, 
  * rows, and for decode-like problems with fewer slices than threads, blocks of keys when the
  * variant can compute partial results (their (max, sum, accumulator) partials are merged in a
  * fixed order). The caller's thread runs slice set 0; the others run on a process-wide pool of
- * worker threads, worker k bound to core k (hwloc logical order, NUMA node 0 first). A call made
+ * worker threads, each bound to its own core (hwloc logical order, NUMA node 0 first), skipping
+ * the core the caller is on. A call made
  * while the pool is busy (another thread's run, or a nested call) runs every slice set itself,
  * with identical results. */
 attn_status attn_run_variant(const char *name, const attn_problem *p, const attn_params *params,
@@ -160,8 +161,8 @@ int attn_default_threads(void);
  * silent fallback. Read on every call. */
 attn_status attn_forced_variant(const char **name, attn_error *err);
 
-/* 16 hex digits identifying this machine (CPU model, detected ISA, cache sizes) for result and
- * tuning files; the same on every run on the same machine. */
+/* 16 hex digits identifying this machine (CPU model, detected ISA, cache sizes, core count) for
+ * result and tuning files; the same on every run on the same machine. */
 const char *attn_machine_id(void);
 
 /* ---- planner and wisdom (FFTW-style) ------------------------------------------------------ */

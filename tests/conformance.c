@@ -2,15 +2,17 @@
  *
  * For each registered variant this CPU supports (read from the registry, never by name) it runs
  * seeded random problems drawn from the shape tables below, named edge cases and invalid
- * problems, and checks:
- *   - the error against attn_oracle() is within the variant's declared tolerance, NaN appears
- *     exactly where the oracle has NaN, and a row that attends to no key is exactly zero;
+ * problems — with default or random parameters and 1 to 4 threads — and checks:
+ *   - the error against attn_oracle() is within the variant's declared tolerance (or the floor
+ *     that the logits' size and cancellation in P·V put under it, see LOGIT_ROUNDINGS), NaN
+ *     appears exactly where the oracle has NaN, and a row that attends to no key is exactly 0;
  *   - nothing is written outside the output's elements: the output buffer has guard bands
  *     before and after it and, in padded layouts, gaps between rows, all holding a sentinel;
  *     and every output element is written;
  *   - nothing outside the inputs is read: inputs are allocated with their exact extent (reads
  *     past the end fault under ASan), gaps in padded inputs hold NaN (which would reach the
  *     output), and the inputs are unchanged after the call;
+ *   - one run in eight is repeated and must give the same bits;
  *   - a signal (SIGILL, SIGSEGV, SIGBUS, SIGFPE) during a call is a FAILED line, not a crash.
  * Invalid problems must be refused with the right status and a message, the output untouched;
  * a variant this CPU cannot run (or that ATTN_DISABLE_ISA turns off) must be refused with
@@ -46,9 +48,10 @@ static const struct { int64_t q, kv; } head_pairs[] = {{1, 1}, {4, 4}, {8, 2}, {
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* A shape set: how many random cases, and the largest B·Hq·Lq·Lk·d a case may have. The
- * scalar oracle costs about that many float64 multiply-adds twice, so the budget bounds the
- * run time; larger draws are shrunk (batch, heads or one length) until they fit, so big d·L
- * combinations are sampled rather than crossed. */
+ * scalar oracle costs a few float64 multiply-adds per unit of it (Q·Kᵀ, P·V, and again for
+ * the tolerance floor), so the budget bounds the run time; larger draws are shrunk (batch,
+ * heads or one length) until they fit, so big d·L combinations are sampled rather than
+ * crossed. Full: ~5 s for 6 variants on 2 cores; reduced: ~10 s under ASan+UBSan. */
 typedef struct shape_set {
     const char *name;
     int cases;
@@ -57,7 +60,7 @@ typedef struct shape_set {
 
 static const shape_set shape_sets[] = {
     {"full", 400, 3.0e6},
-    {"reduced", 80, 4.0e5},
+    {"reduced", 120, 1.0e6},
 };
 
 /* ---- random numbers: splitmix64 --------------------------------------------------------- */
@@ -696,8 +699,26 @@ static const edge_case edge_cases[] = {
 
 /* ---- catching signals -------------------------------------------------------------------- */
 
+/* A signal on the thread that called the variant jumps back to guarded_run. A signal on one of
+ * the library's worker threads cannot jump across threads: it prints a FAILED line naming the
+ * call and ends the process. Anywhere else the signal takes its default action. */
+static uint64_t crash_seed; /* the run's seed, for the replay line of a worker's crash */
 static sigjmp_buf crash_jump;
-static volatile sig_atomic_t crash_armed;
+static _Thread_local volatile sig_atomic_t crash_armed;
+static volatile sig_atomic_t call_in_flight;
+static char crash_context[384]; /* "variant [case]; replay: ..." of the call in flight */
+
+static void write_text(const char *s) /* async-signal-safe */
+{
+    size_t n = strlen(s);
+    while (n > 0) {
+        const ssize_t w = write(STDOUT_FILENO, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
 
 static void crash_handler(int sig)
 {
@@ -705,13 +726,22 @@ static void crash_handler(int sig)
         crash_armed = 0;
         siglongjmp(crash_jump, sig);
     }
-    signal(sig, SIG_DFL); /* not inside a variant call: crash as usual */
+    if (call_in_flight) {
+        char num[4] = {(char)('0' + sig / 10 % 10), (char)('0' + sig % 10), '\0', '\0'};
+        write_text("FAILED ");
+        write_text(crash_context);
+        write_text(" (signal ");
+        write_text(num[0] == '0' ? num + 1 : num);
+        write_text(" on a worker thread)\n");
+        _exit(1);
+    }
+    signal(sig, SIG_DFL);
     raise(sig);
 }
 
 static void install_crash_handlers(void)
 {
-    /* An alternate stack, so a stack overflow in a variant is caught too. */
+    /* An alternate stack, so a stack overflow on the calling thread is caught too. */
     static char alt_stack[1 << 16];
     stack_t ss = {.ss_sp = alt_stack, .ss_size = sizeof alt_stack};
     sigaltstack(&ss, NULL);
@@ -727,21 +757,27 @@ static void install_crash_handlers(void)
 
 typedef void (*crash_test_fn)(void);
 
-/* Runs a variant (or, in the self-test, crash_test) with the handlers armed. Returns the
- * signal caught, or 0. */
-static int guarded_run(const char *name, const attn_problem *p, const attn_params *params,
-                       const float *q, const float *k, const float *v, float *o,
-                       attn_error *err, attn_status *status, crash_test_fn crash_test)
+/* Runs a variant (or, in the self-test, crash_test) with the handlers armed; `context` names
+ * the call in a worker thread's FAILED line. Returns the signal caught, or 0. */
+static int guarded_run(const char *context, const char *name, const attn_problem *p,
+                       const attn_params *params, const float *q, const float *k,
+                       const float *v, float *o, attn_error *err, attn_status *status,
+                       crash_test_fn crash_test)
 {
+    snprintf(crash_context, sizeof crash_context, "%s", context);
     const int sig = sigsetjmp(crash_jump, 1);
-    if (sig)
+    if (sig) {
+        call_in_flight = 0;
         return sig;
+    }
+    call_in_flight = 1;
     crash_armed = 1;
     if (crash_test)
         crash_test();
     else
         *status = attn_run_variant(name, p, params, q, k, v, o, err);
     crash_armed = 0;
+    call_in_flight = 0;
     return 0;
 }
 
@@ -792,28 +828,42 @@ typedef struct run_result {
     attn_status status;
     char message[320];
     int signal;
-    char params[160];
+    char params[200];               /* how it ran: parameters and threads */
     attn_error_metrics m;
     double tolerance;
     int64_t guard_bad, guard_first; /* elements outside the output that changed; the first */
     int64_t unwritten;              /* output elements still holding the sentinel */
     int64_t empty_nonzero;          /* elements of rows without keys that are not 0 */
+    int64_t repeat_differs;         /* elements whose bits differ on a second, identical run */
+    bool repeated;
     bool inputs_changed;
     bool ok;
 } run_result;
 
-/* Picks random valid-looking parameters (log-uniform within each range, rounded to its
- * multiple) for a variant that has some, in half of the cases; false means defaults. */
-static bool random_params(const attn_variant_info *info, const test_case *c, attn_params *out)
+/* How one variant runs one case, drawn from the case's seed and the variant's name:
+ * NULL parameters (the library's defaults) in a fifth of the runs; otherwise the variant's
+ * defaults or, for a variant with parameters, half of the time a random draw (log-uniform in
+ * each range, rounded to its multiple); threads 0 (default) to 4 unless `threads` >= 0 fixes
+ * them (thread counts above the slices make the harness split keys: decode); and one run in
+ * eight repeated to check the bits do not change. */
+typedef struct run_plan {
+    bool null_params, drawn, repeat;
+    attn_params params;
+} run_plan;
+
+static run_plan plan_run(const attn_variant_info *info, const test_case *c, int threads)
 {
-    if (info->param_count == 0)
-        return false;
+    run_plan rp;
+    memset(&rp, 0, sizeof rp);
     rng r = rng_seeded(c->seed, hash_bytes(0xcbf29ce484222325u, info->name, strlen(info->name)));
-    if (!rng_chance(&r, 0.5))
-        return false;
-    memset(out, 0, sizeof *out);
-    out->count = info->param_count;
-    for (int i = 0; i < info->param_count && i < ATTN_MAX_PARAMS; i++) {
+    rp.repeat = rng_chance(&r, 0.125);
+    rp.null_params = threads < 0 && rng_chance(&r, 0.2);
+    if (rp.null_params)
+        return rp;
+    attn_variant_default_params(info->name, &c->p, &rp.params, NULL);
+    rp.params.threads = threads >= 0 ? threads : (int32_t)rng_range(&r, 0, 4);
+    rp.drawn = info->param_count > 0 && rng_chance(&r, 0.5);
+    for (int i = 0; rp.drawn && i < info->param_count && i < ATTN_MAX_PARAMS; i++) {
         const attn_param_info *d = &info->params[i];
         int64_t x;
         if (d->min >= 1)
@@ -824,9 +874,22 @@ static bool random_params(const attn_variant_info *info, const test_case *c, att
         x -= x % m;
         while (x < d->min)
             x += m;
-        out->value[i] = (int32_t)(x > d->max ? d->max : x);
+        rp.params.value[i] = (int32_t)(x > d->max ? d->max : x);
     }
-    return true;
+    return rp;
+}
+
+static void describe_params(const attn_variant_info *info, const run_plan *rp, char *buf,
+                            size_t len)
+{
+    if (rp->null_params) {
+        snprintf(buf, len, "NULL");
+        return;
+    }
+    char values[128] = "";
+    attn_params_format(info->name, &rp->params, values, sizeof values);
+    snprintf(buf, len, "%s%s%s threads=%d", rp->drawn ? "" : "default",
+             rp->drawn || !values[0] ? "" : ":", values, rp->params.threads);
 }
 
 static void apply_corruption(corruption what, const test_case *c, out_buffer *ob)
@@ -896,42 +959,69 @@ static void check_output(const test_case *c, const out_buffer *ob, run_result *r
     attn_compare(p, ob->o, c->ref, res->tolerance, &res->m);
     res->inputs_changed = case_input_hash(c) != c->input_hash;
     res->ok = res->m.ok && !res->guard_bad && !res->unwritten && !res->empty_nonzero &&
-              !res->inputs_changed;
+              !res->inputs_changed && !res->repeat_differs;
 }
 
-/* Runs one variant on one case (random parameters in half the cases for a variant that has
- * any) and checks everything; `corrupt` damages the result first (self-test only). */
-static void run_case(const attn_variant_info *info, test_case *c, corruption corrupt,
-                     run_result *res)
+/* Runs one variant on one case as plan_run() says (`threads` >= 0 fixes the thread count) and
+ * checks everything; `corrupt` damages the result first (self-test only). */
+static void run_case(const attn_variant_info *info, test_case *c, int threads,
+                     corruption corrupt, run_result *res)
 {
     memset(res, 0, sizeof *res);
     res->tolerance = info->tolerance > c->tolerance_floor ? info->tolerance : c->tolerance_floor;
+    run_plan rp = plan_run(info, c, threads);
+    describe_params(info, &rp, res->params, sizeof res->params);
+    char context[384], case_arg[32] = "";
+    if (c->index >= 0)
+        snprintf(case_arg, sizeof case_arg, " --case %d", c->index);
+    snprintf(context, sizeof context, "%s [%s] params=%s; replay: conformance --seed %" PRIu64
+             " --variant %s%s", info->name, c->name, res->params, crash_seed, info->name,
+             case_arg);
     out_buffer ob;
     out_init(&ob, c->extent[3]);
     out_fill_sentinel(&ob);
-    attn_params params;
-    const bool custom = random_params(info, c, &params);
-    if (custom)
-        attn_params_format(info->name, &params, res->params, sizeof res->params);
-    else
-        snprintf(res->params, sizeof res->params, "%s", info->param_count ? "default" : "none");
     attn_error err = {0};
-    res->signal = guarded_run(info->name, &c->p, custom ? &params : NULL, c->q, c->k, c->v,
-                              ob.o, &err, &res->status, NULL);
-    if (!res->signal && custom && res->status == ATTN_ERR_INVALID) {
-        /* The variant's params_valid refused the draw: it must not have written, and the
-         * defaults must run. */
-        if (!out_untouched(&ob)) {
+
+    if (rp.drawn && attn_params_check(info->name, &c->p, &rp.params, &err) != ATTN_OK) {
+        /* The variant's own constraints refuse the draw: the run must refuse it alike, without
+         * writing; then the defaults run. */
+        char why[256];
+        snprintf(why, sizeof why, "%s", err.message);
+        res->signal = guarded_run(context, info->name, &c->p, &rp.params, c->q, c->k, c->v,
+                                  ob.o, &err, &res->status, NULL);
+        if (res->signal || res->status != ATTN_ERR_INVALID || !out_untouched(&ob)) {
             snprintf(res->message, sizeof res->message,
-                     "refused parameters %s but wrote the output", res->params);
+                     "attn_params_check refused %s (%.120s) but the run %s", res->params, why,
+                     res->signal ? "crashed" : res->status != ATTN_ERR_INVALID
+                                                   ? "did not refuse them"
+                                                   : "wrote the output");
             free(ob.base);
             return;
         }
+        const int32_t keep_threads = rp.params.threads;
+        attn_variant_default_params(info->name, &c->p, &rp.params, NULL);
+        rp.params.threads = keep_threads;
+        rp.drawn = false;
         char refused[sizeof res->params];
         memcpy(refused, res->params, sizeof refused);
-        snprintf(res->params, sizeof res->params, "default (%.100s refused)", refused);
-        res->signal = guarded_run(info->name, &c->p, NULL, c->q, c->k, c->v, ob.o, &err,
-                                  &res->status, NULL);
+        describe_params(info, &rp, res->params, sizeof res->params);
+        const size_t used = strlen(res->params);
+        snprintf(res->params + used, sizeof res->params - used, " (drawn %.80s refused)",
+                 refused);
+    }
+    const attn_params *params = rp.null_params ? NULL : &rp.params;
+    float *first = NULL;
+    for (int run = 0; run < (rp.repeat ? 2 : 1); run++) {
+        if (run == 1) { /* the same call again: the same bits, guards included */
+            first = checked_alloc((size_t)ob.total, sizeof *first);
+            memcpy(first, ob.base, (size_t)ob.total * sizeof *first);
+            out_fill_sentinel(&ob);
+            res->repeated = true;
+        }
+        res->signal = guarded_run(context, info->name, &c->p, params, c->q, c->k, c->v, ob.o,
+                                  &err, &res->status, NULL);
+        if (res->signal || res->status != ATTN_OK)
+            break;
     }
     if (res->signal) {
         snprintf(res->message, sizeof res->message, "caught signal %d (%s)", res->signal,
@@ -940,11 +1030,14 @@ static void run_case(const attn_variant_info *info, test_case *c, corruption cor
         snprintf(res->message, sizeof res->message, "returned %s: %s",
                  attn_status_string(res->status), err.message);
     } else {
+        for (int64_t e = 0; first && e < ob.total; e++)
+            res->repeat_differs += bits_of(first[e]) != bits_of(ob.base[e]);
         apply_corruption(corrupt, c, &ob);
         check_output(c, &ob, res);
         if (corrupt == CORRUPT_INPUT)
             c->k[0] -= 1.0f;
     }
+    free(first);
     free(ob.base);
 }
 
@@ -1012,6 +1105,9 @@ static void report_case(runner *rn, variant_state *vs, const test_case *c, const
         if (res->guard_bad && n >= 0 && (size_t)n < sizeof why)
             n += snprintf(why + n, sizeof why - (size_t)n, " first_guard_write=o[%" PRId64 "]",
                           res->guard_first);
+        if (res->repeated && n >= 0 && (size_t)n < sizeof why)
+            n += snprintf(why + n, sizeof why - (size_t)n, " repeat_differs=%" PRId64,
+                          res->repeat_differs);
         if (res->inputs_changed && n >= 0 && (size_t)n < sizeof why)
             snprintf(why + n, sizeof why - (size_t)n, " INPUTS CHANGED");
     }
@@ -1021,19 +1117,21 @@ static void report_case(runner *rn, variant_state *vs, const test_case *c, const
                res->params, why, replay);
     } else {
         printf("ok %s [%s] %s params=%s: max_abs=%.3g max_rel=%.3g tol=%.3g (S=%.3g M=%.3g "
-               "|O*|=%.3g)\n", vs->info.name, c->name, problem, res->params, res->m.max_abs,
-               res->m.max_rel, res->tolerance, c->logit_max, c->abs_max, c->ref_max);
+               "|O*|=%.3g)%s\n", vs->info.name, c->name, problem, res->params, res->m.max_abs,
+               res->m.max_rel, res->tolerance, c->logit_max, c->abs_max, c->ref_max,
+               res->repeated ? " repeated: same bits" : "");
     }
 }
 
-static void run_on_selected(runner *rn, test_case *c)
+/* Runs every selected supported variant on a case; threads < 0: drawn per run. */
+static void run_on_selected(runner *rn, test_case *c, int threads)
 {
     for (int i = 0; i < rn->nv; i++) {
         variant_state *vs = &rn->vs[i];
         if (!vs->selected || !vs->info.supported)
             continue;
         run_result res;
-        run_case(&vs->info, c, CORRUPT_NONE, &res);
+        run_case(&vs->info, c, threads, CORRUPT_NONE, &res);
         report_case(rn, vs, c, &res);
     }
 }
@@ -1045,7 +1143,7 @@ static void run_random_cases(runner *rn)
             continue;
         test_case c;
         make_random_case(&c, rn->seed, i, rn->shapes);
-        run_on_selected(rn, &c);
+        run_on_selected(rn, &c, -1);
         case_free(&c);
     }
 }
@@ -1055,7 +1153,8 @@ static bool edge_case_is_sound(const edge_case *e, const test_case *c)
 {
     switch (e->expect) {
     case EXPECT_ANY: return true;
-    case EXPECT_EMPTY_ROWS: return c->empty_rows > 0 && c->empty_rows < c->p.batch * c->p.heads_q * c->p.len_q;
+    case EXPECT_EMPTY_ROWS:
+        return c->empty_rows > 0 && c->empty_rows < c->p.batch * c->p.heads_q * c->p.len_q;
     case EXPECT_NAN_AND_FINITE_ROWS: return c->nan_rows > 0 && c->finite_rows > 0;
     case EXPECT_NO_NAN: return c->nan_rows == 0;
     }
@@ -1072,11 +1171,13 @@ static void run_edge_cases(runner *rn)
         snprintf(c.name, sizeof c.name, "edge: %s", e->name);
         case_finish(&c);
         if (!edge_case_is_sound(e, &c)) {
-            printf("FAILED [%s]: the case is built wrong (empty rows %" PRId64 ", NaN rows %" PRId64
-                   ", finite rows %" PRId64 ")\n", c.name, c.empty_rows, c.nan_rows, c.finite_rows);
+            printf("FAILED [%s]: the case is built wrong (empty rows %" PRId64
+                   ", NaN rows %" PRId64 ", finite rows %" PRId64 ")\n", c.name, c.empty_rows,
+                   c.nan_rows, c.finite_rows);
             record(rn, NULL, false);
-        } else {
-            run_on_selected(rn, &c);
+        } else { /* one thread, and four (key blocks split for decode) */
+            run_on_selected(rn, &c, 1);
+            run_on_selected(rn, &c, 4);
         }
         case_free(&c);
     }
@@ -1197,8 +1298,10 @@ static bool expect_refusal(runner *rn, const char *name, const char *check,
     attn_error err;
     memset(&err, 0, sizeof err);
     attn_status status = ATTN_OK;
-    const int sig = guarded_run(name, a->problem, params, a->q, a->k, a->v, a->o, &err, &status,
-                                NULL);
+    char context[256];
+    snprintf(context, sizeof context, "%s [invalid: %s]", name ? name : "(null)", check);
+    const int sig = guarded_run(context, name, a->problem, params, a->q, a->k, a->v, a->o, &err,
+                                &status, NULL);
     const bool untouched = out_untouched(ob);
     const bool ok = !sig && status == expect && err.status == expect && err.message[0] &&
                     untouched;
@@ -1286,6 +1389,18 @@ static void run_invalid_checks(runner *rn)
             params.count++;
             record(rn, vs, expect_refusal(rn, vs->info.name, "one parameter too many", &a,
                                           &params, ATTN_ERR_INVALID, &ob));
+        }
+        /* Thread counts outside [0, ATTN_MAX_THREADS]. */
+        const int32_t bad_threads[2] = {-1, ATTN_MAX_THREADS + 1};
+        for (int t = 0; t < 2; t++) {
+            invalid_base(&a, q, kv, kv, ob.o);
+            attn_params params;
+            attn_variant_default_params(vs->info.name, &a.p, &params, NULL);
+            params.threads = bad_threads[t];
+            char check[64];
+            snprintf(check, sizeof check, "threads = %d", bad_threads[t]);
+            record(rn, vs, expect_refusal(rn, vs->info.name, check, &a, &params,
+                                          ATTN_ERR_INVALID, &ob));
         }
     }
     /* Variant names: unknown, and NULL. */
@@ -1381,7 +1496,7 @@ static int selftest(runner *rn)
     int missed = 0;
     for (int i = 0; i < COUNT(damages); i++) {
         run_result res;
-        run_case(&vs->info, &c, damages[i].what, &res);
+        run_case(&vs->info, &c, 1, damages[i].what, &res);
         const bool want_ok = damages[i].what == CORRUPT_NONE;
         const bool right = res.ok == want_ok && !res.signal && res.status == ATTN_OK;
         missed += !right;
@@ -1401,7 +1516,7 @@ static int selftest(runner *rn)
     };
     for (int i = 0; i < COUNT(crashes); i++) {
         attn_status status = ATTN_OK;
-        const int sig = guarded_run(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, &status,
+        const int sig = guarded_run("selftest", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, &status,
                                     crashes[i].fn);
         missed += sig != crashes[i].sig;
         printf("selftest crash: %-32s -> %s\n", crashes[i].name,
@@ -1505,6 +1620,7 @@ int main(int argc, char **argv)
         rn.cases = (int)rn.only_case + 1;
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("conformance: seed %" PRIu64 "\n", rn.seed);
+    crash_seed = rn.seed;
 
     rn.nv = attn_variant_count();
     rn.vs = checked_alloc((size_t)(rn.nv > 0 ? rn.nv : 1), sizeof *rn.vs);
@@ -1526,8 +1642,11 @@ int main(int argc, char **argv)
     printf("conformance: shapes %s, %d random cases, %d edge cases\n", rn.shapes->name,
            rn.cases, COUNT(edge_cases));
     install_crash_handlers();
-    if (self)
-        return selftest(&rn);
+    if (self) {
+        const int status = selftest(&rn);
+        free(rn.vs);
+        return status;
+    }
 
     check_dispatch(&rn);
     run_invalid_checks(&rn);

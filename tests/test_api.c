@@ -4,9 +4,11 @@
 #include "attn.h"
 #include "cpu.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int checks, failures;
@@ -241,6 +243,90 @@ static void test_params_text(void)
           ATTN_ERR_UNKNOWN_VARIANT);
 }
 
+static void test_params_check(void)
+{
+    attn_problem p;
+    attn_problem_init(&p, 1, 4, 2, 33, 65, 16);
+    attn_params params;
+    attn_error err;
+    for (int i = 0; i < attn_variant_count(); i++) {
+        attn_variant_info info;
+        attn_variant_get(i, &info);
+        char name[64];
+        snprintf(name, sizeof name, "%s", info.name);
+        CHECK(attn_variant_default_params(name, &p, &params, &err) == ATTN_OK);
+        CHECK_EQ_INT(params.threads, 0);
+        const attn_status s = attn_params_check(name, &p, &params, &err);
+        CHECK(s == ATTN_OK);
+        if (s != ATTN_OK)
+            printf("  (%s: defaults refused: %s)\n", name, err.message);
+        attn_params wrong = params;
+        wrong.count = params.count + 1;
+        memset(&err, 0, sizeof err);
+        CHECK(attn_params_check(name, &p, &wrong, &err) == ATTN_ERR_INVALID);
+        CHECK(err.message[0] != '\0');
+        for (int j = 0; j < info.param_count; j++) {
+            wrong = params;
+            if (info.params[j].max == INT32_MAX)
+                continue;
+            wrong.value[j] = info.params[j].max + 1;
+            CHECK(attn_params_check(name, &p, &wrong, &err) == ATTN_ERR_INVALID);
+        }
+        p.heads_kv = 3; /* an invalid problem is refused first */
+        CHECK(attn_params_check(name, &p, &params, &err) == ATTN_ERR_INVALID);
+        p.heads_kv = 2;
+    }
+    CHECK(attn_params_check("no-such-variant", &p, &params, &err) == ATTN_ERR_UNKNOWN_VARIANT);
+    CHECK(attn_default_threads() >= 1 && attn_default_threads() <= ATTN_MAX_THREADS);
+}
+
+/* ATTN_FORCE_VARIANT is read on every call. */
+static void test_forced_variant(void)
+{
+    const char *saved = getenv("ATTN_FORCE_VARIANT");
+    char keep[128] = "";
+    if (saved)
+        snprintf(keep, sizeof keep, "%s", saved);
+    const char *name = "junk";
+    attn_error err;
+    unsetenv("ATTN_FORCE_VARIANT");
+    CHECK(attn_forced_variant(&name, &err) == ATTN_OK);
+    CHECK(name == NULL);
+    setenv("ATTN_FORCE_VARIANT", "", 1);
+    CHECK(attn_forced_variant(&name, &err) == ATTN_OK);
+    CHECK(name == NULL);
+    setenv("ATTN_FORCE_VARIANT", "no-such-variant", 1);
+    memset(&err, 0, sizeof err);
+    CHECK(attn_forced_variant(&name, &err) == ATTN_ERR_UNKNOWN_VARIANT);
+    CHECK(name == NULL && err.message[0] != '\0');
+    for (int i = 0; i < attn_variant_count(); i++) {
+        attn_variant_info info;
+        attn_variant_get(i, &info);
+        setenv("ATTN_FORCE_VARIANT", info.name, 1);
+        const attn_status s = attn_forced_variant(&name, &err);
+        if (info.supported) {
+            CHECK(s == ATTN_OK);
+            CHECK(name && !strcmp(name, info.name));
+        } else {
+            CHECK(s == ATTN_ERR_UNSUPPORTED);
+            CHECK(name == NULL);
+        }
+    }
+    if (saved)
+        setenv("ATTN_FORCE_VARIANT", keep, 1);
+    else
+        unsetenv("ATTN_FORCE_VARIANT");
+}
+
+static void test_machine_id(void)
+{
+    const char *id = attn_machine_id();
+    CHECK(id && strlen(id) == 16);
+    for (int i = 0; id && id[i]; i++)
+        CHECK(isxdigit((unsigned char)id[i]));
+    CHECK(id && !strcmp(id, attn_machine_id()));
+}
+
 static void test_tensor_extent(void)
 {
     attn_problem p;
@@ -396,6 +482,9 @@ int main(void)
     test_problem_scale();
     test_problem_flops();
     test_params_text();
+    test_params_check();
+    test_forced_variant();
+    test_machine_id();
     test_tensor_extent();
     test_validate();
     test_status_strings();

@@ -9,7 +9,11 @@
  *     reduction n = round(x) switches and f = x - n reaches ±0.5,
  * and reports the max relative error and the max error in ulps of the exact result, failing
  * if the latter exceeds MAX_ULPS. It also checks the special inputs: x < -126 gives 0, NaN
- * gives NaN, -0 and 0 give ~1. */
+ * gives NaN, -0 and 0 give ~1.
+ *
+ * The largest ulp error sits just below x = 0: there p(f) rounds to C0 = 1 + 2^-23 while the
+ * exact 2^x is just under 1, where an ulp is 2^-24, so the error approaches (but stays under)
+ * 3 ulp; elsewhere it is under ~2.7 ulp. The relative error stays near 2.1e-7. */
 #include "exp2_poly.h"
 
 #include <math.h>
@@ -65,7 +69,7 @@ static uint32_t bits_of(float f)
 
 static void report(const char *what, const error_stats *s)
 {
-    printf("exp2 %-34s %11lld points: max rel err %.3g (at x=%.9g), max %.3f ulp (at x=%.9g)\n",
+    printf("exp2 %-34s %11lld points: max rel err %.3g (at x=%.9g), max %.4f ulp (at x=%.9g)\n",
            what, s->points, s->max_rel, (double)s->worst_rel_x, s->max_ulp,
            (double)s->worst_ulp_x);
 }

@@ -265,7 +265,7 @@ class Peak(unittest.TestCase):
     def write_cache(self, **fields):
         doc = {"machine_id": self.mid, "measured_at": "2000-01-01T00:00:00Z", "cores": 2,
                "fma_kernel": "portable", "vector_bits": 32, "accumulators": 32,
-               "triad_array_bytes": 1 << 20, "triad_bytes_per_element": 12,
+               "triad_array_bytes": 1 << 20, "triad_bytes_per_element": 16,
                "fma_gflops_per_core": 100.0, "fma_gflops_all_cores": 200.0,
                "triad_gbs_1t": 10.0, "triad_gbs_all": 16.0}
         doc.update(fields)
@@ -317,12 +317,15 @@ class Peak(unittest.TestCase):
         self.assertIsNone(res["bw_fraction"])
 
     def test_corrupt_cache_is_reported_and_measured_again(self):
-        self.write_cache(fma_gflops_per_core="fast")
-        r = attnbench("run", "--variant", "streaming", "--len-q", "4", "--dim", "4",
-                      "--reps", "1", "--format", "json", env=self.env)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("corrupt", r.stderr)
-        self.assertIsNone(json.loads(r.stdout)["results"][0]["peak_fraction"])
+        for bad in ({"fma_gflops_per_core": "fast"}, {"triad_bytes_per_element": 12},
+                    {"machine_id": "0123456789abcdef"}, {"triad_gbs_all": -1.0}):
+            with self.subTest(bad=bad):
+                self.write_cache(**bad)
+                r = attnbench("run", "--variant", "streaming", "--len-q", "4", "--dim", "4",
+                              "--reps", "1", "--format", "json", env=self.env)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("corrupt", r.stderr)
+                self.assertIsNone(json.loads(r.stdout)["results"][0]["peak_fraction"])
         with open(self.path, "w") as f:
             f.write('{"machine_id": "')  # truncated
         r = attnbench("peak", "--format", "json", env=self.env, timeout=300)

@@ -20,6 +20,7 @@
  *   Decode path (at most DECODE_MAX_ROWS rows in a group, e.g. Lq = 1): no packing; each row
  *   reads K and V rows straight from memory, 8 keys per dot-product step, so K/V stream at
  *   memory speed; the rows of a GQA group re-read a block while it is still in L2.
+ *   run_partial: the same over a key range, leaving unnormalised (max, sum, acc) per row.
  *
  * Micro-kernels and registers (16 ymm):
  *   Q·Kᵀ 6×16: 12 accumulators, 2 K loads (panel [d][16]) and 1 Q broadcast (panel [d][6]) at a
@@ -34,8 +35,9 @@
  * (as naive does).
  *
  * Workspace per task (floats, each part 64-byte aligned), independent of Lk in streaming mode:
- * Q panels bqp·d + K panel bk·d + V panel bk·dp + scores bqp·bk + O_acc bqp·dp + 10·bqp,
- * with bqp = max(bq, DECODE_MAX_ROWS); in full-row mode the scores are bqp·round_up(Lk, 16). */
+ * Q panels bqp·d + K panel bk·d + V panel bk·dp + scores bqp·bk + O_acc bqp·dp + 12·bqp,
+ * with bqp = max(round_up(bq, MR), DECODE_MAX_ROWS), dp = round_up(d, 8): 665 KB at the
+ * defaults bq=192, bk=256 for d=128. In full-row mode the scores are bqp·round_up(Lk, 16). */
 #include "exp2_poly.h"
 #include "variant.h"
 
@@ -402,17 +404,6 @@ static void store_row(float *o, const float *acc, float l, int64_t d)
                             none ? _mm256_setzero_ps() : _mm256_mul_ps(_mm256_load_ps(acc + c), inv));
 }
 
-/* ---- tiled path --------------------------------------------------------------------------- */
-
-typedef struct tile_ctx {
-    const attn_task *t;
-    const workspace *ws;
-    attn_group_rows gr;
-    int64_t d, dp, bk, r0, nr, micro_tiles, tile_keys;
-    float scale_log2e;
-    bool full_row; /* score columns at their key index (else at block column) */
-} tile_ctx;
-
 /* Query head and index of flattened row r of the group. */
 static void row_of(const attn_group_rows *gr, const attn_task *t, int64_t r, int64_t *h,
                    int64_t *i)
@@ -420,6 +411,43 @@ static void row_of(const attn_group_rows *gr, const attn_task *t, int64_t r, int
     *h = gr->first_head + r / gr->rows;
     *i = t->row_begin + r % gr->rows;
 }
+
+/* What a run computes: keys [key_begin, key_end) of each row, and where the rows go: O
+ * (normalised) or, for run_partial, the unnormalised partials at row index part_row0 + r. */
+typedef struct key_range {
+    int64_t key_begin, key_end;
+    const attn_partial *part;
+    int64_t part_row0;
+} key_range;
+
+/* Row r of a group done: O row = acc / l, or its partials (max back in natural units). */
+static void finish_row(const attn_task *t, const attn_group_rows *gr, const key_range *kr,
+                       int64_t r, const float *acc, float l, float m_log2)
+{
+    const int64_t d = t->problem->head_dim;
+    if (kr->part) {
+        const int64_t row = kr->part_row0 + r;
+        kr->part->max[row] = m_log2 == -INFINITY ? -INFINITY : m_log2 / ATTN_LOG2E;
+        kr->part->sum[row] = l;
+        memcpy(kr->part->acc + row * d, acc, (size_t)d * sizeof *acc);
+        return;
+    }
+    int64_t h, i;
+    row_of(gr, t, r, &h, &i);
+    store_row(attn_o_row(t, gr->b, h, i), acc, l, d);
+}
+
+/* ---- tiled path --------------------------------------------------------------------------- */
+
+typedef struct tile_ctx {
+    const attn_task *t;
+    const workspace *ws;
+    const key_range *kr;
+    attn_group_rows gr;
+    int64_t d, dp, bk, r0, nr, micro_tiles, tile_keys;
+    float scale_log2e;
+    bool full_row; /* score columns at key - key_begin (else at block column) */
+} tile_ctx;
 
 /* Per-micro-tile view: score/max rows, masks, limits; the range of limits. */
 static void micro_tile_rows(const tile_ctx *c, int64_t mt, int64_t j0, tile_rows *tr,
@@ -432,7 +460,7 @@ static void micro_tile_rows(const tile_ctx *c, int64_t mt, int64_t j0, tile_rows
     *lim_max = 0;
     for (int r = 0; r < MR; r++) {
         const int64_t row = mt * MR + r; /* within the tile */
-        tr->srow[r] = ws->scores + row * ws->s_ld + (c->full_row ? j0 : 0);
+        tr->srow[r] = ws->scores + row * ws->s_ld + (c->full_row ? j0 - c->kr->key_begin : 0);
         tr->mrow[r] = ws->max_vec + row * 8;
         tr->limit[r] = ws->limit[row];
         tr->mask[r] = NULL;
@@ -486,7 +514,7 @@ static void score_block(const tile_ctx *c, int64_t j0, int64_t nk)
 static void pv_block(const tile_ctx *c, int64_t j0, int64_t nk, bool v_finite)
 {
     const workspace *ws = c->ws;
-    const int64_t col = c->full_row ? j0 : 0;
+    const int64_t col = c->full_row ? j0 - c->kr->key_begin : 0;
     for (int64_t mt = 0; mt < c->micro_tiles; mt++) {
         const int64_t nkp = micro_tile_keys(c, mt, j0, nk);
         if (nkp == 0)
@@ -555,7 +583,7 @@ static void run_tile(tile_ctx *c)
     for (int64_t row = 0; row < rows_p; row++) {
         int64_t h, i;
         row_of(&c->gr, t, c->r0 + min64(row, c->nr - 1), &h, &i);
-        ws->limit[row] = max64(attn_key_limit(p, c->gr.b, i), 0);
+        ws->limit[row] = max64(min64(attn_key_limit(p, c->gr.b, i), c->kr->key_end), 0);
         c->tile_keys = max64(c->tile_keys, ws->limit[row]);
         ws->run_max[row] = -INFINITY;
         ws->run_sum[row] = 0.0f;
@@ -574,7 +602,7 @@ static void run_tile(tile_ctx *c)
     }
 
     if (!c->full_row) {
-        for (int64_t j0 = 0; j0 < c->tile_keys; j0 += c->bk) {
+        for (int64_t j0 = c->kr->key_begin; j0 < c->tile_keys; j0 += c->bk) {
             const int64_t nk = min64(c->bk, c->tile_keys - j0);
             pack_block_k(c, j0, nk);
             const bool v_finite = pack_block_v(c, j0, nk);
@@ -583,30 +611,29 @@ static void run_tile(tile_ctx *c)
             pv_block(c, j0, nk, v_finite);
         }
     } else {
-        for (int64_t j0 = 0; j0 < c->tile_keys; j0 += c->bk) {
+        for (int64_t j0 = c->kr->key_begin; j0 < c->tile_keys; j0 += c->bk) {
             const int64_t nk = min64(c->bk, c->tile_keys - j0);
             pack_block_k(c, j0, nk);
             score_block(c, j0, nk);
         }
         /* One exact softmax per row over the columns its micro tile wrote. */
         for (int64_t row = 0; row < rows_p; row++) {
-            const int64_t end = round_up(micro_tile_limit(c, row / MR), NR);
+            const int64_t end =
+                round_up(max64(micro_tile_limit(c, row / MR) - c->kr->key_begin, 0), NR);
             const float m = hmax(_mm256_load_ps(ws->max_vec + row * 8));
             ws->run_max[row] = m;
             ws->run_sum[row] = exp_row(ws->scores + row * ws->s_ld, end, m);
         }
-        for (int64_t j0 = 0; j0 < c->tile_keys; j0 += c->bk) {
+        for (int64_t j0 = c->kr->key_begin; j0 < c->tile_keys; j0 += c->bk) {
             const int64_t nk = min64(c->bk, c->tile_keys - j0);
             const bool v_finite = pack_block_v(c, j0, nk);
             pv_block(c, j0, nk, v_finite);
         }
     }
 
-    for (int64_t row = 0; row < c->nr; row++) {
-        int64_t h, i;
-        row_of(&c->gr, t, c->r0 + row, &h, &i);
-        store_row(attn_o_row(t, c->gr.b, h, i), ws->acc + row * c->dp, ws->run_sum[row], c->d);
-    }
+    for (int64_t row = 0; row < c->nr; row++)
+        finish_row(t, &c->gr, c->kr, c->r0 + row, ws->acc + row * c->dp, ws->run_sum[row],
+                   ws->run_max[row]);
 }
 
 /* ---- decode path -------------------------------------------------------------------------- */
@@ -697,7 +724,7 @@ static void decode_pv(const attn_task *t, const attn_group_rows *gr, const float
 }
 
 static void run_decode(const attn_task *t, const workspace *ws, const attn_group_rows *gr,
-                       int64_t bk, float scale_log2e)
+                       const key_range *kr, int64_t bk, float scale_log2e)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, dp = round_up(d, 8);
@@ -705,13 +732,13 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
     for (int64_t r = 0; r < gr->count; r++) {
         int64_t h, i;
         row_of(gr, t, r, &h, &i);
-        ws->limit[r] = max64(attn_key_limit(p, gr->b, i), 0);
+        ws->limit[r] = max64(min64(attn_key_limit(p, gr->b, i), kr->key_end), 0);
         keys = max64(keys, ws->limit[r]);
         ws->run_max[r] = -INFINITY;
         ws->run_sum[r] = 0.0f;
         memset(ws->acc + r * dp, 0, (size_t)dp * sizeof(float));
     }
-    for (int64_t j0 = 0; j0 < keys; j0 += bk)
+    for (int64_t j0 = kr->key_begin; j0 < keys; j0 += bk)
         for (int64_t r = 0; r < gr->count; r++) {
             const int64_t nk = min64(bk, ws->limit[r] - j0);
             if (nk <= 0)
@@ -731,16 +758,14 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
             ws->run_sum[r] += exp_row(s, round_up(nk, 8), ws->run_max[r]);
             decode_pv(t, gr, s, j0, nk, acc, d);
         }
-    for (int64_t r = 0; r < gr->count; r++) {
-        int64_t h, i;
-        row_of(gr, t, r, &h, &i);
-        store_row(attn_o_row(t, gr->b, h, i), ws->acc + r * dp, ws->run_sum[r], d);
-    }
+    for (int64_t r = 0; r < gr->count; r++)
+        finish_row(t, gr, kr, r, ws->acc + r * dp, ws->run_sum[r], ws->run_max[r]);
 }
 
 /* ---- entry points ------------------------------------------------------------------------- */
 
-static attn_status avx2_run(const attn_task *t)
+static void avx2_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
+                      const attn_partial *part)
 {
     const attn_problem *p = t->problem;
     const workspace ws = workspace_of(t);
@@ -748,12 +773,14 @@ static attn_status avx2_run(const attn_task *t)
     const int64_t bq = t->params[P_BQ], bk = t->params[P_BK];
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
+        const key_range kr = {.key_begin = key_begin, .key_end = key_end, .part = part,
+                              .part_row0 = (g - t->group_begin) * gr.count};
         if (gr.count <= DECODE_MAX_ROWS) {
-            run_decode(t, &ws, &gr, bk, scale_log2e);
+            run_decode(t, &ws, &gr, &kr, bk, scale_log2e);
             continue;
         }
         for (int64_t r0 = 0; r0 < gr.count; r0 += bq) {
-            tile_ctx c = {.t = t, .ws = &ws, .gr = gr, .d = p->head_dim,
+            tile_ctx c = {.t = t, .ws = &ws, .kr = &kr, .gr = gr, .d = p->head_dim,
                           .dp = round_up(p->head_dim, 8), .bk = bk, .r0 = r0,
                           .nr = min64(bq, gr.count - r0), .scale_log2e = scale_log2e,
                           .full_row = t->params[P_FULL_ROW] != 0};
@@ -761,18 +788,36 @@ static attn_status avx2_run(const attn_task *t)
             run_tile(&c);
         }
     }
+}
+
+static attn_status avx2_run(const attn_task *t)
+{
+    avx2_rows(t, 0, t->problem->len_kv, NULL);
+    return ATTN_OK;
+}
+
+static attn_status avx2_run_partial(const attn_task *t, int64_t key_begin, int64_t key_end,
+                                    const attn_partial *out)
+{
+    avx2_rows(t, key_begin, key_end, out);
     return ATTN_OK;
 }
 
 static void avx2_defaults(const attn_problem *p, const attn_machine *m, int32_t *v)
 {
-    /* A packed K and V block (2·bk·d floats) in half of L2, so every micro tile of the query
-     * tile re-reads them from L2 at worst; the tile's scores and O_acc are small beside it. */
+    /* The whole workspace (packed K/V block, the tile's Q panels, scores and O_acc) in half of
+     * L2. Large tiles first: each tile re-reads K and V, so bq=192 reads them a sixth as often
+     * as bq=32; then halve bk, then bq, until it fits. */
     const int64_t l2 = m->l2_bytes > 0 ? m->l2_bytes : 1 << 20;
-    int64_t bk = l2 / 2 / (2 * p->head_dim * (int64_t)sizeof(float)) / NR * NR;
-    v[P_BK] = (int32_t)(bk < 64 ? 64 : bk > 256 ? 256 : bk);
     v[P_BQ] = 192;
+    v[P_BK] = 256;
     v[P_FULL_ROW] = 0;
+    while (avx2_workspace_size(p, v) > (size_t)l2 / 2 && (v[P_BK] > 64 || v[P_BQ] > 48)) {
+        if (v[P_BK] > 64)
+            v[P_BK] /= 2;
+        else
+            v[P_BQ] /= 2;
+    }
 }
 
 static bool avx2_params_valid(const attn_problem *p, const int32_t *v, char *why, size_t len)
@@ -795,4 +840,5 @@ const attn_variant attn_variant_avx2 = {
     .params_valid = avx2_params_valid,
     .workspace_size = avx2_workspace_size,
     .run = avx2_run,
+    .run_partial = avx2_run_partial,
 };

@@ -32,7 +32,9 @@
  *
  * Mode 1 (full row): a tile of 32 rows against all its keys, scores kept in the workspace
  * (32 × Lk floats, L2-sized for short sequences), one exact max, one exp pass, then P·V with
- * 8 head-dim elements × 32 queries of Oᵀ in registers over all keys. Wins when Lk is short.
+ * 8 head-dim elements × 32 queries of Oᵀ in registers over all keys. Measured on Sapphire
+ * Rapids: within 3% of mode 0 at Lq = Lk = 256, 30% behind at 2048 (the lazy max already makes
+ * mode 0's rescaling nearly free), so mode 0 is the default and mode 1 a tunable.
  *
  * Decode path (rows per group <= dec, e.g. Lq = 1): vectors run along head_dim instead. Per
  * block of 16 keys and per row: 16 dot products (masked tail loads for any d), a transpose-add
@@ -40,8 +42,12 @@
  * row's accumulator in registers. K and V are read straight from their rows (no packing) and a
  * block is reused from L1 by every query head of the GQA group.
  *
- * Register budget (32 zmm): streaming scores 16 accumulators + 2 Q + 1 broadcast; P·V 16 P + 8
- * Oᵀ accumulators + broadcasts; full-row P·V 16 accumulators + 2 P + broadcasts; decode dots 16
+ * run_partial (the harness's key split for decode on several threads): the same three paths
+ * over a key range, writing each row's lazy max (natural units), sum and unnormalised row.
+ *
+ * Register budget (32 zmm): streaming scores 16 accumulators + 2 Q + 1 broadcast (2 loads and
+ * 8 broadcasts per 16 FMAs); P·V 16 P + 8 Oᵀ accumulators + broadcasts (8 chains of 8 FMAs per
+ * 4 head-dim elements; 6 or 8 elements spill or lose, measured); full-row P·V 16 accumulators + 2 P + broadcasts; decode dots 16
  * accumulators + 1 Q + 1 K. Mask registers: per-key valid masks live in a small stack array.
  *
  * Layout: head_dim contiguous (the contract); any batch/head/seq strides, [B,H,L,d] or
@@ -86,7 +92,7 @@ static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 /* Bytes of each part, rounded to 64 so every part stays aligned. */
 typedef struct ws_layout {
-    size_t qt, ot, m, l, lim, moff, scores, masks, dec_o, dec_l, dec_m, dec_lim, total;
+    size_t qt, ot, m, l, lim, moff, scores, masks, full, dec_o, dec_l, dec_m, dec_lim, total;
 } ws_layout;
 
 static bool add_part(size_t *part, size_t *total, size_t count, size_t elem)
@@ -118,6 +124,7 @@ static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
            add_part(&w->moff, &w->total, rows, sizeof(int64_t)) &&
            add_part(&w->scores, &w->total, kq, sizeof(float)) &&
            add_part(&w->masks, &w->total, keys * NQV, sizeof(__mmask16)) &&
+           add_part(&w->full, &w->total, keys / TILE_K, sizeof(bool)) &&
            add_part(&w->dec_o, &w->total, dec * dpad, sizeof(float)) &&
            add_part(&w->dec_l, &w->total, dec * 16, sizeof(float)) &&
            add_part(&w->dec_m, &w->total, dec, sizeof(float)) &&
@@ -132,17 +139,25 @@ static size_t avx512_workspace(const attn_problem *p, const int32_t *v)
 
 static void avx512_defaults(const attn_problem *p, const attn_machine *m, int32_t *v)
 {
-    const int64_t d = p->head_dim;
+    const int64_t d = p->head_dim, row_bytes = 2 * d * (int64_t)sizeof(float);
+    const int64_t l2 = m->l2_bytes > 0 ? m->l2_bytes : 1 << 20;
     v[P_MODE] = 0;
-    /* One tile of 32 rows: its packed Qᵀ and Oᵀ (2·32·d floats) stay in L1 next to the 8-key
-     * K/V tile, and the whole K/V of a head is reread from L2/L3 per tile. */
-    v[P_BQ] = TILE_Q;
-    /* A K/V block (2·bk·d floats) in half of L2, so larger bq reuse it from there. */
-    int64_t bk = (m->l2_bytes > 0 ? m->l2_bytes : 1 << 20) / 2 / (2 * d * (int64_t)sizeof(float));
-    bk = bk / TILE_K * TILE_K;
+    /* A quarter of L2 for the K/V block (bk keys of K and V), so every tile of the query block
+     * rereads it from L2; the query block's packed Qᵀ and Oᵀ (2·bq·d floats) take another
+     * quarter at most. Measured: bq from 128 to 1024 within noise of each other, all ahead of
+     * a single 32-row tile (K/V streamed from L3 per tile) by about 5%. */
+    int64_t bk = l2 / 4 / row_bytes / TILE_K * TILE_K;
     v[P_BK] = (int32_t)(bk < TILE_K ? TILE_K : bk > (1 << 20) ? (1 << 20) : bk);
+    int64_t bq = l2 / 4 / row_bytes / TILE_Q * TILE_Q;
+    v[P_BQ] = (int32_t)(bq < TILE_Q ? TILE_Q : bq > 4 * TILE_Q ? 4 * TILE_Q : bq);
+    /* Up to 16 rows per group the 32-row tile would leave most lanes idle; the head_dim-vector
+     * decode path streams K/V at memory speed instead. */
     v[P_DEC] = 16;
 }
+
+/* Mode 1 keeps 32 × Lk scores per thread; past this it stops being a cache-resident block and
+ * only costs memory, so it is refused (mode 0 handles any Lk in fixed memory). */
+#define FULL_ROW_MAX_BYTES ((size_t)1 << 30)
 
 static bool avx512_valid(const attn_problem *p, const int32_t *v, char *why, size_t why_len)
 {
@@ -151,6 +166,12 @@ static bool avx512_valid(const attn_problem *p, const int32_t *v, char *why, siz
         snprintf(why, why_len, "workspace size overflows");
         return false;
     }
+    if (v[P_MODE] == 1 && w.total > FULL_ROW_MAX_BYTES) {
+        snprintf(why, why_len, "mode=1 would keep %zu bytes of scores per thread (len_kv %lld); "
+                 "use mode=0", w.total, (long long)p->len_kv);
+        return false;
+    }
+    /* Register tiles are fixed at compile time (TILE_Q × TILE_K, PV_C): nothing to check. */
     return true;
 }
 
@@ -205,6 +226,8 @@ static inline void qk_tile(const float *restrict qt, const float *const kr[TILE_
     for (int j = 0; j < TILE_K; j++)
         for (int k = 0; k < NQV; k++)
             s[k][j] = _mm512_setzero_ps();
+    /* Unrolled by 4: measured +1-5% (loop overhead shares the issue width with 26 uops). */
+#pragma GCC unroll 4
     for (int64_t c = 0; c < d; c++) {
         __m512 q[NQV];
         for (int k = 0; k < NQV; k++)
@@ -369,8 +392,17 @@ static void sweep_tile(const run_ctx *x, const tile_ctx *tc, int64_t j_begin, in
 
 /* ---- rows of a block: packing, limits, output --------------------------------------------- */
 
+/* Which keys a run covers and where its rows go: O (normalised), or for run_partial the
+ * unnormalised partials of the contract (variant.h) at row index row0 + r. */
+typedef struct key_range {
+    int64_t begin, end;
+    const attn_partial *part;
+    int64_t row0;
+} key_range;
+
 typedef struct block_rows {
     const attn_task *t;
+    const key_range *kr;
     attn_group_rows gr;
     int64_t r0, n; /* flattened rows [r0, r0 + n) of the group */
 } block_rows;
@@ -414,18 +446,33 @@ static int64_t setup_rows(const block_rows *br, int64_t tiles, float *qt, int64_
     return lim_max;
 }
 
-/* O row r = Oᵀ column / l (l = 0: no key seen, zeros; NaN l carries the NaN). */
-static void store_rows(const block_rows *br, int64_t tiles, const float *ot, const float *l,
-                       bool scale_by_l)
+/* Row r done: O row = acc / l (l = 0: no key seen, zeros; a NaN l carries the NaN), or its
+ * partials with the max back in natural units. acc[c·stride] is the row's accumulator. */
+static void finish_row(const block_rows *br, int64_t r, const float *acc, int64_t stride, float l,
+                       float m_log2)
 {
     const int64_t d = br->t->problem->head_dim;
-    for (int64_t r = 0; r < br->n && r < tiles * TILE_Q; r++) {
-        const float *col = ot + (r / TILE_Q) * TILE_Q * d + r % TILE_Q;
-        const float inv = !scale_by_l ? 1.0f : l[r] == 0.0f ? 0.0f : 1.0f / l[r];
-        float *o = attn_o_row(br->t, br->gr.b, row_head(br, r), row_index(br, r));
+    const attn_partial *part = br->kr->part;
+    if (part) {
+        const int64_t row = br->kr->row0 + br->r0 + r;
+        part->max[row] = m_log2 == -INFINITY ? -INFINITY : m_log2 / ATTN_LOG2E;
+        part->sum[row] = l;
         for (int64_t c = 0; c < d; c++)
-            o[c] = col[c * TILE_Q] * inv;
+            part->acc[row * d + c] = acc[c * stride];
+        return;
     }
+    const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+    float *o = attn_o_row(br->t, br->gr.b, row_head(br, r), row_index(br, r));
+    for (int64_t c = 0; c < d; c++)
+        o[c] = acc[c * stride] * inv;
+}
+
+/* Every row of a block from its Oᵀ column, l and m. */
+static void store_rows(const block_rows *br, const float *ot, const float *l, const float *m)
+{
+    const int64_t d = br->t->problem->head_dim;
+    for (int64_t r = 0; r < br->n; r++)
+        finish_row(br, r, ot + (r / TILE_Q) * TILE_Q * d + r % TILE_Q, TILE_Q, l[r], m[r]);
 }
 
 static run_ctx run_ctx_of(const attn_task *t, const attn_group_rows *gr)
@@ -453,7 +500,8 @@ static int64_t tile_lim_max(const int64_t *lim)
 }
 
 /* Mode 0 on one group: blocks of bq rows, K/V blocks of bk keys outermost within a block. */
-static void streaming_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr)
+static void streaming_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
+                            const key_range *kr)
 {
     const int64_t bq = t->params[P_BQ], bk = t->params[P_BK], d = t->problem->head_dim;
     char *ws = t->workspace;
@@ -463,42 +511,45 @@ static void streaming_group(const attn_task *t, const ws_layout *w, const attn_g
     const run_ctx x = run_ctx_of(t, gr);
 
     for (int64_t r0 = 0; r0 < gr->count; r0 += bq) {
-        const block_rows br = {.t = t, .gr = *gr, .r0 = r0,
+        const block_rows br = {.t = t, .kr = kr, .gr = *gr, .r0 = r0,
                                .n = gr->count - r0 < bq ? gr->count - r0 : bq};
         const int64_t tiles = (br.n + TILE_Q - 1) / TILE_Q;
-        const int64_t lim_max = setup_rows(&br, tiles, qt, lim, moff);
+        int64_t lim_max = setup_rows(&br, tiles, qt, lim, moff);
+        lim_max = lim_max < kr->end ? lim_max : kr->end;
         memset(ot, 0, (size_t)(tiles * TILE_Q * d) * sizeof *ot);
         for (int64_t r = 0; r < tiles * TILE_Q; r++) {
             m[r] = -INFINITY;
             l[r] = 0.0f;
         }
-        for (int64_t k0 = 0; k0 < lim_max; k0 += bk)
+        for (int64_t k0 = kr->begin; k0 < lim_max; k0 += bk)
             for (int64_t tile = 0; tile < tiles; tile++) {
                 tile_ctx tc = {.qt = qt + tile * TILE_Q * d, .ot = ot + tile * TILE_Q * d,
                                .m = m + tile * TILE_Q, .l = l + tile * TILE_Q,
                                .lim = lim + tile * TILE_Q, .moff = moff + tile * TILE_Q};
                 tile_limits(&tc, tc.lim);
-                const int64_t tmax = tile_lim_max(tc.lim);
-                const int64_t k1 = k0 + bk < tmax ? k0 + bk : tmax;
+                int64_t k1 = tile_lim_max(tc.lim);
+                k1 = k1 < lim_max ? k1 : lim_max;
+                k1 = k0 + bk < k1 ? k0 + bk : k1;
                 if (k1 > k0)
                     sweep_tile(&x, &tc, k0, k1);
             }
-        store_rows(&br, tiles, ot, l, true);
+        store_rows(&br, ot, l, m);
     }
 }
 
 /* ---- mode 1: full row --------------------------------------------------------------------- */
 
-/* One tile of 32 rows against keys [0, kend): scores into S[kend][32] with per-key lane masks,
- * exact max, one exp pass, then P·V with Oᵀ in registers. */
-static void full_row_tile(const run_ctx *x, tile_ctx *tc, float *S, __mmask16 *masks, int64_t kend,
-                          float *ot_out)
+/* One tile of 32 rows against keys [kbeg, kend): scores into S[key - kbeg][32] with per-key
+ * lane masks, exact max, one exp pass, then P·V with Oᵀ in registers. Writes the unnormalised
+ * Oᵀ to ot_out and the tile's max and sum to tc->m, tc->l. */
+static void full_row_tile(const run_ctx *x, tile_ctx *tc, float *S, __mmask16 *masks, bool *full,
+                          int64_t kbeg, int64_t kend, float *ot_out)
 {
     const int64_t d = x->d;
     __m512 m[NQV];
     for (int k = 0; k < NQV; k++)
         m[k] = _mm512_set1_ps(-INFINITY);
-    for (int64_t j0 = 0; j0 < kend; j0 += TILE_K) {
+    for (int64_t j0 = kbeg; j0 < kend; j0 += TILE_K) {
         const int nk = kend - j0 < TILE_K ? (int)(kend - j0) : TILE_K;
         const bool fast = !x->mask && nk == TILE_K && j0 + TILE_K <= tc->lim_min;
         const float *kr[TILE_K];
@@ -516,34 +567,32 @@ static void full_row_tile(const run_ctx *x, tile_ctx *tc, float *S, __mmask16 *m
         } else {
             score_epilogue_masked(x, tc, j0, nk, s, vm);
         }
+        full[(j0 - kbeg) / TILE_K] = fast;
         for (int j = 0; j < nk; j++)
             for (int k = 0; k < NQV; k++) {
                 m[k] = max_skip_nan(s[k][j], m[k]);
-                _mm512_store_ps(S + (j0 + j) * TILE_Q + 16 * k, s[k][j]);
-                masks[(j0 + j) * NQV + k] = vm[k][j];
+                _mm512_store_ps(S + (j0 + j - kbeg) * TILE_Q + 16 * k, s[k][j]);
+                masks[(j0 + j - kbeg) * NQV + k] = vm[k][j];
             }
     }
     /* A row with no finite score keeps m = -inf; use 0 so its -inf scores give 2^-inf = 0. */
     __m512 l[NQV];
     for (int k = 0; k < NQV; k++) {
+        _mm512_store_ps(tc->m + 16 * k, m[k]);
         m[k] = _mm512_mask_mov_ps(m[k], _mm512_cmp_ps_mask(m[k], _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ),
                                   _mm512_setzero_ps());
         l[k] = _mm512_setzero_ps();
     }
-    for (int64_t j = 0; j < kend; j++)
+    for (int64_t j = kbeg; j < kend; j++)
         for (int k = 0; k < NQV; k++) {
-            float *sp = S + j * TILE_Q + 16 * k;
-            const __m512 pj = exp2_ps(_mm512_sub_ps(_mm512_load_ps(sp), m[k]), masks[j * NQV + k]);
+            float *sp = S + (j - kbeg) * TILE_Q + 16 * k;
+            const __m512 pj = exp2_ps(_mm512_sub_ps(_mm512_load_ps(sp), m[k]), masks[(j - kbeg) * NQV + k]);
             l[k] = _mm512_add_ps(l[k], pj);
             _mm512_store_ps(sp, pj);
         }
+    for (int k = 0; k < NQV; k++)
+        _mm512_store_ps(tc->l + 16 * k, l[k]);
     /* Oᵀ[c][32] for FULL_C elements at a time, accumulated over every key in registers. */
-    const __m512 one = _mm512_set1_ps(1.0f);
-    __m512 inv[NQV];
-    for (int k = 0; k < NQV; k++) {
-        const __mmask16 zero = _mm512_cmp_ps_mask(l[k], _mm512_setzero_ps(), _CMP_EQ_OQ);
-        inv[k] = _mm512_maskz_div_ps((__mmask16)~zero, one, l[k]);
-    }
     int64_t c = 0;
     for (; c < d; c += FULL_C) {
         const int nc = d - c < FULL_C ? (int)(d - c) : FULL_C;
@@ -552,48 +601,71 @@ static void full_row_tile(const run_ctx *x, tile_ctx *tc, float *S, __mmask16 *m
             for (int k = 0; k < NQV; k++)
                 acc[k][e] = _mm512_setzero_ps();
         if (nc == FULL_C) {
-            for (int64_t j = 0; j < kend; j++) {
-                const float *vj = x->v + j * x->v_seq + c;
-                for (int e = 0; e < FULL_C; e++) {
-                    const __m512 vb = _mm512_set1_ps(vj[e]);
-                    for (int k = 0; k < NQV; k++)
-                        acc[k][e] = _mm512_mask3_fmadd_ps(_mm512_load_ps(S + j * TILE_Q + 16 * k),
-                                                          vb, acc[k][e], masks[j * NQV + k]);
+            for (int64_t j0 = kbeg; j0 < kend; j0 += TILE_K) {
+                const int64_t j1 = kend - j0 < TILE_K ? kend : j0 + TILE_K;
+                if (j1 - j0 == TILE_K && full[(j0 - kbeg) / TILE_K]) {
+                    /* Every pair of the key tile counts: plain FMAs, no masks to load. */
+                    for (int64_t j = j0; j < j1; j++) {
+                        const float *vj = x->v + j * x->v_seq + c;
+                        __m512 pj[NQV];
+                        for (int k = 0; k < NQV; k++)
+                            pj[k] = _mm512_load_ps(S + (j - kbeg) * TILE_Q + 16 * k);
+                        for (int e = 0; e < FULL_C; e++) {
+                            const __m512 vb = _mm512_set1_ps(vj[e]);
+                            for (int k = 0; k < NQV; k++)
+                                acc[k][e] = _mm512_fmadd_ps(pj[k], vb, acc[k][e]);
+                        }
+                    }
+                    continue;
+                }
+                for (int64_t j = j0; j < j1; j++) {
+                    const float *vj = x->v + j * x->v_seq + c;
+                    for (int e = 0; e < FULL_C; e++) {
+                        const __m512 vb = _mm512_set1_ps(vj[e]);
+                        for (int k = 0; k < NQV; k++)
+                            acc[k][e] = _mm512_mask3_fmadd_ps(
+                                _mm512_load_ps(S + (j - kbeg) * TILE_Q + 16 * k), vb, acc[k][e],
+                                masks[(j - kbeg) * NQV + k]);
+                    }
                 }
             }
         } else {
-            for (int64_t j = 0; j < kend; j++) {
+            for (int64_t j = kbeg; j < kend; j++) {
                 const float *vj = x->v + j * x->v_seq + c;
                 for (int e = 0; e < nc; e++) {
                     const __m512 vb = _mm512_set1_ps(vj[e]);
                     for (int k = 0; k < NQV; k++)
-                        acc[k][e] = _mm512_mask3_fmadd_ps(_mm512_load_ps(S + j * TILE_Q + 16 * k),
-                                                          vb, acc[k][e], masks[j * NQV + k]);
+                        acc[k][e] = _mm512_mask3_fmadd_ps(_mm512_load_ps(S + (j - kbeg) * TILE_Q + 16 * k),
+                                                          vb, acc[k][e], masks[(j - kbeg) * NQV + k]);
                 }
             }
         }
         for (int e = 0; e < nc; e++)
             for (int k = 0; k < NQV; k++)
-                _mm512_store_ps(ot_out + (c + e) * TILE_Q + 16 * k, _mm512_mul_ps(acc[k][e], inv[k]));
+                _mm512_store_ps(ot_out + (c + e) * TILE_Q + 16 * k, acc[k][e]);
     }
 }
 
-static void full_row_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr)
+static void full_row_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
+                           const key_range *kr)
 {
     char *ws = t->workspace;
     float *qt = (float *)(ws + w->qt), *S = (float *)(ws + w->scores);
+    float *m = (float *)(ws + w->m), *l = (float *)(ws + w->l);
     int64_t *lim = (int64_t *)(ws + w->lim), *moff = (int64_t *)(ws + w->moff);
     __mmask16 *masks = (__mmask16 *)(ws + w->masks);
+    bool *full = (bool *)(ws + w->full);
     const run_ctx x = run_ctx_of(t, gr);
     /* Oᵀ of the tile reuses the packed Qᵀ: Q is consumed before P·V writes it. */
     for (int64_t r0 = 0; r0 < gr->count; r0 += TILE_Q) {
-        const block_rows br = {.t = t, .gr = *gr, .r0 = r0,
+        const block_rows br = {.t = t, .kr = kr, .gr = *gr, .r0 = r0,
                                .n = gr->count - r0 < TILE_Q ? gr->count - r0 : TILE_Q};
-        const int64_t kend = setup_rows(&br, 1, qt, lim, moff);
-        tile_ctx tc = {.qt = qt, .lim = lim, .moff = moff};
+        int64_t kend = setup_rows(&br, 1, qt, lim, moff);
+        kend = kend < kr->end ? kend : kr->end;
+        tile_ctx tc = {.qt = qt, .m = m, .l = l, .lim = lim, .moff = moff};
         tile_limits(&tc, lim);
-        full_row_tile(&x, &tc, S, masks, kend, qt);
-        store_rows(&br, 1, qt, NULL, false);
+        full_row_tile(&x, &tc, S, masks, full, kr->begin, kend > kr->begin ? kend : kr->begin, qt);
+        store_rows(&br, qt, l, m);
     }
 }
 
@@ -660,7 +732,8 @@ static inline void decode_pv(float *o, const float *const vr[DEC_K], const float
     }
 }
 
-static void decode_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr)
+static void decode_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
+                         const key_range *kr)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, dpad = round_up(d, 16), n = gr->count;
@@ -668,19 +741,20 @@ static void decode_group(const attn_task *t, const ws_layout *w, const attn_grou
     float *o = (float *)(ws + w->dec_o), *lv = (float *)(ws + w->dec_l);
     float *mrow = (float *)(ws + w->dec_m);
     int64_t *lim = (int64_t *)(ws + w->dec_lim);
-    const block_rows br = {.t = t, .gr = *gr, .r0 = 0, .n = n};
+    const block_rows br = {.t = t, .kr = kr, .gr = *gr, .r0 = 0, .n = n};
     const run_ctx x = run_ctx_of(t, gr);
     int64_t kend = 0;
     for (int64_t r = 0; r < n; r++) {
         const int64_t lr = attn_key_limit(p, gr->b, row_index(&br, r));
         lim[r] = lr > 0 ? lr : 0;
         kend = lim[r] > kend ? lim[r] : kend;
+        kend = kend < kr->end ? kend : kr->end;
         mrow[r] = -INFINITY;
         memset(o + r * dpad, 0, (size_t)dpad * sizeof *o);
         _mm512_store_ps(lv + 16 * r, _mm512_setzero_ps());
     }
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    for (int64_t j0 = 0; j0 < kend; j0 += DEC_K) {
+    for (int64_t j0 = kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
         const float *kr[DEC_K], *vr[DEC_K];
         for (int j = 0; j < DEC_K; j++) {
@@ -693,7 +767,7 @@ static void decode_group(const attn_task *t, const ws_layout *w, const attn_grou
                 continue;
             const int64_t i = row_index(&br, r);
             const float *q = attn_q_row(t, gr->b, row_head(&br, r), i);
-            const int64_t left = lim[r] - j0;
+            const int64_t left = (lim[r] < kend ? lim[r] : kend) - j0;
             __mmask16 valid = tail_mask(left < nk ? left : nk);
             __m512 s = _mm512_mul_ps(dots16(q, kr, d), x.c);
             if (x.mask) {
@@ -721,18 +795,15 @@ static void decode_group(const attn_task *t, const ws_layout *w, const attn_grou
             decode_pv(o + r * dpad, vr, pw, valid, d, corr);
         }
     }
-    for (int64_t r = 0; r < n; r++) {
-        const float l = _mm512_reduce_add_ps(_mm512_load_ps(lv + 16 * r));
-        const float inv = l == 0.0f ? 0.0f : 1.0f / l;
-        float *out = attn_o_row(t, gr->b, row_head(&br, r), row_index(&br, r));
-        for (int64_t c = 0; c < d; c++)
-            out[c] = o[r * dpad + c] * inv;
-    }
+    for (int64_t r = 0; r < n; r++)
+        finish_row(&br, r, o + r * dpad, 1, _mm512_reduce_add_ps(_mm512_load_ps(lv + 16 * r)),
+                   mrow[r]);
 }
 
 /* ---- entry ------------------------------------------------------------------------------- */
 
-static attn_status avx512_run(const attn_task *t)
+static attn_status avx512_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
+                               const attn_partial *part)
 {
     ws_layout w;
     if (!layout_of(t->problem, t->params, &w))
@@ -741,14 +812,27 @@ static attn_status avx512_run(const attn_task *t)
         const attn_group_rows gr = attn_group_rows_of(t, g);
         if (gr.count <= 0)
             continue;
+        const key_range kr = {.begin = key_begin, .end = key_end, .part = part,
+                              .row0 = (g - t->group_begin) * gr.count};
         if (gr.count <= t->params[P_DEC])
-            decode_group(t, &w, &gr);
+            decode_group(t, &w, &gr, &kr);
         else if (t->params[P_MODE] == 1)
-            full_row_group(t, &w, &gr);
+            full_row_group(t, &w, &gr, &kr);
         else
-            streaming_group(t, &w, &gr);
+            streaming_group(t, &w, &gr, &kr);
     }
     return ATTN_OK;
+}
+
+static attn_status avx512_run(const attn_task *t)
+{
+    return avx512_rows(t, 0, t->problem->len_kv, NULL);
+}
+
+static attn_status avx512_run_partial(const attn_task *t, int64_t key_begin, int64_t key_end,
+                                      const attn_partial *out)
+{
+    return avx512_rows(t, key_begin, key_end, out);
 }
 
 const attn_variant attn_variant_avx512 = {
@@ -764,4 +848,5 @@ const attn_variant attn_variant_avx512 = {
     .params_valid = avx512_valid,
     .workspace_size = avx512_workspace,
     .run = avx512_run,
+    .run_partial = avx512_run_partial,
 };
