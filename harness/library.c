@@ -273,6 +273,9 @@ attn_status attn_variant_default_params(const char *name, const attn_problem *p,
 static attn_status check_params(const attn_variant *v, const attn_problem *p,
                                 const attn_params *params, attn_error *err)
 {
+    if (params->threads < 0 || params->threads > ATTN_MAX_THREADS)
+        return fail(err, ATTN_ERR_INVALID, "threads must be in [0, %d] (got %d)",
+                    ATTN_MAX_THREADS, params->threads);
     if (params->count != v->param_count)
         return fail(err, ATTN_ERR_INVALID, "variant %s takes %d parameters, got %d", v->name,
                     v->param_count, params->count);
@@ -636,9 +639,6 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
     }
     if ((s = check_params(var, p, params, err)) != ATTN_OK)
         return s;
-    if (params->threads < 0 || params->threads > ATTN_MAX_THREADS)
-        return fail(err, ATTN_ERR_INVALID, "threads must be in [0, %d] (got %d)",
-                    ATTN_MAX_THREADS, params->threads);
     const int threads = params->threads ? params->threads : attn_default_threads();
     size_t bytes = var->workspace_size ? var->workspace_size(p, params->value) : 0;
     if (bytes == SIZE_MAX || bytes > (size_t)PTRDIFF_MAX - 64)

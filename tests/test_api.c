@@ -272,6 +272,12 @@ static void test_params_check(void)
             wrong.value[j] = info.params[j].max + 1;
             CHECK(attn_params_check(name, &p, &wrong, &err) == ATTN_ERR_INVALID);
         }
+        const int32_t bad_threads[] = {-1, ATTN_MAX_THREADS + 1};
+        for (int j = 0; j < 2; j++) { /* the same range attn_run_variant enforces */
+            wrong = params;
+            wrong.threads = bad_threads[j];
+            CHECK(attn_params_check(name, &p, &wrong, &err) == ATTN_ERR_INVALID);
+        }
         p.heads_kv = 3; /* an invalid problem is refused first */
         CHECK(attn_params_check(name, &p, &params, &err) == ATTN_ERR_INVALID);
         p.heads_kv = 2;
