@@ -1,6 +1,7 @@
 /* library.c — the public API of libattn (attn.h) over the variant registry: problem checks,
  * variant listing and dispatch. */
 #include "attn.h"
+#include "error.h"
 #include "cpu.h"
 #include "threads.h"
 #include "topology.h"
@@ -11,6 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+attn_status attn_fail(attn_error *err, attn_status status, const char *fmt, ...)
+{
+    if (err) {
+        err->status = status;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
 
 const char *attn_status_string(attn_status status)
 {
@@ -24,18 +37,6 @@ const char *attn_status_string(attn_status status)
     case ATTN_ERR_IO: return "input/output error";
     }
     return "unknown status";
-}
-
-static attn_status fail(attn_error *err, attn_status status, const char *fmt, ...)
-{
-    if (err) {
-        err->status = status;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-    }
-    return status;
 }
 
 static void set_contiguous(attn_strides *s, int64_t heads, int64_t len, int64_t d, bool blhd)
@@ -126,11 +127,11 @@ attn_status attn_tensor_extent(const attn_problem *p, char tensor, int64_t *elem
     case 'k': s = &p->k; heads = p->heads_kv; len = p->len_kv; break;
     case 'v': s = &p->v; heads = p->heads_kv; len = p->len_kv; break;
     case 'o': s = &p->o; heads = p->heads_q; len = p->len_q; break;
-    default: return fail(err, ATTN_ERR_INVALID, "unknown tensor '%c'", tensor);
+    default: return attn_fail(err, ATTN_ERR_INVALID, "unknown tensor '%c'", tensor);
     }
     int64_t e = tensor_extent(s, p->batch, heads, len, p->head_dim);
     if (e < 0)
-        return fail(err, ATTN_ERR_OVERFLOW, "tensor %c: its size overflows 64 bits", tensor);
+        return attn_fail(err, ATTN_ERR_OVERFLOW, "tensor %c: its size overflows 64 bits", tensor);
     *elements = e;
     return ATTN_OK;
 }
@@ -138,51 +139,51 @@ attn_status attn_tensor_extent(const attn_problem *p, char tensor, int64_t *elem
 attn_status attn_problem_validate(const attn_problem *p, attn_error *err)
 {
     if (!p)
-        return fail(err, ATTN_ERR_INVALID, "problem is NULL");
+        return attn_fail(err, ATTN_ERR_INVALID, "problem is NULL");
     const struct { const char *name; int64_t v; } sizes[] = {
         {"batch", p->batch},     {"heads_q", p->heads_q}, {"heads_kv", p->heads_kv},
         {"len_q", p->len_q},     {"len_kv", p->len_kv},   {"head_dim", p->head_dim},
     };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         if (sizes[i].v < 1)
-            return fail(err, ATTN_ERR_INVALID, "%s must be >= 1 (got %lld)", sizes[i].name,
+            return attn_fail(err, ATTN_ERR_INVALID, "%s must be >= 1 (got %lld)", sizes[i].name,
                         (long long)sizes[i].v);
     if (p->heads_q % p->heads_kv)
-        return fail(err, ATTN_ERR_INVALID,
+        return attn_fail(err, ATTN_ERR_INVALID,
                     "heads_q (%lld) must be a multiple of heads_kv (%lld)",
                     (long long)p->heads_q, (long long)p->heads_kv);
     if (p->scale != 0.0f && !(isfinite(p->scale) && p->scale > 0.0f))
-        return fail(err, ATTN_ERR_INVALID, "scale must be finite and > 0 (got %g)",
+        return attn_fail(err, ATTN_ERR_INVALID, "scale must be finite and > 0 (got %g)",
                     (double)p->scale);
     /* Every product a variant or the harness forms from the shape must fit: the FLOP count's
      * B·Hq·Lq·Lk·d bounds all of them. */
     int64_t prod = 1;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         if (i != 2 && __builtin_mul_overflow(prod, sizes[i].v, &prod))
-            return fail(err, ATTN_ERR_OVERFLOW,
+            return attn_fail(err, ATTN_ERR_OVERFLOW,
                         "problem too large: batch*heads_q*len_q*len_kv*head_dim overflows 64 bits");
     if (prod > INT64_MAX / 8)
-        return fail(err, ATTN_ERR_OVERFLOW,
+        return attn_fail(err, ATTN_ERR_OVERFLOW,
                     "problem too large: batch*heads_q*len_q*len_kv*head_dim overflows 64 bits");
     if (p->kv_lens)
         for (int64_t b = 0; b < p->batch; b++)
             if (p->kv_lens[b] < 0 || p->kv_lens[b] > p->len_kv)
-                return fail(err, ATTN_ERR_INVALID, "kv_lens[%lld] = %d is outside [0, len_kv=%lld]",
+                return attn_fail(err, ATTN_ERR_INVALID, "kv_lens[%lld] = %d is outside [0, len_kv=%lld]",
                             (long long)b, p->kv_lens[b], (long long)p->len_kv);
     if (p->mask_row_stride < 0 || (p->mask_row_stride > 0 && p->mask_row_stride < p->len_kv))
-        return fail(err, ATTN_ERR_INVALID, "mask_row_stride must be 0 or >= len_kv");
+        return attn_fail(err, ATTN_ERR_INVALID, "mask_row_stride must be 0 or >= len_kv");
     const char names[4] = {'q', 'k', 'v', 'o'};
     const attn_strides *st[4] = {&p->q, &p->k, &p->v, &p->o};
     for (int t = 0; t < 4; t++) {
         if (st[t]->batch < 0 || st[t]->head < 0 || st[t]->seq < 0)
-            return fail(err, ATTN_ERR_INVALID, "tensor %c: strides must be >= 0", names[t]);
+            return attn_fail(err, ATTN_ERR_INVALID, "tensor %c: strides must be >= 0", names[t]);
         int64_t e;
         attn_status s = attn_tensor_extent(p, names[t], &e, err);
         if (s != ATTN_OK)
             return s;
     }
     if (!non_overlapping(&p->o, p->batch, p->heads_q, p->len_q, p->head_dim))
-        return fail(err, ATTN_ERR_INVALID,
+        return attn_fail(err, ATTN_ERR_INVALID,
                     "tensor o: strides make output elements overlap (batch %lld, head %lld, "
                     "seq %lld, head_dim %lld)", (long long)p->o.batch, (long long)p->o.head,
                     (long long)p->o.seq, (long long)p->head_dim);
@@ -251,7 +252,7 @@ static const attn_variant *lookup(const char *name, attn_error *err)
 {
     int i = attn_variant_find(name);
     if (i < 0) {
-        fail(err, ATTN_ERR_UNKNOWN_VARIANT, "unknown variant '%s'", name ? name : "(null)");
+        attn_fail(err, ATTN_ERR_UNKNOWN_VARIANT, "unknown variant '%s'", name ? name : "(null)");
         return NULL;
     }
     return attn_registry[i];
@@ -274,23 +275,23 @@ static attn_status check_params(const attn_variant *v, const attn_problem *p,
                                 const attn_params *params, attn_error *err)
 {
     if (params->threads < 0 || params->threads > ATTN_MAX_THREADS)
-        return fail(err, ATTN_ERR_INVALID, "threads must be in [0, %d] (got %d)",
+        return attn_fail(err, ATTN_ERR_INVALID, "threads must be in [0, %d] (got %d)",
                     ATTN_MAX_THREADS, params->threads);
     if (params->count != v->param_count)
-        return fail(err, ATTN_ERR_INVALID, "variant %s takes %d parameters, got %d", v->name,
+        return attn_fail(err, ATTN_ERR_INVALID, "variant %s takes %d parameters, got %d", v->name,
                     v->param_count, params->count);
     for (int i = 0; i < v->param_count; i++) {
         const attn_param_info *d = &v->params[i];
         int32_t x = params->value[i];
         if (x < d->min || x > d->max || (d->multiple_of > 1 && x % d->multiple_of))
-            return fail(err, ATTN_ERR_INVALID,
+            return attn_fail(err, ATTN_ERR_INVALID,
                         "variant %s: %s=%d is outside [%d, %d]%s%.0d", v->name, d->name, x,
                         d->min, d->max, d->multiple_of > 1 ? " or not a multiple of " : "",
                         d->multiple_of > 1 ? d->multiple_of : 0);
     }
     char why[200];
     if (v->params_valid && !v->params_valid(p, params->value, why, sizeof why))
-        return fail(err, ATTN_ERR_INVALID, "variant %s: %s", v->name, why);
+        return attn_fail(err, ATTN_ERR_INVALID, "variant %s: %s", v->name, why);
     return ATTN_OK;
 }
 
@@ -318,25 +319,25 @@ attn_status attn_params_parse(const char *name, const char *text, attn_params *p
         size_t n = end ? (size_t)(end - s) : strlen(s);
         const char *eq = memchr(s, '=', n);
         if (!eq)
-            return fail(err, ATTN_ERR_INVALID, "parameter '%.*s' is not NAME=VALUE", (int)n, s);
+            return attn_fail(err, ATTN_ERR_INVALID, "parameter '%.*s' is not NAME=VALUE", (int)n, s);
         size_t klen = (size_t)(eq - s);
         int k = -1;
         for (int i = 0; i < v->param_count; i++)
             if (strlen(v->params[i].name) == klen && !strncmp(v->params[i].name, s, klen))
                 k = i;
         if (k < 0)
-            return fail(err, ATTN_ERR_INVALID, "variant %s has no parameter '%.*s'", v->name,
+            return attn_fail(err, ATTN_ERR_INVALID, "variant %s has no parameter '%.*s'", v->name,
                         (int)klen, s);
         char num[32];
         size_t vlen = n - klen - 1;
         if (vlen == 0 || vlen >= sizeof num)
-            return fail(err, ATTN_ERR_INVALID, "bad value for parameter %s", v->params[k].name);
+            return attn_fail(err, ATTN_ERR_INVALID, "bad value for parameter %s", v->params[k].name);
         memcpy(num, eq + 1, vlen);
         num[vlen] = '\0';
         char *rest;
         long long x = strtoll(num, &rest, 10);
         if (*rest || x < INT32_MIN || x > INT32_MAX)
-            return fail(err, ATTN_ERR_INVALID, "parameter %s: '%s' is not an integer",
+            return attn_fail(err, ATTN_ERR_INVALID, "parameter %s: '%s' is not an integer",
                         v->params[k].name, num);
         params->value[k] = (int32_t)x;
         s = end ? end + 1 : NULL;
@@ -574,13 +575,13 @@ static attn_status run_split(const attn_variant *var, const attn_task *whole, si
     sp.first_unit = calloc((size_t)threads + 1, sizeof *sp.first_unit);
     sp.status = calloc((size_t)threads, sizeof *sp.status);
     if (!sp.first_unit || !sp.status || !deal_units(&sp)) {
-        s = fail(err, ATTN_ERR_NOMEM, "variant %s: cannot allocate the thread plan", var->name);
+        s = attn_fail(err, ATTN_ERR_NOMEM, "variant %s: cannot allocate the thread plan", var->name);
         goto out;
     }
     if (ws_bytes) {
         if (sp.workspace_stride > SIZE_MAX / (size_t)threads ||
             !(sp.workspace = aligned_alloc(64, sp.workspace_stride * (size_t)threads))) {
-            s = fail(err, ATTN_ERR_NOMEM, "variant %s: cannot allocate %d workspaces of %zu bytes",
+            s = attn_fail(err, ATTN_ERR_NOMEM, "variant %s: cannot allocate %d workspaces of %zu bytes",
                      var->name, threads, ws_bytes);
             goto out;
         }
@@ -592,7 +593,7 @@ static attn_status run_split(const attn_variant *var, const attn_task *whole, si
         sp.partial.sum = malloc(n * sizeof(float));
         sp.partial.acc = malloc(n * (size_t)p->head_dim * sizeof(float));
         if (!sp.partial.max || !sp.partial.sum || !sp.partial.acc) {
-            s = fail(err, ATTN_ERR_NOMEM, "variant %s: cannot allocate key-split partials",
+            s = attn_fail(err, ATTN_ERR_NOMEM, "variant %s: cannot allocate key-split partials",
                      var->name);
             goto out;
         }
@@ -600,7 +601,7 @@ static attn_status run_split(const attn_variant *var, const attn_task *whole, si
     attn_parallel_run(threads, run_worker, &sp);
     for (int w = 0; w < threads; w++)
         if (sp.status[w] != ATTN_OK && s == ATTN_OK)
-            s = fail(err, sp.status[w], "variant %s failed", var->name);
+            s = attn_fail(err, sp.status[w], "variant %s failed", var->name);
     if (s == ATTN_OK && sp.key_splits > 1)
         merge_partials(&sp);
 out:
@@ -624,12 +625,12 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
     if (s != ATTN_OK)
         return s;
     if (!q || !k || !v || !o)
-        return fail(err, ATTN_ERR_INVALID, "q, k, v and o must not be NULL");
+        return attn_fail(err, ATTN_ERR_INVALID, "q, k, v and o must not be NULL");
     uint32_t missing = var->isa & ~attn_cpu_get()->isa;
     if (missing) {
         char names[128];
         attn_isa_format(missing, names, sizeof names);
-        return fail(err, ATTN_ERR_UNSUPPORTED, "variant %s needs %s, which this CPU %s", name,
+        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s needs %s, which this CPU %s", name,
                     names, (missing & attn_cpu_get()->isa_detected) ? "has disabled" : "lacks");
     }
     attn_params defaults;
@@ -642,7 +643,7 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
     const int threads = params->threads ? params->threads : attn_default_threads();
     size_t bytes = var->workspace_size ? var->workspace_size(p, params->value) : 0;
     if (bytes == SIZE_MAX || bytes > (size_t)PTRDIFF_MAX - 64)
-        return fail(err, ATTN_ERR_OVERFLOW, "variant %s: workspace size overflows", name);
+        return attn_fail(err, ATTN_ERR_OVERFLOW, "variant %s: workspace size overflows", name);
     attn_task task = {
         .problem = p, .scale = attn_problem_scale(p), .params = params->value,
         .q = q, .k = k, .v = v, .o = o, .workspace = NULL,
@@ -654,13 +655,13 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
     if (bytes) {
         task.workspace = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
         if (!task.workspace)
-            return fail(err, ATTN_ERR_NOMEM, "variant %s: cannot allocate %zu bytes of workspace",
+            return attn_fail(err, ATTN_ERR_NOMEM, "variant %s: cannot allocate %zu bytes of workspace",
                         name, bytes);
     }
     s = var->run(&task);
     free(task.workspace);
     if (s != ATTN_OK)
-        return fail(err, s, "variant %s failed", name);
+        return attn_fail(err, s, "variant %s failed", name);
     return ATTN_OK;
 }
 
@@ -678,13 +679,13 @@ attn_status attn_forced_variant(const char **name, attn_error *err)
             snprintf(known + used, sizeof known - used, "%s%s", j ? ", " : "",
                      attn_registry[j]->name);
         }
-        return fail(err, ATTN_ERR_UNKNOWN_VARIANT,
+        return attn_fail(err, ATTN_ERR_UNKNOWN_VARIANT,
                     "ATTN_FORCE_VARIANT=%s: no such variant (known: %s)", env, known);
     }
     attn_variant_info info;
     attn_variant_get(i, &info);
     if (!info.supported)
-        return fail(err, ATTN_ERR_UNSUPPORTED, "ATTN_FORCE_VARIANT=%s: cannot run here: %s", env,
+        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "ATTN_FORCE_VARIANT=%s: cannot run here: %s", env,
                     info.why_not);
     *name = attn_registry[i]->name;
     return ATTN_OK;

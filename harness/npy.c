@@ -6,6 +6,7 @@
  * and ended by '\n' — then the raw data. Version 3.0 only allows UTF-8 in the header, which
  * changes nothing for the keys and values accepted here. */
 #include "npy.h"
+#include "error.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -25,18 +26,6 @@ static const char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
 /* A real header is well under a kilobyte (numpy itself refuses more than 10000 bytes by
  * default); the cap keeps a corrupt length from making us allocate gigabytes. */
 #define NPY_MAX_HEADER_BYTES 65536
-
-static attn_status fail(attn_error *err, attn_status status, const char *fmt, ...)
-{
-    if (err) {
-        err->status = status;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 void attn_npy_free(attn_npy_array *array)
 {
@@ -210,8 +199,8 @@ static attn_status read_exact(FILE *f, void *buf, size_t n, const char *path, co
     if (fread(buf, 1, n, f) == n)
         return ATTN_OK;
     if (ferror(f))
-        return fail(err, ATTN_ERR_IO, "%s: read error: %s", path, strerror(errno));
-    return fail(err, ATTN_ERR_INVALID, "%s: truncated %s", path, what);
+        return attn_fail(err, ATTN_ERR_IO, "%s: read error: %s", path, strerror(errno));
+    return attn_fail(err, ATTN_ERR_INVALID, "%s: truncated %s", path, what);
 }
 
 static attn_status read_file(FILE *f, const char *path, attn_npy_array *a, attn_error *err)
@@ -221,10 +210,10 @@ static attn_status read_file(FILE *f, const char *path, attn_npy_array *a, attn_
     if (s != ATTN_OK)
         return s;
     if (memcmp(lead, npy_magic, sizeof npy_magic))
-        return fail(err, ATTN_ERR_INVALID, "%s: not a .npy file (bad magic)", path);
+        return attn_fail(err, ATTN_ERR_INVALID, "%s: not a .npy file (bad magic)", path);
     const unsigned major = lead[6], minor = lead[7];
     if (!(major >= 1 && major <= 3 && minor == 0))
-        return fail(err, ATTN_ERR_INVALID, "%s: unsupported .npy version %u.%u (1.0, 2.0, 3.0 "
+        return attn_fail(err, ATTN_ERR_INVALID, "%s: unsupported .npy version %u.%u (1.0, 2.0, 3.0 "
                     "are known)", path, major, minor);
     const size_t len_bytes = major == 1 ? 2 : 4;
     if ((s = read_exact(f, lead + 8, len_bytes, path, "header", err)) != ATTN_OK)
@@ -233,12 +222,12 @@ static attn_status read_file(FILE *f, const char *path, attn_npy_array *a, attn_
     if (major > 1)
         header_len |= (uint32_t)lead[10] << 16 | (uint32_t)lead[11] << 24;
     if (header_len > NPY_MAX_HEADER_BYTES)
-        return fail(err, ATTN_ERR_INVALID, "%s: header of %u bytes is too long", path,
+        return attn_fail(err, ATTN_ERR_INVALID, "%s: header of %u bytes is too long", path,
                     header_len);
 
     char *header = malloc((size_t)header_len + 1);
     if (!header)
-        return fail(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
+        return attn_fail(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
     s = read_exact(f, header, header_len, path, "header", err);
     header[header_len] = '\0';
     char descr[16];
@@ -246,24 +235,24 @@ static attn_status read_file(FILE *f, const char *path, attn_npy_array *a, attn_
     header_cursor c = {.s = header};
     if (s == ATTN_OK && (memchr(header, '\0', header_len) ||
                          !parse_header(&c, a, descr, sizeof descr, &fortran_order)))
-        s = fail(err, ATTN_ERR_INVALID, "%s: malformed .npy header: %s", path,
+        s = attn_fail(err, ATTN_ERR_INVALID, "%s: malformed .npy header: %s", path,
                  c.why[0] ? c.why : "NUL byte in the header");
     free(header);
     if (s != ATTN_OK)
         return s;
     if (strcmp(descr, "<f4"))
-        return fail(err, ATTN_ERR_INVALID, "%s: dtype '%s' is not little-endian float32 ('<f4')",
+        return attn_fail(err, ATTN_ERR_INVALID, "%s: dtype '%s' is not little-endian float32 ('<f4')",
                     path, descr);
     if (fortran_order)
-        return fail(err, ATTN_ERR_INVALID, "%s: Fortran-order arrays are not supported (write it "
+        return attn_fail(err, ATTN_ERR_INVALID, "%s: Fortran-order arrays are not supported (write it "
                     "with numpy.ascontiguousarray)", path);
 
     int64_t count = 1, bytes;
     for (int i = 0; i < a->ndim; i++)
         if (__builtin_mul_overflow(count, a->shape[i], &count))
-            return fail(err, ATTN_ERR_OVERFLOW, "%s: shape's size overflows 64 bits", path);
+            return attn_fail(err, ATTN_ERR_OVERFLOW, "%s: shape's size overflows 64 bits", path);
     if (__builtin_mul_overflow(count, (int64_t)sizeof(float), &bytes) || bytes > PTRDIFF_MAX)
-        return fail(err, ATTN_ERR_OVERFLOW, "%s: shape's size overflows 64 bits", path);
+        return attn_fail(err, ATTN_ERR_OVERFLOW, "%s: shape's size overflows 64 bits", path);
     a->count = count;
 
     /* For a regular file the size says at once whether the data is all there; check it before
@@ -273,21 +262,21 @@ static attn_status read_file(FILE *f, const char *path, attn_npy_array *a, attn_
     if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && data_offset >= 0) {
         const int64_t have = (int64_t)st.st_size - data_offset;
         if (have < bytes)
-            return fail(err, ATTN_ERR_INVALID, "%s: truncated: shape needs %lld data bytes, the "
+            return attn_fail(err, ATTN_ERR_INVALID, "%s: truncated: shape needs %lld data bytes, the "
                         "file has %lld", path, (long long)bytes, (long long)have);
         if (have > bytes)
-            return fail(err, ATTN_ERR_INVALID, "%s: %lld unexpected bytes after the data", path,
+            return attn_fail(err, ATTN_ERR_INVALID, "%s: %lld unexpected bytes after the data", path,
                         (long long)(have - bytes));
     }
     if (count == 0)
         return ATTN_OK;
     a->data = malloc((size_t)bytes);
     if (!a->data)
-        return fail(err, ATTN_ERR_NOMEM, "%s: cannot allocate %lld bytes", path, (long long)bytes);
+        return attn_fail(err, ATTN_ERR_NOMEM, "%s: cannot allocate %lld bytes", path, (long long)bytes);
     if ((s = read_exact(f, a->data, (size_t)bytes, path, "data", err)) != ATTN_OK)
         return s;
     if (fgetc(f) != EOF)
-        return fail(err, ATTN_ERR_INVALID, "%s: unexpected bytes after the data", path);
+        return attn_fail(err, ATTN_ERR_INVALID, "%s: unexpected bytes after the data", path);
     return ATTN_OK;
 }
 
@@ -296,7 +285,7 @@ attn_status attn_npy_read_f32(const char *path, attn_npy_array *array, attn_erro
     memset(array, 0, sizeof *array);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return fail(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
+        return attn_fail(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
     attn_status s = read_file(f, path, array, err);
     fclose(f);
     if (s != ATTN_OK)
@@ -337,19 +326,19 @@ attn_status attn_npy_write_f32(const char *path, int ndim, const int64_t *shape,
                                attn_error *err)
 {
     if (ndim < 0 || ndim > ATTN_NPY_MAX_DIMS)
-        return fail(err, ATTN_ERR_INVALID, "%s: %d dimensions (at most %d)", path, ndim,
+        return attn_fail(err, ATTN_ERR_INVALID, "%s: %d dimensions (at most %d)", path, ndim,
                     ATTN_NPY_MAX_DIMS);
     int64_t count = 1;
     for (int i = 0; i < ndim; i++)
         if (shape[i] < 0 || __builtin_mul_overflow(count, shape[i], &count) ||
             count > PTRDIFF_MAX / (int64_t)sizeof(float))
-            return fail(err, ATTN_ERR_OVERFLOW, "%s: bad or overflowing shape", path);
+            return attn_fail(err, ATTN_ERR_OVERFLOW, "%s: bad or overflowing shape", path);
     /* With at most 8 dimensions of 19 digits the dict stays far below 65535 bytes, so version
      * 1.0 always suffices. */
     char header[1024];
     const size_t header_len = format_header(header, sizeof header, ndim, shape);
     if (!header_len)
-        return fail(err, ATTN_ERR_INVALID, "%s: header too long", path);
+        return attn_fail(err, ATTN_ERR_INVALID, "%s: header too long", path);
 
     /* Temporary file "<dir>/.<name>.XXXXXX" next to the target, so rename() is atomic. */
     const char *slash = strrchr(path, '/');
@@ -357,11 +346,11 @@ attn_status attn_npy_write_f32(const char *path, int ndim, const int64_t *shape,
     const size_t tmp_len = strlen(path) + sizeof "/..XXXXXX";
     char *tmp = malloc(tmp_len);
     if (!tmp)
-        return fail(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
+        return attn_fail(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
     snprintf(tmp, tmp_len, "%.*s.%s.XXXXXX", (int)dir_len, path, path + dir_len);
     const int fd = mkstemp(tmp);
     if (fd < 0) {
-        attn_status s = fail(err, ATTN_ERR_IO, "%s: cannot create a temporary file next to it: "
+        attn_status s = attn_fail(err, ATTN_ERR_IO, "%s: cannot create a temporary file next to it: "
                              "%s", path, strerror(errno));
         free(tmp);
         return s;
@@ -384,7 +373,7 @@ attn_status attn_npy_write_f32(const char *path, int ndim, const int64_t *shape,
         error = errno;
     attn_status s = ATTN_OK;
     if (error) {
-        s = fail(err, ATTN_ERR_IO, "%s: cannot write: %s", path, strerror(error));
+        s = attn_fail(err, ATTN_ERR_IO, "%s: cannot write: %s", path, strerror(error));
         unlink(tmp);
     }
     free(tmp);

@@ -1,5 +1,6 @@
 /* peak.c — measuring the roofline (see peak.h): FMA kernel choice and timing, the triad. */
 #include "peak.h"
+#include "error.h"
 
 #include "attn_config.h"
 #include "cpu.h"
@@ -20,18 +21,6 @@ enum {
     FMA_TARGET_MS = 40,           /* length of one timed FMA repetition */
     PORTABLE_ACC = 32,            /* portable loop: chains of scalar floats the compiler vectorises */
 };
-
-static attn_status fail(attn_error *err, attn_status status, const char *fmt, ...)
-{
-    if (err) {
-        err->status = status;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 static double now(void)
 {
@@ -172,7 +161,7 @@ static attn_status measure(attn_peak *out, int64_t triad_bytes, attn_error *err)
     /* Calibrate the FMA loop to about FMA_TARGET_MS per repetition. */
     fma_job *job = calloc(1, sizeof *job);
     if (!job)
-        return fail(err, ATTN_ERR_NOMEM, "peak: out of memory");
+        return attn_fail(err, ATTN_ERR_NOMEM, "peak: out of memory");
     job->kernel = kernel;
     job->iters = 1 << 14;
     for (;;) {
@@ -189,7 +178,7 @@ static attn_status measure(attn_peak *out, int64_t triad_bytes, attn_error *err)
     out->fma_gflops_all_cores = time_fma(job, out->cores);
     free(job);
     if (out->fma_gflops_all_cores == 0)
-        return fail(err, ATTN_ERR_INVALID, "peak: the thread pool is busy (another run)");
+        return attn_fail(err, ATTN_ERR_INVALID, "peak: the thread pool is busy (another run)");
 
     if (triad_bytes <= 0)
         triad_bytes = attn_peak_default_triad_bytes();
@@ -201,7 +190,7 @@ static attn_status measure(attn_peak *out, int64_t triad_bytes, attn_error *err)
     tj.c = aligned_alloc(64, (size_t)out->triad_array_bytes);
     attn_status s = ATTN_OK;
     if (!tj.a || !tj.b || !tj.c || tj.n == 0) {
-        s = fail(err, ATTN_ERR_NOMEM, "peak: cannot allocate 3 triad arrays of %lld bytes",
+        s = attn_fail(err, ATTN_ERR_NOMEM, "peak: cannot allocate 3 triad arrays of %lld bytes",
                  (long long)out->triad_array_bytes);
     } else {
         attn_parallel_run(out->cores, triad_worker, &tj);
@@ -209,7 +198,7 @@ static attn_status measure(attn_peak *out, int64_t triad_bytes, attn_error *err)
         out->triad_gbs_1t = time_triad(&tj, 1);
         out->triad_gbs_all = time_triad(&tj, out->cores);
         if (out->triad_gbs_all == 0)
-            s = fail(err, ATTN_ERR_INVALID, "peak: the thread pool is busy (another run)");
+            s = attn_fail(err, ATTN_ERR_INVALID, "peak: the thread pool is busy (another run)");
         /* the result must look used, or the stores could be dropped as dead */
         volatile float keep = tj.a[tj.n / 2];
         (void)keep;

@@ -10,6 +10,7 @@
  * The wisdom in memory is an explicit cache: the wisdom file, read once on first use, plus
  * imports and new measurements, under one mutex. A plan is immutable once created. */
 #include "tuner.h"
+#include "error.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -31,20 +32,6 @@ static pthread_mutex_t wisdom_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *wisdom_override;   /* attn_wisdom_set_file() */
 static bool wisdom_loaded;
 static wisdom_set wisdom_memory;
-
-static attn_status fail(attn_error *err, attn_status s, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static attn_status fail(attn_error *err, attn_status s, const char *fmt, ...)
-{
-    if (err) {
-        err->status = s;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-    }
-    return s;
-}
 
 /* Reads the wisdom file into memory once; problems with it are reported on stderr, since a
  * plan still succeeds without wisdom. Call with wisdom_lock held. */
@@ -160,11 +147,11 @@ attn_plan *attn_plan_create_threads(const attn_problem *p, int threads, unsigned
     if (attn_problem_validate(p, err) != ATTN_OK)
         return NULL;
     if (flags & ~(unsigned)(ATTN_MEASURE | ATTN_WISDOM_ONLY)) {
-        fail(err, ATTN_ERR_INVALID, "unknown planner flags 0x%x", flags);
+        attn_fail(err, ATTN_ERR_INVALID, "unknown planner flags 0x%x", flags);
         return NULL;
     }
     if (threads < 0 || threads > ATTN_MAX_THREADS) {
-        fail(err, ATTN_ERR_INVALID, "threads must be in [0, %d] (got %d)", ATTN_MAX_THREADS,
+        attn_fail(err, ATTN_ERR_INVALID, "threads must be in [0, %d] (got %d)", ATTN_MAX_THREADS,
              threads);
         return NULL;
     }
@@ -175,7 +162,7 @@ attn_plan *attn_plan_create_threads(const attn_problem *p, int threads, unsigned
         return NULL;
     attn_plan *plan = calloc(1, sizeof *plan);
     if (!plan) {
-        fail(err, ATTN_ERR_NOMEM, "out of memory for a plan");
+        attn_fail(err, ATTN_ERR_NOMEM, "out of memory for a plan");
         return NULL;
     }
     plan->problem = *p;
@@ -207,7 +194,7 @@ attn_plan *attn_plan_create_threads(const attn_problem *p, int threads, unsigned
         char what[160], path[4096];
         tuner_class_format(&cls, what, sizeof what);
         attn_wisdom_file(path, sizeof path);
-        st = fail(err, ATTN_ERR_UNSUPPORTED, "no usable wisdom for %s in %s", what, path);
+        st = attn_fail(err, ATTN_ERR_UNSUPPORTED, "no usable wisdom for %s in %s", what, path);
     } else if (!found && (flags & ATTN_MEASURE)) {
         st = measure(p, threads, &cls, plan, err);
     } else if (!found) {
@@ -240,7 +227,7 @@ attn_status attn_execute(const attn_plan *plan, const float *q, const float *k, 
                          float *o, attn_error *err)
 {
     if (!plan)
-        return fail(err, ATTN_ERR_INVALID, "plan is NULL");
+        return attn_fail(err, ATTN_ERR_INVALID, "plan is NULL");
     attn_variant_info info;
     attn_variant_get(plan->config.variant, &info);
     return attn_run_variant(info.name, &plan->problem, &plan->config.params, q, k, v, o, err);
@@ -268,7 +255,7 @@ attn_status attn_wisdom_set_file(const char *path, attn_error *err)
 {
     char *copy = NULL;
     if (path && !(copy = strdup(path)))
-        return fail(err, ATTN_ERR_NOMEM, "out of memory");
+        return attn_fail(err, ATTN_ERR_NOMEM, "out of memory");
     pthread_mutex_lock(&wisdom_lock);
     free(wisdom_override);
     wisdom_override = copy;
@@ -294,13 +281,13 @@ attn_status attn_wisdom_import_file(const char *path, attn_error *err)
     case WISDOM_READ_BAD:
         return err ? err->status : ATTN_ERR_IO;
     case WISDOM_READ_MISSING:
-        return fail(err, ATTN_ERR_IO, "wisdom file %s: no such file", path);
+        return attn_fail(err, ATTN_ERR_IO, "wisdom file %s: no such file", path);
     case WISDOM_READ_OK:
         break;
     }
     if (set.count == 0) {
         wisdom_set_free(&set);
-        return fail(err, ATTN_ERR_INVALID, "wisdom file %s holds no wisdom for this machine and "
+        return attn_fail(err, ATTN_ERR_INVALID, "wisdom file %s holds no wisdom for this machine and "
                     "build%s%s", path, warning[0] ? ": " : "", warning);
     }
     attn_status st = ATTN_OK;
@@ -310,7 +297,7 @@ attn_status attn_wisdom_import_file(const char *path, attn_error *err)
         st = wisdom_set_put(&wisdom_memory, &set.entries[i]);
     pthread_mutex_unlock(&wisdom_lock);
     wisdom_set_free(&set);
-    return st == ATTN_OK ? ATTN_OK : fail(err, st, "out of memory importing wisdom");
+    return st == ATTN_OK ? ATTN_OK : attn_fail(err, st, "out of memory importing wisdom");
 }
 
 attn_status attn_wisdom_export_file(const char *path, attn_error *err)
@@ -325,7 +312,7 @@ attn_status attn_wisdom_export_file(const char *path, attn_error *err)
     if (st == ATTN_OK)
         st = wisdom_write_file(path, &copy, err);
     else
-        fail(err, st, "out of memory exporting wisdom");
+        attn_fail(err, st, "out of memory exporting wisdom");
     wisdom_set_free(&copy);
     return st;
 }

@@ -17,6 +17,7 @@
  * flock of PATH.lock and re-read the file under it, so concurrent tuners lose no entries; the
  * new text goes to a temporary file in the same directory, fsynced, then renamed over PATH. */
 #include "tuner.h"
+#include "error.h"
 #include "cpu.h"
 #include "tuner/tuner_build.h"
 
@@ -32,20 +33,6 @@
 
 #define WISDOM_FORMAT "attnbench-wisdom"
 enum { WISDOM_VERSION = 1 };
-
-static attn_status fail(attn_error *err, attn_status s, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static attn_status fail(attn_error *err, attn_status s, const char *fmt, ...)
-{
-    if (err) {
-        err->status = s;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-    }
-    return s;
-}
 
 /* ---- problem classes ---------------------------------------------------------------------- */
 
@@ -288,29 +275,29 @@ static wisdom_read_status load_root(const char *path, json_t **root, attn_error 
     if (stat(path, &st) != 0) {
         if (errno == ENOENT)
             return WISDOM_READ_MISSING;
-        fail(err, ATTN_ERR_IO, "wisdom file %s: %s", path, strerror(errno));
+        attn_fail(err, ATTN_ERR_IO, "wisdom file %s: %s", path, strerror(errno));
         return WISDOM_READ_BAD;
     }
     json_error_t je;
     json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!doc) {
         if (je.line > 0)
-            fail(err, ATTN_ERR_IO, "wisdom file %s:%d:%d: %s", path, je.line, je.column, je.text);
+            attn_fail(err, ATTN_ERR_IO, "wisdom file %s:%d:%d: %s", path, je.line, je.column, je.text);
         else
-            fail(err, ATTN_ERR_IO, "wisdom file %s: %s", path, je.text);
+            attn_fail(err, ATTN_ERR_IO, "wisdom file %s: %s", path, je.text);
         return WISDOM_READ_BAD;
     }
     const char *format = json_string_value(json_object_get(doc, "format"));
     json_t *version = json_object_get(doc, "version");
     if (!format || strcmp(format, WISDOM_FORMAT)) {
-        fail(err, ATTN_ERR_IO, "wisdom file %s: not an attnbench wisdom file (no \"format\": \"%s\")",
+        attn_fail(err, ATTN_ERR_IO, "wisdom file %s: not an attnbench wisdom file (no \"format\": \"%s\")",
              path, WISDOM_FORMAT);
     } else if (!json_is_integer(version) || json_integer_value(version) != WISDOM_VERSION) {
-        fail(err, ATTN_ERR_IO, "wisdom file %s: format version %lld; this build reads version %d",
+        attn_fail(err, ATTN_ERR_IO, "wisdom file %s: format version %lld; this build reads version %d",
              path, json_is_integer(version) ? (long long)json_integer_value(version) : -1LL,
              WISDOM_VERSION);
     } else if (!json_is_array(json_object_get(doc, "sections"))) {
-        fail(err, ATTN_ERR_IO, "wisdom file %s: \"sections\" is missing or not an array", path);
+        attn_fail(err, ATTN_ERR_IO, "wisdom file %s: \"sections\" is missing or not an array", path);
     } else {
         *root = doc;
         return WISDOM_READ_OK;
@@ -412,7 +399,7 @@ static attn_status make_dirs(const char *path, attn_error *err)
         if (c == '/' || c == '\0') {
             *s = '\0';
             if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-                return fail(err, ATTN_ERR_IO, "cannot create directory %s: %s", dir,
+                return attn_fail(err, ATTN_ERR_IO, "cannot create directory %s: %s", dir,
                             strerror(errno));
             *s = c;
         }
@@ -444,13 +431,13 @@ static attn_status write_atomic(const char *path, json_t *root, attn_error *err)
         return st;
     char *text = json_dumps(root, JSON_INDENT(1));
     if (!text)
-        return fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory writing %s", path);
+        return attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory writing %s", path);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
         free(text);
-        return fail(err, ATTN_ERR_IO, "wisdom: cannot create a temporary file next to %s: %s",
+        return attn_fail(err, ATTN_ERR_IO, "wisdom: cannot create a temporary file next to %s: %s",
                     path, strerror(errno));
     }
     const size_t n = strlen(text);
@@ -463,7 +450,7 @@ static attn_status write_atomic(const char *path, json_t *root, attn_error *err)
         if (ok)
             saved = errno;
         unlink(tmp);
-        return fail(err, ATTN_ERR_IO, "wisdom: cannot write %s: %s", path, strerror(saved));
+        return attn_fail(err, ATTN_ERR_IO, "wisdom: cannot write %s: %s", path, strerror(saved));
     }
     char dir[4096];
     dir_of(path, dir, sizeof dir);
@@ -486,7 +473,7 @@ static attn_status merge_entries(json_t *entries, const wisdom_set *add, attn_er
     for (size_t k = 0; k < add->count; k++) {
         json_t *e = entry_json(&add->entries[k]);
         if (!e)
-            return fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+            return attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
         long same = -1;
         size_t i;
         json_t *old;
@@ -499,7 +486,7 @@ static attn_status merge_entries(json_t *entries, const wisdom_set *add, attn_er
         int rc = same >= 0 ? json_array_set_new(entries, (size_t)same, e)
                            : json_array_append_new(entries, e);
         if (rc != 0)
-            return fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+            return attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
     }
     return ATTN_OK;
 }
@@ -513,11 +500,11 @@ attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn
     snprintf(lock_path, sizeof lock_path, "%s.lock", path);
     int lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock < 0)
-        return fail(err, ATTN_ERR_IO, "wisdom: cannot open lock file %s: %s", lock_path,
+        return attn_fail(err, ATTN_ERR_IO, "wisdom: cannot open lock file %s: %s", lock_path,
                     strerror(errno));
     while (flock(lock, LOCK_EX) != 0)
         if (errno != EINTR) {
-            st = fail(err, ATTN_ERR_IO, "wisdom: cannot lock %s: %s", lock_path, strerror(errno));
+            st = attn_fail(err, ATTN_ERR_IO, "wisdom: cannot lock %s: %s", lock_path, strerror(errno));
             close(lock);
             return st;
         }
@@ -525,7 +512,7 @@ attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn
     attn_error why = {0};
     wisdom_read_status rs = load_root(path, &root, &why);
     if (rs == WISDOM_READ_BAD) {
-        st = fail(err, ATTN_ERR_IO,
+        st = attn_fail(err, ATTN_ERR_IO,
                   "%s; refusing to write over it (attnbench wisdom forget removes it)",
                   why.message);
         goto done;
@@ -534,7 +521,7 @@ attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn
         root = json_pack("{s:s, s:i, s:[]}", "format", WISDOM_FORMAT, "version", WISDOM_VERSION,
                          "sections");
     if (!root || !machine || !build) {
-        st = fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+        st = attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
         goto done;
     }
     size_t foreign;
@@ -544,7 +531,7 @@ attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn
     if (index < 0) {
         json_t *s = new_section(machine, build);
         if (!s || json_array_append_new(sections, s) != 0) {
-            st = fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+            st = attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
             goto done;
         }
         index = (long)json_array_size(sections) - 1;
@@ -554,7 +541,7 @@ attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn
     if (!json_is_array(entries)) {
         entries = json_array();
         if (!entries || json_object_set_new(section, "entries", entries) != 0) {
-            st = fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+            st = attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
             goto done;
         }
     }
@@ -578,7 +565,7 @@ attn_status wisdom_write_file(const char *path, const wisdom_set *set, attn_erro
         root = json_pack("{s:s, s:i, s:[o]}", "format", WISDOM_FORMAT, "version",
                          WISDOM_VERSION, "sections", section);
     if (!root)
-        fail(err, st, "wisdom: out of memory");
+        attn_fail(err, st, "wisdom: out of memory");
     else if ((st = merge_entries(json_object_get(section, "entries"), set, err)) == ATTN_OK)
         st = write_atomic(path, root, err);
     json_decref(root);
@@ -590,7 +577,7 @@ attn_status wisdom_write_file(const char *path, const wisdom_set *set, attn_erro
 attn_status wisdom_forget(const char *path, attn_error *err)
 {
     if (unlink(path) != 0 && errno != ENOENT)
-        return fail(err, ATTN_ERR_IO, "wisdom: cannot remove %s: %s", path, strerror(errno));
+        return attn_fail(err, ATTN_ERR_IO, "wisdom: cannot remove %s: %s", path, strerror(errno));
     char lock_path[4200];
     snprintf(lock_path, sizeof lock_path, "%s.lock", path);
     unlink(lock_path); /* absent is fine */
