@@ -9,6 +9,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 static struct {
     pthread_mutex_t busy;   /* held by the run in progress (trylock: never wait on it) */
@@ -107,8 +109,22 @@ static void run_all_here(int workers, attn_parallel_fn fn, void *ctx)
         fn(ctx, w, workers);
 }
 
+/* ATTN_SERIAL=1: every worker's share runs on the calling thread, in order. The split does not
+ * change, so neither do the results. For environments whose threads cannot be trusted (here,
+ * qemu-user 7.2 hangs in an aarch64 guest's first pthread_create, whatever the program) and for
+ * users who must keep the library to one thread. */
+static bool serial_forced(void)
+{
+    const char *env = getenv("ATTN_SERIAL");
+    return env && !strcmp(env, "1");
+}
+
 bool attn_parallel_run(int workers, attn_parallel_fn fn, void *ctx)
 {
+    if (workers > 1 && serial_forced()) {
+        run_all_here(workers, fn, ctx);
+        return false;
+    }
     if (workers <= 1) {
         run_all_here(workers, fn, ctx);
         return workers == 1;

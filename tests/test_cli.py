@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,8 @@ import unittest
 import numpy as np
 
 ATTNBENCH = os.environ.get("ATTNBENCH", "")
+# A cross build runs the tool through its exe wrapper (qemu), as meson does for test binaries.
+WRAPPER = shlex.split(os.environ.get("ATTN_EXE_WRAPPER", ""))
 
 # A quick shape for tests that only need the tool to run.
 SMALL = ["--batch", "1", "--heads", "2", "--len-q", "5", "--len-kv", "7", "--dim", "3",
@@ -23,7 +26,7 @@ SMALL = ["--batch", "1", "--heads", "2", "--len-q", "5", "--len-kv", "7", "--dim
 
 def attnbench(*args, env=None):
     environ = dict(os.environ, **(env or {}))
-    return subprocess.run([ATTNBENCH, *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([*WRAPPER, ATTNBENCH, *map(str, args)], capture_output=True, text=True,
                           timeout=60, env=environ)
 
 

@@ -7,6 +7,7 @@ Usage: /usr/bin/python3 tests/test_machine.py PATH/TO/attnbench [unittest option
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,8 @@ import unittest
 import numpy as np
 
 ATTNBENCH = os.environ.get("ATTNBENCH", "")
+# A cross build runs the tool through its exe wrapper (qemu), as meson does for test binaries.
+WRAPPER = shlex.split(os.environ.get("ATTN_EXE_WRAPPER", ""))
 
 # attnbench's ISA names -> the /proc/cpuinfo flags that mean the same (all must be present).
 CPUINFO_FLAGS = {
@@ -32,7 +35,7 @@ def attnbench(*args, env=None, timeout=120):
     for name in ("ATTN_FORCE_VARIANT", "ATTN_DISABLE_ISA"):
         if name not in (env or {}):
             environ.pop(name, None)
-    return subprocess.run([ATTNBENCH, *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([*WRAPPER, ATTNBENCH, *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=environ)
 
 

@@ -10,11 +10,14 @@ import json
 import os
 import re
 import shutil
+import shlex
 import subprocess
 import sys
 import tempfile
 
 ATTNBENCH = sys.argv[1]
+# A cross build runs the tool through its exe wrapper (qemu), as meson does for test binaries.
+WRAPPER = shlex.split(os.environ.get("ATTN_EXE_WRAPPER", ""))
 BASE = ["--batch", "1", "--heads", "2", "--threads", "1"]
 TINY = BASE + ["--len", "48", "--dim", "16"]
 failures = []
@@ -33,7 +36,7 @@ def run(args, wisdom=None, env_extra=None, **kw):
     if wisdom:
         env["ATTN_WISDOM"] = wisdom
     env.update(env_extra or {})
-    return subprocess.run([ATTNBENCH] + args, env=env, capture_output=True, text=True,
+    return subprocess.run(WRAPPER + [ATTNBENCH] + args, env=env, capture_output=True, text=True,
                           timeout=300, **kw)
 
 
@@ -124,7 +127,7 @@ def case_concurrent(tmp):
     path = os.path.join(tmp, "shared.json")
     shapes = [BASE + ["--len", str(n), "--dim", "16"] for n in (40, 56, 72, 88)]
     env = dict(os.environ, ATTN_WISDOM=path)
-    procs = [subprocess.Popen([ATTNBENCH, "tune", "--budget", "2"] + s, env=env,
+    procs = [subprocess.Popen([*WRAPPER, ATTNBENCH, "tune", "--budget", "2"] + s, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for s in shapes]
     results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
