@@ -398,8 +398,17 @@ int cli_list(int argc, char **argv)
                 variants = NULL;
             }
         }
-        json_t *root = json_pack("{s:s, s:o, s:o}", "tool", "attnbench " ATTN_VERSION_STRING,
-                                 "machine", cli_machine_json(), "variants", variants);
+        json_t *absent_list = json_array();
+        const char *absent, *why;
+        for (int i = 0; absent_list && attn_variant_absent(i, &absent, &why); i++)
+            if (json_array_append_new(absent_list,
+                                      json_pack("{s:s, s:s}", "name", absent, "why", why))) {
+                json_decref(absent_list);
+                absent_list = NULL;
+            }
+        json_t *root = json_pack("{s:s, s:o, s:o, s:o}", "tool", "attnbench " ATTN_VERSION_STRING,
+                                 "machine", cli_machine_json(), "variants", variants,
+                                 "not_built", absent_list);
         const bool ok = cli_json_print(root);
         json_decref(root);
         return ok ? CLI_EXIT_OK : cli_error("list", "out of memory or output error");
@@ -428,6 +437,15 @@ int cli_list(int argc, char **argv)
         cli_table_add(&table, "%g", v.tolerance);
         cli_table_add(&table, "%s", ranges[0] ? ranges : "-");
         cli_table_add(&table, "%s", v.description);
+    }
+    const char *absent, *why;
+    for (int i = 0; attn_variant_absent(i, &absent, &why); i++) {
+        cli_table_add(&table, "%s", absent);
+        cli_table_add(&table, "-");
+        cli_table_add(&table, "no: %s", why);
+        cli_table_add(&table, "-");
+        cli_table_add(&table, "-");
+        cli_table_add(&table, "-");
     }
     const bool ok = cli_table_print(&table, stdout);
     cli_table_free(&table);
@@ -811,6 +829,10 @@ static int variant_index(const char *text, size_t len)
 
 static int unknown_variant(const char *flag, const char *text, size_t len)
 {
+    const char *absent, *why;
+    for (int i = 0; attn_variant_absent(i, &absent, &why); i++)
+        if (strlen(absent) == len && !strncmp(absent, text, len))
+            return cli_error("run", "--%s: variant %s is %s", flag, absent, why);
     char known[512] = "";
     for (int i = 0; i < attn_variant_count(); i++) {
         attn_variant_info info;

@@ -248,22 +248,41 @@ bool attn_variant_get(int i, attn_variant_info *info)
     return true;
 }
 
-static const attn_variant *lookup(const char *name, attn_error *err)
+bool attn_variant_absent(int i, const char **name, const char **why)
 {
-    int i = attn_variant_find(name);
-    if (i < 0) {
-        attn_fail(err, ATTN_ERR_UNKNOWN_VARIANT, "unknown variant '%s'", name ? name : "(null)");
-        return NULL;
-    }
-    return attn_registry[i];
+    for (int k = 0; k <= i; k++)
+        if (!attn_registry_absent[k].name)
+            return false;
+    *name = attn_registry_absent[i].name;
+    *why = attn_registry_absent[i].why;
+    return true;
+}
+
+/* The registered variant of that name. NULL with *status = ATTN_ERR_UNSUPPORTED (and the reason)
+ * for a variant this build leaves out, ATTN_ERR_UNKNOWN_VARIANT for any other name. */
+static const attn_variant *lookup(const char *name, attn_status *status, attn_error *err)
+{
+    const int i = attn_variant_find(name);
+    if (i >= 0)
+        return attn_registry[i];
+    const char *absent, *why;
+    for (int k = 0; name && attn_variant_absent(k, &absent, &why); k++)
+        if (!strcmp(absent, name)) {
+            *status = attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s is %s", name, why);
+            return NULL;
+        }
+    *status = attn_fail(err, ATTN_ERR_UNKNOWN_VARIANT, "unknown variant '%s'",
+                        name ? name : "(null)");
+    return NULL;
 }
 
 attn_status attn_variant_default_params(const char *name, const attn_problem *p,
                                         attn_params *out, attn_error *err)
 {
-    const attn_variant *v = lookup(name, err);
+    attn_status status = ATTN_ERR_UNKNOWN_VARIANT;
+    const attn_variant *v = lookup(name, &status, err);
     if (!v)
-        return ATTN_ERR_UNKNOWN_VARIANT;
+        return status;
     memset(out, 0, sizeof *out);
     out->count = v->param_count;
     if (v->default_params)
@@ -298,9 +317,10 @@ static attn_status check_params(const attn_variant *v, const attn_problem *p,
 attn_status attn_params_check(const char *name, const attn_problem *p, const attn_params *params,
                               attn_error *err)
 {
-    const attn_variant *v = lookup(name, err);
+    attn_status status = ATTN_ERR_UNKNOWN_VARIANT;
+    const attn_variant *v = lookup(name, &status, err);
     if (!v)
-        return ATTN_ERR_UNKNOWN_VARIANT;
+        return status;
     attn_status s = attn_problem_validate(p, err);
     if (s != ATTN_OK)
         return s;
@@ -310,9 +330,10 @@ attn_status attn_params_check(const char *name, const attn_problem *p, const att
 attn_status attn_params_parse(const char *name, const char *text, attn_params *params,
                               attn_error *err)
 {
-    const attn_variant *v = lookup(name, err);
+    attn_status status = ATTN_ERR_UNKNOWN_VARIANT;
+    const attn_variant *v = lookup(name, &status, err);
     if (!v)
-        return ATTN_ERR_UNKNOWN_VARIANT;
+        return status;
     const char *s = text;
     while (s && *s) {
         const char *end = strchr(s, ',');
@@ -348,7 +369,8 @@ attn_status attn_params_parse(const char *name, const char *text, attn_params *p
 
 void attn_params_format(const char *name, const attn_params *params, char *buf, size_t len)
 {
-    const attn_variant *v = lookup(name, NULL);
+    attn_status status = ATTN_ERR_UNKNOWN_VARIANT;
+    const attn_variant *v = lookup(name, &status, NULL);
     size_t used = 0;
     buf[0] = '\0';
     for (int i = 0; v && i < v->param_count && i < params->count; i++) {
@@ -618,9 +640,10 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
                              const float *q, const float *k, const float *v, float *o,
                              attn_error *err)
 {
-    const attn_variant *var = lookup(name, err);
+    attn_status status = ATTN_ERR_UNKNOWN_VARIANT;
+    const attn_variant *var = lookup(name, &status, err);
     if (!var)
-        return ATTN_ERR_UNKNOWN_VARIANT;
+        return status;
     attn_status s = attn_problem_validate(p, err);
     if (s != ATTN_OK)
         return s;

@@ -121,6 +121,10 @@ int attn_variant_count(void);
 bool attn_variant_get(int i, attn_variant_info *info);
 /* Index of the variant with that name, or -1. */
 int attn_variant_find(const char *name);
+/* Variants of the project that this build leaves out (another architecture's, or cblas without
+ * a CBLAS): their name and why, for i = 0, 1, ... until it returns false. Running one fails with
+ * ATTN_ERR_UNSUPPORTED and that reason. */
+bool attn_variant_absent(int i, const char **name, const char **why);
 
 /* Default parameters of a variant for a problem (a heuristic from cache sizes). */
 attn_status attn_variant_default_params(const char *name, const attn_problem *p,

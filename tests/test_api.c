@@ -283,6 +283,14 @@ static void test_params_check(void)
         p.heads_kv = 2;
     }
     CHECK(attn_params_check("no-such-variant", &p, &params, &err) == ATTN_ERR_UNKNOWN_VARIANT);
+    /* A variant this build leaves out is refused as unsupported, with the reason. */
+    const char *absent, *why;
+    for (int i = 0; attn_variant_absent(i, &absent, &why); i++) {
+        CHECK(attn_variant_find(absent) < 0);
+        memset(&err, 0, sizeof err);
+        CHECK(attn_params_check(absent, &p, &params, &err) == ATTN_ERR_UNSUPPORTED);
+        CHECK(strstr(err.message, why) != NULL);
+    }
     CHECK(attn_default_threads() >= 1 && attn_default_threads() <= ATTN_MAX_THREADS);
 }
 

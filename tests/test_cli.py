@@ -141,7 +141,15 @@ class TestHelpAndList(CliTestCase):
         self.assertIn("tolerance", out[0])
         names = [line.split()[0] for line in out[1:]]
         self.assertIn("naive", names)
-        self.assertEqual(len(names), len(self.run_json("list")["variants"]))
+        doc = self.run_json("list")
+        # one row per registered variant, then one per variant this build leaves out
+        self.assertEqual(names, [v["name"] for v in doc["variants"]] +
+                         [v["name"] for v in doc["not_built"]])
+        for v in doc["not_built"]:
+            self.assertTrue(v["why"].startswith("not built"))
+            r = attnbench("run", "--variant", v["name"], *SMALL)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("not built", r.stderr)
 
     def test_list_json(self):
         doc = self.run_json("list")

@@ -33,3 +33,19 @@ const attn_variant *const attn_registry[] = {
     &attn_variant_naive,
 };
 const int attn_registry_count = (int)(sizeof attn_registry / sizeof attn_registry[0]);
+
+/* Variants of the project that this build leaves out, and why: listings show them, and asking
+ * for one gives that reason instead of "unknown variant". */
+const attn_absent_variant attn_registry_absent[] = {
+#if !ATTN_ARCH_X86
+    {"avx512", "not built: x86-64 only"},
+    {"avx2", "not built: x86-64 only"},
+#endif
+#if !ATTN_ARCH_AARCH64
+    {"neon", "not built: AArch64 only"},
+#endif
+#if !ATTN_HAVE_CBLAS
+    {"cblas", "not built: no CBLAS found (meson option cblas)"},
+#endif
+    {NULL, NULL}, /* keeps the array non-empty */
+};

@@ -94,6 +94,13 @@ typedef struct attn_variant {
 extern const attn_variant *const attn_registry[];
 extern const int attn_registry_count;
 
+/* Variants of the project left out of this build (other architecture, missing library), ended
+ * by a {NULL, NULL} entry (registry.c). */
+typedef struct attn_absent_variant {
+    const char *name, *why;
+} attn_absent_variant;
+extern const attn_absent_variant attn_registry_absent[];
+
 /* ---- helpers shared by the variants (all static inline) ---------------------------------- */
 
 static inline const float *attn_q_row(const attn_task *t, int64_t b, int64_t h, int64_t i)
