@@ -69,18 +69,8 @@ static attn_status blocked_run(const attn_task *t)
                 }
             }
             /* Row softmax in place: weights, then 1/sum folded in. */
-            for (int64_t r = 0; r < nr; r++) {
-                float *s = scores + r * Lk, max = -INFINITY, sum = 0.0f;
-                for (int64_t j = 0; j < tile_keys; j++)
-                    max = fmaxf(max, s[j]); /* NaN skipped; it reaches the sum below */
-                for (int64_t j = 0; j < tile_keys; j++) {
-                    s[j] = s[j] == -INFINITY ? 0.0f : expf(s[j] - max);
-                    sum += s[j];
-                }
-                const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
-                for (int64_t j = 0; j < tile_keys; j++)
-                    s[j] *= inv;
-            }
+            for (int64_t r = 0; r < nr; r++)
+                attn_softmax_row(scores + r * Lk, tile_keys);
             /* Pass 2: O = P·V, block by block, each V block read once for the tile. */
             for (int64_t r = 0; r < nr; r++) {
                 const int64_t h = gr.first_head + (r0 + r) / gr.rows;

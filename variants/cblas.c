@@ -81,23 +81,13 @@ static bool has_nonfinite_rows(const float *v, int64_t ld, int64_t n, int64_t d)
 /* Masks and softmax of one score row s[0, n) in place; key_limit folds causal and padding. */
 static void softmax_row(float *s, int64_t n, int64_t key_limit, const float *mask)
 {
-    float max = -INFINITY;
     for (int64_t j = 0; j < n; j++) {
         if (j >= key_limit || (mask && mask[j] == -INFINITY))
             s[j] = -INFINITY; /* assigned, never added: a NaN score of a masked key vanishes */
         else if (mask)
             s[j] += mask[j];
-        if (s[j] > max) /* false for NaN: it is skipped here and reaches the sum below */
-            max = s[j];
     }
-    float sum = 0.0f;
-    for (int64_t j = 0; j < n; j++) {
-        s[j] = s[j] == -INFINITY ? 0.0f : expf(s[j] - max);
-        sum += s[j];
-    }
-    const float inv = sum > 0.0f ? 1.0f / sum : (sum == 0.0f ? 0.0f : sum);
-    for (int64_t j = 0; j < n; j++)
-        s[j] *= inv;
+    attn_softmax_row(s, n);
 }
 
 static attn_status cblas_run(const attn_task *t)

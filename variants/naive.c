@@ -42,20 +42,8 @@ static attn_status naive_run(const attn_task *t)
                 }
             }
             /* 2. row softmax in place; a row with every key masked becomes all zeros. */
-            for (int64_t i = t->row_begin; i < t->row_end; i++) {
-                float *s = scores + (i - t->row_begin) * Lk;
-                float max = -INFINITY;
-                for (int64_t j = 0; j < Lk; j++)
-                    max = fmaxf(max, s[j]); /* fmaxf skips NaN; the NaN reaches the sum below */
-                float sum = 0.0f;
-                for (int64_t j = 0; j < Lk; j++) {
-                    s[j] = s[j] == -INFINITY ? 0.0f : expf(s[j] - max);
-                    sum += s[j];
-                }
-                const float inv = sum > 0.0f ? 1.0f / sum : (sum == 0.0f ? 0.0f : sum);
-                for (int64_t j = 0; j < Lk; j++)
-                    s[j] *= inv;
-            }
+            for (int64_t i = t->row_begin; i < t->row_end; i++)
+                attn_softmax_row(scores + (i - t->row_begin) * Lk, Lk);
             /* 3. O = P·V, skipping the keys that carry no weight. */
             for (int64_t i = t->row_begin; i < t->row_end; i++) {
                 const float *s = scores + (i - t->row_begin) * Lk;

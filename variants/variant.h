@@ -11,6 +11,8 @@
 
 #include "attn.h"
 
+#include <math.h>
+
 /* ISA feature bits. x86 bits mean "the CPU has it and the OS saves its register state". */
 enum attn_isa_bit {
     ATTN_ISA_SSE42 = 1u << 0,
@@ -145,6 +147,23 @@ static inline const float *attn_mask_row(const attn_problem *p, int64_t i)
     if (!p->mask)
         return NULL;
     return p->mask + i * (p->mask_row_stride ? p->mask_row_stride : p->len_kv);
+}
+
+/* Softmax of one score row in place, -INFINITY marking an excluded key: weights summing to 1,
+ * all zeros when every key is excluded, NaN throughout when a score is NaN (fmaxf skips it in
+ * the max; it reaches the sum). The exact two-pass softmax of naive, blocked and cblas. */
+static inline void attn_softmax_row(float *s, int64_t n)
+{
+    float max = -INFINITY, sum = 0.0f;
+    for (int64_t j = 0; j < n; j++)
+        max = fmaxf(max, s[j]);
+    for (int64_t j = 0; j < n; j++) {
+        s[j] = s[j] == -INFINITY ? 0.0f : expf(s[j] - max);
+        sum += s[j];
+    }
+    const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    for (int64_t j = 0; j < n; j++)
+        s[j] *= inv;
 }
 
 /* Dot product of two float rows in eight independent partial sums, so the portable variants
