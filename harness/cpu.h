@@ -14,6 +14,7 @@ typedef struct attn_cpu {
     uint32_t isa;          /* isa_detected minus what ATTN_DISABLE_ISA turns off */
     attn_machine machine;  /* isa + cache sizes (hwloc's; sysconf when hwloc fails) */
     char machine_id[17];   /* attn_cpu_machine_id(): 16 hex digits */
+    int sve_vector_bits;   /* AArch64 with SVE: this thread's SVE vector length; else 0 */
 } attn_cpu;
 
 /* The detected CPU; detection runs on the first call (thread-safe). Never NULL. */

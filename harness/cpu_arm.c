@@ -1,9 +1,12 @@
-/* cpu_arm.c — AArch64 feature detection through the kernel's hardware capability words. */
+/* cpu_arm.c — AArch64 feature detection through the kernel's hardware capability words
+ * (getauxval: the kernel sets a bit only when it also saves the registers the feature needs),
+ * and the SVE vector length through prctl. */
 #include "cpu.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/prctl.h>
 
 #ifndef HWCAP_ASIMD
 #define HWCAP_ASIMD (1UL << 1)
@@ -17,6 +20,19 @@
 #ifndef HWCAP2_BF16
 #define HWCAP2_BF16 (1UL << 14)
 #endif
+#ifndef PR_SVE_GET_VL
+#define PR_SVE_GET_VL 51
+#endif
+#ifndef PR_SVE_VL_LEN_MASK
+#define PR_SVE_VL_LEN_MASK 0xffff
+#endif
+
+/* The calling thread's SVE vector length in bits (the kernel reports bytes), 0 when unknown. */
+static int sve_vector_bits(void)
+{
+    const int vl = prctl(PR_SVE_GET_VL);
+    return vl < 0 ? 0 : (vl & PR_SVE_VL_LEN_MASK) * 8;
+}
 
 void attn_cpu_detect_arch(attn_cpu *cpu)
 {
@@ -44,8 +60,10 @@ void attn_cpu_detect_arch(attn_cpu *cpu)
         isa |= ATTN_ISA_NEON;
     if (hw & HWCAP_ASIMDHP)
         isa |= ATTN_ISA_ARM_FP16;
-    if (hw & HWCAP_SVE)
+    if (hw & HWCAP_SVE) {
         isa |= ATTN_ISA_SVE;
+        cpu->sve_vector_bits = sve_vector_bits();
+    }
     if (hw2 & HWCAP2_BF16)
         isa |= ATTN_ISA_ARM_BF16;
     cpu->isa_detected = isa;
