@@ -30,6 +30,9 @@ static const struct cli_command {
     {"tune", cli_tune, "search the fastest correct variant and parameters for a shape; store wisdom"},
     {"plan", cli_plan, "what the planner would choose for a shape, and why"},
     {"wisdom", cli_wisdom, "show, export, import or forget the tuning wisdom of this machine"},
+    {"sweep", cli_sweep, "run a grid of shapes, threads and variants; write one result file"},
+    {"study", cli_study, "numerical studies: `study scaling`, why attention scales by 1/sqrt(d)"},
+    {"compare", cli_compare, "compare two benchmark results: ratios, intervals, regression verdict"},
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 
@@ -457,7 +460,8 @@ int cli_list(int argc, char **argv)
 enum {
     RUN_VARIANT, RUN_BATCH, RUN_HEADS, RUN_KV_HEADS, RUN_LEN_Q, RUN_LEN_KV, RUN_DIM, RUN_SCALE,
     RUN_CAUSAL, RUN_KV_LENS, RUN_MASK, RUN_LAYOUT, RUN_PARAMS, RUN_SEED, RUN_REPS, RUN_WARMUP,
-    RUN_THREADS, RUN_NO_CHECK, RUN_Q, RUN_K, RUN_V, RUN_OUT, RUN_FORMAT, RUN_DISABLE_ISA, RUN_HELP, RUN_OPTION_COUNT
+    RUN_THREADS, RUN_NO_CHECK, RUN_Q, RUN_K, RUN_V, RUN_OUT, RUN_FORMAT, RUN_DISABLE_ISA, RUN_SAVE,
+    RUN_RESULTS_DIR, RUN_HELP, RUN_OPTION_COUNT
 };
 
 /* Defaults of the shape and the measurement. */
@@ -489,6 +493,8 @@ static const cli_option run_options[RUN_OPTION_COUNT] = {
     [RUN_OUT] = {"out", "FILE.npy", "write O [B,Hq,Lq,d] of the first variant run"},
     [RUN_FORMAT] = {"format", "text|json|csv", "output format (default text)"},
     [RUN_DISABLE_ISA] = {"disable-isa", "LIST", "turn ISAs off, as ATTN_DISABLE_ISA=LIST does"},
+    [RUN_SAVE] = {"save", NULL, "also store the JSON result under DIR/<machine id>/"},
+    [RUN_RESULTS_DIR] = {"results-dir", "DIR", "where --save stores it (default results)"},
     [RUN_HELP] = {"help", NULL, "this help"},
 };
 
@@ -513,6 +519,8 @@ static void print_run_help(void)
            "is an error (ATTN_DISABLE_ISA=avx512,... turns ISAs off as if the CPU lacked them).\n"
            "--params NAME:K=V,... must name a variant being run; its values apply over the\n"
            "variant's defaults for the shape.\n"
+           "--save stores the JSON document, with commit, date and build, as\n"
+           "DIR/<machine id>/run-<UTC date>.json (results/README.md), whatever --format says.\n"
            "\nexit status: 0 every variant ok, 1 some variant beyond its tolerance, 2 bad input\n"
            "or an error (message on stderr).\n");
 }
@@ -525,6 +533,8 @@ typedef struct run_config {
     uint64_t seed;
     int64_t reps, warmup, threads;
     const char *kv_lens, *mask, *q, *k, *v, *out;
+    bool save;
+    const char *results_dir;
     const char **params; /* the --params texts, in order */
     int params_count;
     cli_format format;
@@ -533,7 +543,7 @@ typedef struct run_config {
 static int parse_run_options(int argc, char **argv, run_config *c)
 {
     *c = (run_config){.check = true, .seed = 1, .reps = DEFAULT_REPS, .warmup = DEFAULT_WARMUP,
-                      .threads = 1};
+                      .threads = 1, .results_dir = "results"};
     c->params = malloc((size_t)argc * sizeof *c->params);
     if (!c->params)
         return cli_error("run", "out of memory");
@@ -579,6 +589,8 @@ static int parse_run_options(int argc, char **argv, run_config *c)
                                   1u << CLI_FORMAT_CSV, &c->format);
             break;
         case RUN_DISABLE_ISA: ok = cli_set_disable_isa("run", value); break;
+        case RUN_SAVE: c->save = true; break;
+        case RUN_RESULTS_DIR: c->results_dir = value; break;
         case RUN_HELP: print_run_help(); return CLI_EXIT_OK;
         default: return CLI_EXIT_USAGE;
         }
@@ -1063,6 +1075,18 @@ static json_t *kv_lens_json(const attn_problem *p)
     return list;
 }
 
+/* The timed samples, in seconds (sorted ascending by the statistics). */
+static json_t *samples_json(const variant_run *run, int64_t reps)
+{
+    json_t *list = json_array();
+    for (int64_t i = 0; list && i < reps; i++)
+        if (json_array_append_new(list, json_real(run->samples[i]))) {
+            json_decref(list);
+            return NULL;
+        }
+    return list;
+}
+
 static json_t *result_json(const run_state *s, const variant_run *run, double flops)
 {
     const attn_problem *p = &s->problem;
@@ -1082,12 +1106,13 @@ static json_t *result_json(const run_state *s, const variant_run *run, double fl
         c->blhd ? "blhd" : "bhld", "kv_lens", kv_lens_json(p), "mask",
         c->mask ? json_string(c->mask) : json_null());
     return json_pack(
-        "{s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:o, s:o, s:o, s:o, s:o, s:f, "
-        "s:b, s:b}",
+        "{s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:f, s:f, s:o, s:o, s:o, s:o, s:o, "
+        "s:f, s:b, s:b}",
         "variant", run->info.name, "params", params, "shape", shape, "threads",
         (json_int_t)c->threads, "reps",
         (json_int_t)c->reps, "warmup", (json_int_t)c->warmup, "seed", (json_int_t)c->seed,
-        "median_s", run->time.median, "min_s", run->time.min, "max_s", run->time.max, "flops",
+        "median_s", run->time.median, "min_s", run->time.min, "max_s", run->time.max,
+        "samples_s", samples_json(run, c->reps), "flops",
         flops, "gflops", gflops(run, flops),
         /* fractions of the cached roofline (attnbench peak), null when none is cached */
         "peak_fraction", cli_json_real(cli_peak_fraction(gflops(run, flops), (int)c->threads)),
@@ -1099,7 +1124,8 @@ static json_t *result_json(const run_state *s, const variant_run *run, double fl
         "tolerance", run->info.tolerance, "checked", c->check, "ok", run_ok(s, run));
 }
 
-static bool print_json(const run_state *s, double flops)
+/* run's JSON document: tool, machine, results. NULL on OOM. */
+static json_t *run_document(const run_state *s, double flops)
 {
     json_t *results = json_array();
     for (int r = 0; results && r < s->run_count; r++)
@@ -1107,8 +1133,13 @@ static bool print_json(const run_state *s, double flops)
             json_decref(results);
             results = NULL;
         }
-    json_t *root = json_pack("{s:s, s:o, s:o}", "tool", "attnbench " ATTN_VERSION_STRING,
-                             "machine", cli_machine_json(), "results", results);
+    return json_pack("{s:s, s:o, s:o}", "tool", "attnbench " ATTN_VERSION_STRING, "machine",
+                     cli_machine_json(), "results", results);
+}
+
+static bool print_json(const run_state *s, double flops)
+{
+    json_t *root = run_document(s, flops);
     const bool ok = cli_json_print(root);
     json_decref(root);
     return ok;
@@ -1239,20 +1270,38 @@ static bool print_text(const run_state *s, double flops)
     return ok;
 }
 
+/* The measurement itself, shared by run and cli_run_measure: -1 when done. */
+static int measure(run_state *s)
+{
+    int status = build_problem(s);
+    if (status < 0)
+        status = choose_variants(s);
+    if (status < 0)
+        status = make_tensors(s);
+    if (status < 0)
+        status = check_variants(s);
+    if (status < 0)
+        status = time_variants(s);
+    return status;
+}
+
 int cli_run(int argc, char **argv)
 {
     run_state s = {0};
     int status = parse_run_options(argc, argv, &s.config);
     if (status < 0)
-        status = build_problem(&s);
-    if (status < 0)
-        status = choose_variants(&s);
-    if (status < 0)
-        status = make_tensors(&s);
-    if (status < 0)
-        status = check_variants(&s);
-    if (status < 0)
-        status = time_variants(&s);
+        status = measure(&s);
+    if (status < 0 && s.config.save) {
+        json_t *doc = run_document(&s, attn_problem_flops(&s.problem));
+        char path[4200];
+        if (!doc)
+            status = cli_error("run", "out of memory");
+        else if (!cli_store_save("run", doc, "run", s.config.results_dir, path, sizeof path))
+            status = CLI_EXIT_USAGE;
+        else
+            fprintf(stderr, "attnbench run: saved %s\n", path);
+        json_decref(doc);
+    }
     if (status < 0) {
         const double flops = attn_problem_flops(&s.problem);
         bool printed = true;
@@ -1267,6 +1316,27 @@ int cli_run(int argc, char **argv)
                 status = CLI_EXIT_FAILED;
         if (!printed)
             status = cli_error("run", "out of memory or output error");
+    }
+    run_free(&s);
+    return status;
+}
+
+int cli_run_measure(const cli_measure_spec *spec, json_t *records)
+{
+    run_state s = {.config = {.variants = spec->variants, .batch = spec->batch,
+                              .heads_q = spec->heads_q, .heads_kv = spec->heads_kv,
+                              .len_q = spec->len_q, .len_kv = spec->len_kv,
+                              .head_dim = spec->head_dim, .causal = spec->causal,
+                              .check = spec->check, .seed = spec->seed, .reps = spec->reps,
+                              .warmup = spec->warmup,
+                              .threads = spec->threads ? spec->threads : attn_default_threads(),
+                              .format = CLI_FORMAT_JSON}};
+    int status = measure(&s);
+    if (status < 0) {
+        const double flops = attn_problem_flops(&s.problem);
+        for (int r = 0; r < s.run_count && status < 0; r++)
+            if (json_array_append_new(records, result_json(&s, &s.runs[r], flops)))
+                status = cli_error("run", "out of memory");
     }
     run_free(&s);
     return status;

@@ -24,6 +24,9 @@ int cli_list(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_info(int argc, char **argv); /* cli_machine.c */
 int cli_peak(int argc, char **argv); /* cli_machine.c */
+int cli_sweep(int argc, char **argv); /* cli_sweep.c */
+int cli_study(int argc, char **argv); /* cli_study.c */
+int cli_compare(int argc, char **argv); /* cli_compare.c */
 
 /* cli_machine.c: --disable-isa LIST (validated, then set as ATTN_DISABLE_ISA before the first
  * detection); false after reporting a bad list. */
@@ -33,6 +36,33 @@ bool cli_set_disable_isa(const char *command, const char *list);
  * over triad bandwidth (1-thread figure x threads, at most the all-cores figure). */
 double cli_peak_fraction(double gflops, int threads);
 double cli_bw_fraction(const attn_problem *p, double seconds, int threads);
+/* The cached roofline as `peak --format json` describes it, or JSON null when none is cached
+ * (cli_machine.c). NULL on OOM. */
+json_t *cli_cached_peak_json(void);
+
+/* One shape measured the way `run` measures it: the variants a --variant LIST names (NULL: as
+ * run without --variant; "all": every supported one), random inputs from `seed`, one untimed
+ * run checked against the float64 oracle when `check`, then `warmup` + `reps` interleaved
+ * timed runs. heads_kv and len_kv 0: as heads_q and len_q; threads 0: the library's default.
+ * Appends one record per variant to `records`, in run's JSON schema. Returns -1 on success,
+ * else an exit status after a message on stderr (which names `run`). */
+typedef struct cli_measure_spec {
+    const char *variants;
+    int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim;
+    bool causal, check;
+    uint64_t seed;
+    int64_t reps, warmup, threads;
+} cli_measure_spec;
+int cli_run_measure(const cli_measure_spec *spec, json_t *records);
+
+/* cli_store.c: stored result files (results/README.md). cli_build_json: the build as result
+ * files record it (version, compiler, buildtype, optimization, c_args, sanitize); NULL on OOM.
+ * cli_store_save adds kind, commit, commit_dirty, date and build to doc and writes it atomically
+ * to RESULTS_DIR/<machine id>/<kind>-<UTC stamp>.json (never over an existing file); the path
+ * goes into `path`. False after a message on stderr naming `command`. */
+json_t *cli_build_json(void);
+bool cli_store_save(const char *command, json_t *doc, const char *kind, const char *results_dir,
+                    char *path, size_t path_len);
 
 /* Prints "attnbench <command>: <message>" on stderr and returns CLI_EXIT_USAGE. */
 int cli_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

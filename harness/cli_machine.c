@@ -239,6 +239,12 @@ static const attn_peak *cached_peak(void)
     return state > 0 ? &peak : NULL;
 }
 
+json_t *cli_cached_peak_json(void)
+{
+    const attn_peak *p = cached_peak();
+    return p ? peak_json(p, cached_when) : json_null();
+}
+
 double cli_peak_fraction(double gflops, int threads)
 {
     const attn_peak *p = cached_peak();

@@ -1,0 +1,753 @@
+/* cli_compare.c — `attnbench compare BASE NEW`: per benchmark, the time ratio NEW/BASE with a
+ * confidence interval and a verdict (regressed, improved, unchanged) that noise cannot fool.
+ *
+ * Inputs: Google Benchmark JSON (the per-repetition entries; aggregates are ignored) or
+ * attnbench result files (`run --format json`, `run --save`, `sweep`: each record's samples_s,
+ * else its median_s alone).
+ *
+ * The statistics (stats.h): the headline is the ratio of medians; the test is Welch's t-test on
+ * log times, whose 95% interval is that of the geometric-mean ratio; the p-values of all the
+ * benchmarks compared (the whole kernel × shape matrix) go through Benjamini–Hochberg. A
+ * benchmark has REGRESSED when all of these hold:
+ *   1. its BH-adjusted p-value (q) is at most --fdr: the slowdown is not noise, with the
+ *      expected share of false discoveries among everything flagged held at --fdr;
+ *   2. the interval lies above 1 + threshold/4: slower by more than a trifle, at the stated
+ *      confidence (a false discovery that BH lets through almost always has its interval
+ *      starting just above 1);
+ *   3. the ratio of medians is at least 1 + threshold/2: the robust estimate agrees (one slow
+ *      outlier moves a mean, not a median);
+ *   4. the interval reaches 1 + threshold: the data do not show the slowdown to be smaller
+ *      than the threshold (with enough repetitions, a real 2% slowdown against a 5% threshold
+ *      is "unchanged", with a note that it is significant).
+ * IMPROVED is the mirror image (ratios 1/(1 + ...)). Fewer than 2 samples on a side: no test,
+ * "untested". Exit status 1 when anything regressed, else 0; 2 on bad input. */
+#include "cli.h"
+
+#include "stats.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { C_THRESHOLD, C_FDR, C_FORMAT, C_RENAME, C_PAIRED, C_HELP, C_OPTION_COUNT };
+static const cli_option compare_options[C_OPTION_COUNT] = {
+    [C_THRESHOLD] = {"threshold", "PCT", "smallest change worth a verdict, percent (default 5)"},
+    [C_FDR] = {"fdr", "Q", "false-discovery rate over all benchmarks (default 0.05)"},
+    [C_FORMAT] = {"format", "text|markdown|json", "output format (default text)"},
+    [C_RENAME] = {"rename", "OLD=NEW", "BASE's benchmark OLD is NEW's NEW (repeatable)"},
+    [C_PAIRED] = {"paired", NULL, "samples were taken in matched rounds: paired t-test"},
+    [C_HELP] = {"help", NULL, "this help"},
+};
+
+static const double confidence = 0.95;
+static const char *const methods[2] = {
+    "ratio of medians NEW/BASE; 95% interval and p-value from Welch's t-test on log times; "
+    "Benjamini-Hochberg over all benchmarks compared",
+    "ratio of medians NEW/BASE; 95% interval and p-value from a paired t-test on the log "
+    "ratios of matched rounds; Benjamini-Hochberg over all benchmarks compared"};
+
+static void print_compare_help(void)
+{
+    printf("usage: attnbench compare [options] BASE NEW\n\n"
+           "Compares two benchmark results, benchmark by benchmark: Google Benchmark JSON\n"
+           "(attnbench-gbench --benchmark_format=json; with --benchmark_repetitions the\n"
+           "per-repetition entries are used, not the aggregates) or attnbench result files\n"
+           "(run --format json, run --save, sweep: the per-rep samples_s of each record).\n"
+           "\nFor each benchmark in both: the ratio of median times NEW/BASE, a 95%% confidence\n"
+           "interval (Welch's t-test on log times, i.e. of the geometric-mean ratio), the\n"
+           "p-value, its Benjamini-Hochberg adjustment q over all benchmarks compared, and a\n"
+           "verdict. `regressed` needs q <= --fdr, the interval above 1 + threshold/4, the\n"
+           "median ratio at least 1 + threshold/2, and the interval reaching 1 + threshold (the\n"
+           "data do not show the slowdown smaller than the threshold); `improved` mirrors it\n"
+           "(with ratios 1/(1 + ...)); a benchmark\n"
+           "with fewer than 2 samples on a side is `untested`. Benchmarks found on one side\n"
+           "only are listed (--rename maps a renamed one).\n"
+           "--paired: the i-th samples of a benchmark in BASE and NEW were taken in the same\n"
+           "round (scripts/perf-ab, which runs BASE and NEW alternately); the test is then a\n"
+           "paired t-test on log(new_i/base_i), so drift of the machine between rounds cancels.\n"
+           "A benchmark whose sample counts differ falls back to Welch's test, with a note.\n"
+           "\noptions:\n");
+    cli_print_options(stdout, compare_options, C_OPTION_COUNT);
+    printf("\nexit status: 0 nothing regressed, 1 something regressed, 2 bad input (unreadable\n"
+           "or malformed file, no benchmark in common).\n");
+}
+
+/* ---- reading the files ---------------------------------------------------------------------- */
+
+typedef struct series {
+    char *name;
+    double *samples; /* seconds */
+    size_t count, capacity;
+} series;
+
+typedef struct result_set {
+    const char *path;
+    const char *format; /* "Google Benchmark" or "attnbench" */
+    series *items;
+    size_t count, capacity;
+    char **errors; /* "name: message" of entries that reported an error */
+    size_t error_count;
+} result_set;
+
+static void result_set_free(result_set *r)
+{
+    for (size_t i = 0; i < r->count; i++) {
+        free(r->items[i].name);
+        free(r->items[i].samples);
+    }
+    free(r->items);
+    for (size_t i = 0; i < r->error_count; i++)
+        free(r->errors[i]);
+    free(r->errors);
+}
+
+static series *find_series(const result_set *r, const char *name)
+{
+    for (size_t i = 0; i < r->count; i++)
+        if (!strcmp(r->items[i].name, name))
+            return &r->items[i];
+    return NULL;
+}
+
+/* Appends a sample to the series of that name (created on first use); false on OOM. */
+static bool add_sample(result_set *r, const char *name, double seconds)
+{
+    series *s = find_series(r, name);
+    if (!s) {
+        if (r->count == r->capacity) {
+            const size_t capacity = r->capacity ? 2 * r->capacity : 32;
+            series *items = realloc(r->items, capacity * sizeof *items);
+            if (!items)
+                return false;
+            r->items = items;
+            r->capacity = capacity;
+        }
+        s = &r->items[r->count];
+        *s = (series){.name = strdup(name)};
+        if (!s->name)
+            return false;
+        r->count++;
+    }
+    if (s->count == s->capacity) {
+        const size_t capacity = s->capacity ? 2 * s->capacity : 8;
+        double *samples = realloc(s->samples, capacity * sizeof *samples);
+        if (!samples)
+            return false;
+        s->samples = samples;
+        s->capacity = capacity;
+    }
+    s->samples[s->count++] = seconds;
+    return true;
+}
+
+static bool add_error(result_set *r, const char *name, const char *message)
+{
+    char **errors = realloc(r->errors, (r->error_count + 1) * sizeof *errors);
+    if (!errors)
+        return false;
+    r->errors = errors;
+    if (asprintf(&r->errors[r->error_count], "%s: %s", name, message) < 0)
+        return false;
+    r->error_count++;
+    return true;
+}
+
+/* Seconds per unit of Google Benchmark's time_unit; 0 when unknown. */
+static double unit_seconds(const char *unit)
+{
+    static const struct { const char *name; double seconds; } units[] = {
+        {"ns", 1e-9}, {"us", 1e-6}, {"ms", 1e-3}, {"s", 1.0}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(unit, units[i].name))
+            return units[i].seconds;
+    return 0;
+}
+
+static bool positive_time(double seconds) { return isfinite(seconds) && seconds > 0; }
+
+/* Google Benchmark: every entry of "benchmarks" that is a measured run (not an aggregate). */
+static int read_gbench(const json_t *benchmarks, result_set *r)
+{
+    size_t i;
+    const json_t *entry;
+    json_array_foreach(benchmarks, i, entry) {
+        const char *name = json_string_value(json_object_get(entry, "name"));
+        const char *run_name = json_string_value(json_object_get(entry, "run_name"));
+        const char *run_type = json_string_value(json_object_get(entry, "run_type"));
+        if (!json_is_object(entry) || !name)
+            return cli_error("compare", "%s: benchmarks[%zu] has no name", r->path, i);
+        if ((run_type && !strcmp(run_type, "aggregate")) || json_object_get(entry,
+                                                                            "aggregate_name"))
+            continue;
+        const char *key = run_name ? run_name : name;
+        if (json_is_true(json_object_get(entry, "error_occurred"))) {
+            const char *message = json_string_value(json_object_get(entry, "error_message"));
+            if (!add_error(r, key, message ? message : "error"))
+                return cli_error("compare", "out of memory");
+            continue;
+        }
+        const json_t *time = json_object_get(entry, "real_time");
+        const char *unit_name = json_string_value(json_object_get(entry, "time_unit"));
+        const double unit = unit_seconds(unit_name ? unit_name : "ns");
+        if (!json_is_number(time) || unit == 0)
+            return cli_error("compare", "%s: benchmark %s: no real_time%s", r->path, key,
+                             unit == 0 ? " in a known time_unit" : "");
+        const double seconds = json_number_value(time) * unit;
+        if (!positive_time(seconds))
+            return cli_error("compare", "%s: benchmark %s: real_time %g is not a positive time",
+                             r->path, key, json_number_value(time));
+        if (!add_sample(r, key, seconds))
+            return cli_error("compare", "out of memory");
+    }
+    return -1;
+}
+
+/* An attnbench record's benchmark name, in attnbench-gbench's style:
+ * VARIANT/B1.Hq8.Hkv8.Lq1024.Lk1024.d64[.causal][.blhd][.kvlens][.mask]/tTHREADS. */
+static bool record_name(const json_t *record, char *buf, size_t len)
+{
+    const char *variant = json_string_value(json_object_get(record, "variant"));
+    const json_t *shape = json_object_get(record, "shape");
+    const json_t *threads = json_object_get(record, "threads");
+    static const char *const dims[] = {"batch", "heads_q", "heads_kv", "len_q", "len_kv",
+                                       "head_dim"};
+    static const char *const labels[] = {"B", "Hq", "Hkv", "Lq", "Lk", "d"};
+    if (!variant || !json_is_object(shape) || !json_is_integer(threads))
+        return false;
+    size_t used = (size_t)snprintf(buf, len, "%s/", variant);
+    for (int i = 0; i < 6 && used < len; i++) {
+        const json_t *v = json_object_get(shape, dims[i]);
+        if (!json_is_integer(v))
+            return false;
+        used += (size_t)snprintf(buf + used, len - used, "%s%s%lld", i ? "." : "", labels[i],
+                                 (long long)json_integer_value(v));
+    }
+    const char *layout = json_string_value(json_object_get(shape, "layout"));
+    const bool flags[4] = {json_is_true(json_object_get(shape, "causal")),
+                           layout && !strcmp(layout, "blhd"),
+                           json_is_array(json_object_get(shape, "kv_lens")),
+                           json_is_string(json_object_get(shape, "mask"))};
+    static const char *const flag_names[4] = {".causal", ".blhd", ".kvlens", ".mask"};
+    for (int i = 0; i < 4 && used < len; i++)
+        if (flags[i])
+            used += (size_t)snprintf(buf + used, len - used, "%s", flag_names[i]);
+    if (used < len)
+        used += (size_t)snprintf(buf + used, len - used, "/t%lld",
+                                 (long long)json_integer_value(threads));
+    return used < len;
+}
+
+/* attnbench: every record of "results", its samples_s (else its median_s). */
+static int read_attnbench(const json_t *results, result_set *r)
+{
+    size_t i;
+    const json_t *record;
+    json_array_foreach(results, i, record) {
+        char name[512];
+        if (!json_is_object(record) || !record_name(record, name, sizeof name))
+            return cli_error("compare", "%s: results[%zu] is not a run record (variant, shape, "
+                             "threads)", r->path, i);
+        const json_t *samples = json_object_get(record, "samples_s");
+        const json_t *median = json_object_get(record, "median_s");
+        if (!json_is_array(samples) && !json_is_number(median))
+            return cli_error("compare", "%s: %s has neither samples_s nor median_s", r->path,
+                             name);
+        const size_t count = json_is_array(samples) ? json_array_size(samples) : 1;
+        for (size_t k = 0; k < count; k++) {
+            const json_t *v = json_is_array(samples) ? json_array_get(samples, k) : median;
+            if (!json_is_number(v) || !positive_time(json_number_value(v)))
+                return cli_error("compare", "%s: %s: a time is not a positive number", r->path,
+                                 name);
+            if (!add_sample(r, name, json_number_value(v)))
+                return cli_error("compare", "out of memory");
+        }
+    }
+    return -1;
+}
+
+static int read_results(const char *path, result_set *r)
+{
+    *r = (result_set){.path = path};
+    json_error_t error;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &error);
+    if (!root) {
+        if (error.line < 0) /* jansson could not open or read it */
+            return cli_error("compare", "cannot read %s: %s", path, error.text);
+        return cli_error("compare", "%s:%d:%d: malformed JSON: %s", path, error.line,
+                         error.column, error.text);
+    }
+    int status;
+    const json_t *benchmarks = json_object_get(root, "benchmarks");
+    const json_t *results = json_object_get(root, "results");
+    if (json_is_array(benchmarks)) {
+        r->format = "Google Benchmark";
+        status = read_gbench(benchmarks, r);
+    } else if (json_is_array(results)) {
+        r->format = "attnbench";
+        status = read_attnbench(results, r);
+    } else {
+        status = cli_error("compare", "%s: neither Google Benchmark JSON (\"benchmarks\") nor an "
+                           "attnbench result file (\"results\")", path);
+    }
+    json_decref(root);
+    if (status < 0 && r->count == 0 && r->error_count == 0)
+        status = cli_error("compare", "%s holds no benchmark", path);
+    return status;
+}
+
+/* ---- the comparison ------------------------------------------------------------------------- */
+
+typedef enum verdict { REGRESSED, IMPROVED, UNCHANGED, UNTESTED } verdict;
+static const char *const verdict_names[] = {"regressed", "improved", "unchanged", "untested"};
+
+typedef struct comparison {
+    const char *name; /* NEW's name */
+    const char *base_name;
+    const series *base, *new_;
+    double base_median, new_median, ratio;
+    bool tested;
+    stats_welch welch;
+    double q;
+    verdict verdict;
+    const char *note;
+    size_t order; /* position in BASE */
+} comparison;
+
+typedef struct compare_config {
+    double threshold, fdr;
+    enum { OUT_TEXT, OUT_MARKDOWN, OUT_JSON } format;
+    const char **renames; /* "OLD=NEW" texts */
+    int rename_count;
+    const char *base_path, *new_path;
+    bool paired;
+} compare_config;
+
+/* BASE's name as NEW calls it, after --rename. */
+static const char *renamed(const compare_config *c, const char *name, char *buf, size_t len)
+{
+    for (int i = 0; i < c->rename_count; i++) {
+        const char *eq = strchr(c->renames[i], '=');
+        if (strlen(name) == (size_t)(eq - c->renames[i]) &&
+            !strncmp(name, c->renames[i], (size_t)(eq - c->renames[i]))) {
+            snprintf(buf, len, "%s", eq + 1);
+            return buf;
+        }
+    }
+    return name;
+}
+
+static void decide(comparison *x, const compare_config *c)
+{
+    const double t = c->threshold;
+    x->verdict = UNCHANGED;
+    if (!x->tested) {
+        x->verdict = UNTESTED;
+        x->note = "fewer than 2 samples on a side: no test";
+        return;
+    }
+    const stats_welch *w = &x->welch;
+    if (x->q > c->fdr)
+        return;
+    if (w->lo > 1 + t / 4 && x->ratio >= 1 + t / 2 && w->hi >= 1 + t)
+        x->verdict = REGRESSED;
+    else if (w->hi < 1 / (1 + t / 4) && x->ratio <= 1 / (1 + t / 2) && w->lo <= 1 / (1 + t))
+        x->verdict = IMPROVED;
+    else if (!x->note)
+        x->note = "significant, but smaller than the threshold";
+}
+
+/* Regressed first (largest slowdown first), then improved, unchanged, untested, each in
+ * BASE's order. */
+static int compare_rows(const void *a, const void *b)
+{
+    const comparison *x = a, *y = b;
+    if (x->verdict != y->verdict)
+        return (int)x->verdict - (int)y->verdict;
+    if (x->verdict == REGRESSED && x->ratio != y->ratio)
+        return x->ratio < y->ratio ? 1 : -1;
+    return (x->order > y->order) - (x->order < y->order);
+}
+
+/* ---- output --------------------------------------------------------------------------------- */
+
+static void format_time(char *buf, size_t len, double seconds)
+{
+    static const struct { double scale; const char *unit; } units[] = {
+        {1, "s"}, {1e-3, "ms"}, {1e-6, "us"}, {1e-9, "ns"}};
+    size_t u = 0;
+    while (u + 1 < sizeof units / sizeof units[0] && seconds < units[u].scale)
+        u++;
+    snprintf(buf, len, "%.4g %s", seconds / units[u].scale, units[u].unit);
+}
+
+static void format_change(char *buf, size_t len, double ratio)
+{
+    snprintf(buf, len, "%+.1f%%", (ratio - 1) * 100);
+}
+
+static void format_interval(char *buf, size_t len, const comparison *x)
+{
+    if (!x->tested) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    char lo[24], hi[24];
+    format_change(lo, sizeof lo, x->welch.lo);
+    format_change(hi, sizeof hi, x->welch.hi);
+    snprintf(buf, len, "[%s, %s]", lo, hi);
+}
+
+typedef struct summary {
+    size_t counts[4];
+    const result_set *base, *new_;
+    const char **only_base, **only_new;
+    size_t only_base_count, only_new_count;
+} summary;
+
+static void print_list(FILE *out, const char *title, const char *const *names, size_t count,
+                       bool markdown)
+{
+    if (!count)
+        return;
+    fprintf(out, "%s%s (%zu):", markdown ? "\n**" : "\n", title, count);
+    if (markdown)
+        fputs("**", out);
+    for (size_t i = 0; i < count; i++)
+        fprintf(out, markdown ? "%s`%s`" : "%s%s", i ? ", " : " ", names[i]);
+    fputc('\n', out);
+}
+
+static void print_notes(FILE *out, const summary *s, bool markdown)
+{
+    print_list(out, "only in BASE (removed or renamed; --rename OLD=NEW maps one)",
+               (const char *const *)s->only_base, s->only_base_count, markdown);
+    print_list(out, "only in NEW (added or renamed)", (const char *const *)s->only_new,
+               s->only_new_count, markdown);
+    print_list(out, "errors reported in BASE", (const char *const *)s->base->errors,
+               s->base->error_count, markdown);
+    print_list(out, "errors reported in NEW", (const char *const *)s->new_->errors,
+               s->new_->error_count, markdown);
+}
+
+static bool print_text(const comparison *rows, size_t n, const summary *s,
+                       const compare_config *c)
+{
+    printf("%zu benchmarks compared: %zu regressed, %zu improved, %zu unchanged", n,
+           s->counts[REGRESSED], s->counts[IMPROVED], s->counts[UNCHANGED]);
+    if (s->counts[UNTESTED])
+        printf(", %zu untested", s->counts[UNTESTED]);
+    printf(" (threshold %g%%, FDR %g)\n%s\n\n", c->threshold * 100, c->fdr,
+           methods[c->paired]);
+    cli_table t;
+    cli_table_init(&t, 9, "lrrrlrrll");
+    static const char *const header[] = {"benchmark", "base", "new", "change", "95% CI", "p",
+                                         "q", "verdict", "note"};
+    for (int i = 0; i < 9; i++)
+        cli_table_add(&t, "%s", header[i]);
+    for (size_t i = 0; i < n; i++) {
+        const comparison *x = &rows[i];
+        char base[32], new_[32], change[32], interval[80];
+        format_time(base, sizeof base, x->base_median);
+        format_time(new_, sizeof new_, x->new_median);
+        format_change(change, sizeof change, x->ratio);
+        format_interval(interval, sizeof interval, x);
+        cli_table_add(&t, "%s", x->name);
+        cli_table_add(&t, "%s (%zu)", base, x->base->count);
+        cli_table_add(&t, "%s (%zu)", new_, x->new_->count);
+        cli_table_add(&t, "%s", change);
+        cli_table_add(&t, "%s", interval);
+        if (x->tested) {
+            cli_table_add(&t, "%.2g", x->welch.p);
+            cli_table_add(&t, "%.2g", x->q);
+        } else {
+            cli_table_add(&t, "-");
+            cli_table_add(&t, "-");
+        }
+        cli_table_add(&t, "%s", verdict_names[x->verdict]);
+        cli_table_add(&t, "%s", x->note ? x->note : "");
+    }
+    const bool ok = cli_table_print(&t, stdout);
+    cli_table_free(&t);
+    print_notes(stdout, s, false);
+    return ok;
+}
+
+static void print_markdown(const comparison *rows, size_t n, const summary *s,
+                           const compare_config *c)
+{
+    printf("### Performance: %zu regressed, %zu improved, %zu unchanged", s->counts[REGRESSED],
+           s->counts[IMPROVED], s->counts[UNCHANGED]);
+    if (s->counts[UNTESTED])
+        printf(", %zu untested", s->counts[UNTESTED]);
+    printf("\n\n%zu benchmarks in both `%s` (BASE) and `%s` (NEW); threshold %g%%, "
+           "false-discovery rate %g. Method: %s.\n\n",
+           n, c->base_path, c->new_path, c->threshold * 100, c->fdr, methods[c->paired]);
+    printf("| benchmark | base | new | change | 95%% CI | q | verdict |\n"
+           "|---|---:|---:|---:|---|---:|---|\n");
+    for (size_t i = 0; i < n; i++) {
+        const comparison *x = &rows[i];
+        char base[32], new_[32], change[32], interval[80];
+        format_time(base, sizeof base, x->base_median);
+        format_time(new_, sizeof new_, x->new_median);
+        format_change(change, sizeof change, x->ratio);
+        format_interval(interval, sizeof interval, x);
+        const bool strong = x->verdict == REGRESSED || x->verdict == IMPROVED;
+        printf("| `%s` | %s | %s | %s | %s | ", x->name, base, new_, change, interval);
+        if (x->tested)
+            printf("%.2g", x->q);
+        else
+            printf("-");
+        printf(" | %s%s%s%s%s |\n", strong ? "**" : "", verdict_names[x->verdict],
+               strong ? "**" : "", x->note ? ": " : "", x->note ? x->note : "");
+    }
+    print_notes(stdout, s, true);
+}
+
+static json_t *name_list_json(char *const *names, size_t count)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < count; i++)
+        if (json_array_append_new(list, json_string(names[i]))) {
+            json_decref(list);
+            return NULL;
+        }
+    return list;
+}
+
+static bool print_json(const comparison *rows, size_t n, const summary *s,
+                       const compare_config *c)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < n; i++) {
+        const comparison *x = &rows[i];
+        json_t *row = json_pack(
+            "{s:s, s:s, s:{s:I, s:f}, s:{s:I, s:f}, s:f, s:o, s:o, s:o, s:o, s:s, s:o}", "name",
+            x->name, "base_name", x->base_name, "base", "n", (json_int_t)x->base->count,
+            "median_s", x->base_median, "new", "n", (json_int_t)x->new_->count, "median_s",
+            x->new_median, "ratio", x->ratio, "ci_low",
+            x->tested ? cli_json_real(x->welch.lo) : json_null(), "ci_high",
+            x->tested ? cli_json_real(x->welch.hi) : json_null(), "p",
+            x->tested ? cli_json_real(x->welch.p) : json_null(), "q",
+            x->tested ? cli_json_real(x->q) : json_null(), "verdict", verdict_names[x->verdict],
+            "note", x->note ? json_string(x->note) : json_null());
+        if (json_array_append_new(list, row)) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    json_t *root = json_pack(
+        "{s:s, s:s, s:s, s:f, s:f, s:f, s:s, s:{s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:o, s:o}",
+        "tool", "attnbench " ATTN_VERSION_STRING, "base", c->base_path, "new", c->new_path,
+        "threshold", c->threshold, "fdr", c->fdr, "confidence", confidence, "method", methods[c->paired],
+        "summary", "regressed", (json_int_t)s->counts[REGRESSED], "improved",
+        (json_int_t)s->counts[IMPROVED], "unchanged", (json_int_t)s->counts[UNCHANGED],
+        "untested", (json_int_t)s->counts[UNTESTED], "benchmarks", list, "only_in_base",
+        name_list_json((char *const *)s->only_base, s->only_base_count), "only_in_new",
+        name_list_json((char *const *)s->only_new, s->only_new_count), "errors_in_base",
+        name_list_json(s->base->errors, s->base->error_count), "errors_in_new",
+        name_list_json(s->new_->errors, s->new_->error_count));
+    const bool ok = cli_json_print(root);
+    json_decref(root);
+    return ok;
+}
+
+/* ---- the command ---------------------------------------------------------------------------- */
+
+static bool parse_number(const char *flag, const char *text, double min, double max,
+                         bool percent, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (percent && *end == '%')
+        end++;
+    if (!text[0] || *end || errno || !(v > min && v < max)) {
+        cli_error("compare", "--%s: '%s' is not a number in (%g, %g)", flag, text, min, max);
+        return false;
+    }
+    *out = percent ? v / 100 : v;
+    return true;
+}
+
+static int parse_compare_options(int argc, char **argv, compare_config *c)
+{
+    *c = (compare_config){.threshold = 0.05, .fdr = 0.05, .format = OUT_TEXT};
+    c->renames = malloc((size_t)argc * sizeof *c->renames);
+    if (!c->renames)
+        return cli_error("compare", "out of memory");
+    const char *value;
+    int o;
+    while ((o = cli_next_option("compare", argc, argv, compare_options, C_OPTION_COUNT,
+                                &value)) != CLI_OPTION_END) {
+        switch (o) {
+        case C_THRESHOLD:
+            if (!parse_number("threshold", value, 0, 1000, true, &c->threshold))
+                return CLI_EXIT_USAGE;
+            break;
+        case C_FDR:
+            if (!parse_number("fdr", value, 0, 1, false, &c->fdr))
+                return CLI_EXIT_USAGE;
+            break;
+        case C_FORMAT:
+            if (!strcmp(value, "text"))
+                c->format = OUT_TEXT;
+            else if (!strcmp(value, "markdown") || !strcmp(value, "md"))
+                c->format = OUT_MARKDOWN;
+            else if (!strcmp(value, "json"))
+                c->format = OUT_JSON;
+            else
+                return cli_error("compare", "--format: '%s' is not text, markdown or json",
+                                 value);
+            break;
+        case C_RENAME: {
+            const char *eq = strchr(value, '=');
+            if (!eq || eq == value || !eq[1])
+                return cli_error("compare", "--rename: '%s' is not OLD=NEW", value);
+            c->renames[c->rename_count++] = value;
+            break;
+        }
+        case C_PAIRED: c->paired = true; break;
+        case C_HELP: print_compare_help(); return CLI_EXIT_OK;
+        default: return CLI_EXIT_USAGE;
+        }
+    }
+    return -1;
+}
+
+/* Whether arg is one of compare's options that takes its value as the next argument. */
+static bool takes_separate_value(const char *arg)
+{
+    if (arg[0] != '-' || arg[1] != '-' || strchr(arg, '='))
+        return false;
+    for (int i = 0; i < C_OPTION_COUNT; i++)
+        if (compare_options[i].metavar && !strcmp(arg + 2, compare_options[i].name))
+            return true;
+    return false;
+}
+
+int cli_compare(int argc, char **argv)
+{
+    /* The two files are taken out first (options may come before, between or after them), so
+     * cli_next_option sees only options. */
+    const char *files[2];
+    int file_count = 0;
+    char **rest = malloc(((size_t)argc + 1) * sizeof *rest);
+    if (!rest)
+        return cli_error("compare", "out of memory");
+    int rest_count = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i == 0 || argv[i][0] == '-') {
+            rest[rest_count++] = argv[i];
+            if (i > 0 && takes_separate_value(argv[i]) && i + 1 < argc)
+                rest[rest_count++] = argv[++i];
+        } else if (file_count < 2) {
+            files[file_count++] = argv[i];
+        } else {
+            free(rest);
+            return cli_error("compare", "unexpected argument '%s' (two files: BASE NEW)",
+                             argv[i]);
+        }
+    }
+    rest[rest_count] = NULL;
+    compare_config c;
+    int status = parse_compare_options(rest_count, rest, &c);
+    if (status >= 0) {
+        free(c.renames);
+        free(rest);
+        return status;
+    }
+    if (file_count != 2) {
+        free(c.renames);
+        free(rest);
+        return cli_error("compare", "two files are needed: BASE NEW (see --help)");
+    }
+    c.base_path = files[0];
+    c.new_path = files[1];
+
+    result_set base, new_;
+    status = read_results(c.base_path, &base);
+    if (status < 0)
+        status = read_results(c.new_path, &new_);
+    else
+        new_ = (result_set){0};
+    comparison *rows = NULL;
+    summary s = {.base = &base, .new_ = &new_};
+    double *p = NULL;
+    if (status < 0) {
+        rows = calloc(base.count + 1, sizeof *rows);
+        s.only_base = calloc(base.count + 1, sizeof *s.only_base);
+        s.only_new = calloc(new_.count + 1, sizeof *s.only_new);
+        p = calloc(base.count + 1, sizeof *p);
+        if (!rows || !s.only_base || !s.only_new || !p)
+            status = cli_error("compare", "out of memory");
+    }
+    size_t n = 0, tested = 0;
+    bool *matched = status < 0 ? calloc(new_.count + 1, sizeof *matched) : NULL;
+    if (status < 0 && !matched)
+        status = cli_error("compare", "out of memory");
+    char buf[512];
+    for (size_t i = 0; status < 0 && i < base.count; i++) {
+        const char *name = renamed(&c, base.items[i].name, buf, sizeof buf);
+        const series *other = find_series(&new_, name);
+        if (!other) {
+            s.only_base[s.only_base_count++] = base.items[i].name;
+            continue;
+        }
+        matched[other - new_.items] = true;
+        comparison *x = &rows[n++];
+        *x = (comparison){.name = other->name, .base_name = base.items[i].name,
+                          .base = &base.items[i], .new_ = other, .order = i};
+        x->base_median = stats_median(x->base->samples, x->base->count);
+        x->new_median = stats_median(other->samples, other->count);
+        if (isnan(x->base_median) || isnan(x->new_median)) {
+            status = cli_error("compare", "out of memory");
+            break;
+        }
+        x->ratio = x->new_median / x->base_median;
+        if (c.paired && x->base->count == other->count)
+            x->tested = stats_paired_log(x->base->samples, other->samples, other->count,
+                                         confidence, &x->welch);
+        else
+            x->tested = stats_welch_log(x->base->samples, x->base->count, other->samples,
+                                        other->count, confidence, &x->welch);
+        if (c.paired && x->base->count != other->count)
+            x->note = "sample counts differ: unpaired (Welch) test";
+        if (x->tested)
+            p[tested++] = x->welch.p;
+    }
+    for (size_t i = 0; status < 0 && i < new_.count; i++)
+        if (!matched[i])
+            s.only_new[s.only_new_count++] = new_.items[i].name;
+    if (status < 0 && n == 0)
+        status = cli_error("compare", "%s and %s have no benchmark in common (%zu and %zu "
+                           "benchmarks)", c.base_path, c.new_path, base.count, new_.count);
+    if (status < 0 && !stats_bh_adjust(p, tested, p))
+        status = cli_error("compare", "out of memory");
+    if (status < 0) {
+        for (size_t i = 0, k = 0; i < n; i++) {
+            rows[i].q = rows[i].tested ? p[k++] : NAN;
+            decide(&rows[i], &c);
+            s.counts[rows[i].verdict]++;
+        }
+        qsort(rows, n, sizeof *rows, compare_rows);
+        bool ok = true;
+        switch (c.format) {
+        case OUT_TEXT: ok = print_text(rows, n, &s, &c); break;
+        case OUT_MARKDOWN: print_markdown(rows, n, &s, &c); break;
+        case OUT_JSON: ok = print_json(rows, n, &s, &c); break;
+        }
+        status = !ok ? cli_error("compare", "out of memory or output error")
+                 : s.counts[REGRESSED] ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+    }
+    free(matched);
+    free(p);
+    free(rows);
+    free(s.only_base);
+    free(s.only_new);
+    result_set_free(&base);
+    result_set_free(&new_);
+    free(c.renames);
+    free(rest);
+    return status;
+}

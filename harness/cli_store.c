@@ -1,0 +1,140 @@
+/* cli_store.c — stored result files: results/<machine id>/<kind>-<UTC stamp>.json, with the
+ * provenance every stored file carries (results/README.md is the schema). */
+#include "cli.h"
+
+#include "attn_build_info.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The first line a fixed shell command prints, without its newline; false when it prints
+ * nothing or fails. No user input reaches the shell. */
+static bool command_line(const char *command, char *buf, size_t len)
+{
+    FILE *f = popen(command, "r");
+    if (!f)
+        return false;
+    const bool got = fgets(buf, (int)len, f) != NULL;
+    const int status = pclose(f);
+    if (!got || status != 0)
+        return false;
+    buf[strcspn(buf, "\n")] = '\0';
+    return buf[0] != '\0';
+}
+
+json_t *cli_build_json(void)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "version", ATTN_VERSION_STRING,
+                     "compiler", ATTN_BUILD_COMPILER, "buildtype", ATTN_BUILD_TYPE,
+                     "optimization", ATTN_BUILD_OPTIMIZATION, "c_args", ATTN_BUILD_C_ARGS,
+                     "sanitize", ATTN_BUILD_SANITIZE);
+}
+
+/* mkdir -p for a directory path. */
+static bool make_dirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        errno = ENAMETOOLONG;
+        return false;
+    }
+    for (char *s = buf + 1;; s++) {
+        const char saved = *s;
+        if (saved == '/' || saved == '\0') {
+            *s = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return false;
+            *s = saved;
+        }
+        if (!saved)
+            return true;
+    }
+}
+
+/* Writes doc to a temporary file in dir; its name goes into tmp. */
+static bool write_temporary(const json_t *doc, const char *dir, char *tmp, size_t len)
+{
+    if (snprintf(tmp, len, "%s/.store.tmp.XXXXXX", dir) >= (int)len) {
+        errno = ENAMETOOLONG;
+        return false;
+    }
+    const int fd = mkstemp(tmp);
+    if (fd < 0)
+        return false;
+    FILE *f = fdopen(fd, "w");
+    bool ok = f && json_dumpf(doc, f, JSON_INDENT(1) | JSON_REAL_PRECISION(15)) == 0 &&
+              fputc('\n', f) != EOF && fflush(f) == 0 && fsync(fd) == 0 && fchmod(fd, 0644) == 0;
+    const int saved = errno;
+    if (f ? fclose(f) != 0 : close(fd) != 0)
+        ok = false;
+    if (!ok) {
+        unlink(tmp);
+        errno = saved;
+    }
+    return ok;
+}
+
+bool cli_store_save(const char *command, json_t *doc, const char *kind, const char *results_dir,
+                    char *path, size_t path_len)
+{
+    const time_t now = time(NULL);
+    struct tm tm;
+    char date[32], stamp[32], commit[128], line[512];
+    if (!gmtime_r(&now, &tm) || !strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm) ||
+        !strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm)) {
+        cli_error(command, "cannot read the clock");
+        return false;
+    }
+    const bool in_git = command_line("git rev-parse HEAD 2>/dev/null", commit, sizeof commit);
+    const bool dirty = in_git && command_line(
+        "git status --porcelain --untracked-files=no 2>/dev/null", line, sizeof line);
+    if (json_object_set_new(doc, "kind", json_string(kind)) ||
+        json_object_set_new(doc, "commit", in_git ? json_string(commit) : json_null()) ||
+        json_object_set_new(doc, "commit_dirty", in_git ? json_boolean(dirty) : json_null()) ||
+        json_object_set_new(doc, "date", json_string(date)) ||
+        json_object_set_new(doc, "build", cli_build_json())) {
+        cli_error(command, "out of memory");
+        return false;
+    }
+
+    char dir[4096], tmp[4200];
+    if (snprintf(dir, sizeof dir, "%s/%s", results_dir, attn_machine_id()) >= (int)sizeof dir) {
+        cli_error(command, "--results-dir: path too long");
+        return false;
+    }
+    if (!make_dirs(dir)) {
+        cli_error(command, "cannot create %s: %s", dir, strerror(errno));
+        return false;
+    }
+    if (!write_temporary(doc, dir, tmp, sizeof tmp)) {
+        cli_error(command, "cannot write a file in %s: %s", dir, strerror(errno));
+        return false;
+    }
+    /* link() refuses an existing name: two saves in the same second get -2, -3, ... and no
+     * file is ever overwritten; the complete file appears under its name at once. */
+    for (int n = 1; n < 1000; n++) {
+        char suffix[16] = "";
+        if (n > 1)
+            snprintf(suffix, sizeof suffix, "-%d", n);
+        if (snprintf(path, path_len, "%s/%s-%s%s.json", dir, kind, stamp, suffix) >=
+            (int)path_len) {
+            unlink(tmp);
+            cli_error(command, "--results-dir: path too long");
+            return false;
+        }
+        if (link(tmp, path) == 0) {
+            unlink(tmp);
+            return true;
+        }
+        if (errno != EEXIST)
+            break;
+    }
+    cli_error(command, "cannot create %s: %s", path, strerror(errno));
+    unlink(tmp);
+    return false;
+}

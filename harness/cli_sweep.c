@@ -1,0 +1,512 @@
+/* cli_sweep.c — `attnbench sweep`: a grid of shapes × causal × thread counts, every point
+ * measured as `run` measures one shape (cli_run_measure), written as one result file.
+ *
+ * The file is run's JSON document (`tool`, `machine`, `results`: one record per variant and
+ * point, run's record schema) plus `kind` ("sweep"), `commit`, `commit_dirty`, `date`,
+ * `duration_s`, `build`, `peak` (the cached roofline, or null) and `sweep` (the grid). It is
+ * written atomically: a temporary file in the target directory, then rename. */
+#include "cli.h"
+
+#include "timing.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { MAX_LIST = 64 };
+enum { DEFAULT_REPS = 5, DEFAULT_WARMUP = 1, DEFAULT_CHECK_MAX_LEN = 1024, MAX_REPS = 1000000 };
+
+enum {
+    W_LEN, W_LEN_Q, W_DIM, W_CAUSAL, W_THREADS, W_VARIANT, W_BATCH, W_HEADS, W_KV_HEADS, W_REPS,
+    W_WARMUP, W_SEED, W_NO_CHECK, W_CHECK_MAX_LEN, W_OUTPUT, W_RESULTS_DIR, W_HELP,
+    W_OPTION_COUNT
+};
+
+static const cli_option sweep_options[W_OPTION_COUNT] = {
+    [W_LEN] = {"len", "N,N,...", "sequence (key) lengths Lk (default 256,512,1024)"},
+    [W_LEN_Q] = {"len-q", "N,N,...", "query lengths Lq, 0: Lq = len (default 0); 1: decode"},
+    [W_DIM] = {"dim", "N,N,...", "head dimensions d (default 64,128)"},
+    [W_CAUSAL] = {"causal", "no|yes|both", "causal mask, bottom-right aligned (default no)"},
+    [W_THREADS] = {"threads", "N,N,...", "thread counts; 0: the library's default (default 1)"},
+    [W_VARIANT] = {"variant", "LIST", "comma list of variants, or all (default all)"},
+    [W_BATCH] = {"batch", "N", "batch size B (default 1)"},
+    [W_HEADS] = {"heads", "N", "query heads Hq (default 8)"},
+    [W_KV_HEADS] = {"kv-heads", "N", "key/value heads Hkv, dividing Hq (default Hq)"},
+    [W_REPS] = {"reps", "N", "timed runs per variant and point (default 5)"},
+    [W_WARMUP] = {"warmup", "N", "untimed runs per variant before them (default 1)"},
+    [W_SEED] = {"seed", "N", "seed of the random inputs (default 1)"},
+    [W_NO_CHECK] = {"no-check", NULL, "never run the float64 oracle (error fields null)"},
+    [W_CHECK_MAX_LEN] = {"check-max-len", "N",
+                         "oracle check only where Lq*Lk <= N*N (default 1024)"},
+    [W_OUTPUT] = {"output", "FILE", "the result file, also -o (default: see below)"},
+    [W_RESULTS_DIR] = {"results-dir", "DIR", "where the default file goes (default results)"},
+    [W_HELP] = {"help", NULL, "this help"},
+};
+
+static void print_sweep_help(void)
+{
+    printf("usage: attnbench sweep [options]\n\n"
+           "Measures every point of a grid - sequence length x query length x head dimension\n"
+           "x causal x thread count - as `attnbench run` measures one shape (random inputs, an\n"
+           "untimed run checked against the float64 oracle, then --warmup and --reps\n"
+           "interleaved timed runs of the variants), and writes one JSON result file: run's\n"
+           "document (machine, results: one record per variant and point) plus commit, date,\n"
+           "build, the cached peak (attnbench peak; null when none) and the grid. Progress\n"
+           "goes to stderr, one line per point (a bar on a terminal); the path of the file\n"
+           "written goes to stdout.\n"
+           "The float64 oracle is slow on big shapes: points with Lq*Lk > N*N (N: --check-max-\n"
+           "len) are timed unchecked (their error fields are null, `checked` false).\n"
+           "--len-q 0,1 adds a decode point (Lq = 1) to every self-attention one (Lq = Lk).\n"
+           "\noptions:\n");
+    cli_print_options(stdout, sweep_options, W_OPTION_COUNT);
+    printf("\nDefault file: DIR/<machine id>/sweep-<UTC date, YYYYMMDDTHHMMSSZ>.json. The commit\n"
+           "is `git rev-parse HEAD` in the current directory (null outside a git checkout).\n"
+           "\nexample: attnbench sweep --len 256,512,1024,2048 --dim 64,128 --causal both \\\n"
+           "           --threads 1,2 --variant all --reps 5\n"
+           "\nexit status: 0 every checked variant ok, 1 some variant beyond its tolerance (the\n"
+           "file is still written), 2 bad input or an error (no file written).\n");
+}
+
+typedef struct int_list {
+    int64_t value[MAX_LIST];
+    int count;
+} int_list;
+
+/* A comma list of integers in [min, max], each checked like a single flag value. */
+static bool parse_int_list(const char *flag, const char *text, int64_t min, int64_t max,
+                           int_list *out)
+{
+    out->count = 0;
+    for (const char *t = text;;) {
+        const size_t len = strcspn(t, ",");
+        char item[32];
+        if (len >= sizeof item) {
+            cli_error("sweep", "--%s: '%.20s...' is not an integer", flag, t);
+            return false;
+        }
+        if (out->count == MAX_LIST) {
+            cli_error("sweep", "--%s: more than %d values", flag, MAX_LIST);
+            return false;
+        }
+        snprintf(item, sizeof item, "%.*s", (int)len, t);
+        if (!cli_parse_int64("sweep", flag, item, min, max, &out->value[out->count]))
+            return false;
+        for (int i = 0; i < out->count; i++)
+            if (out->value[i] == out->value[out->count]) {
+                cli_error("sweep", "--%s: %s is given twice", flag, item);
+                return false;
+            }
+        out->count++;
+        t += len;
+        if (!*t)
+            return true;
+        t++;
+    }
+}
+
+/* Every name of a --variant list is a variant this CPU runs (or the list is "all"). */
+static bool variants_ok(const char *list)
+{
+    if (!strcmp(list, "all"))
+        return true;
+    for (const char *t = list;;) {
+        const size_t len = strcspn(t, ",");
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), t);
+        const int index = len < sizeof name ? attn_variant_find(name) : -1;
+        attn_variant_info info;
+        if (index < 0 || !attn_variant_get(index, &info)) {
+            cli_error("sweep", "--variant: unknown variant '%.*s' (see attnbench list)",
+                      (int)len, t);
+            return false;
+        }
+        if (!info.supported) {
+            cli_error("sweep", "--variant: %s cannot run on this CPU: %s", info.name,
+                      info.why_not);
+            return false;
+        }
+        t += len;
+        if (!*t)
+            return true;
+        t++;
+    }
+}
+
+typedef struct sweep_config {
+    int_list lens, lens_q, dims, threads;
+    bool causal[2]; /* [0]: non-causal points, [1]: causal points */
+    const char *variants, *output, *results_dir;
+    int64_t batch, heads_q, heads_kv, reps, warmup, check_max_len;
+    uint64_t seed;
+    bool check;
+} sweep_config;
+
+static int parse_sweep_options(int argc, char **argv, sweep_config *c)
+{
+    *c = (sweep_config){.lens = {{256, 512, 1024}, 3}, .lens_q = {{0}, 1}, .dims = {{64, 128}, 2},
+                        .threads = {{1}, 1}, .causal = {true, false}, .variants = "all",
+                        .results_dir = "results", .batch = 1, .heads_q = 8, .reps = DEFAULT_REPS,
+                        .warmup = DEFAULT_WARMUP, .check_max_len = DEFAULT_CHECK_MAX_LEN,
+                        .seed = 1, .check = true};
+    /* -o is --output: the option parser knows long options (and -h) only. */
+    static char output_flag[] = "--output";
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "-o"))
+            argv[i] = output_flag;
+    const char *value;
+    for (int o; (o = cli_next_option("sweep", argc, argv, sweep_options, W_OPTION_COUNT,
+                                     &value)) != CLI_OPTION_END;) {
+        const char *flag = o >= 0 ? sweep_options[o].name : "";
+        bool ok = true;
+        switch (o) {
+        case W_LEN: ok = parse_int_list(flag, value, 1, INT32_MAX, &c->lens); break;
+        case W_LEN_Q: ok = parse_int_list(flag, value, 0, INT32_MAX, &c->lens_q); break;
+        case W_DIM: ok = parse_int_list(flag, value, 1, 1 << 16, &c->dims); break;
+        case W_THREADS: ok = parse_int_list(flag, value, 0, ATTN_MAX_THREADS, &c->threads); break;
+        case W_CAUSAL:
+            c->causal[0] = !strcmp(value, "no") || !strcmp(value, "both");
+            c->causal[1] = !strcmp(value, "yes") || !strcmp(value, "both");
+            ok = c->causal[0] || c->causal[1];
+            if (!ok)
+                cli_error("sweep", "--causal: '%s' is not no, yes or both", value);
+            break;
+        case W_VARIANT: c->variants = value; break;
+        case W_BATCH: ok = cli_parse_int64("sweep", flag, value, 1, INT32_MAX, &c->batch); break;
+        case W_HEADS: ok = cli_parse_int64("sweep", flag, value, 1, INT32_MAX, &c->heads_q); break;
+        case W_KV_HEADS:
+            ok = cli_parse_int64("sweep", flag, value, 1, INT32_MAX, &c->heads_kv);
+            break;
+        case W_REPS: ok = cli_parse_int64("sweep", flag, value, 1, MAX_REPS, &c->reps); break;
+        case W_WARMUP: ok = cli_parse_int64("sweep", flag, value, 0, MAX_REPS, &c->warmup); break;
+        case W_SEED: ok = cli_parse_uint64("sweep", flag, value, &c->seed); break;
+        case W_NO_CHECK: c->check = false; break;
+        case W_CHECK_MAX_LEN:
+            ok = cli_parse_int64("sweep", flag, value, 0, INT64_MAX, &c->check_max_len);
+            break;
+        case W_OUTPUT: c->output = value; break;
+        case W_RESULTS_DIR: c->results_dir = value; break;
+        case W_HELP: print_sweep_help(); return CLI_EXIT_OK;
+        default: return CLI_EXIT_USAGE;
+        }
+        if (!ok)
+            return CLI_EXIT_USAGE;
+    }
+    if (!variants_ok(c->variants))
+        return CLI_EXIT_USAGE;
+    /* Every shape valid before anything is timed (heads_kv dividing heads_q, sizes). */
+    for (int l = 0; l < c->lens.count; l++)
+        for (int q = 0; q < c->lens_q.count; q++)
+            for (int d = 0; d < c->dims.count; d++) {
+                attn_problem p;
+                attn_error err;
+                const int64_t len = c->lens.value[l],
+                              len_q = c->lens_q.value[q] ? c->lens_q.value[q] : len;
+                attn_problem_init(&p, c->batch, c->heads_q,
+                                  c->heads_kv ? c->heads_kv : c->heads_q, len_q, len,
+                                  c->dims.value[d]);
+                if (attn_problem_validate(&p, &err) != ATTN_OK)
+                    return cli_error("sweep", "Lq %lld, Lk %lld, dim %lld: %s",
+                                     (long long)len_q, (long long)len,
+                                     (long long)c->dims.value[d], err.message);
+            }
+    return -1;
+}
+
+/* ---- the file's metadata ------------------------------------------------------------------ */
+
+/* The first line a shell command prints, without its newline; false when it prints nothing or
+ * fails. The commands are fixed strings (no user input reaches the shell). */
+static bool command_line(const char *command, char *buf, size_t len)
+{
+    FILE *f = popen(command, "r");
+    if (!f)
+        return false;
+    const bool got = fgets(buf, (int)len, f) != NULL;
+    const int status = pclose(f);
+    if (!got || status != 0)
+        return false;
+    buf[strcspn(buf, "\n")] = '\0';
+    return buf[0] != '\0';
+}
+
+static json_t *git_commit_json(void)
+{
+    char commit[128];
+    return command_line("git rev-parse HEAD 2>/dev/null", commit, sizeof commit)
+               ? json_string(commit) : json_null();
+}
+
+/* Whether tracked files differ from the commit: null outside a git checkout. */
+static json_t *git_dirty_json(void)
+{
+    char commit[128], line[512];
+    if (!command_line("git rev-parse HEAD 2>/dev/null", commit, sizeof commit))
+        return json_null();
+    return json_boolean(command_line("git status --porcelain --untracked-files=no 2>/dev/null",
+                                     line, sizeof line));
+}
+
+static json_t *build_json(void)
+{
+#ifdef __OPTIMIZE__
+    const bool optimized = true;
+#else
+    const bool optimized = false;
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+    const char *sanitizer = "address";
+#else
+    const char *sanitizer = "none";
+#endif
+#if defined(__clang__)
+    const char *compiler = "clang " __clang_version__;
+#elif defined(__GNUC__)
+    const char *compiler = "gcc " __VERSION__;
+#else
+    const char *compiler = "unknown";
+#endif
+    return json_pack("{s:s, s:s, s:b, s:s, s:I}", "version", ATTN_VERSION_STRING, "compiler",
+                     compiler, "optimized", optimized, "sanitizer", sanitizer, "c_standard",
+                     (json_int_t)__STDC_VERSION__);
+}
+
+static json_t *int_list_json(const int_list *l)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < l->count; i++)
+        if (json_array_append_new(a, json_integer(l->value[i]))) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+static json_t *grid_json(const sweep_config *c, int points)
+{
+    json_t *causal = json_array();
+    for (int k = 0; causal && k < 2; k++)
+        if (c->causal[k] && json_array_append_new(causal, json_boolean(k))) {
+            json_decref(causal);
+            causal = NULL;
+        }
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:o, s:i}",
+                     "len", int_list_json(&c->lens), "len_q", int_list_json(&c->lens_q), "dim", int_list_json(&c->dims), "causal",
+                     causal, "threads", int_list_json(&c->threads), "variants", c->variants,
+                     "batch", (json_int_t)c->batch, "heads_q", (json_int_t)c->heads_q,
+                     "heads_kv", (json_int_t)(c->heads_kv ? c->heads_kv : c->heads_q), "reps",
+                     (json_int_t)c->reps, "warmup", (json_int_t)c->warmup, "seed",
+                     (json_int_t)c->seed, "check", c->check, "check_max_len",
+                     c->check ? json_integer(c->check_max_len) : json_null(), "points", points);
+}
+
+/* ---- output -------------------------------------------------------------------------------- */
+
+/* mkdir -p: every missing directory of `path` (a directory path). */
+static bool make_dirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return false;
+    for (char *s = buf + 1;; s++) {
+        const char saved = *s;
+        if (saved == '/' || saved == '\0') {
+            *s = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return false;
+            *s = saved;
+        }
+        if (!saved)
+            return true;
+    }
+}
+
+/* Writes the document to `path` atomically: a temporary file beside it, then rename. */
+static bool write_atomically(const json_t *doc, const char *path)
+{
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
+        cli_error("sweep", "%s: path too long", path);
+        return false;
+    }
+    const int fd = mkstemp(tmp);
+    if (fd < 0) {
+        cli_error("sweep", "cannot create %s: %s", tmp, strerror(errno));
+        return false;
+    }
+    FILE *f = fdopen(fd, "w");
+    bool ok = f && json_dumpf(doc, f, JSON_INDENT(1) | JSON_REAL_PRECISION(15)) == 0 &&
+              fputc('\n', f) != EOF && fflush(f) == 0 && fsync(fd) == 0;
+    const int saved = errno;
+    if (f ? fclose(f) != 0 : close(fd) != 0)
+        ok = false;
+    if (ok && rename(tmp, path) == 0) {
+        /* mkstemp makes the file 0600; a result file is for everyone to read. */
+        chmod(path, 0644);
+        return true;
+    }
+    cli_error("sweep", "cannot write %s: %s", path, strerror(ok ? errno : saved));
+    unlink(tmp);
+    return false;
+}
+
+/* Whether a file can be created at `path` (its directory exists and is writable): checked
+ * before the measurements, so a typo in -o does not cost a whole sweep. */
+static bool can_create(const char *path)
+{
+    char dir[4200];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
+        cli_error("sweep", "%s: path too long", path);
+        return false;
+    }
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        slash[slash == dir] = '\0'; /* "/x" keeps "/" */
+    if (access(dir, W_OK | X_OK) != 0) {
+        cli_error("sweep", "cannot create %s: %s: %s", path, dir, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* The default result path: DIR/<machine id>/sweep-<date>.json, its directory created. */
+static bool default_output(const char *results_dir, const char *stamp, char *buf, size_t len)
+{
+    char dir[4096];
+    if (snprintf(dir, sizeof dir, "%s/%s", results_dir, attn_machine_id()) >= (int)sizeof dir ||
+        snprintf(buf, len, "%s/sweep-%s.json", dir, stamp) >= (int)len) {
+        cli_error("sweep", "--results-dir: path too long");
+        return false;
+    }
+    if (!make_dirs(dir)) {
+        cli_error("sweep", "cannot create %s: %s", dir, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* ---- the sweep ------------------------------------------------------------------------------ */
+
+static void progress(bool tty, int done, int total, const char *what, double elapsed)
+{
+    if (tty) {
+        enum { WIDTH = 30 };
+        char bar[WIDTH + 1];
+        const int filled = total ? done * WIDTH / total : WIDTH;
+        for (int i = 0; i < WIDTH; i++)
+            bar[i] = i < filled ? '#' : '.';
+        bar[WIDTH] = '\0';
+        fprintf(stderr, "\r\033[K[%s] %d/%d %s %.0f s", bar, done, total, what, elapsed);
+        if (done == total)
+            fputc('\n', stderr);
+    } else if (done > 0) {
+        fprintf(stderr, "sweep: [%d/%d] %s done, %.1f s elapsed\n", done, total, what, elapsed);
+    }
+    fflush(stderr);
+}
+
+/* A checked record beyond its tolerance. */
+static bool any_failed(const json_t *records)
+{
+    size_t i;
+    const json_t *r;
+    json_array_foreach(records, i, r) if (!json_is_true(json_object_get(r, "ok"))) return true;
+    return false;
+}
+
+int cli_sweep(int argc, char **argv)
+{
+    sweep_config c;
+    int status = parse_sweep_options(argc, argv, &c);
+    if (status >= 0)
+        return status;
+
+    const time_t now = time(NULL);
+    struct tm tm;
+    char date[32], stamp[32];
+    if (!gmtime_r(&now, &tm) || !strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm) ||
+        !strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm))
+        return cli_error("sweep", "cannot read the clock");
+    char path_buf[4200];
+    const char *path = c.output;
+    if (!path) {
+        if (!default_output(c.results_dir, stamp, path_buf, sizeof path_buf))
+            return CLI_EXIT_USAGE;
+        path = path_buf;
+    }
+    if (!can_create(path))
+        return CLI_EXIT_USAGE;
+
+    json_t *records = json_array();
+    if (!records)
+        return cli_error("sweep", "out of memory");
+    const int causal_count = c.causal[0] + c.causal[1];
+    const int total = c.dims.count * c.lens.count * c.lens_q.count * causal_count *
+                      c.threads.count;
+    const bool tty = isatty(STDERR_FILENO);
+    const double start = attn_clock_seconds();
+    int done = 0;
+    status = -1;
+    /* The order of the points: head dim, then length, query length, causal, threads. */
+    for (int i = 0; i < total && status < 0; i++) {
+        int rest = i;
+        const int t = rest % c.threads.count;
+        rest /= c.threads.count;
+        const int k = c.causal[0] && c.causal[1] ? rest % 2 : c.causal[1];
+        rest /= causal_count;
+        const int q = rest % c.lens_q.count;
+        rest /= c.lens_q.count;
+        const int l = rest % c.lens.count;
+        const int d = rest / c.lens.count;
+        const int64_t len = c.lens.value[l],
+                      len_q = c.lens_q.value[q] ? c.lens_q.value[q] : len;
+        /* The oracle's cost grows as Lq·Lk: compare with N² (doubles: no overflow). */
+        const bool check = c.check && (double)len_q * (double)len <=
+                                          (double)c.check_max_len * (double)c.check_max_len;
+        char what[160], lens[64];
+        if (len_q == len)
+            snprintf(lens, sizeof lens, "len=%lld", (long long)len);
+        else
+            snprintf(lens, sizeof lens, "Lq=%lld Lk=%lld", (long long)len_q, (long long)len);
+        snprintf(what, sizeof what, "%s d=%lld %s threads=%lld%s", lens,
+                 (long long)c.dims.value[d], k ? "causal" : "non-causal",
+                 (long long)c.threads.value[t], check ? "" : " (unchecked)");
+        if (tty)
+            progress(tty, done, total, what, attn_clock_seconds() - start);
+        const cli_measure_spec spec = {
+            .variants = c.variants, .batch = c.batch, .heads_q = c.heads_q,
+            .heads_kv = c.heads_kv, .len_q = len_q, .len_kv = len, .head_dim = c.dims.value[d],
+            .causal = k, .check = check, .seed = c.seed, .reps = c.reps, .warmup = c.warmup,
+            .threads = c.threads.value[t]};
+        status = cli_run_measure(&spec, records);
+        if (status < 0)
+            progress(tty, ++done, total, what, attn_clock_seconds() - start);
+        else if (tty)
+            fputc('\n', stderr);
+    }
+    if (status >= 0) {
+        json_decref(records);
+        return cli_error("sweep", "stopped at point %d of %d; no file written", done + 1, total);
+    }
+
+    json_t *doc = json_pack("{s:s, s:s, s:o, s:o, s:s, s:f, s:o, s:o, s:o, s:o, s:o}", "tool",
+                            "attnbench " ATTN_VERSION_STRING, "kind", "sweep", "commit",
+                            git_commit_json(), "commit_dirty", git_dirty_json(), "date", date,
+                            "duration_s", attn_clock_seconds() - start, "build", build_json(),
+                            "machine", cli_machine_json(), "peak", cli_cached_peak_json(),
+                            "sweep", grid_json(&c, total), "results", records);
+    if (!doc)
+        return cli_error("sweep", "out of memory");
+    status = CLI_EXIT_USAGE;
+    if (write_atomically(doc, path)) {
+        fprintf(stderr, "sweep: %zu records in %s\n", json_array_size(records), path);
+        printf("%s\n", path);
+        status = any_failed(records) ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+    }
+    json_decref(doc);
+    return status;
+}

@@ -1,0 +1,378 @@
+/* gbench_main.c — attnbench-gbench: every variant this CPU runs × a standard shape set, as Google
+ * Benchmark benchmarks (through gbench_shim.h), for CI performance tracking.
+ *
+ * Each benchmark is named VARIANT/KIND/SHAPE/tTHREADS, e.g.
+ * "avx512/causal/B1.Hq8.Hkv8.Lq1024.Lk1024.d64/t1", and timed in real time. Before it is timed,
+ * its output is checked once against the float64 oracle; a variant beyond its tolerance is
+ * reported as an error and not timed. Counters: gflops (computed here from wall-clock time:
+ * FLOPs × iterations / elapsed seconds), max_rel_err, bytes (Q, K, V and O bytes of one call).
+ *
+ * ATTN_GBENCH_PLANT_SLOWDOWN=F (0 <= F <= 1) is a test knob: after every call the benchmark
+ * spins for F × the call's own measured time, a calibrated slowdown of F for checking that
+ * `attnbench compare` and scripts/perf-ab catch regressions. It is recorded in the context. */
+#include "attn.h"
+#include "attn_build_info.h"
+#include "cpu.h"
+#include "gbench_shim.h"
+#include "oracle.h"
+#include "timing.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct shape_def {
+    const char *kind; /* prefill, causal, decode, gqa */
+    int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim;
+    bool causal;
+} shape_def;
+
+/* The standard set: a prefill, the same causal, a decode step against a long KV cache, and
+ * grouped-query attention (4 query heads per KV head). */
+static const shape_def standard_shapes[] = {
+    {"prefill", 1, 8, 8, 1024, 1024, 64, false},
+    {"causal", 1, 8, 8, 1024, 1024, 64, true},
+    {"decode", 4, 8, 8, 1, 2048, 128, false},
+    {"gqa", 1, 32, 8, 512, 512, 128, false},
+};
+/* --quick: the same kinds, small enough for a CI job (the whole matrix in a few seconds). */
+static const shape_def quick_shapes[] = {
+    {"prefill", 1, 4, 4, 128, 128, 64, false},
+    {"causal", 1, 4, 4, 128, 128, 64, true},
+    {"decode", 1, 8, 8, 1, 1024, 64, false},
+    {"gqa", 1, 8, 2, 128, 128, 64, false},
+};
+enum { SHAPE_COUNT = sizeof standard_shapes / sizeof standard_shapes[0] };
+
+/* Inputs of one shape, shared by every variant's benchmark, made on first use. */
+typedef struct shape_data {
+    const shape_def *def;
+    attn_problem problem;
+    float *q, *k, *v;
+    double *ref; /* the oracle's output */
+    int64_t extent[4];
+    bool prepared;
+    char error[300]; /* non-empty: preparing failed */
+} shape_data;
+
+typedef struct bench {
+    shape_data *shape;
+    const char *variant; /* the registry's name */
+    double tolerance;
+    attn_params params;
+    float *o;
+    bool checked;
+    double max_rel_err;
+    char error[320];
+    char name[192];
+} bench;
+
+static double planted_slowdown; /* ATTN_GBENCH_PLANT_SLOWDOWN */
+static bool any_check_failed;
+
+/* SplitMix64 (Steele, Lea, Flood 2014), uniform floats in [-1, 1). */
+static float uniform_pm1(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    z ^= z >> 31;
+    return (float)(z >> 40) * 0x1p-23f - 1.0f;
+}
+
+static float *random_tensor(int64_t count, uint64_t seed)
+{
+    float *t = aligned_alloc(64, ((size_t)count * sizeof(float) + 63) & ~(size_t)63);
+    for (int64_t i = 0; t && i < count; i++)
+        t[i] = uniform_pm1(&seed);
+    return t;
+}
+
+static bool prepare_shape(shape_data *s)
+{
+    if (s->prepared)
+        return !s->error[0];
+    s->prepared = true;
+    const shape_def *d = s->def;
+    attn_problem_init(&s->problem, d->batch, d->heads_q, d->heads_kv, d->len_q, d->len_kv,
+                      d->head_dim);
+    s->problem.causal = d->causal;
+    attn_error err;
+    const char names[4] = {'q', 'k', 'v', 'o'};
+    for (int t = 0; t < 4; t++)
+        if (attn_tensor_extent(&s->problem, names[t], &s->extent[t], &err) != ATTN_OK) {
+            snprintf(s->error, sizeof s->error, "%s", err.message);
+            return false;
+        }
+    s->q = random_tensor(s->extent[0], 1);
+    s->k = random_tensor(s->extent[1], 2);
+    s->v = random_tensor(s->extent[2], 3);
+    s->ref = malloc((size_t)s->extent[3] * sizeof *s->ref);
+    if (!s->q || !s->k || !s->v || !s->ref) {
+        snprintf(s->error, sizeof s->error, "out of memory");
+        return false;
+    }
+    if (attn_oracle(&s->problem, s->q, s->k, s->v, s->ref, &err) != ATTN_OK) {
+        snprintf(s->error, sizeof s->error, "oracle: %s", err.message);
+        return false;
+    }
+    return true;
+}
+
+/* The untimed first run, checked against the oracle; false (with b->error) when it fails. */
+static bool prepare_bench(bench *b)
+{
+    if (b->checked)
+        return !b->error[0];
+    b->checked = true;
+    shape_data *s = b->shape;
+    if (!prepare_shape(s)) {
+        snprintf(b->error, sizeof b->error, "%s", s->error);
+        return false;
+    }
+    b->o = aligned_alloc(64, ((size_t)s->extent[3] * sizeof(float) + 63) & ~(size_t)63);
+    if (!b->o) {
+        snprintf(b->error, sizeof b->error, "out of memory");
+        return false;
+    }
+    attn_error err;
+    if (attn_run_variant(b->variant, &s->problem, &b->params, s->q, s->k, s->v, b->o, &err) !=
+        ATTN_OK) {
+        snprintf(b->error, sizeof b->error, "%s", err.message);
+        return false;
+    }
+    attn_error_metrics m;
+    attn_compare(&s->problem, b->o, s->ref, b->tolerance, &m);
+    b->max_rel_err = m.max_rel;
+    if (!m.ok) {
+        any_check_failed = true;
+        snprintf(b->error, sizeof b->error, "max_rel_err %.3g beyond the tolerance %.3g%s",
+                 m.max_rel, b->tolerance, m.nan_mismatch ? " (NaN/inf mismatches)" : "");
+        return false;
+    }
+    return true;
+}
+
+static void spin_until(double deadline)
+{
+    while (attn_clock_seconds() < deadline) {
+    }
+}
+
+static void run_bench(gbench_state *state, void *arg)
+{
+    bench *b = arg;
+    if (!prepare_bench(b)) {
+        gbench_skip_with_error(state, b->error);
+        return;
+    }
+    const shape_data *s = b->shape;
+    attn_error err;
+    const double start = attn_clock_seconds();
+    while (gbench_keep_running(state)) {
+        const double t0 = attn_clock_seconds();
+        if (attn_run_variant(b->variant, &s->problem, &b->params, s->q, s->k, s->v, b->o,
+                             &err) != ATTN_OK) {
+            gbench_skip_with_error(state, err.message);
+            return;
+        }
+        if (planted_slowdown > 0)
+            spin_until(t0 + (1 + planted_slowdown) * (attn_clock_seconds() - t0));
+    }
+    const double elapsed = attn_clock_seconds() - start;
+    const double calls = (double)gbench_iterations(state);
+    /* GFLOP/s from wall-clock time, set as a plain counter: Google Benchmark 1.7's rate
+     * counters divide by CPU time, which misses the library's worker threads. */
+    gbench_set_counter(state, "gflops",
+                       elapsed > 0 ? attn_problem_flops(&s->problem) * calls / elapsed * 1e-9 : 0);
+    gbench_set_counter(state, "max_rel_err", b->max_rel_err);
+    gbench_set_counter(state, "bytes",
+                       4.0 * (double)(s->extent[0] + s->extent[1] + s->extent[2] + s->extent[3]));
+}
+
+static void print_help(void)
+{
+    printf("usage: attnbench-gbench [options] [--benchmark_* flags]\n\n"
+           "Every variant this CPU runs x a standard shape set (prefill, causal, decode, GQA) as\n"
+           "Google Benchmark benchmarks named VARIANT/KIND/SHAPE/tTHREADS, timed in real time.\n"
+           "Each variant is checked once against the float64 oracle before it is timed.\n"
+           "Counters: gflops (from wall-clock time), max_rel_err, bytes (Q, K, V, O per call).\n"
+           "\noptions:\n"
+           "  --quick                  the small shape set (for CI)\n"
+           "  --threads N              library threads per call, 1..%d (default 1)\n"
+           "  --variant LIST           comma list of variants (default: every supported one)\n"
+           "  --help                   this help\n"
+           "\nGoogle Benchmark's flags, among others: --benchmark_filter=REGEX\n"
+           "--benchmark_repetitions=N --benchmark_min_time=SECONDS --benchmark_format=json\n"
+           "--benchmark_out=FILE --benchmark_out_format=json --benchmark_list_tests=true\n"
+           "(attnbench-gbench --benchmark_help lists them all).\n"
+           "\nenvironment: ATTN_GBENCH_PLANT_SLOWDOWN=F (0..1) plants a calibrated slowdown of F\n"
+           "(a spin of F x each call's time) for testing regression detection.\n"
+           "\nexit status: 0 ok, 1 a variant failed its oracle check, 2 bad input or nothing run.\n",
+           ATTN_MAX_THREADS);
+}
+
+/* Whether `name` is in the comma list (NULL: every name is). */
+static bool in_list(const char *list, const char *name)
+{
+    if (!list)
+        return true;
+    const size_t len = strlen(name);
+    for (const char *t = list;; t++) {
+        const size_t item = strcspn(t, ",");
+        if (item == len && !strncmp(t, name, len))
+            return true;
+        t += item;
+        if (!*t)
+            return false;
+    }
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "attnbench-gbench: ");
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    return 2;
+}
+
+static bool parse_fraction(const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    const double v = strtod(text, &end);
+    if (!text[0] || *end || errno || !(v >= 0 && v <= 1))
+        return false;
+    *out = v;
+    return true;
+}
+
+static void add_context(int threads, bool quick)
+{
+    const attn_cpu *cpu = attn_cpu_get();
+    char text[64];
+    gbench_add_context("attnbench_version", ATTN_VERSION_STRING);
+    gbench_add_context("attnbench_machine_id", attn_machine_id());
+    gbench_add_context("attnbench_cpu", cpu->model_name);
+    gbench_add_context("attnbench_compiler", ATTN_BUILD_COMPILER);
+    gbench_add_context("attnbench_buildtype", ATTN_BUILD_TYPE);
+    gbench_add_context("attnbench_c_args", ATTN_BUILD_C_ARGS);
+    gbench_add_context("attnbench_shape_set", quick ? "quick" : "standard");
+    snprintf(text, sizeof text, "%d", threads);
+    gbench_add_context("attnbench_threads", text);
+    snprintf(text, sizeof text, "%g", planted_slowdown);
+    gbench_add_context("attnbench_planted_slowdown", text);
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            print_help();
+            return 0;
+        }
+    gbench_initialize(&argc, argv); /* takes the --benchmark_* flags out of argv */
+    bool quick = false;
+    long threads = 1;
+    const char *variants = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--quick")) {
+            quick = true;
+        } else if (!strcmp(arg, "--threads") || !strcmp(arg, "--variant")) {
+            if (i + 1 == argc)
+                return usage_error("option '%s' needs a value", arg);
+            const char *value = argv[++i];
+            if (!strcmp(arg, "--variant")) {
+                variants = value;
+                continue;
+            }
+            char *end;
+            errno = 0;
+            threads = strtol(value, &end, 10);
+            if (!value[0] || *end || errno || threads < 1 || threads > ATTN_MAX_THREADS)
+                return usage_error("--threads: '%s' is not an integer in 1..1024", value);
+        } else {
+            return usage_error("unknown argument '%s' (see --help)", arg);
+        }
+    }
+    const char *plant = getenv("ATTN_GBENCH_PLANT_SLOWDOWN");
+    if (plant && plant[0] && !parse_fraction(plant, &planted_slowdown))
+        return usage_error("ATTN_GBENCH_PLANT_SLOWDOWN: '%s' is not a number in [0, 1]", plant);
+    for (const char *t = variants; t;) {
+        char name[64];
+        const size_t len = strcspn(t, ",");
+        snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), t);
+        attn_variant_info info;
+        const int index = attn_variant_find(name);
+        if (index < 0 || !attn_variant_get(index, &info))
+            return usage_error("--variant: unknown variant '%s'", name);
+        if (!info.supported)
+            return usage_error("--variant: %s cannot run on this CPU", name);
+        t = t[len] ? t + len + 1 : NULL;
+    }
+
+    const shape_def *defs = quick ? quick_shapes : standard_shapes;
+    shape_data shapes[SHAPE_COUNT] = {0};
+    const int variant_count = attn_variant_count();
+    bench *benches = calloc((size_t)(variant_count * SHAPE_COUNT), sizeof *benches);
+    if (!benches)
+        return usage_error("%s", "out of memory");
+    int count = 0;
+    for (int s = 0; s < SHAPE_COUNT; s++) {
+        shapes[s].def = &defs[s];
+        attn_problem_init(&shapes[s].problem, defs[s].batch, defs[s].heads_q, defs[s].heads_kv,
+                          defs[s].len_q, defs[s].len_kv, defs[s].head_dim);
+        shapes[s].problem.causal = defs[s].causal;
+    }
+    /* Variant-major order: a variant's shapes run one after another. */
+    for (int i = 0; i < variant_count; i++) {
+        attn_variant_info info;
+        if (!attn_variant_get(i, &info) || !info.supported || !in_list(variants, info.name))
+            continue;
+        for (int s = 0; s < SHAPE_COUNT; s++) {
+            bench *b = &benches[count];
+            const shape_def *d = &defs[s];
+            attn_error err;
+            b->shape = &shapes[s];
+            b->variant = info.name; /* the registry's own string, stable */
+            b->tolerance = info.tolerance;
+            if (attn_variant_default_params(info.name, &shapes[s].problem, &b->params, &err) !=
+                    ATTN_OK ||
+                (b->params.threads = (int32_t)threads,
+                 attn_params_check(info.name, &shapes[s].problem, &b->params, &err) != ATTN_OK)) {
+                fprintf(stderr, "attnbench-gbench: skipping %s on %s: %s\n", info.name, d->kind,
+                        err.message);
+                continue;
+            }
+            snprintf(b->name, sizeof b->name, "%s/%s/B%lld.Hq%lld.Hkv%lld.Lq%lld.Lk%lld.d%lld/t%ld",
+                     info.name, d->kind, (long long)d->batch, (long long)d->heads_q,
+                     (long long)d->heads_kv, (long long)d->len_q, (long long)d->len_kv,
+                     (long long)d->head_dim, threads);
+            if (!gbench_register(b->name, run_bench, b)) {
+                free(benches);
+                return 2;
+            }
+            count++;
+        }
+    }
+    add_context((int)threads, quick);
+    const size_t ran = gbench_run();
+    gbench_shutdown();
+    for (int i = 0; i < count; i++)
+        free(benches[i].o);
+    for (int s = 0; s < SHAPE_COUNT; s++) {
+        free(shapes[s].q);
+        free(shapes[s].k);
+        free(shapes[s].v);
+        free(shapes[s].ref);
+    }
+    free(benches);
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return usage_error("cannot write the output: %s", strerror(errno));
+    if (ran == 0)
+        return usage_error("%s", "no benchmark ran (see --benchmark_filter)");
+    return any_check_failed ? 1 : 0;
+}

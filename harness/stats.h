@@ -1,0 +1,53 @@
+/* stats.h — the statistics of `attnbench compare`: medians, Welch's t-test on log times with its
+ * confidence interval, and Benjamini–Hochberg false-discovery-rate control.
+ *
+ * Why Welch on log times: timings are positive and their noise is roughly multiplicative, so a
+ * slowdown is a shift of log time and the ratio NEW/BASE is exp(shift). With the 3–10 repetitions
+ * a CI job can afford, a rank test cannot reach small p-values (Mann–Whitney with 5 against 5
+ * never goes below p = 2/252 = 0.0079), so after FDR control over a matrix of a few dozen
+ * benchmarks a single regressed kernel could never be flagged; the t-test can. Its weakness,
+ * outliers, works against detection (an outlier inflates the variance), not towards false
+ * alarms, and `compare` also asks the ratio of medians, which one outlier cannot move, to agree. */
+#ifndef ATTN_STATS_H
+#define ATTN_STATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The median of x[0..n) (mean of the two middle values when n is even); NaN when n == 0.
+ * Does not modify x. NaN as well when a copy cannot be allocated. */
+double stats_median(const double *x, size_t n);
+
+/* Two-sided p-value of Student's t distribution with df degrees of freedom: P(|T| >= |t|). */
+double stats_t_two_sided_p(double t, double df);
+/* The quantile t such that P(|T| >= t) = alpha (0 < alpha < 1, df > 0). */
+double stats_t_critical(double alpha, double df);
+
+typedef struct stats_welch {
+    double diff;   /* mean(log b) - mean(log a): log of the geometric-mean ratio b/a */
+    double se;     /* its standard error */
+    double df;     /* Welch–Satterthwaite degrees of freedom (0 when se == 0) */
+    double p;      /* two-sided p-value of diff != 0 */
+    double lo, hi; /* confidence interval of the ratio b/a, exp(diff -/+ t*se) */
+} stats_welch;
+
+/* Welch's t-test on the logs of positive samples a[0..na), b[0..nb), na, nb >= 2, with a
+ * two-sided interval of the given confidence level (e.g. 0.95). With zero variance on both
+ * sides, p is 0 when the means differ and 1 when they do not. False when a sample is not
+ * finite and positive, or a side has fewer than 2 samples. */
+bool stats_welch_log(const double *a, size_t na, const double *b, size_t nb, double level,
+                     stats_welch *out);
+
+/* The paired version, for samples taken in matched rounds (scripts/perf-ab runs BASE and NEW
+ * alternately): a one-sample t-test on log(b[i]/a[i]), n - 1 degrees of freedom, so a drift of
+ * the machine that slows both sides of a round cancels in its ratio. Same output and failures
+ * as stats_welch_log, with n >= 2 pairs. */
+bool stats_paired_log(const double *a, const double *b, size_t n, double level,
+                      stats_welch *out);
+
+/* Benjamini–Hochberg adjusted p-values (q-values): q[i] <= fdr means hypothesis i is rejected
+ * at false-discovery rate fdr by the step-up procedure over all n. p and q may be the same
+ * array. False when a temporary cannot be allocated. */
+bool stats_bh_adjust(const double *p, size_t n, double *q);
+
+#endif

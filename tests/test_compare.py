@@ -1,0 +1,336 @@
+#!/usr/bin/python3
+"""Tests of `attnbench compare`, `run --save` and attnbench-gbench.
+
+    test_compare.py ATTNBENCH [--gbench ATTNBENCH_GBENCH]
+
+The statistics are checked on synthetic Google Benchmark JSON (seeded draws of known shifts and
+noise); the file handling on broken and partial files; `run --save` on a tiny shape; and, given
+--gbench, a smoke run of attnbench-gbench whose JSON goes through compare (and through Google
+Benchmark's own compare.py when libbenchmark-tools is installed). No timing assertions.
+"""
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+TOOL = sys.argv[1]
+GBENCH = sys.argv[sys.argv.index("--gbench") + 1] if "--gbench" in sys.argv else None
+WRAPPER = os.environ.get("ATTN_EXE_WRAPPER", "").split()
+TMP = tempfile.mkdtemp(prefix="test-compare-")
+failures = []
+
+
+def check(condition, what):
+    if not condition:
+        failures.append(what)
+        print(f"FAIL: {what}")
+
+
+def run(args, cwd=None):
+    return subprocess.run(WRAPPER + [TOOL] + args, capture_output=True, text=True, cwd=cwd)
+
+
+def compare(base, new, *extra):
+    return run(["compare", "--format", "json", *extra, base, new])
+
+
+def write(name, doc):
+    path = os.path.join(TMP, name)
+    with open(path, "w") as f:
+        f.write(doc if isinstance(doc, str) else json.dumps(doc))
+    return path
+
+
+def gbench_doc(times, with_aggregates=True):
+    """Google Benchmark JSON: per-repetition entries (microseconds) and, as the library writes
+    them with --benchmark_repetitions, mean/median/stddev aggregates that compare must skip."""
+    entries = []
+    for name, samples in times.items():
+        for i, t in enumerate(samples):
+            entries.append({"name": name, "run_name": name, "run_type": "iteration",
+                            "repetitions": len(samples), "repetition_index": i, "threads": 1,
+                            "iterations": 100, "real_time": t * 1e6, "cpu_time": t * 1e6,
+                            "time_unit": "us"})
+        if with_aggregates:
+            for agg, value in (("mean", 1.0), ("median", 1e-9), ("stddev", 1e3)):
+                entries.append({"name": f"{name}_{agg}", "run_name": name,
+                                "run_type": "aggregate", "aggregate_name": agg,
+                                "repetitions": len(samples), "threads": 1, "iterations": 5,
+                                "real_time": value, "cpu_time": value, "time_unit": "us"})
+    return {"context": {"date": "2026-01-01", "library_build_type": "release"},
+            "benchmarks": entries}
+
+
+def draw(rng, benchmarks, reps, noise, shift=None):
+    """{name: samples}: a base time per benchmark times lognormal noise, times 1 + shift."""
+    shift = shift or {}
+    return {name: list(base * (1 + shift.get(name, 0.0)) * np.exp(rng.normal(0, noise, reps)))
+            for name, base in benchmarks.items()}
+
+
+def matrix(n):
+    kinds = ["prefill", "causal", "decode", "gqa"]
+    variants = ["avx512", "avx2", "streaming", "blocked", "cblas", "naive"]
+    names = [f"{v}/{k}" for v in variants for k in kinds]
+    names += [f"extra{i}/prefill" for i in range(max(0, n - len(names)))]
+    return {name: 1e-3 * (1 + i % 7) for i, name in enumerate(names[:n])}
+
+
+def verdicts(result):
+    doc = json.loads(result.stdout)
+    return {b["name"]: b["verdict"] for b in doc["benchmarks"]}, doc
+
+
+# ---- statistics on synthetic data ---------------------------------------------------------------
+
+def test_shift_detected():
+    """One benchmark 10% slower with 2% noise, 5 reps, among 24: regressed, exit 1, in at least
+    19 of 20 seeded draws; the 23 others stay unchanged."""
+    bench = matrix(24)
+    caught = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        base = write("shift-base.json", gbench_doc(draw(rng, bench, 5, 0.02)))
+        new = write("shift-new.json", gbench_doc(draw(rng, bench, 5, 0.02, {"avx2/causal": 0.10})))
+        r = compare(base, new)
+        v, _ = verdicts(r)
+        caught += r.returncode == 1 and v["avx2/causal"] == "regressed"
+        others = [n for n, x in v.items() if n != "avx2/causal" and x == "regressed"]
+        check(not others, f"shift seed {seed}: false alarms {others}")
+    check(caught >= 19, f"10% shift with 2% noise caught in {caught}/20 draws (want >= 19)")
+
+
+def test_whole_matrix_shift():
+    """Every benchmark 10% slower: all regressed (text and markdown formats, exit 1)."""
+    bench = matrix(24)
+    rng = np.random.default_rng(100)
+    base = write("all-base.json", gbench_doc(draw(rng, bench, 5, 0.02)))
+    new = write("all-new.json", gbench_doc(draw(rng, bench, 5, 0.02, {n: 0.10 for n in bench})))
+    v, doc = verdicts(compare(base, new))
+    check(list(v.values()).count("regressed") >= 23, f"whole-matrix shift: {doc['summary']}")
+    md = run(["compare", "--format", "markdown", base, new])
+    check(md.returncode == 1 and "| benchmark |" in md.stdout and "**regressed**" in md.stdout,
+          f"markdown output: exit {md.returncode}")
+    text = run(["compare", base, new])
+    check(text.returncode == 1 and "regressed" in text.stdout, "text output")
+
+
+def test_no_shift():
+    """No shift, 2% noise: exit 0 in at least 38 of 40 draws of 24 benchmarks (the rule's false
+    alarm rate on such draws is 1-3%, within the 5% target: BH at 5%, then the effect-size
+    conditions)."""
+    bench = matrix(24)
+    alarms = 0
+    for seed in range(40):
+        rng = np.random.default_rng(1000 + seed)
+        base = write("null-base.json", gbench_doc(draw(rng, bench, 5, 0.02)))
+        new = write("null-new.json", gbench_doc(draw(rng, bench, 5, 0.02)))
+        alarms += compare(base, new).returncode != 0
+    check(alarms <= 2, f"no shift: {alarms}/40 draws flagged something")
+
+
+def test_many_unchanged():
+    """500 unchanged benchmarks at once, 5% noise: no false alarm (FDR control)."""
+    bench = matrix(500)
+    rng = np.random.default_rng(7)
+    base = write("many-base.json", gbench_doc(draw(rng, bench, 5, 0.05)))
+    new = write("many-new.json", gbench_doc(draw(rng, bench, 5, 0.05)))
+    r = compare(base, new)
+    _, doc = verdicts(r)
+    check(r.returncode == 0 and doc["summary"]["regressed"] == 0,
+          f"500 unchanged benchmarks: {doc['summary']}")
+
+
+def test_improvement():
+    """10% faster: improved, exit 0."""
+    bench = matrix(8)
+    rng = np.random.default_rng(11)
+    base = write("imp-base.json", gbench_doc(draw(rng, bench, 5, 0.02)))
+    new = write("imp-new.json", gbench_doc(draw(rng, bench, 5, 0.02, {"avx512/prefill": -0.10})))
+    r = compare(base, new)
+    v, _ = verdicts(r)
+    check(r.returncode == 0 and v["avx512/prefill"] == "improved",
+          f"improvement: exit {r.returncode}, {v['avx512/prefill']}")
+
+
+def test_outlier_and_small_shift():
+    """One sample 3x slower (a preempted run) does not make a regression; a significant 2%
+    slowdown (0.2% noise, 10 reps) is below the 5% threshold: unchanged, with a note."""
+    rng = np.random.default_rng(5)
+    b = {"k": list(1e-3 * np.exp(rng.normal(0, 0.01, 5)))}
+    n = {"k": list(1e-3 * np.exp(rng.normal(0, 0.01, 5)))}
+    n["k"][2] *= 3
+    r = compare(write("out-base.json", gbench_doc(b)), write("out-new.json", gbench_doc(n)))
+    check(r.returncode == 0, f"one outlier: exit {r.returncode} {r.stdout[-300:]}")
+    b = {"k": list(1e-3 * np.exp(rng.normal(0, 0.002, 10)))}
+    n = {"k": list(1.02e-3 * np.exp(rng.normal(0, 0.002, 10)))}
+    r = compare(write("small-base.json", gbench_doc(b)), write("small-new.json", gbench_doc(n)))
+    v, doc = verdicts(r)
+    row = doc["benchmarks"][0]
+    check(r.returncode == 0 and v["k"] == "unchanged" and row["note"] and row["q"] < 0.05,
+          f"2% significant shift: {row}")
+
+
+def test_paired_drift():
+    """Rounds drifting by +-15% together on both sides (interleaved A/B) hide a 10% shift from
+    the unpaired test; the paired test on the ratios finds it."""
+    rng = np.random.default_rng(3)
+    drift = np.exp(rng.normal(0, 0.15, 6))
+    b = {"k": list(1e-3 * drift * np.exp(rng.normal(0, 0.01, 6)))}
+    n = {"k": list(1.1e-3 * drift * np.exp(rng.normal(0, 0.01, 6)))}
+    base, new = write("pair-base.json", gbench_doc(b)), write("pair-new.json", gbench_doc(n))
+    check(compare(base, new).returncode == 0, "unpaired test under drift should not decide")
+    r = compare(base, new, "--paired")
+    check(r.returncode == 1, f"paired test under drift: exit {r.returncode}")
+
+
+# ---- file handling ------------------------------------------------------------------------------
+
+def expect_usage_error(args, what, needle=None):
+    r = run(["compare"] + args)
+    check(r.returncode == 2 and r.stderr.startswith("attnbench compare:") and
+          (needle is None or needle in r.stderr), f"{what}: exit {r.returncode}, {r.stderr!r}")
+
+
+def test_bad_files():
+    good = write("good.json", gbench_doc({"a": [1e-3, 1.1e-3, 1.2e-3]}))
+    expect_usage_error([write("trunc.json", '{"benchmarks": [{"name": "a", '), good],
+                       "malformed JSON", "trunc.json:")
+    expect_usage_error([os.path.join(TMP, "missing.json"), good], "unreadable file", "missing.json")
+    expect_usage_error([write("empty.json", gbench_doc({})), good], "no benchmarks", "no benchmark")
+    expect_usage_error([write("array.json", "[1, 2]"), good], "top-level array", "neither")
+    expect_usage_error([write("strtime.json", {"benchmarks": [{"name": "a", "real_time": "fast"}]}),
+                        good], "real_time not a number", "real_time")
+    expect_usage_error([write("neg.json", {"benchmarks": [{"name": "a", "real_time": -1}]}), good],
+                       "negative time", "positive")
+    expect_usage_error([write("other.json", gbench_doc({"b": [1e-3, 1e-3]})), good],
+                       "nothing in common", "no benchmark in common")
+    expect_usage_error([good], "one file", "two files")
+    expect_usage_error([good, good, good], "three files", "unexpected argument")
+    expect_usage_error(["--threshold", "-3", good, good], "negative threshold", "--threshold")
+    expect_usage_error(["--fdr", "2", good, good], "fdr out of range", "--fdr")
+    expect_usage_error(["--rename", "x", good, good], "rename without =", "--rename")
+    expect_usage_error(["--format", "xml", good, good], "bad format", "--format")
+    check(run(["compare", "--help"]).returncode == 0, "compare --help")
+
+
+def test_partial_files():
+    """Benchmarks on one side only, renamed ones, errored ones and single samples are reported,
+    not fatal."""
+    base = write("part-base.json", gbench_doc({
+        "kept": [1e-3, 1.01e-3, 0.99e-3], "removed": [2e-3, 2e-3, 2e-3],
+        "old_name": [3e-3, 3.01e-3, 2.99e-3], "single": [1e-3]}))
+    new_doc = gbench_doc({"kept": [1e-3, 1.01e-3, 0.99e-3], "added": [5e-3, 5e-3],
+                          "new_name": [3e-3, 3.02e-3, 2.98e-3], "single": [1e-3]})
+    new_doc["benchmarks"].append({"name": "broken", "run_name": "broken", "run_type": "iteration",
+                                  "error_occurred": True, "error_message": "beyond tolerance"})
+    new = write("part-new.json", new_doc)
+    r = compare(base, new)
+    v, doc = verdicts(r)
+    check(r.returncode == 0, f"partial files: exit {r.returncode} {r.stderr}")
+    check(doc["only_in_base"] == ["removed", "old_name"] and
+          doc["only_in_new"] == ["added", "new_name"], f"one-sided lists: {doc}")
+    check(v.get("single") == "untested", f"single sample: {v.get('single')}")
+    check(any("beyond tolerance" in e for e in doc["errors_in_new"]), "errored entry listed")
+    r = compare(base, new, "--rename", "old_name=new_name")
+    v, doc = verdicts(r)
+    check("new_name" in v and "old_name" not in doc["only_in_base"], f"--rename: {doc}")
+    text = run(["compare", base, new])
+    check("only in BASE" in text.stdout and "only in NEW" in text.stdout and
+          "errors reported in NEW" in text.stdout, "text notes for one-sided benchmarks")
+    # An aggregate-only file (--benchmark_report_aggregates_only) has no samples.
+    agg = gbench_doc({"kept": [1e-3, 1e-3]})
+    agg["benchmarks"] = [e for e in agg["benchmarks"] if e["run_type"] == "aggregate"]
+    expect_usage_error([write("agg.json", agg), new], "aggregates only", "no benchmark")
+
+
+# ---- run --save and attnbench result files -------------------------------------------------------
+
+def test_run_save():
+    results = os.path.join(TMP, "results")
+    shape = ["--variant", "naive,streaming", "--len-q", "16", "--len-kv", "32", "--dim", "8",
+             "--heads", "2", "--reps", "3", "--warmup", "0"]
+    r = run(["run", *shape, "--save", "--results-dir", results, "--format", "json"])
+    check(r.returncode == 0, f"run --save: exit {r.returncode} {r.stderr}")
+    files = glob.glob(os.path.join(results, "*", "run-*.json"))
+    check(len(files) == 1, f"run --save wrote {files}")
+    if not files:
+        return
+    doc = json.load(open(files[0]))
+    check(doc.get("kind") == "run" and "date" in doc and "commit" in doc and
+          {"compiler", "buildtype", "c_args"} <= set(doc.get("build", {})),
+          f"saved provenance: { {k: doc.get(k) for k in ('kind', 'date', 'commit', 'build')} }")
+    check(os.path.basename(os.path.dirname(files[0])) == doc["machine"]["id"],
+          "saved under the machine id")
+    rec = doc["results"][0]
+    check(len(rec.get("samples_s", [])) == 3 and json.loads(r.stdout)["results"][0]["samples_s"],
+          "samples_s in the records")
+    r2 = run(["run", *shape, "--save", "--results-dir", results, "--format", "json"])
+    check(r2.returncode == 0 and len(glob.glob(os.path.join(results, "*", "run-*.json"))) == 2,
+          "a second save in the same second gets its own file")
+    c = compare(files[0], files[0])
+    v, _ = verdicts(c)
+    check(c.returncode == 0 and set(v.values()) == {"unchanged"} and
+          any(n.startswith("naive/B1.Hq2.Hkv2.Lq16.Lk32.d8") for n in v), f"run file vs itself: {v}")
+    bad = run(["run", *shape, "--save", "--results-dir", "/proc/no/such/dir"])
+    check(bad.returncode == 2, f"--save into an unwritable folder: exit {bad.returncode}")
+
+
+# ---- attnbench-gbench ---------------------------------------------------------------------------
+
+def test_gbench_smoke():
+    out = os.path.join(TMP, "gbench.json")
+    r = subprocess.run(WRAPPER + [GBENCH, "--quick", "--benchmark_filter=^naive/",
+                                  "--benchmark_min_time=0.01", "--benchmark_repetitions=2",
+                                  "--benchmark_format=json", f"--benchmark_out={out}",
+                                  "--benchmark_out_format=json"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, f"attnbench-gbench: exit {r.returncode} {r.stderr[-500:]}")
+    if r.returncode != 0:
+        return
+    doc = json.load(open(out))
+    runs = [b for b in doc["benchmarks"] if b.get("run_type") == "iteration"]
+    kinds = {b["run_name"].split("/")[1] for b in runs}
+    check(kinds == {"prefill", "causal", "decode", "gqa"} and
+          all(b["run_name"].startswith("naive/") for b in runs) and len(runs) == 8,
+          f"gbench benchmarks: {[b['run_name'] for b in runs]}")
+    check(all(b["gflops"] > 0 and 0 <= b["max_rel_err"] < 1e-4 and b["bytes"] > 0 for b in runs),
+          "gbench counters gflops, max_rel_err, bytes")
+    check(doc["context"].get("attnbench_machine_id") and
+          doc["context"].get("attnbench_planted_slowdown") == "0", "gbench context")
+    c = compare(out, out)
+    check(c.returncode == 0 and len(json.loads(c.stdout)["benchmarks"]) == 4,
+          f"gbench JSON through compare: exit {c.returncode}")
+    bad = subprocess.run(WRAPPER + [GBENCH, "--quick", "--benchmark_filter=^nothing$"],
+                         capture_output=True, text=True)
+    check(bad.returncode == 2, f"nothing matched: exit {bad.returncode}")
+    bad = subprocess.run(WRAPPER + [GBENCH, "--bogus"], capture_output=True, text=True)
+    check(bad.returncode == 2, f"unknown flag: exit {bad.returncode}")
+    bad = subprocess.run(WRAPPER + [GBENCH, "--quick", "--benchmark_list_tests=true"],
+                         capture_output=True, text=True, env={**os.environ,
+                                                             "ATTN_GBENCH_PLANT_SLOWDOWN": "x"})
+    check(bad.returncode == 2, f"bad ATTN_GBENCH_PLANT_SLOWDOWN: exit {bad.returncode}")
+    # Google Benchmark's own compare.py (libbenchmark-tools), when installed with scipy.
+    script = "/usr/share/benchmark/compare.py"
+    if os.path.exists(script) and subprocess.run(["/usr/bin/python3", "-c", "import scipy"],
+                                                 capture_output=True).returncode == 0:
+        g = subprocess.run(["/usr/bin/python3", script, "benchmarks", out, out],
+                           capture_output=True, text=True)
+        check(g.returncode == 0 and "naive/prefill" in g.stdout,
+              f"compare.py benchmarks: exit {g.returncode} {g.stderr[-300:]}")
+
+
+tests = [test_shift_detected, test_whole_matrix_shift, test_no_shift, test_many_unchanged,
+         test_improvement, test_outlier_and_small_shift, test_paired_drift, test_bad_files,
+         test_partial_files, test_run_save]
+if GBENCH:
+    tests.append(test_gbench_smoke)
+for t in tests:
+    t()
+    print(f"{t.__name__}: {'ok' if not failures else 'failures so far: ' + str(len(failures))}")
+print(f"{len(tests)} tests, {len(failures)} failed checks")
+sys.exit(1 if failures else 0)

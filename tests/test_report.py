@@ -1,0 +1,332 @@
+"""Tests of the research-report tools: `attnbench study scaling` (the softmax saturation trends),
+`attnbench sweep` (a tiny grid written as one file in run's schema) and scripts/report (report.md
+and its PNGs), and their bad input (exit status 2, a message, no crash, no stray files).
+
+Usage: /usr/bin/python3 tests/test_report.py PATH/TO/attnbench PATH/TO/scripts/report
+(meson test passes both; ATTNBENCH=... and REPORT=... work too)."""
+import copy
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import unittest
+
+ATTNBENCH = os.environ.get("ATTNBENCH", "")
+REPORT = os.environ.get("REPORT", "")
+# A cross build runs the tool through its exe wrapper (qemu), as meson does for test binaries.
+WRAPPER = shlex.split(os.environ.get("ATTN_EXE_WRAPPER", ""))
+
+# A sweep small enough to take well under a second: 2 lengths x 2 causal x 2 thread counts.
+TINY_SWEEP = ["--len", "8,16", "--dim", "4", "--heads", "2", "--causal", "both",
+              "--threads", "1,2", "--variant", "naive,streaming", "--reps", "1", "--warmup", "0"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def attnbench(*args, cwd=None):
+    return subprocess.run([*WRAPPER, ATTNBENCH, *map(str, args)], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+
+
+def report(*args):
+    env = dict(os.environ, MPLBACKEND="Agg")
+    return subprocess.run(["/usr/bin/python3", REPORT, *map(str, args)], capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def study(*args):
+    proc = attnbench("study", "scaling", "--format", "json", *args)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def by_dim(doc, scaled):
+    return {p["head_dim"]: p for p in doc["points"] if p["scaled"] == scaled}
+
+
+class Study(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.doc = study("--rows", "256")
+
+    def test_dims_and_metadata(self):
+        self.assertEqual(sorted(by_dim(self.doc, False)), [2 ** e for e in range(3, 11)])
+        self.assertEqual(sorted(by_dim(self.doc, True)), [2 ** e for e in range(3, 11)])
+        self.assertEqual(self.doc["jacobian_norm"], "frobenius")
+        self.assertEqual((self.doc["rows"], self.doc["keys"]), (256, 128))
+
+    def test_unscaled_softmax_saturates(self):
+        raw = by_dim(self.doc, False)
+        self.assertGreater(raw[1024]["max_prob"], raw[16]["max_prob"])
+        self.assertGreater(raw[1024]["max_prob"], 0.85)
+        self.assertLess(raw[1024]["entropy"], raw[16]["entropy"] / 4)
+        self.assertLess(raw[1024]["jacobian_fro"], raw[16]["jacobian_fro"] / 2)
+        # From d = 16 on, every doubling saturates further.
+        dims = [d for d in sorted(raw) if d >= 16]
+        for a, b in zip(dims, dims[1:]):
+            self.assertGreater(raw[b]["max_prob"], raw[a]["max_prob"], (a, b))
+            self.assertLess(raw[b]["entropy"], raw[a]["entropy"], (a, b))
+        # The logits spread as sqrt(d).
+        for d, p in raw.items():
+            self.assertAlmostEqual(p["logit_std"] / d ** 0.5, 1.0, delta=0.15)
+
+    def test_scaled_softmax_stays_flat(self):
+        scaled = by_dim(self.doc, True)
+        for field in ("max_prob", "entropy", "jacobian_fro", "logit_std"):
+            values = [p[field] for p in scaled.values()]
+            self.assertLess(max(values) / min(values), 1.15, field)
+        # Far from saturated: well below the unscaled figures at d = 1024.
+        self.assertLess(scaled[1024]["max_prob"], 0.2)
+        self.assertAlmostEqual(scaled[1024]["scale"], 1 / 32)
+
+    def test_seeded(self):
+        self.assertEqual(study("--rows", "256"), self.doc)
+        other = study("--rows", "256", "--seed", "2")
+        self.assertNotEqual(other["points"], self.doc["points"])
+
+    def test_text_table(self):
+        proc = attnbench("study", "scaling", "--rows", "16")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertRegex(proc.stdout, r"(?m)^\s*1024\s")
+        self.assertIn("Frobenius", proc.stdout)
+
+    def test_bad_input(self):
+        for args in ([], ["nope"], ["scaling", "--rows", "0"], ["scaling", "--keys", "x"],
+                     ["scaling", "--format", "csv"], ["scaling", "--bogus"],
+                     ["scaling", "extra"]):
+            proc = attnbench("study", *args)
+            self.assertEqual(proc.returncode, 2, args)
+            self.assertIn("attnbench study", proc.stderr, args)
+            self.assertEqual(proc.stdout, "", args)
+
+
+class Sweep(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def sweep(self, *args, cwd=None):
+        return attnbench("sweep", *args, cwd=cwd)
+
+    def test_tiny_grid_in_run_schema(self):
+        path = os.path.join(self.dir, "out.json")
+        proc = self.sweep(*TINY_SWEEP, "-o", path)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(proc.stdout.strip(), path)
+        self.assertEqual(len(re.findall(r"(?m)^sweep: \[\d+/8\]", proc.stderr)), 8, proc.stderr)
+        self.assertEqual(os.listdir(self.dir), ["out.json"])  # no temporary file left
+        with open(path) as f:
+            doc = json.load(f)
+        # run's document, record for record.
+        run = attnbench("run", "--format", "json", "--variant", "naive", "--len-q", "8",
+                        "--dim", "4", "--heads", "2", "--reps", "1", "--warmup", "0")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        run_doc = json.loads(run.stdout)
+        self.assertEqual(doc["machine"], run_doc["machine"])
+        self.assertEqual(len(doc["results"]), 2 * 2 * 2 * 2)
+        for r in doc["results"]:
+            self.assertEqual(set(r), set(run_doc["results"][0]))
+            self.assertEqual(set(r["shape"]), set(run_doc["results"][0]["shape"]))
+            self.assertTrue(r["checked"] and r["ok"])
+        seen = {(r["variant"], r["shape"]["len_q"], r["shape"]["causal"], r["threads"])
+                for r in doc["results"]}
+        self.assertEqual(len(seen), 16)
+        self.assertEqual({r["shape"]["head_dim"] for r in doc["results"]}, {4})
+        self.assertEqual(doc["kind"], "sweep")
+        self.assertRegex(doc["date"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        self.assertTrue(doc["commit"] is None or re.fullmatch(r"[0-9a-f]{40}", doc["commit"]))
+        self.assertIn("compiler", doc["build"])
+        self.assertIn("peak", doc)  # the cached peak, or null
+        grid = doc["sweep"]
+        self.assertEqual((grid["len"], grid["dim"], grid["causal"], grid["threads"]),
+                         ([8, 16], [4], [False, True], [1, 2]))
+        self.assertEqual(grid["points"], 8)
+
+    def test_default_path_and_unchecked_points(self):
+        proc = self.sweep("--len", "8,32", "--len-q", "0,1", "--dim", "4", "--heads", "1",
+                          "--variant", "naive", "--reps", "1", "--check-max-len", "16",
+                          "--results-dir", "res", cwd=self.dir)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        path = proc.stdout.strip()
+        self.assertRegex(path, r"^res/[^/]+/sweep-\d{8}T\d{6}Z\.json$")
+        with open(os.path.join(self.dir, path)) as f:
+            doc = json.load(f)
+        checked = {(r["shape"]["len_q"], r["shape"]["len_kv"]): r["checked"]
+                   for r in doc["results"]}
+        # Lq·Lk <= 16²: checked; 32 x 32 is not; decode rows (Lq = 1) are.
+        self.assertEqual(checked, {(8, 8): True, (1, 8): True, (32, 32): False, (1, 32): True})
+        unchecked = [r for r in doc["results"] if not r["checked"]]
+        self.assertIsNone(unchecked[0]["max_rel_err"])
+
+    def test_bad_input(self):
+        out = os.path.join(self.dir, "x.json")
+        for args in (["--len", "0"], ["--len", "abc"], ["--len", "8,,16"], ["--len", "8,8"],
+                     ["--dim", ""], ["--causal", "maybe"], ["--variant", "nosuch"],
+                     ["--heads", "2", "--kv-heads", "3"], ["--threads", "-1"],
+                     ["--reps", "0"], ["--bogus"], ["stray"],
+                     ["-o", os.path.join(self.dir, "missing", "x.json")]):
+            proc = self.sweep("--len", "8", "--dim", "4", "--heads", "2", "--reps", "1",
+                              "--variant", "naive", *args, *(["-o", out] if "-o" not in args
+                                                             else []))
+            self.assertEqual(proc.returncode, 2, (args, proc.stderr))
+            self.assertIn("attnbench sweep", proc.stderr, args)
+            self.assertEqual(proc.stdout, "", args)
+            self.assertEqual(os.listdir(self.dir), [], args)  # nothing written
+
+
+def write_json(path, doc):
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    return path
+
+
+def synthetic_tune():
+    """A tune document over a 3 x 4 (bq, bk) grid with a third parameter held fixed."""
+    cands = []
+    for bq in (8, 16, 32):
+        for bk in (16, 32, 64, 128):
+            for extra in (0, 1):
+                cands.append({"variant": "streaming", "params": {"bq": bq, "bk": bk, "x": extra},
+                              "median_s": 1e-3 * (1 + abs(bq - 16) / 16 + abs(bk - 64) / 64
+                                                  + extra)})
+    return {"problem": {"batch": 1, "heads_q": 2, "len_q": 64, "head_dim": 8, "causal": False,
+                        "threads": 1}, "candidates": cands}
+
+
+class Report(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.dir = cls.tmp.name
+        cls.sweep_path = os.path.join(cls.dir, "sweep.json")
+        proc = attnbench("sweep", *TINY_SWEEP, "--len-q", "0,1", "-o", cls.sweep_path)
+        assert proc.returncode == 0, proc.stderr
+        cls.study_path = os.path.join(cls.dir, "study.json")
+        write_json(cls.study_path, study("--rows", "32"))
+        with open(cls.sweep_path) as f:
+            cls.sweep_doc = json.load(f)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def check_pngs(self, out, text):
+        pngs = sorted(f for f in os.listdir(out) if f.endswith(".png"))
+        for name in pngs:
+            with open(os.path.join(out, name), "rb") as f:
+                self.assertEqual(f.read(8), PNG_MAGIC, name)
+            self.assertIn("](%s)" % name, text, name)  # every figure is in the report
+        for name in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+            self.assertIn(name, pngs)  # and every image the report shows exists
+        return pngs
+
+    def test_full_report(self):
+        out = os.path.join(self.dir, "full")
+        tune = write_json(os.path.join(self.dir, "tune.json"), synthetic_tune())
+        proc = report(self.sweep_path, "--study", self.study_path, "--tune", tune, "-o", out)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(os.path.join(out, "report.md")) as f:
+            text = f.read()
+        pngs = self.check_pngs(out, text)
+        self.assertEqual(pngs, ["error.png", "roofline.png", "study.png", "threads.png",
+                                "throughput.png", "tile_heatmap.png"])
+        self.assertIn(self.sweep_doc["machine"]["id"], text)
+        self.assertIn(self.sweep_doc["date"], text)
+        self.assertIn("## Why scaled dot-product attention divides by √d", text)
+        self.assertIn("best bq=16 bk=64", text)  # the synthetic grid's minimum
+        # A table per shape: 2 lengths x (Lq = Lk, Lq = 1) x 2 causal x 2 threads.
+        self.assertEqual(len(re.findall(r"(?m)^#### ", text)), 16)
+        self.assertRegex(text, r"(?m)^\| naive \| `-` \| [\d.]+ \| .* \| 1\.00 \| ")
+        if self.sweep_doc["peak"]:
+            self.assertNotIn("no peak data", text)
+
+    def test_without_peak_data_the_ceilings_are_omitted(self):
+        doc = copy.deepcopy(self.sweep_doc)
+        doc.pop("peak", None)
+        for r in doc["results"]:
+            r["peak_fraction"] = None
+        path = write_json(os.path.join(self.dir, "nopeak.json"), doc)
+        out = os.path.join(self.dir, "nopeak")
+        proc = report(path, "-o", out)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(os.path.join(out, "report.md")) as f:
+            text = f.read()
+        self.assertIn("no peak data", text)
+        self.assertIn("ceilings are omitted", text)
+        self.assertNotIn("FMA float32", text)  # the peak line of the header
+        self.assertNotIn("Ceilings:", text)
+        self.check_pngs(out, text)
+
+    def test_two_sources_side_by_side(self):
+        other = copy.deepcopy(self.sweep_doc)
+        other["commit"] = "f" * 40
+        if self.sweep_doc.get("commit") == other["commit"]:
+            other["commit"] = "e" * 40
+        for r in other["results"]:
+            r["gflops"] *= 2
+            r["median_s"] /= 2
+        path = write_json(os.path.join(self.dir, "other.json"), other)
+        out = os.path.join(self.dir, "two")
+        proc = report(self.sweep_path, path, "-o", out)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(os.path.join(out, "report.md")) as f:
+            text = f.read()
+        if self.sweep_doc.get("commit"):
+            self.assertIn("GFLOP/s [ffffffffff]", text)
+            self.assertRegex(text, r"\| GFLOP/s ffffffffff / [0-9a-f]{10} \|")
+        else:  # the same file name twice: told apart by number
+            self.assertIn("GFLOP/s [#2]", text)
+        self.assertIn("| 2.00 |", text)
+
+    @unittest.skipIf(WRAPPER, "the report runs the tool without the cross wrapper")
+    def test_study_through_attnbench(self):
+        out = os.path.join(self.dir, "through")
+        proc = report(self.sweep_path, "--attnbench", ATTNBENCH, "-o", out)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertTrue(os.path.exists(os.path.join(out, "study.png")))
+
+    def test_bad_input(self):
+        bad = os.path.join(self.dir, "bad")
+        os.makedirs(bad, exist_ok=True)
+        malformed = os.path.join(bad, "malformed.json")
+        with open(malformed, "w") as f:
+            f.write('{"results": [')
+        no_results = write_json(os.path.join(bad, "no_results.json"), {"machine": {}})
+        empty = write_json(os.path.join(bad, "empty.json"), {"machine": {}, "results": []})
+        broken_record = write_json(os.path.join(bad, "broken.json"),
+                                   {"results": [{"variant": "naive"}]})
+        out = os.path.join(self.dir, "never")
+        cases = [
+            ([os.path.join(bad, "missing.json")], "no such file"),
+            ([malformed], "malformed JSON"),
+            ([no_results], "no `results` list"),
+            ([empty], "no records"),
+            ([broken_record], "record 0 lacks"),
+            ([self.sweep_path, "--tune", malformed], "malformed JSON"),
+            ([self.sweep_path, "--tune", self.sweep_path], "not an `attnbench tune"),
+            ([self.sweep_path, "--study", no_results], "not an `attnbench study"),
+            ([self.sweep_path, "--attnbench", os.path.join(bad, "nothing")], "cannot run"),
+        ]
+        for args, message in cases:
+            proc = report(*args, "-o", out)
+            self.assertEqual(proc.returncode, 2, (args, proc.stderr))
+            self.assertIn(message, proc.stderr, args)
+            self.assertTrue(proc.stderr.startswith("report: "), proc.stderr)
+            self.assertFalse(os.path.exists(out), args)
+        proc = report(self.sweep_path)  # no -o
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("-o", proc.stderr)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and not sys.argv[1].startswith("-"):
+        ATTNBENCH, REPORT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+        del sys.argv[1:3]
+    if not ATTNBENCH or not REPORT:
+        sys.exit("usage: test_report.py PATH/TO/attnbench PATH/TO/scripts/report")
+    unittest.main(verbosity=2)
