@@ -207,7 +207,7 @@ static void print_help(void)
            "\nGoogle Benchmark's flags, among others: --benchmark_filter=REGEX\n"
            "--benchmark_repetitions=N --benchmark_min_time=SECONDS --benchmark_format=json\n"
            "--benchmark_out=FILE --benchmark_out_format=json --benchmark_list_tests=true\n"
-           "(attnbench-gbench --benchmark_help lists them all).\n"
+           "(Google Benchmark's own list follows this help).\n"
            "\nenvironment: ATTN_GBENCH_PLANT_SLOWDOWN=F (0..1) plants a calibrated slowdown of F\n"
            "(a spin of F x each call's time) for testing regression detection.\n"
            "\nexit status: 0 ok, 1 a variant failed its oracle check, 2 bad input or nothing run.\n",
@@ -271,6 +271,11 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             print_help();
+            fflush(stdout);
+            /* Google Benchmark prints its flags for --help, and exits. */
+            char *help_argv[] = {argv[0], "--help", NULL};
+            int help_argc = 2;
+            gbench_initialize(&help_argc, help_argv);
             return 0;
         }
     gbench_initialize(&argc, argv); /* takes the --benchmark_* flags out of argv */

@@ -138,24 +138,45 @@ bool stats_welch_log(const double *a, size_t na, const double *b, size_t nb, dou
 }
 
 bool stats_paired_log(const double *a, const double *b, size_t n, double level,
-                      stats_welch *out)
+                      stats_welch *out, size_t *dropped)
 {
+    *dropped = 0;
     if (n < 2)
         return false;
-    double *ratio = malloc(n * sizeof *ratio);
-    if (!ratio)
+    double *d = malloc(3 * n * sizeof *d);
+    if (!d)
         return false;
+    double *deviation = d + n, *kept = d + 2 * n;
     bool ok = true;
     for (size_t i = 0; i < n; i++) {
         ok = ok && isfinite(a[i]) && a[i] > 0 && isfinite(b[i]) && b[i] > 0;
-        ratio[i] = ok ? b[i] / a[i] : 1;
+        d[i] = ok ? log(b[i] / a[i]) : 0;
+    }
+    size_t count = n;
+    if (ok) {
+        const double center = stats_median(d, n);
+        for (size_t i = 0; i < n; i++)
+            deviation[i] = fabs(d[i] - center);
+        const double mad = stats_median(deviation, n);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!(mad > 0) || 0.6745 * deviation[i] / mad <= 3.5)
+                kept[k++] = exp(d[i]);
+        if (k >= 3 && k < n) {
+            *dropped = n - k;
+            count = k;
+        } else {
+            for (size_t i = 0; i < n; i++)
+                kept[i] = exp(d[i]);
+        }
     }
     double mean, var;
-    ok = ok && log_moments(ratio, n, &mean, &var);
-    free(ratio);
+    ok = ok && log_moments(kept, count, &mean, &var);
+    free(d);
     if (!ok)
         return false;
-    *out = (stats_welch){.diff = mean, .se = sqrt(var / (double)n), .df = (double)(n - 1)};
+    *out = (stats_welch){.diff = mean, .se = sqrt(var / (double)count),
+                         .df = (double)(count - 1)};
     finish_test(level, out);
     return true;
 }

@@ -39,11 +39,15 @@ bool stats_welch_log(const double *a, size_t na, const double *b, size_t nb, dou
                      stats_welch *out);
 
 /* The paired version, for samples taken in matched rounds (scripts/perf-ab runs BASE and NEW
- * alternately): a one-sample t-test on log(b[i]/a[i]), n - 1 degrees of freedom, so a drift of
- * the machine that slows both sides of a round cancels in its ratio. Same output and failures
- * as stats_welch_log, with n >= 2 pairs. */
+ * alternately): a one-sample t-test on d[i] = log(b[i]/a[i]), so a drift of the machine that
+ * slows both sides of a round cancels in its ratio. A round whose ratio is an outlier among
+ * the rounds' ratios — a burst of other load that hit one side only — is left out first:
+ * Iglewicz and Hoaglin's modified z-score, 0.6745·|d[i] - median(d)| / MAD(d) > 3.5 (MAD: the
+ * median absolute deviation; nothing is left out when it is 0, nor when fewer than 3 rounds
+ * would remain). *dropped receives how many were left out. Same output and failures as
+ * stats_welch_log otherwise, with n >= 2 pairs; df = pairs kept - 1. */
 bool stats_paired_log(const double *a, const double *b, size_t n, double level,
-                      stats_welch *out);
+                      stats_welch *out, size_t *dropped);
 
 /* Benjamini–Hochberg adjusted p-values (q-values): q[i] <= fdr means hypothesis i is rejected
  * at false-discovery rate fdr by the step-up procedure over all n. p and q may be the same

@@ -186,6 +186,16 @@ def test_paired_drift():
     check(compare(base, new).returncode == 0, "unpaired test under drift should not decide")
     r = compare(base, new, "--paired")
     check(r.returncode == 1, f"paired test under drift: exit {r.returncode}")
+    # A burst of load in one round on one side: that round is left out, the shift still found;
+    # and the same burst in an A/A pair makes no alarm.
+    n["k"][2] *= 1.6
+    r = compare(base, write("pair-burst.json", gbench_doc(n)), "--paired")
+    row = json.loads(r.stdout)["benchmarks"][0]
+    check(r.returncode == 1 and row["rounds_left_out"] == 1, f"paired with a burst: {row}")
+    b2 = {"k": list(1e-3 * drift * np.exp(rng.normal(0, 0.01, 6)))}
+    b2["k"][4] *= 1.6
+    r = compare(base, write("pair-aa.json", gbench_doc(b2)), "--paired")
+    check(r.returncode == 0, f"A/A with a burst: exit {r.returncode} {r.stdout[-400:]}")
 
 
 # ---- file handling ------------------------------------------------------------------------------
