@@ -152,6 +152,11 @@ attn_status attn_problem_validate(const attn_problem *p, attn_error *err)
         return attn_fail(err, ATTN_ERR_INVALID,
                     "heads_q (%lld) must be a multiple of heads_kv (%lld)",
                     (long long)p->heads_q, (long long)p->heads_kv);
+    if (!attn_dtype_size(p->dtype))
+        return attn_fail(err, ATTN_ERR_INVALID, "dtype %d is not an attn_dtype", (int)p->dtype);
+    if (p->out_dtype != ATTN_F32 && p->out_dtype != p->dtype)
+        return attn_fail(err, ATTN_ERR_INVALID, "out_dtype must be f32 or the input dtype (%s)",
+                         attn_dtype_name(p->dtype));
     if (p->scale != 0.0f && !(isfinite(p->scale) && p->scale > 0.0f))
         return attn_fail(err, ATTN_ERR_INVALID, "scale must be finite and > 0 (got %g)",
                     (double)p->scale);
@@ -213,6 +218,11 @@ double attn_problem_flops(const attn_problem *p)
 
 int attn_variant_count(void) { return attn_registry_count; }
 
+static unsigned variant_dtypes(const attn_variant *v)
+{
+    return v->dtypes ? v->dtypes : 1u << ATTN_F32;
+}
+
 int attn_variant_find(const char *name)
 {
     for (int i = 0; name && i < attn_registry_count; i++)
@@ -242,8 +252,8 @@ bool attn_variant_get(int i, attn_variant_info *info)
     }
     *info = (attn_variant_info){
         .name = v->name, .description = v->description, .isa = isa, .supported = !missing,
-        .why_not = why, .tolerance = v->tolerance, .param_count = v->param_count,
-        .params = v->params,
+        .why_not = why, .tolerance = v->tolerance, .dtypes = variant_dtypes(v),
+        .compute_dtype = v->compute_dtype, .param_count = v->param_count, .params = v->params,
     };
     return true;
 }
@@ -636,8 +646,74 @@ out:
     return s;
 }
 
+double attn_variant_tolerance(const char *name, const attn_problem *p)
+{
+    const int i = attn_variant_find(name);
+    if (i < 0)
+        return -1;
+    return attn_registry[i]->tolerance +
+           (p->out_dtype == ATTN_F32 ? 0.0 : attn_dtype_unit_roundoff(p->out_dtype));
+}
+
+/* Runs a checked variant into a float32 O laid out as p->o says. */
+static attn_status run_checked(const attn_variant *var, const attn_problem *p,
+                               const attn_params *params, const void *q, const void *k,
+                               const void *v, float *o, attn_error *err)
+{
+    const int threads = params->threads ? params->threads : attn_default_threads();
+    size_t bytes = var->workspace_size ? var->workspace_size(p, params->value) : 0;
+    if (bytes == SIZE_MAX || bytes > (size_t)PTRDIFF_MAX - 64)
+        return attn_fail(err, ATTN_ERR_OVERFLOW, "variant %s: workspace size overflows", var->name);
+    attn_task task = {
+        .problem = p, .scale = attn_problem_scale(p), .params = params->value,
+        .q = q, .k = k, .v = v, .o = o, .workspace = NULL,
+        .group_begin = 0, .group_end = p->batch * p->heads_kv,
+        .row_begin = 0, .row_end = p->len_q,
+    };
+    if (threads > 1)
+        return run_split(var, &task, bytes, threads, err);
+    if (bytes) {
+        task.workspace = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        if (!task.workspace)
+            return attn_fail(err, ATTN_ERR_NOMEM, "variant %s: cannot allocate %zu bytes of workspace",
+                        var->name, bytes);
+    }
+    attn_status s = var->run(&task);
+    free(task.workspace);
+    if (s != ATTN_OK)
+        return attn_fail(err, s, "variant %s failed", var->name);
+    return ATTN_OK;
+}
+
+/* A half-precision output: the variant writes a contiguous float32 O, rounded into o after. */
+static attn_status run_half_output(const attn_variant *var, const attn_problem *p,
+                                   const attn_params *params, const void *q, const void *k,
+                                   const void *v, void *o, attn_error *err)
+{
+    attn_problem inner = *p;
+    inner.out_dtype = ATTN_F32;
+    inner.o = (attn_strides){.batch = p->heads_q * p->len_q * p->head_dim,
+                             .head = p->len_q * p->head_dim, .seq = p->head_dim};
+    const size_t n = (size_t)(p->batch * inner.o.batch); /* bounded by validation */
+    float *tmp = malloc(n * sizeof *tmp);
+    if (!tmp)
+        return attn_fail(err, ATTN_ERR_NOMEM, "variant %s: cannot allocate the float32 output",
+                         var->name);
+    attn_status s = run_checked(var, &inner, params, q, k, v, tmp, err);
+    const size_t esize = attn_dtype_size(p->out_dtype);
+    for (int64_t b = 0; s == ATTN_OK && b < p->batch; b++)
+        for (int64_t h = 0; h < p->heads_q; h++)
+            for (int64_t i = 0; i < p->len_q; i++)
+                attn_convert(tmp + b * inner.o.batch + h * inner.o.head + i * inner.o.seq,
+                             ATTN_F32,
+                             (char *)o + (b * p->o.batch + h * p->o.head + i * p->o.seq) * (int64_t)esize,
+                             p->out_dtype, (size_t)p->head_dim);
+    free(tmp);
+    return s;
+}
+
 attn_status attn_run_variant(const char *name, const attn_problem *p, const attn_params *params,
-                             const float *q, const float *k, const float *v, float *o,
+                             const void *q, const void *k, const void *v, void *o,
                              attn_error *err)
 {
     attn_status status = ATTN_ERR_UNKNOWN_VARIANT;
@@ -656,6 +732,15 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
         return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s needs %s, which this CPU %s", name,
                     names, (missing & attn_cpu_get()->isa_detected) ? "has disabled" : "lacks");
     }
+    if (!(variant_dtypes(var) & (1u << p->dtype))) {
+        char list[32] = "";
+        for (int t = 0; t < ATTN_DTYPE_COUNT; t++)
+            if (variant_dtypes(var) & (1u << t))
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                         list[0] ? ", " : "", attn_dtype_name((attn_dtype)t));
+        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s reads %s inputs, not %s", name,
+                         list, attn_dtype_name(p->dtype));
+    }
     attn_params defaults;
     if (!params) {
         attn_variant_default_params(name, p, &defaults, NULL);
@@ -663,29 +748,9 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
     }
     if ((s = check_params(var, p, params, err)) != ATTN_OK)
         return s;
-    const int threads = params->threads ? params->threads : attn_default_threads();
-    size_t bytes = var->workspace_size ? var->workspace_size(p, params->value) : 0;
-    if (bytes == SIZE_MAX || bytes > (size_t)PTRDIFF_MAX - 64)
-        return attn_fail(err, ATTN_ERR_OVERFLOW, "variant %s: workspace size overflows", name);
-    attn_task task = {
-        .problem = p, .scale = attn_problem_scale(p), .params = params->value,
-        .q = q, .k = k, .v = v, .o = o, .workspace = NULL,
-        .group_begin = 0, .group_end = p->batch * p->heads_kv,
-        .row_begin = 0, .row_end = p->len_q,
-    };
-    if (threads > 1)
-        return run_split(var, &task, bytes, threads, err);
-    if (bytes) {
-        task.workspace = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-        if (!task.workspace)
-            return attn_fail(err, ATTN_ERR_NOMEM, "variant %s: cannot allocate %zu bytes of workspace",
-                        name, bytes);
-    }
-    s = var->run(&task);
-    free(task.workspace);
-    if (s != ATTN_OK)
-        return attn_fail(err, s, "variant %s failed", name);
-    return ATTN_OK;
+    if (p->out_dtype != ATTN_F32)
+        return run_half_output(var, p, params, q, k, v, o, err);
+    return run_checked(var, p, params, q, k, v, o, err);
 }
 
 attn_status attn_forced_variant(const char **name, attn_error *err)

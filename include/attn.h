@@ -37,6 +37,27 @@ typedef struct attn_error {
     char message[256];
 } attn_error;
 
+/* Element type of Q, K, V (and of O when asked). Half-precision inputs are read as stored and
+ * accumulated in float32; conversions to a half type round to nearest even. */
+typedef enum attn_dtype {
+    ATTN_F32 = 0,  /* float32 (the default: a zeroed problem is float32) */
+    ATTN_BF16 = 1, /* bfloat16: float32's exponent, 8 significant bits; stored as uint16_t */
+    ATTN_F16 = 2,  /* IEEE binary16: 11 significant bits, |x| < 65520; stored as uint16_t */
+} attn_dtype;
+#define ATTN_DTYPE_COUNT 3
+
+/* "f32", "bf16", "f16"; "?" for a value out of range. */
+const char *attn_dtype_name(attn_dtype t);
+/* Parses "f32" / "float32", "bf16" / "bfloat16", "f16" / "float16"; false for anything else. */
+bool attn_dtype_parse(const char *name, attn_dtype *t);
+/* Bytes per element: 4 or 2 (0 for a value out of range). */
+size_t attn_dtype_size(attn_dtype t);
+/* The unit roundoff of the type: 2^-24, 2^-8, 2^-11. */
+double attn_dtype_unit_roundoff(attn_dtype t);
+/* Converts n contiguous elements; to a half type rounds to nearest even (NaN stays NaN, f16
+ * overflows to ±inf). Converting to a wider type is exact. */
+void attn_convert(const void *src, attn_dtype from, void *dst, attn_dtype to, size_t n);
+
 /* Element strides of one 4-d tensor [batch, head, seq, dim]; the dim stride is always 1
  * (each row of head_dim floats is contiguous). Input strides may be 0 (broadcast). */
 typedef struct attn_strides {
@@ -61,6 +82,10 @@ typedef struct attn_problem {
     const float *mask;
     int64_t mask_row_stride;
     attn_strides q, k, v, o;
+    /* Element types: Q, K and V share `dtype`; O is float32 or `dtype` (out_dtype). Strides
+     * count elements of these types. */
+    attn_dtype dtype;
+    attn_dtype out_dtype;
 } attn_problem;
 
 /* Fills a problem with the given shape, default scale, no masks and contiguous [B,H,L,d]
@@ -73,7 +98,7 @@ void attn_problem_set_layout_blhd(attn_problem *p);
 float attn_problem_scale(const attn_problem *p);
 /* Checks shapes, scale, key lengths, strides and that every size fits in 64 bits. */
 attn_status attn_problem_validate(const attn_problem *p, attn_error *err);
-/* The number of float elements a tensor spans (largest offset + 1) for the given strides. */
+/* The number of elements a tensor spans (largest offset + 1) for the given strides. */
 attn_status attn_tensor_extent(const attn_problem *p, char tensor /* 'q','k','v','o' */,
                                int64_t *elements, attn_error *err);
 /* 4·B·Hq·d·(query-key pairs actually attended); the FLOPs of one run. */
@@ -110,7 +135,12 @@ typedef struct attn_variant_info {
     const char *isa;         /* ISA it needs, "" for portable C; e.g. "avx512f,avx512bw" */
     bool supported;          /* this CPU (after ATTN_DISABLE_ISA) can run it */
     const char *why_not;     /* when !supported: why, e.g. "CPU lacks avx512f" */
-    double tolerance;        /* declared max relative (normwise) error against the oracle */
+    double tolerance;        /* declared max relative (normwise) error against the oracle run
+                              * on what the variant computes from (inputs rounded to
+                              * compute_dtype); a half-precision output adds its unit roundoff */
+    unsigned dtypes;         /* input types it reads: bit (1u << attn_dtype) */
+    attn_dtype compute_dtype; /* ATTN_BF16: rounds Q, K, V and the softmax weights to bf16
+                               * internally (float32 accumulation); else ATTN_F32 */
     int param_count;
     const attn_param_info *params;
 } attn_variant_info;
@@ -140,8 +170,14 @@ attn_status attn_params_check(const char *name, const attn_problem *p, const att
 /* Writes "bq=64,bk=128" into buf. */
 void attn_params_format(const char *name, const attn_params *params, char *buf, size_t len);
 
+/* The tolerance a run of variant `name` on p is held to: its declared tolerance plus the unit
+ * roundoff of a half-precision output. -1 for an unknown variant. */
+double attn_variant_tolerance(const char *name, const attn_problem *p);
+
 /* Runs the named variant. params may be NULL (defaults). q, k, v, o point at element 0 of each
- * tensor, laid out as the problem's strides say. Allocates and frees its own workspace.
+ * tensor, laid out as the problem's strides say, with elements of the problem's dtype (q, k, v)
+ * and out_dtype (o). A variant that does not read p->dtype is refused with
+ * ATTN_ERR_UNSUPPORTED. Allocates and frees its own workspace.
  *
  * Threads: the problem is cut into static slices — (batch, kv-head) groups × blocks of query
  * rows, and for decode-like problems with fewer slices than threads, blocks of keys when the
@@ -152,7 +188,7 @@ void attn_params_format(const char *name, const attn_params *params, char *buf, 
  * while the pool is busy (another thread's run, or a nested call) runs every slice set itself,
  * with identical results. */
 attn_status attn_run_variant(const char *name, const attn_problem *p, const attn_params *params,
-                             const float *q, const float *k, const float *v, float *o,
+                             const void *q, const void *k, const void *v, void *o,
                              attn_error *err);
 
 /* The default thread count (params.threads == 0): the cores of the first NUMA node. */
@@ -195,8 +231,8 @@ attn_plan *attn_plan_create_threads(const attn_problem *p, int threads, unsigned
                                     attn_error *err);
 /* Runs the plan on q, k, v into o (laid out as the planned problem's strides say). The plan is
  * not modified: one plan may run concurrently from several threads on distinct outputs. */
-attn_status attn_execute(const attn_plan *plan, const float *q, const float *k, const float *v,
-                         float *o, attn_error *err);
+attn_status attn_execute(const attn_plan *plan, const void *q, const void *k, const void *v,
+                         void *o, attn_error *err);
 /* "avx512 bq=64 bk=128 threads=4, from wisdom" (or "from nearest (...)", "from estimate"). */
 const char *attn_plan_describe(const attn_plan *plan);
 

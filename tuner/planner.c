@@ -223,8 +223,8 @@ attn_plan *attn_plan_create(const attn_problem *p, unsigned flags, attn_error *e
     return attn_plan_create_threads(p, 0, flags, err);
 }
 
-attn_status attn_execute(const attn_plan *plan, const float *q, const float *k, const float *v,
-                         float *o, attn_error *err)
+attn_status attn_execute(const attn_plan *plan, const void *q, const void *k, const void *v,
+                         void *o, attn_error *err)
 {
     if (!plan)
         return attn_fail(err, ATTN_ERR_INVALID, "plan is NULL");

@@ -1,6 +1,7 @@
 /* naive.c — the textbook algorithm, clarity first. For each query head: materialise the scores
  * S = scale·Q·Kᵀ (+ mask) for the task's rows, take each row's softmax in place, then O = P·V.
- * Workspace: rows × Lk floats (the whole score matrix of one head). Accumulates in float32. */
+ * Workspace: rows × Lk floats (the whole score matrix of one head) and a row of d floats.
+ * Accumulates in float32; half-precision inputs are widened (exactly) row by row. */
 #include "variant.h"
 
 #include <math.h>
@@ -11,6 +12,7 @@ static size_t naive_workspace(const attn_problem *p, const int32_t *params)
     (void)params;
     size_t n;
     if (__builtin_mul_overflow((size_t)p->len_q, (size_t)p->len_kv, &n) ||
+        __builtin_add_overflow(n, 2 * (size_t)p->head_dim, &n) ||
         __builtin_mul_overflow(n, sizeof(float), &n))
         return SIZE_MAX;
     return n;
@@ -21,20 +23,22 @@ static attn_status naive_run(const attn_task *t)
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, Lk = p->len_kv, group = p->heads_q / p->heads_kv;
     float *scores = t->workspace;
+    float *q_buf = scores + (t->row_end - t->row_begin) * Lk, *kv_buf = q_buf + d;
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const int64_t b = g / p->heads_kv, hkv = g % p->heads_kv;
         for (int64_t h = hkv * group; h < (hkv + 1) * group; h++) {
             /* 1. scores: keys past the causal / padding limit stay out (-inf). */
             for (int64_t i = t->row_begin; i < t->row_end; i++) {
                 float *s = scores + (i - t->row_begin) * Lk;
-                const float *q = attn_q_row(t, b, h, i), *mask = attn_mask_row(p, i);
+                const float *q = attn_row_f32(t, 'q', b, h, i, q_buf);
+                const float *mask = attn_mask_row(p, i);
                 const int64_t n = attn_key_limit(p, b, i);
                 for (int64_t j = 0; j < Lk; j++) {
                     if (j >= n || (mask && mask[j] == -INFINITY)) {
                         s[j] = -INFINITY;
                         continue;
                     }
-                    const float *k = attn_k_row(t, b, hkv, j);
+                    const float *k = attn_row_f32(t, 'k', b, hkv, j, kv_buf);
                     float dot = 0.0f;
                     for (int64_t c = 0; c < d; c++)
                         dot += q[c] * k[c];
@@ -52,7 +56,7 @@ static attn_status naive_run(const attn_task *t)
                 for (int64_t j = 0; j < Lk; j++) {
                     if (s[j] == 0.0f)
                         continue;
-                    const float *v = attn_v_row(t, b, hkv, j);
+                    const float *v = attn_row_f32(t, 'v', b, hkv, j, kv_buf);
                     for (int64_t c = 0; c < d; c++)
                         o[c] += s[j] * v[c];
                 }
@@ -67,6 +71,7 @@ const attn_variant attn_variant_naive = {
     .description = "materialised scores, row softmax, P·V (portable C)",
     .isa = 0,
     .tolerance = 1e-5,
+    .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16 | 1u << ATTN_F16,
     .param_count = 0,
     .params = NULL,
     .default_params = NULL,

@@ -4,7 +4,8 @@
  * read once for the whole group) walks the keys in blocks of bk. For each block it computes the
  * bq×bk scores, then per row: the block max m', the correction 2^(m-m') applied to the running
  * sum l and accumulator only when the max rises, and l += Σp, acc += Σ p·v. The row is
- * normalised once at the end. Memory: bq·(d + bk + 2) floats, independent of Lk. */
+ * normalised once at the end. Half-precision inputs are widened (exactly) row by row into
+ * float32. Memory: bq·(d + bk + 2) + 2·d floats, independent of Lk. */
 #include "variant.h"
 
 #include <math.h>
@@ -30,7 +31,7 @@ static void streaming_defaults(const attn_problem *p, const attn_machine *m, int
 static size_t streaming_workspace(const attn_problem *p, const int32_t *v)
 {
     const size_t bq = (size_t)v[P_BQ], per_row = (size_t)p->head_dim + (size_t)v[P_BK] + 2;
-    return bq * per_row * sizeof(float);
+    return (bq * per_row + 2 * (size_t)p->head_dim) * sizeof(float);
 }
 
 /* The task's rows over keys [key_begin, key_end): normalised into O when part is NULL,
@@ -44,6 +45,7 @@ static void streaming_rows(const attn_task *t, int64_t key_begin, int64_t key_en
     float *scores = acc + bq * d;       /* [bq][bk] */
     float *run_max = scores + bq * bk;  /* [bq] */
     float *run_sum = run_max + bq;      /* [bq] */
+    float *q_buf = run_sum + bq, *kv_buf = q_buf + d; /* [d] each: widened half rows */
 
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
@@ -68,7 +70,8 @@ static void streaming_rows(const attn_task *t, int64_t key_begin, int64_t key_en
                     const int64_t end = j1 < lim ? j1 : lim;
                     if (end <= j0)
                         continue;
-                    const float *q = attn_q_row(t, gr.b, h, i), *mask = attn_mask_row(p, i);
+                    const float *q = attn_row_f32(t, 'q', gr.b, h, i, q_buf);
+                    const float *mask = attn_mask_row(p, i);
                     float *s = scores + r * bk - j0; /* indexed by key j */
                     float block_max = -INFINITY;
                     bool any = false;
@@ -77,7 +80,8 @@ static void streaming_rows(const attn_task *t, int64_t key_begin, int64_t key_en
                             s[j] = -INFINITY;
                             continue;
                         }
-                        s[j] = t->scale * attn_dot(q, attn_k_row(t, gr.b, gr.hkv, j), d) +
+                        const float *k = attn_row_f32(t, 'k', gr.b, gr.hkv, j, kv_buf);
+                        s[j] = t->scale * attn_dot(q, k, d) +
                                (mask ? mask[j] : 0.0f);
                         block_max = fmaxf(block_max, s[j]); /* NaN skipped; reaches l below */
                         any = true;
@@ -98,7 +102,7 @@ static void streaming_rows(const attn_task *t, int64_t key_begin, int64_t key_en
                         if (s[j] == -INFINITY)
                             continue;
                         const float w = expf(s[j] - run_max[r]);
-                        const float *v = attn_v_row(t, gr.b, gr.hkv, j);
+                        const float *v = attn_row_f32(t, 'v', gr.b, gr.hkv, j, kv_buf);
                         run_sum[r] += w;
                         for (int64_t c = 0; c < d; c++)
                             a[c] += w * v[c];
@@ -146,6 +150,7 @@ const attn_variant attn_variant_streaming = {
     .description = "online softmax, key blocks, O(bq·(d+bk)) memory (portable C)",
     .isa = 0,
     .tolerance = 1e-5,
+    .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16 | 1u << ATTN_F16,
     .param_count = 2,
     .params = streaming_params,
     .default_params = streaming_defaults,

@@ -10,6 +10,7 @@
 #define ATTN_VARIANT_H
 
 #include "attn.h"
+#include "half.h"
 
 #include <math.h>
 
@@ -50,8 +51,8 @@ typedef struct attn_task {
     const attn_problem *problem;
     float scale;                /* resolved: never 0 */
     const int32_t *params;      /* the variant's parameter values, in declared order */
-    const float *q, *k, *v;
-    float *o;
+    const void *q, *k, *v;      /* elements of problem->dtype */
+    float *o;                   /* always float32: the harness converts a half output */
     void *workspace;            /* workspace_size() bytes, 64-byte aligned, uninitialised */
     int64_t group_begin, group_end; /* [begin, end) over B·Hkv */
     int64_t row_begin, row_end;     /* [begin, end) over Lq */
@@ -72,7 +73,11 @@ typedef struct attn_variant {
     const char *name;
     const char *description;
     uint32_t isa;              /* attn_isa_bit mask it needs; 0 = portable C */
-    double tolerance;          /* declared max_rel_err (normwise) against the float64 oracle */
+    /* Declared max_rel_err (normwise) against the float64 oracle run on the inputs the variant
+     * computes from: the inputs themselves, or rounded to bf16 when compute_dtype is ATTN_BF16. */
+    double tolerance;
+    unsigned dtypes;           /* input types it reads, bits 1u << attn_dtype; 0 = float32 only */
+    attn_dtype compute_dtype;  /* ATTN_BF16 when Q, K, V and P are rounded to bf16 inside */
     int param_count;
     const attn_param_info *params;
     /* Default parameter values for a problem on this machine (a cache-size heuristic). */
@@ -105,20 +110,44 @@ extern const attn_absent_variant attn_registry_absent[];
 
 /* ---- helpers shared by the variants (all static inline) ---------------------------------- */
 
+/* Row (b, h, i) of Q, K or V as stored: float32 variants cast it, half-aware ones read
+ * problem->dtype elements from it. */
+static inline const void *attn_row(const attn_task *t, char tensor, int64_t b, int64_t h,
+                                   int64_t i)
+{
+    const attn_problem *p = t->problem;
+    const attn_strides *s = tensor == 'q' ? &p->q : tensor == 'k' ? &p->k : &p->v;
+    const void *base = tensor == 'q' ? t->q : tensor == 'k' ? t->k : t->v;
+    const int64_t e = b * s->batch + h * s->head + i * s->seq;
+    return (const char *)base + e * (int64_t)(p->dtype == ATTN_F32 ? 4 : 2);
+}
+/* Float32 rows, for the variants that read float32 only. */
 static inline const float *attn_q_row(const attn_task *t, int64_t b, int64_t h, int64_t i)
 {
-    const attn_strides *s = &t->problem->q;
-    return t->q + b * s->batch + h * s->head + i * s->seq;
+    return attn_row(t, 'q', b, h, i);
 }
 static inline const float *attn_k_row(const attn_task *t, int64_t b, int64_t h, int64_t j)
 {
-    const attn_strides *s = &t->problem->k;
-    return t->k + b * s->batch + h * s->head + j * s->seq;
+    return attn_row(t, 'k', b, h, j);
 }
 static inline const float *attn_v_row(const attn_task *t, int64_t b, int64_t h, int64_t j)
 {
-    const attn_strides *s = &t->problem->v;
-    return t->v + b * s->batch + h * s->head + j * s->seq;
+    return attn_row(t, 'v', b, h, j);
+}
+
+/* Row (b, h, i) of Q, K or V as d floats: the row itself when the problem is float32, else
+ * converted (exactly) into buf, which holds head_dim floats. For the portable variants. */
+static inline const float *attn_row_f32(const attn_task *t, char tensor, int64_t b, int64_t h,
+                                        int64_t i, float *buf)
+{
+    const void *row = attn_row(t, tensor, b, h, i);
+    const attn_dtype dt = t->problem->dtype;
+    if (dt == ATTN_F32)
+        return row;
+    const uint16_t *x = row;
+    for (int64_t c = 0; c < t->problem->head_dim; c++)
+        buf[c] = dt == ATTN_BF16 ? attn_bf16_to_f32(x[c]) : attn_f16_to_f32(x[c]);
+    return buf;
 }
 static inline float *attn_o_row(const attn_task *t, int64_t b, int64_t h, int64_t i)
 {

@@ -1,0 +1,47 @@
+/* half.h — scalar conversions between float32 and the half types (bfloat16, IEEE binary16).
+ * Widening is exact; narrowing rounds to nearest even. Shared by the portable variants and the
+ * harness; the ISA variants use their own vector instructions for the same roundings. */
+#ifndef ATTN_HALF_H
+#define ATTN_HALF_H
+
+#include <stdint.h>
+#include <string.h>
+
+static inline float attn_bf16_to_f32(uint16_t x)
+{
+    const uint32_t u = (uint32_t)x << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline uint16_t attn_f32_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: keep it quiet and a NaN */
+        return (uint16_t)((u >> 16) | 0x0040u);
+    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even; overflows to inf */
+    return (uint16_t)(u >> 16);
+}
+
+/* binary16 through the compiler's _Float16 (GCC on x86-64 and AArch64): exact both ways when
+ * widening, round to nearest even when narrowing, with subnormals and overflow to inf. */
+__extension__ typedef _Float16 attn_float16;
+
+static inline float attn_f16_to_f32(uint16_t x)
+{
+    attn_float16 h;
+    memcpy(&h, &x, sizeof h);
+    return (float)h;
+}
+
+static inline uint16_t attn_f32_to_f16(float f)
+{
+    const attn_float16 h = (attn_float16)f;
+    uint16_t x;
+    memcpy(&x, &h, sizeof x);
+    return x;
+}
+
+#endif /* ATTN_HALF_H */
