@@ -20,8 +20,8 @@ enum { DEFAULT_BUDGET = 60, DEFAULT_ROUNDS = 15 };
 /* ---- the shape options tune and plan share ------------------------------------------------ */
 
 enum {
-    O_BATCH, O_HEADS, O_KV_HEADS, O_LEN, O_LEN_Q, O_LEN_KV, O_DIM, O_CAUSAL, O_THREADS, O_WISDOM,
-    O_FORMAT, O_HELP, SHAPE_OPTION_COUNT
+    O_BATCH, O_HEADS, O_KV_HEADS, O_LEN, O_LEN_Q, O_LEN_KV, O_DIM, O_CAUSAL, O_DTYPE,
+    O_MAX_REL_ERR, O_THREADS, O_WISDOM, O_FORMAT, O_HELP, SHAPE_OPTION_COUNT
 };
 #define SHAPE_OPTIONS                                                                             \
     [O_BATCH] = {"batch", "N", "batch size B (default 1)"},                                     \
@@ -32,6 +32,10 @@ enum {
     [O_LEN_KV] = {"len-kv", "N", "key/value length Lk (default Lq)"},                          \
     [O_DIM] = {"dim", "N", "head dimension d (default 64)"},                                    \
     [O_CAUSAL] = {"causal", NULL, "causal mask, bottom-right aligned"},                         \
+    [O_DTYPE] = {"dtype", "f32|bf16|f16", "element type of Q, K and V (default f32)"},          \
+    [O_MAX_REL_ERR] = {"max-rel-err", "X",                                                      \
+                       "accuracy bound: variants computing in bf16 may be chosen when their "   \
+                       "error measured on this problem is <= X (default: float32 compute only)"},\
     [O_THREADS] = {"threads", "N", "threads per run; 0: the library's default (default 0)"},    \
     [O_WISDOM] = {"wisdom", "FILE", "wisdom file (default $ATTN_WISDOM, else the XDG cache)"},  \
     [O_FORMAT] = {"format", "text|json", "output format (default text)"},                       \
@@ -40,6 +44,8 @@ enum {
 typedef struct shape_config {
     int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim, threads; /* 0: not given */
     bool causal;
+    attn_dtype dtype;
+    double max_rel_err; /* 0: float32 compute only */
     const char *wisdom;
     cli_format format;
 } shape_config;
@@ -64,6 +70,19 @@ static int shape_option(const char *cmd, int o, const char *value, const cli_opt
         s->len_kv = s->len_q;
         return 1;
     case O_CAUSAL: s->causal = true; return 1;
+    case O_DTYPE:
+        if (attn_dtype_parse(value, &s->dtype))
+            return 1;
+        cli_error(cmd, "--dtype: '%s' is not f32, bf16 or f16", value);
+        return -1;
+    case O_MAX_REL_ERR: {
+        char *end;
+        s->max_rel_err = strtod(value, &end);
+        if (end != value && !*end && isfinite(s->max_rel_err) && s->max_rel_err > 0)
+            return 1;
+        cli_error(cmd, "--max-rel-err: '%s' is not a finite number > 0", value);
+        return -1;
+    }
     case O_WISDOM: s->wisdom = value; return 1;
     case O_FORMAT:
         return cli_parse_format(cmd, value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON,
@@ -82,6 +101,7 @@ static bool shape_problem(const char *cmd, shape_config *s, attn_problem *p)
                       s->heads_kv ? s->heads_kv : (s->heads_q ? s->heads_q : 8), s->len_q,
                       s->len_kv ? s->len_kv : s->len_q, s->head_dim ? s->head_dim : 64);
     p->causal = s->causal;
+    p->dtype = s->dtype;
     if (s->threads == 0)
         s->threads = attn_default_threads();
     attn_error err;
@@ -98,12 +118,19 @@ static bool shape_problem(const char *cmd, shape_config *s, attn_problem *p)
 
 static json_t *class_json(const tuner_class *c)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:i, s:s}", "batch",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:i, s:s, s:o}", "batch",
                      (json_int_t)c->batch, "heads_q", (json_int_t)c->heads_q, "heads_kv",
                      (json_int_t)c->heads_kv, "len_q", (json_int_t)c->len_q, "len_kv",
                      (json_int_t)c->len_kv, "head_dim", (json_int_t)c->head_dim, "causal",
                      c->causal, "mask", c->mask, "kv_lens", c->kv_lens, "threads", c->threads,
-                     "dtype", "f32");
+                     "dtype", attn_dtype_name(c->dtype), "max_rel_err",
+                     c->max_rel_err > 0 ? json_real(c->max_rel_err) : json_null());
+}
+
+static attn_dtype compute_dtype_of(int variant)
+{
+    attn_variant_info info;
+    return attn_variant_get(variant, &info) ? info.compute_dtype : ATTN_F32;
 }
 
 static json_t *params_json(const tuner_config *c)
@@ -311,10 +338,10 @@ static void print_tune_table(const tuner_result *r, double flops, int top)
     qsort(timed, n, sizeof *timed, compare_candidates);
     const double best = r->candidates[r->best].timing.median;
     cli_table t;
-    cli_table_init(&t, 8, "llrrrrrl");
-    const char *head[8] = {"variant", "params", "median ms", "min ms", "reps", "GFLOP/s",
-                           "vs best", ""};
-    for (int i = 0; i < 8; i++)
+    cli_table_init(&t, 9, "llrrrrrrl");
+    const char *head[9] = {"variant", "params", "median ms", "min ms", "reps", "GFLOP/s",
+                           "vs best", "max_rel_err", ""};
+    for (int i = 0; i < 9; i++)
         cli_table_add(&t, "%s", head[i]);
     int shown = 0;
     for (size_t i = 0; i < n; i++) {
@@ -335,7 +362,9 @@ static void print_tune_table(const tuner_result *r, double flops, int top)
         cli_table_add(&t, "%d", c->timing.reps);
         cli_table_add(&t, "%.1f", flops / c->timing.median * 1e-9);
         cli_table_add(&t, "%.2f", c->timing.median / best);
+        cli_table_add(&t, "%.1e", c->rel_err);
         cli_table_add(&t, "%s", c == &r->candidates[r->best] ? "best"
+                                : c->too_inexact ? "over --max-rel-err"
                                 : c->timing.rejected ? "dropped early" : "");
     }
     cli_table_print(&t, stdout);
@@ -345,9 +374,13 @@ static void print_tune_table(const tuner_result *r, double flops, int top)
 
 static json_t *candidate_json(const tuner_candidate *c, double flops)
 {
-    return json_pack("{s:s, s:o, s:b, s:o, s:f, s:f, s:f, s:i, s:b, s:o}", "variant",
-                     variant_name(c->config.variant), "params", params_json(&c->config),
+    /* max_rel_err: on the small check problem, against the oracle the variant is judged by;
+     * rel_err: on this problem's sample rows, against the oracle on the inputs as given. */
+    return json_pack("{s:s, s:o, s:s, s:b, s:o, s:o, s:b, s:f, s:f, s:f, s:i, s:b, s:o}",
+                     "variant", variant_name(c->config.variant), "params", params_json(&c->config),
+                     "compute_dtype", attn_dtype_name(compute_dtype_of(c->config.variant)),
                      "correct", c->correct, "max_rel_err", cli_json_real(c->max_rel),
+                     "rel_err", cli_json_real(c->rel_err), "over_max_rel_err", c->too_inexact,
                      "median_s", c->timing.median, "min_s", c->timing.min, "max_s",
                      c->timing.max, "reps", c->timing.reps, "rejected_early", c->timing.rejected,
                      "gflops", cli_json_real(flops / c->timing.median * 1e-9));
@@ -432,13 +465,14 @@ int cli_tune(int argc, char **argv)
         return CLI_EXIT_USAGE;
 
     opt.threads = (int)s.threads;
+    opt.max_rel_err = s.max_rel_err;
     progress_state ps = {.start = attn_clock_seconds(), .budget = opt.budget_seconds};
     if (s.format == CLI_FORMAT_TEXT && isatty(STDERR_FILENO)) {
         opt.progress = show_progress;
         opt.progress_ctx = &ps;
     }
     tuner_class cls;
-    tuner_class_of(&p, (int)s.threads, &cls);
+    tuner_class_of(&p, (int)s.threads, s.max_rel_err, &cls);
     char what[200], path[4096];
     tuner_class_format(&cls, what, sizeof what);
     attn_wisdom_file(path, sizeof path);
@@ -463,9 +497,8 @@ int cli_tune(int argc, char **argv)
         failed += r.candidates[i].checked && !r.candidates[i].correct;
 
     /* Store first, so the report can say where (or why not). */
-    wisdom_entry e = {.cls = cls, .config = best->config, .median_seconds = best->timing.median,
-                      .gflops = flops / best->timing.median * 1e-9};
-    wisdom_now(e.date, sizeof e.date);
+    wisdom_entry e;
+    tuner_wisdom_entry(&p, &cls, &r, &e);
     wisdom_set one = {.entries = &e, .count = 1, .capacity = 1};
     attn_error werr = {0};
     bool stored = store && wisdom_merge_into_file(path, &one, &werr) == ATTN_OK;
@@ -644,7 +677,9 @@ int cli_plan(int argc, char **argv)
     if (!shape_problem("plan", &s, &p))
         return CLI_EXIT_USAGE;
     attn_error err;
-    attn_plan *plan = attn_plan_create_threads(&p, (int)s.threads, flags, &err);
+    const attn_plan_options po = {.threads = (int)s.threads, .flags = flags,
+                                  .max_rel_err = s.max_rel_err};
+    attn_plan *plan = attn_plan_create_with(&p, &po, &err);
     if (!plan)
         return cli_error("plan", "%s", err.message);
     attn_plan_info info;
@@ -672,6 +707,11 @@ int cli_plan(int argc, char **argv)
         estimate_reason(why, sizeof why, info.variant);
         break;
     }
+    if (info.compute_dtype != ATTN_F32) { /* the description says why reduced precision */
+        const char *reason = strchr(attn_plan_describe(plan), ';');
+        const size_t used = strlen(why);
+        snprintf(why + used, sizeof why - used, "%s", reason ? reason : "");
+    }
     double exec_median = NAN, exec_min = NAN;
     if (execute > 0 && !isfinite(exec_median = time_plan(plan, &p, execute, &exec_min, &err))) {
         attn_plan_destroy(plan);
@@ -680,9 +720,14 @@ int cli_plan(int argc, char **argv)
     tuner_config cfg = {.variant = attn_variant_find(info.variant), .params = info.params};
     int status = CLI_EXIT_OK;
     if (s.format == CLI_FORMAT_JSON) {
-        json_t *root = json_pack("{s:s, s:o, s:i, s:s, s:s, s:s, s:o, s:s}", "variant",
-                                 info.variant, "params", params_json(&cfg), "threads",
-                                 info.threads, "source", attn_plan_source_name(info.source),
+        json_t *root = json_pack("{s:s, s:o, s:i, s:s, s:s, s:o, s:o, s:s, s:s, s:s, s:o, s:s}",
+                                 "variant", info.variant, "params", params_json(&cfg), "threads",
+                                 info.threads, "dtype", attn_dtype_name(p.dtype), "compute_dtype",
+                                 attn_dtype_name(info.compute_dtype), "measured_rel_err",
+                                 cli_json_real(info.measured_rel_err), "max_rel_err",
+                                 s.max_rel_err > 0 ? json_real(s.max_rel_err) : json_null(),
+                                 "source",
+                                 attn_plan_source_name(info.source),
                                  "description", attn_plan_describe(plan), "why", why,
                                  "tuned_median_s",
                                  info.tuned_seconds > 0 ? json_real(info.tuned_seconds) : json_null(),

@@ -229,11 +229,29 @@ attn_plan *attn_plan_create(const attn_problem *p, unsigned flags, attn_error *e
 /* The same, for an explicit thread count (1..ATTN_MAX_THREADS; 0 = the default). */
 attn_plan *attn_plan_create_threads(const attn_problem *p, int threads, unsigned flags,
                                     attn_error *err);
+
+/* Everything a plan may be asked for. Zero-initialised: default threads, ATTN_ESTIMATE, and
+ * only variants that compute in float32. */
+typedef struct attn_plan_options {
+    int threads;     /* 0: attn_default_threads() */
+    unsigned flags;  /* attn_plan_flags */
+    /* Accuracy bound (normwise relative error against the float64 result on the inputs as
+     * given). 0: no variant computing in reduced precision is chosen. > 0: one that computes in
+     * bf16 (converting float32 inputs on the fly) may be, when its error measured on this
+     * problem class (wisdom, or ATTN_MEASURE now) is within the bound; a variant whose measured
+     * error — or, unmeasured, whose declared tolerance — exceeds the bound is never chosen.
+     * Tuned choices are kept per bound. */
+    double max_rel_err;
+} attn_plan_options;
+attn_plan *attn_plan_create_with(const attn_problem *p, const attn_plan_options *options,
+                                 attn_error *err);
 /* Runs the plan on q, k, v into o (laid out as the planned problem's strides say). The plan is
  * not modified: one plan may run concurrently from several threads on distinct outputs. */
 attn_status attn_execute(const attn_plan *plan, const void *q, const void *k, const void *v,
                          void *o, attn_error *err);
-/* "avx512 bq=64 bk=128 threads=4, from wisdom" (or "from nearest (...)", "from estimate"). */
+/* "avx512 bq=64 bk=128 threads=4, from wisdom" (or "from nearest (...)", "from estimate"); a
+ * reduced-precision choice also says why: its measured error against the bound, and how much
+ * faster it measured than the fastest float32-compute candidate. */
 const char *attn_plan_describe(const attn_plan *plan);
 
 typedef enum attn_plan_source {
@@ -252,6 +270,8 @@ typedef struct attn_plan_info {
     int threads;
     attn_plan_source source;
     double tuned_seconds;
+    attn_dtype compute_dtype; /* the variant's: ATTN_BF16 for a reduced-precision choice */
+    double measured_rel_err;  /* the error tuning measured for the choice; NaN when unknown */
 } attn_plan_info;
 void attn_plan_get_info(const attn_plan *plan, attn_plan_info *info);
 /* "wisdom", "nearest", "estimate", "measure", "forced". */

@@ -4,7 +4,7 @@
 usage: test_tuner.py ATTNBENCH CASE [SOURCE_DIR BUILD_DIR]
 
 Cases: bad_wisdom, concurrent, disabled_isa, from_wisdom, export_import, measure, forced,
-example_pkgconfig. Every case uses tiny shapes and budgets and its own temporary wisdom file;
+accuracy, example_pkgconfig. Every case uses tiny shapes and budgets and its own temporary wisdom file;
 nothing here asserts a timing."""
 import json
 import os
@@ -221,6 +221,69 @@ def case_forced(tmp):
     plan, r = plan_json(path, TINY, {"ATTN_FORCE_VARIANT": "no_such_variant"})
     check(plan is None and r.returncode == 2 and "no_such_variant" in r.stderr,
           "an unknown forced variant is an error")
+
+
+def reduced_variants():
+    """Supported variants that compute in reduced precision (bf16), from `list`."""
+    r = run(["list", "--format", "json"])
+    doc = json.loads(r.stdout) if r.returncode == 0 else {}
+    items = doc.get("variants", doc) if isinstance(doc, dict) else doc
+    return {v["name"] for v in items if isinstance(v, dict) and v.get("supported")
+            and v.get("compute_dtype", "f32") != "f32"}
+
+
+def tune_json(path, shape, extra=()):
+    r = run(["tune", "--budget", "3", "--format", "json"] + list(shape) + list(extra), path)
+    return (json.loads(r.stdout) if r.returncode == 0 else None), r
+
+
+def case_accuracy(tmp):
+    """--max-rel-err: bf16-compute variants only under a bound, and only within it."""
+    reduced = reduced_variants()
+    path = os.path.join(tmp, "w.json")
+    doc, r = tune_json(path, TINY)
+    check(doc is not None and all(c["compute_dtype"] == "f32" for c in doc["candidates"]),
+          "without --max-rel-err, tune times only float32-compute candidates: " + r.stderr.strip())
+    for bound in ("1e-5", "1e-2"):
+        doc, r = tune_json(path, TINY, ["--max-rel-err", bound])
+        check(doc is not None, f"tune --max-rel-err {bound}: " + r.stderr.strip())
+        if doc is None:
+            continue
+        cands = doc["candidates"]
+        check(all(c["over_max_rel_err"] == (c["rel_err"] is None or c["rel_err"] > float(bound))
+                  for c in cands), f"--max-rel-err {bound}: a candidate is over iff its error is")
+        check(doc["best"]["rel_err"] <= float(bound) and not doc["best"]["over_max_rel_err"],
+              f"--max-rel-err {bound}: the best is within the bound ({doc['best']['rel_err']})")
+        timed_reduced = {c["variant"] for c in cands if c["compute_dtype"] != "f32"}
+        check(not reduced or timed_reduced, f"--max-rel-err {bound}: the bf16-compute variants "
+              f"{sorted(reduced)} are candidates ({sorted(timed_reduced)})")
+        plan, r = plan_json(path, TINY, None, ["--max-rel-err", bound, "--wisdom-only"])
+        check(plan is not None and plan["source"] == "wisdom" and
+              plan["variant"] == doc["best"]["variant"] and plan["max_rel_err"] == float(bound),
+              f"plan --max-rel-err {bound} finds the tune's choice: " + r.stderr.strip())
+        if plan is None:
+            continue
+        if bound == "1e-5":
+            check(plan["compute_dtype"] == "f32", "--max-rel-err 1e-5 never plans a bf16-compute "
+                  f"variant (got {plan['variant']}, computing in {plan['compute_dtype']})")
+        if plan["compute_dtype"] != "f32":
+            check(plan["measured_rel_err"] <= float(bound) and "computes in bf16" in plan["why"]
+                  and "speed of the fastest float32-compute" in plan["why"],
+                  "a bf16-compute plan says why: " + plan["why"])
+    plan, r = plan_json(path, TINY)
+    check(plan is not None and plan["compute_dtype"] == "f32" and plan["max_rel_err"] is None,
+          "without a bound the plan computes in float32 (bounds are tuned separately)")
+    plan, r = plan_json(path, TINY, None, ["--max-rel-err", "1e-12"])
+    check(plan is None and r.returncode == 2 and "max_rel_err" in r.stderr,
+          "an unreachable bound is a clear error: " + r.stderr.strip())
+    plan, r = plan_json(path, TINY, None, ["--dtype", "bf16", "--measure"])
+    check(plan is not None and plan["dtype"] == "bf16" and plan["compute_dtype"] == "f32",
+          "--dtype bf16 plans a variant that reads bf16: " + (plan["variant"] if plan else r.stderr))
+    for bad in (["--max-rel-err", "-1"], ["--max-rel-err", "nan"], ["--max-rel-err", "x"],
+                ["--dtype", "f64"]):
+        r = run(["plan"] + TINY + bad, path)
+        check(r.returncode == 2 and r.stderr.strip(), f"plan {' '.join(bad)} is refused: "
+              + r.stderr.strip())
 
 
 def case_example_pkgconfig(tmp):

@@ -5,6 +5,7 @@
  * usage: test_wisdom TMPDIR */
 #include "attn.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +135,31 @@ int main(int argc, char **argv)
     plan = attn_plan_create_threads(&p, 1, ATTN_WISDOM_ONLY, &err);
     CHECK(plan != NULL, "wisdom after import: %s", err.message);
     attn_plan_destroy(plan);
+
+    /* Accuracy bounds: a float32 problem planned with a tight bound computes in float32, and its
+     * measured error is within the bound; a bound no variant meets is refused, never ignored. */
+    attn_plan_options strict = {.threads = 1, .flags = ATTN_MEASURE, .max_rel_err = 1e-5};
+    plan = attn_plan_create_with(&p, &strict, &err);
+    CHECK(plan != NULL, "measure under max_rel_err 1e-5: %s", err.message);
+    if (plan) {
+        attn_plan_info info;
+        attn_plan_get_info(plan, &info);
+        CHECK(info.compute_dtype == ATTN_F32 && info.measured_rel_err <= 1e-5,
+              "max_rel_err 1e-5: %s computes in %s, measured %g", info.variant,
+              attn_dtype_name(info.compute_dtype), info.measured_rel_err);
+        attn_plan_destroy(plan);
+    }
+    const attn_plan_options unreachable = {.threads = 1, .max_rel_err = 1e-12};
+    CHECK(attn_plan_create_with(&p, &unreachable, &err) == NULL &&
+              err.status == ATTN_ERR_UNSUPPORTED && strstr(err.message, "max_rel_err"),
+          "an unreachable bound must be refused: %s", err.message);
+    const attn_plan_options negative = {.threads = 1, .max_rel_err = -1},
+                            not_a_number = {.threads = 1, .max_rel_err = NAN};
+    CHECK(attn_plan_create_with(&p, &negative, &err) == NULL && err.status == ATTN_ERR_INVALID &&
+              attn_plan_create_with(&p, &not_a_number, &err) == NULL &&
+              err.status == ATTN_ERR_INVALID,
+          "a negative or NaN bound must be refused");
+    remove(wisdom); /* the measurement above wrote it */
 
     /* Refusals. */
     CHECK(attn_wisdom_import_file(wisdom, &err) != ATTN_OK, "import of a missing file succeeded");

@@ -1,8 +1,14 @@
 /* measure.c — is a candidate correct, and how fast is it?
  *
  * Correctness: every candidate runs first on a small problem of the same kind (same head_dim,
- * GQA ratio, causal flag, masks and key lengths present or not; short sequences, so tiles meet
- * their edge cases) and is compared with the float64 oracle under its variant's tolerance.
+ * GQA ratio, causal flag, masks and key lengths present or not, input type; short sequences, so
+ * tiles meet their edge cases) and is compared with the float64 oracle under its variant's
+ * tolerance (for a bf16-compute variant, the oracle on the inputs rounded to bf16).
+ *
+ * Accuracy: a timed candidate's output on the problem itself is compared, over a sample of rows
+ * (batch 0, the first SAMPLE_GROUPS kv groups, the last SAMPLE_ROWS query rows: the causal
+ * rows that see the most keys), with the oracle on the inputs as given — the error a user of
+ * this problem would see, rounding inside the variant included.
  *
  * Speed: one warm-up run, then timed repetitions, added only while they can change the
  * decision: a candidate whose fastest run is already slower than the best's median is dropped,
@@ -11,6 +17,7 @@
 #include "tuner.h"
 #include "oracle.h"
 #include "timing.h"
+#include "half.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -20,6 +27,7 @@ enum {
     MIN_REPS = 3,  /* before a median means anything */
     MAX_REPS = 15, /* for candidates that stay close to the best */
     SMALL_LEN_Q = 160, SMALL_LEN_KV = 300, SMALL_BATCH = 2,
+    SAMPLE_GROUPS = 2, SAMPLE_ROWS = 32,
 };
 static const double STABLE_SPREAD = 0.02;  /* (max - min) / median of a settled candidate */
 static const double SLOWER_MARGIN = 1.05;  /* min > best median · this: clearly slower */
@@ -45,19 +53,71 @@ static float next_uniform(uint64_t *state)
     return (float)((x * 2685821657736338717ull) >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
 }
 
-static float *random_tensor(const attn_problem *p, char tensor, uint64_t *seed, attn_error *err)
+static void *alloc_tensor(int64_t n, attn_dtype t, attn_error *err)
+{
+    void *x = aligned_alloc(64, ((size_t)n * attn_dtype_size(t) + 63) & ~(size_t)63);
+    if (!x)
+        fail(err, ATTN_ERR_NOMEM, "cannot allocate the tensors to time on");
+    return x;
+}
+
+/* A tensor of p (q, k or v) of uniform values in [-1, 1], stored as p->dtype. *widened gets
+ * the stored values as floats (for the oracle): the tensor itself when it is float32. */
+static void *random_tensor(const attn_problem *p, char tensor, uint64_t *seed, float **widened,
+                           attn_error *err)
 {
     int64_t n;
+    *widened = NULL;
     if (attn_tensor_extent(p, tensor, &n, err) != ATTN_OK)
         return NULL;
-    float *x = aligned_alloc(64, ((size_t)n * sizeof(float) + 63) & ~(size_t)63);
-    if (!x) {
-        fail(err, ATTN_ERR_NOMEM, "cannot allocate the tensors to time on");
+    float *x = alloc_tensor(n, ATTN_F32, err);
+    if (!x)
         return NULL;
-    }
     for (int64_t i = 0; i < n; i++)
         x[i] = next_uniform(seed);
-    return x;
+    if (p->dtype == ATTN_F32)
+        return *widened = x;
+    void *stored = alloc_tensor(n, p->dtype, err);
+    if (!stored) {
+        free(x);
+        return NULL;
+    }
+    attn_convert(x, ATTN_F32, stored, p->dtype, (size_t)n);
+    attn_convert(stored, p->dtype, x, ATTN_F32, (size_t)n);
+    *widened = x;
+    return stored;
+}
+
+/* Frees a tensor and its widened copy (the same buffer for float32). */
+static void free_tensor(void *stored, float *widened)
+{
+    if (widened != stored)
+        free(widened);
+    free(stored);
+}
+
+/* The oracle on x's values rounded to bf16 (what a bf16-compute variant computes from). */
+static attn_status oracle_bf16(const attn_problem *p, const float *const x[3], double *out,
+                               attn_error *err)
+{
+    float *r[3] = {0};
+    attn_status st = ATTN_OK;
+    for (int t = 0; t < 3 && st == ATTN_OK; t++) {
+        int64_t n;
+        if ((st = attn_tensor_extent(p, "qkv"[t], &n, err)) != ATTN_OK)
+            break;
+        if (!(r[t] = alloc_tensor(n, ATTN_F32, err))) {
+            st = ATTN_ERR_NOMEM;
+            break;
+        }
+        for (int64_t i = 0; i < n; i++)
+            r[t][i] = attn_bf16_to_f32(attn_f32_to_bf16(x[t][i]));
+    }
+    if (st == ATTN_OK)
+        st = attn_oracle(p, r[0], r[1], r[2], out, err);
+    for (int t = 0; t < 3; t++)
+        free(r[t]);
+    return st;
 }
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -74,6 +134,21 @@ static void make_small(const attn_problem *p, attn_problem *s)
     s->causal = p->causal;
 }
 
+/* The sample rows of p as a view with p's strides (see the header). */
+static void make_sample(const attn_problem *p, attn_problem *s, int64_t *row0)
+{
+    *s = *p;
+    const int64_t group = p->heads_q / p->heads_kv;
+    s->batch = 1;
+    s->heads_kv = min64(p->heads_kv, SAMPLE_GROUPS);
+    s->heads_q = group * s->heads_kv;
+    s->len_q = min64(p->len_q, SAMPLE_ROWS);
+    *row0 = p->len_q - s->len_q; /* bottom-right causal alignment holds for the last rows */
+    if (p->mask)
+        s->mask = p->mask + *row0 * (p->mask_row_stride ? p->mask_row_stride : p->len_kv);
+    s->out_dtype = ATTN_F32;
+}
+
 attn_status tuner_bench_init(tuner_bench *b, const attn_problem *p, attn_error *err)
 {
     memset(b, 0, sizeof *b);
@@ -85,10 +160,18 @@ attn_status tuner_bench_init(tuner_bench *b, const attn_problem *p, attn_error *
     make_small(p, &b->small);
     attn_problem *s = &b->small;
     const size_t small_out = (size_t)(s->batch * s->heads_q * s->len_q * s->head_dim);
-    if (!(b->q = random_tensor(p, 'q', &seed, err)) || !(b->k = random_tensor(p, 'k', &seed, err)) ||
-        !(b->v = random_tensor(p, 'v', &seed, err)) || !(b->o = random_tensor(p, 'o', &seed, err)) ||
-        !(b->sq = random_tensor(s, 'q', &seed, err)) || !(b->sk = random_tensor(s, 'k', &seed, err)) ||
-        !(b->sv = random_tensor(s, 'v', &seed, err)) || !(b->so = random_tensor(s, 'o', &seed, err)))
+    int64_t o_elements;
+    float **w = b->widened, **sw = b->small_widened;
+    if (!(b->q = random_tensor(p, 'q', &seed, &w[0], err)) ||
+        !(b->k = random_tensor(p, 'k', &seed, &w[1], err)) ||
+        !(b->v = random_tensor(p, 'v', &seed, &w[2], err)) ||
+        attn_tensor_extent(p, 'o', &o_elements, err) != ATTN_OK ||
+        !(b->o = alloc_tensor(o_elements, p->out_dtype, err)) ||
+        !(b->sq = random_tensor(s, 'q', &seed, &sw[0], err)) ||
+        !(b->sk = random_tensor(s, 'k', &seed, &sw[1], err)) ||
+        !(b->sv = random_tensor(s, 'v', &seed, &sw[2], err)) ||
+        attn_tensor_extent(s, 'o', &o_elements, err) != ATTN_OK ||
+        !(b->so = alloc_tensor(o_elements, ATTN_F32, err)))
         goto failed;
     if (p->mask) {
         /* Values in [-1, 1], one key in eight excluded, and the first row fully masked. */
@@ -107,9 +190,18 @@ attn_status tuner_bench_init(tuner_bench *b, const attn_problem *p, attn_error *
             b->small_kv_lens[i] = (int32_t)(i == 0 ? 0 : s->len_kv - s->len_kv / (i + 2));
         s->kv_lens = b->small_kv_lens;
     }
-    if (!(b->small_ref = malloc(small_out * sizeof(double))))
+    make_sample(p, &b->sample, &b->sample_row0);
+    const attn_problem *m = &b->sample;
+    const size_t sample_out = (size_t)(m->heads_q * m->len_q * m->head_dim);
+    if (!(b->small_ref = malloc(small_out * sizeof(double))) ||
+        !(b->small_ref_bf16 = malloc(small_out * sizeof(double))) ||
+        !(b->sample_ref = malloc(sample_out * sizeof(double))))
         goto nomem;
-    if ((st = attn_oracle(s, b->sq, b->sk, b->sv, b->small_ref, err)) != ATTN_OK) {
+    const float *small_in[3] = {sw[0], sw[1], sw[2]};
+    if ((st = attn_oracle(s, sw[0], sw[1], sw[2], b->small_ref, err)) != ATTN_OK ||
+        (st = oracle_bf16(s, small_in, b->small_ref_bf16, err)) != ATTN_OK ||
+        (st = attn_oracle(m, w[0] + b->sample_row0 * p->q.seq, w[1], w[2], b->sample_ref, err)) !=
+            ATTN_OK) {
         tuner_bench_free(b);
         return st;
     }
@@ -123,10 +215,43 @@ failed:
 
 void tuner_bench_free(tuner_bench *b)
 {
-    free(b->q); free(b->k); free(b->v); free(b->o);
-    free(b->sq); free(b->sk); free(b->sv); free(b->so);
-    free(b->small_mask); free(b->small_kv_lens); free(b->small_ref);
+    void *stored[3] = {b->q, b->k, b->v}, *small[3] = {b->sq, b->sk, b->sv};
+    for (int t = 0; t < 3; t++) {
+        free_tensor(stored[t], b->widened[t]);
+        free_tensor(small[t], b->small_widened[t]);
+    }
+    free(b->o); free(b->so);
+    free(b->small_mask); free(b->small_kv_lens); free(b->small_ref); free(b->small_ref_bf16);
+    free(b->sample_ref);
     memset(b, 0, sizeof *b);
+}
+
+double tuner_sample_error(const tuner_bench *b)
+{
+    const attn_problem *p = b->problem, *m = &b->sample;
+    const int64_t d = p->head_dim;
+    const size_t esize = attn_dtype_size(p->out_dtype);
+    double max_abs = 0, ref_max = 0;
+    float *row = malloc((size_t)d * sizeof *row);
+    if (!row)
+        return NAN;
+    for (int64_t h = 0; h < m->heads_q; h++)
+        for (int64_t i = 0; i < m->len_q; i++) {
+            const int64_t at = h * p->o.head + (b->sample_row0 + i) * p->o.seq;
+            attn_convert((const char *)b->o + at * (int64_t)esize, p->out_dtype, row, ATTN_F32,
+                         (size_t)d);
+            const double *r = b->sample_ref + (h * m->len_q + i) * d;
+            for (int64_t c = 0; c < d; c++) {
+                if (isnan(r[c]) != isnan(row[c]) || isinf(row[c]))
+                    max_abs = INFINITY; /* a NaN where the oracle has none, or the reverse */
+                else if (!isnan(r[c])) {
+                    max_abs = fmax(max_abs, fabs(row[c] - r[c]));
+                    ref_max = fmax(ref_max, fabs(r[c]));
+                }
+            }
+        }
+    free(row);
+    return ref_max > 0 ? max_abs / ref_max : max_abs;
 }
 
 bool tuner_check(const tuner_bench *b, const tuner_config *c, double *max_rel, char *why,
@@ -142,11 +267,13 @@ bool tuner_check(const tuner_bench *b, const tuner_config *c, double *max_rel, c
         return false;
     }
     attn_error_metrics m;
-    attn_compare(&b->small, b->so, b->small_ref, info.tolerance, &m);
+    const double tolerance = attn_variant_tolerance(info.name, &b->small);
+    const bool rounds = info.compute_dtype == ATTN_BF16 && b->small.dtype != ATTN_BF16;
+    attn_compare(&b->small, b->so, rounds ? b->small_ref_bf16 : b->small_ref, tolerance, &m);
     *max_rel = m.max_rel;
     if (!m.ok) {
         snprintf(why, why_len, "wrong: max_rel %.3g > tolerance %.3g, %lld NaN mismatches",
-                 m.max_rel, info.tolerance, (long long)m.nan_mismatch);
+                 m.max_rel, tolerance, (long long)m.nan_mismatch);
         return false;
     }
     why[0] = '\0';

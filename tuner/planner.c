@@ -5,7 +5,12 @@
  * whose result becomes wisdom; the nearest tuned problem class of the same kind (causal, masks,
  * key lengths, decode or not, threads) by log-distance of the shapes; the estimate (registry
  * priority and cache-size defaults). A choice whose variant this CPU cannot run now (or that
- * ATTN_DISABLE_ISA turned off), or whose parameters do not fit the problem, is skipped.
+ * ATTN_DISABLE_ISA turned off), does not read the problem's dtype, or whose parameters do not
+ * fit the problem, is skipped.
+ *
+ * Accuracy: classes are tuned per bound (max_rel_err; 0 = float32 compute only). A variant that
+ * computes in bf16 is chosen only from a measurement under a bound — wisdom or ATTN_MEASURE —
+ * whose measured error is within the bound; never by the estimate.
  *
  * The wisdom in memory is an explicit cache: the wisdom file, read once on first use, plus
  * imports and new measurements, under one mutex. A plan is immutable once created. */
@@ -25,7 +30,10 @@ struct attn_plan {
     tuner_config config;
     attn_plan_source source;
     double tuned_seconds;
-    char description[320];
+    double rel_err; /* measured for the choice; NaN when unknown */
+    int full_variant; /* a reduced-precision choice: the float32 candidate it beat, else -1 */
+    double full_median_seconds;
+    char description[480];
 };
 
 static pthread_mutex_t wisdom_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -68,13 +76,23 @@ const char *attn_plan_source_name(attn_plan_source source)
     return "unknown";
 }
 
-/* Whether an entry's choice can run p now (CPU, ATTN_DISABLE_ISA, forced variant, params). */
-static bool usable(const tuner_config *c, const attn_problem *p, const char *forced)
+/* Whether a choice can run p now (CPU, ATTN_DISABLE_ISA, dtype, forced variant, params) within
+ * the accuracy bound: its measured error rel_err (NaN: unknown) — or, unknown, its declared
+ * tolerance — at most max_rel_err when one is given; reduced precision only when measured. */
+static bool usable(const tuner_config *c, double rel_err, const attn_problem *p,
+                   const char *forced, double max_rel_err)
 {
     attn_variant_info info;
-    return attn_variant_get(c->variant, &info) && info.supported &&
-           (!forced || !strcmp(forced, info.name)) &&
-           attn_params_check(info.name, p, &c->params, NULL) == ATTN_OK;
+    char why[200];
+    if (!tuner_variant_eligible(c->variant, p, max_rel_err > 0, why, sizeof why) ||
+        !attn_variant_get(c->variant, &info) || (forced && strcmp(forced, info.name)) ||
+        attn_params_check(info.name, p, &c->params, NULL) != ATTN_OK)
+        return false;
+    if (max_rel_err <= 0)
+        return true;
+    if (isnan(rel_err))
+        return info.compute_dtype == ATTN_F32 && info.tolerance <= max_rel_err;
+    return rel_err <= max_rel_err;
 }
 
 static double log_ratio(int64_t a, int64_t b) { return fabs(log((double)a / (double)b)); }
@@ -91,11 +109,12 @@ static const wisdom_entry *nearest(const tuner_class *c, const attn_problem *p,
         const wisdom_entry *e = &wisdom_memory.entries[i];
         const tuner_class *x = &e->cls;
         if (x->causal != c->causal || x->mask != c->mask || x->kv_lens != c->kv_lens ||
-            (x->len_q == 1) != (c->len_q == 1) || x->threads != c->threads)
+            (x->len_q == 1) != (c->len_q == 1) || x->threads != c->threads ||
+            x->dtype != c->dtype || x->max_rel_err != c->max_rel_err)
             continue;
         tuner_config cfg = e->config;
         cfg.params.threads = c->threads;
-        if (!usable(&cfg, p, forced))
+        if (!usable(&cfg, e->rel_err, p, forced, c->max_rel_err))
             continue;
         double d = 4.0 * log_ratio(x->head_dim, c->head_dim) + log_ratio(x->len_q, c->len_q) +
                    log_ratio(x->len_kv, c->len_kv) +
@@ -114,20 +133,20 @@ static attn_status measure(const attn_problem *p, int threads, const tuner_class
                            attn_plan *plan, attn_error *err)
 {
     tuner_options opt = {.strategy = TUNER_FAST, .budget_seconds = MEASURE_BUDGET,
-                         .threads = threads};
+                         .threads = threads, .max_rel_err = cls->max_rel_err};
     tuner_result r;
     attn_status st = tuner_run(p, &opt, &r, err);
     if (st != ATTN_OK)
         return st;
-    const tuner_candidate *best = &r.candidates[r.best];
-    wisdom_entry e = {.cls = *cls, .config = best->config,
-                      .median_seconds = best->timing.median};
-    e.gflops = attn_problem_flops(p) / e.median_seconds * 1e-9;
-    wisdom_now(e.date, sizeof e.date);
+    wisdom_entry e;
+    tuner_wisdom_entry(p, cls, &r, &e);
     tuner_result_free(&r);
     plan->config = e.config;
     plan->source = ATTN_PLAN_FROM_MEASURE;
     plan->tuned_seconds = e.median_seconds;
+    plan->rel_err = e.rel_err;
+    plan->full_variant = e.full_variant;
+    plan->full_median_seconds = e.full_median_seconds;
 
     char path[4096];
     wisdom_set one = {.entries = &e, .count = 1, .capacity = 1};
@@ -141,9 +160,42 @@ static attn_status measure(const attn_problem *p, int threads, const tuner_class
     return ATTN_OK;
 }
 
-attn_plan *attn_plan_create_threads(const attn_problem *p, int threads, unsigned flags,
-                                    attn_error *err)
+/* "avx512 bq=32 ... threads=1, from wisdom", plus, for a reduced-precision choice, why. */
+static void describe(attn_plan *plan, int threads, const tuner_class *cls,
+                     const tuner_class *near_cls)
 {
+    char choice[200];
+    size_t n = 0, len = sizeof plan->description;
+    char *out = plan->description;
+    tuner_config_format(&plan->config, choice, sizeof choice);
+    n += (size_t)snprintf(out, len, "%s threads=%d, from %s", choice, threads,
+                          attn_plan_source_name(plan->source));
+    if (plan->source == ATTN_PLAN_FROM_NEAREST && n < len) {
+        char what[200];
+        tuner_class_format(near_cls, what, sizeof what);
+        n += (size_t)snprintf(out + n, len - n, " (tuned for %s)", what);
+    }
+    attn_variant_info info, full;
+    attn_variant_get(plan->config.variant, &info);
+    if (info.compute_dtype != ATTN_F32 && n < len) {
+        n += (size_t)snprintf(out + n, len - n,
+                              "; computes in %s: measured max_rel_err %.2g <= bound %g",
+                              attn_dtype_name(info.compute_dtype), plan->rel_err,
+                              cls->max_rel_err);
+        if (plan->full_variant >= 0 && attn_variant_get(plan->full_variant, &full) && n < len &&
+            plan->tuned_seconds > 0)
+            snprintf(out + n, len - n, ", %.2fx the speed of the fastest float32-compute "
+                     "candidate (%s)", plan->full_median_seconds / plan->tuned_seconds, full.name);
+    }
+}
+
+attn_plan *attn_plan_create_with(const attn_problem *p, const attn_plan_options *options,
+                                 attn_error *err)
+{
+    const attn_plan_options none = {0};
+    const attn_plan_options *o = options ? options : &none;
+    const unsigned flags = o->flags;
+    int threads = o->threads;
     if (attn_problem_validate(p, err) != ATTN_OK)
         return NULL;
     if (flags & ~(unsigned)(ATTN_MEASURE | ATTN_WISDOM_ONLY)) {
@@ -153,6 +205,11 @@ attn_plan *attn_plan_create_threads(const attn_problem *p, int threads, unsigned
     if (threads < 0 || threads > ATTN_MAX_THREADS) {
         attn_fail(err, ATTN_ERR_INVALID, "threads must be in [0, %d] (got %d)", ATTN_MAX_THREADS,
              threads);
+        return NULL;
+    }
+    if (!(o->max_rel_err >= 0 && isfinite(o->max_rel_err))) {
+        attn_fail(err, ATTN_ERR_INVALID, "max_rel_err must be finite and >= 0 (got %g)",
+                  o->max_rel_err);
         return NULL;
     }
     if (threads == 0)
@@ -166,56 +223,65 @@ attn_plan *attn_plan_create_threads(const attn_problem *p, int threads, unsigned
         return NULL;
     }
     plan->problem = *p;
+    plan->rel_err = NAN;
+    plan->full_variant = -1;
     tuner_class cls;
-    tuner_class_of(p, threads, &cls);
+    tuner_class_of(p, threads, o->max_rel_err, &cls);
 
     pthread_mutex_lock(&wisdom_lock);
     load_wisdom_locked();
     const wisdom_entry *exact = wisdom_set_find(&wisdom_memory, &cls);
-    const wisdom_entry *near = NULL;
-    bool found = false;
-    if (exact && usable(&exact->config, p, forced)) {
-        plan->config = exact->config;
-        plan->tuned_seconds = exact->median_seconds;
+    const wisdom_entry *near = NULL, *chosen = NULL;
+    if (exact && usable(&exact->config, exact->rel_err, p, forced, cls.max_rel_err)) {
+        chosen = exact;
         plan->source = ATTN_PLAN_FROM_WISDOM;
-        found = true;
     } else if (!(flags & (ATTN_MEASURE | ATTN_WISDOM_ONLY)) && (near = nearest(&cls, p, forced))) {
-        plan->config = near->config;
-        plan->config.params.threads = threads;
-        plan->tuned_seconds = near->median_seconds;
+        chosen = near;
         plan->source = ATTN_PLAN_FROM_NEAREST;
-        found = true;
+    }
+    if (chosen) {
+        plan->config = chosen->config;
+        plan->config.params.threads = threads;
+        plan->tuned_seconds = chosen->median_seconds;
+        plan->rel_err = chosen->rel_err;
+        plan->full_variant = chosen->full_variant;
+        plan->full_median_seconds = chosen->full_median_seconds;
     }
     tuner_class near_cls = near ? near->cls : cls;
     pthread_mutex_unlock(&wisdom_lock);
 
     attn_status st = ATTN_OK;
-    if (!found && (flags & ATTN_WISDOM_ONLY)) {
-        char what[160], path[4096];
+    if (!chosen && (flags & ATTN_WISDOM_ONLY)) {
+        char what[200], path[4096];
         tuner_class_format(&cls, what, sizeof what);
         attn_wisdom_file(path, sizeof path);
         st = attn_fail(err, ATTN_ERR_UNSUPPORTED, "no usable wisdom for %s in %s", what, path);
-    } else if (!found && (flags & ATTN_MEASURE)) {
+    } else if (!chosen && (flags & ATTN_MEASURE)) {
         st = measure(p, threads, &cls, plan, err);
-    } else if (!found) {
+    } else if (!chosen) {
         st = tuner_estimate(p, threads, &plan->config, err);
         plan->source = forced ? ATTN_PLAN_FROM_FORCED : ATTN_PLAN_FROM_ESTIMATE;
+        attn_variant_info info;
+        attn_variant_get(plan->config.variant, &info);
+        if (st == ATTN_OK && cls.max_rel_err > 0 && info.tolerance > cls.max_rel_err)
+            st = attn_fail(err, ATTN_ERR_UNSUPPORTED,
+                           "no plan within max_rel_err %g: %s declares tolerance %g and no "
+                           "measurement says better (tune this problem with the bound)",
+                           cls.max_rel_err, info.name, info.tolerance);
     }
     if (st != ATTN_OK) {
         free(plan);
         return NULL;
     }
-    char choice[200];
-    tuner_config_format(&plan->config, choice, sizeof choice);
-    int n = snprintf(plan->description, sizeof plan->description, "%s threads=%d, from %s",
-                     choice, threads, attn_plan_source_name(plan->source));
-    if (plan->source == ATTN_PLAN_FROM_NEAREST && n > 0 && (size_t)n < sizeof plan->description) {
-        char what[160];
-        tuner_class_format(&near_cls, what, sizeof what);
-        snprintf(plan->description + n, sizeof plan->description - (size_t)n, " (tuned for %s)",
-                 what);
-    }
+    describe(plan, threads, &cls, &near_cls);
     return plan;
+}
+
+attn_plan *attn_plan_create_threads(const attn_problem *p, int threads, unsigned flags,
+                                    attn_error *err)
+{
+    const attn_plan_options o = {.threads = threads, .flags = flags};
+    return attn_plan_create_with(p, &o, err);
 }
 
 attn_plan *attn_plan_create(const attn_problem *p, unsigned flags, attn_error *err)
@@ -244,7 +310,8 @@ void attn_plan_get_info(const attn_plan *plan, attn_plan_info *info)
     attn_variant_get(plan->config.variant, &v);
     *info = (attn_plan_info){.variant = v.name, .params = plan->config.params,
                              .threads = plan->config.params.threads, .source = plan->source,
-                             .tuned_seconds = plan->tuned_seconds};
+                             .tuned_seconds = plan->tuned_seconds,
+                             .compute_dtype = v.compute_dtype, .measured_rel_err = plan->rel_err};
 }
 
 void attn_plan_destroy(attn_plan *plan) { free(plan); }

@@ -9,7 +9,12 @@
  *
  * The configuration the estimate (ATTN_ESTIMATE) would pick is timed first in both, so every
  * tune can say how far the estimate is from the tuned best, and the best so far is known early
- * for early rejection. A configuration that fails its correctness check is never timed. */
+ * for early rejection. A configuration that fails its correctness check is never timed.
+ *
+ * Accuracy: every timed configuration's error on the problem itself is measured (sample rows,
+ * measure.c). With an accuracy bound (max_rel_err > 0) variants computing in reduced precision
+ * join the space, and a configuration whose measured error exceeds the bound is never chosen;
+ * the fastest float32-compute configuration is remembered, to say what the choice beat. */
 #include "tuner.h"
 #include "timing.h"
 
@@ -25,7 +30,7 @@ typedef struct search {
     tuner_result *r;
     tuner_bench bench;
     double start;
-    tuner_timing best;
+    tuner_timing best, best_full;
     size_t done; /* configurations visited (checked, timed or rejected) */
 } search;
 
@@ -50,9 +55,19 @@ static attn_status visit(search *s, size_t i, attn_error *err)
             return st;
         c->timed = true;
         s->r->timed++;
-        if (!c->timing.rejected && (s->r->best < 0 || c->timing.median < s->best.median)) {
+        c->rel_err = tuner_sample_error(&s->bench); /* the output the timed runs left */
+        c->too_inexact = s->opt->max_rel_err > 0 && !(c->rel_err <= s->opt->max_rel_err);
+        attn_variant_info info;
+        attn_variant_get(c->config.variant, &info);
+        if (!c->timing.rejected && !c->too_inexact &&
+            (s->r->best < 0 || c->timing.median < s->best.median)) {
             s->r->best = (long)i;
             s->best = c->timing;
+        }
+        if (!c->too_inexact && info.compute_dtype == ATTN_F32 &&
+            (s->r->best_full < 0 || c->timing.median < s->best_full.median)) {
+            s->r->best_full = (long)i;
+            s->best_full = c->timing;
         }
     }
     s->done++;
@@ -186,7 +201,7 @@ attn_status tuner_run(const attn_problem *p, const tuner_options *opt, tuner_res
                       attn_error *err)
 {
     memset(out, 0, sizeof *out);
-    out->best = out->estimate_index = -1;
+    out->best = out->best_full = out->estimate_index = -1;
     const int threads = opt->threads > 0 ? opt->threads : attn_default_threads();
     attn_status st = tuner_estimate(p, threads, &out->estimate, err);
     if (st != ATTN_OK)
@@ -195,7 +210,16 @@ attn_status tuner_run(const attn_problem *p, const tuner_options *opt, tuner_res
     const char *forced = NULL;
     if (!only && attn_forced_variant(&forced, NULL) == ATTN_OK && forced)
         only = forced;
-    if ((st = tuner_space_build(p, threads, only, &out->space, err)) != ATTN_OK)
+    if (!(opt->max_rel_err >= 0 && isfinite(opt->max_rel_err))) {
+        if (err) {
+            err->status = ATTN_ERR_INVALID;
+            snprintf(err->message, sizeof err->message,
+                     "tuner: max_rel_err must be finite and >= 0 (got %g)", opt->max_rel_err);
+        }
+        return ATTN_ERR_INVALID;
+    }
+    if ((st = tuner_space_build(p, threads, only, opt->max_rel_err > 0, &out->space, err)) !=
+        ATTN_OK)
         return st;
     out->candidates = calloc(out->space.count, sizeof *out->candidates);
     if (!out->candidates) {
@@ -206,8 +230,10 @@ attn_status tuner_run(const attn_problem *p, const tuner_options *opt, tuner_res
         }
         return ATTN_ERR_NOMEM;
     }
-    for (size_t i = 0; i < out->space.count; i++)
+    for (size_t i = 0; i < out->space.count; i++) {
         out->candidates[i].config = out->space.configs[i];
+        out->candidates[i].rel_err = NAN;
+    }
     out->estimate_index = tuner_space_find(&out->space, &out->estimate);
 
     search s = {.opt = opt, .r = out, .start = attn_clock_seconds()};
@@ -226,7 +252,8 @@ attn_status tuner_run(const attn_problem *p, const tuner_options *opt, tuner_res
         if (err) {
             err->status = st;
             snprintf(err->message, sizeof err->message,
-                     "tuner: no configuration passed its correctness check%s",
+                     "tuner: no configuration passed its correctness check%s%s",
+                     opt->max_rel_err > 0 ? " and the accuracy bound" : "",
                      out->budget_exhausted ? " within the budget" : "");
         }
     }

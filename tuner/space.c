@@ -137,16 +137,37 @@ static bool name_in_list(const char *list, const char *name)
     return false;
 }
 
+bool tuner_variant_eligible(int i, const attn_problem *p, bool allow_reduced, char *why,
+                            size_t why_len)
+{
+    attn_variant_info info;
+    if (!attn_variant_get(i, &info))
+        snprintf(why, why_len, "no variant %d", i);
+    else if (!info.supported)
+        snprintf(why, why_len, "%s: %s", info.name, info.why_not);
+    else if (!(info.dtypes & (1u << p->dtype)))
+        snprintf(why, why_len, "%s does not read %s inputs", info.name, attn_dtype_name(p->dtype));
+    else if (info.compute_dtype != ATTN_F32 && !allow_reduced)
+        snprintf(why, why_len, "%s computes in %s: only with an accuracy bound (--max-rel-err)",
+                 info.name, attn_dtype_name(info.compute_dtype));
+    else
+        return true;
+    return false;
+}
+
 attn_status tuner_space_build(const attn_problem *p, int threads, const char *only,
-                              tuner_space *space, attn_error *err)
+                              bool allow_reduced, tuner_space *space, attn_error *err)
 {
     memset(space, 0, sizeof *space);
     size_t capacity = 0;
+    char why[200] = "";
     const int max_variants = (int)(sizeof space->variants / sizeof space->variants[0]);
     for (int i = 0; i < attn_variant_count() && space->variant_count < max_variants; i++) {
         attn_variant_info info;
         attn_variant_get(i, &info);
-        if ((only && !name_in_list(only, info.name)) || !info.supported)
+        if (only && !name_in_list(only, info.name))
+            continue;
+        if (!tuner_variant_eligible(i, p, allow_reduced, why, sizeof why))
             continue;
         attn_status st = add_variant(space, &capacity, i, &info, p, threads, err);
         if (st != ATTN_OK) {
@@ -159,8 +180,10 @@ attn_status tuner_space_build(const attn_problem *p, int threads, const char *on
         if (err) {
             err->status = ATTN_ERR_UNSUPPORTED;
             snprintf(err->message, sizeof err->message,
-                     "no supported variant%s%.160s can run this problem", only ? " of " : "",
-                     only ? only : "");
+                     "no supported variant%s%.60s can run this problem%s%.120s",
+                     only ? " of " : "", only ? only : "", why[0] ? " (" : "", why);
+            if (why[0])
+                strncat(err->message, ")", sizeof err->message - strlen(err->message) - 1);
         }
         return err ? err->status : ATTN_ERR_UNSUPPORTED;
     }
@@ -211,7 +234,8 @@ attn_status tuner_estimate(const attn_problem *p, int threads, tuner_config *out
     for (int i = 0; i < attn_variant_count(); i++) {
         attn_variant_info info;
         attn_variant_get(i, &info);
-        if ((forced && strcmp(forced, info.name)) || !info.supported)
+        if ((forced && strcmp(forced, info.name)) ||
+            !tuner_variant_eligible(i, p, false, why.message, sizeof why.message))
             continue;
         tuner_config c = {.variant = i};
         if ((st = attn_variant_default_params(info.name, p, &c.params, err)) != ATTN_OK)

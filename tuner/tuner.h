@@ -47,10 +47,15 @@ typedef struct tuner_space {
     int variant_count;
 } tuner_space;
 
-/* Builds the space of every supported variant (or only `only`, when not NULL) for p on
+/* Whether variant i may be considered for p at all: supported here, reads p->dtype, and computes
+ * in float32 unless reduced precision is allowed (an accuracy bound was given). When not, why. */
+bool tuner_variant_eligible(int i, const attn_problem *p, bool allow_reduced, char *why,
+                            size_t why_len);
+
+/* Builds the space of every eligible variant (or only `only`, when not NULL) for p on
  * `threads` threads. Fails when no variant is left. */
 attn_status tuner_space_build(const attn_problem *p, int threads, const char *only,
-                              tuner_space *space, attn_error *err);
+                              bool allow_reduced, tuner_space *space, attn_error *err);
 void tuner_space_free(tuner_space *space);
 /* Index of a config in the space, or -1. */
 long tuner_space_find(const tuner_space *space, const tuner_config *c);
@@ -58,22 +63,31 @@ long tuner_space_find(const tuner_space *space, const tuner_config *c);
 /* "avx512 bq=64 bk=128" */
 void tuner_config_format(const tuner_config *c, char *buf, size_t len);
 
-/* The estimate: ATTN_FORCE_VARIANT's variant when set, else the first supported variant in
- * registry order whose default parameters fit p; its defaults, on `threads` threads. */
+/* The estimate: ATTN_FORCE_VARIANT's variant when set, else the first eligible variant (never
+ * one computing in reduced precision: its error is unmeasured) in registry order whose default
+ * parameters fit p; its defaults, on `threads` threads. */
 attn_status tuner_estimate(const attn_problem *p, int threads, tuner_config *out,
                            attn_error *err);
 
 /* ---- measurement -------------------------------------------------------------------------- */
 
-/* Tensors for timing runs of p (random values), and a small problem of the same kind with its
- * float64 oracle output for correctness checks. */
+/* Tensors for timing runs of p (random values, in p's dtypes), a small problem of the same kind
+ * with its float64 oracle output for correctness checks, and the oracle of a sample of p's own
+ * output rows (batch 0, the first kv groups, the last query rows) for measuring accuracy. */
 typedef struct tuner_bench {
     const attn_problem *problem;
-    float *q, *k, *v, *o;
+    void *q, *k, *v, *o;
+    float *widened[3];       /* q, k, v as floats (the tensors themselves when float32) */
     attn_problem small;
-    float *sq, *sk, *sv, *so, *small_mask;
+    void *sq, *sk, *sv;
+    float *small_widened[3];
+    float *so, *small_mask;
     int32_t *small_kv_lens;
-    double *small_ref;
+    double *small_ref;      /* on the small problem's inputs */
+    double *small_ref_bf16; /* on them rounded to bf16: what a bf16-compute variant sees */
+    attn_problem sample;    /* a view of p's sample rows (same strides) */
+    int64_t sample_row0;    /* its first query row in p */
+    double *sample_ref;     /* oracle of the sample rows on p's inputs */
 } tuner_bench;
 
 attn_status tuner_bench_init(tuner_bench *b, const attn_problem *p, attn_error *err);
@@ -82,6 +96,11 @@ void tuner_bench_free(tuner_bench *b);
 /* Runs c on the small problem and compares with the oracle under the variant's tolerance. */
 bool tuner_check(const tuner_bench *b, const tuner_config *c, double *max_rel, char *why,
                  size_t why_len);
+
+/* The normwise relative error of the output a run left in b->o over the sample rows, against
+ * the oracle on p's inputs as given: for float32 inputs and a bf16-compute variant, what its
+ * internal rounding costs in all. */
+double tuner_sample_error(const tuner_bench *b);
 
 /* Timing of one candidate. */
 typedef struct tuner_timing {
@@ -109,6 +128,9 @@ typedef struct tuner_options {
     double budget_seconds; /* stop searching after this long (the best so far is kept) */
     int threads;
     const char *only_variant; /* NULL: every supported variant */
+    /* 0: only variants computing in float32. > 0: variants computing in reduced precision too,
+     * and every candidate's error measured on the problem must be within it. */
+    double max_rel_err;
     /* Called after each candidate; may be NULL. */
     void (*progress)(void *ctx, size_t done, size_t total, const char *what);
     void *progress_ctx;
@@ -122,6 +144,8 @@ typedef struct tuner_candidate {
     char why[160];     /* why it failed the check */
     bool timed;
     tuner_timing timing;
+    double rel_err;    /* measured on the problem's sample rows when timed (NaN otherwise) */
+    bool too_inexact;  /* rel_err exceeds the options' max_rel_err: never chosen */
 } tuner_candidate;
 
 typedef struct tuner_result {
@@ -129,6 +153,7 @@ typedef struct tuner_result {
     tuner_candidate *candidates; /* space.count of them, in space order */
     size_t timed;                /* configurations timed */
     long best;                   /* index of the fastest correct one, -1 if none */
+    long best_full;              /* the fastest computing in float32, -1 if none */
     tuner_config estimate;       /* what ATTN_ESTIMATE picks */
     long estimate_index;         /* its index in the space, -1 when outside it */
     double seconds;              /* wall time of the search */
@@ -141,14 +166,17 @@ void tuner_result_free(tuner_result *r);
 
 /* ---- wisdom --------------------------------------------------------------------------------- */
 
-/* The key of a wisdom entry: the problem's shape, its kind, threads; the data type is f32. */
+/* The key of a wisdom entry: the problem's shape, its kind, threads, input type and the accuracy
+ * bound it was tuned under (0: float32 compute only). */
 typedef struct tuner_class {
     int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim;
     bool causal, mask, kv_lens;
     int threads;
+    attn_dtype dtype;
+    double max_rel_err;
 } tuner_class;
 
-void tuner_class_of(const attn_problem *p, int threads, tuner_class *c);
+void tuner_class_of(const attn_problem *p, int threads, double max_rel_err, tuner_class *c);
 bool tuner_class_equal(const tuner_class *a, const tuner_class *b);
 /* "B=1 Hq=4 Hkv=4 Lq=2048 Lk=2048 d=128 causal threads=2" */
 void tuner_class_format(const tuner_class *c, char *buf, size_t len);
@@ -157,6 +185,11 @@ typedef struct wisdom_entry {
     tuner_class cls;
     tuner_config config;
     double median_seconds, gflops;
+    double rel_err;                /* the choice's error measured on the problem; NaN unknown */
+    /* When the choice computes in reduced precision: the fastest float32-compute candidate's
+     * variant index and median (why the choice was made); variant -1 otherwise. */
+    int full_variant;
+    double full_median_seconds;
     char date[32]; /* ISO 8601, UTC */
 } wisdom_entry;
 
@@ -164,6 +197,11 @@ typedef struct wisdom_set {
     wisdom_entry *entries;
     size_t count, capacity;
 } wisdom_set;
+
+/* The wisdom entry of a tuning result (r->best >= 0) for class cls: the choice, its time, GFLOP/s
+ * on p, measured error, the float32-compute candidate it beat, and now as its date. */
+void tuner_wisdom_entry(const attn_problem *p, const tuner_class *cls, const tuner_result *r,
+                        wisdom_entry *e);
 
 /* Adds e, replacing an entry of the same class. */
 attn_status wisdom_set_put(wisdom_set *s, const wisdom_entry *e);

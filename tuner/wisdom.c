@@ -7,9 +7,15 @@
  *      "build": {"library": "0.1.0", "compiler": "gcc 12.2.0", "flags": "…",
  *                "variants": "avx512(bq,bk) … naive()"},
  *      "entries": [{"problem": {"batch": 1, …, "causal": false, "mask": false,
- *                               "kv_lens": false, "threads": 2, "dtype": "f32"},
+ *                               "kv_lens": false, "threads": 2, "dtype": "f32",
+ *                               "max_rel_err": 0},
  *                   "variant": "avx512", "params": {"bq": 64, "bk": 128},
- *                   "median_s": 0.0123, "gflops": 98.7, "date": "2025-…Z"}, …]}, …]}
+ *                   "median_s": 0.0123, "gflops": 98.7, "rel_err": 4.1e-7,
+ *                   "date": "2025-…Z"}, …]}, …]}
+ *
+ * max_rel_err is the accuracy bound the class was tuned under (0: float32 compute only). When
+ * the choice computes in reduced precision, "full_precision": {"variant", "median_s"} records
+ * the fastest float32-compute candidate it beat. rel_err and full_precision are optional.
  *
  * Only the section whose machine id and build match this process is used; the others are kept
  * on every write, reported, and otherwise ignored, as FFTW ignores wisdom of other builds. A
@@ -24,6 +30,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -36,12 +43,13 @@ enum { WISDOM_VERSION = 1 };
 
 /* ---- problem classes ---------------------------------------------------------------------- */
 
-void tuner_class_of(const attn_problem *p, int threads, tuner_class *c)
+void tuner_class_of(const attn_problem *p, int threads, double max_rel_err, tuner_class *c)
 {
     *c = (tuner_class){
         .batch = p->batch, .heads_q = p->heads_q, .heads_kv = p->heads_kv, .len_q = p->len_q,
         .len_kv = p->len_kv, .head_dim = p->head_dim, .causal = p->causal,
         .mask = p->mask != NULL, .kv_lens = p->kv_lens != NULL, .threads = threads,
+        .dtype = p->dtype, .max_rel_err = max_rel_err,
     };
 }
 
@@ -50,16 +58,37 @@ bool tuner_class_equal(const tuner_class *a, const tuner_class *b)
     return a->batch == b->batch && a->heads_q == b->heads_q && a->heads_kv == b->heads_kv &&
            a->len_q == b->len_q && a->len_kv == b->len_kv && a->head_dim == b->head_dim &&
            a->causal == b->causal && a->mask == b->mask && a->kv_lens == b->kv_lens &&
-           a->threads == b->threads;
+           a->threads == b->threads && a->dtype == b->dtype && a->max_rel_err == b->max_rel_err;
 }
 
 void tuner_class_format(const tuner_class *c, char *buf, size_t len)
 {
-    snprintf(buf, len, "B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld%s%s%s threads=%d",
-             (long long)c->batch, (long long)c->heads_q, (long long)c->heads_kv,
-             (long long)c->len_q, (long long)c->len_kv, (long long)c->head_dim,
-             c->causal ? " causal" : "", c->mask ? " mask" : "", c->kv_lens ? " kv_lens" : "",
-             c->threads);
+    int n = snprintf(buf, len, "B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld%s%s%s threads=%d",
+                     (long long)c->batch, (long long)c->heads_q, (long long)c->heads_kv,
+                     (long long)c->len_q, (long long)c->len_kv, (long long)c->head_dim,
+                     c->causal ? " causal" : "", c->mask ? " mask" : "",
+                     c->kv_lens ? " kv_lens" : "", c->threads);
+    if (n > 0 && (size_t)n < len && c->dtype != ATTN_F32)
+        n += snprintf(buf + n, len - (size_t)n, " %s", attn_dtype_name(c->dtype));
+    if (n > 0 && (size_t)n < len && c->max_rel_err > 0)
+        snprintf(buf + n, len - (size_t)n, " max_rel_err=%g", c->max_rel_err);
+}
+
+void tuner_wisdom_entry(const attn_problem *p, const tuner_class *cls, const tuner_result *r,
+                        wisdom_entry *e)
+{
+    const tuner_candidate *best = &r->candidates[r->best];
+    attn_variant_info info;
+    attn_variant_get(best->config.variant, &info);
+    *e = (wisdom_entry){.cls = *cls, .config = best->config,
+                        .median_seconds = best->timing.median, .rel_err = best->rel_err,
+                        .full_variant = -1};
+    e->gflops = attn_problem_flops(p) / e->median_seconds * 1e-9;
+    if (info.compute_dtype != ATTN_F32 && r->best_full >= 0) {
+        e->full_variant = r->candidates[r->best_full].config.variant;
+        e->full_median_seconds = r->candidates[r->best_full].timing.median;
+    }
+    wisdom_now(e->date, sizeof e->date);
 }
 
 /* ---- sets of entries ---------------------------------------------------------------------- */
@@ -215,9 +244,12 @@ static bool parse_class(json_t *problem, tuner_class *c)
               get_bool(problem, "causal", &c->causal) && get_bool(problem, "mask", &c->mask) &&
               get_bool(problem, "kv_lens", &c->kv_lens) &&
               get_int(problem, "threads", 1, &threads) && threads <= ATTN_MAX_THREADS &&
-              dtype && !strcmp(dtype, "f32");
+              dtype && attn_dtype_parse(dtype, &c->dtype);
     c->threads = (int)threads;
-    return ok;
+    json_t *bound = json_object_get(problem, "max_rel_err"); /* absent: 0 (version 1 files) */
+    c->max_rel_err = bound ? json_number_value(bound) : 0.0;
+    return ok && (!bound || json_is_number(bound)) && c->max_rel_err >= 0 &&
+           isfinite(c->max_rel_err);
 }
 
 static bool parse_entry(json_t *e, wisdom_entry *out)
@@ -242,6 +274,13 @@ static bool parse_entry(json_t *e, wisdom_entry *out)
     }
     out->median_seconds = json_number_value(json_object_get(e, "median_s"));
     out->gflops = json_number_value(json_object_get(e, "gflops"));
+    json_t *rel = json_object_get(e, "rel_err"), *full = json_object_get(e, "full_precision");
+    out->rel_err = json_is_number(rel) ? json_number_value(rel) : NAN;
+    out->full_variant = -1;
+    if (json_is_object(full)) {
+        out->full_variant = attn_variant_find(json_string_value(json_object_get(full, "variant")));
+        out->full_median_seconds = json_number_value(json_object_get(full, "median_s"));
+    }
     snprintf(out->date, sizeof out->date, "%s",
              json_string_value(json_object_get(e, "date")) ? json_string_value(json_object_get(e, "date"))
                                                             : "");
@@ -257,14 +296,23 @@ static json_t *entry_json(const wisdom_entry *e)
     for (int i = 0; params && i < info.param_count; i++)
         json_object_set_new(params, info.params[i].name, json_integer(e->config.params.value[i]));
     const tuner_class *c = &e->cls;
-    return json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:i, s:s}, s:s, s:o, "
-                     "s:f, s:f, s:s}",
-                     "problem", "batch", (json_int_t)c->batch, "heads_q", (json_int_t)c->heads_q,
-                     "heads_kv", (json_int_t)c->heads_kv, "len_q", (json_int_t)c->len_q,
-                     "len_kv", (json_int_t)c->len_kv, "head_dim", (json_int_t)c->head_dim,
-                     "causal", c->causal, "mask", c->mask, "kv_lens", c->kv_lens, "threads",
-                     c->threads, "dtype", "f32", "variant", info.name, "params", params,
-                     "median_s", e->median_seconds, "gflops", e->gflops, "date", e->date);
+    json_t *j = json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:i, s:s, s:f}, s:s, "
+                          "s:o, s:f, s:f, s:s}",
+                          "problem", "batch", (json_int_t)c->batch, "heads_q",
+                          (json_int_t)c->heads_q, "heads_kv", (json_int_t)c->heads_kv, "len_q",
+                          (json_int_t)c->len_q, "len_kv", (json_int_t)c->len_kv, "head_dim",
+                          (json_int_t)c->head_dim, "causal", c->causal, "mask", c->mask,
+                          "kv_lens", c->kv_lens, "threads", c->threads, "dtype",
+                          attn_dtype_name(c->dtype), "max_rel_err", c->max_rel_err, "variant",
+                          info.name, "params", params, "median_s", e->median_seconds, "gflops",
+                          e->gflops, "date", e->date);
+    if (j && isfinite(e->rel_err))
+        json_object_set_new(j, "rel_err", json_real(e->rel_err));
+    attn_variant_info full;
+    if (j && e->full_variant >= 0 && attn_variant_get(e->full_variant, &full))
+        json_object_set_new(j, "full_precision", json_pack("{s:s, s:f}", "variant", full.name,
+                                                           "median_s", e->full_median_seconds));
+    return j;
 }
 
 /* Loads and checks the document's outer shape. */
