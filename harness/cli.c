@@ -323,6 +323,60 @@ void cli_table_free(cli_table *t)
     *t = (cli_table){0};
 }
 
+/* ---- element types ------------------------------------------------------------------------ */
+
+void cli_dtypes_format(unsigned dtypes, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int t = 0; t < ATTN_DTYPE_COUNT && used < len; t++)
+        if (dtypes & 1u << t)
+            used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? "," : "",
+                                     attn_dtype_name((attn_dtype)t));
+}
+
+json_t *cli_dtypes_json(unsigned dtypes)
+{
+    json_t *list = json_array();
+    for (int t = 0; list && t < ATTN_DTYPE_COUNT; t++)
+        if ((dtypes & 1u << t) &&
+            json_array_append_new(list, json_string(attn_dtype_name((attn_dtype)t)))) {
+            json_decref(list);
+            return NULL;
+        }
+    return list;
+}
+
+const char *cli_variant_skip_reason(const attn_variant_info *info, attn_dtype dtype, char *buf,
+                                    size_t len)
+{
+    if (!info->supported)
+        return info->why_not;
+    if (info->dtypes & 1u << dtype)
+        return NULL;
+    char types[32];
+    cli_dtypes_format(info->dtypes, types, sizeof types);
+    snprintf(buf, len, "reads %s inputs, not %s", types, attn_dtype_name(dtype));
+    return buf;
+}
+
+bool cli_parse_dtype(const char *command, const char *text, attn_dtype *out)
+{
+    if (attn_dtype_parse(text, out))
+        return true;
+    cli_error(command, "--dtype: '%s' is not f32, bf16 or f16", text);
+    return false;
+}
+
+bool cli_parse_out_dtype(const char *command, const char *text, bool *same)
+{
+    *same = !strcmp(text, "same");
+    if (*same || !strcmp(text, "f32"))
+        return true;
+    cli_error(command, "--out-dtype: '%s' is not f32 or same", text);
+    return false;
+}
+
 /* ---- attnbench list ----------------------------------------------------------------------- */
 
 enum { LIST_FORMAT, LIST_HELP, LIST_OPTION_COUNT };
@@ -361,10 +415,11 @@ static json_t *variant_json(const attn_variant_info *v)
             params = NULL;
         }
     }
-    return json_pack("{s:s, s:s, s:s, s:b, s:o, s:f, s:o}", "name", v->name, "description",
-                     v->description, "isa", v->isa, "supported", v->supported, "why_not",
-                     v->supported ? json_null() : json_string(v->why_not), "tolerance",
-                     v->tolerance, "params", params);
+    return json_pack("{s:s, s:s, s:s, s:b, s:o, s:f, s:o, s:s, s:o}", "name", v->name,
+                     "description", v->description, "isa", v->isa, "supported", v->supported,
+                     "why_not", v->supported ? json_null() : json_string(v->why_not),
+                     "tolerance", v->tolerance, "dtypes", cli_dtypes_json(v->dtypes),
+                     "compute_dtype", attn_dtype_name(v->compute_dtype), "params", params);
 }
 
 int cli_list(int argc, char **argv)
@@ -381,9 +436,11 @@ int cli_list(int argc, char **argv)
             break;
         case LIST_HELP:
             printf("usage: attnbench list [options]\n\nEvery variant of this build, best first: "
-                   "the ISA it needs, whether this CPU\ncan run it (and why not), its tunable "
-                   "parameters and its declared tolerance\n(max normwise relative error against "
-                   "the float64 oracle).\n\noptions:\n");
+                   "the ISA it needs, whether this CPU\ncan run it (and why not), the input "
+                   "types it reads and the type it computes in\n(bf16: it rounds Q, K, V and the "
+                   "softmax weights to bfloat16 inside, f32: it\nworks on them as read), its "
+                   "tunable parameters and its declared tolerance (max\nnormwise relative error "
+                   "against the float64 oracle run on what it computes from).\n\noptions:\n");
             cli_print_options(stdout, list_options, LIST_OPTION_COUNT);
             return CLI_EXIT_OK;
         default:
@@ -418,10 +475,11 @@ int cli_list(int argc, char **argv)
     }
 
     cli_table table;
-    cli_table_init(&table, 6, "lllrll");
+    cli_table_init(&table, 7, "llllrll");
     cli_table_add(&table, "variant");
     cli_table_add(&table, "isa");
     cli_table_add(&table, "supported here");
+    cli_table_add(&table, "reads (computes)");
     cli_table_add(&table, "tolerance");
     cli_table_add(&table, "parameters (name=min..max/multiple)");
     cli_table_add(&table, "description");
@@ -429,14 +487,16 @@ int cli_list(int argc, char **argv)
         attn_variant_info v;
         if (!attn_variant_get(i, &v))
             continue;
-        char ranges[256];
+        char ranges[256], types[32];
         format_param_ranges(&v, ranges, sizeof ranges);
+        cli_dtypes_format(v.dtypes, types, sizeof types);
         cli_table_add(&table, "%s", v.name);
         cli_table_add(&table, "%s", v.isa[0] ? v.isa : "portable C");
         if (v.supported)
             cli_table_add(&table, "yes");
         else
             cli_table_add(&table, "no: %s", v.why_not);
+        cli_table_add(&table, "%s (%s)", types, attn_dtype_name(v.compute_dtype));
         cli_table_add(&table, "%g", v.tolerance);
         cli_table_add(&table, "%s", ranges[0] ? ranges : "-");
         cli_table_add(&table, "%s", v.description);
@@ -446,6 +506,7 @@ int cli_list(int argc, char **argv)
         cli_table_add(&table, "%s", absent);
         cli_table_add(&table, "-");
         cli_table_add(&table, "no: %s", why);
+        cli_table_add(&table, "-");
         cli_table_add(&table, "-");
         cli_table_add(&table, "-");
         cli_table_add(&table, "-");
@@ -459,7 +520,7 @@ int cli_list(int argc, char **argv)
 
 enum {
     RUN_VARIANT, RUN_BATCH, RUN_HEADS, RUN_KV_HEADS, RUN_LEN_Q, RUN_LEN_KV, RUN_DIM, RUN_SCALE,
-    RUN_CAUSAL, RUN_KV_LENS, RUN_MASK, RUN_LAYOUT, RUN_PARAMS, RUN_SEED, RUN_REPS, RUN_WARMUP,
+    RUN_CAUSAL, RUN_KV_LENS, RUN_MASK, RUN_LAYOUT, RUN_DTYPE, RUN_OUT_DTYPE, RUN_PARAMS, RUN_SEED, RUN_REPS, RUN_WARMUP,
     RUN_THREADS, RUN_NO_CHECK, RUN_Q, RUN_K, RUN_V, RUN_OUT, RUN_FORMAT, RUN_DISABLE_ISA, RUN_SAVE,
     RUN_RESULTS_DIR, RUN_HELP, RUN_OPTION_COUNT
 };
@@ -481,13 +542,15 @@ static const cli_option run_options[RUN_OPTION_COUNT] = {
     [RUN_KV_LENS] = {"kv-lens", "N,N,...", "key length of each batch entry (B values, each <= Lk)"},
     [RUN_MASK] = {"mask", "FILE.npy", "additive float32 mask [Lq,Lk] (-inf masks a key)"},
     [RUN_LAYOUT] = {"layout", "bhld|blhd", "memory layout of Q, K, V, O (default bhld)"},
+    [RUN_DTYPE] = {"dtype", "f32|bf16|f16", "element type of Q, K, V (default f32)"},
+    [RUN_OUT_DTYPE] = {"out-dtype", "f32|same", "element type of O: f32, or --dtype (default f32)"},
     [RUN_PARAMS] = {"params", "NAME:K=V,...", "parameters of variant NAME (repeatable)"},
     [RUN_SEED] = {"seed", "N", "seed of the random inputs (default 1)"},
     [RUN_REPS] = {"reps", "N", "timed runs per variant, 1..1000000 (default 10)"},
     [RUN_WARMUP] = {"warmup", "N", "untimed runs per variant before them (default 2)"},
     [RUN_THREADS] = {"threads", "N", "threads per run; 0: the library's default (default 1)"},
     [RUN_NO_CHECK] = {"no-check", NULL, "skip the float64 oracle (error fields become null)"},
-    [RUN_Q] = {"q", "FILE.npy", "read Q [B,Hq,Lq,d] instead of random values"},
+    [RUN_Q] = {"q", "FILE.npy", "read Q [B,Hq,Lq,d] (float32 or float16) instead of random"},
     [RUN_K] = {"k", "FILE.npy", "read K [B,Hkv,Lk,d]"},
     [RUN_V] = {"v", "FILE.npy", "read V [B,Hkv,Lk,d]"},
     [RUN_OUT] = {"out", "FILE.npy", "write O [B,Hq,Lq,d] of the first variant run"},
@@ -509,14 +572,26 @@ static void print_run_help(void)
     cli_print_options(stdout, run_options, RUN_OPTION_COUNT);
     printf("\nInputs are uniform in [-1, 1) from a SplitMix64 generator seeded by --seed, drawn\n"
            "in [B,H,L,d] order whatever the layout, so runs are reproducible and layouts agree.\n"
-           ".npy files: little-endian float32 ('<f4'), C order, versions 1.0, 2.0, 3.0; Q, K, V\n"
-           "and O are 4-d [B,H,L,d] whatever --layout says. A size not given as a flag is taken\n"
-           "from the files (B, Hq, Lq, d from --q; Hkv, Lk from --k or --v); sizes given both\n"
-           "ways must agree. --out writes the output of the first variant run (the first of\n"
-           "--variant's list, or the best-ranked supported one), atomically.\n"
-           "--variant all (the default) runs every variant this CPU supports; without --variant,\n"
-           "ATTN_FORCE_VARIANT=NAME runs that one only. Naming a variant this CPU cannot run\n"
-           "is an error (ATTN_DISABLE_ISA=avx512,... turns ISAs off as if the CPU lacked them).\n"
+           ".npy files: little-endian float32 ('<f4') or float16 ('<f2'), C order, versions\n"
+           "1.0, 2.0, 3.0; Q, K, V and O are 4-d [B,H,L,d] whatever --layout says. A size not\n"
+           "given as a flag is taken from the files (B, Hq, Lq, d from --q; Hkv, Lk from --k or\n"
+           "--v); sizes given both ways must agree. --out writes the output of the first\n"
+           "variant run (the first of --variant's list, or the best-ranked supported one),\n"
+           "atomically: float32, or float16 with --dtype f16 --out-dtype same (a bf16 output is\n"
+           "written widened to float32: numpy has no bfloat16).\n"
+           "--dtype bf16|f16: the inputs (random, or from the files, a float16 file widened\n"
+           "exactly) are rounded to that type, to nearest even, and the variants read them so:\n"
+           "a float16 file keeps its values with --dtype f16, a float32 file given with --dtype\n"
+           "f16 or bf16 is rounded (numpy has no bfloat16: bf16 inputs come from float32 files).\n"
+           "max_rel_err is against the float64 oracle run on the rounded inputs (rounded further\n"
+           "to bf16 for a variant that computes in bf16: what the variant computes from);\n"
+           "max_rel_err_f32 against the oracle on the float32 data before any rounding (what\n"
+           "the rounding costs; the same figure when nothing is rounded).\n"
+           "--variant all (the default) runs every variant this CPU supports that reads --dtype;\n"
+           "the others are skipped with the reason (stderr; `skipped` in JSON). Without --variant,\n"
+           "ATTN_FORCE_VARIANT=NAME runs that one only. Naming a variant this CPU cannot run, or\n"
+           "one that does not read --dtype, is an error (ATTN_DISABLE_ISA=avx512,... turns ISAs\n"
+           "off as if the CPU lacked them; `attnbench list` shows the types each variant reads).\n"
            "--params NAME:K=V,... must name a variant being run; its values apply over the\n"
            "variant's defaults for the shape.\n"
            "--save stores the JSON document, with commit, date and build, as\n"
@@ -530,6 +605,8 @@ typedef struct run_config {
     int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim; /* 0: not given */
     float scale;                                                 /* 0: default */
     bool causal, blhd, check;
+    attn_dtype dtype; /* of Q, K, V */
+    bool out_same;    /* O has dtype too (else float32) */
     uint64_t seed;
     int64_t reps, warmup, threads;
     const char *kv_lens, *mask, *q, *k, *v, *out;
@@ -572,6 +649,8 @@ static int parse_run_options(int argc, char **argv, run_config *c)
                 cli_error("run", "--layout: '%s' is not bhld or blhd", value);
             c->blhd = ok && !strcmp(value, "blhd");
             break;
+        case RUN_DTYPE: ok = cli_parse_dtype("run", value, &c->dtype); break;
+        case RUN_OUT_DTYPE: ok = cli_parse_out_dtype("run", value, &c->out_same); break;
         case RUN_PARAMS: c->params[c->params_count++] = value; break;
         case RUN_SEED: ok = cli_parse_uint64("run", flag, value, &c->seed); break;
         case RUN_REPS: ok = cli_parse_int64("run", flag, value, 1, MAX_REPS, &c->reps); break;
@@ -654,15 +733,31 @@ static void fill_tensor(float *dst, tensor_view t, const float *src, uint64_t *r
             }
 }
 
-/* Copies a strided tensor into contiguous [B,H,L,d]. */
-static void gather_tensor(float *dst, tensor_view t, const float *src)
+/* Copies a strided tensor of `from` elements into contiguous [B,H,L,d] of `to` elements. */
+static void gather_tensor(void *dst, attn_dtype to, tensor_view t, const void *src,
+                          attn_dtype from)
 {
     const int64_t d = t.dims[3];
+    const size_t in = attn_dtype_size(from), out = attn_dtype_size(to);
+    char *row = dst;
     for (int64_t b = 0; b < t.dims[0]; b++)
         for (int64_t h = 0; h < t.dims[1]; h++)
-            for (int64_t l = 0; l < t.dims[2]; l++, dst += d)
-                memcpy(dst, src + b * t.strides->batch + h * t.strides->head + l * t.strides->seq,
-                       (size_t)d * sizeof *dst);
+            for (int64_t l = 0; l < t.dims[2]; l++, row += (size_t)d * out)
+                attn_convert((const char *)src + (size_t)(b * t.strides->batch +
+                                                          h * t.strides->head +
+                                                          l * t.strides->seq) * in,
+                             from, row, to, (size_t)d);
+}
+
+/* Rounds n floats to `t` and back in place: the values a variant reading `t` sees. */
+static void round_in_place(float *x, size_t n, attn_dtype t)
+{
+    uint16_t half[1024];
+    for (size_t i = 0; t != ATTN_F32 && i < n; i += 1024) {
+        const size_t m = n - i < 1024 ? n - i : 1024;
+        attn_convert(x + i, ATTN_F32, half, t, m);
+        attn_convert(half, t, x + i, ATTN_F32, m);
+    }
 }
 
 static void format_shape(char *buf, size_t len, int ndim, const int64_t *shape)
@@ -675,26 +770,40 @@ static void format_shape(char *buf, size_t len, int ndim, const int64_t *shape)
         snprintf(buf + used, len - used, ")");
 }
 
-/* Everything run owns; released by run_free. */
+/* Everything run owns; released by run_free.
+ *
+ * The inputs: data[t] holds the float32 values (random or from a file) in the problem's layout;
+ * input[t] what the variants read, those values in problem.dtype (data[t] itself for f32). The
+ * oracle runs on float32 copies of what a variant computes from, so data[t] is rounded in place
+ * step by step once each reference is computed: ref_f32 from the data as drawn, ref from the
+ * dtype's values, ref_bf16 from those rounded to bf16 (for variants computing in bf16; from a
+ * rounded copy when data[t] is the variants' float32 input). A reference that would repeat
+ * another is that one. */
 typedef struct run_state {
     run_config config;
     attn_npy_array file_q, file_k, file_v, file_mask;
     attn_problem problem;
     int32_t *kv_lens;
-    float *q, *k, *v, *o, *out;
-    double *ref;
+    float *data[3];
+    void *input[3], *o, *out; /* o: the variant's output, in out_dtype */
+    float *o_f32;              /* o widened, for the comparison (out_dtype != f32) */
+    int64_t extent[4];         /* elements of q, k, v, o */
+    double *ref, *ref_f32, *ref_bf16;
     struct variant_run *runs;
     int run_count;
+    json_t *skipped; /* [{"variant", "reason"}]: left out of the default set */
 } run_state;
 
 typedef struct variant_run {
     int index; /* in the registry */
     attn_variant_info info;
     attn_params params;
+    double tolerance; /* attn_variant_tolerance: a half output adds its rounding */
     bool chosen;     /* named by --variant or --params, not only part of the default set */
     double *samples; /* reps seconds */
     attn_time_stats time;
-    attn_error_metrics error;
+    attn_error_metrics error;     /* against ref (or ref_bf16): what it computes from */
+    attn_error_metrics error_f32; /* against ref_f32: the float32 data before rounding */
 } variant_run;
 
 static void run_free(run_state *s)
@@ -704,16 +813,34 @@ static void run_free(run_state *s)
     attn_npy_free(&s->file_v);
     attn_npy_free(&s->file_mask);
     free(s->kv_lens);
-    free(s->q);
-    free(s->k);
-    free(s->v);
+    for (int t = 0; t < 3; t++) {
+        if (s->input[t] != s->data[t])
+            free(s->input[t]);
+        free(s->data[t]);
+    }
     free(s->o);
+    free(s->o_f32);
     free(s->out);
-    free(s->ref);
+    if (s->ref_bf16 != s->ref && s->ref_bf16 != s->ref_f32)
+        free(s->ref_bf16);
+    if (s->ref != s->ref_f32)
+        free(s->ref);
+    free(s->ref_f32);
     for (int i = 0; i < s->run_count; i++)
         free(s->runs[i].samples);
     free(s->runs);
     free(s->config.params);
+    json_decref(s->skipped);
+}
+
+/* Notes a variant left out of the default set: on stderr and in the `skipped` list. */
+static int skip_variant(run_state *s, const char *name, const char *reason)
+{
+    fprintf(stderr, "attnbench run: skipping %s: %s\n", name, reason);
+    if (json_array_append_new(s->skipped,
+                              json_pack("{s:s, s:s}", "variant", name, "reason", reason)))
+        return cli_error("run", "out of memory");
+    return -1;
 }
 
 static bool read_npy(const char *flag, const char *path, int ndim, attn_npy_array *a)
@@ -721,7 +848,7 @@ static bool read_npy(const char *flag, const char *path, int ndim, attn_npy_arra
     if (!path)
         return true;
     attn_error err;
-    if (attn_npy_read_f32(path, a, &err) != ATTN_OK) {
+    if (attn_npy_read(path, a, &err) != ATTN_OK) {
         cli_error("run", "--%s %s", flag, err.message);
         return false;
     }
@@ -781,6 +908,8 @@ static int build_problem(run_state *s)
     attn_problem_init(p, batch, heads_q, heads_kv, len_q, len_kv, head_dim);
     p->scale = c->scale;
     p->causal = c->causal;
+    p->dtype = c->dtype;
+    p->out_dtype = c->out_same ? c->dtype : ATTN_F32;
     if (c->blhd)
         attn_problem_set_layout_blhd(p);
 
@@ -861,24 +990,33 @@ static int choose_variants(run_state *s)
     const run_config *c = &s->config;
     const int count = attn_variant_count();
     s->runs = calloc((size_t)count, sizeof *s->runs);
-    if (!s->runs)
+    s->skipped = json_array();
+    if (!s->runs || !s->skipped)
         return cli_error("run", "out of memory");
     attn_variant_info info;
-    const char *forced = NULL;
+    const char *forced = NULL, *why;
+    char reason[96];
     attn_error err;
+    int status = -1;
     if (!c->variants && attn_forced_variant(&forced, &err) != ATTN_OK)
         return cli_error("run", "%s", err.message);
     if (forced) {
-        s->runs[s->run_count++] = (variant_run){.index = attn_variant_find(forced), .chosen = true};
+        const int i = attn_variant_find(forced);
+        attn_variant_get(i, &info);
+        if ((why = cli_variant_skip_reason(&info, c->dtype, reason, sizeof reason)))
+            return cli_error("run", "ATTN_FORCE_VARIANT=%s: %s", forced, why);
+        s->runs[s->run_count++] = (variant_run){.index = i, .chosen = true};
     } else if (!c->variants || !strcmp(c->variants, "all")) {
-        for (int i = 0; i < count; i++) {
+        for (int i = 0; i < count && status < 0; i++) {
             if (!attn_variant_get(i, &info))
                 continue;
-            if (info.supported)
-                s->runs[s->run_count++].index = i;
+            if ((why = cli_variant_skip_reason(&info, c->dtype, reason, sizeof reason)))
+                status = skip_variant(s, info.name, why);
             else
-                fprintf(stderr, "attnbench run: skipping %s: %s\n", info.name, info.why_not);
+                s->runs[s->run_count++].index = i;
         }
+        if (status >= 0)
+            return status;
     } else {
         for (const char *t = c->variants;; t++) {
             const size_t len = strcspn(t, ",");
@@ -889,6 +1027,8 @@ static int choose_variants(run_state *s)
             if (!info.supported)
                 return cli_error("run", "--variant: %s cannot run on this CPU: %s", info.name,
                                  info.why_not);
+            if ((why = cli_variant_skip_reason(&info, c->dtype, reason, sizeof reason)))
+                return cli_error("run", "--variant: %s %s", info.name, why);
             for (int r = 0; r < s->run_count; r++)
                 if (s->runs[r].index == i)
                     return cli_error("run", "--variant: %s is named twice", info.name);
@@ -899,13 +1039,15 @@ static int choose_variants(run_state *s)
         }
     }
     if (s->run_count == 0)
-        return cli_error("run", "no variant can run on this CPU");
+        return cli_error("run", "no variant can run on this CPU with %s inputs",
+                         attn_dtype_name(c->dtype));
 
     for (int r = 0; r < s->run_count; r++) {
         variant_run *run = &s->runs[r];
         attn_variant_get(run->index, &run->info);
         run->info.isa = NULL; /* attn_variant_get's text buffers are reused by the next call */
         run->info.why_not = NULL;
+        run->tolerance = attn_variant_tolerance(run->info.name, &s->problem);
         if (attn_variant_default_params(run->info.name, &s->problem, &run->params, &err) !=
             ATTN_OK)
             return cli_error("run", "%s", err.message);
@@ -940,13 +1082,29 @@ static int choose_variants(run_state *s)
             s->runs[kept++] = *run;
         else if (run->chosen)
             return cli_error("run", "%s", err.message);
-        else
-            fprintf(stderr, "attnbench run: skipping %s: %s\n", run->info.name, err.message);
+        else if ((status = skip_variant(s, run->info.name, err.message)) >= 0)
+            return status;
     }
     s->run_count = kept;
     if (s->run_count == 0)
         return cli_error("run", "no variant can run this problem");
     return -1;
+}
+
+/* Whether a variant being run computes in bf16 from inputs that are not bf16 already: then it
+ * is checked against its own reference. */
+static bool needs_bf16_reference(const run_state *s)
+{
+    for (int r = 0; s->problem.dtype != ATTN_BF16 && r < s->run_count; r++)
+        if (s->runs[r].info.compute_dtype == ATTN_BF16)
+            return true;
+    return false;
+}
+
+/* 64-byte aligned, the size rounded up as aligned_alloc wants. */
+static void *alloc_tensor(int64_t elements, size_t element_size)
+{
+    return aligned_alloc(64, ((size_t)elements * element_size + 63) & ~(size_t)63);
 }
 
 /* Allocates and fills the tensors, after checking the total fits in the machine's memory (so a
@@ -956,39 +1114,57 @@ static int make_tensors(run_state *s)
     const attn_problem *p = &s->problem;
     const run_config *c = &s->config;
     attn_error err;
-    int64_t extent[4], logical = p->batch; /* elements: q, k, v, o; B·Hq·Lq·d */
+    int64_t *extent = s->extent, logical = p->batch; /* elements: q, k, v, o; B·Hq·Lq·d */
     const char names[4] = {'q', 'k', 'v', 'o'};
     for (int t = 0; t < 4; t++)
         if (attn_tensor_extent(p, names[t], &extent[t], &err) != ATTN_OK)
             return cli_error("run", "invalid problem: %s", err.message);
     /* B·Hq·Lq·d <= B·Hq·Lq·Lk·d, which validation bounds by INT64_MAX / 8. */
     logical *= p->heads_q * p->len_q * p->head_dim;
-    const double total = 4.0 * (double)(extent[0] + extent[1] + extent[2] + extent[3]) +
-                         (c->check ? 8.0 * (double)logical : 0) + (c->out ? 4.0 * logical : 0);
+    const bool half_in = p->dtype != ATTN_F32, half_out = p->out_dtype != ATTN_F32;
+    const size_t in_size = attn_dtype_size(p->dtype), out_size = attn_dtype_size(p->out_dtype);
+    const bool bf16_ref = c->check && needs_bf16_reference(s);
+    const int refs = c->check ? 1 + half_in + bf16_ref : 0;
+    const double inputs = (double)(extent[0] + extent[1] + extent[2]);
+    /* float32 inputs: a copy rounded to bf16 for the bf16 reference (prepare_inputs) */
+    const double total = (4.0 + (half_in ? (double)in_size : bf16_ref ? 4.0 : 0)) * inputs +
+                         ((double)out_size + (half_out ? 4.0 : 0)) * (double)extent[3] +
+                         8.0 * refs * (double)logical + (c->out ? 4.0 * logical : 0);
     const double physical = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     if (physical > 0 && total > physical)
         return cli_error("run", "cannot allocate: this shape needs %.3g GiB of memory for its "
                          "tensors%s, the machine has %.3g GiB", total / 0x1p30,
                          c->check ? " and the oracle" : "", physical / 0x1p30);
 
-    float **buffers[4] = {&s->q, &s->k, &s->v, &s->o};
-    for (int t = 0; t < 4; t++) {
-        /* 64-byte aligned, the size rounded up as aligned_alloc wants. */
-        const size_t bytes = ((size_t)extent[t] * sizeof(float) + 63) & ~(size_t)63;
-        if (!(*buffers[t] = aligned_alloc(64, bytes)))
-            return cli_error("run", "cannot allocate %zu bytes for %c", bytes, names[t]);
+    for (int t = 0; t < 3; t++) {
+        s->data[t] = alloc_tensor(extent[t], sizeof(float));
+        s->input[t] = half_in ? alloc_tensor(extent[t], in_size) : s->data[t];
+        if (!s->data[t] || !s->input[t])
+            return cli_error("run", "cannot allocate %lld bytes for %c",
+                             (long long)extent[t] * 4, names[t]);
     }
-    if (c->check && !(s->ref = malloc((size_t)logical * sizeof *s->ref)))
-        return cli_error("run", "cannot allocate %lld bytes for the oracle's output",
-                         (long long)logical * 8);
-    if (c->out && !(s->out = malloc((size_t)logical * sizeof *s->out)))
+    if (!(s->o = alloc_tensor(extent[3], out_size)) ||
+        (half_out && !(s->o_f32 = alloc_tensor(extent[3], sizeof(float)))))
+        return cli_error("run", "cannot allocate %lld bytes for o", (long long)extent[3] * 4);
+    /* The references, each B·Hq·Lq·d doubles; one that would repeat another is that one. */
+    double **refs_to_make[3] = {&s->ref_f32, half_in ? &s->ref : NULL,
+                                bf16_ref ? &s->ref_bf16 : NULL};
+    for (int r = 0; c->check && r < 3; r++)
+        if (refs_to_make[r] && !(*refs_to_make[r] = malloc((size_t)logical * sizeof(double))))
+            return cli_error("run", "cannot allocate %lld bytes for the oracle's output",
+                             (long long)logical * 8);
+    if (!half_in)
+        s->ref = s->ref_f32;
+    if (!s->ref_bf16)
+        s->ref_bf16 = s->ref;
+    if (c->out && !(s->out = malloc((size_t)logical * sizeof(float))))
         return cli_error("run", "cannot allocate %lld bytes for --out", (long long)logical * 4);
 
     /* One stream per tensor, so changing one tensor's shape leaves the others' values alone. */
     const attn_npy_array *files[3] = {&s->file_q, &s->file_k, &s->file_v};
     for (int t = 0; t < 3; t++) {
         uint64_t rng = c->seed ^ (uint64_t)(t + 1) << 56;
-        fill_tensor(*buffers[t], view_of(p, names[t]), files[t]->data, &rng);
+        fill_tensor(s->data[t], view_of(p, names[t]), files[t]->data, &rng);
     }
     attn_npy_free(&s->file_q);
     attn_npy_free(&s->file_k);
@@ -996,30 +1172,95 @@ static int make_tensors(run_state *s)
     return -1;
 }
 
+/* Rounds the inputs to the problem's dtype for the variants, and computes the oracle's
+ * references on the way, rounding data[] in place after each (see run_state). */
+static int prepare_inputs(run_state *s)
+{
+    const attn_problem *p = &s->problem;
+    const bool check = s->config.check;
+    attn_error err;
+    if (check && attn_oracle(p, s->data[0], s->data[1], s->data[2], s->ref_f32, &err))
+        return cli_error("run", "oracle: %s", err.message);
+    for (int t = 0; t < 3; t++)
+        if (s->input[t] != s->data[t]) {
+            attn_convert(s->data[t], ATTN_F32, s->input[t], p->dtype, (size_t)s->extent[t]);
+            attn_convert(s->input[t], p->dtype, s->data[t], ATTN_F32, (size_t)s->extent[t]);
+        }
+    if (check && s->ref != s->ref_f32 &&
+        attn_oracle(p, s->data[0], s->data[1], s->data[2], s->ref, &err))
+        return cli_error("run", "oracle: %s", err.message);
+    if (check && s->ref_bf16 != s->ref) {
+        /* float32 inputs are the variants' own: round a copy of them. */
+        float *x[3] = {0};
+        int status = -1;
+        for (int t = 0; t < 3 && status < 0; t++) {
+            x[t] = s->input[t] == s->data[t]
+                       ? malloc((size_t)s->extent[t] * sizeof(float)) : s->data[t];
+            if (!x[t])
+                status = cli_error("run", "out of memory");
+            else if (x[t] != s->data[t])
+                memcpy(x[t], s->data[t], (size_t)s->extent[t] * sizeof(float));
+            if (x[t])
+                round_in_place(x[t], (size_t)s->extent[t], ATTN_BF16);
+        }
+        if (status < 0 && attn_oracle(p, x[0], x[1], x[2], s->ref_bf16, &err))
+            status = cli_error("run", "oracle: %s", err.message);
+        for (int t = 0; t < 3; t++)
+            if (x[t] != s->data[t])
+                free(x[t]);
+        return status;
+    }
+    return -1;
+}
+
+/* n elements of type t, all NaN. */
+static void fill_nan(void *o, attn_dtype t, int64_t n)
+{
+    if (t == ATTN_F32) {
+        for (int64_t i = 0; i < n; i++)
+            ((float *)o)[i] = NAN;
+        return;
+    }
+    const float nan = NAN;
+    uint16_t bits;
+    attn_convert(&nan, ATTN_F32, &bits, t, 1);
+    for (int64_t i = 0; i < n; i++)
+        ((uint16_t *)o)[i] = bits;
+}
+
 /* One untimed run of each variant, compared with the oracle; --out keeps the first. */
 static int check_variants(run_state *s)
 {
+    int status = prepare_inputs(s);
+    if (status >= 0)
+        return status;
     const attn_problem *p = &s->problem;
+    /* .npy has float16 but no bfloat16: a bf16 output is written widened. */
+    const attn_dtype file_dtype = p->out_dtype == ATTN_F16 ? ATTN_F16 : ATTN_F32;
     attn_error err;
-    int64_t o_extent;
-    attn_tensor_extent(p, 'o', &o_extent, NULL);
-    if (s->config.check && attn_oracle(p, s->q, s->k, s->v, s->ref, &err) != ATTN_OK)
-        return cli_error("run", "oracle: %s", err.message);
     for (int r = 0; r < s->run_count; r++) {
         variant_run *run = &s->runs[r];
         /* NaN everywhere first: an element the variant forgets to write fails the check. */
-        for (int64_t i = 0; i < o_extent; i++)
-            s->o[i] = NAN;
-        if (attn_run_variant(run->info.name, p, &run->params, s->q, s->k, s->v, s->o, &err))
+        fill_nan(s->o, p->out_dtype, s->extent[3]);
+        if (attn_run_variant(run->info.name, p, &run->params, s->input[0], s->input[1],
+                             s->input[2], s->o, &err))
             return cli_error("run", "%s", err.message);
-        if (s->config.check)
-            attn_compare(p, s->o, s->ref, run->info.tolerance, &run->error);
+        const float *o = s->o;
+        if (s->o_f32) {
+            attn_convert(s->o, p->out_dtype, s->o_f32, ATTN_F32, (size_t)s->extent[3]);
+            o = s->o_f32;
+        }
+        if (s->config.check) {
+            attn_compare(p, o, run->info.compute_dtype == ATTN_BF16 ? s->ref_bf16 : s->ref,
+                         run->tolerance, &run->error);
+            attn_compare(p, o, s->ref_f32, run->tolerance, &run->error_f32);
+        }
         if (r == 0 && s->out)
-            gather_tensor(s->out, view_of(p, 'o'), s->o);
+            gather_tensor(s->out, file_dtype, view_of(p, 'o'), s->o, p->out_dtype);
     }
     if (s->out) {
         const int64_t shape[4] = {p->batch, p->heads_q, p->len_q, p->head_dim};
-        if (attn_npy_write_f32(s->config.out, 4, shape, s->out, &err) != ATTN_OK)
+        if (attn_npy_write(s->config.out, 4, shape, s->out, file_dtype, &err) != ATTN_OK)
             return cli_error("run", "--out %s", err.message);
     }
     return -1;
@@ -1038,8 +1279,8 @@ static int time_variants(run_state *s)
         for (int r = 0; r < s->run_count; r++) {
             variant_run *run = &s->runs[r];
             const double start = attn_clock_seconds();
-            if (attn_run_variant(run->info.name, &s->problem, &run->params, s->q, s->k, s->v,
-                                 s->o, &err))
+            if (attn_run_variant(run->info.name, &s->problem, &run->params, s->input[0],
+                                 s->input[1], s->input[2], s->o, &err))
                 return cli_error("run", "%s", err.message);
             const double seconds = attn_clock_seconds() - start;
             if (round >= c->warmup)
@@ -1106,9 +1347,11 @@ static json_t *result_json(const run_state *s, const variant_run *run, double fl
         c->blhd ? "blhd" : "bhld", "kv_lens", kv_lens_json(p), "mask",
         c->mask ? json_string(c->mask) : json_null());
     return json_pack(
-        "{s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:f, s:f, s:o, s:o, s:o, s:o, s:o, "
-        "s:f, s:b, s:b}",
-        "variant", run->info.name, "params", params, "shape", shape, "threads",
+        "{s:s, s:o, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:f, s:f, s:o, s:o, "
+        "s:o, s:o, s:o, s:o, s:f, s:b, s:b}",
+        "variant", run->info.name, "params", params, "shape", shape,
+        "dtype", attn_dtype_name(p->dtype), "out_dtype", attn_dtype_name(p->out_dtype),
+        "compute_dtype", attn_dtype_name(run->info.compute_dtype), "threads",
         (json_int_t)c->threads, "reps",
         (json_int_t)c->reps, "warmup", (json_int_t)c->warmup, "seed", (json_int_t)c->seed,
         "median_s", run->time.median, "min_s", run->time.min, "max_s", run->time.max,
@@ -1120,8 +1363,10 @@ static json_t *result_json(const run_state *s, const variant_run *run, double fl
             ? cli_json_real(cli_bw_fraction(p, run->time.median, (int)c->threads)) : json_null(),
         "max_abs_err", c->check ? cli_json_real(run->error.max_abs) : json_null(),
         "max_rel_err", c->check ? cli_json_real(run->error.max_rel) : json_null(),
+        /* against the oracle on the float32 data before rounding to dtype */
+        "max_rel_err_f32", c->check ? cli_json_real(run->error_f32.max_rel) : json_null(),
         "nan_mismatch", c->check ? json_integer(run->error.nan_mismatch) : json_null(),
-        "tolerance", run->info.tolerance, "checked", c->check, "ok", run_ok(s, run));
+        "tolerance", run->tolerance, "checked", c->check, "ok", run_ok(s, run));
 }
 
 /* run's JSON document: tool, machine, results. NULL on OOM. */
@@ -1133,8 +1378,8 @@ static json_t *run_document(const run_state *s, double flops)
             json_decref(results);
             results = NULL;
         }
-    return json_pack("{s:s, s:o, s:o}", "tool", "attnbench " ATTN_VERSION_STRING, "machine",
-                     cli_machine_json(), "results", results);
+    return json_pack("{s:s, s:o, s:o, s:O}", "tool", "attnbench " ATTN_VERSION_STRING, "machine",
+                     cli_machine_json(), "results", results, "skipped", s->skipped);
 }
 
 static bool print_json(const run_state *s, double flops)
@@ -1168,41 +1413,48 @@ static void print_csv(const run_state *s, double flops)
     const run_config *c = &s->config;
     static const char *const header[] = {
         "variant", "params", "batch", "heads_q", "heads_kv", "len_q", "len_kv", "head_dim",
-        "causal", "scale", "layout", "threads", "reps", "warmup", "seed", "median_s", "min_s",
-        "max_s", "gflops", "max_abs_err", "max_rel_err", "tolerance", "ok"};
-    const int columns = (int)(sizeof header / sizeof header[0]);
-    for (int i = 0; i < columns; i++)
-        csv_field(header[i], i == columns - 1);
+        "causal", "scale", "layout", "dtype", "out_dtype", "compute_dtype", "threads", "reps",
+        "warmup", "seed", "median_s", "min_s", "max_s", "gflops", "max_abs_err", "max_rel_err",
+        "max_rel_err_f32", "tolerance", "ok"};
+    enum { COLUMNS = sizeof header / sizeof header[0] };
+    for (int i = 0; i < COLUMNS; i++)
+        csv_field(header[i], i == COLUMNS - 1);
     for (int r = 0; r < s->run_count; r++) {
         const variant_run *run = &s->runs[r];
-        char params[256], cells[21][32];
+        char params[256], cells[COLUMNS - 2][32];
         attn_params_format(run->info.name, &run->params, params, sizeof params);
         const int64_t sizes[6] = {p->batch, p->heads_q, p->heads_kv, p->len_q, p->len_kv,
                                   p->head_dim};
+        int n = 0;
         for (int i = 0; i < 6; i++)
-            snprintf(cells[i], sizeof cells[i], "%lld", (long long)sizes[i]);
-        snprintf(cells[6], 32, "%s", p->causal ? "true" : "false");
-        snprintf(cells[7], 32, "%.9g", (double)attn_problem_scale(p));
-        snprintf(cells[8], 32, "%s", c->blhd ? "blhd" : "bhld");
-        snprintf(cells[9], 32, "%lld", (long long)c->threads);
-        snprintf(cells[10], 32, "%lld", (long long)c->reps);
-        snprintf(cells[11], 32, "%lld", (long long)c->warmup);
-        snprintf(cells[12], 32, "%llu", (unsigned long long)c->seed);
-        snprintf(cells[13], 32, "%.9g", run->time.median);
-        snprintf(cells[14], 32, "%.9g", run->time.min);
-        snprintf(cells[15], 32, "%.9g", run->time.max);
-        snprintf(cells[16], 32, "%.6g", gflops(run, flops));
-        cells[17][0] = cells[18][0] = '\0'; /* empty: not checked */
-        if (c->check) {
-            snprintf(cells[17], 32, "%.6g", run->error.max_abs);
-            snprintf(cells[18], 32, "%.6g", run->error.max_rel);
+            snprintf(cells[n++], 32, "%lld", (long long)sizes[i]);
+        snprintf(cells[n++], 32, "%s", p->causal ? "true" : "false");
+        snprintf(cells[n++], 32, "%.9g", (double)attn_problem_scale(p));
+        snprintf(cells[n++], 32, "%s", c->blhd ? "blhd" : "bhld");
+        snprintf(cells[n++], 32, "%s", attn_dtype_name(p->dtype));
+        snprintf(cells[n++], 32, "%s", attn_dtype_name(p->out_dtype));
+        snprintf(cells[n++], 32, "%s", attn_dtype_name(run->info.compute_dtype));
+        snprintf(cells[n++], 32, "%lld", (long long)c->threads);
+        snprintf(cells[n++], 32, "%lld", (long long)c->reps);
+        snprintf(cells[n++], 32, "%lld", (long long)c->warmup);
+        snprintf(cells[n++], 32, "%llu", (unsigned long long)c->seed);
+        snprintf(cells[n++], 32, "%.9g", run->time.median);
+        snprintf(cells[n++], 32, "%.9g", run->time.min);
+        snprintf(cells[n++], 32, "%.9g", run->time.max);
+        snprintf(cells[n++], 32, "%.6g", gflops(run, flops));
+        const double errors[3] = {run->error.max_abs, run->error.max_rel,
+                                  run->error_f32.max_rel};
+        for (int i = 0; i < 3; i++, n++) { /* empty: not checked */
+            cells[n][0] = '\0';
+            if (c->check)
+                snprintf(cells[n], 32, "%.6g", errors[i]);
         }
-        snprintf(cells[19], 32, "%g", run->info.tolerance);
-        snprintf(cells[20], 32, "%s", run_ok(s, run) ? "true" : "false");
+        snprintf(cells[n++], 32, "%g", run->tolerance);
+        snprintf(cells[n++], 32, "%s", run_ok(s, run) ? "true" : "false");
         csv_field(run->info.name, false);
         csv_field(params, false);
-        for (int i = 0; i < 21; i++)
-            csv_field(cells[i], i == 20);
+        for (int i = 0; i < n; i++)
+            csv_field(cells[i], i == n - 1);
     }
 }
 
@@ -1220,22 +1472,30 @@ static bool print_text(const run_state *s, double flops)
     const run_config *c = &s->config;
     const attn_cpu *cpu = attn_cpu_get();
     printf("B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld scale=%.6g%s%s%s layout=%s "
-           "threads=%lld reps=%lld warmup=%lld seed=%llu\n",
+           "dtype=%s out-dtype=%s threads=%lld reps=%lld warmup=%lld seed=%llu\n",
            (long long)p->batch, (long long)p->heads_q, (long long)p->heads_kv,
            (long long)p->len_q, (long long)p->len_kv, (long long)p->head_dim,
            (double)attn_problem_scale(p), p->causal ? " causal" : "",
            p->kv_lens ? " kv-lens" : "", p->mask ? " mask" : "", c->blhd ? "blhd" : "bhld",
-           (long long)c->threads, (long long)c->reps, (long long)c->warmup,
-           (unsigned long long)c->seed);
+           attn_dtype_name(p->dtype), attn_dtype_name(p->out_dtype), (long long)c->threads,
+           (long long)c->reps, (long long)c->warmup, (unsigned long long)c->seed);
     printf("%s (%s), %.4g GFLOP per run\n\n", cpu->model_name, cpu->vendor, flops * 1e-9);
 
+    /* The error against the float32 data differs from max_rel_err only when something was
+     * rounded: a half dtype, or a variant computing in bf16. */
+    bool bf16_compute = false;
+    for (int r = 0; r < s->run_count; r++)
+        bf16_compute |= s->runs[r].info.compute_dtype == ATTN_BF16;
+    const bool f32_column = c->check && (p->dtype != ATTN_F32 || bf16_compute);
+    static const char *const header[] = {"variant", "params", "dtype", "median ms", "min ms",
+                                         "max ms", "GFLOP/s", "max_abs_err", "max_rel_err",
+                                         "max_rel_err_f32", "tolerance", "ok"};
+    const int columns = f32_column ? 12 : 11;
     cli_table table;
-    cli_table_init(&table, 10, "llrrrrrrrl");
-    static const char *const header[] = {"variant", "params", "median ms", "min ms", "max ms",
-                                         "GFLOP/s", "max_abs_err", "max_rel_err", "tolerance",
-                                         "ok"};
-    for (int i = 0; i < 10; i++)
-        cli_table_add(&table, "%s", header[i]);
+    cli_table_init(&table, columns, f32_column ? "lllrrrrrrrrl" : "lllrrrrrrrl");
+    for (int i = 0; i < 12; i++)
+        if (i != 9 || f32_column)
+            cli_table_add(&table, "%s", header[i]);
     for (int r = 0; r < s->run_count; r++) {
         const variant_run *run = &s->runs[r];
         char params[256], median[32], min[32], max[32];
@@ -1245,6 +1505,8 @@ static bool print_text(const run_state *s, double flops)
         format_ms(max, sizeof max, run->time.max);
         cli_table_add(&table, "%s", run->info.name);
         cli_table_add(&table, "%s", params[0] ? params : "-");
+        cli_table_add(&table, "%s%s", attn_dtype_name(p->dtype),
+                      run->info.compute_dtype == ATTN_BF16 ? " (bf16)" : "");
         cli_table_add(&table, "%s", median);
         cli_table_add(&table, "%s", min);
         cli_table_add(&table, "%s", max);
@@ -1256,7 +1518,9 @@ static bool print_text(const run_state *s, double flops)
             cli_table_add(&table, "-");
             cli_table_add(&table, "-");
         }
-        cli_table_add(&table, "%.0e", run->info.tolerance);
+        if (f32_column)
+            cli_table_add(&table, "%.2e", run->error_f32.max_rel);
+        cli_table_add(&table, "%.2g", run->tolerance);
         if (!c->check)
             cli_table_add(&table, "unchecked");
         else if (run->error.nan_mismatch)
@@ -1267,6 +1531,12 @@ static bool print_text(const run_state *s, double flops)
     }
     const bool ok = cli_table_print(&table, stdout);
     cli_table_free(&table);
+    if (bf16_compute)
+        printf("\n(bf16): computes in bf16; its max_rel_err is against the oracle on its inputs "
+               "rounded to bf16.\n");
+    if (f32_column)
+        printf("%smax_rel_err_f32: against the oracle on the float32 data before any rounding."
+               "\n", bf16_compute ? "" : "\n");
     return ok;
 }
 
@@ -1330,13 +1600,28 @@ int cli_run_measure(const cli_measure_spec *spec, json_t *records)
                               .check = spec->check, .seed = spec->seed, .reps = spec->reps,
                               .warmup = spec->warmup,
                               .threads = spec->threads ? spec->threads : attn_default_threads(),
+                              .dtype = spec->dtype, .out_same = spec->out_dtype != ATTN_F32,
                               .format = CLI_FORMAT_JSON}};
+    if (spec->out_dtype != ATTN_F32 && spec->out_dtype != spec->dtype)
+        return cli_error("run", "out_dtype must be f32 or the input dtype");
     int status = measure(&s);
     if (status < 0) {
         const double flops = attn_problem_flops(&s.problem);
         for (int r = 0; r < s.run_count && status < 0; r++)
             if (json_array_append_new(records, result_json(&s, &s.runs[r], flops)))
                 status = cli_error("run", "out of memory");
+    }
+    if (status < 0 && spec->skipped) { /* the skipped variants, once per name */
+        size_t i, j;
+        json_t *entry, *known;
+        json_array_foreach(s.skipped, i, entry) {
+            bool seen = false;
+            json_array_foreach(spec->skipped, j, known)
+                seen |= json_equal(json_object_get(known, "variant"),
+                                   json_object_get(entry, "variant"));
+            if (!seen && json_array_append(spec->skipped, entry))
+                status = cli_error("run", "out of memory");
+        }
     }
     run_free(&s);
     return status;

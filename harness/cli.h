@@ -41,28 +41,52 @@ double cli_bw_fraction(const attn_problem *p, double seconds, int threads);
 json_t *cli_cached_peak_json(void);
 
 /* One shape measured the way `run` measures it: the variants a --variant LIST names (NULL: as
- * run without --variant; "all": every supported one), random inputs from `seed`, one untimed
- * run checked against the float64 oracle when `check`, then `warmup` + `reps` interleaved
- * timed runs. heads_kv and len_kv 0: as heads_q and len_q; threads 0: the library's default.
- * Appends one record per variant to `records`, in run's JSON schema. Returns -1 on success,
- * else an exit status after a message on stderr (which names `run`). */
+ * run without --variant; "all": every supported one that reads `dtype`), random inputs from
+ * `seed` rounded to `dtype`, one untimed run checked against the float64 oracle when `check`,
+ * then `warmup` + `reps` interleaved timed runs. heads_kv and len_kv 0: as heads_q and len_q;
+ * threads 0: the library's default; dtype and out_dtype zero: float32. Appends one record per
+ * variant to `records`, in run's JSON schema, and when `skipped` is not NULL, an entry
+ * {"variant", "reason"} to it for each variant left out (unless one of that name is there
+ * already). Returns -1 on success, else an exit status after a message on stderr (which names
+ * `run`). */
 typedef struct cli_measure_spec {
     const char *variants;
     int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim;
     bool causal, check;
     uint64_t seed;
     int64_t reps, warmup, threads;
+    attn_dtype dtype, out_dtype; /* out_dtype: ATTN_F32 or dtype */
+    json_t *skipped;
 } cli_measure_spec;
 int cli_run_measure(const cli_measure_spec *spec, json_t *records);
+
+/* Element types in listings (cli.c): "f32,bf16,f16" for a mask of 1u << attn_dtype, and the
+ * same as a JSON list of names (NULL on OOM). */
+void cli_dtypes_format(unsigned dtypes, char *buf, size_t len);
+json_t *cli_dtypes_json(unsigned dtypes);
+/* Why variant `info` cannot be part of a default set for inputs of `dtype`: this CPU cannot
+ * run it, or it does not read that type. NULL when it can. The text lives in buf (or info). */
+const char *cli_variant_skip_reason(const attn_variant_info *info, attn_dtype dtype, char *buf,
+                                    size_t len);
+/* --dtype / --out-dtype values: false after a message naming the command and flag. */
+bool cli_parse_dtype(const char *command, const char *text, attn_dtype *out);
+bool cli_parse_out_dtype(const char *command, const char *text, bool *same);
 
 /* cli_store.c: stored result files (results/README.md). cli_build_json: the build as result
  * files record it (version, compiler, buildtype, optimization, c_args, sanitize); NULL on OOM.
  * cli_store_save adds kind, commit, commit_dirty, date and build to doc and writes it atomically
  * to RESULTS_DIR/<machine id>/<kind>-<UTC stamp>.json (never over an existing file); the path
- * goes into `path`. False after a message on stderr naming `command`. */
+ * goes into `path`. The others are its parts: cli_store_stamp adds the provenance fields only;
+ * cli_store_dir creates RESULTS_DIR/<machine id> (its path into `dir`), so a command can check it
+ * before a long measurement; cli_store_write writes doc atomically to a path of the user's
+ * choosing (a temporary file beside it, then rename over it). Each returns false after a
+ * message on stderr naming `command`. */
 json_t *cli_build_json(void);
 bool cli_store_save(const char *command, json_t *doc, const char *kind, const char *results_dir,
                     char *path, size_t path_len);
+bool cli_store_stamp(const char *command, json_t *doc, const char *kind);
+bool cli_store_dir(const char *command, const char *results_dir, char *dir, size_t len);
+bool cli_store_write(const char *command, const json_t *doc, const char *path);
 
 /* Prints "attnbench <command>: <message>" on stderr and returns CLI_EXIT_USAGE. */
 int cli_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -116,33 +116,42 @@ static series *find_series(const result_set *r, const char *name)
     return NULL;
 }
 
+/* Room for one more element in a growing array of `count` elements (doubling from `first`);
+ * false on OOM, the array left as it was. */
+static bool reserve_one(void **items, size_t count, size_t *capacity, size_t size, size_t first)
+{
+    if (count < *capacity)
+        return true;
+    const size_t grown = *capacity ? 2 * *capacity : first;
+    void *p = realloc(*items, grown * size);
+    if (!p)
+        return false;
+    *items = p;
+    *capacity = grown;
+    return true;
+}
+
 /* Appends a sample to the series of that name (created on first use); false on OOM. */
 static bool add_sample(result_set *r, const char *name, double seconds)
 {
     series *s = find_series(r, name);
     if (!s) {
-        if (r->count == r->capacity) {
-            const size_t capacity = r->capacity ? 2 * r->capacity : 32;
-            series *items = realloc(r->items, capacity * sizeof *items);
-            if (!items)
-                return false;
-            r->items = items;
-            r->capacity = capacity;
-        }
+        void *items = r->items;
+        const bool room = reserve_one(&items, r->count, &r->capacity, sizeof *r->items, 32);
+        r->items = items;
+        if (!room)
+            return false;
         s = &r->items[r->count];
         *s = (series){.name = strdup(name)};
         if (!s->name)
             return false;
         r->count++;
     }
-    if (s->count == s->capacity) {
-        const size_t capacity = s->capacity ? 2 * s->capacity : 8;
-        double *samples = realloc(s->samples, capacity * sizeof *samples);
-        if (!samples)
-            return false;
-        s->samples = samples;
-        s->capacity = capacity;
-    }
+    void *samples = s->samples;
+    const bool room = reserve_one(&samples, s->count, &s->capacity, sizeof *s->samples, 8);
+    s->samples = samples;
+    if (!room)
+        return false;
     s->samples[s->count++] = seconds;
     return true;
 }
@@ -210,7 +219,7 @@ static int read_gbench(const json_t *benchmarks, result_set *r)
 }
 
 /* An attnbench record's benchmark name, in attnbench-gbench's style:
- * VARIANT/B1.Hq8.Hkv8.Lq1024.Lk1024.d64[.causal][.blhd][.kvlens][.mask]/tTHREADS. */
+ * VARIANT/B1.Hq8.Hkv8.Lq1024.Lk1024.d64[.causal][.blhd][.kvlens][.mask][.bf16|.f16]/tTHREADS. */
 static bool record_name(const json_t *record, char *buf, size_t len)
 {
     const char *variant = json_string_value(json_object_get(record, "variant"));
@@ -238,6 +247,10 @@ static bool record_name(const json_t *record, char *buf, size_t len)
     for (int i = 0; i < 4 && used < len; i++)
         if (flags[i])
             used += (size_t)snprintf(buf + used, len - used, "%s", flag_names[i]);
+    /* The input type, when not float32, so records of different types never pair. */
+    const char *dtype = json_string_value(json_object_get(record, "dtype"));
+    if (dtype && strcmp(dtype, "f32") && used < len)
+        used += (size_t)snprintf(buf + used, len - used, ".%s", dtype);
     if (used < len)
         used += (size_t)snprintf(buf + used, len - used, "/t%lld",
                                  (long long)json_integer_value(threads));
@@ -405,6 +418,21 @@ static void format_interval(char *buf, size_t len, const comparison *x)
     snprintf(buf, len, "[%s, %s]", lo, hi);
 }
 
+/* The printed cells of one comparison, shared by the text and Markdown tables. */
+typedef struct row_text {
+    char base[32], new_[32], change[32], interval[80];
+} row_text;
+
+static row_text row_text_of(const comparison *x)
+{
+    row_text r;
+    format_time(r.base, sizeof r.base, x->base_median);
+    format_time(r.new_, sizeof r.new_, x->new_median);
+    format_change(r.change, sizeof r.change, x->ratio);
+    format_interval(r.interval, sizeof r.interval, x);
+    return r;
+}
+
 typedef struct summary {
     size_t counts[4];
     const result_set *base, *new_;
@@ -454,16 +482,12 @@ static bool print_text(const comparison *rows, size_t n, const summary *s,
         cli_table_add(&t, "%s", header[i]);
     for (size_t i = 0; i < n; i++) {
         const comparison *x = &rows[i];
-        char base[32], new_[32], change[32], interval[80];
-        format_time(base, sizeof base, x->base_median);
-        format_time(new_, sizeof new_, x->new_median);
-        format_change(change, sizeof change, x->ratio);
-        format_interval(interval, sizeof interval, x);
+        const row_text r = row_text_of(x);
         cli_table_add(&t, "%s", x->name);
-        cli_table_add(&t, "%s (%zu)", base, x->base->count);
-        cli_table_add(&t, "%s (%zu)", new_, x->new_->count);
-        cli_table_add(&t, "%s", change);
-        cli_table_add(&t, "%s", interval);
+        cli_table_add(&t, "%s (%zu)", r.base, x->base->count);
+        cli_table_add(&t, "%s (%zu)", r.new_, x->new_->count);
+        cli_table_add(&t, "%s", r.change);
+        cli_table_add(&t, "%s", r.interval);
         if (x->tested) {
             cli_table_add(&t, "%.2g", x->welch.p);
             cli_table_add(&t, "%.2g", x->q);
@@ -494,13 +518,9 @@ static void print_markdown(const comparison *rows, size_t n, const summary *s,
            "|---|---:|---:|---:|---|---:|---|\n");
     for (size_t i = 0; i < n; i++) {
         const comparison *x = &rows[i];
-        char base[32], new_[32], change[32], interval[80];
-        format_time(base, sizeof base, x->base_median);
-        format_time(new_, sizeof new_, x->new_median);
-        format_change(change, sizeof change, x->ratio);
-        format_interval(interval, sizeof interval, x);
+        const row_text r = row_text_of(x);
         const bool strong = x->verdict == REGRESSED || x->verdict == IMPROVED;
-        printf("| `%s` | %s | %s | %s | %s | ", x->name, base, new_, change, interval);
+        printf("| `%s` | %s | %s | %s | %s | ", x->name, r.base, r.new_, r.change, r.interval);
         if (x->tested)
             printf("%.2g", x->q);
         else

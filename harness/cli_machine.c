@@ -269,7 +269,8 @@ double cli_bw_fraction(const attn_problem *prob, double seconds, int threads)
         }
         rows += (double)keys;
     }
-    const double bytes = 2.0 * rows * (double)prob->heads_kv * (double)prob->head_dim * sizeof(float);
+    const double bytes = 2.0 * rows * (double)prob->heads_kv * (double)prob->head_dim *
+                         (double)attn_dtype_size(prob->dtype);
     /* Bandwidth of `threads` threads: one thread's triad times threads, up to all cores'. */
     double bw = threads >= p->cores ? p->triad_gbs_all : p->triad_gbs_1t * threads;
     bw = bw < p->triad_gbs_all ? bw : p->triad_gbs_all;
@@ -468,9 +469,11 @@ static json_t *variants_json(void)
         attn_variant_info v;
         if (!attn_variant_get(i, &v))
             continue;
-        json_t *o = json_pack("{s:s, s:s, s:b, s:o}", "name", v.name, "isa", v.isa, "supported",
-                              v.supported, "why_not",
-                              v.supported ? json_null() : json_string(v.why_not));
+        json_t *o = json_pack("{s:s, s:s, s:b, s:o, s:o, s:s, s:f}", "name", v.name, "isa", v.isa,
+                              "supported", v.supported, "why_not",
+                              v.supported ? json_null() : json_string(v.why_not), "dtypes",
+                              cli_dtypes_json(v.dtypes), "compute_dtype",
+                              attn_dtype_name(v.compute_dtype), "tolerance", v.tolerance);
         if (json_array_append_new(list, o)) {
             json_decref(list);
             return NULL;
@@ -526,12 +529,15 @@ static void print_info_text(const char *forced, const char *force_error)
     printf("default threads   %d (the cores of NUMA node 0, cpus %s)\n", attn_default_threads(),
            numa0);
     printf("forced variant    %s\n", force_error ? force_error : forced ? forced : "none");
-    printf("variants:\n");
+    printf("variants:         (runs here, input types read (compute type), ISA)\n");
     for (int i = 0; i < attn_variant_count(); i++) {
         attn_variant_info v;
         if (!attn_variant_get(i, &v))
             continue;
-        printf("  %-12s %-4s %s\n", v.name, v.supported ? "yes" : "no",
+        char types[32], reads[48];
+        cli_dtypes_format(v.dtypes, types, sizeof types);
+        snprintf(reads, sizeof reads, "%s (%s)", types, attn_dtype_name(v.compute_dtype));
+        printf("  %-12s %-4s %-19s %s\n", v.name, v.supported ? "yes" : "no", reads,
                v.supported ? (v.isa[0] ? v.isa : "portable C") : v.why_not);
     }
     const attn_peak *p = cached_peak();

@@ -79,17 +79,24 @@ static bool write_temporary(const json_t *doc, const char *dir, char *tmp, size_
     return ok;
 }
 
-bool cli_store_save(const char *command, json_t *doc, const char *kind, const char *results_dir,
-                    char *path, size_t path_len)
+/* The UTC time now, as the date field and (when stamp is not NULL) as a file name's stamp. */
+static bool utc_now(const char *command, char *date, size_t date_len, char *stamp,
+                    size_t stamp_len)
 {
     const time_t now = time(NULL);
     struct tm tm;
-    char date[32], stamp[32], commit[128], line[512];
-    if (!gmtime_r(&now, &tm) || !strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm) ||
-        !strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm)) {
+    if (!gmtime_r(&now, &tm) || !strftime(date, date_len, "%Y-%m-%dT%H:%M:%SZ", &tm) ||
+        (stamp && !strftime(stamp, stamp_len, "%Y%m%dT%H%M%SZ", &tm))) {
         cli_error(command, "cannot read the clock");
         return false;
     }
+    return true;
+}
+
+/* Adds kind, commit, commit_dirty, date and build to doc. */
+static bool add_provenance(const char *command, json_t *doc, const char *kind, const char *date)
+{
+    char commit[128], line[512];
     const bool in_git = command_line("git rev-parse HEAD 2>/dev/null", commit, sizeof commit);
     const bool dirty = in_git && command_line(
         "git status --porcelain --untracked-files=no 2>/dev/null", line, sizeof line);
@@ -101,16 +108,60 @@ bool cli_store_save(const char *command, json_t *doc, const char *kind, const ch
         cli_error(command, "out of memory");
         return false;
     }
+    return true;
+}
 
-    char dir[4096], tmp[4200];
-    if (snprintf(dir, sizeof dir, "%s/%s", results_dir, attn_machine_id()) >= (int)sizeof dir) {
+bool cli_store_stamp(const char *command, json_t *doc, const char *kind)
+{
+    char date[32];
+    return utc_now(command, date, sizeof date, NULL, 0) &&
+           add_provenance(command, doc, kind, date);
+}
+
+bool cli_store_dir(const char *command, const char *results_dir, char *dir, size_t len)
+{
+    if (snprintf(dir, len, "%s/%s", results_dir, attn_machine_id()) >= (int)len) {
         cli_error(command, "--results-dir: path too long");
         return false;
     }
-    if (!make_dirs(dir)) {
+    if (!make_dirs(dir) || access(dir, W_OK | X_OK) != 0) {
         cli_error(command, "cannot create %s: %s", dir, strerror(errno));
         return false;
     }
+    return true;
+}
+
+bool cli_store_write(const char *command, const json_t *doc, const char *path)
+{
+    char dir[4096], tmp[4200];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (snprintf(dir, sizeof dir, "%.*s", (int)(slash - path + (slash == path)), path) >=
+             (int)sizeof dir) { /* "/x" keeps "/" */
+        cli_error(command, "%s: path too long", path);
+        return false;
+    }
+    if (!write_temporary(doc, dir, tmp, sizeof tmp)) {
+        cli_error(command, "cannot write a file in %s: %s", dir, strerror(errno));
+        return false;
+    }
+    if (rename(tmp, path) != 0) {
+        cli_error(command, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return false;
+    }
+    return true;
+}
+
+bool cli_store_save(const char *command, json_t *doc, const char *kind, const char *results_dir,
+                    char *path, size_t path_len)
+{
+    char date[32], stamp[32], dir[4096], tmp[4200];
+    if (!utc_now(command, date, sizeof date, stamp, sizeof stamp) ||
+        !add_provenance(command, doc, kind, date) ||
+        !cli_store_dir(command, results_dir, dir, sizeof dir))
+        return false;
     if (!write_temporary(doc, dir, tmp, sizeof tmp)) {
         cli_error(command, "cannot write a file in %s: %s", dir, strerror(errno));
         return false;

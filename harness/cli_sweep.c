@@ -2,9 +2,11 @@
  * measured as `run` measures one shape (cli_run_measure), written as one result file.
  *
  * The file is run's JSON document (`tool`, `machine`, `results`: one record per variant and
- * point, run's record schema) plus `kind` ("sweep"), `commit`, `commit_dirty`, `date`,
- * `duration_s`, `build`, `peak` (the cached roofline, or null) and `sweep` (the grid). It is
- * written atomically: a temporary file in the target directory, then rename. */
+ * point, run's record schema; `skipped`: the variants left out, with why) plus `duration_s`,
+ * `peak` (the cached roofline, or null), `sweep` (the grid) and the provenance every stored
+ * file has (cli_store.c: `kind` "sweep", `commit`, `commit_dirty`, `date`, `build`). It is
+ * written atomically: a temporary file in the target directory, then rename (-o) or link (the
+ * default name under the results directory). */
 #include "cli.h"
 
 #include "timing.h"
@@ -12,17 +14,15 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 enum { MAX_LIST = 64 };
 enum { DEFAULT_REPS = 5, DEFAULT_WARMUP = 1, DEFAULT_CHECK_MAX_LEN = 1024, MAX_REPS = 1000000 };
 
 enum {
-    W_LEN, W_LEN_Q, W_DIM, W_CAUSAL, W_THREADS, W_VARIANT, W_BATCH, W_HEADS, W_KV_HEADS, W_REPS,
-    W_WARMUP, W_SEED, W_NO_CHECK, W_CHECK_MAX_LEN, W_OUTPUT, W_RESULTS_DIR, W_HELP,
-    W_OPTION_COUNT
+    W_LEN, W_LEN_Q, W_DIM, W_CAUSAL, W_THREADS, W_VARIANT, W_BATCH, W_HEADS, W_KV_HEADS,
+    W_DTYPE, W_OUT_DTYPE, W_REPS, W_WARMUP, W_SEED, W_NO_CHECK, W_CHECK_MAX_LEN, W_OUTPUT,
+    W_RESULTS_DIR, W_HELP, W_OPTION_COUNT
 };
 
 static const cli_option sweep_options[W_OPTION_COUNT] = {
@@ -35,6 +35,8 @@ static const cli_option sweep_options[W_OPTION_COUNT] = {
     [W_BATCH] = {"batch", "N", "batch size B (default 1)"},
     [W_HEADS] = {"heads", "N", "query heads Hq (default 8)"},
     [W_KV_HEADS] = {"kv-heads", "N", "key/value heads Hkv, dividing Hq (default Hq)"},
+    [W_DTYPE] = {"dtype", "f32|bf16|f16", "element type of Q, K, V (default f32)"},
+    [W_OUT_DTYPE] = {"out-dtype", "f32|same", "element type of O: f32, or --dtype (default f32)"},
     [W_REPS] = {"reps", "N", "timed runs per variant and point (default 5)"},
     [W_WARMUP] = {"warmup", "N", "untimed runs per variant before them (default 1)"},
     [W_SEED] = {"seed", "N", "seed of the random inputs (default 1)"},
@@ -60,6 +62,9 @@ static void print_sweep_help(void)
            "The float64 oracle is slow on big shapes: points with Lq*Lk > N*N (N: --check-max-\n"
            "len) are timed unchecked (their error fields are null, `checked` false).\n"
            "--len-q 0,1 adds a decode point (Lq = 1) to every self-attention one (Lq = Lk).\n"
+           "--dtype bf16|f16 rounds the inputs to that type, as `run --dtype` does; --variant\n"
+           "all then measures the variants that read it, and the file's `skipped` lists the\n"
+           "others with the reason.\n"
            "\noptions:\n");
     cli_print_options(stdout, sweep_options, W_OPTION_COUNT);
     printf("\nDefault file: DIR/<machine id>/sweep-<UTC date, YYYYMMDDTHHMMSSZ>.json. The commit\n"
@@ -107,8 +112,9 @@ static bool parse_int_list(const char *flag, const char *text, int64_t min, int6
     }
 }
 
-/* Every name of a --variant list is a variant this CPU runs (or the list is "all"). */
-static bool variants_ok(const char *list)
+/* Every name of a --variant list is a variant this CPU runs on `dtype` inputs (or the list is
+ * "all"). */
+static bool variants_ok(const char *list, attn_dtype dtype)
 {
     if (!strcmp(list, "all"))
         return true;
@@ -128,6 +134,12 @@ static bool variants_ok(const char *list)
                       info.why_not);
             return false;
         }
+        char reason[96];
+        const char *why = cli_variant_skip_reason(&info, dtype, reason, sizeof reason);
+        if (why) {
+            cli_error("sweep", "--variant: %s %s", info.name, why);
+            return false;
+        }
         t += len;
         if (!*t)
             return true;
@@ -142,6 +154,8 @@ typedef struct sweep_config {
     int64_t batch, heads_q, heads_kv, reps, warmup, check_max_len;
     uint64_t seed;
     bool check;
+    attn_dtype dtype;
+    bool out_same; /* O in dtype too */
 } sweep_config;
 
 static int parse_sweep_options(int argc, char **argv, sweep_config *c)
@@ -179,6 +193,8 @@ static int parse_sweep_options(int argc, char **argv, sweep_config *c)
         case W_KV_HEADS:
             ok = cli_parse_int64("sweep", flag, value, 1, INT32_MAX, &c->heads_kv);
             break;
+        case W_DTYPE: ok = cli_parse_dtype("sweep", value, &c->dtype); break;
+        case W_OUT_DTYPE: ok = cli_parse_out_dtype("sweep", value, &c->out_same); break;
         case W_REPS: ok = cli_parse_int64("sweep", flag, value, 1, MAX_REPS, &c->reps); break;
         case W_WARMUP: ok = cli_parse_int64("sweep", flag, value, 0, MAX_REPS, &c->warmup); break;
         case W_SEED: ok = cli_parse_uint64("sweep", flag, value, &c->seed); break;
@@ -194,7 +210,7 @@ static int parse_sweep_options(int argc, char **argv, sweep_config *c)
         if (!ok)
             return CLI_EXIT_USAGE;
     }
-    if (!variants_ok(c->variants))
+    if (!variants_ok(c->variants, c->dtype))
         return CLI_EXIT_USAGE;
     /* Every shape valid before anything is timed (heads_kv dividing heads_q, sizes). */
     for (int l = 0; l < c->lens.count; l++)
@@ -215,63 +231,7 @@ static int parse_sweep_options(int argc, char **argv, sweep_config *c)
     return -1;
 }
 
-/* ---- the file's metadata ------------------------------------------------------------------ */
-
-/* The first line a shell command prints, without its newline; false when it prints nothing or
- * fails. The commands are fixed strings (no user input reaches the shell). */
-static bool command_line(const char *command, char *buf, size_t len)
-{
-    FILE *f = popen(command, "r");
-    if (!f)
-        return false;
-    const bool got = fgets(buf, (int)len, f) != NULL;
-    const int status = pclose(f);
-    if (!got || status != 0)
-        return false;
-    buf[strcspn(buf, "\n")] = '\0';
-    return buf[0] != '\0';
-}
-
-static json_t *git_commit_json(void)
-{
-    char commit[128];
-    return command_line("git rev-parse HEAD 2>/dev/null", commit, sizeof commit)
-               ? json_string(commit) : json_null();
-}
-
-/* Whether tracked files differ from the commit: null outside a git checkout. */
-static json_t *git_dirty_json(void)
-{
-    char commit[128], line[512];
-    if (!command_line("git rev-parse HEAD 2>/dev/null", commit, sizeof commit))
-        return json_null();
-    return json_boolean(command_line("git status --porcelain --untracked-files=no 2>/dev/null",
-                                     line, sizeof line));
-}
-
-static json_t *build_json(void)
-{
-#ifdef __OPTIMIZE__
-    const bool optimized = true;
-#else
-    const bool optimized = false;
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-    const char *sanitizer = "address";
-#else
-    const char *sanitizer = "none";
-#endif
-#if defined(__clang__)
-    const char *compiler = "clang " __clang_version__;
-#elif defined(__GNUC__)
-    const char *compiler = "gcc " __VERSION__;
-#else
-    const char *compiler = "unknown";
-#endif
-    return json_pack("{s:s, s:s, s:b, s:s, s:I}", "version", ATTN_VERSION_STRING, "compiler",
-                     compiler, "optimized", optimized, "sanitizer", sanitizer, "c_standard",
-                     (json_int_t)__STDC_VERSION__);
-}
+/* ---- the file's grid ----------------------------------------------------------------------- */
 
 static json_t *int_list_json(const int_list *l)
 {
@@ -292,9 +252,13 @@ static json_t *grid_json(const sweep_config *c, int points)
             json_decref(causal);
             causal = NULL;
         }
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:o, s:i}",
-                     "len", int_list_json(&c->lens), "len_q", int_list_json(&c->lens_q), "dim", int_list_json(&c->dims), "causal",
-                     causal, "threads", int_list_json(&c->threads), "variants", c->variants,
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, "
+                     "s:o, s:i}",
+                     "len", int_list_json(&c->lens), "len_q", int_list_json(&c->lens_q), "dim",
+                     int_list_json(&c->dims), "causal", causal, "threads",
+                     int_list_json(&c->threads), "variants", c->variants, "dtype",
+                     attn_dtype_name(c->dtype), "out_dtype",
+                     attn_dtype_name(c->out_same ? c->dtype : ATTN_F32),
                      "batch", (json_int_t)c->batch, "heads_q", (json_int_t)c->heads_q,
                      "heads_kv", (json_int_t)(c->heads_kv ? c->heads_kv : c->heads_q), "reps",
                      (json_int_t)c->reps, "warmup", (json_int_t)c->warmup, "seed",
@@ -303,54 +267,6 @@ static json_t *grid_json(const sweep_config *c, int points)
 }
 
 /* ---- output -------------------------------------------------------------------------------- */
-
-/* mkdir -p: every missing directory of `path` (a directory path). */
-static bool make_dirs(const char *path)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return false;
-    for (char *s = buf + 1;; s++) {
-        const char saved = *s;
-        if (saved == '/' || saved == '\0') {
-            *s = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return false;
-            *s = saved;
-        }
-        if (!saved)
-            return true;
-    }
-}
-
-/* Writes the document to `path` atomically: a temporary file beside it, then rename. */
-static bool write_atomically(const json_t *doc, const char *path)
-{
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
-        cli_error("sweep", "%s: path too long", path);
-        return false;
-    }
-    const int fd = mkstemp(tmp);
-    if (fd < 0) {
-        cli_error("sweep", "cannot create %s: %s", tmp, strerror(errno));
-        return false;
-    }
-    FILE *f = fdopen(fd, "w");
-    bool ok = f && json_dumpf(doc, f, JSON_INDENT(1) | JSON_REAL_PRECISION(15)) == 0 &&
-              fputc('\n', f) != EOF && fflush(f) == 0 && fsync(fd) == 0;
-    const int saved = errno;
-    if (f ? fclose(f) != 0 : close(fd) != 0)
-        ok = false;
-    if (ok && rename(tmp, path) == 0) {
-        /* mkstemp makes the file 0600; a result file is for everyone to read. */
-        chmod(path, 0644);
-        return true;
-    }
-    cli_error("sweep", "cannot write %s: %s", path, strerror(ok ? errno : saved));
-    unlink(tmp);
-    return false;
-}
 
 /* Whether a file can be created at `path` (its directory exists and is writable): checked
  * before the measurements, so a typo in -o does not cost a whole sweep. */
@@ -368,22 +284,6 @@ static bool can_create(const char *path)
         slash[slash == dir] = '\0'; /* "/x" keeps "/" */
     if (access(dir, W_OK | X_OK) != 0) {
         cli_error("sweep", "cannot create %s: %s: %s", path, dir, strerror(errno));
-        return false;
-    }
-    return true;
-}
-
-/* The default result path: DIR/<machine id>/sweep-<date>.json, its directory created. */
-static bool default_output(const char *results_dir, const char *stamp, char *buf, size_t len)
-{
-    char dir[4096];
-    if (snprintf(dir, sizeof dir, "%s/%s", results_dir, attn_machine_id()) >= (int)sizeof dir ||
-        snprintf(buf, len, "%s/sweep-%s.json", dir, stamp) >= (int)len) {
-        cli_error("sweep", "--results-dir: path too long");
-        return false;
-    }
-    if (!make_dirs(dir)) {
-        cli_error("sweep", "cannot create %s: %s", dir, strerror(errno));
         return false;
     }
     return true;
@@ -425,25 +325,17 @@ int cli_sweep(int argc, char **argv)
     if (status >= 0)
         return status;
 
-    const time_t now = time(NULL);
-    struct tm tm;
-    char date[32], stamp[32];
-    if (!gmtime_r(&now, &tm) || !strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm) ||
-        !strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm))
-        return cli_error("sweep", "cannot read the clock");
-    char path_buf[4200];
-    const char *path = c.output;
-    if (!path) {
-        if (!default_output(c.results_dir, stamp, path_buf, sizeof path_buf))
-            return CLI_EXIT_USAGE;
-        path = path_buf;
-    }
-    if (!can_create(path))
+    /* Where the file goes, checked before the measurements. */
+    char dir[4096];
+    if (c.output ? !can_create(c.output) : !cli_store_dir("sweep", c.results_dir, dir, sizeof dir))
         return CLI_EXIT_USAGE;
 
-    json_t *records = json_array();
-    if (!records)
+    json_t *records = json_array(), *skipped = json_array();
+    if (!records || !skipped) {
+        json_decref(records);
+        json_decref(skipped);
         return cli_error("sweep", "out of memory");
+    }
     const int causal_count = c.causal[0] + c.causal[1];
     const int total = c.dims.count * c.lens.count * c.lens_q.count * causal_count *
                       c.threads.count;
@@ -481,7 +373,8 @@ int cli_sweep(int argc, char **argv)
             .variants = c.variants, .batch = c.batch, .heads_q = c.heads_q,
             .heads_kv = c.heads_kv, .len_q = len_q, .len_kv = len, .head_dim = c.dims.value[d],
             .causal = k, .check = check, .seed = c.seed, .reps = c.reps, .warmup = c.warmup,
-            .threads = c.threads.value[t]};
+            .threads = c.threads.value[t], .dtype = c.dtype,
+            .out_dtype = c.out_same ? c.dtype : ATTN_F32, .skipped = skipped};
         status = cli_run_measure(&spec, records);
         if (status < 0)
             progress(tty, ++done, total, what, attn_clock_seconds() - start);
@@ -490,19 +383,27 @@ int cli_sweep(int argc, char **argv)
     }
     if (status >= 0) {
         json_decref(records);
+        json_decref(skipped);
         return cli_error("sweep", "stopped at point %d of %d; no file written", done + 1, total);
     }
 
-    json_t *doc = json_pack("{s:s, s:s, s:o, s:o, s:s, s:f, s:o, s:o, s:o, s:o, s:o}", "tool",
-                            "attnbench " ATTN_VERSION_STRING, "kind", "sweep", "commit",
-                            git_commit_json(), "commit_dirty", git_dirty_json(), "date", date,
-                            "duration_s", attn_clock_seconds() - start, "build", build_json(),
-                            "machine", cli_machine_json(), "peak", cli_cached_peak_json(),
-                            "sweep", grid_json(&c, total), "results", records);
+    json_t *doc = json_pack("{s:s, s:f, s:o, s:o, s:o, s:o, s:o}", "tool",
+                            "attnbench " ATTN_VERSION_STRING, "duration_s",
+                            attn_clock_seconds() - start, "machine", cli_machine_json(), "peak",
+                            cli_cached_peak_json(), "sweep", grid_json(&c, total), "results",
+                            records, "skipped", skipped);
     if (!doc)
         return cli_error("sweep", "out of memory");
+    char path[4200];
+    bool written;
+    if (c.output) {
+        snprintf(path, sizeof path, "%s", c.output);
+        written = cli_store_stamp("sweep", doc, "sweep") && cli_store_write("sweep", doc, path);
+    } else {
+        written = cli_store_save("sweep", doc, "sweep", c.results_dir, path, sizeof path);
+    }
     status = CLI_EXIT_USAGE;
-    if (write_atomically(doc, path)) {
+    if (written) {
         fprintf(stderr, "sweep: %zu records in %s\n", json_array_size(records), path);
         printf("%s\n", path);
         status = any_failed(records) ? CLI_EXIT_FAILED : CLI_EXIT_OK;

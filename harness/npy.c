@@ -1,4 +1,4 @@
-/* npy.c — NumPy .npy float32 reader and atomic writer.
+/* npy.c — NumPy .npy reader (float32 and float16) and atomic writer.
  *
  * A .npy file is: the magic "\x93NUMPY", a major and a minor version byte, the header length
  * (little-endian uint16 for version 1.0, uint32 for 2.0 and 3.0), then the header — a Python
@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The data is read and written as the host's floats, byte for byte. */
+/* The data is read and written as the host's floats (and uint16 halves), byte for byte. */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "npy.c assumes a little-endian host (x86-64, AArch64)");
 _Static_assert(sizeof(float) == 4, "npy.c assumes 4-byte floats");
@@ -240,9 +240,14 @@ static attn_status read_file(FILE *f, const char *path, attn_npy_array *a, attn_
     free(header);
     if (s != ATTN_OK)
         return s;
-    if (strcmp(descr, "<f4"))
-        return attn_fail(err, ATTN_ERR_INVALID, "%s: dtype '%s' is not little-endian float32 ('<f4')",
-                    path, descr);
+    if (!strcmp(descr, "<f4"))
+        a->dtype = ATTN_F32;
+    else if (!strcmp(descr, "<f2"))
+        a->dtype = ATTN_F16;
+    else
+        return attn_fail(err, ATTN_ERR_INVALID, "%s: dtype '%s' is not little-endian float32 "
+                         "('<f4') or float16 ('<f2')", path, descr);
+    const int64_t esize = (int64_t)attn_dtype_size(a->dtype);
     if (fortran_order)
         return attn_fail(err, ATTN_ERR_INVALID, "%s: Fortran-order arrays are not supported (write it "
                     "with numpy.ascontiguousarray)", path);
@@ -251,8 +256,12 @@ static attn_status read_file(FILE *f, const char *path, attn_npy_array *a, attn_
     for (int i = 0; i < a->ndim; i++)
         if (__builtin_mul_overflow(count, a->shape[i], &count))
             return attn_fail(err, ATTN_ERR_OVERFLOW, "%s: shape's size overflows 64 bits", path);
-    if (__builtin_mul_overflow(count, (int64_t)sizeof(float), &bytes) || bytes > PTRDIFF_MAX)
+    /* The float32 copy in memory: at least as large as the data in the file. */
+    int64_t copy_bytes;
+    if (__builtin_mul_overflow(count, (int64_t)sizeof(float), &copy_bytes) ||
+        copy_bytes > PTRDIFF_MAX)
         return attn_fail(err, ATTN_ERR_OVERFLOW, "%s: shape's size overflows 64 bits", path);
+    bytes = count * esize;
     a->count = count;
 
     /* For a regular file the size says at once whether the data is all there; check it before
@@ -270,17 +279,27 @@ static attn_status read_file(FILE *f, const char *path, attn_npy_array *a, attn_
     }
     if (count == 0)
         return ATTN_OK;
-    a->data = malloc((size_t)bytes);
-    if (!a->data)
-        return attn_fail(err, ATTN_ERR_NOMEM, "%s: cannot allocate %lld bytes", path, (long long)bytes);
-    if ((s = read_exact(f, a->data, (size_t)bytes, path, "data", err)) != ATTN_OK)
-        return s;
-    if (fgetc(f) != EOF)
-        return attn_fail(err, ATTN_ERR_INVALID, "%s: unexpected bytes after the data", path);
-    return ATTN_OK;
+    a->data = malloc((size_t)copy_bytes);
+    /* float16 is read as stored, then widened (exactly) into data. */
+    void *raw = a->dtype == ATTN_F32 ? (void *)a->data : malloc((size_t)bytes);
+    if (!a->data || !raw) {
+        if (raw != a->data)
+            free(raw);
+        return attn_fail(err, ATTN_ERR_NOMEM, "%s: cannot allocate %lld bytes", path,
+                         (long long)copy_bytes);
+    }
+    s = read_exact(f, raw, (size_t)bytes, path, "data", err);
+    if (s == ATTN_OK && fgetc(f) != EOF)
+        s = attn_fail(err, ATTN_ERR_INVALID, "%s: unexpected bytes after the data", path);
+    if (raw != a->data) {
+        if (s == ATTN_OK)
+            attn_convert(raw, a->dtype, a->data, ATTN_F32, (size_t)count);
+        free(raw);
+    }
+    return s;
 }
 
-attn_status attn_npy_read_f32(const char *path, attn_npy_array *array, attn_error *err)
+attn_status attn_npy_read(const char *path, attn_npy_array *array, attn_error *err)
 {
     memset(array, 0, sizeof *array);
     FILE *f = fopen(path, "rb");
@@ -297,10 +316,12 @@ attn_status attn_npy_read_f32(const char *path, attn_npy_array *array, attn_erro
 
 /* The header, padded so that the data starts on a 64-byte boundary as numpy does. Returns
  * its length (magic to '\n'), or 0 when it does not fit in `len`. */
-static size_t format_header(char *buf, size_t len, int ndim, const int64_t *shape)
+static size_t format_header(char *buf, size_t len, const char *descr, int ndim,
+                            const int64_t *shape)
 {
     char dict[64 + ATTN_NPY_MAX_DIMS * 24];
-    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
+                     descr);
     for (int i = 0; i < ndim; i++)
         n += snprintf(dict + n, sizeof dict - (size_t)n, "%s%lld", i ? ", " : "",
                       (long long)shape[i]);
@@ -322,21 +343,26 @@ static size_t format_header(char *buf, size_t len, int ndim, const int64_t *shap
     return total;
 }
 
-attn_status attn_npy_write_f32(const char *path, int ndim, const int64_t *shape, const float *data,
-                               attn_error *err)
+attn_status attn_npy_write(const char *path, int ndim, const int64_t *shape, const void *data,
+                           attn_dtype dtype, attn_error *err)
 {
+    if (dtype != ATTN_F32 && dtype != ATTN_F16)
+        return attn_fail(err, ATTN_ERR_INVALID, "%s: cannot write %s (.npy files hold float32 "
+                         "or float16)", path, attn_dtype_name(dtype));
+    const size_t esize = attn_dtype_size(dtype);
     if (ndim < 0 || ndim > ATTN_NPY_MAX_DIMS)
         return attn_fail(err, ATTN_ERR_INVALID, "%s: %d dimensions (at most %d)", path, ndim,
                     ATTN_NPY_MAX_DIMS);
     int64_t count = 1;
     for (int i = 0; i < ndim; i++)
         if (shape[i] < 0 || __builtin_mul_overflow(count, shape[i], &count) ||
-            count > PTRDIFF_MAX / (int64_t)sizeof(float))
+            count > PTRDIFF_MAX / (int64_t)esize)
             return attn_fail(err, ATTN_ERR_OVERFLOW, "%s: bad or overflowing shape", path);
     /* With at most 8 dimensions of 19 digits the dict stays far below 65535 bytes, so version
      * 1.0 always suffices. */
     char header[1024];
-    const size_t header_len = format_header(header, sizeof header, ndim, shape);
+    const size_t header_len = format_header(header, sizeof header,
+                                            dtype == ATTN_F32 ? "<f4" : "<f2", ndim, shape);
     if (!header_len)
         return attn_fail(err, ATTN_ERR_INVALID, "%s: header too long", path);
 
@@ -363,7 +389,7 @@ attn_status attn_npy_write_f32(const char *path, int ndim, const int64_t *shape,
         close(fd);
     } else {
         if (fchmod(fd, 0644) != 0 || fwrite(header, 1, header_len, f) != header_len ||
-            (count > 0 && fwrite(data, sizeof(float), (size_t)count, f) != (size_t)count) ||
+            (count > 0 && fwrite(data, esize, (size_t)count, f) != (size_t)count) ||
             fflush(f) != 0 || fsync(fd) != 0)
             error = errno ? errno : EIO;
         if (fclose(f) != 0 && !error)

@@ -288,6 +288,15 @@ def test_run_save():
           any(n.startswith("naive/B1.Hq2.Hkv2.Lq16.Lk32.d8") for n in v), f"run file vs itself: {v}")
     bad = run(["run", *shape, "--save", "--results-dir", "/proc/no/such/dir"])
     check(bad.returncode == 2, f"--save into an unwritable folder: exit {bad.returncode}")
+    # Records of another input type are other benchmarks: never paired with float32 ones.
+    half = os.path.join(TMP, "bf16.json")
+    r3 = run(["run", *shape, "--dtype", "bf16", "--format", "json"])
+    check(r3.returncode == 0, f"run --dtype bf16: {r3.stderr}")
+    with open(half, "w") as f:
+        f.write(r3.stdout)
+    c = compare(files[0], half)
+    check(c.returncode == 2 and "no benchmark in common" in c.stderr,
+          f"f32 against bf16 records are not paired: exit {c.returncode} {c.stderr.strip()}")
 
 
 # ---- attnbench-gbench ---------------------------------------------------------------------------

@@ -219,6 +219,10 @@ class Threads(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.variants = [v["name"] for v in info_json()["variants"] if v["supported"]]
+        # Splitting a decode problem's keys over threads changes where a bf16-compute variant
+        # rounds its weights, so 1 and 2 threads agree to its tolerance, others to 1e-5.
+        cls.agree = {v["name"]: v["tolerance"] if v.get("compute_dtype", "f32") != "f32" else 1e-5
+                     for v in info_json()["variants"]}
 
     @classmethod
     def tearDownClass(cls):
@@ -247,7 +251,7 @@ class Threads(unittest.TestCase):
                     o2 = np.load(os.path.join(self.tmp.name, f"{variant}-{name}-2a.npy"))
                     self.assertEqual(o1.shape, o2.shape)
                     err = np.abs(o1.astype(np.float64) - o2).max() / max(np.abs(o1).max(), 1e-30)
-                    self.assertLess(err, 1e-5)
+                    self.assertLess(err, self.agree[variant])
                     del one
 
     def test_bad_thread_count(self):
