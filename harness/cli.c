@@ -1183,6 +1183,13 @@ static int prepare_inputs(run_state *s)
         return cli_error("run", "oracle: %s", err.message);
     for (int t = 0; t < 3; t++)
         if (s->input[t] != s->data[t]) {
+            int64_t overflowed = 0; /* finite values float16 cannot hold: they become ±inf */
+            for (int64_t i = 0; p->dtype == ATTN_F16 && i < s->extent[t]; i++)
+                overflowed += isfinite(s->data[t][i]) && fabsf(s->data[t][i]) >= 65520.0f;
+            if (overflowed)
+                fprintf(stderr, "attnbench run: warning: %lld values of %c are beyond float16's "
+                        "range (|x| >= 65520) and become infinite\n", (long long)overflowed,
+                        "QKV"[t]);
             attn_convert(s->data[t], ATTN_F32, s->input[t], p->dtype, (size_t)s->extent[t]);
             attn_convert(s->input[t], p->dtype, s->data[t], ATTN_F32, (size_t)s->extent[t]);
         }

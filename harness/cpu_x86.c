@@ -1,10 +1,16 @@
 /* cpu_x86.c — x86 feature detection: CPUID for what the CPU has, then OSXSAVE and XGETBV for
  * what the OS saves on a context switch (YMM state for AVX/AVX2; opmask and ZMM state as well
- * before any AVX-512 bit; tile state before AMX). */
+ * before any AVX-512 bit; tile state before AMX). Linux also wants each process to ask for the
+ * AMX tile data state (arch_prctl ARCH_REQ_XCOMP_PERM) before it touches a tile register: that
+ * request is made here, once, and AMX counts as present only when it is granted. */
 #include "cpu.h"
 
 #include <cpuid.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static void cpuid(unsigned leaf, unsigned sub, unsigned r[4])
 {
@@ -16,6 +22,19 @@ static unsigned long long xgetbv0(void)
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return ((unsigned long long)hi << 32) | lo;
+}
+
+/* Asks the kernel for permission to use the AMX tile data state (XFEATURE_XTILEDATA = 18);
+ * without it the first tile instruction faults (SIGILL). The permission covers every thread of
+ * the process, present and future. False when refused or not Linux. */
+static bool amx_permitted(void)
+{
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return false;
+#endif
 }
 
 void attn_cpu_detect_arch(attn_cpu *cpu)
@@ -94,7 +113,8 @@ void attn_cpu_detect_arch(attn_cpu *cpu)
             if (r[0] & (1u << 5)) /* AVX512_BF16 */
                 isa |= ATTN_ISA_AVX512BF16;
         }
-        if (amx_ok && (edx7 & (1u << 24)) && (edx7 & (1u << 22))) /* AMX-TILE, AMX-BF16 */
+        if (amx_ok && (edx7 & (1u << 24)) && (edx7 & (1u << 22)) /* AMX-TILE, AMX-BF16 */
+            && amx_permitted())
             isa |= ATTN_ISA_AMX;
     }
     cpu->isa_detected = isa;

@@ -45,6 +45,20 @@
  * run_partial (the harness's key split for decode on several threads): the same three paths
  * over a key range, writing each row's lazy max (natural units), sum and unnormalised row.
  *
+ * Half inputs (bf16, f16 Q/K/V; compute stays float32, and widening is exact, so the result is
+ * bit for bit the float32 run on the widened inputs). bf16 widens as a 16-bit left shift, f16
+ * with F16C (vcvtph2ps). The float32 hot loops are the same code for every dtype:
+ *   mode 0    each K/V block (bk keys, or fewer) is widened once into a float32 block in the
+ *             workspace, and the tiles' broadcasts read it there: bk·d·2 conversions per
+ *             bq·bk·d·4 flops, about 1/bq of the work; Qᵀ is widened while it is packed;
+ *   mode 1    the group's keys are widened once (lazily, as far as the tiles reach);
+ *   decode    K and V are read in place, widened in the loads (a copy of the path per dtype,
+ *             chosen outside the loop), so it moves half the bytes of float32; the Q rows are
+ *             widened once into the workspace. Half rows are prefetched DEC_PF blocks ahead:
+ *             the per-block work is the same as for float32 while the bytes halve, and without
+ *             it the stream fell short of the memory rate (D1, measured: 10-15% slower, 1.5-1.7x
+ *             faster than float32 K/V instead of 1.7-1.9x).
+ *
  * Register budget (32 zmm): streaming scores 16 accumulators + 2 Q + 1 broadcast (2 loads and
  * 8 broadcasts per 16 FMAs); P·V 16 P + 8 Oᵀ accumulators + broadcasts (8 chains of 8 FMAs per
  * 4 head-dim elements; 6 or 8 elements spill or lose, measured); full-row P·V 16 accumulators + 2 P + broadcasts; decode dots 16
@@ -52,7 +66,9 @@
  *
  * Layout: head_dim contiguous (the contract); any batch/head/seq strides, [B,H,L,d] or
  * [B,L,H,d]; Q/K/V rows need no alignment. Workspace (64-byte aligned) holds the packed Qᵀ,
- * Oᵀ and per-row m, l, key limits; it depends on bq, d and dec, never on Lk in mode 0. */
+ * Oᵀ and per-row m, l, key limits, and for half inputs the widened K/V block (2·min(bk, Lk)·d
+ * floats; mode 1: 2·Lk·d) and decode Q rows (dec·d); it depends on bq, bk, d and dec, never on
+ * Lk beyond min(bk, Lk) in mode 0. */
 #include "exp2_poly.h"
 #include "variant.h"
 
@@ -71,6 +87,7 @@ enum {
     FULL_C = 8,       /* head-dim elements per pass of the full-row P·V kernel */
     DEC_K = 16,       /* keys per block of the decode path */
     DEC_V = 8,        /* head-dim vectors of a decode row kept in registers (128 floats) */
+    DEC_PF = 8,       /* half inputs: decode blocks of K/V prefetched ahead (measured, D1) */
 };
 
 /* How far (in log2 units) a row's tile max may exceed its running max before the accumulator
@@ -92,7 +109,9 @@ static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 /* Bytes of each part, rounded to 64 so every part stays aligned. */
 typedef struct ws_layout {
-    size_t qt, ot, m, l, lim, moff, scores, masks, full, dec_o, dec_l, dec_m, dec_lim, total;
+    size_t qt, ot, m, l, lim, moff, scores, masks, full, dec_o, dec_l, dec_m, dec_lim;
+    size_t kv, dec_q, total; /* half inputs only: widened K/V keys, widened decode Q rows */
+    size_t kv_keys;          /* keys the widened K (then V) block holds */
 } ws_layout;
 
 static bool add_part(size_t *part, size_t *total, size_t count, size_t elem)
@@ -113,8 +132,15 @@ static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
     const size_t rows = v[P_MODE] == 1 ? TILE_Q : (size_t)v[P_BQ];
     const size_t keys = v[P_MODE] == 1 ? (size_t)round_up(p->len_kv, TILE_K) : 0;
     const size_t dec = (size_t)v[P_DEC], dpad = (size_t)round_up(p->head_dim, 16);
-    size_t rd, kq;
-    if (__builtin_mul_overflow(rows, d, &rd) || __builtin_mul_overflow(keys, (size_t)TILE_Q, &kq))
+    /* Half inputs: K and V widened to float32 per key block (mode 0: bk keys, or fewer when Lk
+     * is shorter; mode 1: every key of the group), and the decode rows' Q. */
+    const bool half = p->dtype != ATTN_F32;
+    const size_t lk = (size_t)round_up(p->len_kv, TILE_K);
+    w->kv_keys = !half ? 0 : v[P_MODE] == 1 ? lk : (size_t)v[P_BK] < lk ? (size_t)v[P_BK] : lk;
+    size_t rd, kq, kvd, dq;
+    if (__builtin_mul_overflow(rows, d, &rd) || __builtin_mul_overflow(keys, (size_t)TILE_Q, &kq) ||
+        __builtin_mul_overflow(w->kv_keys, 2 * d, &kvd) ||
+        __builtin_mul_overflow(half ? dec : 0, dpad, &dq))
         return false;
     return add_part(&w->qt, &w->total, rd, sizeof(float)) &&
            add_part(&w->ot, &w->total, v[P_MODE] == 1 ? 0 : rd, sizeof(float)) &&
@@ -128,7 +154,9 @@ static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
            add_part(&w->dec_o, &w->total, dec * dpad, sizeof(float)) &&
            add_part(&w->dec_l, &w->total, dec * 16, sizeof(float)) &&
            add_part(&w->dec_m, &w->total, dec, sizeof(float)) &&
-           add_part(&w->dec_lim, &w->total, dec, sizeof(int64_t));
+           add_part(&w->dec_lim, &w->total, dec, sizeof(int64_t)) &&
+           add_part(&w->kv, &w->total, kvd, sizeof(float)) &&
+           add_part(&w->dec_q, &w->total, dq, sizeof(float));
 }
 
 static size_t avx512_workspace(const attn_problem *p, const int32_t *v)
@@ -148,8 +176,11 @@ static void avx512_defaults(const attn_problem *p, const attn_machine *m, int32_
      * a single 32-row tile (K/V streamed from L3 per tile) by about 5%. */
     int64_t bk = l2 / 4 / row_bytes / TILE_K * TILE_K;
     v[P_BK] = (int32_t)(bk < TILE_K ? TILE_K : bk > (1 << 20) ? (1 << 20) : bk);
+    /* Half inputs widen each K/V block once per block of rows; 8 tiles instead of 4 halve that
+     * cost (measured, P1: 3-5% behind float32 inputs at 4 tiles, level at 8). */
+    const int64_t bq_max = (p->dtype == ATTN_F32 ? 4 : 8) * TILE_Q;
     int64_t bq = l2 / 4 / row_bytes / TILE_Q * TILE_Q;
-    v[P_BQ] = (int32_t)(bq < TILE_Q ? TILE_Q : bq > 4 * TILE_Q ? 4 * TILE_Q : bq);
+    v[P_BQ] = (int32_t)(bq < TILE_Q ? TILE_Q : bq > bq_max ? bq_max : bq);
     /* Up to 16 rows per group the 32-row tile would leave most lanes idle; the head_dim-vector
      * decode path streams K/V at memory speed instead. */
     v[P_DEC] = 16;
@@ -167,8 +198,9 @@ static bool avx512_valid(const attn_problem *p, const int32_t *v, char *why, siz
         return false;
     }
     if (v[P_MODE] == 1 && w.total > FULL_ROW_MAX_BYTES) {
-        snprintf(why, why_len, "mode=1 would keep %zu bytes of scores per thread (len_kv %lld); "
-                 "use mode=0", w.total, (long long)p->len_kv);
+        snprintf(why, why_len, "mode=1 would keep %zu bytes of scores (and of widened K/V for "
+                 "half inputs) per thread (len_kv %lld); use mode=0", w.total,
+                 (long long)p->len_kv);
         return false;
     }
     /* Register tiles are fixed at compile time (TILE_Q × TILE_K, PV_C): nothing to check. */
@@ -199,6 +231,35 @@ static inline __m512 max_skip_nan(__m512 x, __m512 running) { return _mm512_max_
 
 static inline __mmask16 tail_mask(int64_t n) { return n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1); }
 
+/* Elements [c, c + 16) of a row of dt elements as float32, lanes outside m zero (and not read):
+ * bf16 is the top half of a float32, f16 widens with F16C; both exact. Inlined with a constant
+ * dt, each dtype gets its own copy of the loop that calls it. */
+static inline __attribute__((always_inline)) __m512 load16(const void *row, int64_t c,
+                                                            __mmask16 m, attn_dtype dt)
+{
+    if (dt == ATTN_F32)
+        return _mm512_maskz_loadu_ps(m, (const float *)row + c);
+    const __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)row + c);
+    if (dt == ATTN_BF16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtph_ps(h);
+}
+
+/* Rows [0, n) of a half tensor (row j at src + j·seq elements) widened into dst[n][d]. */
+static void widen_rows(float *restrict dst, const void *src, int64_t seq, int64_t n, int64_t d,
+                       attn_dtype dt)
+{
+    for (int64_t j = 0; j < n; j++) {
+        const uint16_t *row = (const uint16_t *)src + j * seq;
+        for (int64_t c = 0; c < d; c += 16) {
+            const __mmask16 m = tail_mask(d - c);
+            const __m512 x = dt == ATTN_BF16 ? load16(row, c, m, ATTN_BF16)
+                                             : load16(row, c, m, ATTN_F16);
+            _mm512_mask_storeu_ps(dst + j * d + c, m, x);
+        }
+    }
+}
+
 /* ---- the streaming micro-kernels --------------------------------------------------------- */
 
 /* Rows of one 32-row tile and what the epilogue needs of them. */
@@ -213,8 +274,12 @@ typedef struct tile_ctx {
 
 typedef struct run_ctx {
     const attn_task *t;
-    const float *k, *v;   /* K and V of the group's kv head, row j at j·k_seq */
-    int64_t k_seq, v_seq, d;
+    const float *k, *v;   /* K and V of the group's kv head, key j at (j - key0)·k_seq: the
+                           * rows themselves (float32), or a widened block in the workspace */
+    int64_t key0, k_seq, v_seq, d;
+    const void *k_src, *v_src; /* half inputs: the group's K and V rows as stored */
+    float *kv_buf;        /* half inputs: the workspace block K then V are widened into */
+    int64_t kv_keys;      /* keys kv_buf holds */
     const float *mask;    /* additive mask or NULL */
     __m512 c;             /* scale·log2(e) */
 } run_ctx;
@@ -335,7 +400,7 @@ static inline void key_tile(const run_ctx *x, const tile_ctx *tc, int64_t j0, in
 {
     const float *kr[TILE_K], *vr[TILE_K];
     for (int j = 0; j < TILE_K; j++) {
-        const int64_t jj = j0 + (j < nk ? j : 0); /* keys past nk: any valid row, excluded */
+        const int64_t jj = j0 + (j < nk ? j : 0) - x->key0; /* past nk: a valid row, excluded */
         kr[j] = x->k + jj * x->k_seq;
         vr[j] = x->v + jj * x->v_seq;
     }
@@ -435,9 +500,16 @@ static int64_t setup_rows(const block_rows *br, int64_t tiles, float *qt, int64_
             continue;
         }
         const int64_t i = row_index(br, r);
-        const float *q = attn_q_row(br->t, br->gr.b, row_head(br, r), i);
-        for (int64_t c = 0; c < d; c++)
-            col[c * TILE_Q] = q[c];
+        const void *q = attn_row(br->t, 'q', br->gr.b, row_head(br, r), i);
+        if (p->dtype == ATTN_F32)
+            for (int64_t c = 0; c < d; c++)
+                col[c * TILE_Q] = ((const float *)q)[c];
+        else if (p->dtype == ATTN_BF16)
+            for (int64_t c = 0; c < d; c++)
+                col[c * TILE_Q] = attn_bf16_to_f32(((const uint16_t *)q)[c]);
+        else
+            for (int64_t c = 0; c < d; c++)
+                col[c * TILE_Q] = attn_f16_to_f32(((const uint16_t *)q)[c]);
         const int64_t n = attn_key_limit(p, br->gr.b, i);
         lim[r] = n > 0 ? n : 0;
         moff[r] = i * mstride;
@@ -475,13 +547,35 @@ static void store_rows(const block_rows *br, const float *ot, const float *l, co
         finish_row(br, r, ot + (r / TILE_Q) * TILE_Q * d + r % TILE_Q, TILE_Q, l[r], m[r]);
 }
 
-static run_ctx run_ctx_of(const attn_task *t, const attn_group_rows *gr)
+static run_ctx run_ctx_of(const attn_task *t, const ws_layout *w, const attn_group_rows *gr)
 {
     const attn_problem *p = t->problem;
-    return (run_ctx){.t = t, .k = attn_k_row(t, gr->b, gr->hkv, 0),
-                     .v = attn_v_row(t, gr->b, gr->hkv, 0), .k_seq = p->k.seq,
-                     .v_seq = p->v.seq, .d = p->head_dim, .mask = p->mask,
-                     .c = _mm512_set1_ps(t->scale * ATTN_LOG2E)};
+    run_ctx x = {.t = t, .k = attn_k_row(t, gr->b, gr->hkv, 0),
+                 .v = attn_v_row(t, gr->b, gr->hkv, 0), .k_seq = p->k.seq, .v_seq = p->v.seq,
+                 .d = p->head_dim, .mask = p->mask, .c = _mm512_set1_ps(t->scale * ATTN_LOG2E)};
+    if (p->dtype != ATTN_F32) {
+        x.k_src = attn_row(t, 'k', gr->b, gr->hkv, 0);
+        x.v_src = attn_row(t, 'v', gr->b, gr->hkv, 0);
+        x.kv_buf = (float *)((char *)t->workspace + w->kv);
+        x.kv_keys = (int64_t)w->kv_keys;
+        x.k = x.kv_buf;
+        x.v = x.kv_buf + x.kv_keys * x.d;
+        x.k_seq = x.v_seq = x.d;
+    }
+    return x;
+}
+
+/* Half inputs: keys [j0, j1) of K and V widened into the workspace block, which holds keys
+ * from key0 on (j1 - key0 <= kv_keys). */
+static void widen_keys(run_ctx *x, int64_t key0, int64_t j0, int64_t j1)
+{
+    const attn_problem *p = x->t->problem;
+    const uint16_t *k = x->k_src, *v = x->v_src;
+    widen_rows(x->kv_buf + (j0 - key0) * x->d, k + j0 * p->k.seq, p->k.seq, j1 - j0, x->d,
+               p->dtype);
+    widen_rows(x->kv_buf + (x->kv_keys + j0 - key0) * x->d, v + j0 * p->v.seq, p->v.seq,
+               j1 - j0, x->d, p->dtype);
+    x->key0 = key0;
 }
 
 static void tile_limits(tile_ctx *tc, const int64_t *lim)
@@ -508,7 +602,7 @@ static void streaming_group(const attn_task *t, const ws_layout *w, const attn_g
     float *qt = (float *)(ws + w->qt), *ot = (float *)(ws + w->ot);
     float *m = (float *)(ws + w->m), *l = (float *)(ws + w->l);
     int64_t *lim = (int64_t *)(ws + w->lim), *moff = (int64_t *)(ws + w->moff);
-    const run_ctx x = run_ctx_of(t, gr);
+    run_ctx x = run_ctx_of(t, w, gr);
 
     for (int64_t r0 = 0; r0 < gr->count; r0 += bq) {
         const block_rows br = {.t = t, .kr = kr, .gr = *gr, .r0 = r0,
@@ -521,7 +615,11 @@ static void streaming_group(const attn_task *t, const ws_layout *w, const attn_g
             m[r] = -INFINITY;
             l[r] = 0.0f;
         }
-        for (int64_t k0 = kr->begin; k0 < lim_max; k0 += bk)
+        for (int64_t k0 = kr->begin; k0 < lim_max; k0 += bk) {
+            /* Half inputs: the K/V block widened once for every tile of the block (bq/32 of
+             * them), so the tiles' broadcasts read float32 as for float32 inputs. */
+            if (x.kv_buf)
+                widen_keys(&x, k0, k0, k0 + bk < lim_max ? k0 + bk : lim_max);
             for (int64_t tile = 0; tile < tiles; tile++) {
                 tile_ctx tc = {.qt = qt + tile * TILE_Q * d, .ot = ot + tile * TILE_Q * d,
                                .m = m + tile * TILE_Q, .l = l + tile * TILE_Q,
@@ -533,6 +631,7 @@ static void streaming_group(const attn_task *t, const ws_layout *w, const attn_g
                 if (k1 > k0)
                     sweep_tile(&x, &tc, k0, k1);
             }
+        }
         store_rows(&br, ot, l, m);
     }
 }
@@ -554,7 +653,7 @@ static void full_row_tile(const run_ctx *x, tile_ctx *tc, float *S, __mmask16 *m
         const bool fast = !x->mask && nk == TILE_K && j0 + TILE_K <= tc->lim_min;
         const float *kr[TILE_K];
         for (int j = 0; j < TILE_K; j++)
-            kr[j] = x->k + (j0 + (j < nk ? j : 0)) * x->k_seq;
+            kr[j] = x->k + (j0 + (j < nk ? j : 0) - x->key0) * x->k_seq;
         __m512 s[NQV][TILE_K];
         __mmask16 vm[NQV][TILE_K];
         qk_tile(tc->qt, kr, d, s);
@@ -606,7 +705,7 @@ static void full_row_tile(const run_ctx *x, tile_ctx *tc, float *S, __mmask16 *m
                 if (j1 - j0 == TILE_K && full[(j0 - kbeg) / TILE_K]) {
                     /* Every pair of the key tile counts: plain FMAs, no masks to load. */
                     for (int64_t j = j0; j < j1; j++) {
-                        const float *vj = x->v + j * x->v_seq + c;
+                        const float *vj = x->v + (j - x->key0) * x->v_seq + c;
                         __m512 pj[NQV];
                         for (int k = 0; k < NQV; k++)
                             pj[k] = _mm512_load_ps(S + (j - kbeg) * TILE_Q + 16 * k);
@@ -619,7 +718,7 @@ static void full_row_tile(const run_ctx *x, tile_ctx *tc, float *S, __mmask16 *m
                     continue;
                 }
                 for (int64_t j = j0; j < j1; j++) {
-                    const float *vj = x->v + j * x->v_seq + c;
+                    const float *vj = x->v + (j - x->key0) * x->v_seq + c;
                     for (int e = 0; e < FULL_C; e++) {
                         const __m512 vb = _mm512_set1_ps(vj[e]);
                         for (int k = 0; k < NQV; k++)
@@ -631,7 +730,7 @@ static void full_row_tile(const run_ctx *x, tile_ctx *tc, float *S, __mmask16 *m
             }
         } else {
             for (int64_t j = kbeg; j < kend; j++) {
-                const float *vj = x->v + j * x->v_seq + c;
+                const float *vj = x->v + (j - x->key0) * x->v_seq + c;
                 for (int e = 0; e < nc; e++) {
                     const __m512 vb = _mm512_set1_ps(vj[e]);
                     for (int k = 0; k < NQV; k++)
@@ -655,13 +754,20 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
     int64_t *lim = (int64_t *)(ws + w->lim), *moff = (int64_t *)(ws + w->moff);
     __mmask16 *masks = (__mmask16 *)(ws + w->masks);
     bool *full = (bool *)(ws + w->full);
-    const run_ctx x = run_ctx_of(t, gr);
+    run_ctx x = run_ctx_of(t, w, gr);
+    int64_t widened = kr->begin; /* half inputs: keys [kr->begin, widened) are in kv_buf */
     /* Oᵀ of the tile reuses the packed Qᵀ: Q is consumed before P·V writes it. */
     for (int64_t r0 = 0; r0 < gr->count; r0 += TILE_Q) {
         const block_rows br = {.t = t, .kr = kr, .gr = *gr, .r0 = r0,
                                .n = gr->count - r0 < TILE_Q ? gr->count - r0 : TILE_Q};
         int64_t kend = setup_rows(&br, 1, qt, lim, moff);
         kend = kend < kr->end ? kend : kr->end;
+        /* Half inputs: every key of the group is widened once, as the first tile that sees
+         * it needs it (mode 1 keeps Lk-sized buffers anyway). */
+        if (x.kv_buf && kend > widened) {
+            widen_keys(&x, kr->begin, widened, kend);
+            widened = kend;
+        }
         tile_ctx tc = {.qt = qt, .m = m, .l = l, .lim = lim, .moff = moff};
         tile_limits(&tc, lim);
         full_row_tile(&x, &tc, S, masks, full, kr->begin, kend > kr->begin ? kend : kr->begin, qt);
@@ -692,8 +798,10 @@ static inline __m512 reduce16(const __m512 a[16])
     return _mm512_add_ps(_mm512_shuffle_f32x4(e0, e1, 0x88), _mm512_shuffle_f32x4(e0, e1, 0xdd));
 }
 
-/* Dot products of q with 16 key rows. */
-static inline __m512 dots16(const float *q, const float *const kr[DEC_K], int64_t d)
+/* Dot products of q (float32) with 16 key rows of dt elements, widened as they are loaded. */
+static inline __attribute__((always_inline)) __m512 dots16(const float *q,
+                                                            const void *const kr[DEC_K],
+                                                            int64_t d, attn_dtype dt)
 {
     __m512 acc[DEC_K];
     for (int j = 0; j < DEC_K; j++)
@@ -702,14 +810,16 @@ static inline __m512 dots16(const float *q, const float *const kr[DEC_K], int64_
         const __mmask16 tm = tail_mask(d - c);
         const __m512 qv = _mm512_maskz_loadu_ps(tm, q + c);
         for (int j = 0; j < DEC_K; j++)
-            acc[j] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(tm, kr[j] + c), acc[j]);
+            acc[j] = _mm512_fmadd_ps(qv, load16(kr[j], c, tm, dt), acc[j]);
     }
     return reduce16(acc);
 }
 
-/* o[0..d) (in the workspace, padded to 16) = o·scale + Σ_{j in keys} p[j]·V[j]. */
-static inline void decode_pv(float *o, const float *const vr[DEC_K], const float *pw,
-                             uint32_t keys, int64_t d, __m512 scale)
+/* o[0..d) (in the workspace, padded to 16) = o·scale + Σ_{j in keys} p[j]·V[j], V rows of dt
+ * elements widened as they are loaded. */
+static inline __attribute__((always_inline)) void decode_pv(float *o, const void *const vr[DEC_K],
+                                                            const float *pw, uint32_t keys,
+                                                            int64_t d, __m512 scale, attn_dtype dt)
 {
     for (int64_t c0 = 0; c0 < d; c0 += 16 * DEC_V) {
         __m512 acc[DEC_V];
@@ -723,8 +833,7 @@ static inline void decode_pv(float *o, const float *const vr[DEC_K], const float
             for (int v = 0; v < DEC_V; v++)
                 if (v < nv)
                     acc[v] = _mm512_fmadd_ps(
-                        pj, _mm512_maskz_loadu_ps(tail_mask(d - c0 - 16 * v), vr[j] + c0 + 16 * v),
-                        acc[v]);
+                        pj, load16(vr[j], c0 + 16 * v, tail_mask(d - c0 - 16 * v), dt), acc[v]);
         }
         for (int v = 0; v < DEC_V; v++)
             if (v < nv)
@@ -732,19 +841,32 @@ static inline void decode_pv(float *o, const float *const vr[DEC_K], const float
     }
 }
 
-static void decode_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
-                         const key_range *kr)
+/* The decode path for inputs of type dt (a constant once inlined into decode_group): K and V
+ * are read in place and widened in the loads, so half inputs move half the bytes. */
+static inline __attribute__((always_inline)) void
+decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
+                const key_range *kr, attn_dtype dt)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, dpad = round_up(d, 16), n = gr->count;
     char *ws = t->workspace;
     float *o = (float *)(ws + w->dec_o), *lv = (float *)(ws + w->dec_l);
-    float *mrow = (float *)(ws + w->dec_m);
+    float *mrow = (float *)(ws + w->dec_m), *qw = (float *)(ws + w->dec_q);
     int64_t *lim = (int64_t *)(ws + w->dec_lim);
     const block_rows br = {.t = t, .kr = kr, .gr = *gr, .r0 = 0, .n = n};
-    const run_ctx x = run_ctx_of(t, gr);
+    const run_ctx x = run_ctx_of(t, w, gr);
+    const size_t esz = dt == ATTN_F32 ? 4 : 2;
+    const char *kbase = attn_row(t, 'k', gr->b, gr->hkv, 0);
+    const char *vbase = attn_row(t, 'v', gr->b, gr->hkv, 0);
     int64_t kend = 0;
     for (int64_t r = 0; r < n; r++) {
+        if (dt != ATTN_F32) { /* Q rows widened once, reused by every key block */
+            const void *q = attn_row(t, 'q', gr->b, row_head(&br, r), row_index(&br, r));
+            for (int64_t c = 0; c < d; c += 16) {
+                const __mmask16 tm = tail_mask(d - c);
+                _mm512_mask_storeu_ps(qw + r * dpad + c, tm, load16(q, c, tm, dt));
+            }
+        }
         const int64_t lr = attn_key_limit(p, gr->b, row_index(&br, r));
         lim[r] = lr > 0 ? lr : 0;
         kend = lim[r] > kend ? lim[r] : kend;
@@ -756,20 +878,27 @@ static void decode_group(const attn_task *t, const ws_layout *w, const attn_grou
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     for (int64_t j0 = kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
-        const float *kr[DEC_K], *vr[DEC_K];
+        const void *kr[DEC_K], *vr[DEC_K];
         for (int j = 0; j < DEC_K; j++) {
             const int64_t jj = j0 + (j < nk ? j : 0);
-            kr[j] = x.k + jj * x.k_seq;
-            vr[j] = x.v + jj * x.v_seq;
+            kr[j] = kbase + (size_t)(jj * p->k.seq) * esz;
+            vr[j] = vbase + (size_t)(jj * p->v.seq) * esz;
         }
+        if (dt != ATTN_F32) /* half rows: prefetch the block DEC_PF ahead (header) */
+            for (int64_t j = j0 + DEC_PF * DEC_K; j < j0 + (DEC_PF + 1) * DEC_K && j < kend; j++)
+                for (int64_t b = 0; b < d * (int64_t)esz; b += 64) {
+                    _mm_prefetch(kbase + (size_t)(j * p->k.seq) * esz + b, _MM_HINT_T0);
+                    _mm_prefetch(vbase + (size_t)(j * p->v.seq) * esz + b, _MM_HINT_T0);
+                }
         for (int64_t r = 0; r < n; r++) {
             if (j0 >= lim[r])
                 continue;
             const int64_t i = row_index(&br, r);
-            const float *q = attn_q_row(t, gr->b, row_head(&br, r), i);
+            const float *q = dt == ATTN_F32 ? attn_q_row(t, gr->b, row_head(&br, r), i)
+                                            : qw + r * dpad;
             const int64_t left = (lim[r] < kend ? lim[r] : kend) - j0;
             __mmask16 valid = tail_mask(left < nk ? left : nk);
-            __m512 s = _mm512_mul_ps(dots16(q, kr, d), x.c);
+            __m512 s = _mm512_mul_ps(dots16(q, kr, d, dt), x.c);
             if (x.mask) {
                 const __m512 mv = _mm512_maskz_loadu_ps(valid, attn_mask_row(p, i) + j0);
                 valid = _mm512_mask_cmp_ps_mask(valid, mv, ninf, _CMP_NEQ_UQ);
@@ -792,12 +921,33 @@ static void decode_group(const attn_task *t, const ws_layout *w, const attn_grou
             _mm512_store_ps(lv + 16 * r, _mm512_add_ps(l, pv));
             float pw[DEC_K];
             _mm512_storeu_ps(pw, pv);
-            decode_pv(o + r * dpad, vr, pw, valid, d, corr);
+            decode_pv(o + r * dpad, vr, pw, valid, d, corr, dt);
         }
     }
     for (int64_t r = 0; r < n; r++)
         finish_row(&br, r, o + r * dpad, 1, _mm512_reduce_add_ps(_mm512_load_ps(lv + 16 * r)),
                    mrow[r]);
+}
+
+/* One function per dtype (not inlined into one), so each copy is register-allocated alone. */
+#define DECODE_GROUP_OF(name, dt)                                                              \
+    static __attribute__((noinline)) void name(const attn_task *t, const ws_layout *w,         \
+                                               const attn_group_rows *gr, const key_range *kr) \
+    {                                                                                          \
+        decode_group_dt(t, w, gr, kr, dt);                                                     \
+    }
+DECODE_GROUP_OF(decode_group_f32, ATTN_F32)
+DECODE_GROUP_OF(decode_group_bf16, ATTN_BF16)
+DECODE_GROUP_OF(decode_group_f16, ATTN_F16)
+
+static void decode_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
+                         const key_range *kr)
+{
+    switch (t->problem->dtype) {
+    case ATTN_F32: decode_group_f32(t, w, gr, kr); break;
+    case ATTN_BF16: decode_group_bf16(t, w, gr, kr); break;
+    case ATTN_F16: decode_group_f16(t, w, gr, kr); break;
+    }
 }
 
 /* ---- entry ------------------------------------------------------------------------------- */
@@ -840,8 +990,10 @@ const attn_variant attn_variant_avx512 = {
     .description = "AVX-512 online softmax: 32x8 register tiles, vertical epilogue, lazy max; "
                    "full-row and decode paths",
     .isa = ATTN_ISA_AVX2 | ATTN_ISA_FMA | ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW |
-           ATTN_ISA_AVX512VL | ATTN_ISA_AVX512DQ,
+           ATTN_ISA_AVX512VL | ATTN_ISA_AVX512DQ | ATTN_ISA_F16C,
     .tolerance = 1e-5,
+    .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16 | 1u << ATTN_F16,
+    .compute_dtype = ATTN_F32,
     .param_count = 4,
     .params = avx512_params,
     .default_params = avx512_defaults,

@@ -9,6 +9,8 @@ extern const attn_variant attn_variant_neon;
 #if ATTN_ARCH_X86
 extern const attn_variant attn_variant_avx512;
 extern const attn_variant attn_variant_avx2;
+extern const attn_variant attn_variant_amx_bf16;
+extern const attn_variant attn_variant_avx512_bf16;
 #endif
 extern const attn_variant attn_variant_streaming;
 extern const attn_variant attn_variant_blocked;
@@ -24,6 +26,9 @@ const attn_variant *const attn_registry[] = {
 #if ATTN_ARCH_X86
     &attn_variant_avx512,
     &attn_variant_avx2,
+    /* computes in bf16: after the float32 SIMD variants, so never the default for f32 */
+    &attn_variant_amx_bf16,
+    &attn_variant_avx512_bf16,
 #endif
     &attn_variant_streaming,
     &attn_variant_blocked,
@@ -40,6 +45,8 @@ const attn_absent_variant attn_registry_absent[] = {
 #if !ATTN_ARCH_X86
     {"avx512", "not built: x86-64 only"},
     {"avx2", "not built: x86-64 only"},
+    {"amx_bf16", "not built: x86-64 only"},
+    {"avx512_bf16", "not built: x86-64 only"},
 #endif
 #if !ATTN_ARCH_AARCH64
     {"neon", "not built: AArch64 only"},

@@ -1,0 +1,913 @@
+/* avx512_bf16.c — x86 AVX512_BF16 attention: bf16 products on VDPBF16PS, softmax in float32.
+ *
+ * Arithmetic (prefill; the decode path's P·V is described below). VDPBF16PS (_mm512_dpbf16_ps)
+ * adds to each float32 lane the products of one PAIR of adjacent bf16 elements of its two
+ * operands: acc[i] += a[2i]·b[2i] + a[2i+1]·b[2i+1]. The
+ * products of two bf16 values are exact in float32; only the accumulation rounds. So:
+ *   Q·Kᵀ  pairs run along head_dim: a 32-bit lane holds (x[2p], x[2p+1]); an odd d is padded
+ *         with a zero element;
+ *   P·V   pairs run along keys: a lane of P holds (p[j], p[j+1]) of one query, a lane of the
+ *         packed V holds (V[j][c], V[j+1][c]).
+ * Float32 inputs are rounded to bf16 on the fly (round to nearest even, _mm512_cvtne2ps_pbh);
+ * bf16 inputs are read as stored. The softmax (scale, masks, max, 2^x with exp2_poly.h) runs in
+ * float32 on the float32 scores; the weights P are then rounded to bf16 for the P·V product,
+ * and the running sum l adds the ROUNDED weights, so each output row is exactly the
+ * l-normalised combination of V rows with the weights that were used (a convex combination):
+ * rounding P perturbs each weight by at most 2^-9 relative, which moves O by at most
+ * 2^-9·max|V - O| and in practice (independent roundings) by a few 1e-3 normwise. That, plus
+ * float32 accumulation, is the whole error against the oracle run on bf16-rounded inputs.
+ * VDPBF16PS also treats bf16 subnormal inputs as zero and flushes subnormal results (values
+ * under 2^-126, far below the tolerance).
+ *
+ * Prefill (rows per group > dec). The query rows of a task group are flattened over the query
+ * heads of the GQA group (attn_group_rows_of). A block of bq rows is split into tiles of 32;
+ * each tile's Q is packed once as pairs transposed, QP[p][32]. The keys are walked in blocks of
+ * bk; each block's K and V are packed ONCE per block of query rows (reused by every tile and
+ * every query head of the group) in tiles of 8 keys:
+ *   KP[tile][p][8]    the 8 keys' pairs p side by side (one 32-byte line per p),
+ *   VP[tile][4][d]    for key pair i of the tile, (V[2i][c], V[2i+1][c]) for every c.
+ * Keys past the block's end are packed as zeros. Per 32-query × 8-key tile:
+ *   scores  S[8][32] = per pair p: 2 loads of QP[p], 8 broadcasts of KP[p][j], 16 VDPBF16PS
+ *           into 16 accumulators (no other instruction in the loop);
+ *   softmax on the 16 score registers, vertically (vectors run along queries): ·scale·log2(e)
+ *           (+ mask·log2(e)), causal / key-length / -inf exclusion as a select (never an add,
+ *           so a NaN in an excluded key stays out), tile max, lazy running max: a row's max m
+ *           moves only when a tile max exceeds m + LAZY_MAX_BITS (log2 units), so weights stay
+ *           <= 2^8 and the accumulator is rescaled a few times per row, not at every rise;
+ *           2^x; rounding of P to bf16 pairs (one vcvtne2ps2bf16 + one vpermw per 2 keys);
+ *   P·V     Oᵀ[c][32] += per key pair i: P[i] · broadcast VP[i][c]; 8 head-dim elements × 32
+ *           queries = 16 accumulators, 8 P registers, 64 VDPBF16PS per Oᵀ load/store.
+ * A tile that every row sees in full skips the selects. An excluded key has weight 0, but
+ * 0·NaN is NaN, and a pair cannot be masked per key: a tile with excluded keys whose packed V
+ * holds a non-finite value (found while packing) runs P·V one key at a time (VDPBF16PS with
+ * the pair's other V half zeroed, blended into the query lanes that see the key). Key tiles
+ * past every row's limit (causal upper triangle, padding) are neither packed nor computed.
+ *
+ * Decode (rows per group <= dec, e.g. Lq = 1): vectors run along head_dim, and the path is
+ * memory-bound, so it is built to read each K/V byte once with as few instructions as possible.
+ * Per block of 16 keys: bf16 K and V rows are read straight from memory (masked tail loads;
+ * half the bytes of float32); float32 rows are rounded once into 16-row buffers shared by all
+ * the rows of the group. Per row: 16 dot products with VDPBF16PS (32 head-dim elements each),
+ * a transpose-add tree to one vector of 16 scores, softmax on that vector, P rounded to bf16;
+ * then o += p_j·V[j] for each counted key j (excluded keys are skipped, so a NaN there stays
+ * out). That product needs no pairing of keys: each V load of 32 bf16 is widened exactly into
+ * its 16 even and 16 odd elements (a shift and a mask) and multiplied by the rounded p_j with
+ * float32 FMAs into a parity-split accumulator, unsplit once per row at the end. The numbers
+ * are those of VDPBF16PS (bf16 products are exact in float32, float32 accumulation), at half
+ * the instruction cost here: measured on D1 (H=32, Lq=1, Lk=8192, d=128), 1.53x the float32
+ * avx512 speed against 1.41x for V packed into key pairs + VDPBF16PS, and 1.35x for VDPBF16PS
+ * with the weight in one half of the pair (even/odd elements, V unpacked). bf16 rows are
+ * prefetched DEC_PF blocks ahead: the bytes halve but the work per key does not, and without it
+ * the stream fell short of the memory rate (D1, interleaved medians: 1.44x without, 1.89x /
+ * 1.95x / 1.75x at 4 / 8 / 16 blocks ahead; float32 rows gain nothing from it).
+ *
+ * run_partial: the same paths over a key range, writing each row's lazy max (natural units),
+ * sum and unnormalised row (the contract in variant.h).
+ *
+ * Throughput note: on this Emerald Rapids machine VDPBF16PS zmm retires about one per two
+ * cycles (~60 GFLOP/s per core, half the float32 FMA rate), so the prefill here is slower than
+ * the float32 avx512 variant (about 0.55x at B=1 H=4 L=2048 d=128); on CPUs with full-rate
+ * VDPBF16PS (AMD Zen 4) it does 2x the FMA work per instruction. The two products are ~85% of
+ * the prefill's cycles (perf), the softmax and packing the rest.
+ *
+ * Register budget (32 zmm): scores 16 accumulators + 2 QP + 1 broadcast; P·V 16 accumulators
+ * + 8 P + broadcasts; decode dots 16 accumulators + Q + K, decode P·V 8 accumulators (128
+ * head-dim elements, split by parity) + V + P.
+ *
+ * Layout: head_dim contiguous (the contract); any batch/head/seq strides. Workspace (64-byte
+ * aligned): packed QP, Oᵀ, per-row m, l, key limits and mask offsets, the packed K/V block and
+ * the decode buffers; it depends on bq, bk (capped at Lk), dec and d, and does not grow with
+ * Lk. */
+#include "exp2_poly.h"
+#include "variant.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { P_BQ, P_BK, P_DEC };
+
+enum {
+    TILE_Q = 32,          /* query rows per micro-tile: two vectors of 16 */
+    TILE_K = 8,           /* keys per micro-tile */
+    NQV = TILE_Q / 16,    /* query vectors per micro-tile */
+    KPAIRS = TILE_K / 2,  /* key pairs per micro-tile */
+    PV_C = 8,             /* head-dim elements per step of the P·V kernel */
+    DEC_K = 16,           /* keys per block of the decode path */
+    DEC_C = 4,            /* 32-element chunks of a decode row in registers (128 floats) */
+    DEC_PF = 8,           /* bf16 inputs: decode blocks of K/V prefetched ahead (measured, D1) */
+};
+
+/* How far (log2 units) a row's tile max may exceed its running max before rescaling. */
+#define LAZY_MAX_BITS 8.0f
+
+static const attn_param_info bf16_params[] = {
+    [P_BQ] = {"bq", "query rows per block sharing each packed K/V block", TILE_Q, 4096, TILE_Q},
+    [P_BK] = {"bk", "keys per packed K/V block", TILE_K, 1 << 16, TILE_K},
+    [P_DEC] = {"dec", "rows per group (heads per group x query rows) up to which the decode path "
+                      "runs; 0 = never", 0, 64, 1},
+};
+
+/* ---- workspace ---------------------------------------------------------------------------- */
+
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+typedef struct ws_layout {
+    size_t qp, ot, m, l, lim, moff, kp, vp, vbad;            /* prefill */
+    size_t dq, dk, dv, dec_o, dec_t, dec_l, dec_m, dec_lim; /* decode */
+    size_t total;
+} ws_layout;
+
+/* Appends count·elem bytes, rounded to 64 so every part stays aligned; false on overflow. */
+static bool add_part(size_t *part, size_t *total, size_t count, size_t elem)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(count, elem, &bytes) || bytes > SIZE_MAX - 64)
+        return false;
+    bytes = (bytes + 63) & ~(size_t)63;
+    *part = *total;
+    return !__builtin_add_overflow(*total, bytes, total);
+}
+
+/* Keys per packed block: bk, or the keys there are when fewer (the block's buffers stay small
+ * for short sequences whatever bk says). */
+static int64_t block_keys(const attn_problem *p, const int32_t *v)
+{
+    const int64_t all = round_up(p->len_kv, TILE_K);
+    return v[P_BK] < all ? v[P_BK] : all;
+}
+
+static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
+{
+    memset(w, 0, sizeof *w);
+    const size_t d = (size_t)p->head_dim, dp = (d + 1) / 2;
+    const size_t bq = (size_t)v[P_BQ], bk = (size_t)block_keys(p, v), dec = (size_t)v[P_DEC];
+    const size_t d32 = (size_t)round_up(p->head_dim, 32);
+    size_t bq_d, bq_dp, bk_d, bk_dp, dec_d32;
+    if (__builtin_mul_overflow(bq, d, &bq_d) || __builtin_mul_overflow(bq, dp, &bq_dp) ||
+        __builtin_mul_overflow(bk, d, &bk_d) || __builtin_mul_overflow(bk, dp, &bk_dp) ||
+        __builtin_mul_overflow(dec, d32, &dec_d32))
+        return false;
+    return add_part(&w->qp, &w->total, bq_dp, sizeof(uint32_t)) &&
+           add_part(&w->ot, &w->total, bq_d, sizeof(float)) &&
+           add_part(&w->m, &w->total, bq, sizeof(float)) &&
+           add_part(&w->l, &w->total, bq, sizeof(float)) &&
+           add_part(&w->lim, &w->total, bq, sizeof(int64_t)) &&
+           add_part(&w->moff, &w->total, bq, sizeof(int64_t)) &&
+           add_part(&w->kp, &w->total, bk_dp, sizeof(uint32_t)) &&
+           add_part(&w->vp, &w->total, bk_d, sizeof(uint16_t)) &&
+           add_part(&w->vbad, &w->total, bk / TILE_K, sizeof(bool)) &&
+           add_part(&w->dq, &w->total, dec_d32, sizeof(uint16_t)) &&
+           add_part(&w->dk, &w->total, DEC_K * d32, sizeof(uint16_t)) &&
+           add_part(&w->dv, &w->total, DEC_K * d32, sizeof(uint16_t)) &&
+           add_part(&w->dec_o, &w->total, dec_d32, sizeof(float)) &&
+           add_part(&w->dec_t, &w->total, d32, sizeof(float)) &&
+           add_part(&w->dec_l, &w->total, dec * 16, sizeof(float)) &&
+           add_part(&w->dec_m, &w->total, dec, sizeof(float)) &&
+           add_part(&w->dec_lim, &w->total, dec, sizeof(int64_t));
+}
+
+static size_t bf16_workspace(const attn_problem *p, const int32_t *v)
+{
+    ws_layout w;
+    return layout_of(p, v, &w) ? w.total : SIZE_MAX;
+}
+
+static void bf16_defaults(const attn_problem *p, const attn_machine *m, int32_t *v)
+{
+    const int64_t d = p->head_dim;
+    const int64_t l2 = m->l2_bytes > 0 ? m->l2_bytes : 1 << 20;
+    /* A quarter of L2 for the packed K/V block (2·d bf16 per key), another quarter at most for
+     * the query block's QP and Oᵀ (6·d bytes per row). A large bq amortises the packing of each
+     * K/V block over more rows. */
+    const int64_t bk = l2 / 4 / (4 * d) / TILE_K * TILE_K;
+    v[P_BK] = (int32_t)(bk < TILE_K ? TILE_K : bk > (1 << 16) ? (1 << 16) : bk);
+    const int64_t bq = l2 / 4 / (6 * d) / TILE_Q * TILE_Q;
+    v[P_BQ] = (int32_t)(bq < TILE_Q ? TILE_Q : bq > 8 * TILE_Q ? 8 * TILE_Q : bq);
+    /* Up to 16 rows per group a 32-row tile would leave most lanes idle. */
+    v[P_DEC] = 16;
+}
+
+static bool bf16_valid(const attn_problem *p, const int32_t *v, char *why, size_t why_len)
+{
+    ws_layout w;
+    if (!layout_of(p, v, &w)) {
+        snprintf(why, why_len, "workspace size overflows");
+        return false;
+    }
+    return true;
+}
+
+/* ---- vector helpers ----------------------------------------------------------------------- */
+
+static inline __mmask16 mask16(int64_t n)
+{
+    return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+static inline __mmask32 mask32(int64_t n)
+{
+    return n >= 32 ? 0xffffffffu : n <= 0 ? 0 : (__mmask32)((1u << n) - 1);
+}
+
+/* vpermw index: 16-bit element 2i takes element i, 2i+1 takes element 16 + i, so two 16-wide
+ * halves [a | b] become the pairs (a[i], b[i]) in 32-bit lane i. */
+static const uint16_t pair_index[32] = {0,  16, 1,  17, 2,  18, 3,  19, 4,  20, 5,
+                                        21, 6,  22, 7,  23, 8,  24, 9,  25, 10, 26,
+                                        11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
+static inline __m512i interleave_halves(__m512i ab)
+{
+    return _mm512_permutexvar_epi16(_mm512_loadu_si512(pair_index), ab);
+}
+
+/* 32 elements of a row (zeros from element n on) as 16 bf16 pairs: lane p = (x[2p], x[2p+1]). */
+static inline __m512i load_pairs(const void *x, attn_dtype dt, int64_t n)
+{
+    if (dt == ATTN_BF16)
+        return _mm512_maskz_loadu_epi16(mask32(n), x);
+    const float *f = x;
+    const __m512 lo = _mm512_maskz_loadu_ps(mask16(n), f);
+    const __m512 hi = _mm512_maskz_loadu_ps(mask16(n - 16), f + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+/* 16 elements of a row (zeros from element n on) as 16 bf16. */
+static inline __m256i load_bf16x16(const void *x, attn_dtype dt, int64_t n)
+{
+    if (dt == ATTN_BF16)
+        return _mm256_maskz_loadu_epi16(mask16(n), x);
+    return (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask16(n), x));
+}
+
+/* Pairs (a[c], b[c]) for 16 columns c of two rows; a NULL row reads as zeros. */
+static inline __m512i load_key_pairs(const void *a, const void *b, attn_dtype dt, int64_t n)
+{
+    const __m256i x = a ? load_bf16x16(a, dt, n) : _mm256_setzero_si256();
+    const __m256i y = b ? load_bf16x16(b, dt, n) : _mm256_setzero_si256();
+    return interleave_halves(_mm512_inserti64x4(_mm512_castsi256_si512(x), y, 1));
+}
+
+/* Any bf16 element with an all-ones exponent (inf or NaN)? */
+static inline bool any_nonfinite(__m512i x)
+{
+    const __m512i e = _mm512_set1_epi16(0x7f80);
+    return _mm512_cmpeq_epi16_mask(_mm512_and_si512(x, e), e) != 0;
+}
+
+/* Two weight vectors (keys j, j+1) rounded to bf16 pairs; l += the rounded weights. */
+static inline __m512bh round_weights(__m512 even, __m512 odd, __m512 *l)
+{
+    const __m512i x = interleave_halves((__m512i)_mm512_cvtne2ps_pbh(odd, even));
+    const __m512 pe = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+    const __m512 po = _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32((int)0xffff0000u)));
+    *l = _mm512_add_ps(*l, _mm512_add_ps(pe, po));
+    return (__m512bh)x;
+}
+
+/* 2^x for x <= LAZY_MAX_BITS or NaN (exp2_poly.h): lanes outside `keep`, and x < ATTN_EXP2_MIN,
+ * give 0; NaN stays NaN. */
+static inline __m512 exp2_ps(__m512 x, __mmask16 keep)
+{
+    keep = _mm512_mask_cmp_ps_mask(keep, x, _mm512_set1_ps(ATTN_EXP2_MIN), _CMP_NLT_UQ);
+    const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(x, n);
+    __m512 y = _mm512_set1_ps(ATTN_EXP2_C5);
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C4));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C3));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C2));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C1));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C0));
+    return _mm512_maskz_scalef_ps(keep, y, n);
+}
+
+/* ---- prefill micro-kernels ---------------------------------------------------------------- */
+
+typedef struct run_ctx {
+    const attn_task *t;
+    attn_dtype dt;
+    int64_t b, hkv, d, dp; /* dp = pairs per row, (d + 1) / 2 */
+    const char *k, *v;     /* K and V row 0 of the group's kv head */
+    int64_t k_seq, v_seq;  /* bytes from one K (V) row to the next */
+    const float *mask;     /* additive mask or NULL */
+    __m512 c;              /* scale·log2(e) */
+} run_ctx;
+
+/* One 32-row tile of a query block. */
+typedef struct tile_ctx {
+    const uint32_t *qp;   /* QP [dp][32] */
+    float *ot;            /* Oᵀ accumulator [d][32] */
+    float *m, *l;         /* running max (log2 units) and sum [32] */
+    const int64_t *lim;   /* key limit of each row [32]; 0 for padding lanes */
+    const int64_t *moff;  /* offset of each row's mask row [32] */
+    int64_t lim_min;      /* smallest key limit of the tile's real rows */
+} tile_ctx;
+
+/* S[k][j] = Σ_p QP[p][16k..16k+15] · KP[p][j]. */
+static inline void qk_tile(const uint32_t *restrict qp, const uint32_t *restrict kt, int64_t dp,
+                           __m512 s[NQV][TILE_K])
+{
+    for (int k = 0; k < NQV; k++)
+        for (int j = 0; j < TILE_K; j++)
+            s[k][j] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < dp; p++) {
+        __m512bh q[NQV];
+        for (int k = 0; k < NQV; k++)
+            q[k] = (__m512bh)_mm512_load_si512(qp + p * TILE_Q + 16 * k);
+        for (int j = 0; j < TILE_K; j++) {
+            const __m512bh kb = (__m512bh)_mm512_set1_epi32((int)kt[p * TILE_K + j]);
+            for (int k = 0; k < NQV; k++)
+                s[k][j] = _mm512_dpbf16_ps(s[k][j], q[k], kb);
+        }
+    }
+}
+
+/* Oᵀ[c][32] += Σ_i P[k][i] · VP[i][c], every pair counted. */
+static inline void pv_tile(float *restrict ot, const uint32_t *restrict vt, int64_t d,
+                           const __m512bh pp[NQV][KPAIRS])
+{
+    int64_t c = 0;
+    for (; c + PV_C <= d; c += PV_C) {
+        __m512 acc[NQV][PV_C];
+        for (int e = 0; e < PV_C; e++)
+            for (int k = 0; k < NQV; k++)
+                acc[k][e] = _mm512_load_ps(ot + (c + e) * TILE_Q + 16 * k);
+        for (int i = 0; i < KPAIRS; i++)
+            for (int e = 0; e < PV_C; e++) {
+                const __m512bh vb = (__m512bh)_mm512_set1_epi32((int)vt[i * d + c + e]);
+                for (int k = 0; k < NQV; k++)
+                    acc[k][e] = _mm512_dpbf16_ps(acc[k][e], pp[k][i], vb);
+            }
+        for (int e = 0; e < PV_C; e++)
+            for (int k = 0; k < NQV; k++)
+                _mm512_store_ps(ot + (c + e) * TILE_Q + 16 * k, acc[k][e]);
+    }
+    for (; c < d; c++) {
+        __m512 acc[NQV];
+        for (int k = 0; k < NQV; k++)
+            acc[k] = _mm512_load_ps(ot + c * TILE_Q + 16 * k);
+        for (int i = 0; i < KPAIRS; i++) {
+            const __m512bh vb = (__m512bh)_mm512_set1_epi32((int)vt[i * d + c]);
+            for (int k = 0; k < NQV; k++)
+                acc[k] = _mm512_dpbf16_ps(acc[k], pp[k][i], vb);
+        }
+        for (int k = 0; k < NQV; k++)
+            _mm512_store_ps(ot + c * TILE_Q + 16 * k, acc[k]);
+    }
+}
+
+/* The same, one key at a time: key j of pair i counts only in the query lanes of vm[k][j], and
+ * the pair's other V half is zeroed, so an excluded key's non-finite V adds nothing. */
+static void pv_tile_by_key(float *restrict ot, const uint32_t *restrict vt, int64_t d,
+                           const __m512bh pp[NQV][KPAIRS], const __mmask16 vm[NQV][TILE_K])
+{
+    for (int64_t c = 0; c < d; c++) {
+        __m512 acc[NQV];
+        for (int k = 0; k < NQV; k++)
+            acc[k] = _mm512_load_ps(ot + c * TILE_Q + 16 * k);
+        for (int i = 0; i < KPAIRS; i++)
+            for (int h = 0; h < 2; h++) {
+                const uint32_t half = vt[i * d + c] & (h ? 0xffff0000u : 0x0000ffffu);
+                const __m512bh vb = (__m512bh)_mm512_set1_epi32((int)half);
+                /* A blend, not _mm512_mask_dpbf16_ps: GCC 12 moves that one's mask with kmovb,
+                 * dropping query lanes 8-15 (seen in the generated code). */
+                for (int k = 0; k < NQV; k++)
+                    acc[k] = _mm512_mask_mov_ps(acc[k], vm[k][2 * i + h],
+                                                _mm512_dpbf16_ps(acc[k], pp[k][i], vb));
+            }
+        for (int k = 0; k < NQV; k++)
+            _mm512_store_ps(ot + c * TILE_Q + 16 * k, acc[k]);
+    }
+}
+
+/* Scores of one key tile in log2 units with excluded pairs set to -inf; vm tells which pairs
+ * count: keys j0 + j, j < nk, under each row's limit and not masked by -inf. */
+static void score_epilogue_masked(const run_ctx *x, const tile_ctx *tc, int64_t j0, int nk,
+                                  __m512 s[NQV][TILE_K], __mmask16 vm[NQV][TILE_K])
+{
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    for (int k = 0; k < NQV; k++) {
+        int32_t rel[16]; /* keys of the tile row r sees, 0..TILE_K */
+        for (int r = 0; r < 16; r++) {
+            const int64_t n = tc->lim[16 * k + r] - j0;
+            rel[r] = n < 0 ? 0 : n > nk ? nk : (int32_t)n;
+        }
+        const __m512i relv = _mm512_loadu_si512(rel);
+        for (int j = 0; j < TILE_K; j++) {
+            __mmask16 valid = _mm512_cmpgt_epi32_mask(relv, _mm512_set1_epi32(j));
+            __m512 sc = _mm512_mul_ps(s[k][j], x->c);
+            if (x->mask && valid) {
+                const float *col = x->mask + j0 + j;
+                const __m512i off_lo = _mm512_loadu_si512(tc->moff + 16 * k);
+                const __m512i off_hi = _mm512_loadu_si512(tc->moff + 16 * k + 8);
+                const __m256 lo = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), (__mmask8)valid,
+                                                           off_lo, col, 4);
+                const __m256 hi = _mm512_mask_i64gather_ps(
+                    _mm256_setzero_ps(), (__mmask8)(valid >> 8), off_hi, col, 4);
+                const __m512 mv = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+                valid = _mm512_mask_cmp_ps_mask(valid, mv, ninf, _CMP_NEQ_UQ);
+                sc = _mm512_fmadd_ps(mv, _mm512_set1_ps(ATTN_LOG2E), sc);
+            }
+            s[k][j] = _mm512_mask_mov_ps(ninf, valid, sc);
+            vm[k][j] = valid;
+        }
+    }
+}
+
+/* Rescales the lanes of query vector k whose tile max passed m + LAZY_MAX_BITS. */
+static __m512 raise_max(const tile_ctx *tc, int64_t d, int k, __m512 m, __m512 tmax,
+                        __mmask16 need, __m512 *l)
+{
+    const __m512 m_new = _mm512_mask_mov_ps(m, need, tmax);
+    /* m = -inf lanes get 0: their l and Oᵀ are still 0 (or NaN, which stays NaN). */
+    const __m512 corr = _mm512_mask_mov_ps(_mm512_set1_ps(1.0f), need,
+                                           exp2_ps(_mm512_sub_ps(m, m_new), need));
+    *l = _mm512_mul_ps(*l, corr);
+    float *ot = tc->ot + 16 * k;
+    for (int64_t c = 0; c < d; c++)
+        _mm512_store_ps(ot + c * TILE_Q, _mm512_mul_ps(_mm512_load_ps(ot + c * TILE_Q), corr));
+    return m_new;
+}
+
+/* One 32-row × 8-key tile: scores, softmax update, P·V. `fast`: every pair counts.
+ * `v_bad`: the tile's packed V holds an inf or NaN. */
+static inline void key_tile(const run_ctx *x, const tile_ctx *tc, const uint32_t *kt,
+                            const uint32_t *vt, bool v_bad, int64_t j0, int nk, bool fast,
+                            __m512 m[NQV], __m512 l[NQV])
+{
+    __m512 s[NQV][TILE_K];
+    __mmask16 vm[NQV][TILE_K];
+    qk_tile(tc->qp, kt, x->dp, s);
+    if (fast) {
+        for (int k = 0; k < NQV; k++)
+            for (int j = 0; j < TILE_K; j++) {
+                s[k][j] = _mm512_mul_ps(s[k][j], x->c);
+                vm[k][j] = 0xffff;
+            }
+    } else {
+        score_epilogue_masked(x, tc, j0, nk, s, vm);
+    }
+    __m512bh pp[NQV][KPAIRS];
+    for (int k = 0; k < NQV; k++) {
+        __m512 tmax = _mm512_set1_ps(-INFINITY);
+        for (int j = 0; j < TILE_K; j++)
+            tmax = _mm512_max_ps(s[k][j], tmax); /* skips a NaN in s (second operand wins) */
+        const __mmask16 need = _mm512_cmp_ps_mask(
+            tmax, _mm512_add_ps(m[k], _mm512_set1_ps(LAZY_MAX_BITS)), _CMP_GT_OQ);
+        if (need)
+            m[k] = raise_max(tc, x->d, k, m[k], tmax, need, &l[k]);
+        for (int i = 0; i < KPAIRS; i++) {
+            const __m512 pe = exp2_ps(_mm512_sub_ps(s[k][2 * i], m[k]), vm[k][2 * i]);
+            const __m512 po = exp2_ps(_mm512_sub_ps(s[k][2 * i + 1], m[k]), vm[k][2 * i + 1]);
+            pp[k][i] = round_weights(pe, po, &l[k]);
+        }
+    }
+    if (fast || !v_bad)
+        pv_tile(tc->ot, vt, x->d, pp); /* excluded pairs have weight exactly 0 and finite V */
+    else
+        pv_tile_by_key(tc->ot, vt, x->d, pp, vm);
+}
+
+/* ---- packing ------------------------------------------------------------------------------ */
+
+static inline const char *row_of(const run_ctx *x, char tensor, int64_t j)
+{
+    return tensor == 'k' ? x->k + j * x->k_seq : x->v + j * x->v_seq;
+}
+
+/* K and V of keys [k0, k1) into KP and VP tiles (keys up to the next multiple of 8 as zeros);
+ * bad[tile] tells whether the tile's V holds an inf or NaN. */
+static void pack_kv(const run_ctx *x, int64_t k0, int64_t k1, uint32_t *kp, uint32_t *vp,
+                    bool *bad)
+{
+    const int64_t d = x->d, dp = x->dp, es = x->dt == ATTN_F32 ? 4 : 2;
+    const __m512i idx8 = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32(TILE_K));
+    for (int64_t j0 = k0, tile = 0; j0 < k1; j0 += TILE_K, tile++) {
+        const int nk = k1 - j0 < TILE_K ? (int)(k1 - j0) : TILE_K;
+        uint32_t *kt = kp + tile * dp * TILE_K, *vt = vp + tile * KPAIRS * d;
+        for (int j = 0; j < TILE_K; j++) {
+            if (j >= nk) {
+                for (int64_t p = 0; p < dp; p++)
+                    kt[p * TILE_K + j] = 0;
+                continue;
+            }
+            const char *row = row_of(x, 'k', j0 + j);
+            for (int64_t c0 = 0; c0 < d; c0 += 32)
+                _mm512_mask_i32scatter_epi32(kt + (c0 / 2) * TILE_K + j, mask16(dp - c0 / 2), idx8,
+                                             load_pairs(row + c0 * es, x->dt, d - c0), 4);
+        }
+        bool nonfinite = false;
+        for (int i = 0; i < KPAIRS; i++) {
+            const char *a = 2 * i < nk ? row_of(x, 'v', j0 + 2 * i) : NULL;
+            const char *b = 2 * i + 1 < nk ? row_of(x, 'v', j0 + 2 * i + 1) : NULL;
+            for (int64_t c0 = 0; c0 < d; c0 += 16) {
+                const __m512i pr = load_key_pairs(a ? a + c0 * es : NULL, b ? b + c0 * es : NULL,
+                                                  x->dt, d - c0);
+                nonfinite |= any_nonfinite(pr);
+                _mm512_mask_storeu_epi32(vt + i * d + c0, mask16(d - c0), pr);
+            }
+        }
+        bad[tile] = nonfinite;
+    }
+}
+
+/* ---- prefill: rows of a block ------------------------------------------------------------- */
+
+/* Which keys a run covers and where its rows go: O (normalised), or for run_partial the
+ * unnormalised partials of the contract (variant.h) at row index row0 + r. */
+typedef struct key_range {
+    int64_t begin, end;
+    const attn_partial *part;
+    int64_t row0;
+} key_range;
+
+typedef struct block_rows {
+    const attn_task *t;
+    const key_range *kr;
+    attn_group_rows gr;
+    int64_t r0, n; /* flattened rows [r0, r0 + n) of the group */
+} block_rows;
+
+static inline int64_t row_head(const block_rows *br, int64_t r)
+{
+    return br->gr.first_head + (br->r0 + r) / br->gr.rows;
+}
+static inline int64_t row_index(const block_rows *br, int64_t r)
+{
+    return br->t->row_begin + (br->r0 + r) % br->gr.rows;
+}
+
+/* Packs QP, key limits and mask offsets of `tiles` tiles (padding lanes: zeros, limit 0).
+ * Returns the largest key limit. */
+static int64_t setup_rows(const block_rows *br, const run_ctx *x, int64_t tiles, uint32_t *qp,
+                          int64_t *lim, int64_t *moff)
+{
+    const attn_problem *p = br->t->problem;
+    const int64_t d = x->d, dp = x->dp, es = x->dt == ATTN_F32 ? 4 : 2;
+    const int64_t mstride = p->mask_row_stride ? p->mask_row_stride : p->len_kv;
+    const __m512i idx32 = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32(TILE_Q));
+    int64_t lim_max = 0;
+    for (int64_t r = 0; r < tiles * TILE_Q; r++) {
+        uint32_t *col = qp + (r / TILE_Q) * TILE_Q * dp + r % TILE_Q;
+        if (r >= br->n) {
+            lim[r] = 0;
+            moff[r] = 0;
+            for (int64_t q = 0; q < dp; q++)
+                col[q * TILE_Q] = 0;
+            continue;
+        }
+        const int64_t i = row_index(br, r);
+        const char *q = attn_row(br->t, 'q', br->gr.b, row_head(br, r), i);
+        for (int64_t c0 = 0; c0 < d; c0 += 32)
+            _mm512_mask_i32scatter_epi32(col + (c0 / 2) * TILE_Q, mask16(dp - c0 / 2), idx32,
+                                         load_pairs(q + c0 * es, x->dt, d - c0), 4);
+        const int64_t n = attn_key_limit(p, br->gr.b, i);
+        lim[r] = n > 0 ? n : 0;
+        moff[r] = i * mstride;
+        lim_max = lim[r] > lim_max ? lim[r] : lim_max;
+    }
+    return lim_max;
+}
+
+/* Row r done: O row = acc / l (l = 0: no key seen, zeros; a NaN l carries the NaN), or its
+ * partials with the max back in natural units. acc[c·stride] is the row's accumulator. */
+static void finish_row(const block_rows *br, int64_t r, const float *acc, int64_t stride, float l,
+                       float m_log2)
+{
+    const int64_t d = br->t->problem->head_dim;
+    const attn_partial *part = br->kr->part;
+    if (part) {
+        const int64_t row = br->kr->row0 + br->r0 + r;
+        part->max[row] = m_log2 == -INFINITY ? -INFINITY : m_log2 / ATTN_LOG2E;
+        part->sum[row] = l;
+        for (int64_t c = 0; c < d; c++)
+            part->acc[row * d + c] = acc[c * stride];
+        return;
+    }
+    const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+    float *o = attn_o_row(br->t, br->gr.b, row_head(br, r), row_index(br, r));
+    for (int64_t c = 0; c < d; c++)
+        o[c] = acc[c * stride] * inv;
+}
+
+/* Keys [j_begin, j_end) of the packed block starting at k0, for one tile. */
+static void sweep_tile(const run_ctx *x, const tile_ctx *tc, const uint32_t *kp,
+                       const uint32_t *vp, const bool *bad, int64_t k0, int64_t j_end)
+{
+    __m512 m[NQV], l[NQV];
+    for (int k = 0; k < NQV; k++) {
+        m[k] = _mm512_load_ps(tc->m + 16 * k);
+        l[k] = _mm512_load_ps(tc->l + 16 * k);
+    }
+    for (int64_t j0 = k0, tile = 0; j0 < j_end; j0 += TILE_K, tile++) {
+        const int nk = j_end - j0 < TILE_K ? (int)(j_end - j0) : TILE_K;
+        const bool fast = !x->mask && nk == TILE_K && j0 + TILE_K <= tc->lim_min;
+        key_tile(x, tc, kp + tile * x->dp * TILE_K, vp + tile * KPAIRS * x->d, bad[tile], j0,
+                 nk, fast, m, l);
+    }
+    for (int k = 0; k < NQV; k++) {
+        _mm512_store_ps(tc->m + 16 * k, m[k]);
+        _mm512_store_ps(tc->l + 16 * k, l[k]);
+    }
+}
+
+static void prefill_group(const run_ctx *x, const ws_layout *w, const attn_group_rows *gr,
+                          const key_range *kr)
+{
+    const attn_task *t = x->t;
+    const int64_t bq = t->params[P_BQ], bk = block_keys(t->problem, t->params), d = x->d;
+    const int64_t dp = x->dp;
+    char *ws = t->workspace;
+    uint32_t *qp = (uint32_t *)(ws + w->qp), *kp = (uint32_t *)(ws + w->kp);
+    uint32_t *vp = (uint32_t *)(ws + w->vp);
+    bool *bad = (bool *)(ws + w->vbad);
+    float *ot = (float *)(ws + w->ot), *m = (float *)(ws + w->m), *l = (float *)(ws + w->l);
+    int64_t *lim = (int64_t *)(ws + w->lim), *moff = (int64_t *)(ws + w->moff);
+
+    for (int64_t r0 = 0; r0 < gr->count; r0 += bq) {
+        const block_rows br = {.t = t, .kr = kr, .gr = *gr, .r0 = r0,
+                               .n = gr->count - r0 < bq ? gr->count - r0 : bq};
+        const int64_t tiles = (br.n + TILE_Q - 1) / TILE_Q;
+        int64_t lim_max = setup_rows(&br, x, tiles, qp, lim, moff);
+        lim_max = lim_max < kr->end ? lim_max : kr->end;
+        memset(ot, 0, (size_t)(tiles * TILE_Q * d) * sizeof *ot);
+        for (int64_t r = 0; r < tiles * TILE_Q; r++) {
+            m[r] = -INFINITY;
+            l[r] = 0.0f;
+        }
+        for (int64_t k0 = kr->begin; k0 < lim_max; k0 += bk) {
+            const int64_t k1 = k0 + bk < lim_max ? k0 + bk : lim_max;
+            pack_kv(x, k0, k1, kp, vp, bad);
+            for (int64_t tile = 0; tile < tiles; tile++) {
+                const int64_t real = br.n - tile * TILE_Q < TILE_Q ? br.n - tile * TILE_Q : TILE_Q;
+                tile_ctx tc = {.qp = qp + tile * TILE_Q * dp, .ot = ot + tile * TILE_Q * d,
+                               .m = m + tile * TILE_Q, .l = l + tile * TILE_Q,
+                               .lim = lim + tile * TILE_Q, .moff = moff + tile * TILE_Q,
+                               .lim_min = INT64_MAX};
+                int64_t tile_max = 0;
+                for (int64_t r = 0; r < real; r++) {
+                    tc.lim_min = tc.lim[r] < tc.lim_min ? tc.lim[r] : tc.lim_min;
+                    tile_max = tc.lim[r] > tile_max ? tc.lim[r] : tile_max;
+                }
+                const int64_t end = tile_max < k1 ? tile_max : k1;
+                if (end > k0)
+                    sweep_tile(x, &tc, kp, vp, bad, k0, end);
+            }
+        }
+        for (int64_t r = 0; r < br.n; r++)
+            finish_row(&br, r, ot + (r / TILE_Q) * TILE_Q * d + r % TILE_Q, TILE_Q, l[r], m[r]);
+    }
+}
+
+/* ---- decode: vectors along head_dim -------------------------------------------------------- */
+
+/* Lane j = Σ of the 16 lanes of a[j]: a transpose-add tree (pairs, quads, 128-bit blocks). */
+static inline __m512 reduce16(const __m512 a[16])
+{
+    __m512 b[8], c[4], e[2];
+    for (int i = 0; i < 8; i++) /* per 128-bit block: keys (2i, 2i+1, 2i, 2i+1) */
+        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                             _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    for (int i = 0; i < 4; i++) { /* per 128-bit block: keys 4i..4i+3 */
+        const __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
+        c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    for (int i = 0; i < 2; i++) /* blocks (0, 2 | 0, 2) + (1, 3 | 1, 3) of c[2i], c[2i+1] */
+        e[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(e[0], e[1], 0x88),
+                         _mm512_shuffle_f32x4(e[0], e[1], 0xdd));
+}
+
+/* Dot products of the bf16 row q (zero-padded to a multiple of 32) with 16 bf16 key rows. */
+static inline __m512 dots16(const uint16_t *q, const uint16_t *const kr[DEC_K], int64_t d)
+{
+    __m512 acc[DEC_K];
+    for (int j = 0; j < DEC_K; j++)
+        acc[j] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < d; c += 32) {
+        const __mmask32 tm = mask32(d - c);
+        const __m512bh qv = (__m512bh)_mm512_load_si512(q + c);
+        for (int j = 0; j < DEC_K; j++)
+            acc[j] = _mm512_dpbf16_ps(acc[j], qv,
+                                      (__m512bh)_mm512_maskz_loadu_epi16(tm, kr[j] + c));
+    }
+    return reduce16(acc);
+}
+
+/* o = o·corr + Σ_{j in valid} p_j·V[j], with o split by parity: chunk v of 32 head-dim elements
+ * holds their 16 even elements, then their 16 odd ones. V is read straight from its rows, 32
+ * bf16 per load, and widened exactly in place (even elements: the 32-bit lane shifted left by
+ * 16; odd ones: the lane with its low half cleared); p_j is the bf16-rounded weight, so each
+ * product is exact and this is the VDPBF16PS arithmetic (float32 accumulation) on float32 FMAs,
+ * which run twice as fast as VDPBF16PS here; excluded keys are skipped outright. */
+static inline __attribute__((always_inline)) void
+decode_pv_keys(__m512 acc[DEC_C][2], const __mmask32 tm[DEC_C], int chunks,
+               const uint16_t *const vr[DEC_K], int64_t c0, const float *pw, __mmask16 valid)
+{
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    for (unsigned bits = valid; bits; bits &= bits - 1) {
+        const int j = __builtin_ctz(bits);
+        const __m512 pj = _mm512_set1_ps(pw[j]);
+        for (int v = 0; v < chunks; v++) {
+            const __m512i x = _mm512_maskz_loadu_epi16(tm[v], vr[j] + c0 + 32 * v);
+            const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+            const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(x, hi));
+            acc[v][0] = _mm512_fmadd_ps(pj, even, acc[v][0]);
+            acc[v][1] = _mm512_fmadd_ps(pj, odd, acc[v][1]);
+        }
+    }
+}
+
+static inline void decode_pv(float *o, const uint16_t *const vr[DEC_K], const float *pw,
+                             __mmask16 valid, int64_t d, __m512 corr)
+{
+    for (int64_t c0 = 0; c0 < d; c0 += 32 * DEC_C) {
+        const int nc = (int)((d - c0 + 31) / 32 < DEC_C ? (d - c0 + 31) / 32 : DEC_C);
+        __m512 acc[DEC_C][2];
+        __mmask32 tm[DEC_C];
+        for (int v = 0; v < DEC_C; v++) {
+            tm[v] = mask32(d - c0 - 32 * v);
+            for (int h = 0; h < 2; h++)
+                acc[v][h] = v < nc ? _mm512_mul_ps(_mm512_load_ps(o + c0 + 32 * v + 16 * h), corr)
+                                   : _mm512_setzero_ps();
+        }
+        /* Full chunks (d a multiple of 128, the common case) get a copy without chunk tests. */
+        if (nc == DEC_C)
+            decode_pv_keys(acc, tm, DEC_C, vr, c0, pw, valid);
+        else
+            decode_pv_keys(acc, tm, nc, vr, c0, pw, valid);
+        for (int v = 0; v < nc; v++)
+            for (int h = 0; h < 2; h++)
+                _mm512_store_ps(o + c0 + 32 * v + 16 * h, acc[v][h]);
+    }
+}
+
+/* The parity-split accumulator back in head-dim order (t holds d rounded up to 32). */
+static void decode_unsplit(const float *o, float *t, int64_t d)
+{
+    static const int32_t lo[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+    const __m512i ilo = _mm512_loadu_si512(lo), ihi = _mm512_add_epi32(ilo, _mm512_set1_epi32(8));
+    for (int64_t c = 0; c < d; c += 32) {
+        const __m512 e = _mm512_load_ps(o + c), od = _mm512_load_ps(o + c + 16);
+        _mm512_store_ps(t + c, _mm512_permutex2var_ps(e, ilo, od));
+        _mm512_store_ps(t + c + 16, _mm512_permutex2var_ps(e, ihi, od));
+    }
+}
+
+static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_rows *gr,
+                         const key_range *kr)
+{
+    const attn_task *t = x->t;
+    const attn_problem *p = t->problem;
+    const int64_t d = x->d, d32 = round_up(d, 32), n = gr->count;
+    const int64_t es = x->dt == ATTN_F32 ? 4 : 2;
+    char *ws = t->workspace;
+    uint16_t *dq = (uint16_t *)(ws + w->dq), *dk = (uint16_t *)(ws + w->dk);
+    uint16_t *dv = (uint16_t *)(ws + w->dv);
+    float *o = (float *)(ws + w->dec_o), *lv = (float *)(ws + w->dec_l);
+    float *mrow = (float *)(ws + w->dec_m), *tmp = (float *)(ws + w->dec_t);
+    int64_t *lim = (int64_t *)(ws + w->dec_lim);
+    const block_rows br = {.t = t, .kr = kr, .gr = *gr, .r0 = 0, .n = n};
+    int64_t kend = 0;
+    for (int64_t r = 0; r < n; r++) {
+        const int64_t i = row_index(&br, r), lr = attn_key_limit(p, gr->b, i);
+        lim[r] = lr > 0 ? lr : 0;
+        kend = lim[r] > kend ? lim[r] : kend;
+        const char *q = attn_row(t, 'q', gr->b, row_head(&br, r), i);
+        for (int64_t c0 = 0; c0 < d; c0 += 32)
+            _mm512_store_si512(dq + r * d32 + c0, load_pairs(q + c0 * es, x->dt, d - c0));
+        mrow[r] = -INFINITY;
+        memset(o + r * d32, 0, (size_t)d32 * sizeof *o);
+        _mm512_store_ps(lv + 16 * r, _mm512_setzero_ps());
+    }
+    kend = kend < kr->end ? kend : kr->end;
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    for (int64_t j0 = kr->begin; j0 < kend; j0 += DEC_K) {
+        const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
+        /* K and V rows: bf16 read in place; float32 rounded once into dk, dv (zero-padded to a
+         * multiple of 32) for every row of the group. Keys past nk: any row, never counted. */
+        const uint16_t *krow[DEC_K], *vrow[DEC_K];
+        if (x->dt == ATTN_BF16 && DEC_PF > 0)
+            for (int64_t j = j0 + DEC_PF * DEC_K; j < j0 + (DEC_PF + 1) * DEC_K && j < kend; j++)
+                for (int64_t c = 0; c < 2 * d; c += 64) {
+                    _mm_prefetch(row_of(x, 'k', j) + c, _MM_HINT_T0);
+                    _mm_prefetch(row_of(x, 'v', j) + c, _MM_HINT_T0);
+                }
+        for (int j = 0; j < DEC_K; j++) {
+            const char *kj = row_of(x, 'k', j0 + (j < nk ? j : 0));
+            const char *vj = row_of(x, 'v', j0 + (j < nk ? j : 0));
+            if (x->dt == ATTN_BF16 || j >= nk) {
+                krow[j] = x->dt == ATTN_BF16 ? (const uint16_t *)kj : dk;
+                vrow[j] = x->dt == ATTN_BF16 ? (const uint16_t *)vj : dv;
+                continue;
+            }
+            for (int64_t c0 = 0; c0 < d; c0 += 32) {
+                _mm512_store_si512(dk + j * d32 + c0, load_pairs(kj + c0 * 4, ATTN_F32, d - c0));
+                _mm512_store_si512(dv + j * d32 + c0, load_pairs(vj + c0 * 4, ATTN_F32, d - c0));
+            }
+            krow[j] = dk + j * d32;
+            vrow[j] = dv + j * d32;
+        }
+        for (int64_t r = 0; r < n; r++) {
+            if (j0 >= lim[r])
+                continue;
+            const int64_t i = row_index(&br, r), left = lim[r] - j0;
+            __mmask16 valid = mask16(left < nk ? left : nk);
+            __m512 s = _mm512_mul_ps(dots16(dq + r * d32, krow, d), x->c);
+            if (x->mask) {
+                const __m512 mv = _mm512_maskz_loadu_ps(valid, attn_mask_row(p, i) + j0);
+                valid = _mm512_mask_cmp_ps_mask(valid, mv, ninf, _CMP_NEQ_UQ);
+                s = _mm512_fmadd_ps(mv, _mm512_set1_ps(ATTN_LOG2E), s);
+            }
+            if (!valid)
+                continue;
+            s = _mm512_mask_mov_ps(ninf, valid, s);
+            /* Max over the valid lanes that are not NaN (a NaN reaches l and o below). */
+            const float bmax = _mm512_mask_reduce_max_ps(
+                _mm512_mask_cmp_ps_mask(valid, s, s, _CMP_ORD_Q), s);
+            __m512 corr = _mm512_set1_ps(1.0f);
+            __m512 l = _mm512_load_ps(lv + 16 * r);
+            if (bmax > mrow[r] + LAZY_MAX_BITS) {
+                corr = exp2_ps(_mm512_set1_ps(mrow[r] - bmax), 0xffff);
+                l = _mm512_mul_ps(l, corr);
+                mrow[r] = bmax;
+            }
+            const __m512 pf = exp2_ps(_mm512_sub_ps(s, _mm512_set1_ps(mrow[r])), valid);
+            const __m512 pr = _mm512_cvtpbh_ps(_mm512_cvtneps_pbh(pf)); /* rounded to bf16 */
+            _mm512_store_ps(lv + 16 * r, _mm512_add_ps(l, pr));
+            float pw[DEC_K];
+            _mm512_storeu_ps(pw, pr);
+            decode_pv(o + r * d32, vrow, pw, valid, d, corr);
+        }
+    }
+    for (int64_t r = 0; r < n; r++) {
+        decode_unsplit(o + r * d32, tmp, d);
+        finish_row(&br, r, tmp, 1, _mm512_reduce_add_ps(_mm512_load_ps(lv + 16 * r)), mrow[r]);
+    }
+}
+
+/* ---- entry ------------------------------------------------------------------------------- */
+
+static attn_status bf16_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
+                             const attn_partial *part)
+{
+    const attn_problem *p = t->problem;
+    ws_layout w;
+    if (!layout_of(p, t->params, &w))
+        return ATTN_ERR_OVERFLOW;
+    for (int64_t g = t->group_begin; g < t->group_end; g++) {
+        const attn_group_rows gr = attn_group_rows_of(t, g);
+        if (gr.count <= 0)
+            continue;
+        const key_range kr = {.begin = key_begin, .end = key_end, .part = part,
+                              .row0 = (g - t->group_begin) * gr.count};
+        const int64_t es = p->dtype == ATTN_F32 ? 4 : 2;
+        const run_ctx x = {.t = t, .dt = p->dtype, .b = gr.b, .hkv = gr.hkv, .d = p->head_dim,
+                           .dp = (p->head_dim + 1) / 2, .k = attn_row(t, 'k', gr.b, gr.hkv, 0),
+                           .v = attn_row(t, 'v', gr.b, gr.hkv, 0), .k_seq = p->k.seq * es,
+                           .v_seq = p->v.seq * es, .mask = p->mask,
+                           .c = _mm512_set1_ps(t->scale * ATTN_LOG2E)};
+        if (gr.count <= t->params[P_DEC])
+            decode_group(&x, &w, &gr, &kr);
+        else
+            prefill_group(&x, &w, &gr, &kr);
+    }
+    return ATTN_OK;
+}
+
+static attn_status bf16_run(const attn_task *t)
+{
+    return bf16_rows(t, 0, t->problem->len_kv, NULL);
+}
+
+static attn_status bf16_run_partial(const attn_task *t, int64_t key_begin, int64_t key_end,
+                                    const attn_partial *out)
+{
+    return bf16_rows(t, key_begin, key_end, out);
+}
+
+const attn_variant attn_variant_avx512_bf16 = {
+    .name = "avx512_bf16",
+    .description = "AVX512_BF16 VDPBF16PS for Q.K^T and P.V (Q, K, V, P rounded to bf16, "
+                   "float32 accumulation and softmax): 32x8 tiles, packed K/V blocks, lazy max; "
+                   "decode path",
+    .isa = ATTN_ISA_AVX2 | ATTN_ISA_FMA | ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW |
+           ATTN_ISA_AVX512VL | ATTN_ISA_AVX512DQ | ATTN_ISA_AVX512BF16,
+    .tolerance = 1e-2,
+    .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16,
+    .compute_dtype = ATTN_BF16,
+    .param_count = 3,
+    .params = bf16_params,
+    .default_params = bf16_defaults,
+    .params_valid = bf16_valid,
+    .workspace_size = bf16_workspace,
+    .run = bf16_run,
+    .run_partial = bf16_run_partial,
+};
