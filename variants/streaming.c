@@ -4,8 +4,10 @@
  * read once for the whole group) walks the keys in blocks of bk. For each block it computes the
  * bq×bk scores, then per row: the block max m', the correction 2^(m-m') applied to the running
  * sum l and accumulator only when the max rises, and l += Σp, acc += Σ p·v. The row is
- * normalised once at the end. Half-precision inputs are widened (exactly) row by row into
- * float32. Memory: bq·(d + bk + 2) + 2·d floats, independent of Lk. */
+ * normalised once at the end. Half-precision inputs are widened (exactly) into float32: a
+ * query row once per key block, and each key block of K and V once per tile, so the widening
+ * costs about 1/bq of the arithmetic. Memory: bq·(d + bk + 2) + d floats, plus 2·bk·d for
+ * half inputs; independent of Lk. */
 #include "variant.h"
 
 #include <math.h>
@@ -30,8 +32,9 @@ static void streaming_defaults(const attn_problem *p, const attn_machine *m, int
 
 static size_t streaming_workspace(const attn_problem *p, const int32_t *v)
 {
-    const size_t bq = (size_t)v[P_BQ], per_row = (size_t)p->head_dim + (size_t)v[P_BK] + 2;
-    return (bq * per_row + 2 * (size_t)p->head_dim) * sizeof(float);
+    const size_t bq = (size_t)v[P_BQ], bk = (size_t)v[P_BK], d = (size_t)p->head_dim;
+    const size_t half_blocks = p->dtype == ATTN_F32 ? 0 : 2 * bk * d;
+    return (bq * (d + bk + 2) + d + half_blocks) * sizeof(float);
 }
 
 /* The task's rows over keys [key_begin, key_end): normalised into O when part is NULL,
@@ -45,7 +48,10 @@ static void streaming_rows(const attn_task *t, int64_t key_begin, int64_t key_en
     float *scores = acc + bq * d;       /* [bq][bk] */
     float *run_max = scores + bq * bk;  /* [bq] */
     float *run_sum = run_max + bq;      /* [bq] */
-    float *q_buf = run_sum + bq, *kv_buf = q_buf + d; /* [d] each: widened half rows */
+    float *q_buf = run_sum + bq;        /* [d]: a widened half query row */
+    float *k_block = q_buf + d;         /* [bk][d]: widened half keys, when not float32 */
+    float *v_block = k_block + bk * d;  /* [bk][d] */
+    const bool half = p->dtype != ATTN_F32;
 
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
@@ -63,6 +69,10 @@ static void streaming_rows(const attn_task *t, int64_t key_begin, int64_t key_en
 
             for (int64_t j0 = key_begin; j0 < tile_keys; j0 += bk) {
                 const int64_t j1 = j0 + bk < tile_keys ? j0 + bk : tile_keys;
+                for (int64_t j = j0; half && j < j1; j++) {
+                    attn_row_f32(t, 'k', gr.b, gr.hkv, j, k_block + (j - j0) * d);
+                    attn_row_f32(t, 'v', gr.b, gr.hkv, j, v_block + (j - j0) * d);
+                }
                 for (int64_t r = 0; r < nr; r++) {
                     const int64_t h = gr.first_head + (r0 + r) / gr.rows;
                     const int64_t i = t->row_begin + (r0 + r) % gr.rows;
@@ -80,7 +90,8 @@ static void streaming_rows(const attn_task *t, int64_t key_begin, int64_t key_en
                             s[j] = -INFINITY;
                             continue;
                         }
-                        const float *k = attn_row_f32(t, 'k', gr.b, gr.hkv, j, kv_buf);
+                        const float *k = half ? k_block + (j - j0) * d
+                                              : attn_k_row(t, gr.b, gr.hkv, j);
                         s[j] = t->scale * attn_dot(q, k, d) +
                                (mask ? mask[j] : 0.0f);
                         block_max = fmaxf(block_max, s[j]); /* NaN skipped; reaches l below */
@@ -102,7 +113,8 @@ static void streaming_rows(const attn_task *t, int64_t key_begin, int64_t key_en
                         if (s[j] == -INFINITY)
                             continue;
                         const float w = expf(s[j] - run_max[r]);
-                        const float *v = attn_row_f32(t, 'v', gr.b, gr.hkv, j, kv_buf);
+                        const float *v = half ? v_block + (j - j0) * d
+                                              : attn_v_row(t, gr.b, gr.hkv, j);
                         run_sum[r] += w;
                         for (int64_t c = 0; c < d; c++)
                             a[c] += w * v[c];
