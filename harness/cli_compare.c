@@ -71,7 +71,8 @@ static void print_compare_help(void)
            "round (scripts/perf-ab, which runs BASE and NEW alternately); the test is then a\n"
            "paired t-test on log(new_i/base_i), so drift of the machine between rounds cancels;\n"
            "a round whose ratio is an outlier among the rounds' (Iglewicz-Hoaglin modified\n"
-           "z-score > 3.5: a burst of load on one side) is left out, with a note.\n"
+           "z-score > 3.5: a burst of load on one side) is left out, with a note; at most one\n"
+           "round in five (one below 10 rounds).\n"
            "A benchmark whose sample counts differ falls back to Welch's test, with a note.\n"
            "\noptions:\n");
     cli_print_options(stdout, compare_options, C_OPTION_COUNT);

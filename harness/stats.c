@@ -162,7 +162,9 @@ bool stats_paired_log(const double *a, const double *b, size_t n, double level,
         for (size_t i = 0; i < n; i++)
             if (!(mad > 0) || 0.6745 * deviation[i] / mad <= 3.5)
                 kept[k++] = exp(d[i]);
-        if (k >= 3 && k < n) {
+        /* Each round left out narrows the interval: at most one in five (one below 10). */
+        const size_t most = n / 5 > 1 ? n / 5 : 1;
+        if (k >= 3 && k < n && n - k <= most) {
             *dropped = n - k;
             count = k;
         } else {

@@ -43,8 +43,10 @@ bool stats_welch_log(const double *a, size_t na, const double *b, size_t nb, dou
  * slows both sides of a round cancels in its ratio. A round whose ratio is an outlier among
  * the rounds' ratios — a burst of other load that hit one side only — is left out first:
  * Iglewicz and Hoaglin's modified z-score, 0.6745·|d[i] - median(d)| / MAD(d) > 3.5 (MAD: the
- * median absolute deviation; nothing is left out when it is 0, nor when fewer than 3 rounds
- * would remain). *dropped receives how many were left out. Same output and failures as
+ * median absolute deviation; nothing is left out when it is 0, when fewer than 3 rounds would
+ * remain, or when more than one round in five (one, below 10 rounds) looks like an outlier:
+ * then the noise is the rule, not a burst, and leaving rounds out would only narrow the
+ * interval). *dropped receives how many were left out. Same output and failures as
  * stats_welch_log otherwise, with n >= 2 pairs; df = pairs kept - 1. */
 bool stats_paired_log(const double *a, const double *b, size_t n, double level,
                       stats_welch *out, size_t *dropped);

@@ -79,8 +79,8 @@
  * rounding dominates; measured over ~5000 conformance cases, at most 4.3e-3 without
  * cancellation in O (||O*|| within 3x of the weighted sum of |V|), 6.3e-3 within 5x. Declared
  * 8e-3 (about 2 bf16 unit roundoffs); the conformance floor covers stronger cancellation. */
-#include "exp2_poly.h"
-#include "variant.h"
+#include "avx512_common.h"
+#include "tile_rows.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -99,9 +99,6 @@ enum {
     TILE_ELEMS = 512,  /* bf16 elements of one 16 × 64-byte operand tile */
 };
 
-/* How far (log2 units) a chunk max may exceed the running max before the row is rescaled. */
-#define LAZY_MAX_BITS 8.0f
-
 static const attn_param_info amx_params[] = {
     [P_BQ] = {"bq", "query rows per block sharing each packed K/V block", TQ, 4096, TQ},
     [P_BK] = {"bk", "keys per packed K/V block", KCH, 1 << 16, KCH},
@@ -113,21 +110,9 @@ static const attn_param_info amx_params[] = {
 
 /* ---- workspace ---------------------------------------------------------------------------- */
 
-static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-
 typedef struct ws_layout {
     size_t qp, o, m, l, lim, moff, kp, vp, vbad, s, p, dec_k, dec_v, total;
 } ws_layout;
-
-static bool add_part(size_t *part, size_t *total, size_t count, size_t elem)
-{
-    size_t bytes;
-    if (__builtin_mul_overflow(count, elem, &bytes) || bytes > SIZE_MAX - 64)
-        return false;
-    bytes = (bytes + 63) & ~(size_t)63;
-    *part = *total;
-    return !__builtin_add_overflow(*total, bytes, total);
-}
 
 static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
 {
@@ -330,15 +315,6 @@ static inline void queue_run(amx_queue *q, int rows)
 
 /* ---- vector helpers ----------------------------------------------------------------------- */
 
-static inline __mmask16 tail_mask(int64_t n)
-{
-    return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
-}
-static inline __mmask32 tail_mask32(int64_t n)
-{
-    return n >= 32 ? 0xffffffffu : n <= 0 ? 0 : (__mmask32)((1u << n) - 1);
-}
-
 /* 2^x for x <= LAZY_MAX_BITS or NaN; lanes outside keep, and x < ATTN_EXP2_MIN, give 0 (as
  * exp2_poly.h's), NaN stays NaN. The weights are rounded to bf16 (relative 2^-9) right after,
  * so this is cheaper than exp2_poly.h's float32 version: f = x - floor(x) in [0, 1) in one
@@ -350,7 +326,7 @@ static inline __mmask32 tail_mask32(int64_t n)
 #define EXP2_D4_C3 0x1.abfb46p-5f
 #define EXP2_D4_C4 0x1.b7f006p-7f
 
-static inline __m512 exp2_ps(__m512 x, __mmask16 keep)
+static inline __m512 exp2_d4_ps(__m512 x, __mmask16 keep)
 {
     keep = _mm512_mask_cmp_ps_mask(keep, x, _mm512_set1_ps(ATTN_EXP2_MIN), _CMP_NLT_UQ);
     const __m512 f = _mm512_reduce_ps(x, _MM_FROUND_TO_NEG_INF);
@@ -360,30 +336,6 @@ static inline __m512 exp2_ps(__m512 x, __mmask16 keep)
     y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(EXP2_D4_C1));
     y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.0f));
     return _mm512_maskz_scalef_ps(keep, y, x);
-}
-
-/* Two float vectors as 32 bf16 (lo first), rounded to nearest even. */
-static inline __m512i to_bf16x32(__m512 lo, __m512 hi)
-{
-    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-}
-
-/* n (clamped to 0..32) elements of a row as 32 bf16, zeros past n. */
-static inline __m512i load_bf16x32(const void *src, int64_t n, attn_dtype dt)
-{
-    if (dt == ATTN_BF16)
-        return _mm512_maskz_loadu_epi16(tail_mask32(n), src);
-    const float *f = src;
-    return to_bf16x32(_mm512_maskz_loadu_ps(tail_mask(n), f),
-                      _mm512_maskz_loadu_ps(tail_mask(n - 16), f + 16));
-}
-
-/* n (clamped to 0..16) elements of a row as 16 bf16, zeros past n. */
-static inline __m256i load_bf16x16(const void *src, int64_t n, attn_dtype dt)
-{
-    if (dt == ATTN_BF16)
-        return _mm256_maskz_loadu_epi16(tail_mask(n), src);
-    return (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(tail_mask(n), src));
 }
 
 /* r[i] holds row i of a 16×16 matrix of dwords; afterwards r[i] holds column i. */
@@ -426,13 +378,6 @@ typedef struct run_ctx {
     const float *mask;
     float c;                /* scale·log2(e) */
 } run_ctx;
-
-/* Which keys a run covers and where its rows go (O, or run_partial's partials at row0 + r). */
-typedef struct key_range {
-    int64_t begin, end;
-    const attn_partial *part;
-    int64_t row0;
-} key_range;
 
 /* The workspace of one query block, and the tile being processed. */
 typedef struct block_ctx {
@@ -503,53 +448,27 @@ static void pack_v(const run_ctx *x, int64_t kb0, int64_t nb, uint16_t *vp, bool
 
 /* ---- rows of a block ---------------------------------------------------------------------- */
 
-typedef struct block_rows {
-    const attn_task *t;
-    const key_range *kr;
-    attn_group_rows gr;
-    int64_t r0, n; /* flattened rows [r0, r0 + n) of the group */
-} block_rows;
-
-static inline int64_t row_head(const block_rows *br, int64_t r)
-{
-    return br->gr.first_head + (br->r0 + r) / br->gr.rows;
-}
-static inline int64_t row_index(const block_rows *br, int64_t r)
-{
-    return br->t->row_begin + (br->r0 + r) % br->gr.rows;
-}
-
 /* Packs Q (bf16, zero-padded to dpad and to whole tiles), key limits and mask offsets; clears
  * O, m and the sums. Returns the largest key limit. */
 static int64_t setup_rows(const run_ctx *x, const block_rows *br, int64_t tiles,
                           const block_ctx *bc)
 {
-    const attn_problem *p = br->t->problem;
     const int64_t dpad = x->dpad, dch = dpad / DCH;
-    const int64_t mstride = p->mask_row_stride ? p->mask_row_stride : p->len_kv;
-    int64_t lim_max = 0;
     memset(bc->o, 0, (size_t)(tiles * TQ * dpad) * sizeof(float));
     for (int64_t r = 0; r < tiles * TQ; r++) {
         uint16_t *q = bc->qp + r * dpad;
         bc->m[r] = -INFINITY;
         _mm512_store_ps(bc->l + 16 * r, _mm512_setzero_ps());
         if (r >= br->n) {
-            bc->lim[r] = 0;
-            bc->moff[r] = 0;
             memset(q, 0, (size_t)dpad * sizeof *q);
             continue;
         }
-        const int64_t i = row_index(br, r);
-        const char *src = attn_row(br->t, 'q', br->gr.b, row_head(br, r), i);
+        const char *src = attn_row(br->t, 'q', br->gr.b, row_head(br, r), row_index(br, r));
         for (int64_t c = 0; c < dch; c++)
             _mm512_store_si512(q + DCH * c, load_bf16x32(src + (size_t)(DCH * c) * x->esize,
                                                          x->d - DCH * c, x->dt));
-        const int64_t n = attn_key_limit(p, br->gr.b, i);
-        bc->lim[r] = n > 0 ? n : 0;
-        bc->moff[r] = i * mstride;
-        lim_max = bc->lim[r] > lim_max ? bc->lim[r] : lim_max;
     }
-    return lim_max;
+    return block_limits(br, tiles * TQ, bc->lim, bc->moff);
 }
 
 /* Row r of the tile needs its O scaled by `corr` once the P·V in flight has landed. */
@@ -599,8 +518,8 @@ static inline void row_weights(const block_ctx *bc, int64_t rb, int r, __m512 *x
     for (int v = 0; v < KC_MAX / 16; v += 2)
         if (v < nv32) {
             const __m512 p0 =
-                v < nv ? exp2_ps(_mm512_sub_ps(xv[v], mv), vm[v]) : _mm512_setzero_ps();
-            const __m512 p1 = v + 1 < nv ? exp2_ps(_mm512_sub_ps(xv[v + 1], mv), vm[v + 1])
+                v < nv ? exp2_d4_ps(_mm512_sub_ps(xv[v], mv), vm[v]) : _mm512_setzero_ps();
+            const __m512 p1 = v + 1 < nv ? exp2_d4_ps(_mm512_sub_ps(xv[v + 1], mv), vm[v + 1])
                                          : _mm512_setzero_ps();
             const __m512i pb = to_bf16x32(p0, p1);
             _mm512_storeu_si512(prow + 16 * v, pb);
@@ -628,8 +547,8 @@ static inline void row_fast(const block_ctx *bc, int64_t rb, int r, const float 
     const __m512bh ones = (__m512bh)_mm512_set1_epi16(0x3f80);
     __m512 sum = _mm512_setzero_ps();
     for (int v = 0; v < nv; v += 2) {
-        const __m512 p0 = exp2_ps(_mm512_fmsub_ps(s[v], c, mv), 0xffff);
-        const __m512 p1 = exp2_ps(_mm512_fmsub_ps(s[v + 1], c, mv), 0xffff);
+        const __m512 p0 = exp2_d4_ps(_mm512_fmsub_ps(s[v], c, mv), 0xffff);
+        const __m512 p1 = exp2_d4_ps(_mm512_fmsub_ps(s[v + 1], c, mv), 0xffff);
         const __m512i pb = to_bf16x32(p0, p1);
         _mm512_storeu_si512(prow + 16 * v, pb);
         sum = _mm512_dpbf16_ps(sum, (__m512bh)pb, ones);
@@ -658,7 +577,7 @@ static inline void row_masked(const run_ctx *x, const block_ctx *bc, const chunk
         vm[v] = 0;
         if (v >= nv)
             continue;
-        __mmask16 valid = tail_mask((seen < nk ? seen : nk) - 16 * v);
+        __mmask16 valid = tail_mask16((seen < nk ? seen : nk) - 16 * v);
         __m512 s = _mm512_mul_ps(_mm512_load_ps(srow + 16 * v), c);
         if (mrow && valid) {
             const __m512 mk = _mm512_maskz_loadu_ps(valid, mrow + 16 * v);
@@ -739,16 +658,15 @@ static chunk *chunk_of(const run_ctx *x, const block_ctx *bc, int64_t kb0, int64
     return c;
 }
 
-/* One tile (rows rt.. of the block) over keys [kb0, k1) of the packed block at kb0, chunk by
- * chunk, software pipelined: while the softmax of chunk i runs on the vector units, the AMX
- * unit adds P·V of chunk i-1 and computes the scores of chunk i+1 (S and P double-buffered).
- * A row whose max moves in chunk i has its O rescaled once chunk i-1's P·V has landed. */
-static void tile_keys(const run_ctx *x, const block_ctx *bc, int64_t rt, int64_t kb0, int64_t k1)
+/* One tile (rows rt.. of the block, smallest key limit lim_min) over keys [kb0, k1) of the
+ * packed block at kb0, chunk by chunk, software pipelined: while the softmax of chunk i runs on
+ * the vector units, the AMX unit adds P·V of chunk i-1 and computes the scores of chunk i+1
+ * (S and P double-buffered). A row whose max moves in chunk i has its O rescaled once chunk
+ * i-1's P·V has landed. */
+static void tile_keys(const run_ctx *x, const block_ctx *bc, int64_t rt, int64_t kb0, int64_t k1,
+                      int64_t lim_min)
 {
     const int64_t dpad = x->dpad, n = (k1 - kb0 + bc->kc - 1) / bc->kc;
-    int64_t lim_min = INT64_MAX;
-    for (int r = 0; r < TQ; r++)
-        lim_min = bc->lim[rt + r] < lim_min ? bc->lim[rt + r] : lim_min;
     const tile_ops to = {.qp = bc->qp + rt * dpad, .o = bc->o + rt * dpad, .dpad = dpad,
                          .kc = bc->kc};
     chunk ck[3];
@@ -770,51 +688,15 @@ static void tile_keys(const run_ctx *x, const block_ctx *bc, int64_t rt, int64_t
     pv_scalar(x, &to, &ck[(n - 1) % 3]);
 }
 
-/* Row r done: O row = acc / l (l = 0: no key seen, zeros), or its partials. */
+/* Every row of the block done: its O row, or its partials (finish_row). */
 static void finish_rows(const run_ctx *x, const block_rows *br, const block_ctx *bc)
 {
-    const attn_partial *part = br->kr->part;
-    const int64_t d = x->d;
-    for (int64_t r = 0; r < br->n; r++) {
-        const float *acc = bc->o + r * x->dpad;
-        const float l = _mm512_reduce_add_ps(_mm512_load_ps(bc->l + 16 * r));
-        if (part) {
-            const int64_t row = br->kr->row0 + br->r0 + r;
-            part->max[row] = bc->m[r] == -INFINITY ? -INFINITY : bc->m[r] / ATTN_LOG2E;
-            part->sum[row] = l;
-            memcpy(part->acc + row * d, acc, (size_t)d * sizeof *acc);
-            continue;
-        }
-        const float inv = l == 0.0f ? 0.0f : 1.0f / l;
-        float *o = attn_o_row(br->t, br->gr.b, row_head(br, r), row_index(br, r));
-        const __m512 iv = _mm512_set1_ps(inv);
-        for (int64_t c = 0; c < d; c += 16)
-            _mm512_mask_storeu_ps(o + c, tail_mask(d - c),
-                                  _mm512_mul_ps(_mm512_load_ps(acc + c), iv));
-    }
+    for (int64_t r = 0; r < br->n; r++)
+        finish_row(br, r, bc->o + r * x->dpad, 1,
+                   _mm512_reduce_add_ps(_mm512_load_ps(bc->l + 16 * r)), bc->m[r]);
 }
 
 /* ---- decode path: vectors along head_dim ---------------------------------------------------- */
-
-/* One vector of 16 sums from 16 vectors: lane j = the sum of a[j]'s lanes (transpose-add). */
-static inline __m512 sum16(const __m512 a[16])
-{
-    __m512 b[8], c[4];
-    for (int i = 0; i < 8; i++) /* per 128-bit block: keys 2i, 2i+1, 2i, 2i+1 */
-        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
-                             _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-    for (int i = 0; i < 4; i++) { /* per 128-bit block: keys 4i .. 4i+3 */
-        const __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
-        c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
-                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
-    }
-    /* fold the four 128-bit blocks of each c[i], c[i]'s keys going to block i */
-    const __m512 e = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88),
-                                   _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
-    const __m512 f = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88),
-                                   _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(e, f, 0x88), _mm512_shuffle_f32x4(e, f, 0xdd));
-}
 
 /* n (clamped to 0..16) elements of a row rounded to bf16 and widened back to float. */
 static inline __m512 load_bf16_as_f32(const void *src, int64_t n, attn_dtype dt)
@@ -898,7 +780,7 @@ static void decode_rows(const run_ctx *x, const block_ctx *bc, const block_rows 
             const int64_t seen = (bc->lim[r] < kend ? bc->lim[r] : kend) - j0;
             if (seen <= 0)
                 continue;
-            __mmask16 valid = tail_mask(seen < nk ? seen : nk);
+            __mmask16 valid = tail_mask16(seen < nk ? seen : nk);
             __m512 acc[DEC_K];
             for (int j = 0; j < DEC_K; j++)
                 acc[j] = _mm512_setzero_ps();
@@ -928,7 +810,7 @@ static void decode_rows(const run_ctx *x, const block_ctx *bc, const block_rows 
                 for (int64_t c = 0; c < dpad; c += 16)
                     _mm512_store_ps(o + c, _mm512_mul_ps(_mm512_load_ps(o + c), corr));
             }
-            __m512 p = exp2_ps(_mm512_sub_ps(s, _mm512_set1_ps(bc->m[r])), valid);
+            __m512 p = exp2_d4_ps(_mm512_sub_ps(s, _mm512_set1_ps(bc->m[r])), valid);
             p = _mm512_castsi512_ps(_mm512_slli_epi32( /* rounded to bf16 like AMX's weights */
                 _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(p)), 16));
             _mm512_store_ps(bc->l + 16 * r, _mm512_add_ps(_mm512_load_ps(bc->l + 16 * r), p));
@@ -962,13 +844,12 @@ static void group_rows(const attn_task *t, const ws_layout *w, const attn_group_
                           .lim = (int64_t *)(ws + w->lim), .moff = (int64_t *)(ws + w->moff),
                           .vbad = (bool *)(ws + w->vbad), .kc = t->params[P_KC]};
     if (gr->count <= t->params[P_DEC]) {
-        const block_rows br = {.t = t, .kr = kr, .gr = *gr, .r0 = 0, .n = gr->count};
+        const block_rows br = block_of(t, kr, gr, 0, gr->count);
         decode_rows(&x, &bc, &br, kr, (uint16_t *)(ws + w->dec_k), (float *)(ws + w->dec_v));
         return;
     }
     for (int64_t r0 = 0; r0 < gr->count; r0 += bq) {
-        const block_rows br = {.t = t, .kr = kr, .gr = *gr, .r0 = r0,
-                               .n = gr->count - r0 < bq ? gr->count - r0 : bq};
+        const block_rows br = block_of(t, kr, gr, r0, bq);
         const int64_t tiles = (br.n + TQ - 1) / TQ;
         int64_t kend = setup_rows(&x, &br, tiles, &bc);
         kend = kend < kr->end ? kend : kr->end;
@@ -978,12 +859,11 @@ static void group_rows(const attn_task *t, const ws_layout *w, const attn_group_
             pack_v(&x, kb0, nb, bc.vp, bc.vbad);
             for (int64_t tile = 0; tile < tiles; tile++) {
                 const int64_t rt = tile * TQ;
-                int64_t lim_max = 0;
-                for (int r = 0; r < TQ; r++)
-                    lim_max = bc.lim[rt + r] > lim_max ? bc.lim[rt + r] : lim_max;
+                int64_t lim_min, lim_max;
+                limit_range(bc.lim + rt, TQ, &lim_min, &lim_max);
                 const int64_t k1 = lim_max < kb0 + nb ? lim_max : kb0 + nb;
                 if (k1 > kb0)
-                    tile_keys(&x, &bc, rt, kb0, k1);
+                    tile_keys(&x, &bc, rt, kb0, k1, lim_min);
             }
         }
         finish_rows(&x, &br, &bc);
@@ -1003,8 +883,7 @@ static attn_status amx_rows(const attn_task *t, int64_t key_begin, int64_t key_e
         const attn_group_rows gr = attn_group_rows_of(t, g);
         if (gr.count <= 0)
             continue;
-        const key_range kr = {.begin = key_begin, .end = key_end, .part = part,
-                              .row0 = (g - t->group_begin) * gr.count};
+        const key_range kr = key_range_of(t, g, &gr, key_begin, key_end, part);
         group_rows(t, &w, &gr, &kr);
     }
     _tile_release();

@@ -69,8 +69,8 @@
  * Oᵀ and per-row m, l, key limits, and for half inputs the widened K/V block (2·min(bk, Lk)·d
  * floats; mode 1: 2·Lk·d) and decode Q rows (dec·d); it depends on bq, bk, d and dec, never on
  * Lk beyond min(bk, Lk) in mode 0. */
-#include "exp2_poly.h"
-#include "variant.h"
+#include "avx512_common.h"
+#include "tile_rows.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -90,10 +90,6 @@ enum {
     DEC_PF = 8,       /* half inputs: decode blocks of K/V prefetched ahead (measured, D1) */
 };
 
-/* How far (in log2 units) a row's tile max may exceed its running max before the accumulator
- * is rescaled: weights stay <= 2^8, far from float overflow even summed over 2^31 keys. */
-#define LAZY_MAX_BITS 8.0f
-
 static const attn_param_info avx512_params[] = {
     [P_MODE] = {"mode", "0 = streaming online softmax, 1 = full-row softmax (scores in workspace)",
                 0, 1, 1},
@@ -105,24 +101,12 @@ static const attn_param_info avx512_params[] = {
 
 /* ---- workspace ---------------------------------------------------------------------------- */
 
-static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-
 /* Bytes of each part, rounded to 64 so every part stays aligned. */
 typedef struct ws_layout {
     size_t qt, ot, m, l, lim, moff, scores, masks, full, dec_o, dec_l, dec_m, dec_lim;
     size_t kv, dec_q, total; /* half inputs only: widened K/V keys, widened decode Q rows */
     size_t kv_keys;          /* keys the widened K (then V) block holds */
 } ws_layout;
-
-static bool add_part(size_t *part, size_t *total, size_t count, size_t elem)
-{
-    size_t bytes;
-    if (__builtin_mul_overflow(count, elem, &bytes) || bytes > SIZE_MAX - 64)
-        return false;
-    bytes = (bytes + 63) & ~(size_t)63;
-    *part = *total;
-    return !__builtin_add_overflow(*total, bytes, total);
-}
 
 /* Rows of one streaming block: bq, or 32 in full-row mode. */
 static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
@@ -209,27 +193,16 @@ static bool avx512_valid(const attn_problem *p, const int32_t *v, char *why, siz
 
 /* ---- vector helpers ----------------------------------------------------------------------- */
 
-/* 2^x for x <= LAZY_MAX_BITS or NaN (exp2_poly.h): round-to-nearest range reduction, degree-5
- * polynomial, vscalefps for 2^n. Lanes outside `keep`, and x < ATTN_EXP2_MIN, give 0; NaN stays
- * NaN (the compare is unordered-true). */
-static inline __m512 exp2_ps(__m512 x, __mmask16 keep)
-{
-    keep = _mm512_mask_cmp_ps_mask(keep, x, _mm512_set1_ps(ATTN_EXP2_MIN), _CMP_NLT_UQ);
-    const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 f = _mm512_sub_ps(x, n);
-    __m512 y = _mm512_set1_ps(ATTN_EXP2_C5);
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C4));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C3));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C2));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C1));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C0));
-    return _mm512_maskz_scalef_ps(keep, y, n);
-}
-
 /* Max that skips NaN in `x` (vmaxps returns its second operand when either is NaN). */
 static inline __m512 max_skip_nan(__m512 x, __m512 running) { return _mm512_max_ps(x, running); }
 
-static inline __mmask16 tail_mask(int64_t n) { return n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1); }
+/* Lanes [0, n) for n >= 1 (every caller here has a lane or more): tail_mask16 without its
+ * n <= 0 test, which the decode loops (a mask per 16 head-dim elements of each key) would pay
+ * for nothing. */
+static inline __mmask16 tail_mask(int64_t n)
+{
+    return n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+}
 
 /* Elements [c, c + 16) of a row of dt elements as float32, lanes outside m zero (and not read):
  * bf16 is the top half of a float32, f16 widens with F16C; both exact. Inlined with a constant
@@ -379,21 +352,6 @@ static inline void score_epilogue_masked(const run_ctx *x, const tile_ctx *tc, i
     }
 }
 
-/* Rescales the lanes of query vector k whose tile max passed m + LAZY_MAX_BITS. */
-static inline __m512 raise_max(const tile_ctx *tc, int64_t d, int k, __m512 m, __m512 tmax,
-                               __mmask16 need, __m512 *l)
-{
-    const __m512 m_new = _mm512_mask_mov_ps(m, need, tmax);
-    /* m = -inf lanes get corr 0: their l and Oᵀ are still 0 (or NaN, which stays NaN). */
-    const __m512 corr = _mm512_mask_mov_ps(_mm512_set1_ps(1.0f), need,
-                                           exp2_ps(_mm512_sub_ps(m, m_new), need));
-    *l = _mm512_mul_ps(*l, corr);
-    float *ot = tc->ot + 16 * k;
-    for (int64_t c = 0; c < d; c++)
-        _mm512_store_ps(ot + c * TILE_Q, _mm512_mul_ps(_mm512_load_ps(ot + c * TILE_Q), corr));
-    return m_new;
-}
-
 /* One 32-row × 8-key tile: scores, softmax update, P·V. `fast`: every pair counts. */
 static inline void key_tile(const run_ctx *x, const tile_ctx *tc, int64_t j0, int nk, bool fast,
                             __m512 m[NQV], __m512 l[NQV])
@@ -421,7 +379,7 @@ static inline void key_tile(const run_ctx *x, const tile_ctx *tc, int64_t j0, in
         const __mmask16 need = _mm512_cmp_ps_mask(
             tmax, _mm512_add_ps(m[k], _mm512_set1_ps(LAZY_MAX_BITS)), _CMP_GT_OQ);
         if (need)
-            m[k] = raise_max(tc, x->d, k, m[k], tmax, need, &l[k]);
+            m[k] = raise_max_lanes(tc->ot + 16 * k, TILE_Q, x->d, m[k], tmax, need, &l[k]);
         for (int j = 0; j < TILE_K; j++) {
             s[k][j] = exp2_ps(_mm512_sub_ps(s[k][j], m[k]), fast ? 0xffff : vm[k][j]);
             l[k] = _mm512_add_ps(l[k], s[k][j]);
@@ -457,30 +415,6 @@ static void sweep_tile(const run_ctx *x, const tile_ctx *tc, int64_t j_begin, in
 
 /* ---- rows of a block: packing, limits, output --------------------------------------------- */
 
-/* Which keys a run covers and where its rows go: O (normalised), or for run_partial the
- * unnormalised partials of the contract (variant.h) at row index row0 + r. */
-typedef struct key_range {
-    int64_t begin, end;
-    const attn_partial *part;
-    int64_t row0;
-} key_range;
-
-typedef struct block_rows {
-    const attn_task *t;
-    const key_range *kr;
-    attn_group_rows gr;
-    int64_t r0, n; /* flattened rows [r0, r0 + n) of the group */
-} block_rows;
-
-static inline int64_t row_head(const block_rows *br, int64_t r)
-{
-    return br->gr.first_head + (br->r0 + r) / br->gr.rows;
-}
-static inline int64_t row_index(const block_rows *br, int64_t r)
-{
-    return br->t->row_begin + (br->r0 + r) % br->gr.rows;
-}
-
 /* Packs Qᵀ, key limits and mask offsets of `tiles` tiles; padding lanes get zeros and limit 0.
  * Returns the largest key limit. */
 static int64_t setup_rows(const block_rows *br, int64_t tiles, float *qt, int64_t *lim,
@@ -488,19 +422,14 @@ static int64_t setup_rows(const block_rows *br, int64_t tiles, float *qt, int64_
 {
     const attn_problem *p = br->t->problem;
     const int64_t d = p->head_dim;
-    const int64_t mstride = p->mask_row_stride ? p->mask_row_stride : p->len_kv;
-    int64_t lim_max = 0;
     for (int64_t r = 0; r < tiles * TILE_Q; r++) {
         float *col = qt + (r / TILE_Q) * TILE_Q * d + r % TILE_Q;
         if (r >= br->n) {
-            lim[r] = 0;
-            moff[r] = 0;
             for (int64_t c = 0; c < d; c++)
                 col[c * TILE_Q] = 0.0f;
             continue;
         }
-        const int64_t i = row_index(br, r);
-        const void *q = attn_row(br->t, 'q', br->gr.b, row_head(br, r), i);
+        const void *q = attn_row(br->t, 'q', br->gr.b, row_head(br, r), row_index(br, r));
         if (p->dtype == ATTN_F32)
             for (int64_t c = 0; c < d; c++)
                 col[c * TILE_Q] = ((const float *)q)[c];
@@ -510,33 +439,8 @@ static int64_t setup_rows(const block_rows *br, int64_t tiles, float *qt, int64_
         else
             for (int64_t c = 0; c < d; c++)
                 col[c * TILE_Q] = attn_f16_to_f32(((const uint16_t *)q)[c]);
-        const int64_t n = attn_key_limit(p, br->gr.b, i);
-        lim[r] = n > 0 ? n : 0;
-        moff[r] = i * mstride;
-        lim_max = lim[r] > lim_max ? lim[r] : lim_max;
     }
-    return lim_max;
-}
-
-/* Row r done: O row = acc / l (l = 0: no key seen, zeros; a NaN l carries the NaN), or its
- * partials with the max back in natural units. acc[c·stride] is the row's accumulator. */
-static void finish_row(const block_rows *br, int64_t r, const float *acc, int64_t stride, float l,
-                       float m_log2)
-{
-    const int64_t d = br->t->problem->head_dim;
-    const attn_partial *part = br->kr->part;
-    if (part) {
-        const int64_t row = br->kr->row0 + br->r0 + r;
-        part->max[row] = m_log2 == -INFINITY ? -INFINITY : m_log2 / ATTN_LOG2E;
-        part->sum[row] = l;
-        for (int64_t c = 0; c < d; c++)
-            part->acc[row * d + c] = acc[c * stride];
-        return;
-    }
-    const float inv = l == 0.0f ? 0.0f : 1.0f / l;
-    float *o = attn_o_row(br->t, br->gr.b, row_head(br, r), row_index(br, r));
-    for (int64_t c = 0; c < d; c++)
-        o[c] = acc[c * stride] * inv;
+    return block_limits(br, tiles * TILE_Q, lim, moff);
 }
 
 /* Every row of a block from its Oᵀ column, l and m. */
@@ -578,21 +482,6 @@ static void widen_keys(run_ctx *x, int64_t key0, int64_t j0, int64_t j1)
     x->key0 = key0;
 }
 
-static void tile_limits(tile_ctx *tc, const int64_t *lim)
-{
-    tc->lim_min = INT64_MAX;
-    for (int r = 0; r < TILE_Q; r++)
-        tc->lim_min = lim[r] < tc->lim_min ? lim[r] : tc->lim_min;
-}
-
-static int64_t tile_lim_max(const int64_t *lim)
-{
-    int64_t n = 0;
-    for (int r = 0; r < TILE_Q; r++)
-        n = lim[r] > n ? lim[r] : n;
-    return n;
-}
-
 /* Mode 0 on one group: blocks of bq rows, K/V blocks of bk keys outermost within a block. */
 static void streaming_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
                             const key_range *kr)
@@ -605,16 +494,11 @@ static void streaming_group(const attn_task *t, const ws_layout *w, const attn_g
     run_ctx x = run_ctx_of(t, w, gr);
 
     for (int64_t r0 = 0; r0 < gr->count; r0 += bq) {
-        const block_rows br = {.t = t, .kr = kr, .gr = *gr, .r0 = r0,
-                               .n = gr->count - r0 < bq ? gr->count - r0 : bq};
+        const block_rows br = block_of(t, kr, gr, r0, bq);
         const int64_t tiles = (br.n + TILE_Q - 1) / TILE_Q;
         int64_t lim_max = setup_rows(&br, tiles, qt, lim, moff);
         lim_max = lim_max < kr->end ? lim_max : kr->end;
-        memset(ot, 0, (size_t)(tiles * TILE_Q * d) * sizeof *ot);
-        for (int64_t r = 0; r < tiles * TILE_Q; r++) {
-            m[r] = -INFINITY;
-            l[r] = 0.0f;
-        }
+        reset_rows(ot, tiles * TILE_Q * d, m, l, tiles * TILE_Q);
         for (int64_t k0 = kr->begin; k0 < lim_max; k0 += bk) {
             /* Half inputs: the K/V block widened once for every tile of the block (bq/32 of
              * them), so the tiles' broadcasts read float32 as for float32 inputs. */
@@ -624,8 +508,8 @@ static void streaming_group(const attn_task *t, const ws_layout *w, const attn_g
                 tile_ctx tc = {.qt = qt + tile * TILE_Q * d, .ot = ot + tile * TILE_Q * d,
                                .m = m + tile * TILE_Q, .l = l + tile * TILE_Q,
                                .lim = lim + tile * TILE_Q, .moff = moff + tile * TILE_Q};
-                tile_limits(&tc, tc.lim);
-                int64_t k1 = tile_lim_max(tc.lim);
+                int64_t k1;
+                limit_range(tc.lim, TILE_Q, &tc.lim_min, &k1);
                 k1 = k1 < lim_max ? k1 : lim_max;
                 k1 = k0 + bk < k1 ? k0 + bk : k1;
                 if (k1 > k0)
@@ -758,8 +642,7 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
     int64_t widened = kr->begin; /* half inputs: keys [kr->begin, widened) are in kv_buf */
     /* Oᵀ of the tile reuses the packed Qᵀ: Q is consumed before P·V writes it. */
     for (int64_t r0 = 0; r0 < gr->count; r0 += TILE_Q) {
-        const block_rows br = {.t = t, .kr = kr, .gr = *gr, .r0 = r0,
-                               .n = gr->count - r0 < TILE_Q ? gr->count - r0 : TILE_Q};
+        const block_rows br = block_of(t, kr, gr, r0, TILE_Q);
         int64_t kend = setup_rows(&br, 1, qt, lim, moff);
         kend = kend < kr->end ? kend : kr->end;
         /* Half inputs: every key of the group is widened once, as the first tile that sees
@@ -769,34 +652,14 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
             widened = kend;
         }
         tile_ctx tc = {.qt = qt, .m = m, .l = l, .lim = lim, .moff = moff};
-        tile_limits(&tc, lim);
+        int64_t lim_max;
+        limit_range(lim, TILE_Q, &tc.lim_min, &lim_max);
         full_row_tile(&x, &tc, S, masks, full, kr->begin, kend > kr->begin ? kend : kr->begin, qt);
         store_rows(&br, qt, l, m);
     }
 }
 
 /* ---- decode path: vectors along head_dim ------------------------------------------------- */
-
-/* Sums of each of 16 vectors, as one vector (lane j = Σ a[j]): a transpose-add tree. */
-static inline __m512 reduce16(const __m512 a[16])
-{
-    __m512 b[8], c[4];
-    for (int i = 0; i < 8; i++)
-        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
-                             _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-    /* b[i], per 128-bit block: partial sums of keys (2i, 2i+1, 2i, 2i+1). */
-    for (int i = 0; i < 4; i++) {
-        const __m512d lo = _mm512_castps_pd(b[2 * i]), hi = _mm512_castps_pd(b[2 * i + 1]);
-        c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(lo, hi)),
-                             _mm512_castpd_ps(_mm512_unpackhi_pd(lo, hi)));
-    }
-    /* c[i], per 128-bit block: partial sums of keys 4i..4i+3; add the four blocks. */
-    const __m512 e0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88),
-                                    _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
-    const __m512 e1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88),
-                                    _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(e0, e1, 0x88), _mm512_shuffle_f32x4(e0, e1, 0xdd));
-}
 
 /* Dot products of q (float32) with 16 key rows of dt elements, widened as they are loaded. */
 static inline __attribute__((always_inline)) __m512 dots16(const float *q,
@@ -812,7 +675,7 @@ static inline __attribute__((always_inline)) __m512 dots16(const float *q,
         for (int j = 0; j < DEC_K; j++)
             acc[j] = _mm512_fmadd_ps(qv, load16(kr[j], c, tm, dt), acc[j]);
     }
-    return reduce16(acc);
+    return sum16(acc);
 }
 
 /* o[0..d) (in the workspace, padded to 16) = o·scale + Σ_{j in keys} p[j]·V[j], V rows of dt
@@ -853,12 +716,13 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
     float *o = (float *)(ws + w->dec_o), *lv = (float *)(ws + w->dec_l);
     float *mrow = (float *)(ws + w->dec_m), *qw = (float *)(ws + w->dec_q);
     int64_t *lim = (int64_t *)(ws + w->dec_lim);
-    const block_rows br = {.t = t, .kr = kr, .gr = *gr, .r0 = 0, .n = n};
+    const block_rows br = block_of(t, kr, gr, 0, n);
     const run_ctx x = run_ctx_of(t, w, gr);
     const size_t esz = dt == ATTN_F32 ? 4 : 2;
     const char *kbase = attn_row(t, 'k', gr->b, gr->hkv, 0);
     const char *vbase = attn_row(t, 'v', gr->b, gr->hkv, 0);
-    int64_t kend = 0;
+    int64_t kend = block_limits(&br, n, lim, NULL);
+    kend = kend < kr->end ? kend : kr->end;
     for (int64_t r = 0; r < n; r++) {
         if (dt != ATTN_F32) { /* Q rows widened once, reused by every key block */
             const void *q = attn_row(t, 'q', gr->b, row_head(&br, r), row_index(&br, r));
@@ -867,15 +731,10 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
                 _mm512_mask_storeu_ps(qw + r * dpad + c, tm, load16(q, c, tm, dt));
             }
         }
-        const int64_t lr = attn_key_limit(p, gr->b, row_index(&br, r));
-        lim[r] = lr > 0 ? lr : 0;
-        kend = lim[r] > kend ? lim[r] : kend;
-        kend = kend < kr->end ? kend : kr->end;
         mrow[r] = -INFINITY;
         memset(o + r * dpad, 0, (size_t)dpad * sizeof *o);
         _mm512_store_ps(lv + 16 * r, _mm512_setzero_ps());
     }
-    const __m512 ninf = _mm512_set1_ps(-INFINITY);
     for (int64_t j0 = kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
         const void *kr[DEC_K], *vr[DEC_K];
@@ -898,26 +757,12 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
                                             : qw + r * dpad;
             const int64_t left = (lim[r] < kend ? lim[r] : kend) - j0;
             __mmask16 valid = tail_mask(left < nk ? left : nk);
-            __m512 s = _mm512_mul_ps(dots16(q, kr, d, dt), x.c);
-            if (x.mask) {
-                const __m512 mv = _mm512_maskz_loadu_ps(valid, attn_mask_row(p, i) + j0);
-                valid = _mm512_mask_cmp_ps_mask(valid, mv, ninf, _CMP_NEQ_UQ);
-                s = _mm512_fmadd_ps(mv, _mm512_set1_ps(ATTN_LOG2E), s);
-            }
+            __m512 pv = _mm512_mul_ps(dots16(q, kr, d, dt), x.c), corr;
+            __m512 l = _mm512_load_ps(lv + 16 * r);
+            valid = decode_weights(&pv, valid, x.mask ? attn_mask_row(p, i) + j0 : NULL, &mrow[r],
+                                   &l, &corr);
             if (!valid)
                 continue;
-            s = _mm512_mask_mov_ps(ninf, valid, s);
-            /* Max over the valid lanes that are not NaN (a NaN reaches l and o below). */
-            const float bmax = _mm512_mask_reduce_max_ps(
-                _mm512_mask_cmp_ps_mask(valid, s, s, _CMP_ORD_Q), s);
-            __m512 corr = _mm512_set1_ps(1.0f);
-            __m512 l = _mm512_load_ps(lv + 16 * r);
-            if (bmax > mrow[r] + LAZY_MAX_BITS) {
-                corr = exp2_ps(_mm512_set1_ps(mrow[r] - bmax), 0xffff);
-                l = _mm512_mul_ps(l, corr);
-                mrow[r] = bmax;
-            }
-            const __m512 pv = exp2_ps(_mm512_sub_ps(s, _mm512_set1_ps(mrow[r])), valid);
             _mm512_store_ps(lv + 16 * r, _mm512_add_ps(l, pv));
             float pw[DEC_K];
             _mm512_storeu_ps(pw, pv);
@@ -962,8 +807,7 @@ static attn_status avx512_rows(const attn_task *t, int64_t key_begin, int64_t ke
         const attn_group_rows gr = attn_group_rows_of(t, g);
         if (gr.count <= 0)
             continue;
-        const key_range kr = {.begin = key_begin, .end = key_end, .part = part,
-                              .row0 = (g - t->group_begin) * gr.count};
+        const key_range kr = key_range_of(t, g, &gr, key_begin, key_end, part);
         if (gr.count <= t->params[P_DEC])
             decode_group(t, &w, &gr, &kr);
         else if (t->params[P_MODE] == 1)

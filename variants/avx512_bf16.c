@@ -78,8 +78,8 @@
  * aligned): packed QP, Oᵀ, per-row m, l, key limits and mask offsets, the packed K/V block and
  * the decode buffers; it depends on bq, bk (capped at Lk), dec and d, and does not grow with
  * Lk. */
-#include "exp2_poly.h"
-#include "variant.h"
+#include "avx512_common.h"
+#include "tile_rows.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -99,9 +99,6 @@ enum {
     DEC_PF = 8,           /* bf16 inputs: decode blocks of K/V prefetched ahead (measured, D1) */
 };
 
-/* How far (log2 units) a row's tile max may exceed its running max before rescaling. */
-#define LAZY_MAX_BITS 8.0f
-
 static const attn_param_info bf16_params[] = {
     [P_BQ] = {"bq", "query rows per block sharing each packed K/V block", TILE_Q, 4096, TILE_Q},
     [P_BK] = {"bk", "keys per packed K/V block", TILE_K, 1 << 16, TILE_K},
@@ -111,24 +108,11 @@ static const attn_param_info bf16_params[] = {
 
 /* ---- workspace ---------------------------------------------------------------------------- */
 
-static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-
 typedef struct ws_layout {
     size_t qp, ot, m, l, lim, moff, kp, vp, vbad;            /* prefill */
     size_t dq, dk, dv, dec_o, dec_t, dec_l, dec_m, dec_lim; /* decode */
     size_t total;
 } ws_layout;
-
-/* Appends count·elem bytes, rounded to 64 so every part stays aligned; false on overflow. */
-static bool add_part(size_t *part, size_t *total, size_t count, size_t elem)
-{
-    size_t bytes;
-    if (__builtin_mul_overflow(count, elem, &bytes) || bytes > SIZE_MAX - 64)
-        return false;
-    bytes = (bytes + 63) & ~(size_t)63;
-    *part = *total;
-    return !__builtin_add_overflow(*total, bytes, total);
-}
 
 /* Keys per packed block: bk, or the keys there are when fewer (the block's buffers stay small
  * for short sequences whatever bk says). */
@@ -201,15 +185,6 @@ static bool bf16_valid(const attn_problem *p, const int32_t *v, char *why, size_
 
 /* ---- vector helpers ----------------------------------------------------------------------- */
 
-static inline __mmask16 mask16(int64_t n)
-{
-    return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
-}
-static inline __mmask32 mask32(int64_t n)
-{
-    return n >= 32 ? 0xffffffffu : n <= 0 ? 0 : (__mmask32)((1u << n) - 1);
-}
-
 /* vpermw index: 16-bit element 2i takes element i, 2i+1 takes element 16 + i, so two 16-wide
  * halves [a | b] become the pairs (a[i], b[i]) in 32-bit lane i. */
 static const uint16_t pair_index[32] = {0,  16, 1,  17, 2,  18, 3,  19, 4,  20, 5,
@@ -221,30 +196,11 @@ static inline __m512i interleave_halves(__m512i ab)
     return _mm512_permutexvar_epi16(_mm512_loadu_si512(pair_index), ab);
 }
 
-/* 32 elements of a row (zeros from element n on) as 16 bf16 pairs: lane p = (x[2p], x[2p+1]). */
-static inline __m512i load_pairs(const void *x, attn_dtype dt, int64_t n)
-{
-    if (dt == ATTN_BF16)
-        return _mm512_maskz_loadu_epi16(mask32(n), x);
-    const float *f = x;
-    const __m512 lo = _mm512_maskz_loadu_ps(mask16(n), f);
-    const __m512 hi = _mm512_maskz_loadu_ps(mask16(n - 16), f + 16);
-    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-}
-
-/* 16 elements of a row (zeros from element n on) as 16 bf16. */
-static inline __m256i load_bf16x16(const void *x, attn_dtype dt, int64_t n)
-{
-    if (dt == ATTN_BF16)
-        return _mm256_maskz_loadu_epi16(mask16(n), x);
-    return (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask16(n), x));
-}
-
 /* Pairs (a[c], b[c]) for 16 columns c of two rows; a NULL row reads as zeros. */
 static inline __m512i load_key_pairs(const void *a, const void *b, attn_dtype dt, int64_t n)
 {
-    const __m256i x = a ? load_bf16x16(a, dt, n) : _mm256_setzero_si256();
-    const __m256i y = b ? load_bf16x16(b, dt, n) : _mm256_setzero_si256();
+    const __m256i x = a ? load_bf16x16(a, n, dt) : _mm256_setzero_si256();
+    const __m256i y = b ? load_bf16x16(b, n, dt) : _mm256_setzero_si256();
     return interleave_halves(_mm512_inserti64x4(_mm512_castsi256_si512(x), y, 1));
 }
 
@@ -263,22 +219,6 @@ static inline __m512bh round_weights(__m512 even, __m512 odd, __m512 *l)
     const __m512 po = _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32((int)0xffff0000u)));
     *l = _mm512_add_ps(*l, _mm512_add_ps(pe, po));
     return (__m512bh)x;
-}
-
-/* 2^x for x <= LAZY_MAX_BITS or NaN (exp2_poly.h): lanes outside `keep`, and x < ATTN_EXP2_MIN,
- * give 0; NaN stays NaN. */
-static inline __m512 exp2_ps(__m512 x, __mmask16 keep)
-{
-    keep = _mm512_mask_cmp_ps_mask(keep, x, _mm512_set1_ps(ATTN_EXP2_MIN), _CMP_NLT_UQ);
-    const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 f = _mm512_sub_ps(x, n);
-    __m512 y = _mm512_set1_ps(ATTN_EXP2_C5);
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C4));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C3));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C2));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C1));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C0));
-    return _mm512_maskz_scalef_ps(keep, y, n);
 }
 
 /* ---- prefill micro-kernels ---------------------------------------------------------------- */
@@ -415,21 +355,6 @@ static void score_epilogue_masked(const run_ctx *x, const tile_ctx *tc, int64_t 
     }
 }
 
-/* Rescales the lanes of query vector k whose tile max passed m + LAZY_MAX_BITS. */
-static __m512 raise_max(const tile_ctx *tc, int64_t d, int k, __m512 m, __m512 tmax,
-                        __mmask16 need, __m512 *l)
-{
-    const __m512 m_new = _mm512_mask_mov_ps(m, need, tmax);
-    /* m = -inf lanes get 0: their l and Oᵀ are still 0 (or NaN, which stays NaN). */
-    const __m512 corr = _mm512_mask_mov_ps(_mm512_set1_ps(1.0f), need,
-                                           exp2_ps(_mm512_sub_ps(m, m_new), need));
-    *l = _mm512_mul_ps(*l, corr);
-    float *ot = tc->ot + 16 * k;
-    for (int64_t c = 0; c < d; c++)
-        _mm512_store_ps(ot + c * TILE_Q, _mm512_mul_ps(_mm512_load_ps(ot + c * TILE_Q), corr));
-    return m_new;
-}
-
 /* One 32-row × 8-key tile: scores, softmax update, P·V. `fast`: every pair counts.
  * `v_bad`: the tile's packed V holds an inf or NaN. */
 static inline void key_tile(const run_ctx *x, const tile_ctx *tc, const uint32_t *kt,
@@ -456,7 +381,7 @@ static inline void key_tile(const run_ctx *x, const tile_ctx *tc, const uint32_t
         const __mmask16 need = _mm512_cmp_ps_mask(
             tmax, _mm512_add_ps(m[k], _mm512_set1_ps(LAZY_MAX_BITS)), _CMP_GT_OQ);
         if (need)
-            m[k] = raise_max(tc, x->d, k, m[k], tmax, need, &l[k]);
+            m[k] = raise_max_lanes(tc->ot + 16 * k, TILE_Q, x->d, m[k], tmax, need, &l[k]);
         for (int i = 0; i < KPAIRS; i++) {
             const __m512 pe = exp2_ps(_mm512_sub_ps(s[k][2 * i], m[k]), vm[k][2 * i]);
             const __m512 po = exp2_ps(_mm512_sub_ps(s[k][2 * i + 1], m[k]), vm[k][2 * i + 1]);
@@ -496,8 +421,8 @@ static void pack_kv(const run_ctx *x, int64_t k0, int64_t k1, uint32_t *kp, uint
             }
             const char *row = row_of(x, 'k', j0 + j);
             for (int64_t c0 = 0; c0 < d; c0 += 32)
-                _mm512_mask_i32scatter_epi32(kt + (c0 / 2) * TILE_K + j, mask16(dp - c0 / 2), idx8,
-                                             load_pairs(row + c0 * es, x->dt, d - c0), 4);
+                _mm512_mask_i32scatter_epi32(kt + (c0 / 2) * TILE_K + j, tail_mask16(dp - c0 / 2),
+                                             idx8, load_bf16x32(row + c0 * es, d - c0, x->dt), 4);
         }
         bool nonfinite = false;
         for (int i = 0; i < KPAIRS; i++) {
@@ -507,7 +432,7 @@ static void pack_kv(const run_ctx *x, int64_t k0, int64_t k1, uint32_t *kp, uint
                 const __m512i pr = load_key_pairs(a ? a + c0 * es : NULL, b ? b + c0 * es : NULL,
                                                   x->dt, d - c0);
                 nonfinite |= any_nonfinite(pr);
-                _mm512_mask_storeu_epi32(vt + i * d + c0, mask16(d - c0), pr);
+                _mm512_mask_storeu_epi32(vt + i * d + c0, tail_mask16(d - c0), pr);
             }
         }
         bad[tile] = nonfinite;
@@ -516,83 +441,28 @@ static void pack_kv(const run_ctx *x, int64_t k0, int64_t k1, uint32_t *kp, uint
 
 /* ---- prefill: rows of a block ------------------------------------------------------------- */
 
-/* Which keys a run covers and where its rows go: O (normalised), or for run_partial the
- * unnormalised partials of the contract (variant.h) at row index row0 + r. */
-typedef struct key_range {
-    int64_t begin, end;
-    const attn_partial *part;
-    int64_t row0;
-} key_range;
-
-typedef struct block_rows {
-    const attn_task *t;
-    const key_range *kr;
-    attn_group_rows gr;
-    int64_t r0, n; /* flattened rows [r0, r0 + n) of the group */
-} block_rows;
-
-static inline int64_t row_head(const block_rows *br, int64_t r)
-{
-    return br->gr.first_head + (br->r0 + r) / br->gr.rows;
-}
-static inline int64_t row_index(const block_rows *br, int64_t r)
-{
-    return br->t->row_begin + (br->r0 + r) % br->gr.rows;
-}
-
 /* Packs QP, key limits and mask offsets of `tiles` tiles (padding lanes: zeros, limit 0).
  * Returns the largest key limit. */
 static int64_t setup_rows(const block_rows *br, const run_ctx *x, int64_t tiles, uint32_t *qp,
                           int64_t *lim, int64_t *moff)
 {
-    const attn_problem *p = br->t->problem;
     const int64_t d = x->d, dp = x->dp, es = x->dt == ATTN_F32 ? 4 : 2;
-    const int64_t mstride = p->mask_row_stride ? p->mask_row_stride : p->len_kv;
     const __m512i idx32 = _mm512_mullo_epi32(
         _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
         _mm512_set1_epi32(TILE_Q));
-    int64_t lim_max = 0;
     for (int64_t r = 0; r < tiles * TILE_Q; r++) {
         uint32_t *col = qp + (r / TILE_Q) * TILE_Q * dp + r % TILE_Q;
         if (r >= br->n) {
-            lim[r] = 0;
-            moff[r] = 0;
             for (int64_t q = 0; q < dp; q++)
                 col[q * TILE_Q] = 0;
             continue;
         }
-        const int64_t i = row_index(br, r);
-        const char *q = attn_row(br->t, 'q', br->gr.b, row_head(br, r), i);
+        const char *q = attn_row(br->t, 'q', br->gr.b, row_head(br, r), row_index(br, r));
         for (int64_t c0 = 0; c0 < d; c0 += 32)
-            _mm512_mask_i32scatter_epi32(col + (c0 / 2) * TILE_Q, mask16(dp - c0 / 2), idx32,
-                                         load_pairs(q + c0 * es, x->dt, d - c0), 4);
-        const int64_t n = attn_key_limit(p, br->gr.b, i);
-        lim[r] = n > 0 ? n : 0;
-        moff[r] = i * mstride;
-        lim_max = lim[r] > lim_max ? lim[r] : lim_max;
+            _mm512_mask_i32scatter_epi32(col + (c0 / 2) * TILE_Q, tail_mask16(dp - c0 / 2), idx32,
+                                         load_bf16x32(q + c0 * es, d - c0, x->dt), 4);
     }
-    return lim_max;
-}
-
-/* Row r done: O row = acc / l (l = 0: no key seen, zeros; a NaN l carries the NaN), or its
- * partials with the max back in natural units. acc[c·stride] is the row's accumulator. */
-static void finish_row(const block_rows *br, int64_t r, const float *acc, int64_t stride, float l,
-                       float m_log2)
-{
-    const int64_t d = br->t->problem->head_dim;
-    const attn_partial *part = br->kr->part;
-    if (part) {
-        const int64_t row = br->kr->row0 + br->r0 + r;
-        part->max[row] = m_log2 == -INFINITY ? -INFINITY : m_log2 / ATTN_LOG2E;
-        part->sum[row] = l;
-        for (int64_t c = 0; c < d; c++)
-            part->acc[row * d + c] = acc[c * stride];
-        return;
-    }
-    const float inv = l == 0.0f ? 0.0f : 1.0f / l;
-    float *o = attn_o_row(br->t, br->gr.b, row_head(br, r), row_index(br, r));
-    for (int64_t c = 0; c < d; c++)
-        o[c] = acc[c * stride] * inv;
+    return block_limits(br, tiles * TILE_Q, lim, moff);
 }
 
 /* Keys [j_begin, j_end) of the packed block starting at k0, for one tile. */
@@ -630,16 +500,11 @@ static void prefill_group(const run_ctx *x, const ws_layout *w, const attn_group
     int64_t *lim = (int64_t *)(ws + w->lim), *moff = (int64_t *)(ws + w->moff);
 
     for (int64_t r0 = 0; r0 < gr->count; r0 += bq) {
-        const block_rows br = {.t = t, .kr = kr, .gr = *gr, .r0 = r0,
-                               .n = gr->count - r0 < bq ? gr->count - r0 : bq};
+        const block_rows br = block_of(t, kr, gr, r0, bq);
         const int64_t tiles = (br.n + TILE_Q - 1) / TILE_Q;
         int64_t lim_max = setup_rows(&br, x, tiles, qp, lim, moff);
         lim_max = lim_max < kr->end ? lim_max : kr->end;
-        memset(ot, 0, (size_t)(tiles * TILE_Q * d) * sizeof *ot);
-        for (int64_t r = 0; r < tiles * TILE_Q; r++) {
-            m[r] = -INFINITY;
-            l[r] = 0.0f;
-        }
+        reset_rows(ot, tiles * TILE_Q * d, m, l, tiles * TILE_Q);
         for (int64_t k0 = kr->begin; k0 < lim_max; k0 += bk) {
             const int64_t k1 = k0 + bk < lim_max ? k0 + bk : lim_max;
             pack_kv(x, k0, k1, kp, vp, bad);
@@ -647,13 +512,9 @@ static void prefill_group(const run_ctx *x, const ws_layout *w, const attn_group
                 const int64_t real = br.n - tile * TILE_Q < TILE_Q ? br.n - tile * TILE_Q : TILE_Q;
                 tile_ctx tc = {.qp = qp + tile * TILE_Q * dp, .ot = ot + tile * TILE_Q * d,
                                .m = m + tile * TILE_Q, .l = l + tile * TILE_Q,
-                               .lim = lim + tile * TILE_Q, .moff = moff + tile * TILE_Q,
-                               .lim_min = INT64_MAX};
-                int64_t tile_max = 0;
-                for (int64_t r = 0; r < real; r++) {
-                    tc.lim_min = tc.lim[r] < tc.lim_min ? tc.lim[r] : tc.lim_min;
-                    tile_max = tc.lim[r] > tile_max ? tc.lim[r] : tile_max;
-                }
+                               .lim = lim + tile * TILE_Q, .moff = moff + tile * TILE_Q};
+                int64_t tile_max;
+                limit_range(tc.lim, real, &tc.lim_min, &tile_max);
                 const int64_t end = tile_max < k1 ? tile_max : k1;
                 if (end > k0)
                     sweep_tile(x, &tc, kp, vp, bad, k0, end);
@@ -666,25 +527,6 @@ static void prefill_group(const run_ctx *x, const ws_layout *w, const attn_group
 
 /* ---- decode: vectors along head_dim -------------------------------------------------------- */
 
-/* Lane j = Σ of the 16 lanes of a[j]: a transpose-add tree (pairs, quads, 128-bit blocks). */
-static inline __m512 reduce16(const __m512 a[16])
-{
-    __m512 b[8], c[4], e[2];
-    for (int i = 0; i < 8; i++) /* per 128-bit block: keys (2i, 2i+1, 2i, 2i+1) */
-        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
-                             _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-    for (int i = 0; i < 4; i++) { /* per 128-bit block: keys 4i..4i+3 */
-        const __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
-        c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
-                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
-    }
-    for (int i = 0; i < 2; i++) /* blocks (0, 2 | 0, 2) + (1, 3 | 1, 3) of c[2i], c[2i+1] */
-        e[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
-                             _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xdd));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(e[0], e[1], 0x88),
-                         _mm512_shuffle_f32x4(e[0], e[1], 0xdd));
-}
-
 /* Dot products of the bf16 row q (zero-padded to a multiple of 32) with 16 bf16 key rows. */
 static inline __m512 dots16(const uint16_t *q, const uint16_t *const kr[DEC_K], int64_t d)
 {
@@ -692,13 +534,13 @@ static inline __m512 dots16(const uint16_t *q, const uint16_t *const kr[DEC_K], 
     for (int j = 0; j < DEC_K; j++)
         acc[j] = _mm512_setzero_ps();
     for (int64_t c = 0; c < d; c += 32) {
-        const __mmask32 tm = mask32(d - c);
+        const __mmask32 tm = tail_mask32(d - c);
         const __m512bh qv = (__m512bh)_mm512_load_si512(q + c);
         for (int j = 0; j < DEC_K; j++)
             acc[j] = _mm512_dpbf16_ps(acc[j], qv,
                                       (__m512bh)_mm512_maskz_loadu_epi16(tm, kr[j] + c));
     }
-    return reduce16(acc);
+    return sum16(acc);
 }
 
 /* o = o·corr + Σ_{j in valid} p_j·V[j], with o split by parity: chunk v of 32 head-dim elements
@@ -733,7 +575,7 @@ static inline void decode_pv(float *o, const uint16_t *const vr[DEC_K], const fl
         __m512 acc[DEC_C][2];
         __mmask32 tm[DEC_C];
         for (int v = 0; v < DEC_C; v++) {
-            tm[v] = mask32(d - c0 - 32 * v);
+            tm[v] = tail_mask32(d - c0 - 32 * v);
             for (int h = 0; h < 2; h++)
                 acc[v][h] = v < nc ? _mm512_mul_ps(_mm512_load_ps(o + c0 + 32 * v + 16 * h), corr)
                                    : _mm512_setzero_ps();
@@ -774,21 +616,17 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
     float *o = (float *)(ws + w->dec_o), *lv = (float *)(ws + w->dec_l);
     float *mrow = (float *)(ws + w->dec_m), *tmp = (float *)(ws + w->dec_t);
     int64_t *lim = (int64_t *)(ws + w->dec_lim);
-    const block_rows br = {.t = t, .kr = kr, .gr = *gr, .r0 = 0, .n = n};
-    int64_t kend = 0;
+    const block_rows br = block_of(t, kr, gr, 0, n);
+    int64_t kend = block_limits(&br, n, lim, NULL);
     for (int64_t r = 0; r < n; r++) {
-        const int64_t i = row_index(&br, r), lr = attn_key_limit(p, gr->b, i);
-        lim[r] = lr > 0 ? lr : 0;
-        kend = lim[r] > kend ? lim[r] : kend;
-        const char *q = attn_row(t, 'q', gr->b, row_head(&br, r), i);
+        const char *q = attn_row(t, 'q', gr->b, row_head(&br, r), row_index(&br, r));
         for (int64_t c0 = 0; c0 < d; c0 += 32)
-            _mm512_store_si512(dq + r * d32 + c0, load_pairs(q + c0 * es, x->dt, d - c0));
+            _mm512_store_si512(dq + r * d32 + c0, load_bf16x32(q + c0 * es, d - c0, x->dt));
         mrow[r] = -INFINITY;
         memset(o + r * d32, 0, (size_t)d32 * sizeof *o);
         _mm512_store_ps(lv + 16 * r, _mm512_setzero_ps());
     }
     kend = kend < kr->end ? kend : kr->end;
-    const __m512 ninf = _mm512_set1_ps(-INFINITY);
     for (int64_t j0 = kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
         /* K and V rows: bf16 read in place; float32 rounded once into dk, dv (zero-padded to a
@@ -809,8 +647,8 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
                 continue;
             }
             for (int64_t c0 = 0; c0 < d; c0 += 32) {
-                _mm512_store_si512(dk + j * d32 + c0, load_pairs(kj + c0 * 4, ATTN_F32, d - c0));
-                _mm512_store_si512(dv + j * d32 + c0, load_pairs(vj + c0 * 4, ATTN_F32, d - c0));
+                _mm512_store_si512(dk + j * d32 + c0, load_bf16x32(kj + c0 * 4, d - c0, ATTN_F32));
+                _mm512_store_si512(dv + j * d32 + c0, load_bf16x32(vj + c0 * 4, d - c0, ATTN_F32));
             }
             krow[j] = dk + j * d32;
             vrow[j] = dv + j * d32;
@@ -819,27 +657,13 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
             if (j0 >= lim[r])
                 continue;
             const int64_t i = row_index(&br, r), left = lim[r] - j0;
-            __mmask16 valid = mask16(left < nk ? left : nk);
-            __m512 s = _mm512_mul_ps(dots16(dq + r * d32, krow, d), x->c);
-            if (x->mask) {
-                const __m512 mv = _mm512_maskz_loadu_ps(valid, attn_mask_row(p, i) + j0);
-                valid = _mm512_mask_cmp_ps_mask(valid, mv, ninf, _CMP_NEQ_UQ);
-                s = _mm512_fmadd_ps(mv, _mm512_set1_ps(ATTN_LOG2E), s);
-            }
+            __mmask16 valid = tail_mask16(left < nk ? left : nk);
+            __m512 pf = _mm512_mul_ps(dots16(dq + r * d32, krow, d), x->c), corr;
+            __m512 l = _mm512_load_ps(lv + 16 * r);
+            valid = decode_weights(&pf, valid, x->mask ? attn_mask_row(p, i) + j0 : NULL,
+                                   &mrow[r], &l, &corr);
             if (!valid)
                 continue;
-            s = _mm512_mask_mov_ps(ninf, valid, s);
-            /* Max over the valid lanes that are not NaN (a NaN reaches l and o below). */
-            const float bmax = _mm512_mask_reduce_max_ps(
-                _mm512_mask_cmp_ps_mask(valid, s, s, _CMP_ORD_Q), s);
-            __m512 corr = _mm512_set1_ps(1.0f);
-            __m512 l = _mm512_load_ps(lv + 16 * r);
-            if (bmax > mrow[r] + LAZY_MAX_BITS) {
-                corr = exp2_ps(_mm512_set1_ps(mrow[r] - bmax), 0xffff);
-                l = _mm512_mul_ps(l, corr);
-                mrow[r] = bmax;
-            }
-            const __m512 pf = exp2_ps(_mm512_sub_ps(s, _mm512_set1_ps(mrow[r])), valid);
             const __m512 pr = _mm512_cvtpbh_ps(_mm512_cvtneps_pbh(pf)); /* rounded to bf16 */
             _mm512_store_ps(lv + 16 * r, _mm512_add_ps(l, pr));
             float pw[DEC_K];
@@ -866,8 +690,7 @@ static attn_status bf16_rows(const attn_task *t, int64_t key_begin, int64_t key_
         const attn_group_rows gr = attn_group_rows_of(t, g);
         if (gr.count <= 0)
             continue;
-        const key_range kr = {.begin = key_begin, .end = key_end, .part = part,
-                              .row0 = (g - t->group_begin) * gr.count};
+        const key_range kr = key_range_of(t, g, &gr, key_begin, key_end, part);
         const int64_t es = p->dtype == ATTN_F32 ? 4 : 2;
         const run_ctx x = {.t = t, .dt = p->dtype, .b = gr.b, .hkv = gr.hkv, .d = p->head_dim,
                            .dp = (p->head_dim + 1) / 2, .k = attn_row(t, 'k', gr.b, gr.hkv, 0),

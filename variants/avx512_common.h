@@ -1,0 +1,144 @@
+/* avx512_common.h — AVX-512 vector helpers shared by the x86 tile variants (avx512.c,
+ * avx512_bf16.c, amx_bf16.c). Include it only from a file compiled with the avx512 ISA flags
+ * (meson.build: -mavx512f -mavx512bw -mavx512vl -mavx512dq); the bf16 conversions need
+ * -mavx512bf16 as well and exist only where it is on. */
+#ifndef ATTN_AVX512_COMMON_H
+#define ATTN_AVX512_COMMON_H
+
+#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__)
+#error "avx512_common.h needs the avx512 ISA flags (see meson.build)"
+#endif
+
+#include "exp2_poly.h"
+#include "variant.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+/* How far (in log2 units) a row's tile (chunk, block) max may exceed its running max before its
+ * accumulator is rescaled: weights stay <= 2^8, far from float overflow even summed over 2^31
+ * keys, and the accumulator is rescaled a few times per row instead of at every rise. */
+#define LAZY_MAX_BITS 8.0f
+
+/* Lanes [0, n) of 16 (of 32) set; n <= 0 gives none. */
+static inline __mmask16 tail_mask16(int64_t n)
+{
+    return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+static inline __mmask32 tail_mask32(int64_t n)
+{
+    return n >= 32 ? 0xffffffffu : n <= 0 ? 0 : (__mmask32)((1u << n) - 1);
+}
+
+/* 2^x for x <= LAZY_MAX_BITS or NaN (exp2_poly.h): round-to-nearest range reduction,
+ * degree-5 polynomial, vscalefps for 2^n. Lanes outside `keep`, and x < ATTN_EXP2_MIN, give 0;
+ * NaN stays NaN (the compare is unordered-true). */
+static inline __m512 exp2_ps(__m512 x, __mmask16 keep)
+{
+    keep = _mm512_mask_cmp_ps_mask(keep, x, _mm512_set1_ps(ATTN_EXP2_MIN), _CMP_NLT_UQ);
+    const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(x, n);
+    __m512 y = _mm512_set1_ps(ATTN_EXP2_C5);
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C4));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C3));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C2));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C1));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C0));
+    return _mm512_maskz_scalef_ps(keep, y, n);
+}
+
+/* One vector of 16 sums from 16 vectors (lane j = Σ of a[j]'s lanes): a transpose-add tree
+ * (pairs, quads, then the four 128-bit blocks). */
+static inline __m512 sum16(const __m512 a[16])
+{
+    __m512 b[8], c[4], e[2];
+    for (int i = 0; i < 8; i++) /* per 128-bit block: keys (2i, 2i+1, 2i, 2i+1) */
+        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                             _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    for (int i = 0; i < 4; i++) { /* per 128-bit block: keys 4i..4i+3 */
+        const __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
+        c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    for (int i = 0; i < 2; i++) /* blocks (0, 2 | 0, 2) + (1, 3 | 1, 3) of c[2i], c[2i+1] */
+        e[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(e[0], e[1], 0x88),
+                         _mm512_shuffle_f32x4(e[0], e[1], 0xdd));
+}
+
+/* Lazy max of a tile of rows in vertical layout: the lanes `need` of one vector of 16 rows
+ * whose tile max tmax passed m + LAZY_MAX_BITS move their max m to tmax, their sum *l and their
+ * accumulator columns ot[c·stride] (c < d) by 2^(m - m_new). Returns the new max. */
+static inline __m512 raise_max_lanes(float *ot, int64_t stride, int64_t d, __m512 m, __m512 tmax,
+                                     __mmask16 need, __m512 *l)
+{
+    const __m512 m_new = _mm512_mask_mov_ps(m, need, tmax);
+    /* m = -inf lanes get corr 0: their l and Oᵀ are still 0 (or NaN, which stays NaN). */
+    const __m512 corr = _mm512_mask_mov_ps(_mm512_set1_ps(1.0f), need,
+                                           exp2_ps(_mm512_sub_ps(m, m_new), need));
+    *l = _mm512_mul_ps(*l, corr);
+    for (int64_t c = 0; c < d; c++)
+        _mm512_store_ps(ot + c * stride, _mm512_mul_ps(_mm512_load_ps(ot + c * stride), corr));
+    return m_new;
+}
+
+/* The decode paths' softmax step for one row on a block of 16 scores s (log2 units, scale
+ * applied), lanes `valid` counted: the additive mask row `mask` (NULL: none; its -inf lanes drop
+ * out), then the lazy max on the valid lanes that are not NaN (a NaN reaches l and O through the
+ * weights): when the block max passes *m + LAZY_MAX_BITS, *m moves to it, the row's 16-lane sum
+ * *l is rescaled and *corr is the factor for its accumulator (1 otherwise). *s becomes the
+ * weights 2^(s - m), 0 outside the returned valid lanes; none left: nothing else changed. */
+static inline __attribute__((always_inline)) __mmask16
+decode_weights(__m512 *s, __mmask16 valid, const float *mask, float *m, __m512 *l, __m512 *corr)
+{
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    if (mask) {
+        const __m512 mv = _mm512_maskz_loadu_ps(valid, mask);
+        valid = _mm512_mask_cmp_ps_mask(valid, mv, ninf, _CMP_NEQ_UQ);
+        *s = _mm512_fmadd_ps(mv, _mm512_set1_ps(ATTN_LOG2E), *s);
+    }
+    if (!valid)
+        return 0;
+    const __m512 x = _mm512_mask_mov_ps(ninf, valid, *s);
+    const float bmax =
+        _mm512_mask_reduce_max_ps(_mm512_mask_cmp_ps_mask(valid, x, x, _CMP_ORD_Q), x);
+    *corr = _mm512_set1_ps(1.0f);
+    if (bmax > *m + LAZY_MAX_BITS) {
+        *corr = exp2_ps(_mm512_set1_ps(*m - bmax), 0xffff);
+        *l = _mm512_mul_ps(*l, *corr);
+        *m = bmax;
+    }
+    *s = exp2_ps(_mm512_sub_ps(x, _mm512_set1_ps(*m)), valid);
+    return valid;
+}
+
+#ifdef __AVX512BF16__
+/* Two float vectors as 32 bf16 (lo first), rounded to nearest even. */
+static inline __m512i to_bf16x32(__m512 lo, __m512 hi)
+{
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+/* n (clamped to 0..32) elements of a row of dt (float32 or bf16) as 32 bf16, zeros past n:
+ * bf16 as stored, float32 rounded to nearest even. Read as 32-bit lanes, lane p holds the
+ * pair (x[2p], x[2p+1]). */
+static inline __m512i load_bf16x32(const void *src, int64_t n, attn_dtype dt)
+{
+    if (dt == ATTN_BF16)
+        return _mm512_maskz_loadu_epi16(tail_mask32(n), src);
+    const float *f = src;
+    return to_bf16x32(_mm512_maskz_loadu_ps(tail_mask16(n), f),
+                      _mm512_maskz_loadu_ps(tail_mask16(n - 16), f + 16));
+}
+
+/* n (clamped to 0..16) elements of a row of dt as 16 bf16, zeros past n. */
+static inline __m256i load_bf16x16(const void *src, int64_t n, attn_dtype dt)
+{
+    if (dt == ATTN_BF16)
+        return _mm256_maskz_loadu_epi16(tail_mask16(n), src);
+    return (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(tail_mask16(n), src));
+}
+#endif
+
+#endif
