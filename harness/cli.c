@@ -749,17 +749,6 @@ static void gather_tensor(void *dst, attn_dtype to, tensor_view t, const void *s
                              from, row, to, (size_t)d);
 }
 
-/* Rounds n floats to `t` and back in place: the values a variant reading `t` sees. */
-static void round_in_place(float *x, size_t n, attn_dtype t)
-{
-    uint16_t half[1024];
-    for (size_t i = 0; t != ATTN_F32 && i < n; i += 1024) {
-        const size_t m = n - i < 1024 ? n - i : 1024;
-        attn_convert(x + i, ATTN_F32, half, t, m);
-        attn_convert(half, t, x + i, ATTN_F32, m);
-    }
-}
-
 static void format_shape(char *buf, size_t len, int ndim, const int64_t *shape)
 {
     size_t used = (size_t)snprintf(buf, len, "(");
@@ -1196,27 +1185,9 @@ static int prepare_inputs(run_state *s)
     if (check && s->ref != s->ref_f32 &&
         attn_oracle(p, s->data[0], s->data[1], s->data[2], s->ref, &err))
         return cli_error("run", "oracle: %s", err.message);
-    if (check && s->ref_bf16 != s->ref) {
-        /* float32 inputs are the variants' own: round a copy of them. */
-        float *x[3] = {0};
-        int status = -1;
-        for (int t = 0; t < 3 && status < 0; t++) {
-            x[t] = s->input[t] == s->data[t]
-                       ? malloc((size_t)s->extent[t] * sizeof(float)) : s->data[t];
-            if (!x[t])
-                status = cli_error("run", "out of memory");
-            else if (x[t] != s->data[t])
-                memcpy(x[t], s->data[t], (size_t)s->extent[t] * sizeof(float));
-            if (x[t])
-                round_in_place(x[t], (size_t)s->extent[t], ATTN_BF16);
-        }
-        if (status < 0 && attn_oracle(p, x[0], x[1], x[2], s->ref_bf16, &err))
-            status = cli_error("run", "oracle: %s", err.message);
-        for (int t = 0; t < 3; t++)
-            if (x[t] != s->data[t])
-                free(x[t]);
-        return status;
-    }
+    if (check && s->ref_bf16 != s->ref &&
+        attn_oracle_rounded(p, s->data[0], s->data[1], s->data[2], ATTN_BF16, s->ref_bf16, &err))
+        return cli_error("run", "oracle: %s", err.message);
     return -1;
 }
 

@@ -1,5 +1,6 @@
 /* oracle.c — float64 reference: per row, exact max subtraction, exp in double, weighted sum. */
 #include "oracle.h"
+#include "error.h"
 
 #include "variant.h"
 
@@ -70,6 +71,37 @@ attn_status attn_oracle(const attn_problem *p, const float *q, const float *k, c
             }
     free(w);
     return ATTN_OK;
+}
+
+attn_status attn_oracle_rounded(const attn_problem *p, const float *q, const float *k,
+                                const float *v, attn_dtype round_to, double *out,
+                                attn_error *err)
+{
+    if (round_to == ATTN_F32)
+        return attn_oracle(p, q, k, v, out, err);
+    const float *in[3] = {q, k, v};
+    float *rounded[3] = {NULL, NULL, NULL};
+    attn_status s = attn_problem_validate(p, err);
+    for (int t = 0; t < 3 && s == ATTN_OK; t++) {
+        int64_t n;
+        if ((s = attn_tensor_extent(p, "qkv"[t], &n, err)) != ATTN_OK)
+            break;
+        if (!(rounded[t] = malloc((size_t)n * sizeof(float)))) {
+            s = attn_fail(err, ATTN_ERR_NOMEM, "oracle: out of memory");
+            break;
+        }
+        uint16_t half[1024];
+        for (int64_t i = 0; i < n; i += 1024) {
+            const size_t m = (size_t)(n - i < 1024 ? n - i : 1024);
+            attn_convert(in[t] + i, ATTN_F32, half, round_to, m);
+            attn_convert(half, round_to, rounded[t] + i, ATTN_F32, m);
+        }
+    }
+    if (s == ATTN_OK)
+        s = attn_oracle(p, rounded[0], rounded[1], rounded[2], out, err);
+    for (int t = 0; t < 3; t++)
+        free(rounded[t]);
+    return s;
 }
 
 void attn_compare(const attn_problem *p, const float *o, const double *ref, double tolerance,

@@ -10,6 +10,13 @@
 attn_status attn_oracle(const attn_problem *p, const float *q, const float *k, const float *v,
                         double *out, attn_error *err);
 
+/* The same on q, k and v rounded to `round_to` first (to nearest even, then widened): the
+ * reference of a variant that computes in that type. ATTN_F32 is attn_oracle itself. The
+ * inputs are not modified. */
+attn_status attn_oracle_rounded(const attn_problem *p, const float *q, const float *k,
+                                const float *v, attn_dtype round_to, double *out,
+                                attn_error *err);
+
 typedef struct attn_error_metrics {
     double max_abs;        /* max |O - O*| */
     double max_rel;        /* normwise: ||O - O*||inf / ||O*||inf (max_abs when O* is all 0) */

@@ -17,7 +17,6 @@
 #include "tuner.h"
 #include "oracle.h"
 #include "timing.h"
-#include "half.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -94,30 +93,6 @@ static void free_tensor(void *stored, float *widened)
     if (widened != stored)
         free(widened);
     free(stored);
-}
-
-/* The oracle on x's values rounded to bf16 (what a bf16-compute variant computes from). */
-static attn_status oracle_bf16(const attn_problem *p, const float *const x[3], double *out,
-                               attn_error *err)
-{
-    float *r[3] = {0};
-    attn_status st = ATTN_OK;
-    for (int t = 0; t < 3 && st == ATTN_OK; t++) {
-        int64_t n;
-        if ((st = attn_tensor_extent(p, "qkv"[t], &n, err)) != ATTN_OK)
-            break;
-        if (!(r[t] = alloc_tensor(n, ATTN_F32, err))) {
-            st = ATTN_ERR_NOMEM;
-            break;
-        }
-        for (int64_t i = 0; i < n; i++)
-            r[t][i] = attn_bf16_to_f32(attn_f32_to_bf16(x[t][i]));
-    }
-    if (st == ATTN_OK)
-        st = attn_oracle(p, r[0], r[1], r[2], out, err);
-    for (int t = 0; t < 3; t++)
-        free(r[t]);
-    return st;
 }
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -197,9 +172,9 @@ attn_status tuner_bench_init(tuner_bench *b, const attn_problem *p, attn_error *
         !(b->small_ref_bf16 = malloc(small_out * sizeof(double))) ||
         !(b->sample_ref = malloc(sample_out * sizeof(double))))
         goto nomem;
-    const float *small_in[3] = {sw[0], sw[1], sw[2]};
     if ((st = attn_oracle(s, sw[0], sw[1], sw[2], b->small_ref, err)) != ATTN_OK ||
-        (st = oracle_bf16(s, small_in, b->small_ref_bf16, err)) != ATTN_OK ||
+        (st = attn_oracle_rounded(s, sw[0], sw[1], sw[2], ATTN_BF16, b->small_ref_bf16, err)) !=
+            ATTN_OK ||
         (st = attn_oracle(m, w[0] + b->sample_row0 * p->q.seq, w[1], w[2], b->sample_ref, err)) !=
             ATTN_OK) {
         tuner_bench_free(b);
