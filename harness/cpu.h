@@ -28,6 +28,14 @@ const char *attn_cpu_machine_id(void);
 /* Detects the features of this CPU (architecture-specific file). */
 void attn_cpu_detect_arch(attn_cpu *cpu);
 
+/* Called after every variant task and peak kernel: leaves the vector registers as the calling
+ * convention promises them to the caller's code (architecture-specific file). On x86 with AVX
+ * that is VZEROUPPER. Compilers emit it themselves at function exits, but GCC 12 omits it on
+ * some paths of avx512.c (XGETBV(1) showed the upper halves of zmm0-15 in use after a prefill
+ * run), and while they are, every legacy-SSE instruction after it (the portable variants, the
+ * caller's own code) waits on a merge: `streaming` ran 7x slower right after `avx512`. */
+void attn_cpu_clean_upper_state(void);
+
 /* Names of ISA bits, in one table: "avx2", "avx512f", ... */
 typedef struct attn_isa_name {
     uint32_t bit;

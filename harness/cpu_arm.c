@@ -68,3 +68,6 @@ void attn_cpu_detect_arch(attn_cpu *cpu)
         isa |= ATTN_ISA_ARM_BF16;
     cpu->isa_detected = isa;
 }
+
+/* NEON and SVE have no partially written register state that slows other code. */
+void attn_cpu_clean_upper_state(void) {}

@@ -9,3 +9,5 @@ void attn_cpu_detect_arch(attn_cpu *cpu)
     snprintf(cpu->model_name, sizeof cpu->model_name, "unknown CPU");
     cpu->isa_detected = 0;
 }
+
+void attn_cpu_clean_upper_state(void) {}

@@ -119,3 +119,9 @@ void attn_cpu_detect_arch(attn_cpu *cpu)
     }
     cpu->isa_detected = isa;
 }
+
+void attn_cpu_clean_upper_state(void)
+{
+    if (attn_cpu_get()->isa_detected & ATTN_ISA_AVX)
+        __asm__ volatile("vzeroupper" ::: "memory");
+}

@@ -527,6 +527,7 @@ static void run_worker(void *ctx, int w, int workers)
                                       sp->partial.acc + row0 * p->head_dim};
             const attn_task t = slice(sp, w, g, g + 1, i0, i1);
             st = sp->var->run_partial(&t, j0, j1, &out);
+            attn_cpu_clean_upper_state();
             u++;
             continue;
         }
@@ -535,12 +536,14 @@ static void run_worker(void *ctx, int w, int workers)
             const int64_t ng = (last - u) / rbs;
             const attn_task t = slice(sp, w, g, g + ng, 0, p->len_q);
             st = sp->var->run(&t);
+            attn_cpu_clean_upper_state();
             u += ng * rbs;
         } else { /* the row blocks of group g up to the end of the range */
             const int64_t rb_end = rbs < rb + (last - u) ? rbs : rb + (last - u);
             const int64_t i1 = rb_end * sp->row_block < p->len_q ? rb_end * sp->row_block : p->len_q;
             const attn_task t = slice(sp, w, g, g + 1, rb * sp->row_block, i1);
             st = sp->var->run(&t);
+            attn_cpu_clean_upper_state();
             u += rb_end - rb;
         }
     }
@@ -679,6 +682,7 @@ static attn_status run_checked(const attn_variant *var, const attn_problem *p,
                         var->name, bytes);
     }
     attn_status s = var->run(&task);
+    attn_cpu_clean_upper_state();
     free(task.workspace);
     if (s != ATTN_OK)
         return attn_fail(err, s, "variant %s failed", var->name);

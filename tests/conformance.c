@@ -21,7 +21,9 @@
  *     past the end fault under ASan), gaps in padded inputs hold NaN (which would reach the
  *     output), and the inputs are unchanged after the call;
  *   - one run in eight is repeated and must give the same bits;
- *   - a signal (SIGILL, SIGSEGV, SIGBUS, SIGFPE) during a call is a FAILED line, not a crash.
+ *   - a signal (SIGILL, SIGSEGV, SIGBUS, SIGFPE) during a call is a FAILED line, not a crash;
+ *   - on x86, the call returns with the upper halves of ymm/zmm0-15 unused (XGETBV(1)): legacy
+ *     SSE code after it would otherwise run several times slower.
  * Invalid problems must be refused with the right status and a message, the output untouched;
  * a variant this CPU cannot run (or that ATTN_DISABLE_ISA turns off) must be refused with
  * ATTN_ERR_UNSUPPORTED, and so must an input type it does not declare, with a message naming the
@@ -38,6 +40,9 @@
 #include "oracle.h"
 
 #include <inttypes.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <math.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -1021,6 +1026,23 @@ static int guarded_run(const char *context, const char *name, const attn_problem
     return 0;
 }
 
+/* On x86 with XGETBV(1): whether the upper halves of ymm0-15 or zmm0-15 are in use (XINUSE
+ * bits 2 and 6), as after AVX code that forgot VZEROUPPER. False where that cannot be read. */
+static bool upper_halves_in_use(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) ||
+        !__get_cpuid_count(0xd, 1, &a, &b, &c, &d) || !(a & (1u << 2)))
+        return false;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(1));
+    return (lo & (1u << 2 | 1u << 6)) != 0;
+#else
+    return false;
+#endif
+}
+
 /* ---- running and checking one variant on one case ---------------------------------------- */
 
 /* The output: GUARD + extent + GUARD elements of the output type. Offsets are in elements from
@@ -1341,6 +1363,10 @@ static void run_case(const attn_variant_info *info, const test_case *c, typed_ca
     } else if (res->status != ATTN_OK) {
         snprintf(res->message, sizeof res->message, "returned %s: %s",
                  attn_status_string(res->status), err.message);
+    } else if (upper_halves_in_use()) {
+        snprintf(res->message, sizeof res->message,
+                 "returned with the upper halves of ymm/zmm0-15 in use (no VZEROUPPER): legacy "
+                 "SSE code after it runs several times slower");
     } else {
         for (size_t e = 0; first && e < bytes; e += ob.esize)
             res->repeat_differs += memcmp(first + e, ob.base + e, ob.esize) != 0;
