@@ -6,6 +6,7 @@
 #include "cpu.h"
 #include "npy.h"
 #include "oracle.h"
+#include "stats.h"
 #include "timing.h"
 
 #include <errno.h>
@@ -207,6 +208,54 @@ bool cli_parse_positive_float(const char *command, const char *flag, const char 
         return false;
     }
     *out = f;
+    return true;
+}
+
+bool cli_parse_int_list(const char *command, const char *flag, const char *text, int64_t min,
+                        int64_t max, cli_int_list *out)
+{
+    out->count = 0;
+    for (const char *t = text;;) {
+        const size_t len = strcspn(t, ",");
+        char item[32];
+        if (len >= sizeof item) {
+            cli_error(command, "--%s: '%.20s...' is not an integer", flag, t);
+            return false;
+        }
+        if (out->count == CLI_MAX_LIST) {
+            cli_error(command, "--%s: more than %d values", flag, CLI_MAX_LIST);
+            return false;
+        }
+        snprintf(item, sizeof item, "%.*s", (int)len, t);
+        if (!cli_parse_int64(command, flag, item, min, max, &out->value[out->count]))
+            return false;
+        for (int i = 0; i < out->count; i++)
+            if (out->value[i] == out->value[out->count]) {
+                cli_error(command, "--%s: %s is given twice", flag, item);
+                return false;
+            }
+        out->count++;
+        t += len;
+        if (!*t)
+            return true;
+        t++;
+    }
+}
+
+bool cli_resolve_threads(const char *command, cli_int_list *threads)
+{
+    if (threads->count == 0)
+        threads->value[threads->count++] = 0;
+    for (int i = 0; i < threads->count; i++) {
+        if (threads->value[i] == 0)
+            threads->value[i] = attn_default_threads();
+        for (int j = 0; j < i; j++)
+            if (threads->value[j] == threads->value[i]) {
+                cli_error(command, "--threads: %lld is given twice (0 is the default, %d)",
+                          (long long)threads->value[i], attn_default_threads());
+                return false;
+            }
+    }
     return true;
 }
 
@@ -548,7 +597,7 @@ static const cli_option run_options[RUN_OPTION_COUNT] = {
     [RUN_SEED] = {"seed", "N", "seed of the random inputs (default 1)"},
     [RUN_REPS] = {"reps", "N", "timed runs per variant, 1..1000000 (default 10)"},
     [RUN_WARMUP] = {"warmup", "N", "untimed runs per variant before them (default 2)"},
-    [RUN_THREADS] = {"threads", "N", "threads per run; 0: the library's default (default 1)"},
+    [RUN_THREADS] = {"threads", "N,N,...", "thread counts; 0: the library's default (default 1)"},
     [RUN_NO_CHECK] = {"no-check", NULL, "skip the float64 oracle (error fields become null)"},
     [RUN_Q] = {"q", "FILE.npy", "read Q [B,Hq,Lq,d] (float32 or float16) instead of random"},
     [RUN_K] = {"k", "FILE.npy", "read K [B,Hkv,Lk,d]"},
@@ -568,6 +617,10 @@ static void print_run_help(void)
            "the float64 oracle, then --warmup untimed and --reps timed runs (CLOCK_MONOTONIC,\n"
            "the runs of the variants interleaved); reports median, min and max time,\n"
            "GFLOP/s (4*B*Hq*d per attended query-key pair) and the error against the oracle.\n"
+           "--threads 1,2,...: every variant runs at every count, all in the same interleaved\n"
+           "rounds, and each later count gets its speed-up over the first: the geometric mean\n"
+           "of the rounds' time ratios with a 95%% interval (a drift of a shared machine slows\n"
+           "both runs of a round alike, so it cancels in their ratio).\n"
            "\noptions:\n");
     cli_print_options(stdout, run_options, RUN_OPTION_COUNT);
     printf("\nInputs are uniform in [-1, 1) from a SplitMix64 generator seeded by --seed, drawn\n"
@@ -608,7 +661,8 @@ typedef struct run_config {
     attn_dtype dtype; /* of Q, K, V */
     bool out_same;    /* O has dtype too (else float32) */
     uint64_t seed;
-    int64_t reps, warmup, threads;
+    int64_t reps, warmup;
+    cli_int_list threads; /* resolved: no 0 */
     const char *kv_lens, *mask, *q, *k, *v, *out;
     bool save;
     const char *results_dir;
@@ -620,7 +674,7 @@ typedef struct run_config {
 static int parse_run_options(int argc, char **argv, run_config *c)
 {
     *c = (run_config){.check = true, .seed = 1, .reps = DEFAULT_REPS, .warmup = DEFAULT_WARMUP,
-                      .threads = 1, .results_dir = "results"};
+                      .threads = {{1}, 1}, .results_dir = "results"};
     c->params = malloc((size_t)argc * sizeof *c->params);
     if (!c->params)
         return cli_error("run", "out of memory");
@@ -656,7 +710,7 @@ static int parse_run_options(int argc, char **argv, run_config *c)
         case RUN_REPS: ok = cli_parse_int64("run", flag, value, 1, MAX_REPS, &c->reps); break;
         case RUN_WARMUP: ok = cli_parse_int64("run", flag, value, 0, MAX_REPS, &c->warmup); break;
         case RUN_THREADS:
-            ok = cli_parse_int64("run", flag, value, 0, ATTN_MAX_THREADS, &c->threads);
+            ok = cli_parse_int_list("run", flag, value, 0, ATTN_MAX_THREADS, &c->threads);
             break;
         case RUN_NO_CHECK: c->check = false; break;
         case RUN_Q: c->q = value; break;
@@ -676,8 +730,8 @@ static int parse_run_options(int argc, char **argv, run_config *c)
         if (!ok)
             return CLI_EXIT_USAGE;
     }
-    if (c->threads == 0)
-        c->threads = attn_default_threads();
+    if (!cli_resolve_threads("run", &c->threads))
+        return CLI_EXIT_USAGE;
     return -1; /* go on */
 }
 
@@ -791,6 +845,11 @@ typedef struct variant_run {
     bool chosen;     /* named by --variant or --params, not only part of the default set */
     double *samples; /* reps seconds */
     attn_time_stats time;
+    /* The run of the same variant at the first thread count (-1: this is it), and this run's
+     * speed-up over it: the geometric mean of the rounds' time ratios, with its 95% interval
+     * (stats_paired_log; NaN bounds with a single rep). */
+    int base;
+    double speedup, speedup_lo, speedup_hi;
     attn_error_metrics error;     /* against ref (or ref_bf16): what it computes from */
     attn_error_metrics error_f32; /* against ref_f32: the float32 data before rounding */
 } variant_run;
@@ -1040,7 +1099,7 @@ static int choose_variants(run_state *s)
         if (attn_variant_default_params(run->info.name, &s->problem, &run->params, &err) !=
             ATTN_OK)
             return cli_error("run", "%s", err.message);
-        run->params.threads = (int32_t)c->threads;
+        run->params.threads = (int32_t)c->threads.value[0];
     }
     for (int i = 0; i < c->params_count; i++) {
         const char *text = c->params[i], *colon = strchr(text, ':');
@@ -1074,9 +1133,23 @@ static int choose_variants(run_state *s)
         else if ((status = skip_variant(s, run->info.name, err.message)) >= 0)
             return status;
     }
-    s->run_count = kept;
-    if (s->run_count == 0)
+    if (kept == 0)
         return cli_error("run", "no variant can run this problem");
+    /* One run per variant and thread count, a variant's counts side by side. */
+    const int counts = c->threads.count;
+    variant_run *runs = calloc((size_t)kept * (size_t)counts, sizeof *runs);
+    if (!runs)
+        return cli_error("run", "out of memory");
+    for (int r = 0; r < kept; r++)
+        for (int t = 0; t < counts; t++) {
+            variant_run *run = &runs[r * counts + t];
+            *run = s->runs[r];
+            run->params.threads = (int32_t)c->threads.value[t];
+            run->base = t > 0 ? r * counts : -1;
+        }
+    free(s->runs);
+    s->runs = runs;
+    s->run_count = kept * counts;
     return -1;
 }
 
@@ -1244,8 +1317,24 @@ static int check_variants(run_state *s)
     return -1;
 }
 
-/* Warm-up rounds, then timed rounds; each round runs every variant once, so slow drifts of a
- * shared machine (frequency, other load) spread over all variants alike. */
+/* A run's speed-up over its base run, from the rounds' time ratios: a drift of the machine that
+ * slows both runs of a round cancels in their ratio. */
+static void compute_speedup(variant_run *run, const variant_run *base, int64_t reps)
+{
+    stats_welch paired;
+    size_t dropped;
+    run->speedup = base->samples[0] / run->samples[0];
+    run->speedup_lo = run->speedup_hi = NAN;
+    if (reps >= 2 &&
+        stats_paired_log(run->samples, base->samples, (size_t)reps, 0.95, &paired, &dropped)) {
+        run->speedup = exp(paired.diff);
+        run->speedup_lo = paired.lo;
+        run->speedup_hi = paired.hi;
+    }
+}
+
+/* Warm-up rounds, then timed rounds; each round runs every variant (and thread count) once, so
+ * slow drifts of a shared machine (frequency, other load) spread over all runs alike. */
 static int time_variants(run_state *s)
 {
     const run_config *c = &s->config;
@@ -1264,8 +1353,12 @@ static int time_variants(run_state *s)
             if (round >= c->warmup)
                 run->samples[round - c->warmup] = seconds;
         }
-    for (int r = 0; r < s->run_count; r++)
-        attn_time_stats_compute(s->runs[r].samples, (size_t)c->reps, &s->runs[r].time);
+    for (int r = 0; r < s->run_count; r++) {
+        variant_run *run = &s->runs[r];
+        attn_time_stats_compute(run->samples, (size_t)c->reps, &run->time);
+        if (run->base >= 0)
+            compute_speedup(run, &s->runs[run->base], c->reps);
+    }
     return -1;
 }
 
@@ -1306,6 +1399,20 @@ static json_t *samples_json(const variant_run *run, int64_t reps)
     return list;
 }
 
+/* {"over_threads", "ratio", "ci95": [lo, hi] or null}, or null for a variant's first count. */
+static json_t *speedup_json(const run_state *s, const variant_run *run)
+{
+    if (run->base < 0)
+        return json_null();
+    return json_pack("{s:I, s:o, s:o}", "over_threads",
+                     (json_int_t)s->runs[run->base].params.threads, "ratio",
+                     cli_json_real(run->speedup), "ci95",
+                     isnan(run->speedup_lo)
+                         ? json_null()
+                         : json_pack("[o, o]", cli_json_real(run->speedup_lo),
+                                     cli_json_real(run->speedup_hi)));
+}
+
 static json_t *result_json(const run_state *s, const variant_run *run, double flops)
 {
     const attn_problem *p = &s->problem;
@@ -1326,19 +1433,21 @@ static json_t *result_json(const run_state *s, const variant_run *run, double fl
         c->mask ? json_string(c->mask) : json_null());
     return json_pack(
         "{s:s, s:o, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:f, s:f, s:o, s:o, "
-        "s:o, s:o, s:o, s:o, s:f, s:b, s:b}",
+        "s:o, s:o, s:o, s:o, s:o, s:f, s:b, s:b}",
         "variant", run->info.name, "params", params, "shape", shape,
         "dtype", attn_dtype_name(p->dtype), "out_dtype", attn_dtype_name(p->out_dtype),
         "compute_dtype", attn_dtype_name(run->info.compute_dtype), "threads",
-        (json_int_t)c->threads, "reps",
+        (json_int_t)run->params.threads, "reps",
         (json_int_t)c->reps, "warmup", (json_int_t)c->warmup, "seed", (json_int_t)c->seed,
         "median_s", run->time.median, "min_s", run->time.min, "max_s", run->time.max,
         "samples_s", samples_json(run, c->reps), "flops",
         flops, "gflops", gflops(run, flops),
         /* fractions of the cached roofline (attnbench peak), null when none is cached */
-        "peak_fraction", cli_json_real(cli_peak_fraction(gflops(run, flops), (int)c->threads)),
+        "peak_fraction", cli_json_real(cli_peak_fraction(gflops(run, flops), run->params.threads)),
         "bw_fraction", p->len_q == 1
-            ? cli_json_real(cli_bw_fraction(p, run->time.median, (int)c->threads)) : json_null(),
+            ? cli_json_real(cli_bw_fraction(p, run->time.median, run->params.threads))
+            : json_null(),
+        "speedup", speedup_json(s, run),
         "max_abs_err", c->check ? cli_json_real(run->error.max_abs) : json_null(),
         "max_rel_err", c->check ? cli_json_real(run->error.max_rel) : json_null(),
         /* against the oracle on the float32 data before rounding to dtype */
@@ -1393,7 +1502,7 @@ static void print_csv(const run_state *s, double flops)
         "variant", "params", "batch", "heads_q", "heads_kv", "len_q", "len_kv", "head_dim",
         "causal", "scale", "layout", "dtype", "out_dtype", "compute_dtype", "threads", "reps",
         "warmup", "seed", "median_s", "min_s", "max_s", "gflops", "max_abs_err", "max_rel_err",
-        "max_rel_err_f32", "tolerance", "ok"};
+        "max_rel_err_f32", "tolerance", "ok", "speedup", "speedup_over_threads"};
     enum { COLUMNS = sizeof header / sizeof header[0] };
     for (int i = 0; i < COLUMNS; i++)
         csv_field(header[i], i == COLUMNS - 1);
@@ -1412,7 +1521,7 @@ static void print_csv(const run_state *s, double flops)
         snprintf(cells[n++], 32, "%s", attn_dtype_name(p->dtype));
         snprintf(cells[n++], 32, "%s", attn_dtype_name(p->out_dtype));
         snprintf(cells[n++], 32, "%s", attn_dtype_name(run->info.compute_dtype));
-        snprintf(cells[n++], 32, "%lld", (long long)c->threads);
+        snprintf(cells[n++], 32, "%d", run->params.threads);
         snprintf(cells[n++], 32, "%lld", (long long)c->reps);
         snprintf(cells[n++], 32, "%lld", (long long)c->warmup);
         snprintf(cells[n++], 32, "%llu", (unsigned long long)c->seed);
@@ -1429,6 +1538,12 @@ static void print_csv(const run_state *s, double flops)
         }
         snprintf(cells[n++], 32, "%g", run->tolerance);
         snprintf(cells[n++], 32, "%s", run_ok(s, run) ? "true" : "false");
+        cells[n][0] = cells[n + 1][0] = '\0'; /* empty: the variant's first count */
+        if (run->base >= 0) {
+            snprintf(cells[n], 32, "%.4g", run->speedup);
+            snprintf(cells[n + 1], 32, "%d", s->runs[run->base].params.threads);
+        }
+        n += 2;
         csv_field(run->info.name, false);
         csv_field(params, false);
         for (int i = 0; i < n; i++)
@@ -1449,13 +1564,17 @@ static bool print_text(const run_state *s, double flops)
     const attn_problem *p = &s->problem;
     const run_config *c = &s->config;
     const attn_cpu *cpu = attn_cpu_get();
+    char threads[CLI_MAX_LIST * 8] = "";
+    for (int t = 0; t < c->threads.count; t++)
+        snprintf(threads + strlen(threads), sizeof threads - strlen(threads), "%s%lld",
+                 t ? "," : "", (long long)c->threads.value[t]);
     printf("B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld scale=%.6g%s%s%s layout=%s "
-           "dtype=%s out-dtype=%s threads=%lld reps=%lld warmup=%lld seed=%llu\n",
+           "dtype=%s out-dtype=%s threads=%s reps=%lld warmup=%lld seed=%llu\n",
            (long long)p->batch, (long long)p->heads_q, (long long)p->heads_kv,
            (long long)p->len_q, (long long)p->len_kv, (long long)p->head_dim,
            (double)attn_problem_scale(p), p->causal ? " causal" : "",
            p->kv_lens ? " kv-lens" : "", p->mask ? " mask" : "", c->blhd ? "blhd" : "bhld",
-           attn_dtype_name(p->dtype), attn_dtype_name(p->out_dtype), (long long)c->threads,
+           attn_dtype_name(p->dtype), attn_dtype_name(p->out_dtype), threads,
            (long long)c->reps, (long long)c->warmup, (unsigned long long)c->seed);
     printf("%s (%s), %.4g GFLOP per run\n\n", cpu->model_name, cpu->vendor, flops * 1e-9);
 
@@ -1465,14 +1584,24 @@ static bool print_text(const run_state *s, double flops)
     for (int r = 0; r < s->run_count; r++)
         bf16_compute |= s->runs[r].info.compute_dtype == ATTN_BF16;
     const bool f32_column = c->check && (p->dtype != ATTN_F32 || bf16_compute);
-    static const char *const header[] = {"variant", "params", "dtype", "median ms", "min ms",
-                                         "max ms", "GFLOP/s", "max_abs_err", "max_rel_err",
-                                         "max_rel_err_f32", "tolerance", "ok"};
-    const int columns = f32_column ? 12 : 11;
+    const bool thread_columns = c->threads.count > 1;
+    enum { COLUMNS = 14 };
+    static const char *const header[COLUMNS] = {
+        "variant", "params", "threads", "dtype", "median ms", "min ms", "max ms", "GFLOP/s",
+        "speed-up [95% CI]", "max_abs_err", "max_rel_err", "max_rel_err_f32", "tolerance",
+        "ok"};
+    static const char align[COLUMNS + 1] = "llrlrrrrlrrrrl";
+    const bool shown[COLUMNS] = {true, true, thread_columns, true, true, true, true, true,
+                                 thread_columns, true, true, f32_column, true, true};
+    char shown_align[COLUMNS + 1] = "";
+    int columns = 0;
+    for (int i = 0; i < COLUMNS; i++)
+        if (shown[i])
+            shown_align[columns++] = align[i];
     cli_table table;
-    cli_table_init(&table, columns, f32_column ? "lllrrrrrrrrl" : "lllrrrrrrrl");
-    for (int i = 0; i < 12; i++)
-        if (i != 9 || f32_column)
+    cli_table_init(&table, columns, shown_align);
+    for (int i = 0; i < COLUMNS; i++)
+        if (shown[i])
             cli_table_add(&table, "%s", header[i]);
     for (int r = 0; r < s->run_count; r++) {
         const variant_run *run = &s->runs[r];
@@ -1483,12 +1612,21 @@ static bool print_text(const run_state *s, double flops)
         format_ms(max, sizeof max, run->time.max);
         cli_table_add(&table, "%s", run->info.name);
         cli_table_add(&table, "%s", params[0] ? params : "-");
+        if (thread_columns)
+            cli_table_add(&table, "%d", run->params.threads);
         cli_table_add(&table, "%s%s", attn_dtype_name(p->dtype),
                       run->info.compute_dtype == ATTN_BF16 ? " (bf16)" : "");
         cli_table_add(&table, "%s", median);
         cli_table_add(&table, "%s", min);
         cli_table_add(&table, "%s", max);
         cli_table_add(&table, "%.2f", gflops(run, flops));
+        if (thread_columns && run->base < 0)
+            cli_table_add(&table, "-");
+        else if (thread_columns && isnan(run->speedup_lo))
+            cli_table_add(&table, "%.2fx", run->speedup);
+        else if (thread_columns)
+            cli_table_add(&table, "%.2fx [%.2f, %.2f]", run->speedup, run->speedup_lo,
+                          run->speedup_hi);
         if (c->check) {
             cli_table_add(&table, "%.2e", run->error.max_abs);
             cli_table_add(&table, "%.2e", run->error.max_rel);
@@ -1509,12 +1647,21 @@ static bool print_text(const run_state *s, double flops)
     }
     const bool ok = cli_table_print(&table, stdout);
     cli_table_free(&table);
-    if (bf16_compute)
-        printf("\n(bf16): computes in bf16; its max_rel_err is against the oracle on its inputs "
-               "rounded to bf16.\n");
+    const char *gap = "\n";
+    if (thread_columns) {
+        printf("%sspeed-up: over the same variant at %lld thread%s, the geometric mean of the "
+               "time ratios of the interleaved rounds (95%% CI).\n",
+               gap, (long long)c->threads.value[0], c->threads.value[0] == 1 ? "" : "s");
+        gap = "";
+    }
+    if (bf16_compute) {
+        printf("%s(bf16): computes in bf16; its max_rel_err is against the oracle on its inputs "
+               "rounded to bf16.\n", gap);
+        gap = "";
+    }
     if (f32_column)
         printf("%smax_rel_err_f32: against the oracle on the float32 data before any rounding."
-               "\n", bf16_compute ? "" : "\n");
+               "\n", gap);
     return ok;
 }
 
@@ -1577,11 +1724,13 @@ int cli_run_measure(const cli_measure_spec *spec, json_t *records)
                               .head_dim = spec->head_dim, .causal = spec->causal,
                               .check = spec->check, .seed = spec->seed, .reps = spec->reps,
                               .warmup = spec->warmup,
-                              .threads = spec->threads ? spec->threads : attn_default_threads(),
+                              .threads = spec->threads,
                               .dtype = spec->dtype, .out_same = spec->out_dtype != ATTN_F32,
                               .format = CLI_FORMAT_JSON}};
     if (spec->out_dtype != ATTN_F32 && spec->out_dtype != spec->dtype)
         return cli_error("run", "out_dtype must be f32 or the input dtype");
+    if (!cli_resolve_threads("run", &s.config.threads))
+        return CLI_EXIT_USAGE;
     int status = measure(&s);
     if (status < 0) {
         const double flops = attn_problem_flops(&s.problem);

@@ -12,6 +12,13 @@
 #include <jansson.h>
 #include <stdio.h>
 
+/* A list of integers from a flag (cli_parse_int_list). */
+enum { CLI_MAX_LIST = 64 };
+typedef struct cli_int_list {
+    int64_t value[CLI_MAX_LIST];
+    int count;
+} cli_int_list;
+
 /* Exit statuses of every subcommand. */
 enum {
     CLI_EXIT_OK = 0,
@@ -43,9 +50,9 @@ json_t *cli_cached_peak_json(void);
 /* One shape measured the way `run` measures it: the variants a --variant LIST names (NULL: as
  * run without --variant; "all": every supported one that reads `dtype`), random inputs from
  * `seed` rounded to `dtype`, one untimed run checked against the float64 oracle when `check`,
- * then `warmup` + `reps` interleaved timed runs. heads_kv and len_kv 0: as heads_q and len_q;
- * threads 0: the library's default; dtype and out_dtype zero: float32. Appends one record per
- * variant to `records`, in run's JSON schema, and when `skipped` is not NULL, an entry
+ * then `warmup` + `reps` interleaved timed runs, at every thread count. heads_kv and len_kv 0:
+ * as heads_q and len_q; dtype and out_dtype zero: float32. Appends one record per variant and
+ * thread count to `records`, in run's JSON schema, and when `skipped` is not NULL, an entry
  * {"variant", "reason"} to it for each variant left out (unless one of that name is there
  * already). Returns -1 on success, else an exit status after a message on stderr (which names
  * `run`). */
@@ -54,7 +61,8 @@ typedef struct cli_measure_spec {
     int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim;
     bool causal, check;
     uint64_t seed;
-    int64_t reps, warmup, threads;
+    int64_t reps, warmup;
+    cli_int_list threads; /* 0 or no entry: the library's default */
     attn_dtype dtype, out_dtype; /* out_dtype: ATTN_F32 or dtype */
     json_t *skipped;
 } cli_measure_spec;
@@ -115,6 +123,14 @@ void cli_print_options(FILE *out, const cli_option *options, int count);
 bool cli_parse_int64(const char *command, const char *flag, const char *text, int64_t min,
                      int64_t max, int64_t *out);
 bool cli_parse_uint64(const char *command, const char *flag, const char *text, uint64_t *out);
+/* A comma list of distinct integers in [min, max] ("1,2,4"), each checked like a single flag
+ * value (a list of CLI_MAX_LIST at most). */
+bool cli_parse_int_list(const char *command, const char *flag, const char *text, int64_t min,
+                        int64_t max, cli_int_list *out);
+/* Thread counts as given (0: the library's default) to the counts a run uses: 0 becomes
+ * attn_default_threads(), and an empty list the default alone. False, after a message, when
+ * two entries become the same count ("0,2" on two cores). */
+bool cli_resolve_threads(const char *command, cli_int_list *threads);
 /* A positive finite float (as float32 too). */
 bool cli_parse_positive_float(const char *command, const char *flag, const char *text,
                               float *out);

@@ -16,7 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { MAX_LIST = 64 };
 enum { DEFAULT_REPS = 5, DEFAULT_WARMUP = 1, DEFAULT_CHECK_MAX_LEN = 1024, MAX_REPS = 1000000 };
 
 enum {
@@ -56,9 +55,11 @@ static void print_sweep_help(void)
            "untimed run checked against the float64 oracle, then --warmup and --reps\n"
            "interleaved timed runs of the variants), and writes one JSON result file: run's\n"
            "document (machine, results: one record per variant and point) plus commit, date,\n"
-           "build, the cached peak (attnbench peak; null when none) and the grid. Progress\n"
-           "goes to stderr, one line per point (a bar on a terminal); the path of the file\n"
-           "written goes to stdout.\n"
+           "build, the cached peak (attnbench peak; null when none) and the grid. A shape's\n"
+           "thread counts are measured together, as `run --threads 1,2` does: their records\n"
+           "carry the speed-up over the first count from the same rounds. Progress goes to\n"
+           "stderr, one line per shape (a bar on a terminal); the path of the file written\n"
+           "goes to stdout.\n"
            "The float64 oracle is slow on big shapes: points with Lq*Lk > N*N (N: --check-max-\n"
            "len) are timed unchecked (their error fields are null, `checked` false).\n"
            "--len-q 0,1 adds a decode point (Lq = 1) to every self-attention one (Lq = Lk).\n"
@@ -75,42 +76,6 @@ static void print_sweep_help(void)
            "file is still written), 2 bad input or an error (no file written).\n");
 }
 
-typedef struct int_list {
-    int64_t value[MAX_LIST];
-    int count;
-} int_list;
-
-/* A comma list of integers in [min, max], each checked like a single flag value. */
-static bool parse_int_list(const char *flag, const char *text, int64_t min, int64_t max,
-                           int_list *out)
-{
-    out->count = 0;
-    for (const char *t = text;;) {
-        const size_t len = strcspn(t, ",");
-        char item[32];
-        if (len >= sizeof item) {
-            cli_error("sweep", "--%s: '%.20s...' is not an integer", flag, t);
-            return false;
-        }
-        if (out->count == MAX_LIST) {
-            cli_error("sweep", "--%s: more than %d values", flag, MAX_LIST);
-            return false;
-        }
-        snprintf(item, sizeof item, "%.*s", (int)len, t);
-        if (!cli_parse_int64("sweep", flag, item, min, max, &out->value[out->count]))
-            return false;
-        for (int i = 0; i < out->count; i++)
-            if (out->value[i] == out->value[out->count]) {
-                cli_error("sweep", "--%s: %s is given twice", flag, item);
-                return false;
-            }
-        out->count++;
-        t += len;
-        if (!*t)
-            return true;
-        t++;
-    }
-}
 
 /* Every name of a --variant list is a variant this CPU runs on `dtype` inputs (or the list is
  * "all"). */
@@ -148,7 +113,7 @@ static bool variants_ok(const char *list, attn_dtype dtype)
 }
 
 typedef struct sweep_config {
-    int_list lens, lens_q, dims, threads;
+    cli_int_list lens, lens_q, dims, threads;
     bool causal[2]; /* [0]: non-causal points, [1]: causal points */
     const char *variants, *output, *results_dir;
     int64_t batch, heads_q, heads_kv, reps, warmup, check_max_len;
@@ -176,10 +141,10 @@ static int parse_sweep_options(int argc, char **argv, sweep_config *c)
         const char *flag = o >= 0 ? sweep_options[o].name : "";
         bool ok = true;
         switch (o) {
-        case W_LEN: ok = parse_int_list(flag, value, 1, INT32_MAX, &c->lens); break;
-        case W_LEN_Q: ok = parse_int_list(flag, value, 0, INT32_MAX, &c->lens_q); break;
-        case W_DIM: ok = parse_int_list(flag, value, 1, 1 << 16, &c->dims); break;
-        case W_THREADS: ok = parse_int_list(flag, value, 0, ATTN_MAX_THREADS, &c->threads); break;
+        case W_LEN: ok = cli_parse_int_list("sweep", flag, value, 1, INT32_MAX, &c->lens); break;
+        case W_LEN_Q: ok = cli_parse_int_list("sweep", flag, value, 0, INT32_MAX, &c->lens_q); break;
+        case W_DIM: ok = cli_parse_int_list("sweep", flag, value, 1, 1 << 16, &c->dims); break;
+        case W_THREADS: ok = cli_parse_int_list("sweep", flag, value, 0, ATTN_MAX_THREADS, &c->threads); break;
         case W_CAUSAL:
             c->causal[0] = !strcmp(value, "no") || !strcmp(value, "both");
             c->causal[1] = !strcmp(value, "yes") || !strcmp(value, "both");
@@ -233,7 +198,7 @@ static int parse_sweep_options(int argc, char **argv, sweep_config *c)
 
 /* ---- the file's grid ----------------------------------------------------------------------- */
 
-static json_t *int_list_json(const int_list *l)
+static json_t *int_list_json(const cli_int_list *l)
 {
     json_t *a = json_array();
     for (int i = 0; a && i < l->count; i++)
@@ -337,17 +302,20 @@ int cli_sweep(int argc, char **argv)
         return cli_error("sweep", "out of memory");
     }
     const int causal_count = c.causal[0] + c.causal[1];
-    const int total = c.dims.count * c.lens.count * c.lens_q.count * causal_count *
-                      c.threads.count;
+    /* A point is a shape; its thread counts are measured together, rounds interleaved, so
+     * their speed-ups are ratios within one measurement. */
+    const int total = c.dims.count * c.lens.count * c.lens_q.count * causal_count;
     const bool tty = isatty(STDERR_FILENO);
     const double start = attn_clock_seconds();
     int done = 0;
     status = -1;
-    /* The order of the points: head dim, then length, query length, causal, threads. */
+    char threads[CLI_MAX_LIST * 8] = "";
+    for (int t = 0; t < c.threads.count; t++)
+        snprintf(threads + strlen(threads), sizeof threads - strlen(threads), "%s%lld",
+                 t ? "," : "", (long long)c.threads.value[t]);
+    /* The order of the points: head dim, then length, query length, causal. */
     for (int i = 0; i < total && status < 0; i++) {
         int rest = i;
-        const int t = rest % c.threads.count;
-        rest /= c.threads.count;
         const int k = c.causal[0] && c.causal[1] ? rest % 2 : c.causal[1];
         rest /= causal_count;
         const int q = rest % c.lens_q.count;
@@ -359,21 +327,21 @@ int cli_sweep(int argc, char **argv)
         /* The oracle's cost grows as Lq·Lk: compare with N² (doubles: no overflow). */
         const bool check = c.check && (double)len_q * (double)len <=
                                           (double)c.check_max_len * (double)c.check_max_len;
-        char what[160], lens[64];
+        char what[CLI_MAX_LIST * 8 + 160], lens[64];
         if (len_q == len)
             snprintf(lens, sizeof lens, "len=%lld", (long long)len);
         else
             snprintf(lens, sizeof lens, "Lq=%lld Lk=%lld", (long long)len_q, (long long)len);
-        snprintf(what, sizeof what, "%s d=%lld %s threads=%lld%s", lens,
-                 (long long)c.dims.value[d], k ? "causal" : "non-causal",
-                 (long long)c.threads.value[t], check ? "" : " (unchecked)");
+        snprintf(what, sizeof what, "%s d=%lld %s threads=%s%s", lens,
+                 (long long)c.dims.value[d], k ? "causal" : "non-causal", threads,
+                 check ? "" : " (unchecked)");
         if (tty)
             progress(tty, done, total, what, attn_clock_seconds() - start);
         const cli_measure_spec spec = {
             .variants = c.variants, .batch = c.batch, .heads_q = c.heads_q,
             .heads_kv = c.heads_kv, .len_q = len_q, .len_kv = len, .head_dim = c.dims.value[d],
             .causal = k, .check = check, .seed = c.seed, .reps = c.reps, .warmup = c.warmup,
-            .threads = c.threads.value[t], .dtype = c.dtype,
+            .threads = c.threads, .dtype = c.dtype,
             .out_dtype = c.out_same ? c.dtype : ATTN_F32, .skipped = skipped};
         status = cli_run_measure(&spec, records);
         if (status < 0)
@@ -390,8 +358,9 @@ int cli_sweep(int argc, char **argv)
     json_t *doc = json_pack("{s:s, s:f, s:o, s:o, s:o, s:o, s:o}", "tool",
                             "attnbench " ATTN_VERSION_STRING, "duration_s",
                             attn_clock_seconds() - start, "machine", cli_machine_json(), "peak",
-                            cli_cached_peak_json(), "sweep", grid_json(&c, total), "results",
-                            records, "skipped", skipped);
+                            cli_cached_peak_json(), "sweep",
+                            grid_json(&c, total * c.threads.count), "results", records,
+                            "skipped", skipped);
     if (!doc)
         return cli_error("sweep", "out of memory");
     char path[4200];

@@ -245,6 +245,37 @@ class TestRun(CliTestCase):
         r = self.run_json("run", "--variant", "naive", *SMALL, "--threads", "0")
         self.assertGreaterEqual(r["results"][0]["threads"], 1)
 
+    def test_thread_list(self):
+        """Several thread counts in one run: interleaved rounds, a speed-up per later count."""
+        args = ["--variant", "naive,streaming", *self.DONE_WHEN, "--threads", "1,2", "--reps", "3"]
+        results = self.run_json("run", *args)["results"]
+        self.assertEqual([(r["variant"], r["threads"]) for r in results],
+                         [("naive", 1), ("naive", 2), ("streaming", 1), ("streaming", 2)])
+        for r in results:
+            self.assertIs(r["ok"], True, r)
+            if r["threads"] == 1:
+                self.assertIsNone(r["speedup"])
+                continue
+            s = r["speedup"]
+            self.assertEqual(s["over_threads"], 1)
+            lo, hi = s["ci95"]
+            self.assertTrue(0 < lo <= s["ratio"] <= hi, s)
+        rows = list(csv.DictReader(io.StringIO(self.run_ok("run", *args, "--format",
+                                                           "csv").stdout)))
+        self.assertEqual([(row["threads"], row["speedup_over_threads"]) for row in rows],
+                         [("1", ""), ("2", "1")] * 2)
+        self.assertEqual(rows[0]["speedup"], "")
+        self.assertGreater(float(rows[1]["speedup"]), 0)
+        lines = self.run_ok("run", *args).stdout.splitlines()
+        self.assertIn("threads=1,2", lines[0])
+        header = next(l for l in lines if l.startswith("variant"))
+        self.assertIn("speed-up [95% CI]", header)
+        self.assertRegex(lines[lines.index(header) + 2], r"^naive .* 2 .* \d+\.\d\dx \[")
+        # One thread count: no speed-up column.
+        header = next(l for l in self.run_ok("run", "--variant", "naive", *SMALL).stdout
+                      .splitlines() if l.startswith("variant"))
+        self.assertNotIn("speed-up", header)
+
     def test_forced_variant(self):
         env = {"ATTN_FORCE_VARIANT": "naive"}
         r = self.run_json("run", *SMALL, env=env)
@@ -645,6 +676,9 @@ class TestBadInput(CliTestCase):
         ["run", "--warmup", "-1"],
         ["run", "--threads", "-1"],
         ["run", "--threads", "100000"],
+        ["run", "--threads", "1,1"],
+        ["run", "--threads", "1,"],
+        ["run", "--threads", "1,x"],
         ["run", "--seed", "-1"],
         ["run", "--layout", "bhdl"],
         ["run", "--format", "xml"],

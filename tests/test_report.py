@@ -118,7 +118,8 @@ class Sweep(unittest.TestCase):
         proc = self.sweep(*TINY_SWEEP, "-o", path)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assertEqual(proc.stdout.strip(), path)
-        self.assertEqual(len(re.findall(r"(?m)^sweep: \[\d+/8\]", proc.stderr)), 8, proc.stderr)
+        # A progress line per shape: its two thread counts are measured together, interleaved.
+        self.assertEqual(len(re.findall(r"(?m)^sweep: \[\d+/4\]", proc.stderr)), 4, proc.stderr)
         self.assertEqual(os.listdir(self.dir), ["out.json"])  # no temporary file left
         with open(path) as f:
             doc = json.load(f)
@@ -136,6 +137,12 @@ class Sweep(unittest.TestCase):
         seen = {(r["variant"], r["shape"]["len_q"], r["shape"]["causal"], r["threads"])
                 for r in doc["results"]}
         self.assertEqual(len(seen), 16)
+        for r in doc["results"]:  # 2 threads: paired with the same shape's 1-thread rounds
+            if r["threads"] == 1:
+                self.assertIsNone(r["speedup"])
+            else:
+                self.assertEqual(r["speedup"]["over_threads"], 1)
+                self.assertGreater(r["speedup"]["ratio"], 0)
         self.assertEqual({r["shape"]["head_dim"] for r in doc["results"]}, {4})
         self.assertEqual(doc["kind"], "sweep")
         self.assertRegex(doc["date"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
