@@ -294,8 +294,9 @@ static void print_peak_help(void)
            "cores (independent FMA chains at the widest vector the CPU has), and memory\n"
            "bandwidth in GB/s from a STREAM-like triad a[i] = b[i] + s*c[i] on 1 thread and on\n"
            "one thread per core, counting 16 bytes per element: b and c read, a written, and\n"
-           "a's write-allocate read (STREAM counts 12: x 3/4 to compare). Each figure is the best of 5 repetitions. Triad arrays: 4x the L3 size\n"
-           "each (at least 64 MiB, at most 1/12 of RAM).\n\n"
+           "a's write-allocate read (STREAM counts 12: x 3/4 to compare). Each figure is the\n"
+           "best of 5 repetitions. Triad arrays: 4x the L3 size each (at least 64 MiB, at most\n"
+           "1/12 of RAM).\n\n"
            "Figures are cached per machine id in $XDG_CACHE_HOME/attnbench/peak-<id>.json\n"
            "(~/.cache/attnbench/...) and reused; `run` reads them for peak_fraction and\n"
            "bw_fraction. A corrupt cache file is reported and measured again.\n\noptions:\n");

@@ -1,0 +1,62 @@
+"""Tests of scripts/bench-kernels on its cheapest shape (D1, one variant, one round): the table and
+JSON it prints, thread scaling (--scaling), and its usage errors. No timing assertions.
+
+Usage: /usr/bin/python3 tests/test_bench_kernels.py PATH/TO/attnbench PATH/TO/scripts/bench-kernels
+"""
+import json
+import subprocess
+import sys
+import unittest
+
+ATTNBENCH = ""
+SCRIPT = ""
+QUICK = ["--shapes", "D1", "--variants", "streaming", "--rounds", "2", "--reps", "2",
+         "--warmup", "0", "--peak-gflops", "100", "--quiet"]
+
+
+def bench(*args):
+    return subprocess.run(["/usr/bin/python3", SCRIPT, "--attnbench", ATTNBENCH, *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+class BenchKernels(unittest.TestCase):
+    def test_single_thread_json(self):
+        proc = bench(*QUICK, "--format", "json")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        doc = json.loads(proc.stdout)
+        self.assertIsNone(doc["scaling_threads"])
+        row = doc["shapes"][0]["rows"][0]
+        self.assertEqual((row["variant"], row["ok"]), ("streaming", True))
+        self.assertGreater(row["kv_gbs"], 0)
+        self.assertNotIn("speedup", row)
+
+    def test_scaling(self):
+        proc = bench(*QUICK, "--scaling", "2", "--format", "json")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        doc = json.loads(proc.stdout)
+        self.assertEqual(doc["scaling_threads"], 2)
+        row = doc["shapes"][0]["rows"][0]
+        self.assertEqual(row["threads"], 2)
+        self.assertEqual(len(row["speedup_rounds"]), 2)
+        lo, hi = row["speedup_range"]
+        self.assertTrue(0 < lo <= row["speedup"] <= hi, row)
+        self.assertGreater(row["threaded_gflops"], 0)
+        table = bench(*QUICK, "--scaling", "2")
+        self.assertEqual(table.returncode, 0, table.stderr)
+        self.assertIn("| GFLOP/s 2 thr | speed-up |", table.stdout)
+        self.assertRegex(table.stdout, r"\| streaming \|.*\| \d+\.\d\d× \[\d+\.\d\d, \d+\.\d\d\] \|")
+
+    def test_bad_usage(self):
+        for args in (["--scaling", "-1"], ["--scaling", "1"], ["--shapes", "P9"],
+                     ["--variants", "nosuch"], ["--rounds", "0"]):
+            with self.subTest(args=args):
+                proc = bench(*QUICK, *args)
+                self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
+                self.assertIn("bench-kernels", proc.stderr)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    ATTNBENCH, SCRIPT = sys.argv[1], sys.argv[2]
+    unittest.main(argv=sys.argv[:1] + sys.argv[3:])
