@@ -597,7 +597,8 @@ static const cli_option run_options[RUN_OPTION_COUNT] = {
     [RUN_SEED] = {"seed", "N", "seed of the random inputs (default 1)"},
     [RUN_REPS] = {"reps", "N", "timed runs per variant, 1..1000000 (default 10)"},
     [RUN_WARMUP] = {"warmup", "N", "untimed runs per variant before them (default 2)"},
-    [RUN_THREADS] = {"threads", "N,N,...", "thread counts; 0: the library's default (default 1)"},
+    [RUN_THREADS] = {"threads", "N,N,...",
+                     "thread counts (default 0: every core of the first NUMA node)"},
     [RUN_NO_CHECK] = {"no-check", NULL, "skip the float64 oracle (error fields become null)"},
     [RUN_Q] = {"q", "FILE.npy", "read Q [B,Hq,Lq,d] (float32 or float16) instead of random"},
     [RUN_K] = {"k", "FILE.npy", "read K [B,Hkv,Lk,d]"},
@@ -674,7 +675,7 @@ typedef struct run_config {
 static int parse_run_options(int argc, char **argv, run_config *c)
 {
     *c = (run_config){.check = true, .seed = 1, .reps = DEFAULT_REPS, .warmup = DEFAULT_WARMUP,
-                      .threads = {{1}, 1}, .results_dir = "results"};
+                      .threads = {{0}, 1}, .results_dir = "results"};
     c->params = malloc((size_t)argc * sizeof *c->params);
     if (!c->params)
         return cli_error("run", "out of memory");

@@ -29,7 +29,8 @@ static const cli_option sweep_options[W_OPTION_COUNT] = {
     [W_LEN_Q] = {"len-q", "N,N,...", "query lengths Lq, 0: Lq = len (default 0); 1: decode"},
     [W_DIM] = {"dim", "N,N,...", "head dimensions d (default 64,128)"},
     [W_CAUSAL] = {"causal", "no|yes|both", "causal mask, bottom-right aligned (default no)"},
-    [W_THREADS] = {"threads", "N,N,...", "thread counts; 0: the library's default (default 1)"},
+    [W_THREADS] = {"threads", "N,N,...",
+                   "thread counts (default 0: every core of the first NUMA node)"},
     [W_VARIANT] = {"variant", "LIST", "comma list of variants, or all (default all)"},
     [W_BATCH] = {"batch", "N", "batch size B (default 1)"},
     [W_HEADS] = {"heads", "N", "query heads Hq (default 8)"},
@@ -126,7 +127,7 @@ typedef struct sweep_config {
 static int parse_sweep_options(int argc, char **argv, sweep_config *c)
 {
     *c = (sweep_config){.lens = {{256, 512, 1024}, 3}, .lens_q = {{0}, 1}, .dims = {{64, 128}, 2},
-                        .threads = {{1}, 1}, .causal = {true, false}, .variants = "all",
+                        .threads = {{0}, 1}, .causal = {true, false}, .variants = "all",
                         .results_dir = "results", .batch = 1, .heads_q = 8, .reps = DEFAULT_REPS,
                         .warmup = DEFAULT_WARMUP, .check_max_len = DEFAULT_CHECK_MAX_LEN,
                         .seed = 1, .check = true};
@@ -193,7 +194,8 @@ static int parse_sweep_options(int argc, char **argv, sweep_config *c)
                                      (long long)len_q, (long long)len,
                                      (long long)c->dims.value[d], err.message);
             }
-    return -1;
+    /* The grid records the counts the runs use. */
+    return cli_resolve_threads("sweep", &c->threads) ? -1 : CLI_EXIT_USAGE;
 }
 
 /* ---- the file's grid ----------------------------------------------------------------------- */
