@@ -1,6 +1,13 @@
-/* threads.c — the worker pool behind threads.h: workers sleep on a condition variable, a run
- * bumps a generation counter and wakes them, the caller works as worker 0 and then waits until
- * every other worker of the run has finished. */
+/* threads.c — the worker pool behind threads.h: a run bumps a generation counter and wakes the
+ * workers, the caller works as worker 0 and then waits until every other worker of the run has
+ * finished.
+ *
+ * Both waits spin for up to SPIN_NS before sleeping on a condition variable: a sleeping thread
+ * takes some 5-10 µs to wake (a futex round trip through the scheduler, more in a VM), which a
+ * small problem pays twice per call; a run that follows within SPIN_NS (the next layer, the next
+ * decode step, a benchmark's next repetition) starts and ends at cache-line speed instead. A run
+ * with more threads than cores does not spin: there a spinning thread would hold a core that
+ * another thread of the run needs. */
 #include "threads.h"
 
 #include "attn.h"
@@ -8,20 +15,28 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* How long a waiting thread spins before it sleeps (ns): short next to OpenMP runtimes' usual
+ * spin (GOMP spins some 300 000 iterations before blocking) so that an idle pool gives its
+ * cores back almost at once. */
+enum { SPIN_NS = 50000 };
 
 static struct {
     pthread_mutex_t busy;   /* held by the run in progress (trylock: never wait on it) */
     pthread_mutex_t lock;   /* guards everything below */
     pthread_cond_t wake, done;
     int started;            /* pool threads running: they are workers 1..started */
-    uint64_t generation;    /* bumped by each run */
+    _Atomic uint64_t generation; /* bumped by each run (under lock; read while spinning) */
     attn_parallel_fn fn;
     void *ctx;
     int workers;            /* of the current run */
-    int pending;            /* pool workers of the current run still working */
+    bool spin;              /* the current run's threads fit on the cores: waits spin first */
+    _Atomic int pending;    /* pool workers of the current run still working */
     int caller_core;        /* the core the caller ran on when it started the run; -1: unknown */
     /* The generation a new thread has already seen: threads are started inside a run, before
      * its generation is bumped, so they must not take that bump for an old one. */
@@ -42,16 +57,65 @@ static int worker_core(int w, int caller_core)
     return k >= caller_core ? k + 1 : k;
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Spins until *word differs from `from` or SPIN_NS have passed; true when it changed. */
+static bool spin_while_u64(_Atomic uint64_t *word, uint64_t from)
+{
+    const int64_t start = now_ns();
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(word, memory_order_acquire) != from)
+            return true;
+        cpu_relax();
+        if (i % 64 == 0 && now_ns() - start > SPIN_NS)
+            return false;
+    }
+}
+
+/* Spins until *count is 0 or SPIN_NS have passed. */
+static void spin_until_zero(_Atomic int *count)
+{
+    const int64_t start = now_ns();
+    for (unsigned i = 1; atomic_load_explicit(count, memory_order_acquire) > 0; i++) {
+        cpu_relax();
+        if (i % 64 == 0 && now_ns() - start > SPIN_NS)
+            return;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     const int me = (int)(intptr_t)arg;
     int bound_core = -1;
     pthread_mutex_lock(&pool.lock);
     uint64_t seen = pool.created_at[me];
+    /* Spin before sleeping only after taking part in a run that allowed it: a thread left out of
+     * a run would spin on a core that a worker of the run needs. */
+    bool spin = false;
     for (;;) {
+        if (pool.generation == seen && spin) { /* outside the lock */
+            pthread_mutex_unlock(&pool.lock);
+            spin_while_u64(&pool.generation, seen);
+            pthread_mutex_lock(&pool.lock);
+        }
         while (pool.generation == seen)
             pthread_cond_wait(&pool.wake, &pool.lock);
         seen = pool.generation;
+        spin = me < pool.workers && pool.spin;
         if (me >= pool.workers)
             continue; /* not part of this run */
         attn_parallel_fn fn = pool.fn;
@@ -63,7 +127,7 @@ static void *worker_main(void *arg)
             bound_core = core; /* best effort: an unbound worker still computes */
         fn(ctx, me, workers);
         pthread_mutex_lock(&pool.lock);
-        if (--pool.pending == 0)
+        if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1)
             pthread_cond_signal(&pool.done);
     }
     return NULL;
@@ -145,6 +209,7 @@ bool attn_parallel_run(int workers, attn_parallel_fn fn, void *ctx)
     pool.fn = fn;
     pool.ctx = ctx;
     pool.workers = workers;
+    pool.spin = workers <= attn_topology_get()->cores;
     pool.pending = workers - 1;
     pool.caller_core = attn_topology_core_of_cpu(sched_getcpu());
     pool.generation++;
@@ -153,6 +218,8 @@ bool attn_parallel_run(int workers, attn_parallel_fn fn, void *ctx)
 
     fn(ctx, 0, workers);
 
+    if (workers <= attn_topology_get()->cores)
+        spin_until_zero(&pool.pending);
     pthread_mutex_lock(&pool.lock);
     while (pool.pending > 0)
         pthread_cond_wait(&pool.done, &pool.lock);
