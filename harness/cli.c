@@ -242,6 +242,17 @@ bool cli_parse_int_list(const char *command, const char *flag, const char *text,
     }
 }
 
+void cli_int_list_format(const cli_int_list *list, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < list->count && used < len; i++) {
+        const int n = snprintf(buf + used, len - used, "%s%lld", i ? "," : "",
+                               (long long)list->value[i]);
+        used += n > 0 ? (size_t)n : 0;
+    }
+}
+
 bool cli_resolve_threads(const char *command, cli_int_list *threads)
 {
     if (threads->count == 0)
@@ -1565,10 +1576,8 @@ static bool print_text(const run_state *s, double flops)
     const attn_problem *p = &s->problem;
     const run_config *c = &s->config;
     const attn_cpu *cpu = attn_cpu_get();
-    char threads[CLI_MAX_LIST * 8] = "";
-    for (int t = 0; t < c->threads.count; t++)
-        snprintf(threads + strlen(threads), sizeof threads - strlen(threads), "%s%lld",
-                 t ? "," : "", (long long)c->threads.value[t]);
+    char threads[CLI_INT_LIST_TEXT];
+    cli_int_list_format(&c->threads, threads, sizeof threads);
     printf("B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld scale=%.6g%s%s%s layout=%s "
            "dtype=%s out-dtype=%s threads=%s reps=%lld warmup=%lld seed=%llu\n",
            (long long)p->batch, (long long)p->heads_q, (long long)p->heads_kv,

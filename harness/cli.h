@@ -127,6 +127,9 @@ bool cli_parse_uint64(const char *command, const char *flag, const char *text, u
  * value (a list of CLI_MAX_LIST at most). */
 bool cli_parse_int_list(const char *command, const char *flag, const char *text, int64_t min,
                         int64_t max, cli_int_list *out);
+/* "1,2,4" for a list; buf of CLI_INT_LIST_TEXT bytes holds any list of thread counts. */
+enum { CLI_INT_LIST_TEXT = CLI_MAX_LIST * 8 };
+void cli_int_list_format(const cli_int_list *list, char *buf, size_t len);
 /* Thread counts as given (0: the library's default) to the counts a run uses: 0 becomes
  * attn_default_threads(), and an empty list the default alone. False, after a message, when
  * two entries become the same count ("0,2" on two cores). */

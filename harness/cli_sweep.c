@@ -311,10 +311,8 @@ int cli_sweep(int argc, char **argv)
     const double start = attn_clock_seconds();
     int done = 0;
     status = -1;
-    char threads[CLI_MAX_LIST * 8] = "";
-    for (int t = 0; t < c.threads.count; t++)
-        snprintf(threads + strlen(threads), sizeof threads - strlen(threads), "%s%lld",
-                 t ? "," : "", (long long)c.threads.value[t]);
+    char threads[CLI_INT_LIST_TEXT];
+    cli_int_list_format(&c.threads, threads, sizeof threads);
     /* The order of the points: head dim, then length, query length, causal. */
     for (int i = 0; i < total && status < 0; i++) {
         int rest = i;
@@ -329,7 +327,7 @@ int cli_sweep(int argc, char **argv)
         /* The oracle's cost grows as Lq·Lk: compare with N² (doubles: no overflow). */
         const bool check = c.check && (double)len_q * (double)len <=
                                           (double)c.check_max_len * (double)c.check_max_len;
-        char what[CLI_MAX_LIST * 8 + 160], lens[64];
+        char what[CLI_INT_LIST_TEXT + 160], lens[64];
         if (len_q == len)
             snprintf(lens, sizeof lens, "len=%lld", (long long)len);
         else
