@@ -514,10 +514,12 @@ static void print_info_text(const char *forced, const char *force_error)
         const attn_cache_info *c = &t->cache[l];
         char size[32];
         format_bytes(size, sizeof size, c->bytes);
-        printf("%-17s %s x %d, shared by cpus:", cache_names[l], size, c->instances);
+        /* the cpus of each instance: "0 | 1" is one cache per cpu, "0-1" one for both */
+        printf("%-17s %s x %d, cpus of each:", cache_names[l], size, c->instances);
         for (int i = 0; i < c->instances && i < 16; i++) {
             char cpus[256];
-            printf(" %s", attn_topology_cache_cpus(l + 1, i, cpus, sizeof cpus) ? cpus : "?");
+            printf("%s %s", i ? " |" : "",
+                   attn_topology_cache_cpus(l + 1, i, cpus, sizeof cpus) ? cpus : "?");
         }
         printf("%s\n", c->instances > 16 ? " ..." : "");
     }
