@@ -73,24 +73,23 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Spins until *word differs from `from` or SPIN_NS have passed; true when it changed. */
-static bool spin_while_u64(_Atomic uint64_t *word, uint64_t from)
+/* What the two waits wait for: a run after generation `seen`; the end of the current run. */
+static bool new_run(uint64_t seen)
 {
-    const int64_t start = now_ns();
-    for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(word, memory_order_acquire) != from)
-            return true;
-        cpu_relax();
-        if (i % 64 == 0 && now_ns() - start > SPIN_NS)
-            return false;
-    }
+    return atomic_load_explicit(&pool.generation, memory_order_acquire) != seen;
 }
 
-/* Spins until *count is 0 or SPIN_NS have passed. */
-static void spin_until_zero(_Atomic int *count)
+static bool run_done(uint64_t unused)
+{
+    (void)unused;
+    return atomic_load_explicit(&pool.pending, memory_order_acquire) == 0;
+}
+
+/* Spins until ready(arg) or SPIN_NS have passed (the lock is not held). */
+static void spin_until(bool (*ready)(uint64_t), uint64_t arg)
 {
     const int64_t start = now_ns();
-    for (unsigned i = 1; atomic_load_explicit(count, memory_order_acquire) > 0; i++) {
+    for (unsigned i = 1; !ready(arg); i++) {
         cpu_relax();
         if (i % 64 == 0 && now_ns() - start > SPIN_NS)
             return;
@@ -109,7 +108,7 @@ static void *worker_main(void *arg)
     for (;;) {
         if (pool.generation == seen && spin) { /* outside the lock */
             pthread_mutex_unlock(&pool.lock);
-            spin_while_u64(&pool.generation, seen);
+            spin_until(new_run, seen);
             pthread_mutex_lock(&pool.lock);
         }
         while (pool.generation == seen)
@@ -209,7 +208,8 @@ bool attn_parallel_run(int workers, attn_parallel_fn fn, void *ctx)
     pool.fn = fn;
     pool.ctx = ctx;
     pool.workers = workers;
-    pool.spin = workers <= attn_topology_get()->cores;
+    const bool spin = workers <= attn_topology_get()->cores;
+    pool.spin = spin;
     pool.pending = workers - 1;
     pool.caller_core = attn_topology_core_of_cpu(sched_getcpu());
     pool.generation++;
@@ -218,8 +218,8 @@ bool attn_parallel_run(int workers, attn_parallel_fn fn, void *ctx)
 
     fn(ctx, 0, workers);
 
-    if (workers <= attn_topology_get()->cores)
-        spin_until_zero(&pool.pending);
+    if (spin)
+        spin_until(run_done, 0);
     pthread_mutex_lock(&pool.lock);
     while (pool.pending > 0)
         pthread_cond_wait(&pool.done, &pool.lock);
