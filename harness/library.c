@@ -505,6 +505,17 @@ static attn_task slice(const split_plan *sp, int w, int64_t g0, int64_t g1, int6
     return t;
 }
 
+/* One task: every key into O (out NULL), or keys [j0, j1) into partials; then the vector state
+ * the calling convention promises (attn_cpu_clean_upper_state). A variant without `run` writes
+ * O through run_partial with no partials (variant.h). */
+static attn_status run_task(const attn_variant *var, const attn_task *t, int64_t j0, int64_t j1,
+                            const attn_partial *out)
+{
+    const attn_status s = out || !var->run ? var->run_partial(t, j0, j1, out) : var->run(t);
+    attn_cpu_clean_upper_state();
+    return s;
+}
+
 /* Worker w: its units, merged into as few tasks as possible when keys are not split. */
 static void run_worker(void *ctx, int w, int workers)
 {
@@ -526,8 +537,7 @@ static void run_worker(void *ctx, int w, int workers)
             const attn_partial out = {sp->partial.max + row0, sp->partial.sum + row0,
                                       sp->partial.acc + row0 * p->head_dim};
             const attn_task t = slice(sp, w, g, g + 1, i0, i1);
-            st = sp->var->run_partial(&t, j0, j1, &out);
-            attn_cpu_clean_upper_state();
+            st = run_task(sp->var, &t, j0, j1, &out);
             u++;
             continue;
         }
@@ -535,15 +545,13 @@ static void run_worker(void *ctx, int w, int workers)
         if (rb == 0 && last - u >= rbs) { /* whole groups */
             const int64_t ng = (last - u) / rbs;
             const attn_task t = slice(sp, w, g, g + ng, 0, p->len_q);
-            st = sp->var->run(&t);
-            attn_cpu_clean_upper_state();
+            st = run_task(sp->var, &t, 0, p->len_kv, NULL);
             u += ng * rbs;
         } else { /* the row blocks of group g up to the end of the range */
             const int64_t rb_end = rbs < rb + (last - u) ? rbs : rb + (last - u);
             const int64_t i1 = rb_end * sp->row_block < p->len_q ? rb_end * sp->row_block : p->len_q;
             const attn_task t = slice(sp, w, g, g + 1, rb * sp->row_block, i1);
-            st = sp->var->run(&t);
-            attn_cpu_clean_upper_state();
+            st = run_task(sp->var, &t, 0, p->len_kv, NULL);
             u += rb_end - rb;
         }
     }
@@ -681,8 +689,7 @@ static attn_status run_checked(const attn_variant *var, const attn_problem *p,
             return attn_fail(err, ATTN_ERR_NOMEM, "variant %s: cannot allocate %zu bytes of workspace",
                         var->name, bytes);
     }
-    attn_status s = var->run(&task);
-    attn_cpu_clean_upper_state();
+    attn_status s = run_task(var, &task, 0, p->len_kv, NULL);
     free(task.workspace);
     if (s != ATTN_OK)
         return attn_fail(err, s, "variant %s failed", var->name);

@@ -890,14 +890,6 @@ static attn_status amx_rows(const attn_task *t, int64_t key_begin, int64_t key_e
     return ATTN_OK;
 }
 
-static attn_status amx_run(const attn_task *t) { return amx_rows(t, 0, t->problem->len_kv, NULL); }
-
-static attn_status amx_run_partial(const attn_task *t, int64_t key_begin, int64_t key_end,
-                                   const attn_partial *out)
-{
-    return amx_rows(t, key_begin, key_end, out);
-}
-
 const attn_variant attn_variant_amx_bf16 = {
     .name = "amx_bf16",
     .description = "AMX bf16 tiles for Q.K^T and P.V (f32 inputs rounded to bf16), AVX-512 "
@@ -912,6 +904,5 @@ const attn_variant attn_variant_amx_bf16 = {
     .default_params = amx_defaults,
     .params_valid = amx_valid,
     .workspace_size = amx_workspace,
-    .run = amx_run,
-    .run_partial = amx_run_partial,
+    .run_partial = amx_rows,
 };

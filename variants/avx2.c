@@ -902,8 +902,9 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
 
 /* ---- entry points ------------------------------------------------------------------------- */
 
-static void avx2_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
-                      const attn_partial *part)
+/* run_partial, and run with part NULL over every key (variant.h). */
+static attn_status avx2_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
+                             const attn_partial *part)
 {
     const attn_problem *p = t->problem;
     const workspace ws = workspace_of(t);
@@ -926,18 +927,6 @@ static void avx2_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
             run_tile(&c);
         }
     }
-}
-
-static attn_status avx2_run(const attn_task *t)
-{
-    avx2_rows(t, 0, t->problem->len_kv, NULL);
-    return ATTN_OK;
-}
-
-static attn_status avx2_run_partial(const attn_task *t, int64_t key_begin, int64_t key_end,
-                                    const attn_partial *out)
-{
-    avx2_rows(t, key_begin, key_end, out);
     return ATTN_OK;
 }
 
@@ -979,6 +968,5 @@ const attn_variant attn_variant_avx2 = {
     .default_params = avx2_defaults,
     .params_valid = avx2_params_valid,
     .workspace_size = avx2_workspace_size,
-    .run = avx2_run,
-    .run_partial = avx2_run_partial,
+    .run_partial = avx2_rows,
 };

@@ -818,17 +818,6 @@ static attn_status avx512_rows(const attn_task *t, int64_t key_begin, int64_t ke
     return ATTN_OK;
 }
 
-static attn_status avx512_run(const attn_task *t)
-{
-    return avx512_rows(t, 0, t->problem->len_kv, NULL);
-}
-
-static attn_status avx512_run_partial(const attn_task *t, int64_t key_begin, int64_t key_end,
-                                      const attn_partial *out)
-{
-    return avx512_rows(t, key_begin, key_end, out);
-}
-
 const attn_variant attn_variant_avx512 = {
     .name = "avx512",
     .description = "AVX-512 online softmax: 32x8 register tiles, vertical epilogue, lazy max; "
@@ -843,6 +832,5 @@ const attn_variant attn_variant_avx512 = {
     .default_params = avx512_defaults,
     .params_valid = avx512_valid,
     .workspace_size = avx512_workspace,
-    .run = avx512_run,
-    .run_partial = avx512_run_partial,
+    .run_partial = avx512_rows,
 };

@@ -705,17 +705,6 @@ static attn_status bf16_rows(const attn_task *t, int64_t key_begin, int64_t key_
     return ATTN_OK;
 }
 
-static attn_status bf16_run(const attn_task *t)
-{
-    return bf16_rows(t, 0, t->problem->len_kv, NULL);
-}
-
-static attn_status bf16_run_partial(const attn_task *t, int64_t key_begin, int64_t key_end,
-                                    const attn_partial *out)
-{
-    return bf16_rows(t, key_begin, key_end, out);
-}
-
 const attn_variant attn_variant_avx512_bf16 = {
     .name = "avx512_bf16",
     .description = "AVX512_BF16 VDPBF16PS for Q.K^T and P.V (Q, K, V, P rounded to bf16, "
@@ -731,6 +720,5 @@ const attn_variant attn_variant_avx512_bf16 = {
     .default_params = bf16_defaults,
     .params_valid = bf16_valid,
     .workspace_size = bf16_workspace,
-    .run = bf16_run,
-    .run_partial = bf16_run_partial,
+    .run_partial = bf16_rows,
 };

@@ -39,8 +39,8 @@ static size_t streaming_workspace(const attn_problem *p, const int32_t *v)
 
 /* The task's rows over keys [key_begin, key_end): normalised into O when part is NULL,
  * otherwise the unnormalised (max, sum, acc) partials of the contract (variant.h). */
-static void streaming_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
-                           const attn_partial *part)
+static attn_status streaming_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
+                                  const attn_partial *part)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, bq = t->params[P_BQ], bk = t->params[P_BK];
@@ -141,21 +141,8 @@ static void streaming_rows(const attn_task *t, int64_t key_begin, int64_t key_en
             }
         }
     }
-}
-
-static attn_status streaming_run(const attn_task *t)
-{
-    streaming_rows(t, 0, t->problem->len_kv, NULL);
     return ATTN_OK;
 }
-
-static attn_status streaming_run_partial(const attn_task *t, int64_t key_begin, int64_t key_end,
-                                         const attn_partial *out)
-{
-    streaming_rows(t, key_begin, key_end, out);
-    return ATTN_OK;
-}
-
 
 const attn_variant attn_variant_streaming = {
     .name = "streaming",
@@ -168,6 +155,5 @@ const attn_variant attn_variant_streaming = {
     .default_params = streaming_defaults,
     .params_valid = NULL,
     .workspace_size = streaming_workspace,
-    .run = streaming_run,
-    .run_partial = streaming_run_partial,
+    .run_partial = streaming_rows,
 };

@@ -89,10 +89,13 @@ typedef struct attn_variant {
      * fit in 64 bits first, but a variant multiplying large sizes must still guard overflow:
      * return SIZE_MAX when the size cannot be represented. */
     size_t (*workspace_size)(const attn_problem *p, const int32_t *values);
-    /* Computes the task's slice of O. Returns ATTN_OK; may not fail on a validated problem. */
+    /* Computes the task's slice of O. Returns ATTN_OK; may not fail on a validated problem.
+     * NULL when run_partial does it (below). */
     attn_status (*run)(const attn_task *task);
     /* Optional (NULL: the harness never splits keys for this variant): like run, over keys
-     * [key_begin, key_end) only, writing partials to *out instead of O. Same workspace. */
+     * [key_begin, key_end) only, writing partials to *out instead of O. Same workspace. With
+     * out NULL and every key, it writes O as run would: a variant whose one function takes a
+     * key range leaves run NULL and the harness calls this for whole tasks too. */
     attn_status (*run_partial)(const attn_task *task, int64_t key_begin, int64_t key_end,
                                const attn_partial *out);
 } attn_variant;
