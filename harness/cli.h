@@ -31,6 +31,12 @@ int cli_list(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_info(int argc, char **argv); /* cli_machine.c */
 int cli_peak(int argc, char **argv); /* cli_machine.c */
+/* cli_defaults.c: info's defaults part (the facts, and each variant's default parameters with
+ * their rules for the reference shapes P1 and D1), as text lines and as JSON. */
+void cli_defaults_print(void);
+json_t *cli_defaults_json(void);
+/* "32 KiB", "1 MiB", "100 B". */
+void cli_format_bytes(char *buf, size_t len, int64_t bytes);
 int cli_sweep(int argc, char **argv); /* cli_sweep.c */
 int cli_study(int argc, char **argv); /* cli_study.c */
 int cli_compare(int argc, char **argv); /* cli_compare.c */

@@ -430,7 +430,9 @@ static json_t *topology_json(void)
 {
     const attn_topology *t = attn_topology_get();
     const attn_machine *m = &attn_cpu_get()->machine;
-    const int64_t used[ATTN_CACHE_LEVELS] = {m->l1d_bytes, m->l2_bytes, m->l3_bytes};
+    const int64_t used[ATTN_CACHE_LEVELS] = {attn_machine_fact(m, ATTN_FACT_L1D, NULL),
+                                             attn_machine_fact(m, ATTN_FACT_L2, NULL),
+                                             attn_machine_fact(m, ATTN_FACT_L3, NULL)};
     json_t *caches = json_array();
     for (int l = 0; caches && l < ATTN_CACHE_LEVELS; l++) {
         const attn_cache_info *c = &t->cache[l];
@@ -483,16 +485,6 @@ static json_t *variants_json(void)
     return list;
 }
 
-static void format_bytes(char *buf, size_t len, int64_t bytes)
-{
-    if (bytes >= (1 << 20) && bytes % (1 << 20) == 0)
-        snprintf(buf, len, "%lld MiB", (long long)(bytes >> 20));
-    else if (bytes >= 1024 && bytes % 1024 == 0)
-        snprintf(buf, len, "%lld KiB", (long long)(bytes >> 10));
-    else
-        snprintf(buf, len, "%lld B", (long long)bytes);
-}
-
 static void print_info_text(const char *forced, const char *force_error)
 {
     const attn_cpu *cpu = attn_cpu_get();
@@ -513,7 +505,7 @@ static void print_info_text(const char *forced, const char *force_error)
     for (int l = 0; l < ATTN_CACHE_LEVELS; l++) {
         const attn_cache_info *c = &t->cache[l];
         char size[32];
-        format_bytes(size, sizeof size, c->bytes);
+        cli_format_bytes(size, sizeof size, c->bytes);
         /* the cpus of each instance: "0 | 1" is one cache per cpu, "0-1" one for both */
         printf("%-17s %s x %d, cpus of each:", cache_names[l], size, c->instances);
         for (int i = 0; i < c->instances && i < 16; i++) {
@@ -523,11 +515,6 @@ static void print_info_text(const char *forced, const char *force_error)
         }
         printf("%s\n", c->instances > 16 ? " ..." : "");
     }
-    char sizes[3][32];
-    format_bytes(sizes[0], 32, cpu->machine.l1d_bytes);
-    format_bytes(sizes[1], 32, cpu->machine.l2_bytes);
-    format_bytes(sizes[2], 32, cpu->machine.l3_bytes);
-    printf("tile sizes from   L1d %s, L2 %s, L3 %s\n", sizes[0], sizes[1], sizes[2]);
     attn_topology_numa_cpus(0, numa0, sizeof numa0);
     printf("default threads   %d (the cores of NUMA node 0, cpus %s)\n", attn_default_threads(),
            numa0);
@@ -543,6 +530,7 @@ static void print_info_text(const char *forced, const char *force_error)
         printf("  %-12s %-4s %-19s %s\n", v.name, v.supported ? "yes" : "no", reads,
                v.supported ? (v.isa[0] ? v.isa : "portable C") : v.why_not);
     }
+    cli_defaults_print();
     const attn_peak *p = cached_peak();
     if (p)
         printf("peak (cached)     %.1f GFLOP/s per core, %.1f all cores; triad %.1f GB/s 1 "
@@ -591,14 +579,14 @@ int cli_info(int argc, char **argv)
         const attn_peak *p = cached_peak();
         const char *env = getenv("ATTN_DISABLE_ISA");
         json_t *root = json_pack(
-            "{s:s, s:o, s:{s:o, s:o, s:o}, s:o, s:o, s:{s:o, s:o}, s:o}", "tool",
+            "{s:s, s:o, s:{s:o, s:o, s:o}, s:o, s:o, s:{s:o, s:o}, s:o, s:o}", "tool",
             "attnbench " ATTN_VERSION_STRING, "machine", cli_machine_json(), "isa", "detected",
             isa_names_json(cpu->isa_detected), "enabled", isa_names_json(cpu->isa),
             "disable_isa", env && *env ? json_string(env) : json_null(), "topology",
             topology_json(), "variants", variants_json(), "forced_variant", "name",
             forced ? json_string(forced) : json_null(), "error",
             force_error ? json_string(force_error) : json_null(), "peak",
-            p ? peak_json(p, cached_when) : json_null());
+            p ? peak_json(p, cached_when) : json_null(), "defaults", cli_defaults_json());
         const bool ok = cli_json_print(root);
         json_decref(root);
         if (!ok)

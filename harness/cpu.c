@@ -3,6 +3,8 @@
 #include "cpu.h"
 #include "topology.h"
 
+#include "attn_config.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,14 +73,55 @@ void attn_isa_format(uint32_t mask, char *buf, size_t len)
     }
 }
 
-/* Cache level `level` from hwloc, else sysconf, else a typical size. */
-static int64_t cache_size(int level, int sysconf_name, int64_t fallback)
+/* Cache level `level` from hwloc, else sysconf, else 0 (unknown: the default rules then use
+ * their fallback, attn_machine_fact); *source names where it came from. */
+static int64_t cache_size(int level, int sysconf_name, const char **source)
 {
     int64_t v = attn_topology_get()->cache[level - 1].bytes;
+    *source = "hwloc";
     if (v > 0)
         return v;
     long s = sysconf(sysconf_name);
-    return s > 0 ? (int64_t)s : fallback;
+    *source = s > 0 ? "sysconf" : NULL;
+    return s > 0 ? (int64_t)s : 0;
+}
+
+/* Vector FMA instructions per cycle and core at 128, 256 and 512 bits, by microarchitecture
+ * (vendor, family, first model): published facts, so the library never runs a benchmark at
+ * start-up. The first matching row wins; a width the CPU lacks gets 0. A CPU not listed keeps
+ * 0 (unknown), and the planner's estimate assumes 2 per cycle at every width it has. */
+static const struct fma_row {
+    const char *vendor;
+    int family, model_min;
+    bool needs_avx512;   /* the row applies only when AVX-512 is present */
+    int per_cycle[3];    /* 128, 256, 512 bits */
+    const char *what;
+} fma_rows[] = {
+    {"AuthenticAMD", 0x1a, 0, false, {2, 2, 2}, "AMD Zen 5: two 512-bit FMA pipes"},
+    {"AuthenticAMD", 0x19, 0, false, {2, 2, 1},
+     "AMD Zen 3/4: two 256-bit FMA pipes; 512-bit FMA as two halves (Zen 4)"},
+    {"AuthenticAMD", 0x17, 0x30, false, {2, 2, 0}, "AMD Zen 2: two 256-bit FMA pipes"},
+    {"AuthenticAMD", 0x17, 0, false, {2, 1, 0}, "AMD Zen 1: 256-bit FMA as two 128-bit halves"},
+    {"GenuineIntel", 6, 0, true, {2, 2, 2},
+     "Intel with AVX-512: two 512-bit FMA units (one on some Xeon Bronze/Silver and clients)"},
+    {"GenuineIntel", 6, 0, false, {2, 2, 0}, "Intel Haswell and later: two 256-bit FMA units"},
+};
+
+static void fma_rates(attn_cpu *c)
+{
+    const bool avx512 = c->isa_detected & ATTN_ISA_AVX512F;
+    const bool has[3] = {ATTN_ARCH_X86, (c->isa_detected & (ATTN_ISA_AVX2 | ATTN_ISA_FMA)) ==
+                                            (ATTN_ISA_AVX2 | ATTN_ISA_FMA), avx512};
+    for (size_t i = 0; i < sizeof fma_rows / sizeof fma_rows[0]; i++) {
+        const struct fma_row *r = &fma_rows[i];
+        if (strcmp(c->vendor, r->vendor) || c->family != r->family || c->model < r->model_min ||
+            (r->needs_avx512 && !avx512))
+            continue;
+        for (int w = 0; w < 3; w++)
+            c->machine.fma_per_cycle[w] = has[w] ? r->per_cycle[w] : 0;
+        c->fma_source = r->what;
+        return;
+    }
 }
 
 /* FNV-1a, 64 bits (Fowler, Noll, Vo): offset basis 14695981039346656037, prime 1099511628211. */
@@ -96,8 +139,10 @@ static void make_machine_id(attn_cpu *c)
      * have different all-core peaks and best thread counts. */
     char text[256];
     snprintf(text, sizeof text, "%s|%s|%d|%d|%08x|%lld|%lld|%lld|%d", c->vendor, c->model_name,
-             c->family, c->model, (unsigned)c->isa_detected, (long long)c->machine.l1d_bytes,
-             (long long)c->machine.l2_bytes, (long long)c->machine.l3_bytes,
+             c->family, c->model, (unsigned)c->isa_detected,
+             (long long)attn_machine_fact(&c->machine, ATTN_FACT_L1D, NULL),
+             (long long)attn_machine_fact(&c->machine, ATTN_FACT_L2, NULL),
+             (long long)attn_machine_fact(&c->machine, ATTN_FACT_L3, NULL),
              attn_topology_get()->cores);
     uint64_t h = fnv1a(14695981039346656037u, text, strlen(text));
     snprintf(c->machine_id, sizeof c->machine_id, "%016llx", (unsigned long long)h);
@@ -122,9 +167,10 @@ static void detect(void)
     }
     c->isa &= ~off;
     c->machine.isa = c->isa;
-    c->machine.l1d_bytes = cache_size(1, _SC_LEVEL1_DCACHE_SIZE, 32 * 1024);
-    c->machine.l2_bytes = cache_size(2, _SC_LEVEL2_CACHE_SIZE, 1024 * 1024);
-    c->machine.l3_bytes = cache_size(3, _SC_LEVEL3_CACHE_SIZE, 8 * 1024 * 1024);
+    c->machine.l1d_bytes = cache_size(1, _SC_LEVEL1_DCACHE_SIZE, &c->cache_source[0]);
+    c->machine.l2_bytes = cache_size(2, _SC_LEVEL2_CACHE_SIZE, &c->cache_source[1]);
+    c->machine.l3_bytes = cache_size(3, _SC_LEVEL3_CACHE_SIZE, &c->cache_source[2]);
+    fma_rates(c);
     make_machine_id(c);
 }
 

@@ -12,7 +12,10 @@ typedef struct attn_cpu {
     int family, model, stepping;
     uint32_t isa_detected; /* what the CPU and OS support */
     uint32_t isa;          /* isa_detected minus what ATTN_DISABLE_ISA turns off */
-    attn_machine machine;  /* isa + cache sizes (hwloc's; sysconf when hwloc fails) */
+    attn_machine machine;  /* isa + cache sizes (hwloc's; sysconf when hwloc fails; 0 when
+                            * neither knows) + FMA rates (known microarchitectures; 0 if not) */
+    const char *cache_source[3]; /* L1d, L2, L3: "hwloc", "sysconf" or NULL (unknown) */
+    const char *fma_source;      /* the table row fma_per_cycle came from; NULL when unknown */
     char machine_id[17];   /* attn_cpu_machine_id(): 16 hex digits */
     int sve_vector_bits;   /* AArch64 with SVE: this thread's SVE vector length; else 0 */
 } attn_cpu;

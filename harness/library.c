@@ -3,6 +3,7 @@
 #include "attn.h"
 #include "error.h"
 #include "cpu.h"
+#include "split.h"
 #include "threads.h"
 #include "topology.h"
 #include "variant.h"
@@ -254,6 +255,8 @@ bool attn_variant_get(int i, attn_variant_info *info)
         .name = v->name, .description = v->description, .isa = isa, .supported = !missing,
         .why_not = why, .tolerance = v->tolerance, .dtypes = variant_dtypes(v),
         .compute_dtype = v->compute_dtype, .param_count = v->param_count, .params = v->params,
+        .vector_bits = v->vector_bits,
+        .flops_per_cycle = (int)attn_machine_flops_per_cycle(&cpu->machine, v->vector_bits, NULL),
     };
     return true;
 }
@@ -295,8 +298,8 @@ attn_status attn_variant_default_params(const char *name, const attn_problem *p,
         return status;
     memset(out, 0, sizeof *out);
     out->count = v->param_count;
-    if (v->default_params)
-        v->default_params(p, &attn_cpu_get()->machine, out->value);
+    attn_default_apply(v->defaults, v->params, v->param_count, p, &attn_cpu_get()->machine,
+                       out->value);
     return ATTN_OK;
 }
 
@@ -403,7 +406,8 @@ void attn_params_format(const char *name, const attn_params *params, char *buf, 
 
 enum {
     ROW_GRANULE = 16,        /* query rows per unit at the finest */
-    KEY_GRANULE = 512,       /* keys per key block at the finest */
+    KEY_GRANULE = 512,       /* keys per key block at the finest: a block's partials (d + 2
+                              * floats per row) and their merge stay < 1/256 of its K/V reads */
     KEY_ALIGN = 16,          /* key blocks start at multiples of this */
     UNITS_PER_WORKER = 4,    /* slack for balancing uneven (causal) rows */
 };
@@ -448,6 +452,16 @@ static void plan_units(split_plan *sp, int T)
             sp->key_splits = ceil_div(p->len_kv, sp->key_block);
         }
     }
+}
+
+attn_split attn_split_of(const attn_variant *v, const attn_problem *p, int threads)
+{
+    attn_task whole = {.problem = p};
+    split_plan sp = {.var = v, .whole = whole, .groups = p->batch * p->heads_kv,
+                     .heads_per_group = p->heads_q / p->heads_kv, .workers = threads};
+    plan_units(&sp, threads);
+    return (attn_split){.row_block = sp.row_block, .row_blocks = sp.row_blocks,
+                        .key_block = sp.key_block, .key_splits = sp.key_splits};
 }
 
 /* Attended pairs (plus one per row, for its fixed cost) of one unit, ignoring the float mask. */

@@ -231,10 +231,11 @@ attn_status tuner_estimate(const attn_problem *p, int threads, tuner_config *out
     if (st != ATTN_OK)
         return st;
     attn_error why = {0};
+    int best_rate = 0;
     for (int i = 0; i < attn_variant_count(); i++) {
         attn_variant_info info;
         attn_variant_get(i, &info);
-        if ((forced && strcmp(forced, info.name)) ||
+        if ((forced && strcmp(forced, info.name)) || info.flops_per_cycle <= best_rate ||
             !tuner_variant_eligible(i, p, false, why.message, sizeof why.message))
             continue;
         tuner_config c = {.variant = i};
@@ -243,9 +244,11 @@ attn_status tuner_estimate(const attn_problem *p, int threads, tuner_config *out
         c.params.threads = threads;
         if (attn_params_check(info.name, p, &c.params, &why) == ATTN_OK) {
             *out = c;
-            return ATTN_OK;
+            best_rate = info.flops_per_cycle;
         }
     }
+    if (best_rate > 0)
+        return ATTN_OK;
     if (err) {
         err->status = ATTN_ERR_UNSUPPORTED;
         snprintf(err->message, sizeof err->message, "no supported variant fits this problem%s%.200s",

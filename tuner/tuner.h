@@ -63,9 +63,12 @@ long tuner_space_find(const tuner_space *space, const tuner_config *c);
 /* "avx512 bq=64 bk=128" */
 void tuner_config_format(const tuner_config *c, char *buf, size_t len);
 
-/* The estimate: ATTN_FORCE_VARIANT's variant when set, else the first eligible variant (never
- * one computing in reduced precision: its error is unmeasured) in registry order whose default
- * parameters fit p; its defaults, on `threads` threads. */
+/* The estimate: ATTN_FORCE_VARIANT's variant when set, else, of the eligible variants (never
+ * one computing in reduced precision: its error is unmeasured) whose default parameters fit p,
+ * the one with the highest float32 FMA rate of this CPU at its vector width
+ * (attn_variant_info.flops_per_cycle), the first in registry order among equals (on Zen 4
+ * avx512 and avx2 tie; on Intel and Zen 5 avx512 has twice the rate); its defaults, on
+ * `threads` threads. No benchmark runs. */
 attn_status tuner_estimate(const attn_problem *p, int threads, tuner_config *out,
                            attn_error *err);
 

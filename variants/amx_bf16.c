@@ -143,22 +143,21 @@ static size_t amx_workspace(const attn_problem *p, const int32_t *v)
     return layout_of(p, v, &w) ? w.total : SIZE_MAX;
 }
 
-static void amx_defaults(const attn_problem *p, const attn_machine *m, int32_t *v)
-{
-    const int64_t dpad = round_up(p->head_dim, DCH);
-    const int64_t l2 = m->l2_bytes > 0 ? m->l2_bytes : 1 << 20;
-    /* A quarter of L2 for the packed K/V block (2·bk·dpad bf16), half for the query block's
-     * packed Q and float32 O (6·bq·dpad bytes), so tiles reread the K/V block from L2 and K/V
-     * are packed Lq/bq times. Measured (P1, P2 on a 2 MB L2): bq = 1024 3-5% ahead of 512. */
-    int64_t bk = l2 / 4 / (4 * dpad) / KCH * KCH;
-    v[P_BK] = (int32_t)(bk < KCH ? KCH : bk > 4096 ? 4096 : bk);
-    int64_t bq = l2 / 2 / (6 * dpad) / TQ * TQ;
-    v[P_BQ] = (int32_t)(bq < TQ ? TQ : bq > 1024 ? 1024 : bq);
-    v[P_KC] = KC_MAX;
-    /* A 32-row AMX tile for a few rows wastes most of its work and packs K/V for little
-     * reuse; up to 8 rows the decode path reads K/V once per group without packing. */
-    v[P_DEC] = 8;
-}
+/* Defaults (AVX-512 family). A quarter of L2 for the packed K/V block (2·bk·dpad bf16), half
+ * for the query block's packed Q and float32 O (6·bq·dpad bytes), so tiles reread the K/V block
+ * from L2 and K/V are packed Lq/bq times. Measured (P1, P2 on a 2 MB L2): bq = 1024 3-5% ahead
+ * of 512. */
+static const attn_default_rule amx_defaults[] = {
+    /*          fact           div per_d lk dm   min  max   max_half fixed */
+    [P_BQ]   = {ATTN_FACT_L2,   2, 6,    0, DCH, TQ,  1024, 0,       0,
+                "packed Q bf16 and O floats: 6 x dpad bytes per row"},
+    [P_BK]   = {ATTN_FACT_L2,   4, 4,    0, DCH, KCH, 4096, 0,       0,
+                "packed K and V: 2 x dpad bf16 per key"},
+    [P_KC]   = {ATTN_FACT_NONE, 0, 0,    0, 0,   0,   0,    0,       KC_MAX,
+                "the longest score chunk that stays in 8 zmm registers"},
+    [P_DEC]  = {ATTN_FACT_NONE, 0, 0,    0, 0,   0,   0,    0,       8,
+                "up to 8 rows a 32-row AMX tile wastes most of its work; decode packs nothing"},
+};
 
 static bool amx_valid(const attn_problem *p, const int32_t *v, char *why, size_t why_len)
 {
@@ -901,7 +900,8 @@ const attn_variant attn_variant_amx_bf16 = {
     .compute_dtype = ATTN_BF16,
     .param_count = 4,
     .params = amx_params,
-    .default_params = amx_defaults,
+    .defaults = amx_defaults,
+    .vector_bits = 512,
     .params_valid = amx_valid,
     .workspace_size = amx_workspace,
     .run_partial = amx_rows,

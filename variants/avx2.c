@@ -49,7 +49,7 @@
  * of Lk in streaming mode:
  * Q panels bqp·d + K panel bk·d + V panel bk·dp + scores bqp·bk + O_acc bqp·dp + 12·bqp,
  * with bqp = max(round_up(bq, MR), DECODE_MAX_ROWS), dp = round_up(d, 8): 665 KB at the
- * defaults bq=192, bk=256 for d=128. In full-row mode the scores are bqp·round_up(Lk, 16). */
+ * defaults bq=192, bk=256 for d=128 on a 2 MiB L2. In full-row mode the scores are bqp·round_up(Lk, 16). */
 #include "exp2_poly.h"
 #include "variant.h"
 
@@ -930,22 +930,20 @@ static attn_status avx2_rows(const attn_task *t, int64_t key_begin, int64_t key_
     return ATTN_OK;
 }
 
-static void avx2_defaults(const attn_problem *p, const attn_machine *m, int32_t *v)
-{
-    /* The whole workspace (packed K/V block, the tile's Q panels, scores and O_acc) in half of
-     * L2. Large tiles first: each tile re-reads K and V, so bq=192 reads them a sixth as often
-     * as bq=32; then halve bk, then bq, until it fits. */
-    const int64_t l2 = m->l2_bytes > 0 ? m->l2_bytes : 1 << 20;
-    v[P_BQ] = 192;
-    v[P_BK] = 256;
-    v[P_FULL_ROW] = 0;
-    while (avx2_workspace_size(p, v) > (size_t)l2 / 2 && (v[P_BK] > 64 || v[P_BQ] > 48)) {
-        if (v[P_BK] > 64)
-            v[P_BK] /= 2;
-        else
-            v[P_BQ] /= 2;
-    }
-}
+/* Defaults (AVX2 family). Each tile re-reads the packed K/V block, so large tiles first:
+ * bq=192 reads K/V a sixth as often as bq=32. The K and V panels take an eighth of L2, the
+ * tile's Q panels and O_acc a quarter, the scores (bq·bk floats, at most 192 KiB) the rest of
+ * half of L2 — the whole workspace stays in L2 (1 MiB: bq=192 bk=128 at d=128, 192/256 at
+ * d=64; 2 MiB: 192/256 at d=128). */
+static const attn_default_rule avx2_defaults[] = {
+    /*             fact           div per_d lk dm min max  max_half fixed */
+    [P_BQ]      = {ATTN_FACT_L2,   4, 8,    0, 8, 48, 192, 0,       0,
+                   "Q panels and O_acc: 2 x dp floats per row"},
+    [P_BK]      = {ATTN_FACT_L2,   8, 8,    0, 8, 64, 256, 0,       0,
+                   "K and V panels: 2 x dp floats per key"},
+    [P_FULL_ROW] = {ATTN_FACT_NONE, 0, 0,   0, 0, 0,  0,   0,       0,
+                   "streaming; full rows need Lk-sized workspace"},
+};
 
 static bool avx2_params_valid(const attn_problem *p, const int32_t *v, char *why, size_t len)
 {
@@ -965,7 +963,8 @@ const attn_variant attn_variant_avx2 = {
     .compute_dtype = ATTN_F32,
     .param_count = 3,
     .params = avx2_params,
-    .default_params = avx2_defaults,
+    .defaults = avx2_defaults,
+    .vector_bits = 256,
     .params_valid = avx2_params_valid,
     .workspace_size = avx2_workspace_size,
     .run_partial = avx2_rows,

@@ -149,26 +149,23 @@ static size_t avx512_workspace(const attn_problem *p, const int32_t *v)
     return layout_of(p, v, &w) ? w.total : SIZE_MAX;
 }
 
-static void avx512_defaults(const attn_problem *p, const attn_machine *m, int32_t *v)
-{
-    const int64_t d = p->head_dim, row_bytes = 2 * d * (int64_t)sizeof(float);
-    const int64_t l2 = m->l2_bytes > 0 ? m->l2_bytes : 1 << 20;
-    v[P_MODE] = 0;
-    /* A quarter of L2 for the K/V block (bk keys of K and V), so every tile of the query block
-     * rereads it from L2; the query block's packed Qᵀ and Oᵀ (2·bq·d floats) take another
-     * quarter at most. Measured: bq from 128 to 1024 within noise of each other, all ahead of
-     * a single 32-row tile (K/V streamed from L3 per tile) by about 5%. */
-    int64_t bk = l2 / 4 / row_bytes / TILE_K * TILE_K;
-    v[P_BK] = (int32_t)(bk < TILE_K ? TILE_K : bk > (1 << 20) ? (1 << 20) : bk);
-    /* Half inputs widen each K/V block once per block of rows; 8 tiles instead of 4 halve that
-     * cost (measured, P1: 3-5% behind float32 inputs at 4 tiles, level at 8). */
-    const int64_t bq_max = (p->dtype == ATTN_F32 ? 4 : 8) * TILE_Q;
-    int64_t bq = l2 / 4 / row_bytes / TILE_Q * TILE_Q;
-    v[P_BQ] = (int32_t)(bq < TILE_Q ? TILE_Q : bq > bq_max ? bq_max : bq);
-    /* Up to 16 rows per group the 32-row tile would leave most lanes idle; the head_dim-vector
-     * decode path streams K/V at memory speed instead. */
-    v[P_DEC] = 16;
-}
+/* Defaults (AVX-512 family). K/V block: a quarter of L2 for bk keys of K and V, so every
+ * tile of the query block rereads it from L2; the query block's packed Qᵀ and Oᵀ take another
+ * quarter at most. Measured: bq from 128 to 1024 within noise of each other, all ahead of a
+ * single 32-row tile (K/V streamed from L3 per tile) by about 5%. Half inputs widen each K/V
+ * block once per block of rows; 8 tiles instead of 4 halve that cost (P1: 3-5% behind float32
+ * inputs at 4 tiles, level at 8). */
+static const attn_default_rule avx512_defaults[] = {
+    /*          fact           div per_d lk dm  min  max      max_half fixed */
+    [P_MODE] = {ATTN_FACT_NONE, 0, 0,    0, 0,  0,   0,       0,       0,
+                "streaming; mode 1 was 30% behind at Lk 2048"},
+    [P_BQ]   = {ATTN_FACT_L2,   4, 8,    0, 1,  32,  128,     256,     0,
+                "Q^T and O^T: 2 x d floats per row"},
+    [P_BK]   = {ATTN_FACT_L2,   4, 8,    0, 1,  8,   1 << 20, 0,       0,
+                "K and V: 2 x d floats per key"},
+    [P_DEC]  = {ATTN_FACT_NONE, 0, 0,    0, 0,  0,   0,       0,       16,
+                "up to 16 rows (a zmm's lanes) the 32-row tile idles; decode streams K/V"},
+};
 
 /* Mode 1 keeps 32 × Lk scores per thread; past this it stops being a cache-resident block and
  * only costs memory, so it is refused (mode 0 handles any Lk in fixed memory). */
@@ -829,7 +826,8 @@ const attn_variant attn_variant_avx512 = {
     .compute_dtype = ATTN_F32,
     .param_count = 4,
     .params = avx512_params,
-    .default_params = avx512_defaults,
+    .defaults = avx512_defaults,
+    .vector_bits = 512,
     .params_valid = avx512_valid,
     .workspace_size = avx512_workspace,
     .run_partial = avx512_rows,

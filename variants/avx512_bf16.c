@@ -158,20 +158,18 @@ static size_t bf16_workspace(const attn_problem *p, const int32_t *v)
     return layout_of(p, v, &w) ? w.total : SIZE_MAX;
 }
 
-static void bf16_defaults(const attn_problem *p, const attn_machine *m, int32_t *v)
-{
-    const int64_t d = p->head_dim;
-    const int64_t l2 = m->l2_bytes > 0 ? m->l2_bytes : 1 << 20;
-    /* A quarter of L2 for the packed K/V block (2·d bf16 per key), another quarter at most for
-     * the query block's QP and Oᵀ (6·d bytes per row). A large bq amortises the packing of each
-     * K/V block over more rows. */
-    const int64_t bk = l2 / 4 / (4 * d) / TILE_K * TILE_K;
-    v[P_BK] = (int32_t)(bk < TILE_K ? TILE_K : bk > (1 << 16) ? (1 << 16) : bk);
-    const int64_t bq = l2 / 4 / (6 * d) / TILE_Q * TILE_Q;
-    v[P_BQ] = (int32_t)(bq < TILE_Q ? TILE_Q : bq > 8 * TILE_Q ? 8 * TILE_Q : bq);
-    /* Up to 16 rows per group a 32-row tile would leave most lanes idle. */
-    v[P_DEC] = 16;
-}
+/* Defaults (AVX-512 family). A quarter of L2 for the packed K/V block (2·d bf16 per key),
+ * another quarter at most for the query block's QP and Oᵀ (6·d bytes per row). A large bq
+ * amortises the packing of each K/V block over more rows. */
+static const attn_default_rule bf16_defaults[] = {
+    /*          fact           div per_d lk dm  min  max      max_half fixed */
+    [P_BQ]   = {ATTN_FACT_L2,   4, 6,    0, 1,  32,  256,     0,       0,
+                "QP bf16 pairs and O^T floats: 6 x d bytes per row"},
+    [P_BK]   = {ATTN_FACT_L2,   4, 4,    0, 1,  8,   1 << 16, 0,       0,
+                "packed K and V: 2 x d bf16 per key"},
+    [P_DEC]  = {ATTN_FACT_NONE, 0, 0,    0, 0,  0,   0,       0,       16,
+                "up to 16 rows (a zmm's lanes) the 32-row tile idles"},
+};
 
 static bool bf16_valid(const attn_problem *p, const int32_t *v, char *why, size_t why_len)
 {
@@ -717,7 +715,8 @@ const attn_variant attn_variant_avx512_bf16 = {
     .compute_dtype = ATTN_BF16,
     .param_count = 3,
     .params = bf16_params,
-    .default_params = bf16_defaults,
+    .defaults = bf16_defaults,
+    .vector_bits = 512,
     .params_valid = bf16_valid,
     .workspace_size = bf16_workspace,
     .run_partial = bf16_rows,

@@ -17,16 +17,15 @@ static const attn_param_info blocked_params[] = {
     [P_BK] = {"bk", "keys per block", 1, 8192, 1},
 };
 
-static void blocked_defaults(const attn_problem *p, const attn_machine *m, int32_t *v)
-{
-    /* A K (or V) block of bk rows in half of L1; a tile of scores rows in half of L2. */
-    int64_t bk = m->l1d_bytes / 2 / (p->head_dim * (int64_t)sizeof(float));
-    bk = bk < 16 ? 16 : bk > 512 ? 512 : bk;
-    int64_t bq = m->l2_bytes / 2 / (p->len_kv * (int64_t)sizeof(float));
-    bq = bq < 4 ? 4 : bq > 64 ? 64 : bq;
-    v[P_BQ] = (int32_t)bq;
-    v[P_BK] = (int32_t)bk;
-}
+/* Defaults (portable family): a K (or V) block of bk rows in half of L1; a tile of score rows
+ * (bq·Lk floats) in half of L2. */
+static const attn_default_rule blocked_defaults[] = {
+    /*          fact          div per_d lk dm min max  max_half fixed */
+    [P_BQ]   = {ATTN_FACT_L2,  2, 0,    4, 1, 4,  64,  0,       0,
+                "score rows: Lk floats per row"},
+    [P_BK]   = {ATTN_FACT_L1D, 2, 4,    0, 1, 16, 512, 0,       0,
+                "a K (then V) block: d floats per key"},
+};
 
 static size_t blocked_workspace(const attn_problem *p, const int32_t *v)
 {
@@ -104,7 +103,8 @@ const attn_variant attn_variant_blocked = {
     .tolerance = 1e-5,
     .param_count = 2,
     .params = blocked_params,
-    .default_params = blocked_defaults,
+    .defaults = blocked_defaults,
+    .vector_bits = 128,
     .params_valid = NULL,
     .workspace_size = blocked_workspace,
     .run = blocked_run,

@@ -47,21 +47,17 @@ static const attn_param_info neon_params[] = {
 
 static int64_t round_up8(int64_t x) { return (x + 7) & ~(int64_t)7; }
 
-static int32_t clamp_to_multiple8(int64_t x, int64_t lo, int64_t hi)
-{
-    x = x < lo ? lo : x > hi ? hi : x;
-    return (int32_t)(x & ~(int64_t)7);
-}
-
-static void neon_defaults(const attn_problem *p, const attn_machine *m, int32_t *v)
-{
-    /* The packed K and V block (2·bk·dpad floats) is reused by every micro-tile of the query
-     * tile: keep it in half of L2. The query tile and its accumulators (2·bq·dpad floats) take
-     * a quarter of L2. A micro-tile's Q rows, K panel and score rows stay in L1. */
-    const int64_t row_bytes = round_up8(p->head_dim) * (int64_t)sizeof(float);
-    v[P_BK] = clamp_to_multiple8(m->l2_bytes / 2 / (2 * row_bytes), 32, 512);
-    v[P_BQ] = clamp_to_multiple8(m->l2_bytes / 4 / (2 * row_bytes), 8, 128);
-}
+/* Defaults (NEON family). The packed K and V block (2·bk·dpad floats) is reused by every
+ * micro-tile of the query tile: keep it in half of L2. The query tile and its accumulators
+ * (2·bq·dpad floats) take a quarter of L2. A micro-tile's Q rows, K panel and score rows stay
+ * in L1. */
+static const attn_default_rule neon_defaults[] = {
+    /*          fact          div per_d lk dm min max  max_half fixed */
+    [P_BQ]   = {ATTN_FACT_L2,  4, 8,    0, 8, 8,  128, 0,       0,
+                "packed Q and accumulators: 2 x dpad floats per row"},
+    [P_BK]   = {ATTN_FACT_L2,  2, 8,    0, 8, 32, 512, 0,       0,
+                "packed K and V: 2 x dpad floats per key"},
+};
 
 /* Float counts of the workspace parts; false when a size does not fit in size_t. */
 typedef struct neon_layout {
@@ -416,7 +412,8 @@ const attn_variant attn_variant_neon = {
     .tolerance = 1e-5,
     .param_count = 2,
     .params = neon_params,
-    .default_params = neon_defaults,
+    .defaults = neon_defaults,
+    .vector_bits = 128,
     .params_valid = NULL,
     .workspace_size = neon_workspace,
     .run = neon_run,

@@ -20,15 +20,15 @@ static const attn_param_info streaming_params[] = {
     [P_BK] = {"bk", "keys per block", 1, 8192, 1},
 };
 
-static void streaming_defaults(const attn_problem *p, const attn_machine *m, int32_t *v)
-{
-    /* Keep a key block of K and V (2·bk·d floats) in half of L1, and the tile's accumulators
-     * plus scores in L2. */
-    int64_t bk = m->l1d_bytes / 2 / (2 * p->head_dim * (int64_t)sizeof(float));
-    bk = bk < 16 ? 16 : bk > 256 ? 256 : bk;
-    v[P_BK] = (int32_t)bk;
-    v[P_BQ] = 32;
-}
+/* Defaults (portable family). A key block of K and V (2·bk·d floats) in half of L1; the
+ * tile's accumulators and scores (bq·(d + bk) floats) then fit L2 for any d up to 1024. */
+static const attn_default_rule streaming_defaults[] = {
+    /*          fact           div per_d lk dm min max  max_half fixed */
+    [P_BQ]   = {ATTN_FACT_NONE, 0, 0,    0, 0, 0,  0,   0,       32,
+                "rows per tile; the key block, not the tile, has to fit L1"},
+    [P_BK]   = {ATTN_FACT_L1D,  2, 8,    0, 1, 16, 256, 0,       0,
+                "K and V: 2 x d floats per key"},
+};
 
 static size_t streaming_workspace(const attn_problem *p, const int32_t *v)
 {
@@ -152,7 +152,8 @@ const attn_variant attn_variant_streaming = {
     .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16 | 1u << ATTN_F16,
     .param_count = 2,
     .params = streaming_params,
-    .default_params = streaming_defaults,
+    .defaults = streaming_defaults,
+    .vector_bits = 128,
     .params_valid = NULL,
     .workspace_size = streaming_workspace,
     .run_partial = streaming_rows,

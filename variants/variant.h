@@ -35,13 +35,60 @@ enum attn_isa_bit {
     ATTN_ISA_SVE = 1u << 19,
 };
 
-/* What a variant may know of the machine when it picks default parameters. */
+/* What a variant may know of the machine when it picks default parameters: detected facts,
+ * 0 where a fact is unknown (no hwloc, no sysconf answer, an emulator). The default rules
+ * (attn_default_rule) replace an unknown fact by its documented fallback (attn_machine_fact). */
 typedef struct attn_machine {
     uint32_t isa;           /* attn_isa_bit mask, after ATTN_DISABLE_ISA */
     int64_t l1d_bytes;      /* per core */
     int64_t l2_bytes;       /* per core */
     int64_t l3_bytes;       /* one instance (shared by several cores) */
+    /* Vector FMA instructions one core completes per cycle at 128, 256 and 512 bits (known
+     * microarchitectures, cpu.c's table; never measured at start-up). 0 = unknown. */
+    int fma_per_cycle[3];
 } attn_machine;
+
+/* The facts a default rule may read, and their fallbacks when unknown (attn_machine_fact). */
+typedef enum attn_fact {
+    ATTN_FACT_NONE, /* a fixed value: the register tile or the algorithm decides, not the cache */
+    ATTN_FACT_L1D,  /* fallback 32 KiB: every x86-64 core since 2006 has 32-48 KiB */
+    ATTN_FACT_L2,   /* fallback 1 MiB: per core on Skylake-SP, Zen 4, Zen 5 (2 MiB on SPR/EMR) */
+    ATTN_FACT_L3,   /* fallback 8 MiB */
+    ATTN_FACT_COUNT
+} attn_fact;
+
+/* One parameter's default, as data (the BLIS way: a table of block sizes per family, each cache
+ * block paired with its register multiple):
+ *
+ *   fact NONE:  value = fixed
+ *   otherwise:  value = clamp(round_down(fact / cache_div / unit_bytes, multiple_of), min, max)
+ *               unit_bytes = per_d · round_up(d, d_multiple) + per_lk · Lk
+ *
+ * i.e. "so many units (keys of a K/V block, rows of a query block) that their bytes fill
+ * 1/cache_div of that cache". multiple_of is the parameter's own (attn_param_info); min and max
+ * are multiples of it; max_half replaces max for bf16/f16 inputs when nonzero. */
+typedef struct attn_default_rule {
+    attn_fact fact;
+    int32_t cache_div;
+    int32_t per_d, per_lk, d_multiple;
+    int32_t min, max, max_half;
+    int32_t fixed;
+    const char *what; /* what the unit's bytes are, or why the value is fixed */
+} attn_default_rule;
+
+/* A fact of m, or its fallback when m does not know it; *detected says which. */
+int64_t attn_machine_fact(const attn_machine *m, attn_fact fact, bool *detected);
+/* Applies one rule per parameter (rules[i] for v->params[i]). */
+void attn_default_apply(const attn_default_rule *rules, const attn_param_info *params, int count,
+                        const attn_problem *p, const attn_machine *m, int32_t *values);
+/* One line on how rule i chose its value: "1/4 of L2 (1 MiB, detected) / 1024 B per unit". */
+void attn_default_explain(const attn_default_rule *rule, const attn_problem *p,
+                          const attn_machine *m, char *buf, size_t len);
+const char *attn_fact_name(attn_fact fact);
+/* Float32 FLOPs per cycle of one core with FMAs of `vector_bits` (128, 256, 512): 2 · lanes ·
+ * m->fma_per_cycle, or 2 · lanes · 2 when that is unknown (the fallback: two FMA pipes, as on
+ * Intel since Haswell and on Zen 2-5 at 256 bits); *known says which. */
+int64_t attn_machine_flops_per_cycle(const attn_machine *m, int vector_bits, bool *known);
 
 /* One call of a variant: the whole problem, or a slice of it. A slice is a range of
  * (batch, kv head) groups — flat index g = b·Hkv + hkv, every query head of the group included —
@@ -80,8 +127,13 @@ typedef struct attn_variant {
     attn_dtype compute_dtype;  /* ATTN_BF16 when Q, K, V and P are rounded to bf16 inside */
     int param_count;
     const attn_param_info *params;
-    /* Default parameter values for a problem on this machine (a cache-size heuristic). */
-    void (*default_params)(const attn_problem *p, const attn_machine *m, int32_t *values);
+    /* Default of each parameter (one rule per params[i], in order: attn_default_rule); NULL
+     * when the variant has no parameters. */
+    const attn_default_rule *defaults;
+    /* Widest vector its float32 FMAs use (128 NEON or the baseline build of portable C, 256
+     * AVX2, 512 AVX-512): the planner's estimate ranks variants by the machine's FMA rate at
+     * this width (attn_machine.fma_per_cycle). */
+    int vector_bits;
     /* Constraints beyond each parameter's range and multiple (register budget, ...): returns
      * false and writes why when the values cannot run. NULL when ranges say everything. */
     bool (*params_valid)(const attn_problem *p, const int32_t *values, char *why, size_t why_len);
