@@ -98,9 +98,14 @@ void cli_defaults_print(void)
         fact_text(l, facts[l], sizeof facts[l]);
     printf("defaults from     L1d %s, L2 %s, L3 %s\n", facts[0], facts[1], facts[2]);
     printf("FLOP/cycle/core   ");
-    for (int w = 0; w < 3; w++)
-        printf("%s%d-bit FMA %lld", w ? ", " : "", fma_widths[w],
-               (long long)attn_machine_flops_per_cycle(&cpu->machine, fma_widths[w], NULL));
+    for (int w = 0; w < 3; w++) {
+        printf("%s%d-bit FMA ", w ? ", " : "", fma_widths[w]);
+        if (cpu->fma_source && !cpu->machine.fma_per_cycle[w])
+            printf("-"); /* a known CPU without that width */
+        else
+            printf("%lld", (long long)attn_machine_flops_per_cycle(&cpu->machine, fma_widths[w],
+                                                                   NULL));
+    }
     printf(" (%s)\n", cpu->fma_source ? cpu->fma_source
                                       : "CPU not in the table: fallback 2 FMAs per cycle");
     const int threads = attn_default_threads();
@@ -149,8 +154,11 @@ json_t *cli_defaults_json(void)
     for (int w = 0; fma && w < 3; w++) {
         char key[8];
         snprintf(key, sizeof key, "%d", fma_widths[w]);
-        json_object_set_new(fma, key, json_integer(attn_machine_flops_per_cycle(
-                                          &cpu->machine, fma_widths[w], NULL)));
+        /* 0: a known CPU without that width */
+        const bool absent = cpu->fma_source && !cpu->machine.fma_per_cycle[w];
+        json_object_set_new(fma, key, json_integer(absent ? 0 : attn_machine_flops_per_cycle(
+                                                                    &cpu->machine, fma_widths[w],
+                                                                    NULL)));
     }
     const int threads = attn_default_threads();
     for (int s = 0; list && s < SHAPE_COUNT; s++) {

@@ -93,29 +93,30 @@ static int64_t cache_size(int level, int sysconf_name, const char **source)
 static const struct fma_row {
     const char *vendor;
     int family, model_min;
-    bool needs_avx512;   /* the row applies only when AVX-512 is present */
+    uint32_t needs;      /* ISA bits the row applies to (detected, before ATTN_DISABLE_ISA) */
     int per_cycle[3];    /* 128, 256, 512 bits */
     const char *what;
 } fma_rows[] = {
-    {"AuthenticAMD", 0x1a, 0, false, {2, 2, 2}, "AMD Zen 5: two 512-bit FMA pipes"},
-    {"AuthenticAMD", 0x19, 0, false, {2, 2, 1},
+    {"AuthenticAMD", 0x1a, 0, 0, {2, 2, 2}, "AMD Zen 5: two 512-bit FMA pipes"},
+    {"AuthenticAMD", 0x19, 0, 0, {2, 2, 1},
      "AMD Zen 3/4: two 256-bit FMA pipes; 512-bit FMA as two halves (Zen 4)"},
-    {"AuthenticAMD", 0x17, 0x30, false, {2, 2, 0}, "AMD Zen 2: two 256-bit FMA pipes"},
-    {"AuthenticAMD", 0x17, 0, false, {2, 1, 0}, "AMD Zen 1: 256-bit FMA as two 128-bit halves"},
-    {"GenuineIntel", 6, 0, true, {2, 2, 2},
+    {"AuthenticAMD", 0x17, 0x30, 0, {2, 2, 0}, "AMD Zen 2: two 256-bit FMA pipes"},
+    {"AuthenticAMD", 0x17, 0, 0, {2, 1, 0}, "AMD Zen 1: 256-bit FMA as two 128-bit halves"},
+    {"GenuineIntel", 6, 0, ATTN_ISA_AVX512F, {2, 2, 2},
      "Intel with AVX-512: two 512-bit FMA units (one on some Xeon Bronze/Silver and clients)"},
-    {"GenuineIntel", 6, 0, false, {2, 2, 0}, "Intel Haswell and later: two 256-bit FMA units"},
+    {"GenuineIntel", 6, 0, ATTN_ISA_FMA, {2, 2, 0},
+     "Intel Haswell and later: two 256-bit FMA units"},
 };
 
 static void fma_rates(attn_cpu *c)
 {
-    const bool avx512 = c->isa_detected & ATTN_ISA_AVX512F;
     const bool has[3] = {ATTN_ARCH_X86, (c->isa_detected & (ATTN_ISA_AVX2 | ATTN_ISA_FMA)) ==
-                                            (ATTN_ISA_AVX2 | ATTN_ISA_FMA), avx512};
+                                            (ATTN_ISA_AVX2 | ATTN_ISA_FMA),
+                         c->isa_detected & ATTN_ISA_AVX512F};
     for (size_t i = 0; i < sizeof fma_rows / sizeof fma_rows[0]; i++) {
         const struct fma_row *r = &fma_rows[i];
         if (strcmp(c->vendor, r->vendor) || c->family != r->family || c->model < r->model_min ||
-            (r->needs_avx512 && !avx512))
+            (c->isa_detected & r->needs) != r->needs)
             continue;
         for (int w = 0; w < 3; w++)
             c->machine.fma_per_cycle[w] = has[w] ? r->per_cycle[w] : 0;
