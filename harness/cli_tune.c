@@ -582,31 +582,44 @@ static void print_plan_help(void)
            "Says what attn_plan_create would choose for a shape, and why: wisdom for this\n"
            "problem (tuned on this machine and build), else the nearest tuned problem of the\n"
            "same kind (causal, masks, decode or not, threads; nearest by log-distance of the\n"
-           "lengths and head dim), else the estimate (the first variant this CPU runs in\n"
-           "registry order, with its cache-size defaults). ATTN_FORCE_VARIANT and\n"
+           "lengths and head dim), else the estimate (of the variants this CPU runs, the one\n"
+           "with the highest float32 FMA rate at its vector width, the first in registry\n"
+           "order among equals, with its defaults from the caches). ATTN_FORCE_VARIANT and\n"
            "ATTN_DISABLE_ISA are honoured.\n\noptions:\n");
     cli_print_options(stdout, plan_options, PLAN_OPTION_COUNT);
 }
 
-/* Why the estimate: the variants passed over on the way down the registry. */
+/* Why the estimate: its FMA rate (tuner_estimate), and the variants before it in the registry
+ * that it passed over. */
 static void estimate_reason(char *buf, size_t len, const char *chosen)
 {
-    size_t used = (size_t)snprintf(buf, len, "first variant in registry order this CPU runs");
+    attn_variant_info c = {0};
+    attn_variant_get(attn_variant_find(chosen), &c);
+    size_t used = (size_t)snprintf(buf, len, "the highest float32 FMA rate of this CPU (%d "
+                                   "FLOP/cycle at %d bits), first in registry order among "
+                                   "equals", c.flops_per_cycle, c.vector_bits);
     bool skipped = false;
     for (int i = 0; i < attn_variant_count() && used < len; i++) {
         attn_variant_info info;
         attn_variant_get(i, &info);
         if (!strcmp(info.name, chosen))
             break;
+        char rate[48];
+        snprintf(rate, sizeof rate, "%d FLOP/cycle", info.flops_per_cycle);
+        const char *why = !info.supported ? info.why_not
+                          : info.compute_dtype != ATTN_F32 ? "computes in reduced precision"
+                          : info.flops_per_cycle < c.flops_per_cycle ? rate
+                                                                     : "its defaults do not fit";
         int w = snprintf(buf + used, len - used, "%s%s: %s", skipped ? ", " : "; skipped ",
-                         info.name, info.supported ? "its defaults do not fit" : info.why_not);
+                         info.name, why);
         if (w < 0)
             break;
         used += (size_t)w;
         skipped = true;
     }
     if (used < len)
-        snprintf(buf + used, len - used, "; its cache-size default parameters");
+        snprintf(buf + used, len - used, "; its default parameters from this machine's caches "
+                 "(attnbench info)");
 }
 
 static double time_plan(const attn_plan *plan, const attn_problem *p, int64_t n, double *best,
