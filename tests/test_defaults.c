@@ -134,6 +134,24 @@ static void test_rules(void)
     }
 }
 
+/* Sizes past any cache (and past int64 once multiplied, as an unvalidated problem may have):
+ * every cache rule gives its minimum, nothing overflows (UBSan watches). */
+static void test_huge_problem(void)
+{
+    attn_problem p;
+    attn_problem_init(&p, 1, 1, 1, 1, INT64_MAX / 2, INT64_MAX / 2);
+    const attn_machine m = machine(EMR_LIKE);
+    for (int i = 0; i < attn_registry_count; i++) {
+        const attn_variant *v = attn_registry[i];
+        int32_t val[ATTN_MAX_PARAMS];
+        defaults_of(v, &p, &m, val);
+        for (int k = 0; k < v->param_count; k++)
+            CHECK(val[k] == (v->defaults[k].fact == ATTN_FACT_NONE ? v->defaults[k].fixed
+                                                                   : v->defaults[k].min),
+                  "%s %s=%d on a huge problem", v->name, v->params[k].name, val[k]);
+    }
+}
+
 /* Values worked out by hand from the tables (what the defaults were before they came from a
  * table, on the caches the development machines have had). */
 static void test_worked_values(void)
@@ -304,6 +322,7 @@ int main(void)
     test_facts();
     test_rules();
     test_worked_values();
+    test_huge_problem();
     test_odd_problems();
     test_fma_rates();
     test_estimate_ranks_by_rate();

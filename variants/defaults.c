@@ -35,12 +35,18 @@ int64_t attn_machine_fact(const attn_machine *m, attn_fact fact, bool *detected)
     return v > 0 ? v : fact > 0 && fact < ATTN_FACT_COUNT ? facts[fact].fallback : 0;
 }
 
+/* Bytes of one unit; INT64_MAX when that overflows (defaults may be asked for a problem not
+ * yet validated): the rule then gives its minimum. */
 static int64_t unit_bytes(const attn_default_rule *r, const attn_problem *p)
 {
     const int64_t dm = r->d_multiple > 1 ? r->d_multiple : 1;
-    const int64_t dpad = (p->head_dim + dm - 1) / dm * dm;
-    const int64_t b = r->per_d * dpad + r->per_lk * p->len_kv;
-    return b > 0 ? b : 1;
+    const int64_t d = p->head_dim > 0 ? p->head_dim : 1, lk = p->len_kv > 0 ? p->len_kv : 1;
+    int64_t dpad, a, b, sum;
+    if (__builtin_add_overflow(d, dm - 1, &dpad) ||
+        __builtin_mul_overflow(dpad / dm * dm, (int64_t)r->per_d, &a) ||
+        __builtin_mul_overflow(lk, (int64_t)r->per_lk, &b) || __builtin_add_overflow(a, b, &sum))
+        return INT64_MAX;
+    return sum > 0 ? sum : 1;
 }
 
 static int32_t rule_max(const attn_default_rule *r, const attn_problem *p)

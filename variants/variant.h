@@ -44,7 +44,8 @@ typedef struct attn_machine {
     int64_t l2_bytes;       /* per core */
     int64_t l3_bytes;       /* one instance (shared by several cores) */
     /* Vector FMA instructions one core completes per cycle at 128, 256 and 512 bits (known
-     * microarchitectures, cpu.c's table; never measured at start-up). 0 = unknown. */
+     * microarchitectures, cpu.c's table; never measured at start-up). 0 = unknown, or a
+     * width the CPU lacks (no variant needing it runs then). */
     int fma_per_cycle[3];
 } attn_machine;
 
