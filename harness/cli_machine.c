@@ -560,7 +560,9 @@ int cli_info(int argc, char **argv)
             printf("usage: attnbench info [options]\n\nThis machine as attnbench sees it: CPU, "
                    "ISA features (detected, and enabled\nafter ATTN_DISABLE_ISA), topology and "
                    "caches from hwloc, the machine id,\nthe default thread count, "
-                   "ATTN_FORCE_VARIANT and which variants run here.\nExit status 2 when "
+                   "ATTN_FORCE_VARIANT and which variants run here; then the\ndefaults the "
+                   "library chooses here (tiles, FMA rates, threads, the planner's\nestimate, "
+                   "for the reference shapes P1 and D1) and the fact behind each.\nExit status 2 when "
                    "ATTN_FORCE_VARIANT names a variant that cannot run.\n\noptions:\n");
             cli_print_options(stdout, info_options, INFO_OPTION_COUNT);
             return CLI_EXIT_OK;
