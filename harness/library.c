@@ -321,8 +321,12 @@ static attn_status check_params(const attn_variant *v, const attn_problem *p,
                         d->min, d->max, d->multiple_of > 1 ? " or not a multiple of " : "",
                         d->multiple_of > 1 ? d->multiple_of : 0);
     }
+    /* params_valid lives in the variant's ISA file, compiled with its ISA's flags: on a CPU
+     * without that ISA it could fault, so there only the ranges are checked (a run is refused
+     * for the ISA before it gets here). */
     char why[200];
-    if (v->params_valid && !v->params_valid(p, params->value, why, sizeof why))
+    if (v->params_valid && !(v->isa & ~attn_cpu_get()->isa_detected) &&
+        !v->params_valid(p, params->value, why, sizeof why))
         return attn_fail(err, ATTN_ERR_INVALID, "variant %s: %s", v->name, why);
     return ATTN_OK;
 }
