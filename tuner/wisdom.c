@@ -25,6 +25,7 @@
 #include "tuner.h"
 #include "error.h"
 #include "cpu.h"
+#include "atomic_file.h"
 #include "tuner/tuner_build.h"
 
 #include <errno.h>
@@ -457,21 +458,34 @@ static attn_status make_dirs(const char *path, attn_error *err)
     return ATTN_OK;
 }
 
-static bool write_all(int fd, const char *text, size_t n)
+/* Whether the file at path is attnbench wisdom: a JSON document whose "format" is ours, or a
+ * damaged one that still opens with that signature (the form this writer gives it). */
+static bool is_wisdom_file(const char *path)
 {
-    while (n > 0) {
-        ssize_t w = write(fd, text, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        text += w;
-        n -= (size_t)w;
-    }
-    return true;
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return false;
+    json_t *doc = json_load_file(path, 0, NULL);
+    const char *format = json_string_value(json_object_get(doc, "format"));
+    const bool parsed = format && !strcmp(format, WISDOM_FORMAT);
+    json_decref(doc);
+    if (parsed)
+        return true;
+    static const char signature[] = "{\"format\":\"" WISDOM_FORMAT "\"";
+    char head[256], text[sizeof signature];
+    FILE *f = fopen(path, "rb");
+    const size_t n = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f)
+        fclose(f);
+    size_t used = 0;
+    for (size_t i = 0; i < n && used < sizeof text - 1; i++)
+        if (head[i] != ' ' && head[i] != '\n' && head[i] != '\t' && head[i] != '\r')
+            text[used++] = head[i];
+    return used == sizeof signature - 1 && !memcmp(text, signature, used);
 }
 
-/* Temporary file in the same directory, fsync, rename, fsync of the directory. */
+/* Through the one file writer: atomic for a regular file (kept mode, symlink followed), a
+ * read-only file refused. */
 static attn_status write_atomic(const char *path, json_t *root, attn_error *err)
 {
     attn_status st = make_dirs(path, err);
@@ -480,34 +494,10 @@ static attn_status write_atomic(const char *path, json_t *root, attn_error *err)
     char *text = json_dumps(root, JSON_INDENT(1));
     if (!text)
         return attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory writing %s", path);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        free(text);
-        return attn_fail(err, ATTN_ERR_IO, "wisdom: cannot create a temporary file next to %s: %s",
-                    path, strerror(errno));
-    }
-    const size_t n = strlen(text);
-    bool ok = fchmod(fd, 0644) == 0 && write_all(fd, text, n) && write_all(fd, "\n", 1) &&
-              fsync(fd) == 0;
-    int saved = errno;
-    ok = close(fd) == 0 && ok;
+    attn_error why;
+    st = attn_file_write_text(path, text, &why);
     free(text);
-    if (!ok || rename(tmp, path) != 0) {
-        if (ok)
-            saved = errno;
-        unlink(tmp);
-        return attn_fail(err, ATTN_ERR_IO, "wisdom: cannot write %s: %s", path, strerror(saved));
-    }
-    char dir[4096];
-    dir_of(path, dir, sizeof dir);
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) { /* make the rename durable; failing here loses nothing already written */
-        fsync(dfd);
-        close(dfd);
-    }
-    return ATTN_OK;
+    return st == ATTN_OK ? st : attn_fail(err, st, "wisdom: %s", why.message);
 }
 
 static json_t *new_section(json_t *machine, json_t *build)
@@ -561,8 +551,9 @@ attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn
     wisdom_read_status rs = load_root(path, &root, &why);
     if (rs == WISDOM_READ_BAD) {
         st = attn_fail(err, ATTN_ERR_IO,
-                  "%s; refusing to write over it (attnbench wisdom forget removes it)",
-                  why.message);
+                  "%s; refusing to write over it (%s)", why.message,
+                  is_wisdom_file(path) ? "attnbench wisdom forget removes it"
+                                       : "point ATTN_WISDOM or --wisdom elsewhere");
         goto done;
     }
     if (rs == WISDOM_READ_MISSING)
@@ -624,11 +615,19 @@ attn_status wisdom_write_file(const char *path, const wisdom_set *set, attn_erro
 
 attn_status wisdom_forget(const char *path, attn_error *err)
 {
+    struct stat st;
+    if (lstat(path, &st) != 0 && errno == ENOENT)
+        return ATTN_OK;
+    if (!is_wisdom_file(path))
+        return attn_fail(err, ATTN_ERR_INVALID, "wisdom: %s is not an attnbench wisdom file "
+                         "(no \"format\": \"%s\"); not removed", path, WISDOM_FORMAT);
     if (unlink(path) != 0 && errno != ENOENT)
         return attn_fail(err, ATTN_ERR_IO, "wisdom: cannot remove %s: %s", path, strerror(errno));
+    /* The lock file is empty when it is ours; anything else under that name stays. */
     char lock_path[4200];
     snprintf(lock_path, sizeof lock_path, "%s.lock", path);
-    unlink(lock_path); /* absent is fine */
+    if (lstat(lock_path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+        unlink(lock_path);
     return ATTN_OK;
 }
 
