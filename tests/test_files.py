@@ -258,6 +258,44 @@ class WisdomExport(Writes, unittest.TestCase):
         self.check_written(p)
 
 
+class PeakCache(unittest.TestCase):
+    """The peak cache (cli_machine.c) goes through the same writer; a cache that cannot be
+    written is a warning, the measured figures are still printed."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="test-files-")
+        self.env = dict(os.environ, XDG_CACHE_HOME=self.tmp.name)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def peak(self, *args):
+        return subprocess.run([*WRAPPER, ATTNBENCH, "peak", "--format", "json", *args],
+                              capture_output=True, text=True, env=self.env, timeout=300)
+
+    def test_link_followed_read_only_kept(self):
+        proc = self.peak()
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        cache = json.loads(proc.stdout)["cache_file"]
+        target = os.path.join(os.path.dirname(cache), "kept.json")
+        os.replace(cache, target)
+        os.symlink("kept.json", cache)
+        proc = self.peak("--refresh")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertTrue(os.path.islink(cache))
+        with open(target) as f:
+            self.assertIn("fma_gflops_per_core", json.load(f))
+        os.chmod(target, 0o444)
+        with open(target, "rb") as f:
+            before = f.read()
+        proc = self.peak("--refresh")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("not cached", proc.stderr)
+        self.assertIn("read-only", proc.stderr)
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), before)
+
+
 class WisdomStore(unittest.TestCase):
     """The library's wisdom writer (tune) and `wisdom forget`."""
 
