@@ -89,6 +89,8 @@ typedef struct series {
     char *name;
     double *samples; /* seconds */
     size_t count, capacity;
+    json_int_t *repetitions; /* Google Benchmark: each sample's repetition_index, else -1 */
+    size_t repetitions_capacity;
     size_t record; /* attnbench files: index of the record it came from */
 } series;
 
@@ -107,6 +109,7 @@ static void result_set_free(result_set *r)
     for (size_t i = 0; i < r->count; i++) {
         free(r->items[i].name);
         free(r->items[i].samples);
+        free(r->items[i].repetitions);
     }
     free(r->items);
     for (size_t i = 0; i < r->error_count; i++)
@@ -139,8 +142,9 @@ static bool reserve_one(void **items, size_t count, size_t *capacity, size_t siz
     return true;
 }
 
-/* Appends a sample to the series of that name (created on first use); false on OOM. */
-static bool add_sample(result_set *r, const char *name, double seconds)
+/* Appends a sample (of that repetition_index, -1: none) to the series of that name (created on
+ * first use); false on OOM. */
+static bool add_sample(result_set *r, const char *name, double seconds, json_int_t repetition)
 {
     series *s = find_series(r, name);
     if (!s) {
@@ -155,13 +159,25 @@ static bool add_sample(result_set *r, const char *name, double seconds)
             return false;
         r->count++;
     }
-    void *samples = s->samples;
-    const bool room = reserve_one(&samples, s->count, &s->capacity, sizeof *s->samples, 8);
+    void *samples = s->samples, *repetitions = s->repetitions;
+    const bool room = reserve_one(&samples, s->count, &s->capacity, sizeof *s->samples, 8) &&
+                      reserve_one(&repetitions, s->count, &s->repetitions_capacity,
+                                  sizeof *s->repetitions, 8);
     s->samples = samples;
+    s->repetitions = repetitions;
     if (!room)
         return false;
-    s->samples[s->count++] = seconds;
+    s->samples[s->count] = seconds;
+    s->repetitions[s->count++] = repetition;
     return true;
+}
+
+static bool has_repetition(const series *s, json_int_t repetition)
+{
+    for (size_t i = 0; s && i < s->count; i++)
+        if (s->repetitions[i] == repetition)
+            return true;
+    return false;
 }
 
 static bool add_error(result_set *r, const char *name, const char *message)
@@ -220,7 +236,14 @@ static int read_gbench(const json_t *benchmarks, result_set *r)
         if (!positive_time(seconds))
             return cli_error("compare", "%s: benchmark %s: real_time %g is not a positive time",
                              r->path, key, json_number_value(time));
-        if (!add_sample(r, key, seconds))
+        /* Repetitions of a benchmark are its samples; one repetition twice is a file pasted
+         * together, refused rather than merged. */
+        const json_t *index = json_object_get(entry, "repetition_index");
+        const json_int_t repetition = json_is_integer(index) ? json_integer_value(index) : -1;
+        if (repetition >= 0 && has_repetition(find_series(r, key), repetition))
+            return cli_error("compare", "%s: benchmarks[%zu] repeats repetition_index %lld of %s",
+                             r->path, i, (long long)repetition, key);
+        if (!add_sample(r, key, seconds, repetition))
             return cli_error("compare", "out of memory");
     }
     return -1;
@@ -356,7 +379,7 @@ static int read_attnbench(const json_t *results, result_set *r)
                 return cli_error("compare", "%s: results[%zu].samples_s[%zu] is %s, expected a "
                                  "positive time in seconds (%s)", r->path, i, k,
                                  value_text(t, v, sizeof v), name);
-            if (!add_sample(r, name, json_number_value(t)))
+            if (!add_sample(r, name, json_number_value(t), -1))
                 return cli_error("compare", "out of memory");
         }
         find_series(r, name)->record = i;

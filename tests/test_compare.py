@@ -297,6 +297,11 @@ def test_strict_records():
     dup = write("rec-dup.json", attn_doc([attn_record(), attn_record(samples=(2e-3, 2e-3))]))
     expect_usage_error([good, dup], "duplicate records", "results[1] repeats the benchmark of "
                        "results[0]")
+    gdoc = gbench_doc({"a": [1e-3, 1.1e-3]}, with_aggregates=False)
+    gdoc["benchmarks"].append(dict(gdoc["benchmarks"][0]))
+    expect_usage_error([write("gb-dup.json", gdoc), write("gb-ok.json", gbench_doc({"a": [1e-3]}))],
+                       "a repeated Google Benchmark repetition", "benchmarks[2] repeats "
+                       "repetition_index 0 of a")
 
 
 def test_machine_ids():
