@@ -195,10 +195,13 @@ attn_status attn_file_write(const char *path, const attn_file_part *parts, size_
     write_kind kind;
     if (!path || !*path)
         return attn_fail(err, ATTN_ERR_INVALID, "no file name given");
+    /* An exclusive write takes a free name only: any entry there, a link included, is EEXIST. */
+    if (mode == ATTN_FILE_EXCLUSIVE && lstat(path, &st) == 0)
+        return fail_errno(err, EEXIST, path, "");
     attn_status s = resolve(path, target, sizeof target, &st, &exists, &kind, err);
     if (s != ATTN_OK)
         return s;
-    if (exists && mode == ATTN_FILE_EXCLUSIVE)
+    if (mode == ATTN_FILE_EXCLUSIVE && (exists || kind != WRITE_REPLACE))
         return fail_errno(err, EEXIST, path, "");
     return kind == WRITE_THROUGH
                ? write_through(path, target, parts, count, err)
