@@ -329,6 +329,16 @@ class Report(unittest.TestCase):
         self.assertEqual(proc.returncode, 2)
         self.assertIn("-o", proc.stderr)
 
+    def test_unwritable_figure(self):
+        """A figure that cannot be written is one message, exit 2, never a traceback."""
+        out = os.path.join(self.dir, "blocked")
+        os.makedirs(os.path.join(out, "throughput.png"))
+        proc = report(self.sweep_path, "-o", out)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertNotIn("Traceback", proc.stderr)
+        self.assertTrue(proc.stderr.startswith("report: cannot write"), proc.stderr)
+        self.assertIn("throughput.png", proc.stderr)
+
     def test_bad_fields(self):
         """A field of the wrong type or range is one message naming the file, the record and
         the field (exit 2), never a traceback; a repeated record is refused."""
