@@ -36,31 +36,47 @@ static void dir_of(const char *path, char *buf, size_t len)
         slash[slash == buf] = '\0'; /* "/x" keeps "/" */
 }
 
+enum { NOT_A_DESCRIPTOR = -2, OTHER_DESCRIPTOR = -1 };
+
 /* A link whose directory is in procfs (/proc/self/fd/1, reached from /dev/stdout or /dev/fd/1)
- * names an open descriptor — a pipe, a terminal, a file opened with >> — not a file to replace. */
-static bool link_names_descriptor(const char *link)
+ * names an open descriptor — a pipe, a terminal, a file opened with > or >> — not a file to
+ * replace. Returns the descriptor when it is one of this process's (written to as it is, at its
+ * offset, O_APPEND kept), OTHER_DESCRIPTOR for another process's (reopened through the link),
+ * or NOT_A_DESCRIPTOR. */
+static int descriptor_of_link(const char *link)
 {
 #ifdef __linux__
     char dir[PATH_MAX];
     dir_of(link, dir, sizeof dir);
     struct statfs fs;
-    return statfs(dir, &fs) == 0 && fs.f_type == PROC_FILESYSTEM_MAGIC;
+    if (statfs(dir, &fs) != 0 || fs.f_type != PROC_FILESYSTEM_MAGIC)
+        return NOT_A_DESCRIPTOR;
+    struct stat ours, here;
+    const char *base = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+    char *end;
+    const long fd = strtol(base, &end, 10);
+    if (stat("/proc/self/fd", &ours) == 0 && stat(dir, &here) == 0 &&
+        ours.st_dev == here.st_dev && ours.st_ino == here.st_ino && *base && !*end &&
+        fd >= 0 && fd <= INT_MAX && fcntl((int)fd, F_GETFD) != -1)
+        return (int)fd;
+    return OTHER_DESCRIPTOR;
 #else
     (void)link;
-    return false;
+    return NOT_A_DESCRIPTOR;
 #endif
 }
 
 typedef enum { WRITE_REPLACE, WRITE_THROUGH } write_kind;
 
 /* Follows path's symbolic links to the name to write (into target, with its stat in *st and
- * *exists false when nothing is there yet), and says how to write it; refuses what must not be
- * written. */
+ * *exists false when nothing is there yet), and says how to write it (through *descriptor when
+ * path names one of this process's, else -1); refuses what must not be written. */
 static attn_status resolve(const char *path, char *target, size_t len, struct stat *st,
-                           bool *exists, write_kind *kind, attn_error *err)
+                           bool *exists, write_kind *kind, int *descriptor, attn_error *err)
 {
     *exists = false;
     *kind = WRITE_REPLACE;
+    *descriptor = -1;
     if (snprintf(target, len, "%s", path) >= (int)len)
         return fail_errno(err, ENAMETOOLONG, path, "");
     for (int hops = 0;; hops++) {
@@ -68,11 +84,15 @@ static attn_status resolve(const char *path, char *target, size_t len, struct st
             return errno == ENOENT ? ATTN_OK : fail_errno(err, errno, path, "");
         if (!S_ISLNK(st->st_mode))
             break;
-        if (link_names_descriptor(target)) {
-            if (stat(path, st) != 0)
+        const int fd = descriptor_of_link(target);
+        if (fd != NOT_A_DESCRIPTOR) { /* whatever it is open on, it is written through */
+            if (fd >= 0 ? fstat(fd, st) != 0 : stat(path, st) != 0)
                 return fail_errno(err, errno, path, "");
             snprintf(target, len, "%s", path); /* opening the link reopens the descriptor */
-            break;
+            *exists = true;
+            *kind = WRITE_THROUGH;
+            *descriptor = fd;
+            return ATTN_OK;
         }
         char link[PATH_MAX], dir[PATH_MAX];
         const ssize_t n = readlink(target, link, sizeof link - 1);
@@ -128,9 +148,13 @@ static bool write_all(int fd, const attn_file_part *parts, size_t count)
     return true;
 }
 
-static attn_status write_through(const char *path, const char *target,
+/* Writes to the open descriptor, or else opens target (a FIFO waits for its reader). */
+static attn_status write_through(const char *path, const char *target, int descriptor,
                                  const attn_file_part *parts, size_t count, attn_error *err)
 {
+    if (descriptor >= 0)
+        return write_all(descriptor, parts, count) ? ATTN_OK
+                                                   : fail_errno(err, errno, path, "cannot write");
     int fd;
     while ((fd = open(target, O_WRONLY | O_CLOEXEC | O_NOCTTY)) < 0 && errno == EINTR) {
     }
@@ -193,18 +217,19 @@ attn_status attn_file_write(const char *path, const attn_file_part *parts, size_
     struct stat st;
     bool exists;
     write_kind kind;
+    int descriptor;
     if (!path || !*path)
         return attn_fail(err, ATTN_ERR_INVALID, "no file name given");
     /* An exclusive write takes a free name only: any entry there, a link included, is EEXIST. */
     if (mode == ATTN_FILE_EXCLUSIVE && lstat(path, &st) == 0)
         return fail_errno(err, EEXIST, path, "");
-    attn_status s = resolve(path, target, sizeof target, &st, &exists, &kind, err);
+    attn_status s = resolve(path, target, sizeof target, &st, &exists, &kind, &descriptor, err);
     if (s != ATTN_OK)
         return s;
     if (mode == ATTN_FILE_EXCLUSIVE && (exists || kind != WRITE_REPLACE))
         return fail_errno(err, EEXIST, path, "");
     return kind == WRITE_THROUGH
-               ? write_through(path, target, parts, count, err)
+               ? write_through(path, target, descriptor, parts, count, err)
                : write_replace(path, target, &st, exists, parts, count, mode, err);
 }
 
@@ -214,9 +239,10 @@ attn_status attn_file_check(const char *path, attn_error *err)
     struct stat st;
     bool exists;
     write_kind kind;
+    int descriptor;
     if (!path || !*path)
         return attn_fail(err, ATTN_ERR_INVALID, "no file name given");
-    attn_status s = resolve(path, target, sizeof target, &st, &exists, &kind, err);
+    attn_status s = resolve(path, target, sizeof target, &st, &exists, &kind, &descriptor, err);
     if (s != ATTN_OK || kind == WRITE_THROUGH)
         return s;
     dir_of(target, dir, sizeof dir);

@@ -9,7 +9,8 @@
  *   (0444) is refused, even for root: read-only means "keep".
  * - a symbolic link: followed to its target, which is written as above (the link stays a link;
  *   a dangling link's target is created). A link inside /proc (/dev/stdout, /dev/fd/N) names an
- *   open descriptor, not a file: written through, as below.
+ *   open descriptor, not a file: this process's own is written to as it is (at its offset, so
+ *   `>> log` appends), another process's is reopened; never replaced.
  * - a character device or a FIFO (`--out /dev/stdout`, a pipe someone reads): written through,
  *   never replaced; opening a FIFO waits for its reader.
  * - a directory, a block device, a socket: refused.

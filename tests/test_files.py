@@ -219,6 +219,25 @@ class RunOut(Writes, unittest.TestCase):
         self.assertIn(NPY_MAGIC, proc.stdout)
         self.assertEqual(os.readlink(link), "/proc/self/fd/1")
 
+    def test_stdout_link_appending(self):
+        """Standard output opened with >> on a log: the .npy goes after what is there, through
+        the descriptor itself (reopening the link would start at offset 0 and overwrite it)."""
+        if not os.path.isdir("/proc/self/fd"):
+            self.skipTest("no /proc/self/fd here")
+        link, log = self.path("stdout"), self.path("log")
+        os.symlink("/proc/self/fd/1", link)
+        with open(log, "w") as f:
+            f.write("previous line\n")
+        with open(log, "ab") as f:
+            proc = subprocess.run([*WRAPPER, ATTNBENCH, *RUN, "--format", "json", "--out", link],
+                                  stdout=f, stderr=subprocess.PIPE, timeout=300)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(log, "rb") as f:
+            data = f.read()
+        self.assertTrue(data.startswith(b"previous line\n" + NPY_MAGIC), data[:40])
+        self.assertIn(b'"results"', data)
+        self.assertTrue(os.path.islink(link))
+
 
 class SweepOutput(Writes, unittest.TestCase):
     """`sweep -o FILE`."""
