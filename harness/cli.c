@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "cli_tune.h"
 
+#include "atomic_file.h"
 #include "cpu.h"
 #include "npy.h"
 #include "oracle.h"
@@ -728,7 +729,14 @@ static int parse_run_options(int argc, char **argv, run_config *c)
         case RUN_Q: c->q = value; break;
         case RUN_K: c->k = value; break;
         case RUN_V: c->v = value; break;
-        case RUN_OUT: c->out = value; break;
+        case RUN_OUT: { /* checked now, not after the measurements */
+            attn_error err;
+            c->out = value;
+            ok = attn_file_check(value, &err) == ATTN_OK;
+            if (!ok)
+                cli_error("run", "--out %s", err.message);
+            break;
+        }
         case RUN_FORMAT:
             ok = cli_parse_format("run", value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON |
                                   1u << CLI_FORMAT_CSV, &c->format);

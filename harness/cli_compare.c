@@ -33,13 +33,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { C_THRESHOLD, C_FDR, C_FORMAT, C_RENAME, C_PAIRED, C_HELP, C_OPTION_COUNT };
+enum { C_THRESHOLD, C_FDR, C_FORMAT, C_RENAME, C_PAIRED, C_STRICT, C_HELP, C_OPTION_COUNT };
 static const cli_option compare_options[C_OPTION_COUNT] = {
     [C_THRESHOLD] = {"threshold", "PCT", "smallest change worth a verdict, percent (default 5)"},
     [C_FDR] = {"fdr", "Q", "false-discovery rate over all benchmarks (default 0.05)"},
     [C_FORMAT] = {"format", "text|markdown|json", "output format (default text)"},
     [C_RENAME] = {"rename", "OLD=NEW", "BASE's benchmark OLD is NEW's NEW (repeatable)"},
     [C_PAIRED] = {"paired", NULL, "samples were taken in matched rounds: paired t-test"},
+    [C_STRICT] = {"strict", NULL, "refuse files of different (or unrecorded) machines"},
     [C_HELP] = {"help", NULL, "this help"},
 };
 
@@ -74,6 +75,8 @@ static void print_compare_help(void)
            "z-score > 3.5: a burst of load on one side) is left out, with a note; at most one\n"
            "round in five (one below 10 rounds).\n"
            "A benchmark whose sample counts differ falls back to Welch's test, with a note.\n"
+           "Files of two different machines (their machine ids) are compared with a warning;\n"
+           "--strict refuses them, and a file that records no machine id.\n"
            "\noptions:\n");
     cli_print_options(stdout, compare_options, C_OPTION_COUNT);
     printf("\nexit status: 0 nothing regressed, 1 something regressed, 2 bad input (unreadable\n"
@@ -86,6 +89,9 @@ typedef struct series {
     char *name;
     double *samples; /* seconds */
     size_t count, capacity;
+    json_int_t *repetitions; /* Google Benchmark: each sample's repetition_index, else -1 */
+    size_t repetitions_capacity;
+    size_t record; /* attnbench files: index of the record it came from */
 } series;
 
 typedef struct result_set {
@@ -95,6 +101,7 @@ typedef struct result_set {
     size_t count, capacity;
     char **errors; /* "name: message" of entries that reported an error */
     size_t error_count;
+    char *machine_id, *cpu; /* the machine's, when the file records it; else NULL */
 } result_set;
 
 static void result_set_free(result_set *r)
@@ -102,11 +109,14 @@ static void result_set_free(result_set *r)
     for (size_t i = 0; i < r->count; i++) {
         free(r->items[i].name);
         free(r->items[i].samples);
+        free(r->items[i].repetitions);
     }
     free(r->items);
     for (size_t i = 0; i < r->error_count; i++)
         free(r->errors[i]);
     free(r->errors);
+    free(r->machine_id);
+    free(r->cpu);
 }
 
 static series *find_series(const result_set *r, const char *name)
@@ -132,8 +142,9 @@ static bool reserve_one(void **items, size_t count, size_t *capacity, size_t siz
     return true;
 }
 
-/* Appends a sample to the series of that name (created on first use); false on OOM. */
-static bool add_sample(result_set *r, const char *name, double seconds)
+/* Appends a sample (of that repetition_index, -1: none) to the series of that name (created on
+ * first use); false on OOM. */
+static bool add_sample(result_set *r, const char *name, double seconds, json_int_t repetition)
 {
     series *s = find_series(r, name);
     if (!s) {
@@ -148,13 +159,25 @@ static bool add_sample(result_set *r, const char *name, double seconds)
             return false;
         r->count++;
     }
-    void *samples = s->samples;
-    const bool room = reserve_one(&samples, s->count, &s->capacity, sizeof *s->samples, 8);
+    void *samples = s->samples, *repetitions = s->repetitions;
+    const bool room = reserve_one(&samples, s->count, &s->capacity, sizeof *s->samples, 8) &&
+                      reserve_one(&repetitions, s->count, &s->repetitions_capacity,
+                                  sizeof *s->repetitions, 8);
     s->samples = samples;
+    s->repetitions = repetitions;
     if (!room)
         return false;
-    s->samples[s->count++] = seconds;
+    s->samples[s->count] = seconds;
+    s->repetitions[s->count++] = repetition;
     return true;
+}
+
+static bool has_repetition(const series *s, json_int_t repetition)
+{
+    for (size_t i = 0; s && i < s->count; i++)
+        if (s->repetitions[i] == repetition)
+            return true;
+    return false;
 }
 
 static bool add_error(result_set *r, const char *name, const char *message)
@@ -213,13 +236,72 @@ static int read_gbench(const json_t *benchmarks, result_set *r)
         if (!positive_time(seconds))
             return cli_error("compare", "%s: benchmark %s: real_time %g is not a positive time",
                              r->path, key, json_number_value(time));
-        if (!add_sample(r, key, seconds))
+        /* Repetitions of a benchmark are its samples; one repetition twice is a file pasted
+         * together, refused rather than merged. */
+        const json_t *index = json_object_get(entry, "repetition_index");
+        const json_int_t repetition = json_is_integer(index) ? json_integer_value(index) : -1;
+        if (repetition >= 0 && has_repetition(find_series(r, key), repetition))
+            return cli_error("compare", "%s: benchmarks[%zu] repeats repetition_index %lld of %s",
+                             r->path, i, (long long)repetition, key);
+        if (!add_sample(r, key, seconds, repetition))
             return cli_error("compare", "out of memory");
     }
     return -1;
 }
 
-/* An attnbench record's benchmark name, in attnbench-gbench's style:
+/* A JSON value as the file has it, cut short, for messages ("missing" when absent). */
+static const char *value_text(const json_t *x, char *buf, size_t len)
+{
+    char *text = x ? json_dumps(x, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    snprintf(buf, len, "%.40s%s", x ? (text ? text : "?") : "missing",
+             text && strlen(text) > 40 ? "..." : "");
+    free(text);
+    return buf;
+}
+
+/* Checks a record's identifying fields: NULL when they are fine, else the bad field's name
+ * (relative to the record), with what it should be in *expected and its value (NULL: missing)
+ * in *value. */
+static const char *record_invalid(const json_t *record, const char **expected,
+                                  const json_t **value)
+{
+    static const char *const dims[][2] = {
+        {"batch", "shape.batch"},   {"heads_q", "shape.heads_q"}, {"heads_kv", "shape.heads_kv"},
+        {"len_q", "shape.len_q"},   {"len_kv", "shape.len_kv"},   {"head_dim", "shape.head_dim"}};
+    const json_t *shape = json_object_get(record, "shape"), *x;
+    const char *variant = json_string_value(*value = json_object_get(record, "variant"));
+    *expected = "a variant name";
+    if (!variant || !*variant)
+        return "variant";
+    *expected = "an object";
+    if (!json_is_object(*value = shape))
+        return "shape";
+    *expected = "an integer >= 1";
+    for (size_t i = 0; i < sizeof dims / sizeof *dims; i++) {
+        x = *value = json_object_get(shape, dims[i][0]);
+        if (!json_is_integer(x) || json_integer_value(x) < 1)
+            return dims[i][1];
+    }
+    x = *value = json_object_get(record, "threads");
+    if (!json_is_integer(x) || json_integer_value(x) < 1)
+        return "threads";
+    *expected = "true or false";
+    x = *value = json_object_get(shape, "causal");
+    if (x && !json_is_boolean(x))
+        return "shape.causal";
+    *expected = "\"bhld\" or \"blhd\"";
+    x = *value = json_object_get(shape, "layout");
+    const char *layout = json_string_value(x);
+    if (x && (!layout || (strcmp(layout, "bhld") && strcmp(layout, "blhd"))))
+        return "shape.layout";
+    *expected = "a type name";
+    x = *value = json_object_get(record, "dtype");
+    if (x && !json_is_string(x))
+        return "dtype";
+    return NULL;
+}
+
+/* An attnbench record's benchmark name (record_invalid first), in attnbench-gbench's style:
  * VARIANT/B1.Hq8.Hkv8.Lq1024.Lk1024.d64[.causal][.blhd][.kvlens][.mask][.bf16|.f16]/tTHREADS. */
 static bool record_name(const json_t *record, char *buf, size_t len)
 {
@@ -229,16 +311,10 @@ static bool record_name(const json_t *record, char *buf, size_t len)
     static const char *const dims[] = {"batch", "heads_q", "heads_kv", "len_q", "len_kv",
                                        "head_dim"};
     static const char *const labels[] = {"B", "Hq", "Hkv", "Lq", "Lk", "d"};
-    if (!variant || !json_is_object(shape) || !json_is_integer(threads))
-        return false;
     size_t used = (size_t)snprintf(buf, len, "%s/", variant);
-    for (int i = 0; i < 6 && used < len; i++) {
-        const json_t *v = json_object_get(shape, dims[i]);
-        if (!json_is_integer(v))
-            return false;
+    for (int i = 0; i < 6 && used < len; i++)
         used += (size_t)snprintf(buf + used, len - used, "%s%s%lld", i ? "." : "", labels[i],
-                                 (long long)json_integer_value(v));
-    }
+                                 (long long)json_integer_value(json_object_get(shape, dims[i])));
     const char *layout = json_string_value(json_object_get(shape, "layout"));
     const bool flags[4] = {json_is_true(json_object_get(shape, "causal")),
                            layout && !strcmp(layout, "blhd"),
@@ -258,31 +334,80 @@ static bool record_name(const json_t *record, char *buf, size_t len)
     return used < len;
 }
 
-/* attnbench: every record of "results", its samples_s (else its median_s). */
+/* attnbench: every record of "results", its samples_s (else its median_s). A record repeating
+ * an earlier one's benchmark is refused: merging two runs' samples silently would test a
+ * mixture (compare two files instead). */
 static int read_attnbench(const json_t *results, result_set *r)
 {
     size_t i;
     const json_t *record;
+    char v[64];
     json_array_foreach(results, i, record) {
         char name[512];
-        if (!json_is_object(record) || !record_name(record, name, sizeof name))
-            return cli_error("compare", "%s: results[%zu] is not a run record (variant, shape, "
-                             "threads)", r->path, i);
+        const char *expected, *field;
+        if (!json_is_object(record))
+            return cli_error("compare", "%s: results[%zu] is %s, expected a run record", r->path,
+                             i, value_text(record, v, sizeof v));
+        const json_t *bad;
+        if ((field = record_invalid(record, &expected, &bad)))
+            return cli_error("compare", "%s: results[%zu].%s is %s, expected %s", r->path, i,
+                             field, value_text(bad, v, sizeof v), expected);
+        if (!record_name(record, name, sizeof name))
+            return cli_error("compare", "%s: results[%zu]: name too long", r->path, i);
+        const series *earlier = find_series(r, name);
+        if (earlier)
+            return cli_error("compare", "%s: results[%zu] repeats the benchmark of results[%zu] "
+                             "(%s); one record per benchmark", r->path, i, earlier->record,
+                             name);
         const json_t *samples = json_object_get(record, "samples_s");
         const json_t *median = json_object_get(record, "median_s");
-        if (!json_is_array(samples) && !json_is_number(median))
-            return cli_error("compare", "%s: %s has neither samples_s nor median_s", r->path,
+        if (median && !(json_is_number(median) && positive_time(json_number_value(median))))
+            return cli_error("compare", "%s: results[%zu].median_s is %s, expected a positive "
+                             "time in seconds (%s)", r->path, i, value_text(median, v, sizeof v),
                              name);
-        const size_t count = json_is_array(samples) ? json_array_size(samples) : 1;
+        if (samples && (!json_is_array(samples) || json_array_size(samples) == 0))
+            return cli_error("compare", "%s: results[%zu].samples_s is %s, expected an array of "
+                             "times in seconds (%s)", r->path, i,
+                             value_text(samples, v, sizeof v), name);
+        if (!samples && !median)
+            return cli_error("compare", "%s: results[%zu] has neither samples_s nor median_s "
+                             "(%s)", r->path, i, name);
+        const size_t count = samples ? json_array_size(samples) : 1;
         for (size_t k = 0; k < count; k++) {
-            const json_t *v = json_is_array(samples) ? json_array_get(samples, k) : median;
-            if (!json_is_number(v) || !positive_time(json_number_value(v)))
-                return cli_error("compare", "%s: %s: a time is not a positive number", r->path,
-                                 name);
-            if (!add_sample(r, name, json_number_value(v)))
+            const json_t *t = samples ? json_array_get(samples, k) : median;
+            if (!json_is_number(t) || !positive_time(json_number_value(t)))
+                return cli_error("compare", "%s: results[%zu].samples_s[%zu] is %s, expected a "
+                                 "positive time in seconds (%s)", r->path, i, k,
+                                 value_text(t, v, sizeof v), name);
+            if (!add_sample(r, name, json_number_value(t), -1))
                 return cli_error("compare", "out of memory");
         }
+        find_series(r, name)->record = i;
     }
+    return -1;
+}
+
+/* The machine a file was measured on: attnbench's "machine" {"id", "model_name"}, or the
+ * context attnbench-gbench writes (attnbench_machine_id, attnbench_cpu). */
+static int read_machine(const json_t *root, result_set *r)
+{
+    const json_t *machine = json_object_get(root, "machine");
+    const json_t *context = json_object_get(root, "context");
+    const json_t *id = machine ? json_object_get(machine, "id")
+                               : json_object_get(context, "attnbench_machine_id");
+    const json_t *cpu = machine ? json_object_get(machine, "model_name")
+                                : json_object_get(context, "attnbench_cpu");
+    char v[64];
+    if (machine && !json_is_object(machine))
+        return cli_error("compare", "%s: machine is %s, expected an object", r->path,
+                         value_text(machine, v, sizeof v));
+    if (id && !json_is_string(id))
+        return cli_error("compare", "%s: %s is %s, expected a string", r->path,
+                         machine ? "machine.id" : "context.attnbench_machine_id",
+                         value_text(id, v, sizeof v));
+    if ((id && !(r->machine_id = strdup(json_string_value(id)))) ||
+        (json_is_string(cpu) && !(r->cpu = strdup(json_string_value(cpu)))))
+        return cli_error("compare", "out of memory");
     return -1;
 }
 
@@ -297,16 +422,16 @@ static int read_results(const char *path, result_set *r)
         return cli_error("compare", "%s:%d:%d: malformed JSON: %s", path, error.line,
                          error.column, error.text);
     }
-    int status;
     const json_t *benchmarks = json_object_get(root, "benchmarks");
     const json_t *results = json_object_get(root, "results");
-    if (json_is_array(benchmarks)) {
+    int status = read_machine(root, r);
+    if (status < 0 && json_is_array(benchmarks)) {
         r->format = "Google Benchmark";
         status = read_gbench(benchmarks, r);
-    } else if (json_is_array(results)) {
+    } else if (status < 0 && json_is_array(results)) {
         r->format = "attnbench";
         status = read_attnbench(results, r);
-    } else {
+    } else if (status < 0) {
         status = cli_error("compare", "%s: neither Google Benchmark JSON (\"benchmarks\") nor an "
                            "attnbench result file (\"results\")", path);
     }
@@ -342,6 +467,7 @@ typedef struct compare_config {
     int rename_count;
     const char *base_path, *new_path;
     bool paired;
+    bool strict; /* --strict: refuse files of different or unrecorded machines */
 } compare_config;
 
 /* BASE's name as NEW calls it, after --rename. */
@@ -435,6 +561,7 @@ static row_text row_text_of(const comparison *x)
 }
 
 typedef struct summary {
+    char machine_warning[400]; /* empty when both files come from one machine */
     size_t counts[4];
     const result_set *base, *new_;
     const char **only_base, **only_new;
@@ -475,6 +602,8 @@ static bool print_text(const comparison *rows, size_t n, const summary *s,
         printf(", %zu untested", s->counts[UNTESTED]);
     printf(" (threshold %g%%, FDR %g)\n%s\n\n", c->threshold * 100, c->fdr,
            methods[c->paired]);
+    if (s->machine_warning[0])
+        printf("warning: %s\n\n", s->machine_warning);
     cli_table t;
     cli_table_init(&t, 9, "lrrrlrrll");
     static const char *const header[] = {"benchmark", "base", "new", "change", "95% CI", "p",
@@ -515,6 +644,8 @@ static void print_markdown(const comparison *rows, size_t n, const summary *s,
     printf("\n\n%zu benchmarks in both `%s` (BASE) and `%s` (NEW); threshold %g%%, "
            "false-discovery rate %g. Method: %s.\n\n",
            n, c->base_path, c->new_path, c->threshold * 100, c->fdr, methods[c->paired]);
+    if (s->machine_warning[0])
+        printf("> **Warning:** %s\n\n", s->machine_warning);
     printf("| benchmark | base | new | change | 95%% CI | q | verdict |\n"
            "|---|---:|---:|---:|---|---:|---|\n");
     for (size_t i = 0; i < n; i++) {
@@ -577,9 +708,40 @@ static bool print_json(const comparison *rows, size_t n, const summary *s,
         name_list_json((char *const *)s->only_new, s->only_new_count), "errors_in_base",
         name_list_json(s->base->errors, s->base->error_count), "errors_in_new",
         name_list_json(s->new_->errors, s->new_->error_count));
-    const bool ok = cli_json_print(root);
+    if (root && (json_object_set_new(root, "machine_ids", json_pack(
+                     "{s:s?, s:s?}", "base", s->base->machine_id, "new", s->new_->machine_id)) ||
+                 json_object_set_new(root, "warning", s->machine_warning[0]
+                                                          ? json_string(s->machine_warning)
+                                                          : json_null()))) {
+        json_decref(root);
+        root = NULL;
+    }
+    const bool ok = root && cli_json_print(root);
     json_decref(root);
     return ok;
+}
+
+/* Whether BASE and NEW come from one machine: a warning in s when they differ (on stderr too),
+ * and with --strict a refusal, as for a file that records no machine id. */
+static int check_machines(const compare_config *c, const result_set *base,
+                          const result_set *new_, summary *s)
+{
+    const result_set *unknown = !base->machine_id ? base : !new_->machine_id ? new_ : NULL;
+    if (unknown)
+        return c->strict ? cli_error("compare", "--strict: %s records no machine id (a run, "
+                                     "sweep or attnbench-gbench file has one)", unknown->path)
+                         : -1;
+    if (!strcmp(base->machine_id, new_->machine_id))
+        return -1;
+    snprintf(s->machine_warning, sizeof s->machine_warning,
+             "BASE and NEW come from different machines (%s: %.80s, id %s; %s: %.80s, id %s): "
+             "the ratios compare the machines as much as the code", base->path,
+             base->cpu ? base->cpu : "unknown CPU", base->machine_id, new_->path,
+             new_->cpu ? new_->cpu : "unknown CPU", new_->machine_id);
+    if (c->strict)
+        return cli_error("compare", "--strict: %s", s->machine_warning);
+    fprintf(stderr, "attnbench compare: warning: %s\n", s->machine_warning);
+    return -1;
 }
 
 /* ---- the command ---------------------------------------------------------------------------- */
@@ -638,6 +800,7 @@ static int parse_compare_options(int argc, char **argv, compare_config *c)
             break;
         }
         case C_PAIRED: c->paired = true; break;
+        case C_STRICT: c->strict = true; break;
         case C_HELP: print_compare_help(); return CLI_EXIT_OK;
         default: return CLI_EXIT_USAGE;
         }
@@ -704,6 +867,8 @@ int cli_compare(int argc, char **argv)
     comparison *rows = NULL;
     summary s = {.base = &base, .new_ = &new_};
     double *p = NULL;
+    if (status < 0)
+        status = check_machines(&c, &base, &new_, &s);
     if (status < 0) {
         rows = calloc(base.count + 1, sizeof *rows);
         s.only_base = calloc(base.count + 1, sizeof *s.only_base);

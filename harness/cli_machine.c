@@ -4,6 +4,7 @@
  * peak_fraction / bw_fraction fields. */
 #include "cli.h"
 
+#include "atomic_file.h"
 #include "cpu.h"
 #include "peak.h"
 #include "topology.h"
@@ -181,30 +182,21 @@ done:
     return status;
 }
 
-/* Writes the peak atomically: a temporary file in the same directory, then rename. */
+/* Writes the peak through the one file writer (atomic for the regular cache file). */
 static bool peak_store(const char *path, const attn_peak *p, const char *measured_at, char *why,
                        size_t why_len)
 {
     if (!make_cache_dir(why, why_len))
         return false;
-    char tmp[4300];
-    const int n = snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
-    const int fd = n > 0 && (size_t)n < sizeof tmp ? mkstemp(tmp) : -1;
-    if (fd < 0) {
-        snprintf(why, why_len, "cannot create a temporary file: %s", strerror(errno));
-        return false;
-    }
     json_t *doc = peak_json(p, measured_at);
-    FILE *f = fdopen(fd, "w");
-    bool ok = doc && f && json_dumpf(doc, f, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) == 0 &&
-              fputc('\n', f) != EOF;
-    ok = (f ? fclose(f) == 0 : close(fd) == 0) && ok;
+    char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(doc);
-    if (ok && rename(tmp, path) == 0)
-        return true;
-    snprintf(why, why_len, "cannot write it: %s", strerror(errno));
-    unlink(tmp);
-    return false;
+    attn_error err = {.message = "out of memory"};
+    const bool ok = text && attn_file_write_text(path, text, &err) == ATTN_OK;
+    free(text);
+    if (!ok)
+        snprintf(why, why_len, "%s", err.message);
+    return ok;
 }
 
 static void now_iso8601(char *buf, size_t len)

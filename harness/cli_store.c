@@ -2,6 +2,7 @@
  * provenance every stored file carries (results/README.md is the schema). */
 #include "cli.h"
 
+#include "atomic_file.h"
 #include "attn_build_info.h"
 
 #include <errno.h>
@@ -56,27 +57,13 @@ static bool make_dirs(const char *path)
     }
 }
 
-/* Writes doc to a temporary file in dir; its name goes into tmp. */
-static bool write_temporary(const json_t *doc, const char *dir, char *tmp, size_t len)
+/* doc as the text of a stored file; NULL (and a message) when out of memory. */
+static char *store_text(const char *command, const json_t *doc)
 {
-    if (snprintf(tmp, len, "%s/.store.tmp.XXXXXX", dir) >= (int)len) {
-        errno = ENAMETOOLONG;
-        return false;
-    }
-    const int fd = mkstemp(tmp);
-    if (fd < 0)
-        return false;
-    FILE *f = fdopen(fd, "w");
-    bool ok = f && json_dumpf(doc, f, JSON_INDENT(1) | JSON_REAL_PRECISION(15)) == 0 &&
-              fputc('\n', f) != EOF && fflush(f) == 0 && fsync(fd) == 0 && fchmod(fd, 0644) == 0;
-    const int saved = errno;
-    if (f ? fclose(f) != 0 : close(fd) != 0)
-        ok = false;
-    if (!ok) {
-        unlink(tmp);
-        errno = saved;
-    }
-    return ok;
+    char *text = json_dumps(doc, JSON_INDENT(1) | JSON_REAL_PRECISION(15));
+    if (!text)
+        cli_error(command, "out of memory");
+    return text;
 }
 
 /* The UTC time now, as the date field and (when stamp is not NULL) as a file name's stamp. */
@@ -133,59 +120,50 @@ bool cli_store_dir(const char *command, const char *results_dir, char *dir, size
 
 bool cli_store_write(const char *command, const json_t *doc, const char *path)
 {
-    char dir[4096], tmp[4200];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (snprintf(dir, sizeof dir, "%.*s", (int)(slash - path + (slash == path)), path) >=
-             (int)sizeof dir) { /* "/x" keeps "/" */
-        cli_error(command, "%s: path too long", path);
+    char *text = store_text(command, doc);
+    if (!text)
         return false;
-    }
-    if (!write_temporary(doc, dir, tmp, sizeof tmp)) {
-        cli_error(command, "cannot write a file in %s: %s", dir, strerror(errno));
-        return false;
-    }
-    if (rename(tmp, path) != 0) {
-        cli_error(command, "cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return false;
-    }
-    return true;
+    attn_error err;
+    const bool ok = attn_file_write_text(path, text, &err) == ATTN_OK;
+    free(text);
+    if (!ok)
+        cli_error(command, "%s", err.message);
+    return ok;
 }
 
 bool cli_store_save(const char *command, json_t *doc, const char *kind, const char *results_dir,
                     char *path, size_t path_len)
 {
-    char date[32], stamp[32], dir[4096], tmp[4200];
+    char date[32], stamp[32], dir[4096];
     if (!utc_now(command, date, sizeof date, stamp, sizeof stamp) ||
         !add_provenance(command, doc, kind, date) ||
         !cli_store_dir(command, results_dir, dir, sizeof dir))
         return false;
-    if (!write_temporary(doc, dir, tmp, sizeof tmp)) {
-        cli_error(command, "cannot write a file in %s: %s", dir, strerror(errno));
+    char *text = store_text(command, doc);
+    if (!text)
         return false;
-    }
-    /* link() refuses an existing name: two saves in the same second get -2, -3, ... and no
-     * file is ever overwritten; the complete file appears under its name at once. */
+    const attn_file_part parts[2] = {{text, strlen(text)}, {"\n", 1}};
+    attn_error err;
+    /* An exclusive write refuses an existing name: two saves in the same second get -2, -3,
+     * ... and no file is ever overwritten; the complete file appears under its name at once. */
     for (int n = 1; n < 1000; n++) {
         char suffix[16] = "";
         if (n > 1)
             snprintf(suffix, sizeof suffix, "-%d", n);
         if (snprintf(path, path_len, "%s/%s-%s%s.json", dir, kind, stamp, suffix) >=
             (int)path_len) {
-            unlink(tmp);
+            free(text);
             cli_error(command, "--results-dir: path too long");
             return false;
         }
-        if (link(tmp, path) == 0) {
-            unlink(tmp);
+        if (attn_file_write(path, parts, 2, ATTN_FILE_EXCLUSIVE, &err) == ATTN_OK) {
+            free(text);
             return true;
         }
         if (errno != EEXIST)
             break;
     }
-    cli_error(command, "cannot create %s: %s", path, strerror(errno));
-    unlink(tmp);
+    free(text);
+    cli_error(command, "%s", err.message);
     return false;
 }

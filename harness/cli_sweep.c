@@ -5,10 +5,11 @@
  * point, run's record schema; `skipped`: the variants left out, with why) plus `duration_s`,
  * `peak` (the cached roofline, or null), `sweep` (the grid) and the provenance every stored
  * file has (cli_store.c: `kind` "sweep", `commit`, `commit_dirty`, `date`, `build`). It is
- * written atomically: a temporary file in the target directory, then rename (-o) or link (the
- * default name under the results directory). */
+ * written through atomic_file.c: atomically (replaced, -o, or created, the default name under
+ * the results directory), or through a device or FIFO that -o names. */
 #include "cli.h"
 
+#include "atomic_file.h"
 #include "timing.h"
 
 #include <errno.h>
@@ -235,25 +236,15 @@ static json_t *grid_json(const sweep_config *c, int points)
 
 /* ---- output -------------------------------------------------------------------------------- */
 
-/* Whether a file can be created at `path` (its directory exists and is writable): checked
- * before the measurements, so a typo in -o does not cost a whole sweep. */
+/* Whether -o can be written (atomic_file.h: its directory writable, not a directory or a
+ * read-only file): checked before the measurements, so a typo in -o does not cost a sweep. */
 static bool can_create(const char *path)
 {
-    char dir[4200];
-    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
-        cli_error("sweep", "%s: path too long", path);
-        return false;
-    }
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else
-        slash[slash == dir] = '\0'; /* "/x" keeps "/" */
-    if (access(dir, W_OK | X_OK) != 0) {
-        cli_error("sweep", "cannot create %s: %s: %s", path, dir, strerror(errno));
-        return false;
-    }
-    return true;
+    attn_error err;
+    if (attn_file_check(path, &err) == ATTN_OK)
+        return true;
+    cli_error("sweep", "-o %s", err.message);
+    return false;
 }
 
 /* ---- the sweep ------------------------------------------------------------------------------ */

@@ -785,7 +785,8 @@ static void print_wisdom_help(void)
            "  show         the wisdom file: its path, this machine's entries, other sections\n"
            "  export FILE  write this machine and build's entries to FILE\n"
            "  import FILE  merge FILE's entries for this machine and build into the wisdom file\n"
-           "  forget       remove the wisdom file (also one that cannot be read)\n"
+           "  forget       remove the wisdom file (also a damaged one; a file that is not\n"
+           "               attnbench wisdom is refused and left)\n"
            "\nWisdom is keyed by the machine id (CPU model, detected ISA, caches) and the build\n"
            "(library version, compiler and flags, variants and their parameters); sections of\n"
            "other machines or builds are kept but ignored.\n\noptions:\n");
@@ -799,7 +800,12 @@ static int wisdom_show(const char *path, cli_format format)
     char warning[512];
     attn_error err = {0};
     wisdom_read_status rs = wisdom_read(path, &set, &foreign, warning, sizeof warning, &err);
-    const char *state = rs == WISDOM_READ_OK ? "ok" : rs == WISDOM_READ_MISSING ? "missing" : "bad";
+    if (rs == WISDOM_READ_BAD)
+        return cli_error("wisdom", "%s", err.message);
+    /* The readable entries are listed; an entry the strict check refuses fails the command. */
+    attn_error bad_entry = {0};
+    const bool entries_ok = wisdom_check_file(path, &bad_entry) == ATTN_OK;
+    const char *state = !entries_ok ? "bad entry" : rs == WISDOM_READ_OK ? "ok" : "missing";
     if (format == CLI_FORMAT_JSON) {
         json_t *entries = json_array();
         for (size_t i = 0; entries && i < set.count; i++) {
@@ -812,18 +818,20 @@ static int wisdom_show(const char *path, cli_format format)
                                                      "date", e->date));
         }
         json_t *root = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o}", "path", path, "status", state,
-                                 "message", rs == WISDOM_READ_BAD ? err.message : warning,
+                                 "message", entries_ok ? warning : bad_entry.message,
                                  "machine_id", attn_machine_id(), "foreign_sections",
                                  (json_int_t)foreign, "entries", entries);
         if (!root || !cli_json_print(root))
             rs = WISDOM_READ_BAD;
         json_decref(root);
+        if (rs == WISDOM_READ_BAD)
+            cli_error("wisdom", "out of memory");
     } else {
         printf("wisdom file: %s\nmachine id: %s\n", path, attn_machine_id());
         if (rs == WISDOM_READ_MISSING)
             printf("status: missing (no wisdom yet: attnbench tune writes it)\n");
-        else if (rs == WISDOM_READ_BAD)
-            printf("status: unreadable: %s\n", err.message);
+        else if (!entries_ok)
+            printf("status: an entry is invalid (the message follows on stderr)\n");
         else {
             printf("status: ok, %zu entr%s for this machine and build\n", set.count,
                    set.count == 1 ? "y" : "ies");
@@ -852,7 +860,9 @@ static int wisdom_show(const char *path, cli_format format)
         }
     }
     wisdom_set_free(&set);
-    return rs == WISDOM_READ_BAD ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+    if (!entries_ok)
+        return cli_error("wisdom", "%s", bad_entry.message);
+    return rs == WISDOM_READ_BAD ? CLI_EXIT_USAGE : CLI_EXIT_OK;
 }
 
 int cli_wisdom(int argc, char **argv)
@@ -911,6 +921,10 @@ int cli_wisdom(int argc, char **argv)
         return cli_error("wisdom", "%s", err.message);
     if (rs == WISDOM_READ_MISSING && !strcmp(action, "import"))
         return cli_error("wisdom", "import: %s: no such file", file);
+    if (!strcmp(action, "import") && wisdom_check_file(file, &err) != ATTN_OK) {
+        wisdom_set_free(&set);
+        return cli_error("wisdom", "import: %s", err.message);
+    }
     if (warning[0])
         fprintf(stderr, "attnbench wisdom: %s\n", warning);
     int status = CLI_EXIT_OK;

@@ -1,4 +1,4 @@
-/* npy.c — NumPy .npy reader (float32 and float16) and atomic writer.
+/* npy.c — NumPy .npy reader (float32 and float16) and writer (atomic_file.c).
  *
  * A .npy file is: the magic "\x93NUMPY", a major and a minor version byte, the header length
  * (little-endian uint16 for version 1.0, uint32 for 2.0 and 3.0), then the header — a Python
@@ -6,6 +6,7 @@
  * and ended by '\n' — then the raw data. Version 3.0 only allows UTF-8 in the header, which
  * changes nothing for the keys and values accepted here. */
 #include "npy.h"
+#include "atomic_file.h"
 #include "error.h"
 
 #include <errno.h>
@@ -366,42 +367,7 @@ attn_status attn_npy_write(const char *path, int ndim, const int64_t *shape, con
     if (!header_len)
         return attn_fail(err, ATTN_ERR_INVALID, "%s: header too long", path);
 
-    /* Temporary file "<dir>/.<name>.XXXXXX" next to the target, so rename() is atomic. */
-    const char *slash = strrchr(path, '/');
-    const size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
-    const size_t tmp_len = strlen(path) + sizeof "/..XXXXXX";
-    char *tmp = malloc(tmp_len);
-    if (!tmp)
-        return attn_fail(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, tmp_len, "%.*s.%s.XXXXXX", (int)dir_len, path, path + dir_len);
-    const int fd = mkstemp(tmp);
-    if (fd < 0) {
-        attn_status s = attn_fail(err, ATTN_ERR_IO, "%s: cannot create a temporary file next to it: "
-                             "%s", path, strerror(errno));
-        free(tmp);
-        return s;
-    }
-    int error = 0;
-    errno = 0;
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        error = errno;
-        close(fd);
-    } else {
-        if (fchmod(fd, 0644) != 0 || fwrite(header, 1, header_len, f) != header_len ||
-            (count > 0 && fwrite(data, esize, (size_t)count, f) != (size_t)count) ||
-            fflush(f) != 0 || fsync(fd) != 0)
-            error = errno ? errno : EIO;
-        if (fclose(f) != 0 && !error)
-            error = errno ? errno : EIO;
-    }
-    if (!error && rename(tmp, path) != 0)
-        error = errno;
-    attn_status s = ATTN_OK;
-    if (error) {
-        s = attn_fail(err, ATTN_ERR_IO, "%s: cannot write: %s", path, strerror(error));
-        unlink(tmp);
-    }
-    free(tmp);
-    return s;
+    const attn_file_part parts[2] = {{header, header_len},
+                                     {data, count > 0 ? (size_t)count * esize : 0}};
+    return attn_file_write(path, parts, 2, ATTN_FILE_REPLACE, err);
 }

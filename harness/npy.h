@@ -30,9 +30,9 @@ attn_status attn_npy_read(const char *path, attn_npy_array *array, attn_error *e
 void attn_npy_free(attn_npy_array *array);
 
 /* Writes a C-order array of `dtype` elements (ATTN_F32: '<f4', ATTN_F16: '<f2'; ATTN_BF16 is
- * refused, numpy having no such type) as a version 1.0 .npy file. Atomic: the data goes to a
- * temporary file in the same directory, which is renamed over `path` only once it is complete,
- * so readers never see a partial file. The file gets mode 0644. */
+ * refused, numpy having no such type) as a version 1.0 .npy file, through attn_file_write: a
+ * regular file is replaced atomically (readers never see a partial file), a device or FIFO
+ * (/dev/stdout) is written through, a directory is refused. */
 attn_status attn_npy_write(const char *path, int ndim, const int64_t *shape, const void *data,
                            attn_dtype dtype, attn_error *err);
 

@@ -258,6 +258,83 @@ def test_partial_files():
     expect_usage_error([write("agg.json", agg), new], "aggregates only", "no benchmark")
 
 
+def attn_doc(records, machine_id="0123456789abcdef"):
+    """An attnbench result file (run's schema, the fields compare reads)."""
+    return {"machine": {"id": machine_id, "model_name": "Test CPU"}, "results": records}
+
+
+def attn_record(variant="naive", samples=(1e-3, 1.1e-3, 0.9e-3), threads=1):
+    return {"variant": variant, "threads": threads, "dtype": "f32", "median_s": 1e-3,
+            "samples_s": list(samples),
+            "shape": {"batch": 1, "heads_q": 2, "heads_kv": 2, "len_q": 64, "len_kv": 64,
+                      "head_dim": 16, "causal": False, "layout": "bhld"}}
+
+
+def test_strict_records():
+    """A bad field of an attnbench record is named with the file and the record (exit 2), never
+    read as something else (samples_s "fast" was one sample of median_s); a repeated record is
+    refused, not merged."""
+    good = write("rec-good.json", attn_doc([attn_record()]))
+
+    def edited(field, value):
+        rec = attn_record()
+        target = rec["shape"] if field.startswith("shape.") else rec
+        target[field.split(".")[-1]] = value
+        return rec
+
+    cases = [("variant", 123, "results[0].variant"), ("threads", "two", "results[0].threads"),
+             ("samples_s", "fast", "results[0].samples_s"),
+             ("samples_s", [1e-3, "x"], "results[0].samples_s[1]"),
+             ("samples_s", [], "results[0].samples_s"), ("median_s", -1, "results[0].median_s"),
+             ("shape.batch", 0, "results[0].shape.batch"),
+             ("shape.causal", "yes", "results[0].shape.causal")]
+    for field, value, needle in cases:
+        path = write("rec-bad.json", attn_doc([edited(field, value)]))
+        expect_usage_error([good, path], f"{field}={value!r}", needle)
+        r = run(["compare", good, path])
+        check("rec-bad.json" in r.stderr and len(r.stderr.strip().splitlines()) == 1,
+              f"{field}: one message naming the file: {r.stderr!r}")
+    dup = write("rec-dup.json", attn_doc([attn_record(), attn_record(samples=(2e-3, 2e-3))]))
+    expect_usage_error([good, dup], "duplicate records", "results[1] repeats the benchmark of "
+                       "results[0]")
+    gdoc = gbench_doc({"a": [1e-3, 1.1e-3]}, with_aggregates=False)
+    gdoc["benchmarks"].append(dict(gdoc["benchmarks"][0]))
+    expect_usage_error([write("gb-dup.json", gdoc), write("gb-ok.json", gbench_doc({"a": [1e-3]}))],
+                       "a repeated Google Benchmark repetition", "benchmarks[2] repeats "
+                       "repetition_index 0 of a")
+
+
+def test_machine_ids():
+    """Different machine ids: a warning (stderr, the output); --strict refuses them, and files
+    without an id."""
+    a = write("mach-a.json", attn_doc([attn_record()], "aaaaaaaaaaaaaaaa"))
+    b = write("mach-b.json", attn_doc([attn_record()], "bbbbbbbbbbbbbbbb"))
+    a2 = write("mach-a2.json", attn_doc([attn_record(samples=(1e-3, 1e-3, 1.05e-3))],
+                                        "aaaaaaaaaaaaaaaa"))
+    r = compare(a, b)
+    doc = json.loads(r.stdout) if r.returncode in (0, 1) else {}
+    check(r.returncode in (0, 1) and "different machines" in r.stderr and
+          "aaaaaaaaaaaaaaaa" in r.stderr and "bbbbbbbbbbbbbbbb" in r.stderr,
+          f"different machines: a warning on stderr: {r.returncode} {r.stderr!r}")
+    check(doc.get("warning") and doc.get("machine_ids") == {"base": "aaaaaaaaaaaaaaaa",
+                                                             "new": "bbbbbbbbbbbbbbbb"},
+          f"different machines: warning and ids in the JSON: {doc.get('warning')}")
+    check("warning: " in run(["compare", a, b]).stdout, "different machines: text warning")
+    expect_usage_error(["--strict", a, b], "--strict, different machines", "--strict")
+    r = compare(a, a2, "--strict")
+    check(r.returncode == 0 and r.stderr == "" and json.loads(r.stdout)["warning"] is None,
+          f"--strict, one machine: {r.returncode} {r.stderr!r}")
+    g = write("mach-g.json", gbench_doc({"naive/B1.Hq2.Hkv2.Lq64.Lk64.d16/t1": [1e-3, 1e-3]}))
+    expect_usage_error(["--strict", g, a], "--strict, no machine id", "records no machine id")
+    gdoc = gbench_doc({"x": [1e-3, 1e-3]})
+    gdoc["context"]["attnbench_machine_id"] = "cccccccccccccccc"
+    gb = write("mach-gb.json", gdoc)
+    gdoc["context"]["attnbench_machine_id"] = "dddddddddddddddd"
+    gd = write("mach-gd.json", gdoc)
+    r = compare(gb, gd)
+    check("different machines" in r.stderr, f"gbench context ids differ: {r.stderr!r}")
+
+
 # ---- run --save and attnbench result files -------------------------------------------------------
 
 def test_run_save():
@@ -345,7 +422,7 @@ def test_gbench_smoke():
 
 tests = [test_shift_detected, test_whole_matrix_shift, test_no_shift, test_many_unchanged,
          test_improvement, test_outlier_and_small_shift, test_paired_drift, test_bad_files,
-         test_partial_files, test_run_save]
+         test_partial_files, test_strict_records, test_machine_ids, test_run_save]
 if GBENCH:
     tests.append(test_gbench_smoke)
 for t in tests:

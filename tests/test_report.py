@@ -313,7 +313,7 @@ class Report(unittest.TestCase):
             ([malformed], "malformed JSON"),
             ([no_results], "no `results` list"),
             ([empty], "no records"),
-            ([broken_record], "record 0 lacks"),
+            ([broken_record], "results[0].shape is missing"),
             ([self.sweep_path, "--tune", malformed], "malformed JSON"),
             ([self.sweep_path, "--tune", self.sweep_path], "not an `attnbench tune"),
             ([self.sweep_path, "--study", no_results], "not an `attnbench study"),
@@ -328,6 +328,58 @@ class Report(unittest.TestCase):
         proc = report(self.sweep_path)  # no -o
         self.assertEqual(proc.returncode, 2)
         self.assertIn("-o", proc.stderr)
+
+    def test_unwritable_figure(self):
+        """A figure that cannot be written is one message, exit 2, never a traceback."""
+        out = os.path.join(self.dir, "blocked")
+        os.makedirs(os.path.join(out, "throughput.png"))
+        proc = report(self.sweep_path, "-o", out)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertNotIn("Traceback", proc.stderr)
+        self.assertTrue(proc.stderr.startswith("report: cannot write"), proc.stderr)
+        self.assertIn("throughput.png", proc.stderr)
+
+    def test_bad_fields(self):
+        """A field of the wrong type or range is one message naming the file, the record and
+        the field (exit 2), never a traceback; a repeated record is refused."""
+        with open(self.sweep_path) as f:
+            good = json.load(f)
+        bad = os.path.join(self.dir, "fields")
+        os.makedirs(bad, exist_ok=True)
+        out = os.path.join(self.dir, "never")
+
+        def first(doc):
+            return doc["results"][0]
+
+        edits = [
+            (lambda d: first(d).update(variant=123), "results[0].variant is 123"),
+            (lambda d: first(d).update(threads="two"), 'results[0].threads is "two"'),
+            (lambda d: first(d).update(median_s=-1), "results[0].median_s is -1"),
+            (lambda d: first(d).update(gflops=None), "results[0].gflops is null"),
+            (lambda d: first(d).update(samples_s="fast"), 'results[0].samples_s is "fast"'),
+            (lambda d: first(d).update(params={"bq": "x"}), "results[0].params is"),
+            (lambda d: first(d)["shape"].update(len_q="x"), 'results[0].shape.len_q is "x"'),
+            (lambda d: first(d)["shape"].update(causal="yes"), "results[0].shape.causal is"),
+            (lambda d: d.update(peak={"fma_gflops_per_core": "fast"}), "peak.fma_gflops_per_core"),
+            (lambda d: d.update(machine=[]), "machine is []"),
+            (lambda d: d["results"].append(dict(first(d))), "repeats results[0]"),
+        ]
+        for i, (edit, message) in enumerate(edits):
+            doc = json.loads(json.dumps(good))
+            edit(doc)
+            path = write_json(os.path.join(bad, "edit%d.json" % i), doc)
+            proc = report(path, "-o", out)
+            self.assertEqual(proc.returncode, 2, (message, proc.stderr))
+            self.assertNotIn("Traceback", proc.stderr)
+            self.assertTrue(proc.stderr.startswith("report: result file " + path), proc.stderr)
+            self.assertIn(message, proc.stderr)
+            self.assertEqual(len(proc.stderr.strip().splitlines()), 1, proc.stderr)
+            self.assertFalse(os.path.exists(out))
+        tune = write_json(os.path.join(bad, "tune.json"),
+                          {"candidates": [{"variant": "naive", "params": {}, "median_s": "fast"}]})
+        proc = report(self.sweep_path, "--tune", tune, "-o", out)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("candidates[0].median_s is \"fast\"", proc.stderr)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 
 usage: test_tuner.py ATTNBENCH CASE [SOURCE_DIR BUILD_DIR]
 
-Cases: bad_wisdom, concurrent, disabled_isa, from_wisdom, export_import, measure, forced,
+Cases: bad_wisdom, strict_wisdom, concurrent, disabled_isa, from_wisdom, export_import, measure, forced,
 accuracy, example_pkgconfig. Every case uses tiny shapes and budgets and its own temporary wisdom file;
 nothing here asserts a timing."""
 import json
@@ -109,9 +109,17 @@ def case_bad_wisdom(tmp):
                   f"{name}: tune refuses to write over it: {r.stderr.strip()}")
             check(snapshot(path) == before, f"{name}: tune leaves the file untouched")
             r = run(["wisdom", "show", "--wisdom", path])
-            check(r.returncode == 1 and "unreadable" in r.stdout, f"{name}: wisdom show says unreadable")
+            check(r.returncode == 2 and r.stdout == "" and path in r.stderr,
+                  f"{name}: wisdom show: exit 2, the message on stderr: {r.stderr.strip()}")
             r = run(["wisdom", "forget", "--wisdom", path])
-            check(r.returncode == 0 and not os.path.exists(path), f"{name}: wisdom forget removes it")
+            if name in ("empty", "not_wisdom"):  # not wisdom: forget must not remove it
+                check(r.returncode == 2 and "not an attnbench wisdom file" in r.stderr and
+                      snapshot(path) == before, f"{name}: wisdom forget refuses: {r.stderr.strip()}")
+                if os.path.exists(path):  # (the unfixed tool removed it)
+                    os.unlink(path)
+            else:
+                check(r.returncode == 0 and not os.path.exists(path),
+                      f"{name}: wisdom forget removes it")
             r = tune(path)
             check(r.returncode == 0, f"{name}: tune writes after forget")
         else:
@@ -311,6 +319,54 @@ def case_example_pkgconfig(tmp):
     r = subprocess.run([exe], env=env, capture_output=True, text=True, timeout=120)
     check(r.returncode == 0 and "plan: " in r.stdout and "from estimate" in r.stdout,
           "the example runs: " + r.stdout.strip() + r.stderr.strip())
+
+
+def case_strict_wisdom(tmp):
+    """wisdom show and import name the file, the entry and the field of an invalid entry and
+    exit 2; the planner still skips it."""
+    good = json.loads(good_wisdom(tmp))
+
+    def bad_params(e):
+        if e["params"]:
+            e["params"] = {k: 99999 for k in e["params"]}
+        else:  # a variant without parameters: an unknown variant instead
+            e["variant"] = "no_such_variant"
+
+    tuned = good["sections"][0]["entries"][0]
+    edits = {
+        "params": (bad_params, "params" if tuned["params"] else "variant"),
+        "negative_time": (lambda e: e.update(median_s=-1.0), "median_s"),
+        "zero_time": (lambda e: e.update(median_s=0), "median_s"),
+        "string_gflops": (lambda e: e.update(gflops="fast"), "gflops"),
+        "string_threads": (lambda e: e["problem"].update(threads="two"), "problem.threads"),
+        "zero_batch": (lambda e: e["problem"].update(batch=0), "problem.batch"),
+        "bad_dtype": (lambda e: e["problem"].update(dtype="f64"), "problem.dtype"),
+        "negative_bound": (lambda e: e["problem"].update(max_rel_err=-1), "problem.max_rel_err"),
+    }
+    store = os.path.join(tmp, "store.json")
+    check(tune(store).returncode == 0, "strict: a store to import into")
+    for name, (edit, field) in edits.items():
+        doc = json.loads(json.dumps(good))
+        edit(doc["sections"][0]["entries"][0])
+        path = os.path.join(tmp, name + ".json")
+        with open(path, "w") as f:
+            json.dump(doc, f, indent=1)
+        r = run(["wisdom", "show", "--wisdom", path])
+        where = "sections[0].entries[0]." + field
+        check(r.returncode == 2 and path in r.stderr and where in r.stderr and
+              len(r.stderr.strip().splitlines()) == 1 and "status: ok" not in r.stdout,
+              f"{name}: wisdom show: exit 2 naming {where}: {r.returncode} {r.stderr.strip()}")
+        r = run(["wisdom", "show", "--format", "json", "--wisdom", path])
+        check(r.returncode == 2 and json.loads(r.stdout)["status"] == "bad entry",
+              f"{name}: wisdom show --format json: status 'bad entry'")
+        before = snapshot(store)
+        r = run(["wisdom", "import", path, "--wisdom", store])
+        check(r.returncode == 2 and where in r.stderr and snapshot(store) == before,
+              f"{name}: import refuses it, the store untouched: {r.stderr.strip()}")
+        plan, r = plan_json(path)
+        check(plan is not None, f"{name}: plan still works: {r.stderr.strip()}")
+    r = run(["wisdom", "show", "--wisdom", store])
+    check(r.returncode == 0 and "status: ok" in r.stdout, "a good file: show exits 0")
 
 
 CASES = {name[5:]: f for name, f in globals().items() if name.startswith("case_")}

@@ -232,7 +232,13 @@ wisdom_read_status wisdom_read(const char *path, wisdom_set *ours, size_t *forei
 attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn_error *err);
 /* Writes a file holding only `set` (this machine and build), atomically. */
 attn_status wisdom_write_file(const char *path, const wisdom_set *set, attn_error *err);
-/* Removes the wisdom file (and its lock file). Missing is fine. */
+/* Checks every entry of this machine and build's section strictly (types, ranges, the
+ * variant's parameter ranges, positive times): ATTN_OK, or the first problem with the file, the
+ * entry and the field in err (a missing file is ATTN_OK). For `wisdom show` and `import`. */
+attn_status wisdom_check_file(const char *path, attn_error *err);
+/* Removes the wisdom file (and its empty lock file) when it is attnbench wisdom: a document
+ * with its "format", or a damaged one still opening with it; anything else is refused
+ * (ATTN_ERR_INVALID) and left. Missing is fine. */
 attn_status wisdom_forget(const char *path, attn_error *err);
 
 /* The current date and time as an entry records it (ISO 8601, UTC). */

@@ -25,6 +25,7 @@
 #include "tuner.h"
 #include "error.h"
 #include "cpu.h"
+#include "atomic_file.h"
 #include "tuner/tuner_build.h"
 
 #include <errno.h>
@@ -457,21 +458,34 @@ static attn_status make_dirs(const char *path, attn_error *err)
     return ATTN_OK;
 }
 
-static bool write_all(int fd, const char *text, size_t n)
+/* Whether the file at path is attnbench wisdom: a JSON document whose "format" is ours, or a
+ * damaged one that still opens with that signature (the form this writer gives it). */
+static bool is_wisdom_file(const char *path)
 {
-    while (n > 0) {
-        ssize_t w = write(fd, text, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        text += w;
-        n -= (size_t)w;
-    }
-    return true;
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return false;
+    json_t *doc = json_load_file(path, 0, NULL);
+    const char *format = json_string_value(json_object_get(doc, "format"));
+    const bool parsed = format && !strcmp(format, WISDOM_FORMAT);
+    json_decref(doc);
+    if (parsed)
+        return true;
+    static const char signature[] = "{\"format\":\"" WISDOM_FORMAT "\"";
+    char head[256], text[sizeof signature];
+    FILE *f = fopen(path, "rb");
+    const size_t n = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f)
+        fclose(f);
+    size_t used = 0;
+    for (size_t i = 0; i < n && used < sizeof text - 1; i++)
+        if (head[i] != ' ' && head[i] != '\n' && head[i] != '\t' && head[i] != '\r')
+            text[used++] = head[i];
+    return used == sizeof signature - 1 && !memcmp(text, signature, used);
 }
 
-/* Temporary file in the same directory, fsync, rename, fsync of the directory. */
+/* Through the one file writer: atomic for a regular file (kept mode, symlink followed), a
+ * read-only file refused. */
 static attn_status write_atomic(const char *path, json_t *root, attn_error *err)
 {
     attn_status st = make_dirs(path, err);
@@ -480,34 +494,10 @@ static attn_status write_atomic(const char *path, json_t *root, attn_error *err)
     char *text = json_dumps(root, JSON_INDENT(1));
     if (!text)
         return attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory writing %s", path);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        free(text);
-        return attn_fail(err, ATTN_ERR_IO, "wisdom: cannot create a temporary file next to %s: %s",
-                    path, strerror(errno));
-    }
-    const size_t n = strlen(text);
-    bool ok = fchmod(fd, 0644) == 0 && write_all(fd, text, n) && write_all(fd, "\n", 1) &&
-              fsync(fd) == 0;
-    int saved = errno;
-    ok = close(fd) == 0 && ok;
+    attn_error why;
+    st = attn_file_write_text(path, text, &why);
     free(text);
-    if (!ok || rename(tmp, path) != 0) {
-        if (ok)
-            saved = errno;
-        unlink(tmp);
-        return attn_fail(err, ATTN_ERR_IO, "wisdom: cannot write %s: %s", path, strerror(saved));
-    }
-    char dir[4096];
-    dir_of(path, dir, sizeof dir);
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) { /* make the rename durable; failing here loses nothing already written */
-        fsync(dfd);
-        close(dfd);
-    }
-    return ATTN_OK;
+    return st == ATTN_OK ? st : attn_fail(err, st, "wisdom: %s", why.message);
 }
 
 static json_t *new_section(json_t *machine, json_t *build)
@@ -561,8 +551,9 @@ attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn
     wisdom_read_status rs = load_root(path, &root, &why);
     if (rs == WISDOM_READ_BAD) {
         st = attn_fail(err, ATTN_ERR_IO,
-                  "%s; refusing to write over it (attnbench wisdom forget removes it)",
-                  why.message);
+                  "%s; refusing to write over it (%s)", why.message,
+                  is_wisdom_file(path) ? "attnbench wisdom forget removes it"
+                                       : "point ATTN_WISDOM or --wisdom elsewhere");
         goto done;
     }
     if (rs == WISDOM_READ_MISSING)
@@ -624,11 +615,19 @@ attn_status wisdom_write_file(const char *path, const wisdom_set *set, attn_erro
 
 attn_status wisdom_forget(const char *path, attn_error *err)
 {
+    struct stat st;
+    if (lstat(path, &st) != 0 && errno == ENOENT)
+        return ATTN_OK;
+    if (!is_wisdom_file(path))
+        return attn_fail(err, ATTN_ERR_INVALID, "wisdom: %s is not an attnbench wisdom file "
+                         "(no \"format\": \"%s\"); not removed", path, WISDOM_FORMAT);
     if (unlink(path) != 0 && errno != ENOENT)
         return attn_fail(err, ATTN_ERR_IO, "wisdom: cannot remove %s: %s", path, strerror(errno));
+    /* The lock file is empty when it is ours; anything else under that name stays. */
     char lock_path[4200];
     snprintf(lock_path, sizeof lock_path, "%s.lock", path);
-    unlink(lock_path); /* absent is fine */
+    if (lstat(lock_path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+        unlink(lock_path);
     return ATTN_OK;
 }
 
@@ -640,4 +639,150 @@ void wisdom_now(char *buf, size_t len)
         strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
     else
         snprintf(buf, len, "unknown");
+}
+
+/* ---- checking (wisdom show, wisdom import) ------------------------------------------------ */
+
+/* A field's value as the file has it ("missing" when absent), for messages. */
+static const char *shown(json_t *x, char *buf, size_t len)
+{
+    char *text = x ? json_dumps(x, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    snprintf(buf, len, "%.40s%s", x ? (text ? text : "?") : "missing",
+             text && strlen(text) > 40 ? "..." : "");
+    free(text);
+    return buf;
+}
+
+/* The strict reading of one entry: false with "FIELD: what is wrong" in why. The loader above
+ * skips what it cannot use; a person inspecting the file is told which entry and field. */
+static bool check_entry(json_t *e, char *why, size_t len)
+{
+    static const char *const positive[] = {"batch", "heads_q", "heads_kv", "len_q", "len_kv",
+                                           "head_dim", "threads"};
+    static const char *const flags[] = {"causal", "mask", "kv_lens"};
+    json_t *problem = json_object_get(e, "problem"), *x;
+    char v[64];
+    if (!json_is_object(e) || !json_is_object(problem)) {
+        snprintf(why, len, "%s is not an object", json_is_object(e) ? "problem" : "the entry");
+        return false;
+    }
+    for (size_t i = 0; i < sizeof positive / sizeof *positive; i++) {
+        x = json_object_get(problem, positive[i]);
+        const json_int_t max = strcmp(positive[i], "threads") ? INT64_MAX : ATTN_MAX_THREADS;
+        if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > max) {
+            snprintf(why, len, "problem.%s is %s, expected an integer in [1, %lld]",
+                     positive[i], shown(x, v, sizeof v), (long long)max);
+            return false;
+        }
+    }
+    if (json_integer_value(json_object_get(problem, "heads_q")) %
+        json_integer_value(json_object_get(problem, "heads_kv"))) {
+        snprintf(why, len, "problem.heads_q is not a multiple of problem.heads_kv");
+        return false;
+    }
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
+        if (!json_is_boolean(json_object_get(problem, flags[i]))) {
+            snprintf(why, len, "problem.%s is %s, expected true or false", flags[i],
+                     shown(json_object_get(problem, flags[i]), v, sizeof v));
+            return false;
+        }
+    attn_dtype dtype;
+    if (!attn_dtype_parse(json_string_value(json_object_get(problem, "dtype")), &dtype)) {
+        snprintf(why, len, "problem.dtype is %s, expected \"f32\", \"bf16\" or \"f16\"",
+                 shown(json_object_get(problem, "dtype"), v, sizeof v));
+        return false;
+    }
+    x = json_object_get(problem, "max_rel_err");
+    if (x && (!json_is_number(x) || !(json_number_value(x) >= 0) ||
+              !isfinite(json_number_value(x)))) {
+        snprintf(why, len, "problem.max_rel_err is %s, expected a finite number >= 0",
+                 shown(x, v, sizeof v));
+        return false;
+    }
+    const char *variant = json_string_value(json_object_get(e, "variant"));
+    attn_variant_info info;
+    if (!variant || !attn_variant_get(attn_variant_find(variant), &info)) {
+        snprintf(why, len, "variant is %s, expected the name of a variant of this build",
+                 shown(json_object_get(e, "variant"), v, sizeof v));
+        return false;
+    }
+    json_t *params = json_object_get(e, "params");
+    if (!json_is_object(params) || json_object_size(params) != (size_t)info.param_count) {
+        snprintf(why, len, "params: expected an object with %s's %d parameter(s)", info.name,
+                 info.param_count);
+        return false;
+    }
+    for (int i = 0; i < info.param_count; i++) {
+        const attn_param_info *pi = &info.params[i];
+        x = json_object_get(params, pi->name);
+        const json_int_t n = json_integer_value(x);
+        if (!json_is_integer(x) || n < pi->min || n > pi->max || n % pi->multiple_of) {
+            snprintf(why, len, "params.%s is %s, expected an integer in [%d, %d], a multiple "
+                     "of %d (%s)", pi->name, shown(x, v, sizeof v), pi->min, pi->max,
+                     pi->multiple_of, info.name);
+            return false;
+        }
+    }
+    static const struct { const char *name; bool optional, zero_ok; } numbers[] = {
+        {"median_s", false, false}, {"gflops", false, true}, {"rel_err", true, true}};
+    for (size_t i = 0; i < sizeof numbers / sizeof *numbers; i++) {
+        x = json_object_get(e, numbers[i].name);
+        if (!x && numbers[i].optional)
+            continue;
+        const double n = json_number_value(x);
+        if (!json_is_number(x) || !isfinite(n) || n < 0 || (n == 0 && !numbers[i].zero_ok)) {
+            snprintf(why, len, "%s is %s, expected a finite number %s 0", numbers[i].name,
+                     shown(x, v, sizeof v), numbers[i].zero_ok ? ">=" : ">");
+            return false;
+        }
+    }
+    json_t *full = json_object_get(e, "full_precision");
+    if (full && (!json_is_object(full) ||
+                 attn_variant_find(json_string_value(json_object_get(full, "variant"))) < 0 ||
+                 !(json_number_value(json_object_get(full, "median_s")) > 0))) {
+        snprintf(why, len, "full_precision is %s, expected {\"variant\": a variant, "
+                 "\"median_s\": a time > 0}", shown(full, v, sizeof v));
+        return false;
+    }
+    if (!json_is_string(json_object_get(e, "date"))) {
+        snprintf(why, len, "date is %s, expected a string",
+                 shown(json_object_get(e, "date"), v, sizeof v));
+        return false;
+    }
+    return true;
+}
+
+attn_status wisdom_check_file(const char *path, attn_error *err)
+{
+    json_t *root, *machine = wisdom_machine_json(), *build = wisdom_build_json();
+    attn_status st = ATTN_OK;
+    wisdom_read_status rs = load_root(path, &root, err);
+    if (rs == WISDOM_READ_BAD)
+        st = ATTN_ERR_IO;
+    if (rs != WISDOM_READ_OK || !machine || !build)
+        goto done;
+    size_t foreign;
+    const long index = our_section(root, machine, build, &foreign, NULL, 0);
+    json_t *entries = json_object_get(
+        json_array_get(json_object_get(root, "sections"), (size_t)index), "entries");
+    if (index >= 0 && !json_is_array(entries)) {
+        st = attn_fail(err, ATTN_ERR_INVALID, "wisdom file %s: sections[%ld].entries: not an "
+                       "array", path, index);
+        goto done;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e) {
+        char why[200];
+        if (!check_entry(e, why, sizeof why)) {
+            st = attn_fail(err, ATTN_ERR_INVALID, "wisdom file %s: sections[%ld].entries[%zu]."
+                           "%s", path, index, i, why);
+            break;
+        }
+    }
+done:
+    json_decref(root);
+    json_decref(machine);
+    json_decref(build);
+    return st;
 }
