@@ -232,25 +232,36 @@ int attn_variant_find(const char *name)
     return -1;
 }
 
+/* The ISA bits of `needs` that cannot be used here, and in `why` every reason that applies:
+ * "disabled by ATTN_DISABLE_ISA: avx512f; CPU lacks amx" (either part alone when the other is
+ * empty, "" when nothing is missing). The only place these words are made. */
+static uint32_t isa_why_not(uint32_t needs, const attn_cpu *cpu, char *why, size_t why_len)
+{
+    const uint32_t missing = needs & ~cpu->isa;
+    const uint32_t disabled = missing & cpu->isa_detected, lacking = missing & ~cpu->isa_detected;
+    char names[128];
+    size_t used = 0;
+    why[0] = '\0';
+    if (disabled) {
+        attn_isa_format(disabled, names, sizeof names);
+        used = (size_t)snprintf(why, why_len, "disabled by ATTN_DISABLE_ISA: %s", names);
+    }
+    if (lacking && used < why_len) {
+        attn_isa_format(lacking, names, sizeof names);
+        snprintf(why + used, why_len - used, "%sCPU lacks %s", used ? "; " : "", names);
+    }
+    return missing;
+}
+
 bool attn_variant_get(int i, attn_variant_info *info)
 {
     if (i < 0 || i >= attn_registry_count)
         return false;
     const attn_variant *v = attn_registry[i];
     const attn_cpu *cpu = attn_cpu_get();
-    static _Thread_local char isa[128], why[192];
+    static _Thread_local char isa[128], why[256];
     attn_isa_format(v->isa, isa, sizeof isa);
-    uint32_t missing = v->isa & ~cpu->isa;
-    why[0] = '\0';
-    if (missing) {
-        char names[128];
-        attn_isa_format(missing, names, sizeof names);
-        uint32_t disabled = missing & cpu->isa_detected;
-        if (disabled == missing)
-            snprintf(why, sizeof why, "%s disabled by ATTN_DISABLE_ISA", names);
-        else
-            snprintf(why, sizeof why, "CPU lacks %s", names);
-    }
+    uint32_t missing = isa_why_not(v->isa, cpu, why, sizeof why);
     *info = (attn_variant_info){
         .name = v->name, .description = v->description, .isa = isa, .supported = !missing,
         .why_not = why, .tolerance = v->tolerance, .dtypes = variant_dtypes(v),
@@ -754,13 +765,9 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
         return s;
     if (!q || !k || !v || !o)
         return attn_fail(err, ATTN_ERR_INVALID, "q, k, v and o must not be NULL");
-    uint32_t missing = var->isa & ~attn_cpu_get()->isa;
-    if (missing) {
-        char names[128];
-        attn_isa_format(missing, names, sizeof names);
-        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s needs %s, which this CPU %s", name,
-                    names, (missing & attn_cpu_get()->isa_detected) ? "has disabled" : "lacks");
-    }
+    char why[256];
+    if (isa_why_not(var->isa, attn_cpu_get(), why, sizeof why))
+        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s cannot run here: %s", name, why);
     if (!(variant_dtypes(var) & (1u << p->dtype))) {
         char list[32] = "";
         for (int t = 0; t < ATTN_DTYPE_COUNT; t++)

@@ -134,7 +134,8 @@ typedef struct attn_variant_info {
     const char *description;
     const char *isa;         /* ISA it needs, "" for portable C; e.g. "avx512f,avx512bw" */
     bool supported;          /* this CPU (after ATTN_DISABLE_ISA) can run it */
-    const char *why_not;     /* when !supported: why, e.g. "CPU lacks avx512f" */
+    const char *why_not;     /* when !supported: every reason, e.g. "disabled by
+                              * ATTN_DISABLE_ISA: avx2; CPU lacks avx512f" */
     double tolerance;        /* declared max relative (normwise) error against the oracle run
                               * on what the variant computes from (inputs rounded to
                               * compute_dtype); a half-precision output adds its unit roundoff */

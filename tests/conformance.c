@@ -1866,7 +1866,8 @@ static void run_invalid_checks(runner *rn)
 }
 
 /* The dispatch agrees with the CPU: a variant is supported exactly when every ISA bit it
- * needs is available, and one that ATTN_DISABLE_ISA turned off says so. */
+ * needs is available, and its reason names every cause that applies: bits ATTN_DISABLE_ISA
+ * turned off, and bits the CPU lacks (both when both). */
 static void check_dispatch(runner *rn)
 {
     const attn_cpu *cpu = attn_cpu_get();
@@ -1886,10 +1887,11 @@ static void check_dispatch(runner *rn)
         char why[200];
         bool ok = attn_isa_parse_disable(vs->isa, &needs, why, sizeof why);
         const uint32_t missing = needs & ~cpu->isa;
-        const bool turned_off = missing && !(missing & ~cpu->isa_detected);
         ok = ok && vs->info.supported == !missing;
-        if (ok && turned_off)
-            ok = strstr(vs->why_not, "ATTN_DISABLE_ISA") != NULL;
+        if (ok && (missing & cpu->isa_detected))
+            ok = strstr(vs->why_not, "disabled by ATTN_DISABLE_ISA") != NULL;
+        if (ok && (missing & ~cpu->isa_detected))
+            ok = strstr(vs->why_not, "CPU lacks") != NULL;
         if (!ok)
             printf("FAILED %s [dispatch]: needs '%s', reported %s (%s)\n", vs->info.name,
                    vs->isa, vs->info.supported ? "supported" : "unsupported", vs->why_not);

@@ -142,15 +142,35 @@ class Info(unittest.TestCase):
         self.assertIn("L1d", r.stdout)
 
 
+def expected_why_not(variant, isa):
+    """The reason `info` must give for `variant` from the detected and enabled ISA lists: every
+    cause that applies, in the variant's ISA order; None when it runs."""
+    needs = [n for n in variant["isa"].split(",") if n]
+    disabled = [n for n in needs if n in isa["detected"] and n not in isa["enabled"]]
+    lacking = [n for n in needs if n not in isa["detected"]]
+    parts = ([f"disabled by ATTN_DISABLE_ISA: {','.join(disabled)}"] if disabled else []) + \
+            ([f"CPU lacks {','.join(lacking)}"] if lacking else [])
+    return "; ".join(parts) or None
+
+
 class DisableIsa(unittest.TestCase):
     def test_disable_avx512_in_info(self):
         info = info_json("--disable-isa", "avx512")
         self.assertFalse([i for i in info["isa"]["enabled"] if i.startswith("avx512")])
         self.assertEqual(info["isa"]["disable_isa"], "avx512")
-        for v in info["variants"]:
-            if "avx512" in v["isa"] and any(i.startswith("avx512") for i in info["isa"]["detected"]):
-                self.assertFalse(v["supported"])
-                self.assertIn("disabled", v["why_not"])
+        self.assertEqual(set(info["isa"]["enabled"]),
+                         {i for i in info["isa"]["detected"] if not i.startswith("avx512")})
+
+    def test_why_not_names_every_reason(self):
+        # Whatever this CPU has: each variant's reason follows from the detected and enabled
+        # lists, the disabled part and the lacking part both when both apply.
+        for disable in ([], ["--disable-isa", "avx512"], ["--disable-isa", "avx512,avx2"]):
+            info = info_json(*disable)
+            for v in info["variants"]:
+                with self.subTest(disable=disable, variant=v["name"]):
+                    want = expected_why_not(v, info["isa"])
+                    self.assertEqual(v["supported"], want is None)
+                    self.assertEqual(v["why_not"], want)
 
     def test_garbage_is_refused(self):
         for command in (["info"], ["run", "--len-q", "4", "--dim", "4", "--reps", "1"]):

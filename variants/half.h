@@ -45,16 +45,35 @@ static inline float attn_f16_to_f32(uint16_t x)
     return f;
 }
 
-/* Narrowing through the compiler's _Float16 (GCC on x86-64 and AArch64): round to nearest even,
- * with subnormals and overflow to inf. */
-__extension__ typedef _Float16 attn_float16;
-
+/* binary16 narrowing by its bits, the same on every compiler (clang 14 has no _Float16 on
+ * baseline x86-64): round to nearest even, subnormals, overflow to inf, NaN kept quiet with the
+ * top of its payload (as F16C's VCVTPS2PH does). */
 static inline uint16_t attn_f32_to_f16(float f)
 {
-    const attn_float16 h = (attn_float16)f;
-    uint16_t x;
-    memcpy(&x, &h, sizeof x);
-    return x;
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    const uint16_t sign = (uint16_t)(u >> 16 & 0x8000u);
+    const uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) /* NaN */
+        return (uint16_t)(sign | 0x7e00u | (a >> 13 & 0x3ffu));
+    if (a >= 0x477ff000u) /* inf, or at least 65520 (half-way above 65504): rounds to inf */
+        return (uint16_t)(sign | 0x7c00u);
+    uint32_t h, rest, half;
+    if (a >= 0x38800000u) { /* normal in binary16 (>= 2^-14): rebias 127 -> 15, drop 13 bits */
+        h = (a - 0x38000000u) >> 13;
+        rest = a & 0x1fffu;
+        half = 0x1000u;
+    } else { /* subnormal or zero: the significand in units of 2^-24 */
+        const uint32_t e = a >> 23;
+        if (e < 102) /* below 2^-25 (or exactly half of 2^-24 and ties to 0): zero */
+            return sign;
+        const uint32_t shift = 126 - e, m = (a & 0x7fffffu) | 0x800000u;
+        h = m >> shift;
+        rest = m & ((1u << shift) - 1);
+        half = 1u << (shift - 1);
+    }
+    h += rest > half || (rest == half && (h & 1u)); /* a carry moves into the exponent */
+    return (uint16_t)(sign | h);
 }
 
 #endif /* ATTN_HALF_H */

@@ -1,0 +1,124 @@
+"""Proof that a run under an emulated CPU model (qemu-x86_64 -cpu MODEL, given as
+ATTN_EXE_WRAPPER) took that model's path: detection shows the model's ISA and nothing more, the
+variants it can run are exactly those that ran (and passed), and every other one is refused
+with the reason "CPU lacks ..." naming what is missing, also when ATTN_FORCE_VARIANT names it.
+
+Usage: ATTN_EXE_WRAPPER='qemu-x86_64 -cpu Haswell' \\
+       /usr/bin/python3 tests/test_cpu_model.py PATH/TO/attnbench MODEL [unittest options]
+(tests/meson.build runs it once per model of its table, with the same wrapper as the model's
+conformance and CLI tests)."""
+import json
+import os
+import shlex
+import subprocess
+import sys
+import unittest
+
+from test_machine import expected_why_not
+
+ATTNBENCH = ""
+MODEL = ""
+WRAPPER = shlex.split(os.environ.get("ATTN_EXE_WRAPPER", ""))
+
+# What each emulated model is (qemu 7.2's definitions, in attnbench's ISA names), and what must
+# therefore run there besides the portable variants.
+MODELS = {
+    "haswell": {"isa": ["sse4.2", "avx", "avx2", "fma", "f16c"], "must_run": {"avx2"}},
+    "nehalem": {"isa": ["sse4.2"], "must_run": set()},
+}
+
+# A small odd shape: no dimension a multiple of a vector width, so every edge path runs.
+ODD_SHAPE = ["--len-q", "37", "--len-kv", "53", "--dim", "19", "--heads", "3", "--reps", "1",
+             "--warmup", "0"]
+
+
+def attnbench(*args, env=None):
+    environ = dict(os.environ, **(env or {}))
+    for name in ("ATTN_FORCE_VARIANT", "ATTN_DISABLE_ISA"):
+        if name not in (env or {}):
+            environ.pop(name, None)
+    return subprocess.run([*WRAPPER, ATTNBENCH, *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env=environ)
+
+
+def run_json(*args, env=None):
+    r = attnbench(*args, "--format", "json", env=env)
+    if r.returncode != 0:
+        raise AssertionError(f"attnbench {' '.join(args)} failed ({r.returncode}): {r.stderr}")
+    return json.loads(r.stdout)
+
+
+def needs(variant):
+    return [n for n in variant["isa"].split(",") if n]
+
+
+class CpuModel(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.model = MODELS[MODEL]
+        cls.info = run_json("info")
+        cls.runnable = {v["name"] for v in cls.info["variants"]
+                        if set(needs(v)) <= set(cls.model["isa"])}
+
+    def test_detection_is_the_model(self):
+        self.assertEqual(self.info["isa"]["detected"], self.model["isa"])
+        self.assertEqual(self.info["isa"]["enabled"], self.model["isa"])
+
+    def test_supported_is_what_the_model_has(self):
+        self.assertTrue(self.model["must_run"] <= self.runnable, self.runnable)
+        for v in self.info["variants"]:
+            with self.subTest(variant=v["name"]):
+                self.assertEqual(v["supported"], v["name"] in self.runnable)
+                lacking = [n for n in needs(v) if n not in self.model["isa"]]
+                self.assertEqual(v["why_not"], f"CPU lacks {','.join(lacking)}" if lacking
+                                 else None)
+
+    def test_run_all_on_an_odd_shape(self):
+        doc = run_json("run", "--variant", "all", *ODD_SHAPE)
+        ran = [r["variant"] for r in doc["results"]]
+        self.assertEqual(set(ran), self.runnable)
+        self.assertTrue(self.model["must_run"] <= set(ran), ran)
+        for r in doc["results"]:
+            self.assertIs(r["ok"], True, r)
+        # The rest are skipped, each with the model's reason.
+        why_not = {v["name"]: v["why_not"] for v in self.info["variants"]}
+        skipped = {x["variant"]: x["reason"] for x in doc["skipped"]}
+        self.assertEqual(set(skipped), set(why_not) - self.runnable)
+        for name, reason in skipped.items():
+            self.assertEqual(reason, why_not[name])
+            self.assertTrue(reason.startswith("CPU lacks "), reason)
+
+    def test_forcing_a_refused_variant_says_why(self):
+        refused = [v for v in self.info["variants"] if v["name"] not in self.runnable]
+        if not refused:
+            self.skipTest(f"{MODEL} runs every variant of this build")
+        for v in refused:
+            with self.subTest(variant=v["name"]):
+                r = attnbench("run", *ODD_SHAPE, env={"ATTN_FORCE_VARIANT": v["name"]})
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                self.assertIn(f"ATTN_FORCE_VARIANT={v['name']}", r.stderr)
+                self.assertIn(v["why_not"], r.stderr)
+
+    def test_disabled_and_lacking_are_both_named(self):
+        # Turning off what the model has on top of what it lacks: both reasons, exactly.
+        simd = [n for n in self.model["isa"] if n != "sse4.2"]
+        if not simd:
+            self.skipTest(f"{MODEL} has no SIMD extension to disable")
+        info = run_json("info", "--disable-isa", ",".join(simd))
+        self.assertEqual(info["isa"]["enabled"], ["sse4.2"])
+        both = 0
+        for v in info["variants"]:
+            with self.subTest(variant=v["name"]):
+                want = expected_why_not(v, info["isa"])
+                self.assertEqual(v["why_not"], want)
+                both += bool(want and "disabled by" in want and "CPU lacks" in want)
+        self.assertGreater(both, 0, "no variant both disabled and lacking")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3 or sys.argv[2] not in MODELS:
+        sys.exit(f"usage: test_cpu_model.py PATH/TO/attnbench MODEL ({', '.join(MODELS)}) "
+                 "[unittest options]")
+    ATTNBENCH = os.path.abspath(sys.argv.pop(1))
+    MODEL = sys.argv.pop(1)
+    unittest.main()
