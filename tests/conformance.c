@@ -1859,7 +1859,7 @@ static void run_invalid_checks(runner *rn)
     record(rn, NULL, expect_refusal(rn, "no-such-variant", "unknown variant name", &a, NULL,
                                     ATTN_ERR_UNKNOWN_VARIANT, &ob));
     record(rn, NULL, expect_refusal(rn, NULL, "NULL variant name", &a, NULL,
-                                    ATTN_ERR_UNKNOWN_VARIANT, &ob));
+                                    ATTN_ERR_INVALID, &ob));
     free(q);
     free(kv);
     free(ob.base);
