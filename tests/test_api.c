@@ -1,5 +1,6 @@
 /* test_api.c — unit tests of the public functions of library.c (problem defaults, strides,
- * scale, FLOP count, parameter text, tensor extents, variant lookup), of the element types
+ * scale, FLOP count, parameter text, tensor extents, sizes near 2^63, an output overlapping an
+ * input, variant lookup), of the element types
  * (names, sizes, attn_convert's rounding, validation, refusal, half inputs and outputs) and of
  * the ISA name parser of harness/cpu.h. Small cases are checked against values worked out by
  * hand; bulk conversions against a reference written here. */
