@@ -158,12 +158,18 @@ static void fail(const char *call, const char *why)
 
 /* Each call runs in a child process, so one crash is reported and the sweep goes on:
  * in_child returns true in the child (which runs the call and ends in child_done) and false in
- * the parent, which waits and counts a failure for a child that crashed or found one. */
+ * the parent, which waits and counts a failure for a child that crashed or found one. With
+ * --no-fork (qemu-user hangs in fork) calls run in this process: a crash ends the sweep, the
+ * call printed last named. */
+static bool no_fork;
+
 static bool in_child(const char *call)
 {
     calls++;
     printf("%s\n", call);
     fflush(stdout);
+    if (no_fork)
+        return true;
     const pid_t pid = fork();
     if (pid < 0) {
         perror("fork");
@@ -185,6 +191,8 @@ static bool in_child(const char *call)
 
 static void child_done(void)
 {
+    if (no_fork)
+        return;
     fflush(stdout);
     exit(failures ? 1 : 0);
 }
@@ -372,8 +380,9 @@ def generate(funcs):
             body.append("    }")
     names = ", ".join(f'"{fn}"' for _, fn, _ in funcs)
     main = f'''
-int main(void)
+int main(int argc, char **argv)
 {{
+    no_fork = argc > 1 && !strcmp(argv[1], "--no-fork");
     if (!mkdtemp(workdir)) {{
         perror("mkdtemp");
         return 1;
