@@ -2,6 +2,7 @@
 #include "attn.h"
 #include "half.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -46,7 +47,7 @@ double attn_dtype_unit_roundoff(attn_dtype t)
     case ATTN_BF16: return 0x1p-8;
     case ATTN_F16: return 0x1p-11;
     }
-    return 1.0;
+    return NAN;
 }
 
 static float load(const void *src, attn_dtype t, size_t i)

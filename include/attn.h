@@ -11,8 +11,9 @@
  * the path of attn_wisdom_set_file, the plan of attn_plan_destroy), a function given NULL
  * returns ATTN_ERR_INVALID with "<argument> is NULL" in the message, false, -1 (an index or a
  * count of FLOPs), NaN (a scale), NULL (a new object), or does nothing when it returns void.
- * tests/test_null_sweep.c, generated from this header at build time, calls every function
- * with NULL in each pointer position. */
+ * Out-of-range values (indices, enums, sizes near 2^63) are refused the same way, and a size of
+ * 0 writes nothing. tests/test_null_sweep.c, generated from this header at build time, calls
+ * every function with NULL in each pointer position, out-of-range values and sizes of 0. */
 #ifndef ATTN_H
 #define ATTN_H
 
@@ -60,7 +61,7 @@ const char *attn_dtype_name(attn_dtype t);
 bool attn_dtype_parse(const char *name, attn_dtype *t);
 /* Bytes per element: 4 or 2 (0 for a value out of range). */
 size_t attn_dtype_size(attn_dtype t);
-/* The unit roundoff of the type: 2^-24, 2^-8, 2^-11. */
+/* The unit roundoff of the type: 2^-24, 2^-8, 2^-11 (NaN for a value out of range). */
 double attn_dtype_unit_roundoff(attn_dtype t);
 /* Converts n contiguous elements; to a half type rounds to nearest even (NaN stays NaN, f16
  * overflows to ±inf). Converting to a wider type is exact. In place (src == dst) only when `to`
