@@ -5,9 +5,11 @@ Every function prototype of the header is parsed (return type, parameters). For 
 the generated test makes one call with every argument valid, then one call per pointer
 parameter with NULL there and valid values everywhere else, and checks that it does not crash
 and that the result says "refused": attn_status != ATTN_OK with err filled and "NULL" in the
-message, false, a negative int, a negative or NaN float, NULL for a new object, a string for
-`const char *`. Where the header documents NULL as meaningful (always for attn_error *, and
-the ACCEPTS_NULL list below), the NULL call must instead give the all-valid call's result.
+message, false, a negative int, a negative or NaN float, 0 for a size, NULL for a new object, a
+string for `const char *`. Where the header documents NULL as meaningful (always for
+attn_error *, and the ACCEPTS_NULL list below), the NULL call must instead give the all-valid
+call's result. Values out of a parameter's range (OUT_OF_RANGE) must be refused the same way
+(any message), and a size of 0 (ZERO_SIZE) must write nothing.
 
 The valid values come from tables keyed by (type, parameter name). A prototype this script
 cannot parse, or a parameter or return type it has no value or rule for, stops the build with
@@ -273,8 +275,8 @@ def statements(text):
 
 
 def normalize_type(t):
-    t = " ".join(t.replace("*", " * ").split())
-    return t.replace("* *", "**").replace(" *", " *")
+    """'const char**' -> 'const char **'."""
+    return " ".join(t.replace("*", " * ").split()).replace("* *", "**").replace("* *", "**")
 
 
 def parse_param(fn, text):
@@ -282,8 +284,7 @@ def parse_param(fn, text):
     m = re.fullmatch(r"(.*?[\s*])(\w+)", text)
     if not m or "(" in text or "[" in text:
         sys.exit(f"gen_null_sweep: {fn}: cannot parse parameter {text!r}")
-    ctype = normalize_type(m.group(1))
-    return ctype.replace("* *", "**"), m.group(2)
+    return normalize_type(m.group(1)), m.group(2)
 
 
 def parse_prototypes(header):
@@ -304,9 +305,8 @@ def parse_prototypes(header):
 
 
 def valid_value(fn, ctype, pname):
-    for key in ((fn, pname),):
-        if key in VALID_OVERRIDE:
-            return VALID_OVERRIDE[key]
+    if (fn, pname) in VALID_OVERRIDE:
+        return VALID_OVERRIDE[(fn, pname)]
     for key in ((ctype, pname), (ctype, "*")):
         if key in VALID:
             return VALID[key]
