@@ -543,8 +543,16 @@ static void test_output_aliasing(void)
     }
     CHECK(bf16_runs > 0); /* naive reads bf16 */
 
-    /* Through a plan. */
+    /* Broadcast K and V (strides 0 over batch and heads) span one head: Lk·d floats. */
     p.dtype = p.out_dtype = ATTN_F32;
+    attn_problem b = p;
+    b.k.batch = b.k.head = b.v.batch = b.v.head = 0;
+    const size_t one_head = 16 * 16;
+    float *kb = arena + n, *vb = kb + one_head, *ob = vb + one_head; /* ob: n floats of room */
+    CHECK(attn_run_variant("naive", &b, NULL, q, kb, vb, ob, NULL) == ATTN_OK);
+    CHECK(attn_run_variant("naive", &b, NULL, q, kb, vb, ob - 1, NULL) == ATTN_ERR_INVALID);
+
+    /* Through a plan. */
     attn_wisdom_set_file("/nonexistent-attn-test-api/wisdom.json", NULL); /* not the user's */
     attn_plan *plan = attn_plan_create(&p, ATTN_ESTIMATE, NULL);
     CHECK(plan != NULL);
