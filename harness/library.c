@@ -278,18 +278,20 @@ bool attn_variant_get(int i, attn_variant_info *info)
         return false;
     const attn_variant *v = attn_registry[i];
     const attn_cpu *cpu = attn_cpu_get();
-    static _Thread_local char isa[128], why[192];
+    static _Thread_local char isa[128], why[320];
     attn_isa_format(v->isa, isa, sizeof isa);
     uint32_t missing = v->isa & ~cpu->isa;
     why[0] = '\0';
     if (missing) {
-        char names[128];
-        attn_isa_format(missing, names, sizeof names);
-        uint32_t disabled = missing & cpu->isa_detected;
-        if (disabled == missing)
-            snprintf(why, sizeof why, "%s disabled by ATTN_DISABLE_ISA", names);
-        else
-            snprintf(why, sizeof why, "CPU lacks %s", names);
+        /* What the CPU lacks and what ATTN_DISABLE_ISA turned off, each named as such. */
+        const uint32_t lacking = missing & ~cpu->isa_detected;
+        const uint32_t disabled = missing & cpu->isa_detected;
+        char lack_names[128], disabled_names[128];
+        attn_isa_format(lacking, lack_names, sizeof lack_names);
+        attn_isa_format(disabled, disabled_names, sizeof disabled_names);
+        snprintf(why, sizeof why, "%s%s%s%s%s", lacking ? "CPU lacks " : "",
+                 lacking ? lack_names : "", lacking && disabled ? "; " : "",
+                 disabled ? disabled_names : "", disabled ? " disabled by ATTN_DISABLE_ISA" : "");
     }
     *info = (attn_variant_info){
         .name = v->name, .description = v->description, .isa = isa, .supported = !missing,

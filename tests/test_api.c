@@ -497,7 +497,8 @@ static void test_output_aliasing(void)
             p.mask = NULL;
             p.kv_lens = NULL;
             attn_error err = {0};
-            attn_status s = attn_run_variant(info.name, &p, NULL, q, k, v, (void *)cases[c].o, &err);
+            attn_status s =
+                attn_run_variant(info.name, &p, NULL, q, k, v, (void *)cases[c].o, &err);
             if (cases[c].refused) {
                 CHECK(s == ATTN_ERR_INVALID);
                 CHECK(strstr(err.message, "o overlaps") != NULL);

@@ -42,9 +42,9 @@
  *
  * NaN: masked scores are replaced by select, so a NaN in a K row reaches only the rows that
  * attend to it. Only a mask entry of -inf excludes a key (compared unordered: a NaN entry is a
- * NaN score, as in every variant, not an exclusion). A V row with a NaN or infinity would make 0·V = NaN for a masked key inside the
- * P·V micro-kernel, so a block whose packed V is not all finite skips zero weights row by row
- * (as naive does).
+ * NaN score, as in every variant, not an exclusion). A V row with a NaN or infinity would make
+ * 0·V = NaN for a masked key inside the P·V micro-kernel, so a block whose packed V is not all
+ * finite skips zero weights row by row (as naive does).
  *
  * Workspace per task (floats, each part 64-byte aligned; the same for every dtype), independent
  * of Lk in streaming mode:
