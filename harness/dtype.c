@@ -2,6 +2,8 @@
 #include "attn.h"
 #include "half.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 const char *attn_dtype_name(attn_dtype t)
@@ -20,7 +22,7 @@ bool attn_dtype_parse(const char *name, attn_dtype *t)
         {"f32", ATTN_F32},   {"float32", ATTN_F32}, {"bf16", ATTN_BF16},
         {"bfloat16", ATTN_BF16}, {"f16", ATTN_F16}, {"float16", ATTN_F16},
     };
-    for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+    for (size_t i = 0; name && t && i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i].name)) {
             *t = names[i].t;
             return true;
@@ -45,7 +47,7 @@ double attn_dtype_unit_roundoff(attn_dtype t)
     case ATTN_BF16: return 0x1p-8;
     case ATTN_F16: return 0x1p-11;
     }
-    return 1.0;
+    return NAN;
 }
 
 static float load(const void *src, attn_dtype t, size_t i)
@@ -56,8 +58,21 @@ static float load(const void *src, attn_dtype t, size_t i)
     return t == ATTN_BF16 ? attn_bf16_to_f32(x) : attn_f16_to_f32(x);
 }
 
-void attn_convert(const void *src, attn_dtype from, void *dst, attn_dtype to, size_t n)
+bool attn_convert(const void *src, attn_dtype from, void *dst, attn_dtype to, size_t n)
 {
+    const size_t from_size = attn_dtype_size(from), to_size = attn_dtype_size(to);
+    if (!from_size || !to_size)
+        return false;
+    if (n == 0)
+        return true;
+    if (!src || !dst || n > PTRDIFF_MAX / 4)
+        return false;
+    /* Element i is read before element i is written, so converting in place works when the
+     * output is no wider; any other overlap would read what was already written. */
+    const uintptr_t s0 = (uintptr_t)src, s1 = s0 + n * from_size;
+    const uintptr_t d0 = (uintptr_t)dst, d1 = d0 + n * to_size;
+    if (s0 < d1 && d0 < s1 && !(s0 == d0 && to_size <= from_size))
+        return false;
     for (size_t i = 0; i < n; i++) {
         const float f = load(src, from, i);
         switch (to) {
@@ -66,4 +81,5 @@ void attn_convert(const void *src, attn_dtype from, void *dst, attn_dtype to, si
         case ATTN_F16: ((uint16_t *)dst)[i] = attn_f32_to_f16(f); break;
         }
     }
+    return true;
 }

@@ -40,16 +40,26 @@ const char *attn_status_string(attn_status status)
     return "unknown status";
 }
 
+/* a·b, or -1 (a stride validation refuses) when it overflows: attn_problem_init takes sizes
+ * unchecked, and validation reports them before it reads a stride. */
+static int64_t stride_product(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? -1 : r;
+}
+
 static void set_contiguous(attn_strides *s, int64_t heads, int64_t len, int64_t d, bool blhd)
 {
     if (blhd) {
         s->head = d;
-        s->seq = heads * d;
+        s->seq = stride_product(heads, d);
     } else {
         s->seq = d;
-        s->head = len * d;
+        s->head = stride_product(len, d);
     }
-    s->batch = heads * len * d;
+    s->batch = stride_product(heads, stride_product(len, d));
+    if (s->batch < 0 || s->head < 0 || s->seq < 0) /* any overflow poisons all three */
+        *s = (attn_strides){-1, -1, -1};
 }
 
 static void set_layout(attn_problem *p, bool blhd)
@@ -63,6 +73,8 @@ static void set_layout(attn_problem *p, bool blhd)
 void attn_problem_init(attn_problem *p, int64_t batch, int64_t heads_q, int64_t heads_kv,
                        int64_t len_q, int64_t len_kv, int64_t head_dim)
 {
+    if (!p)
+        return;
     memset(p, 0, sizeof *p);
     p->batch = batch;
     p->heads_q = heads_q;
@@ -73,10 +85,16 @@ void attn_problem_init(attn_problem *p, int64_t batch, int64_t heads_q, int64_t 
     set_layout(p, false);
 }
 
-void attn_problem_set_layout_blhd(attn_problem *p) { set_layout(p, true); }
+void attn_problem_set_layout_blhd(attn_problem *p)
+{
+    if (p)
+        set_layout(p, true);
+}
 
 float attn_problem_scale(const attn_problem *p)
 {
+    if (!p)
+        return NAN;
     return p->scale != 0.0f ? p->scale : (float)(1.0 / sqrt((double)p->head_dim));
 }
 
@@ -92,6 +110,18 @@ static int64_t tensor_extent(const attn_strides *s, int64_t batch, int64_t heads
             return -1;
     /* Bytes must fit in a size_t and a ptrdiff_t too. */
     if (total > PTRDIFF_MAX / (int64_t)sizeof(float))
+        return -1;
+    return total;
+}
+
+/* Floats the additive mask spans ((Lq - 1) rows of its stride + Lk), or -1 on overflow. */
+static int64_t mask_extent(const attn_problem *p)
+{
+    const int64_t row = p->mask_row_stride ? p->mask_row_stride : p->len_kv;
+    int64_t total;
+    if (__builtin_mul_overflow(p->len_q - 1, row, &total) ||
+        __builtin_add_overflow(total, p->len_kv, &total) ||
+        total > PTRDIFF_MAX / (int64_t)sizeof(float))
         return -1;
     return total;
 }
@@ -121,6 +151,10 @@ static bool non_overlapping(const attn_strides *s, int64_t batch, int64_t heads,
 attn_status attn_tensor_extent(const attn_problem *p, char tensor, int64_t *elements,
                                attn_error *err)
 {
+    if (!p)
+        return attn_fail(err, ATTN_ERR_INVALID, "problem is NULL");
+    if (!elements)
+        return attn_fail(err, ATTN_ERR_INVALID, "elements is NULL");
     const attn_strides *s;
     int64_t heads, len;
     switch (tensor) {
@@ -130,6 +164,10 @@ attn_status attn_tensor_extent(const attn_problem *p, char tensor, int64_t *elem
     case 'o': s = &p->o; heads = p->heads_q; len = p->len_q; break;
     default: return attn_fail(err, ATTN_ERR_INVALID, "unknown tensor '%c'", tensor);
     }
+    if (p->batch < 1 || heads < 1 || len < 1 || p->head_dim < 1)
+        return attn_fail(err, ATTN_ERR_INVALID, "tensor %c: sizes must be >= 1", tensor);
+    if (s->batch < 0 || s->head < 0 || s->seq < 0)
+        return attn_fail(err, ATTN_ERR_INVALID, "tensor %c: strides must be >= 0", tensor);
     int64_t e = tensor_extent(s, p->batch, heads, len, p->head_dim);
     if (e < 0)
         return attn_fail(err, ATTN_ERR_OVERFLOW, "tensor %c: its size overflows 64 bits", tensor);
@@ -178,11 +216,12 @@ attn_status attn_problem_validate(const attn_problem *p, attn_error *err)
                             (long long)b, p->kv_lens[b], (long long)p->len_kv);
     if (p->mask_row_stride < 0 || (p->mask_row_stride > 0 && p->mask_row_stride < p->len_kv))
         return attn_fail(err, ATTN_ERR_INVALID, "mask_row_stride must be 0 or >= len_kv");
+    if (p->mask && mask_extent(p) < 0)
+        return attn_fail(err, ATTN_ERR_OVERFLOW,
+                         "mask: len_q rows of mask_row_stride %lld floats overflow 64 bits",
+                         (long long)p->mask_row_stride);
     const char names[4] = {'q', 'k', 'v', 'o'};
-    const attn_strides *st[4] = {&p->q, &p->k, &p->v, &p->o};
     for (int t = 0; t < 4; t++) {
-        if (st[t]->batch < 0 || st[t]->head < 0 || st[t]->seq < 0)
-            return attn_fail(err, ATTN_ERR_INVALID, "tensor %c: strides must be >= 0", names[t]);
         int64_t e;
         attn_status s = attn_tensor_extent(p, names[t], &e, err);
         if (s != ATTN_OK)
@@ -198,6 +237,8 @@ attn_status attn_problem_validate(const attn_problem *p, attn_error *err)
 
 double attn_problem_flops(const attn_problem *p)
 {
+    if (attn_problem_validate(p, NULL) != ATTN_OK) /* key limits and mask rows need a valid p */
+        return -1;
     double pairs = 0;
     for (int64_t b = 0; b < p->batch; b++)
         for (int64_t i = 0; i < p->len_q; i++) {
@@ -255,11 +296,11 @@ static uint32_t isa_why_not(uint32_t needs, const attn_cpu *cpu, char *why, size
 
 bool attn_variant_get(int i, attn_variant_info *info)
 {
-    if (i < 0 || i >= attn_registry_count)
+    if (!info || i < 0 || i >= attn_registry_count)
         return false;
     const attn_variant *v = attn_registry[i];
     const attn_cpu *cpu = attn_cpu_get();
-    static _Thread_local char isa[128], why[256];
+    static _Thread_local char isa[128], why[320];
     attn_isa_format(v->isa, isa, sizeof isa);
     uint32_t missing = isa_why_not(v->isa, cpu, why, sizeof why);
     *info = (attn_variant_info){
@@ -274,6 +315,8 @@ bool attn_variant_get(int i, attn_variant_info *info)
 
 bool attn_variant_absent(int i, const char **name, const char **why)
 {
+    if (!name || !why || i < 0)
+        return false;
     for (int k = 0; k <= i; k++)
         if (!attn_registry_absent[k].name)
             return false;
@@ -283,20 +326,24 @@ bool attn_variant_absent(int i, const char **name, const char **why)
 }
 
 /* The registered variant of that name. NULL with *status = ATTN_ERR_UNSUPPORTED (and the reason)
- * for a variant this build leaves out, ATTN_ERR_UNKNOWN_VARIANT for any other name. */
+ * for a variant this build leaves out, ATTN_ERR_UNKNOWN_VARIANT for any other name,
+ * ATTN_ERR_INVALID for NULL. */
 static const attn_variant *lookup(const char *name, attn_status *status, attn_error *err)
 {
+    if (!name) {
+        *status = attn_fail(err, ATTN_ERR_INVALID, "variant name is NULL");
+        return NULL;
+    }
     const int i = attn_variant_find(name);
     if (i >= 0)
         return attn_registry[i];
     const char *absent, *why;
-    for (int k = 0; name && attn_variant_absent(k, &absent, &why); k++)
+    for (int k = 0; attn_variant_absent(k, &absent, &why); k++)
         if (!strcmp(absent, name)) {
             *status = attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s is %s", name, why);
             return NULL;
         }
-    *status = attn_fail(err, ATTN_ERR_UNKNOWN_VARIANT, "unknown variant '%s'",
-                        name ? name : "(null)");
+    *status = attn_fail(err, ATTN_ERR_UNKNOWN_VARIANT, "unknown variant '%s'", name);
     return NULL;
 }
 
@@ -307,6 +354,12 @@ attn_status attn_variant_default_params(const char *name, const attn_problem *p,
     const attn_variant *v = lookup(name, &status, err);
     if (!v)
         return status;
+    if (!out)
+        return attn_fail(err, ATTN_ERR_INVALID, "out is NULL");
+    /* The heuristics form products of the sizes: they need a problem that validates. */
+    attn_status s = attn_problem_validate(p, err);
+    if (s != ATTN_OK)
+        return s;
     memset(out, 0, sizeof *out);
     out->count = v->param_count;
     attn_default_apply(v->defaults, v->params, v->param_count, p, &attn_cpu_get()->machine,
@@ -352,6 +405,8 @@ attn_status attn_params_check(const char *name, const attn_problem *p, const att
     attn_status s = attn_problem_validate(p, err);
     if (s != ATTN_OK)
         return s;
+    if (!params)
+        return attn_fail(err, ATTN_ERR_INVALID, "params is NULL");
     return check_params(v, p, params, err);
 }
 
@@ -362,8 +417,12 @@ attn_status attn_params_parse(const char *name, const char *text, attn_params *p
     const attn_variant *v = lookup(name, &status, err);
     if (!v)
         return status;
+    if (!text)
+        return attn_fail(err, ATTN_ERR_INVALID, "text is NULL");
+    if (!params)
+        return attn_fail(err, ATTN_ERR_INVALID, "params is NULL");
     const char *s = text;
-    while (s && *s) {
+    while (s && *s) { /* s is NULL after the last item */
         const char *end = strchr(s, ',');
         size_t n = end ? (size_t)(end - s) : strlen(s);
         const char *eq = memchr(s, '=', n);
@@ -397,11 +456,13 @@ attn_status attn_params_parse(const char *name, const char *text, attn_params *p
 
 void attn_params_format(const char *name, const attn_params *params, char *buf, size_t len)
 {
+    if (!buf || len == 0)
+        return;
     attn_status status = ATTN_ERR_UNKNOWN_VARIANT;
     const attn_variant *v = lookup(name, &status, NULL);
     size_t used = 0;
     buf[0] = '\0';
-    for (int i = 0; v && i < v->param_count && i < params->count; i++) {
+    for (int i = 0; v && params && i < v->param_count && i < params->count; i++) {
         int w = snprintf(buf + used, len - used, "%s%s=%d", used ? "," : "", v->params[i].name,
                          params->value[i]);
         if (w < 0 || (size_t)w >= len - used)
@@ -689,7 +750,7 @@ out:
 double attn_variant_tolerance(const char *name, const attn_problem *p)
 {
     const int i = attn_variant_find(name);
-    if (i < 0)
+    if (i < 0 || !p || attn_dtype_size(p->out_dtype) == 0)
         return -1;
     return attn_registry[i]->tolerance +
            (p->out_dtype == ATTN_F32 ? 0.0 : attn_dtype_unit_roundoff(p->out_dtype));
@@ -752,6 +813,38 @@ static attn_status run_half_output(const attn_variant *var, const attn_problem *
     return s;
 }
 
+/* O must share no byte with an input: the variants write O while they still read Q, K, V, the
+ * mask and kv_lens. Each tensor's bytes are taken as the range its strides span (element 0 to
+ * its largest offset; strides are >= 0, so nothing lies below element 0), so an output
+ * interleaved with an input in one buffer is refused too. Call on a validated problem. */
+static attn_status check_output_apart(const attn_problem *p, const void *q, const void *k,
+                                      const void *v, const void *o, attn_error *err)
+{
+    int64_t elements[4];
+    for (int t = 0; t < 4; t++)
+        attn_tensor_extent(p, "qkvo"[t], &elements[t], NULL);
+    const size_t in_size = attn_dtype_size(p->dtype);
+    const struct { const char *name; const void *at; size_t bytes; } inputs[] = {
+        {"q", q, (size_t)elements[0] * in_size},
+        {"k", k, (size_t)elements[1] * in_size},
+        {"v", v, (size_t)elements[2] * in_size},
+        {"mask", p->mask, p->mask ? (size_t)mask_extent(p) * sizeof(float) : 0},
+        {"kv_lens", p->kv_lens, p->kv_lens ? (size_t)p->batch * sizeof(int32_t) : 0},
+    };
+    const uintptr_t o_begin = (uintptr_t)o;
+    const uintptr_t o_end = o_begin + (size_t)elements[3] * attn_dtype_size(p->out_dtype);
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        const uintptr_t begin = (uintptr_t)inputs[i].at, end = begin + inputs[i].bytes;
+        if (inputs[i].at && begin < o_end && o_begin < end)
+            return attn_fail(err, ATTN_ERR_INVALID,
+                             "o overlaps %s (o spans %zu bytes at %p, %s %zu bytes at %p): the "
+                             "output must not share memory with an input",
+                             inputs[i].name, (size_t)(o_end - o_begin), o, inputs[i].name,
+                             inputs[i].bytes, inputs[i].at);
+    }
+    return ATTN_OK;
+}
+
 attn_status attn_run_variant(const char *name, const attn_problem *p, const attn_params *params,
                              const void *q, const void *k, const void *v, void *o,
                              attn_error *err)
@@ -765,6 +858,8 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
         return s;
     if (!q || !k || !v || !o)
         return attn_fail(err, ATTN_ERR_INVALID, "q, k, v and o must not be NULL");
+    if ((s = check_output_apart(p, q, k, v, o, err)) != ATTN_OK)
+        return s;
     char why[256];
     if (isa_why_not(var->isa, attn_cpu_get(), why, sizeof why))
         return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s cannot run here: %s", name, why);
@@ -791,6 +886,8 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
 
 attn_status attn_forced_variant(const char **name, attn_error *err)
 {
+    if (!name)
+        return attn_fail(err, ATTN_ERR_INVALID, "name is NULL");
     *name = NULL;
     const char *env = getenv("ATTN_FORCE_VARIANT");
     if (!env || !*env)

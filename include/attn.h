@@ -4,7 +4,16 @@
  *
  * A problem is described by an attn_problem (shapes, scale, masks, strides); a variant (one
  * implementation: naive, blocked, streaming, avx2, avx512, ...) is run on it by name. Every entry
- * point validates its input and returns a status with a message; nothing aborts on bad input. */
+ * point validates its input and returns a status with a message; nothing aborts on bad input.
+ *
+ * NULL: every pointer argument is checked. Where NULL is not documented as meaningful (an
+ * attn_error* is always optional; params of attn_run_variant, options of attn_plan_create_with,
+ * the path of attn_wisdom_set_file, the plan of attn_plan_destroy), a function given NULL
+ * returns ATTN_ERR_INVALID with "<argument> is NULL" in the message, false, -1 (an index or a
+ * count of FLOPs), NaN (a scale), NULL (a new object), or does nothing when it returns void.
+ * Out-of-range values (indices, enums, sizes near 2^63) are refused the same way, and a size of
+ * 0 writes nothing. tests/test_null_sweep.c, generated from this header at build time, calls
+ * every function with NULL in each pointer position, out-of-range values and sizes of 0. */
 #ifndef ATTN_H
 #define ATTN_H
 
@@ -52,11 +61,13 @@ const char *attn_dtype_name(attn_dtype t);
 bool attn_dtype_parse(const char *name, attn_dtype *t);
 /* Bytes per element: 4 or 2 (0 for a value out of range). */
 size_t attn_dtype_size(attn_dtype t);
-/* The unit roundoff of the type: 2^-24, 2^-8, 2^-11. */
+/* The unit roundoff of the type: 2^-24, 2^-8, 2^-11 (NaN for a value out of range). */
 double attn_dtype_unit_roundoff(attn_dtype t);
 /* Converts n contiguous elements; to a half type rounds to nearest even (NaN stays NaN, f16
- * overflows to ±inf). Converting to a wider type is exact. */
-void attn_convert(const void *src, attn_dtype from, void *dst, attn_dtype to, size_t n);
+ * overflows to ±inf). Converting to a wider type is exact. In place (src == dst) only when `to`
+ * is no wider than `from`. False, and nothing written, for a type out of range, NULL with
+ * n > 0, or src and dst overlapping otherwise. */
+bool attn_convert(const void *src, attn_dtype from, void *dst, attn_dtype to, size_t n);
 
 /* Element strides of one 4-d tensor [batch, head, seq, dim]; the dim stride is always 1
  * (each row of head_dim floats is contiguous). Input strides may be 0 (broadcast). */
@@ -89,19 +100,22 @@ typedef struct attn_problem {
 } attn_problem;
 
 /* Fills a problem with the given shape, default scale, no masks and contiguous [B,H,L,d]
- * strides for all four tensors. */
+ * strides for all four tensors. The sizes are not checked here (attn_problem_validate does):
+ * strides whose product overflows are set to -1, and validation refuses the problem. */
 void attn_problem_init(attn_problem *p, int64_t batch, int64_t heads_q, int64_t heads_kv,
                        int64_t len_q, int64_t len_kv, int64_t head_dim);
 /* Sets the strides of all four tensors to the contiguous [B,L,H,d] layout. */
 void attn_problem_set_layout_blhd(attn_problem *p);
-/* The scale a run will use: p->scale, or 1/sqrt(head_dim) when that is 0. */
+/* The scale a run will use: p->scale, or 1/sqrt(head_dim) when that is 0; NaN for NULL. */
 float attn_problem_scale(const attn_problem *p);
-/* Checks shapes, scale, key lengths, strides and that every size fits in 64 bits. */
+/* Checks shapes, scale, key lengths, strides and that every size (tensor and mask extents
+ * included) fits in 64 bits, without overflowing in the check itself. */
 attn_status attn_problem_validate(const attn_problem *p, attn_error *err);
 /* The number of elements a tensor spans (largest offset + 1) for the given strides. */
 attn_status attn_tensor_extent(const attn_problem *p, char tensor /* 'q','k','v','o' */,
                                int64_t *elements, attn_error *err);
-/* 4·B·Hq·d·(query-key pairs actually attended); the FLOPs of one run. */
+/* 4·B·Hq·d·(query-key pairs actually attended); the FLOPs of one run. -1 when p is NULL or
+ * does not validate. */
 double attn_problem_flops(const attn_problem *p);
 
 /* ---- variants ----------------------------------------------------------------------------- */
@@ -172,17 +186,24 @@ attn_status attn_params_parse(const char *name, const char *text, attn_params *p
  * them; ATTN_ERR_INVALID with the reason otherwise. */
 attn_status attn_params_check(const char *name, const attn_problem *p, const attn_params *params,
                               attn_error *err);
-/* Writes "bq=64,bk=128" into buf. */
+/* Writes "bq=64,bk=128" into buf: "" for an unknown variant or NULL params, nothing when buf
+ * is NULL or len is 0. */
 void attn_params_format(const char *name, const attn_params *params, char *buf, size_t len);
 
 /* The tolerance a run of variant `name` on p is held to: its declared tolerance plus the unit
- * roundoff of a half-precision output. -1 for an unknown variant. */
+ * roundoff of a half-precision output. -1 for an unknown variant or a NULL problem. */
 double attn_variant_tolerance(const char *name, const attn_problem *p);
 
 /* Runs the named variant. params may be NULL (defaults). q, k, v, o point at element 0 of each
  * tensor, laid out as the problem's strides say, with elements of the problem's dtype (q, k, v)
  * and out_dtype (o). A variant that does not read p->dtype is refused with
  * ATTN_ERR_UNSUPPORTED. Allocates and frees its own workspace.
+ *
+ * Aliasing: o must not share a byte with q, k, v, the mask or kv_lens (refused with
+ * ATTN_ERR_INVALID, "o overlaps k ..."): variants write O while they still read the inputs.
+ * Each tensor is taken as the byte range from its element 0 to its last element (strides are
+ * >= 0), so an output interleaved with an input in one buffer is refused too. Inputs may
+ * overlap each other (q == k == v is fine).
  *
  * Threads: the problem is cut into static slices — (batch, kv-head) groups × blocks of query
  * rows, and for decode-like problems with fewer slices than threads, blocks of keys when the
@@ -248,6 +269,7 @@ typedef struct attn_plan_options {
      * Tuned choices are kept per bound. */
     double max_rel_err;
 } attn_plan_options;
+/* options NULL: all defaults, as a zeroed attn_plan_options. */
 attn_plan *attn_plan_create_with(const attn_problem *p, const attn_plan_options *options,
                                  attn_error *err);
 /* Runs the plan on q, k, v into o (laid out as the planned problem's strides say). The plan is
@@ -256,7 +278,7 @@ attn_status attn_execute(const attn_plan *plan, const void *q, const void *k, co
                          void *o, attn_error *err);
 /* "avx512 bq=64 bk=128 threads=4, from wisdom" (or "from nearest (...)", "from estimate"); a
  * reduced-precision choice also says why: its measured error against the bound, and how much
- * faster it measured than the fastest float32-compute candidate. */
+ * faster it measured than the fastest float32-compute candidate. "(no plan)" for NULL. */
 const char *attn_plan_describe(const attn_plan *plan);
 
 typedef enum attn_plan_source {
@@ -268,7 +290,8 @@ typedef enum attn_plan_source {
 } attn_plan_source;
 
 /* What a plan chose. `variant` points into the registry; tuned_seconds is the median time wisdom
- * recorded for the chosen problem class (0 when the plan is an estimate). */
+ * recorded for the chosen problem class (0 when the plan is an estimate). attn_plan_get_info
+ * leaves *info untouched when plan is NULL. */
 typedef struct attn_plan_info {
     const char *variant;
     attn_params params;
@@ -293,7 +316,7 @@ void attn_plan_destroy(attn_plan *plan);
 /* The wisdom file planners read and ATTN_MEASURE writes. NULL restores the default. Wisdom
  * already loaded in memory is dropped, so the next plan reads the new file. */
 attn_status attn_wisdom_set_file(const char *path, attn_error *err);
-/* Writes the path in use into buf. */
+/* Writes the path in use into buf (nothing when buf is NULL or len is 0). */
 void attn_wisdom_file(char *buf, size_t len);
 /* Adds the entries of a wisdom file (those of this machine and build) to the wisdom in memory;
  * fails with a message when the file is unreadable, corrupt, or holds no wisdom for this

@@ -898,6 +898,30 @@ static void edge_nan_in_excluded_keys(test_case *c, rng *r)
     }
 }
 
+/* A NaN in the additive mask is a NaN in that score, as one from Q or K: it reaches its row
+ * (in every batch and head, the mask being broadcast) and nothing else; a NaN at a key the
+ * row may not see (causal) reaches nothing. The mask rows are padded (stride 43). */
+static void edge_nan_in_mask(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 4, 2, 31, 40, 17);
+    c->p.causal = true; /* row i sees keys j <= i + 9 */
+    case_set_mask(c, 43, -2.0f, 2.0f, 0.05, 0.0, r);
+    c->mask[5 * 43 + 3] = NAN;   /* row 5 sees key 3 */
+    c->mask[20 * 43 + 35] = NAN; /* row 20 sees keys up to 29 only */
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* The same in decode rows (Lq = 1, the decode paths and, on several threads, split keys): the
+ * batch whose kv_lens reaches the NaN column is NaN, the other is not. */
+static void edge_nan_in_mask_decode(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 8, 2, 1, 1500, 64);
+    case_set_kv_lens(c, (const int32_t[]){1500, 700});
+    case_set_mask(c, 0, -2.0f, 2.0f, 0.0, 0.0, r);
+    c->mask[900] = NAN;
+    case_alloc_inputs(c, 1.0f, r);
+}
+
 static void edge_decode_long(test_case *c, rng *r)
 {
     case_begin(c, rng_next(r), 2, 8, 2, 1, 4099, 128);
@@ -937,6 +961,10 @@ static const edge_case edge_cases[] = {
      edge_nan_in_v, NULL},
     {"NaN in excluded keys (kv_lens, -inf mask) reaches nothing", EXPECT_NO_NAN,
      edge_nan_in_excluded_keys, NULL},
+    {"NaN in one mask entry reaches only its row", EXPECT_NAN_AND_FINITE_ROWS, edge_nan_in_mask,
+     NULL},
+    {"NaN in the mask of decode rows reaches only the batch that sees it",
+     EXPECT_NAN_AND_FINITE_ROWS, edge_nan_in_mask_decode, NULL},
     {"decode: Lq = 1, Lk = 4099", EXPECT_ANY, edge_decode_long, NULL},
     {"Lk = 1", EXPECT_ANY, edge_single_key, NULL},
     {"Lk = 1, causal", EXPECT_EMPTY_ROWS, edge_single_key_causal, NULL},
@@ -1859,7 +1887,7 @@ static void run_invalid_checks(runner *rn)
     record(rn, NULL, expect_refusal(rn, "no-such-variant", "unknown variant name", &a, NULL,
                                     ATTN_ERR_UNKNOWN_VARIANT, &ob));
     record(rn, NULL, expect_refusal(rn, NULL, "NULL variant name", &a, NULL,
-                                    ATTN_ERR_UNKNOWN_VARIANT, &ob));
+                                    ATTN_ERR_INVALID, &ob));
     free(q);
     free(kv);
     free(ob.base);

@@ -1,5 +1,6 @@
 /* test_api.c — unit tests of the public functions of library.c (problem defaults, strides,
- * scale, FLOP count, parameter text, tensor extents, variant lookup), of the element types
+ * scale, FLOP count, parameter text, tensor extents, sizes near 2^63, an output overlapping an
+ * input, variant lookup), of the element types
  * (names, sizes, attn_convert's rounding, validation, refusal, half inputs and outputs) and of
  * the ISA name parser of harness/cpu.h. Small cases are checked against values worked out by
  * hand; bulk conversions against a reference written here. */
@@ -404,6 +405,165 @@ static void test_validate(void)
     attn_problem_init(&p, 1, 1, 1, 3, 3, 8);
     p.scale = -0.0f; /* compares equal to 0: the default */
     CHECK(attn_problem_validate(&p, NULL) == ATTN_OK);
+}
+
+/* Sizes near 2^63, one at a time and in pairs, in both layouts: validation refuses them with
+ * ATTN_ERR_OVERFLOW (negative ones with ATTN_ERR_INVALID), and nothing on the way overflows
+ * (attn_problem_init forms the strides; the sanitize suite runs this under UBSan). */
+static void test_huge_sizes(void)
+{
+    const int64_t top = INT64_MAX, half = INT64_C(1) << 62;
+    const int64_t base[6] = {1, 2, 1, 4, 5, 16}; /* batch, heads_q, heads_kv, len_q, len_kv, d */
+    const int64_t values[] = {top, half, INT64_MAX / 16 + 1, INT64_MIN, -1};
+    for (int layout = 0; layout < 2; layout++)
+        for (int i = 0; i < 6; i++)
+            for (int j = i; j < 6; j++)
+                for (size_t x = 0; x < sizeof values / sizeof values[0]; x++) {
+                    int64_t n[6];
+                    memcpy(n, base, sizeof n);
+                    n[i] = n[j] = values[x];
+                    if (i == 1 && j != 2) /* keep Hq a multiple of Hkv */
+                        n[2] = 1;
+                    if (i == 2 || j == 2)
+                        n[1] = n[2];
+                    attn_problem p;
+                    attn_problem_init(&p, n[0], n[1], n[2], n[3], n[4], n[5]);
+                    if (layout)
+                        attn_problem_set_layout_blhd(&p);
+                    attn_error err = {0};
+                    const attn_status s = attn_problem_validate(&p, &err);
+                    CHECK(s == (values[x] < 0 ? ATTN_ERR_INVALID : ATTN_ERR_OVERFLOW));
+                    CHECK(err.status == s && err.message[0] != '\0');
+                    CHECK(attn_problem_flops(&p) == -1);
+                    int64_t e;
+                    CHECK(attn_tensor_extent(&p, 'q', &e, NULL) != ATTN_OK ||
+                          attn_tensor_extent(&p, 'k', &e, NULL) != ATTN_OK ||
+                          values[x] >= 0); /* negative sizes have no extent */
+                    attn_params params;
+                    CHECK(attn_variant_default_params("naive", &p, &params, NULL) == s);
+                    float x4[4] = {0};
+                    CHECK(attn_run_variant("naive", &p, NULL, x4, x4, x4, x4 + 1, NULL) == s);
+                }
+    /* A mask whose rows overflow: validation must refuse it before a variant forms
+     * i * mask_row_stride. */
+    const float mask[8] = {0};
+    attn_problem p;
+    attn_problem_init(&p, 1, 1, 1, 4, 2, 4);
+    p.mask = mask;
+    p.mask_row_stride = INT64_MAX;
+    attn_error err = {0};
+    CHECK(attn_problem_validate(&p, &err) == ATTN_ERR_OVERFLOW);
+    CHECK(strstr(err.message, "mask") != NULL);
+    p.mask_row_stride = INT64_MAX / 2; /* (Lq - 1) rows fit in 64 bits, not in bytes */
+    CHECK(attn_problem_validate(&p, NULL) == ATTN_ERR_OVERFLOW);
+    p.mask_row_stride = 2;
+    CHECK(attn_problem_validate(&p, NULL) == ATTN_OK);
+}
+
+/* O overlapping an input is refused for every variant (they write O while still reading the
+ * inputs); touching without overlap, and inputs overlapping each other, are fine. */
+static void test_output_aliasing(void)
+{
+    attn_problem p;
+    attn_problem_init(&p, 2, 2, 2, 16, 16, 16); /* Q, K, V and O all have the same extent */
+    const size_t n = 2 * 2 * 16 * 16;
+    /* One arena: q | k | v | o | mask | kv_lens, each region exactly its extent. */
+    float *arena = calloc(5 * n + 16 * 16 + 2, sizeof(float));
+    if (!arena) {
+        CHECK(!"out of memory");
+        return;
+    }
+    for (size_t i = 0; i < 5 * n; i++)
+        arena[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
+    float *q = arena, *k = arena + n, *v = arena + 2 * n, *o = arena + 3 * n;
+    float *mask = arena + 4 * n; /* n floats of room; the mask uses 16 x 16 */
+    int32_t *kv_lens = (int32_t *)(arena + 5 * n + 16 * 16);
+    kv_lens[0] = 16;
+    kv_lens[1] = 9;
+    const struct { const char *what; const float *o; bool refused; } cases[] = {
+        {"o == q", q, true},
+        {"o == k", k, true},
+        {"o == v", v, true},
+        {"o one element into v", v + n - 1, true},
+        {"o ending one element into k", k - n + 1, true},
+        {"o just after v", o, false},
+    };
+    const int count = attn_variant_count();
+    for (int i = 0; i < count; i++) {
+        attn_variant_info info;
+        if (!attn_variant_get(i, &info) || !info.supported)
+            continue;
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            p.mask = NULL;
+            p.kv_lens = NULL;
+            attn_error err = {0};
+            attn_status s =
+                attn_run_variant(info.name, &p, NULL, q, k, v, (void *)cases[c].o, &err);
+            if (cases[c].refused) {
+                CHECK(s == ATTN_ERR_INVALID);
+                CHECK(strstr(err.message, "o overlaps") != NULL);
+                if (s != ATTN_ERR_INVALID)
+                    printf("  %s: %s returned %s\n", info.name, cases[c].what,
+                           attn_status_string(s));
+            } else {
+                CHECK(s == ATTN_OK);
+            }
+        }
+        /* Through the mask and kv_lens of the problem. */
+        p.mask = mask;
+        p.kv_lens = NULL;
+        CHECK(attn_run_variant(info.name, &p, NULL, q, k, v, o, NULL) == ATTN_OK);
+        attn_error err = {0};
+        CHECK(attn_run_variant(info.name, &p, NULL, q, k, v, mask - n + 1, &err) ==
+              ATTN_ERR_INVALID);
+        CHECK(strstr(err.message, "overlaps mask") != NULL);
+        p.mask = NULL;
+        p.kv_lens = kv_lens;
+        CHECK(attn_run_variant(info.name, &p, NULL, q, k, v, (float *)kv_lens - n + 1, &err) ==
+              ATTN_ERR_INVALID);
+        CHECK(strstr(err.message, "overlaps kv_lens") != NULL);
+        /* Inputs may share memory: self-attention on one tensor. */
+        p.kv_lens = NULL;
+        CHECK(attn_run_variant(info.name, &p, NULL, q, q, q, o, NULL) == ATTN_OK);
+    }
+
+    /* A half output counts 2-byte elements: o right after a bf16 q is fine, one element
+     * earlier overlaps. */
+    p.dtype = p.out_dtype = ATTN_BF16;
+    uint16_t *half = (uint16_t *)arena;
+    int bf16_runs = 0;
+    for (int i = 0; i < count; i++) {
+        attn_variant_info info;
+        if (!attn_variant_get(i, &info) || !info.supported || !(info.dtypes & (1u << ATTN_BF16)))
+            continue;
+        bf16_runs++;
+        CHECK(attn_run_variant(info.name, &p, NULL, half, half + n, half + 2 * n, half + 3 * n,
+                               NULL) == ATTN_OK);
+        CHECK(attn_run_variant(info.name, &p, NULL, half, half + n, half + 2 * n,
+                               half + 3 * n - 1, NULL) == ATTN_ERR_INVALID);
+    }
+    CHECK(bf16_runs > 0); /* naive reads bf16 */
+
+    /* Broadcast K and V (strides 0 over batch and heads) span one head: Lk·d floats. */
+    p.dtype = p.out_dtype = ATTN_F32;
+    attn_problem b = p;
+    b.k.batch = b.k.head = b.v.batch = b.v.head = 0;
+    const size_t one_head = 16 * 16;
+    float *kb = arena + n, *vb = kb + one_head, *ob = vb + one_head; /* ob: n floats of room */
+    CHECK(attn_run_variant("naive", &b, NULL, q, kb, vb, ob, NULL) == ATTN_OK);
+    CHECK(attn_run_variant("naive", &b, NULL, q, kb, vb, ob - 1, NULL) == ATTN_ERR_INVALID);
+
+    /* Through a plan. */
+    attn_wisdom_set_file("/nonexistent-attn-test-api/wisdom.json", NULL); /* not the user's */
+    attn_plan *plan = attn_plan_create(&p, ATTN_ESTIMATE, NULL);
+    CHECK(plan != NULL);
+    if (plan) {
+        CHECK(attn_execute(plan, q, k, v, o, NULL) == ATTN_OK);
+        CHECK(attn_execute(plan, q, k, v, k, NULL) == ATTN_ERR_INVALID);
+        attn_plan_destroy(plan);
+    }
+    attn_wisdom_set_file(NULL, NULL);
+    free(arena);
 }
 
 static void test_status_strings(void)
@@ -905,6 +1065,8 @@ int main(void)
     test_machine_id();
     test_tensor_extent();
     test_validate();
+    test_huge_sizes();
+    test_output_aliasing();
     test_status_strings();
     test_variant_lookup();
     test_isa_parse();

@@ -710,6 +710,22 @@ class TestBadInput(CliTestCase):
                                           "4000000000", "--dim", "1000000")
         self.assertIn("overflow", message)
 
+    def test_huge_sizes_overflow_cleanly(self):
+        # Sizes near 2^63 must be refused by validation, without overflowing on the way (the
+        # sanitize suite runs this under UBSan: a signed overflow there is a crash, not exit 2).
+        top = str(2**63 - 1)
+        cases = [["--len-q", top, "--dim", "16"], ["--len-kv", top], ["--dim", top],
+                 ["--batch", top], ["--heads", top, "--kv-heads", "1"],
+                 ["--heads", str(2**62), "--kv-heads", str(2**62)],
+                 ["--len-q", str(2**62), "--len-kv", str(2**62), "--layout", "blhd"]]
+        for args in cases:
+            for command in (["run"], ["tune", "--budget", "1", "--no-store"]):
+                if command[0] == "tune" and "--layout" in args:
+                    continue  # tune has no --layout
+                with self.subTest(args=command + args):
+                    message = self.assert_usage_error(*command, *args)
+                    self.assertIn("overflow", message)
+
     def test_huge_but_valid_shape(self):
         # Valid (its size fits in 64 bits) but needs petabytes: refused before allocating.
         message = self.assert_usage_error("run", "--variant", "naive", "--heads", "1",

@@ -306,6 +306,8 @@ const char *attn_plan_describe(const attn_plan *plan)
 
 void attn_plan_get_info(const attn_plan *plan, attn_plan_info *info)
 {
+    if (!plan || !info)
+        return;
     attn_variant_info v;
     attn_variant_get(plan->config.variant, &v);
     *info = (attn_plan_info){.variant = v.name, .params = plan->config.params,
@@ -334,6 +336,8 @@ attn_status attn_wisdom_set_file(const char *path, attn_error *err)
 
 void attn_wisdom_file(char *buf, size_t len)
 {
+    if (!buf || len == 0)
+        return;
     pthread_mutex_lock(&wisdom_lock);
     wisdom_path(wisdom_override, buf, len);
     pthread_mutex_unlock(&wisdom_lock);
@@ -341,6 +345,8 @@ void attn_wisdom_file(char *buf, size_t len)
 
 attn_status attn_wisdom_import_file(const char *path, attn_error *err)
 {
+    if (!path)
+        return attn_fail(err, ATTN_ERR_INVALID, "path is NULL");
     wisdom_set set;
     size_t foreign;
     char warning[512];
@@ -369,6 +375,8 @@ attn_status attn_wisdom_import_file(const char *path, attn_error *err)
 
 attn_status attn_wisdom_export_file(const char *path, attn_error *err)
 {
+    if (!path)
+        return attn_fail(err, ATTN_ERR_INVALID, "path is NULL");
     wisdom_set copy = {0};
     attn_status st = ATTN_OK;
     pthread_mutex_lock(&wisdom_lock);

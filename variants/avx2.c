@@ -41,9 +41,10 @@
  * Layout: head_dim contiguous, any element strides for batch/head/seq (stride 0 included).
  *
  * NaN: masked scores are replaced by select, so a NaN in a K row reaches only the rows that
- * attend to it. A V row with a NaN or infinity would make 0·V = NaN for a masked key inside the
- * P·V micro-kernel, so a block whose packed V is not all finite skips zero weights row by row
- * (as naive does).
+ * attend to it. Only a mask entry of -inf excludes a key (compared unordered: a NaN entry is a
+ * NaN score, as in every variant, not an exclusion). A V row with a NaN or infinity would make
+ * 0·V = NaN for a masked key inside the P·V micro-kernel, so a block whose packed V is not all
+ * finite skips zero weights row by row (as naive does).
  *
  * Workspace per task (floats, each part 64-byte aligned; the same for every dtype), independent
  * of Lk in streaming mode:
@@ -432,7 +433,7 @@ ALWAYS_INLINE void score_tile(const float *restrict qp, const float *restrict kp
                 if (tr->mask[r]) {
                     const __m256 m = _mm256_maskload_ps(tr->mask[r] + jb + 8 * x,
                                                         _mm256_castps_si256(valid));
-                    valid = _mm256_and_ps(valid, _mm256_cmp_ps(m, neg_inf, _CMP_NEQ_OQ));
+                    valid = _mm256_and_ps(valid, _mm256_cmp_ps(m, neg_inf, _CMP_NEQ_UQ));
                     s[x] = _mm256_fmadd_ps(acc[r][x], cs, _mm256_mul_ps(m, log2e));
                 }
                 s[x] = _mm256_blendv_ps(neg_inf, s[x], valid);
@@ -781,7 +782,7 @@ ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *
         __m256 sv = _mm256_mul_ps(dot, cs);
         if (mask) {
             const __m256 m = _mm256_maskload_ps(mask + j0 + j, _mm256_castps_si256(valid));
-            valid = _mm256_and_ps(valid, _mm256_cmp_ps(m, neg_inf, _CMP_NEQ_OQ));
+            valid = _mm256_and_ps(valid, _mm256_cmp_ps(m, neg_inf, _CMP_NEQ_UQ));
             sv = _mm256_fmadd_ps(dot, cs, _mm256_mul_ps(m, log2e));
         }
         sv = _mm256_blendv_ps(neg_inf, sv, valid);
