@@ -24,4 +24,7 @@ static double fma_avx512(int64_t iters, float *sink)
     return 2.0 * 16 * ACC * (double)iters;
 }
 
-const attn_fma_kernel attn_fma_kernel_avx512 = {"avx512", 512, ACC, fma_avx512};
+const attn_flop_kernel attn_flop_kernel_avx512 = {
+    "avx512", "vfmadd ps zmm", ATTN_ROOFLINE_FMA512,
+    ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL | ATTN_ISA_AVX512DQ, 512, ACC,
+    fma_avx512};

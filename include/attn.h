@@ -143,6 +143,11 @@ typedef struct attn_variant_info {
                                * internally (float32 accumulation); else ATTN_F32 */
     int param_count;
     const attn_param_info *params;
+    const char *roofline;    /* the peak its peak_fraction is against (attnbench peak): "fma"
+                              * (float32 FMA, widest vector), "fma256", "fma512", "bf16_dot"
+                              * (VDPBF16PS) or "amx_bf16" (TDPBF16PS) */
+    const char *blas_core;   /* the BLAS kernel that runs it (OpenBLAS's core name, e.g.
+                              * "Haswell"); NULL for a variant that is its own code */
 } attn_variant_info;
 
 /* Number of registered variants, in priority order (best first). */
