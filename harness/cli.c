@@ -1455,8 +1455,8 @@ static json_t *result_json(const run_state *s, const variant_run *run, double fl
         "samples_s", samples_json(run, c->reps), "flops",
         flops, "gflops", gflops(run, flops),
         /* fractions of the cached roofline (attnbench peak), null when none is cached */
-        "peak_fraction",
-        cli_json_real(cli_peak_fraction(run->info.roofline, gflops(run, flops), run->params.threads)),
+        "peak_fraction", cli_json_real(cli_peak_fraction(run->info.roofline, gflops(run, flops),
+                                                         run->params.threads)),
         "bw_fraction", p->len_q == 1
             ? cli_json_real(cli_bw_fraction(p, run->time.median, run->params.threads))
             : json_null(),

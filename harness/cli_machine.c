@@ -321,7 +321,8 @@ enum { PEAK_FORMAT, PEAK_REFRESH, PEAK_TRIAD_MIB, PEAK_HELP, PEAK_OPTION_COUNT }
 static const cli_option peak_options[PEAK_OPTION_COUNT] = {
     [PEAK_FORMAT] = {"format", "text|json", "output format (default text)"},
     [PEAK_REFRESH] = {"refresh", NULL, "measure again and replace the cached figures"},
-    [PEAK_TRIAD_MIB] = {"triad-mib", "N", "triad and read array size in MiB (measures, never cached)"},
+    [PEAK_TRIAD_MIB] = {"triad-mib", "N",
+                        "triad and read array size in MiB (measures, never cached)"},
     [PEAK_HELP] = {"help", NULL, "this help"},
 };
 

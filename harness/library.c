@@ -254,7 +254,8 @@ bool attn_variant_get(int i, attn_variant_info *info)
         .name = v->name, .description = v->description, .isa = isa, .supported = !missing,
         .why_not = why, .tolerance = v->tolerance, .dtypes = variant_dtypes(v),
         .compute_dtype = v->compute_dtype, .param_count = v->param_count, .params = v->params,
-        .roofline = attn_roofline_name(v->roofline), .blas_core = v->blas_core ? v->blas_core() : NULL,
+        .roofline = attn_roofline_name(v->roofline),
+        .blas_core = v->blas_core ? v->blas_core() : NULL,
     };
     return true;
 }

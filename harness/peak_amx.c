@@ -29,8 +29,9 @@ static double dot_amx(int64_t iters, float *sink)
         cfg.rows[i] = TILE_ROWS;
     }
     _tile_loadconfig(&cfg);
-    _Alignas(64) uint16_t a[TILE_ROWS * TILE_BYTES_PER_ROW / 2], b[TILE_ROWS * TILE_BYTES_PER_ROW / 2];
-    for (int i = 0; i < TILE_ROWS * TILE_BYTES_PER_ROW / 2; i++) {
+    enum { TILE_BF16 = TILE_ROWS * TILE_BYTES_PER_ROW / 2 };
+    _Alignas(64) uint16_t a[TILE_BF16], b[TILE_BF16];
+    for (int i = 0; i < TILE_BF16; i++) {
         a[i] = 0x3f80; /* bf16 1.0 */
         b[i] = 0x3580; /* bf16 2^-20 */
     }

@@ -27,4 +27,5 @@ static double fma_avx2(int64_t iters, float *sink)
 }
 
 const attn_flop_kernel attn_flop_kernel_avx2 = {
-    "avx2", "vfmadd ps ymm", ATTN_ROOFLINE_FMA256, ATTN_ISA_AVX2 | ATTN_ISA_FMA, 256, ACC, fma_avx2};
+    "avx2", "vfmadd ps ymm", ATTN_ROOFLINE_FMA256, ATTN_ISA_AVX2 | ATTN_ISA_FMA, 256, ACC,
+    fma_avx2};
