@@ -1453,7 +1453,7 @@ static json_t *result_json(const run_state *s, const variant_run *run, double fl
         c->mask ? json_string(c->mask) : json_null());
     return json_pack(
         "{s:s, s:o, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:f, s:f, s:o, s:o, "
-        "s:o, s:o, s:o, s:o, s:o, s:f, s:b, s:b}",
+        "s:o, s:o, s:o, s:o, s:o, s:f, s:b, s:b, s:s, s:o}",
         "variant", run->info.name, "params", params, "shape", shape,
         "dtype", attn_dtype_name(p->dtype), "out_dtype", attn_dtype_name(p->out_dtype),
         "compute_dtype", attn_dtype_name(run->info.compute_dtype), "threads",
@@ -1463,7 +1463,8 @@ static json_t *result_json(const run_state *s, const variant_run *run, double fl
         "samples_s", samples_json(run, c->reps), "flops",
         flops, "gflops", gflops(run, flops),
         /* fractions of the cached roofline (attnbench peak), null when none is cached */
-        "peak_fraction", cli_json_real(cli_peak_fraction(gflops(run, flops), run->params.threads)),
+        "peak_fraction", cli_json_real(cli_peak_fraction(run->info.roofline, gflops(run, flops),
+                                                         run->params.threads)),
         "bw_fraction", p->len_q == 1
             ? cli_json_real(cli_bw_fraction(p, run->time.median, run->params.threads))
             : json_null(),
@@ -1473,7 +1474,9 @@ static json_t *result_json(const run_state *s, const variant_run *run, double fl
         /* against the oracle on the float32 data before rounding to dtype */
         "max_rel_err_f32", c->check ? cli_json_real(run->error_f32.max_rel) : json_null(),
         "nan_mismatch", c->check ? json_integer(run->error.nan_mismatch) : json_null(),
-        "tolerance", run->tolerance, "checked", c->check, "ok", run_ok(s, run));
+        "tolerance", run->tolerance, "checked", c->check, "ok", run_ok(s, run),
+        "roofline", run->info.roofline, /* what peak_fraction is against */
+        "blas_core", run->info.blas_core ? json_string(run->info.blas_core) : json_null());
 }
 
 /* run's JSON document: tool, machine, results. NULL on OOM. */

@@ -45,9 +45,10 @@ int cli_compare(int argc, char **argv); /* cli_compare.c */
  * detection); false after reporting a bad list. */
 bool cli_set_disable_isa(const char *command, const char *list);
 /* Fractions of the cached roofline (attnbench peak); NaN when none is cached. peak_fraction =
- * GFLOP/s over FMA peak per core x min(threads, cores); bw_fraction = K+V bytes read per second
- * over triad bandwidth (1-thread figure x threads, at most the all-cores figure). */
-double cli_peak_fraction(double gflops, int threads);
+ * GFLOP/s over the per-core peak of `roofline` (the variant's, attn_variant_info.roofline) x
+ * min(threads, cores); bw_fraction = K+V bytes read per second over the read bandwidth
+ * (1-thread figure x threads, at most the all-cores figure). */
+double cli_peak_fraction(const char *roofline, double gflops, int threads);
 double cli_bw_fraction(const attn_problem *p, double seconds, int threads);
 /* The cached roofline as `peak --format json` describes it, or JSON null when none is cached
  * (cli_machine.c). NULL on OOM. */

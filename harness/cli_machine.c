@@ -84,33 +84,70 @@ static bool make_cache_dir(char *why, size_t why_len)
     }
 }
 
-static const char *const peak_numbers[] = {"fma_gflops_per_core", "fma_gflops_all_cores",
-                                           "triad_gbs_1t", "triad_gbs_all"};
+/* The JSON keys of each roofline's figures: GFLOP/s of one core and of all cores. */
+static const char *const roofline_keys[ATTN_ROOFLINE_COUNT][2] = {
+    [ATTN_ROOFLINE_FMA] = {"fma_gflops_per_core", "fma_gflops_all_cores"},
+    [ATTN_ROOFLINE_FMA256] = {"fma_gflops_per_core_256", "fma_gflops_all_cores_256"},
+    [ATTN_ROOFLINE_FMA512] = {"fma_gflops_per_core_512", "fma_gflops_all_cores_512"},
+    [ATTN_ROOFLINE_BF16_DOT] = {"bf16_dot_gflops_per_core", "bf16_dot_gflops_all_cores"},
+    [ATTN_ROOFLINE_AMX_BF16] = {"amx_bf16_gflops_per_core", "amx_bf16_gflops_all_cores"},
+};
+enum { MEMORY_NUMBERS = 4 };
+static const char *const memory_keys[MEMORY_NUMBERS] = {"read_gbs_1t", "read_gbs_all",
+                                                        "triad_gbs_1t", "triad_gbs_all"};
 
-static double *peak_number(attn_peak *p, int i)
+static double *memory_number(attn_peak *p, int i)
 {
-    double *fields[] = {&p->fma_gflops_per_core, &p->fma_gflops_all_cores, &p->triad_gbs_1t,
-                        &p->triad_gbs_all};
+    double *fields[MEMORY_NUMBERS] = {&p->read_gbs_1t, &p->read_gbs_all, &p->triad_gbs_1t,
+                                      &p->triad_gbs_all};
     return fields[i];
 }
 
 static json_t *peak_json(const attn_peak *p, const char *measured_at)
 {
-    json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:I, s:i, s:s}",
+    json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:I, s:i, s:s, s:i, s:s}",
                           "machine_id", attn_machine_id(), "measured_at", measured_at,
                           "cores", p->cores, "fma_kernel", p->fma_kernel, "vector_bits",
                           p->vector_bits, "accumulators", p->accumulators, "triad_array_bytes",
                           (json_int_t)p->triad_array_bytes, "triad_bytes_per_element",
                           p->triad_bytes_per_element, "triad_bytes_counted",
                           "b, c read + a written + a's write-allocate read: 4 x 4 bytes per "
-                          "element (STREAM counts 3 x 4: multiply by 3/4 to compare)");
+                          "element (STREAM counts 3 x 4: multiply by 3/4 to compare)",
+                          "read_row_bytes", ATTN_READ_ROW_BYTES, "read_bytes_counted",
+                          "every byte read: the triad's b and c arrays, a row of b then the same "
+                          "row of c (K and V of a decode step)");
     attn_peak copy = *p;
-    for (int i = 0; o && i < 4; i++)
-        if (json_object_set_new(o, peak_numbers[i], json_real(*peak_number(&copy, i)))) {
+    for (int r = 0; o && r < ATTN_ROOFLINE_COUNT; r++)
+        if (json_object_set_new(o, roofline_keys[r][0], json_real(p->gflops_per_core[r])) ||
+            json_object_set_new(o, roofline_keys[r][1], json_real(p->gflops_all_cores[r]))) {
+            json_decref(o);
+            o = NULL;
+        }
+    for (int i = 0; o && i < MEMORY_NUMBERS; i++)
+        if (json_object_set_new(o, memory_keys[i], json_real(*memory_number(&copy, i)))) {
             json_decref(o);
             o = NULL;
         }
     return o;
+}
+
+/* A cached figure: a finite number >= 0 (> 0 when `positive`), or false with why. A cache
+ * written before the figure existed lacks its key: it is measured again, never half-trusted. */
+static bool peak_figure(json_t *root, const char *key, bool positive, double *out, char *why,
+                        size_t why_len)
+{
+    json_t *v = json_object_get(root, key);
+    if (!v) {
+        snprintf(why, why_len, "no %s (written by an older attnbench)", key);
+        return false;
+    }
+    const double x = json_is_number(v) ? json_number_value(v) : NAN;
+    if (!(isfinite(x) && (positive ? x > 0 : x >= 0))) {
+        snprintf(why, why_len, "%s is not a %s number", key, positive ? "positive" : "finite >= 0");
+        return false;
+    }
+    *out = x;
+    return true;
 }
 
 /* Reads a cached peak. Returns 1 on success, 0 when there is no file, -1 when the file is
@@ -141,28 +178,26 @@ static int peak_load(const char *path, attn_peak *out, char *measured_at, size_t
         snprintf(why, why_len, "it is machine %s's, this is %s", id, attn_machine_id());
         goto done;
     }
-    for (int i = 0; i < 4; i++) {
-        json_t *v = json_object_get(root, peak_numbers[i]);
-        const double x = json_is_number(v) ? json_number_value(v) : NAN;
-        if (!(isfinite(x) && x > 0)) {
-            snprintf(why, why_len, "%s is not a positive number", peak_numbers[i]);
+    /* a roofline this CPU has must be measured (> 0); one it lacks is 0 */
+    for (int r = 0; r < ATTN_ROOFLINE_COUNT; r++) {
+        const bool have = attn_peak_kernel((attn_roofline)r) != NULL;
+        if (!peak_figure(root, roofline_keys[r][0], have, &out->gflops_per_core[r], why, why_len) ||
+            !peak_figure(root, roofline_keys[r][1], have, &out->gflops_all_cores[r], why, why_len))
             goto done;
-        }
-        *peak_number(out, i) = x;
     }
+    for (int i = 0; i < MEMORY_NUMBERS; i++)
+        if (!peak_figure(root, memory_keys[i], true, memory_number(out, i), why, why_len))
+            goto done;
     out->cores = (int)json_integer_value(cores);
     out->triad_array_bytes = json_integer_value(bytes);
     if (out->cores < 1 || out->triad_array_bytes < 1) {
         snprintf(why, why_len, "cores or triad_array_bytes is not positive");
         goto done;
     }
-    /* fma_kernel must name a kernel this build knows: the string lives in static storage */
-    static const char *const kernels[] = {"avx512", "avx2", "portable"};
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(kernel, kernels[i]))
-            out->fma_kernel = kernels[i];
-    if (!out->fma_kernel) {
-        snprintf(why, why_len, "unknown fma_kernel '%s'", kernel);
+    /* fma_kernel must name the loop this build measures fma with here (static storage) */
+    out->fma_kernel = attn_peak_kernel(ATTN_ROOFLINE_FMA)->name;
+    if (strcmp(kernel, out->fma_kernel) != 0) {
+        snprintf(why, why_len, "fma_kernel is '%s', this build's is '%s'", kernel, out->fma_kernel);
         goto done;
     }
     json_t *bits = json_object_get(root, "vector_bits"), *acc = json_object_get(root, "accumulators");
@@ -224,8 +259,8 @@ static const attn_peak *cached_peak(void)
             if (r > 0)
                 state = 1;
             else if (r < 0)
-                fprintf(stderr, "attnbench: ignoring corrupt peak cache %s (%s); run "
-                        "`attnbench peak --refresh`\n", path, why);
+                fprintf(stderr, "attnbench: ignoring the peak cache %s, corrupt or outdated "
+                        "(%s); run `attnbench peak --refresh`\n", path, why);
         }
     }
     return state > 0 ? &peak : NULL;
@@ -237,13 +272,16 @@ json_t *cli_cached_peak_json(void)
     return p ? peak_json(p, cached_when) : json_null();
 }
 
-double cli_peak_fraction(double gflops, int threads)
+double cli_peak_fraction(const char *roofline, double gflops, int threads)
 {
     const attn_peak *p = cached_peak();
-    if (!p || threads < 1)
+    int r = 0;
+    while (r < ATTN_ROOFLINE_COUNT && strcmp(roofline, attn_roofline_name((attn_roofline)r)) != 0)
+        r++;
+    if (!p || threads < 1 || r == ATTN_ROOFLINE_COUNT || !(p->gflops_per_core[r] > 0))
         return NAN;
     const int used = threads < p->cores ? threads : p->cores; /* more threads than cores add nothing */
-    return gflops / (p->fma_gflops_per_core * used);
+    return gflops / (p->gflops_per_core[r] * used);
 }
 
 double cli_bw_fraction(const attn_problem *prob, double seconds, int threads)
@@ -263,9 +301,9 @@ double cli_bw_fraction(const attn_problem *prob, double seconds, int threads)
     }
     const double bytes = 2.0 * rows * (double)prob->heads_kv * (double)prob->head_dim *
                          (double)attn_dtype_size(prob->dtype);
-    /* Bandwidth of `threads` threads: one thread's triad times threads, up to all cores'. */
-    double bw = threads >= p->cores ? p->triad_gbs_all : p->triad_gbs_1t * threads;
-    bw = bw < p->triad_gbs_all ? bw : p->triad_gbs_all;
+    /* Read bandwidth of `threads` threads: one thread's times threads, up to all cores'. */
+    double bw = threads >= p->cores ? p->read_gbs_all : p->read_gbs_1t * threads;
+    bw = bw < p->read_gbs_all ? bw : p->read_gbs_all;
     return bytes / seconds * 1e-9 / bw;
 }
 
@@ -275,23 +313,28 @@ enum { PEAK_FORMAT, PEAK_REFRESH, PEAK_TRIAD_MIB, PEAK_HELP, PEAK_OPTION_COUNT }
 static const cli_option peak_options[PEAK_OPTION_COUNT] = {
     [PEAK_FORMAT] = {"format", "text|json", "output format (default text)"},
     [PEAK_REFRESH] = {"refresh", NULL, "measure again and replace the cached figures"},
-    [PEAK_TRIAD_MIB] = {"triad-mib", "N", "triad array size in MiB (measures, never cached)"},
+    [PEAK_TRIAD_MIB] = {"triad-mib", "N",
+                        "triad and read array size in MiB (measures, never cached)"},
     [PEAK_HELP] = {"help", NULL, "this help"},
 };
 
 static void print_peak_help(void)
 {
     printf("usage: attnbench peak [options]\n\n"
-           "The measured roofline of this machine: float32 FMA GFLOP/s of one core and of all\n"
-           "cores (independent FMA chains at the widest vector the CPU has), and memory\n"
-           "bandwidth in GB/s from a STREAM-like triad a[i] = b[i] + s*c[i] on 1 thread and on\n"
-           "one thread per core, counting 16 bytes per element: b and c read, a written, and\n"
-           "a's write-allocate read (STREAM counts 12: x 3/4 to compare). Each figure is the\n"
-           "best of 5 repetitions. Triad arrays: 4x the L3 size each (at least 64 MiB, at most\n"
-           "1/12 of RAM).\n\n"
+           "The measured roofline of this machine, one per kind of instruction the variants\n"
+           "are built on, in GFLOP/s of one core and of all cores (independent chains of one\n"
+           "instruction): fma (float32 FMA at the widest vector: portable C and BLAS), fma256\n"
+           "(AVX2), fma512 (AVX-512), bf16_dot (VDPBF16PS, 64 FLOPs each) and amx_bf16\n"
+           "(TDPBF16PS 16x16x32), 0 where the CPU lacks them. Memory bandwidth in GB/s on 1\n"
+           "thread and one thread per core: read (two arrays read in turn, 512-byte rows: K\n"
+           "and V of a decode step) and a STREAM-like triad a[i] = b[i] + s*c[i] counting 16\n"
+           "bytes per element: b and c read, a written, and a's write-allocate read (STREAM\n"
+           "counts 12: x 3/4 to compare). Each figure is the best of 5 repetitions. Arrays: 4x\n"
+           "the L3 size each (at least 64 MiB, at most 1/12 of RAM).\n\n"
            "Figures are cached per machine id in $XDG_CACHE_HOME/attnbench/peak-<id>.json\n"
-           "(~/.cache/attnbench/...) and reused; `run` reads them for peak_fraction and\n"
-           "bw_fraction. A corrupt cache file is reported and measured again.\n\noptions:\n");
+           "(~/.cache/attnbench/...) and reused; `run` reads them for peak_fraction (against\n"
+           "the variant's roofline) and bw_fraction (against read). A corrupt cache file, or\n"
+           "one without every figure, is reported and measured again.\n\noptions:\n");
     cli_print_options(stdout, peak_options, PEAK_OPTION_COUNT);
 }
 
@@ -326,8 +369,8 @@ int cli_peak(int argc, char **argv)
     if (have_path && !refresh && triad_mib == 0) {
         const int r = peak_load(path, &peak, when, sizeof when, why, sizeof why);
         if (r < 0)
-            fprintf(stderr, "attnbench peak: corrupt cache file %s (%s): measuring again\n", path,
-                    why);
+            fprintf(stderr, "attnbench peak: cache file %s corrupt or outdated (%s): measuring "
+                    "again\n", path, why);
         cached = r > 0;
     }
     if (!cached) {
@@ -357,14 +400,23 @@ int cli_peak(int argc, char **argv)
         return ok ? CLI_EXIT_OK : cli_error("peak", "out of memory or output error");
     }
     printf("machine %s, %s\n", attn_machine_id(), cached ? "cached" : "measured now");
-    printf("  FMA float32, %s (%d-bit, %d accumulators)\n", peak.fma_kernel, peak.vector_bits,
-           peak.accumulators);
-    printf("    per core          %9.1f GFLOP/s\n", peak.fma_gflops_per_core);
-    printf("    all %3d cores     %9.1f GFLOP/s\n", peak.cores, peak.fma_gflops_all_cores);
-    printf("  triad a=b+s*c, 3 x %lld MiB, %d bytes/element (write-allocate counted)\n",
-           (long long)(peak.triad_array_bytes >> 20), peak.triad_bytes_per_element);
-    printf("    1 thread          %9.1f GB/s\n", peak.triad_gbs_1t);
-    printf("    %3d threads       %9.1f GB/s\n", peak.cores, peak.triad_gbs_all);
+    printf("  roofline  instruction           accumulators  GFLOP/s per core  all %3d cores\n",
+           peak.cores);
+    for (int r = 0; r < ATTN_ROOFLINE_COUNT; r++) {
+        const attn_flop_kernel *k = attn_peak_kernel((attn_roofline)r);
+        if (k)
+            printf("  %-9s %-21s %12d %17.1f %14.1f\n", attn_roofline_name((attn_roofline)r),
+                   k->instruction, k->accumulators, peak.gflops_per_core[r],
+                   peak.gflops_all_cores[r]);
+        else
+            printf("  %-9s not on this CPU\n", attn_roofline_name((attn_roofline)r));
+    }
+    printf("  memory, 2 or 3 x %lld MiB                    GB/s 1 thread  %3d threads\n",
+           (long long)(peak.triad_array_bytes >> 20), peak.cores);
+    printf("  read      2 streams, %d-byte rows %25.1f %12.1f\n", ATTN_READ_ROW_BYTES,
+           peak.read_gbs_1t, peak.read_gbs_all);
+    printf("  triad     a=b+s*c, %d bytes/element %23.1f %12.1f\n", peak.triad_bytes_per_element,
+           peak.triad_gbs_1t, peak.triad_gbs_all);
     printf("  measured %s%s%s\n", when, have_path && triad_mib == 0 ? ", cache " : "",
            have_path && triad_mib == 0 ? path : "");
     return CLI_EXIT_OK;
@@ -464,11 +516,12 @@ static json_t *variants_json(void)
         attn_variant_info v;
         if (!attn_variant_get(i, &v))
             continue;
-        json_t *o = json_pack("{s:s, s:s, s:b, s:o, s:o, s:s, s:f}", "name", v.name, "isa", v.isa,
-                              "supported", v.supported, "why_not",
+        json_t *o = json_pack("{s:s, s:s, s:b, s:o, s:o, s:s, s:f, s:s}", "name", v.name, "isa",
+                              v.isa, "supported", v.supported, "why_not",
                               v.supported ? json_null() : json_string(v.why_not), "dtypes",
                               cli_dtypes_json(v.dtypes), "compute_dtype",
-                              attn_dtype_name(v.compute_dtype), "tolerance", v.tolerance);
+                              attn_dtype_name(v.compute_dtype), "tolerance", v.tolerance,
+                              "roofline", v.roofline);
         if (json_array_append_new(list, o)) {
             json_decref(list);
             return NULL;
@@ -525,9 +578,11 @@ static void print_info_text(const char *forced, const char *force_error)
     cli_defaults_print();
     const attn_peak *p = cached_peak();
     if (p)
-        printf("peak (cached)     %.1f GFLOP/s per core, %.1f all cores; triad %.1f GB/s 1 "
-               "thread, %.1f all\n", p->fma_gflops_per_core, p->fma_gflops_all_cores,
-               p->triad_gbs_1t, p->triad_gbs_all);
+        printf("peak (cached)     GFLOP/s per core fma %.1f, fma256 %.1f, fma512 %.1f, bf16_dot "
+               "%.1f, amx_bf16 %.1f; GB/s 1 thread read %.1f, triad %.1f\n",
+               p->gflops_per_core[ATTN_ROOFLINE_FMA], p->gflops_per_core[ATTN_ROOFLINE_FMA256],
+               p->gflops_per_core[ATTN_ROOFLINE_FMA512], p->gflops_per_core[ATTN_ROOFLINE_BF16_DOT],
+               p->gflops_per_core[ATTN_ROOFLINE_AMX_BF16], p->read_gbs_1t, p->triad_gbs_1t);
     else
         printf("peak              not measured yet (attnbench peak)\n");
 }

@@ -309,6 +309,8 @@ bool attn_variant_get(int i, attn_variant_info *info)
         .compute_dtype = v->compute_dtype, .param_count = v->param_count, .params = v->params,
         .vector_bits = v->vector_bits,
         .flops_per_cycle = (int)attn_machine_flops_per_cycle(&cpu->machine, v->vector_bits, NULL),
+        .roofline = attn_roofline_name(v->roofline),
+        .blas_core = v->blas_core ? v->blas_core() : NULL,
     };
     return true;
 }

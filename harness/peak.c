@@ -1,4 +1,5 @@
-/* peak.c — measuring the roofline (see peak.h): FMA kernel choice and timing, the triad. */
+/* peak.c — measuring the roofline (see peak.h): the arithmetic loops' choice and timing, the
+ * read and triad loops. */
 #include "peak.h"
 #include "error.h"
 
@@ -45,43 +46,55 @@ static double fma_portable(int64_t iters, float *sink)
     return 2.0 * PORTABLE_ACC * (double)iters;
 }
 
-static const attn_fma_kernel fma_kernel_portable = {"portable", 32, PORTABLE_ACC, fma_portable};
+static const attn_flop_kernel flop_kernel_portable = {
+    "portable", "multiply + add, baseline vectors", ATTN_ROOFLINE_FMA, 0, 32, PORTABLE_ACC,
+    fma_portable};
 
-/* The widest loop the CPU can run (detected ISA: the machine's peak, whatever is disabled). */
-static const attn_fma_kernel *pick_fma_kernel(void)
-{
+/* Every loop this build has, each for its roofline. */
+static const attn_flop_kernel *const flop_kernels[] = {
 #if ATTN_ARCH_X86
-    const uint32_t isa = attn_cpu_get()->isa_detected;
-    if (isa & ATTN_ISA_AVX512F)
-        return &attn_fma_kernel_avx512;
-    if ((isa & ATTN_ISA_AVX2) && (isa & ATTN_ISA_FMA))
-        return &attn_fma_kernel_avx2;
+    &attn_flop_kernel_avx512, &attn_flop_kernel_avx2, &attn_flop_kernel_avx512_bf16,
+    &attn_flop_kernel_amx,
 #endif
-    return &fma_kernel_portable;
+    &flop_kernel_portable,
+};
+
+const attn_flop_kernel *attn_peak_kernel(attn_roofline r)
+{
+    if (r == ATTN_ROOFLINE_FMA) { /* the widest float32 FMA the CPU has, else the portable loop */
+        const attn_flop_kernel *k = attn_peak_kernel(ATTN_ROOFLINE_FMA512);
+        k = k ? k : attn_peak_kernel(ATTN_ROOFLINE_FMA256);
+        return k ? k : &flop_kernel_portable;
+    }
+    const uint32_t isa = attn_cpu_get()->isa_detected;
+    for (size_t i = 0; i < sizeof flop_kernels / sizeof flop_kernels[0]; i++)
+        if (flop_kernels[i]->roofline == r && (flop_kernels[i]->isa & ~isa) == 0)
+            return flop_kernels[i];
+    return NULL;
 }
 
-typedef struct fma_job {
-    const attn_fma_kernel *kernel;
+typedef struct flop_job {
+    const attn_flop_kernel *kernel;
     int64_t iters;
     float sink[ATTN_MAX_THREADS];
     double flops[ATTN_MAX_THREADS]; /* done by each worker in the last run */
-} fma_job;
+} flop_job;
 
-static void fma_worker(void *ctx, int w, int workers)
+static void flop_worker(void *ctx, int w, int workers)
 {
     (void)workers;
-    fma_job *job = ctx;
+    flop_job *job = ctx;
     job->flops[w] = job->kernel->run(job->iters, &job->sink[w]);
-    attn_cpu_clean_upper_state(); /* the triad after it is baseline code */
+    attn_cpu_clean_upper_state(); /* the loops after it are baseline code */
 }
 
-/* Best GFLOP/s of `workers` threads each running the FMA loop; 0 if the pool was busy. */
-static double time_fma(fma_job *job, int workers)
+/* Best GFLOP/s of `workers` threads each running the loop; 0 if the pool was busy. */
+static double time_flops(flop_job *job, int workers)
 {
     double best = 0;
     for (int r = 0; r < REPEATS; r++) {
         const double t0 = now();
-        if (!attn_parallel_run(workers, fma_worker, job))
+        if (!attn_parallel_run(workers, flop_worker, job))
             return 0;
         const double t = now() - t0;
         double flops = 0;
@@ -93,20 +106,79 @@ static double time_fma(fma_job *job, int workers)
     return best;
 }
 
-typedef struct triad_job {
+/* Times one loop on 1 thread and on `cores` threads; false if the pool was busy. */
+static bool measure_flops(flop_job *job, const attn_flop_kernel *kernel, int cores,
+                          double *per_core, double *all_cores)
+{
+    /* Calibrate the loop to about FMA_TARGET_MS per repetition. */
+    job->kernel = kernel;
+    job->iters = 1 << 10;
+    for (;;) {
+        const double t0 = now();
+        kernel->run(job->iters, &job->sink[0]);
+        attn_cpu_clean_upper_state();
+        const double t = now() - t0;
+        if (t > FMA_TARGET_MS * 1e-3 / 4 || job->iters > (1ll << 40)) {
+            job->iters = (int64_t)((double)job->iters * FMA_TARGET_MS * 1e-3 / t) + 1;
+            break;
+        }
+        job->iters *= 2;
+    }
+    *per_core = time_flops(job, 1);
+    *all_cores = time_flops(job, cores);
+    return *all_cores > 0;
+}
+
+/* The memory loops, over the same three arrays. */
+typedef enum stream_mode { STREAM_INIT, STREAM_TRIAD, STREAM_READ } stream_mode;
+
+typedef struct stream_job {
     float *a, *b, *c;
     size_t n;
-    bool init;
-} triad_job;
+    stream_mode mode;
+    float sink[ATTN_MAX_THREADS];
+} stream_job;
 
-static void triad_worker(void *ctx, int w, int workers)
+enum { READ_ROW_FLOATS = ATTN_READ_ROW_BYTES / sizeof(float), READ_LANES = 32 };
+
+/* K/V-like reading: a row of b (K), then the same row of c (V), and so on. The 32 float lanes
+ * are independent sums (chains short enough that the adds never limit the loads), in baseline
+ * code the compiler vectorises: every CPU reads memory with it, nothing here needs an ISA.
+ * Wider loads do not raise the ceiling: on a Zen 4, one thread read memory as fast with 128-
+ * and 256-bit loads as here, and about 17% slower with 512-bit ones. */
+static float read_rows(const float *restrict k, const float *restrict v, size_t rows)
 {
-    triad_job *job = ctx;
+    float acc[READ_LANES] = {0};
+    for (size_t r = 0; r < rows; r++, k += READ_ROW_FLOATS, v += READ_ROW_FLOATS) {
+        for (int i = 0; i < READ_ROW_FLOATS; i += READ_LANES)
+            for (int l = 0; l < READ_LANES; l++)
+                acc[l] += k[i + l];
+        for (int i = 0; i < READ_ROW_FLOATS; i += READ_LANES)
+            for (int l = 0; l < READ_LANES; l++)
+                acc[l] += v[i + l];
+    }
+    float s = 0;
+    for (int l = 0; l < READ_LANES; l++)
+        s += acc[l];
+    return s;
+}
+
+static void stream_worker(void *ctx, int w, int workers)
+{
+    stream_job *job = ctx;
+    if (job->mode == STREAM_READ) {
+        const size_t rows = job->n / READ_ROW_FLOATS;
+        const size_t r0 = rows * (size_t)w / (size_t)workers;
+        const size_t r1 = rows * (size_t)(w + 1) / (size_t)workers;
+        job->sink[w] = read_rows(job->b + r0 * READ_ROW_FLOATS, job->c + r0 * READ_ROW_FLOATS,
+                                 r1 - r0);
+        return;
+    }
     const size_t i0 = job->n * (size_t)w / (size_t)workers;
     const size_t i1 = job->n * (size_t)(w + 1) / (size_t)workers;
     float *restrict a = job->a;
     const float *restrict b = job->b, *restrict c = job->c;
-    if (job->init) { /* first touch by the thread that will use the pages */
+    if (job->mode == STREAM_INIT) { /* first touch by the thread that will use the pages */
         for (size_t i = i0; i < i1; i++) {
             job->a[i] = 0.0f;
             job->b[i] = 1.0f;
@@ -119,15 +191,24 @@ static void triad_worker(void *ctx, int w, int workers)
         a[i] = b[i] + s * c[i];
 }
 
-/* Best GB/s (ATTN_TRIAD_BYTES_PER_ELEMENT per element) of the triad on `workers` threads; 0 if the pool was busy. */
-static double time_triad(triad_job *job, int workers)
+/* Bytes one pass of the job's loop counts. */
+static double stream_bytes(const stream_job *job)
 {
+    if (job->mode == STREAM_READ)
+        return 2.0 * (double)(job->n / READ_ROW_FLOATS) * ATTN_READ_ROW_BYTES;
+    return ATTN_TRIAD_BYTES_PER_ELEMENT * (double)job->n;
+}
+
+/* Best GB/s of the job's loop on `workers` threads; 0 if the pool was busy. */
+static double time_stream(stream_job *job, stream_mode mode, int workers)
+{
+    job->mode = mode;
     double best = 0;
     for (int r = 0; r < REPEATS; r++) {
         const double t0 = now();
-        if (!attn_parallel_run(workers, triad_worker, job) && workers > 1)
+        if (!attn_parallel_run(workers, stream_worker, job) && workers > 1)
             return 0;
-        const double rate = ATTN_TRIAD_BYTES_PER_ELEMENT * (double)job->n / (now() - t0) * 1e-9;
+        const double rate = stream_bytes(job) / (now() - t0) * 1e-9;
         best = rate > best ? rate : best;
     }
     return best;
@@ -152,62 +233,65 @@ int64_t attn_peak_default_triad_bytes(void)
 
 static attn_status measure(attn_peak *out, int64_t triad_bytes, attn_error *err)
 {
-    const attn_fma_kernel *kernel = pick_fma_kernel();
     const int cores = attn_topology_get()->cores;
     out->cores = cores < ATTN_MAX_THREADS ? cores : ATTN_MAX_THREADS;
-    out->fma_kernel = kernel->name;
-    out->vector_bits = kernel->vector_bits;
-    out->accumulators = kernel->accumulators;
+    const attn_flop_kernel *widest = attn_peak_kernel(ATTN_ROOFLINE_FMA);
+    out->fma_kernel = widest->name;
+    out->vector_bits = widest->vector_bits;
+    out->accumulators = widest->accumulators;
 
-    /* Calibrate the FMA loop to about FMA_TARGET_MS per repetition. */
-    fma_job *job = calloc(1, sizeof *job);
+    flop_job *job = calloc(1, sizeof *job);
     if (!job)
         return attn_fail(err, ATTN_ERR_NOMEM, "peak: out of memory");
-    job->kernel = kernel;
-    job->iters = 1 << 14;
-    for (;;) {
-        const double t0 = now();
-        kernel->run(job->iters, &job->sink[0]);
-        attn_cpu_clean_upper_state();
-        const double t = now() - t0;
-        if (t > FMA_TARGET_MS * 1e-3 / 4 || job->iters > (1ll << 40)) {
-            job->iters = (int64_t)((double)job->iters * FMA_TARGET_MS * 1e-3 / t) + 1;
-            break;
-        }
-        job->iters *= 2;
+    bool ok = true;
+    for (int r = 0; r < ATTN_ROOFLINE_COUNT && ok; r++) {
+        const attn_flop_kernel *k = attn_peak_kernel((attn_roofline)r);
+        if (!k || (int)k->roofline != r) /* none here; or fma as fma512/fma256, copied below */
+            continue;
+        ok = measure_flops(job, k, out->cores, &out->gflops_per_core[r], &out->gflops_all_cores[r]);
     }
-    out->fma_gflops_per_core = time_fma(job, 1);
-    out->fma_gflops_all_cores = time_fma(job, out->cores);
     free(job);
-    if (out->fma_gflops_all_cores == 0)
+    if (!ok)
         return attn_fail(err, ATTN_ERR_INVALID, "peak: the thread pool is busy (another run)");
+    if (widest->roofline != ATTN_ROOFLINE_FMA) { /* fma is then the widest width's figures */
+        out->gflops_per_core[ATTN_ROOFLINE_FMA] = out->gflops_per_core[widest->roofline];
+        out->gflops_all_cores[ATTN_ROOFLINE_FMA] = out->gflops_all_cores[widest->roofline];
+    }
 
     if (triad_bytes <= 0)
         triad_bytes = attn_peak_default_triad_bytes();
-    out->triad_array_bytes = triad_bytes & ~(int64_t)63;
+    out->triad_array_bytes = triad_bytes & ~(int64_t)(ATTN_READ_ROW_BYTES - 1);
     out->triad_bytes_per_element = ATTN_TRIAD_BYTES_PER_ELEMENT;
-    triad_job tj = {.n = (size_t)out->triad_array_bytes / sizeof(float), .init = true};
-    tj.a = aligned_alloc(64, (size_t)out->triad_array_bytes);
-    tj.b = aligned_alloc(64, (size_t)out->triad_array_bytes);
-    tj.c = aligned_alloc(64, (size_t)out->triad_array_bytes);
+    stream_job *sj = calloc(1, sizeof *sj);
     attn_status s = ATTN_OK;
-    if (!tj.a || !tj.b || !tj.c || tj.n == 0) {
+    if (sj) {
+        sj->n = (size_t)out->triad_array_bytes / sizeof(float);
+        sj->a = aligned_alloc(64, (size_t)out->triad_array_bytes);
+        sj->b = aligned_alloc(64, (size_t)out->triad_array_bytes);
+        sj->c = aligned_alloc(64, (size_t)out->triad_array_bytes);
+    }
+    if (!sj || !sj->a || !sj->b || !sj->c || sj->n == 0) {
         s = attn_fail(err, ATTN_ERR_NOMEM, "peak: cannot allocate 3 triad arrays of %lld bytes",
-                 (long long)out->triad_array_bytes);
+                      (long long)out->triad_array_bytes);
     } else {
-        attn_parallel_run(out->cores, triad_worker, &tj);
-        tj.init = false;
-        out->triad_gbs_1t = time_triad(&tj, 1);
-        out->triad_gbs_all = time_triad(&tj, out->cores);
-        if (out->triad_gbs_all == 0)
+        sj->mode = STREAM_INIT;
+        attn_parallel_run(out->cores, stream_worker, sj);
+        out->triad_gbs_1t = time_stream(sj, STREAM_TRIAD, 1);
+        out->triad_gbs_all = time_stream(sj, STREAM_TRIAD, out->cores);
+        out->read_gbs_1t = time_stream(sj, STREAM_READ, 1);
+        out->read_gbs_all = time_stream(sj, STREAM_READ, out->cores);
+        if (out->triad_gbs_all == 0 || out->read_gbs_all == 0)
             s = attn_fail(err, ATTN_ERR_INVALID, "peak: the thread pool is busy (another run)");
-        /* the result must look used, or the stores could be dropped as dead */
-        volatile float keep = tj.a[tj.n / 2];
+        /* the results must look used, or the loops could be dropped as dead */
+        volatile float keep = sj->a[sj->n / 2] + sj->sink[0];
         (void)keep;
     }
-    free(tj.a);
-    free(tj.b);
-    free(tj.c);
+    if (sj) {
+        free(sj->a);
+        free(sj->b);
+        free(sj->c);
+        free(sj);
+    }
     return s;
 }
 

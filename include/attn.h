@@ -162,6 +162,11 @@ typedef struct attn_variant_info {
     int flops_per_cycle;     /* float32 FLOPs one core of this CPU does per cycle at
                               * vector_bits (a per-microarchitecture fact, or the fallback of
                               * 2 FMAs per cycle): the planner's estimate ranks by it */
+    const char *roofline;    /* the peak its peak_fraction is against (attnbench peak): "fma"
+                              * (float32 FMA, widest vector), "fma256", "fma512", "bf16_dot"
+                              * (VDPBF16PS) or "amx_bf16" (TDPBF16PS) */
+    const char *blas_core;   /* the BLAS kernel that runs it (OpenBLAS's core name, e.g.
+                              * "Haswell"); NULL for a variant that is its own code */
 } attn_variant_info;
 
 /* Number of registered variants, in priority order (best first). */

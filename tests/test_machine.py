@@ -279,7 +279,25 @@ class Threads(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
 
 
+# Per-core and all-cores keys of each roofline in `attnbench peak --format json`.
+ROOFLINE_KEYS = {"fma": ("fma_gflops_per_core", "fma_gflops_all_cores"),
+                 "fma256": ("fma_gflops_per_core_256", "fma_gflops_all_cores_256"),
+                 "fma512": ("fma_gflops_per_core_512", "fma_gflops_all_cores_512"),
+                 "bf16_dot": ("bf16_dot_gflops_per_core", "bf16_dot_gflops_all_cores"),
+                 "amx_bf16": ("amx_bf16_gflops_per_core", "amx_bf16_gflops_all_cores")}
+
+
 class Peak(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # One small measurement (never cached) that every test reuses.
+        with tempfile.TemporaryDirectory() as tmp:
+            r = attnbench("peak", "--format", "json", "--triad-mib", "8",
+                          env={"XDG_CACHE_HOME": tmp})
+        if r.returncode != 0:
+            raise AssertionError(f"peak failed ({r.returncode}): {r.stderr}")
+        cls.measured = json.loads(r.stdout)
+
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
         self.env = {"XDG_CACHE_HOME": self.tmp.name}
@@ -289,27 +307,56 @@ class Peak(unittest.TestCase):
     def tearDown(self):
         self.tmp.cleanup()
 
-    def write_cache(self, **fields):
-        doc = {"machine_id": self.mid, "measured_at": "2000-01-01T00:00:00Z", "cores": 2,
-               "fma_kernel": "portable", "vector_bits": 32, "accumulators": 32,
-               "triad_array_bytes": 1 << 20, "triad_bytes_per_element": 16,
-               "fma_gflops_per_core": 100.0, "fma_gflops_all_cores": 200.0,
-               "triad_gbs_1t": 10.0, "triad_gbs_all": 16.0}
+    # Made-up per-core figures of the cache write_cache writes, one per roofline.
+    FAKE_PER_CORE = {"fma": 100.0, "fma256": 50.0, "fma512": 80.0, "bf16_dot": 300.0,
+                     "amx_bf16": 700.0}
+
+    def write_cache(self, drop=(), **fields):
+        """A cache in this build's format: the measured document, made-up figures (0 where the
+        measurement found none), fields overridden, keys in `drop` left out."""
+        doc = {k: v for k, v in self.measured.items() if k not in ("cached", "cache_file")}
+        doc.update({"machine_id": self.mid, "measured_at": "2000-01-01T00:00:00Z", "cores": 2,
+                    "read_gbs_1t": 10.0, "read_gbs_all": 16.0, "triad_gbs_1t": 30.0,
+                    "triad_gbs_all": 40.0})
+        for name, (per_core, all_cores) in ROOFLINE_KEYS.items():
+            present = self.measured[per_core] > 0
+            doc[per_core] = self.FAKE_PER_CORE[name] if present else 0.0
+            doc[all_cores] = 2 * doc[per_core]
         doc.update(fields)
+        for key in drop:
+            doc.pop(key)
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         with open(self.path, "w") as f:
             json.dump(doc, f)
 
     def test_small_measurement(self):
-        r = attnbench("peak", "--format", "json", "--triad-mib", "8", env=self.env)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        peak = json.loads(r.stdout)
+        peak = self.measured
         for key in ("fma_gflops_per_core", "fma_gflops_all_cores", "triad_gbs_1t",
-                    "triad_gbs_all"):
+                    "triad_gbs_all", "read_gbs_1t", "read_gbs_all"):
             self.assertGreater(peak[key], 0, key)
         self.assertGreaterEqual(peak["fma_gflops_all_cores"], 0.5 * peak["fma_gflops_per_core"])
         self.assertFalse(peak["cached"])
-        self.assertFalse(os.path.exists(self.path), "a non-default size must not be cached")
+        self.assertIsNone(peak["cache_file"], "a non-default size must not be cached")
+
+    def test_a_roofline_for_every_variant_that_runs(self):
+        """Every roofline has its keys (0 where absent); the roofline of each variant that runs
+        here was measured; fma is the widest FMA width's figure when there is one."""
+        peak = self.measured
+        for name, keys in ROOFLINE_KEYS.items():
+            for key in keys:
+                self.assertGreaterEqual(peak[key], 0, key)
+        for v in info_json()["variants"]:
+            self.assertIn(v["roofline"], ROOFLINE_KEYS, v["name"])
+            if v["supported"]:
+                self.assertGreater(peak[ROOFLINE_KEYS[v["roofline"]][0]], 0, v["name"])
+        widest = next((k for k in ("fma512", "fma256") if peak[ROOFLINE_KEYS[k][0]] > 0), None)
+        if widest:
+            self.assertEqual(peak["fma_gflops_per_core"], peak[ROOFLINE_KEYS[widest][0]])
+        r = attnbench("peak", "--triad-mib", "8", env=self.env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for name in ROOFLINE_KEYS:
+            self.assertRegex(r.stdout, rf"(?m)^  {name} ", name)
+        self.assertRegex(r.stdout, r"(?m)^  read ")
 
     def test_cached_figures_are_used(self):
         self.write_cache()
@@ -318,7 +365,8 @@ class Peak(unittest.TestCase):
         peak = json.loads(r.stdout)
         self.assertTrue(peak["cached"])
         self.assertEqual(peak["fma_gflops_per_core"], 100.0)
-        # run: peak_fraction = GFLOP/s / (per-core peak x threads); decode: bw_fraction
+        # run: peak_fraction = GFLOP/s / (per-core peak x threads); decode: bw_fraction against
+        # the read bandwidth
         for threads in (1, 2):
             r = attnbench("run", "--variant", "streaming", "--heads", "2", "--len-q", "1",
                           "--len-kv", "512", "--dim", "16", "--threads", threads, "--reps", "2",
@@ -335,6 +383,24 @@ class Peak(unittest.TestCase):
                       "--reps", "1", "--format", "json", env=self.env)
         self.assertIsNone(json.loads(r.stdout)["results"][0]["bw_fraction"])  # not decode
 
+    def test_fraction_against_each_variants_roofline(self):
+        self.write_cache()
+        rooflines = {v["name"]: v["roofline"] for v in info_json()["variants"]}
+        r = attnbench("run", "--variant", "all", "--len-q", "3", "--len-kv", "40", "--dim", "8",
+                      "--threads", "1", "--reps", "1", "--format", "json", env=self.env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for res in json.loads(r.stdout)["results"]:
+            with self.subTest(variant=res["variant"]):
+                self.assertEqual(res["roofline"], rooflines[res["variant"]])
+                against = self.FAKE_PER_CORE[res["roofline"]]
+                self.assertAlmostEqual(res["peak_fraction"], res["gflops"] / against,
+                                       delta=1e-9 + 1e-6 * res["peak_fraction"])
+                # the BLAS kernel that ran: named for the BLAS variant only (when OpenBLAS)
+                if res["variant"] == "cblas" and res["blas_core"] is not None:
+                    self.assertRegex(res["blas_core"], r"^\S")
+                elif res["variant"] != "cblas":
+                    self.assertIsNone(res["blas_core"])
+
     def test_no_cache_gives_null_fractions(self):
         r = attnbench("run", "--variant", "streaming", "--len-q", "1", "--len-kv", "64",
                       "--dim", "4", "--reps", "1", "--format", "json", env=self.env)
@@ -345,8 +411,9 @@ class Peak(unittest.TestCase):
 
     def test_corrupt_cache_is_reported_and_measured_again(self):
         for bad in ({"fma_gflops_per_core": "fast"}, {"triad_bytes_per_element": 12},
-                    {"machine_id": "0123456789abcdef"}, {"triad_gbs_all": -1.0}):
-            with self.subTest(bad=bad):
+                    {"machine_id": "0123456789abcdef"}, {"triad_gbs_all": -1.0},
+                    {"drop": ["read_gbs_1t"]}, {"drop": ["fma_gflops_per_core_512"]}):
+            with self.subTest(bad=bad):  # the drops: a cache from before those figures
                 self.write_cache(**bad)
                 r = attnbench("run", "--variant", "streaming", "--len-q", "4", "--dim", "4",
                               "--reps", "1", "--format", "json", env=self.env)

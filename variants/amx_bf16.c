@@ -898,6 +898,7 @@ const attn_variant attn_variant_amx_bf16 = {
     .tolerance = 8e-3,
     .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16,
     .compute_dtype = ATTN_BF16,
+    .roofline = ATTN_ROOFLINE_AMX_BF16,
     .param_count = 4,
     .params = amx_params,
     .defaults = amx_defaults,

@@ -962,6 +962,7 @@ const attn_variant attn_variant_avx2 = {
     .tolerance = 1e-5,
     .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16 | 1u << ATTN_F16,
     .compute_dtype = ATTN_F32,
+    .roofline = ATTN_ROOFLINE_FMA256,
     .param_count = 3,
     .params = avx2_params,
     .defaults = avx2_defaults,

@@ -824,6 +824,7 @@ const attn_variant attn_variant_avx512 = {
     .tolerance = 1e-5,
     .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16 | 1u << ATTN_F16,
     .compute_dtype = ATTN_F32,
+    .roofline = ATTN_ROOFLINE_FMA512,
     .param_count = 4,
     .params = avx512_params,
     .defaults = avx512_defaults,

@@ -713,6 +713,7 @@ const attn_variant attn_variant_avx512_bf16 = {
     .tolerance = 1e-2,
     .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16,
     .compute_dtype = ATTN_BF16,
+    .roofline = ATTN_ROOFLINE_BF16_DOT,
     .param_count = 3,
     .params = bf16_params,
     .defaults = bf16_defaults,

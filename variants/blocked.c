@@ -100,6 +100,7 @@ const attn_variant attn_variant_blocked = {
     .name = "blocked",
     .description = "cache-tiled two-pass: query tiles × key blocks, exact row softmax (portable C)",
     .isa = 0,
+    .roofline = ATTN_ROOFLINE_FMA,
     .tolerance = 1e-5,
     .param_count = 2,
     .params = blocked_params,

@@ -14,6 +14,8 @@
  * CBLAS, set its own thread variable (e.g. OMP_NUM_THREADS=1). */
 #include "variant.h"
 
+#include "attn_config.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stdbool.h>
@@ -165,10 +167,22 @@ static bool cblas_params_valid(const attn_problem *p, const int32_t *values, cha
     return true;
 }
 
+#if ATTN_HAVE_OPENBLAS_CORENAME
+/* OpenBLAS's cblas.h declares it, another CBLAS's header may not: the same declaration here. */
+char *openblas_get_corename(void);
+
+/* The kernel family OpenBLAS runs (detected, or OPENBLAS_CORETYPE's), e.g. "Haswell". */
+static const char *openblas_core(void)
+{
+    return openblas_get_corename();
+}
+#endif
+
 const attn_variant attn_variant_cblas = {
     .name = "cblas",
     .description = "GEMM + row softmax + GEMM through the system CBLAS, one thread (baseline)",
     .isa = 0,
+    .roofline = ATTN_ROOFLINE_FMA,
     .tolerance = 1e-5,
     .param_count = 0,
     .params = NULL,
@@ -177,4 +191,7 @@ const attn_variant attn_variant_cblas = {
     .params_valid = cblas_params_valid,
     .workspace_size = cblas_workspace,
     .run = cblas_run,
+#if ATTN_HAVE_OPENBLAS_CORENAME
+    .blas_core = openblas_core,
+#endif
 };

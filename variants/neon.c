@@ -409,6 +409,7 @@ const attn_variant attn_variant_neon = {
     .name = "neon",
     .description = "online softmax, 8x8 vfmaq micro-kernels, packed K/V blocks (AArch64 NEON)",
     .isa = ATTN_ISA_NEON,
+    .roofline = ATTN_ROOFLINE_FMA,
     .tolerance = 1e-5,
     .param_count = 2,
     .params = neon_params,

@@ -148,6 +148,7 @@ const attn_variant attn_variant_streaming = {
     .name = "streaming",
     .description = "online softmax, key blocks, O(bq·(d+bk)) memory (portable C)",
     .isa = 0,
+    .roofline = ATTN_ROOFLINE_FMA,
     .tolerance = 1e-5,
     .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16 | 1u << ATTN_F16,
     .param_count = 2,

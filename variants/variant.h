@@ -35,6 +35,25 @@ enum attn_isa_bit {
     ATTN_ISA_SVE = 1u << 19,
 };
 
+/* The roofline of the instructions a variant is built on: its records' peak_fraction is against
+ * the peak that `attnbench peak` measures for them (harness/peak.h). */
+typedef enum attn_roofline {
+    ATTN_ROOFLINE_FMA,      /* float32 FMA at the widest vector the CPU has: portable C, BLAS */
+    ATTN_ROOFLINE_FMA256,   /* float32 FMA on 256-bit vectors (AVX2) */
+    ATTN_ROOFLINE_FMA512,   /* float32 FMA on 512-bit vectors (AVX-512) */
+    ATTN_ROOFLINE_BF16_DOT, /* bf16 pair dot products into float32, VDPBF16PS zmm (AVX512_BF16) */
+    ATTN_ROOFLINE_AMX_BF16, /* bf16 tile products, TDPBF16PS (AMX-BF16) */
+    ATTN_ROOFLINE_COUNT
+} attn_roofline;
+
+/* The roofline's name, as records and `attnbench peak` spell it. */
+static inline const char *attn_roofline_name(attn_roofline r)
+{
+    static const char *const names[ATTN_ROOFLINE_COUNT] = {"fma", "fma256", "fma512", "bf16_dot",
+                                                           "amx_bf16"};
+    return (unsigned)r < ATTN_ROOFLINE_COUNT ? names[r] : "?";
+}
+
 /* What a variant may know of the machine when it picks default parameters: detected facts,
  * 0 where a fact is unknown (no hwloc, no sysconf answer, an emulator). The default rules
  * (attn_default_rule) replace an unknown fact by its documented fallback (attn_machine_fact). */
@@ -126,6 +145,10 @@ typedef struct attn_variant {
     double tolerance;
     unsigned dtypes;           /* input types it reads, bits 1u << attn_dtype; 0 = float32 only */
     attn_dtype compute_dtype;  /* ATTN_BF16 when Q, K, V and P are rounded to bf16 inside */
+    attn_roofline roofline;    /* the peak its instructions can reach */
+    /* For a variant that calls a library: the library's kernel that runs it (OpenBLAS's core
+     * name); NULL for the others. */
+    const char *(*blas_core)(void);
     int param_count;
     const attn_param_info *params;
     /* Default of each parameter (one rule per params[i], in order: attn_default_rule); NULL
