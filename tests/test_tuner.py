@@ -4,8 +4,9 @@
 usage: test_tuner.py ATTNBENCH CASE [SOURCE_DIR BUILD_DIR]
 
 Cases: bad_wisdom, concurrent, disabled_isa, from_wisdom, export_import, measure, forced,
-accuracy, example_pkgconfig. Every case uses tiny shapes and budgets and its own temporary wisdom file;
-nothing here asserts a timing."""
+accuracy, budget, progress, example_pkgconfig. Every case uses tiny shapes and budgets and its
+own temporary wisdom file; nothing here asserts a speed (budget checks that a time budget holds,
+against the run times the tool itself measured, with generous slack)."""
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 
 ATTNBENCH = sys.argv[1]
 # A cross build runs the tool through its exe wrapper (qemu), as meson does for test binaries.
@@ -211,6 +213,54 @@ def case_measure(tmp):
     check(plan is not None and plan["source"] == "measure", "--measure tunes: " + r.stderr.strip())
     plan, _ = plan_json(path)
     check(plan is not None and plan["source"] == "wisdom", "a new process finds the measured plan")
+
+
+# One thread, one run of the order of 0.1-0.5 s on a current core (FLOPs 4·B·H·L²·d = 17 G).
+BIG = ["--batch", "1", "--heads", "4", "--len", "4096", "--dim", "64", "--threads", "1"]
+
+
+def case_budget(tmp):
+    # A budget shorter than one run: the search must stop after the first run instead of
+    # repeating it (it took warm-up + 3 to 15 runs before). The bound is the budget, plus the
+    # slowest run the tool measured, plus slack for preparing the inputs and the check.
+    budget = 0.2
+    start = time.monotonic()
+    r = run(["tune", "--format", "json", "--no-store", "--budget", str(budget)] + BIG,
+            os.path.join(tmp, "w.json"))
+    wall = time.monotonic() - start
+    doc = json.loads(r.stdout) if r.returncode == 0 else None
+    check(doc is not None, "tune --budget 0.2 on a large problem: " + r.stderr.strip()[-300:])
+    if doc is None:
+        return
+    slowest = max(c["max_s"] for c in doc["candidates"])
+    bound = budget + slowest + 0.25 + 0.2 * (budget + slowest)
+    print(f"     search {doc['seconds']:.2f} s, process {wall:.2f} s, budget {budget} s, "
+          f"slowest run {slowest:.3f} s, {doc['timed']} timed, "
+          f"reps {[c['reps'] for c in doc['candidates']]}")
+    check(doc["seconds"] <= bound, f"the search kept its budget: {doc['seconds']:.2f} s <= "
+          f"{bound:.2f} s (budget + slowest run + slack)")
+    check(wall <= bound + 2.0, f"the process ended soon after: {wall:.2f} s")
+    check(doc["budget_exhausted"], "the result says the budget ran out")
+
+
+PROGRESS_LINE = re.compile(r"^(tune|plan): [\d.]+/[\d.]+ s, \d+/\d+ configurations: "
+                           r"(preparing inputs|checking \S+|timing \S+.*: (warm-up|rep \d+/\d+)"
+                           r"|timed \S+)", re.M)
+
+
+def case_progress(tmp):
+    # stderr is a pipe here, not a terminal: progress comes as plain lines, rate-limited.
+    r = run(["tune", "--no-store", "--budget", "2.5"] + BIG, os.path.join(tmp, "w.json"))
+    lines = PROGRESS_LINE.findall(r.stderr)
+    check(r.returncode == 0 and lines, "tune prints progress lines to a pipe: "
+          + r.stderr.strip()[-300:])
+    check("\r" not in r.stderr, "no terminal redraws in a pipe")
+    check(len(lines) <= 2.5 / 2.0 + 2, f"progress lines are rate-limited ({len(lines)})")
+    start = time.monotonic()
+    r = run(["plan", "--measure"] + BIG, os.path.join(tmp, "w.json"))
+    wall = time.monotonic() - start
+    check(r.returncode == 0 and re.search(r"^plan: .*configurations: ", r.stderr, re.M),
+          f"plan --measure prints progress lines ({wall:.1f} s): " + r.stderr.strip()[-300:])
 
 
 def case_forced(tmp):

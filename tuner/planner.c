@@ -25,6 +25,15 @@
 
 static const double MEASURE_BUDGET = 10.0; /* seconds ATTN_MEASURE may spend on one problem */
 
+static tuner_progress_fn measure_progress; /* tuner_measure_progress() */
+static void *measure_progress_ctx;
+
+void tuner_measure_progress(tuner_progress_fn fn, void *ctx)
+{
+    measure_progress = fn;
+    measure_progress_ctx = ctx;
+}
+
 struct attn_plan {
     attn_problem problem;
     tuner_config config;
@@ -133,7 +142,8 @@ static attn_status measure(const attn_problem *p, int threads, const tuner_class
                            attn_plan *plan, attn_error *err)
 {
     tuner_options opt = {.strategy = TUNER_FAST, .budget_seconds = MEASURE_BUDGET,
-                         .threads = threads, .max_rel_err = cls->max_rel_err};
+                         .threads = threads, .max_rel_err = cls->max_rel_err,
+                         .progress = measure_progress, .progress_ctx = measure_progress_ctx};
     tuner_result r;
     attn_status st = tuner_run(p, &opt, &r, err);
     if (st != ATTN_OK)

@@ -71,6 +71,19 @@ attn_status tuner_estimate(const attn_problem *p, int threads, tuner_config *out
 
 /* ---- measurement -------------------------------------------------------------------------- */
 
+/* What the tuner is doing, for a progress display. */
+typedef struct tuner_progress {
+    const char *stage;  /* "preparing inputs", "checking", "timing", "timed" */
+    const char *what;   /* the configuration ("avx512 bq=64 bk=128 threads=2"), "" when none */
+    int rep, reps;      /* timing: repetition rep (0: the warm-up) of at most reps planned */
+    double run_seconds; /* timing: the last run's time, or before one ran (and when preparing
+                         * the inputs) the lower bound tuner_run_lower_bound ... */
+    bool run_bound;     /* ... which this says */
+    size_t done, total; /* configurations visited, of the space */
+    double elapsed, budget; /* seconds since the search began, and its budget */
+} tuner_progress;
+typedef void (*tuner_progress_fn)(void *ctx, const tuner_progress *p);
+
 /* Tensors for timing runs of p (random values, in p's dtypes), a small problem of the same kind
  * with its float64 oracle output for correctness checks, and the oracle of a sample of p's own
  * output rows (batch 0, the first kv groups, the last query rows) for measuring accuracy. */
@@ -88,6 +101,13 @@ typedef struct tuner_bench {
     attn_problem sample;    /* a view of p's sample rows (same strides) */
     int64_t sample_row0;    /* its first query row in p */
     double *sample_ref;     /* oracle of the sample rows on p's inputs */
+    /* Set by the search (all optional): no repetition starts that would end after `deadline`
+     * (clock seconds; 0: none), and `progress` hears of every run. */
+    double deadline;
+    tuner_progress_fn progress;
+    void *progress_ctx;
+    tuner_progress status; /* the search's part (done, total, budget); measure.c fills the rest */
+    double start;          /* clock seconds the search began */
 } tuner_bench;
 
 attn_status tuner_bench_init(tuner_bench *b, const attn_problem *p, attn_error *err);
@@ -109,8 +129,14 @@ typedef struct tuner_timing {
     bool rejected;           /* stopped early: clearly slower than the best so far */
 } tuner_timing;
 
-/* Times c: one warm-up run, then repetitions until it is clearly slower than `best` (when
- * best->reps > 0), or its estimate separates from the best's, or it is stable, or max_reps. */
+/* A lower bound of one run of p on `threads` threads, in seconds: its FLOPs at an assumed peak
+ * above what this CPU's widest vector unit can reach (see measure.c). */
+double tuner_run_lower_bound(const attn_problem *p, int threads);
+
+/* Times c: one warm-up run (skipped when a run is long: see measure.c), then repetitions until
+ * it is clearly slower than `best` (when best->reps > 0), or its estimate separates from the
+ * best's, or it is stable, or max_reps, or the next one would end after b->deadline. A
+ * candidate always gets one run; when only the warm-up ran, it is the one sample. */
 attn_status tuner_time(const tuner_bench *b, const tuner_config *c, const tuner_timing *best,
                        tuner_timing *out, attn_error *err);
 
@@ -131,8 +157,9 @@ typedef struct tuner_options {
     /* 0: only variants computing in float32. > 0: variants computing in reduced precision too,
      * and every candidate's error measured on the problem must be within it. */
     double max_rel_err;
-    /* Called after each candidate; may be NULL. */
-    void (*progress)(void *ctx, size_t done, size_t total, const char *what);
+    /* Called before the inputs are prepared, before each candidate's check, and around each of
+     * its runs; may be NULL. */
+    tuner_progress_fn progress;
     void *progress_ctx;
 } tuner_options;
 
@@ -162,6 +189,10 @@ typedef struct tuner_result {
 
 attn_status tuner_run(const attn_problem *p, const tuner_options *opt, tuner_result *out,
                       attn_error *err);
+
+/* The progress hook of ATTN_MEASURE's tunes in this process (planner.c); NULL: none. For a
+ * tool that shows what a plan is measuring; the library itself prints nothing. */
+void tuner_measure_progress(tuner_progress_fn fn, void *ctx);
 void tuner_result_free(tuner_result *r);
 
 /* ---- wisdom --------------------------------------------------------------------------------- */
