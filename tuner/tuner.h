@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <time.h>
 
 /* ---- configurations and search spaces ---------------------------------------------------- */
 
@@ -222,11 +223,19 @@ typedef struct wisdom_entry {
     int full_variant;
     double full_median_seconds;
     char date[32]; /* ISO 8601, UTC */
+    /* When the entry was last written or chosen by a plan (ISO 8601, UTC; the date when the
+     * file has none): what least-recently-used pruning orders by. */
+    char last_used[32];
 } wisdom_entry;
 
+/* Entries in insertion order, indexed by class (a hash table: slots hold an entry's index + 1,
+ * 0 when empty; at most half full). A set built by hand ({.entries, .count}) has no index and
+ * is searched linearly; wisdom_set_put builds one. */
 typedef struct wisdom_set {
     wisdom_entry *entries;
     size_t count, capacity;
+    size_t *slots;
+    size_t slot_count; /* 0 or a power of two */
 } wisdom_set;
 
 /* The wisdom entry of a tuning result (r->best >= 0) for class cls: the choice, its time, GFLOP/s
@@ -234,7 +243,7 @@ typedef struct wisdom_set {
 void tuner_wisdom_entry(const attn_problem *p, const tuner_class *cls, const tuner_result *r,
                         wisdom_entry *e);
 
-/* Adds e, replacing an entry of the same class. */
+/* Adds e, replacing an entry of the same class (expected O(1)). */
 attn_status wisdom_set_put(wisdom_set *s, const wisdom_entry *e);
 const wisdom_entry *wisdom_set_find(const wisdom_set *s, const tuner_class *c);
 void wisdom_set_free(wisdom_set *s);
@@ -248,23 +257,43 @@ typedef enum wisdom_read_status {
     WISDOM_READ_BAD,     /* unreadable, corrupt, or an unknown format: must not be written over */
 } wisdom_read_status;
 
-/* Reads a wisdom file. Sections of other machines or builds are counted in *foreign and
- * described in `warning` (empty when none). On WISDOM_READ_BAD, err says why, with the path
- * and, for a parse error, line and column. */
+#define WISDOM_FORMAT "attnbench-wisdom"
+enum { WISDOM_VERSION = 1 };
+
+/* Reads a wisdom file (wisdom_read.c: a streaming parse, linear in the entries). Sections of
+ * other machines or builds are counted in *foreign and described in `warning` (empty when
+ * none). On WISDOM_READ_BAD, err says why, with the path and, for a parse error, line and
+ * column. */
 wisdom_read_status wisdom_read(const char *path, wisdom_set *ours, size_t *foreign,
                                char *warning, size_t warning_len, attn_error *err);
+/* The same from a document in memory (text[len]; need not end in NUL), `path` naming it in
+ * messages. Never MISSING. */
+wisdom_read_status wisdom_read_buffer(const char *text, size_t len, const char *path,
+                                      wisdom_set *ours, size_t *foreign, char *warning,
+                                      size_t warning_len, attn_error *err);
+/* A file's bytes, whole, into a new buffer (*text, NUL-terminated, *len bytes before the NUL):
+ * OK, MISSING (no such file) or BAD (unreadable, not a regular file; err says why). */
+wisdom_read_status wisdom_load_file(const char *path, char **text, size_t *len, attn_error *err);
 /* Merges `add` into the file under an exclusive lock (flock on PATH.lock): re-reads it, keeps
  * every other section and entry, replaces entries of the same class, writes a temporary file
  * in the same directory, fsyncs it and renames it over the file. Refuses (ATTN_ERR_IO, file
  * untouched) when the file exists but cannot be read as wisdom. */
 attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn_error *err);
+/* Marks the entry of class c in the file as used now (its last_used), under the same lock;
+ * nothing else changes, and a class the file lacks is not added. */
+attn_status wisdom_touch_in_file(const char *path, const tuner_class *c, attn_error *err);
+/* The most entries a written file keeps, over all its sections: $ATTN_WISDOM_MAX_ENTRIES, else
+ * WISDOM_DEFAULT_MAX_ENTRIES. Every write drops the least recently used beyond it. */
+enum { WISDOM_DEFAULT_MAX_ENTRIES = 20000 };
+size_t wisdom_max_entries(void);
 /* Writes a file holding only `set` (this machine and build), atomically. */
 attn_status wisdom_write_file(const char *path, const wisdom_set *set, attn_error *err);
 /* Removes the wisdom file (and its lock file). Missing is fine. */
 attn_status wisdom_forget(const char *path, attn_error *err);
 
-/* The current date and time as an entry records it (ISO 8601, UTC). */
+/* The current date and time as an entry records it (ISO 8601, UTC), and any other time so. */
 void wisdom_now(char *buf, size_t len);
+void wisdom_time(time_t t, char *buf, size_t len);
 
 /* This machine and build as stored in a wisdom file (new references). */
 json_t *wisdom_machine_json(void);
