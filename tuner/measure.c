@@ -368,6 +368,7 @@ attn_status tuner_time(const tuner_bench *b, const tuner_config *c, const tuner_
         if (would_overrun(b, warmup)) { /* no time for another: the warm-up is the sample */
             samples[n++] = warmup;
             summarise(samples, n, out);
+            report(b, "timed", what, n, n, out->median, false);
             return ATTN_OK;
         }
     }
