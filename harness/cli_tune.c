@@ -515,7 +515,7 @@ int cli_tune(int argc, char **argv)
     tuner_class_format(&cls, what, sizeof what);
     attn_wisdom_file(path, sizeof path);
     if (s.format == CLI_FORMAT_TEXT)
-        printf("tune %s: strategy %s, budget %.0f s\n", what,
+        printf("tune %s: strategy %s, budget %.3g s\n", what,
                opt.strategy == TUNER_FAST ? "fast" : "exhaustive", opt.budget_seconds);
     fflush(stdout);
 
