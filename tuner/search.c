@@ -24,6 +24,7 @@
 
 static const double PRUNE_RATIO = 1.5;    /* a variant's default this much slower: dropped */
 static const double MIN_IMPROVEMENT = 0.01; /* a step must gain 1% to be taken */
+static const double FASTER_AT_MOST = 0.5;  /* a new candidate's run vs the fastest so far */
 
 typedef struct search {
     const tuner_options *opt;
@@ -35,12 +36,15 @@ typedef struct search {
     size_t done; /* configurations visited (checked, timed or rejected) */
 } search;
 
-/* Whether the budget is spent: no new candidate starts once its first run, at the least time
- * it can take (tuner_run_lower_bound), would end after the deadline; but until one candidate
- * was timed there is no result, so the search goes on. */
+/* Whether the budget is spent: no new candidate starts once its first run would end after the
+ * deadline, that run taking at least the FLOP bound (tuner_run_lower_bound) and, once something
+ * was timed, half the fastest run so far (configurations of one problem seldom differ more);
+ * but until one candidate was timed there is no result, so the search goes on. */
 static bool out_of_budget(search *s)
 {
-    if (s->r->timed > 0 && attn_clock_seconds() + s->run_bound > s->bench.deadline)
+    const double fastest = s->r->best >= 0 ? s->best.min : 0;
+    const double next_run = fmax(s->run_bound, FASTER_AT_MOST * fastest);
+    if (s->r->timed > 0 && attn_clock_seconds() + next_run > s->bench.deadline)
         s->r->budget_exhausted = true;
     return s->r->budget_exhausted;
 }
