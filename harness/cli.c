@@ -178,6 +178,45 @@ bool cli_parse_int64(const char *command, const char *flag, const char *text, in
     return true;
 }
 
+bool cli_parse_kv_lens(const char *command, const char *text, int64_t batch, int32_t **out)
+{
+    *out = NULL;
+    /* Count first: B values must be given, and B itself may be absurdly large. */
+    int64_t n = 1;
+    for (const char *t = text; *t; t++)
+        n += *t == ',';
+    if (n != batch) {
+        cli_error(command, "--kv-lens: %lld values given for a batch of %lld", (long long)n,
+                  (long long)batch);
+        return false;
+    }
+    int32_t *lens = malloc((size_t)n * sizeof *lens);
+    if (!lens) {
+        cli_error(command, "out of memory");
+        return false;
+    }
+    const char *t = text;
+    for (int64_t b = 0; b < n; b++) {
+        const size_t len = strcspn(t, ",");
+        char item[24];
+        snprintf(item, sizeof item, "%.*s", (int)(len < sizeof item ? len : sizeof item - 1), t);
+        int64_t x;
+        if (len >= sizeof item) {
+            cli_error(command, "--kv-lens: '%.*s...' is not an integer", 20, t);
+            free(lens);
+            return false;
+        }
+        if (!cli_parse_int64(command, "kv-lens", item, 0, INT32_MAX, &x)) {
+            free(lens);
+            return false;
+        }
+        lens[b] = (int32_t)x;
+        t += len + (t[len] == ',');
+    }
+    *out = lens;
+    return true;
+}
+
 bool cli_parse_uint64(const char *command, const char *flag, const char *text, uint64_t *out)
 {
     if (!number_text_ok(command, flag, text))
@@ -992,30 +1031,8 @@ static int build_problem(run_state *s)
     p->mask = s->file_mask.data;
 
     if (c->kv_lens) {
-        /* Count first: B values must be given, and B itself may be absurdly large. */
-        int64_t n = 1;
-        for (const char *t = c->kv_lens; *t; t++)
-            n += *t == ',';
-        if (n != batch)
-            return cli_error("run", "--kv-lens: %lld values given for a batch of %lld",
-                             (long long)n, (long long)batch);
-        s->kv_lens = malloc((size_t)n * sizeof *s->kv_lens);
-        if (!s->kv_lens)
-            return cli_error("run", "out of memory");
-        const char *t = c->kv_lens;
-        for (int64_t b = 0; b < n; b++) {
-            const size_t len = strcspn(t, ",");
-            char item[24];
-            snprintf(item, sizeof item, "%.*s", (int)(len < sizeof item ? len : sizeof item - 1),
-                     t);
-            int64_t x;
-            if (len >= sizeof item)
-                return cli_error("run", "--kv-lens: '%.*s...' is not an integer", 20, t);
-            if (!cli_parse_int64("run", "kv-lens", item, 0, INT32_MAX, &x))
-                return CLI_EXIT_USAGE;
-            s->kv_lens[b] = (int32_t)x;
-            t += len + (t[len] == ',');
-        }
+        if (!cli_parse_kv_lens("run", c->kv_lens, batch, &s->kv_lens))
+            return CLI_EXIT_USAGE;
         p->kv_lens = s->kv_lens;
     }
 

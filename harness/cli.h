@@ -129,6 +129,9 @@ void cli_print_options(FILE *out, const cli_option *options, int count);
  * "<command>: --<flag>: ..." on failure and returns false. */
 bool cli_parse_int64(const char *command, const char *flag, const char *text, int64_t min,
                      int64_t max, int64_t *out);
+/* --kv-lens N,N,...: exactly `batch` integers in [0, INT32_MAX], into a new array (*out, free
+ * it); false with one message otherwise. */
+bool cli_parse_kv_lens(const char *command, const char *text, int64_t batch, int32_t **out);
 bool cli_parse_uint64(const char *command, const char *flag, const char *text, uint64_t *out);
 /* A comma list of distinct integers in [min, max] ("1,2,4"), each checked like a single flag
  * value (a list of CLI_MAX_LIST at most). */

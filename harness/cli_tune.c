@@ -195,24 +195,63 @@ static void print_tune_help(void)
            "written over: it is left as it is; attnbench wisdom forget removes it).\n");
 }
 
+/* Progress on stderr: on a terminal one line redrawn in place (a bar, then what is being
+ * measured); otherwise (a log, a pipe) plain lines, the first after PROGRESS_FIRST seconds and
+ * then at most one per PROGRESS_EVERY seconds (so a short tune prints none), and one before
+ * every step expected to take PROGRESS_FIRST or more. */
+static const double PROGRESS_FIRST = 1.0, PROGRESS_EVERY = 2.0;
+
 typedef struct progress_state {
-    double start, budget;
-    bool active;
+    const char *command;
+    bool tty;
+    bool active;      /* a terminal line is drawn and must be cleared */
+    double last_line; /* elapsed seconds of the last plain line; < 0: none yet */
 } progress_state;
 
-static void show_progress(void *ctx, size_t done, size_t total, const char *what)
+static void progress_init(progress_state *ps, const char *command)
+{
+    *ps = (progress_state){.command = command, .tty = isatty(STDERR_FILENO), .last_line = -1};
+}
+
+static void show_progress(void *ctx, const tuner_progress *p)
 {
     progress_state *ps = ctx;
-    const double elapsed = attn_clock_seconds() - ps->start;
-    double f = (double)done / (double)total;
-    if (elapsed / ps->budget > f)
-        f = elapsed / ps->budget;
-    const int width = 24, filled = (int)(f > 1 ? width : f * width);
-    fprintf(stderr, "\r[%.*s%*s] %zu/%zu  %.0f/%.0f s  %-40.40s", filled,
-            "########################", width - filled, "", done, total, elapsed, ps->budget,
-            what);
+    /* A step expected to take long (a long run, the inputs of a large problem) is announced
+     * at once: it may leave nothing else to print for a while. */
+    const bool long_step = strcmp(p->stage, "timed") && p->run_seconds >= PROGRESS_FIRST;
+    if (!ps->tty && !long_step &&
+        (p->elapsed < PROGRESS_FIRST ||
+         (ps->last_line >= 0 && p->elapsed - ps->last_line < PROGRESS_EVERY)))
+        return;
+    char text[320];
+    int n = snprintf(text, sizeof text, "%.1f/%.3g s, %zu/%zu configurations: %s%s%s", p->elapsed,
+                     p->budget, p->done, p->total, p->stage, p->what[0] ? " " : "", p->what);
+    if (n > 0 && (size_t)n < sizeof text && !strcmp(p->stage, "timing")) {
+        if (p->rep == 0)
+            snprintf(text + n, sizeof text - (size_t)n, ": warm-up (at least %.3g s)",
+                     p->run_seconds);
+        else
+            snprintf(text + n, sizeof text - (size_t)n, ": rep %d/%d (%s%.3g s per run)", p->rep,
+                     p->reps, p->run_bound ? "at least " : "", p->run_seconds);
+    }
+    if (ps->tty) {
+        const double f = p->budget > 0 && p->elapsed < p->budget ? p->elapsed / p->budget : 1;
+        const int width = 20, filled = (int)(f * width);
+        fprintf(stderr, "\r[%.*s%*s] %-100.100s", filled, "####################",
+                width - filled, "", text);
+        ps->active = true;
+    } else {
+        fprintf(stderr, "%s: %s\n", ps->command, text);
+        ps->last_line = p->elapsed;
+    }
     fflush(stderr);
-    ps->active = true;
+}
+
+static void progress_end(progress_state *ps)
+{
+    if (ps->active)
+        fprintf(stderr, "\r%*s\r", 124, "");
+    ps->active = false;
 }
 
 /* "avx512:bq=64,bk=128" or "avx512" into a config (threads given). */
@@ -466,26 +505,24 @@ int cli_tune(int argc, char **argv)
 
     opt.threads = (int)s.threads;
     opt.max_rel_err = s.max_rel_err;
-    progress_state ps = {.start = attn_clock_seconds(), .budget = opt.budget_seconds};
-    if (s.format == CLI_FORMAT_TEXT && isatty(STDERR_FILENO)) {
-        opt.progress = show_progress;
-        opt.progress_ctx = &ps;
-    }
+    progress_state ps;
+    progress_init(&ps, "tune");
+    opt.progress = show_progress;
+    opt.progress_ctx = &ps;
     tuner_class cls;
     tuner_class_of(&p, (int)s.threads, s.max_rel_err, &cls);
     char what[200], path[4096];
     tuner_class_format(&cls, what, sizeof what);
     attn_wisdom_file(path, sizeof path);
     if (s.format == CLI_FORMAT_TEXT)
-        printf("tune %s: strategy %s, budget %.0f s\n", what,
+        printf("tune %s: strategy %s, budget %.3g s\n", what,
                opt.strategy == TUNER_FAST ? "fast" : "exhaustive", opt.budget_seconds);
     fflush(stdout);
 
     tuner_result r;
     attn_error err;
     attn_status st = tuner_run(&p, &opt, &r, &err);
-    if (ps.active)
-        fprintf(stderr, "\r%*s\r", 110, "");
+    progress_end(&ps);
     if (st != ATTN_OK)
         return cli_error("tune", "%s", err.message);
 
@@ -571,7 +608,7 @@ int cli_tune(int argc, char **argv)
 enum { P_MEASURE = SHAPE_OPTION_COUNT, P_WISDOM_ONLY, P_EXECUTE, PLAN_OPTION_COUNT };
 static const cli_option plan_options[PLAN_OPTION_COUNT] = {
     SHAPE_OPTIONS,
-    [P_MEASURE] = {"measure", NULL, "ATTN_MEASURE: tune now (a few seconds) without wisdom"},
+    [P_MEASURE] = {"measure", NULL, "ATTN_MEASURE: tune now (10 s at most, plus one run) without wisdom"},
     [P_WISDOM_ONLY] = {"wisdom-only", NULL, "ATTN_WISDOM_ONLY: fail without wisdom"},
     [P_EXECUTE] = {"execute", "N", "run the plan N times (after a warm-up) and report the median"},
 };
@@ -692,7 +729,12 @@ int cli_plan(int argc, char **argv)
     attn_error err;
     const attn_plan_options po = {.threads = (int)s.threads, .flags = flags,
                                   .max_rel_err = s.max_rel_err};
+    progress_state ps;
+    progress_init(&ps, "plan");
+    tuner_measure_progress(show_progress, &ps);
     attn_plan *plan = attn_plan_create_with(&p, &po, &err);
+    tuner_measure_progress(NULL, NULL);
+    progress_end(&ps);
     if (!plan)
         return cli_error("plan", "%s", err.message);
     attn_plan_info info;

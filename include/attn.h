@@ -247,7 +247,8 @@ enum attn_plan_flags {
                                  * same kind, else the first supported variant in registry order
                                  * with its cache-size default parameters */
     ATTN_MEASURE = 1u << 0,     /* without wisdom for this problem, tune it now within a small
-                                 * budget (a few seconds) and store the result as wisdom */
+                                 * budget (10 s, plus at most one run of the candidate being
+                                 * timed) and store the result as wisdom */
     ATTN_WISDOM_ONLY = 1u << 1, /* fail (ATTN_ERR_UNSUPPORTED) unless wisdom has this problem */
 };
 

@@ -4,8 +4,9 @@
 usage: test_tuner.py ATTNBENCH CASE [SOURCE_DIR BUILD_DIR]
 
 Cases: bad_wisdom, strict_wisdom, concurrent, disabled_isa, from_wisdom, export_import, measure, forced,
-accuracy, example_pkgconfig. Every case uses tiny shapes and budgets and its own temporary wisdom file;
-nothing here asserts a timing."""
+accuracy, budget, progress, wisdom_cap, wisdom_scale, example_pkgconfig. Every case uses tiny shapes and budgets and its
+own temporary wisdom file; nothing here asserts a speed (budget checks that a time budget holds,
+against the run times the tool itself measured, with generous slack)."""
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 
 ATTNBENCH = sys.argv[1]
 # A cross build runs the tool through its exe wrapper (qemu), as meson does for test binaries.
@@ -219,6 +221,153 @@ def case_measure(tmp):
     check(plan is not None and plan["source"] == "measure", "--measure tunes: " + r.stderr.strip())
     plan, _ = plan_json(path)
     check(plan is not None and plan["source"] == "wisdom", "a new process finds the measured plan")
+
+
+# One thread, one run of the order of 0.1-0.5 s on a current core (FLOPs 4·B·H·L²·d = 17 G).
+BIG = ["--batch", "1", "--heads", "4", "--len", "4096", "--dim", "64", "--threads", "1"]
+
+
+def case_budget(tmp):
+    # A budget shorter than one run: the search must stop after the first run instead of
+    # repeating it (it took warm-up + 3 to 15 runs before). The bound is the budget, plus the
+    # slowest run the tool measured, plus slack for preparing the inputs and the check.
+    budget = 0.2
+    start = time.monotonic()
+    r = run(["tune", "--format", "json", "--no-store", "--budget", str(budget)] + BIG,
+            os.path.join(tmp, "w.json"))
+    wall = time.monotonic() - start
+    doc = json.loads(r.stdout) if r.returncode == 0 else None
+    check(doc is not None, "tune --budget 0.2 on a large problem: " + r.stderr.strip()[-300:])
+    if doc is None:
+        return
+    slowest = max(c["max_s"] for c in doc["candidates"])
+    bound = budget + slowest + 0.25 + 0.2 * (budget + slowest)
+    print(f"     search {doc['seconds']:.2f} s, process {wall:.2f} s, budget {budget} s, "
+          f"slowest run {slowest:.3f} s, {doc['timed']} timed, "
+          f"reps {[c['reps'] for c in doc['candidates']]}")
+    check(doc["seconds"] <= bound, f"the search kept its budget: {doc['seconds']:.2f} s <= "
+          f"{bound:.2f} s (budget + slowest run + slack)")
+    check(wall <= bound + 2.0, f"the process ended soon after: {wall:.2f} s")
+    check(doc["budget_exhausted"], "the result says the budget ran out")
+
+
+PROGRESS_LINE = re.compile(r"^(tune|plan): [\d.]+/[\d.]+ s, \d+/\d+ configurations: "
+                           r"(preparing inputs|checking \S+|timing \S+.*: (warm-up|rep \d+/\d+)"
+                           r"|timed \S+)", re.M)
+
+
+def case_progress(tmp):
+    # stderr is a pipe here, not a terminal: progress comes as plain lines, rate-limited.
+    r = run(["tune", "--no-store", "--budget", "2.5"] + BIG, os.path.join(tmp, "w.json"))
+    lines = PROGRESS_LINE.findall(r.stderr)
+    check(r.returncode == 0 and lines, "tune prints progress lines to a pipe: "
+          + r.stderr.strip()[-300:])
+    check("\r" not in r.stderr, "no terminal redraws in a pipe")
+    check(len(lines) <= 2.5 / 2.0 + 2, f"progress lines are rate-limited ({len(lines)})")
+    start = time.monotonic()
+    r = run(["plan", "--measure"] + BIG, os.path.join(tmp, "w.json"))
+    wall = time.monotonic() - start
+    check(r.returncode == 0 and re.search(r"^plan: .*configurations: ", r.stderr, re.M),
+          f"plan --measure prints progress lines ({wall:.1f} s): " + r.stderr.strip()[-300:])
+
+
+def shape_len(n):
+    return BASE + ["--len", str(n), "--dim", "16"]
+
+
+def entries_of(path):
+    with open(path) as f:
+        doc = json.load(f)
+    return [e for s in doc["sections"] for e in s["entries"]]
+
+
+def lens_of(path):
+    return sorted(e["problem"]["len_q"] for e in entries_of(path))
+
+
+def case_wisdom_cap(tmp):
+    # A cap of 3 entries: every write drops the least recently used beyond it.
+    path = os.path.join(tmp, "w.json")
+    cap = {"ATTN_WISDOM_MAX_ENTRIES": "3"}
+    for n in (48, 40, 32, 24):
+        r = run(["tune", "--budget", "0.3"] + shape_len(n), path, cap)
+        check(r.returncode == 0, f"tune len {n}: " + r.stderr.strip()[-200:])
+    check(lens_of(path) == [24, 32, 40], f"the first tuned is pruned: {lens_of(path)}")
+    # Use decides, not age: entries last used long ago, and a plan uses the oldest one.
+    with open(path) as f:
+        doc = json.load(f)
+    for e in doc["sections"][0]["entries"]:
+        e["last_used"] = {24: "2020-01-01T00:00:00Z", 32: "2020-01-02T00:00:00Z",
+                          40: "2020-01-03T00:00:00Z"}[e["problem"]["len_q"]]
+    foreign = json.loads(json.dumps(doc["sections"][0]))
+    foreign["machine"]["id"] = "0000000000000000"
+    foreign["entries"] = foreign["entries"][:1]
+    foreign["entries"][0]["last_used"] = "2019-01-01T00:00:00Z"
+    doc["sections"].append(foreign)
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    plan, r = plan_json(path, shape_len(24))
+    check(plan is not None and plan["source"] == "wisdom", "plan finds len 24 in wisdom")
+    with open(path) as f:
+        used = {e["problem"]["len_q"]: e.get("last_used", "")
+                for e in json.load(f)["sections"][0]["entries"]}
+    check(used.get(24, "") > "2020-01-03", f"the plan refreshed its entry's last use: {used}")
+    r = run(["tune", "--budget", "0.3"] + shape_len(16), path, cap)
+    check(r.returncode == 0, "tune len 16: " + r.stderr.strip()[-200:])
+    with open(path) as f:
+        doc = json.load(f)
+    check(len(doc["sections"]) == 1, "the other machine's section, least recently used, is "
+          "pruned first and removed when empty")
+    check(lens_of(path) == [16, 24, 40], f"the least recently used is pruned, not the plan's "
+          f"(len 32 gone): {lens_of(path)}")
+
+
+def case_wisdom_scale(tmp):
+    # N entries (N = the default cap, 11 MB): read whole, found, merged with a file of as many
+    # (half shared), and pruned back to the cap by the next write. (Their time is measured in
+    # the issue, not asserted here.)
+    n = 20000
+    path = os.path.join(tmp, "w.json")
+    r = tune(path, shape_len(48))
+    check(r.returncode == 0, "tune: " + r.stderr.strip()[-200:])
+    with open(path) as f:
+        doc = json.load(f)
+    seed = doc["sections"][0]["entries"][0]
+
+    def entries(first, n):
+        out = []
+        for i in range(first, first + n):
+            e = json.loads(json.dumps(seed))
+            e["problem"].update({"batch": 1 + i % 7, "len_q": 1 + i // 7, "len_kv": 1 + i // 7})
+            e["last_used"] = "2021-01-01T%02d:%02d:%02dZ" % (i // 3600 % 24, i // 60 % 60, i % 60)
+            out.append(e)
+        return out
+    doc["sections"][0]["entries"] = entries(0, n)
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    r = run(["wisdom", "show", "--format", "json"], path)
+    shown = json.loads(r.stdout) if r.returncode == 0 else {}
+    check(len(shown.get("entries", [])) == n, f"wisdom show reads {n} entries: "
+          f"{len(shown.get('entries', []))} {r.stderr.strip()[-200:]}")
+    last = ["--batch", str(1 + (n - 1) % 7), "--heads", "2", "--threads", "1", "--len",
+            str(1 + (n - 1) // 7), "--dim", "16"]
+    big = {"ATTN_WISDOM_MAX_ENTRIES": "100000"}
+    plan, r = plan_json(path, last, big)
+    check(plan is not None and plan["source"] == "wisdom", "plan finds the last entry")
+    other = os.path.join(tmp, "other.json")
+    doc["sections"][0]["entries"] = entries(n // 2, n)
+    with open(other, "w") as f:
+        json.dump(doc, f)
+    r = run(["wisdom", "import", other], path, big)
+    check(r.returncode == 0 and len(entries_of(path)) == n + n // 2,
+          f"import merges {n} into {n} ({n // 2} shared): {len(entries_of(path))} "
+          + r.stderr.strip()[-200:])
+    r = run(["tune", "--budget", "0.3"] + shape_len(47), path)
+    kept = entries_of(path)
+    check(r.returncode == 0 and len(kept) == n, f"the next write prunes to the default cap "
+          f"({n}): {len(kept)}")
+    check(min(e["last_used"] for e in kept) > "2021-01-01T00:00:00Z",
+          "the least recently used were dropped")
 
 
 def case_forced(tmp):

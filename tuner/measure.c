@@ -13,8 +13,16 @@
  * Speed: one warm-up run, then timed repetitions, added only while they can change the
  * decision: a candidate whose fastest run is already slower than the best's median is dropped,
  * one whose whole range lies below the best's range has separated, and one whose spread is
- * within STABLE_SPREAD of its median is settled. Times come from a monotonic clock. */
+ * within STABLE_SPREAD of its median is settled. Times come from a monotonic clock.
+ *
+ * Budget: no repetition starts that would end after the search's deadline (the last run's time
+ * predicts the next), so a search ends within its budget plus one run of the candidate that was
+ * running. A run's FLOPs at an assumed peak (ASSUMED_PEAK: above what the widest vector unit of
+ * any CPU with these ISA bits reaches) bound its time from below before it ever ran; a candidate
+ * whose bound exceeds LONG_RUN gets no separate warm-up (caches and page faults are noise next
+ * to a run that long), so a 6-second run is never run twice before the first is counted. */
 #include "tuner.h"
+#include "cpu.h"
 #include "oracle.h"
 #include "timing.h"
 
@@ -31,6 +39,22 @@ enum {
 static const double STABLE_SPREAD = 0.02;  /* (max - min) / median of a settled candidate */
 static const double SLOWER_MARGIN = 1.05;  /* min > best median · this: clearly slower */
 static const double HOPELESS_WARMUP = 2.0; /* warm-up > best median · this: not worth timing */
+static const double LONG_RUN = 0.25;       /* seconds (lower bound) above which no warm-up */
+static const double ASSUMED_HZ = 6e9;      /* above any CPU's boost clock */
+
+/* FLOPs per cycle per core at most, by the widest unit the CPU has (two FMA pipes of its
+ * widest vector, or AMX's tile throughput), first match wins. */
+static const struct {
+    uint32_t isa;
+    double flops_per_cycle;
+} ASSUMED_PEAK[] = {
+    {ATTN_ISA_AMX, 2048},    /* TDPBF16PS: 1024 bf16 FMAs per cycle */
+    {ATTN_ISA_AVX512F, 64},  /* 2 × 16 lanes × FMA */
+    {ATTN_ISA_SVE, 64},      /* up to 512-bit vectors */
+    {ATTN_ISA_AVX2, 32},
+    {ATTN_ISA_NEON, 32},     /* 4 pipes × 4 lanes × FMA */
+    {0, 16},                 /* anything else */
+};
 
 static attn_status fail(attn_error *err, attn_status s, const char *what)
 {
@@ -277,25 +301,86 @@ static void summarise(double *samples, int n, tuner_timing *out)
     out->reps = n;
 }
 
+double tuner_run_lower_bound(const attn_problem *p, int threads)
+{
+    const uint32_t isa = attn_cpu_get()->isa_detected;
+    size_t i = 0;
+    while (ASSUMED_PEAK[i].isa && !(isa & ASSUMED_PEAK[i].isa))
+        i++;
+    const double peak = ASSUMED_PEAK[i].flops_per_cycle * ASSUMED_HZ * (threads > 0 ? threads : 1);
+    return attn_problem_flops(p) / peak;
+}
+
+/* Tells the progress hook about run `rep` (0: the warm-up) of c. */
+static void report(const tuner_bench *b, const char *stage, const char *what, int rep, int reps,
+                   double run_seconds, bool run_bound)
+{
+    if (!b->progress)
+        return;
+    tuner_progress p = b->status;
+    p.stage = stage;
+    p.what = what;
+    p.rep = rep;
+    p.reps = reps;
+    p.run_seconds = run_seconds;
+    p.run_bound = run_bound;
+    p.elapsed = attn_clock_seconds() - b->start;
+    b->progress(b->progress_ctx, &p);
+}
+
+/* Whether a run of `seconds` started now would end after the deadline. */
+static bool would_overrun(const tuner_bench *b, double seconds)
+{
+    return b->deadline > 0 && attn_clock_seconds() + seconds > b->deadline;
+}
+
+/* How many timed repetitions fit before the deadline, at `seconds` each (1 to MAX_REPS). */
+static int planned_reps(const tuner_bench *b, double seconds)
+{
+    if (b->deadline <= 0 || seconds <= 0)
+        return MAX_REPS;
+    const double fit = (b->deadline - attn_clock_seconds()) / seconds;
+    return fit >= MAX_REPS ? MAX_REPS : fit < 1 ? 1 : (int)fit;
+}
+
 attn_status tuner_time(const tuner_bench *b, const tuner_config *c, const tuner_timing *best,
                        tuner_timing *out, attn_error *err)
 {
     memset(out, 0, sizeof *out);
     const bool have_best = best && best->reps > 0;
-    double warmup, samples[MAX_REPS], sorted[MAX_REPS];
-    attn_status st = run_once(b, c, &warmup, err);
-    if (st != ATTN_OK)
-        return st;
-    if (have_best && warmup > HOPELESS_WARMUP * best->median) {
-        out->median = out->min = out->max = warmup;
-        out->rejected = true;
-        return ATTN_OK;
-    }
+    char what[192];
+    tuner_config_format(c, what, sizeof what);
+    const double bound = tuner_run_lower_bound(b->problem, c->params.threads);
+    double last = bound, samples[MAX_REPS], sorted[MAX_REPS];
     int n = 0;
+    attn_status st;
+    if (bound < LONG_RUN) {
+        double warmup;
+        report(b, "timing", what, 0, planned_reps(b, bound), bound, true);
+        if ((st = run_once(b, c, &warmup, err)) != ATTN_OK)
+            return st;
+        if (have_best && warmup > HOPELESS_WARMUP * best->median) {
+            out->median = out->min = out->max = warmup;
+            out->rejected = true;
+            return ATTN_OK;
+        }
+        last = warmup;
+        if (would_overrun(b, warmup)) { /* no time for another: the warm-up is the sample */
+            samples[n++] = warmup;
+            summarise(samples, n, out);
+            report(b, "timed", what, n, n, out->median, false);
+            return ATTN_OK;
+        }
+    }
     while (n < MAX_REPS) {
+        if (n > 0 && would_overrun(b, last))
+            break; /* the budget: the next run would end after the deadline */
+        const int planned = n + planned_reps(b, last);
+        report(b, "timing", what, n + 1, planned < MAX_REPS ? planned : MAX_REPS, last,
+               last == bound);
         if ((st = run_once(b, c, &samples[n], err)) != ATTN_OK)
             return st;
-        n++;
+        last = samples[n++];
         memcpy(sorted, samples, (size_t)n * sizeof *samples);
         summarise(sorted, n, out);
         if (have_best && out->min > SLOWER_MARGIN * best->median) {
@@ -309,6 +394,7 @@ attn_status tuner_time(const tuner_bench *b, const tuner_config *c, const tuner_
         if (out->max - out->min <= STABLE_SPREAD * out->median)
             break;
     }
+    report(b, "timed", what, n, n, out->median, false);
     return ATTN_OK;
 }
 

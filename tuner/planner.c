@@ -25,6 +25,15 @@
 
 static const double MEASURE_BUDGET = 10.0; /* seconds ATTN_MEASURE may spend on one problem */
 
+static tuner_progress_fn measure_progress; /* tuner_measure_progress() */
+static void *measure_progress_ctx;
+
+void tuner_measure_progress(tuner_progress_fn fn, void *ctx)
+{
+    measure_progress = fn;
+    measure_progress_ctx = ctx;
+}
+
 struct attn_plan {
     attn_problem problem;
     tuner_config config;
@@ -59,6 +68,11 @@ static void load_wisdom_locked(void)
     }
     if (warning[0])
         fprintf(stderr, "attn: %s\n", warning);
+    if (wisdom_memory.count == 0) { /* the usual case: the file's set becomes the memory */
+        wisdom_set_free(&wisdom_memory);
+        wisdom_memory = set;
+        return;
+    }
     for (size_t i = 0; i < set.count; i++)
         wisdom_set_put(&wisdom_memory, &set.entries[i]);
     wisdom_set_free(&set);
@@ -128,12 +142,30 @@ static const wisdom_entry *nearest(const tuner_class *c, const attn_problem *p,
     return best;
 }
 
+/* Records that a plan chose wisdom entry e: its last use, which pruning keeps entries by, is
+ * refreshed in memory and in the file, there at most once per USE_RESOLUTION seconds and entry
+ * so that planning seldom writes. Failing to write is not the plan's failure: ignored. Call
+ * with wisdom_lock held. */
+static void mark_used_locked(wisdom_entry *e)
+{
+    enum { USE_RESOLUTION = 24 * 3600 };
+    char recent[32], path[4096];
+    wisdom_time(time(NULL) - USE_RESOLUTION, recent, sizeof recent);
+    if (strcmp(e->last_used, recent) >= 0)
+        return;
+    wisdom_now(e->last_used, sizeof e->last_used);
+    wisdom_path(wisdom_override, path, sizeof path);
+    attn_error ignored;
+    wisdom_touch_in_file(path, &e->cls, &ignored);
+}
+
 /* Tunes p (fast strategy, small budget), remembers the result and stores it in the file. */
 static attn_status measure(const attn_problem *p, int threads, const tuner_class *cls,
                            attn_plan *plan, attn_error *err)
 {
     tuner_options opt = {.strategy = TUNER_FAST, .budget_seconds = MEASURE_BUDGET,
-                         .threads = threads, .max_rel_err = cls->max_rel_err};
+                         .threads = threads, .max_rel_err = cls->max_rel_err,
+                         .progress = measure_progress, .progress_ctx = measure_progress_ctx};
     tuner_result r;
     attn_status st = tuner_run(p, &opt, &r, err);
     if (st != ATTN_OK)
@@ -240,6 +272,7 @@ attn_plan *attn_plan_create_with(const attn_problem *p, const attn_plan_options 
         plan->source = ATTN_PLAN_FROM_NEAREST;
     }
     if (chosen) {
+        mark_used_locked(&wisdom_memory.entries[chosen - wisdom_memory.entries]);
         plan->config = chosen->config;
         plan->config.params.threads = threads;
         plan->tuned_seconds = chosen->median_seconds;

@@ -24,19 +24,27 @@
 
 static const double PRUNE_RATIO = 1.5;    /* a variant's default this much slower: dropped */
 static const double MIN_IMPROVEMENT = 0.01; /* a step must gain 1% to be taken */
+static const double FASTER_AT_MOST = 0.5;  /* a new candidate's run vs the fastest so far */
 
 typedef struct search {
     const tuner_options *opt;
     tuner_result *r;
     tuner_bench bench;
     double start;
+    double run_bound; /* a lower bound of one run's time (seconds) */
     tuner_timing best, best_full;
     size_t done; /* configurations visited (checked, timed or rejected) */
 } search;
 
+/* Whether the budget is spent: no new candidate starts once its first run would end after the
+ * deadline, that run taking at least the FLOP bound (tuner_run_lower_bound) and, once something
+ * was timed, half the fastest run so far (configurations of one problem seldom differ more);
+ * but until one candidate was timed there is no result, so the search goes on. */
 static bool out_of_budget(search *s)
 {
-    if (attn_clock_seconds() - s->start > s->opt->budget_seconds)
+    const double fastest = s->r->best >= 0 ? s->best.min : 0;
+    const double next_run = fmax(s->run_bound, FASTER_AT_MOST * fastest);
+    if (s->r->timed > 0 && attn_clock_seconds() + next_run > s->bench.deadline)
         s->r->budget_exhausted = true;
     return s->r->budget_exhausted;
 }
@@ -48,6 +56,16 @@ static attn_status visit(search *s, size_t i, attn_error *err)
     if (c->checked)
         return ATTN_OK;
     c->checked = true;
+    char what[192];
+    tuner_config_format(&c->config, what, sizeof what);
+    s->bench.status.done = s->done;
+    if (s->opt->progress) {
+        tuner_progress p = s->bench.status;
+        p.stage = "checking";
+        p.what = what;
+        p.elapsed = attn_clock_seconds() - s->start;
+        s->opt->progress(s->opt->progress_ctx, &p);
+    }
     c->correct = tuner_check(&s->bench, &c->config, &c->max_rel, c->why, sizeof c->why);
     if (c->correct) {
         attn_status st = tuner_time(&s->bench, &c->config, &s->best, &c->timing, err);
@@ -71,11 +89,6 @@ static attn_status visit(search *s, size_t i, attn_error *err)
         }
     }
     s->done++;
-    if (s->opt->progress) {
-        char what[192];
-        tuner_config_format(&c->config, what, sizeof what);
-        s->opt->progress(s->opt->progress_ctx, s->done, s->r->space.count, what);
-    }
     return ATTN_OK;
 }
 
@@ -236,11 +249,25 @@ attn_status tuner_run(const attn_problem *p, const tuner_options *opt, tuner_res
     }
     out->estimate_index = tuner_space_find(&out->space, &out->estimate);
 
-    search s = {.opt = opt, .r = out, .start = attn_clock_seconds()};
+    search s = {.opt = opt, .r = out, .start = attn_clock_seconds(),
+                .run_bound = tuner_run_lower_bound(p, threads)};
+    const tuner_progress status = {.stage = "preparing inputs", .what = "",
+                                   .total = out->space.count, .budget = opt->budget_seconds};
+    if (opt->progress) { /* a long run means large inputs to prepare: say so at once */
+        tuner_progress preparing = status;
+        preparing.run_seconds = s.run_bound;
+        preparing.run_bound = true;
+        opt->progress(opt->progress_ctx, &preparing);
+    }
     if ((st = tuner_bench_init(&s.bench, p, err)) != ATTN_OK) {
         tuner_result_free(out);
         return st;
     }
+    s.bench.deadline = s.start + opt->budget_seconds;
+    s.bench.progress = opt->progress;
+    s.bench.progress_ctx = opt->progress_ctx;
+    s.bench.status = status;
+    s.bench.start = s.start;
     if (out->estimate_index >= 0)
         st = visit(&s, (size_t)out->estimate_index, err);
     if (st == ATTN_OK)

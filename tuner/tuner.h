@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <time.h>
 
 /* ---- configurations and search spaces ---------------------------------------------------- */
 
@@ -74,6 +75,19 @@ attn_status tuner_estimate(const attn_problem *p, int threads, tuner_config *out
 
 /* ---- measurement -------------------------------------------------------------------------- */
 
+/* What the tuner is doing, for a progress display. */
+typedef struct tuner_progress {
+    const char *stage;  /* "preparing inputs", "checking", "timing", "timed" */
+    const char *what;   /* the configuration ("avx512 bq=64 bk=128 threads=2"), "" when none */
+    int rep, reps;      /* timing: repetition rep (0: the warm-up) of at most reps planned */
+    double run_seconds; /* timing: the last run's time, or before one ran (and when preparing
+                         * the inputs) the lower bound tuner_run_lower_bound ... */
+    bool run_bound;     /* ... which this says */
+    size_t done, total; /* configurations visited, of the space */
+    double elapsed, budget; /* seconds since the search began, and its budget */
+} tuner_progress;
+typedef void (*tuner_progress_fn)(void *ctx, const tuner_progress *p);
+
 /* Tensors for timing runs of p (random values, in p's dtypes), a small problem of the same kind
  * with its float64 oracle output for correctness checks, and the oracle of a sample of p's own
  * output rows (batch 0, the first kv groups, the last query rows) for measuring accuracy. */
@@ -91,6 +105,13 @@ typedef struct tuner_bench {
     attn_problem sample;    /* a view of p's sample rows (same strides) */
     int64_t sample_row0;    /* its first query row in p */
     double *sample_ref;     /* oracle of the sample rows on p's inputs */
+    /* Set by the search (all optional): no repetition starts that would end after `deadline`
+     * (clock seconds; 0: none), and `progress` hears of every run. */
+    double deadline;
+    tuner_progress_fn progress;
+    void *progress_ctx;
+    tuner_progress status; /* the search's part (done, total, budget); measure.c fills the rest */
+    double start;          /* clock seconds the search began */
 } tuner_bench;
 
 attn_status tuner_bench_init(tuner_bench *b, const attn_problem *p, attn_error *err);
@@ -112,8 +133,14 @@ typedef struct tuner_timing {
     bool rejected;           /* stopped early: clearly slower than the best so far */
 } tuner_timing;
 
-/* Times c: one warm-up run, then repetitions until it is clearly slower than `best` (when
- * best->reps > 0), or its estimate separates from the best's, or it is stable, or max_reps. */
+/* A lower bound of one run of p on `threads` threads, in seconds: its FLOPs at an assumed peak
+ * above what this CPU's widest vector unit can reach (see measure.c). */
+double tuner_run_lower_bound(const attn_problem *p, int threads);
+
+/* Times c: one warm-up run (skipped when a run is long: see measure.c), then repetitions until
+ * it is clearly slower than `best` (when best->reps > 0), or its estimate separates from the
+ * best's, or it is stable, or max_reps, or the next one would end after b->deadline. A
+ * candidate always gets one run; when only the warm-up ran, it is the one sample. */
 attn_status tuner_time(const tuner_bench *b, const tuner_config *c, const tuner_timing *best,
                        tuner_timing *out, attn_error *err);
 
@@ -134,8 +161,9 @@ typedef struct tuner_options {
     /* 0: only variants computing in float32. > 0: variants computing in reduced precision too,
      * and every candidate's error measured on the problem must be within it. */
     double max_rel_err;
-    /* Called after each candidate; may be NULL. */
-    void (*progress)(void *ctx, size_t done, size_t total, const char *what);
+    /* Called before the inputs are prepared, before each candidate's check, and around each of
+     * its runs; may be NULL. */
+    tuner_progress_fn progress;
     void *progress_ctx;
 } tuner_options;
 
@@ -165,6 +193,10 @@ typedef struct tuner_result {
 
 attn_status tuner_run(const attn_problem *p, const tuner_options *opt, tuner_result *out,
                       attn_error *err);
+
+/* The progress hook of ATTN_MEASURE's tunes in this process (planner.c); NULL: none. For a
+ * tool that shows what a plan is measuring; the library itself prints nothing. */
+void tuner_measure_progress(tuner_progress_fn fn, void *ctx);
 void tuner_result_free(tuner_result *r);
 
 /* ---- wisdom --------------------------------------------------------------------------------- */
@@ -194,11 +226,19 @@ typedef struct wisdom_entry {
     int full_variant;
     double full_median_seconds;
     char date[32]; /* ISO 8601, UTC */
+    /* When the entry was last written or chosen by a plan (ISO 8601, UTC; the date when the
+     * file has none): what least-recently-used pruning orders by. */
+    char last_used[32];
 } wisdom_entry;
 
+/* Entries in insertion order, indexed by class (a hash table: slots hold an entry's index + 1,
+ * 0 when empty; at most half full). A set built by hand ({.entries, .count}) has no index and
+ * is searched linearly; wisdom_set_put builds one. */
 typedef struct wisdom_set {
     wisdom_entry *entries;
     size_t count, capacity;
+    size_t *slots;
+    size_t slot_count; /* 0 or a power of two */
 } wisdom_set;
 
 /* The wisdom entry of a tuning result (r->best >= 0) for class cls: the choice, its time, GFLOP/s
@@ -206,7 +246,7 @@ typedef struct wisdom_set {
 void tuner_wisdom_entry(const attn_problem *p, const tuner_class *cls, const tuner_result *r,
                         wisdom_entry *e);
 
-/* Adds e, replacing an entry of the same class. */
+/* Adds e, replacing an entry of the same class (expected O(1)). */
 attn_status wisdom_set_put(wisdom_set *s, const wisdom_entry *e);
 const wisdom_entry *wisdom_set_find(const wisdom_set *s, const tuner_class *c);
 void wisdom_set_free(wisdom_set *s);
@@ -220,16 +260,35 @@ typedef enum wisdom_read_status {
     WISDOM_READ_BAD,     /* unreadable, corrupt, or an unknown format: must not be written over */
 } wisdom_read_status;
 
-/* Reads a wisdom file. Sections of other machines or builds are counted in *foreign and
- * described in `warning` (empty when none). On WISDOM_READ_BAD, err says why, with the path
- * and, for a parse error, line and column. */
+#define WISDOM_FORMAT "attnbench-wisdom"
+enum { WISDOM_VERSION = 1 };
+
+/* Reads a wisdom file (wisdom_read.c: a streaming parse, linear in the entries). Sections of
+ * other machines or builds are counted in *foreign and described in `warning` (empty when
+ * none). On WISDOM_READ_BAD, err says why, with the path and, for a parse error, line and
+ * column. */
 wisdom_read_status wisdom_read(const char *path, wisdom_set *ours, size_t *foreign,
                                char *warning, size_t warning_len, attn_error *err);
+/* The same from a document in memory (text[len]; need not end in NUL), `path` naming it in
+ * messages. Never MISSING. */
+wisdom_read_status wisdom_read_buffer(const char *text, size_t len, const char *path,
+                                      wisdom_set *ours, size_t *foreign, char *warning,
+                                      size_t warning_len, attn_error *err);
+/* A file's bytes, whole, into a new buffer (*text, NUL-terminated, *len bytes before the NUL):
+ * OK, MISSING (no such file) or BAD (unreadable, not a regular file; err says why). */
+wisdom_read_status wisdom_load_file(const char *path, char **text, size_t *len, attn_error *err);
 /* Merges `add` into the file under an exclusive lock (flock on PATH.lock): re-reads it, keeps
  * every other section and entry, replaces entries of the same class, writes a temporary file
  * in the same directory, fsyncs it and renames it over the file. Refuses (ATTN_ERR_IO, file
  * untouched) when the file exists but cannot be read as wisdom. */
 attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn_error *err);
+/* Marks the entry of class c in the file as used now (its last_used), under the same lock;
+ * nothing else changes, and a class the file lacks is not added. */
+attn_status wisdom_touch_in_file(const char *path, const tuner_class *c, attn_error *err);
+/* The most entries a written file keeps, over all its sections: $ATTN_WISDOM_MAX_ENTRIES, else
+ * WISDOM_DEFAULT_MAX_ENTRIES. Every write drops the least recently used beyond it. */
+enum { WISDOM_DEFAULT_MAX_ENTRIES = 20000 };
+size_t wisdom_max_entries(void);
 /* Writes a file holding only `set` (this machine and build), atomically. */
 attn_status wisdom_write_file(const char *path, const wisdom_set *set, attn_error *err);
 /* Checks every entry of this machine and build's section strictly (types, ranges, the
@@ -241,8 +300,9 @@ attn_status wisdom_check_file(const char *path, attn_error *err);
  * (ATTN_ERR_INVALID) and left. Missing is fine. */
 attn_status wisdom_forget(const char *path, attn_error *err);
 
-/* The current date and time as an entry records it (ISO 8601, UTC). */
+/* The current date and time as an entry records it (ISO 8601, UTC), and any other time so. */
 void wisdom_now(char *buf, size_t len);
+void wisdom_time(time_t t, char *buf, size_t len);
 
 /* This machine and build as stored in a wisdom file (new references). */
 json_t *wisdom_machine_json(void);

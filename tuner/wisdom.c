@@ -39,8 +39,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WISDOM_FORMAT "attnbench-wisdom"
-enum { WISDOM_VERSION = 1 };
 
 /* ---- problem classes ---------------------------------------------------------------------- */
 
@@ -90,17 +88,91 @@ void tuner_wisdom_entry(const attn_problem *p, const tuner_class *cls, const tun
         e->full_median_seconds = r->candidates[r->best_full].timing.median;
     }
     wisdom_now(e->date, sizeof e->date);
+    memcpy(e->last_used, e->date, sizeof e->last_used);
+}
+
+/* ---- an index of problem classes ---------------------------------------------------------- */
+
+/* FNV-1a 64 over the class's fields, one at a time (no padding bytes hashed), mixed. */
+static uint64_t class_hash(const tuner_class *c)
+{
+    const double bound = c->max_rel_err == 0 ? 0.0 : c->max_rel_err; /* -0 equals 0 */
+    uint64_t bound_bits;
+    memcpy(&bound_bits, &bound, sizeof bound_bits);
+    const uint64_t fields[] = {(uint64_t)c->batch, (uint64_t)c->heads_q, (uint64_t)c->heads_kv,
+                               (uint64_t)c->len_q, (uint64_t)c->len_kv, (uint64_t)c->head_dim,
+                               (uint64_t)c->causal | (uint64_t)c->mask << 1 |
+                                   (uint64_t)c->kv_lens << 2,
+                               (uint64_t)c->threads, (uint64_t)c->dtype, bound_bits};
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        for (int b = 0; b < 64; b += 8)
+            h = (h ^ ((fields[i] >> b) & 0xff)) * 0x100000001b3ull;
+    /* FNV's low bits (what the table masks) never see its high bits: mix them down
+     * (MurmurHash3's finaliser). */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+}
+
+/* The slot of class c in an open-addressing table of `count` slots (a power of two) whose
+ * slots hold item index + 1 (0: empty): the one holding c, or the empty one where it would go.
+ * The items are `stride` bytes apart and each begins with its tuner_class. */
+static size_t *class_slot(size_t *slots, size_t count, const tuner_class *c, const void *items,
+                          size_t stride)
+{
+    size_t i = (size_t)class_hash(c) & (count - 1);
+    while (slots[i] &&
+           !tuner_class_equal((const tuner_class *)((const char *)items +
+                                                    (slots[i] - 1) * stride), c))
+        i = (i + 1) & (count - 1); /* linear probing; the table is never more than half full */
+    return &slots[i];
+}
+
+/* A table for n items, at most half full: its slot count (a power of two), or 0 on overflow. */
+static size_t slots_for(size_t n)
+{
+    size_t count = 16;
+    while (count / 2 < n + 1) {
+        if (count > SIZE_MAX / 4)
+            return 0;
+        count *= 2;
+    }
+    return count;
 }
 
 /* ---- sets of entries ---------------------------------------------------------------------- */
 
+/* Rebuilds s's index for at least `n` entries. */
+static attn_status reindex(wisdom_set *s, size_t n)
+{
+    const size_t count = slots_for(n);
+    size_t *slots = count ? calloc(count, sizeof *slots) : NULL;
+    if (!slots)
+        return ATTN_ERR_NOMEM;
+    for (size_t i = 0; i < s->count; i++) {
+        size_t *slot = class_slot(slots, count, &s->entries[i].cls, s->entries,
+                                  sizeof *s->entries);
+        *slot = i + 1; /* a duplicate (a hand-built set) keeps its last entry */
+    }
+    free(s->slots);
+    s->slots = slots;
+    s->slot_count = count;
+    return ATTN_OK;
+}
+
 attn_status wisdom_set_put(wisdom_set *s, const wisdom_entry *e)
 {
-    for (size_t i = 0; i < s->count; i++)
-        if (tuner_class_equal(&s->entries[i].cls, &e->cls)) {
-            s->entries[i] = *e;
-            return ATTN_OK;
-        }
+    if (s->slot_count / 2 < s->count + 1 && reindex(s, 2 * s->count + 16) != ATTN_OK)
+        return ATTN_ERR_NOMEM;
+    size_t *slot = class_slot(s->slots, s->slot_count, &e->cls, s->entries,
+                              sizeof *s->entries);
+    if (*slot) {
+        s->entries[*slot - 1] = *e;
+        return ATTN_OK;
+    }
     if (s->count == s->capacity) {
         size_t cap = s->capacity ? 2 * s->capacity : 16;
         wisdom_entry *grown = realloc(s->entries, cap * sizeof *grown);
@@ -110,20 +182,27 @@ attn_status wisdom_set_put(wisdom_set *s, const wisdom_entry *e)
         s->capacity = cap;
     }
     s->entries[s->count++] = *e;
+    *slot = s->count;
     return ATTN_OK;
 }
 
 const wisdom_entry *wisdom_set_find(const wisdom_set *s, const tuner_class *c)
 {
-    for (size_t i = 0; i < s->count; i++)
-        if (tuner_class_equal(&s->entries[i].cls, c))
-            return &s->entries[i];
-    return NULL;
+    if (!s->slot_count) { /* a set built by hand */
+        for (size_t i = 0; i < s->count; i++)
+            if (tuner_class_equal(&s->entries[i].cls, c))
+                return &s->entries[i];
+        return NULL;
+    }
+    const size_t slot = *class_slot(s->slots, s->slot_count, c, s->entries,
+                                    sizeof *s->entries);
+    return slot ? &s->entries[slot - 1] : NULL;
 }
 
 void wisdom_set_free(wisdom_set *s)
 {
     free(s->entries);
+    free(s->slots);
     memset(s, 0, sizeof *s);
 }
 
@@ -253,39 +332,14 @@ static bool parse_class(json_t *problem, tuner_class *c)
            isfinite(c->max_rel_err);
 }
 
-static bool parse_entry(json_t *e, wisdom_entry *out)
+/* An entry's last use as the file has it: "last_used", else its "date" (files written before
+ * entries carried a last use), else "" (older than any date). */
+static void last_used_of(json_t *e, char *buf, size_t len)
 {
-    memset(out, 0, sizeof *out);
-    if (!parse_class(json_object_get(e, "problem"), &out->cls))
-        return false;
-    const char *variant = json_string_value(json_object_get(e, "variant"));
-    json_t *params = json_object_get(e, "params");
-    attn_variant_info info;
-    const int index = attn_variant_find(variant);
-    if (index < 0 || !json_is_object(params) || !attn_variant_get(index, &info))
-        return false;
-    out->config.variant = index;
-    out->config.params.count = info.param_count;
-    out->config.params.threads = out->cls.threads;
-    for (int i = 0; i < info.param_count; i++) {
-        int64_t x;
-        if (!get_int(params, info.params[i].name, INT32_MIN, &x) || x > INT32_MAX)
-            return false;
-        out->config.params.value[i] = (int32_t)x;
-    }
-    out->median_seconds = json_number_value(json_object_get(e, "median_s"));
-    out->gflops = json_number_value(json_object_get(e, "gflops"));
-    json_t *rel = json_object_get(e, "rel_err"), *full = json_object_get(e, "full_precision");
-    out->rel_err = json_is_number(rel) ? json_number_value(rel) : NAN;
-    out->full_variant = -1;
-    if (json_is_object(full)) {
-        out->full_variant = attn_variant_find(json_string_value(json_object_get(full, "variant")));
-        out->full_median_seconds = json_number_value(json_object_get(full, "median_s"));
-    }
-    snprintf(out->date, sizeof out->date, "%s",
-             json_string_value(json_object_get(e, "date")) ? json_string_value(json_object_get(e, "date"))
-                                                            : "");
-    return true;
+    const char *used = json_string_value(json_object_get(e, "last_used"));
+    if (!used)
+        used = json_string_value(json_object_get(e, "date"));
+    snprintf(buf, len, "%s", used ? used : "");
 }
 
 static json_t *entry_json(const wisdom_entry *e)
@@ -309,6 +363,8 @@ static json_t *entry_json(const wisdom_entry *e)
                           e->gflops, "date", e->date);
     if (j && isfinite(e->rel_err))
         json_object_set_new(j, "rel_err", json_real(e->rel_err));
+    if (j && e->last_used[0])
+        json_object_set_new(j, "last_used", json_string(e->last_used));
     attn_variant_info full;
     if (j && e->full_variant >= 0 && attn_variant_get(e->full_variant, &full))
         json_object_set_new(j, "full_precision", json_pack("{s:s, s:f}", "variant", full.name,
@@ -316,19 +372,13 @@ static json_t *entry_json(const wisdom_entry *e)
     return j;
 }
 
-/* Loads and checks the document's outer shape. */
-static wisdom_read_status load_root(const char *path, json_t **root, attn_error *err)
+/* Parses a document and checks its outer shape; `path` names it in messages. */
+static wisdom_read_status parse_root(const char *text, size_t len, const char *path,
+                                     json_t **root, attn_error *err)
 {
     *root = NULL;
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT)
-            return WISDOM_READ_MISSING;
-        attn_fail(err, ATTN_ERR_IO, "wisdom file %s: %s", path, strerror(errno));
-        return WISDOM_READ_BAD;
-    }
     json_error_t je;
-    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!doc) {
         if (je.line > 0)
             attn_fail(err, ATTN_ERR_IO, "wisdom file %s:%d:%d: %s", path, je.line, je.column, je.text);
@@ -355,6 +405,19 @@ static wisdom_read_status load_root(const char *path, json_t **root, attn_error 
     return WISDOM_READ_BAD;
 }
 
+/* Loads and checks the document's outer shape. */
+static wisdom_read_status load_root(const char *path, json_t **root, attn_error *err)
+{
+    char *text;
+    size_t len;
+    *root = NULL;
+    wisdom_read_status status = wisdom_load_file(path, &text, &len, err);
+    if (status == WISDOM_READ_OK)
+        status = parse_root(text, len, path, root, err);
+    free(text);
+    return status;
+}
+
 /* Index of this machine and build's section in the document, or -1; counts and describes the
  * others. */
 static long our_section(json_t *root, json_t *machine, json_t *build, size_t *foreign,
@@ -378,50 +441,6 @@ static long our_section(json_t *root, json_t *machine, json_t *build, size_t *fo
         }
     }
     return ours;
-}
-
-wisdom_read_status wisdom_read(const char *path, wisdom_set *ours, size_t *foreign,
-                               char *warning, size_t warning_len, attn_error *err)
-{
-    memset(ours, 0, sizeof *ours);
-    *foreign = 0;
-    if (warning_len)
-        warning[0] = '\0';
-    json_t *root;
-    wisdom_read_status status = load_root(path, &root, err);
-    if (status != WISDOM_READ_OK)
-        return status;
-    json_t *machine = wisdom_machine_json(), *build = wisdom_build_json();
-    char reason[320];
-    long index = -1;
-    if (machine && build)
-        index = our_section(root, machine, build, foreign, reason, sizeof reason);
-    size_t skipped = 0;
-    if (index >= 0) {
-        json_t *entries = json_object_get(json_array_get(json_object_get(root, "sections"),
-                                                         (size_t)index), "entries");
-        size_t i;
-        json_t *e;
-        json_array_foreach(entries, i, e) {
-            wisdom_entry entry;
-            if (!parse_entry(e, &entry) || wisdom_set_put(ours, &entry) != ATTN_OK)
-                skipped++;
-        }
-    }
-    if (*foreign && skipped)
-        snprintf(warning, warning_len,
-                 "wisdom file %s: ignoring %zu section(s) for %s; %zu unreadable entr%s skipped",
-                 path, *foreign, reason, skipped, skipped == 1 ? "y" : "ies");
-    else if (*foreign)
-        snprintf(warning, warning_len, "wisdom file %s: ignoring %zu section(s) for %s", path,
-                 *foreign, reason);
-    else if (skipped)
-        snprintf(warning, warning_len, "wisdom file %s: %zu unreadable entr%s skipped", path,
-                 skipped, skipped == 1 ? "y" : "ies");
-    json_decref(machine);
-    json_decref(build);
-    json_decref(root);
-    return WISDOM_READ_OK;
 }
 
 /* ---- writing ------------------------------------------------------------------------------ */
@@ -505,31 +524,135 @@ static json_t *new_section(json_t *machine, json_t *build)
     return json_pack("{s:O, s:O, s:[]}", "machine", machine, "build", build, "entries");
 }
 
-/* Replaces or appends each entry of `add` in a section's entries array. */
-static attn_status merge_entries(json_t *entries, const wisdom_set *add, attn_error *err)
+/* Replaces or appends each entry of `add` in a section's entries array; with touch_only, only
+ * sets the last_used of the entries of add's classes that the array has. The array's classes
+ * are indexed once (class_slot), so a merge is linear in the entries, not their product. */
+static attn_status merge_entries(json_t *entries, const wisdom_set *add, bool touch_only,
+                                 size_t *touched, attn_error *err)
 {
-    for (size_t k = 0; k < add->count; k++) {
-        json_t *e = entry_json(&add->entries[k]);
-        if (!e)
-            return attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
-        long same = -1;
-        size_t i;
-        json_t *old;
-        json_array_foreach(entries, i, old) {
-            tuner_class c;
-            if (parse_class(json_object_get(old, "problem"), &c) &&
-                tuner_class_equal(&c, &add->entries[k].cls))
-                same = (long)i;
+    *touched = 0;
+    const size_t n = json_array_size(entries), total = n + add->count;
+    const size_t count = slots_for(total);
+    size_t *slots = count ? calloc(count, sizeof *slots) : NULL;
+    size_t *where = malloc((total ? total : 1) * sizeof *where); /* item → array position */
+    tuner_class *classes = malloc((total ? total : 1) * sizeof *classes);
+    attn_status st = ATTN_OK;
+    if (!slots || !where || !classes) {
+        st = attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+        goto done;
+    }
+    size_t items = 0;
+    for (size_t i = 0; i < n; i++)
+        if (parse_class(json_object_get(json_array_get(entries, i), "problem"), &classes[items])) {
+            size_t *slot = class_slot(slots, count, &classes[items], classes, sizeof *classes);
+            where[items++] = i;
+            *slot = items; /* a duplicate class in the file: the last one is replaced */
         }
-        int rc = same >= 0 ? json_array_set_new(entries, (size_t)same, e)
-                           : json_array_append_new(entries, e);
-        if (rc != 0)
+    for (size_t k = 0; k < add->count && st == ATTN_OK; k++) {
+        const wisdom_entry *e = &add->entries[k];
+        size_t *slot = class_slot(slots, count, &e->cls, classes, sizeof *classes);
+        if (touch_only) {
+            json_t *old = *slot ? json_array_get(entries, where[*slot - 1]) : NULL;
+            if (old && json_object_set_new(old, "last_used", json_string(e->last_used)) != 0)
+                st = attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+            *touched += old != NULL;
+            continue;
+        }
+        json_t *j = entry_json(e);
+        int rc = !j ? -1 : *slot ? json_array_set_new(entries, where[*slot - 1], j)
+                                 : json_array_append_new(entries, j);
+        if (rc != 0) {
+            st = attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+        } else if (!*slot) {
+            classes[items] = e->cls;
+            where[items++] = json_array_size(entries) - 1;
+            *slot = items;
+        }
+    }
+done:
+    free(slots);
+    free(where);
+    free(classes);
+    return st;
+}
+
+size_t wisdom_max_entries(void)
+{
+    const char *env = getenv("ATTN_WISDOM_MAX_ENTRIES");
+    char *end;
+    errno = 0;
+    const unsigned long long n = env && *env ? strtoull(env, &end, 10) : 0;
+    if (env && *env && !errno && !*end && n > 0 && n <= SIZE_MAX)
+        return (size_t)n;
+    return WISDOM_DEFAULT_MAX_ENTRIES;
+}
+
+typedef struct entry_age {
+    char last_used[32];
+    size_t section, index;
+} entry_age;
+
+static int compare_age(const void *a, const void *b)
+{
+    const entry_age *x = a, *y = b;
+    int c = strcmp(x->last_used, y->last_used);
+    if (c == 0) /* equally old: the earlier in the file goes first */
+        c = x->section != y->section ? (x->section > y->section) - (x->section < y->section)
+                                     : (x->index > y->index) - (x->index < y->index);
+    return c;
+}
+
+/* Drops the least recently used entries, over every section, beyond `max`; removes a section of
+ * another machine or build left without entries (ours, `keep`, stays). */
+static attn_status prune(json_t *root, size_t max, long keep, attn_error *err)
+{
+    json_t *sections = json_object_get(root, "sections");
+    size_t total = 0, i, j;
+    json_t *section, *e;
+    json_array_foreach(sections, i, section)
+        total += json_array_size(json_object_get(section, "entries"));
+    if (total <= max)
+        return ATTN_OK;
+    entry_age *ages = malloc(total * sizeof *ages);
+    if (!ages)
+        return attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+    size_t n = 0;
+    json_array_foreach(sections, i, section)
+        json_array_foreach(json_object_get(section, "entries"), j, e) {
+            last_used_of(e, ages[n].last_used, sizeof ages[n].last_used);
+            ages[n].section = i;
+            ages[n++].index = j;
+        }
+    qsort(ages, n, sizeof *ages, compare_age);
+    /* Mark the oldest (JSON null), then keep the rest of each array in order. */
+    for (size_t k = 0; k < total - max; k++)
+        json_array_set_new(json_object_get(json_array_get(sections, ages[k].section), "entries"),
+                           ages[k].index, json_null());
+    free(ages);
+    for (i = json_array_size(sections); i-- > 0;) {
+        section = json_array_get(sections, i);
+        json_t *entries = json_object_get(section, "entries"), *kept = json_array();
+        if (!kept)
             return attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+        json_array_foreach(entries, j, e)
+            if (!json_is_null(e) && json_array_append(kept, e) != 0) {
+                json_decref(kept);
+                return attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+            }
+        if (json_array_size(kept) == 0 && (long)i != keep)
+            json_array_remove(sections, i);
+        else if (json_object_set(section, "entries", kept) != 0) {
+            json_decref(kept);
+            return attn_fail(err, ATTN_ERR_NOMEM, "wisdom: out of memory");
+        }
+        json_decref(kept);
     }
     return ATTN_OK;
 }
 
-attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn_error *err)
+/* wisdom_merge_into_file, or with touch_only wisdom_touch_in_file. */
+static attn_status merge_into_file(const char *path, const wisdom_set *add, bool touch_only,
+                                   attn_error *err)
 {
     attn_status st = make_dirs(path, err);
     if (st != ATTN_OK)
@@ -564,9 +687,8 @@ attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn
         goto done;
     }
     size_t foreign;
-    char reason[8];
     json_t *sections = json_object_get(root, "sections");
-    long index = our_section(root, machine, build, &foreign, reason, sizeof reason);
+    long index = our_section(root, machine, build, &foreign, NULL, 0);
     if (index < 0) {
         json_t *s = new_section(machine, build);
         if (!s || json_array_append_new(sections, s) != 0) {
@@ -584,7 +706,10 @@ attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn
             goto done;
         }
     }
-    if ((st = merge_entries(entries, add, err)) == ATTN_OK)
+    size_t touched;
+    if ((st = merge_entries(entries, add, touch_only, &touched, err)) == ATTN_OK &&
+        (!touch_only || touched) && /* touching nothing writes nothing */
+        (st = prune(root, wisdom_max_entries(), index, err)) == ATTN_OK)
         st = write_atomic(path, root, err);
 done:
     json_decref(root);
@@ -595,17 +720,34 @@ done:
     return st;
 }
 
+attn_status wisdom_merge_into_file(const char *path, const wisdom_set *add, attn_error *err)
+{
+    return merge_into_file(path, add, false, err);
+}
+
+attn_status wisdom_touch_in_file(const char *path, const tuner_class *c, attn_error *err)
+{
+    wisdom_entry e = {.cls = *c};
+    wisdom_now(e.last_used, sizeof e.last_used);
+    const wisdom_set one = {.entries = &e, .count = 1, .capacity = 1};
+    return merge_into_file(path, &one, true, err);
+}
+
 attn_status wisdom_write_file(const char *path, const wisdom_set *set, attn_error *err)
 {
     json_t *machine = wisdom_machine_json(), *build = wisdom_build_json(), *root = NULL;
     attn_status st = ATTN_ERR_NOMEM;
     json_t *section = machine && build ? new_section(machine, build) : NULL;
+    size_t touched;
     if (section)
         root = json_pack("{s:s, s:i, s:[o]}", "format", WISDOM_FORMAT, "version",
                          WISDOM_VERSION, "sections", section);
     if (!root)
         attn_fail(err, st, "wisdom: out of memory");
-    else if ((st = merge_entries(json_object_get(section, "entries"), set, err)) == ATTN_OK)
+    else if ((st = merge_entries(json_object_get(section, "entries"), set, false, &touched,
+                                 err)) ==
+                 ATTN_OK &&
+             (st = prune(root, wisdom_max_entries(), 0, err)) == ATTN_OK)
         st = write_atomic(path, root, err);
     json_decref(root);
     json_decref(machine);
@@ -633,7 +775,11 @@ attn_status wisdom_forget(const char *path, attn_error *err)
 
 void wisdom_now(char *buf, size_t len)
 {
-    time_t t = time(NULL);
+    wisdom_time(time(NULL), buf, len);
+}
+
+void wisdom_time(time_t t, char *buf, size_t len)
+{
     struct tm tm;
     if (gmtime_r(&t, &tm))
         strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
