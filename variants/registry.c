@@ -3,8 +3,8 @@
 #include "attn_config.h"
 #include "variant.h"
 
-/* ATTN_WHEN(cond)(x) is x (commas included) when cond expands to 1 and nothing when it expands to 0;
- * ATTN_UNLESS the reverse. A condition that is not a macro of 0 or 1 fails to compile. */
+/* ATTN_WHEN(cond)(x) is x (commas included) when cond expands to 1 and nothing when it expands
+ * to 0; ATTN_UNLESS the reverse. A condition that is not a macro of 0 or 1 fails to compile. */
 #define ATTN_CAT_(a, b) a##b
 #define ATTN_CAT(a, b) ATTN_CAT_(a, b)
 #define ATTN_WHEN_1(...) __VA_ARGS__
