@@ -7,6 +7,7 @@
 #include "cpu.h"
 #include "npy.h"
 #include "oracle.h"
+#include "rng.h"
 #include "stats.h"
 #include "timing.h"
 
@@ -757,22 +758,6 @@ static int parse_run_options(int argc, char **argv, run_config *c)
 
 /* ---- inputs -------------------------------------------------------------------------------- */
 
-/* SplitMix64 (Steele, Lea, Flood, "Fast splittable pseudorandom number generators", 2014):
- * a tiny generator with a full 2^64 period, plenty for benchmark inputs. */
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [-1, 1): 24 random bits scaled, exactly representable in float. */
-static float uniform_pm1(uint64_t *state)
-{
-    return (float)(splitmix64(state) >> 40) * 0x1p-23f - 1.0f;
-}
-
 /* The logical shape [B, H, L, d] and strides of tensor 'q', 'k', 'v' or 'o'. */
 typedef struct tensor_view {
     int64_t dims[4];
@@ -802,7 +787,7 @@ static void fill_tensor(float *dst, tensor_view t, const float *src, uint64_t *r
                     src += d;
                 } else {
                     for (int64_t c = 0; c < d; c++)
-                        row[c] = uniform_pm1(rng);
+                        row[c] = attn_rng_uniform_pm1(rng);
                 }
             }
 }

@@ -15,6 +15,7 @@
 #include "cpu.h"
 #include "gbench_shim.h"
 #include "oracle.h"
+#include "rng.h"
 #include "timing.h"
 
 #include <errno.h>
@@ -72,21 +73,11 @@ typedef struct bench {
 static double planted_slowdown; /* ATTN_GBENCH_PLANT_SLOWDOWN */
 static bool any_check_failed;
 
-/* SplitMix64 (Steele, Lea, Flood 2014), uniform floats in [-1, 1). */
-static float uniform_pm1(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    z ^= z >> 31;
-    return (float)(z >> 40) * 0x1p-23f - 1.0f;
-}
-
 static float *random_tensor(int64_t count, uint64_t seed)
 {
     float *t = aligned_alloc(64, ((size_t)count * sizeof(float) + 63) & ~(size_t)63);
     for (int64_t i = 0; t && i < count; i++)
-        t[i] = uniform_pm1(&seed);
+        t[i] = attn_rng_uniform_pm1(&seed);
     return t;
 }
 

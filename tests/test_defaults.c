@@ -5,6 +5,7 @@
  * Nothing here reads this CPU's facts except to skip variants it cannot run. */
 #include "attn.h"
 #include "cpu.h"
+#include "rng.h"
 #include "tuner/tuner.h"
 #include "variant.h"
 
@@ -205,12 +206,8 @@ static void test_worked_values(void)
     CHECK(ran >= 3, "only %d worked cases had their variant in this build", ran);
 }
 
-static uint64_t rng = 0x9e3779b97f4a7c15u;
-static float uniform(void)
-{
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (float)((rng >> 40) * (1.0 / (1 << 24))) * 2.0f - 1.0f;
-}
+static uint64_t rng_state = 1;
+static float uniform(void) { return attn_rng_uniform_pm1(&rng_state); }
 
 /* Odd problems: with the defaults of every machine, a variant this CPU can run passes its
  * params_valid, has a workspace and gives naive's output (within its tolerance). The others are
