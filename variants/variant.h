@@ -192,6 +192,18 @@ typedef struct attn_variant {
         int unused;                                                                               \
     })
 
+/* For expanding variant_list.h by each line's built_when (registry.c, tests/test_defaults.c):
+ * ATTN_WHEN(cond)(x) is x (commas included) when cond expands to 1 and nothing when it expands
+ * to 0; ATTN_UNLESS the reverse. A condition that is not a macro of 0 or 1 fails to compile. */
+#define ATTN_CAT_(a, b) a##b
+#define ATTN_CAT(a, b) ATTN_CAT_(a, b)
+#define ATTN_WHEN_1(...) __VA_ARGS__
+#define ATTN_WHEN_0(...)
+#define ATTN_UNLESS_1(...)
+#define ATTN_UNLESS_0(...) __VA_ARGS__
+#define ATTN_WHEN(cond) ATTN_CAT(ATTN_WHEN_, cond)
+#define ATTN_UNLESS(cond) ATTN_CAT(ATTN_UNLESS_, cond)
+
 /* The registry: every variant compiled into this build, best first (registry.c expands
  * variant_list.h). */
 extern const attn_variant *const attn_registry[];
