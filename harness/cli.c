@@ -7,6 +7,8 @@
 #include "cpu.h"
 #include "npy.h"
 #include "oracle.h"
+#include "rng.h"
+#include "shapes.h"
 #include "stats.h"
 #include "timing.h"
 
@@ -477,10 +479,40 @@ bool cli_parse_out_dtype(const char *command, const char *text, bool *same)
     return false;
 }
 
+const attn_named_shape *cli_parse_shape(const char *command, const char *name)
+{
+    const attn_named_shape *s = attn_named_shape_find(name);
+    if (s)
+        return s;
+    char known[512] = "";
+    for (int i = 0; i < attn_named_shape_count; i++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
+                 attn_named_shapes[i].name);
+    cli_error(command, "--shape: unknown shape '%s' (known: %s; attnbench list --shapes)", name,
+              known);
+    return NULL;
+}
+
+void cli_shape_fill(const attn_named_shape *s, int64_t *batch, int64_t *heads_q,
+                    int64_t *heads_kv, int64_t *len_q, int64_t *len_kv, int64_t *head_dim,
+                    bool *causal)
+{
+    if (!s)
+        return;
+    const int64_t from_shape[6] = {s->batch, s->heads_q, s->heads_kv, s->len_q, s->len_kv,
+                                   s->head_dim};
+    int64_t *const sizes[6] = {batch, heads_q, heads_kv, len_q, len_kv, head_dim};
+    for (int i = 0; i < 6; i++)
+        if (!*sizes[i])
+            *sizes[i] = from_shape[i];
+    *causal = *causal || s->causal;
+}
+
 /* ---- attnbench list ----------------------------------------------------------------------- */
 
-enum { LIST_FORMAT, LIST_HELP, LIST_OPTION_COUNT };
+enum { LIST_SHAPES, LIST_FORMAT, LIST_HELP, LIST_OPTION_COUNT };
 static const cli_option list_options[LIST_OPTION_COUNT] = {
+    [LIST_SHAPES] = {"shapes", NULL, "the named shapes (run|tune|plan --shape NAME) instead"},
     [LIST_FORMAT] = {"format", "text|json", "output format (default text)"},
     [LIST_HELP] = {"help", NULL, "this help"},
 };
@@ -522,13 +554,62 @@ static json_t *variant_json(const attn_variant_info *v)
                      "compute_dtype", attn_dtype_name(v->compute_dtype), "params", params);
 }
 
+/* list --shapes: the table of shapes.c. */
+static int list_shapes(cli_format format)
+{
+    if (format == CLI_FORMAT_JSON) {
+        json_t *shapes = json_array();
+        for (int i = 0; shapes && i < attn_named_shape_count; i++) {
+            const attn_named_shape *s = &attn_named_shapes[i];
+            if (json_array_append_new(
+                    shapes, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:s}",
+                                      "name", s->name, "set", s->set, "kind", s->kind, "batch",
+                                      (json_int_t)s->batch, "heads_q", (json_int_t)s->heads_q,
+                                      "heads_kv", (json_int_t)s->heads_kv, "len_q",
+                                      (json_int_t)s->len_q, "len_kv", (json_int_t)s->len_kv,
+                                      "head_dim", (json_int_t)s->head_dim, "causal", s->causal,
+                                      "what", s->what))) {
+                json_decref(shapes);
+                shapes = NULL;
+            }
+        }
+        json_t *root = json_pack("{s:s, s:o}", "tool", "attnbench " ATTN_VERSION_STRING, "shapes",
+                                 shapes);
+        const bool ok = cli_json_print(root);
+        json_decref(root);
+        return ok ? CLI_EXIT_OK : cli_error("list", "out of memory or output error");
+    }
+    cli_table table;
+    cli_table_init(&table, 5, "lllll");
+    cli_table_add(&table, "shape");
+    cli_table_add(&table, "set");
+    cli_table_add(&table, "kind");
+    cli_table_add(&table, "sizes");
+    cli_table_add(&table, "what");
+    for (int i = 0; i < attn_named_shape_count; i++) {
+        const attn_named_shape *s = &attn_named_shapes[i];
+        char sizes[160];
+        attn_named_shape_format(s, sizes, sizeof sizes);
+        cli_table_add(&table, "%s", s->name);
+        cli_table_add(&table, "%s", s->set);
+        cli_table_add(&table, "%s", s->kind);
+        cli_table_add(&table, "%s", sizes);
+        cli_table_add(&table, "%s", s->what);
+    }
+    const bool ok = cli_table_print(&table, stdout);
+    cli_table_free(&table);
+    return ok ? CLI_EXIT_OK : cli_error("list", "out of memory");
+}
+
 int cli_list(int argc, char **argv)
 {
     cli_format format = CLI_FORMAT_TEXT;
+    bool shapes = false;
     const char *value;
     for (int o; (o = cli_next_option("list", argc, argv, list_options, LIST_OPTION_COUNT,
                                      &value)) != CLI_OPTION_END;) {
         switch (o) {
+        case LIST_SHAPES: shapes = true; break;
         case LIST_FORMAT:
             if (!cli_parse_format("list", value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON,
                                   &format))
@@ -540,13 +621,18 @@ int cli_list(int argc, char **argv)
                    "types it reads and the type it computes in\n(bf16: it rounds Q, K, V and the "
                    "softmax weights to bfloat16 inside, f32: it\nworks on them as read), its "
                    "tunable parameters and its declared tolerance (max\nnormwise relative error "
-                   "against the float64 oracle run on what it computes from).\n\noptions:\n");
+                   "against the float64 oracle run on what it computes from).\nWith --shapes: "
+                   "the named shapes instead (harness/shapes.c): the reference\nshapes P1, P2, "
+                   "P3, D1 of scripts/bench-kernels and tuner-check, and\nattnbench-gbench's "
+                   "sets; run, tune and plan take one as --shape NAME.\n\noptions:\n");
             cli_print_options(stdout, list_options, LIST_OPTION_COUNT);
             return CLI_EXIT_OK;
         default:
             return CLI_EXIT_USAGE;
         }
     }
+    if (shapes)
+        return list_shapes(format);
 
     const int count = attn_variant_count();
     if (format == CLI_FORMAT_JSON) {
@@ -619,9 +705,9 @@ int cli_list(int argc, char **argv)
 /* ---- attnbench run ------------------------------------------------------------------------ */
 
 enum {
-    RUN_VARIANT, RUN_BATCH, RUN_HEADS, RUN_KV_HEADS, RUN_LEN_Q, RUN_LEN_KV, RUN_DIM, RUN_SCALE,
-    RUN_CAUSAL, RUN_KV_LENS, RUN_MASK, RUN_LAYOUT, RUN_DTYPE, RUN_OUT_DTYPE, RUN_PARAMS, RUN_SEED, RUN_REPS, RUN_WARMUP,
-    RUN_THREADS, RUN_NO_CHECK, RUN_Q, RUN_K, RUN_V, RUN_OUT, RUN_FORMAT, RUN_DISABLE_ISA, RUN_SAVE,
+    RUN_VARIANT, RUN_SHAPE, RUN_BATCH, RUN_HEADS, RUN_KV_HEADS, RUN_LEN_Q, RUN_LEN_KV, RUN_DIM,
+    RUN_SCALE, RUN_CAUSAL, RUN_KV_LENS, RUN_MASK, RUN_LAYOUT, RUN_DTYPE, RUN_OUT_DTYPE, RUN_PARAMS,
+    RUN_SEED, RUN_REPS, RUN_WARMUP, RUN_THREADS, RUN_NO_CHECK, RUN_Q, RUN_K, RUN_V, RUN_OUT, RUN_FORMAT, RUN_DISABLE_ISA, RUN_SAVE,
     RUN_RESULTS_DIR, RUN_HELP, RUN_OPTION_COUNT
 };
 
@@ -631,6 +717,8 @@ enum { DEFAULT_REPS = 10, DEFAULT_WARMUP = 2, MAX_REPS = 1000000 };
 
 static const cli_option run_options[RUN_OPTION_COUNT] = {
     [RUN_VARIANT] = {"variant", "LIST", "comma list of variants, or all (default: all)"},
+    [RUN_SHAPE] = {"shape", "NAME", "a named shape, e.g. P1 (attnbench list --shapes); the "
+                                    "flags below override its sizes"},
     [RUN_BATCH] = {"batch", "N", "batch size B (default 1)"},
     [RUN_HEADS] = {"heads", "N", "query heads Hq (default 8)"},
     [RUN_KV_HEADS] = {"kv-heads", "N", "key/value heads Hkv, dividing Hq (default Hq)"},
@@ -707,6 +795,7 @@ static void print_run_help(void)
 
 typedef struct run_config {
     const char *variants; /* NULL: every supported one */
+    const attn_named_shape *shape; /* --shape: the sizes no flag gives */
     int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim; /* 0: not given */
     float scale;                                                 /* 0: default */
     bool causal, blhd, check;
@@ -745,6 +834,7 @@ static int parse_run_options(int argc, char **argv, run_config *c)
         case RUN_LEN_KV: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->len_kv); break;
         case RUN_DIM: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->head_dim); break;
         case RUN_VARIANT: c->variants = value; break;
+        case RUN_SHAPE: ok = (c->shape = cli_parse_shape("run", value)) != NULL; break;
         case RUN_SCALE: ok = cli_parse_positive_float("run", flag, value, &c->scale); break;
         case RUN_CAUSAL: c->causal = true; break;
         case RUN_KV_LENS: c->kv_lens = value; break;
@@ -791,26 +881,12 @@ static int parse_run_options(int argc, char **argv, run_config *c)
     }
     if (!cli_resolve_threads("run", &c->threads))
         return CLI_EXIT_USAGE;
+    cli_shape_fill(c->shape, &c->batch, &c->heads_q, &c->heads_kv, &c->len_q, &c->len_kv,
+                   &c->head_dim, &c->causal);
     return -1; /* go on */
 }
 
 /* ---- inputs -------------------------------------------------------------------------------- */
-
-/* SplitMix64 (Steele, Lea, Flood, "Fast splittable pseudorandom number generators", 2014):
- * a tiny generator with a full 2^64 period, plenty for benchmark inputs. */
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [-1, 1): 24 random bits scaled, exactly representable in float. */
-static float uniform_pm1(uint64_t *state)
-{
-    return (float)(splitmix64(state) >> 40) * 0x1p-23f - 1.0f;
-}
 
 /* The logical shape [B, H, L, d] and strides of tensor 'q', 'k', 'v' or 'o'. */
 typedef struct tensor_view {
@@ -841,7 +917,7 @@ static void fill_tensor(float *dst, tensor_view t, const float *src, uint64_t *r
                     src += d;
                 } else {
                     for (int64_t c = 0; c < d; c++)
-                        row[c] = uniform_pm1(rng);
+                        row[c] = attn_rng_uniform_pm1(rng);
                 }
             }
 }

@@ -86,6 +86,14 @@ const char *cli_variant_skip_reason(const attn_variant_info *info, attn_dtype dt
 /* --dtype / --out-dtype values: false after a message naming the command and flag. */
 bool cli_parse_dtype(const char *command, const char *text, attn_dtype *out);
 bool cli_parse_out_dtype(const char *command, const char *text, bool *same);
+/* --shape NAME: a named shape of shapes.c; NULL after a message naming the known ones. */
+struct attn_named_shape;
+const struct attn_named_shape *cli_parse_shape(const char *command, const char *name);
+/* Each size that is 0 (no flag gave it) from the shape s, and causal when s is; nothing when s
+ * is NULL. The flags of a command override its --shape, whatever their order. */
+void cli_shape_fill(const struct attn_named_shape *s, int64_t *batch, int64_t *heads_q,
+                    int64_t *heads_kv, int64_t *len_q, int64_t *len_kv, int64_t *head_dim,
+                    bool *causal);
 
 /* cli_store.c: stored result files (results/README.md). cli_build_json: the build as result
  * files record it (version, compiler, buildtype, optimization, c_args, sanitize); NULL on OOM.

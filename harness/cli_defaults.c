@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include "cpu.h"
+#include "shapes.h"
 #include "split.h"
 #include "topology.h"
 #include "tuner/tuner.h"
@@ -14,15 +15,9 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The reference shapes of scripts/bench-kernels that show a prefill and a decode choice. */
-static const struct {
-    const char *name, *what;
-    int64_t batch, heads, len_q, len_kv, dim;
-} shapes[] = {
-    {"P1", "B=1 H=4 L=2048 d=128 prefill", 1, 4, 2048, 2048, 128},
-    {"D1", "B=1 H=32 Lq=1 Lk=8192 d=128 decode", 1, 32, 1, 8192, 128},
-};
-enum { SHAPE_COUNT = sizeof shapes / sizeof shapes[0] };
+/* The reference shapes (shapes.c) that show a prefill and a decode choice. */
+static const char *const info_shapes[] = {"P1", "D1"};
+enum { SHAPE_COUNT = sizeof info_shapes / sizeof info_shapes[0] };
 
 void cli_format_bytes(char *buf, size_t len, int64_t bytes)
 {
@@ -37,12 +32,24 @@ void cli_format_bytes(char *buf, size_t len, int64_t bytes)
 static const attn_fact cache_facts[3] = {ATTN_FACT_L1D, ATTN_FACT_L2, ATTN_FACT_L3};
 static const int fma_widths[3] = {128, 256, 512};
 
+static const attn_named_shape *info_shape(int s)
+{
+    return attn_named_shape_find(info_shapes[s]);
+}
+
 static attn_problem shape_problem(int s)
 {
     attn_problem p;
-    attn_problem_init(&p, shapes[s].batch, shapes[s].heads, shapes[s].heads, shapes[s].len_q,
-                      shapes[s].len_kv, shapes[s].dim);
+    attn_named_shape_problem(info_shape(s), &p);
     return p;
+}
+
+/* "B=1 H=4 L=2048 d=128 prefill" */
+static void shape_what(int s, char *buf, size_t len)
+{
+    char sizes[120];
+    attn_named_shape_format(info_shape(s), sizes, sizeof sizes);
+    snprintf(buf, len, "%s %s", sizes, info_shape(s)->kind);
 }
 
 /* "1 MiB (hwloc)", or "unknown: fallback 1 MiB". */
@@ -113,12 +120,13 @@ void cli_defaults_print(void)
     for (int s = 0; s < SHAPE_COUNT; s++) {
         const attn_problem p = shape_problem(s);
         const char *est = estimate_name(&p, 0);
-        char split[160] = "";
+        char split[160] = "", what[160];
+        shape_what(s, what, sizeof what);
         if (est) {
             const attn_split sp = attn_split_of(attn_registry[attn_variant_find(est)], &p, threads);
             split_text(&sp, &p, threads, split, sizeof split);
         }
-        printf("defaults %s       %s\n  estimate     %s%s%s\n", shapes[s].name, shapes[s].what,
+        printf("defaults %s       %s\n  estimate     %s%s%s\n", info_shapes[s], what,
                est ? est : "none", est ? "; " : "", split);
         for (int i = 0; i < attn_registry_count; i++) {
             const attn_variant *v = attn_registry[i];
@@ -189,12 +197,14 @@ json_t *cli_defaults_json(void)
                                 (json_int_t)sp.row_blocks, "key_block", (json_int_t)sp.key_block,
                                 "key_splits", (json_int_t)(threads > 1 ? sp.key_splits : 1)));
         }
+        const attn_named_shape *sh = info_shape(s);
+        char what[160];
+        shape_what(s, what, sizeof what);
         json_array_append_new(
-            list, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "name",
-                            shapes[s].name, "what", shapes[s].what, "batch",
-                            (json_int_t)shapes[s].batch, "heads", (json_int_t)shapes[s].heads,
-                            "len_q", (json_int_t)shapes[s].len_q, "len_kv",
-                            (json_int_t)shapes[s].len_kv, "dim", (json_int_t)shapes[s].dim,
+            list, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "name", sh->name,
+                            "what", what, "batch", (json_int_t)sh->batch, "heads",
+                            (json_int_t)sh->heads_q, "len_q", (json_int_t)sh->len_q, "len_kv",
+                            (json_int_t)sh->len_kv, "dim", (json_int_t)sh->head_dim,
                             "estimate", est ? json_string(est) : json_null(), "variants", vars));
     }
     return json_pack("{s:o, s:{s:o, s:o}, s:{s:i, s:s}, s:o}", "caches", caches,

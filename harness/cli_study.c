@@ -7,6 +7,7 @@
  * the scale the logits keep unit variance and all three stay where they are. The study
  * measures this on random data, in double precision, and prints the numbers. */
 #include "cli.h"
+#include "rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -43,19 +44,10 @@ static void print_study_help(void)
     cli_print_options(stdout, study_options, S_OPTION_COUNT);
 }
 
-/* SplitMix64 (Steele, Lea, Flood 2014), as `run` uses for its inputs. */
-static uint64_t next_u64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in (0, 1): 53 random bits, never 0 (the logarithm below). */
 static double uniform_open(uint64_t *state)
 {
-    return ((double)(next_u64(state) >> 11) + 0.5) * 0x1p-53;
+    return ((double)(attn_rng_next(state) >> 11) + 0.5) * 0x1p-53;
 }
 
 /* Standard normal values by the Box–Muller transform, two at a time. */

@@ -7,6 +7,7 @@
  * wisdom  shows, exports, imports or forgets the wisdom file. */
 #include "cli.h"
 #include "cli_tune.h"
+#include "shapes.h"
 #include "timing.h"
 #include "tuner/tuner.h"
 
@@ -20,10 +21,12 @@ enum { DEFAULT_BUDGET = 60, DEFAULT_ROUNDS = 15 };
 /* ---- the shape options tune and plan share ------------------------------------------------ */
 
 enum {
-    O_BATCH, O_HEADS, O_KV_HEADS, O_LEN, O_LEN_Q, O_LEN_KV, O_DIM, O_CAUSAL, O_DTYPE,
+    O_SHAPE, O_BATCH, O_HEADS, O_KV_HEADS, O_LEN, O_LEN_Q, O_LEN_KV, O_DIM, O_CAUSAL, O_DTYPE,
     O_MAX_REL_ERR, O_THREADS, O_WISDOM, O_FORMAT, O_HELP, SHAPE_OPTION_COUNT
 };
 #define SHAPE_OPTIONS                                                                             \
+    [O_SHAPE] = {"shape", "NAME", "a named shape, e.g. P1 (attnbench list --shapes); the flags " \
+                                  "below override its sizes"},                                  \
     [O_BATCH] = {"batch", "N", "batch size B (default 1)"},                                     \
     [O_HEADS] = {"heads", "N", "query heads Hq (default 8)"},                                   \
     [O_KV_HEADS] = {"kv-heads", "N", "key/value heads Hkv, dividing Hq (default Hq)"},         \
@@ -42,6 +45,7 @@ enum {
     [O_HELP] = {"help", NULL, "this help"}
 
 typedef struct shape_config {
+    const attn_named_shape *shape; /* --shape: the sizes no flag gives */
     int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim, threads; /* 0: not given */
     bool causal;
     attn_dtype dtype;
@@ -70,6 +74,7 @@ static int shape_option(const char *cmd, int o, const char *value, const cli_opt
         s->len_kv = s->len_q;
         return 1;
     case O_CAUSAL: s->causal = true; return 1;
+    case O_SHAPE: return (s->shape = cli_parse_shape(cmd, value)) ? 1 : -1;
     case O_DTYPE:
         if (attn_dtype_parse(value, &s->dtype))
             return 1;
@@ -95,6 +100,8 @@ static int shape_option(const char *cmd, int o, const char *value, const cli_opt
 /* The problem of the shape options, contiguous [B,H,L,d]; prints why on failure. */
 static bool shape_problem(const char *cmd, shape_config *s, attn_problem *p)
 {
+    cli_shape_fill(s->shape, &s->batch, &s->heads_q, &s->heads_kv, &s->len_q, &s->len_kv,
+                   &s->head_dim, &s->causal);
     if (!s->len_q)
         s->len_q = s->len_kv ? s->len_kv : 1024;
     attn_problem_init(p, s->batch ? s->batch : 1, s->heads_q ? s->heads_q : 8,

@@ -15,6 +15,8 @@
 #include "cpu.h"
 #include "gbench_shim.h"
 #include "oracle.h"
+#include "rng.h"
+#include "shapes.h"
 #include "timing.h"
 
 #include <errno.h>
@@ -23,32 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct shape_def {
-    const char *kind; /* prefill, causal, decode, gqa */
-    int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim;
-    bool causal;
-} shape_def;
-
-/* The standard set: a prefill, the same causal, a decode step against a long KV cache, and
- * grouped-query attention (4 query heads per KV head). */
-static const shape_def standard_shapes[] = {
-    {"prefill", 1, 8, 8, 1024, 1024, 64, false},
-    {"causal", 1, 8, 8, 1024, 1024, 64, true},
-    {"decode", 4, 8, 8, 1, 2048, 128, false},
-    {"gqa", 1, 32, 8, 512, 512, 128, false},
-};
-/* --quick: the same kinds, small enough for a CI job (the whole matrix in a few seconds). */
-static const shape_def quick_shapes[] = {
-    {"prefill", 1, 4, 4, 128, 128, 64, false},
-    {"causal", 1, 4, 4, 128, 128, 64, true},
-    {"decode", 1, 8, 8, 1, 1024, 64, false},
-    {"gqa", 1, 8, 2, 128, 128, 64, false},
-};
-enum { SHAPE_COUNT = sizeof standard_shapes / sizeof standard_shapes[0] };
-
 /* Inputs of one shape, shared by every variant's benchmark, made on first use. */
 typedef struct shape_data {
-    const shape_def *def;
+    const attn_named_shape *def; /* of the set "gbench" or "gbench-quick" (shapes.c) */
     attn_problem problem;
     float *q, *k, *v;
     double *ref; /* the oracle's output */
@@ -72,21 +51,11 @@ typedef struct bench {
 static double planted_slowdown; /* ATTN_GBENCH_PLANT_SLOWDOWN */
 static bool any_check_failed;
 
-/* SplitMix64 (Steele, Lea, Flood 2014), uniform floats in [-1, 1). */
-static float uniform_pm1(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    z ^= z >> 31;
-    return (float)(z >> 40) * 0x1p-23f - 1.0f;
-}
-
 static float *random_tensor(int64_t count, uint64_t seed)
 {
     float *t = aligned_alloc(64, ((size_t)count * sizeof(float) + 63) & ~(size_t)63);
     for (int64_t i = 0; t && i < count; i++)
-        t[i] = uniform_pm1(&seed);
+        t[i] = attn_rng_uniform_pm1(&seed);
     return t;
 }
 
@@ -95,10 +64,7 @@ static bool prepare_shape(shape_data *s)
     if (s->prepared)
         return !s->error[0];
     s->prepared = true;
-    const shape_def *d = s->def;
-    attn_problem_init(&s->problem, d->batch, d->heads_q, d->heads_kv, d->len_q, d->len_kv,
-                      d->head_dim);
-    s->problem.causal = d->causal;
+    attn_named_shape_problem(s->def, &s->problem);
     attn_error err;
     const char names[4] = {'q', 'k', 'v', 'o'};
     for (int t = 0; t < 4; t++)
@@ -319,27 +285,33 @@ int main(int argc, char **argv)
         t = t[len] ? t + len + 1 : NULL;
     }
 
-    const shape_def *defs = quick ? quick_shapes : standard_shapes;
-    shape_data shapes[SHAPE_COUNT] = {0};
+    /* The standard set, or --quick's: the same kinds, small enough for a CI job. */
+    const char *set = quick ? "gbench-quick" : "gbench";
     const int variant_count = attn_variant_count();
-    bench *benches = calloc((size_t)(variant_count * SHAPE_COUNT), sizeof *benches);
-    if (!benches)
+    shape_data *shapes = calloc((size_t)attn_named_shape_count, sizeof *shapes);
+    bench *benches = calloc((size_t)variant_count * (size_t)attn_named_shape_count,
+                            sizeof *benches);
+    if (!shapes || !benches) {
+        free(shapes);
+        free(benches);
         return usage_error("%s", "out of memory");
-    int count = 0;
-    for (int s = 0; s < SHAPE_COUNT; s++) {
-        shapes[s].def = &defs[s];
-        attn_problem_init(&shapes[s].problem, defs[s].batch, defs[s].heads_q, defs[s].heads_kv,
-                          defs[s].len_q, defs[s].len_kv, defs[s].head_dim);
-        shapes[s].problem.causal = defs[s].causal;
+    }
+    int count = 0, shape_count = 0;
+    for (int n = 0; n < attn_named_shape_count; n++) {
+        if (strcmp(attn_named_shapes[n].set, set))
+            continue;
+        shapes[shape_count].def = &attn_named_shapes[n];
+        attn_named_shape_problem(&attn_named_shapes[n], &shapes[shape_count].problem);
+        shape_count++;
     }
     /* Variant-major order: a variant's shapes run one after another. */
     for (int i = 0; i < variant_count; i++) {
         attn_variant_info info;
         if (!attn_variant_get(i, &info) || !info.supported || !in_list(variants, info.name))
             continue;
-        for (int s = 0; s < SHAPE_COUNT; s++) {
+        for (int s = 0; s < shape_count; s++) {
             bench *b = &benches[count];
-            const shape_def *d = &defs[s];
+            const attn_named_shape *d = shapes[s].def;
             attn_error err;
             b->shape = &shapes[s];
             b->variant = info.name; /* the registry's own string, stable */
@@ -357,6 +329,7 @@ int main(int argc, char **argv)
                      (long long)d->heads_kv, (long long)d->len_q, (long long)d->len_kv,
                      (long long)d->head_dim, threads);
             if (!gbench_register(b->name, run_bench, b)) {
+                free(shapes);
                 free(benches);
                 return 2;
             }
@@ -368,12 +341,13 @@ int main(int argc, char **argv)
     gbench_shutdown();
     for (int i = 0; i < count; i++)
         free(benches[i].o);
-    for (int s = 0; s < SHAPE_COUNT; s++) {
+    for (int s = 0; s < shape_count; s++) {
         free(shapes[s].q);
         free(shapes[s].k);
         free(shapes[s].v);
         free(shapes[s].ref);
     }
+    free(shapes);
     free(benches);
     if (fflush(stdout) != 0 || ferror(stdout))
         return usage_error("cannot write the output: %s", strerror(errno));

@@ -27,6 +27,14 @@ extern "C" {
 
 #define ATTN_VERSION_STRING "0.1.0"
 
+/* Marks the public functions: libattn.so exports these and nothing else (the library's sources
+ * are compiled with -fvisibility=hidden; tests/test_exports.py checks it). */
+#if defined(__GNUC__)
+#define ATTN_API __attribute__((visibility("default")))
+#else
+#define ATTN_API
+#endif
+
 typedef enum attn_status {
     ATTN_OK = 0,
     ATTN_ERR_INVALID,         /* the problem, a parameter or an argument is invalid */
@@ -38,7 +46,7 @@ typedef enum attn_status {
 } attn_status;
 
 /* A short fixed text for a status ("invalid argument", ...). */
-const char *attn_status_string(attn_status status);
+ATTN_API const char *attn_status_string(attn_status status);
 
 /* Detailed message of a failed call; every entry point takes an optional attn_error*. */
 typedef struct attn_error {
@@ -56,18 +64,18 @@ typedef enum attn_dtype {
 #define ATTN_DTYPE_COUNT 3
 
 /* "f32", "bf16", "f16"; "?" for a value out of range. */
-const char *attn_dtype_name(attn_dtype t);
+ATTN_API const char *attn_dtype_name(attn_dtype t);
 /* Parses "f32" / "float32", "bf16" / "bfloat16", "f16" / "float16"; false for anything else. */
-bool attn_dtype_parse(const char *name, attn_dtype *t);
+ATTN_API bool attn_dtype_parse(const char *name, attn_dtype *t);
 /* Bytes per element: 4 or 2 (0 for a value out of range). */
-size_t attn_dtype_size(attn_dtype t);
+ATTN_API size_t attn_dtype_size(attn_dtype t);
 /* The unit roundoff of the type: 2^-24, 2^-8, 2^-11 (NaN for a value out of range). */
-double attn_dtype_unit_roundoff(attn_dtype t);
+ATTN_API double attn_dtype_unit_roundoff(attn_dtype t);
 /* Converts n contiguous elements; to a half type rounds to nearest even (NaN stays NaN, f16
  * overflows to ±inf). Converting to a wider type is exact. In place (src == dst) only when `to`
  * is no wider than `from`. False, and nothing written, for a type out of range, NULL with
  * n > 0, or src and dst overlapping otherwise. */
-bool attn_convert(const void *src, attn_dtype from, void *dst, attn_dtype to, size_t n);
+ATTN_API bool attn_convert(const void *src, attn_dtype from, void *dst, attn_dtype to, size_t n);
 
 /* Element strides of one 4-d tensor [batch, head, seq, dim]; the dim stride is always 1
  * (each row of head_dim floats is contiguous). Input strides may be 0 (broadcast). */
@@ -102,21 +110,21 @@ typedef struct attn_problem {
 /* Fills a problem with the given shape, default scale, no masks and contiguous [B,H,L,d]
  * strides for all four tensors. The sizes are not checked here (attn_problem_validate does):
  * strides whose product overflows are set to -1, and validation refuses the problem. */
-void attn_problem_init(attn_problem *p, int64_t batch, int64_t heads_q, int64_t heads_kv,
-                       int64_t len_q, int64_t len_kv, int64_t head_dim);
+ATTN_API void attn_problem_init(attn_problem *p, int64_t batch, int64_t heads_q, int64_t heads_kv,
+                                int64_t len_q, int64_t len_kv, int64_t head_dim);
 /* Sets the strides of all four tensors to the contiguous [B,L,H,d] layout. */
-void attn_problem_set_layout_blhd(attn_problem *p);
+ATTN_API void attn_problem_set_layout_blhd(attn_problem *p);
 /* The scale a run will use: p->scale, or 1/sqrt(head_dim) when that is 0; NaN for NULL. */
-float attn_problem_scale(const attn_problem *p);
+ATTN_API float attn_problem_scale(const attn_problem *p);
 /* Checks shapes, scale, key lengths, strides and that every size (tensor and mask extents
  * included) fits in 64 bits, without overflowing in the check itself. */
-attn_status attn_problem_validate(const attn_problem *p, attn_error *err);
+ATTN_API attn_status attn_problem_validate(const attn_problem *p, attn_error *err);
 /* The number of elements a tensor spans (largest offset + 1) for the given strides. */
-attn_status attn_tensor_extent(const attn_problem *p, char tensor /* 'q','k','v','o' */,
-                               int64_t *elements, attn_error *err);
+ATTN_API attn_status attn_tensor_extent(const attn_problem *p, char tensor /* 'q','k','v','o' */,
+                                        int64_t *elements, attn_error *err);
 /* 4·B·Hq·d·(query-key pairs actually attended); the FLOPs of one run. -1 when p is NULL or
  * does not validate. */
-double attn_problem_flops(const attn_problem *p);
+ATTN_API double attn_problem_flops(const attn_problem *p);
 
 /* ---- variants ----------------------------------------------------------------------------- */
 
@@ -170,34 +178,35 @@ typedef struct attn_variant_info {
 } attn_variant_info;
 
 /* Number of registered variants, in priority order (best first). */
-int attn_variant_count(void);
+ATTN_API int attn_variant_count(void);
 /* Information on variant i (0 <= i < count); false when i is out of range. */
-bool attn_variant_get(int i, attn_variant_info *info);
+ATTN_API bool attn_variant_get(int i, attn_variant_info *info);
 /* Index of the variant with that name, or -1. */
-int attn_variant_find(const char *name);
+ATTN_API int attn_variant_find(const char *name);
 /* Variants of the project that this build leaves out (another architecture's, or cblas without
  * a CBLAS): their name and why, for i = 0, 1, ... until it returns false. Running one fails with
  * ATTN_ERR_UNSUPPORTED and that reason. */
-bool attn_variant_absent(int i, const char **name, const char **why);
+ATTN_API bool attn_variant_absent(int i, const char **name, const char **why);
 
 /* Default parameters of a variant for a problem (a heuristic from cache sizes). */
-attn_status attn_variant_default_params(const char *name, const attn_problem *p,
-                                        attn_params *out, attn_error *err);
+ATTN_API attn_status attn_variant_default_params(const char *name, const attn_problem *p,
+                                                 attn_params *out, attn_error *err);
 /* Parses "bq=64,bk=128" (names from the variant's list) over the defaults already in *params. */
-attn_status attn_params_parse(const char *name, const char *text, attn_params *params,
-                              attn_error *err);
+ATTN_API attn_status attn_params_parse(const char *name, const char *text, attn_params *params,
+                                       attn_error *err);
 /* Checks parameters for a variant and a problem: the count, each value's range and multiple,
  * and the variant's own constraints (register budget, ...). ATTN_OK when the variant can run
  * them; ATTN_ERR_INVALID with the reason otherwise. */
-attn_status attn_params_check(const char *name, const attn_problem *p, const attn_params *params,
-                              attn_error *err);
+ATTN_API attn_status attn_params_check(const char *name, const attn_problem *p,
+                                       const attn_params *params, attn_error *err);
 /* Writes "bq=64,bk=128" into buf: "" for an unknown variant or NULL params, nothing when buf
  * is NULL or len is 0. */
-void attn_params_format(const char *name, const attn_params *params, char *buf, size_t len);
+ATTN_API void attn_params_format(const char *name, const attn_params *params, char *buf,
+                                 size_t len);
 
 /* The tolerance a run of variant `name` on p is held to: its declared tolerance plus the unit
  * roundoff of a half-precision output. -1 for an unknown variant or a NULL problem. */
-double attn_variant_tolerance(const char *name, const attn_problem *p);
+ATTN_API double attn_variant_tolerance(const char *name, const attn_problem *p);
 
 /* Runs the named variant. params may be NULL (defaults). q, k, v, o point at element 0 of each
  * tensor, laid out as the problem's strides say, with elements of the problem's dtype (q, k, v)
@@ -218,23 +227,23 @@ double attn_variant_tolerance(const char *name, const attn_problem *p);
  * the core the caller is on. A call made
  * while the pool is busy (another thread's run, or a nested call) runs every slice set itself,
  * with identical results. */
-attn_status attn_run_variant(const char *name, const attn_problem *p, const attn_params *params,
-                             const void *q, const void *k, const void *v, void *o,
-                             attn_error *err);
+ATTN_API attn_status attn_run_variant(const char *name, const attn_problem *p,
+                                      const attn_params *params, const void *q, const void *k,
+                                      const void *v, void *o, attn_error *err);
 
 /* The default thread count (params.threads == 0): the cores of the first NUMA node. */
-int attn_default_threads(void);
+ATTN_API int attn_default_threads(void);
 
 /* ATTN_FORCE_VARIANT=name forces one variant wherever a default choice is made (the CLI's
  * default variant list, the planner). Sets *name to that variant's registered name, or to NULL
  * when the variable is unset or empty. Fails with ATTN_ERR_UNKNOWN_VARIANT for a name no variant
  * has, and with ATTN_ERR_UNSUPPORTED when this CPU (or ATTN_DISABLE_ISA) cannot run it — never a
  * silent fallback. Read on every call. */
-attn_status attn_forced_variant(const char **name, attn_error *err);
+ATTN_API attn_status attn_forced_variant(const char **name, attn_error *err);
 
 /* 16 hex digits identifying this machine (CPU model, detected ISA, cache sizes, core count) for
  * result and tuning files; the same on every run on the same machine. */
-const char *attn_machine_id(void);
+ATTN_API const char *attn_machine_id(void);
 
 /* ---- planner and wisdom (FFTW-style) ------------------------------------------------------ */
 
@@ -257,10 +266,10 @@ enum attn_plan_flags {
  * including its mask and kv_lens POINTERS: those arrays must stay valid and unchanged for the
  * life of the plan. Never selects a variant this CPU cannot run (ATTN_DISABLE_ISA included);
  * honours ATTN_FORCE_VARIANT. Wisdom is read from attn_wisdom_file(). NULL on error. */
-attn_plan *attn_plan_create(const attn_problem *p, unsigned flags, attn_error *err);
+ATTN_API attn_plan *attn_plan_create(const attn_problem *p, unsigned flags, attn_error *err);
 /* The same, for an explicit thread count (1..ATTN_MAX_THREADS; 0 = the default). */
-attn_plan *attn_plan_create_threads(const attn_problem *p, int threads, unsigned flags,
-                                    attn_error *err);
+ATTN_API attn_plan *attn_plan_create_threads(const attn_problem *p, int threads, unsigned flags,
+                                             attn_error *err);
 
 /* Everything a plan may be asked for. Zero-initialised: default threads, ATTN_ESTIMATE, and
  * only variants that compute in float32. */
@@ -276,16 +285,16 @@ typedef struct attn_plan_options {
     double max_rel_err;
 } attn_plan_options;
 /* options NULL: all defaults, as a zeroed attn_plan_options. */
-attn_plan *attn_plan_create_with(const attn_problem *p, const attn_plan_options *options,
-                                 attn_error *err);
+ATTN_API attn_plan *attn_plan_create_with(const attn_problem *p, const attn_plan_options *options,
+                                          attn_error *err);
 /* Runs the plan on q, k, v into o (laid out as the planned problem's strides say). The plan is
  * not modified: one plan may run concurrently from several threads on distinct outputs. */
-attn_status attn_execute(const attn_plan *plan, const void *q, const void *k, const void *v,
-                         void *o, attn_error *err);
+ATTN_API attn_status attn_execute(const attn_plan *plan, const void *q, const void *k,
+                                  const void *v, void *o, attn_error *err);
 /* "avx512 bq=64 bk=128 threads=4, from wisdom" (or "from nearest (...)", "from estimate"); a
  * reduced-precision choice also says why: its measured error against the bound, and how much
  * faster it measured than the fastest float32-compute candidate. "(no plan)" for NULL. */
-const char *attn_plan_describe(const attn_plan *plan);
+ATTN_API const char *attn_plan_describe(const attn_plan *plan);
 
 typedef enum attn_plan_source {
     ATTN_PLAN_FROM_WISDOM,   /* this problem class was tuned on this machine and build */
@@ -307,10 +316,10 @@ typedef struct attn_plan_info {
     attn_dtype compute_dtype; /* the variant's: ATTN_BF16 for a reduced-precision choice */
     double measured_rel_err;  /* the error tuning measured for the choice; NaN when unknown */
 } attn_plan_info;
-void attn_plan_get_info(const attn_plan *plan, attn_plan_info *info);
+ATTN_API void attn_plan_get_info(const attn_plan *plan, attn_plan_info *info);
 /* "wisdom", "nearest", "estimate", "measure", "forced". */
-const char *attn_plan_source_name(attn_plan_source source);
-void attn_plan_destroy(attn_plan *plan);
+ATTN_API const char *attn_plan_source_name(attn_plan_source source);
+ATTN_API void attn_plan_destroy(attn_plan *plan);
 
 /* Wisdom: what tuning found, per problem class, for this machine (attn_machine_id()) and this
  * build (library version, compiler and flags, variants and their parameters). It lives in a JSON
@@ -321,16 +330,16 @@ void attn_plan_destroy(attn_plan *plan);
 
 /* The wisdom file planners read and ATTN_MEASURE writes. NULL restores the default. Wisdom
  * already loaded in memory is dropped, so the next plan reads the new file. */
-attn_status attn_wisdom_set_file(const char *path, attn_error *err);
+ATTN_API attn_status attn_wisdom_set_file(const char *path, attn_error *err);
 /* Writes the path in use into buf (nothing when buf is NULL or len is 0). */
-void attn_wisdom_file(char *buf, size_t len);
+ATTN_API void attn_wisdom_file(char *buf, size_t len);
 /* Adds the entries of a wisdom file (those of this machine and build) to the wisdom in memory;
  * fails with a message when the file is unreadable, corrupt, or holds no wisdom for this
  * machine and build. */
-attn_status attn_wisdom_import_file(const char *path, attn_error *err);
+ATTN_API attn_status attn_wisdom_import_file(const char *path, attn_error *err);
 /* Writes the wisdom in memory for this machine and build (the wisdom file's entries plus any
  * imported) to a new wisdom file, atomically. */
-attn_status attn_wisdom_export_file(const char *path, attn_error *err);
+ATTN_API attn_status attn_wisdom_export_file(const char *path, attn_error *err);
 
 #ifdef __cplusplus
 }

@@ -38,6 +38,7 @@
 #include "attn.h"
 #include "cpu.h"
 #include "oracle.h"
+#include "rng.h"
 
 #include <inttypes.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -80,28 +81,22 @@ static const shape_set shape_sets[] = {
     {"reduced", 120, 1.0e6},
 };
 
-/* ---- random numbers: splitmix64 --------------------------------------------------------- */
+/* ---- random numbers: SplitMix64 of rng.h ------------------------------------------------- */
 
+/* A generator with its own state: one per case, seeded from (run seed, case). */
 typedef struct rng {
     uint64_t state;
 } rng;
 
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rng_next(rng *r) { return mix64(r->state += 0x9e3779b97f4a7c15u); }
+static uint64_t rng_next(rng *r) { return attn_rng_next(&r->state); }
 
 static rng rng_seeded(uint64_t seed, uint64_t stream)
 {
-    return (rng){mix64(seed ^ mix64(stream + 0x632be59bd9b4e019u))};
+    return (rng){attn_rng_mix(seed ^ attn_rng_mix(stream + 0x632be59bd9b4e019u))};
 }
 
 /* Uniform in [0, 1). */
-static double rng_unit(rng *r) { return (double)(rng_next(r) >> 11) * 0x1p-53; }
+static double rng_unit(rng *r) { return attn_rng_unit(&r->state); }
 
 /* Uniform integer in [lo, hi]. */
 static int64_t rng_range(rng *r, int64_t lo, int64_t hi)
@@ -1195,7 +1190,7 @@ static run_plan plan_run(const attn_variant_info *info, const test_case *c,
     memset(&rp, 0, sizeof rp);
     uint64_t stream = hash_bytes(0xcbf29ce484222325u, info->name, strlen(info->name));
     if (p->dtype != ATTN_F32) /* float32 draws as it always did: old seeds replay */
-        stream = mix64(stream + (uint64_t)p->dtype);
+        stream = attn_rng_mix(stream + (uint64_t)p->dtype);
     rng r = rng_seeded(c->seed, stream);
     rp.repeat = rng_chance(&r, 0.125);
     rp.null_params = threads < 0 && rng_chance(&r, 0.2);
@@ -2133,8 +2128,8 @@ int main(int argc, char **argv)
     if (!seed_given) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        rn.seed = (uint32_t)mix64((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec +
-                                  ((uint64_t)getpid() << 32));
+        rn.seed = (uint32_t)attn_rng_mix((uint64_t)ts.tv_sec * 1000000000u +
+                                         (uint64_t)ts.tv_nsec + ((uint64_t)getpid() << 32));
     }
     if (rn.cases < 0)
         rn.cases = rn.shapes->cases;

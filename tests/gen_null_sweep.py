@@ -297,6 +297,10 @@ def parse_prototypes(header):
         m = re.fullmatch(r"(.+?)\b(attn_\w+)\s*\((.*)\)", st)
         if not m or "(" in m.group(3):
             sys.exit(f"gen_null_sweep: cannot parse the declaration {st!r}")
+        if not st.startswith("ATTN_API "):
+            sys.exit(f"gen_null_sweep: {m.group(2)} is not marked ATTN_API: libattn.so would "
+                     f"not export it")
+        m = re.fullmatch(r"ATTN_API (.+?)\b(attn_\w+)\s*\((.*)\)", st)
         ret = normalize_type(m.group(1))
         name, args = m.group(2), m.group(3).strip()
         params = [] if args in ("", "void") else [parse_param(name, a) for a in args.split(",")]

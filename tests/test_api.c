@@ -6,6 +6,7 @@
  * hand; bulk conversions against a reference written here. */
 #include "attn.h"
 #include "cpu.h"
+#include "rng.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -768,11 +769,10 @@ static void test_convert_bf16(void)
     enum { N = 1 << 16 };
     uint32_t *in = malloc(N * sizeof *in);
     uint16_t *out = malloc(N * sizeof *out);
-    uint64_t x = 0x9e3779b97f4a7c15u;
+    uint64_t state = 1;
     int wrong = 0;
     for (int i = 0; i < N; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        in[i] = (uint32_t)(x >> 32);
+        in[i] = (uint32_t)(attn_rng_next(&state) >> 32);
         if ((in[i] & 0x7fffffffu) > 0x7f800000u)
             in[i] &= 0xff7fffffu; /* a NaN becomes a finite value */
     }
@@ -848,9 +848,9 @@ static void test_convert_f16(void)
     enum { N = 1 << 16 };
     float *in = malloc(N * sizeof *in), *back = malloc(N * sizeof *back);
     uint16_t *out = malloc(N * sizeof *out);
-    uint64_t x = 0x2545f4914f6cdd1du;
+    uint64_t state = 2;
     for (int i = 0; i < N; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        const uint64_t x = attn_rng_next(&state);
         /* exponents 2^-28 .. 2^17, random significand and sign */
         const int e = (int)(x % 46) - 28;
         const double m = 1.0 + (double)(x >> 40) * 0x1p-24;

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -189,6 +190,56 @@ class TestHelpAndList(CliTestCase):
         r = self.run_ok("run", *SMALL, "--format", "json", env=env)
         self.assertNotIn(v["name"], [x["variant"] for x in json.loads(r.stdout)["results"]])
         self.assertIn(f"skipping {v['name']}", r.stderr)
+
+
+class TestShapes(CliTestCase):
+    """The named shapes (harness/shapes.c): list --shapes and --shape on run, tune and plan."""
+    SIZES = ("batch", "heads_q", "heads_kv", "len_q", "len_kv", "head_dim")
+
+    def shapes(self):
+        return {s["name"]: s for s in self.run_json("list", "--shapes")["shapes"]}
+
+    def test_list(self):
+        doc = self.run_json("list", "--shapes")
+        names = [s["name"] for s in doc["shapes"]]
+        self.assertEqual(len(names), len(set(names)))
+        shapes = self.shapes()
+        for name in ("P1", "P2", "P3", "D1"):
+            self.assertEqual(shapes[name]["set"], "reference", name)
+        self.assertTrue(shapes["P3"]["causal"])
+        self.assertEqual(shapes["D1"]["len_q"], 1)
+        for s in shapes.values():
+            for key in self.SIZES:
+                self.assertGreater(s[key], 0, (s["name"], key))
+            self.assertEqual(s["heads_q"] % s["heads_kv"], 0, s["name"])
+            self.assertIsInstance(s["causal"], bool)
+        text = self.run_ok("list", "--shapes").stdout
+        for name in names:
+            self.assertRegex(text, rf"(?m)^{re.escape(name)}\s")
+
+    def test_run_takes_the_shape_and_flags_override_it(self):
+        shapes = self.shapes()
+        gqa = shapes["quick-gqa"]
+        run = ["run", "--variant", "naive", "--reps", "1", "--warmup", "0"]
+        got = self.run_json(*run, "--shape", "quick-gqa")["results"][0]["shape"]
+        self.assertEqual({k: got[k] for k in self.SIZES}, {k: gqa[k] for k in self.SIZES})
+        self.assertEqual(got["causal"], gqa["causal"])
+        for order in (["--shape", "quick-gqa", "--len-q", "5"],
+                      ["--len-q", "5", "--shape", "quick-gqa"]):
+            got = self.run_json(*run, *order)["results"][0]["shape"]
+            want = dict({k: gqa[k] for k in self.SIZES}, len_q=5)
+            self.assertEqual({k: got[k] for k in self.SIZES}, want, order)
+        causal = self.run_json(*run, "--shape", "quick-causal")["results"][0]["shape"]
+        self.assertTrue(causal["causal"])
+        plan = self.run_ok("plan", "--shape", "quick-decode", "--wisdom", self.path("w.json"))
+        self.assertIn("plan: ", plan.stdout)
+
+    def test_unknown_shape(self):
+        for command in ("run", "tune", "plan"):
+            with self.subTest(command=command):
+                message = self.assert_usage_error(command, "--shape", "P9")
+                self.assertIn("unknown shape 'P9'", message)
+                self.assertIn("P1", message)
 
 
 class TestRun(CliTestCase):

@@ -4,7 +4,9 @@
  * machines run and agree with `naive`, and the planner's FMA-rate facts rank as documented.
  * Nothing here reads this CPU's facts except to skip variants it cannot run. */
 #include "attn.h"
+#include "attn_config.h"
 #include "cpu.h"
+#include "rng.h"
 #include "tuner/tuner.h"
 #include "variant.h"
 
@@ -81,6 +83,39 @@ static void test_facts(void)
 /* Every rule against the formula of variant.h, for every machine, d and dtype: fixed values,
  * tiny caches give the minimum, huge ones the maximum, unknown caches the fallbacks' values,
  * more cache never a smaller block; every value in the parameter's range and multiple. */
+#define ATTN_VARIANT(name, built_when, why_absent) \
+    ATTN_WHEN(built_when)(extern const attn_variant attn_variant_##name;)
+#include "variant_list.h"
+#undef ATTN_VARIANT
+
+static bool listed_absent(const char *name)
+{
+    const char *absent, *why;
+    for (int i = 0; attn_variant_absent(i, &absent, &why); i++)
+        if (!strcmp(absent, name))
+            return true;
+    return false;
+}
+
+/* Each line of variant_list.h that this build compiles is the registry entry at its place, and
+ * its descriptor's .name is the line's name; the other lines are listed as absent. */
+static void test_variant_list(void)
+{
+    int index = 0;
+#define ATTN_VARIANT(id, built_when, why_absent)                                                \
+    ATTN_WHEN(built_when)(                                                                      \
+        CHECK(index < attn_registry_count && attn_registry[index] == &attn_variant_##id,        \
+              "%s: registry entry %d", #id, index);                                             \
+        CHECK(!strcmp(attn_variant_##id.name, #id), "attn_variant_%s is named \"%s\"",          \
+              #id, attn_variant_##id.name);                                                     \
+        index++;)                                                                               \
+    ATTN_UNLESS(built_when)(CHECK(listed_absent(#id), "%s: not listed absent", #id);)
+#include "variant_list.h"
+#undef ATTN_VARIANT
+    CHECK(index == attn_registry_count, "%d list lines built, %d registered", index,
+          attn_registry_count);
+}
+
 static void test_rules(void)
 {
     const int64_t dims[] = {1, 7, 64, 128, 129, 256, 1000};
@@ -205,12 +240,8 @@ static void test_worked_values(void)
     CHECK(ran >= 3, "only %d worked cases had their variant in this build", ran);
 }
 
-static uint64_t rng = 0x9e3779b97f4a7c15u;
-static float uniform(void)
-{
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (float)((rng >> 40) * (1.0 / (1 << 24))) * 2.0f - 1.0f;
-}
+static uint64_t rng_state = 1;
+static float uniform(void) { return attn_rng_uniform_pm1(&rng_state); }
 
 /* Odd problems: with the defaults of every machine, a variant this CPU can run passes its
  * params_valid, has a workspace and gives naive's output (within its tolerance). The others are
@@ -323,6 +354,7 @@ int main(void)
     if (getenv("ATTN_FORCE_VARIANT"))
         unsetenv("ATTN_FORCE_VARIANT");
     test_facts();
+    test_variant_list();
     test_rules();
     test_worked_values();
     test_huge_problem();

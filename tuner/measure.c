@@ -24,6 +24,7 @@
 #include "tuner.h"
 #include "cpu.h"
 #include "oracle.h"
+#include "rng.h"
 #include "timing.h"
 
 #include <math.h>
@@ -65,17 +66,6 @@ static attn_status fail(attn_error *err, attn_status s, const char *what)
     return s;
 }
 
-/* xorshift64*: reproducible inputs without touching the C library's rand() state. */
-static float next_uniform(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    return (float)((x * 2685821657736338717ull) >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
-}
-
 static void *alloc_tensor(int64_t n, attn_dtype t, attn_error *err)
 {
     void *x = aligned_alloc(64, ((size_t)n * attn_dtype_size(t) + 63) & ~(size_t)63);
@@ -97,7 +87,7 @@ static void *random_tensor(const attn_problem *p, char tensor, uint64_t *seed, f
     if (!x)
         return NULL;
     for (int64_t i = 0; i < n; i++)
-        x[i] = next_uniform(seed);
+        x[i] = attn_rng_uniform_pm1(seed);
     if (p->dtype == ATTN_F32)
         return *widened = x;
     void *stored = alloc_tensor(n, p->dtype, err);
@@ -155,7 +145,7 @@ attn_status tuner_bench_init(tuner_bench *b, const attn_problem *p, attn_error *
     attn_status st = attn_problem_validate(p, err);
     if (st != ATTN_OK)
         return st;
-    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    uint64_t seed = 1; /* fixed: the same inputs on every run */
     make_small(p, &b->small);
     attn_problem *s = &b->small;
     const size_t small_out = (size_t)(s->batch * s->heads_q * s->len_q * s->head_dim);
@@ -177,7 +167,7 @@ attn_status tuner_bench_init(tuner_bench *b, const attn_problem *p, attn_error *
         if (!(b->small_mask = malloc((size_t)(s->len_q * s->len_kv) * sizeof(float))))
             goto nomem;
         for (int64_t i = 0; i < s->len_q * s->len_kv; i++) {
-            float u = next_uniform(&seed);
+            float u = attn_rng_uniform_pm1(&seed);
             b->small_mask[i] = (i < s->len_kv || u > 0.75f) ? -INFINITY : u;
         }
         s->mask = b->small_mask;

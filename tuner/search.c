@@ -15,6 +15,7 @@
  * measure.c). With an accuracy bound (max_rel_err > 0) variants computing in reduced precision
  * join the space, and a configuration whose measured error exceeds the bound is never chosen;
  * the fastest float32-compute configuration is remembered, to say what the choice beat. */
+#include "error.h"
 #include "tuner.h"
 #include "timing.h"
 
@@ -174,7 +175,10 @@ static attn_status fast(search *s, attn_error *err)
 {
     tuner_space *space = &s->r->space;
     /* (time of the default, variant space index, start config) per variant. */
-    double order[32][3];
+    double (*order)[3] = calloc((size_t)space->variant_count + 1, sizeof *order);
+    if (!order)
+        return attn_fail(err, ATTN_ERR_NOMEM, "tuner: out of memory ordering the variants");
+    attn_status st = ATTN_OK;
     int n = 0;
     for (int v = 0; v < space->variant_count && !out_of_budget(s); v++) {
         const tuner_variant_space *vs = &space->variants[v];
@@ -183,9 +187,9 @@ static attn_status fast(search *s, attn_error *err)
         long start = point(s, vs, idx);
         if (start < 0)
             start = (long)vs->first; /* the default is not valid: any valid point */
-        attn_status st = visit(s, (size_t)start, err);
+        st = visit(s, (size_t)start, err);
         if (st != ATTN_OK)
-            return st;
+            break;
         const tuner_candidate *c = &s->r->candidates[start];
         order[n][0] = c->timed ? c->timing.median : INFINITY;
         order[n][1] = v;
@@ -193,7 +197,7 @@ static attn_status fast(search *s, attn_error *err)
         n++;
     }
     qsort(order, (size_t)n, sizeof order[0], compare_by_time);
-    for (int k = 0; k < n && !out_of_budget(s); k++) {
+    for (int k = 0; k < n && !out_of_budget(s) && st == ATTN_OK; k++) {
         if (!(order[k][0] <= PRUNE_RATIO * order[0][0]))
             break;
         const tuner_variant_space *vs = &space->variants[(int)order[k][1]];
@@ -203,11 +207,10 @@ static attn_status fast(search *s, attn_error *err)
             for (int j = 0; j < vs->value_count[i]; j++)
                 if (vs->values[i][j] == space->configs[start].params.value[i])
                     idx[i] = j;
-        attn_status st = descend(s, vs, start, idx, err);
-        if (st != ATTN_OK)
-            return st;
+        st = descend(s, vs, start, idx, err);
     }
-    return ATTN_OK;
+    free(order);
+    return st;
 }
 
 attn_status tuner_run(const attn_problem *p, const tuner_options *opt, tuner_result *out,

@@ -5,6 +5,7 @@
  * range. The space is the product of those lists, filtered by attn_params_check (ranges and the
  * variant's params_valid constraints). When a variant declares many parameters, the factor
  * shrinks until the product stays under TUNER_MAX_SPACE. */
+#include "error.h"
 #include "tuner.h"
 
 #include <stdlib.h>
@@ -161,8 +162,10 @@ attn_status tuner_space_build(const attn_problem *p, int threads, const char *on
     memset(space, 0, sizeof *space);
     size_t capacity = 0;
     char why[200] = "";
-    const int max_variants = (int)(sizeof space->variants / sizeof space->variants[0]);
-    for (int i = 0; i < attn_variant_count() && space->variant_count < max_variants; i++) {
+    space->variants = calloc((size_t)attn_variant_count(), sizeof *space->variants);
+    if (!space->variants)
+        return attn_fail(err, ATTN_ERR_NOMEM, "out of memory for the search space");
+    for (int i = 0; i < attn_variant_count(); i++) {
         attn_variant_info info;
         attn_variant_get(i, &info);
         if (only && !name_in_list(only, info.name))
@@ -193,6 +196,7 @@ attn_status tuner_space_build(const attn_problem *p, int threads, const char *on
 void tuner_space_free(tuner_space *space)
 {
     free(space->configs);
+    free(space->variants);
     memset(space, 0, sizeof *space);
 }
 

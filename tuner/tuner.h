@@ -44,7 +44,7 @@ typedef struct tuner_variant_space {
 typedef struct tuner_space {
     tuner_config *configs;
     size_t count;
-    tuner_variant_space variants[32];
+    tuner_variant_space *variants; /* one per registry variant at most (allocated) */
     int variant_count;
 } tuner_space;
 

@@ -238,32 +238,29 @@ json_t *wisdom_machine_json(void)
 
 json_t *wisdom_build_json(void)
 {
-    /* "avx512(bq,bk) avx2(bq,bk) … naive()": a new variant or parameter is a new build. */
-    char variants[1024];
-    size_t used = 0;
-    variants[0] = '\0';
+    /* "avx512(bq,bk) avx2(bq,bk) … naive()": a new variant or parameter is a new build. Grows
+     * with the registry (a fixed buffer would silently drop the variants past its end). */
+    char *variants = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&variants, &size);
+    if (!f)
+        return NULL;
     for (int i = 0; i < attn_variant_count(); i++) {
         attn_variant_info info;
         attn_variant_get(i, &info);
-        int w = snprintf(variants + used, sizeof variants - used, "%s%s(", used ? " " : "",
-                         info.name);
-        for (int j = 0; w >= 0 && j < info.param_count; j++) {
-            used += (size_t)w;
-            if (used >= sizeof variants)
-                break;
-            w = snprintf(variants + used, sizeof variants - used, "%s%s", j ? "," : "",
-                         info.params[j].name);
-        }
-        if (w < 0 || used + (size_t)w >= sizeof variants)
-            break;
-        used += (size_t)w;
-        w = snprintf(variants + used, sizeof variants - used, ")");
-        if (w < 0 || used + (size_t)w >= sizeof variants)
-            break;
-        used += (size_t)w;
+        fprintf(f, "%s%s(", i ? " " : "", info.name);
+        for (int j = 0; j < info.param_count; j++)
+            fprintf(f, "%s%s", j ? "," : "", info.params[j].name);
+        fputc(')', f);
     }
-    return json_pack("{s:s, s:s, s:s, s:s}", "library", ATTN_VERSION_STRING, "compiler",
-                     ATTN_BUILD_COMPILER, "flags", ATTN_BUILD_FLAGS, "variants", variants);
+    if (fclose(f) != 0) {
+        free(variants);
+        return NULL;
+    }
+    json_t *build = json_pack("{s:s, s:s, s:s, s:s}", "library", ATTN_VERSION_STRING, "compiler",
+                              ATTN_BUILD_COMPILER, "flags", ATTN_BUILD_FLAGS, "variants", variants);
+    free(variants);
+    return build;
 }
 
 /* Why a section is not ours, in words; NULL when it is. */

@@ -1,8 +1,9 @@
 /* variant.h — the plug-in contract of an attention implementation.
  *
- * A variant is one file under variants/ that defines one `const attn_variant` descriptor, and one
- * line in the registry table (registry.c). Nothing else in the tree learns its name: the harness,
- * the CLI, the tests and the tuner all read the descriptor.
+ * A variant is one file under variants/ that defines one `const attn_variant` descriptor, one
+ * line in the list of variants (variant_list.h) and one sources line in variants/meson.build
+ * (docs/ADDING_A_VARIANT.md). Nothing else in the tree learns its name: the harness, the CLI,
+ * the tests and the tuner all read the descriptor.
  *
  * The harness has validated the problem before any call here, checked that the CPU has `isa`,
  * and resolved the scale (task->scale is never 0). */
@@ -176,7 +177,35 @@ typedef struct attn_variant {
                                const attn_partial *out);
 } attn_variant;
 
-/* The registry: every variant compiled into this build, best first (registry.c). */
+/* The parameters of a descriptor, from its two arrays: sets .params, .defaults and .param_count,
+ * the count computed, and checked at compile time to match the rules and fit ATTN_MAX_PARAMS:
+ *     static const attn_variant attn_variant_x = {..., ATTN_PARAMS(x_params, x_defaults), ...};
+ * A variant without parameters leaves the three fields out (0 and NULL). */
+#define ATTN_COUNT_OF(array) (sizeof(array) / sizeof((array)[0]))
+#define ATTN_PARAMS(params_array, defaults_array)                                                 \
+    .params = (params_array), .defaults = (defaults_array),                                       \
+    .param_count = (int)ATTN_COUNT_OF(params_array) + 0 * (int)sizeof(struct {                    \
+        _Static_assert(ATTN_COUNT_OF(params_array) == ATTN_COUNT_OF(defaults_array),              \
+                       "one default rule per parameter");                                         \
+        _Static_assert(ATTN_COUNT_OF(params_array) <= ATTN_MAX_PARAMS,                            \
+                       "more parameters than ATTN_MAX_PARAMS");                                   \
+        int unused;                                                                               \
+    })
+
+/* For expanding variant_list.h by each line's built_when (registry.c, tests/test_defaults.c):
+ * ATTN_WHEN(cond)(x) is x (commas included) when cond expands to 1 and nothing when it expands
+ * to 0; ATTN_UNLESS the reverse. A condition that is not a macro of 0 or 1 fails to compile. */
+#define ATTN_CAT_(a, b) a##b
+#define ATTN_CAT(a, b) ATTN_CAT_(a, b)
+#define ATTN_WHEN_1(...) __VA_ARGS__
+#define ATTN_WHEN_0(...)
+#define ATTN_UNLESS_1(...)
+#define ATTN_UNLESS_0(...) __VA_ARGS__
+#define ATTN_WHEN(cond) ATTN_CAT(ATTN_WHEN_, cond)
+#define ATTN_UNLESS(cond) ATTN_CAT(ATTN_UNLESS_, cond)
+
+/* The registry: every variant compiled into this build, best first (registry.c expands
+ * variant_list.h). */
 extern const attn_variant *const attn_registry[];
 extern const int attn_registry_count;
 
