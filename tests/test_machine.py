@@ -334,7 +334,8 @@ class Peak(unittest.TestCase):
         for key in ("fma_gflops_per_core", "fma_gflops_all_cores", "triad_gbs_1t",
                     "triad_gbs_all", "read_gbs_1t", "read_gbs_all"):
             self.assertGreater(peak[key], 0, key)
-        self.assertGreaterEqual(peak["fma_gflops_all_cores"], 0.5 * peak["fma_gflops_per_core"])
+        # No ratio between the all-core and the one-core figure is asserted: on a loaded 2-core
+        # machine (meson runs two tests at once) the all-core run may get one core or less.
         self.assertFalse(peak["cached"])
         self.assertIsNone(peak["cache_file"], "a non-default size must not be cached")
 
