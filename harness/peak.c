@@ -298,6 +298,9 @@ static attn_status measure(attn_peak *out, int64_t triad_bytes, attn_error *err)
 attn_status attn_peak_measure(attn_peak *out, int64_t triad_array_bytes, attn_error *err)
 {
     memset(out, 0, sizeof *out);
+    if (attn_parallel_serial())
+        return attn_fail(err, ATTN_ERR_INVALID, "ATTN_SERIAL=1 keeps every run on the "
+                         "calling thread, so the all-core figures cannot be measured; unset it");
     /* Bind the caller to core 0 (worker 0 of every parallel run) and give it back its CPUs. */
     cpu_set_t saved;
     const bool have_saved = pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) == 0;

@@ -176,7 +176,7 @@ static void run_all_here(int workers, attn_parallel_fn fn, void *ctx)
  * change, so neither do the results. For environments whose threads cannot be trusted (here,
  * qemu-user 7.2 hangs in an aarch64 guest's first pthread_create, whatever the program) and for
  * users who must keep the library to one thread. */
-static bool serial_forced(void)
+bool attn_parallel_serial(void)
 {
     const char *env = getenv("ATTN_SERIAL");
     return env && !strcmp(env, "1");
@@ -184,7 +184,7 @@ static bool serial_forced(void)
 
 bool attn_parallel_run(int workers, attn_parallel_fn fn, void *ctx)
 {
-    if (workers > 1 && serial_forced()) {
+    if (workers > 1 && attn_parallel_serial()) {
         run_all_here(workers, fn, ctx);
         return false;
     }

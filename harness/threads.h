@@ -25,4 +25,7 @@ typedef void (*attn_parallel_fn)(void *ctx, int worker, int workers);
 /* True when fn ran on `workers` threads, false when the caller ran them all. */
 bool attn_parallel_run(int workers, attn_parallel_fn fn, void *ctx);
 
+/* True when ATTN_SERIAL=1 keeps every run on the calling thread. */
+bool attn_parallel_serial(void);
+
 #endif

@@ -285,6 +285,8 @@ class PeakCache(unittest.TestCase):
     written is a warning, the measured figures are still printed."""
 
     def setUp(self):
+        if "ATTN_SERIAL=1" in WRAPPER:  # under qemu: peak refuses to measure one thread as all
+            self.skipTest("peak cannot measure under ATTN_SERIAL=1")
         self.tmp = tempfile.TemporaryDirectory(prefix="test-files-")
         self.env = dict(os.environ, XDG_CACHE_HOME=self.tmp.name)
 
