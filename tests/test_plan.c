@@ -5,7 +5,8 @@
  *    may allocate (every malloc, calloc, realloc, aligned_alloc, posix_memalign and memalign of
  *    the process is counted), and every step's output must equal, bit for bit, that of
  *    attn_run_variant with the plan's variant, parameters and threads on the same arrays. For
- *    the planner's choice and for every float32 variant this CPU runs, on 1, 2 and 4 threads.
+ *    the planner's choice (1, 2 and 4 threads, with and without a mask) and for every float32
+ *    variant this CPU runs (1, 2, 4 threads; VARIANT_STEPS steps).
  * 2. The options: threads, flags, disable_isa (the choice avoids the ISAs turned off), the log
  *    callback (a corrupt wisdom file is reported through it).
  * 3. Errors of execute: NULL arguments, a mask or kv_lens given when the plan said none (and
@@ -36,7 +37,10 @@
 static atomic_long allocations;
 
 #ifdef UNDER_SANITIZER
-#include <sanitizer/allocator_interface.h>
+/* From the sanitizers' allocator interface (sanitizer/allocator_interface.h, which GCC does not
+ * install): the runtime calls the hooks on every allocation and release. */
+int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void *, size_t),
+                                              void (*free_hook)(const volatile void *));
 
 static void count_malloc(const volatile void *ptr, size_t size)
 {
@@ -48,7 +52,10 @@ static void count_free(const volatile void *ptr) { (void)ptr; }
 
 static void start_counting(void)
 {
-    __sanitizer_install_malloc_and_free_hooks(count_malloc, count_free);
+    if (!__sanitizer_install_malloc_and_free_hooks(count_malloc, count_free)) {
+        printf("FAILED: the sanitizer refused the malloc hooks\n");
+        exit(1);
+    }
 }
 #else
 void *__libc_malloc(size_t size);
@@ -107,6 +114,14 @@ static float *filled(size_t n, unsigned seed)
 }
 
 enum { STEPS = 1000, BATCH = 2, HEADS_Q = 4, HEADS_KV = 1, LEN_KV = 1024, DIM = 64 };
+/* Steps of the loops over every variant: all of them, but fewer under a sanitizer, where each
+ * step (and its reference run) is some fifty times slower; the planner's own choice always runs
+ * the full STEPS. */
+#ifdef UNDER_SANITIZER
+enum { VARIANT_STEPS = 150 };
+#else
+enum { VARIANT_STEPS = STEPS };
+#endif
 
 /* The decode problem: Lq = 1 against a cache of LEN_KV keys, of which kv_lens[b] are filled.
  * Two (batch, kv head) groups, so that 2 and 4 threads also split the keys. */
@@ -127,7 +142,8 @@ typedef struct arrays {
 /* One plan, STEPS steps with growing key lengths: no allocation after step 0, and each step
  * equal to attn_run_variant's. forced: the variant ATTN_FORCE_VARIANT names (NULL: the
  * planner's own choice). */
-static void decode_loop(const arrays *a_in, const char *forced, int threads, bool with_mask)
+static void decode_loop(const arrays *a_in, const char *forced, int threads, bool with_mask,
+                        int steps)
 {
     arrays a = *a_in;
     if (forced)
@@ -137,8 +153,11 @@ static void decode_loop(const arrays *a_in, const char *forced, int threads, boo
     attn_problem p;
     decode_problem(&p, with_mask);
     attn_error err = {0};
+    const long before_plan = atomic_load(&allocations);
     attn_plan *plan = attn_plan_create(&p, &(attn_plan_options){.threads = threads}, &err);
     unsetenv("ATTN_FORCE_VARIANT");
+    /* the counter works in this build: making a plan allocates it */
+    CHECK(atomic_load(&allocations) > before_plan, "no allocation counted for a new plan");
     CHECK(plan, "plan of %s on %d threads: %s", forced ? forced : "(planner)", threads,
           err.message);
     if (!plan)
@@ -152,7 +171,7 @@ static void decode_loop(const arrays *a_in, const char *forced, int threads, boo
     const size_t out_bytes = (size_t)(BATCH * HEADS_Q * DIM) * sizeof(float);
     long stepped_allocations = 0;
     int mismatches = 0, first_mismatch = -1;
-    for (int step = 0; step < STEPS; step++) {
+    for (int step = 0; step < steps; step++) {
         a.kv_lens[0] = step + 1 < LEN_KV ? step + 1 : LEN_KV;   /* grows from one key */
         a.kv_lens[1] = step + 600 < LEN_KV ? step + 600 : LEN_KV; /* grows, then full */
         const attn_execute_args args = {.q = a.q, .k = a.k, .v = a.v, .o = a.o_plan,
@@ -173,7 +192,7 @@ static void decode_loop(const arrays *a_in, const char *forced, int threads, boo
     }
     printf("%-12s threads=%d %s: %ld allocations in steps 1..%d, %d steps differ from "
            "attn_run_variant\n", info.variant, threads, with_mask ? "mask+kv_lens" : "kv_lens",
-           stepped_allocations, STEPS - 1, mismatches);
+           stepped_allocations, steps - 1, mismatches);
     CHECK(stepped_allocations == 0, "%s threads=%d: %ld allocations after the first step",
           info.variant, threads, stepped_allocations);
     CHECK(mismatches == 0, "%s threads=%d: %d steps differ from attn_run_variant, first %d",
@@ -198,8 +217,8 @@ static void test_decode_loops(void)
         a.mask[j] = -INFINITY;
     const int thread_counts[] = {1, 2, 4};
     for (int t = 0; t < 3; t++) {
-        decode_loop(&a, NULL, thread_counts[t], false);
-        decode_loop(&a, NULL, thread_counts[t], true);
+        decode_loop(&a, NULL, thread_counts[t], false, STEPS);
+        decode_loop(&a, NULL, thread_counts[t], true, STEPS);
     }
     for (int i = 0; i < attn_variant_count(); i++) {
         attn_variant_info info;
@@ -210,7 +229,7 @@ static void test_decode_loops(void)
             continue;
         const char *name = info.name; /* the registry's string, stable */
         for (int t = 0; t < 3; t++)
-            decode_loop(&a, name, thread_counts[t], t == 1);
+            decode_loop(&a, name, thread_counts[t], t == 1, VARIANT_STEPS);
     }
     free(a.q); free(a.k); free(a.v); free(a.mask); free(a.o_plan); free(a.o_ref);
 }
