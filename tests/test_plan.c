@@ -118,9 +118,9 @@ enum { STEPS = 1000, BATCH = 2, HEADS_Q = 4, HEADS_KV = 1, LEN_KV = 1024, DIM = 
  * step (and its reference run) is some fifty times slower; the planner's own choice always runs
  * the full STEPS. */
 #ifdef UNDER_SANITIZER
-enum { VARIANT_STEPS = 150 };
+enum { VARIANT_STEPS = 150, COMPARE_EVERY = 10 }; /* the reference run: every 10th step */
 #else
-enum { VARIANT_STEPS = STEPS };
+enum { VARIANT_STEPS = STEPS, COMPARE_EVERY = 1 };
 #endif
 
 /* The decode problem: Lq = 1 against a cache of LEN_KV keys, of which kv_lens[b] are filled.
@@ -182,6 +182,11 @@ static void decode_loop(const arrays *a_in, const char *forced, int threads, boo
         CHECK(s == ATTN_OK, "step %d: %s", step, err.message);
         if (step > 0)
             stepped_allocations += made;
+        if (step % COMPARE_EVERY) {
+            if (s != ATTN_OK)
+                break;
+            continue;
+        }
         const attn_status r =
             attn_run_variant(info.variant, &p, &info.params, a.q, a.k, a.v, a.o_ref, &err);
         CHECK(r == ATTN_OK, "reference step %d: %s", step, err.message);
@@ -190,9 +195,10 @@ static void decode_loop(const arrays *a_in, const char *forced, int threads, boo
         if (memcmp(a.o_plan, a.o_ref, out_bytes) && mismatches++ == 0)
             first_mismatch = step;
     }
-    printf("%-12s threads=%d %s: %ld allocations in steps 1..%d, %d steps differ from "
-           "attn_run_variant\n", info.variant, threads, with_mask ? "mask+kv_lens" : "kv_lens",
-           stepped_allocations, steps - 1, mismatches);
+    printf("%-12s threads=%d %s: %ld allocations in steps 1..%d, %d of the steps compared "
+           "(every %d) differ from attn_run_variant\n", info.variant, threads,
+           with_mask ? "mask+kv_lens" : "kv_lens", stepped_allocations, steps - 1, mismatches,
+           (int)COMPARE_EVERY);
     CHECK(stepped_allocations == 0, "%s threads=%d: %ld allocations after the first step",
           info.variant, threads, stepped_allocations);
     CHECK(mismatches == 0, "%s threads=%d: %d steps differ from attn_run_variant, first %d",
