@@ -95,7 +95,9 @@ int cli_overhead(int argc, char **argv)
                                      OVERHEAD_OPTION_COUNT, &value)) != CLI_OPTION_END;) {
         bool ok = true;
         switch (o) {
-        case O_ROUNDS: ok = cli_parse_int64("overhead", "rounds", value, 1, 1000000, &rounds); break;
+        case O_ROUNDS:
+            ok = cli_parse_int64("overhead", "rounds", value, 1, 1000000, &rounds);
+            break;
         case O_CALLS: ok = cli_parse_int64("overhead", "calls", value, 1, 1000000, &calls); break;
         case O_FORMAT:
             ok = cli_parse_format("overhead", value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON,

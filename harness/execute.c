@@ -334,7 +334,8 @@ attn_status attn_exec_create(const attn_variant *var, const attn_problem *p,
     x->first_unit = calloc((size_t)x->workers + 1, sizeof *x->first_unit);
     x->status = calloc((size_t)x->workers, sizeof *x->status);
     if (!x->first_unit || !x->status) {
-        s = attn_fail(err, ATTN_ERR_NOMEM, "variant %s: cannot allocate the thread plan", var->name);
+        s = attn_fail(err, ATTN_ERR_NOMEM, "variant %s: cannot allocate the thread plan",
+                      var->name);
         goto failed;
     }
     if (x->workspace_bytes &&

@@ -7,7 +7,7 @@
  * point validates its input and returns a status with a message; nothing aborts on bad input.
  *
  * NULL: every pointer argument is checked. Where NULL is not documented as meaningful (an
- * attn_error* is always optional; params of attn_run_variant, options of attn_plan_create_with,
+ * attn_error* is always optional; params of attn_run_variant, options of attn_plan_create,
  * the path of attn_wisdom_set_file, the plan of attn_plan_destroy), a function given NULL
  * returns ATTN_ERR_INVALID with "<argument> is NULL" in the message, false, -1 (an index or a
  * count of FLOPs), NaN (a scale), NULL (a new object), or does nothing when it returns void.

@@ -49,7 +49,8 @@ class BenchKernels(unittest.TestCase):
         table = bench(*QUICK, "--scaling", "2")
         self.assertEqual(table.returncode, 0, table.stderr)
         self.assertIn("| GFLOP/s 2 thr | speed-up |", table.stdout)
-        self.assertRegex(table.stdout, r"execute overhead \(tiny problem\): \d+\.\d{3} us \(1 thread, ")
+        self.assertRegex(table.stdout,
+                         r"execute overhead \(tiny problem\): \d+\.\d{3} us \(1 thread, ")
         self.assertRegex(table.stdout, r"\| streaming \|.*\| \d+\.\d\d× \[\d+\.\d\d, \d+\.\d\d\] \|")
 
     def test_bad_usage(self):

@@ -70,7 +70,11 @@ void *malloc(size_t size) { counted(); return __libc_malloc(size); }
 void *calloc(size_t n, size_t size) { counted(); return __libc_calloc(n, size); }
 void *realloc(void *ptr, size_t size) { counted(); return __libc_realloc(ptr, size); }
 void free(void *ptr) { __libc_free(ptr); }
-void *memalign(size_t alignment, size_t size) { counted(); return __libc_memalign(alignment, size); }
+void *memalign(size_t alignment, size_t size)
+{
+    counted();
+    return __libc_memalign(alignment, size);
+}
 void *aligned_alloc(size_t alignment, size_t size)
 {
     counted();
