@@ -5,7 +5,8 @@
  *
  * It plans a small causal GQA problem with ATTN_ESTIMATE (no timing; wisdom is used when this
  * machine has tuned the problem), says what the planner chose, runs the plan twice and checks
- * both runs give the same output, bit for bit. Exit status 0 on success. */
+ * both runs give the same output, bit for bit. The arrays come with each attn_execute; the plan
+ * holds only the problem's shape. Exit status 0 on success. */
 #include <attn.h>
 
 #include <stdio.h>
@@ -30,7 +31,8 @@ int main(void)
     p.causal = true;
 
     attn_error err;
-    attn_plan *plan = attn_plan_create(&p, ATTN_ESTIMATE, &err);
+    const attn_plan_options options = {.flags = ATTN_ESTIMATE}; /* zeroed: default threads */
+    attn_plan *plan = attn_plan_create(&p, &options, &err);
     if (!plan) {
         fprintf(stderr, "plan_example: %s\n", err.message);
         return 1;
@@ -44,8 +46,10 @@ int main(void)
     int status = 1;
     if (!q || !k || !v || !o1 || !o2)
         fprintf(stderr, "plan_example: out of memory\n");
-    else if (attn_execute(plan, q, k, v, o1, &err) != ATTN_OK ||
-             attn_execute(plan, q, k, v, o2, &err) != ATTN_OK)
+    else if (attn_execute(plan, &(attn_execute_args){.q = q, .k = k, .v = v, .o = o1}, &err) !=
+                 ATTN_OK ||
+             attn_execute(plan, &(attn_execute_args){.q = q, .k = k, .v = v, .o = o2}, &err) !=
+                 ATTN_OK)
         fprintf(stderr, "plan_example: %s\n", err.message);
     else if (memcmp(o1, o2, (size_t)nq * sizeof *o1))
         fprintf(stderr, "plan_example: two runs of one plan differ\n");

@@ -37,6 +37,7 @@ static const struct cli_command {
     {"sweep", cli_sweep, "run a grid of shapes, threads and variants; write one result file"},
     {"study", cli_study, "numerical studies: `study scaling`, why attention scales by 1/sqrt(d)"},
     {"compare", cli_compare, "compare two benchmark results: ratios, intervals, regression verdict"},
+    {"overhead", cli_overhead, "per-call overhead of attn_execute on a tiny problem"},
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 

@@ -40,6 +40,7 @@ void cli_format_bytes(char *buf, size_t len, int64_t bytes);
 int cli_sweep(int argc, char **argv); /* cli_sweep.c */
 int cli_study(int argc, char **argv); /* cli_study.c */
 int cli_compare(int argc, char **argv); /* cli_compare.c */
+int cli_overhead(int argc, char **argv); /* cli_overhead.c */
 
 /* cli_machine.c: --disable-isa LIST (validated, then set as ATTN_DISABLE_ISA before the first
  * detection); false after reporting a bad list. */

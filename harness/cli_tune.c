@@ -690,10 +690,12 @@ static double time_plan(const attn_plan *plan, const attn_problem *p, int64_t n,
         snprintf(err->message, sizeof err->message, "out of memory for the samples");
         goto done;
     }
-    bool ok = attn_execute(plan, t[0], t[1], t[2], t[3], err) == ATTN_OK;
+    const attn_execute_args args = {.q = t[0], .k = t[1], .v = t[2], .o = t[3],
+                                    .mask = p->mask, .kv_lens = p->kv_lens};
+    bool ok = attn_execute(plan, &args, err) == ATTN_OK;
     for (int64_t r = 0; ok && r < n; r++) {
         const double t0 = attn_clock_seconds();
-        ok = attn_execute(plan, t[0], t[1], t[2], t[3], err) == ATTN_OK;
+        ok = attn_execute(plan, &args, err) == ATTN_OK;
         samples[r] = attn_clock_seconds() - t0;
     }
     if (ok) {
@@ -739,7 +741,7 @@ int cli_plan(int argc, char **argv)
     progress_state ps;
     progress_init(&ps, "plan");
     tuner_measure_progress(show_progress, &ps);
-    attn_plan *plan = attn_plan_create_with(&p, &po, &err);
+    attn_plan *plan = attn_plan_create(&p, &po, &err);
     tuner_measure_progress(NULL, NULL);
     progress_end(&ps);
     if (!plan)

@@ -1,4 +1,4 @@
-/* split.h — how attn_run_variant cuts a problem over threads (library.c), for tools that say
+/* split.h — how runs and plans cut a problem over threads (execute.c), for tools that say
  * what the library will do (`attnbench info`). */
 #ifndef ATTN_SPLIT_H
 #define ATTN_SPLIT_H

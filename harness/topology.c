@@ -4,7 +4,9 @@
 
 #include <hwloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 static attn_topology info;
@@ -85,6 +87,44 @@ bool attn_topology_cache_cpus(int level, int instance, char *buf, size_t len)
                    len);
 }
 
+static hwloc_obj_t core_obj(int core);
+
+#ifdef __linux__
+/* Each core's CPUs as an affinity mask, made on first use: hwloc_set_cpubind allocates a mask
+ * on every call, and a worker rebinds whenever the caller has moved to another core, which
+ * would make a plan's execute allocate (attn.h promises it does not). */
+static cpu_set_t **core_masks;
+static size_t core_mask_bytes;
+static pthread_once_t masks_once = PTHREAD_ONCE_INIT;
+
+static void make_core_masks(void)
+{
+    const int n = info.cores;
+    const int last = hwloc_bitmap_last(hwloc_topology_get_topology_cpuset(topo));
+    cpu_set_t **masks = calloc((size_t)n, sizeof *masks);
+    if (!masks || last < 0)
+        goto failed;
+    core_mask_bytes = CPU_ALLOC_SIZE(last + 1);
+    for (int c = 0; c < n; c++) {
+        hwloc_obj_t o = core_obj(c);
+        if (!o || !(masks[c] = CPU_ALLOC(last + 1)))
+            goto failed;
+        CPU_ZERO_S(core_mask_bytes, masks[c]);
+        unsigned cpu;
+        hwloc_bitmap_foreach_begin(cpu, o->cpuset)
+            if ((int)cpu <= last)
+                CPU_SET_S(cpu, core_mask_bytes, masks[c]);
+        hwloc_bitmap_foreach_end();
+    }
+    core_masks = masks;
+    return;
+failed:
+    for (int c = 0; masks && c < n; c++)
+        CPU_FREE(masks[c]);
+    free(masks); /* binding falls back to hwloc_set_cpubind */
+}
+#endif
+
 static hwloc_obj_t core_obj(int core)
 {
     int n = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
@@ -130,6 +170,11 @@ bool attn_topology_bind_thread_to_core(int core)
     attn_topology_get();
     if (!topo)
         return false;
+#ifdef __linux__
+    pthread_once(&masks_once, make_core_masks);
+    if (core_masks && core >= 0 && core < info.cores)
+        return pthread_setaffinity_np(pthread_self(), core_mask_bytes, core_masks[core]) == 0;
+#endif
     hwloc_obj_t o = core_obj(core);
     return o && hwloc_set_cpubind(topo, o->cpuset, HWLOC_CPUBIND_THREAD) == 0;
 }

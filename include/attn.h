@@ -7,13 +7,26 @@
  * point validates its input and returns a status with a message; nothing aborts on bad input.
  *
  * NULL: every pointer argument is checked. Where NULL is not documented as meaningful (an
- * attn_error* is always optional; params of attn_run_variant, options of attn_plan_create_with,
+ * attn_error* is always optional; params of attn_run_variant, options of attn_plan_create,
  * the path of attn_wisdom_set_file, the plan of attn_plan_destroy), a function given NULL
  * returns ATTN_ERR_INVALID with "<argument> is NULL" in the message, false, -1 (an index or a
  * count of FLOPs), NaN (a scale), NULL (a new object), or does nothing when it returns void.
  * Out-of-range values (indices, enums, sizes near 2^63) are refused the same way, and a size of
  * 0 writes nothing. tests/test_null_sweep.c, generated from this header at build time, calls
- * every function with NULL in each pointer position, out-of-range values and sizes of 0. */
+ * every function with NULL in each pointer position, out-of-range values and sizes of 0.
+ *
+ * Strings: every const char * a function returns is owned by the library. Names and fixed texts
+ * (attn_status_string, attn_dtype_name, attn_variant_info's name, description and blas_core,
+ * attn_plan_info's variant, attn_machine_id, attn_plan_source_name) live as long as the
+ * process. attn_variant_info's isa and why_not live in a buffer of the calling thread that the
+ * next attn_variant_get on that thread overwrites. attn_plan_describe's text lives as long as
+ * the plan. Strings the caller passes in (names, paths, options) are copied or read during the
+ * call only, and need not outlive it.
+ *
+ * First-call cost: the first call that needs them detects the CPU and its caches (hwloc), reads
+ * the wisdom file (plans), and starts the worker threads (a plan on more than one thread starts
+ * them when it is created; attn_run_variant on its first multi-threaded call). Later calls pay
+ * none of this. */
 #ifndef ATTN_H
 #define ATTN_H
 
@@ -25,7 +38,7 @@
 extern "C" {
 #endif
 
-#define ATTN_VERSION_STRING "0.1.0"
+#define ATTN_VERSION_STRING "0.2.0"
 
 /* Marks the public functions: libattn.so exports these and nothing else (the library's sources
  * are compiled with -fvisibility=hidden; tests/test_exports.py checks it). */
@@ -94,10 +107,12 @@ typedef struct attn_problem {
     float scale;
     /* Causal, bottom-right aligned: query i sees keys j <= i + Lk - Lq (as for a KV cache). */
     bool causal;
-    /* Optional per-batch key lengths [batch], each in [0, Lk]: keys j >= kv_lens[b] are masked. */
+    /* Optional per-batch key lengths [batch], each in [0, Lk]: keys j >= kv_lens[b] are masked.
+     * In a problem given to attn_plan_create only whether it is NULL counts (see there). */
     const int32_t *kv_lens;
     /* Optional additive mask [Lq x Lk], row stride mask_row_stride (0 = Lk), broadcast over
-     * batch and heads. -INFINITY masks a key. */
+     * batch and heads. -INFINITY masks a key. In a problem given to attn_plan_create only
+     * whether it is NULL counts (see there). */
     const float *mask;
     int64_t mask_row_stride;
     attn_strides q, k, v, o;
@@ -261,20 +276,10 @@ enum attn_plan_flags {
     ATTN_WISDOM_ONLY = 1u << 1, /* fail (ATTN_ERR_UNSUPPORTED) unless wisdom has this problem */
 };
 
-/* Plans the problem as given (shape, scale, strides, masks) on the default thread count
- * (attn_default_threads()). The plan keeps a copy of *p,
- * including its mask and kv_lens POINTERS: those arrays must stay valid and unchanged for the
- * life of the plan. Never selects a variant this CPU cannot run (ATTN_DISABLE_ISA included);
- * honours ATTN_FORCE_VARIANT. Wisdom is read from attn_wisdom_file(). NULL on error. */
-ATTN_API attn_plan *attn_plan_create(const attn_problem *p, unsigned flags, attn_error *err);
-/* The same, for an explicit thread count (1..ATTN_MAX_THREADS; 0 = the default). */
-ATTN_API attn_plan *attn_plan_create_threads(const attn_problem *p, int threads, unsigned flags,
-                                             attn_error *err);
-
-/* Everything a plan may be asked for. Zero-initialised: default threads, ATTN_ESTIMATE, and
- * only variants that compute in float32. */
+/* Everything a plan may be asked for. Zero-initialised: default threads, ATTN_ESTIMATE, only
+ * variants that compute in float32, every ISA this CPU has, messages on stderr. */
 typedef struct attn_plan_options {
-    int threads;     /* 0: attn_default_threads() */
+    int threads;     /* 0: attn_default_threads(); else 1..ATTN_MAX_THREADS */
     unsigned flags;  /* attn_plan_flags */
     /* Accuracy bound (normwise relative error against the float64 result on the inputs as
      * given). 0: no variant computing in reduced precision is chosen. > 0: one that computes in
@@ -283,14 +288,54 @@ typedef struct attn_plan_options {
      * error — or, unmeasured, whose declared tolerance — exceeds the bound is never chosen.
      * Tuned choices are kept per bound. */
     double max_rel_err;
+    /* ISAs this plan may not use, as ATTN_DISABLE_ISA spells them ("avx512,amx"), on top of
+     * that variable; NULL or "" for none. Read during the call only. */
+    const char *disable_isa;
+    /* Where the planner's warnings go (an unreadable wisdom file, a failed wisdom write): NULL
+     * prints "attn: MESSAGE" on stderr. The message lives for the callback's call only. */
+    void (*log)(void *log_ctx, const char *message);
+    void *log_ctx;
 } attn_plan_options;
-/* options NULL: all defaults, as a zeroed attn_plan_options. */
-ATTN_API attn_plan *attn_plan_create_with(const attn_problem *p, const attn_plan_options *options,
-                                          attn_error *err);
-/* Runs the plan on q, k, v into o (laid out as the planned problem's strides say). The plan is
- * not modified: one plan may run concurrently from several threads on distinct outputs. */
-ATTN_API attn_status attn_execute(const attn_plan *plan, const void *q, const void *k,
-                                  const void *v, void *o, attn_error *err);
+
+/* Plans a problem: chooses the variant, its parameters and the thread count, cuts the work over
+ * the threads and allocates everything a run needs (per-thread workspaces, key-split partials,
+ * a float32 output for a half-precision O), so that attn_execute only runs. options NULL: all
+ * defaults, as a zeroed attn_plan_options.
+ *
+ * The plan keeps the problem's shape, scale, causal flag, strides and types. Its mask and
+ * kv_lens pointers only say WHETHER every execute gives a mask / key lengths (non-NULL: yes);
+ * the plan keeps neither pointer, and the arrays come with each attn_execute. Their contents
+ * are not read here, except that ATTN_MEASURE samples the mask given as representative values.
+ *
+ * Never selects a variant this CPU cannot run (ATTN_DISABLE_ISA and options->disable_isa
+ * included); honours ATTN_FORCE_VARIANT. Wisdom is read from attn_wisdom_file(). NULL on
+ * error. */
+ATTN_API attn_plan *attn_plan_create(const attn_problem *p, const attn_plan_options *options,
+                            attn_error *err);
+
+/* The arrays of one execute. mask and kv_lens are given exactly when the planned problem had
+ * them (anything else is refused); each kv_lens[b] in [0, len_kv]. */
+typedef struct attn_execute_args {
+    const void *q, *k, *v; /* element 0 of each, laid out as the planned strides say */
+    void *o;
+    const float *mask;      /* [Lq x Lk], the planned mask_row_stride */
+    const int32_t *kv_lens; /* [batch] */
+    float scale;            /* 0: the planned scale; else finite and > 0, for this call */
+} attn_execute_args;
+
+/* Runs the plan: checks only what a call changes (non-NULL arrays, the mask and kv_lens given
+ * as planned, kv_lens values in range, O apart from the inputs), allocates nothing and looks
+ * nothing up. The results are bit-for-bit those of attn_run_variant with the plan's variant,
+ * parameters and threads on the same arrays.
+ *
+ * Aliasing: o must not share a byte with q, k, v, the mask or kv_lens (ATTN_ERR_INVALID, "o
+ * overlaps k ..."), exactly as for attn_run_variant.
+ *
+ * Threads: the plan is not modified, so one plan may run concurrently from several threads on
+ * distinct outputs; a call made while another thread runs the same plan allocates buffers of
+ * its own for that call (same results). */
+ATTN_API attn_status attn_execute(const attn_plan *plan, const attn_execute_args *args,
+                                  attn_error *err);
 /* "avx512 bq=64 bk=128 threads=4, from wisdom" (or "from nearest (...)", "from estimate"); a
  * reduced-precision choice also says why: its measured error against the bound, and how much
  * faster it measured than the fastest float32-compute candidate. "(no plan)" for NULL. */

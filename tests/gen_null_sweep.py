@@ -31,6 +31,7 @@ VALID = {
     ("const attn_plan *", "plan"): "f.plan",
     ("attn_plan *", "plan"): "fixture_take_plan(&f)",
     ("const attn_plan_options *", "options"): "&f.options",
+    ("const attn_execute_args *", "args"): "&f.args",
     ("const char **", "*"): "&f.out_text",
     ("int64_t *", "elements"): "&f.out_int64",
     ("attn_dtype *", "t"): "&f.out_dtype",
@@ -67,7 +68,7 @@ VALID_OVERRIDE = {
 # Where attn.h gives NULL a meaning (besides every attn_error *, which is always optional).
 ACCEPTS_NULL = {
     ("attn_run_variant", "params"),      # the variant's defaults
-    ("attn_plan_create_with", "options"),  # all defaults
+    ("attn_plan_create", "options"),     # all defaults
     ("attn_wisdom_set_file", "path"),    # back to the default file
     ("attn_plan_destroy", "plan"),       # like free(NULL)
 }
@@ -116,6 +117,7 @@ typedef struct fixture {
     attn_plan_info plan_info;
     attn_plan *plan;
     attn_plan_options options;
+    attn_execute_args args;
     const char *out_text;
     int64_t out_int64;
     attn_dtype out_dtype;
@@ -134,7 +136,7 @@ static void fixture_init(fixture *f)
     attn_problem_init(&f->problem, 1, 2, 1, 4, 5, 8);
     f->scratch_problem = f->problem;
     if (attn_variant_default_params(VARIANT, &f->problem, &f->params, NULL) != ATTN_OK ||
-        !(f->plan = attn_plan_create(&f->problem, ATTN_ESTIMATE, NULL))) {
+        !(f->plan = attn_plan_create(&f->problem, NULL, NULL))) {
         printf("FAILED: the fixture itself (default params or plan of a valid problem)\n");
         exit(1);
     }
@@ -147,6 +149,7 @@ static void fixture_init(fixture *f)
         printf("FAILED: out of memory\n");
         exit(1);
     }
+    f->args = (attn_execute_args){.q = f->q, .k = f->k, .v = f->v, .o = f->o};
     for (int i = 0; i < CONVERT_N; i++) {
         f->src[i] = (float)i;
         f->dst[i] = -1.0f;

@@ -556,11 +556,13 @@ static void test_output_aliasing(void)
 
     /* Through a plan. */
     attn_wisdom_set_file("/nonexistent-attn-test-api/wisdom.json", NULL); /* not the user's */
-    attn_plan *plan = attn_plan_create(&p, ATTN_ESTIMATE, NULL);
+    attn_plan *plan = attn_plan_create(&p, NULL, NULL);
     CHECK(plan != NULL);
     if (plan) {
-        CHECK(attn_execute(plan, q, k, v, o, NULL) == ATTN_OK);
-        CHECK(attn_execute(plan, q, k, v, k, NULL) == ATTN_ERR_INVALID);
+        CHECK(attn_execute(plan, &(attn_execute_args){.q = q, .k = k, .v = v, .o = o}, NULL) ==
+              ATTN_OK);
+        CHECK(attn_execute(plan, &(attn_execute_args){.q = q, .k = k, .v = v, .o = k}, NULL) ==
+              ATTN_ERR_INVALID);
         attn_plan_destroy(plan);
     }
     attn_wisdom_set_file(NULL, NULL);

@@ -29,6 +29,11 @@ class BenchKernels(unittest.TestCase):
         self.assertEqual((row["variant"], row["ok"]), ("streaming", True))
         self.assertGreater(row["kv_gbs"], 0)
         self.assertNotIn("speedup", row)
+        overhead = doc["execute_overhead"]["rows"]
+        self.assertEqual(overhead[0]["threads"], 1)
+        for r in overhead:
+            self.assertGreater(r["execute_us"], 0)
+            self.assertGreater(r["run_variant_us"], 0)
 
     def test_scaling(self):
         proc = bench(*QUICK, "--scaling", "2", "--format", "json")
@@ -44,6 +49,8 @@ class BenchKernels(unittest.TestCase):
         table = bench(*QUICK, "--scaling", "2")
         self.assertEqual(table.returncode, 0, table.stderr)
         self.assertIn("| GFLOP/s 2 thr | speed-up |", table.stdout)
+        self.assertRegex(table.stdout,
+                         r"execute overhead \(tiny problem\): \d+\.\d{3} us \(1 thread, ")
         self.assertRegex(table.stdout, r"\| streaming \|.*\| \d+\.\d\d× \[\d+\.\d\d, \d+\.\d\d\] \|")
 
     def test_bad_usage(self):

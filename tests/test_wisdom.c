@@ -33,6 +33,18 @@ static float *filled(int64_t n, unsigned seed)
     return x;
 }
 
+/* A plan on one thread with these flags. */
+static attn_plan *plan_one_thread(const attn_problem *p, unsigned flags, attn_error *err)
+{
+    return attn_plan_create(p, &(attn_plan_options){.threads = 1, .flags = flags}, err);
+}
+
+static attn_status execute(const attn_plan *plan, const float *q, const float *k, const float *v,
+                           float *o, attn_error *err)
+{
+    return attn_execute(plan, &(attn_execute_args){.q = q, .k = k, .v = v, .o = o}, err);
+}
+
 typedef struct exec_job {
     const attn_plan *plan;
     const float *q, *k, *v;
@@ -44,7 +56,7 @@ static void *execute_job(void *arg)
 {
     exec_job *j = arg;
     for (int r = 0; r < 20 && j->status == ATTN_OK; r++)
-        j->status = attn_execute(j->plan, j->q, j->k, j->v, j->o, NULL);
+        j->status = execute(j->plan, j->q, j->k, j->v, j->o, NULL);
     return NULL;
 }
 
@@ -73,14 +85,14 @@ int main(int argc, char **argv)
         return 2;
 
     /* The estimate: no wisdom yet. It runs exactly what attn_run_variant runs. */
-    attn_plan *plan = attn_plan_create_threads(&p, 1, ATTN_ESTIMATE, &err);
+    attn_plan *plan = plan_one_thread(&p, ATTN_ESTIMATE, &err);
     CHECK(plan != NULL, "estimate plan: %s", err.message);
     if (plan) {
         attn_plan_info info;
         attn_plan_get_info(plan, &info);
         CHECK(info.source == ATTN_PLAN_FROM_ESTIMATE && strstr(attn_plan_describe(plan), "from estimate"),
               "estimate source: %s", attn_plan_describe(plan));
-        CHECK(attn_execute(plan, q, k, v, o1, &err) == ATTN_OK, "execute: %s", err.message);
+        CHECK(execute(plan, q, k, v, o1, &err) == ATTN_OK, "execute: %s", err.message);
         CHECK(attn_run_variant(info.variant, &p, &info.params, q, k, v, o2, &err) == ATTN_OK,
               "run_variant: %s", err.message);
         CHECK(!memcmp(o1, o2, (size_t)nq * sizeof *o1), "plan and attn_run_variant differ");
@@ -108,20 +120,20 @@ int main(int argc, char **argv)
     }
 
     /* Wisdom only: nothing tuned yet. */
-    CHECK(attn_plan_create_threads(&p, 1, ATTN_WISDOM_ONLY, &err) == NULL &&
+    CHECK(plan_one_thread(&p, ATTN_WISDOM_ONLY, &err) == NULL &&
               err.status == ATTN_ERR_UNSUPPORTED && strstr(err.message, wisdom),
           "wisdom-only without wisdom must fail naming the file: %s", err.message);
 
     /* Measure: tunes (tiny shape, so quickly), then the same problem is wisdom. */
-    plan = attn_plan_create_threads(&p, 1, ATTN_MEASURE, &err);
+    plan = plan_one_thread(&p, ATTN_MEASURE, &err);
     CHECK(plan != NULL, "measure plan: %s", err.message);
     if (plan) {
         CHECK(strstr(attn_plan_describe(plan), "from measure") != NULL, "measure: %s",
               attn_plan_describe(plan));
-        CHECK(attn_execute(plan, q, k, v, o1, &err) == ATTN_OK, "execute: %s", err.message);
+        CHECK(execute(plan, q, k, v, o1, &err) == ATTN_OK, "execute: %s", err.message);
         attn_plan_destroy(plan);
     }
-    plan = attn_plan_create_threads(&p, 1, ATTN_WISDOM_ONLY, &err);
+    plan = plan_one_thread(&p, ATTN_WISDOM_ONLY, &err);
     CHECK(plan && strstr(attn_plan_describe(plan), "from wisdom"), "wisdom after measure: %s",
           plan ? attn_plan_describe(plan) : err.message);
     attn_plan_destroy(plan);
@@ -130,16 +142,16 @@ int main(int argc, char **argv)
     CHECK(attn_wisdom_export_file(exported, &err) == ATTN_OK, "export: %s", err.message);
     remove(wisdom);
     CHECK(attn_wisdom_set_file(wisdom, &err) == ATTN_OK, "set file: %s", err.message);
-    CHECK(attn_plan_create_threads(&p, 1, ATTN_WISDOM_ONLY, &err) == NULL, "wisdom was dropped");
+    CHECK(plan_one_thread(&p, ATTN_WISDOM_ONLY, &err) == NULL, "wisdom was dropped");
     CHECK(attn_wisdom_import_file(exported, &err) == ATTN_OK, "import: %s", err.message);
-    plan = attn_plan_create_threads(&p, 1, ATTN_WISDOM_ONLY, &err);
+    plan = plan_one_thread(&p, ATTN_WISDOM_ONLY, &err);
     CHECK(plan != NULL, "wisdom after import: %s", err.message);
     attn_plan_destroy(plan);
 
     /* Accuracy bounds: a float32 problem planned with a tight bound computes in float32, and its
      * measured error is within the bound; a bound no variant meets is refused, never ignored. */
     attn_plan_options strict = {.threads = 1, .flags = ATTN_MEASURE, .max_rel_err = 1e-5};
-    plan = attn_plan_create_with(&p, &strict, &err);
+    plan = attn_plan_create(&p, &strict, &err);
     CHECK(plan != NULL, "measure under max_rel_err 1e-5: %s", err.message);
     if (plan) {
         attn_plan_info info;
@@ -150,28 +162,29 @@ int main(int argc, char **argv)
         attn_plan_destroy(plan);
     }
     const attn_plan_options unreachable = {.threads = 1, .max_rel_err = 1e-12};
-    CHECK(attn_plan_create_with(&p, &unreachable, &err) == NULL &&
+    CHECK(attn_plan_create(&p, &unreachable, &err) == NULL &&
               err.status == ATTN_ERR_UNSUPPORTED && strstr(err.message, "max_rel_err"),
           "an unreachable bound must be refused: %s", err.message);
     const attn_plan_options negative = {.threads = 1, .max_rel_err = -1},
                             not_a_number = {.threads = 1, .max_rel_err = NAN};
-    CHECK(attn_plan_create_with(&p, &negative, &err) == NULL && err.status == ATTN_ERR_INVALID &&
-              attn_plan_create_with(&p, &not_a_number, &err) == NULL &&
+    CHECK(attn_plan_create(&p, &negative, &err) == NULL && err.status == ATTN_ERR_INVALID &&
+              attn_plan_create(&p, &not_a_number, &err) == NULL &&
               err.status == ATTN_ERR_INVALID,
           "a negative or NaN bound must be refused");
     remove(wisdom); /* the measurement above wrote it */
 
     /* Refusals. */
     CHECK(attn_wisdom_import_file(wisdom, &err) != ATTN_OK, "import of a missing file succeeded");
-    CHECK(attn_plan_create(NULL, ATTN_ESTIMATE, &err) == NULL && err.status == ATTN_ERR_INVALID,
+    CHECK(attn_plan_create(NULL, NULL, &err) == NULL && err.status == ATTN_ERR_INVALID,
           "NULL problem");
-    CHECK(attn_plan_create(&p, 1u << 7, &err) == NULL && err.status == ATTN_ERR_INVALID,
+    CHECK(plan_one_thread(&p, 1u << 7, &err) == NULL && err.status == ATTN_ERR_INVALID,
           "unknown flags");
-    CHECK(attn_plan_create_threads(&p, -1, ATTN_ESTIMATE, &err) == NULL, "negative threads");
-    CHECK(attn_execute(NULL, q, k, v, o1, &err) == ATTN_ERR_INVALID, "NULL plan");
+    CHECK(attn_plan_create(&p, &(attn_plan_options){.threads = -1}, &err) == NULL,
+          "negative threads");
+    CHECK(execute(NULL, q, k, v, o1, &err) == ATTN_ERR_INVALID, "NULL plan");
     attn_problem bad = p;
     bad.heads_kv = 3;
-    CHECK(attn_plan_create(&bad, ATTN_ESTIMATE, &err) == NULL && err.status == ATTN_ERR_INVALID,
+    CHECK(attn_plan_create(&bad, NULL, &err) == NULL && err.status == ATTN_ERR_INVALID,
           "invalid problem");
 
     remove(wisdom);

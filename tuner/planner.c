@@ -12,10 +12,17 @@
  * computes in bf16 is chosen only from a measurement under a bound — wisdom or ATTN_MEASURE —
  * whose measured error is within the bound; never by the estimate.
  *
+ * The plan then resolves the run itself once (harness/execute.h): the variant, its parameters,
+ * the cut over threads and every buffer, so that attn_execute only checks what a call changes
+ * and runs.
+ *
  * The wisdom in memory is an explicit cache: the wisdom file, read once on first use, plus
  * imports and new measurements, under one mutex. A plan is immutable once created. */
 #include "tuner.h"
+#include "cpu.h"
 #include "error.h"
+#include "execute.h"
+#include "variant.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -35,7 +42,7 @@ void tuner_measure_progress(tuner_progress_fn fn, void *ctx)
 }
 
 struct attn_plan {
-    attn_problem problem;
+    attn_exec *exec; /* the run, resolved */
     tuner_config config;
     attn_plan_source source;
     double tuned_seconds;
@@ -50,9 +57,25 @@ static char *wisdom_override;   /* attn_wisdom_set_file() */
 static bool wisdom_loaded;
 static wisdom_set wisdom_memory;
 
-/* Reads the wisdom file into memory once; problems with it are reported on stderr, since a
- * plan still succeeds without wisdom. Call with wisdom_lock held. */
-static void load_wisdom_locked(void)
+/* A warning for the caller: through its log callback, else on stderr. */
+static void plan_log(const attn_plan_options *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void plan_log(const attn_plan_options *o, const char *fmt, ...)
+{
+    char message[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    if (o && o->log)
+        o->log(o->log_ctx, message);
+    else
+        fprintf(stderr, "attn: %s\n", message);
+}
+
+/* Reads the wisdom file into memory once; problems with it are reported through o's log (see
+ * plan_log), since a plan still succeeds without wisdom. Call with wisdom_lock held. */
+static void load_wisdom_locked(const attn_plan_options *o)
 {
     if (wisdom_loaded)
         return;
@@ -63,11 +86,11 @@ static void load_wisdom_locked(void)
     attn_error err = {0};
     wisdom_set set;
     if (wisdom_read(path, &set, &foreign, warning, sizeof warning, &err) == WISDOM_READ_BAD) {
-        fprintf(stderr, "attn: %s; ignored, planning without it\n", err.message);
+        plan_log(o, "%s; ignored, planning without it", err.message);
         return;
     }
     if (warning[0])
-        fprintf(stderr, "attn: %s\n", warning);
+        plan_log(o, "%s", warning);
     if (wisdom_memory.count == 0) { /* the usual case: the file's set becomes the memory */
         wisdom_set_free(&wisdom_memory);
         wisdom_memory = set;
@@ -94,11 +117,13 @@ const char *attn_plan_source_name(attn_plan_source source)
  * the accuracy bound: its measured error rel_err (NaN: unknown) — or, unknown, its declared
  * tolerance — at most max_rel_err when one is given; reduced precision only when measured. */
 static bool usable(const tuner_config *c, double rel_err, const attn_problem *p,
-                   const char *forced, double max_rel_err)
+                   const char *forced, double max_rel_err, uint32_t isa_off)
 {
     attn_variant_info info;
     char why[200];
-    if (!tuner_variant_eligible(c->variant, p, max_rel_err > 0, why, sizeof why) ||
+    if (c->variant < 0 || c->variant >= attn_variant_count() ||
+        (attn_registry[c->variant]->isa & isa_off) ||
+        !tuner_variant_eligible(c->variant, p, max_rel_err > 0, why, sizeof why) ||
         !attn_variant_get(c->variant, &info) || (forced && strcmp(forced, info.name)) ||
         attn_params_check(info.name, p, &c->params, NULL) != ATTN_OK)
         return false;
@@ -115,7 +140,7 @@ static double log_ratio(int64_t a, int64_t b) { return fabs(log((double)a / (dou
  * dimension weighs most (it shapes the kernel's register tiles), then the sequence lengths,
  * then the batch·heads count and GQA ratio. */
 static const wisdom_entry *nearest(const tuner_class *c, const attn_problem *p,
-                                   const char *forced)
+                                   const char *forced, uint32_t isa_off)
 {
     const wisdom_entry *best = NULL;
     double best_distance = INFINITY;
@@ -128,7 +153,7 @@ static const wisdom_entry *nearest(const tuner_class *c, const attn_problem *p,
             continue;
         tuner_config cfg = e->config;
         cfg.params.threads = c->threads;
-        if (!usable(&cfg, e->rel_err, p, forced, c->max_rel_err))
+        if (!usable(&cfg, e->rel_err, p, forced, c->max_rel_err, isa_off))
             continue;
         double d = 4.0 * log_ratio(x->head_dim, c->head_dim) + log_ratio(x->len_q, c->len_q) +
                    log_ratio(x->len_kv, c->len_kv) +
@@ -161,11 +186,22 @@ static void mark_used_locked(wisdom_entry *e)
 
 /* Tunes p (fast strategy, small budget), remembers the result and stores it in the file. */
 static attn_status measure(const attn_problem *p, int threads, const tuner_class *cls,
-                           attn_plan *plan, attn_error *err)
+                           uint32_t isa_off, const attn_plan_options *o, attn_plan *plan,
+                           attn_error *err)
 {
     tuner_options opt = {.strategy = TUNER_FAST, .budget_seconds = MEASURE_BUDGET,
                          .threads = threads, .max_rel_err = cls->max_rel_err,
                          .progress = measure_progress, .progress_ctx = measure_progress_ctx};
+    char allowed[512] = ""; /* with ISAs turned off: the names of the variants left */
+    if (isa_off) {
+        for (int i = 0; i < attn_variant_count(); i++)
+            if (!(attn_registry[i]->isa & isa_off))
+                snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s",
+                         allowed[0] ? "," : "", attn_registry[i]->name);
+        if (!allowed[0])
+            return attn_fail(err, ATTN_ERR_UNSUPPORTED, "disable_isa leaves no variant");
+        opt.only_variant = allowed;
+    }
     tuner_result r;
     attn_status st = tuner_run(p, &opt, &r, err);
     if (st != ATTN_OK)
@@ -187,7 +223,7 @@ static attn_status measure(const attn_problem *p, int threads, const tuner_class
     wisdom_path(wisdom_override, path, sizeof path);
     wisdom_set_put(&wisdom_memory, &e);
     if (wisdom_merge_into_file(path, &one, &werr) != ATTN_OK) /* the plan stands regardless */
-        fprintf(stderr, "attn: %s\n", werr.message);
+        plan_log(o, "%s", werr.message);
     pthread_mutex_unlock(&wisdom_lock);
     return ATTN_OK;
 }
@@ -221,14 +257,22 @@ static void describe(attn_plan *plan, int threads, const tuner_class *cls,
     }
 }
 
-attn_plan *attn_plan_create_with(const attn_problem *p, const attn_plan_options *options,
-                                 attn_error *err)
+attn_plan *attn_plan_create(const attn_problem *p, const attn_plan_options *options,
+                            attn_error *err)
 {
     const attn_plan_options none = {0};
     const attn_plan_options *o = options ? options : &none;
     const unsigned flags = o->flags;
     int threads = o->threads;
-    if (attn_problem_validate(p, err) != ATTN_OK)
+    if (!p) {
+        attn_fail(err, ATTN_ERR_INVALID, "problem is NULL");
+        return NULL;
+    }
+    /* Only whether the problem has key lengths counts: plan as if every sequence were full,
+     * without reading the caller's array. */
+    attn_problem shape = *p;
+    shape.kv_lens = NULL;
+    if (attn_problem_validate(&shape, err) != ATTN_OK)
         return NULL;
     if (flags & ~(unsigned)(ATTN_MEASURE | ATTN_WISDOM_ONLY)) {
         attn_fail(err, ATTN_ERR_INVALID, "unknown planner flags 0x%x", flags);
@@ -244,30 +288,47 @@ attn_plan *attn_plan_create_with(const attn_problem *p, const attn_plan_options 
                   o->max_rel_err);
         return NULL;
     }
+    uint32_t isa_off = 0;
+    char why[200];
+    if (o->disable_isa && !attn_isa_parse_disable(o->disable_isa, &isa_off, why, sizeof why)) {
+        attn_fail(err, ATTN_ERR_INVALID, "disable_isa: %s", why);
+        return NULL;
+    }
     if (threads == 0)
         threads = attn_default_threads();
     const char *forced = NULL;
     if (attn_forced_variant(&forced, err) != ATTN_OK)
         return NULL;
+    if (forced && (attn_registry[attn_variant_find(forced)]->isa & isa_off)) {
+        attn_fail(err, ATTN_ERR_UNSUPPORTED, "ATTN_FORCE_VARIANT=%s needs an ISA that "
+                  "disable_isa turns off", forced);
+        return NULL;
+    }
     attn_plan *plan = calloc(1, sizeof *plan);
-    if (!plan) {
+    int32_t *full_lens = p->kv_lens ? malloc((size_t)p->batch * sizeof *full_lens) : NULL;
+    if (!plan || (p->kv_lens && !full_lens)) {
+        free(plan);
+        free(full_lens);
         attn_fail(err, ATTN_ERR_NOMEM, "out of memory for a plan");
         return NULL;
     }
-    plan->problem = *p;
+    for (int64_t b = 0; full_lens && b < p->batch; b++)
+        full_lens[b] = (int32_t)(p->len_kv < INT32_MAX ? p->len_kv : INT32_MAX);
+    shape.kv_lens = full_lens;
     plan->rel_err = NAN;
     plan->full_variant = -1;
     tuner_class cls;
-    tuner_class_of(p, threads, o->max_rel_err, &cls);
+    tuner_class_of(&shape, threads, o->max_rel_err, &cls);
 
     pthread_mutex_lock(&wisdom_lock);
-    load_wisdom_locked();
+    load_wisdom_locked(o);
     const wisdom_entry *exact = wisdom_set_find(&wisdom_memory, &cls);
     const wisdom_entry *near = NULL, *chosen = NULL;
-    if (exact && usable(&exact->config, exact->rel_err, p, forced, cls.max_rel_err)) {
+    if (exact && usable(&exact->config, exact->rel_err, &shape, forced, cls.max_rel_err, isa_off)) {
         chosen = exact;
         plan->source = ATTN_PLAN_FROM_WISDOM;
-    } else if (!(flags & (ATTN_MEASURE | ATTN_WISDOM_ONLY)) && (near = nearest(&cls, p, forced))) {
+    } else if (!(flags & (ATTN_MEASURE | ATTN_WISDOM_ONLY)) &&
+               (near = nearest(&cls, &shape, forced, isa_off))) {
         chosen = near;
         plan->source = ATTN_PLAN_FROM_NEAREST;
     }
@@ -290,9 +351,10 @@ attn_plan *attn_plan_create_with(const attn_problem *p, const attn_plan_options 
         attn_wisdom_file(path, sizeof path);
         st = attn_fail(err, ATTN_ERR_UNSUPPORTED, "no usable wisdom for %s in %s", what, path);
     } else if (!chosen && (flags & ATTN_MEASURE)) {
-        st = measure(p, threads, &cls, plan, err);
+        /* measuring samples the mask given (see attn.h) */
+        st = measure(&shape, threads, &cls, isa_off, o, plan, err);
     } else if (!chosen) {
-        st = tuner_estimate(p, threads, &plan->config, err);
+        st = tuner_estimate_without(&shape, threads, isa_off, &plan->config, err);
         plan->source = forced ? ATTN_PLAN_FROM_FORCED : ATTN_PLAN_FROM_ESTIMATE;
         attn_variant_info info;
         attn_variant_get(plan->config.variant, &info);
@@ -302,34 +364,26 @@ attn_plan *attn_plan_create_with(const attn_problem *p, const attn_plan_options 
                            "measurement says better (tune this problem with the bound)",
                            cls.max_rel_err, info.name, info.tolerance);
     }
+    if (st == ATTN_OK)
+        st = attn_exec_create(attn_registry[plan->config.variant], &shape, &plan->config.params,
+                              threads, &plan->exec, err);
+    free(full_lens);
     if (st != ATTN_OK) {
         free(plan);
         return NULL;
     }
+    attn_exec_warm(plan->exec);
     describe(plan, threads, &cls, &near_cls);
     return plan;
 }
 
-attn_plan *attn_plan_create_threads(const attn_problem *p, int threads, unsigned flags,
-                                    attn_error *err)
-{
-    const attn_plan_options o = {.threads = threads, .flags = flags};
-    return attn_plan_create_with(p, &o, err);
-}
-
-attn_plan *attn_plan_create(const attn_problem *p, unsigned flags, attn_error *err)
-{
-    return attn_plan_create_threads(p, 0, flags, err);
-}
-
-attn_status attn_execute(const attn_plan *plan, const void *q, const void *k, const void *v,
-                         void *o, attn_error *err)
+attn_status attn_execute(const attn_plan *plan, const attn_execute_args *args, attn_error *err)
 {
     if (!plan)
         return attn_fail(err, ATTN_ERR_INVALID, "plan is NULL");
-    attn_variant_info info;
-    attn_variant_get(plan->config.variant, &info);
-    return attn_run_variant(info.name, &plan->problem, &plan->config.params, q, k, v, o, err);
+    if (!args)
+        return attn_fail(err, ATTN_ERR_INVALID, "args is NULL");
+    return attn_exec_run(plan->exec, args, err);
 }
 
 const char *attn_plan_describe(const attn_plan *plan)
@@ -349,7 +403,13 @@ void attn_plan_get_info(const attn_plan *plan, attn_plan_info *info)
                              .compute_dtype = v.compute_dtype, .measured_rel_err = plan->rel_err};
 }
 
-void attn_plan_destroy(attn_plan *plan) { free(plan); }
+void attn_plan_destroy(attn_plan *plan)
+{
+    if (!plan)
+        return;
+    attn_exec_destroy(plan->exec);
+    free(plan);
+}
 
 /* ---- wisdom ------------------------------------------------------------------------------- */
 
@@ -398,7 +458,7 @@ attn_status attn_wisdom_import_file(const char *path, attn_error *err)
     }
     attn_status st = ATTN_OK;
     pthread_mutex_lock(&wisdom_lock);
-    load_wisdom_locked();
+    load_wisdom_locked(NULL);
     for (size_t i = 0; i < set.count && st == ATTN_OK; i++)
         st = wisdom_set_put(&wisdom_memory, &set.entries[i]);
     pthread_mutex_unlock(&wisdom_lock);
@@ -413,7 +473,7 @@ attn_status attn_wisdom_export_file(const char *path, attn_error *err)
     wisdom_set copy = {0};
     attn_status st = ATTN_OK;
     pthread_mutex_lock(&wisdom_lock);
-    load_wisdom_locked();
+    load_wisdom_locked(NULL);
     for (size_t i = 0; i < wisdom_memory.count && st == ATTN_OK; i++)
         st = wisdom_set_put(&copy, &wisdom_memory.entries[i]);
     pthread_mutex_unlock(&wisdom_lock);

@@ -7,6 +7,7 @@
  * shrinks until the product stays under TUNER_MAX_SPACE. */
 #include "error.h"
 #include "tuner.h"
+#include "variant.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +231,12 @@ void tuner_config_format(const tuner_config *c, char *buf, size_t len)
 attn_status tuner_estimate(const attn_problem *p, int threads, tuner_config *out,
                            attn_error *err)
 {
+    return tuner_estimate_without(p, threads, 0, out, err);
+}
+
+attn_status tuner_estimate_without(const attn_problem *p, int threads, uint32_t isa_off,
+                                   tuner_config *out, attn_error *err)
+{
     const char *forced = NULL;
     attn_status st = attn_forced_variant(&forced, err);
     if (st != ATTN_OK)
@@ -240,6 +247,7 @@ attn_status tuner_estimate(const attn_problem *p, int threads, tuner_config *out
         attn_variant_info info;
         attn_variant_get(i, &info);
         if ((forced && strcmp(forced, info.name)) || info.flops_per_cycle <= best_rate ||
+            (attn_registry[i]->isa & isa_off) ||
             !tuner_variant_eligible(i, p, false, why.message, sizeof why.message))
             continue;
         tuner_config c = {.variant = i};

@@ -72,6 +72,9 @@ void tuner_config_format(const tuner_config *c, char *buf, size_t len);
  * `threads` threads. No benchmark runs. */
 attn_status tuner_estimate(const attn_problem *p, int threads, tuner_config *out,
                            attn_error *err);
+/* The same, leaving out the variants that need an ISA bit of isa_off (attn_isa_bit mask). */
+attn_status tuner_estimate_without(const attn_problem *p, int threads, uint32_t isa_off,
+                                   tuner_config *out, attn_error *err);
 
 /* ---- measurement -------------------------------------------------------------------------- */
 
