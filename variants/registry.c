@@ -4,6 +4,7 @@
 #include "variant.h"
 
 #if ATTN_ARCH_AARCH64
+extern const attn_variant attn_variant_sve;
 extern const attn_variant attn_variant_neon;
 #endif
 #if ATTN_ARCH_X86
@@ -21,6 +22,7 @@ extern const attn_variant attn_variant_naive;
 
 const attn_variant *const attn_registry[] = {
 #if ATTN_ARCH_AARCH64
+    &attn_variant_sve, /* any SVE vector length is at least NEON's 128 bits */
     &attn_variant_neon,
 #endif
 #if ATTN_ARCH_X86
@@ -49,6 +51,7 @@ const attn_absent_variant attn_registry_absent[] = {
     {"avx512_bf16", "not built: x86-64 only"},
 #endif
 #if !ATTN_ARCH_AARCH64
+    {"sve", "not built: AArch64 only"},
     {"neon", "not built: AArch64 only"},
 #endif
 #if !ATTN_HAVE_CBLAS

@@ -33,6 +33,7 @@ enum attn_isa_bit {
     ATTN_ISA_ARM_FP16 = 1u << 17,
     ATTN_ISA_ARM_BF16 = 1u << 18,
     ATTN_ISA_SVE = 1u << 19,
+    ATTN_ISA_SVE2 = 1u << 20,
 };
 
 /* The roofline of the instructions a variant is built on: its records' peak_fraction is against
