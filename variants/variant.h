@@ -157,7 +157,8 @@ typedef struct attn_variant {
     const attn_default_rule *defaults;
     /* Widest vector its float32 FMAs use (128 NEON or the baseline build of portable C, 256
      * AVX2, 512 AVX-512): the planner's estimate ranks variants by the machine's FMA rate at
-     * this width (attn_machine.fma_per_cycle). */
+     * this width (attn_machine.fma_per_cycle). 0: scalable (SVE), the CPU's vector length,
+     * which attn_variant_get reports (attn_cpu.sve_vector_bits; 0 when the CPU lacks SVE). */
     int vector_bits;
     /* Constraints beyond each parameter's range and multiple (register budget, ...): returns
      * false and writes why when the values cannot run. NULL when ranges say everything. */
