@@ -13,8 +13,9 @@
  *   3. P·V      acc[8][2·VL dims] += P·V, 8 rows × 2 vectors of dims (1 vector when the last
  *               chunk of d fits in one), the dim tail predicated.
  * Registers (32 scalable Z): score tile 16 accumulators + 8 K vectors + 1 Q = 25; P·V tile
- * 16 accumulators + 8 P (4 keys per LD1RQW) + 2 V = 26 — neon.c's budget, VL/128 times the
- * work per instruction.
+ * 16 accumulators + 8 V vectors (4 keys) + 1 P (a row's 4 weights, one LD1RQW) = 25. neon.c's
+ * budget with VL/128 times the work per instruction. FMLA (indexed) takes its indexed operand
+ * from z0-z7 only, so one Q or P vector is live at a time.
  *
  * Layout (workspace; PW = 2·VL keys per panel and dims per V chunk, bkp = bk rounded up to
  * PW, dpad = d rounded up to 8). The workspace is sized for the largest VL (2048 bits, PW = 128)
@@ -204,37 +205,32 @@ pv_tile(const float *restrict p, int64_t ldp, const float *restrict vchunk, int6
     SVE_ROWS(SVE_LOAD)
 #undef SVE_LOAD
     for (int64_t j = 0; j < nkeys; j += 4) {
-#define SVE_W(r) const svfloat32_t w##r = svld1rq_f32(all, p + (r) * ldp + j);
-        SVE_ROWS(SVE_W)
-#undef SVE_W
+        /* V rows of the 4 keys, then per row its 4 weights (one LD1RQW) times each: the score
+         * tile's shape, so one weight vector is live at a time (FMLA's indexed operand must be
+         * one of z0-z7). */
         const float *v = vchunk + j * cw;
-        /* FMLA (indexed) needs a constant lane: one expansion per key of the 4. */
-#define SVE_PV_ROW_LO(r) lo##r = svmla_lane_f32(lo##r, v_lo, w##r, LANE);
-#define SVE_PV_ROW_HI(r) hi##r = svmla_lane_f32(hi##r, v_hi, w##r, LANE);
-#define SVE_PV_KEY                                                                                \
+        const svfloat32_t v0l = svld1_f32(all, v), v1l = svld1_f32(all, v + cw);
+        const svfloat32_t v2l = svld1_f32(all, v + 2 * cw), v3l = svld1_f32(all, v + 3 * cw);
+        const svfloat32_t v0h = two ? svld1_f32(all, v + vl) : v0l;
+        const svfloat32_t v1h = two ? svld1_f32(all, v + cw + vl) : v1l;
+        const svfloat32_t v2h = two ? svld1_f32(all, v + 2 * cw + vl) : v2l;
+        const svfloat32_t v3h = two ? svld1_f32(all, v + 3 * cw + vl) : v3l;
+#define SVE_PV(r)                                                                                 \
     {                                                                                             \
-        const svfloat32_t v_lo = svld1_f32(all, v + LANE * cw);                                   \
-        SVE_ROWS(SVE_PV_ROW_LO)                                                                   \
+        const svfloat32_t w = svld1rq_f32(all, p + (r) * ldp + j);                                \
+        lo##r = svmla_lane_f32(lo##r, v0l, w, 0);                                                 \
+        lo##r = svmla_lane_f32(lo##r, v1l, w, 1);                                                 \
+        lo##r = svmla_lane_f32(lo##r, v2l, w, 2);                                                 \
+        lo##r = svmla_lane_f32(lo##r, v3l, w, 3);                                                 \
         if (two) {                                                                                \
-            const svfloat32_t v_hi = svld1_f32(all, v + LANE * cw + vl);                          \
-            SVE_ROWS(SVE_PV_ROW_HI)                                                               \
+            hi##r = svmla_lane_f32(hi##r, v0h, w, 0);                                             \
+            hi##r = svmla_lane_f32(hi##r, v1h, w, 1);                                             \
+            hi##r = svmla_lane_f32(hi##r, v2h, w, 2);                                             \
+            hi##r = svmla_lane_f32(hi##r, v3h, w, 3);                                             \
         }                                                                                         \
     }
-#define LANE 0
-        SVE_PV_KEY
-#undef LANE
-#define LANE 1
-        SVE_PV_KEY
-#undef LANE
-#define LANE 2
-        SVE_PV_KEY
-#undef LANE
-#define LANE 3
-        SVE_PV_KEY
-#undef LANE
-#undef SVE_PV_KEY
-#undef SVE_PV_ROW_HI
-#undef SVE_PV_ROW_LO
+        SVE_ROWS(SVE_PV)
+#undef SVE_PV
     }
 #define SVE_SAVE(r)                                                                               \
     svst1_f32(pg_lo, acc + (r) * ldacc, lo##r);                                                   \
