@@ -29,7 +29,7 @@ MODELS = {
     "nehalem": {"isa": ["sse4.2"], "must_run": set(), "base": ["sse4.2"]},
 }
 ARM_MAX = ["neon", "fp16", "bf16", "sve", "sve2"]  # qemu-aarch64 -cpu max
-for bits in (128, 256, 512, 2048):
+for bits in (128, 256, 384, 512, 2048):
     MODELS[f"sve{bits}"] = {"isa": ARM_MAX, "must_run": {"sve", "neon"}, "base": [],
                             "sve_bits": bits}
 MODELS["nosve"] = {"isa": ["neon", "fp16", "bf16"], "must_run": {"neon"}, "base": [],
