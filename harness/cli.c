@@ -678,7 +678,10 @@ int cli_list(int argc, char **argv)
         format_param_ranges(&v, ranges, sizeof ranges);
         cli_dtypes_format(v.dtypes, types, sizeof types);
         cli_table_add(&table, "%s", v.name);
-        cli_table_add(&table, "%s", v.isa[0] ? v.isa : "portable C");
+        if (attn_registry[i]->vector_bits == 0 && v.vector_bits > 0) /* scalable: show this VL */
+            cli_table_add(&table, "%s (%d-bit)", v.isa, v.vector_bits);
+        else
+            cli_table_add(&table, "%s", v.isa[0] ? v.isa : "portable C");
         if (v.supported)
             cli_table_add(&table, "yes");
         else

@@ -138,7 +138,7 @@ void cli_defaults_print(void)
             char text[160] = "";
             attn_params_format(v->name, &params, text, sizeof text);
             printf("  %-12s %s; %d FLOP/cycle at %d bits\n", v->name,
-                   text[0] ? text : "(no parameters)", info.flops_per_cycle, v->vector_bits);
+                   text[0] ? text : "(no parameters)", info.flops_per_cycle, info.vector_bits);
             for (int k = 0; v->defaults && k < v->param_count; k++) {
                 char why[256];
                 attn_default_explain(&v->defaults[k], &p, &cpu->machine, why, sizeof why);
@@ -191,7 +191,7 @@ json_t *cli_defaults_json(void)
             json_array_append_new(
                 vars, json_pack("{s:s, s:o, s:o, s:i, s:i, s:{s:i, s:I, s:I, s:I, s:I}}", "name",
                                 v->name, "params", values, "rules", rules, "vector_bits",
-                                v->vector_bits, "flops_per_cycle", info.flops_per_cycle,
+                                info.vector_bits, "flops_per_cycle", info.flops_per_cycle,
                                 "split", "threads", threads, "row_block",
                                 (json_int_t)sp.row_block, "row_blocks",
                                 (json_int_t)sp.row_blocks, "key_block", (json_int_t)sp.key_block,

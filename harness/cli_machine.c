@@ -539,7 +539,10 @@ static void print_info_text(const char *forced, const char *force_error)
     printf("cpu               %s (%s, family %d model %d stepping %d)\n", cpu->model_name,
            cpu->vendor, cpu->family, cpu->model, cpu->stepping);
     attn_isa_format(cpu->isa_detected, isa, sizeof isa);
-    printf("isa detected      %s\n", isa);
+    if (cpu->sve_vector_bits) /* the vector length SVE code gets on this thread (prctl) */
+        printf("isa detected      %s   (sve %d-bit)\n", isa, cpu->sve_vector_bits);
+    else
+        printf("isa detected      %s\n", isa);
     attn_isa_format(cpu->isa, isa, sizeof isa);
     const char *env = getenv("ATTN_DISABLE_ISA");
     printf("isa enabled       %s%s%s%s\n", isa, env && *env ? "   (ATTN_DISABLE_ISA=" : "",
@@ -628,10 +631,11 @@ int cli_info(int argc, char **argv)
         const attn_peak *p = cached_peak();
         const char *env = getenv("ATTN_DISABLE_ISA");
         json_t *root = json_pack(
-            "{s:s, s:o, s:{s:o, s:o, s:o}, s:o, s:o, s:{s:o, s:o}, s:o, s:o}", "tool",
+"{s:s, s:o, s:{s:o, s:o, s:o, s:i}, s:o, s:o, s:{s:o, s:o}, s:o, s:o}", "tool",
             "attnbench " ATTN_VERSION_STRING, "machine", cli_machine_json(), "isa", "detected",
             isa_names_json(cpu->isa_detected), "enabled", isa_names_json(cpu->isa),
-            "disable_isa", env && *env ? json_string(env) : json_null(), "topology",
+            "disable_isa", env && *env ? json_string(env) : json_null(), "sve_vector_bits",
+            cpu->sve_vector_bits, "topology",
             topology_json(), "variants", variants_json(), "forced_variant", "name",
             forced ? json_string(forced) : json_null(), "error",
             force_error ? json_string(force_error) : json_null(), "peak",

@@ -20,7 +20,7 @@ const attn_isa_name attn_isa_names[] = {
     {ATTN_ISA_AVX512FP16, "avx512_fp16"}, {ATTN_ISA_AVX512VNNI, "avx512_vnni"},
     {ATTN_ISA_AMX, "amx"},              {ATTN_ISA_NEON, "neon"},
     {ATTN_ISA_ARM_FP16, "fp16"},        {ATTN_ISA_ARM_BF16, "bf16"},
-    {ATTN_ISA_SVE, "sve"},
+    {ATTN_ISA_SVE, "sve"},             {ATTN_ISA_SVE2, "sve2"},
 };
 const int attn_isa_name_count = (int)(sizeof attn_isa_names / sizeof attn_isa_names[0]);
 
@@ -31,7 +31,8 @@ const int attn_isa_name_count = (int)(sizeof attn_isa_names / sizeof attn_isa_na
 /* Family names accepted by ATTN_DISABLE_ISA besides the single bits above. */
 static const attn_isa_name isa_groups[] = {
     {ATTN_ISA_ALL_AVX512, "avx512"},
-    {ATTN_ISA_NEON | ATTN_ISA_ARM_FP16 | ATTN_ISA_ARM_BF16 | ATTN_ISA_SVE, "asimd"},
+    {ATTN_ISA_NEON | ATTN_ISA_ARM_FP16 | ATTN_ISA_ARM_BF16 | ATTN_ISA_SVE | ATTN_ISA_SVE2,
+     "asimd"},
 };
 
 bool attn_isa_parse_disable(const char *list, uint32_t *mask, char *why, size_t why_len)

@@ -17,6 +17,9 @@
 #ifndef HWCAP_SVE
 #define HWCAP_SVE (1UL << 22)
 #endif
+#ifndef HWCAP2_SVE2
+#define HWCAP2_SVE2 (1UL << 1)
+#endif
 #ifndef HWCAP2_BF16
 #define HWCAP2_BF16 (1UL << 14)
 #endif
@@ -63,6 +66,8 @@ void attn_cpu_detect_arch(attn_cpu *cpu)
     if (hw & HWCAP_SVE) {
         isa |= ATTN_ISA_SVE;
         cpu->sve_vector_bits = sve_vector_bits();
+        if (hw2 & HWCAP2_SVE2)
+            isa |= ATTN_ISA_SVE2;
     }
     if (hw2 & HWCAP2_BF16)
         isa |= ATTN_ISA_ARM_BF16;

@@ -302,12 +302,13 @@ bool attn_variant_get(int i, attn_variant_info *info)
     static _Thread_local char isa[128], why[320];
     attn_isa_format(v->isa, isa, sizeof isa);
     uint32_t missing = isa_why_not(v->isa, cpu, why, sizeof why);
+    const int bits = v->vector_bits ? v->vector_bits : cpu->sve_vector_bits; /* 0: scalable */
     *info = (attn_variant_info){
         .name = v->name, .description = v->description, .isa = isa, .supported = !missing,
         .why_not = why, .tolerance = v->tolerance, .dtypes = variant_dtypes(v),
         .compute_dtype = v->compute_dtype, .param_count = v->param_count, .params = v->params,
-        .vector_bits = v->vector_bits,
-        .flops_per_cycle = (int)attn_machine_flops_per_cycle(&cpu->machine, v->vector_bits, NULL),
+        .vector_bits = bits,
+        .flops_per_cycle = (int)attn_machine_flops_per_cycle(&cpu->machine, bits, NULL),
         .roofline = attn_roofline_name(v->roofline),
         .blas_core = v->blas_core ? v->blas_core() : NULL,
     };

@@ -181,7 +181,8 @@ typedef struct attn_variant_info {
                                * internally (float32 accumulation); else ATTN_F32 */
     int param_count;
     const attn_param_info *params;
-    int vector_bits;         /* widest vector its float32 FMAs use (128 for portable C) */
+    int vector_bits;         /* widest vector its float32 FMAs use (128 for portable C; for
+                              * SVE this CPU's vector length, 0 when it lacks SVE) */
     int flops_per_cycle;     /* float32 FLOPs one core of this CPU does per cycle at
                               * vector_bits (a per-microarchitecture fact, or the fallback of
                               * 2 FMAs per cycle): the planner's estimate ranks by it */

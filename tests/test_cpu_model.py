@@ -20,12 +20,20 @@ ATTNBENCH = ""
 MODEL = ""
 WRAPPER = shlex.split(os.environ.get("ATTN_EXE_WRAPPER", ""))
 
-# What each emulated model is (qemu 7.2's definitions, in attnbench's ISA names), and what must
-# therefore run there besides the portable variants.
+# What each emulated model is (qemu 7.2's definitions, in attnbench's ISA names), what must
+# therefore run there besides the portable variants, the baseline ISA every build assumes (never
+# disabled by the last test), and for AArch64 the SVE vector length info must report (0: none).
 MODELS = {
-    "haswell": {"isa": ["sse4.2", "avx", "avx2", "fma", "f16c"], "must_run": {"avx2"}},
-    "nehalem": {"isa": ["sse4.2"], "must_run": set()},
+    "haswell": {"isa": ["sse4.2", "avx", "avx2", "fma", "f16c"], "must_run": {"avx2"},
+                "base": ["sse4.2"]},
+    "nehalem": {"isa": ["sse4.2"], "must_run": set(), "base": ["sse4.2"]},
 }
+ARM_MAX = ["neon", "fp16", "bf16", "sve", "sve2"]  # qemu-aarch64 -cpu max
+for bits in (128, 256, 384, 512, 2048):
+    MODELS[f"sve{bits}"] = {"isa": ARM_MAX, "must_run": {"sve", "neon"}, "base": [],
+                            "sve_bits": bits}
+MODELS["nosve"] = {"isa": ["neon", "fp16", "bf16"], "must_run": {"neon"}, "base": [],
+                   "sve_bits": 0}
 
 # A small odd shape: no dimension a multiple of a vector width, so every edge path runs.
 ODD_SHAPE = ["--len-q", "37", "--len-kv", "53", "--dim", "19", "--heads", "3", "--reps", "1",
@@ -99,20 +107,54 @@ class CpuModel(unittest.TestCase):
                 self.assertIn(f"ATTN_FORCE_VARIANT={v['name']}", r.stderr)
                 self.assertIn(v["why_not"], r.stderr)
 
+    def test_vector_length(self):
+        # The SVE vector length the model starts with, in info and in list's isa column.
+        if "sve_bits" not in self.model:
+            self.skipTest(f"{MODEL} has no SVE")
+        bits = self.model["sve_bits"]
+        self.assertEqual(self.info["isa"]["sve_vector_bits"], bits)
+        sve = [v for v in self.info["variants"] if v["name"] == "sve"]
+        self.assertEqual(len(sve), 1, "the sve variant is not in this AArch64 build")
+        listing = attnbench("list").stdout
+        text = attnbench("info").stdout
+        if bits:
+            self.assertRegex(listing, rf"(?m)^sve +sve \({bits}-bit\) +yes ")
+            self.assertIn(f"(sve {bits}-bit)", text)
+        else:
+            self.assertRegex(listing, r"(?m)^sve +sve +no: CPU lacks sve ")
+            self.assertNotIn("(sve ", text)
+
+    def test_disabling_sve_hands_over_to_neon(self):
+        if not self.model.get("sve_bits"):
+            self.skipTest(f"{MODEL} has no SVE to disable")
+        # Results come in registry order, the first being the default choice: sve, then neon.
+        doc = run_json("run", *ODD_SHAPE)
+        self.assertEqual([r["variant"] for r in doc["results"]][:2], ["sve", "neon"])
+        doc = run_json("run", *ODD_SHAPE, env={"ATTN_DISABLE_ISA": "sve"})
+        self.assertEqual(doc["results"][0]["variant"], "neon")
+        self.assertTrue(all(r["ok"] for r in doc["results"]), doc["results"])
+        skipped = {x["variant"]: x["reason"] for x in doc["skipped"]}
+        self.assertEqual(skipped.get("sve"), "disabled by ATTN_DISABLE_ISA: sve")
+
     def test_disabled_and_lacking_are_both_named(self):
         # Turning off what the model has on top of what it lacks: both reasons, exactly.
-        simd = [n for n in self.model["isa"] if n != "sse4.2"]
+        simd = [n for n in self.model["isa"] if n not in self.model["base"]]
         if not simd:
             self.skipTest(f"{MODEL} has no SIMD extension to disable")
         info = run_json("info", "--disable-isa", ",".join(simd))
-        self.assertEqual(info["isa"]["enabled"], ["sse4.2"])
+        self.assertEqual(info["isa"]["enabled"], self.model["base"])
         both = 0
         for v in info["variants"]:
             with self.subTest(variant=v["name"]):
                 want = expected_why_not(v, info["isa"])
                 self.assertEqual(v["why_not"], want)
                 both += bool(want and "disabled by" in want and "CPU lacks" in want)
-        self.assertGreater(both, 0, "no variant both disabled and lacking")
+        # A variant needing an extension the model has and one it lacks (x86's avx512 on
+        # Haswell) must give both reasons; AArch64's variants each need one extension.
+        mixed = any(set(needs(v)) & set(simd) and set(needs(v)) - set(self.model["isa"])
+                    for v in info["variants"])
+        if mixed:
+            self.assertGreater(both, 0, "no variant both disabled and lacking")
 
 
 if __name__ == "__main__":

@@ -124,7 +124,8 @@ static void test_rules(void)
         const attn_variant *v = attn_registry[i];
         CHECK((v->defaults != NULL) == (v->param_count > 0), "%s: a rule per parameter",
               v->name);
-        CHECK(v->vector_bits == 128 || v->vector_bits == 256 || v->vector_bits == 512,
+        CHECK(v->vector_bits == 128 || v->vector_bits == 256 || v->vector_bits == 512 ||
+                  (v->vector_bits == 0 && (v->isa & ATTN_ISA_SVE)), /* 0: scalable */
               "%s: vector_bits %d", v->name, v->vector_bits);
         for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
             for (size_t ti = 0; ti < 3; ti++) {

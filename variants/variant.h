@@ -34,6 +34,7 @@ enum attn_isa_bit {
     ATTN_ISA_ARM_FP16 = 1u << 17,
     ATTN_ISA_ARM_BF16 = 1u << 18,
     ATTN_ISA_SVE = 1u << 19,
+    ATTN_ISA_SVE2 = 1u << 20,
 };
 
 /* The roofline of the instructions a variant is built on: its records' peak_fraction is against
@@ -157,7 +158,8 @@ typedef struct attn_variant {
     const attn_default_rule *defaults;
     /* Widest vector its float32 FMAs use (128 NEON or the baseline build of portable C, 256
      * AVX2, 512 AVX-512): the planner's estimate ranks variants by the machine's FMA rate at
-     * this width (attn_machine.fma_per_cycle). */
+     * this width (attn_machine.fma_per_cycle). 0: scalable (SVE), the CPU's vector length,
+     * which attn_variant_get reports (attn_cpu.sve_vector_bits; 0 when the CPU lacks SVE). */
     int vector_bits;
     /* Constraints beyond each parameter's range and multiple (register budget, ...): returns
      * false and writes why when the values cannot run. NULL when ranges say everything. */

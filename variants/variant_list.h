@@ -11,6 +11,7 @@
  *
  * Adding a variant = its file, one line here, its sources line in variants/meson.build
  * (docs/ADDING_A_VARIANT.md). No include guard: included once per expansion. */
+ATTN_VARIANT(sve, ATTN_ARCH_AARCH64, "AArch64 only") /* any SVE VL is at least NEON's 128 bits */
 ATTN_VARIANT(neon, ATTN_ARCH_AARCH64, "AArch64 only")
 ATTN_VARIANT(avx512, ATTN_ARCH_X86, "x86-64 only")
 ATTN_VARIANT(avx2, ATTN_ARCH_X86, "x86-64 only")

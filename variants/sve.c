@@ -1,0 +1,444 @@
+/* sve.c — streaming (online softmax) attention for AArch64 SVE, float32, written once for any
+ * vector length (VL = svcntw() floats, 4 to 64, read at run time; nothing assumes more of it
+ * than the architecture does: a multiple of 128 bits).
+ *
+ * Algorithm: neon.c's, with its register tiles widened to the vector: a query tile of bq rows
+ * (flattened over the query heads of a GQA group) walks the keys in blocks of bk; each key
+ * block is packed once and used by every 8-row micro-tile. Per micro-tile and key block:
+ *   1. scores   S[8][2·VL] per panel = Q·Kᵀ, 8 rows × 2 vectors of keys; FMLA (indexed) takes
+ *               4 dims of a query row from one LD1RQW (128 bits, replicated to every segment,
+ *               so the lane index means the same dim at any VL); the epilogue scales, adds the
+ *               mask and *selects* -inf for masked keys, with predicates from WHILELT;
+ *   2. softmax  per row as in neon.c, with the shared polynomial (exp2_poly.h);
+ *   3. P·V      acc[8][2·VL dims] += P·V, 8 rows × 2 vectors of dims (1 vector when the last
+ *               chunk of d fits in one), the dim tail predicated.
+ * Registers (32 scalable Z): score tile 16 accumulators + 8 K vectors + 1 Q = 25; P·V tile
+ * 16 accumulators + 8 V vectors (4 keys) + 1 P (a row's 4 weights, one LD1RQW) = 25. neon.c's
+ * budget with VL/128 times the work per instruction. FMLA (indexed) takes its indexed operand
+ * from z0-z7 only, so one Q or P vector is live at a time.
+ *
+ * Layout (workspace; PW = 2·VL keys per panel and dims per V chunk, bkp = bk rounded up to
+ * PW, dpad = d rounded up to 8). The workspace is sized for the largest VL (2048 bits, PW = 128)
+ * so its size does not depend on the thread that asks for it:
+ *   qp   [bq][dpad]               the query tile, rows past the tile zero
+ *   acc  [bq][dpad]               unnormalised output rows
+ *   kp   [bkp/PW][dpad][PW]       K block as panels of PW keys, transposed, zero padded
+ *   vp   [ceil(d/PW)][bkp][PW]    V block as chunks of PW dims, key-major, zero padded
+ *   s    [8][bkp]                 scores, then weights, of one micro-tile
+ *   m, l [bq]                     running max (log2 domain) and sum
+ * A key block whose V holds a NaN or an infinity goes through neon.c's per-row P·V. */
+#include "variant.h"
+
+#include "exp2_poly.h"
+
+#include <arm_sve.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { P_BQ, P_BK };
+enum {
+    MR = 8,            /* query rows per micro-tile */
+    MAX_PANEL = 128,   /* 2 vectors of floats at the largest VL, 2048 bits */
+};
+
+static const attn_param_info sve_params[] = {
+    [P_BQ] = {"bq", "query rows per tile (multiple of the 8-row micro-tile)", 8, 512, 8},
+    [P_BK] = {"bk", "keys per packed K/V block (rounded up to 2 vectors of keys inside)", 8, 4096,
+              8},
+};
+
+/* Defaults: neon.c's rules (the same cache reasoning; the tiles only grow with VL). */
+static const attn_default_rule sve_defaults[] = {
+    /*          fact          div per_d lk dm min max  max_half fixed */
+    [P_BQ]   = {ATTN_FACT_L2,  4, 8,    0, 8, 8,  128, 0,       0,
+                "packed Q and accumulators: 2 x dpad floats per row"},
+    [P_BK]   = {ATTN_FACT_L2,  2, 8,    0, 8, 32, 512, 0,       0,
+                "packed K and V: 2 x dpad floats per key"},
+};
+
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* Float counts of the workspace parts, for the largest VL; false when a size overflows. */
+typedef struct sve_layout {
+    size_t qp, acc, kp, vp, s, m, l, total;
+} sve_layout;
+
+static bool sve_layout_of(const attn_problem *p, const int32_t *v, sve_layout *w)
+{
+    const size_t bq = (size_t)v[P_BQ], dpad = (size_t)round_up(p->head_dim, 8);
+    const size_t bk_max = (size_t)round_up(v[P_BK], 8) + MAX_PANEL; /* >= bk rounded to PW */
+    memset(w, 0, sizeof *w);
+    if (__builtin_mul_overflow(bq, dpad, &w->qp) || __builtin_mul_overflow(bk_max, dpad, &w->kp) ||
+        __builtin_mul_overflow(bk_max, dpad + MAX_PANEL, &w->vp))
+        return false;
+    w->acc = w->qp;
+    w->s = MR * bk_max;
+    w->m = w->l = bq;
+    size_t sum = 0;
+    const size_t parts[] = {w->qp, w->acc, w->kp, w->vp, w->s, w->m, w->l};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (__builtin_add_overflow(sum, parts[i], &sum))
+            return false;
+    w->total = sum;
+    return true;
+}
+
+static size_t sve_workspace(const attn_problem *p, const int32_t *v)
+{
+    sve_layout w;
+    size_t bytes;
+    if (!sve_layout_of(p, v, &w) || __builtin_mul_overflow(w.total, sizeof(float), &bytes))
+        return SIZE_MAX;
+    return bytes;
+}
+
+/* 2^x for x <= 0 (or NaN): neon.c's exp2_nonpos_f32x4 on a whole vector. */
+static inline svfloat32_t exp2_nonpos_sve(svbool_t all, svfloat32_t x)
+{
+    const svfloat32_t n = svrintn_f32_x(all, x), f = svsub_f32_x(all, x, n);
+    svfloat32_t p = svdup_n_f32(ATTN_EXP2_C5);
+    p = svmad_n_f32_x(all, p, f, ATTN_EXP2_C4); /* p·f + c4 */
+    p = svmad_n_f32_x(all, p, f, ATTN_EXP2_C3);
+    p = svmad_n_f32_x(all, p, f, ATTN_EXP2_C2);
+    p = svmad_n_f32_x(all, p, f, ATTN_EXP2_C1);
+    p = svmad_n_f32_x(all, p, f, ATTN_EXP2_C0);
+    const svint32_t exponent = svlsl_n_s32_x(all, svcvt_s32_f32_x(all, n), 23);
+    const svfloat32_t r =
+        svreinterpret_f32_s32(svadd_s32_x(all, svreinterpret_s32_f32(p), exponent));
+    const svbool_t underflow = svcmplt_n_f32(all, x, ATTN_EXP2_MIN);
+    return svsel_f32(underflow, svdup_n_f32(0.0f), r);
+}
+
+/* What the kernels need to know of the 8 rows of a micro-tile for one key block. */
+typedef struct micro_rows {
+    int64_t limit[MR];     /* keys [0, limit) before the additive mask; 0 for padding rows */
+    const float *mask[MR]; /* additive mask row, or NULL */
+    int64_t key_end;       /* largest limit of the 8 rows */
+} micro_rows;
+
+/* Writes one row's panel of scores (lo: keys j..j+VL, hi: the next VL) in the log2 domain:
+ * scaled, the mask added, -inf selected for the keys the row does not see. */
+static inline void store_score_row(svfloat32_t lo, svfloat32_t hi, int64_t visible,
+                                   const float *mask, float scale_log2e, float *out)
+{
+    const svbool_t all = svptrue_b32();
+    const int64_t vl = (int64_t)svcntw();
+    const svfloat32_t minus_inf = svdup_n_f32(-INFINITY);
+    if (visible <= 0) {
+        svst1_f32(all, out, minus_inf);
+        svst1_f32(all, out + vl, minus_inf);
+        return;
+    }
+    svbool_t see_lo = svwhilelt_b32_s64(0, visible), see_hi = svwhilelt_b32_s64(vl, visible);
+    lo = svmul_n_f32_x(all, lo, scale_log2e);
+    hi = svmul_n_f32_x(all, hi, scale_log2e);
+    if (mask) {
+        /* Predicated loads read only the visible keys (the mask row ends at Lk >= limit). */
+        const svfloat32_t m_lo = svld1_f32(see_lo, mask), m_hi = svld1_f32(see_hi, mask + vl);
+        see_lo = svcmpne_n_f32(see_lo, m_lo, -INFINITY); /* NaN compares unequal: kept */
+        see_hi = svcmpne_n_f32(see_hi, m_hi, -INFINITY);
+        lo = svmla_n_f32_x(all, lo, m_lo, ATTN_LOG2E);
+        hi = svmla_n_f32_x(all, hi, m_hi, ATTN_LOG2E);
+    }
+    svst1_f32(all, out, svsel_f32(see_lo, lo, minus_inf));
+    svst1_f32(all, out + vl, svsel_f32(see_hi, hi, minus_inf));
+}
+
+/* Sizeless SVE types cannot form arrays: the 8 rows of a tile are spelled out by this list. */
+#define SVE_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+/* S[r][0..2·VL) for the panel of keys starting at key j (absolute), in the log2 domain; keys
+ * from j1 (the block's end) on are -inf: a panel may be wider than the block (PW > bk).
+ * qp: 8 packed query rows (stride dpad); kpanel: [dpad][2·VL]. */
+static inline void score_tile(const float *restrict qp, const float *restrict kpanel, int64_t dpad,
+                              int64_t j, int64_t j1, const micro_rows *rows, float scale_log2e,
+                              float *restrict s, int64_t lds)
+{
+    const svbool_t all = svptrue_b32();
+    const int64_t vl = (int64_t)svcntw(), pw = 2 * vl;
+#define SVE_ZERO(r) svfloat32_t lo##r = svdup_n_f32(0.0f), hi##r = lo##r;
+    SVE_ROWS(SVE_ZERO)
+#undef SVE_ZERO
+    for (int64_t c = 0; c < dpad; c += 4) {
+        const float *k = kpanel + c * pw;
+        const svfloat32_t k0l = svld1_f32(all, k), k0h = svld1_f32(all, k + vl);
+        const svfloat32_t k1l = svld1_f32(all, k + pw), k1h = svld1_f32(all, k + pw + vl);
+        const svfloat32_t k2l = svld1_f32(all, k + 2 * pw), k2h = svld1_f32(all, k + 2 * pw + vl);
+        const svfloat32_t k3l = svld1_f32(all, k + 3 * pw), k3h = svld1_f32(all, k + 3 * pw + vl);
+#define SVE_FMA(r)                                                                                \
+    {                                                                                             \
+        const svfloat32_t q = svld1rq_f32(all, qp + (r) * dpad + c);                              \
+        lo##r = svmla_lane_f32(lo##r, k0l, q, 0);                                                 \
+        hi##r = svmla_lane_f32(hi##r, k0h, q, 0);                                                 \
+        lo##r = svmla_lane_f32(lo##r, k1l, q, 1);                                                 \
+        hi##r = svmla_lane_f32(hi##r, k1h, q, 1);                                                 \
+        lo##r = svmla_lane_f32(lo##r, k2l, q, 2);                                                 \
+        hi##r = svmla_lane_f32(hi##r, k2h, q, 2);                                                 \
+        lo##r = svmla_lane_f32(lo##r, k3l, q, 3);                                                 \
+        hi##r = svmla_lane_f32(hi##r, k3h, q, 3);                                                 \
+    }
+        SVE_ROWS(SVE_FMA)
+#undef SVE_FMA
+    }
+#define SVE_STORE(r)                                                                              \
+    store_score_row(lo##r, hi##r, (rows->limit[r] < j1 ? rows->limit[r] : j1) - j,               \
+                    rows->mask[r] ? rows->mask[r] + j : NULL, scale_log2e, s + (r) * lds);
+    SVE_ROWS(SVE_STORE)
+#undef SVE_STORE
+}
+
+/* acc[8][c0..c0+2·VL) += P[8][0..nkeys) · V[0..nkeys)[c0..c0+2·VL), dims c0.. < d only;
+ * nkeys a multiple of 4. vchunk: [keys][2·VL]. two = false: the chunk's dims fit in one
+ * vector (its second predicate would be empty), so half the FMLAs are left out. */
+static inline __attribute__((always_inline)) void
+pv_tile(const float *restrict p, int64_t ldp, const float *restrict vchunk, int64_t nkeys,
+        float *restrict acc, int64_t ldacc, int64_t dims, bool two)
+{
+    const svbool_t all = svptrue_b32();
+    const int64_t vl = (int64_t)svcntw(), cw = 2 * vl;
+    const svbool_t pg_lo = svwhilelt_b32_s64(0, dims), pg_hi = svwhilelt_b32_s64(vl, dims);
+#define SVE_LOAD(r)                                                                               \
+    svfloat32_t lo##r = svld1_f32(pg_lo, acc + (r) * ldacc);                                      \
+    svfloat32_t hi##r = two ? svld1_f32(pg_hi, acc + (r) * ldacc + vl) : svdup_n_f32(0.0f);
+    SVE_ROWS(SVE_LOAD)
+#undef SVE_LOAD
+    for (int64_t j = 0; j < nkeys; j += 4) {
+        /* V rows of the 4 keys, then per row its 4 weights (one LD1RQW) times each: the score
+         * tile's shape, so one weight vector is live at a time (FMLA's indexed operand must be
+         * one of z0-z7). */
+        const float *v = vchunk + j * cw;
+        const svfloat32_t v0l = svld1_f32(all, v), v1l = svld1_f32(all, v + cw);
+        const svfloat32_t v2l = svld1_f32(all, v + 2 * cw), v3l = svld1_f32(all, v + 3 * cw);
+        const svfloat32_t v0h = two ? svld1_f32(all, v + vl) : v0l;
+        const svfloat32_t v1h = two ? svld1_f32(all, v + cw + vl) : v1l;
+        const svfloat32_t v2h = two ? svld1_f32(all, v + 2 * cw + vl) : v2l;
+        const svfloat32_t v3h = two ? svld1_f32(all, v + 3 * cw + vl) : v3l;
+#define SVE_PV(r)                                                                                 \
+    {                                                                                             \
+        const svfloat32_t w = svld1rq_f32(all, p + (r) * ldp + j);                                \
+        lo##r = svmla_lane_f32(lo##r, v0l, w, 0);                                                 \
+        lo##r = svmla_lane_f32(lo##r, v1l, w, 1);                                                 \
+        lo##r = svmla_lane_f32(lo##r, v2l, w, 2);                                                 \
+        lo##r = svmla_lane_f32(lo##r, v3l, w, 3);                                                 \
+        if (two) {                                                                                \
+            hi##r = svmla_lane_f32(hi##r, v0h, w, 0);                                             \
+            hi##r = svmla_lane_f32(hi##r, v1h, w, 1);                                             \
+            hi##r = svmla_lane_f32(hi##r, v2h, w, 2);                                             \
+            hi##r = svmla_lane_f32(hi##r, v3h, w, 3);                                             \
+        }                                                                                         \
+    }
+        SVE_ROWS(SVE_PV)
+#undef SVE_PV
+    }
+#define SVE_SAVE(r)                                                                               \
+    svst1_f32(pg_lo, acc + (r) * ldacc, lo##r);                                                   \
+    if (two)                                                                                      \
+        svst1_f32(pg_hi, acc + (r) * ldacc + vl, hi##r);
+    SVE_ROWS(SVE_SAVE)
+#undef SVE_SAVE
+}
+
+/* Packs keys [j0, j1) of K as [panels][dpad][PW] and of V as [chunks][bkp][PW], zero padded to
+ * whole panels. Returns false when the V block holds a NaN or an infinity. */
+static bool pack_kv_block(const attn_task *t, int64_t b, int64_t hkv, int64_t j0, int64_t j1,
+                          int64_t bkp, float *restrict kp, float *restrict vp)
+{
+    const svbool_t all = svptrue_b32();
+    const int64_t vl = (int64_t)svcntw(), pw = 2 * vl;
+    const int64_t d = t->problem->head_dim, dpad = round_up(d, 8), nkeys = round_up(j1 - j0, pw);
+    svfloat32_t vmax = svdup_n_f32(0.0f); /* max |v|; FMAX keeps a NaN */
+    for (int64_t jj = 0; jj < nkeys; jj++) {
+        float *kcol = kp + (jj / pw) * dpad * pw + jj % pw;
+        float *vrow = vp + jj * pw; /* chunk c/PW of key jj is at vrow + c·bkp */
+        if (j0 + jj >= j1) {
+            for (int64_t c = 0; c < dpad; c++)
+                kcol[c * pw] = 0.0f;
+            for (int64_t c = 0; c < d; c += pw) {
+                svst1_f32(all, vrow + c * bkp, svdup_n_f32(0.0f));
+                svst1_f32(all, vrow + c * bkp + vl, svdup_n_f32(0.0f));
+            }
+            continue;
+        }
+        const float *k = attn_k_row(t, b, hkv, j0 + jj), *v = attn_v_row(t, b, hkv, j0 + jj);
+        int64_t c = 0;
+        for (; c < d; c++)
+            kcol[c * pw] = k[c];
+        for (; c < dpad; c++)
+            kcol[c * pw] = 0.0f;
+        for (c = 0; c < d; c += pw) {
+            /* Inactive lanes load as zero: the chunk's tail past d is padded by the load. */
+            const svfloat32_t lo = svld1_f32(svwhilelt_b32_s64(c, d), v + c);
+            const svfloat32_t hi = svld1_f32(svwhilelt_b32_s64(c + vl, d), v + c + vl);
+            vmax = svmax_f32_x(all, vmax, svmax_f32_x(all, svabs_f32_x(all, lo),
+                                                      svabs_f32_x(all, hi)));
+            svst1_f32(all, vrow + c * bkp, lo);
+            svst1_f32(all, vrow + c * bkp + vl, hi);
+        }
+    }
+    return svmaxv_f32(all, vmax) <= FLT_MAX; /* false for inf and NaN */
+}
+
+/* Softmax step of one micro-tile row over `n` scores (a multiple of VL): updates the running
+ * max m and sum l (rescaling the accumulator row when m rises) and overwrites the scores with
+ * their weights 2^(s - m). */
+static inline void softmax_row(float *restrict s, int64_t n, float *restrict m, float *restrict l,
+                               float *restrict acc, int64_t d)
+{
+    const svbool_t all = svptrue_b32();
+    const int64_t vl = (int64_t)svcntw();
+    svfloat32_t mx = svdup_n_f32(-INFINITY);
+    for (int64_t j = 0; j < n; j += vl)
+        mx = svmax_f32_x(all, mx, svld1_f32(all, s + j)); /* FMAX: a NaN score makes it NaN */
+    const float block_max = svmaxv_f32(all, mx);
+    if (block_max > *m || isnan(block_max)) {
+        if (*m != -INFINITY) { /* acc and l are still 0 otherwise */
+            const float alpha = attn_exp2_nonpos(*m - block_max); /* the vector code's model */
+            for (int64_t c = 0; c < d; c += vl) {
+                const svbool_t pg = svwhilelt_b32_s64(c, d);
+                svst1_f32(pg, acc + c, svmul_n_f32_x(pg, svld1_f32(pg, acc + c), alpha));
+            }
+            *l *= alpha;
+        }
+        *m = block_max;
+    }
+    /* With no key seen yet (m = -inf) every score is -inf: subtract 0 so 2^(-inf) gives 0
+     * rather than 2^(-inf + inf) = NaN. */
+    const float shift = *m == -INFINITY ? 0.0f : *m;
+    svfloat32_t sum = svdup_n_f32(0.0f);
+    for (int64_t j = 0; j < n; j += vl) {
+        const svfloat32_t w = exp2_nonpos_sve(all, svsub_n_f32_x(all, svld1_f32(all, s + j), shift));
+        svst1_f32(all, s + j, w);
+        sum = svadd_f32_x(all, sum, w);
+    }
+    *l += svaddv_f32(all, sum);
+}
+
+/* P·V for a key block whose V has a NaN or an infinity: per row, only the keys the row attends
+ * to (0 × NaN would otherwise reach rows that mask the key). */
+static void pv_rows_nonfinite(const attn_task *t, const attn_group_rows *gr, const micro_rows *rows,
+                              int nrows, const float *p, int64_t ldp, int64_t j0, int64_t j1,
+                              float *acc, int64_t dpad)
+{
+    const int64_t d = t->problem->head_dim;
+    for (int r = 0; r < nrows; r++) {
+        const int64_t end = rows->limit[r] < j1 ? rows->limit[r] : j1;
+        float *a = acc + r * dpad;
+        for (int64_t j = j0; j < end; j++) {
+            if (rows->mask[r] && rows->mask[r][j] == -INFINITY)
+                continue;
+            const float w = p[r * ldp + (j - j0)], *v = attn_v_row(t, gr->b, gr->hkv, j);
+            for (int64_t c = 0; c < d; c++)
+                a[c] += w * v[c];
+        }
+    }
+}
+
+static attn_status sve_run(const attn_task *t)
+{
+    const attn_problem *p = t->problem;
+    const int64_t vl = (int64_t)svcntw(), pw = 2 * vl;
+    const int64_t d = p->head_dim, dpad = round_up(d, 8), bq = t->params[P_BQ],
+                  bk = t->params[P_BK], bkp = round_up(bk, pw);
+    const float scale_log2e = t->scale * ATTN_LOG2E;
+    sve_layout w;
+    if (!sve_layout_of(p, t->params, &w)) /* workspace_size() succeeded, so it cannot */
+        return ATTN_ERR_OVERFLOW;
+    float *qp = t->workspace, *acc = qp + w.qp, *kp = acc + w.acc, *vp = kp + w.kp;
+    float *s = vp + w.vp, *run_max = s + w.s, *run_sum = run_max + w.m;
+
+    for (int64_t g = t->group_begin; g < t->group_end; g++) {
+        const attn_group_rows gr = attn_group_rows_of(t, g);
+        for (int64_t r0 = 0; r0 < gr.count; r0 += bq) {
+            const int64_t nr = gr.count - r0 < bq ? gr.count - r0 : bq, nr8 = round_up(nr, MR);
+            int64_t tile_keys = 0; /* keys any row of the tile may see */
+            for (int64_t r = 0; r < nr8; r++) {
+                float *q_dst = qp + r * dpad;
+                int64_t c = 0;
+                if (r < nr) {
+                    const int64_t h = gr.first_head + (r0 + r) / gr.rows;
+                    const int64_t i = t->row_begin + (r0 + r) % gr.rows;
+                    const int64_t lim = attn_key_limit(p, gr.b, i);
+                    tile_keys = lim > tile_keys ? lim : tile_keys;
+                    memcpy(q_dst, attn_q_row(t, gr.b, h, i), (size_t)d * sizeof(float));
+                    c = d;
+                }
+                memset(q_dst + c, 0, (size_t)(dpad - c) * sizeof(float));
+                run_max[r] = -INFINITY;
+                run_sum[r] = 0.0f;
+            }
+            memset(acc, 0, (size_t)(nr8 * dpad) * sizeof(float));
+
+            for (int64_t j0 = 0; j0 < tile_keys; j0 += bk) {
+                const int64_t j1 = j0 + bk < tile_keys ? j0 + bk : tile_keys;
+                const bool v_finite = pack_kv_block(t, gr.b, gr.hkv, j0, j1, bkp, kp, vp);
+                for (int64_t m0 = 0; m0 < nr8; m0 += MR) {
+                    micro_rows rows = {.key_end = 0};
+                    int nrows = 0; /* rows of the micro-tile inside the query tile */
+                    for (int r = 0; r < MR; r++) {
+                        rows.limit[r] = 0;
+                        rows.mask[r] = NULL;
+                        if (m0 + r >= nr)
+                            continue;
+                        const int64_t i = t->row_begin + (r0 + m0 + r) % gr.rows;
+                        rows.limit[r] = attn_key_limit(p, gr.b, i);
+                        rows.mask[r] = attn_mask_row(p, i);
+                        rows.key_end = rows.limit[r] > rows.key_end ? rows.limit[r] : rows.key_end;
+                        nrows = r + 1;
+                    }
+                    const int64_t end = j1 < rows.key_end ? j1 : rows.key_end;
+                    if (end <= j0)
+                        continue; /* every key of the block is masked for these rows */
+                    const int64_t nkeys = round_up(end - j0, pw);
+                    for (int64_t jp = 0; jp < nkeys; jp += pw)
+                        score_tile(qp + m0 * dpad, kp + jp * dpad, dpad, j0 + jp, j1, &rows,
+                                   scale_log2e, s + jp, bkp);
+                    for (int r = 0; r < MR; r++)
+                        softmax_row(s + r * bkp, nkeys, &run_max[m0 + r], &run_sum[m0 + r],
+                                    acc + (m0 + r) * dpad, d);
+                    if (v_finite)
+                        for (int64_t c = 0; c < d; c += pw) {
+                            float *a = acc + m0 * dpad + c;
+                            if (d - c > vl)
+                                pv_tile(s, bkp, vp + c * bkp, nkeys, a, dpad, d - c, true);
+                            else
+                                pv_tile(s, bkp, vp + c * bkp, nkeys, a, dpad, d - c, false);
+                        }
+                    else
+                        pv_rows_nonfinite(t, &gr, &rows, nrows, s, bkp, j0, end, acc + m0 * dpad,
+                                          dpad);
+                }
+            }
+
+            for (int64_t r = 0; r < nr; r++) {
+                const int64_t h = gr.first_head + (r0 + r) / gr.rows;
+                const int64_t i = t->row_begin + (r0 + r) % gr.rows;
+                float *o = attn_o_row(t, gr.b, h, i);
+                const float *a = acc + r * dpad;
+                const float l = run_sum[r];
+                /* l == 0: no key seen, the row is zeros; a NaN l carries the NaN through. */
+                const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+                for (int64_t c = 0; c < d; c += vl) {
+                    const svbool_t pg = svwhilelt_b32_s64(c, d);
+                    svst1_f32(pg, o + c, svmul_n_f32_x(pg, svld1_f32(pg, a + c), inv));
+                }
+            }
+        }
+    }
+    return ATTN_OK;
+}
+
+const attn_variant attn_variant_sve = {
+    .name = "sve",
+    .description = "online softmax, 8 x 2-vector FMLA micro-kernels for any vector length, "
+                   "packed K/V blocks (AArch64 SVE)",
+    .isa = ATTN_ISA_SVE,
+    .roofline = ATTN_ROOFLINE_FMA,
+    .tolerance = 1e-5,
+    ATTN_PARAMS(sve_params, sve_defaults),
+    .vector_bits = 0, /* scalable: this CPU's SVE vector length (variant.h) */
+    .params_valid = NULL,
+    .workspace_size = sve_workspace,
+    .run = sve_run,
+};
