@@ -145,6 +145,8 @@ bool tuner_variant_eligible(int i, const attn_problem *p, bool allow_reduced, ch
         snprintf(why, why_len, "no variant %d", i);
     else if (!info.supported)
         snprintf(why, why_len, "%s: %s", info.name, info.why_not);
+    else if (info.reference_only)
+        snprintf(why, why_len, "%s is a reference, not a candidate", info.name);
     else if (!(info.dtypes & (1u << p->dtype)))
         snprintf(why, why_len, "%s does not read %s inputs", info.name, attn_dtype_name(p->dtype));
     else if (info.compute_dtype != ATTN_F32 && !allow_reduced)

@@ -16,6 +16,7 @@ extern const attn_variant attn_variant_streaming;
 extern const attn_variant attn_variant_blocked;
 #if ATTN_HAVE_CBLAS
 extern const attn_variant attn_variant_cblas;
+extern const attn_variant attn_variant_cblas_reference;
 #endif
 extern const attn_variant attn_variant_naive;
 
@@ -34,6 +35,7 @@ const attn_variant *const attn_registry[] = {
     &attn_variant_blocked,
 #if ATTN_HAVE_CBLAS
     &attn_variant_cblas,
+    &attn_variant_cblas_reference, /* reference_only: never planned */
 #endif
     &attn_variant_naive,
 };
@@ -53,6 +55,7 @@ const attn_absent_variant attn_registry_absent[] = {
 #endif
 #if !ATTN_HAVE_CBLAS
     {"cblas", "not built: no CBLAS found (meson option cblas)"},
+    {"cblas_reference", "not built: no CBLAS found (meson option cblas)"},
 #endif
     {NULL, NULL}, /* keeps the array non-empty */
 };
