@@ -18,6 +18,9 @@ extern const attn_variant attn_variant_blocked;
 extern const attn_variant attn_variant_cblas;
 extern const attn_variant attn_variant_cblas_reference;
 #endif
+#if ATTN_HAVE_BLIS
+extern const attn_variant attn_variant_blis;
+#endif
 extern const attn_variant attn_variant_naive;
 
 const attn_variant *const attn_registry[] = {
@@ -36,6 +39,9 @@ const attn_variant *const attn_registry[] = {
 #if ATTN_HAVE_CBLAS
     &attn_variant_cblas,
     &attn_variant_cblas_reference, /* reference_only: never planned */
+#endif
+#if ATTN_HAVE_BLIS
+    &attn_variant_blis,
 #endif
     &attn_variant_naive,
 };
@@ -56,6 +62,9 @@ const attn_absent_variant attn_registry_absent[] = {
 #if !ATTN_HAVE_CBLAS
     {"cblas", "not built: no CBLAS found (meson option cblas)"},
     {"cblas_reference", "not built: no CBLAS found (meson option cblas)"},
+#endif
+#if !ATTN_HAVE_BLIS
+    {"blis", "not built: no BLIS found (meson option blis; Debian: libblis-dev)"},
 #endif
     {NULL, NULL}, /* keeps the array non-empty */
 };
