@@ -151,6 +151,18 @@ class TestHelpAndList(CliTestCase):
             self.assertEqual(r.returncode, 2)
             self.assertIn("not built", r.stderr)
 
+    def test_reference_variants_are_never_candidates(self):
+        """A reference-only variant (cblas_reference) runs by name, but tune refuses it as a
+        candidate."""
+        refs = [v["name"] for v in self.run_json("list")["variants"]
+                if v["reference_only"] and v["supported"]]
+        for name in refs:
+            r = attnbench("run", "--variant", name, *SMALL)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = attnbench("tune", "--variant", name, "--no-store", "--budget", "5", *SMALL[:10])
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("a reference, not a candidate", r.stderr)
+
     def test_list_json(self):
         doc = self.run_json("list")
         machine = doc["machine"]
