@@ -163,6 +163,22 @@ class TestHelpAndList(CliTestCase):
             self.assertNotEqual(r.returncode, 0)
             self.assertIn("a reference, not a candidate", r.stderr)
 
+    def test_cblas_is_openblas(self):
+        """cblas's records name the OpenBLAS core, and say so when cblas_sgemm is another
+        library's (BLIS exports the same names): preloading BLIS must be caught."""
+        names = [v["name"] for v in self.run_json("list")["variants"] if v["supported"]]
+        if "cblas" not in names:
+            self.skipTest("cblas is not built")
+        core = self.run_json("run", "--variant", "cblas", *SMALL)["results"][0]["blas_core"]
+        if core is None:
+            self.skipTest("the CBLAS is not OpenBLAS")
+        self.assertNotIn("not OpenBLAS", core)
+        blis = "/usr/lib/x86_64-linux-gnu/libblis.so.4"
+        if os.path.exists(blis):
+            env = dict(os.environ, LD_PRELOAD=blis)
+            doc = self.run_json("run", "--variant", "cblas", *SMALL, env=env)
+            self.assertIn("not OpenBLAS", doc["results"][0]["blas_core"])
+
     def test_list_json(self):
         doc = self.run_json("list")
         machine = doc["machine"]

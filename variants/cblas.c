@@ -12,8 +12,10 @@
 #include "attn_config.h"
 
 #include <cblas.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -115,9 +117,16 @@ static bool cblas_params_valid(const attn_problem *p, const int32_t *values, cha
 /* OpenBLAS's cblas.h declares it, another CBLAS's header may not: the same declaration here. */
 char *openblas_get_corename(void);
 
-/* The kernel family OpenBLAS runs (detected, or OPENBLAS_CORETYPE's), e.g. "Haswell". */
+/* The kernel family OpenBLAS runs (detected, or OPENBLAS_CORETYPE's), e.g. "Haswell"; a warning
+ * instead when cblas_sgemm is not OpenBLAS's: another library exporting the cblas_* names (BLIS
+ * does) was linked before it. */
 static const char *openblas_core(void)
 {
+    Dl_info gemm, core;
+    if (dladdr((const void *)(uintptr_t)cblas_sgemm, &gemm) &&
+        dladdr((const void *)(uintptr_t)openblas_get_corename, &core) &&
+        gemm.dli_fbase != core.dli_fbase)
+        return "not OpenBLAS: cblas_sgemm is another library's (link order)";
     return openblas_get_corename();
 }
 #endif
