@@ -112,6 +112,17 @@ static int64_t block_keys(const attn_problem *p, int64_t b, int64_t i0, int64_t 
     return n;
 }
 
+/* Smallest key limit of rows [i0, i1) of batch b. */
+static int64_t fewest_keys(const attn_problem *p, int64_t b, int64_t i0, int64_t i1)
+{
+    int64_t n = INT64_MAX;
+    for (int64_t i = i0; i < i1; i++) {
+        const int64_t lim = attn_key_limit(p, b, i);
+        n = lim < n ? lim : n;
+    }
+    return n;
+}
+
 /* S = scale·Q·Kᵀ, softmax, O = P·V for rows [i0, i1) of query head h over keys [0, n). */
 static void attend_rows(const attn_task *t, int64_t b, int64_t h, int64_t i0, int64_t i1,
                         int64_t n, const float *k, int64_t ldk, const float *v, int64_t ldv,
@@ -162,7 +173,9 @@ attn_status gemm_softmax_run(const attn_task *t, gemm_softmax_gemm *gemm)
         int64_t ldk, ldv;
         const float *k = as_matrix(attn_k_row(t, b, hkv, 0), p->k.seq, n, d, k_copy, &ldk);
         const float *v = as_matrix(attn_v_row(t, b, hkv, 0), p->v.seq, n, d, v_copy, &ldv);
-        const bool v_nonfinite = n > 0 && gemm_softmax_nonfinite_rows(v, ldv, n, d);
+        /* V is scanned only where some key of [0, n) gets a zero weight by exclusion */
+        const bool excludes = p->mask || fewest_keys(p, b, t->row_begin, t->row_end) < n;
+        const bool v_nonfinite = n > 0 && excludes && gemm_softmax_nonfinite_rows(v, ldv, n, d);
         for (int64_t h = hkv * group; h < (hkv + 1) * group; h++)
             for (int64_t i0 = t->row_begin; i0 < t->row_end; i0 += block) {
                 const int64_t i1 = i0 + block < t->row_end ? i0 + block : t->row_end;
