@@ -23,6 +23,15 @@ static void cblas_gemm(bool trans_b, int64_t m, int64_t n, int64_t k, float alph
                        const float *a, int64_t lda, const float *b, int64_t ldb, float *c,
                        int64_t ldc)
 {
+    if (m == 1) { /* one query row (decode): a matrix-vector product, as a BLAS user would call */
+        if (trans_b) /* c[n] = alpha · B[n][k] · a */
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)k, alpha, b, (int)ldb, a, 1,
+                        0.0f, c, 1);
+        else /* c[n] = alpha · aᵀ · B[k][n] */
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)k, (int)n, alpha, b, (int)ldb, a, 1, 0.0f,
+                        c, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n,
                 (int)k, alpha, a, (int)lda, b, (int)ldb, 0.0f, c, (int)ldc);
 }
