@@ -174,8 +174,12 @@ class TestHelpAndList(CliTestCase):
             self.skipTest("the CBLAS is not OpenBLAS")
         self.assertNotIn("not OpenBLAS", core)
         blis = "/usr/lib/x86_64-linux-gnu/libblis.so.4"
-        if os.path.exists(blis):
-            env = dict(os.environ, LD_PRELOAD=blis)
+        if os.path.exists(blis) and not WRAPPER:
+            # AddressSanitizer's runtime must stay first in the library list: preload it too
+            ldd = subprocess.run(["ldd", ATTNBENCH], capture_output=True, text=True).stdout
+            asan = [w for line in ldd.splitlines() if "libasan" in line
+                    for w in line.split() if w.startswith("/")]
+            env = dict(os.environ, LD_PRELOAD=" ".join(asan[:1] + [blis]))
             doc = self.run_json("run", "--variant", "cblas", *SMALL, env=env)
             self.assertIn("not OpenBLAS", doc["results"][0]["blas_core"])
 
