@@ -311,6 +311,7 @@ bool attn_variant_get(int i, attn_variant_info *info)
         .flops_per_cycle = (int)attn_machine_flops_per_cycle(&cpu->machine, bits, NULL),
         .roofline = attn_roofline_name(v->roofline),
         .blas_core = v->blas_core ? v->blas_core() : NULL,
+        .reference_only = v->reference_only,
     };
     return true;
 }

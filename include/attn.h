@@ -191,6 +191,8 @@ typedef struct attn_variant_info {
                               * (VDPBF16PS) or "amx_bf16" (TDPBF16PS) */
     const char *blas_core;   /* the BLAS kernel that runs it (OpenBLAS's core name, e.g.
                               * "Haswell"); NULL for a variant that is its own code */
+    bool reference_only;     /* a yardstick (e.g. the plain BLAS program beside cblas): runs
+                              * by name, never chosen by the planner or the tuner */
 } attn_variant_info;
 
 /* Number of registered variants, in priority order (best first). */

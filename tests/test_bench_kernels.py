@@ -53,6 +53,26 @@ class BenchKernels(unittest.TestCase):
                          r"execute overhead \(tiny problem\): \d+\.\d{3} us \(1 thread, ")
         self.assertRegex(table.stdout, r"\| streaming \|.*\| \d+\.\d\d× \[\d+\.\d\d, \d+\.\d\d\] \|")
 
+    def test_cblas_brings_its_reference(self):
+        """cblas runs with the plain BLAS program beside it, and the table gives the ratio."""
+        listed = subprocess.run([ATTNBENCH, "list", "--format", "json"], capture_output=True,
+                                text=True, check=True)
+        names = [v["name"] for v in json.loads(listed.stdout)["variants"] if v["supported"]]
+        if "cblas" not in names:
+            self.skipTest("cblas is not built")
+        quick = [a if a != "streaming" else "cblas" for a in QUICK]
+        doc = json.loads(bench(*quick, "--format", "json").stdout)
+        rows = {r["variant"]: r for r in doc["shapes"][0]["rows"]}
+        self.assertEqual(set(rows), {"cblas", "cblas_reference"})
+        self.assertAlmostEqual(rows["cblas"]["vs_cblas_reference"],
+                               rows["cblas"]["gflops"] / rows["cblas_reference"]["gflops"])
+        table = bench(*quick)
+        self.assertEqual(table.returncode, 0, table.stderr)
+        self.assertRegex(table.stdout, r"Reference: the plain per-head BLAS program .* "
+                                       r"cblas at \d+\.\d\d× it")
+        skipped = json.loads(bench(*quick, "--skip", "cblas_reference", "--format", "json").stdout)
+        self.assertEqual([r["variant"] for r in skipped["shapes"][0]["rows"]], ["cblas"])
+
     def test_bad_usage(self):
         for args in (["--scaling", "-1"], ["--scaling", "1"], ["--shapes", "P9"],
                      ["--variants", "nosuch"], ["--rounds", "0"]):

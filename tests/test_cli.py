@@ -152,6 +152,38 @@ class TestHelpAndList(CliTestCase):
             self.assertEqual(r.returncode, 2)
             self.assertIn("not built", r.stderr)
 
+    def test_reference_variants_are_never_candidates(self):
+        """A reference-only variant (cblas_reference) runs by name, but tune refuses it as a
+        candidate."""
+        refs = [v["name"] for v in self.run_json("list")["variants"]
+                if v["reference_only"] and v["supported"]]
+        for name in refs:
+            r = attnbench("run", "--variant", name, *SMALL)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = attnbench("tune", "--variant", name, "--no-store", "--budget", "5", *SMALL[:10])
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("a reference, not a candidate", r.stderr)
+
+    def test_cblas_is_openblas(self):
+        """cblas's records name the OpenBLAS core, and say so when cblas_sgemm is another
+        library's (BLIS exports the same names): preloading BLIS must be caught."""
+        names = [v["name"] for v in self.run_json("list")["variants"] if v["supported"]]
+        if "cblas" not in names:
+            self.skipTest("cblas is not built")
+        core = self.run_json("run", "--variant", "cblas", *SMALL)["results"][0]["blas_core"]
+        if core is None:
+            self.skipTest("the CBLAS is not OpenBLAS")
+        self.assertNotIn("not OpenBLAS", core)
+        blis = "/usr/lib/x86_64-linux-gnu/libblis.so.4"
+        if os.path.exists(blis) and not WRAPPER:
+            # AddressSanitizer's runtime must stay first in the library list: preload it too
+            ldd = subprocess.run(["ldd", ATTNBENCH], capture_output=True, text=True).stdout
+            asan = [w for line in ldd.splitlines() if "libasan" in line
+                    for w in line.split() if w.startswith("/")]
+            env = dict(os.environ, LD_PRELOAD=" ".join(asan[:1] + [blis]))
+            doc = self.run_json("run", "--variant", "cblas", *SMALL, env=env)
+            self.assertIn("not OpenBLAS", doc["results"][0]["blas_core"])
+
     def test_list_json(self):
         doc = self.run_json("list")
         machine = doc["machine"]

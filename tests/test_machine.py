@@ -396,10 +396,14 @@ class Peak(unittest.TestCase):
                 against = self.FAKE_PER_CORE[res["roofline"]]
                 self.assertAlmostEqual(res["peak_fraction"], res["gflops"] / against,
                                        delta=1e-9 + 1e-6 * res["peak_fraction"])
-                # the BLAS kernel that ran: named for the BLAS variant only (when OpenBLAS)
-                if res["variant"] == "cblas" and res["blas_core"] is not None:
-                    self.assertRegex(res["blas_core"], r"^\S")
-                elif res["variant"] != "cblas":
+                # the library kernel that ran: named for the variants calling a BLAS only
+                # (cblas and its reference when OpenBLAS; blis always, with its version)
+                if res["variant"] == "blis":
+                    self.assertRegex(res["blas_core"], r"^BLIS \d+\.\d+\S* \S+ ")
+                elif res["variant"] in ("cblas", "cblas_reference"):
+                    if res["blas_core"] is not None:
+                        self.assertRegex(res["blas_core"], r"^\S")
+                else:
                     self.assertIsNone(res["blas_core"])
 
     def test_no_cache_gives_null_fractions(self):

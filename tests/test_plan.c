@@ -147,7 +147,7 @@ typedef struct arrays {
  * equal to attn_run_variant's. forced: the variant ATTN_FORCE_VARIANT names (NULL: the
  * planner's own choice). */
 static void decode_loop(const arrays *a_in, const char *forced, int threads, bool with_mask,
-                        int steps)
+                        int steps, bool peer_library)
 {
     arrays a = *a_in;
     if (forced)
@@ -203,8 +203,11 @@ static void decode_loop(const arrays *a_in, const char *forced, int threads, boo
            "(every %d) differ from attn_run_variant\n", info.variant, threads,
            with_mask ? "mask+kv_lens" : "kv_lens", stepped_allocations, steps - 1, mismatches,
            (int)COMPARE_EVERY);
-    CHECK(stepped_allocations == 0, "%s threads=%d: %ld allocations after the first step",
-          info.variant, threads, stepped_allocations);
+    /* A peer's library (BLIS packs through its own memory pool on every sgemm) allocates by its
+     * own rules: reported above, not ours to forbid. */
+    CHECK(stepped_allocations == 0 || peer_library,
+          "%s threads=%d: %ld allocations after the first step", info.variant, threads,
+          stepped_allocations);
     CHECK(mismatches == 0, "%s threads=%d: %d steps differ from attn_run_variant, first %d",
           info.variant, threads, mismatches, first_mismatch);
     attn_plan_destroy(plan);
@@ -227,8 +230,8 @@ static void test_decode_loops(void)
         a.mask[j] = -INFINITY;
     const int thread_counts[] = {1, 2, 4};
     for (int t = 0; t < 3; t++) {
-        decode_loop(&a, NULL, thread_counts[t], false, STEPS);
-        decode_loop(&a, NULL, thread_counts[t], true, STEPS);
+        decode_loop(&a, NULL, thread_counts[t], false, STEPS, false);
+        decode_loop(&a, NULL, thread_counts[t], true, STEPS, false);
     }
     for (int i = 0; i < attn_variant_count(); i++) {
         attn_variant_info info;
@@ -239,7 +242,8 @@ static void test_decode_loops(void)
             continue;
         const char *name = info.name; /* the registry's string, stable */
         for (int t = 0; t < 3; t++)
-            decode_loop(&a, name, thread_counts[t], t == 1, VARIANT_STEPS);
+            decode_loop(&a, name, thread_counts[t], t == 1, VARIANT_STEPS,
+                        info.blas_core != NULL);
     }
     free(a.q); free(a.k); free(a.v); free(a.mask); free(a.o_plan); free(a.o_ref);
 }

@@ -139,6 +139,13 @@ static bool name_in_list(const char *list, const char *name)
     return false;
 }
 
+/* Whether ATTN_FORCE_VARIANT names this variant: a reference-only variant runs then, as asked. */
+static bool forced_by_name(const char *name)
+{
+    const char *forced = NULL;
+    return attn_forced_variant(&forced, NULL) == ATTN_OK && forced && !strcmp(forced, name);
+}
+
 bool tuner_variant_eligible(int i, const attn_problem *p, bool allow_reduced, char *why,
                             size_t why_len)
 {
@@ -147,6 +154,9 @@ bool tuner_variant_eligible(int i, const attn_problem *p, bool allow_reduced, ch
         snprintf(why, why_len, "no variant %d", i);
     else if (!info.supported)
         snprintf(why, why_len, "%s: %s", info.name, info.why_not);
+    else if (info.reference_only && !forced_by_name(info.name))
+        snprintf(why, why_len, "%s is a reference, not a candidate (ATTN_FORCE_VARIANT runs it)",
+                 info.name);
     else if (!(info.dtypes & (1u << p->dtype)))
         snprintf(why, why_len, "%s does not read %s inputs", info.name, attn_dtype_name(p->dtype));
     else if (info.compute_dtype != ATTN_F32 && !allow_reduced)

@@ -151,6 +151,9 @@ typedef struct attn_variant {
     /* For a variant that calls a library: the library's kernel that runs it (OpenBLAS's core
      * name); NULL for the others. */
     const char *(*blas_core)(void);
+    /* A yardstick, not a candidate: runnable by name (bench-kernels prints it beside the
+     * variant it measures), never chosen by the planner, the estimate or the tuner. */
+    bool reference_only;
     int param_count;
     const attn_param_info *params;
     /* Default of each parameter (one rule per params[i], in order: attn_default_rule); NULL
