@@ -118,10 +118,11 @@ static float *filled(size_t n, unsigned seed)
 }
 
 enum { STEPS = 1000, BATCH = 2, HEADS_Q = 4, HEADS_KV = 1, LEN_KV = 1024, DIM = 64 };
-/* Steps of the loops over every variant: all of them, but fewer under a sanitizer, where each
- * step (and its reference run) is some fifty times slower; the planner's own choice always runs
+/* Steps of the loops over every variant: all of them, but fewer under a sanitizer or qemu-user
+ * (ATTN_TEST_EMULATED, set by a cross build), where each step (and its reference run) is some
+ * fifty times slower; the planner's own choice always runs
  * the full STEPS. */
-#ifdef UNDER_SANITIZER
+#if defined(UNDER_SANITIZER) || defined(ATTN_TEST_EMULATED)
 enum { VARIANT_STEPS = 150, COMPARE_EVERY = 10 }; /* the reference run: every 10th step */
 #else
 enum { VARIANT_STEPS = STEPS, COMPARE_EVERY = 1 };
