@@ -36,11 +36,19 @@
  * Rapids: within 3% of mode 0 at Lq = Lk = 256, 30% behind at 2048 (the lazy max already makes
  * mode 0's rescaling nearly free), so mode 0 is the default and mode 1 a tunable.
  *
- * Decode path (rows per group <= dec, e.g. Lq = 1): vectors run along head_dim instead. Per
- * block of 16 keys and per row: 16 dot products (masked tail loads for any d), a transpose-add
- * tree to one vector of 16 scores, softmax on that vector, then o[d] += Σ p_j · V[j] with the
- * row's accumulator in registers. K and V are read straight from their rows (no packing) and a
- * block is reused from L1 by every query head of the GQA group.
+ * Decode path (rows per group <= dec, e.g. Lq = 1, GQA heads × a few query rows): vectors run
+ * along head_dim instead, K and V are read straight from their rows (no packing), and the rows
+ * go in tiles of DEC_R = 4 (the query heads of a GQA group, or Lq = 4 draft tokens), each K and
+ * V vector loaded once for the tile. Per block of 16 keys and tile: the keys' dot products one
+ * key after another (each K row front to back, through a key loop that is not unrolled, so one
+ * load instruction walks K in address order), a transpose-add tree per row to one vector of 16
+ * scores, softmax on that vector (one horizontal max per row and block), then
+ * o += Σ p_j · V[j] with the tile's accumulators in registers across the block. Rows of a tile
+ * that see different keys (causal edge, mask) take V row by row, so a NaN V row never meets
+ * a row that excludes it. Measured on Zen 4 (D1, interleaved): the former order, 16 K rows read
+ * column by column with software prefetch, ran at half the rate; prefetch on top of the
+ * in-order reads only slows them (the hardware prefetchers follow the stream); float32 K/V
+ * are loaded in 256-bit halves (load16_stream).
  *
  * run_partial (the harness's key split for decode on several threads): the same three paths
  * over a key range, writing each row's lazy max (natural units), sum and unnormalised row.
@@ -54,20 +62,18 @@
  *   mode 1    the group's keys are widened once (lazily, as far as the tiles reach);
  *   decode    K and V are read in place, widened in the loads (a copy of the path per dtype,
  *             chosen outside the loop), so it moves half the bytes of float32; the Q rows are
- *             widened once into the workspace. Half rows are prefetched DEC_PF blocks ahead:
- *             the per-block work is the same as for float32 while the bytes halve, and without
- *             it the stream fell short of the memory rate (D1, measured: 10-15% slower, 1.5-1.7x
- *             faster than float32 K/V instead of 1.7-1.9x).
+ *             widened once into the workspace (float32 ones copied there, zero-padded).
  *
  * Register budget (32 zmm): streaming scores 16 accumulators + 2 Q + 1 broadcast (2 loads and
  * 8 broadcasts per 16 FMAs); P·V 16 P + 8 Oᵀ accumulators + broadcasts (8 chains of 8 FMAs per
- * 4 head-dim elements; 6 or 8 elements spill or lose, measured); full-row P·V 16 accumulators + 2 P + broadcasts; decode dots 16
- * accumulators + 1 Q + 1 K. Mask registers: per-key valid masks live in a small stack array.
+ * 4 head-dim elements; 6 or 8 elements spill or lose, measured); full-row P·V 16 accumulators +
+ * 2 P + broadcasts; decode dots DEC_R accumulators + 1 K (+ Q from L1), decode P·V up to 16
+ * accumulators (DEC_R rows × 4 vectors, or 1-2 rows × 8) + 1 V + weight broadcasts. Mask registers: per-key valid masks live in a small stack array.
  *
  * Layout: head_dim contiguous (the contract); any batch/head/seq strides, [B,H,L,d] or
  * [B,L,H,d]; Q/K/V rows need no alignment. Workspace (64-byte aligned) holds the packed Qᵀ,
  * Oᵀ and per-row m, l, key limits, and for half inputs the widened K/V block (2·min(bk, Lk)·d
- * floats; mode 1: 2·Lk·d) and decode Q rows (dec·d); it depends on bq, bk, d and dec, never on
+ * floats; mode 1: 2·Lk·d) and decode Q rows (dec·d, and their pointers); it depends on bq, bk, d and dec, never on
  * Lk beyond min(bk, Lk) in mode 0. */
 #include "avx512_common.h"
 #include "tile_rows.h"
