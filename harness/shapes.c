@@ -15,6 +15,11 @@ const attn_named_shape attn_named_shapes[] = {
      "P1, causal: prefill with a causal mask"},
     {"D1",             "reference",    "decode",  1, 32, 32, 1,    8192, 128, false,
      "decode: memory-bound, K/V streamed once"},
+    /* More decode shapes of scripts/bench-kernels (--shapes D2,D4). */
+    {"D2",             "decode",       "decode",  1, 32, 8,  1,    32768, 128, false,
+     "decode, GQA, long context"},
+    {"D4",             "decode",       "decode",  1, 32, 32, 4,    8192, 128, true,
+     "speculative verification of 4 draft tokens"},
     /* attnbench-gbench's standard set (the same kinds as --quick, sized for tracking). */
     {"gbench-prefill", "gbench",       "prefill", 1, 8,  8,  1024, 1024, 64,  false,
      "gbench: prefill"},

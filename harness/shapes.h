@@ -9,7 +9,7 @@
 
 typedef struct attn_named_shape {
     const char *name; /* "P1": what --shape takes */
-    const char *set;  /* "reference", "gbench" or "gbench-quick" */
+    const char *set;  /* "reference", "decode", "gbench" or "gbench-quick" */
     const char *kind; /* "prefill", "causal", "decode", "gqa" */
     int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim;
     bool causal;

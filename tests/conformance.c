@@ -925,6 +925,17 @@ static void edge_decode_long(test_case *c, rng *r)
     case_alloc_inputs(c, 1.0f, r);
 }
 
+/* Decode rows of different key limits in one group (Lq = 4 causal, 2 heads per kv head: the
+ * decode paths' row tiles): a NaN in the V row of the last key reaches only the last query row
+ * of each head of its group, not the rows that stop one key short. */
+static void edge_nan_in_v_decode_causal(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 4, 2, 4, 37, 17);
+    c->p.causal = true;
+    case_alloc_inputs(c, 1.0f, r);
+    tensor_row(c->v, &c->p.v, 0, 1, 36)[3] = NAN;
+}
+
 static void edge_single_key(test_case *c, rng *r)
 {
     case_begin(c, rng_next(r), 2, 4, 2, 37, 1, 17);
@@ -961,6 +972,8 @@ static const edge_case edge_cases[] = {
     {"NaN in the mask of decode rows reaches only the batch that sees it",
      EXPECT_NAN_AND_FINITE_ROWS, edge_nan_in_mask_decode, NULL},
     {"decode: Lq = 1, Lk = 4099", EXPECT_ANY, edge_decode_long, NULL},
+    {"NaN in V of the last key, causal decode rows (Lq = 4): only rows that see it",
+     EXPECT_NAN_AND_FINITE_ROWS, edge_nan_in_v_decode_causal, NULL},
     {"Lk = 1", EXPECT_ANY, edge_single_key, NULL},
     {"Lk = 1, causal", EXPECT_EMPTY_ROWS, edge_single_key_causal, NULL},
 };

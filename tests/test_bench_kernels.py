@@ -73,9 +73,29 @@ class BenchKernels(unittest.TestCase):
         skipped = json.loads(bench(*quick, "--skip", "cblas_reference", "--format", "json").stdout)
         self.assertEqual([r["variant"] for r in skipped["shapes"][0]["rows"]], ["cblas"])
 
+    def test_decode_bytes_in_input_type(self):
+        # D4 in bf16: 4 causal query rows share one pass over K and V, 2 bytes an element.
+        proc = bench("--shapes", "D4", "--dtype", "bf16", "--variants", "streaming", "--rounds",
+                     "1", "--reps", "1", "--warmup", "0", "--peak-gflops", "100", "--quiet",
+                     "--format", "json")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        doc = json.loads(proc.stdout)
+        self.assertEqual(doc["dtype"], "bf16")
+        row = doc["shapes"][0]["rows"][0]
+        self.assertEqual((row["variant"], row["ok"], row["dtype"]),
+                         ("streaming", True, "bf16"))
+        self.assertAlmostEqual(row["kv_gbs"] * row["median_s"] * 1e9, 2 * 32 * 8192 * 128 * 2,
+                               delta=1e3)
+        table = bench("--shapes", "D4", "--dtype", "bf16", "--variants", "streaming", "--rounds",
+                      "1", "--reps", "1", "--warmup", "0", "--peak-gflops", "100", "--quiet",
+                      "--no-check")
+        self.assertEqual(table.returncode, 0, table.stderr)
+        self.assertIn("## D4: B=1 H=32 Lq=4 Lk=8192 d=128 causal, bf16", table.stdout)
+
     def test_bad_usage(self):
         for args in (["--scaling", "-1"], ["--scaling", "1"], ["--shapes", "P9"],
-                     ["--variants", "nosuch"], ["--rounds", "0"]):
+                     ["--variants", "nosuch"], ["--rounds", "0"],
+                     ["--dtype", "f16", "--variants", "blocked"]):
             with self.subTest(args=args):
                 proc = bench(*QUICK, *args)
                 self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)

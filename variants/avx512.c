@@ -36,11 +36,19 @@
  * Rapids: within 3% of mode 0 at Lq = Lk = 256, 30% behind at 2048 (the lazy max already makes
  * mode 0's rescaling nearly free), so mode 0 is the default and mode 1 a tunable.
  *
- * Decode path (rows per group <= dec, e.g. Lq = 1): vectors run along head_dim instead. Per
- * block of 16 keys and per row: 16 dot products (masked tail loads for any d), a transpose-add
- * tree to one vector of 16 scores, softmax on that vector, then o[d] += Σ p_j · V[j] with the
- * row's accumulator in registers. K and V are read straight from their rows (no packing) and a
- * block is reused from L1 by every query head of the GQA group.
+ * Decode path (rows per group <= dec, e.g. Lq = 1, GQA heads × a few query rows): vectors run
+ * along head_dim instead, K and V are read straight from their rows (no packing), and the rows
+ * go in tiles of DEC_R = 4 (the query heads of a GQA group, or Lq = 4 draft tokens), each K and
+ * V vector loaded once for the tile. Per block of 16 keys and tile: the keys' dot products one
+ * key after another (each K row front to back, through a key loop that is not unrolled, so one
+ * load instruction walks K in address order), a transpose-add tree per row to one vector of 16
+ * scores, softmax on that vector (one horizontal max per row and block), then
+ * o += Σ p_j · V[j] with the tile's accumulators in registers across the block. Rows of a tile
+ * that see different keys (causal edge, mask) take V row by row, so a NaN V row never meets
+ * a row that excludes it. Measured on Zen 4 (D1, interleaved): the former order, 16 K rows read
+ * column by column with software prefetch, ran at half the rate; prefetch on top of the
+ * in-order reads only slows them (the hardware prefetchers follow the stream); float32 K/V
+ * are loaded in 256-bit halves (load16_stream).
  *
  * run_partial (the harness's key split for decode on several threads): the same three paths
  * over a key range, writing each row's lazy max (natural units), sum and unnormalised row.
@@ -54,20 +62,18 @@
  *   mode 1    the group's keys are widened once (lazily, as far as the tiles reach);
  *   decode    K and V are read in place, widened in the loads (a copy of the path per dtype,
  *             chosen outside the loop), so it moves half the bytes of float32; the Q rows are
- *             widened once into the workspace. Half rows are prefetched DEC_PF blocks ahead:
- *             the per-block work is the same as for float32 while the bytes halve, and without
- *             it the stream fell short of the memory rate (D1, measured: 10-15% slower, 1.5-1.7x
- *             faster than float32 K/V instead of 1.7-1.9x).
+ *             widened once into the workspace (float32 ones copied there, zero-padded).
  *
  * Register budget (32 zmm): streaming scores 16 accumulators + 2 Q + 1 broadcast (2 loads and
  * 8 broadcasts per 16 FMAs); P·V 16 P + 8 Oᵀ accumulators + broadcasts (8 chains of 8 FMAs per
- * 4 head-dim elements; 6 or 8 elements spill or lose, measured); full-row P·V 16 accumulators + 2 P + broadcasts; decode dots 16
- * accumulators + 1 Q + 1 K. Mask registers: per-key valid masks live in a small stack array.
+ * 4 head-dim elements; 6 or 8 elements spill or lose, measured); full-row P·V 16 accumulators +
+ * 2 P + broadcasts; decode dots DEC_R accumulators + 1 K (+ Q from L1), decode P·V up to 16
+ * accumulators (DEC_R rows × 4 vectors, or 1-2 rows × 8) + 1 V + weight broadcasts. Mask registers: per-key valid masks live in a small stack array.
  *
  * Layout: head_dim contiguous (the contract); any batch/head/seq strides, [B,H,L,d] or
  * [B,L,H,d]; Q/K/V rows need no alignment. Workspace (64-byte aligned) holds the packed Qᵀ,
  * Oᵀ and per-row m, l, key limits, and for half inputs the widened K/V block (2·min(bk, Lk)·d
- * floats; mode 1: 2·Lk·d) and decode Q rows (dec·d); it depends on bq, bk, d and dec, never on
+ * floats; mode 1: 2·Lk·d) and decode Q rows (dec·d, and their pointers); it depends on bq, bk, d and dec, never on
  * Lk beyond min(bk, Lk) in mode 0. */
 #include "avx512_common.h"
 #include "tile_rows.h"
@@ -87,7 +93,7 @@ enum {
     FULL_C = 8,       /* head-dim elements per pass of the full-row P·V kernel */
     DEC_K = 16,       /* keys per block of the decode path */
     DEC_V = 8,        /* head-dim vectors of a decode row kept in registers (128 floats) */
-    DEC_PF = 8,       /* half inputs: decode blocks of K/V prefetched ahead (measured, D1) */
+    DEC_R = 4,        /* decode rows sharing each load of a K or V vector */
 };
 
 static const attn_param_info avx512_params[] = {
@@ -104,7 +110,8 @@ static const attn_param_info avx512_params[] = {
 /* Bytes of each part, rounded to 64 so every part stays aligned. */
 typedef struct ws_layout {
     size_t qt, ot, m, l, lim, moff, scores, masks, full, dec_o, dec_l, dec_m, dec_lim;
-    size_t kv, dec_q, total; /* half inputs only: widened K/V keys, widened decode Q rows */
+    size_t kv, dec_q, dec_qp, total; /* widened K/V keys (half inputs); decode Q rows (padded)
+                                      * and their pointers */
     size_t kv_keys;          /* keys the widened K (then V) block holds */
 } ws_layout;
 
@@ -124,7 +131,7 @@ static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
     size_t rd, kq, kvd, dq;
     if (__builtin_mul_overflow(rows, d, &rd) || __builtin_mul_overflow(keys, (size_t)TILE_Q, &kq) ||
         __builtin_mul_overflow(w->kv_keys, 2 * d, &kvd) ||
-        __builtin_mul_overflow(half ? dec : 0, dpad, &dq))
+        __builtin_mul_overflow(dec, dpad, &dq))
         return false;
     return add_part(&w->qt, &w->total, rd, sizeof(float)) &&
            add_part(&w->ot, &w->total, v[P_MODE] == 1 ? 0 : rd, sizeof(float)) &&
@@ -140,7 +147,8 @@ static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
            add_part(&w->dec_m, &w->total, dec, sizeof(float)) &&
            add_part(&w->dec_lim, &w->total, dec, sizeof(int64_t)) &&
            add_part(&w->kv, &w->total, kvd, sizeof(float)) &&
-           add_part(&w->dec_q, &w->total, dq, sizeof(float));
+           add_part(&w->dec_q, &w->total, dq, sizeof(float)) &&
+           add_part(&w->dec_qp, &w->total, dec, sizeof(const float *));
 }
 
 static size_t avx512_workspace(const attn_problem *p, const int32_t *v)
@@ -213,6 +221,21 @@ static inline __attribute__((always_inline)) __m512 load16(const void *row, int6
     if (dt == ATTN_BF16)
         return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
     return _mm512_cvtph_ps(h);
+}
+
+/* load16 for the decode paths' K and V streams: float32 as two 256-bit loads joined. On Zen 4
+ * a stream of 512-bit loads read memory 15-20% slower than the same bytes in 256-bit loads
+ * (single thread, 2 x 128 MiB read by blocks of 1 to 16 rows; half inputs load 256 bits
+ * already); the join costs one shuffle per 64 bytes, far from the stream's limit. */
+static inline __attribute__((always_inline)) __m512 load16_stream(const void *row, int64_t c,
+                                                                   __mmask16 m, attn_dtype dt)
+{
+    if (dt != ATTN_F32)
+        return load16(row, c, m, dt);
+    const float *x = (const float *)row + c;
+    const __m256 lo = _mm256_maskz_loadu_ps((__mmask8)m, x);
+    const __m256 hi = _mm256_maskz_loadu_ps((__mmask8)(m >> 8), x + 8);
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
 }
 
 /* Rows [0, n) of a half tensor (row j at src + j·seq elements) widened into dst[n][d]. */
@@ -658,47 +681,129 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
 
 /* ---- decode path: vectors along head_dim ------------------------------------------------- */
 
-/* Dot products of q (float32) with 16 key rows of dt elements, widened as they are loaded. */
-static inline __attribute__((always_inline)) __m512 dots16(const float *q,
-                                                            const void *const kr[DEC_K],
-                                                            int64_t d, attn_dtype dt)
+/* Scores of R query rows (float32, padded to 16) against 16 key rows of dt elements: out[r]
+ * lane j = q_r · k_j. Keys are walked one after another, each row read front to back, and the
+ * key loop is not unrolled: one load instruction walks K in address order, which the hardware
+ * prefetchers follow (16 keys read column by column, or 16 unrolled copies of the loop, halved
+ * the D1 rate). Each K vector is loaded once for the R rows. The per-key partial vectors go
+ * through a small stack array to one transpose-add tree per row and block. */
+static inline __attribute__((always_inline)) void dec_scores(const float *const q[DEC_R], int R,
+                                                              const void *const kr[DEC_K],
+                                                              int64_t d, attn_dtype dt,
+                                                              __m512 out[DEC_R])
 {
-    __m512 acc[DEC_K];
-    for (int j = 0; j < DEC_K; j++)
-        acc[j] = _mm512_setzero_ps();
-    for (int64_t c = 0; c < d; c += 16) {
-        const __mmask16 tm = tail_mask(d - c);
-        const __m512 qv = _mm512_maskz_loadu_ps(tm, q + c);
-        for (int j = 0; j < DEC_K; j++)
-            acc[j] = _mm512_fmadd_ps(qv, load16(kr[j], c, tm, dt), acc[j]);
+    __m512 part[DEC_R][DEC_K];
+#pragma GCC unroll 1
+    for (int j = 0; j < DEC_K; j++) {
+        __m512 a[DEC_R];
+        for (int r = 0; r < R; r++)
+            a[r] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < d; c += 16) {
+            const __mmask16 tm = tail_mask(d - c);
+            const __m512 kv = load16_stream(kr[j], c, tm, dt);
+            for (int r = 0; r < R; r++)
+                a[r] = _mm512_fmadd_ps(_mm512_load_ps(q[r] + c), kv, a[r]);
+        }
+        for (int r = 0; r < R; r++)
+            part[r][j] = a[r];
     }
-    return sum16(acc);
+    for (int r = 0; r < R; r++)
+        out[r] = sum16(part[r]);
 }
 
-/* o[0..d) (in the workspace, padded to 16) = o·scale + Σ_{j in keys} p[j]·V[j], V rows of dt
- * elements widened as they are loaded. */
-static inline __attribute__((always_inline)) void decode_pv(float *o, const void *const vr[DEC_K],
-                                                            const float *pw, uint32_t keys,
-                                                            int64_t d, __m512 scale, attn_dtype dt)
+/* For R rows: o_r[0..d) (workspace rows padded to 16) = o_r·corr_r + Σ_{j in keys} w_r[j]·V[j],
+ * V rows of dt elements widened as they are loaded, each V vector loaded once for the R rows.
+ * The R·DEC_PV(R) accumulators stay in registers across the block's keys. */
+static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], int R,
+                                                          const void *const vr[DEC_K],
+                                                          const float (*w)[DEC_K], uint32_t keys,
+                                                          int64_t d, const __m512 corr[DEC_R],
+                                                          attn_dtype dt)
 {
-    for (int64_t c0 = 0; c0 < d; c0 += 16 * DEC_V) {
-        __m512 acc[DEC_V];
-        const int nv = (int)((d - c0 + 15) / 16 < DEC_V ? (d - c0 + 15) / 16 : DEC_V);
-        for (int v = 0; v < DEC_V; v++)
-            acc[v] = v < nv ? _mm512_mul_ps(_mm512_load_ps(o + c0 + 16 * v), scale)
-                            : _mm512_setzero_ps();
+    enum { MAXV = 8 };
+    const int cv = R <= 2 ? 8 : 4; /* head-dim vectors per pass: at most 16 accumulators */
+    for (int64_t c0 = 0; c0 < d; c0 += 16 * cv) {
+        __m512 acc[DEC_R][MAXV];
+        const int nv = (int)((d - c0 + 15) / 16 < cv ? (d - c0 + 15) / 16 : cv);
+        for (int r = 0; r < R; r++)
+            for (int v = 0; v < cv; v++)
+                acc[r][v] = v < nv ? _mm512_mul_ps(_mm512_load_ps(o[r] + c0 + 16 * v), corr[r])
+                                   : _mm512_setzero_ps();
         for (uint32_t bits = keys; bits; bits &= bits - 1) {
             const int j = __builtin_ctz(bits);
-            const __m512 pj = _mm512_set1_ps(pw[j]);
-            for (int v = 0; v < DEC_V; v++)
-                if (v < nv)
-                    acc[v] = _mm512_fmadd_ps(
-                        pj, load16(vr[j], c0 + 16 * v, tail_mask(d - c0 - 16 * v), dt), acc[v]);
+            for (int v = 0; v < cv; v++) {
+                if (v >= nv)
+                    break;
+                const __m512 x =
+                    load16_stream(vr[j], c0 + 16 * v, tail_mask(d - c0 - 16 * v), dt);
+                for (int r = 0; r < R; r++)
+                    acc[r][v] = _mm512_fmadd_ps(_mm512_set1_ps(w[r][j]), x, acc[r][v]);
+            }
         }
-        for (int v = 0; v < DEC_V; v++)
-            if (v < nv)
-                _mm512_store_ps(o + c0 + 16 * v, acc[v]);
+        for (int r = 0; r < R; r++)
+            for (int v = 0; v < cv; v++)
+                if (v < nv)
+                    _mm512_store_ps(o[r] + c0 + 16 * v, acc[r][v]);
     }
+}
+
+/* State of the decode rows of one group: accumulators, sums, maxima, limits, Q rows. */
+typedef struct dec_rows {
+    const attn_problem *p;
+    const block_rows *br;
+    float *o, *lv, *mrow;
+    const int64_t *lim;
+    const float *const *q; /* float32 Q row of each row (padded to 16) */
+    int64_t dpad, kend;
+    __m512 c;              /* scale·log2(e) */
+    const float *mask;
+} dec_rows;
+
+/* Rows [r0, r0 + R) on the key block at j0 (kr, vr: its K and V rows, nk of them real). */
+static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, int64_t r0, int R,
+                                                            int64_t j0, int nk,
+                                                            const void *const kr[DEC_K],
+                                                            const void *const vr[DEC_K],
+                                                            int64_t d, attn_dtype dt)
+{
+    const float *q[DEC_R];
+    float *o[DEC_R];
+    __m512 s[DEC_R], corr[DEC_R];
+    __mmask16 valid[DEC_R];
+    float w[DEC_R][DEC_K];
+    for (int r = 0; r < R; r++) {
+        q[r] = x->q[r0 + r];
+        o[r] = x->o + (r0 + r) * x->dpad;
+    }
+    dec_scores(q, R, kr, d, dt, s);
+    uint32_t any = 0, all = 0xffff;
+    for (int r = 0; r < R; r++) {
+        const int64_t lim = x->lim[r0 + r] < x->kend ? x->lim[r0 + r] : x->kend;
+        const int64_t left = lim - j0 < nk ? lim - j0 : nk;
+        valid[r] = left > 0 ? tail_mask(left) : 0;
+        __m512 l = _mm512_load_ps(x->lv + 16 * (r0 + r));
+        __m512 pv = _mm512_mul_ps(s[r], x->c);
+        const int64_t i = row_index(x->br, r0 + r);
+        corr[r] = _mm512_set1_ps(1.0f);
+        if (valid[r])
+            valid[r] = decode_weights(&pv, valid[r], x->mask ? attn_mask_row(x->p, i) + j0 : NULL,
+                                      &x->mrow[r0 + r], &l, &corr[r]);
+        if (valid[r])
+            _mm512_store_ps(x->lv + 16 * (r0 + r), _mm512_add_ps(l, pv));
+        _mm512_storeu_ps(w[r], pv);
+        any |= valid[r];
+        all &= valid[r];
+    }
+    if (any == all) { /* every row sees the same keys: one pass over V for the tile */
+        if (any)
+            dec_pv(o, R, vr, w, any, d, corr, dt);
+        return;
+    }
+    /* Rows that see different keys (causal edge, mask): a NaN in a V row must not reach a
+     * row that excludes it through a 0 weight, so each row takes its own keys. */
+    for (int r = 0; r < R; r++)
+        if (valid[r])
+            dec_pv(&o[r], 1, vr, &w[r], valid[r], d, &corr[r], dt);
 }
 
 /* The decode path for inputs of type dt (a constant once inlined into decode_group): K and V
@@ -713,57 +818,41 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
     float *o = (float *)(ws + w->dec_o), *lv = (float *)(ws + w->dec_l);
     float *mrow = (float *)(ws + w->dec_m), *qw = (float *)(ws + w->dec_q);
     int64_t *lim = (int64_t *)(ws + w->dec_lim);
+    const float **qrow = (const float **)(ws + w->dec_qp);
     const block_rows br = block_of(t, kr, gr, 0, n);
-    const run_ctx x = run_ctx_of(t, w, gr);
+    const run_ctx rc = run_ctx_of(t, w, gr);
     const size_t esz = dt == ATTN_F32 ? 4 : 2;
     const char *kbase = attn_row(t, 'k', gr->b, gr->hkv, 0);
     const char *vbase = attn_row(t, 'v', gr->b, gr->hkv, 0);
     int64_t kend = block_limits(&br, n, lim, NULL);
     kend = kend < kr->end ? kend : kr->end;
-    for (int64_t r = 0; r < n; r++) {
-        if (dt != ATTN_F32) { /* Q rows widened once, reused by every key block */
-            const void *q = attn_row(t, 'q', gr->b, row_head(&br, r), row_index(&br, r));
-            for (int64_t c = 0; c < d; c += 16) {
-                const __mmask16 tm = tail_mask(d - c);
-                _mm512_mask_storeu_ps(qw + r * dpad + c, tm, load16(q, c, tm, dt));
-            }
-        }
+    for (int64_t r = 0; r < n; r++) { /* Q rows widened (or copied, padded) once */
+        const void *q = attn_row(t, 'q', gr->b, row_head(&br, r), row_index(&br, r));
+        for (int64_t c = 0; c < dpad; c += 16)
+            _mm512_store_ps(qw + r * dpad + c, load16(q, c, tail_mask16(d - c), dt));
+        qrow[r] = qw + r * dpad;
         mrow[r] = -INFINITY;
         memset(o + r * dpad, 0, (size_t)dpad * sizeof *o);
         _mm512_store_ps(lv + 16 * r, _mm512_setzero_ps());
     }
+    const dec_rows x = {.p = p, .br = &br, .o = o, .lv = lv, .mrow = mrow, .lim = lim,
+                        .q = qrow, .dpad = dpad, .kend = kend, .c = rc.c, .mask = rc.mask};
     for (int64_t j0 = kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
-        const void *kr[DEC_K], *vr[DEC_K];
+        const void *krow[DEC_K], *vrow[DEC_K];
         for (int j = 0; j < DEC_K; j++) {
             const int64_t jj = j0 + (j < nk ? j : 0);
-            kr[j] = kbase + (size_t)(jj * p->k.seq) * esz;
-            vr[j] = vbase + (size_t)(jj * p->v.seq) * esz;
+            krow[j] = kbase + (size_t)(jj * p->k.seq) * esz;
+            vrow[j] = vbase + (size_t)(jj * p->v.seq) * esz;
         }
-        if (dt != ATTN_F32) /* half rows: prefetch the block DEC_PF ahead (header) */
-            for (int64_t j = j0 + DEC_PF * DEC_K; j < j0 + (DEC_PF + 1) * DEC_K && j < kend; j++)
-                for (int64_t b = 0; b < d * (int64_t)esz; b += 64) {
-                    _mm_prefetch(kbase + (size_t)(j * p->k.seq) * esz + b, _MM_HINT_T0);
-                    _mm_prefetch(vbase + (size_t)(j * p->v.seq) * esz + b, _MM_HINT_T0);
-                }
-        for (int64_t r = 0; r < n; r++) {
-            if (j0 >= lim[r])
-                continue;
-            const int64_t i = row_index(&br, r);
-            const float *q = dt == ATTN_F32 ? attn_q_row(t, gr->b, row_head(&br, r), i)
-                                            : qw + r * dpad;
-            const int64_t left = (lim[r] < kend ? lim[r] : kend) - j0;
-            __mmask16 valid = tail_mask(left < nk ? left : nk);
-            __m512 pv = _mm512_mul_ps(dots16(q, kr, d, dt), x.c), corr;
-            __m512 l = _mm512_load_ps(lv + 16 * r);
-            valid = decode_weights(&pv, valid, x.mask ? attn_mask_row(p, i) + j0 : NULL, &mrow[r],
-                                   &l, &corr);
-            if (!valid)
-                continue;
-            _mm512_store_ps(lv + 16 * r, _mm512_add_ps(l, pv));
-            float pw[DEC_K];
-            _mm512_storeu_ps(pw, pv);
-            decode_pv(o + r * dpad, vr, pw, valid, d, corr, dt);
+        int64_t r0 = 0;
+        for (; r0 + DEC_R <= n; r0 += DEC_R)
+            dec_tile(&x, r0, DEC_R, j0, nk, krow, vrow, d, dt);
+        switch (n - r0) { /* a constant R per call, so the tiles' arrays stay in registers */
+        case 3: dec_tile(&x, r0, 3, j0, nk, krow, vrow, d, dt); break;
+        case 2: dec_tile(&x, r0, 2, j0, nk, krow, vrow, d, dt); break;
+        case 1: dec_tile(&x, r0, 1, j0, nk, krow, vrow, d, dt); break;
+        default: break;
         }
     }
     for (int64_t r = 0; r < n; r++)

@@ -56,10 +56,10 @@
  * are those of VDPBF16PS (bf16 products are exact in float32, float32 accumulation), at half
  * the instruction cost here: measured on D1 (H=32, Lq=1, Lk=8192, d=128), 1.53x the float32
  * avx512 speed against 1.41x for V packed into key pairs + VDPBF16PS, and 1.35x for VDPBF16PS
- * with the weight in one half of the pair (even/odd elements, V unpacked). bf16 rows are
- * prefetched DEC_PF blocks ahead: the bytes halve but the work per key does not, and without it
- * the stream fell short of the memory rate (D1, interleaved medians: 1.44x without, 1.89x /
- * 1.95x / 1.75x at 4 / 8 / 16 blocks ahead; float32 rows gain nothing from it).
+ * with the weight in one half of the pair (even/odd elements, V unpacked). K rows are read one
+ * after another (dots16) and in 256-bit halves, with no software prefetch: on Zen 4 the earlier
+ * column-by-column reads needed a prefetch 8 blocks ahead, which now only slows the stream
+ * (D1 bf16, interleaved: about 1.6x slower with it).
  *
  * run_partial: the same paths over a key range, writing each row's lazy max (natural units),
  * sum and unnormalised row (the contract in variant.h).
@@ -96,7 +96,6 @@ enum {
     PV_C = 8,             /* head-dim elements per step of the P·V kernel */
     DEC_K = 16,           /* keys per block of the decode path */
     DEC_C = 4,            /* 32-element chunks of a decode row in registers (128 floats) */
-    DEC_PF = 8,           /* bf16 inputs: decode blocks of K/V prefetched ahead (measured, D1) */
 };
 
 static const attn_param_info bf16_params[] = {
@@ -525,20 +524,32 @@ static void prefill_group(const run_ctx *x, const ws_layout *w, const attn_group
 
 /* ---- decode: vectors along head_dim -------------------------------------------------------- */
 
-/* Dot products of the bf16 row q (zero-padded to a multiple of 32) with 16 bf16 key rows. */
+/* 32 bf16 of a K or V row (lanes outside m zero, not read) as two 256-bit loads joined: on Zen 4
+ * a stream of 512-bit loads read memory 15-20% slower than 256-bit loads of the same bytes
+ * (single thread, 2 x 128 MiB read by blocks of 1 to 16 rows). */
+static inline __m512i load_stream32(const uint16_t *x, __mmask32 m)
+{
+    const __m256i lo = _mm256_maskz_loadu_epi16((__mmask16)m, x);
+    const __m256i hi = _mm256_maskz_loadu_epi16((__mmask16)(m >> 16), x + 16);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* Dot products of the bf16 row q (zero-padded to a multiple of 32) with 16 bf16 key rows. Keys
+ * are read one after another, each row front to back, through one load instruction (the key
+ * loop is not unrolled): the hardware prefetchers follow it, where 16 rows read column by column
+ * left them behind. The per-key vectors go through a stack array to one transpose-add tree. */
 static inline __m512 dots16(const uint16_t *q, const uint16_t *const kr[DEC_K], int64_t d)
 {
-    __m512 acc[DEC_K];
-    for (int j = 0; j < DEC_K; j++)
-        acc[j] = _mm512_setzero_ps();
-    for (int64_t c = 0; c < d; c += 32) {
-        const __mmask32 tm = tail_mask32(d - c);
-        const __m512bh qv = (__m512bh)_mm512_load_si512(q + c);
-        for (int j = 0; j < DEC_K; j++)
-            acc[j] = _mm512_dpbf16_ps(acc[j], qv,
-                                      (__m512bh)_mm512_maskz_loadu_epi16(tm, kr[j] + c));
+    __m512 part[DEC_K];
+#pragma GCC unroll 1
+    for (int j = 0; j < DEC_K; j++) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t c = 0; c < d; c += 32)
+            acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_load_si512(q + c),
+                                   (__m512bh)load_stream32(kr[j] + c, tail_mask32(d - c)));
+        part[j] = acc;
     }
-    return sum16(acc);
+    return sum16(part);
 }
 
 /* o = o·corr + Σ_{j in valid} p_j·V[j], with o split by parity: chunk v of 32 head-dim elements
@@ -556,7 +567,7 @@ decode_pv_keys(__m512 acc[DEC_C][2], const __mmask32 tm[DEC_C], int chunks,
         const int j = __builtin_ctz(bits);
         const __m512 pj = _mm512_set1_ps(pw[j]);
         for (int v = 0; v < chunks; v++) {
-            const __m512i x = _mm512_maskz_loadu_epi16(tm[v], vr[j] + c0 + 32 * v);
+            const __m512i x = load_stream32(vr[j] + c0 + 32 * v, tm[v]);
             const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
             const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(x, hi));
             acc[v][0] = _mm512_fmadd_ps(pj, even, acc[v][0]);
@@ -630,12 +641,6 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
         /* K and V rows: bf16 read in place; float32 rounded once into dk, dv (zero-padded to a
          * multiple of 32) for every row of the group. Keys past nk: any row, never counted. */
         const uint16_t *krow[DEC_K], *vrow[DEC_K];
-        if (x->dt == ATTN_BF16 && DEC_PF > 0)
-            for (int64_t j = j0 + DEC_PF * DEC_K; j < j0 + (DEC_PF + 1) * DEC_K && j < kend; j++)
-                for (int64_t c = 0; c < 2 * d; c += 64) {
-                    _mm_prefetch(row_of(x, 'k', j) + c, _MM_HINT_T0);
-                    _mm_prefetch(row_of(x, 'v', j) + c, _MM_HINT_T0);
-                }
         for (int j = 0; j < DEC_K; j++) {
             const char *kj = row_of(x, 'k', j0 + (j < nk ? j : 0));
             const char *vj = row_of(x, 'v', j0 + (j < nk ? j : 0));
