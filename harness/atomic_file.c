@@ -26,7 +26,7 @@ static attn_status fail_errno(attn_error *err, int error, const char *path, cons
     return ATTN_ERR_IO;
 }
 
-static void dir_of(const char *path, char *buf, size_t len)
+void attn_path_dir(const char *path, char *buf, size_t len)
 {
     snprintf(buf, len, "%s", path);
     char *slash = strrchr(buf, '/');
@@ -47,7 +47,7 @@ static int descriptor_of_link(const char *link)
 {
 #ifdef __linux__
     char dir[PATH_MAX];
-    dir_of(link, dir, sizeof dir);
+    attn_path_dir(link, dir, sizeof dir);
     struct statfs fs;
     if (statfs(dir, &fs) != 0 || fs.f_type != PROC_FILESYSTEM_MAGIC)
         return NOT_A_DESCRIPTOR;
@@ -99,7 +99,7 @@ static attn_status resolve(const char *path, char *target, size_t len, struct st
         if (hops == MAX_LINKS || n < 0)
             return fail_errno(err, n < 0 ? errno : ELOOP, path, "");
         link[n] = '\0';
-        dir_of(target, dir, sizeof dir);
+        attn_path_dir(target, dir, sizeof dir);
         if ((link[0] == '/' ? snprintf(target, len, "%s", link)
                             : snprintf(target, len, "%s/%s", dir, link)) >= (int)len)
             return fail_errno(err, ENAMETOOLONG, path, "");
@@ -172,7 +172,7 @@ static attn_status write_replace(const char *path, const char *target, const str
                                  attn_file_mode mode, attn_error *err)
 {
     char dir[PATH_MAX], tmp[PATH_MAX];
-    dir_of(target, dir, sizeof dir);
+    attn_path_dir(target, dir, sizeof dir);
     const char *slash = strrchr(target, '/'), *base = slash ? slash + 1 : target;
     if (snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, base) >= (int)sizeof tmp)
         return fail_errno(err, ENAMETOOLONG, path, "");
@@ -245,7 +245,7 @@ attn_status attn_file_check(const char *path, attn_error *err)
     attn_status s = resolve(path, target, sizeof target, &st, &exists, &kind, &descriptor, err);
     if (s != ATTN_OK || kind == WRITE_THROUGH)
         return s;
-    dir_of(target, dir, sizeof dir);
+    attn_path_dir(target, dir, sizeof dir);
     return access(dir, W_OK | X_OK) == 0 ? ATTN_OK : fail_errno(err, errno, path, dir);
 }
 

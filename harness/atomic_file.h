@@ -43,6 +43,9 @@ attn_status attn_file_write(const char *path, const attn_file_part *parts, size_
  * permissions and its directory's (a command checks before it spends minutes measuring). */
 attn_status attn_file_check(const char *path, attn_error *err);
 
+/* The directory part of path into buf: "." for a bare name, "/" for "/x". */
+void attn_path_dir(const char *path, char *buf, size_t len);
+
 /* One text and a final newline: the JSON writers' case. */
 attn_status attn_file_write_text(const char *path, const char *text, attn_error *err);
 

@@ -442,23 +442,11 @@ static long our_section(json_t *root, json_t *machine, json_t *build, size_t *fo
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
-static void dir_of(const char *path, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s", path);
-    char *slash = strrchr(buf, '/');
-    if (!slash)
-        snprintf(buf, len, ".");
-    else if (slash == buf)
-        buf[1] = '\0';
-    else
-        *slash = '\0';
-}
-
 /* mkdir -p of the file's directory. */
 static attn_status make_dirs(const char *path, attn_error *err)
 {
     char dir[4096];
-    dir_of(path, dir, sizeof dir);
+    attn_path_dir(path, dir, sizeof dir);
     for (char *s = dir + 1;; s++) {
         const char c = *s;
         if (c == '/' || c == '\0') {
