@@ -164,6 +164,8 @@ def read_objects(nm, libraries):
     for folder, path in libraries:
         for obj in objects(path):
             for name, syms in symbols(nm, obj).items():
+                # A program of the top-level meson.build names its objects folder_file.c.o.
+                name = name[len(folder) + 1:] if name.startswith(folder + '_') else name
                 files[folder + '/' + name] = syms
     return files
 
