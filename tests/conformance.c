@@ -40,6 +40,7 @@
  * This file is the runner; conformance.h maps the others (cases, drawn cases, edge cases,
  * invalid problems, guarded runs). */
 #include "conformance.h"
+#include "cpu.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -145,6 +146,75 @@ void run_on_selected(runner *rn, const test_case *c, typed_case *tc, int threads
     }
 }
 
+/* ---- ISA masks ------------------------------------------------------------------------- */
+
+/* checkasm runs its suite once per CPU mask; here the masks come from the library's ISA table,
+ * not a hand list: every subset of the ISA names this CPU has (attn_isa_names, less what
+ * ATTN_DISABLE_ISA already turned off), of which only one per set of variants it leaves
+ * supported is worth a run (the variants' code does not depend on the mask; what changes is
+ * which of them are refused). The representative of a set is its first subset with the fewest
+ * names. Prints one line per set: the ATTN_DISABLE_ISA value ("-" for nothing, always first),
+ * a tab, and the selected variants left supported, comma-separated. */
+static int list_isa_masks(const runner *rn)
+{
+    const uint32_t isa = attn_cpu_get()->isa;
+    int names[32], n = 0;
+    for (int i = 0; i < attn_isa_name_count && n < COUNT(names); i++)
+        if (attn_isa_names[i].bit & isa)
+            names[n++] = i;
+    uint32_t *needs = checked_alloc((size_t)rn->nv, sizeof *needs);
+    size_t set_len = 1;
+    for (int v = 0; v < rn->nv; v++) {
+        char why[200];
+        if (!attn_isa_parse_disable(rn->vs[v].isa, &needs[v], why, sizeof why)) {
+            fprintf(stderr, "conformance: variant %s: %s\n", rn->vs[v].info.name, why);
+            return 2;
+        }
+        set_len += strlen(rn->vs[v].info.name) + 1;
+    }
+    /* The sets seen so far, as their lines' variant lists. */
+    char **seen = NULL;
+    int seen_count = 0;
+    for (int size = 0; size <= n; size++)
+        for (uint64_t subset = 0; subset < (UINT64_C(1) << n); subset++) {
+            if (__builtin_popcountll(subset) != size)
+                continue;
+            uint32_t off = 0;
+            char mask[256] = "";
+            for (int b = 0; b < n; b++)
+                if (subset >> b & 1) {
+                    off |= attn_isa_names[names[b]].bit;
+                    snprintf(mask + strlen(mask), sizeof mask - strlen(mask), "%s%s",
+                             mask[0] ? "," : "", attn_isa_names[names[b]].name);
+                }
+            char *set = checked_alloc(set_len, 1);
+            for (int v = 0; v < rn->nv; v++)
+                if (rn->vs[v].selected && rn->vs[v].info.supported && !(needs[v] & off))
+                    snprintf(set + strlen(set), set_len - strlen(set), "%s%s", set[0] ? "," : "",
+                             rn->vs[v].info.name);
+            bool known = false;
+            for (int k = 0; k < seen_count && !known; k++)
+                known = !strcmp(seen[k], set);
+            if (known) {
+                free(set);
+                continue;
+            }
+            char **grown = realloc(seen, (size_t)(seen_count + 1) * sizeof *seen);
+            if (!grown) {
+                fprintf(stderr, "conformance: out of memory\n");
+                exit(2);
+            }
+            seen = grown;
+            seen[seen_count++] = set;
+            printf("%s\t%s\n", mask[0] ? mask : "-", set);
+        }
+    for (int k = 0; k < seen_count; k++)
+        free(seen[k]);
+    free(seen);
+    free(needs);
+    return 0;
+}
+
 /* ---- main -------------------------------------------------------------------------------- */
 
 static void usage(FILE *f)
@@ -160,6 +230,7 @@ static void usage(FILE *f)
             "                      every %dth random case, f16 on every %dth; all when named)\n"
             "  --reduced           the reduced shape set (sanitizer builds)\n"
             "  --selftest-broken   corrupt results on purpose; pass only if all are caught\n"
+            "  --list-isa-masks    print the ATTN_DISABLE_ISA values worth a run here\n"
             "  -v                  print every case\n",
             shape_sets[0].cases, shape_sets[1].cases, half_every[ATTN_BF16],
             half_every[ATTN_F16]);
@@ -192,7 +263,7 @@ int main(int argc, char **argv)
 {
     runner rn = {.only_case = -1, .only_edge = -1, .shapes = &shape_sets[0], .cases = -1,
                  .dtypes = (1u << ATTN_DTYPE_COUNT) - 1};
-    bool seed_given = false, self = false;
+    bool seed_given = false, self = false, list_masks = false;
     for (int i = 1; i < argc; i++) {
         const char *val;
         int64_t x;
@@ -237,6 +308,8 @@ int main(int argc, char **argv)
             rn.shapes = &shape_sets[1];
         } else if (!strcmp(argv[i], "--selftest-broken")) {
             self = true;
+        } else if (!strcmp(argv[i], "--list-isa-masks")) {
+            list_masks = true;
         } else if (!strcmp(argv[i], "-v")) {
             rn.verbose = true;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -259,7 +332,8 @@ int main(int argc, char **argv)
     if (rn.only_case >= rn.cases)
         rn.cases = (int)rn.only_case + 1;
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("conformance: seed %" PRIu64 "\n", rn.seed);
+    if (!list_masks)
+        printf("conformance: seed %" PRIu64 "\n", rn.seed);
 
     rn.nv = attn_variant_count();
     rn.vs = checked_alloc((size_t)(rn.nv > 0 ? rn.nv : 1), sizeof *rn.vs);
@@ -283,8 +357,14 @@ int main(int argc, char **argv)
         if (rn.dtypes & (1u << t))
             snprintf(dtypes + strlen(dtypes), sizeof dtypes - strlen(dtypes), "%s%s",
                      dtypes[0] ? "," : "", attn_dtype_name((attn_dtype)t));
-    printf("conformance: shapes %s, %d random cases, %d edge cases, input types %s\n",
-           rn.shapes->name, rn.cases, edge_case_count, dtypes);
+    if (!list_masks)
+        printf("conformance: shapes %s, %d random cases, %d edge cases, input types %s\n",
+               rn.shapes->name, rn.cases, edge_case_count, dtypes);
+    if (list_masks) {
+        const int status = list_isa_masks(&rn);
+        free(rn.vs);
+        return status;
+    }
     install_crash_handlers();
     if (self) {
         const int status = selftest(&rn);
