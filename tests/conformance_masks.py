@@ -17,8 +17,10 @@ import attn_testlib as lib
 VARIANT_LINE = re.compile(r"^variant (\S+): (\d+) cases passed, (\d+) failed( \(unsupported)?")
 
 
-def masks(conformance):
-    r = lib.run_tool(conformance, "--list-isa-masks", timeout=300)
+def masks(conformance, args):
+    """[(ATTN_DISABLE_ISA value, variants it leaves supported)], "-" (nothing) first; args
+    (--variant) select the variants as in the runs."""
+    r = lib.run_tool(conformance, *args, "--list-isa-masks", timeout=300)
     if r.returncode != 0:
         sys.exit(f"conformance --list-isa-masks failed ({r.returncode}): {r.stderr}")
     rows = [line.split("\t") for line in r.stdout.splitlines()]
@@ -48,7 +50,7 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__.strip().splitlines()[-2])
     conformance, args = sys.argv[1], sys.argv[2:]
-    rows = masks(conformance)
+    rows = masks(conformance, args)
     print(f"conformance_masks: {len(rows)} ISA masks on this CPU, one per set of supported "
           "variants:")
     for mask, names in rows:
