@@ -5,6 +5,7 @@
  * the ISA name parser of runtime/cpu.h. Small cases are checked against values worked out by
  * hand; bulk conversions against a reference written here. */
 #include "attn.h"
+#include "check.h"
 #include "cpu.h"
 #include "rng.h"
 
@@ -14,39 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int checks, failures;
-
-#define CHECK(cond)                                                                           \
-    do {                                                                                      \
-        checks++;                                                                             \
-        if (!(cond)) {                                                                        \
-            failures++;                                                                       \
-            printf("%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond);                         \
-        }                                                                                     \
-    } while (0)
-
-#define CHECK_EQ_INT(a, b)                                                                    \
-    do {                                                                                      \
-        const long long a_ = (long long)(a), b_ = (long long)(b);                             \
-        checks++;                                                                             \
-        if (a_ != b_) {                                                                       \
-            failures++;                                                                       \
-            printf("%s:%d: FAILED: %s == %s (%lld != %lld)\n", __FILE__, __LINE__, #a, #b,    \
-                   a_, b_);                                                                   \
-        }                                                                                     \
-    } while (0)
-
-#define CHECK_EQ_DBL(a, b)                                                                    \
-    do {                                                                                      \
-        const double a_ = (a), b_ = (b);                                                      \
-        checks++;                                                                             \
-        if (a_ != b_) {                                                                       \
-            failures++;                                                                       \
-            printf("%s:%d: FAILED: %s == %s (%.17g != %.17g)\n", __FILE__, __LINE__, #a, #b,  \
-                   a_, b_);                                                                   \
-        }                                                                                     \
-    } while (0)
 
 #define CHECK_STRIDES(s, b, h, l)                                                             \
     do {                                                                                      \
@@ -1078,6 +1046,5 @@ int main(void)
     test_dtype_validation();
     test_dtype_unsupported();
     test_dtype_runs();
-    printf("test_api: %d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_summary("test_api");
 }

@@ -8,17 +8,14 @@ import io
 import json
 import os
 import re
-import shlex
 import subprocess
-import sys
-import tempfile
 import unittest
 
 import numpy as np
 
-ATTNBENCH = os.environ.get("ATTNBENCH", "")
-# A cross build runs the tool through its exe wrapper (qemu), as meson does for test binaries.
-WRAPPER = shlex.split(os.environ.get("ATTN_EXE_WRAPPER", ""))
+import attn_testlib as lib
+
+ATTNBENCH = ""  # set by main: lib.tool_from_argv()
 
 # A quick shape for tests that only need the tool to run.
 SMALL = ["--batch", "1", "--heads", "2", "--len-q", "5", "--len-kv", "7", "--dim", "3",
@@ -26,9 +23,7 @@ SMALL = ["--batch", "1", "--heads", "2", "--len-q", "5", "--len-kv", "7", "--dim
 
 
 def attnbench(*args, env=None):
-    environ = dict(os.environ, **(env or {}))
-    return subprocess.run([*WRAPPER, ATTNBENCH, *map(str, args)], capture_output=True, text=True,
-                          timeout=60, env=environ)
+    return lib.run_tool(ATTNBENCH, *args, env=env, timeout=60)
 
 
 def reference_attention(q, k, v, scale=None, causal=False, kv_lens=None, mask=None):
@@ -84,7 +79,7 @@ def save_npy(path, array, version=None):
 
 class CliTestCase(unittest.TestCase):
     def setUp(self):
-        self._tmp = tempfile.TemporaryDirectory(prefix="attnbench-test-")
+        self._tmp = lib.temp_dir("attnbench-test-")
         self.dir = self._tmp.name
 
     def tearDown(self):
@@ -116,7 +111,7 @@ class CliTestCase(unittest.TestCase):
         return r.stderr
 
     def supported_variants(self):
-        return [v["name"] for v in self.run_json("list")["variants"] if v["supported"]]
+        return lib.supported_variants(ATTNBENCH)
 
 
 class TestHelpAndList(CliTestCase):
@@ -175,12 +170,12 @@ class TestHelpAndList(CliTestCase):
             self.skipTest("the CBLAS is not OpenBLAS")
         self.assertNotIn("not OpenBLAS", core)
         blis = "/usr/lib/x86_64-linux-gnu/libblis.so.4"
-        if os.path.exists(blis) and not WRAPPER:
+        if os.path.exists(blis) and not lib.WRAPPER:
             # AddressSanitizer's runtime must stay first in the library list: preload it too
             ldd = subprocess.run(["ldd", ATTNBENCH], capture_output=True, text=True).stdout
             asan = [w for line in ldd.splitlines() if "libasan" in line
                     for w in line.split() if w.startswith("/")]
-            env = dict(os.environ, LD_PRELOAD=" ".join(asan[:1] + [blis]))
+            env = {"LD_PRELOAD": " ".join(asan[:1] + [blis])}
             doc = self.run_json("run", "--variant", "cblas", *SMALL, env=env)
             self.assertIn("not OpenBLAS", doc["results"][0]["blas_core"])
 
@@ -818,9 +813,5 @@ class TestBadInput(CliTestCase):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
-        ATTNBENCH = sys.argv.pop(1)
-    if not ATTNBENCH:
-        sys.exit("usage: test_cli.py PATH/TO/attnbench (or set ATTNBENCH)")
-    ATTNBENCH = os.path.abspath(ATTNBENCH)
+    ATTNBENCH = lib.tool_from_argv()
     unittest.main()

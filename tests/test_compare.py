@@ -13,14 +13,15 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
+import attn_testlib as lib
+
 TOOL = sys.argv[1]
 GBENCH = sys.argv[sys.argv.index("--gbench") + 1] if "--gbench" in sys.argv else None
-WRAPPER = os.environ.get("ATTN_EXE_WRAPPER", "").split()
-TMP = tempfile.mkdtemp(prefix="test-compare-")
+TMP_DIR = lib.temp_dir("test-compare-")
+TMP = TMP_DIR.name
 failures = []
 
 
@@ -31,7 +32,7 @@ def check(condition, what):
 
 
 def run(args, cwd=None):
-    return subprocess.run(WRAPPER + [TOOL] + args, capture_output=True, text=True, cwd=cwd)
+    return lib.run_tool(TOOL, *args, cwd=cwd, timeout=300)
 
 
 def compare(base, new, *extra):
@@ -380,11 +381,10 @@ def test_run_save():
 
 def test_gbench_smoke():
     out = os.path.join(TMP, "gbench.json")
-    r = subprocess.run(WRAPPER + [GBENCH, "--quick", "--benchmark_filter=^naive/",
-                                  "--benchmark_min_time=0.01", "--benchmark_repetitions=2",
-                                  "--benchmark_format=json", f"--benchmark_out={out}",
-                                  "--benchmark_out_format=json"],
-                       capture_output=True, text=True)
+    r = lib.run_tool(GBENCH, "--quick", "--benchmark_filter=^naive/",
+                     "--benchmark_min_time=0.01", "--benchmark_repetitions=2",
+                     "--benchmark_format=json", f"--benchmark_out={out}",
+                     "--benchmark_out_format=json", timeout=600)
     check(r.returncode == 0, f"attnbench-gbench: exit {r.returncode} {r.stderr[-500:]}")
     if r.returncode != 0:
         return
@@ -401,14 +401,12 @@ def test_gbench_smoke():
     c = compare(out, out)
     check(c.returncode == 0 and len(json.loads(c.stdout)["benchmarks"]) == 4,
           f"gbench JSON through compare: exit {c.returncode}")
-    bad = subprocess.run(WRAPPER + [GBENCH, "--quick", "--benchmark_filter=^nothing$"],
-                         capture_output=True, text=True)
+    bad = lib.run_tool(GBENCH, "--quick", "--benchmark_filter=^nothing$")
     check(bad.returncode == 2, f"nothing matched: exit {bad.returncode}")
-    bad = subprocess.run(WRAPPER + [GBENCH, "--bogus"], capture_output=True, text=True)
+    bad = lib.run_tool(GBENCH, "--bogus")
     check(bad.returncode == 2, f"unknown flag: exit {bad.returncode}")
-    bad = subprocess.run(WRAPPER + [GBENCH, "--quick", "--benchmark_list_tests=true"],
-                         capture_output=True, text=True, env={**os.environ,
-                                                             "ATTN_GBENCH_PLANT_SLOWDOWN": "x"})
+    bad = lib.run_tool(GBENCH, "--quick", "--benchmark_list_tests=true",
+                       env={"ATTN_GBENCH_PLANT_SLOWDOWN": "x"})
     check(bad.returncode == 2, f"bad ATTN_GBENCH_PLANT_SLOWDOWN: exit {bad.returncode}")
     # Google Benchmark's own compare.py (libbenchmark-tools), when installed with scipy.
     script = "/usr/share/benchmark/compare.py"
@@ -429,4 +427,5 @@ for t in tests:
     t()
     print(f"{t.__name__}: {'ok' if not failures else 'failures so far: ' + str(len(failures))}")
 print(f"{len(tests)} tests, {len(failures)} failed checks")
+TMP_DIR.cleanup()
 sys.exit(1 if failures else 0)

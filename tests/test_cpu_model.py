@@ -7,18 +7,15 @@ Usage: ATTN_EXE_WRAPPER='qemu-x86_64 -cpu Haswell' \\
        /usr/bin/python3 tests/test_cpu_model.py PATH/TO/attnbench MODEL [unittest options]
 (tests/meson.build runs it once per model of its table, with the same wrapper as the model's
 conformance and CLI tests)."""
-import json
 import os
-import shlex
-import subprocess
 import sys
 import unittest
 
+import attn_testlib as lib
 from test_machine import expected_why_not
 
 ATTNBENCH = ""
 MODEL = ""
-WRAPPER = shlex.split(os.environ.get("ATTN_EXE_WRAPPER", ""))
 
 # What each emulated model is (qemu 7.2's definitions, in attnbench's ISA names), what must
 # therefore run there besides the portable variants, the baseline ISA every build assumes (never
@@ -41,23 +38,15 @@ ODD_SHAPE = ["--len-q", "37", "--len-kv", "53", "--dim", "19", "--heads", "3", "
 
 
 def attnbench(*args, env=None):
-    environ = dict(os.environ, **(env or {}))
-    for name in ("ATTN_FORCE_VARIANT", "ATTN_DISABLE_ISA"):
-        if name not in (env or {}):
-            environ.pop(name, None)
-    return subprocess.run([*WRAPPER, ATTNBENCH, *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=environ)
+    return lib.run_tool(ATTNBENCH, *args, env=env, timeout=300)
 
 
 def run_json(*args, env=None):
-    r = attnbench(*args, "--format", "json", env=env)
-    if r.returncode != 0:
-        raise AssertionError(f"attnbench {' '.join(args)} failed ({r.returncode}): {r.stderr}")
-    return json.loads(r.stdout)
+    return lib.run_json(ATTNBENCH, *args, env=env, timeout=300)
 
 
 def needs(variant):
-    return [n for n in variant["isa"].split(",") if n]
+    return lib.isa_names(variant)
 
 
 class CpuModel(unittest.TestCase):

@@ -5,6 +5,7 @@
  * Nothing here reads this CPU's facts except to skip variants it cannot run. */
 #include "attn.h"
 #include "attn_config.h"
+#include "check.h"
 #include "cpu.h"
 #include "rng.h"
 #include "tuner/tuner.h"
@@ -14,19 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int checks, failures;
-
-#define CHECK(cond, ...)                                                                      \
-    do {                                                                                      \
-        checks++;                                                                             \
-        if (!(cond)) {                                                                        \
-            failures++;                                                                       \
-            printf("%s:%d: FAILED: %s: ", __FILE__, __LINE__, #cond);                         \
-            printf(__VA_ARGS__);                                                              \
-            printf("\n");                                                                     \
-        }                                                                                     \
-    } while (0)
 
 enum { TINY, HUGE_, UNKNOWN, FALLBACK_VALUES, ZEN4_LIKE, EMR_LIKE, MACHINES };
 static const char *const machine_names[MACHINES] = {"tiny", "huge", "unknown", "fallback values",
@@ -72,12 +60,12 @@ static void test_facts(void)
     const int64_t real[] = {48 << 10, 2 << 20, 105 << 20};
     for (int i = 0; i < 3; i++) {
         bool detected = true;
-        CHECK(attn_machine_fact(&unknown, facts[i], &detected) == fallback[i], "fact %d", i);
-        CHECK(!detected, "fact %d reads as detected on an unknown machine", i);
-        CHECK(attn_machine_fact(&known, facts[i], &detected) == real[i], "fact %d", i);
-        CHECK(detected, "fact %d", i);
+        CHECK_MSG(attn_machine_fact(&unknown, facts[i], &detected) == fallback[i], "fact %d", i);
+        CHECK_MSG(!detected, "fact %d reads as detected on an unknown machine", i);
+        CHECK_MSG(attn_machine_fact(&known, facts[i], &detected) == real[i], "fact %d", i);
+        CHECK_MSG(detected, "fact %d", i);
     }
-    CHECK(!strcmp(attn_fact_name(ATTN_FACT_L2), "L2"), "%s", attn_fact_name(ATTN_FACT_L2));
+    CHECK_MSG(!strcmp(attn_fact_name(ATTN_FACT_L2), "L2"), "%s", attn_fact_name(ATTN_FACT_L2));
 }
 
 /* Every rule against the formula of variant.h, for every machine, d and dtype: fixed values,
@@ -104,16 +92,16 @@ static void test_variant_list(void)
     int index = 0;
 #define ATTN_VARIANT(id, built_when, why_absent)                                                \
     ATTN_WHEN(built_when)(                                                                      \
-        CHECK(index < attn_registry_count && attn_registry[index] == &attn_variant_##id,        \
-              "%s: registry entry %d", #id, index);                                             \
-        CHECK(!strcmp(attn_variant_##id.name, #id), "attn_variant_%s is named \"%s\"",          \
-              #id, attn_variant_##id.name);                                                     \
+        CHECK_MSG(index < attn_registry_count && attn_registry[index] == &attn_variant_##id,    \
+                  "%s: registry entry %d", #id, index);                                         \
+        CHECK_MSG(!strcmp(attn_variant_##id.name, #id), "attn_variant_%s is named \"%s\"",      \
+                  #id, attn_variant_##id.name);                                                 \
         index++;)                                                                               \
-    ATTN_UNLESS(built_when)(CHECK(listed_absent(#id), "%s: not listed absent", #id);)
+    ATTN_UNLESS(built_when)(CHECK_MSG(listed_absent(#id), "%s: not listed absent", #id);)
 #include "variant_list.h"
 #undef ATTN_VARIANT
-    CHECK(index == attn_registry_count, "%d list lines built, %d registered", index,
-          attn_registry_count);
+    CHECK_MSG(index == attn_registry_count, "%d list lines built, %d registered", index,
+              attn_registry_count);
 }
 
 static void test_rules(void)
@@ -122,11 +110,11 @@ static void test_rules(void)
     const attn_dtype dtypes[] = {ATTN_F32, ATTN_BF16, ATTN_F16};
     for (int i = 0; i < attn_registry_count; i++) {
         const attn_variant *v = attn_registry[i];
-        CHECK((v->defaults != NULL) == (v->param_count > 0), "%s: a rule per parameter",
-              v->name);
-        CHECK(v->vector_bits == 128 || v->vector_bits == 256 || v->vector_bits == 512 ||
-                  (v->vector_bits == 0 && (v->isa & ATTN_ISA_SVE)), /* 0: scalable */
-              "%s: vector_bits %d", v->name, v->vector_bits);
+        CHECK_MSG((v->defaults != NULL) == (v->param_count > 0), "%s: a rule per parameter",
+                  v->name);
+        CHECK_MSG(v->vector_bits == 128 || v->vector_bits == 256 || v->vector_bits == 512 ||
+                      (v->vector_bits == 0 && (v->isa & ATTN_ISA_SVE)), /* 0: scalable */
+                  "%s: vector_bits %d", v->name, v->vector_bits);
         for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
             for (size_t ti = 0; ti < 3; ti++) {
                 attn_problem p;
@@ -143,28 +131,28 @@ static void test_rules(void)
                     const int32_t max = p.dtype != ATTN_F32 && r->max_half ? r->max_half : r->max;
                     for (int mi = 0; mi < MACHINES; mi++) {
                         const int32_t x = val[mi][k];
-                        CHECK(x >= pi->min && x <= pi->max &&
-                                  (pi->multiple_of <= 1 || x % pi->multiple_of == 0),
-                              "%s %s=%d (d=%lld, %s machine) outside its range", v->name,
-                              pi->name, x, (long long)p.head_dim, machine_names[mi]);
+                        CHECK_MSG(x >= pi->min && x <= pi->max &&
+                                      (pi->multiple_of <= 1 || x % pi->multiple_of == 0),
+                                  "%s %s=%d (d=%lld, %s machine) outside its range", v->name,
+                                  pi->name, x, (long long)p.head_dim, machine_names[mi]);
                         if (r->fact == ATTN_FACT_NONE)
-                            CHECK(x == r->fixed, "%s %s=%d, fixed %d", v->name, pi->name, x,
-                                  r->fixed);
+                            CHECK_MSG(x == r->fixed, "%s %s=%d, fixed %d", v->name, pi->name, x,
+                                      r->fixed);
                     }
                     if (r->fact == ATTN_FACT_NONE)
                         continue;
-                    CHECK(r->min <= max && r->cache_div > 0, "%s %s: rule", v->name, pi->name);
-                    CHECK(val[TINY][k] == r->min, "%s %s=%d on tiny caches, min %d", v->name,
-                          pi->name, val[TINY][k], r->min);
-                    CHECK(val[HUGE_][k] == max, "%s %s=%d on huge caches, max %d", v->name,
-                          pi->name, val[HUGE_][k], max);
-                    CHECK(val[UNKNOWN][k] == val[FALLBACK_VALUES][k],
-                          "%s %s: unknown caches give %d, the fallbacks %d", v->name, pi->name,
-                          val[UNKNOWN][k], val[FALLBACK_VALUES][k]);
-                    CHECK(val[ZEN4_LIKE][k] <= val[EMR_LIKE][k] &&
-                              val[TINY][k] <= val[ZEN4_LIKE][k] &&
-                              val[EMR_LIKE][k] <= val[HUGE_][k],
-                          "%s %s: more cache, smaller block", v->name, pi->name);
+                    CHECK_MSG(r->min <= max && r->cache_div > 0, "%s %s: rule", v->name, pi->name);
+                    CHECK_MSG(val[TINY][k] == r->min, "%s %s=%d on tiny caches, min %d", v->name,
+                              pi->name, val[TINY][k], r->min);
+                    CHECK_MSG(val[HUGE_][k] == max, "%s %s=%d on huge caches, max %d", v->name,
+                              pi->name, val[HUGE_][k], max);
+                    CHECK_MSG(val[UNKNOWN][k] == val[FALLBACK_VALUES][k],
+                              "%s %s: unknown caches give %d, the fallbacks %d", v->name, pi->name,
+                              val[UNKNOWN][k], val[FALLBACK_VALUES][k]);
+                    CHECK_MSG(val[ZEN4_LIKE][k] <= val[EMR_LIKE][k] &&
+                                  val[TINY][k] <= val[ZEN4_LIKE][k] &&
+                                  val[EMR_LIKE][k] <= val[HUGE_][k],
+                              "%s %s: more cache, smaller block", v->name, pi->name);
                 }
             }
     }
@@ -183,9 +171,9 @@ static void test_huge_problem(void)
         int32_t val[ATTN_MAX_PARAMS];
         defaults_of(v, &p, &m, val);
         for (int k = 0; k < v->param_count; k++)
-            CHECK(val[k] == (v->defaults[k].fact == ATTN_FACT_NONE ? v->defaults[k].fixed
-                                                                   : v->defaults[k].min),
-                  "%s %s=%d on a huge problem", v->name, v->params[k].name, val[k]);
+            CHECK_MSG(val[k] == (v->defaults[k].fact == ATTN_FACT_NONE ? v->defaults[k].fixed
+                                                                       : v->defaults[k].min),
+                      "%s %s=%d on a huge problem", v->name, v->params[k].name, val[k]);
     }
 }
 
@@ -233,12 +221,12 @@ static void test_worked_values(void)
         int32_t val[ATTN_MAX_PARAMS];
         defaults_of(v, &p, &m, val);
         for (int k = 0; k < v->param_count; k++)
-            CHECK(val[k] == cases[c].values[k], "%s on %s, d=%lld: %s=%d, expected %d",
-                  v->name, machine_names[cases[c].machine], (long long)cases[c].d,
-                  v->params[k].name, val[k], cases[c].values[k]);
+            CHECK_MSG(val[k] == cases[c].values[k], "%s on %s, d=%lld: %s=%d, expected %d",
+                      v->name, machine_names[cases[c].machine], (long long)cases[c].d,
+                      v->params[k].name, val[k], cases[c].values[k]);
         ran++;
     }
-    CHECK(ran >= 3, "only %d worked cases had their variant in this build", ran);
+    CHECK_MSG(ran >= 3, "only %d worked cases had their variant in this build", ran);
 }
 
 static uint64_t rng_state = 1;
@@ -267,7 +255,7 @@ static void test_odd_problems(void)
         float *q = malloc(nq * sizeof *q), *k = malloc(nk * sizeof *k), *vv = malloc(nk * sizeof *vv);
         float *ref = malloc(nq * sizeof *ref), *o = malloc(nq * sizeof *o);
         if (!q || !k || !vv || !ref || !o) {
-            CHECK(false, "out of memory");
+            CHECK_MSG(false, "out of memory");
             return;
         }
         for (size_t i = 0; i < nq; i++)
@@ -275,7 +263,7 @@ static void test_odd_problems(void)
         for (size_t i = 0; i < nk; i++)
             k[i] = uniform(), vv[i] = uniform();
         attn_params none = {0};
-        CHECK(attn_run_variant("naive", &p, &none, q, k, vv, ref, NULL) == ATTN_OK, "naive");
+        CHECK_MSG(attn_run_variant("naive", &p, &none, q, k, vv, ref, NULL) == ATTN_OK, "naive");
         for (int i = 0; i < attn_registry_count; i++) {
             const attn_variant *v = attn_registry[i];
             attn_variant_info info;
@@ -287,14 +275,14 @@ static void test_odd_problems(void)
                 attn_params params = {.count = v->param_count, .threads = 1 + mi % 2};
                 defaults_of(v, &p, &m, params.value);
                 char why[200] = "";
-                CHECK(!v->params_valid || v->params_valid(&p, params.value, why, sizeof why),
-                      "%s on %s machine, shape %zu: %s", v->name, machine_names[mi], s, why);
-                CHECK(!v->workspace_size || v->workspace_size(&p, params.value) != SIZE_MAX,
-                      "%s: workspace", v->name);
+                CHECK_MSG(!v->params_valid || v->params_valid(&p, params.value, why, sizeof why),
+                          "%s on %s machine, shape %zu: %s", v->name, machine_names[mi], s, why);
+                CHECK_MSG(!v->workspace_size || v->workspace_size(&p, params.value) != SIZE_MAX,
+                          "%s: workspace", v->name);
                 attn_error err;
                 if (attn_run_variant(v->name, &p, &params, q, k, vv, o, &err) != ATTN_OK) {
-                    CHECK(false, "%s on %s machine, shape %zu: %s", v->name, machine_names[mi],
-                          s, err.message);
+                    CHECK_MSG(false, "%s on %s machine, shape %zu: %s", v->name, machine_names[mi],
+                              s, err.message);
                     continue;
                 }
                 double num = 0, den = 0;
@@ -302,8 +290,8 @@ static void test_odd_problems(void)
                     num += ((double)o[e] - ref[e]) * ((double)o[e] - ref[e]),
                         den += (double)ref[e] * ref[e];
                 const double rel = sqrt(num / (den > 0 ? den : 1));
-                CHECK(rel <= 4 * v->tolerance, "%s on %s machine, shape %zu: error %.3g",
-                      v->name, machine_names[mi], s, rel);
+                CHECK_MSG(rel <= 4 * v->tolerance, "%s on %s machine, shape %zu: error %.3g",
+                          v->name, machine_names[mi], s, rel);
             }
         }
         free(q), free(k), free(vv), free(ref), free(o);
@@ -316,13 +304,13 @@ static void test_fma_rates(void)
     attn_machine zen4 = {.fma_per_cycle = {2, 2, 1}}, intel = {.fma_per_cycle = {2, 2, 2}};
     attn_machine unknown = {0};
     bool known = false;
-    CHECK(attn_machine_flops_per_cycle(&zen4, 512, &known) == 32 && known, "zen4 512");
-    CHECK(attn_machine_flops_per_cycle(&zen4, 256, NULL) == 32, "zen4 256: same as 512");
-    CHECK(attn_machine_flops_per_cycle(&intel, 512, NULL) == 64, "intel 512");
-    CHECK(attn_machine_flops_per_cycle(&intel, 256, NULL) == 32, "intel 256: half of 512");
-    CHECK(attn_machine_flops_per_cycle(&intel, 128, NULL) == 16, "128");
-    CHECK(attn_machine_flops_per_cycle(&unknown, 512, &known) == 64 && !known, "fallback 512");
-    CHECK(attn_machine_flops_per_cycle(&unknown, 256, &known) == 32 && !known, "fallback 256");
+    CHECK_MSG(attn_machine_flops_per_cycle(&zen4, 512, &known) == 32 && known, "zen4 512");
+    CHECK_MSG(attn_machine_flops_per_cycle(&zen4, 256, NULL) == 32, "zen4 256: same as 512");
+    CHECK_MSG(attn_machine_flops_per_cycle(&intel, 512, NULL) == 64, "intel 512");
+    CHECK_MSG(attn_machine_flops_per_cycle(&intel, 256, NULL) == 32, "intel 256: half of 512");
+    CHECK_MSG(attn_machine_flops_per_cycle(&intel, 128, NULL) == 16, "128");
+    CHECK_MSG(attn_machine_flops_per_cycle(&unknown, 512, &known) == 64 && !known, "fallback 512");
+    CHECK_MSG(attn_machine_flops_per_cycle(&unknown, 256, &known) == 32 && !known, "fallback 256");
 }
 
 /* The estimate picks a float32 variant with the highest rate of those that can run here. */
@@ -333,7 +321,7 @@ static void test_estimate_ranks_by_rate(void)
     tuner_config c;
     attn_error err;
     if (tuner_estimate(&p, 1, &c, &err) != ATTN_OK) {
-        CHECK(false, "estimate: %s", err.message);
+        CHECK_MSG(false, "estimate: %s", err.message);
         return;
     }
     attn_variant_info chosen;
@@ -343,10 +331,10 @@ static void test_estimate_ranks_by_rate(void)
         attn_variant_get(i, &info);
         if (!info.supported || info.compute_dtype != ATTN_F32)
             continue;
-        CHECK(info.flops_per_cycle < chosen.flops_per_cycle ||
-                  (info.flops_per_cycle == chosen.flops_per_cycle && i >= c.variant),
-              "estimate %s (%d FLOP/cycle) passes over %s (%d)", chosen.name,
-              chosen.flops_per_cycle, info.name, info.flops_per_cycle);
+        CHECK_MSG(info.flops_per_cycle < chosen.flops_per_cycle ||
+                      (info.flops_per_cycle == chosen.flops_per_cycle && i >= c.variant),
+                  "estimate %s (%d FLOP/cycle) passes over %s (%d)", chosen.name,
+                  chosen.flops_per_cycle, info.name, info.flops_per_cycle);
     }
 }
 
@@ -362,6 +350,5 @@ int main(void)
     test_odd_problems();
     test_fma_rates();
     test_estimate_ranks_by_rate();
-    printf("test_defaults: %d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_summary("test_defaults");
 }

@@ -14,6 +14,7 @@
  * The largest ulp error sits just below x = 0: there p(f) rounds to C0 = 1 + 2^-23 while the
  * exact 2^x is just under 1, where an ulp is 2^-24, so the error approaches (but stays under)
  * 3 ulp; elsewhere it is under ~2.7 ulp. The relative error stays near 2.1e-7. */
+#include "check.h"
 #include "exp2_poly.h"
 
 #include <math.h>
@@ -89,7 +90,6 @@ static void merge(error_stats *all, const error_stats *s)
 
 int main(void)
 {
-    int failures = 0;
     error_stats all = {0}, grid = {0}, unit = {0}, edges = {0};
 
     const long long n = 10000000;
@@ -120,10 +120,8 @@ int main(void)
     merge(&all, &unit);
     merge(&all, &edges);
     report("all", &all);
-    if (all.max_ulp > MAX_ULPS) {
-        printf("FAILED: max error %.3f ulp exceeds %.1f ulp\n", all.max_ulp, MAX_ULPS);
-        failures++;
-    }
+    CHECK_MSG(all.max_ulp <= MAX_ULPS, "max error %.3f ulp exceeds %.1f ulp", all.max_ulp,
+              MAX_ULPS);
 
     /* Special inputs. */
     const struct { float x; const char *what; } below[] = {
@@ -131,27 +129,16 @@ int main(void)
         {-INFINITY, "-inf"},
     };
     for (size_t i = 0; i < sizeof below / sizeof below[0]; i++)
-        if (attn_exp2_nonpos(below[i].x) != 0.0f) {
-            printf("FAILED: exp2(%s) = %g, expected 0\n", below[i].what,
-                   (double)attn_exp2_nonpos(below[i].x));
-            failures++;
-        }
-    if (!isnan(attn_exp2_nonpos(NAN))) {
-        printf("FAILED: exp2(NaN) is not NaN\n");
-        failures++;
-    }
+        CHECK_MSG(attn_exp2_nonpos(below[i].x) == 0.0f, "exp2(%s) = %g, expected 0",
+                  below[i].what, (double)attn_exp2_nonpos(below[i].x));
+    CHECK(isnan(attn_exp2_nonpos(NAN)));
     const float at_zero[2] = {0.0f, -0.0f};
     for (int i = 0; i < 2; i++) {
         const float y = attn_exp2_nonpos(at_zero[i]);
-        if (!(fabs((double)y - 1.0) <= MAX_ULPS * 0x1p-23)) {
-            printf("FAILED: exp2(%s0) = %.9g, expected 1\n", i ? "-" : "+", (double)y);
-            failures++;
-        }
+        CHECK_MSG(fabs((double)y - 1.0) <= MAX_ULPS * 0x1p-23, "exp2(%s0) = %.9g, expected 1",
+                  i ? "-" : "+", (double)y);
     }
-    if (attn_exp2_nonpos(ATTN_EXP2_MIN) < 0x1p-126f) {
-        printf("FAILED: exp2(-126) = %g is below 2^-126\n", (double)attn_exp2_nonpos(-126.0f));
-        failures++;
-    }
-    printf("%s\n", failures ? "test_exp2: FAILED" : "test_exp2: passed");
-    return failures ? 1 : 0;
+    CHECK_MSG(attn_exp2_nonpos(ATTN_EXP2_MIN) >= 0x1p-126f, "exp2(-126) = %g is below 2^-126",
+              (double)attn_exp2_nonpos(-126.0f));
+    return check_summary("test_exp2");
 }

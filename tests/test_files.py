@@ -12,16 +12,14 @@ temporary directory (a FIFO, symlinks, a 0444 file, character devices made with 
 """
 import json
 import os
-import shlex
 import stat
 import subprocess
-import sys
-import tempfile
 import threading
 import unittest
 
-ATTNBENCH = None
-WRAPPER = shlex.split(os.environ.get("ATTN_EXE_WRAPPER", ""))
+import attn_testlib as lib
+
+ATTNBENCH = None  # set by main: lib.tool_from_argv()
 NPY_MAGIC = b"\x93NUMPY"
 SHAPE = ["--heads", "1", "--threads", "1"]
 RUN = ["run", "--variant", "naive", "--len-q", "8", "--len-kv", "8", "--dim", "4", "--reps", "1",
@@ -33,13 +31,8 @@ TUNE = ["tune", "--budget", "2", "--batch", "1", "--heads", "2", "--threads", "1
 
 
 def attnbench(*args, wisdom=None, stdout=subprocess.PIPE):
-    env = dict(os.environ)
-    env.pop("ATTN_FORCE_VARIANT", None)
-    env.pop("ATTN_DISABLE_ISA", None)
-    if wisdom:
-        env["ATTN_WISDOM"] = wisdom
-    return subprocess.run([*WRAPPER, ATTNBENCH, *args], stdout=stdout, stderr=subprocess.PIPE,
-                          env=env, timeout=300)
+    return lib.run_tool(ATTNBENCH, *args, env={"ATTN_WISDOM": wisdom} if wisdom else None,
+                        text=False, timeout=300, stdout=stdout, stderr=subprocess.PIPE)
 
 
 def make_device(path, minor):
@@ -69,7 +62,7 @@ class Writes:
     """The cases every writer must pass; `write(path)` runs one writer to path."""
 
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="test-files-")
+        self.tmp = lib.temp_dir("test-files-")
         self.dir = self.tmp.name
 
     def tearDown(self):
@@ -229,8 +222,7 @@ class RunOut(Writes, unittest.TestCase):
         with open(log, "w") as f:
             f.write("previous line\n")
         with open(log, "ab") as f:
-            proc = subprocess.run([*WRAPPER, ATTNBENCH, *RUN, "--format", "json", "--out", link],
-                                  stdout=f, stderr=subprocess.PIPE, timeout=300)
+            proc = attnbench(*RUN, "--format", "json", "--out", link, stdout=f)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         with open(log, "rb") as f:
             data = f.read()
@@ -285,17 +277,17 @@ class PeakCache(unittest.TestCase):
     written is a warning, the measured figures are still printed."""
 
     def setUp(self):
-        if "ATTN_SERIAL=1" in WRAPPER:  # under qemu: peak refuses to measure one thread as all
+        if "ATTN_SERIAL=1" in lib.WRAPPER:  # under qemu: peak refuses to measure one thread as all
             self.skipTest("peak cannot measure under ATTN_SERIAL=1")
-        self.tmp = tempfile.TemporaryDirectory(prefix="test-files-")
-        self.env = dict(os.environ, XDG_CACHE_HOME=self.tmp.name)
+        self.tmp = lib.temp_dir("test-files-")
+        self.env = {"XDG_CACHE_HOME": self.tmp.name}
 
     def tearDown(self):
         self.tmp.cleanup()
 
     def peak(self, *args):
-        return subprocess.run([*WRAPPER, ATTNBENCH, "peak", "--format", "json", *args],
-                              capture_output=True, text=True, env=self.env, timeout=300)
+        return lib.run_tool(ATTNBENCH, "peak", "--format", "json", *args, env=self.env,
+                            timeout=300)
 
     def test_link_followed_read_only_kept(self):
         proc = self.peak()
@@ -324,7 +316,7 @@ class WisdomStore(unittest.TestCase):
     """The library's wisdom writer (tune) and `wisdom forget`."""
 
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="test-files-")
+        self.tmp = lib.temp_dir("test-files-")
         self.dir = self.tmp.name
 
     def tearDown(self):
@@ -412,8 +404,5 @@ class WisdomStore(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
-        sys.exit("usage: test_files.py PATH/TO/attnbench [unittest options]")
-    ATTNBENCH = os.path.abspath(sys.argv[1])
-    del sys.argv[1]
+    ATTNBENCH = lib.tool_from_argv()
     unittest.main(verbosity=2)

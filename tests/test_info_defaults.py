@@ -6,30 +6,19 @@ from this machine's own `info` output, never from a CPU model.
 Usage: /usr/bin/python3 tests/test_info_defaults.py PATH/TO/attnbench [unittest options]"""
 import json
 import os
-import shlex
-import subprocess
-import sys
-import tempfile
 import unittest
 
-ATTNBENCH = os.environ.get("ATTNBENCH", "")
-WRAPPER = shlex.split(os.environ.get("ATTN_EXE_WRAPPER", ""))
+import attn_testlib as lib
+
+ATTNBENCH = ""  # set by main: lib.tool_from_argv()
 
 
 def attnbench(*args, env=None):
-    environ = dict(os.environ, **(env or {}))
-    for name in ("ATTN_FORCE_VARIANT", "ATTN_DISABLE_ISA", "ATTN_WISDOM"):
-        if name not in (env or {}):
-            environ.pop(name, None)
-    return subprocess.run([*WRAPPER, ATTNBENCH, *map(str, args)], capture_output=True, text=True,
-                          timeout=120, env=environ)
+    return lib.run_tool(ATTNBENCH, *args, env=env)
 
 
 def info_json(*args):
-    r = attnbench("info", "--format", "json", *args)
-    if r.returncode != 0:
-        raise AssertionError(r.stderr)
-    return json.loads(r.stdout)
+    return lib.info_json(ATTNBENCH, *args)
 
 
 class InfoDefaults(unittest.TestCase):
@@ -37,7 +26,7 @@ class InfoDefaults(unittest.TestCase):
     def setUpClass(cls):
         cls.info = info_json()
         cls.defaults = cls.info["defaults"]
-        cls.tmp = tempfile.TemporaryDirectory()
+        cls.tmp = lib.temp_dir()
         cls.no_wisdom = os.path.join(cls.tmp.name, "wisdom.json")  # never written: estimates
 
     @classmethod
@@ -123,8 +112,5 @@ class InfoDefaults(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
-        ATTNBENCH = sys.argv.pop(1)
-    if not ATTNBENCH:
-        sys.exit("usage: test_info_defaults.py PATH/TO/attnbench [unittest options]")
+    ATTNBENCH = lib.tool_from_argv()
     unittest.main()

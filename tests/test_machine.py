@@ -7,17 +7,13 @@ Usage: /usr/bin/python3 tests/test_machine.py PATH/TO/attnbench [unittest option
 import json
 import os
 import re
-import shlex
-import subprocess
-import sys
-import tempfile
 import unittest
 
 import numpy as np
 
-ATTNBENCH = os.environ.get("ATTNBENCH", "")
-# A cross build runs the tool through its exe wrapper (qemu), as meson does for test binaries.
-WRAPPER = shlex.split(os.environ.get("ATTN_EXE_WRAPPER", ""))
+import attn_testlib as lib
+
+ATTNBENCH = ""  # set by main: lib.tool_from_argv()
 
 # attnbench's ISA names -> the /proc/cpuinfo flags that mean the same (all must be present).
 CPUINFO_FLAGS = {
@@ -31,19 +27,11 @@ SYS_CACHE = "/sys/devices/system/cpu/cpu0/cache"
 
 
 def attnbench(*args, env=None, timeout=120):
-    environ = dict(os.environ, **(env or {}))
-    for name in ("ATTN_FORCE_VARIANT", "ATTN_DISABLE_ISA"):
-        if name not in (env or {}):
-            environ.pop(name, None)
-    return subprocess.run([*WRAPPER, ATTNBENCH, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=environ)
+    return lib.run_tool(ATTNBENCH, *args, env=env, timeout=timeout)
 
 
 def info_json(*args, env=None):
-    r = attnbench("info", "--format", "json", *args, env=env)
-    if r.returncode != 0:
-        raise AssertionError(f"info failed ({r.returncode}): {r.stderr}")
-    return json.loads(r.stdout)
+    return lib.info_json(ATTNBENCH, *args, env=env)
 
 
 def cpuinfo_flags():
@@ -145,7 +133,7 @@ class Info(unittest.TestCase):
 def expected_why_not(variant, isa):
     """The reason `info` must give for `variant` from the detected and enabled ISA lists: every
     cause that applies, in the variant's ISA order; None when it runs."""
-    needs = [n for n in variant["isa"].split(",") if n]
+    needs = lib.isa_names(variant)
     disabled = [n for n in needs if n in isa["detected"] and n not in isa["enabled"]]
     lacking = [n for n in needs if n not in isa["detected"]]
     parts = ([f"disabled by ATTN_DISABLE_ISA: {','.join(disabled)}"] if disabled else []) + \
@@ -237,7 +225,7 @@ class Threads(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
+        cls.tmp = lib.temp_dir()
         cls.variants = [v["name"] for v in info_json()["variants"] if v["supported"]]
         # Splitting a decode problem's keys over threads changes where a bf16-compute variant
         # rounds its weights, so 1 and 2 threads agree to its tolerance, others to 1e-5.
@@ -291,7 +279,7 @@ class Peak(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         # One small measurement (never cached) that every test reuses.
-        with tempfile.TemporaryDirectory() as tmp:
+        with lib.temp_dir() as tmp:
             r = attnbench("peak", "--format", "json", "--triad-mib", "8",
                           env={"XDG_CACHE_HOME": tmp})
         if r.returncode != 0:
@@ -299,7 +287,7 @@ class Peak(unittest.TestCase):
         cls.measured = json.loads(r.stdout)
 
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
+        self.tmp = lib.temp_dir()
         self.env = {"XDG_CACHE_HOME": self.tmp.name}
         self.mid = info_json()["machine"]["id"]
         self.path = os.path.join(self.tmp.name, "attnbench", f"peak-{self.mid}.json")
@@ -441,8 +429,5 @@ class Peak(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
-        ATTNBENCH = sys.argv.pop(1)
-    if not ATTNBENCH:
-        sys.exit("usage: test_machine.py PATH/TO/attnbench [unittest options]")
+    ATTNBENCH = lib.tool_from_argv()
     unittest.main()

@@ -17,6 +17,7 @@
  * forwards them to glibc's __libc_* entry points; under ASan or TSan, whose runtimes own these
  * functions, it installs the sanitizer's malloc hook instead. */
 #include "attn.h"
+#include "check.h"
 
 #include <errno.h>
 #include <math.h>
@@ -95,28 +96,6 @@ int posix_memalign(void **out, size_t alignment, size_t size)
 static void start_counting(void) {}
 #endif
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                      \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            failures++;                                                                       \
-            printf("FAILED %s:%d: %s: ", __FILE__, __LINE__, #cond);                          \
-            printf(__VA_ARGS__);                                                              \
-            printf("\n");                                                                     \
-        }                                                                                     \
-    } while (0)
-
-static float *filled(size_t n, unsigned seed)
-{
-    float *x = malloc(n * sizeof *x);
-    for (size_t i = 0; x && i < n; i++) {
-        seed = seed * 1664525u + 1013904223u; /* values in [-1, 1) */
-        x[i] = (float)(seed >> 8) / (float)(1u << 23) - 1.0f;
-    }
-    return x;
-}
-
 enum { STEPS = 1000, BATCH = 2, HEADS_Q = 4, HEADS_KV = 1, LEN_KV = 1024, DIM = 64 };
 /* Steps of the loops over every variant: all of them, but fewer under a sanitizer or qemu-user
  * (ATTN_TEST_EMULATED, set by a cross build), where each step (and its reference run) is some
@@ -162,15 +141,16 @@ static void decode_loop(const arrays *a_in, const char *forced, int threads, boo
     attn_plan *plan = attn_plan_create(&p, &(attn_plan_options){.threads = threads}, &err);
     unsetenv("ATTN_FORCE_VARIANT");
     /* the counter works in this build: making a plan allocates it */
-    CHECK(atomic_load(&allocations) > before_plan, "no allocation counted for a new plan");
-    CHECK(plan, "plan of %s on %d threads: %s", forced ? forced : "(planner)", threads,
-          err.message);
+    CHECK_MSG(atomic_load(&allocations) > before_plan, "no allocation counted for a new plan");
+    CHECK_MSG(plan, "plan of %s on %d threads: %s", forced ? forced : "(planner)", threads,
+              err.message);
     if (!plan)
         return;
     attn_plan_info info;
     attn_plan_get_info(plan, &info);
-    CHECK(!forced || !strcmp(info.variant, forced), "forced %s, got %s", forced, info.variant);
-    CHECK(info.threads == threads, "threads %d, asked %d", info.threads, threads);
+    CHECK_MSG(!forced || !strcmp(info.variant, forced), "forced %s, got %s",
+              forced ? forced : "-", info.variant);
+    CHECK_MSG(info.threads == threads, "threads %d, asked %d", info.threads, threads);
     p.mask = with_mask ? a.mask : NULL; /* the reference run takes its arrays in the problem */
     p.kv_lens = a.kv_lens;
     const size_t out_bytes = (size_t)(BATCH * HEADS_Q * DIM) * sizeof(float);
@@ -184,7 +164,7 @@ static void decode_loop(const arrays *a_in, const char *forced, int threads, boo
         const long before = atomic_load(&allocations);
         const attn_status s = attn_execute(plan, &args, &err);
         const long made = atomic_load(&allocations) - before;
-        CHECK(s == ATTN_OK, "step %d: %s", step, err.message);
+        CHECK_MSG(s == ATTN_OK, "step %d: %s", step, err.message);
         if (step > 0)
             stepped_allocations += made;
         if (step % COMPARE_EVERY) {
@@ -194,7 +174,7 @@ static void decode_loop(const arrays *a_in, const char *forced, int threads, boo
         }
         const attn_status r =
             attn_run_variant(info.variant, &p, &info.params, a.q, a.k, a.v, a.o_ref, &err);
-        CHECK(r == ATTN_OK, "reference step %d: %s", step, err.message);
+        CHECK_MSG(r == ATTN_OK, "reference step %d: %s", step, err.message);
         if (s != ATTN_OK || r != ATTN_OK)
             break;
         if (memcmp(a.o_plan, a.o_ref, out_bytes) && mismatches++ == 0)
@@ -206,11 +186,11 @@ static void decode_loop(const arrays *a_in, const char *forced, int threads, boo
            (int)COMPARE_EVERY);
     /* A peer's library (BLIS packs through its own memory pool on every sgemm) allocates by its
      * own rules: reported above, not ours to forbid. */
-    CHECK(stepped_allocations == 0 || peer_library,
-          "%s threads=%d: %ld allocations after the first step", info.variant, threads,
-          stepped_allocations);
-    CHECK(mismatches == 0, "%s threads=%d: %d steps differ from attn_run_variant, first %d",
-          info.variant, threads, mismatches, first_mismatch);
+    CHECK_MSG(stepped_allocations == 0 || peer_library,
+              "%s threads=%d: %ld allocations after the first step", info.variant, threads,
+              stepped_allocations);
+    CHECK_MSG(mismatches == 0, "%s threads=%d: %d steps differ from attn_run_variant, first %d",
+              info.variant, threads, mismatches, first_mismatch);
     attn_plan_destroy(plan);
 }
 
@@ -218,14 +198,14 @@ static void test_decode_loops(void)
 {
     arrays a = {0};
     const size_t nq = (size_t)(BATCH * HEADS_Q * DIM), nkv = (size_t)(BATCH * LEN_KV * DIM);
-    a.q = filled(nq, 1);
-    a.k = filled(nkv, 2);
-    a.v = filled(nkv, 3);
-    a.mask = filled(LEN_KV, 4); /* one row (Lq = 1), values in [-1, 1) */
+    a.q = check_floats(nq, 1);
+    a.k = check_floats(nkv, 2);
+    a.v = check_floats(nkv, 3);
+    a.mask = check_floats(LEN_KV, 4); /* one row (Lq = 1), values in [-1, 1) */
     a.o_plan = calloc(nq, sizeof(float));
     a.o_ref = calloc(nq, sizeof(float));
-    CHECK(a.q && a.k && a.v && a.mask && a.o_plan && a.o_ref, "out of memory");
-    if (failures)
+    CHECK_MSG(a.q && a.k && a.v && a.mask && a.o_plan && a.o_ref, "out of memory");
+    if (check_failures)
         return;
     for (int j = 0; j < LEN_KV; j += 5)
         a.mask[j] = -INFINITY;
@@ -288,7 +268,7 @@ static void test_options(const char *dir)
         snprintf(isa, sizeof isa, "%s", v.isa);
         attn_plan *plan = attn_plan_create(
             &p, &(attn_plan_options){.threads = 1, .disable_isa = isa}, &err);
-        CHECK(plan, "disable_isa=%s: %s", isa, err.message);
+        CHECK_MSG(plan, "disable_isa=%s: %s", isa, err.message);
         if (!plan)
             continue;
         attn_plan_info info;
@@ -300,30 +280,30 @@ static void test_options(const char *dir)
         for (const char *s = isa; s; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL) {
             char name[32];
             snprintf(name, sizeof name, "%.*s", (int)strcspn(s, ","), s);
-            CHECK(!in_list(chosen_isa, name), "disable_isa=%s chose %s, which needs %s", isa,
-                  info.variant, chosen_isa);
+            CHECK_MSG(!in_list(chosen_isa, name), "disable_isa=%s chose %s, which needs %s", isa,
+                      info.variant, chosen_isa);
         }
         attn_plan_destroy(plan);
     }
-    CHECK(!attn_plan_create(&p, &(attn_plan_options){.disable_isa = "avx9000"}, &err) &&
-              err.status == ATTN_ERR_INVALID && strstr(err.message, "avx9000"),
-          "unknown ISA name: %s", err.message);
-    CHECK(!attn_plan_create(&p, &(attn_plan_options){.threads = ATTN_MAX_THREADS + 1}, &err) &&
-              err.status == ATTN_ERR_INVALID, "too many threads");
-    CHECK(!attn_plan_create(&p, &(attn_plan_options){.flags = 1u << 9}, &err) &&
-              err.status == ATTN_ERR_INVALID, "unknown flag");
+    CHECK_MSG(!attn_plan_create(&p, &(attn_plan_options){.disable_isa = "avx9000"}, &err) &&
+                  err.status == ATTN_ERR_INVALID && strstr(err.message, "avx9000"),
+              "unknown ISA name: %s", err.message);
+    CHECK_MSG(!attn_plan_create(&p, &(attn_plan_options){.threads = ATTN_MAX_THREADS + 1}, &err) &&
+                  err.status == ATTN_ERR_INVALID, "too many threads");
+    CHECK_MSG(!attn_plan_create(&p, &(attn_plan_options){.flags = 1u << 9}, &err) &&
+                  err.status == ATTN_ERR_INVALID, "unknown flag");
     attn_plan *plan = attn_plan_create(&p, NULL, &err);
-    CHECK(plan, "NULL options: %s", err.message);
+    CHECK_MSG(plan, "NULL options: %s", err.message);
     attn_plan_info info = {0};
     attn_plan_get_info(plan, &info);
-    CHECK(info.threads == attn_default_threads(), "NULL options: %d threads", info.threads);
+    CHECK_MSG(info.threads == attn_default_threads(), "NULL options: %d threads", info.threads);
     attn_plan_destroy(plan);
 
     /* The log callback gets the warning about a corrupt wisdom file; nothing else is told. */
     char path[4096];
     snprintf(path, sizeof path, "%s/corrupt-wisdom.json", dir);
     FILE *f = fopen(path, "w");
-    CHECK(f, "cannot write %s", path);
+    CHECK_MSG(f, "cannot write %s", path);
     if (!f)
         return;
     fputs("{ not json", f);
@@ -332,9 +312,9 @@ static void test_options(const char *dir)
     log_record r = {0};
     plan = attn_plan_create(
         &p, &(attn_plan_options){.threads = 1, .log = record_log, .log_ctx = &r}, &err);
-    CHECK(plan, "a corrupt wisdom file must not stop a plan: %s", err.message);
-    CHECK(r.calls == 1 && strstr(r.last, path) && strstr(r.last, "planning without it"),
-          "log: %d calls, last '%s'", r.calls, r.last);
+    CHECK_MSG(plan, "a corrupt wisdom file must not stop a plan: %s", err.message);
+    CHECK_MSG(r.calls == 1 && strstr(r.last, path) && strstr(r.last, "planning without it"),
+              "log: %d calls, last '%s'", r.calls, r.last);
     attn_plan_destroy(plan);
     remove(path);
 }
@@ -344,26 +324,26 @@ static void test_execute_errors(void)
     attn_problem p;
     attn_problem_init(&p, 2, 2, 1, 3, 40, 16);
     const size_t nq = 2 * 2 * 3 * 16, nkv = 2 * 40 * 16;
-    float *q = filled(nq, 5), *k = filled(nkv, 6), *v = filled(nkv, 7);
+    float *q = check_floats(nq, 5), *k = check_floats(nkv, 6), *v = check_floats(nkv, 7);
     float *o = calloc(nq, sizeof(float)), *mask = calloc(3 * 40, sizeof(float));
     int32_t lens[2] = {10, 40};
     attn_error err = {0};
-    CHECK(q && k && v && o && mask, "out of memory");
-    if (failures)
+    CHECK_MSG(q && k && v && o && mask, "out of memory");
+    if (check_failures)
         return;
     const attn_plan_options one = {.threads = 1};
     attn_plan *plain = attn_plan_create(&p, &one, &err);
     p.mask = mask;
     p.kv_lens = lens;
     attn_plan *masked = attn_plan_create(&p, &one, &err);
-    CHECK(plain && masked, "plans: %s", err.message);
+    CHECK_MSG(plain && masked, "plans: %s", err.message);
     if (!plain || !masked)
         return;
     const attn_execute_args ok_plain = {.q = q, .k = k, .v = v, .o = o};
     const attn_execute_args ok_masked = {.q = q, .k = k, .v = v, .o = o, .mask = mask,
                                          .kv_lens = lens};
-    CHECK(attn_execute(plain, &ok_plain, &err) == ATTN_OK, "%s", err.message);
-    CHECK(attn_execute(masked, &ok_masked, &err) == ATTN_OK, "%s", err.message);
+    CHECK_MSG(attn_execute(plain, &ok_plain, &err) == ATTN_OK, "%s", err.message);
+    CHECK_MSG(attn_execute(masked, &ok_masked, &err) == ATTN_OK, "%s", err.message);
     const struct {
         const char *what;
         const attn_plan *plan;
@@ -386,22 +366,24 @@ static void test_execute_errors(void)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err = (attn_error){0};
-        CHECK(attn_execute(bad[i].plan, &bad[i].args, &err) == ATTN_ERR_INVALID &&
-                  strstr(err.message, bad[i].says),
-              "%s: '%s'", bad[i].what, err.message);
+        CHECK_MSG(attn_execute(bad[i].plan, &bad[i].args, &err) == ATTN_ERR_INVALID &&
+                      strstr(err.message, bad[i].says),
+                  "%s: '%s'", bad[i].what, err.message);
     }
     const int32_t out_of_range[][2] = {{-1, 5}, {5, 41}};
     for (int i = 0; i < 2; i++) {
         int32_t l[2] = {out_of_range[i][0], out_of_range[i][1]};
         attn_execute_args a = ok_masked;
         a.kv_lens = l;
-        CHECK(attn_execute(masked, &a, &err) == ATTN_ERR_INVALID && strstr(err.message, "kv_lens["),
-              "kv_lens {%d, %d}: '%s'", l[0], l[1], err.message);
+        CHECK_MSG(attn_execute(masked, &a, &err) == ATTN_ERR_INVALID &&
+                      strstr(err.message, "kv_lens["),
+                  "kv_lens {%d, %d}: '%s'", l[0], l[1], err.message);
     }
-    CHECK(attn_execute(NULL, &ok_plain, &err) == ATTN_ERR_INVALID && strstr(err.message, "NULL"),
-          "NULL plan");
-    CHECK(attn_execute(plain, NULL, &err) == ATTN_ERR_INVALID && strstr(err.message, "NULL"),
-          "NULL args");
+    CHECK_MSG(attn_execute(NULL, &ok_plain, &err) == ATTN_ERR_INVALID &&
+                  strstr(err.message, "NULL"),
+              "NULL plan");
+    CHECK_MSG(attn_execute(plain, NULL, &err) == ATTN_ERR_INVALID && strstr(err.message, "NULL"),
+              "NULL args");
 
     /* A per-call scale is the planned problem's with that scale. */
     float *o_ref = calloc(nq, sizeof(float));
@@ -411,15 +393,16 @@ static void test_execute_errors(void)
     scaled.scale = 0.5f;
     attn_problem ps = p;
     ps.scale = 0.5f;
-    CHECK(o_ref && attn_execute(masked, &scaled, &err) == ATTN_OK &&
-              attn_run_variant(info.variant, &ps, &info.params, q, k, v, o_ref, &err) == ATTN_OK &&
-              !memcmp(o, o_ref, nq * sizeof(float)),
-          "per-call scale: %s", err.message);
+    CHECK_MSG(o_ref && attn_execute(masked, &scaled, &err) == ATTN_OK &&
+                  attn_run_variant(info.variant, &ps, &info.params, q, k, v, o_ref, &err) ==
+                      ATTN_OK &&
+                  !memcmp(o, o_ref, nq * sizeof(float)),
+              "per-call scale: %s", err.message);
     /* The plan does not read the problem's kv_lens: values out of range at planning are fine. */
     int32_t unread[2] = {-7, 1 << 30};
     p.kv_lens = unread;
     attn_plan *unread_plan = attn_plan_create(&p, &one, &err);
-    CHECK(unread_plan, "kv_lens' values at planning must not matter: %s", err.message);
+    CHECK_MSG(unread_plan, "kv_lens' values at planning must not matter: %s", err.message);
     attn_plan_destroy(unread_plan);
     attn_plan_destroy(plain);
     attn_plan_destroy(masked);
@@ -442,10 +425,5 @@ int main(void)
     test_execute_errors();
     attn_wisdom_set_file(NULL, NULL);
     rmdir(dir);
-    if (failures) {
-        printf("%d checks FAILED\n", failures);
-        return 1;
-    }
-    printf("all plan checks passed\n");
-    return 0;
+    return check_summary("test_plan");
 }

@@ -8,16 +8,14 @@ import copy
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
-import tempfile
 import unittest
 
-ATTNBENCH = os.environ.get("ATTNBENCH", "")
+import attn_testlib as lib
+
+ATTNBENCH = ""  # set by main: lib.tool_from_argv()
 REPORT = os.environ.get("REPORT", "")
-# A cross build runs the tool through its exe wrapper (qemu), as meson does for test binaries.
-WRAPPER = shlex.split(os.environ.get("ATTN_EXE_WRAPPER", ""))
 
 # A sweep small enough to take well under a second: 2 lengths x 2 causal x 2 thread counts.
 TINY_SWEEP = ["--len", "8,16", "--dim", "4", "--heads", "2", "--causal", "both",
@@ -26,8 +24,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def attnbench(*args, cwd=None):
-    return subprocess.run([*WRAPPER, ATTNBENCH, *map(str, args)], capture_output=True, text=True,
-                          timeout=120, cwd=cwd)
+    return lib.run_tool(ATTNBENCH, *args, timeout=120, cwd=cwd)
 
 
 def report(*args):
@@ -104,7 +101,7 @@ class Study(unittest.TestCase):
 
 class Sweep(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
+        self.tmp = lib.temp_dir()
         self.dir = self.tmp.name
 
     def tearDown(self):
@@ -208,7 +205,7 @@ def synthetic_tune():
 class Report(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
+        cls.tmp = lib.temp_dir()
         cls.dir = cls.tmp.name
         cls.sweep_path = os.path.join(cls.dir, "sweep.json")
         proc = attnbench("sweep", *TINY_SWEEP, "--len-q", "0,1", "-o", cls.sweep_path)
@@ -290,7 +287,7 @@ class Report(unittest.TestCase):
             self.assertIn("GFLOP/s [#2]", text)
         self.assertIn("| 2.00 |", text)
 
-    @unittest.skipIf(WRAPPER, "the report runs the tool without the cross wrapper")
+    @unittest.skipIf(lib.WRAPPER, "the report runs the tool without the cross wrapper")
     def test_study_through_attnbench(self):
         out = os.path.join(self.dir, "through")
         proc = report(self.sweep_path, "--attnbench", ATTNBENCH, "-o", out)
@@ -383,9 +380,10 @@ class Report(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and not sys.argv[1].startswith("-"):
-        ATTNBENCH, REPORT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-        del sys.argv[1:3]
-    if not ATTNBENCH or not REPORT:
+    ATTNBENCH = lib.tool_from_argv()
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
+        REPORT = sys.argv.pop(1)
+    if not REPORT:
         sys.exit("usage: test_report.py PATH/TO/attnbench PATH/TO/scripts/report")
+    REPORT = os.path.abspath(REPORT)
     unittest.main(verbosity=2)

@@ -10,16 +10,13 @@ against the run times the tool itself measured, with generous slack)."""
 import json
 import os
 import re
-import shutil
-import shlex
 import subprocess
 import sys
-import tempfile
 import time
 
-ATTNBENCH = sys.argv[1]
-# A cross build runs the tool through its exe wrapper (qemu), as meson does for test binaries.
-WRAPPER = shlex.split(os.environ.get("ATTN_EXE_WRAPPER", ""))
+import attn_testlib as lib
+
+ATTNBENCH = os.path.abspath(sys.argv[1])
 BASE = ["--batch", "1", "--heads", "2", "--threads", "1"]
 TINY = BASE + ["--len", "48", "--dim", "16"]
 failures = []
@@ -32,14 +29,8 @@ def check(cond, what):
 
 
 def run(args, wisdom=None, env_extra=None, **kw):
-    env = dict(os.environ)
-    env.pop("ATTN_FORCE_VARIANT", None)
-    env.pop("ATTN_DISABLE_ISA", None)
-    if wisdom:
-        env["ATTN_WISDOM"] = wisdom
-    env.update(env_extra or {})
-    return subprocess.run(WRAPPER + [ATTNBENCH] + args, env=env, capture_output=True, text=True,
-                          timeout=300, **kw)
+    env = dict({"ATTN_WISDOM": wisdom} if wisdom else {}, **(env_extra or {}))
+    return lib.run_tool(ATTNBENCH, *args, env=env, timeout=300, **kw)
 
 
 def plan_json(wisdom, shape=TINY, env_extra=None, extra=()):
@@ -136,8 +127,8 @@ def case_bad_wisdom(tmp):
 def case_concurrent(tmp):
     path = os.path.join(tmp, "shared.json")
     shapes = [BASE + ["--len", str(n), "--dim", "16"] for n in (40, 56, 72, 88)]
-    env = dict(os.environ, ATTN_WISDOM=path)
-    procs = [subprocess.Popen([*WRAPPER, ATTNBENCH, "tune", "--budget", "2"] + s, env=env,
+    env = lib.tool_env(ATTN_WISDOM=path)
+    procs = [subprocess.Popen([*lib.WRAPPER, ATTNBENCH, "tune", "--budget", "2"] + s, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for s in shapes]
     results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
@@ -522,10 +513,7 @@ CASES = {name[5:]: f for name, f in globals().items() if name.startswith("case_"
 
 if __name__ == "__main__":
     case = sys.argv[2]
-    tmp = tempfile.mkdtemp(prefix="attn-tuner-")
-    try:
+    with lib.temp_dir("attn-tuner-") as tmp:
         CASES[case](tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     print(f"{len(failures)} failure(s)")
     sys.exit(1 if failures else 0)

@@ -4,34 +4,13 @@
  * a fresh wisdom file; bad arguments are refused with a message. Tiny shapes; no timing checks.
  * usage: test_wisdom TMPDIR */
 #include "attn.h"
+#include "check.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            failures++;                                                                           \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                           \
-            printf(__VA_ARGS__);                                                                  \
-            printf("\n");                                                                         \
-        }                                                                                         \
-    } while (0)
-
-static float *filled(int64_t n, unsigned seed)
-{
-    float *x = malloc((size_t)n * sizeof *x);
-    for (int64_t i = 0; x && i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        x[i] = (float)(seed >> 8) / (float)(1u << 23) - 1.0f;
-    }
-    return x;
-}
 
 /* A plan on one thread with these flags. */
 static attn_plan *plan_one_thread(const attn_problem *p, unsigned flags, attn_error *err)
@@ -72,13 +51,13 @@ int main(int argc, char **argv)
     remove(wisdom);
     remove(exported);
     attn_error err;
-    CHECK(attn_wisdom_set_file(wisdom, &err) == ATTN_OK, "set file: %s", err.message);
+    CHECK_MSG(attn_wisdom_set_file(wisdom, &err) == ATTN_OK, "set file: %s", err.message);
 
     attn_problem p;
     attn_problem_init(&p, 2, 4, 2, 37, 53, 24);
     p.causal = true;
     const int64_t nq = 2 * 4 * 37 * 24, nkv = 2 * 2 * 53 * 24;
-    float *q = filled(nq, 1), *k = filled(nkv, 2), *v = filled(nkv, 3);
+    float *q = check_floats(nq, 1), *k = check_floats(nkv, 2), *v = check_floats(nkv, 3);
     float *o1 = calloc((size_t)nq, sizeof *o1), *o2 = calloc((size_t)nq, sizeof *o2),
           *o3 = calloc((size_t)nq, sizeof *o3);
     if (!q || !k || !v || !o1 || !o2 || !o3)
@@ -86,16 +65,17 @@ int main(int argc, char **argv)
 
     /* The estimate: no wisdom yet. It runs exactly what attn_run_variant runs. */
     attn_plan *plan = plan_one_thread(&p, ATTN_ESTIMATE, &err);
-    CHECK(plan != NULL, "estimate plan: %s", err.message);
+    CHECK_MSG(plan != NULL, "estimate plan: %s", err.message);
     if (plan) {
         attn_plan_info info;
         attn_plan_get_info(plan, &info);
-        CHECK(info.source == ATTN_PLAN_FROM_ESTIMATE && strstr(attn_plan_describe(plan), "from estimate"),
-              "estimate source: %s", attn_plan_describe(plan));
-        CHECK(execute(plan, q, k, v, o1, &err) == ATTN_OK, "execute: %s", err.message);
-        CHECK(attn_run_variant(info.variant, &p, &info.params, q, k, v, o2, &err) == ATTN_OK,
-              "run_variant: %s", err.message);
-        CHECK(!memcmp(o1, o2, (size_t)nq * sizeof *o1), "plan and attn_run_variant differ");
+        CHECK_MSG(info.source == ATTN_PLAN_FROM_ESTIMATE &&
+                      strstr(attn_plan_describe(plan), "from estimate"),
+                  "estimate source: %s", attn_plan_describe(plan));
+        CHECK_MSG(execute(plan, q, k, v, o1, &err) == ATTN_OK, "execute: %s", err.message);
+        CHECK_MSG(attn_run_variant(info.variant, &p, &info.params, q, k, v, o2, &err) == ATTN_OK,
+                  "run_variant: %s", err.message);
+        CHECK_MSG(!memcmp(o1, o2, (size_t)nq * sizeof *o1), "plan and attn_run_variant differ");
 
         /* One plan, two threads, distinct outputs: same bits as the single run. Skipped where
          * threads cannot be created (ATTN_SERIAL=1: the cross suite under qemu-user). */
@@ -111,85 +91,87 @@ int main(int argc, char **argv)
                 started++;
             for (int i = 0; i < started; i++)
                 pthread_join(t[i], NULL);
-            CHECK(started == 2, "pthread_create failed");
-            CHECK(jobs[0].status == ATTN_OK && jobs[1].status == ATTN_OK, "concurrent execute failed");
-            CHECK(!memcmp(o1, o2, (size_t)nq * sizeof *o1) && !memcmp(o1, o3, (size_t)nq * sizeof *o1),
-                  "concurrent executions differ from the single one");
+            CHECK_MSG(started == 2, "pthread_create failed");
+            CHECK_MSG(jobs[0].status == ATTN_OK && jobs[1].status == ATTN_OK,
+                      "concurrent execute failed");
+            CHECK_MSG(!memcmp(o1, o2, (size_t)nq * sizeof *o1) &&
+                          !memcmp(o1, o3, (size_t)nq * sizeof *o1),
+                      "concurrent executions differ from the single one");
         }
         attn_plan_destroy(plan);
     }
 
     /* Wisdom only: nothing tuned yet. */
-    CHECK(plan_one_thread(&p, ATTN_WISDOM_ONLY, &err) == NULL &&
-              err.status == ATTN_ERR_UNSUPPORTED && strstr(err.message, wisdom),
-          "wisdom-only without wisdom must fail naming the file: %s", err.message);
+    CHECK_MSG(plan_one_thread(&p, ATTN_WISDOM_ONLY, &err) == NULL &&
+                  err.status == ATTN_ERR_UNSUPPORTED && strstr(err.message, wisdom),
+              "wisdom-only without wisdom must fail naming the file: %s", err.message);
 
     /* Measure: tunes (tiny shape, so quickly), then the same problem is wisdom. */
     plan = plan_one_thread(&p, ATTN_MEASURE, &err);
-    CHECK(plan != NULL, "measure plan: %s", err.message);
+    CHECK_MSG(plan != NULL, "measure plan: %s", err.message);
     if (plan) {
-        CHECK(strstr(attn_plan_describe(plan), "from measure") != NULL, "measure: %s",
-              attn_plan_describe(plan));
-        CHECK(execute(plan, q, k, v, o1, &err) == ATTN_OK, "execute: %s", err.message);
+        CHECK_MSG(strstr(attn_plan_describe(plan), "from measure") != NULL, "measure: %s",
+                  attn_plan_describe(plan));
+        CHECK_MSG(execute(plan, q, k, v, o1, &err) == ATTN_OK, "execute: %s", err.message);
         attn_plan_destroy(plan);
     }
     plan = plan_one_thread(&p, ATTN_WISDOM_ONLY, &err);
-    CHECK(plan && strstr(attn_plan_describe(plan), "from wisdom"), "wisdom after measure: %s",
-          plan ? attn_plan_describe(plan) : err.message);
+    CHECK_MSG(plan && strstr(attn_plan_describe(plan), "from wisdom"), "wisdom after measure: %s",
+              plan ? attn_plan_describe(plan) : err.message);
     attn_plan_destroy(plan);
 
     /* Export, switch to an empty wisdom file, import: wisdom again. */
-    CHECK(attn_wisdom_export_file(exported, &err) == ATTN_OK, "export: %s", err.message);
+    CHECK_MSG(attn_wisdom_export_file(exported, &err) == ATTN_OK, "export: %s", err.message);
     remove(wisdom);
-    CHECK(attn_wisdom_set_file(wisdom, &err) == ATTN_OK, "set file: %s", err.message);
-    CHECK(plan_one_thread(&p, ATTN_WISDOM_ONLY, &err) == NULL, "wisdom was dropped");
-    CHECK(attn_wisdom_import_file(exported, &err) == ATTN_OK, "import: %s", err.message);
+    CHECK_MSG(attn_wisdom_set_file(wisdom, &err) == ATTN_OK, "set file: %s", err.message);
+    CHECK_MSG(plan_one_thread(&p, ATTN_WISDOM_ONLY, &err) == NULL, "wisdom was dropped");
+    CHECK_MSG(attn_wisdom_import_file(exported, &err) == ATTN_OK, "import: %s", err.message);
     plan = plan_one_thread(&p, ATTN_WISDOM_ONLY, &err);
-    CHECK(plan != NULL, "wisdom after import: %s", err.message);
+    CHECK_MSG(plan != NULL, "wisdom after import: %s", err.message);
     attn_plan_destroy(plan);
 
     /* Accuracy bounds: a float32 problem planned with a tight bound computes in float32, and its
      * measured error is within the bound; a bound no variant meets is refused, never ignored. */
     attn_plan_options strict = {.threads = 1, .flags = ATTN_MEASURE, .max_rel_err = 1e-5};
     plan = attn_plan_create(&p, &strict, &err);
-    CHECK(plan != NULL, "measure under max_rel_err 1e-5: %s", err.message);
+    CHECK_MSG(plan != NULL, "measure under max_rel_err 1e-5: %s", err.message);
     if (plan) {
         attn_plan_info info;
         attn_plan_get_info(plan, &info);
-        CHECK(info.compute_dtype == ATTN_F32 && info.measured_rel_err <= 1e-5,
-              "max_rel_err 1e-5: %s computes in %s, measured %g", info.variant,
-              attn_dtype_name(info.compute_dtype), info.measured_rel_err);
+        CHECK_MSG(info.compute_dtype == ATTN_F32 && info.measured_rel_err <= 1e-5,
+                  "max_rel_err 1e-5: %s computes in %s, measured %g", info.variant,
+                  attn_dtype_name(info.compute_dtype), info.measured_rel_err);
         attn_plan_destroy(plan);
     }
     const attn_plan_options unreachable = {.threads = 1, .max_rel_err = 1e-12};
-    CHECK(attn_plan_create(&p, &unreachable, &err) == NULL &&
-              err.status == ATTN_ERR_UNSUPPORTED && strstr(err.message, "max_rel_err"),
-          "an unreachable bound must be refused: %s", err.message);
+    CHECK_MSG(attn_plan_create(&p, &unreachable, &err) == NULL &&
+                  err.status == ATTN_ERR_UNSUPPORTED && strstr(err.message, "max_rel_err"),
+              "an unreachable bound must be refused: %s", err.message);
     const attn_plan_options negative = {.threads = 1, .max_rel_err = -1},
                             not_a_number = {.threads = 1, .max_rel_err = NAN};
-    CHECK(attn_plan_create(&p, &negative, &err) == NULL && err.status == ATTN_ERR_INVALID &&
-              attn_plan_create(&p, &not_a_number, &err) == NULL &&
-              err.status == ATTN_ERR_INVALID,
-          "a negative or NaN bound must be refused");
+    CHECK_MSG(attn_plan_create(&p, &negative, &err) == NULL && err.status == ATTN_ERR_INVALID &&
+                  attn_plan_create(&p, &not_a_number, &err) == NULL &&
+                  err.status == ATTN_ERR_INVALID,
+              "a negative or NaN bound must be refused");
     remove(wisdom); /* the measurement above wrote it */
 
     /* Refusals. */
-    CHECK(attn_wisdom_import_file(wisdom, &err) != ATTN_OK, "import of a missing file succeeded");
-    CHECK(attn_plan_create(NULL, NULL, &err) == NULL && err.status == ATTN_ERR_INVALID,
-          "NULL problem");
-    CHECK(plan_one_thread(&p, 1u << 7, &err) == NULL && err.status == ATTN_ERR_INVALID,
-          "unknown flags");
-    CHECK(attn_plan_create(&p, &(attn_plan_options){.threads = -1}, &err) == NULL,
-          "negative threads");
-    CHECK(execute(NULL, q, k, v, o1, &err) == ATTN_ERR_INVALID, "NULL plan");
+    CHECK_MSG(attn_wisdom_import_file(wisdom, &err) != ATTN_OK,
+              "import of a missing file succeeded");
+    CHECK_MSG(attn_plan_create(NULL, NULL, &err) == NULL && err.status == ATTN_ERR_INVALID,
+              "NULL problem");
+    CHECK_MSG(plan_one_thread(&p, 1u << 7, &err) == NULL && err.status == ATTN_ERR_INVALID,
+              "unknown flags");
+    CHECK_MSG(attn_plan_create(&p, &(attn_plan_options){.threads = -1}, &err) == NULL,
+              "negative threads");
+    CHECK_MSG(execute(NULL, q, k, v, o1, &err) == ATTN_ERR_INVALID, "NULL plan");
     attn_problem bad = p;
     bad.heads_kv = 3;
-    CHECK(attn_plan_create(&bad, NULL, &err) == NULL && err.status == ATTN_ERR_INVALID,
-          "invalid problem");
+    CHECK_MSG(attn_plan_create(&bad, NULL, &err) == NULL && err.status == ATTN_ERR_INVALID,
+              "invalid problem");
 
     remove(wisdom);
     remove(exported);
     free(q); free(k); free(v); free(o1); free(o2); free(o3);
-    printf("%s (%d failure%s)\n", failures ? "FAIL" : "ok", failures, failures == 1 ? "" : "s");
-    return failures ? 1 : 0;
+    return check_summary("test_wisdom");
 }

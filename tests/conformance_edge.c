@@ -1,0 +1,316 @@
+/* conformance_edge.c — the named edge cases, a table: rows without keys (causal Lq > Lk,
+ * kv_lens = 0, a -inf mask row), logits of ±1e4, NaN in Q, K, V and the mask (reaching only the
+ * rows that see it), long decode rows, a single key. Each is built in float32 (or by its
+ * build_half for the half types), checked to show what it is built to test, and run on one
+ * thread and on four. */
+#include "conformance.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* What a named case's oracle output must show, so a mistake in building it is seen (in every
+ * input type: the checks read the reference on the rounded inputs). */
+enum expect {
+    EXPECT_ANY,
+    EXPECT_EMPTY_ROWS,
+    EXPECT_NAN_AND_FINITE_ROWS,
+    EXPECT_NO_NAN,
+    EXPECT_LARGE_LOGITS, /* no NaN, and logits of magnitude S >= LARGE_LOGIT */
+};
+#define LARGE_LOGIT 5.0e3
+
+/* A case is built in float32 and then rounded to each input type; build_half, when set, builds
+ * it instead for the half types, where the float32 construction would not survive rounding. */
+typedef struct edge_case {
+    const char *name;
+    enum expect expect;
+    void (*build)(test_case *c, rng *r);
+    void (*build_half)(test_case *c, rng *r);
+} edge_case;
+
+static void edge_causal_lq_gt_lk(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 4, 2, 37, 7, 17); /* rows 0..29 see no key */
+    c->p.causal = true;
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+static void edge_kv_lens_zero(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 3, 4, 4, 31, 37, 8);
+    case_set_kv_lens(c, (const int32_t[]){0, 5, 0});
+    case_set_layout(c, LAYOUT_PADDED, false, r);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+static void edge_mask_row_all_inf(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 8, 2, 31, 64, 17);
+    case_set_mask(c, 0, -2.0f, 2.0f, 0.2, 0.3, r);
+    for (int64_t j = 0; j < c->p.len_kv; j++) /* row 0 fully masked for certain */
+        c->mask[j] = -INFINITY;
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* Logits near +1e4 with spread O(1) among keys (so several keys share the weight): q and the
+ * common direction w of the keys are positive, keys differ by a small perturbation. */
+static void large_logits(test_case *c, rng *r, float sign)
+{
+    case_begin(c, rng_next(r), 1, 2, 1, 7, 64, 16);
+    c->p.scale = 1.0f;
+    case_alloc_inputs(c, 1.0f, r);
+    const attn_problem *p = &c->p;
+    float w[16];
+    for (int e = 0; e < 16; e++)
+        w[e] = rng_float(r, 0.5f, 1.0f);
+    for (int64_t h = 0; h < p->heads_q; h++)
+        for (int64_t i = 0; i < p->len_q; i++) {
+            float *q = tensor_row(c->q, &p->q, 0, h, i);
+            for (int e = 0; e < 16; e++)
+                q[e] = sign * rng_float(r, 50.0f, 100.0f);
+        }
+    for (int64_t j = 0; j < p->len_kv; j++) {
+        float *k = tensor_row(c->k, &p->k, 0, 0, j);
+        for (int e = 0; e < 16; e++)
+            k[e] = 10.0f * w[e] + rng_float(r, -0.002f, 0.002f);
+    }
+}
+
+static void edge_large_positive_logits(test_case *c, rng *r) { large_logits(c, r, 1.0f); }
+static void edge_large_negative_logits(test_case *c, rng *r) { large_logits(c, r, -1.0f); }
+
+/* The same logits for half inputs. A perturbation of 0.002 on keys of ~10 is below half a bf16
+ * or f16 step (0.0625, 0.0078 there): rounded, every key would be the same. Here the keys share
+ * elements 0..14 exactly, which give the ~1e4 common part (q ~ 75, k ~ 7.5: all representable
+ * in f16, whose largest value is 65504), and differ in element 15 alone, where q is ~1 and k is
+ * in [-2, 2]: a spread of O(1) that any rounding keeps. */
+static void large_logits_half(test_case *c, rng *r, float sign)
+{
+    case_begin(c, rng_next(r), 1, 2, 1, 7, 64, 16);
+    c->p.scale = 1.0f;
+    case_alloc_inputs(c, 1.0f, r);
+    const attn_problem *p = &c->p;
+    float w[15];
+    for (int e = 0; e < 15; e++)
+        w[e] = 10.0f * rng_float(r, 0.5f, 1.0f);
+    for (int64_t h = 0; h < p->heads_q; h++)
+        for (int64_t i = 0; i < p->len_q; i++) {
+            float *q = tensor_row(c->q, &p->q, 0, h, i);
+            for (int e = 0; e < 15; e++)
+                q[e] = sign * rng_float(r, 50.0f, 100.0f);
+            q[15] = rng_float(r, 0.5f, 1.0f);
+        }
+    for (int64_t j = 0; j < p->len_kv; j++) {
+        float *k = tensor_row(c->k, &p->k, 0, 0, j);
+        memcpy(k, w, sizeof w);
+        k[15] = rng_float(r, -2.0f, 2.0f);
+    }
+}
+
+static void edge_large_positive_logits_half(test_case *c, rng *r)
+{
+    large_logits_half(c, r, 1.0f);
+}
+static void edge_large_negative_logits_half(test_case *c, rng *r)
+{
+    large_logits_half(c, r, -1.0f);
+}
+
+static void edge_large_scale(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 4, 2, 31, 37, 8);
+    c->p.scale = 5000.0f; /* |q·k| up to ~2 with these inputs: logits up to ~1e4 */
+    c->p.causal = true;
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+static void edge_large_mask(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 4, 4, 31, 64, 17);
+    case_set_mask(c, 0, -2.0f, 2.0f, 0.05, 0.0, r);
+    for (int64_t i = 0; i < c->p.len_q; i++)
+        for (int64_t j = 0; j < c->p.len_kv; j++) {
+            float *m = &c->mask[i * c->p.len_kv + j];
+            if (*m != -INFINITY) /* every row at +1e4 or -1e4 (finite: not masked) */
+                *m += (i % 2 ? 1.0e4f : -1.0e4f) * ((j % 3) ? 1.0f : 0.9999f);
+        }
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+static void edge_nan_in_k(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 2, 1, 31, 31, 17);
+    c->p.causal = true; /* rows i < 10 do not see key 10 */
+    case_alloc_inputs(c, 1.0f, r);
+    tensor_row(c->k, &c->p.k, 0, 0, 10)[3] = NAN;
+}
+
+static void edge_nan_in_q(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 4, 2, 7, 31, 8);
+    case_alloc_inputs(c, 1.0f, r);
+    tensor_row(c->q, &c->p.q, 1, 3, 5)[0] = NAN;
+}
+
+static void edge_nan_in_v(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 4, 2, 31, 31, 17);
+    c->p.causal = true;
+    attn_problem_set_layout_blhd(&c->p);
+    c->layout = LAYOUT_BLHD;
+    case_alloc_inputs(c, 1.0f, r);
+    tensor_row(c->v, &c->p.v, 0, 1, 20)[16] = NAN;
+}
+
+/* NaN in keys no row may attend to: beyond kv_lens and behind a -inf mask column. */
+static void edge_nan_in_excluded_keys(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 2, 2, 7, 37, 17);
+    case_set_kv_lens(c, (const int32_t[]){30, 37});
+    case_set_mask(c, 0, -1.0f, 1.0f, 0.0, 0.0, r);
+    for (int64_t i = 0; i < c->p.len_q; i++)
+        c->mask[i * c->p.len_kv + 12] = -INFINITY;
+    case_alloc_inputs(c, 1.0f, r);
+    for (int64_t h = 0; h < 2; h++) {
+        tensor_row(c->k, &c->p.k, 0, h, 33)[1] = NAN; /* batch 0: kv_lens 30 */
+        tensor_row(c->v, &c->p.v, 0, h, 35)[2] = NAN;
+        tensor_row(c->k, &c->p.k, 1, h, 12)[0] = NAN; /* masked column */
+        tensor_row(c->v, &c->p.v, 1, h, 12)[5] = NAN;
+    }
+}
+
+/* A NaN in the additive mask is a NaN in that score, as one from Q or K: it reaches its row
+ * (in every batch and head, the mask being broadcast) and nothing else; a NaN at a key the
+ * row may not see (causal) reaches nothing. The mask rows are padded (stride 43). */
+static void edge_nan_in_mask(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 4, 2, 31, 40, 17);
+    c->p.causal = true; /* row i sees keys j <= i + 9 */
+    case_set_mask(c, 43, -2.0f, 2.0f, 0.05, 0.0, r);
+    c->mask[5 * 43 + 3] = NAN;   /* row 5 sees key 3 */
+    c->mask[20 * 43 + 35] = NAN; /* row 20 sees keys up to 29 only */
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* The same in decode rows (Lq = 1, the decode paths and, on several threads, split keys): the
+ * batch whose kv_lens reaches the NaN column is NaN, the other is not. */
+static void edge_nan_in_mask_decode(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 8, 2, 1, 1500, 64);
+    case_set_kv_lens(c, (const int32_t[]){1500, 700});
+    case_set_mask(c, 0, -2.0f, 2.0f, 0.0, 0.0, r);
+    c->mask[900] = NAN;
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+static void edge_decode_long(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 8, 2, 1, 4099, 128);
+    c->p.causal = true;
+    case_set_kv_lens(c, (const int32_t[]){4099, 1031});
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* Decode rows of different key limits in one group (Lq = 4 causal, 2 heads per kv head: the
+ * decode paths' row tiles): a NaN in the V row of the last key reaches only the last query row
+ * of each head of its group, not the rows that stop one key short. */
+static void edge_nan_in_v_decode_causal(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 4, 2, 4, 37, 17);
+    c->p.causal = true;
+    case_alloc_inputs(c, 1.0f, r);
+    tensor_row(c->v, &c->p.v, 0, 1, 36)[3] = NAN;
+}
+
+static void edge_single_key(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 4, 2, 37, 1, 17);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+static void edge_single_key_causal(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 6, 1, 37, 1, 80); /* only the last row sees the key */
+    c->p.causal = true;
+    case_set_layout(c, LAYOUT_BLHD, false, r);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+static const edge_case edge_cases[] = {
+    {"all keys masked: causal with Lq > Lk", EXPECT_EMPTY_ROWS, edge_causal_lq_gt_lk, NULL},
+    {"all keys masked: kv_lens = 0", EXPECT_EMPTY_ROWS, edge_kv_lens_zero, NULL},
+    {"all keys masked: -inf mask row", EXPECT_EMPTY_ROWS, edge_mask_row_all_inf, NULL},
+    {"large logits: +1e4 from large inputs", EXPECT_LARGE_LOGITS, edge_large_positive_logits,
+     edge_large_positive_logits_half},
+    {"large logits: -1e4 from large inputs", EXPECT_LARGE_LOGITS, edge_large_negative_logits,
+     edge_large_negative_logits_half},
+    {"large logits: scale 5000", EXPECT_LARGE_LOGITS, edge_large_scale, NULL},
+    {"large logits: mask values +-1e4", EXPECT_LARGE_LOGITS, edge_large_mask, NULL},
+    {"NaN in one K row reaches only rows that see it", EXPECT_NAN_AND_FINITE_ROWS, edge_nan_in_k,
+     NULL},
+    {"NaN in one Q row reaches only that row", EXPECT_NAN_AND_FINITE_ROWS, edge_nan_in_q, NULL},
+    {"NaN in one V element reaches only rows that see it", EXPECT_NAN_AND_FINITE_ROWS,
+     edge_nan_in_v, NULL},
+    {"NaN in excluded keys (kv_lens, -inf mask) reaches nothing", EXPECT_NO_NAN,
+     edge_nan_in_excluded_keys, NULL},
+    {"NaN in one mask entry reaches only its row", EXPECT_NAN_AND_FINITE_ROWS, edge_nan_in_mask,
+     NULL},
+    {"NaN in the mask of decode rows reaches only the batch that sees it",
+     EXPECT_NAN_AND_FINITE_ROWS, edge_nan_in_mask_decode, NULL},
+    {"decode: Lq = 1, Lk = 4099", EXPECT_ANY, edge_decode_long, NULL},
+    {"NaN in V of the last key, causal decode rows (Lq = 4): only rows that see it",
+     EXPECT_NAN_AND_FINITE_ROWS, edge_nan_in_v_decode_causal, NULL},
+    {"Lk = 1", EXPECT_ANY, edge_single_key, NULL},
+    {"Lk = 1, causal", EXPECT_EMPTY_ROWS, edge_single_key_causal, NULL},
+};
+const int edge_case_count = COUNT(edge_cases);
+
+/* Checks a named case's oracle output shows what the case is built to test. */
+static bool edge_case_is_sound(const edge_case *e, const test_case *c, const reference *ref)
+{
+    switch (e->expect) {
+    case EXPECT_ANY: return true;
+    case EXPECT_EMPTY_ROWS:
+        return c->empty_rows > 0 && c->empty_rows < c->p.batch * c->p.heads_q * c->p.len_q;
+    case EXPECT_NAN_AND_FINITE_ROWS: return ref->nan_rows > 0 && ref->finite_rows > 0;
+    case EXPECT_NO_NAN: return ref->nan_rows == 0;
+    case EXPECT_LARGE_LOGITS: return ref->nan_rows == 0 && ref->logit_max >= LARGE_LOGIT;
+    }
+    return false;
+}
+
+void run_edge_cases(runner *rn)
+{
+    for (int i = 0; i < COUNT(edge_cases); i++) {
+        const edge_case *e = &edge_cases[i];
+        if (rn->only_edge >= 0 && i != rn->only_edge)
+            continue;
+        for (int t = 0; t < ATTN_DTYPE_COUNT; t++) {
+            if (!(rn->dtypes & (1u << t)))
+                continue;
+            rng r = rng_seeded(rn->seed, 0x100000000u + (uint64_t)i);
+            test_case c;
+            (t != ATTN_F32 && e->build_half ? e->build_half : e->build)(&c, &r);
+            snprintf(c.name, sizeof c.name, "edge %d: %s", i, e->name);
+            c.edge = i;
+            case_finish(&c);
+            typed_case tc;
+            typed_prepare(&c, (attn_dtype)t, draw_out_dtype(&c, (attn_dtype)t), &tc);
+            const reference *ref = typed_reference(&c, &tc, REF_READ);
+            if (!edge_case_is_sound(e, &c, ref)) {
+                printf("FAILED [%s] dtype=%s: the case is built wrong (empty rows %" PRId64
+                       ", NaN rows %" PRId64 ", finite rows %" PRId64 ", S=%.3g)\n", c.name,
+                       attn_dtype_name((attn_dtype)t), c.empty_rows, ref->nan_rows,
+                       ref->finite_rows, ref->logit_max);
+                record(rn, NULL, false);
+            } else { /* one thread, and four (key blocks split for decode) */
+                run_on_selected(rn, &c, &tc, 1);
+                run_on_selected(rn, &c, &tc, 4);
+            }
+            typed_free(&tc);
+            case_free(&c);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+/* conformance_random.c — the drawn cases: seeded random problems from the shape tables (every
+ * head dim in turn, lengths, batches, head groupings, layouts, causal, kv_lens, masks, scales),
+ * each run in the input types half_every schedules. Case i draws from its own generator seeded
+ * by the run seed and i, so filters never change what a case is. */
+#include "conformance.h"
+
+#include <math.h>
+#include <stdio.h>
+
+static const int64_t head_dims[] = {1, 3, 8, 17, 64, 80, 128, 255};
+static const int64_t seq_lens[] = {1, 2, 7, 31, 37, 64, 101, 127, 257, 300}; /* ascending */
+#define MAX_BATCH 3
+static const int64_t batches[] = {1, 2, MAX_BATCH};
+static const struct { int64_t q, kv; } head_pairs[] = {{1, 1}, {4, 4}, {8, 2}, {6, 1}};
+
+/* A shape set: how many random cases, and the largest B·Hq·Lq·Lk·d a case may have. The
+ * scalar oracle costs a few float64 multiply-adds per unit of it (Q·Kᵀ, P·V, and again for
+ * the tolerance floor), so the budget bounds the run time; larger draws are shrunk (batch,
+ * heads or one length) until they fit, so big d·L combinations are sampled rather than
+ * crossed. Full: ~8 s for 8 variants and the half types on 2 cores (~6 s float32 only);
+ * reduced: ~10 s under ASan+UBSan. */
+const shape_set shape_sets[2] = {
+    {"full", 400, 3.0e6},
+    {"reduced", 120, 1.0e6},
+};
+
+const int half_every[ATTN_DTYPE_COUNT] = {1, 5, 7};
+const int half_slot[ATTN_DTYPE_COUNT] = {0, 1, 3};
+
+static double case_cost(int64_t b, int64_t hq, int64_t lq, int64_t lk, int64_t d)
+{
+    return (double)b * (double)hq * (double)lq * (double)lk * (double)d;
+}
+
+static void make_random_case(test_case *c, uint64_t run_seed, int index, const shape_set *set)
+{
+    rng r = rng_seeded(run_seed, (uint64_t)index);
+    /* Cycle the head dims so every one is covered evenly; draw the rest. */
+    const int64_t d = head_dims[index % COUNT(head_dims)];
+    int ia = (int)rng_range(&r, 0, COUNT(seq_lens) - 1), ib = ia;
+    const int relation = (int)rng_range(&r, 0, 2); /* Lq = Lk, Lq < Lk, Lq > Lk */
+    if (relation)
+        while (ib == ia)
+            ib = (int)rng_range(&r, 0, COUNT(seq_lens) - 1);
+    int iq = relation == 2 ? (ia > ib ? ia : ib) : (ia < ib ? ia : ib);
+    int ik = relation == 2 ? (ia > ib ? ib : ia) : (ia < ib ? ib : ia);
+    int ibatch = (int)rng_range(&r, 0, COUNT(batches) - 1);
+    int iheads = (int)rng_range(&r, 0, COUNT(head_pairs) - 1);
+    /* Shrink a random dimension until the case fits the budget. */
+    while (case_cost(batches[ibatch], head_pairs[iheads].q, seq_lens[iq], seq_lens[ik], d) >
+           set->max_cost) {
+        switch (rng_range(&r, 0, 3)) {
+        case 0: ibatch -= ibatch > 0; break;
+        case 1: iheads -= iheads > 0; break;
+        case 2: iq -= iq > 0; break;
+        default: ik -= ik > 0; break;
+        }
+    }
+    case_begin(c, rng_next(&r), batches[ibatch], head_pairs[iheads].q, head_pairs[iheads].kv,
+               seq_lens[iq], seq_lens[ik], d);
+    snprintf(c->name, sizeof c->name, "random #%d", index);
+    c->index = index;
+    attn_problem *p = &c->p;
+
+    const double u = rng_unit(&r);
+    const layout_kind layout = u < 0.35 ? LAYOUT_BHLD : u < 0.65 ? LAYOUT_BLHD : LAYOUT_PADDED;
+    case_set_layout(c, layout, rng_chance(&r, 0.1), &r);
+    p->causal = rng_chance(&r, 0.5);
+    if (rng_chance(&r, 0.3)) {
+        int32_t lens[MAX_BATCH];
+        for (int64_t b = 0; b < p->batch; b++) {
+            const double w = rng_unit(&r);
+            lens[b] = (int32_t)(w < 0.15 ? 0 : w < 0.3 ? p->len_kv : rng_range(&r, 0, p->len_kv));
+        }
+        case_set_kv_lens(c, lens);
+    }
+    if (rng_chance(&r, 0.3)) {
+        const int64_t stride = rng_chance(&r, 0.5) ? 0 : p->len_kv + rng_range(&r, 1, 5);
+        case_set_mask(c, stride, -3.0f, 3.0f, 0.1, 0.05, &r);
+    }
+    const double s = rng_unit(&r);
+    if (s < 0.4)
+        p->scale = 0.0f;
+    else if (s < 0.6)
+        p->scale = 1.0f;
+    else
+        p->scale = (float)exp(rng_float(&r, logf(0.02f), logf(2.0f)));
+    case_alloc_inputs(c, 1.0f, &r);
+    case_finish(c);
+}
+/* Whether random case `index` runs in type t (see half_every). */
+static bool dtype_runs_case(const runner *rn, attn_dtype t, int index)
+{
+    if (!(rn->dtypes & (1u << t)))
+        return false;
+    if (t == ATTN_F32 || rn->dtypes == 1u << t || rn->only_case >= 0 || rn->only_edge >= 0)
+        return true;
+    return index % half_every[t] == half_slot[t];
+}
+
+void run_random_cases(runner *rn)
+{
+    for (int i = 0; i < rn->cases; i++) {
+        if (rn->only_case >= 0 && i != rn->only_case)
+            continue;
+        test_case c;
+        make_random_case(&c, rn->seed, i, rn->shapes);
+        for (int t = 0; t < ATTN_DTYPE_COUNT; t++) {
+            if (!dtype_runs_case(rn, (attn_dtype)t, i))
+                continue;
+            typed_case tc;
+            typed_prepare(&c, (attn_dtype)t, draw_out_dtype(&c, (attn_dtype)t), &tc);
+            run_on_selected(rn, &c, &tc, -1);
+            typed_free(&tc);
+        }
+        case_free(&c);
+    }
+}
+
