@@ -33,7 +33,8 @@ static ws_layout ws_layout_of(const attn_problem *p, void *workspace)
     w.q_copy = w.scores + score_rows(p) * Lk;
     w.k_copy = w.q_copy + (gemm_softmax_rows_in_place(p->q.seq, p->len_q, d) ? 0 : p->len_q * d);
     w.v_copy = w.k_copy + (gemm_softmax_rows_in_place(p->k.seq, Lk, d) ? 0 : Lk * d);
-    w.empty = (unsigned char *)(w.v_copy + (gemm_softmax_rows_in_place(p->v.seq, Lk, d) ? 0 : Lk * d));
+    const int64_t v_floats = gemm_softmax_rows_in_place(p->v.seq, Lk, d) ? 0 : Lk * d;
+    w.empty = (unsigned char *)(w.v_copy + v_floats);
     return w;
 }
 

@@ -23,4 +23,6 @@ ATTN_VARIANT(blocked, 1, "")
 ATTN_VARIANT(cblas, ATTN_HAVE_CBLAS, "no CBLAS found (meson option cblas)")
 ATTN_VARIANT(cblas_reference, ATTN_HAVE_CBLAS, "no CBLAS found (meson option cblas)") /* reference_only */
 ATTN_VARIANT(blis, ATTN_HAVE_BLIS, "no BLIS found (meson option blis; Debian: libblis-dev)")
+ATTN_VARIANT(onednn, ATTN_HAVE_ONEDNN,
+             "no oneDNN found (meson option onednn; Debian: libdnnl-dev)")
 ATTN_VARIANT(naive, 1, "")

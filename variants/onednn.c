@@ -1,0 +1,426 @@
+/* onednn.c — a peer: the BLAS baseline's algorithm (gemm_softmax.h) through oneDNN's C API.
+ *
+ * Both products are oneDNN matmul primitives (the scale is the first one's output scale), the row
+ * softmax is oneDNN's softmax primitive (softmax_v2, accurate) over the dense [rows][keys]
+ * scores. The driver writes the masks into S first (-inf for excluded keys, the additive mask
+ * added), as for the BLAS peers, and handles causal problems in blocks of query rows, each over
+ * the keys its last row sees. oneDNN picks its JIT kernels for the CPU (brgemm or its jit sgemm,
+ * at AVX2, AVX-512, ...; DNNL_MAX_CPU_ISA caps it).
+ *
+ * Primitives are created once per shape and kept in a small process-wide cache (a mutex around
+ * lookups; an entry in use is never evicted; when every entry is in use, a primitive is made for
+ * the one call). Parameter `runtime_shapes` chooses what a shape is:
+ *   0  sizes and strides fixed at creation: oneDNN's best kernel for each shape (brgemm where
+ *      the operands allow), one primitive per key count;
+ *   1  matmuls take sizes and strides at execution (DNNL_RUNTIME_DIM_VAL, oneDNN's jit sgemm):
+ *      one matmul for every key count, so decode steps whose key counts grow create none. The
+ *      softmax has no such form and stays per shape.
+ *
+ * Threads: oneDNN's own threading is disabled, the harness's pool gives the parallelism (as for
+ * cblas and blis). Debian's libdnnl is built with OpenMP (libgomp): each task runs oneDNN with
+ * one OpenMP thread in the calling thread (omp_set_num_threads(1) of the runtime oneDNN loaded,
+ * found with dlsym; the thread's previous value restored after), so `--threads N` is N harness
+ * workers each running oneDNN on one thread. A sequential oneDNN needs nothing; a TBB or
+ * threadpool build is not pinned, which blas_core says. */
+#include "gemm_softmax.h"
+
+#include <dlfcn.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { P_RUNTIME_SHAPES };
+
+static const attn_param_info onednn_params[] = {
+    [P_RUNTIME_SHAPES] = {"runtime_shapes", "matmul sizes given at execution (1) or creation (0)",
+                          0, 1, 1},
+};
+
+static const attn_default_rule onednn_defaults[] = {
+    /*                    fact            div per_d lk dm min max max_half fixed */
+    [P_RUNTIME_SHAPES] = {ATTN_FACT_NONE, 0,  0,    0, 0, 0,  0,  0,       0,
+                          "fixed shapes: oneDNN's kernel chosen for each shape"},
+};
+
+/* ---- the engine and the OpenMP pin ------------------------------------------------------- */
+
+static struct {
+    pthread_once_t once;
+    dnnl_engine_t engine; /* NULL when oneDNN has no CPU engine */
+    int (*omp_get_max_threads)(void);
+    void (*omp_set_num_threads)(int);
+} lib = {.once = PTHREAD_ONCE_INIT};
+
+static void lib_init(void)
+{
+    if (dnnl_engine_create(&lib.engine, dnnl_cpu, 0) != dnnl_success)
+        lib.engine = NULL;
+#if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
+    /* The OpenMP runtime libdnnl was linked with is in the process: its functions, whatever
+     * compiler built this file. */
+    lib.omp_get_max_threads = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_get_max_threads");
+    lib.omp_set_num_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+    if (!lib.omp_get_max_threads || !lib.omp_set_num_threads)
+        lib.omp_get_max_threads = NULL, lib.omp_set_num_threads = NULL;
+#endif
+}
+
+/* ---- the primitive cache ----------------------------------------------------------------- */
+
+enum prim_kind { MATMUL, MATMUL_RUNTIME, SOFTMAX };
+
+typedef struct prim_key {
+    enum prim_kind kind;
+    bool trans_b;
+    int64_t m, n, k, lda, ldb, ldc; /* MATMUL_RUNTIME: 0; SOFTMAX: m, n only */
+    float alpha;
+} prim_key;
+
+enum { CACHE_SLOTS = 64 }; /* causal prefill uses one matmul pair per block of 256 rows */
+
+/* A primitive and the scratchpad bytes its execution needs (the caller's: oneDNN's own
+ * scratchpad is one buffer for the process in a build without concurrent execution, which two
+ * threads executing at once would share). */
+typedef struct prim_ref {
+    dnnl_primitive_t prim; /* NULL: a free slot, or oneDNN failed */
+    size_t scratch_bytes;
+} prim_ref;
+
+typedef struct prim_slot {
+    prim_key key;
+    prim_ref ref;
+    int users;             /* calls executing it now: never evicted while > 0 */
+    uint64_t last_use;
+} prim_slot;
+
+static struct {
+    pthread_mutex_t lock;
+    prim_slot slot[CACHE_SLOTS];
+    uint64_t clock;
+} cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static bool key_equal(const prim_key *a, const prim_key *b)
+{
+    return a->kind == b->kind && a->trans_b == b->trans_b && a->m == b->m && a->n == b->n &&
+           a->k == b->k && a->lda == b->lda && a->ldb == b->ldb && a->ldc == b->ldc &&
+           memcmp(&a->alpha, &b->alpha, sizeof a->alpha) == 0;
+}
+
+/* A row-major rows × cols matrix with row stride ld, or a column-major one (the transpose of a
+ * [cols][rows] matrix with row stride ld) when transposed. */
+static dnnl_status_t matrix_desc(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, int64_t ld,
+                                 bool transposed)
+{
+    const dnnl_dims_t dims = {rows, cols};
+    const dnnl_dims_t strides = {transposed ? 1 : ld, transposed ? ld : 1};
+    return dnnl_memory_desc_init_by_strides(md, 2, dims, dnnl_f32, strides);
+}
+
+static dnnl_status_t matmul_descs(const prim_key *key, dnnl_memory_desc_t *a,
+                                  dnnl_memory_desc_t *b, dnnl_memory_desc_t *c)
+{
+    dnnl_status_t s = matrix_desc(a, key->m, key->k, key->lda, false);
+    if (s == dnnl_success)
+        s = matrix_desc(b, key->k, key->n, key->ldb, key->trans_b);
+    if (s == dnnl_success)
+        s = matrix_desc(c, key->m, key->n, key->ldc, false);
+    return s;
+}
+
+static dnnl_status_t create_matmul(const prim_key *key, dnnl_primitive_desc_t *pd)
+{
+    prim_key shape = *key;
+    if (key->kind == MATMUL_RUNTIME)
+        shape.m = shape.n = shape.k = shape.lda = shape.ldb = shape.ldc = DNNL_RUNTIME_DIM_VAL;
+    dnnl_memory_desc_t a, b, c;
+    dnnl_matmul_desc_t op;
+    dnnl_primitive_attr_t attr;
+    dnnl_status_t s = matmul_descs(&shape, &a, &b, &c);
+    if (s == dnnl_success)
+        s = dnnl_matmul_desc_init(&op, &a, &b, NULL, &c);
+    if (s != dnnl_success || (s = dnnl_primitive_attr_create(&attr)) != dnnl_success)
+        return s;
+    s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (s == dnnl_success && key->alpha != 1.0f)
+        s = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &key->alpha);
+    if (s == dnnl_success)
+        s = dnnl_primitive_desc_create(pd, &op, attr, lib.engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    return s;
+}
+
+static dnnl_status_t create_softmax(const prim_key *key, dnnl_primitive_desc_t *pd)
+{
+    dnnl_memory_desc_t s_md;
+    dnnl_softmax_v2_desc_t op;
+    dnnl_primitive_attr_t attr;
+    dnnl_status_t s = matrix_desc(&s_md, key->m, key->n, key->n, false);
+    if (s == dnnl_success)
+        s = dnnl_softmax_v2_forward_desc_init(&op, dnnl_forward_inference, dnnl_softmax_accurate,
+                                              &s_md, &s_md, 1);
+    if (s != dnnl_success || (s = dnnl_primitive_attr_create(&attr)) != dnnl_success)
+        return s;
+    s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (s == dnnl_success)
+        s = dnnl_primitive_desc_create(pd, &op, attr, lib.engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    return s;
+}
+
+static prim_ref create_primitive(const prim_key *key)
+{
+    dnnl_primitive_desc_t pd;
+    prim_ref ref = {NULL, 0};
+    if ((key->kind == SOFTMAX ? create_softmax(key, &pd) : create_matmul(key, &pd)) !=
+        dnnl_success)
+        return ref;
+    const dnnl_memory_desc_t *scratch =
+        dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    ref.scratch_bytes = scratch ? dnnl_memory_desc_get_size(scratch) : 0;
+    if (dnnl_primitive_create(&ref.prim, pd) != dnnl_success)
+        ref.prim = NULL;
+    dnnl_primitive_desc_destroy(pd);
+    return ref;
+}
+
+/* A primitive for key, marked in use: from the cache, or made now (and cached when a slot is
+ * free or unused). *slot is NULL for a primitive of this call only. NULL when oneDNN fails. */
+static prim_ref acquire(const prim_key *key, prim_slot **slot)
+{
+    pthread_mutex_lock(&cache.lock);
+    prim_slot *victim = NULL;
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        prim_slot *e = &cache.slot[i];
+        if (e->ref.prim && key_equal(&e->key, key)) {
+            e->users++;
+            e->last_use = ++cache.clock;
+            pthread_mutex_unlock(&cache.lock);
+            *slot = e;
+            return e->ref;
+        }
+        /* the victim: a free slot first, else the least recently used one not in use */
+        if (!e->ref.prim) {
+            if (!victim || victim->ref.prim)
+                victim = e;
+        } else if (e->users == 0 &&
+                   (!victim || (victim->ref.prim && e->last_use < victim->last_use)))
+            victim = e;
+    }
+    /* Made under the lock: once per shape, and no second thread makes the same one. */
+    const prim_ref ref = create_primitive(key);
+    if (ref.prim && victim) {
+        if (victim->ref.prim)
+            dnnl_primitive_destroy(victim->ref.prim);
+        *victim = (prim_slot){.key = *key, .ref = ref, .users = 1, .last_use = ++cache.clock};
+    }
+    pthread_mutex_unlock(&cache.lock);
+    *slot = ref.prim ? victim : NULL;
+    return ref;
+}
+
+static void release(prim_ref ref, prim_slot *slot)
+{
+    if (!slot) {
+        dnnl_primitive_destroy(ref.prim);
+        return;
+    }
+    pthread_mutex_lock(&cache.lock);
+    slot->users--;
+    pthread_mutex_unlock(&cache.lock);
+}
+
+/* ---- the driver's operations ------------------------------------------------------------- */
+
+typedef struct onednn_call {
+    dnnl_stream_t stream;
+    bool runtime_shapes;
+    void *scratch; /* the scratchpad of this call's executions, grown on demand */
+    size_t scratch_bytes;
+    dnnl_status_t status; /* the first failure; later operations do nothing */
+} onednn_call;
+
+/* Executes ref on up to three matrices (arg ids and descriptors, handles as given) and this
+ * call's scratchpad. */
+static dnnl_status_t execute(onednn_call *call, prim_ref ref, int count, const int *ids,
+                             const dnnl_memory_desc_t *mds, void *const *handles)
+{
+    if (ref.scratch_bytes > call->scratch_bytes) {
+        free(call->scratch);
+        call->scratch_bytes = (ref.scratch_bytes + 63) / 64 * 64;
+        call->scratch = aligned_alloc(64, call->scratch_bytes);
+        if (!call->scratch) {
+            call->scratch_bytes = 0;
+            return dnnl_out_of_memory;
+        }
+    }
+    enum { MAX_ARGS = 4 };
+    dnnl_memory_t mem[MAX_ARGS] = {NULL};
+    dnnl_exec_arg_t args[MAX_ARGS];
+    dnnl_status_t s = dnnl_success;
+    for (int i = 0; i < count && s == dnnl_success; i++) {
+        s = dnnl_memory_create(&mem[i], &mds[i], lib.engine, handles[i]);
+        args[i] = (dnnl_exec_arg_t){ids[i], mem[i]};
+    }
+    if (s == dnnl_success && ref.scratch_bytes > 0) {
+        const dnnl_dims_t bytes = {(int64_t)ref.scratch_bytes};
+        dnnl_memory_desc_t md;
+        s = dnnl_memory_desc_init_by_tag(&md, 1, bytes, dnnl_u8, dnnl_a);
+        if (s == dnnl_success)
+            s = dnnl_memory_create(&mem[count], &md, lib.engine, call->scratch);
+        args[count] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[count]};
+    }
+    if (s == dnnl_success)
+        s = dnnl_primitive_execute(ref.prim, call->stream, count + (ref.scratch_bytes > 0), args);
+    if (s == dnnl_success)
+        s = dnnl_stream_wait(call->stream);
+    for (int i = 0; i < MAX_ARGS; i++)
+        if (mem[i])
+            dnnl_memory_destroy(mem[i]);
+    return s;
+}
+
+static void onednn_gemm(void *ctx, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                        const float *a, int64_t lda, const float *b, int64_t ldb, float *c,
+                        int64_t ldc)
+{
+    onednn_call *call = ctx;
+    if (call->status != dnnl_success)
+        return;
+    const prim_key shape = {.kind = MATMUL, .trans_b = trans_b, .m = m, .n = n, .k = k,
+                            .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha};
+    prim_key key = shape;
+    if (call->runtime_shapes)
+        key = (prim_key){.kind = MATMUL_RUNTIME, .trans_b = trans_b, .alpha = alpha};
+    prim_slot *slot;
+    const prim_ref ref = acquire(&key, &slot);
+    if (!ref.prim) {
+        call->status = dnnl_out_of_memory;
+        return;
+    }
+    dnnl_memory_desc_t mds[3];
+    dnnl_status_t s = matmul_descs(&shape, &mds[0], &mds[1], &mds[2]);
+    static const int ids[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+    void *const handles[3] = {(void *)a, (void *)b, c}; /* oneDNN reads a and b only */
+    if (s == dnnl_success)
+        s = execute(call, ref, 3, ids, mds, handles);
+    release(ref, slot);
+    call->status = s;
+}
+
+static void onednn_softmax(void *ctx, int64_t m, int64_t n, float *scores)
+{
+    onednn_call *call = ctx;
+    if (call->status != dnnl_success)
+        return;
+    const prim_key key = {.kind = SOFTMAX, .m = m, .n = n};
+    prim_slot *slot;
+    const prim_ref ref = acquire(&key, &slot);
+    if (!ref.prim) {
+        call->status = dnnl_out_of_memory;
+        return;
+    }
+    dnnl_memory_desc_t mds[2];
+    dnnl_status_t s = matrix_desc(&mds[0], m, n, n, false);
+    mds[1] = mds[0];
+    static const int ids[2] = {DNNL_ARG_SRC, DNNL_ARG_DST};
+    void *const handles[2] = {scores, scores}; /* in place */
+    if (s == dnnl_success)
+        s = execute(call, ref, 2, ids, mds, handles);
+    release(ref, slot);
+    call->status = s;
+}
+
+static attn_status onednn_run(const attn_task *t)
+{
+    pthread_once(&lib.once, lib_init);
+    onednn_call call = {.runtime_shapes = t->params[P_RUNTIME_SHAPES] != 0};
+    if (!lib.engine ||
+        dnnl_stream_create(&call.stream, lib.engine, dnnl_stream_default_flags) != dnnl_success)
+        return ATTN_ERR_NOMEM;
+    const int threads_before = lib.omp_get_max_threads ? lib.omp_get_max_threads() : 0;
+    if (lib.omp_set_num_threads)
+        lib.omp_set_num_threads(1);
+    const gemm_softmax_ops ops = {.gemm = onednn_gemm, .softmax = onednn_softmax, .ctx = &call};
+    attn_status status = gemm_softmax_run(t, &ops);
+    if (lib.omp_set_num_threads)
+        lib.omp_set_num_threads(threads_before);
+    dnnl_stream_destroy(call.stream);
+    free(call.scratch);
+    /* oneDNN fails on a valid problem only for want of memory (JIT code, scratchpads) */
+    return status == ATTN_OK && call.status != dnnl_success ? ATTN_ERR_NOMEM : status;
+}
+
+/* ---- what ran ---------------------------------------------------------------------------- */
+
+static const char *isa_name(dnnl_cpu_isa_t isa)
+{
+    static const struct {
+        dnnl_cpu_isa_t isa;
+        const char *name;
+    } names[] = {
+        {dnnl_cpu_isa_sse41, "sse41"},
+        {dnnl_cpu_isa_avx, "avx"},
+        {dnnl_cpu_isa_avx2, "avx2"},
+        {dnnl_cpu_isa_avx2_vnni, "avx2_vnni"},
+        {dnnl_cpu_isa_avx512_core, "avx512_core"},
+        {dnnl_cpu_isa_avx512_core_vnni, "avx512_core_vnni"},
+        {dnnl_cpu_isa_avx512_core_bf16, "avx512_core_bf16"},
+        {dnnl_cpu_isa_avx512_core_amx, "avx512_core_amx"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].isa == isa)
+            return names[i].name;
+    return "other ISA";
+}
+
+static char core_text[160];
+
+/* "oneDNN 2.6.3 avx512_core_bf16 (brg:avx512_core; openmp build, 1 thread per call)": the
+ * version, the ISA oneDNN dispatches to, and the kernel its f32 matmul picked for a square
+ * product (another shape may get another). */
+static void describe_core(void)
+{
+    pthread_once(&lib.once, lib_init);
+    const dnnl_version_t *v = dnnl_version();
+    const char *impl = "no CPU engine";
+    const prim_key square = {.kind = MATMUL, .trans_b = true, .m = 256, .n = 256, .k = 128,
+                             .lda = 128, .ldb = 128, .ldc = 256, .alpha = 1.0f};
+    dnnl_primitive_desc_t pd = NULL;
+    if (lib.engine && create_matmul(&square, &pd) == dnnl_success)
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+#if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
+    const char *threading = lib.omp_set_num_threads ? "openmp build, 1 thread per call"
+                                                    : "openmp build, threads not pinned";
+#elif DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_SEQ
+    const char *threading = "sequential build";
+#else
+    const char *threading = "threads not pinned";
+#endif
+    snprintf(core_text, sizeof core_text, "oneDNN %d.%d.%d %s (%s; %s)", v->major, v->minor,
+             v->patch, isa_name(dnnl_get_effective_cpu_isa()), impl, threading);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+}
+
+static const char *onednn_core(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, describe_core);
+    return core_text;
+}
+
+const attn_variant attn_variant_onednn = {
+    .name = "onednn",
+    .description = "GEMM + row softmax + GEMM through oneDNN (matmul, softmax primitives), one "
+                   "thread",
+    .isa = 0,
+    .roofline = ATTN_ROOFLINE_FMA,
+    .tolerance = 1e-5,
+    .vector_bits = 128,
+    ATTN_PARAMS(onednn_params, onednn_defaults),
+    .workspace_size = gemm_softmax_workspace,
+    .run = onednn_run,
+    .blas_core = onednn_core,
+};
