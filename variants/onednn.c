@@ -41,7 +41,7 @@ static const attn_param_info onednn_params[] = {
 static const attn_default_rule onednn_defaults[] = {
     /*                    fact            div per_d lk dm min max max_half fixed */
     [P_RUNTIME_SHAPES] = {ATTN_FACT_NONE, 0,  0,    0, 0, 0,  0,  0,       0,
-                          "fixed shapes: oneDNN's kernel chosen for each shape"},
+                          "sizes fixed at creation: oneDNN's kernel for each shape"},
 };
 
 /* ---- the engine and the OpenMP pin ------------------------------------------------------- */
