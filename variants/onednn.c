@@ -73,6 +73,7 @@ enum prim_kind { MATMUL, MATMUL_RUNTIME, SOFTMAX };
 
 typedef struct prim_key {
     enum prim_kind kind;
+    dnnl_data_type_t inputs; /* MATMUL*: of A and B (f32, or bf16 for onednn_bf16) */
     bool trans_b;
     int64_t m, n, k, lda, ldb, ldc; /* MATMUL_RUNTIME: 0; SOFTMAX: m, n only */
     float alpha;
@@ -103,7 +104,7 @@ static struct {
 
 static bool key_equal(const prim_key *a, const prim_key *b)
 {
-    return a->kind == b->kind && a->trans_b == b->trans_b && a->m == b->m && a->n == b->n &&
+    return a->kind == b->kind && a->inputs == b->inputs && a->trans_b == b->trans_b && a->m == b->m && a->n == b->n &&
            a->k == b->k && a->lda == b->lda && a->ldb == b->ldb && a->ldc == b->ldc &&
            memcmp(&a->alpha, &b->alpha, sizeof a->alpha) == 0;
 }
@@ -111,21 +112,21 @@ static bool key_equal(const prim_key *a, const prim_key *b)
 /* A row-major rows × cols matrix with row stride ld, or a column-major one (the transpose of a
  * [cols][rows] matrix with row stride ld) when transposed. */
 static dnnl_status_t matrix_desc(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, int64_t ld,
-                                 bool transposed)
+                                 bool transposed, dnnl_data_type_t type)
 {
     const dnnl_dims_t dims = {rows, cols};
     const dnnl_dims_t strides = {transposed ? 1 : ld, transposed ? ld : 1};
-    return dnnl_memory_desc_init_by_strides(md, 2, dims, dnnl_f32, strides);
+    return dnnl_memory_desc_init_by_strides(md, 2, dims, type, strides);
 }
 
 static dnnl_status_t matmul_descs(const prim_key *key, dnnl_memory_desc_t *a,
                                   dnnl_memory_desc_t *b, dnnl_memory_desc_t *c)
 {
-    dnnl_status_t s = matrix_desc(a, key->m, key->k, key->lda, false);
+    dnnl_status_t s = matrix_desc(a, key->m, key->k, key->lda, false, key->inputs);
     if (s == dnnl_success)
-        s = matrix_desc(b, key->k, key->n, key->ldb, key->trans_b);
+        s = matrix_desc(b, key->k, key->n, key->ldb, key->trans_b, key->inputs);
     if (s == dnnl_success)
-        s = matrix_desc(c, key->m, key->n, key->ldc, false);
+        s = matrix_desc(c, key->m, key->n, key->ldc, false, dnnl_f32);
     return s;
 }
 
@@ -156,7 +157,7 @@ static dnnl_status_t create_softmax(const prim_key *key, dnnl_primitive_desc_t *
     dnnl_memory_desc_t s_md;
     dnnl_softmax_v2_desc_t op;
     dnnl_primitive_attr_t attr;
-    dnnl_status_t s = matrix_desc(&s_md, key->m, key->n, key->n, false);
+    dnnl_status_t s = matrix_desc(&s_md, key->m, key->n, key->n, false, dnnl_f32);
     if (s == dnnl_success)
         s = dnnl_softmax_v2_forward_desc_init(&op, dnnl_forward_inference, dnnl_softmax_accurate,
                                               &s_md, &s_md, 1);
@@ -233,12 +234,30 @@ static void release(prim_ref ref, prim_slot *slot)
 
 /* ---- the driver's operations ------------------------------------------------------------- */
 
+/* A buffer of this call, grown on demand (64-byte aligned). */
+typedef struct call_buffer {
+    void *data;
+    size_t bytes;
+} call_buffer;
+
+static void *call_buffer_get(call_buffer *b, size_t bytes)
+{
+    if (bytes > b->bytes) {
+        free(b->data);
+        b->bytes = (bytes + 63) / 64 * 64;
+        if (!(b->data = aligned_alloc(64, b->bytes)))
+            b->bytes = 0;
+    }
+    return b->data;
+}
+
 typedef struct onednn_call {
     dnnl_stream_t stream;
     bool runtime_shapes;
-    void *scratch; /* the scratchpad of this call's executions, grown on demand */
-    size_t scratch_bytes;
-    dnnl_status_t status; /* the first failure; later operations do nothing */
+    bool bf16;                 /* onednn_bf16: the GEMMs' operands rounded to bf16 */
+    call_buffer scratch;       /* the scratchpad of this call's executions */
+    call_buffer a_bf16, b_bf16; /* bf16 copies of a GEMM's operands */
+    dnnl_status_t status;      /* the first failure; later operations do nothing */
 } onednn_call;
 
 /* Executes ref on up to three matrices (arg ids and descriptors, handles as given) and this
@@ -246,15 +265,9 @@ typedef struct onednn_call {
 static dnnl_status_t execute(onednn_call *call, prim_ref ref, int count, const int *ids,
                              const dnnl_memory_desc_t *mds, void *const *handles)
 {
-    if (ref.scratch_bytes > call->scratch_bytes) {
-        free(call->scratch);
-        call->scratch_bytes = (ref.scratch_bytes + 63) / 64 * 64;
-        call->scratch = aligned_alloc(64, call->scratch_bytes);
-        if (!call->scratch) {
-            call->scratch_bytes = 0;
-            return dnnl_out_of_memory;
-        }
-    }
+    void *scratch = ref.scratch_bytes ? call_buffer_get(&call->scratch, ref.scratch_bytes) : NULL;
+    if (ref.scratch_bytes && !scratch)
+        return dnnl_out_of_memory;
     enum { MAX_ARGS = 4 };
     dnnl_memory_t mem[MAX_ARGS] = {NULL};
     dnnl_exec_arg_t args[MAX_ARGS];
@@ -268,7 +281,7 @@ static dnnl_status_t execute(onednn_call *call, prim_ref ref, int count, const i
         dnnl_memory_desc_t md;
         s = dnnl_memory_desc_init_by_tag(&md, 1, bytes, dnnl_u8, dnnl_a);
         if (s == dnnl_success)
-            s = dnnl_memory_create(&mem[count], &md, lib.engine, call->scratch);
+            s = dnnl_memory_create(&mem[count], &md, lib.engine, scratch);
         args[count] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[count]};
     }
     if (s == dnnl_success)
@@ -281,6 +294,18 @@ static dnnl_status_t execute(onednn_call *call, prim_ref ref, int count, const i
     return s;
 }
 
+/* rows × cols floats (row stride ld) rounded to a dense bf16 matrix in buf; NULL without
+ * memory. */
+static const uint16_t *round_to_bf16(call_buffer *buf, const float *x, int64_t rows,
+                                     int64_t cols, int64_t ld)
+{
+    uint16_t *y = call_buffer_get(buf, (size_t)(rows * cols) * sizeof *y);
+    for (int64_t r = 0; y && r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            y[r * cols + c] = attn_f32_to_bf16(x[r * ld + c]);
+    return y;
+}
+
 static void onednn_gemm(void *ctx, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                         const float *a, int64_t lda, const float *b, int64_t ldb, float *c,
                         int64_t ldc)
@@ -288,11 +313,25 @@ static void onednn_gemm(void *ctx, bool trans_b, int64_t m, int64_t n, int64_t k
     onednn_call *call = ctx;
     if (call->status != dnnl_success)
         return;
-    const prim_key shape = {.kind = MATMUL, .trans_b = trans_b, .m = m, .n = n, .k = k,
-                            .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha};
+    const void *a_in = a, *b_in = b;
+    if (call->bf16) { /* dense bf16 copies: Q or P, and K (as [n][k]) or V ([k][n]) */
+        a_in = round_to_bf16(&call->a_bf16, a, m, k, lda);
+        b_in = trans_b ? round_to_bf16(&call->b_bf16, b, n, k, ldb)
+                       : round_to_bf16(&call->b_bf16, b, k, n, ldb);
+        if (!a_in || !b_in) {
+            call->status = dnnl_out_of_memory;
+            return;
+        }
+        lda = k;
+        ldb = trans_b ? k : n;
+    }
+    const dnnl_data_type_t inputs = call->bf16 ? dnnl_bf16 : dnnl_f32;
+    const prim_key shape = {.kind = MATMUL, .inputs = inputs, .trans_b = trans_b, .m = m,
+                            .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha};
     prim_key key = shape;
     if (call->runtime_shapes)
-        key = (prim_key){.kind = MATMUL_RUNTIME, .trans_b = trans_b, .alpha = alpha};
+        key = (prim_key){.kind = MATMUL_RUNTIME, .inputs = inputs, .trans_b = trans_b,
+                         .alpha = alpha};
     prim_slot *slot;
     const prim_ref ref = acquire(&key, &slot);
     if (!ref.prim) {
@@ -302,7 +341,7 @@ static void onednn_gemm(void *ctx, bool trans_b, int64_t m, int64_t n, int64_t k
     dnnl_memory_desc_t mds[3];
     dnnl_status_t s = matmul_descs(&shape, &mds[0], &mds[1], &mds[2]);
     static const int ids[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
-    void *const handles[3] = {(void *)a, (void *)b, c}; /* oneDNN reads a and b only */
+    void *const handles[3] = {(void *)a_in, (void *)b_in, c}; /* oneDNN reads a and b only */
     if (s == dnnl_success)
         s = execute(call, ref, 3, ids, mds, handles);
     release(ref, slot);
@@ -322,7 +361,7 @@ static void onednn_softmax(void *ctx, int64_t m, int64_t n, float *scores)
         return;
     }
     dnnl_memory_desc_t mds[2];
-    dnnl_status_t s = matrix_desc(&mds[0], m, n, n, false);
+    dnnl_status_t s = matrix_desc(&mds[0], m, n, n, false, dnnl_f32);
     mds[1] = mds[0];
     static const int ids[2] = {DNNL_ARG_SRC, DNNL_ARG_DST};
     void *const handles[2] = {scores, scores}; /* in place */
@@ -332,10 +371,10 @@ static void onednn_softmax(void *ctx, int64_t m, int64_t n, float *scores)
     call->status = s;
 }
 
-static attn_status onednn_run(const attn_task *t)
+static attn_status run_with(const attn_task *t, bool bf16)
 {
     pthread_once(&lib.once, lib_init);
-    onednn_call call = {.runtime_shapes = t->params[P_RUNTIME_SHAPES] != 0};
+    onednn_call call = {.runtime_shapes = t->params[P_RUNTIME_SHAPES] != 0, .bf16 = bf16};
     if (!lib.engine ||
         dnnl_stream_create(&call.stream, lib.engine, dnnl_stream_default_flags) != dnnl_success)
         return ATTN_ERR_NOMEM;
@@ -347,9 +386,21 @@ static attn_status onednn_run(const attn_task *t)
     if (lib.omp_set_num_threads)
         lib.omp_set_num_threads(threads_before);
     dnnl_stream_destroy(call.stream);
-    free(call.scratch);
+    free(call.scratch.data);
+    free(call.a_bf16.data);
+    free(call.b_bf16.data);
     /* oneDNN fails on a valid problem only for want of memory (JIT code, scratchpads) */
     return status == ATTN_OK && call.status != dnnl_success ? ATTN_ERR_NOMEM : status;
+}
+
+static attn_status onednn_run(const attn_task *t)
+{
+    return run_with(t, false);
+}
+
+static attn_status onednn_bf16_run(const attn_task *t)
+{
+    return run_with(t, true);
 }
 
 /* ---- what ran ---------------------------------------------------------------------------- */
@@ -375,18 +426,17 @@ static const char *isa_name(dnnl_cpu_isa_t isa)
     return "other ISA";
 }
 
-static char core_text[160];
-
 /* "oneDNN 2.6.3 avx512_core_bf16 (brg:avx512_core; openmp build, 1 thread per call)": the
- * version, the ISA oneDNN dispatches to, and the kernel its f32 matmul picked for a square
- * product (another shape may get another). */
-static void describe_core(void)
+ * version, the ISA oneDNN dispatches to, and the kernel its matmul picks for a square product of
+ * the inputs' type (another shape may get another). */
+static void describe_core(dnnl_data_type_t inputs, char *text, size_t len)
 {
     pthread_once(&lib.once, lib_init);
     const dnnl_version_t *v = dnnl_version();
-    const char *impl = "no CPU engine";
-    const prim_key square = {.kind = MATMUL, .trans_b = true, .m = 256, .n = 256, .k = 128,
-                             .lda = 128, .ldb = 128, .ldc = 256, .alpha = 1.0f};
+    const char *impl = "no kernel for this CPU";
+    const prim_key square = {.kind = MATMUL, .inputs = inputs, .trans_b = true, .m = 256,
+                             .n = 256, .k = 128, .lda = 128, .ldb = 128, .ldc = 256,
+                             .alpha = 1.0f};
     dnnl_primitive_desc_t pd = NULL;
     if (lib.engine && create_matmul(&square, &pd) == dnnl_success)
         dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
@@ -398,17 +448,36 @@ static void describe_core(void)
 #else
     const char *threading = "threads not pinned";
 #endif
-    snprintf(core_text, sizeof core_text, "oneDNN %d.%d.%d %s (%s; %s)", v->major, v->minor,
-             v->patch, isa_name(dnnl_get_effective_cpu_isa()), impl, threading);
+    snprintf(text, len, "oneDNN %d.%d.%d %s (%s; %s)", v->major, v->minor, v->patch,
+             isa_name(dnnl_get_effective_cpu_isa()), impl, threading);
     if (pd)
         dnnl_primitive_desc_destroy(pd);
+}
+
+static char core_f32[160], core_bf16[160];
+
+static void describe_f32(void)
+{
+    describe_core(dnnl_f32, core_f32, sizeof core_f32);
+}
+
+static void describe_bf16(void)
+{
+    describe_core(dnnl_bf16, core_bf16, sizeof core_bf16);
 }
 
 static const char *onednn_core(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, describe_core);
-    return core_text;
+    pthread_once(&once, describe_f32);
+    return core_f32;
+}
+
+static const char *onednn_bf16_core(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, describe_bf16);
+    return core_bf16;
 }
 
 const attn_variant attn_variant_onednn = {
@@ -423,4 +492,19 @@ const attn_variant attn_variant_onednn = {
     .workspace_size = gemm_softmax_workspace,
     .run = onednn_run,
     .blas_core = onednn_core,
+};
+
+const attn_variant attn_variant_onednn_bf16 = {
+    .name = "onednn_bf16",
+    .description = "onednn with bf16 matmuls: Q, K, P, V rounded to bf16, float32 scores, "
+                   "softmax and accumulation, one thread",
+    .isa = ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL | ATTN_ISA_AVX512BF16,
+    .roofline = ATTN_ROOFLINE_BF16_DOT,
+    .tolerance = 1e-2,
+    .compute_dtype = ATTN_BF16,
+    .vector_bits = 512,
+    ATTN_PARAMS(onednn_params, onednn_defaults),
+    .workspace_size = gemm_softmax_workspace,
+    .run = onednn_bf16_run,
+    .blas_core = onednn_bf16_core,
 };
