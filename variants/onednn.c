@@ -9,12 +9,13 @@
  *
  * Primitives are created once per shape and kept in a small process-wide cache (a mutex around
  * lookups; an entry in use is never evicted; when every entry is in use, a primitive is made for
- * the one call). Parameter `runtime_shapes` chooses what a shape is:
- *   0  sizes and strides fixed at creation: oneDNN's best kernel for each shape (brgemm where
- *      the operands allow), one primitive per key count;
- *   1  matmuls take sizes and strides at execution (DNNL_RUNTIME_DIM_VAL, oneDNN's jit sgemm):
- *      one matmul for every key count, so decode steps whose key counts grow create none. The
- *      softmax has no such form and stays per shape.
+ * the one call). Parameter `runtime_rows` chooses what a matmul's shape is:
+ *   m >= runtime_rows  sizes and strides fixed at creation: oneDNN's best kernel for each shape
+ *                      (brgemm where the operands allow), one primitive per key count;
+ *   m <  runtime_rows  sizes and strides given at execution (DNNL_RUNTIME_DIM_VAL, oneDNN's jit
+ *                      sgemm): one matmul for every key count, so decode steps whose key
+ *                      counts grow create none (and jit sgemm is the faster one on a few rows).
+ * The softmax has no such form and stays per shape.
  *
  * Threads: oneDNN's own threading is disabled, the harness's pool gives the parallelism (as for
  * cblas and blis). Debian's libdnnl is built with OpenMP (libgomp): each task runs oneDNN with
@@ -31,17 +32,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_RUNTIME_SHAPES };
+enum { P_RUNTIME_ROWS };
 
 static const attn_param_info onednn_params[] = {
-    [P_RUNTIME_SHAPES] = {"runtime_shapes", "matmul sizes given at execution (1) or creation (0)",
-                          0, 1, 1},
+    [P_RUNTIME_ROWS] = {"runtime_rows", "matmuls of fewer rows take their sizes at execution",
+                        0, 4096, 1},
 };
 
 static const attn_default_rule onednn_defaults[] = {
-    /*                    fact            div per_d lk dm min max max_half fixed */
-    [P_RUNTIME_SHAPES] = {ATTN_FACT_NONE, 0,  0,    0, 0, 0,  0,  0,       0,
-                          "sizes fixed at creation: oneDNN's kernel for each shape"},
+    /*                  fact            div per_d lk dm min max max_half fixed */
+    [P_RUNTIME_ROWS] = {ATTN_FACT_NONE, 0,  0,    0, 0, 0,  0,  0,       16,
+                        "decode rows: one jit sgemm for every key count; blocks: a kernel each"},
 };
 
 /* ---- the engine and the OpenMP pin ------------------------------------------------------- */
@@ -253,7 +254,7 @@ static void *call_buffer_get(call_buffer *b, size_t bytes)
 
 typedef struct onednn_call {
     dnnl_stream_t stream;
-    bool runtime_shapes;
+    int64_t runtime_rows;      /* matmuls of fewer rows: sizes given at execution */
     bool bf16;                 /* onednn_bf16: the GEMMs' operands rounded to bf16 */
     call_buffer scratch;       /* the scratchpad of this call's executions */
     call_buffer a_bf16, b_bf16; /* bf16 copies of a GEMM's operands */
@@ -329,7 +330,7 @@ static void onednn_gemm(void *ctx, bool trans_b, int64_t m, int64_t n, int64_t k
     const prim_key shape = {.kind = MATMUL, .inputs = inputs, .trans_b = trans_b, .m = m,
                             .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha};
     prim_key key = shape;
-    if (call->runtime_shapes)
+    if (m < call->runtime_rows)
         key = (prim_key){.kind = MATMUL_RUNTIME, .inputs = inputs, .trans_b = trans_b,
                          .alpha = alpha};
     prim_slot *slot;
@@ -374,7 +375,7 @@ static void onednn_softmax(void *ctx, int64_t m, int64_t n, float *scores)
 static attn_status run_with(const attn_task *t, bool bf16)
 {
     pthread_once(&lib.once, lib_init);
-    onednn_call call = {.runtime_shapes = t->params[P_RUNTIME_SHAPES] != 0, .bf16 = bf16};
+    onednn_call call = {.runtime_rows = t->params[P_RUNTIME_ROWS], .bf16 = bf16};
     if (!lib.engine ||
         dnnl_stream_create(&call.stream, lib.engine, dnnl_stream_default_flags) != dnnl_success)
         return ATTN_ERR_NOMEM;
