@@ -17,6 +17,11 @@
  *                      counts grow create none (and jit sgemm is the faster one on a few rows).
  * The softmax has no such form and stays per shape.
  *
+ * onednn_bf16: the same with bf16 matmuls where oneDNN has them (AVX512_BF16, AMX): each GEMM's
+ * operands (Q and K, then P and V) are rounded to dense bf16 copies, scores, softmax and
+ * accumulation stay float32. Tolerance: 1e-5 for onednn (float32 throughout, as cblas), 1e-2
+ * for onednn_bf16 (as avx512_bf16), against the oracle on the inputs it computes from.
+ *
  * Threads: oneDNN's own threading is disabled, the harness's pool gives the parallelism (as for
  * cblas and blis). Debian's libdnnl is built with OpenMP (libgomp): each task runs oneDNN with
  * one OpenMP thread in the calling thread (omp_set_num_threads(1) of the runtime oneDNN loaded,
