@@ -182,6 +182,8 @@ int cli_plan(int argc, char **argv)
         return cli_error("plan", "%s", err.message);
     }
     tuner_config cfg = {.variant = attn_variant_find(info.variant), .params = info.params};
+    attn_variant_info chosen = {0}; /* a peer (another library's kernels) names its library */
+    attn_variant_get(cfg.variant, &chosen);
     int status = CLI_EXIT_OK;
     if (s.format == CLI_FORMAT_JSON) {
         json_t *root = json_pack("{s:s, s:o, s:i, s:s, s:s, s:o, s:o, s:s, s:s, s:s, s:o, s:s}",
@@ -196,6 +198,9 @@ int cli_plan(int argc, char **argv)
                                  "tuned_median_s",
                                  info.tuned_seconds > 0 ? json_real(info.tuned_seconds) : json_null(),
                                  "wisdom_file", path);
+        if (root)
+            json_object_set_new(root, "peer", chosen.blas_core ? json_string(chosen.blas_core)
+                                                                : json_null());
         if (root && execute > 0)
             json_object_set_new(root, "execute", json_pack("{s:I, s:f, s:f, s:o}", "runs",
                                                            (json_int_t)execute, "median_s",
@@ -207,6 +212,10 @@ int cli_plan(int argc, char **argv)
         json_decref(root);
     } else {
         printf("plan: %s\nwhy: %s\n", attn_plan_describe(plan), why);
+        if (chosen.blas_core)
+            printf("chosen: %s (a peer: %s)\n", info.variant, chosen.blas_core);
+        else
+            printf("chosen: %s (this project's kernel)\n", info.variant);
         if (execute > 0) {
             char med[32];
             format_ms(med, sizeof med, exec_median);

@@ -73,6 +73,32 @@ class BenchKernels(unittest.TestCase):
         skipped = json.loads(bench(*quick, "--skip", "cblas_reference", "--format", "json").stdout)
         self.assertEqual([r["variant"] for r in skipped["shapes"][0]["rows"]], ["cblas"])
 
+    def test_choice_table(self):
+        """Per shape, the fastest own kernel against the fastest peer (another library's
+        kernels, named by its records' blas_core), with their ratio."""
+        listed = subprocess.run([ATTNBENCH, "list", "--format", "json"], capture_output=True,
+                                text=True, check=True)
+        names = [v["name"] for v in json.loads(listed.stdout)["variants"] if v["supported"]]
+        peers = [v for v in ("blis", "onednn", "cblas") if v in names]
+        quick = [a if a != "streaming" else ",".join(["streaming"] + peers) for a in QUICK]
+        proc = bench(*quick, "--format", "json")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        doc = json.loads(proc.stdout)
+        (choice,) = doc["choice"]
+        rows = {r["variant"]: r for r in doc["shapes"][0]["rows"]}
+        self.assertEqual((choice["shape"], choice["own"]), ("D1", "streaming"))
+        if not peers:
+            self.assertIsNone(choice["peer"])
+            return
+        fastest = max(peers, key=lambda v: rows[v]["gflops"])
+        self.assertEqual(choice["peer"], fastest)
+        self.assertAlmostEqual(choice["own_vs_peer"],
+                               rows["streaming"]["gflops"] / rows[fastest]["gflops"])
+        table = bench(*quick)
+        self.assertEqual(table.returncode, 0, table.stderr)
+        self.assertRegex(table.stdout, r"\| D1 \| streaming \| \d+\.\d\d \| %s \| \d+\.\d\d \| "
+                                       r"\d+\.\d\d \|" % fastest)
+
     def test_decode_bytes_in_input_type(self):
         # D4 in bf16: 4 causal query rows share one pass over K and V, 2 bytes an element.
         proc = bench("--shapes", "D4", "--dtype", "bf16", "--variants", "streaming", "--rounds",

@@ -261,6 +261,23 @@ class TestShapes(CliTestCase):
         plan = self.run_ok("plan", "--shape", "quick-decode", "--wisdom", self.path("w.json"))
         self.assertIn("plan: ", plan.stdout)
 
+    def test_plan_names_a_peer(self):
+        """plan says whether its choice is a peer (another library's kernels, the records'
+        blas_core) or this project's own kernel."""
+        records = self.run_json("run", "--variant", "all", *SMALL)["results"]
+        own = [r["variant"] for r in records if not r["blas_core"]]
+        peers = [r for r in records if r["blas_core"] and r["variant"] != "cblas_reference"
+                 and r["compute_dtype"] == "f32"]  # bf16 compute: planned with a bound only
+        for r in peers + [{"variant": own[0], "blas_core": None}]:
+            with self.subTest(variant=r["variant"]):
+                env = {"ATTN_FORCE_VARIANT": r["variant"]}
+                text = self.run_ok("plan", "--shape", "quick-decode", env=env).stdout
+                want = ("chosen: %s (a peer: %s)" % (r["variant"], r["blas_core"])
+                        if r["blas_core"] else "chosen: %s (this project's kernel)" % r["variant"])
+                self.assertIn(want + "\n", text)
+                doc = self.run_json("plan", "--shape", "quick-decode", env=env)
+                self.assertEqual(doc["peer"], r["blas_core"])
+
     def test_unknown_shape(self):
         for command in ("run", "tune", "plan"):
             with self.subTest(command=command):

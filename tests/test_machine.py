@@ -384,10 +384,13 @@ class Peak(unittest.TestCase):
                 against = self.FAKE_PER_CORE[res["roofline"]]
                 self.assertAlmostEqual(res["peak_fraction"], res["gflops"] / against,
                                        delta=1e-9 + 1e-6 * res["peak_fraction"])
-                # the library kernel that ran: named for the variants calling a BLAS only
-                # (cblas and its reference when OpenBLAS; blis always, with its version)
+                # the library kernel that ran: named for the variants calling a library only
+                # (cblas and its reference when OpenBLAS; blis and onednn always, with their
+                # versions)
                 if res["variant"] == "blis":
                     self.assertRegex(res["blas_core"], r"^BLIS \d+\.\d+\S* \S+ ")
+                elif res["variant"] in ("onednn", "onednn_bf16"):
+                    self.assertRegex(res["blas_core"], r"^oneDNN \d+\.\d+\.\d+ \S+ \(")
                 elif res["variant"] in ("cblas", "cblas_reference"):
                     if res["blas_core"] is not None:
                         self.assertRegex(res["blas_core"], r"^\S")

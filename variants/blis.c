@@ -13,10 +13,11 @@
 #include <pthread.h>
 #include <stdio.h>
 
-static void blis_gemm(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+static void blis_gemm(void *ctx, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *a, int64_t lda, const float *b, int64_t ldb, float *c,
                       int64_t ldc)
 {
+    (void)ctx;
     rntm_t one_thread = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(1, &one_thread);
     float beta = 0.0f;
@@ -28,7 +29,8 @@ static void blis_gemm(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha
 
 static attn_status blis_run(const attn_task *t)
 {
-    return gemm_softmax_run(t, blis_gemm);
+    static const gemm_softmax_ops ops = {.gemm = blis_gemm};
+    return gemm_softmax_run(t, &ops);
 }
 
 static char core_text[128];

@@ -19,10 +19,11 @@
 #include <stdio.h>
 #include <string.h>
 
-static void cblas_gemm(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+static void cblas_gemm(void *ctx, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                        const float *a, int64_t lda, const float *b, int64_t ldb, float *c,
                        int64_t ldc)
 {
+    (void)ctx;
     if (m == 1) { /* one query row (decode): a matrix-vector product, as a BLAS user would call */
         if (trans_b) /* c[n] = alpha · B[n][k] · a */
             cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)k, alpha, b, (int)ldb, a, 1,
@@ -45,8 +46,9 @@ static void pin_one_thread(void)
 
 static attn_status cblas_run(const attn_task *t)
 {
+    static const gemm_softmax_ops ops = {.gemm = cblas_gemm};
     pin_one_thread();
-    return gemm_softmax_run(t, cblas_gemm);
+    return gemm_softmax_run(t, &ops);
 }
 
 /* ---- cblas_reference: the plain per-head program, a yardstick for cblas -------------------

@@ -13,19 +13,45 @@ static size_t add_floats(size_t total, int64_t a, int64_t b, bool *overflow)
     return total;
 }
 
+/* Score rows a task may hold at once: its query rows, or one row of each head of a group. */
+static int64_t score_rows(const attn_problem *p)
+{
+    const int64_t group = p->heads_q / p->heads_kv;
+    return p->len_q > group ? p->len_q : group;
+}
+
+/* The workspace, in order: scores, copies of Q, K, V rows too close for a GEMM, row flags. */
+typedef struct ws_layout {
+    float *scores, *q_copy, *k_copy, *v_copy;
+    unsigned char *empty;
+} ws_layout;
+
+static ws_layout ws_layout_of(const attn_problem *p, void *workspace)
+{
+    const int64_t d = p->head_dim, Lk = p->len_kv;
+    ws_layout w = {.scores = workspace};
+    w.q_copy = w.scores + score_rows(p) * Lk;
+    w.k_copy = w.q_copy + (gemm_softmax_rows_in_place(p->q.seq, p->len_q, d) ? 0 : p->len_q * d);
+    w.v_copy = w.k_copy + (gemm_softmax_rows_in_place(p->k.seq, Lk, d) ? 0 : Lk * d);
+    const int64_t v_floats = gemm_softmax_rows_in_place(p->v.seq, Lk, d) ? 0 : Lk * d;
+    w.empty = (unsigned char *)(w.v_copy + v_floats);
+    return w;
+}
+
 size_t gemm_softmax_workspace(const attn_problem *p, const int32_t *params)
 {
     (void)params;
     const int64_t d = p->head_dim;
     bool overflow = false;
-    size_t n = add_floats(0, p->len_q, p->len_kv, &overflow);
+    size_t n = add_floats(0, score_rows(p), p->len_kv, &overflow);
     if (!gemm_softmax_rows_in_place(p->q.seq, p->len_q, d))
         n = add_floats(n, p->len_q, d, &overflow);
     if (!gemm_softmax_rows_in_place(p->k.seq, p->len_kv, d))
         n = add_floats(n, p->len_kv, d, &overflow);
     if (!gemm_softmax_rows_in_place(p->v.seq, p->len_kv, d))
         n = add_floats(n, p->len_kv, d, &overflow);
-    if (overflow || __builtin_mul_overflow(n, sizeof(float), &n))
+    if (overflow || __builtin_mul_overflow(n, sizeof(float), &n) ||
+        __builtin_add_overflow(n, (size_t)score_rows(p), &n)) /* + the row flags */
         return SIZE_MAX;
     return n;
 }
@@ -97,6 +123,22 @@ static void softmax_row(float *s, int64_t n, int64_t key_limit, const float *mas
     memset(s + live, 0, (size_t)(n - live) * sizeof *s);
 }
 
+/* The masks of one score row s[0, n) for a softmax of the ops: the additive mask over keys
+ * [0, key_limit), -INFINITY from key_limit on. Returns false when no key is left. */
+static bool mask_row(float *s, int64_t n, int64_t key_limit, const float *mask)
+{
+    const int64_t live = key_limit < 0 ? 0 : key_limit < n ? key_limit : n;
+    bool any = false;
+    for (int64_t j = 0; j < live; j++) {
+        if (mask)
+            s[j] = mask[j] == -INFINITY ? -INFINITY : s[j] + mask[j];
+        any |= s[j] != -INFINITY;
+    }
+    for (int64_t j = live; j < n; j++)
+        s[j] = -INFINITY;
+    return any;
+}
+
 /* Query rows per block of a causal problem: each block's GEMMs cover only the keys its last row
  * sees; a GEMM library re-packs K for every block, 1/CAUSAL_BLOCK of that block's GEMM work. */
 enum { CAUSAL_BLOCK = 256 };
@@ -123,64 +165,116 @@ static int64_t fewest_keys(const attn_problem *p, int64_t b, int64_t i0, int64_t
     return n;
 }
 
-/* S = scale·Q·Kᵀ, softmax, O = P·V for rows [i0, i1) of query head h over keys [0, n). */
-static void attend_rows(const attn_task *t, int64_t b, int64_t h, int64_t i0, int64_t i1,
-                        int64_t n, const float *k, int64_t ldk, const float *v, int64_t ldv,
-                        bool v_nonfinite, float *q_copy, float *scores, gemm_softmax_gemm *gemm)
-{
-    const attn_problem *p = t->problem;
-    const int64_t d = p->head_dim, Lk = p->len_kv, rows = i1 - i0;
-    float *o0 = attn_o_row(t, b, h, i0);
-    const int64_t ldo = rows == 1 ? d : p->o.seq;
-    if (n <= 0) { /* every key masked for every row: zeros */
-        for (int64_t r = 0; r < rows; r++)
-            memset(o0 + r * ldo, 0, (size_t)d * sizeof *o0);
-        return;
-    }
+/* m query rows handed to the GEMMs as one matrix: row r is query index i0 + r·step of batch b
+ * (step 1: a block of one head's rows; step 0: one row of each head of a GQA group). */
+typedef struct row_block {
+    int64_t b, i0, step, m;
+    const float *q; /* first row, rows ldq apart (ld >= d, or a copy) */
     int64_t ldq;
-    const float *q = as_matrix(attn_q_row(t, b, h, i0), p->q.seq, rows, d, q_copy, &ldq);
-    gemm(true, rows, n, d, t->scale, q, ldq, k, ldk, scores, Lk);
-    for (int64_t r = 0; r < rows; r++)
-        softmax_row(scores + r * Lk, n, attn_key_limit(p, b, i0 + r), attn_mask_row(p, i0 + r));
-    if (!v_nonfinite) {
-        gemm(false, rows, d, n, 1.0f, scores, Lk, v, ldv, o0, ldo);
+    float *o; /* first row, rows ldo apart */
+    int64_t ldo;
+} row_block;
+
+/* The group's K and V over keys [0, n) as GEMM operands, and the task's buffers. */
+typedef struct group_operands {
+    const float *k, *v;
+    int64_t ldk, ldv;
+    bool v_nonfinite; /* some row of V in [0, n) is not finite and some weight may be 0 */
+    float *scores;    /* [m][n] */
+    unsigned char *empty; /* [m]: the row has no key left (ops with their own softmax) */
+} group_operands;
+
+/* Masks and softmax of the block's scores [m][n]: the driver's own softmax per row, or the ops'
+ * over the whole block after the masks, rows without a key then zero. */
+static void block_softmax(const attn_problem *p, const row_block *blk, int64_t n,
+                          const group_operands *g, const gemm_softmax_ops *ops)
+{
+    for (int64_t r = 0; r < blk->m; r++) {
+        const int64_t i = blk->i0 + r * blk->step;
+        float *s = g->scores + r * n;
+        if (ops->softmax)
+            g->empty[r] = !mask_row(s, n, attn_key_limit(p, blk->b, i), attn_mask_row(p, i));
+        else
+            softmax_row(s, n, attn_key_limit(p, blk->b, i), attn_mask_row(p, i));
+    }
+    if (!ops->softmax)
+        return;
+    ops->softmax(ops->ctx, blk->m, n, g->scores);
+    for (int64_t r = 0; r < blk->m; r++)
+        if (g->empty[r])
+            memset(g->scores + r * n, 0, (size_t)n * sizeof *g->scores);
+}
+
+/* S = scale·Q·Kᵀ, softmax, O = P·V for the block's rows over keys [0, n). */
+static void attend(const attn_task *t, const row_block *blk, int64_t n, const group_operands *g,
+                   const gemm_softmax_ops *ops)
+{
+    const int64_t d = t->problem->head_dim, m = blk->m;
+    if (n <= 0) { /* every key masked for every row: zeros */
+        for (int64_t r = 0; r < m; r++)
+            memset(blk->o + r * blk->ldo, 0, (size_t)d * sizeof *blk->o);
         return;
     }
-    for (int64_t r = 0; r < rows; r++) {
-        const float *s = scores + r * Lk;
-        float *o = o0 + r * ldo;
+    ops->gemm(ops->ctx, true, m, n, d, t->scale, blk->q, blk->ldq, g->k, g->ldk, g->scores, n);
+    block_softmax(t->problem, blk, n, g, ops);
+    if (!g->v_nonfinite) {
+        ops->gemm(ops->ctx, false, m, d, n, 1.0f, g->scores, n, g->v, g->ldv, blk->o, blk->ldo);
+        return;
+    }
+    for (int64_t r = 0; r < m; r++) {
+        const float *s = g->scores + r * n;
+        float *o = blk->o + r * blk->ldo;
         memset(o, 0, (size_t)d * sizeof *o);
         for (int64_t j = 0; j < n; j++)
             for (int64_t col = 0; s[j] != 0.0f && col < d; col++)
-                o[col] += s[j] * v[j * ldv + col];
+                o[col] += s[j] * g->v[j * g->ldv + col];
     }
 }
 
-attn_status gemm_softmax_run(const attn_task *t, gemm_softmax_gemm *gemm)
+/* One decode row of every query head of a group as one matrix: when the heads' Q and O rows are
+ * at least d apart (and the stride fits every GEMM library's int). */
+static bool heads_as_matrix(const attn_problem *p, int64_t rows)
+{
+    const int64_t d = p->head_dim;
+    return rows == 1 && p->heads_q > p->heads_kv && p->q.head >= d && p->o.head >= d &&
+           p->q.head <= INT32_MAX && p->o.head <= INT32_MAX;
+}
+
+attn_status gemm_softmax_run(const attn_task *t, const gemm_softmax_ops *ops)
 {
     const attn_problem *p = t->problem;
-    const int64_t d = p->head_dim, Lk = p->len_kv, group = p->heads_q / p->heads_kv;
+    const int64_t d = p->head_dim, group = p->heads_q / p->heads_kv;
     const int64_t rows = t->row_end - t->row_begin;
     const int64_t block = p->causal ? CAUSAL_BLOCK : rows;
-    float *scores = t->workspace; /* [rows][Lk] */
-    float *q_copy = scores + rows * Lk;
-    float *k_copy = q_copy + (gemm_softmax_rows_in_place(p->q.seq, p->len_q, d) ? 0 : p->len_q * d);
-    float *v_copy = k_copy + (gemm_softmax_rows_in_place(p->k.seq, p->len_kv, d) ? 0 : Lk * d);
+    const ws_layout ws = ws_layout_of(p, t->workspace);
 
-    for (int64_t g = t->group_begin; g < t->group_end; g++) {
-        const int64_t b = g / p->heads_kv, hkv = g % p->heads_kv;
+    for (int64_t gi = t->group_begin; gi < t->group_end; gi++) {
+        const int64_t b = gi / p->heads_kv, hkv = gi % p->heads_kv;
         const int64_t n = block_keys(p, b, t->row_begin, t->row_end); /* keys any row sees */
-        int64_t ldk, ldv;
-        const float *k = as_matrix(attn_k_row(t, b, hkv, 0), p->k.seq, n, d, k_copy, &ldk);
-        const float *v = as_matrix(attn_v_row(t, b, hkv, 0), p->v.seq, n, d, v_copy, &ldv);
+        group_operands g = {.scores = ws.scores, .empty = ws.empty};
+        g.k = as_matrix(attn_k_row(t, b, hkv, 0), p->k.seq, n, d, ws.k_copy, &g.ldk);
+        g.v = as_matrix(attn_v_row(t, b, hkv, 0), p->v.seq, n, d, ws.v_copy, &g.ldv);
         /* V is scanned only where some key of [0, n) gets a zero weight by exclusion */
         const bool excludes = p->mask || fewest_keys(p, b, t->row_begin, t->row_end) < n;
-        const bool v_nonfinite = n > 0 && excludes && gemm_softmax_nonfinite_rows(v, ldv, n, d);
+        g.v_nonfinite = n > 0 && excludes && gemm_softmax_nonfinite_rows(g.v, g.ldv, n, d);
+        if (heads_as_matrix(p, rows)) {
+            const row_block blk = {.b = b, .i0 = t->row_begin, .step = 0, .m = group,
+                                   .q = attn_q_row(t, b, hkv * group, t->row_begin),
+                                   .ldq = p->q.head,
+                                   .o = attn_o_row(t, b, hkv * group, t->row_begin),
+                                   .ldo = p->o.head};
+            attend(t, &blk, n, &g, ops);
+            continue;
+        }
         for (int64_t h = hkv * group; h < (hkv + 1) * group; h++)
             for (int64_t i0 = t->row_begin; i0 < t->row_end; i0 += block) {
                 const int64_t i1 = i0 + block < t->row_end ? i0 + block : t->row_end;
-                attend_rows(t, b, h, i0, i1, block_keys(p, b, i0, i1), k, ldk, v, ldv,
-                            v_nonfinite, q_copy, scores, gemm);
+                row_block blk = {.b = b, .i0 = i0, .step = 1, .m = i1 - i0,
+                                 .o = attn_o_row(t, b, h, i0),
+                                 .ldo = i1 - i0 == 1 ? d : p->o.seq};
+                blk.q = as_matrix(attn_q_row(t, b, h, i0), p->q.seq, blk.m, d, ws.q_copy,
+                                  &blk.ldq);
+                attend(t, &blk, block_keys(p, b, i0, i1), &g, ops);
             }
     }
     return ATTN_OK;

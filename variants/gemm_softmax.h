@@ -8,10 +8,16 @@
  * problem goes in blocks of query rows, each over the keys its last row sees, so the fully
  * masked upper triangle is skipped at block granularity, as a careful BLAS user would do.
  *
- * Workspace per task: rows × Lk floats of scores, plus a contiguous copy of a tensor whose
- * sequence stride is below head_dim (a broadcast stride 0 is legal here but not for BLAS).
+ * Decode with grouped heads (one query row, Hq > Hkv): the query heads of a KV head are one
+ * matrix (row stride = the head stride), so each product is one GEMM of Hq/Hkv rows over the
+ * group's K or V instead of Hq/Hkv matrix-vector products that each read K and V again.
  *
- * The variants (cblas.c, blis.c) give the driver their GEMM and pin their library's threads. */
+ * Scores are dense [rows][n] (row stride n). Workspace per task: max(rows, Hq/Hkv) × Lk floats
+ * of scores, plus a contiguous copy of a tensor whose sequence stride is below head_dim (a
+ * broadcast stride 0 is legal here but not for BLAS), plus a flag per score row.
+ *
+ * The variants (cblas.c, blis.c, onednn.c) give the driver their GEMM, optionally their softmax,
+ * and pin their library's threads. */
 #ifndef ATTN_GEMM_SOFTMAX_H
 #define ATTN_GEMM_SOFTMAX_H
 
@@ -20,10 +26,22 @@
 #include <stdbool.h>
 
 /* Row-major C[m][n] (row stride ldc) = alpha · A[m][k] (lda) · B, where B is [k][n] (ldb), or
- * with trans_b the transpose of a [n][k] matrix (ldb); beta 0: C is only written. */
-typedef void gemm_softmax_gemm(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                               const float *a, int64_t lda, const float *b, int64_t ldb,
-                               float *c, int64_t ldc);
+ * with trans_b the transpose of a [n][k] matrix (ldb); beta 0: C is only written. ctx is the
+ * ops' ctx. */
+typedef void gemm_softmax_gemm(void *ctx, bool trans_b, int64_t m, int64_t n, int64_t k,
+                               float alpha, const float *a, int64_t lda, const float *b,
+                               int64_t ldb, float *c, int64_t ldc);
+
+/* Softmax of each row of the dense scores [m][n] in place, -INFINITY marking an excluded key
+ * (the masks are already applied). A row whose keys are all excluded may come out as anything:
+ * the driver writes it as zeros afterwards. */
+typedef void gemm_softmax_softmax(void *ctx, int64_t m, int64_t n, float *scores);
+
+typedef struct gemm_softmax_ops {
+    gemm_softmax_gemm *gemm;
+    gemm_softmax_softmax *softmax; /* NULL: the driver's own (two passes, expf) */
+    void *ctx;                     /* passed to both */
+} gemm_softmax_ops;
 
 /* A tensor is handed to a GEMM in place when its rows are at least head_dim apart (BLAS needs
  * ld >= d); a single row never steps, so any stride works for it. */
@@ -37,7 +55,7 @@ static inline bool gemm_softmax_rows_in_place(int64_t seq_stride, int64_t len, i
 bool gemm_softmax_nonfinite_rows(const float *v, int64_t ld, int64_t n, int64_t d);
 
 size_t gemm_softmax_workspace(const attn_problem *p, const int32_t *params);
-/* The task's slice of O with `gemm`. */
-attn_status gemm_softmax_run(const attn_task *t, gemm_softmax_gemm *gemm);
+/* The task's slice of O with ops. */
+attn_status gemm_softmax_run(const attn_task *t, const gemm_softmax_ops *ops);
 
 #endif

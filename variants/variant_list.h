@@ -23,4 +23,8 @@ ATTN_VARIANT(blocked, 1, "")
 ATTN_VARIANT(cblas, ATTN_HAVE_CBLAS, "no CBLAS found (meson option cblas)")
 ATTN_VARIANT(cblas_reference, ATTN_HAVE_CBLAS, "no CBLAS found (meson option cblas)") /* reference_only */
 ATTN_VARIANT(blis, ATTN_HAVE_BLIS, "no BLIS found (meson option blis; Debian: libblis-dev)")
+ATTN_VARIANT(onednn, ATTN_HAVE_ONEDNN,
+             "no oneDNN found (meson option onednn; Debian: libdnnl-dev)")
+ATTN_VARIANT(onednn_bf16, ATTN_HAVE_ONEDNN,
+             "no oneDNN found (meson option onednn; Debian: libdnnl-dev)") /* bf16 compute */
 ATTN_VARIANT(naive, 1, "")
