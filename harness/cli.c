@@ -4,6 +4,7 @@
 #include "cli_tune.h"
 
 #include "atomic_file.h"
+#include "attn_config.h"
 #include "cpu.h"
 #include "npy.h"
 #include "oracle.h"
@@ -38,6 +39,10 @@ static const struct cli_command {
     {"study", cli_study, "numerical studies: `study scaling`, why attention scales by 1/sqrt(d)"},
     {"compare", cli_compare, "compare two benchmark results: ratios, intervals, regression verdict"},
     {"overhead", cli_overhead, "per-call overhead of attn_execute on a tiny problem"},
+#if ATTN_HAVE_RESULTS_DB
+    {"db", cli_db, "the results store: ingest result files, export them, its contents"},
+    {"history", cli_history, "each benchmark over commits, per machine: change points, CI gate"},
+#endif
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 

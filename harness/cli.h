@@ -40,6 +40,17 @@ void cli_format_bytes(char *buf, size_t len, int64_t bytes);
 int cli_sweep(int argc, char **argv); /* cli_sweep.c */
 int cli_study(int argc, char **argv); /* cli_study.c */
 int cli_compare(int argc, char **argv); /* cli_compare.c */
+/* cli_compare.c's reading of an attnbench result record, shared with `db ingest`:
+ * cli_record_invalid names the first bad identifying field (NULL: none), with what it should be
+ * and its value; cli_record_name is the record's benchmark name
+ * (VARIANT/B1.Hq8.Hkv8.Lq1024.Lk1024.d64[.causal][.blhd][.kvlens][.mask][.bf16]/tN), false when
+ * it does not fit; cli_value_text is a JSON value cut short for a message. */
+const char *cli_record_invalid(const json_t *record, const char **expected,
+                               const json_t **value);
+bool cli_record_name(const json_t *record, char *buf, size_t len);
+const char *cli_value_text(const json_t *x, char *buf, size_t len);
+int cli_db(int argc, char **argv);      /* cli_db.c: db ingest, db export */
+int cli_history(int argc, char **argv); /* cli_history.c */
 int cli_overhead(int argc, char **argv); /* cli_overhead.c */
 
 /* cli_machine.c: --disable-isa LIST (validated, then set as ATTN_DISABLE_ISA before the first
