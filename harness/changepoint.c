@@ -9,15 +9,20 @@
 /* The best split of the segment whose points are x[order[0..n)], by Q(tau), tau in
  * [min_size, n - min_size]; its Q in *best_q. The sums update in O(n) per tau from row sums of
  * the distance matrix, so one scan is O(n^2). */
+static double distance(double a, double b, double alpha)
+{
+    return alpha == 1 ? fabs(a - b) : pow(fabs(a - b), alpha);
+}
+
 static size_t best_split(const double *x, const size_t *order, size_t n, size_t min_size,
-                         double *best_q)
+                         double alpha, double *best_q)
 {
     /* within_before: sum over pairs before tau; within_after: pairs from tau on; across: one
      * on each side. Start at tau = 0: everything is after. */
     double within_before = 0, within_after = 0, across = 0;
     for (size_t i = 0; i < n; i++)
         for (size_t j = i + 1; j < n; j++)
-            within_after += fabs(x[order[i]] - x[order[j]]);
+            within_after += distance(x[order[i]], x[order[j]], alpha);
     size_t best = 0;
     *best_q = -INFINITY;
     for (size_t tau = 0; tau + min_size <= n; tau++) {
@@ -35,9 +40,9 @@ static size_t best_split(const double *x, const size_t *order, size_t n, size_t 
         double to_before = 0, to_after = 0;
         const double xt = x[order[tau]];
         for (size_t i = 0; i < tau; i++)
-            to_before += fabs(xt - x[order[i]]);
+            to_before += distance(xt, x[order[i]], alpha);
         for (size_t j = tau + 1; j < n; j++)
-            to_after += fabs(xt - x[order[j]]);
+            to_after += distance(xt, x[order[j]], alpha);
         within_before += to_before;
         within_after -= to_after;
         across += to_after - to_before;
@@ -65,7 +70,7 @@ static bool test_segment(const double *x, size_t start, size_t end,
     for (size_t i = 0; i < n; i++)
         order[i] = start + i;
     double q;
-    c->split = start + best_split(x, order, n, o->min_size, &q);
+    c->split = start + best_split(x, order, n, o->min_size, o->alpha, &q);
     int at_least = 0;
     for (int r = 0; r < o->permutations; r++) {
         for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
@@ -75,7 +80,7 @@ static bool test_segment(const double *x, size_t start, size_t end,
             order[j] = t;
         }
         double q_perm;
-        best_split(x, order, n, o->min_size, &q_perm);
+        best_split(x, order, n, o->min_size, o->alpha, &q_perm);
         at_least += q_perm >= q;
     }
     c->p = (1.0 + at_least) / (1.0 + o->permutations);

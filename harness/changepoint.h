@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 typedef struct changepoint_options {
+    double alpha;        /* the distances' exponent, in (0, 2] */
     double significance; /* keep a split when its permutation p-value is at most this */
     int permutations;    /* R */
     size_t min_size;     /* fewest points on either side of a split (>= 2) */

@@ -51,7 +51,7 @@ typedef struct history {
 } history;
 
 enum { H_DB, H_MACHINE, H_BENCHMARK, H_KIND, H_FORMAT, H_HTML, H_COMMIT_URL, H_GATE_LAST,
-       H_SIGNIFICANCE, H_PERMUTATIONS, H_MIN_SIZE, H_HELP, H_COUNT };
+       H_SIGNIFICANCE, H_ALPHA, H_PERMUTATIONS, H_MIN_SIZE, H_HELP, H_COUNT };
 static const cli_option history_options[H_COUNT] = {
     [H_DB] = {"db", "TARGET", "the store (default $ATTN_DB, else results/attnbench.sqlite)"},
     [H_MACHINE] = {"machine", "ID", "only this machine's series"},
@@ -64,6 +64,7 @@ static const cli_option history_options[H_COUNT] = {
     [H_GATE_LAST] = {"gate-last", "N", "exit 1 when a regression starts in the latest N "
                                        "commits of a series (default 5; 0: never)"},
     [H_SIGNIFICANCE] = {"significance", "P", "permutation p-value a change needs (default 0.01)"},
+    [H_ALPHA] = {"alpha", "A", "exponent of E-Divisive's distances, in (0, 2] (default 1)"},
     [H_PERMUTATIONS] = {"permutations", "R", "permutations per test (default 499)"},
     [H_MIN_SIZE] = {"min-size", "N", "fewest commits on either side of a change (default 3)"},
     [H_HELP] = {"help", NULL, "this help"},
@@ -472,7 +473,7 @@ static int write_html(const history *h, const history_config *c, const char *tar
 static int parse_options(int argc, char **argv, history_config *c)
 {
     *c = (history_config){.format = CLI_FORMAT_TEXT, .gate_last = 5,
-                          .cp = {.significance = 0.01, .permutations = 499, .min_size = 3,
+                          .cp = {.alpha = 1, .significance = 0.01, .permutations = 499, .min_size = 3,
                                  .seed = 0x68697374u}};
     int o;
     const char *value;
@@ -503,6 +504,14 @@ static int parse_options(int argc, char **argv, history_config *c)
                 c->cp.significance >= 1)
                 return cli_error(cmd, "--significance: '%s' is not a probability in (0, 1)",
                                  value);
+            break;
+        }
+        case H_ALPHA: {
+            char *end;
+            errno = 0;
+            c->cp.alpha = strtod(value, &end);
+            if (errno || end == value || *end || !(c->cp.alpha > 0) || c->cp.alpha > 2)
+                return cli_error(cmd, "--alpha: '%s' is not in (0, 2]", value);
             break;
         }
         case H_PERMUTATIONS:
