@@ -194,6 +194,30 @@ class Ingest(Tmp):
         self.assertEqual(counts(db), before)
         self.assertEqual(before["schema_version"], 2)
 
+    def test_schema_migrations(self):
+        """A version-1 store (made here from a current one: the v2 indexes dropped, its version
+        row gone) is brought to version 2 on open, its data kept; a store newer than the tool
+        is refused."""
+        import sqlite3
+        db = os.path.join(self.dir, "s.sqlite")
+        attnbench("db", "ingest", "--db", db, *write_history(self.dir, 4, commits=2), check=0)
+        con = sqlite3.connect(db)
+        con.execute("DROP INDEX measurements_by_benchmark")
+        con.execute("DROP INDEX files_by_machine_date")
+        con.execute("DELETE FROM schema_version WHERE version = 2")
+        con.commit()
+        con.close()
+        c = counts(db)
+        self.assertEqual((c["schema_version"], c["files"], c["samples"]), (2, 2, 2 * REPS))
+        con = sqlite3.connect(db)
+        indexes = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        self.assertTrue({"measurements_by_benchmark", "files_by_machine_date"} <= indexes)
+        con.execute("INSERT INTO schema_version (version) VALUES (99)")
+        con.commit()
+        con.close()
+        p = attnbench("db", "info", "--db", db, check=2)
+        self.assertIn("newer than this attnbench", p.stderr)
+
     def test_corrupt_file_is_exit_2_and_nothing_is_stored(self):
         db = os.path.join(self.dir, "s.sqlite")
         good = write_history(self.dir, 2, commits=3)
