@@ -381,6 +381,12 @@ static int read_provenance(result_file *f, const provenance *given)
     return -1;
 }
 
+/* A stored name written back must stay inside its folder. */
+static bool plain_name(const char *name)
+{
+    return *name && name[0] != '.' && !strchr(name, '/');
+}
+
 static int by_benchmark(const void *a, const void *b)
 {
     return strcmp(((const measurement *)a)->benchmark, ((const measurement *)b)->benchmark);
@@ -392,6 +398,9 @@ static int read_result_file(const char *path, const provenance *given, result_fi
     *f = (result_file){.path = path};
     const char *slash = strrchr(path, '/');
     f->name = slash ? slash + 1 : path;
+    if (!plain_name(f->name))
+        return cli_error(cmd, "%s: export could not write a file of this name back (it "
+                         "starts with '.')", path);
     FILE *in = fopen(path, "rb");
     if (!in)
         return cli_error(cmd, "cannot read %s: %s", path, strerror(errno));
@@ -789,12 +798,6 @@ static bool same_content(const char *path, const char *text)
     }
     fclose(f);
     return same && at == n;
-}
-
-/* A stored name written back must stay inside its folder. */
-static bool plain_name(const char *name)
-{
-    return *name && name[0] != '.' && !strchr(name, '/');
 }
 
 static int export_files(db *d, const char *out_dir)

@@ -330,21 +330,22 @@ static json_t *history_json(const history *h, const history_config *c, const cha
         json_t *points = json_array(), *changes = json_array();
         for (size_t k = 0; points && k < s->count; k++) {
             const point *p = &s->points[k];
-            json_array_append_new(points, json_pack("{s:s, s:s, s:o, s:f, s:I}", "commit",
+            json_array_append_new(points, json_pack("{s:s, s:s, s:o, s:o, s:I}", "commit",
                                                     p->commit, "date", p->date, "file",
                                                     *p->commit ? json_null()
                                                                : json_string(p->file_id),
-                                                    "median_s", p->median, "samples",
-                                                    (json_int_t)p->count));
+                                                    "median_s", cli_json_real(p->median),
+                                                    "samples", (json_int_t)p->count));
         }
         for (size_t k = 0; changes && k < s->change_count; k++) {
             const change *ch = &s->changes[k];
             json_array_append_new(
                 changes,
-                json_pack("{s:I, s:s, s:s, s:f, s:f, s:f, s:[o, o], s:f, s:s, s:b}", "index",
+                json_pack("{s:I, s:s, s:s, s:o, s:o, s:o, s:[o, o], s:f, s:s, s:b}", "index",
                           (json_int_t)ch->index, "commit", s->points[ch->index].commit, "date",
-                          s->points[ch->index].date, "before_median_s", ch->before,
-                          "after_median_s", ch->after, "ratio", ch->ratio, "ci95",
+                          s->points[ch->index].date, "before_median_s", cli_json_real(ch->before),
+                          "after_median_s", cli_json_real(ch->after), "ratio",
+                          cli_json_real(ch->ratio), "ci95",
                           cli_json_real(ch->lo), cli_json_real(ch->hi), "p", ch->p, "direction",
                           ch->regression ? "regression" : "improvement", "in_latest",
                           ch->latest));
@@ -446,11 +447,29 @@ static int write_html(const history *h, const history_config *c, const char *tar
     json_t *doc = history_json(h, c, target);
     if (doc && c->commit_url)
         json_object_set_new(doc, "commit_url", json_string(c->commit_url));
-    /* JSON_ESCAPE_SLASH writes "/" as "\/", so no "</script>" can end the data early. */
-    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_ESCAPE_SLASH) : NULL;
+    char *json = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
-    if (!text)
+    /* Every "<" (they are all inside strings) as \u003c: nothing in a benchmark's or a
+     * commit's name can end the script element early, or open a comment in it. */
+    size_t angles = 0;
+    for (const char *c = json; c && (c = strchr(c, '<')); c++)
+        angles++;
+    char *text = json ? malloc(strlen(json) + 5 * angles + 1) : NULL;
+    if (!text) {
+        free(json);
         return cli_error(cmd, "out of memory");
+    }
+    char *o = text;
+    for (const char *c = json; *c; c++) {
+        if (*c == '<') {
+            memcpy(o, "\\u003c", 6);
+            o += 6;
+        } else {
+            *o++ = *c;
+        }
+    }
+    *o = '\0';
+    free(json);
     char path[4096];
     int status = -1;
     if (snprintf(path, sizeof path, "%s/history.html", c->html) >= (int)sizeof path)

@@ -403,13 +403,15 @@ class PageReader(HTMLParser):
 
     def __init__(self):
         super().__init__()
-        self.points, self.markers, self.rendered = [], [], False
+        self.points, self.markers, self.rendered, self.series = [], [], False, []
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "body" and a.get("data-rendered") == "true":
             self.rendered = True
         classes = (a.get("class") or "").split()
+        if tag == "section" and "series" in classes:
+            self.series.append(a.get("data-benchmark"))
         if tag == "circle" and "point" in classes:
             self.points.append((int(a["data-index"]), a["data-commit"],
                                 float(a["data-median-s"]), float(a["cy"])))
@@ -425,6 +427,11 @@ class Dashboard(Tmp):
                                     "dashboard was not rendered")
         db = os.path.join(self.dir, "s.sqlite")
         attnbench("db", "ingest", "--db", db, *write_history(self.dir, 0, 0.05), check=0)
+        # A name that would end the page's data early if it were pasted in unescaped.
+        evil = os.path.join(self.dir, "evil")
+        os.mkdir(evil)
+        attnbench("db", "ingest", "--db", db, *write_history(
+            evil, 5, commits=2, machine="zz", benchmarks=("x</script><!--",)), check=0)
         site = os.path.join(self.dir, "site")
         attnbench("history", "--db", db, "--html", site, "--gate-last", "0", "--commit-url",
                   "https://example.org/commit/{commit}", check=0)
@@ -442,6 +449,9 @@ class Dashboard(Tmp):
         reader = PageReader()
         reader.feed(p.stdout)
         self.assertTrue(reader.rendered, "the page's script did not finish")
+        self.assertEqual(len(reader.series), 2)
+        self.assertTrue(reader.series[1].startswith("x</script><!--/"), reader.series)
+        reader.points = reader.points[:COMMITS]  # the first series'
         self.assertEqual(len(reader.points), COMMITS)
         expected = history_json(db, "--gate-last", "0", check=0)[0]["series"][0]
         for (index, commit, median, cy), want in zip(reader.points, expected["points"]):
