@@ -71,8 +71,12 @@ static bool test_segment(const double *x, size_t start, size_t end,
         order[i] = start + i;
     double q;
     c->split = start + best_split(x, order, n, o->min_size, o->alpha, &q);
-    int at_least = 0;
-    for (int r = 0; r < o->permutations; r++) {
+    /* Once more orderings reach q than a significant p allows, the split cannot be kept: stop
+     * there (p is then a lower bound, and above the significance). A series without a change
+     * costs a few orderings instead of all of them. */
+    const int allowed = (int)(o->significance * (1.0 + o->permutations)) - 1;
+    int at_least = 0, r = 0;
+    for (; r < o->permutations && at_least <= allowed; r++) {
         for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
             const size_t j = (size_t)(attn_rng_unit(rng) * (double)(i + 1));
             const size_t t = order[i];
@@ -83,7 +87,8 @@ static bool test_segment(const double *x, size_t start, size_t end,
         best_split(x, order, n, o->min_size, o->alpha, &q_perm);
         at_least += q_perm >= q;
     }
-    c->p = (1.0 + at_least) / (1.0 + o->permutations);
+    c->p = at_least > allowed ? (1.0 + at_least) / (1.0 + r)
+                              : (1.0 + at_least) / (1.0 + o->permutations);
     free(order);
     return true;
 }
