@@ -965,7 +965,7 @@ int cli_db(int argc, char **argv)
         status = cli_error(cmd, "%s takes no FILE ('%s')", actions[action], files[0]);
     db d;
     char err[DB_MESSAGE];
-    if (status < 0 && !db_open(&d, db_default_target(c.target), err, sizeof err))
+    if (status < 0 && !db_open(&d, db_default_target(c.target), action == 0, err, sizeof err))
         status = cli_error(cmd, "%s", err);
     if (status < 0) {
         status = action == 0   ? ingest(&d, files, file_count, &c.given)

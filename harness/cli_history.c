@@ -558,7 +558,7 @@ int cli_history(int argc, char **argv)
         return status;
     db d;
     char err[DB_MESSAGE];
-    if (!db_open(&d, db_default_target(c.target), err, sizeof err))
+    if (!db_open(&d, db_default_target(c.target), false, err, sizeof err))
         return cli_error(cmd, "%s", err);
     history h = {0};
     status = load(&d, &c, &h);

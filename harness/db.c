@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* In the statements, ID stands for the backend's self-assigned integer key. */
 static const char *const schema_v1[] = {
@@ -199,7 +200,7 @@ static void make_parent_dir(const char *path)
     }
 }
 
-bool db_open(db *d, const char *target, char *err, size_t len)
+bool db_open(db *d, const char *target, bool create, char *err, size_t len)
 {
     *d = (db){0};
     if (snprintf(d->target, sizeof d->target, "%s", target) >= (int)sizeof d->target) {
@@ -216,6 +217,11 @@ bool db_open(db *d, const char *target, char *err, size_t len)
         return false;
     }
 #endif
+    if (d->backend == &db_sqlite_backend && !create && access(target, F_OK) != 0) {
+        snprintf(err, len, "no store at %s (`attnbench db ingest` creates it; --db or ATTN_DB "
+                 "names another)", target);
+        return false;
+    }
     if (d->backend == &db_sqlite_backend)
         make_parent_dir(target);
     d->handle = d->backend->open(target, err, len);

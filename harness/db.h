@@ -60,8 +60,9 @@ typedef struct db {
 /* The target: `explicit` (--db), else $ATTN_DB, else results/attnbench.sqlite. */
 const char *db_default_target(const char *explicit);
 /* Opens the store and brings its schema up to date (migrations, each in one transaction).
- * False after a message in err. */
-bool db_open(db *d, const char *target, char *err, size_t len);
+ * A SQLite file is created only when `create` (ingest); reading a store that is not there is
+ * an error, not a new empty store. False after a message in err. */
+bool db_open(db *d, const char *target, bool create, char *err, size_t len);
 void db_close(db *d);
 
 db_status db_query(db *d, const char *sql, int nparams, const char *const *params, db_rows *rows,

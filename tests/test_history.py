@@ -194,6 +194,13 @@ class Ingest(Tmp):
         self.assertEqual(counts(db), before)
         self.assertEqual(before["schema_version"], 2)
 
+    def test_reading_a_missing_store_is_exit_2(self):
+        missing = os.path.join(self.dir, "none.sqlite")
+        for args in (["history"], ["db", "info"], ["db", "export", "--out", self.dir]):
+            p = attnbench(*args, "--db", missing, check=2)
+            self.assertIn("no store at", p.stderr)
+        self.assertFalse(os.path.exists(missing))
+
     def test_schema_migrations(self):
         """A version-1 store (made here from a current one: the v2 indexes dropped, its version
         row gone) is brought to version 2 on open, its data kept; a store newer than the tool
