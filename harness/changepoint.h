@@ -7,8 +7,9 @@
  * (after), the energy statistic
  *     Q(tau) = m n / (m + n) * ( 2/(m n) sum |x_i - y_j|
  *                                - 1/C(m,2) sum_{i<k} |x_i - x_k| - 1/C(n,2) sum_{j<k} |y_j - y_k| )
- * (the divergence of the two samples' distributions, with alpha = 1) is largest at the most
- * likely change. Its significance is a permutation test: the same maximum over R random
+ * (the divergence of the two samples' distributions; alpha = 1 by default) is largest at the
+ * most likely change. Y runs to the segment's end (Matteson & James also search where Y ends;
+ * with the end fixed a scan is O(n^2) and a single step is found the same way). Its significance is a permutation test: the same maximum over R random
  * orderings of the segment, p = (1 + #{max_perm >= max}) / (R + 1). A significant split is
  * kept and both sides are searched again (the best candidate over all segments first), until
  * no candidate is significant.
