@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -50,13 +51,14 @@ typedef struct history {
     size_t regressions_latest;
 } history;
 
-enum { H_DB, H_MACHINE, H_BENCHMARK, H_KIND, H_FORMAT, H_HTML, H_COMMIT_URL, H_GATE_LAST,
+enum { H_DB, H_MACHINE, H_BENCHMARK, H_KIND, H_LAST, H_FORMAT, H_HTML, H_COMMIT_URL, H_GATE_LAST,
        H_SIGNIFICANCE, H_ALPHA, H_PERMUTATIONS, H_MIN_SIZE, H_HELP, H_COUNT };
 static const cli_option history_options[H_COUNT] = {
     [H_DB] = {"db", "TARGET", "the store (default $ATTN_DB, else results/attnbench.sqlite)"},
     [H_MACHINE] = {"machine", "ID", "only this machine's series"},
     [H_BENCHMARK] = {"benchmark", "TEXT", "only benchmarks whose name contains TEXT"},
     [H_KIND] = {"kind", "KIND", "only files of this kind: run, sweep, tune, gbench, perf-ab"},
+    [H_LAST] = {"last", "N", "only the latest N commits of each series (default: all)"},
     [H_FORMAT] = {"format", "text|json|csv", "output format (default text)"},
     [H_HTML] = {"html", "DIR", "also write DIR/history.html, the dashboard page"},
     [H_COMMIT_URL] = {"commit-url", "URL", "the page links commits: {commit} is replaced "
@@ -73,7 +75,7 @@ static const cli_option history_options[H_COUNT] = {
 typedef struct history_config {
     const char *target, *machine, *benchmark, *kind, *html, *commit_url;
     cli_format format;
-    int64_t gate_last;
+    int64_t gate_last, last;
     changepoint_options cp;
 } history_config;
 
@@ -189,6 +191,18 @@ static int load(db *d, const history_config *c, history *h)
         p->samples[p->count++] = strtod(db_cell(r, i, 5), NULL);
     }
     return -1;
+}
+
+/* Keeps the latest `last` points of a series. */
+static void keep_latest(series *s, int64_t last)
+{
+    if (last <= 0 || s->count <= (size_t)last)
+        return;
+    const size_t drop = s->count - (size_t)last;
+    for (size_t i = 0; i < drop; i++)
+        free(s->points[i].samples);
+    memmove(s->points, s->points + drop, (size_t)last * sizeof *s->points);
+    s->count = (size_t)last;
 }
 
 /* The change points of one series, with their sizes and intervals. */
@@ -511,6 +525,10 @@ static int parse_options(int argc, char **argv, history_config *c)
                                                   1u << CLI_FORMAT_CSV, &c->format))
                 return CLI_EXIT_USAGE;
             break;
+        case H_LAST:
+            if (!cli_parse_int64(cmd, "last", value, 1, INT64_MAX, &c->last))
+                return CLI_EXIT_USAGE;
+            break;
         case H_GATE_LAST:
             if (!cli_parse_int64(cmd, "gate-last", value, 0, 1000000, &c->gate_last))
                 return CLI_EXIT_USAGE;
@@ -562,8 +580,10 @@ int cli_history(int argc, char **argv)
         return cli_error(cmd, "%s", err);
     history h = {0};
     status = load(&d, &c, &h);
-    for (size_t i = 0; status < 0 && i < h.count; i++)
+    for (size_t i = 0; status < 0 && i < h.count; i++) {
+        keep_latest(&h.items[i], c.last);
         status = analyse(&h.items[i], &c, &h);
+    }
     if (status < 0 && c.html)
         status = write_html(&h, &c, d.target);
     if (status < 0) {

@@ -173,6 +173,10 @@ class ChangePoints(Tmp):
         csv = attnbench("history", "--db", db, "--format", "csv", check=1).stdout.splitlines()
         self.assertEqual(len(csv), 1 + COMMITS)
         self.assertIn(",regression,", csv[1 + COMMITS - 3])
+        # --last: only the latest commits; those before the step are not among them.
+        doc, _ = history_json(db, "--last", "20", "--gate-last", "5")
+        self.assertEqual(len(doc["series"][0]["points"]), 20)
+        self.assertEqual(doc["series"][0]["points"][0]["commit"], commit_of(7, COMMITS - 20))
         # The same step, long ago: reported, but the gate stays open.
         old = os.path.join(self.dir, "old.sqlite")
         attnbench("db", "ingest", "--db", old, *write_history(recent, 8, step=0.15), check=0)
