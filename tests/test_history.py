@@ -452,8 +452,9 @@ class Dashboard(Tmp):
         self.assertNotRegex(html, r"(src|href)=\"https?://")  # nothing fetched from outside
         profile = os.path.join(self.dir, "profile")
         p = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
-                            "--no-first-run", f"--user-data-dir={profile}",
-                            "--virtual-time-budget=5000", "--dump-dom", "file://" + page],
+                            "--no-first-run", "--disable-dev-shm-usage",
+                            f"--user-data-dir={profile}", "--virtual-time-budget=5000",
+                            "--dump-dom", "file://" + page],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            timeout=180, env=dict(os.environ, HOME=self.dir))
         self.assertEqual(p.returncode, 0, p.stderr[-2000:])
