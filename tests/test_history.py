@@ -351,6 +351,30 @@ class Export(Tmp):
         self.assertEqual(counts(db2) | {"target": None}, counts(db) | {"target": None})
 
 
+    def test_two_files_of_one_name(self):
+        """Both come back: the first under its name, the other with its hash added."""
+        db = os.path.join(self.dir, "s.sqlite")
+        twins = []
+        for k in range(2):
+            folder = os.path.join(self.dir, f"twin{k}")
+            os.mkdir(folder)
+            twin = os.path.join(folder, "same.json")
+            os.rename(write_history(folder, 20 + k, commits=1)[0], twin)
+            twins.append(twin)
+        attnbench("db", "ingest", "--db", db, *twins, check=0)
+        out = os.path.join(self.dir, "out")
+        attnbench("db", "export", "--db", db, "--out", out, check=0)
+        with open(twins[1], "rb") as f:
+            second = f.read()
+        with open(twins[0], "rb") as f:
+            first = f.read()
+        with open(os.path.join(out, MACHINE, "same.json"), "rb") as f:
+            self.assertEqual(f.read(), first)
+        name = f"same-{hashlib.sha256(second).hexdigest()[:12]}.json"
+        with open(os.path.join(out, MACHINE, name), "rb") as f:
+            self.assertEqual(f.read(), second)
+
+
 class Postgres(Tmp):
     """A throwaway PostgreSQL server: initdb in a temporary folder, owned by an unprivileged
     user when the test runs as root (CI does), listening on a Unix socket in that folder only."""
