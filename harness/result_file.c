@@ -415,7 +415,8 @@ int result_file_read(const char *path, const provenance *given, result_file *f)
         status = cli_error(cmd, "%s holds no benchmark", path);
     if (status >= 0)
         return status;
-    qsort(f->items, f->count, sizeof *f->items, by_benchmark);
+    if (f->count) /* qsort may not be given NULL, even for no elements */
+        qsort(f->items, f->count, sizeof *f->items, by_benchmark);
     if (!result_file_sha256(f->content, f->size, f->sha256))
         return cli_error(cmd, "%s: cannot compute its SHA-256", path);
     return -1;
