@@ -21,5 +21,7 @@ int cli_sweep(int argc, char **argv);    /* cli_sweep.c */
 int cli_study(int argc, char **argv);    /* cli_study.c */
 int cli_compare(int argc, char **argv);  /* cli_compare.c */
 int cli_overhead(int argc, char **argv); /* cli_overhead.c */
+int cli_db(int argc, char **argv);       /* cli_db.c: db ingest, db export, db info */
+int cli_history(int argc, char **argv);  /* cli_history.c */
 
 #endif

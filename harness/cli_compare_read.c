@@ -154,7 +154,7 @@ static int read_gbench(const json_t *benchmarks, result_set *r)
 }
 
 /* A JSON value as the file has it, cut short, for messages ("missing" when absent). */
-static const char *value_text(const json_t *x, char *buf, size_t len)
+const char *cli_value_text(const json_t *x, char *buf, size_t len)
 {
     char *text = x ? json_dumps(x, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
     snprintf(buf, len, "%.40s%s", x ? (text ? text : "?") : "missing",
@@ -166,7 +166,7 @@ static const char *value_text(const json_t *x, char *buf, size_t len)
 /* Checks a record's identifying fields: NULL when they are fine, else the bad field's name
  * (relative to the record), with what it should be in *expected and its value (NULL: missing)
  * in *value. */
-static const char *record_invalid(const json_t *record, const char **expected,
+const char *cli_record_invalid(const json_t *record, const char **expected,
                                   const json_t **value)
 {
     static const char *const dims[][2] = {
@@ -205,9 +205,9 @@ static const char *record_invalid(const json_t *record, const char **expected,
     return NULL;
 }
 
-/* An attnbench record's benchmark name (record_invalid first), in attnbench-gbench's style:
+/* An attnbench record's benchmark name (cli_record_invalid first), in attnbench-gbench's style:
  * VARIANT/B1.Hq8.Hkv8.Lq1024.Lk1024.d64[.causal][.blhd][.kvlens][.mask][.bf16|.f16]/tTHREADS. */
-static bool record_name(const json_t *record, char *buf, size_t len)
+bool cli_record_name(const json_t *record, char *buf, size_t len)
 {
     const char *variant = json_string_value(json_object_get(record, "variant"));
     const json_t *shape = json_object_get(record, "shape");
@@ -251,12 +251,12 @@ static int read_attnbench(const json_t *results, result_set *r)
         const char *expected, *field;
         if (!json_is_object(record))
             return cli_error("compare", "%s: results[%zu] is %s, expected a run record", r->path,
-                             i, value_text(record, v, sizeof v));
+                             i, cli_value_text(record, v, sizeof v));
         const json_t *bad;
-        if ((field = record_invalid(record, &expected, &bad)))
+        if ((field = cli_record_invalid(record, &expected, &bad)))
             return cli_error("compare", "%s: results[%zu].%s is %s, expected %s", r->path, i,
-                             field, value_text(bad, v, sizeof v), expected);
-        if (!record_name(record, name, sizeof name))
+                             field, cli_value_text(bad, v, sizeof v), expected);
+        if (!cli_record_name(record, name, sizeof name))
             return cli_error("compare", "%s: results[%zu]: name too long", r->path, i);
         const series *earlier = find_series(r, name);
         if (earlier)
@@ -267,12 +267,12 @@ static int read_attnbench(const json_t *results, result_set *r)
         const json_t *median = json_object_get(record, "median_s");
         if (median && !(json_is_number(median) && positive_time(json_number_value(median))))
             return cli_error("compare", "%s: results[%zu].median_s is %s, expected a positive "
-                             "time in seconds (%s)", r->path, i, value_text(median, v, sizeof v),
+                             "time in seconds (%s)", r->path, i, cli_value_text(median, v, sizeof v),
                              name);
         if (samples && (!json_is_array(samples) || json_array_size(samples) == 0))
             return cli_error("compare", "%s: results[%zu].samples_s is %s, expected an array of "
                              "times in seconds (%s)", r->path, i,
-                             value_text(samples, v, sizeof v), name);
+                             cli_value_text(samples, v, sizeof v), name);
         if (!samples && !median)
             return cli_error("compare", "%s: results[%zu] has neither samples_s nor median_s "
                              "(%s)", r->path, i, name);
@@ -282,7 +282,7 @@ static int read_attnbench(const json_t *results, result_set *r)
             if (!json_is_number(t) || !positive_time(json_number_value(t)))
                 return cli_error("compare", "%s: results[%zu].samples_s[%zu] is %s, expected a "
                                  "positive time in seconds (%s)", r->path, i, k,
-                                 value_text(t, v, sizeof v), name);
+                                 cli_value_text(t, v, sizeof v), name);
             if (!add_sample(r, name, json_number_value(t), -1))
                 return cli_error("compare", "out of memory");
         }
@@ -304,11 +304,11 @@ static int read_machine(const json_t *root, result_set *r)
     char v[64];
     if (machine && !json_is_object(machine))
         return cli_error("compare", "%s: machine is %s, expected an object", r->path,
-                         value_text(machine, v, sizeof v));
+                         cli_value_text(machine, v, sizeof v));
     if (id && !json_is_string(id))
         return cli_error("compare", "%s: %s is %s, expected a string", r->path,
                          machine ? "machine.id" : "context.attnbench_machine_id",
-                         value_text(id, v, sizeof v));
+                         cli_value_text(id, v, sizeof v));
     if ((id && !(r->machine_id = strdup(json_string_value(id)))) ||
         (json_is_string(cpu) && !(r->cpu = strdup(json_string_value(cpu)))))
         return cli_error("compare", "out of memory");

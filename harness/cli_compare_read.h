@@ -5,6 +5,7 @@
 #define ATTN_CLI_COMPARE_READ_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct series {
@@ -25,6 +26,16 @@ typedef struct result_set {
     size_t error_count;
     char *machine_id, *cpu; /* the machine's, when the file records it; else NULL */
 } result_set;
+
+/* The reading of an attnbench result record, shared with `db ingest`: cli_record_invalid names
+ * the first bad identifying field (NULL: none), with what it should be and its value;
+ * cli_record_name is the record's benchmark name
+ * (VARIANT/B1.Hq8.Hkv8.Lq1024.Lk1024.d64[.causal][.blhd][.kvlens][.mask][.bf16]/tN), false when
+ * it does not fit; cli_value_text is a JSON value cut short for a message. */
+const char *cli_record_invalid(const json_t *record, const char **expected,
+                               const json_t **value);
+bool cli_record_name(const json_t *record, char *buf, size_t len);
+const char *cli_value_text(const json_t *x, char *buf, size_t len);
 
 void result_set_free(result_set *r);
 /* The series of that name; NULL when there is none. */

@@ -2,6 +2,8 @@
 #include "cli.h"
 #include "cli_commands.h"
 
+#include "attn_config.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +25,10 @@ static const struct cli_command {
     {"study", cli_study, "numerical studies: `study scaling`, why attention scales by 1/sqrt(d)"},
     {"compare", cli_compare, "compare two benchmark results: ratios, intervals, regression verdict"},
     {"overhead", cli_overhead, "per-call overhead of attn_execute on a tiny problem"},
+#if ATTN_HAVE_RESULTS_DB
+    {"db", cli_db, "the results store: ingest result files, export them, its contents"},
+    {"history", cli_history, "each benchmark over commits, per machine: change points, CI gate"},
+#endif
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 
