@@ -68,14 +68,6 @@ static const db_backend *const backends[] = {
     &db_sqlite_backend,
 };
 
-void db_rows_free(db_rows *r)
-{
-    for (size_t i = 0; r->cells && i < r->count * r->columns; i++)
-        free(r->cells[i]);
-    free(r->cells);
-    *r = (db_rows){0};
-}
-
 const char *db_default_target(const char *explicit)
 {
     if (explicit && *explicit)
