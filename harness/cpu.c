@@ -21,6 +21,7 @@ const attn_isa_name attn_isa_names[] = {
     {ATTN_ISA_AMX, "amx"},              {ATTN_ISA_NEON, "neon"},
     {ATTN_ISA_ARM_FP16, "fp16"},        {ATTN_ISA_ARM_BF16, "bf16"},
     {ATTN_ISA_SVE, "sve"},             {ATTN_ISA_SVE2, "sve2"},
+    {ATTN_ISA_SVE_BF16, "sve_bf16"},
 };
 const int attn_isa_name_count = (int)(sizeof attn_isa_names / sizeof attn_isa_names[0]);
 
@@ -31,7 +32,8 @@ const int attn_isa_name_count = (int)(sizeof attn_isa_names / sizeof attn_isa_na
 /* Family names accepted by ATTN_DISABLE_ISA besides the single bits above. */
 static const attn_isa_name isa_groups[] = {
     {ATTN_ISA_ALL_AVX512, "avx512"},
-    {ATTN_ISA_NEON | ATTN_ISA_ARM_FP16 | ATTN_ISA_ARM_BF16 | ATTN_ISA_SVE | ATTN_ISA_SVE2,
+    {ATTN_ISA_NEON | ATTN_ISA_ARM_FP16 | ATTN_ISA_ARM_BF16 | ATTN_ISA_SVE | ATTN_ISA_SVE2 |
+         ATTN_ISA_SVE_BF16,
      "asimd"},
 };
 
@@ -51,7 +53,7 @@ bool attn_isa_parse_disable(const char *list, uint32_t *mask, char *why, size_t 
                 bits = isa_groups[i].bit;
         if (!bits && n > 0) {
             snprintf(why, why_len, "unknown ISA name '%.*s' (known: avx512, avx2, fma, avx, "
-                     "sse4.2, f16c, avx512f, avx512bw, ..., neon, asimd, sve)", (int)n, s);
+                     "sse4.2, f16c, avx512f, avx512bw, ..., neon, asimd, sve, sve_bf16)", (int)n, s);
             return false;
         }
         *mask |= bits;

@@ -20,6 +20,9 @@
 #ifndef HWCAP2_SVE2
 #define HWCAP2_SVE2 (1UL << 1)
 #endif
+#ifndef HWCAP2_SVEBF16
+#define HWCAP2_SVEBF16 (1UL << 12)
+#endif
 #ifndef HWCAP2_BF16
 #define HWCAP2_BF16 (1UL << 14)
 #endif
@@ -68,6 +71,8 @@ void attn_cpu_detect_arch(attn_cpu *cpu)
         cpu->sve_vector_bits = sve_vector_bits();
         if (hw2 & HWCAP2_SVE2)
             isa |= ATTN_ISA_SVE2;
+        if (hw2 & HWCAP2_SVEBF16)
+            isa |= ATTN_ISA_SVE_BF16;
     }
     if (hw2 & HWCAP2_BF16)
         isa |= ATTN_ISA_ARM_BF16;
