@@ -303,7 +303,8 @@ static inline void softmax_row(float *restrict s, int64_t n, float *restrict m, 
     const float shift = *m == -INFINITY ? 0.0f : *m;
     svfloat32_t sum = svdup_n_f32(0.0f);
     for (int64_t j = 0; j < n; j += vl) {
-        const svfloat32_t w = exp2_nonpos_sve(all, svsub_n_f32_x(all, svld1_f32(all, s + j), shift));
+        const svfloat32_t w =
+            exp2_nonpos_sve(all, svsub_n_f32_x(all, svld1_f32(all, s + j), shift));
         svst1_f32(all, s + j, w);
         sum = svadd_f32_x(all, sum, w);
     }
