@@ -260,8 +260,11 @@ static inline void qk_tile(const uint32_t *restrict qp, const uint32_t *restrict
     }
 }
 
-/* Oᵀ[c][32] += Σ_i P[k][i] · VP[i][c], every pair counted. */
-static inline void pv_tile(float *restrict ot, const uint32_t *restrict vt, int64_t d,
+/* Oᵀ[c][32] += Σ_i P[k][i] · VP[i][c], every pair counted. Not inlined: its 16 accumulators
+ * and 8 weight vectors fit the 32 zmm registers only without the caller's live values (inlined
+ * into key_tile, GCC 12 spilled accumulators inside the loop: 28 stack moves per 64 VDPBF16PS,
+ * and the loop took 1.5x the time of the Q·Kᵀ loop, which does as many). */
+static __attribute__((noinline)) void pv_tile(float *restrict ot, const uint32_t *restrict vt, int64_t d,
                            const __m512bh pp[NQV][KPAIRS])
 {
     int64_t c = 0;
