@@ -296,8 +296,8 @@ static inline void qk_tile(const uint32_t *restrict qp, const uint32_t *restrict
  * and 8 weight vectors fit the 32 zmm registers only without the caller's live values (inlined
  * into key_tile, GCC 12 spilled accumulators inside the loop: 28 stack moves per 64 VDPBF16PS,
  * and the loop took 1.5x the time of the Q·Kᵀ loop, which does as many). */
-static __attribute__((noinline)) void pv_tile(float *restrict ot, const uint32_t *restrict vt, int64_t d,
-                           const __m512bh pp[NQV][KPAIRS])
+static __attribute__((noinline)) void pv_tile(float *restrict ot, const uint32_t *restrict vt,
+                                              int64_t d, const __m512bh pp[NQV][KPAIRS])
 {
     int64_t c = 0;
     for (; c + PV_C <= d; c += PV_C) {
