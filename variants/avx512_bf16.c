@@ -35,8 +35,12 @@
  *           moves only when a tile max exceeds m + LAZY_MAX_BITS (log2 units), so weights stay
  *           <= 2^8 and the accumulator is rescaled a few times per row, not at every rise;
  *           2^x; rounding of P to bf16 pairs (one vcvtne2ps2bf16 + one vpermw per 2 keys);
- *   P·V     Oᵀ[c][32] += per key pair i: P[i] · broadcast VP[i][c]; 8 head-dim elements × 32
- *           queries = 16 accumulators, 8 P registers, 64 VDPBF16PS per Oᵀ load/store.
+ *   P·V     Oᵀ[c][32] += per key pair i: P[i] · broadcast VP[i][c]. Two key tiles at a time
+ *           (pv_tile2): 4 head-dim elements × 32 queries = 8 accumulators, 16 P registers, 64
+ *           VDPBF16PS per 8 Oᵀ loads and stores; a tile runs alone (pv_tile: 8 elements, 8 P
+ *           registers) when the running max moves before its pair arrives, or at the end.
+ * K is packed by an 8 × 16 transpose of 32-bit pairs in registers (24 two-source permutes per
+ * 8 keys × 16 pairs), not by scatters (Zen 4 runs a scatter element by element).
  * A tile that every row sees in full skips the selects. An excluded key has weight 0, but
  * 0·NaN is NaN, and a pair cannot be masked per key: a tile with excluded keys whose packed V
  * holds a non-finite value (found while packing) runs P·V one key at a time (VDPBF16PS with
