@@ -21,6 +21,7 @@ const attn_isa_name attn_isa_names[] = {
     {ATTN_ISA_AMX, "amx"},              {ATTN_ISA_NEON, "neon"},
     {ATTN_ISA_ARM_FP16, "fp16"},        {ATTN_ISA_ARM_BF16, "bf16"},
     {ATTN_ISA_SVE, "sve"},             {ATTN_ISA_SVE2, "sve2"},
+    {ATTN_ISA_SVE_BF16, "sve_bf16"},
 };
 const int attn_isa_name_count = (int)(sizeof attn_isa_names / sizeof attn_isa_names[0]);
 
@@ -31,7 +32,8 @@ const int attn_isa_name_count = (int)(sizeof attn_isa_names / sizeof attn_isa_na
 /* Family names accepted by ATTN_DISABLE_ISA besides the single bits above. */
 static const attn_isa_name isa_groups[] = {
     {ATTN_ISA_ALL_AVX512, "avx512"},
-    {ATTN_ISA_NEON | ATTN_ISA_ARM_FP16 | ATTN_ISA_ARM_BF16 | ATTN_ISA_SVE | ATTN_ISA_SVE2,
+    {ATTN_ISA_NEON | ATTN_ISA_ARM_FP16 | ATTN_ISA_ARM_BF16 | ATTN_ISA_SVE | ATTN_ISA_SVE2 |
+         ATTN_ISA_SVE_BF16,
      "asimd"},
 };
 
@@ -51,7 +53,8 @@ bool attn_isa_parse_disable(const char *list, uint32_t *mask, char *why, size_t 
                 bits = isa_groups[i].bit;
         if (!bits && n > 0) {
             snprintf(why, why_len, "unknown ISA name '%.*s' (known: avx512, avx2, fma, avx, "
-                     "sse4.2, f16c, avx512f, avx512bw, ..., neon, asimd, sve)", (int)n, s);
+                     "sse4.2, f16c, avx512f, avx512bw, ..., neon, asimd, sve, sve_bf16)",
+                     (int)n, s);
             return false;
         }
         *mask |= bits;
@@ -88,36 +91,55 @@ static int64_t cache_size(int level, int sysconf_name, const char **source)
 }
 
 /* Vector FMA instructions per cycle and core at 128, 256 and 512 bits, by microarchitecture
- * (vendor, family, first model): published facts, so the library never runs a benchmark at
- * start-up. The first matching row wins; a width the CPU lacks gets 0. A CPU not listed keeps
- * 0 (unknown), and the planner's estimate assumes 2 per cycle at every width it has. */
+ * (vendor, family, a range of models): published facts, so the library never runs a benchmark
+ * at start-up. The first matching row wins; a width the CPU lacks gets 0. A CPU not listed
+ * keeps 0 (unknown), and the planner's estimate assumes 2 per cycle at every width it has.
+ * x86 rows: CPUID family and model. AArch64 rows: family = MIDR implementer, model = MIDR part
+ * (cpu_arm.c); the 256- and 512-bit columns are SVE at that vector length, so they count only
+ * where the SVE vector length reaches them (A64FX can run at 128, 256 or 512 bits). Sources:
+ * Arm's Software Optimization Guides (FP/ASIMD/SVE pipelines and FMLA throughput) for
+ * Neoverse N1, N2, V1 and V2, and Fujitsu's A64FX Microarchitecture Manual. */
 static const struct fma_row {
     const char *vendor;
-    int family, model_min;
+    int family, model_min, model_max;
     uint32_t needs;      /* ISA bits the row applies to (detected, before ATTN_DISABLE_ISA) */
     int per_cycle[3];    /* 128, 256, 512 bits */
     const char *what;
 } fma_rows[] = {
-    {"AuthenticAMD", 0x1a, 0, 0, {2, 2, 2}, "AMD Zen 5: two 512-bit FMA pipes"},
-    {"AuthenticAMD", 0x19, 0, 0, {2, 2, 1},
+    {"AuthenticAMD", 0x1a, 0, 0xff, 0, {2, 2, 2}, "AMD Zen 5: two 512-bit FMA pipes"},
+    {"AuthenticAMD", 0x19, 0, 0xff, 0, {2, 2, 1},
      "AMD Zen 3/4: two 256-bit FMA pipes; 512-bit FMA as two halves (Zen 4)"},
-    {"AuthenticAMD", 0x17, 0x30, 0, {2, 2, 0}, "AMD Zen 2: two 256-bit FMA pipes"},
-    {"AuthenticAMD", 0x17, 0, 0, {2, 1, 0}, "AMD Zen 1: 256-bit FMA as two 128-bit halves"},
-    {"GenuineIntel", 6, 0, ATTN_ISA_AVX512F, {2, 2, 2},
+    {"AuthenticAMD", 0x17, 0x30, 0xff, 0, {2, 2, 0}, "AMD Zen 2: two 256-bit FMA pipes"},
+    {"AuthenticAMD", 0x17, 0, 0x2f, 0, {2, 1, 0}, "AMD Zen 1: 256-bit FMA as two 128-bit halves"},
+    {"GenuineIntel", 6, 0, 0xff, ATTN_ISA_AVX512F, {2, 2, 2},
      "Intel with AVX-512: two 512-bit FMA units (one on some Xeon Bronze/Silver and clients)"},
-    {"GenuineIntel", 6, 0, ATTN_ISA_FMA, {2, 2, 0},
+    {"GenuineIntel", 6, 0, 0xff, ATTN_ISA_FMA, {2, 2, 0},
      "Intel Haswell and later: two 256-bit FMA units"},
+    {"ARM", 0x41, 0xd0c, 0xd0c, 0, {2, 0, 0}, "Arm Neoverse N1: two 128-bit FMA pipes, no SVE"},
+    {"ARM", 0x41, 0xd49, 0xd49, 0, {2, 0, 0},
+     "Arm Neoverse N2: two 128-bit FMA pipes, 128-bit SVE2"},
+    {"ARM", 0x41, 0xd40, 0xd40, 0, {4, 2, 0},
+     "Arm Neoverse V1 (AWS Graviton 3): four 128-bit FMA pipes, as two for 256-bit SVE"},
+    {"ARM", 0x41, 0xd4f, 0xd4f, 0, {4, 0, 0},
+     "Arm Neoverse V2 (AWS Graviton 4, NVIDIA Grace): four 128-bit FMA pipes, 128-bit SVE2"},
+    {"ARM", 0x46, 0x001, 0x001, 0, {2, 2, 2},
+     "Fujitsu A64FX: two 512-bit SVE FMA pipes (FLA, FLB) at any vector length"},
 };
 
 static void fma_rates(attn_cpu *c)
 {
-    const bool has[3] = {ATTN_ARCH_X86, (c->isa_detected & (ATTN_ISA_AVX2 | ATTN_ISA_FMA)) ==
-                                            (ATTN_ISA_AVX2 | ATTN_ISA_FMA),
-                         c->isa_detected & ATTN_ISA_AVX512F};
+    /* The widths the CPU has: x86 by its extensions; AArch64 NEON's 128 bits, and SVE's vector
+     * length for the wider columns. */
+    const bool x86 = ATTN_ARCH_X86;
+    const bool has[3] = {
+        x86 || (c->isa_detected & ATTN_ISA_NEON),
+        x86 ? (c->isa_detected & (ATTN_ISA_AVX2 | ATTN_ISA_FMA)) == (ATTN_ISA_AVX2 | ATTN_ISA_FMA)
+            : c->sve_vector_bits >= 256,
+        x86 ? (c->isa_detected & ATTN_ISA_AVX512F) != 0 : c->sve_vector_bits >= 512};
     for (size_t i = 0; i < sizeof fma_rows / sizeof fma_rows[0]; i++) {
         const struct fma_row *r = &fma_rows[i];
         if (strcmp(c->vendor, r->vendor) || c->family != r->family || c->model < r->model_min ||
-            (c->isa_detected & r->needs) != r->needs)
+            c->model > r->model_max || (c->isa_detected & r->needs) != r->needs)
             continue;
         for (int w = 0; w < 3; w++)
             c->machine.fma_per_cycle[w] = has[w] ? r->per_cycle[w] : 0;
@@ -138,14 +160,18 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
 static void make_machine_id(attn_cpu *c)
 {
     /* The core count too: two virtual machines on one CPU model with different core counts
-     * have different all-core peaks and best thread counts. */
+     * have different all-core peaks and best thread counts. The SVE vector length too (only
+     * where there is one, so x86 ids stay as they were): A64FX runs at 128, 256 or 512 bits,
+     * and sve's best tiles at one length are not the best at another. */
     char text[256];
-    snprintf(text, sizeof text, "%s|%s|%d|%d|%08x|%lld|%lld|%lld|%d", c->vendor, c->model_name,
-             c->family, c->model, (unsigned)c->isa_detected,
-             (long long)attn_machine_fact(&c->machine, ATTN_FACT_L1D, NULL),
-             (long long)attn_machine_fact(&c->machine, ATTN_FACT_L2, NULL),
-             (long long)attn_machine_fact(&c->machine, ATTN_FACT_L3, NULL),
-             attn_topology_get()->cores);
+    int n = snprintf(text, sizeof text, "%s|%s|%d|%d|%08x|%lld|%lld|%lld|%d", c->vendor,
+                     c->model_name, c->family, c->model, (unsigned)c->isa_detected,
+                     (long long)attn_machine_fact(&c->machine, ATTN_FACT_L1D, NULL),
+                     (long long)attn_machine_fact(&c->machine, ATTN_FACT_L2, NULL),
+                     (long long)attn_machine_fact(&c->machine, ATTN_FACT_L3, NULL),
+                     attn_topology_get()->cores);
+    if (c->sve_vector_bits && n > 0 && (size_t)n < sizeof text)
+        snprintf(text + n, sizeof text - (size_t)n, "|sve%d", c->sve_vector_bits);
     uint64_t h = fnv1a(14695981039346656037u, text, strlen(text));
     snprintf(c->machine_id, sizeof c->machine_id, "%016llx", (unsigned long long)h);
 }

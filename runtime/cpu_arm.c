@@ -1,6 +1,7 @@
 /* cpu_arm.c — AArch64 feature detection through the kernel's hardware capability words
  * (getauxval: the kernel sets a bit only when it also saves the registers the feature needs),
- * and the SVE vector length through prctl. */
+ * the SVE vector length through prctl, and the MIDR implementer and part (family and model:
+ * the keys of cpu.c's FMA-rate table). */
 #include "cpu.h"
 
 #include <stdio.h>
@@ -14,11 +15,17 @@
 #ifndef HWCAP_ASIMDHP
 #define HWCAP_ASIMDHP (1UL << 10)
 #endif
+#ifndef HWCAP_CPUID
+#define HWCAP_CPUID (1UL << 11)
+#endif
 #ifndef HWCAP_SVE
 #define HWCAP_SVE (1UL << 22)
 #endif
 #ifndef HWCAP2_SVE2
 #define HWCAP2_SVE2 (1UL << 1)
+#endif
+#ifndef HWCAP2_SVEBF16
+#define HWCAP2_SVEBF16 (1UL << 12)
 #endif
 #ifndef HWCAP2_BF16
 #define HWCAP2_BF16 (1UL << 14)
@@ -42,21 +49,29 @@ void attn_cpu_detect_arch(attn_cpu *cpu)
     unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
     snprintf(cpu->vendor, sizeof cpu->vendor, "ARM");
     snprintf(cpu->model_name, sizeof cpu->model_name, "AArch64 CPU");
+    unsigned implementer = 0, part = 0;
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (f) {
         char line[256];
-        unsigned implementer = 0, part = 0;
         while (fgets(line, sizeof line, f)) {
             sscanf(line, "CPU implementer : %x", &implementer);
             sscanf(line, "CPU part : %x", &part);
         }
         fclose(f);
-        if (implementer || part) {
-            cpu->family = (int)implementer;
-            cpu->model = (int)part;
-            snprintf(cpu->model_name, sizeof cpu->model_name,
-                     "AArch64 implementer 0x%02x part 0x%03x", implementer, part);
-        }
+    }
+    /* No MIDR fields there (qemu-user shows the host's /proc/cpuinfo): read MIDR_EL1, which
+     * Linux (and qemu-user) emulate for user space when HWCAP_CPUID is set. */
+    if (!implementer && !part && (hw & HWCAP_CPUID)) {
+        unsigned long midr;
+        __asm__("mrs %0, midr_el1" : "=r"(midr));
+        implementer = (unsigned)(midr >> 24) & 0xff;
+        part = (unsigned)(midr >> 4) & 0xfff;
+    }
+    if (implementer || part) {
+        cpu->family = (int)implementer;
+        cpu->model = (int)part;
+        snprintf(cpu->model_name, sizeof cpu->model_name, "AArch64 implementer 0x%02x part 0x%03x",
+                 implementer, part);
     }
     uint32_t isa = 0;
     if (hw & HWCAP_ASIMD)
@@ -68,6 +83,8 @@ void attn_cpu_detect_arch(attn_cpu *cpu)
         cpu->sve_vector_bits = sve_vector_bits();
         if (hw2 & HWCAP2_SVE2)
             isa |= ATTN_ISA_SVE2;
+        if (hw2 & HWCAP2_SVEBF16)
+            isa |= ATTN_ISA_SVE_BF16;
     }
     if (hw2 & HWCAP2_BF16)
         isa |= ATTN_ISA_ARM_BF16;

@@ -25,12 +25,17 @@ MODELS = {
                 "base": ["sse4.2"]},
     "nehalem": {"isa": ["sse4.2"], "must_run": set(), "base": ["sse4.2"]},
 }
-ARM_MAX = ["neon", "fp16", "bf16", "sve", "sve2"]  # qemu-aarch64 -cpu max
+ARM_MAX = ["neon", "fp16", "bf16", "sve", "sve2", "sve_bf16"]  # qemu-aarch64 -cpu max
 for bits in (128, 256, 384, 512, 2048):
-    MODELS[f"sve{bits}"] = {"isa": ARM_MAX, "must_run": {"sve", "neon"}, "base": [],
+    MODELS[f"sve{bits}"] = {"isa": ARM_MAX, "must_run": {"sve", "neon", "sve_bf16"}, "base": [],
                             "sve_bits": bits}
 MODELS["nosve"] = {"isa": ["neon", "fp16", "bf16"], "must_run": {"neon"}, "base": [],
                    "sve_bits": 0}
+# qemu's Fujitsu A64FX: 512-bit SVE without BF16 (and without SVE2), so sve runs, sve_bf16 not.
+# Its MIDR (implementer 0x46, part 0x001) is a row of the FMA-rate table.
+MODELS["a64fx"] = {"isa": ["neon", "fp16", "sve"], "must_run": {"sve", "neon"}, "base": [],
+                   "sve_bits": 512, "fma_row": "Fujitsu A64FX",
+                   "fma_flops": {"128": 16, "256": 32, "512": 64}}
 
 # A small odd shape: no dimension a multiple of a vector width, so every edge path runs.
 ODD_SHAPE = ["--len-q", "37", "--len-kv", "53", "--dim", "19", "--heads", "3", "--reps", "1",
@@ -124,6 +129,24 @@ class CpuModel(unittest.TestCase):
         self.assertTrue(all(r["ok"] for r in doc["results"]), doc["results"])
         skipped = {x["variant"]: x["reason"] for x in doc["skipped"]}
         self.assertEqual(skipped.get("sve"), "disabled by ATTN_DISABLE_ISA: sve")
+
+    def test_fma_rate_row(self):
+        # The FMA-rate table row the model's MIDR selects, and the FLOP/cycle it gives.
+        if "fma_row" not in self.model:
+            self.skipTest(f"{MODEL} is not a row of the FMA-rate table")
+        fma = self.info["defaults"]["fma_flops_per_cycle"]
+        self.assertTrue(fma["source"].startswith(self.model["fma_row"]), fma["source"])
+        self.assertEqual(fma["by_vector_bits"], self.model["fma_flops"])
+
+    def test_disabling_sve_bf16_keeps_sve(self):
+        # The bf16 compute type's own token: sve_bf16 refused, the float32 sve untouched.
+        if "sve_bf16" not in self.model["isa"]:
+            self.skipTest(f"{MODEL} has no SVE BF16")
+        doc = run_json("run", *ODD_SHAPE, env={"ATTN_DISABLE_ISA": "sve_bf16"})
+        skipped = {x["variant"]: x["reason"] for x in doc["skipped"]}
+        self.assertEqual(skipped.get("sve_bf16"), "disabled by ATTN_DISABLE_ISA: sve_bf16")
+        self.assertEqual(doc["results"][0]["variant"], "sve")
+        self.assertTrue(all(r["ok"] for r in doc["results"]), doc["results"])
 
     def test_disabled_and_lacking_are_both_named(self):
         # Turning off what the model has on top of what it lacks: both reasons, exactly.

@@ -35,8 +35,12 @@
  *           moves only when a tile max exceeds m + LAZY_MAX_BITS (log2 units), so weights stay
  *           <= 2^8 and the accumulator is rescaled a few times per row, not at every rise;
  *           2^x; rounding of P to bf16 pairs (one vcvtne2ps2bf16 + one vpermw per 2 keys);
- *   P·V     Oᵀ[c][32] += per key pair i: P[i] · broadcast VP[i][c]; 8 head-dim elements × 32
- *           queries = 16 accumulators, 8 P registers, 64 VDPBF16PS per Oᵀ load/store.
+ *   P·V     Oᵀ[c][32] += per key pair i: P[i] · broadcast VP[i][c]. Two key tiles at a time
+ *           (pv_tile2): 4 head-dim elements × 32 queries = 8 accumulators, 16 P registers, 64
+ *           VDPBF16PS per 8 Oᵀ loads and stores; a tile runs alone (pv_tile: 8 elements, 8 P
+ *           registers) when the running max moves before its pair arrives, or at the end.
+ * K is packed by an 8 × 16 transpose of 32-bit pairs in registers (24 two-source permutes per
+ * 8 keys × 16 pairs), not by scatters (Zen 4 runs a scatter element by element).
  * A tile that every row sees in full skips the selects. An excluded key has weight 0, but
  * 0·NaN is NaN, and a pair cannot be masked per key: a tile with excluded keys whose packed V
  * holds a non-finite value (found while packing) runs P·V one key at a time (VDPBF16PS with
@@ -93,7 +97,8 @@ enum {
     TILE_K = 8,           /* keys per micro-tile */
     NQV = TILE_Q / 16,    /* query vectors per micro-tile */
     KPAIRS = TILE_K / 2,  /* key pairs per micro-tile */
-    PV_C = 8,             /* head-dim elements per step of the P·V kernel */
+    PV_C = 8,             /* head-dim elements per step of the P·V kernel over one key tile */
+    PV2_C = 4,            /* the same over two key tiles (16 keys) */
     DEC_K = 16,           /* keys per block of the decode path */
     DEC_C = 4,            /* 32-element chunks of a decode row in registers (128 floats) */
 };
@@ -201,6 +206,37 @@ static inline __m512i load_key_pairs(const void *a, const void *b, attn_dtype dt
     return interleave_halves(_mm512_inserti64x4(_mm512_castsi256_si512(x), y, 1));
 }
 
+/* Transposes 8 rows of 16 32-bit elements (r[j][e]: key j, pair e) into r[m] = pairs 2m and
+ * 2m + 1 of the 8 keys, key-minor: (r[0][2m], ..., r[7][2m], r[0][2m+1], ..., r[7][2m+1]). Three
+ * rounds of two-source permutes (24), in place of 8 scatters of 16 elements, which Zen 4 runs
+ * element by element (the K packing took ~10% of P2 with them). */
+static inline void transpose_pairs_8x16(__m512i r[TILE_K])
+{
+    /* Round 1, 32-bit units: keys (2i, 2i+1) interleaved, elements 0-7 and 8-15. */
+    const __m512i lo32 = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi32 = _mm512_add_epi32(lo32, _mm512_set1_epi32(8));
+    /* Rounds 2 and 3 in 64-bit units: pairs of keys interleaved, then quads of keys. */
+    const __m512i lo64 = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);
+    const __m512i hi64 = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
+    const __m512i lo128 = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+    const __m512i hi128 = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+    __m512i a[TILE_K], b[TILE_K];
+    for (int i = 0; i < 4; i++) { /* a[2i]: elements 0-7 of keys 2i, 2i+1; a[2i+1]: 8-15 */
+        a[2 * i] = _mm512_permutex2var_epi32(r[2 * i], lo32, r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_permutex2var_epi32(r[2 * i], hi32, r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) /* b[4i + h·2 + q]: keys 4i..4i+3, elements 8h + 4q .. + 3 */
+        for (int h = 0; h < 2; h++) {
+            b[4 * i + 2 * h] = _mm512_permutex2var_epi64(a[4 * i + h], lo64, a[4 * i + 2 + h]);
+            b[4 * i + 2 * h + 1] =
+                _mm512_permutex2var_epi64(a[4 * i + h], hi64, a[4 * i + 2 + h]);
+        }
+    for (int g = 0; g < 4; g++) { /* elements 4g..4g+3 of keys 0-3 (b[g]) and 4-7 (b[4 + g]) */
+        r[2 * g] = _mm512_permutex2var_epi64(b[g], lo128, b[4 + g]);
+        r[2 * g + 1] = _mm512_permutex2var_epi64(b[g], hi128, b[4 + g]);
+    }
+}
+
 /* Any bf16 element with an all-ones exponent (inf or NaN)? */
 static inline bool any_nonfinite(__m512i x)
 {
@@ -260,9 +296,12 @@ static inline void qk_tile(const uint32_t *restrict qp, const uint32_t *restrict
     }
 }
 
-/* Oᵀ[c][32] += Σ_i P[k][i] · VP[i][c], every pair counted. */
-static inline void pv_tile(float *restrict ot, const uint32_t *restrict vt, int64_t d,
-                           const __m512bh pp[NQV][KPAIRS])
+/* Oᵀ[c][32] += Σ_i P[k][i] · VP[i][c], every pair counted. Not inlined: its 16 accumulators
+ * and 8 weight vectors fit the 32 zmm registers only without the caller's live values (inlined
+ * into key_tile, GCC 12 spilled accumulators inside the loop: 28 stack moves per 64 VDPBF16PS,
+ * and the loop took 1.5x the time of the Q·Kᵀ loop, which does as many). */
+static __attribute__((noinline)) void pv_tile(float *restrict ot, const uint32_t *restrict vt,
+                                              int64_t d, const __m512bh pp[NQV][KPAIRS])
 {
     int64_t c = 0;
     for (; c + PV_C <= d; c += PV_C) {
@@ -289,6 +328,53 @@ static inline void pv_tile(float *restrict ot, const uint32_t *restrict vt, int6
             for (int k = 0; k < NQV; k++)
                 acc[k] = _mm512_dpbf16_ps(acc[k], pp[k][i], vb);
         }
+        for (int k = 0; k < NQV; k++)
+            _mm512_store_ps(ot + c * TILE_Q + 16 * k, acc[k]);
+    }
+}
+
+/* Oᵀ[c][32] += P·V over two key tiles at once (16 keys: pp0 with vt0, then pp1 with vt1), every
+ * pair counted: each pass over Oᵀ does twice the products of pv_tile's, for half the loads and
+ * stores of Oᵀ per VDPBF16PS (8 accumulators + 16 weight vectors). */
+static __attribute__((noinline)) void pv_tile2(float *restrict ot, const uint32_t *restrict vt0,
+                                               const uint32_t *restrict vt1, int64_t d,
+                                               const __m512bh pp0[NQV][KPAIRS],
+                                               const __m512bh pp1[NQV][KPAIRS])
+{
+    __m512bh pp[2][NQV][KPAIRS];
+    for (int k = 0; k < NQV; k++)
+        for (int i = 0; i < KPAIRS; i++) {
+            pp[0][k][i] = pp0[k][i];
+            pp[1][k][i] = pp1[k][i];
+        }
+    const uint32_t *const vts[2] = {vt0, vt1};
+    int64_t c = 0;
+    for (; c + PV2_C <= d; c += PV2_C) {
+        __m512 acc[NQV][PV2_C];
+        for (int e = 0; e < PV2_C; e++)
+            for (int k = 0; k < NQV; k++)
+                acc[k][e] = _mm512_load_ps(ot + (c + e) * TILE_Q + 16 * k);
+        for (int h = 0; h < 2; h++)
+            for (int i = 0; i < KPAIRS; i++)
+                for (int e = 0; e < PV2_C; e++) {
+                    const __m512bh vb = (__m512bh)_mm512_set1_epi32((int)vts[h][i * d + c + e]);
+                    for (int k = 0; k < NQV; k++)
+                        acc[k][e] = _mm512_dpbf16_ps(acc[k][e], pp[h][k][i], vb);
+                }
+        for (int e = 0; e < PV2_C; e++)
+            for (int k = 0; k < NQV; k++)
+                _mm512_store_ps(ot + (c + e) * TILE_Q + 16 * k, acc[k][e]);
+    }
+    for (; c < d; c++) {
+        __m512 acc[NQV];
+        for (int k = 0; k < NQV; k++)
+            acc[k] = _mm512_load_ps(ot + c * TILE_Q + 16 * k);
+        for (int h = 0; h < 2; h++)
+            for (int i = 0; i < KPAIRS; i++) {
+                const __m512bh vb = (__m512bh)_mm512_set1_epi32((int)vts[h][i * d + c]);
+                for (int k = 0; k < NQV; k++)
+                    acc[k] = _mm512_dpbf16_ps(acc[k], pp[h][k][i], vb);
+            }
         for (int k = 0; k < NQV; k++)
             _mm512_store_ps(ot + c * TILE_Q + 16 * k, acc[k]);
     }
@@ -352,11 +438,27 @@ static void score_epilogue_masked(const run_ctx *x, const tile_ctx *tc, int64_t 
     }
 }
 
+/* A key tile's weights whose P·V has not run yet: it runs together with the next tile's
+ * (pv_tile2), or alone before the running max moves (the Oᵀ rescale must not reach it). */
+typedef struct pending_pv {
+    const uint32_t *vt;
+    __m512bh pp[NQV][KPAIRS];
+    bool active;
+} pending_pv;
+
+static inline void flush_pending(const run_ctx *x, const tile_ctx *tc, pending_pv *pend)
+{
+    if (pend->active)
+        pv_tile(tc->ot, pend->vt, x->d, pend->pp);
+    pend->active = false;
+}
+
 /* One 32-row × 8-key tile: scores, softmax update, P·V. `fast`: every pair counts.
- * `v_bad`: the tile's packed V holds an inf or NaN. */
+ * `v_bad`: the tile's packed V holds an inf or NaN. A tile whose pairs all count leaves its
+ * P·V pending, to run with the next such tile's. */
 static inline void key_tile(const run_ctx *x, const tile_ctx *tc, const uint32_t *kt,
                             const uint32_t *vt, bool v_bad, int64_t j0, int nk, bool fast,
-                            __m512 m[NQV], __m512 l[NQV])
+                            __m512 m[NQV], __m512 l[NQV], pending_pv *pend)
 {
     __m512 s[NQV][TILE_K];
     __mmask16 vm[NQV][TILE_K];
@@ -377,18 +479,27 @@ static inline void key_tile(const run_ctx *x, const tile_ctx *tc, const uint32_t
             tmax = _mm512_max_ps(s[k][j], tmax); /* skips a NaN in s (second operand wins) */
         const __mmask16 need = _mm512_cmp_ps_mask(
             tmax, _mm512_add_ps(m[k], _mm512_set1_ps(LAZY_MAX_BITS)), _CMP_GT_OQ);
-        if (need)
+        if (need) {
+            flush_pending(x, tc, pend);
             m[k] = raise_max_lanes(tc->ot + 16 * k, TILE_Q, x->d, m[k], tmax, need, &l[k]);
+        }
         for (int i = 0; i < KPAIRS; i++) {
             const __m512 pe = exp2_ps(_mm512_sub_ps(s[k][2 * i], m[k]), vm[k][2 * i]);
             const __m512 po = exp2_ps(_mm512_sub_ps(s[k][2 * i + 1], m[k]), vm[k][2 * i + 1]);
             pp[k][i] = round_weights(pe, po, &l[k]);
         }
     }
-    if (fast || !v_bad)
-        pv_tile(tc->ot, vt, x->d, pp); /* excluded pairs have weight exactly 0 and finite V */
-    else
+    if (!fast && v_bad) {
+        flush_pending(x, tc, pend);
         pv_tile_by_key(tc->ot, vt, x->d, pp, vm);
+    } else if (pend->active) { /* excluded pairs have weight exactly 0 and finite V */
+        pv_tile2(tc->ot, pend->vt, vt, x->d, pend->pp, pp);
+        pend->active = false;
+    } else {
+        pend->vt = vt;
+        memcpy(pend->pp, pp, sizeof pp);
+        pend->active = true;
+    }
 }
 
 /* ---- packing ------------------------------------------------------------------------------ */
@@ -404,22 +515,24 @@ static void pack_kv(const run_ctx *x, int64_t k0, int64_t k1, uint32_t *kp, uint
                     bool *bad)
 {
     const int64_t d = x->d, dp = x->dp, es = x->dt == ATTN_F32 ? 4 : 2;
-    const __m512i idx8 = _mm512_mullo_epi32(
-        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-        _mm512_set1_epi32(TILE_K));
     for (int64_t j0 = k0, tile = 0; j0 < k1; j0 += TILE_K, tile++) {
         const int nk = k1 - j0 < TILE_K ? (int)(k1 - j0) : TILE_K;
         uint32_t *kt = kp + tile * dp * TILE_K, *vt = vp + tile * KPAIRS * d;
-        for (int j = 0; j < TILE_K; j++) {
-            if (j >= nk) {
-                for (int64_t p = 0; p < dp; p++)
-                    kt[p * TILE_K + j] = 0;
-                continue;
+        const char *rows[TILE_K];
+        for (int j = 0; j < TILE_K; j++)
+            rows[j] = j < nk ? row_of(x, 'k', j0 + j) : NULL;
+        for (int64_t c0 = 0; c0 < d; c0 += 32) {
+            __m512i r[TILE_K]; /* 16 pairs of each key, zeros past d and for missing keys */
+            for (int j = 0; j < TILE_K; j++)
+                r[j] = rows[j] ? load_bf16x32(rows[j] + c0 * es, d - c0, x->dt)
+                               : _mm512_setzero_si512();
+            transpose_pairs_8x16(r);
+            for (int m = 0; m < 8; m++) { /* r[m]: pairs c0/2 + 2m and + 2m + 1 of the 8 keys */
+                const int64_t left = dp - c0 / 2 - 2 * m; /* pairs left from pair c0/2 + 2m */
+                if (left > 0)
+                    _mm512_mask_storeu_epi32(kt + (c0 / 2 + 2 * m) * TILE_K,
+                                             left > 1 ? 0xffff : 0x00ff, r[m]);
             }
-            const char *row = row_of(x, 'k', j0 + j);
-            for (int64_t c0 = 0; c0 < d; c0 += 32)
-                _mm512_mask_i32scatter_epi32(kt + (c0 / 2) * TILE_K + j, tail_mask16(dp - c0 / 2),
-                                             idx8, load_bf16x32(row + c0 * es, d - c0, x->dt), 4);
         }
         bool nonfinite = false;
         for (int i = 0; i < KPAIRS; i++) {
@@ -471,12 +584,14 @@ static void sweep_tile(const run_ctx *x, const tile_ctx *tc, const uint32_t *kp,
         m[k] = _mm512_load_ps(tc->m + 16 * k);
         l[k] = _mm512_load_ps(tc->l + 16 * k);
     }
+    pending_pv pend = {.active = false};
     for (int64_t j0 = k0, tile = 0; j0 < j_end; j0 += TILE_K, tile++) {
         const int nk = j_end - j0 < TILE_K ? (int)(j_end - j0) : TILE_K;
         const bool fast = !x->mask && nk == TILE_K && j0 + TILE_K <= tc->lim_min;
         key_tile(x, tc, kp + tile * x->dp * TILE_K, vp + tile * KPAIRS * x->d, bad[tile], j0,
-                 nk, fast, m, l);
+                 nk, fast, m, l, &pend);
     }
+    flush_pending(x, tc, &pend);
     for (int k = 0; k < NQV; k++) {
         _mm512_store_ps(tc->m + 16 * k, m[k]);
         _mm512_store_ps(tc->l + 16 * k, l[k]);

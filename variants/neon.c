@@ -12,7 +12,8 @@
  *               rescaled by 2^(m - m'); P = 2^(S - m) with the shared polynomial (exp2_poly.h);
  *   3. P·V      acc[8][dpad] += P·V in 8×8 register tiles.
  * Rows are normalised once, when the query tile is done. Key blocks past the largest key limit
- * of a micro-tile (causal, kv_lens) are skipped.
+ * of a micro-tile (causal, kv_lens) are skipped. The tile and block loop is packed_stream.h's
+ * (shared with sve.c and sve_bf16.c); this file packs and computes one micro-tile.
  *
  * Registers (32 × 128-bit): score tile 16 accumulators (8 query rows × 8 keys) + 8 K vectors
  * (4 dims × 8 keys) + 1 Q vector = 25; P·V tile 16 accumulators (8 rows × 8 dims) + 8 P vectors
@@ -30,6 +31,7 @@
 #include "variant.h"
 
 #include "exp2_poly.h"
+#include "packed_stream.h"
 
 #include <arm_neon.h>
 #include <float.h>
@@ -38,7 +40,10 @@
 #include <string.h>
 
 enum { P_BQ, P_BK };
-enum { MR = 8 /* query rows per micro-tile */, NR = 8 /* keys per panel, dims per V chunk */ };
+enum {
+    MR = STREAM_MR, /* query rows per micro-tile */
+    NR = 8,         /* keys per panel, dims per V chunk */
+};
 
 static const attn_param_info neon_params[] = {
     [P_BQ] = {"bq", "query rows per tile (multiple of the 8-row micro-tile)", 8, 512, 8},
@@ -110,13 +115,6 @@ static inline float32x4_t exp2_nonpos_f32x4(float32x4_t x)
     const uint32x4_t underflow = vcltq_f32(x, vdupq_n_f32(ATTN_EXP2_MIN));
     return vbslq_f32(underflow, vdupq_n_f32(0.0f), r);
 }
-
-/* What the kernels need to know of the 8 rows of a micro-tile for one key block. */
-typedef struct micro_rows {
-    int64_t limit[MR];     /* keys [0, limit) before the additive mask; 0 for padding rows */
-    const float *mask[MR]; /* additive mask row, or NULL */
-    int64_t key_end;       /* largest limit of the 8 rows */
-} micro_rows;
 
 /* S[r][0..8) for one 8-key panel starting at key j (absolute), in the log2 domain.
  * qp: 8 packed query rows (stride dpad); kpanel: [dpad][8]. */
@@ -295,113 +293,64 @@ static inline void softmax_row(float *restrict s, int64_t n, float *restrict m, 
     *l += vaddvq_f32(vaddq_f32(sum0, sum1));
 }
 
-/* P·V for a key block whose V has a NaN or an infinity: per row, only the keys the row attends
- * to (0 × NaN would otherwise reach rows that mask the key). */
-static void pv_rows_nonfinite(const attn_task *t, const attn_group_rows *gr, const micro_rows *rows,
-                              int nrows, const float *p, int64_t ldp, int64_t j0, int64_t j1,
-                              float *acc, int64_t dpad)
+/* The workspace parts and constants of one task, for the driver's callbacks (ctx). */
+typedef struct neon_ctx {
+    float *qp, *acc, *kp, *vp, *s, *run_max, *run_sum;
+    int64_t dpad, bk;
+    float scale_log2e;
+} neon_ctx;
+
+static void neon_pack_q_row(void *ctx, const attn_task *t, int64_t r, const void *src)
 {
-    const int64_t d = t->problem->head_dim;
-    for (int r = 0; r < nrows; r++) {
-        const int64_t end = rows->limit[r] < j1 ? rows->limit[r] : j1;
-        float *a = acc + r * dpad;
-        for (int64_t j = j0; j < end; j++) {
-            if (rows->mask[r] && rows->mask[r][j] == -INFINITY)
-                continue;
-            const float w = p[r * ldp + (j - j0)], *v = attn_v_row(t, gr->b, gr->hkv, j);
-            for (int64_t c = 0; c < d; c++)
-                a[c] += w * v[c];
-        }
-    }
+    const neon_ctx *c = ctx;
+    float *dst = c->qp + r * c->dpad;
+    const int64_t n = src ? t->problem->head_dim : 0;
+    if (n)
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    memset(dst + n, 0, (size_t)(c->dpad - n) * sizeof(float));
 }
+
+static bool neon_pack_kv(void *ctx, const attn_task *t, int64_t b, int64_t hkv, int64_t j0,
+                         int64_t j1)
+{
+    const neon_ctx *c = ctx;
+    return pack_kv_block(t, b, hkv, j0, j1, c->bk, c->kp, c->vp);
+}
+
+static void neon_micro_tile(void *ctx, const attn_task *t, const micro_step *st)
+{
+    const neon_ctx *c = ctx;
+    const int64_t dpad = c->dpad, bk = c->bk, nkeys = round_up8(st->end - st->j0);
+    float *acc = c->acc + st->m0 * dpad;
+    for (int64_t jp = 0; jp < nkeys; jp += NR)
+        score_tile_8x8(c->qp + st->m0 * dpad, c->kp + jp * dpad, dpad, st->j0 + jp, st->rows,
+                       c->scale_log2e, c->s + jp, bk);
+    for (int r = 0; r < MR; r++)
+        softmax_row(c->s + r * bk, nkeys, &c->run_max[st->m0 + r], &c->run_sum[st->m0 + r],
+                    acc + r * dpad, dpad);
+    if (st->v_finite)
+        for (int64_t ch = 0; ch < dpad; ch += NR)
+            pv_tile_8x8(c->s, bk, c->vp + ch * bk, nkeys, acc + ch, dpad);
+    else
+        attn_stream_pv_nonfinite(t, st, c->s, bk, acc, dpad, false, NULL);
+}
+
+static const stream_ops neon_ops = {neon_pack_q_row, neon_pack_kv, neon_micro_tile};
 
 static attn_status neon_run(const attn_task *t)
 {
-    const attn_problem *p = t->problem;
-    const int64_t d = p->head_dim, dpad = round_up8(d), bq = t->params[P_BQ],
-                  bk = t->params[P_BK];
-    const float scale_log2e = t->scale * ATTN_LOG2E;
     neon_layout w;
-    if (!neon_layout_of(p, t->params, &w)) /* workspace_size() succeeded, so it cannot */
+    if (!neon_layout_of(t->problem, t->params, &w)) /* workspace_size() succeeded: it cannot */
         return ATTN_ERR_OVERFLOW;
-    float *qp = t->workspace, *acc = qp + w.qp, *kp = acc + w.acc, *vp = kp + w.kp;
-    float *s = vp + w.vp, *run_max = s + w.s, *run_sum = run_max + w.m;
-
-    for (int64_t g = t->group_begin; g < t->group_end; g++) {
-        const attn_group_rows gr = attn_group_rows_of(t, g);
-        for (int64_t r0 = 0; r0 < gr.count; r0 += bq) {
-            const int64_t nr = gr.count - r0 < bq ? gr.count - r0 : bq, nr8 = round_up8(nr);
-            int64_t tile_keys = 0; /* keys any row of the tile may see */
-            for (int64_t r = 0; r < nr8; r++) {
-                float *q_dst = qp + r * dpad;
-                int64_t c = 0;
-                if (r < nr) {
-                    const int64_t h = gr.first_head + (r0 + r) / gr.rows;
-                    const int64_t i = t->row_begin + (r0 + r) % gr.rows;
-                    const int64_t lim = attn_key_limit(p, gr.b, i);
-                    tile_keys = lim > tile_keys ? lim : tile_keys;
-                    memcpy(q_dst, attn_q_row(t, gr.b, h, i), (size_t)d * sizeof(float));
-                    c = d;
-                }
-                memset(q_dst + c, 0, (size_t)(dpad - c) * sizeof(float));
-                run_max[r] = -INFINITY;
-                run_sum[r] = 0.0f;
-            }
-            memset(acc, 0, (size_t)(nr8 * dpad) * sizeof(float));
-
-            for (int64_t j0 = 0; j0 < tile_keys; j0 += bk) {
-                const int64_t j1 = j0 + bk < tile_keys ? j0 + bk : tile_keys;
-                const bool v_finite = pack_kv_block(t, gr.b, gr.hkv, j0, j1, bk, kp, vp);
-                for (int64_t m0 = 0; m0 < nr8; m0 += MR) {
-                    micro_rows rows = {.key_end = 0};
-                    int nrows = 0; /* rows of the micro-tile inside the query tile */
-                    for (int r = 0; r < MR; r++) {
-                        rows.limit[r] = 0;
-                        rows.mask[r] = NULL;
-                        if (m0 + r >= nr)
-                            continue;
-                        const int64_t i = t->row_begin + (r0 + m0 + r) % gr.rows;
-                        rows.limit[r] = attn_key_limit(p, gr.b, i);
-                        rows.mask[r] = attn_mask_row(p, i);
-                        rows.key_end = rows.limit[r] > rows.key_end ? rows.limit[r] : rows.key_end;
-                        nrows = r + 1;
-                    }
-                    const int64_t end = j1 < rows.key_end ? j1 : rows.key_end;
-                    if (end <= j0)
-                        continue; /* every key of the block is masked for these rows */
-                    const int64_t nkeys = round_up8(end - j0);
-                    for (int64_t jp = 0; jp < nkeys; jp += NR)
-                        score_tile_8x8(qp + m0 * dpad, kp + jp * dpad, dpad, j0 + jp, &rows,
-                                       scale_log2e, s + jp, bk);
-                    for (int r = 0; r < MR; r++)
-                        softmax_row(s + r * bk, nkeys, &run_max[m0 + r], &run_sum[m0 + r],
-                                    acc + (m0 + r) * dpad, dpad);
-                    if (v_finite)
-                        for (int64_t c = 0; c < dpad; c += NR)
-                            pv_tile_8x8(s, bk, vp + c * bk, nkeys, acc + m0 * dpad + c, dpad);
-                    else
-                        pv_rows_nonfinite(t, &gr, &rows, nrows, s, bk, j0, end, acc + m0 * dpad,
-                                          dpad);
-                }
-            }
-
-            for (int64_t r = 0; r < nr; r++) {
-                const int64_t h = gr.first_head + (r0 + r) / gr.rows;
-                const int64_t i = t->row_begin + (r0 + r) % gr.rows;
-                float *o = attn_o_row(t, gr.b, h, i);
-                const float *a = acc + r * dpad;
-                const float l = run_sum[r];
-                /* l == 0: no key seen, the row is zeros; a NaN l carries the NaN through. */
-                const float inv = l == 0.0f ? 0.0f : 1.0f / l;
-                const float32x4_t vinv = vdupq_n_f32(inv);
-                int64_t c = 0;
-                for (; c + 4 <= d; c += 4)
-                    vst1q_f32(o + c, vmulq_f32(vld1q_f32(a + c), vinv));
-                for (; c < d; c++)
-                    o[c] = a[c] * inv;
-            }
-        }
-    }
+    neon_ctx c = {.qp = t->workspace, .dpad = round_up8(t->problem->head_dim),
+                  .bk = t->params[P_BK], .scale_log2e = t->scale * ATTN_LOG2E};
+    c.acc = c.qp + w.qp;
+    c.kp = c.acc + w.acc;
+    c.vp = c.kp + w.kp;
+    c.s = c.vp + w.vp;
+    c.run_max = c.s + w.s;
+    c.run_sum = c.run_max + w.m;
+    attn_stream_run(t, t->params[P_BQ], c.bk, c.dpad, c.acc, c.run_max, c.run_sum, &neon_ops, &c);
     return ATTN_OK;
 }
 

@@ -26,10 +26,12 @@
  *   vp   [ceil(d/PW)][bkp][PW]    V block as chunks of PW dims, key-major, zero padded
  *   s    [8][bkp]                 scores, then weights, of one micro-tile
  *   m, l [bq]                     running max (log2 domain) and sum
- * A key block whose V holds a NaN or an infinity goes through neon.c's per-row P·V. */
+ * A key block whose V holds a NaN or an infinity goes through the per-row P·V of
+ * packed_stream.h, whose loop over query tiles and key blocks this file shares with neon.c. */
 #include "variant.h"
 
 #include "exp2_poly.h"
+#include "packed_stream.h"
 
 #include <arm_sve.h>
 #include <float.h>
@@ -39,7 +41,7 @@
 
 enum { P_BQ, P_BK };
 enum {
-    MR = 8,            /* query rows per micro-tile */
+    MR = STREAM_MR,    /* query rows per micro-tile */
     MAX_PANEL = 128,   /* 2 vectors of floats at the largest VL, 2048 bits */
 };
 
@@ -110,13 +112,6 @@ static inline svfloat32_t exp2_nonpos_sve(svbool_t all, svfloat32_t x)
     const svbool_t underflow = svcmplt_n_f32(all, x, ATTN_EXP2_MIN);
     return svsel_f32(underflow, svdup_n_f32(0.0f), r);
 }
-
-/* What the kernels need to know of the 8 rows of a micro-tile for one key block. */
-typedef struct micro_rows {
-    int64_t limit[MR];     /* keys [0, limit) before the additive mask; 0 for padding rows */
-    const float *mask[MR]; /* additive mask row, or NULL */
-    int64_t key_end;       /* largest limit of the 8 rows */
-} micro_rows;
 
 /* Writes one row's panel of scores (lo: keys j..j+VL, hi: the next VL) in the log2 domain:
  * scaled, the mask added, -inf selected for the keys the row does not see. */
@@ -308,124 +303,80 @@ static inline void softmax_row(float *restrict s, int64_t n, float *restrict m, 
     const float shift = *m == -INFINITY ? 0.0f : *m;
     svfloat32_t sum = svdup_n_f32(0.0f);
     for (int64_t j = 0; j < n; j += vl) {
-        const svfloat32_t w = exp2_nonpos_sve(all, svsub_n_f32_x(all, svld1_f32(all, s + j), shift));
+        const svfloat32_t w =
+            exp2_nonpos_sve(all, svsub_n_f32_x(all, svld1_f32(all, s + j), shift));
         svst1_f32(all, s + j, w);
         sum = svadd_f32_x(all, sum, w);
     }
     *l += svaddv_f32(all, sum);
 }
 
-/* P·V for a key block whose V has a NaN or an infinity: per row, only the keys the row attends
- * to (0 × NaN would otherwise reach rows that mask the key). */
-static void pv_rows_nonfinite(const attn_task *t, const attn_group_rows *gr, const micro_rows *rows,
-                              int nrows, const float *p, int64_t ldp, int64_t j0, int64_t j1,
-                              float *acc, int64_t dpad)
+/* The workspace parts and constants of one task, for the driver's callbacks (ctx). */
+typedef struct sve_ctx {
+    float *qp, *acc, *kp, *vp, *s, *run_max, *run_sum;
+    int64_t dpad, bkp;
+    float scale_log2e;
+} sve_ctx;
+
+static void sve_pack_q_row(void *ctx, const attn_task *t, int64_t r, const void *src)
 {
-    const int64_t d = t->problem->head_dim;
-    for (int r = 0; r < nrows; r++) {
-        const int64_t end = rows->limit[r] < j1 ? rows->limit[r] : j1;
-        float *a = acc + r * dpad;
-        for (int64_t j = j0; j < end; j++) {
-            if (rows->mask[r] && rows->mask[r][j] == -INFINITY)
-                continue;
-            const float w = p[r * ldp + (j - j0)], *v = attn_v_row(t, gr->b, gr->hkv, j);
-            for (int64_t c = 0; c < d; c++)
-                a[c] += w * v[c];
-        }
+    const sve_ctx *c = ctx;
+    float *dst = c->qp + r * c->dpad;
+    const int64_t n = src ? t->problem->head_dim : 0;
+    if (n)
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    memset(dst + n, 0, (size_t)(c->dpad - n) * sizeof(float));
+}
+
+static bool sve_pack_kv(void *ctx, const attn_task *t, int64_t b, int64_t hkv, int64_t j0,
+                        int64_t j1)
+{
+    const sve_ctx *c = ctx;
+    return pack_kv_block(t, b, hkv, j0, j1, c->bkp, c->kp, c->vp);
+}
+
+static void sve_micro_tile(void *ctx, const attn_task *t, const micro_step *st)
+{
+    const sve_ctx *c = ctx;
+    const int64_t vl = (int64_t)svcntw(), pw = 2 * vl, d = t->problem->head_dim;
+    const int64_t dpad = c->dpad, bkp = c->bkp, nkeys = round_up(st->end - st->j0, pw);
+    float *acc = c->acc + st->m0 * dpad;
+    for (int64_t jp = 0; jp < nkeys; jp += pw)
+        score_tile(c->qp + st->m0 * dpad, c->kp + jp * dpad, dpad, st->j0 + jp, st->j1, st->rows,
+                   c->scale_log2e, c->s + jp, bkp);
+    for (int r = 0; r < MR; r++)
+        softmax_row(c->s + r * bkp, nkeys, &c->run_max[st->m0 + r], &c->run_sum[st->m0 + r],
+                    acc + r * dpad, d);
+    if (!st->v_finite) {
+        attn_stream_pv_nonfinite(t, st, c->s, bkp, acc, dpad, false, NULL);
+        return;
+    }
+    for (int64_t ch = 0; ch < d; ch += pw) {
+        if (d - ch > vl)
+            pv_tile(c->s, bkp, c->vp + ch * bkp, nkeys, acc + ch, dpad, d - ch, true);
+        else
+            pv_tile(c->s, bkp, c->vp + ch * bkp, nkeys, acc + ch, dpad, d - ch, false);
     }
 }
 
+static const stream_ops sve_ops = {sve_pack_q_row, sve_pack_kv, sve_micro_tile};
+
 static attn_status sve_run(const attn_task *t)
 {
-    const attn_problem *p = t->problem;
-    const int64_t vl = (int64_t)svcntw(), pw = 2 * vl;
-    const int64_t d = p->head_dim, dpad = round_up(d, 8), bq = t->params[P_BQ],
-                  bk = t->params[P_BK], bkp = round_up(bk, pw);
-    const float scale_log2e = t->scale * ATTN_LOG2E;
     sve_layout w;
-    if (!sve_layout_of(p, t->params, &w)) /* workspace_size() succeeded, so it cannot */
+    if (!sve_layout_of(t->problem, t->params, &w)) /* workspace_size() succeeded: it cannot */
         return ATTN_ERR_OVERFLOW;
-    float *qp = t->workspace, *acc = qp + w.qp, *kp = acc + w.acc, *vp = kp + w.kp;
-    float *s = vp + w.vp, *run_max = s + w.s, *run_sum = run_max + w.m;
-
-    for (int64_t g = t->group_begin; g < t->group_end; g++) {
-        const attn_group_rows gr = attn_group_rows_of(t, g);
-        for (int64_t r0 = 0; r0 < gr.count; r0 += bq) {
-            const int64_t nr = gr.count - r0 < bq ? gr.count - r0 : bq, nr8 = round_up(nr, MR);
-            int64_t tile_keys = 0; /* keys any row of the tile may see */
-            for (int64_t r = 0; r < nr8; r++) {
-                float *q_dst = qp + r * dpad;
-                int64_t c = 0;
-                if (r < nr) {
-                    const int64_t h = gr.first_head + (r0 + r) / gr.rows;
-                    const int64_t i = t->row_begin + (r0 + r) % gr.rows;
-                    const int64_t lim = attn_key_limit(p, gr.b, i);
-                    tile_keys = lim > tile_keys ? lim : tile_keys;
-                    memcpy(q_dst, attn_q_row(t, gr.b, h, i), (size_t)d * sizeof(float));
-                    c = d;
-                }
-                memset(q_dst + c, 0, (size_t)(dpad - c) * sizeof(float));
-                run_max[r] = -INFINITY;
-                run_sum[r] = 0.0f;
-            }
-            memset(acc, 0, (size_t)(nr8 * dpad) * sizeof(float));
-
-            for (int64_t j0 = 0; j0 < tile_keys; j0 += bk) {
-                const int64_t j1 = j0 + bk < tile_keys ? j0 + bk : tile_keys;
-                const bool v_finite = pack_kv_block(t, gr.b, gr.hkv, j0, j1, bkp, kp, vp);
-                for (int64_t m0 = 0; m0 < nr8; m0 += MR) {
-                    micro_rows rows = {.key_end = 0};
-                    int nrows = 0; /* rows of the micro-tile inside the query tile */
-                    for (int r = 0; r < MR; r++) {
-                        rows.limit[r] = 0;
-                        rows.mask[r] = NULL;
-                        if (m0 + r >= nr)
-                            continue;
-                        const int64_t i = t->row_begin + (r0 + m0 + r) % gr.rows;
-                        rows.limit[r] = attn_key_limit(p, gr.b, i);
-                        rows.mask[r] = attn_mask_row(p, i);
-                        rows.key_end = rows.limit[r] > rows.key_end ? rows.limit[r] : rows.key_end;
-                        nrows = r + 1;
-                    }
-                    const int64_t end = j1 < rows.key_end ? j1 : rows.key_end;
-                    if (end <= j0)
-                        continue; /* every key of the block is masked for these rows */
-                    const int64_t nkeys = round_up(end - j0, pw);
-                    for (int64_t jp = 0; jp < nkeys; jp += pw)
-                        score_tile(qp + m0 * dpad, kp + jp * dpad, dpad, j0 + jp, j1, &rows,
-                                   scale_log2e, s + jp, bkp);
-                    for (int r = 0; r < MR; r++)
-                        softmax_row(s + r * bkp, nkeys, &run_max[m0 + r], &run_sum[m0 + r],
-                                    acc + (m0 + r) * dpad, d);
-                    if (v_finite)
-                        for (int64_t c = 0; c < d; c += pw) {
-                            float *a = acc + m0 * dpad + c;
-                            if (d - c > vl)
-                                pv_tile(s, bkp, vp + c * bkp, nkeys, a, dpad, d - c, true);
-                            else
-                                pv_tile(s, bkp, vp + c * bkp, nkeys, a, dpad, d - c, false);
-                        }
-                    else
-                        pv_rows_nonfinite(t, &gr, &rows, nrows, s, bkp, j0, end, acc + m0 * dpad,
-                                          dpad);
-                }
-            }
-
-            for (int64_t r = 0; r < nr; r++) {
-                const int64_t h = gr.first_head + (r0 + r) / gr.rows;
-                const int64_t i = t->row_begin + (r0 + r) % gr.rows;
-                float *o = attn_o_row(t, gr.b, h, i);
-                const float *a = acc + r * dpad;
-                const float l = run_sum[r];
-                /* l == 0: no key seen, the row is zeros; a NaN l carries the NaN through. */
-                const float inv = l == 0.0f ? 0.0f : 1.0f / l;
-                for (int64_t c = 0; c < d; c += vl) {
-                    const svbool_t pg = svwhilelt_b32_s64(c, d);
-                    svst1_f32(pg, o + c, svmul_n_f32_x(pg, svld1_f32(pg, a + c), inv));
-                }
-            }
-        }
-    }
+    const int64_t bk = t->params[P_BK];
+    sve_ctx c = {.qp = t->workspace, .dpad = round_up(t->problem->head_dim, 8),
+                 .bkp = round_up(bk, 2 * (int64_t)svcntw()),
+                 .scale_log2e = t->scale * ATTN_LOG2E};
+    c.acc = c.qp + w.qp;
+    c.kp = c.acc + w.acc;
+    c.vp = c.kp + w.kp;
+    c.s = c.vp + w.vp;
+    c.run_max = c.s + w.s;
+    c.run_sum = c.run_max + w.m;
+    attn_stream_run(t, t->params[P_BQ], bk, c.dpad, c.acc, c.run_max, c.run_sum, &sve_ops, &c);
     return ATTN_OK;
 }
 

@@ -35,6 +35,7 @@ enum attn_isa_bit {
     ATTN_ISA_ARM_BF16 = 1u << 18,
     ATTN_ISA_SVE = 1u << 19,
     ATTN_ISA_SVE2 = 1u << 20,
+    ATTN_ISA_SVE_BF16 = 1u << 21, /* SVE's BF16 instructions (BFDOT, BFMMLA, BFCVT on Z) */
 };
 
 /* The roofline of the instructions a variant is built on: its records' peak_fraction is against
@@ -43,7 +44,8 @@ typedef enum attn_roofline {
     ATTN_ROOFLINE_FMA,      /* float32 FMA at the widest vector the CPU has: portable C, BLAS */
     ATTN_ROOFLINE_FMA256,   /* float32 FMA on 256-bit vectors (AVX2) */
     ATTN_ROOFLINE_FMA512,   /* float32 FMA on 512-bit vectors (AVX-512) */
-    ATTN_ROOFLINE_BF16_DOT, /* bf16 pair dot products into float32, VDPBF16PS zmm (AVX512_BF16) */
+    ATTN_ROOFLINE_BF16_DOT, /* bf16 pair dot products into float32: VDPBF16PS zmm (AVX512_BF16),
+                             * SVE BFDOT (no loop measures it on AArch64 yet) */
     ATTN_ROOFLINE_AMX_BF16, /* bf16 tile products, TDPBF16PS (AMX-BF16) */
     ATTN_ROOFLINE_COUNT
 } attn_roofline;

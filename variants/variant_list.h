@@ -18,6 +18,7 @@ ATTN_VARIANT(avx2, ATTN_ARCH_X86, "x86-64 only")
 /* compute in bf16: after the float32 SIMD variants, so never the default for f32 */
 ATTN_VARIANT(amx_bf16, ATTN_ARCH_X86, "x86-64 only")
 ATTN_VARIANT(avx512_bf16, ATTN_ARCH_X86, "x86-64 only")
+ATTN_VARIANT(sve_bf16, ATTN_ARCH_AARCH64, "AArch64 only")
 ATTN_VARIANT(streaming, 1, "")
 ATTN_VARIANT(blocked, 1, "")
 ATTN_VARIANT(cblas, ATTN_HAVE_CBLAS, "no CBLAS found (meson option cblas)")
