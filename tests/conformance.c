@@ -170,6 +170,7 @@ typedef struct test_case {
     int32_t *kv_lens;
     float *mask;
     int64_t mask_elements;
+    float *alibi, *sinks;   /* [Hq] each, or NULL */
     float *q, *k, *v;       /* the case as generated, in float32 */
     int64_t extent[4];      /* elements of q, k, v, o */
     unsigned char *owned;   /* [extent o]: 1 where an output element lives */
@@ -322,7 +323,7 @@ static bool row_attends(const attn_problem *p, int64_t b, int64_t i)
 {
     const int64_t n = attn_key_limit(p, b, i);
     const float *m = attn_mask_row(p, i);
-    for (int64_t j = 0; j < n; j++)
+    for (int64_t j = attn_key_start(p, i); j < n; j++)
         if (!m || m[j] != -INFINITY)
             return true;
     return false;
@@ -393,12 +394,12 @@ static void reference_conditioning(const attn_problem *p, const float *q, const 
                 const float *qi = q + b * p->q.batch + h * p->q.head + i * p->q.seq;
                 const float *m = attn_mask_row(p, i);
                 const double *o = ref->out + ((b * p->heads_q + h) * p->len_q + i) * d;
-                const int64_t n = attn_key_limit(p, b, i);
+                const int64_t n = attn_key_limit(p, b, i), first = attn_key_start(p, i);
                 double max = -INFINITY;
                 bool nan = false;
                 for (int64_t j = 0; j < n; j++) {
                     w[j] = -INFINITY;
-                    if (m && m[j] == -INFINITY)
+                    if (j < first || (m && m[j] == -INFINITY))
                         continue;
                     const float *kj = k + b * p->k.batch + h / group * p->k.head + j * p->k.seq;
                     /* Four partial sums: the chains of a single sum would bound the speed. */
@@ -415,9 +416,16 @@ static void reference_conditioning(const attn_problem *p, const float *q, const 
                         dot[0] += x;
                         mag[0] += fabs(x);
                     }
-                    w[j] = scale * ((dot[0] + dot[1]) + (dot[2] + dot[3])) + (m ? m[j] : 0.0);
-                    const double s =
-                        scale * ((mag[0] + mag[1]) + (mag[2] + mag[3])) + (m ? fabs(m[j]) : 0.0);
+                    /* The logit of attn.h; its size S adds the soft cap (the tanh's own error
+                     * is relative to c) and the ALiBi bias to the dot product's. */
+                    const double bias = p->alibi_slopes ? (double)p->alibi_slopes[h] *
+                                            (double)(j - (i + p->len_kv - p->len_q)) : 0.0;
+                    w[j] = scale * ((dot[0] + dot[1]) + (dot[2] + dot[3]));
+                    if (p->softcap != 0.0f)
+                        w[j] = p->softcap * tanh(w[j] / p->softcap);
+                    w[j] += bias + (m ? m[j] : 0.0);
+                    const double s = scale * ((mag[0] + mag[1]) + (mag[2] + mag[3])) +
+                                     p->softcap + fabs(bias) + (m ? fabs(m[j]) : 0.0);
                     if (s > ref->logit_max)
                         ref->logit_max = s;
                     if (isnan(w[j]))
@@ -428,7 +436,11 @@ static void reference_conditioning(const attn_problem *p, const float *q, const 
                 if (nan || max == -INFINITY)
                     continue;
                 memset(acc, 0, (size_t)(4 * d) * sizeof *acc);
-                double sum = 0;
+                /* the sink's share of the denominator shrinks O* and M alike */
+                const double sink = p->sinks ? (double)p->sinks[h] : -INFINITY;
+                if (sink > max)
+                    max = sink;
+                double sum = sink == -INFINITY ? 0 : exp(sink - max);
                 for (int64_t j = 0; j < n; j++) {
                     if (w[j] == -INFINITY)
                         continue;
@@ -488,6 +500,8 @@ static void case_free(test_case *c)
     free(c->v);
     free(c->mask);
     free(c->kv_lens);
+    free(c->alibi);
+    free(c->sinks);
     free(c->owned);
     memset(c, 0, sizeof *c);
 }
@@ -654,6 +668,54 @@ static void describe_case(const test_case *c, const attn_problem *p, char *buf, 
              p->batch, p->heads_q, p->heads_kv, p->len_q, p->len_kv, p->head_dim, p->causal,
              lens, mask, layout, scale, attn_dtype_name(p->dtype),
              attn_dtype_name(p->out_dtype));
+    const size_t used = strlen(buf);
+    if (attn_problem_features(p) && used < len)
+        snprintf(buf + used, len - used, " window=%" PRId64 ",%" PRId64 " alibi=%s softcap=%g "
+                 "sinks=%s%.3g", p->window_left, p->window_right,
+                 p->alibi_slopes ? "yes" : "no", (double)p->softcap, p->sinks ? "head0:" : "no",
+                 p->sinks ? (double)p->sinks[0] : 0.0);
+}
+
+/* ---- the options of current models (attn.h) --------------------------------------------- */
+
+static void case_set_alibi(test_case *c, bool standard, rng *r)
+{
+    c->alibi = checked_alloc((size_t)c->p.heads_q, sizeof *c->alibi);
+    attn_alibi_slopes(c->p.heads_q, c->alibi);
+    for (int64_t h = 0; !standard && h < c->p.heads_q; h++)
+        c->alibi[h] = rng_float(r, -0.5f, 1.0f);
+    c->p.alibi_slopes = c->alibi;
+}
+
+static void case_set_sinks(test_case *c, float lo, float hi, rng *r)
+{
+    c->sinks = checked_alloc((size_t)c->p.heads_q, sizeof *c->sinks);
+    for (int64_t h = 0; h < c->p.heads_q; h++)
+        c->sinks[h] = rng_float(r, lo, hi);
+    c->p.sinks = c->sinks;
+}
+
+/* Draws the options of a random case from its own generator (so the shapes and inputs of
+ * every case stay those of earlier runs): a sliding window (both sides, one side, of 0, 1,
+ * beyond Lk), ALiBi (standard or random slopes), a soft cap (tiny to large), sinks. */
+static void draw_options(test_case *c)
+{
+    rng r = rng_seeded(c->seed, 0x400000000u);
+    attn_problem *p = &c->p;
+    const int64_t lk = p->len_kv;
+    const int64_t sizes[] = {0, 1, 2, lk / 4, lk / 2, lk + 3};
+    if (rng_chance(&r, 0.35)) {
+        p->window_left = rng_chance(&r, 0.8) ? sizes[rng_range(&r, 0, COUNT(sizes) - 1)] : -1;
+        p->window_right = rng_chance(&r, 0.5) ? sizes[rng_range(&r, 0, COUNT(sizes) - 1)] : -1;
+    }
+    if (rng_chance(&r, 0.25))
+        case_set_alibi(c, rng_chance(&r, 0.6), &r);
+    if (rng_chance(&r, 0.25)) {
+        static const float caps[] = {0.05f, 1.0f, 5.0f, 30.0f};
+        p->softcap = caps[rng_range(&r, 0, COUNT(caps) - 1)];
+    }
+    if (rng_chance(&r, 0.25))
+        case_set_sinks(c, -3.0f, 3.0f, &r);
 }
 
 /* ---- random cases ------------------------------------------------------------------------ */
@@ -716,6 +778,7 @@ static void make_random_case(test_case *c, uint64_t run_seed, int index, const s
         p->scale = 1.0f;
     else
         p->scale = (float)exp(rng_float(&r, logf(0.02f), logf(2.0f)));
+    draw_options(c);
     case_alloc_inputs(c, 1.0f, &r);
     case_finish(c);
 }
@@ -950,6 +1013,118 @@ static void edge_single_key_causal(test_case *c, rng *r)
     case_alloc_inputs(c, 1.0f, r);
 }
 
+/* Sliding window of 0: each row sees only its own position; 1: itself and the key before. */
+static void edge_window_zero(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 4, 2, 37, 37, 17);
+    c->p.window_left = 0;
+    c->p.window_right = 0;
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+static void edge_window_one_causal(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 6, 2, 64, 101, 64);
+    c->p.causal = true;
+    c->p.window_left = 1;
+    case_set_layout(c, LAYOUT_BLHD, false, r);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* A window wider than Lk on both sides: the same as none. */
+static void edge_window_beyond_lk(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 8, 2, 31, 127, 80);
+    c->p.window_left = 1000;
+    c->p.window_right = 5000;
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* Keys past kv_lens and a causal window: rows whose window lies beyond the batch's keys see
+ * none and give zeros. */
+static void edge_window_past_kv_lens(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 4, 4, 37, 37, 8);
+    c->p.causal = true;
+    c->p.window_left = 3;
+    case_set_kv_lens(c, (const int32_t[]){5, 37});
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* A causal window over a long prefill, Lq < Lk (chunked prefill): the block skipping at both
+ * ends of the band, several key blocks wide. */
+static void edge_window_long(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 2, 1, 300, 1100, 64);
+    c->p.causal = true;
+    c->p.window_left = 257;
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* ALiBi with the standard slopes of 6 heads (not a power of two), causal. */
+static void edge_alibi_six_heads(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 6, 3, 127, 300, 64);
+    c->p.causal = true;
+    case_set_alibi(c, true, r);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* Soft cap on logits of ~1e4 (inputs of 40): they saturate at ±c, no NaN, no overflow. */
+static void edge_softcap_huge_logits(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 4, 2, 37, 64, 64);
+    c->p.scale = 1.0f;
+    c->p.softcap = 30.0f;
+    case_alloc_inputs(c, 12.0f, r);
+}
+
+/* A tiny soft cap: every logit within ±0.01, the weights nearly uniform. */
+static void edge_softcap_tiny(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 4, 4, 31, 101, 17);
+    c->p.softcap = 0.01f;
+    c->p.causal = true;
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* Sinks of +1e4 (the sink takes all the weight: zeros) and -1e4 (no effect), by head. */
+static void edge_sinks_extreme(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 4, 2, 37, 64, 17);
+    c->p.causal = true;
+    case_set_sinks(c, 0.0f, 0.0f, r);
+    const float values[4] = {1e4f, -1e4f, 2.0f, -2.0f};
+    memcpy(c->sinks, values, sizeof values);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* Decode with every option at once and a long cache: the decode paths and the key split
+ * (whose merge adds the sink). */
+static void edge_decode_all_options(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 8, 2, 1, 4099, 128);
+    c->p.causal = true;
+    c->p.window_left = 2000;
+    c->p.softcap = 5.0f;
+    case_set_kv_lens(c, (const int32_t[]){4099, 1031});
+    case_set_alibi(c, true, r);
+    case_set_sinks(c, -1.0f, 3.0f, r);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* Cross attention (Lq > Lk) with a window on both sides, GQA, sinks: rows above the keys see
+ * nothing. */
+static void edge_window_cross_sinks(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 8, 2, 64, 31, 17);
+    c->p.window_left = 4;
+    c->p.window_right = 2;
+    case_set_sinks(c, -1.0f, 1.0f, r);
+    case_set_layout(c, LAYOUT_PADDED, false, r);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
 static const edge_case edge_cases[] = {
     {"all keys masked: causal with Lq > Lk", EXPECT_EMPTY_ROWS, edge_causal_lq_gt_lk, NULL},
     {"all keys masked: kv_lens = 0", EXPECT_EMPTY_ROWS, edge_kv_lens_zero, NULL},
@@ -976,6 +1151,20 @@ static const edge_case edge_cases[] = {
      EXPECT_NAN_AND_FINITE_ROWS, edge_nan_in_v_decode_causal, NULL},
     {"Lk = 1", EXPECT_ANY, edge_single_key, NULL},
     {"Lk = 1, causal", EXPECT_EMPTY_ROWS, edge_single_key_causal, NULL},
+    {"window 0: each row sees its own position only", EXPECT_ANY, edge_window_zero, NULL},
+    {"window 1, causal, Lq < Lk", EXPECT_ANY, edge_window_one_causal, NULL},
+    {"window wider than Lk", EXPECT_ANY, edge_window_beyond_lk, NULL},
+    {"all keys outside the window (kv_lens): zeros", EXPECT_EMPTY_ROWS,
+     edge_window_past_kv_lens, NULL},
+    {"causal window 257 over Lk = 1100", EXPECT_ANY, edge_window_long, NULL},
+    {"ALiBi, standard slopes of 6 heads", EXPECT_ANY, edge_alibi_six_heads, NULL},
+    {"soft cap 30 on logits of ~1e4", EXPECT_NO_NAN, edge_softcap_huge_logits, NULL},
+    {"soft cap 0.01", EXPECT_ANY, edge_softcap_tiny, NULL},
+    {"sinks of +-1e4", EXPECT_ANY, edge_sinks_extreme, NULL},
+    {"decode with window, ALiBi, soft cap and sinks, Lk = 4099", EXPECT_ANY,
+     edge_decode_all_options, NULL},
+    {"cross attention, window both sides, sinks", EXPECT_EMPTY_ROWS, edge_window_cross_sinks,
+     NULL},
 };
 
 /* ---- catching signals -------------------------------------------------------------------- */
@@ -1351,6 +1540,25 @@ static void run_case(const attn_variant_info *info, const test_case *c, typed_ca
     out_fill_sentinel(&ob);
     attn_error err = {0};
 
+    const unsigned missing = (unsigned)attn_problem_features(&tc->p) & ~info->features;
+    if (missing) { /* an option the variant does not implement: refused, naming it, untouched */
+        char names[64];
+        attn_features_format(missing, names, sizeof names);
+        res->signal = guarded_run(context, info->name, &tc->p, &rp.params, tc->q, tc->k, tc->v,
+                                  ob.o, &err, &res->status, NULL);
+        if (res->signal || res->status != ATTN_ERR_UNSUPPORTED || !strstr(err.message, names) ||
+            !out_untouched(&ob))
+            snprintf(res->message, sizeof res->message, "does not implement %s, but the run %s",
+                     names, res->signal ? "crashed" : res->status != ATTN_ERR_UNSUPPORTED
+                                              ? "was not refused as unsupported"
+                                              : !strstr(err.message, names)
+                                                    ? "was refused without naming it"
+                                                    : "wrote the output");
+        else
+            res->ok = true;
+        free(ob.base);
+        return;
+    }
     if (rp.drawn && attn_params_check(info->name, &tc->p, &rp.params, &err) != ATTN_OK) {
         /* The variant's own constraints refuse the draw: the run must refuse it alike, without
          * writing; then the defaults run. */
