@@ -459,7 +459,7 @@ static int64_t setup_rows(const block_rows *br, const run_ctx *x, int64_t tiles,
             _mm512_mask_i32scatter_epi32(col + (c0 / 2) * TILE_Q, tail_mask16(dp - c0 / 2), idx32,
                                          load_bf16x32(q + c0 * es, d - c0, x->dt), 4);
     }
-    return block_limits(br, tiles * TILE_Q, lim, moff);
+    return block_limits(br, tiles * TILE_Q, lim, NULL, moff);
 }
 
 /* Keys [j_begin, j_end) of the packed block starting at k0, for one tile. */
@@ -626,7 +626,7 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
     float *mrow = (float *)(ws + w->dec_m), *tmp = (float *)(ws + w->dec_t);
     int64_t *lim = (int64_t *)(ws + w->dec_lim);
     const block_rows br = block_of(t, kr, gr, 0, n);
-    int64_t kend = block_limits(&br, n, lim, NULL);
+    int64_t kend = block_limits(&br, n, lim, NULL, NULL);
     for (int64_t r = 0; r < n; r++) {
         const char *q = attn_row(t, 'q', gr->b, row_head(&br, r), row_index(&br, r));
         for (int64_t c0 = 0; c0 < d; c0 += 32)

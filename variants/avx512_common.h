@@ -47,6 +47,38 @@ static inline __m512 exp2_ps(__m512 x, __mmask16 keep)
     return _mm512_maskz_scalef_ps(keep, y, n);
 }
 
+/* tanh(x) for 16 lanes, a few ulp (tests/test_exp2.c measures it): the odd Taylor series to
+ * x^9 where |x| < ATTN_TANH_SMALL (its next term is below 2^-26 relative there), else
+ * sign(x)·(1 - e)/(1 + e) with e = 2^(-2|x|·log2(e)) from exp2_ps, whose 0 for huge |x| gives
+ * ±1 exactly; the reciprocal is vrcp14ps refined by one Newton step. NaN stays NaN. */
+static inline __m512 tanh_ps(__m512 x)
+{
+    const __m512 a = _mm512_abs_ps(x);
+    const __m512 e = exp2_ps(_mm512_mul_ps(a, _mm512_set1_ps(-2.0f * ATTN_LOG2E)), 0xffff);
+    const __m512 den = _mm512_add_ps(_mm512_set1_ps(1.0f), e);
+    __m512 inv = _mm512_rcp14_ps(den);
+    inv = _mm512_mul_ps(inv, _mm512_fnmadd_ps(den, inv, _mm512_set1_ps(2.0f)));
+    const __m512 big = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(1.0f), e), inv);
+    const __m512 x2 = _mm512_mul_ps(x, x);
+    __m512 y = _mm512_set1_ps(ATTN_TANH_C9);
+    y = _mm512_fmadd_ps(y, x2, _mm512_set1_ps(ATTN_TANH_C7));
+    y = _mm512_fmadd_ps(y, x2, _mm512_set1_ps(ATTN_TANH_C5));
+    y = _mm512_fmadd_ps(y, x2, _mm512_set1_ps(ATTN_TANH_C3));
+    const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(y, x2), x, x);
+    /* the sign of x onto |tanh|: x's sign bit or'ed into big (>= 0) */
+    const __m512 big_signed = _mm512_or_ps(big, _mm512_and_ps(x, _mm512_set1_ps(-0.0f)));
+    return _mm512_mask_mov_ps(big_signed,
+                              _mm512_cmp_ps_mask(a, _mm512_set1_ps(ATTN_TANH_SMALL), _CMP_LT_OQ),
+                              small);
+}
+
+/* Soft-capping of scores in log2 units: s = c·tanh(s_nat / c) in natural units is
+ * cl·tanh(s / cl) with cl = c·log2(e); inv_cl = 1/cl. */
+static inline __m512 softcap_ps(__m512 s, __m512 cl, __m512 inv_cl)
+{
+    return _mm512_mul_ps(cl, tanh_ps(_mm512_mul_ps(s, inv_cl)));
+}
+
 /* One vector of 16 sums from 16 vectors (lane j = Σ of a[j]'s lanes): a transpose-add tree
  * (pairs, quads, then the four 128-bit blocks). */
 static inline __m512 sum16(const __m512 a[16])
