@@ -904,4 +904,5 @@ const attn_variant attn_variant_amx_bf16 = {
     .params_valid = amx_valid,
     .workspace_size = amx_workspace,
     .run_partial = amx_rows,
+    .features = ATTN_FEATURE_SINKS,
 };

@@ -475,10 +475,11 @@ static void scale_row(float *a, int64_t dp, float factor)
         _mm256_store_ps(a + c, _mm256_mul_ps(_mm256_load_ps(a + c), f));
 }
 
-/* O row = acc / l over d columns; l = 0 (no key seen) gives zeros. */
-static void store_row(float *o, const float *acc, float l, int64_t d)
+/* O row = acc · inv over d columns (inv = attn_row_norm: 1/l, the sink in l); l = 0 (no key
+ * seen) gives zeros. */
+static void store_row(float *o, const float *acc, float l, float norm, int64_t d)
 {
-    const __m256 inv = _mm256_set1_ps(l == 0.0f ? 0.0f : 1.0f / l);
+    const __m256 inv = _mm256_set1_ps(norm);
     const bool none = l == 0.0f;
     int64_t c = 0;
     for (; c + 8 <= d; c += 8)
@@ -519,7 +520,9 @@ static void finish_row(const attn_task *t, const attn_group_rows *gr, const key_
     }
     int64_t h, i;
     row_of(gr, t, r, &h, &i);
-    store_row(attn_o_row(t, gr->b, h, i), acc, l, d);
+    const attn_problem *p = t->problem;
+    store_row(attn_o_row(t, gr->b, h, i), acc, l,
+              attn_row_norm(m_log2 / ATTN_LOG2E, l, p->sinks ? p->sinks[h] : -INFINITY), d);
 }
 
 /* ---- tiled path --------------------------------------------------------------------------- */
@@ -956,4 +959,5 @@ const attn_variant attn_variant_avx2 = {
     .params_valid = avx2_params_valid,
     .workspace_size = avx2_workspace_size,
     .run_partial = avx2_rows,
+    .features = ATTN_FEATURE_SINKS,
 };

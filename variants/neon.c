@@ -390,9 +390,10 @@ static attn_status neon_run(const attn_task *t)
                 const int64_t i = t->row_begin + (r0 + r) % gr.rows;
                 float *o = attn_o_row(t, gr.b, h, i);
                 const float *a = acc + r * dpad;
-                const float l = run_sum[r];
-                /* l == 0: no key seen, the row is zeros; a NaN l carries the NaN through. */
-                const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+                /* l == 0: no key seen, the row is zeros; a NaN l carries the NaN through;
+                 * the head's sink joins l (attn_row_norm; the max is in log2 units). */
+                const float inv = attn_row_norm(run_max[r] / ATTN_LOG2E, run_sum[r],
+                                                p->sinks ? p->sinks[h] : -INFINITY);
                 const float32x4_t vinv = vdupq_n_f32(inv);
                 int64_t c = 0;
                 for (; c + 4 <= d; c += 4)
@@ -416,4 +417,5 @@ const attn_variant attn_variant_neon = {
     .params_valid = NULL,
     .workspace_size = neon_workspace,
     .run = neon_run,
+    .features = ATTN_FEATURE_SINKS,
 };

@@ -416,9 +416,10 @@ static attn_status sve_run(const attn_task *t)
                 const int64_t i = t->row_begin + (r0 + r) % gr.rows;
                 float *o = attn_o_row(t, gr.b, h, i);
                 const float *a = acc + r * dpad;
-                const float l = run_sum[r];
-                /* l == 0: no key seen, the row is zeros; a NaN l carries the NaN through. */
-                const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+                /* l == 0: no key seen, the row is zeros; a NaN l carries the NaN through;
+                 * the head's sink joins l (attn_row_norm; the max is in log2 units). */
+                const float inv = attn_row_norm(run_max[r] / ATTN_LOG2E, run_sum[r],
+                                                p->sinks ? p->sinks[h] : -INFINITY);
                 for (int64_t c = 0; c < d; c += vl) {
                     const svbool_t pg = svwhilelt_b32_s64(c, d);
                     svst1_f32(pg, o + c, svmul_n_f32_x(pg, svld1_f32(pg, a + c), inv));
@@ -441,4 +442,5 @@ const attn_variant attn_variant_sve = {
     .params_valid = NULL,
     .workspace_size = sve_workspace,
     .run = sve_run,
+    .features = ATTN_FEATURE_SINKS,
 };
