@@ -1,6 +1,7 @@
 /* cli.c — the attnbench tool: a dispatcher over a table of subcommands, the helpers they share
  * (options, number parsing, tables, JSON), and the `list` and `run` subcommands. */
 #include "cli.h"
+#include "cli_model.h"
 #include "cli_tune.h"
 
 #include "atomic_file.h"
@@ -450,11 +451,17 @@ json_t *cli_dtypes_json(unsigned dtypes)
     return list;
 }
 
-const char *cli_variant_skip_reason(const attn_variant_info *info, attn_dtype dtype, char *buf,
-                                    size_t len)
+const char *cli_variant_skip_reason(const attn_variant_info *info, attn_dtype dtype,
+                                    unsigned features, char *buf, size_t len)
 {
     if (!info->supported)
         return info->why_not;
+    if (features & ~info->features) {
+        char names[64];
+        attn_features_format(features & ~info->features, names, sizeof names);
+        snprintf(buf, len, "does not implement %s", names);
+        return buf;
+    }
     if (info->dtypes & 1u << dtype)
         return NULL;
     char types[32];
@@ -713,7 +720,7 @@ enum {
     RUN_VARIANT, RUN_SHAPE, RUN_BATCH, RUN_HEADS, RUN_KV_HEADS, RUN_LEN_Q, RUN_LEN_KV, RUN_DIM,
     RUN_SCALE, RUN_CAUSAL, RUN_KV_LENS, RUN_MASK, RUN_LAYOUT, RUN_DTYPE, RUN_OUT_DTYPE, RUN_PARAMS,
     RUN_SEED, RUN_REPS, RUN_WARMUP, RUN_THREADS, RUN_NO_CHECK, RUN_Q, RUN_K, RUN_V, RUN_OUT, RUN_FORMAT, RUN_DISABLE_ISA, RUN_SAVE,
-    RUN_RESULTS_DIR, RUN_HELP, RUN_OPTION_COUNT
+    RUN_RESULTS_DIR, RUN_HELP, RUN_MODEL, RUN_OPTION_COUNT = RUN_MODEL + CLI_MODEL_OPTION_COUNT
 };
 
 /* Defaults of the shape and the measurement. */
@@ -753,6 +760,7 @@ static const cli_option run_options[RUN_OPTION_COUNT] = {
     [RUN_SAVE] = {"save", NULL, "also store the JSON result under DIR/<machine id>/"},
     [RUN_RESULTS_DIR] = {"results-dir", "DIR", "where --save stores it (default results)"},
     [RUN_HELP] = {"help", NULL, "this help"},
+    CLI_MODEL_OPTIONS(RUN_MODEL),
 };
 
 static void print_run_help(void)
@@ -815,12 +823,13 @@ typedef struct run_config {
     const char **params; /* the --params texts, in order */
     int params_count;
     cli_format format;
+    cli_model model; /* --window, --alibi, --softcap, --sinks */
 } run_config;
 
 static int parse_run_options(int argc, char **argv, run_config *c)
 {
     *c = (run_config){.check = true, .seed = 1, .reps = DEFAULT_REPS, .warmup = DEFAULT_WARMUP,
-                      .threads = {{0}, 1}, .results_dir = "results"};
+                      .threads = {{0}, 1}, .results_dir = "results", .model = cli_model_none()};
     c->params = malloc((size_t)argc * sizeof *c->params);
     if (!c->params)
         return cli_error("run", "out of memory");
@@ -879,7 +888,10 @@ static int parse_run_options(int argc, char **argv, run_config *c)
         case RUN_SAVE: c->save = true; break;
         case RUN_RESULTS_DIR: c->results_dir = value; break;
         case RUN_HELP: print_run_help(); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        default:
+            if (o < RUN_MODEL)
+                return CLI_EXIT_USAGE;
+            ok = cli_model_parse("run", o - RUN_MODEL, value, &c->model);
         }
         if (!ok)
             return CLI_EXIT_USAGE;
@@ -1000,6 +1012,7 @@ static void run_free(run_state *s)
     attn_npy_free(&s->file_k);
     attn_npy_free(&s->file_v);
     attn_npy_free(&s->file_mask);
+    cli_model_free(&s->config.model);
     free(s->kv_lens);
     for (int t = 0; t < 3; t++) {
         if (s->input[t] != s->data[t])
@@ -1100,6 +1113,8 @@ static int build_problem(run_state *s)
     p->out_dtype = c->out_same ? c->dtype : ATTN_F32;
     if (c->blhd)
         attn_problem_set_layout_blhd(p);
+    if (!cli_model_apply("run", &s->config.model, p))
+        return CLI_EXIT_USAGE;
 
     const int64_t shape_q[4] = {batch, heads_q, len_q, head_dim},
                   shape_kv[4] = {batch, heads_kv, len_kv, head_dim},
@@ -1169,14 +1184,14 @@ static int choose_variants(run_state *s)
     if (forced) {
         const int i = attn_variant_find(forced);
         attn_variant_get(i, &info);
-        if ((why = cli_variant_skip_reason(&info, c->dtype, reason, sizeof reason)))
+        if ((why = cli_variant_skip_reason(&info, c->dtype, cli_model_features(&c->model), reason, sizeof reason)))
             return cli_error("run", "ATTN_FORCE_VARIANT=%s: %s", forced, why);
         s->runs[s->run_count++] = (variant_run){.index = i, .chosen = true};
     } else if (!c->variants || !strcmp(c->variants, "all")) {
         for (int i = 0; i < count && status < 0; i++) {
             if (!attn_variant_get(i, &info))
                 continue;
-            if ((why = cli_variant_skip_reason(&info, c->dtype, reason, sizeof reason)))
+            if ((why = cli_variant_skip_reason(&info, c->dtype, cli_model_features(&c->model), reason, sizeof reason)))
                 status = skip_variant(s, info.name, why);
             else
                 s->runs[s->run_count++].index = i;
@@ -1193,7 +1208,7 @@ static int choose_variants(run_state *s)
             if (!info.supported)
                 return cli_error("run", "--variant: %s cannot run on this CPU: %s", info.name,
                                  info.why_not);
-            if ((why = cli_variant_skip_reason(&info, c->dtype, reason, sizeof reason)))
+            if ((why = cli_variant_skip_reason(&info, c->dtype, cli_model_features(&c->model), reason, sizeof reason)))
                 return cli_error("run", "--variant: %s %s", info.name, why);
             for (int r = 0; r < s->run_count; r++)
                 if (s->runs[r].index == i)
@@ -1549,6 +1564,10 @@ static json_t *result_json(const run_state *s, const variant_run *run, double fl
         "causal", p->causal, "scale", (double)attn_problem_scale(p), "layout",
         c->blhd ? "blhd" : "bhld", "kv_lens", kv_lens_json(p), "mask",
         c->mask ? json_string(c->mask) : json_null());
+    if (shape && !cli_model_json(p, shape)) {
+        json_decref(shape);
+        shape = NULL;
+    }
     return json_pack(
         "{s:s, s:o, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:f, s:f, s:o, s:o, "
         "s:o, s:o, s:o, s:o, s:o, s:f, s:b, s:b, s:s, s:o}",
@@ -1687,12 +1706,15 @@ static bool print_text(const run_state *s, double flops)
     const attn_cpu *cpu = attn_cpu_get();
     char threads[CLI_INT_LIST_TEXT];
     cli_int_list_format(&c->threads, threads, sizeof threads);
-    printf("B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld scale=%.6g%s%s%s layout=%s "
+    char options[128];
+    cli_model_describe(p, options, sizeof options);
+    printf("B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld scale=%.6g%s%s%s%s layout=%s "
            "dtype=%s out-dtype=%s threads=%s reps=%lld warmup=%lld seed=%llu\n",
            (long long)p->batch, (long long)p->heads_q, (long long)p->heads_kv,
            (long long)p->len_q, (long long)p->len_kv, (long long)p->head_dim,
            (double)attn_problem_scale(p), p->causal ? " causal" : "",
-           p->kv_lens ? " kv-lens" : "", p->mask ? " mask" : "", c->blhd ? "blhd" : "bhld",
+           p->kv_lens ? " kv-lens" : "", p->mask ? " mask" : "", options,
+           c->blhd ? "blhd" : "bhld",
            attn_dtype_name(p->dtype), attn_dtype_name(p->out_dtype), threads,
            (long long)c->reps, (long long)c->warmup, (unsigned long long)c->seed);
     printf("%s (%s), %.4g GFLOP per run\n\n", cpu->model_name, cpu->vendor, flops * 1e-9);
