@@ -6,6 +6,7 @@
  * plan    says what attn_plan_create would choose for a shape and why; --execute times the plan.
  * wisdom  shows, exports, imports or forgets the wisdom file. */
 #include "cli.h"
+#include "cli_model.h"
 #include "cli_tune.h"
 #include "shapes.h"
 #include "timing.h"
@@ -22,7 +23,8 @@ enum { DEFAULT_BUDGET = 60, DEFAULT_ROUNDS = 15 };
 
 enum {
     O_SHAPE, O_BATCH, O_HEADS, O_KV_HEADS, O_LEN, O_LEN_Q, O_LEN_KV, O_DIM, O_CAUSAL, O_DTYPE,
-    O_MAX_REL_ERR, O_THREADS, O_WISDOM, O_FORMAT, O_HELP, SHAPE_OPTION_COUNT
+    O_MAX_REL_ERR, O_THREADS, O_WISDOM, O_FORMAT, O_HELP, O_MODEL,
+    SHAPE_OPTION_COUNT = O_MODEL + CLI_MODEL_OPTION_COUNT
 };
 #define SHAPE_OPTIONS                                                                             \
     [O_SHAPE] = {"shape", "NAME", "a named shape, e.g. P1 (attnbench list --shapes); the flags " \
@@ -42,7 +44,8 @@ enum {
     [O_THREADS] = {"threads", "N", "threads per run; 0: the library's default (default 0)"},    \
     [O_WISDOM] = {"wisdom", "FILE", "wisdom file (default $ATTN_WISDOM, else the XDG cache)"},  \
     [O_FORMAT] = {"format", "text|json", "output format (default text)"},                       \
-    [O_HELP] = {"help", NULL, "this help"}
+    [O_HELP] = {"help", NULL, "this help"},                                                     \
+    CLI_MODEL_OPTIONS(O_MODEL)
 
 typedef struct shape_config {
     const attn_named_shape *shape; /* --shape: the sizes no flag gives */
@@ -52,6 +55,7 @@ typedef struct shape_config {
     double max_rel_err; /* 0: float32 compute only */
     const char *wisdom;
     cli_format format;
+    cli_model model; /* --window, --alibi, --softcap, --sinks */
 } shape_config;
 
 /* Handles option o when it is a shape option: returns 1 when handled, 0 when it is not one,
@@ -92,7 +96,10 @@ static int shape_option(const char *cmd, int o, const char *value, const cli_opt
     case O_FORMAT:
         return cli_parse_format(cmd, value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON,
                                 &s->format) ? 1 : -1;
-    default: return 0;
+    default:
+        if (o >= O_MODEL && o < SHAPE_OPTION_COUNT)
+            return cli_model_parse(cmd, o - O_MODEL, value, &s->model) ? 1 : -1;
+        return 0;
     }
     return cli_parse_int64(cmd, options[o].name, value, min, max, target) ? 1 : -1;
 }
@@ -109,6 +116,8 @@ static bool shape_problem(const char *cmd, shape_config *s, attn_problem *p)
                       s->len_kv ? s->len_kv : s->len_q, s->head_dim ? s->head_dim : 64);
     p->causal = s->causal;
     p->dtype = s->dtype;
+    if (!cli_model_apply(cmd, &s->model, p))
+        return false;
     if (s->threads == 0)
         s->threads = attn_default_threads();
     attn_error err;
@@ -125,13 +134,14 @@ static bool shape_problem(const char *cmd, shape_config *s, attn_problem *p)
 
 static json_t *class_json(const tuner_class *c)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:i, s:s, s:o}", "batch",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:i, s:s, s:o, s:o}", "batch",
                      (json_int_t)c->batch, "heads_q", (json_int_t)c->heads_q, "heads_kv",
                      (json_int_t)c->heads_kv, "len_q", (json_int_t)c->len_q, "len_kv",
                      (json_int_t)c->len_kv, "head_dim", (json_int_t)c->head_dim, "causal",
                      c->causal, "mask", c->mask, "kv_lens", c->kv_lens, "threads", c->threads,
                      "dtype", attn_dtype_name(c->dtype), "max_rel_err",
-                     c->max_rel_err > 0 ? json_real(c->max_rel_err) : json_null());
+                     c->max_rel_err > 0 ? json_real(c->max_rel_err) : json_null(), "options",
+                     json_string(c->options));
 }
 
 static attn_dtype compute_dtype_of(int variant)
@@ -456,7 +466,10 @@ static bool variants_runnable(const char *list)
 
 int cli_tune(int argc, char **argv)
 {
-    shape_config s = {0};
+    /* static: the model's slopes and sinks live as long as the process (the problem and the
+     * stored wisdom point at them until the end) */
+    static shape_config s;
+    s = (shape_config){.model = cli_model_none()};
     tuner_options opt = {.strategy = TUNER_FAST, .budget_seconds = DEFAULT_BUDGET};
     int64_t top = 3, rounds = DEFAULT_ROUNDS;
     bool store = true;
@@ -691,7 +704,8 @@ static double time_plan(const attn_plan *plan, const attn_problem *p, int64_t n,
         goto done;
     }
     const attn_execute_args args = {.q = t[0], .k = t[1], .v = t[2], .o = t[3],
-                                    .mask = p->mask, .kv_lens = p->kv_lens};
+                                    .mask = p->mask, .kv_lens = p->kv_lens,
+                                    .alibi_slopes = p->alibi_slopes, .sinks = p->sinks};
     bool ok = attn_execute(plan, &args, err) == ATTN_OK;
     for (int64_t r = 0; ok && r < n; r++) {
         const double t0 = attn_clock_seconds();
@@ -713,7 +727,8 @@ done:
 
 int cli_plan(int argc, char **argv)
 {
-    shape_config s = {0};
+    static shape_config s; /* as in cli_tune */
+    s = (shape_config){.model = cli_model_none()};
     unsigned flags = ATTN_ESTIMATE;
     int64_t execute = 0;
     const char *value;
