@@ -348,7 +348,8 @@ typedef struct attn_plan_options {
  * Its mask, kv_lens, alibi_slopes and sinks pointers only say WHETHER every execute gives
  * that array (non-NULL: yes); the plan keeps none of them, and the arrays come with each
  * attn_execute. Their contents
- * are not read here, except that ATTN_MEASURE samples the mask given as representative values.
+ * are not read here, except that ATTN_MEASURE samples the mask, slopes and sinks given as
+ * representative values.
  *
  * Never selects a variant this CPU cannot run (ATTN_DISABLE_ISA and options->disable_isa
  * included); honours ATTN_FORCE_VARIANT. Wisdom is read from attn_wisdom_file(). NULL on
