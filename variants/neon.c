@@ -113,9 +113,12 @@ static inline float32x4_t exp2_nonpos_f32x4(float32x4_t x)
 
 /* What the kernels need to know of the 8 rows of a micro-tile for one key block. */
 typedef struct micro_rows {
-    int64_t limit[MR];     /* keys [0, limit) before the additive mask; 0 for padding rows */
+    int64_t limit[MR];     /* keys [first, limit) before the additive mask; 0 for padding rows */
+    int64_t first[MR];     /* the sliding window's left edge (0 without one) */
     const float *mask[MR]; /* additive mask row, or NULL */
     int64_t key_end;       /* largest limit of the 8 rows */
+    bool opts;             /* soft cap or ALiBi: ro[] applies (attn_logit_log2, lane by lane) */
+    attn_row_opts ro[MR];
 } micro_rows;
 
 /* S[r][0..8) for one 8-key panel starting at key j (absolute), in the log2 domain.
@@ -154,7 +157,7 @@ static inline void score_tile_8x8(const float *restrict qp, const float *restric
     for (int r = 0; r < MR; r++) {
         float *out = s + r * lds;
         const int64_t visible = rows->limit[r] - j; /* keys of this panel the row may see */
-        if (visible <= 0) {
+        if (visible <= 0 || rows->first[r] >= j + NR) {
             vst1q_f32(out, minus_inf);
             vst1q_f32(out + 4, minus_inf);
             continue;
@@ -162,7 +165,21 @@ static inline void score_tile_8x8(const float *restrict qp, const float *restric
         const uint32_t n = visible < NR ? (uint32_t)visible : NR;
         uint32x4_t out_lo = vcgeq_u32(idx_lo, vdupq_n_u32(n));
         uint32x4_t out_hi = vcgeq_u32(idx_hi, vdupq_n_u32(n));
+        const int64_t before = rows->first[r] - j; /* keys before the window's left edge */
+        if (before > 0) {
+            out_lo = vorrq_u32(out_lo, vcltq_u32(idx_lo, vdupq_n_u32((uint32_t)before)));
+            out_hi = vorrq_u32(out_hi, vcltq_u32(idx_hi, vdupq_n_u32((uint32_t)before)));
+        }
         float32x4_t s_lo = vmulq_f32(acc[2 * r], sl2e), s_hi = vmulq_f32(acc[2 * r + 1], sl2e);
+        if (rows->opts) { /* soft cap, ALiBi: the shared scalar logit, lane by lane */
+            float lanes[NR];
+            vst1q_f32(lanes, s_lo);
+            vst1q_f32(lanes + 4, s_hi);
+            for (int e = 0; e < NR; e++)
+                lanes[e] = attn_logit_log2(&rows->ro[r], lanes[e], j + e);
+            s_lo = vld1q_f32(lanes);
+            s_hi = vld1q_f32(lanes + 4);
+        }
         if (rows->mask[r]) {
             /* The mask row ends at Lk >= limit: a partial panel reads only its visible keys. */
             float tail[NR];
@@ -305,7 +322,7 @@ static void pv_rows_nonfinite(const attn_task *t, const attn_group_rows *gr, con
     for (int r = 0; r < nrows; r++) {
         const int64_t end = rows->limit[r] < j1 ? rows->limit[r] : j1;
         float *a = acc + r * dpad;
-        for (int64_t j = j0; j < end; j++) {
+        for (int64_t j = j0 > rows->first[r] ? j0 : rows->first[r]; j < end; j++) {
             if (rows->mask[r] && rows->mask[r][j] == -INFINITY)
                 continue;
             const float w = p[r * ldp + (j - j0)], *v = attn_v_row(t, gr->b, gr->hkv, j);
@@ -332,14 +349,17 @@ static attn_status neon_run(const attn_task *t)
         for (int64_t r0 = 0; r0 < gr.count; r0 += bq) {
             const int64_t nr = gr.count - r0 < bq ? gr.count - r0 : bq, nr8 = round_up8(nr);
             int64_t tile_keys = 0; /* keys any row of the tile may see */
+            int64_t tile_first = INT64_MAX; /* and the first of them */
             for (int64_t r = 0; r < nr8; r++) {
                 float *q_dst = qp + r * dpad;
                 int64_t c = 0;
                 if (r < nr) {
                     const int64_t h = gr.first_head + (r0 + r) / gr.rows;
                     const int64_t i = t->row_begin + (r0 + r) % gr.rows;
-                    const int64_t lim = attn_key_limit(p, gr.b, i);
+                    const int64_t lim = attn_key_limit(p, gr.b, i), first = attn_key_start(p, i);
                     tile_keys = lim > tile_keys ? lim : tile_keys;
+                    if (lim > first)
+                        tile_first = first < tile_first ? first : tile_first;
                     memcpy(q_dst, attn_q_row(t, gr.b, h, i), (size_t)d * sizeof(float));
                     c = d;
                 }
@@ -349,7 +369,9 @@ static attn_status neon_run(const attn_task *t)
             }
             memset(acc, 0, (size_t)(nr8 * dpad) * sizeof(float));
 
-            for (int64_t j0 = 0; j0 < tile_keys; j0 += bk) {
+            /* key blocks before every row's window are skipped whole */
+            for (int64_t j0 = tile_first < tile_keys ? tile_first : tile_keys; j0 < tile_keys;
+                 j0 += bk) {
                 const int64_t j1 = j0 + bk < tile_keys ? j0 + bk : tile_keys;
                 const bool v_finite = pack_kv_block(t, gr.b, gr.hkv, j0, j1, bk, kp, vp);
                 for (int64_t m0 = 0; m0 < nr8; m0 += MR) {
@@ -357,12 +379,17 @@ static attn_status neon_run(const attn_task *t)
                     int nrows = 0; /* rows of the micro-tile inside the query tile */
                     for (int r = 0; r < MR; r++) {
                         rows.limit[r] = 0;
+                        rows.first[r] = 0;
                         rows.mask[r] = NULL;
                         if (m0 + r >= nr)
                             continue;
                         const int64_t i = t->row_begin + (r0 + m0 + r) % gr.rows;
                         rows.limit[r] = attn_key_limit(p, gr.b, i);
+                        rows.first[r] = attn_key_start(p, i);
                         rows.mask[r] = attn_mask_row(p, i);
+                        rows.ro[r] = attn_row_opts_of(p, gr.first_head + (r0 + m0 + r) / gr.rows,
+                                                      i);
+                        rows.opts = p->softcap != 0.0f || p->alibi_slopes;
                         rows.key_end = rows.limit[r] > rows.key_end ? rows.limit[r] : rows.key_end;
                         nrows = r + 1;
                     }
@@ -417,5 +444,5 @@ const attn_variant attn_variant_neon = {
     .params_valid = NULL,
     .workspace_size = neon_workspace,
     .run = neon_run,
-    .features = ATTN_FEATURE_SINKS,
+    .features = ATTN_FEATURE_ALL,
 };

@@ -113,14 +113,18 @@ static inline svfloat32_t exp2_nonpos_sve(svbool_t all, svfloat32_t x)
 
 /* What the kernels need to know of the 8 rows of a micro-tile for one key block. */
 typedef struct micro_rows {
-    int64_t limit[MR];     /* keys [0, limit) before the additive mask; 0 for padding rows */
+    int64_t limit[MR];     /* keys [first, limit) before the additive mask; 0 for padding rows */
+    int64_t first[MR];     /* the sliding window's left edge (0 without one) */
     const float *mask[MR]; /* additive mask row, or NULL */
     int64_t key_end;       /* largest limit of the 8 rows */
+    bool opts;             /* soft cap or ALiBi: ro[] applies (attn_logit_log2, lane by lane) */
+    attn_row_opts ro[MR];
 } micro_rows;
 
 /* Writes one row's panel of scores (lo: keys j..j+VL, hi: the next VL) in the log2 domain:
  * scaled, the mask added, -inf selected for the keys the row does not see. */
 static inline void store_score_row(svfloat32_t lo, svfloat32_t hi, int64_t visible,
+                                   int64_t before, const attn_row_opts *ro, int64_t j,
                                    const float *mask, float scale_log2e, float *out)
 {
     const svbool_t all = svptrue_b32();
@@ -132,8 +136,21 @@ static inline void store_score_row(svfloat32_t lo, svfloat32_t hi, int64_t visib
         return;
     }
     svbool_t see_lo = svwhilelt_b32_s64(0, visible), see_hi = svwhilelt_b32_s64(vl, visible);
+    if (before > 0) { /* keys before the window's left edge drop out */
+        see_lo = svbic_b_z(all, see_lo, svwhilelt_b32_s64(0, before));
+        see_hi = svbic_b_z(all, see_hi, svwhilelt_b32_s64(vl, before));
+    }
     lo = svmul_n_f32_x(all, lo, scale_log2e);
     hi = svmul_n_f32_x(all, hi, scale_log2e);
+    if (ro) { /* soft cap, ALiBi: the shared scalar logit, lane by lane (VL <= 2048 bits) */
+        float lanes[2 * 64];
+        svst1_f32(all, lanes, lo);
+        svst1_f32(all, lanes + vl, hi);
+        for (int64_t e = 0; e < 2 * vl; e++)
+            lanes[e] = attn_logit_log2(ro, lanes[e], j + e);
+        lo = svld1_f32(all, lanes);
+        hi = svld1_f32(all, lanes + vl);
+    }
     if (mask) {
         /* Predicated loads read only the visible keys (the mask row ends at Lk >= limit). */
         const svfloat32_t m_lo = svld1_f32(see_lo, mask), m_hi = svld1_f32(see_hi, mask + vl);
@@ -184,6 +201,7 @@ static inline void score_tile(const float *restrict qp, const float *restrict kp
     }
 #define SVE_STORE(r)                                                                              \
     store_score_row(lo##r, hi##r, (rows->limit[r] < j1 ? rows->limit[r] : j1) - j,               \
+                    rows->first[r] - j, rows->opts ? &rows->ro[r] : NULL, j,                      \
                     rows->mask[r] ? rows->mask[r] + j : NULL, scale_log2e, s + (r) * lds);
     SVE_ROWS(SVE_STORE)
 #undef SVE_STORE
@@ -325,7 +343,7 @@ static void pv_rows_nonfinite(const attn_task *t, const attn_group_rows *gr, con
     for (int r = 0; r < nrows; r++) {
         const int64_t end = rows->limit[r] < j1 ? rows->limit[r] : j1;
         float *a = acc + r * dpad;
-        for (int64_t j = j0; j < end; j++) {
+        for (int64_t j = j0 > rows->first[r] ? j0 : rows->first[r]; j < end; j++) {
             if (rows->mask[r] && rows->mask[r][j] == -INFINITY)
                 continue;
             const float w = p[r * ldp + (j - j0)], *v = attn_v_row(t, gr->b, gr->hkv, j);
@@ -353,14 +371,17 @@ static attn_status sve_run(const attn_task *t)
         for (int64_t r0 = 0; r0 < gr.count; r0 += bq) {
             const int64_t nr = gr.count - r0 < bq ? gr.count - r0 : bq, nr8 = round_up(nr, MR);
             int64_t tile_keys = 0; /* keys any row of the tile may see */
+            int64_t tile_first = INT64_MAX; /* and the first of them */
             for (int64_t r = 0; r < nr8; r++) {
                 float *q_dst = qp + r * dpad;
                 int64_t c = 0;
                 if (r < nr) {
                     const int64_t h = gr.first_head + (r0 + r) / gr.rows;
                     const int64_t i = t->row_begin + (r0 + r) % gr.rows;
-                    const int64_t lim = attn_key_limit(p, gr.b, i);
+                    const int64_t lim = attn_key_limit(p, gr.b, i), first = attn_key_start(p, i);
                     tile_keys = lim > tile_keys ? lim : tile_keys;
+                    if (lim > first)
+                        tile_first = first < tile_first ? first : tile_first;
                     memcpy(q_dst, attn_q_row(t, gr.b, h, i), (size_t)d * sizeof(float));
                     c = d;
                 }
@@ -370,7 +391,9 @@ static attn_status sve_run(const attn_task *t)
             }
             memset(acc, 0, (size_t)(nr8 * dpad) * sizeof(float));
 
-            for (int64_t j0 = 0; j0 < tile_keys; j0 += bk) {
+            /* key blocks before every row's window are skipped whole */
+            for (int64_t j0 = tile_first < tile_keys ? tile_first : tile_keys; j0 < tile_keys;
+                 j0 += bk) {
                 const int64_t j1 = j0 + bk < tile_keys ? j0 + bk : tile_keys;
                 const bool v_finite = pack_kv_block(t, gr.b, gr.hkv, j0, j1, bkp, kp, vp);
                 for (int64_t m0 = 0; m0 < nr8; m0 += MR) {
@@ -378,12 +401,17 @@ static attn_status sve_run(const attn_task *t)
                     int nrows = 0; /* rows of the micro-tile inside the query tile */
                     for (int r = 0; r < MR; r++) {
                         rows.limit[r] = 0;
+                        rows.first[r] = 0;
                         rows.mask[r] = NULL;
                         if (m0 + r >= nr)
                             continue;
                         const int64_t i = t->row_begin + (r0 + m0 + r) % gr.rows;
                         rows.limit[r] = attn_key_limit(p, gr.b, i);
+                        rows.first[r] = attn_key_start(p, i);
                         rows.mask[r] = attn_mask_row(p, i);
+                        rows.ro[r] = attn_row_opts_of(p, gr.first_head + (r0 + m0 + r) / gr.rows,
+                                                      i);
+                        rows.opts = p->softcap != 0.0f || p->alibi_slopes;
                         rows.key_end = rows.limit[r] > rows.key_end ? rows.limit[r] : rows.key_end;
                         nrows = r + 1;
                     }
@@ -442,5 +470,5 @@ const attn_variant attn_variant_sve = {
     .params_valid = NULL,
     .workspace_size = sve_workspace,
     .run = sve_run,
-    .features = ATTN_FEATURE_SINKS,
+    .features = ATTN_FEATURE_ALL,
 };

@@ -325,6 +325,18 @@ static inline float attn_logit(const attn_row_opts *o, float s, int64_t j)
     return s;
 }
 
+/* attn_logit on a score in log2 units (s2 = scale·q·k·log2(e)), for kernels that work in
+ * them: the same logit, times log2(e). */
+static inline float attn_logit_log2(const attn_row_opts *o, float s2, int64_t j)
+{
+    const float log2e = 1.44269504088896340736f;
+    if (o->softcap != 0.0f)
+        s2 = o->softcap * log2e * tanhf(s2 / (o->softcap * log2e));
+    if (o->slope != 0.0f)
+        s2 += o->slope * log2e * (float)(j - o->pos);
+    return s2;
+}
+
 /* What turns a row's accumulator Σ e^(s_j - m)·v_j (weights summing to l; m the running max
  * the weights are relative to, in natural units) into O: 1/l, or with a sink logit
  * e^(m - m') / (l·e^(m - m') + e^(sink - m')) with m' = max(m, sink), so that the max the
