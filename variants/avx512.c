@@ -95,6 +95,8 @@ enum {
     DEC_V = 8,        /* head-dim vectors of a decode row kept in registers (128 floats) */
     DEC_R = 4,        /* decode rows sharing each load of a K or V vector */
 };
+_Static_assert((int)NQV == (int)TILE_OPT_V && (int)TILE_K == (int)TILE_OPT_K,
+               "tile_options_apply's tile");
 
 static const attn_param_info avx512_params[] = {
     [P_MODE] = {"mode", "0 = streaming online softmax, 1 = full-row softmax (scores in workspace)",
@@ -282,8 +284,7 @@ typedef struct run_ctx {
     int64_t kv_keys;      /* keys kv_buf holds */
     const float *mask;    /* additive mask or NULL */
     __m512 c;             /* scale·log2(e) */
-    bool softcap, alibi;  /* the options' epilogue (score_options) runs */
-    __m512 cl, inv_cl;    /* softcap·log2(e) and its inverse */
+    tile_options opts;    /* soft cap, ALiBi (avx512_common.h) */
 } run_ctx;
 
 /* S[k][j] = Σ_c QT[c][16k..16k+15] · K[j][c] for the 8 key rows kr. */
@@ -345,25 +346,6 @@ static inline void pv_tile(float *restrict ot, const float *const vr[TILE_K], in
     }
 }
 
-/* The options' epilogue on the scaled scores (log2 units) of a key tile, before any mask:
- * the soft cap, then each row lane's ALiBi bias slope·(j0 + j - i'), j0 + j - i' exact. */
-static inline void score_options(const run_ctx *x, const tile_ctx *tc, int64_t j0,
-                                 __m512 s[NQV][TILE_K])
-{
-    if (x->softcap)
-        for (int k = 0; k < NQV; k++)
-            for (int j = 0; j < TILE_K; j++)
-                s[k][j] = softcap_ps(s[k][j], x->cl, x->inv_cl);
-    if (x->alibi)
-        for (int k = 0; k < NQV; k++) {
-            const __m512 slope = _mm512_loadu_ps(tc->slope + 16 * k);
-            const __m512 pos = _mm512_loadu_ps(tc->pos + 16 * k);
-            for (int j = 0; j < TILE_K; j++)
-                s[k][j] = _mm512_fmadd_ps(
-                    slope, _mm512_sub_ps(_mm512_set1_ps((float)(j0 + j)), pos), s[k][j]);
-        }
-}
-
 /* Scaled scores of one key tile (log2 units, options applied), with the additive mask added,
  * excluded pairs set to -inf and vm telling which pairs count: keys j0 + j, j < nk, in each
  * row's band [first, limit) and not masked by -inf. */
@@ -420,7 +402,7 @@ static inline void key_tile(const run_ctx *x, const tile_ctx *tc, int64_t j0, in
     for (int k = 0; k < NQV; k++)
         for (int j = 0; j < TILE_K; j++)
             s[k][j] = _mm512_mul_ps(s[k][j], x->c);
-    score_options(x, tc, j0, s);
+    tile_options_apply(&x->opts, tc->slope, tc->pos, j0, s);
     if (!fast)
         score_epilogue_masked(x, tc, j0, nk, s, vm);
     for (int k = 0; k < NQV; k++) {
@@ -513,10 +495,7 @@ static run_ctx run_ctx_of(const attn_task *t, const ws_layout *w, const attn_gro
     run_ctx x = {.t = t, .k = attn_k_row(t, gr->b, gr->hkv, 0),
                  .v = attn_v_row(t, gr->b, gr->hkv, 0), .k_seq = p->k.seq, .v_seq = p->v.seq,
                  .d = p->head_dim, .mask = p->mask, .c = _mm512_set1_ps(t->scale * ATTN_LOG2E),
-                 .softcap = p->softcap != 0.0f, .alibi = p->alibi_slopes != NULL,
-                 .cl = _mm512_set1_ps(p->softcap * ATTN_LOG2E),
-                 .inv_cl = _mm512_set1_ps(p->softcap != 0.0f ? 1.0f / (p->softcap * ATTN_LOG2E)
-                                                             : 0.0f)};
+                 .opts = tile_options_of(p)};
     if (p->dtype != ATTN_F32) {
         x.k_src = attn_row(t, 'k', gr->b, gr->hkv, 0);
         x.v_src = attn_row(t, 'v', gr->b, gr->hkv, 0);
@@ -618,7 +597,7 @@ static void full_row_tile(const run_ctx *x, tile_ctx *tc, float *S, __mmask16 *m
                 s[k][j] = _mm512_mul_ps(s[k][j], x->c);
                 vm[k][j] = 0xffff;
             }
-        score_options(x, tc, j0, s);
+        tile_options_apply(&x->opts, tc->slope, tc->pos, j0, s);
         if (!fast)
             score_epilogue_masked(x, tc, j0, nk, s, vm);
         full[(j0 - kbeg) / TILE_K] = fast;
@@ -847,15 +826,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
             valid[r] &= (__mmask16)~tail_mask16(skip);
         __m512 l = _mm512_load_ps(x->lv + 16 * (r0 + r));
         __m512 pv = _mm512_mul_ps(s[r], x->c);
-        if (x->rc->softcap)
-            pv = softcap_ps(pv, x->rc->cl, x->rc->inv_cl);
-        if (x->rc->alibi) { /* slope·(j - i'), j - i' exact */
-            const __m512 j = _mm512_add_ps(_mm512_set1_ps((float)j0),
-                                           _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
-                                                          12, 13, 14, 15));
-            pv = _mm512_fmadd_ps(_mm512_set1_ps(x->slope[r0 + r]),
-                                 _mm512_sub_ps(j, _mm512_set1_ps(x->pos[r0 + r])), pv);
-        }
+        pv = row_options_apply(&x->rc->opts, x->slope[r0 + r], x->pos[r0 + r], j0, pv);
         const int64_t i = row_index(x->br, r0 + r);
         corr[r] = _mm512_set1_ps(1.0f);
         if (valid[r])
