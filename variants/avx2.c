@@ -169,7 +169,8 @@ ALWAYS_INLINE __m256 tanh8(__m256 x)
     const __m256 one = _mm256_set1_ps(1.0f);
     const __m256 big = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
     const __m256 x2 = _mm256_mul_ps(x, x);
-    __m256 y = _mm256_set1_ps(ATTN_TANH_C9);
+    __m256 y = _mm256_set1_ps(ATTN_TANH_C11);
+    y = _mm256_fmadd_ps(y, x2, _mm256_set1_ps(ATTN_TANH_C9));
     y = _mm256_fmadd_ps(y, x2, _mm256_set1_ps(ATTN_TANH_C7));
     y = _mm256_fmadd_ps(y, x2, _mm256_set1_ps(ATTN_TANH_C5));
     y = _mm256_fmadd_ps(y, x2, _mm256_set1_ps(ATTN_TANH_C3));
