@@ -384,11 +384,17 @@ json_t *cli_dtypes_json(unsigned dtypes)
     return list;
 }
 
-const char *cli_variant_skip_reason(const attn_variant_info *info, attn_dtype dtype, char *buf,
-                                    size_t len)
+const char *cli_variant_skip_reason(const attn_variant_info *info, attn_dtype dtype,
+                                    unsigned features, char *buf, size_t len)
 {
     if (!info->supported)
         return info->why_not;
+    if (features & ~info->features) {
+        char names[64];
+        attn_features_format(features & ~info->features, names, sizeof names);
+        snprintf(buf, len, "does not implement %s", names);
+        return buf;
+    }
     if (info->dtypes & 1u << dtype)
         return NULL;
     char types[32];

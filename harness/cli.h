@@ -28,9 +28,11 @@ enum {
  * same as a JSON list of names (NULL on OOM). */
 void cli_dtypes_format(unsigned dtypes, char *buf, size_t len);
 json_t *cli_dtypes_json(unsigned dtypes);
-/* Why variant `info` cannot be part of a default set for inputs of `dtype`: this CPU cannot
- * run it, or it does not read that type. NULL when it can. The text lives in buf (or info). */
-const char *cli_variant_skip_reason(const attn_variant_info *info, attn_dtype dtype, char *buf,
+/* Why variant `info` cannot be part of a default set for inputs of `dtype` and a problem
+ * using the attn_feature options `features`: this CPU cannot run it, it does not implement an
+ * option, or it does not read that type. NULL when it can. The text lives in buf (or info). */
+const char *cli_variant_skip_reason(const attn_variant_info *info, attn_dtype dtype,
+                                    unsigned features, char *buf,
                                     size_t len);
 /* --dtype / --out-dtype values: false after a message naming the command and flag. */
 bool cli_parse_dtype(const char *command, const char *text, attn_dtype *out);

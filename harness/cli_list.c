@@ -53,12 +53,14 @@ static json_t *variant_json(const attn_variant_info *v)
             params = NULL;
         }
     }
-    return json_pack("{s:s, s:s, s:s, s:b, s:o, s:f, s:o, s:s, s:o, s:b}", "name", v->name,
+    char features[64];
+    attn_features_format(v->features, features, sizeof features);
+    return json_pack("{s:s, s:s, s:s, s:b, s:o, s:f, s:o, s:s, s:o, s:b, s:s}", "name", v->name,
                      "description", v->description, "isa", v->isa, "supported", v->supported,
                      "why_not", v->supported ? json_null() : json_string(v->why_not),
                      "tolerance", v->tolerance, "dtypes", cli_dtypes_json(v->dtypes),
                      "compute_dtype", attn_dtype_name(v->compute_dtype), "params", params,
-                     "reference_only", v->reference_only);
+                     "reference_only", v->reference_only, "features", features);
 }
 
 /* list --shapes: the table of shapes.c. */

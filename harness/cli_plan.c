@@ -91,7 +91,8 @@ static double time_plan(const attn_plan *plan, const attn_problem *p, int64_t n,
         goto done;
     }
     const attn_execute_args args = {.q = t[0], .k = t[1], .v = t[2], .o = t[3],
-                                    .mask = p->mask, .kv_lens = p->kv_lens};
+                                    .mask = p->mask, .kv_lens = p->kv_lens,
+                                    .alibi_slopes = p->alibi_slopes, .sinks = p->sinks};
     bool ok = attn_execute(plan, &args, err) == ATTN_OK;
     for (int64_t r = 0; ok && r < n; r++) {
         const double t0 = attn_clock_seconds();
@@ -113,7 +114,8 @@ done:
 
 int cli_plan(int argc, char **argv)
 {
-    shape_config s = {0};
+    static shape_config s; /* as in cli_tune */
+    s = (shape_config){.model = cli_model_none()};
     unsigned flags = ATTN_ESTIMATE;
     int64_t execute = 0;
     const char *value;

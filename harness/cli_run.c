@@ -28,7 +28,7 @@ enum {
     RUN_VARIANT, RUN_SHAPE, RUN_BATCH, RUN_HEADS, RUN_KV_HEADS, RUN_LEN_Q, RUN_LEN_KV, RUN_DIM,
     RUN_SCALE, RUN_CAUSAL, RUN_KV_LENS, RUN_MASK, RUN_LAYOUT, RUN_DTYPE, RUN_OUT_DTYPE, RUN_PARAMS,
     RUN_SEED, RUN_REPS, RUN_WARMUP, RUN_THREADS, RUN_NO_CHECK, RUN_Q, RUN_K, RUN_V, RUN_OUT, RUN_FORMAT, RUN_DISABLE_ISA, RUN_SAVE,
-    RUN_RESULTS_DIR, RUN_HELP, RUN_OPTION_COUNT
+    RUN_RESULTS_DIR, RUN_HELP, RUN_MODEL, RUN_OPTION_COUNT = RUN_MODEL + CLI_MODEL_OPTION_COUNT
 };
 
 /* Defaults of the shape and the measurement. */
@@ -68,6 +68,7 @@ static const cli_option run_options[RUN_OPTION_COUNT] = {
     [RUN_SAVE] = {"save", NULL, "also store the JSON result under DIR/<machine id>/"},
     [RUN_RESULTS_DIR] = {"results-dir", "DIR", "where --save stores it (default results)"},
     [RUN_HELP] = {"help", NULL, "this help"},
+    CLI_MODEL_OPTIONS(RUN_MODEL),
 };
 
 static void print_run_help(void)
@@ -117,7 +118,7 @@ static void print_run_help(void)
 static int parse_run_options(int argc, char **argv, run_config *c)
 {
     *c = (run_config){.check = true, .seed = 1, .reps = DEFAULT_REPS, .warmup = DEFAULT_WARMUP,
-                      .threads = {{0}, 1}, .results_dir = "results"};
+                      .threads = {{0}, 1}, .results_dir = "results", .model = cli_model_none()};
     c->params = malloc((size_t)argc * sizeof *c->params);
     if (!c->params)
         return cli_error("run", "out of memory");
@@ -176,7 +177,10 @@ static int parse_run_options(int argc, char **argv, run_config *c)
         case RUN_SAVE: c->save = true; break;
         case RUN_RESULTS_DIR: c->results_dir = value; break;
         case RUN_HELP: print_run_help(); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        default:
+            if (o < RUN_MODEL)
+                return CLI_EXIT_USAGE;
+            ok = cli_model_parse("run", o - RUN_MODEL, value, &c->model);
         }
         if (!ok)
             return CLI_EXIT_USAGE;
@@ -257,6 +261,7 @@ static void run_free(run_state *s)
     attn_npy_free(&s->file_k);
     attn_npy_free(&s->file_v);
     attn_npy_free(&s->file_mask);
+    cli_model_free(&s->config.model);
     free(s->kv_lens);
     for (int t = 0; t < 3; t++) {
         if (s->input[t] != s->data[t])
@@ -357,6 +362,8 @@ static int build_problem(run_state *s)
     p->out_dtype = c->out_same ? c->dtype : ATTN_F32;
     if (c->blhd)
         attn_problem_set_layout_blhd(p);
+    if (!cli_model_apply("run", &s->config.model, p))
+        return CLI_EXIT_USAGE;
 
     const int64_t shape_q[4] = {batch, heads_q, len_q, head_dim},
                   shape_kv[4] = {batch, heads_kv, len_kv, head_dim},
@@ -426,14 +433,14 @@ static int choose_variants(run_state *s)
     if (forced) {
         const int i = attn_variant_find(forced);
         attn_variant_get(i, &info);
-        if ((why = cli_variant_skip_reason(&info, c->dtype, reason, sizeof reason)))
+        if ((why = cli_variant_skip_reason(&info, c->dtype, cli_model_features(&c->model), reason, sizeof reason)))
             return cli_error("run", "ATTN_FORCE_VARIANT=%s: %s", forced, why);
         s->runs[s->run_count++] = (variant_run){.index = i, .chosen = true};
     } else if (!c->variants || !strcmp(c->variants, "all")) {
         for (int i = 0; i < count && status < 0; i++) {
             if (!attn_variant_get(i, &info))
                 continue;
-            if ((why = cli_variant_skip_reason(&info, c->dtype, reason, sizeof reason)))
+            if ((why = cli_variant_skip_reason(&info, c->dtype, cli_model_features(&c->model), reason, sizeof reason)))
                 status = skip_variant(s, info.name, why);
             else
                 s->runs[s->run_count++].index = i;
@@ -450,7 +457,7 @@ static int choose_variants(run_state *s)
             if (!info.supported)
                 return cli_error("run", "--variant: %s cannot run on this CPU: %s", info.name,
                                  info.why_not);
-            if ((why = cli_variant_skip_reason(&info, c->dtype, reason, sizeof reason)))
+            if ((why = cli_variant_skip_reason(&info, c->dtype, cli_model_features(&c->model), reason, sizeof reason)))
                 return cli_error("run", "--variant: %s %s", info.name, why);
             for (int r = 0; r < s->run_count; r++)
                 if (s->runs[r].index == i)

@@ -83,6 +83,10 @@ json_t *run_result_json(const run_state *s, const variant_run *run, double flops
         "causal", p->causal, "scale", (double)attn_problem_scale(p), "layout",
         c->blhd ? "blhd" : "bhld", "kv_lens", kv_lens_json(p), "mask",
         c->mask ? json_string(c->mask) : json_null());
+    if (shape && !cli_model_json(p, shape)) {
+        json_decref(shape);
+        shape = NULL;
+    }
     return json_pack(
         "{s:s, s:o, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:f, s:f, s:o, s:o, "
         "s:o, s:o, s:o, s:o, s:o, s:f, s:b, s:b, s:s, s:o}",
@@ -220,12 +224,15 @@ bool run_print_text(const run_state *s, double flops)
     const attn_cpu *cpu = attn_cpu_get();
     char threads[CLI_INT_LIST_TEXT];
     cli_int_list_format(&c->threads, threads, sizeof threads);
-    printf("B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld scale=%.6g%s%s%s layout=%s "
+    char options[128];
+    cli_model_describe(p, options, sizeof options);
+    printf("B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld scale=%.6g%s%s%s%s layout=%s "
            "dtype=%s out-dtype=%s threads=%s reps=%lld warmup=%lld seed=%llu\n",
            (long long)p->batch, (long long)p->heads_q, (long long)p->heads_kv,
            (long long)p->len_q, (long long)p->len_kv, (long long)p->head_dim,
            (double)attn_problem_scale(p), p->causal ? " causal" : "",
-           p->kv_lens ? " kv-lens" : "", p->mask ? " mask" : "", c->blhd ? "blhd" : "bhld",
+           p->kv_lens ? " kv-lens" : "", p->mask ? " mask" : "", options,
+           c->blhd ? "blhd" : "bhld",
            attn_dtype_name(p->dtype), attn_dtype_name(p->out_dtype), threads,
            (long long)c->reps, (long long)c->warmup, (unsigned long long)c->seed);
     printf("%s (%s), %.4g GFLOP per run\n\n", cpu->model_name, cpu->vendor, flops * 1e-9);

@@ -4,6 +4,7 @@
 #define ATTN_CLI_RUN_REPORT_H
 
 #include "cli.h"
+#include "cli_model.h"
 #include "npy.h"
 #include "oracle.h"
 #include "shapes.h"
@@ -26,6 +27,7 @@ typedef struct run_config {
     const char **params; /* the --params texts, in order */
     int params_count;
     cli_format format;
+    cli_model model; /* --window, --alibi, --softcap, --sinks */
 } run_config;
 
 /* Everything run owns; released by run_free.

@@ -106,7 +106,7 @@ static bool variants_ok(const char *list, attn_dtype dtype)
             return false;
         }
         char reason[96];
-        const char *why = cli_variant_skip_reason(&info, dtype, reason, sizeof reason);
+        const char *why = cli_variant_skip_reason(&info, dtype, 0, reason, sizeof reason);
         if (why) {
             cli_error("sweep", "--variant: %s %s", info.name, why);
             return false;

@@ -252,7 +252,10 @@ static bool variants_runnable(const char *list)
 
 int cli_tune(int argc, char **argv)
 {
-    shape_config s = {0};
+    /* static: the model's slopes and sinks live as long as the process (the problem and the
+     * stored wisdom point at them until the end) */
+    static shape_config s;
+    s = (shape_config){.model = cli_model_none()};
     tuner_options opt = {.strategy = TUNER_FAST, .budget_seconds = DEFAULT_BUDGET};
     int64_t top = 3, rounds = DEFAULT_ROUNDS;
     bool store = true;

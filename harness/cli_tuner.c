@@ -44,7 +44,10 @@ int shape_option(const char *cmd, int o, const char *value, const cli_option *op
     case O_FORMAT:
         return cli_parse_format(cmd, value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON,
                                 &s->format) ? 1 : -1;
-    default: return 0;
+    default:
+        if (o >= O_MODEL && o < SHAPE_OPTION_COUNT)
+            return cli_model_parse(cmd, o - O_MODEL, value, &s->model) ? 1 : -1;
+        return 0;
     }
     return cli_parse_int64(cmd, options[o].name, value, min, max, target) ? 1 : -1;
 }
@@ -61,6 +64,8 @@ bool shape_problem(const char *cmd, shape_config *s, attn_problem *p)
                       s->len_kv ? s->len_kv : s->len_q, s->head_dim ? s->head_dim : 64);
     p->causal = s->causal;
     p->dtype = s->dtype;
+    if (!cli_model_apply(cmd, &s->model, p))
+        return false;
     if (s->threads == 0)
         s->threads = attn_default_threads();
     attn_error err;
@@ -77,13 +82,14 @@ bool shape_problem(const char *cmd, shape_config *s, attn_problem *p)
 
 json_t *class_json(const tuner_class *c)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:i, s:s, s:o}", "batch",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:b, s:i, s:s, s:o, s:o}", "batch",
                      (json_int_t)c->batch, "heads_q", (json_int_t)c->heads_q, "heads_kv",
                      (json_int_t)c->heads_kv, "len_q", (json_int_t)c->len_q, "len_kv",
                      (json_int_t)c->len_kv, "head_dim", (json_int_t)c->head_dim, "causal",
                      c->causal, "mask", c->mask, "kv_lens", c->kv_lens, "threads", c->threads,
                      "dtype", attn_dtype_name(c->dtype), "max_rel_err",
-                     c->max_rel_err > 0 ? json_real(c->max_rel_err) : json_null());
+                     c->max_rel_err > 0 ? json_real(c->max_rel_err) : json_null(), "options",
+                     json_string(c->options));
 }
 
 attn_dtype compute_dtype_of(int variant)

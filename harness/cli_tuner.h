@@ -4,12 +4,14 @@
 #define ATTN_CLI_TUNER_H
 
 #include "cli.h"
+#include "cli_model.h"
 #include "shapes.h"
 #include "tuner/tuner.h"
 
 enum {
     O_SHAPE, O_BATCH, O_HEADS, O_KV_HEADS, O_LEN, O_LEN_Q, O_LEN_KV, O_DIM, O_CAUSAL, O_DTYPE,
-    O_MAX_REL_ERR, O_THREADS, O_WISDOM, O_FORMAT, O_HELP, SHAPE_OPTION_COUNT
+    O_MAX_REL_ERR, O_THREADS, O_WISDOM, O_FORMAT, O_HELP, O_MODEL,
+    SHAPE_OPTION_COUNT = O_MODEL + CLI_MODEL_OPTION_COUNT
 };
 #define SHAPE_OPTIONS                                                                             \
     [O_SHAPE] = {"shape", "NAME", "a named shape, e.g. P1 (attnbench list --shapes); the flags " \
@@ -29,7 +31,8 @@ enum {
     [O_THREADS] = {"threads", "N", "threads per run; 0: the library's default (default 0)"},    \
     [O_WISDOM] = {"wisdom", "FILE", "wisdom file (default $ATTN_WISDOM, else the XDG cache)"},  \
     [O_FORMAT] = {"format", "text|json", "output format (default text)"},                       \
-    [O_HELP] = {"help", NULL, "this help"}
+    [O_HELP] = {"help", NULL, "this help"},                                                     \
+    CLI_MODEL_OPTIONS(O_MODEL)
 
 typedef struct shape_config {
     const attn_named_shape *shape; /* --shape: the sizes no flag gives */
@@ -39,6 +42,7 @@ typedef struct shape_config {
     double max_rel_err; /* 0: float32 compute only */
     const char *wisdom;
     cli_format format;
+    cli_model model; /* --window, --alibi, --softcap, --sinks */
 } shape_config;
 
 /* Handles option o when it is a shape option: returns 1 when handled, 0 when it is not one,

@@ -38,7 +38,7 @@
 extern "C" {
 #endif
 
-#define ATTN_VERSION_STRING "0.2.0"
+#define ATTN_VERSION_STRING "0.3.0"
 
 /* Marks the public functions: libattn.so exports these and nothing else (the library's sources
  * are compiled with -fvisibility=hidden; tests/test_exports.py checks it). */
@@ -120,7 +120,43 @@ typedef struct attn_problem {
      * count elements of these types. */
     attn_dtype dtype;
     attn_dtype out_dtype;
+    /* Options of current models. The score of query i and key j (i' = i + Lk - Lq, the query's
+     * position on the key axis, bottom-right aligned as for causal) is
+     *     s = softcap(scale · q_i·k_j) + slope_h · (j - i') + mask[i][j]
+     * and the softmax denominator gains exp(sink_h) (a key with no value row). */
+    /* Sliding window: key j is visible iff i' - window_left <= j <= i' + window_right; -1 =
+     * unbounded on that side (attn_problem_init sets both to -1). With causal, Mistral's local
+     * attention is window_left = W - 1. A row that sees no key gives zeros. */
+    int64_t window_left, window_right;
+    /* ALiBi: per-query-head slopes [Hq] (attn_alibi_slopes fills the standard ones); NULL =
+     * none. In a problem given to attn_plan_create only whether it is NULL counts. */
+    const float *alibi_slopes;
+    /* Logit soft-capping (Gemma 2): 0 = none; else c finite > 0, s = c·tanh(s / c). */
+    float softcap;
+    /* Attention sinks (gpt-oss): per-query-head logits [Hq] that join the softmax denominator
+     * without a value row; NULL = none; each finite. Whether-only in attn_plan_create. */
+    const float *sinks;
 } attn_problem;
+
+/* The options a variant implements (attn_variant_info.features) and a problem uses
+ * (attn_problem_features): a variant is refused for a problem that uses one it lacks. */
+enum attn_feature {
+    ATTN_FEATURE_WINDOW = 1u << 0,
+    ATTN_FEATURE_ALIBI = 1u << 1,
+    ATTN_FEATURE_SOFTCAP = 1u << 2,
+    ATTN_FEATURE_SINKS = 1u << 3,
+};
+#define ATTN_FEATURE_ALL 0xfu
+/* The attn_feature bits p uses; -1 for NULL. */
+ATTN_API int attn_problem_features(const attn_problem *p);
+/* "window,alibi,softcap,sinks": the names of the bits set, comma separated ("" for none). */
+ATTN_API void attn_features_format(unsigned features, char *buf, size_t len);
+
+/* The standard ALiBi slopes of `heads` heads (Press et al.): for n = the largest power of two
+ * <= heads, head h < n gets 2^(-8(h+1)/n); the remaining heads take the odd-indexed slopes of
+ * 2n heads, 2^(-4(2k+1)/n) for k = 0, 1, ... Writes heads floats; false for heads outside
+ * [1, 2^24] or a NULL slopes. */
+ATTN_API bool attn_alibi_slopes(int64_t heads, float *slopes);
 
 /* Fills a problem with the given shape, default scale, no masks and contiguous [B,H,L,d]
  * strides for all four tensors. The sizes are not checked here (attn_problem_validate does):
@@ -131,8 +167,9 @@ ATTN_API void attn_problem_init(attn_problem *p, int64_t batch, int64_t heads_q,
 ATTN_API void attn_problem_set_layout_blhd(attn_problem *p);
 /* The scale a run will use: p->scale, or 1/sqrt(head_dim) when that is 0; NaN for NULL. */
 ATTN_API float attn_problem_scale(const attn_problem *p);
-/* Checks shapes, scale, key lengths, strides and that every size (tensor and mask extents
- * included) fits in 64 bits, without overflowing in the check itself. */
+/* Checks shapes, scale, key lengths, window, softcap, sinks, strides and that every size
+ * (tensor and mask extents included) fits in 64 bits, without overflowing in the check
+ * itself. */
 ATTN_API attn_status attn_problem_validate(const attn_problem *p, attn_error *err);
 /* The number of elements a tensor spans (largest offset + 1) for the given strides. */
 ATTN_API attn_status attn_tensor_extent(const attn_problem *p, char tensor /* 'q','k','v','o' */,
@@ -193,6 +230,8 @@ typedef struct attn_variant_info {
                               * "Haswell"); NULL for a variant that is its own code */
     bool reference_only;     /* a yardstick (e.g. the plain BLAS program beside cblas): runs
                               * by name, never chosen by the planner or the tuner */
+    unsigned features;       /* the attn_feature options it implements; a problem using
+                              * another is refused (ATTN_ERR_UNSUPPORTED, naming it) */
 } attn_variant_info;
 
 /* Number of registered variants, in priority order (best first). */
@@ -305,10 +344,12 @@ typedef struct attn_plan_options {
  * a float32 output for a half-precision O), so that attn_execute only runs. options NULL: all
  * defaults, as a zeroed attn_plan_options.
  *
- * The plan keeps the problem's shape, scale, causal flag, strides and types. Its mask and
- * kv_lens pointers only say WHETHER every execute gives a mask / key lengths (non-NULL: yes);
- * the plan keeps neither pointer, and the arrays come with each attn_execute. Their contents
- * are not read here, except that ATTN_MEASURE samples the mask given as representative values.
+ * The plan keeps the problem's shape, scale, causal flag, window, softcap, strides and types.
+ * Its mask, kv_lens, alibi_slopes and sinks pointers only say WHETHER every execute gives
+ * that array (non-NULL: yes); the plan keeps none of them, and the arrays come with each
+ * attn_execute. Their contents
+ * are not read here, except that ATTN_MEASURE samples the mask, slopes and sinks given as
+ * representative values.
  *
  * Never selects a variant this CPU cannot run (ATTN_DISABLE_ISA and options->disable_isa
  * included); honours ATTN_FORCE_VARIANT. Wisdom is read from attn_wisdom_file(). NULL on
@@ -316,14 +357,16 @@ typedef struct attn_plan_options {
 ATTN_API attn_plan *attn_plan_create(const attn_problem *p, const attn_plan_options *options,
                             attn_error *err);
 
-/* The arrays of one execute. mask and kv_lens are given exactly when the planned problem had
- * them (anything else is refused); each kv_lens[b] in [0, len_kv]. */
+/* The arrays of one execute. mask, kv_lens, alibi_slopes and sinks are given exactly when the
+ * planned problem had them (anything else is refused); each kv_lens[b] in [0, len_kv]. */
 typedef struct attn_execute_args {
     const void *q, *k, *v; /* element 0 of each, laid out as the planned strides say */
     void *o;
     const float *mask;      /* [Lq x Lk], the planned mask_row_stride */
     const int32_t *kv_lens; /* [batch] */
     float scale;            /* 0: the planned scale; else finite and > 0, for this call */
+    const float *alibi_slopes; /* [Hq], when the planned problem had ALiBi slopes */
+    const float *sinks;        /* [Hq] finite, when the planned problem had sinks */
 } attn_execute_args;
 
 /* Runs the plan: checks only what a call changes (non-NULL arrays, the mask and kv_lens given

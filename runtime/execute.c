@@ -40,14 +40,14 @@ struct attn_exec {
                               * caller's is half precision); mask and kv_lens NULL */
     attn_strides out_strides; /* the caller's O */
     attn_dtype out_dtype;
-    bool has_mask, has_kv_lens;
+    bool has_mask, has_kv_lens, has_alibi, has_sinks;
     attn_params params;
     float scale;
     int threads;             /* asked for */
     int workers;             /* that get units: min(threads, units); 1 runs on the caller alone */
     unit_sizes u;
     int64_t units;
-    size_t span[6];          /* bytes from element 0: q, k, v, o, mask, kv_lens */
+    size_t span[7];          /* bytes from element 0: q, k, v, o, mask, kv_lens, a per-head array */
     int64_t *first_unit;     /* [workers + 1]: worker w runs [first_unit[w], first_unit[w+1]) */
     attn_status *status;     /* [workers] */
     unsigned char *workspace; /* workers × workspace_stride bytes */
@@ -110,9 +110,10 @@ static double unit_cost(const unit_sizes *s, const attn_problem *p, int64_t u)
     const int64_t j0 = ks * s->key_block, j1 = j0 + s->key_block;
     double pairs = 0;
     for (int64_t i = rb * s->row_block; i < i1; i++) {
-        int64_t lim = attn_key_limit(p, b, i);
+        int64_t lim = attn_key_limit(p, b, i), start = attn_key_start(p, i);
         lim = lim < j1 ? lim : j1;
-        pairs += 1.0 + (double)(lim > j0 ? lim - j0 : 0);
+        start = start > j0 ? start : j0;
+        pairs += 1.0 + (double)(lim > start ? lim - start : 0);
     }
     return pairs * (double)s->heads_per_group;
 }
@@ -206,7 +207,7 @@ static void run_worker(void *ctx, int w, int workers)
 }
 
 /* O from the key blocks' partials, key block 0 first: rescale each to the common max. */
-static void merge_partials(const attn_exec *x, float *o_base)
+static void merge_partials(const attn_exec *x, float *o_base, const float *sinks)
 {
     const attn_problem *p = &x->problem;
     const unit_sizes *s = &x->u;
@@ -241,7 +242,9 @@ static void merge_partials(const attn_exec *x, float *o_base)
                     for (int64_t c = 0; c < d; c++)
                         o[c] += wgt * a[c];
                 }
-                const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+                /* the sink joins the denominator here: partials never include it */
+                const float inv = attn_row_norm(m, l, sinks ? sinks[first_head + r / rows]
+                                                            : -INFINITY);
                 for (int64_t c = 0; c < d; c++)
                     o[c] *= inv;
             }
@@ -250,7 +253,7 @@ static void merge_partials(const attn_exec *x, float *o_base)
 }
 
 /* Bytes each operand spans from its element 0 (strides are >= 0, so nothing lies below it). */
-static void operand_spans(const attn_problem *p, size_t span[6])
+static void operand_spans(const attn_problem *p, size_t span[7])
 {
     for (int t = 0; t < 4; t++) {
         int64_t elements = 0;
@@ -259,6 +262,7 @@ static void operand_spans(const attn_problem *p, size_t span[6])
     }
     span[4] = (size_t)attn_mask_extent(p) * sizeof(float);
     span[5] = (size_t)p->batch * sizeof(int32_t);
+    span[6] = (size_t)p->heads_q * sizeof(float);
 }
 
 void attn_exec_destroy(attn_exec *x)
@@ -301,14 +305,20 @@ attn_status attn_exec_create(const attn_variant *var, const attn_problem *p,
     x->scale = attn_problem_scale(p);
     x->has_mask = p->mask != NULL;
     x->has_kv_lens = p->kv_lens != NULL;
+    x->has_alibi = p->alibi_slopes != NULL;
+    x->has_sinks = p->sinks != NULL;
     x->out_strides = p->o;
     x->out_dtype = p->out_dtype;
     operand_spans(p, x->span);
     x->problem = *p;
     x->problem.mask = NULL;
     x->problem.kv_lens = NULL;
+    x->problem.alibi_slopes = NULL;
+    x->problem.sinks = NULL;
     attn_problem *q = &x->problem;
-    attn_status s = ATTN_OK;
+    attn_status s = attn_features_check(var, p, err);
+    if (s != ATTN_OK)
+        goto failed;
     if (p->out_dtype != ATTN_F32) { /* the variant writes a contiguous float32 O; rounded after */
         q->out_dtype = ATTN_F32;
         q->o = (attn_strides){.batch = p->heads_q * p->len_q * p->head_dim,
@@ -372,11 +382,13 @@ failed:
 static attn_status check_output_apart(const attn_exec *x, const attn_execute_args *a,
                                       attn_error *err)
 {
-    static const char *const names[5] = {"q", "k", "v", "mask", "kv_lens"};
-    const void *at[5] = {a->q, a->k, a->v, a->mask, a->kv_lens};
-    const size_t bytes[5] = {x->span[0], x->span[1], x->span[2], x->span[4], x->span[5]};
+    static const char *const names[7] = {"q", "k", "v", "mask", "kv_lens", "alibi_slopes",
+                                         "sinks"};
+    const void *at[7] = {a->q, a->k, a->v, a->mask, a->kv_lens, a->alibi_slopes, a->sinks};
+    const size_t bytes[7] = {x->span[0], x->span[1], x->span[2], x->span[4], x->span[5],
+                             x->span[6], x->span[6]};
     const uintptr_t o_begin = (uintptr_t)a->o, o_end = o_begin + x->span[3];
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 7; i++) {
         const uintptr_t begin = (uintptr_t)at[i], end = begin + bytes[i];
         if (at[i] && begin < o_end && o_begin < end)
             return attn_fail(err, ATTN_ERR_INVALID,
@@ -400,6 +412,19 @@ static attn_status check_args(const attn_exec *x, const attn_execute_args *a, at
         return attn_fail(err, ATTN_ERR_INVALID, x->has_kv_lens ?
                          "kv_lens is NULL, but the plan was made for a problem with kv_lens" :
                          "kv_lens is given, but the plan was made for a problem without them");
+    const struct { bool planned; const float *given; const char *name; } per_head[2] = {
+        {x->has_alibi, a->alibi_slopes, "alibi_slopes"}, {x->has_sinks, a->sinks, "sinks"}};
+    for (int k = 0; k < 2; k++) {
+        if (per_head[k].planned != (per_head[k].given != NULL))
+            return attn_fail(err, ATTN_ERR_INVALID, per_head[k].planned ?
+                             "%s is NULL, but the plan was made for a problem with them" :
+                             "%s given, but the plan was made for a problem without them",
+                             per_head[k].name);
+        for (int64_t h = 0; per_head[k].given && h < x->problem.heads_q; h++)
+            if (!isfinite(per_head[k].given[h]))
+                return attn_fail(err, ATTN_ERR_INVALID, "%s[%lld] = %g is not finite",
+                                 per_head[k].name, (long long)h, (double)per_head[k].given[h]);
+    }
     if (a->kv_lens)
         for (int64_t b = 0; b < x->problem.batch; b++)
             if (a->kv_lens[b] < 0 || a->kv_lens[b] > x->problem.len_kv)
@@ -418,6 +443,8 @@ static attn_status run_held(attn_exec *x, const attn_execute_args *a, attn_error
     attn_problem p = x->problem; /* the call's mask and key lengths, seen by the variant */
     p.mask = a->mask;
     p.kv_lens = a->kv_lens;
+    p.alibi_slopes = a->alibi_slopes;
+    p.sinks = a->sinks;
     float *o = x->o32 ? x->o32 : (float *)a->o;
     run_ctx c = {
         .x = x,
@@ -436,7 +463,7 @@ static attn_status run_held(attn_exec *x, const attn_execute_args *a, attn_error
         for (int w = 0; w < x->workers && s == ATTN_OK; w++)
             s = x->status[w];
         if (s == ATTN_OK && x->u.key_splits > 1)
-            merge_partials(x, o);
+            merge_partials(x, o, p.sinks);
     }
     if (s != ATTN_OK)
         return attn_fail(err, s, "variant %s failed", x->var->name);
@@ -470,6 +497,8 @@ attn_status attn_exec_run(attn_exec *x, const attn_execute_args *args, attn_erro
     p.out_dtype = x->out_dtype;
     p.mask = args->mask;
     p.kv_lens = args->kv_lens;
+    p.alibi_slopes = args->alibi_slopes;
+    p.sinks = args->sinks;
     attn_exec *own;
     if ((s = attn_exec_create(x->var, &p, &x->params, x->threads, &own, err)) != ATTN_OK)
         return s;

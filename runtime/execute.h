@@ -29,6 +29,10 @@ void attn_exec_destroy(attn_exec *x);
  * pay for them. */
 void attn_exec_warm(const attn_exec *x);
 
+/* ATTN_OK when var implements every option p uses (attn_problem_features); else
+ * ATTN_ERR_UNSUPPORTED naming the missing ones (library.c). */
+attn_status attn_features_check(const attn_variant *var, const attn_problem *p, attn_error *err);
+
 /* Floats the additive mask spans ((Lq - 1) rows of its stride + Lk), or -1 on overflow
  * (library.c). */
 int64_t attn_mask_extent(const attn_problem *p);

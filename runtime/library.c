@@ -81,7 +81,45 @@ void attn_problem_init(attn_problem *p, int64_t batch, int64_t heads_q, int64_t 
     p->len_q = len_q;
     p->len_kv = len_kv;
     p->head_dim = head_dim;
+    p->window_left = -1;
+    p->window_right = -1;
     set_layout(p, false);
+}
+
+int attn_problem_features(const attn_problem *p)
+{
+    return p ? (int)attn_features_of(p) : -1;
+}
+
+void attn_features_format(unsigned features, char *buf, size_t len)
+{
+    static const char *const names[] = {"window", "alibi", "softcap", "sinks"};
+    if (!buf || len == 0)
+        return;
+    size_t used = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!(features & 1u << i))
+            continue;
+        const int w = snprintf(buf + used, len - used, "%s%s", used ? "," : "", names[i]);
+        if (w < 0 || (size_t)w >= len - used)
+            break;
+        used += (size_t)w;
+    }
+}
+
+bool attn_alibi_slopes(int64_t heads, float *slopes)
+{
+    if (!slopes || heads < 1 || heads > (int64_t)1 << 24)
+        return false;
+    int64_t n = 1; /* the largest power of two <= heads */
+    while (n * 2 <= heads)
+        n *= 2;
+    for (int64_t h = 0; h < n; h++)
+        slopes[h] = (float)exp2(-8.0 * (double)(h + 1) / (double)n);
+    for (int64_t k = 0; n + k < heads; k++) /* odd-indexed slopes of 2n heads */
+        slopes[n + k] = (float)exp2(-8.0 * (double)(2 * k + 1) / (double)(2 * n));
+    return true;
 }
 
 void attn_problem_set_layout_blhd(attn_problem *p)
@@ -213,6 +251,20 @@ attn_status attn_problem_validate(const attn_problem *p, attn_error *err)
             if (p->kv_lens[b] < 0 || p->kv_lens[b] > p->len_kv)
                 return attn_fail(err, ATTN_ERR_INVALID, "kv_lens[%lld] = %d is outside [0, len_kv=%lld]",
                             (long long)b, p->kv_lens[b], (long long)p->len_kv);
+    if (p->window_left < -1 || p->window_right < -1)
+        return attn_fail(err, ATTN_ERR_INVALID, "window_left and window_right must be >= 0, or -1 "
+                         "for unbounded (got %lld, %lld)", (long long)p->window_left,
+                         (long long)p->window_right);
+    if (p->softcap != 0.0f && !(isfinite(p->softcap) && p->softcap > 0.0f))
+        return attn_fail(err, ATTN_ERR_INVALID, "softcap must be 0 (none) or finite and > 0 (got %g)",
+                         (double)p->softcap);
+    const float *per_head[2] = {p->alibi_slopes, p->sinks};
+    for (int a = 0; a < 2; a++)
+        for (int64_t h = 0; per_head[a] && h < p->heads_q; h++)
+            if (!isfinite(per_head[a][h]))
+                return attn_fail(err, ATTN_ERR_INVALID, "%s[%lld] = %g is not finite",
+                                 a ? "sinks" : "alibi_slopes", (long long)h,
+                                 (double)per_head[a][h]);
     if (p->mask_row_stride < 0 || (p->mask_row_stride > 0 && p->mask_row_stride < p->len_kv))
         return attn_fail(err, ATTN_ERR_INVALID, "mask_row_stride must be 0 or >= len_kv");
     if (p->mask && attn_mask_extent(p) < 0)
@@ -241,15 +293,15 @@ double attn_problem_flops(const attn_problem *p)
     double pairs = 0;
     for (int64_t b = 0; b < p->batch; b++)
         for (int64_t i = 0; i < p->len_q; i++) {
-            int64_t n = attn_key_limit(p, b, i);
-            if (n <= 0)
+            const int64_t j0 = attn_key_start(p, i), n = attn_key_limit(p, b, i);
+            if (n <= j0)
                 continue;
             const float *m = attn_mask_row(p, i);
             if (!m) {
-                pairs += (double)n;
+                pairs += (double)(n - j0);
                 continue;
             }
-            for (int64_t j = 0; j < n; j++)
+            for (int64_t j = j0; j < n; j++)
                 pairs += !(isinf(m[j]) && m[j] < 0);
         }
     return 4.0 * (double)p->heads_q * (double)p->head_dim * pairs;
@@ -262,6 +314,16 @@ int attn_variant_count(void) { return attn_registry_count; }
 static unsigned variant_dtypes(const attn_variant *v)
 {
     return v->dtypes ? v->dtypes : 1u << ATTN_F32;
+}
+
+attn_status attn_features_check(const attn_variant *v, const attn_problem *p, attn_error *err)
+{
+    const unsigned missing = (unsigned)attn_problem_features(p) & ~v->features;
+    if (!missing)
+        return ATTN_OK;
+    char names[64];
+    attn_features_format(missing, names, sizeof names);
+    return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s does not implement %s", v->name, names);
 }
 
 int attn_variant_find(const char *name)
@@ -311,7 +373,7 @@ bool attn_variant_get(int i, attn_variant_info *info)
         .flops_per_cycle = (int)attn_machine_flops_per_cycle(&cpu->machine, bits, NULL),
         .roofline = attn_roofline_name(v->roofline),
         .blas_core = v->blas_core ? v->blas_core() : NULL,
-        .reference_only = v->reference_only,
+        .reference_only = v->reference_only, .features = v->features,
     };
     return true;
 }
@@ -514,6 +576,8 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
         return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s reads %s inputs, not %s", name,
                          list, attn_dtype_name(p->dtype));
     }
+    if ((s = attn_features_check(var, p, err)) != ATTN_OK)
+        return s;
     attn_params defaults;
     if (!params) {
         attn_variant_default_params(name, p, &defaults, NULL);
@@ -527,7 +591,8 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
     if ((s = attn_exec_create(var, p, params, threads, &x, err)) != ATTN_OK)
         return s;
     const attn_execute_args args = {.q = q, .k = k, .v = v, .o = o, .mask = p->mask,
-                                    .kv_lens = p->kv_lens};
+                                    .kv_lens = p->kv_lens, .alibi_slopes = p->alibi_slopes,
+                                    .sinks = p->sinks};
     s = attn_exec_run(x, &args, err);
     attn_exec_destroy(x);
     return s;

@@ -8,6 +8,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Whether query i sees key j before the additive mask, from the definitions in attn.h: key
+ * lengths, causal (j <= i'), the sliding window (i' - left <= j <= i' + right), with
+ * i' = i + Lk - Lq. */
+static bool visible(const attn_problem *p, int64_t b, int64_t i, int64_t j)
+{
+    const int64_t pos = i + p->len_kv - p->len_q;
+    if (p->kv_lens && j >= p->kv_lens[b])
+        return false;
+    if (p->causal && j > pos)
+        return false;
+    if (p->window_left >= 0 && pos - j > p->window_left) /* j < i' - left, without overflow */
+        return false;
+    if (p->window_right >= 0 && j - pos > p->window_right)
+        return false;
+    return true;
+}
+
 attn_status attn_oracle(const attn_problem *p, const float *q, const float *k, const float *v,
                         double *out, attn_error *err)
 {
@@ -31,11 +48,11 @@ attn_status attn_oracle(const attn_problem *p, const float *q, const float *k, c
                 const float *qi = q + b * p->q.batch + h * p->q.head + i * p->q.seq;
                 const float *mask = attn_mask_row(p, i);
                 double *o = out + ((b * p->heads_q + h) * p->len_q + i) * d;
-                const int64_t n = attn_key_limit(p, b, i);
+                const int64_t n = Lk;
                 double max = -INFINITY;
                 bool nan = false;
                 for (int64_t j = 0; j < n; j++) {
-                    if (mask && mask[j] == -INFINITY) {
+                    if (!visible(p, b, i, j) || (mask && mask[j] == -INFINITY)) {
                         w[j] = -INFINITY;
                         continue;
                     }
@@ -43,7 +60,12 @@ attn_status attn_oracle(const attn_problem *p, const float *q, const float *k, c
                     double dot = 0;
                     for (int64_t c = 0; c < d; c++)
                         dot += (double)qi[c] * (double)kj[c];
-                    w[j] = scale * dot + (mask ? (double)mask[j] : 0.0);
+                    w[j] = scale * dot;
+                    if (p->softcap != 0.0f)
+                        w[j] = p->softcap * tanh(w[j] / p->softcap);
+                    if (p->alibi_slopes) /* slope·(j - i'), i' = i + Lk - Lq */
+                        w[j] += (double)p->alibi_slopes[h] * (double)(j - (i + Lk - p->len_q));
+                    w[j] += mask ? (double)mask[j] : 0.0;
                     if (isnan(w[j]))
                         nan = true;
                     else if (w[j] > max)
@@ -55,7 +77,13 @@ attn_status attn_oracle(const attn_problem *p, const float *q, const float *k, c
                         o[c] = NAN;
                     continue;
                 }
-                double sum = 0;
+                /* The sink joins the denominator as a key without a value row; the max is
+                 * taken over it too. No visible key: a zero row whatever the sink. */
+                const bool any = max != -INFINITY;
+                const double sink = p->sinks && any ? (double)p->sinks[h] : -INFINITY;
+                if (sink > max)
+                    max = sink;
+                double sum = sink == -INFINITY ? 0 : exp(sink - max);
                 for (int64_t j = 0; j < n; j++) {
                     if (w[j] == -INFINITY)
                         continue;

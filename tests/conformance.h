@@ -105,6 +105,7 @@ typedef struct test_case {
     int32_t *kv_lens;
     float *mask;
     int64_t mask_elements;
+    float *alibi, *sinks;   /* [Hq] each, or NULL */
     float *q, *k, *v;       /* the case as generated, in float32 */
     int64_t extent[4];      /* elements of q, k, v, o */
     unsigned char *owned;   /* [extent o]: 1 where an output element lives */
@@ -158,6 +159,11 @@ const reference *typed_reference(const test_case *c, typed_case *tc, int which);
 void typed_free(typed_case *tc);
 void describe_case(const test_case *c, const attn_problem *p, char *buf, size_t len);
 /* The output type of a case in input type t: a half output a third of the time. */
+/* The model options: ALiBi slopes (the standard ones or drawn), sinks drawn in [lo, hi], and
+ * the options of a random case drawn from its own generator (conformance_case.c). */
+void case_set_alibi(test_case *c, bool standard, rng *r);
+void case_set_sinks(test_case *c, float lo, float hi, rng *r);
+void draw_options(test_case *c);
 attn_dtype draw_out_dtype(const test_case *c, attn_dtype t);
 /* The reference a variant is held to (see REF_BF16). */
 int reference_of(const attn_variant_info *info);

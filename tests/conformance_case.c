@@ -137,7 +137,7 @@ bool row_attends(const attn_problem *p, int64_t b, int64_t i)
 {
     const int64_t n = attn_key_limit(p, b, i);
     const float *m = attn_mask_row(p, i);
-    for (int64_t j = 0; j < n; j++)
+    for (int64_t j = attn_key_start(p, i); j < n; j++)
         if (!m || m[j] != -INFINITY)
             return true;
     return false;
@@ -208,12 +208,12 @@ static void reference_conditioning(const attn_problem *p, const float *q, const 
                 const float *qi = q + b * p->q.batch + h * p->q.head + i * p->q.seq;
                 const float *m = attn_mask_row(p, i);
                 const double *o = ref->out + ((b * p->heads_q + h) * p->len_q + i) * d;
-                const int64_t n = attn_key_limit(p, b, i);
+                const int64_t n = attn_key_limit(p, b, i), first = attn_key_start(p, i);
                 double max = -INFINITY;
                 bool nan = false;
                 for (int64_t j = 0; j < n; j++) {
                     w[j] = -INFINITY;
-                    if (m && m[j] == -INFINITY)
+                    if (j < first || (m && m[j] == -INFINITY))
                         continue;
                     const float *kj = k + b * p->k.batch + h / group * p->k.head + j * p->k.seq;
                     /* Four partial sums: the chains of a single sum would bound the speed. */
@@ -230,9 +230,16 @@ static void reference_conditioning(const attn_problem *p, const float *q, const 
                         dot[0] += x;
                         mag[0] += fabs(x);
                     }
-                    w[j] = scale * ((dot[0] + dot[1]) + (dot[2] + dot[3])) + (m ? m[j] : 0.0);
-                    const double s =
-                        scale * ((mag[0] + mag[1]) + (mag[2] + mag[3])) + (m ? fabs(m[j]) : 0.0);
+                    /* The logit of attn.h; its size S adds the soft cap (the tanh's own error
+                     * is relative to c) and the ALiBi bias to the dot product's. */
+                    const double bias = p->alibi_slopes ? (double)p->alibi_slopes[h] *
+                                            (double)(j - (i + p->len_kv - p->len_q)) : 0.0;
+                    w[j] = scale * ((dot[0] + dot[1]) + (dot[2] + dot[3]));
+                    if (p->softcap != 0.0f)
+                        w[j] = p->softcap * tanh(w[j] / p->softcap);
+                    w[j] += bias + (m ? m[j] : 0.0);
+                    const double s = scale * ((mag[0] + mag[1]) + (mag[2] + mag[3])) +
+                                     p->softcap + fabs(bias) + (m ? fabs(m[j]) : 0.0);
                     if (s > ref->logit_max)
                         ref->logit_max = s;
                     if (isnan(w[j]))
@@ -243,7 +250,11 @@ static void reference_conditioning(const attn_problem *p, const float *q, const 
                 if (nan || max == -INFINITY)
                     continue;
                 memset(acc, 0, (size_t)(4 * d) * sizeof *acc);
-                double sum = 0;
+                /* the sink's share of the denominator shrinks O* and M alike */
+                const double sink = p->sinks ? (double)p->sinks[h] : -INFINITY;
+                if (sink > max)
+                    max = sink;
+                double sum = sink == -INFINITY ? 0 : exp(sink - max);
                 for (int64_t j = 0; j < n; j++) {
                     if (w[j] == -INFINITY)
                         continue;
@@ -303,6 +314,8 @@ void case_free(test_case *c)
     free(c->v);
     free(c->mask);
     free(c->kv_lens);
+    free(c->alibi);
+    free(c->sinks);
     free(c->owned);
     memset(c, 0, sizeof *c);
 }
@@ -469,6 +482,54 @@ void describe_case(const test_case *c, const attn_problem *p, char *buf, size_t 
              p->batch, p->heads_q, p->heads_kv, p->len_q, p->len_kv, p->head_dim, p->causal,
              lens, mask, layout, scale, attn_dtype_name(p->dtype),
              attn_dtype_name(p->out_dtype));
+    const size_t used = strlen(buf);
+    if (attn_problem_features(p) && used < len)
+        snprintf(buf + used, len - used, " window=%" PRId64 ",%" PRId64 " alibi=%s softcap=%g "
+                 "sinks=%s%.3g", p->window_left, p->window_right,
+                 p->alibi_slopes ? "yes" : "no", (double)p->softcap, p->sinks ? "head0:" : "no",
+                 p->sinks ? (double)p->sinks[0] : 0.0);
+}
+
+/* ---- the options of current models (attn.h) --------------------------------------------- */
+
+void case_set_alibi(test_case *c, bool standard, rng *r)
+{
+    c->alibi = checked_alloc((size_t)c->p.heads_q, sizeof *c->alibi);
+    attn_alibi_slopes(c->p.heads_q, c->alibi);
+    for (int64_t h = 0; !standard && h < c->p.heads_q; h++)
+        c->alibi[h] = rng_float(r, -0.5f, 1.0f);
+    c->p.alibi_slopes = c->alibi;
+}
+
+void case_set_sinks(test_case *c, float lo, float hi, rng *r)
+{
+    c->sinks = checked_alloc((size_t)c->p.heads_q, sizeof *c->sinks);
+    for (int64_t h = 0; h < c->p.heads_q; h++)
+        c->sinks[h] = rng_float(r, lo, hi);
+    c->p.sinks = c->sinks;
+}
+
+/* Draws the options of a random case from its own generator (so the shapes and inputs of
+ * every case stay those of earlier runs): a sliding window (both sides, one side, of 0, 1,
+ * beyond Lk), ALiBi (standard or random slopes), a soft cap (tiny to large), sinks. */
+void draw_options(test_case *c)
+{
+    rng r = rng_seeded(c->seed, 0x400000000u);
+    attn_problem *p = &c->p;
+    const int64_t lk = p->len_kv;
+    const int64_t sizes[] = {0, 1, 2, lk / 4, lk / 2, lk + 3};
+    if (rng_chance(&r, 0.35)) {
+        p->window_left = rng_chance(&r, 0.8) ? sizes[rng_range(&r, 0, COUNT(sizes) - 1)] : -1;
+        p->window_right = rng_chance(&r, 0.5) ? sizes[rng_range(&r, 0, COUNT(sizes) - 1)] : -1;
+    }
+    if (rng_chance(&r, 0.25))
+        case_set_alibi(c, rng_chance(&r, 0.6), &r);
+    if (rng_chance(&r, 0.25)) {
+        static const float caps[] = {0.05f, 1.0f, 5.0f, 30.0f};
+        p->softcap = caps[rng_range(&r, 0, COUNT(caps) - 1)];
+    }
+    if (rng_chance(&r, 0.25))
+        case_set_sinks(c, -3.0f, 3.0f, &r);
 }
 
 attn_dtype draw_out_dtype(const test_case *c, attn_dtype t)

@@ -238,6 +238,118 @@ static void edge_single_key_causal(test_case *c, rng *r)
     case_alloc_inputs(c, 1.0f, r);
 }
 
+/* Sliding window of 0: each row sees only its own position; 1: itself and the key before. */
+static void edge_window_zero(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 4, 2, 37, 37, 17);
+    c->p.window_left = 0;
+    c->p.window_right = 0;
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+static void edge_window_one_causal(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 6, 2, 64, 101, 64);
+    c->p.causal = true;
+    c->p.window_left = 1;
+    case_set_layout(c, LAYOUT_BLHD, false, r);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* A window wider than Lk on both sides: the same as none. */
+static void edge_window_beyond_lk(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 8, 2, 31, 127, 80);
+    c->p.window_left = 1000;
+    c->p.window_right = 5000;
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* Keys past kv_lens and a causal window: rows whose window lies beyond the batch's keys see
+ * none and give zeros. */
+static void edge_window_past_kv_lens(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 4, 4, 37, 37, 8);
+    c->p.causal = true;
+    c->p.window_left = 3;
+    case_set_kv_lens(c, (const int32_t[]){5, 37});
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* A causal window over a long prefill, Lq < Lk (chunked prefill): the block skipping at both
+ * ends of the band, several key blocks wide. */
+static void edge_window_long(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 2, 1, 300, 1100, 64);
+    c->p.causal = true;
+    c->p.window_left = 257;
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* ALiBi with the standard slopes of 6 heads (not a power of two), causal. */
+static void edge_alibi_six_heads(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 6, 3, 127, 300, 64);
+    c->p.causal = true;
+    case_set_alibi(c, true, r);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* Soft cap on logits of ~1e4 (inputs of 40): they saturate at ±c, no NaN, no overflow. */
+static void edge_softcap_huge_logits(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 4, 2, 37, 64, 64);
+    c->p.scale = 1.0f;
+    c->p.softcap = 30.0f;
+    case_alloc_inputs(c, 12.0f, r);
+}
+
+/* A tiny soft cap: every logit within ±0.01, the weights nearly uniform. */
+static void edge_softcap_tiny(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 4, 4, 31, 101, 17);
+    c->p.softcap = 0.01f;
+    c->p.causal = true;
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* Sinks of +1e4 (the sink takes all the weight: zeros) and -1e4 (no effect), by head. */
+static void edge_sinks_extreme(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 4, 2, 37, 64, 17);
+    c->p.causal = true;
+    case_set_sinks(c, 0.0f, 0.0f, r);
+    const float values[4] = {1e4f, -1e4f, 2.0f, -2.0f};
+    memcpy(c->sinks, values, sizeof values);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* Decode with every option at once and a long cache: the decode paths and the key split
+ * (whose merge adds the sink). */
+static void edge_decode_all_options(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 8, 2, 1, 4099, 128);
+    c->p.causal = true;
+    c->p.window_left = 2000;
+    c->p.softcap = 5.0f;
+    case_set_kv_lens(c, (const int32_t[]){4099, 1031});
+    case_set_alibi(c, true, r);
+    case_set_sinks(c, -1.0f, 3.0f, r);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* Cross attention (Lq > Lk) with a window on both sides, GQA, sinks: rows above the keys see
+ * nothing. */
+static void edge_window_cross_sinks(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 8, 2, 64, 31, 17);
+    c->p.window_left = 4;
+    c->p.window_right = 2;
+    case_set_sinks(c, -1.0f, 1.0f, r);
+    case_set_layout(c, LAYOUT_PADDED, false, r);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
 static const edge_case edge_cases[] = {
     {"all keys masked: causal with Lq > Lk", EXPECT_EMPTY_ROWS, edge_causal_lq_gt_lk, NULL},
     {"all keys masked: kv_lens = 0", EXPECT_EMPTY_ROWS, edge_kv_lens_zero, NULL},
@@ -264,6 +376,20 @@ static const edge_case edge_cases[] = {
      EXPECT_NAN_AND_FINITE_ROWS, edge_nan_in_v_decode_causal, NULL},
     {"Lk = 1", EXPECT_ANY, edge_single_key, NULL},
     {"Lk = 1, causal", EXPECT_EMPTY_ROWS, edge_single_key_causal, NULL},
+    {"window 0: each row sees its own position only", EXPECT_ANY, edge_window_zero, NULL},
+    {"window 1, causal, Lq < Lk", EXPECT_ANY, edge_window_one_causal, NULL},
+    {"window wider than Lk", EXPECT_ANY, edge_window_beyond_lk, NULL},
+    {"all keys outside the window (kv_lens): zeros", EXPECT_EMPTY_ROWS,
+     edge_window_past_kv_lens, NULL},
+    {"causal window 257 over Lk = 1100", EXPECT_ANY, edge_window_long, NULL},
+    {"ALiBi, standard slopes of 6 heads", EXPECT_ANY, edge_alibi_six_heads, NULL},
+    {"soft cap 30 on logits of ~1e4", EXPECT_NO_NAN, edge_softcap_huge_logits, NULL},
+    {"soft cap 0.01", EXPECT_ANY, edge_softcap_tiny, NULL},
+    {"sinks of +-1e4", EXPECT_ANY, edge_sinks_extreme, NULL},
+    {"decode with window, ALiBi, soft cap and sinks, Lk = 4099", EXPECT_ANY,
+     edge_decode_all_options, NULL},
+    {"cross attention, window both sides, sinks", EXPECT_EMPTY_ROWS, edge_window_cross_sinks,
+     NULL},
 };
 const int edge_case_count = COUNT(edge_cases);
 

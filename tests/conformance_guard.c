@@ -349,6 +349,25 @@ void run_case(const attn_variant_info *info, const test_case *c, typed_case *tc,
     out_fill_sentinel(&ob);
     attn_error err = {0};
 
+    const unsigned missing = (unsigned)attn_problem_features(&tc->p) & ~info->features;
+    if (missing) { /* an option the variant does not implement: refused, naming it, untouched */
+        char names[64];
+        attn_features_format(missing, names, sizeof names);
+        res->signal = guarded_run(context, info->name, &tc->p, &rp.params, tc->q, tc->k, tc->v,
+                                  ob.o, &err, &res->status, NULL);
+        if (res->signal || res->status != ATTN_ERR_UNSUPPORTED || !strstr(err.message, names) ||
+            !out_untouched(&ob))
+            snprintf(res->message, sizeof res->message, "does not implement %s, but the run %s",
+                     names, res->signal ? "crashed" : res->status != ATTN_ERR_UNSUPPORTED
+                                              ? "was not refused as unsupported"
+                                              : !strstr(err.message, names)
+                                                    ? "was refused without naming it"
+                                                    : "wrote the output");
+        else
+            res->ok = true;
+        free(ob.base);
+        return;
+    }
     if (rp.drawn && attn_params_check(info->name, &tc->p, &rp.params, &err) != ATTN_OK) {
         /* The variant's own constraints refuse the draw: the run must refuse it alike, without
          * writing; then the defaults run. */

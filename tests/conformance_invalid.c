@@ -19,6 +19,7 @@ typedef struct invalid_args {
     void *o;
     int32_t kv_lens[2];
     float mask[5 * 7];
+    float per_head[4]; /* slopes or sinks of the 4 query heads */
 } invalid_args;
 
 typedef struct invalid_check {
@@ -27,6 +28,21 @@ typedef struct invalid_check {
     void (*mutate)(invalid_args *a);
 } invalid_check;
 
+static void inv_window_left(invalid_args *a) { a->p.window_left = -2; }
+static void inv_window_right(invalid_args *a) { a->p.window_right = INT64_MIN; }
+static void inv_softcap_negative(invalid_args *a) { a->p.softcap = -30.0f; }
+static void inv_softcap_nan(invalid_args *a) { a->p.softcap = NAN; }
+static void inv_softcap_inf(invalid_args *a) { a->p.softcap = INFINITY; }
+static void per_head(invalid_args *a, float bad, const float **field)
+{
+    for (int h = 0; h < 4; h++)
+        a->per_head[h] = h == 2 ? bad : 0.5f;
+    *field = a->per_head;
+}
+static void inv_sinks_nan(invalid_args *a) { per_head(a, NAN, &a->p.sinks); }
+static void inv_sinks_inf(invalid_args *a) { per_head(a, INFINITY, &a->p.sinks); }
+static void inv_alibi_nan(invalid_args *a) { per_head(a, NAN, &a->p.alibi_slopes); }
+static void inv_alibi_inf(invalid_args *a) { per_head(a, -INFINITY, &a->p.alibi_slopes); }
 static void inv_batch_zero(invalid_args *a) { a->p.batch = 0; }
 static void inv_heads_q_zero(invalid_args *a) { a->p.heads_q = 0; }
 static void inv_heads_kv_zero(invalid_args *a) { a->p.heads_kv = 0; }
@@ -107,6 +123,15 @@ static const invalid_check invalid_checks[] = {
     {"scale -inf", ATTN_ERR_INVALID, inv_scale_minus_inf},
     {"kv_lens > len_kv", ATTN_ERR_INVALID, inv_kv_lens_above},
     {"kv_lens < 0", ATTN_ERR_INVALID, inv_kv_lens_negative},
+    {"window_left < -1", ATTN_ERR_INVALID, inv_window_left},
+    {"window_right = INT64_MIN", ATTN_ERR_INVALID, inv_window_right},
+    {"softcap < 0", ATTN_ERR_INVALID, inv_softcap_negative},
+    {"softcap NaN", ATTN_ERR_INVALID, inv_softcap_nan},
+    {"softcap inf", ATTN_ERR_INVALID, inv_softcap_inf},
+    {"a sink NaN", ATTN_ERR_INVALID, inv_sinks_nan},
+    {"a sink inf", ATTN_ERR_INVALID, inv_sinks_inf},
+    {"an ALiBi slope NaN", ATTN_ERR_INVALID, inv_alibi_nan},
+    {"an ALiBi slope -inf", ATTN_ERR_INVALID, inv_alibi_inf},
     {"output rows overlap (o.seq < head_dim)", ATTN_ERR_INVALID, inv_o_rows_overlap},
     {"output heads alias (o.head = 0)", ATTN_ERR_INVALID, inv_o_heads_alias},
     {"output batches alias (o.batch = 0)", ATTN_ERR_INVALID, inv_o_batches_alias},

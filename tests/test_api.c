@@ -39,6 +39,10 @@ static void test_problem_init(void)
     CHECK(p.kv_lens == NULL);
     CHECK(p.mask == NULL);
     CHECK_EQ_INT(p.mask_row_stride, 0);
+    CHECK_EQ_INT(p.window_left, -1);
+    CHECK_EQ_INT(p.window_right, -1);
+    CHECK(p.alibi_slopes == NULL && p.sinks == NULL && p.softcap == 0.0f);
+    CHECK_EQ_INT(attn_problem_features(&p), 0);
     /* [B,H,L,d]: seq = d, head = L·d, batch = H·L·d. */
     CHECK_STRIDES(p.q, 8 * 5 * 16, 5 * 16, 16);
     CHECK_STRIDES(p.k, 2 * 7 * 16, 7 * 16, 16);
@@ -113,6 +117,73 @@ static void test_problem_flops(void)
     CHECK_EQ_DBL(attn_problem_flops(&p), 4.0 * (2 + 2));
     p.causal = true; /* Lq = 2, Lk = 3: row 0 sees j <= 1, row 1 all */
     CHECK_EQ_DBL(attn_problem_flops(&p), 4.0 * (1 + 2));
+}
+
+/* The options of current models: the standard ALiBi slopes, the window's pairs, the features
+ * a problem uses, and a plan that takes the slopes and sinks at execute. */
+static void test_model_options(void)
+{
+    /* 8 heads: 2^-1 .. 2^-8; 6 heads: 2^-2, 2^-4, 2^-6, 2^-8 (n = 4), then the odd slopes of
+     * 8 heads, 2^-1 and 2^-3. */
+    float slopes[8];
+    CHECK(attn_alibi_slopes(8, slopes));
+    for (int h = 0; h < 8; h++)
+        CHECK(slopes[h] == ldexpf(1.0f, -(h + 1)));
+    CHECK(attn_alibi_slopes(6, slopes));
+    const float six[6] = {0x1p-2f, 0x1p-4f, 0x1p-6f, 0x1p-8f, 0x1p-1f, 0x1p-3f};
+    for (int h = 0; h < 6; h++)
+        CHECK(slopes[h] == six[h]);
+    CHECK(!attn_alibi_slopes(0, slopes));
+
+    /* Window: L = 6, causal, left 2: rows see 1, 2, 3, 3, 3, 3 keys; right 1 without causal:
+     * 0 + left 2 + right 1 -> 2, 3, 4, 4, 4, 3. */
+    attn_problem p;
+    attn_problem_init(&p, 1, 1, 1, 6, 6, 1);
+    p.causal = true;
+    p.window_left = 2;
+    CHECK_EQ_DBL(attn_problem_flops(&p), 4.0 * (1 + 2 + 3 + 3 + 3 + 3));
+    p.causal = false;
+    p.window_right = 1;
+    CHECK_EQ_DBL(attn_problem_flops(&p), 4.0 * (2 + 3 + 4 + 4 + 4 + 3));
+    CHECK_EQ_INT(attn_problem_features(&p), ATTN_FEATURE_WINDOW);
+    char names[64];
+    attn_features_format(ATTN_FEATURE_ALL, names, sizeof names);
+    CHECK(!strcmp(names, "window,alibi,softcap,sinks"));
+
+    /* A plan for a problem with slopes and sinks: execute must give both, and its result is
+     * attn_run_variant's, bit for bit. */
+    attn_problem_init(&p, 1, 4, 2, 5, 9, 8);
+    p.causal = true;
+    p.window_left = 3;
+    p.softcap = 5.0f;
+    float sinks[4] = {0.5f, -1.0f, 2.0f, 0.0f};
+    attn_alibi_slopes(4, slopes);
+    p.alibi_slopes = slopes;
+    p.sinks = sinks;
+    float q[4 * 5 * 8], k[2 * 9 * 8], v[2 * 9 * 8], o[4 * 5 * 8], o2[4 * 5 * 8];
+    for (int i = 0; i < 4 * 5 * 8; i++)
+        q[i] = (float)((i * 37) % 17) / 8.0f - 1.0f;
+    for (int i = 0; i < 2 * 9 * 8; i++) {
+        k[i] = (float)((i * 29) % 13) / 6.0f - 1.0f;
+        v[i] = (float)((i * 11) % 7) / 3.0f - 1.0f;
+    }
+    attn_error err;
+    attn_params params = {.threads = 1};
+    CHECK(attn_variant_default_params("naive", &p, &params, &err) == ATTN_OK);
+    params.threads = 1;
+    CHECK(attn_run_variant("naive", &p, &params, q, k, v, o, &err) == ATTN_OK);
+    setenv("ATTN_FORCE_VARIANT", "naive", 1);
+    attn_plan *plan = attn_plan_create(&p, &(attn_plan_options){.threads = 1}, &err);
+    unsetenv("ATTN_FORCE_VARIANT");
+    CHECK(plan != NULL);
+    attn_execute_args args = {.q = q, .k = k, .v = v, .o = o2, .alibi_slopes = slopes};
+    CHECK(attn_execute(plan, &args, &err) == ATTN_ERR_INVALID && strstr(err.message, "sinks"));
+    args.sinks = sinks;
+    CHECK(attn_execute(plan, &args, &err) == ATTN_OK);
+    CHECK(!memcmp(o, o2, sizeof o));
+    sinks[1] = NAN;
+    CHECK(attn_execute(plan, &args, &err) == ATTN_ERR_INVALID && strstr(err.message, "sinks[1]"));
+    attn_plan_destroy(plan);
 }
 
 /* The first registered variant with / without tunable parameters, or -1. */
@@ -1029,6 +1100,7 @@ int main(void)
     test_problem_init();
     test_problem_scale();
     test_problem_flops();
+    test_model_options();
     test_params_text();
     test_params_check();
     test_forced_variant();

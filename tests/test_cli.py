@@ -26,11 +26,14 @@ def attnbench(*args, env=None):
     return lib.run_tool(ATTNBENCH, *args, env=env, timeout=60)
 
 
-def reference_attention(q, k, v, scale=None, causal=False, kv_lens=None, mask=None):
+def reference_attention(q, k, v, scale=None, causal=False, kv_lens=None, mask=None,
+                        window=None, alibi=None, softcap=None, sinks=None):
     """softmax(scale*Q*K^T + mask)*V in float64, written from the problem's definition:
     causal bottom-right (query i sees keys j <= i + Lk - Lq), GQA (query head h reads kv head
     h // (Hq/Hkv)), per-batch key lengths, -inf in the mask drops a key, and a row with no keys
-    left gives zeros."""
+    left gives zeros. The options of current models: window (left, right; -1 unbounded) keeps
+    i' - left <= j <= i' + right, softcap c makes the scaled scores c*tanh(s/c), alibi adds
+    slope_h*(j - i'), sinks add exp(sink_h) to each row's denominator."""
     q, k, v = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
     batch, heads_q, len_q, dim = q.shape
     heads_kv, len_kv = k.shape[1], k.shape[2]
@@ -40,9 +43,19 @@ def reference_attention(q, k, v, scale=None, causal=False, kv_lens=None, mask=No
     scores = scale * np.einsum("bhid,bhjd->bhij", q, k)
     i = np.arange(len_q)[:, None]
     j = np.arange(len_kv)[None, :]
+    pos = i + len_kv - len_q
+    if softcap is not None:
+        scores = softcap * np.tanh(scores / softcap)
+    if alibi is not None:
+        scores = scores + np.asarray(alibi, dtype=np.float64)[None, :, None, None] * (j - pos)
     allowed = np.ones((batch, 1, len_q, len_kv), dtype=bool)
     if causal:
         allowed &= j <= i + len_kv - len_q
+    if window is not None:
+        if window[0] >= 0:
+            allowed &= j >= pos - window[0]
+        if window[1] >= 0:
+            allowed &= j <= pos + window[1]
     if kv_lens is not None:
         allowed &= j[None, None] < np.asarray(kv_lens)[:, None, None, None]
     if mask is not None:
@@ -50,9 +63,16 @@ def reference_attention(q, k, v, scale=None, causal=False, kv_lens=None, mask=No
         allowed &= np.asarray(mask) != -np.inf
     scores = np.where(allowed, scores, -np.inf)
     row_max = scores.max(axis=-1, keepdims=True)
+    any_key = np.isfinite(row_max)
+    if sinks is not None:
+        sink = np.broadcast_to(np.asarray(sinks, dtype=np.float64)[None, :, None, None],
+                               row_max.shape)
+        row_max = np.where(any_key, np.maximum(row_max, sink), row_max)
     row_max = np.where(np.isfinite(row_max), row_max, 0.0)
     weights = np.where(allowed, np.exp(scores - row_max), 0.0)
     total = weights.sum(axis=-1, keepdims=True)
+    if sinks is not None:  # a row that sees no key stays zero whatever its sink
+        total = total + np.where(any_key, np.exp(sink - row_max), 0.0)
     weights = np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
     return weights @ v
 
@@ -465,6 +485,34 @@ class TestFiles(CliTestCase):
         got = self.run_out("--q", fq, "--k", fk, "--v", fv, "--mask", fm, "--kv-lens", "9,4,0")
         self.assert_close(got, reference_attention(q, k, v, kv_lens=[9, 4, 0], mask=mask))
 
+    def test_model_options(self):
+        rng = np.random.default_rng(12)
+        q, k, v = random_inputs(rng, 2, 6, 2, 9, 13, 8)
+        fq, fk, fv = self.write_inputs(q, k, v)
+        sinks = np.array([0.5, -1.0, 2.0, 0.0, 1e4, -1e4], dtype=np.float32)
+        fs = save_npy(self.path("sinks.npy"), sinks)
+        # the standard slopes of 6 heads: 2^-2, 2^-4, 2^-6, 2^-8, then 2^-1, 2^-3
+        slopes = np.array([2.0**-2, 2.0**-4, 2.0**-6, 2.0**-8, 2.0**-1, 2.0**-3])
+        common = ["--q", fq, "--k", fk, "--v", fv]
+        for variant in ("naive", "streaming"):
+            with self.subTest(variant=variant):
+                got = self.run_out(*common, "--causal", "--window", "3", "--alibi", "--softcap",
+                                   "2.5", "--sinks", fs, variant=variant)
+                self.assert_close(got, reference_attention(q, k, v, causal=True, window=(3, -1),
+                                                           alibi=slopes, softcap=2.5,
+                                                           sinks=sinks))
+                got = self.run_out(*common, "--window", "1,2", "--sinks", "0.25", variant=variant)
+                want = reference_attention(q, k, v, window=(1, 2), sinks=[0.25] * 6)
+                self.assert_close(got, want)
+        # The record says what ran.
+        r = json.loads(self.run_ok("run", "--variant", "naive", *SMALL, "--window", "2,0",
+                                   "--softcap", "30", "--format", "json").stdout)
+        shape = r["results"][0]["shape"]
+        self.assertEqual(shape["window"], [2, 0])
+        self.assertEqual(shape["softcap"], 30)
+        self.assertFalse(shape["alibi"])
+        self.assertFalse(shape["sinks"])
+
     def test_random_inputs_are_seeded(self):
         args = SMALL + ["--causal"]
         a, b = self.run_out(*args, "--seed", "5"), self.run_out(*args, "--seed", "5")
@@ -789,6 +837,16 @@ class TestBadInput(CliTestCase):
         ["run", "--batch", "2", "--kv-lens", "3,x"],
         ["run", "--len-kv", "7", "--kv-lens", "8"],
         ["run", "--params", "naive:bogus=1"],
+        ["run", "--window", "x"],
+        ["run", "--window", "-2"],
+        ["run", "--window", "3,"],
+        ["run", "--window", ",3"],
+        ["run", "--softcap", "0"],
+        ["run", "--softcap", "-1"],
+        ["run", "--sinks", "nan"],
+        ["run", "--alibi-slopes", "/nonexistent/slopes.npy"],
+        ["tune", "--window", "-5"],
+        ["plan", "--softcap", "inf"],
     ]
 
     def test_bad_input(self):

@@ -1,5 +1,6 @@
 /* test_exp2.c — accuracy of attn_exp2_nonpos() (variants/exp2_poly.h), the 2^x every SIMD
- * softmax uses, against exp2() in double over [-126, 0].
+ * softmax uses, against exp2() in double over [-126, 0]; and of attn_tanh_model(), the tanh of
+ * the logit soft cap (test_tanh, below).
  *
  * Every float in [-126, 0] is ~1.1e9 values; the sweep takes
  *   - a uniform grid of 10^7 points over [-126, 0],
@@ -38,11 +39,11 @@ static double float_ulp(double y)
     return ldexp(1.0, e - 1 - 23);
 }
 
-static void measure(error_stats *s, float x)
+/* One point of a function: its float result `got` against the exact value (nonzero). */
+static void measure_fn(error_stats *s, float x, double got, double exact)
 {
-    const double exact = exp2((double)x), got = attn_exp2_nonpos(x);
     const double err = fabs(got - exact);
-    const double rel = err / exact, ulp = err / float_ulp(exact);
+    const double rel = err / fabs(exact), ulp = err / float_ulp(fabs(exact));
     s->points++;
     if (rel > s->max_rel) {
         s->max_rel = rel;
@@ -52,6 +53,11 @@ static void measure(error_stats *s, float x)
         s->max_ulp = ulp;
         s->worst_ulp_x = x;
     }
+}
+
+static void measure(error_stats *s, float x)
+{
+    measure_fn(s, x, attn_exp2_nonpos(x), exp2((double)x));
 }
 
 static float float_from_bits(uint32_t b)
@@ -86,6 +92,39 @@ static void merge(error_stats *all, const error_stats *s)
         all->worst_ulp_x = s->worst_ulp_x;
     }
     all->points += s->points;
+}
+
+/* tanh of the soft cap (attn_tanh_model, the scalar model of tanh_ps and tanh8) against tanh()
+ * in double: a uniform grid on [-20, 20] and every 64th float in (0, 2] with its negative,
+ * reporting the max relative error and ulps (of the exact result); fails above MAX_TANH_ULPS
+ * (measured: 4.03 ulp, relative 2.7e-7, just below tanh = 0.5 in the exp2 half).
+ * Exact ±1 beyond |x| = 9.1 (where tanh rounds to 1 in float), NaN stays NaN. */
+#define MAX_TANH_ULPS 4.5
+
+static void test_tanh(void)
+{
+    error_stats s = {0};
+    const long long n = 4000000;
+    for (long long i = 0; i <= 2 * n; i++) {
+        const float x = (float)(20.0 * (double)(i - n) / (double)n);
+        if (x != 0.0f)
+            measure_fn(&s, x, attn_tanh_model(x), tanh((double)x));
+    }
+    for (uint32_t b = 0x00800000u; b <= 0x40000000u; b += 64) { /* 2^-126 .. 2 */
+        const float x = float_from_bits(b);
+        measure_fn(&s, x, attn_tanh_model(x), tanh((double)x));
+        measure_fn(&s, -x, attn_tanh_model(-x), tanh(-(double)x));
+    }
+    printf("tanh %-34s %11lld points: max rel err %.3g (at x=%.9g), max %.4f ulp (at x=%.9g)\n",
+           "grid on [-20, 20], (0, 2] by 64", s.points, s.max_rel, (double)s.worst_rel_x,
+           s.max_ulp, (double)s.worst_ulp_x);
+    CHECK_MSG(s.max_ulp <= MAX_TANH_ULPS, "tanh max error %.3f ulp exceeds %.1f ulp", s.max_ulp,
+              MAX_TANH_ULPS);
+    CHECK_MSG(attn_tanh_model(10.0f) == 1.0f && attn_tanh_model(-1e30f) == -1.0f &&
+                  isnan(attn_tanh_model(NAN)),
+              "tanh(10) = %g, tanh(-1e30) = %g, tanh(NaN) = %g (expected 1, -1, NaN)",
+              (double)attn_tanh_model(10.0f), (double)attn_tanh_model(-1e30f),
+              (double)attn_tanh_model(NAN));
 }
 
 int main(void)
@@ -140,5 +179,6 @@ int main(void)
     }
     CHECK_MSG(attn_exp2_nonpos(ATTN_EXP2_MIN) >= 0x1p-126f, "exp2(-126) = %g is below 2^-126",
               (double)attn_exp2_nonpos(-126.0f));
+    test_tanh();
     return check_summary("test_exp2");
 }

@@ -186,6 +186,29 @@ def case_from_wisdom(tmp):
           "an untuned shape of the same kind plans from the nearest")
 
 
+def case_model_options(tmp):
+    """A problem with the options of current models is its own class: tuned and planned with
+    them, never mistaken for the plain shape; a variant lacking one is never chosen."""
+    path = os.path.join(tmp, "w.json")
+    options = ["--causal", "--window", "15", "--softcap", "30", "--sinks", "0.5"]
+    r = tune(path, TINY, options)
+    check(r.returncode == 0, "tune with --window --softcap --sinks: " + r.stderr.strip())
+    problems = [e["problem"] for e in entries_of(path)]
+    check(len(problems) == 1 and problems[0].get("options") == "window=15,-1 softcap=30 sinks",
+          "the wisdom entry carries the options: %s" % problems)
+    plan, _ = plan_json(path, TINY, None, options)
+    check(plan is not None and plan["source"] == "wisdom", "planned with them: from wisdom")
+    plan, _ = plan_json(path, TINY, None, ["--causal"])
+    check(plan is not None and plan["source"] == "estimate",
+          "the plain shape is not that class: %s" % (plan and plan["source"]))
+    plan, _ = plan_json(path, TINY, None, ["--causal", "--window", "7"])
+    check(plan is not None and plan["source"] == "estimate",
+          "another window is another class: %s" % (plan and plan["source"]))
+    r = run(["plan", "--causal", "--window", "15"] + TINY, path,
+            {"ATTN_FORCE_VARIANT": "amx_bf16"})
+    check(r.returncode == 2, "a forced variant that cannot run it is refused")
+
+
 def case_export_import(tmp):
     path, out = os.path.join(tmp, "w.json"), os.path.join(tmp, "exported.json")
     check(tune(path).returncode == 0, "tune")

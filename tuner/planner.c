@@ -149,7 +149,8 @@ static const wisdom_entry *nearest(const tuner_class *c, const attn_problem *p,
         const tuner_class *x = &e->cls;
         if (x->causal != c->causal || x->mask != c->mask || x->kv_lens != c->kv_lens ||
             (x->len_q == 1) != (c->len_q == 1) || x->threads != c->threads ||
-            x->dtype != c->dtype || x->max_rel_err != c->max_rel_err)
+            x->dtype != c->dtype || x->max_rel_err != c->max_rel_err ||
+            strcmp(x->options, c->options))
             continue;
         tuner_config cfg = e->config;
         cfg.params.threads = c->threads;

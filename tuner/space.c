@@ -159,7 +159,12 @@ bool tuner_variant_eligible(int i, const attn_problem *p, bool allow_reduced, ch
                  info.name);
     else if (!(info.dtypes & (1u << p->dtype)))
         snprintf(why, why_len, "%s does not read %s inputs", info.name, attn_dtype_name(p->dtype));
-    else if (info.compute_dtype != ATTN_F32 && !allow_reduced)
+    else if ((unsigned)attn_problem_features(p) & ~info.features) {
+        char names[64];
+        attn_features_format((unsigned)attn_problem_features(p) & ~info.features, names,
+                             sizeof names);
+        snprintf(why, why_len, "%s does not implement %s", info.name, names);
+    } else if (info.compute_dtype != ATTN_F32 && !allow_reduced)
         snprintf(why, why_len, "%s computes in %s: only with an accuracy bound (--max-rel-err)",
                  info.name, attn_dtype_name(info.compute_dtype));
     else

@@ -214,6 +214,9 @@ typedef struct tuner_class {
     int threads;
     attn_dtype dtype;
     double max_rel_err;
+    /* The options of current models, canonical text ("window=1023,-1 softcap=30 alibi sinks";
+     * "" for none): a windowed or soft-capped problem is its own class (wisdom "options"). */
+    char options[64];
 } tuner_class;
 
 void tuner_class_of(const attn_problem *p, int threads, double max_rel_err, tuner_class *c);

@@ -159,7 +159,12 @@ static bool parse_class(json_t *problem, tuner_class *c)
     c->threads = (int)threads;
     json_t *bound = json_object_get(problem, "max_rel_err"); /* absent: 0 (version 1 files) */
     c->max_rel_err = bound ? json_number_value(bound) : 0.0;
-    return ok && (!bound || json_is_number(bound)) && c->max_rel_err >= 0 &&
+    /* absent: a problem without options; one too long for the class is no class of ours */
+    json_t *options = json_object_get(problem, "options");
+    const char *text = options ? json_string_value(options) : "";
+    const bool options_ok = text && strlen(text) < sizeof c->options;
+    snprintf(c->options, sizeof c->options, "%s", options_ok ? text : "");
+    return ok && options_ok && (!bound || json_is_number(bound)) && c->max_rel_err >= 0 &&
            isfinite(c->max_rel_err);
 }
 
@@ -192,6 +197,8 @@ static json_t *entry_json(const wisdom_entry *e)
                           attn_dtype_name(c->dtype), "max_rel_err", c->max_rel_err, "variant",
                           info.name, "params", params, "median_s", e->median_seconds, "gflops",
                           e->gflops, "date", e->date);
+    if (j && c->options[0])
+        json_object_set_new(json_object_get(j, "problem"), "options", json_string(c->options));
     if (j && isfinite(e->rel_err))
         json_object_set_new(j, "rel_err", json_real(e->rel_err));
     if (j && e->last_used[0])

@@ -40,7 +40,7 @@ static const char *const KEYS[][14] = {
     [F_ENTRY] = {"problem", "variant", "params", "median_s", "gflops", "rel_err",
                  "full_precision", "date", "last_used"},
     [F_PROBLEM] = {"batch", "heads_q", "heads_kv", "len_q", "len_kv", "head_dim", "causal",
-                   "mask", "kv_lens", "threads", "dtype", "max_rel_err"},
+                   "mask", "kv_lens", "threads", "dtype", "max_rel_err", "options"},
     [F_FULL] = {"variant", "median_s"},
 };
 enum { MAX_DEPTH = 8, MAX_BUILD_KEYS = 32, MAX_PARAMS = 32, NAME_LEN = 64 };
@@ -180,6 +180,8 @@ static void problem_value(reader *r, int key, const value *v)
         ok = copy_string(v, name, sizeof name) && attn_dtype_parse(name, &c->dtype);
     } else if (key == 11) {
         ok = as_number(r, v, &c->max_rel_err) && c->max_rel_err >= 0 && isfinite(c->max_rel_err);
+    } else if (key == 12) { /* optional: absent for a problem without options */
+        ok = copy_string(v, c->options, sizeof c->options);
     }
     if (ok)
         r->problem_ok |= 1u << key;

@@ -9,6 +9,23 @@
 
 /* ---- problem classes ---------------------------------------------------------------------- */
 
+/* The canonical text of p's options (tuner_class.options). */
+static void options_text(const attn_problem *p, char *buf, size_t len)
+{
+    int n = 0;
+    buf[0] = '\0';
+    if (p->window_left >= 0 || p->window_right >= 0)
+        n += snprintf(buf + n, len - (size_t)n, "window=%lld,%lld", (long long)p->window_left,
+                      (long long)p->window_right);
+    if (n >= 0 && (size_t)n < len && p->softcap != 0.0f)
+        n += snprintf(buf + n, len - (size_t)n, "%ssoftcap=%.9g", n ? " " : "",
+                      (double)p->softcap);
+    if (n >= 0 && (size_t)n < len && p->alibi_slopes)
+        n += snprintf(buf + n, len - (size_t)n, "%salibi", n ? " " : "");
+    if (n >= 0 && (size_t)n < len && p->sinks)
+        snprintf(buf + n, len - (size_t)n, "%ssinks", n ? " " : "");
+}
+
 void tuner_class_of(const attn_problem *p, int threads, double max_rel_err, tuner_class *c)
 {
     *c = (tuner_class){
@@ -17,6 +34,7 @@ void tuner_class_of(const attn_problem *p, int threads, double max_rel_err, tune
         .mask = p->mask != NULL, .kv_lens = p->kv_lens != NULL, .threads = threads,
         .dtype = p->dtype, .max_rel_err = max_rel_err,
     };
+    options_text(p, c->options, sizeof c->options);
 }
 
 bool tuner_class_equal(const tuner_class *a, const tuner_class *b)
@@ -24,7 +42,8 @@ bool tuner_class_equal(const tuner_class *a, const tuner_class *b)
     return a->batch == b->batch && a->heads_q == b->heads_q && a->heads_kv == b->heads_kv &&
            a->len_q == b->len_q && a->len_kv == b->len_kv && a->head_dim == b->head_dim &&
            a->causal == b->causal && a->mask == b->mask && a->kv_lens == b->kv_lens &&
-           a->threads == b->threads && a->dtype == b->dtype && a->max_rel_err == b->max_rel_err;
+           a->threads == b->threads && a->dtype == b->dtype && a->max_rel_err == b->max_rel_err &&
+           !strcmp(a->options, b->options);
 }
 
 void tuner_class_format(const tuner_class *c, char *buf, size_t len)
@@ -36,6 +55,8 @@ void tuner_class_format(const tuner_class *c, char *buf, size_t len)
                      c->kv_lens ? " kv_lens" : "", c->threads);
     if (n > 0 && (size_t)n < len && c->dtype != ATTN_F32)
         n += snprintf(buf + n, len - (size_t)n, " %s", attn_dtype_name(c->dtype));
+    if (n > 0 && (size_t)n < len && c->options[0])
+        n += snprintf(buf + n, len - (size_t)n, " %s", c->options);
     if (n > 0 && (size_t)n < len && c->max_rel_err > 0)
         snprintf(buf + n, len - (size_t)n, " max_rel_err=%g", c->max_rel_err);
 }
@@ -75,6 +96,8 @@ static uint64_t class_hash(const tuner_class *c)
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         for (int b = 0; b < 64; b += 8)
             h = (h ^ ((fields[i] >> b) & 0xff)) * 0x100000001b3ull;
+    for (const char *t = c->options; *t; t++)
+        h = (h ^ (unsigned char)*t) * 0x100000001b3ull;
     /* FNV's low bits (what the table masks) never see its high bits: mix them down
      * (MurmurHash3's finaliser). */
     h ^= h >> 33;

@@ -470,7 +470,7 @@ static int64_t setup_rows(const run_ctx *x, const block_rows *br, int64_t tiles,
             _mm512_store_si512(q + DCH * c, load_bf16x32(src + (size_t)(DCH * c) * x->esize,
                                                          x->d - DCH * c, x->dt));
     }
-    return block_limits(br, tiles * TQ, bc->lim, bc->moff);
+    return block_limits(br, tiles * TQ, bc->lim, NULL, bc->moff);
 }
 
 /* Row r of the tile needs its O scaled by `corr` once the P·V in flight has landed. */
@@ -907,4 +907,5 @@ const attn_variant attn_variant_amx_bf16 = {
     .params_valid = amx_valid,
     .workspace_size = amx_workspace,
     .run_partial = amx_rows,
+    .features = ATTN_FEATURE_SINKS,
 };

@@ -95,21 +95,25 @@ typedef struct workspace {
     float *run_max;  /* [bqp] row max in log2 units */
     float *run_sum;  /* [bqp] */
     int64_t *limit;  /* [bqp] key limit of each row */
+    int64_t *first;  /* [bqp] first key of each row (the sliding window's left edge) */
+    float *slope, *pos; /* [bqp] ALiBi slope·log2(e) and i' of each row */
     int64_t s_ld;
 } workspace;
 
 /* Float offsets of the parts; total floats, or -1 on overflow. */
-static int64_t workspace_layout(const attn_problem *p, const int32_t *v, int64_t off[9],
+enum { PARTS = 12 };
+static int64_t workspace_layout(const attn_problem *p, const int32_t *v, int64_t off[PARTS],
                                 int64_t *s_ld)
 {
     const int64_t d = p->head_dim, dp = round_up(d, 8), bk = v[P_BK];
     const int64_t bqp = max64(round_up(v[P_BQ], MR), DECODE_MAX_ROWS);
     *s_ld = v[P_FULL_ROW] ? max64(round_up(p->len_kv, NR), bk) : bk;
-    int64_t size[9] = {bqp * d, bk * d, bk * dp, 0, bqp * dp, bqp * 8, bqp, bqp, 2 * bqp};
+    int64_t size[PARTS] = {bqp * d, bk * d, bk * dp, 0, bqp * dp, bqp * 8, bqp, bqp, 2 * bqp,
+                           2 * bqp, bqp, bqp};
     if (__builtin_mul_overflow(bqp, *s_ld, &size[3]))
         return -1;
     int64_t total = 0;
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < PARTS; i++) {
         off[i] = total;
         if (__builtin_add_overflow(total, round_up(size[i], 16), &total))
             return -1;
@@ -119,7 +123,7 @@ static int64_t workspace_layout(const attn_problem *p, const int32_t *v, int64_t
 
 static size_t avx2_workspace_size(const attn_problem *p, const int32_t *v)
 {
-    int64_t off[9], s_ld, total = workspace_layout(p, v, off, &s_ld);
+    int64_t off[PARTS], s_ld, total = workspace_layout(p, v, off, &s_ld);
     if (total < 0 || total > INT64_MAX / (int64_t)sizeof(float))
         return SIZE_MAX;
     return (size_t)total * sizeof(float);
@@ -127,14 +131,15 @@ static size_t avx2_workspace_size(const attn_problem *p, const int32_t *v)
 
 static workspace workspace_of(const attn_task *t)
 {
-    int64_t off[9], s_ld;
+    int64_t off[PARTS], s_ld;
     workspace_layout(t->problem, t->params, off, &s_ld);
     float *base = t->workspace;
     return (workspace){.q_panel = base + off[0], .k_panel = base + off[1],
                        .v_panel = base + off[2], .scores = base + off[3], .acc = base + off[4],
                        .max_vec = base + off[5], .run_max = base + off[6],
                        .run_sum = base + off[7], .limit = (int64_t *)(void *)(base + off[8]),
-                       .s_ld = s_ld};
+                       .first = (int64_t *)(void *)(base + off[9]), .slope = base + off[10],
+                       .pos = base + off[11], .s_ld = s_ld};
 }
 
 /* ---- vector helpers ----------------------------------------------------------------------- */
@@ -158,6 +163,58 @@ ALWAYS_INLINE __m256 exp2_nonpos(__m256 x)
     return _mm256_andnot_ps(tiny, r);
 }
 
+/* tanh(x) for 8 lanes, as tanh_ps of avx512_common.h (exp2_poly.h's two halves): the Taylor
+ * series below ATTN_TANH_SMALL, else sign(x)·(1 - e)/(1 + e) with e = 2^(-2|x|·log2(e)). */
+ALWAYS_INLINE __m256 tanh8(__m256 x)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 a = _mm256_andnot_ps(sign, x);
+    const __m256 e = exp2_nonpos(_mm256_mul_ps(a, _mm256_set1_ps(-2.0f * ATTN_LOG2E)));
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 big = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+    const __m256 x2 = _mm256_mul_ps(x, x);
+    __m256 y = _mm256_set1_ps(ATTN_TANH_C11);
+    y = _mm256_fmadd_ps(y, x2, _mm256_set1_ps(ATTN_TANH_C9));
+    y = _mm256_fmadd_ps(y, x2, _mm256_set1_ps(ATTN_TANH_C7));
+    y = _mm256_fmadd_ps(y, x2, _mm256_set1_ps(ATTN_TANH_C5));
+    y = _mm256_fmadd_ps(y, x2, _mm256_set1_ps(ATTN_TANH_C3));
+    const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(y, x2), x, x);
+    const __m256 is_small = _mm256_cmp_ps(a, _mm256_set1_ps(ATTN_TANH_SMALL), _CMP_LT_OQ);
+    return _mm256_blendv_ps(_mm256_or_ps(big, _mm256_and_ps(x, sign)), small, is_small);
+}
+
+/* The options' epilogue of scores in log2 units (keys along the lanes, from key `key`): the
+ * soft cap cl·tanh(s / cl) (cl = c·log2(e)), then the ALiBi bias slope·(key + lane - i'), the
+ * difference exact in float. */
+typedef struct score_opts {
+    bool softcap, alibi;
+    __m256 cl, inv_cl;
+} score_opts;
+
+ALWAYS_INLINE __m256 apply_options(const score_opts *o, __m256 s, int64_t key, float slope,
+                                   float pos)
+{
+    if (o->softcap)
+        s = _mm256_mul_ps(o->cl, tanh8(_mm256_mul_ps(s, o->inv_cl)));
+    if (o->alibi) {
+        const __m256 j = _mm256_add_ps(_mm256_set1_ps((float)key),
+                                       _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7));
+        s = _mm256_fmadd_ps(_mm256_set1_ps(slope), _mm256_sub_ps(j, _mm256_set1_ps(pos)), s);
+    }
+    return s;
+}
+
+static score_opts score_opts_of(const attn_problem *p)
+{
+    const float cl = p->softcap * ATTN_LOG2E;
+    return (score_opts){.softcap = p->softcap != 0.0f, .alibi = p->alibi_slopes != NULL,
+                        .cl = _mm256_set1_ps(cl),
+                        .inv_cl = _mm256_set1_ps(cl != 0.0f ? 1.0f / cl : 0.0f)};
+}
+
+/* Keys [key, key + 8) of a row's band [first, limit) as a lane mask. */
+ALWAYS_INLINE __m256 band_lanes(int64_t key, int64_t first, int64_t limit);
+
 ALWAYS_INLINE float hsum(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -180,6 +237,12 @@ ALWAYS_INLINE __m256i lanes_below(int64_t n)
 {
     const int32_t k = (int32_t)(n < 0 ? 0 : n > 8 ? 8 : n);
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+ALWAYS_INLINE __m256 band_lanes(int64_t key, int64_t first, int64_t limit)
+{
+    return _mm256_castsi256_ps(
+        _mm256_andnot_si256(lanes_below(first - key), lanes_below(limit - key)));
 }
 
 /* ---- loads that widen half inputs --------------------------------------------------------- */
@@ -412,6 +475,9 @@ typedef struct tile_rows {
     float *mrow[MR];        /* running vector max of each row */
     const float *mask[MR];  /* additive mask rows (NULL: none), at key0 */
     int64_t limit[MR];      /* key limits */
+    int64_t first[MR];      /* first keys (sliding window) */
+    float slope[MR], pos[MR]; /* ALiBi */
+    const score_opts *opts;
 } tile_rows;
 
 /* Q·Kᵀ of one micro tile against nkp keys (a multiple of NR), scaled into log2 units and
@@ -428,16 +494,17 @@ ALWAYS_INLINE void score_tile(const float *restrict qp, const float *restrict kp
         for (int r = 0; r < MR; r++) {
             __m256 s[2];
             for (int x = 0; x < 2; x++) {
-                s[x] = _mm256_mul_ps(acc[r][x], cs);
+                const int64_t key = tr->key0 + jb + 8 * x;
+                s[x] = apply_options(tr->opts, _mm256_mul_ps(acc[r][x], cs), key, tr->slope[r],
+                                     tr->pos[r]);
                 if (interior)
                     continue;
-                const int64_t key = tr->key0 + jb + 8 * x;
-                __m256 valid = _mm256_castsi256_ps(lanes_below(tr->limit[r] - key));
+                __m256 valid = band_lanes(key, tr->first[r], tr->limit[r]);
                 if (tr->mask[r]) {
                     const __m256 m = _mm256_maskload_ps(tr->mask[r] + jb + 8 * x,
                                                         _mm256_castps_si256(valid));
                     valid = _mm256_and_ps(valid, _mm256_cmp_ps(m, neg_inf, _CMP_NEQ_UQ));
-                    s[x] = _mm256_fmadd_ps(acc[r][x], cs, _mm256_mul_ps(m, log2e));
+                    s[x] = _mm256_fmadd_ps(m, log2e, s[x]);
                 }
                 s[x] = _mm256_blendv_ps(neg_inf, s[x], valid);
             }
@@ -479,10 +546,11 @@ static void scale_row(float *a, int64_t dp, float factor)
         _mm256_store_ps(a + c, _mm256_mul_ps(_mm256_load_ps(a + c), f));
 }
 
-/* O row = acc / l over d columns; l = 0 (no key seen) gives zeros. */
-static void store_row(float *o, const float *acc, float l, int64_t d)
+/* O row = acc · inv over d columns (inv = attn_row_norm: 1/l, the sink in l); l = 0 (no key
+ * seen) gives zeros. */
+static void store_row(float *o, const float *acc, float l, float norm, int64_t d)
 {
-    const __m256 inv = _mm256_set1_ps(l == 0.0f ? 0.0f : 1.0f / l);
+    const __m256 inv = _mm256_set1_ps(norm);
     const bool none = l == 0.0f;
     int64_t c = 0;
     for (; c + 8 <= d; c += 8)
@@ -523,7 +591,9 @@ static void finish_row(const attn_task *t, const attn_group_rows *gr, const key_
     }
     int64_t h, i;
     row_of(gr, t, r, &h, &i);
-    store_row(attn_o_row(t, gr->b, h, i), acc, l, d);
+    const attn_problem *p = t->problem;
+    store_row(attn_o_row(t, gr->b, h, i), acc, l,
+              attn_row_norm(m_log2 / ATTN_LOG2E, l, p->sinks ? p->sinks[h] : -INFINITY), d);
 }
 
 /* ---- tiled path --------------------------------------------------------------------------- */
@@ -534,24 +604,32 @@ typedef struct tile_ctx {
     const key_range *kr;
     attn_group_rows gr;
     int64_t d, dp, bk, r0, nr, micro_tiles, tile_keys;
+    int64_t tile_first; /* smallest first key of the rows that see a key */
     float scale_log2e;
+    score_opts opts;
     bool full_row; /* score columns at key - key_begin (else at block column) */
 } tile_ctx;
 
 /* Per-micro-tile view: score/max rows, masks, limits; the range of limits. */
 static void micro_tile_rows(const tile_ctx *c, int64_t mt, int64_t j0, tile_rows *tr,
-                            int64_t *lim_min, int64_t *lim_max)
+                            int64_t *lim_min, int64_t *lim_max, int64_t *first_max)
 {
     const attn_problem *p = c->t->problem;
     const workspace *ws = c->ws;
     tr->key0 = j0;
+    tr->opts = &c->opts;
     *lim_min = INT64_MAX;
     *lim_max = 0;
+    *first_max = 0;
     for (int r = 0; r < MR; r++) {
         const int64_t row = mt * MR + r; /* within the tile */
         tr->srow[r] = ws->scores + row * ws->s_ld + (c->full_row ? j0 - c->kr->key_begin : 0);
         tr->mrow[r] = ws->max_vec + row * 8;
         tr->limit[r] = ws->limit[row];
+        tr->first[r] = ws->first[row];
+        tr->slope[r] = ws->slope[row];
+        tr->pos[r] = ws->pos[row];
+        *first_max = max64(*first_max, tr->first[r]);
         tr->mask[r] = NULL;
         if (p->mask) {
             int64_t h, i;
@@ -589,10 +667,10 @@ static void score_block(const tile_ctx *c, int64_t j0, int64_t nk)
         if (nkp == 0)
             continue; /* every row of the micro tile is past its key limit (causal) */
         tile_rows tr;
-        int64_t lim_min, lim_max;
-        micro_tile_rows(c, mt, j0, &tr, &lim_min, &lim_max);
+        int64_t lim_min, lim_max, first_max;
+        micro_tile_rows(c, mt, j0, &tr, &lim_min, &lim_max, &first_max);
         const float *qp = c->ws->q_panel + mt * MR * c->d;
-        if (!has_mask && lim_min >= j0 + nkp)
+        if (!has_mask && lim_min >= j0 + nkp && first_max <= j0)
             score_tile(qp, c->ws->k_panel, c->d, nkp, &tr, c->scale_log2e, true);
         else
             score_tile(qp, c->ws->k_panel, c->d, nkp, &tr, c->scale_log2e, false);
@@ -669,10 +747,17 @@ static void run_tile(tile_ctx *c)
 
     /* Row state, limits (padding rows copy the last real row) and Q panels. */
     c->tile_keys = 0;
+    c->tile_first = INT64_MAX;
+    c->opts = score_opts_of(p);
     for (int64_t row = 0; row < rows_p; row++) {
         int64_t h, i;
         row_of(&c->gr, t, c->r0 + min64(row, c->nr - 1), &h, &i);
         ws->limit[row] = max64(min64(attn_key_limit(p, c->gr.b, i), c->kr->key_end), 0);
+        ws->first[row] = attn_key_start(p, i);
+        ws->slope[row] = p->alibi_slopes ? p->alibi_slopes[h] * ATTN_LOG2E : 0.0f;
+        ws->pos[row] = (float)(i + p->len_kv - p->len_q);
+        if (ws->limit[row] > ws->first[row])
+            c->tile_first = min64(c->tile_first, ws->first[row]);
         c->tile_keys = max64(c->tile_keys, ws->limit[row]);
         ws->run_max[row] = -INFINITY;
         ws->run_sum[row] = 0.0f;
@@ -691,7 +776,9 @@ static void run_tile(tile_ctx *c)
     }
 
     if (!c->full_row) {
-        for (int64_t j0 = c->kr->key_begin; j0 < c->tile_keys; j0 += c->bk) {
+        /* key blocks before every row's window are skipped whole */
+        for (int64_t j0 = max64(c->kr->key_begin, c->tile_first); j0 < c->tile_keys;
+             j0 += c->bk) {
             const int64_t nk = min64(c->bk, c->tile_keys - j0);
             pack_block_k(c, j0, nk);
             const bool v_finite = pack_block_v(c, j0, nk);
@@ -730,9 +817,17 @@ static void run_tile(tile_ctx *c)
 /* Scores of one query row (float32) against keys [j0, j0 + nk) read in place and widened in
  * the loads, 8 keys per step (lanes past nk read key j0 + nk - 1 again and are masked).
  * Returns the block max. */
+/* One decode row's band start and options. */
+typedef struct dec_row {
+    int64_t first;
+    float slope, pos;
+    const score_opts *opts;
+} dec_row;
+
 ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *gr,
                                      const float *q, const float *mask, int64_t j0, int64_t nk,
-                                     float *s, float scale_log2e, attn_dtype dt)
+                                     float *s, float scale_log2e, const dec_row *dr,
+                                     attn_dtype dt)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim;
@@ -771,12 +866,12 @@ ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *
         const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
         const __m256 dot = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
                                          _mm256_permute2f128_ps(u0, u1, 0x31));
-        __m256 valid = _mm256_castsi256_ps(lanes_below(nk - j));
-        __m256 sv = _mm256_mul_ps(dot, cs);
+        __m256 valid = band_lanes(j0 + j, dr->first, j0 + nk);
+        __m256 sv = apply_options(dr->opts, _mm256_mul_ps(dot, cs), j0 + j, dr->slope, dr->pos);
         if (mask) {
             const __m256 m = _mm256_maskload_ps(mask + j0 + j, _mm256_castps_si256(valid));
             valid = _mm256_and_ps(valid, _mm256_cmp_ps(m, neg_inf, _CMP_NEQ_UQ));
-            sv = _mm256_fmadd_ps(dot, cs, _mm256_mul_ps(m, log2e));
+            sv = _mm256_fmadd_ps(m, log2e, sv);
         }
         sv = _mm256_blendv_ps(neg_inf, sv, valid);
         _mm256_storeu_ps(s + j, sv);
@@ -787,15 +882,15 @@ ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *
 
 static float decode_scores(const attn_task *t, const attn_group_rows *gr, const float *q,
                            const float *mask, int64_t j0, int64_t nk, float *s,
-                           float scale_log2e)
+                           float scale_log2e, const dec_row *dr)
 {
     switch (t->problem->dtype) {
     case ATTN_BF16:
-        return decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, ATTN_BF16);
+        return decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, ATTN_BF16);
     case ATTN_F16:
-        return decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, ATTN_F16);
+        return decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, ATTN_F16);
     default:
-        return decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, ATTN_F32);
+        return decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, ATTN_F32);
     }
 }
 
@@ -853,6 +948,7 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, dp = round_up(d, 8);
     int64_t keys = 0;
+    const score_opts opts = score_opts_of(p);
     for (int64_t r = 0; r < gr->count; r++) {
         int64_t h, i;
         row_of(gr, t, r, &h, &i);
@@ -862,6 +958,7 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
                 ws->q_panel[r * d + c] = elem(q, c, p->dtype);
         }
         ws->limit[r] = max64(min64(attn_key_limit(p, gr->b, i), kr->key_end), 0);
+        ws->first[r] = attn_key_start(p, i);
         keys = max64(keys, ws->limit[r]);
         ws->run_max[r] = -INFINITY;
         ws->run_sum[r] = 0.0f;
@@ -870,15 +967,18 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
     for (int64_t j0 = kr->key_begin; j0 < keys; j0 += bk)
         for (int64_t r = 0; r < gr->count; r++) {
             const int64_t nk = min64(bk, ws->limit[r] - j0);
-            if (nk <= 0)
+            if (nk <= 0 || j0 + nk <= ws->first[r]) /* past the limit, or before the window */
                 continue;
             int64_t h, i;
             row_of(gr, t, r, &h, &i);
+            const dec_row dr = {.first = ws->first[r], .opts = &opts,
+                                .slope = p->alibi_slopes ? p->alibi_slopes[h] * ATTN_LOG2E : 0,
+                                .pos = (float)(i + p->len_kv - p->len_q)};
             float *s = ws->scores; /* one row at a time */
             const float *q = p->dtype == ATTN_F32 ? attn_q_row(t, gr->b, h, i)
                                                   : ws->q_panel + r * d;
             const float m_blk =
-                decode_scores(t, gr, q, attn_mask_row(p, i), j0, nk, s, scale_log2e);
+                decode_scores(t, gr, q, attn_mask_row(p, i), j0, nk, s, scale_log2e, &dr);
             float *acc = ws->acc + r * dp;
             if (m_blk > ws->run_max[r]) {
                 const float alpha = attn_exp2_nonpos(ws->run_max[r] - m_blk);
@@ -960,4 +1060,5 @@ const attn_variant attn_variant_avx2 = {
     .params_valid = avx2_params_valid,
     .workspace_size = avx2_workspace_size,
     .run_partial = avx2_rows,
+    .features = ATTN_FEATURE_ALL,
 };

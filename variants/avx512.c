@@ -98,6 +98,8 @@ enum {
     DEC_V = 8,        /* head-dim vectors of a decode row kept in registers (128 floats) */
     DEC_R = 4,        /* decode rows sharing each load of a K or V vector */
 };
+_Static_assert((int)NQV == (int)TILE_OPT_V && (int)TILE_K == (int)TILE_OPT_K,
+               "tile_options_apply's tile");
 
 static const attn_param_info avx512_params[] = {
     [P_MODE] = {"mode", "0 = streaming online softmax, 1 = full-row softmax (scores in workspace)",
@@ -113,6 +115,7 @@ static const attn_param_info avx512_params[] = {
 /* Bytes of each part, rounded to 64 so every part stays aligned. */
 typedef struct ws_layout {
     size_t qt, ot, m, l, lim, moff, scores, masks, full, dec_o, dec_l, dec_m, dec_lim;
+    size_t first, slope, pos;   /* each row's first key (window) and ALiBi slope and i' */
     size_t kv, dec_q, dec_qp, total; /* widened K/V keys (half inputs); decode Q rows (padded)
                                       * and their pointers */
     size_t kv_keys;          /* keys the widened K (then V) block holds */
@@ -142,6 +145,9 @@ static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
            add_part(&w->l, &w->total, rows, sizeof(float)) &&
            add_part(&w->lim, &w->total, rows, sizeof(int64_t)) &&
            add_part(&w->moff, &w->total, rows, sizeof(int64_t)) &&
+           add_part(&w->first, &w->total, rows > dec ? rows : dec, sizeof(int64_t)) &&
+           add_part(&w->slope, &w->total, rows > dec ? rows : dec, sizeof(float)) &&
+           add_part(&w->pos, &w->total, rows > dec ? rows : dec, sizeof(float)) &&
            add_part(&w->scores, &w->total, kq, sizeof(float)) &&
            add_part(&w->masks, &w->total, keys * NQV, sizeof(__mmask16)) &&
            add_part(&w->full, &w->total, keys / TILE_K, sizeof(bool)) &&
@@ -266,6 +272,9 @@ typedef struct tile_ctx {
     const int64_t *lim;   /* key limit of each row [32]; 0 for padding lanes */
     const int64_t *moff;  /* offset of each row's mask row (mask problems) [32] */
     int64_t lim_min;      /* smallest key limit of the tile's rows */
+    const int64_t *first; /* first key of each row (sliding window; 0 without) [32] */
+    int64_t first_min, first_max; /* smallest and largest of them over rows with keys */
+    const float *slope, *pos; /* ALiBi: slope·log2(e) and i' of each row [32] */
 } tile_ctx;
 
 typedef struct run_ctx {
@@ -278,6 +287,7 @@ typedef struct run_ctx {
     int64_t kv_keys;      /* keys kv_buf holds */
     const float *mask;    /* additive mask or NULL */
     __m512 c;             /* scale·log2(e) */
+    tile_options opts;    /* soft cap, ALiBi (avx512_common.h) */
 } run_ctx;
 
 /* S[k][j] = Σ_c QT[c][16k..16k+15] · K[j][c] for the 8 key rows kr. */
@@ -339,35 +349,39 @@ static inline void pv_tile(float *restrict ot, const float *const vr[TILE_K], in
     }
 }
 
-/* Scores of one key tile in log2 units, with excluded pairs set to -inf and vm telling which
- * pairs count: keys j0 + j, j < nk, under each row's limit and not masked by -inf. */
+/* Scaled scores of one key tile (log2 units, options applied), with the additive mask added,
+ * excluded pairs set to -inf and vm telling which pairs count: keys j0 + j, j < nk, in each
+ * row's band [first, limit) and not masked by -inf. */
 static inline void score_epilogue_masked(const run_ctx *x, const tile_ctx *tc, int64_t j0, int nk,
                                          __m512 s[NQV][TILE_K], __mmask16 vm[NQV][TILE_K])
 {
     for (int k = 0; k < NQV; k++) {
-        /* Key limits relative to j0, clamped into int32 for the per-key compares. */
-        int32_t rel[16];
+        /* Band edges relative to j0, clamped into int32 for the per-key compares. */
+        int32_t rel[16], relf[16];
         for (int r = 0; r < 16; r++) {
-            const int64_t n = tc->lim[16 * k + r] - j0;
+            const int64_t n = tc->lim[16 * k + r] - j0, f = tc->first[16 * k + r] - j0;
             rel[r] = n < 0 ? 0 : n > TILE_K ? TILE_K : (int32_t)n;
+            relf[r] = f < 0 ? 0 : f > TILE_K ? TILE_K : (int32_t)f;
         }
-        const __m512i relv = _mm512_loadu_si512(rel);
+        const __m512i relv = _mm512_loadu_si512(rel), relfv = _mm512_loadu_si512(relf);
         __m512i off_lo = _mm512_setzero_si512(), off_hi = _mm512_setzero_si512();
         if (x->mask) {
             off_lo = _mm512_loadu_si512(tc->moff + 16 * k);
             off_hi = _mm512_loadu_si512(tc->moff + 16 * k + 8);
         }
         for (int j = 0; j < TILE_K; j++) {
-            __mmask16 valid = j < nk ? _mm512_cmpgt_epi32_mask(relv, _mm512_set1_epi32(j)) : 0;
-            __m512 sc = _mm512_mul_ps(s[k][j], x->c);
+            const __m512i jv = _mm512_set1_epi32(j);
+            __mmask16 valid = j < nk ? _mm512_mask_cmple_epi32_mask(
+                                           _mm512_cmpgt_epi32_mask(relv, jv), relfv, jv)
+                                     : 0;
+            __m512 sc = s[k][j];
             if (x->mask && valid) {
                 const float *col = x->mask + j0 + j;
                 const __m512 mv = _mm512_insertf32x8(
                     _mm512_castps256_ps512(_mm512_i64gather_ps(off_lo, col, 4)),
                     _mm512_i64gather_ps(off_hi, col, 4), 1);
                 valid = _mm512_mask_cmp_ps_mask(valid, mv, _mm512_set1_ps(-INFINITY), _CMP_NEQ_UQ);
-                sc = _mm512_fmadd_ps(s[k][j], x->c,
-                                     _mm512_mul_ps(mv, _mm512_set1_ps(ATTN_LOG2E)));
+                sc = _mm512_fmadd_ps(mv, _mm512_set1_ps(ATTN_LOG2E), sc);
             }
             s[k][j] = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), valid, sc);
             vm[k][j] = valid;
@@ -388,13 +402,12 @@ static inline void key_tile(const run_ctx *x, const tile_ctx *tc, int64_t j0, in
     __m512 s[NQV][TILE_K];
     __mmask16 vm[NQV][TILE_K];
     qk_tile(tc->qt, kr, x->d, s);
-    if (fast) {
-        for (int k = 0; k < NQV; k++)
-            for (int j = 0; j < TILE_K; j++)
-                s[k][j] = _mm512_mul_ps(s[k][j], x->c);
-    } else {
+    for (int k = 0; k < NQV; k++)
+        for (int j = 0; j < TILE_K; j++)
+            s[k][j] = _mm512_mul_ps(s[k][j], x->c);
+    tile_options_apply(&x->opts, tc->slope, tc->pos, j0, s);
+    if (!fast)
         score_epilogue_masked(x, tc, j0, nk, s, vm);
-    }
     for (int k = 0; k < NQV; k++) {
         __m512 tmax = _mm512_set1_ps(-INFINITY);
         for (int j = 0; j < TILE_K; j++)
@@ -423,6 +436,9 @@ static void sweep_tile(const run_ctx *x, const tile_ctx *tc, int64_t j_begin, in
         l[k] = _mm512_load_ps(tc->l + 16 * k);
     }
     int64_t j0 = j_begin;
+    /* A sliding window's leading edge: tiles some row of the tile starts inside. */
+    for (; j0 < j_end && j0 < tc->first_max; j0 += TILE_K)
+        key_tile(x, tc, j0, j_end - j0 < TILE_K ? (int)(j_end - j0) : TILE_K, false, m, l);
     if (!x->mask)
         for (; j0 + TILE_K <= j_end && j0 + TILE_K <= tc->lim_min; j0 += TILE_K)
             key_tile(x, tc, j0, TILE_K, true, m, l);
@@ -441,7 +457,7 @@ static void sweep_tile(const run_ctx *x, const tile_ctx *tc, int64_t j_begin, in
 /* Packs Qᵀ, key limits and mask offsets of `tiles` tiles; padding lanes get zeros and limit 0.
  * Returns the largest key limit. */
 static int64_t setup_rows(const block_rows *br, int64_t tiles, float *qt, int64_t *lim,
-                          int64_t *moff)
+                          int64_t *first, float *slope, float *pos, int64_t *moff)
 {
     const attn_problem *p = br->t->problem;
     const int64_t d = p->head_dim;
@@ -463,7 +479,9 @@ static int64_t setup_rows(const block_rows *br, int64_t tiles, float *qt, int64_
             for (int64_t c = 0; c < d; c++)
                 col[c * TILE_Q] = attn_f16_to_f32(((const uint16_t *)q)[c]);
     }
-    return block_limits(br, tiles * TILE_Q, lim, moff);
+    if (p->alibi_slopes)
+        block_alibi(br, tiles * TILE_Q, slope, pos);
+    return block_limits(br, tiles * TILE_Q, lim, first, moff);
 }
 
 /* Every row of a block from its Oᵀ column, l and m. */
@@ -479,7 +497,8 @@ static run_ctx run_ctx_of(const attn_task *t, const ws_layout *w, const attn_gro
     const attn_problem *p = t->problem;
     run_ctx x = {.t = t, .k = attn_k_row(t, gr->b, gr->hkv, 0),
                  .v = attn_v_row(t, gr->b, gr->hkv, 0), .k_seq = p->k.seq, .v_seq = p->v.seq,
-                 .d = p->head_dim, .mask = p->mask, .c = _mm512_set1_ps(t->scale * ATTN_LOG2E)};
+                 .d = p->head_dim, .mask = p->mask, .c = _mm512_set1_ps(t->scale * ATTN_LOG2E),
+                 .opts = tile_options_of(p)};
     if (p->dtype != ATTN_F32) {
         x.k_src = attn_row(t, 'k', gr->b, gr->hkv, 0);
         x.v_src = attn_row(t, 'v', gr->b, gr->hkv, 0);
@@ -514,15 +533,22 @@ static void streaming_group(const attn_task *t, const ws_layout *w, const attn_g
     float *qt = (float *)(ws + w->qt), *ot = (float *)(ws + w->ot);
     float *m = (float *)(ws + w->m), *l = (float *)(ws + w->l);
     int64_t *lim = (int64_t *)(ws + w->lim), *moff = (int64_t *)(ws + w->moff);
+    int64_t *first = (int64_t *)(ws + w->first);
+    float *slope = (float *)(ws + w->slope), *pos = (float *)(ws + w->pos);
     run_ctx x = run_ctx_of(t, w, gr);
 
     for (int64_t r0 = 0; r0 < gr->count; r0 += bq) {
         const block_rows br = block_of(t, kr, gr, r0, bq);
         const int64_t tiles = (br.n + TILE_Q - 1) / TILE_Q;
-        int64_t lim_max = setup_rows(&br, tiles, qt, lim, moff);
+        int64_t lim_max = setup_rows(&br, tiles, qt, lim, first, slope, pos, moff);
         lim_max = lim_max < kr->end ? lim_max : kr->end;
         reset_rows(ot, tiles * TILE_Q * d, m, l, tiles * TILE_Q);
-        for (int64_t k0 = kr->begin; k0 < lim_max; k0 += bk) {
+        /* Key blocks before every row's window are skipped whole, as are those past every
+         * row's limit. */
+        int64_t first_min, first_max;
+        first_range(first, lim, tiles * TILE_Q, &first_min, &first_max);
+        for (int64_t k0 = first_min > kr->begin ? first_min : kr->begin; k0 < lim_max;
+             k0 += bk) {
             /* Half inputs: the K/V block widened once for every tile of the block (bq/32 of
              * them), so the tiles' broadcasts read float32 as for float32 inputs. */
             if (x.kv_buf)
@@ -530,13 +556,17 @@ static void streaming_group(const attn_task *t, const ws_layout *w, const attn_g
             for (int64_t tile = 0; tile < tiles; tile++) {
                 tile_ctx tc = {.qt = qt + tile * TILE_Q * d, .ot = ot + tile * TILE_Q * d,
                                .m = m + tile * TILE_Q, .l = l + tile * TILE_Q,
-                               .lim = lim + tile * TILE_Q, .moff = moff + tile * TILE_Q};
+                               .lim = lim + tile * TILE_Q, .moff = moff + tile * TILE_Q,
+                               .first = first + tile * TILE_Q, .slope = slope + tile * TILE_Q,
+                               .pos = pos + tile * TILE_Q};
                 int64_t k1;
                 limit_range(tc.lim, TILE_Q, &tc.lim_min, &k1);
+                first_range(tc.first, tc.lim, TILE_Q, &tc.first_min, &tc.first_max);
                 k1 = k1 < lim_max ? k1 : lim_max;
                 k1 = k0 + bk < k1 ? k0 + bk : k1;
-                if (k1 > k0)
-                    sweep_tile(&x, &tc, k0, k1);
+                const int64_t j_begin = tc.first_min > k0 ? tc.first_min : k0;
+                if (k1 > j_begin)
+                    sweep_tile(&x, &tc, j_begin, k1);
             }
         }
         store_rows(&br, ot, l, m);
@@ -557,22 +587,22 @@ static void full_row_tile(const run_ctx *x, tile_ctx *tc, float *S, __mmask16 *m
         m[k] = _mm512_set1_ps(-INFINITY);
     for (int64_t j0 = kbeg; j0 < kend; j0 += TILE_K) {
         const int nk = kend - j0 < TILE_K ? (int)(kend - j0) : TILE_K;
-        const bool fast = !x->mask && nk == TILE_K && j0 + TILE_K <= tc->lim_min;
+        const bool fast = !x->mask && nk == TILE_K && j0 + TILE_K <= tc->lim_min &&
+                          j0 >= tc->first_max;
         const float *kr[TILE_K];
         for (int j = 0; j < TILE_K; j++)
             kr[j] = x->k + (j0 + (j < nk ? j : 0) - x->key0) * x->k_seq;
         __m512 s[NQV][TILE_K];
         __mmask16 vm[NQV][TILE_K];
         qk_tile(tc->qt, kr, d, s);
-        if (fast) {
-            for (int k = 0; k < NQV; k++)
-                for (int j = 0; j < TILE_K; j++) {
-                    s[k][j] = _mm512_mul_ps(s[k][j], x->c);
-                    vm[k][j] = 0xffff;
-                }
-        } else {
+        for (int k = 0; k < NQV; k++)
+            for (int j = 0; j < TILE_K; j++) {
+                s[k][j] = _mm512_mul_ps(s[k][j], x->c);
+                vm[k][j] = 0xffff;
+            }
+        tile_options_apply(&x->opts, tc->slope, tc->pos, j0, s);
+        if (!fast)
             score_epilogue_masked(x, tc, j0, nk, s, vm);
-        }
         full[(j0 - kbeg) / TILE_K] = fast;
         for (int j = 0; j < nk; j++)
             for (int k = 0; k < NQV; k++) {
@@ -659,6 +689,8 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
     float *qt = (float *)(ws + w->qt), *S = (float *)(ws + w->scores);
     float *m = (float *)(ws + w->m), *l = (float *)(ws + w->l);
     int64_t *lim = (int64_t *)(ws + w->lim), *moff = (int64_t *)(ws + w->moff);
+    int64_t *first = (int64_t *)(ws + w->first);
+    float *slope = (float *)(ws + w->slope), *pos = (float *)(ws + w->pos);
     __mmask16 *masks = (__mmask16 *)(ws + w->masks);
     bool *full = (bool *)(ws + w->full);
     run_ctx x = run_ctx_of(t, w, gr);
@@ -666,7 +698,7 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
     /* Oᵀ of the tile reuses the packed Qᵀ: Q is consumed before P·V writes it. */
     for (int64_t r0 = 0; r0 < gr->count; r0 += TILE_Q) {
         const block_rows br = block_of(t, kr, gr, r0, TILE_Q);
-        int64_t kend = setup_rows(&br, 1, qt, lim, moff);
+        int64_t kend = setup_rows(&br, 1, qt, lim, first, slope, pos, moff);
         kend = kend < kr->end ? kend : kr->end;
         /* Half inputs: every key of the group is widened once, as the first tile that sees
          * it needs it (mode 1 keeps Lk-sized buffers anyway). */
@@ -674,10 +706,16 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
             widen_keys(&x, kr->begin, widened, kend);
             widened = kend;
         }
-        tile_ctx tc = {.qt = qt, .m = m, .l = l, .lim = lim, .moff = moff};
+        tile_ctx tc = {.qt = qt, .m = m, .l = l, .lim = lim, .moff = moff, .first = first,
+                       .slope = slope, .pos = pos};
         int64_t lim_max;
         limit_range(lim, TILE_Q, &tc.lim_min, &lim_max);
-        full_row_tile(&x, &tc, S, masks, full, kr->begin, kend > kr->begin ? kend : kr->begin, qt);
+        first_range(first, lim, TILE_Q, &tc.first_min, &tc.first_max);
+        /* keys before every row's window are not scored at all */
+        kend = kend > kr->begin ? kend : kr->begin;
+        const int64_t kbeg = tc.first_min > kr->begin ? (tc.first_min < kend ? tc.first_min : kend)
+                                                      : kr->begin;
+        full_row_tile(&x, &tc, S, masks, full, kbeg, kend, qt);
         store_rows(&br, qt, l, m);
     }
 }
@@ -760,6 +798,9 @@ typedef struct dec_rows {
     int64_t dpad, kend;
     __m512 c;              /* scale·log2(e) */
     const float *mask;
+    const int64_t *first;  /* each row's first key (sliding window) */
+    const run_ctx *rc;     /* the options (soft cap, ALiBi) */
+    const float *slope, *pos; /* ALiBi of each row (block_alibi) */
 } dec_rows;
 
 /* Rows [r0, r0 + R) on the key block at j0 (kr, vr: its K and V rows, nk of them real). */
@@ -782,10 +823,13 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
     uint32_t any = 0, all = 0xffff;
     for (int r = 0; r < R; r++) {
         const int64_t lim = x->lim[r0 + r] < x->kend ? x->lim[r0 + r] : x->kend;
-        const int64_t left = lim - j0 < nk ? lim - j0 : nk;
+        const int64_t left = lim - j0 < nk ? lim - j0 : nk, skip = x->first[r0 + r] - j0;
         valid[r] = left > 0 ? tail_mask(left) : 0;
+        if (skip > 0) /* the window's left edge: keys before it drop out */
+            valid[r] &= (__mmask16)~tail_mask16(skip);
         __m512 l = _mm512_load_ps(x->lv + 16 * (r0 + r));
         __m512 pv = _mm512_mul_ps(s[r], x->c);
+        pv = row_options_apply(&x->rc->opts, x->slope[r0 + r], x->pos[r0 + r], j0, pv);
         const int64_t i = row_index(x->br, r0 + r);
         corr[r] = _mm512_set1_ps(1.0f);
         if (valid[r])
@@ -820,15 +864,20 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
     char *ws = t->workspace;
     float *o = (float *)(ws + w->dec_o), *lv = (float *)(ws + w->dec_l);
     float *mrow = (float *)(ws + w->dec_m), *qw = (float *)(ws + w->dec_q);
-    int64_t *lim = (int64_t *)(ws + w->dec_lim);
+    int64_t *lim = (int64_t *)(ws + w->dec_lim), *first = (int64_t *)(ws + w->first);
+    float *slope = (float *)(ws + w->slope), *pos = (float *)(ws + w->pos);
     const float **qrow = (const float **)(ws + w->dec_qp);
     const block_rows br = block_of(t, kr, gr, 0, n);
     const run_ctx rc = run_ctx_of(t, w, gr);
     const size_t esz = dt == ATTN_F32 ? 4 : 2;
     const char *kbase = attn_row(t, 'k', gr->b, gr->hkv, 0);
     const char *vbase = attn_row(t, 'v', gr->b, gr->hkv, 0);
-    int64_t kend = block_limits(&br, n, lim, NULL);
+    int64_t kend = block_limits(&br, n, lim, first, NULL);
     kend = kend < kr->end ? kend : kr->end;
+    if (p->alibi_slopes)
+        block_alibi(&br, n, slope, pos);
+    int64_t first_min, first_max; /* key blocks before every row's window are skipped */
+    first_range(first, lim, n, &first_min, &first_max);
     for (int64_t r = 0; r < n; r++) { /* Q rows widened (or copied, padded) once */
         const void *q = attn_row(t, 'q', gr->b, row_head(&br, r), row_index(&br, r));
         for (int64_t c = 0; c < dpad; c += 16)
@@ -839,8 +888,9 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
         _mm512_store_ps(lv + 16 * r, _mm512_setzero_ps());
     }
     const dec_rows x = {.p = p, .br = &br, .o = o, .lv = lv, .mrow = mrow, .lim = lim,
-                        .q = qrow, .dpad = dpad, .kend = kend, .c = rc.c, .mask = rc.mask};
-    for (int64_t j0 = kr->begin; j0 < kend; j0 += DEC_K) {
+                        .q = qrow, .dpad = dpad, .kend = kend, .c = rc.c, .mask = rc.mask,
+                        .first = first, .rc = &rc, .slope = slope, .pos = pos};
+    for (int64_t j0 = first_min > kr->begin ? first_min : kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
         const void *krow[DEC_K], *vrow[DEC_K];
         for (int j = 0; j < DEC_K; j++) {
@@ -922,4 +972,5 @@ const attn_variant attn_variant_avx512 = {
     .params_valid = avx512_valid,
     .workspace_size = avx512_workspace,
     .run_partial = avx512_rows,
+    .features = ATTN_FEATURE_ALL,
 };

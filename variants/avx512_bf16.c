@@ -114,6 +114,7 @@ static const attn_param_info bf16_params[] = {
 
 typedef struct ws_layout {
     size_t qp, ot, m, l, lim, moff, kp, vp, vbad;            /* prefill */
+    size_t first, slope, pos;    /* each row's window edge, ALiBi slope and i' (both paths) */
     size_t dq, dk, dv, dec_o, dec_t, dec_l, dec_m, dec_lim; /* decode */
     size_t total;
 } ws_layout;
@@ -143,6 +144,9 @@ static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
            add_part(&w->l, &w->total, bq, sizeof(float)) &&
            add_part(&w->lim, &w->total, bq, sizeof(int64_t)) &&
            add_part(&w->moff, &w->total, bq, sizeof(int64_t)) &&
+           add_part(&w->first, &w->total, bq > dec ? bq : dec, sizeof(int64_t)) &&
+           add_part(&w->slope, &w->total, bq > dec ? bq : dec, sizeof(float)) &&
+           add_part(&w->pos, &w->total, bq > dec ? bq : dec, sizeof(float)) &&
            add_part(&w->kp, &w->total, bk_dp, sizeof(uint32_t)) &&
            add_part(&w->vp, &w->total, bk_d, sizeof(uint16_t)) &&
            add_part(&w->vbad, &w->total, bk / TILE_K, sizeof(bool)) &&
@@ -264,6 +268,7 @@ typedef struct run_ctx {
     int64_t k_seq, v_seq;  /* bytes from one K (V) row to the next */
     const float *mask;     /* additive mask or NULL */
     __m512 c;              /* scale·log2(e) */
+    tile_options opts;     /* soft cap, ALiBi (avx512_common.h) */
 } run_ctx;
 
 /* One 32-row tile of a query block. */
@@ -274,6 +279,9 @@ typedef struct tile_ctx {
     const int64_t *lim;   /* key limit of each row [32]; 0 for padding lanes */
     const int64_t *moff;  /* offset of each row's mask row [32] */
     int64_t lim_min;      /* smallest key limit of the tile's real rows */
+    const int64_t *first; /* first key of each row (sliding window) [32] */
+    int64_t first_min, first_max; /* over the rows that see a key */
+    const float *slope, *pos; /* ALiBi of each row [32] */
 } tile_ctx;
 
 /* S[k][j] = Σ_p QP[p][16k..16k+15] · KP[p][j]. */
@@ -404,22 +412,26 @@ static void pv_tile_by_key(float *restrict ot, const uint32_t *restrict vt, int6
     }
 }
 
-/* Scores of one key tile in log2 units with excluded pairs set to -inf; vm tells which pairs
- * count: keys j0 + j, j < nk, under each row's limit and not masked by -inf. */
+/* Scaled scores of one key tile (log2 units, options applied) with the mask added, excluded
+ * pairs set to -inf; vm tells which pairs count: keys j0 + j, j < nk, in each row's band
+ * [first, limit) and not masked by -inf. */
 static void score_epilogue_masked(const run_ctx *x, const tile_ctx *tc, int64_t j0, int nk,
                                   __m512 s[NQV][TILE_K], __mmask16 vm[NQV][TILE_K])
 {
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     for (int k = 0; k < NQV; k++) {
-        int32_t rel[16]; /* keys of the tile row r sees, 0..TILE_K */
+        int32_t rel[16], relf[16]; /* the band of row r in the tile, 0..TILE_K */
         for (int r = 0; r < 16; r++) {
-            const int64_t n = tc->lim[16 * k + r] - j0;
+            const int64_t n = tc->lim[16 * k + r] - j0, f = tc->first[16 * k + r] - j0;
             rel[r] = n < 0 ? 0 : n > nk ? nk : (int32_t)n;
+            relf[r] = f < 0 ? 0 : f > TILE_K ? TILE_K : (int32_t)f;
         }
-        const __m512i relv = _mm512_loadu_si512(rel);
+        const __m512i relv = _mm512_loadu_si512(rel), relfv = _mm512_loadu_si512(relf);
         for (int j = 0; j < TILE_K; j++) {
-            __mmask16 valid = _mm512_cmpgt_epi32_mask(relv, _mm512_set1_epi32(j));
-            __m512 sc = _mm512_mul_ps(s[k][j], x->c);
+            const __m512i jv = _mm512_set1_epi32(j);
+            __mmask16 valid =
+                _mm512_mask_cmple_epi32_mask(_mm512_cmpgt_epi32_mask(relv, jv), relfv, jv);
+            __m512 sc = s[k][j];
             if (x->mask && valid) {
                 const float *col = x->mask + j0 + j;
                 const __m512i off_lo = _mm512_loadu_si512(tc->moff + 16 * k);
@@ -463,15 +475,14 @@ static inline void key_tile(const run_ctx *x, const tile_ctx *tc, const uint32_t
     __m512 s[NQV][TILE_K];
     __mmask16 vm[NQV][TILE_K];
     qk_tile(tc->qp, kt, x->dp, s);
-    if (fast) {
-        for (int k = 0; k < NQV; k++)
-            for (int j = 0; j < TILE_K; j++) {
-                s[k][j] = _mm512_mul_ps(s[k][j], x->c);
-                vm[k][j] = 0xffff;
-            }
-    } else {
+    for (int k = 0; k < NQV; k++)
+        for (int j = 0; j < TILE_K; j++) {
+            s[k][j] = _mm512_mul_ps(s[k][j], x->c);
+            vm[k][j] = 0xffff;
+        }
+    tile_options_apply(&x->opts, tc->slope, tc->pos, j0, s);
+    if (!fast)
         score_epilogue_masked(x, tc, j0, nk, s, vm);
-    }
     __m512bh pp[NQV][KPAIRS];
     for (int k = 0; k < NQV; k++) {
         __m512 tmax = _mm512_set1_ps(-INFINITY);
@@ -554,7 +565,7 @@ static void pack_kv(const run_ctx *x, int64_t k0, int64_t k1, uint32_t *kp, uint
 /* Packs QP, key limits and mask offsets of `tiles` tiles (padding lanes: zeros, limit 0).
  * Returns the largest key limit. */
 static int64_t setup_rows(const block_rows *br, const run_ctx *x, int64_t tiles, uint32_t *qp,
-                          int64_t *lim, int64_t *moff)
+                          int64_t *lim, int64_t *first, float *slope, float *pos, int64_t *moff)
 {
     const int64_t d = x->d, dp = x->dp, es = x->dt == ATTN_F32 ? 4 : 2;
     const __m512i idx32 = _mm512_mullo_epi32(
@@ -572,12 +583,16 @@ static int64_t setup_rows(const block_rows *br, const run_ctx *x, int64_t tiles,
             _mm512_mask_i32scatter_epi32(col + (c0 / 2) * TILE_Q, tail_mask16(dp - c0 / 2), idx32,
                                          load_bf16x32(q + c0 * es, d - c0, x->dt), 4);
     }
-    return block_limits(br, tiles * TILE_Q, lim, moff);
+    if (x->opts.alibi)
+        block_alibi(br, tiles * TILE_Q, slope, pos);
+    return block_limits(br, tiles * TILE_Q, lim, first, moff);
 }
 
-/* Keys [j_begin, j_end) of the packed block starting at k0, for one tile. */
+/* Keys [j_begin, j_end) of the packed block starting at k0, for one tile; j_begin - k0 is a
+ * multiple of TILE_K (packed tiles). */
 static void sweep_tile(const run_ctx *x, const tile_ctx *tc, const uint32_t *kp,
-                       const uint32_t *vp, const bool *bad, int64_t k0, int64_t j_end)
+                       const uint32_t *vp, const bool *bad, int64_t k0, int64_t j_begin,
+                       int64_t j_end)
 {
     __m512 m[NQV], l[NQV];
     for (int k = 0; k < NQV; k++) {
@@ -585,9 +600,10 @@ static void sweep_tile(const run_ctx *x, const tile_ctx *tc, const uint32_t *kp,
         l[k] = _mm512_load_ps(tc->l + 16 * k);
     }
     pending_pv pend = {.active = false};
-    for (int64_t j0 = k0, tile = 0; j0 < j_end; j0 += TILE_K, tile++) {
+    for (int64_t j0 = j_begin, tile = (j_begin - k0) / TILE_K; j0 < j_end; j0 += TILE_K, tile++) {
         const int nk = j_end - j0 < TILE_K ? (int)(j_end - j0) : TILE_K;
-        const bool fast = !x->mask && nk == TILE_K && j0 + TILE_K <= tc->lim_min;
+        const bool fast = !x->mask && nk == TILE_K && j0 + TILE_K <= tc->lim_min &&
+                          j0 >= tc->first_max;
         key_tile(x, tc, kp + tile * x->dp * TILE_K, vp + tile * KPAIRS * x->d, bad[tile], j0,
                  nk, fast, m, l, &pend);
     }
@@ -610,26 +626,41 @@ static void prefill_group(const run_ctx *x, const ws_layout *w, const attn_group
     bool *bad = (bool *)(ws + w->vbad);
     float *ot = (float *)(ws + w->ot), *m = (float *)(ws + w->m), *l = (float *)(ws + w->l);
     int64_t *lim = (int64_t *)(ws + w->lim), *moff = (int64_t *)(ws + w->moff);
+    int64_t *first = (int64_t *)(ws + w->first);
+    float *slope = (float *)(ws + w->slope), *pos = (float *)(ws + w->pos);
 
     for (int64_t r0 = 0; r0 < gr->count; r0 += bq) {
         const block_rows br = block_of(t, kr, gr, r0, bq);
         const int64_t tiles = (br.n + TILE_Q - 1) / TILE_Q;
-        int64_t lim_max = setup_rows(&br, x, tiles, qp, lim, moff);
+        int64_t lim_max = setup_rows(&br, x, tiles, qp, lim, first, slope, pos, moff);
         lim_max = lim_max < kr->end ? lim_max : kr->end;
         reset_rows(ot, tiles * TILE_Q * d, m, l, tiles * TILE_Q);
-        for (int64_t k0 = kr->begin; k0 < lim_max; k0 += bk) {
+        /* Key blocks before every row's window are skipped whole (blocks start at a multiple
+         * of TILE_K from kr->begin, the packed tiles' grid). */
+        int64_t first_min, first_max;
+        first_range(first, lim, tiles * TILE_Q, &first_min, &first_max);
+        const int64_t k_start = first_min > kr->begin && first_min < lim_max
+                                    ? kr->begin + (first_min - kr->begin) / TILE_K * TILE_K
+                                    : kr->begin;
+        for (int64_t k0 = k_start; k0 < lim_max; k0 += bk) {
             const int64_t k1 = k0 + bk < lim_max ? k0 + bk : lim_max;
             pack_kv(x, k0, k1, kp, vp, bad);
             for (int64_t tile = 0; tile < tiles; tile++) {
                 const int64_t real = br.n - tile * TILE_Q < TILE_Q ? br.n - tile * TILE_Q : TILE_Q;
                 tile_ctx tc = {.qp = qp + tile * TILE_Q * dp, .ot = ot + tile * TILE_Q * d,
                                .m = m + tile * TILE_Q, .l = l + tile * TILE_Q,
-                               .lim = lim + tile * TILE_Q, .moff = moff + tile * TILE_Q};
+                               .lim = lim + tile * TILE_Q, .moff = moff + tile * TILE_Q,
+                               .first = first + tile * TILE_Q, .slope = slope + tile * TILE_Q,
+                               .pos = pos + tile * TILE_Q};
                 int64_t tile_max;
                 limit_range(tc.lim, real, &tc.lim_min, &tile_max);
+                first_range(tc.first, tc.lim, real, &tc.first_min, &tc.first_max);
                 const int64_t end = tile_max < k1 ? tile_max : k1;
-                if (end > k0)
-                    sweep_tile(x, &tc, kp, vp, bad, k0, end);
+                const int64_t begin = tc.first_min > k0 && tc.first_min < end
+                                          ? k0 + (tc.first_min - k0) / TILE_K * TILE_K
+                                          : k0;
+                if (end > begin)
+                    sweep_tile(x, &tc, kp, vp, bad, k0, begin, end);
             }
         }
         for (int64_t r = 0; r < br.n; r++)
@@ -739,9 +770,14 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
     uint16_t *dv = (uint16_t *)(ws + w->dv);
     float *o = (float *)(ws + w->dec_o), *lv = (float *)(ws + w->dec_l);
     float *mrow = (float *)(ws + w->dec_m), *tmp = (float *)(ws + w->dec_t);
-    int64_t *lim = (int64_t *)(ws + w->dec_lim);
+    int64_t *lim = (int64_t *)(ws + w->dec_lim), *first = (int64_t *)(ws + w->first);
+    float *slope = (float *)(ws + w->slope), *pos = (float *)(ws + w->pos);
     const block_rows br = block_of(t, kr, gr, 0, n);
-    int64_t kend = block_limits(&br, n, lim, NULL);
+    int64_t kend = block_limits(&br, n, lim, first, NULL);
+    if (x->opts.alibi)
+        block_alibi(&br, n, slope, pos);
+    int64_t first_min, first_max; /* key blocks before every row's window are skipped */
+    first_range(first, lim, n, &first_min, &first_max);
     for (int64_t r = 0; r < n; r++) {
         const char *q = attn_row(t, 'q', gr->b, row_head(&br, r), row_index(&br, r));
         for (int64_t c0 = 0; c0 < d; c0 += 32)
@@ -751,7 +787,7 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
         _mm512_store_ps(lv + 16 * r, _mm512_setzero_ps());
     }
     kend = kend < kr->end ? kend : kr->end;
-    for (int64_t j0 = kr->begin; j0 < kend; j0 += DEC_K) {
+    for (int64_t j0 = first_min > kr->begin ? first_min : kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
         /* K and V rows: bf16 read in place; float32 rounded once into dk, dv (zero-padded to a
          * multiple of 32) for every row of the group. Keys past nk: any row, never counted. */
@@ -774,9 +810,12 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
         for (int64_t r = 0; r < n; r++) {
             if (j0 >= lim[r])
                 continue;
-            const int64_t i = row_index(&br, r), left = lim[r] - j0;
+            const int64_t i = row_index(&br, r), left = lim[r] - j0, skip = first[r] - j0;
             __mmask16 valid = tail_mask16(left < nk ? left : nk);
+            if (skip > 0) /* the window's left edge: keys before it drop out */
+                valid &= (__mmask16)~tail_mask16(skip);
             __m512 pf = _mm512_mul_ps(dots16(dq + r * d32, krow, d), x->c), corr;
+            pf = row_options_apply(&x->opts, slope[r], pos[r], j0, pf);
             __m512 l = _mm512_load_ps(lv + 16 * r);
             valid = decode_weights(&pf, valid, x->mask ? attn_mask_row(p, i) + j0 : NULL,
                                    &mrow[r], &l, &corr);
@@ -814,7 +853,8 @@ static attn_status bf16_rows(const attn_task *t, int64_t key_begin, int64_t key_
                            .dp = (p->head_dim + 1) / 2, .k = attn_row(t, 'k', gr.b, gr.hkv, 0),
                            .v = attn_row(t, 'v', gr.b, gr.hkv, 0), .k_seq = p->k.seq * es,
                            .v_seq = p->v.seq * es, .mask = p->mask,
-                           .c = _mm512_set1_ps(t->scale * ATTN_LOG2E)};
+                           .c = _mm512_set1_ps(t->scale * ATTN_LOG2E),
+                           .opts = tile_options_of(p)};
         if (gr.count <= t->params[P_DEC])
             decode_group(&x, &w, &gr, &kr);
         else
@@ -839,4 +879,5 @@ const attn_variant attn_variant_avx512_bf16 = {
     .params_valid = bf16_valid,
     .workspace_size = bf16_workspace,
     .run_partial = bf16_rows,
+    .features = ATTN_FEATURE_ALL,
 };

@@ -47,6 +47,89 @@ static inline __m512 exp2_ps(__m512 x, __mmask16 keep)
     return _mm512_maskz_scalef_ps(keep, y, n);
 }
 
+/* tanh(x) for 16 lanes, a few ulp (tests/test_exp2.c measures it): the odd Taylor series to
+ * x^11 where |x| < ATTN_TANH_SMALL (its next term is below 2^-26 relative there), else
+ * sign(x)·(1 - e)/(1 + e) with e = 2^(-2|x|·log2(e)) from exp2_ps, whose 0 for huge |x| gives
+ * ±1 exactly; the reciprocal is vrcp14ps refined by one Newton step. NaN stays NaN. */
+static inline __m512 tanh_ps(__m512 x)
+{
+    const __m512 a = _mm512_abs_ps(x);
+    const __m512 e = exp2_ps(_mm512_mul_ps(a, _mm512_set1_ps(-2.0f * ATTN_LOG2E)), 0xffff);
+    const __m512 den = _mm512_add_ps(_mm512_set1_ps(1.0f), e);
+    __m512 inv = _mm512_rcp14_ps(den);
+    inv = _mm512_mul_ps(inv, _mm512_fnmadd_ps(den, inv, _mm512_set1_ps(2.0f)));
+    const __m512 big = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(1.0f), e), inv);
+    const __m512 x2 = _mm512_mul_ps(x, x);
+    __m512 y = _mm512_set1_ps(ATTN_TANH_C11);
+    y = _mm512_fmadd_ps(y, x2, _mm512_set1_ps(ATTN_TANH_C9));
+    y = _mm512_fmadd_ps(y, x2, _mm512_set1_ps(ATTN_TANH_C7));
+    y = _mm512_fmadd_ps(y, x2, _mm512_set1_ps(ATTN_TANH_C5));
+    y = _mm512_fmadd_ps(y, x2, _mm512_set1_ps(ATTN_TANH_C3));
+    const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(y, x2), x, x);
+    /* the sign of x onto |tanh|: x's sign bit or'ed into big (>= 0) */
+    const __m512 big_signed = _mm512_or_ps(big, _mm512_and_ps(x, _mm512_set1_ps(-0.0f)));
+    return _mm512_mask_mov_ps(big_signed,
+                              _mm512_cmp_ps_mask(a, _mm512_set1_ps(ATTN_TANH_SMALL), _CMP_LT_OQ),
+                              small);
+}
+
+/* Soft-capping of scores in log2 units: s = c·tanh(s_nat / c) in natural units is
+ * cl·tanh(s / cl) with cl = c·log2(e); inv_cl = 1/cl. */
+static inline __m512 softcap_ps(__m512 s, __m512 cl, __m512 inv_cl)
+{
+    return _mm512_mul_ps(cl, tanh_ps(_mm512_mul_ps(s, inv_cl)));
+}
+
+/* The options of current models (attn.h) in the x86 tile variants' score epilogue, on scores
+ * in log2 units (scale·log2(e) applied) and before any mask: the soft cap, then the ALiBi bias
+ * slope·(j - i') with j - i' exact in float. */
+typedef struct tile_options {
+    bool softcap, alibi;
+    __m512 cl, inv_cl; /* softcap·log2(e) and its inverse */
+} tile_options;
+
+static inline tile_options tile_options_of(const attn_problem *p)
+{
+    const float cl = p->softcap * ATTN_LOG2E;
+    return (tile_options){.softcap = p->softcap != 0.0f, .alibi = p->alibi_slopes != NULL,
+                          .cl = _mm512_set1_ps(cl),
+                          .inv_cl = _mm512_set1_ps(cl != 0.0f ? 1.0f / cl : 0.0f)};
+}
+
+/* A tile of rows along the lanes (TILE_OPT_V vectors of 16) against TILE_OPT_K keys from j0:
+ * slope and pos hold each row's slope·log2(e) and i' (block_alibi). */
+enum { TILE_OPT_V = 2, TILE_OPT_K = 8 };
+static inline void tile_options_apply(const tile_options *o, const float *slope, const float *pos,
+                                      int64_t j0, __m512 s[TILE_OPT_V][TILE_OPT_K])
+{
+    if (o->softcap)
+        for (int k = 0; k < TILE_OPT_V; k++)
+            for (int j = 0; j < TILE_OPT_K; j++)
+                s[k][j] = softcap_ps(s[k][j], o->cl, o->inv_cl);
+    if (o->alibi)
+        for (int k = 0; k < TILE_OPT_V; k++) {
+            const __m512 sl = _mm512_loadu_ps(slope + 16 * k), ps = _mm512_loadu_ps(pos + 16 * k);
+            for (int j = 0; j < TILE_OPT_K; j++)
+                s[k][j] = _mm512_fmadd_ps(
+                    sl, _mm512_sub_ps(_mm512_set1_ps((float)(j0 + j)), ps), s[k][j]);
+        }
+}
+
+/* The same for one row along the keys: 16 scores of keys j0 .. j0 + 15 (the decode paths). */
+static inline __m512 row_options_apply(const tile_options *o, float slope, float pos, int64_t j0,
+                                       __m512 s)
+{
+    if (o->softcap)
+        s = softcap_ps(s, o->cl, o->inv_cl);
+    if (o->alibi) {
+        const __m512 j = _mm512_add_ps(_mm512_set1_ps((float)j0),
+                                       _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                                      13, 14, 15));
+        s = _mm512_fmadd_ps(_mm512_set1_ps(slope), _mm512_sub_ps(j, _mm512_set1_ps(pos)), s);
+    }
+    return s;
+}
+
 /* One vector of 16 sums from 16 vectors (lane j = Σ of a[j]'s lanes): a transpose-add tree
  * (pairs, quads, then the four 128-bit blocks). */
 static inline __m512 sum16(const __m512 a[16])

@@ -46,37 +46,49 @@ static attn_status blocked_run(const attn_task *t)
         const attn_group_rows gr = attn_group_rows_of(t, g);
         for (int64_t r0 = 0; r0 < gr.count; r0 += bq) {
             const int64_t nr = gr.count - r0 < bq ? gr.count - r0 : bq;
-            int64_t tile_keys = 0;
+            /* Keys [tile_first, tile_keys): the union of the rows' bands; whole key blocks
+             * outside it (a sliding window's far past, causal future) are never touched. */
+            int64_t tile_keys = 0, tile_first = Lk;
             for (int64_t r = 0; r < nr; r++) {
-                const int64_t lim = attn_key_limit(p, gr.b, t->row_begin + (r0 + r) % gr.rows);
+                const int64_t i = t->row_begin + (r0 + r) % gr.rows;
+                const int64_t lim = attn_key_limit(p, gr.b, i), first = attn_key_start(p, i);
+                if (lim <= first)
+                    continue;
                 tile_keys = lim > tile_keys ? lim : tile_keys;
+                tile_first = first < tile_first ? first : tile_first;
             }
+            if (tile_first > tile_keys)
+                tile_first = tile_keys;
             /* Pass 1: scores, block by block; keys a row may not see are -inf. */
-            for (int64_t j0 = 0; j0 < tile_keys; j0 += bk) {
+            for (int64_t j0 = tile_first; j0 < tile_keys; j0 += bk) {
                 const int64_t j1 = j0 + bk < tile_keys ? j0 + bk : tile_keys;
                 for (int64_t r = 0; r < nr; r++) {
                     const int64_t h = gr.first_head + (r0 + r) / gr.rows;
                     const int64_t i = t->row_begin + (r0 + r) % gr.rows;
-                    const int64_t lim = attn_key_limit(p, gr.b, i);
+                    const int64_t lim = attn_key_limit(p, gr.b, i), first = attn_key_start(p, i);
                     const float *q = attn_q_row(t, gr.b, h, i), *mask = attn_mask_row(p, i);
+                    const attn_row_opts ro = attn_row_opts_of(p, h, i);
                     float *s = scores + r * Lk;
                     for (int64_t j = j0; j < j1; j++)
-                        s[j] = (j >= lim || (mask && mask[j] == -INFINITY))
+                        s[j] = (j < first || j >= lim || (mask && mask[j] == -INFINITY))
                                    ? -INFINITY
-                                   : t->scale * attn_dot(q, attn_k_row(t, gr.b, gr.hkv, j), d) +
+                                   : attn_logit(&ro, t->scale * attn_dot(q, attn_k_row(t, gr.b,
+                                                                         gr.hkv, j), d), j) +
                                          (mask ? mask[j] : 0.0f);
                 }
             }
             /* Row softmax in place: weights, then 1/sum folded in. */
             for (int64_t r = 0; r < nr; r++)
-                attn_softmax_row(scores + r * Lk, tile_keys);
+                attn_softmax_row_sink(scores + r * Lk + tile_first, tile_keys - tile_first,
+                                      p->sinks ? p->sinks[gr.first_head + (r0 + r) / gr.rows]
+                                               : -INFINITY);
             /* Pass 2: O = P·V, block by block, each V block read once for the tile. */
             for (int64_t r = 0; r < nr; r++) {
                 const int64_t h = gr.first_head + (r0 + r) / gr.rows;
                 memset(attn_o_row(t, gr.b, h, t->row_begin + (r0 + r) % gr.rows), 0,
                        (size_t)d * sizeof(float));
             }
-            for (int64_t j0 = 0; j0 < tile_keys; j0 += bk) {
+            for (int64_t j0 = tile_first; j0 < tile_keys; j0 += bk) {
                 const int64_t j1 = j0 + bk < tile_keys ? j0 + bk : tile_keys;
                 for (int64_t r = 0; r < nr; r++) {
                     const int64_t h = gr.first_head + (r0 + r) / gr.rows;
@@ -107,4 +119,5 @@ const attn_variant attn_variant_blocked = {
     .params_valid = NULL,
     .workspace_size = blocked_workspace,
     .run = blocked_run,
+    .features = ATTN_FEATURE_ALL,
 };

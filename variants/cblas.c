@@ -63,7 +63,8 @@ static bool plain_program_fits(const attn_task *t)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, Lk = p->len_kv;
-    if (p->mask || p->kv_lens || !gemm_softmax_rows_in_place(p->q.seq, p->len_q, d) ||
+    if (p->mask || p->kv_lens || attn_features_of(p) ||
+        !gemm_softmax_rows_in_place(p->q.seq, p->len_q, d) ||
         !gemm_softmax_rows_in_place(p->k.seq, Lk, d) ||
         !gemm_softmax_rows_in_place(p->v.seq, Lk, d))
         return false;
@@ -152,6 +153,7 @@ const attn_variant attn_variant_cblas = {
     .params_valid = cblas_params_valid,
     .workspace_size = gemm_softmax_workspace,
     .run = cblas_run,
+    .features = ATTN_FEATURE_ALL,
 #if ATTN_HAVE_OPENBLAS_CORENAME
     .blas_core = openblas_core,
 #endif
@@ -169,6 +171,7 @@ const attn_variant attn_variant_cblas_reference = {
     .params_valid = cblas_params_valid,
     .workspace_size = gemm_softmax_workspace,
     .run = cblas_reference_run,
+    .features = ATTN_FEATURE_ALL,
 #if ATTN_HAVE_OPENBLAS_CORENAME
     .blas_core = openblas_core,
 #endif

@@ -84,7 +84,7 @@ bool gemm_softmax_nonfinite_rows(const float *v, int64_t ld, int64_t n, int64_t 
  * of attn_softmax_row (same results for NaN, infinities and empty rows), written as a careful
  * user would for speed: the max as a compare (no fmaxf call) and the sum in eight partial sums,
  * so both loops vectorise at the baseline ISA; expf stays the C library's. */
-static void softmax_row_fast(float *restrict s, int64_t n)
+static void softmax_row_fast(float *restrict s, int64_t n, float sink)
 {
     float max = -INFINITY;
     for (int64_t j = 0; j < n; j++)
@@ -103,35 +103,53 @@ static void softmax_row_fast(float *restrict s, int64_t n)
         s[j] = s[j] == -INFINITY ? 0.0f : expf(s[j] - max);
         sum += s[j];
     }
-    const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    const float inv = attn_row_norm(max, sum, sink);
     for (j = 0; j < n; j++)
         s[j] *= inv;
 }
 
-/* Mask and softmax of one score row s[0, n) in place: keys [key_limit, n) are excluded (causal,
- * padding); an additive mask, when there is one, is added first. */
-static void softmax_row(float *s, int64_t n, int64_t key_limit, const float *mask)
+/* Mask and softmax of one score row s[0, n) in place, s[j] the score of key kb + j: keys
+ * outside the row's band [first, key_limit) are excluded (causal, padding, window); the
+ * options' logit (soft cap, ALiBi) and an additive mask, when there are, come first; the
+ * head's sink joins the denominator. */
+static void softmax_row(float *s, int64_t n, int64_t kb, int64_t first, int64_t key_limit,
+                        const float *mask, const attn_row_opts *ro)
 {
-    const int64_t live = key_limit < 0 ? 0 : key_limit < n ? key_limit : n;
-    for (int64_t j = 0; mask && j < live; j++) {
-        if (mask[j] == -INFINITY)
-            s[j] = -INFINITY; /* assigned, never added: a NaN score of a masked key vanishes */
+    int64_t live = key_limit - kb < n ? key_limit - kb : n, lead = first - kb;
+    live = live < 0 ? 0 : live;
+    lead = lead < 0 ? 0 : lead < live ? lead : live;
+    float *row = s + lead;
+    const int64_t count = live - lead, j0 = kb + lead;
+    if (ro->softcap != 0.0f || ro->slope != 0.0f)
+        for (int64_t j = 0; j < count; j++)
+            row[j] = attn_logit(ro, row[j], j0 + j);
+    for (int64_t j = 0; mask && j < count; j++) {
+        if (mask[j0 + j] == -INFINITY)
+            row[j] = -INFINITY; /* assigned, never added: a NaN score of a masked key vanishes */
         else
-            s[j] += mask[j];
+            row[j] += mask[j0 + j];
     }
-    softmax_row_fast(s, live);
+    softmax_row_fast(row, count, ro->sink);
+    memset(s, 0, (size_t)lead * sizeof *s);
     memset(s + live, 0, (size_t)(n - live) * sizeof *s);
 }
 
-/* The masks of one score row s[0, n) for a softmax of the ops: the additive mask over keys
- * [0, key_limit), -INFINITY from key_limit on. Returns false when no key is left. */
-static bool mask_row(float *s, int64_t n, int64_t key_limit, const float *mask)
+/* The masks of one score row s[0, n) for a softmax of the ops, s[j] the score of key kb + j:
+ * the additive mask inside the row's band [first, key_limit), -INFINITY outside it. (The ops'
+ * softmax has no sink, soft cap or ALiBi: variants with ops declare none of them.) Returns false
+ * when no key is left. */
+static bool mask_row(float *s, int64_t n, int64_t kb, int64_t first, int64_t key_limit,
+                     const float *mask)
 {
-    const int64_t live = key_limit < 0 ? 0 : key_limit < n ? key_limit : n;
+    int64_t live = key_limit - kb < n ? key_limit - kb : n, lead = first - kb;
+    live = live < 0 ? 0 : live;
+    lead = lead < 0 ? 0 : lead < live ? lead : live;
     bool any = false;
-    for (int64_t j = 0; j < live; j++) {
+    for (int64_t j = 0; j < lead; j++)
+        s[j] = -INFINITY;
+    for (int64_t j = lead; j < live; j++) {
         if (mask)
-            s[j] = mask[j] == -INFINITY ? -INFINITY : s[j] + mask[j];
+            s[j] = mask[kb + j] == -INFINITY ? -INFINITY : s[j] + mask[kb + j];
         any |= s[j] != -INFINITY;
     }
     for (int64_t j = live; j < n; j++)
@@ -142,6 +160,18 @@ static bool mask_row(float *s, int64_t n, int64_t key_limit, const float *mask)
 /* Query rows per block of a causal problem: each block's GEMMs cover only the keys its last row
  * sees; a GEMM library re-packs K for every block, 1/CAUSAL_BLOCK of that block's GEMM work. */
 enum { CAUSAL_BLOCK = 256 };
+
+/* Smallest first key of rows [i0, i1) (their windows' left edges): keys before it are outside
+ * every row's window. */
+static int64_t block_first(const attn_problem *p, int64_t i0, int64_t i1)
+{
+    int64_t n = INT64_MAX;
+    for (int64_t i = i0; i < i1; i++) {
+        const int64_t f = attn_key_start(p, i);
+        n = f < n ? f : n;
+    }
+    return n;
+}
 
 /* Largest key limit of rows [i0, i1) of batch b: keys past it are masked for every row. */
 static int64_t block_keys(const attn_problem *p, int64_t b, int64_t i0, int64_t i1)
@@ -165,10 +195,11 @@ static int64_t fewest_keys(const attn_problem *p, int64_t b, int64_t i0, int64_t
     return n;
 }
 
-/* m query rows handed to the GEMMs as one matrix: row r is query index i0 + r·step of batch b
- * (step 1: a block of one head's rows; step 0: one row of each head of a GQA group). */
+/* m query rows handed to the GEMMs as one matrix: row r is query index i0 + r·step of head
+ * h + r·hstep of batch b (a block of one head's rows: step 1, hstep 0; one row of each head of a
+ * GQA group: step 0, hstep 1). */
 typedef struct row_block {
-    int64_t b, i0, step, m;
+    int64_t b, h, i0, step, hstep, m;
     const float *q; /* first row, rows ldq apart (ld >= d, or a copy) */
     int64_t ldq;
     float *o; /* first row, rows ldo apart */
@@ -186,16 +217,19 @@ typedef struct group_operands {
 
 /* Masks and softmax of the block's scores [m][n]: the driver's own softmax per row, or the ops'
  * over the whole block after the masks, rows without a key then zero. */
-static void block_softmax(const attn_problem *p, const row_block *blk, int64_t n,
+static void block_softmax(const attn_problem *p, const row_block *blk, int64_t kb, int64_t n,
                           const group_operands *g, const gemm_softmax_ops *ops)
 {
     for (int64_t r = 0; r < blk->m; r++) {
-        const int64_t i = blk->i0 + r * blk->step;
+        const int64_t i = blk->i0 + r * blk->step, h = blk->h + r * blk->hstep;
+        const int64_t first = attn_key_start(p, i), limit = attn_key_limit(p, blk->b, i);
         float *s = g->scores + r * n;
-        if (ops->softmax)
-            g->empty[r] = !mask_row(s, n, attn_key_limit(p, blk->b, i), attn_mask_row(p, i));
-        else
-            softmax_row(s, n, attn_key_limit(p, blk->b, i), attn_mask_row(p, i));
+        if (ops->softmax) {
+            g->empty[r] = !mask_row(s, n, kb, first, limit, attn_mask_row(p, i));
+        } else {
+            const attn_row_opts ro = attn_row_opts_of(p, h, i);
+            softmax_row(s, n, kb, first, limit, attn_mask_row(p, i), &ro);
+        }
     }
     if (!ops->softmax)
         return;
@@ -205,20 +239,23 @@ static void block_softmax(const attn_problem *p, const row_block *blk, int64_t n
             memset(g->scores + r * n, 0, (size_t)n * sizeof *g->scores);
 }
 
-/* S = scale·Q·Kᵀ, softmax, O = P·V for the block's rows over keys [0, n). */
-static void attend(const attn_task *t, const row_block *blk, int64_t n, const group_operands *g,
-                   const gemm_softmax_ops *ops)
+/* S = scale·Q·Kᵀ, softmax, O = P·V for the block's rows over keys [kb, n). */
+static void attend(const attn_task *t, const row_block *blk, int64_t kb, int64_t n,
+                   const group_operands *g, const gemm_softmax_ops *ops)
 {
     const int64_t d = t->problem->head_dim, m = blk->m;
+    kb = kb < n ? kb : n;
+    n -= kb; /* keys [kb, kb + n) from here on */
+    const float *k = g->k + kb * g->ldk, *v = g->v + kb * g->ldv;
     if (n <= 0) { /* every key masked for every row: zeros */
         for (int64_t r = 0; r < m; r++)
             memset(blk->o + r * blk->ldo, 0, (size_t)d * sizeof *blk->o);
         return;
     }
-    ops->gemm(ops->ctx, true, m, n, d, t->scale, blk->q, blk->ldq, g->k, g->ldk, g->scores, n);
-    block_softmax(t->problem, blk, n, g, ops);
+    ops->gemm(ops->ctx, true, m, n, d, t->scale, blk->q, blk->ldq, k, g->ldk, g->scores, n);
+    block_softmax(t->problem, blk, kb, n, g, ops);
     if (!g->v_nonfinite) {
-        ops->gemm(ops->ctx, false, m, d, n, 1.0f, g->scores, n, g->v, g->ldv, blk->o, blk->ldo);
+        ops->gemm(ops->ctx, false, m, d, n, 1.0f, g->scores, n, v, g->ldv, blk->o, blk->ldo);
         return;
     }
     for (int64_t r = 0; r < m; r++) {
@@ -227,7 +264,7 @@ static void attend(const attn_task *t, const row_block *blk, int64_t n, const gr
         memset(o, 0, (size_t)d * sizeof *o);
         for (int64_t j = 0; j < n; j++)
             for (int64_t col = 0; s[j] != 0.0f && col < d; col++)
-                o[col] += s[j] * g->v[j * g->ldv + col];
+                o[col] += s[j] * v[j * g->ldv + col];
     }
 }
 
@@ -245,7 +282,8 @@ attn_status gemm_softmax_run(const attn_task *t, const gemm_softmax_ops *ops)
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, group = p->heads_q / p->heads_kv;
     const int64_t rows = t->row_end - t->row_begin;
-    const int64_t block = p->causal ? CAUSAL_BLOCK : rows;
+    const bool banded = p->causal || p->window_left >= 0 || p->window_right >= 0;
+    const int64_t block = banded ? CAUSAL_BLOCK : rows;
     const ws_layout ws = ws_layout_of(p, t->workspace);
 
     for (int64_t gi = t->group_begin; gi < t->group_end; gi++) {
@@ -255,26 +293,28 @@ attn_status gemm_softmax_run(const attn_task *t, const gemm_softmax_ops *ops)
         g.k = as_matrix(attn_k_row(t, b, hkv, 0), p->k.seq, n, d, ws.k_copy, &g.ldk);
         g.v = as_matrix(attn_v_row(t, b, hkv, 0), p->v.seq, n, d, ws.v_copy, &g.ldv);
         /* V is scanned only where some key of [0, n) gets a zero weight by exclusion */
-        const bool excludes = p->mask || fewest_keys(p, b, t->row_begin, t->row_end) < n;
+        const bool excludes = p->mask || fewest_keys(p, b, t->row_begin, t->row_end) < n ||
+                              p->window_left >= 0;
         g.v_nonfinite = n > 0 && excludes && gemm_softmax_nonfinite_rows(g.v, g.ldv, n, d);
         if (heads_as_matrix(p, rows)) {
-            const row_block blk = {.b = b, .i0 = t->row_begin, .step = 0, .m = group,
+            const row_block blk = {.b = b, .h = hkv * group, .i0 = t->row_begin, .step = 0,
+                                   .hstep = 1, .m = group,
                                    .q = attn_q_row(t, b, hkv * group, t->row_begin),
                                    .ldq = p->q.head,
                                    .o = attn_o_row(t, b, hkv * group, t->row_begin),
                                    .ldo = p->o.head};
-            attend(t, &blk, n, &g, ops);
+            attend(t, &blk, attn_key_start(p, t->row_begin), n, &g, ops);
             continue;
         }
         for (int64_t h = hkv * group; h < (hkv + 1) * group; h++)
             for (int64_t i0 = t->row_begin; i0 < t->row_end; i0 += block) {
                 const int64_t i1 = i0 + block < t->row_end ? i0 + block : t->row_end;
-                row_block blk = {.b = b, .i0 = i0, .step = 1, .m = i1 - i0,
+                row_block blk = {.b = b, .h = h, .i0 = i0, .step = 1, .hstep = 0, .m = i1 - i0,
                                  .o = attn_o_row(t, b, h, i0),
                                  .ldo = i1 - i0 == 1 ? d : p->o.seq};
                 blk.q = as_matrix(attn_q_row(t, b, h, i0), p->q.seq, blk.m, d, ws.q_copy,
                                   &blk.ldq);
-                attend(t, &blk, block_keys(p, b, i0, i1), &g, ops);
+                attend(t, &blk, block_first(p, i0, i1), block_keys(p, b, i0, i1), &g, ops);
             }
     }
     return ATTN_OK;

@@ -1,5 +1,5 @@
 /* naive.c — the textbook algorithm, clarity first. For each query head: materialise the scores
- * S = scale·Q·Kᵀ (+ mask) for the task's rows, take each row's softmax in place, then O = P·V.
+ * S = softcap(scale·Q·Kᵀ) (+ ALiBi bias) (+ mask) for the task's rows, take each row's softmax in place, then O = P·V.
  * Workspace: rows × Lk floats (the whole score matrix of one head) and a row of d floats.
  * Accumulates in float32; half-precision inputs are widened (exactly) row by row. */
 #include "variant.h"
@@ -27,14 +27,16 @@ static attn_status naive_run(const attn_task *t)
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const int64_t b = g / p->heads_kv, hkv = g % p->heads_kv;
         for (int64_t h = hkv * group; h < (hkv + 1) * group; h++) {
-            /* 1. scores: keys past the causal / padding limit stay out (-inf). */
+            /* 1. scores: keys outside the row's band (causal, padding, window) stay out
+             * (-inf); the logit is softcap(scale·q·k) + ALiBi bias + mask. */
             for (int64_t i = t->row_begin; i < t->row_end; i++) {
                 float *s = scores + (i - t->row_begin) * Lk;
                 const float *q = attn_row_f32(t, 'q', b, h, i, q_buf);
                 const float *mask = attn_mask_row(p, i);
-                const int64_t n = attn_key_limit(p, b, i);
+                const int64_t j0 = attn_key_start(p, i), n = attn_key_limit(p, b, i);
+                const attn_row_opts ro = attn_row_opts_of(p, h, i);
                 for (int64_t j = 0; j < Lk; j++) {
-                    if (j >= n || (mask && mask[j] == -INFINITY)) {
+                    if (j < j0 || j >= n || (mask && mask[j] == -INFINITY)) {
                         s[j] = -INFINITY;
                         continue;
                     }
@@ -42,12 +44,14 @@ static attn_status naive_run(const attn_task *t)
                     float dot = 0.0f;
                     for (int64_t c = 0; c < d; c++)
                         dot += q[c] * k[c];
-                    s[j] = t->scale * dot + (mask ? mask[j] : 0.0f);
+                    s[j] = attn_logit(&ro, t->scale * dot, j) + (mask ? mask[j] : 0.0f);
                 }
             }
-            /* 2. row softmax in place; a row with every key masked becomes all zeros. */
+            /* 2. row softmax in place (the head's sink in its denominator); a row with every
+             * key masked becomes all zeros. */
             for (int64_t i = t->row_begin; i < t->row_end; i++)
-                attn_softmax_row(scores + (i - t->row_begin) * Lk, Lk);
+                attn_softmax_row_sink(scores + (i - t->row_begin) * Lk, Lk,
+                                      p->sinks ? p->sinks[h] : -INFINITY);
             /* 3. O = P·V, skipping the keys that carry no weight. */
             for (int64_t i = t->row_begin; i < t->row_end; i++) {
                 const float *s = scores + (i - t->row_begin) * Lk;
@@ -77,4 +81,5 @@ const attn_variant attn_variant_naive = {
     .params_valid = NULL,
     .workspace_size = naive_workspace,
     .run = naive_run,
+    .features = ATTN_FEATURE_ALL,
 };

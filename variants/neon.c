@@ -152,7 +152,7 @@ static inline void score_tile_8x8(const float *restrict qp, const float *restric
     for (int r = 0; r < MR; r++) {
         float *out = s + r * lds;
         const int64_t visible = rows->limit[r] - j; /* keys of this panel the row may see */
-        if (visible <= 0) {
+        if (visible <= 0 || rows->first[r] >= j + NR) {
             vst1q_f32(out, minus_inf);
             vst1q_f32(out + 4, minus_inf);
             continue;
@@ -160,7 +160,21 @@ static inline void score_tile_8x8(const float *restrict qp, const float *restric
         const uint32_t n = visible < NR ? (uint32_t)visible : NR;
         uint32x4_t out_lo = vcgeq_u32(idx_lo, vdupq_n_u32(n));
         uint32x4_t out_hi = vcgeq_u32(idx_hi, vdupq_n_u32(n));
+        const int64_t before = rows->first[r] - j; /* keys before the window's left edge */
+        if (before > 0) {
+            out_lo = vorrq_u32(out_lo, vcltq_u32(idx_lo, vdupq_n_u32((uint32_t)before)));
+            out_hi = vorrq_u32(out_hi, vcltq_u32(idx_hi, vdupq_n_u32((uint32_t)before)));
+        }
         float32x4_t s_lo = vmulq_f32(acc[2 * r], sl2e), s_hi = vmulq_f32(acc[2 * r + 1], sl2e);
+        if (rows->opts) { /* soft cap, ALiBi: the shared scalar logit, lane by lane */
+            float lanes[NR];
+            vst1q_f32(lanes, s_lo);
+            vst1q_f32(lanes + 4, s_hi);
+            for (int e = 0; e < NR; e++)
+                lanes[e] = attn_logit_log2(&rows->ro[r], lanes[e], j + e);
+            s_lo = vld1q_f32(lanes);
+            s_hi = vld1q_f32(lanes + 4);
+        }
         if (rows->mask[r]) {
             /* The mask row ends at Lk >= limit: a partial panel reads only its visible keys. */
             float tail[NR];
@@ -365,4 +379,5 @@ const attn_variant attn_variant_neon = {
     .params_valid = NULL,
     .workspace_size = neon_workspace,
     .run = neon_run,
+    .features = ATTN_FEATURE_ALL,
 };

@@ -23,10 +23,13 @@ enum { STREAM_MR = 8 /* query rows per micro-tile */ };
 
 /* What the kernels need to know of the 8 rows of a micro-tile for one key block. */
 typedef struct micro_rows {
-    int64_t limit[STREAM_MR];     /* keys [0, limit) before the additive mask; 0 for padding */
+    int64_t limit[STREAM_MR];     /* keys [first, limit) before the additive mask; 0: padding */
+    int64_t first[STREAM_MR];     /* the sliding window's left edge (0 without one) */
     const float *mask[STREAM_MR]; /* additive mask row, or NULL */
     int64_t key_end;              /* largest limit of the 8 rows */
     int nrows;                    /* rows of the micro-tile inside the query tile */
+    bool opts;                    /* soft cap or ALiBi: ro[] applies (attn_logit_log2) */
+    attn_row_opts ro[STREAM_MR];
 } micro_rows;
 
 /* One micro-tile on one key block, as the driver hands it to the variant. */
@@ -63,13 +66,16 @@ attn_stream_run(const attn_task *t, int64_t bq, int64_t bk, int64_t dpad, float 
             const int64_t nr = gr.count - r0 < bq ? gr.count - r0 : bq;
             const int64_t nr8 = (nr + STREAM_MR - 1) / STREAM_MR * STREAM_MR;
             int64_t tile_keys = 0; /* keys any row of the tile may see */
+            int64_t tile_first = INT64_MAX; /* and the first of them */
             for (int64_t r = 0; r < nr8; r++) {
                 const void *src = NULL;
                 if (r < nr) {
                     const int64_t h = gr.first_head + (r0 + r) / gr.rows;
                     const int64_t i = t->row_begin + (r0 + r) % gr.rows;
-                    const int64_t lim = attn_key_limit(p, gr.b, i);
+                    const int64_t lim = attn_key_limit(p, gr.b, i), first = attn_key_start(p, i);
                     tile_keys = lim > tile_keys ? lim : tile_keys;
+                    if (lim > first)
+                        tile_first = first < tile_first ? first : tile_first;
                     src = attn_row(t, 'q', gr.b, h, i);
                 }
                 ops->pack_q_row(ctx, t, r, src);
@@ -78,19 +84,26 @@ attn_stream_run(const attn_task *t, int64_t bq, int64_t bk, int64_t dpad, float 
             }
             memset(acc, 0, (size_t)(nr8 * dpad) * sizeof(float));
 
-            for (int64_t j0 = 0; j0 < tile_keys; j0 += bk) {
+            /* key blocks before every row's window are skipped whole */
+            for (int64_t j0 = tile_first < tile_keys ? tile_first : tile_keys; j0 < tile_keys;
+                 j0 += bk) {
                 const int64_t j1 = j0 + bk < tile_keys ? j0 + bk : tile_keys;
                 const bool v_finite = ops->pack_kv(ctx, t, gr.b, gr.hkv, j0, j1);
                 for (int64_t m0 = 0; m0 < nr8; m0 += STREAM_MR) {
-                    micro_rows rows = {.key_end = 0, .nrows = 0};
+                    micro_rows rows = {.key_end = 0, .nrows = 0,
+                                       .opts = p->softcap != 0.0f || p->alibi_slopes};
                     for (int r = 0; r < STREAM_MR; r++) {
                         rows.limit[r] = 0;
+                        rows.first[r] = 0;
                         rows.mask[r] = NULL;
                         if (m0 + r >= nr)
                             continue;
                         const int64_t i = t->row_begin + (r0 + m0 + r) % gr.rows;
                         rows.limit[r] = attn_key_limit(p, gr.b, i);
+                        rows.first[r] = attn_key_start(p, i);
                         rows.mask[r] = attn_mask_row(p, i);
+                        rows.ro[r] = attn_row_opts_of(p, gr.first_head + (r0 + m0 + r) / gr.rows,
+                                                      i);
                         rows.key_end = rows.limit[r] > rows.key_end ? rows.limit[r] : rows.key_end;
                         rows.nrows = r + 1;
                     }
@@ -108,9 +121,10 @@ attn_stream_run(const attn_task *t, int64_t bq, int64_t bk, int64_t dpad, float 
                 const int64_t i = t->row_begin + (r0 + r) % gr.rows;
                 float *restrict o = attn_o_row(t, gr.b, h, i);
                 const float *restrict a = acc + r * dpad;
-                const float l = run_sum[r];
-                /* l == 0: no key seen, the row is zeros; a NaN l carries the NaN through. */
-                const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+                /* l == 0: no key seen, the row is zeros; a NaN l carries the NaN through;
+                 * the head's sink joins l (attn_row_norm; the max is in log2 units). */
+                const float inv = attn_row_norm(run_max[r] / ATTN_LOG2E, run_sum[r],
+                                                p->sinks ? p->sinks[h] : -INFINITY);
                 for (int64_t c = 0; c < d; c++)
                     o[c] = a[c] * inv;
             }
@@ -131,7 +145,7 @@ static inline void attn_stream_pv_nonfinite(const attn_task *t, const micro_step
     for (int r = 0; r < rows->nrows; r++) {
         const int64_t end = rows->limit[r] < st->end ? rows->limit[r] : st->end;
         float *a = acc + r * dpad;
-        for (int64_t j = st->j0; j < end; j++) {
+        for (int64_t j = st->j0 > rows->first[r] ? st->j0 : rows->first[r]; j < end; j++) {
             if (rows->mask[r] && rows->mask[r][j] == -INFINITY)
                 continue;
             const float w = p[r * ldp + (j - st->j0)];

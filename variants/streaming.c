@@ -57,17 +57,24 @@ static attn_status streaming_rows(const attn_task *t, int64_t key_begin, int64_t
         const attn_group_rows gr = attn_group_rows_of(t, g);
         for (int64_t r0 = 0; r0 < gr.count; r0 += bq) {
             const int64_t nr = gr.count - r0 < bq ? gr.count - r0 : bq;
-            int64_t tile_keys = 0; /* keys any row of the tile may see */
+            /* Keys [tile_first, tile_keys): the union of the rows' bands within the range;
+             * whole key blocks outside it are never touched. */
+            int64_t tile_keys = 0, tile_first = key_end;
             for (int64_t r = 0; r < nr; r++) {
-                int64_t lim = attn_key_limit(p, gr.b, t->row_begin + (r0 + r) % gr.rows);
+                const int64_t i = t->row_begin + (r0 + r) % gr.rows;
+                int64_t lim = attn_key_limit(p, gr.b, i), first = attn_key_start(p, i);
                 lim = lim < key_end ? lim : key_end;
-                tile_keys = lim > tile_keys ? lim : tile_keys;
+                first = first > key_begin ? first : key_begin;
+                if (lim > first) {
+                    tile_keys = lim > tile_keys ? lim : tile_keys;
+                    tile_first = first < tile_first ? first : tile_first;
+                }
                 run_max[r] = -INFINITY;
                 run_sum[r] = 0.0f;
             }
             memset(acc, 0, (size_t)(nr * d) * sizeof *acc);
 
-            for (int64_t j0 = key_begin; j0 < tile_keys; j0 += bk) {
+            for (int64_t j0 = tile_first; j0 < tile_keys; j0 += bk) {
                 const int64_t j1 = j0 + bk < tile_keys ? j0 + bk : tile_keys;
                 for (int64_t j = j0; half && j < j1; j++) {
                     attn_row_f32(t, 'k', gr.b, gr.hkv, j, k_block + (j - j0) * d);
@@ -76,23 +83,24 @@ static attn_status streaming_rows(const attn_task *t, int64_t key_begin, int64_t
                 for (int64_t r = 0; r < nr; r++) {
                     const int64_t h = gr.first_head + (r0 + r) / gr.rows;
                     const int64_t i = t->row_begin + (r0 + r) % gr.rows;
-                    const int64_t lim = attn_key_limit(p, gr.b, i);
-                    const int64_t end = j1 < lim ? j1 : lim;
-                    if (end <= j0)
+                    const int64_t lim = attn_key_limit(p, gr.b, i), first = attn_key_start(p, i);
+                    const int64_t end = j1 < lim ? j1 : lim, begin = j0 > first ? j0 : first;
+                    if (end <= begin)
                         continue;
                     const float *q = attn_row_f32(t, 'q', gr.b, h, i, q_buf);
                     const float *mask = attn_mask_row(p, i);
+                    const attn_row_opts ro = attn_row_opts_of(p, h, i);
                     float *s = scores + r * bk - j0; /* indexed by key j */
                     float block_max = -INFINITY;
                     bool any = false;
-                    for (int64_t j = j0; j < end; j++) {
+                    for (int64_t j = begin; j < end; j++) {
                         if (mask && mask[j] == -INFINITY) {
                             s[j] = -INFINITY;
                             continue;
                         }
                         const float *k = half ? k_block + (j - j0) * d
                                               : attn_k_row(t, gr.b, gr.hkv, j);
-                        s[j] = t->scale * attn_dot(q, k, d) +
+                        s[j] = attn_logit(&ro, t->scale * attn_dot(q, k, d), j) +
                                (mask ? mask[j] : 0.0f);
                         block_max = fmaxf(block_max, s[j]); /* NaN skipped; reaches l below */
                         any = true;
@@ -109,7 +117,7 @@ static attn_status streaming_rows(const attn_task *t, int64_t key_begin, int64_t
                         }
                         run_max[r] = block_max;
                     }
-                    for (int64_t j = j0; j < end; j++) {
+                    for (int64_t j = begin; j < end; j++) {
                         if (s[j] == -INFINITY)
                             continue;
                         const float w = expf(s[j] - run_max[r]);
@@ -133,9 +141,10 @@ static attn_status streaming_rows(const attn_task *t, int64_t key_begin, int64_t
                 const int64_t h = gr.first_head + (r0 + r) / gr.rows;
                 const int64_t i = t->row_begin + (r0 + r) % gr.rows;
                 float *o = attn_o_row(t, gr.b, h, i);
-                const float l = run_sum[r];
-                /* l == 0: no key seen, the row is zeros; a NaN l carries the NaN through. */
-                const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+                /* l == 0: no key seen, the row is zeros; a NaN l carries the NaN through; the
+                 * head's sink joins the denominator. */
+                const float inv = attn_row_norm(run_max[r], run_sum[r],
+                                                p->sinks ? p->sinks[h] : -INFINITY);
                 for (int64_t c = 0; c < d; c++)
                     o[c] = acc[r * d + c] * inv;
             }
@@ -156,4 +165,5 @@ const attn_variant attn_variant_streaming = {
     .params_valid = NULL,
     .workspace_size = streaming_workspace,
     .run_partial = streaming_rows,
+    .features = ATTN_FEATURE_ALL,
 };

@@ -116,6 +116,7 @@ static inline svfloat32_t exp2_nonpos_sve(svbool_t all, svfloat32_t x)
 /* Writes one row's panel of scores (lo: keys j..j+VL, hi: the next VL) in the log2 domain:
  * scaled, the mask added, -inf selected for the keys the row does not see. */
 static inline void store_score_row(svfloat32_t lo, svfloat32_t hi, int64_t visible,
+                                   int64_t before, const attn_row_opts *ro, int64_t j,
                                    const float *mask, float scale_log2e, float *out)
 {
     const svbool_t all = svptrue_b32();
@@ -127,8 +128,21 @@ static inline void store_score_row(svfloat32_t lo, svfloat32_t hi, int64_t visib
         return;
     }
     svbool_t see_lo = svwhilelt_b32_s64(0, visible), see_hi = svwhilelt_b32_s64(vl, visible);
+    if (before > 0) { /* keys before the window's left edge drop out */
+        see_lo = svbic_b_z(all, see_lo, svwhilelt_b32_s64(0, before));
+        see_hi = svbic_b_z(all, see_hi, svwhilelt_b32_s64(vl, before));
+    }
     lo = svmul_n_f32_x(all, lo, scale_log2e);
     hi = svmul_n_f32_x(all, hi, scale_log2e);
+    if (ro) { /* soft cap, ALiBi: the shared scalar logit, lane by lane (VL <= 2048 bits) */
+        float lanes[2 * 64];
+        svst1_f32(all, lanes, lo);
+        svst1_f32(all, lanes + vl, hi);
+        for (int64_t e = 0; e < 2 * vl; e++)
+            lanes[e] = attn_logit_log2(ro, lanes[e], j + e);
+        lo = svld1_f32(all, lanes);
+        hi = svld1_f32(all, lanes + vl);
+    }
     if (mask) {
         /* Predicated loads read only the visible keys (the mask row ends at Lk >= limit). */
         const svfloat32_t m_lo = svld1_f32(see_lo, mask), m_hi = svld1_f32(see_hi, mask + vl);
@@ -179,6 +193,7 @@ static inline void score_tile(const float *restrict qp, const float *restrict kp
     }
 #define SVE_STORE(r)                                                                              \
     store_score_row(lo##r, hi##r, (rows->limit[r] < j1 ? rows->limit[r] : j1) - j,               \
+                    rows->first[r] - j, rows->opts ? &rows->ro[r] : NULL, j,                      \
                     rows->mask[r] ? rows->mask[r] + j : NULL, scale_log2e, s + (r) * lds);
     SVE_ROWS(SVE_STORE)
 #undef SVE_STORE
@@ -392,4 +407,5 @@ const attn_variant attn_variant_sve = {
     .params_valid = NULL,
     .workspace_size = sve_workspace,
     .run = sve_run,
+    .features = ATTN_FEATURE_ALL,
 };

@@ -65,10 +65,12 @@ static inline int64_t row_index(const block_rows *br, int64_t r)
     return br->t->row_begin + (br->r0 + r) % br->gr.rows;
 }
 
-/* Key limit lim[r] and mask-row offset moff[r] (moff may be NULL) of rows [0, rows) of the
- * block; rows from br->n on are padding lanes: limit 0, offset 0. Returns the largest limit. */
+/* Key limit lim[r], first key first[r] (the sliding window's left edge; first may be NULL
+ * for a variant without windows) and mask-row offset moff[r] (may be NULL) of rows [0, rows)
+ * of the block; rows from br->n on are padding lanes, and a row whose band is empty gets
+ * limit 0 and first key 0 too (offset 0 for padding). Returns the largest limit. */
 static inline int64_t block_limits(const block_rows *br, int64_t rows, int64_t *lim,
-                                   int64_t *moff)
+                                   int64_t *first, int64_t *moff)
 {
     const attn_problem *p = br->t->problem;
     const int64_t mstride = p->mask_row_stride ? p->mask_row_stride : p->len_kv;
@@ -76,12 +78,43 @@ static inline int64_t block_limits(const block_rows *br, int64_t rows, int64_t *
     for (int64_t r = 0; r < rows; r++) {
         const int64_t i = r < br->n ? row_index(br, r) : 0;
         const int64_t n = r < br->n ? attn_key_limit(p, br->gr.b, i) : 0;
-        lim[r] = n > 0 ? n : 0;
+        const int64_t f = r < br->n ? attn_key_start(p, i) : 0;
+        lim[r] = n > f ? n : 0;
+        if (first)
+            first[r] = n > f ? f : 0;
         if (moff)
             moff[r] = r < br->n ? i * mstride : 0;
         lim_max = lim[r] > lim_max ? lim[r] : lim_max;
     }
     return lim_max;
+}
+
+/* Smallest and largest first key of the rows [0, rows) that see a key (lim > 0): where a
+ * tile's keys begin, and from where every row of it sees them. lo = hi = INT64_MAX when none
+ * does. */
+static inline void first_range(const int64_t *first, const int64_t *lim, int64_t rows,
+                               int64_t *lo, int64_t *hi)
+{
+    int64_t a = INT64_MAX, b = 0;
+    for (int64_t r = 0; r < rows; r++)
+        if (lim[r] > 0) {
+            a = first[r] < a ? first[r] : a;
+            b = first[r] > b ? first[r] : b;
+        }
+    *lo = a;
+    *hi = a == INT64_MAX ? INT64_MAX : b;
+}
+
+/* ALiBi of rows [0, rows) in log2 units: slope2[r] = slope of the row's head · log2(e), pos[r]
+ * = i' (the row's position on the key axis, exact in float below 2^24), so the bias of key j
+ * is slope2[r]·(j - pos[r]) with j - pos[r] exact. Padding rows get 0 and 0. */
+static inline void block_alibi(const block_rows *br, int64_t rows, float *slope2, float *pos)
+{
+    const attn_problem *p = br->t->problem;
+    for (int64_t r = 0; r < rows; r++) {
+        slope2[r] = r < br->n ? p->alibi_slopes[row_head(br, r)] * ATTN_LOG2E : 0.0f;
+        pos[r] = r < br->n ? (float)(row_index(br, r) + p->len_kv - p->len_q) : 0.0f;
+    }
 }
 
 /* Smallest and largest of the key limits lim[0..rows). */
@@ -106,7 +139,8 @@ static inline void reset_rows(float *o, int64_t o_floats, float *m, float *l, in
     }
 }
 
-/* Row r done: O row = acc / l (l = 0: no key seen, zeros; a NaN l carries the NaN), or its
+/* Row r done: O row = acc / l (l = 0: no key seen, zeros; a NaN l carries the NaN; the head's
+ * sink joins l: attn_row_norm), or its
  * partials with the max back in natural units. acc[c·stride] is the row's accumulator. Not
  * `inline` (every includer calls it): once per row, so the compiler may keep it out of line,
  * away from the kernels that call it. */
@@ -123,7 +157,9 @@ static void finish_row(const block_rows *br, int64_t r, const float *acc, int64_
             part->acc[row * d + c] = acc[c * stride];
         return;
     }
-    const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+    const attn_problem *p = br->t->problem;
+    const float inv = attn_row_norm(m_log2 / ATTN_LOG2E, l,
+                                    p->sinks ? p->sinks[row_head(br, r)] : -INFINITY);
     float *o = attn_o_row(br->t, br->gr.b, row_head(br, r), row_index(br, r));
     for (int64_t c = 0; c < d; c++)
         o[c] = acc[c * stride] * inv;

@@ -182,6 +182,10 @@ typedef struct attn_variant {
      * key range leaves run NULL and the harness calls this for whole tasks too. */
     attn_status (*run_partial)(const attn_task *task, int64_t key_begin, int64_t key_end,
                                const attn_partial *out);
+    /* The options of current models it implements (attn_feature bits: window, ALiBi, softcap,
+     * sinks); the harness refuses a problem using another, naming it. Partials (run_partial)
+     * never include the sink: the harness adds it when it merges them. */
+    unsigned features;
 } attn_variant;
 
 /* The parameters of a descriptor, from its two arrays: sets .params, .defaults and .param_count,
@@ -277,12 +281,86 @@ static inline int64_t attn_key_limit(const attn_problem *p, int64_t b, int64_t i
     int64_t n = p->len_kv;
     if (p->kv_lens && p->kv_lens[b] < n)
         n = p->kv_lens[b];
-    if (p->causal) {
-        int64_t c = i + p->len_kv - p->len_q + 1;
-        if (c < n)
-            n = c;
-    }
+    const int64_t pos = i + p->len_kv - p->len_q; /* i', the query's position on the key axis */
+    if (p->causal && pos + 1 < n)
+        n = pos + 1;
+    if (p->window_right >= 0 && p->window_right < n - pos) /* no overflow for a huge window */
+        n = pos + p->window_right + 1;
     return n;
+}
+
+/* The model options (attn_feature bits) a problem uses; attn_problem_features of the API. Here
+ * so that variants, below the runtime, can ask too. */
+static inline unsigned attn_features_of(const attn_problem *p)
+{
+    return (p->window_left >= 0 || p->window_right >= 0 ? ATTN_FEATURE_WINDOW : 0u) |
+           (p->alibi_slopes ? ATTN_FEATURE_ALIBI : 0u) |
+           (p->softcap != 0.0f ? ATTN_FEATURE_SOFTCAP : 0u) | (p->sinks ? ATTN_FEATURE_SINKS : 0u);
+}
+
+/* First key query row i may see: the sliding window's left edge, 0 without one. Keys
+ * [attn_key_start, attn_key_limit) are the row's band; empty when start >= limit. */
+static inline int64_t attn_key_start(const attn_problem *p, int64_t i)
+{
+    const int64_t pos = i + p->len_kv - p->len_q;
+    return p->window_left >= 0 && p->window_left < pos ? pos - p->window_left : 0;
+}
+
+/* ---- the score epilogue of the model options (attn.h) -------------------------------------
+ * logit = softcap(scale·q·k) + slope·(j - i') + mask, and a sink in the denominator. The
+ * scalar forms here are the portable variants' and the reference of the vector ones. */
+
+/* One row's options: softcap c (0 = none), ALiBi slope of its head (0 = none), its position
+ * i' on the key axis, its head's sink logit (-INFINITY = none). */
+typedef struct attn_row_opts {
+    float softcap, slope, sink;
+    int64_t pos;
+} attn_row_opts;
+
+static inline attn_row_opts attn_row_opts_of(const attn_problem *p, int64_t h, int64_t i)
+{
+    return (attn_row_opts){.softcap = p->softcap,
+                           .slope = p->alibi_slopes ? p->alibi_slopes[h] : 0.0f,
+                           .sink = p->sinks ? p->sinks[h] : -INFINITY,
+                           .pos = i + p->len_kv - p->len_q};
+}
+
+/* The logit of key j from the scaled score s = scale·q·k, before the additive mask. j - i' is
+ * formed exactly in integers first, so the bias has one rounding, not one per term. */
+static inline float attn_logit(const attn_row_opts *o, float s, int64_t j)
+{
+    if (o->softcap != 0.0f)
+        s = o->softcap * tanhf(s / o->softcap);
+    if (o->slope != 0.0f)
+        s += o->slope * (float)(j - o->pos);
+    return s;
+}
+
+/* attn_logit on a score in log2 units (s2 = scale·q·k·log2(e)), for kernels that work in
+ * them: the same logit, times log2(e). */
+static inline float attn_logit_log2(const attn_row_opts *o, float s2, int64_t j)
+{
+    const float log2e = 1.44269504088896340736f;
+    if (o->softcap != 0.0f)
+        s2 = o->softcap * log2e * tanhf(s2 / (o->softcap * log2e));
+    if (o->slope != 0.0f)
+        s2 += o->slope * log2e * (float)(j - o->pos);
+    return s2;
+}
+
+/* What turns a row's accumulator Σ e^(s_j - m)·v_j (weights summing to l; m the running max
+ * the weights are relative to, in natural units) into O: 1/l, or with a sink logit
+ * e^(m - m') / (l·e^(m - m') + e^(sink - m')) with m' = max(m, sink), so that the max the
+ * weights are taken against includes the sink and neither exponential overflows. l = 0 (no
+ * key seen) gives 0: a zero row, whatever the sink; a NaN l stays NaN. */
+static inline float attn_row_norm(float m, float l, float sink)
+{
+    if (l == 0.0f)
+        return 0.0f;
+    if (sink == -INFINITY)
+        return 1.0f / l;
+    const float top = fmaxf(m, sink), a = expf(m - top);
+    return a / (l * a + expf(sink - top));
 }
 
 /* Additive mask row i (NULL when the problem has none). */
@@ -296,7 +374,11 @@ static inline const float *attn_mask_row(const attn_problem *p, int64_t i)
 /* Softmax of one score row in place, -INFINITY marking an excluded key: weights summing to 1,
  * all zeros when every key is excluded, NaN throughout when a score is NaN (fmaxf skips it in
  * the max; it reaches the sum). The exact two-pass softmax of naive, blocked and cblas. */
-static inline void attn_softmax_row(float *s, int64_t n)
+static inline void attn_softmax_row_sink(float *s, int64_t n, float sink);
+static inline void attn_softmax_row(float *s, int64_t n) { attn_softmax_row_sink(s, n, -INFINITY); }
+
+/* attn_softmax_row with a sink logit in the denominator (-INFINITY: none; attn_row_norm). */
+static inline void attn_softmax_row_sink(float *s, int64_t n, float sink)
 {
     float max = -INFINITY, sum = 0.0f;
     for (int64_t j = 0; j < n; j++)
@@ -305,7 +387,7 @@ static inline void attn_softmax_row(float *s, int64_t n)
         s[j] = s[j] == -INFINITY ? 0.0f : expf(s[j] - max);
         sum += s[j];
     }
-    const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    const float inv = attn_row_norm(max, sum, sink);
     for (int64_t j = 0; j < n; j++)
         s[j] *= inv;
 }
