@@ -805,7 +805,7 @@ int cli_run_measure(const cli_measure_spec *spec, json_t *records)
                               .warmup = spec->warmup,
                               .threads = spec->threads,
                               .dtype = spec->dtype, .out_same = spec->out_dtype != ATTN_F32,
-                              .format = CLI_FORMAT_JSON}};
+                              .format = CLI_FORMAT_JSON, .model = cli_model_none()}};
     if (spec->out_dtype != ATTN_F32 && spec->out_dtype != spec->dtype)
         return cli_error("run", "out_dtype must be f32 or the input dtype");
     if (!cli_resolve_threads("run", &s.config.threads))
