@@ -41,7 +41,8 @@
  * go in tiles of DEC_R = 4 (the query heads of a GQA group, or Lq = 4 draft tokens), each K and
  * V vector loaded once for the tile. Per block of 16 keys and tile: the keys' dot products one
  * key after another (each K row front to back, through a key loop that is not unrolled, so one
- * load instruction walks K in address order), a transpose-add tree per row to one vector of 16
+ * load instruction walks K in address order; a tile of several rows takes DEC_KS keys side by
+ * side, so each Q vector is loaded once for them), a transpose-add tree per row to one vector of 16
  * scores, softmax on that vector (one horizontal max per row and block), then
  * o += Σ p_j · V[j] with the tile's accumulators in registers across the block. Rows of a tile
  * that see different keys (causal edge, mask) take V row by row, so a NaN V row never meets
