@@ -72,6 +72,7 @@ enum {
     DECODE_MAX_ROWS = 8,  /* groups with at most this many rows take the decode path */
     DEC_R = 4,            /* decode rows sharing each load of a K or V vector */
     DEC_KS = 2,           /* keys scored side by side in a decode tile, sharing each Q load */
+    DEC_PF_KEYS = 64,     /* keys ahead that a decode tile prefetches K and V (into L2) */
 };
 
 enum { P_BQ, P_BK, P_FULL_ROW };
@@ -223,6 +224,15 @@ ALWAYS_INLINE __m256 load8_tail(const void *row, int64_t c, int64_t n, __m256i t
     uint16_t x[8] = {0};
     memcpy(x, (const uint16_t *)row + c, (size_t)n * sizeof *x);
     return widen8(_mm_loadu_si128((const __m128i *)x), dt);
+}
+
+/* Software prefetch into L2 of the line `ahead` bytes past element c of `row` (a decode tile's
+ * K and V, DEC_PF_KEYS keys ahead). An address past the tensor is harmless (a prefetch never
+ * faults), so it is formed as an integer. */
+ALWAYS_INLINE void prefetch_ahead(const void *row, int64_t c, int64_t ahead, attn_dtype dt)
+{
+    const uintptr_t a = (uintptr_t)row + (uintptr_t)(ahead + c * (dt == ATTN_F32 ? 4 : 2));
+    _mm_prefetch((const char *)a, _MM_HINT_T1);
 }
 
 /* Row j of a tensor of dt elements with row stride ld (elements) from row 0 at base. */
@@ -867,6 +877,7 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
     const __m256i dtail = lanes_below(d % 8);
     const __m256 cs = _mm256_set1_ps(scale_log2e), log2e = _mm256_set1_ps(ATTN_LOG2E);
     const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
+    const int64_t pf = DEC_PF_KEYS * p->k.seq * (dt == ATTN_F32 ? 4 : 2);
     __m256 vmax[DEC_R];
     for (int r = 0; r < R; r++)
         vmax[r] = neg_inf;
@@ -884,8 +895,10 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
             int64_t c = 0;
             for (; c + 8 <= d; c += 8) {
                 __m256 kv[DEC_KS];
-                for (int u = 0; u < DEC_KS; u++)
+                for (int u = 0; u < DEC_KS; u++) {
                     kv[u] = load8(k[u], c, dt);
+                    prefetch_ahead(k[u], c, pf, dt);
+                }
                 for (int r = 0; r < R; r++) {
                     const __m256 qv = _mm256_loadu_ps(q[r] + c);
                     for (int u = 0; u < DEC_KS; u++)
@@ -943,6 +956,7 @@ ALWAYS_INLINE void decode_pv_tile_dt(const void *v, int64_t ld, int R, float *co
     enum { MAXC = 6 };
     const int cv = DEC_PV_COLS[R];
     const __m256i dtail = lanes_below(d % 8);
+    const int64_t pf = DEC_PF_KEYS * ld * (dt == ATTN_F32 ? 4 : 2);
     for (int64_t j0 = 0; j0 < nk; j0 += 8) {
         const int64_t j1 = min64(nk, j0 + 8);
         for (int64_t c0 = 0; c0 < d; c0 += 8 * cv) {
@@ -966,6 +980,7 @@ ALWAYS_INLINE void decode_pv_tile_dt(const void *v, int64_t ld, int R, float *co
                         break;
                     const __m256 xv = x < nfull ? load8(vj, 8 * x, dt)
                                                 : load8_tail(vj, 8 * x, d - c0 - 8 * x, dtail, dt);
+                    prefetch_ahead(vj, 8 * x, pf, dt);
                     for (int r = 0; r < R; r++)
                         if (all || s[r][j] != 0.0f)
                             a[r][x] = _mm256_fmadd_ps(w[r], xv, a[r][x]);

@@ -96,6 +96,7 @@ enum {
     DEC_V = 8,        /* head-dim vectors of a decode row kept in registers (128 floats) */
     DEC_R = 4,        /* decode rows sharing each load of a K or V vector */
     DEC_KS = 4,       /* keys scored side by side, sharing each load of a Q vector */
+    DEC_PF_KEYS = 64, /* keys ahead that a decode tile of several rows prefetches K and V */
 };
 
 static const attn_param_info avx512_params[] = {
@@ -238,6 +239,16 @@ static inline __attribute__((always_inline)) __m512 load16_stream(const void *ro
     const __m256 lo = _mm256_maskz_loadu_ps((__mmask8)m, x);
     const __m256 hi = _mm256_maskz_loadu_ps((__mmask8)(m >> 8), x + 8);
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+
+/* Software prefetch into L2 of the line `ahead` bytes past `row` + c elements: the decode
+ * tiles of several rows (GQA) read K and V a DEC_PF_KEYS keys ahead of their loads. An address
+ * past the tensor is harmless (a prefetch never faults), so it is formed as an integer. */
+static inline __attribute__((always_inline)) void prefetch_ahead(const void *row, int64_t c,
+                                                                 int64_t ahead, attn_dtype dt)
+{
+    const uintptr_t a = (uintptr_t)row + (uintptr_t)(ahead + c * (dt == ATTN_F32 ? 4 : 2));
+    _mm_prefetch((const char *)a, _MM_HINT_T1);
 }
 
 /* Rows [0, n) of a half tensor (row j at src + j·seq elements) widened into dst[n][d]. */
@@ -694,7 +705,7 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
  * through a small stack array to one transpose-add tree per row and block. */
 static inline __attribute__((always_inline)) void dec_scores(const float *const q[DEC_R], int R,
                                                               const void *const kr[DEC_K],
-                                                              int64_t d, attn_dtype dt,
+                                                              int64_t d, int64_t pf, attn_dtype dt,
                                                               __m512 out[DEC_R])
 {
     __m512 part[DEC_R][DEC_K];
@@ -708,8 +719,11 @@ static inline __attribute__((always_inline)) void dec_scores(const float *const 
         for (int64_t c = 0; c < d; c += 16) {
             const __mmask16 tm = tail_mask(d - c);
             __m512 kv[DEC_KS];
-            for (int u = 0; u < ks; u++)
+            for (int u = 0; u < ks; u++) {
                 kv[u] = load16_stream(kr[j + u], c, tm, dt);
+                if (R > 1)
+                    prefetch_ahead(kr[j + u], c, pf, dt);
+            }
             for (int r = 0; r < R; r++) {
                 const __m512 qv = _mm512_load_ps(q[r] + c);
                 for (int u = 0; u < ks; u++)
@@ -730,7 +744,8 @@ static inline __attribute__((always_inline)) void dec_scores(const float *const 
 static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], int R,
                                                           const void *const vr[DEC_K],
                                                           const float (*w)[DEC_K], uint32_t keys,
-                                                          int64_t d, const __m512 corr[DEC_R],
+                                                          int64_t d, int64_t pf,
+                                                          const __m512 corr[DEC_R],
                                                           attn_dtype dt)
 {
     enum { MAXV = 8 };
@@ -749,6 +764,8 @@ static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], 
                     break;
                 const __m512 x =
                     load16_stream(vr[j], c0 + 16 * v, tail_mask(d - c0 - 16 * v), dt);
+                if (R > 1)
+                    prefetch_ahead(vr[j], c0 + 16 * v, pf, dt);
                 for (int r = 0; r < R; r++)
                     acc[r][v] = _mm512_fmadd_ps(_mm512_set1_ps(w[r][j]), x, acc[r][v]);
             }
@@ -768,6 +785,7 @@ typedef struct dec_rows {
     const int64_t *lim;
     const float *const *q; /* float32 Q row of each row (padded to 16) */
     int64_t dpad, kend;
+    int64_t pf_k, pf_v;    /* bytes from a K (V) row to the row DEC_PF_KEYS keys later */
     __m512 c;              /* scale·log2(e) */
     const float *mask;
 } dec_rows;
@@ -788,7 +806,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
         q[r] = x->q[r0 + r];
         o[r] = x->o + (r0 + r) * x->dpad;
     }
-    dec_scores(q, R, kr, d, dt, s);
+    dec_scores(q, R, kr, d, x->pf_k, dt, s);
     uint32_t any = 0, all = 0xffff;
     for (int r = 0; r < R; r++) {
         const int64_t lim = x->lim[r0 + r] < x->kend ? x->lim[r0 + r] : x->kend;
@@ -809,14 +827,14 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
     }
     if (any == all) { /* every row sees the same keys: one pass over V for the tile */
         if (any)
-            dec_pv(o, R, vr, w, any, d, corr, dt);
+            dec_pv(o, R, vr, w, any, d, x->pf_v, corr, dt);
         return;
     }
     /* Rows that see different keys (causal edge, mask): a NaN in a V row must not reach a
      * row that excludes it through a 0 weight, so each row takes its own keys. */
     for (int r = 0; r < R; r++)
         if (valid[r])
-            dec_pv(&o[r], 1, vr, &w[r], valid[r], d, &corr[r], dt);
+            dec_pv(&o[r], 1, vr, &w[r], valid[r], d, x->pf_v, &corr[r], dt);
 }
 
 /* The decode path for inputs of type dt (a constant once inlined into decode_group): K and V
@@ -849,7 +867,9 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
         _mm512_store_ps(lv + 16 * r, _mm512_setzero_ps());
     }
     const dec_rows x = {.p = p, .br = &br, .o = o, .lv = lv, .mrow = mrow, .lim = lim,
-                        .q = qrow, .dpad = dpad, .kend = kend, .c = rc.c, .mask = rc.mask};
+                        .q = qrow, .dpad = dpad, .kend = kend, .c = rc.c, .mask = rc.mask,
+                        .pf_k = DEC_PF_KEYS * p->k.seq * (int64_t)esz,
+                        .pf_v = DEC_PF_KEYS * p->v.seq * (int64_t)esz};
     for (int64_t j0 = kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
         const void *krow[DEC_K], *vrow[DEC_K];
