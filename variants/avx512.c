@@ -49,7 +49,8 @@
  * a row that excludes it. Measured on Zen 4 (D1, interleaved): the former order, 16 K rows read
  * column by column with software prefetch, ran at half the rate; prefetch on top of the
  * in-order reads only slows them (the hardware prefetchers follow the stream); float32 K/V
- * are loaded in 256-bit halves (load16_stream).
+ * are loaded in 256-bit halves (load16_stream). Float32 tiles of several rows (GQA, D2; Lq = 4,
+ * D4) do R times the FMAs per byte and prefetch K and V DEC_PF_KEYS keys ahead (dec_scores).
  *
  * run_partial (the harness's key split for decode on several threads): the same three paths
  * over a key range, writing each row's lazy max (natural units), sum and unnormalised row.
@@ -95,8 +96,8 @@ enum {
     DEC_K = 16,       /* keys per block of the decode path */
     DEC_V = 8,        /* head-dim vectors of a decode row kept in registers (128 floats) */
     DEC_R = 4,        /* decode rows sharing each load of a K or V vector */
-    DEC_KS = 4,       /* keys scored side by side, sharing each load of a Q vector */
-    DEC_PF_KEYS = 64, /* keys ahead that a decode tile of several rows prefetches K and V */
+    DEC_KS = 4,       /* keys a float32 decode tile scores side by side, sharing Q loads */
+    DEC_PF_KEYS = 64, /* keys ahead that a float32 decode tile prefetches K and V */
 };
 
 static const attn_param_info avx512_params[] = {
@@ -241,8 +242,8 @@ static inline __attribute__((always_inline)) __m512 load16_stream(const void *ro
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
 }
 
-/* Software prefetch into L2 of the line `ahead` bytes past `row` + c elements: the decode
- * tiles of several rows (GQA) read K and V a DEC_PF_KEYS keys ahead of their loads. An address
+/* Software prefetch into L2 of the line `ahead` bytes past `row` + c elements: the float32
+ * decode tiles of several rows (GQA) read K and V DEC_PF_KEYS keys ahead of their loads. An address
  * past the tensor is harmless (a prefetch never faults), so it is formed as an integer. */
 static inline __attribute__((always_inline)) void prefetch_ahead(const void *row, int64_t c,
                                                                  int64_t ahead, attn_dtype dt)
@@ -695,21 +696,29 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
 /* ---- decode path: vectors along head_dim ------------------------------------------------- */
 
 /* Scores of R query rows (float32, padded to 16) against 16 key rows of dt elements: out[r]
- * lane j = q_r · k_j. Keys are walked DEC_KS at a time, their rows read side by side front to
- * back, and the loop over these steps is not unrolled, so the loads walk K nearly in address
- * order, which the hardware prefetchers follow (16 keys read column by column, or 16 unrolled
- * copies of the loop, halved the D1 rate). Each K vector is loaded once for the R rows and, with
- * R > 1, each Q vector once for DEC_KS keys: with R = 4 (GQA) half a load per FMA instead of
- * 1.25 (the load ports, not the FMAs, bounded the tile). One row (D1) keeps one key per step,
- * the order measured at the read bandwidth. The per-key partial vectors go
- * through a small stack array to one transpose-add tree per row and block. */
+ * lane j = q_r · k_j. One row (D1) walks the keys one after another, each row front to back,
+ * through a key loop that is not unrolled: one load instruction walks K in address order, which
+ * the hardware prefetchers follow (16 keys read column by column, or 16 unrolled copies of the
+ * loop, halved the D1 rate). A tile of R > 1 rows loads each K vector once for the R rows; in
+ * float32 it takes DEC_KS keys side by side, so each Q vector is loaded once for them (half a
+ * load per FMA instead of 1.25 at R = 4; +5% on a GQA tile in L2, Zen 4), and since its FMAs
+ * per byte leave too few loads in flight for the hardware prefetchers, it prefetches K (here)
+ * and V (dec_pv) `pf` bytes ahead into L2, one prefetch beside each load: D2 and D4 f32 on
+ * Zen 4 ran 1.4x faster with both, while bursts of prefetches per block, the prefetch in the
+ * one-row path, or either change on bf16 tiles (compute-bound) were slower. The
+ * per-key partial vectors go through a small stack array to one transpose-add tree per row and
+ * block. */
 static inline __attribute__((always_inline)) void dec_scores(const float *const q[DEC_R], int R,
                                                               const void *const kr[DEC_K],
                                                               int64_t d, int64_t pf, attn_dtype dt,
-                                                              __m512 out[DEC_R])
+                                                              bool wide, __m512 out[DEC_R])
 {
     __m512 part[DEC_R][DEC_K];
-    const int ks = R == 1 ? 1 : DEC_KS; /* a constant once inlined with a constant R */
+    /* Constants once inlined with a constant R and dt: the float32 tiles of several rows score
+     * DEC_KS keys side by side and prefetch; one row, or half inputs, keep the in-order key loop
+     * (on D2 and D4 bf16, both changes measured slower than it, alone or together). */
+    const bool tile_f32 = R > 1 && wide;
+    const int ks = tile_f32 ? DEC_KS : 1;
 #pragma GCC unroll 1
     for (int j = 0; j < DEC_K; j += ks) {
         __m512 a[DEC_R][DEC_KS];
@@ -721,7 +730,7 @@ static inline __attribute__((always_inline)) void dec_scores(const float *const 
             __m512 kv[DEC_KS];
             for (int u = 0; u < ks; u++) {
                 kv[u] = load16_stream(kr[j + u], c, tm, dt);
-                if (R > 1)
+                if (tile_f32)
                     prefetch_ahead(kr[j + u], c, pf, dt);
             }
             for (int r = 0; r < R; r++) {
@@ -746,7 +755,7 @@ static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], 
                                                           const float (*w)[DEC_K], uint32_t keys,
                                                           int64_t d, int64_t pf,
                                                           const __m512 corr[DEC_R],
-                                                          attn_dtype dt)
+                                                          attn_dtype dt, bool wide)
 {
     enum { MAXV = 8 };
     const int cv = R <= 2 ? 8 : 4; /* head-dim vectors per pass: at most 16 accumulators */
@@ -764,7 +773,7 @@ static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], 
                     break;
                 const __m512 x =
                     load16_stream(vr[j], c0 + 16 * v, tail_mask(d - c0 - 16 * v), dt);
-                if (R > 1)
+                if (R > 1 && wide)
                     prefetch_ahead(vr[j], c0 + 16 * v, pf, dt);
                 for (int r = 0; r < R; r++)
                     acc[r][v] = _mm512_fmadd_ps(_mm512_set1_ps(w[r][j]), x, acc[r][v]);
@@ -795,7 +804,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
                                                             int64_t j0, int nk,
                                                             const void *const kr[DEC_K],
                                                             const void *const vr[DEC_K],
-                                                            int64_t d, attn_dtype dt)
+                                                            int64_t d, attn_dtype dt, bool wide)
 {
     const float *q[DEC_R];
     float *o[DEC_R];
@@ -806,7 +815,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
         q[r] = x->q[r0 + r];
         o[r] = x->o + (r0 + r) * x->dpad;
     }
-    dec_scores(q, R, kr, d, x->pf_k, dt, s);
+    dec_scores(q, R, kr, d, x->pf_k, dt, wide, s);
     uint32_t any = 0, all = 0xffff;
     for (int r = 0; r < R; r++) {
         const int64_t lim = x->lim[r0 + r] < x->kend ? x->lim[r0 + r] : x->kend;
@@ -827,21 +836,21 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
     }
     if (any == all) { /* every row sees the same keys: one pass over V for the tile */
         if (any)
-            dec_pv(o, R, vr, w, any, d, x->pf_v, corr, dt);
+            dec_pv(o, R, vr, w, any, d, x->pf_v, corr, dt, wide);
         return;
     }
     /* Rows that see different keys (causal edge, mask): a NaN in a V row must not reach a
      * row that excludes it through a 0 weight, so each row takes its own keys. */
     for (int r = 0; r < R; r++)
         if (valid[r])
-            dec_pv(&o[r], 1, vr, &w[r], valid[r], d, x->pf_v, &corr[r], dt);
+            dec_pv(&o[r], 1, vr, &w[r], valid[r], d, x->pf_v, &corr[r], dt, wide);
 }
 
 /* The decode path for inputs of type dt (a constant once inlined into decode_group): K and V
  * are read in place and widened in the loads, so half inputs move half the bytes. */
 static inline __attribute__((always_inline)) void
 decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
-                const key_range *kr, attn_dtype dt)
+                const key_range *kr, attn_dtype dt, bool wide)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, dpad = round_up(d, 16), n = gr->count;
@@ -880,11 +889,11 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
         }
         int64_t r0 = 0;
         for (; r0 + DEC_R <= n; r0 += DEC_R)
-            dec_tile(&x, r0, DEC_R, j0, nk, krow, vrow, d, dt);
+            dec_tile(&x, r0, DEC_R, j0, nk, krow, vrow, d, dt, wide);
         switch (n - r0) { /* a constant R per call, so the tiles' arrays stay in registers */
-        case 3: dec_tile(&x, r0, 3, j0, nk, krow, vrow, d, dt); break;
-        case 2: dec_tile(&x, r0, 2, j0, nk, krow, vrow, d, dt); break;
-        case 1: dec_tile(&x, r0, 1, j0, nk, krow, vrow, d, dt); break;
+        case 3: dec_tile(&x, r0, 3, j0, nk, krow, vrow, d, dt, wide); break;
+        case 2: dec_tile(&x, r0, 2, j0, nk, krow, vrow, d, dt, wide); break;
+        case 1: dec_tile(&x, r0, 1, j0, nk, krow, vrow, d, dt, wide); break;
         default: break;
         }
     }
@@ -894,15 +903,17 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
 }
 
 /* One function per dtype (not inlined into one), so each copy is register-allocated alone. */
-#define DECODE_GROUP_OF(name, dt)                                                              \
+#define DECODE_GROUP_OF(name, dt, wide)                                                              \
     static __attribute__((noinline)) void name(const attn_task *t, const ws_layout *w,         \
                                                const attn_group_rows *gr, const key_range *kr) \
     {                                                                                          \
-        decode_group_dt(t, w, gr, kr, dt);                                                     \
+        decode_group_dt(t, w, gr, kr, dt, wide);                                               \
     }
-DECODE_GROUP_OF(decode_group_f32, ATTN_F32)
-DECODE_GROUP_OF(decode_group_bf16, ATTN_BF16)
-DECODE_GROUP_OF(decode_group_f16, ATTN_F16)
+/* wide: tiles of several rows score DEC_KS keys side by side and prefetch (dec_scores); a
+ * literal per copy, so the half copies compile as the plain in-order loop they measured best. */
+DECODE_GROUP_OF(decode_group_f32, ATTN_F32, true)
+DECODE_GROUP_OF(decode_group_bf16, ATTN_BF16, false)
+DECODE_GROUP_OF(decode_group_f16, ATTN_F16, false)
 
 static void decode_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
                          const key_range *kr)
