@@ -897,7 +897,8 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
                 __m256 kv[DEC_KS];
                 for (int u = 0; u < DEC_KS; u++) {
                     kv[u] = load8(k[u], c, dt);
-                    prefetch_ahead(k[u], c, pf, dt);
+                    if (c * (dt == ATTN_F32 ? 4 : 2) % 64 == 0) /* one prefetch per line */
+                        prefetch_ahead(k[u], c, pf, dt);
                 }
                 for (int r = 0; r < R; r++) {
                     const __m256 qv = _mm256_loadu_ps(q[r] + c);
@@ -955,10 +956,23 @@ ALWAYS_INLINE void decode_pv_tile_dt(const void *v, int64_t ld, int R, float *co
 {
     enum { MAXC = 6 };
     const int cv = DEC_PV_COLS[R];
+    const int64_t es = dt == ATTN_F32 ? 4 : 2;
     const __m256i dtail = lanes_below(d % 8);
-    const int64_t pf = DEC_PF_KEYS * ld * (dt == ATTN_F32 ? 4 : 2);
+    const int64_t pf = DEC_PF_KEYS * ld * es;
     for (int64_t j0 = 0; j0 < nk; j0 += 8) {
-        const int64_t j1 = min64(nk, j0 + 8);
+        const int n = (int)min64(nk - j0, 8);
+        /* Once per 8 keys, not per pass: each weight broadcast into wv (L1; the FMAs take it
+         * as a memory operand, so no register holds it), and which keys every row counts. */
+        __m256 wv[8][DEC_R];
+        unsigned all = 0;
+        for (int j = 0; j < n; j++) {
+            bool nz = true;
+            for (int r = 0; r < R; r++) {
+                nz &= s[r][j0 + j] != 0.0f;
+                wv[j][r] = _mm256_broadcast_ss(s[r] + j0 + j);
+            }
+            all |= (unsigned)nz << j;
+        }
         for (int64_t c0 = 0; c0 < d; c0 += 8 * cv) {
             const int nv = (int)min64(cv, (d - c0 + 7) / 8);
             const bool tail = c0 + 8 * nv > d; /* the last vector is partial */
@@ -967,23 +981,19 @@ ALWAYS_INLINE void decode_pv_tile_dt(const void *v, int64_t ld, int R, float *co
             for (int r = 0; r < R; r++)
                 for (int x = 0; x < cv; x++)
                     a[r][x] = x < nv ? _mm256_load_ps(acc[r] + c0 + 8 * x) : _mm256_setzero_ps();
-            for (int64_t j = j0; j < j1; j++) {
-                const void *vj = (const char *)row_at(v, j, ld, dt) + c0 * (dt == ATTN_F32 ? 4 : 2);
-                bool all = true;
-                __m256 w[DEC_R];
-                for (int r = 0; r < R; r++) {
-                    all &= s[r][j] != 0.0f;
-                    w[r] = _mm256_broadcast_ss(s[r] + j);
-                }
+            for (int j = 0; j < n; j++) {
+                const void *vj = (const char *)row_at(v, j0 + j, ld, dt) + c0 * es;
+                const bool every = all >> j & 1;
                 for (int x = 0; x < cv; x++) {
                     if (x >= nv)
                         break;
                     const __m256 xv = x < nfull ? load8(vj, 8 * x, dt)
                                                 : load8_tail(vj, 8 * x, d - c0 - 8 * x, dtail, dt);
-                    prefetch_ahead(vj, 8 * x, pf, dt);
+                    if ((c0 + 8 * x) * es % 64 == 0) /* one prefetch per line */
+                        prefetch_ahead(vj, 8 * x, pf, dt);
                     for (int r = 0; r < R; r++)
-                        if (all || s[r][j] != 0.0f)
-                            a[r][x] = _mm256_fmadd_ps(w[r], xv, a[r][x]);
+                        if (every || s[r][j0 + j] != 0.0f)
+                            a[r][x] = _mm256_fmadd_ps(wv[j][r], xv, a[r][x]);
                 }
             }
             for (int r = 0; r < R; r++)
