@@ -215,15 +215,23 @@ ALWAYS_INLINE __m256 load8(const void *row, int64_t c, attn_dtype dt)
 }
 
 /* Elements [c, c + n), 0 < n < 8, lanes past n zero, nothing past them read; `tail` is
- * lanes_below(n). AVX2 has no 16-bit masked load, so half rows go through a small copy. */
+ * lanes_below(n). AVX2 has no 16-bit masked load: half rows take their whole pairs with a
+ * 32-bit masked load and an odd last element by a blend of its broadcast (no call, so the
+ * loops around keep their accumulators in registers; a memcpy here spilled them). */
 ALWAYS_INLINE __m256 load8_tail(const void *row, int64_t c, int64_t n, __m256i tail,
                                 attn_dtype dt)
 {
     if (dt == ATTN_F32)
         return _mm256_maskload_ps((const float *)row + c, tail);
-    uint16_t x[8] = {0};
-    memcpy(x, (const uint16_t *)row + c, (size_t)n * sizeof *x);
-    return widen8(_mm_loadu_si128((const __m128i *)x), dt);
+    const uint16_t *x = (const uint16_t *)row + c;
+    const __m128i pairs = _mm_cmpgt_epi32(_mm_set1_epi32((int)(n / 2)), _mm_setr_epi32(0, 1, 2, 3));
+    __m128i h = _mm_maskload_epi32((const int *)(const void *)x, pairs);
+    if (n & 1) {
+        const __m128i last = _mm_cmpeq_epi16(_mm_set1_epi16((short)(n - 1)),
+                                             _mm_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7));
+        h = _mm_blendv_epi8(h, _mm_set1_epi16((short)x[n - 1]), last);
+    }
+    return widen8(h, dt);
 }
 
 /* Software prefetch into L2 of the line `ahead` bytes past element c of `row` (a decode tile's
