@@ -63,6 +63,20 @@ static json_t *variant_json(const attn_variant_info *v)
                      "reference_only", v->reference_only, "features", features);
 }
 
+/* A shape's key lengths as a JSON array, or null when it has none. */
+static json_t *shape_kv_lens_json(const attn_named_shape *s)
+{
+    if (!s->kv_lens)
+        return json_null();
+    json_t *list = json_array();
+    for (int64_t b = 0; list && b < s->batch; b++)
+        if (json_array_append_new(list, json_integer(s->kv_lens[b]))) {
+            json_decref(list);
+            return NULL;
+        }
+    return list;
+}
+
 /* list --shapes: the table of shapes.c. */
 static int list_shapes(cli_format format)
 {
@@ -71,13 +85,14 @@ static int list_shapes(cli_format format)
         for (int i = 0; shapes && i < attn_named_shape_count; i++) {
             const attn_named_shape *s = &attn_named_shapes[i];
             if (json_array_append_new(
-                    shapes, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:s}",
+                    shapes, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:s, "
+                                      "s:o}",
                                       "name", s->name, "set", s->set, "kind", s->kind, "batch",
                                       (json_int_t)s->batch, "heads_q", (json_int_t)s->heads_q,
                                       "heads_kv", (json_int_t)s->heads_kv, "len_q",
                                       (json_int_t)s->len_q, "len_kv", (json_int_t)s->len_kv,
                                       "head_dim", (json_int_t)s->head_dim, "causal", s->causal,
-                                      "what", s->what))) {
+                                      "what", s->what, "kv_lens", shape_kv_lens_json(s)))) {
                 json_decref(shapes);
                 shapes = NULL;
             }

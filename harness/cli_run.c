@@ -379,6 +379,9 @@ static int build_problem(run_state *s)
         if (!cli_parse_kv_lens("run", c->kv_lens, batch, &s->kv_lens))
             return CLI_EXIT_USAGE;
         p->kv_lens = s->kv_lens;
+    } else if (c->shape && c->shape->kv_lens && batch == c->shape->batch &&
+               len_kv == c->shape->len_kv) {
+        p->kv_lens = c->shape->kv_lens; /* the shape's own (D3), unless its sizes changed */
     }
 
     attn_error err;

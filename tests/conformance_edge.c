@@ -224,6 +224,36 @@ static void edge_nan_in_v_decode_causal(test_case *c, rng *r)
     tensor_row(c->v, &c->p.v, 0, 1, 36)[3] = NAN;
 }
 
+/* GQA decode tiles (rows of a group sharing each K and V load): 8 query heads per kv head (two
+ * full tiles), odd head dim and key count (the vector and key-step tails), padded strides, and
+ * per-batch key lengths, one of which ends inside a key step. */
+static void edge_gqa_decode(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 16, 2, 1, 45, 33);
+    case_set_layout(c, LAYOUT_PADDED, false, r);
+    case_set_kv_lens(c, (const int32_t[]){45, 19});
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* MQA decode with a group of 6 rows (a tile of 4 and one of 2, or 3 + 3) and 2 query rows:
+ * causal, so the rows of a tile see different keys, with a NaN in the V row of the last key
+ * that only the last query row of each head sees. */
+static void edge_mqa_decode_causal(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 3, 1, 2, 71, 255);
+    c->p.causal = true;
+    case_set_layout(c, LAYOUT_BLHD, false, r);
+    case_alloc_inputs(c, 1.0f, r);
+    tensor_row(c->v, &c->p.v, 0, 0, 70)[200] = NAN;
+}
+
+/* GQA decode against a single key (the key steps past it read nothing). */
+static void edge_gqa_decode_single_key(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 12, 3, 1, 1, 7);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
 static void edge_single_key(test_case *c, rng *r)
 {
     case_begin(c, rng_next(r), 2, 4, 2, 37, 1, 17);
@@ -374,6 +404,11 @@ static const edge_case edge_cases[] = {
     {"decode: Lq = 1, Lk = 4099", EXPECT_ANY, edge_decode_long, NULL},
     {"NaN in V of the last key, causal decode rows (Lq = 4): only rows that see it",
      EXPECT_NAN_AND_FINITE_ROWS, edge_nan_in_v_decode_causal, NULL},
+    {"GQA decode: 8 heads per kv head, d = 33, Lk = 45, padded, kv_lens", EXPECT_ANY,
+     edge_gqa_decode, NULL},
+    {"MQA decode, Lq = 2 causal, d = 255: a NaN V row reaches only rows that see it",
+     EXPECT_NAN_AND_FINITE_ROWS, edge_mqa_decode_causal, NULL},
+    {"GQA decode, Lk = 1, d = 7", EXPECT_ANY, edge_gqa_decode_single_key, NULL},
     {"Lk = 1", EXPECT_ANY, edge_single_key, NULL},
     {"Lk = 1, causal", EXPECT_EMPTY_ROWS, edge_single_key_causal, NULL},
     {"window 0: each row sees its own position only", EXPECT_ANY, edge_window_zero, NULL},

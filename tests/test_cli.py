@@ -260,7 +260,14 @@ class TestShapes(CliTestCase):
                 self.assertGreater(s[key], 0, (s["name"], key))
             self.assertEqual(s["heads_q"] % s["heads_kv"], 0, s["name"])
             self.assertIsInstance(s["causal"], bool)
+            if s["kv_lens"] is not None:  # one key length per sequence, each <= Lk
+                self.assertEqual(len(s["kv_lens"]), s["batch"], s["name"])
+                self.assertTrue(all(0 <= n <= s["len_kv"] for n in s["kv_lens"]), s["name"])
+        # D3, the ragged serving batch: 16 sequences of 100 to 16384 keys.
+        self.assertEqual((min(shapes["D3"]["kv_lens"]), max(shapes["D3"]["kv_lens"])),
+                         (100, shapes["D3"]["len_kv"]))
         text = self.run_ok("list", "--shapes").stdout
+        self.assertIn("kv_lens=100..16384", text)
         for name in names:
             self.assertRegex(text, rf"(?m)^{re.escape(name)}\s")
 

@@ -41,14 +41,16 @@
  * go in tiles of DEC_R = 4 (the query heads of a GQA group, or Lq = 4 draft tokens), each K and
  * V vector loaded once for the tile. Per block of 16 keys and tile: the keys' dot products one
  * key after another (each K row front to back, through a key loop that is not unrolled, so one
- * load instruction walks K in address order), a transpose-add tree per row to one vector of 16
+ * load instruction walks K in address order; a tile of several rows takes DEC_KS keys side by
+ * side, so each Q vector is loaded once for them), a transpose-add tree per row to one vector of 16
  * scores, softmax on that vector (one horizontal max per row and block), then
  * o += Σ p_j · V[j] with the tile's accumulators in registers across the block. Rows of a tile
  * that see different keys (causal edge, mask) take V row by row, so a NaN V row never meets
  * a row that excludes it. Measured on Zen 4 (D1, interleaved): the former order, 16 K rows read
  * column by column with software prefetch, ran at half the rate; prefetch on top of the
  * in-order reads only slows them (the hardware prefetchers follow the stream); float32 K/V
- * are loaded in 256-bit halves (load16_stream).
+ * are loaded in 256-bit halves (load16_stream). Float32 tiles of several rows (GQA, D2; Lq = 4,
+ * D4) do R times the FMAs per byte and prefetch K and V DEC_PF_KEYS keys ahead (dec_scores).
  *
  * run_partial (the harness's key split for decode on several threads): the same three paths
  * over a key range, writing each row's lazy max (natural units), sum and unnormalised row.
@@ -97,6 +99,8 @@ enum {
     DEC_K = 16,       /* keys per block of the decode path */
     DEC_V = 8,        /* head-dim vectors of a decode row kept in registers (128 floats) */
     DEC_R = 4,        /* decode rows sharing each load of a K or V vector */
+    DEC_KS = 4,       /* keys a float32 decode tile scores side by side, sharing Q loads */
+    DEC_PF_KEYS = 64, /* keys ahead that a float32 decode tile prefetches K and V */
 };
 _Static_assert((int)NQV == (int)TILE_OPT_V && (int)TILE_K == (int)TILE_OPT_K,
                "tile_options_apply's tile");
@@ -245,6 +249,16 @@ static inline __attribute__((always_inline)) __m512 load16_stream(const void *ro
     const __m256 lo = _mm256_maskz_loadu_ps((__mmask8)m, x);
     const __m256 hi = _mm256_maskz_loadu_ps((__mmask8)(m >> 8), x + 8);
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+
+/* Software prefetch into L2 of the line `ahead` bytes past `row` + c elements: the float32
+ * decode tiles of several rows (GQA) read K and V DEC_PF_KEYS keys ahead of their loads. An address
+ * past the tensor is harmless (a prefetch never faults), so it is formed as an integer. */
+static inline __attribute__((always_inline)) void prefetch_ahead(const void *row, int64_t c,
+                                                                 int64_t ahead, attn_dtype dt)
+{
+    const uintptr_t a = (uintptr_t)row + (uintptr_t)(ahead + c * (dt == ATTN_F32 ? 4 : 2));
+    _mm_prefetch((const char *)a, _MM_HINT_T1);
 }
 
 /* Rows [0, n) of a half tensor (row j at src + j·seq elements) widened into dst[n][d]. */
@@ -723,30 +737,52 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
 /* ---- decode path: vectors along head_dim ------------------------------------------------- */
 
 /* Scores of R query rows (float32, padded to 16) against 16 key rows of dt elements: out[r]
- * lane j = q_r · k_j. Keys are walked one after another, each row read front to back, and the
- * key loop is not unrolled: one load instruction walks K in address order, which the hardware
- * prefetchers follow (16 keys read column by column, or 16 unrolled copies of the loop, halved
- * the D1 rate). Each K vector is loaded once for the R rows. The per-key partial vectors go
- * through a small stack array to one transpose-add tree per row and block. */
+ * lane j = q_r · k_j. One row (D1) walks the keys one after another, each row front to back,
+ * through a key loop that is not unrolled: one load instruction walks K in address order, which
+ * the hardware prefetchers follow (16 keys read column by column, or 16 unrolled copies of the
+ * loop, halved the D1 rate). A tile of R > 1 rows loads each K vector once for the R rows; in
+ * float32 it takes DEC_KS keys side by side, so each Q vector is loaded once for them (half a
+ * load per FMA instead of 1.25 at R = 4; +5% on a GQA tile in L2, Zen 4), and since its FMAs
+ * per byte leave too few loads in flight for the hardware prefetchers, it prefetches K (here)
+ * and V (dec_pv) `pf` bytes ahead into L2, one prefetch beside each load: D2 and D4 f32 on
+ * Zen 4 ran 1.4x faster with both, while bursts of prefetches per block, the prefetch in the
+ * one-row path, or either change on bf16 tiles (compute-bound) were slower. The
+ * per-key partial vectors go through a small stack array to one transpose-add tree per row and
+ * block. */
 static inline __attribute__((always_inline)) void dec_scores(const float *const q[DEC_R], int R,
                                                               const void *const kr[DEC_K],
-                                                              int64_t d, attn_dtype dt,
-                                                              __m512 out[DEC_R])
+                                                              int64_t d, int64_t pf, attn_dtype dt,
+                                                              bool wide, __m512 out[DEC_R])
 {
     __m512 part[DEC_R][DEC_K];
+    /* Constants once inlined with a constant R and dt: the float32 tiles of several rows score
+     * DEC_KS keys side by side and prefetch; one row, or half inputs, keep the in-order key loop
+     * (on D2 and D4 bf16, both changes measured slower than it, alone or together). */
+    const bool tile_f32 = R > 1 && wide;
+    const int ks = tile_f32 ? DEC_KS : 1;
 #pragma GCC unroll 1
-    for (int j = 0; j < DEC_K; j++) {
-        __m512 a[DEC_R];
+    for (int j = 0; j < DEC_K; j += ks) {
+        __m512 a[DEC_R][DEC_KS];
         for (int r = 0; r < R; r++)
-            a[r] = _mm512_setzero_ps();
+            for (int u = 0; u < ks; u++)
+                a[r][u] = _mm512_setzero_ps();
         for (int64_t c = 0; c < d; c += 16) {
             const __mmask16 tm = tail_mask(d - c);
-            const __m512 kv = load16_stream(kr[j], c, tm, dt);
-            for (int r = 0; r < R; r++)
-                a[r] = _mm512_fmadd_ps(_mm512_load_ps(q[r] + c), kv, a[r]);
+            __m512 kv[DEC_KS];
+            for (int u = 0; u < ks; u++) {
+                kv[u] = load16_stream(kr[j + u], c, tm, dt);
+                if (tile_f32)
+                    prefetch_ahead(kr[j + u], c, pf, dt);
+            }
+            for (int r = 0; r < R; r++) {
+                const __m512 qv = _mm512_load_ps(q[r] + c);
+                for (int u = 0; u < ks; u++)
+                    a[r][u] = _mm512_fmadd_ps(qv, kv[u], a[r][u]);
+            }
         }
         for (int r = 0; r < R; r++)
-            part[r][j] = a[r];
+            for (int u = 0; u < ks; u++)
+                part[r][j + u] = a[r][u];
     }
     for (int r = 0; r < R; r++)
         out[r] = sum16(part[r]);
@@ -758,8 +794,9 @@ static inline __attribute__((always_inline)) void dec_scores(const float *const 
 static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], int R,
                                                           const void *const vr[DEC_K],
                                                           const float (*w)[DEC_K], uint32_t keys,
-                                                          int64_t d, const __m512 corr[DEC_R],
-                                                          attn_dtype dt)
+                                                          int64_t d, int64_t pf,
+                                                          const __m512 corr[DEC_R],
+                                                          attn_dtype dt, bool wide)
 {
     enum { MAXV = 8 };
     const int cv = R <= 2 ? 8 : 4; /* head-dim vectors per pass: at most 16 accumulators */
@@ -777,6 +814,8 @@ static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], 
                     break;
                 const __m512 x =
                     load16_stream(vr[j], c0 + 16 * v, tail_mask(d - c0 - 16 * v), dt);
+                if (R > 1 && wide)
+                    prefetch_ahead(vr[j], c0 + 16 * v, pf, dt);
                 for (int r = 0; r < R; r++)
                     acc[r][v] = _mm512_fmadd_ps(_mm512_set1_ps(w[r][j]), x, acc[r][v]);
             }
@@ -796,6 +835,7 @@ typedef struct dec_rows {
     const int64_t *lim;
     const float *const *q; /* float32 Q row of each row (padded to 16) */
     int64_t dpad, kend;
+    int64_t pf_k, pf_v;    /* bytes from a K (V) row to the row DEC_PF_KEYS keys later */
     __m512 c;              /* scale·log2(e) */
     const float *mask;
     const int64_t *first;  /* each row's first key (sliding window) */
@@ -808,7 +848,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
                                                             int64_t j0, int nk,
                                                             const void *const kr[DEC_K],
                                                             const void *const vr[DEC_K],
-                                                            int64_t d, attn_dtype dt)
+                                                            int64_t d, attn_dtype dt, bool wide)
 {
     const float *q[DEC_R];
     float *o[DEC_R];
@@ -819,7 +859,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
         q[r] = x->q[r0 + r];
         o[r] = x->o + (r0 + r) * x->dpad;
     }
-    dec_scores(q, R, kr, d, dt, s);
+    dec_scores(q, R, kr, d, x->pf_k, dt, wide, s);
     uint32_t any = 0, all = 0xffff;
     for (int r = 0; r < R; r++) {
         const int64_t lim = x->lim[r0 + r] < x->kend ? x->lim[r0 + r] : x->kend;
@@ -843,21 +883,21 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
     }
     if (any == all) { /* every row sees the same keys: one pass over V for the tile */
         if (any)
-            dec_pv(o, R, vr, w, any, d, corr, dt);
+            dec_pv(o, R, vr, w, any, d, x->pf_v, corr, dt, wide);
         return;
     }
     /* Rows that see different keys (causal edge, mask): a NaN in a V row must not reach a
      * row that excludes it through a 0 weight, so each row takes its own keys. */
     for (int r = 0; r < R; r++)
         if (valid[r])
-            dec_pv(&o[r], 1, vr, &w[r], valid[r], d, &corr[r], dt);
+            dec_pv(&o[r], 1, vr, &w[r], valid[r], d, x->pf_v, &corr[r], dt, wide);
 }
 
 /* The decode path for inputs of type dt (a constant once inlined into decode_group): K and V
  * are read in place and widened in the loads, so half inputs move half the bytes. */
 static inline __attribute__((always_inline)) void
 decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
-                const key_range *kr, attn_dtype dt)
+                const key_range *kr, attn_dtype dt, bool wide)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, dpad = round_up(d, 16), n = gr->count;
@@ -889,7 +929,9 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
     }
     const dec_rows x = {.p = p, .br = &br, .o = o, .lv = lv, .mrow = mrow, .lim = lim,
                         .q = qrow, .dpad = dpad, .kend = kend, .c = rc.c, .mask = rc.mask,
-                        .first = first, .rc = &rc, .slope = slope, .pos = pos};
+                        .first = first, .rc = &rc, .slope = slope, .pos = pos,
+                        .pf_k = DEC_PF_KEYS * p->k.seq * (int64_t)esz,
+                        .pf_v = DEC_PF_KEYS * p->v.seq * (int64_t)esz};
     for (int64_t j0 = first_min > kr->begin ? first_min : kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
         const void *krow[DEC_K], *vrow[DEC_K];
@@ -900,11 +942,11 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
         }
         int64_t r0 = 0;
         for (; r0 + DEC_R <= n; r0 += DEC_R)
-            dec_tile(&x, r0, DEC_R, j0, nk, krow, vrow, d, dt);
+            dec_tile(&x, r0, DEC_R, j0, nk, krow, vrow, d, dt, wide);
         switch (n - r0) { /* a constant R per call, so the tiles' arrays stay in registers */
-        case 3: dec_tile(&x, r0, 3, j0, nk, krow, vrow, d, dt); break;
-        case 2: dec_tile(&x, r0, 2, j0, nk, krow, vrow, d, dt); break;
-        case 1: dec_tile(&x, r0, 1, j0, nk, krow, vrow, d, dt); break;
+        case 3: dec_tile(&x, r0, 3, j0, nk, krow, vrow, d, dt, wide); break;
+        case 2: dec_tile(&x, r0, 2, j0, nk, krow, vrow, d, dt, wide); break;
+        case 1: dec_tile(&x, r0, 1, j0, nk, krow, vrow, d, dt, wide); break;
         default: break;
         }
     }
@@ -914,15 +956,17 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
 }
 
 /* One function per dtype (not inlined into one), so each copy is register-allocated alone. */
-#define DECODE_GROUP_OF(name, dt)                                                              \
+#define DECODE_GROUP_OF(name, dt, wide)                                                              \
     static __attribute__((noinline)) void name(const attn_task *t, const ws_layout *w,         \
                                                const attn_group_rows *gr, const key_range *kr) \
     {                                                                                          \
-        decode_group_dt(t, w, gr, kr, dt);                                                     \
+        decode_group_dt(t, w, gr, kr, dt, wide);                                               \
     }
-DECODE_GROUP_OF(decode_group_f32, ATTN_F32)
-DECODE_GROUP_OF(decode_group_bf16, ATTN_BF16)
-DECODE_GROUP_OF(decode_group_f16, ATTN_F16)
+/* wide: tiles of several rows score DEC_KS keys side by side and prefetch (dec_scores); a
+ * literal per copy, so the half copies compile as the plain in-order loop they measured best. */
+DECODE_GROUP_OF(decode_group_f32, ATTN_F32, true)
+DECODE_GROUP_OF(decode_group_bf16, ATTN_BF16, false)
+DECODE_GROUP_OF(decode_group_f16, ATTN_F16, false)
 
 static void decode_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
                          const key_range *kr)
