@@ -1182,6 +1182,7 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
     const int64_t d = p->head_dim, dp = round_up(d, 8);
     int64_t keys = 0;
     const score_opts opts = score_opts_of(p);
+    const bool tiles = !opts.softcap && !opts.alibi && p->window_left < 0;
     for (int64_t r = 0; r < gr->count; r++) {
         int64_t h, i;
         row_of(gr, t, r, &h, &i);
@@ -1200,9 +1201,10 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
     for (int64_t j0 = kr->key_begin; j0 < keys; j0 += bk) {
         /* Tiles of up to DEC_R rows share each K and V load; a lone last row (and a group of
          * one row, D1) takes the one-row path below, whose key order was measured at the
-         * read bandwidth. Rows 4 + 1 go as 3 + 2, so no row is alone in a larger group. */
+         * read bandwidth. Rows 4 + 1 go as 3 + 2, so no row is alone in a larger group. The
+         * tiles know no model options (window, ALiBi, soft cap): those rows go one by one. */
         int64_t r = 0;
-        while (gr->count - r >= 2) {
+        while (tiles && gr->count - r >= 2) {
             const int64_t left = gr->count - r;
             const int R = left == 5 ? 3 : (int)min64(left, DEC_R);
             decode_tile(t, ws, gr, r, R, j0, bk, scale_log2e);
