@@ -359,7 +359,9 @@ def test_run_save():
     r2 = run(["run", *shape, "--save", "--results-dir", results, "--format", "json"])
     check(r2.returncode == 0 and len(glob.glob(os.path.join(results, "*", "run-*.json"))) == 2,
           "a second save in the same second gets its own file")
-    c = compare(files[0], files[0])
+    # Paired, a file against itself has ratio 1 in every round: unchanged (unpaired, 3 noisy
+    # samples may well leave it inconclusive).
+    c = compare(files[0], files[0], "--paired")
     v, _ = verdicts(c)
     check(c.returncode == 0 and set(v.values()) == {"unchanged"} and
           any(n.startswith("naive/B1.Hq2.Hkv2.Lq16.Lk32.d8") for n in v), f"run file vs itself: {v}")
@@ -374,6 +376,37 @@ def test_run_save():
     c = compare(files[0], half)
     check(c.returncode == 2 and "no benchmark in common" in c.stderr,
           f"f32 against bf16 records are not paired: exit {c.returncode} {c.stderr.strip()}")
+
+
+def test_wide_spread_inconclusive():
+    """Wide spread, few samples (3 a side, 40% noise, as two 3-sample sweeps on a busy machine):
+    whatever the medians say, the interval reaches past the threshold, so the verdict is
+    inconclusive, never unchanged; exit 0 unless --fail-on inconclusive (exit 1). Tight samples
+    of equal times stay unchanged."""
+    bench = matrix(8)
+    for seed in range(10):
+        rng = np.random.default_rng(300 + seed)
+        base = write("wide-base.json", gbench_doc(draw(rng, bench, 3, 0.4)))
+        new = write("wide-new.json", gbench_doc(draw(rng, bench, 3, 0.4,
+                                                     {n: -0.04 for n in bench})))
+        r = compare(base, new)
+        v, doc = verdicts(r)
+        check(r.returncode == 0 and set(v.values()) == {"inconclusive"} and
+              doc["summary"]["inconclusive"] == 8 and doc["fail_on"] == "regressed",
+              f"wide spread seed {seed}: exit {r.returncode}, {doc['summary']}")
+        strict = compare(base, new, "--fail-on", "inconclusive")
+        check(strict.returncode == 1, f"--fail-on inconclusive: exit {strict.returncode}")
+    text = run(["compare", base, new])
+    check("inconclusive" in text.stdout and "unchanged: the interval inside" in text.stdout,
+          f"text header states the rule: {text.stdout[:400]}")
+    rng = np.random.default_rng(5)
+    tight = draw(rng, bench, 10, 0.002)
+    base = write("tight-base.json", gbench_doc(tight))
+    new = write("tight-new.json", gbench_doc(draw(rng, bench, 10, 0.002)))
+    v, doc = verdicts(compare(base, new, "--fail-on", "inconclusive"))
+    check(set(v.values()) == {"unchanged"}, f"tight equal samples: {doc['summary']}")
+    bad = compare(base, new, "--fail-on", "never")
+    check(bad.returncode == 2 and "--fail-on" in bad.stderr, f"bad --fail-on: {bad.stderr}")
 
 
 # ---- attnbench-gbench ---------------------------------------------------------------------------
@@ -422,7 +455,8 @@ def test_gbench_smoke():
 
 tests = [test_shift_detected, test_whole_matrix_shift, test_no_shift, test_many_unchanged,
          test_improvement, test_outlier_and_small_shift, test_paired_drift, test_bad_files,
-         test_partial_files, test_strict_records, test_machine_ids, test_run_save]
+         test_partial_files, test_strict_records, test_machine_ids, test_run_save,
+         test_wide_spread_inconclusive]
 if GBENCH:
     tests.append(test_gbench_smoke)
 for t in tests:
