@@ -382,6 +382,66 @@ class Report(unittest.TestCase):
         self.assertIn("candidates[0].median_s is \"fast\"", proc.stderr)
 
 
+def load_report_module():
+    """scripts/report as a module (it has no .py suffix), for its figure helpers."""
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("attn_report", REPORT)
+    spec = importlib.util.spec_from_loader("attn_report", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+class Figures(unittest.TestCase):
+    """What the figures draw: each compute type against its own peak, spread and intervals,
+    and one colour per input file."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.m = load_report_module()
+
+    def test_each_compute_type_has_its_own_peak(self):
+        src = self.m.Source.__new__(self.m.Source)
+        src.peak = {"fma_gflops_per_core": 100.0, "fma_gflops_per_core_512": 100.0,
+                    "bf16_dot_gflops_per_core": 400.0, "amx_bf16_gflops_per_core": 0.0,
+                    "cores": 2}
+        self.assertEqual(src.peak_gflops(1), 100.0)
+        self.assertEqual(src.peak_gflops(4, "bf16_dot"), 800.0)  # at most the cores
+        self.assertIsNone(src.peak_gflops(1, "amx_bf16"))  # 0: this CPU lacks it
+        self.assertEqual(self.m.roofline_of({"roofline": "bf16_dot"}), "bf16_dot")
+        self.assertEqual(self.m.roofline_of({}), "fma")
+
+    def test_traffic_counts_element_sizes(self):
+        r = {"shape": {"batch": 1, "heads_q": 1, "heads_kv": 1, "len_q": 4, "len_kv": 4,
+                       "head_dim": 2}}
+        self.assertEqual(self.m.traffic_bytes(r), 4 * 4 * 8)
+        self.assertEqual(self.m.traffic_bytes(dict(r, dtype="bf16", out_dtype="f32")),
+                         2 * 3 * 8 + 4 * 8)
+
+    def test_spread_bars_and_speedup_intervals(self):
+        r = {"flops": 1e9, "gflops": 1.0, "median_s": 1.0, "samples_s": [0.5, 1.0, 1.0, 2.0]}
+        below, above = self.m.gflops_bar(r)
+        self.assertGreater(below, 0)
+        self.assertGreater(above, 0)
+        one = {"median_s": 2.0, "samples_s": [1.9, 2.0, 2.1]}
+        two = {"median_s": 1.0, "samples_s": [0.5, 1.0, 5.0]}
+        ratio, lo, hi = self.m.speedup_over_one(one, two)
+        self.assertEqual(ratio, 2.0)
+        self.assertLess(lo, 1.0)  # wide spread: the interval says so
+        self.assertGreater(hi, 2.0)
+        paired = dict(two, speedup={"over_threads": 1, "ratio": 1.9, "ci95": [1.8, 2.0]})
+        self.assertEqual(self.m.speedup_over_one(one, paired), (1.9, 1.8, 2.0))
+        self.assertEqual(self.m.speedup_over_one({"median_s": 2.0}, {"median_s": 1.0}),
+                         (2.0, None, None))  # no interval: not drawn
+
+    def test_one_colour_per_file(self):
+        for variant in ("avx512", "naive", "someone-elses"):
+            shades = {self.m.colour(variant, i, 3) for i in range(3)}
+            self.assertEqual(len(shades), 3, variant)
+        self.assertEqual(self.m.colour("avx2"), self.m.colour("avx2", 0, 2))
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 2 and not sys.argv[1].startswith("-"):
         ATTNBENCH, REPORT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
