@@ -1841,6 +1841,7 @@ int cli_run_measure(const cli_measure_spec *spec, json_t *records)
                               .heads_q = spec->heads_q, .heads_kv = spec->heads_kv,
                               .len_q = spec->len_q, .len_kv = spec->len_kv,
                               .head_dim = spec->head_dim, .causal = spec->causal,
+                              .scale = spec->scale,
                               .check = spec->check, .seed = spec->seed, .reps = spec->reps,
                               .warmup = spec->warmup,
                               .threads = spec->threads,

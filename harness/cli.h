@@ -68,6 +68,7 @@ typedef struct cli_measure_spec {
     const char *variants;
     int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim;
     bool causal, check;
+    float scale; /* 0: 1/sqrt(head_dim) */
     uint64_t seed;
     int64_t reps, warmup;
     cli_int_list threads; /* 0 or no entry: the library's default */
@@ -184,5 +185,74 @@ void cli_table_add(cli_table *t, const char *fmt, ...) __attribute__((format(pri
 /* Prints the table; false when an earlier add ran out of memory. */
 bool cli_table_print(const cli_table *t, FILE *out);
 void cli_table_free(cli_table *t);
+
+/* ---- what several subcommands share: shape flags, conditions, progress ------------------ */
+
+/* cli_shape_flags.c: the one grammar of shape flags (run, tune, plan, sweep). A subcommand puts
+ * CLI_SHAPE_OPTION_ROWS first in its option table (its own options numbered from
+ * CLI_SHAPE_OPTION_COUNT on), hands every option to cli_shape_option (1: a shape flag, handled;
+ * 0: not one; -1: a bad value, reported) and builds its problem with cli_shape_flags_problem
+ * (false after a message). `lists`: the lengths and head dims may be comma lists (sweep's
+ * grid; the other sizes take one value everywhere). */
+enum {
+    CLI_SHAPE_SHAPE, CLI_SHAPE_BATCH, CLI_SHAPE_HEADS, CLI_SHAPE_KV_HEADS, CLI_SHAPE_LEN,
+    CLI_SHAPE_LEN_Q, CLI_SHAPE_LEN_KV, CLI_SHAPE_DIM, CLI_SHAPE_SCALE, CLI_SHAPE_CAUSAL,
+    CLI_SHAPE_OPTION_COUNT
+};
+#define CLI_SHAPE_OPTION_ROWS(N, LENS, DIMS)   /* N: a length's metavar, "N" or "N,N,..." */   \
+    [CLI_SHAPE_SHAPE] = {"shape", "NAME", "a named shape (attnbench list --shapes); the flags "  \
+                                          "below override its sizes"},                         \
+    [CLI_SHAPE_BATCH] = {"batch", "N", "batch size B (default 1)"},                             \
+    [CLI_SHAPE_HEADS] = {"heads", "N", "query heads Hq (default 8)"},                           \
+    [CLI_SHAPE_KV_HEADS] = {"kv-heads", "N", "key/value heads Hkv, dividing Hq (default Hq)"},  \
+    [CLI_SHAPE_LEN] = {"len", N, "Lq and Lk at once (default " LENS ")"},                       \
+    [CLI_SHAPE_LEN_Q] = {"len-q", N, "query length Lq (default: Lk)"},                          \
+    [CLI_SHAPE_LEN_KV] = {"len-kv", N, "key/value length Lk (default: Lq)"},                    \
+    [CLI_SHAPE_DIM] = {"dim", N, "head dimension d (default " DIMS ")"},                        \
+    [CLI_SHAPE_SCALE] = {"scale", "X", "softmax scale, finite and > 0 (default 1/sqrt(d))"},    \
+    [CLI_SHAPE_CAUSAL] = {"causal", NULL, "causal mask, bottom-right aligned: i sees j <= "      \
+                                          "i + Lk - Lq"}
+extern const cli_option cli_shape_options[CLI_SHAPE_OPTION_COUNT];
+typedef struct cli_shape_flags {
+    const struct attn_named_shape *shape; /* --shape, or NULL */
+    cli_int_list batch, heads_q, heads_kv, len, len_q, len_kv, head_dim; /* count 0: not given */
+    double scale; /* 0: not given */
+    int causal;   /* -1: not given, 1: --causal (sweep: 0, 1 or 2 for both, its own flag) */
+} cli_shape_flags;
+void cli_shape_flags_init(cli_shape_flags *f);
+int cli_shape_option(const char *command, int o, const char *value, bool lists,
+                     cli_shape_flags *f);
+/* The problem of the flags (the first value of each list): contiguous [B,H,L,d], float32. */
+bool cli_shape_flags_problem(const char *command, const cli_shape_flags *f, attn_problem *p);
+/* {batch, heads_q, heads_kv, len_q, len_kv, head_dim, causal, scale}: the problem as every
+ * subcommand's JSON states it. NULL on OOM. */
+json_t *cli_problem_json(const attn_problem *p);
+
+/* cli_conditions.c: the conditions of a measurement, as every record's "conditions" block:
+ * loadavg_start and loadavg_end ({"1min", "5min", "15min"}), cpu_mhz ({mean, min, max, source}
+ * over the CPUs of the affinity), governor, affinity ("0-3"), affinity_cpus, cpus_online,
+ * smt_shared_cores (cores with two or more SMT siblings in the affinity); null where Linux does
+ * not say. cli_conditions_start takes it before a measurement (NULL on OOM), cli_conditions_end
+ * adds the end's load average (false on OOM). cli_conditions_warn prints a warning on stderr
+ * when the load average at the start says other work keeps half the CPUs busy or more
+ * (cli_conditions_busy: whether it does, with the figures). */
+json_t *cli_conditions_start(void);
+bool cli_conditions_end(json_t *conditions);
+bool cli_conditions_busy(const json_t *conditions, double *load, int *cpus);
+void cli_conditions_warn(const char *command, const json_t *conditions);
+
+/* cli_progress.c: progress of long work on stderr (tune, sweep, run with many variants,
+ * gbench): a bar with the time left on a terminal, plain lines every few seconds off one (CI
+ * logs), nothing with --quiet. update() says `done` of `total` steps are done and what runs now
+ * (may be NULL); end() clears a terminal line before the command's own output. */
+typedef struct cli_progress {
+    const char *command;
+    size_t total;
+    double start, last; /* clock at the start; elapsed seconds at the last line (< 0: none) */
+    bool tty, quiet, drawn;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *command, size_t total, bool quiet);
+void cli_progress_update(cli_progress *p, size_t done, const char *what);
+void cli_progress_end(cli_progress *p);
 
 #endif
