@@ -240,6 +240,10 @@ json_t *cli_conditions_start(void);
 bool cli_conditions_end(json_t *conditions);
 bool cli_conditions_busy(const json_t *conditions, double *load, int *cpus);
 void cli_conditions_warn(const char *command, const json_t *conditions);
+/* Adds the block every JSON document of a measurement carries: tool, machine, shape (the
+ * problem, cli_problem_json; null without one) and conditions (stolen; null when NULL). False on
+ * OOM (conditions released either way). */
+bool cli_document_stamp(json_t *root, const attn_problem *p, json_t *conditions);
 
 /* cli_progress.c: progress of long work on stderr (tune, sweep, run with many variants,
  * gbench): a bar with the time left on a terminal, plain lines every few seconds off one (CI

@@ -209,3 +209,15 @@ void cli_conditions_warn(const char *command, const json_t *conditions)
                 "attnbench %s: warning: load average %.2f on %d CPUs: the machine is busy, "
                 "timings will be noisy\n", command, load, cpus);
 }
+
+bool cli_document_stamp(json_t *root, const attn_problem *p, json_t *conditions)
+{
+    if (!root) {
+        json_decref(conditions);
+        return false;
+    }
+    return !json_object_set_new(root, "tool", json_string("attnbench " ATTN_VERSION_STRING)) &&
+           !json_object_set_new(root, "machine", cli_machine_json()) &&
+           !json_object_set_new(root, "shape", p ? cli_problem_json(p) : json_null()) &&
+           !json_object_set_new(root, "conditions", conditions ? conditions : json_null());
+}

@@ -20,21 +20,14 @@ enum { DEFAULT_BUDGET = 60, DEFAULT_ROUNDS = 15 };
 
 /* ---- the shape options tune and plan share ------------------------------------------------ */
 
+/* The shape flags of every shape-taking command (cli_shape_flags.c), then tune's and plan's
+ * common ones. */
 enum {
-    O_SHAPE, O_BATCH, O_HEADS, O_KV_HEADS, O_LEN, O_LEN_Q, O_LEN_KV, O_DIM, O_CAUSAL, O_DTYPE,
-    O_MAX_REL_ERR, O_THREADS, O_WISDOM, O_FORMAT, O_HELP, SHAPE_OPTION_COUNT
+    O_DTYPE = CLI_SHAPE_OPTION_COUNT, O_MAX_REL_ERR, O_THREADS, O_WISDOM, O_FORMAT, O_HELP,
+    SHAPE_OPTION_COUNT
 };
 #define SHAPE_OPTIONS                                                                             \
-    [O_SHAPE] = {"shape", "NAME", "a named shape, e.g. P1 (attnbench list --shapes); the flags " \
-                                  "below override its sizes"},                                  \
-    [O_BATCH] = {"batch", "N", "batch size B (default 1)"},                                     \
-    [O_HEADS] = {"heads", "N", "query heads Hq (default 8)"},                                   \
-    [O_KV_HEADS] = {"kv-heads", "N", "key/value heads Hkv, dividing Hq (default Hq)"},         \
-    [O_LEN] = {"len", "N", "Lq and Lk at once (default 1024)"},                                 \
-    [O_LEN_Q] = {"len-q", "N", "query length Lq"},                                              \
-    [O_LEN_KV] = {"len-kv", "N", "key/value length Lk (default Lq)"},                          \
-    [O_DIM] = {"dim", "N", "head dimension d (default 64)"},                                    \
-    [O_CAUSAL] = {"causal", NULL, "causal mask, bottom-right aligned"},                         \
+    CLI_SHAPE_OPTION_ROWS("N", "1024", "64"),                                                     \
     [O_DTYPE] = {"dtype", "f32|bf16|f16", "element type of Q, K and V (default f32)"},          \
     [O_MAX_REL_ERR] = {"max-rel-err", "X",                                                      \
                        "accuracy bound: variants computing in bf16 may be chosen when their "   \
@@ -45,9 +38,8 @@ enum {
     [O_HELP] = {"help", NULL, "this help"}
 
 typedef struct shape_config {
-    const attn_named_shape *shape; /* --shape: the sizes no flag gives */
-    int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim, threads; /* 0: not given */
-    bool causal;
+    cli_shape_flags flags;
+    int64_t threads; /* 0: not given */
     attn_dtype dtype;
     double max_rel_err; /* 0: float32 compute only */
     const char *wisdom;
@@ -59,22 +51,17 @@ typedef struct shape_config {
 static int shape_option(const char *cmd, int o, const char *value, const cli_option *options,
                         shape_config *s)
 {
-    int64_t *target = NULL, min = 1, max = INT64_MAX;
+    if (o < CLI_SHAPE_OPTION_COUNT)
+        return cli_shape_option(cmd, o, value, false, &s->flags);
     switch (o) {
-    case O_BATCH: target = &s->batch; break;
-    case O_HEADS: target = &s->heads_q; break;
-    case O_KV_HEADS: target = &s->heads_kv; break;
-    case O_LEN_Q: target = &s->len_q; break;
-    case O_LEN_KV: target = &s->len_kv; break;
-    case O_DIM: target = &s->head_dim; break;
-    case O_THREADS: target = &s->threads; min = 0; max = ATTN_MAX_THREADS; break;
-    case O_LEN:
-        if (!cli_parse_int64(cmd, "len", value, 1, INT64_MAX, &s->len_q))
+    case O_THREADS:
+        if (strchr(value, ',')) {
+            cli_error(cmd, "--threads takes one count here, not '%s' (%s once per count)",
+                      value, cmd);
             return -1;
-        s->len_kv = s->len_q;
-        return 1;
-    case O_CAUSAL: s->causal = true; return 1;
-    case O_SHAPE: return (s->shape = cli_parse_shape(cmd, value)) ? 1 : -1;
+        }
+        return cli_parse_int64(cmd, options[o].name, value, 0, ATTN_MAX_THREADS, &s->threads)
+                   ? 1 : -1;
     case O_DTYPE:
         if (attn_dtype_parse(value, &s->dtype))
             return 1;
@@ -94,28 +81,17 @@ static int shape_option(const char *cmd, int o, const char *value, const cli_opt
                                 &s->format) ? 1 : -1;
     default: return 0;
     }
-    return cli_parse_int64(cmd, options[o].name, value, min, max, target) ? 1 : -1;
 }
 
 /* The problem of the shape options, contiguous [B,H,L,d]; prints why on failure. */
 static bool shape_problem(const char *cmd, shape_config *s, attn_problem *p)
 {
-    cli_shape_fill(s->shape, &s->batch, &s->heads_q, &s->heads_kv, &s->len_q, &s->len_kv,
-                   &s->head_dim, &s->causal);
-    if (!s->len_q)
-        s->len_q = s->len_kv ? s->len_kv : 1024;
-    attn_problem_init(p, s->batch ? s->batch : 1, s->heads_q ? s->heads_q : 8,
-                      s->heads_kv ? s->heads_kv : (s->heads_q ? s->heads_q : 8), s->len_q,
-                      s->len_kv ? s->len_kv : s->len_q, s->head_dim ? s->head_dim : 64);
-    p->causal = s->causal;
+    if (!cli_shape_flags_problem(cmd, &s->flags, p))
+        return false;
     p->dtype = s->dtype;
     if (s->threads == 0)
         s->threads = attn_default_threads();
     attn_error err;
-    if (attn_problem_validate(p, &err) != ATTN_OK) {
-        cli_error(cmd, "%s", err.message);
-        return false;
-    }
     if (s->wisdom && attn_wisdom_set_file(s->wisdom, &err) != ATTN_OK) {
         cli_error(cmd, "%s", err.message);
         return false;
@@ -167,7 +143,7 @@ static void format_ms(char *buf, size_t len, double seconds)
 
 enum {
     T_VARIANT = SHAPE_OPTION_COUNT, T_STRATEGY, T_BUDGET, T_TOP, T_NO_STORE, T_COMPARE, T_ROUNDS,
-    TUNE_OPTION_COUNT
+    T_QUIET, TUNE_OPTION_COUNT
 };
 static const cli_option tune_options[TUNE_OPTION_COUNT] = {
     SHAPE_OPTIONS,
@@ -178,6 +154,7 @@ static const cli_option tune_options[TUNE_OPTION_COUNT] = {
     [T_NO_STORE] = {"no-store", NULL, "do not write the result to the wisdom file"},
     [T_COMPARE] = {"compare", "VARIANT[:K=V,...]", "time this configuration (repeatable)"},
     [T_ROUNDS] = {"rounds", "N", "--compare: interleaved rounds (default 15)"},
+    [T_QUIET] = {"quiet", NULL, "no progress on stderr"},
 };
 
 static void print_tune_help(void)
@@ -456,10 +433,10 @@ static bool variants_runnable(const char *list)
 
 int cli_tune(int argc, char **argv)
 {
-    shape_config s = {0};
+    shape_config s = {.flags = {.causal = -1}};
     tuner_options opt = {.strategy = TUNER_FAST, .budget_seconds = DEFAULT_BUDGET};
     int64_t top = 3, rounds = DEFAULT_ROUNDS;
-    bool store = true;
+    bool store = true, quiet = false;
     const char **compare = malloc((size_t)argc * sizeof *compare);
     int compare_count = 0, status = CLI_EXIT_USAGE;
     if (!compare)
@@ -486,6 +463,7 @@ int cli_tune(int argc, char **argv)
             }
             case T_TOP: ok = cli_parse_int64("tune", "top", value, 1, 1000, &top); break;
             case T_NO_STORE: store = false; break;
+            case T_QUIET: quiet = true; break;
             case T_COMPARE: compare[compare_count++] = value; break;
             case T_ROUNDS: ok = cli_parse_int64("tune", "rounds", value, 1, 100000, &rounds); break;
             case O_HELP: print_tune_help(); free(compare); return CLI_EXIT_OK;
@@ -514,7 +492,7 @@ int cli_tune(int argc, char **argv)
     opt.max_rel_err = s.max_rel_err;
     progress_state ps;
     progress_init(&ps, "tune");
-    opt.progress = show_progress;
+    opt.progress = quiet ? NULL : show_progress;
     opt.progress_ctx = &ps;
     tuner_class cls;
     tuner_class_of(&p, (int)s.threads, s.max_rel_err, &cls);
@@ -528,10 +506,15 @@ int cli_tune(int argc, char **argv)
 
     tuner_result r;
     attn_error err;
+    json_t *conditions = cli_conditions_start();
+    cli_conditions_warn("tune", conditions);
     attn_status st = tuner_run(&p, &opt, &r, &err);
     progress_end(&ps);
-    if (st != ATTN_OK)
+    cli_conditions_end(conditions);
+    if (st != ATTN_OK) {
+        json_decref(conditions);
         return cli_error("tune", "%s", err.message);
+    }
 
     const double flops = attn_problem_flops(&p);
     const tuner_candidate *best = &r.candidates[r.best];
@@ -582,7 +565,10 @@ int cli_tune(int argc, char **argv)
             cli_json_real(est_slower), "estimate_slower_pct", cli_json_real(est_slower),
             "candidates", cands, "wisdom", "path", path, "stored", stored, "error",
             stored || !store ? "" : werr.message);
-        status = root && cli_json_print(root) ? CLI_EXIT_OK : cli_error("tune", "out of memory");
+        const bool stamped = cli_document_stamp(root, &p, conditions);
+        conditions = NULL;
+        status = stamped && cli_json_print(root) ? CLI_EXIT_OK
+                                                 : cli_error("tune", "out of memory");
         json_decref(root);
     } else {
         print_tune_table(&r, flops, (int)top);
@@ -606,6 +592,7 @@ int cli_tune(int argc, char **argv)
         cli_error("tune", "wisdom not stored: %s", werr.message);
         status = CLI_EXIT_USAGE;
     }
+    json_decref(conditions); /* NULL when the JSON document took it */
     tuner_result_free(&r);
     return status;
 }
@@ -713,7 +700,7 @@ done:
 
 int cli_plan(int argc, char **argv)
 {
-    shape_config s = {0};
+    shape_config s = {.flags = {.causal = -1}};
     unsigned flags = ATTN_ESTIMATE;
     int64_t execute = 0;
     const char *value;
@@ -740,12 +727,15 @@ int cli_plan(int argc, char **argv)
                                   .max_rel_err = s.max_rel_err};
     progress_state ps;
     progress_init(&ps, "plan");
+    json_t *conditions = cli_conditions_start();
     tuner_measure_progress(show_progress, &ps);
     attn_plan *plan = attn_plan_create(&p, &po, &err);
     tuner_measure_progress(NULL, NULL);
     progress_end(&ps);
-    if (!plan)
+    if (!plan) {
+        json_decref(conditions);
         return cli_error("plan", "%s", err.message);
+    }
     attn_plan_info info;
     attn_plan_get_info(plan, &info);
     char path[4096], why[600], tuned[32];
@@ -779,8 +769,10 @@ int cli_plan(int argc, char **argv)
     double exec_median = NAN, exec_min = NAN;
     if (execute > 0 && !isfinite(exec_median = time_plan(plan, &p, execute, &exec_min, &err))) {
         attn_plan_destroy(plan);
+        json_decref(conditions);
         return cli_error("plan", "%s", err.message);
     }
+    cli_conditions_end(conditions);
     tuner_config cfg = {.variant = attn_variant_find(info.variant), .params = info.params};
     int status = CLI_EXIT_OK;
     if (s.format == CLI_FORMAT_JSON) {
@@ -803,7 +795,10 @@ int cli_plan(int argc, char **argv)
                                                            "vs_tuned", info.tuned_seconds > 0
                                                            ? json_real(exec_median / info.tuned_seconds)
                                                            : json_null()));
-        status = root && cli_json_print(root) ? CLI_EXIT_OK : cli_error("plan", "out of memory");
+        const bool stamped = cli_document_stamp(root, &p, conditions);
+        conditions = NULL;
+        status = stamped && cli_json_print(root) ? CLI_EXIT_OK
+                                                 : cli_error("plan", "out of memory");
         json_decref(root);
     } else {
         printf("plan: %s\nwhy: %s\n", attn_plan_describe(plan), why);
@@ -817,6 +812,7 @@ int cli_plan(int argc, char **argv)
             printf("\n");
         }
     }
+    json_decref(conditions); /* NULL when the JSON document took it */
     attn_plan_destroy(plan);
     return status;
 }
