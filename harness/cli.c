@@ -132,8 +132,19 @@ int cli_next_option(const char *command, int argc, char **argv, const cli_option
         cli_error(command, "option '%s' needs a value", argv[optind - 1]);
     else if (optopt && optopt != 'h')
         cli_error(command, "unknown option '-%c'", optopt);
-    else
-        cli_error(command, "unknown or ambiguous option '%s' (see --help)", argv[optind - 1]);
+    else {
+        /* "--lenn=5": the name without its value, and the option nearest to it. */
+        const char *arg = argv[optind - 1];
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(arg + 2, "="), arg + 2);
+        const char *near = arg[0] == '-' && arg[1] == '-'
+                               ? cli_nearest_option(name, options, count) : NULL;
+        if (near)
+            cli_error(command, "unknown or ambiguous option '%s'; did you mean --%s?", arg,
+                      near);
+        else
+            cli_error(command, "unknown or ambiguous option '%s' (see --help)", arg);
+    }
     return CLI_OPTION_ERROR;
 }
 

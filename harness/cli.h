@@ -132,6 +132,10 @@ typedef struct cli_option {
  * ambiguous option, missing value, stray argument). -h is --help when the table has "help". */
 int cli_next_option(const char *command, int argc, char **argv, const cli_option *options,
                     int count, const char **value);
+/* cli_suggest.c: the name nearest to a mistyped one, when close enough to be a typo (else
+ * NULL): among `names`, or among the long names of an option table. */
+const char *cli_nearest_name(const char *given, const char *const *names, int count);
+const char *cli_nearest_option(const char *given, const cli_option *options, int count);
 /* Prints "  --name METAVAR   help" for every option. */
 void cli_print_options(FILE *out, const cli_option *options, int count);
 

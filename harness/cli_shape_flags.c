@@ -37,7 +37,7 @@ int cli_shape_option(const char *command, int o, const char *value, bool lists,
                      cli_shape_flags *f)
 {
     cli_int_list *target = NULL;
-    int64_t min = 1, max = INT32_MAX;
+    const int64_t min = 1, max = INT64_MAX; /* too large: attn_problem_validate says why */
     switch (o) {
     case CLI_SHAPE_SHAPE: return (f->shape = cli_parse_shape(command, value)) ? 1 : -1;
     case CLI_SHAPE_BATCH: target = &f->batch; break;
@@ -46,7 +46,7 @@ int cli_shape_option(const char *command, int o, const char *value, bool lists,
     case CLI_SHAPE_LEN: target = &f->len; break;
     case CLI_SHAPE_LEN_Q: target = &f->len_q; break;
     case CLI_SHAPE_LEN_KV: target = &f->len_kv; break;
-    case CLI_SHAPE_DIM: target = &f->head_dim; max = 1 << 16; break;
+    case CLI_SHAPE_DIM: target = &f->head_dim; break;
     case CLI_SHAPE_SCALE: {
         float scale;
         if (!cli_parse_positive_float(command, "scale", value, &scale))
