@@ -2,7 +2,7 @@
  * scale, FLOP count, parameter text, tensor extents, sizes near 2^63, an output overlapping an
  * input, variant lookup), of the element types
  * (names, sizes, attn_convert's rounding, validation, refusal, half inputs and outputs) and of
- * the ISA name parser of harness/cpu.h. Small cases are checked against values worked out by
+ * the ISA name parser of runtime/cpu.h. Small cases are checked against values worked out by
  * hand; bulk conversions against a reference written here. */
 #include "attn.h"
 #include "cpu.h"

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Every file the suite writes goes through one writer (harness/atomic_file.c): a regular file
+"""Every file the suite writes goes through one writer (runtime/atomic_file.c): a regular file
 is replaced atomically, keeping its mode, a symlink is followed, a read-only file is refused; a
 character device or a FIFO is written through; a directory is refused; a write error is exit 2
 with the path and the reason. `wisdom forget` removes only wisdom.

@@ -12,7 +12,7 @@
  * computes in bf16 is chosen only from a measurement under a bound — wisdom or ATTN_MEASURE —
  * whose measured error is within the bound; never by the estimate.
  *
- * The plan then resolves the run itself once (harness/execute.h): the variant, its parameters,
+ * The plan then resolves the run itself once (runtime/execute.h): the variant, its parameters,
  * the cut over threads and every buffer, so that attn_execute only checks what a call changes
  * and runs.
  *

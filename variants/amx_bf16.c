@@ -66,7 +66,7 @@
  *
  * Threads. The tile configuration is per thread: each run / run_partial call loads it
  * (ldtilecfg) first and releases the tiles (tilerelease) before returning. The process needs
- * the kernel's permission for tile data (arch_prctl, requested in harness/cpu_x86.c; without it
+ * the kernel's permission for tile data (arch_prctl, requested in runtime/cpu_x86.c; without it
  * ATTN_ISA_AMX is not set and this variant is not offered).
  *
  * Layout: head_dim contiguous; any batch/head/seq strides (0 included); rows need no alignment.
