@@ -50,7 +50,9 @@ static void print_usage(FILE *out)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(out, "\nexit status: 0 ok, 1 a result failed its check, 2 bad input or an error.\n"
                  "environment: ATTN_DISABLE_ISA=avx512,avx2 turns ISAs off as if the CPU lacked "
-                 "them;\nATTN_FORCE_VARIANT=NAME makes NAME the only default choice.\n");
+                 "them;\nATTN_FORCE_VARIANT=NAME makes NAME the only default choice.\n"
+                 "Every command takes --wide: its tables at full width (by default they wrap to\n"
+                 "fit 100 columns).\n");
 }
 
 int main(int argc, char **argv)
@@ -68,6 +70,19 @@ int main(int argc, char **argv)
         printf("attnbench %s\n", ATTN_VERSION_STRING);
         return CLI_EXIT_OK;
     }
+    /* --wide, taken by every command, is taken out here: tables at their full width. */
+    int kept = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            while (i < argc)
+                argv[kept++] = argv[i++];
+        else if (!strcmp(argv[i], "--wide"))
+            cli_table_wide = true;
+        else
+            argv[kept++] = argv[i];
+    }
+    argc = kept;
+    argv[argc] = NULL;
     int status = -1;
     for (int i = 0; i < command_count && status < 0; i++)
         if (!strcmp(name, commands[i].name))
@@ -405,27 +420,98 @@ void cli_table_add(cli_table *t, const char *fmt, ...)
     va_end(ap);
 }
 
-bool cli_table_print(const cli_table *t, FILE *out)
+bool cli_table_wide = false;
+
+/* How much of `text` (at most `width` characters) goes on one line of a wrapped cell: up to
+ * the last blank, comma or slash that fits, else `width` characters (a long word is cut). */
+static size_t wrap_length(const char *text, size_t width)
 {
-    if (t->out_of_memory)
-        return false;
-    size_t *width = calloc((size_t)t->columns, sizeof *width);
-    if (!width)
-        return false;
+    const size_t n = strlen(text);
+    if (n <= width)
+        return n;
+    for (size_t i = width; i > width / 2; i--)
+        if (strchr(" ,/", text[i - 1]))
+            return i;
+    return width;
+}
+
+/* The columns' widths: each its longest cell; when the table is wider than CLI_TABLE_WIDTH and
+ * not cli_table_wide, the widest left-aligned columns but the first give up width (their cells
+ * wrap onto more lines) until it fits or each is down to its header's width (at least 8). */
+static void table_widths(const cli_table *t, size_t *width)
+{
     for (size_t i = 0; i < t->count; i++) {
         const size_t c = i % (size_t)t->columns, n = strlen(t->cells[i]);
         if (n > width[c])
             width[c] = n;
     }
-    for (size_t i = 0; i < t->count; i++) {
-        const size_t c = i % (size_t)t->columns;
-        const bool last = c == (size_t)t->columns - 1 || i == t->count - 1;
-        /* The last column is not padded: no trailing blanks. */
-        fprintf(out, t->align[c] == 'r' ? "%*s" : "%-*s", last && t->align[c] != 'r' ? 0 :
-                (int)width[c], t->cells[i]);
-        fputs(last ? "\n" : "  ", out);
+    size_t total = 2 * (size_t)(t->columns - 1);
+    for (int c = 0; c < t->columns; c++)
+        total += width[c];
+    while (!cli_table_wide && total > CLI_TABLE_WIDTH) {
+        /* The last column (a description, a note) first, down to 30; then the widest. */
+        const int last = t->columns - 1;
+        const bool last_first = last > 0 && t->align[last] == 'l' && width[last] > 30;
+        int widest = last_first ? last : -1;
+        for (int c = 1; !last_first && c < t->columns; c++) { /* the first names the row */
+            const size_t floor = strlen(t->cells[c]) > 8 ? strlen(t->cells[c]) : 8;
+            if (t->align[c] == 'l' && width[c] > floor && (widest < 0 || width[c] > width[widest]))
+                widest = c;
+        }
+        if (widest < 0)
+            return; /* nothing left to wrap: print it as wide as it is */
+        width[widest]--;
+        total--;
+    }
+}
+
+bool cli_table_print(const cli_table *t, FILE *out)
+{
+    if (t->out_of_memory)
+        return false;
+    size_t *width = calloc((size_t)t->columns, sizeof *width);
+    const char **rest = calloc((size_t)t->columns, sizeof *rest); /* what a row has left */
+    if (!width || !rest) {
+        free(width);
+        free(rest);
+        return false;
+    }
+    table_widths(t, width);
+    for (size_t row = 0; row * (size_t)t->columns < t->count; row++) {
+        const size_t first = row * (size_t)t->columns;
+        int last = t->columns - 1;
+        while (first + (size_t)last >= t->count)
+            last--;
+        for (int c = 0; c <= last; c++)
+            rest[c] = t->cells[first + (size_t)c];
+        /* One line of each cell at a time, until every cell of the row is printed. */
+        for (bool more = true; more;) {
+            more = false;
+            int end = last; /* no trailing blanks: stop after the last cell with text */
+            while (end > 0 && !rest[end][0])
+                end--;
+            for (int c = 0; c <= end; c++) {
+                const size_t n = wrap_length(rest[c], width[c]);
+                size_t shown = n; /* without the blank the line broke at */
+                while (shown > 0 && rest[c][shown - 1] == ' ')
+                    shown--;
+                const bool right = t->align[c] == 'r';
+                const int pad = (int)(width[c] - shown);
+                if (right)
+                    fprintf(out, "%*s", pad, "");
+                fprintf(out, "%.*s", (int)shown, rest[c]);
+                if (!right && c < end)
+                    fprintf(out, "%*s", pad, "");
+                fputs(c < end ? "  " : "\n", out);
+                rest[c] += n;
+                while (*rest[c] == ' ')
+                    rest[c]++;
+                more |= *rest[c] != '\0';
+            }
+        }
     }
     free(width);
+    free(rest);
     return true;
 }
 
@@ -673,14 +759,19 @@ int cli_list(int argc, char **argv)
         return ok ? CLI_EXIT_OK : cli_error("list", "out of memory or output error");
     }
 
+    /* Narrow by default: the ISA list and the parameter ranges with --wide (or --format json);
+     * the description wraps. */
+    const bool wide = cli_table_wide;
     cli_table table;
-    cli_table_init(&table, 7, "llllrll");
+    cli_table_init(&table, wide ? 7 : 5, wide ? "llllrll" : "lllrl");
     cli_table_add(&table, "variant");
-    cli_table_add(&table, "isa");
+    if (wide)
+        cli_table_add(&table, "isa");
     cli_table_add(&table, "supported here");
     cli_table_add(&table, "reads (computes)");
     cli_table_add(&table, "tolerance");
-    cli_table_add(&table, "parameters (name=min..max/multiple)");
+    if (wide)
+        cli_table_add(&table, "parameters (name=min..max/multiple)");
     cli_table_add(&table, "description");
     for (int i = 0; i < count; i++) {
         attn_variant_info v;
@@ -690,9 +781,9 @@ int cli_list(int argc, char **argv)
         format_param_ranges(&v, ranges, sizeof ranges);
         cli_dtypes_format(v.dtypes, types, sizeof types);
         cli_table_add(&table, "%s", v.name);
-        if (attn_registry[i]->vector_bits == 0 && v.vector_bits > 0) /* scalable: show this VL */
+        if (wide && attn_registry[i]->vector_bits == 0 && v.vector_bits > 0) /* scalable */
             cli_table_add(&table, "%s (%d-bit)", v.isa, v.vector_bits);
-        else
+        else if (wide)
             cli_table_add(&table, "%s", v.isa[0] ? v.isa : "portable C");
         if (v.supported)
             cli_table_add(&table, "yes");
@@ -700,18 +791,18 @@ int cli_list(int argc, char **argv)
             cli_table_add(&table, "no: %s", v.why_not);
         cli_table_add(&table, "%s (%s)", types, attn_dtype_name(v.compute_dtype));
         cli_table_add(&table, "%g", v.tolerance);
-        cli_table_add(&table, "%s", ranges[0] ? ranges : "-");
+        if (wide)
+            cli_table_add(&table, "%s", ranges[0] ? ranges : "-");
         cli_table_add(&table, "%s", v.description);
     }
     const char *absent, *why;
     for (int i = 0; attn_variant_absent(i, &absent, &why); i++) {
         cli_table_add(&table, "%s", absent);
-        cli_table_add(&table, "-");
+        if (wide)
+            cli_table_add(&table, "-");
         cli_table_add(&table, "no: %s", why);
-        cli_table_add(&table, "-");
-        cli_table_add(&table, "-");
-        cli_table_add(&table, "-");
-        cli_table_add(&table, "-");
+        for (int k = 0; k < (wide ? 4 : 3); k++)
+            cli_table_add(&table, "-");
     }
     const bool ok = cli_table_print(&table, stdout);
     cli_table_free(&table);
@@ -721,10 +812,11 @@ int cli_list(int argc, char **argv)
 /* ---- attnbench run ------------------------------------------------------------------------ */
 
 enum {
-    RUN_VARIANT, RUN_SHAPE, RUN_BATCH, RUN_HEADS, RUN_KV_HEADS, RUN_LEN_Q, RUN_LEN_KV, RUN_DIM,
-    RUN_SCALE, RUN_CAUSAL, RUN_KV_LENS, RUN_MASK, RUN_LAYOUT, RUN_DTYPE, RUN_OUT_DTYPE, RUN_PARAMS,
-    RUN_SEED, RUN_REPS, RUN_WARMUP, RUN_THREADS, RUN_NO_CHECK, RUN_Q, RUN_K, RUN_V, RUN_OUT, RUN_FORMAT, RUN_DISABLE_ISA, RUN_SAVE,
-    RUN_RESULTS_DIR, RUN_HELP, RUN_OPTION_COUNT
+    /* the shape flags first (cli_shape_flags.c), then run's own */
+    RUN_VARIANT = CLI_SHAPE_OPTION_COUNT, RUN_KV_LENS, RUN_MASK, RUN_LAYOUT, RUN_DTYPE,
+    RUN_OUT_DTYPE, RUN_PARAMS, RUN_SEED, RUN_REPS, RUN_WARMUP, RUN_THREADS, RUN_NO_CHECK, RUN_Q,
+    RUN_K, RUN_V, RUN_OUT_NPY, RUN_OUTPUT, RUN_FORMAT, RUN_DISABLE_ISA, RUN_SAVE, RUN_RESULTS_DIR,
+    RUN_QUIET, RUN_MIN_TIME, RUN_HELP, RUN_OPTION_COUNT
 };
 
 /* Defaults of the shape and the measurement. */
@@ -732,17 +824,8 @@ enum { DEFAULT_BATCH = 1, DEFAULT_HEADS = 8, DEFAULT_LEN = 1024, DEFAULT_DIM = 6
 enum { DEFAULT_REPS = 10, DEFAULT_WARMUP = 2, MAX_REPS = 1000000 };
 
 static const cli_option run_options[RUN_OPTION_COUNT] = {
+    CLI_SHAPE_OPTION_ROWS("N", "1024", "64"),
     [RUN_VARIANT] = {"variant", "LIST", "comma list of variants, or all (default: all)"},
-    [RUN_SHAPE] = {"shape", "NAME", "a named shape, e.g. P1 (attnbench list --shapes); the "
-                                    "flags below override its sizes"},
-    [RUN_BATCH] = {"batch", "N", "batch size B (default 1)"},
-    [RUN_HEADS] = {"heads", "N", "query heads Hq (default 8)"},
-    [RUN_KV_HEADS] = {"kv-heads", "N", "key/value heads Hkv, dividing Hq (default Hq)"},
-    [RUN_LEN_Q] = {"len-q", "N", "query length Lq (default 1024)"},
-    [RUN_LEN_KV] = {"len-kv", "N", "key/value length Lk (default Lq)"},
-    [RUN_DIM] = {"dim", "N", "head dimension d (default 64)"},
-    [RUN_SCALE] = {"scale", "X", "softmax scale, positive and finite (default 1/sqrt(d))"},
-    [RUN_CAUSAL] = {"causal", NULL, "causal mask, bottom-right aligned: i sees j <= i + Lk - Lq"},
     [RUN_KV_LENS] = {"kv-lens", "N,N,...", "key length of each batch entry (B values, each <= Lk)"},
     [RUN_MASK] = {"mask", "FILE.npy", "additive float32 mask [Lq,Lk] (-inf masks a key)"},
     [RUN_LAYOUT] = {"layout", "bhld|blhd", "memory layout of Q, K, V, O (default bhld)"},
@@ -758,11 +841,14 @@ static const cli_option run_options[RUN_OPTION_COUNT] = {
     [RUN_Q] = {"q", "FILE.npy", "read Q [B,Hq,Lq,d] (float32 or float16) instead of random"},
     [RUN_K] = {"k", "FILE.npy", "read K [B,Hkv,Lk,d]"},
     [RUN_V] = {"v", "FILE.npy", "read V [B,Hkv,Lk,d]"},
-    [RUN_OUT] = {"out", "FILE.npy", "write O [B,Hq,Lq,d] of the first variant run"},
+    [RUN_OUT_NPY] = {"out-npy", "FILE.npy", "write O [B,Hq,Lq,d] of the first variant run"},
+    [RUN_OUTPUT] = {"output", "FILE", "also write the JSON result document to FILE, also -o"},
     [RUN_FORMAT] = {"format", "text|json|csv", "output format (default text)"},
     [RUN_DISABLE_ISA] = {"disable-isa", "LIST", "turn ISAs off, as ATTN_DISABLE_ISA=LIST does"},
     [RUN_SAVE] = {"save", NULL, "also store the JSON result under DIR/<machine id>/"},
     [RUN_RESULTS_DIR] = {"results-dir", "DIR", "where --save stores it (default results)"},
+    [RUN_QUIET] = {"quiet", NULL, "no progress and no warnings on stderr"},
+    [RUN_MIN_TIME] = {"min-time", "S", "timed rounds go on past --reps until S seconds"},
     [RUN_HELP] = {"help", NULL, "this help"},
 };
 
@@ -811,8 +897,7 @@ static void print_run_help(void)
 
 typedef struct run_config {
     const char *variants; /* NULL: every supported one */
-    const attn_named_shape *shape; /* --shape: the sizes no flag gives */
-    int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim; /* 0: not given */
+    int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim; /* 0: not given (shape flags) */
     float scale;                                                 /* 0: default */
     bool causal, blhd, check;
     attn_dtype dtype; /* of Q, K, V */
@@ -821,7 +906,9 @@ typedef struct run_config {
     int64_t reps, warmup;
     cli_int_list threads; /* resolved: no 0 */
     const char *kv_lens, *mask, *q, *k, *v, *out;
-    bool save;
+    const char *output; /* -o: the JSON document, also written there */
+    bool save, quiet;
+    double min_time; /* --min-time: 0, or seconds of timed rounds at least */
     const char *results_dir;
     const char **params; /* the --params texts, in order */
     int params_count;
@@ -835,24 +922,23 @@ static int parse_run_options(int argc, char **argv, run_config *c)
     c->params = malloc((size_t)argc * sizeof *c->params);
     if (!c->params)
         return cli_error("run", "out of memory");
+    /* -o is --output: the option parser knows long options (and -h) only. */
+    static char output_flag[] = "--output";
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "-o"))
+            argv[i] = output_flag;
+    cli_shape_flags shape;
+    cli_shape_flags_init(&shape);
     const char *value;
     for (int o; (o = cli_next_option("run", argc, argv, run_options, RUN_OPTION_COUNT, &value)) !=
                 CLI_OPTION_END;) {
         const char *flag = o >= 0 ? run_options[o].name : "";
         bool ok = true;
-        switch (o) {
-        case RUN_BATCH: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->batch); break;
-        case RUN_HEADS: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->heads_q); break;
-        case RUN_KV_HEADS:
-            ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->heads_kv);
-            break;
-        case RUN_LEN_Q: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->len_q); break;
-        case RUN_LEN_KV: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->len_kv); break;
-        case RUN_DIM: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->head_dim); break;
+        const int shape_flag = o >= 0 ? cli_shape_option("run", o, value, false, &shape) : 0;
+        if (shape_flag)
+            ok = shape_flag > 0;
+        else switch (o) {
         case RUN_VARIANT: c->variants = value; break;
-        case RUN_SHAPE: ok = (c->shape = cli_parse_shape("run", value)) != NULL; break;
-        case RUN_SCALE: ok = cli_parse_positive_float("run", flag, value, &c->scale); break;
-        case RUN_CAUSAL: c->causal = true; break;
         case RUN_KV_LENS: c->kv_lens = value; break;
         case RUN_MASK: c->mask = value; break;
         case RUN_LAYOUT:
@@ -874,12 +960,20 @@ static int parse_run_options(int argc, char **argv, run_config *c)
         case RUN_Q: c->q = value; break;
         case RUN_K: c->k = value; break;
         case RUN_V: c->v = value; break;
-        case RUN_OUT: { /* checked now, not after the measurements */
+        case RUN_OUT_NPY:
+        case RUN_OUTPUT: { /* checked now, not after the measurements */
             attn_error err;
-            c->out = value;
+            *(o == RUN_OUT_NPY ? &c->out : &c->output) = value;
             ok = attn_file_check(value, &err) == ATTN_OK;
             if (!ok)
-                cli_error("run", "--out %s", err.message);
+                cli_error("run", "--%s %s", flag, err.message);
+            break;
+        }
+        case RUN_QUIET: c->quiet = true; break;
+        case RUN_MIN_TIME: {
+            float seconds;
+            ok = cli_parse_positive_float("run", flag, value, &seconds);
+            c->min_time = seconds;
             break;
         }
         case RUN_FORMAT:
@@ -897,8 +991,11 @@ static int parse_run_options(int argc, char **argv, run_config *c)
     }
     if (!cli_resolve_threads("run", &c->threads))
         return CLI_EXIT_USAGE;
-    cli_shape_fill(c->shape, &c->batch, &c->heads_q, &c->heads_kv, &c->len_q, &c->len_kv,
-                   &c->head_dim, &c->causal);
+    cli_shape_sizes z;
+    cli_shape_flags_sizes(&shape, &z);
+    c->batch = z.batch, c->heads_q = z.heads_q, c->heads_kv = z.heads_kv;
+    c->len_q = z.len_q, c->len_kv = z.len_kv, c->head_dim = z.head_dim;
+    c->causal = z.causal, c->scale = z.scale;
     return -1; /* go on */
 }
 
@@ -986,6 +1083,7 @@ typedef struct run_state {
     struct variant_run *runs;
     int run_count;
     json_t *skipped; /* [{"variant", "reason"}]: left out of the default set */
+    json_t *conditions; /* cli_conditions_start, around the timed rounds */
 } run_state;
 
 typedef struct variant_run {
@@ -994,8 +1092,9 @@ typedef struct variant_run {
     attn_params params;
     double tolerance; /* attn_variant_tolerance: a half output adds its rounding */
     bool chosen;     /* named by --variant or --params, not only part of the default set */
-    double *samples; /* reps seconds */
+    double *samples; /* reps seconds, in round order */
     attn_time_stats time;
+    stats_spread spread;
     /* The run of the same variant at the first thread count (-1: this is it), and this run's
      * speed-up over it: the geometric mean of the rounds' time ratios, with its 95% interval
      * (stats_paired_log; NaN bounds with a single rep). */
@@ -1007,6 +1106,7 @@ typedef struct variant_run {
 
 static void run_free(run_state *s)
 {
+    json_decref(s->conditions);
     attn_npy_free(&s->file_q);
     attn_npy_free(&s->file_k);
     attn_npy_free(&s->file_v);
@@ -1100,7 +1200,7 @@ static int build_problem(run_state *s)
     const int64_t batch = pick_size(c->batch, fq, fkv, 0, DEFAULT_BATCH);
     const int64_t heads_q = pick_size(c->heads_q, fq, NULL, 1, DEFAULT_HEADS);
     const int64_t heads_kv = pick_size(c->heads_kv, fkv, NULL, 1, heads_q);
-    const int64_t len_q = pick_size(c->len_q, fq, NULL, 2, DEFAULT_LEN);
+    const int64_t len_q = pick_size(c->len_q, fq, NULL, 2, c->len_kv ? c->len_kv : DEFAULT_LEN);
     const int64_t len_kv = pick_size(c->len_kv, fkv, NULL, 2, len_q);
     const int64_t head_dim = pick_size(c->head_dim, fq, fkv, 3, DEFAULT_DIM);
     attn_problem *p = &s->problem;
@@ -1464,14 +1564,37 @@ static void compute_speedup(variant_run *run, const variant_run *base, int64_t r
 
 /* Warm-up rounds, then timed rounds; each round runs every variant (and thread count) once, so
  * slow drifts of a shared machine (frequency, other load) spread over all runs alike. */
+/* With --min-time S, timed rounds go on past --reps until they have taken S seconds (as Google
+ * Benchmark's min_time), and config.reps becomes the number taken. Samples stay in round order
+ * (the speed-ups pair them by round; result files keep that order for compare --paired). */
 static int time_variants(run_state *s)
 {
-    const run_config *c = &s->config;
+    run_config *c = &s->config;
     attn_error err;
+    int64_t capacity = c->reps;
     for (int r = 0; r < s->run_count; r++)
-        if (!(s->runs[r].samples = malloc((size_t)c->reps * sizeof(double))))
+        if (!(s->runs[r].samples = malloc((size_t)capacity * sizeof(double))))
             return cli_error("run", "out of memory");
-    for (int64_t round = 0; round < c->warmup + c->reps; round++)
+    cli_progress progress;
+    cli_progress_start(&progress, "run", (size_t)(c->warmup + c->reps), c->quiet || c->min_time > 0);
+    double timed_start = 0;
+    int64_t timed = 0;
+    for (int64_t round = 0;; round++) {
+        timed = round - c->warmup;
+        if (timed == 0)
+            timed_start = attn_clock_seconds();
+        if (timed >= c->reps && (timed >= MAX_REPS || !(c->min_time > 0) ||
+                                 attn_clock_seconds() - timed_start >= c->min_time))
+            break;
+        if (timed >= capacity) {
+            capacity *= 2;
+            for (int r = 0; r < s->run_count; r++) {
+                double *more = realloc(s->runs[r].samples, (size_t)capacity * sizeof(double));
+                if (!more)
+                    return cli_error("run", "out of memory");
+                s->runs[r].samples = more;
+            }
+        }
         for (int r = 0; r < s->run_count; r++) {
             variant_run *run = &s->runs[r];
             const double start = attn_clock_seconds();
@@ -1479,15 +1602,29 @@ static int time_variants(run_state *s)
                                  s->input[1], s->input[2], s->o, &err))
                 return cli_error("run", "%s", err.message);
             const double seconds = attn_clock_seconds() - start;
-            if (round >= c->warmup)
-                run->samples[round - c->warmup] = seconds;
+            if (timed >= 0)
+                run->samples[timed] = seconds;
         }
+        cli_progress_update(&progress, (size_t)round + 1, timed < 0 ? "warm-up" : "timed rounds");
+    }
+    cli_progress_end(&progress);
+    c->reps = timed;
+    for (int r = 0; r < s->run_count; r++)
+        if (s->runs[r].base >= 0)
+            compute_speedup(&s->runs[r], &s->runs[s->runs[r].base], c->reps);
+    double *sorted = malloc((size_t)c->reps * sizeof *sorted);
+    if (!sorted)
+        return cli_error("run", "out of memory");
     for (int r = 0; r < s->run_count; r++) {
         variant_run *run = &s->runs[r];
-        attn_time_stats_compute(run->samples, (size_t)c->reps, &run->time);
-        if (run->base >= 0)
-            compute_speedup(run, &s->runs[run->base], c->reps);
+        memcpy(sorted, run->samples, (size_t)c->reps * sizeof *sorted);
+        attn_time_stats_compute(sorted, (size_t)c->reps, &run->time); /* sorts its copy */
+        if (!stats_spread_of(run->samples, (size_t)c->reps, &run->spread)) {
+            free(sorted);
+            return cli_error("run", "out of memory");
+        }
     }
+    free(sorted);
     return -1;
 }
 
@@ -1516,7 +1653,7 @@ static json_t *kv_lens_json(const attn_problem *p)
     return list;
 }
 
-/* The timed samples, in seconds (sorted ascending by the statistics). */
+/* The timed samples, in seconds, in round order. */
 static json_t *samples_json(const variant_run *run, int64_t reps)
 {
     json_t *list = json_array();
@@ -1526,6 +1663,16 @@ static json_t *samples_json(const variant_run *run, int64_t reps)
             return NULL;
         }
     return list;
+}
+
+/* The spread of the samples: quartiles, interquartile range, coefficient of variation, the
+ * count of outliers (Tukey's fences), and whether it is large (stats_spread_is_large). */
+static json_t *spread_json(const variant_run *run)
+{
+    const stats_spread *d = &run->spread;
+    return json_pack("{s:f, s:f, s:f, s:f, s:I, s:b}", "q1_s", d->q1, "q3_s", d->q3, "iqr_s",
+                     d->iqr, "cv", d->cv, "outliers", (json_int_t)d->outliers, "large",
+                     stats_spread_is_large(d, run->time.median));
 }
 
 /* {"over_threads", "ratio", "ci95": [lo, hi] or null}, or null for a variant's first count. */
@@ -1561,15 +1708,15 @@ static json_t *result_json(const run_state *s, const variant_run *run, double fl
         c->blhd ? "blhd" : "bhld", "kv_lens", kv_lens_json(p), "mask",
         c->mask ? json_string(c->mask) : json_null());
     return json_pack(
-        "{s:s, s:o, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:f, s:f, s:o, s:o, "
-        "s:o, s:o, s:o, s:o, s:o, s:f, s:b, s:b, s:s, s:o}",
+        "{s:s, s:o, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:o, s:f, s:f, s:o, "
+        "s:o, s:o, s:o, s:o, s:o, s:o, s:f, s:b, s:b, s:s, s:o, s:O?}",
         "variant", run->info.name, "params", params, "shape", shape,
         "dtype", attn_dtype_name(p->dtype), "out_dtype", attn_dtype_name(p->out_dtype),
         "compute_dtype", attn_dtype_name(run->info.compute_dtype), "threads",
         (json_int_t)run->params.threads, "reps",
         (json_int_t)c->reps, "warmup", (json_int_t)c->warmup, "seed", (json_int_t)c->seed,
         "median_s", run->time.median, "min_s", run->time.min, "max_s", run->time.max,
-        "samples_s", samples_json(run, c->reps), "flops",
+        "samples_s", samples_json(run, c->reps), "spread", spread_json(run), "flops",
         flops, "gflops", gflops(run, flops),
         /* fractions of the cached roofline (attnbench peak), null when none is cached */
         "peak_fraction", cli_json_real(cli_peak_fraction(run->info.roofline, gflops(run, flops),
@@ -1585,7 +1732,8 @@ static json_t *result_json(const run_state *s, const variant_run *run, double fl
         "nan_mismatch", c->check ? json_integer(run->error.nan_mismatch) : json_null(),
         "tolerance", run->tolerance, "checked", c->check, "ok", run_ok(s, run),
         "roofline", run->info.roofline, /* what peak_fraction is against */
-        "blas_core", run->info.blas_core ? json_string(run->info.blas_core) : json_null());
+        "blas_core", run->info.blas_core ? json_string(run->info.blas_core) : json_null(),
+        "conditions", s->conditions);
 }
 
 /* run's JSON document: tool, machine, results. NULL on OOM. */
@@ -1597,8 +1745,9 @@ static json_t *run_document(const run_state *s, double flops)
             json_decref(results);
             results = NULL;
         }
-    return json_pack("{s:s, s:o, s:o, s:O}", "tool", "attnbench " ATTN_VERSION_STRING, "machine",
-                     cli_machine_json(), "results", results, "skipped", s->skipped);
+    return json_pack("{s:s, s:o, s:O?, s:o, s:O}", "tool", "attnbench " ATTN_VERSION_STRING,
+                     "machine", cli_machine_json(), "conditions", s->conditions, "results",
+                     results, "skipped", s->skipped);
 }
 
 static bool print_json(const run_state *s, double flops)
@@ -1691,6 +1840,33 @@ static void format_ms(char *buf, size_t len, double seconds)
     snprintf(buf, len, "%.*f", decimals, ms);
 }
 
+/* Like hyperfine: a warning on stderr for each run whose spread makes its median doubtful,
+ * with the load average when the machine was busy. */
+static void warn_spread(const run_state *s)
+{
+    if (s->config.quiet)
+        return;
+    double load;
+    int cpus;
+    const bool busy = cli_conditions_busy(s->conditions, &load, &cpus);
+    int large = 0;
+    for (int r = 0; r < s->run_count; r++)
+        large += stats_spread_is_large(&s->runs[r].spread, s->runs[r].time.median);
+    if (!large)
+        return;
+    fprintf(stderr, "attnbench run: warning: large spread (CV or IQR over 10%% of the median) in "
+            "%d of %d runs, their medians may mislead (%s):", large, s->run_count,
+            busy ? "the machine is busy" : "more --reps or --min-time may help");
+    for (int r = 0, shown = 0; r < s->run_count; r++) {
+        const variant_run *run = &s->runs[r];
+        if (stats_spread_is_large(&run->spread, run->time.median))
+            fprintf(stderr, "%s %s/%dt CV %.0f%%%s", shown++ ? "," : "", run->info.name,
+                    run->params.threads, 100 * run->spread.cv,
+                    run->spread.outliers ? " with outliers" : "");
+    }
+    fputc('\n', stderr);
+}
+
 static bool print_text(const run_state *s, double flops)
 {
     const attn_problem *p = &s->problem;
@@ -1698,7 +1874,7 @@ static bool print_text(const run_state *s, double flops)
     const attn_cpu *cpu = attn_cpu_get();
     char threads[CLI_INT_LIST_TEXT];
     cli_int_list_format(&c->threads, threads, sizeof threads);
-    printf("B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld scale=%.6g%s%s%s layout=%s "
+    printf("B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld scale=%.6g%s%s%s layout=%s\n"
            "dtype=%s out-dtype=%s threads=%s reps=%lld warmup=%lld seed=%llu\n",
            (long long)p->batch, (long long)p->heads_q, (long long)p->heads_kv,
            (long long)p->len_q, (long long)p->len_kv, (long long)p->head_dim,
@@ -1715,14 +1891,17 @@ static bool print_text(const run_state *s, double flops)
         bf16_compute |= s->runs[r].info.compute_dtype == ATTN_BF16;
     const bool f32_column = c->check && (p->dtype != ATTN_F32 || bf16_compute);
     const bool thread_columns = c->threads.count > 1;
-    enum { COLUMNS = 14 };
+    /* Narrow by default (100 columns): dtype, IQR, min, max, max_abs_err, max_rel_err_f32 and
+     * the tolerance with --wide (and in JSON and CSV). */
+    enum { COLUMNS = 16 };
     static const char *const header[COLUMNS] = {
-        "variant", "params", "threads", "dtype", "median ms", "min ms", "max ms", "GFLOP/s",
-        "speed-up [95% CI]", "max_abs_err", "max_rel_err", "max_rel_err_f32", "tolerance",
-        "ok"};
-    static const char align[COLUMNS + 1] = "llrlrrrrlrrrrl";
-    const bool shown[COLUMNS] = {true, true, thread_columns, true, true, true, true, true,
-                                 thread_columns, true, true, f32_column, true, true};
+        "variant", "params", "threads", "dtype", "median ms", "IQR ms", "CV", "min ms", "max ms",
+        "GFLOP/s", "speed-up [95% CI]", "max_abs_err", "max_rel_err", "max_rel_err_f32",
+        "tolerance", "ok"};
+    static const char align[COLUMNS + 1] = "llrlrrrrrrlrrrrl";
+    const bool wide = cli_table_wide;
+    const bool shown[COLUMNS] = {true, true, thread_columns, wide, true, wide, true, wide, wide,
+                                 true, thread_columns, wide, true, f32_column && wide, wide, true};
     char shown_align[COLUMNS + 1] = "";
     int columns = 0;
     for (int i = 0; i < COLUMNS; i++)
@@ -1735,38 +1914,47 @@ static bool print_text(const run_state *s, double flops)
             cli_table_add(&table, "%s", header[i]);
     for (int r = 0; r < s->run_count; r++) {
         const variant_run *run = &s->runs[r];
-        char params[256], median[32], min[32], max[32];
+        char params[256], median[32], min[32], max[32], iqr[32];
         attn_params_format(run->info.name, &run->params, params, sizeof params);
         format_ms(median, sizeof median, run->time.median);
+        format_ms(iqr, sizeof iqr, run->spread.iqr);
         format_ms(min, sizeof min, run->time.min);
         format_ms(max, sizeof max, run->time.max);
         cli_table_add(&table, "%s", run->info.name);
         cli_table_add(&table, "%s", params[0] ? params : "-");
         if (thread_columns)
             cli_table_add(&table, "%d", run->params.threads);
-        cli_table_add(&table, "%s%s", attn_dtype_name(p->dtype),
-                      run->info.compute_dtype == ATTN_BF16 ? " (bf16)" : "");
+        if (wide)
+            cli_table_add(&table, "%s%s", attn_dtype_name(p->dtype),
+                          run->info.compute_dtype == ATTN_BF16 ? " (bf16)" : "");
         cli_table_add(&table, "%s", median);
-        cli_table_add(&table, "%s", min);
-        cli_table_add(&table, "%s", max);
+        if (wide)
+            cli_table_add(&table, "%s", iqr);
+        cli_table_add(&table, "%.1f%%", 100 * run->spread.cv);
+        if (wide) {
+            cli_table_add(&table, "%s", min);
+            cli_table_add(&table, "%s", max);
+        }
         cli_table_add(&table, "%.2f", gflops(run, flops));
         if (thread_columns && run->base < 0)
             cli_table_add(&table, "-");
         else if (thread_columns && isnan(run->speedup_lo))
             cli_table_add(&table, "%.2fx", run->speedup);
         else if (thread_columns)
-            cli_table_add(&table, "%.2fx [%.2f, %.2f]", run->speedup, run->speedup_lo,
+            cli_table_add(&table, "%.2fx [%.2f-%.2f]", run->speedup, run->speedup_lo,
                           run->speedup_hi);
-        if (c->check) {
+        if (wide && c->check)
             cli_table_add(&table, "%.2e", run->error.max_abs);
+        else if (wide)
+            cli_table_add(&table, "-");
+        if (c->check)
             cli_table_add(&table, "%.2e", run->error.max_rel);
-        } else {
+        else
             cli_table_add(&table, "-");
-            cli_table_add(&table, "-");
-        }
-        if (f32_column)
+        if (f32_column && wide)
             cli_table_add(&table, "%.2e", run->error_f32.max_rel);
-        cli_table_add(&table, "%.2g", run->tolerance);
+        if (wide)
+            cli_table_add(&table, "%.2g", run->tolerance);
         if (!c->check)
             cli_table_add(&table, "unchecked");
         else if (run->error.nan_mismatch)
@@ -1777,19 +1965,20 @@ static bool print_text(const run_state *s, double flops)
     }
     const bool ok = cli_table_print(&table, stdout);
     cli_table_free(&table);
+    warn_spread(s);
     const char *gap = "\n";
     if (thread_columns) {
         printf("%sspeed-up: over the same variant at %lld thread%s, the geometric mean of the "
-               "time ratios of the interleaved rounds (95%% CI).\n",
+               "time ratios\nof the interleaved rounds (95%% CI).\n",
                gap, (long long)c->threads.value[0], c->threads.value[0] == 1 ? "" : "s");
         gap = "";
     }
     if (bf16_compute) {
-        printf("%s(bf16): computes in bf16; its max_rel_err is against the oracle on its inputs "
-               "rounded to bf16.\n", gap);
+        printf("%sbf16 compute: max_rel_err is against the oracle on its inputs rounded to bf16"
+               "\n(--wide: the error against the float32 data too).\n", gap);
         gap = "";
     }
-    if (f32_column)
+    if (f32_column && cli_table_wide)
         printf("%smax_rel_err_f32: against the oracle on the float32 data before any rounding."
                "\n", gap);
     return ok;
@@ -1805,8 +1994,16 @@ static int measure(run_state *s)
         status = make_tensors(s);
     if (status < 0)
         status = check_variants(s);
-    if (status < 0)
+    if (status < 0) {
+        s->conditions = cli_conditions_start();
+        if (!s->conditions)
+            return cli_error("run", "out of memory");
+        if (!s->config.quiet)
+            cli_conditions_warn("run", s->conditions);
         status = time_variants(s);
+        if (!cli_conditions_end(s->conditions))
+            status = cli_error("run", "out of memory");
+    }
     return status;
 }
 
@@ -1816,15 +2013,20 @@ int cli_run(int argc, char **argv)
     int status = parse_run_options(argc, argv, &s.config);
     if (status < 0)
         status = measure(&s);
-    if (status < 0 && s.config.save) {
+    if (status < 0 && (s.config.save || s.config.output)) {
         json_t *doc = run_document(&s, attn_problem_flops(&s.problem));
         char path[4200];
         if (!doc)
             status = cli_error("run", "out of memory");
-        else if (!cli_store_save("run", doc, "run", s.config.results_dir, path, sizeof path))
+        if (doc && s.config.output && !(cli_store_stamp("run", doc, "run") &&
+                                        cli_store_write("run", doc, s.config.output)))
             status = CLI_EXIT_USAGE;
-        else
-            fprintf(stderr, "attnbench run: saved %s\n", path);
+        if (status < 0 && s.config.save) {
+            if (cli_store_save("run", doc, "run", s.config.results_dir, path, sizeof path))
+                fprintf(stderr, "attnbench run: saved %s\n", path);
+            else
+                status = CLI_EXIT_USAGE;
+        }
         json_decref(doc);
     }
     if (status < 0) {
@@ -1854,6 +2056,7 @@ int cli_run_measure(const cli_measure_spec *spec, json_t *records)
                               .head_dim = spec->head_dim, .causal = spec->causal,
                               .scale = spec->scale,
                               .check = spec->check, .seed = spec->seed, .reps = spec->reps,
+                              .quiet = true, /* the caller shows its own progress */
                               .warmup = spec->warmup,
                               .threads = spec->threads,
                               .dtype = spec->dtype, .out_same = spec->out_dtype != ATTN_F32,

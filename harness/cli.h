@@ -186,6 +186,10 @@ typedef struct cli_table {
 
 void cli_table_init(cli_table *t, int columns, const char *align);
 void cli_table_add(cli_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Tables fit CLI_TABLE_WIDTH columns: the widest left-aligned columns wrap their cells onto more
+ * lines; with cli_table_wide (--wide, any command) nothing wraps. */
+enum { CLI_TABLE_WIDTH = 100 };
+extern bool cli_table_wide;
 /* Prints the table; false when an earlier add ran out of memory. */
 bool cli_table_print(const cli_table *t, FILE *out);
 void cli_table_free(cli_table *t);
@@ -226,7 +230,17 @@ typedef struct cli_shape_flags {
 void cli_shape_flags_init(cli_shape_flags *f);
 int cli_shape_option(const char *command, int o, const char *value, bool lists,
                      cli_shape_flags *f);
-/* The problem of the flags (the first value of each list): contiguous [B,H,L,d], float32. */
+/* The sizes the flags and --shape give (the first value of each list), 0 where neither gives
+ * one (run fills those from its .npy inputs, then the defaults): the grammar's rules without
+ * the defaults. */
+typedef struct cli_shape_sizes {
+    int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim;
+    bool causal;
+    float scale; /* 0: 1/sqrt(d) */
+} cli_shape_sizes;
+void cli_shape_flags_sizes(const cli_shape_flags *f, cli_shape_sizes *out);
+/* The problem of the flags (the first value of each list): contiguous [B,H,L,d], float32;
+ * missing sizes: a length follows the other, Hkv = Hq, else B 1, Hq 8, L 1024, d 64. */
 bool cli_shape_flags_problem(const char *command, const cli_shape_flags *f, attn_problem *p);
 /* {batch, heads_q, heads_kv, len_q, len_kv, head_dim, causal, scale}: the problem as every
  * subcommand's JSON states it. NULL on OOM. */

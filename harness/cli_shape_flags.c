@@ -73,27 +73,38 @@ int cli_shape_option(const char *command, int o, const char *value, bool lists,
 /* The first value of a list, or 0 when no flag gave it. */
 static int64_t given(const cli_int_list *l) { return l->count ? l->value[0] : 0; }
 
-bool cli_shape_flags_problem(const char *command, const cli_shape_flags *f, attn_problem *p)
+void cli_shape_flags_sizes(const cli_shape_flags *f, cli_shape_sizes *out)
 {
     const attn_named_shape *s = f->shape;
-    int64_t len_q = given(&f->len_q) ? given(&f->len_q) : given(&f->len);
-    int64_t len_kv = given(&f->len_kv) ? given(&f->len_kv) : given(&f->len);
-    /* One length given: the other follows it, unless --shape gives that one. */
-    if (!len_q)
-        len_q = s ? s->len_q : len_kv ? len_kv : DEFAULT_LEN;
-    if (!len_kv)
-        len_kv = s ? s->len_kv : len_q;
-    const int64_t heads_q = given(&f->heads_q) ? given(&f->heads_q) : s ? s->heads_q
-                                                                        : DEFAULT_HEADS;
-    /* Hkv: --kv-heads, else the shape's unless --heads changes Hq, else Hq. */
-    const int64_t heads_kv = given(&f->heads_kv)          ? given(&f->heads_kv)
-                             : s && !given(&f->heads_q)   ? s->heads_kv
-                                                          : heads_q;
-    attn_problem_init(p, given(&f->batch) ? given(&f->batch) : s ? s->batch : DEFAULT_BATCH,
-                      heads_q, heads_kv, len_q, len_kv,
-                      given(&f->head_dim) ? given(&f->head_dim) : s ? s->head_dim : DEFAULT_DIM);
-    p->causal = f->causal >= 0 ? f->causal == 1 : s && s->causal;
-    p->scale = f->scale;
+    *out = (cli_shape_sizes){
+        .batch = given(&f->batch) ? given(&f->batch) : s ? s->batch : 0,
+        .heads_q = given(&f->heads_q) ? given(&f->heads_q) : s ? s->heads_q : 0,
+        /* Hkv: --kv-heads, else the shape's unless --heads changes Hq (then Hq). */
+        .heads_kv = given(&f->heads_kv)        ? given(&f->heads_kv)
+                    : s && !given(&f->heads_q) ? s->heads_kv
+                                               : 0,
+        /* A length flag sets its side; --shape the side no flag sets. */
+        .len_q = given(&f->len_q) ? given(&f->len_q) : given(&f->len) ? given(&f->len)
+                 : s ? s->len_q : 0,
+        .len_kv = given(&f->len_kv) ? given(&f->len_kv) : given(&f->len) ? given(&f->len)
+                  : s ? s->len_kv : 0,
+        .head_dim = given(&f->head_dim) ? given(&f->head_dim) : s ? s->head_dim : 0,
+        .causal = f->causal >= 0 ? f->causal == 1 : s && s->causal,
+        .scale = (float)f->scale};
+}
+
+bool cli_shape_flags_problem(const char *command, const cli_shape_flags *f, attn_problem *p)
+{
+    cli_shape_sizes z;
+    cli_shape_flags_sizes(f, &z);
+    /* One length given: the other follows it. */
+    const int64_t len_q = z.len_q ? z.len_q : z.len_kv ? z.len_kv : DEFAULT_LEN;
+    const int64_t heads_q = z.heads_q ? z.heads_q : DEFAULT_HEADS;
+    attn_problem_init(p, z.batch ? z.batch : DEFAULT_BATCH, heads_q,
+                      z.heads_kv ? z.heads_kv : heads_q, len_q, z.len_kv ? z.len_kv : len_q,
+                      z.head_dim ? z.head_dim : DEFAULT_DIM);
+    p->causal = z.causal;
+    p->scale = z.scale;
     attn_error err;
     if (attn_problem_validate(p, &err) != ATTN_OK) {
         cli_error(command, "%s", err.message);
