@@ -26,7 +26,7 @@
 #include "error.h"
 #include "cpu.h"
 #include "atomic_file.h"
-#include "tuner/tuner_build.h"
+#include "attn_build_info.h"
 
 #include <errno.h>
 #include <stdarg.h>
