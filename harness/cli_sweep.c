@@ -138,8 +138,8 @@ static bool has_zero(const cli_int_list *l)
 
 /* The grid of the shape flags, as run, tune and plan read them, each size a list: Lk from
  * --len-kv, else --len, else --shape, else the default lengths; Lq from --len-q (0: Lq = Lk),
- * else --shape's (when no length flag is given), else Lq = Lk; --len-q alone (no 0 in it) gives
- * points with Lk = Lq. The mask: --causal-both both, --causal causal only, else the shape's. */
+ * else --shape's (unless --len sets both), else Lq = Lk; --len-q alone (no 0 in it) gives points
+ * with Lk = Lq. The mask: --causal-both both, --causal causal only, else the shape's. */
 static void grid_of_flags(const cli_shape_flags *f, bool causal_both, sweep_config *c)
 {
     const attn_named_shape *s = f->shape;
@@ -154,8 +154,8 @@ static void grid_of_flags(const cli_shape_flags *f, bool causal_both, sweep_conf
         c->lens = f->len_q; /* Lk follows Lq */
     } else if (f->len_q.count) {
         c->lens_q = f->len_q;
-    } else if (s && !lk_given) {
-        c->lens_q = (cli_int_list){{s->len_q == s->len_kv ? 0 : s->len_q}, 1};
+    } else if (s && !f->len.count) { /* the shape's Lq, unless --len sets both */
+        c->lens_q = (cli_int_list){{s->len_q == s->len_kv && !lk_given ? 0 : s->len_q}, 1};
     }
     if (f->head_dim.count)
         c->dims = f->head_dim;
