@@ -163,13 +163,39 @@ int cli_next_option(const char *command, int argc, char **argv, const cli_option
     return CLI_OPTION_ERROR;
 }
 
+void cli_print_wrapped(FILE *out, size_t indent, size_t used, const char *text)
+{
+    while (*text) {
+        size_t room = CLI_TABLE_WIDTH > used ? CLI_TABLE_WIDTH - used : 1;
+        size_t n = strlen(text);
+        if (n > room && !cli_table_wide) { /* break at the last blank that fits */
+            size_t cut = room;
+            while (cut > 0 && text[cut] != ' ')
+                cut--;
+            n = cut ? cut : room;
+        }
+        fprintf(out, "%.*s\n", (int)n, text);
+        text += n;
+        while (*text == ' ')
+            text++;
+        if (*text)
+            fprintf(out, "%*s", (int)indent, "");
+        used = indent;
+    }
+}
+
 void cli_print_options(FILE *out, const cli_option *options, int count)
 {
+    enum { LEFT = 24, INDENT = 2 + LEFT + 1 };
     for (int i = 0; i < count; i++) {
-        char left[48];
+        char left[64];
         snprintf(left, sizeof left, "--%s%s%s", options[i].name, options[i].metavar ? " " : "",
                  options[i].metavar ? options[i].metavar : "");
-        fprintf(out, "  %-24s %s\n", left, options[i].help);
+        if (strlen(left) > LEFT) /* the help on a line of its own */
+            fprintf(out, "  %s\n%*s", left, INDENT, "");
+        else
+            fprintf(out, "  %-*s ", LEFT, left);
+        cli_print_wrapped(out, INDENT, INDENT, options[i].help);
     }
 }
 
@@ -435,32 +461,48 @@ static size_t wrap_length(const char *text, size_t width)
     return width;
 }
 
+/* The longest piece of text that wrap_length never breaks. */
+static size_t longest_token(const char *text)
+{
+    size_t longest = 0;
+    while (*text) {
+        const size_t n = strcspn(text, " ,/") + (text[strcspn(text, " ,/")] != '\0');
+        longest = n > longest ? n : longest;
+        text += n ? n : 1;
+    }
+    return longest;
+}
+
 /* The columns' widths: each its longest cell; when the table is wider than CLI_TABLE_WIDTH and
- * not cli_table_wide, the widest left-aligned columns but the first give up width (their cells
- * wrap onto more lines) until it fits or each is down to its header's width (at least 8). */
-static void table_widths(const cli_table *t, size_t *width)
+ * not cli_table_wide, left-aligned columns give up width (their cells wrap onto more lines),
+ * never below their longest unbreakable piece: the last column (a description, a note) first,
+ * down to 30; then the widest of the others but the first; the first (the row's name) last. */
+static void table_widths(const cli_table *t, size_t *width, size_t *floor)
 {
     for (size_t i = 0; i < t->count; i++) {
         const size_t c = i % (size_t)t->columns, n = strlen(t->cells[i]);
+        const size_t token = longest_token(t->cells[i]);
         if (n > width[c])
             width[c] = n;
+        if (token > floor[c])
+            floor[c] = token;
     }
     size_t total = 2 * (size_t)(t->columns - 1);
     for (int c = 0; c < t->columns; c++)
         total += width[c];
+    const int last = t->columns - 1;
     while (!cli_table_wide && total > CLI_TABLE_WIDTH) {
-        /* The last column (a description, a note) first, down to 30; then the widest. */
-        const int last = t->columns - 1;
-        const bool last_first = last > 0 && t->align[last] == 'l' && width[last] > 30;
-        int widest = last_first ? last : -1;
-        for (int c = 1; !last_first && c < t->columns; c++) { /* the first names the row */
-            const size_t floor = strlen(t->cells[c]) > 8 ? strlen(t->cells[c]) : 8;
-            if (t->align[c] == 'l' && width[c] > floor && (widest < 0 || width[c] > width[widest]))
-                widest = c;
-        }
-        if (widest < 0)
+        const bool last_first =
+            last > 0 && t->align[last] == 'l' && width[last] > 30 && width[last] > floor[last];
+        int pick = last_first ? last : -1;
+        for (int c = 1; !last_first && c < t->columns; c++)
+            if (t->align[c] == 'l' && width[c] > floor[c] && (pick < 0 || width[c] > width[pick]))
+                pick = c;
+        if (pick < 0 && t->align[0] == 'l' && width[0] > floor[0])
+            pick = 0;
+        if (pick < 0)
             return; /* nothing left to wrap: print it as wide as it is */
-        width[widest]--;
+        width[pick]--;
         total--;
     }
 }
@@ -469,14 +511,14 @@ bool cli_table_print(const cli_table *t, FILE *out)
 {
     if (t->out_of_memory)
         return false;
-    size_t *width = calloc((size_t)t->columns, sizeof *width);
+    size_t *width = calloc(2 * (size_t)t->columns, sizeof *width), *floor = width + t->columns;
     const char **rest = calloc((size_t)t->columns, sizeof *rest); /* what a row has left */
     if (!width || !rest) {
         free(width);
         free(rest);
         return false;
     }
-    table_widths(t, width);
+    table_widths(t, width, floor);
     for (size_t row = 0; row * (size_t)t->columns < t->count; row++) {
         const size_t first = row * (size_t)t->columns;
         int last = t->columns - 1;

@@ -136,7 +136,16 @@ int cli_next_option(const char *command, int argc, char **argv, const cli_option
  * NULL): among `names`, or among the long names of an option table. */
 const char *cli_nearest_name(const char *given, const char *const *names, int count);
 const char *cli_nearest_option(const char *given, const cli_option *options, int count);
-/* Prints "  --name METAVAR   help" for every option. */
+/* Prints text and a newline, wrapped at blanks to CLI_TABLE_WIDTH columns (not with --wide):
+ * `used` columns of the first line are taken already, and later lines start after `indent`
+ * blanks. */
+void cli_print_wrapped(FILE *out, size_t indent, size_t used, const char *text);
+/* cli_text.c: between begin and end, stdout goes to memory; end prints it with every line over
+ * CLI_TABLE_WIDTH wrapped at blanks under its value column (not with --wide). For text reports
+ * of free-form lines (info, study, compare). end: false on a write error. */
+void cli_text_begin(void);
+bool cli_text_end(void);
+/* Prints "  --name METAVAR   help" for every option, the help wrapped to 100 columns. */
 void cli_print_options(FILE *out, const cli_option *options, int count);
 
 /* Strict number parsing: the whole text must be the number (no blanks, no "12x"). Each reports

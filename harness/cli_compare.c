@@ -470,8 +470,8 @@ static const char *const verdict_names[VERDICTS] = {"regressed", "improved", "in
                                                     "unchanged", "untested"};
 /* The rule, as every output's header states it. */
 static const char rule_text[] =
-    "regressed/improved: q <= FDR, the 95% interval beyond 1, the median change at least half\n"
-    "the threshold and the interval reaching the threshold; unchanged: the interval inside\n"
+    "regressed/improved: q <= FDR, the 95% interval beyond 1, the median change at least half "
+    "the threshold and the interval reaching the threshold; unchanged: the interval inside "
     "+-threshold; inconclusive: neither (more samples needed)";
 
 typedef struct comparison {
@@ -564,7 +564,8 @@ static void format_time(char *buf, size_t len, double seconds)
 
 static void format_change(char *buf, size_t len, double ratio)
 {
-    snprintf(buf, len, "%+.1f%%", (ratio - 1) * 100);
+    const double pct = (ratio - 1) * 100;
+    snprintf(buf, len, fabs(pct) < 100 ? "%+.1f%%" : "%+.0f%%", pct);
 }
 
 static void format_interval(char *buf, size_t len, const comparison *x)
@@ -576,7 +577,7 @@ static void format_interval(char *buf, size_t len, const comparison *x)
     char lo[24], hi[24];
     format_change(lo, sizeof lo, x->welch.lo);
     format_change(hi, sizeof hi, x->welch.hi);
-    snprintf(buf, len, "[%s, %s]", lo, hi);
+    snprintf(buf, len, "[%s,%s]", lo, hi);
 }
 
 /* The printed cells of one comparison, shared by the text and Markdown tables. */
@@ -636,26 +637,35 @@ static bool print_text(const comparison *rows, size_t n, const summary *s,
     if (s->counts[UNTESTED])
         printf(", %zu untested", s->counts[UNTESTED]);
     printf("\nthreshold %g%%, FDR %g; %s.\n", c->threshold * 100, c->fdr, rule_text);
+    /* (cli_text_end wraps these lines to 100 columns) */
     printf("%s\n\n", methods_text[c->paired]);
     if (s->machine_warning[0])
         printf("warning: %s\n\n", s->machine_warning);
     cli_table t;
-    cli_table_init(&t, 8, "lrrrlrll");
+    /* Narrow by default: the sample counts and q with --wide (q: in JSON and Markdown too). */
+    const bool wide = cli_table_wide;
+    cli_table_init(&t, wide ? 8 : 7, wide ? "lrrrlrll" : "lrrrlll");
     static const char *const header[] = {"benchmark", "base", "new", "change", "95% CI",
                                          "q", "verdict", "note"};
     for (int i = 0; i < 8; i++)
-        cli_table_add(&t, "%s", header[i]);
+        if (wide || i != 5)
+            cli_table_add(&t, "%s", header[i]);
     for (size_t i = 0; i < n; i++) {
         const comparison *x = &rows[i];
         const row_text r = row_text_of(x);
         cli_table_add(&t, "%s", x->name);
-        cli_table_add(&t, "%s (%zu)", r.base, x->base->count);
-        cli_table_add(&t, "%s (%zu)", r.new_, x->new_->count);
+        if (wide) {
+            cli_table_add(&t, "%s (%zu)", r.base, x->base->count);
+            cli_table_add(&t, "%s (%zu)", r.new_, x->new_->count);
+        } else {
+            cli_table_add(&t, "%s", r.base);
+            cli_table_add(&t, "%s", r.new_);
+        }
         cli_table_add(&t, "%s", r.change);
         cli_table_add(&t, "%s", r.interval);
-        if (x->tested)
+        if (wide && x->tested)
             cli_table_add(&t, "%.2g", x->q);
-        else
+        else if (wide)
             cli_table_add(&t, "-");
         cli_table_add(&t, "%s", verdict_names[x->verdict]);
         cli_table_add(&t, "%s", x->note ? x->note : "");
@@ -975,7 +985,11 @@ int cli_compare(int argc, char **argv)
         qsort(rows, n, sizeof *rows, compare_rows);
         bool ok = true;
         switch (c.format) {
-        case OUT_TEXT: ok = print_text(rows, n, &s, &c); break;
+        case OUT_TEXT:
+            cli_text_begin(); /* the header's lines wrap to 100 columns */
+            ok = print_text(rows, n, &s, &c);
+            ok = cli_text_end() && ok;
+            break;
         case OUT_MARKDOWN: print_markdown(rows, n, &s, &c); break;
         case OUT_JSON: ok = print_json(rows, n, &s, &c); break;
         }

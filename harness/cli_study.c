@@ -152,15 +152,14 @@ static bool print_text(const study_point *points, int count, uint64_t seed, int6
 {
     printf("softmax of s*q.K^T over L = %lld keys, means over %lld rows; Q, K standard normal "
            "(seed %llu), float64\nuniform row: max_prob %.4g, entropy %.4g nats; jacobian = "
-           "Frobenius norm of diag(p) - p.p^T\n\n",
+           "Frobenius norm of diag(p) - p.p^T\ncolumns: unscaled (s = 1), then scaled "
+           "(s = 1/sqrt(d), marked ')\n\n",
            (long long)keys, (long long)rows, (unsigned long long)seed, 1.0 / (double)keys,
            log((double)keys));
     cli_table t;
     cli_table_init(&t, 9, "rrrrrrrrr");
-    static const char *const header[] = {"d", "logit_std s=1", "max_prob s=1", "entropy s=1",
-                                         "jacobian s=1", "logit_std s=1/sqrt(d)",
-                                         "max_prob s=1/sqrt(d)", "entropy s=1/sqrt(d)",
-                                         "jacobian s=1/sqrt(d)"};
+    static const char *const header[] = {"d", "logit_std", "max_prob", "entropy", "jacobian",
+                                         "logit_std'", "max_prob'", "entropy'", "jacobian'"};
     for (int i = 0; i < 9; i++)
         cli_table_add(&t, "%s", header[i]);
     for (int i = 0; i + 1 < count; i += 2) {
@@ -223,8 +222,12 @@ static int study_scaling(int argc, char **argv)
             points[n++] = measure_point(q, k, rows, keys, d, false, logits);
             points[n++] = measure_point(q, k, rows, keys, d, true, logits);
         }
-        const bool printed = format == CLI_FORMAT_JSON ? print_json(points, n, seed, rows, keys)
-                                                       : print_text(points, n, seed, rows, keys);
+        if (format != CLI_FORMAT_JSON)
+            cli_text_begin(); /* lines wrap to 100 columns */
+        bool printed = format == CLI_FORMAT_JSON ? print_json(points, n, seed, rows, keys)
+                                                 : print_text(points, n, seed, rows, keys);
+        if (format != CLI_FORMAT_JSON)
+            printed = cli_text_end() && printed;
         if (!printed)
             status = cli_error("study", "out of memory or output error");
     }

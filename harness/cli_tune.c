@@ -578,12 +578,14 @@ int cli_tune(int argc, char **argv)
         if (failed)
             printf("; %zu failed their correctness check", failed);
         printf("\n");
+        char line[600];
         if (est_timed)
-            printf("estimate: %s ms (%s), tuned best: %s ms (%s), estimate is %.1f%% slower\n",
-                   est_ms, est_text, best_ms, best_text, est_slower);
+            snprintf(line, sizeof line, "estimate: %s ms (%s), tuned best: %s ms (%s), estimate "
+                     "is %.1f%% slower", est_ms, est_text, best_ms, best_text, est_slower);
         else
-            printf("estimate: %s was not timed (outside --variant), tuned best: %s ms (%s)\n",
-                   est_text, best_ms, best_text);
+            snprintf(line, sizeof line, "estimate: %s was not timed (outside --variant), tuned "
+                     "best: %s ms (%s)", est_text, best_ms, best_text);
+        cli_print_wrapped(stdout, 10, 0, line);
         if (stored)
             printf("wisdom: stored in %s\n", path);
         status = CLI_EXIT_OK;
@@ -801,7 +803,10 @@ int cli_plan(int argc, char **argv)
                                                  : cli_error("plan", "out of memory");
         json_decref(root);
     } else {
-        printf("plan: %s\nwhy: %s\n", attn_plan_describe(plan), why);
+        fputs("plan: ", stdout);
+        cli_print_wrapped(stdout, 6, 6, attn_plan_describe(plan));
+        fputs("why: ", stdout);
+        cli_print_wrapped(stdout, 5, 5, why);
         if (execute > 0) {
             char med[32];
             format_ms(med, sizeof med, exec_median);

@@ -167,7 +167,8 @@ class Output(unittest.TestCase):
     def test_tune_writes_progress_lines_to_a_file(self):
         path = os.path.join(TMP, "tune.err")
         with open(path, "w") as err:
-            r = attnbench("tune", "--len", "64", "--dim", "16", "--heads", "2", "--variant",
+            # Long enough for a line anywhere (a plain line once a second has passed).
+            r = attnbench("tune", "--len", "1024", "--dim", "64", "--heads", "4", "--variant",
                           "streaming,naive", "--strategy", "exhaustive", "--budget", "3",
                           "--no-store", "--threads", "1", stderr_file=err)
         self.assertEqual(r.returncode, 0)
@@ -177,7 +178,7 @@ class Output(unittest.TestCase):
         self.assertTrue(progress, lines)
         self.assertFalse([l for l in lines if "\r" in l or "\033" in l], "no terminal codes")
         with open(path, "w") as err:
-            attnbench("tune", "--len", "64", "--dim", "16", "--heads", "2", "--variant",
+            attnbench("tune", "--len", "1024", "--dim", "64", "--heads", "4", "--variant",
                       "streaming", "--budget", "2", "--no-store", "--quiet", stderr_file=err)
         with open(path) as f:
             self.assertNotRegex(f.read(), r"(?m)^tune: [\d.]+/")
