@@ -443,6 +443,29 @@ def test_gbench_smoke():
                          capture_output=True, text=True, env={**os.environ,
                                                              "ATTN_GBENCH_PLANT_SLOWDOWN": "x"})
     check(bad.returncode == 2, f"bad ATTN_GBENCH_PLANT_SLOWDOWN: exit {bad.returncode}")
+    # perf-ab on the same executable twice (an A/A run, nothing built): benchmarks compare calls
+    # inconclusive get rounds up to --max-rounds, the others stop; the verdict has four names.
+    perf_ab = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "perf-ab")
+    out_dir = os.path.join(TMP, "perf-ab")
+    if WRAPPER:  # perf-ab runs the executables directly, not through the cross wrapper
+        return
+    r = subprocess.run(["/usr/bin/python3", perf_ab, "--base-exe", GBENCH, "--new-exe", GBENCH,
+                        "--attnbench", TOOL, "--filter", "^naive/", "--rounds", "2",
+                        "--max-rounds", "4", "--reps-per-round", "1", "--min-time", "0.001",
+                        "--no-pin", "--format", "json", "--out", out_dir, "A", "B"],
+                       capture_output=True, text=True, timeout=600)
+    check(r.returncode in (0, 1), f"perf-ab: exit {r.returncode} {r.stderr[-500:]}")
+    if r.returncode in (0, 1):
+        doc = json.loads(r.stdout)
+        check(set(doc["summary"]) >= {"regressed", "improved", "inconclusive", "unchanged"},
+              f"perf-ab summary {doc['summary']}")
+        for b in doc["benchmarks"]:
+            rounds = b["base"]["n"]
+            check(2 <= rounds <= 4 and (b["verdict"] != "inconclusive" or rounds == 4),
+                  f"perf-ab: {b['name']} {b['verdict']} after {rounds} rounds")
+    bad = subprocess.run(["/usr/bin/python3", perf_ab, "--budget", "-1", "A", "B"],
+                         capture_output=True, text=True)
+    check(bad.returncode == 2, f"perf-ab --budget -1: exit {bad.returncode}")
     # Google Benchmark's own compare.py (libbenchmark-tools), when installed with scipy.
     script = "/usr/share/benchmark/compare.py"
     if os.path.exists(script) and subprocess.run(["/usr/bin/python3", "-c", "import scipy"],
