@@ -1983,7 +1983,7 @@ static bool print_text(const run_state *s, double flops)
         else if (thread_columns && isnan(run->speedup_lo))
             cli_table_add(&table, "%.2fx", run->speedup);
         else if (thread_columns)
-            cli_table_add(&table, "%.2fx [%.3g-%.3g]", run->speedup, run->speedup_lo,
+            cli_table_add(&table, "%.2fx [%.3g, %.3g]", run->speedup, run->speedup_lo,
                           run->speedup_hi);
         if (wide && c->check)
             cli_table_add(&table, "%.2e", run->error.max_abs);
