@@ -24,7 +24,8 @@ enum { DEFAULT_REPS = 5, DEFAULT_WARMUP = 1, DEFAULT_CHECK_MAX_LEN = 1024, MAX_R
  * lengths and head dims), then sweep's own. */
 enum {
     W_CAUSAL_BOTH = CLI_SHAPE_OPTION_COUNT, W_THREADS, W_VARIANT, W_DTYPE, W_OUT_DTYPE, W_REPS,
-    W_WARMUP, W_SEED, W_NO_CHECK, W_CHECK_MAX_LEN, W_OUTPUT, W_RESULTS_DIR, W_QUIET, W_HELP,
+    W_WARMUP, W_SEED, W_NO_CHECK, W_CHECK_MAX_LEN, W_OUTPUT, W_RESULTS_DIR, W_QUIET, W_FORMAT,
+    W_HELP,
     W_OPTION_COUNT
 };
 
@@ -45,6 +46,7 @@ static const cli_option sweep_options[W_OPTION_COUNT] = {
     [W_OUTPUT] = {"output", "FILE", "the result file, also -o (default: see below)"},
     [W_RESULTS_DIR] = {"results-dir", "DIR", "where the default file goes (default results)"},
     [W_QUIET] = {"quiet", NULL, "no progress on stderr"},
+    [W_FORMAT] = {"format", "text|json", "stdout: the file's path (default), or the document"},
     [W_HELP] = {"help", NULL, "this help"},
 };
 
@@ -124,6 +126,7 @@ typedef struct sweep_config {
     float scale; /* 0: 1/sqrt(d) */
     uint64_t seed;
     bool check, quiet;
+    cli_format format;
     attn_dtype dtype;
     bool out_same; /* O in dtype too */
 } sweep_config;
@@ -217,6 +220,10 @@ static int parse_sweep_options(int argc, char **argv, sweep_config *c)
         case W_OUTPUT: c->output = value; break;
         case W_RESULTS_DIR: c->results_dir = value; break;
         case W_QUIET: c->quiet = true; break;
+        case W_FORMAT:
+            ok = cli_parse_format("sweep", value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON,
+                                  &c->format);
+            break;
         case W_HELP: print_sweep_help(); return CLI_EXIT_OK;
         default: return CLI_EXIT_USAGE;
         }
@@ -394,8 +401,12 @@ int cli_sweep(int argc, char **argv)
     status = CLI_EXIT_USAGE;
     if (written) {
         fprintf(stderr, "sweep: %zu records in %s\n", json_array_size(records), path);
-        printf("%s\n", path);
-        status = any_failed(records) ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+        if (c.format == CLI_FORMAT_JSON)
+            written = cli_json_print(doc);
+        else
+            printf("%s\n", path);
+        status = !written ? cli_error("sweep", "output error")
+                 : any_failed(records) ? CLI_EXIT_FAILED : CLI_EXIT_OK;
     }
     json_decref(doc);
     return status;

@@ -68,10 +68,11 @@ def problem_of(command, flags):
         return json.loads(r.stdout)["shape"]
     path = os.path.join(TMP, "sweep.json")
     r = attnbench("sweep", *flags, "--variant", "naive", "--reps", "1", "--warmup", "0",
-                  "--threads", "1", "-o", path, "--quiet")
+                  "--threads", "1", "-o", path, "--quiet", "--format", "json")
     assert r.returncode == 0, (command, flags, r.stderr)
     with open(path) as f:
         records = json.load(f)["results"]
+    assert json.loads(r.stdout)["results"] == records  # --format json: the document on stdout
     assert len(records) == 1, (flags, len(records))
     return records[0]["shape"]
 
