@@ -1,9 +1,7 @@
-/* cli.h — what the subcommands of the attnbench tool share.
- *
- * A subcommand is a function `int name(int argc, char **argv)` (argv[0] is the subcommand's
- * name) that returns the process's exit status, plus one line in the table at the top of
- * cli.c. It may live in its own file and use the helpers below for its options, its error
- * messages and its output, so every subcommand behaves the same way. */
+/* cli.h — the helpers every subcommand of the attnbench tool shares (cli.c): options, error
+ * messages, number parsing, output, so every subcommand behaves the same way. The bottom of the
+ * tool: cli.c calls nothing of harness/ but the named shapes (shapes.c). The subcommands
+ * themselves are cli_commands.h. */
 #ifndef ATTN_CLI_H
 #define ATTN_CLI_H
 
@@ -26,58 +24,7 @@ enum {
     CLI_EXIT_USAGE = 2,  /* bad input: flag, value, file, shape; or a resource error */
 };
 
-/* The subcommands. */
-int cli_list(int argc, char **argv);
-int cli_run(int argc, char **argv);
-int cli_info(int argc, char **argv); /* cli_machine.c */
-int cli_peak(int argc, char **argv); /* cli_machine.c */
-/* cli_defaults.c: info's defaults part (the facts, and each variant's default parameters with
- * their rules for the reference shapes P1 and D1), as text lines and as JSON. */
-void cli_defaults_print(void);
-json_t *cli_defaults_json(void);
-/* "32 KiB", "1 MiB", "100 B". */
-void cli_format_bytes(char *buf, size_t len, int64_t bytes);
-int cli_sweep(int argc, char **argv); /* cli_sweep.c */
-int cli_study(int argc, char **argv); /* cli_study.c */
-int cli_compare(int argc, char **argv); /* cli_compare.c */
-int cli_overhead(int argc, char **argv); /* cli_overhead.c */
-
-/* cli_machine.c: --disable-isa LIST (validated, then set as ATTN_DISABLE_ISA before the first
- * detection); false after reporting a bad list. */
-bool cli_set_disable_isa(const char *command, const char *list);
-/* Fractions of the cached roofline (attnbench peak); NaN when none is cached. peak_fraction =
- * GFLOP/s over the per-core peak of `roofline` (the variant's, attn_variant_info.roofline) x
- * min(threads, cores); bw_fraction = K+V bytes read per second over the read bandwidth
- * (1-thread figure x threads, at most the all-cores figure). */
-double cli_peak_fraction(const char *roofline, double gflops, int threads);
-double cli_bw_fraction(const attn_problem *p, double seconds, int threads);
-/* The cached roofline as `peak --format json` describes it, or JSON null when none is cached
- * (cli_machine.c). NULL on OOM. */
-json_t *cli_cached_peak_json(void);
-
-/* One shape measured the way `run` measures it: the variants a --variant LIST names (NULL: as
- * run without --variant; "all": every supported one that reads `dtype`), random inputs from
- * `seed` rounded to `dtype`, one untimed run checked against the float64 oracle when `check`,
- * then `warmup` + `reps` interleaved timed runs, at every thread count. heads_kv and len_kv 0:
- * as heads_q and len_q; dtype and out_dtype zero: float32. Appends one record per variant and
- * thread count to `records`, in run's JSON schema, and when `skipped` is not NULL, an entry
- * {"variant", "reason"} to it for each variant left out (unless one of that name is there
- * already). Returns -1 on success, else an exit status after a message on stderr (which names
- * `run`). */
-typedef struct cli_measure_spec {
-    const char *variants;
-    int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim;
-    bool causal, check;
-    float scale; /* 0: 1/sqrt(head_dim) */
-    uint64_t seed;
-    int64_t reps, warmup;
-    cli_int_list threads; /* 0 or no entry: the library's default */
-    attn_dtype dtype, out_dtype; /* out_dtype: ATTN_F32 or dtype */
-    json_t *skipped;
-} cli_measure_spec;
-int cli_run_measure(const cli_measure_spec *spec, json_t *records);
-
-/* Element types in listings (cli.c): "f32,bf16,f16" for a mask of 1u << attn_dtype, and the
+/* Element types in listings: "f32,bf16,f16" for a mask of 1u << attn_dtype, and the
  * same as a JSON list of names (NULL on OOM). */
 void cli_dtypes_format(unsigned dtypes, char *buf, size_t len);
 json_t *cli_dtypes_json(unsigned dtypes);
@@ -96,22 +43,6 @@ const struct attn_named_shape *cli_parse_shape(const char *command, const char *
 void cli_shape_fill(const struct attn_named_shape *s, int64_t *batch, int64_t *heads_q,
                     int64_t *heads_kv, int64_t *len_q, int64_t *len_kv, int64_t *head_dim,
                     bool *causal);
-
-/* cli_store.c: stored result files (results/README.md). cli_build_json: the build as result
- * files record it (version, compiler, buildtype, optimization, c_args, sanitize); NULL on OOM.
- * cli_store_save adds kind, commit, commit_dirty, date and build to doc and writes it atomically
- * to RESULTS_DIR/<machine id>/<kind>-<UTC stamp>.json (never over an existing file); the path
- * goes into `path`. The others are its parts: cli_store_stamp adds the provenance fields only;
- * cli_store_dir creates RESULTS_DIR/<machine id> (its path into `dir`), so a command can check it
- * before a long measurement; cli_store_write writes doc atomically to a path of the user's
- * choosing (a temporary file beside it, then rename over it). Each returns false after a
- * message on stderr naming `command`. */
-json_t *cli_build_json(void);
-bool cli_store_save(const char *command, json_t *doc, const char *kind, const char *results_dir,
-                    char *path, size_t path_len);
-bool cli_store_stamp(const char *command, json_t *doc, const char *kind);
-bool cli_store_dir(const char *command, const char *results_dir, char *dir, size_t len);
-bool cli_store_write(const char *command, const json_t *doc, const char *path);
 
 /* Prints "attnbench <command>: <message>" on stderr and returns CLI_EXIT_USAGE. */
 int cli_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -4,6 +4,7 @@
  * parameters with the rule behind each value (the variant's attn_default_rule table), the
  * planner's estimate and the thread split. */
 #include "cli.h"
+#include "cli_defaults.h"
 
 #include "cpu.h"
 #include "shapes.h"

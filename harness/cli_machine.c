@@ -3,6 +3,9 @@
  * cached per machine id), plus the helpers `run` uses for --disable-isa and for its
  * peak_fraction / bw_fraction fields. */
 #include "cli.h"
+#include "cli_commands.h"
+#include "cli_defaults.h"
+#include "cli_machine.h"
 
 #include "atomic_file.h"
 #include "cpu.h"

@@ -5,6 +5,7 @@
  * choice is timed in the same rounds, interleaved, for comparison: it validates, looks the
  * variant up and allocates on every call. scripts/bench-kernels prints the figure. */
 #include "cli.h"
+#include "cli_commands.h"
 
 #include "timing.h"
 

@@ -1,6 +1,7 @@
 /* cli_store.c — stored result files: results/<machine id>/<kind>-<UTC stamp>.json, with the
  * provenance every stored file carries (results/README.md is the schema). */
 #include "cli.h"
+#include "cli_store.h"
 
 #include "atomic_file.h"
 #include "attn_build_info.h"

@@ -7,6 +7,7 @@
  * the scale the logits keep unit variance and all three stay where they are. The study
  * measures this on random data, in double precision, and prints the numbers. */
 #include "cli.h"
+#include "cli_commands.h"
 #include "rng.h"
 
 #include <math.h>

@@ -8,6 +8,10 @@
  * written through atomic_file.c: atomically (replaced, -o, or created, the default name under
  * the results directory), or through a device or FIFO that -o names. */
 #include "cli.h"
+#include "cli_commands.h"
+#include "cli_machine.h"
+#include "cli_run.h"
+#include "cli_store.h"
 
 #include "atomic_file.h"
 #include "shapes.h"

@@ -8,13 +8,16 @@ Checked here on the sources and on the built objects:
     its own layer or of one below (a generated header counts as the folder that makes it:
     attn_config.h the top-level configuration, below everything; attn_build_info.h runtime/);
   * no include cycle between modules (a module is x.c with x.h) anywhere in them;
+  * no file of them is over MAX_LINES lines unless it says why ("Over 900 lines, on purpose:",
+    the kernels whose paths share one ISA's inline code);
   * with nm and the layers' libraries: no object calls a function defined in a layer above
     its own, and the files of harness/ call one another without a cycle (the CLI helpers at the
     bottom, one file per subcommand over them, main.c over all).
 Before the real tree, the checks run on made-up files with an upward include, an include
-cycle, an upward call and a call cycle, and must find each (so this test can fail).
+cycle, a long file, an upward call and a call cycle, and must find each (so this test can
+fail).
 
-Usage: test_layering.py SOURCE_ROOT [NM FOLDER=LIBRARY_OR_OBJECT_DIR ...]"""
+Usage: test_layering.py SOURCE_ROOT [NM FOLDER LIBRARY_OR_OBJECT_DIR ...]"""
 
 import os
 import subprocess
@@ -27,6 +30,8 @@ GENERATED = {'attn_config.h': 'include', 'attn_build_info.h': 'runtime'}
 # Folders whose files must also call one another without a cycle (see the docstring).
 ACYCLIC_CALLS = ['harness']
 ORDER = ' -> '.join(f + '/' for f in reversed(LAYERS))
+MAX_LINES = 900
+LONG_REASON = 'Over 900 lines, on purpose:'
 
 
 def sources(root):
@@ -117,6 +122,18 @@ def check_includes(root):
     return errors
 
 
+def check_sizes(root):
+    errors = []
+    for folder, name in sources(root):
+        with open(os.path.join(root, folder, name), encoding='utf-8') as f:
+            text = f.read()
+        lines = text.count('\n')
+        if lines > MAX_LINES and LONG_REASON not in text:
+            errors.append(f'{folder}/{name}: {lines} lines, over {MAX_LINES}: split it by '
+                          f'concern, or say why not in a comment starting "{LONG_REASON}"')
+    return errors
+
+
 def objects(path):
     """Object files of a static library (meson's are thin archives) or a folder of them."""
     if os.path.isdir(path):
@@ -147,6 +164,8 @@ def read_objects(nm, libraries):
     for folder, path in libraries:
         for obj in objects(path):
             for name, syms in symbols(nm, obj).items():
+                # A program of the top-level meson.build names its objects folder_file.c.o.
+                name = name[len(folder) + 1:] if name.startswith(folder + '_') else name
                 files[folder + '/' + name] = syms
     return files
 
@@ -186,6 +205,7 @@ def self_test():
             'harness/cli.h': '',
             'tuner/a.h': '#include "b.h"\n',  # a.h -> b.h -> a.h
             'tuner/b.h': '#include "a.h"\n',
+            'harness/long.c': '\n' * (MAX_LINES + 1),  # no reason given
         }
         for path, text in tree.items():
             with open(os.path.join(root, path), 'w', encoding='utf-8') as f:
@@ -196,6 +216,8 @@ def self_test():
         for e in expect:
             if not any(x.startswith(e) for x in found):
                 sys.exit(f'self-test: the include check missed "{e}"; it reported {found}')
+        if not any(x.startswith('harness/long.c: 901 lines') for x in check_sizes(root)):
+            sys.exit('self-test: the size check missed harness/long.c')
     # Objects as nm shows them: one.c and two.c call each other, peak.c calls the tuner.
     calls = check_calls({'harness/one.c': ({'one'}, {'two'}), 'harness/two.c': ({'two'}, {'one'}),
                          'runtime/peak.c': ({'peak'}, {'tune'}), 'tuner/tune.c': ({'tune'}, set())})
@@ -210,14 +232,17 @@ def main():
         sys.exit(__doc__)
     root = sys.argv[1]
     nm = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
-    libraries = [tuple(a.split('=', 1)) for a in sys.argv[3:]]
+    pairs = sys.argv[3:]
+    if len(pairs) % 2 or any(f not in RANK for f in pairs[::2]):
+        sys.exit(__doc__)
+    libraries = list(zip(pairs[::2], pairs[1::2]))
     self_test()
-    errors = check_includes(root)
+    errors = check_includes(root) + check_sizes(root)
     if nm and libraries:
         errors += check_calls(read_objects(nm, libraries))
     for e in errors:
         print('FAIL:', e)
-    checked = 'includes' + (' and calls' if nm and libraries else ' (no nm: calls not checked)')
+    checked = 'sizes, includes' + (' and calls' if nm and libraries else ' (no nm: calls not checked)')
     print(f'layering: {len(errors)} problems; {checked} of {ORDER}')
     return 1 if errors else 0
 

@@ -1,4 +1,5 @@
-/* tuner.h — the tuner's internals, shared by the planner (planner.c) and the CLI (cli_tune.c).
+/* tuner.h — the tuner's internals, shared by the planner (planner.c) and the CLI (cli_tune.c and
+ * its neighbours).
  *
  *   space.c    the candidates of a variant for a problem, from its descriptor alone: powers of
  *              two and multiples of each parameter within a bounded grid around the default,
@@ -7,8 +8,9 @@
  *              timing with adaptive repetitions (a hopeless candidate stops early)
  *   search.c   the strategies: exhaustive (ground truth) and fast (coordinate descent from the
  *              cache-size default, with variants pruned on their default's time)
- *   wisdom.c   the JSON wisdom file: machine and build signature, problem classes, locking,
- *              atomic writes, merging
+ *   wisdom.c   the JSON wisdom file: machine and build signature, locking, atomic writes,
+ *              merging (wisdom_read.c: its streaming reader)
+ *   wisdom_set.c  problem classes and the sets of entries indexed by them
  *   planner.c  attn_plan_* and attn_wisdom_* of attn.h
  *
  * Nothing here knows a variant by name. */
@@ -253,6 +255,13 @@ void tuner_wisdom_entry(const attn_problem *p, const tuner_class *cls, const tun
 attn_status wisdom_set_put(wisdom_set *s, const wisdom_entry *e);
 const wisdom_entry *wisdom_set_find(const wisdom_set *s, const tuner_class *c);
 void wisdom_set_free(wisdom_set *s);
+/* The index behind a set, for any array of items that each begin with their tuner_class, `stride`
+ * bytes apart (wisdom_set.c): the slot of class c in an open-addressing table of `count` slots
+ * (a power of two) holding item index + 1 (0: empty), the one holding c or the empty one where
+ * it would go; and the slot count for n items at most half full (0 on overflow). */
+size_t *wisdom_class_slot(size_t *slots, size_t count, const tuner_class *c, const void *items,
+                          size_t stride);
+size_t wisdom_slots_for(size_t n);
 
 /* The wisdom file in use: the override, $ATTN_WISDOM, or the XDG cache default. */
 void wisdom_path(const char *override_path, char *buf, size_t len);

@@ -79,6 +79,9 @@
  * rounding dominates; measured over ~5000 conformance cases, at most 4.3e-3 without
  * cancellation in O (||O*|| within 3x of the weighted sum of |V|), 6.3e-3 within 5x. Declared
  * 8e-3 (about 2 bf16 unit roundoffs); the conformance floor covers stronger cancellation. */
+/* Over 900 lines, on purpose: the packing, the software-pipelined tile loop and the softmax
+ * between its AMX steps work on one tile configuration and one schedule (above); apart, each
+ * would have to know the others' buffers and step order. */
 #include "avx512_common.h"
 #include "tile_rows.h"
 

@@ -51,6 +51,10 @@
  * Q panels bqp·d + K panel bk·d + V panel bk·dp + scores bqp·bk + O_acc bqp·dp + 12·bqp,
  * with bqp = max(round_up(bq, MR), DECODE_MAX_ROWS), dp = round_up(d, 8): 665 KB at the
  * defaults bq=192, bk=256 for d=128 on a 2 MiB L2. In full-row mode the scores are bqp·round_up(Lk, 16). */
+/* Over 900 lines, on purpose: the tiled path, the decode path and their micro-kernels share
+ * the packing, the epilogue and the half-input widening as static inline code built with AVX2
+ * flags only; split, they would need an ISA header of their own to share it, for no reader's
+ * gain (the kernel is read as one algorithm, above). */
 #include "exp2_poly.h"
 #include "variant.h"
 

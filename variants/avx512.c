@@ -75,6 +75,9 @@
  * Oᵀ and per-row m, l, key limits, and for half inputs the widened K/V block (2·min(bk, Lk)·d
  * floats; mode 1: 2·Lk·d) and decode Q rows (dec·d, and their pointers); it depends on bq, bk, d and dec, never on
  * Lk beyond min(bk, Lk) in mode 0. */
+/* Over 900 lines, on purpose: the streaming, full-row and decode paths are one kernel built
+ * with AVX-512 flags, sharing its tile helpers inline; what it shares with avx512_bf16.c and
+ * amx_bf16.c is in avx512_common.h and tile_rows.h already. */
 #include "avx512_common.h"
 #include "tile_rows.h"
 
