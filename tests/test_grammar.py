@@ -165,6 +165,32 @@ class Output(unittest.TestCase):
         # --wide: the full table.
         self.assertGreater(self.widest(attnbench("list", "--wide").stdout), 100)
 
+    def test_records_carry_spread_and_conditions(self):
+        small = ["--len", "16", "--dim", "8", "--heads", "2", "--variant", "naive", "--quiet"]
+        doc = json.loads(attnbench("run", *small, "--reps", "7", "--warmup", "0", "--format",
+                                   "json").stdout)
+        r = doc["results"][0]
+        spread = r["spread"]
+        self.assertLessEqual(spread["q1_s"], r["median_s"])
+        self.assertLessEqual(r["median_s"], spread["q3_s"])
+        self.assertAlmostEqual(spread["iqr_s"], spread["q3_s"] - spread["q1_s"])
+        self.assertGreaterEqual(spread["cv"], 0)
+        self.assertTrue(0 <= spread["outliers"] <= 7)
+        for c in (doc["conditions"], r["conditions"]):
+            self.assertEqual(set(c) >= {"loadavg_start", "loadavg_end", "cpu_mhz", "governor",
+                                        "affinity", "affinity_cpus", "smt_shared_cores"}, True)
+            self.assertGreaterEqual(c["affinity_cpus"], 1)
+        for command in (["tune", "--budget", "0.2", "--no-store"], ["plan"]):
+            with self.subTest(command=command[0]):
+                d = json.loads(attnbench(*command, *small[:-3], "--format", "json").stdout)
+                self.assertTrue({"tool", "machine", "shape", "conditions"} <= set(d), list(d))
+        # --min-time: timed rounds go on past --reps (a 16-token problem takes microseconds).
+        r = json.loads(attnbench("run", *small, "--reps", "1", "--warmup", "0", "--min-time",
+                                 "0.2", "--format", "json").stdout)["results"][0]
+        self.assertGreater(r["reps"], 1)
+        self.assertEqual(len(r["samples_s"]), r["reps"])
+        self.assertEqual(attnbench("run", *small, "--min-time", "-1").returncode, 2)
+
     def test_tune_writes_progress_lines_to_a_file(self):
         path = os.path.join(TMP, "tune.err")
         with open(path, "w") as err:
