@@ -17,12 +17,14 @@
 enum { DEFAULT_ROWS = 512, DEFAULT_KEYS = 128, MIN_DIM_LOG2 = 3, MAX_DIM_LOG2 = 10 };
 enum { MAX_ROWS = 1 << 16, MAX_KEYS = 1 << 16 }; /* at most 512 MiB for Q at d = 1024 */
 
-enum { S_SEED, S_ROWS, S_KEYS, S_FORMAT, S_HELP, S_OPTION_COUNT };
+enum { S_SEED, S_ROWS, S_KEYS, S_LEN, S_FORMAT, S_HELP, S_OPTION_COUNT };
 
 static const cli_option study_options[S_OPTION_COUNT] = {
     [S_SEED] = {"seed", "N", "seed of the random Q and K (default 1)"},
     [S_ROWS] = {"rows", "N", "query rows per head dimension (default 512)"},
     [S_KEYS] = {"keys", "N", "keys L per row (default 128)"},
+    /* the shape flags' name for the same length (cli_shape_flags.c) */
+    [S_LEN] = {"len", "N", "the same as --keys, as run, tune, plan and sweep name it"},
     [S_FORMAT] = {"format", "text|json", "output format (default text)"},
     [S_HELP] = {"help", NULL, "this help"},
 };
@@ -190,7 +192,10 @@ static int study_scaling(int argc, char **argv)
         switch (o) {
         case S_SEED: ok = cli_parse_uint64("study", "seed", value, &seed); break;
         case S_ROWS: ok = cli_parse_int64("study", "rows", value, 1, MAX_ROWS, &rows); break;
-        case S_KEYS: ok = cli_parse_int64("study", "keys", value, 1, MAX_KEYS, &keys); break;
+        case S_KEYS:
+        case S_LEN:
+            ok = cli_parse_int64("study", study_options[o].name, value, 1, MAX_KEYS, &keys);
+            break;
         case S_FORMAT:
             ok = cli_parse_format("study", value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON,
                                   &format);

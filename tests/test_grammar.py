@@ -2,10 +2,10 @@
 """The tool behaves the same everywhere (issue 21): one grammar of shape flags for run, tune,
 plan and sweep, nearest-name suggestions, tables that fit 100 columns, progress off a terminal.
 
-    test_grammar.py ATTNBENCH
+    test_grammar.py ATTNBENCH [ATTNBENCH_GBENCH]
 
-Every shape-taking subcommand runs every shape flag on the same small problems, and all must
-describe the same problem (batch, heads, lengths, head dim, causal, scale) in their JSON. Each
+Every shape-taking subcommand (and attnbench-gbench) runs every shape flag on the same small
+problems, and all must describe the same problem (batch, heads, lengths, head dim, causal, scale) in their JSON. Each
 command's options table lists the shape flags with one meaning. No timing assertions."""
 import json
 import os
@@ -23,7 +23,8 @@ TMP = tempfile.mkdtemp(prefix="test-grammar-")
 ENV = dict(os.environ, ATTN_WISDOM=os.path.join(TMP, "wisdom"), XDG_CACHE_HOME=TMP)
 SHAPE_FLAGS = ["shape", "batch", "heads", "kv-heads", "len", "len-q", "len-kv", "dim", "scale",
                "causal"]
-SHAPE_COMMANDS = ["run", "tune", "plan", "sweep"]
+SHAPE_COMMANDS = ["run", "tune", "plan", "sweep", "gbench"]
+GBENCH = os.environ.get("ATTNBENCH_GBENCH", "")
 FIELDS = ["batch", "heads_q", "heads_kv", "len_q", "len_kv", "head_dim", "causal"]
 
 # Small problems named through every shape flag, with the problem each must describe
@@ -66,6 +67,18 @@ def problem_of(command, flags):
         r = attnbench("plan", *flags, "--threads", "1", "--format", "json")
         assert r.returncode == 0, (command, flags, r.stderr)
         return json.loads(r.stdout)["shape"]
+    if command == "gbench":  # the problem is in the benchmark's name
+        r = subprocess.run([*WRAPPER, GBENCH, *flags, "--variant", "naive",
+                            "--benchmark_list_tests=true"], capture_output=True, text=True,
+                           timeout=300, env=ENV)
+        assert r.returncode == 0, (command, flags, r.stderr)
+        m = re.match(r"naive/custom(\.causal)?(?:\.s([\d.e+-]+))?/B(\d+)\.Hq(\d+)\.Hkv(\d+)\."
+                     r"Lq(\d+)\.Lk(\d+)\.d(\d+)/", r.stdout)
+        assert m, r.stdout
+        sizes = dict(zip(FIELDS[:6], map(int, m.groups()[2:])))
+        d = sizes["head_dim"]
+        return dict(sizes, causal=bool(m.group(1)),
+                    scale=float(m.group(2)) if m.group(2) else d ** -0.5)
     path = os.path.join(TMP, "sweep.json")
     r = attnbench("sweep", *flags, "--variant", "naive", "--reps", "1", "--warmup", "0",
                   "--threads", "1", "-o", path, "--quiet", "--format", "json")
@@ -89,7 +102,8 @@ class Grammar(unittest.TestCase):
 
     def test_options_tables_share_the_shape_flags(self):
         lines = {}
-        for command in SHAPE_COMMANDS:
+        # attnbench-gbench's help names them in prose, its messages are its own
+        for command in [c for c in SHAPE_COMMANDS if c != "gbench"]:
             text = attnbench(command, "--help").stdout
             for flag in SHAPE_FLAGS:
                 with self.subTest(command=command, flag=flag):
@@ -103,7 +117,7 @@ class Grammar(unittest.TestCase):
             self.assertEqual(len(set(meanings.values())), 1, (flag, meanings))
 
     def test_bad_values_are_usage_errors(self):
-        for command in SHAPE_COMMANDS:
+        for command in [c for c in SHAPE_COMMANDS if c != "gbench"]:
             for flag, value in (("batch", "x"), ("heads", "0"), ("kv-heads", "-1"), ("len", ""),
                                 ("len-q", "1e3"), ("len-kv", "x"), ("dim", "0"),
                                 ("scale", "nan"), ("shape", "nosuch")):
@@ -215,6 +229,11 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
         ATTNBENCH = os.path.abspath(sys.argv[1])
         del sys.argv[1]
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
+        GBENCH = os.path.abspath(sys.argv[1])
+        del sys.argv[1]
     if not ATTNBENCH:
-        sys.exit("usage: test_grammar.py PATH/TO/attnbench")
+        sys.exit("usage: test_grammar.py PATH/TO/attnbench [PATH/TO/attnbench-gbench]")
+    if not GBENCH:  # built only where Google Benchmark is found
+        SHAPE_COMMANDS.remove("gbench")
     unittest.main(verbosity=2)
