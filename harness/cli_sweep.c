@@ -342,6 +342,10 @@ int cli_sweep(int argc, char **argv)
     const double start = attn_clock_seconds();
     cli_progress progress;
     cli_progress_start(&progress, "sweep", (size_t)total, c.quiet);
+    /* The whole sweep's conditions (each record has its own point's too). */
+    json_t *conditions = cli_conditions_start();
+    if (!c.quiet)
+        cli_conditions_warn("sweep", conditions);
     int done = 0;
     status = -1;
     char threads[CLI_INT_LIST_TEXT];
@@ -380,16 +384,18 @@ int cli_sweep(int argc, char **argv)
             cli_progress_update(&progress, (size_t)++done, what);
     }
     cli_progress_end(&progress);
+    cli_conditions_end(conditions);
     if (status >= 0) {
+        json_decref(conditions);
         json_decref(records);
         json_decref(skipped);
         return cli_error("sweep", "stopped at point %d of %d; no file written", done + 1, total);
     }
 
-    json_t *doc = json_pack("{s:s, s:f, s:o, s:o, s:o, s:o, s:o}", "tool",
+    json_t *doc = json_pack("{s:s, s:f, s:o, s:o?, s:o, s:o, s:o, s:o}", "tool",
                             "attnbench " ATTN_VERSION_STRING, "duration_s",
-                            attn_clock_seconds() - start, "machine", cli_machine_json(), "peak",
-                            cli_cached_peak_json(), "sweep",
+                            attn_clock_seconds() - start, "machine", cli_machine_json(),
+                            "conditions", conditions, "peak", cli_cached_peak_json(), "sweep",
                             grid_json(&c, total * c.threads.count), "results", records,
                             "skipped", skipped);
     if (!doc)
