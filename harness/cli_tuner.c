@@ -134,7 +134,7 @@ void show_progress(void *ctx, const tuner_progress *p)
                 width - filled, "", text);
         ps->active = true;
     } else {
-        fprintf(stderr, "%s: %s\n", ps->command, text);
+        fprintf(stderr, "attnbench %s: %s\n", ps->command, text);
         ps->last_line = p->elapsed;
     }
     fflush(stderr);

@@ -215,14 +215,15 @@ class Output(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         with open(path) as f:
             lines = f.read().splitlines()
-        progress = [l for l in lines if re.match(r"^tune: [\d.]+/[\d.]+ s, \d+/\d+ config", l)]
+        progress = [l for l in lines
+                    if re.match(r"^attnbench tune: [\d.]+/[\d.]+ s, \d+/\d+ config", l)]
         self.assertTrue(progress, lines)
         self.assertFalse([l for l in lines if "\r" in l or "\033" in l], "no terminal codes")
         with open(path, "w") as err:
             attnbench("tune", "--len", "1024", "--dim", "64", "--heads", "4", "--variant",
                       "streaming", "--budget", "2", "--no-store", "--quiet", stderr_file=err)
         with open(path) as f:
-            self.assertNotRegex(f.read(), r"(?m)^tune: [\d.]+/")
+            self.assertNotRegex(f.read(), r"(?m)^attnbench tune: [\d.]+/")
 
 
 if __name__ == "__main__":
