@@ -42,19 +42,6 @@ static void print_usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        print_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    const char *name = argv[1];
-    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
-        print_usage(stdout);
-        return CLI_EXIT_OK;
-    }
-    if (!strcmp(name, "--version")) {
-        printf("attnbench %s\n", ATTN_VERSION_STRING);
-        return CLI_EXIT_OK;
-    }
     /* --wide, taken by every command, is taken out here: tables at their full width. */
     int kept = 1;
     for (int i = 1; i < argc; i++) {
@@ -68,12 +55,33 @@ int main(int argc, char **argv)
     }
     argc = kept;
     argv[argc] = NULL;
+    if (argc < 2) {
+        print_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        print_usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(name, "--version")) {
+        printf("attnbench %s\n", ATTN_VERSION_STRING);
+        return CLI_EXIT_OK;
+    }
     int status = -1;
     for (int i = 0; i < command_count && status < 0; i++)
         if (!strcmp(name, commands[i].name))
             status = commands[i].run(argc - 1, argv + 1);
-    if (status < 0)
+    if (status < 0) {
+        const char *names[64];
+        int n = 0;
+        for (int i = 0; i < command_count && n < 64; i++)
+            names[n++] = commands[i].name;
+        const char *near = cli_nearest_name(name, names, n);
+        if (near)
+            return cli_error(NULL, "unknown command '%s'; did you mean %s?", name, near);
         return cli_error(NULL, "unknown command '%s' (see attnbench --help)", name);
+    }
     /* A full disk or a closed pipe must not pass for success. */
     if (fflush(stdout) != 0 || ferror(stdout))
         return cli_error(NULL, "cannot write the output: %s", strerror(errno));
