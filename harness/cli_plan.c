@@ -117,6 +117,7 @@ int cli_plan(int argc, char **argv)
     unsigned flags = ATTN_ESTIMATE;
     int64_t execute = 0;
     const char *value;
+    shape_output_flag(argc, argv);
     for (int o; (o = cli_next_option("plan", argc, argv, plan_options, PLAN_OPTION_COUNT,
                                      &value)) != CLI_OPTION_END;) {
         int handled = o >= 0 ? shape_option("plan", o, value, plan_options, &s) : -1;
@@ -188,7 +189,7 @@ int cli_plan(int argc, char **argv)
     cli_conditions_end(conditions);
     tuner_config cfg = {.variant = attn_variant_find(info.variant), .params = info.params};
     int status = CLI_EXIT_OK;
-    if (s.format == CLI_FORMAT_JSON) {
+    if (s.format == CLI_FORMAT_JSON || s.output) {
         json_t *root = json_pack("{s:s, s:o, s:i, s:s, s:s, s:o, s:o, s:s, s:s, s:s, s:o, s:s}",
                                  "variant", info.variant, "params", params_json(&cfg), "threads",
                                  info.threads, "dtype", attn_dtype_name(p.dtype), "compute_dtype",
@@ -210,10 +211,14 @@ int cli_plan(int argc, char **argv)
                                                            : json_null()));
         const bool stamped = cli_document_stamp(root, &p, conditions);
         conditions = NULL;
-        status = stamped && cli_json_print(root) ? CLI_EXIT_OK
-                                                 : cli_error("plan", "out of memory");
+        status = !stamped ? cli_error("plan", "out of memory")
+                 : !shape_write_output("plan", &s, root) ? CLI_EXIT_USAGE
+                 : s.format != CLI_FORMAT_JSON || cli_json_print(root)
+                     ? CLI_EXIT_OK
+                     : cli_error("plan", "output error");
         json_decref(root);
-    } else {
+    }
+    if (s.format != CLI_FORMAT_JSON && status == CLI_EXIT_OK) {
         fputs("plan: ", stdout);
         cli_print_wrapped(stdout, 6, 6, attn_plan_describe(plan));
         fputs("why: ", stdout);

@@ -262,6 +262,7 @@ int cli_tune(int argc, char **argv)
     if (!compare)
         return cli_error("tune", "out of memory");
     const char *value;
+    shape_output_flag(argc, argv);
     for (int o; (o = cli_next_option("tune", argc, argv, tune_options, TUNE_OPTION_COUNT,
                                      &value)) != CLI_OPTION_END;) {
         int handled = o >= 0 ? shape_option("tune", o, value, tune_options, &s) : -1;
@@ -360,7 +361,8 @@ int cli_tune(int argc, char **argv)
     if (est_timed)
         format_ms(est_ms, sizeof est_ms, est->timing.median);
 
-    if (s.format == CLI_FORMAT_JSON) {
+    status = CLI_EXIT_OK;
+    if (s.format == CLI_FORMAT_JSON || s.output) {
         json_t *cands = json_array();
         for (size_t i = 0; cands && i < r.space.count; i++)
             if (r.candidates[i].timed)
@@ -387,10 +389,14 @@ int cli_tune(int argc, char **argv)
             stored || !store ? "" : werr.message);
         const bool stamped = cli_document_stamp(root, &p, conditions);
         conditions = NULL;
-        status = stamped && cli_json_print(root) ? CLI_EXIT_OK
-                                                 : cli_error("tune", "out of memory");
+        status = !stamped ? cli_error("tune", "out of memory")
+                 : !shape_write_output("tune", &s, root) ? CLI_EXIT_USAGE
+                 : s.format != CLI_FORMAT_JSON || cli_json_print(root)
+                     ? CLI_EXIT_OK
+                     : cli_error("tune", "output error");
         json_decref(root);
-    } else {
+    }
+    if (s.format != CLI_FORMAT_JSON && status != CLI_EXIT_USAGE) {
         print_tune_table(&r, flops, (int)top);
         printf("timed %zu of %zu configurations (%.1f%%) in %.1f s%s", r.timed, r.space.count,
                100.0 * (double)r.timed / (double)r.space.count, r.seconds,

@@ -1,6 +1,9 @@
 /* cli_tuner.c — what attnbench tune, plan and wisdom share (cli_tuner.h). */
 #include "cli_tuner.h"
 
+#include "atomic_file.h"
+#include "cli_store.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +39,33 @@ int shape_option(const char *cmd, int o, const char *value, const cli_option *op
         return -1;
     }
     case O_WISDOM: s->wisdom = value; return 1;
+    case O_OUTPUT: {
+        attn_error err;
+        if (attn_file_check(value, &err) != ATTN_OK) { /* now, not after the measurement */
+            cli_error(cmd, "--output %s", err.message);
+            return -1;
+        }
+        s->output = value;
+        return 1;
+    }
     case O_FORMAT:
         return cli_parse_format(cmd, value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON,
                                 &s->format) ? 1 : -1;
     default: return 0;
     }
+}
+
+void shape_output_flag(int argc, char **argv)
+{
+    static char output_flag[] = "--output";
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "-o"))
+            argv[i] = output_flag;
+}
+
+bool shape_write_output(const char *cmd, const shape_config *s, json_t *root)
+{
+    return !s->output || (cli_store_stamp(cmd, root, cmd) && cli_store_write(cmd, root, s->output));
 }
 
 /* The problem of the shape options, contiguous [B,H,L,d]; prints why on failure. */

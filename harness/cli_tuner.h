@@ -10,7 +10,8 @@
 /* The shape flags of every shape-taking command (cli_shape_flags.c), then tune's and plan's
  * common ones. */
 enum {
-    O_DTYPE = CLI_SHAPE_OPTION_COUNT, O_MAX_REL_ERR, O_THREADS, O_WISDOM, O_FORMAT, O_HELP,
+    O_DTYPE = CLI_SHAPE_OPTION_COUNT, O_MAX_REL_ERR, O_THREADS, O_WISDOM, O_FORMAT, O_OUTPUT,
+    O_HELP,
     SHAPE_OPTION_COUNT
 };
 #define SHAPE_OPTIONS                                                                             \
@@ -22,6 +23,7 @@ enum {
     [O_THREADS] = {"threads", "N", "threads per run; 0: the library's default (default 0)"},    \
     [O_WISDOM] = {"wisdom", "FILE", "wisdom file (default $ATTN_WISDOM, else the XDG cache)"},  \
     [O_FORMAT] = {"format", "text|json", "output format (default text)"},                       \
+    [O_OUTPUT] = {"output", "FILE", "also write the JSON document to FILE, also -o"},          \
     [O_HELP] = {"help", NULL, "this help"}
 
 typedef struct shape_config {
@@ -31,7 +33,14 @@ typedef struct shape_config {
     double max_rel_err; /* 0: float32 compute only */
     const char *wisdom;
     cli_format format;
+    const char *output; /* -o: the JSON document, also written there */
 } shape_config;
+
+/* -o is --output in argv (the option parser knows long options and -h only). */
+void shape_output_flag(int argc, char **argv);
+/* Writes the JSON document to s->output when given, stamped as a result file of `kind`;
+ * false after a message. */
+bool shape_write_output(const char *cmd, const shape_config *s, json_t *root);
 
 /* Handles option o when it is a shape option: returns 1 when handled, 0 when it is not one,
  * -1 on a bad value (reported). */

@@ -198,6 +198,21 @@ class Output(unittest.TestCase):
             with self.subTest(command=command[0]):
                 d = json.loads(attnbench(*command, *small[:-3], "--format", "json").stdout)
                 self.assertTrue({"tool", "machine", "shape", "conditions"} <= set(d), list(d))
+        # -o/--output: the JSON document also written to a file, as sweep's -o.
+        for command in (["run", "--reps", "1", "--warmup", "0"],
+                        ["tune", "--budget", "0.2", "--no-store"], ["plan"]):
+            with self.subTest(command=command[0], what="-o"):
+                path = os.path.join(TMP, command[0] + ".json")
+                flags = small if command[0] != "plan" else small[:-3]  # plan: no --variant
+                r = attnbench(*command, *flags, "-o", path)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                with open(path) as f:
+                    d = json.load(f)
+                self.assertEqual(d["kind"], command[0])
+                shape = d["shape"] if "shape" in d else d["results"][0]["shape"]
+                self.assertEqual([shape[k] for k in FIELDS], [1, 2, 2, 16, 16, 8, False])
+                bad = attnbench(*command, *flags, "-o", os.path.join(TMP, "no", "such", "x"))
+                self.assertEqual(bad.returncode, 2)
         # --min-time: timed rounds go on past --reps (a 16-token problem takes microseconds).
         r = json.loads(attnbench("run", *small, "--reps", "1", "--warmup", "0", "--min-time",
                                  "0.2", "--format", "json").stdout)["results"][0]
