@@ -66,18 +66,55 @@ int cli_next_option(const char *command, int argc, char **argv, const cli_option
         cli_error(command, "option '%s' needs a value", argv[optind - 1]);
     else if (optopt && optopt != 'h')
         cli_error(command, "unknown option '-%c'", optopt);
-    else
-        cli_error(command, "unknown or ambiguous option '%s' (see --help)", argv[optind - 1]);
+    else {
+        /* "--lenn=5": the name without its value, and the option nearest to it. */
+        const char *arg = argv[optind - 1];
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(arg + 2, "="), arg + 2);
+        const char *near = arg[0] == '-' && arg[1] == '-'
+                               ? cli_nearest_option(name, options, count) : NULL;
+        if (near)
+            cli_error(command, "unknown or ambiguous option '%s'; did you mean --%s?", arg,
+                      near);
+        else
+            cli_error(command, "unknown or ambiguous option '%s' (see --help)", arg);
+    }
     return CLI_OPTION_ERROR;
+}
+
+void cli_print_wrapped(FILE *out, size_t indent, size_t used, const char *text)
+{
+    while (*text) {
+        size_t room = CLI_TABLE_WIDTH > used ? CLI_TABLE_WIDTH - used : 1;
+        size_t n = strlen(text);
+        if (n > room && !cli_table_wide) { /* break at the last blank that fits */
+            size_t cut = room;
+            while (cut > 0 && text[cut] != ' ')
+                cut--;
+            n = cut ? cut : room;
+        }
+        fprintf(out, "%.*s\n", (int)n, text);
+        text += n;
+        while (*text == ' ')
+            text++;
+        if (*text)
+            fprintf(out, "%*s", (int)indent, "");
+        used = indent;
+    }
 }
 
 void cli_print_options(FILE *out, const cli_option *options, int count)
 {
+    enum { LEFT = 24, INDENT = 2 + LEFT + 1 };
     for (int i = 0; i < count; i++) {
-        char left[48];
+        char left[64];
         snprintf(left, sizeof left, "--%s%s%s", options[i].name, options[i].metavar ? " " : "",
                  options[i].metavar ? options[i].metavar : "");
-        fprintf(out, "  %-24s %s\n", left, options[i].help);
+        if (strlen(left) > LEFT) /* the help on a line of its own */
+            fprintf(out, "  %s\n%*s", left, INDENT, "");
+        else
+            fprintf(out, "  %-*s ", LEFT, left);
+        cli_print_wrapped(out, INDENT, INDENT, options[i].help);
     }
 }
 
@@ -328,27 +365,114 @@ void cli_table_add(cli_table *t, const char *fmt, ...)
     va_end(ap);
 }
 
+bool cli_table_wide = false;
+
+/* How much of `text` (at most `width` characters) goes on one line of a wrapped cell: up to
+ * the last blank, comma or slash that fits, else `width` characters (a long word is cut). */
+static size_t wrap_length(const char *text, size_t width)
+{
+    const size_t n = strlen(text);
+    if (n <= width)
+        return n;
+    for (size_t i = width; i > width / 2; i--)
+        if (strchr(" ,/", text[i - 1]))
+            return i;
+    return width;
+}
+
+/* The longest piece of text that wrap_length never breaks. */
+static size_t longest_token(const char *text)
+{
+    size_t longest = 0;
+    while (*text) {
+        const size_t n = strcspn(text, " ,/") + (text[strcspn(text, " ,/")] != '\0');
+        longest = n > longest ? n : longest;
+        text += n ? n : 1;
+    }
+    return longest;
+}
+
+/* The columns' widths: each its longest cell; when the table is wider than CLI_TABLE_WIDTH and
+ * not cli_table_wide, left-aligned columns give up width (their cells wrap onto more lines),
+ * never below their longest unbreakable piece: the last column (a description, a note) first,
+ * down to 30; then the widest of the others but the first; the first (the row's name) last. */
+static void table_widths(const cli_table *t, size_t *width, size_t *floor)
+{
+    for (size_t i = 0; i < t->count; i++) {
+        const size_t c = i % (size_t)t->columns, n = strlen(t->cells[i]);
+        const size_t token = longest_token(t->cells[i]);
+        if (n > width[c])
+            width[c] = n;
+        if (token > floor[c])
+            floor[c] = token;
+    }
+    size_t total = 2 * (size_t)(t->columns - 1);
+    for (int c = 0; c < t->columns; c++)
+        total += width[c];
+    const int last = t->columns - 1;
+    while (!cli_table_wide && total > CLI_TABLE_WIDTH) {
+        const bool last_first =
+            last > 0 && t->align[last] == 'l' && width[last] > 30 && width[last] > floor[last];
+        int pick = last_first ? last : -1;
+        for (int c = 1; !last_first && c < t->columns; c++)
+            if (t->align[c] == 'l' && width[c] > floor[c] && (pick < 0 || width[c] > width[pick]))
+                pick = c;
+        if (pick < 0 && t->align[0] == 'l' && width[0] > floor[0])
+            pick = 0;
+        if (pick < 0)
+            return; /* nothing left to wrap: print it as wide as it is */
+        width[pick]--;
+        total--;
+    }
+}
+
 bool cli_table_print(const cli_table *t, FILE *out)
 {
     if (t->out_of_memory)
         return false;
-    size_t *width = calloc((size_t)t->columns, sizeof *width);
-    if (!width)
+    size_t *width = calloc(2 * (size_t)t->columns, sizeof *width), *floor = width + t->columns;
+    const char **rest = calloc((size_t)t->columns, sizeof *rest); /* what a row has left */
+    if (!width || !rest) {
+        free(width);
+        free(rest);
         return false;
-    for (size_t i = 0; i < t->count; i++) {
-        const size_t c = i % (size_t)t->columns, n = strlen(t->cells[i]);
-        if (n > width[c])
-            width[c] = n;
     }
-    for (size_t i = 0; i < t->count; i++) {
-        const size_t c = i % (size_t)t->columns;
-        const bool last = c == (size_t)t->columns - 1 || i == t->count - 1;
-        /* The last column is not padded: no trailing blanks. */
-        fprintf(out, t->align[c] == 'r' ? "%*s" : "%-*s", last && t->align[c] != 'r' ? 0 :
-                (int)width[c], t->cells[i]);
-        fputs(last ? "\n" : "  ", out);
+    table_widths(t, width, floor);
+    for (size_t row = 0; row * (size_t)t->columns < t->count; row++) {
+        const size_t first = row * (size_t)t->columns;
+        int last = t->columns - 1;
+        while (first + (size_t)last >= t->count)
+            last--;
+        for (int c = 0; c <= last; c++)
+            rest[c] = t->cells[first + (size_t)c];
+        /* One line of each cell at a time, until every cell of the row is printed. */
+        for (bool more = true; more;) {
+            more = false;
+            int end = last; /* no trailing blanks: stop after the last cell with text */
+            while (end > 0 && !rest[end][0])
+                end--;
+            for (int c = 0; c <= end; c++) {
+                const size_t n = wrap_length(rest[c], width[c]);
+                size_t shown = n; /* without the blank the line broke at */
+                while (shown > 0 && rest[c][shown - 1] == ' ')
+                    shown--;
+                const bool right = t->align[c] == 'r';
+                const int pad = (int)(width[c] - shown);
+                if (right)
+                    fprintf(out, "%*s", pad, "");
+                fprintf(out, "%.*s", (int)shown, rest[c]);
+                if (!right && c < end)
+                    fprintf(out, "%*s", pad, "");
+                fputs(c < end ? "  " : "\n", out);
+                rest[c] += n;
+                while (*rest[c] == ' ')
+                    rest[c]++;
+                more |= *rest[c] != '\0';
+            }
+        }
     }
     free(width);
+    free(rest);
     return true;
 }
 

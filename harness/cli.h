@@ -65,7 +65,20 @@ typedef struct cli_option {
  * ambiguous option, missing value, stray argument). -h is --help when the table has "help". */
 int cli_next_option(const char *command, int argc, char **argv, const cli_option *options,
                     int count, const char **value);
-/* Prints "  --name METAVAR   help" for every option. */
+/* cli_suggest.c: the name nearest to a mistyped one, when close enough to be a typo (else
+ * NULL): among `names`, or among the long names of an option table. */
+const char *cli_nearest_name(const char *given, const char *const *names, int count);
+const char *cli_nearest_option(const char *given, const cli_option *options, int count);
+/* Prints text and a newline, wrapped at blanks to CLI_TABLE_WIDTH columns (not with --wide):
+ * `used` columns of the first line are taken already, and later lines start after `indent`
+ * blanks. */
+void cli_print_wrapped(FILE *out, size_t indent, size_t used, const char *text);
+/* cli_text.c: between begin and end, stdout goes to memory; end prints it with every line over
+ * CLI_TABLE_WIDTH wrapped at blanks under its value column (not with --wide). For text reports
+ * of free-form lines (info, study, compare). end: false on a write error. */
+void cli_text_begin(void);
+bool cli_text_end(void);
+/* Prints "  --name METAVAR   help" for every option, the help wrapped to 100 columns. */
 void cli_print_options(FILE *out, const cli_option *options, int count);
 
 /* Strict number parsing: the whole text must be the number (no blanks, no "12x"). Each reports
@@ -115,8 +128,95 @@ typedef struct cli_table {
 
 void cli_table_init(cli_table *t, int columns, const char *align);
 void cli_table_add(cli_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Tables fit CLI_TABLE_WIDTH columns: the widest left-aligned columns wrap their cells onto more
+ * lines; with cli_table_wide (--wide, any command) nothing wraps. */
+enum { CLI_TABLE_WIDTH = 100 };
+extern bool cli_table_wide;
 /* Prints the table; false when an earlier add ran out of memory. */
 bool cli_table_print(const cli_table *t, FILE *out);
 void cli_table_free(cli_table *t);
+
+/* ---- what several subcommands share: shape flags, conditions, progress ------------------ */
+
+/* cli_shape_flags.c: the one grammar of shape flags (run, tune, plan, sweep). A subcommand puts
+ * CLI_SHAPE_OPTION_ROWS first in its option table (its own options numbered from
+ * CLI_SHAPE_OPTION_COUNT on), hands every option to cli_shape_option (1: a shape flag, handled;
+ * 0: not one; -1: a bad value, reported) and builds its problem with cli_shape_flags_problem
+ * (false after a message). `lists`: the lengths and head dims may be comma lists (sweep's
+ * grid; the other sizes take one value everywhere). */
+enum {
+    CLI_SHAPE_SHAPE, CLI_SHAPE_BATCH, CLI_SHAPE_HEADS, CLI_SHAPE_KV_HEADS, CLI_SHAPE_LEN,
+    CLI_SHAPE_LEN_Q, CLI_SHAPE_LEN_KV, CLI_SHAPE_DIM, CLI_SHAPE_SCALE, CLI_SHAPE_CAUSAL,
+    CLI_SHAPE_OPTION_COUNT
+};
+#define CLI_SHAPE_OPTION_ROWS(N, LENS, DIMS)   /* N: a length's metavar, "N" or "N,N,..." */   \
+    [CLI_SHAPE_SHAPE] = {"shape", "NAME", "a named shape (attnbench list --shapes); the flags "  \
+                                          "below override its sizes"},                         \
+    [CLI_SHAPE_BATCH] = {"batch", "N", "batch size B (default 1)"},                             \
+    [CLI_SHAPE_HEADS] = {"heads", "N", "query heads Hq (default 8)"},                           \
+    [CLI_SHAPE_KV_HEADS] = {"kv-heads", "N", "key/value heads Hkv, dividing Hq (default Hq)"},  \
+    [CLI_SHAPE_LEN] = {"len", N, "Lq and Lk at once (default " LENS ")"},                       \
+    [CLI_SHAPE_LEN_Q] = {"len-q", N, "query length Lq (default: Lk)"},                          \
+    [CLI_SHAPE_LEN_KV] = {"len-kv", N, "key/value length Lk (default: Lq)"},                    \
+    [CLI_SHAPE_DIM] = {"dim", N, "head dimension d (default " DIMS ")"},                        \
+    [CLI_SHAPE_SCALE] = {"scale", "X", "softmax scale, finite and > 0 (default 1/sqrt(d))"},    \
+    [CLI_SHAPE_CAUSAL] = {"causal", NULL, "causal mask, bottom-right aligned: i sees j <= "      \
+                                          "i + Lk - Lq"}
+extern const cli_option cli_shape_options[CLI_SHAPE_OPTION_COUNT];
+typedef struct cli_shape_flags {
+    const struct attn_named_shape *shape; /* --shape, or NULL */
+    cli_int_list batch, heads_q, heads_kv, len, len_q, len_kv, head_dim; /* count 0: not given */
+    double scale; /* 0: not given */
+    int causal;   /* -1: not given, 1: --causal (sweep: 0, 1 or 2 for both, its own flag) */
+} cli_shape_flags;
+void cli_shape_flags_init(cli_shape_flags *f);
+int cli_shape_option(const char *command, int o, const char *value, bool lists,
+                     cli_shape_flags *f);
+/* The sizes the flags and --shape give (the first value of each list), 0 where neither gives
+ * one (run fills those from its .npy inputs, then the defaults): the grammar's rules without
+ * the defaults. */
+typedef struct cli_shape_sizes {
+    int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim;
+    bool causal;
+    float scale; /* 0: 1/sqrt(d) */
+} cli_shape_sizes;
+void cli_shape_flags_sizes(const cli_shape_flags *f, cli_shape_sizes *out);
+/* The problem of the flags (the first value of each list): contiguous [B,H,L,d], float32;
+ * missing sizes: a length follows the other, Hkv = Hq, else B 1, Hq 8, L 1024, d 64. */
+bool cli_shape_flags_problem(const char *command, const cli_shape_flags *f, attn_problem *p);
+/* {batch, heads_q, heads_kv, len_q, len_kv, head_dim, causal, scale}: the problem as every
+ * subcommand's JSON states it. NULL on OOM. */
+json_t *cli_problem_json(const attn_problem *p);
+
+/* cli_conditions.c: the conditions of a measurement, as every record's "conditions" block:
+ * loadavg_start and loadavg_end ({"1min", "5min", "15min"}), cpu_mhz ({mean, min, max, source}
+ * over the CPUs of the affinity), governor, affinity ("0-3"), affinity_cpus, cpus_online,
+ * smt_shared_cores (cores with two or more SMT siblings in the affinity); null where Linux does
+ * not say. cli_conditions_start takes it before a measurement (NULL on OOM), cli_conditions_end
+ * adds the end's load average (false on OOM). cli_conditions_warn prints a warning on stderr
+ * when the load average at the start says other work keeps half the CPUs busy or more
+ * (cli_conditions_busy: whether it does, with the figures). */
+json_t *cli_conditions_start(void);
+bool cli_conditions_end(json_t *conditions);
+bool cli_conditions_busy(const json_t *conditions, double *load, int *cpus);
+void cli_conditions_warn(const char *command, const json_t *conditions);
+/* Adds the block every JSON document of a measurement carries: tool, machine, shape (the
+ * problem, cli_problem_json; null without one) and conditions (stolen; null when NULL). False on
+ * OOM (conditions released either way). */
+bool cli_document_stamp(json_t *root, const attn_problem *p, json_t *conditions);
+
+/* cli_progress.c: progress of long work on stderr (tune, sweep, run with many variants,
+ * gbench): a bar with the time left on a terminal, plain lines every few seconds off one (CI
+ * logs), nothing with --quiet. update() says `done` of `total` steps are done and what runs now
+ * (may be NULL); end() clears a terminal line before the command's own output. */
+typedef struct cli_progress {
+    const char *command;
+    size_t total;
+    double start, last; /* clock at the start; elapsed seconds at the last line (< 0: none) */
+    bool tty, quiet, drawn;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *command, size_t total, bool quiet);
+void cli_progress_update(cli_progress *p, size_t done, const char *what);
+void cli_progress_end(cli_progress *p);
 
 #endif

@@ -1,5 +1,6 @@
 /* cli_compare.c — `attnbench compare BASE NEW`: per benchmark, the time ratio NEW/BASE with a
- * confidence interval and a verdict (regressed, improved, unchanged) that noise cannot fool.
+ * confidence interval and a verdict (regressed, improved, unchanged, inconclusive) that noise
+ * cannot fool and that says when the data cannot tell.
  *
  * Inputs: Google Benchmark JSON (the per-repetition entries; aggregates are ignored) or
  * attnbench result files (`run --format json`, `run --save`, `sweep`: each record's samples_s,
@@ -22,8 +23,13 @@
  *      interval around 1 + threshold: on synthetic data (24 benchmarks, 5 reps, 2% noise) the
  *      chance of any false alarm is 0.7% per comparison; a 5% slowdown is flagged in 87% of
  *      benchmarks, a 10% one in all.
- * IMPROVED is the mirror image (ratios 1/(1 + ...)). Fewer than 2 samples on a side: no test,
- * "untested". Exit status 1 when anything regressed, else 0; 2 on bad input. */
+ * IMPROVED is the mirror image (ratios 1/(1 + ...)). Of the rest, a benchmark is UNCHANGED only
+ * when its interval lies inside (1/(1 + threshold), 1 + threshold): the data exclude a change of
+ * the threshold's size either way. Otherwise it is INCONCLUSIVE: the interval is too wide to tell
+ * (a -4% change with an interval of [-34%, +46%] is not evidence of "no change"), and
+ * scripts/perf-ab gives such benchmarks more rounds. Fewer than 2 samples on a side: no test,
+ * "untested". Exit status 1 when anything regressed (or, with --fail-on inconclusive, was
+ * inconclusive or untested), else 0; 2 on bad input. */
 #include "cli.h"
 #include "cli_commands.h"
 #include "cli_compare_read.h"
@@ -35,7 +41,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { C_THRESHOLD, C_FDR, C_FORMAT, C_RENAME, C_PAIRED, C_STRICT, C_HELP, C_OPTION_COUNT };
+enum {
+    C_THRESHOLD, C_FDR, C_FORMAT, C_RENAME, C_PAIRED, C_STRICT, C_FAIL_ON, C_HELP, C_OPTION_COUNT
+};
 static const cli_option compare_options[C_OPTION_COUNT] = {
     [C_THRESHOLD] = {"threshold", "PCT", "smallest change worth a verdict, percent (default 5)"},
     [C_FDR] = {"fdr", "Q", "false-discovery rate over all benchmarks (default 0.05)"},
@@ -43,6 +51,8 @@ static const cli_option compare_options[C_OPTION_COUNT] = {
     [C_RENAME] = {"rename", "OLD=NEW", "BASE's benchmark OLD is NEW's NEW (repeatable)"},
     [C_PAIRED] = {"paired", NULL, "samples were taken in matched rounds: paired t-test"},
     [C_STRICT] = {"strict", NULL, "refuse files of different (or unrecorded) machines"},
+    [C_FAIL_ON] = {"fail-on", "regressed|inconclusive",
+                   "exit 1 on a regression (default), or also on any inconclusive benchmark"},
     [C_HELP] = {"help", NULL, "this help"},
 };
 
@@ -53,6 +63,14 @@ static const char *const methods[2] = {
     "ratio of medians NEW/BASE; 95% interval and p-value from a paired t-test on the log "
     "ratios of matched rounds (outlier rounds left out: modified z-score > 3.5); "
     "Benjamini-Hochberg over all benchmarks compared"};
+
+/* The same, wrapped for the text output's header. */
+static const char *const methods_text[2] = {
+    "Ratio of medians NEW/BASE; 95% interval and p-value from Welch's t-test on log times;\n"
+    "Benjamini-Hochberg over all benchmarks compared.",
+    "Ratio of medians NEW/BASE; 95% interval and p-value from a paired t-test on the log\n"
+    "ratios of matched rounds (outlier rounds left out: modified z-score > 3.5);\n"
+    "Benjamini-Hochberg over all benchmarks compared."};
 
 static void print_compare_help(void)
 {
@@ -67,8 +85,11 @@ static void print_compare_help(void)
            "verdict. `regressed` needs q <= --fdr, the interval above 1, the median ratio at\n"
            "least 1 + threshold/2, and the interval reaching 1 + threshold (the\n"
            "data do not show the slowdown smaller than the threshold); `improved` mirrors it\n"
-           "(with ratios 1/(1 + ...)); a benchmark with fewer than 2 samples on a side is\n"
-           "`untested`. Benchmarks found on one side only are listed (--rename maps a renamed\n"
+           "(with ratios 1/(1 + ...)). Of the rest, `unchanged` needs the interval inside\n"
+           "(-threshold, +threshold): the data exclude a change of the threshold's size;\n"
+           "otherwise the verdict is `inconclusive` (too few or too noisy samples to tell;\n"
+           "scripts/perf-ab adds rounds to those). A benchmark with fewer than 2 samples on a\n"
+           "side is `untested`. Benchmarks found on one side only are listed (--rename maps a renamed\n"
            "one), and so are entries that report an error.\n"
            "--paired: the i-th samples of a benchmark in BASE and NEW were taken in the same\n"
            "round (scripts/perf-ab, which runs BASE and NEW alternately); the test is then a\n"
@@ -81,14 +102,21 @@ static void print_compare_help(void)
            "--strict refuses them, and a file that records no machine id.\n"
            "\noptions:\n");
     cli_print_options(stdout, compare_options, C_OPTION_COUNT);
-    printf("\nexit status: 0 nothing regressed, 1 something regressed, 2 bad input (unreadable\n"
-           "or malformed file, no benchmark in common).\n");
+    printf("\nexit status: 0 nothing regressed, 1 something regressed (--fail-on inconclusive:\n"
+           "or was inconclusive or untested), 2 bad input (unreadable or malformed file, no\n"
+           "benchmark in common).\n");
 }
 
 /* ---- the comparison ------------------------------------------------------------------------- */
 
-typedef enum verdict { REGRESSED, IMPROVED, UNCHANGED, UNTESTED } verdict;
-static const char *const verdict_names[] = {"regressed", "improved", "unchanged", "untested"};
+typedef enum verdict { REGRESSED, IMPROVED, INCONCLUSIVE, UNCHANGED, UNTESTED, VERDICTS } verdict;
+static const char *const verdict_names[VERDICTS] = {"regressed", "improved", "inconclusive",
+                                                    "unchanged", "untested"};
+/* The rule, as every output's header states it. */
+static const char rule_text[] =
+    "regressed/improved: q <= FDR, the 95% interval beyond 1, the median change at least half "
+    "the threshold and the interval reaching the threshold; unchanged: the interval inside "
+    "+-threshold; inconclusive: neither (more samples needed)";
 
 typedef struct comparison {
     const char *name; /* NEW's name */
@@ -112,6 +140,7 @@ typedef struct compare_config {
     const char *base_path, *new_path;
     bool paired;
     bool strict; /* --strict: refuse files of different or unrecorded machines */
+    bool fail_on_inconclusive; /* --fail-on inconclusive */
 } compare_config;
 
 /* BASE's name as NEW calls it, after --rename. */
@@ -134,22 +163,27 @@ static void decide(comparison *x, const compare_config *c)
     x->verdict = UNCHANGED;
     if (!x->tested) {
         x->verdict = UNTESTED;
-        x->note = "fewer than 2 samples on a side: no test";
+        x->note = "under 2 samples a side";
         return;
     }
     const stats_welch *w = &x->welch;
-    if (x->q > c->fdr)
-        return;
-    if (w->lo > 1 && x->ratio >= 1 + t / 2 && w->hi >= 1 + t)
+    const bool significant = x->q <= c->fdr;
+    if (significant && w->lo > 1 && x->ratio >= 1 + t / 2 && w->hi >= 1 + t)
         x->verdict = REGRESSED;
-    else if (w->hi < 1 && x->ratio <= 1 / (1 + t / 2) && w->lo <= 1 / (1 + t))
+    else if (significant && w->hi < 1 && x->ratio <= 1 / (1 + t / 2) && w->lo <= 1 / (1 + t))
         x->verdict = IMPROVED;
-    else if (!x->note)
-        x->note = "significant, but smaller than the threshold";
+    else if (w->lo > 1 / (1 + t) && w->hi < 1 + t) {
+        if (significant && !x->note)
+            x->note = "significant, under threshold";
+    } else {
+        x->verdict = INCONCLUSIVE;
+        if (!x->note)
+            x->note = "interval too wide";
+    }
 }
 
-/* Regressed first (largest slowdown first), then improved, unchanged, untested, each in
- * BASE's order. */
+/* Regressed first (largest slowdown first), then improved, inconclusive, unchanged, untested,
+ * each in BASE's order. */
 static int compare_rows(const void *a, const void *b)
 {
     const comparison *x = a, *y = b;
@@ -174,7 +208,8 @@ static void format_time(char *buf, size_t len, double seconds)
 
 static void format_change(char *buf, size_t len, double ratio)
 {
-    snprintf(buf, len, "%+.1f%%", (ratio - 1) * 100);
+    const double pct = (ratio - 1) * 100;
+    snprintf(buf, len, fabs(pct) < 100 ? "%+.1f%%" : "%+.0f%%", pct);
 }
 
 static void format_interval(char *buf, size_t len, const comparison *x)
@@ -186,7 +221,7 @@ static void format_interval(char *buf, size_t len, const comparison *x)
     char lo[24], hi[24];
     format_change(lo, sizeof lo, x->welch.lo);
     format_change(hi, sizeof hi, x->welch.hi);
-    snprintf(buf, len, "[%s, %s]", lo, hi);
+    snprintf(buf, len, "[%s,%s]", lo, hi);
 }
 
 /* The printed cells of one comparison, shared by the text and Markdown tables. */
@@ -206,7 +241,7 @@ static row_text row_text_of(const comparison *x)
 
 typedef struct summary {
     char machine_warning[400]; /* empty when both files come from one machine */
-    size_t counts[4];
+    size_t counts[VERDICTS];
     const result_set *base, *new_;
     const char **only_base, **only_new;
     size_t only_base_count, only_new_count;
@@ -240,35 +275,42 @@ static void print_notes(FILE *out, const summary *s, bool markdown)
 static bool print_text(const comparison *rows, size_t n, const summary *s,
                        const compare_config *c)
 {
-    printf("%zu benchmarks compared: %zu regressed, %zu improved, %zu unchanged", n,
-           s->counts[REGRESSED], s->counts[IMPROVED], s->counts[UNCHANGED]);
+    printf("%zu benchmarks compared: %zu regressed, %zu improved, %zu inconclusive, "
+           "%zu unchanged", n, s->counts[REGRESSED], s->counts[IMPROVED],
+           s->counts[INCONCLUSIVE], s->counts[UNCHANGED]);
     if (s->counts[UNTESTED])
         printf(", %zu untested", s->counts[UNTESTED]);
-    printf(" (threshold %g%%, FDR %g)\n%s\n\n", c->threshold * 100, c->fdr,
-           methods[c->paired]);
+    printf("\nthreshold %g%%, FDR %g; %s.\n", c->threshold * 100, c->fdr, rule_text);
+    /* (cli_text_end wraps these lines to 100 columns) */
+    printf("%s\n\n", methods_text[c->paired]);
     if (s->machine_warning[0])
         printf("warning: %s\n\n", s->machine_warning);
     cli_table t;
-    cli_table_init(&t, 9, "lrrrlrrll");
-    static const char *const header[] = {"benchmark", "base", "new", "change", "95% CI", "p",
+    /* Narrow by default: the sample counts and q with --wide (q: in JSON and Markdown too). */
+    const bool wide = cli_table_wide;
+    cli_table_init(&t, wide ? 8 : 7, wide ? "lrrrlrll" : "lrrrlll");
+    static const char *const header[] = {"benchmark", "base", "new", "change", "95% CI",
                                          "q", "verdict", "note"};
-    for (int i = 0; i < 9; i++)
-        cli_table_add(&t, "%s", header[i]);
+    for (int i = 0; i < 8; i++)
+        if (wide || i != 5)
+            cli_table_add(&t, "%s", header[i]);
     for (size_t i = 0; i < n; i++) {
         const comparison *x = &rows[i];
         const row_text r = row_text_of(x);
         cli_table_add(&t, "%s", x->name);
-        cli_table_add(&t, "%s (%zu)", r.base, x->base->count);
-        cli_table_add(&t, "%s (%zu)", r.new_, x->new_->count);
+        if (wide) {
+            cli_table_add(&t, "%s (%zu)", r.base, x->base->count);
+            cli_table_add(&t, "%s (%zu)", r.new_, x->new_->count);
+        } else {
+            cli_table_add(&t, "%s", r.base);
+            cli_table_add(&t, "%s", r.new_);
+        }
         cli_table_add(&t, "%s", r.change);
         cli_table_add(&t, "%s", r.interval);
-        if (x->tested) {
-            cli_table_add(&t, "%.2g", x->welch.p);
+        if (wide && x->tested)
             cli_table_add(&t, "%.2g", x->q);
-        } else {
+        else if (wide)
             cli_table_add(&t, "-");
-            cli_table_add(&t, "-");
-        }
         cli_table_add(&t, "%s", verdict_names[x->verdict]);
         cli_table_add(&t, "%s", x->note ? x->note : "");
     }
@@ -281,13 +323,15 @@ static bool print_text(const comparison *rows, size_t n, const summary *s,
 static void print_markdown(const comparison *rows, size_t n, const summary *s,
                            const compare_config *c)
 {
-    printf("### Performance: %zu regressed, %zu improved, %zu unchanged", s->counts[REGRESSED],
-           s->counts[IMPROVED], s->counts[UNCHANGED]);
+    printf("### Performance: %zu regressed, %zu improved, %zu inconclusive, %zu unchanged",
+           s->counts[REGRESSED], s->counts[IMPROVED], s->counts[INCONCLUSIVE],
+           s->counts[UNCHANGED]);
     if (s->counts[UNTESTED])
         printf(", %zu untested", s->counts[UNTESTED]);
     printf("\n\n%zu benchmarks in both `%s` (BASE) and `%s` (NEW); threshold %g%%, "
-           "false-discovery rate %g. Method: %s.\n\n",
-           n, c->base_path, c->new_path, c->threshold * 100, c->fdr, methods[c->paired]);
+           "false-discovery rate %g. Rule: %s. Method: %s.\n\n",
+           n, c->base_path, c->new_path, c->threshold * 100, c->fdr, rule_text,
+           methods[c->paired]);
     if (s->machine_warning[0])
         printf("> **Warning:** %s\n\n", s->machine_warning);
     printf("| benchmark | base | new | change | 95%% CI | q | verdict |\n"
@@ -342,11 +386,15 @@ static bool print_json(const comparison *rows, size_t n, const summary *s,
         }
     }
     json_t *root = json_pack(
-        "{s:s, s:s, s:s, s:f, s:f, s:f, s:s, s:{s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:o, s:o}",
+        "{s:s, s:s, s:s, s:f, s:f, s:f, s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, "
+        "s:o, s:o, s:o}",
         "tool", "attnbench " ATTN_VERSION_STRING, "base", c->base_path, "new", c->new_path,
-        "threshold", c->threshold, "fdr", c->fdr, "confidence", confidence, "method", methods[c->paired],
-        "summary", "regressed", (json_int_t)s->counts[REGRESSED], "improved",
-        (json_int_t)s->counts[IMPROVED], "unchanged", (json_int_t)s->counts[UNCHANGED],
+        "threshold", c->threshold, "fdr", c->fdr, "confidence", confidence, "method",
+        methods[c->paired], "rule", rule_text, "fail_on",
+        c->fail_on_inconclusive ? "inconclusive" : "regressed", "summary", "regressed",
+        (json_int_t)s->counts[REGRESSED], "improved", (json_int_t)s->counts[IMPROVED],
+        "inconclusive", (json_int_t)s->counts[INCONCLUSIVE], "unchanged",
+        (json_int_t)s->counts[UNCHANGED],
         "untested", (json_int_t)s->counts[UNTESTED], "benchmarks", list, "only_in_base",
         name_list_json((char *const *)s->only_base, s->only_base_count), "only_in_new",
         name_list_json((char *const *)s->only_new, s->only_new_count), "errors_in_base",
@@ -445,6 +493,12 @@ static int parse_compare_options(int argc, char **argv, compare_config *c)
         }
         case C_PAIRED: c->paired = true; break;
         case C_STRICT: c->strict = true; break;
+        case C_FAIL_ON:
+            if (strcmp(value, "regressed") && strcmp(value, "inconclusive"))
+                return cli_error("compare", "--fail-on: '%s' is not regressed or inconclusive",
+                                 value);
+            c->fail_on_inconclusive = !strcmp(value, "inconclusive");
+            break;
         case C_HELP: print_compare_help(); return CLI_EXIT_OK;
         default: return CLI_EXIT_USAGE;
         }
@@ -554,7 +608,7 @@ int cli_compare(int argc, char **argv)
             x->tested = stats_welch_log(x->base->samples, x->base->count, other->samples,
                                         other->count, confidence, &x->welch);
         if (c.paired && x->base->count != other->count)
-            x->note = "sample counts differ: unpaired (Welch) test";
+            x->note = "counts differ: Welch test";
         if (x->tested)
             p[tested++] = x->welch.p;
     }
@@ -575,12 +629,19 @@ int cli_compare(int argc, char **argv)
         qsort(rows, n, sizeof *rows, compare_rows);
         bool ok = true;
         switch (c.format) {
-        case OUT_TEXT: ok = print_text(rows, n, &s, &c); break;
+        case OUT_TEXT:
+            cli_text_begin(); /* the header's lines wrap to 100 columns */
+            ok = print_text(rows, n, &s, &c);
+            ok = cli_text_end() && ok;
+            break;
         case OUT_MARKDOWN: print_markdown(rows, n, &s, &c); break;
         case OUT_JSON: ok = print_json(rows, n, &s, &c); break;
         }
+        const bool failed = s.counts[REGRESSED] ||
+                            (c.fail_on_inconclusive &&
+                             (s.counts[INCONCLUSIVE] || s.counts[UNTESTED]));
         status = !ok ? cli_error("compare", "out of memory or output error")
-                 : s.counts[REGRESSED] ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+                 : failed ? CLI_EXIT_FAILED : CLI_EXIT_OK;
     }
     free(matched);
     free(p);

@@ -184,14 +184,19 @@ int cli_list(int argc, char **argv)
         return ok ? CLI_EXIT_OK : cli_error("list", "out of memory or output error");
     }
 
+    /* Narrow by default: the ISA list and the parameter ranges with --wide (or --format json);
+     * the description wraps. */
+    const bool wide = cli_table_wide;
     cli_table table;
-    cli_table_init(&table, 7, "llllrll");
+    cli_table_init(&table, wide ? 7 : 5, wide ? "llllrll" : "lllrl");
     cli_table_add(&table, "variant");
-    cli_table_add(&table, "isa");
+    if (wide)
+        cli_table_add(&table, "isa");
     cli_table_add(&table, "supported here");
     cli_table_add(&table, "reads (computes)");
     cli_table_add(&table, "tolerance");
-    cli_table_add(&table, "parameters (name=min..max/multiple)");
+    if (wide)
+        cli_table_add(&table, "parameters (name=min..max/multiple)");
     cli_table_add(&table, "description");
     for (int i = 0; i < count; i++) {
         attn_variant_info v;
@@ -201,9 +206,9 @@ int cli_list(int argc, char **argv)
         format_param_ranges(&v, ranges, sizeof ranges);
         cli_dtypes_format(v.dtypes, types, sizeof types);
         cli_table_add(&table, "%s", v.name);
-        if (attn_registry[i]->vector_bits == 0 && v.vector_bits > 0) /* scalable: show this VL */
+        if (wide && attn_registry[i]->vector_bits == 0 && v.vector_bits > 0) /* scalable */
             cli_table_add(&table, "%s (%d-bit)", v.isa, v.vector_bits);
-        else
+        else if (wide)
             cli_table_add(&table, "%s", v.isa[0] ? v.isa : "portable C");
         if (v.supported)
             cli_table_add(&table, "yes");
@@ -211,18 +216,18 @@ int cli_list(int argc, char **argv)
             cli_table_add(&table, "no: %s", v.why_not);
         cli_table_add(&table, "%s (%s)", types, attn_dtype_name(v.compute_dtype));
         cli_table_add(&table, "%g", v.tolerance);
-        cli_table_add(&table, "%s", ranges[0] ? ranges : "-");
+        if (wide)
+            cli_table_add(&table, "%s", ranges[0] ? ranges : "-");
         cli_table_add(&table, "%s", v.description);
     }
     const char *absent, *why;
     for (int i = 0; attn_variant_absent(i, &absent, &why); i++) {
         cli_table_add(&table, "%s", absent);
-        cli_table_add(&table, "-");
+        if (wide)
+            cli_table_add(&table, "-");
         cli_table_add(&table, "no: %s", why);
-        cli_table_add(&table, "-");
-        cli_table_add(&table, "-");
-        cli_table_add(&table, "-");
-        cli_table_add(&table, "-");
+        for (int k = 0; k < (wide ? 4 : 3); k++)
+            cli_table_add(&table, "-");
     }
     const bool ok = cli_table_print(&table, stdout);
     cli_table_free(&table);

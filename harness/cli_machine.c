@@ -628,7 +628,10 @@ int cli_info(int argc, char **argv)
     const char *force_error = attn_forced_variant(&forced, &err) == ATTN_OK ? NULL : err.message;
 
     if (format == CLI_FORMAT_TEXT) {
+        cli_text_begin();
         print_info_text(forced, force_error);
+        if (!cli_text_end())
+            return cli_error("info", "output error");
     } else {
         const attn_cpu *cpu = attn_cpu_get();
         const attn_peak *p = cached_peak();

@@ -114,11 +114,12 @@ done:
 
 int cli_plan(int argc, char **argv)
 {
-    static shape_config s; /* as in cli_tune */
-    s = (shape_config){.model = cli_model_none()};
+    static shape_config s; /* static: the model's slopes and sinks outlive the plan (cli_tune) */
+    s = (shape_config){.flags = {.causal = -1}, .model = cli_model_none()};
     unsigned flags = ATTN_ESTIMATE;
     int64_t execute = 0;
     const char *value;
+    shape_output_flag(argc, argv);
     for (int o; (o = cli_next_option("plan", argc, argv, plan_options, PLAN_OPTION_COUNT,
                                      &value)) != CLI_OPTION_END;) {
         int handled = o >= 0 ? shape_option("plan", o, value, plan_options, &s) : -1;
@@ -142,12 +143,15 @@ int cli_plan(int argc, char **argv)
                                   .max_rel_err = s.max_rel_err};
     progress_state ps;
     progress_init(&ps, "plan");
+    json_t *conditions = cli_conditions_start();
     tuner_measure_progress(show_progress, &ps);
     attn_plan *plan = attn_plan_create(&p, &po, &err);
     tuner_measure_progress(NULL, NULL);
     progress_end(&ps);
-    if (!plan)
+    if (!plan) {
+        json_decref(conditions);
         return cli_error("plan", "%s", err.message);
+    }
     attn_plan_info info;
     attn_plan_get_info(plan, &info);
     char path[4096], why[600], tuned[32];
@@ -181,13 +185,15 @@ int cli_plan(int argc, char **argv)
     double exec_median = NAN, exec_min = NAN;
     if (execute > 0 && !isfinite(exec_median = time_plan(plan, &p, execute, &exec_min, &err))) {
         attn_plan_destroy(plan);
+        json_decref(conditions);
         return cli_error("plan", "%s", err.message);
     }
+    cli_conditions_end(conditions);
     tuner_config cfg = {.variant = attn_variant_find(info.variant), .params = info.params};
     attn_variant_info chosen = {0}; /* a peer (another library's kernels) names its library */
     attn_variant_get(cfg.variant, &chosen);
     int status = CLI_EXIT_OK;
-    if (s.format == CLI_FORMAT_JSON) {
+    if (s.format == CLI_FORMAT_JSON || s.output) {
         json_t *root = json_pack("{s:s, s:o, s:i, s:s, s:s, s:o, s:o, s:s, s:s, s:s, s:o, s:s}",
                                  "variant", info.variant, "params", params_json(&cfg), "threads",
                                  info.threads, "dtype", attn_dtype_name(p.dtype), "compute_dtype",
@@ -210,10 +216,20 @@ int cli_plan(int argc, char **argv)
                                                            "vs_tuned", info.tuned_seconds > 0
                                                            ? json_real(exec_median / info.tuned_seconds)
                                                            : json_null()));
-        status = root && cli_json_print(root) ? CLI_EXIT_OK : cli_error("plan", "out of memory");
+        const bool stamped = cli_document_stamp(root, &p, conditions);
+        conditions = NULL;
+        status = !stamped ? cli_error("plan", "out of memory")
+                 : !shape_write_output("plan", &s, root) ? CLI_EXIT_USAGE
+                 : s.format != CLI_FORMAT_JSON || cli_json_print(root)
+                     ? CLI_EXIT_OK
+                     : cli_error("plan", "output error");
         json_decref(root);
-    } else {
-        printf("plan: %s\nwhy: %s\n", attn_plan_describe(plan), why);
+    }
+    if (s.format != CLI_FORMAT_JSON && status == CLI_EXIT_OK) {
+        fputs("plan: ", stdout);
+        cli_print_wrapped(stdout, 6, 6, attn_plan_describe(plan));
+        fputs("why: ", stdout);
+        cli_print_wrapped(stdout, 5, 5, why);
         if (chosen.blas_core)
             printf("chosen: %s (a peer: %s)\n", info.variant, chosen.blas_core);
         else
@@ -228,6 +244,7 @@ int cli_plan(int argc, char **argv)
             printf("\n");
         }
     }
+    json_decref(conditions); /* NULL when the JSON document took it */
     attn_plan_destroy(plan);
     return status;
 }

@@ -25,10 +25,12 @@
 /* ---- attnbench run ------------------------------------------------------------------------ */
 
 enum {
-    RUN_VARIANT, RUN_SHAPE, RUN_BATCH, RUN_HEADS, RUN_KV_HEADS, RUN_LEN_Q, RUN_LEN_KV, RUN_DIM,
-    RUN_SCALE, RUN_CAUSAL, RUN_KV_LENS, RUN_MASK, RUN_LAYOUT, RUN_DTYPE, RUN_OUT_DTYPE, RUN_PARAMS,
-    RUN_SEED, RUN_REPS, RUN_WARMUP, RUN_THREADS, RUN_NO_CHECK, RUN_Q, RUN_K, RUN_V, RUN_OUT, RUN_FORMAT, RUN_DISABLE_ISA, RUN_SAVE,
-    RUN_RESULTS_DIR, RUN_HELP, RUN_MODEL, RUN_OPTION_COUNT = RUN_MODEL + CLI_MODEL_OPTION_COUNT
+    /* the shape flags first (cli_shape_flags.c), then run's own */
+    RUN_VARIANT = CLI_SHAPE_OPTION_COUNT, RUN_KV_LENS, RUN_MASK, RUN_LAYOUT, RUN_DTYPE,
+    RUN_OUT_DTYPE, RUN_PARAMS, RUN_SEED, RUN_REPS, RUN_WARMUP, RUN_THREADS, RUN_NO_CHECK, RUN_Q,
+    RUN_K, RUN_V, RUN_OUT_NPY, RUN_OUTPUT, RUN_FORMAT, RUN_DISABLE_ISA, RUN_SAVE, RUN_RESULTS_DIR,
+    RUN_QUIET, RUN_MIN_TIME, RUN_HELP, RUN_MODEL,
+    RUN_OPTION_COUNT = RUN_MODEL + CLI_MODEL_OPTION_COUNT
 };
 
 /* Defaults of the shape and the measurement. */
@@ -36,17 +38,8 @@ enum { DEFAULT_BATCH = 1, DEFAULT_HEADS = 8, DEFAULT_LEN = 1024, DEFAULT_DIM = 6
 enum { DEFAULT_REPS = 10, DEFAULT_WARMUP = 2, MAX_REPS = 1000000 };
 
 static const cli_option run_options[RUN_OPTION_COUNT] = {
+    CLI_SHAPE_OPTION_ROWS("N", "1024", "64"),
     [RUN_VARIANT] = {"variant", "LIST", "comma list of variants, or all (default: all)"},
-    [RUN_SHAPE] = {"shape", "NAME", "a named shape, e.g. P1 (attnbench list --shapes); the "
-                                    "flags below override its sizes"},
-    [RUN_BATCH] = {"batch", "N", "batch size B (default 1)"},
-    [RUN_HEADS] = {"heads", "N", "query heads Hq (default 8)"},
-    [RUN_KV_HEADS] = {"kv-heads", "N", "key/value heads Hkv, dividing Hq (default Hq)"},
-    [RUN_LEN_Q] = {"len-q", "N", "query length Lq (default 1024)"},
-    [RUN_LEN_KV] = {"len-kv", "N", "key/value length Lk (default Lq)"},
-    [RUN_DIM] = {"dim", "N", "head dimension d (default 64)"},
-    [RUN_SCALE] = {"scale", "X", "softmax scale, positive and finite (default 1/sqrt(d))"},
-    [RUN_CAUSAL] = {"causal", NULL, "causal mask, bottom-right aligned: i sees j <= i + Lk - Lq"},
     [RUN_KV_LENS] = {"kv-lens", "N,N,...", "key length of each batch entry (B values, each <= Lk)"},
     [RUN_MASK] = {"mask", "FILE.npy", "additive float32 mask [Lq,Lk] (-inf masks a key)"},
     [RUN_LAYOUT] = {"layout", "bhld|blhd", "memory layout of Q, K, V, O (default bhld)"},
@@ -62,11 +55,14 @@ static const cli_option run_options[RUN_OPTION_COUNT] = {
     [RUN_Q] = {"q", "FILE.npy", "read Q [B,Hq,Lq,d] (float32 or float16) instead of random"},
     [RUN_K] = {"k", "FILE.npy", "read K [B,Hkv,Lk,d]"},
     [RUN_V] = {"v", "FILE.npy", "read V [B,Hkv,Lk,d]"},
-    [RUN_OUT] = {"out", "FILE.npy", "write O [B,Hq,Lq,d] of the first variant run"},
+    [RUN_OUT_NPY] = {"out-npy", "FILE.npy", "write O [B,Hq,Lq,d] of the first variant run"},
+    [RUN_OUTPUT] = {"output", "FILE", "also write the JSON result document to FILE, also -o"},
     [RUN_FORMAT] = {"format", "text|json|csv", "output format (default text)"},
     [RUN_DISABLE_ISA] = {"disable-isa", "LIST", "turn ISAs off, as ATTN_DISABLE_ISA=LIST does"},
     [RUN_SAVE] = {"save", NULL, "also store the JSON result under DIR/<machine id>/"},
     [RUN_RESULTS_DIR] = {"results-dir", "DIR", "where --save stores it (default results)"},
+    [RUN_QUIET] = {"quiet", NULL, "no progress and no warnings on stderr"},
+    [RUN_MIN_TIME] = {"min-time", "S", "timed rounds go on past --reps until S seconds"},
     [RUN_HELP] = {"help", NULL, "this help"},
     CLI_MODEL_OPTIONS(RUN_MODEL),
 };
@@ -76,8 +72,13 @@ static void print_run_help(void)
     printf("usage: attnbench run [options]\n\n"
            "Runs each chosen variant on one attention problem: one untimed run checked against\n"
            "the float64 oracle, then --warmup untimed and --reps timed runs (CLOCK_MONOTONIC,\n"
-           "the runs of the variants interleaved); reports median, min and max time,\n"
-           "GFLOP/s (4*B*Hq*d per attended query-key pair) and the error against the oracle.\n"
+           "the runs of the variants interleaved; --min-time S: more until they took S s);\n"
+           "reports the median time and its spread (CV; IQR, min and max with --wide, and the\n"
+           "outliers in JSON), GFLOP/s (4*B*Hq*d per attended query-key pair) and the error\n"
+           "against the oracle. A warning on stderr when a spread is large (CV or IQR over 10%%\n"
+           "of the median) or the load average says the machine is busy; every JSON record\n"
+           "carries its conditions (load average at start and end, CPU MHz, governor,\n"
+           "affinity, SMT siblings sharing a core).\n"
            "--threads 1,2,...: every variant runs at every count, all in the same interleaved\n"
            "rounds, and each later count gets its speed-up over the first: the geometric mean\n"
            "of the rounds' time ratios with a 95%% interval (a drift of a shared machine slows\n"
@@ -122,24 +123,23 @@ static int parse_run_options(int argc, char **argv, run_config *c)
     c->params = malloc((size_t)argc * sizeof *c->params);
     if (!c->params)
         return cli_error("run", "out of memory");
+    /* -o is --output: the option parser knows long options (and -h) only. */
+    static char output_flag[] = "--output";
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "-o"))
+            argv[i] = output_flag;
+    cli_shape_flags shape;
+    cli_shape_flags_init(&shape);
     const char *value;
     for (int o; (o = cli_next_option("run", argc, argv, run_options, RUN_OPTION_COUNT, &value)) !=
                 CLI_OPTION_END;) {
         const char *flag = o >= 0 ? run_options[o].name : "";
         bool ok = true;
-        switch (o) {
-        case RUN_BATCH: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->batch); break;
-        case RUN_HEADS: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->heads_q); break;
-        case RUN_KV_HEADS:
-            ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->heads_kv);
-            break;
-        case RUN_LEN_Q: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->len_q); break;
-        case RUN_LEN_KV: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->len_kv); break;
-        case RUN_DIM: ok = cli_parse_int64("run", flag, value, 1, INT64_MAX, &c->head_dim); break;
+        const int shape_flag = o >= 0 ? cli_shape_option("run", o, value, false, &shape) : 0;
+        if (shape_flag)
+            ok = shape_flag > 0;
+        else switch (o) {
         case RUN_VARIANT: c->variants = value; break;
-        case RUN_SHAPE: ok = (c->shape = cli_parse_shape("run", value)) != NULL; break;
-        case RUN_SCALE: ok = cli_parse_positive_float("run", flag, value, &c->scale); break;
-        case RUN_CAUSAL: c->causal = true; break;
         case RUN_KV_LENS: c->kv_lens = value; break;
         case RUN_MASK: c->mask = value; break;
         case RUN_LAYOUT:
@@ -161,12 +161,20 @@ static int parse_run_options(int argc, char **argv, run_config *c)
         case RUN_Q: c->q = value; break;
         case RUN_K: c->k = value; break;
         case RUN_V: c->v = value; break;
-        case RUN_OUT: { /* checked now, not after the measurements */
+        case RUN_OUT_NPY:
+        case RUN_OUTPUT: { /* checked now, not after the measurements */
             attn_error err;
-            c->out = value;
+            *(o == RUN_OUT_NPY ? &c->out : &c->output) = value;
             ok = attn_file_check(value, &err) == ATTN_OK;
             if (!ok)
-                cli_error("run", "--out %s", err.message);
+                cli_error("run", "--%s %s", flag, err.message);
+            break;
+        }
+        case RUN_QUIET: c->quiet = true; break;
+        case RUN_MIN_TIME: {
+            float seconds;
+            ok = cli_parse_positive_float("run", flag, value, &seconds);
+            c->min_time = seconds;
             break;
         }
         case RUN_FORMAT:
@@ -187,8 +195,12 @@ static int parse_run_options(int argc, char **argv, run_config *c)
     }
     if (!cli_resolve_threads("run", &c->threads))
         return CLI_EXIT_USAGE;
-    cli_shape_fill(c->shape, &c->batch, &c->heads_q, &c->heads_kv, &c->len_q, &c->len_kv,
-                   &c->head_dim, &c->causal);
+    cli_shape_sizes z;
+    cli_shape_flags_sizes(&shape, &z);
+    c->batch = z.batch, c->heads_q = z.heads_q, c->heads_kv = z.heads_kv;
+    c->len_q = z.len_q, c->len_kv = z.len_kv, c->head_dim = z.head_dim;
+    c->causal = z.causal, c->scale = z.scale;
+    c->named = shape.shape;
     return -1; /* go on */
 }
 
@@ -257,6 +269,7 @@ static void format_shape(char *buf, size_t len, int ndim, const int64_t *shape)
 
 static void run_free(run_state *s)
 {
+    json_decref(s->conditions);
     attn_npy_free(&s->file_q);
     attn_npy_free(&s->file_k);
     attn_npy_free(&s->file_v);
@@ -351,7 +364,7 @@ static int build_problem(run_state *s)
     const int64_t batch = pick_size(c->batch, fq, fkv, 0, DEFAULT_BATCH);
     const int64_t heads_q = pick_size(c->heads_q, fq, NULL, 1, DEFAULT_HEADS);
     const int64_t heads_kv = pick_size(c->heads_kv, fkv, NULL, 1, heads_q);
-    const int64_t len_q = pick_size(c->len_q, fq, NULL, 2, DEFAULT_LEN);
+    const int64_t len_q = pick_size(c->len_q, fq, NULL, 2, c->len_kv ? c->len_kv : DEFAULT_LEN);
     const int64_t len_kv = pick_size(c->len_kv, fkv, NULL, 2, len_q);
     const int64_t head_dim = pick_size(c->head_dim, fq, fkv, 3, DEFAULT_DIM);
     attn_problem *p = &s->problem;
@@ -379,9 +392,9 @@ static int build_problem(run_state *s)
         if (!cli_parse_kv_lens("run", c->kv_lens, batch, &s->kv_lens))
             return CLI_EXIT_USAGE;
         p->kv_lens = s->kv_lens;
-    } else if (c->shape && c->shape->kv_lens && batch == c->shape->batch &&
-               len_kv == c->shape->len_kv) {
-        p->kv_lens = c->shape->kv_lens; /* the shape's own (D3), unless its sizes changed */
+    } else if (c->named && c->named->kv_lens && batch == c->named->batch &&
+               len_kv == c->named->len_kv) {
+        p->kv_lens = c->named->kv_lens; /* the shape's own (D3), unless its sizes changed */
     }
 
     attn_error err;
@@ -720,14 +733,37 @@ static void compute_speedup(variant_run *run, const variant_run *base, int64_t r
 
 /* Warm-up rounds, then timed rounds; each round runs every variant (and thread count) once, so
  * slow drifts of a shared machine (frequency, other load) spread over all runs alike. */
+/* With --min-time S, timed rounds go on past --reps until they have taken S seconds (as Google
+ * Benchmark's min_time), and config.reps becomes the number taken. Samples stay in round order
+ * (the speed-ups pair them by round; result files keep that order for compare --paired). */
 static int time_variants(run_state *s)
 {
-    const run_config *c = &s->config;
+    run_config *c = &s->config;
     attn_error err;
+    int64_t capacity = c->reps;
     for (int r = 0; r < s->run_count; r++)
-        if (!(s->runs[r].samples = malloc((size_t)c->reps * sizeof(double))))
+        if (!(s->runs[r].samples = malloc((size_t)capacity * sizeof(double))))
             return cli_error("run", "out of memory");
-    for (int64_t round = 0; round < c->warmup + c->reps; round++)
+    cli_progress progress;
+    cli_progress_start(&progress, "run", (size_t)(c->warmup + c->reps), c->quiet || c->min_time > 0);
+    double timed_start = 0;
+    int64_t timed = 0;
+    for (int64_t round = 0;; round++) {
+        timed = round - c->warmup;
+        if (timed == 0)
+            timed_start = attn_clock_seconds();
+        if (timed >= c->reps && (timed >= MAX_REPS || !(c->min_time > 0) ||
+                                 attn_clock_seconds() - timed_start >= c->min_time))
+            break;
+        if (timed >= capacity) {
+            capacity *= 2;
+            for (int r = 0; r < s->run_count; r++) {
+                double *more = realloc(s->runs[r].samples, (size_t)capacity * sizeof(double));
+                if (!more)
+                    return cli_error("run", "out of memory");
+                s->runs[r].samples = more;
+            }
+        }
         for (int r = 0; r < s->run_count; r++) {
             variant_run *run = &s->runs[r];
             const double start = attn_clock_seconds();
@@ -735,15 +771,29 @@ static int time_variants(run_state *s)
                                  s->input[1], s->input[2], s->o, &err))
                 return cli_error("run", "%s", err.message);
             const double seconds = attn_clock_seconds() - start;
-            if (round >= c->warmup)
-                run->samples[round - c->warmup] = seconds;
+            if (timed >= 0)
+                run->samples[timed] = seconds;
         }
+        cli_progress_update(&progress, (size_t)round + 1, timed < 0 ? "warm-up" : "timed rounds");
+    }
+    cli_progress_end(&progress);
+    c->reps = timed;
+    for (int r = 0; r < s->run_count; r++)
+        if (s->runs[r].base >= 0)
+            compute_speedup(&s->runs[r], &s->runs[s->runs[r].base], c->reps);
+    double *sorted = malloc((size_t)c->reps * sizeof *sorted);
+    if (!sorted)
+        return cli_error("run", "out of memory");
     for (int r = 0; r < s->run_count; r++) {
         variant_run *run = &s->runs[r];
-        attn_time_stats_compute(run->samples, (size_t)c->reps, &run->time);
-        if (run->base >= 0)
-            compute_speedup(run, &s->runs[run->base], c->reps);
+        memcpy(sorted, run->samples, (size_t)c->reps * sizeof *sorted);
+        attn_time_stats_compute(sorted, (size_t)c->reps, &run->time); /* sorts its copy */
+        if (!stats_spread_of(run->samples, (size_t)c->reps, &run->spread)) {
+            free(sorted);
+            return cli_error("run", "out of memory");
+        }
     }
+    free(sorted);
     return -1;
 }
 
@@ -757,8 +807,16 @@ static int measure(run_state *s)
         status = make_tensors(s);
     if (status < 0)
         status = check_variants(s);
-    if (status < 0)
+    if (status < 0) {
+        s->conditions = cli_conditions_start();
+        if (!s->conditions)
+            return cli_error("run", "out of memory");
+        if (!s->config.quiet)
+            cli_conditions_warn("run", s->conditions);
         status = time_variants(s);
+        if (!cli_conditions_end(s->conditions))
+            status = cli_error("run", "out of memory");
+    }
     return status;
 }
 
@@ -768,15 +826,20 @@ int cli_run(int argc, char **argv)
     int status = parse_run_options(argc, argv, &s.config);
     if (status < 0)
         status = measure(&s);
-    if (status < 0 && s.config.save) {
+    if (status < 0 && (s.config.save || s.config.output)) {
         json_t *doc = run_document(&s, attn_problem_flops(&s.problem));
         char path[4200];
         if (!doc)
             status = cli_error("run", "out of memory");
-        else if (!cli_store_save("run", doc, "run", s.config.results_dir, path, sizeof path))
+        if (doc && s.config.output && !(cli_store_stamp("run", doc, "run") &&
+                                        cli_store_write("run", doc, s.config.output)))
             status = CLI_EXIT_USAGE;
-        else
-            fprintf(stderr, "attnbench run: saved %s\n", path);
+        if (status < 0 && s.config.save) {
+            if (cli_store_save("run", doc, "run", s.config.results_dir, path, sizeof path))
+                fprintf(stderr, "attnbench run: saved %s\n", path);
+            else
+                status = CLI_EXIT_USAGE;
+        }
         json_decref(doc);
     }
     if (status < 0) {
@@ -804,7 +867,9 @@ int cli_run_measure(const cli_measure_spec *spec, json_t *records)
                               .heads_q = spec->heads_q, .heads_kv = spec->heads_kv,
                               .len_q = spec->len_q, .len_kv = spec->len_kv,
                               .head_dim = spec->head_dim, .causal = spec->causal,
+                              .scale = spec->scale,
                               .check = spec->check, .seed = spec->seed, .reps = spec->reps,
+                              .quiet = true, /* the caller shows its own progress */
                               .warmup = spec->warmup,
                               .threads = spec->threads,
                               .dtype = spec->dtype, .out_same = spec->out_dtype != ATTN_F32,

@@ -17,6 +17,7 @@ typedef struct cli_measure_spec {
     const char *variants;
     int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim;
     bool causal, check;
+    float scale; /* 0: 1/sqrt(head_dim) */
     uint64_t seed;
     int64_t reps, warmup;
     cli_int_list threads; /* 0 or no entry: the library's default */

@@ -39,7 +39,7 @@ static json_t *kv_lens_json(const attn_problem *p)
     return list;
 }
 
-/* The timed samples, in seconds (sorted ascending by the statistics). */
+/* The timed samples, in seconds, in round order. */
 static json_t *samples_json(const variant_run *run, int64_t reps)
 {
     json_t *list = json_array();
@@ -49,6 +49,16 @@ static json_t *samples_json(const variant_run *run, int64_t reps)
             return NULL;
         }
     return list;
+}
+
+/* The spread of the samples: quartiles, interquartile range, coefficient of variation, the
+ * count of outliers (Tukey's fences), and whether it is large (stats_spread_is_large). */
+static json_t *spread_json(const variant_run *run)
+{
+    const stats_spread *d = &run->spread;
+    return json_pack("{s:f, s:f, s:f, s:f, s:I, s:b}", "q1_s", d->q1, "q3_s", d->q3, "iqr_s",
+                     d->iqr, "cv", d->cv, "outliers", (json_int_t)d->outliers, "large",
+                     stats_spread_is_large(d, run->time.median));
 }
 
 /* {"over_threads", "ratio", "ci95": [lo, hi] or null}, or null for a variant's first count. */
@@ -88,15 +98,15 @@ json_t *run_result_json(const run_state *s, const variant_run *run, double flops
         shape = NULL;
     }
     return json_pack(
-        "{s:s, s:o, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:f, s:f, s:o, s:o, "
-        "s:o, s:o, s:o, s:o, s:o, s:f, s:b, s:b, s:s, s:o}",
+        "{s:s, s:o, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:o, s:f, s:f, s:o, "
+        "s:o, s:o, s:o, s:o, s:o, s:o, s:f, s:b, s:b, s:s, s:o, s:O?}",
         "variant", run->info.name, "params", params, "shape", shape,
         "dtype", attn_dtype_name(p->dtype), "out_dtype", attn_dtype_name(p->out_dtype),
         "compute_dtype", attn_dtype_name(run->info.compute_dtype), "threads",
         (json_int_t)run->params.threads, "reps",
         (json_int_t)c->reps, "warmup", (json_int_t)c->warmup, "seed", (json_int_t)c->seed,
         "median_s", run->time.median, "min_s", run->time.min, "max_s", run->time.max,
-        "samples_s", samples_json(run, c->reps), "flops",
+        "samples_s", samples_json(run, c->reps), "spread", spread_json(run), "flops",
         flops, "gflops", gflops(run, flops),
         /* fractions of the cached roofline (attnbench peak), null when none is cached */
         "peak_fraction", cli_json_real(cli_peak_fraction(run->info.roofline, gflops(run, flops),
@@ -112,7 +122,8 @@ json_t *run_result_json(const run_state *s, const variant_run *run, double flops
         "nan_mismatch", c->check ? json_integer(run->error.nan_mismatch) : json_null(),
         "tolerance", run->tolerance, "checked", c->check, "ok", run_ok(s, run),
         "roofline", run->info.roofline, /* what peak_fraction is against */
-        "blas_core", run->info.blas_core ? json_string(run->info.blas_core) : json_null());
+        "blas_core", run->info.blas_core ? json_string(run->info.blas_core) : json_null(),
+        "conditions", s->conditions);
 }
 
 json_t *run_document(const run_state *s, double flops)
@@ -123,8 +134,9 @@ json_t *run_document(const run_state *s, double flops)
             json_decref(results);
             results = NULL;
         }
-    return json_pack("{s:s, s:o, s:o, s:O}", "tool", "attnbench " ATTN_VERSION_STRING, "machine",
-                     cli_machine_json(), "results", results, "skipped", s->skipped);
+    return json_pack("{s:s, s:o, s:O?, s:o, s:O}", "tool", "attnbench " ATTN_VERSION_STRING,
+                     "machine", cli_machine_json(), "conditions", s->conditions, "results",
+                     results, "skipped", s->skipped);
 }
 
 bool run_print_json(const run_state *s, double flops)
@@ -217,6 +229,33 @@ static void format_ms(char *buf, size_t len, double seconds)
     snprintf(buf, len, "%.*f", decimals, ms);
 }
 
+/* Like hyperfine: a warning on stderr for each run whose spread makes its median doubtful,
+ * with the load average when the machine was busy. */
+static void warn_spread(const run_state *s)
+{
+    if (s->config.quiet)
+        return;
+    double load;
+    int cpus;
+    const bool busy = cli_conditions_busy(s->conditions, &load, &cpus);
+    int large = 0;
+    for (int r = 0; r < s->run_count; r++)
+        large += stats_spread_is_large(&s->runs[r].spread, s->runs[r].time.median);
+    if (!large)
+        return;
+    fprintf(stderr, "attnbench run: warning: large spread (CV or IQR over 10%% of the median) in "
+            "%d of %d runs, their medians may mislead (%s):", large, s->run_count,
+            busy ? "the machine is busy" : "more --reps or --min-time may help");
+    for (int r = 0, shown = 0; r < s->run_count; r++) {
+        const variant_run *run = &s->runs[r];
+        if (stats_spread_is_large(&run->spread, run->time.median))
+            fprintf(stderr, "%s %s/%dt CV %.0f%%%s", shown++ ? "," : "", run->info.name,
+                    run->params.threads, 100 * run->spread.cv,
+                    run->spread.outliers ? " with outliers" : "");
+    }
+    fputc('\n', stderr);
+}
+
 bool run_print_text(const run_state *s, double flops)
 {
     const attn_problem *p = &s->problem;
@@ -226,7 +265,7 @@ bool run_print_text(const run_state *s, double flops)
     cli_int_list_format(&c->threads, threads, sizeof threads);
     char options[128];
     cli_model_describe(p, options, sizeof options);
-    printf("B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld scale=%.6g%s%s%s%s layout=%s "
+    printf("B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld scale=%.6g%s%s%s%s layout=%s\n"
            "dtype=%s out-dtype=%s threads=%s reps=%lld warmup=%lld seed=%llu\n",
            (long long)p->batch, (long long)p->heads_q, (long long)p->heads_kv,
            (long long)p->len_q, (long long)p->len_kv, (long long)p->head_dim,
@@ -244,14 +283,17 @@ bool run_print_text(const run_state *s, double flops)
         bf16_compute |= s->runs[r].info.compute_dtype == ATTN_BF16;
     const bool f32_column = c->check && (p->dtype != ATTN_F32 || bf16_compute);
     const bool thread_columns = c->threads.count > 1;
-    enum { COLUMNS = 14 };
+    /* Narrow by default (100 columns): dtype, IQR, min, max, max_abs_err, max_rel_err_f32 and
+     * the tolerance with --wide (and in JSON and CSV). */
+    enum { COLUMNS = 16 };
     static const char *const header[COLUMNS] = {
-        "variant", "params", "threads", "dtype", "median ms", "min ms", "max ms", "GFLOP/s",
-        "speed-up [95% CI]", "max_abs_err", "max_rel_err", "max_rel_err_f32", "tolerance",
-        "ok"};
-    static const char align[COLUMNS + 1] = "llrlrrrrlrrrrl";
-    const bool shown[COLUMNS] = {true, true, thread_columns, true, true, true, true, true,
-                                 thread_columns, true, true, f32_column, true, true};
+        "variant", "params", "threads", "dtype", "median ms", "IQR ms", "CV", "min ms", "max ms",
+        "GFLOP/s", "speed-up [95% CI]", "max_abs_err", "max_rel_err", "max_rel_err_f32",
+        "tolerance", "ok"};
+    static const char align[COLUMNS + 1] = "llrlrrrrrrlrrrrl";
+    const bool wide = cli_table_wide;
+    const bool shown[COLUMNS] = {true, true, thread_columns, wide, true, wide, true, wide, wide,
+                                 true, thread_columns, wide, true, f32_column && wide, wide, true};
     char shown_align[COLUMNS + 1] = "";
     int columns = 0;
     for (int i = 0; i < COLUMNS; i++)
@@ -264,38 +306,47 @@ bool run_print_text(const run_state *s, double flops)
             cli_table_add(&table, "%s", header[i]);
     for (int r = 0; r < s->run_count; r++) {
         const variant_run *run = &s->runs[r];
-        char params[256], median[32], min[32], max[32];
+        char params[256], median[32], min[32], max[32], iqr[32];
         attn_params_format(run->info.name, &run->params, params, sizeof params);
         format_ms(median, sizeof median, run->time.median);
+        format_ms(iqr, sizeof iqr, run->spread.iqr);
         format_ms(min, sizeof min, run->time.min);
         format_ms(max, sizeof max, run->time.max);
         cli_table_add(&table, "%s", run->info.name);
         cli_table_add(&table, "%s", params[0] ? params : "-");
         if (thread_columns)
             cli_table_add(&table, "%d", run->params.threads);
-        cli_table_add(&table, "%s%s", attn_dtype_name(p->dtype),
-                      run->info.compute_dtype == ATTN_BF16 ? " (bf16)" : "");
+        if (wide)
+            cli_table_add(&table, "%s%s", attn_dtype_name(p->dtype),
+                          run->info.compute_dtype == ATTN_BF16 ? " (bf16)" : "");
         cli_table_add(&table, "%s", median);
-        cli_table_add(&table, "%s", min);
-        cli_table_add(&table, "%s", max);
+        if (wide)
+            cli_table_add(&table, "%s", iqr);
+        cli_table_add(&table, "%.1f%%", 100 * run->spread.cv);
+        if (wide) {
+            cli_table_add(&table, "%s", min);
+            cli_table_add(&table, "%s", max);
+        }
         cli_table_add(&table, "%.2f", gflops(run, flops));
         if (thread_columns && run->base < 0)
             cli_table_add(&table, "-");
         else if (thread_columns && isnan(run->speedup_lo))
             cli_table_add(&table, "%.2fx", run->speedup);
         else if (thread_columns)
-            cli_table_add(&table, "%.2fx [%.2f, %.2f]", run->speedup, run->speedup_lo,
+            cli_table_add(&table, "%.2fx [%.3g, %.3g]", run->speedup, run->speedup_lo,
                           run->speedup_hi);
-        if (c->check) {
+        if (wide && c->check)
             cli_table_add(&table, "%.2e", run->error.max_abs);
+        else if (wide)
+            cli_table_add(&table, "-");
+        if (c->check)
             cli_table_add(&table, "%.2e", run->error.max_rel);
-        } else {
+        else
             cli_table_add(&table, "-");
-            cli_table_add(&table, "-");
-        }
-        if (f32_column)
+        if (f32_column && wide)
             cli_table_add(&table, "%.2e", run->error_f32.max_rel);
-        cli_table_add(&table, "%.2g", run->tolerance);
+        if (wide)
+            cli_table_add(&table, "%.2g", run->tolerance);
         if (!c->check)
             cli_table_add(&table, "unchecked");
         else if (run->error.nan_mismatch)
@@ -306,19 +357,20 @@ bool run_print_text(const run_state *s, double flops)
     }
     const bool ok = cli_table_print(&table, stdout);
     cli_table_free(&table);
+    warn_spread(s);
     const char *gap = "\n";
     if (thread_columns) {
         printf("%sspeed-up: over the same variant at %lld thread%s, the geometric mean of the "
-               "time ratios of the interleaved rounds (95%% CI).\n",
+               "time ratios\nof the interleaved rounds (95%% CI).\n",
                gap, (long long)c->threads.value[0], c->threads.value[0] == 1 ? "" : "s");
         gap = "";
     }
     if (bf16_compute) {
-        printf("%s(bf16): computes in bf16; its max_rel_err is against the oracle on its inputs "
-               "rounded to bf16.\n", gap);
+        printf("%sbf16 compute: max_rel_err is against the oracle on its inputs rounded to bf16"
+               "\n(--wide: the error against the float32 data too).\n", gap);
         gap = "";
     }
-    if (f32_column)
+    if (f32_column && cli_table_wide)
         printf("%smax_rel_err_f32: against the oracle on the float32 data before any rounding."
                "\n", gap);
     return ok;

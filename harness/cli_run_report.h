@@ -8,12 +8,13 @@
 #include "npy.h"
 #include "oracle.h"
 #include "shapes.h"
+#include "stats.h"
 #include "timing.h"
 
 typedef struct run_config {
     const char *variants; /* NULL: every supported one */
-    const attn_named_shape *shape; /* --shape: the sizes no flag gives */
-    int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim; /* 0: not given */
+    int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim; /* 0: not given (shape flags) */
+    const attn_named_shape *named; /* --shape: its own kv_lens (D3) */
     float scale;                                                 /* 0: default */
     bool causal, blhd, check;
     attn_dtype dtype; /* of Q, K, V */
@@ -22,7 +23,9 @@ typedef struct run_config {
     int64_t reps, warmup;
     cli_int_list threads; /* resolved: no 0 */
     const char *kv_lens, *mask, *q, *k, *v, *out;
-    bool save;
+    const char *output; /* -o: the JSON document, also written there */
+    bool save, quiet;
+    double min_time; /* --min-time: 0, or seconds of timed rounds at least */
     const char *results_dir;
     const char **params; /* the --params texts, in order */
     int params_count;
@@ -52,6 +55,7 @@ typedef struct run_state {
     struct variant_run *runs;
     int run_count;
     json_t *skipped; /* [{"variant", "reason"}]: left out of the default set */
+    json_t *conditions; /* cli_conditions_start, around the timed rounds */
 } run_state;
 
 typedef struct variant_run {
@@ -60,8 +64,9 @@ typedef struct variant_run {
     attn_params params;
     double tolerance; /* attn_variant_tolerance: a half output adds its rounding */
     bool chosen;     /* named by --variant or --params, not only part of the default set */
-    double *samples; /* reps seconds */
+    double *samples; /* reps seconds, in round order */
     attn_time_stats time;
+    stats_spread spread;
     /* The run of the same variant at the first thread count (-1: this is it), and this run's
      * speed-up over it: the geometric mean of the rounds' time ratios, with its 95% interval
      * (stats_paired_log; NaN bounds with a single rep). */

@@ -17,12 +17,14 @@
 enum { DEFAULT_ROWS = 512, DEFAULT_KEYS = 128, MIN_DIM_LOG2 = 3, MAX_DIM_LOG2 = 10 };
 enum { MAX_ROWS = 1 << 16, MAX_KEYS = 1 << 16 }; /* at most 512 MiB for Q at d = 1024 */
 
-enum { S_SEED, S_ROWS, S_KEYS, S_FORMAT, S_HELP, S_OPTION_COUNT };
+enum { S_SEED, S_ROWS, S_KEYS, S_LEN, S_FORMAT, S_HELP, S_OPTION_COUNT };
 
 static const cli_option study_options[S_OPTION_COUNT] = {
     [S_SEED] = {"seed", "N", "seed of the random Q and K (default 1)"},
     [S_ROWS] = {"rows", "N", "query rows per head dimension (default 512)"},
     [S_KEYS] = {"keys", "N", "keys L per row (default 128)"},
+    /* the shape flags' name for the same length (cli_shape_flags.c) */
+    [S_LEN] = {"len", "N", "the same as --keys, as run, tune, plan and sweep name it"},
     [S_FORMAT] = {"format", "text|json", "output format (default text)"},
     [S_HELP] = {"help", NULL, "this help"},
 };
@@ -153,15 +155,14 @@ static bool print_text(const study_point *points, int count, uint64_t seed, int6
 {
     printf("softmax of s*q.K^T over L = %lld keys, means over %lld rows; Q, K standard normal "
            "(seed %llu), float64\nuniform row: max_prob %.4g, entropy %.4g nats; jacobian = "
-           "Frobenius norm of diag(p) - p.p^T\n\n",
+           "Frobenius norm of diag(p) - p.p^T\ncolumns: unscaled (s = 1), then scaled "
+           "(s = 1/sqrt(d), marked ')\n\n",
            (long long)keys, (long long)rows, (unsigned long long)seed, 1.0 / (double)keys,
            log((double)keys));
     cli_table t;
     cli_table_init(&t, 9, "rrrrrrrrr");
-    static const char *const header[] = {"d", "logit_std s=1", "max_prob s=1", "entropy s=1",
-                                         "jacobian s=1", "logit_std s=1/sqrt(d)",
-                                         "max_prob s=1/sqrt(d)", "entropy s=1/sqrt(d)",
-                                         "jacobian s=1/sqrt(d)"};
+    static const char *const header[] = {"d", "logit_std", "max_prob", "entropy", "jacobian",
+                                         "logit_std'", "max_prob'", "entropy'", "jacobian'"};
     for (int i = 0; i < 9; i++)
         cli_table_add(&t, "%s", header[i]);
     for (int i = 0; i + 1 < count; i += 2) {
@@ -191,7 +192,10 @@ static int study_scaling(int argc, char **argv)
         switch (o) {
         case S_SEED: ok = cli_parse_uint64("study", "seed", value, &seed); break;
         case S_ROWS: ok = cli_parse_int64("study", "rows", value, 1, MAX_ROWS, &rows); break;
-        case S_KEYS: ok = cli_parse_int64("study", "keys", value, 1, MAX_KEYS, &keys); break;
+        case S_KEYS:
+        case S_LEN:
+            ok = cli_parse_int64("study", study_options[o].name, value, 1, MAX_KEYS, &keys);
+            break;
         case S_FORMAT:
             ok = cli_parse_format("study", value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON,
                                   &format);
@@ -224,8 +228,12 @@ static int study_scaling(int argc, char **argv)
             points[n++] = measure_point(q, k, rows, keys, d, false, logits);
             points[n++] = measure_point(q, k, rows, keys, d, true, logits);
         }
-        const bool printed = format == CLI_FORMAT_JSON ? print_json(points, n, seed, rows, keys)
-                                                       : print_text(points, n, seed, rows, keys);
+        if (format != CLI_FORMAT_JSON)
+            cli_text_begin(); /* lines wrap to 100 columns */
+        bool printed = format == CLI_FORMAT_JSON ? print_json(points, n, seed, rows, keys)
+                                                 : print_text(points, n, seed, rows, keys);
+        if (format != CLI_FORMAT_JSON)
+            printed = cli_text_end() && printed;
         if (!printed)
             status = cli_error("study", "out of memory or output error");
     }

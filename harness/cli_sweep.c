@@ -14,6 +14,7 @@
 #include "cli_store.h"
 
 #include "atomic_file.h"
+#include "shapes.h"
 #include "timing.h"
 
 #include <errno.h>
@@ -23,23 +24,21 @@
 
 enum { DEFAULT_REPS = 5, DEFAULT_WARMUP = 1, DEFAULT_CHECK_MAX_LEN = 1024, MAX_REPS = 1000000 };
 
+/* The shape flags first (cli_shape_flags.c: the grammar of run, tune and plan, with lists of
+ * lengths and head dims), then sweep's own. */
 enum {
-    W_LEN, W_LEN_Q, W_DIM, W_CAUSAL, W_THREADS, W_VARIANT, W_BATCH, W_HEADS, W_KV_HEADS,
-    W_DTYPE, W_OUT_DTYPE, W_REPS, W_WARMUP, W_SEED, W_NO_CHECK, W_CHECK_MAX_LEN, W_OUTPUT,
-    W_RESULTS_DIR, W_HELP, W_OPTION_COUNT
+    W_CAUSAL_BOTH = CLI_SHAPE_OPTION_COUNT, W_THREADS, W_VARIANT, W_DTYPE, W_OUT_DTYPE, W_REPS,
+    W_WARMUP, W_SEED, W_NO_CHECK, W_CHECK_MAX_LEN, W_OUTPUT, W_RESULTS_DIR, W_QUIET, W_FORMAT,
+    W_HELP,
+    W_OPTION_COUNT
 };
 
 static const cli_option sweep_options[W_OPTION_COUNT] = {
-    [W_LEN] = {"len", "N,N,...", "sequence (key) lengths Lk (default 256,512,1024)"},
-    [W_LEN_Q] = {"len-q", "N,N,...", "query lengths Lq, 0: Lq = len (default 0); 1: decode"},
-    [W_DIM] = {"dim", "N,N,...", "head dimensions d (default 64,128)"},
-    [W_CAUSAL] = {"causal", "no|yes|both", "causal mask, bottom-right aligned (default no)"},
+    CLI_SHAPE_OPTION_ROWS("N,N,...", "256,512,1024", "64,128"),
+    [W_CAUSAL_BOTH] = {"causal-both", NULL, "every point without and with the causal mask"},
     [W_THREADS] = {"threads", "N,N,...",
                    "thread counts (default 0: every core of the first NUMA node)"},
     [W_VARIANT] = {"variant", "LIST", "comma list of variants, or all (default all)"},
-    [W_BATCH] = {"batch", "N", "batch size B (default 1)"},
-    [W_HEADS] = {"heads", "N", "query heads Hq (default 8)"},
-    [W_KV_HEADS] = {"kv-heads", "N", "key/value heads Hkv, dividing Hq (default Hq)"},
     [W_DTYPE] = {"dtype", "f32|bf16|f16", "element type of Q, K, V (default f32)"},
     [W_OUT_DTYPE] = {"out-dtype", "f32|same", "element type of O: f32, or --dtype (default f32)"},
     [W_REPS] = {"reps", "N", "timed runs per variant and point (default 5)"},
@@ -50,6 +49,8 @@ static const cli_option sweep_options[W_OPTION_COUNT] = {
                          "oracle check only where Lq*Lk <= N*N (default 1024)"},
     [W_OUTPUT] = {"output", "FILE", "the result file, also -o (default: see below)"},
     [W_RESULTS_DIR] = {"results-dir", "DIR", "where the default file goes (default results)"},
+    [W_QUIET] = {"quiet", NULL, "no progress on stderr"},
+    [W_FORMAT] = {"format", "text|json", "stdout: the file's path (default), or the document"},
     [W_HELP] = {"help", NULL, "this help"},
 };
 
@@ -64,11 +65,14 @@ static void print_sweep_help(void)
            "build, the cached peak (attnbench peak; null when none) and the grid. A shape's\n"
            "thread counts are measured together, as `run --threads 1,2` does: their records\n"
            "carry the speed-up over the first count from the same rounds. Progress goes to\n"
-           "stderr, one line per shape (a bar on a terminal); the path of the file written\n"
-           "goes to stdout.\n"
+           "stderr (a bar with the time left on a terminal, a line every few seconds\n"
+           "otherwise; --quiet: none); the path of the file written goes to stdout.\n"
            "The float64 oracle is slow on big shapes: points with Lq*Lk > N*N (N: --check-max-\n"
            "len) are timed unchecked (their error fields are null, `checked` false).\n"
-           "--len-q 0,1 adds a decode point (Lq = 1) to every self-attention one (Lq = Lk).\n"
+           "The shape flags are run's, tune's and plan's, with lists of lengths and head dims:\n"
+           "--len (or --len-kv) gives the key lengths Lk, each with Lq = Lk; --len-q 0,1 adds\n"
+           "a decode point (Lq = 1) to every self-attention one (0: Lq = Lk); --len-q alone\n"
+           "(no 0 in it) gives points with Lk = Lq. --shape NAME starts from a named shape.\n"
            "--dtype bf16|f16 rounds the inputs to that type, as `run --dtype` does; --variant\n"
            "all then measures the variants that read it, and the file's `skipped` lists the\n"
            "others with the reason.\n"
@@ -123,11 +127,57 @@ typedef struct sweep_config {
     bool causal[2]; /* [0]: non-causal points, [1]: causal points */
     const char *variants, *output, *results_dir;
     int64_t batch, heads_q, heads_kv, reps, warmup, check_max_len;
+    float scale; /* 0: 1/sqrt(d) */
     uint64_t seed;
-    bool check;
+    bool check, quiet;
+    cli_format format;
     attn_dtype dtype;
     bool out_same; /* O in dtype too */
 } sweep_config;
+
+static bool has_zero(const cli_int_list *l)
+{
+    for (int i = 0; i < l->count; i++)
+        if (!l->value[i])
+            return true;
+    return false;
+}
+
+/* The grid of the shape flags, as run, tune and plan read them, each size a list: Lk from
+ * --len-kv, else --len, else --shape, else the default lengths; Lq from --len-q (0: Lq = Lk),
+ * else --shape's (unless --len sets both), else Lq = Lk; --len-q alone (no 0 in it) gives points
+ * with Lk = Lq. The mask: --causal-both both, --causal causal only, else the shape's. */
+static void grid_of_flags(const cli_shape_flags *f, bool causal_both, sweep_config *c)
+{
+    const attn_named_shape *s = f->shape;
+    const bool lk_given = f->len_kv.count || f->len.count;
+    if (f->len_kv.count)
+        c->lens = f->len_kv;
+    else if (f->len.count)
+        c->lens = f->len;
+    else if (s)
+        c->lens = (cli_int_list){{s->len_kv}, 1};
+    if (f->len_q.count && !lk_given && !s && !has_zero(&f->len_q)) {
+        c->lens = f->len_q; /* Lk follows Lq */
+    } else if (f->len_q.count) {
+        c->lens_q = f->len_q;
+    } else if (s && !f->len.count) { /* the shape's Lq, unless --len sets both */
+        c->lens_q = (cli_int_list){{s->len_q == s->len_kv && !lk_given ? 0 : s->len_q}, 1};
+    }
+    if (f->head_dim.count)
+        c->dims = f->head_dim;
+    else if (s)
+        c->dims = (cli_int_list){{s->head_dim}, 1};
+    c->batch = f->batch.count ? f->batch.value[0] : s ? s->batch : 1;
+    c->heads_q = f->heads_q.count ? f->heads_q.value[0] : s ? s->heads_q : 8;
+    c->heads_kv = f->heads_kv.count ? f->heads_kv.value[0]
+                  : s && !f->heads_q.count ? s->heads_kv
+                                           : 0; /* 0: Hq */
+    c->scale = (float)f->scale;
+    const bool causal = f->causal == 1 || (f->causal < 0 && s && s->causal);
+    c->causal[0] = causal_both || !causal;
+    c->causal[1] = causal_both || causal;
+}
 
 static int parse_sweep_options(int argc, char **argv, sweep_config *c)
 {
@@ -142,28 +192,26 @@ static int parse_sweep_options(int argc, char **argv, sweep_config *c)
         if (!strcmp(argv[i], "-o"))
             argv[i] = output_flag;
     const char *value;
+    cli_shape_flags shape;
+    cli_shape_flags_init(&shape);
+    bool causal_both = false;
     for (int o; (o = cli_next_option("sweep", argc, argv, sweep_options, W_OPTION_COUNT,
                                      &value)) != CLI_OPTION_END;) {
         const char *flag = o >= 0 ? sweep_options[o].name : "";
         bool ok = true;
-        switch (o) {
-        case W_LEN: ok = cli_parse_int_list("sweep", flag, value, 1, INT32_MAX, &c->lens); break;
-        case W_LEN_Q: ok = cli_parse_int_list("sweep", flag, value, 0, INT32_MAX, &c->lens_q); break;
-        case W_DIM: ok = cli_parse_int_list("sweep", flag, value, 1, 1 << 16, &c->dims); break;
+        /* --len-q takes 0 (Lq = Lk), which the shape grammar's lengths do not. */
+        if (o == CLI_SHAPE_LEN_Q) {
+            if (!cli_parse_int_list("sweep", flag, value, 0, INT32_MAX, &shape.len_q))
+                return CLI_EXIT_USAGE;
+            continue;
+        }
+        const int shape_flag = o >= 0 ? cli_shape_option("sweep", o, value, true, &shape) : 0;
+        if (shape_flag)
+            ok = shape_flag > 0;
+        else switch (o) {
+        case W_CAUSAL_BOTH: causal_both = true; break;
         case W_THREADS: ok = cli_parse_int_list("sweep", flag, value, 0, ATTN_MAX_THREADS, &c->threads); break;
-        case W_CAUSAL:
-            c->causal[0] = !strcmp(value, "no") || !strcmp(value, "both");
-            c->causal[1] = !strcmp(value, "yes") || !strcmp(value, "both");
-            ok = c->causal[0] || c->causal[1];
-            if (!ok)
-                cli_error("sweep", "--causal: '%s' is not no, yes or both", value);
-            break;
         case W_VARIANT: c->variants = value; break;
-        case W_BATCH: ok = cli_parse_int64("sweep", flag, value, 1, INT32_MAX, &c->batch); break;
-        case W_HEADS: ok = cli_parse_int64("sweep", flag, value, 1, INT32_MAX, &c->heads_q); break;
-        case W_KV_HEADS:
-            ok = cli_parse_int64("sweep", flag, value, 1, INT32_MAX, &c->heads_kv);
-            break;
         case W_DTYPE: ok = cli_parse_dtype("sweep", value, &c->dtype); break;
         case W_OUT_DTYPE: ok = cli_parse_out_dtype("sweep", value, &c->out_same); break;
         case W_REPS: ok = cli_parse_int64("sweep", flag, value, 1, MAX_REPS, &c->reps); break;
@@ -175,12 +223,18 @@ static int parse_sweep_options(int argc, char **argv, sweep_config *c)
             break;
         case W_OUTPUT: c->output = value; break;
         case W_RESULTS_DIR: c->results_dir = value; break;
+        case W_QUIET: c->quiet = true; break;
+        case W_FORMAT:
+            ok = cli_parse_format("sweep", value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON,
+                                  &c->format);
+            break;
         case W_HELP: print_sweep_help(); return CLI_EXIT_OK;
         default: return CLI_EXIT_USAGE;
         }
         if (!ok)
             return CLI_EXIT_USAGE;
     }
+    grid_of_flags(&shape, causal_both, c);
     if (!variants_ok(c->variants, c->dtype))
         return CLI_EXIT_USAGE;
     /* Every shape valid before anything is timed (heads_kv dividing heads_q, sizes). */
@@ -225,7 +279,7 @@ static json_t *grid_json(const sweep_config *c, int points)
             causal = NULL;
         }
     return json_pack("{s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, "
-                     "s:o, s:i}",
+                     "s:o, s:i, s:o}",
                      "len", int_list_json(&c->lens), "len_q", int_list_json(&c->lens_q), "dim",
                      int_list_json(&c->dims), "causal", causal, "threads",
                      int_list_json(&c->threads), "variants", c->variants, "dtype",
@@ -235,7 +289,8 @@ static json_t *grid_json(const sweep_config *c, int points)
                      "heads_kv", (json_int_t)(c->heads_kv ? c->heads_kv : c->heads_q), "reps",
                      (json_int_t)c->reps, "warmup", (json_int_t)c->warmup, "seed",
                      (json_int_t)c->seed, "check", c->check, "check_max_len",
-                     c->check ? json_integer(c->check_max_len) : json_null(), "points", points);
+                     c->check ? json_integer(c->check_max_len) : json_null(), "points", points,
+                     "scale", c->scale ? json_real(c->scale) : json_null());
 }
 
 /* ---- output -------------------------------------------------------------------------------- */
@@ -252,24 +307,6 @@ static bool can_create(const char *path)
 }
 
 /* ---- the sweep ------------------------------------------------------------------------------ */
-
-static void progress(bool tty, int done, int total, const char *what, double elapsed)
-{
-    if (tty) {
-        enum { WIDTH = 30 };
-        char bar[WIDTH + 1];
-        const int filled = total ? done * WIDTH / total : WIDTH;
-        for (int i = 0; i < WIDTH; i++)
-            bar[i] = i < filled ? '#' : '.';
-        bar[WIDTH] = '\0';
-        fprintf(stderr, "\r\033[K[%s] %d/%d %s %.0f s", bar, done, total, what, elapsed);
-        if (done == total)
-            fputc('\n', stderr);
-    } else if (done > 0) {
-        fprintf(stderr, "sweep: [%d/%d] %s done, %.1f s elapsed\n", done, total, what, elapsed);
-    }
-    fflush(stderr);
-}
 
 /* A checked record beyond its tolerance. */
 static bool any_failed(const json_t *records)
@@ -302,8 +339,13 @@ int cli_sweep(int argc, char **argv)
     /* A point is a shape; its thread counts are measured together, rounds interleaved, so
      * their speed-ups are ratios within one measurement. */
     const int total = c.dims.count * c.lens.count * c.lens_q.count * causal_count;
-    const bool tty = isatty(STDERR_FILENO);
     const double start = attn_clock_seconds();
+    cli_progress progress;
+    cli_progress_start(&progress, "sweep", (size_t)total, c.quiet);
+    /* The whole sweep's conditions (each record has its own point's too). */
+    json_t *conditions = cli_conditions_start();
+    if (!c.quiet)
+        cli_conditions_warn("sweep", conditions);
     int done = 0;
     status = -1;
     char threads[CLI_INT_LIST_TEXT];
@@ -330,30 +372,30 @@ int cli_sweep(int argc, char **argv)
         snprintf(what, sizeof what, "%s d=%lld %s threads=%s%s", lens,
                  (long long)c.dims.value[d], k ? "causal" : "non-causal", threads,
                  check ? "" : " (unchecked)");
-        if (tty)
-            progress(tty, done, total, what, attn_clock_seconds() - start);
+        cli_progress_update(&progress, (size_t)done, what);
         const cli_measure_spec spec = {
             .variants = c.variants, .batch = c.batch, .heads_q = c.heads_q,
             .heads_kv = c.heads_kv, .len_q = len_q, .len_kv = len, .head_dim = c.dims.value[d],
-            .causal = k, .check = check, .seed = c.seed, .reps = c.reps, .warmup = c.warmup,
+            .causal = k, .check = check, .scale = c.scale, .seed = c.seed, .reps = c.reps, .warmup = c.warmup,
             .threads = c.threads, .dtype = c.dtype,
             .out_dtype = c.out_same ? c.dtype : ATTN_F32, .skipped = skipped};
         status = cli_run_measure(&spec, records);
         if (status < 0)
-            progress(tty, ++done, total, what, attn_clock_seconds() - start);
-        else if (tty)
-            fputc('\n', stderr);
+            cli_progress_update(&progress, (size_t)++done, what);
     }
+    cli_progress_end(&progress);
+    cli_conditions_end(conditions);
     if (status >= 0) {
+        json_decref(conditions);
         json_decref(records);
         json_decref(skipped);
         return cli_error("sweep", "stopped at point %d of %d; no file written", done + 1, total);
     }
 
-    json_t *doc = json_pack("{s:s, s:f, s:o, s:o, s:o, s:o, s:o}", "tool",
+    json_t *doc = json_pack("{s:s, s:f, s:o, s:o?, s:o, s:o, s:o, s:o}", "tool",
                             "attnbench " ATTN_VERSION_STRING, "duration_s",
-                            attn_clock_seconds() - start, "machine", cli_machine_json(), "peak",
-                            cli_cached_peak_json(), "sweep",
+                            attn_clock_seconds() - start, "machine", cli_machine_json(),
+                            "conditions", conditions, "peak", cli_cached_peak_json(), "sweep",
                             grid_json(&c, total * c.threads.count), "results", records,
                             "skipped", skipped);
     if (!doc)
@@ -369,8 +411,12 @@ int cli_sweep(int argc, char **argv)
     status = CLI_EXIT_USAGE;
     if (written) {
         fprintf(stderr, "sweep: %zu records in %s\n", json_array_size(records), path);
-        printf("%s\n", path);
-        status = any_failed(records) ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+        if (c.format == CLI_FORMAT_JSON)
+            written = cli_json_print(doc);
+        else
+            printf("%s\n", path);
+        status = !written ? cli_error("sweep", "output error")
+                 : any_failed(records) ? CLI_EXIT_FAILED : CLI_EXIT_OK;
     }
     json_decref(doc);
     return status;

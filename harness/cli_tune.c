@@ -22,7 +22,7 @@ enum { DEFAULT_BUDGET = 60, DEFAULT_ROUNDS = 15 };
 
 enum {
     T_VARIANT = SHAPE_OPTION_COUNT, T_STRATEGY, T_BUDGET, T_TOP, T_NO_STORE, T_COMPARE, T_ROUNDS,
-    TUNE_OPTION_COUNT
+    T_QUIET, TUNE_OPTION_COUNT
 };
 static const cli_option tune_options[TUNE_OPTION_COUNT] = {
     SHAPE_OPTIONS,
@@ -33,6 +33,7 @@ static const cli_option tune_options[TUNE_OPTION_COUNT] = {
     [T_NO_STORE] = {"no-store", NULL, "do not write the result to the wisdom file"},
     [T_COMPARE] = {"compare", "VARIANT[:K=V,...]", "time this configuration (repeatable)"},
     [T_ROUNDS] = {"rounds", "N", "--compare: interleaved rounds (default 15)"},
+    [T_QUIET] = {"quiet", NULL, "no progress on stderr"},
 };
 
 static void print_tune_help(void)
@@ -255,15 +256,16 @@ int cli_tune(int argc, char **argv)
     /* static: the model's slopes and sinks live as long as the process (the problem and the
      * stored wisdom point at them until the end) */
     static shape_config s;
-    s = (shape_config){.model = cli_model_none()};
+    s = (shape_config){.flags = {.causal = -1}, .model = cli_model_none()};
     tuner_options opt = {.strategy = TUNER_FAST, .budget_seconds = DEFAULT_BUDGET};
     int64_t top = 3, rounds = DEFAULT_ROUNDS;
-    bool store = true;
+    bool store = true, quiet = false;
     const char **compare = malloc((size_t)argc * sizeof *compare);
     int compare_count = 0, status = CLI_EXIT_USAGE;
     if (!compare)
         return cli_error("tune", "out of memory");
     const char *value;
+    shape_output_flag(argc, argv);
     for (int o; (o = cli_next_option("tune", argc, argv, tune_options, TUNE_OPTION_COUNT,
                                      &value)) != CLI_OPTION_END;) {
         int handled = o >= 0 ? shape_option("tune", o, value, tune_options, &s) : -1;
@@ -285,6 +287,7 @@ int cli_tune(int argc, char **argv)
             }
             case T_TOP: ok = cli_parse_int64("tune", "top", value, 1, 1000, &top); break;
             case T_NO_STORE: store = false; break;
+            case T_QUIET: quiet = true; break;
             case T_COMPARE: compare[compare_count++] = value; break;
             case T_ROUNDS: ok = cli_parse_int64("tune", "rounds", value, 1, 100000, &rounds); break;
             case O_HELP: print_tune_help(); free(compare); return CLI_EXIT_OK;
@@ -313,7 +316,7 @@ int cli_tune(int argc, char **argv)
     opt.max_rel_err = s.max_rel_err;
     progress_state ps;
     progress_init(&ps, "tune");
-    opt.progress = show_progress;
+    opt.progress = quiet ? NULL : show_progress;
     opt.progress_ctx = &ps;
     tuner_class cls;
     tuner_class_of(&p, (int)s.threads, s.max_rel_err, &cls);
@@ -327,10 +330,15 @@ int cli_tune(int argc, char **argv)
 
     tuner_result r;
     attn_error err;
+    json_t *conditions = cli_conditions_start();
+    cli_conditions_warn("tune", conditions);
     attn_status st = tuner_run(&p, &opt, &r, &err);
     progress_end(&ps);
-    if (st != ATTN_OK)
+    cli_conditions_end(conditions);
+    if (st != ATTN_OK) {
+        json_decref(conditions);
         return cli_error("tune", "%s", err.message);
+    }
 
     const double flops = attn_problem_flops(&p);
     const tuner_candidate *best = &r.candidates[r.best];
@@ -356,7 +364,8 @@ int cli_tune(int argc, char **argv)
     if (est_timed)
         format_ms(est_ms, sizeof est_ms, est->timing.median);
 
-    if (s.format == CLI_FORMAT_JSON) {
+    status = CLI_EXIT_OK;
+    if (s.format == CLI_FORMAT_JSON || s.output) {
         json_t *cands = json_array();
         for (size_t i = 0; cands && i < r.space.count; i++)
             if (r.candidates[i].timed)
@@ -381,9 +390,16 @@ int cli_tune(int argc, char **argv)
             cli_json_real(est_slower), "estimate_slower_pct", cli_json_real(est_slower),
             "candidates", cands, "wisdom", "path", path, "stored", stored, "error",
             stored || !store ? "" : werr.message);
-        status = root && cli_json_print(root) ? CLI_EXIT_OK : cli_error("tune", "out of memory");
+        const bool stamped = cli_document_stamp(root, &p, conditions);
+        conditions = NULL;
+        status = !stamped ? cli_error("tune", "out of memory")
+                 : !shape_write_output("tune", &s, root) ? CLI_EXIT_USAGE
+                 : s.format != CLI_FORMAT_JSON || cli_json_print(root)
+                     ? CLI_EXIT_OK
+                     : cli_error("tune", "output error");
         json_decref(root);
-    } else {
+    }
+    if (s.format != CLI_FORMAT_JSON && status != CLI_EXIT_USAGE) {
         print_tune_table(&r, flops, (int)top);
         printf("timed %zu of %zu configurations (%.1f%%) in %.1f s%s", r.timed, r.space.count,
                100.0 * (double)r.timed / (double)r.space.count, r.seconds,
@@ -391,12 +407,14 @@ int cli_tune(int argc, char **argv)
         if (failed)
             printf("; %zu failed their correctness check", failed);
         printf("\n");
+        char line[600];
         if (est_timed)
-            printf("estimate: %s ms (%s), tuned best: %s ms (%s), estimate is %.1f%% slower\n",
-                   est_ms, est_text, best_ms, best_text, est_slower);
+            snprintf(line, sizeof line, "estimate: %s ms (%s), tuned best: %s ms (%s), estimate "
+                     "is %.1f%% slower", est_ms, est_text, best_ms, best_text, est_slower);
         else
-            printf("estimate: %s was not timed (outside --variant), tuned best: %s ms (%s)\n",
-                   est_text, best_ms, best_text);
+            snprintf(line, sizeof line, "estimate: %s was not timed (outside --variant), tuned "
+                     "best: %s ms (%s)", est_text, best_ms, best_text);
+        cli_print_wrapped(stdout, 10, 0, line);
         if (stored)
             printf("wisdom: stored in %s\n", path);
         status = CLI_EXIT_OK;
@@ -405,6 +423,7 @@ int cli_tune(int argc, char **argv)
         cli_error("tune", "wisdom not stored: %s", werr.message);
         status = CLI_EXIT_USAGE;
     }
+    json_decref(conditions); /* NULL when the JSON document took it */
     tuner_result_free(&r);
     return status;
 }

@@ -1,6 +1,9 @@
 /* cli_tuner.c — what attnbench tune, plan and wisdom share (cli_tuner.h). */
 #include "cli_tuner.h"
 
+#include "atomic_file.h"
+#include "cli_store.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,22 +14,17 @@
 int shape_option(const char *cmd, int o, const char *value, const cli_option *options,
                  shape_config *s)
 {
-    int64_t *target = NULL, min = 1, max = INT64_MAX;
+    if (o < CLI_SHAPE_OPTION_COUNT)
+        return cli_shape_option(cmd, o, value, false, &s->flags);
     switch (o) {
-    case O_BATCH: target = &s->batch; break;
-    case O_HEADS: target = &s->heads_q; break;
-    case O_KV_HEADS: target = &s->heads_kv; break;
-    case O_LEN_Q: target = &s->len_q; break;
-    case O_LEN_KV: target = &s->len_kv; break;
-    case O_DIM: target = &s->head_dim; break;
-    case O_THREADS: target = &s->threads; min = 0; max = ATTN_MAX_THREADS; break;
-    case O_LEN:
-        if (!cli_parse_int64(cmd, "len", value, 1, INT64_MAX, &s->len_q))
+    case O_THREADS:
+        if (strchr(value, ',')) {
+            cli_error(cmd, "--threads takes one count here, not '%s' (%s once per count)",
+                      value, cmd);
             return -1;
-        s->len_kv = s->len_q;
-        return 1;
-    case O_CAUSAL: s->causal = true; return 1;
-    case O_SHAPE: return (s->shape = cli_parse_shape(cmd, value)) ? 1 : -1;
+        }
+        return cli_parse_int64(cmd, options[o].name, value, 0, ATTN_MAX_THREADS, &s->threads)
+                   ? 1 : -1;
     case O_DTYPE:
         if (attn_dtype_parse(value, &s->dtype))
             return 1;
@@ -41,6 +39,15 @@ int shape_option(const char *cmd, int o, const char *value, const cli_option *op
         return -1;
     }
     case O_WISDOM: s->wisdom = value; return 1;
+    case O_OUTPUT: {
+        attn_error err;
+        if (attn_file_check(value, &err) != ATTN_OK) { /* now, not after the measurement */
+            cli_error(cmd, "--output %s", err.message);
+            return -1;
+        }
+        s->output = value;
+        return 1;
+    }
     case O_FORMAT:
         return cli_parse_format(cmd, value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON,
                                 &s->format) ? 1 : -1;
@@ -49,30 +56,32 @@ int shape_option(const char *cmd, int o, const char *value, const cli_option *op
             return cli_model_parse(cmd, o - O_MODEL, value, &s->model) ? 1 : -1;
         return 0;
     }
-    return cli_parse_int64(cmd, options[o].name, value, min, max, target) ? 1 : -1;
+}
+
+void shape_output_flag(int argc, char **argv)
+{
+    static char output_flag[] = "--output";
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "-o"))
+            argv[i] = output_flag;
+}
+
+bool shape_write_output(const char *cmd, const shape_config *s, json_t *root)
+{
+    return !s->output || (cli_store_stamp(cmd, root, cmd) && cli_store_write(cmd, root, s->output));
 }
 
 /* The problem of the shape options, contiguous [B,H,L,d]; prints why on failure. */
 bool shape_problem(const char *cmd, shape_config *s, attn_problem *p)
 {
-    cli_shape_fill(s->shape, &s->batch, &s->heads_q, &s->heads_kv, &s->len_q, &s->len_kv,
-                   &s->head_dim, &s->causal);
-    if (!s->len_q)
-        s->len_q = s->len_kv ? s->len_kv : 1024;
-    attn_problem_init(p, s->batch ? s->batch : 1, s->heads_q ? s->heads_q : 8,
-                      s->heads_kv ? s->heads_kv : (s->heads_q ? s->heads_q : 8), s->len_q,
-                      s->len_kv ? s->len_kv : s->len_q, s->head_dim ? s->head_dim : 64);
-    p->causal = s->causal;
+    if (!cli_shape_flags_problem(cmd, &s->flags, p))
+        return false;
     p->dtype = s->dtype;
     if (!cli_model_apply(cmd, &s->model, p))
         return false;
     if (s->threads == 0)
         s->threads = attn_default_threads();
     attn_error err;
-    if (attn_problem_validate(p, &err) != ATTN_OK) {
-        cli_error(cmd, "%s", err.message);
-        return false;
-    }
     if (s->wisdom && attn_wisdom_set_file(s->wisdom, &err) != ATTN_OK) {
         cli_error(cmd, "%s", err.message);
         return false;
@@ -156,7 +165,7 @@ void show_progress(void *ctx, const tuner_progress *p)
                 width - filled, "", text);
         ps->active = true;
     } else {
-        fprintf(stderr, "%s: %s\n", ps->command, text);
+        fprintf(stderr, "attnbench %s: %s\n", ps->command, text);
         ps->last_line = p->elapsed;
     }
     fflush(stderr);

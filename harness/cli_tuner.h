@@ -8,22 +8,15 @@
 #include "shapes.h"
 #include "tuner/tuner.h"
 
+/* The shape flags of every shape-taking command (cli_shape_flags.c), then tune's and plan's
+ * common ones. */
 enum {
-    O_SHAPE, O_BATCH, O_HEADS, O_KV_HEADS, O_LEN, O_LEN_Q, O_LEN_KV, O_DIM, O_CAUSAL, O_DTYPE,
-    O_MAX_REL_ERR, O_THREADS, O_WISDOM, O_FORMAT, O_HELP, O_MODEL,
+    O_DTYPE = CLI_SHAPE_OPTION_COUNT, O_MAX_REL_ERR, O_THREADS, O_WISDOM, O_FORMAT, O_OUTPUT,
+    O_HELP, O_MODEL,
     SHAPE_OPTION_COUNT = O_MODEL + CLI_MODEL_OPTION_COUNT
 };
 #define SHAPE_OPTIONS                                                                             \
-    [O_SHAPE] = {"shape", "NAME", "a named shape, e.g. P1 (attnbench list --shapes); the flags " \
-                                  "below override its sizes"},                                  \
-    [O_BATCH] = {"batch", "N", "batch size B (default 1)"},                                     \
-    [O_HEADS] = {"heads", "N", "query heads Hq (default 8)"},                                   \
-    [O_KV_HEADS] = {"kv-heads", "N", "key/value heads Hkv, dividing Hq (default Hq)"},         \
-    [O_LEN] = {"len", "N", "Lq and Lk at once (default 1024)"},                                 \
-    [O_LEN_Q] = {"len-q", "N", "query length Lq"},                                              \
-    [O_LEN_KV] = {"len-kv", "N", "key/value length Lk (default Lq)"},                          \
-    [O_DIM] = {"dim", "N", "head dimension d (default 64)"},                                    \
-    [O_CAUSAL] = {"causal", NULL, "causal mask, bottom-right aligned"},                         \
+    CLI_SHAPE_OPTION_ROWS("N", "1024", "64"),                                                     \
     [O_DTYPE] = {"dtype", "f32|bf16|f16", "element type of Q, K and V (default f32)"},          \
     [O_MAX_REL_ERR] = {"max-rel-err", "X",                                                      \
                        "accuracy bound: variants computing in bf16 may be chosen when their "   \
@@ -31,19 +24,26 @@ enum {
     [O_THREADS] = {"threads", "N", "threads per run; 0: the library's default (default 0)"},    \
     [O_WISDOM] = {"wisdom", "FILE", "wisdom file (default $ATTN_WISDOM, else the XDG cache)"},  \
     [O_FORMAT] = {"format", "text|json", "output format (default text)"},                       \
+    [O_OUTPUT] = {"output", "FILE", "also write the JSON document to FILE, also -o"},          \
     [O_HELP] = {"help", NULL, "this help"},                                                     \
     CLI_MODEL_OPTIONS(O_MODEL)
 
 typedef struct shape_config {
-    const attn_named_shape *shape; /* --shape: the sizes no flag gives */
-    int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim, threads; /* 0: not given */
-    bool causal;
+    cli_shape_flags flags;
+    int64_t threads; /* 0: not given */
     attn_dtype dtype;
     double max_rel_err; /* 0: float32 compute only */
     const char *wisdom;
     cli_format format;
     cli_model model; /* --window, --alibi, --softcap, --sinks */
+    const char *output; /* -o: the JSON document, also written there */
 } shape_config;
+
+/* -o is --output in argv (the option parser knows long options and -h only). */
+void shape_output_flag(int argc, char **argv);
+/* Writes the JSON document to s->output when given, stamped as a result file of `kind`;
+ * false after a message. */
+bool shape_write_output(const char *cmd, const shape_config *s, json_t *root);
 
 /* Handles option o when it is a shape option: returns 1 when handled, 0 when it is not one,
  * -1 on a bad value (reported). */

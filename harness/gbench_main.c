@@ -12,6 +12,7 @@
  * `attnbench compare` and scripts/perf-ab catch regressions. It is recorded in the context. */
 #include "attn.h"
 #include "attn_build_info.h"
+#include "cli.h"
 #include "cpu.h"
 #include "gbench_shim.h"
 #include "oracle.h"
@@ -170,6 +171,9 @@ static void print_help(void)
            "  --threads N              library threads per call, 1..%d (default 1)\n"
            "  --variant LIST           comma list of variants (default: every supported one)\n"
            "  --help                   this help\n"
+           "and the shape flags of run, tune, plan and sweep (--shape NAME, --batch, --heads,\n"
+           "--kv-heads, --len, --len-q, --len-kv, --dim, --scale, --causal): one shape of their\n"
+           "describing instead of the set, benchmarked as KIND custom.\n"
            "\nGoogle Benchmark's flags, among others: --benchmark_filter=REGEX\n"
            "--benchmark_repetitions=N --benchmark_min_time=SECONDS --benchmark_format=json\n"
            "--benchmark_out=FILE --benchmark_out_format=json --benchmark_list_tests=true\n"
@@ -245,12 +249,26 @@ int main(int argc, char **argv)
             return 0;
         }
     gbench_initialize(&argc, argv); /* takes the --benchmark_* flags out of argv */
-    bool quick = false;
+    bool quick = false, custom = false;
     long threads = 1;
     const char *variants = NULL;
+    cli_shape_flags shape_flags;
+    cli_shape_flags_init(&shape_flags);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        if (!strcmp(arg, "--quick")) {
+        int shape_flag = -1; /* the one grammar of shape flags (cli_shape_flags.c) */
+        for (int k = 0; k < CLI_SHAPE_OPTION_COUNT && arg[0] == '-' && arg[1] == '-'; k++)
+            if (!strcmp(arg + 2, cli_shape_options[k].name))
+                shape_flag = k;
+        if (shape_flag >= 0) {
+            const bool takes_value = cli_shape_options[shape_flag].metavar != NULL;
+            if (takes_value && i + 1 == argc)
+                return usage_error("option '%s' needs a value", arg);
+            if (cli_shape_option("gbench", shape_flag, takes_value ? argv[++i] : NULL, false,
+                                 &shape_flags) < 0)
+                return 2;
+            custom = true;
+        } else if (!strcmp(arg, "--quick")) {
             quick = true;
         } else if (!strcmp(arg, "--threads") || !strcmp(arg, "--variant")) {
             if (i + 1 == argc)
@@ -266,6 +284,17 @@ int main(int argc, char **argv)
             if (!value[0] || *end || errno || threads < 1 || threads > ATTN_MAX_THREADS)
                 return usage_error("--threads: '%s' is not an integer in 1..1024", value);
         } else {
+            const char *known[CLI_SHAPE_OPTION_COUNT + 4] = {"quick", "threads", "variant", "help"};
+            for (int k = 0; k < CLI_SHAPE_OPTION_COUNT; k++)
+                known[4 + k] = cli_shape_options[k].name;
+            const char *near = arg[0] == '-' && arg[1] == '-'
+                                   ? cli_nearest_name(arg + 2, known, CLI_SHAPE_OPTION_COUNT + 4)
+                                   : NULL;
+            if (near) {
+                fprintf(stderr, "attnbench-gbench: unknown argument '%s'; did you mean --%s?\n",
+                        arg, near);
+                return 2;
+            }
             return usage_error("unknown argument '%s' (see --help)", arg);
         }
     }
@@ -287,6 +316,25 @@ int main(int argc, char **argv)
 
     /* The standard set, or --quick's: the same kinds, small enough for a CI job. */
     const char *set = quick ? "gbench-quick" : "gbench";
+    /* The shape flags: their one shape instead of the set. */
+    attn_named_shape custom_shape = {.name = "custom", .set = "custom", .kind = "custom"};
+    attn_problem custom_problem;
+    char custom_kind[64]; /* "custom", with ".causal" and ".s<scale>" when they apply */
+    if (custom) {
+        if (!cli_shape_flags_problem("gbench", &shape_flags, &custom_problem))
+            return 2;
+        const int n = snprintf(custom_kind, sizeof custom_kind, "custom%s",
+                               custom_problem.causal ? ".causal" : "");
+        if (custom_problem.scale > 0)
+            snprintf(custom_kind + n, sizeof custom_kind - (size_t)n, ".s%.6g",
+                     (double)custom_problem.scale);
+        custom_shape.kind = custom_kind;
+        custom_shape.batch = custom_problem.batch, custom_shape.heads_q = custom_problem.heads_q;
+        custom_shape.heads_kv = custom_problem.heads_kv, custom_shape.len_q = custom_problem.len_q;
+        custom_shape.len_kv = custom_problem.len_kv;
+        custom_shape.head_dim = custom_problem.head_dim;
+        custom_shape.causal = custom_problem.causal;
+    }
     const int variant_count = attn_variant_count();
     shape_data *shapes = calloc((size_t)attn_named_shape_count, sizeof *shapes);
     bench *benches = calloc((size_t)variant_count * (size_t)attn_named_shape_count,
@@ -297,7 +345,12 @@ int main(int argc, char **argv)
         return usage_error("%s", "out of memory");
     }
     int count = 0, shape_count = 0;
-    for (int n = 0; n < attn_named_shape_count; n++) {
+    if (custom) {
+        shapes[0].def = &custom_shape;
+        shapes[0].problem = custom_problem;
+        shape_count = 1;
+    }
+    for (int n = 0; !custom && n < attn_named_shape_count; n++) {
         if (strcmp(attn_named_shapes[n].set, set))
             continue;
         shapes[shape_count].def = &attn_named_shapes[n];

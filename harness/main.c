@@ -41,11 +41,26 @@ static void print_usage(FILE *out)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(out, "\nexit status: 0 ok, 1 a result failed its check, 2 bad input or an error.\n"
                  "environment: ATTN_DISABLE_ISA=avx512,avx2 turns ISAs off as if the CPU lacked "
-                 "them;\nATTN_FORCE_VARIANT=NAME makes NAME the only default choice.\n");
+                 "them;\nATTN_FORCE_VARIANT=NAME makes NAME the only default choice.\n"
+                 "Every command takes --wide: its tables at full width (by default they wrap to\n"
+                 "fit 100 columns).\n");
 }
 
 int main(int argc, char **argv)
 {
+    /* --wide, taken by every command, is taken out here: tables at their full width. */
+    int kept = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            while (i < argc)
+                argv[kept++] = argv[i++];
+        else if (!strcmp(argv[i], "--wide"))
+            cli_table_wide = true;
+        else
+            argv[kept++] = argv[i];
+    }
+    argc = kept;
+    argv[argc] = NULL;
     if (argc < 2) {
         print_usage(stderr);
         return CLI_EXIT_USAGE;
@@ -63,8 +78,16 @@ int main(int argc, char **argv)
     for (int i = 0; i < command_count && status < 0; i++)
         if (!strcmp(name, commands[i].name))
             status = commands[i].run(argc - 1, argv + 1);
-    if (status < 0)
+    if (status < 0) {
+        const char *names[64];
+        int n = 0;
+        for (int i = 0; i < command_count && n < 64; i++)
+            names[n++] = commands[i].name;
+        const char *near = cli_nearest_name(name, names, n);
+        if (near)
+            return cli_error(NULL, "unknown command '%s'; did you mean %s?", name, near);
         return cli_error(NULL, "unknown command '%s' (see attnbench --help)", name);
+    }
     /* A full disk or a closed pipe must not pass for success. */
     if (fflush(stdout) != 0 || ferror(stdout))
         return cli_error(NULL, "cannot write the output: %s", strerror(errno));

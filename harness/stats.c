@@ -25,6 +25,48 @@ double stats_median(const double *x, size_t n)
     return median;
 }
 
+/* The q-quantile of sorted[0..n), interpolating linearly between order statistics. */
+static double sorted_quantile(const double *sorted, size_t n, double q)
+{
+    const double at = q * (double)(n - 1);
+    const size_t i = (size_t)at;
+    const size_t j = i + 1 < n ? i + 1 : i;
+    return sorted[i] + (sorted[j] - sorted[i]) * (at - (double)i);
+}
+
+bool stats_spread_of(const double *x, size_t n, stats_spread *out)
+{
+    *out = (stats_spread){0};
+    if (n == 0)
+        return false;
+    double *sorted = malloc(n * sizeof *sorted);
+    if (!sorted)
+        return false;
+    memcpy(sorted, x, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, compare_doubles);
+    out->q1 = sorted_quantile(sorted, n, 0.25);
+    out->q3 = sorted_quantile(sorted, n, 0.75);
+    out->iqr = out->q3 - out->q1;
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += sorted[i];
+    out->mean = sum / (double)n;
+    double squares = 0;
+    for (size_t i = 0; i < n; i++)
+        squares += (sorted[i] - out->mean) * (sorted[i] - out->mean);
+    out->cv = n > 1 && out->mean > 0 ? sqrt(squares / (double)(n - 1)) / out->mean : 0;
+    const double low = out->q1 - 1.5 * out->iqr, high = out->q3 + 1.5 * out->iqr;
+    for (size_t i = 0; i < n; i++)
+        out->outliers += sorted[i] < low || sorted[i] > high;
+    free(sorted);
+    return true;
+}
+
+bool stats_spread_is_large(const stats_spread *s, double median)
+{
+    return s->cv > 0.10 || (median > 0 && s->iqr > 0.10 * median);
+}
+
 /* The continued fraction of the regularised incomplete beta function (DLMF 8.17.22),
  * 1 + d1/(1 + d2/(1 + ...)), by the modified Lentz method. Converges quickly for
  * x < (a + 1)/(a + b + 2). */

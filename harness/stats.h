@@ -1,5 +1,6 @@
 /* stats.h — the statistics of `attnbench compare`: medians, Welch's t-test on log times with its
- * confidence interval, and Benjamini–Hochberg false-discovery-rate control.
+ * confidence interval, and Benjamini–Hochberg false-discovery-rate control; and the spread of
+ * repeated timings (quartiles, coefficient of variation, outliers) that every record carries.
  *
  * Why Welch on log times: timings are positive and their noise is roughly multiplicative, so a
  * slowdown is a shift of log time and the ratio NEW/BASE is exp(shift). With the 3–10 repetitions
@@ -17,6 +18,22 @@
 /* The median of x[0..n) (mean of the two middle values when n is even); NaN when n == 0.
  * Does not modify x. NaN as well when a copy cannot be allocated. */
 double stats_median(const double *x, size_t n);
+
+/* The spread of repeated timings, as every record reports it (run, sweep, tune). */
+typedef struct stats_spread {
+    double q1, q3;   /* quartiles (linear interpolation between order statistics) */
+    double iqr;      /* q3 - q1 */
+    double mean, cv; /* coefficient of variation: sample standard deviation / mean */
+    size_t outliers; /* samples beyond Tukey's fences, q1 - 1.5 iqr and q3 + 1.5 iqr */
+} stats_spread;
+
+/* The spread of x[0..n) (n >= 1; with n == 1, iqr and cv are 0). Does not modify x. False when
+ * a copy cannot be allocated or n == 0. */
+bool stats_spread_of(const double *x, size_t n, stats_spread *out);
+
+/* Whether a spread is large enough that a median alone misleads (hyperfine warns alike): a
+ * coefficient of variation above 10%, or an interquartile range above 10% of the median. */
+bool stats_spread_is_large(const stats_spread *s, double median);
 
 /* Two-sided p-value of Student's t distribution with df degrees of freedom: P(|T| >= |t|). */
 double stats_t_two_sided_p(double t, double df);

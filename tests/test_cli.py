@@ -155,7 +155,8 @@ class TestHelpAndList(CliTestCase):
         out = self.run_ok("list").stdout.splitlines()
         self.assertTrue(out[0].startswith("variant"))
         self.assertIn("tolerance", out[0])
-        names = [line.split()[0] for line in out[1:]]
+        # A row per variant; a wrapped description continues on indented lines.
+        names = [line.split()[0] for line in out[1:] if not line.startswith(" ")]
         self.assertIn("naive", names)
         doc = self.run_json("list")
         # one row per registered variant, then one per variant this build leaves out
@@ -391,7 +392,7 @@ class TestRun(CliTestCase):
         self.assertEqual(rows[0]["speedup"], "")
         self.assertGreater(float(rows[1]["speedup"]), 0)
         lines = self.run_ok("run", *args).stdout.splitlines()
-        self.assertIn("threads=1,2", lines[0])
+        self.assertIn("threads=1,2", lines[1])
         header = next(l for l in lines if l.startswith("variant"))
         self.assertIn("speed-up [95% CI]", header)
         self.assertRegex(lines[lines.index(header) + 2], r"^naive .* 2 .* \d+\.\d\dx \[")
@@ -421,10 +422,14 @@ class TestRun(CliTestCase):
     def test_text(self):
         lines = self.run_ok("run", "--variant", "naive", *SMALL).stdout.splitlines()
         header = next(l for l in lines if l.startswith("variant"))
-        for column in ("params", "median ms", "GFLOP/s", "max_rel_err", "tolerance", "ok"):
+        for column in ("params", "median ms", "CV", "GFLOP/s", "max_rel_err", "ok"):
             self.assertIn(column, header)
         row = lines[lines.index(header) + 1].split()
         self.assertEqual((row[0], row[-1]), ("naive", "yes"))
+        wide = self.run_ok("run", "--variant", "naive", *SMALL, "--wide").stdout.splitlines()
+        header = next(l for l in wide if l.startswith("variant"))
+        for column in ("dtype", "IQR ms", "min ms", "max ms", "max_abs_err", "tolerance"):
+            self.assertIn(column, header)
 
     def test_params(self):
         self.run_ok("run", "--variant", "naive", "--params", "naive:", *SMALL)
@@ -451,7 +456,7 @@ class TestFiles(CliTestCase):
 
     def run_out(self, *args, variant="naive"):
         out = self.path("out.npy")
-        self.run_ok("run", "--variant", variant, "--reps", "1", "--warmup", "0", "--out", out,
+        self.run_ok("run", "--variant", variant, "--reps", "1", "--warmup", "0", "--out-npy", out,
                     *args)
         return np.load(out)
 
@@ -533,7 +538,7 @@ class TestFiles(CliTestCase):
         out = self.path("out.npy")
         with open(out, "w") as f:
             f.write("old")
-        self.run_ok("run", "--variant", "naive", *SMALL, "--out", out)
+        self.run_ok("run", "--variant", "naive", *SMALL, "--out-npy", out)
         self.assertEqual(np.load(out).shape, (1, 2, 5, 3))
         self.assertEqual(os.listdir(self.dir), ["out.npy"])  # no temporary file left over
 
@@ -585,7 +590,7 @@ class TestFiles(CliTestCase):
         self.assert_usage_error("run", "--q", fq, "--k", fk, "--v", fq)
         mask = save_npy(self.path("mask.npy"), np.zeros((6, 4), np.float32))
         self.assert_usage_error("run", "--q", fq, "--k", fk, "--v", fv, "--mask", mask)
-        self.assert_usage_error("run", *SMALL, "--out", self.path("no/such/dir/out.npy"))
+        self.assert_usage_error("run", *SMALL, "--out-npy", self.path("no/such/dir/out.npy"))
 
 
 def bf16_round(x):
@@ -611,7 +616,7 @@ class TestDtypes(CliTestCase):
     def run_files(self, variant, files, *args, out="out.npy"):
         out = self.path(out)
         self.run_ok("run", "--variant", variant, "--reps", "1", "--warmup", "0", "--q", files[0],
-                    "--k", files[1], "--v", files[2], "--causal", "--out", out, *args)
+                    "--k", files[1], "--v", files[2], "--causal", "--out-npy", out, *args)
         return np.load(out)
 
     def assert_close(self, got, want, tol=1e-5):
@@ -672,16 +677,16 @@ class TestDtypes(CliTestCase):
     def test_out_dtype(self):
         common = ["--variant", "naive", *SMALL, "--causal"]
         out32, out_same = self.path("o32.npy"), self.path("same.npy")
-        self.run_ok("run", *common, "--dtype", "f16", "--out", out32)
-        self.run_ok("run", *common, "--dtype", "f16", "--out-dtype", "same", "--out", out_same)
+        self.run_ok("run", *common, "--dtype", "f16", "--out-npy", out32)
+        self.run_ok("run", *common, "--dtype", "f16", "--out-dtype", "same", "--out-npy", out_same)
         o32, o16 = np.load(out32), np.load(out_same)
         self.assertEqual((o32.dtype, o16.dtype), (np.float32, np.float16))
         # The half output is the float32 one rounded to nearest even.
         self.assertTrue(np.array_equal(o16, o32.astype(np.float16)))
         self.assertGreater(np.max(np.abs(o16.astype(np.float32) - o32)), 0)
         # bf16 output: numpy has no bfloat16, so the file is float32 holding bf16 values.
-        self.run_ok("run", *common, "--dtype", "bf16", "--out", out32)
-        self.run_ok("run", *common, "--dtype", "bf16", "--out-dtype", "same", "--out", out_same)
+        self.run_ok("run", *common, "--dtype", "bf16", "--out-npy", out32)
+        self.run_ok("run", *common, "--dtype", "bf16", "--out-dtype", "same", "--out-npy", out_same)
         o32, ob = np.load(out32), np.load(out_same)
         self.assertEqual(ob.dtype, np.float32)
         self.assertTrue(np.array_equal(ob, bf16_round(o32)))
@@ -721,12 +726,13 @@ class TestDtypes(CliTestCase):
             "run", "--variant", "naive", *SMALL, "--dtype", "f16", "--format", "csv").stdout)))
         self.assertEqual((rows[0]["dtype"], rows[0]["compute_dtype"]), ("f16", "f32"))
         self.assertGreater(float(rows[0]["max_rel_err_f32"]), float(rows[0]["max_rel_err"]))
-        lines = self.run_ok("run", "--variant", "naive", *SMALL, "--dtype", "f16").stdout
+        lines = self.run_ok("run", "--variant", "naive", *SMALL, "--dtype", "f16",
+                            "--wide").stdout
         self.assertIn("dtype=f16", lines)
         header = next(l for l in lines.splitlines() if l.startswith("variant"))
         for column in ("dtype", "max_rel_err", "max_rel_err_f32"):
             self.assertIn(column, header.split())
-        f32_header = next(l for l in self.run_ok("run", "--variant", "naive", *SMALL)
+        f32_header = next(l for l in self.run_ok("run", "--variant", "naive", *SMALL, "--wide")
                           .stdout.splitlines() if l.startswith("variant"))
         self.assertNotIn("max_rel_err_f32", f32_header)  # the same figure: not shown twice
 

@@ -360,7 +360,9 @@ def test_run_save():
     r2 = run(["run", *shape, "--save", "--results-dir", results, "--format", "json"])
     check(r2.returncode == 0 and len(glob.glob(os.path.join(results, "*", "run-*.json"))) == 2,
           "a second save in the same second gets its own file")
-    c = compare(files[0], files[0])
+    # Paired, a file against itself has ratio 1 in every round: unchanged (unpaired, 3 noisy
+    # samples may well leave it inconclusive).
+    c = compare(files[0], files[0], "--paired")
     v, _ = verdicts(c)
     check(c.returncode == 0 and set(v.values()) == {"unchanged"} and
           any(n.startswith("naive/B1.Hq2.Hkv2.Lq16.Lk32.d8") for n in v), f"run file vs itself: {v}")
@@ -375,6 +377,37 @@ def test_run_save():
     c = compare(files[0], half)
     check(c.returncode == 2 and "no benchmark in common" in c.stderr,
           f"f32 against bf16 records are not paired: exit {c.returncode} {c.stderr.strip()}")
+
+
+def test_wide_spread_inconclusive():
+    """Wide spread, few samples (3 a side, 40% noise, as two 3-sample sweeps on a busy machine):
+    whatever the medians say, the interval reaches past the threshold, so the verdict is
+    inconclusive, never unchanged; exit 0 unless --fail-on inconclusive (exit 1). Tight samples
+    of equal times stay unchanged."""
+    bench = matrix(8)
+    for seed in range(10):
+        rng = np.random.default_rng(300 + seed)
+        base = write("wide-base.json", gbench_doc(draw(rng, bench, 3, 0.4)))
+        new = write("wide-new.json", gbench_doc(draw(rng, bench, 3, 0.4,
+                                                     {n: -0.04 for n in bench})))
+        r = compare(base, new)
+        v, doc = verdicts(r)
+        check(r.returncode == 0 and set(v.values()) == {"inconclusive"} and
+              doc["summary"]["inconclusive"] == 8 and doc["fail_on"] == "regressed",
+              f"wide spread seed {seed}: exit {r.returncode}, {doc['summary']}")
+        strict = compare(base, new, "--fail-on", "inconclusive")
+        check(strict.returncode == 1, f"--fail-on inconclusive: exit {strict.returncode}")
+    text = run(["compare", base, new])
+    check("inconclusive: neither" in text.stdout and "unchanged: the interval" in text.stdout,
+          f"text header states the rule: {text.stdout[:400]}")
+    rng = np.random.default_rng(5)
+    tight = draw(rng, bench, 10, 0.002)
+    base = write("tight-base.json", gbench_doc(tight))
+    new = write("tight-new.json", gbench_doc(draw(rng, bench, 10, 0.002)))
+    v, doc = verdicts(compare(base, new, "--fail-on", "inconclusive"))
+    check(set(v.values()) == {"unchanged"}, f"tight equal samples: {doc['summary']}")
+    bad = compare(base, new, "--fail-on", "never")
+    check(bad.returncode == 2 and "--fail-on" in bad.stderr, f"bad --fail-on: {bad.stderr}")
 
 
 # ---- attnbench-gbench ---------------------------------------------------------------------------
@@ -408,6 +441,29 @@ def test_gbench_smoke():
     bad = lib.run_tool(GBENCH, "--quick", "--benchmark_list_tests=true",
                        env={"ATTN_GBENCH_PLANT_SLOWDOWN": "x"})
     check(bad.returncode == 2, f"bad ATTN_GBENCH_PLANT_SLOWDOWN: exit {bad.returncode}")
+    # perf-ab on the same executable twice (an A/A run, nothing built): benchmarks compare calls
+    # inconclusive get rounds up to --max-rounds, the others stop; the verdict has four names.
+    perf_ab = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "perf-ab")
+    out_dir = os.path.join(TMP, "perf-ab")
+    if WRAPPER:  # perf-ab runs the executables directly, not through the cross wrapper
+        return
+    r = subprocess.run(["/usr/bin/python3", perf_ab, "--base-exe", GBENCH, "--new-exe", GBENCH,
+                        "--attnbench", TOOL, "--filter", "^naive/", "--rounds", "2",
+                        "--max-rounds", "4", "--reps-per-round", "1", "--min-time", "0.001",
+                        "--no-pin", "--format", "json", "--out", out_dir, "A", "B"],
+                       capture_output=True, text=True, timeout=600)
+    check(r.returncode in (0, 1), f"perf-ab: exit {r.returncode} {r.stderr[-500:]}")
+    if r.returncode in (0, 1):
+        doc = json.loads(r.stdout)
+        check(set(doc["summary"]) >= {"regressed", "improved", "inconclusive", "unchanged"},
+              f"perf-ab summary {doc['summary']}")
+        for b in doc["benchmarks"]:
+            rounds = b["base"]["n"]
+            check(2 <= rounds <= 4 and (b["verdict"] != "inconclusive" or rounds == 4),
+                  f"perf-ab: {b['name']} {b['verdict']} after {rounds} rounds")
+    bad = subprocess.run(["/usr/bin/python3", perf_ab, "--budget", "-1", "A", "B"],
+                         capture_output=True, text=True)
+    check(bad.returncode == 2, f"perf-ab --budget -1: exit {bad.returncode}")
     # Google Benchmark's own compare.py (libbenchmark-tools), when installed with scipy.
     script = "/usr/share/benchmark/compare.py"
     if os.path.exists(script) and subprocess.run(["/usr/bin/python3", "-c", "import scipy"],
@@ -420,7 +476,8 @@ def test_gbench_smoke():
 
 tests = [test_shift_detected, test_whole_matrix_shift, test_no_shift, test_many_unchanged,
          test_improvement, test_outlier_and_small_shift, test_paired_drift, test_bad_files,
-         test_partial_files, test_strict_records, test_machine_ids, test_run_save]
+         test_partial_files, test_strict_records, test_machine_ids, test_run_save,
+         test_wide_spread_inconclusive]
 if GBENCH:
     tests.append(test_gbench_smoke)
 for t in tests:

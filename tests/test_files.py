@@ -187,10 +187,10 @@ class Writes:
 
 
 class RunOut(Writes, unittest.TestCase):
-    """`run --out FILE.npy`."""
+    """`run --out-npy FILE.npy`."""
 
     def write(self, path):
-        return attnbench(*RUN, "--out", path)
+        return attnbench(*RUN, "--out-npy", path)
 
     def check_content(self, data):
         self.assertTrue(data.startswith(NPY_MAGIC), data[:16])
@@ -207,7 +207,7 @@ class RunOut(Writes, unittest.TestCase):
             self.skipTest("no /proc/self/fd here")
         link = self.path("stdout")
         os.symlink("/proc/self/fd/1", link)
-        proc = attnbench(*RUN, "--format", "json", "--out", link)
+        proc = attnbench(*RUN, "--format", "json", "--out-npy", link)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assertIn(NPY_MAGIC, proc.stdout)
         self.assertEqual(os.readlink(link), "/proc/self/fd/1")
@@ -222,7 +222,7 @@ class RunOut(Writes, unittest.TestCase):
         with open(log, "w") as f:
             f.write("previous line\n")
         with open(log, "ab") as f:
-            proc = attnbench(*RUN, "--format", "json", "--out", link, stdout=f)
+            proc = attnbench(*RUN, "--format", "json", "--out-npy", link, stdout=f)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         with open(log, "rb") as f:
             data = f.read()

@@ -239,7 +239,7 @@ class Threads(unittest.TestCase):
     def run_once(self, variant, shape, threads, tag):
         out = os.path.join(self.tmp.name, f"{variant}-{tag}.npy")
         r = attnbench("run", "--variant", variant, *shape, "--threads", threads, "--reps", "1",
-                      "--warmup", "0", "--out", out, "--format", "json")
+                      "--warmup", "0", "--out-npy", out, "--format", "json")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         result = json.loads(r.stdout)["results"][0]
         self.assertEqual(result["threads"], threads)

@@ -18,7 +18,7 @@ ATTNBENCH = ""  # set by main: lib.tool_from_argv()
 REPORT = os.environ.get("REPORT", "")
 
 # A sweep small enough to take well under a second: 2 lengths x 2 causal x 2 thread counts.
-TINY_SWEEP = ["--len", "8,16", "--dim", "4", "--heads", "2", "--causal", "both",
+TINY_SWEEP = ["--len", "8,16", "--dim", "4", "--heads", "2", "--causal-both",
               "--threads", "1,2", "--variant", "naive,streaming", "--reps", "1", "--warmup", "0"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -115,8 +115,14 @@ class Sweep(unittest.TestCase):
         proc = self.sweep(*TINY_SWEEP, "-o", path)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assertEqual(proc.stdout.strip(), path)
-        # A progress line per shape: its two thread counts are measured together, interleaved.
-        self.assertEqual(len(re.findall(r"(?m)^sweep: \[\d+/4\]", proc.stderr)), 4, proc.stderr)
+        # Off a terminal, progress is a plain line every few seconds (none for a sweep under a
+        # second); 4 points: a shape's two thread counts are measured together, interleaved.
+        for line in proc.stderr.splitlines():
+            if "done" in line:
+                self.assertRegex(line, r"^attnbench sweep: [0-4]/4 done, ", proc.stderr)
+        quiet = self.sweep(*TINY_SWEEP, "--quiet", "-o", path)
+        self.assertEqual(quiet.returncode, 0, quiet.stderr)
+        self.assertNotIn("/4 done", quiet.stderr)
         self.assertEqual(os.listdir(self.dir), ["out.json"])  # no temporary file left
         with open(path) as f:
             doc = json.load(f)
@@ -377,6 +383,66 @@ class Report(unittest.TestCase):
         proc = report(self.sweep_path, "--tune", tune, "-o", out)
         self.assertEqual(proc.returncode, 2, proc.stderr)
         self.assertIn("candidates[0].median_s is \"fast\"", proc.stderr)
+
+
+def load_report_module():
+    """scripts/report as a module (it has no .py suffix), for its figure helpers."""
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("attn_report", REPORT)
+    spec = importlib.util.spec_from_loader("attn_report", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+class Figures(unittest.TestCase):
+    """What the figures draw: each compute type against its own peak, spread and intervals,
+    and one colour per input file."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.m = load_report_module()
+
+    def test_each_compute_type_has_its_own_peak(self):
+        src = self.m.Source.__new__(self.m.Source)
+        src.peak = {"fma_gflops_per_core": 100.0, "fma_gflops_per_core_512": 100.0,
+                    "bf16_dot_gflops_per_core": 400.0, "amx_bf16_gflops_per_core": 0.0,
+                    "cores": 2}
+        self.assertEqual(src.peak_gflops(1), 100.0)
+        self.assertEqual(src.peak_gflops(4, "bf16_dot"), 800.0)  # at most the cores
+        self.assertIsNone(src.peak_gflops(1, "amx_bf16"))  # 0: this CPU lacks it
+        self.assertEqual(self.m.roofline_of({"roofline": "bf16_dot"}), "bf16_dot")
+        self.assertEqual(self.m.roofline_of({}), "fma")
+
+    def test_traffic_counts_element_sizes(self):
+        r = {"shape": {"batch": 1, "heads_q": 1, "heads_kv": 1, "len_q": 4, "len_kv": 4,
+                       "head_dim": 2}}
+        self.assertEqual(self.m.traffic_bytes(r), 4 * 4 * 8)
+        self.assertEqual(self.m.traffic_bytes(dict(r, dtype="bf16", out_dtype="f32")),
+                         2 * 3 * 8 + 4 * 8)
+
+    def test_spread_bars_and_speedup_intervals(self):
+        r = {"flops": 1e9, "gflops": 1.0, "median_s": 1.0, "samples_s": [0.5, 1.0, 1.0, 2.0]}
+        below, above = self.m.gflops_bar(r)
+        self.assertGreater(below, 0)
+        self.assertGreater(above, 0)
+        one = {"median_s": 2.0, "samples_s": [1.9, 2.0, 2.1]}
+        two = {"median_s": 1.0, "samples_s": [0.5, 1.0, 5.0]}
+        ratio, lo, hi = self.m.speedup_over_one(one, two)
+        self.assertEqual(ratio, 2.0)
+        self.assertLess(lo, 1.0)  # wide spread: the interval says so
+        self.assertGreater(hi, 2.0)
+        paired = dict(two, speedup={"over_threads": 1, "ratio": 1.9, "ci95": [1.8, 2.0]})
+        self.assertEqual(self.m.speedup_over_one(one, paired), (1.9, 1.8, 2.0))
+        self.assertEqual(self.m.speedup_over_one({"median_s": 2.0}, {"median_s": 1.0}),
+                         (2.0, None, None))  # no interval: not drawn
+
+    def test_one_colour_per_file(self):
+        for variant in ("avx512", "naive", "someone-elses"):
+            shades = {self.m.colour(variant, i, 3) for i in range(3)}
+            self.assertEqual(len(shades), 3, variant)
+        self.assertEqual(self.m.colour("avx2"), self.m.colour("avx2", 0, 2))
 
 
 if __name__ == "__main__":

@@ -265,7 +265,7 @@ def case_budget(tmp):
     check(doc["budget_exhausted"], "the result says the budget ran out")
 
 
-PROGRESS_LINE = re.compile(r"^(tune|plan): [\d.]+/[\d.]+ s, \d+/\d+ configurations: "
+PROGRESS_LINE = re.compile(r"^attnbench (tune|plan): [\d.]+/[\d.]+ s, \d+/\d+ configurations: "
                            r"(preparing inputs|checking \S+|timing \S+.*: (warm-up|rep \d+/\d+)"
                            r"|timed \S+)", re.M)
 
@@ -281,7 +281,7 @@ def case_progress(tmp):
     start = time.monotonic()
     r = run(["plan", "--measure"] + BIG, os.path.join(tmp, "w.json"))
     wall = time.monotonic() - start
-    check(r.returncode == 0 and re.search(r"^plan: .*configurations: ", r.stderr, re.M),
+    check(r.returncode == 0 and re.search(r"^attnbench plan: .*configurations: ", r.stderr, re.M),
           f"plan --measure prints progress lines ({wall:.1f} s): " + r.stderr.strip()[-300:])
 
 

@@ -55,7 +55,8 @@ static const char *blis_core(void)
 
 const attn_variant attn_variant_blis = {
     .name = "blis",
-    .description = "GEMM + row softmax + GEMM through BLIS (bli_sgemm with strides), one thread",
+    .description = "GEMM + row softmax + GEMM through BLIS (bli_sgemm with strides), "
+                   "single-threaded BLIS in each of the library's threads",
     .isa = 0,
     .roofline = ATTN_ROOFLINE_FMA,
     .tolerance = 1e-5,

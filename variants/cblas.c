@@ -145,7 +145,8 @@ static const char *openblas_core(void)
 
 const attn_variant attn_variant_cblas = {
     .name = "cblas",
-    .description = "GEMM + row softmax + GEMM through the system CBLAS, one thread (baseline)",
+    .description = "GEMM + row softmax + GEMM through the system CBLAS, single-threaded BLAS in "
+                   "each of the library's threads (baseline)",
     .isa = 0,
     .roofline = ATTN_ROOFLINE_FMA,
     .tolerance = 1e-5,
