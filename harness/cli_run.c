@@ -715,22 +715,6 @@ static int check_variants(run_state *s)
     return -1;
 }
 
-/* A run's speed-up over its base run, from the rounds' time ratios: a drift of the machine that
- * slows both runs of a round cancels in their ratio. */
-static void compute_speedup(variant_run *run, const variant_run *base, int64_t reps)
-{
-    stats_welch paired;
-    size_t dropped;
-    run->speedup = base->samples[0] / run->samples[0];
-    run->speedup_lo = run->speedup_hi = NAN;
-    if (reps >= 2 &&
-        stats_paired_log(run->samples, base->samples, (size_t)reps, 0.95, &paired, &dropped)) {
-        run->speedup = exp(paired.diff);
-        run->speedup_lo = paired.lo;
-        run->speedup_hi = paired.hi;
-    }
-}
-
 /* Warm-up rounds, then timed rounds; each round runs every variant (and thread count) once, so
  * slow drifts of a shared machine (frequency, other load) spread over all runs alike. */
 /* With --min-time S, timed rounds go on past --reps until they have taken S seconds (as Google
@@ -780,7 +764,7 @@ static int time_variants(run_state *s)
     c->reps = timed;
     for (int r = 0; r < s->run_count; r++)
         if (s->runs[r].base >= 0)
-            compute_speedup(&s->runs[r], &s->runs[s->runs[r].base], c->reps);
+            run_compute_speedup(&s->runs[r], &s->runs[s->runs[r].base], c->reps);
     double *sorted = malloc((size_t)c->reps * sizeof *sorted);
     if (!sorted)
         return cli_error("run", "out of memory");

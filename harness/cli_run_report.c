@@ -376,3 +376,18 @@ bool run_print_text(const run_state *s, double flops)
     return ok;
 }
 
+/* A run's speed-up over its base run, from the rounds' time ratios: a drift of the machine that
+ * slows both runs of a round cancels in their ratio. */
+void run_compute_speedup(variant_run *run, const variant_run *base, int64_t reps)
+{
+    stats_welch paired;
+    size_t dropped;
+    run->speedup = base->samples[0] / run->samples[0];
+    run->speedup_lo = run->speedup_hi = NAN;
+    if (reps >= 2 &&
+        stats_paired_log(run->samples, base->samples, (size_t)reps, 0.95, &paired, &dropped)) {
+        run->speedup = exp(paired.diff);
+        run->speedup_lo = paired.lo;
+        run->speedup_hi = paired.hi;
+    }
+}

@@ -87,4 +87,7 @@ bool run_print_json(const run_state *s, double flops);
 void run_print_csv(const run_state *s, double flops);
 bool run_print_text(const run_state *s, double flops);
 
+/* A run's speed-up over its base run, from the rounds' time ratios (paired). */
+void run_compute_speedup(variant_run *run, const variant_run *base, int64_t reps);
+
 #endif

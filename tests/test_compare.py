@@ -445,7 +445,7 @@ def test_gbench_smoke():
     # inconclusive get rounds up to --max-rounds, the others stop; the verdict has four names.
     perf_ab = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "perf-ab")
     out_dir = os.path.join(TMP, "perf-ab")
-    if WRAPPER:  # perf-ab runs the executables directly, not through the cross wrapper
+    if lib.WRAPPER:  # perf-ab runs the executables directly, not through the cross wrapper
         return
     r = subprocess.run(["/usr/bin/python3", perf_ab, "--base-exe", GBENCH, "--new-exe", GBENCH,
                         "--attnbench", TOOL, "--filter", "^naive/", "--rounds", "2",
