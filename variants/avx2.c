@@ -26,7 +26,8 @@
  *   of the K/V loads; a GQA-4 tile in L2 ran 1.8x (f32) and 1.4x (bf16) faster on Zen 4 than
  *   the former re-read of the block per row). The tiles prefetch K and V DEC_PF_KEYS keys
  *   ahead into L2, one prefetch per line beside the loads (with R rows' FMAs per byte the
- *   hardware prefetchers alone fell behind: D2 f32 1.5x faster with it). A group of one row (D1) keeps the one-row loops.
+ *   hardware prefetchers alone fell behind: D2 f32 1.5x faster with it). A group of one row
+ *   (D1) keeps the one-row loops.
  *   run_partial: the same over a key range, leaving unnormalised (max, sum, acc) per row.
  *
  * Half inputs (bf16, f16 Q/K/V; compute stays float32, widening is exact, so the result is bit
