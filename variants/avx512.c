@@ -956,7 +956,7 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
 }
 
 /* One function per dtype (not inlined into one), so each copy is register-allocated alone. */
-#define DECODE_GROUP_OF(name, dt, wide)                                                              \
+#define DECODE_GROUP_OF(name, dt, wide)                                                        \
     static __attribute__((noinline)) void name(const attn_task *t, const ws_layout *w,         \
                                                const attn_group_rows *gr, const key_range *kr) \
     {                                                                                          \
