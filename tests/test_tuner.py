@@ -482,6 +482,22 @@ def case_example_pkgconfig(tmp):
     r = subprocess.run([exe], env=env, capture_output=True, text=True, timeout=120)
     check(r.returncode == 0 and "plan: " in r.stdout and "from estimate" in r.stdout,
           "the example runs: " + r.stdout.strip() + r.stderr.strip())
+    # From the build tree, uninstalled, as the README says: meson's attn-uninstalled.pc.
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(build_dir, "meson-uninstalled"))
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "attn-uninstalled"], env=env,
+                           capture_output=True, text=True)
+    check(flags.returncode == 0, "pkg-config attn-uninstalled: " + flags.stderr.strip())
+    exe = os.path.join(tmp, "plan_example_uninstalled")
+    r = subprocess.run(["cc", "-std=c17", "-Wall", "-Wextra", "-Werror",
+                        os.path.join(source_dir, "examples", "plan_example.c"), "-o", exe]
+                       + flags.stdout.split(), capture_output=True, text=True)
+    check(r.returncode == 0, "the example compiles against the build tree: " + r.stderr)
+    if r.returncode != 0:
+        return
+    env = dict(os.environ, LD_LIBRARY_PATH=build_dir, ATTN_WISDOM=os.path.join(tmp, "w.json"))
+    r = subprocess.run([exe], env=env, capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0 and "plan: " in r.stdout,
+          "the example runs from the build tree: " + r.stdout.strip() + r.stderr.strip())
 
 
 def case_strict_wisdom(tmp):
