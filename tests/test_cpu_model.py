@@ -109,7 +109,7 @@ class CpuModel(unittest.TestCase):
         self.assertEqual(self.info["isa"]["sve_vector_bits"], bits)
         sve = [v for v in self.info["variants"] if v["name"] == "sve"]
         self.assertEqual(len(sve), 1, "the sve variant is not in this AArch64 build")
-        listing = attnbench("list").stdout
+        listing = attnbench("list", "--wide").stdout  # the ISA column
         text = attnbench("info").stdout
         if bits:
             self.assertRegex(listing, rf"(?m)^sve +sve \({bits}-bit\) +yes ")
