@@ -80,13 +80,8 @@ static bool neon_layout_of(const attn_problem *p, const int32_t *v, neon_layout 
     w->vp = w->kp;
     w->s = MR * bk;
     w->m = w->l = bq;
-    size_t sum = 0;
     const size_t parts[] = {w->qp, w->acc, w->kp, w->vp, w->s, w->m, w->l};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        if (__builtin_add_overflow(sum, parts[i], &sum))
-            return false;
-    w->total = sum;
-    return true;
+    return attn_stream_sum_parts(parts, sizeof parts / sizeof parts[0], &w->total);
 }
 
 static size_t neon_workspace(const attn_problem *p, const int32_t *v)
@@ -244,19 +239,15 @@ static bool pack_kv_block(const attn_task *t, int64_t b, int64_t hkv, int64_t j0
         float *kcol = kp + (jj / NR) * dpad * NR + jj % NR;
         float *vrow = vp + jj * NR; /* chunk c/8 of key jj is at vrow + c·bk */
         if (j0 + jj >= j1) {
-            for (int64_t c = 0; c < dpad; c++)
-                kcol[c * NR] = 0.0f;
+            attn_stream_pack_k_col(kcol, NR, NULL, d, dpad);
             for (int64_t c = 0; c < dpad; c += NR)
                 memset(vrow + c * bk, 0, NR * sizeof(float));
             continue;
         }
         const float *k = attn_k_row(t, b, hkv, j0 + jj), *v = attn_v_row(t, b, hkv, j0 + jj);
+        attn_stream_pack_k_col(kcol, NR, k, d, dpad);
         int64_t c = 0;
-        for (; c < d; c++)
-            kcol[c * NR] = k[c];
-        for (; c < dpad; c++)
-            kcol[c * NR] = 0.0f;
-        for (c = 0; c + NR <= d; c += NR) {
+        for (; c + NR <= d; c += NR) {
             const float32x4_t lo = vld1q_f32(v + c), hi = vld1q_f32(v + c + 4);
             vmax = vmaxq_f32(vmax, vmaxq_f32(vabsq_f32(lo), vabsq_f32(hi)));
             vst1q_f32(vrow + c * bk, lo);
@@ -317,11 +308,7 @@ typedef struct neon_ctx {
 static void neon_pack_q_row(void *ctx, const attn_task *t, int64_t r, const void *src)
 {
     const neon_ctx *c = ctx;
-    float *dst = c->qp + r * c->dpad;
-    const int64_t n = src ? t->problem->head_dim : 0;
-    if (n)
-        memcpy(dst, src, (size_t)n * sizeof(float));
-    memset(dst + n, 0, (size_t)(c->dpad - n) * sizeof(float));
+    attn_stream_pack_q_f32(c->qp + r * c->dpad, src, t->problem->head_dim, c->dpad);
 }
 
 static bool neon_pack_kv(void *ctx, const attn_task *t, int64_t b, int64_t hkv, int64_t j0,

@@ -61,13 +61,8 @@ static bool sve_layout_of(const attn_problem *p, const int32_t *v, sve_layout *w
     w->acc = w->qp;
     w->s = MR * bk_max;
     w->m = w->l = bq;
-    size_t sum = 0;
     const size_t parts[] = {w->qp, w->acc, w->kp, w->vp, w->s, w->m, w->l};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        if (__builtin_add_overflow(sum, parts[i], &sum))
-            return false;
-    w->total = sum;
-    return true;
+    return attn_stream_sum_parts(parts, sizeof parts / sizeof parts[0], &w->total);
 }
 
 static size_t sve_workspace(const attn_problem *p, const int32_t *v)
@@ -168,8 +163,7 @@ static bool pack_kv_block(const attn_task *t, int64_t b, int64_t hkv, int64_t j0
         float *kcol = kp + (jj / pw) * dpad * pw + jj % pw;
         float *vrow = vp + jj * pw; /* chunk c/PW of key jj is at vrow + c·bkp */
         if (j0 + jj >= j1) {
-            for (int64_t c = 0; c < dpad; c++)
-                kcol[c * pw] = 0.0f;
+            attn_stream_pack_k_col(kcol, pw, NULL, d, dpad);
             for (int64_t c = 0; c < d; c += pw) {
                 svst1_f32(all, vrow + c * bkp, svdup_n_f32(0.0f));
                 svst1_f32(all, vrow + c * bkp + vl, svdup_n_f32(0.0f));
@@ -177,12 +171,8 @@ static bool pack_kv_block(const attn_task *t, int64_t b, int64_t hkv, int64_t j0
             continue;
         }
         const float *k = attn_k_row(t, b, hkv, j0 + jj), *v = attn_v_row(t, b, hkv, j0 + jj);
-        int64_t c = 0;
-        for (; c < d; c++)
-            kcol[c * pw] = k[c];
-        for (; c < dpad; c++)
-            kcol[c * pw] = 0.0f;
-        for (c = 0; c < d; c += pw) {
+        attn_stream_pack_k_col(kcol, pw, k, d, dpad);
+        for (int64_t c = 0; c < d; c += pw) {
             /* Inactive lanes load as zero: the chunk's tail past d is padded by the load. */
             const svfloat32_t lo = svld1_f32(svwhilelt_b32_s64(c, d), v + c);
             const svfloat32_t hi = svld1_f32(svwhilelt_b32_s64(c + vl, d), v + c + vl);
@@ -224,11 +214,7 @@ typedef struct sve_ctx {
 static void sve_pack_q_row(void *ctx, const attn_task *t, int64_t r, const void *src)
 {
     const sve_ctx *c = ctx;
-    float *dst = c->qp + r * c->dpad;
-    const int64_t n = src ? t->problem->head_dim : 0;
-    if (n)
-        memcpy(dst, src, (size_t)n * sizeof(float));
-    memset(dst + n, 0, (size_t)(c->dpad - n) * sizeof(float));
+    attn_stream_pack_q_f32(c->qp + r * c->dpad, src, t->problem->head_dim, c->dpad);
 }
 
 static bool sve_pack_kv(void *ctx, const attn_task *t, int64_t b, int64_t hkv, int64_t j0,

@@ -72,13 +72,8 @@ static bool layout_of(const attn_problem *p, const int32_t *v, sve_bf16_layout *
     w->pb = MR * (bk_max / 2 + 1);
     w->m = w->l = bq;
     w->vrow = dpad;
-    size_t sum = 0;
     const size_t parts[] = {w->qp, w->acc, w->kp, w->vp, w->s, w->pb, w->m, w->l, w->vrow};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        if (__builtin_add_overflow(sum, parts[i], &sum))
-            return false;
-    w->total = sum;
-    return true;
+    return attn_stream_sum_parts(parts, sizeof parts / sizeof parts[0], &w->total);
 }
 
 static size_t sve_bf16_workspace(const attn_problem *p, const int32_t *v)
