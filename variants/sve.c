@@ -152,9 +152,12 @@ pv_tile(const float *restrict p, int64_t ldp, const float *restrict vchunk, int6
 
 /* Packs keys [j0, j1) of K as [panels][dpad][PW] and of V as [chunks][bkp][PW], zero padded to
  * whole panels. Returns false when the V block holds a NaN or an infinity. */
-static bool pack_kv_block(const attn_task *t, int64_t b, int64_t hkv, int64_t j0, int64_t j1,
-                          int64_t bkp, float *restrict kp, float *restrict vp)
+static bool pack_kv_block(void *ctx, const attn_task *t, int64_t b, int64_t hkv, int64_t j0,
+                          int64_t j1)
 {
+    const stream_f32_ctx *cx = ctx;
+    const int64_t bkp = cx->bkp;
+    float *restrict kp = cx->kp, *restrict vp = cx->vp;
     const svbool_t all = svptrue_b32();
     const int64_t vl = (int64_t)svcntw(), pw = 2 * vl;
     const int64_t d = t->problem->head_dim, dpad = round_up(d, 8), nkeys = round_up(j1 - j0, pw);
@@ -204,29 +207,9 @@ static inline void softmax_row(float *restrict s, int64_t n, float *restrict m, 
     *l += svaddv_f32(all, sum);
 }
 
-/* The workspace parts and constants of one task, for the driver's callbacks (ctx). */
-typedef struct sve_ctx {
-    float *qp, *acc, *kp, *vp, *s, *run_max, *run_sum;
-    int64_t dpad, bkp;
-    float scale_log2e;
-} sve_ctx;
-
-static void sve_pack_q_row(void *ctx, const attn_task *t, int64_t r, const void *src)
-{
-    const sve_ctx *c = ctx;
-    attn_stream_pack_q_f32(c->qp + r * c->dpad, src, t->problem->head_dim, c->dpad);
-}
-
-static bool sve_pack_kv(void *ctx, const attn_task *t, int64_t b, int64_t hkv, int64_t j0,
-                        int64_t j1)
-{
-    const sve_ctx *c = ctx;
-    return pack_kv_block(t, b, hkv, j0, j1, c->bkp, c->kp, c->vp);
-}
-
 static void sve_micro_tile(void *ctx, const attn_task *t, const micro_step *st)
 {
-    const sve_ctx *c = ctx;
+    const stream_f32_ctx *c = ctx;
     const int64_t vl = (int64_t)svcntw(), pw = 2 * vl, d = t->problem->head_dim;
     const int64_t dpad = c->dpad, bkp = c->bkp, nkeys = round_up(st->end - st->j0, pw);
     float *acc = c->acc + st->m0 * dpad;
@@ -248,7 +231,8 @@ static void sve_micro_tile(void *ctx, const attn_task *t, const micro_step *st)
     }
 }
 
-static const stream_ops sve_ops = {sve_pack_q_row, sve_pack_kv, sve_micro_tile};
+static const stream_ops sve_ops = {attn_stream_f32_pack_q_row, pack_kv_block,
+                                   sve_micro_tile};
 
 static attn_status sve_run(const attn_task *t)
 {
@@ -256,7 +240,7 @@ static attn_status sve_run(const attn_task *t)
     if (!sve_layout_of(t->problem, t->params, &w)) /* workspace_size() succeeded: it cannot */
         return ATTN_ERR_OVERFLOW;
     const int64_t bk = t->params[P_BK];
-    sve_ctx c = {.qp = t->workspace, .dpad = round_up(t->problem->head_dim, 8),
+    stream_f32_ctx c = {.qp = t->workspace, .dpad = round_up(t->problem->head_dim, 8),
                  .bkp = round_up(bk, 2 * (int64_t)svcntw()),
                  .scale_log2e = t->scale * ATTN_LOG2E};
     c.acc = c.qp + w.qp;
