@@ -553,7 +553,7 @@ static void full_row_tile(const run_ctx *x, tile_ctx *tc, float *S, __mmask16 *m
             for (int k = 0; k < NQV; k++) {
                 m[k] = max_skip_nan(s[k][j], m[k]);
                 _mm512_store_ps(S + (j0 + j - kbeg) * TILE_Q + 16 * k, s[k][j]);
-                masks[(j0 + j - kbeg) * NQV + k] = vm[k][j];
+                masks[(j0 + j - kbeg) * NQV + k] = fast ? 0xffff : vm[k][j];
             }
     }
     /* A row with no finite score keeps m = -inf; use 0 so its -inf scores give 2^-inf = 0. */

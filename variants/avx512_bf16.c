@@ -436,8 +436,10 @@ static inline void key_tile(const run_ctx *x, const tile_ctx *tc, const uint32_t
             m[k] = raise_max_lanes(tc->ot + 16 * k, TILE_Q, x->d, m[k], tmax, need, &l[k]);
         }
         for (int i = 0; i < KPAIRS; i++) {
-            const __m512 pe = exp2_ps(_mm512_sub_ps(s[k][2 * i], m[k]), vm[k][2 * i]);
-            const __m512 po = exp2_ps(_mm512_sub_ps(s[k][2 * i + 1], m[k]), vm[k][2 * i + 1]);
+            const __m512 pe =
+                exp2_ps(_mm512_sub_ps(s[k][2 * i], m[k]), fast ? 0xffff : vm[k][2 * i]);
+            const __m512 po =
+                exp2_ps(_mm512_sub_ps(s[k][2 * i + 1], m[k]), fast ? 0xffff : vm[k][2 * i + 1]);
             pp[k][i] = round_weights(pe, po, &l[k]);
         }
     }

@@ -166,18 +166,16 @@ static inline void tile_band_masked(const tile_band *b, const float *mask, int64
 }
 
 /* The score epilogue of one key tile from j0 (nk keys): raw scores ·c (scale·log2(e)), the
- * options, then unless `fast` (every pair counts) the band and mask; vm: the pairs that
- * count. */
+ * options, then unless `fast` (every pair counts) the band and mask, with vm the pairs that
+ * count; with `fast`, vm is left as it is (unread: every lane counts). */
 static inline void tile_scores(const tile_options *o, __m512 c, const float *mask,
                                const tile_band *b, int64_t j0, int nk, bool fast,
                                __m512 s[TILE_OPT_V][TILE_OPT_K],
                                __mmask16 vm[TILE_OPT_V][TILE_OPT_K])
 {
     for (int k = 0; k < TILE_OPT_V; k++)
-        for (int j = 0; j < TILE_OPT_K; j++) {
+        for (int j = 0; j < TILE_OPT_K; j++)
             s[k][j] = _mm512_mul_ps(s[k][j], c);
-            vm[k][j] = 0xffff;
-        }
     tile_options_apply(o, b->slope, b->pos, j0, s);
     if (!fast)
         tile_band_masked(b, mask, j0, nk, s, vm);
