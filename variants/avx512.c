@@ -110,16 +110,15 @@ static const attn_param_info avx512_params[] = {
                 0, 1, 1},
     [P_BQ] = {"bq", "query rows per block sharing each K/V block (mode 0)", TILE_Q, 4096, TILE_Q},
     [P_BK] = {"bk", "keys per K/V block (mode 0)", TILE_K, 1 << 20, TILE_K},
-    [P_DEC] = {"dec", "rows per group (heads per group x query rows) up to which the decode path "
-                      "runs; 0 = never", 0, 64, 1},
+    [P_DEC] = TILE_DEC_PARAM,
 };
 
 /* ---- workspace ---------------------------------------------------------------------------- */
 
 /* Bytes of each part, rounded to 64 so every part stays aligned. */
 typedef struct ws_layout {
-    size_t qt, ot, m, l, lim, moff, scores, masks, full, dec_o, dec_l, dec_m, dec_lim;
-    size_t first, slope, pos;   /* each row's first key (window) and ALiBi slope and i' */
+    size_t qt, ot, scores, masks, full, dec_o, dec_l, dec_m, dec_lim;
+    row_parts rows;             /* m, l, limits, mask offsets, window, ALiBi (tile_rows.h) */
     size_t kv, dec_q, dec_qp, total; /* widened K/V keys (half inputs); decode Q rows (padded)
                                       * and their pointers */
     size_t kv_keys;          /* keys the widened K (then V) block holds */
@@ -145,13 +144,7 @@ static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
         return false;
     return add_part(&w->qt, &w->total, rd, sizeof(float)) &&
            add_part(&w->ot, &w->total, v[P_MODE] == 1 ? 0 : rd, sizeof(float)) &&
-           add_part(&w->m, &w->total, rows, sizeof(float)) &&
-           add_part(&w->l, &w->total, rows, sizeof(float)) &&
-           add_part(&w->lim, &w->total, rows, sizeof(int64_t)) &&
-           add_part(&w->moff, &w->total, rows, sizeof(int64_t)) &&
-           add_part(&w->first, &w->total, rows > dec ? rows : dec, sizeof(int64_t)) &&
-           add_part(&w->slope, &w->total, rows > dec ? rows : dec, sizeof(float)) &&
-           add_part(&w->pos, &w->total, rows > dec ? rows : dec, sizeof(float)) &&
+           add_row_parts(&w->rows, &w->total, rows, dec) &&
            add_part(&w->scores, &w->total, kq, sizeof(float)) &&
            add_part(&w->masks, &w->total, keys * NQV, sizeof(__mmask16)) &&
            add_part(&w->full, &w->total, keys / TILE_K, sizeof(bool)) &&
@@ -184,8 +177,7 @@ static const attn_default_rule avx512_defaults[] = {
                 "Q^T and O^T: 2 x d floats per row"},
     [P_BK]   = {ATTN_FACT_L2,   4, 8,    0, 1,  8,   1 << 20, 0,       0,
                 "K and V: 2 x d floats per key"},
-    [P_DEC]  = {ATTN_FACT_NONE, 0, 0,    0, 0,  0,   0,       0,       16,
-                "up to 16 rows (a zmm's lanes) the 32-row tile idles; decode streams K/V"},
+    [P_DEC]  = TILE_DEC_DEFAULT,
 };
 
 /* Mode 1 keeps 32 × Lk scores per thread; past this it stops being a cache-resident block and
@@ -283,12 +275,9 @@ typedef struct tile_ctx {
     const float *qt;      /* packed Qᵀ [d][32] */
     float *ot;            /* Oᵀ accumulator [d][32] */
     float *m, *l;         /* running max (log2 units) and sum [32] */
-    const int64_t *lim;   /* key limit of each row [32]; 0 for padding lanes */
-    const int64_t *moff;  /* offset of each row's mask row (mask problems) [32] */
+    tile_band band;       /* limits, window, mask offsets, ALiBi of each row (avx512_common.h) */
     int64_t lim_min;      /* smallest key limit of the tile's rows */
-    const int64_t *first; /* first key of each row (sliding window; 0 without) [32] */
-    int64_t first_min, first_max; /* smallest and largest of them over rows with keys */
-    const float *slope, *pos; /* ALiBi: slope·log2(e) and i' of each row [32] */
+    int64_t first_min, first_max; /* smallest and largest first key over rows with keys */
 } tile_ctx;
 
 typedef struct run_ctx {
@@ -363,46 +352,6 @@ static inline void pv_tile(float *restrict ot, const float *const vr[TILE_K], in
     }
 }
 
-/* Scaled scores of one key tile (log2 units, options applied), with the additive mask added,
- * excluded pairs set to -inf and vm telling which pairs count: keys j0 + j, j < nk, in each
- * row's band [first, limit) and not masked by -inf. */
-static inline void score_epilogue_masked(const run_ctx *x, const tile_ctx *tc, int64_t j0, int nk,
-                                         __m512 s[NQV][TILE_K], __mmask16 vm[NQV][TILE_K])
-{
-    for (int k = 0; k < NQV; k++) {
-        /* Band edges relative to j0, clamped into int32 for the per-key compares. */
-        int32_t rel[16], relf[16];
-        for (int r = 0; r < 16; r++) {
-            const int64_t n = tc->lim[16 * k + r] - j0, f = tc->first[16 * k + r] - j0;
-            rel[r] = n < 0 ? 0 : n > TILE_K ? TILE_K : (int32_t)n;
-            relf[r] = f < 0 ? 0 : f > TILE_K ? TILE_K : (int32_t)f;
-        }
-        const __m512i relv = _mm512_loadu_si512(rel), relfv = _mm512_loadu_si512(relf);
-        __m512i off_lo = _mm512_setzero_si512(), off_hi = _mm512_setzero_si512();
-        if (x->mask) {
-            off_lo = _mm512_loadu_si512(tc->moff + 16 * k);
-            off_hi = _mm512_loadu_si512(tc->moff + 16 * k + 8);
-        }
-        for (int j = 0; j < TILE_K; j++) {
-            const __m512i jv = _mm512_set1_epi32(j);
-            __mmask16 valid = j < nk ? _mm512_mask_cmple_epi32_mask(
-                                           _mm512_cmpgt_epi32_mask(relv, jv), relfv, jv)
-                                     : 0;
-            __m512 sc = s[k][j];
-            if (x->mask && valid) {
-                const float *col = x->mask + j0 + j;
-                const __m512 mv = _mm512_insertf32x8(
-                    _mm512_castps256_ps512(_mm512_i64gather_ps(off_lo, col, 4)),
-                    _mm512_i64gather_ps(off_hi, col, 4), 1);
-                valid = _mm512_mask_cmp_ps_mask(valid, mv, _mm512_set1_ps(-INFINITY), _CMP_NEQ_UQ);
-                sc = _mm512_fmadd_ps(mv, _mm512_set1_ps(ATTN_LOG2E), sc);
-            }
-            s[k][j] = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), valid, sc);
-            vm[k][j] = valid;
-        }
-    }
-}
-
 /* One 32-row × 8-key tile: scores, softmax update, P·V. `fast`: every pair counts. */
 static inline void key_tile(const run_ctx *x, const tile_ctx *tc, int64_t j0, int nk, bool fast,
                             __m512 m[NQV], __m512 l[NQV])
@@ -416,18 +365,10 @@ static inline void key_tile(const run_ctx *x, const tile_ctx *tc, int64_t j0, in
     __m512 s[NQV][TILE_K];
     __mmask16 vm[NQV][TILE_K];
     qk_tile(tc->qt, kr, x->d, s);
-    for (int k = 0; k < NQV; k++)
-        for (int j = 0; j < TILE_K; j++)
-            s[k][j] = _mm512_mul_ps(s[k][j], x->c);
-    tile_options_apply(&x->opts, tc->slope, tc->pos, j0, s);
-    if (!fast)
-        score_epilogue_masked(x, tc, j0, nk, s, vm);
+    tile_scores(&x->opts, x->c, x->mask, &tc->band, j0, nk, fast, s, vm);
     for (int k = 0; k < NQV; k++) {
-        __m512 tmax = _mm512_set1_ps(-INFINITY);
-        for (int j = 0; j < TILE_K; j++)
-            tmax = max_skip_nan(s[k][j], tmax);
-        const __mmask16 need = _mm512_cmp_ps_mask(
-            tmax, _mm512_add_ps(m[k], _mm512_set1_ps(LAZY_MAX_BITS)), _CMP_GT_OQ);
+        __m512 tmax;
+        const __mmask16 need = tile_max_passes(s[k], m[k], &tmax);
         if (need)
             m[k] = raise_max_lanes(tc->ot + 16 * k, TILE_Q, x->d, m[k], tmax, need, &l[k]);
         for (int j = 0; j < TILE_K; j++) {
@@ -545,10 +486,9 @@ static void streaming_group(const attn_task *t, const ws_layout *w, const attn_g
     const int64_t bq = t->params[P_BQ], bk = t->params[P_BK], d = t->problem->head_dim;
     char *ws = t->workspace;
     float *qt = (float *)(ws + w->qt), *ot = (float *)(ws + w->ot);
-    float *m = (float *)(ws + w->m), *l = (float *)(ws + w->l);
-    int64_t *lim = (int64_t *)(ws + w->lim), *moff = (int64_t *)(ws + w->moff);
-    int64_t *first = (int64_t *)(ws + w->first);
-    float *slope = (float *)(ws + w->slope), *pos = (float *)(ws + w->pos);
+    const row_arrays ra = row_arrays_of(ws, &w->rows);
+    float *m = ra.m, *l = ra.l, *slope = ra.slope, *pos = ra.pos;
+    int64_t *lim = ra.lim, *moff = ra.moff, *first = ra.first;
     run_ctx x = run_ctx_of(t, w, gr);
 
     for (int64_t r0 = 0; r0 < gr->count; r0 += bq) {
@@ -570,12 +510,10 @@ static void streaming_group(const attn_task *t, const ws_layout *w, const attn_g
             for (int64_t tile = 0; tile < tiles; tile++) {
                 tile_ctx tc = {.qt = qt + tile * TILE_Q * d, .ot = ot + tile * TILE_Q * d,
                                .m = m + tile * TILE_Q, .l = l + tile * TILE_Q,
-                               .lim = lim + tile * TILE_Q, .moff = moff + tile * TILE_Q,
-                               .first = first + tile * TILE_Q, .slope = slope + tile * TILE_Q,
-                               .pos = pos + tile * TILE_Q};
+                               .band = tile_band_at(&ra, tile * TILE_Q)};
                 int64_t k1;
-                limit_range(tc.lim, TILE_Q, &tc.lim_min, &k1);
-                first_range(tc.first, tc.lim, TILE_Q, &tc.first_min, &tc.first_max);
+                limit_range(tc.band.lim, TILE_Q, &tc.lim_min, &k1);
+                first_range(tc.band.first, tc.band.lim, TILE_Q, &tc.first_min, &tc.first_max);
                 k1 = k1 < lim_max ? k1 : lim_max;
                 k1 = k0 + bk < k1 ? k0 + bk : k1;
                 const int64_t j_begin = tc.first_min > k0 ? tc.first_min : k0;
@@ -609,20 +547,13 @@ static void full_row_tile(const run_ctx *x, tile_ctx *tc, float *S, __mmask16 *m
         __m512 s[NQV][TILE_K];
         __mmask16 vm[NQV][TILE_K];
         qk_tile(tc->qt, kr, d, s);
-        for (int k = 0; k < NQV; k++)
-            for (int j = 0; j < TILE_K; j++) {
-                s[k][j] = _mm512_mul_ps(s[k][j], x->c);
-                vm[k][j] = 0xffff;
-            }
-        tile_options_apply(&x->opts, tc->slope, tc->pos, j0, s);
-        if (!fast)
-            score_epilogue_masked(x, tc, j0, nk, s, vm);
+        tile_scores(&x->opts, x->c, x->mask, &tc->band, j0, nk, fast, s, vm);
         full[(j0 - kbeg) / TILE_K] = fast;
         for (int j = 0; j < nk; j++)
             for (int k = 0; k < NQV; k++) {
                 m[k] = max_skip_nan(s[k][j], m[k]);
                 _mm512_store_ps(S + (j0 + j - kbeg) * TILE_Q + 16 * k, s[k][j]);
-                masks[(j0 + j - kbeg) * NQV + k] = vm[k][j];
+                masks[(j0 + j - kbeg) * NQV + k] = fast ? 0xffff : vm[k][j];
             }
     }
     /* A row with no finite score keeps m = -inf; use 0 so its -inf scores give 2^-inf = 0. */
@@ -701,10 +632,9 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
 {
     char *ws = t->workspace;
     float *qt = (float *)(ws + w->qt), *S = (float *)(ws + w->scores);
-    float *m = (float *)(ws + w->m), *l = (float *)(ws + w->l);
-    int64_t *lim = (int64_t *)(ws + w->lim), *moff = (int64_t *)(ws + w->moff);
-    int64_t *first = (int64_t *)(ws + w->first);
-    float *slope = (float *)(ws + w->slope), *pos = (float *)(ws + w->pos);
+    const row_arrays ra = row_arrays_of(ws, &w->rows);
+    float *m = ra.m, *l = ra.l, *slope = ra.slope, *pos = ra.pos;
+    int64_t *lim = ra.lim, *moff = ra.moff, *first = ra.first;
     __mmask16 *masks = (__mmask16 *)(ws + w->masks);
     bool *full = (bool *)(ws + w->full);
     run_ctx x = run_ctx_of(t, w, gr);
@@ -720,8 +650,7 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
             widen_keys(&x, kr->begin, widened, kend);
             widened = kend;
         }
-        tile_ctx tc = {.qt = qt, .m = m, .l = l, .lim = lim, .moff = moff, .first = first,
-                       .slope = slope, .pos = pos};
+        tile_ctx tc = {.qt = qt, .m = m, .l = l, .band = tile_band_at(&ra, 0)};
         int64_t lim_max;
         limit_range(lim, TILE_Q, &tc.lim_min, &lim_max);
         first_range(first, lim, TILE_Q, &tc.first_min, &tc.first_max);
@@ -904,8 +833,9 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
     char *ws = t->workspace;
     float *o = (float *)(ws + w->dec_o), *lv = (float *)(ws + w->dec_l);
     float *mrow = (float *)(ws + w->dec_m), *qw = (float *)(ws + w->dec_q);
-    int64_t *lim = (int64_t *)(ws + w->dec_lim), *first = (int64_t *)(ws + w->first);
-    float *slope = (float *)(ws + w->slope), *pos = (float *)(ws + w->pos);
+    const row_arrays ra = row_arrays_of(ws, &w->rows);
+    int64_t *lim = (int64_t *)(ws + w->dec_lim), *first = ra.first;
+    float *slope = ra.slope, *pos = ra.pos;
     const float **qrow = (const float **)(ws + w->dec_qp);
     const block_rows br = block_of(t, kr, gr, 0, n);
     const run_ctx rc = run_ctx_of(t, w, gr);

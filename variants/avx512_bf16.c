@@ -106,15 +106,14 @@ enum {
 static const attn_param_info bf16_params[] = {
     [P_BQ] = {"bq", "query rows per block sharing each packed K/V block", TILE_Q, 4096, TILE_Q},
     [P_BK] = {"bk", "keys per packed K/V block", TILE_K, 1 << 16, TILE_K},
-    [P_DEC] = {"dec", "rows per group (heads per group x query rows) up to which the decode path "
-                      "runs; 0 = never", 0, 64, 1},
+    [P_DEC] = TILE_DEC_PARAM,
 };
 
 /* ---- workspace ---------------------------------------------------------------------------- */
 
 typedef struct ws_layout {
-    size_t qp, ot, m, l, lim, moff, kp, vp, vbad;            /* prefill */
-    size_t first, slope, pos;    /* each row's window edge, ALiBi slope and i' (both paths) */
+    size_t qp, ot, kp, vp, vbad;                            /* prefill */
+    row_parts rows;  /* m, l, limits, mask offsets (prefill); window, ALiBi (both paths) */
     size_t dq, dk, dv, dec_o, dec_t, dec_l, dec_m, dec_lim; /* decode */
     size_t total;
 } ws_layout;
@@ -140,13 +139,7 @@ static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
         return false;
     return add_part(&w->qp, &w->total, bq_dp, sizeof(uint32_t)) &&
            add_part(&w->ot, &w->total, bq_d, sizeof(float)) &&
-           add_part(&w->m, &w->total, bq, sizeof(float)) &&
-           add_part(&w->l, &w->total, bq, sizeof(float)) &&
-           add_part(&w->lim, &w->total, bq, sizeof(int64_t)) &&
-           add_part(&w->moff, &w->total, bq, sizeof(int64_t)) &&
-           add_part(&w->first, &w->total, bq > dec ? bq : dec, sizeof(int64_t)) &&
-           add_part(&w->slope, &w->total, bq > dec ? bq : dec, sizeof(float)) &&
-           add_part(&w->pos, &w->total, bq > dec ? bq : dec, sizeof(float)) &&
+           add_row_parts(&w->rows, &w->total, bq, dec) &&
            add_part(&w->kp, &w->total, bk_dp, sizeof(uint32_t)) &&
            add_part(&w->vp, &w->total, bk_d, sizeof(uint16_t)) &&
            add_part(&w->vbad, &w->total, bk / TILE_K, sizeof(bool)) &&
@@ -175,8 +168,7 @@ static const attn_default_rule bf16_defaults[] = {
                 "QP bf16 pairs and O^T floats: 6 x d bytes per row"},
     [P_BK]   = {ATTN_FACT_L2,   4, 4,    0, 1,  8,   1 << 16, 0,       0,
                 "packed K and V: 2 x d bf16 per key"},
-    [P_DEC]  = {ATTN_FACT_NONE, 0, 0,    0, 0,  0,   0,       0,       16,
-                "up to 16 rows (a zmm's lanes) the 32-row tile idles"},
+    [P_DEC]  = TILE_DEC_DEFAULT,
 };
 
 static bool bf16_valid(const attn_problem *p, const int32_t *v, char *why, size_t why_len)
@@ -276,12 +268,9 @@ typedef struct tile_ctx {
     const uint32_t *qp;   /* QP [dp][32] */
     float *ot;            /* Oᵀ accumulator [d][32] */
     float *m, *l;         /* running max (log2 units) and sum [32] */
-    const int64_t *lim;   /* key limit of each row [32]; 0 for padding lanes */
-    const int64_t *moff;  /* offset of each row's mask row [32] */
+    tile_band band;       /* limits, window, mask offsets, ALiBi of each row (avx512_common.h) */
     int64_t lim_min;      /* smallest key limit of the tile's real rows */
-    const int64_t *first; /* first key of each row (sliding window) [32] */
-    int64_t first_min, first_max; /* over the rows that see a key */
-    const float *slope, *pos; /* ALiBi of each row [32] */
+    int64_t first_min, first_max; /* smallest and largest first key over rows that see a key */
 } tile_ctx;
 
 /* S[k][j] = Σ_p QP[p][16k..16k+15] · KP[p][j]. */
@@ -412,44 +401,6 @@ static void pv_tile_by_key(float *restrict ot, const uint32_t *restrict vt, int6
     }
 }
 
-/* Scaled scores of one key tile (log2 units, options applied) with the mask added, excluded
- * pairs set to -inf; vm tells which pairs count: keys j0 + j, j < nk, in each row's band
- * [first, limit) and not masked by -inf. */
-static void score_epilogue_masked(const run_ctx *x, const tile_ctx *tc, int64_t j0, int nk,
-                                  __m512 s[NQV][TILE_K], __mmask16 vm[NQV][TILE_K])
-{
-    const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    for (int k = 0; k < NQV; k++) {
-        int32_t rel[16], relf[16]; /* the band of row r in the tile, 0..TILE_K */
-        for (int r = 0; r < 16; r++) {
-            const int64_t n = tc->lim[16 * k + r] - j0, f = tc->first[16 * k + r] - j0;
-            rel[r] = n < 0 ? 0 : n > nk ? nk : (int32_t)n;
-            relf[r] = f < 0 ? 0 : f > TILE_K ? TILE_K : (int32_t)f;
-        }
-        const __m512i relv = _mm512_loadu_si512(rel), relfv = _mm512_loadu_si512(relf);
-        for (int j = 0; j < TILE_K; j++) {
-            const __m512i jv = _mm512_set1_epi32(j);
-            __mmask16 valid =
-                _mm512_mask_cmple_epi32_mask(_mm512_cmpgt_epi32_mask(relv, jv), relfv, jv);
-            __m512 sc = s[k][j];
-            if (x->mask && valid) {
-                const float *col = x->mask + j0 + j;
-                const __m512i off_lo = _mm512_loadu_si512(tc->moff + 16 * k);
-                const __m512i off_hi = _mm512_loadu_si512(tc->moff + 16 * k + 8);
-                const __m256 lo = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), (__mmask8)valid,
-                                                           off_lo, col, 4);
-                const __m256 hi = _mm512_mask_i64gather_ps(
-                    _mm256_setzero_ps(), (__mmask8)(valid >> 8), off_hi, col, 4);
-                const __m512 mv = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
-                valid = _mm512_mask_cmp_ps_mask(valid, mv, ninf, _CMP_NEQ_UQ);
-                sc = _mm512_fmadd_ps(mv, _mm512_set1_ps(ATTN_LOG2E), sc);
-            }
-            s[k][j] = _mm512_mask_mov_ps(ninf, valid, sc);
-            vm[k][j] = valid;
-        }
-    }
-}
-
 /* A key tile's weights whose P·V has not run yet: it runs together with the next tile's
  * (pv_tile2), or alone before the running max moves (the Oᵀ rescale must not reach it). */
 typedef struct pending_pv {
@@ -475,28 +426,20 @@ static inline void key_tile(const run_ctx *x, const tile_ctx *tc, const uint32_t
     __m512 s[NQV][TILE_K];
     __mmask16 vm[NQV][TILE_K];
     qk_tile(tc->qp, kt, x->dp, s);
-    for (int k = 0; k < NQV; k++)
-        for (int j = 0; j < TILE_K; j++) {
-            s[k][j] = _mm512_mul_ps(s[k][j], x->c);
-            vm[k][j] = 0xffff;
-        }
-    tile_options_apply(&x->opts, tc->slope, tc->pos, j0, s);
-    if (!fast)
-        score_epilogue_masked(x, tc, j0, nk, s, vm);
+    tile_scores(&x->opts, x->c, x->mask, &tc->band, j0, nk, fast, s, vm);
     __m512bh pp[NQV][KPAIRS];
     for (int k = 0; k < NQV; k++) {
-        __m512 tmax = _mm512_set1_ps(-INFINITY);
-        for (int j = 0; j < TILE_K; j++)
-            tmax = _mm512_max_ps(s[k][j], tmax); /* skips a NaN in s (second operand wins) */
-        const __mmask16 need = _mm512_cmp_ps_mask(
-            tmax, _mm512_add_ps(m[k], _mm512_set1_ps(LAZY_MAX_BITS)), _CMP_GT_OQ);
+        __m512 tmax;
+        const __mmask16 need = tile_max_passes(s[k], m[k], &tmax);
         if (need) {
             flush_pending(x, tc, pend);
             m[k] = raise_max_lanes(tc->ot + 16 * k, TILE_Q, x->d, m[k], tmax, need, &l[k]);
         }
         for (int i = 0; i < KPAIRS; i++) {
-            const __m512 pe = exp2_ps(_mm512_sub_ps(s[k][2 * i], m[k]), vm[k][2 * i]);
-            const __m512 po = exp2_ps(_mm512_sub_ps(s[k][2 * i + 1], m[k]), vm[k][2 * i + 1]);
+            const __m512 pe =
+                exp2_ps(_mm512_sub_ps(s[k][2 * i], m[k]), fast ? 0xffff : vm[k][2 * i]);
+            const __m512 po =
+                exp2_ps(_mm512_sub_ps(s[k][2 * i + 1], m[k]), fast ? 0xffff : vm[k][2 * i + 1]);
             pp[k][i] = round_weights(pe, po, &l[k]);
         }
     }
@@ -624,10 +567,10 @@ static void prefill_group(const run_ctx *x, const ws_layout *w, const attn_group
     uint32_t *qp = (uint32_t *)(ws + w->qp), *kp = (uint32_t *)(ws + w->kp);
     uint32_t *vp = (uint32_t *)(ws + w->vp);
     bool *bad = (bool *)(ws + w->vbad);
-    float *ot = (float *)(ws + w->ot), *m = (float *)(ws + w->m), *l = (float *)(ws + w->l);
-    int64_t *lim = (int64_t *)(ws + w->lim), *moff = (int64_t *)(ws + w->moff);
-    int64_t *first = (int64_t *)(ws + w->first);
-    float *slope = (float *)(ws + w->slope), *pos = (float *)(ws + w->pos);
+    float *ot = (float *)(ws + w->ot);
+    const row_arrays ra = row_arrays_of(ws, &w->rows);
+    float *m = ra.m, *l = ra.l, *slope = ra.slope, *pos = ra.pos;
+    int64_t *lim = ra.lim, *moff = ra.moff, *first = ra.first;
 
     for (int64_t r0 = 0; r0 < gr->count; r0 += bq) {
         const block_rows br = block_of(t, kr, gr, r0, bq);
@@ -649,12 +592,10 @@ static void prefill_group(const run_ctx *x, const ws_layout *w, const attn_group
                 const int64_t real = br.n - tile * TILE_Q < TILE_Q ? br.n - tile * TILE_Q : TILE_Q;
                 tile_ctx tc = {.qp = qp + tile * TILE_Q * dp, .ot = ot + tile * TILE_Q * d,
                                .m = m + tile * TILE_Q, .l = l + tile * TILE_Q,
-                               .lim = lim + tile * TILE_Q, .moff = moff + tile * TILE_Q,
-                               .first = first + tile * TILE_Q, .slope = slope + tile * TILE_Q,
-                               .pos = pos + tile * TILE_Q};
+                               .band = tile_band_at(&ra, tile * TILE_Q)};
                 int64_t tile_max;
-                limit_range(tc.lim, real, &tc.lim_min, &tile_max);
-                first_range(tc.first, tc.lim, real, &tc.first_min, &tc.first_max);
+                limit_range(tc.band.lim, real, &tc.lim_min, &tile_max);
+                first_range(tc.band.first, tc.band.lim, real, &tc.first_min, &tc.first_max);
                 const int64_t end = tile_max < k1 ? tile_max : k1;
                 const int64_t begin = tc.first_min > k0 && tc.first_min < end
                                           ? k0 + (tc.first_min - k0) / TILE_K * TILE_K
@@ -770,8 +711,9 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
     uint16_t *dv = (uint16_t *)(ws + w->dv);
     float *o = (float *)(ws + w->dec_o), *lv = (float *)(ws + w->dec_l);
     float *mrow = (float *)(ws + w->dec_m), *tmp = (float *)(ws + w->dec_t);
-    int64_t *lim = (int64_t *)(ws + w->dec_lim), *first = (int64_t *)(ws + w->first);
-    float *slope = (float *)(ws + w->slope), *pos = (float *)(ws + w->pos);
+    const row_arrays ra = row_arrays_of(ws, &w->rows);
+    int64_t *lim = (int64_t *)(ws + w->dec_lim), *first = ra.first;
+    float *slope = ra.slope, *pos = ra.pos;
     const block_rows br = block_of(t, kr, gr, 0, n);
     int64_t kend = block_limits(&br, n, lim, first, NULL);
     if (x->opts.alibi)

@@ -10,6 +10,7 @@
 #endif
 
 #include "exp2_poly.h"
+#include "tile_rows.h"
 #include "variant.h"
 
 #include <immintrin.h>
@@ -19,6 +20,16 @@
  * accumulator is rescaled: weights stay <= 2^8, far from float overflow even summed over 2^31
  * keys, and the accumulator is rescaled a few times per row instead of at every rise. */
 #define LAZY_MAX_BITS 8.0f
+
+/* The `dec` parameter of the 32-row tile variants (avx512.c, avx512_bf16.c) and its default
+ * rule (variant.h): up to 16 rows, a zmm's lanes, a 32-row tile idles, so the decode path, whose
+ * vectors run along head_dim and which streams K/V from their rows, takes them. */
+#define TILE_DEC_PARAM                                                                        \
+    {"dec", "rows per group (heads per group x query rows) up to which the decode path runs; " \
+            "0 = never", 0, 64, 1}
+#define TILE_DEC_DEFAULT                                                                      \
+    {ATTN_FACT_NONE, 0, 0, 0, 0, 0, 0, 0, 16,                                                 \
+     "up to 16 rows (a zmm's lanes) the 32-row tile idles; decode streams K/V"}
 
 /* Lanes [0, n) of 16 (of 32) set; n <= 0 gives none. */
 static inline __mmask16 tail_mask16(int64_t n)
@@ -113,6 +124,73 @@ static inline void tile_options_apply(const tile_options *o, const float *slope,
                 s[k][j] = _mm512_fmadd_ps(
                     sl, _mm512_sub_ps(_mm512_set1_ps((float)(j0 + j)), ps), s[k][j]);
         }
+}
+
+/* The masked part of the epilogue: the additive mask (NULL: none) added, excluded pairs set to
+ * -inf, and vm narrowed to the pairs that count: keys j0 + j, j < nk, in each row's band
+ * [first, limit) and not masked by -inf. The mask is gathered only for lanes still counted. */
+static inline void tile_band_masked(const tile_band *b, const float *mask, int64_t j0, int nk,
+                                    __m512 s[TILE_OPT_V][TILE_OPT_K],
+                                    __mmask16 vm[TILE_OPT_V][TILE_OPT_K])
+{
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    for (int k = 0; k < TILE_OPT_V; k++) {
+        int32_t rel[16], relf[16]; /* the band of row r in the tile, 0..TILE_OPT_K */
+        for (int r = 0; r < 16; r++) {
+            const int64_t n = b->lim[16 * k + r] - j0, f = b->first[16 * k + r] - j0;
+            rel[r] = n < 0 ? 0 : n > nk ? nk : (int32_t)n;
+            relf[r] = f < 0 ? 0 : f > TILE_OPT_K ? TILE_OPT_K : (int32_t)f;
+        }
+        const __m512i relv = _mm512_loadu_si512(rel), relfv = _mm512_loadu_si512(relf);
+        for (int j = 0; j < TILE_OPT_K; j++) {
+            const __m512i jv = _mm512_set1_epi32(j);
+            __mmask16 valid =
+                _mm512_mask_cmple_epi32_mask(_mm512_cmpgt_epi32_mask(relv, jv), relfv, jv);
+            __m512 sc = s[k][j];
+            if (mask && valid) {
+                const float *col = mask + j0 + j;
+                const __m512i off_lo = _mm512_loadu_si512(b->moff + 16 * k);
+                const __m512i off_hi = _mm512_loadu_si512(b->moff + 16 * k + 8);
+                const __m256 lo = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), (__mmask8)valid,
+                                                           off_lo, col, 4);
+                const __m256 hi = _mm512_mask_i64gather_ps(
+                    _mm256_setzero_ps(), (__mmask8)(valid >> 8), off_hi, col, 4);
+                const __m512 mv = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+                valid = _mm512_mask_cmp_ps_mask(valid, mv, ninf, _CMP_NEQ_UQ);
+                sc = _mm512_fmadd_ps(mv, _mm512_set1_ps(ATTN_LOG2E), sc);
+            }
+            s[k][j] = _mm512_mask_mov_ps(ninf, valid, sc);
+            vm[k][j] = valid;
+        }
+    }
+}
+
+/* The score epilogue of one key tile from j0 (nk keys): raw scores ·c (scale·log2(e)), the
+ * options, then unless `fast` (every pair counts) the band and mask, with vm the pairs that
+ * count; with `fast`, vm is left as it is (unread: every lane counts). */
+static inline void tile_scores(const tile_options *o, __m512 c, const float *mask,
+                               const tile_band *b, int64_t j0, int nk, bool fast,
+                               __m512 s[TILE_OPT_V][TILE_OPT_K],
+                               __mmask16 vm[TILE_OPT_V][TILE_OPT_K])
+{
+    for (int k = 0; k < TILE_OPT_V; k++)
+        for (int j = 0; j < TILE_OPT_K; j++)
+            s[k][j] = _mm512_mul_ps(s[k][j], c);
+    tile_options_apply(o, b->slope, b->pos, j0, s);
+    if (!fast)
+        tile_band_masked(b, mask, j0, nk, s, vm);
+}
+
+/* The lazy max test of one vector of 16 rows against a key tile's scores s: *tmax = their max
+ * (a NaN skipped: vmaxps returns its second operand when either is NaN); returns the lanes
+ * where it passes the running max m by more than LAZY_MAX_BITS (raise_max_lanes moves them). */
+static inline __mmask16 tile_max_passes(const __m512 s[TILE_OPT_K], __m512 m, __m512 *tmax)
+{
+    __m512 t = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < TILE_OPT_K; j++)
+        t = _mm512_max_ps(s[j], t);
+    *tmax = t;
+    return _mm512_cmp_ps_mask(t, _mm512_add_ps(m, _mm512_set1_ps(LAZY_MAX_BITS)), _CMP_GT_OQ);
 }
 
 /* The same for one row along the keys: 16 scores of keys j0 .. j0 + 15 (the decode paths). */

@@ -80,13 +80,8 @@ static bool neon_layout_of(const attn_problem *p, const int32_t *v, neon_layout 
     w->vp = w->kp;
     w->s = MR * bk;
     w->m = w->l = bq;
-    size_t sum = 0;
     const size_t parts[] = {w->qp, w->acc, w->kp, w->vp, w->s, w->m, w->l};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        if (__builtin_add_overflow(sum, parts[i], &sum))
-            return false;
-    w->total = sum;
-    return true;
+    return attn_stream_sum_parts(parts, sizeof parts / sizeof parts[0], &w->total);
 }
 
 static size_t neon_workspace(const attn_problem *p, const int32_t *v)
@@ -234,9 +229,12 @@ static inline void pv_tile_8x8(const float *restrict p, int64_t ldp, const float
 
 /* Packs keys [j0, j1) of K as [panels][dpad][8] (zero padded) and of V as [dpad/8][bk][8].
  * Returns false when the V block holds a NaN or an infinity. */
-static bool pack_kv_block(const attn_task *t, int64_t b, int64_t hkv, int64_t j0, int64_t j1,
-                          int64_t bk, float *restrict kp, float *restrict vp)
+static bool pack_kv_block(void *ctx, const attn_task *t, int64_t b, int64_t hkv, int64_t j0,
+                          int64_t j1)
 {
+    const stream_f32_ctx *cx = ctx;
+    const int64_t bk = cx->bkp;
+    float *restrict kp = cx->kp, *restrict vp = cx->vp;
     const int64_t d = t->problem->head_dim, dpad = round_up8(d), nkeys = round_up8(j1 - j0);
     float32x4_t vmax = vdupq_n_f32(0.0f); /* max |v|; FMAX keeps a NaN */
     bool tail_finite = true;
@@ -244,19 +242,15 @@ static bool pack_kv_block(const attn_task *t, int64_t b, int64_t hkv, int64_t j0
         float *kcol = kp + (jj / NR) * dpad * NR + jj % NR;
         float *vrow = vp + jj * NR; /* chunk c/8 of key jj is at vrow + c·bk */
         if (j0 + jj >= j1) {
-            for (int64_t c = 0; c < dpad; c++)
-                kcol[c * NR] = 0.0f;
+            attn_stream_pack_k_col(kcol, NR, NULL, d, dpad);
             for (int64_t c = 0; c < dpad; c += NR)
                 memset(vrow + c * bk, 0, NR * sizeof(float));
             continue;
         }
         const float *k = attn_k_row(t, b, hkv, j0 + jj), *v = attn_v_row(t, b, hkv, j0 + jj);
+        attn_stream_pack_k_col(kcol, NR, k, d, dpad);
         int64_t c = 0;
-        for (; c < d; c++)
-            kcol[c * NR] = k[c];
-        for (; c < dpad; c++)
-            kcol[c * NR] = 0.0f;
-        for (c = 0; c + NR <= d; c += NR) {
+        for (; c + NR <= d; c += NR) {
             const float32x4_t lo = vld1q_f32(v + c), hi = vld1q_f32(v + c + 4);
             vmax = vmaxq_f32(vmax, vmaxq_f32(vabsq_f32(lo), vabsq_f32(hi)));
             vst1q_f32(vrow + c * bk, lo);
@@ -307,34 +301,10 @@ static inline void softmax_row(float *restrict s, int64_t n, float *restrict m, 
     *l += vaddvq_f32(vaddq_f32(sum0, sum1));
 }
 
-/* The workspace parts and constants of one task, for the driver's callbacks (ctx). */
-typedef struct neon_ctx {
-    float *qp, *acc, *kp, *vp, *s, *run_max, *run_sum;
-    int64_t dpad, bk;
-    float scale_log2e;
-} neon_ctx;
-
-static void neon_pack_q_row(void *ctx, const attn_task *t, int64_t r, const void *src)
-{
-    const neon_ctx *c = ctx;
-    float *dst = c->qp + r * c->dpad;
-    const int64_t n = src ? t->problem->head_dim : 0;
-    if (n)
-        memcpy(dst, src, (size_t)n * sizeof(float));
-    memset(dst + n, 0, (size_t)(c->dpad - n) * sizeof(float));
-}
-
-static bool neon_pack_kv(void *ctx, const attn_task *t, int64_t b, int64_t hkv, int64_t j0,
-                         int64_t j1)
-{
-    const neon_ctx *c = ctx;
-    return pack_kv_block(t, b, hkv, j0, j1, c->bk, c->kp, c->vp);
-}
-
 static void neon_micro_tile(void *ctx, const attn_task *t, const micro_step *st)
 {
-    const neon_ctx *c = ctx;
-    const int64_t dpad = c->dpad, bk = c->bk, nkeys = round_up8(st->end - st->j0);
+    const stream_f32_ctx *c = ctx;
+    const int64_t dpad = c->dpad, bk = c->bkp, nkeys = round_up8(st->end - st->j0);
     float *acc = c->acc + st->m0 * dpad;
     for (int64_t jp = 0; jp < nkeys; jp += NR)
         score_tile_8x8(c->qp + st->m0 * dpad, c->kp + jp * dpad, dpad, st->j0 + jp, st->rows,
@@ -349,22 +319,23 @@ static void neon_micro_tile(void *ctx, const attn_task *t, const micro_step *st)
         attn_stream_pv_nonfinite(t, st, c->s, bk, acc, dpad, false, NULL);
 }
 
-static const stream_ops neon_ops = {neon_pack_q_row, neon_pack_kv, neon_micro_tile};
+static const stream_ops neon_ops = {attn_stream_f32_pack_q_row, pack_kv_block,
+                                    neon_micro_tile};
 
 static attn_status neon_run(const attn_task *t)
 {
     neon_layout w;
     if (!neon_layout_of(t->problem, t->params, &w)) /* workspace_size() succeeded: it cannot */
         return ATTN_ERR_OVERFLOW;
-    neon_ctx c = {.qp = t->workspace, .dpad = round_up8(t->problem->head_dim),
-                  .bk = t->params[P_BK], .scale_log2e = t->scale * ATTN_LOG2E};
+    stream_f32_ctx c = {.qp = t->workspace, .dpad = round_up8(t->problem->head_dim),
+                  .bkp = t->params[P_BK], .scale_log2e = t->scale * ATTN_LOG2E};
     c.acc = c.qp + w.qp;
     c.kp = c.acc + w.acc;
     c.vp = c.kp + w.kp;
     c.s = c.vp + w.vp;
     c.run_max = c.s + w.s;
     c.run_sum = c.run_max + w.m;
-    attn_stream_run(t, t->params[P_BQ], c.bk, c.dpad, c.acc, c.run_max, c.run_sum, &neon_ops, &c);
+    attn_stream_run(t, t->params[P_BQ], c.bkp, c.dpad, c.acc, c.run_max, c.run_sum, &neon_ops, &c);
     return ATTN_OK;
 }
 

@@ -156,4 +156,55 @@ static inline void attn_stream_pv_nonfinite(const attn_task *t, const micro_step
     }
 }
 
+/* The workspace size of a variant from its parts (element counts): *total = their sum; false
+ * when it overflows. */
+static inline bool attn_stream_sum_parts(const size_t *parts, size_t n, size_t *total)
+{
+    size_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        if (__builtin_add_overflow(sum, parts[i], &sum))
+            return false;
+    *total = sum;
+    return true;
+}
+
+/* A float32 query row (d elements at src; NULL: a padding row) packed as dpad floats, zero
+ * padded: the float32 variants' pack_q_row. */
+static inline void attn_stream_pack_q_f32(float *dst, const void *src, int64_t d, int64_t dpad)
+{
+    const int64_t n = src ? d : 0;
+    if (n)
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    memset(dst + n, 0, (size_t)(dpad - n) * sizeof(float));
+}
+
+/* The workspace parts and constants of one task of a float32 packed-stream variant (neon.c,
+ * sve.c), for the driver's callbacks (ctx). */
+typedef struct stream_f32_ctx {
+    float *qp, *acc, *kp, *vp, *s, *run_max, *run_sum;
+    int64_t dpad, bkp; /* d and bk rounded up to the variant's panels */
+    float scale_log2e;
+} stream_f32_ctx;
+
+/* The float32 variants' pack_q_row (stream_ops): row r of the tile into qp. */
+static inline void attn_stream_f32_pack_q_row(void *ctx, const attn_task *t, int64_t r,
+                                              const void *src)
+{
+    const stream_f32_ctx *c = ctx;
+    attn_stream_pack_q_f32(c->qp + r * c->dpad, src, t->problem->head_dim, c->dpad);
+}
+
+/* A float32 key row (d elements at k; NULL: a padding key, zeros) as a column of a transposed
+ * K panel: kcol[c·stride] for c < dpad, zero padded. */
+static inline void attn_stream_pack_k_col(float *kcol, int64_t stride, const float *k, int64_t d,
+                                          int64_t dpad)
+{
+    int64_t c = 0;
+    if (k)
+        for (; c < d; c++)
+            kcol[c * stride] = k[c];
+    for (; c < dpad; c++)
+        kcol[c * stride] = 0.0f;
+}
+
 #endif /* ATTN_PACKED_STREAM_H */

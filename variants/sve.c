@@ -28,28 +28,13 @@
  *   m, l [bq]                     running max (log2 domain) and sum
  * A key block whose V holds a NaN or an infinity goes through the per-row P·V of
  * packed_stream.h, whose loop over query tiles and key blocks this file shares with neon.c. */
-#include "variant.h"
-
-#include "exp2_poly.h"
-#include "packed_stream.h"
+#include "sve_common.h"
 
 #include <arm_sve.h>
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-
-enum { P_BQ, P_BK };
-enum {
-    MR = STREAM_MR,    /* query rows per micro-tile */
-    MAX_PANEL = 128,   /* 2 vectors of floats at the largest VL, 2048 bits */
-};
-
-static const attn_param_info sve_params[] = {
-    [P_BQ] = {"bq", "query rows per tile (multiple of the 8-row micro-tile)", 8, 512, 8},
-    [P_BK] = {"bk", "keys per packed K/V block (rounded up to 2 vectors of keys inside)", 8, 4096,
-              8},
-};
 
 /* Defaults: neon.c's rules (the same cache reasoning; the tiles only grow with VL). */
 static const attn_default_rule sve_defaults[] = {
@@ -59,8 +44,6 @@ static const attn_default_rule sve_defaults[] = {
     [P_BK]   = {ATTN_FACT_L2,  2, 8,    0, 8, 32, 512, 0,       0,
                 "packed K and V: 2 x dpad floats per key"},
 };
-
-static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 /* Float counts of the workspace parts, for the largest VL; false when a size overflows. */
 typedef struct sve_layout {
@@ -78,13 +61,8 @@ static bool sve_layout_of(const attn_problem *p, const int32_t *v, sve_layout *w
     w->acc = w->qp;
     w->s = MR * bk_max;
     w->m = w->l = bq;
-    size_t sum = 0;
     const size_t parts[] = {w->qp, w->acc, w->kp, w->vp, w->s, w->m, w->l};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        if (__builtin_add_overflow(sum, parts[i], &sum))
-            return false;
-    w->total = sum;
-    return true;
+    return attn_stream_sum_parts(parts, sizeof parts / sizeof parts[0], &w->total);
 }
 
 static size_t sve_workspace(const attn_problem *p, const int32_t *v)
@@ -96,68 +74,6 @@ static size_t sve_workspace(const attn_problem *p, const int32_t *v)
     return bytes;
 }
 
-/* 2^x for x <= 0 (or NaN): neon.c's exp2_nonpos_f32x4 on a whole vector. */
-static inline svfloat32_t exp2_nonpos_sve(svbool_t all, svfloat32_t x)
-{
-    const svfloat32_t n = svrintn_f32_x(all, x), f = svsub_f32_x(all, x, n);
-    svfloat32_t p = svdup_n_f32(ATTN_EXP2_C5);
-    p = svmad_n_f32_x(all, p, f, ATTN_EXP2_C4); /* p·f + c4 */
-    p = svmad_n_f32_x(all, p, f, ATTN_EXP2_C3);
-    p = svmad_n_f32_x(all, p, f, ATTN_EXP2_C2);
-    p = svmad_n_f32_x(all, p, f, ATTN_EXP2_C1);
-    p = svmad_n_f32_x(all, p, f, ATTN_EXP2_C0);
-    const svint32_t exponent = svlsl_n_s32_x(all, svcvt_s32_f32_x(all, n), 23);
-    const svfloat32_t r =
-        svreinterpret_f32_s32(svadd_s32_x(all, svreinterpret_s32_f32(p), exponent));
-    const svbool_t underflow = svcmplt_n_f32(all, x, ATTN_EXP2_MIN);
-    return svsel_f32(underflow, svdup_n_f32(0.0f), r);
-}
-
-/* Writes one row's panel of scores (lo: keys j..j+VL, hi: the next VL) in the log2 domain:
- * scaled, the mask added, -inf selected for the keys the row does not see. */
-static inline void store_score_row(svfloat32_t lo, svfloat32_t hi, int64_t visible,
-                                   int64_t before, const attn_row_opts *ro, int64_t j,
-                                   const float *mask, float scale_log2e, float *out)
-{
-    const svbool_t all = svptrue_b32();
-    const int64_t vl = (int64_t)svcntw();
-    const svfloat32_t minus_inf = svdup_n_f32(-INFINITY);
-    if (visible <= 0) {
-        svst1_f32(all, out, minus_inf);
-        svst1_f32(all, out + vl, minus_inf);
-        return;
-    }
-    svbool_t see_lo = svwhilelt_b32_s64(0, visible), see_hi = svwhilelt_b32_s64(vl, visible);
-    if (before > 0) { /* keys before the window's left edge drop out */
-        see_lo = svbic_b_z(all, see_lo, svwhilelt_b32_s64(0, before));
-        see_hi = svbic_b_z(all, see_hi, svwhilelt_b32_s64(vl, before));
-    }
-    lo = svmul_n_f32_x(all, lo, scale_log2e);
-    hi = svmul_n_f32_x(all, hi, scale_log2e);
-    if (ro) { /* soft cap, ALiBi: the shared scalar logit, lane by lane (VL <= 2048 bits) */
-        float lanes[2 * 64];
-        svst1_f32(all, lanes, lo);
-        svst1_f32(all, lanes + vl, hi);
-        for (int64_t e = 0; e < 2 * vl; e++)
-            lanes[e] = attn_logit_log2(ro, lanes[e], j + e);
-        lo = svld1_f32(all, lanes);
-        hi = svld1_f32(all, lanes + vl);
-    }
-    if (mask) {
-        /* Predicated loads read only the visible keys (the mask row ends at Lk >= limit). */
-        const svfloat32_t m_lo = svld1_f32(see_lo, mask), m_hi = svld1_f32(see_hi, mask + vl);
-        see_lo = svcmpne_n_f32(see_lo, m_lo, -INFINITY); /* NaN compares unequal: kept */
-        see_hi = svcmpne_n_f32(see_hi, m_hi, -INFINITY);
-        lo = svmla_n_f32_x(all, lo, m_lo, ATTN_LOG2E);
-        hi = svmla_n_f32_x(all, hi, m_hi, ATTN_LOG2E);
-    }
-    svst1_f32(all, out, svsel_f32(see_lo, lo, minus_inf));
-    svst1_f32(all, out + vl, svsel_f32(see_hi, hi, minus_inf));
-}
-
-/* Sizeless SVE types cannot form arrays: the 8 rows of a tile are spelled out by this list. */
-#define SVE_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
-
 /* S[r][0..2·VL) for the panel of keys starting at key j (absolute), in the log2 domain; keys
  * from j1 (the block's end) on are -inf: a panel may be wider than the block (PW > bk).
  * qp: 8 packed query rows (stride dpad); kpanel: [dpad][2·VL]. */
@@ -167,9 +83,7 @@ static inline void score_tile(const float *restrict qp, const float *restrict kp
 {
     const svbool_t all = svptrue_b32();
     const int64_t vl = (int64_t)svcntw(), pw = 2 * vl;
-#define SVE_ZERO(r) svfloat32_t lo##r = svdup_n_f32(0.0f), hi##r = lo##r;
     SVE_ROWS(SVE_ZERO)
-#undef SVE_ZERO
     for (int64_t c = 0; c < dpad; c += 4) {
         const float *k = kpanel + c * pw;
         const svfloat32_t k0l = svld1_f32(all, k), k0h = svld1_f32(all, k + vl);
@@ -191,12 +105,7 @@ static inline void score_tile(const float *restrict qp, const float *restrict kp
         SVE_ROWS(SVE_FMA)
 #undef SVE_FMA
     }
-#define SVE_STORE(r)                                                                              \
-    store_score_row(lo##r, hi##r, (rows->limit[r] < j1 ? rows->limit[r] : j1) - j,               \
-                    rows->first[r] - j, rows->opts ? &rows->ro[r] : NULL, j,                      \
-                    rows->mask[r] ? rows->mask[r] + j : NULL, scale_log2e, s + (r) * lds);
     SVE_ROWS(SVE_STORE)
-#undef SVE_STORE
 }
 
 /* acc[8][c0..c0+2·VL) += P[8][0..nkeys) · V[0..nkeys)[c0..c0+2·VL), dims c0.. < d only;
@@ -209,11 +118,7 @@ pv_tile(const float *restrict p, int64_t ldp, const float *restrict vchunk, int6
     const svbool_t all = svptrue_b32();
     const int64_t vl = (int64_t)svcntw(), cw = 2 * vl;
     const svbool_t pg_lo = svwhilelt_b32_s64(0, dims), pg_hi = svwhilelt_b32_s64(vl, dims);
-#define SVE_LOAD(r)                                                                               \
-    svfloat32_t lo##r = svld1_f32(pg_lo, acc + (r) * ldacc);                                      \
-    svfloat32_t hi##r = two ? svld1_f32(pg_hi, acc + (r) * ldacc + vl) : svdup_n_f32(0.0f);
     SVE_ROWS(SVE_LOAD)
-#undef SVE_LOAD
     for (int64_t j = 0; j < nkeys; j += 4) {
         /* V rows of the 4 keys, then per row its 4 weights (one LD1RQW) times each: the score
          * tile's shape, so one weight vector is live at a time (FMLA's indexed operand must be
@@ -242,19 +147,17 @@ pv_tile(const float *restrict p, int64_t ldp, const float *restrict vchunk, int6
         SVE_ROWS(SVE_PV)
 #undef SVE_PV
     }
-#define SVE_SAVE(r)                                                                               \
-    svst1_f32(pg_lo, acc + (r) * ldacc, lo##r);                                                   \
-    if (two)                                                                                      \
-        svst1_f32(pg_hi, acc + (r) * ldacc + vl, hi##r);
     SVE_ROWS(SVE_SAVE)
-#undef SVE_SAVE
 }
 
 /* Packs keys [j0, j1) of K as [panels][dpad][PW] and of V as [chunks][bkp][PW], zero padded to
  * whole panels. Returns false when the V block holds a NaN or an infinity. */
-static bool pack_kv_block(const attn_task *t, int64_t b, int64_t hkv, int64_t j0, int64_t j1,
-                          int64_t bkp, float *restrict kp, float *restrict vp)
+static bool pack_kv_block(void *ctx, const attn_task *t, int64_t b, int64_t hkv, int64_t j0,
+                          int64_t j1)
 {
+    const stream_f32_ctx *cx = ctx;
+    const int64_t bkp = cx->bkp;
+    float *restrict kp = cx->kp, *restrict vp = cx->vp;
     const svbool_t all = svptrue_b32();
     const int64_t vl = (int64_t)svcntw(), pw = 2 * vl;
     const int64_t d = t->problem->head_dim, dpad = round_up(d, 8), nkeys = round_up(j1 - j0, pw);
@@ -263,8 +166,7 @@ static bool pack_kv_block(const attn_task *t, int64_t b, int64_t hkv, int64_t j0
         float *kcol = kp + (jj / pw) * dpad * pw + jj % pw;
         float *vrow = vp + jj * pw; /* chunk c/PW of key jj is at vrow + c·bkp */
         if (j0 + jj >= j1) {
-            for (int64_t c = 0; c < dpad; c++)
-                kcol[c * pw] = 0.0f;
+            attn_stream_pack_k_col(kcol, pw, NULL, d, dpad);
             for (int64_t c = 0; c < d; c += pw) {
                 svst1_f32(all, vrow + c * bkp, svdup_n_f32(0.0f));
                 svst1_f32(all, vrow + c * bkp + vl, svdup_n_f32(0.0f));
@@ -272,12 +174,8 @@ static bool pack_kv_block(const attn_task *t, int64_t b, int64_t hkv, int64_t j0
             continue;
         }
         const float *k = attn_k_row(t, b, hkv, j0 + jj), *v = attn_v_row(t, b, hkv, j0 + jj);
-        int64_t c = 0;
-        for (; c < d; c++)
-            kcol[c * pw] = k[c];
-        for (; c < dpad; c++)
-            kcol[c * pw] = 0.0f;
-        for (c = 0; c < d; c += pw) {
+        attn_stream_pack_k_col(kcol, pw, k, d, dpad);
+        for (int64_t c = 0; c < d; c += pw) {
             /* Inactive lanes load as zero: the chunk's tail past d is padded by the load. */
             const svfloat32_t lo = svld1_f32(svwhilelt_b32_s64(c, d), v + c);
             const svfloat32_t hi = svld1_f32(svwhilelt_b32_s64(c + vl, d), v + c + vl);
@@ -298,24 +196,7 @@ static inline void softmax_row(float *restrict s, int64_t n, float *restrict m, 
 {
     const svbool_t all = svptrue_b32();
     const int64_t vl = (int64_t)svcntw();
-    svfloat32_t mx = svdup_n_f32(-INFINITY);
-    for (int64_t j = 0; j < n; j += vl)
-        mx = svmax_f32_x(all, mx, svld1_f32(all, s + j)); /* FMAX: a NaN score makes it NaN */
-    const float block_max = svmaxv_f32(all, mx);
-    if (block_max > *m || isnan(block_max)) {
-        if (*m != -INFINITY) { /* acc and l are still 0 otherwise */
-            const float alpha = attn_exp2_nonpos(*m - block_max); /* the vector code's model */
-            for (int64_t c = 0; c < d; c += vl) {
-                const svbool_t pg = svwhilelt_b32_s64(c, d);
-                svst1_f32(pg, acc + c, svmul_n_f32_x(pg, svld1_f32(pg, acc + c), alpha));
-            }
-            *l *= alpha;
-        }
-        *m = block_max;
-    }
-    /* With no key seen yet (m = -inf) every score is -inf: subtract 0 so 2^(-inf) gives 0
-     * rather than 2^(-inf + inf) = NaN. */
-    const float shift = *m == -INFINITY ? 0.0f : *m;
+    const float shift = softmax_raise_max(s, n, m, l, acc, d);
     svfloat32_t sum = svdup_n_f32(0.0f);
     for (int64_t j = 0; j < n; j += vl) {
         const svfloat32_t w =
@@ -326,33 +207,9 @@ static inline void softmax_row(float *restrict s, int64_t n, float *restrict m, 
     *l += svaddv_f32(all, sum);
 }
 
-/* The workspace parts and constants of one task, for the driver's callbacks (ctx). */
-typedef struct sve_ctx {
-    float *qp, *acc, *kp, *vp, *s, *run_max, *run_sum;
-    int64_t dpad, bkp;
-    float scale_log2e;
-} sve_ctx;
-
-static void sve_pack_q_row(void *ctx, const attn_task *t, int64_t r, const void *src)
-{
-    const sve_ctx *c = ctx;
-    float *dst = c->qp + r * c->dpad;
-    const int64_t n = src ? t->problem->head_dim : 0;
-    if (n)
-        memcpy(dst, src, (size_t)n * sizeof(float));
-    memset(dst + n, 0, (size_t)(c->dpad - n) * sizeof(float));
-}
-
-static bool sve_pack_kv(void *ctx, const attn_task *t, int64_t b, int64_t hkv, int64_t j0,
-                        int64_t j1)
-{
-    const sve_ctx *c = ctx;
-    return pack_kv_block(t, b, hkv, j0, j1, c->bkp, c->kp, c->vp);
-}
-
 static void sve_micro_tile(void *ctx, const attn_task *t, const micro_step *st)
 {
-    const sve_ctx *c = ctx;
+    const stream_f32_ctx *c = ctx;
     const int64_t vl = (int64_t)svcntw(), pw = 2 * vl, d = t->problem->head_dim;
     const int64_t dpad = c->dpad, bkp = c->bkp, nkeys = round_up(st->end - st->j0, pw);
     float *acc = c->acc + st->m0 * dpad;
@@ -374,7 +231,8 @@ static void sve_micro_tile(void *ctx, const attn_task *t, const micro_step *st)
     }
 }
 
-static const stream_ops sve_ops = {sve_pack_q_row, sve_pack_kv, sve_micro_tile};
+static const stream_ops sve_ops = {attn_stream_f32_pack_q_row, pack_kv_block,
+                                   sve_micro_tile};
 
 static attn_status sve_run(const attn_task *t)
 {
@@ -382,7 +240,7 @@ static attn_status sve_run(const attn_task *t)
     if (!sve_layout_of(t->problem, t->params, &w)) /* workspace_size() succeeded: it cannot */
         return ATTN_ERR_OVERFLOW;
     const int64_t bk = t->params[P_BK];
-    sve_ctx c = {.qp = t->workspace, .dpad = round_up(t->problem->head_dim, 8),
+    stream_f32_ctx c = {.qp = t->workspace, .dpad = round_up(t->problem->head_dim, 8),
                  .bkp = round_up(bk, 2 * (int64_t)svcntw()),
                  .scale_log2e = t->scale * ATTN_LOG2E};
     c.acc = c.qp + w.qp;
@@ -402,7 +260,7 @@ const attn_variant attn_variant_sve = {
     .isa = ATTN_ISA_SVE,
     .roofline = ATTN_ROOFLINE_FMA,
     .tolerance = 1e-5,
-    ATTN_PARAMS(sve_params, sve_defaults),
+    ATTN_PARAMS(sve_stream_params, sve_defaults),
     .vector_bits = 0, /* scalable: this CPU's SVE vector length (variant.h) */
     .params_valid = NULL,
     .workspace_size = sve_workspace,

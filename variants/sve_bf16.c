@@ -37,28 +37,13 @@
  *   vrow [dpad]                 a V row as float32, for the non-finite path
  * A key block whose rounded V holds a NaN or an infinity goes through the per-row P·V of
  * packed_stream.h (with V rounded to bf16 there too). */
-#include "variant.h"
-
-#include "exp2_poly.h"
-#include "packed_stream.h"
+#include "sve_common.h"
 
 #include <arm_sve.h>
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-
-enum { P_BQ, P_BK };
-enum {
-    MR = STREAM_MR,    /* query rows per micro-tile */
-    MAX_PANEL = 128,   /* 2 vectors of floats at the largest VL, 2048 bits */
-};
-
-static const attn_param_info sve_bf16_params[] = {
-    [P_BQ] = {"bq", "query rows per tile (multiple of the 8-row micro-tile)", 8, 512, 8},
-    [P_BK] = {"bk", "keys per packed K/V block (rounded up to 2 vectors of keys inside)", 8, 4096,
-              8},
-};
 
 /* Defaults: sve.c's rules with the bytes of the bf16 parts. */
 static const attn_default_rule sve_bf16_defaults[] = {
@@ -68,8 +53,6 @@ static const attn_default_rule sve_bf16_defaults[] = {
     [P_BK]   = {ATTN_FACT_L2,  2, 4,    0, 8, 32, 512, 0,       0,
                 "packed K and V as bf16: 2 x dpad halves per key"},
 };
-
-static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 /* 32-bit word counts of the workspace parts, for the largest VL; false on overflow. */
 typedef struct sve_bf16_layout {
@@ -89,13 +72,8 @@ static bool layout_of(const attn_problem *p, const int32_t *v, sve_bf16_layout *
     w->pb = MR * (bk_max / 2 + 1);
     w->m = w->l = bq;
     w->vrow = dpad;
-    size_t sum = 0;
     const size_t parts[] = {w->qp, w->acc, w->kp, w->vp, w->s, w->pb, w->m, w->l, w->vrow};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        if (__builtin_add_overflow(sum, parts[i], &sum))
-            return false;
-    w->total = sum;
-    return true;
+    return attn_stream_sum_parts(parts, sizeof parts / sizeof parts[0], &w->total);
 }
 
 static size_t sve_bf16_workspace(const attn_problem *p, const int32_t *v)
@@ -105,23 +83,6 @@ static size_t sve_bf16_workspace(const attn_problem *p, const int32_t *v)
     if (!layout_of(p, v, &w) || __builtin_mul_overflow(w.total, sizeof(uint32_t), &bytes))
         return SIZE_MAX;
     return bytes;
-}
-
-/* 2^x for x <= 0 (or NaN): sve.c's. */
-static inline svfloat32_t exp2_nonpos_sve(svbool_t all, svfloat32_t x)
-{
-    const svfloat32_t n = svrintn_f32_x(all, x), f = svsub_f32_x(all, x, n);
-    svfloat32_t p = svdup_n_f32(ATTN_EXP2_C5);
-    p = svmad_n_f32_x(all, p, f, ATTN_EXP2_C4); /* p·f + c4 */
-    p = svmad_n_f32_x(all, p, f, ATTN_EXP2_C3);
-    p = svmad_n_f32_x(all, p, f, ATTN_EXP2_C2);
-    p = svmad_n_f32_x(all, p, f, ATTN_EXP2_C1);
-    p = svmad_n_f32_x(all, p, f, ATTN_EXP2_C0);
-    const svint32_t exponent = svlsl_n_s32_x(all, svcvt_s32_f32_x(all, n), 23);
-    const svfloat32_t r =
-        svreinterpret_f32_s32(svadd_s32_x(all, svreinterpret_s32_f32(p), exponent));
-    const svbool_t underflow = svcmplt_n_f32(all, x, ATTN_EXP2_MIN);
-    return svsel_f32(underflow, svdup_n_f32(0.0f), r);
 }
 
 /* Elements [c, c + VL) of a row of problem->dtype as float32 (exact), lanes past d zero. */
@@ -150,41 +111,11 @@ static inline svuint32_t pair_bf16(svfloat32_t lo, svfloat32_t hi)
     return svreinterpret_u32_bf16(svcvtnt_bf16_f32_x(svcvt_bf16_f32_x(all, lo), all, hi));
 }
 
-/* Writes one row's panel of scores (lo: keys j..j+VL, hi: the next VL) in the log2 domain:
- * scaled, the mask added, -inf selected for the keys the row does not see (sve.c's). */
-static inline void store_score_row(svfloat32_t lo, svfloat32_t hi, int64_t visible,
-                                   const float *mask, float scale_log2e, float *out)
-{
-    const svbool_t all = svptrue_b32();
-    const int64_t vl = (int64_t)svcntw();
-    const svfloat32_t minus_inf = svdup_n_f32(-INFINITY);
-    if (visible <= 0) {
-        svst1_f32(all, out, minus_inf);
-        svst1_f32(all, out + vl, minus_inf);
-        return;
-    }
-    svbool_t see_lo = svwhilelt_b32_s64(0, visible), see_hi = svwhilelt_b32_s64(vl, visible);
-    lo = svmul_n_f32_x(all, lo, scale_log2e);
-    hi = svmul_n_f32_x(all, hi, scale_log2e);
-    if (mask) {
-        const svfloat32_t m_lo = svld1_f32(see_lo, mask), m_hi = svld1_f32(see_hi, mask + vl);
-        see_lo = svcmpne_n_f32(see_lo, m_lo, -INFINITY); /* NaN compares unequal: kept */
-        see_hi = svcmpne_n_f32(see_hi, m_hi, -INFINITY);
-        lo = svmla_n_f32_x(all, lo, m_lo, ATTN_LOG2E);
-        hi = svmla_n_f32_x(all, hi, m_hi, ATTN_LOG2E);
-    }
-    svst1_f32(all, out, svsel_f32(see_lo, lo, minus_inf));
-    svst1_f32(all, out + vl, svsel_f32(see_hi, hi, minus_inf));
-}
-
 /* A vector of bf16 pairs from packed 32-bit words. */
 static inline svbfloat16_t load_pairs(const uint32_t *x)
 {
     return svreinterpret_bf16_u32(svld1_u32(svptrue_b32(), x));
 }
-
-/* Sizeless SVE types cannot form arrays: the 8 rows of a tile are spelled out by this list. */
-#define SVE_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
 /* S[r][0..2·VL) for the panel of keys starting at key j (absolute); keys from j1 on are -inf.
  * qp: 8 rows of query pairs (stride dp2); kpanel: [dp2][2·VL] pairs. */
@@ -194,9 +125,7 @@ static inline void score_tile(const uint32_t *restrict qp, const uint32_t *restr
 {
     const svbool_t all = svptrue_b32();
     const int64_t vl = (int64_t)svcntw(), pw = 2 * vl;
-#define SVE_ZERO(r) svfloat32_t lo##r = svdup_n_f32(0.0f), hi##r = lo##r;
     SVE_ROWS(SVE_ZERO)
-#undef SVE_ZERO
     for (int64_t c = 0; c < dp2; c += 4) {
         const uint32_t *k = kpanel + c * pw;
         const svbfloat16_t k0l = load_pairs(k), k0h = load_pairs(k + vl);
@@ -218,11 +147,7 @@ static inline void score_tile(const uint32_t *restrict qp, const uint32_t *restr
         SVE_ROWS(SVE_DOT)
 #undef SVE_DOT
     }
-#define SVE_STORE(r)                                                                              \
-    store_score_row(lo##r, hi##r, (rows->limit[r] < j1 ? rows->limit[r] : j1) - j,               \
-                    rows->mask[r] ? rows->mask[r] + j : NULL, scale_log2e, s + (r) * lds);
     SVE_ROWS(SVE_STORE)
-#undef SVE_STORE
 }
 
 /* acc[8][c0..c0+2·VL) += P[8][0..nkeys) · V[0..nkeys)[c0..c0+2·VL), dims c0.. < d only;
@@ -235,11 +160,7 @@ pv_tile(const uint32_t *restrict p, int64_t ldp, const uint32_t *restrict vchunk
     const svbool_t all = svptrue_b32();
     const int64_t vl = (int64_t)svcntw(), cw = 2 * vl;
     const svbool_t pg_lo = svwhilelt_b32_s64(0, dims), pg_hi = svwhilelt_b32_s64(vl, dims);
-#define SVE_LOAD(r)                                                                               \
-    svfloat32_t lo##r = svld1_f32(pg_lo, acc + (r) * ldacc);                                      \
-    svfloat32_t hi##r = two ? svld1_f32(pg_hi, acc + (r) * ldacc + vl) : svdup_n_f32(0.0f);
     SVE_ROWS(SVE_LOAD)
-#undef SVE_LOAD
     for (int64_t i = 0; i < nkeys / 2; i += 4) { /* 4 key pairs: 8 keys */
         const uint32_t *v = vchunk + i * cw;
         const svbfloat16_t v0l = load_pairs(v), v1l = load_pairs(v + cw);
@@ -265,12 +186,7 @@ pv_tile(const uint32_t *restrict p, int64_t ldp, const uint32_t *restrict vchunk
         SVE_ROWS(SVE_PV)
 #undef SVE_PV
     }
-#define SVE_SAVE(r)                                                                               \
-    svst1_f32(pg_lo, acc + (r) * ldacc, lo##r);                                                   \
-    if (two)                                                                                      \
-        svst1_f32(pg_hi, acc + (r) * ldacc + vl, hi##r);
     SVE_ROWS(SVE_SAVE)
-#undef SVE_SAVE
 }
 
 /* The workspace parts and constants of one task, for the driver's callbacks (ctx). */
@@ -343,23 +259,7 @@ static inline void softmax_row(float *restrict s, uint32_t *restrict pb, int64_t
 {
     const svbool_t all = svptrue_b32();
     const int64_t vl = (int64_t)svcntw();
-    svfloat32_t mx = svdup_n_f32(-INFINITY);
-    for (int64_t j = 0; j < n; j += vl)
-        mx = svmax_f32_x(all, mx, svld1_f32(all, s + j)); /* FMAX: a NaN score makes it NaN */
-    const float block_max = svmaxv_f32(all, mx);
-    if (block_max > *m || isnan(block_max)) {
-        if (*m != -INFINITY) { /* acc and l are still 0 otherwise */
-            const float alpha = attn_exp2_nonpos(*m - block_max);
-            for (int64_t c = 0; c < d; c += vl) {
-                const svbool_t pg = svwhilelt_b32_s64(c, d);
-                svst1_f32(pg, acc + c, svmul_n_f32_x(pg, svld1_f32(pg, acc + c), alpha));
-            }
-            *l *= alpha;
-        }
-        *m = block_max;
-    }
-    /* With no key seen yet (m = -inf) every score is -inf: subtract 0, not -inf. */
-    const float shift = *m == -INFINITY ? 0.0f : *m;
+    const float shift = softmax_raise_max(s, n, m, l, acc, d);
     svfloat32_t sum = svdup_n_f32(0.0f);
     for (int64_t j = 0; j < n; j += 2 * vl) {
         const svfloat32_t w0 =
@@ -443,7 +343,7 @@ const attn_variant attn_variant_sve_bf16 = {
     .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16,
     .compute_dtype = ATTN_BF16,
     .roofline = ATTN_ROOFLINE_BF16_DOT,
-    ATTN_PARAMS(sve_bf16_params, sve_bf16_defaults),
+    ATTN_PARAMS(sve_stream_params, sve_bf16_defaults),
     .vector_bits = 0, /* scalable: this CPU's SVE vector length (variant.h) */
     .params_valid = NULL,
     .workspace_size = sve_bf16_workspace,

@@ -25,6 +25,56 @@ static inline bool add_part(size_t *part, size_t *total, size_t count, size_t el
     return !__builtin_add_overflow(*total, bytes, total);
 }
 
+/* The per-row parts of a 32-row tile variant's workspace (avx512.c, avx512_bf16.c), as offsets:
+ * running max and sum, key limit and mask offset of each of `rows` prefill rows; first key
+ * (window), ALiBi slope and i' of each row of either path (max(rows, dec) of them). */
+typedef struct row_parts {
+    size_t m, l, lim, moff, first, slope, pos;
+} row_parts;
+
+static inline bool add_row_parts(row_parts *rp, size_t *total, size_t rows, size_t dec)
+{
+    const size_t either = rows > dec ? rows : dec;
+    return add_part(&rp->m, total, rows, sizeof(float)) &&
+           add_part(&rp->l, total, rows, sizeof(float)) &&
+           add_part(&rp->lim, total, rows, sizeof(int64_t)) &&
+           add_part(&rp->moff, total, rows, sizeof(int64_t)) &&
+           add_part(&rp->first, total, either, sizeof(int64_t)) &&
+           add_part(&rp->slope, total, either, sizeof(float)) &&
+           add_part(&rp->pos, total, either, sizeof(float));
+}
+
+/* Those parts' arrays in the workspace ws. */
+typedef struct row_arrays {
+    float *m, *l;
+    int64_t *lim, *moff, *first;
+    float *slope, *pos;
+} row_arrays;
+
+static inline row_arrays row_arrays_of(void *ws, const row_parts *rp)
+{
+    char *b = ws;
+    return (row_arrays){.m = (float *)(b + rp->m), .l = (float *)(b + rp->l),
+                        .lim = (int64_t *)(b + rp->lim), .moff = (int64_t *)(b + rp->moff),
+                        .first = (int64_t *)(b + rp->first), .slope = (float *)(b + rp->slope),
+                        .pos = (float *)(b + rp->pos)};
+}
+
+/* A tile's rows as its score epilogue sees them (avx512_common.h: tile_scores): from row r0
+ * of the arrays on. */
+typedef struct tile_band {
+    const int64_t *lim;       /* key limit of each row; 0 for padding lanes */
+    const int64_t *first;     /* first key of each row (sliding window; 0 without) */
+    const int64_t *moff;      /* offset of each row's mask row (mask problems) */
+    const float *slope, *pos; /* ALiBi: slope·log2(e) and i' of each row */
+} tile_band;
+
+static inline tile_band tile_band_at(const row_arrays *ra, int64_t r0)
+{
+    return (tile_band){.lim = ra->lim + r0, .first = ra->first + r0, .moff = ra->moff + r0,
+                       .slope = ra->slope + r0, .pos = ra->pos + r0};
+}
+
 /* Which keys a run covers and where its rows go: O (normalised), or for run_partial the
  * unnormalised partials of the contract (variant.h) at row index row0 + r. */
 typedef struct key_range {
