@@ -128,10 +128,13 @@ static inline void tile_options_apply(const tile_options *o, const float *slope,
 
 /* The masked part of the epilogue: the additive mask (NULL: none) added, excluded pairs set to
  * -inf, and vm narrowed to the pairs that count: keys j0 + j, j < nk, in each row's band
- * [first, limit) and not masked by -inf. The mask is gathered only for lanes still counted. */
-static inline void tile_band_masked(const tile_band *b, const float *mask, int64_t j0, int nk,
-                                    __m512 s[TILE_OPT_V][TILE_OPT_K],
-                                    __mmask16 vm[TILE_OPT_V][TILE_OPT_K])
+ * [first, limit) and not masked by -inf. The mask is gathered only for lanes still counted.
+ * Kept out of line: only edge tiles take it, and inlined into avx512.c's key tile it cost P1
+ * 1-4% (the fast path's code around it laid out worse; alternated runs, Zen 4). */
+static __attribute__((noinline)) void tile_band_masked(const tile_band *b, const float *mask,
+                                                       int64_t j0, int nk,
+                                                       __m512 s[TILE_OPT_V][TILE_OPT_K],
+                                                       __mmask16 vm[TILE_OPT_V][TILE_OPT_K])
 {
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     for (int k = 0; k < TILE_OPT_V; k++) {
