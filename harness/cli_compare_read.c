@@ -109,45 +109,95 @@ static double unit_seconds(const char *unit)
 
 static bool positive_time(double seconds) { return isfinite(seconds) && seconds > 0; }
 
+int cli_gbench_entry(const char *cmd, const char *path, size_t i, const json_t *entry,
+                     gbench_entry *e)
+{
+    const char *name = json_string_value(json_object_get(entry, "name"));
+    const char *run_name = json_string_value(json_object_get(entry, "run_name"));
+    const char *run_type = json_string_value(json_object_get(entry, "run_type"));
+    if (!json_is_object(entry) || !name)
+        return cli_error(cmd, "%s: benchmarks[%zu] has no name", path, i);
+    *e = (gbench_entry){.key = run_name ? run_name : name, .repetition = -1};
+    e->skip = (run_type && !strcmp(run_type, "aggregate")) ||
+              json_object_get(entry, "aggregate_name");
+    if (e->skip)
+        return -1;
+    if (json_is_true(json_object_get(entry, "error_occurred"))) {
+        const char *message = json_string_value(json_object_get(entry, "error_message"));
+        e->error = message ? message : "error";
+        return -1;
+    }
+    const json_t *time = json_object_get(entry, "real_time");
+    const char *unit_name = json_string_value(json_object_get(entry, "time_unit"));
+    const double unit = unit_seconds(unit_name ? unit_name : "ns");
+    if (!json_is_number(time) || unit == 0)
+        return cli_error(cmd, "%s: benchmark %s: no real_time%s", path, e->key,
+                         unit == 0 ? " in a known time_unit" : "");
+    e->seconds = json_number_value(time) * unit;
+    if (!positive_time(e->seconds))
+        return cli_error(cmd, "%s: benchmark %s: real_time %g is not a positive time", path,
+                         e->key, json_number_value(time));
+    const json_t *index = json_object_get(entry, "repetition_index");
+    if (json_is_integer(index))
+        e->repetition = json_integer_value(index);
+    return -1;
+}
+
+int cli_record_times(const char *cmd, const char *path, size_t i, const char *name,
+                     const json_t *record, const json_t **times, size_t *count)
+{
+    char v[64];
+    const json_t *samples = json_object_get(record, "samples_s");
+    const json_t *median = json_object_get(record, "median_s");
+    if (median && !(json_is_number(median) && positive_time(json_number_value(median))))
+        return cli_error(cmd, "%s: results[%zu].median_s is %s, expected a positive time in "
+                         "seconds (%s)", path, i, cli_value_text(median, v, sizeof v), name);
+    if (samples && (!json_is_array(samples) || json_array_size(samples) == 0))
+        return cli_error(cmd, "%s: results[%zu].samples_s is %s, expected an array of times "
+                         "in seconds (%s)", path, i, cli_value_text(samples, v, sizeof v), name);
+    if (!samples && !median)
+        return cli_error(cmd, "%s: results[%zu] has neither samples_s nor median_s (%s)", path,
+                         i, name);
+    *times = samples ? samples : median;
+    *count = samples ? json_array_size(samples) : 1;
+    for (size_t k = 0; samples && k < *count; k++) {
+        const json_t *t = json_array_get(samples, k);
+        if (!json_is_number(t) || !positive_time(json_number_value(t)))
+            return cli_error(cmd, "%s: results[%zu].samples_s[%zu] is %s, expected a positive "
+                             "time in seconds (%s)", path, i, k, cli_value_text(t, v, sizeof v),
+                             name);
+    }
+    return -1;
+}
+
+double cli_record_time(const json_t *times, size_t k)
+{
+    return json_number_value(json_is_array(times) ? json_array_get(times, k) : times);
+}
+
 /* Google Benchmark: every entry of "benchmarks" that is a measured run (not an aggregate). */
 static int read_gbench(const json_t *benchmarks, result_set *r)
 {
     size_t i;
     const json_t *entry;
     json_array_foreach(benchmarks, i, entry) {
-        const char *name = json_string_value(json_object_get(entry, "name"));
-        const char *run_name = json_string_value(json_object_get(entry, "run_name"));
-        const char *run_type = json_string_value(json_object_get(entry, "run_type"));
-        if (!json_is_object(entry) || !name)
-            return cli_error("compare", "%s: benchmarks[%zu] has no name", r->path, i);
-        if ((run_type && !strcmp(run_type, "aggregate")) || json_object_get(entry,
-                                                                            "aggregate_name"))
+        gbench_entry e;
+        const int status = cli_gbench_entry("compare", r->path, i, entry, &e);
+        if (status >= 0)
+            return status;
+        if (e.skip)
             continue;
-        const char *key = run_name ? run_name : name;
-        if (json_is_true(json_object_get(entry, "error_occurred"))) {
-            const char *message = json_string_value(json_object_get(entry, "error_message"));
-            if (!add_error(r, key, message ? message : "error"))
+        if (e.error) {
+            if (!add_error(r, e.key, e.error))
                 return cli_error("compare", "out of memory");
             continue;
         }
-        const json_t *time = json_object_get(entry, "real_time");
-        const char *unit_name = json_string_value(json_object_get(entry, "time_unit"));
-        const double unit = unit_seconds(unit_name ? unit_name : "ns");
-        if (!json_is_number(time) || unit == 0)
-            return cli_error("compare", "%s: benchmark %s: no real_time%s", r->path, key,
-                             unit == 0 ? " in a known time_unit" : "");
-        const double seconds = json_number_value(time) * unit;
-        if (!positive_time(seconds))
-            return cli_error("compare", "%s: benchmark %s: real_time %g is not a positive time",
-                             r->path, key, json_number_value(time));
         /* Repetitions of a benchmark are its samples; one repetition twice is a file pasted
          * together, refused rather than merged. */
-        const json_t *index = json_object_get(entry, "repetition_index");
-        const json_int_t repetition = json_is_integer(index) ? json_integer_value(index) : -1;
-        if (repetition >= 0 && has_repetition(find_series(r, key), repetition))
+        if (e.repetition >= 0 && has_repetition(find_series(r, e.key), e.repetition))
             return cli_error("compare", "%s: benchmarks[%zu] repeats repetition_index %lld of %s",
-                             r->path, i, (long long)repetition, key);
-        if (!add_sample(r, key, seconds, repetition))
+                             r->path, i, (long long)e.repetition, e.key);
+        if (!add_sample(r, e.key, e.seconds, e.repetition))
             return cli_error("compare", "out of memory");
     }
     return -1;
@@ -263,29 +313,14 @@ static int read_attnbench(const json_t *results, result_set *r)
             return cli_error("compare", "%s: results[%zu] repeats the benchmark of results[%zu] "
                              "(%s); one record per benchmark", r->path, i, earlier->record,
                              name);
-        const json_t *samples = json_object_get(record, "samples_s");
-        const json_t *median = json_object_get(record, "median_s");
-        if (median && !(json_is_number(median) && positive_time(json_number_value(median))))
-            return cli_error("compare", "%s: results[%zu].median_s is %s, expected a positive "
-                             "time in seconds (%s)", r->path, i, cli_value_text(median, v, sizeof v),
-                             name);
-        if (samples && (!json_is_array(samples) || json_array_size(samples) == 0))
-            return cli_error("compare", "%s: results[%zu].samples_s is %s, expected an array of "
-                             "times in seconds (%s)", r->path, i,
-                             cli_value_text(samples, v, sizeof v), name);
-        if (!samples && !median)
-            return cli_error("compare", "%s: results[%zu] has neither samples_s nor median_s "
-                             "(%s)", r->path, i, name);
-        const size_t count = samples ? json_array_size(samples) : 1;
-        for (size_t k = 0; k < count; k++) {
-            const json_t *t = samples ? json_array_get(samples, k) : median;
-            if (!json_is_number(t) || !positive_time(json_number_value(t)))
-                return cli_error("compare", "%s: results[%zu].samples_s[%zu] is %s, expected a "
-                                 "positive time in seconds (%s)", r->path, i, k,
-                                 cli_value_text(t, v, sizeof v), name);
-            if (!add_sample(r, name, json_number_value(t), -1))
+        const json_t *times;
+        size_t count;
+        const int status = cli_record_times("compare", r->path, i, name, record, &times, &count);
+        if (status >= 0)
+            return status;
+        for (size_t k = 0; k < count; k++)
+            if (!add_sample(r, name, cli_record_time(times, k), -1))
                 return cli_error("compare", "out of memory");
-        }
         find_series(r, name)->record = i;
     }
     return -1;

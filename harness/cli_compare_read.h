@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct series {
     char *name;
@@ -36,6 +37,25 @@ const char *cli_record_invalid(const json_t *record, const char **expected,
                                const json_t **value);
 bool cli_record_name(const json_t *record, char *buf, size_t len);
 const char *cli_value_text(const json_t *x, char *buf, size_t len);
+
+/* The parts of a result file both readers (compare's here, `db ingest`'s result_file.c) check
+ * the same way; each returns -1 when fine, else an exit status after a message naming cmd and
+ * the file at path. */
+typedef struct gbench_entry {
+    const char *key;    /* run_name, else name */
+    bool skip;          /* an aggregate: derived from the runs, left out */
+    const char *error;  /* error_message of an entry that reported an error, else NULL */
+    double seconds;     /* real_time in seconds (a run without error) */
+    int64_t repetition; /* repetition_index; -1 when absent */
+} gbench_entry;
+/* benchmarks[i] of a Google Benchmark file. */
+int cli_gbench_entry(const char *cmd, const char *path, size_t i, const json_t *entry,
+                     gbench_entry *e);
+/* The times of results[i] (benchmark `name`): samples_s, else median_s, each a positive time;
+ * *count of them, the k-th being cli_record_time(*times, k). */
+int cli_record_times(const char *cmd, const char *path, size_t i, const char *name,
+                     const json_t *record, const json_t **times, size_t *count);
+double cli_record_time(const json_t *times, size_t k);
 
 void result_set_free(result_set *r);
 /* The series of that name; NULL when there is none. */

@@ -152,38 +152,16 @@ static int read_records(result_file *f, const json_t *results)
         if (params && !(m->params = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS |
                                                            JSON_ENCODE_ANY)))
             return out_of_memory();
-        const json_t *samples = json_object_get(record, "samples_s");
-        const json_t *median = json_object_get(record, "median_s");
-        if (samples && (!json_is_array(samples) || json_array_size(samples) == 0))
-            return cli_error(cmd, "%s: results[%zu].samples_s is %s, expected an array of times "
-                             "in seconds (%s)", f->path, i, cli_value_text(samples, v, sizeof v),
-                             name);
-        if (!samples && !median)
-            return cli_error(cmd, "%s: results[%zu] has neither samples_s nor median_s (%s)",
-                             f->path, i, name);
-        const size_t count = samples ? json_array_size(samples) : 1;
-        for (size_t k = 0; k < count; k++) {
-            const json_t *t = samples ? json_array_get(samples, k) : median;
-            if (!json_is_number(t) || !positive_time(json_number_value(t)))
-                return cli_error(cmd, "%s: results[%zu].%s is %s, expected a positive time in "
-                                 "seconds (%s)", f->path, i, samples ? "samples_s[]" : "median_s",
-                                 cli_value_text(t, v, sizeof v), name);
-            if (!add_sample(m, json_number_value(t), -1))
+        const json_t *times;
+        size_t count;
+        const int status = cli_record_times(cmd, f->path, i, name, record, &times, &count);
+        if (status >= 0)
+            return status;
+        for (size_t k = 0; k < count; k++)
+            if (!add_sample(m, cli_record_time(times, k), -1))
                 return out_of_memory();
-        }
     }
     return -1;
-}
-
-/* Seconds per unit of Google Benchmark's time_unit; 0 when unknown. */
-static double unit_seconds(const char *unit)
-{
-    static const struct { const char *name; double seconds; } units[] = {
-        {"ns", 1e-9}, {"us", 1e-6}, {"ms", 1e-3}, {"s", 1.0}};
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (!strcmp(unit, units[i].name))
-            return units[i].seconds;
-    return 0;
 }
 
 /* attnbench-gbench and perf-ab: Google Benchmark's per-run entries (aggregates are derived
@@ -193,39 +171,25 @@ static int read_gbench(result_file *f, const json_t *benchmarks)
     size_t i;
     const json_t *entry;
     json_array_foreach(benchmarks, i, entry) {
-        const char *name = json_string_value(json_object_get(entry, "name"));
-        const char *run_name = json_string_value(json_object_get(entry, "run_name"));
-        const char *run_type = json_string_value(json_object_get(entry, "run_type"));
-        if (!json_is_object(entry) || !name)
-            return cli_error(cmd, "%s: benchmarks[%zu] has no name", f->path, i);
-        if ((run_type && !strcmp(run_type, "aggregate")) ||
-            json_object_get(entry, "aggregate_name"))
+        gbench_entry e;
+        const int status = cli_gbench_entry(cmd, f->path, i, entry, &e);
+        if (status >= 0)
+            return status;
+        if (e.skip)
             continue;
-        const char *key = run_name ? run_name : name;
-        if (json_is_true(json_object_get(entry, "error_occurred"))) {
-            if (!add_error(f, key, string_or(json_object_get(entry, "error_message"), "error")))
+        if (e.error) {
+            if (!add_error(f, e.key, e.error))
                 return out_of_memory();
             continue;
         }
-        const json_t *time = json_object_get(entry, "real_time");
-        const double unit = unit_seconds(string_or(json_object_get(entry, "time_unit"), "ns"));
-        if (!json_is_number(time) || unit == 0)
-            return cli_error(cmd, "%s: benchmark %s: no real_time%s", f->path, key,
-                             unit == 0 ? " in a known time_unit" : "");
-        const double seconds = json_number_value(time) * unit;
-        if (!positive_time(seconds))
-            return cli_error(cmd, "%s: benchmark %s: real_time %g is not a positive time",
-                             f->path, key, json_number_value(time));
-        const json_t *index = json_object_get(entry, "repetition_index");
-        const int64_t repetition = json_is_integer(index) ? json_integer_value(index) : -1;
-        measurement *m = measurement_of(f, key);
+        measurement *m = measurement_of(f, e.key);
         if (!m)
             return out_of_memory();
-        for (size_t k = 0; repetition >= 0 && k < m->count; k++)
-            if (m->repetitions[k] == repetition)
+        for (size_t k = 0; e.repetition >= 0 && k < m->count; k++)
+            if (m->repetitions[k] == e.repetition)
                 return cli_error(cmd, "%s: benchmarks[%zu] repeats repetition_index %lld of %s",
-                                 f->path, i, (long long)repetition, key);
-        if (!add_sample(m, seconds, repetition))
+                                 f->path, i, (long long)e.repetition, e.key);
+        if (!add_sample(m, e.seconds, e.repetition))
             return out_of_memory();
     }
     return -1;
