@@ -102,6 +102,7 @@ enum {
     DEC_K = 16,           /* keys per block of the decode path */
     DEC_C = 4,            /* 32-element chunks of a decode row in registers (128 floats) */
     DEC_R = 4,            /* decode rows sharing each load of a K or V vector */
+    DEC_ACC = 16,         /* P·V accumulators of a decode tile's pass over V */
 };
 
 static const attn_param_info bf16_params[] = {
@@ -659,7 +660,7 @@ static inline __attribute__((always_inline)) void dots16(const uint16_t *const q
  * arithmetic (float32 accumulation) on float32 FMAs, which run twice as fast as VDPBF16PS here;
  * excluded keys are skipped outright. */
 static inline __attribute__((always_inline)) void
-decode_pv_keys(__m512 acc[DEC_R][DEC_C][2], int R, const __mmask32 tm[DEC_C], int chunks,
+decode_pv_keys(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks,
                const uint16_t *const vr[DEC_K], int64_t c0, const float (*pw)[DEC_K],
                __mmask16 valid)
 {
@@ -674,8 +675,47 @@ decode_pv_keys(__m512 acc[DEC_R][DEC_C][2], int R, const __mmask32 tm[DEC_C], in
             const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
             const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(x, hi));
             for (int r = 0; r < R; r++) {
-                acc[r][v][0] = _mm512_fmadd_ps(pj[r], even, acc[r][v][0]);
-                acc[r][v][1] = _mm512_fmadd_ps(pj[r], odd, acc[r][v][1]);
+                __m512 *a = acc + 2 * (r * chunks + v);
+                a[0] = _mm512_fmadd_ps(pj[r], even, a[0]);
+                a[1] = _mm512_fmadd_ps(pj[r], odd, a[1]);
+            }
+        }
+    }
+}
+
+/* decode_pv_keys for a tile of R >= 2 rows, on VDPBF16PS: keys go in pairs (2i, 2i+1), and one
+ * VDPBF16PS per row, chunk and parity adds p_r,2i·V[2i][e] + p_r,2i+1·V[2i+1][e] for the 16
+ * elements e of that parity, half the instructions of the float32 FMAs (which the one-row path
+ * keeps: memory-bound, it measured faster on them). The pair vectors are built in the parity
+ * layout of decode_pv_keys, element e of V[2i] in the low half of lane e/2 and of V[2i+1] in the
+ * high half (a shift and a bitwise select each), so both paths add to the same accumulators.
+ * An excluded key of a pair is loaded as zeros (weight 0 too), so its NaN stays out. */
+static inline __attribute__((always_inline)) void
+decode_pv_pairs(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks,
+                const uint16_t *const vr[DEC_K], int64_t c0, const uint32_t (*pp)[DEC_K / 2],
+                __mmask16 valid)
+{
+    const __m512i lo16 = _mm512_set1_epi32(0xffff);
+    for (int i = 0; i < DEC_K / 2; i++) {
+        const unsigned two = (valid >> 2 * i) & 3u;
+        if (!two)
+            continue;
+        const __mmask32 z0 = two & 1u ? 0xffffffffu : 0, z1 = two & 2u ? 0xffffffffu : 0;
+        __m512bh pj[DEC_R];
+        for (int r = 0; r < R; r++)
+            pj[r] = (__m512bh)_mm512_set1_epi32((int)pp[r][i]);
+        for (int v = 0; v < chunks; v++) {
+            const __m512i x0 = load_stream32(vr[2 * i] + c0 + 32 * v, tm[v] & z0);
+            const __m512i x1 = load_stream32(vr[2 * i + 1] + c0 + 32 * v, tm[v] & z1);
+            /* 0xca = lo16 ? b : c per bit: low halves from b, high halves from c */
+            const __m512bh even =
+                (__m512bh)_mm512_ternarylogic_epi32(lo16, x0, _mm512_slli_epi32(x1, 16), 0xca);
+            const __m512bh odd =
+                (__m512bh)_mm512_ternarylogic_epi32(lo16, _mm512_srli_epi32(x0, 16), x1, 0xca);
+            for (int r = 0; r < R; r++) {
+                __m512 *a = acc + 2 * (r * chunks + v);
+                a[0] = _mm512_dpbf16_ps(a[0], pj[r], even);
+                a[1] = _mm512_dpbf16_ps(a[1], pj[r], odd);
             }
         }
     }
@@ -686,31 +726,33 @@ decode_pv_keys(__m512 acc[DEC_R][DEC_C][2], int R, const __mmask32 tm[DEC_C], in
 static inline __attribute__((always_inline)) void decode_pv(float *const o[DEC_R], int R,
                                                             const uint16_t *const vr[DEC_K],
                                                             const float (*pw)[DEC_K],
+                                                            const uint32_t (*pp)[DEC_K / 2],
                                                             __mmask16 valid, int64_t d,
                                                             const __m512 corr[DEC_R])
 {
-    const int cpass = R <= 2 ? DEC_C : DEC_C / 2;
+    const int cpass = R == 1 ? DEC_C : R == 2 ? DEC_C / 2 : DEC_C / 4;
     for (int64_t c0 = 0; c0 < d; c0 += 32 * cpass) {
         const int nc = (int)((d - c0 + 31) / 32 < cpass ? (d - c0 + 31) / 32 : cpass);
-        __m512 acc[DEC_R][DEC_C][2];
+        __m512 acc[DEC_ACC]; /* row r, chunk v, parity h at 2·(r·cpass + v) + h */
         __mmask32 tm[DEC_C];
         for (int v = 0; v < cpass; v++) {
             tm[v] = tail_mask32(d - c0 - 32 * v);
             for (int r = 0; r < R; r++)
                 for (int h = 0; h < 2; h++)
-                    acc[r][v][h] = v < nc ? _mm512_mul_ps(
-                                                _mm512_load_ps(o[r] + c0 + 32 * v + 16 * h), corr[r])
-                                          : _mm512_setzero_ps();
+                    acc[2 * (r * cpass + v) + h] =
+                        v < nc ? _mm512_mul_ps(_mm512_load_ps(o[r] + c0 + 32 * v + 16 * h), corr[r])
+                               : _mm512_setzero_ps();
         }
-        /* Full passes (d a multiple of 128, the common case) get a copy without chunk tests. */
-        if (nc == cpass)
-            decode_pv_keys(acc, R, tm, cpass, vr, c0, pw, valid);
+        /* Every pass takes cpass chunks, a constant, so the accumulators stay in registers; a
+         * chunk past d (tm 0) loads zeros and is not stored. */
+        if (R > 1)
+            decode_pv_pairs(acc, R, tm, cpass, vr, c0, pp, valid);
         else
-            decode_pv_keys(acc, R, tm, nc, vr, c0, pw, valid);
+            decode_pv_keys(acc, R, tm, cpass, vr, c0, pw, valid);
         for (int r = 0; r < R; r++)
             for (int v = 0; v < nc; v++)
                 for (int h = 0; h < 2; h++)
-                    _mm512_store_ps(o[r] + c0 + 32 * v + 16 * h, acc[r][v][h]);
+                    _mm512_store_ps(o[r] + c0 + 32 * v + 16 * h, acc[2 * (r * cpass + v) + h]);
     }
 }
 
@@ -749,6 +791,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, in
     __m512 s[DEC_R], corr[DEC_R];
     __mmask16 valid[DEC_R];
     float pw[DEC_R][DEC_K];
+    uint32_t pp[DEC_R][DEC_K / 2]; /* the weights as bf16 pairs (2i, 2i+1) */
     for (int r = 0; r < R; r++) {
         q[r] = y->dq + (r0 + r) * y->d32;
         o[r] = y->o + (r0 + r) * y->d32;
@@ -774,19 +817,21 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, in
             }
         }
         _mm512_storeu_ps(pw[r], pr);
+        if (R > 1)
+            _mm256_storeu_si256((__m256i *)pp[r], (__m256i)_mm512_cvtneps_pbh(pr));
         any |= valid[r];
         all &= valid[r];
     }
     if (any == all) { /* every row sees the same keys: one pass over V for the tile */
         if (any)
-            decode_pv(o, R, vr, pw, (__mmask16)any, y->d, corr);
+            decode_pv(o, R, vr, pw, pp, (__mmask16)any, y->d, corr);
         return;
     }
     /* Rows that see different keys (causal edge, mask): a NaN in a V row must not reach a
      * row that excludes it through a 0 weight, so each row takes its own keys. */
     for (int r = 0; r < R; r++)
         if (valid[r])
-            decode_pv(&o[r], 1, vr, &pw[r], valid[r], y->d, &corr[r]);
+            decode_pv(&o[r], 1, vr, &pw[r], &pp[r], valid[r], y->d, &corr[r]);
 }
 
 static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_rows *gr,
