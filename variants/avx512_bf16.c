@@ -635,18 +635,29 @@ static inline __attribute__((always_inline)) void dots16(const uint16_t *const q
                                                          int64_t d, __m512 out[DEC_R])
 {
     __m512 part[DEC_R][DEC_K];
+    /* A tile of several rows scores two keys side by side: each Q load serves both, and each
+     * row has two independent VDPBF16PS chains. */
+    const int ks = R > 1 ? 2 : 1;
 #pragma GCC unroll 1
-    for (int j = 0; j < DEC_K; j++) {
-        __m512 acc[DEC_R];
+    for (int j = 0; j < DEC_K; j += ks) {
+        __m512 acc[DEC_R][2];
         for (int r = 0; r < R; r++)
-            acc[r] = _mm512_setzero_ps();
+            for (int u = 0; u < ks; u++)
+                acc[r][u] = _mm512_setzero_ps();
         for (int64_t c = 0; c < d; c += 32) {
-            const __m512bh k = (__m512bh)load_stream32(kr[j] + c, tail_mask32(d - c));
-            for (int r = 0; r < R; r++)
-                acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)_mm512_load_si512(q[r] + c), k);
+            const __mmask32 tm = tail_mask32(d - c);
+            __m512bh k[2];
+            for (int u = 0; u < ks; u++)
+                k[u] = (__m512bh)load_stream32(kr[j + u] + c, tm);
+            for (int r = 0; r < R; r++) {
+                const __m512bh qv = (__m512bh)_mm512_load_si512(q[r] + c);
+                for (int u = 0; u < ks; u++)
+                    acc[r][u] = _mm512_dpbf16_ps(acc[r][u], qv, k[u]);
+            }
         }
         for (int r = 0; r < R; r++)
-            part[r][j] = acc[r];
+            for (int u = 0; u < ks; u++)
+                part[r][j + u] = acc[r][u];
     }
     for (int r = 0; r < R; r++)
         out[r] = sum16(part[r]);
