@@ -51,13 +51,19 @@
  * memory-bound, so it is built to read each K/V byte once with as few instructions as possible.
  * Per block of 16 keys: bf16 K and V rows are read straight from memory (masked tail loads;
  * half the bytes of float32); float32 rows are rounded once into 16-row buffers shared by all
- * the rows of the group. Per row: 16 dot products with VDPBF16PS (32 head-dim elements each),
- * a transpose-add tree to one vector of 16 scores, softmax on that vector, P rounded to bf16;
- * then o += p_j·V[j] for each counted key j (excluded keys are skipped, so a NaN there stays
- * out). That product needs no pairing of keys: each V load of 32 bf16 is widened exactly into
+ * the rows of the group. The rows go in tiles of up to DEC_R = 4 (the query heads of a GQA
+ * group, or Lq = 4 draft tokens), each K and V load serving the tile. Per tile: 16 dot products
+ * per row with VDPBF16PS (32 head-dim elements each; a tile of several rows takes two keys side
+ * by side), a transpose-add tree per row to one vector of 16 scores, softmax on that vector,
+ * P rounded to bf16; then o += p_j·V[j] over the counted keys j (excluded keys are skipped, so
+ * a NaN there stays out; rows of a tile that count different keys take V one row at a time).
+ * One row (D1) needs no pairing of keys: each V load of 32 bf16 is widened exactly into
  * its 16 even and 16 odd elements (a shift and a mask) and multiplied by the rounded p_j with
- * float32 FMAs into a parity-split accumulator, unsplit once per row at the end. The numbers
- * are those of VDPBF16PS (bf16 products are exact in float32, float32 accumulation), at half
+ * float32 FMAs into a parity-split accumulator, unsplit once per row at the end. A tile of 2-4
+ * rows does 2-4 times the arithmetic per byte, so it takes P·V on VDPBF16PS over key pairs
+ * instead (half the instructions): the pair vectors are built in the same parity layout
+ * (decode_pv_pairs), an excluded key of a pair loaded as zeros.
+ * The numbers are those of VDPBF16PS (bf16 products are exact in float32, float32 accumulation), at half
  * the instruction cost here: measured on D1 (H=32, Lq=1, Lk=8192, d=128), 1.53x the float32
  * avx512 speed against 1.41x for V packed into key pairs + VDPBF16PS, and 1.35x for VDPBF16PS
  * with the weight in one half of the pair (even/odd elements, V unpacked). K rows are read one
@@ -75,13 +81,16 @@
  * the prefill's cycles (perf), the softmax and packing the rest.
  *
  * Register budget (32 zmm): scores 16 accumulators + 2 QP + 1 broadcast; P·V 16 accumulators
- * + 8 P + broadcasts; decode dots 16 accumulators + Q + K, decode P·V 8 accumulators (128
- * head-dim elements, split by parity) + V + P.
+ * + 8 P + broadcasts; decode dots R·2 accumulators + Q + 2 K, decode P·V 8 accumulators
+ * (one row: 128 head-dim elements split by parity; R rows: 128/R each per pass) + V + R P.
  *
  * Layout: head_dim contiguous (the contract); any batch/head/seq strides. Workspace (64-byte
  * aligned): packed QP, Oᵀ, per-row m, l, key limits and mask offsets, the packed K/V block and
  * the decode buffers; it depends on bq, bk (capped at Lk), dec and d, and does not grow with
  * Lk. */
+/* Over 900 lines, on purpose: the prefill and decode paths are one kernel built with
+ * AVX512_BF16 flags, sharing its loads, row helpers and workspace inline; what it shares with
+ * avx512.c and amx_bf16.c is in avx512_common.h and tile_rows.h already. */
 #include "avx512_common.h"
 #include "tile_rows.h"
 
