@@ -67,9 +67,12 @@
  * the instruction cost here: measured on D1 (H=32, Lq=1, Lk=8192, d=128), 1.53x the float32
  * avx512 speed against 1.41x for V packed into key pairs + VDPBF16PS, and 1.35x for VDPBF16PS
  * with the weight in one half of the pair (even/odd elements, V unpacked). K rows are read one
- * after another (dots16) and in 256-bit halves, with no software prefetch: on Zen 4 the earlier
- * column-by-column reads needed a prefetch 8 blocks ahead, which now only slows the stream
- * (D1 bf16, interleaved: about 1.6x slower with it).
+ * after another (dots16) and in 256-bit halves; one row takes no software prefetch: on Zen 4 the
+ * earlier column-by-column reads needed a prefetch 8 blocks ahead, which now only slows the
+ * stream (D1 bf16, interleaved: about 1.6x slower with it). A tile of several rows does that
+ * many times the work per byte and leaves too few loads in flight for the hardware prefetchers,
+ * so it prefetches bf16 K and V DEC_PF_KEYS keys ahead into L2, one prefetch beside each load
+ * (as avx512.c's float32 tiles; D2 and D3 bf16 ran 1.6-1.9x faster with it, alternated).
  *
  * run_partial: the same paths over a key range, writing each row's lazy max (natural units),
  * sum and unnormalised row (the contract in variant.h).
@@ -112,6 +115,7 @@ enum {
     DEC_C = 4,            /* 32-element chunks of a decode row in registers (128 floats) */
     DEC_R = 4,            /* decode rows sharing each load of a K or V vector */
     DEC_ACC = 16,         /* P·V accumulators of a decode tile's pass over V */
+    DEC_PF_KEYS = 64,     /* keys ahead that a decode tile of several rows prefetches K, V */
 };
 
 static const attn_param_info bf16_params[] = {
@@ -641,7 +645,7 @@ static inline __m512i load_stream32(const uint16_t *x, __mmask32 m)
  * transpose-add tree per row. */
 static inline __attribute__((always_inline)) void dots16(const uint16_t *const q[DEC_R], int R,
                                                          const uint16_t *const kr[DEC_K],
-                                                         int64_t d, __m512 out[DEC_R])
+                                                         int64_t d, int64_t pf, __m512 out[DEC_R])
 {
     __m512 part[DEC_R][DEC_K];
     /* A tile of several rows scores two keys side by side: each Q load serves both, and each
@@ -656,8 +660,11 @@ static inline __attribute__((always_inline)) void dots16(const uint16_t *const q
         for (int64_t c = 0; c < d; c += 32) {
             const __mmask32 tm = tail_mask32(d - c);
             __m512bh k[2];
-            for (int u = 0; u < ks; u++)
+            for (int u = 0; u < ks; u++) {
                 k[u] = (__m512bh)load_stream32(kr[j + u] + c, tm);
+                if (R > 1 && pf) /* one line per load */
+                    _mm_prefetch((const char *)(kr[j + u] + c) + pf, _MM_HINT_T1);
+            }
             for (int r = 0; r < R; r++) {
                 const __m512bh qv = (__m512bh)_mm512_load_si512(q[r] + c);
                 for (int u = 0; u < ks; u++)
@@ -713,7 +720,7 @@ decode_pv_keys(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks
 static inline __attribute__((always_inline)) void
 decode_pv_pairs(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks,
                 const uint16_t *const vr[DEC_K], int64_t c0, const uint32_t (*pp)[DEC_K / 2],
-                __mmask16 valid)
+                __mmask16 valid, int64_t pf)
 {
     const __m512i lo16 = _mm512_set1_epi32(0xffff);
     for (int i = 0; i < DEC_K / 2; i++) {
@@ -727,6 +734,10 @@ decode_pv_pairs(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunk
         for (int v = 0; v < chunks; v++) {
             const __m512i x0 = load_stream32(vr[2 * i] + c0 + 32 * v, tm[v] & z0);
             const __m512i x1 = load_stream32(vr[2 * i + 1] + c0 + 32 * v, tm[v] & z1);
+            if (pf) {
+                _mm_prefetch((const char *)(vr[2 * i] + c0 + 32 * v) + pf, _MM_HINT_T1);
+                _mm_prefetch((const char *)(vr[2 * i + 1] + c0 + 32 * v) + pf, _MM_HINT_T1);
+            }
             /* 0xca = lo16 ? b : c per bit: low halves from b, high halves from c */
             const __m512bh even =
                 (__m512bh)_mm512_ternarylogic_epi32(lo16, x0, _mm512_slli_epi32(x1, 16), 0xca);
@@ -748,7 +759,7 @@ static inline __attribute__((always_inline)) void decode_pv(float *const o[DEC_R
                                                             const float (*pw)[DEC_K],
                                                             const uint32_t (*pp)[DEC_K / 2],
                                                             __mmask16 valid, int64_t d,
-                                                            const __m512 corr[DEC_R])
+                                                            const __m512 corr[DEC_R], int64_t pf)
 {
     const int cpass = R == 1 ? DEC_C : R == 2 ? DEC_C / 2 : DEC_C / 4;
     for (int64_t c0 = 0; c0 < d; c0 += 32 * cpass) {
@@ -766,7 +777,7 @@ static inline __attribute__((always_inline)) void decode_pv(float *const o[DEC_R
         /* Every pass takes cpass chunks, a constant, so the accumulators stay in registers; a
          * chunk past d (tm 0) loads zeros and is not stored. */
         if (R > 1)
-            decode_pv_pairs(acc, R, tm, cpass, vr, c0, pp, valid);
+            decode_pv_pairs(acc, R, tm, cpass, vr, c0, pp, valid, pf);
         else
             decode_pv_keys(acc, R, tm, cpass, vr, c0, pw, valid);
         for (int r = 0; r < R; r++)
@@ -797,6 +808,7 @@ typedef struct dec_rows {
     const int64_t *lim, *first;
     const float *slope, *pos; /* ALiBi of each row (block_alibi) */
     int64_t d, d32;
+    int64_t pf_k, pf_v;       /* bytes from a bf16 K (V) row to the row DEC_PF_KEYS keys later */
 } dec_rows;
 
 /* Rows [r0, r0 + R) on the key block at j0 (kr, vr: its K and V rows, nk of them real). */
@@ -816,7 +828,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, in
         q[r] = y->dq + (r0 + r) * y->d32;
         o[r] = y->o + (r0 + r) * y->d32;
     }
-    dots16(q, R, kr, y->d, s);
+    dots16(q, R, kr, y->d, y->pf_k, s);
     unsigned any = 0, all = 0xffff;
     for (int r = 0; r < R; r++) {
         const int64_t rr = r0 + r, left = y->lim[rr] - j0, skip = y->first[rr] - j0;
@@ -844,14 +856,14 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, in
     }
     if (any == all) { /* every row sees the same keys: one pass over V for the tile */
         if (any)
-            decode_pv(o, R, vr, pw, pp, (__mmask16)any, y->d, corr);
+            decode_pv(o, R, vr, pw, pp, (__mmask16)any, y->d, corr, y->pf_v);
         return;
     }
     /* Rows that see different keys (causal edge, mask): a NaN in a V row must not reach a
      * row that excludes it through a 0 weight, so each row takes its own keys. */
     for (int r = 0; r < R; r++)
         if (valid[r])
-            decode_pv(&o[r], 1, vr, &pw[r], &pp[r], valid[r], y->d, &corr[r]);
+            decode_pv(&o[r], 1, vr, &pw[r], &pp[r], valid[r], y->d, &corr[r], 0);
 }
 
 static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_rows *gr,
@@ -885,7 +897,9 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
     kend = kend < kr->end ? kend : kr->end;
     const dec_rows y = {.x = x, .br = &br, .dq = dq, .o = o, .lv = lv, .mrow = mrow,
                         .lim = lim, .first = first, .slope = slope, .pos = pos, .d = d,
-                        .d32 = d32};
+                        .d32 = d32,
+                        .pf_k = x->dt == ATTN_BF16 ? DEC_PF_KEYS * x->k_seq : 0,
+                        .pf_v = x->dt == ATTN_BF16 ? DEC_PF_KEYS * x->v_seq : 0};
     for (int64_t j0 = first_min > kr->begin ? first_min : kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
         /* K and V rows: bf16 read in place; float32 rounded once into dk, dv (zero-padded to a
