@@ -1080,16 +1080,12 @@ ALWAYS_INLINE void decode_pv_tile_dt(const void *v, int64_t ld, int R, float *co
     const int64_t pf = DEC_PF_KEYS * ld * es;
     for (int64_t j0 = 0; j0 < nk; j0 += 8) {
         const int n = (int)min64(nk - j0, 8);
-        /* Once per 8 keys, not per pass: each weight broadcast into wv (L1; the FMAs take it
-         * as a memory operand, so no register holds it), and which keys every row counts. */
-        __m256 wv[8][DEC_R];
+        /* Once per 8 keys, not per pass: which keys every row counts. */
         unsigned all = 0;
         for (int j = 0; j < n; j++) {
             bool nz = true;
-            for (int r = 0; r < R; r++) {
+            for (int r = 0; r < R; r++)
                 nz &= s[r][j0 + j] != 0.0f;
-                wv[j][r] = _mm256_broadcast_ss(s[r] + j0 + j);
-            }
             all |= (unsigned)nz << j;
         }
         for (int64_t c0 = 0; c0 < d; c0 += 8 * cv) {
@@ -1103,6 +1099,12 @@ ALWAYS_INLINE void decode_pv_tile_dt(const void *v, int64_t ld, int R, float *co
             for (int j = 0; j < n; j++) {
                 const void *vj = (const char *)row_at(v, j0 + j, ld, dt) + c0 * es;
                 const bool every = all >> j & 1;
+                /* The R weights in registers for the key's cv vectors: 0.75 loads per FMA at
+                 * R = 4 instead of 1.25 with the weight as the FMA's memory operand (Zen 4
+                 * issues two 256-bit loads per cycle, as many as FMAs). */
+                __m256 wv[DEC_R];
+                for (int r = 0; r < R; r++)
+                    wv[r] = _mm256_broadcast_ss(s[r] + j0 + j);
                 for (int x = 0; x < cv; x++) {
                     if (x >= nv)
                         break;
@@ -1112,7 +1114,7 @@ ALWAYS_INLINE void decode_pv_tile_dt(const void *v, int64_t ld, int R, float *co
                         prefetch_ahead(vj, 8 * x, pf, dt);
                     for (int r = 0; r < R; r++)
                         if (every || s[r][j0 + j] != 0.0f)
-                            a[r][x] = _mm256_fmadd_ps(wv[j][r], xv, a[r][x]);
+                            a[r][x] = _mm256_fmadd_ps(wv[r], xv, a[r][x]);
                 }
             }
             for (int r = 0; r < R; r++)

@@ -51,19 +51,28 @@
  * memory-bound, so it is built to read each K/V byte once with as few instructions as possible.
  * Per block of 16 keys: bf16 K and V rows are read straight from memory (masked tail loads;
  * half the bytes of float32); float32 rows are rounded once into 16-row buffers shared by all
- * the rows of the group. Per row: 16 dot products with VDPBF16PS (32 head-dim elements each),
- * a transpose-add tree to one vector of 16 scores, softmax on that vector, P rounded to bf16;
- * then o += p_j·V[j] for each counted key j (excluded keys are skipped, so a NaN there stays
- * out). That product needs no pairing of keys: each V load of 32 bf16 is widened exactly into
+ * the rows of the group. The rows go in tiles of up to DEC_R = 4 (the query heads of a GQA
+ * group, or Lq = 4 draft tokens), each K and V load serving the tile. Per tile: 16 dot products
+ * per row with VDPBF16PS (32 head-dim elements each; a tile of several rows takes two keys side
+ * by side), a transpose-add tree per row to one vector of 16 scores, softmax on that vector,
+ * P rounded to bf16; then o += p_j·V[j] over the counted keys j (excluded keys are skipped, so
+ * a NaN there stays out; rows of a tile that count different keys take V one row at a time).
+ * One row (D1) needs no pairing of keys: each V load of 32 bf16 is widened exactly into
  * its 16 even and 16 odd elements (a shift and a mask) and multiplied by the rounded p_j with
- * float32 FMAs into a parity-split accumulator, unsplit once per row at the end. The numbers
- * are those of VDPBF16PS (bf16 products are exact in float32, float32 accumulation), at half
+ * float32 FMAs into a parity-split accumulator, unsplit once per row at the end. A tile of 2-4
+ * rows does 2-4 times the arithmetic per byte, so it takes P·V on VDPBF16PS over key pairs
+ * instead (half the instructions): the pair vectors are built in the same parity layout
+ * (decode_pv_pairs), an excluded key of a pair loaded as zeros.
+ * The numbers are those of VDPBF16PS (bf16 products are exact in float32, float32 accumulation), at half
  * the instruction cost here: measured on D1 (H=32, Lq=1, Lk=8192, d=128), 1.53x the float32
  * avx512 speed against 1.41x for V packed into key pairs + VDPBF16PS, and 1.35x for VDPBF16PS
  * with the weight in one half of the pair (even/odd elements, V unpacked). K rows are read one
- * after another (dots16) and in 256-bit halves, with no software prefetch: on Zen 4 the earlier
- * column-by-column reads needed a prefetch 8 blocks ahead, which now only slows the stream
- * (D1 bf16, interleaved: about 1.6x slower with it).
+ * after another (dots16) and in 256-bit halves; one row takes no software prefetch: on Zen 4 the
+ * earlier column-by-column reads needed a prefetch 8 blocks ahead, which now only slows the
+ * stream (D1 bf16, interleaved: about 1.6x slower with it). A tile of several rows does that
+ * many times the work per byte and leaves too few loads in flight for the hardware prefetchers,
+ * so it prefetches bf16 K and V DEC_PF_KEYS keys ahead into L2, one prefetch beside each load
+ * (as avx512.c's float32 tiles; D2 and D3 bf16 ran 1.6-1.9x faster with it, alternated).
  *
  * run_partial: the same paths over a key range, writing each row's lazy max (natural units),
  * sum and unnormalised row (the contract in variant.h).
@@ -75,13 +84,16 @@
  * the prefill's cycles (perf), the softmax and packing the rest.
  *
  * Register budget (32 zmm): scores 16 accumulators + 2 QP + 1 broadcast; P·V 16 accumulators
- * + 8 P + broadcasts; decode dots 16 accumulators + Q + K, decode P·V 8 accumulators (128
- * head-dim elements, split by parity) + V + P.
+ * + 8 P + broadcasts; decode dots R·2 accumulators + Q + 2 K, decode P·V 8 accumulators
+ * (one row: 128 head-dim elements split by parity; R rows: 128/R each per pass) + V + R P.
  *
  * Layout: head_dim contiguous (the contract); any batch/head/seq strides. Workspace (64-byte
  * aligned): packed QP, Oᵀ, per-row m, l, key limits and mask offsets, the packed K/V block and
  * the decode buffers; it depends on bq, bk (capped at Lk), dec and d, and does not grow with
  * Lk. */
+/* Over 900 lines, on purpose: the prefill and decode paths are one kernel built with
+ * AVX512_BF16 flags, sharing its loads, row helpers and workspace inline; what it shares with
+ * avx512.c and amx_bf16.c is in avx512_common.h and tile_rows.h already. */
 #include "avx512_common.h"
 #include "tile_rows.h"
 
@@ -101,6 +113,9 @@ enum {
     PV2_C = 4,            /* the same over two key tiles (16 keys) */
     DEC_K = 16,           /* keys per block of the decode path */
     DEC_C = 4,            /* 32-element chunks of a decode row in registers (128 floats) */
+    DEC_R = 4,            /* decode rows sharing each load of a K or V vector */
+    DEC_ACC = 16,         /* P·V accumulators of a decode tile's pass over V */
+    DEC_PF_KEYS = 64,     /* keys ahead that a decode tile of several rows prefetches K, V */
 };
 
 static const attn_param_info bf16_params[] = {
@@ -621,69 +636,154 @@ static inline __m512i load_stream32(const uint16_t *x, __mmask32 m)
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-/* Dot products of the bf16 row q (zero-padded to a multiple of 32) with 16 bf16 key rows. Keys
- * are read one after another, each row front to back, through one load instruction (the key
- * loop is not unrolled): the hardware prefetchers follow it, where 16 rows read column by column
- * left them behind. The per-key vectors go through a stack array to one transpose-add tree. */
-static inline __m512 dots16(const uint16_t *q, const uint16_t *const kr[DEC_K], int64_t d)
+/* Dot products of R bf16 rows q[r] (zero-padded to a multiple of 32) with 16 bf16 key rows:
+ * out[r] lane j = q_r · k_j. Keys are read one after another, each row front to back, through
+ * one load instruction (the key loop is not unrolled): the hardware prefetchers follow it, where
+ * 16 rows read column by column left them behind. Each K load serves the R rows of the tile (the
+ * query heads of a GQA group, or the draft tokens of one head), so K is read from memory and
+ * from L1 once per tile, not per row. The per-key vectors go through a stack array to one
+ * transpose-add tree per row. */
+static inline __attribute__((always_inline)) void dots16(const uint16_t *const q[DEC_R], int R,
+                                                         const uint16_t *const kr[DEC_K],
+                                                         int64_t d, int64_t pf, __m512 out[DEC_R])
 {
-    __m512 part[DEC_K];
+    __m512 part[DEC_R][DEC_K];
+    /* A tile of several rows scores two keys side by side: each Q load serves both, and each
+     * row has two independent VDPBF16PS chains. */
+    const int ks = R > 1 ? 2 : 1;
 #pragma GCC unroll 1
-    for (int j = 0; j < DEC_K; j++) {
-        __m512 acc = _mm512_setzero_ps();
-        for (int64_t c = 0; c < d; c += 32)
-            acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_load_si512(q + c),
-                                   (__m512bh)load_stream32(kr[j] + c, tail_mask32(d - c)));
-        part[j] = acc;
+    for (int j = 0; j < DEC_K; j += ks) {
+        __m512 acc[DEC_R][2];
+        for (int r = 0; r < R; r++)
+            for (int u = 0; u < ks; u++)
+                acc[r][u] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < d; c += 32) {
+            const __mmask32 tm = tail_mask32(d - c);
+            __m512bh k[2];
+            for (int u = 0; u < ks; u++) {
+                k[u] = (__m512bh)load_stream32(kr[j + u] + c, tm);
+                if (R > 1 && pf) /* one line per load */
+                    _mm_prefetch((const char *)(kr[j + u] + c) + pf, _MM_HINT_T1);
+            }
+            for (int r = 0; r < R; r++) {
+                const __m512bh qv = (__m512bh)_mm512_load_si512(q[r] + c);
+                for (int u = 0; u < ks; u++)
+                    acc[r][u] = _mm512_dpbf16_ps(acc[r][u], qv, k[u]);
+            }
+        }
+        for (int r = 0; r < R; r++)
+            for (int u = 0; u < ks; u++)
+                part[r][j + u] = acc[r][u];
     }
-    return sum16(part);
+    for (int r = 0; r < R; r++)
+        out[r] = sum16(part[r]);
 }
 
-/* o = o·corr + Σ_{j in valid} p_j·V[j], with o split by parity: chunk v of 32 head-dim elements
- * holds their 16 even elements, then their 16 odd ones. V is read straight from its rows, 32
- * bf16 per load, and widened exactly in place (even elements: the 32-bit lane shifted left by
- * 16; odd ones: the lane with its low half cleared); p_j is the bf16-rounded weight, so each
- * product is exact and this is the VDPBF16PS arithmetic (float32 accumulation) on float32 FMAs,
- * which run twice as fast as VDPBF16PS here; excluded keys are skipped outright. */
+/* o_r = o_r·corr_r + Σ_{j in valid} p_rj·V[j] for R rows, with o split by parity: chunk v of 32
+ * head-dim elements holds their 16 even elements, then their 16 odd ones. V is read straight
+ * from its rows, 32 bf16 per load, and widened exactly in place once for the R rows (even
+ * elements: the 32-bit lane shifted left by 16; odd ones: the lane with its low half cleared);
+ * p_rj is the bf16-rounded weight, so each product is exact and this is the VDPBF16PS
+ * arithmetic (float32 accumulation) on float32 FMAs, which run twice as fast as VDPBF16PS here;
+ * excluded keys are skipped outright. */
 static inline __attribute__((always_inline)) void
-decode_pv_keys(__m512 acc[DEC_C][2], const __mmask32 tm[DEC_C], int chunks,
-               const uint16_t *const vr[DEC_K], int64_t c0, const float *pw, __mmask16 valid)
+decode_pv_keys(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks,
+               const uint16_t *const vr[DEC_K], int64_t c0, const float (*pw)[DEC_K],
+               __mmask16 valid)
 {
     const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
     for (unsigned bits = valid; bits; bits &= bits - 1) {
         const int j = __builtin_ctz(bits);
-        const __m512 pj = _mm512_set1_ps(pw[j]);
+        __m512 pj[DEC_R];
+        for (int r = 0; r < R; r++)
+            pj[r] = _mm512_set1_ps(pw[r][j]);
         for (int v = 0; v < chunks; v++) {
             const __m512i x = load_stream32(vr[j] + c0 + 32 * v, tm[v]);
             const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
             const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(x, hi));
-            acc[v][0] = _mm512_fmadd_ps(pj, even, acc[v][0]);
-            acc[v][1] = _mm512_fmadd_ps(pj, odd, acc[v][1]);
+            for (int r = 0; r < R; r++) {
+                __m512 *a = acc + 2 * (r * chunks + v);
+                a[0] = _mm512_fmadd_ps(pj[r], even, a[0]);
+                a[1] = _mm512_fmadd_ps(pj[r], odd, a[1]);
+            }
         }
     }
 }
 
-static inline void decode_pv(float *o, const uint16_t *const vr[DEC_K], const float *pw,
-                             __mmask16 valid, int64_t d, __m512 corr)
+/* decode_pv_keys for a tile of R >= 2 rows, on VDPBF16PS: keys go in pairs (2i, 2i+1), and one
+ * VDPBF16PS per row, chunk and parity adds p_r,2i·V[2i][e] + p_r,2i+1·V[2i+1][e] for the 16
+ * elements e of that parity, half the instructions of the float32 FMAs (which the one-row path
+ * keeps: memory-bound, it measured faster on them). The pair vectors are built in the parity
+ * layout of decode_pv_keys, element e of V[2i] in the low half of lane e/2 and of V[2i+1] in the
+ * high half (a shift and a bitwise select each), so both paths add to the same accumulators.
+ * An excluded key of a pair is loaded as zeros (weight 0 too), so its NaN stays out. */
+static inline __attribute__((always_inline)) void
+decode_pv_pairs(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks,
+                const uint16_t *const vr[DEC_K], int64_t c0, const uint32_t (*pp)[DEC_K / 2],
+                __mmask16 valid, int64_t pf)
 {
-    for (int64_t c0 = 0; c0 < d; c0 += 32 * DEC_C) {
-        const int nc = (int)((d - c0 + 31) / 32 < DEC_C ? (d - c0 + 31) / 32 : DEC_C);
-        __m512 acc[DEC_C][2];
-        __mmask32 tm[DEC_C];
-        for (int v = 0; v < DEC_C; v++) {
-            tm[v] = tail_mask32(d - c0 - 32 * v);
-            for (int h = 0; h < 2; h++)
-                acc[v][h] = v < nc ? _mm512_mul_ps(_mm512_load_ps(o + c0 + 32 * v + 16 * h), corr)
-                                   : _mm512_setzero_ps();
+    const __m512i lo16 = _mm512_set1_epi32(0xffff);
+    for (int i = 0; i < DEC_K / 2; i++) {
+        const unsigned two = (valid >> 2 * i) & 3u;
+        if (!two)
+            continue;
+        const __mmask32 z0 = two & 1u ? 0xffffffffu : 0, z1 = two & 2u ? 0xffffffffu : 0;
+        __m512bh pj[DEC_R];
+        for (int r = 0; r < R; r++)
+            pj[r] = (__m512bh)_mm512_set1_epi32((int)pp[r][i]);
+        for (int v = 0; v < chunks; v++) {
+            const __m512i x0 = load_stream32(vr[2 * i] + c0 + 32 * v, tm[v] & z0);
+            const __m512i x1 = load_stream32(vr[2 * i + 1] + c0 + 32 * v, tm[v] & z1);
+            if (pf) {
+                _mm_prefetch((const char *)(vr[2 * i] + c0 + 32 * v) + pf, _MM_HINT_T1);
+                _mm_prefetch((const char *)(vr[2 * i + 1] + c0 + 32 * v) + pf, _MM_HINT_T1);
+            }
+            /* 0xca = lo16 ? b : c per bit: low halves from b, high halves from c */
+            const __m512bh even =
+                (__m512bh)_mm512_ternarylogic_epi32(lo16, x0, _mm512_slli_epi32(x1, 16), 0xca);
+            const __m512bh odd =
+                (__m512bh)_mm512_ternarylogic_epi32(lo16, _mm512_srli_epi32(x0, 16), x1, 0xca);
+            for (int r = 0; r < R; r++) {
+                __m512 *a = acc + 2 * (r * chunks + v);
+                a[0] = _mm512_dpbf16_ps(a[0], pj[r], even);
+                a[1] = _mm512_dpbf16_ps(a[1], pj[r], odd);
+            }
         }
-        /* Full chunks (d a multiple of 128, the common case) get a copy without chunk tests. */
-        if (nc == DEC_C)
-            decode_pv_keys(acc, tm, DEC_C, vr, c0, pw, valid);
+    }
+}
+
+/* Chunks per pass over V: at most 16 accumulators (R rows × chunks × 2 parities), so a tile of
+ * 3 or 4 rows takes d in passes of 64 elements; the later passes read the block's V from L1. */
+static inline __attribute__((always_inline)) void decode_pv(float *const o[DEC_R], int R,
+                                                            const uint16_t *const vr[DEC_K],
+                                                            const float (*pw)[DEC_K],
+                                                            const uint32_t (*pp)[DEC_K / 2],
+                                                            __mmask16 valid, int64_t d,
+                                                            const __m512 corr[DEC_R], int64_t pf)
+{
+    const int cpass = R == 1 ? DEC_C : R == 2 ? DEC_C / 2 : DEC_C / 4;
+    for (int64_t c0 = 0; c0 < d; c0 += 32 * cpass) {
+        const int nc = (int)((d - c0 + 31) / 32 < cpass ? (d - c0 + 31) / 32 : cpass);
+        __m512 acc[DEC_ACC]; /* row r, chunk v, parity h at 2·(r·cpass + v) + h */
+        __mmask32 tm[DEC_C];
+        for (int v = 0; v < cpass; v++) {
+            tm[v] = tail_mask32(d - c0 - 32 * v);
+            for (int r = 0; r < R; r++)
+                for (int h = 0; h < 2; h++)
+                    acc[2 * (r * cpass + v) + h] =
+                        v < nc ? _mm512_mul_ps(_mm512_load_ps(o[r] + c0 + 32 * v + 16 * h), corr[r])
+                               : _mm512_setzero_ps();
+        }
+        /* Every pass takes cpass chunks, a constant, so the accumulators stay in registers; a
+         * chunk past d (tm 0) loads zeros and is not stored. */
+        if (R > 1)
+            decode_pv_pairs(acc, R, tm, cpass, vr, c0, pp, valid, pf);
         else
-            decode_pv_keys(acc, tm, nc, vr, c0, pw, valid);
-        for (int v = 0; v < nc; v++)
-            for (int h = 0; h < 2; h++)
-                _mm512_store_ps(o + c0 + 32 * v + 16 * h, acc[v][h]);
+            decode_pv_keys(acc, R, tm, cpass, vr, c0, pw, valid);
+        for (int r = 0; r < R; r++)
+            for (int v = 0; v < nc; v++)
+                for (int h = 0; h < 2; h++)
+                    _mm512_store_ps(o[r] + c0 + 32 * v + 16 * h, acc[2 * (r * cpass + v) + h]);
     }
 }
 
@@ -699,11 +799,77 @@ static void decode_unsplit(const float *o, float *t, int64_t d)
     }
 }
 
+/* State of the decode rows of one group: accumulators, sums, maxima, limits, Q rows. */
+typedef struct dec_rows {
+    const run_ctx *x;
+    const block_rows *br;
+    const uint16_t *dq;      /* bf16 Q rows, d32 apart */
+    float *o, *lv, *mrow;
+    const int64_t *lim, *first;
+    const float *slope, *pos; /* ALiBi of each row (block_alibi) */
+    int64_t d, d32;
+    int64_t pf_k, pf_v;       /* bytes from a bf16 K (V) row to the row DEC_PF_KEYS keys later */
+} dec_rows;
+
+/* Rows [r0, r0 + R) on the key block at j0 (kr, vr: its K and V rows, nk of them real). */
+static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, int64_t r0, int R,
+                                                           int64_t j0, int nk,
+                                                           const uint16_t *const kr[DEC_K],
+                                                           const uint16_t *const vr[DEC_K])
+{
+    const run_ctx *x = y->x;
+    const uint16_t *q[DEC_R];
+    float *o[DEC_R];
+    __m512 s[DEC_R], corr[DEC_R];
+    __mmask16 valid[DEC_R];
+    float pw[DEC_R][DEC_K];
+    uint32_t pp[DEC_R][DEC_K / 2]; /* the weights as bf16 pairs (2i, 2i+1) */
+    for (int r = 0; r < R; r++) {
+        q[r] = y->dq + (r0 + r) * y->d32;
+        o[r] = y->o + (r0 + r) * y->d32;
+    }
+    dots16(q, R, kr, y->d, y->pf_k, s);
+    unsigned any = 0, all = 0xffff;
+    for (int r = 0; r < R; r++) {
+        const int64_t rr = r0 + r, left = y->lim[rr] - j0, skip = y->first[rr] - j0;
+        valid[r] = left > 0 ? tail_mask16(left < nk ? left : nk) : 0;
+        if (skip > 0) /* the window's left edge: keys before it drop out */
+            valid[r] &= (__mmask16)~tail_mask16(skip);
+        corr[r] = _mm512_set1_ps(1.0f);
+        __m512 pf = _mm512_mul_ps(s[r], x->c), pr = _mm512_setzero_ps();
+        if (valid[r]) {
+            pf = row_options_apply(&x->opts, y->slope[rr], y->pos[rr], j0, pf);
+            __m512 l = _mm512_load_ps(y->lv + 16 * rr);
+            const float *mask = x->mask ? attn_mask_row(x->t->problem, row_index(y->br, rr)) + j0
+                                        : NULL;
+            valid[r] = decode_weights(&pf, valid[r], mask, &y->mrow[rr], &l, &corr[r]);
+            if (valid[r]) {
+                pr = _mm512_cvtpbh_ps(_mm512_cvtneps_pbh(pf)); /* rounded to bf16 */
+                _mm512_store_ps(y->lv + 16 * rr, _mm512_add_ps(l, pr));
+            }
+        }
+        _mm512_storeu_ps(pw[r], pr);
+        if (R > 1)
+            _mm256_storeu_si256((__m256i *)pp[r], (__m256i)_mm512_cvtneps_pbh(pr));
+        any |= valid[r];
+        all &= valid[r];
+    }
+    if (any == all) { /* every row sees the same keys: one pass over V for the tile */
+        if (any)
+            decode_pv(o, R, vr, pw, pp, (__mmask16)any, y->d, corr, y->pf_v);
+        return;
+    }
+    /* Rows that see different keys (causal edge, mask): a NaN in a V row must not reach a
+     * row that excludes it through a 0 weight, so each row takes its own keys. */
+    for (int r = 0; r < R; r++)
+        if (valid[r])
+            decode_pv(&o[r], 1, vr, &pw[r], &pp[r], valid[r], y->d, &corr[r], 0);
+}
+
 static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_rows *gr,
                          const key_range *kr)
 {
     const attn_task *t = x->t;
-    const attn_problem *p = t->problem;
     const int64_t d = x->d, d32 = round_up(d, 32), n = gr->count;
     const int64_t es = x->dt == ATTN_F32 ? 4 : 2;
     char *ws = t->workspace;
@@ -729,6 +895,11 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
         _mm512_store_ps(lv + 16 * r, _mm512_setzero_ps());
     }
     kend = kend < kr->end ? kend : kr->end;
+    const dec_rows y = {.x = x, .br = &br, .dq = dq, .o = o, .lv = lv, .mrow = mrow,
+                        .lim = lim, .first = first, .slope = slope, .pos = pos, .d = d,
+                        .d32 = d32,
+                        .pf_k = x->dt == ATTN_BF16 ? DEC_PF_KEYS * x->k_seq : 0,
+                        .pf_v = x->dt == ATTN_BF16 ? DEC_PF_KEYS * x->v_seq : 0};
     for (int64_t j0 = first_min > kr->begin ? first_min : kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
         /* K and V rows: bf16 read in place; float32 rounded once into dk, dv (zero-padded to a
@@ -749,25 +920,14 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
             krow[j] = dk + j * d32;
             vrow[j] = dv + j * d32;
         }
-        for (int64_t r = 0; r < n; r++) {
-            if (j0 >= lim[r])
-                continue;
-            const int64_t i = row_index(&br, r), left = lim[r] - j0, skip = first[r] - j0;
-            __mmask16 valid = tail_mask16(left < nk ? left : nk);
-            if (skip > 0) /* the window's left edge: keys before it drop out */
-                valid &= (__mmask16)~tail_mask16(skip);
-            __m512 pf = _mm512_mul_ps(dots16(dq + r * d32, krow, d), x->c), corr;
-            pf = row_options_apply(&x->opts, slope[r], pos[r], j0, pf);
-            __m512 l = _mm512_load_ps(lv + 16 * r);
-            valid = decode_weights(&pf, valid, x->mask ? attn_mask_row(p, i) + j0 : NULL,
-                                   &mrow[r], &l, &corr);
-            if (!valid)
-                continue;
-            const __m512 pr = _mm512_cvtpbh_ps(_mm512_cvtneps_pbh(pf)); /* rounded to bf16 */
-            _mm512_store_ps(lv + 16 * r, _mm512_add_ps(l, pr));
-            float pw[DEC_K];
-            _mm512_storeu_ps(pw, pr);
-            decode_pv(o + r * d32, vrow, pw, valid, d, corr);
+        int64_t r0 = 0;
+        for (; r0 + DEC_R <= n; r0 += DEC_R)
+            dec_tile(&y, r0, DEC_R, j0, nk, krow, vrow);
+        switch (n - r0) { /* a constant R per call, so the tiles' arrays stay in registers */
+        case 3: dec_tile(&y, r0, 3, j0, nk, krow, vrow); break;
+        case 2: dec_tile(&y, r0, 2, j0, nk, krow, vrow); break;
+        case 1: dec_tile(&y, r0, 1, j0, nk, krow, vrow); break;
+        default: break;
         }
     }
     for (int64_t r = 0; r < n; r++) {
