@@ -319,6 +319,10 @@ static unsigned variant_dtypes(const attn_variant *v)
 attn_status attn_features_check(const attn_variant *v, const attn_problem *p, attn_error *err)
 {
     const unsigned missing = (unsigned)attn_problem_features(p) & ~v->features;
+    const char *refused = v->refuses ? v->refuses(p) : NULL;
+    if (refused)
+        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s does not implement %s", v->name,
+                         refused);
     if (!missing)
         return ATTN_OK;
     char names[64];

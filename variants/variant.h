@@ -186,6 +186,10 @@ typedef struct attn_variant {
      * sinks); the harness refuses a problem using another, naming it. Partials (run_partial)
      * never include the sink: the harness adds it when it merges them. */
     unsigned features;
+    /* Optional: why the variant cannot compute p exactly as the API defines it, for what
+     * `features` and `dtypes` cannot say (ggml's mask is f16: a float32 additive mask would be
+     * rounded); NULL when it can. The harness refuses such a problem as unsupported with it. */
+    const char *(*refuses)(const attn_problem *p);
 } attn_variant;
 
 /* The parameters of a descriptor, from its two arrays: sets .params, .defaults and .param_count,
