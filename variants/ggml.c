@@ -20,7 +20,9 @@
  * K/V over the GQA group), mask [Lk, rows]. The graph, its plan, work buffer, mask and output
  * buffers and a one-thread ggml threadpool are made once per shape and kept in a process-wide
  * cache (an instance is used by one call at a time: its tensors point into that call's
- * arrays), so steady state allocates nothing. Threads: ggml computes each task on one thread
+ * arrays): nothing is allocated here per call, but ggml_graph_compute itself allocates twice on
+ * every call (its ggml_cpu_init makes and frees a ggml context). Threads: ggml computes each task
+ * on one thread
  * (its cplan's n_threads = 1, its threadpool starts no thread), the harness's pool gives the
  * parallelism, as for the BLAS peers. */
 #include "variant.h"
