@@ -288,6 +288,13 @@ ATTN_API attn_status attn_run_variant(const char *name, const attn_problem *p,
                                       const attn_params *params, const void *q, const void *k,
                                       const void *v, void *o, attn_error *err);
 
+/* Whether variant `name` runs problem p here, short of its parameters: ATTN_OK, or the status
+ * and message attn_run_variant would refuse p with (invalid problem, an ISA the CPU lacks or
+ * ATTN_DISABLE_ISA turns off, an input type it does not read, an option it does not implement,
+ * or what else the variant cannot compute as defined, e.g. ggml's f16 mask). */
+ATTN_API attn_status attn_variant_accepts(const char *name, const attn_problem *p,
+                                          attn_error *err);
+
 /* The default thread count (params.threads == 0): the cores of the first NUMA node. */
 ATTN_API int attn_default_threads(void);
 

@@ -555,6 +555,35 @@ double attn_variant_tolerance(const char *name, const attn_problem *p)
            (p->out_dtype == ATTN_F32 ? 0.0 : attn_dtype_unit_roundoff(p->out_dtype));
 }
 
+/* What attn_variant_accepts checks after the problem's validation and the name's lookup. */
+static attn_status variant_accepts(const attn_variant *var, const char *name,
+                                   const attn_problem *p, attn_error *err)
+{
+    char why[256];
+    if (isa_why_not(var->isa, attn_cpu_get(), why, sizeof why))
+        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s cannot run here: %s", name, why);
+    if (!(variant_dtypes(var) & (1u << p->dtype))) {
+        char list[32] = "";
+        for (int t = 0; t < ATTN_DTYPE_COUNT; t++)
+            if (variant_dtypes(var) & (1u << t))
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                         list[0] ? ", " : "", attn_dtype_name((attn_dtype)t));
+        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s reads %s inputs, not %s", name,
+                         list, attn_dtype_name(p->dtype));
+    }
+    return attn_features_check(var, p, err);
+}
+
+attn_status attn_variant_accepts(const char *name, const attn_problem *p, attn_error *err)
+{
+    attn_status status = ATTN_ERR_UNKNOWN_VARIANT;
+    const attn_variant *var = lookup(name, &status, err);
+    if (!var)
+        return status;
+    attn_status s = attn_problem_validate(p, err);
+    return s != ATTN_OK ? s : variant_accepts(var, name, p, err);
+}
+
 attn_status attn_run_variant(const char *name, const attn_problem *p, const attn_params *params,
                              const void *q, const void *k, const void *v, void *o,
                              attn_error *err)
@@ -568,19 +597,7 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
         return s;
     if (!q || !k || !v || !o)
         return attn_fail(err, ATTN_ERR_INVALID, "q, k, v and o must not be NULL");
-    char why[256];
-    if (isa_why_not(var->isa, attn_cpu_get(), why, sizeof why))
-        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s cannot run here: %s", name, why);
-    if (!(variant_dtypes(var) & (1u << p->dtype))) {
-        char list[32] = "";
-        for (int t = 0; t < ATTN_DTYPE_COUNT; t++)
-            if (variant_dtypes(var) & (1u << t))
-                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
-                         list[0] ? ", " : "", attn_dtype_name((attn_dtype)t));
-        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s reads %s inputs, not %s", name,
-                         list, attn_dtype_name(p->dtype));
-    }
-    if ((s = attn_features_check(var, p, err)) != ATTN_OK)
+    if ((s = variant_accepts(var, name, p, err)) != ATTN_OK)
         return s;
     attn_params defaults;
     if (!params) {

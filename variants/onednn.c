@@ -35,6 +35,8 @@
  * threadpool build is not pinned, which blas_core says. */
 #include "gemm_softmax.h"
 
+#include "attn_config.h"
+
 #include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
@@ -75,6 +77,38 @@ static void lib_init(void)
     lib.omp_set_num_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
     if (!lib.omp_get_max_threads || !lib.omp_set_num_threads)
         lib.omp_get_max_threads = NULL, lib.omp_set_num_threads = NULL;
+#endif
+}
+
+/* ATTN_DISABLE_ISA caps oneDNN's JIT too: the widest oneDNN ISA the allowed bits cover, set
+ * before oneDNN generates any code (at CPU detection, before any call here). oneDNN takes the
+ * cap once, and then only if nothing was JIT-compiled yet; DNNL_MAX_CPU_ISA in the environment
+ * does the same for oneDNN alone. */
+static void onednn_limit_isa(uint32_t isa)
+{
+#if ATTN_ARCH_X86
+    const uint32_t avx512 = ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL |
+                            ATTN_ISA_AVX512DQ;
+    const uint32_t avx2 = ATTN_ISA_AVX2 | ATTN_ISA_FMA;
+    const bool has2 = (isa & avx2) == avx2, has512 = has2 && (isa & avx512) == avx512,
+               vnni = isa & ATTN_ISA_AVX512VNNI, bf16 = isa & ATTN_ISA_AVX512BF16;
+    dnnl_cpu_isa_t cap = dnnl_cpu_isa_sse41; /* oneDNN's lowest x86 JIT */
+    if (has512 && vnni && bf16 && (isa & ATTN_ISA_AMX))
+        cap = dnnl_cpu_isa_all;
+    else if (has512 && vnni && bf16)
+        cap = dnnl_cpu_isa_avx512_core_bf16;
+    else if (has512 && vnni)
+        cap = dnnl_cpu_isa_avx512_core_vnni;
+    else if (has512)
+        cap = dnnl_cpu_isa_avx512_core;
+    else if (has2)
+        cap = dnnl_cpu_isa_avx2;
+    else if (isa & ATTN_ISA_AVX)
+        cap = dnnl_cpu_isa_avx;
+    if (cap != dnnl_cpu_isa_all)
+        dnnl_set_max_cpu_isa(cap); /* refused (and harmless) once oneDNN has JIT code */
+#else
+    (void)isa;
 #endif
 }
 
@@ -584,6 +618,7 @@ const attn_variant attn_variant_onednn = {
     .workspace_size = gemm_softmax_workspace,
     .run = onednn_run,
     .blas_core = onednn_core,
+    .limit_isa = onednn_limit_isa,
 };
 
 const attn_variant attn_variant_onednn_bf16 = {
@@ -599,4 +634,5 @@ const attn_variant attn_variant_onednn_bf16 = {
     .workspace_size = gemm_softmax_workspace,
     .run = onednn_bf16_run,
     .blas_core = onednn_bf16_core,
+    .limit_isa = onednn_limit_isa,
 };
