@@ -366,8 +366,8 @@ bool attn_variant_get(int i, attn_variant_info *info)
     const attn_variant *v = attn_registry[i];
     const attn_cpu *cpu = attn_cpu_get();
     static _Thread_local char isa[128], why[320];
-    attn_isa_format(v->isa, isa, sizeof isa);
-    uint32_t missing = isa_why_not(v->isa, cpu, why, sizeof why);
+    attn_isa_format(attn_variant_isa(v), isa, sizeof isa);
+    uint32_t missing = isa_why_not(attn_variant_isa(v), cpu, why, sizeof why);
     const int bits = v->vector_bits ? v->vector_bits : cpu->sve_vector_bits; /* 0: scalable */
     *info = (attn_variant_info){
         .name = v->name, .description = v->description, .isa = isa, .supported = !missing,
@@ -458,7 +458,7 @@ static attn_status check_params(const attn_variant *v, const attn_problem *p,
      * without that ISA it could fault, so there only the ranges are checked (a run is refused
      * for the ISA before it gets here). */
     char why[200];
-    if (v->params_valid && !(v->isa & ~attn_cpu_get()->isa_detected) &&
+    if (v->params_valid && !(attn_variant_isa(v) & ~attn_cpu_get()->isa_detected) &&
         !v->params_valid(p, params->value, why, sizeof why))
         return attn_fail(err, ATTN_ERR_INVALID, "variant %s: %s", v->name, why);
     return ATTN_OK;
@@ -560,7 +560,7 @@ static attn_status variant_accepts(const attn_variant *var, const char *name,
                                    const attn_problem *p, attn_error *err)
 {
     char why[256];
-    if (isa_why_not(var->isa, attn_cpu_get(), why, sizeof why))
+    if (isa_why_not(attn_variant_isa(var), attn_cpu_get(), why, sizeof why))
         return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s cannot run here: %s", name, why);
     if (!(variant_dtypes(var) & (1u << p->dtype))) {
         char list[32] = "";

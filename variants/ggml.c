@@ -30,7 +30,6 @@
 #include <ggml-cpu.h>
 #include <ggml.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,27 +202,21 @@ static void release(ggml_instance *x, bool cached)
 
 /* ---- the run ----------------------------------------------------------------------------- */
 
-/* The ISA bits the harness allows (limit_isa): ggml's CPU backend was compiled for fixed ones
- * (GGML_NATIVE), which it cannot be told to leave, so a mask that removes one of them refuses
- * the variant instead. */
-static _Atomic uint32_t allowed_isa = UINT32_MAX;
-
-static void ggml_limit_isa(uint32_t isa)
+/* The instructions ggml's CPU backend was compiled for (GGML_NATIVE: the build machine's): it
+ * cannot be told to leave them, so the variant needs them (a CPU without them, or an
+ * ATTN_DISABLE_ISA mask removing one, rules it out instead of a fault or a false record). */
+static uint32_t ggml_library_isa(void)
 {
-    allowed_isa = isa;
+    return (ggml_cpu_has_avx() ? ATTN_ISA_AVX : 0u) | (ggml_cpu_has_avx2() ? ATTN_ISA_AVX2 : 0u) |
+           (ggml_cpu_has_fma() ? ATTN_ISA_FMA : 0u) | (ggml_cpu_has_f16c() ? ATTN_ISA_F16C : 0u) |
+           (ggml_cpu_has_avx512() ? ATTN_ISA_AVX512F : 0u) |
+           (ggml_cpu_has_avx512_vnni() ? ATTN_ISA_AVX512VNNI : 0u) |
+           (ggml_cpu_has_avx512_bf16() ? ATTN_ISA_AVX512BF16 : 0u);
 }
 
 static const char *ggml_refuses(const attn_problem *p)
 {
-    if (p->mask)
-        return "an additive float32 mask (ggml's mask is f16: it would be rounded)";
-    const uint32_t avx512 = ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL |
-                            ATTN_ISA_AVX512DQ;
-    if (ggml_cpu_has_avx512() && (allowed_isa & avx512) != avx512)
-        return "a run without AVX-512 (ggml's CPU backend was built for it; ATTN_DISABLE_ISA)";
-    if (ggml_cpu_has_avx2() && !(allowed_isa & ATTN_ISA_AVX2))
-        return "a run without AVX2 (ggml's CPU backend was built for it; ATTN_DISABLE_ISA)";
-    return NULL;
+    return p->mask ? "an additive float32 mask (ggml's mask is f16: it would be rounded)" : NULL;
 }
 
 static void fill_mask(const attn_task *t, int64_t b, uint16_t *mask)
@@ -344,7 +337,7 @@ const attn_variant attn_variant_ggml = {
     .run = ggml_run,
     .blas_core = ggml_core,
     .refuses = ggml_refuses,
-    .limit_isa = ggml_limit_isa,
+    .library_isa = ggml_library_isa,
     .features = ATTN_FEATURE_WINDOW | ATTN_FEATURE_SINKS,
 };
 
@@ -361,6 +354,6 @@ const attn_variant attn_variant_ggml_f16 = {
     .run = ggml_run,
     .blas_core = ggml_f16_core,
     .refuses = ggml_refuses,
-    .limit_isa = ggml_limit_isa,
+    .library_isa = ggml_library_isa,
     .features = ATTN_FEATURE_WINDOW | ATTN_FEATURE_SINKS,
 };

@@ -194,7 +194,17 @@ typedef struct attn_variant {
      * bits the harness allows here (ATTN_DISABLE_ISA applied), told once at CPU detection,
      * before any other call of the variant, so that the library keeps within them. */
     void (*limit_isa)(uint32_t isa);
+    /* Optional, for a variant whose library was compiled for fixed instructions it cannot be
+     * told to leave (ggml built with GGML_NATIVE): those ISA bits, needed beside `isa`
+     * (attn_variant_isa), so that a CPU without them, or ATTN_DISABLE_ISA, rules it out. */
+    uint32_t (*library_isa)(void);
 } attn_variant;
+
+/* Every ISA bit the variant needs: its own and its library's build's. */
+static inline uint32_t attn_variant_isa(const attn_variant *v)
+{
+    return v->isa | (v->library_isa ? v->library_isa() : 0u);
+}
 
 /* The parameters of a descriptor, from its two arrays: sets .params, .defaults and .param_count,
  * the count computed, and checked at compile time to match the rules and fit ATTN_MAX_PARAMS:
