@@ -215,7 +215,8 @@ typedef struct attn_variant_info {
                               * compute_dtype); a half-precision output adds its unit roundoff */
     unsigned dtypes;         /* input types it reads: bit (1u << attn_dtype) */
     attn_dtype compute_dtype; /* ATTN_BF16: rounds Q, K, V and the softmax weights to bf16
-                               * internally (float32 accumulation); else ATTN_F32 */
+                               * internally (float32 accumulation); ATTN_F16: K and V in f16,
+                               * at decode Q and the accumulator too (ggml_f16); else ATTN_F32 */
     int param_count;
     const attn_param_info *params;
     int vector_bits;         /* widest vector its float32 FMAs use (128 for portable C; for

@@ -4,10 +4,12 @@
  * nothing of ggml is in this tree. Two variants:
  *   ggml      float32 inputs: Q, K and V are read in place (ggml tensors are views of the
  *             caller's rows, with its strides), as a llama.cpp build with an f32 KV cache;
- *   ggml_f16  f16 inputs: K and V read in place as ggml's f16 tensors (llama.cpp's default KV
- *             cache), Q widened to a float32 copy per call (exact; ggml takes an f32 Q). Where
- *             ggml's kernel takes one query row at a time (decode) it rounds Q to f16 and keeps
- *             the V accumulator in f16, hence its tolerance.
+ *   ggml_f16  ggml with f16 K/V (llama.cpp's default KV cache). f16 inputs: K and V read in
+ *             place as ggml's f16 tensors, Q widened to a float32 copy per call (exact; ggml
+ *             takes an f32 Q). float32 inputs: Q read in place, K and V rounded to f16 copies
+ *             per call (inside the timed call: use --dtype f16 to time it as llama.cpp runs).
+ *             Where ggml's kernel takes one query row at a time (decode) it rounds Q to f16
+ *             and keeps the V accumulator in f16: compute_dtype f16, and its tolerance.
  * What ggml's API needs that the problem does not hold is made per call, inside the timed call:
  * the f16 mask of the causal bound, the window and kv_lens (0 or -inf, exact in f16), and the
  * copy of O out of ggml's [rows][heads][d] result. Declared: GQA, causal, window, kv_lens,
@@ -35,7 +37,8 @@
 #include <string.h>
 
 typedef struct ggml_key {
-    attn_dtype dtype;
+    attn_dtype dtype;                   /* of the inputs */
+    bool kv_f16;                        /* ggml's K and V are f16 (ggml_f16) */
     int64_t d, rows, heads, keys;       /* heads: query heads of a group */
     int64_t q_seq, q_head, k_seq, v_seq; /* element strides (q: 0 for the f16 path's copy) */
     bool mask, sinks;
@@ -49,7 +52,8 @@ typedef struct ggml_instance {
     struct ggml_cgraph *graph;
     struct ggml_cplan plan;
     struct ggml_threadpool *pool;
-    float *q32;    /* f16 path: Q widened, [heads][rows][d] */
+    float *q32;    /* f16 inputs: Q widened, [heads][rows][d] */
+    uint16_t *k16, *v16; /* ggml_f16 on float32 inputs: K and V rounded, [keys][d] */
     float *result; /* ggml's output, [rows][heads][d] */
     uint16_t *mask16;
     bool in_use;
@@ -58,7 +62,7 @@ typedef struct ggml_instance {
 
 static bool key_equal(const ggml_key *a, const ggml_key *b)
 {
-    return a->dtype == b->dtype && a->d == b->d && a->rows == b->rows && a->heads == b->heads &&
+    return a->dtype == b->dtype && a->kv_f16 == b->kv_f16 && a->d == b->d && a->rows == b->rows && a->heads == b->heads &&
            a->keys == b->keys && a->q_seq == b->q_seq && a->q_head == b->q_head &&
            a->k_seq == b->k_seq && a->v_seq == b->v_seq && a->mask == b->mask &&
            a->sinks == b->sinks && memcmp(&a->scale, &b->scale, sizeof a->scale) == 0 &&
@@ -75,6 +79,8 @@ static void instance_free(ggml_instance *x)
         ggml_free(x->ctx);
     free(x->plan.work_data);
     free(x->q32);
+    free(x->k16);
+    free(x->v16);
     free(x->result);
     free(x->mask16);
     free(x);
@@ -107,20 +113,26 @@ static ggml_instance *instance_create(const ggml_key *key)
         x->q32 = malloc(rows_heads * (size_t)key->d * sizeof(float));
     if (key->mask)
         x->mask16 = malloc((size_t)(key->rows * key->keys) * sizeof(uint16_t));
+    const bool round_kv = key->kv_f16 && key->dtype == ATTN_F32;
+    if (round_kv) {
+        x->k16 = malloc((size_t)(key->keys * key->d) * sizeof(uint16_t));
+        x->v16 = malloc((size_t)(key->keys * key->d) * sizeof(uint16_t));
+    }
     if (!x->ctx || !x->result || (key->dtype == ATTN_F16 && !x->q32) ||
-        (key->mask && !x->mask16)) {
+        (key->mask && !x->mask16) || (round_kv && (!x->k16 || !x->v16))) {
         instance_free(x);
         return NULL;
     }
-    const enum ggml_type kv = key->dtype == ATTN_F16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
+    const enum ggml_type kv = key->kv_f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
+    const int64_t k_seq = round_kv ? key->d : key->k_seq, v_seq = round_kv ? key->d : key->v_seq;
     if (key->dtype == ATTN_F16) /* the dense widened copy */
         x->q = view(x->ctx, GGML_TYPE_F32, key->d, key->rows, key->heads, key->d,
                     key->rows * key->d);
     else
         x->q = view(x->ctx, GGML_TYPE_F32, key->d, key->rows, key->heads, key->q_seq,
                     key->q_head);
-    x->k = view(x->ctx, kv, key->d, key->keys, 1, key->k_seq, key->k_seq * key->keys);
-    x->v = view(x->ctx, kv, key->d, key->keys, 1, key->v_seq, key->v_seq * key->keys);
+    x->k = view(x->ctx, kv, key->d, key->keys, 1, k_seq, k_seq * key->keys);
+    x->v = view(x->ctx, kv, key->d, key->keys, 1, v_seq, v_seq * key->keys);
     if (key->mask)
         x->mask = ggml_new_tensor_2d(x->ctx, GGML_TYPE_F16, key->keys, key->rows);
     x->out = ggml_flash_attn_ext(x->ctx, x->q, x->k, x->v, x->mask, key->scale, 0.0f,
@@ -232,12 +244,23 @@ static void fill_mask(const attn_task *t, int64_t b, uint16_t *mask)
     }
 }
 
-static attn_status ggml_run(const attn_task *t)
+/* Keys [0, Lk) of K or V of (b, h), float32, rounded to a dense f16 [Lk][d] copy. */
+static void round_rows(const attn_task *t, char tensor, int64_t b, int64_t h, uint16_t *out)
+{
+    const int64_t d = t->problem->head_dim;
+    for (int64_t j = 0; j < t->problem->len_kv; j++) {
+        const float *row = attn_row(t, tensor, b, h, j);
+        for (int64_t c = 0; c < d; c++)
+            out[j * d + c] = attn_f32_to_f16(row[c]);
+    }
+}
+
+static attn_status run_with(const attn_task *t, bool kv_f16)
 {
     const attn_problem *p = t->problem;
     const int64_t rows = t->row_end - t->row_begin, group = p->heads_q / p->heads_kv;
     const ggml_key key = {
-        .dtype = p->dtype, .d = p->head_dim, .rows = rows, .heads = group, .keys = p->len_kv,
+        .dtype = p->dtype, .kv_f16 = kv_f16, .d = p->head_dim, .rows = rows, .heads = group, .keys = p->len_kv,
         .q_seq = p->dtype == ATTN_F16 ? 0 : p->q.seq, .q_head = p->dtype == ATTN_F16 ? 0 : p->q.head,
         .k_seq = p->k.seq, .v_seq = p->v.seq,
         .mask = p->causal || p->kv_lens || p->window_left >= 0 || p->window_right >= 0,
@@ -263,8 +286,15 @@ static attn_status ggml_run(const attn_task *t)
         } else {
             x->q->data = (void *)attn_row(t, 'q', gr.b, gr.first_head, t->row_begin);
         }
-        x->k->data = (void *)attn_row(t, 'k', gr.b, gr.hkv, 0);
-        x->v->data = (void *)attn_row(t, 'v', gr.b, gr.hkv, 0);
+        if (x->k16) {
+            round_rows(t, 'k', gr.b, gr.hkv, x->k16);
+            round_rows(t, 'v', gr.b, gr.hkv, x->v16);
+            x->k->data = x->k16;
+            x->v->data = x->v16;
+        } else {
+            x->k->data = (void *)attn_row(t, 'k', gr.b, gr.hkv, 0);
+            x->v->data = (void *)attn_row(t, 'v', gr.b, gr.hkv, 0);
+        }
         if (x->mask) {
             fill_mask(t, gr.b, x->mask16);
             x->mask->data = x->mask16;
@@ -284,6 +314,16 @@ static attn_status ggml_run(const attn_task *t)
     return status;
 }
 
+static attn_status ggml_run(const attn_task *t)
+{
+    return run_with(t, false);
+}
+
+static attn_status ggml_f16_run(const attn_task *t)
+{
+    return run_with(t, true);
+}
+
 /* ---- what ran ---------------------------------------------------------------------------- */
 
 /* "ggml 0.21.0 (d99724f2) CPU backend avx2 avx512 bf16, 1 thread per task; ...": ggml's
@@ -297,7 +337,7 @@ static void describe(char *text, size_t len, const char *conversions)
              conversions);
 }
 
-static char core_f32[224], core_f16[224];
+static char core_f32[320], core_f16[320];
 
 static void describe_f32(void)
 {
@@ -308,8 +348,8 @@ static void describe_f32(void)
 static void describe_f16(void)
 {
     describe(core_f16, sizeof core_f16,
-             "f16 K/V read in place; per call: Q f16->f32, the f16 mask (causal, window, kv_lens), "
-             "O copied");
+             "f16 inputs: K/V read in place, Q f16->f32 per call; f32 inputs: K/V rounded to f16 "
+             "per call; per call: the f16 mask (causal, window, kv_lens), O copied");
 }
 
 static const char *ggml_core(void)
@@ -343,15 +383,16 @@ const attn_variant attn_variant_ggml = {
 
 const attn_variant attn_variant_ggml_f16 = {
     .name = "ggml_f16",
-    .description = "ggml with an f16 KV cache: f16 K/V read in place, Q widened to float32, "
-                   "one thread",
+    .description = "ggml with an f16 KV cache: f16 K/V read in place (f32 inputs: rounded per "
+                   "call), one thread",
     .isa = 0,
     .roofline = ATTN_ROOFLINE_FMA,
     .tolerance = 5e-2, /* the f16 accumulator's error grows with the keys: 0.024 at 8192, 0.044
                         * at 32768 (decode, D1 and D2 shapes, Zen 4) */
-    .dtypes = 1u << ATTN_F16,
+    .dtypes = 1u << ATTN_F32 | 1u << ATTN_F16,
+    .compute_dtype = ATTN_F16,
     .vector_bits = 128,
-    .run = ggml_run,
+    .run = ggml_f16_run,
     .blas_core = ggml_f16_core,
     .refuses = ggml_refuses,
     .library_isa = ggml_library_isa,
