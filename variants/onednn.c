@@ -625,7 +625,10 @@ const attn_variant attn_variant_onednn_bf16 = {
     .name = "onednn_bf16",
     .description = "onednn with bf16 matmuls: Q, K, P, V rounded to bf16, float32 scores, "
                    "softmax and accumulation, one thread",
-    .isa = ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL | ATTN_ISA_AVX512BF16,
+    /* oneDNN's bf16 matmuls are AVX-512 kernels, which use AVX2 and FMA too (masking either
+     * caps oneDNN below them: onednn_limit_isa) */
+    .isa = ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL | ATTN_ISA_AVX512BF16 |
+           ATTN_ISA_AVX2 | ATTN_ISA_FMA,
     .roofline = ATTN_ROOFLINE_BF16_DOT,
     .tolerance = 1e-2,
     .compute_dtype = ATTN_BF16,
