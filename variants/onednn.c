@@ -625,10 +625,11 @@ const attn_variant attn_variant_onednn_bf16 = {
     .name = "onednn_bf16",
     .description = "onednn with bf16 matmuls: Q, K, P, V rounded to bf16, float32 scores, "
                    "softmax and accumulation, one thread",
-    /* oneDNN's bf16 matmuls are AVX-512 kernels, which use AVX2 and FMA too (masking either
-     * caps oneDNN below them: onednn_limit_isa) */
-    .isa = ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL | ATTN_ISA_AVX512BF16 |
-           ATTN_ISA_AVX2 | ATTN_ISA_FMA,
+    /* oneDNN's bf16 matmuls need its avx512_core_bf16 level, which includes avx512_core_vnni,
+     * avx512_core (F, BW, VL, DQ) and AVX2/FMA: masking any of them caps oneDNN below its bf16
+     * matmuls (onednn_limit_isa), so the variant needs them all */
+    .isa = ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL | ATTN_ISA_AVX512DQ |
+           ATTN_ISA_AVX512VNNI | ATTN_ISA_AVX512BF16 | ATTN_ISA_AVX2 | ATTN_ISA_FMA,
     .roofline = ATTN_ROOFLINE_BF16_DOT,
     .tolerance = 1e-2,
     .compute_dtype = ATTN_BF16,
