@@ -458,6 +458,8 @@ static int choose_variants(run_state *s)
                 continue;
             if ((why = cli_variant_skip_reason(&info, c->dtype, cli_model_features(&c->model), reason, sizeof reason)))
                 status = skip_variant(s, info.name, why);
+            else if (attn_variant_accepts(info.name, &s->problem, &err) != ATTN_OK)
+                status = skip_variant(s, info.name, err.message); /* e.g. ggml: a mask */
             else
                 s->runs[s->run_count++].index = i;
         }

@@ -215,7 +215,8 @@ typedef struct attn_variant_info {
                               * compute_dtype); a half-precision output adds its unit roundoff */
     unsigned dtypes;         /* input types it reads: bit (1u << attn_dtype) */
     attn_dtype compute_dtype; /* ATTN_BF16: rounds Q, K, V and the softmax weights to bf16
-                               * internally (float32 accumulation); else ATTN_F32 */
+                               * internally (float32 accumulation); ATTN_F16: K and V in f16,
+                               * at decode Q and the accumulator too (ggml_f16); else ATTN_F32 */
     int param_count;
     const attn_param_info *params;
     int vector_bits;         /* widest vector its float32 FMAs use (128 for portable C; for
@@ -287,6 +288,13 @@ ATTN_API double attn_variant_tolerance(const char *name, const attn_problem *p);
 ATTN_API attn_status attn_run_variant(const char *name, const attn_problem *p,
                                       const attn_params *params, const void *q, const void *k,
                                       const void *v, void *o, attn_error *err);
+
+/* Whether variant `name` runs problem p here, short of its parameters: ATTN_OK, or the status
+ * and message attn_run_variant would refuse p with (invalid problem, an ISA the CPU lacks or
+ * ATTN_DISABLE_ISA turns off, an input type it does not read, an option it does not implement,
+ * or what else the variant cannot compute as defined, e.g. ggml's f16 mask). */
+ATTN_API attn_status attn_variant_accepts(const char *name, const attn_problem *p,
+                                          attn_error *err);
 
 /* The default thread count (params.threads == 0): the cores of the first NUMA node. */
 ATTN_API int attn_default_threads(void);

@@ -200,6 +200,10 @@ static void detect(void)
     c->machine.l3_bytes = cache_size(3, _SC_LEVEL3_CACHE_SIZE, &c->cache_source[2]);
     fma_rates(c);
     make_machine_id(c);
+    /* before any variant runs: a library that dispatches by itself must obey the mask too */
+    for (int i = 0; i < attn_registry_count; i++)
+        if (attn_registry[i]->limit_isa)
+            attn_registry[i]->limit_isa(c->isa);
 }
 
 const attn_cpu *attn_cpu_get(void)

@@ -319,6 +319,10 @@ static unsigned variant_dtypes(const attn_variant *v)
 attn_status attn_features_check(const attn_variant *v, const attn_problem *p, attn_error *err)
 {
     const unsigned missing = (unsigned)attn_problem_features(p) & ~v->features;
+    const char *refused = v->refuses ? v->refuses(p) : NULL;
+    if (refused)
+        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s does not implement %s", v->name,
+                         refused);
     if (!missing)
         return ATTN_OK;
     char names[64];
@@ -362,8 +366,8 @@ bool attn_variant_get(int i, attn_variant_info *info)
     const attn_variant *v = attn_registry[i];
     const attn_cpu *cpu = attn_cpu_get();
     static _Thread_local char isa[128], why[320];
-    attn_isa_format(v->isa, isa, sizeof isa);
-    uint32_t missing = isa_why_not(v->isa, cpu, why, sizeof why);
+    attn_isa_format(attn_variant_isa(v), isa, sizeof isa);
+    uint32_t missing = isa_why_not(attn_variant_isa(v), cpu, why, sizeof why);
     const int bits = v->vector_bits ? v->vector_bits : cpu->sve_vector_bits; /* 0: scalable */
     *info = (attn_variant_info){
         .name = v->name, .description = v->description, .isa = isa, .supported = !missing,
@@ -454,7 +458,7 @@ static attn_status check_params(const attn_variant *v, const attn_problem *p,
      * without that ISA it could fault, so there only the ranges are checked (a run is refused
      * for the ISA before it gets here). */
     char why[200];
-    if (v->params_valid && !(v->isa & ~attn_cpu_get()->isa_detected) &&
+    if (v->params_valid && !(attn_variant_isa(v) & ~attn_cpu_get()->isa_detected) &&
         !v->params_valid(p, params->value, why, sizeof why))
         return attn_fail(err, ATTN_ERR_INVALID, "variant %s: %s", v->name, why);
     return ATTN_OK;
@@ -551,6 +555,35 @@ double attn_variant_tolerance(const char *name, const attn_problem *p)
            (p->out_dtype == ATTN_F32 ? 0.0 : attn_dtype_unit_roundoff(p->out_dtype));
 }
 
+/* What attn_variant_accepts checks after the problem's validation and the name's lookup. */
+static attn_status variant_accepts(const attn_variant *var, const char *name,
+                                   const attn_problem *p, attn_error *err)
+{
+    char why[256];
+    if (isa_why_not(attn_variant_isa(var), attn_cpu_get(), why, sizeof why))
+        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s cannot run here: %s", name, why);
+    if (!(variant_dtypes(var) & (1u << p->dtype))) {
+        char list[32] = "";
+        for (int t = 0; t < ATTN_DTYPE_COUNT; t++)
+            if (variant_dtypes(var) & (1u << t))
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                         list[0] ? ", " : "", attn_dtype_name((attn_dtype)t));
+        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s reads %s inputs, not %s", name,
+                         list, attn_dtype_name(p->dtype));
+    }
+    return attn_features_check(var, p, err);
+}
+
+attn_status attn_variant_accepts(const char *name, const attn_problem *p, attn_error *err)
+{
+    attn_status status = ATTN_ERR_UNKNOWN_VARIANT;
+    const attn_variant *var = lookup(name, &status, err);
+    if (!var)
+        return status;
+    attn_status s = attn_problem_validate(p, err);
+    return s != ATTN_OK ? s : variant_accepts(var, name, p, err);
+}
+
 attn_status attn_run_variant(const char *name, const attn_problem *p, const attn_params *params,
                              const void *q, const void *k, const void *v, void *o,
                              attn_error *err)
@@ -564,19 +597,7 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
         return s;
     if (!q || !k || !v || !o)
         return attn_fail(err, ATTN_ERR_INVALID, "q, k, v and o must not be NULL");
-    char why[256];
-    if (isa_why_not(var->isa, attn_cpu_get(), why, sizeof why))
-        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s cannot run here: %s", name, why);
-    if (!(variant_dtypes(var) & (1u << p->dtype))) {
-        char list[32] = "";
-        for (int t = 0; t < ATTN_DTYPE_COUNT; t++)
-            if (variant_dtypes(var) & (1u << t))
-                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
-                         list[0] ? ", " : "", attn_dtype_name((attn_dtype)t));
-        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s reads %s inputs, not %s", name,
-                         list, attn_dtype_name(p->dtype));
-    }
-    if ((s = attn_features_check(var, p, err)) != ATTN_OK)
+    if ((s = variant_accepts(var, name, p, err)) != ATTN_OK)
         return s;
     attn_params defaults;
     if (!params) {

@@ -125,8 +125,8 @@ typedef struct reference {
 } reference;
 
 /* Which reference a variant is held to: its inputs as read (REF_READ) or, for a variant whose
- * compute_dtype is bf16, additionally rounded to bf16 (REF_BF16). */
-enum { REF_READ, REF_BF16, REF_COUNT };
+ * compute_dtype is bf16 or f16, additionally rounded to that type (REF_BF16, REF_F16). */
+enum { REF_READ, REF_BF16, REF_F16, REF_COUNT };
 
 /* A case in one input type: Q, K and V rounded to it in buffers of its elements with the exact
  * extents (gaps of padded layouts hold NaN, as in float32), their widened values (what the

@@ -373,18 +373,19 @@ const reference *typed_reference(const test_case *c, typed_case *tc, int which)
     const float *q = tc->wq, *k = tc->wk, *v = tc->wv;
     float *bq = NULL, *bk = NULL, *bv = NULL;
     void *tmp[3] = {NULL, NULL, NULL};
-    if (which == REF_BF16 && tc->t != ATTN_BF16) { /* bf16 inputs are already bf16 */
-        tmp[0] = round_to(q, c->extent[0], ATTN_BF16, &bq);
-        tmp[1] = round_to(k, c->extent[1], ATTN_BF16, &bk);
-        tmp[2] = round_to(v, c->extent[2], ATTN_BF16, &bv);
+    const attn_dtype rounded = which == REF_BF16 ? ATTN_BF16 : ATTN_F16;
+    if (which != REF_READ && tc->t != rounded) { /* inputs of that type are already rounded */
+        tmp[0] = round_to(q, c->extent[0], rounded, &bq);
+        tmp[1] = round_to(k, c->extent[1], rounded, &bk);
+        tmp[2] = round_to(v, c->extent[2], rounded, &bv);
         q = bq;
         k = bk;
         v = bv;
     }
     const attn_problem *p = &tc->p;
     const int64_t d = p->head_dim, rows = p->batch * p->heads_q * p->len_q;
-    /* bf16 inputs are their own bf16 rounding: the oracle's output is REF_READ's. */
-    const reference *same = which == REF_BF16 && tc->t == ATTN_BF16
+    /* inputs of the rounding's type are their own rounding: the oracle's output is REF_READ's */
+    const reference *same = which != REF_READ && tc->t == rounded
                                 ? typed_reference(c, tc, REF_READ) : NULL;
     memset(ref, 0, sizeof *ref);
     ref->out = checked_alloc((size_t)(rows * d), sizeof *ref->out);
@@ -540,5 +541,6 @@ attn_dtype draw_out_dtype(const test_case *c, attn_dtype t)
 
 int reference_of(const attn_variant_info *info)
 {
-    return info->compute_dtype == ATTN_BF16 ? REF_BF16 : REF_READ;
+    return info->compute_dtype == ATTN_BF16 ? REF_BF16
+           : info->compute_dtype == ATTN_F16 ? REF_F16 : REF_READ;
 }

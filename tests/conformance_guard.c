@@ -350,9 +350,14 @@ void run_case(const attn_variant_info *info, const test_case *c, typed_case *tc,
     attn_error err = {0};
 
     const unsigned missing = (unsigned)attn_problem_features(&tc->p) & ~info->features;
-    if (missing) { /* an option the variant does not implement: refused, naming it, untouched */
-        char names[64];
-        attn_features_format(missing, names, sizeof names);
+    const attn_variant *desc = attn_registry[attn_variant_find(info->name)];
+    const char *refused = desc->refuses ? desc->refuses(&tc->p) : NULL;
+    if (missing || refused) { /* what the variant does not implement: refused, named, untouched */
+        char names[128];
+        if (refused)
+            snprintf(names, sizeof names, "%s", refused);
+        else
+            attn_features_format(missing, names, sizeof names);
         res->signal = guarded_run(context, info->name, &tc->p, &rp.params, tc->q, tc->k, tc->v,
                                   ob.o, &err, &res->status, NULL);
         if (res->signal || res->status != ATTN_ERR_UNSUPPORTED || !strstr(err.message, names) ||

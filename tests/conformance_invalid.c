@@ -225,8 +225,14 @@ void run_invalid_checks(runner *rn)
                                           NULL, ATTN_ERR_UNSUPPORTED, &ob));
             continue;
         }
+        /* The base problem in a type the variant reads (float32, unless it reads only halves:
+         * the float buffers hold either), so each check meets the refusal it is about. */
+        attn_dtype reads = ATTN_F32;
+        while (!variant_reads(&vs->info, reads) && reads + 1 < ATTN_DTYPE_COUNT)
+            reads++;
         for (int j = 0; j < COUNT(invalid_checks); j++) {
             invalid_base(&a, q, kv, kv, ob.o);
+            a.p.dtype = reads;
             invalid_checks[j].mutate(&a);
             record(rn, vs, expect_refusal(rn, vs->info.name, invalid_checks[j].name, &a, NULL,
                                           invalid_checks[j].expect, &ob));
@@ -259,6 +265,7 @@ void run_invalid_checks(runner *rn)
                 if (bad[t] < INT32_MIN || bad[t] > INT32_MAX)
                     continue;
                 invalid_base(&a, q, kv, kv, ob.o);
+                a.p.dtype = reads;
                 attn_params params;
                 attn_error err;
                 if (attn_variant_default_params(vs->info.name, &a.p, &params, &err) != ATTN_OK) {
@@ -276,6 +283,7 @@ void run_invalid_checks(runner *rn)
         }
         if (vs->info.param_count > 0 && vs->info.param_count < ATTN_MAX_PARAMS) {
             invalid_base(&a, q, kv, kv, ob.o);
+            a.p.dtype = reads;
             attn_params params;
             attn_variant_default_params(vs->info.name, &a.p, &params, NULL);
             params.count++;
@@ -286,6 +294,7 @@ void run_invalid_checks(runner *rn)
         const int32_t bad_threads[2] = {-1, ATTN_MAX_THREADS + 1};
         for (int t = 0; t < 2; t++) {
             invalid_base(&a, q, kv, kv, ob.o);
+            a.p.dtype = reads;
             attn_params params;
             attn_variant_default_params(vs->info.name, &a.p, &params, NULL);
             params.threads = bad_threads[t];

@@ -330,7 +330,8 @@ static void test_dtype_unsupported(void)
         attn_variant_get(i, &info);
         CHECK(info.dtypes & (1u << ATTN_F32)); /* every variant reads float32 */
         CHECK((info.dtypes & ~((1u << ATTN_DTYPE_COUNT) - 1)) == 0);
-        CHECK(info.compute_dtype == ATTN_F32 || info.compute_dtype == ATTN_BF16);
+        CHECK(info.compute_dtype == ATTN_F32 || info.compute_dtype == ATTN_BF16 ||
+              info.compute_dtype == ATTN_F16);
         if (!info.supported || (info.dtypes & (1u << ATTN_BF16)))
             continue;
         char name[64];

@@ -176,6 +176,24 @@ class DisableIsa(unittest.TestCase):
         isa_of = {v["name"]: v["isa"] for v in info_json()["variants"]}
         self.assertFalse([v for v in ran if "avx" in isa_of[v]], ran)
 
+    def test_onednn_jit_obeys_it(self):
+        # oneDNN picks its own JIT kernels: the mask caps them too (dnnl_set_max_cpu_isa), so
+        # the ISA its record names stays within what is left (min(cap, the CPU's)).
+        names = {v["name"]: v for v in info_json()["variants"]}
+        if not names.get("onednn", {}).get("supported") or os.uname().machine != "x86_64":
+            self.skipTest("no onednn variant on an x86-64 build")
+        for mask, allowed in (("avx512", {"avx2", "avx", "sse41"}),
+                              ("avx512,avx2", {"avx", "sse41"})):
+            with self.subTest(mask=mask):
+                r = attnbench("run", "--disable-isa", mask, "--variant", "onednn", "--len", "16",
+                              "--heads", "1", "--dim", "8", "--reps", "1", "--format", "json")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                core = json.loads(r.stdout)["results"][0]["blas_core"]
+                isa = re.match(r"^oneDNN \S+ (\S+) \(", core)
+                self.assertTrue(isa, core)
+                self.assertIn(isa.group(1), allowed, core)
+                self.assertNotIn("avx512", core)
+
 
 class ForceVariant(unittest.TestCase):
     SHAPE = ["--len-q", "8", "--dim", "4", "--reps", "1", "--warmup", "0"]
@@ -227,6 +245,9 @@ class Threads(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = lib.temp_dir()
         cls.variants = [v["name"] for v in info_json()["variants"] if v["supported"]]
+        # each in a type it reads: float32, unless it reads only halves (ggml_f16)
+        cls.dtype = {v["name"]: "f32" if "f32" in v["dtypes"] else v["dtypes"][0]
+                     for v in info_json()["variants"]}
         # Splitting a decode problem's keys over threads changes where a bf16-compute variant
         # rounds its weights, so 1 and 2 threads agree to its tolerance, others to 1e-5.
         cls.agree = {v["name"]: v["tolerance"] if v.get("compute_dtype", "f32") != "f32" else 1e-5
@@ -239,7 +260,8 @@ class Threads(unittest.TestCase):
     def run_once(self, variant, shape, threads, tag):
         out = os.path.join(self.tmp.name, f"{variant}-{tag}.npy")
         r = attnbench("run", "--variant", variant, *shape, "--threads", threads, "--reps", "1",
-                      "--warmup", "0", "--out-npy", out, "--format", "json")
+                      "--warmup", "0", "--dtype", self.dtype[variant], "--out-npy", out,
+                      "--format", "json")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         result = json.loads(r.stdout)["results"][0]
         self.assertEqual(result["threads"], threads)
@@ -391,6 +413,8 @@ class Peak(unittest.TestCase):
                     self.assertRegex(res["blas_core"], r"^BLIS \d+\.\d+\S* \S+ ")
                 elif res["variant"] in ("onednn", "onednn_bf16"):
                     self.assertRegex(res["blas_core"], r"^oneDNN \d+\.\d+\.\d+ \S+ \(")
+                elif res["variant"] in ("ggml", "ggml_f16"):
+                    self.assertRegex(res["blas_core"], r"^ggml \S+ \(\S+\) CPU backend")
                 elif res["variant"] in ("cblas", "cblas_reference"):
                     if res["blas_core"] is not None:
                         self.assertRegex(res["blas_core"], r"^\S")

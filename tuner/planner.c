@@ -122,7 +122,7 @@ static bool usable(const tuner_config *c, double rel_err, const attn_problem *p,
     attn_variant_info info;
     char why[200];
     if (c->variant < 0 || c->variant >= attn_variant_count() ||
-        (attn_registry[c->variant]->isa & isa_off) ||
+        (attn_variant_isa(attn_registry[c->variant]) & isa_off) ||
         !tuner_variant_eligible(c->variant, p, max_rel_err > 0, why, sizeof why) ||
         !attn_variant_get(c->variant, &info) || (forced && strcmp(forced, info.name)) ||
         attn_params_check(info.name, p, &c->params, NULL) != ATTN_OK)
@@ -196,7 +196,7 @@ static attn_status measure(const attn_problem *p, int threads, const tuner_class
     char allowed[512] = ""; /* with ISAs turned off: the names of the variants left */
     if (isa_off) {
         for (int i = 0; i < attn_variant_count(); i++)
-            if (!(attn_registry[i]->isa & isa_off))
+            if (!(attn_variant_isa(attn_registry[i]) & isa_off))
                 snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s",
                          allowed[0] ? "," : "", attn_registry[i]->name);
         if (!allowed[0])
@@ -300,7 +300,7 @@ attn_plan *attn_plan_create(const attn_problem *p, const attn_plan_options *opti
     const char *forced = NULL;
     if (attn_forced_variant(&forced, err) != ATTN_OK)
         return NULL;
-    if (forced && (attn_registry[attn_variant_find(forced)]->isa & isa_off)) {
+    if (forced && (attn_variant_isa(attn_registry[attn_variant_find(forced)]) & isa_off)) {
         attn_fail(err, ATTN_ERR_UNSUPPORTED, "ATTN_FORCE_VARIANT=%s needs an ISA that "
                   "disable_isa turns off", forced);
         return NULL;

@@ -262,7 +262,7 @@ attn_status tuner_estimate_without(const attn_problem *p, int threads, uint32_t 
         attn_variant_info info;
         attn_variant_get(i, &info);
         if ((forced && strcmp(forced, info.name)) || info.flops_per_cycle <= best_rate ||
-            (attn_registry[i]->isa & isa_off) ||
+            (attn_variant_isa(attn_registry[i]) & isa_off) ||
             !tuner_variant_eligible(i, p, false, why.message, sizeof why.message))
             continue;
         tuner_config c = {.variant = i};

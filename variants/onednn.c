@@ -15,7 +15,12 @@
  *   m <  runtime_rows  sizes and strides given at execution (DNNL_RUNTIME_DIM_VAL, oneDNN's jit
  *                      sgemm): one matmul for every key count, so decode steps whose key
  *                      counts grow create none (and jit sgemm is the faster one on a few rows).
- * The softmax has no such form and stays per shape.
+ * The softmax has no such form: it is made for the key count rounded up to a bucket (a quarter
+ * of its power of two), the scores copied to that width with -inf past the keys (weight exactly
+ * 0), so decode steps whose key counts grow reuse a few softmax primitives instead of making one
+ * per step. Each thread keeps its stream and buffers between calls. What still allocates on
+ * every call is oneDNN's own: dnnl_memory_create for each argument and dnnl_primitive_execute's
+ * bookkeeping (test_plan's decode step: about 60 allocations, 170 when each step made a softmax).
  *
  * onednn_bf16: the same with bf16 matmuls where oneDNN has them (AVX512_BF16, AMX): each GEMM's
  * operands (Q and K, then P and V) are rounded to dense bf16 copies, scores, softmax and
@@ -29,6 +34,8 @@
  * workers each running oneDNN on one thread. A sequential oneDNN needs nothing; a TBB or
  * threadpool build is not pinned, which blas_core says. */
 #include "gemm_softmax.h"
+
+#include "attn_config.h"
 
 #include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -70,6 +77,38 @@ static void lib_init(void)
     lib.omp_set_num_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
     if (!lib.omp_get_max_threads || !lib.omp_set_num_threads)
         lib.omp_get_max_threads = NULL, lib.omp_set_num_threads = NULL;
+#endif
+}
+
+/* ATTN_DISABLE_ISA caps oneDNN's JIT too: the widest oneDNN ISA the allowed bits cover, set
+ * before oneDNN generates any code (at CPU detection, before any call here). oneDNN takes the
+ * cap once, and then only if nothing was JIT-compiled yet; DNNL_MAX_CPU_ISA in the environment
+ * does the same for oneDNN alone. */
+static void onednn_limit_isa(uint32_t isa)
+{
+#if ATTN_ARCH_X86
+    const uint32_t avx512 = ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL |
+                            ATTN_ISA_AVX512DQ;
+    const uint32_t avx2 = ATTN_ISA_AVX2 | ATTN_ISA_FMA;
+    const bool has2 = (isa & avx2) == avx2, has512 = has2 && (isa & avx512) == avx512,
+               vnni = isa & ATTN_ISA_AVX512VNNI, bf16 = isa & ATTN_ISA_AVX512BF16;
+    dnnl_cpu_isa_t cap = dnnl_cpu_isa_sse41; /* oneDNN's lowest x86 JIT */
+    if (has512 && vnni && bf16 && (isa & ATTN_ISA_AMX))
+        cap = dnnl_cpu_isa_all;
+    else if (has512 && vnni && bf16)
+        cap = dnnl_cpu_isa_avx512_core_bf16;
+    else if (has512 && vnni)
+        cap = dnnl_cpu_isa_avx512_core_vnni;
+    else if (has512)
+        cap = dnnl_cpu_isa_avx512_core;
+    else if (has2)
+        cap = dnnl_cpu_isa_avx2;
+    else if (isa & ATTN_ISA_AVX)
+        cap = dnnl_cpu_isa_avx;
+    if (cap != dnnl_cpu_isa_all)
+        dnnl_set_max_cpu_isa(cap); /* refused (and harmless) once oneDNN has JIT code */
+#else
+    (void)isa;
 #endif
 }
 
@@ -257,12 +296,59 @@ static void *call_buffer_get(call_buffer *b, size_t bytes)
     return b->data;
 }
 
+/* What a thread keeps between calls, so that a call in steady state makes none of it: its
+ * stream and its buffers (grown on demand, freed when the thread exits). */
+typedef struct thread_state {
+    dnnl_stream_t stream;
+    call_buffer scratch;        /* the scratchpad of this thread's executions */
+    call_buffer a_bf16, b_bf16; /* bf16 copies of a GEMM's operands */
+    call_buffer padded;         /* scores widened to a softmax bucket (onednn_softmax) */
+} thread_state;
+
+static pthread_key_t thread_key;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+
+static void thread_state_free(void *arg)
+{
+    thread_state *ts = arg;
+    if (ts->stream)
+        dnnl_stream_destroy(ts->stream);
+    free(ts->scratch.data);
+    free(ts->a_bf16.data);
+    free(ts->b_bf16.data);
+    free(ts->padded.data);
+    free(ts);
+}
+
+static void thread_key_init(void)
+{
+    if (pthread_key_create(&thread_key, thread_state_free) != 0)
+        abort(); /* only when the process has used up its thread-specific keys */
+}
+
+/* The calling thread's state, made on its first call; NULL without memory. */
+static thread_state *thread_state_get(void)
+{
+    pthread_once(&thread_key_once, thread_key_init);
+    thread_state *ts = pthread_getspecific(thread_key);
+    if (ts)
+        return ts;
+    if (!(ts = calloc(1, sizeof *ts)))
+        return NULL;
+    if (dnnl_stream_create(&ts->stream, lib.engine, dnnl_stream_default_flags) != dnnl_success ||
+        pthread_setspecific(thread_key, ts) != 0) {
+        ts->stream = ts->stream ? (dnnl_stream_destroy(ts->stream), NULL) : NULL;
+        free(ts);
+        return NULL;
+    }
+    return ts;
+}
+
 typedef struct onednn_call {
     dnnl_stream_t stream;
     int64_t runtime_rows;      /* matmuls of fewer rows: sizes given at execution */
     bool bf16;                 /* onednn_bf16: the GEMMs' operands rounded to bf16 */
-    call_buffer scratch;       /* the scratchpad of this call's executions */
-    call_buffer a_bf16, b_bf16; /* bf16 copies of a GEMM's operands */
+    call_buffer *scratch, *a_bf16, *b_bf16, *padded; /* the thread's (thread_state) */
     dnnl_status_t status;      /* the first failure; later operations do nothing */
 } onednn_call;
 
@@ -271,7 +357,7 @@ typedef struct onednn_call {
 static dnnl_status_t execute(onednn_call *call, prim_ref ref, int count, const int *ids,
                              const dnnl_memory_desc_t *mds, void *const *handles)
 {
-    void *scratch = ref.scratch_bytes ? call_buffer_get(&call->scratch, ref.scratch_bytes) : NULL;
+    void *scratch = ref.scratch_bytes ? call_buffer_get(call->scratch, ref.scratch_bytes) : NULL;
     if (ref.scratch_bytes && !scratch)
         return dnnl_out_of_memory;
     enum { MAX_ARGS = 4 };
@@ -321,9 +407,9 @@ static void onednn_gemm(void *ctx, bool trans_b, int64_t m, int64_t n, int64_t k
         return;
     const void *a_in = a, *b_in = b;
     if (call->bf16) { /* dense bf16 copies: Q or P, and K (as [n][k]) or V ([k][n]) */
-        a_in = round_to_bf16(&call->a_bf16, a, m, k, lda);
-        b_in = trans_b ? round_to_bf16(&call->b_bf16, b, n, k, ldb)
-                       : round_to_bf16(&call->b_bf16, b, k, n, ldb);
+        a_in = round_to_bf16(call->a_bf16, a, m, k, lda);
+        b_in = trans_b ? round_to_bf16(call->b_bf16, b, n, k, ldb)
+                       : round_to_bf16(call->b_bf16, b, k, n, ldb);
         if (!a_in || !b_in) {
             call->status = dnnl_out_of_memory;
             return;
@@ -354,11 +440,9 @@ static void onednn_gemm(void *ctx, bool trans_b, int64_t m, int64_t n, int64_t k
     call->status = s;
 }
 
-static void onednn_softmax(void *ctx, int64_t m, int64_t n, float *scores)
+/* oneDNN's softmax over the rows of the dense [m][n] scores, in place. */
+static void onednn_softmax_dense(onednn_call *call, int64_t m, int64_t n, float *scores)
 {
-    onednn_call *call = ctx;
-    if (call->status != dnnl_success)
-        return;
     const prim_key key = {.kind = SOFTMAX, .m = m, .n = n};
     prim_slot *slot;
     const prim_ref ref = acquire(&key, &slot);
@@ -377,13 +461,53 @@ static void onednn_softmax(void *ctx, int64_t m, int64_t n, float *scores)
     call->status = s;
 }
 
+/* The width a softmax primitive is made for: n rounded up to a quarter of its power of two
+ * (64 at least), so that decode steps whose key counts grow reuse a few primitives instead of
+ * making one per step (oneDNN's softmax takes no size at execution). Keys past n are -inf: their
+ * weight is exactly 0 and the max and sum are those of the n keys. */
+static int64_t softmax_width(int64_t n)
+{
+    if (n <= 64)
+        return 64;
+    int64_t quarter = 16;
+    while (quarter * 8 <= n) /* quarter = 2^floor(log2 n) / 4 */
+        quarter *= 2;
+    return (n + quarter - 1) / quarter * quarter;
+}
+
+static void onednn_softmax(void *ctx, int64_t m, int64_t n, float *scores)
+{
+    onednn_call *call = ctx;
+    if (call->status != dnnl_success)
+        return;
+    const int64_t width = softmax_width(n);
+    float *rows = scores;
+    if (width != n) { /* a copy at the bucket's width, -inf past n */
+        if (!(rows = call_buffer_get(call->padded, (size_t)(m * width) * sizeof *rows))) {
+            call->status = dnnl_out_of_memory;
+            return;
+        }
+        for (int64_t r = 0; r < m; r++) {
+            memcpy(rows + r * width, scores + r * n, (size_t)n * sizeof *rows);
+            for (int64_t j = n; j < width; j++)
+                rows[r * width + j] = -INFINITY;
+        }
+    }
+    onednn_softmax_dense(call, m, width, rows);
+    if (width != n && call->status == dnnl_success)
+        for (int64_t r = 0; r < m; r++)
+            memcpy(scores + r * n, rows + r * width, (size_t)n * sizeof *rows);
+}
+
 static attn_status run_with(const attn_task *t, bool bf16)
 {
     pthread_once(&lib.once, lib_init);
-    onednn_call call = {.runtime_rows = t->params[P_RUNTIME_ROWS], .bf16 = bf16};
-    if (!lib.engine ||
-        dnnl_stream_create(&call.stream, lib.engine, dnnl_stream_default_flags) != dnnl_success)
+    thread_state *ts = lib.engine ? thread_state_get() : NULL;
+    if (!ts)
         return ATTN_ERR_NOMEM;
+    onednn_call call = {.stream = ts->stream, .runtime_rows = t->params[P_RUNTIME_ROWS],
+                        .bf16 = bf16, .scratch = &ts->scratch, .a_bf16 = &ts->a_bf16,
+                        .b_bf16 = &ts->b_bf16, .padded = &ts->padded};
     const int threads_before = lib.omp_get_max_threads ? lib.omp_get_max_threads() : 0;
     if (lib.omp_set_num_threads)
         lib.omp_set_num_threads(1);
@@ -391,10 +515,6 @@ static attn_status run_with(const attn_task *t, bool bf16)
     attn_status status = gemm_softmax_run(t, &ops);
     if (lib.omp_set_num_threads)
         lib.omp_set_num_threads(threads_before);
-    dnnl_stream_destroy(call.stream);
-    free(call.scratch.data);
-    free(call.a_bf16.data);
-    free(call.b_bf16.data);
     /* oneDNN fails on a valid problem only for want of memory (JIT code, scratchpads) */
     return status == ATTN_OK && call.status != dnnl_success ? ATTN_ERR_NOMEM : status;
 }
@@ -498,13 +618,18 @@ const attn_variant attn_variant_onednn = {
     .workspace_size = gemm_softmax_workspace,
     .run = onednn_run,
     .blas_core = onednn_core,
+    .limit_isa = onednn_limit_isa,
 };
 
 const attn_variant attn_variant_onednn_bf16 = {
     .name = "onednn_bf16",
     .description = "onednn with bf16 matmuls: Q, K, P, V rounded to bf16, float32 scores, "
                    "softmax and accumulation, one thread",
-    .isa = ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL | ATTN_ISA_AVX512BF16,
+    /* oneDNN's bf16 matmuls need its avx512_core_bf16 level, which includes avx512_core_vnni,
+     * avx512_core (F, BW, VL, DQ) and AVX2/FMA: masking any of them caps oneDNN below its bf16
+     * matmuls (onednn_limit_isa), so the variant needs them all */
+    .isa = ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL | ATTN_ISA_AVX512DQ |
+           ATTN_ISA_AVX512VNNI | ATTN_ISA_AVX512BF16 | ATTN_ISA_AVX2 | ATTN_ISA_FMA,
     .roofline = ATTN_ROOFLINE_BF16_DOT,
     .tolerance = 1e-2,
     .compute_dtype = ATTN_BF16,
@@ -513,4 +638,5 @@ const attn_variant attn_variant_onednn_bf16 = {
     .workspace_size = gemm_softmax_workspace,
     .run = onednn_bf16_run,
     .blas_core = onednn_bf16_core,
+    .limit_isa = onednn_limit_isa,
 };

@@ -186,7 +186,25 @@ typedef struct attn_variant {
      * sinks); the harness refuses a problem using another, naming it. Partials (run_partial)
      * never include the sink: the harness adds it when it merges them. */
     unsigned features;
+    /* Optional: why the variant cannot compute p exactly as the API defines it, for what
+     * `features` and `dtypes` cannot say (ggml's mask is f16: a float32 additive mask would be
+     * rounded); NULL when it can. The harness refuses such a problem as unsupported with it. */
+    const char *(*refuses)(const attn_problem *p);
+    /* Optional, for a variant whose library picks its own instructions (oneDNN's JIT): the ISA
+     * bits the harness allows here (ATTN_DISABLE_ISA applied), told once at CPU detection,
+     * before any other call of the variant, so that the library keeps within them. */
+    void (*limit_isa)(uint32_t isa);
+    /* Optional, for a variant whose library was compiled for fixed instructions it cannot be
+     * told to leave (ggml built with GGML_NATIVE): those ISA bits, needed beside `isa`
+     * (attn_variant_isa), so that a CPU without them, or ATTN_DISABLE_ISA, rules it out. */
+    uint32_t (*library_isa)(void);
 } attn_variant;
+
+/* Every ISA bit the variant needs: its own and its library's build's. */
+static inline uint32_t attn_variant_isa(const attn_variant *v)
+{
+    return v->isa | (v->library_isa ? v->library_isa() : 0u);
+}
 
 /* The parameters of a descriptor, from its two arrays: sets .params, .defaults and .param_count,
  * the count computed, and checked at compile time to match the rules and fit ATTN_MAX_PARAMS:

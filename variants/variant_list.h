@@ -28,4 +28,6 @@ ATTN_VARIANT(onednn, ATTN_HAVE_ONEDNN,
              "no oneDNN found (meson option onednn; Debian: libdnnl-dev)")
 ATTN_VARIANT(onednn_bf16, ATTN_HAVE_ONEDNN,
              "no oneDNN found (meson option onednn; Debian: libdnnl-dev)") /* bf16 compute */
+ATTN_VARIANT(ggml, ATTN_HAVE_GGML, "ggml not found (meson option ggml: pkg-config ggml; -Dggml_prefix=DIR)")
+ATTN_VARIANT(ggml_f16, ATTN_HAVE_GGML, "ggml not found (meson option ggml: pkg-config ggml; -Dggml_prefix=DIR)")
 ATTN_VARIANT(naive, 1, "")
