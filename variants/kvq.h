@@ -1,0 +1,37 @@
+/* kvq.h — the x86 variants' path for quantized K/V (int8, q4; attn.h): entry points and the
+ * workspace they share. avx512.c and avx2.c hand a problem whose kv_dtype is quantized to
+ * attn_avx512_kvq_rows / attn_avx2_kvq_rows (avx512_kvq.c, avx2_kvq.c), which read K and V in
+ * place and dequantize them in registers.
+ *
+ * Algorithm (both ISAs): a group's query rows (every query head of a GQA group × the task's
+ * query rows) in chunks of KVQ_ROWS; each row walks its keys in blocks of one vector of keys
+ * (16 or 8): scores of the block (Q prescaled by scale·log2(e), K dequantized chunk by chunk,
+ * the int8 row scale applied to the summed score), the options, mask and band, then the online
+ * softmax (exp2 polynomial) and the V accumulation with the weight folded with the V row
+ * scale (int8) or block scale (q4). q4 works in a permuted order inside each block of 32 (even
+ * elements, then odd: the low and high nibbles as they unpack), which Q is permuted into once
+ * and the accumulator is permuted back from at the end. Keys a row excludes are skipped, never
+ * weighted 0 (a NaN in an excluded V row must not reach the row). */
+#ifndef ATTN_KVQ_H
+#define ATTN_KVQ_H
+
+#include "variant.h"
+
+#define KVQ_ROWS 8 /* query rows per chunk */
+
+/* Floats of one workspace row: head_dim rounded up to 16. */
+static inline int64_t attn_kvq_dpad(const attn_problem *p) { return (p->head_dim + 15) / 16 * 16; }
+
+/* Workspace: per chunk row its Q row and accumulator (dpad floats each), 16 weights, and the
+ * running max and sum; 64 bytes of slack for alignment. */
+static inline size_t attn_kvq_workspace(const attn_problem *p)
+{
+    return (size_t)(KVQ_ROWS * (2 * attn_kvq_dpad(p) + 16 + 16)) * sizeof(float) + 64;
+}
+
+attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
+                                 const attn_partial *part);
+attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
+                               const attn_partial *part);
+
+#endif
