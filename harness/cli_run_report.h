@@ -18,6 +18,7 @@ typedef struct run_config {
     float scale;                                                 /* 0: default */
     bool causal, blhd, check;
     attn_dtype dtype; /* of Q, K, V */
+    attn_dtype kv_dtype; /* ATTN_INT8, ATTN_Q4: K and V quantized (--kv-dtype); else dtype's */
     bool out_same;    /* O has dtype too (else float32) */
     uint64_t seed;
     int64_t reps, warmup;
@@ -49,6 +50,7 @@ typedef struct run_state {
     int32_t *kv_lens;
     float *data[3];
     void *input[3], *o, *out; /* o: the variant's output, in out_dtype */
+    void *scales[2];           /* quantized K/V: the scales of K and V */
     float *o_f32;              /* o widened, for the comparison (out_dtype != f32) */
     int64_t extent[4];         /* elements of q, k, v, o */
     double *ref, *ref_f32, *ref_bf16;
