@@ -16,6 +16,7 @@
 #include <string.h>
 
 #define KB 16 /* keys per block: one zmm of scores */
+#define PREFETCH_KEYS 64 /* how far ahead the K and V rows are prefetched (4 blocks) */
 
 typedef struct kvq_group {
     const char *k, *v;      /* key 0 of the group's K and V, bytes */
@@ -45,74 +46,140 @@ static inline __m512 int8x16(const int8_t *x, __mmask16 m)
 {
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, x)));
 }
-/* The 32 values of a q4 block's 16 bytes: the low nibbles (even elements) and the high ones. */
+/* The 32 values of a q4 block's 16 bytes: the low nibbles (even elements) and the high ones,
+ * as floats q in [-8, 7]. vpermps reads the low 4 bits of each index only, so a table lookup
+ * of the byte is the low nibble's value (no mask, no subtract, no int-to-float conversion). */
 static inline void q4x32(const uint8_t *x, __m512 *even, __m512 *odd)
 {
+    const __m512 values = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
     const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)x));
-    const __m512i eight = _mm512_set1_epi32(8);
-    *even = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(b, _mm512_set1_epi32(15)), eight));
-    *odd = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(b, 4), eight));
-}
-static inline float f16_at(const char *base, int64_t i)
-{
-    uint16_t h;
-    memcpy(&h, base + 2 * i, 2);
-    return _cvtsh_ss(h);
+    *even = _mm512_permutexvar_ps(b, values);
+    *odd = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), values);
 }
 
-/* Σ q·k of one key as 16 partial sums (int8: without the row scale). */
-static inline __m512 dot_key(const kvq_group *x, const float *q, int64_t j)
+/* The q4 scales of keys j0 + n (n < 16, the first `n_keys`; the others 0) widened, one vector
+ * of 16 keys per block: out[blk·16 + n]. */
+static inline void q4_scales(const char *base, int64_t seq, int64_t j0, int64_t n_keys,
+                             int64_t nb, float *out)
 {
-    __m512 acc = _mm512_setzero_ps();
+    for (int n = 0; n < KB; n++) {
+        const uint16_t *row = (const uint16_t *)(base + (j0 + n) * seq);
+        for (int64_t blk = 0; blk < nb; blk++)
+            out[blk * KB + n] = n < n_keys ? _cvtsh_ss(row[blk]) : 0.0f;
+    }
+}
+/* Prefetches K and V rows [j, j + n): PREFETCH_KEYS ahead of the block being computed (decode
+ * reads each row once, from memory; V's chunk loop walks 16 rows at once). */
+static inline void prefetch_rows(const kvq_group *x, int64_t j, int64_t n)
+{
+    const int64_t bytes = x->q4 ? x->d / 2 : x->d;
+    for (int64_t jj = j; jj < j + n; jj++)
+        for (int64_t c = 0; c < bytes; c += 64) {
+            _mm_prefetch(x->k + jj * x->k_seq + c, _MM_HINT_T0);
+            _mm_prefetch(x->v + jj * x->v_seq + c, _MM_HINT_T0);
+        }
+}
+
+/* The rows of one key block, shared by the chunk's rows: K, V and (int8) the row scales of
+ * keys j0 + n; keys past the block's end point at key j0 (read, never counted). */
+typedef struct kvq_block {
+    const void *k[KB], *v[KB];
+    __m512 ks, vs; /* int8: the 16 keys' row scales */
+    const float *ksc, *vsc; /* q4: the 16 keys' block scales, [n·nb + blk] */
+} kvq_block;
+
+static inline void kvq_block_of(const kvq_group *x, int64_t j0, int64_t n, kvq_block *kb)
+{
+    float ks[KB] = {0}, vs[KB] = {0};
+    for (int i = 0; i < KB; i++) {
+        const int64_t j = j0 + (i < n ? i : 0);
+        kb->k[i] = x->k + j * x->k_seq;
+        kb->v[i] = x->v + j * x->v_seq;
+        if (!x->q4) {
+            memcpy(&ks[i], x->ks + j * x->ks_seq, 4);
+            memcpy(&vs[i], x->vs + j * x->vs_seq, 4);
+        }
+    }
+    kb->ks = _mm512_loadu_ps(ks);
+    kb->vs = _mm512_loadu_ps(vs);
+}
+
+/* Scores of the block's 16 keys against q (log2 units before the int8 row scale, q4 scales
+ * included): the 16 accumulators live in registers along head_dim, then sum16. */
+static inline __m512 dot_block(const kvq_group *x, const kvq_block *kb, const float *q)
+{
+    __m512 a[KB];
+    for (int n = 0; n < KB; n++)
+        a[n] = _mm512_setzero_ps();
     if (!x->q4) {
-        const int8_t *k = (const int8_t *)(x->k + j * x->k_seq);
         int64_t c = 0;
-        for (; c + 16 <= x->d; c += 16)
-            acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + c), int8x16(k + c, 0xffff), acc);
-        if (c < x->d) /* q is zero-padded to 16 */
-            acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + c), int8x16(k + c, tail_mask16(x->d - c)),
-                                  acc);
-        return acc;
+        for (; c + 16 <= x->d; c += 16) {
+            const __m512 qv = _mm512_loadu_ps(q + c);
+            for (int n = 0; n < KB; n++)
+                a[n] = _mm512_fmadd_ps(qv, int8x16((const int8_t *)kb->k[n] + c, 0xffff), a[n]);
+        }
+        if (c < x->d) { /* q is zero-padded to 16 */
+            const __m512 qv = _mm512_loadu_ps(q + c);
+            const __mmask16 m = tail_mask16(x->d - c);
+            for (int n = 0; n < KB; n++)
+                a[n] = _mm512_fmadd_ps(qv, int8x16((const int8_t *)kb->k[n] + c, m), a[n]);
+        }
+        return _mm512_mul_ps(sum16(a), kb->ks);
     }
-    const uint8_t *k = (const uint8_t *)(x->k + j * x->k_seq);
-    const char *sc = x->ks + j * x->ks_seq;
-    for (int64_t blk = 0; blk < x->d / ATTN_Q4_BLOCK; blk++) {
-        __m512 e, o;
-        q4x32(k + 16 * blk, &e, &o);
-        __m512 part = _mm512_mul_ps(_mm512_loadu_ps(q + 32 * blk), e);
-        part = _mm512_fmadd_ps(_mm512_loadu_ps(q + 32 * blk + 16), o, part);
-        acc = _mm512_fmadd_ps(part, _mm512_set1_ps(f16_at(sc, blk)), acc);
+    const int64_t nb = x->d / ATTN_Q4_BLOCK;
+    for (int64_t blk = 0; blk < nb; blk++) {
+        const __m512 qe = _mm512_loadu_ps(q + 32 * blk), qo = _mm512_loadu_ps(q + 32 * blk + 16);
+        for (int n = 0; n < KB; n++) {
+            __m512 e, o;
+            q4x32((const uint8_t *)kb->k[n] + 16 * blk, &e, &o);
+            const __m512 part = _mm512_fmadd_ps(qo, o, _mm512_mul_ps(qe, e));
+            a[n] = _mm512_fmadd_ps(part, _mm512_set1_ps(kb->ksc[blk * KB + n]), a[n]);
+        }
     }
-    return acc;
+    return sum16(a);
 }
 
-/* o += Σ_{keys n < nv} w[n]·V[j0 + idx[n]] over head_dim, o scaled by corr first. */
-static inline void accumulate_v(const kvq_group *x, float *o, float corr, int64_t j0,
-                                const int *idx, int nv, const float *w)
+/* o = o·corr + Σ_{keys n in `keys`} w[n]·V[n] over head_dim (w: the softmax weights, times
+ * the int8 row scale of V; q4 applies its block scales here). */
+static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *o, float corr,
+                                __mmask16 keys, const float *w)
 {
     const __m512 cv = _mm512_set1_ps(corr);
     if (!x->q4) {
-        for (int64_t c = 0; c < x->d; c += 16) {
+        int64_t c = 0;
+        if (keys == 0xffff) /* a whole block: no test per key, whole chunks unmasked */
+            for (; c + 16 <= x->d; c += 16) {
+                __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(o + c), cv);
+                for (int n = 0; n < KB; n++)
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(w[n]),
+                                          int8x16((const int8_t *)kb->v[n] + c, 0xffff), acc);
+                _mm512_storeu_ps(o + c, acc);
+            }
+        for (; c < x->d; c += 16) {
             const __mmask16 m = tail_mask16(x->d - c);
             __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(o + c), cv);
-            for (int n = 0; n < nv; n++) {
-                const int8_t *v = (const int8_t *)(x->v + (j0 + idx[n]) * x->v_seq);
-                acc = _mm512_fmadd_ps(_mm512_set1_ps(w[n]), int8x16(v + c, m), acc);
-            }
+            for (int n = 0; n < KB; n++)
+                if (keys >> n & 1)
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(w[n]),
+                                          int8x16((const int8_t *)kb->v[n] + c, m), acc);
             _mm512_storeu_ps(o + c, acc);
         }
         return;
     }
-    for (int64_t blk = 0; blk < x->d / ATTN_Q4_BLOCK; blk++) {
+    const int64_t nb = x->d / ATTN_Q4_BLOCK;
+    const __m512 wv = _mm512_loadu_ps(w);
+    for (int64_t blk = 0; blk < nb; blk++) {
         __m512 ae = _mm512_mul_ps(_mm512_loadu_ps(o + 32 * blk), cv);
         __m512 ao = _mm512_mul_ps(_mm512_loadu_ps(o + 32 * blk + 16), cv);
-        for (int n = 0; n < nv; n++) {
-            const int64_t j = j0 + idx[n];
+        float ws[KB]; /* the weights times the block's V scales */
+        _mm512_storeu_ps(ws, _mm512_mul_ps(wv, _mm512_loadu_ps(kb->vsc + blk * KB)));
+        for (int n = 0; n < KB; n++) {
+            if (keys != 0xffff && !(keys >> n & 1))
+                continue;
             __m512 e, od;
-            q4x32((const uint8_t *)(x->v + j * x->v_seq) + 16 * blk, &e, &od);
-            const __m512 ws = _mm512_set1_ps(w[n] * f16_at(x->vs + j * x->vs_seq, blk));
-            ae = _mm512_fmadd_ps(ws, e, ae);
-            ao = _mm512_fmadd_ps(ws, od, ao);
+            q4x32((const uint8_t *)kb->v[n] + 16 * blk, &e, &od);
+            ae = _mm512_fmadd_ps(_mm512_set1_ps(ws[n]), e, ae);
+            ao = _mm512_fmadd_ps(_mm512_set1_ps(ws[n]), od, ao);
         }
         _mm512_storeu_ps(o + 32 * blk, ae);
         _mm512_storeu_ps(o + 32 * blk + 16, ao);
@@ -127,26 +194,17 @@ typedef struct kvq_row {
     const float *mask;
 } kvq_row;
 
-/* Row r's weights of keys [j0, j0 + 16) into w (the valid ones, compacted, indices in idx);
- * updates its max and sum; returns how many keys count and the correction of the
- * accumulator. */
-static inline int row_block(const kvq_group *x, const tile_options *opts, kvq_row *rw,
-                            const float *q, int64_t j0, int *idx, float *w, float *corr)
+/* Row rw's weights of the block's keys j0 + n into w[n]; updates its max and sum. Returns the
+ * keys that count (0: none) and the accumulator's correction in *corr. */
+static inline __mmask16 row_block(const kvq_group *x, const kvq_block *kb,
+                                  const tile_options *opts, kvq_row *rw, const float *q,
+                                  int64_t j0, float *w, float *corr)
 {
     const int64_t lo = rw->first > j0 ? rw->first - j0 : 0, hi = rw->lim - j0;
     __mmask16 valid = (__mmask16)(tail_mask16(hi) & ~tail_mask16(lo));
     if (!valid)
         return 0;
-    __m512 a[KB];
-    for (int n = 0; n < KB; n++)
-        a[n] = valid >> n & 1 ? dot_key(x, q, j0 + n) : _mm512_setzero_ps();
-    __m512 s = sum16(a);
-    if (!x->q4) { /* the int8 row scales of the 16 keys */
-        float ks[KB];
-        for (int n = 0; n < KB; n++)
-            memcpy(&ks[n], x->ks + (valid >> n & 1 ? j0 + n : j0 + lo) * x->ks_seq, 4);
-        s = _mm512_mul_ps(s, _mm512_loadu_ps(ks));
-    }
+    __m512 s = dot_block(x, kb, q);
     s = row_options_apply(opts, rw->slope2, rw->pos, j0, s);
     if (rw->mask) {
         const __m512 mv = _mm512_maskz_loadu_ps(valid, rw->mask + j0);
@@ -165,18 +223,8 @@ static inline int row_block(const kvq_group *x, const tile_options *opts, kvq_ro
     const __m512 pv = exp2_ps(_mm512_sub_ps(s, _mm512_set1_ps(m_new)), valid);
     rw->l = rw->l * *corr + _mm512_mask_reduce_add_ps(valid, pv);
     rw->m = m_new;
-    float p[KB];
-    _mm512_storeu_ps(p, pv);
-    int nv = 0;
-    for (int n = 0; n < KB; n++)
-        if (valid >> n & 1) {
-            float vs = 1.0f;
-            if (!x->q4)
-                memcpy(&vs, x->vs + (j0 + n) * x->vs_seq, 4);
-            idx[nv] = n;
-            w[nv++] = p[n] * vs;
-        }
-    return nv;
+    _mm512_storeu_ps(w, x->q4 ? pv : _mm512_mul_ps(pv, kb->vs));
+    return valid;
 }
 
 /* Row r's final values: normalised into O, or its partials (natural-unit max). Undoes q4's
@@ -212,7 +260,8 @@ attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t 
     const tile_options opts = tile_options_of(p);
     float *ws = (float *)(((uintptr_t)t->workspace + 63) & ~(uintptr_t)63);
     float *qw = ws, *ow = qw + KVQ_ROWS * dpad, *w = ow + KVQ_ROWS * dpad;
-    int idx[KB];
+    float *ksc = w + 16 * KVQ_ROWS, *vsc = ksc + dpad; /* q4: a key block's scales */
+    const int64_t nb = d / ATTN_Q4_BLOCK;
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
         const kvq_group x = group_of(t, gr.b, gr.hkv);
@@ -247,13 +296,26 @@ attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t 
                 memset(qr + d, 0, (size_t)(dpad - d) * sizeof *qr);
                 memset(orow, 0, (size_t)dpad * sizeof *orow);
             }
-            for (int64_t j0 = first; j0 < last; j0 += KB)
+            for (int64_t j0 = first; j0 < last; j0 += KB) {
+                const int64_t ahead = j0 + PREFETCH_KEYS, n = last - j0 < KB ? last - j0 : KB;
+                if (ahead < last)
+                    prefetch_rows(&x, ahead, last - ahead < KB ? last - ahead : KB);
+                kvq_block kb = {.ksc = NULL, .vsc = NULL};
+                kvq_block_of(&x, j0, n, &kb);
+                if (x.q4) { /* the block's scales, once for all rows */
+                    q4_scales(x.ks, x.ks_seq, j0, n, nb, ksc);
+                    q4_scales(x.vs, x.vs_seq, j0, n, nb, vsc);
+                    kb.ksc = ksc;
+                    kb.vsc = vsc;
+                }
                 for (int r = 0; r < R; r++) {
                     float corr = 1.0f;
-                    const int nv = row_block(&x, &opts, &rows[r], qw + r * dpad, j0, idx, w, &corr);
-                    if (nv)
-                        accumulate_v(&x, ow + r * dpad, corr, j0, idx, nv, w);
+                    const __mmask16 keys =
+                        row_block(&x, &kb, &opts, &rows[r], qw + r * dpad, j0, w, &corr);
+                    if (keys)
+                        accumulate_v(&x, &kb, ow + r * dpad, corr, keys, w);
                 }
+            }
             for (int r = 0; r < R; r++)
                 row_store(t, &x, &rows[r], ow + r * dpad, gr.b, part,
                           (g - t->group_begin) * gr.count + r0 + r);

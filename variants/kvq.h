@@ -22,11 +22,13 @@
 /* Floats of one workspace row: head_dim rounded up to 16. */
 static inline int64_t attn_kvq_dpad(const attn_problem *p) { return (p->head_dim + 15) / 16 * 16; }
 
-/* Workspace: per chunk row its Q row and accumulator (dpad floats each), 16 weights, and the
- * running max and sum; 64 bytes of slack for alignment. */
+/* Workspace: per chunk row its Q row and accumulator (dpad floats each), 16 weights; the q4
+ * scales of a block of 16 keys of K and of V widened to float (16 · d/32 each, within 2 · dpad);
+ * 64 bytes of slack for alignment. */
 static inline size_t attn_kvq_workspace(const attn_problem *p)
 {
-    return (size_t)(KVQ_ROWS * (2 * attn_kvq_dpad(p) + 16 + 16)) * sizeof(float) + 64;
+    return (size_t)(KVQ_ROWS * (2 * attn_kvq_dpad(p) + 16 + 16) + 2 * attn_kvq_dpad(p)) *
+               sizeof(float) + 64;
 }
 
 attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
