@@ -58,7 +58,11 @@ static inline __m256 bits_mask(unsigned bits)
 static inline __m256 int8x8(const int8_t *x, int64_t n)
 {
     int64_t bits = 0;
-    memcpy(&bits, x, (size_t)(n < 8 ? n : 8));
+    if (n >= 8)
+        memcpy(&bits, x, 8); /* one 8-byte load */
+    else
+        for (int64_t i = 0; i < n; i++)
+            bits |= (int64_t)(uint8_t)x[i] << 8 * i;
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(bits)));
 }
 /* The 16 values of 8 bytes of a q4 block: low nibbles (even elements) and high ones. */
