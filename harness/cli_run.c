@@ -283,8 +283,7 @@ static void run_free(run_state *s)
             free(s->input[t]);
         free(s->data[t]);
     }
-    free(s->scales[0]);
-    free(s->scales[1]);
+    free(s->scales[0]), free(s->scales[1]);
     free(s->o);
     free(s->o_f32);
     free(s->out);
@@ -438,19 +437,6 @@ static int unknown_variant(const char *flag, const char *text, size_t len)
 
 /* Chooses the variants and their parameters. */
 
-/* Why a variant cannot take run's problem (cli_variant_skip_reason), or quantized K/V it does
- * not read; NULL when it can. */
-static const char *skip_reason(const attn_variant_info *info, const run_config *c, char *buf,
-                               size_t len)
-{
-    const char *why = cli_variant_skip_reason(info, c->dtype, cli_model_features(&c->model), buf,
-                                              len);
-    if (why || !(c->kv_dtype == ATTN_INT8 || c->kv_dtype == ATTN_Q4) ||
-        (info->kv_dtypes & 1u << c->kv_dtype))
-        return why;
-    snprintf(buf, len, "does not read %s K/V", attn_dtype_name(c->kv_dtype));
-    return buf;
-}
 static int choose_variants(run_state *s)
 {
     const run_config *c = &s->config;
@@ -469,14 +455,14 @@ static int choose_variants(run_state *s)
     if (forced) {
         const int i = attn_variant_find(forced);
         attn_variant_get(i, &info);
-        if ((why = skip_reason(&info, c, reason, sizeof reason)))
+        if ((why = run_skip_reason(&info, c, reason, sizeof reason)))
             return cli_error("run", "ATTN_FORCE_VARIANT=%s: %s", forced, why);
         s->runs[s->run_count++] = (variant_run){.index = i, .chosen = true};
     } else if (!c->variants || !strcmp(c->variants, "all")) {
         for (int i = 0; i < count && status < 0; i++) {
             if (!attn_variant_get(i, &info))
                 continue;
-            if ((why = skip_reason(&info, c, reason, sizeof reason)))
+            if ((why = run_skip_reason(&info, c, reason, sizeof reason)))
                 status = skip_variant(s, info.name, why);
             else
                 s->runs[s->run_count++].index = i;
@@ -493,7 +479,7 @@ static int choose_variants(run_state *s)
             if (!info.supported)
                 return cli_error("run", "--variant: %s cannot run on this CPU: %s", info.name,
                                  info.why_not);
-            if ((why = skip_reason(&info, c, reason, sizeof reason)))
+            if ((why = run_skip_reason(&info, c, reason, sizeof reason)))
                 return cli_error("run", "--variant: %s %s", info.name, why);
             for (int r = 0; r < s->run_count; r++)
                 if (s->runs[r].index == i)
@@ -601,8 +587,7 @@ static int make_tensors(run_state *s)
             return cli_error("run", "invalid problem: %s", err.message);
     /* B·Hq·Lq·d <= B·Hq·Lq·Lk·d, which validation bounds by INT64_MAX / 8. */
     logical *= p->heads_q * p->len_q * p->head_dim;
-    const bool quantized = attn_problem_kv_dtype(p) != (int)p->dtype;
-    /* half_in: some input is not float32 as drawn, so the oracle runs twice */
+    const bool quantized = attn_problem_kv_dtype(p) != (int)p->dtype; /* K/V int8 or q4 */
     const bool half_in = p->dtype != ATTN_F32 || quantized, half_out = p->out_dtype != ATTN_F32;
     const size_t in_size = attn_dtype_size(p->dtype), out_size = attn_dtype_size(p->out_dtype);
     const bool bf16_ref = c->check && needs_bf16_reference(s);
@@ -626,14 +611,8 @@ static int make_tensors(run_state *s)
             return cli_error("run", "cannot allocate %lld bytes for %c",
                              (long long)extent[t] * 4, names[t]);
     }
-    for (int t = 0; quantized && t < 2; t++) { /* the scale tensors, in the problem */
-        int64_t n;
-        attn_tensor_extent(p, "KV"[t], &n, NULL);
-        if (!(s->scales[t] = alloc_tensor(n, 4)))
-            return cli_error("run", "cannot allocate the scales of %c", "kv"[t]);
-    }
-    s->problem.k_scale = s->scales[0];
-    s->problem.v_scale = s->scales[1];
+    if (quantized && !run_kv_scales(s))
+        return cli_error("run", "cannot allocate the scales of K and V");
     if (!(s->o = alloc_tensor(extent[3], out_size)) ||
         (half_out && !(s->o_f32 = alloc_tensor(extent[3], sizeof(float)))))
         return cli_error("run", "cannot allocate %lld bytes for o", (long long)extent[3] * 4);
@@ -672,11 +651,8 @@ static int prepare_inputs(run_state *s)
     attn_error err;
     if (check && attn_oracle(p, s->data[0], s->data[1], s->data[2], s->ref_f32, &err))
         return cli_error("run", "oracle: %s", err.message);
-    for (int t = 1; t < 3 && attn_problem_kv_dtype(p) != (int)p->dtype; t++)
-        /* quantized K/V: the variants read them, the oracle their dequantized values */
-        if (attn_quantize_kv(p, "qkv"[t], s->data[t], s->input[t], s->scales[t - 1], &err) ||
-            attn_dequantize_kv(p, "qkv"[t], s->input[t], s->scales[t - 1], s->data[t], &err))
-            return cli_error("run", "quantizing %c: %s", "QKV"[t], err.message);
+    if (!run_kv_quantize(s, &err)) /* quantized K/V: after the float32 reference */
+        return cli_error("run", "quantizing K/V: %s", err.message);
     for (int t = 0; t < 3; t++)
         if (s->input[t] != s->data[t] && (t == 0 || attn_problem_kv_dtype(p) == (int)p->dtype)) {
             int64_t overflowed = 0; /* finite values float16 cannot hold: they become ±inf */

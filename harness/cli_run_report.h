@@ -60,6 +60,16 @@ typedef struct run_state {
     json_t *conditions; /* cli_conditions_start, around the timed rounds */
 } run_state;
 
+/* Quantized K/V (cli_run_kv.c). Why a variant cannot take run's problem
+ * (cli_variant_skip_reason, or quantized K/V it does not read), NULL when it can; allocating
+ * the scale tensors into the problem (false: out of memory); quantizing data[1], data[2] into
+ * input[1], input[2] and dequantizing them back in place, nothing for float K/V (false with
+ * err filled). */
+const char *run_skip_reason(const attn_variant_info *info, const run_config *c, char *buf,
+                            size_t len);
+bool run_kv_scales(run_state *s);
+bool run_kv_quantize(run_state *s, attn_error *err);
+
 typedef struct variant_run {
     int index; /* in the registry */
     attn_variant_info info;
