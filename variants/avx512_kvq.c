@@ -85,7 +85,8 @@ static inline void prefetch_rows(const kvq_group *x, int64_t j, int64_t n)
 typedef struct kvq_block {
     const void *k[KB], *v[KB];
     __m512 ks, vs; /* int8: the 16 keys' row scales */
-    const float *ksc, *vsc; /* q4: the 16 keys' block scales, [n·nb + blk] */
+    const float *ksc, *vsc; /* q4: the 16 keys' block scales, [blk·16 + n] */
+    bool wide;     /* k[n], v[n] are float32 rows, scales applied (widen_block) */
 } kvq_block;
 
 static inline void kvq_block_of(const kvq_group *x, int64_t j0, int64_t n, kvq_block *kb)
@@ -111,18 +112,23 @@ static inline __m512 dot_block(const kvq_group *x, const kvq_block *kb, const fl
     __m512 a[KB];
     for (int n = 0; n < KB; n++)
         a[n] = _mm512_setzero_ps();
-    if (!x->q4) {
-        int64_t c = 0;
-        for (; c + 16 <= x->d; c += 16) {
+    if (kb->wide) { /* float32 rows padded to 16 with zeros, as q is */
+        for (int64_t c = 0; c < x->d; c += 16) {
             const __m512 qv = _mm512_loadu_ps(q + c);
             for (int n = 0; n < KB; n++)
-                a[n] = _mm512_fmadd_ps(qv, int8x16((const int8_t *)kb->k[n] + c, 0xffff), a[n]);
+                a[n] = _mm512_fmadd_ps(qv, _mm512_loadu_ps((const float *)kb->k[n] + c), a[n]);
         }
-        if (c < x->d) { /* q is zero-padded to 16 */
-            const __m512 qv = _mm512_loadu_ps(q + c);
-            const __mmask16 m = tail_mask16(x->d - c);
-            for (int n = 0; n < KB; n++)
-                a[n] = _mm512_fmadd_ps(qv, int8x16((const int8_t *)kb->k[n] + c, m), a[n]);
+        return sum16(a);
+    }
+    if (!x->q4) { /* key by key: each row read from start to end, as it streams in */
+        for (int n = 0; n < KB; n++) {
+            const int8_t *k = kb->k[n];
+            int64_t c = 0;
+            for (; c + 16 <= x->d; c += 16)
+                a[n] = _mm512_fmadd_ps(_mm512_loadu_ps(q + c), int8x16(k + c, 0xffff), a[n]);
+            if (c < x->d) /* q is zero-padded to 16 */
+                a[n] = _mm512_fmadd_ps(_mm512_loadu_ps(q + c),
+                                       int8x16(k + c, tail_mask16(x->d - c)), a[n]);
         }
         return _mm512_mul_ps(sum16(a), kb->ks);
     }
@@ -145,6 +151,17 @@ static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *
                                 __mmask16 keys, const float *w)
 {
     const __m512 cv = _mm512_set1_ps(corr);
+    if (kb->wide) {
+        for (int64_t c = 0; c < x->d; c += 16) {
+            __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(o + c), cv);
+            for (int n = 0; n < KB; n++)
+                if (keys >> n & 1)
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(w[n]),
+                                          _mm512_loadu_ps((const float *)kb->v[n] + c), acc);
+            _mm512_storeu_ps(o + c, acc);
+        }
+        return;
+    }
     if (!x->q4) {
         int64_t c = 0;
         if (keys == 0xffff) /* a whole block: no test per key, whole chunks unmasked */
@@ -186,6 +203,42 @@ static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *
     }
 }
 
+/* The block's K and V widened to float32 rows of dpad (zero-padded; q4 in its permuted order)
+ * with their scales applied, into kw and vw; kb then points at them. */
+static void widen_block(const kvq_group *x, kvq_block *kb, int64_t dpad, float *kw, float *vw)
+{
+    float ks[KB], vs[KB];
+    _mm512_storeu_ps(ks, kb->ks);
+    _mm512_storeu_ps(vs, kb->vs);
+    const int64_t nb = x->d / ATTN_Q4_BLOCK;
+    for (int n = 0; n < KB; n++) {
+        float *kr = kw + n * dpad, *vr = vw + n * dpad;
+        if (!x->q4)
+            for (int64_t c = 0; c < dpad; c += 16) {
+                const __mmask16 m = tail_mask16(x->d - c);
+                _mm512_storeu_ps(kr + c, _mm512_mul_ps(int8x16((const int8_t *)kb->k[n] + c, m),
+                                                       _mm512_set1_ps(ks[n])));
+                _mm512_storeu_ps(vr + c, _mm512_mul_ps(int8x16((const int8_t *)kb->v[n] + c, m),
+                                                       _mm512_set1_ps(vs[n])));
+            }
+        else
+            for (int64_t blk = 0; blk < nb; blk++) {
+                __m512 e, o;
+                const __m512 sk = _mm512_set1_ps(kb->ksc[blk * KB + n]);
+                const __m512 sv = _mm512_set1_ps(kb->vsc[blk * KB + n]);
+                q4x32((const uint8_t *)kb->k[n] + 16 * blk, &e, &o);
+                _mm512_storeu_ps(kr + 32 * blk, _mm512_mul_ps(e, sk));
+                _mm512_storeu_ps(kr + 32 * blk + 16, _mm512_mul_ps(o, sk));
+                q4x32((const uint8_t *)kb->v[n] + 16 * blk, &e, &o);
+                _mm512_storeu_ps(vr + 32 * blk, _mm512_mul_ps(e, sv));
+                _mm512_storeu_ps(vr + 32 * blk + 16, _mm512_mul_ps(o, sv));
+            }
+        kb->k[n] = kr;
+        kb->v[n] = vr;
+    }
+    kb->wide = true;
+}
+
 /* One chunk's rows: what each needs across key blocks. */
 typedef struct kvq_row {
     int64_t h, i, first, lim;
@@ -223,7 +276,7 @@ static inline __mmask16 row_block(const kvq_group *x, const kvq_block *kb,
     const __m512 pv = exp2_ps(_mm512_sub_ps(s, _mm512_set1_ps(m_new)), valid);
     rw->l = rw->l * *corr + _mm512_mask_reduce_add_ps(valid, pv);
     rw->m = m_new;
-    _mm512_storeu_ps(w, x->q4 ? pv : _mm512_mul_ps(pv, kb->vs));
+    _mm512_storeu_ps(w, x->q4 || kb->wide ? pv : _mm512_mul_ps(pv, kb->vs));
     return valid;
 }
 
@@ -261,6 +314,7 @@ attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t 
     float *ws = (float *)(((uintptr_t)t->workspace + 63) & ~(uintptr_t)63);
     float *qw = ws, *ow = qw + KVQ_ROWS * dpad, *w = ow + KVQ_ROWS * dpad;
     float *ksc = w + 16 * KVQ_ROWS, *vsc = ksc + dpad; /* q4: a key block's scales */
+    float *kw = vsc + dpad, *vw = kw + KB * dpad;       /* a key block widened (R > 1) */
     const int64_t nb = d / ATTN_Q4_BLOCK;
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
@@ -300,7 +354,7 @@ attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t 
                 const int64_t ahead = j0 + PREFETCH_KEYS, n = last - j0 < KB ? last - j0 : KB;
                 if (ahead < last)
                     prefetch_rows(&x, ahead, last - ahead < KB ? last - ahead : KB);
-                kvq_block kb = {.ksc = NULL, .vsc = NULL};
+                kvq_block kb = {.ksc = NULL, .vsc = NULL, .wide = false};
                 kvq_block_of(&x, j0, n, &kb);
                 if (x.q4) { /* the block's scales, once for all rows */
                     q4_scales(x.ks, x.ks_seq, j0, n, nb, ksc);
@@ -308,6 +362,8 @@ attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t 
                     kb.ksc = ksc;
                     kb.vsc = vsc;
                 }
+                if (R > 1)
+                    widen_block(&x, &kb, dpad, kw, vw);
                 for (int r = 0; r < R; r++) {
                     float corr = 1.0f;
                     const __mmask16 keys =

@@ -11,7 +11,10 @@
  * scale (int8) or block scale (q4). q4 works in a permuted order inside each block of 32 (even
  * elements, then odd: the low and high nibbles as they unpack), which Q is permuted into once
  * and the accumulator is permuted back from at the end. Keys a row excludes are skipped, never
- * weighted 0 (a NaN in an excluded V row must not reach the row). */
+ * weighted 0 (a NaN in an excluded V row must not reach the row). A chunk of one row (decode
+ * MHA) dequantizes in registers as it goes; a chunk of several (a GQA group, several query
+ * rows) widens each key block of K and V to float32 once (scales applied, in L1) and runs
+ * every row on that, so the dequantization is not repeated per row. */
 #ifndef ATTN_KVQ_H
 #define ATTN_KVQ_H
 
@@ -22,13 +25,18 @@
 /* Floats of one workspace row: head_dim rounded up to 16. */
 static inline int64_t attn_kvq_dpad(const attn_problem *p) { return (p->head_dim + 15) / 16 * 16; }
 
+/* Keys per block at most (16 for AVX-512, 8 for AVX2). */
+#define KVQ_BLOCK_MAX 16
+
 /* Workspace: per chunk row its Q row and accumulator (dpad floats each), 16 weights; the q4
- * scales of a block of 16 keys of K and of V widened to float (16 · d/32 each, within 2 · dpad);
- * 64 bytes of slack for alignment. */
+ * scales of a block of keys of K and of V widened to float (16 · d/32 each, within 2 · dpad);
+ * the block's K and V widened to float32 for a chunk of several rows (2 · 16 · dpad); 64 bytes
+ * of slack for alignment. */
 static inline size_t attn_kvq_workspace(const attn_problem *p)
 {
-    return (size_t)(KVQ_ROWS * (2 * attn_kvq_dpad(p) + 16 + 16) + 2 * attn_kvq_dpad(p)) *
-               sizeof(float) + 64;
+    const size_t dpad = (size_t)attn_kvq_dpad(p);
+    return (KVQ_ROWS * (2 * dpad + 32) + 2 * dpad + 2 * KVQ_BLOCK_MAX * dpad) * sizeof(float) +
+           64;
 }
 
 attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
