@@ -135,7 +135,7 @@ done:
 int cli_plan(int argc, char **argv)
 {
     static shape_config s; /* static: the model's slopes and sinks outlive the plan (cli_tune) */
-    s = (shape_config){.flags = {.causal = -1}, .model = cli_model_none()};
+    s = (shape_config){.flags = {.causal = -1, .kv_dtype = -1}, .model = cli_model_none()};
     unsigned flags = ATTN_ESTIMATE;
     int64_t execute = 0;
     const char *value;
