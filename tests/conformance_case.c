@@ -400,8 +400,10 @@ bool typed_prepare_kv(const test_case *c, attn_dtype kv, typed_case *tc)
         return false;
     tc->q = tc->wq = c->q;
     void *k, *v;
-    const bool ok = quantize_tensor(&tc->p, 'k', c->k, c->extent[1], &k, &tc->k_scale, &tc->wk) &
-                    quantize_tensor(&tc->p, 'v', c->v, c->extent[2], &v, &tc->v_scale, &tc->wv);
+    /* both allocated before either result counts: typed_free frees whatever is there */
+    const bool k_ok = quantize_tensor(&tc->p, 'k', c->k, c->extent[1], &k, &tc->k_scale, &tc->wk);
+    const bool ok = quantize_tensor(&tc->p, 'v', c->v, c->extent[2], &v, &tc->v_scale, &tc->wv) &&
+                    k_ok;
     tc->k = k;
     tc->v = v;
     tc->p.k_scale = tc->k_scale;

@@ -40,12 +40,6 @@ static kvq_group group_of(const attn_task *t, int64_t b, int64_t hkv)
         .d = p->head_dim, .q4 = q4};
 }
 
-/* Lanes [0, n) all ones. */
-static inline __m256 lane_mask(int64_t n)
-{
-    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 8 ? n : 8)), idx));
-}
 /* Lanes whose bit is set in `bits`. */
 static inline __m256 bits_mask(unsigned bits)
 {
