@@ -529,9 +529,10 @@ const char *cli_variant_skip_reason(const attn_variant_info *info, attn_dtype dt
 
 bool cli_parse_dtype(const char *command, const char *text, attn_dtype *out)
 {
-    if (attn_dtype_parse(text, out))
+    if (attn_dtype_parse(text, out) && (unsigned)*out < ATTN_DTYPE_COUNT)
         return true;
-    cli_error(command, "--dtype: '%s' is not f32, bf16 or f16", text);
+    cli_error(command, "--dtype: '%s' is not f32, bf16 or f16%s", text,
+              attn_dtype_parse(text, out) ? " (quantized types are for --kv-dtype)" : "");
     return false;
 }
 

@@ -147,7 +147,7 @@ void cli_table_free(cli_table *t);
 enum {
     CLI_SHAPE_SHAPE, CLI_SHAPE_BATCH, CLI_SHAPE_HEADS, CLI_SHAPE_KV_HEADS, CLI_SHAPE_LEN,
     CLI_SHAPE_LEN_Q, CLI_SHAPE_LEN_KV, CLI_SHAPE_DIM, CLI_SHAPE_SCALE, CLI_SHAPE_CAUSAL,
-    CLI_SHAPE_OPTION_COUNT
+    CLI_SHAPE_KV_DTYPE, CLI_SHAPE_OPTION_COUNT
 };
 #define CLI_SHAPE_OPTION_ROWS(N, LENS, DIMS)   /* N: a length's metavar, "N" or "N,N,..." */   \
     [CLI_SHAPE_SHAPE] = {"shape", "NAME", "a named shape (attnbench list --shapes); the flags "  \
@@ -161,13 +161,17 @@ enum {
     [CLI_SHAPE_DIM] = {"dim", N, "head dimension d (default " DIMS ")"},                        \
     [CLI_SHAPE_SCALE] = {"scale", "X", "softmax scale, finite and > 0 (default 1/sqrt(d))"},    \
     [CLI_SHAPE_CAUSAL] = {"causal", NULL, "causal mask, bottom-right aligned: i sees j <= "      \
-                                          "i + Lk - Lq"}
+                                          "i + Lk - Lq"},                                       \
+    [CLI_SHAPE_KV_DTYPE] = {"kv-dtype", "f32|bf16|f16|int8|q4",                                 \
+                            "element type of K and V: int8 or q4 quantize the float32 K/V on "  \
+                            "the way in (default: --dtype)"}
 extern const cli_option cli_shape_options[CLI_SHAPE_OPTION_COUNT];
 typedef struct cli_shape_flags {
     const struct attn_named_shape *shape; /* --shape, or NULL */
     cli_int_list batch, heads_q, heads_kv, len, len_q, len_kv, head_dim; /* count 0: not given */
     double scale; /* 0: not given */
     int causal;   /* -1: not given, 1: --causal (sweep: 0, 1 or 2 for both, its own flag) */
+    int kv_dtype; /* -1: not given (K/V of --dtype), else an attn_dtype */
 } cli_shape_flags;
 void cli_shape_flags_init(cli_shape_flags *f);
 int cli_shape_option(const char *command, int o, const char *value, bool lists,
@@ -179,7 +183,12 @@ typedef struct cli_shape_sizes {
     int64_t batch, heads_q, heads_kv, len_q, len_kv, head_dim;
     bool causal;
     float scale; /* 0: 1/sqrt(d) */
+    int kv_dtype; /* -1: not given */
 } cli_shape_sizes;
+/* The problem's kv_dtype from --kv-dtype (-1: not given) once the command knows its --dtype:
+ * ATTN_INT8 or ATTN_Q4 quantized, else 0 (K/V of dtype); false after a message for a float
+ * type other than dtype (no mixed float types). */
+bool cli_kv_dtype_resolve(const char *command, int kv_dtype, attn_dtype dtype, attn_dtype *out);
 void cli_shape_flags_sizes(const cli_shape_flags *f, cli_shape_sizes *out);
 /* The problem of the flags (the first value of each list): contiguous [B,H,L,d], float32;
  * missing sizes: a length follows the other, Hkv = Hq, else B 1, Hq 8, L 1024, d 64. */

@@ -55,11 +55,18 @@ static json_t *variant_json(const attn_variant_info *v)
     }
     char features[64];
     attn_features_format(v->features, features, sizeof features);
-    return json_pack("{s:s, s:s, s:s, s:b, s:o, s:f, s:o, s:s, s:o, s:b, s:s}", "name", v->name,
+    json_t *kv = json_array(); /* the quantized K/V types it reads */
+    for (int t = ATTN_DTYPE_COUNT; kv && t < ATTN_KV_DTYPE_COUNT; t++)
+        if ((v->kv_dtypes & 1u << t) &&
+            json_array_append_new(kv, json_string(attn_dtype_name((attn_dtype)t)))) {
+            json_decref(kv);
+            kv = NULL;
+        }
+    return json_pack("{s:s, s:s, s:s, s:b, s:o, s:f, s:o, s:o, s:s, s:o, s:b, s:s}", "name", v->name,
                      "description", v->description, "isa", v->isa, "supported", v->supported,
                      "why_not", v->supported ? json_null() : json_string(v->why_not),
                      "tolerance", v->tolerance, "dtypes", cli_dtypes_json(v->dtypes),
-                     "compute_dtype", attn_dtype_name(v->compute_dtype), "params", params,
+                     "kv_dtypes", kv, "compute_dtype", attn_dtype_name(v->compute_dtype), "params", params,
                      "reference_only", v->reference_only, "features", features);
 }
 

@@ -302,8 +302,11 @@ double cli_bw_fraction(const attn_problem *prob, double seconds, int threads)
         }
         rows += (double)keys;
     }
-    const double bytes = 2.0 * rows * (double)prob->heads_kv * (double)prob->head_dim *
-                         (double)attn_dtype_size(prob->dtype);
+    /* bytes per K/V row: d elements of the stored type, and its scales when quantized */
+    const attn_dtype kvt = (attn_dtype)attn_problem_kv_dtype(prob);
+    const double row_bytes = (double)attn_dtype_bytes(kvt, (size_t)prob->head_dim) +
+                             (kvt == ATTN_INT8 ? 4.0 : kvt == ATTN_Q4 ? prob->head_dim / 16.0 : 0.0);
+    const double bytes = 2.0 * rows * (double)prob->heads_kv * row_bytes;
     /* Read bandwidth of `threads` threads: one thread's times threads, up to all cores'. */
     double bw = threads >= p->cores ? p->read_gbs_all : p->read_gbs_1t * threads;
     bw = bw < p->read_gbs_all ? bw : p->read_gbs_all;

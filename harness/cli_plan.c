@@ -72,6 +72,8 @@ static double time_plan(const attn_plan *plan, const attn_problem *p, int64_t n,
     int64_t e[4];
     const char names[4] = {'q', 'k', 'v', 'o'};
     float *t[4] = {0};
+    void *kvq[2] = {0}, *scales[2] = {0}; /* quantized K/V and their scales */
+    const bool quantized = attn_problem_kv_dtype(p) != (int)p->dtype;
     double median = NAN;
     for (int i = 0; i < 4; i++) {
         if (attn_tensor_extent(p, names[i], &e[i], err) != ATTN_OK)
@@ -84,15 +86,29 @@ static double time_plan(const attn_plan *plan, const attn_problem *p, int64_t n,
         for (int64_t j = 0; j < e[i]; j++)
             t[i][j] = (float)((j * 2654435761u) % 2001) / 1000.0f - 1.0f;
     }
+    for (int i = 0; quantized && i < 2; i++) { /* the float values quantized, as a cache is */
+        int64_t ns;
+        if (attn_tensor_extent(p, "KV"[i], &ns, err) != ATTN_OK)
+            goto done;
+        if (!(kvq[i] = malloc((size_t)e[1 + i])) || !(scales[i] = malloc((size_t)ns * 4))) {
+            err->status = ATTN_ERR_NOMEM;
+            snprintf(err->message, sizeof err->message, "out of memory for the tensors");
+            goto done;
+        }
+        if (attn_quantize_kv(p, "kv"[i], t[1 + i], kvq[i], scales[i], err) != ATTN_OK)
+            goto done;
+    }
     double *samples = malloc((size_t)n * sizeof *samples);
     if (!samples) {
         err->status = ATTN_ERR_NOMEM;
         snprintf(err->message, sizeof err->message, "out of memory for the samples");
         goto done;
     }
-    const attn_execute_args args = {.q = t[0], .k = t[1], .v = t[2], .o = t[3],
+    const attn_execute_args args = {.q = t[0], .k = quantized ? kvq[0] : t[1],
+                                    .v = quantized ? kvq[1] : t[2], .o = t[3],
                                     .mask = p->mask, .kv_lens = p->kv_lens,
-                                    .alibi_slopes = p->alibi_slopes, .sinks = p->sinks};
+                                    .alibi_slopes = p->alibi_slopes, .sinks = p->sinks,
+                                    .k_scale = scales[0], .v_scale = scales[1]};
     bool ok = attn_execute(plan, &args, err) == ATTN_OK;
     for (int64_t r = 0; ok && r < n; r++) {
         const double t0 = attn_clock_seconds();
@@ -107,6 +123,10 @@ static double time_plan(const attn_plan *plan, const attn_problem *p, int64_t n,
     }
     free(samples);
 done:
+    for (int i = 0; i < 2; i++) {
+        free(kvq[i]);
+        free(scales[i]);
+    }
     for (int i = 0; i < 4; i++)
         free(t[i]);
     return median;
@@ -115,7 +135,7 @@ done:
 int cli_plan(int argc, char **argv)
 {
     static shape_config s; /* static: the model's slopes and sinks outlive the plan (cli_tune) */
-    s = (shape_config){.flags = {.causal = -1}, .model = cli_model_none()};
+    s = (shape_config){.flags = {.causal = -1, .kv_dtype = -1}, .model = cli_model_none()};
     unsigned flags = ATTN_ESTIMATE;
     int64_t execute = 0;
     const char *value;

@@ -201,6 +201,8 @@ static int parse_run_options(int argc, char **argv, run_config *c)
     c->len_q = z.len_q, c->len_kv = z.len_kv, c->head_dim = z.head_dim;
     c->causal = z.causal, c->scale = z.scale;
     c->named = shape.shape;
+    if (!cli_kv_dtype_resolve("run", z.kv_dtype, c->dtype, &c->kv_dtype))
+        return CLI_EXIT_USAGE;
     return -1; /* go on */
 }
 
@@ -281,6 +283,7 @@ static void run_free(run_state *s)
             free(s->input[t]);
         free(s->data[t]);
     }
+    free(s->scales[0]), free(s->scales[1]);
     free(s->o);
     free(s->o_f32);
     free(s->out);
@@ -375,6 +378,8 @@ static int build_problem(run_state *s)
     p->out_dtype = c->out_same ? c->dtype : ATTN_F32;
     if (c->blhd)
         attn_problem_set_layout_blhd(p);
+    if (c->kv_dtype == ATTN_INT8 || c->kv_dtype == ATTN_Q4)
+        attn_problem_set_kv_dtype(p, c->kv_dtype); /* contiguous scales */
     if (!cli_model_apply("run", &s->config.model, p))
         return CLI_EXIT_USAGE;
 
@@ -431,6 +436,7 @@ static int unknown_variant(const char *flag, const char *text, size_t len)
 }
 
 /* Chooses the variants and their parameters. */
+
 static int choose_variants(run_state *s)
 {
     const run_config *c = &s->config;
@@ -449,14 +455,14 @@ static int choose_variants(run_state *s)
     if (forced) {
         const int i = attn_variant_find(forced);
         attn_variant_get(i, &info);
-        if ((why = cli_variant_skip_reason(&info, c->dtype, cli_model_features(&c->model), reason, sizeof reason)))
+        if ((why = run_skip_reason(&info, c, reason, sizeof reason)))
             return cli_error("run", "ATTN_FORCE_VARIANT=%s: %s", forced, why);
         s->runs[s->run_count++] = (variant_run){.index = i, .chosen = true};
     } else if (!c->variants || !strcmp(c->variants, "all")) {
         for (int i = 0; i < count && status < 0; i++) {
             if (!attn_variant_get(i, &info))
                 continue;
-            if ((why = cli_variant_skip_reason(&info, c->dtype, cli_model_features(&c->model), reason, sizeof reason)))
+            if ((why = run_skip_reason(&info, c, reason, sizeof reason)))
                 status = skip_variant(s, info.name, why);
             else if (attn_variant_accepts(info.name, &s->problem, &err) != ATTN_OK)
                 status = skip_variant(s, info.name, err.message); /* e.g. ggml: a mask */
@@ -475,7 +481,7 @@ static int choose_variants(run_state *s)
             if (!info.supported)
                 return cli_error("run", "--variant: %s cannot run on this CPU: %s", info.name,
                                  info.why_not);
-            if ((why = cli_variant_skip_reason(&info, c->dtype, cli_model_features(&c->model), reason, sizeof reason)))
+            if ((why = run_skip_reason(&info, c, reason, sizeof reason)))
                 return cli_error("run", "--variant: %s %s", info.name, why);
             for (int r = 0; r < s->run_count; r++)
                 if (s->runs[r].index == i)
@@ -583,7 +589,8 @@ static int make_tensors(run_state *s)
             return cli_error("run", "invalid problem: %s", err.message);
     /* B·Hq·Lq·d <= B·Hq·Lq·Lk·d, which validation bounds by INT64_MAX / 8. */
     logical *= p->heads_q * p->len_q * p->head_dim;
-    const bool half_in = p->dtype != ATTN_F32, half_out = p->out_dtype != ATTN_F32;
+    const bool quantized = attn_problem_kv_dtype(p) != (int)p->dtype; /* K/V int8 or q4 */
+    const bool half_in = p->dtype != ATTN_F32 || quantized, half_out = p->out_dtype != ATTN_F32;
     const size_t in_size = attn_dtype_size(p->dtype), out_size = attn_dtype_size(p->out_dtype);
     const bool bf16_ref = c->check && needs_bf16_reference(s);
     const int refs = c->check ? 1 + half_in + bf16_ref : 0;
@@ -600,11 +607,14 @@ static int make_tensors(run_state *s)
 
     for (int t = 0; t < 3; t++) {
         s->data[t] = alloc_tensor(extent[t], sizeof(float));
-        s->input[t] = half_in ? alloc_tensor(extent[t], in_size) : s->data[t];
+        s->input[t] = t > 0 && quantized ? alloc_tensor(extent[t], 1) /* q4: half used */
+                      : p->dtype != ATTN_F32 ? alloc_tensor(extent[t], in_size) : s->data[t];
         if (!s->data[t] || !s->input[t])
             return cli_error("run", "cannot allocate %lld bytes for %c",
                              (long long)extent[t] * 4, names[t]);
     }
+    if (quantized && !run_kv_scales(s))
+        return cli_error("run", "cannot allocate the scales of K and V");
     if (!(s->o = alloc_tensor(extent[3], out_size)) ||
         (half_out && !(s->o_f32 = alloc_tensor(extent[3], sizeof(float)))))
         return cli_error("run", "cannot allocate %lld bytes for o", (long long)extent[3] * 4);
@@ -643,8 +653,10 @@ static int prepare_inputs(run_state *s)
     attn_error err;
     if (check && attn_oracle(p, s->data[0], s->data[1], s->data[2], s->ref_f32, &err))
         return cli_error("run", "oracle: %s", err.message);
+    if (!run_kv_quantize(s, &err)) /* quantized K/V: after the float32 reference */
+        return cli_error("run", "quantizing K/V: %s", err.message);
     for (int t = 0; t < 3; t++)
-        if (s->input[t] != s->data[t]) {
+        if (s->input[t] != s->data[t] && (t == 0 || attn_problem_kv_dtype(p) == (int)p->dtype)) {
             int64_t overflowed = 0; /* finite values float16 cannot hold: they become ±inf */
             for (int64_t i = 0; p->dtype == ATTN_F16 && i < s->extent[t]; i++)
                 overflowed += isfinite(s->data[t][i]) && fabsf(s->data[t][i]) >= 65520.0f;
@@ -859,6 +871,7 @@ int cli_run_measure(const cli_measure_spec *spec, json_t *records)
                               .warmup = spec->warmup,
                               .threads = spec->threads,
                               .dtype = spec->dtype, .out_same = spec->out_dtype != ATTN_F32,
+                              .kv_dtype = spec->kv_dtype,
                               .format = CLI_FORMAT_JSON, .model = cli_model_none()}};
     if (spec->out_dtype != ATTN_F32 && spec->out_dtype != spec->dtype)
         return cli_error("run", "out_dtype must be f32 or the input dtype");

@@ -22,6 +22,7 @@ typedef struct cli_measure_spec {
     int64_t reps, warmup;
     cli_int_list threads; /* 0 or no entry: the library's default */
     attn_dtype dtype, out_dtype; /* out_dtype: ATTN_F32 or dtype */
+    attn_dtype kv_dtype;         /* ATTN_INT8, ATTN_Q4: quantized K/V; else K/V of dtype */
     json_t *skipped;
 } cli_measure_spec;
 int cli_run_measure(const cli_measure_spec *spec, json_t *records);

@@ -97,7 +97,7 @@ json_t *run_result_json(const run_state *s, const variant_run *run, double flops
         json_decref(shape);
         shape = NULL;
     }
-    return json_pack(
+    json_t *record = json_pack(
         "{s:s, s:o, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:o, s:f, s:f, s:o, "
         "s:o, s:o, s:o, s:o, s:o, s:o, s:f, s:b, s:b, s:s, s:o, s:O?}",
         "variant", run->info.name, "params", params, "shape", shape,
@@ -124,6 +124,15 @@ json_t *run_result_json(const run_state *s, const variant_run *run, double flops
         "roofline", run->info.roofline, /* what peak_fraction is against */
         "blas_core", run->info.blas_core ? json_string(run->info.blas_core) : json_null(),
         "conditions", s->conditions);
+    /* K/V's element type: --dtype's, or int8 / q4 (max_rel_err_f32 then says what the
+     * quantization costs against the float32 data) */
+    if (record && json_object_set_new(record, "kv_dtype",
+                                      json_string(attn_dtype_name(
+                                          (attn_dtype)attn_problem_kv_dtype(p))))) {
+        json_decref(record);
+        record = NULL;
+    }
+    return record;
 }
 
 json_t *run_document(const run_state *s, double flops)
@@ -264,15 +273,17 @@ bool run_print_text(const run_state *s, double flops)
     char threads[CLI_INT_LIST_TEXT];
     cli_int_list_format(&c->threads, threads, sizeof threads);
     char options[128];
+    const bool quantized = attn_problem_kv_dtype(p) != (int)p->dtype;
     cli_model_describe(p, options, sizeof options);
     printf("B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld d=%lld scale=%.6g%s%s%s%s layout=%s\n"
-           "dtype=%s out-dtype=%s threads=%s reps=%lld warmup=%lld seed=%llu\n",
+           "dtype=%s%s%s out-dtype=%s threads=%s reps=%lld warmup=%lld seed=%llu\n",
            (long long)p->batch, (long long)p->heads_q, (long long)p->heads_kv,
            (long long)p->len_q, (long long)p->len_kv, (long long)p->head_dim,
            (double)attn_problem_scale(p), p->causal ? " causal" : "",
            p->kv_lens ? " kv-lens" : "", p->mask ? " mask" : "", options,
            c->blhd ? "blhd" : "bhld",
-           attn_dtype_name(p->dtype), attn_dtype_name(p->out_dtype), threads,
+           attn_dtype_name(p->dtype), quantized ? " kv-dtype=" : "",
+           quantized ? attn_dtype_name(p->kv_dtype) : "", attn_dtype_name(p->out_dtype), threads,
            (long long)c->reps, (long long)c->warmup, (unsigned long long)c->seed);
     printf("%s (%s), %.4g GFLOP per run\n\n", cpu->model_name, cpu->vendor, flops * 1e-9);
 
@@ -281,7 +292,7 @@ bool run_print_text(const run_state *s, double flops)
     bool bf16_compute = false;
     for (int r = 0; r < s->run_count; r++)
         bf16_compute |= s->runs[r].info.compute_dtype == ATTN_BF16;
-    const bool f32_column = c->check && (p->dtype != ATTN_F32 || bf16_compute);
+    const bool f32_column = c->check && (p->dtype != ATTN_F32 || bf16_compute || quantized);
     const bool thread_columns = c->threads.count > 1;
     /* Narrow by default (100 columns): dtype, IQR, min, max, max_abs_err, max_rel_err_f32 and
      * the tolerance with --wide (and in JSON and CSV). */

@@ -18,6 +18,7 @@ typedef struct run_config {
     float scale;                                                 /* 0: default */
     bool causal, blhd, check;
     attn_dtype dtype; /* of Q, K, V */
+    attn_dtype kv_dtype; /* ATTN_INT8, ATTN_Q4: K and V quantized (--kv-dtype); else dtype's */
     bool out_same;    /* O has dtype too (else float32) */
     uint64_t seed;
     int64_t reps, warmup;
@@ -49,6 +50,7 @@ typedef struct run_state {
     int32_t *kv_lens;
     float *data[3];
     void *input[3], *o, *out; /* o: the variant's output, in out_dtype */
+    void *scales[2];           /* quantized K/V: the scales of K and V */
     float *o_f32;              /* o widened, for the comparison (out_dtype != f32) */
     int64_t extent[4];         /* elements of q, k, v, o */
     double *ref, *ref_f32, *ref_bf16;
@@ -57,6 +59,16 @@ typedef struct run_state {
     json_t *skipped; /* [{"variant", "reason"}]: left out of the default set */
     json_t *conditions; /* cli_conditions_start, around the timed rounds */
 } run_state;
+
+/* Quantized K/V (cli_run_kv.c). Why a variant cannot take run's problem
+ * (cli_variant_skip_reason, or quantized K/V it does not read), NULL when it can; allocating
+ * the scale tensors into the problem (false: out of memory); quantizing data[1], data[2] into
+ * input[1], input[2] and dequantizing them back in place, nothing for float K/V (false with
+ * err filled). */
+const char *run_skip_reason(const attn_variant_info *info, const run_config *c, char *buf,
+                            size_t len);
+bool run_kv_scales(run_state *s);
+bool run_kv_quantize(run_state *s, attn_error *err);
 
 typedef struct variant_run {
     int index; /* in the registry */

@@ -11,6 +11,7 @@
  *   --dim N          head dimension d
  *   --scale X        softmax scale (default 1/sqrt(d))
  *   --causal         causal mask, bottom-right aligned
+ *   --kv-dtype T     element type of K and V: --dtype's, or int8 / q4 (quantized on the way in)
  *
  * Flags override --shape whatever their order. A command that measures a grid (sweep) takes comma
  * lists of lengths and head dims; the others take one value and say so for a list. */
@@ -30,7 +31,7 @@ const cli_option cli_shape_options[CLI_SHAPE_OPTION_COUNT] = {
 
 void cli_shape_flags_init(cli_shape_flags *f)
 {
-    *f = (cli_shape_flags){.causal = -1};
+    *f = (cli_shape_flags){.causal = -1, .kv_dtype = -1};
 }
 
 int cli_shape_option(const char *command, int o, const char *value, bool lists,
@@ -55,6 +56,15 @@ int cli_shape_option(const char *command, int o, const char *value, bool lists,
         return 1;
     }
     case CLI_SHAPE_CAUSAL: f->causal = 1; return 1;
+    case CLI_SHAPE_KV_DTYPE: {
+        attn_dtype t;
+        if (!attn_dtype_parse(value, &t)) {
+            cli_error(command, "--kv-dtype: '%s' is not f32, bf16, f16, int8 or q4", value);
+            return -1;
+        }
+        f->kv_dtype = (int)t;
+        return 1;
+    }
     default: return 0;
     }
     const char *flag = cli_shape_options[o].name;
@@ -90,7 +100,17 @@ void cli_shape_flags_sizes(const cli_shape_flags *f, cli_shape_sizes *out)
                   : s ? s->len_kv : 0,
         .head_dim = given(&f->head_dim) ? given(&f->head_dim) : s ? s->head_dim : 0,
         .causal = f->causal >= 0 ? f->causal == 1 : s && s->causal,
-        .scale = (float)f->scale};
+        .scale = (float)f->scale, .kv_dtype = f->kv_dtype};
+}
+
+bool cli_kv_dtype_resolve(const char *command, int kv_dtype, attn_dtype dtype, attn_dtype *out)
+{
+    *out = kv_dtype == ATTN_INT8 || kv_dtype == ATTN_Q4 ? (attn_dtype)kv_dtype : ATTN_F32;
+    if (kv_dtype < 0 || *out != ATTN_F32 || kv_dtype == (int)dtype)
+        return true;
+    cli_error(command, "--kv-dtype %s with --dtype %s: K and V are of --dtype or quantized "
+              "(int8, q4)", attn_dtype_name((attn_dtype)kv_dtype), attn_dtype_name(dtype));
+    return false;
 }
 
 bool cli_shape_flags_problem(const char *command, const cli_shape_flags *f, attn_problem *p)
@@ -105,6 +125,9 @@ bool cli_shape_flags_problem(const char *command, const cli_shape_flags *f, attn
                       z.head_dim ? z.head_dim : DEFAULT_DIM);
     p->causal = z.causal;
     p->scale = z.scale;
+    attn_dtype kv; /* float32 here: a quantized --kv-dtype applies, a float one waits for --dtype */
+    if (z.kv_dtype >= 0 && cli_kv_dtype_resolve(command, z.kv_dtype, (attn_dtype)z.kv_dtype, &kv))
+        attn_problem_set_kv_dtype(p, kv);
     attn_error err;
     if (attn_problem_validate(p, &err) != ATTN_OK) {
         cli_error(command, "%s", err.message);

@@ -124,6 +124,7 @@ static bool variants_ok(const char *list, attn_dtype dtype)
 
 typedef struct sweep_config {
     cli_int_list lens, lens_q, dims, threads;
+    attn_dtype kv_dtype; /* --kv-dtype: ATTN_INT8, ATTN_Q4, else K/V of dtype */
     bool causal[2]; /* [0]: non-causal points, [1]: causal points */
     const char *variants, *output, *results_dir;
     int64_t batch, heads_q, heads_kv, reps, warmup, check_max_len;
@@ -235,6 +236,8 @@ static int parse_sweep_options(int argc, char **argv, sweep_config *c)
             return CLI_EXIT_USAGE;
     }
     grid_of_flags(&shape, causal_both, c);
+    if (!cli_kv_dtype_resolve("sweep", shape.kv_dtype, c->dtype, &c->kv_dtype))
+        return CLI_EXIT_USAGE;
     if (!variants_ok(c->variants, c->dtype))
         return CLI_EXIT_USAGE;
     /* Every shape valid before anything is timed (heads_kv dividing heads_q, sizes). */
@@ -377,7 +380,7 @@ int cli_sweep(int argc, char **argv)
             .variants = c.variants, .batch = c.batch, .heads_q = c.heads_q,
             .heads_kv = c.heads_kv, .len_q = len_q, .len_kv = len, .head_dim = c.dims.value[d],
             .causal = k, .check = check, .scale = c.scale, .seed = c.seed, .reps = c.reps, .warmup = c.warmup,
-            .threads = c.threads, .dtype = c.dtype,
+            .threads = c.threads, .dtype = c.dtype, .kv_dtype = c.kv_dtype,
             .out_dtype = c.out_same ? c.dtype : ATTN_F32, .skipped = skipped};
         status = cli_run_measure(&spec, records);
         if (status < 0)

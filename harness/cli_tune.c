@@ -256,7 +256,7 @@ int cli_tune(int argc, char **argv)
     /* static: the model's slopes and sinks live as long as the process (the problem and the
      * stored wisdom point at them until the end) */
     static shape_config s;
-    s = (shape_config){.flags = {.causal = -1}, .model = cli_model_none()};
+    s = (shape_config){.flags = {.causal = -1, .kv_dtype = -1}, .model = cli_model_none()};
     tuner_options opt = {.strategy = TUNER_FAST, .budget_seconds = DEFAULT_BUDGET};
     int64_t top = 3, rounds = DEFAULT_ROUNDS;
     bool store = true, quiet = false;

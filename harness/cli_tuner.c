@@ -26,10 +26,7 @@ int shape_option(const char *cmd, int o, const char *value, const cli_option *op
         return cli_parse_int64(cmd, options[o].name, value, 0, ATTN_MAX_THREADS, &s->threads)
                    ? 1 : -1;
     case O_DTYPE:
-        if (attn_dtype_parse(value, &s->dtype))
-            return 1;
-        cli_error(cmd, "--dtype: '%s' is not f32, bf16 or f16", value);
-        return -1;
+        return cli_parse_dtype(cmd, value, &s->dtype) ? 1 : -1;
     case O_MAX_REL_ERR: {
         char *end;
         s->max_rel_err = strtod(value, &end);
@@ -77,6 +74,9 @@ bool shape_problem(const char *cmd, shape_config *s, attn_problem *p)
     if (!cli_shape_flags_problem(cmd, &s->flags, p))
         return false;
     p->dtype = s->dtype;
+    attn_dtype kv; /* a quantized --kv-dtype is set already; a float one must be --dtype */
+    if (!cli_kv_dtype_resolve(cmd, s->flags.kv_dtype, p->dtype, &kv))
+        return false;
     if (!cli_model_apply(cmd, &s->model, p))
         return false;
     if (s->threads == 0)

@@ -73,16 +73,44 @@ typedef enum attn_dtype {
     ATTN_F32 = 0,  /* float32 (the default: a zeroed problem is float32) */
     ATTN_BF16 = 1, /* bfloat16: float32's exponent, 8 significant bits; stored as uint16_t */
     ATTN_F16 = 2,  /* IEEE binary16: 11 significant bits, |x| < 65520; stored as uint16_t */
+    /* Quantized K/V caches (attn_problem.kv_dtype only; never Q or O):
+     * ATTN_INT8: int8_t values q in [-127, 127], one float32 scale per row (token, kv head):
+     *   x = scale·q, scale = max|x| / 127 over the row's head_dim values, q = x / scale
+     *   rounded to nearest even (0 for an all-zero row, whose scale is 0).
+     * ATTN_Q4: blocks of 32 consecutive values along head_dim (head_dim % 32 == 0), each with one
+     *   float16 scale: x = scale·q, q in [-7, 7] stored as q + 8 in 4 bits, two per byte, the
+     *   even element in the low nibble (element 2i: low nibble of byte i). scale = max|x| / 7
+     *   over the block, rounded to float16 first, and q = x / (that float16) rounded to
+     *   nearest even and clamped to [-7, 7]: symmetric like int8, so every value's error is
+     *   about scale / 2 at most (-8 is never stored: llama.cpp's q4_0 maps the value of largest
+     *   magnitude to -8 for one more level, but then values of the other sign clamp with
+     *   errors up to a whole step).
+     * Dequantized values are scale·q rounded to float32 (the kernels may apply the scale after
+     * summing, a difference within their float32 tolerance).
+     * A row (block) holding NaN or ±inf gets a NaN scale: every value of it dequantizes to NaN,
+     * which propagates to the outputs attending to that key. A q4 block whose max|x| / 7
+     * exceeds float16's range (max|x| > 458528) gets an infinite scale: NaN values too. */
 } attn_dtype;
-#define ATTN_DTYPE_COUNT 3
+/* Values of attn_dtype, not enumerators: the float types are the ones Q and O (and the
+ * kernels' switches over a problem's dtype) may take. */
+#define ATTN_INT8 ((attn_dtype)3)
+#define ATTN_Q4 ((attn_dtype)4)
+#define ATTN_DTYPE_COUNT 3    /* the float types: Q, K, V and O may be any of them */
+#define ATTN_KV_DTYPE_COUNT 5 /* the float types and the quantized K/V types */
 
-/* "f32", "bf16", "f16"; "?" for a value out of range. */
+/* "f32", "bf16", "f16", "int8", "q4"; "?" for a value out of range. */
 ATTN_API const char *attn_dtype_name(attn_dtype t);
-/* Parses "f32" / "float32", "bf16" / "bfloat16", "f16" / "float16"; false for anything else. */
+/* Parses "f32" / "float32", "bf16" / "bfloat16", "f16" / "float16", "int8", "q4"; false for
+ * anything else. */
 ATTN_API bool attn_dtype_parse(const char *name, attn_dtype *t);
-/* Bytes per element: 4 or 2 (0 for a value out of range). */
+/* Bytes per element of a float type: 4 or 2; 0 for the quantized types (attn_dtype_bytes) and
+ * a value out of range. */
 ATTN_API size_t attn_dtype_size(attn_dtype t);
-/* The unit roundoff of the type: 2^-24, 2^-8, 2^-11 (NaN for a value out of range). */
+/* Bytes that n elements of any type take (n/2 rounded up for q4, scales not included); 0 for a
+ * type out of range or a size that does not fit. */
+ATTN_API size_t attn_dtype_bytes(attn_dtype t, size_t n);
+/* The unit roundoff of a float type: 2^-24, 2^-8, 2^-11 (NaN for the quantized types and a
+ * value out of range). */
 ATTN_API double attn_dtype_unit_roundoff(attn_dtype t);
 /* Converts n contiguous elements; to a half type rounds to nearest even (NaN stays NaN, f16
  * overflows to ±inf). Converting to a wider type is exact. In place (src == dst) only when `to`
@@ -136,6 +164,18 @@ typedef struct attn_problem {
     /* Attention sinks (gpt-oss): per-query-head logits [Hq] that join the softmax denominator
      * without a value row; NULL = none; each finite. Whether-only in attn_plan_create. */
     const float *sinks;
+    /* ---- quantized K/V caches (issue 15) ---------------------------------------------------
+     * kv_dtype: ATTN_INT8 or ATTN_Q4 store K and V quantized (layout, rounding and scales: see
+     * attn_dtype); ATTN_F32 (0, so a zeroed problem is unchanged) or `dtype` itself means K
+     * and V are of `dtype` like Q; another float type is refused (no mixed float types). K/V strides then count int8 or 4-bit elements (q4: even, so that
+     * every row starts on a byte). The scales live in tensors of their own, [B, Hkv, Lk, n]
+     * with n = 1 (int8: float32) or head_dim / 32 (q4: float16 as uint16_t), strides in scale
+     * elements, the innermost n contiguous. k_scale and v_scale point at element 0 of each; in
+     * a problem given to attn_plan_create only whether they are given counts (they come with
+     * each attn_execute). attn_quantize_kv fills both. */
+    attn_dtype kv_dtype;
+    const void *k_scale, *v_scale;
+    attn_strides k_scale_strides, v_scale_strides;
 } attn_problem;
 
 /* The options a variant implements (attn_variant_info.features) and a problem uses
@@ -163,6 +203,26 @@ ATTN_API bool attn_alibi_slopes(int64_t heads, float *slopes);
  * strides whose product overflows are set to -1, and validation refuses the problem. */
 ATTN_API void attn_problem_init(attn_problem *p, int64_t batch, int64_t heads_q, int64_t heads_kv,
                                 int64_t len_q, int64_t len_kv, int64_t head_dim);
+/* The type K and V are stored in: p->kv_dtype when it is ATTN_INT8 or ATTN_Q4, else p->dtype
+ * (-1 for NULL). */
+ATTN_API int attn_problem_kv_dtype(const attn_problem *p);
+/* Makes p's K and V quantized: kv_dtype = t (ATTN_INT8 or ATTN_Q4; a float type restores
+ * "same as dtype"), contiguous scale strides [B, Hkv, Lk, n] for both. The K/V strides are
+ * kept (they count elements of the new type). */
+ATTN_API void attn_problem_set_kv_dtype(attn_problem *p, attn_dtype t);
+/* Quantizes float32 K or V (tensor 'k' or 'v'), laid out with p's strides of that tensor
+ * counted in floats, into dst (laid out with the same strides in elements of p's kv_dtype) and
+ * its scale tensor `scale` (p's k_scale_strides or v_scale_strides), by the rules of attn_dtype.
+ * For a float kv_dtype it converts (attn_convert's rounding) and writes no scales (scale may be
+ * NULL). Every row of the tensor is written; rows the strides make coincide are written
+ * with the same bytes. ATTN_ERR_INVALID for a problem that does not validate, NULL, or a
+ * tensor other than 'k' and 'v'. */
+ATTN_API attn_status attn_quantize_kv(const attn_problem *p, char tensor, const float *src,
+                                      void *dst, void *scale, attn_error *err);
+/* The inverse: the float32 values a variant computes from (scale·q), into dst laid out like src
+ * with the strides counted in floats. */
+ATTN_API attn_status attn_dequantize_kv(const attn_problem *p, char tensor, const void *src,
+                                        const void *scale, float *dst, attn_error *err);
 /* Sets the strides of all four tensors to the contiguous [B,L,H,d] layout. */
 ATTN_API void attn_problem_set_layout_blhd(attn_problem *p);
 /* The scale a run will use: p->scale, or 1/sqrt(head_dim) when that is 0; NaN for NULL. */
@@ -171,8 +231,11 @@ ATTN_API float attn_problem_scale(const attn_problem *p);
  * (tensor and mask extents included) fits in 64 bits, without overflowing in the check
  * itself. */
 ATTN_API attn_status attn_problem_validate(const attn_problem *p, attn_error *err);
-/* The number of elements a tensor spans (largest offset + 1) for the given strides. */
-ATTN_API attn_status attn_tensor_extent(const attn_problem *p, char tensor /* 'q','k','v','o' */,
+/* The number of elements a tensor spans (largest offset + 1) for the given strides; 'K' and
+ * 'V' are the scale tensors of quantized K and V (scale elements: 4 bytes for int8, 2 for q4;
+ * ATTN_ERR_INVALID when K/V are not quantized). */
+ATTN_API attn_status attn_tensor_extent(const attn_problem *p,
+                                        char tensor /* 'q','k','v','o','K','V' */,
                                         int64_t *elements, attn_error *err);
 /* 4·B·Hq·d·(query-key pairs actually attended); the FLOPs of one run. -1 when p is NULL or
  * does not validate. */
@@ -214,6 +277,8 @@ typedef struct attn_variant_info {
                               * on what the variant computes from (inputs rounded to
                               * compute_dtype); a half-precision output adds its unit roundoff */
     unsigned dtypes;         /* input types it reads: bit (1u << attn_dtype) */
+    unsigned kv_dtypes;      /* quantized K/V types it reads (bits 1u << ATTN_INT8, ATTN_Q4);
+                              * a problem with another kv_dtype is refused */
     attn_dtype compute_dtype; /* ATTN_BF16: rounds Q, K, V and the softmax weights to bf16
                                * internally (float32 accumulation); ATTN_F16: K and V in f16,
                                * at decode Q and the accumulator too (ggml_f16); else ATTN_F32 */
@@ -267,8 +332,9 @@ ATTN_API void attn_params_format(const char *name, const attn_params *params, ch
 ATTN_API double attn_variant_tolerance(const char *name, const attn_problem *p);
 
 /* Runs the named variant. params may be NULL (defaults). q, k, v, o point at element 0 of each
- * tensor, laid out as the problem's strides say, with elements of the problem's dtype (q, k, v)
- * and out_dtype (o). A variant that does not read p->dtype is refused with
+ * tensor, laid out as the problem's strides say, with elements of the problem's dtype (q, k, v;
+ * kv_dtype for k and v when quantized, with p->k_scale and p->v_scale given) and out_dtype (o).
+ * A variant that does not read p->dtype or a quantized kv_dtype is refused with
  * ATTN_ERR_UNSUPPORTED. Allocates and frees its own workspace.
  *
  * Aliasing: o must not share a byte with q, k, v, the mask or kv_lens (refused with
@@ -375,6 +441,7 @@ typedef struct attn_execute_args {
     float scale;            /* 0: the planned scale; else finite and > 0, for this call */
     const float *alibi_slopes; /* [Hq], when the planned problem had ALiBi slopes */
     const float *sinks;        /* [Hq] finite, when the planned problem had sinks */
+    const void *k_scale, *v_scale; /* the scale tensors, when K/V are quantized (required) */
 } attn_execute_args;
 
 /* Runs the plan: checks only what a call changes (non-NULL arrays, the mask and kv_lens given

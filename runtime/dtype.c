@@ -8,10 +8,12 @@
 
 const char *attn_dtype_name(attn_dtype t)
 {
-    switch (t) {
+    switch ((int)t) {
     case ATTN_F32: return "f32";
     case ATTN_BF16: return "bf16";
     case ATTN_F16: return "f16";
+    case ATTN_INT8: return "int8";
+    case ATTN_Q4: return "q4";
     }
     return "?";
 }
@@ -21,6 +23,7 @@ bool attn_dtype_parse(const char *name, attn_dtype *t)
     static const struct { const char *name; attn_dtype t; } names[] = {
         {"f32", ATTN_F32},   {"float32", ATTN_F32}, {"bf16", ATTN_BF16},
         {"bfloat16", ATTN_BF16}, {"f16", ATTN_F16}, {"float16", ATTN_F16},
+        {"int8", ATTN_INT8}, {"q4", ATTN_Q4},
     };
     for (size_t i = 0; name && t && i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i].name)) {
@@ -32,17 +35,30 @@ bool attn_dtype_parse(const char *name, attn_dtype *t)
 
 size_t attn_dtype_size(attn_dtype t)
 {
-    switch (t) {
+    switch ((int)t) {
     case ATTN_F32: return 4;
     case ATTN_BF16:
     case ATTN_F16: return 2;
+    }
+    return 0; /* the quantized types (q4 is not a whole number of bytes): attn_dtype_bytes */
+    return 0;
+}
+
+size_t attn_dtype_bytes(attn_dtype t, size_t n)
+{
+    switch ((int)t) {
+    case ATTN_F32:
+    case ATTN_BF16:
+    case ATTN_F16: return n <= SIZE_MAX / 4 ? n * attn_dtype_size(t) : 0;
+    case ATTN_INT8: return n;
+    case ATTN_Q4: return n / 2 + n % 2;
     }
     return 0;
 }
 
 double attn_dtype_unit_roundoff(attn_dtype t)
 {
-    switch (t) {
+    switch ((int)t) {
     case ATTN_F32: return 0x1p-24;
     case ATTN_BF16: return 0x1p-8;
     case ATTN_F16: return 0x1p-11;

@@ -9,6 +9,7 @@
  * leave threads idle — decode) produce partials that the caller merges afterwards, key block 0
  * first. */
 #include "execute.h"
+#include "kv_quant.h"
 #include "cpu.h"
 #include "error.h"
 #include "split.h"
@@ -47,7 +48,8 @@ struct attn_exec {
     int workers;             /* that get units: min(threads, units); 1 runs on the caller alone */
     unit_sizes u;
     int64_t units;
-    size_t span[7];          /* bytes from element 0: q, k, v, o, mask, kv_lens, a per-head array */
+    size_t span[9];          /* bytes from element 0: q, k, v, o, mask, kv_lens, a per-head array,
+                              * the K and V scales (quantized K/V) */
     int64_t *first_unit;     /* [workers + 1]: worker w runs [first_unit[w], first_unit[w+1]) */
     attn_status *status;     /* [workers] */
     unsigned char *workspace; /* workers × workspace_stride bytes */
@@ -253,7 +255,7 @@ static void merge_partials(const attn_exec *x, float *o_base, const float *sinks
 }
 
 /* Bytes each operand spans from its element 0 (strides are >= 0, so nothing lies below it). */
-static void operand_spans(const attn_problem *p, size_t span[7])
+static void operand_spans(const attn_problem *p, size_t span[9])
 {
     for (int t = 0; t < 4; t++) {
         int64_t elements = 0;
@@ -263,6 +265,8 @@ static void operand_spans(const attn_problem *p, size_t span[7])
     span[4] = (size_t)attn_mask_extent(p) * sizeof(float);
     span[5] = (size_t)p->batch * sizeof(int32_t);
     span[6] = (size_t)p->heads_q * sizeof(float);
+    for (int t = 0; t < 2; t++) /* K/V in their stored type; their scales (0 when none) */
+        span[1 + t] = attn_kv_span_bytes(p, "kv"[t]), span[7 + t] = attn_kv_span_bytes(p, "KV"[t]);
 }
 
 void attn_exec_destroy(attn_exec *x)
@@ -315,8 +319,11 @@ attn_status attn_exec_create(const attn_variant *var, const attn_problem *p,
     x->problem.kv_lens = NULL;
     x->problem.alibi_slopes = NULL;
     x->problem.sinks = NULL;
+    x->problem.k_scale = x->problem.v_scale = NULL;
     attn_problem *q = &x->problem;
     attn_status s = attn_features_check(var, p, err);
+    if (s == ATTN_OK)
+        s = attn_kv_dtype_check(var, p, err);
     if (s != ATTN_OK)
         goto failed;
     if (p->out_dtype != ATTN_F32) { /* the variant writes a contiguous float32 O; rounded after */
@@ -382,13 +389,14 @@ failed:
 static attn_status check_output_apart(const attn_exec *x, const attn_execute_args *a,
                                       attn_error *err)
 {
-    static const char *const names[7] = {"q", "k", "v", "mask", "kv_lens", "alibi_slopes",
-                                         "sinks"};
-    const void *at[7] = {a->q, a->k, a->v, a->mask, a->kv_lens, a->alibi_slopes, a->sinks};
-    const size_t bytes[7] = {x->span[0], x->span[1], x->span[2], x->span[4], x->span[5],
-                             x->span[6], x->span[6]};
+    static const char *const names[9] = {"q", "k", "v", "mask", "kv_lens", "alibi_slopes",
+                                         "sinks", "k_scale", "v_scale"};
+    const void *at[9] = {a->q, a->k, a->v, a->mask, a->kv_lens, a->alibi_slopes, a->sinks,
+                         a->k_scale, a->v_scale};
+    const size_t bytes[9] = {x->span[0], x->span[1], x->span[2], x->span[4], x->span[5],
+                             x->span[6], x->span[6], x->span[7], x->span[8]};
     const uintptr_t o_begin = (uintptr_t)a->o, o_end = o_begin + x->span[3];
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 9; i++) {
         const uintptr_t begin = (uintptr_t)at[i], end = begin + bytes[i];
         if (at[i] && begin < o_end && o_begin < end)
             return attn_fail(err, ATTN_ERR_INVALID,
@@ -431,6 +439,9 @@ static attn_status check_args(const attn_exec *x, const attn_execute_args *a, at
                 return attn_fail(err, ATTN_ERR_INVALID,
                                  "kv_lens[%lld] = %d is outside [0, len_kv=%lld]", (long long)b,
                                  a->kv_lens[b], (long long)x->problem.len_kv);
+    if (attn_kv_quantized(&x->problem) && (!a->k_scale || !a->v_scale))
+        return attn_fail(err, ATTN_ERR_INVALID, "k_scale and v_scale must not be NULL: K/V are %s",
+                         attn_dtype_name(x->problem.kv_dtype));
     if (a->scale != 0.0f && !(isfinite(a->scale) && a->scale > 0.0f))
         return attn_fail(err, ATTN_ERR_INVALID, "scale must be 0 (the planned one) or finite and "
                          "> 0 (got %g)", (double)a->scale);
@@ -445,6 +456,8 @@ static attn_status run_held(attn_exec *x, const attn_execute_args *a, attn_error
     p.kv_lens = a->kv_lens;
     p.alibi_slopes = a->alibi_slopes;
     p.sinks = a->sinks;
+    p.k_scale = a->k_scale;
+    p.v_scale = a->v_scale;
     float *o = x->o32 ? x->o32 : (float *)a->o;
     run_ctx c = {
         .x = x,

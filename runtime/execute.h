@@ -33,6 +33,10 @@ void attn_exec_warm(const attn_exec *x);
  * ATTN_ERR_UNSUPPORTED naming the missing ones (library.c). */
 attn_status attn_features_check(const attn_variant *var, const attn_problem *p, attn_error *err);
 
+/* ATTN_OK when var reads p's K/V type (a quantized kv_dtype among var->kv_dtypes); else
+ * ATTN_ERR_UNSUPPORTED saying so (library.c). */
+attn_status attn_kv_dtype_check(const attn_variant *var, const attn_problem *p, attn_error *err);
+
 /* Floats the additive mask spans ((Lq - 1) rows of its stride + Lk), or -1 on overflow
  * (library.c). */
 int64_t attn_mask_extent(const attn_problem *p);

@@ -4,6 +4,7 @@
 #include "error.h"
 #include "cpu.h"
 #include "execute.h"
+#include "kv_quant.h"
 #include "topology.h"
 #include "variant.h"
 
@@ -199,13 +200,22 @@ attn_status attn_tensor_extent(const attn_problem *p, char tensor, int64_t *elem
     case 'k': s = &p->k; heads = p->heads_kv; len = p->len_kv; break;
     case 'v': s = &p->v; heads = p->heads_kv; len = p->len_kv; break;
     case 'o': s = &p->o; heads = p->heads_q; len = p->len_q; break;
+    case 'K': s = &p->k_scale_strides; heads = p->heads_kv; len = p->len_kv; break;
+    case 'V': s = &p->v_scale_strides; heads = p->heads_kv; len = p->len_kv; break;
     default: return attn_fail(err, ATTN_ERR_INVALID, "unknown tensor '%c'", tensor);
     }
+    if ((tensor == 'K' || tensor == 'V') && !attn_kv_quantized(p))
+        return attn_fail(err, ATTN_ERR_INVALID, "tensor %c: K/V are not quantized (no scales)",
+                         tensor);
     if (p->batch < 1 || heads < 1 || len < 1 || p->head_dim < 1)
         return attn_fail(err, ATTN_ERR_INVALID, "tensor %c: sizes must be >= 1", tensor);
     if (s->batch < 0 || s->head < 0 || s->seq < 0)
         return attn_fail(err, ATTN_ERR_INVALID, "tensor %c: strides must be >= 0", tensor);
-    int64_t e = tensor_extent(s, p->batch, heads, len, p->head_dim);
+    /* the scale tensors' rows: head_dim / 32 float16 scales (q4), one float32 (int8) */
+    const int64_t row = tensor == 'K' || tensor == 'V' ? attn_kv_scales_per_row(p) : p->head_dim;
+    int64_t e = row < 1 ? 0 : tensor_extent(s, p->batch, heads, len, row);
+    if (row < 1)
+        return attn_fail(err, ATTN_ERR_INVALID, "tensor %c: q4 needs head_dim >= 32", tensor);
     if (e < 0)
         return attn_fail(err, ATTN_ERR_OVERFLOW, "tensor %c: its size overflows 64 bits", tensor);
     *elements = e;
@@ -229,7 +239,8 @@ attn_status attn_problem_validate(const attn_problem *p, attn_error *err)
                     "heads_q (%lld) must be a multiple of heads_kv (%lld)",
                     (long long)p->heads_q, (long long)p->heads_kv);
     if (!attn_dtype_size(p->dtype))
-        return attn_fail(err, ATTN_ERR_INVALID, "dtype %d is not an attn_dtype", (int)p->dtype);
+        return attn_fail(err, ATTN_ERR_INVALID, "dtype %d is not a float attn_dtype (int8 and q4 "
+                         "are for kv_dtype)", (int)p->dtype);
     if (p->out_dtype != ATTN_F32 && p->out_dtype != p->dtype)
         return attn_fail(err, ATTN_ERR_INVALID, "out_dtype must be f32 or the input dtype (%s)",
                          attn_dtype_name(p->dtype));
@@ -278,6 +289,9 @@ attn_status attn_problem_validate(const attn_problem *p, attn_error *err)
         if (s != ATTN_OK)
             return s;
     }
+    const attn_status kv = attn_kv_validate(p, err);
+    if (kv != ATTN_OK)
+        return kv;
     if (!non_overlapping(&p->o, p->batch, p->heads_q, p->len_q, p->head_dim))
         return attn_fail(err, ATTN_ERR_INVALID,
                     "tensor o: strides make output elements overlap (batch %lld, head %lld, "
@@ -330,6 +344,14 @@ attn_status attn_features_check(const attn_variant *v, const attn_problem *p, at
     return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s does not implement %s", v->name, names);
 }
 
+attn_status attn_kv_dtype_check(const attn_variant *v, const attn_problem *p, attn_error *err)
+{
+    if (!attn_kv_quantized(p) || (v->kv_dtypes & 1u << p->kv_dtype))
+        return ATTN_OK;
+    return attn_fail(err, ATTN_ERR_UNSUPPORTED, "variant %s does not read %s K/V", v->name,
+                     attn_dtype_name(p->kv_dtype));
+}
+
 int attn_variant_find(const char *name)
 {
     for (int i = 0; name && i < attn_registry_count; i++)
@@ -372,6 +394,7 @@ bool attn_variant_get(int i, attn_variant_info *info)
     *info = (attn_variant_info){
         .name = v->name, .description = v->description, .isa = isa, .supported = !missing,
         .why_not = why, .tolerance = v->tolerance, .dtypes = variant_dtypes(v),
+        .kv_dtypes = v->kv_dtypes,
         .compute_dtype = v->compute_dtype, .param_count = v->param_count, .params = v->params,
         .vector_bits = bits,
         .flops_per_cycle = (int)attn_machine_flops_per_cycle(&cpu->machine, bits, NULL),
@@ -599,6 +622,11 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
         return attn_fail(err, ATTN_ERR_INVALID, "q, k, v and o must not be NULL");
     if ((s = variant_accepts(var, name, p, err)) != ATTN_OK)
         return s;
+    if ((s = attn_kv_dtype_check(var, p, err)) != ATTN_OK)
+        return s;
+    if (attn_kv_quantized(p) && (!p->k_scale || !p->v_scale))
+        return attn_fail(err, ATTN_ERR_INVALID, "k_scale and v_scale must not be NULL: K/V are %s",
+                         attn_dtype_name(p->kv_dtype));
     attn_params defaults;
     if (!params) {
         attn_variant_default_params(name, p, &defaults, NULL);
@@ -613,7 +641,8 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
         return s;
     const attn_execute_args args = {.q = q, .k = k, .v = v, .o = o, .mask = p->mask,
                                     .kv_lens = p->kv_lens, .alibi_slopes = p->alibi_slopes,
-                                    .sinks = p->sinks};
+                                    .sinks = p->sinks, .k_scale = p->k_scale,
+                                    .v_scale = p->v_scale};
     s = attn_exec_run(x, &args, err);
     attn_exec_destroy(x);
     return s;

@@ -53,6 +53,8 @@
 
 bool variant_reads(const attn_variant_info *info, attn_dtype t)
 {
+    if (t == ATTN_INT8 || t == ATTN_Q4) /* quantized K/V, float32 Q */
+        return (info->kv_dtypes & (1u << t)) && (info->dtypes & 1u);
     return (info->dtypes & (1u << t)) != 0;
 }
 
@@ -88,9 +90,9 @@ static void report_case(runner *rn, variant_state *vs, const test_case *c, const
                         const run_result *res, const char *replay)
 {
     record(rn, vs, res->ok);
-    vs->dtype_passed[tc->t] += res->ok;
-    vs->dtype_failed[tc->t] += !res->ok;
-    vs->dtype_half_out[tc->t] += tc->p.out_dtype != ATTN_F32;
+    vs->dtype_passed[typed_label(tc)] += res->ok;
+    vs->dtype_failed[typed_label(tc)] += !res->ok;
+    vs->dtype_half_out[typed_label(tc)] += tc->p.out_dtype != ATTN_F32;
     if (res->ok && !rn->verbose)
         return;
     const reference *ref = &tc->ref[reference_of(&vs->info)];
@@ -135,10 +137,10 @@ void run_on_selected(runner *rn, const test_case *c, typed_case *tc, int threads
 {
     for (int i = 0; i < rn->nv; i++) {
         variant_state *vs = &rn->vs[i];
-        if (!vs->selected || !vs->info.supported || !variant_reads(&vs->info, tc->t))
+        if (!vs->selected || !vs->info.supported || !variant_reads(&vs->info, typed_label(tc)))
             continue;
         char replay[200];
-        replay_hint(rn, vs->info.name, attn_dtype_name(tc->t), c->index, c->edge, replay,
+        replay_hint(rn, vs->info.name, attn_dtype_name(typed_label(tc)), c->index, c->edge, replay,
                     sizeof replay);
         run_result res;
         run_case(&vs->info, c, tc, threads, CORRUPT_NONE, replay, &res);
@@ -226,8 +228,9 @@ static void usage(FILE *f)
             "  --cases N           number of random cases (default: %d full, %d reduced)\n"
             "  --case N            run only random case N (with --seed, to replay a failure)\n"
             "  --edge N            run only named case N (likewise)\n"
-            "  --dtype T           input types: f32, bf16, f16 or all (default all: bf16 on\n"
-            "                      every %dth random case, f16 on every %dth; all when named)\n"
+            "  --dtype T           input types: f32, bf16, f16, int8, q4 (K/V) or all (default\n"
+            "                      all: bf16 on every %dth random case, f16 on every %dth, int8\n"
+            "                      on every 3rd, q4 where head_dim %% 32 == 0; all when named)\n"
             "  --reduced           the reduced shape set (sanitizer builds)\n"
             "  --selftest-broken   corrupt results on purpose; pass only if all are caught\n"
             "  --list-isa-masks    print the ATTN_DISABLE_ISA values worth a run here\n"
@@ -262,7 +265,7 @@ static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
 int main(int argc, char **argv)
 {
     runner rn = {.only_case = -1, .only_edge = -1, .shapes = &shape_sets[0], .cases = -1,
-                 .dtypes = (1u << ATTN_DTYPE_COUNT) - 1};
+                 .dtypes = (1u << ATTN_KV_DTYPE_COUNT) - 1};
     bool seed_given = false, self = false, list_masks = false;
     for (int i = 1; i < argc; i++) {
         const char *val;
@@ -280,11 +283,11 @@ int main(int argc, char **argv)
         } else if ((val = option_value("--dtype", argc, argv, &i))) {
             attn_dtype t;
             if (!strcmp(val, "all")) {
-                rn.dtypes = (1u << ATTN_DTYPE_COUNT) - 1;
+                rn.dtypes = (1u << ATTN_KV_DTYPE_COUNT) - 1;
             } else if (attn_dtype_parse(val, &t)) {
                 rn.dtypes = 1u << t;
             } else {
-                fprintf(stderr, "conformance: bad --dtype '%s' (f32, bf16, f16 or all)\n", val);
+                fprintf(stderr, "conformance: bad --dtype '%s' (f32, bf16, f16, int8, q4 or all)\n", val);
                 return 2;
             }
         } else if ((val = option_value("--cases", argc, argv, &i))) {
@@ -352,8 +355,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "conformance: no variant named '%s'\n", rn.filter);
         return 2;
     }
-    char dtypes[32] = "";
-    for (int t = 0; t < ATTN_DTYPE_COUNT; t++)
+    char dtypes[48] = "";
+    for (int t = 0; t < ATTN_KV_DTYPE_COUNT; t++)
         if (rn.dtypes & (1u << t))
             snprintf(dtypes + strlen(dtypes), sizeof dtypes - strlen(dtypes), "%s%s",
                      dtypes[0] ? "," : "", attn_dtype_name((attn_dtype)t));
@@ -389,7 +392,7 @@ int main(int argc, char **argv)
             printf(" (unsupported here: %s; checked that it is refused)", vs->why_not);
         printf("\n");
         /* Its case runs per input type (the line above adds the API checks). */
-        for (int t = 0; vs->info.supported && t < ATTN_DTYPE_COUNT; t++) {
+        for (int t = 0; vs->info.supported && t < ATTN_KV_DTYPE_COUNT; t++) {
             if (!(rn.dtypes & (1u << t)))
                 continue;
             const char *name = attn_dtype_name((attn_dtype)t);
@@ -399,8 +402,10 @@ int main(int argc, char **argv)
             }
             printf("  %s %s: %d passed, %d failed", vs->info.name, name,
                    vs->dtype_passed[t], vs->dtype_failed[t]);
-            if (t != ATTN_F32)
+            if (t != ATTN_F32 && t < ATTN_DTYPE_COUNT)
                 printf(" (%d with %s output)", vs->dtype_half_out[t], name);
+            else if (t >= ATTN_DTYPE_COUNT)
+                printf(" (K/V %s, Q f32)", name);
             if (vs->info.compute_dtype == ATTN_BF16)
                 printf(" [bf16 compute: reference on bf16-rounded inputs]");
             printf("\n");

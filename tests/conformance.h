@@ -138,6 +138,7 @@ typedef struct typed_case {
     void *q, *k, *v;
     float *wq, *wk, *wv;
     uint64_t input_hash;    /* of the typed inputs, the mask and kv_lens */
+    void *k_scale, *v_scale; /* quantized K/V (tc->p.kv_dtype int8 or q4): owned here */
     bool have_ref[REF_COUNT];
     reference ref[REF_COUNT];
 } typed_case;
@@ -155,6 +156,15 @@ void case_free(test_case *c);
 bool row_attends(const attn_problem *p, int64_t b, int64_t i);
 uint64_t typed_input_hash(const test_case *c, const typed_case *tc);
 void typed_prepare(const test_case *c, attn_dtype t, attn_dtype out, typed_case *tc);
+/* The case with float32 Q and O and K/V quantized to kv (ATTN_INT8, ATTN_Q4) by
+ * attn_quantize_kv; the oracle reads their dequantized values. False (nothing to free) when
+ * the case's shape or strides cannot be quantized so (q4: head_dim % 32, odd strides). */
+bool typed_prepare_kv(const test_case *c, attn_dtype kv, typed_case *tc);
+/* The type a typed case is counted and replayed under: its quantized kv_dtype, else tc->t. */
+static inline attn_dtype typed_label(const typed_case *tc)
+{
+    return tc->p.kv_dtype == ATTN_INT8 || tc->p.kv_dtype == ATTN_Q4 ? tc->p.kv_dtype : tc->t;
+}
 const reference *typed_reference(const test_case *c, typed_case *tc, int which);
 void typed_free(typed_case *tc);
 void describe_case(const test_case *c, const attn_problem *p, char *buf, size_t len);
@@ -241,14 +251,14 @@ typedef struct variant_state {
     bool selected;
     int passed, failed;
     /* Case runs per input type, and how many of them wrote a half output. */
-    int dtype_passed[ATTN_DTYPE_COUNT], dtype_failed[ATTN_DTYPE_COUNT];
-    int dtype_half_out[ATTN_DTYPE_COUNT];
+    int dtype_passed[ATTN_KV_DTYPE_COUNT], dtype_failed[ATTN_KV_DTYPE_COUNT];
+    int dtype_half_out[ATTN_KV_DTYPE_COUNT];
 } variant_state;
 
 typedef struct runner {
     uint64_t seed;
     const char *filter;       /* --variant, or NULL */
-    unsigned dtypes;          /* --dtype: bit (1u << attn_dtype) */
+    unsigned dtypes;          /* --dtype: bit (1u << attn_dtype), the quantized K/V types too */
     int cases;                /* random cases */
     int64_t only_case;        /* --case N, or -1 */
     int64_t only_edge;        /* --edge N, or -1 */

@@ -323,10 +323,16 @@ void case_free(test_case *c)
 uint64_t typed_input_hash(const test_case *c, const typed_case *tc)
 {
     const size_t es = attn_dtype_size(tc->t);
+    const attn_dtype kvt = (attn_dtype)attn_problem_kv_dtype(&tc->p);
     uint64_t h = 0xcbf29ce484222325u;
     h = hash_words(h, tc->q, (size_t)c->extent[0] * es);
-    h = hash_words(h, tc->k, (size_t)c->extent[1] * es);
-    h = hash_words(h, tc->v, (size_t)c->extent[2] * es);
+    h = hash_words(h, tc->k, attn_dtype_bytes(kvt, (size_t)c->extent[1]));
+    h = hash_words(h, tc->v, attn_dtype_bytes(kvt, (size_t)c->extent[2]));
+    for (int t = 0; tc->k_scale && t < 2; t++) {
+        int64_t n = 0;
+        attn_tensor_extent(&tc->p, "KV"[t], &n, NULL);
+        h = hash_words(h, t ? tc->v_scale : tc->k_scale, (size_t)n * (kvt == ATTN_Q4 ? 2 : 4));
+    }
     if (c->mask)
         h = hash_words(h, c->mask, (size_t)c->mask_elements * sizeof(float));
     if (c->kv_lens)
@@ -362,6 +368,52 @@ void typed_prepare(const test_case *c, attn_dtype t, attn_dtype out, typed_case 
         tc->v = round_to(c->v, c->extent[2], t, &tc->wv);
     }
     tc->input_hash = typed_input_hash(c, tc);
+}
+
+/* One of K, V quantized (and its scales) and dequantized back: the float copy keeps the
+ * case's NaN gaps between rows. */
+static bool quantize_tensor(const attn_problem *p, char tensor, const float *x, int64_t n,
+                            void **q, void **scale, float **wide)
+{
+    int64_t ns = 0;
+    attn_tensor_extent(p, tensor == 'k' ? 'K' : 'V', &ns, NULL);
+    *q = checked_alloc(attn_dtype_bytes(p->kv_dtype, (size_t)n) + 1, 1);
+    *scale = checked_alloc((size_t)ns + 1, p->kv_dtype == ATTN_Q4 ? 2 : 4);
+    *wide = checked_alloc((size_t)n, sizeof **wide);
+    memcpy(*wide, x, (size_t)n * sizeof **wide);
+    attn_error err;
+    if (attn_quantize_kv(p, tensor, x, *q, *scale, &err) != ATTN_OK ||
+        attn_dequantize_kv(p, tensor, *q, *scale, *wide, &err) != ATTN_OK) {
+        printf("FAILED: quantizing %c of a valid case: %s\n", tensor, err.message);
+        return false;
+    }
+    return true;
+}
+
+bool typed_prepare_kv(const test_case *c, attn_dtype kv, typed_case *tc)
+{
+    memset(tc, 0, sizeof *tc);
+    tc->t = ATTN_F32;
+    tc->p = c->p;
+    attn_problem_set_kv_dtype(&tc->p, kv);
+    if (attn_problem_validate(&tc->p, NULL) != ATTN_OK) /* q4: head_dim % 32, odd strides */
+        return false;
+    tc->q = tc->wq = c->q;
+    void *k, *v;
+    /* both allocated before either result counts: typed_free frees whatever is there */
+    const bool k_ok = quantize_tensor(&tc->p, 'k', c->k, c->extent[1], &k, &tc->k_scale, &tc->wk);
+    const bool ok = quantize_tensor(&tc->p, 'v', c->v, c->extent[2], &v, &tc->v_scale, &tc->wv) &&
+                    k_ok;
+    tc->k = k;
+    tc->v = v;
+    tc->p.k_scale = tc->k_scale;
+    tc->p.v_scale = tc->v_scale;
+    tc->input_hash = typed_input_hash(c, tc);
+    if (!ok) {
+        typed_free(tc);
+        exit(1);
+    }
+    return true;
 }
 
 /* The reference `which` of a typed case, computed on first use. */
@@ -423,7 +475,14 @@ const reference *typed_reference(const test_case *c, typed_case *tc, int which)
 
 void typed_free(typed_case *tc)
 {
-    if (tc->t != ATTN_F32) {
+    if (tc->k_scale) { /* quantized K/V: float32 Q is the case's */
+        free(tc->k);
+        free(tc->v);
+        free(tc->wk);
+        free(tc->wv);
+        free(tc->k_scale);
+        free(tc->v_scale);
+    } else if (tc->t != ATTN_F32) {
         free(tc->q);
         free(tc->k);
         free(tc->v);

@@ -448,17 +448,24 @@ void run_edge_cases(runner *rn)
         const edge_case *e = &edge_cases[i];
         if (rn->only_edge >= 0 && i != rn->only_edge)
             continue;
-        for (int t = 0; t < ATTN_DTYPE_COUNT; t++) {
+        /* the float types, then quantized K/V (int8, q4) where the case's shape allows */
+        for (int t = 0; t < ATTN_KV_DTYPE_COUNT; t++) {
             if (!(rn->dtypes & (1u << t)))
                 continue;
+            const bool kv = t >= ATTN_DTYPE_COUNT;
             rng r = rng_seeded(rn->seed, 0x100000000u + (uint64_t)i);
             test_case c;
-            (t != ATTN_F32 && e->build_half ? e->build_half : e->build)(&c, &r);
+            (t != ATTN_F32 && !kv && e->build_half ? e->build_half : e->build)(&c, &r);
             snprintf(c.name, sizeof c.name, "edge %d: %s", i, e->name);
             c.edge = i;
             case_finish(&c);
             typed_case tc;
-            typed_prepare(&c, (attn_dtype)t, draw_out_dtype(&c, (attn_dtype)t), &tc);
+            if (kv && !typed_prepare_kv(&c, (attn_dtype)t, &tc)) {
+                case_free(&c);
+                continue;
+            }
+            if (!kv)
+                typed_prepare(&c, (attn_dtype)t, draw_out_dtype(&c, (attn_dtype)t), &tc);
             const reference *ref = typed_reference(&c, &tc, REF_READ);
             if (!edge_case_is_sound(e, &c, ref)) {
                 printf("FAILED [%s] dtype=%s: the case is built wrong (empty rows %" PRId64

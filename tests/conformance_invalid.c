@@ -106,7 +106,23 @@ static void inv_out_dtype_other_half(invalid_args *a)
 }
 static void inv_out_dtype_unknown(invalid_args *a) { a->p.out_dtype = (attn_dtype)7; }
 
+/* Quantized K/V (attn.h): q4 needs head_dim % 32 == 0 and even K/V strides; no mixed float
+ * types; kv_dtype in range. */
+static void inv_q4_head_dim(invalid_args *a) { attn_problem_set_kv_dtype(&a->p, ATTN_Q4); }
+static void inv_q4_odd_stride(invalid_args *a)
+{
+    attn_problem_init(&a->p, 2, 4, 2, 5, 7, 32);
+    attn_problem_set_kv_dtype(&a->p, ATTN_Q4);
+    a->p.v.seq = 33;
+}
+static void inv_kv_mixed_float(invalid_args *a) { a->p.kv_dtype = ATTN_BF16; }
+static void inv_kv_dtype_range(invalid_args *a) { a->p.kv_dtype = (attn_dtype)99; }
+
 static const invalid_check invalid_checks[] = {
+    {"q4 K/V with head_dim 8", ATTN_ERR_INVALID, inv_q4_head_dim},
+    {"q4 K/V with an odd stride", ATTN_ERR_INVALID, inv_q4_odd_stride},
+    {"bf16 K/V with f32 Q", ATTN_ERR_INVALID, inv_kv_mixed_float},
+    {"kv_dtype 99", ATTN_ERR_INVALID, inv_kv_dtype_range},
     {"batch = 0", ATTN_ERR_INVALID, inv_batch_zero},
     {"heads_q = 0", ATTN_ERR_INVALID, inv_heads_q_zero},
     {"heads_kv = 0", ATTN_ERR_INVALID, inv_heads_kv_zero},
@@ -254,6 +270,20 @@ void run_invalid_checks(runner *rn)
             record(rn, vs, expect_refusal_saying(rn, vs->info.name, check, &a, NULL,
                                                  ATTN_ERR_UNSUPPORTED, &ob,
                                                  attn_dtype_name((attn_dtype)t), reads));
+        }
+        /* Quantized K/V it does not read: unsupported, naming the type. */
+        for (attn_dtype t = ATTN_INT8; t <= ATTN_Q4; t++) {
+            if (vs->info.kv_dtypes & (1u << t))
+                continue;
+            invalid_base(&a, q, kv, kv, ob.o);
+            attn_problem_init(&a.p, 2, 4, 2, 5, 7, 32); /* refused before any access */
+            attn_problem_set_kv_dtype(&a.p, t);
+            a.p.k_scale = a.p.v_scale = kv;
+            char check[64];
+            snprintf(check, sizeof check, "%s K/V (not declared)", attn_dtype_name(t));
+            record(rn, vs, expect_refusal_saying(rn, vs->info.name, check, &a, NULL,
+                                                 ATTN_ERR_UNSUPPORTED, &ob, attn_dtype_name(t),
+                                                 NULL));
         }
         /* Parameters out of range, not a multiple, or the wrong count. */
         for (int j = 0; j < vs->info.param_count; j++) {

@@ -114,6 +114,18 @@ void run_random_cases(runner *rn)
             run_on_selected(rn, &c, &tc, -1);
             typed_free(&tc);
         }
+        /* Quantized K/V with float32 Q: int8 on every 3rd case, q4 on every case it can take
+         * (head_dim % 32 == 0, even strides), or every case when --dtype names the type. */
+        for (attn_dtype t = ATTN_INT8; t <= ATTN_Q4; t++) {
+            const bool named = rn->dtypes == 1u << t || rn->only_case >= 0;
+            if (!(rn->dtypes & (1u << t)) || (t == ATTN_INT8 && !named && i % 3 != 2))
+                continue;
+            typed_case tc;
+            if (!typed_prepare_kv(&c, t, &tc))
+                continue;
+            run_on_selected(rn, &c, &tc, -1);
+            typed_free(&tc);
+        }
         case_free(&c);
     }
 }

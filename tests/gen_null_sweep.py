@@ -67,6 +67,15 @@ VALID = {
 # (function, parameter) -> a valid expression where the type's usual meaning does not apply.
 VALID_OVERRIDE = {
     ("attn_dtype_parse", "name"): '"f32"',
+    # the fixture's problem has float32 K/V: quantize = copy f.k into f.v, no scales
+    ("attn_quantize_kv", "tensor"): "'k'",
+    ("attn_quantize_kv", "src"): "f.k",
+    ("attn_quantize_kv", "dst"): "f.v",
+    ("attn_quantize_kv", "scale"): "f.o",
+    ("attn_dequantize_kv", "tensor"): "'k'",
+    ("attn_dequantize_kv", "src"): "f.k",
+    ("attn_dequantize_kv", "dst"): "f.v",
+    ("attn_dequantize_kv", "scale"): "f.o",
 }
 # Where attn.h gives NULL a meaning (besides every attn_error *, which is always optional).
 ACCEPTS_NULL = {
@@ -74,6 +83,8 @@ ACCEPTS_NULL = {
     ("attn_plan_create", "options"),     # all defaults
     ("attn_wisdom_set_file", "path"),    # back to the default file
     ("attn_plan_destroy", "plan"),       # like free(NULL)
+    ("attn_quantize_kv", "scale"),       # float K/V have no scales
+    ("attn_dequantize_kv", "scale"),
 }
 # Values out of a parameter's range, each called with valid values elsewhere: the call must be
 # refused (by the return type's rule; any message), and must not overflow on the way (UBSan).

@@ -145,6 +145,9 @@ attn_status tuner_bench_init(tuner_bench *b, const attn_problem *p, attn_error *
     attn_status st = attn_problem_validate(p, err);
     if (st != ATTN_OK)
         return st;
+    if (p->kv_dtype == ATTN_INT8 || p->kv_dtype == ATTN_Q4)
+        return fail(err, ATTN_ERR_UNSUPPORTED, "tuning on quantized K/V (int8, q4) is not "
+                    "supported yet: plans for them are estimates");
     uint64_t seed = 1; /* fixed: the same inputs on every run */
     make_small(p, &b->small);
     attn_problem *s = &b->small;

@@ -159,6 +159,9 @@ bool tuner_variant_eligible(int i, const attn_problem *p, bool allow_reduced, ch
                  info.name);
     else if (!(info.dtypes & (1u << p->dtype)))
         snprintf(why, why_len, "%s does not read %s inputs", info.name, attn_dtype_name(p->dtype));
+    else if ((p->kv_dtype == ATTN_INT8 || p->kv_dtype == ATTN_Q4) &&
+             !(info.kv_dtypes & (1u << p->kv_dtype)))
+        snprintf(why, why_len, "%s does not read %s K/V", info.name, attn_dtype_name(p->kv_dtype));
     else if ((unsigned)attn_problem_features(p) & ~info.features) {
         char names[64];
         attn_features_format((unsigned)attn_problem_features(p) & ~info.features, names,

@@ -9,7 +9,7 @@
 
 /* ---- problem classes ---------------------------------------------------------------------- */
 
-/* The canonical text of p's options (tuner_class.options). */
+/* The canonical text of p's options (tuner_class.options), and of its K/V type when quantized. */
 static void options_text(const attn_problem *p, char *buf, size_t len)
 {
     int n = 0;
@@ -23,7 +23,11 @@ static void options_text(const attn_problem *p, char *buf, size_t len)
     if (n >= 0 && (size_t)n < len && p->alibi_slopes)
         n += snprintf(buf + n, len - (size_t)n, "%salibi", n ? " " : "");
     if (n >= 0 && (size_t)n < len && p->sinks)
-        snprintf(buf + n, len - (size_t)n, "%ssinks", n ? " " : "");
+        n += snprintf(buf + n, len - (size_t)n, "%ssinks", n ? " " : "");
+    /* quantized K/V: their own class ("kv_dtype=int8"), never matched by float K/V wisdom */
+    if (n >= 0 && (size_t)n < len && (p->kv_dtype == ATTN_INT8 || p->kv_dtype == ATTN_Q4))
+        snprintf(buf + n, len - (size_t)n, "%skv_dtype=%s", n ? " " : "",
+                 attn_dtype_name(p->kv_dtype));
 }
 
 void tuner_class_of(const attn_problem *p, int threads, double max_rel_err, tuner_class *c)

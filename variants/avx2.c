@@ -64,6 +64,7 @@
  * flags only; split, they would need an ISA header of their own to share it, for no reader's
  * gain (the kernel is read as one algorithm, above). */
 #include "exp2_poly.h"
+#include "kvq.h"
 #include "variant.h"
 
 #include <immintrin.h>
@@ -134,6 +135,8 @@ static int64_t workspace_layout(const attn_problem *p, const int32_t *v, int64_t
 
 static size_t avx2_workspace_size(const attn_problem *p, const int32_t *v)
 {
+    if (attn_kv_quantized(p)) /* quantized K/V: avx2_kvq.c */
+        return attn_kvq_workspace(p);
     int64_t off[PARTS], s_ld, total = workspace_layout(p, v, off, &s_ld);
     if (total < 0 || total > INT64_MAX / (int64_t)sizeof(float))
         return SIZE_MAX;
@@ -1259,6 +1262,8 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
 static attn_status avx2_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                              const attn_partial *part)
 {
+    if (attn_kv_quantized(t->problem)) /* int8, q4 K/V: avx2_kvq.c */
+        return attn_avx2_kvq_rows(t, key_begin, key_end, part);
     const attn_problem *p = t->problem;
     const workspace ws = workspace_of(t);
     const float scale_log2e = t->scale * ATTN_LOG2E;
@@ -1313,6 +1318,7 @@ const attn_variant attn_variant_avx2 = {
     .isa = ATTN_ISA_AVX2 | ATTN_ISA_FMA | ATTN_ISA_F16C,
     .tolerance = 1e-5,
     .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16 | 1u << ATTN_F16,
+    .kv_dtypes = 1u << ATTN_INT8 | 1u << ATTN_Q4,
     .compute_dtype = ATTN_F32,
     .roofline = ATTN_ROOFLINE_FMA256,
     ATTN_PARAMS(avx2_params, avx2_defaults),

@@ -81,6 +81,7 @@
  * with AVX-512 flags, sharing its tile helpers inline; what it shares with avx512_bf16.c and
  * amx_bf16.c is in avx512_common.h and tile_rows.h already. */
 #include "avx512_common.h"
+#include "kvq.h"
 #include "tile_rows.h"
 
 #include <immintrin.h>
@@ -159,6 +160,8 @@ static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
 
 static size_t avx512_workspace(const attn_problem *p, const int32_t *v)
 {
+    if (attn_kv_quantized(p)) /* quantized K/V: avx512_kvq.c */
+        return attn_kvq_workspace(p);
     ws_layout w;
     return layout_of(p, v, &w) ? w.total : SIZE_MAX;
 }
@@ -913,6 +916,8 @@ static void decode_group(const attn_task *t, const ws_layout *w, const attn_grou
 static attn_status avx512_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                                const attn_partial *part)
 {
+    if (attn_kv_quantized(t->problem)) /* int8, q4 K/V: avx512_kvq.c */
+        return attn_avx512_kvq_rows(t, key_begin, key_end, part);
     ws_layout w;
     if (!layout_of(t->problem, t->params, &w))
         return ATTN_ERR_OVERFLOW;
@@ -939,6 +944,7 @@ const attn_variant attn_variant_avx512 = {
            ATTN_ISA_AVX512VL | ATTN_ISA_AVX512DQ | ATTN_ISA_F16C,
     .tolerance = 1e-5,
     .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16 | 1u << ATTN_F16,
+    .kv_dtypes = 1u << ATTN_INT8 | 1u << ATTN_Q4,
     .compute_dtype = ATTN_F32,
     .roofline = ATTN_ROOFLINE_FMA512,
     ATTN_PARAMS(avx512_params, avx512_defaults),

@@ -1,7 +1,8 @@
 /* naive.c — the textbook algorithm, clarity first. For each query head: materialise the scores
  * S = softcap(scale·Q·Kᵀ) (+ ALiBi bias) (+ mask) for the task's rows, take each row's softmax in place, then O = P·V.
  * Workspace: rows × Lk floats (the whole score matrix of one head) and a row of d floats.
- * Accumulates in float32; half-precision inputs are widened (exactly) row by row. */
+ * Accumulates in float32; half-precision inputs are widened (exactly) row by row, quantized
+ * K/V (int8, q4) dequantized row by row. */
 #include "variant.h"
 
 #include <math.h>
@@ -77,6 +78,7 @@ const attn_variant attn_variant_naive = {
     .roofline = ATTN_ROOFLINE_FMA,
     .tolerance = 1e-5,
     .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16 | 1u << ATTN_F16,
+    .kv_dtypes = 1u << ATTN_INT8 | 1u << ATTN_Q4,
     .vector_bits = 128,
     .params_valid = NULL,
     .workspace_size = naive_workspace,

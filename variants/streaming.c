@@ -33,7 +33,7 @@ static const attn_default_rule streaming_defaults[] = {
 static size_t streaming_workspace(const attn_problem *p, const int32_t *v)
 {
     const size_t bq = (size_t)v[P_BQ], bk = (size_t)v[P_BK], d = (size_t)p->head_dim;
-    const size_t half_blocks = p->dtype == ATTN_F32 ? 0 : 2 * bk * d;
+    const size_t half_blocks = attn_kv_dtype_of(p) == ATTN_F32 ? 0 : 2 * bk * d;
     return (bq * (d + bk + 2) + d + half_blocks) * sizeof(float);
 }
 
@@ -51,7 +51,7 @@ static attn_status streaming_rows(const attn_task *t, int64_t key_begin, int64_t
     float *q_buf = run_sum + bq;        /* [d]: a widened half query row */
     float *k_block = q_buf + d;         /* [bk][d]: widened half keys, when not float32 */
     float *v_block = k_block + bk * d;  /* [bk][d] */
-    const bool half = p->dtype != ATTN_F32;
+    const bool half = attn_kv_dtype_of(p) != ATTN_F32; /* K/V widened (dequantized) per block */
 
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
@@ -160,6 +160,7 @@ const attn_variant attn_variant_streaming = {
     .roofline = ATTN_ROOFLINE_FMA,
     .tolerance = 1e-5,
     .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16 | 1u << ATTN_F16,
+    .kv_dtypes = 1u << ATTN_INT8 | 1u << ATTN_Q4,
     ATTN_PARAMS(streaming_params, streaming_defaults),
     .vector_bits = 128,
     .params_valid = NULL,

@@ -148,6 +148,7 @@ typedef struct attn_variant {
      * computes from: the inputs themselves, or rounded to bf16 when compute_dtype is ATTN_BF16. */
     double tolerance;
     unsigned dtypes;           /* input types it reads, bits 1u << attn_dtype; 0 = float32 only */
+    unsigned kv_dtypes;        /* quantized K/V it reads: bits 1u << ATTN_INT8, ATTN_Q4; 0 = none */
     attn_dtype compute_dtype;  /* ATTN_BF16 when Q, K, V and P are rounded to bf16 inside */
     attn_roofline roofline;    /* the peak its instructions can reach */
     /* For a variant that calls a library: the library's kernel that runs it (OpenBLAS's core
@@ -247,6 +248,51 @@ extern const attn_absent_variant attn_registry_absent[];
 
 /* ---- helpers shared by the variants (all static inline) ---------------------------------- */
 
+/* ---- quantized K/V (attn.h: attn_dtype, attn_problem.kv_dtype) ---- */
+#define ATTN_Q4_BLOCK 32 /* q4: values per float16 scale along head_dim */
+
+/* The type K and V are stored in: kv_dtype when quantized, else dtype. */
+static inline attn_dtype attn_kv_dtype_of(const attn_problem *p)
+{
+    return p->kv_dtype == ATTN_INT8 || p->kv_dtype == ATTN_Q4 ? p->kv_dtype : p->dtype;
+}
+static inline bool attn_kv_quantized(const attn_problem *p)
+{
+    return p->kv_dtype == ATTN_INT8 || p->kv_dtype == ATTN_Q4;
+}
+/* Scales per K/V row: 1 (int8) or head_dim / 32 (q4). */
+static inline int64_t attn_kv_scales_per_row(const attn_problem *p)
+{
+    return p->kv_dtype == ATTN_Q4 ? p->head_dim / ATTN_Q4_BLOCK : 1;
+}
+/* Scale row (b, h, j) of K ('k') or V ('v') in a quantized problem: float32 (int8) or float16
+ * bits (q4). `scales` is p->k_scale or p->v_scale. */
+static inline const void *attn_kv_scale_row(const attn_problem *p, char tensor, const void *scales,
+                                            int64_t b, int64_t h, int64_t j)
+{
+    const attn_strides *s = tensor == 'k' ? &p->k_scale_strides : &p->v_scale_strides;
+    const int64_t e = b * s->batch + h * s->head + j * s->seq;
+    return (const char *)scales + e * (int64_t)(p->kv_dtype == ATTN_Q4 ? 2 : 4);
+}
+/* Dequantizes one row of d values (attn.h's rules): x = scale·q. */
+static inline void attn_dequant_row(attn_dtype t, const void *row, const void *scale, int64_t d,
+                                    float *out)
+{
+    if (t == ATTN_INT8) {
+        const int8_t *x = row;
+        const float sc = *(const float *)scale;
+        for (int64_t c = 0; c < d; c++)
+            out[c] = sc * (float)x[c];
+        return;
+    }
+    const uint8_t *x = row;
+    const uint16_t *sc = scale;
+    for (int64_t c = 0; c < d; c++) {
+        const int nib = c % 2 ? x[c / 2] >> 4 : x[c / 2] & 0xf;
+        out[c] = attn_f16_to_f32(sc[c / ATTN_Q4_BLOCK]) * (float)(nib - 8);
+    }
+}
+
 /* Row (b, h, i) of Q, K or V as stored: float32 variants cast it, half-aware ones read
  * problem->dtype elements from it. */
 static inline const void *attn_row(const attn_task *t, char tensor, int64_t b, int64_t h,
@@ -256,6 +302,8 @@ static inline const void *attn_row(const attn_task *t, char tensor, int64_t b, i
     const attn_strides *s = tensor == 'q' ? &p->q : tensor == 'k' ? &p->k : &p->v;
     const void *base = tensor == 'q' ? t->q : tensor == 'k' ? t->k : t->v;
     const int64_t e = b * s->batch + h * s->head + i * s->seq;
+    if (tensor != 'q' && attn_kv_quantized(p)) /* int8: a byte each; q4: two per byte */
+        return (const char *)base + (p->kv_dtype == ATTN_Q4 ? e / 2 : e);
     return (const char *)base + e * (int64_t)(p->dtype == ATTN_F32 ? 4 : 2);
 }
 /* Float32 rows, for the variants that read float32 only. */
@@ -273,11 +321,19 @@ static inline const float *attn_v_row(const attn_task *t, int64_t b, int64_t h, 
 }
 
 /* Row (b, h, i) of Q, K or V as d floats: the row itself when the problem is float32, else
- * converted (exactly) into buf, which holds head_dim floats. For the portable variants. */
+ * converted (exactly; quantized K/V dequantized) into buf, which holds head_dim floats. For the
+ * portable variants. */
 static inline const float *attn_row_f32(const attn_task *t, char tensor, int64_t b, int64_t h,
                                         int64_t i, float *buf)
 {
     const void *row = attn_row(t, tensor, b, h, i);
+    const attn_problem *p = t->problem;
+    if (tensor != 'q' && attn_kv_quantized(p)) {
+        const void *scales = tensor == 'k' ? p->k_scale : p->v_scale;
+        attn_dequant_row(p->kv_dtype, row, attn_kv_scale_row(p, tensor, scales, b, h, i),
+                         p->head_dim, buf);
+        return buf;
+    }
     const attn_dtype dt = t->problem->dtype;
     if (dt == ATTN_F32)
         return row;

@@ -1,0 +1,371 @@
+/* avx2_kvq.c — the avx2 variant on quantized K/V (int8, q4): the algorithm is kvq.h's, with
+ * blocks of 8 keys (one ymm of scores).
+ *
+ * Registers: the block's 8 dot products accumulate along head_dim in 8 ymm (K dequantized 8
+ * values at a time: vpmovsxbd + vcvtdq2ps for int8; vpmovzxbd, and/shift and a float
+ * subtract of 8 for the nibbles of q4), then a vhaddps tree gives one ymm of 8 scores. The V
+ * pass walks head_dim in ymm chunks with the chunk's accumulator in a register across the
+ * block's keys. The options of current models (soft cap, ALiBi) go through the scalar
+ * attn_logit_log2 on the 8 scores: decode rarely has them, and they cost one tanh per key. */
+#include "exp2_poly.h"
+#include "kvq.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define KB 8 /* keys per block: one ymm of scores */
+#define PREFETCH_KEYS 64
+
+typedef struct kvq_group {
+    const char *k, *v;
+    int64_t k_seq, v_seq;   /* bytes from one key to the next */
+    const char *ks, *vs;
+    int64_t ks_seq, vs_seq; /* bytes from one key's scales to the next's */
+    int64_t d;
+    bool q4;
+} kvq_group;
+
+static kvq_group group_of(const attn_task *t, int64_t b, int64_t hkv)
+{
+    const attn_problem *p = t->problem;
+    const bool q4 = p->kv_dtype == ATTN_Q4;
+    const int64_t ssize = q4 ? 2 : 4;
+    return (kvq_group){
+        .k = attn_row(t, 'k', b, hkv, 0), .v = attn_row(t, 'v', b, hkv, 0),
+        .k_seq = q4 ? p->k.seq / 2 : p->k.seq, .v_seq = q4 ? p->v.seq / 2 : p->v.seq,
+        .ks = attn_kv_scale_row(p, 'k', p->k_scale, b, hkv, 0),
+        .vs = attn_kv_scale_row(p, 'v', p->v_scale, b, hkv, 0),
+        .ks_seq = p->k_scale_strides.seq * ssize, .vs_seq = p->v_scale_strides.seq * ssize,
+        .d = p->head_dim, .q4 = q4};
+}
+
+/* Lanes whose bit is set in `bits`. */
+static inline __m256 bits_mask(unsigned bits)
+{
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_castsi256_ps(
+        _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)bits), bit), bit));
+}
+
+/* 8 int8 values widened (n < 8: the first n, zeros after; no byte beyond read). */
+static inline __m256 int8x8(const int8_t *x, int64_t n)
+{
+    int64_t bits = 0;
+    if (n >= 8)
+        memcpy(&bits, x, 8); /* one 8-byte load */
+    else
+        for (int64_t i = 0; i < n; i++)
+            bits |= (int64_t)(uint8_t)x[i] << 8 * i;
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(bits)));
+}
+/* The 16 values of 8 bytes of a q4 block: low nibbles (even elements) and high ones. */
+static inline void q4x16(const uint8_t *x, __m256 *even, __m256 *odd)
+{
+    int64_t bits;
+    memcpy(&bits, x, 8);
+    const __m256i b = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bits));
+    const __m256 eight = _mm256_set1_ps(8.0f);
+    *even = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(b, _mm256_set1_epi32(15))), eight);
+    *odd = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4)), eight);
+}
+
+/* One ymm of 8 sums (lane n = Σ of a[n]'s lanes). */
+static inline __m256 sum8(const __m256 a[8])
+{
+    const __m256 h0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    const __m256 h1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20), _mm256_permute2f128_ps(h0, h1, 0x31));
+}
+static inline float hmax8(__m256 x)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return fmaxf(_mm_cvtss_f32(m), _mm_cvtss_f32(_mm_shuffle_ps(m, m, 1)));
+}
+static inline float hsum8(__m256 x)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+
+/* 2^x (exp2_poly.h) for x <= 0 or NaN; lanes outside keep and x < ATTN_EXP2_MIN give 0. 2^n is
+ * added to the exponent field (an n near -126 may land in the subnormals, with weights below
+ * 2^-125 of the row max's). */
+static inline __m256 exp2_ps(__m256 x, __m256 keep)
+{
+    const __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 f = _mm256_sub_ps(x, n);
+    __m256 y = _mm256_set1_ps(ATTN_EXP2_C5);
+    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(ATTN_EXP2_C4));
+    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(ATTN_EXP2_C3));
+    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(ATTN_EXP2_C2));
+    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(ATTN_EXP2_C1));
+    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(ATTN_EXP2_C0));
+    const __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
+    y = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(y), e));
+    const __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(ATTN_EXP2_MIN), _CMP_LT_OQ);
+    return _mm256_and_ps(_mm256_andnot_ps(tiny, y), keep);
+}
+
+static inline void prefetch_rows(const kvq_group *x, int64_t j, int64_t n)
+{
+    const int64_t bytes = x->q4 ? x->d / 2 : x->d;
+    for (int64_t jj = j; jj < j + n; jj++)
+        for (int64_t c = 0; c < bytes; c += 64) {
+            _mm_prefetch(x->k + jj * x->k_seq + c, _MM_HINT_T0);
+            _mm_prefetch(x->v + jj * x->v_seq + c, _MM_HINT_T0);
+        }
+}
+
+/* The rows of one key block; keys past its end point at key j0 (read, never counted). */
+typedef struct kvq_block {
+    const void *k[KB], *v[KB];
+    __m256 ks, vs;          /* int8: the row scales */
+    const float *ksc, *vsc; /* q4: block scales, [blk·8 + n] */
+} kvq_block;
+
+static inline void kvq_block_of(const kvq_group *x, int64_t j0, int64_t n, kvq_block *kb)
+{
+    float ks[KB] = {0}, vs[KB] = {0};
+    for (int i = 0; i < KB; i++) {
+        const int64_t j = j0 + (i < n ? i : 0);
+        kb->k[i] = x->k + j * x->k_seq;
+        kb->v[i] = x->v + j * x->v_seq;
+        if (!x->q4) {
+            memcpy(&ks[i], x->ks + j * x->ks_seq, 4);
+            memcpy(&vs[i], x->vs + j * x->vs_seq, 4);
+        }
+    }
+    kb->ks = _mm256_loadu_ps(ks);
+    kb->vs = _mm256_loadu_ps(vs);
+}
+
+static inline void q4_scales(const char *base, int64_t seq, int64_t j0, int64_t n_keys,
+                             int64_t nb, float *out)
+{
+    for (int n = 0; n < KB; n++) {
+        const uint16_t *row = (const uint16_t *)(base + (j0 + n) * seq);
+        for (int64_t blk = 0; blk < nb; blk++)
+            out[blk * KB + n] = n < n_keys ? _cvtsh_ss(row[blk]) : 0.0f;
+    }
+}
+
+static inline __m256 dot_block(const kvq_group *x, const kvq_block *kb, const float *q)
+{
+    __m256 a[KB];
+    for (int n = 0; n < KB; n++)
+        a[n] = _mm256_setzero_ps();
+    if (!x->q4) {
+        for (int64_t c = 0; c < x->d; c += 8) { /* q is zero-padded to 16 */
+            const __m256 qv = _mm256_loadu_ps(q + c);
+            const int64_t left = x->d - c;
+            for (int n = 0; n < KB; n++)
+                a[n] = _mm256_fmadd_ps(qv, int8x8((const int8_t *)kb->k[n] + c, left), a[n]);
+        }
+        return _mm256_mul_ps(sum8(a), kb->ks);
+    }
+    const int64_t nb = x->d / ATTN_Q4_BLOCK;
+    for (int64_t blk = 0; blk < nb; blk++) {
+        const float *qb = q + 32 * blk; /* even elements 0-15, then odd */
+        for (int n = 0; n < KB; n++) {
+            const uint8_t *kr = (const uint8_t *)kb->k[n] + 16 * blk;
+            __m256 e0, o0, e1, o1;
+            q4x16(kr, &e0, &o0);
+            q4x16(kr + 8, &e1, &o1);
+            __m256 part = _mm256_mul_ps(_mm256_loadu_ps(qb), e0);
+            part = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 8), e1, part);
+            part = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 16), o0, part);
+            part = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 24), o1, part);
+            a[n] = _mm256_fmadd_ps(part, _mm256_set1_ps(kb->ksc[blk * KB + n]), a[n]);
+        }
+    }
+    return sum8(a);
+}
+
+static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *o, float corr,
+                                unsigned keys, const float *w)
+{
+    const __m256 cv = _mm256_set1_ps(corr);
+    if (!x->q4) {
+        for (int64_t c = 0; c < x->d; c += 8) {
+            __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(o + c), cv);
+            const int64_t left = x->d - c;
+            for (int n = 0; n < KB; n++)
+                if (keys >> n & 1)
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(w[n]),
+                                          int8x8((const int8_t *)kb->v[n] + c, left), acc);
+            _mm256_storeu_ps(o + c, acc);
+        }
+        return;
+    }
+    const int64_t nb = x->d / ATTN_Q4_BLOCK;
+    const __m256 wv = _mm256_loadu_ps(w);
+    for (int64_t blk = 0; blk < nb; blk++) {
+        float *ob = o + 32 * blk;
+        __m256 a0 = _mm256_mul_ps(_mm256_loadu_ps(ob), cv);
+        __m256 a1 = _mm256_mul_ps(_mm256_loadu_ps(ob + 8), cv);
+        __m256 a2 = _mm256_mul_ps(_mm256_loadu_ps(ob + 16), cv);
+        __m256 a3 = _mm256_mul_ps(_mm256_loadu_ps(ob + 24), cv);
+        float ws[KB];
+        _mm256_storeu_ps(ws, _mm256_mul_ps(wv, _mm256_loadu_ps(kb->vsc + blk * KB)));
+        for (int n = 0; n < KB; n++) {
+            if (!(keys >> n & 1))
+                continue;
+            const uint8_t *vr = (const uint8_t *)kb->v[n] + 16 * blk;
+            __m256 e0, o0, e1, o1;
+            q4x16(vr, &e0, &o0);
+            q4x16(vr + 8, &e1, &o1);
+            const __m256 wn = _mm256_set1_ps(ws[n]);
+            a0 = _mm256_fmadd_ps(wn, e0, a0);
+            a1 = _mm256_fmadd_ps(wn, e1, a1);
+            a2 = _mm256_fmadd_ps(wn, o0, a2);
+            a3 = _mm256_fmadd_ps(wn, o1, a3);
+        }
+        _mm256_storeu_ps(ob, a0);
+        _mm256_storeu_ps(ob + 8, a1);
+        _mm256_storeu_ps(ob + 16, a2);
+        _mm256_storeu_ps(ob + 24, a3);
+    }
+}
+
+typedef struct kvq_row {
+    int64_t h, i, first, lim;
+    attn_row_opts ro;
+    bool options;
+    float m, l; /* running max (log2 units), sum */
+    const float *mask;
+} kvq_row;
+
+static inline unsigned row_block(const kvq_group *x, const kvq_block *kb, kvq_row *rw,
+                                 const float *q, int64_t j0, float *w, float *corr)
+{
+    const int64_t lo = rw->first > j0 ? rw->first - j0 : 0, hi = rw->lim - j0;
+    if (hi <= 0 || lo >= KB)
+        return 0;
+    unsigned valid = (hi >= KB ? 0xffu : (1u << hi) - 1) & ~((1u << lo) - 1);
+    if (!valid)
+        return 0;
+    float s[KB];
+    _mm256_storeu_ps(s, dot_block(x, kb, q));
+    for (int n = 0; n < KB; n++) {
+        if (!(valid >> n & 1))
+            continue;
+        if (rw->options)
+            s[n] = attn_logit_log2(&rw->ro, s[n], j0 + n);
+        if (rw->mask) {
+            if (rw->mask[j0 + n] == -INFINITY)
+                valid &= ~(1u << n);
+            else
+                s[n] += rw->mask[j0 + n] * ATTN_LOG2E;
+        }
+    }
+    if (!valid)
+        return 0;
+    const __m256 keep = bits_mask(valid), sv = _mm256_loadu_ps(s);
+    if (_mm256_movemask_ps(_mm256_and_ps(keep, _mm256_cmp_ps(sv, sv, _CMP_UNORD_Q))))
+        rw->l = NAN; /* a NaN score: a NaN row */
+    const float bm = hmax8(_mm256_blendv_ps(_mm256_set1_ps(-INFINITY), sv, keep));
+    const float m_new = fmaxf(rw->m, bm);
+    if (m_new == -INFINITY || isnan(m_new))
+        return 0;
+    *corr = attn_exp2_nonpos(rw->m - m_new);
+    const __m256 pv = exp2_ps(_mm256_sub_ps(sv, _mm256_set1_ps(m_new)), keep);
+    rw->l = rw->l * *corr + hsum8(pv);
+    rw->m = m_new;
+    _mm256_storeu_ps(w, x->q4 ? pv : _mm256_mul_ps(pv, kb->vs));
+    return valid;
+}
+
+static void row_store(const attn_task *t, const kvq_group *x, const kvq_row *rw, const float *o,
+                      int64_t b, const attn_partial *part, int64_t prow)
+{
+    const attn_problem *p = t->problem;
+    const float ln2 = 0.69314718055994530942f, m = rw->m * ln2;
+    float *dst;
+    float norm = 1.0f;
+    if (part) {
+        part->max[prow] = rw->m == -INFINITY ? -INFINITY : m;
+        part->sum[prow] = rw->l;
+        dst = part->acc + prow * x->d;
+    } else {
+        norm = attn_row_norm(m, rw->l, p->sinks ? p->sinks[rw->h] : -INFINITY);
+        dst = attn_o_row(t, b, rw->h, rw->i);
+    }
+    const bool empty = rw->l == 0.0f;
+    for (int64_t c = 0; c < x->d; c++) {
+        const int64_t at = x->q4 ? c / 32 * 32 + (c % 2) * 16 + c % 32 / 2 : c;
+        dst[c] = empty ? 0.0f : o[at] * norm;
+    }
+}
+
+attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
+                               const attn_partial *part)
+{
+    const attn_problem *p = t->problem;
+    const int64_t d = p->head_dim, dpad = attn_kvq_dpad(p), nb = d / ATTN_Q4_BLOCK;
+    const float c2 = t->scale * ATTN_LOG2E;
+    float *ws = (float *)(((uintptr_t)t->workspace + 63) & ~(uintptr_t)63);
+    float *qw = ws, *ow = qw + KVQ_ROWS * dpad, *w = ow + KVQ_ROWS * dpad;
+    float *ksc = w + 16 * KVQ_ROWS, *vsc = ksc + dpad;
+    const bool options = p->softcap != 0.0f || p->alibi_slopes;
+    for (int64_t g = t->group_begin; g < t->group_end; g++) {
+        const attn_group_rows gr = attn_group_rows_of(t, g);
+        const kvq_group x = group_of(t, gr.b, gr.hkv);
+        for (int64_t r0 = 0; r0 < gr.count; r0 += KVQ_ROWS) {
+            const int R = (int)(gr.count - r0 < KVQ_ROWS ? gr.count - r0 : KVQ_ROWS);
+            kvq_row rows[KVQ_ROWS];
+            int64_t first = INT64_MAX, last = 0;
+            for (int r = 0; r < R; r++) {
+                kvq_row *rw = &rows[r];
+                rw->h = gr.first_head + (r0 + r) / gr.rows;
+                rw->i = t->row_begin + (r0 + r) % gr.rows;
+                rw->first = attn_key_start(p, rw->i);
+                rw->first = rw->first > key_begin ? rw->first : key_begin;
+                rw->lim = attn_key_limit(p, gr.b, rw->i);
+                rw->lim = rw->lim < key_end ? rw->lim : key_end;
+                rw->ro = attn_row_opts_of(p, rw->h, rw->i);
+                rw->options = options;
+                rw->m = -INFINITY;
+                rw->l = 0.0f;
+                rw->mask = attn_mask_row(p, rw->i);
+                if (rw->lim > rw->first) {
+                    first = rw->first < first ? rw->first : first;
+                    last = rw->lim > last ? rw->lim : last;
+                }
+                float *qr = qw + r * dpad, *orow = ow + r * dpad;
+                const float *q = attn_row_f32(t, 'q', gr.b, rw->h, rw->i, orow);
+                for (int64_t c = 0; c < d; c++) {
+                    const int64_t at = x.q4 ? c / 32 * 32 + (c % 2) * 16 + c % 32 / 2 : c;
+                    qr[at] = q[c] * c2;
+                }
+                memset(qr + d, 0, (size_t)(dpad - d) * sizeof *qr);
+                memset(orow, 0, (size_t)dpad * sizeof *orow);
+            }
+            for (int64_t j0 = first; j0 < last; j0 += KB) {
+                const int64_t ahead = j0 + PREFETCH_KEYS, n = last - j0 < KB ? last - j0 : KB;
+                if (ahead < last)
+                    prefetch_rows(&x, ahead, last - ahead < KB ? last - ahead : KB);
+                kvq_block kb = {.ksc = NULL, .vsc = NULL};
+                kvq_block_of(&x, j0, n, &kb);
+                if (x.q4) {
+                    q4_scales(x.ks, x.ks_seq, j0, n, nb, ksc);
+                    q4_scales(x.vs, x.vs_seq, j0, n, nb, vsc);
+                    kb.ksc = ksc;
+                    kb.vsc = vsc;
+                }
+                for (int r = 0; r < R; r++) {
+                    float corr = 1.0f;
+                    const unsigned keys = row_block(&x, &kb, &rows[r], qw + r * dpad, j0, w, &corr);
+                    if (keys)
+                        accumulate_v(&x, &kb, ow + r * dpad, corr, keys, w);
+                }
+            }
+            for (int r = 0; r < R; r++)
+                row_store(t, &x, &rows[r], ow + r * dpad, gr.b, part,
+                          (g - t->group_begin) * gr.count + r0 + r);
+        }
+    }
+    return ATTN_OK;
+}
