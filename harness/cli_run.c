@@ -436,7 +436,6 @@ static int unknown_variant(const char *flag, const char *text, size_t len)
 }
 
 /* Chooses the variants and their parameters. */
-
 static int choose_variants(run_state *s)
 {
     const run_config *c = &s->config;
@@ -455,17 +454,15 @@ static int choose_variants(run_state *s)
     if (forced) {
         const int i = attn_variant_find(forced);
         attn_variant_get(i, &info);
-        if ((why = run_skip_reason(&info, c, reason, sizeof reason)))
+        if ((why = run_skip_reason(&info, c, &s->problem, reason, sizeof reason)))
             return cli_error("run", "ATTN_FORCE_VARIANT=%s: %s", forced, why);
         s->runs[s->run_count++] = (variant_run){.index = i, .chosen = true};
     } else if (!c->variants || !strcmp(c->variants, "all")) {
         for (int i = 0; i < count && status < 0; i++) {
             if (!attn_variant_get(i, &info))
                 continue;
-            if ((why = run_skip_reason(&info, c, reason, sizeof reason)))
+            if ((why = run_skip_reason(&info, c, &s->problem, reason, sizeof reason)))
                 status = skip_variant(s, info.name, why);
-            else if (attn_variant_accepts(info.name, &s->problem, &err) != ATTN_OK)
-                status = skip_variant(s, info.name, err.message); /* e.g. ggml: a mask */
             else
                 s->runs[s->run_count++].index = i;
         }
@@ -481,7 +478,7 @@ static int choose_variants(run_state *s)
             if (!info.supported)
                 return cli_error("run", "--variant: %s cannot run on this CPU: %s", info.name,
                                  info.why_not);
-            if ((why = run_skip_reason(&info, c, reason, sizeof reason)))
+            if ((why = run_skip_reason(&info, c, &s->problem, reason, sizeof reason)))
                 return cli_error("run", "--variant: %s %s", info.name, why);
             for (int r = 0; r < s->run_count; r++)
                 if (s->runs[r].index == i)

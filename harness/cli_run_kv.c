@@ -7,15 +7,22 @@
 
 static bool quantized(const attn_problem *p) { return attn_problem_kv_dtype(p) != (int)p->dtype; }
 
-const char *run_skip_reason(const attn_variant_info *info, const run_config *c, char *buf,
-                            size_t len)
+const char *run_skip_reason(const attn_variant_info *info, const run_config *c,
+                            const attn_problem *p, char *buf, size_t len)
 {
     const char *why = cli_variant_skip_reason(info, c->dtype, cli_model_features(&c->model), buf,
                                               len);
-    if (why || !(c->kv_dtype == ATTN_INT8 || c->kv_dtype == ATTN_Q4) ||
-        (info->kv_dtypes & 1u << c->kv_dtype))
+    if (why)
         return why;
-    snprintf(buf, len, "does not read %s K/V", attn_dtype_name(c->kv_dtype));
+    if ((c->kv_dtype == ATTN_INT8 || c->kv_dtype == ATTN_Q4) &&
+        !(info->kv_dtypes & 1u << c->kv_dtype)) {
+        snprintf(buf, len, "does not read %s K/V", attn_dtype_name(c->kv_dtype));
+        return buf;
+    }
+    attn_error err; /* what the variant itself refuses (e.g. ggml: an additive mask) */
+    if (attn_variant_accepts(info->name, p, &err) == ATTN_OK)
+        return NULL;
+    snprintf(buf, len, "%s", err.message);
     return buf;
 }
 

@@ -65,8 +65,8 @@ typedef struct run_state {
  * the scale tensors into the problem (false: out of memory); quantizing data[1], data[2] into
  * input[1], input[2] and dequantizing them back in place, nothing for float K/V (false with
  * err filled). */
-const char *run_skip_reason(const attn_variant_info *info, const run_config *c, char *buf,
-                            size_t len);
+const char *run_skip_reason(const attn_variant_info *info, const run_config *c,
+                            const attn_problem *p, char *buf, size_t len);
 bool run_kv_scales(run_state *s);
 bool run_kv_quantize(run_state *s, attn_error *err);
 
