@@ -170,6 +170,8 @@ static void print_help(void)
            "  --quick                  the small shape set (for CI)\n"
            "  --threads N              library threads per call, 1..%d (default 1)\n"
            "  --variant LIST           comma list of variants (default: every supported one)\n"
+           "  --wide                   Google Benchmark's console table (CPU time, every\n"
+           "                           counter, full names) instead of the 100-column one\n"
            "  --help                   this help\n"
            "and the shape flags of run, tune, plan and sweep (--shape NAME, --batch, --heads,\n"
            "--kv-heads, --len, --len-q, --len-kv, --dim, --scale, --causal): one shape of their\n"
@@ -248,6 +250,12 @@ int main(int argc, char **argv)
             gbench_initialize(&help_argc, help_argv);
             return 0;
         }
+    /* The console table is attnbench-gbench's narrow one unless --wide or another
+     * --benchmark_format (read before Initialize takes the --benchmark_* flags out of argv). */
+    bool narrow = true;
+    for (int i = 1; i < argc; i++)
+        if (!strncmp(argv[i], "--benchmark_format=", 19) && strcmp(argv[i] + 19, "console"))
+            narrow = false;
     gbench_initialize(&argc, argv); /* takes the --benchmark_* flags out of argv */
     bool quick = false, custom = false;
     long threads = 1;
@@ -270,6 +278,8 @@ int main(int argc, char **argv)
             custom = true;
         } else if (!strcmp(arg, "--quick")) {
             quick = true;
+        } else if (!strcmp(arg, "--wide")) {
+            narrow = false;
         } else if (!strcmp(arg, "--threads") || !strcmp(arg, "--variant")) {
             if (i + 1 == argc)
                 return usage_error("option '%s' needs a value", arg);
@@ -284,11 +294,12 @@ int main(int argc, char **argv)
             if (!value[0] || *end || errno || threads < 1 || threads > ATTN_MAX_THREADS)
                 return usage_error("--threads: '%s' is not an integer in 1..1024", value);
         } else {
-            const char *known[CLI_SHAPE_OPTION_COUNT + 4] = {"quick", "threads", "variant", "help"};
+            const char *known[CLI_SHAPE_OPTION_COUNT + 5] = {"quick", "threads", "variant",
+                                                             "wide", "help"};
             for (int k = 0; k < CLI_SHAPE_OPTION_COUNT; k++)
-                known[4 + k] = cli_shape_options[k].name;
+                known[5 + k] = cli_shape_options[k].name;
             const char *near = arg[0] == '-' && arg[1] == '-'
-                                   ? cli_nearest_name(arg + 2, known, CLI_SHAPE_OPTION_COUNT + 4)
+                                   ? cli_nearest_name(arg + 2, known, CLI_SHAPE_OPTION_COUNT + 5)
                                    : NULL;
             if (near) {
                 fprintf(stderr, "attnbench-gbench: unknown argument '%s'; did you mean --%s?\n",
@@ -390,7 +401,7 @@ int main(int argc, char **argv)
         }
     }
     add_context((int)threads, quick);
-    const size_t ran = gbench_run();
+    const size_t ran = gbench_run(narrow);
     gbench_shutdown();
     for (int i = 0; i < count; i++)
         free(benches[i].o);

@@ -178,6 +178,21 @@ class Output(unittest.TestCase):
                 self.assertLessEqual(self.widest(r.stdout), 100, r.stdout)
         # --wide: the full table.
         self.assertGreater(self.widest(attnbench("list", "--wide").stdout), 100)
+        if GBENCH:
+            # attnbench-gbench's table is as wide as the longest name registered: the standard
+            # set's (all variants), one cheap benchmark run.
+            gbench = [*WRAPPER, GBENCH, "--benchmark_filter=^streaming/decode/",
+                      "--benchmark_min_time=0.001"]
+            for wide in (False, True):
+                with self.subTest(gbench_wide=wide):
+                    r = subprocess.run(gbench + ["--wide"] * wide, capture_output=True,
+                                       text=True, timeout=300, env=ENV)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertIn("streaming/decode/", r.stdout)
+                    if wide:
+                        self.assertGreater(self.widest(r.stdout), 100, r.stdout)
+                    else:
+                        self.assertLessEqual(self.widest(r.stdout), 100, r.stdout)
 
     def test_records_carry_spread_and_conditions(self):
         small = ["--len", "16", "--dim", "8", "--heads", "2", "--variant", "naive", "--quiet"]
