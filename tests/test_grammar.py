@@ -135,9 +135,27 @@ class Grammar(unittest.TestCase):
                 r = attnbench(command, "--len", "8,16")
                 self.assertEqual(r.returncode, 2)
                 self.assertIn("takes one value", r.stderr)
-        r = attnbench("tune", "--threads", "1,2")
+        # --threads takes a list everywhere (run, sweep, tune, plan): each count in turn, one
+        # document per count inside the command's document.
+        small = ["--len", "16", "--dim", "8", "--heads", "2", "--format", "json"]
+        for command, extra, key in (("tune", ["--variant", "naive", "--budget", "0.2",
+                                              "--no-store", "--quiet"], "tunes"),
+                                    ("plan", [], "plans")):
+            with self.subTest(command=command, what="thread list"):
+                r = attnbench(command, *small, *extra, "--threads", "1,2")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                doc = json.loads(r.stdout)
+                self.assertEqual(doc["threads"], [1, 2])
+                counts = [d["problem"]["threads"] if command == "tune" else d["threads"]
+                          for d in doc[key]]
+                self.assertEqual(counts, [1, 2])
+                self.assertIn("machine", doc)
+                r = attnbench(command, *small, *extra, "--threads", "1,1")
+                self.assertEqual(r.returncode, 2)
+                self.assertIn("given twice", r.stderr)
+        r = attnbench("tune", "--compare", "naive", "--threads", "1,2")
         self.assertEqual(r.returncode, 2)
-        self.assertIn("one count", r.stderr)
+        self.assertIn("one --threads count", r.stderr)
 
     def test_nearest_name_is_suggested(self):
         for command, typo, near in (("run", "--lenn", "--len"), ("tune", "--threds", "--threads"),
