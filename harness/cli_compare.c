@@ -42,11 +42,12 @@
 #include <string.h>
 
 enum {
-    C_THRESHOLD, C_FDR, C_FORMAT, C_RENAME, C_PAIRED, C_STRICT, C_FAIL_ON, C_HELP, C_OPTION_COUNT
+    C_THRESHOLD, C_FDR, C_CONFIDENCE, C_FORMAT, C_RENAME, C_PAIRED, C_STRICT, C_FAIL_ON, C_HELP, C_OPTION_COUNT
 };
 static const cli_option compare_options[C_OPTION_COUNT] = {
     [C_THRESHOLD] = {"threshold", "PCT", "smallest change worth a verdict, percent (default 5)"},
     [C_FDR] = {"fdr", "Q", "false-discovery rate over all benchmarks (default 0.05)"},
+    [C_CONFIDENCE] = {"confidence", "PCT", "confidence of the intervals, percent (default 95)"},
     [C_FORMAT] = {"format", "text|markdown|json", "output format (default text)"},
     [C_RENAME] = {"rename", "OLD=NEW", "BASE's benchmark OLD is NEW's NEW (repeatable)"},
     [C_PAIRED] = {"paired", NULL, "samples were taken in matched rounds: paired t-test"},
@@ -56,19 +57,18 @@ static const cli_option compare_options[C_OPTION_COUNT] = {
     [C_HELP] = {"help", NULL, "this help"},
 };
 
-static const double confidence = 0.95;
 static const char *const methods[2] = {
-    "ratio of medians NEW/BASE; 95% interval and p-value from Welch's t-test on log times; "
+    "ratio of medians NEW/BASE; interval and p-value from Welch's t-test on log times; "
     "Benjamini-Hochberg over all benchmarks compared",
-    "ratio of medians NEW/BASE; 95% interval and p-value from a paired t-test on the log "
+    "ratio of medians NEW/BASE; interval and p-value from a paired t-test on the log "
     "ratios of matched rounds (outlier rounds left out: modified z-score > 3.5); "
     "Benjamini-Hochberg over all benchmarks compared"};
 
 /* The same, wrapped for the text output's header. */
 static const char *const methods_text[2] = {
-    "Ratio of medians NEW/BASE; 95% interval and p-value from Welch's t-test on log times;\n"
+    "Ratio of medians NEW/BASE; interval and p-value from Welch's t-test on log times;\n"
     "Benjamini-Hochberg over all benchmarks compared.",
-    "Ratio of medians NEW/BASE; 95% interval and p-value from a paired t-test on the log\n"
+    "Ratio of medians NEW/BASE; interval and p-value from a paired t-test on the log\n"
     "ratios of matched rounds (outlier rounds left out: modified z-score > 3.5);\n"
     "Benjamini-Hochberg over all benchmarks compared."};
 
@@ -79,16 +79,18 @@ static void print_compare_help(void)
            "(attnbench-gbench --benchmark_format=json; with --benchmark_repetitions the\n"
            "per-repetition entries are used, not the aggregates) or attnbench result files\n"
            "(run --format json, run --save, sweep: the per-rep samples_s of each record).\n"
-           "\nFor each benchmark in both: the ratio of median times NEW/BASE, a 95%% confidence\n"
-           "interval (Welch's t-test on log times, i.e. of the geometric-mean ratio), the\n"
-           "p-value, its Benjamini-Hochberg adjustment q over all benchmarks compared, and a\n"
-           "verdict. `regressed` needs q <= --fdr, the interval above 1, the median ratio at\n"
-           "least 1 + threshold/2, and the interval reaching 1 + threshold (the\n"
-           "data do not show the slowdown smaller than the threshold); `improved` mirrors it\n"
+           "\nFor each benchmark in both: the ratio of median times NEW/BASE, a confidence\n"
+           "interval (95%% unless --confidence; Welch's t-test on log times, i.e. of the\n"
+           "geometric-mean ratio), the p-value, its Benjamini-Hochberg adjustment q over all\n"
+           "benchmarks compared, and a verdict. `regressed` needs q <= --fdr, the interval\n"
+           "above 1, the median ratio at least 1 + threshold/2, and the interval reaching\n"
+           "1 + threshold (the data do not show the slowdown smaller than the threshold);\n"
+           "`improved` mirrors it\n"
            "(with ratios 1/(1 + ...)). Of the rest, `unchanged` needs the interval inside\n"
            "(-threshold, +threshold): the data exclude a change of the threshold's size;\n"
            "otherwise the verdict is `inconclusive` (too few or too noisy samples to tell;\n"
-           "scripts/perf-ab adds rounds to those). A benchmark with fewer than 2 samples on a\n"
+           "scripts/perf-ab adds rounds to those, and asks its interim looks for a wider\n"
+           "interval: see its --help). A benchmark with fewer than 2 samples on a\n"
            "side is `untested`. Benchmarks found on one side only are listed (--rename maps a renamed\n"
            "one), and so are entries that report an error.\n"
            "--paired: the i-th samples of a benchmark in BASE and NEW were taken in the same\n"
@@ -114,7 +116,7 @@ static const char *const verdict_names[VERDICTS] = {"regressed", "improved", "in
                                                     "unchanged", "untested"};
 /* The rule, as every output's header states it. */
 static const char rule_text[] =
-    "regressed/improved: q <= FDR, the 95% interval beyond 1, the median change at least half "
+    "regressed/improved: q <= FDR, the interval beyond 1, the median change at least half "
     "the threshold and the interval reaching the threshold; unchanged: the interval inside "
     "+-threshold; inconclusive: neither (more samples needed)";
 
@@ -134,6 +136,7 @@ typedef struct comparison {
 
 typedef struct compare_config {
     double threshold, fdr;
+    double confidence; /* of the intervals; perf-ab's interim looks ask for more (its stops) */
     enum { OUT_TEXT, OUT_MARKDOWN, OUT_JSON } format;
     const char **renames; /* "OLD=NEW" texts */
     int rename_count;
@@ -280,7 +283,8 @@ static bool print_text(const comparison *rows, size_t n, const summary *s,
            s->counts[INCONCLUSIVE], s->counts[UNCHANGED]);
     if (s->counts[UNTESTED])
         printf(", %zu untested", s->counts[UNTESTED]);
-    printf("\nthreshold %g%%, FDR %g; %s.\n", c->threshold * 100, c->fdr, rule_text);
+    printf("\nthreshold %g%%, FDR %g, %g%% intervals; %s.\n", c->threshold * 100, c->fdr,
+           c->confidence * 100, rule_text);
     /* (cli_text_end wraps these lines to 100 columns) */
     printf("%s\n\n", methods_text[c->paired]);
     if (s->machine_warning[0])
@@ -289,11 +293,11 @@ static bool print_text(const comparison *rows, size_t n, const summary *s,
     /* Narrow by default: the sample counts and q with --wide (q: in JSON and Markdown too). */
     const bool wide = cli_table_wide;
     cli_table_init(&t, wide ? 8 : 7, wide ? "lrrrlrll" : "lrrrlll");
-    static const char *const header[] = {"benchmark", "base", "new", "change", "95% CI",
+    static const char *const header[] = {"benchmark", "base", "new", "change", "%g%% CI",
                                          "q", "verdict", "note"};
     for (int i = 0; i < 8; i++)
         if (wide || i != 5)
-            cli_table_add(&t, "%s", header[i]);
+            cli_table_add(&t, header[i], c->confidence * 100);
     for (size_t i = 0; i < n; i++) {
         const comparison *x = &rows[i];
         const row_text r = row_text_of(x);
@@ -329,13 +333,13 @@ static void print_markdown(const comparison *rows, size_t n, const summary *s,
     if (s->counts[UNTESTED])
         printf(", %zu untested", s->counts[UNTESTED]);
     printf("\n\n%zu benchmarks in both `%s` (BASE) and `%s` (NEW); threshold %g%%, "
-           "false-discovery rate %g. Rule: %s. Method: %s.\n\n",
-           n, c->base_path, c->new_path, c->threshold * 100, c->fdr, rule_text,
-           methods[c->paired]);
+           "false-discovery rate %g, %g%% intervals. Rule: %s. Method: %s.\n\n",
+           n, c->base_path, c->new_path, c->threshold * 100, c->fdr, c->confidence * 100,
+           rule_text, methods[c->paired]);
     if (s->machine_warning[0])
         printf("> **Warning:** %s\n\n", s->machine_warning);
-    printf("| benchmark | base | new | change | 95%% CI | q | verdict |\n"
-           "|---|---:|---:|---:|---|---:|---|\n");
+    printf("| benchmark | base | new | change | %g%% CI | q | verdict |\n"
+           "|---|---:|---:|---:|---|---:|---|\n", c->confidence * 100);
     for (size_t i = 0; i < n; i++) {
         const comparison *x = &rows[i];
         const row_text r = row_text_of(x);
@@ -389,7 +393,7 @@ static bool print_json(const comparison *rows, size_t n, const summary *s,
         "{s:s, s:s, s:s, s:f, s:f, s:f, s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, "
         "s:o, s:o, s:o}",
         "tool", "attnbench " ATTN_VERSION_STRING, "base", c->base_path, "new", c->new_path,
-        "threshold", c->threshold, "fdr", c->fdr, "confidence", confidence, "method",
+        "threshold", c->threshold, "fdr", c->fdr, "confidence", c->confidence, "method",
         methods[c->paired], "rule", rule_text, "fail_on",
         c->fail_on_inconclusive ? "inconclusive" : "regressed", "summary", "regressed",
         (json_int_t)s->counts[REGRESSED], "improved", (json_int_t)s->counts[IMPROVED],
@@ -456,7 +460,8 @@ static bool parse_number(const char *flag, const char *text, double min, double 
 
 static int parse_compare_options(int argc, char **argv, compare_config *c)
 {
-    *c = (compare_config){.threshold = 0.05, .fdr = 0.05, .format = OUT_TEXT};
+    *c = (compare_config){.threshold = 0.05, .fdr = 0.05, .confidence = 0.95,
+                          .format = OUT_TEXT};
     c->renames = malloc((size_t)argc * sizeof *c->renames);
     if (!c->renames)
         return cli_error("compare", "out of memory");
@@ -471,6 +476,10 @@ static int parse_compare_options(int argc, char **argv, compare_config *c)
             break;
         case C_FDR:
             if (!parse_number("fdr", value, 0, 1, false, &c->fdr))
+                return CLI_EXIT_USAGE;
+            break;
+        case C_CONFIDENCE:
+            if (!parse_number("confidence", value, 0, 100, true, &c->confidence))
                 return CLI_EXIT_USAGE;
             break;
         case C_FORMAT:
@@ -600,13 +609,13 @@ int cli_compare(int argc, char **argv)
         x->ratio = x->new_median / x->base_median;
         if (c.paired && x->base->count == other->count) {
             x->tested = stats_paired_log(x->base->samples, other->samples, other->count,
-                                         confidence, &x->welch, &x->dropped);
+                                         c.confidence, &x->welch, &x->dropped);
             if (x->dropped)
                 x->note = "outlier rounds left out";
         }
         else
             x->tested = stats_welch_log(x->base->samples, x->base->count, other->samples,
-                                        other->count, confidence, &x->welch);
+                                        other->count, c.confidence, &x->welch);
         if (c.paired && x->base->count != other->count)
             x->note = "counts differ: Welch test";
         if (x->tested)

@@ -132,46 +132,22 @@ done:
     return median;
 }
 
-int cli_plan(int argc, char **argv)
+/* The plan for one thread count: the text report (unless --format json), and *doc (JSON or -o)
+ * its document, not yet stamped. Returns an exit status. */
+static int plan_one(const attn_problem *p, const shape_config *s, int threads, unsigned flags,
+                    int64_t execute, json_t **doc)
 {
-    static shape_config s; /* static: the model's slopes and sinks outlive the plan (cli_tune) */
-    s = (shape_config){.flags = {.causal = -1, .kv_dtype = -1}, .model = cli_model_none()};
-    unsigned flags = ATTN_ESTIMATE;
-    int64_t execute = 0;
-    const char *value;
-    shape_output_flag(argc, argv);
-    for (int o; (o = cli_next_option("plan", argc, argv, plan_options, PLAN_OPTION_COUNT,
-                                     &value)) != CLI_OPTION_END;) {
-        int handled = o >= 0 ? shape_option("plan", o, value, plan_options, &s) : -1;
-        bool ok = handled >= 0;
-        if (handled == 0)
-            switch (o) {
-            case P_MEASURE: flags |= ATTN_MEASURE; break;
-            case P_WISDOM_ONLY: flags |= ATTN_WISDOM_ONLY; break;
-            case P_EXECUTE: ok = cli_parse_int64("plan", "execute", value, 1, 1000000, &execute); break;
-            case O_HELP: print_plan_help(); return CLI_EXIT_OK;
-            default: ok = false;
-            }
-        if (!ok)
-            return CLI_EXIT_USAGE;
-    }
-    attn_problem p;
-    if (!shape_problem("plan", &s, &p))
-        return CLI_EXIT_USAGE;
     attn_error err;
-    const attn_plan_options po = {.threads = (int)s.threads, .flags = flags,
-                                  .max_rel_err = s.max_rel_err};
+    const attn_plan_options po = {.threads = threads, .flags = flags,
+                                  .max_rel_err = s->max_rel_err};
     progress_state ps;
     progress_init(&ps, "plan");
-    json_t *conditions = cli_conditions_start();
     tuner_measure_progress(show_progress, &ps);
-    attn_plan *plan = attn_plan_create(&p, &po, &err);
+    attn_plan *plan = attn_plan_create(p, &po, &err);
     tuner_measure_progress(NULL, NULL);
     progress_end(&ps);
-    if (!plan) {
-        json_decref(conditions);
+    if (!plan)
         return cli_error("plan", "%s", err.message);
-    }
     attn_plan_info info;
     attn_plan_get_info(plan, &info);
     char path[4096], why[600], tuned[32];
@@ -203,23 +179,21 @@ int cli_plan(int argc, char **argv)
         snprintf(why + used, sizeof why - used, "%s", reason ? reason : "");
     }
     double exec_median = NAN, exec_min = NAN;
-    if (execute > 0 && !isfinite(exec_median = time_plan(plan, &p, execute, &exec_min, &err))) {
+    if (execute > 0 && !isfinite(exec_median = time_plan(plan, p, execute, &exec_min, &err))) {
         attn_plan_destroy(plan);
-        json_decref(conditions);
         return cli_error("plan", "%s", err.message);
     }
-    cli_conditions_end(conditions);
     tuner_config cfg = {.variant = attn_variant_find(info.variant), .params = info.params};
     attn_variant_info chosen = {0}; /* a peer (another library's kernels) names its library */
     attn_variant_get(cfg.variant, &chosen);
     int status = CLI_EXIT_OK;
-    if (s.format == CLI_FORMAT_JSON || s.output) {
+    if (s->format == CLI_FORMAT_JSON || s->output) {
         json_t *root = json_pack("{s:s, s:o, s:i, s:s, s:s, s:o, s:o, s:s, s:s, s:s, s:o, s:s}",
                                  "variant", info.variant, "params", params_json(&cfg), "threads",
-                                 info.threads, "dtype", attn_dtype_name(p.dtype), "compute_dtype",
+                                 info.threads, "dtype", attn_dtype_name(p->dtype), "compute_dtype",
                                  attn_dtype_name(info.compute_dtype), "measured_rel_err",
                                  cli_json_real(info.measured_rel_err), "max_rel_err",
-                                 s.max_rel_err > 0 ? json_real(s.max_rel_err) : json_null(),
+                                 s->max_rel_err > 0 ? json_real(s->max_rel_err) : json_null(),
                                  "source",
                                  attn_plan_source_name(info.source),
                                  "description", attn_plan_describe(plan), "why", why,
@@ -236,16 +210,11 @@ int cli_plan(int argc, char **argv)
                                                            "vs_tuned", info.tuned_seconds > 0
                                                            ? json_real(exec_median / info.tuned_seconds)
                                                            : json_null()));
-        const bool stamped = cli_document_stamp(root, &p, conditions);
-        conditions = NULL;
-        status = !stamped ? cli_error("plan", "out of memory")
-                 : !shape_write_output("plan", &s, root) ? CLI_EXIT_USAGE
-                 : s.format != CLI_FORMAT_JSON || cli_json_print(root)
-                     ? CLI_EXIT_OK
-                     : cli_error("plan", "output error");
-        json_decref(root);
+        *doc = root;
+        if (!root)
+            status = cli_error("plan", "out of memory");
     }
-    if (s.format != CLI_FORMAT_JSON && status == CLI_EXIT_OK) {
+    if (s->format != CLI_FORMAT_JSON && status == CLI_EXIT_OK) {
         fputs("plan: ", stdout);
         cli_print_wrapped(stdout, 6, 6, attn_plan_describe(plan));
         fputs("why: ", stdout);
@@ -264,8 +233,67 @@ int cli_plan(int argc, char **argv)
             printf("\n");
         }
     }
-    json_decref(conditions); /* NULL when the JSON document took it */
     attn_plan_destroy(plan);
+    return status;
+}
+
+int cli_plan(int argc, char **argv)
+{
+    static shape_config s; /* static: the model's slopes and sinks outlive the plan (cli_tune) */
+    s = (shape_config){.flags = {.causal = -1, .kv_dtype = -1}, .model = cli_model_none()};
+    unsigned flags = ATTN_ESTIMATE;
+    int64_t execute = 0;
+    const char *value;
+    shape_output_flag(argc, argv);
+    for (int o; (o = cli_next_option("plan", argc, argv, plan_options, PLAN_OPTION_COUNT,
+                                     &value)) != CLI_OPTION_END;) {
+        int handled = o >= 0 ? shape_option("plan", o, value, plan_options, &s) : -1;
+        bool ok = handled >= 0;
+        if (handled == 0)
+            switch (o) {
+            case P_MEASURE: flags |= ATTN_MEASURE; break;
+            case P_WISDOM_ONLY: flags |= ATTN_WISDOM_ONLY; break;
+            case P_EXECUTE: ok = cli_parse_int64("plan", "execute", value, 1, 1000000, &execute); break;
+            case O_HELP: print_plan_help(); return CLI_EXIT_OK;
+            default: ok = false;
+            }
+        if (!ok)
+            return CLI_EXIT_USAGE;
+    }
+    attn_problem p;
+    if (!shape_problem("plan", &s, &p))
+        return CLI_EXIT_USAGE;
+    /* Every count of --threads in turn: one document for one count, {"kind": "plan",
+     * "threads", "plans": [...]} for several. */
+    json_t *conditions = cli_conditions_start();
+    json_t *plans = json_array(), *counts = json_array();
+    int status = plans && counts ? CLI_EXIT_OK : cli_error("plan", "out of memory");
+    for (int t = 0; status == CLI_EXIT_OK && t < s.threads.count; t++) {
+        json_t *doc = NULL;
+        if (t > 0 && s.format == CLI_FORMAT_TEXT)
+            printf("\n");
+        status = plan_one(&p, &s, (int)s.threads.value[t], flags, execute, &doc);
+        if (doc && (json_array_append_new(plans, doc) != 0 ||
+                    json_array_append_new(counts, json_integer(s.threads.value[t])) != 0))
+            status = cli_error("plan", "out of memory");
+    }
+    cli_conditions_end(conditions);
+    if (status == CLI_EXIT_OK && (s.format == CLI_FORMAT_JSON || s.output)) {
+        json_t *root = json_array_size(plans) == 1 ? json_incref(json_array_get(plans, 0))
+                       : json_pack("{s:s, s:O, s:O}", "kind", "plan", "threads", counts,
+                                   "plans", plans);
+        const bool stamped = cli_document_stamp(root, &p, conditions);
+        conditions = NULL;
+        status = !stamped ? cli_error("plan", "out of memory")
+                 : !shape_write_output("plan", &s, root) ? CLI_EXIT_USAGE
+                 : s.format != CLI_FORMAT_JSON || cli_json_print(root)
+                     ? CLI_EXIT_OK
+                     : cli_error("plan", "output error");
+        json_decref(root);
+    }
+    json_decref(plans);
+    json_decref(counts);
+    json_decref(conditions); /* NULL when the JSON document took it */
     return status;
 }
 

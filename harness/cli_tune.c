@@ -102,7 +102,7 @@ static int tune_compare(const attn_problem *p, const shape_config *s, const char
         goto done;
     }
     for (int i = 0; i < n; i++)
-        if (!parse_config(texts[i], p, (int)s->threads, &configs[i]))
+        if (!parse_config(texts[i], p, (int)s->threads.value[0], &configs[i]))
             goto done;
     if (tuner_bench_init(&bench, p, &err) != ATTN_OK ||
         tuner_time_interleaved(&bench, configs, n, rounds, times, &err) != ATTN_OK) {
@@ -251,6 +251,124 @@ static bool variants_runnable(const char *list)
     return true;
 }
 
+static json_t *threads_json(const cli_int_list *threads)
+{
+    json_t *list = json_array();
+    for (int i = 0; list && i < threads->count; i++)
+        json_array_append_new(list, json_integer(threads->value[i]));
+    return list;
+}
+
+/* One thread count's search: the report in text (unless --format json), the wisdom stored, and
+ * *doc (JSON or -o) the count's document, not yet stamped. Returns an exit status. */
+static int tune_one(const attn_problem *p, const shape_config *s, tuner_options opt, int threads,
+                    int top, bool store, bool quiet, json_t **doc)
+{
+    opt.threads = threads;
+    opt.max_rel_err = s->max_rel_err;
+    progress_state ps;
+    progress_init(&ps, "tune");
+    opt.progress = quiet ? NULL : show_progress;
+    opt.progress_ctx = &ps;
+    tuner_class cls;
+    tuner_class_of(p, threads, s->max_rel_err, &cls);
+    char what[200], path[4096];
+    tuner_class_format(&cls, what, sizeof what);
+    attn_wisdom_file(path, sizeof path);
+    if (s->format == CLI_FORMAT_TEXT)
+        printf("tune %s: strategy %s, budget %.3g s\n", what,
+               opt.strategy == TUNER_FAST ? "fast" : "exhaustive", opt.budget_seconds);
+    fflush(stdout);
+
+    tuner_result r;
+    attn_error err;
+    attn_status st = tuner_run(p, &opt, &r, &err);
+    progress_end(&ps);
+    if (st != ATTN_OK)
+        return cli_error("tune", "%s", err.message);
+
+    const double flops = attn_problem_flops(p);
+    const tuner_candidate *best = &r.candidates[r.best];
+    const tuner_candidate *est = r.estimate_index >= 0 ? &r.candidates[r.estimate_index] : NULL;
+    size_t failed = 0;
+    for (size_t i = 0; i < r.space.count; i++)
+        failed += r.candidates[i].checked && !r.candidates[i].correct;
+
+    /* Store first, so the report can say where (or why not). */
+    wisdom_entry e;
+    tuner_wisdom_entry(p, &cls, &r, &e);
+    wisdom_set one = {.entries = &e, .count = 1, .capacity = 1};
+    attn_error werr = {0};
+    bool stored = store && wisdom_merge_into_file(path, &one, &werr) == ATTN_OK;
+
+    char best_text[200], est_text[200], best_ms[32], est_ms[32];
+    tuner_config_format(&best->config, best_text, sizeof best_text);
+    tuner_config_format(&r.estimate, est_text, sizeof est_text);
+    format_ms(best_ms, sizeof best_ms, best->timing.median);
+    const bool est_timed = est && est->timed;
+    const double est_slower = est_timed ? 100.0 * (est->timing.median / best->timing.median - 1)
+                                        : NAN;
+    if (est_timed)
+        format_ms(est_ms, sizeof est_ms, est->timing.median);
+
+    int status = CLI_EXIT_OK;
+    if (s->format == CLI_FORMAT_JSON || s->output) {
+        json_t *cands = json_array();
+        for (size_t i = 0; cands && i < r.space.count; i++)
+            if (r.candidates[i].timed)
+                json_array_append_new(cands, candidate_json(&r.candidates[i], flops));
+        json_t *rejected = json_array(); /* what failed the correctness check, and why */
+        for (size_t i = 0; rejected && i < r.space.count; i++)
+            if (r.candidates[i].checked && !r.candidates[i].correct)
+                json_array_append_new(rejected, json_pack("{s:s, s:o, s:s}", "variant",
+                                                          variant_name(r.candidates[i].config.variant),
+                                                          "params", params_json(&r.candidates[i].config),
+                                                          "why", r.candidates[i].why));
+        json_t *root = json_pack(
+            "{s:o, s:s, s:f, s:f, s:b, s:I, s:I, s:I, s:o, s:o, s:{s:s, s:o, s:o, s:o}, s:o, s:o, "
+            "s:{s:s, s:b, s:s}}",
+            "problem", class_json(&cls), "strategy",
+            opt.strategy == TUNER_FAST ? "fast" : "exhaustive", "budget_s", opt.budget_seconds,
+            "seconds", r.seconds, "budget_exhausted", r.budget_exhausted, "space_size",
+            (json_int_t)r.space.count, "timed", (json_int_t)r.timed, "failed_check",
+            (json_int_t)failed, "failed", rejected, "best", candidate_json(best, flops), "estimate", "variant",
+            variant_name(r.estimate.variant), "params", params_json(&r.estimate), "median_s",
+            est_timed ? json_real(est->timing.median) : json_null(), "slower_pct",
+            cli_json_real(est_slower), "estimate_slower_pct", cli_json_real(est_slower),
+            "candidates", cands, "wisdom", "path", path, "stored", stored, "error",
+            stored || !store ? "" : werr.message);
+        *doc = root;
+        if (!root)
+            status = cli_error("tune", "out of memory");
+    }
+    if (s->format != CLI_FORMAT_JSON && status != CLI_EXIT_USAGE) {
+        print_tune_table(&r, flops, (int)top);
+        printf("timed %zu of %zu configurations (%.1f%%) in %.1f s%s", r.timed, r.space.count,
+               100.0 * (double)r.timed / (double)r.space.count, r.seconds,
+               r.budget_exhausted ? " (budget exhausted: best so far)" : "");
+        if (failed)
+            printf("; %zu failed their correctness check", failed);
+        printf("\n");
+        char line[600];
+        if (est_timed)
+            snprintf(line, sizeof line, "estimate: %s ms (%s), tuned best: %s ms (%s), estimate "
+                     "is %.1f%% slower", est_ms, est_text, best_ms, best_text, est_slower);
+        else
+            snprintf(line, sizeof line, "estimate: %s was not timed (outside --variant), tuned "
+                     "best: %s ms (%s)", est_text, best_ms, best_text);
+        cli_print_wrapped(stdout, 10, 0, line);
+        if (stored)
+            printf("wisdom: stored in %s\n", path);
+        status = CLI_EXIT_OK;
+    }
+    if (store && !stored) {
+        cli_error("tune", "wisdom not stored: %s", werr.message);
+        status = CLI_EXIT_USAGE;
+    }
+    tuner_result_free(&r);
+    return status;
+}
+
 int cli_tune(int argc, char **argv)
 {
     /* static: the model's slopes and sinks live as long as the process (the problem and the
@@ -304,6 +422,11 @@ int cli_tune(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     if (compare_count > 0) {
+        if (s.threads.count > 1) {
+            free(compare);
+            return cli_error("tune", "--compare times its configurations side by side at one "
+                             "--threads count, not %d", s.threads.count);
+        }
         status = tune_compare(&p, &s, compare, compare_count, (int)rounds);
         free(compare);
         return status;
@@ -312,84 +435,27 @@ int cli_tune(int argc, char **argv)
     if (opt.only_variant && !variants_runnable(opt.only_variant))
         return CLI_EXIT_USAGE;
 
-    opt.threads = (int)s.threads;
-    opt.max_rel_err = s.max_rel_err;
-    progress_state ps;
-    progress_init(&ps, "tune");
-    opt.progress = quiet ? NULL : show_progress;
-    opt.progress_ctx = &ps;
-    tuner_class cls;
-    tuner_class_of(&p, (int)s.threads, s.max_rel_err, &cls);
-    char what[200], path[4096];
-    tuner_class_format(&cls, what, sizeof what);
-    attn_wisdom_file(path, sizeof path);
-    if (s.format == CLI_FORMAT_TEXT)
-        printf("tune %s: strategy %s, budget %.3g s\n", what,
-               opt.strategy == TUNER_FAST ? "fast" : "exhaustive", opt.budget_seconds);
-    fflush(stdout);
-
-    tuner_result r;
-    attn_error err;
+    /* Every count of --threads in turn, each stored as its own wisdom (keyed by threads); one
+     * document for one count, {"kind": "tune", "threads", "tunes": [...]} for several. */
     json_t *conditions = cli_conditions_start();
     cli_conditions_warn("tune", conditions);
-    attn_status st = tuner_run(&p, &opt, &r, &err);
-    progress_end(&ps);
-    cli_conditions_end(conditions);
-    if (st != ATTN_OK) {
-        json_decref(conditions);
-        return cli_error("tune", "%s", err.message);
-    }
-
-    const double flops = attn_problem_flops(&p);
-    const tuner_candidate *best = &r.candidates[r.best];
-    const tuner_candidate *est = r.estimate_index >= 0 ? &r.candidates[r.estimate_index] : NULL;
-    size_t failed = 0;
-    for (size_t i = 0; i < r.space.count; i++)
-        failed += r.candidates[i].checked && !r.candidates[i].correct;
-
-    /* Store first, so the report can say where (or why not). */
-    wisdom_entry e;
-    tuner_wisdom_entry(&p, &cls, &r, &e);
-    wisdom_set one = {.entries = &e, .count = 1, .capacity = 1};
-    attn_error werr = {0};
-    bool stored = store && wisdom_merge_into_file(path, &one, &werr) == ATTN_OK;
-
-    char best_text[200], est_text[200], best_ms[32], est_ms[32];
-    tuner_config_format(&best->config, best_text, sizeof best_text);
-    tuner_config_format(&r.estimate, est_text, sizeof est_text);
-    format_ms(best_ms, sizeof best_ms, best->timing.median);
-    const bool est_timed = est && est->timed;
-    const double est_slower = est_timed ? 100.0 * (est->timing.median / best->timing.median - 1)
-                                        : NAN;
-    if (est_timed)
-        format_ms(est_ms, sizeof est_ms, est->timing.median);
-
+    json_t *tunes = json_array();
     status = CLI_EXIT_OK;
-    if (s.format == CLI_FORMAT_JSON || s.output) {
-        json_t *cands = json_array();
-        for (size_t i = 0; cands && i < r.space.count; i++)
-            if (r.candidates[i].timed)
-                json_array_append_new(cands, candidate_json(&r.candidates[i], flops));
-        json_t *rejected = json_array(); /* what failed the correctness check, and why */
-        for (size_t i = 0; rejected && i < r.space.count; i++)
-            if (r.candidates[i].checked && !r.candidates[i].correct)
-                json_array_append_new(rejected, json_pack("{s:s, s:o, s:s}", "variant",
-                                                          variant_name(r.candidates[i].config.variant),
-                                                          "params", params_json(&r.candidates[i].config),
-                                                          "why", r.candidates[i].why));
-        json_t *root = json_pack(
-            "{s:o, s:s, s:f, s:f, s:b, s:I, s:I, s:I, s:o, s:o, s:{s:s, s:o, s:o, s:o}, s:o, s:o, "
-            "s:{s:s, s:b, s:s}}",
-            "problem", class_json(&cls), "strategy",
-            opt.strategy == TUNER_FAST ? "fast" : "exhaustive", "budget_s", opt.budget_seconds,
-            "seconds", r.seconds, "budget_exhausted", r.budget_exhausted, "space_size",
-            (json_int_t)r.space.count, "timed", (json_int_t)r.timed, "failed_check",
-            (json_int_t)failed, "failed", rejected, "best", candidate_json(best, flops), "estimate", "variant",
-            variant_name(r.estimate.variant), "params", params_json(&r.estimate), "median_s",
-            est_timed ? json_real(est->timing.median) : json_null(), "slower_pct",
-            cli_json_real(est_slower), "estimate_slower_pct", cli_json_real(est_slower),
-            "candidates", cands, "wisdom", "path", path, "stored", stored, "error",
-            stored || !store ? "" : werr.message);
+    for (int t = 0; tunes && status == CLI_EXIT_OK && t < s.threads.count; t++) {
+        json_t *doc = NULL;
+        if (t > 0 && s.format == CLI_FORMAT_TEXT)
+            printf("\n");
+        status = tune_one(&p, &s, opt, (int)s.threads.value[t], (int)top, store, quiet, &doc);
+        if (doc && json_array_append_new(tunes, doc) != 0)
+            status = cli_error("tune", "out of memory");
+    }
+    cli_conditions_end(conditions);
+    if (!tunes)
+        status = cli_error("tune", "out of memory");
+    if (status == CLI_EXIT_OK && (s.format == CLI_FORMAT_JSON || s.output)) {
+        json_t *root = json_array_size(tunes) == 1 ? json_incref(json_array_get(tunes, 0))
+                       : json_pack("{s:s, s:o, s:O}", "kind", "tune", "threads",
+                                   threads_json(&s.threads), "tunes", tunes);
         const bool stamped = cli_document_stamp(root, &p, conditions);
         conditions = NULL;
         status = !stamped ? cli_error("tune", "out of memory")
@@ -399,32 +465,8 @@ int cli_tune(int argc, char **argv)
                      : cli_error("tune", "output error");
         json_decref(root);
     }
-    if (s.format != CLI_FORMAT_JSON && status != CLI_EXIT_USAGE) {
-        print_tune_table(&r, flops, (int)top);
-        printf("timed %zu of %zu configurations (%.1f%%) in %.1f s%s", r.timed, r.space.count,
-               100.0 * (double)r.timed / (double)r.space.count, r.seconds,
-               r.budget_exhausted ? " (budget exhausted: best so far)" : "");
-        if (failed)
-            printf("; %zu failed their correctness check", failed);
-        printf("\n");
-        char line[600];
-        if (est_timed)
-            snprintf(line, sizeof line, "estimate: %s ms (%s), tuned best: %s ms (%s), estimate "
-                     "is %.1f%% slower", est_ms, est_text, best_ms, best_text, est_slower);
-        else
-            snprintf(line, sizeof line, "estimate: %s was not timed (outside --variant), tuned "
-                     "best: %s ms (%s)", est_text, best_ms, best_text);
-        cli_print_wrapped(stdout, 10, 0, line);
-        if (stored)
-            printf("wisdom: stored in %s\n", path);
-        status = CLI_EXIT_OK;
-    }
-    if (store && !stored) {
-        cli_error("tune", "wisdom not stored: %s", werr.message);
-        status = CLI_EXIT_USAGE;
-    }
+    json_decref(tunes);
     json_decref(conditions); /* NULL when the JSON document took it */
-    tuner_result_free(&r);
     return status;
 }
 

@@ -17,14 +17,9 @@ int shape_option(const char *cmd, int o, const char *value, const cli_option *op
     if (o < CLI_SHAPE_OPTION_COUNT)
         return cli_shape_option(cmd, o, value, false, &s->flags);
     switch (o) {
-    case O_THREADS:
-        if (strchr(value, ',')) {
-            cli_error(cmd, "--threads takes one count here, not '%s' (%s once per count)",
-                      value, cmd);
-            return -1;
-        }
-        return cli_parse_int64(cmd, options[o].name, value, 0, ATTN_MAX_THREADS, &s->threads)
-                   ? 1 : -1;
+    case O_THREADS: /* a list, as run's and sweep's: each count in turn */
+        return cli_parse_int_list(cmd, options[o].name, value, 0, ATTN_MAX_THREADS,
+                                  &s->threads) ? 1 : -1;
     case O_DTYPE:
         return cli_parse_dtype(cmd, value, &s->dtype) ? 1 : -1;
     case O_MAX_REL_ERR: {
@@ -79,8 +74,8 @@ bool shape_problem(const char *cmd, shape_config *s, attn_problem *p)
         return false;
     if (!cli_model_apply(cmd, &s->model, p))
         return false;
-    if (s->threads == 0)
-        s->threads = attn_default_threads();
+    if (!cli_resolve_threads(cmd, &s->threads))
+        return false;
     attn_error err;
     if (s->wisdom && attn_wisdom_set_file(s->wisdom, &err) != ATTN_OK) {
         cli_error(cmd, "%s", err.message);

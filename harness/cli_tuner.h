@@ -21,7 +21,8 @@ enum {
     [O_MAX_REL_ERR] = {"max-rel-err", "X",                                                      \
                        "accuracy bound: variants computing in bf16 may be chosen when their "   \
                        "error measured on this problem is <= X (default: float32 compute only)"},\
-    [O_THREADS] = {"threads", "N", "threads per run; 0: the library's default (default 0)"},    \
+    [O_THREADS] = {"threads", "N,N,...",                                                        \
+                   "thread counts, each in turn; 0: the library's default (default 0)"},        \
     [O_WISDOM] = {"wisdom", "FILE", "wisdom file (default $ATTN_WISDOM, else the XDG cache)"},  \
     [O_FORMAT] = {"format", "text|json", "output format (default text)"},                       \
     [O_OUTPUT] = {"output", "FILE", "also write the JSON document to FILE, also -o"},          \
@@ -30,7 +31,7 @@ enum {
 
 typedef struct shape_config {
     cli_shape_flags flags;
-    int64_t threads; /* 0: not given */
+    cli_int_list threads; /* --threads as given (0: the default); shape_problem resolves it */
     attn_dtype dtype;
     double max_rel_err; /* 0: float32 compute only */
     const char *wisdom;

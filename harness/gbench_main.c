@@ -168,8 +168,11 @@ static void print_help(void)
            "Counters: gflops (from wall-clock time), max_rel_err, bytes (Q, K, V, O per call).\n"
            "\noptions:\n"
            "  --quick                  the small shape set (for CI)\n"
-           "  --threads N              library threads per call, 1..%d (default 1)\n"
+           "  --threads N,N,...        library threads per call, 1..%d, each count its own\n"
+           "                           benchmarks (default 1)\n"
            "  --variant LIST           comma list of variants (default: every supported one)\n"
+           "  --wide                   Google Benchmark's console table (CPU time, every\n"
+           "                           counter, full names) instead of the 100-column one\n"
            "  --help                   this help\n"
            "and the shape flags of run, tune, plan and sweep (--shape NAME, --batch, --heads,\n"
            "--kv-heads, --len, --len-q, --len-kv, --dim, --scale, --causal): one shape of their\n"
@@ -219,10 +222,10 @@ static bool parse_fraction(const char *text, double *out)
     return true;
 }
 
-static void add_context(int threads, bool quick)
+static void add_context(const cli_int_list *threads, bool quick)
 {
     const attn_cpu *cpu = attn_cpu_get();
-    char text[64];
+    char text[CLI_INT_LIST_TEXT];
     gbench_add_context("attnbench_version", ATTN_VERSION_STRING);
     gbench_add_context("attnbench_machine_id", attn_machine_id());
     gbench_add_context("attnbench_cpu", cpu->model_name);
@@ -230,7 +233,7 @@ static void add_context(int threads, bool quick)
     gbench_add_context("attnbench_buildtype", ATTN_BUILD_TYPE);
     gbench_add_context("attnbench_c_args", ATTN_BUILD_C_ARGS);
     gbench_add_context("attnbench_shape_set", quick ? "quick" : "standard");
-    snprintf(text, sizeof text, "%d", threads);
+    cli_int_list_format(threads, text, sizeof text); /* "1" or "1,2" */
     gbench_add_context("attnbench_threads", text);
     snprintf(text, sizeof text, "%g", planted_slowdown);
     gbench_add_context("attnbench_planted_slowdown", text);
@@ -248,9 +251,15 @@ int main(int argc, char **argv)
             gbench_initialize(&help_argc, help_argv);
             return 0;
         }
+    /* The console table is attnbench-gbench's narrow one unless --wide or another
+     * --benchmark_format (read before Initialize takes the --benchmark_* flags out of argv). */
+    bool narrow = true;
+    for (int i = 1; i < argc; i++)
+        if (!strncmp(argv[i], "--benchmark_format=", 19) && strcmp(argv[i] + 19, "console"))
+            narrow = false;
     gbench_initialize(&argc, argv); /* takes the --benchmark_* flags out of argv */
     bool quick = false, custom = false;
-    long threads = 1;
+    cli_int_list threads = {{1}, 1};
     const char *variants = NULL;
     cli_shape_flags shape_flags;
     cli_shape_flags_init(&shape_flags);
@@ -270,6 +279,8 @@ int main(int argc, char **argv)
             custom = true;
         } else if (!strcmp(arg, "--quick")) {
             quick = true;
+        } else if (!strcmp(arg, "--wide")) {
+            narrow = false;
         } else if (!strcmp(arg, "--threads") || !strcmp(arg, "--variant")) {
             if (i + 1 == argc)
                 return usage_error("option '%s' needs a value", arg);
@@ -278,17 +289,16 @@ int main(int argc, char **argv)
                 variants = value;
                 continue;
             }
-            char *end;
-            errno = 0;
-            threads = strtol(value, &end, 10);
-            if (!value[0] || *end || errno || threads < 1 || threads > ATTN_MAX_THREADS)
-                return usage_error("--threads: '%s' is not an integer in 1..1024", value);
+            /* a list, as every shape-taking command's: each count its own benchmarks (/tN) */
+            if (!cli_parse_int_list("gbench", "threads", value, 1, ATTN_MAX_THREADS, &threads))
+                return 2;
         } else {
-            const char *known[CLI_SHAPE_OPTION_COUNT + 4] = {"quick", "threads", "variant", "help"};
+            const char *known[CLI_SHAPE_OPTION_COUNT + 5] = {"quick", "threads", "variant",
+                                                             "wide", "help"};
             for (int k = 0; k < CLI_SHAPE_OPTION_COUNT; k++)
-                known[4 + k] = cli_shape_options[k].name;
+                known[5 + k] = cli_shape_options[k].name;
             const char *near = arg[0] == '-' && arg[1] == '-'
-                                   ? cli_nearest_name(arg + 2, known, CLI_SHAPE_OPTION_COUNT + 4)
+                                   ? cli_nearest_name(arg + 2, known, CLI_SHAPE_OPTION_COUNT + 5)
                                    : NULL;
             if (near) {
                 fprintf(stderr, "attnbench-gbench: unknown argument '%s'; did you mean --%s?\n",
@@ -337,7 +347,8 @@ int main(int argc, char **argv)
     }
     const int variant_count = attn_variant_count();
     shape_data *shapes = calloc((size_t)attn_named_shape_count, sizeof *shapes);
-    bench *benches = calloc((size_t)variant_count * (size_t)attn_named_shape_count,
+    bench *benches = calloc((size_t)variant_count * (size_t)attn_named_shape_count *
+                                (size_t)threads.count,
                             sizeof *benches);
     if (!shapes || !benches) {
         free(shapes);
@@ -362,17 +373,18 @@ int main(int argc, char **argv)
         attn_variant_info info;
         if (!attn_variant_get(i, &info) || !info.supported || !in_list(variants, info.name))
             continue;
-        for (int s = 0; s < shape_count; s++) {
+        for (int s = 0; s < shape_count * threads.count; s++) {
             bench *b = &benches[count];
-            const attn_named_shape *d = shapes[s].def;
+            const long count_of_threads = (long)threads.value[s % threads.count];
+            const attn_named_shape *d = shapes[s / threads.count].def;
             attn_error err;
-            b->shape = &shapes[s];
+            b->shape = &shapes[s / threads.count];
             b->variant = info.name; /* the registry's own string, stable */
             b->tolerance = info.tolerance;
-            if (attn_variant_default_params(info.name, &shapes[s].problem, &b->params, &err) !=
-                    ATTN_OK ||
-                (b->params.threads = (int32_t)threads,
-                 attn_params_check(info.name, &shapes[s].problem, &b->params, &err) != ATTN_OK)) {
+            const attn_problem *problem = &b->shape->problem;
+            if (attn_variant_default_params(info.name, problem, &b->params, &err) != ATTN_OK ||
+                (b->params.threads = (int32_t)count_of_threads,
+                 attn_params_check(info.name, problem, &b->params, &err) != ATTN_OK)) {
                 fprintf(stderr, "attnbench-gbench: skipping %s on %s: %s\n", info.name, d->kind,
                         err.message);
                 continue;
@@ -380,7 +392,7 @@ int main(int argc, char **argv)
             snprintf(b->name, sizeof b->name, "%s/%s/B%lld.Hq%lld.Hkv%lld.Lq%lld.Lk%lld.d%lld/t%ld",
                      info.name, d->kind, (long long)d->batch, (long long)d->heads_q,
                      (long long)d->heads_kv, (long long)d->len_q, (long long)d->len_kv,
-                     (long long)d->head_dim, threads);
+                     (long long)d->head_dim, count_of_threads);
             if (!gbench_register(b->name, run_bench, b)) {
                 free(shapes);
                 free(benches);
@@ -389,8 +401,8 @@ int main(int argc, char **argv)
             count++;
         }
     }
-    add_context((int)threads, quick);
-    const size_t ran = gbench_run();
+    add_context(&threads, quick);
+    const size_t ran = gbench_run(narrow);
     gbench_shutdown();
     for (int i = 0; i < count; i++)
         free(benches[i].o);

@@ -36,8 +36,12 @@ bool gbench_register(const char *name, gbench_fn fn, void *arg);
 /* A key/value pair for the "context" block of the JSON output (AddCustomContext). */
 void gbench_add_context(const char *key, const char *value);
 /* Runs the benchmarks the --benchmark_filter flag selects, reporting as the flags say
- * (console, --benchmark_format=json, --benchmark_out=FILE). Returns how many ran. */
-size_t gbench_run(void);
+ * (console, --benchmark_format=json, --benchmark_out=FILE). narrow: the console table is
+ * attnbench-gbench's own, within 100 columns (name, time, iterations, GFLOP/s, oracle error;
+ * the caller passes it only when the display format is console); false: Google Benchmark's
+ * reporter for the format. --benchmark_out files are the library's either way. Returns how
+ * many ran. */
+size_t gbench_run(bool narrow);
 void gbench_shutdown(void);
 
 /* Inside a callback. */

@@ -358,6 +358,7 @@ int result_file_read(const char *path, const provenance *given, result_file *f)
     const json_t *benchmarks = json_object_get(f->root, "benchmarks");
     const json_t *best = json_object_get(f->root, "best");
     const json_t *problem = json_object_get(f->root, "problem");
+    const json_t *tunes = json_object_get(f->root, "tunes");
     int status;
     if (json_is_array(results)) {
         const char *kind = string_or(json_object_get(f->root, "kind"), "run");
@@ -370,9 +371,22 @@ int result_file_read(const char *path, const provenance *given, result_file *f)
     } else if (json_is_object(best) && json_is_object(problem)) {
         f->kind = "tune";
         status = read_tune(f, problem, best);
+    } else if (json_is_array(tunes) && json_array_size(tunes) > 0) {
+        /* tune --threads N,M,...: one tune per count */
+        f->kind = "tune";
+        status = -1;
+        for (size_t i = 0; status < 0 && i < json_array_size(tunes); i++) {
+            const json_t *one = json_array_get(tunes, i);
+            const json_t *b = json_object_get(one, "best"), *pr = json_object_get(one, "problem");
+            status = json_is_object(b) && json_is_object(pr)
+                         ? read_tune(f, pr, b)
+                         : cli_error(cmd, "%s: tunes[%zu] has no \"best\" and \"problem\"",
+                                     path, i);
+        }
     } else {
         return cli_error(cmd, "%s: not a result file: no \"results\" (run, sweep), "
-                         "\"benchmarks\" (attnbench-gbench, perf-ab) or \"best\" (tune)", path);
+                         "\"benchmarks\" (attnbench-gbench, perf-ab) or \"best\"/\"tunes\" (tune)",
+                         path);
     }
     if (status < 0)
         status = read_provenance(f, given);

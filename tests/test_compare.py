@@ -398,7 +398,9 @@ def test_wide_spread_inconclusive():
         strict = compare(base, new, "--fail-on", "inconclusive")
         check(strict.returncode == 1, f"--fail-on inconclusive: exit {strict.returncode}")
     text = run(["compare", base, new])
-    check("inconclusive: neither" in text.stdout and "unchanged: the interval" in text.stdout,
+    flat = " ".join(text.stdout.split())  # the header wraps to 100 columns anywhere
+    check("inconclusive: neither" in flat and "unchanged: the interval" in flat
+          and "95% intervals" in flat,
           f"text header states the rule: {text.stdout[:400]}")
     rng = np.random.default_rng(5)
     tight = draw(rng, bench, 10, 0.002)
@@ -408,6 +410,35 @@ def test_wide_spread_inconclusive():
     check(set(v.values()) == {"unchanged"}, f"tight equal samples: {doc['summary']}")
     bad = compare(base, new, "--fail-on", "never")
     check(bad.returncode == 2 and "--fail-on" in bad.stderr, f"bad --fail-on: {bad.stderr}")
+
+
+def test_confidence():
+    """--confidence sets the intervals' level (perf-ab's interim looks ask for a wider one): the
+    same samples get a wider interval at 99.9% than at 95%, stated in the JSON and the header;
+    samples unchanged at 95% but near the threshold become inconclusive at a high level; a
+    level outside (0, 100) is exit 2."""
+    bench = matrix(6)
+    rng = np.random.default_rng(11)
+    base = write("conf-base.json", gbench_doc(draw(rng, bench, 6, 0.01)))
+    new = write("conf-new.json", gbench_doc(draw(rng, bench, 6, 0.01, {n: 0.02 for n in bench})))
+    at95 = json.loads(compare(base, new).stdout)
+    at999 = json.loads(compare(base, new, "--confidence", "99.9").stdout)
+    check(at95["confidence"] == 0.95 and at999["confidence"] == 0.999,
+          f"confidence fields: {at95['confidence']}, {at999['confidence']}")
+    wider = {b["name"]: b for b in at999["benchmarks"]}  # rows are ordered by verdict
+    for b95 in at95["benchmarks"]:
+        b999 = wider[b95["name"]]
+        check(b999["ci_low"] < b95["ci_low"] and b999["ci_high"] > b95["ci_high"]
+              and b999["p"] == b95["p"], f"{b95['name']}: 99.9% interval not wider")
+    check(at999["summary"]["unchanged"] < at95["summary"]["unchanged"],
+          f"unchanged at 95% {at95['summary']}, at 99.9% {at999['summary']}")
+    text = run(["compare", "--confidence", "99%", base, new])
+    check(text.returncode == 0 and "99% intervals" in text.stdout and "99% CI" in text.stdout,
+          f"--confidence 99%: {text.stdout[:300]}")
+    for bad_level in ("100", "0", "x"):
+        bad = compare(base, new, "--confidence", bad_level)
+        check(bad.returncode == 2 and "--confidence" in bad.stderr,
+              f"--confidence {bad_level}: exit {bad.returncode} {bad.stderr}")
 
 
 # ---- attnbench-gbench ---------------------------------------------------------------------------
@@ -477,7 +508,7 @@ def test_gbench_smoke():
 tests = [test_shift_detected, test_whole_matrix_shift, test_no_shift, test_many_unchanged,
          test_improvement, test_outlier_and_small_shift, test_paired_drift, test_bad_files,
          test_partial_files, test_strict_records, test_machine_ids, test_run_save,
-         test_wide_spread_inconclusive]
+         test_wide_spread_inconclusive, test_confidence]
 if GBENCH:
     tests.append(test_gbench_smoke)
 for t in tests:

@@ -135,9 +135,27 @@ class Grammar(unittest.TestCase):
                 r = attnbench(command, "--len", "8,16")
                 self.assertEqual(r.returncode, 2)
                 self.assertIn("takes one value", r.stderr)
-        r = attnbench("tune", "--threads", "1,2")
+        # --threads takes a list everywhere (run, sweep, tune, plan): each count in turn, one
+        # document per count inside the command's document.
+        small = ["--len", "16", "--dim", "8", "--heads", "2", "--format", "json"]
+        for command, extra, key in (("tune", ["--variant", "naive", "--budget", "0.2",
+                                              "--no-store", "--quiet"], "tunes"),
+                                    ("plan", [], "plans")):
+            with self.subTest(command=command, what="thread list"):
+                r = attnbench(command, *small, *extra, "--threads", "1,2")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                doc = json.loads(r.stdout)
+                self.assertEqual(doc["threads"], [1, 2])
+                counts = [d["problem"]["threads"] if command == "tune" else d["threads"]
+                          for d in doc[key]]
+                self.assertEqual(counts, [1, 2])
+                self.assertIn("machine", doc)
+                r = attnbench(command, *small, *extra, "--threads", "1,1")
+                self.assertEqual(r.returncode, 2)
+                self.assertIn("given twice", r.stderr)
+        r = attnbench("tune", "--compare", "naive", "--threads", "1,2")
         self.assertEqual(r.returncode, 2)
-        self.assertIn("one count", r.stderr)
+        self.assertIn("one --threads count", r.stderr)
 
     def test_nearest_name_is_suggested(self):
         for command, typo, near in (("run", "--lenn", "--len"), ("tune", "--threds", "--threads"),
@@ -178,6 +196,21 @@ class Output(unittest.TestCase):
                 self.assertLessEqual(self.widest(r.stdout), 100, r.stdout)
         # --wide: the full table.
         self.assertGreater(self.widest(attnbench("list", "--wide").stdout), 100)
+        if GBENCH:
+            # attnbench-gbench's table is as wide as the longest name registered: the standard
+            # set's (all variants), one cheap benchmark run.
+            gbench = [*WRAPPER, GBENCH, "--benchmark_filter=^streaming/decode/",
+                      "--benchmark_min_time=0.001"]
+            for wide in (False, True):
+                with self.subTest(gbench_wide=wide):
+                    r = subprocess.run(gbench + ["--wide"] * wide, capture_output=True,
+                                       text=True, timeout=300, env=ENV)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertIn("streaming/decode/", r.stdout)
+                    if wide:
+                        self.assertGreater(self.widest(r.stdout), 100, r.stdout)
+                    else:
+                        self.assertLessEqual(self.widest(r.stdout), 100, r.stdout)
 
     def test_records_carry_spread_and_conditions(self):
         small = ["--len", "16", "--dim", "8", "--heads", "2", "--variant", "naive", "--quiet"]
