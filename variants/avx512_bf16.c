@@ -22,8 +22,10 @@
  * Prefill (rows per group > dec). The query rows of a task group are flattened over the query
  * heads of the GQA group (attn_group_rows_of). A block of bq rows is split into tiles of 32;
  * each tile's Q is packed once as pairs transposed, QP[p][32]. The keys are walked in blocks of
- * bk; each block's K and V are packed ONCE per block of query rows (reused by every tile and
- * every query head of the group) in tiles of 8 keys:
+ * bk; K and V are packed once per group (reused by every block of query rows, every tile and
+ * every query head of the group: a tile is packed the first time a block needs it), or, when
+ * the group's packed K/V would pass PACK_ONCE_MAX_BYTES, once per key block and block of query
+ * rows; in tiles of 8 keys:
  *   KP[tile][p][8]    the 8 keys' pairs p side by side (one 32-byte line per p),
  *   VP[tile][4][d]    for key pair i of the tile, (V[2i][c], V[2i+1][c]) for every c.
  * Keys past the block's end are packed as zeros. Per 32-query × 8-key tile:
@@ -80,8 +82,8 @@
  *
  * Layout: head_dim contiguous (the contract); any batch/head/seq strides. Workspace (64-byte
  * aligned): packed QP, Oᵀ, per-row m, l, key limits and mask offsets, the packed K/V block and
- * the decode buffers; it depends on bq, bk (capped at Lk), dec and d, and does not grow with
- * Lk. */
+ * the decode buffers; it depends on bq, bk (capped at Lk), dec and d, and grows with Lk (4·d
+ * bytes per key) only up to PACK_ONCE_MAX_BYTES (packed once per group). */
 #include "avx512_common.h"
 #include "tile_rows.h"
 
@@ -112,7 +114,9 @@ static const attn_param_info bf16_params[] = {
 /* ---- workspace ---------------------------------------------------------------------------- */
 
 typedef struct ws_layout {
-    size_t qp, ot, kp, vp, vbad;                            /* prefill */
+    size_t qp, ot, kp, vp, vbad, done;                      /* prefill */
+    int64_t packed_keys; /* keys the K/V buffers hold: the group's (packed once) or a block's */
+    bool pack_once;
     row_parts rows;  /* m, l, limits, mask offsets (prefill); window, ALiBi (both paths) */
     size_t dq, dk, dv, dec_o, dec_t, dec_l, dec_m, dec_lim; /* decode */
     size_t total;
@@ -126,11 +130,29 @@ static int64_t block_keys(const attn_problem *p, const int32_t *v)
     return v[P_BK] < all ? v[P_BK] : all;
 }
 
+/* Packed K/V bytes up to which a group's keys are packed once for all its query blocks. Beyond
+ * it (2^22 keys·d: 32768 keys at d = 128), each block of query rows repacks each key block, as
+ * reading the packed bf16 again costs less than reading the source and converting it, but the
+ * workspace should not grow without bound with Lk. */
+#define PACK_ONCE_MAX_BYTES ((int64_t)16 << 20)
+
+/* Whether the prefill packs every key of a group (rounded up to a tile) once, for all its
+ * blocks of query rows: when the group has more than one block and they fit
+ * PACK_ONCE_MAX_BYTES (4·d bytes per key); else one block of keys is repacked per block. */
+static bool packs_once(const attn_problem *p, const int32_t *v)
+{
+    const int64_t group_rows = p->heads_q / p->heads_kv;
+    return p->len_q > v[P_BQ] / group_rows && /* more than one block of rows */
+           round_up(p->len_kv, TILE_K) <= PACK_ONCE_MAX_BYTES / (4 * round_up(p->head_dim, 2));
+}
+
 static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
 {
     memset(w, 0, sizeof *w);
     const size_t d = (size_t)p->head_dim, dp = (d + 1) / 2;
-    const size_t bq = (size_t)v[P_BQ], bk = (size_t)block_keys(p, v), dec = (size_t)v[P_DEC];
+    w->pack_once = packs_once(p, v);
+    w->packed_keys = w->pack_once ? round_up(p->len_kv, TILE_K) : block_keys(p, v);
+    const size_t bq = (size_t)v[P_BQ], bk = (size_t)w->packed_keys, dec = (size_t)v[P_DEC];
     const size_t d32 = (size_t)round_up(p->head_dim, 32);
     size_t bq_d, bq_dp, bk_d, bk_dp, dec_d32;
     if (__builtin_mul_overflow(bq, d, &bq_d) || __builtin_mul_overflow(bq, dp, &bq_dp) ||
@@ -143,6 +165,7 @@ static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
            add_part(&w->kp, &w->total, bk_dp, sizeof(uint32_t)) &&
            add_part(&w->vp, &w->total, bk_d, sizeof(uint16_t)) &&
            add_part(&w->vbad, &w->total, bk / TILE_K, sizeof(bool)) &&
+           add_part(&w->done, &w->total, bk / TILE_K, sizeof(bool)) &&
            add_part(&w->dq, &w->total, dec_d32, sizeof(uint16_t)) &&
            add_part(&w->dk, &w->total, DEC_K * d32, sizeof(uint16_t)) &&
            add_part(&w->dv, &w->total, DEC_K * d32, sizeof(uint16_t)) &&
@@ -463,43 +486,69 @@ static inline const char *row_of(const run_ctx *x, char tensor, int64_t j)
     return tensor == 'k' ? x->k + j * x->k_seq : x->v + j * x->v_seq;
 }
 
-/* K and V of keys [k0, k1) into KP and VP tiles (keys up to the next multiple of 8 as zeros);
- * bad[tile] tells whether the tile's V holds an inf or NaN. */
-static void pack_kv(const run_ctx *x, int64_t k0, int64_t k1, uint32_t *kp, uint32_t *vp,
-                    bool *bad)
+/* K and V of the nk keys from j0 (nk <= TILE_K) into one KP and one VP tile (keys past nk as
+ * zeros). Returns whether the tile's V holds an inf or NaN. */
+static bool pack_kv_tile(const run_ctx *x, int64_t j0, int nk, uint32_t *kt, uint32_t *vt)
 {
     const int64_t d = x->d, dp = x->dp, es = x->dt == ATTN_F32 ? 4 : 2;
-    for (int64_t j0 = k0, tile = 0; j0 < k1; j0 += TILE_K, tile++) {
-        const int nk = k1 - j0 < TILE_K ? (int)(k1 - j0) : TILE_K;
-        uint32_t *kt = kp + tile * dp * TILE_K, *vt = vp + tile * KPAIRS * d;
-        const char *rows[TILE_K];
+    const char *rows[TILE_K];
+    for (int j = 0; j < TILE_K; j++)
+        rows[j] = j < nk ? row_of(x, 'k', j0 + j) : NULL;
+    for (int64_t c0 = 0; c0 < d; c0 += 32) {
+        __m512i r[TILE_K]; /* 16 pairs of each key, zeros past d and for missing keys */
         for (int j = 0; j < TILE_K; j++)
-            rows[j] = j < nk ? row_of(x, 'k', j0 + j) : NULL;
-        for (int64_t c0 = 0; c0 < d; c0 += 32) {
-            __m512i r[TILE_K]; /* 16 pairs of each key, zeros past d and for missing keys */
-            for (int j = 0; j < TILE_K; j++)
-                r[j] = rows[j] ? load_bf16x32(rows[j] + c0 * es, d - c0, x->dt)
-                               : _mm512_setzero_si512();
-            transpose_pairs_8x16(r);
-            for (int m = 0; m < 8; m++) { /* r[m]: pairs c0/2 + 2m and + 2m + 1 of the 8 keys */
-                const int64_t left = dp - c0 / 2 - 2 * m; /* pairs left from pair c0/2 + 2m */
-                if (left > 0)
-                    _mm512_mask_storeu_epi32(kt + (c0 / 2 + 2 * m) * TILE_K,
-                                             left > 1 ? 0xffff : 0x00ff, r[m]);
-            }
+            r[j] = rows[j] ? load_bf16x32(rows[j] + c0 * es, d - c0, x->dt)
+                           : _mm512_setzero_si512();
+        transpose_pairs_8x16(r);
+        for (int m = 0; m < 8; m++) { /* r[m]: pairs c0/2 + 2m and + 2m + 1 of the 8 keys */
+            const int64_t left = dp - c0 / 2 - 2 * m; /* pairs left from pair c0/2 + 2m */
+            if (left > 0)
+                _mm512_mask_storeu_epi32(kt + (c0 / 2 + 2 * m) * TILE_K,
+                                         left > 1 ? 0xffff : 0x00ff, r[m]);
         }
-        bool nonfinite = false;
-        for (int i = 0; i < KPAIRS; i++) {
-            const char *a = 2 * i < nk ? row_of(x, 'v', j0 + 2 * i) : NULL;
-            const char *b = 2 * i + 1 < nk ? row_of(x, 'v', j0 + 2 * i + 1) : NULL;
-            for (int64_t c0 = 0; c0 < d; c0 += 16) {
-                const __m512i pr = load_key_pairs(a ? a + c0 * es : NULL, b ? b + c0 * es : NULL,
-                                                  x->dt, d - c0);
-                nonfinite |= any_nonfinite(pr);
-                _mm512_mask_storeu_epi32(vt + i * d + c0, tail_mask16(d - c0), pr);
-            }
+    }
+    bool nonfinite = false;
+    for (int i = 0; i < KPAIRS; i++) {
+        const char *a = 2 * i < nk ? row_of(x, 'v', j0 + 2 * i) : NULL;
+        const char *b = 2 * i + 1 < nk ? row_of(x, 'v', j0 + 2 * i + 1) : NULL;
+        for (int64_t c0 = 0; c0 < d; c0 += 16) {
+            const __m512i pr = load_key_pairs(a ? a + c0 * es : NULL, b ? b + c0 * es : NULL,
+                                              x->dt, d - c0);
+            nonfinite |= any_nonfinite(pr);
+            _mm512_mask_storeu_epi32(vt + i * d + c0, tail_mask16(d - c0), pr);
         }
-        bad[tile] = nonfinite;
+    }
+    return nonfinite;
+}
+
+/* The packed K/V tiles of a group: tile t holds keys base + 8t .. base + 8t + 7 (up to end).
+ * Packed once (`done` non-NULL: every key of the group fits): a tile is packed the first time a
+ * block of query rows needs it and reused by the later blocks; else base moves to each key
+ * block and its tiles are packed again for each block of query rows. */
+typedef struct packed_kv {
+    uint32_t *kp, *vp;
+    bool *bad;  /* the tile's V holds an inf or NaN */
+    bool *done; /* the tile is packed (NULL: per block) */
+    int64_t base, end;
+} packed_kv;
+
+/* Packs the tiles of keys [k0, k1) that are not packed yet (k0 - base a multiple of TILE_K).
+ * A tile packed once holds its keys up to the group's end, past k1: a later block of rows whose
+ * limit is further on (causal) finds it whole; keys past a row's limit are excluded as always. */
+static void pack_keys(const run_ctx *x, packed_kv *pk, int64_t k0, int64_t k1)
+{
+    if (!pk->done)
+        pk->base = pk->end = k0;
+    for (int64_t j0 = k0; j0 < k1; j0 += TILE_K) {
+        const int64_t tile = (j0 - pk->base) / TILE_K;
+        if (pk->done && pk->done[tile])
+            continue;
+        const int64_t end = pk->done ? pk->end : k1;
+        const int nk = end - j0 < TILE_K ? (int)(end - j0) : TILE_K;
+        pk->bad[tile] = pack_kv_tile(x, j0, nk, pk->kp + tile * x->dp * TILE_K,
+                                     pk->vp + tile * KPAIRS * x->d);
+        if (pk->done)
+            pk->done[tile] = true;
     }
 }
 
@@ -564,9 +613,13 @@ static void prefill_group(const run_ctx *x, const ws_layout *w, const attn_group
     const int64_t bq = t->params[P_BQ], bk = block_keys(t->problem, t->params), d = x->d;
     const int64_t dp = x->dp;
     char *ws = t->workspace;
-    uint32_t *qp = (uint32_t *)(ws + w->qp), *kp = (uint32_t *)(ws + w->kp);
-    uint32_t *vp = (uint32_t *)(ws + w->vp);
-    bool *bad = (bool *)(ws + w->vbad);
+    uint32_t *qp = (uint32_t *)(ws + w->qp);
+    packed_kv pk = {.kp = (uint32_t *)(ws + w->kp), .vp = (uint32_t *)(ws + w->vp),
+                    .bad = (bool *)(ws + w->vbad), .base = kr->begin, .end = kr->end};
+    if (w->pack_once && kr->end - kr->begin <= w->packed_keys) {
+        pk.done = (bool *)(ws + w->done);
+        memset(pk.done, 0, (size_t)(w->packed_keys / TILE_K));
+    }
     float *ot = (float *)(ws + w->ot);
     const row_arrays ra = row_arrays_of(ws, &w->rows);
     float *m = ra.m, *l = ra.l, *slope = ra.slope, *pos = ra.pos;
@@ -587,7 +640,10 @@ static void prefill_group(const run_ctx *x, const ws_layout *w, const attn_group
                                     : kr->begin;
         for (int64_t k0 = k_start; k0 < lim_max; k0 += bk) {
             const int64_t k1 = k0 + bk < lim_max ? k0 + bk : lim_max;
-            pack_kv(x, k0, k1, kp, vp, bad);
+            pack_keys(x, &pk, k0, k1);
+            const int64_t t0 = (k0 - pk.base) / TILE_K; /* the block's first tile */
+            const uint32_t *kp = pk.kp + t0 * dp * TILE_K, *vp = pk.vp + t0 * KPAIRS * d;
+            const bool *bad = pk.bad + t0;
             for (int64_t tile = 0; tile < tiles; tile++) {
                 const int64_t real = br.n - tile * TILE_Q < TILE_Q ? br.n - tile * TILE_Q : TILE_Q;
                 tile_ctx tc = {.qp = qp + tile * TILE_Q * dp, .ot = ot + tile * TILE_Q * d,
