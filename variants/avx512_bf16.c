@@ -263,14 +263,14 @@ static inline bool any_nonfinite(__m512i x)
     return _mm512_cmpeq_epi16_mask(_mm512_and_si512(x, e), e) != 0;
 }
 
-/* Two weight vectors (keys j, j+1) rounded to bf16 pairs; l += the rounded weights. */
+/* Two weight vectors (keys j, j+1) rounded to bf16 pairs; l += the rounded weights, as one
+ * VDPBF16PS with the pair (1, 1): the products are the weights exactly, summed in float32 as
+ * P·V sums them (one instruction in place of a widening and two adds). */
 static inline __m512bh round_weights(__m512 even, __m512 odd, __m512 *l)
 {
-    const __m512i x = interleave_halves((__m512i)_mm512_cvtne2ps_pbh(odd, even));
-    const __m512 pe = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
-    const __m512 po = _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32((int)0xffff0000u)));
-    *l = _mm512_add_ps(*l, _mm512_add_ps(pe, po));
-    return (__m512bh)x;
+    const __m512bh x = (__m512bh)interleave_halves((__m512i)_mm512_cvtne2ps_pbh(odd, even));
+    *l = _mm512_dpbf16_ps(*l, x, (__m512bh)_mm512_set1_epi32(0x3f803f80)); /* bf16 (1, 1) */
+    return x;
 }
 
 /* ---- prefill micro-kernels ---------------------------------------------------------------- */
@@ -439,6 +439,17 @@ static inline void flush_pending(const run_ctx *x, const tile_ctx *tc, pending_p
     pend->active = false;
 }
 
+/* tile_max_passes (avx512_common.h) on unscaled scores s: their max times c (> 0). */
+static inline __mmask16 tile_max_scaled(const __m512 s[TILE_K], __m512 c, __m512 m, __m512 *tmax)
+{
+    __m512 t = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < TILE_K; j++)
+        t = _mm512_max_ps(s[j], t); /* a NaN skipped, as in tile_max_passes */
+    t = _mm512_mul_ps(t, c);
+    *tmax = t;
+    return _mm512_cmp_ps_mask(t, _mm512_add_ps(m, _mm512_set1_ps(LAZY_MAX_BITS)), _CMP_GT_OQ);
+}
+
 /* One 32-row × 8-key tile: scores, softmax update, P·V. `fast`: every pair counts.
  * `v_bad`: the tile's packed V holds an inf or NaN. A tile whose pairs all count leaves its
  * P·V pending, to run with the next such tile's. */
@@ -449,20 +460,28 @@ static inline void key_tile(const run_ctx *x, const tile_ctx *tc, const uint32_t
     __m512 s[NQV][TILE_K];
     __mmask16 vm[NQV][TILE_K];
     qk_tile(tc->qp, kt, x->dp, s);
-    tile_scores(&x->opts, x->c, x->mask, &tc->band, j0, nk, fast, s, vm);
+    /* `raw`: no options and every pair counts, so the scores stay unscaled: the tile max is
+     * scaled once (c > 0: max(c·s) = c·max(s), rounding is monotonic) and each weight's
+     * exponent is one FMA, c·s - m, in place of a multiply and a subtract. */
+    const bool raw = fast && !x->opts.softcap && !x->opts.alibi;
+    if (!raw)
+        tile_scores(&x->opts, x->c, x->mask, &tc->band, j0, nk, fast, s, vm);
     __m512bh pp[NQV][KPAIRS];
     for (int k = 0; k < NQV; k++) {
         __m512 tmax;
-        const __mmask16 need = tile_max_passes(s[k], m[k], &tmax);
+        const __mmask16 need =
+            raw ? tile_max_scaled(s[k], x->c, m[k], &tmax) : tile_max_passes(s[k], m[k], &tmax);
         if (need) {
             flush_pending(x, tc, pend);
             m[k] = raise_max_lanes(tc->ot + 16 * k, TILE_Q, x->d, m[k], tmax, need, &l[k]);
         }
         for (int i = 0; i < KPAIRS; i++) {
-            const __m512 pe =
-                exp2_ps(_mm512_sub_ps(s[k][2 * i], m[k]), fast ? 0xffff : vm[k][2 * i]);
-            const __m512 po =
-                exp2_ps(_mm512_sub_ps(s[k][2 * i + 1], m[k]), fast ? 0xffff : vm[k][2 * i + 1]);
+            const __m512 xe = raw ? _mm512_fmsub_ps(s[k][2 * i], x->c, m[k])
+                                  : _mm512_sub_ps(s[k][2 * i], m[k]);
+            const __m512 xo = raw ? _mm512_fmsub_ps(s[k][2 * i + 1], x->c, m[k])
+                                  : _mm512_sub_ps(s[k][2 * i + 1], m[k]);
+            const __m512 pe = exp2_ps(xe, fast ? 0xffff : vm[k][2 * i]);
+            const __m512 po = exp2_ps(xo, fast ? 0xffff : vm[k][2 * i + 1]);
             pp[k][i] = round_weights(pe, po, &l[k]);
         }
     }
