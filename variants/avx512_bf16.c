@@ -84,6 +84,7 @@
  * aligned): packed QP, Oᵀ, per-row m, l, key limits and mask offsets, the packed K/V block and
  * the decode buffers; it depends on bq, bk (capped at Lk), dec and d, and grows with Lk (4·d
  * bytes per key) only up to PACK_ONCE_MAX_BYTES (packed once per group). */
+#include "avx512_bf16_pack.h"
 #include "avx512_common.h"
 #include "tile_rows.h"
 
@@ -96,7 +97,7 @@ enum { P_BQ, P_BK, P_DEC };
 
 enum {
     TILE_Q = 32,          /* query rows per micro-tile: two vectors of 16 */
-    TILE_K = 8,           /* keys per micro-tile */
+    TILE_K = PACK_TILE_K, /* keys per micro-tile */
     NQV = TILE_Q / 16,    /* query vectors per micro-tile */
     KPAIRS = TILE_K / 2,  /* key pairs per micro-tile */
     PV_C = 8,             /* head-dim elements per step of the P·V kernel over one key tile */
@@ -205,63 +206,6 @@ static bool bf16_valid(const attn_problem *p, const int32_t *v, char *why, size_
 }
 
 /* ---- vector helpers ----------------------------------------------------------------------- */
-
-/* vpermw index: 16-bit element 2i takes element i, 2i+1 takes element 16 + i, so two 16-wide
- * halves [a | b] become the pairs (a[i], b[i]) in 32-bit lane i. */
-static const uint16_t pair_index[32] = {0,  16, 1,  17, 2,  18, 3,  19, 4,  20, 5,
-                                        21, 6,  22, 7,  23, 8,  24, 9,  25, 10, 26,
-                                        11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-
-static inline __m512i interleave_halves(__m512i ab)
-{
-    return _mm512_permutexvar_epi16(_mm512_loadu_si512(pair_index), ab);
-}
-
-/* Pairs (a[c], b[c]) for 16 columns c of two rows; a NULL row reads as zeros. */
-static inline __m512i load_key_pairs(const void *a, const void *b, attn_dtype dt, int64_t n)
-{
-    const __m256i x = a ? load_bf16x16(a, n, dt) : _mm256_setzero_si256();
-    const __m256i y = b ? load_bf16x16(b, n, dt) : _mm256_setzero_si256();
-    return interleave_halves(_mm512_inserti64x4(_mm512_castsi256_si512(x), y, 1));
-}
-
-/* Transposes 8 rows of 16 32-bit elements (r[j][e]: key j, pair e) into r[m] = pairs 2m and
- * 2m + 1 of the 8 keys, key-minor: (r[0][2m], ..., r[7][2m], r[0][2m+1], ..., r[7][2m+1]). Three
- * rounds of two-source permutes (24), in place of 8 scatters of 16 elements, which Zen 4 runs
- * element by element (the K packing took ~10% of P2 with them). */
-static inline void transpose_pairs_8x16(__m512i r[TILE_K])
-{
-    /* Round 1, 32-bit units: keys (2i, 2i+1) interleaved, elements 0-7 and 8-15. */
-    const __m512i lo32 = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const __m512i hi32 = _mm512_add_epi32(lo32, _mm512_set1_epi32(8));
-    /* Rounds 2 and 3 in 64-bit units: pairs of keys interleaved, then quads of keys. */
-    const __m512i lo64 = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);
-    const __m512i hi64 = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
-    const __m512i lo128 = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
-    const __m512i hi128 = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
-    __m512i a[TILE_K], b[TILE_K];
-    for (int i = 0; i < 4; i++) { /* a[2i]: elements 0-7 of keys 2i, 2i+1; a[2i+1]: 8-15 */
-        a[2 * i] = _mm512_permutex2var_epi32(r[2 * i], lo32, r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_permutex2var_epi32(r[2 * i], hi32, r[2 * i + 1]);
-    }
-    for (int i = 0; i < 2; i++) /* b[4i + h·2 + q]: keys 4i..4i+3, elements 8h + 4q .. + 3 */
-        for (int h = 0; h < 2; h++) {
-            b[4 * i + 2 * h] = _mm512_permutex2var_epi64(a[4 * i + h], lo64, a[4 * i + 2 + h]);
-            b[4 * i + 2 * h + 1] =
-                _mm512_permutex2var_epi64(a[4 * i + h], hi64, a[4 * i + 2 + h]);
-        }
-    for (int g = 0; g < 4; g++) { /* elements 4g..4g+3 of keys 0-3 (b[g]) and 4-7 (b[4 + g]) */
-        r[2 * g] = _mm512_permutex2var_epi64(b[g], lo128, b[4 + g]);
-        r[2 * g + 1] = _mm512_permutex2var_epi64(b[g], hi128, b[4 + g]);
-    }
-}
-
-/* Any bf16 element with an all-ones exponent (inf or NaN)? */
-static inline bool any_nonfinite(__m512i x)
-{
-    const __m512i e = _mm512_set1_epi16(0x7f80);
-    return _mm512_cmpeq_epi16_mask(_mm512_and_si512(x, e), e) != 0;
-}
 
 /* Two weight vectors (keys j, j+1) rounded to bf16 pairs; l += the rounded weights, as one
  * VDPBF16PS with the pair (1, 1): the products are the weights exactly, summed in float32 as
@@ -520,41 +464,6 @@ static inline const char *row_of(const run_ctx *x, char tensor, int64_t j)
     return tensor == 'k' ? x->k + j * x->k_seq : x->v + j * x->v_seq;
 }
 
-/* K and V of the nk keys from j0 (nk <= TILE_K) into one KP and one VP tile (keys past nk as
- * zeros). Returns whether the tile's V holds an inf or NaN. */
-static bool pack_kv_tile(const run_ctx *x, int64_t j0, int nk, uint32_t *kt, uint32_t *vt)
-{
-    const int64_t d = x->d, dp = x->dp, es = x->dt == ATTN_F32 ? 4 : 2;
-    const char *rows[TILE_K];
-    for (int j = 0; j < TILE_K; j++)
-        rows[j] = j < nk ? row_of(x, 'k', j0 + j) : NULL;
-    for (int64_t c0 = 0; c0 < d; c0 += 32) {
-        __m512i r[TILE_K]; /* 16 pairs of each key, zeros past d and for missing keys */
-        for (int j = 0; j < TILE_K; j++)
-            r[j] = rows[j] ? load_bf16x32(rows[j] + c0 * es, d - c0, x->dt)
-                           : _mm512_setzero_si512();
-        transpose_pairs_8x16(r);
-        for (int m = 0; m < 8; m++) { /* r[m]: pairs c0/2 + 2m and + 2m + 1 of the 8 keys */
-            const int64_t left = dp - c0 / 2 - 2 * m; /* pairs left from pair c0/2 + 2m */
-            if (left > 0)
-                _mm512_mask_storeu_epi32(kt + (c0 / 2 + 2 * m) * TILE_K,
-                                         left > 1 ? 0xffff : 0x00ff, r[m]);
-        }
-    }
-    bool nonfinite = false;
-    for (int i = 0; i < KPAIRS; i++) {
-        const char *a = 2 * i < nk ? row_of(x, 'v', j0 + 2 * i) : NULL;
-        const char *b = 2 * i + 1 < nk ? row_of(x, 'v', j0 + 2 * i + 1) : NULL;
-        for (int64_t c0 = 0; c0 < d; c0 += 16) {
-            const __m512i pr = load_key_pairs(a ? a + c0 * es : NULL, b ? b + c0 * es : NULL,
-                                              x->dt, d - c0);
-            nonfinite |= any_nonfinite(pr);
-            _mm512_mask_storeu_epi32(vt + i * d + c0, tail_mask16(d - c0), pr);
-        }
-    }
-    return nonfinite;
-}
-
 /* The packed K/V tiles of a group: tile t holds keys base + 8t .. base + 8t + 7 (up to end).
  * Packed once (`done` non-NULL: every key of the group fits): a tile is packed the first time a
  * block of query rows needs it and reused by the later blocks; else base moves to each key
@@ -579,7 +488,12 @@ static void pack_keys(const run_ctx *x, packed_kv *pk, int64_t k0, int64_t k1)
             continue;
         const int64_t end = pk->done ? pk->end : k1;
         const int nk = end - j0 < TILE_K ? (int)(end - j0) : TILE_K;
-        pk->bad[tile] = pack_kv_tile(x, j0, nk, pk->kp + tile * x->dp * TILE_K,
+        const char *krows[TILE_K], *vrows[TILE_K];
+        for (int j = 0; j < TILE_K; j++) {
+            krows[j] = j < nk ? row_of(x, 'k', j0 + j) : NULL;
+            vrows[j] = j < nk ? row_of(x, 'v', j0 + j) : NULL;
+        }
+        pk->bad[tile] = pack_kv_tile(krows, vrows, x->dt, x->d, pk->kp + tile * x->dp * TILE_K,
                                      pk->vp + tile * KPAIRS * x->d);
         if (pk->done)
             pk->done[tile] = true;
