@@ -1,6 +1,7 @@
 /* test_exp2.c — accuracy of attn_exp2_nonpos() (variants/exp2_poly.h), the 2^x every SIMD
  * softmax uses, against exp2() in double over [-126, 0]; and of attn_tanh_model(), the tanh of
- * the logit soft cap (test_tanh, below).
+ * the logit soft cap (test_tanh, below); and of attn_exp2_bf16_nonpos(), the degree-3 2^x of
+ * the bf16 kernels' weights (test_exp2_bf16, below).
  *
  * Every float in [-126, 0] is ~1.1e9 values; the sweep takes
  *   - a uniform grid of 10^7 points over [-126, 0],
@@ -127,6 +128,35 @@ static void test_tanh(void)
               (double)attn_tanh_model(NAN));
 }
 
+/* attn_exp2_bf16_nonpos: its weights are rounded to bf16 (half-ulp 2^-9) right after, so it
+ * is held to a relative error bound, MAX_BF16_REL (measured: 1.02e-4), over a uniform grid of
+ * [-126, 0] and the floats around every k/2; plus the special inputs of attn_exp2_nonpos. */
+#define MAX_BF16_REL 1.1e-4
+static void test_exp2_bf16(void)
+{
+    error_stats s = {0};
+    const long long n = 2000000;
+    for (long long i = 0; i <= n; i++) {
+        const float x = (float)(ATTN_EXP2_MIN * (double)i / (double)n);
+        measure_fn(&s, x, attn_exp2_bf16_nonpos(x), exp2((double)x));
+    }
+    for (int h = 1; h <= 252; h++) {
+        const uint32_t c = bits_of(-0.5f * (float)h);
+        for (uint32_t d = 0; d <= 256; d++) {
+            const float x[2] = {float_from_bits(c - d), float_from_bits(c + d)};
+            for (int k = 0; k < 2; k++)
+                if (x[k] >= ATTN_EXP2_MIN)
+                    measure_fn(&s, x[k], attn_exp2_bf16_nonpos(x[k]), exp2((double)x[k]));
+        }
+    }
+    report("degree 3 (bf16 weights)", &s);
+    CHECK_MSG(s.max_rel <= MAX_BF16_REL, "degree-3 max rel err %.3g exceeds %.3g", s.max_rel,
+              MAX_BF16_REL);
+    CHECK(attn_exp2_bf16_nonpos(-126.5f) == 0.0f && attn_exp2_bf16_nonpos(-INFINITY) == 0.0f);
+    CHECK(isnan(attn_exp2_bf16_nonpos(NAN)));
+    CHECK(attn_exp2_bf16_nonpos(0.0f) == 1.0f && attn_exp2_bf16_nonpos(-0.0f) == 1.0f);
+}
+
 int main(void)
 {
     error_stats all = {0}, grid = {0}, unit = {0}, edges = {0};
@@ -180,5 +210,6 @@ int main(void)
     CHECK_MSG(attn_exp2_nonpos(ATTN_EXP2_MIN) >= 0x1p-126f, "exp2(-126) = %g is below 2^-126",
               (double)attn_exp2_nonpos(-126.0f));
     test_tanh();
+    test_exp2_bf16();
     return check_summary("test_exp2");
 }

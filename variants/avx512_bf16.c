@@ -22,8 +22,10 @@
  * Prefill (rows per group > dec). The query rows of a task group are flattened over the query
  * heads of the GQA group (attn_group_rows_of). A block of bq rows is split into tiles of 32;
  * each tile's Q is packed once as pairs transposed, QP[p][32]. The keys are walked in blocks of
- * bk; each block's K and V are packed ONCE per block of query rows (reused by every tile and
- * every query head of the group) in tiles of 8 keys:
+ * bk; K and V are packed once per group (reused by every block of query rows, every tile and
+ * every query head of the group: a tile is packed the first time a block needs it), or, when
+ * the group's packed K/V would pass PACK_ONCE_MAX_BYTES, once per key block and block of query
+ * rows; in tiles of 8 keys:
  *   KP[tile][p][8]    the 8 keys' pairs p side by side (one 32-byte line per p),
  *   VP[tile][4][d]    for key pair i of the tile, (V[2i][c], V[2i+1][c]) for every c.
  * Keys past the block's end are packed as zeros. Per 32-query × 8-key tile:
@@ -89,11 +91,13 @@
  *
  * Layout: head_dim contiguous (the contract); any batch/head/seq strides. Workspace (64-byte
  * aligned): packed QP, Oᵀ, per-row m, l, key limits and mask offsets, the packed K/V block and
- * the decode buffers; it depends on bq, bk (capped at Lk), dec and d, and does not grow with
- * Lk. */
+ * the decode buffers; it depends on bq, bk (capped at Lk), dec and d, and grows with Lk (4·d
+ * bytes per key) only up to PACK_ONCE_MAX_BYTES (packed once per group). */
 /* Over 900 lines, on purpose: the prefill and decode paths are one kernel built with
- * AVX512_BF16 flags, sharing its loads, row helpers and workspace inline; what it shares with
- * avx512.c and amx_bf16.c is in avx512_common.h and tile_rows.h already. */
+ * AVX512_BF16 flags, sharing its loads, row helpers and workspace inline; the pair packing is in
+ * avx512_bf16_pack.h, what it shares with avx512.c and amx_bf16.c in avx512_common.h and
+ * tile_rows.h. */
+#include "avx512_bf16_pack.h"
 #include "avx512_common.h"
 #include "tile_rows.h"
 
@@ -106,7 +110,7 @@ enum { P_BQ, P_BK, P_DEC };
 
 enum {
     TILE_Q = 32,          /* query rows per micro-tile: two vectors of 16 */
-    TILE_K = 8,           /* keys per micro-tile */
+    TILE_K = PACK_TILE_K, /* keys per micro-tile */
     NQV = TILE_Q / 16,    /* query vectors per micro-tile */
     KPAIRS = TILE_K / 2,  /* key pairs per micro-tile */
     PV_C = 8,             /* head-dim elements per step of the P·V kernel over one key tile */
@@ -127,7 +131,9 @@ static const attn_param_info bf16_params[] = {
 /* ---- workspace ---------------------------------------------------------------------------- */
 
 typedef struct ws_layout {
-    size_t qp, ot, kp, vp, vbad;                            /* prefill */
+    size_t qp, ot, kp, vp, vbad, done;                      /* prefill */
+    int64_t packed_keys; /* keys the K/V buffers hold: the group's (packed once) or a block's */
+    bool pack_once;
     row_parts rows;  /* m, l, limits, mask offsets (prefill); window, ALiBi (both paths) */
     size_t dq, dk, dv, dec_o, dec_t, dec_l, dec_m, dec_lim; /* decode */
     size_t total;
@@ -141,11 +147,29 @@ static int64_t block_keys(const attn_problem *p, const int32_t *v)
     return v[P_BK] < all ? v[P_BK] : all;
 }
 
+/* Packed K/V bytes up to which a group's keys are packed once for all its query blocks. Beyond
+ * it (2^22 keys·d: 32768 keys at d = 128), each block of query rows repacks each key block, as
+ * reading the packed bf16 again costs less than reading the source and converting it, but the
+ * workspace should not grow without bound with Lk. */
+#define PACK_ONCE_MAX_BYTES ((int64_t)16 << 20)
+
+/* Whether the prefill packs every key of a group (rounded up to a tile) once, for all its
+ * blocks of query rows: when the group has more than one block and they fit
+ * PACK_ONCE_MAX_BYTES (4·d bytes per key); else one block of keys is repacked per block. */
+static bool packs_once(const attn_problem *p, const int32_t *v)
+{
+    const int64_t group_rows = p->heads_q / p->heads_kv;
+    return p->len_q > v[P_BQ] / group_rows && /* more than one block of rows */
+           round_up(p->len_kv, TILE_K) <= PACK_ONCE_MAX_BYTES / (4 * round_up(p->head_dim, 2));
+}
+
 static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
 {
     memset(w, 0, sizeof *w);
     const size_t d = (size_t)p->head_dim, dp = (d + 1) / 2;
-    const size_t bq = (size_t)v[P_BQ], bk = (size_t)block_keys(p, v), dec = (size_t)v[P_DEC];
+    w->pack_once = packs_once(p, v);
+    w->packed_keys = w->pack_once ? round_up(p->len_kv, TILE_K) : block_keys(p, v);
+    const size_t bq = (size_t)v[P_BQ], bk = (size_t)w->packed_keys, dec = (size_t)v[P_DEC];
     const size_t d32 = (size_t)round_up(p->head_dim, 32);
     size_t bq_d, bq_dp, bk_d, bk_dp, dec_d32;
     if (__builtin_mul_overflow(bq, d, &bq_d) || __builtin_mul_overflow(bq, dp, &bq_dp) ||
@@ -158,6 +182,7 @@ static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
            add_part(&w->kp, &w->total, bk_dp, sizeof(uint32_t)) &&
            add_part(&w->vp, &w->total, bk_d, sizeof(uint16_t)) &&
            add_part(&w->vbad, &w->total, bk / TILE_K, sizeof(bool)) &&
+           add_part(&w->done, &w->total, bk / TILE_K, sizeof(bool)) &&
            add_part(&w->dq, &w->total, dec_d32, sizeof(uint16_t)) &&
            add_part(&w->dk, &w->total, DEC_K * d32, sizeof(uint16_t)) &&
            add_part(&w->dv, &w->total, DEC_K * d32, sizeof(uint16_t)) &&
@@ -198,71 +223,14 @@ static bool bf16_valid(const attn_problem *p, const int32_t *v, char *why, size_
 
 /* ---- vector helpers ----------------------------------------------------------------------- */
 
-/* vpermw index: 16-bit element 2i takes element i, 2i+1 takes element 16 + i, so two 16-wide
- * halves [a | b] become the pairs (a[i], b[i]) in 32-bit lane i. */
-static const uint16_t pair_index[32] = {0,  16, 1,  17, 2,  18, 3,  19, 4,  20, 5,
-                                        21, 6,  22, 7,  23, 8,  24, 9,  25, 10, 26,
-                                        11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-
-static inline __m512i interleave_halves(__m512i ab)
-{
-    return _mm512_permutexvar_epi16(_mm512_loadu_si512(pair_index), ab);
-}
-
-/* Pairs (a[c], b[c]) for 16 columns c of two rows; a NULL row reads as zeros. */
-static inline __m512i load_key_pairs(const void *a, const void *b, attn_dtype dt, int64_t n)
-{
-    const __m256i x = a ? load_bf16x16(a, n, dt) : _mm256_setzero_si256();
-    const __m256i y = b ? load_bf16x16(b, n, dt) : _mm256_setzero_si256();
-    return interleave_halves(_mm512_inserti64x4(_mm512_castsi256_si512(x), y, 1));
-}
-
-/* Transposes 8 rows of 16 32-bit elements (r[j][e]: key j, pair e) into r[m] = pairs 2m and
- * 2m + 1 of the 8 keys, key-minor: (r[0][2m], ..., r[7][2m], r[0][2m+1], ..., r[7][2m+1]). Three
- * rounds of two-source permutes (24), in place of 8 scatters of 16 elements, which Zen 4 runs
- * element by element (the K packing took ~10% of P2 with them). */
-static inline void transpose_pairs_8x16(__m512i r[TILE_K])
-{
-    /* Round 1, 32-bit units: keys (2i, 2i+1) interleaved, elements 0-7 and 8-15. */
-    const __m512i lo32 = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const __m512i hi32 = _mm512_add_epi32(lo32, _mm512_set1_epi32(8));
-    /* Rounds 2 and 3 in 64-bit units: pairs of keys interleaved, then quads of keys. */
-    const __m512i lo64 = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);
-    const __m512i hi64 = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
-    const __m512i lo128 = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
-    const __m512i hi128 = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
-    __m512i a[TILE_K], b[TILE_K];
-    for (int i = 0; i < 4; i++) { /* a[2i]: elements 0-7 of keys 2i, 2i+1; a[2i+1]: 8-15 */
-        a[2 * i] = _mm512_permutex2var_epi32(r[2 * i], lo32, r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_permutex2var_epi32(r[2 * i], hi32, r[2 * i + 1]);
-    }
-    for (int i = 0; i < 2; i++) /* b[4i + h·2 + q]: keys 4i..4i+3, elements 8h + 4q .. + 3 */
-        for (int h = 0; h < 2; h++) {
-            b[4 * i + 2 * h] = _mm512_permutex2var_epi64(a[4 * i + h], lo64, a[4 * i + 2 + h]);
-            b[4 * i + 2 * h + 1] =
-                _mm512_permutex2var_epi64(a[4 * i + h], hi64, a[4 * i + 2 + h]);
-        }
-    for (int g = 0; g < 4; g++) { /* elements 4g..4g+3 of keys 0-3 (b[g]) and 4-7 (b[4 + g]) */
-        r[2 * g] = _mm512_permutex2var_epi64(b[g], lo128, b[4 + g]);
-        r[2 * g + 1] = _mm512_permutex2var_epi64(b[g], hi128, b[4 + g]);
-    }
-}
-
-/* Any bf16 element with an all-ones exponent (inf or NaN)? */
-static inline bool any_nonfinite(__m512i x)
-{
-    const __m512i e = _mm512_set1_epi16(0x7f80);
-    return _mm512_cmpeq_epi16_mask(_mm512_and_si512(x, e), e) != 0;
-}
-
-/* Two weight vectors (keys j, j+1) rounded to bf16 pairs; l += the rounded weights. */
+/* Two weight vectors (keys j, j+1) rounded to bf16 pairs; l += the rounded weights, as one
+ * VDPBF16PS with the pair (1, 1): the products are the weights exactly, summed in float32 as
+ * P·V sums them (one instruction in place of a widening and two adds). */
 static inline __m512bh round_weights(__m512 even, __m512 odd, __m512 *l)
 {
-    const __m512i x = interleave_halves((__m512i)_mm512_cvtne2ps_pbh(odd, even));
-    const __m512 pe = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
-    const __m512 po = _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32((int)0xffff0000u)));
-    *l = _mm512_add_ps(*l, _mm512_add_ps(pe, po));
-    return (__m512bh)x;
+    const __m512bh x = (__m512bh)interleave_halves((__m512i)_mm512_cvtne2ps_pbh(odd, even));
+    *l = _mm512_dpbf16_ps(*l, x, (__m512bh)_mm512_set1_epi32(0x3f803f80)); /* bf16 (1, 1) */
+    return x;
 }
 
 /* ---- prefill micro-kernels ---------------------------------------------------------------- */
@@ -431,6 +399,32 @@ static inline void flush_pending(const run_ctx *x, const tile_ctx *tc, pending_p
     pend->active = false;
 }
 
+/* exp2_ps (avx512_common.h) with the degree-3 polynomial of exp2_poly.h: the weights are
+ * rounded to bf16 next, whose half-ulp (2^-9) dwarfs its 1e-4 relative error; two FMAs fewer
+ * per vector of weights. */
+static inline __m512 exp2_weights(__m512 x, __mmask16 keep)
+{
+    keep = _mm512_mask_cmp_ps_mask(keep, x, _mm512_set1_ps(ATTN_EXP2_MIN), _CMP_NLT_UQ);
+    const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(x, n);
+    __m512 y = _mm512_set1_ps(ATTN_EXP2_BF16_C3);
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_BF16_C2));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_BF16_C1));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(ATTN_EXP2_C0));
+    return _mm512_maskz_scalef_ps(keep, y, n);
+}
+
+/* tile_max_passes (avx512_common.h) on unscaled scores s: their max times c (> 0). */
+static inline __mmask16 tile_max_scaled(const __m512 s[TILE_K], __m512 c, __m512 m, __m512 *tmax)
+{
+    __m512 t = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < TILE_K; j++)
+        t = _mm512_max_ps(s[j], t); /* a NaN skipped, as in tile_max_passes */
+    t = _mm512_mul_ps(t, c);
+    *tmax = t;
+    return _mm512_cmp_ps_mask(t, _mm512_add_ps(m, _mm512_set1_ps(LAZY_MAX_BITS)), _CMP_GT_OQ);
+}
+
 /* One 32-row × 8-key tile: scores, softmax update, P·V. `fast`: every pair counts.
  * `v_bad`: the tile's packed V holds an inf or NaN. A tile whose pairs all count leaves its
  * P·V pending, to run with the next such tile's. */
@@ -441,20 +435,28 @@ static inline void key_tile(const run_ctx *x, const tile_ctx *tc, const uint32_t
     __m512 s[NQV][TILE_K];
     __mmask16 vm[NQV][TILE_K];
     qk_tile(tc->qp, kt, x->dp, s);
-    tile_scores(&x->opts, x->c, x->mask, &tc->band, j0, nk, fast, s, vm);
+    /* `raw`: no options and every pair counts, so the scores stay unscaled: the tile max is
+     * scaled once (c > 0: max(c·s) = c·max(s), rounding is monotonic) and each weight's
+     * exponent is one FMA, c·s - m, in place of a multiply and a subtract. */
+    const bool raw = fast && !x->opts.softcap && !x->opts.alibi;
+    if (!raw)
+        tile_scores(&x->opts, x->c, x->mask, &tc->band, j0, nk, fast, s, vm);
     __m512bh pp[NQV][KPAIRS];
     for (int k = 0; k < NQV; k++) {
         __m512 tmax;
-        const __mmask16 need = tile_max_passes(s[k], m[k], &tmax);
+        const __mmask16 need =
+            raw ? tile_max_scaled(s[k], x->c, m[k], &tmax) : tile_max_passes(s[k], m[k], &tmax);
         if (need) {
             flush_pending(x, tc, pend);
             m[k] = raise_max_lanes(tc->ot + 16 * k, TILE_Q, x->d, m[k], tmax, need, &l[k]);
         }
         for (int i = 0; i < KPAIRS; i++) {
-            const __m512 pe =
-                exp2_ps(_mm512_sub_ps(s[k][2 * i], m[k]), fast ? 0xffff : vm[k][2 * i]);
-            const __m512 po =
-                exp2_ps(_mm512_sub_ps(s[k][2 * i + 1], m[k]), fast ? 0xffff : vm[k][2 * i + 1]);
+            const __m512 xe = raw ? _mm512_fmsub_ps(s[k][2 * i], x->c, m[k])
+                                  : _mm512_sub_ps(s[k][2 * i], m[k]);
+            const __m512 xo = raw ? _mm512_fmsub_ps(s[k][2 * i + 1], x->c, m[k])
+                                  : _mm512_sub_ps(s[k][2 * i + 1], m[k]);
+            const __m512 pe = exp2_weights(xe, fast ? 0xffff : vm[k][2 * i]);
+            const __m512 po = exp2_weights(xo, fast ? 0xffff : vm[k][2 * i + 1]);
             pp[k][i] = round_weights(pe, po, &l[k]);
         }
     }
@@ -478,43 +480,39 @@ static inline const char *row_of(const run_ctx *x, char tensor, int64_t j)
     return tensor == 'k' ? x->k + j * x->k_seq : x->v + j * x->v_seq;
 }
 
-/* K and V of keys [k0, k1) into KP and VP tiles (keys up to the next multiple of 8 as zeros);
- * bad[tile] tells whether the tile's V holds an inf or NaN. */
-static void pack_kv(const run_ctx *x, int64_t k0, int64_t k1, uint32_t *kp, uint32_t *vp,
-                    bool *bad)
+/* The packed K/V tiles of a group: tile t holds keys base + 8t .. base + 8t + 7 (up to end).
+ * Packed once (`done` non-NULL: every key of the group fits): a tile is packed the first time a
+ * block of query rows needs it and reused by the later blocks; else base moves to each key
+ * block and its tiles are packed again for each block of query rows. */
+typedef struct packed_kv {
+    uint32_t *kp, *vp;
+    bool *bad;  /* the tile's V holds an inf or NaN */
+    bool *done; /* the tile is packed (NULL: per block) */
+    int64_t base, end;
+} packed_kv;
+
+/* Packs the tiles of keys [k0, k1) that are not packed yet (k0 - base a multiple of TILE_K).
+ * A tile packed once holds its keys up to the group's end, past k1: a later block of rows whose
+ * limit is further on (causal) finds it whole; keys past a row's limit are excluded as always. */
+static void pack_keys(const run_ctx *x, packed_kv *pk, int64_t k0, int64_t k1)
 {
-    const int64_t d = x->d, dp = x->dp, es = x->dt == ATTN_F32 ? 4 : 2;
-    for (int64_t j0 = k0, tile = 0; j0 < k1; j0 += TILE_K, tile++) {
-        const int nk = k1 - j0 < TILE_K ? (int)(k1 - j0) : TILE_K;
-        uint32_t *kt = kp + tile * dp * TILE_K, *vt = vp + tile * KPAIRS * d;
-        const char *rows[TILE_K];
-        for (int j = 0; j < TILE_K; j++)
-            rows[j] = j < nk ? row_of(x, 'k', j0 + j) : NULL;
-        for (int64_t c0 = 0; c0 < d; c0 += 32) {
-            __m512i r[TILE_K]; /* 16 pairs of each key, zeros past d and for missing keys */
-            for (int j = 0; j < TILE_K; j++)
-                r[j] = rows[j] ? load_bf16x32(rows[j] + c0 * es, d - c0, x->dt)
-                               : _mm512_setzero_si512();
-            transpose_pairs_8x16(r);
-            for (int m = 0; m < 8; m++) { /* r[m]: pairs c0/2 + 2m and + 2m + 1 of the 8 keys */
-                const int64_t left = dp - c0 / 2 - 2 * m; /* pairs left from pair c0/2 + 2m */
-                if (left > 0)
-                    _mm512_mask_storeu_epi32(kt + (c0 / 2 + 2 * m) * TILE_K,
-                                             left > 1 ? 0xffff : 0x00ff, r[m]);
-            }
+    if (!pk->done)
+        pk->base = pk->end = k0;
+    for (int64_t j0 = k0; j0 < k1; j0 += TILE_K) {
+        const int64_t tile = (j0 - pk->base) / TILE_K;
+        if (pk->done && pk->done[tile])
+            continue;
+        const int64_t end = pk->done ? pk->end : k1;
+        const int nk = end - j0 < TILE_K ? (int)(end - j0) : TILE_K;
+        const char *krows[TILE_K], *vrows[TILE_K];
+        for (int j = 0; j < TILE_K; j++) {
+            krows[j] = j < nk ? row_of(x, 'k', j0 + j) : NULL;
+            vrows[j] = j < nk ? row_of(x, 'v', j0 + j) : NULL;
         }
-        bool nonfinite = false;
-        for (int i = 0; i < KPAIRS; i++) {
-            const char *a = 2 * i < nk ? row_of(x, 'v', j0 + 2 * i) : NULL;
-            const char *b = 2 * i + 1 < nk ? row_of(x, 'v', j0 + 2 * i + 1) : NULL;
-            for (int64_t c0 = 0; c0 < d; c0 += 16) {
-                const __m512i pr = load_key_pairs(a ? a + c0 * es : NULL, b ? b + c0 * es : NULL,
-                                                  x->dt, d - c0);
-                nonfinite |= any_nonfinite(pr);
-                _mm512_mask_storeu_epi32(vt + i * d + c0, tail_mask16(d - c0), pr);
-            }
-        }
-        bad[tile] = nonfinite;
+        pk->bad[tile] = pack_kv_tile(krows, vrows, x->dt, x->d, pk->kp + tile * x->dp * TILE_K,
+                                     pk->vp + tile * KPAIRS * x->d);
+        if (pk->done)
+            pk->done[tile] = true;
     }
 }
 
@@ -579,9 +577,13 @@ static void prefill_group(const run_ctx *x, const ws_layout *w, const attn_group
     const int64_t bq = t->params[P_BQ], bk = block_keys(t->problem, t->params), d = x->d;
     const int64_t dp = x->dp;
     char *ws = t->workspace;
-    uint32_t *qp = (uint32_t *)(ws + w->qp), *kp = (uint32_t *)(ws + w->kp);
-    uint32_t *vp = (uint32_t *)(ws + w->vp);
-    bool *bad = (bool *)(ws + w->vbad);
+    uint32_t *qp = (uint32_t *)(ws + w->qp);
+    packed_kv pk = {.kp = (uint32_t *)(ws + w->kp), .vp = (uint32_t *)(ws + w->vp),
+                    .bad = (bool *)(ws + w->vbad), .base = kr->begin, .end = kr->end};
+    if (w->pack_once && kr->end - kr->begin <= w->packed_keys) {
+        pk.done = (bool *)(ws + w->done);
+        memset(pk.done, 0, (size_t)(w->packed_keys / TILE_K));
+    }
     float *ot = (float *)(ws + w->ot);
     const row_arrays ra = row_arrays_of(ws, &w->rows);
     float *m = ra.m, *l = ra.l, *slope = ra.slope, *pos = ra.pos;
@@ -602,7 +604,10 @@ static void prefill_group(const run_ctx *x, const ws_layout *w, const attn_group
                                     : kr->begin;
         for (int64_t k0 = k_start; k0 < lim_max; k0 += bk) {
             const int64_t k1 = k0 + bk < lim_max ? k0 + bk : lim_max;
-            pack_kv(x, k0, k1, kp, vp, bad);
+            pack_keys(x, &pk, k0, k1);
+            const int64_t t0 = (k0 - pk.base) / TILE_K; /* the block's first tile */
+            const uint32_t *kp = pk.kp + t0 * dp * TILE_K, *vp = pk.vp + t0 * KPAIRS * d;
+            const bool *bad = pk.bad + t0;
             for (int64_t tile = 0; tile < tiles; tile++) {
                 const int64_t real = br.n - tile * TILE_Q < TILE_Q ? br.n - tile * TILE_Q : TILE_Q;
                 tile_ctx tc = {.qp = qp + tile * TILE_Q * dp, .ot = ot + tile * TILE_Q * d,

@@ -42,6 +42,28 @@ static inline float attn_exp2_nonpos(float x)
     return ldexpf(p, (int)n);
 }
 
+/* 2^x for weights that are rounded to bf16 next (the bf16 kernels' P): a degree-3 polynomial on
+ * the same range reduction, relative error at most 1.02e-4 (2^-13.3; tests/test_exp2.c), a
+ * twentieth of the half-ulp (2^-9) of the bf16 rounding that follows. Same fit, degree 3. */
+#define ATTN_EXP2_BF16_C1 0x1.62f5f8p-1f
+#define ATTN_EXP2_BF16_C2 0x1.f00b94p-3f
+#define ATTN_EXP2_BF16_C3 0x1.c2a0aep-5f
+
+/* Scalar model of the vector code. x <= 0 or NaN. */
+static inline float attn_exp2_bf16_nonpos(float x)
+{
+    if (isnan(x))
+        return x;
+    if (x < ATTN_EXP2_MIN)
+        return 0.0f;
+    const float n = nearbyintf(x), f = x - n;
+    float p = ATTN_EXP2_BF16_C3;
+    p = fmaf(p, f, ATTN_EXP2_BF16_C2);
+    p = fmaf(p, f, ATTN_EXP2_BF16_C1);
+    p = fmaf(p, f, ATTN_EXP2_C0);
+    return ldexpf(p, (int)n);
+}
+
 /* tanh for the soft cap of logits (attn.h's softcap): the odd Taylor series to x^11 below
  * ATTN_TANH_SMALL, where the first term left out (21844/6081075·x^13) is under 2^-26 of
  * tanh(x); above it (1 - e)/(1 + e) with e = 2^(-2|x|·log2(e)) from the exp2 polynomial, where
