@@ -40,14 +40,15 @@ struct attn_exec {
                               * caller's is half precision); mask and kv_lens NULL */
     attn_strides out_strides; /* the caller's O */
     attn_dtype out_dtype;
-    bool has_mask, has_kv_lens, has_alibi, has_sinks;
+    bool has_mask, has_kv_lens, has_alibi, has_sinks, has_block_table;
     attn_params params;
     float scale;
     int threads;             /* asked for */
     int workers;             /* that get units: min(threads, units); 1 runs on the caller alone */
     unit_sizes u;
     int64_t units;
-    size_t span[7];          /* bytes from element 0: q, k, v, o, mask, kv_lens, a per-head array */
+    size_t span[8];          /* bytes from element 0: q, k, v, o, mask, kv_lens, a per-head
+                              * array, the block table */
     int64_t *first_unit;     /* [workers + 1]: worker w runs [first_unit[w], first_unit[w+1]) */
     attn_status *status;     /* [workers] */
     unsigned char *workspace; /* workers × workspace_stride bytes */
@@ -253,7 +254,7 @@ static void merge_partials(const attn_exec *x, float *o_base, const float *sinks
 }
 
 /* Bytes each operand spans from its element 0 (strides are >= 0, so nothing lies below it). */
-static void operand_spans(const attn_problem *p, size_t span[7])
+static void operand_spans(const attn_problem *p, size_t span[8])
 {
     for (int t = 0; t < 4; t++) {
         int64_t elements = 0;
@@ -263,6 +264,7 @@ static void operand_spans(const attn_problem *p, size_t span[7])
     span[4] = (size_t)attn_mask_extent(p) * sizeof(float);
     span[5] = (size_t)p->batch * sizeof(int32_t);
     span[6] = (size_t)p->heads_q * sizeof(float);
+    span[7] = p->page_size ? (size_t)(p->batch * attn_block_table_stride(p)) * sizeof(int32_t) : 0;
 }
 
 void attn_exec_destroy(attn_exec *x)
@@ -307,6 +309,7 @@ attn_status attn_exec_create(const attn_variant *var, const attn_problem *p,
     x->has_kv_lens = p->kv_lens != NULL;
     x->has_alibi = p->alibi_slopes != NULL;
     x->has_sinks = p->sinks != NULL;
+    x->has_block_table = p->block_table != NULL;
     x->out_strides = p->o;
     x->out_dtype = p->out_dtype;
     operand_spans(p, x->span);
@@ -315,6 +318,7 @@ attn_status attn_exec_create(const attn_variant *var, const attn_problem *p,
     x->problem.kv_lens = NULL;
     x->problem.alibi_slopes = NULL;
     x->problem.sinks = NULL;
+    x->problem.block_table = NULL;
     attn_problem *q = &x->problem;
     attn_status s = attn_features_check(var, p, err);
     if (s != ATTN_OK)
@@ -382,13 +386,14 @@ failed:
 static attn_status check_output_apart(const attn_exec *x, const attn_execute_args *a,
                                       attn_error *err)
 {
-    static const char *const names[7] = {"q", "k", "v", "mask", "kv_lens", "alibi_slopes",
-                                         "sinks"};
-    const void *at[7] = {a->q, a->k, a->v, a->mask, a->kv_lens, a->alibi_slopes, a->sinks};
-    const size_t bytes[7] = {x->span[0], x->span[1], x->span[2], x->span[4], x->span[5],
-                             x->span[6], x->span[6]};
+    static const char *const names[8] = {"q", "k", "v", "mask", "kv_lens", "alibi_slopes",
+                                         "sinks", "block_table"};
+    const void *at[8] = {a->q, a->k, a->v, a->mask, a->kv_lens, a->alibi_slopes, a->sinks,
+                         a->block_table};
+    const size_t bytes[8] = {x->span[0], x->span[1], x->span[2], x->span[4], x->span[5],
+                             x->span[6], x->span[6], x->span[7]};
     const uintptr_t o_begin = (uintptr_t)a->o, o_end = o_begin + x->span[3];
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 8; i++) {
         const uintptr_t begin = (uintptr_t)at[i], end = begin + bytes[i];
         if (at[i] && begin < o_end && o_begin < end)
             return attn_fail(err, ATTN_ERR_INVALID,
@@ -425,6 +430,13 @@ static attn_status check_args(const attn_exec *x, const attn_execute_args *a, at
                 return attn_fail(err, ATTN_ERR_INVALID, "%s[%lld] = %g is not finite",
                                  per_head[k].name, (long long)h, (double)per_head[k].given[h]);
     }
+    if (x->has_block_table != (a->block_table != NULL))
+        return attn_fail(err, ATTN_ERR_INVALID, x->has_block_table ?
+                         "block_table is NULL, but the plan was made for paged K/V" :
+                         "block_table is given, but the plan was made for contiguous K/V");
+    attn_status paged = attn_pages_check(&x->problem, a->block_table, err);
+    if (paged != ATTN_OK)
+        return paged;
     if (a->kv_lens)
         for (int64_t b = 0; b < x->problem.batch; b++)
             if (a->kv_lens[b] < 0 || a->kv_lens[b] > x->problem.len_kv)
@@ -445,6 +457,7 @@ static attn_status run_held(attn_exec *x, const attn_execute_args *a, attn_error
     p.kv_lens = a->kv_lens;
     p.alibi_slopes = a->alibi_slopes;
     p.sinks = a->sinks;
+    p.block_table = a->block_table;
     float *o = x->o32 ? x->o32 : (float *)a->o;
     run_ctx c = {
         .x = x,
@@ -499,6 +512,7 @@ attn_status attn_exec_run(attn_exec *x, const attn_execute_args *args, attn_erro
     p.kv_lens = args->kv_lens;
     p.alibi_slopes = args->alibi_slopes;
     p.sinks = args->sinks;
+    p.block_table = args->block_table;
     attn_exec *own;
     if ((s = attn_exec_create(x->var, &p, &x->params, x->threads, &own, err)) != ATTN_OK)
         return s;

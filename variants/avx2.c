@@ -1318,5 +1318,5 @@ const attn_variant attn_variant_avx2 = {
     .params_valid = avx2_params_valid,
     .workspace_size = avx2_workspace_size,
     .run_partial = avx2_rows,
-    .features = ATTN_FEATURE_ALL,
+    .features = ATTN_FEATURE_ALL & ~ATTN_FEATURE_PAGED,
 };

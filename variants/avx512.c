@@ -946,5 +946,5 @@ const attn_variant attn_variant_avx512 = {
     .params_valid = avx512_valid,
     .workspace_size = avx512_workspace,
     .run_partial = avx512_rows,
-    .features = ATTN_FEATURE_ALL,
+    .features = ATTN_FEATURE_ALL & ~ATTN_FEATURE_PAGED,
 };

@@ -821,5 +821,5 @@ const attn_variant attn_variant_avx512_bf16 = {
     .params_valid = bf16_valid,
     .workspace_size = bf16_workspace,
     .run_partial = bf16_rows,
-    .features = ATTN_FEATURE_ALL,
+    .features = ATTN_FEATURE_ALL & ~ATTN_FEATURE_PAGED,
 };
