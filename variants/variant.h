@@ -274,6 +274,25 @@ static inline const void *attn_row(const attn_task *t, char tensor, int64_t b, i
     return (const char *)base + e * (int64_t)(p->dtype == ATTN_F32 ? 4 : 2);
 }
 
+/* The addresses of keys j0 .. j0 + n - 1 of (b, h) of K or V ('k', 'v') in rows[0, n), as
+ * attn_row gives them (one lookup per page run); rows[n, count) repeat rows[0], so a kernel's
+ * padding lanes read a valid row. */
+static inline void attn_kv_rows(const attn_task *t, char tensor, int64_t b, int64_t h,
+                                int64_t j0, int n, int count, const void **rows)
+{
+    const attn_problem *p = t->problem;
+    const int64_t seq = (tensor == 'k' ? p->k.seq : p->v.seq) * (p->dtype == ATTN_F32 ? 4 : 2);
+    for (int j = 0; j < n;) {
+        const int run = (int)attn_kv_run(p, j0 + j, n - j);
+        const char *row = attn_row(t, tensor, b, h, j0 + j);
+        for (int r = 0; r < run; r++)
+            rows[j + r] = row + r * seq;
+        j += run;
+    }
+    for (int j = n; j < count; j++)
+        rows[j] = rows[0];
+}
+
 /* Copies keys [j0, j1) of (b, h) of K or V ('k', 'v'), as stored (problem->dtype), into dst
  * as contiguous rows of head_dim elements, a page run at a time: for kernels and BLAS calls
  * that need the keys at one stride. */
