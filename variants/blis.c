@@ -63,6 +63,6 @@ const attn_variant attn_variant_blis = {
     .vector_bits = 128,
     .workspace_size = gemm_softmax_workspace,
     .run = blis_run,
-    .features = ATTN_FEATURE_ALL & ~ATTN_FEATURE_PAGED,
+    .features = ATTN_FEATURE_ALL,
     .blas_core = blis_core,
 };

@@ -154,7 +154,7 @@ const attn_variant attn_variant_cblas = {
     .params_valid = cblas_params_valid,
     .workspace_size = gemm_softmax_workspace,
     .run = cblas_run,
-    .features = ATTN_FEATURE_ALL & ~ATTN_FEATURE_PAGED,
+    .features = ATTN_FEATURE_ALL,
 #if ATTN_HAVE_OPENBLAS_CORENAME
     .blas_core = openblas_core,
 #endif
@@ -172,7 +172,7 @@ const attn_variant attn_variant_cblas_reference = {
     .params_valid = cblas_params_valid,
     .workspace_size = gemm_softmax_workspace,
     .run = cblas_reference_run,
-    .features = ATTN_FEATURE_ALL & ~ATTN_FEATURE_PAGED,
+    .features = ATTN_FEATURE_ALL,
 #if ATTN_HAVE_OPENBLAS_CORENAME
     .blas_core = openblas_core,
 #endif
