@@ -498,6 +498,7 @@ const attn_variant attn_variant_onednn = {
     .workspace_size = gemm_softmax_workspace,
     .run = onednn_run,
     .blas_core = onednn_core,
+    .features = ATTN_FEATURE_PAGED, /* gemm_softmax gathers the pages */
 };
 
 const attn_variant attn_variant_onednn_bf16 = {
@@ -513,4 +514,5 @@ const attn_variant attn_variant_onednn_bf16 = {
     .workspace_size = gemm_softmax_workspace,
     .run = onednn_bf16_run,
     .blas_core = onednn_bf16_core,
+    .features = ATTN_FEATURE_PAGED,
 };
