@@ -350,5 +350,5 @@ const attn_variant attn_variant_neon = {
     .params_valid = NULL,
     .workspace_size = neon_workspace,
     .run = neon_run,
-    .features = ATTN_FEATURE_ALL & ~ATTN_FEATURE_PAGED,
+    .features = ATTN_FEATURE_ALL,
 };

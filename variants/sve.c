@@ -265,5 +265,5 @@ const attn_variant attn_variant_sve = {
     .params_valid = NULL,
     .workspace_size = sve_workspace,
     .run = sve_run,
-    .features = ATTN_FEATURE_ALL & ~ATTN_FEATURE_PAGED,
+    .features = ATTN_FEATURE_ALL,
 };
