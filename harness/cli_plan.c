@@ -92,7 +92,8 @@ static double time_plan(const attn_plan *plan, const attn_problem *p, int64_t n,
     }
     const attn_execute_args args = {.q = t[0], .k = t[1], .v = t[2], .o = t[3],
                                     .mask = p->mask, .kv_lens = p->kv_lens,
-                                    .alibi_slopes = p->alibi_slopes, .sinks = p->sinks};
+                                    .alibi_slopes = p->alibi_slopes, .sinks = p->sinks,
+                                    .block_table = p->block_table};
     bool ok = attn_execute(plan, &args, err) == ATTN_OK;
     for (int64_t r = 0; ok && r < n; r++) {
         const double t0 = attn_clock_seconds();

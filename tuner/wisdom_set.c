@@ -23,7 +23,9 @@ static void options_text(const attn_problem *p, char *buf, size_t len)
     if (n >= 0 && (size_t)n < len && p->alibi_slopes)
         n += snprintf(buf + n, len - (size_t)n, "%salibi", n ? " " : "");
     if (n >= 0 && (size_t)n < len && p->sinks)
-        snprintf(buf + n, len - (size_t)n, "%ssinks", n ? " " : "");
+        n += snprintf(buf + n, len - (size_t)n, "%ssinks", n ? " " : "");
+    if (n >= 0 && (size_t)n < len && p->page_size) /* paged K/V: a class of its own */
+        snprintf(buf + n, len - (size_t)n, "%spaged=%lld", n ? " " : "", (long long)p->page_size);
 }
 
 void tuner_class_of(const attn_problem *p, int threads, double max_rel_err, tuner_class *c)
