@@ -293,8 +293,9 @@ ATTN_API double attn_variant_tolerance(const char *name, const attn_problem *p);
  * and out_dtype (o). A variant that does not read p->dtype is refused with
  * ATTN_ERR_UNSUPPORTED. Allocates and frees its own workspace.
  *
- * Aliasing: o must not share a byte with q, k, v, the mask, kv_lens or the block table (refused with
- * ATTN_ERR_INVALID, "o overlaps k ..."): variants write O while they still read the inputs.
+ * Aliasing: o must not share a byte with q, k, v, the mask, kv_lens or the block table
+ * (refused with ATTN_ERR_INVALID, "o overlaps k ..."): variants write O while they still read
+ * the inputs.
  * Each tensor is taken as the byte range from its element 0 to its last element (strides are
  * >= 0), so an output interleaved with an input in one buffer is refused too. Inputs may
  * overlap each other (q == k == v is fine).
@@ -399,8 +400,8 @@ typedef struct attn_execute_args {
  * nothing up. The results are bit-for-bit those of attn_run_variant with the plan's variant,
  * parameters and threads on the same arrays.
  *
- * Aliasing: o must not share a byte with q, k, v, the mask, kv_lens or the block table (ATTN_ERR_INVALID, "o
- * overlaps k ..."), exactly as for attn_run_variant.
+ * Aliasing: o must not share a byte with q, k, v, the mask, kv_lens or the block table
+ * (ATTN_ERR_INVALID, "o overlaps k ..."), exactly as for attn_run_variant.
  *
  * Threads: the plan is not modified, so one plan may run concurrently from several threads on
  * distinct outputs; a call made while another thread runs the same plan allocates buffers of
