@@ -1,6 +1,7 @@
 /* cli_model.c — the options of current models on the command line (cli_model.h). */
 #include "cli_model.h"
 #include "npy.h"
+#include "rng.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -36,6 +37,8 @@ bool cli_model_parse(const char *command, int k, const char *value, cli_model *m
     case 2: m->alibi = true; m->alibi_file = value; return true;
     case 3: return cli_parse_positive_float(command, "softcap", value, &m->softcap);
     case 4: m->sinks = value; return true;
+    case 5: return cli_parse_int64(command, "page-size", value, 1, INT32_MAX, &m->page_size);
+    case 6: m->block_table_file = value; return true;
     default: return false;
     }
 }
@@ -59,6 +62,8 @@ static bool read_per_head(const char *command, const char *flag, const char *pat
     *out = a.data; /* attn_npy_free frees data alone */
     return true;
 }
+
+static bool apply_pages(const char *command, cli_model *m, attn_problem *p);
 
 bool cli_model_apply(const char *command, cli_model *m, attn_problem *p)
 {
@@ -97,6 +102,66 @@ bool cli_model_apply(const char *command, cli_model *m, attn_problem *p)
         }
         p->sinks = m->sink_values;
     }
+    return apply_pages(command, m, p);
+}
+
+/* --page-size (and --block-table): the table read or shuffled, p paged (cli_model.h). */
+static bool apply_pages(const char *command, cli_model *m, attn_problem *p)
+{
+    if (m->block_table_file && !m->page_size) {
+        cli_error(command, "--block-table needs --page-size");
+        return false;
+    }
+    if (!m->page_size)
+        return true;
+    const int64_t used = (p->len_kv - 1) / m->page_size + 1;
+    int64_t stride = used, pages = 0;
+    if (m->block_table_file) {
+        attn_npy_array a;
+        attn_error err;
+        if (attn_npy_read_int32(m->block_table_file, &a, &err) != ATTN_OK) {
+            cli_error(command, "--block-table %s", err.message);
+            return false;
+        }
+        if (a.ndim != 2 || a.shape[0] != p->batch || a.shape[1] < used) {
+            cli_error(command, "--block-table %s: expected shape (%lld, >= %lld) [B, max_pages]",
+                      m->block_table_file, (long long)p->batch, (long long)used);
+            attn_npy_free(&a);
+            return false;
+        }
+        stride = a.shape[1];
+        m->block_table = malloc((size_t)a.count * sizeof *m->block_table);
+        for (int64_t i = 0; m->block_table && i < a.count; i++) {
+            m->block_table[i] = (int32_t)a.data[i];
+            if (i % stride < used && m->block_table[i] >= pages)
+                pages = (int64_t)m->block_table[i] + 1; /* the pool: every page named */
+        }
+        attn_npy_free(&a);
+    } else { /* each sequence's pages, shuffled over the pool */
+        pages = p->batch * used;
+        if (pages <= INT32_MAX &&
+            (m->block_table = malloc((size_t)pages * sizeof *m->block_table))) {
+            uint64_t state = 0x9a6ed5eedu; /* fixed: the same table on every run */
+            for (int64_t i = 0; i < pages; i++)
+                m->block_table[i] = (int32_t)i;
+            for (int64_t i = pages - 1; i > 0; i--) {
+                const int64_t j = (int64_t)(attn_rng_next(&state) % (uint64_t)(i + 1));
+                const int32_t t = m->block_table[i];
+                m->block_table[i] = m->block_table[j];
+                m->block_table[j] = t;
+            }
+        }
+    }
+    if (!m->block_table) {
+        cli_error(command, "--page-size: cannot make a block table of %lld pages",
+                  (long long)pages);
+        return false;
+    }
+    const bool blhd = p->k.head < p->k.seq; /* keep the layout asked for inside each page */
+    attn_problem_set_pages(p, m->page_size, pages < 1 ? 1 : pages, m->block_table, stride);
+    if (blhd)
+        p->k = p->v = (attn_strides){.batch = m->page_size * p->heads_kv * p->head_dim,
+                                     .head = p->head_dim, .seq = p->heads_kv * p->head_dim};
     return true;
 }
 
@@ -104,14 +169,16 @@ void cli_model_free(cli_model *m)
 {
     free(m->slopes);
     free(m->sink_values);
+    free(m->block_table);
     m->slopes = m->sink_values = NULL;
+    m->block_table = NULL;
 }
 
 unsigned cli_model_features(const cli_model *m)
 {
     return (m->window_left >= 0 || m->window_right >= 0 ? ATTN_FEATURE_WINDOW : 0) |
            (m->alibi ? ATTN_FEATURE_ALIBI : 0) | (m->softcap != 0.0f ? ATTN_FEATURE_SOFTCAP : 0) |
-           (m->sinks ? ATTN_FEATURE_SINKS : 0);
+           (m->sinks ? ATTN_FEATURE_SINKS : 0) | (m->page_size ? ATTN_FEATURE_PAGED : 0);
 }
 
 void cli_model_describe(const attn_problem *p, char *buf, size_t len)
@@ -126,7 +193,9 @@ void cli_model_describe(const attn_problem *p, char *buf, size_t len)
     if (n >= 0 && (size_t)n < len && p->softcap != 0.0f)
         n += snprintf(buf + n, len - (size_t)n, " softcap=%g", (double)p->softcap);
     if (n >= 0 && (size_t)n < len && p->sinks)
-        snprintf(buf + n, len - (size_t)n, " sinks");
+        n += snprintf(buf + n, len - (size_t)n, " sinks");
+    if (n >= 0 && (size_t)n < len && p->page_size)
+        snprintf(buf + n, len - (size_t)n, " paged=%lld", (long long)p->page_size);
 }
 
 bool cli_model_json(const attn_problem *p, json_t *object)
@@ -139,5 +208,6 @@ bool cli_model_json(const attn_problem *p, json_t *object)
            !json_object_set_new(object, "alibi", json_boolean(p->alibi_slopes != NULL)) &&
            !json_object_set_new(object, "softcap",
                                 p->softcap != 0.0f ? json_real(p->softcap) : json_null()) &&
-           !json_object_set_new(object, "sinks", json_boolean(p->sinks != NULL));
+           !json_object_set_new(object, "sinks", json_boolean(p->sinks != NULL)) &&
+           !json_object_set_new(object, "page_size", json_integer((json_int_t)p->page_size));
 }

@@ -6,7 +6,11 @@
  *   --alibi                 ALiBi with the standard slopes of Hq heads (attn_alibi_slopes)
  *   --alibi-slopes FILE.npy the slopes, float32 [Hq]
  *   --softcap C             logits become C·tanh(logit / C)
- *   --sinks X|FILE.npy      one sink logit for every head, or float32 [Hq] */
+ *   --sinks X|FILE.npy      one sink logit for every head, or float32 [Hq]
+ *   --page-size N           paged K/V: pages of N keys in a pool, each sequence's pages
+ *                           shuffled (a fixed seed: the same table on every run)
+ *   --block-table FILE.npy  with --page-size: the block table, int32 [B, max_pages]; the pool
+ *                           holds max entry + 1 pages */
 #ifndef ATTN_CLI_MODEL_H
 #define ATTN_CLI_MODEL_H
 
@@ -21,12 +25,15 @@ typedef struct cli_model {
     const char *alibi_file, *sinks;    /* the flags' texts (NULL: not given) */
     float softcap;                     /* 0: none */
     float *slopes, *sink_values;       /* [Hq], made by cli_model_apply */
+    int64_t page_size;                 /* 0: contiguous K/V */
+    const char *block_table_file;      /* --block-table, or NULL: a shuffled table */
+    int32_t *block_table;              /* made by cli_model_apply */
 } cli_model;
 
 /* The option table entries of the five flags, for a subcommand's table: its enum reserves
  * CLI_MODEL_OPTION_COUNT indices from `first` on, its table has CLI_MODEL_OPTIONS(first), and
  * its parser hands option o in that range to cli_model_parse as o - first. */
-enum { CLI_MODEL_OPTION_COUNT = 5 };
+enum { CLI_MODEL_OPTION_COUNT = 7 };
 #define CLI_MODEL_OPTIONS(first)                                                                  \
     [(first) + 0] = {"window", "L[,R]", "sliding window: query i sees keys i'-L .. i'+R (R "     \
                                         "omitted or -1: unbounded; i' = i + Lk - Lq)"},          \
@@ -34,7 +41,11 @@ enum { CLI_MODEL_OPTION_COUNT = 5 };
     [(first) + 2] = {"alibi-slopes", "FILE.npy", "ALiBi with these slopes (float32 [Hq])"},       \
     [(first) + 3] = {"softcap", "C", "logit soft-capping: logits become C*tanh(logit/C)"},        \
     [(first) + 4] = {"sinks", "X|FILE.npy", "attention sink logit of every head (X), or float32 " \
-                                            "[Hq]: joins the softmax denominator"}
+                                            "[Hq]: joins the softmax denominator"},               \
+    [(first) + 5] = {"page-size", "N", "paged K/V: pages of N keys, each sequence's pages "       \
+                                       "shuffled in a pool (seeded)"},                           \
+    [(first) + 6] = {"block-table", "FILE.npy", "with --page-size: the block table, int32 "       \
+                                                "[B, max_pages]"}
 
 /* An untouched model: no option. */
 cli_model cli_model_none(void);
@@ -42,7 +53,8 @@ cli_model cli_model_none(void);
  * reporting a bad value. */
 bool cli_model_parse(const char *command, int k, const char *value, cli_model *m);
 /* Sets p's window and softcap and points p at the slopes and sinks (read from their files or
- * made here, owned by m), once p's heads are known; false after reporting an error. */
+ * made here, owned by m), once p's heads are known; pages K and V (the pool in p's K/V layout,
+ * BHLD or BLHD); false after reporting an error. */
 bool cli_model_apply(const char *command, cli_model *m, attn_problem *p);
 void cli_model_free(cli_model *m);
 /* The attn_feature bits the flags ask for. */
@@ -50,7 +62,7 @@ unsigned cli_model_features(const cli_model *m);
 /* " window=L,R alibi softcap=C sinks" for text output ("" without options). */
 void cli_model_describe(const attn_problem *p, char *buf, size_t len);
 /* The problem's options as JSON fields: window [L, R] (null: none), alibi, softcap (null: none),
- * sinks; added to `object` (a record's shape). False on OOM. */
+ * sinks, page_size (0: contiguous); added to `object` (a record's shape). False on OOM. */
 bool cli_model_json(const attn_problem *p, json_t *object);
 
 #endif

@@ -108,7 +108,8 @@ static double time_plan(const attn_plan *plan, const attn_problem *p, int64_t n,
                                     .v = quantized ? kvq[1] : t[2], .o = t[3],
                                     .mask = p->mask, .kv_lens = p->kv_lens,
                                     .alibi_slopes = p->alibi_slopes, .sinks = p->sinks,
-                                    .k_scale = scales[0], .v_scale = scales[1]};
+                                    .k_scale = scales[0], .v_scale = scales[1],
+                                    .block_table = p->block_table};
     bool ok = attn_execute(plan, &args, err) == ATTN_OK;
     for (int64_t r = 0; ok && r < n; r++) {
         const double t0 = attn_clock_seconds();

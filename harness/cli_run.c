@@ -12,6 +12,7 @@
 #include "cpu.h"
 #include "rng.h"
 #include "stats.h"
+#include "variant.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -212,7 +213,16 @@ static int parse_run_options(int argc, char **argv, run_config *c)
 typedef struct tensor_view {
     int64_t dims[4];
     const attn_strides *strides;
+    const attn_problem *paged; /* K or V of a paged problem: rows through its block table */
 } tensor_view;
+
+/* Element offset of row (b, h, l). */
+static int64_t view_offset(const tensor_view *t, int64_t b, int64_t h, int64_t l)
+{
+    if (t->paged)
+        return attn_kv_offset(t->paged, t->strides, b, h, l);
+    return b * t->strides->batch + h * t->strides->head + l * t->strides->seq;
+}
 
 static tensor_view view_of(const attn_problem *p, char tensor)
 {
@@ -220,7 +230,7 @@ static tensor_view view_of(const attn_problem *p, char tensor)
     const attn_strides *s = tensor == 'q' ? &p->q : tensor == 'k' ? &p->k
                           : tensor == 'v' ? &p->v : &p->o;
     return (tensor_view){{p->batch, is_q ? p->heads_q : p->heads_kv, is_q ? p->len_q : p->len_kv,
-                          p->head_dim}, s};
+                          p->head_dim}, s, !is_q && p->page_size ? p : NULL};
 }
 
 /* Fills a strided tensor row by row in logical order: from `src` (contiguous [B,H,L,d]) when
@@ -231,7 +241,7 @@ static void fill_tensor(float *dst, tensor_view t, const float *src, uint64_t *r
     for (int64_t b = 0; b < t.dims[0]; b++)
         for (int64_t h = 0; h < t.dims[1]; h++)
             for (int64_t l = 0; l < t.dims[2]; l++) {
-                float *row = dst + b * t.strides->batch + h * t.strides->head + l * t.strides->seq;
+                float *row = dst + view_offset(&t, b, h, l);
                 if (src) {
                     memcpy(row, src, (size_t)d * sizeof *row);
                     src += d;
@@ -252,10 +262,8 @@ static void gather_tensor(void *dst, attn_dtype to, tensor_view t, const void *s
     for (int64_t b = 0; b < t.dims[0]; b++)
         for (int64_t h = 0; h < t.dims[1]; h++)
             for (int64_t l = 0; l < t.dims[2]; l++, row += (size_t)d * out)
-                attn_convert((const char *)src + (size_t)(b * t.strides->batch +
-                                                          h * t.strides->head +
-                                                          l * t.strides->seq) * in,
-                             from, row, to, (size_t)d);
+                attn_convert((const char *)src + (size_t)view_offset(&t, b, h, l) * in, from,
+                             row, to, (size_t)d);
 }
 
 static void format_shape(char *buf, size_t len, int ndim, const int64_t *shape)
@@ -869,7 +877,9 @@ int cli_run_measure(const cli_measure_spec *spec, json_t *records)
                               .threads = spec->threads,
                               .dtype = spec->dtype, .out_same = spec->out_dtype != ATTN_F32,
                               .kv_dtype = spec->kv_dtype,
-                              .format = CLI_FORMAT_JSON, .model = cli_model_none()}};
+                              .format = CLI_FORMAT_JSON, .model = spec->model}};
+    s.config.model.slopes = s.config.model.sink_values = NULL; /* made here, freed by run_free */
+    s.config.model.block_table = NULL;
     if (spec->out_dtype != ATTN_F32 && spec->out_dtype != spec->dtype)
         return cli_error("run", "out_dtype must be f32 or the input dtype");
     if (!cli_resolve_threads("run", &s.config.threads))

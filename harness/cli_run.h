@@ -3,6 +3,7 @@
 #define ATTN_CLI_RUN_H
 
 #include "cli.h"
+#include "cli_model.h"
 
 /* One shape measured the way `run` measures it: the variants a --variant LIST names (NULL: as
  * run without --variant; "all": every supported one that reads `dtype`), random inputs from
@@ -24,6 +25,8 @@ typedef struct cli_measure_spec {
     attn_dtype dtype, out_dtype; /* out_dtype: ATTN_F32 or dtype */
     attn_dtype kv_dtype;         /* ATTN_INT8, ATTN_Q4: quantized K/V; else K/V of dtype */
     json_t *skipped;
+    cli_model model; /* the model options' flags (cli_model_none(): none); its arrays are made
+                      * and freed per call */
 } cli_measure_spec;
 int cli_run_measure(const cli_measure_spec *spec, json_t *records);
 

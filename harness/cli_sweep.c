@@ -29,8 +29,8 @@ enum { DEFAULT_REPS = 5, DEFAULT_WARMUP = 1, DEFAULT_CHECK_MAX_LEN = 1024, MAX_R
 enum {
     W_CAUSAL_BOTH = CLI_SHAPE_OPTION_COUNT, W_THREADS, W_VARIANT, W_DTYPE, W_OUT_DTYPE, W_REPS,
     W_WARMUP, W_SEED, W_NO_CHECK, W_CHECK_MAX_LEN, W_OUTPUT, W_RESULTS_DIR, W_QUIET, W_FORMAT,
-    W_HELP,
-    W_OPTION_COUNT
+    W_HELP, W_MODEL,
+    W_OPTION_COUNT = W_MODEL + CLI_MODEL_OPTION_COUNT
 };
 
 static const cli_option sweep_options[W_OPTION_COUNT] = {
@@ -52,6 +52,7 @@ static const cli_option sweep_options[W_OPTION_COUNT] = {
     [W_QUIET] = {"quiet", NULL, "no progress on stderr"},
     [W_FORMAT] = {"format", "text|json", "stdout: the file's path (default), or the document"},
     [W_HELP] = {"help", NULL, "this help"},
+    CLI_MODEL_OPTIONS(W_MODEL),
 };
 
 static void print_sweep_help(void)
@@ -134,6 +135,7 @@ typedef struct sweep_config {
     cli_format format;
     attn_dtype dtype;
     bool out_same; /* O in dtype too */
+    cli_model model; /* the options of current models, as run takes them */
 } sweep_config;
 
 static bool has_zero(const cli_int_list *l)
@@ -186,7 +188,7 @@ static int parse_sweep_options(int argc, char **argv, sweep_config *c)
                         .threads = {{0}, 1}, .causal = {true, false}, .variants = "all",
                         .results_dir = "results", .batch = 1, .heads_q = 8, .reps = DEFAULT_REPS,
                         .warmup = DEFAULT_WARMUP, .check_max_len = DEFAULT_CHECK_MAX_LEN,
-                        .seed = 1, .check = true};
+                        .seed = 1, .check = true, .model = cli_model_none()};
     /* -o is --output: the option parser knows long options (and -h) only. */
     static char output_flag[] = "--output";
     for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
@@ -230,7 +232,10 @@ static int parse_sweep_options(int argc, char **argv, sweep_config *c)
                                   &c->format);
             break;
         case W_HELP: print_sweep_help(); return CLI_EXIT_OK;
-        default: return CLI_EXIT_USAGE;
+        default:
+            if (o < W_MODEL || o >= W_OPTION_COUNT)
+                return CLI_EXIT_USAGE;
+            ok = cli_model_parse("sweep", o - W_MODEL, value, &c->model);
         }
         if (!ok)
             return CLI_EXIT_USAGE;
@@ -381,7 +386,8 @@ int cli_sweep(int argc, char **argv)
             .heads_kv = c.heads_kv, .len_q = len_q, .len_kv = len, .head_dim = c.dims.value[d],
             .causal = k, .check = check, .scale = c.scale, .seed = c.seed, .reps = c.reps, .warmup = c.warmup,
             .threads = c.threads, .dtype = c.dtype, .kv_dtype = c.kv_dtype,
-            .out_dtype = c.out_same ? c.dtype : ATTN_F32, .skipped = skipped};
+            .out_dtype = c.out_same ? c.dtype : ATTN_F32, .skipped = skipped,
+            .model = c.model};
         status = cli_run_measure(&spec, records);
         if (status < 0)
             cli_progress_update(&progress, (size_t)++done, what);

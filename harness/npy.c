@@ -204,7 +204,8 @@ static attn_status read_exact(FILE *f, void *buf, size_t n, const char *path, co
     return attn_fail(err, ATTN_ERR_INVALID, "%s: truncated %s", path, what);
 }
 
-static attn_status read_file(FILE *f, const char *path, attn_npy_array *a, attn_error *err)
+static attn_status read_file(FILE *f, const char *path, attn_npy_array *a, bool int32,
+                             attn_error *err)
 {
     unsigned char lead[12]; /* magic, version, header length */
     attn_status s = read_exact(f, lead, 8, path, "file (no .npy magic)", err);
@@ -241,7 +242,10 @@ static attn_status read_file(FILE *f, const char *path, attn_npy_array *a, attn_
     free(header);
     if (s != ATTN_OK)
         return s;
-    if (!strcmp(descr, "<f4"))
+    if (int32 && strcmp(descr, "<i4"))
+        return attn_fail(err, ATTN_ERR_INVALID, "%s: dtype '%s' is not little-endian int32 "
+                         "('<i4')", path, descr);
+    if (int32 || !strcmp(descr, "<f4"))
         a->dtype = ATTN_F32;
     else if (!strcmp(descr, "<f2"))
         a->dtype = ATTN_F16;
@@ -281,8 +285,8 @@ static attn_status read_file(FILE *f, const char *path, attn_npy_array *a, attn_
     if (count == 0)
         return ATTN_OK;
     a->data = malloc((size_t)copy_bytes);
-    /* float16 is read as stored, then widened (exactly) into data. */
-    void *raw = a->dtype == ATTN_F32 ? (void *)a->data : malloc((size_t)bytes);
+    /* float16 and int32 are read as stored, then widened (exactly) into data. */
+    void *raw = a->dtype == ATTN_F32 && !int32 ? (void *)a->data : malloc((size_t)bytes);
     if (!a->data || !raw) {
         if (raw != a->data)
             free(raw);
@@ -293,24 +297,42 @@ static attn_status read_file(FILE *f, const char *path, attn_npy_array *a, attn_
     if (s == ATTN_OK && fgetc(f) != EOF)
         s = attn_fail(err, ATTN_ERR_INVALID, "%s: unexpected bytes after the data", path);
     if (raw != a->data) {
-        if (s == ATTN_OK)
+        const int32_t *n = raw;
+        for (int64_t i = 0; int32 && s == ATTN_OK && i < count; i++) {
+            if (n[i] > 1 << 24 || n[i] < -(1 << 24))
+                s = attn_fail(err, ATTN_ERR_INVALID, "%s: element %lld = %d is beyond 2^24",
+                              path, (long long)i, n[i]);
+            a->data[i] = (float)n[i];
+        }
+        if (s == ATTN_OK && !int32)
             attn_convert(raw, a->dtype, a->data, ATTN_F32, (size_t)count);
         free(raw);
     }
     return s;
 }
 
-attn_status attn_npy_read(const char *path, attn_npy_array *array, attn_error *err)
+static attn_status read_path(const char *path, attn_npy_array *array, bool int32,
+                             attn_error *err)
 {
     memset(array, 0, sizeof *array);
     FILE *f = fopen(path, "rb");
     if (!f)
         return attn_fail(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
-    attn_status s = read_file(f, path, array, err);
+    attn_status s = read_file(f, path, array, int32, err);
     fclose(f);
     if (s != ATTN_OK)
         attn_npy_free(array);
     return s;
+}
+
+attn_status attn_npy_read(const char *path, attn_npy_array *array, attn_error *err)
+{
+    return read_path(path, array, false, err);
+}
+
+attn_status attn_npy_read_int32(const char *path, attn_npy_array *array, attn_error *err)
+{
+    return read_path(path, array, true, err);
 }
 
 /* ---- writing ------------------------------------------------------------------------------ */

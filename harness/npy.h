@@ -27,6 +27,10 @@ typedef struct attn_npy_array {
  * overflows), ATTN_ERR_NOMEM. */
 attn_status attn_npy_read(const char *path, attn_npy_array *array, attn_error *err);
 
+/* The same for an int32 ('<i4') file only (a block table): its values in data as floats,
+ * exactly (values beyond ±2^24 are refused); dtype says ATTN_F32. */
+attn_status attn_npy_read_int32(const char *path, attn_npy_array *array, attn_error *err);
+
 void attn_npy_free(attn_npy_array *array);
 
 /* Writes a C-order array of `dtype` elements (ATTN_F32: '<f4', ATTN_F16: '<f2'; ATTN_BF16 is

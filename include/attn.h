@@ -176,6 +176,23 @@ typedef struct attn_problem {
     attn_dtype kv_dtype;
     const void *k_scale, *v_scale;
     attn_strides k_scale_strides, v_scale_strides;
+    /* ---- Paged K/V (as vLLM and llama.cpp keep caches) ----
+     * page_size 0: K and V hold each sequence's keys at their strides (the default, and the
+     * fast path). page_size > 0 (any; 16 to 256 in practice): K and V are pools of pages of
+     * page_size keys. Key j of sequence b is row j % page_size of the physical page
+     *     block_table[b · block_table_stride + j / page_size]
+     * of the pool: the tensors' batch stride steps from one page to the next, their head and
+     * seq strides stay those within a page (attn_problem_set_pages sets the contiguous pool
+     * layout [num_pages, Hkv, page_size, d]). The pool holds num_pages pages (its extent is
+     * checked as a batch of num_pages tensors of page_size keys). The first
+     * ceil(len_kv / page_size) entries of each table row must lie in [0, num_pages), also
+     * past a sequence's kv_lens; pages may repeat (a shared prefix). The table is read like
+     * kv_lens: in a problem given to attn_plan_create only whether it is NULL counts, and
+     * each attn_execute gives it. */
+    int64_t page_size;
+    int64_t num_pages;
+    const int32_t *block_table;  /* [batch][block_table_stride] */
+    int64_t block_table_stride;  /* entries per row: 0 = ceil(len_kv / page_size), or more */
 } attn_problem;
 
 /* The options a variant implements (attn_variant_info.features) and a problem uses
@@ -185,11 +202,12 @@ enum attn_feature {
     ATTN_FEATURE_ALIBI = 1u << 1,
     ATTN_FEATURE_SOFTCAP = 1u << 2,
     ATTN_FEATURE_SINKS = 1u << 3,
+    ATTN_FEATURE_PAGED = 1u << 4, /* page_size > 0: K/V read through a block table */
 };
-#define ATTN_FEATURE_ALL 0xfu
+#define ATTN_FEATURE_ALL 0x1fu
 /* The attn_feature bits p uses; -1 for NULL. */
 ATTN_API int attn_problem_features(const attn_problem *p);
-/* "window,alibi,softcap,sinks": the names of the bits set, comma separated ("" for none). */
+/* "window,alibi,softcap,sinks,paged": the names of the bits set, comma separated ("" for none). */
 ATTN_API void attn_features_format(unsigned features, char *buf, size_t len);
 
 /* The standard ALiBi slopes of `heads` heads (Press et al.): for n = the largest power of two
@@ -225,9 +243,14 @@ ATTN_API attn_status attn_dequantize_kv(const attn_problem *p, char tensor, cons
                                         const void *scale, float *dst, attn_error *err);
 /* Sets the strides of all four tensors to the contiguous [B,L,H,d] layout. */
 ATTN_API void attn_problem_set_layout_blhd(attn_problem *p);
+/* Pages K and V (attn_problem's paged block): sets page_size, num_pages, block_table and
+ * block_table_stride, and the strides of K and V to the contiguous pool
+ * [num_pages, Hkv, page_size, d]. The values are checked by attn_problem_validate. */
+ATTN_API void attn_problem_set_pages(attn_problem *p, int64_t page_size, int64_t num_pages,
+                                     const int32_t *block_table, int64_t block_table_stride);
 /* The scale a run will use: p->scale, or 1/sqrt(head_dim) when that is 0; NaN for NULL. */
 ATTN_API float attn_problem_scale(const attn_problem *p);
-/* Checks shapes, scale, key lengths, window, softcap, sinks, strides and that every size
+/* Checks shapes, scale, key lengths, window, softcap, sinks, pages, strides and that every size
  * (tensor and mask extents included) fits in 64 bits, without overflowing in the check
  * itself. */
 ATTN_API attn_status attn_problem_validate(const attn_problem *p, attn_error *err);
@@ -337,8 +360,9 @@ ATTN_API double attn_variant_tolerance(const char *name, const attn_problem *p);
  * A variant that does not read p->dtype or a quantized kv_dtype is refused with
  * ATTN_ERR_UNSUPPORTED. Allocates and frees its own workspace.
  *
- * Aliasing: o must not share a byte with q, k, v, the mask or kv_lens (refused with
- * ATTN_ERR_INVALID, "o overlaps k ..."): variants write O while they still read the inputs.
+ * Aliasing: o must not share a byte with q, k, v, the mask, kv_lens or the block table
+ * (refused with ATTN_ERR_INVALID, "o overlaps k ..."): variants write O while they still read
+ * the inputs.
  * Each tensor is taken as the byte range from its element 0 to its last element (strides are
  * >= 0), so an output interleaved with an input in one buffer is refused too. Inputs may
  * overlap each other (q == k == v is fine).
@@ -418,12 +442,12 @@ typedef struct attn_plan_options {
  * a float32 output for a half-precision O), so that attn_execute only runs. options NULL: all
  * defaults, as a zeroed attn_plan_options.
  *
- * The plan keeps the problem's shape, scale, causal flag, window, softcap, strides and types.
- * Its mask, kv_lens, alibi_slopes and sinks pointers only say WHETHER every execute gives
- * that array (non-NULL: yes); the plan keeps none of them, and the arrays come with each
- * attn_execute. Their contents
- * are not read here, except that ATTN_MEASURE samples the mask, slopes and sinks given as
- * representative values.
+ * The plan keeps the problem's shape, scale, causal flag, window, softcap, page size and page
+ * count, strides and types. Its mask, kv_lens, alibi_slopes, sinks and block_table pointers
+ * only say WHETHER every execute gives that array (non-NULL: yes); the plan keeps none of
+ * them, and the arrays come with each attn_execute. Their contents are not read here, except
+ * that validation checks kv_lens and the block table, and ATTN_MEASURE samples the mask,
+ * slopes, sinks and block table given as representative values.
  *
  * Never selects a variant this CPU cannot run (ATTN_DISABLE_ISA and options->disable_isa
  * included); honours ATTN_FORCE_VARIANT. Wisdom is read from attn_wisdom_file(). NULL on
@@ -431,8 +455,9 @@ typedef struct attn_plan_options {
 ATTN_API attn_plan *attn_plan_create(const attn_problem *p, const attn_plan_options *options,
                             attn_error *err);
 
-/* The arrays of one execute. mask, kv_lens, alibi_slopes and sinks are given exactly when the
- * planned problem had them (anything else is refused); each kv_lens[b] in [0, len_kv]. */
+/* The arrays of one execute. mask, kv_lens, alibi_slopes, sinks and block_table are given
+ * exactly when the planned problem had them (anything else is refused); each kv_lens[b] in
+ * [0, len_kv], each block table entry used in [0, num_pages). */
 typedef struct attn_execute_args {
     const void *q, *k, *v; /* element 0 of each, laid out as the planned strides say */
     void *o;
@@ -442,6 +467,7 @@ typedef struct attn_execute_args {
     const float *alibi_slopes; /* [Hq], when the planned problem had ALiBi slopes */
     const float *sinks;        /* [Hq] finite, when the planned problem had sinks */
     const void *k_scale, *v_scale; /* the scale tensors, when K/V are quantized (required) */
+    const int32_t *block_table; /* [batch][stride] pages in range, when the problem is paged */
 } attn_execute_args;
 
 /* Runs the plan: checks only what a call changes (non-NULL arrays, the mask and kv_lens given
@@ -449,8 +475,8 @@ typedef struct attn_execute_args {
  * nothing up. The results are bit-for-bit those of attn_run_variant with the plan's variant,
  * parameters and threads on the same arrays.
  *
- * Aliasing: o must not share a byte with q, k, v, the mask or kv_lens (ATTN_ERR_INVALID, "o
- * overlaps k ..."), exactly as for attn_run_variant.
+ * Aliasing: o must not share a byte with q, k, v, the mask, kv_lens or the block table
+ * (ATTN_ERR_INVALID, "o overlaps k ..."), exactly as for attn_run_variant.
  *
  * Threads: the plan is not modified, so one plan may run concurrently from several threads on
  * distinct outputs; a call made while another thread runs the same plan allocates buffers of

@@ -41,15 +41,15 @@ struct attn_exec {
                               * caller's is half precision); mask and kv_lens NULL */
     attn_strides out_strides; /* the caller's O */
     attn_dtype out_dtype;
-    bool has_mask, has_kv_lens, has_alibi, has_sinks;
+    bool has_mask, has_kv_lens, has_alibi, has_sinks, has_block_table;
     attn_params params;
     float scale;
     int threads;             /* asked for */
     int workers;             /* that get units: min(threads, units); 1 runs on the caller alone */
     unit_sizes u;
     int64_t units;
-    size_t span[9];          /* bytes from element 0: q, k, v, o, mask, kv_lens, a per-head array,
-                              * the K and V scales (quantized K/V) */
+    size_t span[10];         /* bytes from element 0: q, k, v, o, mask, kv_lens, a per-head array,
+                              * the K and V scales (quantized K/V), the block table */
     int64_t *first_unit;     /* [workers + 1]: worker w runs [first_unit[w], first_unit[w+1]) */
     attn_status *status;     /* [workers] */
     unsigned char *workspace; /* workers × workspace_stride bytes */
@@ -255,7 +255,7 @@ static void merge_partials(const attn_exec *x, float *o_base, const float *sinks
 }
 
 /* Bytes each operand spans from its element 0 (strides are >= 0, so nothing lies below it). */
-static void operand_spans(const attn_problem *p, size_t span[9])
+static void operand_spans(const attn_problem *p, size_t span[10])
 {
     for (int t = 0; t < 4; t++) {
         int64_t elements = 0;
@@ -267,6 +267,7 @@ static void operand_spans(const attn_problem *p, size_t span[9])
     span[6] = (size_t)p->heads_q * sizeof(float);
     for (int t = 0; t < 2; t++) /* K/V in their stored type; their scales (0 when none) */
         span[1 + t] = attn_kv_span_bytes(p, "kv"[t]), span[7 + t] = attn_kv_span_bytes(p, "KV"[t]);
+    span[9] = p->page_size ? (size_t)(p->batch * attn_block_table_stride(p)) * sizeof(int32_t) : 0;
 }
 
 void attn_exec_destroy(attn_exec *x)
@@ -311,6 +312,7 @@ attn_status attn_exec_create(const attn_variant *var, const attn_problem *p,
     x->has_kv_lens = p->kv_lens != NULL;
     x->has_alibi = p->alibi_slopes != NULL;
     x->has_sinks = p->sinks != NULL;
+    x->has_block_table = p->block_table != NULL;
     x->out_strides = p->o;
     x->out_dtype = p->out_dtype;
     operand_spans(p, x->span);
@@ -320,6 +322,7 @@ attn_status attn_exec_create(const attn_variant *var, const attn_problem *p,
     x->problem.alibi_slopes = NULL;
     x->problem.sinks = NULL;
     x->problem.k_scale = x->problem.v_scale = NULL;
+    x->problem.block_table = NULL;
     attn_problem *q = &x->problem;
     attn_status s = attn_features_check(var, p, err);
     if (s == ATTN_OK)
@@ -389,14 +392,14 @@ failed:
 static attn_status check_output_apart(const attn_exec *x, const attn_execute_args *a,
                                       attn_error *err)
 {
-    static const char *const names[9] = {"q", "k", "v", "mask", "kv_lens", "alibi_slopes",
-                                         "sinks", "k_scale", "v_scale"};
-    const void *at[9] = {a->q, a->k, a->v, a->mask, a->kv_lens, a->alibi_slopes, a->sinks,
-                         a->k_scale, a->v_scale};
-    const size_t bytes[9] = {x->span[0], x->span[1], x->span[2], x->span[4], x->span[5],
-                             x->span[6], x->span[6], x->span[7], x->span[8]};
+    static const char *const names[10] = {"q", "k", "v", "mask", "kv_lens", "alibi_slopes",
+                                          "sinks", "k_scale", "v_scale", "block_table"};
+    const void *at[10] = {a->q, a->k, a->v, a->mask, a->kv_lens, a->alibi_slopes, a->sinks,
+                          a->k_scale, a->v_scale, a->block_table};
+    const size_t bytes[10] = {x->span[0], x->span[1], x->span[2], x->span[4], x->span[5],
+                              x->span[6], x->span[6], x->span[7], x->span[8], x->span[9]};
     const uintptr_t o_begin = (uintptr_t)a->o, o_end = o_begin + x->span[3];
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < 10; i++) {
         const uintptr_t begin = (uintptr_t)at[i], end = begin + bytes[i];
         if (at[i] && begin < o_end && o_begin < end)
             return attn_fail(err, ATTN_ERR_INVALID,
@@ -433,6 +436,13 @@ static attn_status check_args(const attn_exec *x, const attn_execute_args *a, at
                 return attn_fail(err, ATTN_ERR_INVALID, "%s[%lld] = %g is not finite",
                                  per_head[k].name, (long long)h, (double)per_head[k].given[h]);
     }
+    if (x->has_block_table != (a->block_table != NULL))
+        return attn_fail(err, ATTN_ERR_INVALID, x->has_block_table ?
+                         "block_table is NULL, but the plan was made for paged K/V" :
+                         "block_table is given, but the plan was made for contiguous K/V");
+    attn_status paged = attn_pages_check(&x->problem, a->block_table, err);
+    if (paged != ATTN_OK)
+        return paged;
     if (a->kv_lens)
         for (int64_t b = 0; b < x->problem.batch; b++)
             if (a->kv_lens[b] < 0 || a->kv_lens[b] > x->problem.len_kv)
@@ -458,6 +468,7 @@ static attn_status run_held(attn_exec *x, const attn_execute_args *a, attn_error
     p.sinks = a->sinks;
     p.k_scale = a->k_scale;
     p.v_scale = a->v_scale;
+    p.block_table = a->block_table;
     float *o = x->o32 ? x->o32 : (float *)a->o;
     run_ctx c = {
         .x = x,
@@ -512,6 +523,7 @@ attn_status attn_exec_run(attn_exec *x, const attn_execute_args *args, attn_erro
     p.kv_lens = args->kv_lens;
     p.alibi_slopes = args->alibi_slopes;
     p.sinks = args->sinks;
+    p.block_table = args->block_table;
     attn_exec *own;
     if ((s = attn_exec_create(x->var, &p, &x->params, x->threads, &own, err)) != ATTN_OK)
         return s;

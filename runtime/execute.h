@@ -41,4 +41,8 @@ attn_status attn_kv_dtype_check(const attn_variant *var, const attn_problem *p, 
  * (library.c). */
 int64_t attn_mask_extent(const attn_problem *p);
 
+/* ATTN_OK when p's paging fields are consistent and every block-table entry in use (of `table`,
+ * the problem's or a call's) names a page of the pool; else ATTN_ERR_INVALID (library.c). */
+attn_status attn_pages_check(const attn_problem *p, const int32_t *table, attn_error *err);
+
 #endif

@@ -94,7 +94,7 @@ int attn_problem_features(const attn_problem *p)
 
 void attn_features_format(unsigned features, char *buf, size_t len)
 {
-    static const char *const names[] = {"window", "alibi", "softcap", "sinks"};
+    static const char *const names[] = {"window", "alibi", "softcap", "sinks", "paged"};
     if (!buf || len == 0)
         return;
     size_t used = 0;
@@ -121,6 +121,19 @@ bool attn_alibi_slopes(int64_t heads, float *slopes)
     for (int64_t k = 0; n + k < heads; k++) /* odd-indexed slopes of 2n heads */
         slopes[n + k] = (float)exp2(-8.0 * (double)(2 * k + 1) / (double)(2 * n));
     return true;
+}
+
+void attn_problem_set_pages(attn_problem *p, int64_t page_size, int64_t num_pages,
+                            const int32_t *block_table, int64_t block_table_stride)
+{
+    if (!p)
+        return;
+    p->page_size = page_size;
+    p->num_pages = num_pages;
+    p->block_table = block_table;
+    p->block_table_stride = block_table_stride;
+    set_contiguous(&p->k, p->heads_kv, page_size, p->head_dim, false);
+    set_contiguous(&p->v, p->heads_kv, page_size, p->head_dim, false);
 }
 
 void attn_problem_set_layout_blhd(attn_problem *p)
@@ -213,12 +226,58 @@ attn_status attn_tensor_extent(const attn_problem *p, char tensor, int64_t *elem
         return attn_fail(err, ATTN_ERR_INVALID, "tensor %c: strides must be >= 0", tensor);
     /* the scale tensors' rows: head_dim / 32 float16 scales (q4), one float32 (int8) */
     const int64_t row = tensor == 'K' || tensor == 'V' ? attn_kv_scales_per_row(p) : p->head_dim;
-    int64_t e = row < 1 ? 0 : tensor_extent(s, p->batch, heads, len, row);
     if (row < 1)
         return attn_fail(err, ATTN_ERR_INVALID, "tensor %c: q4 needs head_dim >= 32", tensor);
+    int64_t count = p->batch;
+    if (p->page_size > 0 && (tensor == 'k' || tensor == 'v')) { /* a pool of pages */
+        if (p->num_pages < 1)
+            return attn_fail(err, ATTN_ERR_INVALID, "num_pages must be >= 1 for paged K/V "
+                             "(got %lld)", (long long)p->num_pages);
+        count = p->num_pages;
+        len = p->page_size;
+    }
+    int64_t e = tensor_extent(s, count, heads, len, row);
     if (e < 0)
         return attn_fail(err, ATTN_ERR_OVERFLOW, "tensor %c: its size overflows 64 bits", tensor);
     *elements = e;
+    return ATTN_OK;
+}
+
+attn_status attn_pages_check(const attn_problem *p, const int32_t *table, attn_error *err)
+{
+    if (p->page_size == 0)
+        return p->block_table ? attn_fail(err, ATTN_ERR_INVALID, "block_table is given, but "
+                                          "page_size is 0 (contiguous K/V)")
+                              : ATTN_OK;
+    if (p->page_size < 0)
+        return attn_fail(err, ATTN_ERR_INVALID, "page_size must be 0 (contiguous) or > 0 (got "
+                         "%lld)", (long long)p->page_size);
+    /* The scale tensors are laid out per sequence, not per page: the two do not compose yet. */
+    if (attn_kv_quantized(p))
+        return attn_fail(err, ATTN_ERR_UNSUPPORTED, "paged K/V cannot be quantized (int8, q4) "
+                         "yet: give contiguous quantized K/V, or float K/V in pages");
+    if (p->num_pages < 1 || p->num_pages > INT32_MAX)
+        return attn_fail(err, ATTN_ERR_INVALID, "num_pages must be in [1, 2^31) for paged K/V "
+                         "(got %lld)", (long long)p->num_pages);
+    const int64_t used = (p->len_kv - 1) / p->page_size + 1;
+    const int64_t stride = attn_block_table_stride(p);
+    int64_t cells;
+    if (stride < used || __builtin_mul_overflow(stride, p->batch, &cells) ||
+        cells > PTRDIFF_MAX / (int64_t)sizeof(int32_t))
+        return attn_fail(err, ATTN_ERR_INVALID, "block_table_stride must be 0 or >= the %lld "
+                         "pages of len_kv, with batch rows fitting in memory (got %lld)",
+                         (long long)used, (long long)p->block_table_stride);
+    if (!table)
+        return attn_fail(err, ATTN_ERR_INVALID, "block_table is NULL, but page_size is %lld",
+                         (long long)p->page_size);
+    for (int64_t b = 0; b < p->batch; b++)
+        for (int64_t k = 0; k < used; k++) {
+            const int32_t page = table[b * stride + k];
+            if (page < 0 || page >= p->num_pages)
+                return attn_fail(err, ATTN_ERR_INVALID, "block_table[%lld][%lld] = %d is "
+                                 "outside [0, num_pages=%lld)", (long long)b, (long long)k,
+                                 page, (long long)p->num_pages);
+        }
     return ATTN_OK;
 }
 
@@ -282,6 +341,9 @@ attn_status attn_problem_validate(const attn_problem *p, attn_error *err)
         return attn_fail(err, ATTN_ERR_OVERFLOW,
                          "mask: len_q rows of mask_row_stride %lld floats overflow 64 bits",
                          (long long)p->mask_row_stride);
+    attn_status paged = attn_pages_check(p, p->block_table, err);
+    if (paged != ATTN_OK)
+        return paged;
     const char names[4] = {'q', 'k', 'v', 'o'};
     for (int t = 0; t < 4; t++) {
         int64_t e;
@@ -642,7 +704,7 @@ attn_status attn_run_variant(const char *name, const attn_problem *p, const attn
     const attn_execute_args args = {.q = q, .k = k, .v = v, .o = o, .mask = p->mask,
                                     .kv_lens = p->kv_lens, .alibi_slopes = p->alibi_slopes,
                                     .sinks = p->sinks, .k_scale = p->k_scale,
-                                    .v_scale = p->v_scale};
+                                    .v_scale = p->v_scale, .block_table = p->block_table};
     s = attn_exec_run(x, &args, err);
     attn_exec_destroy(x);
     return s;

@@ -25,6 +25,19 @@ static bool visible(const attn_problem *p, int64_t b, int64_t i, int64_t j)
     return true;
 }
 
+/* Element offset of key j of sequence b, head h, from the definition in attn.h: b's row j, or
+ * with paged K/V row j mod page_size of page block_table[b][j / page_size] of the pool. */
+static int64_t key_offset(const attn_problem *p, const attn_strides *s, int64_t b, int64_t h,
+                          int64_t j)
+{
+    if (p->page_size == 0)
+        return b * s->batch + h * s->head + j * s->seq;
+    const int64_t row = p->block_table_stride ? p->block_table_stride
+                                              : (p->len_kv + p->page_size - 1) / p->page_size;
+    const int64_t page = p->block_table[b * row + j / p->page_size];
+    return page * s->batch + h * s->head + (j % p->page_size) * s->seq;
+}
+
 attn_status attn_oracle(const attn_problem *p, const float *q, const float *k, const float *v,
                         double *out, attn_error *err)
 {
@@ -56,7 +69,7 @@ attn_status attn_oracle(const attn_problem *p, const float *q, const float *k, c
                         w[j] = -INFINITY;
                         continue;
                     }
-                    const float *kj = k + b * p->k.batch + hkv * p->k.head + j * p->k.seq;
+                    const float *kj = k + key_offset(p, &p->k, b, hkv, j);
                     double dot = 0;
                     for (int64_t c = 0; c < d; c++)
                         dot += (double)qi[c] * (double)kj[c];
@@ -89,7 +102,7 @@ attn_status attn_oracle(const attn_problem *p, const float *q, const float *k, c
                         continue;
                     const double e = exp(w[j] - max);
                     sum += e;
-                    const float *vj = v + b * p->v.batch + hkv * p->v.head + j * p->v.seq;
+                    const float *vj = v + key_offset(p, &p->v, b, hkv, j);
                     for (int64_t c = 0; c < d; c++)
                         o[c] += e * (double)vj[c];
                 }

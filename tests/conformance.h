@@ -106,6 +106,7 @@ typedef struct test_case {
     float *mask;
     int64_t mask_elements;
     float *alibi, *sinks;   /* [Hq] each, or NULL */
+    int32_t *block_table;   /* paged K/V: [B][row stride], or NULL */
     float *q, *k, *v;       /* the case as generated, in float32 */
     int64_t extent[4];      /* elements of q, k, v, o */
     unsigned char *owned;   /* [extent o]: 1 where an output element lives */
@@ -174,6 +175,12 @@ void describe_case(const test_case *c, const attn_problem *p, char *buf, size_t 
 void case_set_alibi(test_case *c, bool standard, rng *r);
 void case_set_sinks(test_case *c, float lo, float hi, rng *r);
 void draw_options(test_case *c);
+/* Paged K/V (attn.h): page_size keys a page, the pool's layout following the case's, each
+ * sequence's pages shuffled (repeat: drawn with replacement, so pages repeat), spare pages no
+ * table names; before case_alloc_inputs, which leaves the rows no table names NaN. draw_pages
+ * pages a random case a third of the time, from its own generator. */
+void case_set_pages(test_case *c, int64_t page_size, bool repeat, rng *r);
+void draw_pages(test_case *c);
 attn_dtype draw_out_dtype(const test_case *c, attn_dtype t);
 /* The reference a variant is held to (see REF_BF16). */
 int reference_of(const attn_variant_info *info);

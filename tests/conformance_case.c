@@ -124,7 +124,8 @@ void case_alloc_inputs(test_case *c, float amplitude, rng *r)
         for (int64_t b = 0; b < p->batch; b++)
             for (int64_t h = 0; h < heads; h++)
                 for (int64_t i = 0; i < len; i++) {
-                    float *row = tensor_row(x, strides[t], b, h, i);
+                    float *row = t == 0 ? tensor_row(x, strides[t], b, h, i)
+                                        : x + attn_kv_offset(p, strides[t], b, h, i);
                     for (int64_t e = 0; e < p->head_dim; e++)
                         row[e] = rng_float(r, -amplitude, amplitude);
                 }
@@ -215,7 +216,7 @@ static void reference_conditioning(const attn_problem *p, const float *q, const 
                     w[j] = -INFINITY;
                     if (j < first || (m && m[j] == -INFINITY))
                         continue;
-                    const float *kj = k + b * p->k.batch + h / group * p->k.head + j * p->k.seq;
+                    const float *kj = k + attn_kv_offset(p, &p->k, b, h / group, j);
                     /* Four partial sums: the chains of a single sum would bound the speed. */
                     double dot[4] = {0, 0, 0, 0}, mag[4] = {0, 0, 0, 0};
                     int64_t e = 0;
@@ -259,7 +260,7 @@ static void reference_conditioning(const attn_problem *p, const float *q, const 
                     if (w[j] == -INFINITY)
                         continue;
                     const double e = exp(w[j] - max);
-                    const float *vj = v + b * p->v.batch + h / group * p->v.head + j * p->v.seq;
+                    const float *vj = v + attn_kv_offset(p, &p->v, b, h / group, j);
                     sum += e;
                     if (!weights) {
                         for (int64_t c = 0; c < d; c++)
@@ -316,6 +317,7 @@ void case_free(test_case *c)
     free(c->kv_lens);
     free(c->alibi);
     free(c->sinks);
+    free(c->block_table);
     free(c->owned);
     memset(c, 0, sizeof *c);
 }
@@ -337,6 +339,9 @@ uint64_t typed_input_hash(const test_case *c, const typed_case *tc)
         h = hash_words(h, c->mask, (size_t)c->mask_elements * sizeof(float));
     if (c->kv_lens)
         h = hash_words(h, c->kv_lens, (size_t)c->p.batch * sizeof(int32_t));
+    if (c->block_table)
+        h = hash_words(h, c->block_table,
+                       (size_t)(c->p.batch * attn_block_table_stride(&c->p)) * sizeof(int32_t));
     return h;
 }
 
@@ -543,11 +548,16 @@ void describe_case(const test_case *c, const attn_problem *p, char *buf, size_t 
              lens, mask, layout, scale, attn_dtype_name(p->dtype),
              attn_dtype_name(p->out_dtype));
     const size_t used = strlen(buf);
-    if (attn_problem_features(p) && used < len)
+    if (attn_problem_features(p) & ~ATTN_FEATURE_PAGED && used < len)
         snprintf(buf + used, len - used, " window=%" PRId64 ",%" PRId64 " alibi=%s softcap=%g "
                  "sinks=%s%.3g", p->window_left, p->window_right,
                  p->alibi_slopes ? "yes" : "no", (double)p->softcap, p->sinks ? "head0:" : "no",
                  p->sinks ? (double)p->sinks[0] : 0.0);
+    const size_t after = strlen(buf);
+    if (p->page_size && after < len)
+        snprintf(buf + after, len - after, " paged=%" PRId64 "x%" PRId64 " table_stride=%" PRId64
+                 " k=(%" PRId64 ",%" PRId64 ",%" PRId64 ")", p->num_pages, p->page_size,
+                 attn_block_table_stride(p), p->k.batch, p->k.head, p->k.seq);
 }
 
 /* ---- the options of current models (attn.h) --------------------------------------------- */
@@ -602,4 +612,48 @@ int reference_of(const attn_variant_info *info)
 {
     return info->compute_dtype == ATTN_BF16 ? REF_BF16
            : info->compute_dtype == ATTN_F16 ? REF_F16 : REF_READ;
+}
+
+/* ---- paged K/V ---------------------------------------------------------------------------- */
+
+void case_set_pages(test_case *c, int64_t page_size, bool repeat, rng *r)
+{
+    attn_problem *p = &c->p;
+    const int64_t used = (p->len_kv - 1) / page_size + 1;
+    const int64_t stride = rng_chance(r, 0.3) ? used + rng_range(r, 1, 3) : 0;
+    const int64_t row = stride ? stride : used, in_use = p->batch * used;
+    const int64_t pages = repeat ? rng_range(r, 1, in_use) : in_use + rng_range(r, 0, 2);
+    int32_t *order = checked_alloc((size_t)pages, sizeof *order);
+    for (int64_t k = 0; k < pages; k++) /* Fisher-Yates */
+        order[k] = (int32_t)k;
+    for (int64_t k = pages - 1; k > 0; k--) {
+        const int64_t m = rng_range(r, 0, k);
+        const int32_t x = order[k];
+        order[k] = order[m];
+        order[m] = x;
+    }
+    c->block_table = checked_alloc((size_t)(p->batch * row), sizeof *c->block_table);
+    for (int64_t b = 0; b < p->batch; b++)
+        for (int64_t k = 0; k < row; k++) /* -1 past the pages in use: never read */
+            c->block_table[b * row + k] = k >= used ? -1
+                                          : repeat ? (int32_t)rng_range(r, 0, pages - 1)
+                                                   : order[b * used + k];
+    free(order);
+    attn_problem_set_pages(p, page_size, pages, c->block_table, stride);
+    c->broadcast_kv = false;
+    const int64_t hkv = p->heads_kv, d = p->head_dim;
+    if (c->layout == LAYOUT_BLHD)
+        p->k = p->v = (attn_strides){.batch = page_size * hkv * d, .head = d, .seq = hkv * d};
+    if (c->layout == LAYOUT_PADDED) {
+        padded_strides(&p->k, hkv, page_size, d, rng_chance(r, 0.5), r);
+        padded_strides(&p->v, hkv, page_size, d, rng_chance(r, 0.5), r);
+    }
+}
+
+void draw_pages(test_case *c)
+{
+    rng r = rng_seeded(c->seed, 0x500000000u);
+    static const int64_t sizes[] = {1, 3, 8, 16, 17, 64, 256};
+    if (rng_chance(&r, 1.0 / 3.0))
+        case_set_pages(c, sizes[rng_range(&r, 0, COUNT(sizes) - 1)], rng_chance(&r, 0.25), &r);
 }

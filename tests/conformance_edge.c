@@ -380,6 +380,69 @@ static void edge_window_cross_sinks(test_case *c, rng *r)
     case_alloc_inputs(c, 1.0f, r);
 }
 
+/* Paged K/V: every table entry names one page (a table of repeated pages is legal), GQA decode
+ * over 300 keys in pages of 16. */
+static void edge_paged_one_page(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 8, 2, 1, 300, 64);
+    case_set_pages(c, 16, true, r);
+    const int64_t row = attn_block_table_stride(&c->p), used = (300 + 15) / 16;
+    for (int64_t b = 0; b < 2; b++)
+        for (int64_t k = 0; k < used; k++)
+            c->block_table[b * row + k] = (int32_t)(c->p.num_pages - 1);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* Paged decode over a long cache with every option: pages of 64 shuffled, kv_lens ending inside
+ * a page, the key split of four threads crossing page edges. */
+static void edge_paged_decode_all_options(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 8, 2, 1, 4099, 128);
+    c->p.causal = true;
+    c->p.window_left = 2000;
+    c->p.softcap = 5.0f;
+    case_set_kv_lens(c, (const int32_t[]){4099, 1031});
+    case_set_alibi(c, true, r);
+    case_set_sinks(c, -1.0f, 3.0f, r);
+    case_set_pages(c, 64, false, r);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* Paged prefill, causal, GQA, BLHD pool: one page of 256 holds all 100 keys (the rows past
+ * them NaN, never read). */
+static void edge_paged_page_beyond_lk(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 6, 2, 100, 100, 80);
+    c->p.causal = true;
+    c->layout = LAYOUT_BLHD;
+    case_set_pages(c, 256, false, r);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* Paged prefill in pages of one key, shuffled, padded pool, a window: every key block crosses
+ * page edges at every key. */
+static void edge_paged_single_key_pages(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 1, 4, 2, 67, 67, 33);
+    c->p.window_left = 9;
+    c->p.window_right = 3;
+    c->layout = LAYOUT_PADDED;
+    case_set_pages(c, 1, false, r);
+    case_alloc_inputs(c, 1.0f, r);
+}
+
+/* A NaN in a K row of a page that a sequence names past its kv_lens reaches nothing. */
+static void edge_paged_nan_past_kv_lens(test_case *c, rng *r)
+{
+    case_begin(c, rng_next(r), 2, 4, 2, 5, 90, 17);
+    case_set_kv_lens(c, (const int32_t[]){90, 40});
+    case_set_pages(c, 16, false, r);
+    case_alloc_inputs(c, 1.0f, r);
+    const attn_problem *p = &c->p;
+    c->k[attn_kv_offset(p, &p->k, 1, 1, 50) + 3] = NAN;
+    c->v[attn_kv_offset(p, &p->v, 1, 0, 41)] = NAN;
+}
+
 static const edge_case edge_cases[] = {
     {"all keys masked: causal with Lq > Lk", EXPECT_EMPTY_ROWS, edge_causal_lq_gt_lk, NULL},
     {"all keys masked: kv_lens = 0", EXPECT_EMPTY_ROWS, edge_kv_lens_zero, NULL},
@@ -425,6 +488,16 @@ static const edge_case edge_cases[] = {
      edge_decode_all_options, NULL},
     {"cross attention, window both sides, sinks", EXPECT_EMPTY_ROWS, edge_window_cross_sinks,
      NULL},
+    {"paged: every table entry names one page, GQA decode", EXPECT_ANY, edge_paged_one_page,
+     NULL},
+    {"paged decode, pages of 64 shuffled, every option, Lk = 4099", EXPECT_ANY,
+     edge_paged_decode_all_options, NULL},
+    {"paged: one page of 256 holds all 100 keys, causal, BLHD", EXPECT_ANY,
+     edge_paged_page_beyond_lk, NULL},
+    {"paged: pages of 1 key, padded pool, window", EXPECT_ANY, edge_paged_single_key_pages,
+     NULL},
+    {"paged: NaN in pages past kv_lens reaches nothing", EXPECT_NO_NAN,
+     edge_paged_nan_past_kv_lens, NULL},
 };
 const int edge_case_count = COUNT(edge_cases);
 

@@ -20,6 +20,7 @@ typedef struct invalid_args {
     int32_t kv_lens[2];
     float mask[5 * 7];
     float per_head[4]; /* slopes or sinks of the 4 query heads */
+    int32_t table[4];  /* a block table: 2 sequences of 2 pages */
 } invalid_args;
 
 typedef struct invalid_check {
@@ -117,6 +118,21 @@ static void inv_q4_odd_stride(invalid_args *a)
 }
 static void inv_kv_mixed_float(invalid_args *a) { a->p.kv_dtype = ATTN_BF16; }
 static void inv_kv_dtype_range(invalid_args *a) { a->p.kv_dtype = (attn_dtype)99; }
+/* Paged K/V that fits the base problem's K and V: 3 pages of 4 keys (64 floats each, within
+ * the 224 of the contiguous tensors), 2 pages per sequence, a repeated page (legal). */
+static void paged(invalid_args *a)
+{
+    memcpy(a->table, (const int32_t[]){2, 0, 1, 0}, sizeof a->table);
+    attn_problem_set_pages(&a->p, 4, 3, a->table, 0);
+}
+static void inv_page_size_negative(invalid_args *a) { paged(a); a->p.page_size = -4; }
+static void inv_page_past_pool(invalid_args *a) { paged(a); a->table[3] = 3; }
+static void inv_page_negative(invalid_args *a) { paged(a); a->table[1] = -1; }
+static void inv_table_null(invalid_args *a) { paged(a); a->p.block_table = NULL; }
+static void inv_table_stride_short(invalid_args *a) { paged(a); a->p.block_table_stride = 1; }
+static void inv_num_pages_zero(invalid_args *a) { paged(a); a->p.num_pages = 0; }
+static void inv_table_unpaged(invalid_args *a) { paged(a); a->p.page_size = 0; }
+static void inv_pool_overflow(invalid_args *a) { paged(a); a->p.v.batch = INT64_MAX / 2; }
 
 static const invalid_check invalid_checks[] = {
     {"q4 K/V with head_dim 8", ATTN_ERR_INVALID, inv_q4_head_dim},
@@ -168,6 +184,14 @@ static const invalid_check invalid_checks[] = {
     {"out_dtype bf16 with f32 inputs", ATTN_ERR_INVALID, inv_out_dtype_half_of_f32},
     {"out_dtype f16 with bf16 inputs", ATTN_ERR_INVALID, inv_out_dtype_other_half},
     {"out_dtype 7", ATTN_ERR_INVALID, inv_out_dtype_unknown},
+    {"page_size < 0", ATTN_ERR_INVALID, inv_page_size_negative},
+    {"a block table entry past the pool", ATTN_ERR_INVALID, inv_page_past_pool},
+    {"a block table entry < 0", ATTN_ERR_INVALID, inv_page_negative},
+    {"paged, block_table NULL", ATTN_ERR_INVALID, inv_table_null},
+    {"block_table_stride < pages of len_kv", ATTN_ERR_INVALID, inv_table_stride_short},
+    {"paged, num_pages = 0", ATTN_ERR_INVALID, inv_num_pages_zero},
+    {"block_table with page_size 0", ATTN_ERR_INVALID, inv_table_unpaged},
+    {"page pool extent overflows", ATTN_ERR_OVERFLOW, inv_pool_overflow},
 };
 
 /* Runs `name` on a refused problem and checks the status, the message (which must contain

@@ -86,6 +86,7 @@ static void make_random_case(test_case *c, uint64_t run_seed, int index, const s
     else
         p->scale = (float)exp(rng_float(&r, logf(0.02f), logf(2.0f)));
     draw_options(c);
+    draw_pages(c);
     case_alloc_inputs(c, 1.0f, &r);
     case_finish(c);
 }

@@ -54,6 +54,10 @@ VALID = {
     ("int64_t", "len_kv"): "5",
     ("int64_t", "head_dim"): "8",
     ("int64_t", "heads"): "2",
+    ("int64_t", "page_size"): "4",
+    ("int64_t", "num_pages"): "3",
+    ("const int32_t *", "block_table"): "NULL",
+    ("int64_t", "block_table_stride"): "0",
     ("float *", "slopes"): "f.dst",
     ("unsigned", "features"): "ATTN_FEATURE_ALL",
     ("char", "tensor"): "'q'",
@@ -85,6 +89,7 @@ ACCEPTS_NULL = {
     ("attn_plan_destroy", "plan"),       # like free(NULL)
     ("attn_quantize_kv", "scale"),       # float K/V have no scales
     ("attn_dequantize_kv", "scale"),
+    ("attn_problem_set_pages", "block_table"),  # stored only; validation refuses it later
 }
 # Values out of a parameter's range, each called with valid values elsewhere: the call must be
 # refused (by the return type's rule; any message), and must not overflow on the way (UBSan).

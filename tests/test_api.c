@@ -146,7 +146,7 @@ static void test_model_options(void)
     CHECK_EQ_INT(attn_problem_features(&p), ATTN_FEATURE_WINDOW);
     char names[64];
     attn_features_format(ATTN_FEATURE_ALL, names, sizeof names);
-    CHECK(!strcmp(names, "window,alibi,softcap,sinks"));
+    CHECK(!strcmp(names, "window,alibi,softcap,sinks,paged"));
 
     /* A plan for a problem with slopes and sinks: execute must give both, and its result is
      * attn_run_variant's, bit for bit. */

@@ -525,6 +525,25 @@ class TestFiles(CliTestCase):
         self.assertFalse(shape["alibi"])
         self.assertFalse(shape["sinks"])
 
+    def test_paged_kv(self):
+        rng = np.random.default_rng(13)
+        q, k, v = random_inputs(rng, 2, 4, 2, 3, 13, 8)
+        fq, fk, fv = self.write_inputs(q, k, v)
+        want = reference_attention(q, k, v, causal=True)
+        common = ["--q", fq, "--k", fk, "--v", fv, "--causal"]
+        # 13 keys in pages of 4: 4 pages per sequence; a table of distinct pages, one spare
+        table = np.array([[7, 2, 5, 0, -1], [1, 6, 3, 4, -1]], dtype=np.int32)
+        ft = save_npy(self.path("table.npy"), table)
+        for variant in ("naive", "streaming"):
+            with self.subTest(variant=variant):
+                self.assert_close(self.run_out(*common, "--page-size", "4", variant=variant), want)
+                self.assert_close(self.run_out(*common, "--page-size", "4", "--block-table", ft,
+                                               variant=variant), want)
+        r = json.loads(self.run_ok("run", "--variant", "naive", *SMALL, "--page-size", "2",
+                                   "--format", "json").stdout)
+        self.assertEqual(r["results"][0]["shape"]["page_size"], 2)
+        self.assertTrue(r["results"][0]["ok"])
+
     def test_random_inputs_are_seeded(self):
         args = SMALL + ["--causal"]
         a, b = self.run_out(*args, "--seed", "5"), self.run_out(*args, "--seed", "5")
@@ -858,6 +877,10 @@ class TestBadInput(CliTestCase):
         ["run", "--softcap", "-1"],
         ["run", "--sinks", "nan"],
         ["run", "--alibi-slopes", "/nonexistent/slopes.npy"],
+        ["run", "--page-size", "0"],
+        ["run", "--block-table", "/nonexistent/table.npy"],
+        ["run", "--page-size", "4", "--block-table", "/nonexistent/table.npy"],
+        ["plan", "--page-size", "-3"],
         ["tune", "--window", "-5"],
         ["plan", "--softcap", "inf"],
     ]

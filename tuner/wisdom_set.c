@@ -28,6 +28,8 @@ static void options_text(const attn_problem *p, char *buf, size_t len)
     if (n >= 0 && (size_t)n < len && (p->kv_dtype == ATTN_INT8 || p->kv_dtype == ATTN_Q4))
         snprintf(buf + n, len - (size_t)n, "%skv_dtype=%s", n ? " " : "",
                  attn_dtype_name(p->kv_dtype));
+    if (n >= 0 && (size_t)n < len && p->page_size) /* paged K/V: a class of its own */
+        snprintf(buf + n, len - (size_t)n, "%spaged=%lld", n ? " " : "", (long long)p->page_size);
 }
 
 void tuner_class_of(const attn_problem *p, int threads, double max_rel_err, tuner_class *c)

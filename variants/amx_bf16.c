@@ -376,10 +376,20 @@ typedef struct run_ctx {
     size_t esize;           /* bytes per input element */
     const char *k, *v;      /* row 0 of the group's K and V head */
     int64_t k_seq, v_seq;   /* row strides in bytes */
+    int64_t b, hkv;         /* the group's sequence and kv head (paged K/V: kv_row) */
     int64_t d, dpad;
     const float *mask;
     float c;                /* scale·log2(e) */
 } run_ctx;
+
+/* Key j's row of K or V ('k', 'v'): at its stride from row 0, or through the block table when
+ * K/V are paged. */
+static inline const char *kv_row(const run_ctx *x, char tensor, int64_t j)
+{
+    if (x->t->problem->page_size)
+        return attn_row(x->t, tensor, x->b, x->hkv, j);
+    return tensor == 'k' ? x->k + j * x->k_seq : x->v + j * x->v_seq;
+}
 
 /* The workspace of one query block, and the tile being processed. */
 typedef struct block_ctx {
@@ -402,7 +412,7 @@ static void pack_k(const run_ctx *x, int64_t kb0, int64_t nb, uint16_t *kp)
             __m512i r[16];
             for (int j = 0; j < 16; j++) {
                 const int64_t key = kt * 16 + j;
-                r[j] = key < nb ? load_bf16x32(x->k + (kb0 + key) * x->k_seq +
+                r[j] = key < nb ? load_bf16x32(kv_row(x, 'k', kb0 + key) +
                                                    (size_t)(DCH * c) * x->esize,
                                                x->d - DCH * c, x->dt)
                                 : _mm512_setzero_si512();
@@ -431,7 +441,8 @@ static void pack_v(const run_ctx *x, int64_t kb0, int64_t nb, uint16_t *vp, bool
         __mmask32 bad = 0;
         for (int r = 0; r < 16; r++) {
             const int64_t ka = ch * KCH + 2 * r, kb = ka + 1;
-            const char *ra = x->v + (kb0 + ka) * x->v_seq, *rb = x->v + (kb0 + kb) * x->v_seq;
+            const char *ra = ka < nb ? kv_row(x, 'v', kb0 + ka) : NULL;
+            const char *rb = kb < nb ? kv_row(x, 'v', kb0 + kb) : NULL;
             for (int64_t t = 0; t < dt; t++) {
                 const int64_t n = x->d - 16 * t;
                 const size_t off = (size_t)(16 * t) * x->esize;
@@ -713,7 +724,7 @@ static void widen_rows(const run_ctx *x, int64_t j0, int nk, float *dst)
     for (int j = 0; j < DEC_K; j++)
         for (int64_t c = 0; c < x->dpad; c += 16)
             _mm512_store_ps(dst + j * x->dpad + c,
-                            j < nk ? load_bf16_as_f32(x->v + (j0 + j) * x->v_seq +
+                            j < nk ? load_bf16_as_f32(kv_row(x, 'v', j0 + j) +
                                                           (size_t)c * x->esize,
                                                       x->d - c, x->dt)
                                    : _mm512_setzero_ps());
@@ -725,7 +736,7 @@ static void bf16_rows(const run_ctx *x, int64_t j0, int nk, uint16_t *dst)
     for (int j = 0; j < DEC_K; j++)
         for (int64_t c = 0; c < x->dpad; c += DCH)
             _mm512_store_si512(dst + j * x->dpad + c,
-                               j < nk ? load_bf16x32(x->k + (j0 + j) * x->k_seq +
+                               j < nk ? load_bf16x32(kv_row(x, 'k', j0 + j) +
                                                          (size_t)c * x->esize,
                                                      x->d - c, x->dt)
                                       : _mm512_setzero_si512());
@@ -773,8 +784,8 @@ static void decode_rows(const run_ctx *x, const block_ctx *bc, const block_rows 
         const int64_t row_bytes = x->d * (int64_t)x->esize;
         for (int64_t j = j0 + DEC_K; j < j0 + 2 * DEC_K && j < kend; j++)
             for (int64_t b = 0; b < row_bytes; b += 64) {
-                _mm_prefetch(x->k + j * x->k_seq + b, _MM_HINT_T0);
-                _mm_prefetch(x->v + j * x->v_seq + b, _MM_HINT_T0);
+                _mm_prefetch(kv_row(x, 'k', j) + b, _MM_HINT_T0);
+                _mm_prefetch(kv_row(x, 'v', j) + b, _MM_HINT_T0);
             }
         bf16_rows(x, j0, nk, kb);
         widen_rows(x, j0, nk, vf);
@@ -837,6 +848,7 @@ static void group_rows(const attn_task *t, const ws_layout *w, const attn_group_
                        .k = attn_row(t, 'k', gr->b, gr->hkv, 0),
                        .v = attn_row(t, 'v', gr->b, gr->hkv, 0),
                        .k_seq = p->k.seq * (int64_t)esize, .v_seq = p->v.seq * (int64_t)esize,
+                       .b = gr->b, .hkv = gr->hkv,
                        .d = p->head_dim, .dpad = round_up(p->head_dim, DCH), .mask = p->mask,
                        .c = t->scale * ATTN_LOG2E};
     const block_ctx bc = {.qp = (uint16_t *)(ws + w->qp), .kp = (uint16_t *)(ws + w->kp),
@@ -907,5 +919,5 @@ const attn_variant attn_variant_amx_bf16 = {
     .params_valid = amx_valid,
     .workspace_size = amx_workspace,
     .run_partial = amx_rows,
-    .features = ATTN_FEATURE_SINKS,
+    .features = ATTN_FEATURE_SINKS | ATTN_FEATURE_PAGED,
 };

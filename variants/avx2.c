@@ -763,19 +763,36 @@ static void softmax_block(const tile_ctx *c, int64_t j0, int64_t nk)
     }
 }
 
-/* Keys of block j0 packed: K (as Kᵀ panels) and V for the group. */
+/* Keys of block j0 packed: K (as Kᵀ panels) and V for the group. Paged K/V: a K block that
+ * crosses a page edge is gathered into the V panel first (free until pack_block_v fills it;
+ * its bk·dp floats hold bk rows of d elements), so the 8×8 transposes read one stride; V rows
+ * are packed a page run at a time. */
 static void pack_block_k(const tile_ctx *c, int64_t j0, int64_t nk)
 {
     const attn_task *t = c->t;
-    pack_k(c->ws->k_panel, attn_row(t, 'k', c->gr.b, c->gr.hkv, j0), t->problem->k.seq, nk,
-           round_up(nk, NR), c->d, t->problem->dtype);
+    const attn_problem *p = t->problem;
+    const void *k = attn_row(t, 'k', c->gr.b, c->gr.hkv, j0);
+    int64_t ld = p->k.seq;
+    if (attn_kv_run(p, j0, nk) < nk) {
+        attn_kv_gather(t, 'k', c->gr.b, c->gr.hkv, j0, j0 + nk, c->ws->v_panel);
+        k = c->ws->v_panel;
+        ld = c->d;
+    }
+    pack_k(c->ws->k_panel, k, ld, nk, round_up(nk, NR), c->d, p->dtype);
 }
 
 static bool pack_block_v(const tile_ctx *c, int64_t j0, int64_t nk)
 {
     const attn_task *t = c->t;
-    return pack_v(c->ws->v_panel, attn_row(t, 'v', c->gr.b, c->gr.hkv, j0), t->problem->v.seq,
-                  nk, round_up(nk, NR), c->d, c->dp, t->problem->dtype);
+    const attn_problem *p = t->problem;
+    bool finite = true;
+    for (int64_t off = 0, run; off < nk; off += run) {
+        run = attn_kv_run(p, j0 + off, nk - off);
+        const int64_t padded = off + run < nk ? run : round_up(nk, NR) - off;
+        finite &= pack_v(c->ws->v_panel + off * c->dp, attn_row(t, 'v', c->gr.b, c->gr.hkv,
+                         j0 + off), p->v.seq, run, padded, c->d, c->dp, p->dtype);
+    }
+    return finite;
 }
 
 static void run_tile(tile_ctx *c)
@@ -972,13 +989,17 @@ ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, c
     }
 }
 
+/* decode_pv_dt a page run of keys at a time (one run unless K/V are paged). */
 static void decode_pv(const attn_task *t, const attn_group_rows *gr, const float *s, int64_t j0,
                       int64_t nk, float *acc, int64_t d)
 {
-    switch (t->problem->dtype) {
-    case ATTN_BF16: decode_pv_dt(t, gr, s, j0, nk, acc, d, ATTN_BF16); break;
-    case ATTN_F16: decode_pv_dt(t, gr, s, j0, nk, acc, d, ATTN_F16); break;
-    default: decode_pv_dt(t, gr, s, j0, nk, acc, d, ATTN_F32); break;
+    for (int64_t off = 0, n; off < nk; off += n) {
+        n = attn_kv_run(t->problem, j0 + off, nk - off);
+        switch (t->problem->dtype) {
+        case ATTN_BF16: decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, ATTN_BF16); break;
+        case ATTN_F16: decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, ATTN_F16); break;
+        default: decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, ATTN_F32); break;
+        }
     }
 }
 
@@ -1162,7 +1183,14 @@ ALWAYS_INLINE void decode_tile_dt(const attn_task *t, const workspace *ws,
         }
         ws->run_sum[row] += exp_row(s[r], round_up(nk, 8), ws->run_max[row]);
     }
-    decode_pv_tile_dt(attn_row(t, 'v', gr->b, gr->hkv, j0), p->v.seq, R, s, nk, acc, d, dt);
+    for (int64_t off = 0, n; off < nk; off += n) { /* a page run at a time */
+        n = attn_kv_run(p, j0 + off, nk - off);
+        float *so[DEC_R];
+        for (int r = 0; r < R; r++)
+            so[r] = s[r] + off;
+        decode_pv_tile_dt(attn_row(t, 'v', gr->b, gr->hkv, j0 + off), p->v.seq, R, so, n, acc,
+                          d, dt);
+    }
 }
 
 /* Rows [r0, r0 + R) of a group on one block, R in 2..DEC_R: one copy per R and dtype, so each

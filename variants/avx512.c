@@ -134,8 +134,9 @@ static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
     const size_t keys = v[P_MODE] == 1 ? (size_t)round_up(p->len_kv, TILE_K) : 0;
     const size_t dec = (size_t)v[P_DEC], dpad = (size_t)round_up(p->head_dim, 16);
     /* Half inputs: K and V widened to float32 per key block (mode 0: bk keys, or fewer when Lk
-     * is shorter; mode 1: every key of the group), and the decode rows' Q. */
-    const bool half = p->dtype != ATTN_F32;
+     * is shorter; mode 1: every key of the group), and the decode rows' Q. Paged K/V: the same
+     * block, copied a page run at a time (float32), so the tiles read one stride. */
+    const bool half = p->dtype != ATTN_F32 || p->page_size;
     const size_t lk = (size_t)round_up(p->len_kv, TILE_K);
     w->kv_keys = !half ? 0 : v[P_MODE] == 1 ? lk : (size_t)v[P_BK] < lk ? (size_t)v[P_BK] : lk;
     size_t rd, kq, kvd, dq;
@@ -256,16 +257,18 @@ static inline __attribute__((always_inline)) void prefetch_ahead(const void *row
     _mm_prefetch((const char *)a, _MM_HINT_T1);
 }
 
-/* Rows [0, n) of a half tensor (row j at src + j·seq elements) widened into dst[n][d]. */
+/* Rows [0, n) of a tensor (row j at src + j·seq elements of dt) widened (float32: copied)
+ * into dst[n][d]. */
 static void widen_rows(float *restrict dst, const void *src, int64_t seq, int64_t n, int64_t d,
                        attn_dtype dt)
 {
     for (int64_t j = 0; j < n; j++) {
-        const uint16_t *row = (const uint16_t *)src + j * seq;
+        const char *row = (const char *)src + j * seq * (dt == ATTN_F32 ? 4 : 2);
         for (int64_t c = 0; c < d; c += 16) {
             const __mmask16 m = tail_mask(d - c);
-            const __m512 x = dt == ATTN_BF16 ? load16(row, c, m, ATTN_BF16)
-                                             : load16(row, c, m, ATTN_F16);
+            const __m512 x = dt == ATTN_BF16  ? load16(row, c, m, ATTN_BF16)
+                             : dt == ATTN_F16 ? load16(row, c, m, ATTN_F16)
+                                              : load16(row, c, m, ATTN_F32);
             _mm512_mask_storeu_ps(dst + j * d + c, m, x);
         }
     }
@@ -288,8 +291,9 @@ typedef struct run_ctx {
     const float *k, *v;   /* K and V of the group's kv head, key j at (j - key0)·k_seq: the
                            * rows themselves (float32), or a widened block in the workspace */
     int64_t key0, k_seq, v_seq, d;
-    const void *k_src, *v_src; /* half inputs: the group's K and V rows as stored */
-    float *kv_buf;        /* half inputs: the workspace block K then V are widened into */
+    int64_t b, hkv;       /* the group's sequence and kv head */
+    float *kv_buf;        /* half or paged inputs: the workspace block K then V are widened
+                           * (or copied) into */
     int64_t kv_keys;      /* keys kv_buf holds */
     const float *mask;    /* additive mask or NULL */
     __m512 c;             /* scale·log2(e) */
@@ -457,9 +461,9 @@ static run_ctx run_ctx_of(const attn_task *t, const ws_layout *w, const attn_gro
                  .v = attn_v_row(t, gr->b, gr->hkv, 0), .k_seq = p->k.seq, .v_seq = p->v.seq,
                  .d = p->head_dim, .mask = p->mask, .c = _mm512_set1_ps(t->scale * ATTN_LOG2E),
                  .opts = tile_options_of(p)};
-    if (p->dtype != ATTN_F32) {
-        x.k_src = attn_row(t, 'k', gr->b, gr->hkv, 0);
-        x.v_src = attn_row(t, 'v', gr->b, gr->hkv, 0);
+    if (p->dtype != ATTN_F32 || p->page_size) {
+        x.b = gr->b;
+        x.hkv = gr->hkv;
         x.kv_buf = (float *)((char *)t->workspace + w->kv);
         x.kv_keys = (int64_t)w->kv_keys;
         x.k = x.kv_buf;
@@ -469,16 +473,18 @@ static run_ctx run_ctx_of(const attn_task *t, const ws_layout *w, const attn_gro
     return x;
 }
 
-/* Half inputs: keys [j0, j1) of K and V widened into the workspace block, which holds keys
- * from key0 on (j1 - key0 <= kv_keys). */
+/* Half or paged inputs: keys [j0, j1) of K and V widened into the workspace block, which holds
+ * keys from key0 on (j1 - key0 <= kv_keys), a page run at a time. */
 static void widen_keys(run_ctx *x, int64_t key0, int64_t j0, int64_t j1)
 {
     const attn_problem *p = x->t->problem;
-    const uint16_t *k = x->k_src, *v = x->v_src;
-    widen_rows(x->kv_buf + (j0 - key0) * x->d, k + j0 * p->k.seq, p->k.seq, j1 - j0, x->d,
-               p->dtype);
-    widen_rows(x->kv_buf + (x->kv_keys + j0 - key0) * x->d, v + j0 * p->v.seq, p->v.seq,
-               j1 - j0, x->d, p->dtype);
+    for (int64_t j = j0, n; j < j1; j += n) {
+        n = attn_kv_run(p, j, j1 - j);
+        widen_rows(x->kv_buf + (j - key0) * x->d, attn_row(x->t, 'k', x->b, x->hkv, j),
+                   p->k.seq, n, x->d, p->dtype);
+        widen_rows(x->kv_buf + (x->kv_keys + j - key0) * x->d,
+                   attn_row(x->t, 'v', x->b, x->hkv, j), p->v.seq, n, x->d, p->dtype);
+    }
     x->key0 = key0;
 }
 
@@ -843,8 +849,6 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
     const block_rows br = block_of(t, kr, gr, 0, n);
     const run_ctx rc = run_ctx_of(t, w, gr);
     const size_t esz = dt == ATTN_F32 ? 4 : 2;
-    const char *kbase = attn_row(t, 'k', gr->b, gr->hkv, 0);
-    const char *vbase = attn_row(t, 'v', gr->b, gr->hkv, 0);
     int64_t kend = block_limits(&br, n, lim, first, NULL);
     kend = kend < kr->end ? kend : kr->end;
     if (p->alibi_slopes)
@@ -867,12 +871,9 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
                         .pf_v = DEC_PF_KEYS * p->v.seq * (int64_t)esz};
     for (int64_t j0 = first_min > kr->begin ? first_min : kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
-        const void *krow[DEC_K], *vrow[DEC_K];
-        for (int j = 0; j < DEC_K; j++) {
-            const int64_t jj = j0 + (j < nk ? j : 0);
-            krow[j] = kbase + (size_t)(jj * p->k.seq) * esz;
-            vrow[j] = vbase + (size_t)(jj * p->v.seq) * esz;
-        }
+        const void *krow[DEC_K], *vrow[DEC_K]; /* past nk: key j0's row, excluded */
+        attn_kv_rows(t, 'k', gr->b, gr->hkv, j0, nk, DEC_K, krow);
+        attn_kv_rows(t, 'v', gr->b, gr->hkv, j0, nk, DEC_K, vrow);
         int64_t r0 = 0;
         for (; r0 + DEC_R <= n; r0 += DEC_R)
             dec_tile(&x, r0, DEC_R, j0, nk, krow, vrow, d, dt, wide);

@@ -477,6 +477,8 @@ static inline void key_tile(const run_ctx *x, const tile_ctx *tc, const uint32_t
 
 static inline const char *row_of(const run_ctx *x, char tensor, int64_t j)
 {
+    if (x->t->problem->page_size) /* paged K/V: through the block table */
+        return attn_row(x->t, tensor, x->b, x->hkv, j);
     return tensor == 'k' ? x->k + j * x->k_seq : x->v + j * x->v_seq;
 }
 
@@ -910,9 +912,11 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
         /* K and V rows: bf16 read in place; float32 rounded once into dk, dv (zero-padded to a
          * multiple of 32) for every row of the group. Keys past nk: any row, never counted. */
         const uint16_t *krow[DEC_K], *vrow[DEC_K];
+        const void *ksrc[DEC_K], *vsrc[DEC_K]; /* one page lookup per run of keys */
+        attn_kv_rows(x->t, 'k', x->b, x->hkv, j0, nk, DEC_K, ksrc);
+        attn_kv_rows(x->t, 'v', x->b, x->hkv, j0, nk, DEC_K, vsrc);
         for (int j = 0; j < DEC_K; j++) {
-            const char *kj = row_of(x, 'k', j0 + (j < nk ? j : 0));
-            const char *vj = row_of(x, 'v', j0 + (j < nk ? j : 0));
+            const char *kj = ksrc[j], *vj = vsrc[j];
             if (x->dt == ATTN_BF16 || j >= nk) {
                 krow[j] = x->dt == ATTN_BF16 ? (const uint16_t *)kj : dk;
                 vrow[j] = x->dt == ATTN_BF16 ? (const uint16_t *)vj : dv;

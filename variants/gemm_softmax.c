@@ -20,6 +20,13 @@ static int64_t score_rows(const attn_problem *p)
     return p->len_q > group ? p->len_q : group;
 }
 
+/* K or V goes to the GEMMs in place unless its rows are too close, or in pages: then the keys
+ * are gathered into the workspace first, inside the timed run. */
+static bool kv_in_place(const attn_problem *p, int64_t seq_stride)
+{
+    return !p->page_size && gemm_softmax_rows_in_place(seq_stride, p->len_kv, p->head_dim);
+}
+
 /* The workspace, in order: scores, copies of Q, K, V rows too close for a GEMM, row flags. */
 typedef struct ws_layout {
     float *scores, *q_copy, *k_copy, *v_copy;
@@ -32,8 +39,8 @@ static ws_layout ws_layout_of(const attn_problem *p, void *workspace)
     ws_layout w = {.scores = workspace};
     w.q_copy = w.scores + score_rows(p) * Lk;
     w.k_copy = w.q_copy + (gemm_softmax_rows_in_place(p->q.seq, p->len_q, d) ? 0 : p->len_q * d);
-    w.v_copy = w.k_copy + (gemm_softmax_rows_in_place(p->k.seq, Lk, d) ? 0 : Lk * d);
-    const int64_t v_floats = gemm_softmax_rows_in_place(p->v.seq, Lk, d) ? 0 : Lk * d;
+    w.v_copy = w.k_copy + (kv_in_place(p, p->k.seq) ? 0 : Lk * d);
+    const int64_t v_floats = kv_in_place(p, p->v.seq) ? 0 : Lk * d;
     w.empty = (unsigned char *)(w.v_copy + v_floats);
     return w;
 }
@@ -46,9 +53,9 @@ size_t gemm_softmax_workspace(const attn_problem *p, const int32_t *params)
     size_t n = add_floats(0, score_rows(p), p->len_kv, &overflow);
     if (!gemm_softmax_rows_in_place(p->q.seq, p->len_q, d))
         n = add_floats(n, p->len_q, d, &overflow);
-    if (!gemm_softmax_rows_in_place(p->k.seq, p->len_kv, d))
+    if (!kv_in_place(p, p->k.seq))
         n = add_floats(n, p->len_kv, d, &overflow);
-    if (!gemm_softmax_rows_in_place(p->v.seq, p->len_kv, d))
+    if (!kv_in_place(p, p->v.seq))
         n = add_floats(n, p->len_kv, d, &overflow);
     if (overflow || __builtin_mul_overflow(n, sizeof(float), &n) ||
         __builtin_add_overflow(n, (size_t)score_rows(p), &n)) /* + the row flags */
@@ -67,6 +74,20 @@ static const float *as_matrix(const float *first, int64_t seq_stride, int64_t le
     for (int64_t r = 0; r < len; r++)
         memcpy(buf + r * d, first + r * seq_stride, (size_t)d * sizeof *buf);
     *ld = d;
+    return buf;
+}
+
+/* Keys [0, n) of K or V of (b, hkv) as a BLAS matrix: as_matrix, or gathered from their pages
+ * into buf (ld = d). */
+static const float *kv_matrix(const attn_task *t, char tensor, int64_t b, int64_t hkv,
+                              int64_t n, float *buf, int64_t *ld)
+{
+    const attn_problem *p = t->problem;
+    if (!p->page_size)
+        return as_matrix(tensor == 'k' ? attn_k_row(t, b, hkv, 0) : attn_v_row(t, b, hkv, 0),
+                         tensor == 'k' ? p->k.seq : p->v.seq, n, p->head_dim, buf, ld);
+    attn_kv_gather(t, tensor, b, hkv, 0, n, buf);
+    *ld = p->head_dim;
     return buf;
 }
 
@@ -290,8 +311,8 @@ attn_status gemm_softmax_run(const attn_task *t, const gemm_softmax_ops *ops)
         const int64_t b = gi / p->heads_kv, hkv = gi % p->heads_kv;
         const int64_t n = block_keys(p, b, t->row_begin, t->row_end); /* keys any row sees */
         group_operands g = {.scores = ws.scores, .empty = ws.empty};
-        g.k = as_matrix(attn_k_row(t, b, hkv, 0), p->k.seq, n, d, ws.k_copy, &g.ldk);
-        g.v = as_matrix(attn_v_row(t, b, hkv, 0), p->v.seq, n, d, ws.v_copy, &g.ldv);
+        g.k = kv_matrix(t, 'k', b, hkv, n, ws.k_copy, &g.ldk);
+        g.v = kv_matrix(t, 'v', b, hkv, n, ws.v_copy, &g.ldv);
         /* V is scanned only where some key of [0, n) gets a zero weight by exclusion */
         const bool excludes = p->mask || fewest_keys(p, b, t->row_begin, t->row_end) < n ||
                               p->window_left >= 0;

@@ -619,6 +619,7 @@ const attn_variant attn_variant_onednn = {
     .run = onednn_run,
     .blas_core = onednn_core,
     .limit_isa = onednn_limit_isa,
+    .features = ATTN_FEATURE_PAGED, /* gemm_softmax gathers the pages */
 };
 
 const attn_variant attn_variant_onednn_bf16 = {
@@ -639,4 +640,5 @@ const attn_variant attn_variant_onednn_bf16 = {
     .run = onednn_bf16_run,
     .blas_core = onednn_bf16_core,
     .limit_isa = onednn_limit_isa,
+    .features = ATTN_FEATURE_PAGED,
 };

@@ -348,4 +348,5 @@ const attn_variant attn_variant_sve_bf16 = {
     .params_valid = NULL,
     .workspace_size = sve_bf16_workspace,
     .run = sve_bf16_run,
+    .features = ATTN_FEATURE_PAGED, /* K/V rows through attn_row, the block table included */
 };

@@ -14,6 +14,7 @@
 #include "half.h"
 
 #include <math.h>
+#include <string.h>
 
 /* ISA feature bits. x86 bits mean "the CPU has it and the OS saves its register state". */
 enum attn_isa_bit {
@@ -293,18 +294,88 @@ static inline void attn_dequant_row(attn_dtype t, const void *row, const void *s
     }
 }
 
+/* ---- paged K/V (attn.h): every K/V row address goes through attn_kv_offset ------------------
+ * A kernel that reads a block of keys from one row pointer at the seq stride asks attn_kv_run
+ * how many keys follow that row in memory, and splits the block there (at a page edge). */
+
+/* Entries per block-table row: block_table_stride, or ceil(Lk / page_size) when 0. */
+static inline int64_t attn_block_table_stride(const attn_problem *p)
+{
+    return p->block_table_stride ? p->block_table_stride : (p->len_kv - 1) / p->page_size + 1;
+}
+
+/* Element offset of key j of sequence b, head h in K or V (strides s): b's row j when
+ * contiguous; row j % page_size of page block_table[b][j / page_size] when paged. */
+static inline int64_t attn_kv_offset(const attn_problem *p, const attn_strides *s, int64_t b,
+                                     int64_t h, int64_t j)
+{
+    if (p->page_size == 0)
+        return b * s->batch + h * s->head + j * s->seq;
+    const int64_t page = p->block_table[b * attn_block_table_stride(p) + j / p->page_size];
+    return page * s->batch + h * s->head + (j % p->page_size) * s->seq;
+}
+
+/* How many of the n keys from key j on lie at the seq stride from key j's row: all n when
+ * contiguous, else those up to the end of j's page. */
+static inline int64_t attn_kv_run(const attn_problem *p, int64_t j, int64_t n)
+{
+    if (p->page_size == 0)
+        return n;
+    const int64_t left = p->page_size - j % p->page_size;
+    return left < n ? left : n;
+}
+
 /* Row (b, h, i) of Q, K or V as stored: float32 variants cast it, half-aware ones read
- * problem->dtype elements from it. */
+ * problem->dtype elements from it. K and V rows go through the page table when paged. */
 static inline const void *attn_row(const attn_task *t, char tensor, int64_t b, int64_t h,
                                    int64_t i)
 {
     const attn_problem *p = t->problem;
     const attn_strides *s = tensor == 'q' ? &p->q : tensor == 'k' ? &p->k : &p->v;
     const void *base = tensor == 'q' ? t->q : tensor == 'k' ? t->k : t->v;
-    const int64_t e = b * s->batch + h * s->head + i * s->seq;
+    const int64_t e = tensor == 'q' ? b * s->batch + h * s->head + i * s->seq
+                                    : attn_kv_offset(p, s, b, h, i);
     if (tensor != 'q' && attn_kv_quantized(p)) /* int8: a byte each; q4: two per byte */
         return (const char *)base + (p->kv_dtype == ATTN_Q4 ? e / 2 : e);
     return (const char *)base + e * (int64_t)(p->dtype == ATTN_F32 ? 4 : 2);
+}
+
+/* The addresses of keys j0 .. j0 + n - 1 of (b, h) of K or V ('k', 'v') in rows[0, n), as
+ * attn_row gives them (one lookup per page run); rows[n, count) repeat rows[0], so a kernel's
+ * padding lanes read a valid row. */
+static inline void attn_kv_rows(const attn_task *t, char tensor, int64_t b, int64_t h,
+                                int64_t j0, int n, int count, const void **rows)
+{
+    const attn_problem *p = t->problem;
+    const int64_t seq = (tensor == 'k' ? p->k.seq : p->v.seq) * (p->dtype == ATTN_F32 ? 4 : 2);
+    for (int j = 0; j < n;) {
+        const int run = (int)attn_kv_run(p, j0 + j, n - j);
+        const char *row = attn_row(t, tensor, b, h, j0 + j);
+        for (int r = 0; r < run; r++)
+            rows[j + r] = row + r * seq;
+        j += run;
+    }
+    for (int j = n; j < count; j++)
+        rows[j] = rows[0];
+}
+
+/* Copies keys [j0, j1) of (b, h) of K or V ('k', 'v'), as stored (problem->dtype), into dst
+ * as contiguous rows of head_dim elements, a page run at a time: for kernels and BLAS calls
+ * that need the keys at one stride. */
+static inline void attn_kv_gather(const attn_task *t, char tensor, int64_t b, int64_t h,
+                                  int64_t j0, int64_t j1, void *dst)
+{
+    const attn_problem *p = t->problem;
+    const size_t esize = p->dtype == ATTN_F32 ? 4 : 2, row = (size_t)p->head_dim * esize;
+    const int64_t seq = (tensor == 'k' ? p->k.seq : p->v.seq) * (int64_t)esize;
+    char *out = dst;
+    for (int64_t j = j0; j < j1;) {
+        const int64_t n = attn_kv_run(p, j, j1 - j);
+        const char *src = attn_row(t, tensor, b, h, j);
+        for (int64_t r = 0; r < n; r++, out += row)
+            memcpy(out, src + r * seq, row);
+        j += n;
+    }
 }
 /* Float32 rows, for the variants that read float32 only. */
 static inline const float *attn_q_row(const attn_task *t, int64_t b, int64_t h, int64_t i)
@@ -369,7 +440,8 @@ static inline unsigned attn_features_of(const attn_problem *p)
 {
     return (p->window_left >= 0 || p->window_right >= 0 ? ATTN_FEATURE_WINDOW : 0u) |
            (p->alibi_slopes ? ATTN_FEATURE_ALIBI : 0u) |
-           (p->softcap != 0.0f ? ATTN_FEATURE_SOFTCAP : 0u) | (p->sinks ? ATTN_FEATURE_SINKS : 0u);
+           (p->softcap != 0.0f ? ATTN_FEATURE_SOFTCAP : 0u) | (p->sinks ? ATTN_FEATURE_SINKS : 0u) |
+           (p->page_size != 0 ? ATTN_FEATURE_PAGED : 0u);
 }
 
 /* First key query row i may see: the sliding window's left edge, 0 without one. Keys
