@@ -12,7 +12,6 @@
 #include "cpu.h"
 #include "rng.h"
 #include "stats.h"
-#include "variant.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -208,63 +207,6 @@ static int parse_run_options(int argc, char **argv, run_config *c)
 }
 
 /* ---- inputs -------------------------------------------------------------------------------- */
-
-/* The logical shape [B, H, L, d] and strides of tensor 'q', 'k', 'v' or 'o'. */
-typedef struct tensor_view {
-    int64_t dims[4];
-    const attn_strides *strides;
-    const attn_problem *paged; /* K or V of a paged problem: rows through its block table */
-} tensor_view;
-
-/* Element offset of row (b, h, l). */
-static int64_t view_offset(const tensor_view *t, int64_t b, int64_t h, int64_t l)
-{
-    if (t->paged)
-        return attn_kv_offset(t->paged, t->strides, b, h, l);
-    return b * t->strides->batch + h * t->strides->head + l * t->strides->seq;
-}
-
-static tensor_view view_of(const attn_problem *p, char tensor)
-{
-    const bool is_q = tensor == 'q' || tensor == 'o';
-    const attn_strides *s = tensor == 'q' ? &p->q : tensor == 'k' ? &p->k
-                          : tensor == 'v' ? &p->v : &p->o;
-    return (tensor_view){{p->batch, is_q ? p->heads_q : p->heads_kv, is_q ? p->len_q : p->len_kv,
-                          p->head_dim}, s, !is_q && p->page_size ? p : NULL};
-}
-
-/* Fills a strided tensor row by row in logical order: from `src` (contiguous [B,H,L,d]) when
- * given, else from the generator. */
-static void fill_tensor(float *dst, tensor_view t, const float *src, uint64_t *rng)
-{
-    const int64_t d = t.dims[3];
-    for (int64_t b = 0; b < t.dims[0]; b++)
-        for (int64_t h = 0; h < t.dims[1]; h++)
-            for (int64_t l = 0; l < t.dims[2]; l++) {
-                float *row = dst + view_offset(&t, b, h, l);
-                if (src) {
-                    memcpy(row, src, (size_t)d * sizeof *row);
-                    src += d;
-                } else {
-                    for (int64_t c = 0; c < d; c++)
-                        row[c] = attn_rng_uniform_pm1(rng);
-                }
-            }
-}
-
-/* Copies a strided tensor of `from` elements into contiguous [B,H,L,d] of `to` elements. */
-static void gather_tensor(void *dst, attn_dtype to, tensor_view t, const void *src,
-                          attn_dtype from)
-{
-    const int64_t d = t.dims[3];
-    const size_t in = attn_dtype_size(from), out = attn_dtype_size(to);
-    char *row = dst;
-    for (int64_t b = 0; b < t.dims[0]; b++)
-        for (int64_t h = 0; h < t.dims[1]; h++)
-            for (int64_t l = 0; l < t.dims[2]; l++, row += (size_t)d * out)
-                attn_convert((const char *)src + (size_t)view_offset(&t, b, h, l) * in, from,
-                             row, to, (size_t)d);
-}
 
 static void format_shape(char *buf, size_t len, int ndim, const int64_t *shape)
 {
@@ -641,7 +583,7 @@ static int make_tensors(run_state *s)
     const attn_npy_array *files[3] = {&s->file_q, &s->file_k, &s->file_v};
     for (int t = 0; t < 3; t++) {
         uint64_t rng = c->seed ^ (uint64_t)(t + 1) << 56;
-        fill_tensor(s->data[t], view_of(p, names[t]), files[t]->data, &rng);
+        run_fill_tensor(s->data[t], run_view_of(p, names[t]), files[t]->data, &rng);
     }
     attn_npy_free(&s->file_q);
     attn_npy_free(&s->file_k);
@@ -724,7 +666,7 @@ static int check_variants(run_state *s)
             attn_compare(p, o, s->ref_f32, run->tolerance, &run->error_f32);
         }
         if (r == 0 && s->out)
-            gather_tensor(s->out, file_dtype, view_of(p, 'o'), s->o, p->out_dtype);
+            run_gather_tensor(s->out, file_dtype, run_view_of(p, 'o'), s->o, p->out_dtype);
     }
     if (s->out) {
         const int64_t shape[4] = {p->batch, p->heads_q, p->len_q, p->head_dim};

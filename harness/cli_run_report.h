@@ -60,7 +60,20 @@ typedef struct run_state {
     json_t *conditions; /* cli_conditions_start, around the timed rounds */
 } run_state;
 
-/* Quantized K/V (cli_run_kv.c). Why a variant cannot take run's problem
+/* Run's tensors (cli_run_inputs.c): the logical view of tensor 'q', 'k', 'v' or 'o'; filling one
+ * row by row in logical order from src (contiguous [B,H,L,d]) or, src NULL, the generator;
+ * gathering one of `from` elements into contiguous [B,H,L,d] of `to` elements. */
+/* The logical shape [B, H, L, d] and strides of tensor 'q', 'k', 'v' or 'o'. */
+typedef struct tensor_view {
+    int64_t dims[4];
+    const attn_strides *strides;
+    const attn_problem *paged; /* K or V of a paged problem: rows through its block table */
+} tensor_view;
+tensor_view run_view_of(const attn_problem *p, char tensor);
+void run_fill_tensor(float *dst, tensor_view t, const float *src, uint64_t *rng);
+void run_gather_tensor(void *dst, attn_dtype to, tensor_view t, const void *src, attn_dtype from);
+
+/* Quantized K/V (cli_run_inputs.c). Why a variant cannot take run's problem
  * (cli_variant_skip_reason, or quantized K/V it does not read), NULL when it can; allocating
  * the scale tensors into the problem (false: out of memory); quantizing data[1], data[2] into
  * input[1], input[2] and dequantizing them back in place, nothing for float K/V (false with
