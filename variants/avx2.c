@@ -26,8 +26,9 @@
  *   of the K/V loads; a GQA-4 tile in L2 ran 1.8x (f32) and 1.4x (bf16) faster on Zen 4 than
  *   the former re-read of the block per row). The tiles prefetch K and V DEC_PF_KEYS keys
  *   ahead into L2, one prefetch per line beside the loads (with R rows' FMAs per byte the
- *   hardware prefetchers alone fell behind: D2 f32 1.5x faster with it). A group of one row
- *   (D1) keeps the one-row loops.
+ *   hardware prefetchers alone fell behind: D2 f32 1.5x faster with it). The model options
+ *   (window, ALiBi, soft cap) go through the tiles' own copies, with each row's slope, i' and
+ *   band start and the prefill's epilogue; a group of one row (D1) keeps the one-row loops.
  *   run_partial: the same over a key range, leaving unnormalised (max, sum, acc) per row.
  *
  * Half inputs (bf16, f16 Q/K/V; compute stays float32, widening is exact, so the result is bit
@@ -1003,17 +1004,28 @@ static void decode_pv(const attn_task *t, const attn_group_rows *gr, const float
     }
 }
 
+/* A decode tile's model options: the epilogue, and per row (each may be another head, or
+ * another query position) its band start, ALiBi slope (log2 units) and position i'. */
+typedef struct dec_tile_opts {
+    const score_opts *opts;
+    int64_t first[DEC_R];
+    float slope[DEC_R], pos[DEC_R];
+} dec_tile_opts;
+
 /* The same for a tile of R >= 2 rows of a group (the query heads of a GQA group, or a few
  * query rows): each K vector is loaded once for the R rows and each Q vector once for DEC_KS
  * keys side by side (their rows read front to back), so a GQA group reads K once from memory
  * at one load per 1.33 FMAs instead of one re-read of the block per row at two loads per FMA.
- * Row r's scores go to s[r] (keys past nkr[r] are -inf); its block max to bmax[r]. */
+ * Row r's scores go to s[r] (keys past nkr[r] are -inf, and with options o keys before the
+ * row's band start too); its block max to bmax[r]. o is a constant NULL in the plain copies,
+ * so their epilogue has nothing of the options compiled in. */
 ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_rows *gr, int R,
                                          const float *const q[DEC_R],
                                          const float *const mask[DEC_R],
                                          const int64_t nkr[DEC_R], int64_t j0, int64_t nk,
                                          float *const s[DEC_R], float scale_log2e,
-                                         float bmax[DEC_R], attn_dtype dt)
+                                         const dec_tile_opts *o, float bmax[DEC_R],
+                                         attn_dtype dt)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim;
@@ -1070,13 +1082,19 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
             const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
             const __m256 dot = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
                                              _mm256_permute2f128_ps(u0, u1, 0x31));
-            __m256 valid = _mm256_castsi256_ps(lanes_below(nkr[r] - j));
-            __m256 sv = _mm256_mul_ps(dot, cs);
+            __m256 valid, sv = _mm256_mul_ps(dot, cs);
+            if (o) { /* the prefill's epilogue: soft cap, ALiBi, the window's left edge */
+                valid = band_lanes(j0 + j, o->first[r], j0 + nkr[r]);
+                sv = apply_options(o->opts, sv, j0 + j, o->slope[r], o->pos[r]);
+            } else {
+                valid = _mm256_castsi256_ps(lanes_below(nkr[r] - j));
+            }
             if (mask[r]) {
                 const __m256 m =
                     _mm256_maskload_ps(mask[r] + j0 + j, _mm256_castps_si256(valid));
                 valid = _mm256_and_ps(valid, _mm256_cmp_ps(m, neg_inf, _CMP_NEQ_UQ));
-                sv = _mm256_fmadd_ps(dot, cs, _mm256_mul_ps(m, log2e));
+                sv = o ? _mm256_fmadd_ps(m, log2e, sv)
+                       : _mm256_fmadd_ps(dot, cs, _mm256_mul_ps(m, log2e));
             }
             sv = _mm256_blendv_ps(neg_inf, sv, valid);
             _mm256_storeu_ps(s[r] + j, sv);
@@ -1150,10 +1168,12 @@ ALWAYS_INLINE void decode_pv_tile_dt(const void *v, int64_t ld, int R, float *co
 }
 
 /* One block of keys for rows [r0, r0 + R) of a group (R >= 2, a constant once inlined): their
- * scores, the running max, sum and accumulator rescale of each row, then P·V. */
+ * scores, the running max, sum and accumulator rescale of each row, then P·V. opts (model
+ * options: window, ALiBi, soft cap) is a constant: NULL in the plain copies. */
 ALWAYS_INLINE void decode_tile_dt(const attn_task *t, const workspace *ws,
                                   const attn_group_rows *gr, int64_t r0, int R, int64_t j0,
-                                  int64_t bk, float scale_log2e, attn_dtype dt)
+                                  int64_t bk, float scale_log2e, const score_opts *opts,
+                                  attn_dtype dt)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, dp = round_up(d, 8);
@@ -1170,9 +1190,31 @@ ALWAYS_INLINE void decode_tile_dt(const attn_task *t, const workspace *ws,
         nkr[r] = min64(bk, ws->limit[r0 + r] - j0);
         nk = max64(nk, nkr[r]);
     }
+    dec_tile_opts o;
+    if (opts) {
+        /* The block starts at the first key some row's band holds (a window's band skips
+         * whole blocks before it, and the keys of its edge block before it); none: skip. */
+        int64_t lo = INT64_MAX;
+        for (int r = 0; r < R; r++) {
+            o.first[r] = ws->first[r0 + r];
+            o.slope[r] = ws->slope[r0 + r];
+            o.pos[r] = ws->pos[r0 + r];
+            if (nkr[r] > 0 && o.first[r] < j0 + nkr[r])
+                lo = min64(lo, o.first[r]);
+        }
+        if (lo == INT64_MAX)
+            return;
+        const int64_t skip = max64(lo - j0, 0);
+        j0 += skip;
+        nk -= skip;
+        for (int r = 0; r < R; r++)
+            nkr[r] -= skip;
+        o.opts = opts;
+    }
     if (nk <= 0)
         return;
-    decode_scores_tile_dt(t, gr, R, q, mask, nkr, j0, nk, s, scale_log2e, bmax, dt);
+    decode_scores_tile_dt(t, gr, R, q, mask, nkr, j0, nk, s, scale_log2e, opts ? &o : NULL,
+                          bmax, dt);
     for (int r = 0; r < R; r++) {
         const int64_t row = r0 + r;
         if (bmax[r] > ws->run_max[row]) {
@@ -1193,31 +1235,44 @@ ALWAYS_INLINE void decode_tile_dt(const attn_task *t, const workspace *ws,
     }
 }
 
-/* Rows [r0, r0 + R) of a group on one block, R in 2..DEC_R: one copy per R and dtype, so each
- * tile's arrays stay in registers. */
-#define DECODE_TILE_OF(name, dt)                                                                 \
+/* Rows [r0, r0 + R) of a group on one block, R in 2..DEC_R: one copy per R, dtype and options
+ * (OPTS: NULL, or the argument opts), so each tile's arrays stay in registers and the plain
+ * copies have nothing of the options in their loops (as the prefill's four copies). */
+#define DECODE_TILE_OF(name, dt, OPTS)                                                           \
     static __attribute__((noinline)) void name(const attn_task *t, const workspace *ws,          \
                                                const attn_group_rows *gr, int64_t r0, int R,     \
-                                               int64_t j0, int64_t bk, float scale_log2e)        \
+                                               int64_t j0, int64_t bk, float scale_log2e,        \
+                                               const score_opts *opts)                           \
     {                                                                                            \
+        (void)opts;                                                                              \
         switch (R) {                                                                             \
-        case 2: decode_tile_dt(t, ws, gr, r0, 2, j0, bk, scale_log2e, dt); break;                \
-        case 3: decode_tile_dt(t, ws, gr, r0, 3, j0, bk, scale_log2e, dt); break;                \
-        default: decode_tile_dt(t, ws, gr, r0, 4, j0, bk, scale_log2e, dt); break;               \
+        case 2: decode_tile_dt(t, ws, gr, r0, 2, j0, bk, scale_log2e, OPTS, dt); break;          \
+        case 3: decode_tile_dt(t, ws, gr, r0, 3, j0, bk, scale_log2e, OPTS, dt); break;          \
+        default: decode_tile_dt(t, ws, gr, r0, 4, j0, bk, scale_log2e, OPTS, dt); break;         \
         }                                                                                        \
     }
-DECODE_TILE_OF(decode_tile_f32, ATTN_F32)
-DECODE_TILE_OF(decode_tile_bf16, ATTN_BF16)
-DECODE_TILE_OF(decode_tile_f16, ATTN_F16)
+DECODE_TILE_OF(decode_tile_f32, ATTN_F32, NULL)
+DECODE_TILE_OF(decode_tile_bf16, ATTN_BF16, NULL)
+DECODE_TILE_OF(decode_tile_f16, ATTN_F16, NULL)
+DECODE_TILE_OF(decode_tile_f32_opts, ATTN_F32, opts)
+DECODE_TILE_OF(decode_tile_bf16_opts, ATTN_BF16, opts)
+DECODE_TILE_OF(decode_tile_f16_opts, ATTN_F16, opts)
 
+typedef void decode_tile_fn(const attn_task *, const workspace *, const attn_group_rows *,
+                            int64_t, int, int64_t, int64_t, float, const score_opts *);
+
+/* opts NULL: no model options (the plain copies). */
 static void decode_tile(const attn_task *t, const workspace *ws, const attn_group_rows *gr,
-                        int64_t r0, int R, int64_t j0, int64_t bk, float scale_log2e)
+                        int64_t r0, int R, int64_t j0, int64_t bk, float scale_log2e,
+                        const score_opts *opts)
 {
+    decode_tile_fn *fn;
     switch (t->problem->dtype) {
-    case ATTN_BF16: decode_tile_bf16(t, ws, gr, r0, R, j0, bk, scale_log2e); break;
-    case ATTN_F16: decode_tile_f16(t, ws, gr, r0, R, j0, bk, scale_log2e); break;
-    default: decode_tile_f32(t, ws, gr, r0, R, j0, bk, scale_log2e); break;
+    case ATTN_BF16: fn = opts ? decode_tile_bf16_opts : decode_tile_bf16; break;
+    case ATTN_F16: fn = opts ? decode_tile_f16_opts : decode_tile_f16; break;
+    default: fn = opts ? decode_tile_f32_opts : decode_tile_f32; break;
     }
+    fn(t, ws, gr, r0, R, j0, bk, scale_log2e, opts);
 }
 
 static void run_decode(const attn_task *t, const workspace *ws, const attn_group_rows *gr,
@@ -1227,7 +1282,7 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
     const int64_t d = p->head_dim, dp = round_up(d, 8);
     int64_t keys = 0;
     const score_opts opts = score_opts_of(p);
-    const bool tiles = !opts.softcap && !opts.alibi && p->window_left < 0;
+    const bool options = opts.softcap || opts.alibi || p->window_left >= 0;
     for (int64_t r = 0; r < gr->count; r++) {
         int64_t h, i;
         row_of(gr, t, r, &h, &i);
@@ -1238,6 +1293,8 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
         }
         ws->limit[r] = max64(min64(attn_key_limit(p, gr->b, i), kr->key_end), 0);
         ws->first[r] = attn_key_start(p, i);
+        ws->slope[r] = p->alibi_slopes ? p->alibi_slopes[h] * ATTN_LOG2E : 0.0f;
+        ws->pos[r] = (float)(i + p->len_kv - p->len_q);
         keys = max64(keys, ws->limit[r]);
         ws->run_max[r] = -INFINITY;
         ws->run_sum[r] = 0.0f;
@@ -1246,13 +1303,12 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
     for (int64_t j0 = kr->key_begin; j0 < keys; j0 += bk) {
         /* Tiles of up to DEC_R rows share each K and V load; a lone last row (and a group of
          * one row, D1) takes the one-row path below, whose key order was measured at the
-         * read bandwidth. Rows 4 + 1 go as 3 + 2, so no row is alone in a larger group. The
-         * tiles know no model options (window, ALiBi, soft cap): those rows go one by one. */
+         * read bandwidth. Rows 4 + 1 go as 3 + 2, so no row is alone in a larger group. */
         int64_t r = 0;
-        while (tiles && gr->count - r >= 2) {
+        while (gr->count - r >= 2) {
             const int64_t left = gr->count - r;
             const int R = left == 5 ? 3 : (int)min64(left, DEC_R);
-            decode_tile(t, ws, gr, r, R, j0, bk, scale_log2e);
+            decode_tile(t, ws, gr, r, R, j0, bk, scale_log2e, options ? &opts : NULL);
             r += R;
         }
         for (; r < gr->count; r++) {
@@ -1261,9 +1317,8 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
                 continue;
             int64_t h, i;
             row_of(gr, t, r, &h, &i);
-            const dec_row dr = {.first = ws->first[r], .opts = &opts,
-                                .slope = p->alibi_slopes ? p->alibi_slopes[h] * ATTN_LOG2E : 0,
-                                .pos = (float)(i + p->len_kv - p->len_q)};
+            const dec_row dr = {.first = ws->first[r], .opts = &opts, .slope = ws->slope[r],
+                                .pos = ws->pos[r]};
             float *s = ws->scores; /* one row at a time */
             const float *q = p->dtype == ATTN_F32 ? attn_q_row(t, gr->b, h, i)
                                                   : ws->q_panel + r * d;
