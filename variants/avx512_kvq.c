@@ -343,11 +343,7 @@ attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t 
                 /* Q·scale·log2(e), zero-padded; q4: even elements then odd per block */
                 float *qr = qw + r * dpad, *orow = ow + r * dpad;
                 const float *q = attn_row_f32(t, 'q', gr.b, rw->h, rw->i, orow);
-                for (int64_t c = 0; c < d; c++) {
-                    const int64_t at = x.q4 ? c / 32 * 32 + (c % 2) * 16 + c % 32 / 2 : c;
-                    qr[at] = q[c] * c2;
-                }
-                memset(qr + d, 0, (size_t)(dpad - d) * sizeof *qr);
+                attn_kvq_pack_q(qr, q, d, dpad, c2, x.q4);
                 memset(orow, 0, (size_t)dpad * sizeof *orow);
             }
             for (int64_t j0 = first; j0 < last; j0 += KB) {

@@ -21,6 +21,8 @@
 
 #include "variant.h"
 
+#include <string.h>
+
 #define KVQ_ROWS 8 /* query rows per chunk */
 
 /* Floats of one workspace row: head_dim rounded up to 16. */
@@ -33,6 +35,16 @@ static inline int64_t attn_kvq_dpad(const attn_problem *p) { return (p->head_dim
  * scales of a block of keys of K and of V widened to float (16 · d/32 each, within 2 · dpad);
  * the block's K and V widened to float32 for a chunk of several rows (2 · 16 · dpad); 64 bytes
  * of slack for alignment. */
+/* Query row q (d floats) times c2 (scale·log2(e)) into qr, zero padded to dpad; with q4 in
+ * each 32-block's even-then-odd order, the order the kernels widen q4 nibbles in. */
+static inline void attn_kvq_pack_q(float *qr, const float *q, int64_t d, int64_t dpad, float c2,
+                                   bool q4)
+{
+    for (int64_t c = 0; c < d; c++)
+        qr[q4 ? c / 32 * 32 + (c % 2) * 16 + c % 32 / 2 : c] = q[c] * c2;
+    memset(qr + d, 0, (size_t)(dpad - d) * sizeof *qr);
+}
+
 static inline size_t attn_kvq_workspace(const attn_problem *p)
 {
     const size_t dpad = (size_t)attn_kvq_dpad(p);
