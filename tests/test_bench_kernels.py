@@ -118,10 +118,24 @@ class BenchKernels(unittest.TestCase):
         self.assertEqual(table.returncode, 0, table.stderr)
         self.assertIn("## D4: B=1 H=32 Lq=4 Lk=8192 d=128 causal, bf16", table.stdout)
 
+    def test_decode_bytes_of_a_quantized_cache(self):
+        # int8 K/V: d bytes and one float32 scale per row; the error against the float32 data.
+        proc = bench("--shapes", "D4", "--kv-dtype", "int8", "--variants", "streaming",
+                     "--rounds", "1", "--reps", "1", "--warmup", "0", "--peak-gflops", "100",
+                     "--quiet", "--format", "json")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        doc = json.loads(proc.stdout)
+        self.assertEqual((doc["dtype"], doc["kv_dtype"]), ("f32", "int8"))
+        row = doc["shapes"][0]["rows"][0]
+        self.assertAlmostEqual(row["kv_gbs"] * row["median_s"] * 1e9,
+                               2 * 32 * 8192 * (128 + 4), delta=1e3)
+        self.assertGreater(row["max_rel_err_f32"], row["max_rel_err"])
+
     def test_bad_usage(self):
         for args in (["--scaling", "-1"], ["--scaling", "1"], ["--shapes", "P9"],
                      ["--variants", "nosuch"], ["--rounds", "0"],
-                     ["--dtype", "f16", "--variants", "blocked"]):
+                     ["--dtype", "f16", "--variants", "blocked"],
+                     ["--kv-dtype", "q4", "--variants", "blocked"], ["--kv-dtype", "int4"]):
             with self.subTest(args=args):
                 proc = bench(*QUICK, *args)
                 self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
