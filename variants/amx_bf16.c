@@ -69,6 +69,12 @@
  * the kernel's permission for tile data (arch_prctl, requested in runtime/cpu_x86.c; without it
  * ATTN_ISA_AMX is not set and this variant is not offered).
  *
+ * Testing without AMX: compiled a second time with -DATTN_AMX_EMULATE, the tile intrinsics
+ * map to a software model of the instructions (amx_emulate.h, per the ISA reference's
+ * pseudocode, faults included); that object is the test-only variant amx_bf16_emu, which needs
+ * AVX-512 BF16 only and which the conformance runner and test_api_pages run like any other
+ * (variant_list_tests.h). It runs every line of this file but the tile instructions.
+ *
  * Layout: head_dim contiguous; any batch/head/seq strides (0 included); rows need no alignment.
  * Workspace (64-byte aligned): packed Q [bq][dpad] bf16, O [bq][dpad] float32, per row m, a
  * 16-lane sum, key limit and mask offset, packed K and V of one block (2·bk·dpad bf16), S
@@ -89,6 +95,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef ATTN_AMX_EMULATE
+#include "amx_emulate.h" /* the tile intrinsics, in software: the test-only amx_bf16_emu */
+#endif
 
 enum { P_BQ, P_BK, P_KC, P_DEC };
 
@@ -886,6 +895,11 @@ static void group_rows(const attn_task *t, const ws_layout *w, const attn_group_
 
 /* ---- entry -------------------------------------------------------------------------------- */
 
+/* What the kernel's vector code needs besides the tiles. */
+#define AMX_HOST_ISA                                                                          \
+    (ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL | ATTN_ISA_AVX512DQ |           \
+     ATTN_ISA_AVX512BF16 | ATTN_ISA_AVX2 | ATTN_ISA_FMA)
+
 static attn_status amx_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                             const attn_partial *part)
 {
@@ -904,12 +918,22 @@ static attn_status amx_rows(const attn_task *t, int64_t key_begin, int64_t key_e
     return ATTN_OK;
 }
 
+#ifndef ATTN_AMX_EMULATE
 const attn_variant attn_variant_amx_bf16 = {
     .name = "amx_bf16",
     .description = "AMX bf16 tiles for Q.K^T and P.V (f32 inputs rounded to bf16), AVX-512 "
                    "online softmax with lazy max; K/V packed once per query block",
-    .isa = ATTN_ISA_AMX | ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL |
-           ATTN_ISA_AVX512DQ | ATTN_ISA_AVX512BF16 | ATTN_ISA_AVX2 | ATTN_ISA_FMA,
+    .isa = ATTN_ISA_AMX | AMX_HOST_ISA,
+#else
+/* The same kernel on emulated tiles (amx_emulate.h), built into the test programs alone
+ * (variant_list_tests.h): it needs AVX-512 BF16 only, and as a reference the planner never
+ * picks it. */
+const attn_variant attn_variant_amx_bf16_emu = {
+    .name = "amx_bf16_emu",
+    .description = "amx_bf16 with its tile instructions emulated in AVX-512 (tests only)",
+    .isa = AMX_HOST_ISA,
+    .reference_only = true,
+#endif
     .tolerance = 8e-3,
     .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16,
     .compute_dtype = ATTN_BF16,
