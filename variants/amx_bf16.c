@@ -85,9 +85,9 @@
  *
  * Layout: head_dim contiguous; any batch/head/seq strides (0 included); rows need no alignment.
  * Workspace (64-byte aligned): packed Q [bq][dpad] bf16, O [bq][dpad] float32, per row m, a
- * 16-lane sum, key limit and mask offset, packed K and V of one block (2·bk·dpad bf16), S
- * [2][32][kc] float32, P [2][32][kc] bf16, and the decode path's 16-key K and V rows. It never
- * grows with Lk.
+ * 16-lane sum, key limit, mask offset, first key (window), ALiBi slope and position, packed K
+ * and V of one block (2·bk·dpad bf16), S [2][32][kc] float32, P [2][32][kc] bf16, and the
+ * decode path's 16-key K and V rows. It never grows with Lk.
  *
  * Accuracy (normwise, against the float64 oracle on the bf16-rounded inputs): the weight
  * rounding dominates; measured over ~5000 conformance cases, at most 4.3e-3 without
