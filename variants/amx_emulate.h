@@ -2,17 +2,19 @@
  * the kernel runs (as the test-only variant amx_bf16_emu) on CPUs with AVX-512 BF16 but no AMX:
  * LDTILECFG, TILERELEASE, TILELOADD, TILESTORED, TILEZERO and TDPBF16PS, each as the Intel
  * ISA reference's pseudocode defines it. Tests only: amx_bf16.c compiled a second time with
- * -DATTN_AMX_EMULATE and the avx512_bf16 flags (no AMX flag, so no tile instruction can be
- * left in the object) includes this header after <immintrin.h>, and the intrinsics' names map
+ * -DATTN_AMX_EMULATE and the avx512_bf16 flags (no AMX flag: the object holds no tile
+ * instruction) includes this header after <immintrin.h>, and the intrinsics' names map
  * here (variants/meson.build).
  *
  * Architectural state, per thread as on hardware: the palette-1 configuration (rows and bytes
  * per row of tiles 0-7) and eight 16 × 64-byte tile registers. A tile is one register, never
  * renamed, so a kernel that reads a tile after overwriting it sees the new data here as there.
  * What the hardware faults on faults here: using tiles while none are configured (after
- * TILERELEASE or before LDTILECFG), a tile outside the configuration, operand shapes that do
- * not match (#UD), and a configuration out of range (#GP). The emulation prints what it found
- * and traps (SIGILL), which the conformance runner reports as a crash of the variant.
+ * TILERELEASE or before LDTILECFG), a tile outside the configuration, TDPBF16PS operands that
+ * are not three distinct tiles of matching dword shapes (#UD), and a configuration out of range
+ * (#GP; a nonzero start_row too: resuming an interrupted load is not modelled). The emulation
+ * prints what it found and traps (SIGILL), which the conformance runner reports as a crash of
+ * the variant.
  *
  * TDPBF16PS: for each row m of C, two float32 partial sums per column n, even and odd pairs,
  * start at 0 and take, for k over A's dword columns, A[m][2k]·B[k][2n] and A[m][2k+1]·B[k][2n+1]
@@ -71,14 +73,13 @@ static inline void amx_emu_loadconfig(const void *config)
         memset(&amx_emu, 0, sizeof amx_emu);
         return;
     }
-    bool ok = c[0] == 1 && c[1] == 0; /* start_row 0: no interrupted load to resume */
+    bool ok = c[0] == 1 && c[1] == 0; /* start_row: resuming a load is not modelled */
     for (int i = 2; i < 16; i++)
         ok = ok && c[i] == 0;
     for (int t = 0; t < 16; t++) {
         const uint8_t rows = c[48 + t];
         if (t < AMX_EMU_TILES)
-            ok = ok && rows <= AMX_EMU_ROWS && colsb[t] <= AMX_EMU_COLSB && colsb[t] % 4 == 0 &&
-                 (rows == 0) == (colsb[t] == 0);
+            ok = ok && rows <= AMX_EMU_ROWS && colsb[t] <= AMX_EMU_COLSB;
         else
             ok = ok && rows == 0 && colsb[t] == 0;
     }
@@ -135,7 +136,8 @@ static inline void amx_emu_dpbf16ps(int c, int a, int b)
     if (c == a || c == b || a == b)
         amx_emu_fault("tdpbf16ps", "operands are not three distinct tiles");
     const int m_rows = amx_emu.rows[c], k_pairs = amx_emu.colsb[a] / 4;
-    if (amx_emu.rows[a] != m_rows || amx_emu.rows[b] != k_pairs ||
+    if (amx_emu.colsb[a] % 4 || amx_emu.colsb[b] % 4 || amx_emu.colsb[c] % 4 ||
+        amx_emu.rows[a] != m_rows || amx_emu.rows[b] != k_pairs ||
         amx_emu.colsb[b] != amx_emu.colsb[c])
         amx_emu_fault("tdpbf16ps", "operand shapes do not match");
     const __mmask16 cols = (__mmask16)((1u << (amx_emu.colsb[c] / 4)) - 1);
