@@ -1,6 +1,8 @@
 /* registry.c — the registry of this build, expanded from variants/variant_list.h: the variants
  * whose built_when is 1, in the list's order, and the others with the reason they are absent.
- * Compiled again with -DATTN_TEST_REGISTRY=1 for the test programs: variant_list_tests.h too. */
+ * Compiled again with -DATTN_TEST_REGISTRY=1 for the test programs: variant_list_tests.h too.
+ * Those programs link that object ahead of the libraries and so replace this file's three
+ * symbols: keep nothing else here (another symbol would pull both in: duplicate definitions). */
 #include "attn_config.h"
 #include "variant.h"
 
