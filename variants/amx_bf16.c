@@ -40,9 +40,12 @@
  * 2^8 (one compare and kortest per row; the horizontal max only then); the row's sum moves at
  * once, its O is rescaled in memory after the in-flight P·V of the previous chunk has landed
  * (a pending factor per row). A fast path for chunks that every row sees in full without an
- * additive mask: the max on the raw scores (scale·log2(e) > 0 keeps the order) and one FMA
- * s·c - m per vector. Otherwise excluded pairs are selected to -inf (a select, so an excluded
- * pair's NaN score stays out). 2^x: vreduceps gives f = x - floor(x), a degree-4 polynomial
+ * additive mask or an option: the max on the raw scores (scale·log2(e) > 0 keeps the order)
+ * and one FMA s·c - m per vector; problems without options take it exactly as before they
+ * existed. Otherwise (row_masked) the scores are scaled, then soft-capped and ALiBi-biased
+ * (row_options_apply of avx512_common.h, shared with avx512.c and avx512_bf16.c), and pairs
+ * outside the row's band [first, limit) or masked are selected to -inf (a select, so an
+ * excluded pair's NaN score stays out). 2^x: vreduceps gives f = x - floor(x), a degree-4 polynomial
  * (relative error 3e-6, far under bf16's 2^-9, instead of exp2_poly.h's degree 5), vscalefps
  * applies floor(x); below ATTN_EXP2_MIN and excluded lanes give 0. P goes to bf16 two vectors
  * at a time (vcvtne2ps2bf16) and the row sum takes the rounded weights with one vdpbf16ps
@@ -53,13 +56,18 @@
  * 32-key chunk whose bf16 V holds a NaN or an Inf; for chunks with excluded pairs such 32 keys
  * are left out of the AMX product and added in scalar code over the nonzero (or NaN) weights
  * only. K needs no care: an excluded pair's score is replaced, never used. Keys past every
- * row's limit (kv_lens, causal upper triangle, run_partial's range) are never packed.
+ * row's limit (kv_lens, causal upper triangle, run_partial's range) or before every row's
+ * window are never packed, and each tile starts its chunks at its own rows' first key (on the
+ * 32-key grid of the packed block), so the work of a sliding window follows its band, not Lk;
+ * only chunks that cut a row's band are masked.
  *
  * Decode path (rows per group <= dec, e.g. Lq = 1): a 32-row tile would waste most of its work
  * and packing would not be reused, so vectors run along head_dim instead: per block of 16 keys,
  * K rounded to bf16 rows and V widened from bf16 once (for every row of the group), per row 16
- * dot products with vdpbf16ps, a transpose-add to one vector of 16 scores, the lazy max on it,
- * weights rounded to bf16, O += w·V over the valid keys only (registers, 128 columns at a time).
+ * dot products with vdpbf16ps, a transpose-add to one vector of 16 scores, the options
+ * (row_options_apply) and the row's band on it, the lazy max, weights rounded to bf16, O += w·V
+ * over the valid keys only (registers, 128 columns at a time); key blocks before every row's
+ * window are skipped.
  *
  * run_partial: the same paths over a key range, writing each row's lazy max (natural units),
  * the sum of its weights and its unnormalised O row.
@@ -69,11 +77,17 @@
  * the kernel's permission for tile data (arch_prctl, requested in runtime/cpu_x86.c; without it
  * ATTN_ISA_AMX is not set and this variant is not offered).
  *
+ * Testing without AMX: compiled a second time with -DATTN_AMX_EMULATE, the tile intrinsics
+ * map to a software model of the instructions (amx_emulate.h, per the ISA reference's
+ * pseudocode, faults included); that object is the test-only variant amx_bf16_emu, which needs
+ * AVX-512 BF16 only and which the conformance runner and test_api_pages run like any other
+ * (variant_list_tests.h). It runs every line of this file but the tile instructions.
+ *
  * Layout: head_dim contiguous; any batch/head/seq strides (0 included); rows need no alignment.
  * Workspace (64-byte aligned): packed Q [bq][dpad] bf16, O [bq][dpad] float32, per row m, a
- * 16-lane sum, key limit and mask offset, packed K and V of one block (2·bk·dpad bf16), S
- * [2][32][kc] float32, P [2][32][kc] bf16, and the decode path's 16-key K and V rows. It never
- * grows with Lk.
+ * 16-lane sum, key limit, mask offset, first key (window), ALiBi slope and position, packed K
+ * and V of one block (2·bk·dpad bf16), S [2][32][kc] float32, P [2][32][kc] bf16, and the
+ * decode path's 16-key K and V rows. It never grows with Lk.
  *
  * Accuracy (normwise, against the float64 oracle on the bf16-rounded inputs): the weight
  * rounding dominates; measured over ~5000 conformance cases, at most 4.3e-3 without
@@ -89,6 +103,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef ATTN_AMX_EMULATE
+#include "amx_emulate.h" /* the tile intrinsics, in software: the test-only amx_bf16_emu */
+#endif
 
 enum { P_BQ, P_BK, P_KC, P_DEC };
 
@@ -114,7 +131,7 @@ static const attn_param_info amx_params[] = {
 /* ---- workspace ---------------------------------------------------------------------------- */
 
 typedef struct ws_layout {
-    size_t qp, o, m, l, lim, moff, kp, vp, vbad, s, p, dec_k, dec_v, total;
+    size_t qp, o, m, l, lim, moff, first, slope, pos, kp, vp, vbad, s, p, dec_k, dec_v, total;
 } ws_layout;
 
 static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
@@ -131,6 +148,9 @@ static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
            add_part(&w->l, &w->total, bq * 16, sizeof(float)) &&
            add_part(&w->lim, &w->total, bq, sizeof(int64_t)) &&
            add_part(&w->moff, &w->total, bq, sizeof(int64_t)) &&
+           add_part(&w->first, &w->total, bq, sizeof(int64_t)) &&
+           add_part(&w->slope, &w->total, bq, sizeof(float)) &&
+           add_part(&w->pos, &w->total, bq, sizeof(float)) &&
            add_part(&w->kp, &w->total, kd, sizeof(uint16_t)) &&
            add_part(&w->vp, &w->total, kd, sizeof(uint16_t)) &&
            add_part(&w->vbad, &w->total, bk / KCH, sizeof(bool)) &&
@@ -380,6 +400,8 @@ typedef struct run_ctx {
     int64_t d, dpad;
     const float *mask;
     float c;                /* scale·log2(e) */
+    tile_options opts;      /* soft cap and ALiBi (avx512_common.h) */
+    bool plain;             /* no soft cap, no ALiBi: chunks every row sees whole run row_fast */
 } run_ctx;
 
 /* Key j's row of K or V ('k', 'v'): at its stride from row 0, or through the block table when
@@ -395,7 +417,8 @@ static inline const char *kv_row(const run_ctx *x, char tensor, int64_t j)
 typedef struct block_ctx {
     uint16_t *qp, *kp, *vp, *pbuf;
     float *o, *m, *l, *s;
-    int64_t *lim, *moff;
+    int64_t *lim, *moff, *first; /* per row: key limit, mask offset, first key (window) */
+    float *slope, *pos;          /* per row: ALiBi slope·log2(e) and i' (block_alibi) */
     bool *vbad;
     int kc;
 } block_ctx;
@@ -461,8 +484,8 @@ static void pack_v(const run_ctx *x, int64_t kb0, int64_t nb, uint16_t *vp, bool
 
 /* ---- rows of a block ---------------------------------------------------------------------- */
 
-/* Packs Q (bf16, zero-padded to dpad and to whole tiles), key limits and mask offsets; clears
- * O, m and the sums. Returns the largest key limit. */
+/* Packs Q (bf16, zero-padded to dpad and to whole tiles), key limits, first keys (window),
+ * ALiBi and mask offsets; clears O, m and the sums. Returns the largest key limit. */
 static int64_t setup_rows(const run_ctx *x, const block_rows *br, int64_t tiles,
                           const block_ctx *bc)
 {
@@ -481,7 +504,9 @@ static int64_t setup_rows(const run_ctx *x, const block_rows *br, int64_t tiles,
             _mm512_store_si512(q + DCH * c, load_bf16x32(src + (size_t)(DCH * c) * x->esize,
                                                          x->d - DCH * c, x->dt));
     }
-    return block_limits(br, tiles * TQ, bc->lim, NULL, bc->moff);
+    if (x->opts.alibi)
+        block_alibi(br, tiles * TQ, bc->slope, bc->pos);
+    return block_limits(br, tiles * TQ, bc->lim, bc->first, bc->moff);
 }
 
 /* Row r of the tile needs its O scaled by `corr` once the P·V in flight has landed. */
@@ -569,13 +594,15 @@ static inline void row_fast(const block_ctx *bc, int64_t rb, int r, const float 
     _mm512_store_ps(bc->l + 16 * rb, _mm512_add_ps(_mm512_load_ps(bc->l + 16 * rb), sum));
 }
 
-/* A row of a chunk with excluded pairs or an additive mask (any nk <= kc). */
+/* A row of a chunk with excluded pairs, an additive mask or the options (any nk <= kc): the
+ * scores scaled, soft-capped and biased (row_options_apply, as the other x86 tile variants do),
+ * then the keys outside the row's band [first, lim) and those masked by -inf excluded. */
 static inline void row_masked(const run_ctx *x, const block_ctx *bc, const chunk *ck, int64_t rb,
                               int r, const float *srow, uint16_t *prow, pending *pd)
 {
     const int nk = ck->nk, nv = (nk + 15) / 16, nv32 = 2 * ck->nch;
-    const int64_t seen = bc->lim[rb] - ck->j0;
-    if (seen <= 0) { /* the row sees no key of the chunk */
+    const int64_t seen = bc->lim[rb] - ck->j0, skip = bc->first[rb] - ck->j0;
+    if (seen <= 0 || skip >= nk) { /* the row sees no key of the chunk */
         for (int v = 0; v < nv32; v += 2)
             _mm512_storeu_si512(prow + 16 * v, _mm512_setzero_si512());
         return;
@@ -591,7 +618,11 @@ static inline void row_masked(const run_ctx *x, const block_ctx *bc, const chunk
         if (v >= nv)
             continue;
         __mmask16 valid = tail_mask16((seen < nk ? seen : nk) - 16 * v);
+        if (skip > 16 * v) /* the window's left edge */
+            valid &= (__mmask16)~tail_mask16(skip - 16 * v);
         __m512 s = _mm512_mul_ps(_mm512_load_ps(srow + 16 * v), c);
+        if (valid)
+            s = row_options_apply(&x->opts, bc->slope[rb], bc->pos[rb], ck->j0 + 16 * v, s);
         if (mrow && valid) {
             const __m512 mk = _mm512_maskz_loadu_ps(valid, mrow + 16 * v);
             valid = _mm512_mask_cmp_ps_mask(valid, mk, ninf, _CMP_NEQ_UQ);
@@ -653,16 +684,24 @@ static void pv_scalar(const run_ctx *x, const tile_ops *to, const chunk *ck)
     }
 }
 
-/* Chunk i of a tile's keys [kb0, k1) in the packed block at kb0: S and P buffers alternate. */
-static chunk *chunk_of(const run_ctx *x, const block_ctx *bc, int64_t kb0, int64_t k1,
-                       int64_t lim_min, int64_t i, chunk *c)
+/* The keys a tile walks in the packed block at kb0: [begin, end), begin - kb0 a multiple of 32;
+ * its rows' smallest key limit and largest first key (every row sees [first_max, lim_min)). */
+typedef struct tile_span {
+    int64_t kb0, begin, end, lim_min, first_max;
+} tile_span;
+
+/* Chunk i of a tile's keys: S and P buffers alternate. A chunk is fast (row_fast) when every
+ * row sees each of its keys whole, with no additive mask and no option. */
+static chunk *chunk_of(const run_ctx *x, const block_ctx *bc, const tile_span *sp, int64_t i,
+                       chunk *c)
 {
     const int kc = bc->kc;
-    const int64_t dpad = x->dpad, j0 = kb0 + i * kc, rel = j0 - kb0; /* a multiple of 32 */
+    const int64_t dpad = x->dpad, j0 = sp->begin + i * kc, rel = j0 - sp->kb0; /* 32·n */
     c->j0 = j0;
-    c->nk = (int)(k1 - j0 < kc ? k1 - j0 : kc);
+    c->nk = (int)(sp->end - j0 < kc ? sp->end - j0 : kc);
     c->nch = (int)round_up(c->nk, KCH) / KCH;
-    c->fast = !x->mask && c->nk % KCH == 0 && j0 + c->nk <= lim_min;
+    c->fast = x->plain && !x->mask && c->nk % KCH == 0 && j0 >= sp->first_max &&
+              j0 + c->nk <= sp->lim_min;
     c->s = bc->s + (i % 2) * TQ * kc;
     c->p = bc->pbuf + (i % 2) * TQ * kc;
     c->kp = bc->kp + (size_t)(rel / 16 * (dpad / DCH)) * TILE_ELEMS;
@@ -671,25 +710,22 @@ static chunk *chunk_of(const run_ctx *x, const block_ctx *bc, int64_t kb0, int64
     return c;
 }
 
-/* One tile (rows rt.. of the block, smallest key limit lim_min) over keys [kb0, k1) of the
- * packed block at kb0, chunk by chunk, software pipelined: while the softmax of chunk i runs on
- * the vector units, the AMX unit adds P·V of chunk i-1 and computes the scores of chunk i+1
- * (S and P double-buffered). A row whose max moves in chunk i has its O rescaled once chunk
+/* One tile (rows rt.. of the block) over its span of the packed block, chunk by chunk,
+ * software pipelined: while the softmax of chunk i runs on the vector units, the AMX unit adds
+ * P·V of chunk i-1 and computes the scores of chunk i+1 (S and P double-buffered). A row whose max moves in chunk i has its O rescaled once chunk
  * i-1's P·V has landed. */
-static void tile_keys(const run_ctx *x, const block_ctx *bc, int64_t rt, int64_t kb0, int64_t k1,
-                      int64_t lim_min)
+static void tile_keys(const run_ctx *x, const block_ctx *bc, int64_t rt, const tile_span *sp)
 {
-    const int64_t dpad = x->dpad, n = (k1 - kb0 + bc->kc - 1) / bc->kc;
+    const int64_t dpad = x->dpad, n = (sp->end - sp->begin + bc->kc - 1) / bc->kc;
     const tile_ops to = {.qp = bc->qp + rt * dpad, .o = bc->o + rt * dpad, .dpad = dpad,
                          .kc = bc->kc};
     chunk ck[3];
     pending pd = {.rows = 0};
-    amx_queue q = queue_of(&to, NULL, chunk_of(x, bc, kb0, k1, lim_min, 0, &ck[0]));
+    amx_queue q = queue_of(&to, NULL, chunk_of(x, bc, sp, 0, &ck[0]));
     queue_run(&q, TQ);
     for (int64_t i = 0; i < n; i++) {
         const chunk *prev = i > 0 ? &ck[(i - 1) % 3] : NULL;
-        const chunk *next = i + 1 < n ? chunk_of(x, bc, kb0, k1, lim_min, i + 1, &ck[(i + 1) % 3])
-                                      : NULL;
+        const chunk *next = i + 1 < n ? chunk_of(x, bc, sp, i + 1, &ck[(i + 1) % 3]) : NULL;
         q = queue_of(&to, prev, next);
         softmax_chunk(x, bc, rt, &ck[i % 3], &q, &pd);
         if (prev)
@@ -768,16 +804,20 @@ static inline void decode_pv(float *o, const float *vf, const float *w, uint32_t
 
 /* A group of few rows (decode): per block of 16 keys, read K and V once (rounded to bf16: K
  * kept in bf16, V widened) and for each row 16 dot products along head_dim (vdpbf16ps, exact
- * products, float sums), the lazy-max softmax on one vector of 16 scores, weights rounded to
- * bf16, O += weight·V over the valid keys only. */
+ * products, float sums), the options (row_options_apply), the lazy-max softmax on one vector
+ * of 16 scores, weights rounded to bf16, O += weight·V over the valid keys only. Blocks before
+ * every row's window are skipped. */
 static void decode_rows(const run_ctx *x, const block_ctx *bc, const block_rows *br,
                         const key_range *kr, uint16_t *kb, float *vf)
 {
     const int64_t dpad = x->dpad, n = br->n;
     int64_t kend = setup_rows(x, br, 1, bc);
     kend = kend < kr->end ? kend : kr->end;
+    int64_t first_min, first_max;
+    first_range(bc->first, bc->lim, n, &first_min, &first_max);
+    const int64_t kstart = first_min > kr->begin && first_min < kend ? first_min : kr->begin;
     const __m512 cv = _mm512_set1_ps(x->c), ninf = _mm512_set1_ps(-INFINITY);
-    for (int64_t j0 = kr->begin; j0 < kend; j0 += DEC_K) {
+    for (int64_t j0 = kstart; j0 < kend; j0 += DEC_K) {
         const int nk = (int)(kend - j0 < DEC_K ? kend - j0 : DEC_K);
         /* the next block's K and V rows into L1: measured 1.3x on Lq = 1, Lk = 8192 (the
          * hardware prefetchers alone left this loop at ~6 GB/s) */
@@ -790,10 +830,13 @@ static void decode_rows(const run_ctx *x, const block_ctx *bc, const block_rows 
         bf16_rows(x, j0, nk, kb);
         widen_rows(x, j0, nk, vf);
         for (int64_t r = 0; r < n; r++) {
-            const int64_t seen = (bc->lim[r] < kend ? bc->lim[r] : kend) - j0;
-            if (seen <= 0)
+            const int64_t seen = (bc->lim[r] < kend ? bc->lim[r] : kend) - j0,
+                          skip = bc->first[r] - j0;
+            if (seen <= 0 || skip >= nk)
                 continue;
             __mmask16 valid = tail_mask16(seen < nk ? seen : nk);
+            if (skip > 0) /* the window's left edge */
+                valid &= (__mmask16)~tail_mask16(skip);
             __m512 acc[DEC_K];
             for (int j = 0; j < DEC_K; j++)
                 acc[j] = _mm512_setzero_ps();
@@ -803,7 +846,8 @@ static void decode_rows(const run_ctx *x, const block_ctx *bc, const block_rows 
                     acc[j] = _mm512_dpbf16_ps(acc[j], q,
                                               (__m512bh)_mm512_load_si512(kb + j * dpad + c));
             }
-            __m512 s = _mm512_mul_ps(sum16(acc), cv);
+            __m512 s = row_options_apply(&x->opts, bc->slope[r], bc->pos[r], j0,
+                                         _mm512_mul_ps(sum16(acc), cv));
             if (x->mask) {
                 const __m512 mk = _mm512_maskz_loadu_ps(valid, x->mask + bc->moff[r] + j0);
                 valid = _mm512_mask_cmp_ps_mask(valid, mk, ninf, _CMP_NEQ_UQ);
@@ -850,13 +894,16 @@ static void group_rows(const attn_task *t, const ws_layout *w, const attn_group_
                        .k_seq = p->k.seq * (int64_t)esize, .v_seq = p->v.seq * (int64_t)esize,
                        .b = gr->b, .hkv = gr->hkv,
                        .d = p->head_dim, .dpad = round_up(p->head_dim, DCH), .mask = p->mask,
-                       .c = t->scale * ATTN_LOG2E};
+                       .c = t->scale * ATTN_LOG2E, .opts = tile_options_of(p),
+                       .plain = p->softcap == 0.0f && !p->alibi_slopes};
     const block_ctx bc = {.qp = (uint16_t *)(ws + w->qp), .kp = (uint16_t *)(ws + w->kp),
                           .vp = (uint16_t *)(ws + w->vp), .pbuf = (uint16_t *)(ws + w->p),
                           .o = (float *)(ws + w->o), .m = (float *)(ws + w->m),
                           .l = (float *)(ws + w->l), .s = (float *)(ws + w->s),
                           .lim = (int64_t *)(ws + w->lim), .moff = (int64_t *)(ws + w->moff),
-                          .vbad = (bool *)(ws + w->vbad), .kc = t->params[P_KC]};
+                          .first = (int64_t *)(ws + w->first), .slope = (float *)(ws + w->slope),
+                          .pos = (float *)(ws + w->pos), .vbad = (bool *)(ws + w->vbad),
+                          .kc = t->params[P_KC]};
     if (gr->count <= t->params[P_DEC]) {
         const block_rows br = block_of(t, kr, gr, 0, gr->count);
         decode_rows(&x, &bc, &br, kr, (uint16_t *)(ws + w->dec_k), (float *)(ws + w->dec_v));
@@ -867,17 +914,25 @@ static void group_rows(const attn_task *t, const ws_layout *w, const attn_group_
         const int64_t tiles = (br.n + TQ - 1) / TQ;
         int64_t kend = setup_rows(&x, &br, tiles, &bc);
         kend = kend < kr->end ? kend : kr->end;
-        for (int64_t kb0 = kr->begin; kb0 < kend; kb0 += bk) {
+        /* keys before every row's window are never packed; a tile starts at its own rows'
+         * first key (on the block's 32-key grid), so a band costs its width, not Lk */
+        int64_t first_min, first_max;
+        first_range(bc.first, bc.lim, tiles * TQ, &first_min, &first_max);
+        const int64_t kstart = first_min > kr->begin && first_min < kend ? first_min : kr->begin;
+        for (int64_t kb0 = kstart; kb0 < kend; kb0 += bk) {
             const int64_t nb = kend - kb0 < bk ? kend - kb0 : bk;
             pack_k(&x, kb0, nb, bc.kp);
             pack_v(&x, kb0, nb, bc.vp, bc.vbad);
             for (int64_t tile = 0; tile < tiles; tile++) {
                 const int64_t rt = tile * TQ;
-                int64_t lim_min, lim_max;
-                limit_range(bc.lim + rt, TQ, &lim_min, &lim_max);
-                const int64_t k1 = lim_max < kb0 + nb ? lim_max : kb0 + nb;
-                if (k1 > kb0)
-                    tile_keys(&x, &bc, rt, kb0, k1, lim_min);
+                tile_span sp = {.kb0 = kb0};
+                int64_t lim_max, first_lo;
+                limit_range(bc.lim + rt, TQ, &sp.lim_min, &lim_max);
+                first_range(bc.first + rt, bc.lim + rt, TQ, &first_lo, &sp.first_max);
+                sp.end = lim_max < kb0 + nb ? lim_max : kb0 + nb;
+                sp.begin = first_lo > kb0 ? kb0 + (first_lo - kb0) / KCH * KCH : kb0;
+                if (first_lo < sp.end && sp.begin < sp.end) /* a row of the tile sees a key */
+                    tile_keys(&x, &bc, rt, &sp);
             }
         }
         finish_rows(&x, &br, &bc);
@@ -885,6 +940,11 @@ static void group_rows(const attn_task *t, const ws_layout *w, const attn_group_
 }
 
 /* ---- entry -------------------------------------------------------------------------------- */
+
+/* What the kernel's vector code needs besides the tiles. */
+#define AMX_HOST_ISA                                                                          \
+    (ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL | ATTN_ISA_AVX512DQ |           \
+     ATTN_ISA_AVX512BF16 | ATTN_ISA_AVX2 | ATTN_ISA_FMA)
 
 static attn_status amx_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                             const attn_partial *part)
@@ -904,12 +964,22 @@ static attn_status amx_rows(const attn_task *t, int64_t key_begin, int64_t key_e
     return ATTN_OK;
 }
 
+#ifndef ATTN_AMX_EMULATE
 const attn_variant attn_variant_amx_bf16 = {
     .name = "amx_bf16",
     .description = "AMX bf16 tiles for Q.K^T and P.V (f32 inputs rounded to bf16), AVX-512 "
                    "online softmax with lazy max; K/V packed once per query block",
-    .isa = ATTN_ISA_AMX | ATTN_ISA_AVX512F | ATTN_ISA_AVX512BW | ATTN_ISA_AVX512VL |
-           ATTN_ISA_AVX512DQ | ATTN_ISA_AVX512BF16 | ATTN_ISA_AVX2 | ATTN_ISA_FMA,
+    .isa = ATTN_ISA_AMX | AMX_HOST_ISA,
+#else
+/* The same kernel on emulated tiles (amx_emulate.h), built into the test programs alone
+ * (variant_list_tests.h): it needs AVX-512 BF16 only, and as a reference the planner never
+ * picks it. */
+const attn_variant attn_variant_amx_bf16_emu = {
+    .name = "amx_bf16_emu",
+    .description = "amx_bf16 with its tile instructions emulated in AVX-512 (tests only)",
+    .isa = AMX_HOST_ISA,
+    .reference_only = true,
+#endif
     .tolerance = 8e-3,
     .dtypes = 1u << ATTN_F32 | 1u << ATTN_BF16,
     .compute_dtype = ATTN_BF16,
@@ -919,5 +989,5 @@ const attn_variant attn_variant_amx_bf16 = {
     .params_valid = amx_valid,
     .workspace_size = amx_workspace,
     .run_partial = amx_rows,
-    .features = ATTN_FEATURE_SINKS | ATTN_FEATURE_PAGED,
+    .features = ATTN_FEATURE_ALL,
 };
