@@ -104,6 +104,24 @@ static inline void sum8(const float32x4_t a[KB], float32x4_t *s0, float32x4_t *s
     *s1 = vpaddq_f32(vpaddq_f32(a[4], a[5]), vpaddq_f32(a[6], a[7]));
 }
 
+/* a[n] += q[0..16) · K[n][c..c + 16) for the block's 8 int8 keys, of whose chunk n_values count
+ * (16, or the tail's; q is zero-padded). Inlined with n_values 16, it has no branch, and the 8
+ * accumulators stay in registers. */
+static inline __attribute__((always_inline)) void
+dot_int8_chunk(float32x4_t a[KB], const float *q, const kvq_block *kb, int64_t c, int64_t n_values)
+{
+    const float32x4_t q0 = vld1q_f32(q), q1 = vld1q_f32(q + 4);
+    const float32x4_t q2 = vld1q_f32(q + 8), q3 = vld1q_f32(q + 12);
+    for (int n = 0; n < KB; n++) {
+        float32x4_t k[4];
+        int8x16_to_f32(load_int8x16((const int8_t *)kb->k[n] + c, n_values), k);
+        a[n] = vfmaq_f32(a[n], q0, k[0]);
+        a[n] = vfmaq_f32(a[n], q1, k[1]);
+        a[n] = vfmaq_f32(a[n], q2, k[2]);
+        a[n] = vfmaq_f32(a[n], q3, k[3]);
+    }
+}
+
 /* Scores of the block's 8 keys against q (log2 units; q is zero-padded to dpad). */
 static inline void dot_block(const attn_kvq_group *x, const kvq_block *kb, const float *q,
                              int64_t dpad, float32x4_t *s0, float32x4_t *s1)
@@ -121,18 +139,11 @@ static inline void dot_block(const attn_kvq_group *x, const kvq_block *kb, const
         return;
     }
     if (!x->q4) {
-        for (int64_t c = 0; c < x->d; c += 16) {
-            const float32x4_t q0 = vld1q_f32(q + c), q1 = vld1q_f32(q + c + 4);
-            const float32x4_t q2 = vld1q_f32(q + c + 8), q3 = vld1q_f32(q + c + 12);
-            for (int n = 0; n < KB; n++) {
-                float32x4_t k[4];
-                int8x16_to_f32(load_int8x16((const int8_t *)kb->k[n] + c, x->d - c), k);
-                a[n] = vfmaq_f32(a[n], q0, k[0]);
-                a[n] = vfmaq_f32(a[n], q1, k[1]);
-                a[n] = vfmaq_f32(a[n], q2, k[2]);
-                a[n] = vfmaq_f32(a[n], q3, k[3]);
-            }
-        }
+        int64_t c = 0;
+        for (; c + 16 <= x->d; c += 16) /* whole chunks: no tail test in the loop */
+            dot_int8_chunk(a, q + c, kb, c, 16);
+        if (c < x->d)
+            dot_int8_chunk(a, q + c, kb, c, x->d - c);
         sum8(a, s0, s1);
         *s0 = vmulq_f32(*s0, vld1q_f32(kb->ks));
         *s1 = vmulq_f32(*s1, vld1q_f32(kb->ks + 4));
@@ -144,6 +155,7 @@ static inline void dot_block(const attn_kvq_group *x, const kvq_block *kb, const
         float32x4_t qv[8];
         for (int e = 0; e < 8; e++)
             qv[e] = vld1q_f32(qb + 4 * e);
+#pragma GCC unroll 8 /* 8 keys: no loop counter, addresses folded */
         for (int n = 0; n < KB; n++) {
             int8x16_t even, odd;
             q4x32((const uint8_t *)kb->k[n] + 16 * blk, &even, &odd);
@@ -206,6 +218,7 @@ static inline void accumulate_v(const attn_kvq_group *x, const kvq_block *kb, fl
         float ws[KB]; /* the weights times the block's V scales */
         vst1q_f32(ws, vmulq_f32(w0, vld1q_f32(kb->vsc + blk * KB)));
         vst1q_f32(ws + 4, vmulq_f32(w1, vld1q_f32(kb->vsc + blk * KB + 4)));
+#pragma GCC unroll 8
         for (int n = 0; n < KB; n++) {
             if (!all && !(keys >> n & 1))
                 continue;
