@@ -16,8 +16,9 @@
  * additive mask go through the scalar attn_logit_log2 on the 8 scores, as neon.c's epilogue.
  *
  * A chunk of several rows (the query heads of a GQA group, or several query rows) widens each
- * key block of K and V to float32 once (scales applied; 2 · 8 · dpad floats, in L1) and runs
- * every row on that, so the dequantization is paid once per key, not once per row. No software
+ * key block of K and V to float32 once (q4 block scales applied; 2 · 8 · dpad floats, in L1)
+ * and runs every row on that, so the dequantization is paid once per key, not once per row
+ * (break-even at 2 rows, by instruction count; ahead from 3). No software
  * prefetch: each K and V row is read front to back, streams the hardware prefetchers follow. */
 #include "kvq.h"
 #include "neon_common.h"
@@ -60,7 +61,7 @@ typedef struct kvq_block {
     const void *k[KB], *v[KB];
     float ks[KB], vs[KB];   /* int8: the row scales */
     const float *ksc, *vsc; /* q4: block scales / 16, [blk·8 + n] */
-    bool wide;              /* k[n], v[n] are float32 rows of dpad, scales applied */
+    bool wide;              /* k[n], v[n] are float32 rows of dpad (widen_block) */
 } kvq_block;
 
 static inline void kvq_block_of(const attn_kvq_group *x, int64_t j0, int64_t n, kvq_block *kb)
@@ -129,22 +130,23 @@ static inline void dot_block(const attn_kvq_group *x, const kvq_block *kb, const
     float32x4_t a[KB];
     for (int n = 0; n < KB; n++)
         a[n] = vdupq_n_f32(0.0f);
-    if (kb->wide) {
-        for (int64_t c = 0; c < dpad; c += 4) {
-            const float32x4_t qv = vld1q_f32(q + c);
-            for (int n = 0; n < KB; n++)
-                a[n] = vfmaq_f32(a[n], qv, vld1q_f32((const float *)kb->k[n] + c));
+    if (kb->wide || !x->q4) {
+        if (kb->wide) /* float32 rows (q4: block scales applied) */
+            for (int64_t c = 0; c < dpad; c += 4) {
+                const float32x4_t qv = vld1q_f32(q + c);
+                for (int n = 0; n < KB; n++)
+                    a[n] = vfmaq_f32(a[n], qv, vld1q_f32((const float *)kb->k[n] + c));
+            }
+        else {
+            int64_t c = 0;
+            for (; c + 16 <= x->d; c += 16) /* whole chunks: no tail test in the loop */
+                dot_int8_chunk(a, q + c, kb, c, 16);
+            if (c < x->d)
+                dot_int8_chunk(a, q + c, kb, c, x->d - c);
         }
         sum8(a, s0, s1);
-        return;
-    }
-    if (!x->q4) {
-        int64_t c = 0;
-        for (; c + 16 <= x->d; c += 16) /* whole chunks: no tail test in the loop */
-            dot_int8_chunk(a, q + c, kb, c, 16);
-        if (c < x->d)
-            dot_int8_chunk(a, q + c, kb, c, x->d - c);
-        sum8(a, s0, s1);
+        if (x->q4)
+            return;
         *s0 = vmulq_f32(*s0, vld1q_f32(kb->ks));
         *s1 = vmulq_f32(*s1, vld1q_f32(kb->ks + 4));
         return;
@@ -181,13 +183,31 @@ static inline void accumulate_v(const attn_kvq_group *x, const kvq_block *kb, fl
 {
     const bool all = keys == (1u << KB) - 1;
     if (kb->wide) {
-        for (int64_t c = 0; c < dpad; c += 4) {
-            float32x4_t acc = vmulq_n_f32(vld1q_f32(o + c), corr);
-            for (int n = 0; n < KB; n++)
-                if (all || keys >> n & 1)
-                    acc = vfmaq_n_f32(acc, vld1q_f32((const float *)kb->v[n] + c), w[n]);
-            vst1q_f32(o + c, acc);
-        }
+        const float *v[KB]; /* the rows and weights in registers across the loop */
+        for (int n = 0; n < KB; n++)
+            v[n] = kb->v[n];
+        const float32x4_t w0 = vld1q_f32(w), w1 = vld1q_f32(w + 4);
+        if (all) /* fmla by lane needs a constant lane: the 8 keys written out */
+            for (int64_t c = 0; c < dpad; c += 4) {
+                float32x4_t acc = vmulq_n_f32(vld1q_f32(o + c), corr);
+                acc = vfmaq_laneq_f32(acc, vld1q_f32(v[0] + c), w0, 0);
+                acc = vfmaq_laneq_f32(acc, vld1q_f32(v[1] + c), w0, 1);
+                acc = vfmaq_laneq_f32(acc, vld1q_f32(v[2] + c), w0, 2);
+                acc = vfmaq_laneq_f32(acc, vld1q_f32(v[3] + c), w0, 3);
+                acc = vfmaq_laneq_f32(acc, vld1q_f32(v[4] + c), w1, 0);
+                acc = vfmaq_laneq_f32(acc, vld1q_f32(v[5] + c), w1, 1);
+                acc = vfmaq_laneq_f32(acc, vld1q_f32(v[6] + c), w1, 2);
+                acc = vfmaq_laneq_f32(acc, vld1q_f32(v[7] + c), w1, 3);
+                vst1q_f32(o + c, acc);
+            }
+        else
+            for (int64_t c = 0; c < dpad; c += 4) {
+                float32x4_t acc = vmulq_n_f32(vld1q_f32(o + c), corr);
+                for (int n = 0; n < KB; n++)
+                    if (keys >> n & 1)
+                        acc = vfmaq_n_f32(acc, vld1q_f32(v[n] + c), w[n]);
+                vst1q_f32(o + c, acc);
+            }
         return;
     }
     if (!x->q4) {
@@ -237,8 +257,9 @@ static inline void accumulate_v(const attn_kvq_group *x, const kvq_block *kb, fl
     }
 }
 
-/* The block's K and V widened to float32 rows of dpad (zero-padded; q4 in its permuted order)
- * with their scales applied, into kw and vw; kb then points at them. */
+/* The block's K and V widened to float32 rows of dpad (zero-padded; q4 in its permuted order,
+ * its block scales applied; int8's row scales stay in kb), into kw and vw; kb then points at
+ * them. */
 static void widen_block(const attn_kvq_group *x, kvq_block *kb, int64_t dpad, float *kw,
                         float *vw)
 {
@@ -248,13 +269,12 @@ static void widen_block(const attn_kvq_group *x, kvq_block *kb, int64_t dpad, fl
         const void *src[2] = {kb->k[n], kb->v[n]};
         for (int t = 0; t < 2; t++) {
             float32x4_t f[8];
-            if (!x->q4) {
-                const float sc = t ? kb->vs[n] : kb->ks[n];
-                for (int64_t c = 0; c < dpad; c += 16) {
-                    const int64_t left = x->d - c > 0 ? x->d - c : 0;
+            if (!x->q4) { /* the row scales stay apart: on the score, on the weight */
+                for (int64_t c = 0; c < dpad; c += 16) { /* dpad - d < 16: a tail at most */
+                    const int64_t left = x->d - c < 16 ? x->d - c : 16;
                     int8x16_to_f32(load_int8x16((const int8_t *)src[t] + c, left), f);
                     for (int e = 0; e < 4; e++)
-                        vst1q_f32(rows[t] + c + 4 * e, vmulq_n_f32(f[e], sc));
+                        vst1q_f32(rows[t] + c + 4 * e, f[e]);
                 }
                 continue;
             }
@@ -343,7 +363,7 @@ static inline unsigned row_block(const attn_kvq_group *x, const kvq_block *kb, k
     const float32x4_t p1 = vbslq_f32(k1, exp2_nonpos_f32x4(vsubq_f32(s1, mv)), zero);
     rw->l = rw->l * *corr + vaddvq_f32(vaddq_f32(p0, p1));
     rw->m = m_new;
-    if (x->q4 || kb->wide) {
+    if (x->q4) {
         vst1q_f32(w, p0);
         vst1q_f32(w + 4, p1);
     } else {
