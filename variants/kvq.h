@@ -55,21 +55,21 @@ static inline size_t attn_kvq_workspace(const attn_problem *p)
 }
 
 /* One group's quantized K and V as a kernel reads them: byte addresses and strides. */
-typedef struct attn_kvq_group {
+typedef struct kvq_group {
     const char *k, *v;      /* key 0 of the group's K and V */
     int64_t k_seq, v_seq;   /* bytes from one key to the next */
     const char *ks, *vs;    /* key 0's scales */
     int64_t ks_seq, vs_seq; /* bytes from one key's scales to the next's */
     int64_t d;
     bool q4;
-} attn_kvq_group;
+} kvq_group;
 
-static inline attn_kvq_group attn_kvq_group_of(const attn_task *t, int64_t b, int64_t hkv)
+static inline kvq_group attn_kvq_group_of(const attn_task *t, int64_t b, int64_t hkv)
 {
     const attn_problem *p = t->problem;
     const bool q4 = p->kv_dtype == ATTN_Q4;
     const int64_t ssize = q4 ? 2 : 4;
-    return (attn_kvq_group){
+    return (kvq_group){
         .k = attn_row(t, 'k', b, hkv, 0), .v = attn_row(t, 'v', b, hkv, 0),
         .k_seq = q4 ? p->k.seq / 2 : p->k.seq, .v_seq = q4 ? p->v.seq / 2 : p->v.seq,
         .ks = attn_kv_scale_row(p, 'k', p->k_scale, b, hkv, 0),
@@ -81,7 +81,7 @@ static inline attn_kvq_group attn_kvq_group_of(const attn_task *t, int64_t b, in
 /* A finished row (query head h, row i of batch b): its accumulator o (q4: in the permuted
  * order of attn_kvq_pack_q), running max m (log2 units) and sum l, normalised into O, or with
  * part its partials at row prow (variant.h: natural-unit max). No key seen (l = 0): zeros. */
-static inline void attn_kvq_store_row(const attn_task *t, const attn_kvq_group *x, int64_t b,
+static inline void attn_kvq_store_row(const attn_task *t, const kvq_group *x, int64_t b,
                                       int64_t h, int64_t i, float m, float l, const float *o,
                                       const attn_partial *part, int64_t prow)
 {

@@ -64,7 +64,7 @@ typedef struct kvq_block {
     bool wide;              /* k[n], v[n] are float32 rows of dpad (widen_block) */
 } kvq_block;
 
-static inline void kvq_block_of(const attn_kvq_group *x, int64_t j0, int64_t n, kvq_block *kb)
+static inline void kvq_block_of(const kvq_group *x, int64_t j0, int64_t n, kvq_block *kb)
 {
     for (int i = 0; i < KB; i++) {
         const int64_t j = j0 + (i < n ? i : 0);
@@ -124,7 +124,7 @@ dot_int8_chunk(float32x4_t a[KB], const float *q, const kvq_block *kb, int64_t c
 }
 
 /* Scores of the block's 8 keys against q (log2 units; q is zero-padded to dpad). */
-static inline void dot_block(const attn_kvq_group *x, const kvq_block *kb, const float *q,
+static inline void dot_block(const kvq_group *x, const kvq_block *kb, const float *q,
                              int64_t dpad, float32x4_t *s0, float32x4_t *s1)
 {
     float32x4_t a[KB];
@@ -178,7 +178,7 @@ static inline void dot_block(const attn_kvq_group *x, const kvq_block *kb, const
 /* o = o·corr + Σ_{keys n in `keys`} w[n]·V[n] over head_dim (w: the softmax weights, times the
  * int8 row scale of V; q4 applies its block scales here). Keys outside `keys` are never read
  * into o: a NaN in a V row the row excludes must not reach it. */
-static inline void accumulate_v(const attn_kvq_group *x, const kvq_block *kb, float *o,
+static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *o,
                                 int64_t dpad, float corr, unsigned keys, const float *w)
 {
     const bool all = keys == (1u << KB) - 1;
@@ -260,7 +260,7 @@ static inline void accumulate_v(const attn_kvq_group *x, const kvq_block *kb, fl
 /* The block's K and V widened to float32 rows of dpad (zero-padded; q4 in its permuted order,
  * its block scales applied; int8's row scales stay in kb), into kw and vw; kb then points at
  * them. */
-static void widen_block(const attn_kvq_group *x, kvq_block *kb, int64_t dpad, float *kw,
+static void widen_block(const kvq_group *x, kvq_block *kb, int64_t dpad, float *kw,
                         float *vw)
 {
     const int64_t nb = x->d / ATTN_Q4_BLOCK;
@@ -314,7 +314,7 @@ static inline void bits_mask(unsigned bits, uint32x4_t *lo, uint32x4_t *hi)
 
 /* Row rw's weights of the block's keys j0 + n into w[n]; updates its max and sum. Returns the
  * keys that count (0: none) and the accumulator's correction in *corr. */
-static inline unsigned row_block(const attn_kvq_group *x, const kvq_block *kb, kvq_row *rw,
+static inline unsigned row_block(const kvq_group *x, const kvq_block *kb, kvq_row *rw,
                                  const float *q, int64_t dpad, int64_t j0, float *w, float *corr)
 {
     const int64_t lo = rw->first > j0 ? rw->first - j0 : 0, hi = rw->lim - j0;
@@ -386,7 +386,7 @@ attn_status attn_neon_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
     const bool options = p->softcap != 0.0f || p->alibi_slopes;
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
-        const attn_kvq_group x = attn_kvq_group_of(t, gr.b, gr.hkv);
+        const kvq_group x = attn_kvq_group_of(t, gr.b, gr.hkv);
         for (int64_t r0 = 0; r0 < gr.count; r0 += KVQ_ROWS) {
             const int R = (int)(gr.count - r0 < KVQ_ROWS ? gr.count - r0 : KVQ_ROWS);
             kvq_row rows[KVQ_ROWS];
