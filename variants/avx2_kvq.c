@@ -17,29 +17,6 @@
 #define KB 8 /* keys per block: one ymm of scores */
 #define PREFETCH_KEYS 64
 
-typedef struct kvq_group {
-    const char *k, *v;
-    int64_t k_seq, v_seq;   /* bytes from one key to the next */
-    const char *ks, *vs;
-    int64_t ks_seq, vs_seq; /* bytes from one key's scales to the next's */
-    int64_t d;
-    bool q4;
-} kvq_group;
-
-static kvq_group group_of(const attn_task *t, int64_t b, int64_t hkv)
-{
-    const attn_problem *p = t->problem;
-    const bool q4 = p->kv_dtype == ATTN_Q4;
-    const int64_t ssize = q4 ? 2 : 4;
-    return (kvq_group){
-        .k = attn_row(t, 'k', b, hkv, 0), .v = attn_row(t, 'v', b, hkv, 0),
-        .k_seq = q4 ? p->k.seq / 2 : p->k.seq, .v_seq = q4 ? p->v.seq / 2 : p->v.seq,
-        .ks = attn_kv_scale_row(p, 'k', p->k_scale, b, hkv, 0),
-        .vs = attn_kv_scale_row(p, 'v', p->v_scale, b, hkv, 0),
-        .ks_seq = p->k_scale_strides.seq * ssize, .vs_seq = p->v_scale_strides.seq * ssize,
-        .d = p->head_dim, .q4 = q4};
-}
-
 /* Lanes whose bit is set in `bits`. */
 static inline __m256 bits_mask(unsigned bits)
 {
@@ -278,28 +255,6 @@ static inline unsigned row_block(const kvq_group *x, const kvq_block *kb, kvq_ro
     return valid;
 }
 
-static void row_store(const attn_task *t, const kvq_group *x, const kvq_row *rw, const float *o,
-                      int64_t b, const attn_partial *part, int64_t prow)
-{
-    const attn_problem *p = t->problem;
-    const float ln2 = 0.69314718055994530942f, m = rw->m * ln2;
-    float *dst;
-    float norm = 1.0f;
-    if (part) {
-        part->max[prow] = rw->m == -INFINITY ? -INFINITY : m;
-        part->sum[prow] = rw->l;
-        dst = part->acc + prow * x->d;
-    } else {
-        norm = attn_row_norm(m, rw->l, p->sinks ? p->sinks[rw->h] : -INFINITY);
-        dst = attn_o_row(t, b, rw->h, rw->i);
-    }
-    const bool empty = rw->l == 0.0f;
-    for (int64_t c = 0; c < x->d; c++) {
-        const int64_t at = x->q4 ? c / 32 * 32 + (c % 2) * 16 + c % 32 / 2 : c;
-        dst[c] = empty ? 0.0f : o[at] * norm;
-    }
-}
-
 attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                                const attn_partial *part)
 {
@@ -312,7 +267,7 @@ attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
     const bool options = p->softcap != 0.0f || p->alibi_slopes;
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
-        const kvq_group x = group_of(t, gr.b, gr.hkv);
+        const kvq_group x = attn_kvq_group_of(t, gr.b, gr.hkv);
         for (int64_t r0 = 0; r0 < gr.count; r0 += KVQ_ROWS) {
             const int R = (int)(gr.count - r0 < KVQ_ROWS ? gr.count - r0 : KVQ_ROWS);
             kvq_row rows[KVQ_ROWS];
@@ -359,8 +314,8 @@ attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
                 }
             }
             for (int r = 0; r < R; r++)
-                row_store(t, &x, &rows[r], ow + r * dpad, gr.b, part,
-                          (g - t->group_begin) * gr.count + r0 + r);
+                attn_kvq_store_row(t, &x, gr.b, rows[r].h, rows[r].i, rows[r].m, rows[r].l,
+                                   ow + r * dpad, part, (g - t->group_begin) * gr.count + r0 + r);
         }
     }
     return ATTN_OK;

@@ -18,29 +18,6 @@
 #define KB 16 /* keys per block: one zmm of scores */
 #define PREFETCH_KEYS 64 /* how far ahead the K and V rows are prefetched (4 blocks) */
 
-typedef struct kvq_group {
-    const char *k, *v;      /* key 0 of the group's K and V, bytes */
-    int64_t k_seq, v_seq;   /* bytes from one key to the next */
-    const char *ks, *vs;    /* key 0's scales */
-    int64_t ks_seq, vs_seq; /* bytes from one key's scales to the next's */
-    int64_t d;
-    bool q4;
-} kvq_group;
-
-static kvq_group group_of(const attn_task *t, int64_t b, int64_t hkv)
-{
-    const attn_problem *p = t->problem;
-    const bool q4 = p->kv_dtype == ATTN_Q4;
-    const int64_t ssize = q4 ? 2 : 4;
-    return (kvq_group){
-        .k = attn_row(t, 'k', b, hkv, 0), .v = attn_row(t, 'v', b, hkv, 0),
-        .k_seq = q4 ? p->k.seq / 2 : p->k.seq, .v_seq = q4 ? p->v.seq / 2 : p->v.seq,
-        .ks = attn_kv_scale_row(p, 'k', p->k_scale, b, hkv, 0),
-        .vs = attn_kv_scale_row(p, 'v', p->v_scale, b, hkv, 0),
-        .ks_seq = p->k_scale_strides.seq * ssize, .vs_seq = p->v_scale_strides.seq * ssize,
-        .d = p->head_dim, .q4 = q4};
-}
-
 /* 16 int8 values widened to float (n < 16: the first n, zeros after; no byte beyond read). */
 static inline __m512 int8x16(const int8_t *x, __mmask16 m)
 {
@@ -280,30 +257,6 @@ static inline __mmask16 row_block(const kvq_group *x, const kvq_block *kb,
     return valid;
 }
 
-/* Row r's final values: normalised into O, or its partials (natural-unit max). Undoes q4's
- * permutation of head_dim. */
-static void row_store(const attn_task *t, const kvq_group *x, const kvq_row *rw, const float *o,
-                      int64_t b, const attn_partial *part, int64_t prow)
-{
-    const attn_problem *p = t->problem;
-    const float ln2 = 0.69314718055994530942f, m = rw->m * ln2;
-    float *dst;
-    float norm = 1.0f;
-    if (part) {
-        part->max[prow] = rw->m == -INFINITY ? -INFINITY : m;
-        part->sum[prow] = rw->l;
-        dst = part->acc + prow * x->d;
-    } else {
-        norm = attn_row_norm(m, rw->l, p->sinks ? p->sinks[rw->h] : -INFINITY);
-        dst = attn_o_row(t, b, rw->h, rw->i);
-    }
-    const bool empty = rw->l == 0.0f; /* no key: zeros, whatever o holds */
-    for (int64_t c = 0; c < x->d; c++) {
-        const int64_t at = x->q4 ? c / 32 * 32 + (c % 2) * 16 + c % 32 / 2 : c;
-        dst[c] = empty ? 0.0f : o[at] * norm;
-    }
-}
-
 attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                                  const attn_partial *part)
 {
@@ -318,7 +271,7 @@ attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t 
     const int64_t nb = d / ATTN_Q4_BLOCK;
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
-        const kvq_group x = group_of(t, gr.b, gr.hkv);
+        const kvq_group x = attn_kvq_group_of(t, gr.b, gr.hkv);
         for (int64_t r0 = 0; r0 < gr.count; r0 += KVQ_ROWS) {
             const int R = (int)(gr.count - r0 < KVQ_ROWS ? gr.count - r0 : KVQ_ROWS);
             kvq_row rows[KVQ_ROWS];
@@ -369,8 +322,8 @@ attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t 
                 }
             }
             for (int r = 0; r < R; r++)
-                row_store(t, &x, &rows[r], ow + r * dpad, gr.b, part,
-                          (g - t->group_begin) * gr.count + r0 + r);
+                attn_kvq_store_row(t, &x, gr.b, rows[r].h, rows[r].i, rows[r].m, rows[r].l,
+                                   ow + r * dpad, part, (g - t->group_begin) * gr.count + r0 + r);
         }
     }
     return ATTN_OK;

@@ -1,7 +1,8 @@
-/* kvq.h — the x86 variants' path for quantized K/V (int8, q4; attn.h): entry points and the
- * workspace they share. avx512.c and avx2.c hand a problem whose kv_dtype is quantized to
- * attn_avx512_kvq_rows / attn_avx2_kvq_rows (avx512_kvq.c, avx2_kvq.c), which read K and V in
- * place and dequantize them in registers.
+/* kvq.h — the SIMD variants' path for quantized K/V (int8, q4; attn.h): entry points and the
+ * workspace and plain-C bookkeeping they share. avx512.c, avx2.c and neon.c hand a problem
+ * whose kv_dtype is quantized to attn_avx512_kvq_rows / attn_avx2_kvq_rows /
+ * attn_neon_kvq_rows (avx512_kvq.c, avx2_kvq.c, neon_kvq.c), which read K and V in place and
+ * dequantize them in registers.
  *
  * Algorithm (both ISAs): a group's query rows (every query head of a GQA group × the task's
  * query rows) in chunks of KVQ_ROWS; each row walks its keys in blocks of one vector of keys
@@ -21,6 +22,7 @@
 
 #include "variant.h"
 
+#include <math.h>
 #include <string.h>
 
 #define KVQ_ROWS 8 /* query rows per chunk */
@@ -28,7 +30,7 @@
 /* Floats of one workspace row: head_dim rounded up to 16. */
 static inline int64_t attn_kvq_dpad(const attn_problem *p) { return (p->head_dim + 15) / 16 * 16; }
 
-/* Keys per block at most (16 for AVX-512, 8 for AVX2). */
+/* Keys per block at most (16 for AVX-512, 8 for AVX2 and NEON). */
 #define KVQ_BLOCK_MAX 16
 
 /* Workspace: per chunk row its Q row and accumulator (dpad floats each), 16 weights; the q4
@@ -52,9 +54,61 @@ static inline size_t attn_kvq_workspace(const attn_problem *p)
            64;
 }
 
+/* One group's quantized K and V as a kernel reads them: byte addresses and strides. */
+typedef struct kvq_group {
+    const char *k, *v;      /* key 0 of the group's K and V */
+    int64_t k_seq, v_seq;   /* bytes from one key to the next */
+    const char *ks, *vs;    /* key 0's scales */
+    int64_t ks_seq, vs_seq; /* bytes from one key's scales to the next's */
+    int64_t d;
+    bool q4;
+} kvq_group;
+
+static inline kvq_group attn_kvq_group_of(const attn_task *t, int64_t b, int64_t hkv)
+{
+    const attn_problem *p = t->problem;
+    const bool q4 = p->kv_dtype == ATTN_Q4;
+    const int64_t ssize = q4 ? 2 : 4;
+    return (kvq_group){
+        .k = attn_row(t, 'k', b, hkv, 0), .v = attn_row(t, 'v', b, hkv, 0),
+        .k_seq = q4 ? p->k.seq / 2 : p->k.seq, .v_seq = q4 ? p->v.seq / 2 : p->v.seq,
+        .ks = attn_kv_scale_row(p, 'k', p->k_scale, b, hkv, 0),
+        .vs = attn_kv_scale_row(p, 'v', p->v_scale, b, hkv, 0),
+        .ks_seq = p->k_scale_strides.seq * ssize, .vs_seq = p->v_scale_strides.seq * ssize,
+        .d = p->head_dim, .q4 = q4};
+}
+
+/* A finished row (query head h, row i of batch b): its accumulator o (q4: in the permuted
+ * order of attn_kvq_pack_q), running max m (log2 units) and sum l, normalised into O, or with
+ * part its partials at row prow (variant.h: natural-unit max). No key seen (l = 0): zeros. */
+static inline void attn_kvq_store_row(const attn_task *t, const kvq_group *x, int64_t b,
+                                      int64_t h, int64_t i, float m, float l, const float *o,
+                                      const attn_partial *part, int64_t prow)
+{
+    const attn_problem *p = t->problem;
+    const float ln2 = 0.69314718055994530942f, m_nat = m * ln2;
+    float *dst;
+    float norm = 1.0f;
+    if (part) {
+        part->max[prow] = m == -INFINITY ? -INFINITY : m_nat;
+        part->sum[prow] = l;
+        dst = part->acc + prow * x->d;
+    } else {
+        norm = attn_row_norm(m_nat, l, p->sinks ? p->sinks[h] : -INFINITY);
+        dst = attn_o_row(t, b, h, i);
+    }
+    const bool empty = l == 0.0f;
+    for (int64_t c = 0; c < x->d; c++) {
+        const int64_t at = x->q4 ? c / 32 * 32 + (c % 2) * 16 + c % 32 / 2 : c;
+        dst[c] = empty ? 0.0f : o[at] * norm;
+    }
+}
+
 attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                                  const attn_partial *part);
 attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
+                               const attn_partial *part);
+attn_status attn_neon_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                                const attn_partial *part);
 
 #endif

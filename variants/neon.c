@@ -27,13 +27,19 @@
  *   s    [8][bk]               scores, then weights, of one micro-tile
  *   m, l [bq]                  running max (log2 domain) and sum
  * 0 × NaN is NaN, so a key block whose V holds a NaN or an infinity goes through a per-row P·V
- * that touches only the keys each row attends to. Memory is independent of Lk. */
+ * that touches only the keys each row attends to. Memory is independent of Lk.
+ *
+ * run_partial (the harness's key split for decode on several threads): the same loop over a
+ * key range, writing each row's max (natural units), sum and unnormalised row.
+ *
+ * Quantized K/V (int8, q4; kvq.h) go to neon_kvq.c, which reads them in place and dequantizes
+ * them in registers. */
 #include "variant.h"
 
-#include "exp2_poly.h"
+#include "kvq.h"
+#include "neon_common.h"
 #include "packed_stream.h"
 
-#include <arm_neon.h>
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -86,29 +92,13 @@ static bool neon_layout_of(const attn_problem *p, const int32_t *v, neon_layout 
 
 static size_t neon_workspace(const attn_problem *p, const int32_t *v)
 {
+    if (attn_kv_quantized(p)) /* quantized K/V: neon_kvq.c */
+        return attn_kvq_workspace(p);
     neon_layout w;
     size_t bytes;
     if (!neon_layout_of(p, v, &w) || __builtin_mul_overflow(w.total, sizeof(float), &bytes))
         return SIZE_MAX;
     return bytes;
-}
-
-/* 2^x for x <= 0 (or NaN), the vector form of attn_exp2_nonpos: n = round(x), f = x - n,
- * 2^f by the degree-5 polynomial, 2^n added to the exponent field; x < ATTN_EXP2_MIN → 0
- * (which also covers -inf). NaN converts to n = 0 and stays NaN. */
-static inline float32x4_t exp2_nonpos_f32x4(float32x4_t x)
-{
-    const float32x4_t n = vrndnq_f32(x), f = vsubq_f32(x, n);
-    float32x4_t p = vdupq_n_f32(ATTN_EXP2_C5);
-    p = vfmaq_f32(vdupq_n_f32(ATTN_EXP2_C4), p, f);
-    p = vfmaq_f32(vdupq_n_f32(ATTN_EXP2_C3), p, f);
-    p = vfmaq_f32(vdupq_n_f32(ATTN_EXP2_C2), p, f);
-    p = vfmaq_f32(vdupq_n_f32(ATTN_EXP2_C1), p, f);
-    p = vfmaq_f32(vdupq_n_f32(ATTN_EXP2_C0), p, f);
-    const int32x4_t exponent = vshlq_n_s32(vcvtq_s32_f32(n), 23);
-    const float32x4_t r = vreinterpretq_f32_s32(vaddq_s32(vreinterpretq_s32_f32(p), exponent));
-    const uint32x4_t underflow = vcltq_f32(x, vdupq_n_f32(ATTN_EXP2_MIN));
-    return vbslq_f32(underflow, vdupq_n_f32(0.0f), r);
 }
 
 /* S[r][0..8) for one 8-key panel starting at key j (absolute), in the log2 domain.
@@ -322,8 +312,12 @@ static void neon_micro_tile(void *ctx, const attn_task *t, const micro_step *st)
 static const stream_ops neon_ops = {attn_stream_f32_pack_q_row, pack_kv_block,
                                     neon_micro_tile};
 
-static attn_status neon_run(const attn_task *t)
+/* run_partial, and run with part NULL over every key (variant.h). */
+static attn_status neon_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
+                             const attn_partial *part)
 {
+    if (attn_kv_quantized(t->problem)) /* int8, q4 K/V: neon_kvq.c */
+        return attn_neon_kvq_rows(t, key_begin, key_end, part);
     neon_layout w;
     if (!neon_layout_of(t->problem, t->params, &w)) /* workspace_size() succeeded: it cannot */
         return ATTN_ERR_OVERFLOW;
@@ -335,7 +329,8 @@ static attn_status neon_run(const attn_task *t)
     c.s = c.vp + w.vp;
     c.run_max = c.s + w.s;
     c.run_sum = c.run_max + w.m;
-    attn_stream_run(t, t->params[P_BQ], c.bkp, c.dpad, c.acc, c.run_max, c.run_sum, &neon_ops, &c);
+    attn_stream_run(t, key_begin, key_end, part, t->params[P_BQ], c.bkp, c.dpad, c.acc, c.run_max,
+                    c.run_sum, &neon_ops, &c);
     return ATTN_OK;
 }
 
@@ -345,10 +340,11 @@ const attn_variant attn_variant_neon = {
     .isa = ATTN_ISA_NEON,
     .roofline = ATTN_ROOFLINE_FMA,
     .tolerance = 1e-5,
+    .kv_dtypes = 1u << ATTN_INT8 | 1u << ATTN_Q4,
     ATTN_PARAMS(neon_params, neon_defaults),
     .vector_bits = 128,
     .params_valid = NULL,
     .workspace_size = neon_workspace,
-    .run = neon_run,
+    .run_partial = neon_rows,
     .features = ATTN_FEATURE_ALL,
 };

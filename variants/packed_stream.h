@@ -53,10 +53,26 @@ typedef struct stream_ops {
     void (*micro_tile)(void *ctx, const attn_task *t, const micro_step *step);
 } stream_ops;
 
+/* Row i's key limit and first key within a run over keys [key_begin, key_end). */
+static inline int64_t attn_stream_limit(const attn_problem *p, int64_t b, int64_t i,
+                                        int64_t key_end)
+{
+    const int64_t lim = attn_key_limit(p, b, i);
+    return lim < key_end ? lim : key_end;
+}
+static inline int64_t attn_stream_first(const attn_problem *p, int64_t i, int64_t key_begin)
+{
+    const int64_t first = attn_key_start(p, i);
+    return first > key_begin ? first : key_begin;
+}
+
+/* Runs the task over keys [key_begin, key_end): rows normalised into O (part NULL, every key),
+ * or run_partial's unnormalised partials (variant.h: natural-unit max, sum, accumulator). */
 static inline __attribute__((always_inline)) void
-attn_stream_run(const attn_task *t, int64_t bq, int64_t bk, int64_t dpad, float *restrict acc,
-                float *restrict run_max, float *restrict run_sum, const stream_ops *ops,
-                void *ctx)
+attn_stream_run(const attn_task *t, int64_t key_begin, int64_t key_end,
+                const attn_partial *part, int64_t bq, int64_t bk, int64_t dpad,
+                float *restrict acc, float *restrict run_max, float *restrict run_sum,
+                const stream_ops *ops, void *ctx)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim;
@@ -72,7 +88,8 @@ attn_stream_run(const attn_task *t, int64_t bq, int64_t bk, int64_t dpad, float 
                 if (r < nr) {
                     const int64_t h = gr.first_head + (r0 + r) / gr.rows;
                     const int64_t i = t->row_begin + (r0 + r) % gr.rows;
-                    const int64_t lim = attn_key_limit(p, gr.b, i), first = attn_key_start(p, i);
+                    const int64_t lim = attn_stream_limit(p, gr.b, i, key_end);
+                    const int64_t first = attn_stream_first(p, i, key_begin);
                     tile_keys = lim > tile_keys ? lim : tile_keys;
                     if (lim > first)
                         tile_first = first < tile_first ? first : tile_first;
@@ -99,8 +116,8 @@ attn_stream_run(const attn_task *t, int64_t bq, int64_t bk, int64_t dpad, float 
                         if (m0 + r >= nr)
                             continue;
                         const int64_t i = t->row_begin + (r0 + m0 + r) % gr.rows;
-                        rows.limit[r] = attn_key_limit(p, gr.b, i);
-                        rows.first[r] = attn_key_start(p, i);
+                        rows.limit[r] = attn_stream_limit(p, gr.b, i, key_end);
+                        rows.first[r] = attn_stream_first(p, i, key_begin);
                         rows.mask[r] = attn_mask_row(p, i);
                         rows.ro[r] = attn_row_opts_of(p, gr.first_head + (r0 + m0 + r) / gr.rows,
                                                       i);
@@ -119,8 +136,16 @@ attn_stream_run(const attn_task *t, int64_t bq, int64_t bk, int64_t dpad, float 
             for (int64_t r = 0; r < nr; r++) {
                 const int64_t h = gr.first_head + (r0 + r) / gr.rows;
                 const int64_t i = t->row_begin + (r0 + r) % gr.rows;
-                float *restrict o = attn_o_row(t, gr.b, h, i);
                 const float *restrict a = acc + r * dpad;
+                if (part) { /* unnormalised; the max in natural units */
+                    const int64_t prow = (g - t->group_begin) * gr.count + r0 + r;
+                    part->max[prow] =
+                        run_max[r] == -INFINITY ? -INFINITY : run_max[r] / ATTN_LOG2E;
+                    part->sum[prow] = run_sum[r];
+                    memcpy(part->acc + prow * d, a, (size_t)d * sizeof(float));
+                    continue;
+                }
+                float *restrict o = attn_o_row(t, gr.b, h, i);
                 /* l == 0: no key seen, the row is zeros; a NaN l carries the NaN through;
                  * the head's sink joins l (attn_row_norm; the max is in log2 units). */
                 const float inv = attn_row_norm(run_max[r] / ATTN_LOG2E, run_sum[r],

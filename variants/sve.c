@@ -249,7 +249,8 @@ static attn_status sve_run(const attn_task *t)
     c.s = c.vp + w.vp;
     c.run_max = c.s + w.s;
     c.run_sum = c.run_max + w.m;
-    attn_stream_run(t, t->params[P_BQ], bk, c.dpad, c.acc, c.run_max, c.run_sum, &sve_ops, &c);
+    attn_stream_run(t, 0, t->problem->len_kv, NULL, t->params[P_BQ], bk, c.dpad, c.acc,
+                    c.run_max, c.run_sum, &sve_ops, &c);
     return ATTN_OK;
 }
 

@@ -328,8 +328,8 @@ static attn_status sve_bf16_run(const attn_task *t)
     c.run_max = (float *)(c.pb + w.pb);
     c.run_sum = c.run_max + w.m;
     c.vrow = c.run_sum + w.l;
-    attn_stream_run(t, t->params[P_BQ], bk, c.dpad, c.acc, c.run_max, c.run_sum, &sve_bf16_ops,
-                    &c);
+    attn_stream_run(t, 0, t->problem->len_kv, NULL, t->params[P_BQ], bk, c.dpad, c.acc,
+                    c.run_max, c.run_sum, &sve_bf16_ops, &c);
     return ATTN_OK;
 }
 
