@@ -2,9 +2,10 @@
  *
  * Both products are oneDNN matmul primitives (the scale is the first one's output scale), the row
  * softmax is oneDNN's softmax primitive (softmax_v2, accurate) over the dense [rows][keys]
- * scores. The driver writes the masks into S first (-inf for excluded keys, the additive mask
- * added), as for the BLAS peers, and handles causal problems in blocks of query rows, each over
- * the keys its last row sees. oneDNN picks its JIT kernels for the CPU (brgemm or its jit sgemm,
+ * scores. The driver writes the logits into S first (soft cap and ALiBi applied, -inf for
+ * excluded keys, the additive mask added) and handles causal and windowed problems in blocks of
+ * query rows, each over the keys its rows see; a head's sink is one more score of the softmax,
+ * whose weight is left out of P·V (onednn_softmax). oneDNN picks its JIT kernels for the CPU (brgemm or its jit sgemm,
  * at AVX2, AVX-512, ...; DNNL_MAX_CPU_ISA caps it).
  *
  * Primitives are created once per shape and kept in a small process-wide cache (a mutex around
@@ -475,14 +476,16 @@ static int64_t softmax_width(int64_t n)
     return (n + quarter - 1) / quarter * quarter;
 }
 
-static void onednn_softmax(void *ctx, int64_t m, int64_t n, float *scores)
+/* With sinks, each row's sink logit is one more score, column n of the copy: it joins the max
+ * and the sum as a key would (exact), and its weight is left behind with the copy. */
+static void onednn_softmax(void *ctx, int64_t m, int64_t n, float *scores, const float *sinks)
 {
     onednn_call *call = ctx;
     if (call->status != dnnl_success)
         return;
-    const int64_t width = softmax_width(n);
+    const int64_t width = softmax_width(sinks ? n + 1 : n);
     float *rows = scores;
-    if (width != n) { /* a copy at the bucket's width, -inf past n */
+    if (width != n) { /* a copy at the bucket's width, the sink then -inf past n */
         if (!(rows = call_buffer_get(call->padded, (size_t)(m * width) * sizeof *rows))) {
             call->status = dnnl_out_of_memory;
             return;
@@ -490,7 +493,7 @@ static void onednn_softmax(void *ctx, int64_t m, int64_t n, float *scores)
         for (int64_t r = 0; r < m; r++) {
             memcpy(rows + r * width, scores + r * n, (size_t)n * sizeof *rows);
             for (int64_t j = n; j < width; j++)
-                rows[r * width + j] = -INFINITY;
+                rows[r * width + j] = sinks && j == n ? sinks[r] : -INFINITY;
         }
     }
     onednn_softmax_dense(call, m, width, rows);
@@ -619,7 +622,9 @@ const attn_variant attn_variant_onednn = {
     .run = onednn_run,
     .blas_core = onednn_core,
     .limit_isa = onednn_limit_isa,
-    .features = ATTN_FEATURE_PAGED, /* gemm_softmax gathers the pages */
+    /* gemm_softmax: blocks outside the window skipped, its edges, soft cap and ALiBi written
+     * into S, the pages gathered; the sink is a score of the softmax (onednn_softmax) */
+    .features = ATTN_FEATURE_ALL,
 };
 
 const attn_variant attn_variant_onednn_bf16 = {
@@ -640,5 +645,5 @@ const attn_variant attn_variant_onednn_bf16 = {
     .run = onednn_bf16_run,
     .blas_core = onednn_bf16_core,
     .limit_isa = onednn_limit_isa,
-    .features = ATTN_FEATURE_PAGED,
+    .features = ATTN_FEATURE_ALL,
 };
