@@ -5,8 +5,8 @@
  * scores. The driver writes the logits into S first (soft cap and ALiBi applied, -inf for
  * excluded keys, the additive mask added) and handles causal and windowed problems in blocks of
  * query rows, each over the keys its rows see; a head's sink is one more score of the softmax,
- * whose weight is left out of P·V (onednn_softmax). oneDNN picks its JIT kernels for the CPU (brgemm or its jit sgemm,
- * at AVX2, AVX-512, ...; DNNL_MAX_CPU_ISA caps it).
+ * whose weight is left out of P·V (onednn_softmax). oneDNN picks its JIT kernels for the CPU
+ * (brgemm or its jit sgemm, at AVX2, AVX-512, ...; DNNL_MAX_CPU_ISA caps it).
  *
  * Primitives are created once per shape and kept in a small process-wide cache (a mutex around
  * lookups; an entry in use is never evicted; when every entry is in use, a primitive is made for
