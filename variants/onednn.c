@@ -303,6 +303,7 @@ typedef struct thread_state {
     dnnl_stream_t stream;
     call_buffer scratch;        /* the scratchpad of this thread's executions */
     call_buffer a_bf16, b_bf16; /* bf16 copies of a GEMM's operands */
+    call_buffer ratio;          /* per row of P: its sum over the sum of its rounded weights */
     call_buffer padded;         /* scores widened to a softmax bucket (onednn_softmax) */
 } thread_state;
 
@@ -317,6 +318,7 @@ static void thread_state_free(void *arg)
     free(ts->scratch.data);
     free(ts->a_bf16.data);
     free(ts->b_bf16.data);
+    free(ts->ratio.data);
     free(ts->padded.data);
     free(ts);
 }
@@ -349,7 +351,7 @@ typedef struct onednn_call {
     dnnl_stream_t stream;
     int64_t runtime_rows;      /* matmuls of fewer rows: sizes given at execution */
     bool bf16;                 /* onednn_bf16: the GEMMs' operands rounded to bf16 */
-    call_buffer *scratch, *a_bf16, *b_bf16, *padded; /* the thread's (thread_state) */
+    call_buffer *scratch, *a_bf16, *b_bf16, *ratio, *padded; /* the thread's (thread_state) */
     dnnl_status_t status;      /* the first failure; later operations do nothing */
 } onednn_call;
 
@@ -388,14 +390,22 @@ static dnnl_status_t execute(onednn_call *call, prim_ref ref, int count, const i
 }
 
 /* rows × cols floats (row stride ld) rounded to a dense bf16 matrix in buf; NULL without
- * memory. */
+ * memory. ratio (NULL: not wanted): per row, the sum of its floats over the sum of their
+ * rounded values (1 when that is 0). */
 static const uint16_t *round_to_bf16(call_buffer *buf, const float *x, int64_t rows,
-                                     int64_t cols, int64_t ld)
+                                     int64_t cols, int64_t ld, float *ratio)
 {
     uint16_t *y = call_buffer_get(buf, (size_t)(rows * cols) * sizeof *y);
-    for (int64_t r = 0; y && r < rows; r++)
-        for (int64_t c = 0; c < cols; c++)
+    for (int64_t r = 0; y && r < rows; r++) {
+        float sum = 0.0f, sum_rounded = 0.0f;
+        for (int64_t c = 0; c < cols; c++) {
             y[r * cols + c] = attn_f32_to_bf16(x[r * ld + c]);
+            sum += x[r * ld + c];
+            sum_rounded += attn_bf16_to_f32(y[r * cols + c]);
+        }
+        if (ratio)
+            ratio[r] = sum_rounded != 0.0f ? sum / sum_rounded : 1.0f;
+    }
     return y;
 }
 
@@ -407,11 +417,17 @@ static void onednn_gemm(void *ctx, bool trans_b, int64_t m, int64_t n, int64_t k
     if (call->status != dnnl_success)
         return;
     const void *a_in = a, *b_in = b;
+    /* P·V (the driver's one product without trans_b) in bf16: each output row is the
+     * combination of V rows with the rounded weights, normalised by their sum (times the sum
+     * of P's row: 1, or less by the sink's share), so its error follows |V - O| rather than
+     * |V|, as avx512_bf16's rows do */
+    float *ratio =
+        call->bf16 && !trans_b ? call_buffer_get(call->ratio, (size_t)m * sizeof(float)) : NULL;
     if (call->bf16) { /* dense bf16 copies: Q or P, and K (as [n][k]) or V ([k][n]) */
-        a_in = round_to_bf16(call->a_bf16, a, m, k, lda);
-        b_in = trans_b ? round_to_bf16(call->b_bf16, b, n, k, ldb)
-                       : round_to_bf16(call->b_bf16, b, k, n, ldb);
-        if (!a_in || !b_in) {
+        a_in = round_to_bf16(call->a_bf16, a, m, k, lda, ratio);
+        b_in = trans_b ? round_to_bf16(call->b_bf16, b, n, k, ldb, NULL)
+                       : round_to_bf16(call->b_bf16, b, k, n, ldb, NULL);
+        if (!a_in || !b_in || (!trans_b && !ratio)) {
             call->status = dnnl_out_of_memory;
             return;
         }
@@ -439,6 +455,9 @@ static void onednn_gemm(void *ctx, bool trans_b, int64_t m, int64_t n, int64_t k
         s = execute(call, ref, 3, ids, mds, handles);
     release(ref, slot);
     call->status = s;
+    for (int64_t r = 0; ratio && s == dnnl_success && r < m; r++)
+        for (int64_t col = 0; col < n; col++)
+            c[r * ldc + col] *= ratio[r];
 }
 
 /* oneDNN's softmax over the rows of the dense [m][n] scores, in place. */
@@ -510,7 +529,7 @@ static attn_status run_with(const attn_task *t, bool bf16)
         return ATTN_ERR_NOMEM;
     onednn_call call = {.stream = ts->stream, .runtime_rows = t->params[P_RUNTIME_ROWS],
                         .bf16 = bf16, .scratch = &ts->scratch, .a_bf16 = &ts->a_bf16,
-                        .b_bf16 = &ts->b_bf16, .padded = &ts->padded};
+                        .b_bf16 = &ts->b_bf16, .ratio = &ts->ratio, .padded = &ts->padded};
     const int threads_before = lib.omp_get_max_threads ? lib.omp_get_max_threads() : 0;
     if (lib.omp_set_num_threads)
         lib.omp_set_num_threads(1);
