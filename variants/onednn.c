@@ -25,7 +25,8 @@
  *
  * onednn_bf16: the same with bf16 matmuls where oneDNN has them (AVX512_BF16, AMX): each GEMM's
  * operands (Q and K, then P and V) are rounded to dense bf16 copies, scores, softmax and
- * accumulation stay float32. Tolerance: 1e-5 for onednn (float32 throughout, as cblas), 1e-2
+ * accumulation stay float32; each row of P·V is normalised by the sum of its rounded weights
+ * (onednn_gemm). Tolerance: 1e-5 for onednn (float32 throughout, as cblas), 1e-2
  * for onednn_bf16 (as avx512_bf16), against the oracle on the inputs it computes from.
  *
  * Threads: oneDNN's own threading is disabled, the harness's pool gives the parallelism (as for
