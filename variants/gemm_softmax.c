@@ -27,9 +27,11 @@ static bool kv_in_place(const attn_problem *p, int64_t seq_stride)
     return !p->page_size && gemm_softmax_rows_in_place(seq_stride, p->len_kv, p->head_dim);
 }
 
-/* The workspace, in order: scores, copies of Q, K, V rows too close for a GEMM, row flags. */
+/* The workspace, in order: scores, copies of Q, K, V rows too close for a GEMM, each score
+ * row's sink logit, row flags. (It is sized on the problem without its arrays: the sink slots
+ * are there whether or not the problem has sinks.) */
 typedef struct ws_layout {
-    float *scores, *q_copy, *k_copy, *v_copy;
+    float *scores, *q_copy, *k_copy, *v_copy, *sinks;
     unsigned char *empty;
 } ws_layout;
 
@@ -40,8 +42,8 @@ static ws_layout ws_layout_of(const attn_problem *p, void *workspace)
     w.q_copy = w.scores + score_rows(p) * Lk;
     w.k_copy = w.q_copy + (gemm_softmax_rows_in_place(p->q.seq, p->len_q, d) ? 0 : p->len_q * d);
     w.v_copy = w.k_copy + (kv_in_place(p, p->k.seq) ? 0 : Lk * d);
-    const int64_t v_floats = kv_in_place(p, p->v.seq) ? 0 : Lk * d;
-    w.empty = (unsigned char *)(w.v_copy + v_floats);
+    w.sinks = w.v_copy + (kv_in_place(p, p->v.seq) ? 0 : Lk * d);
+    w.empty = (unsigned char *)(w.sinks + score_rows(p));
     return w;
 }
 
@@ -57,6 +59,7 @@ size_t gemm_softmax_workspace(const attn_problem *p, const int32_t *params)
         n = add_floats(n, p->len_kv, d, &overflow);
     if (!kv_in_place(p, p->v.seq))
         n = add_floats(n, p->len_kv, d, &overflow);
+    n = add_floats(n, score_rows(p), 1, &overflow); /* sinks: sized before they are known */
     if (overflow || __builtin_mul_overflow(n, sizeof(float), &n) ||
         __builtin_add_overflow(n, (size_t)score_rows(p), &n)) /* + the row flags */
         return SIZE_MAX;
@@ -155,12 +158,12 @@ static void softmax_row(float *s, int64_t n, int64_t kb, int64_t first, int64_t 
     memset(s + live, 0, (size_t)(n - live) * sizeof *s);
 }
 
-/* The masks of one score row s[0, n) for a softmax of the ops, s[j] the score of key kb + j:
- * the additive mask inside the row's band [first, key_limit), -INFINITY outside it. (The ops'
- * softmax has no sink, soft cap or ALiBi: variants with ops declare none of them.) Returns false
- * when no key is left. */
+/* The logits of one score row s[0, n) for a softmax of the ops, s[j] the scaled score of key
+ * kb + j: inside the row's band [first, key_limit) the options' logit (soft cap, ALiBi), then
+ * the additive mask; -INFINITY outside it (the sink is the ops' softmax's). Returns false when
+ * no key is left. */
 static bool mask_row(float *s, int64_t n, int64_t kb, int64_t first, int64_t key_limit,
-                     const float *mask)
+                     const float *mask, const attn_row_opts *ro)
 {
     int64_t live = key_limit - kb < n ? key_limit - kb : n, lead = first - kb;
     live = live < 0 ? 0 : live;
@@ -168,6 +171,9 @@ static bool mask_row(float *s, int64_t n, int64_t kb, int64_t first, int64_t key
     bool any = false;
     for (int64_t j = 0; j < lead; j++)
         s[j] = -INFINITY;
+    if (ro->softcap != 0.0f || ro->slope != 0.0f)
+        for (int64_t j = lead; j < live; j++)
+            s[j] = attn_logit(ro, s[j], kb + j);
     for (int64_t j = lead; j < live; j++) {
         if (mask)
             s[j] = mask[kb + j] == -INFINITY ? -INFINITY : s[j] + mask[kb + j];
@@ -233,6 +239,7 @@ typedef struct group_operands {
     int64_t ldk, ldv;
     bool v_nonfinite; /* some row of V in [0, n) is not finite and some weight may be 0 */
     float *scores;    /* [m][n] */
+    float *sinks;     /* [m]: each row's sink logit for the ops' softmax; NULL without sinks */
     unsigned char *empty; /* [m]: the row has no key left (ops with their own softmax) */
 } group_operands;
 
@@ -245,16 +252,18 @@ static void block_softmax(const attn_problem *p, const row_block *blk, int64_t k
         const int64_t i = blk->i0 + r * blk->step, h = blk->h + r * blk->hstep;
         const int64_t first = attn_key_start(p, i), limit = attn_key_limit(p, blk->b, i);
         float *s = g->scores + r * n;
+        const attn_row_opts ro = attn_row_opts_of(p, h, i);
         if (ops->softmax) {
-            g->empty[r] = !mask_row(s, n, kb, first, limit, attn_mask_row(p, i));
+            g->empty[r] = !mask_row(s, n, kb, first, limit, attn_mask_row(p, i), &ro);
+            if (g->sinks)
+                g->sinks[r] = ro.sink;
         } else {
-            const attn_row_opts ro = attn_row_opts_of(p, h, i);
             softmax_row(s, n, kb, first, limit, attn_mask_row(p, i), &ro);
         }
     }
     if (!ops->softmax)
         return;
-    ops->softmax(ops->ctx, blk->m, n, g->scores);
+    ops->softmax(ops->ctx, blk->m, n, g->scores, g->sinks);
     for (int64_t r = 0; r < blk->m; r++)
         if (g->empty[r])
             memset(g->scores + r * n, 0, (size_t)n * sizeof *g->scores);
@@ -310,7 +319,8 @@ attn_status gemm_softmax_run(const attn_task *t, const gemm_softmax_ops *ops)
     for (int64_t gi = t->group_begin; gi < t->group_end; gi++) {
         const int64_t b = gi / p->heads_kv, hkv = gi % p->heads_kv;
         const int64_t n = block_keys(p, b, t->row_begin, t->row_end); /* keys any row sees */
-        group_operands g = {.scores = ws.scores, .empty = ws.empty};
+        group_operands g = {.scores = ws.scores, .sinks = p->sinks ? ws.sinks : NULL,
+                            .empty = ws.empty};
         g.k = kv_matrix(t, 'k', b, hkv, n, ws.k_copy, &g.ldk);
         g.v = kv_matrix(t, 'v', b, hkv, n, ws.v_copy, &g.ldv);
         /* V is scanned only where some key of [0, n) gets a zero weight by exclusion */

@@ -14,7 +14,8 @@
  *
  * Scores are dense [rows][n] (row stride n). Workspace per task: max(rows, Hq/Hkv) × Lk floats
  * of scores, plus a contiguous copy of a tensor whose sequence stride is below head_dim (a
- * broadcast stride 0 is legal here but not for BLAS), plus a flag per score row.
+ * broadcast stride 0 is legal here but not for BLAS), plus a sink logit and a flag per score
+ * row.
  *
  * The variants (cblas.c, blis.c, onednn.c) give the driver their GEMM, optionally their softmax,
  * and pin their library's threads. */
@@ -33,9 +34,11 @@ typedef void gemm_softmax_gemm(void *ctx, bool trans_b, int64_t m, int64_t n, in
                                int64_t ldb, float *c, int64_t ldc);
 
 /* Softmax of each row of the dense scores [m][n] in place, -INFINITY marking an excluded key
- * (the masks are already applied). A row whose keys are all excluded may come out as anything:
- * the driver writes it as zeros afterwards. */
-typedef void gemm_softmax_softmax(void *ctx, int64_t m, int64_t n, float *scores);
+ * (the masks, soft cap and ALiBi are already applied). sinks (NULL: none): row r's sink logit
+ * sinks[r] joins its denominator without a value row. A row whose keys are all excluded may
+ * come out as anything: the driver writes it as zeros afterwards. */
+typedef void gemm_softmax_softmax(void *ctx, int64_t m, int64_t n, float *scores,
+                                  const float *sinks);
 
 typedef struct gemm_softmax_ops {
     gemm_softmax_gemm *gemm;

@@ -6,8 +6,9 @@
  * it is read from memory once per query tile for all heads of the group. Per micro-tile and
  * key block:
  *   1. scores   S[8][8·panels] = Q·Kᵀ, 8×8 register tiles; the epilogue multiplies by
- *               scale·log2(e), adds mask·log2(e), and *selects* -inf for masked keys (never
- *               adds -inf, so a NaN in a masked key's K row stays out of the row);
+ *               scale·log2(e), applies the soft cap and ALiBi (vector tanh, one exp), adds
+ *               mask·log2(e), and *selects* -inf for masked keys (never adds -inf, so a NaN
+ *               in a masked key's K row stays out of the row);
  *   2. softmax  per row: block max; when it rises, the accumulator row and the running sum are
  *               rescaled by 2^(m - m'); P = 2^(S - m) with the shared polynomial (exp2_poly.h);
  *   3. P·V      acc[8][dpad] += P·V in 8×8 register tiles.
@@ -101,6 +102,46 @@ static size_t neon_workspace(const attn_problem *p, const int32_t *v)
     return bytes;
 }
 
+/* tanh(x), the vector form of attn_tanh_model (exp2_poly.h): the odd Taylor series below
+ * ATTN_TANH_SMALL, else sign(x)·(1 - e)/(1 + e) with e = 2^(-2|x|·log2(e)) (0 for huge |x|:
+ * ±1 exactly). NaN stays NaN. */
+static inline float32x4_t tanh_f32x4(float32x4_t x)
+{
+    const float32x4_t a = vabsq_f32(x), one = vdupq_n_f32(1.0f);
+    const float32x4_t e = exp2_nonpos_f32x4(vmulq_n_f32(a, -2.0f * ATTN_LOG2E));
+    const float32x4_t big = vdivq_f32(vsubq_f32(one, e), vaddq_f32(one, e));
+    const float32x4_t x2 = vmulq_f32(x, x);
+    float32x4_t y = vdupq_n_f32(ATTN_TANH_C11);
+    y = vfmaq_f32(vdupq_n_f32(ATTN_TANH_C9), y, x2);
+    y = vfmaq_f32(vdupq_n_f32(ATTN_TANH_C7), y, x2);
+    y = vfmaq_f32(vdupq_n_f32(ATTN_TANH_C5), y, x2);
+    y = vfmaq_f32(vdupq_n_f32(ATTN_TANH_C3), y, x2);
+    const float32x4_t small = vfmaq_f32(x, vmulq_f32(y, x2), x);
+    /* big >= 0 takes x's sign bit; the Taylor lanes where |x| is small */
+    const float32x4_t big_signed = vbslq_f32(vdupq_n_u32(0x80000000u), x, big);
+    return vbslq_f32(vcltq_f32(a, vdupq_n_f32(ATTN_TANH_SMALL)), small, big_signed);
+}
+
+/* The options of current models on two vectors of one row's scores in log2 units (keys j..j+8):
+ * the soft cap cl·tanh(s / cl), then the ALiBi bias slope·log2(e)·(j - i'), j - i' formed in
+ * integers for the panel and the lane added exactly (|j - i'| < 2^24). */
+static inline void logit_opts_f32x4(const micro_rows *rows, int r, int64_t j, float32x4_t *lo,
+                                    float32x4_t *hi)
+{
+    if (rows->cap_log2 != 0.0f) {
+        *lo = vmulq_n_f32(tanh_f32x4(vmulq_n_f32(*lo, rows->inv_cap_log2)), rows->cap_log2);
+        *hi = vmulq_n_f32(tanh_f32x4(vmulq_n_f32(*hi, rows->inv_cap_log2)), rows->cap_log2);
+    }
+    const attn_row_opts *ro = &rows->ro[r];
+    if (ro->slope != 0.0f) {
+        static const float lane[NR] = {0, 1, 2, 3, 4, 5, 6, 7};
+        const float32x4_t rel = vdupq_n_f32((float)(j - ro->pos));
+        const float slope = ro->slope * ATTN_LOG2E;
+        *lo = vfmaq_n_f32(*lo, vaddq_f32(rel, vld1q_f32(lane)), slope);
+        *hi = vfmaq_n_f32(*hi, vaddq_f32(rel, vld1q_f32(lane + 4)), slope);
+    }
+}
+
 /* S[r][0..8) for one 8-key panel starting at key j (absolute), in the log2 domain.
  * qp: 8 packed query rows (stride dpad); kpanel: [dpad][8]. */
 static inline void score_tile_8x8(const float *restrict qp, const float *restrict kpanel,
@@ -151,15 +192,8 @@ static inline void score_tile_8x8(const float *restrict qp, const float *restric
             out_hi = vorrq_u32(out_hi, vcltq_u32(idx_hi, vdupq_n_u32((uint32_t)before)));
         }
         float32x4_t s_lo = vmulq_f32(acc[2 * r], sl2e), s_hi = vmulq_f32(acc[2 * r + 1], sl2e);
-        if (rows->opts) { /* soft cap, ALiBi: the shared scalar logit, lane by lane */
-            float lanes[NR];
-            vst1q_f32(lanes, s_lo);
-            vst1q_f32(lanes + 4, s_hi);
-            for (int e = 0; e < NR; e++)
-                lanes[e] = attn_logit_log2(&rows->ro[r], lanes[e], j + e);
-            s_lo = vld1q_f32(lanes);
-            s_hi = vld1q_f32(lanes + 4);
-        }
+        if (rows->opts)
+            logit_opts_f32x4(rows, r, j, &s_lo, &s_hi);
         if (rows->mask[r]) {
             /* The mask row ends at Lk >= limit: a partial panel reads only its visible keys. */
             float tail[NR];

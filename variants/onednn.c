@@ -2,10 +2,11 @@
  *
  * Both products are oneDNN matmul primitives (the scale is the first one's output scale), the row
  * softmax is oneDNN's softmax primitive (softmax_v2, accurate) over the dense [rows][keys]
- * scores. The driver writes the masks into S first (-inf for excluded keys, the additive mask
- * added), as for the BLAS peers, and handles causal problems in blocks of query rows, each over
- * the keys its last row sees. oneDNN picks its JIT kernels for the CPU (brgemm or its jit sgemm,
- * at AVX2, AVX-512, ...; DNNL_MAX_CPU_ISA caps it).
+ * scores. The driver writes the logits into S first (soft cap and ALiBi applied, -inf for
+ * excluded keys, the additive mask added) and handles causal and windowed problems in blocks of
+ * query rows, each over the keys its rows see; a head's sink is one more score of the softmax,
+ * whose weight is left out of P·V (onednn_softmax). oneDNN picks its JIT kernels for the CPU
+ * (brgemm or its jit sgemm, at AVX2, AVX-512, ...; DNNL_MAX_CPU_ISA caps it).
  *
  * Primitives are created once per shape and kept in a small process-wide cache (a mutex around
  * lookups; an entry in use is never evicted; when every entry is in use, a primitive is made for
@@ -24,7 +25,8 @@
  *
  * onednn_bf16: the same with bf16 matmuls where oneDNN has them (AVX512_BF16, AMX): each GEMM's
  * operands (Q and K, then P and V) are rounded to dense bf16 copies, scores, softmax and
- * accumulation stay float32. Tolerance: 1e-5 for onednn (float32 throughout, as cblas), 1e-2
+ * accumulation stay float32; each row of P·V is normalised by the sum of its rounded weights
+ * (onednn_gemm). Tolerance: 1e-5 for onednn (float32 throughout, as cblas), 1e-2
  * for onednn_bf16 (as avx512_bf16), against the oracle on the inputs it computes from.
  *
  * Threads: oneDNN's own threading is disabled, the harness's pool gives the parallelism (as for
@@ -302,6 +304,7 @@ typedef struct thread_state {
     dnnl_stream_t stream;
     call_buffer scratch;        /* the scratchpad of this thread's executions */
     call_buffer a_bf16, b_bf16; /* bf16 copies of a GEMM's operands */
+    call_buffer ratio;          /* per row of P: its sum over the sum of its rounded weights */
     call_buffer padded;         /* scores widened to a softmax bucket (onednn_softmax) */
 } thread_state;
 
@@ -316,6 +319,7 @@ static void thread_state_free(void *arg)
     free(ts->scratch.data);
     free(ts->a_bf16.data);
     free(ts->b_bf16.data);
+    free(ts->ratio.data);
     free(ts->padded.data);
     free(ts);
 }
@@ -348,7 +352,7 @@ typedef struct onednn_call {
     dnnl_stream_t stream;
     int64_t runtime_rows;      /* matmuls of fewer rows: sizes given at execution */
     bool bf16;                 /* onednn_bf16: the GEMMs' operands rounded to bf16 */
-    call_buffer *scratch, *a_bf16, *b_bf16, *padded; /* the thread's (thread_state) */
+    call_buffer *scratch, *a_bf16, *b_bf16, *ratio, *padded; /* the thread's (thread_state) */
     dnnl_status_t status;      /* the first failure; later operations do nothing */
 } onednn_call;
 
@@ -387,14 +391,22 @@ static dnnl_status_t execute(onednn_call *call, prim_ref ref, int count, const i
 }
 
 /* rows × cols floats (row stride ld) rounded to a dense bf16 matrix in buf; NULL without
- * memory. */
+ * memory. ratio (NULL: not wanted): per row, the sum of its floats over the sum of their
+ * rounded values (1 when that is 0). */
 static const uint16_t *round_to_bf16(call_buffer *buf, const float *x, int64_t rows,
-                                     int64_t cols, int64_t ld)
+                                     int64_t cols, int64_t ld, float *ratio)
 {
     uint16_t *y = call_buffer_get(buf, (size_t)(rows * cols) * sizeof *y);
-    for (int64_t r = 0; y && r < rows; r++)
-        for (int64_t c = 0; c < cols; c++)
+    for (int64_t r = 0; y && r < rows; r++) {
+        float sum = 0.0f, sum_rounded = 0.0f;
+        for (int64_t c = 0; c < cols; c++) {
             y[r * cols + c] = attn_f32_to_bf16(x[r * ld + c]);
+            sum += x[r * ld + c];
+            sum_rounded += attn_bf16_to_f32(y[r * cols + c]);
+        }
+        if (ratio)
+            ratio[r] = sum_rounded != 0.0f ? sum / sum_rounded : 1.0f;
+    }
     return y;
 }
 
@@ -406,11 +418,17 @@ static void onednn_gemm(void *ctx, bool trans_b, int64_t m, int64_t n, int64_t k
     if (call->status != dnnl_success)
         return;
     const void *a_in = a, *b_in = b;
+    /* P·V (the driver's one product without trans_b) in bf16: each output row is the
+     * combination of V rows with the rounded weights, normalised by their sum (times the sum
+     * of P's row: 1, or less by the sink's share), so its error follows |V - O| rather than
+     * |V|, as avx512_bf16's rows do */
+    float *ratio =
+        call->bf16 && !trans_b ? call_buffer_get(call->ratio, (size_t)m * sizeof(float)) : NULL;
     if (call->bf16) { /* dense bf16 copies: Q or P, and K (as [n][k]) or V ([k][n]) */
-        a_in = round_to_bf16(call->a_bf16, a, m, k, lda);
-        b_in = trans_b ? round_to_bf16(call->b_bf16, b, n, k, ldb)
-                       : round_to_bf16(call->b_bf16, b, k, n, ldb);
-        if (!a_in || !b_in) {
+        a_in = round_to_bf16(call->a_bf16, a, m, k, lda, ratio);
+        b_in = trans_b ? round_to_bf16(call->b_bf16, b, n, k, ldb, NULL)
+                       : round_to_bf16(call->b_bf16, b, k, n, ldb, NULL);
+        if (!a_in || !b_in || (!trans_b && !ratio)) {
             call->status = dnnl_out_of_memory;
             return;
         }
@@ -438,6 +456,9 @@ static void onednn_gemm(void *ctx, bool trans_b, int64_t m, int64_t n, int64_t k
         s = execute(call, ref, 3, ids, mds, handles);
     release(ref, slot);
     call->status = s;
+    for (int64_t r = 0; ratio && s == dnnl_success && r < m; r++)
+        for (int64_t col = 0; col < n; col++)
+            c[r * ldc + col] *= ratio[r];
 }
 
 /* oneDNN's softmax over the rows of the dense [m][n] scores, in place. */
@@ -475,14 +496,16 @@ static int64_t softmax_width(int64_t n)
     return (n + quarter - 1) / quarter * quarter;
 }
 
-static void onednn_softmax(void *ctx, int64_t m, int64_t n, float *scores)
+/* With sinks, each row's sink logit is one more score, column n of the copy: it joins the max
+ * and the sum as a key would (exact), and its weight is left behind with the copy. */
+static void onednn_softmax(void *ctx, int64_t m, int64_t n, float *scores, const float *sinks)
 {
     onednn_call *call = ctx;
     if (call->status != dnnl_success)
         return;
-    const int64_t width = softmax_width(n);
+    const int64_t width = softmax_width(sinks ? n + 1 : n);
     float *rows = scores;
-    if (width != n) { /* a copy at the bucket's width, -inf past n */
+    if (width != n) { /* a copy at the bucket's width, the sink then -inf past n */
         if (!(rows = call_buffer_get(call->padded, (size_t)(m * width) * sizeof *rows))) {
             call->status = dnnl_out_of_memory;
             return;
@@ -490,7 +513,7 @@ static void onednn_softmax(void *ctx, int64_t m, int64_t n, float *scores)
         for (int64_t r = 0; r < m; r++) {
             memcpy(rows + r * width, scores + r * n, (size_t)n * sizeof *rows);
             for (int64_t j = n; j < width; j++)
-                rows[r * width + j] = -INFINITY;
+                rows[r * width + j] = sinks && j == n ? sinks[r] : -INFINITY;
         }
     }
     onednn_softmax_dense(call, m, width, rows);
@@ -507,7 +530,7 @@ static attn_status run_with(const attn_task *t, bool bf16)
         return ATTN_ERR_NOMEM;
     onednn_call call = {.stream = ts->stream, .runtime_rows = t->params[P_RUNTIME_ROWS],
                         .bf16 = bf16, .scratch = &ts->scratch, .a_bf16 = &ts->a_bf16,
-                        .b_bf16 = &ts->b_bf16, .padded = &ts->padded};
+                        .b_bf16 = &ts->b_bf16, .ratio = &ts->ratio, .padded = &ts->padded};
     const int threads_before = lib.omp_get_max_threads ? lib.omp_get_max_threads() : 0;
     if (lib.omp_set_num_threads)
         lib.omp_set_num_threads(1);
@@ -619,7 +642,9 @@ const attn_variant attn_variant_onednn = {
     .run = onednn_run,
     .blas_core = onednn_core,
     .limit_isa = onednn_limit_isa,
-    .features = ATTN_FEATURE_PAGED, /* gemm_softmax gathers the pages */
+    /* gemm_softmax: blocks outside the window skipped, its edges, soft cap and ALiBi written
+     * into S, the pages gathered; the sink is a score of the softmax (onednn_softmax) */
+    .features = ATTN_FEATURE_ALL,
 };
 
 const attn_variant attn_variant_onednn_bf16 = {
@@ -640,5 +665,5 @@ const attn_variant attn_variant_onednn_bf16 = {
     .run = onednn_bf16_run,
     .blas_core = onednn_bf16_core,
     .limit_isa = onednn_limit_isa,
-    .features = ATTN_FEATURE_PAGED,
+    .features = ATTN_FEATURE_ALL,
 };

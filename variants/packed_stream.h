@@ -14,6 +14,7 @@
 #ifndef ATTN_PACKED_STREAM_H
 #define ATTN_PACKED_STREAM_H
 
+#include "exp2_poly.h"
 #include "variant.h"
 
 #include <math.h>
@@ -29,6 +30,7 @@ typedef struct micro_rows {
     int64_t key_end;              /* largest limit of the 8 rows */
     int nrows;                    /* rows of the micro-tile inside the query tile */
     bool opts;                    /* soft cap or ALiBi: ro[] applies (attn_logit_log2) */
+    float cap_log2, inv_cap_log2; /* softcap·log2(e) and its inverse (0: no cap), for vectors */
     attn_row_opts ro[STREAM_MR];
 } micro_rows;
 
@@ -100,6 +102,8 @@ attn_stream_run(const attn_task *t, int64_t key_begin, int64_t key_end,
                 run_sum[r] = 0.0f;
             }
             memset(acc, 0, (size_t)(nr8 * dpad) * sizeof(float));
+            const float cap_log2 = p->softcap * ATTN_LOG2E;
+            const float inv_cap_log2 = cap_log2 != 0.0f ? 1.0f / cap_log2 : 0.0f;
 
             /* key blocks before every row's window are skipped whole */
             for (int64_t j0 = tile_first < tile_keys ? tile_first : tile_keys; j0 < tile_keys;
@@ -108,7 +112,8 @@ attn_stream_run(const attn_task *t, int64_t key_begin, int64_t key_end,
                 const bool v_finite = ops->pack_kv(ctx, t, gr.b, gr.hkv, j0, j1);
                 for (int64_t m0 = 0; m0 < nr8; m0 += STREAM_MR) {
                     micro_rows rows = {.key_end = 0, .nrows = 0,
-                                       .opts = p->softcap != 0.0f || p->alibi_slopes};
+                                       .opts = p->softcap != 0.0f || p->alibi_slopes,
+                                       .cap_log2 = cap_log2, .inv_cap_log2 = inv_cap_log2};
                     for (int r = 0; r < STREAM_MR; r++) {
                         rows.limit[r] = 0;
                         rows.first[r] = 0;

@@ -348,5 +348,7 @@ const attn_variant attn_variant_sve_bf16 = {
     .params_valid = NULL,
     .workspace_size = sve_bf16_workspace,
     .run = sve_bf16_run,
-    .features = ATTN_FEATURE_PAGED, /* K/V rows through attn_row, the block table included */
+    /* packed_stream.h's driver: the window's first block, the sink in the final norm, paged K/V
+     * rows through attn_row; sve_common.h's score store: soft cap, ALiBi, the window's edge. */
+    .features = ATTN_FEATURE_ALL,
 };

@@ -48,12 +48,37 @@ static inline svfloat32_t exp2_nonpos_sve(svbool_t all, svfloat32_t x)
     return svsel_f32(underflow, svdup_n_f32(0.0f), r);
 }
 
+/* tanh(x), the vector form of attn_tanh_model (exp2_poly.h): the odd Taylor series below
+ * ATTN_TANH_SMALL, else sign(x)·(1 - e)/(1 + e) with e = 2^(-2|x|·log2(e)) (0 for huge |x|:
+ * ±1 exactly). NaN stays NaN. */
+static inline svfloat32_t tanh_sve(svbool_t all, svfloat32_t x)
+{
+    const svfloat32_t a = svabs_f32_x(all, x);
+    const svfloat32_t e = exp2_nonpos_sve(all, svmul_n_f32_x(all, a, -2.0f * ATTN_LOG2E));
+    const svfloat32_t big = svdiv_f32_x(all, svsubr_n_f32_x(all, e, 1.0f),
+                                        svadd_n_f32_x(all, e, 1.0f));
+    const svfloat32_t x2 = svmul_f32_x(all, x, x);
+    svfloat32_t y = svdup_n_f32(ATTN_TANH_C11);
+    y = svmad_n_f32_x(all, y, x2, ATTN_TANH_C9); /* y·x2 + c9 */
+    y = svmad_n_f32_x(all, y, x2, ATTN_TANH_C7);
+    y = svmad_n_f32_x(all, y, x2, ATTN_TANH_C5);
+    y = svmad_n_f32_x(all, y, x2, ATTN_TANH_C3);
+    const svfloat32_t small = svmla_f32_x(all, x, svmul_f32_x(all, y, x2), x);
+    /* big >= 0 takes x's sign bit; the Taylor lanes where |x| is small */
+    const svuint32_t sign = svand_n_u32_x(all, svreinterpret_u32_f32(x), 0x80000000u);
+    const svfloat32_t big_signed =
+        svreinterpret_f32_u32(svorr_u32_x(all, svreinterpret_u32_f32(big), sign));
+    return svsel_f32(svcmplt_n_f32(all, a, ATTN_TANH_SMALL), small, big_signed);
+}
+
 /* Writes one row's panel of scores (lo: keys j..j+VL, hi: the next VL) in the log2 domain:
- * scaled, the options applied (ro NULL: none), the mask added, -inf selected for the keys the
- * row does not see (`visible` from j on, less the `before` keys ahead of its window). */
+ * scaled, the options applied (ro NULL: none; cap_log2 and inv_cap_log2 from micro_rows), the
+ * mask added, -inf selected for the keys the row does not see (`visible` from j on, less the
+ * `before` keys ahead of its window). */
 static inline void store_score_row(svfloat32_t lo, svfloat32_t hi, int64_t visible,
-                                   int64_t before, const attn_row_opts *ro, int64_t j,
-                                   const float *mask, float scale_log2e, float *out)
+                                   int64_t before, const attn_row_opts *ro, float cap_log2,
+                                   float inv_cap_log2, int64_t j, const float *mask,
+                                   float scale_log2e, float *out)
 {
     const svbool_t all = svptrue_b32();
     const int64_t vl = (int64_t)svcntw();
@@ -70,14 +95,18 @@ static inline void store_score_row(svfloat32_t lo, svfloat32_t hi, int64_t visib
     }
     lo = svmul_n_f32_x(all, lo, scale_log2e);
     hi = svmul_n_f32_x(all, hi, scale_log2e);
-    if (ro) { /* soft cap, ALiBi: the shared scalar logit, lane by lane (VL <= 2048 bits) */
-        float lanes[2 * 64];
-        svst1_f32(all, lanes, lo);
-        svst1_f32(all, lanes + vl, hi);
-        for (int64_t e = 0; e < 2 * vl; e++)
-            lanes[e] = attn_logit_log2(ro, lanes[e], j + e);
-        lo = svld1_f32(all, lanes);
-        hi = svld1_f32(all, lanes + vl);
+    if (ro && cap_log2 != 0.0f) { /* cl·tanh(s / cl) */
+        lo = svmul_n_f32_x(all, tanh_sve(all, svmul_n_f32_x(all, lo, inv_cap_log2)), cap_log2);
+        hi = svmul_n_f32_x(all, tanh_sve(all, svmul_n_f32_x(all, hi, inv_cap_log2)), cap_log2);
+    }
+    if (ro && ro->slope != 0.0f) {
+        /* slope·log2(e)·(j - i'): j - i' in integers for the panel, the lane added exactly
+         * (|j - i'| < 2^24) */
+        const svfloat32_t rel = svadd_n_f32_x(all, svcvt_f32_s32_x(all, svindex_s32(0, 1)),
+                                              (float)(j - ro->pos));
+        const float slope = ro->slope * ATTN_LOG2E;
+        lo = svmla_n_f32_x(all, lo, rel, slope);
+        hi = svmla_n_f32_x(all, hi, svadd_n_f32_x(all, rel, (float)vl), slope);
     }
     if (mask) {
         /* Predicated loads read only the visible keys (the mask row ends at Lk >= limit). */
@@ -127,8 +156,9 @@ static inline float softmax_raise_max(const float *restrict s, int64_t n, float 
 #define SVE_ZERO(r) svfloat32_t lo##r = svdup_n_f32(0.0f), hi##r = lo##r;
 #define SVE_STORE(r)                                                                              \
     store_score_row(lo##r, hi##r, (rows->limit[r] < j1 ? rows->limit[r] : j1) - j,               \
-                    rows->first[r] - j, rows->opts ? &rows->ro[r] : NULL, j,                      \
-                    rows->mask[r] ? rows->mask[r] + j : NULL, scale_log2e, s + (r) * lds);
+                    rows->first[r] - j, rows->opts ? &rows->ro[r] : NULL, rows->cap_log2,         \
+                    rows->inv_cap_log2, j, rows->mask[r] ? rows->mask[r] + j : NULL, scale_log2e, \
+                    s + (r) * lds);
 
 /* A P·V tile's accumulators: rows of acc (stride ldacc) loaded and stored under the dim
  * predicates pg_lo, pg_hi (two: the second vector is in use). */
