@@ -51,7 +51,7 @@
  * in-order reads only slows them (the hardware prefetchers follow the stream); float32 K/V
  * are loaded in 256-bit halves (load16_stream). Float32 tiles of several rows (GQA, D2; Lq = 4,
  * D4) do R times the FMAs per byte and prefetch K and V DEC_PF_KEYS keys ahead (dec_scores), as
- * paged float32 rows of any tile do (through the page table).
+ * every tile of paged K/V does (through the page table).
  *
  * run_partial (the harness's key split for decode on several threads): the same three paths
  * over a key range, writing each row's lazy max (natural units), sum and unnormalised row.
@@ -685,8 +685,8 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
  * and V (dec_pv) DEC_PF_KEYS keys ahead into L2 (the rows kp, vp, through the page table when
  * paged), one prefetch beside each load: D2 and D4 f32 on Zen 4 ran 1.4x faster with both,
  * while bursts of prefetches per block, the prefetch in the one-row path, or either change on
- * bf16 tiles (compute-bound) were slower. Paged float32 K/V (`paged`) prefetch in the one-row
- * path too: each page of a head starts a new address stream that the hardware prefetchers must
+ * bf16 tiles (compute-bound) were slower. Paged K/V (`paged`) prefetch in every tile, one row
+ * and half inputs too: each page of a head starts a new address stream that the hardware prefetchers must
  * find again (D1 at page size 64 took 1.6x the contiguous time without it, about 1.0x with it;
  * prefetching only each page's first rows, a block before its edge, left 1.15x). The
  * per-key partial vectors go through a small stack array to one transpose-add tree per row and
@@ -702,7 +702,7 @@ static inline __attribute__((always_inline)) void dec_scores(const float *const 
     /* Constants once inlined with a constant R and dt: the float32 tiles of several rows score
      * DEC_KS keys side by side and prefetch; one row, or half inputs, keep the in-order key loop
      * (on D2 and D4 bf16, both changes measured slower than it, alone or together). */
-    const bool tile_f32 = R > 1 && wide, pf = tile_f32 || (paged && wide);
+    const bool tile_f32 = R > 1 && wide, pf = tile_f32 || paged;
     const int ks = tile_f32 ? DEC_KS : 1;
 #pragma GCC unroll 1
     for (int j = 0; j < DEC_K; j += ks) {
@@ -759,7 +759,7 @@ static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], 
                     break;
                 const __m512 x =
                     load16_stream(vr[j], c0 + 16 * v, tail_mask(d - c0 - 16 * v), dt);
-                if ((R > 1 || paged) && wide)
+                if ((R > 1 && wide) || paged)
                     prefetch_row(vp[j], c0 + 16 * v, dt);
                 for (int r = 0; r < R; r++)
                     acc[r][v] = _mm512_fmadd_ps(_mm512_set1_ps(w[r][j]), x, acc[r][v]);
@@ -881,8 +881,8 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
         const void *krow[DEC_K], *vrow[DEC_K]; /* past nk: key j0's row, excluded */
         attn_kv_rows(t, 'k', gr->b, gr->hkv, j0, nk, DEC_K, krow);
         attn_kv_rows(t, 'v', gr->b, gr->hkv, j0, nk, DEC_K, vrow);
-        const void *kpf[DEC_K], *vpf[DEC_K]; /* read by float32 tiles of several rows, or paged */
-        if (wide && (n > 1 || paged)) {
+        const void *kpf[DEC_K], *vpf[DEC_K]; /* read by float32 tiles of several rows; paged, by all */
+        if ((wide && n > 1) || paged) {
             attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, krow, kpf);
             attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, vrow, vpf);
         }
@@ -908,27 +908,25 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
     {                                                                                          \
         decode_group_dt(t, w, gr, kr, dt, wide, paged);                                        \
     }
-/* wide: tiles of several rows score DEC_KS keys side by side and prefetch (dec_scores); paged
- * (float32): one row prefetches too. Literals per copy, so the half copies compile as the plain
+/* wide: tiles of several rows score DEC_KS keys side by side and prefetch (dec_scores); paged:
+ * every tile prefetches. Literals per copy, so the contiguous half copies compile as the plain
  * in-order loop they measured best, and contiguous float32 keeps its one-row loop free of
  * prefetches. */
 DECODE_GROUP_OF(decode_group_f32, ATTN_F32, true, false)
 DECODE_GROUP_OF(decode_group_f32_paged, ATTN_F32, true, true)
 DECODE_GROUP_OF(decode_group_bf16, ATTN_BF16, false, false)
+DECODE_GROUP_OF(decode_group_bf16_paged, ATTN_BF16, false, true)
 DECODE_GROUP_OF(decode_group_f16, ATTN_F16, false, false)
+DECODE_GROUP_OF(decode_group_f16_paged, ATTN_F16, false, true)
 
 static void decode_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
                          const key_range *kr)
 {
+    const bool paged = t->problem->page_size != 0;
     switch (t->problem->dtype) {
-    case ATTN_F32:
-        if (t->problem->page_size)
-            decode_group_f32_paged(t, w, gr, kr);
-        else
-            decode_group_f32(t, w, gr, kr);
-        break;
-    case ATTN_BF16: decode_group_bf16(t, w, gr, kr); break;
-    case ATTN_F16: decode_group_f16(t, w, gr, kr); break;
+    case ATTN_F32: (paged ? decode_group_f32_paged : decode_group_f32)(t, w, gr, kr); break;
+    case ATTN_BF16: (paged ? decode_group_bf16_paged : decode_group_bf16)(t, w, gr, kr); break;
+    case ATTN_F16: (paged ? decode_group_f16_paged : decode_group_f16)(t, w, gr, kr); break;
     }
 }
 
