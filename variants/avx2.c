@@ -883,7 +883,7 @@ typedef struct dec_row {
 ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *gr,
                                      const float *q, const float *mask, int64_t j0, int64_t nk,
                                      float *s, float scale_log2e, const dec_row *dr,
-                                     attn_dtype dt)
+                                     attn_dtype dt, bool paged)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim;
@@ -898,14 +898,19 @@ ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *
          * the memory rate on Zen 4). Per-key partial vectors go through a stack array to one
          * transpose-add per 8 keys. */
         __m256 acc[8];
-        const void *krow[8]; /* one page lookup per run of keys; past nk: key j's row */
+        const void *krow[8], *kpf[8]; /* one page lookup per run of keys; past nk: key j's row */
         attn_kv_rows(t, 'k', gr->b, gr->hkv, j0 + j, (int)min64(nk - j, 8), 8, krow);
+        if (paged) /* each page starts a stream the hardware prefetchers must find again */
+            attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + j + DEC_PF_KEYS, p->len_kv, 8, krow,
+                               kpf);
 #pragma GCC unroll 1
         for (int x = 0; x < 8; x++) {
             const void *k = krow[x];
             __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
             int64_t c = 0;
             for (; c + 16 <= d; c += 16) {
+                if (paged && (c * (dt == ATTN_F32 ? 4 : 2)) % 64 == 0) /* one prefetch per line */
+                    prefetch_row(kpf[x], c, dt);
                 a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), load8(k, c, dt), a0);
                 a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 8), load8(k, c + 8, dt), a1);
             }
@@ -942,23 +947,25 @@ static float decode_scores(const attn_task *t, const attn_group_rows *gr, const 
                            const float *mask, int64_t j0, int64_t nk, float *s,
                            float scale_log2e, const dec_row *dr)
 {
+    /* Literals: a copy per dtype and layout, so the contiguous loops have no prefetch. */
+#define SCORES(dt, paged) decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, dt, paged)
+    const bool paged = t->problem->page_size != 0;
     switch (t->problem->dtype) {
-    case ATTN_BF16:
-        return decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, ATTN_BF16);
-    case ATTN_F16:
-        return decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, ATTN_F16);
-    default:
-        return decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, ATTN_F32);
+    case ATTN_BF16: return paged ? SCORES(ATTN_BF16, true) : SCORES(ATTN_BF16, false);
+    case ATTN_F16: return paged ? SCORES(ATTN_F16, true) : SCORES(ATTN_F16, false);
+    default: return paged ? SCORES(ATTN_F32, true) : SCORES(ATTN_F32, false);
     }
+#undef SCORES
 }
 
 /* acc[0, dp) += Σ_j P[j]·V[j] over keys read in place and widened in the loads; zero weights
  * (masked keys) are skipped, so they never meet a NaN in V. Eight accumulators cover 64
- * columns per pass. */
+ * columns per pass. Paged, the columns of each pass are prefetched DEC_PF_KEYS keys ahead. */
 ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, const float *s,
-                                int64_t j0, int64_t nk, float *acc, int64_t d, attn_dtype dt)
+                                int64_t j0, int64_t nk, float *acc, int64_t d, attn_dtype dt,
+                                bool paged)
 {
-    const int64_t ld = t->problem->v.seq;
+    const int64_t ld = t->problem->v.seq, es = dt == ATTN_F32 ? 4 : 2;
     const void *v = attn_row(t, 'v', gr->b, gr->hkv, j0);
     const __m256i dtail = lanes_below(d % 8);
     for (int64_t c0 = 0; c0 < d; c0 += 64) {
@@ -967,12 +974,19 @@ ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, c
         __m256 a[8];
         for (int x = 0; x < nv; x++)
             a[x] = _mm256_load_ps(acc + c0 + 8 * x);
+        const void *vpf[8];
         for (int64_t j = 0; j < nk; j++) {
+            if (paged && j % 8 == 0)
+                attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + j + DEC_PF_KEYS,
+                                   t->problem->len_kv, 8, &v, vpf);
+            if (paged)
+                for (int64_t c = c0; c < c0 + 8 * nv; c += 64 / es) /* one prefetch per line */
+                    prefetch_row(vpf[j % 8], c, dt);
             if (s[j] == 0.0f)
                 continue;
             const __m256 w = _mm256_broadcast_ss(s + j);
             /* element c0 of row j: constant offsets below, as the float32 loop had */
-            const void *vj = (const char *)row_at(v, j, ld, dt) + c0 * (dt == ATTN_F32 ? 4 : 2);
+            const void *vj = (const char *)row_at(v, j, ld, dt) + c0 * es;
             if (nv == 8 && !tail) {
                 for (int x = 0; x < 8; x++)
                     a[x] = _mm256_fmadd_ps(w, load8(vj, 8 * x, dt), a[x]);
@@ -994,13 +1008,17 @@ ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, c
 static void decode_pv(const attn_task *t, const attn_group_rows *gr, const float *s, int64_t j0,
                       int64_t nk, float *acc, int64_t d)
 {
+    const bool paged = t->problem->page_size != 0;
     for (int64_t off = 0, n; off < nk; off += n) {
         n = attn_kv_run(t->problem, j0 + off, nk - off);
+        /* Literals: a copy per dtype and layout, so the contiguous loops have no prefetch. */
+#define PV(dt, paged) decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, dt, paged)
         switch (t->problem->dtype) {
-        case ATTN_BF16: decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, ATTN_BF16); break;
-        case ATTN_F16: decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, ATTN_F16); break;
-        default: decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, ATTN_F32); break;
+        case ATTN_BF16: paged ? PV(ATTN_BF16, true) : PV(ATTN_BF16, false); break;
+        case ATTN_F16: paged ? PV(ATTN_F16, true) : PV(ATTN_F16, false); break;
+        default: paged ? PV(ATTN_F32, true) : PV(ATTN_F32, false); break;
         }
+#undef PV
     }
 }
 
