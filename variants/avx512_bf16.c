@@ -670,7 +670,7 @@ static inline __attribute__((always_inline)) void dots16(const uint16_t *const q
             __m512bh k[2];
             for (int u = 0; u < ks; u++) {
                 k[u] = (__m512bh)load_stream32(kr[j + u] + c, tm);
-                if (R > 1 && pf) /* one line per load */
+                if (pf) /* one line per load */
                     _mm_prefetch((const char *)kp[j + u] + 2 * c, _MM_HINT_T1);
             }
             for (int r = 0; r < R; r++) {
@@ -696,8 +696,8 @@ static inline __attribute__((always_inline)) void dots16(const uint16_t *const q
  * excluded keys are skipped outright. */
 static inline __attribute__((always_inline)) void
 decode_pv_keys(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks,
-               const uint16_t *const vr[DEC_K], int64_t c0, const float (*pw)[DEC_K],
-               __mmask16 valid)
+               const uint16_t *const vr[DEC_K], const void *const vp[DEC_K], int64_t c0,
+               const float (*pw)[DEC_K], __mmask16 valid, bool pf)
 {
     const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
     for (unsigned bits = valid; bits; bits &= bits - 1) {
@@ -707,6 +707,8 @@ decode_pv_keys(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks
             pj[r] = _mm512_set1_ps(pw[r][j]);
         for (int v = 0; v < chunks; v++) {
             const __m512i x = load_stream32(vr[j] + c0 + 32 * v, tm[v]);
+            if (pf)
+                _mm_prefetch((const char *)vp[j] + 2 * (c0 + 32 * v), _MM_HINT_T1);
             const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
             const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(x, hi));
             for (int r = 0; r < R; r++) {
@@ -788,7 +790,7 @@ static inline __attribute__((always_inline)) void decode_pv(float *const o[DEC_R
         if (R > 1)
             decode_pv_pairs(acc, R, tm, cpass, vr, vp, c0, pp, valid, pf);
         else
-            decode_pv_keys(acc, R, tm, cpass, vr, c0, pw, valid);
+            decode_pv_keys(acc, R, tm, cpass, vr, vp, c0, pw, valid, pf);
         for (int r = 0; r < R; r++)
             for (int v = 0; v < nc; v++)
                 for (int h = 0; h < 2; h++)
@@ -818,6 +820,7 @@ typedef struct dec_rows {
     const float *slope, *pos; /* ALiBi of each row (block_alibi) */
     int64_t d, d32;
     bool pf;                  /* tiles of several rows prefetch K and V (bf16 inputs) */
+    bool pf1;                 /* one-row tiles too (bf16 inputs, paged) */
 } dec_rows;
 
 /* Rows [r0, r0 + R) on the key block at j0 (kr, vr: its K and V rows, nk of them real; kp,
@@ -840,7 +843,8 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, in
         q[r] = y->dq + (r0 + r) * y->d32;
         o[r] = y->o + (r0 + r) * y->d32;
     }
-    dots16(q, R, kr, kp, y->d, y->pf, s);
+    const bool pf = R > 1 ? y->pf : y->pf1;
+    dots16(q, R, kr, kp, y->d, pf, s);
     unsigned any = 0, all = 0xffff;
     for (int r = 0; r < R; r++) {
         const int64_t rr = r0 + r, left = y->lim[rr] - j0, skip = y->first[rr] - j0;
@@ -868,7 +872,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, in
     }
     if (any == all) { /* every row sees the same keys: one pass over V for the tile */
         if (any)
-            decode_pv(o, R, vr, vp, pw, pp, (__mmask16)any, y->d, corr, y->pf);
+            decode_pv(o, R, vr, vp, pw, pp, (__mmask16)any, y->d, corr, pf);
         return;
     }
     /* Rows that see different keys (causal edge, mask): a NaN in a V row must not reach a
@@ -907,10 +911,12 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
         _mm512_store_ps(lv + 16 * r, _mm512_setzero_ps());
     }
     kend = kend < kr->end ? kend : kr->end;
+    const bool paged = t->problem->page_size != 0;
     const dec_rows y = {.x = x, .br = &br, .dq = dq, .o = o, .lv = lv, .mrow = mrow,
                         .lim = lim, .first = first, .slope = slope, .pos = pos, .d = d,
                         .d32 = d32,
-                        .pf = x->dt == ATTN_BF16};
+                        .pf = x->dt == ATTN_BF16,
+                        .pf1 = x->dt == ATTN_BF16 && paged};
     for (int64_t j0 = first_min > kr->begin ? first_min : kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
         /* K and V rows: bf16 read in place; float32 rounded once into dk, dv (zero-padded to a
@@ -919,6 +925,14 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
         const void *ksrc[DEC_K], *vsrc[DEC_K]; /* one page lookup per run of keys */
         attn_kv_rows(x->t, 'k', x->b, x->hkv, j0, nk, DEC_K, ksrc);
         attn_kv_rows(x->t, 'v', x->b, x->hkv, j0, nk, DEC_K, vsrc);
+        /* The rows DEC_PF_KEYS keys later, through the page table: prefetched by the tiles
+         * (bf16: several rows, or paged one row) or, paged float32, while rounding. Paged,
+         * each page starts a stream the hardware prefetchers must find again. */
+        const void *kpf[DEC_K], *vpf[DEC_K];
+        if ((y.pf && n > 1) || paged) {
+            attn_kv_rows_ahead(x->t, 'k', x->b, x->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, ksrc, kpf);
+            attn_kv_rows_ahead(x->t, 'v', x->b, x->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, vsrc, vpf);
+        }
         for (int j = 0; j < DEC_K; j++) {
             const char *kj = ksrc[j], *vj = vsrc[j];
             if (x->dt == ATTN_BF16 || j >= nk) {
@@ -927,16 +941,16 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
                 continue;
             }
             for (int64_t c0 = 0; c0 < d; c0 += 32) {
+                if (paged)
+                    for (int64_t c = c0; c < c0 + 32 && c < d; c += 16) { /* a line each */
+                        _mm_prefetch((const char *)kpf[j] + 4 * c, _MM_HINT_T1);
+                        _mm_prefetch((const char *)vpf[j] + 4 * c, _MM_HINT_T1);
+                    }
                 _mm512_store_si512(dk + j * d32 + c0, load_bf16x32(kj + c0 * 4, d - c0, ATTN_F32));
                 _mm512_store_si512(dv + j * d32 + c0, load_bf16x32(vj + c0 * 4, d - c0, ATTN_F32));
             }
             krow[j] = dk + j * d32;
             vrow[j] = dv + j * d32;
-        }
-        const void *kpf[DEC_K], *vpf[DEC_K]; /* read by tiles of several rows when y.pf */
-        if (y.pf && n > 1) {
-            attn_kv_rows_ahead(x->t, 'k', x->b, x->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, ksrc, kpf);
-            attn_kv_rows_ahead(x->t, 'v', x->b, x->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, vsrc, vpf);
         }
         int64_t r0 = 0;
         for (; r0 + DEC_R <= n; r0 += DEC_R)
