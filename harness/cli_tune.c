@@ -43,7 +43,8 @@ static void print_tune_help(void)
            "configuration on one shape (random inputs, [B,H,L,d]), and stores it as wisdom for\n"
            "attn_plan_create. Candidates come from each variant's declared parameter ranges\n"
            "around its cache-size default; each is checked against the float64 oracle on a small\n"
-           "problem of the same kind first, and one beyond its tolerance is never chosen.\n"
+           "problem of the same kind first (paged alike with --page-size), and one beyond its\n"
+           "tolerance is never chosen; then timed on the problem as given (--block-table too).\n"
            "Timing: a warm-up run, then repetitions until the candidate is clearly slower than\n"
            "the best so far, separates from it, or is stable (at most 15).\n"
            "  fast        the estimate's default first, then per variant its default; variants\n"
@@ -337,6 +338,13 @@ static int tune_one(const attn_problem *p, const shape_config *s, tuner_options 
             cli_json_real(est_slower), "estimate_slower_pct", cli_json_real(est_slower),
             "candidates", cands, "wisdom", "path", path, "stored", stored, "error",
             stored || !store ? "" : werr.message);
+        if (root && json_object_set_new(root, "check", json_pack(
+                "{s:I, s:I, s:I, s:I}", "batch", (json_int_t)r.check.batch, "len_q",
+                (json_int_t)r.check.len_q, "len_kv", (json_int_t)r.check.len_kv, "page_size",
+                (json_int_t)r.check.page_size)) != 0) {
+            json_decref(root);
+            root = NULL;
+        }
         *doc = root;
         if (!root)
             status = cli_error("tune", "out of memory");

@@ -3,7 +3,7 @@
 
 usage: test_tuner.py ATTNBENCH CASE [SOURCE_DIR BUILD_DIR]
 
-Cases: bad_wisdom, strict_wisdom, concurrent, disabled_isa, from_wisdom, export_import, measure, forced,
+Cases: bad_wisdom, strict_wisdom, concurrent, disabled_isa, from_wisdom, paged, export_import, measure, forced,
 accuracy, budget, progress, wisdom_cap, wisdom_scale, example_pkgconfig. Every case uses tiny shapes and budgets and its
 own temporary wisdom file; nothing here asserts a speed (budget checks that a time budget holds,
 against the run times the tool itself measured, with generous slack)."""
@@ -208,6 +208,47 @@ def case_model_options(tmp):
     r = run(["plan", "--causal", "--window", "15"] + TINY, path,
             {"ATTN_FORCE_VARIANT": "amx_bf16"})
     check(r.returncode == 2, "a forced variant that cannot run it is refused")
+
+
+def case_paged(tmp):
+    """Paged K/V: candidates are checked on a small problem paged alike and timed on the problem
+    as given (a shuffled table, or --block-table); the page size is its own wisdom class."""
+    import numpy as np
+    path = os.path.join(tmp, "w.json")
+    paged = ["--page-size", "16"]
+    r = tune(path, TINY, paged + ["--format", "json"])
+    check(r.returncode == 0, "tune --page-size 16: " + r.stderr.strip())
+    doc = json.loads(r.stdout) if r.returncode == 0 else {}
+    check(doc.get("check", {}).get("page_size") == 16,
+          "candidates are checked on a paged problem: %s" % doc.get("check"))
+    check(doc.get("failed_check") == 0, "every candidate reads pages correctly: %s"
+          % doc.get("failed"))
+    problems = [e["problem"] for e in entries_of(path)]
+    check(len(problems) == 1 and problems[0].get("options") == "paged=16",
+          "the wisdom entry carries the page size: %s" % problems)
+    plan, _ = plan_json(path, TINY, None, paged)
+    check(plan is not None and plan["source"] == "wisdom", "planned paged: from wisdom")
+    for other in ([], ["--page-size", "8"]):
+        plan, _ = plan_json(path, TINY, None, other)
+        check(plan is not None and plan["source"] == "estimate",
+              "%s is another class: %s" % (other or "contiguous", plan and plan["source"]))
+    r = tune(path, TINY, ["--format", "json"])
+    doc = json.loads(r.stdout) if r.returncode == 0 else {}
+    check(doc.get("check", {}).get("page_size") == 0, "contiguous: checked contiguous")
+    # TINY has 48 keys: 3 pages of 16; a table naming pool pages 4, 0, 2 (1 and 3 spare)
+    table = os.path.join(tmp, "table.npy")
+    np.save(table, np.array([[4, 0, 2]], dtype=np.int32))
+    r = tune(path, TINY, paged + ["--block-table", table, "--format", "json"])
+    doc = json.loads(r.stdout) if r.returncode == 0 else {}
+    check(r.returncode == 0 and doc.get("check", {}).get("page_size") == 16,
+          "tune --block-table: " + r.stderr.strip())
+    np.save(table, np.array([[4, 0, 9]], dtype=np.int32))
+    r = tune(path, TINY, ["--page-size", "16", "--block-table", table])
+    check(r.returncode == 0, "a table naming a larger pool sizes the pool: " + r.stderr.strip())
+    np.save(table, np.array([[4, 0]], dtype=np.int32))
+    r = tune(path, TINY, paged + ["--block-table", table])
+    check(r.returncode == 2 and "block-table" in r.stderr,
+          "a table too short for the keys: exit 2: " + r.stderr.strip())
 
 
 def case_export_import(tmp):

@@ -1,9 +1,10 @@
 /* measure.c — is a candidate correct, and how fast is it?
  *
  * Correctness: every candidate runs first on a small problem of the same kind (same head_dim,
- * GQA ratio, causal flag, masks and key lengths present or not, input type; short sequences, so
- * tiles meet their edge cases) and is compared with the float64 oracle under its variant's
- * tolerance (for a bf16-compute variant, the oracle on the inputs rounded to bf16).
+ * GQA ratio, causal flag, masks and key lengths present or not, input type, paged K/V with the
+ * same page size; short sequences, so tiles meet their edge cases) and is compared with the
+ * float64 oracle under its variant's tolerance (for a bf16-compute variant, the oracle on the
+ * inputs rounded to bf16). The timed runs are on the problem as given (its block table too).
  *
  * Accuracy: a timed candidate's output on the problem itself is compared, over a sample of rows
  * (batch 0, the first SAMPLE_GROUPS kv groups, the last SAMPLE_ROWS query rows: the causal
@@ -123,6 +124,29 @@ static void make_small(const attn_problem *p, attn_problem *s)
     s->causal = p->causal;
 }
 
+/* Paged p: the small problem s paged alike, each sequence's pages shuffled over a pool with one
+ * spare page that no entry names (a kernel that reads a wrong page reads values of no key, and
+ * fails the check). The table is b->small_table. */
+static bool page_small(tuner_bench *b, const attn_problem *p, attn_problem *s, uint64_t *seed)
+{
+    const int64_t used = (s->len_kv - 1) / p->page_size + 1, named = s->batch * used;
+    const int64_t pool = named + 1;
+    int32_t *order = malloc((size_t)pool * sizeof *order);
+    if (!order)
+        return false;
+    for (int64_t i = 0; i < pool; i++)
+        order[i] = (int32_t)i;
+    for (int64_t i = pool - 1; i > 0; i--) { /* Fisher-Yates */
+        const int64_t j = (int64_t)(attn_rng_next(seed) % (uint64_t)(i + 1));
+        const int32_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    b->small_table = order; /* its first `named` entries: the table, [batch][used] */
+    attn_problem_set_pages(s, p->page_size, pool, order, 0);
+    return true;
+}
+
 /* The sample rows of p as a view with p's strides (see the header). */
 static void make_sample(const attn_problem *p, attn_problem *s, int64_t *row0)
 {
@@ -151,6 +175,8 @@ attn_status tuner_bench_init(tuner_bench *b, const attn_problem *p, attn_error *
     uint64_t seed = 1; /* fixed: the same inputs on every run */
     make_small(p, &b->small);
     attn_problem *s = &b->small;
+    if (p->page_size && !page_small(b, p, s, &seed))
+        goto nomem;
     const size_t small_out = (size_t)(s->batch * s->heads_q * s->len_q * s->head_dim);
     int64_t o_elements;
     float **w = b->widened, **sw = b->small_widened;
@@ -213,7 +239,8 @@ void tuner_bench_free(tuner_bench *b)
         free_tensor(small[t], b->small_widened[t]);
     }
     free(b->o); free(b->so);
-    free(b->small_mask); free(b->small_kv_lens); free(b->small_ref); free(b->small_ref_bf16);
+    free(b->small_mask); free(b->small_kv_lens); free(b->small_table);
+    free(b->small_ref); free(b->small_ref_bf16);
     free(b->sample_ref);
     memset(b, 0, sizeof *b);
 }

@@ -266,6 +266,11 @@ attn_status tuner_run(const attn_problem *p, const tuner_options *opt, tuner_res
         tuner_result_free(out);
         return st;
     }
+    const attn_problem *small = &s.bench.small;
+    out->check.batch = small->batch;
+    out->check.len_q = small->len_q;
+    out->check.len_kv = small->len_kv;
+    out->check.page_size = small->page_size;
     s.bench.deadline = s.start + opt->budget_seconds;
     s.bench.progress = opt->progress;
     s.bench.progress_ctx = opt->progress_ctx;

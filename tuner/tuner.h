@@ -105,6 +105,7 @@ typedef struct tuner_bench {
     float *small_widened[3];
     float *so, *small_mask;
     int32_t *small_kv_lens;
+    int32_t *small_table;   /* paged p: the small problem's block table (its pages shuffled) */
     double *small_ref;      /* on the small problem's inputs */
     double *small_ref_bf16; /* on them rounded to bf16: what a bf16-compute variant sees */
     attn_problem sample;    /* a view of p's sample rows (same strides) */
@@ -194,6 +195,9 @@ typedef struct tuner_result {
     long estimate_index;         /* its index in the space, -1 when outside it */
     double seconds;              /* wall time of the search */
     bool budget_exhausted;
+    struct {                     /* the small problem the candidates were checked on */
+        int64_t batch, len_q, len_kv, page_size; /* page_size 0: contiguous */
+    } check;
 } tuner_result;
 
 attn_status tuner_run(const attn_problem *p, const tuner_options *opt, tuner_result *out,

@@ -310,13 +310,11 @@ ALWAYS_INLINE __m256 load8_tail(const void *row, int64_t c, int64_t n, __m256i t
     return widen8(h, dt);
 }
 
-/* Software prefetch into L2 of the line `ahead` bytes past element c of `row` (a decode tile's
- * K and V, DEC_PF_KEYS keys ahead). An address past the tensor is harmless (a prefetch never
- * faults), so it is formed as an integer. */
-ALWAYS_INLINE void prefetch_ahead(const void *row, int64_t c, int64_t ahead, attn_dtype dt)
+/* Software prefetch into L2 of the line holding element c of `row` (a decode tile's K and V
+ * rows DEC_PF_KEYS keys ahead, from attn_kv_rows_ahead: through the page table when paged). */
+ALWAYS_INLINE void prefetch_row(const void *row, int64_t c, attn_dtype dt)
 {
-    const uintptr_t a = (uintptr_t)row + (uintptr_t)(ahead + c * (dt == ATTN_F32 ? 4 : 2));
-    _mm_prefetch((const char *)a, _MM_HINT_T1);
+    _mm_prefetch((const char *)row + c * (dt == ATTN_F32 ? 4 : 2), _MM_HINT_T1);
 }
 
 /* Row j of a tensor of dt elements with row stride ld (elements) from row 0 at base. */
@@ -885,7 +883,7 @@ typedef struct dec_row {
 ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *gr,
                                      const float *q, const float *mask, int64_t j0, int64_t nk,
                                      float *s, float scale_log2e, const dec_row *dr,
-                                     attn_dtype dt)
+                                     attn_dtype dt, bool paged)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim;
@@ -900,12 +898,19 @@ ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *
          * the memory rate on Zen 4). Per-key partial vectors go through a stack array to one
          * transpose-add per 8 keys. */
         __m256 acc[8];
+        const void *krow[8], *kpf[8]; /* one page lookup per run of keys; past nk: key j's row */
+        attn_kv_rows(t, 'k', gr->b, gr->hkv, j0 + j, (int)min64(nk - j, 8), 8, krow);
+        if (paged) /* each page starts a stream the hardware prefetchers must find again */
+            attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + j + DEC_PF_KEYS, p->len_kv, 8, krow,
+                               kpf);
 #pragma GCC unroll 1
         for (int x = 0; x < 8; x++) {
-            const void *k = attn_row(t, 'k', gr->b, gr->hkv, j0 + min64(j + x, nk - 1));
+            const void *k = krow[x];
             __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
             int64_t c = 0;
             for (; c + 16 <= d; c += 16) {
+                if (paged && (c * (dt == ATTN_F32 ? 4 : 2)) % 64 == 0) /* one prefetch per line */
+                    prefetch_row(kpf[x], c, dt);
                 a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), load8(k, c, dt), a0);
                 a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 8), load8(k, c + 8, dt), a1);
             }
@@ -942,23 +947,25 @@ static float decode_scores(const attn_task *t, const attn_group_rows *gr, const 
                            const float *mask, int64_t j0, int64_t nk, float *s,
                            float scale_log2e, const dec_row *dr)
 {
+    /* Literals: a copy per dtype and layout, so the contiguous loops have no prefetch. */
+#define SCORES(dt, paged) decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, dt, paged)
+    const bool paged = t->problem->page_size != 0;
     switch (t->problem->dtype) {
-    case ATTN_BF16:
-        return decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, ATTN_BF16);
-    case ATTN_F16:
-        return decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, ATTN_F16);
-    default:
-        return decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, ATTN_F32);
+    case ATTN_BF16: return paged ? SCORES(ATTN_BF16, true) : SCORES(ATTN_BF16, false);
+    case ATTN_F16: return paged ? SCORES(ATTN_F16, true) : SCORES(ATTN_F16, false);
+    default: return paged ? SCORES(ATTN_F32, true) : SCORES(ATTN_F32, false);
     }
+#undef SCORES
 }
 
 /* acc[0, dp) += Σ_j P[j]·V[j] over keys read in place and widened in the loads; zero weights
  * (masked keys) are skipped, so they never meet a NaN in V. Eight accumulators cover 64
- * columns per pass. */
+ * columns per pass. Paged, the columns of each pass are prefetched DEC_PF_KEYS keys ahead. */
 ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, const float *s,
-                                int64_t j0, int64_t nk, float *acc, int64_t d, attn_dtype dt)
+                                int64_t j0, int64_t nk, float *acc, int64_t d, attn_dtype dt,
+                                bool paged)
 {
-    const int64_t ld = t->problem->v.seq;
+    const int64_t ld = t->problem->v.seq, es = dt == ATTN_F32 ? 4 : 2;
     const void *v = attn_row(t, 'v', gr->b, gr->hkv, j0);
     const __m256i dtail = lanes_below(d % 8);
     for (int64_t c0 = 0; c0 < d; c0 += 64) {
@@ -967,12 +974,19 @@ ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, c
         __m256 a[8];
         for (int x = 0; x < nv; x++)
             a[x] = _mm256_load_ps(acc + c0 + 8 * x);
+        const void *vpf[8];
         for (int64_t j = 0; j < nk; j++) {
+            if (paged && j % 8 == 0)
+                attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + j + DEC_PF_KEYS,
+                                   t->problem->len_kv, 8, &v, vpf);
+            if (paged)
+                for (int64_t c = c0; c < c0 + 8 * nv; c += 64 / es) /* one prefetch per line */
+                    prefetch_row(vpf[j % 8], c, dt);
             if (s[j] == 0.0f)
                 continue;
             const __m256 w = _mm256_broadcast_ss(s + j);
             /* element c0 of row j: constant offsets below, as the float32 loop had */
-            const void *vj = (const char *)row_at(v, j, ld, dt) + c0 * (dt == ATTN_F32 ? 4 : 2);
+            const void *vj = (const char *)row_at(v, j, ld, dt) + c0 * es;
             if (nv == 8 && !tail) {
                 for (int x = 0; x < 8; x++)
                     a[x] = _mm256_fmadd_ps(w, load8(vj, 8 * x, dt), a[x]);
@@ -994,13 +1008,17 @@ ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, c
 static void decode_pv(const attn_task *t, const attn_group_rows *gr, const float *s, int64_t j0,
                       int64_t nk, float *acc, int64_t d)
 {
+    const bool paged = t->problem->page_size != 0;
     for (int64_t off = 0, n; off < nk; off += n) {
         n = attn_kv_run(t->problem, j0 + off, nk - off);
+        /* Literals: a copy per dtype and layout, so the contiguous loops have no prefetch. */
+#define PV(dt, paged) decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, dt, paged)
         switch (t->problem->dtype) {
-        case ATTN_BF16: decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, ATTN_BF16); break;
-        case ATTN_F16: decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, ATTN_F16); break;
-        default: decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, ATTN_F32); break;
+        case ATTN_BF16: paged ? PV(ATTN_BF16, true) : PV(ATTN_BF16, false); break;
+        case ATTN_F16: paged ? PV(ATTN_F16, true) : PV(ATTN_F16, false); break;
+        default: paged ? PV(ATTN_F32, true) : PV(ATTN_F32, false); break;
         }
+#undef PV
     }
 }
 
@@ -1032,18 +1050,18 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
     const __m256i dtail = lanes_below(d % 8);
     const __m256 cs = _mm256_set1_ps(scale_log2e), log2e = _mm256_set1_ps(ATTN_LOG2E);
     const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
-    const int64_t pf = DEC_PF_KEYS * p->k.seq * (dt == ATTN_F32 ? 4 : 2);
     __m256 vmax[DEC_R];
     for (int r = 0; r < R; r++)
         vmax[r] = neg_inf;
     for (int64_t j = 0; j < nk; j += 8) {
         __m256 part[DEC_R][8];
+        const void *krow[8], *kpf[8]; /* the keys' rows, and those DEC_PF_KEYS keys later */
+        attn_kv_rows(t, 'k', gr->b, gr->hkv, j0 + j, (int)min64(nk - j, 8), 8, krow);
+        attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + j + DEC_PF_KEYS, p->len_kv, 8, krow, kpf);
 #pragma GCC unroll 1
         for (int x = 0; x < 8; x += DEC_KS) {
-            const void *k[DEC_KS];
+            const void *const *k = krow + x;
             __m256 a[DEC_R][DEC_KS];
-            for (int u = 0; u < DEC_KS; u++)
-                k[u] = attn_row(t, 'k', gr->b, gr->hkv, j0 + min64(j + x + u, nk - 1));
             for (int r = 0; r < R; r++)
                 for (int u = 0; u < DEC_KS; u++)
                     a[r][u] = _mm256_setzero_ps();
@@ -1053,7 +1071,7 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
                 for (int u = 0; u < DEC_KS; u++) {
                     kv[u] = load8(k[u], c, dt);
                     if (c * (dt == ATTN_F32 ? 4 : 2) % 64 == 0) /* one prefetch per line */
-                        prefetch_ahead(k[u], c, pf, dt);
+                        prefetch_row(kpf[x + u], c, dt);
                 }
                 for (int r = 0; r < R; r++) {
                     const __m256 qv = _mm256_loadu_ps(q[r] + c);
@@ -1105,13 +1123,15 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
         bmax[r] = hmax(vmax[r]);
 }
 
-/* acc_r[0, dp) += Σ_j s_r[j]·V[j] for a tile of R >= 2 rows, keys [0, nk) of the block at v:
+/* acc_r[0, dp) += Σ_j s_r[j]·V[j] for a tile of R >= 2 rows, keys [0, nk) of the run at v (key
+ * jv of group gr, whose rows DEC_PF_KEYS keys later it prefetches):
  * each V vector loaded once for the R rows, keys by 8 (a few KiB, in L1 while the passes over
  * head_dim take them), DEC_PV_COLS[R] vectors of each row's accumulator in registers per pass.
  * A key whose weight is 0 for a row (masked, or past its limit) is skipped for that row, so a
  * NaN in V never reaches a row that excludes it. */
 static const int DEC_PV_COLS[DEC_R + 1] = {0, 8, 6, 3, 2}; /* R·cols + 1 + R ymm <= 16 */
-ALWAYS_INLINE void decode_pv_tile_dt(const void *v, int64_t ld, int R, float *const s[DEC_R],
+ALWAYS_INLINE void decode_pv_tile_dt(const attn_task *t, const attn_group_rows *gr, int64_t jv,
+                                     const void *v, int64_t ld, int R, float *const s[DEC_R],
                                      int64_t nk, float *const acc[DEC_R], int64_t d,
                                      attn_dtype dt)
 {
@@ -1119,9 +1139,11 @@ ALWAYS_INLINE void decode_pv_tile_dt(const void *v, int64_t ld, int R, float *co
     const int cv = DEC_PV_COLS[R];
     const int64_t es = dt == ATTN_F32 ? 4 : 2;
     const __m256i dtail = lanes_below(d % 8);
-    const int64_t pf = DEC_PF_KEYS * ld * es;
     for (int64_t j0 = 0; j0 < nk; j0 += 8) {
         const int n = (int)min64(nk - j0, 8);
+        const void *vpf[8]; /* rows DEC_PF_KEYS keys later, through the page table */
+        attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, jv + j0 + DEC_PF_KEYS, t->problem->len_kv, 8,
+                           &v, vpf);
         /* Once per 8 keys, not per pass: which keys every row counts. */
         unsigned all = 0;
         for (int j = 0; j < n; j++) {
@@ -1153,7 +1175,7 @@ ALWAYS_INLINE void decode_pv_tile_dt(const void *v, int64_t ld, int R, float *co
                     const __m256 xv = x < nfull ? load8(vj, 8 * x, dt)
                                                 : load8_tail(vj, 8 * x, d - c0 - 8 * x, dtail, dt);
                     if ((c0 + 8 * x) * es % 64 == 0) /* one prefetch per line */
-                        prefetch_ahead(vj, 8 * x, pf, dt);
+                        prefetch_row(vpf[j], c0 + 8 * x, dt);
                     for (int r = 0; r < R; r++)
                         if (every || s[r][j0 + j] != 0.0f)
                             a[r][x] = _mm256_fmadd_ps(wv[r], xv, a[r][x]);
@@ -1230,8 +1252,8 @@ ALWAYS_INLINE void decode_tile_dt(const attn_task *t, const workspace *ws,
         float *so[DEC_R];
         for (int r = 0; r < R; r++)
             so[r] = s[r] + off;
-        decode_pv_tile_dt(attn_row(t, 'v', gr->b, gr->hkv, j0 + off), p->v.seq, R, so, n, acc,
-                          d, dt);
+        decode_pv_tile_dt(t, gr, j0 + off, attn_row(t, 'v', gr->b, gr->hkv, j0 + off), p->v.seq,
+                          R, so, n, acc, d, dt);
     }
 }
 

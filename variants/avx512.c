@@ -50,7 +50,8 @@
  * column by column with software prefetch, ran at half the rate; prefetch on top of the
  * in-order reads only slows them (the hardware prefetchers follow the stream); float32 K/V
  * are loaded in 256-bit halves (load16_stream). Float32 tiles of several rows (GQA, D2; Lq = 4,
- * D4) do R times the FMAs per byte and prefetch K and V DEC_PF_KEYS keys ahead (dec_scores).
+ * D4) do R times the FMAs per byte and prefetch K and V DEC_PF_KEYS keys ahead (dec_scores), as
+ * every tile of paged K/V does (through the page table).
  *
  * run_partial (the harness's key split for decode on several threads): the same three paths
  * over a key range, writing each row's lazy max (natural units), sum and unnormalised row.
@@ -247,14 +248,13 @@ static inline __attribute__((always_inline)) __m512 load16_stream(const void *ro
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
 }
 
-/* Software prefetch into L2 of the line `ahead` bytes past `row` + c elements: the float32
- * decode tiles of several rows (GQA) read K and V DEC_PF_KEYS keys ahead of their loads. An address
- * past the tensor is harmless (a prefetch never faults), so it is formed as an integer. */
-static inline __attribute__((always_inline)) void prefetch_ahead(const void *row, int64_t c,
-                                                                 int64_t ahead, attn_dtype dt)
+/* Software prefetch into L2 of the line holding element c of `row`: the float32 decode tiles
+ * of several rows (GQA) read K and V rows DEC_PF_KEYS keys ahead of their loads (rows from
+ * attn_kv_rows_ahead, through the page table when paged). */
+static inline __attribute__((always_inline)) void prefetch_row(const void *row, int64_t c,
+                                                               attn_dtype dt)
 {
-    const uintptr_t a = (uintptr_t)row + (uintptr_t)(ahead + c * (dt == ATTN_F32 ? 4 : 2));
-    _mm_prefetch((const char *)a, _MM_HINT_T1);
+    _mm_prefetch((const char *)row + c * (dt == ATTN_F32 ? 4 : 2), _MM_HINT_T1);
 }
 
 /* Rows [0, n) of a tensor (row j at src + j·seq elements of dt) widened (float32: copied)
@@ -682,21 +682,27 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
  * float32 it takes DEC_KS keys side by side, so each Q vector is loaded once for them (half a
  * load per FMA instead of 1.25 at R = 4; +5% on a GQA tile in L2, Zen 4), and since its FMAs
  * per byte leave too few loads in flight for the hardware prefetchers, it prefetches K (here)
- * and V (dec_pv) `pf` bytes ahead into L2, one prefetch beside each load: D2 and D4 f32 on
- * Zen 4 ran 1.4x faster with both, while bursts of prefetches per block, the prefetch in the
- * one-row path, or either change on bf16 tiles (compute-bound) were slower. The
+ * and V (dec_pv) DEC_PF_KEYS keys ahead into L2 (the rows kp, vp, through the page table when
+ * paged), one prefetch beside each load: D2 and D4 f32 on Zen 4 ran 1.4x faster with both,
+ * while bursts of prefetches per block, the prefetch in the one-row path, or either change on
+ * bf16 tiles (compute-bound) were slower. Paged K/V (`paged`) prefetch in every tile, one row
+ * and half inputs too: each page of a head starts a new address stream that the hardware prefetchers must
+ * find again (D1 at page size 64 took 1.6x the contiguous time without it, about 1.0x with it;
+ * prefetching only each page's first rows, a block before its edge, left 1.15x). The
  * per-key partial vectors go through a small stack array to one transpose-add tree per row and
  * block. */
 static inline __attribute__((always_inline)) void dec_scores(const float *const q[DEC_R], int R,
                                                               const void *const kr[DEC_K],
-                                                              int64_t d, int64_t pf, attn_dtype dt,
-                                                              bool wide, __m512 out[DEC_R])
+                                                              const void *const kp[DEC_K],
+                                                              int64_t d, attn_dtype dt,
+                                                              bool wide, bool paged,
+                                                              __m512 out[DEC_R])
 {
     __m512 part[DEC_R][DEC_K];
     /* Constants once inlined with a constant R and dt: the float32 tiles of several rows score
      * DEC_KS keys side by side and prefetch; one row, or half inputs, keep the in-order key loop
      * (on D2 and D4 bf16, both changes measured slower than it, alone or together). */
-    const bool tile_f32 = R > 1 && wide;
+    const bool tile_f32 = R > 1 && wide, pf = tile_f32 || paged;
     const int ks = tile_f32 ? DEC_KS : 1;
 #pragma GCC unroll 1
     for (int j = 0; j < DEC_K; j += ks) {
@@ -709,8 +715,8 @@ static inline __attribute__((always_inline)) void dec_scores(const float *const 
             __m512 kv[DEC_KS];
             for (int u = 0; u < ks; u++) {
                 kv[u] = load16_stream(kr[j + u], c, tm, dt);
-                if (tile_f32)
-                    prefetch_ahead(kr[j + u], c, pf, dt);
+                if (pf)
+                    prefetch_row(kp[j + u], c, dt);
             }
             for (int r = 0; r < R; r++) {
                 const __m512 qv = _mm512_load_ps(q[r] + c);
@@ -731,10 +737,11 @@ static inline __attribute__((always_inline)) void dec_scores(const float *const 
  * The R·DEC_PV(R) accumulators stay in registers across the block's keys. */
 static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], int R,
                                                           const void *const vr[DEC_K],
+                                                          const void *const vp[DEC_K],
                                                           const float (*w)[DEC_K], uint32_t keys,
-                                                          int64_t d, int64_t pf,
+                                                          int64_t d,
                                                           const __m512 corr[DEC_R],
-                                                          attn_dtype dt, bool wide)
+                                                          attn_dtype dt, bool wide, bool paged)
 {
     enum { MAXV = 8 };
     const int cv = R <= 2 ? 8 : 4; /* head-dim vectors per pass: at most 16 accumulators */
@@ -752,8 +759,8 @@ static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], 
                     break;
                 const __m512 x =
                     load16_stream(vr[j], c0 + 16 * v, tail_mask(d - c0 - 16 * v), dt);
-                if (R > 1 && wide)
-                    prefetch_ahead(vr[j], c0 + 16 * v, pf, dt);
+                if ((R > 1 && wide) || paged)
+                    prefetch_row(vp[j], c0 + 16 * v, dt);
                 for (int r = 0; r < R; r++)
                     acc[r][v] = _mm512_fmadd_ps(_mm512_set1_ps(w[r][j]), x, acc[r][v]);
             }
@@ -773,7 +780,6 @@ typedef struct dec_rows {
     const int64_t *lim;
     const float *const *q; /* float32 Q row of each row (padded to 16) */
     int64_t dpad, kend;
-    int64_t pf_k, pf_v;    /* bytes from a K (V) row to the row DEC_PF_KEYS keys later */
     __m512 c;              /* scale·log2(e) */
     const float *mask;
     const int64_t *first;  /* each row's first key (sliding window) */
@@ -781,12 +787,16 @@ typedef struct dec_rows {
     const float *slope, *pos; /* ALiBi of each row (block_alibi) */
 } dec_rows;
 
-/* Rows [r0, r0 + R) on the key block at j0 (kr, vr: its K and V rows, nk of them real). */
+/* Rows [r0, r0 + R) on the key block at j0 (kr, vr: its K and V rows, nk of them real; kp, vp:
+ * the rows DEC_PF_KEYS keys later, which float32 tiles of several rows prefetch). */
 static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, int64_t r0, int R,
                                                             int64_t j0, int nk,
                                                             const void *const kr[DEC_K],
                                                             const void *const vr[DEC_K],
-                                                            int64_t d, attn_dtype dt, bool wide)
+                                                            const void *const kp[DEC_K],
+                                                            const void *const vp[DEC_K],
+                                                            int64_t d, attn_dtype dt, bool wide,
+                                                            bool paged)
 {
     const float *q[DEC_R];
     float *o[DEC_R];
@@ -797,7 +807,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
         q[r] = x->q[r0 + r];
         o[r] = x->o + (r0 + r) * x->dpad;
     }
-    dec_scores(q, R, kr, d, x->pf_k, dt, wide, s);
+    dec_scores(q, R, kr, kp, d, dt, wide, paged, s);
     uint32_t any = 0, all = 0xffff;
     for (int r = 0; r < R; r++) {
         const int64_t lim = x->lim[r0 + r] < x->kend ? x->lim[r0 + r] : x->kend;
@@ -821,21 +831,21 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
     }
     if (any == all) { /* every row sees the same keys: one pass over V for the tile */
         if (any)
-            dec_pv(o, R, vr, w, any, d, x->pf_v, corr, dt, wide);
+            dec_pv(o, R, vr, vp, w, any, d, corr, dt, wide, paged);
         return;
     }
     /* Rows that see different keys (causal edge, mask): a NaN in a V row must not reach a
      * row that excludes it through a 0 weight, so each row takes its own keys. */
     for (int r = 0; r < R; r++)
         if (valid[r])
-            dec_pv(&o[r], 1, vr, &w[r], valid[r], d, x->pf_v, &corr[r], dt, wide);
+            dec_pv(&o[r], 1, vr, vp, &w[r], valid[r], d, &corr[r], dt, wide, paged);
 }
 
 /* The decode path for inputs of type dt (a constant once inlined into decode_group): K and V
  * are read in place and widened in the loads, so half inputs move half the bytes. */
 static inline __attribute__((always_inline)) void
 decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
-                const key_range *kr, attn_dtype dt, bool wide)
+                const key_range *kr, attn_dtype dt, bool wide, bool paged)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, dpad = round_up(d, 16), n = gr->count;
@@ -848,7 +858,6 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
     const float **qrow = (const float **)(ws + w->dec_qp);
     const block_rows br = block_of(t, kr, gr, 0, n);
     const run_ctx rc = run_ctx_of(t, w, gr);
-    const size_t esz = dt == ATTN_F32 ? 4 : 2;
     int64_t kend = block_limits(&br, n, lim, first, NULL);
     kend = kend < kr->end ? kend : kr->end;
     if (p->alibi_slopes)
@@ -866,21 +875,24 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
     }
     const dec_rows x = {.p = p, .br = &br, .o = o, .lv = lv, .mrow = mrow, .lim = lim,
                         .q = qrow, .dpad = dpad, .kend = kend, .c = rc.c, .mask = rc.mask,
-                        .first = first, .rc = &rc, .slope = slope, .pos = pos,
-                        .pf_k = DEC_PF_KEYS * p->k.seq * (int64_t)esz,
-                        .pf_v = DEC_PF_KEYS * p->v.seq * (int64_t)esz};
+                        .first = first, .rc = &rc, .slope = slope, .pos = pos};
     for (int64_t j0 = first_min > kr->begin ? first_min : kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
         const void *krow[DEC_K], *vrow[DEC_K]; /* past nk: key j0's row, excluded */
         attn_kv_rows(t, 'k', gr->b, gr->hkv, j0, nk, DEC_K, krow);
         attn_kv_rows(t, 'v', gr->b, gr->hkv, j0, nk, DEC_K, vrow);
+        const void *kpf[DEC_K], *vpf[DEC_K]; /* read by float32 tiles of several rows; paged, by all */
+        if ((wide && n > 1) || paged) {
+            attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, krow, kpf);
+            attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, vrow, vpf);
+        }
         int64_t r0 = 0;
         for (; r0 + DEC_R <= n; r0 += DEC_R)
-            dec_tile(&x, r0, DEC_R, j0, nk, krow, vrow, d, dt, wide);
+            dec_tile(&x, r0, DEC_R, j0, nk, krow, vrow, kpf, vpf, d, dt, wide, paged);
         switch (n - r0) { /* a constant R per call, so the tiles' arrays stay in registers */
-        case 3: dec_tile(&x, r0, 3, j0, nk, krow, vrow, d, dt, wide); break;
-        case 2: dec_tile(&x, r0, 2, j0, nk, krow, vrow, d, dt, wide); break;
-        case 1: dec_tile(&x, r0, 1, j0, nk, krow, vrow, d, dt, wide); break;
+        case 3: dec_tile(&x, r0, 3, j0, nk, krow, vrow, kpf, vpf, d, dt, wide, paged); break;
+        case 2: dec_tile(&x, r0, 2, j0, nk, krow, vrow, kpf, vpf, d, dt, wide, paged); break;
+        case 1: dec_tile(&x, r0, 1, j0, nk, krow, vrow, kpf, vpf, d, dt, wide, paged); break;
         default: break;
         }
     }
@@ -890,25 +902,31 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
 }
 
 /* One function per dtype (not inlined into one), so each copy is register-allocated alone. */
-#define DECODE_GROUP_OF(name, dt, wide)                                                        \
+#define DECODE_GROUP_OF(name, dt, wide, paged)                                                 \
     static __attribute__((noinline)) void name(const attn_task *t, const ws_layout *w,         \
                                                const attn_group_rows *gr, const key_range *kr) \
     {                                                                                          \
-        decode_group_dt(t, w, gr, kr, dt, wide);                                               \
+        decode_group_dt(t, w, gr, kr, dt, wide, paged);                                        \
     }
-/* wide: tiles of several rows score DEC_KS keys side by side and prefetch (dec_scores); a
- * literal per copy, so the half copies compile as the plain in-order loop they measured best. */
-DECODE_GROUP_OF(decode_group_f32, ATTN_F32, true)
-DECODE_GROUP_OF(decode_group_bf16, ATTN_BF16, false)
-DECODE_GROUP_OF(decode_group_f16, ATTN_F16, false)
+/* wide: tiles of several rows score DEC_KS keys side by side and prefetch (dec_scores); paged:
+ * every tile prefetches. Literals per copy, so the contiguous half copies compile as the plain
+ * in-order loop they measured best, and contiguous float32 keeps its one-row loop free of
+ * prefetches. */
+DECODE_GROUP_OF(decode_group_f32, ATTN_F32, true, false)
+DECODE_GROUP_OF(decode_group_f32_paged, ATTN_F32, true, true)
+DECODE_GROUP_OF(decode_group_bf16, ATTN_BF16, false, false)
+DECODE_GROUP_OF(decode_group_bf16_paged, ATTN_BF16, false, true)
+DECODE_GROUP_OF(decode_group_f16, ATTN_F16, false, false)
+DECODE_GROUP_OF(decode_group_f16_paged, ATTN_F16, false, true)
 
 static void decode_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
                          const key_range *kr)
 {
+    const bool paged = t->problem->page_size != 0;
     switch (t->problem->dtype) {
-    case ATTN_F32: decode_group_f32(t, w, gr, kr); break;
-    case ATTN_BF16: decode_group_bf16(t, w, gr, kr); break;
-    case ATTN_F16: decode_group_f16(t, w, gr, kr); break;
+    case ATTN_F32: (paged ? decode_group_f32_paged : decode_group_f32)(t, w, gr, kr); break;
+    case ATTN_BF16: (paged ? decode_group_bf16_paged : decode_group_bf16)(t, w, gr, kr); break;
+    case ATTN_F16: (paged ? decode_group_f16_paged : decode_group_f16)(t, w, gr, kr); break;
     }
 }
 

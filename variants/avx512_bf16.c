@@ -652,7 +652,8 @@ static inline __m512i load_stream32(const uint16_t *x, __mmask32 m)
  * transpose-add tree per row. */
 static inline __attribute__((always_inline)) void dots16(const uint16_t *const q[DEC_R], int R,
                                                          const uint16_t *const kr[DEC_K],
-                                                         int64_t d, int64_t pf, __m512 out[DEC_R])
+                                                         const void *const kp[DEC_K],
+                                                         int64_t d, bool pf, __m512 out[DEC_R])
 {
     __m512 part[DEC_R][DEC_K];
     /* A tile of several rows scores two keys side by side: each Q load serves both, and each
@@ -669,8 +670,8 @@ static inline __attribute__((always_inline)) void dots16(const uint16_t *const q
             __m512bh k[2];
             for (int u = 0; u < ks; u++) {
                 k[u] = (__m512bh)load_stream32(kr[j + u] + c, tm);
-                if (R > 1 && pf) /* one line per load */
-                    _mm_prefetch((const char *)(kr[j + u] + c) + pf, _MM_HINT_T1);
+                if (pf) /* one line per load */
+                    _mm_prefetch((const char *)kp[j + u] + 2 * c, _MM_HINT_T1);
             }
             for (int r = 0; r < R; r++) {
                 const __m512bh qv = (__m512bh)_mm512_load_si512(q[r] + c);
@@ -695,8 +696,8 @@ static inline __attribute__((always_inline)) void dots16(const uint16_t *const q
  * excluded keys are skipped outright. */
 static inline __attribute__((always_inline)) void
 decode_pv_keys(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks,
-               const uint16_t *const vr[DEC_K], int64_t c0, const float (*pw)[DEC_K],
-               __mmask16 valid)
+               const uint16_t *const vr[DEC_K], const void *const vp[DEC_K], int64_t c0,
+               const float (*pw)[DEC_K], __mmask16 valid, bool pf)
 {
     const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
     for (unsigned bits = valid; bits; bits &= bits - 1) {
@@ -706,6 +707,8 @@ decode_pv_keys(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks
             pj[r] = _mm512_set1_ps(pw[r][j]);
         for (int v = 0; v < chunks; v++) {
             const __m512i x = load_stream32(vr[j] + c0 + 32 * v, tm[v]);
+            if (pf)
+                _mm_prefetch((const char *)vp[j] + 2 * (c0 + 32 * v), _MM_HINT_T1);
             const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
             const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(x, hi));
             for (int r = 0; r < R; r++) {
@@ -726,8 +729,8 @@ decode_pv_keys(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks
  * An excluded key of a pair is loaded as zeros (weight 0 too), so its NaN stays out. */
 static inline __attribute__((always_inline)) void
 decode_pv_pairs(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks,
-                const uint16_t *const vr[DEC_K], int64_t c0, const uint32_t (*pp)[DEC_K / 2],
-                __mmask16 valid, int64_t pf)
+                const uint16_t *const vr[DEC_K], const void *const vp[DEC_K], int64_t c0,
+                const uint32_t (*pp)[DEC_K / 2], __mmask16 valid, bool pf)
 {
     const __m512i lo16 = _mm512_set1_epi32(0xffff);
     for (int i = 0; i < DEC_K / 2; i++) {
@@ -742,8 +745,8 @@ decode_pv_pairs(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunk
             const __m512i x0 = load_stream32(vr[2 * i] + c0 + 32 * v, tm[v] & z0);
             const __m512i x1 = load_stream32(vr[2 * i + 1] + c0 + 32 * v, tm[v] & z1);
             if (pf) {
-                _mm_prefetch((const char *)(vr[2 * i] + c0 + 32 * v) + pf, _MM_HINT_T1);
-                _mm_prefetch((const char *)(vr[2 * i + 1] + c0 + 32 * v) + pf, _MM_HINT_T1);
+                _mm_prefetch((const char *)vp[2 * i] + 2 * (c0 + 32 * v), _MM_HINT_T1);
+                _mm_prefetch((const char *)vp[2 * i + 1] + 2 * (c0 + 32 * v), _MM_HINT_T1);
             }
             /* 0xca = lo16 ? b : c per bit: low halves from b, high halves from c */
             const __m512bh even =
@@ -763,10 +766,11 @@ decode_pv_pairs(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunk
  * 3 or 4 rows takes d in passes of 64 elements; the later passes read the block's V from L1. */
 static inline __attribute__((always_inline)) void decode_pv(float *const o[DEC_R], int R,
                                                             const uint16_t *const vr[DEC_K],
+                                                            const void *const vp[DEC_K],
                                                             const float (*pw)[DEC_K],
                                                             const uint32_t (*pp)[DEC_K / 2],
                                                             __mmask16 valid, int64_t d,
-                                                            const __m512 corr[DEC_R], int64_t pf)
+                                                            const __m512 corr[DEC_R], bool pf)
 {
     const int cpass = R == 1 ? DEC_C : R == 2 ? DEC_C / 2 : DEC_C / 4;
     for (int64_t c0 = 0; c0 < d; c0 += 32 * cpass) {
@@ -784,9 +788,9 @@ static inline __attribute__((always_inline)) void decode_pv(float *const o[DEC_R
         /* Every pass takes cpass chunks, a constant, so the accumulators stay in registers; a
          * chunk past d (tm 0) loads zeros and is not stored. */
         if (R > 1)
-            decode_pv_pairs(acc, R, tm, cpass, vr, c0, pp, valid, pf);
+            decode_pv_pairs(acc, R, tm, cpass, vr, vp, c0, pp, valid, pf);
         else
-            decode_pv_keys(acc, R, tm, cpass, vr, c0, pw, valid);
+            decode_pv_keys(acc, R, tm, cpass, vr, vp, c0, pw, valid, pf);
         for (int r = 0; r < R; r++)
             for (int v = 0; v < nc; v++)
                 for (int h = 0; h < 2; h++)
@@ -815,14 +819,18 @@ typedef struct dec_rows {
     const int64_t *lim, *first;
     const float *slope, *pos; /* ALiBi of each row (block_alibi) */
     int64_t d, d32;
-    int64_t pf_k, pf_v;       /* bytes from a bf16 K (V) row to the row DEC_PF_KEYS keys later */
+    bool pf;                  /* tiles of several rows prefetch K and V (bf16 inputs) */
+    bool pf1;                 /* one-row tiles too (bf16 inputs, paged) */
 } dec_rows;
 
-/* Rows [r0, r0 + R) on the key block at j0 (kr, vr: its K and V rows, nk of them real). */
+/* Rows [r0, r0 + R) on the key block at j0 (kr, vr: its K and V rows, nk of them real; kp,
+ * vp: the rows DEC_PF_KEYS keys later, which tiles of several rows prefetch when y->pf). */
 static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, int64_t r0, int R,
                                                            int64_t j0, int nk,
                                                            const uint16_t *const kr[DEC_K],
-                                                           const uint16_t *const vr[DEC_K])
+                                                           const uint16_t *const vr[DEC_K],
+                                                           const void *const kp[DEC_K],
+                                                           const void *const vp[DEC_K])
 {
     const run_ctx *x = y->x;
     const uint16_t *q[DEC_R];
@@ -835,7 +843,8 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, in
         q[r] = y->dq + (r0 + r) * y->d32;
         o[r] = y->o + (r0 + r) * y->d32;
     }
-    dots16(q, R, kr, y->d, y->pf_k, s);
+    const bool pf = R > 1 ? y->pf : y->pf1;
+    dots16(q, R, kr, kp, y->d, pf, s);
     unsigned any = 0, all = 0xffff;
     for (int r = 0; r < R; r++) {
         const int64_t rr = r0 + r, left = y->lim[rr] - j0, skip = y->first[rr] - j0;
@@ -863,14 +872,14 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, in
     }
     if (any == all) { /* every row sees the same keys: one pass over V for the tile */
         if (any)
-            decode_pv(o, R, vr, pw, pp, (__mmask16)any, y->d, corr, y->pf_v);
+            decode_pv(o, R, vr, vp, pw, pp, (__mmask16)any, y->d, corr, pf);
         return;
     }
     /* Rows that see different keys (causal edge, mask): a NaN in a V row must not reach a
      * row that excludes it through a 0 weight, so each row takes its own keys. */
     for (int r = 0; r < R; r++)
         if (valid[r])
-            decode_pv(&o[r], 1, vr, &pw[r], &pp[r], valid[r], y->d, &corr[r], 0);
+            decode_pv(&o[r], 1, vr, vp, &pw[r], &pp[r], valid[r], y->d, &corr[r], false);
 }
 
 static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_rows *gr,
@@ -902,11 +911,12 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
         _mm512_store_ps(lv + 16 * r, _mm512_setzero_ps());
     }
     kend = kend < kr->end ? kend : kr->end;
+    const bool paged = t->problem->page_size != 0;
     const dec_rows y = {.x = x, .br = &br, .dq = dq, .o = o, .lv = lv, .mrow = mrow,
                         .lim = lim, .first = first, .slope = slope, .pos = pos, .d = d,
                         .d32 = d32,
-                        .pf_k = x->dt == ATTN_BF16 ? DEC_PF_KEYS * x->k_seq : 0,
-                        .pf_v = x->dt == ATTN_BF16 ? DEC_PF_KEYS * x->v_seq : 0};
+                        .pf = x->dt == ATTN_BF16,
+                        .pf1 = x->dt == ATTN_BF16 && paged};
     for (int64_t j0 = first_min > kr->begin ? first_min : kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
         /* K and V rows: bf16 read in place; float32 rounded once into dk, dv (zero-padded to a
@@ -915,6 +925,14 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
         const void *ksrc[DEC_K], *vsrc[DEC_K]; /* one page lookup per run of keys */
         attn_kv_rows(x->t, 'k', x->b, x->hkv, j0, nk, DEC_K, ksrc);
         attn_kv_rows(x->t, 'v', x->b, x->hkv, j0, nk, DEC_K, vsrc);
+        /* The rows DEC_PF_KEYS keys later, through the page table: prefetched by the tiles
+         * (bf16: several rows, or paged one row) or, paged float32, while rounding. Paged,
+         * each page starts a stream the hardware prefetchers must find again. */
+        const void *kpf[DEC_K], *vpf[DEC_K];
+        if ((y.pf && n > 1) || paged) {
+            attn_kv_rows_ahead(x->t, 'k', x->b, x->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, ksrc, kpf);
+            attn_kv_rows_ahead(x->t, 'v', x->b, x->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, vsrc, vpf);
+        }
         for (int j = 0; j < DEC_K; j++) {
             const char *kj = ksrc[j], *vj = vsrc[j];
             if (x->dt == ATTN_BF16 || j >= nk) {
@@ -923,6 +941,11 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
                 continue;
             }
             for (int64_t c0 = 0; c0 < d; c0 += 32) {
+                if (paged)
+                    for (int64_t c = c0; c < c0 + 32 && c < d; c += 16) { /* a line each */
+                        _mm_prefetch((const char *)kpf[j] + 4 * c, _MM_HINT_T1);
+                        _mm_prefetch((const char *)vpf[j] + 4 * c, _MM_HINT_T1);
+                    }
                 _mm512_store_si512(dk + j * d32 + c0, load_bf16x32(kj + c0 * 4, d - c0, ATTN_F32));
                 _mm512_store_si512(dv + j * d32 + c0, load_bf16x32(vj + c0 * 4, d - c0, ATTN_F32));
             }
@@ -931,11 +954,11 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
         }
         int64_t r0 = 0;
         for (; r0 + DEC_R <= n; r0 += DEC_R)
-            dec_tile(&y, r0, DEC_R, j0, nk, krow, vrow);
+            dec_tile(&y, r0, DEC_R, j0, nk, krow, vrow, kpf, vpf);
         switch (n - r0) { /* a constant R per call, so the tiles' arrays stay in registers */
-        case 3: dec_tile(&y, r0, 3, j0, nk, krow, vrow); break;
-        case 2: dec_tile(&y, r0, 2, j0, nk, krow, vrow); break;
-        case 1: dec_tile(&y, r0, 1, j0, nk, krow, vrow); break;
+        case 3: dec_tile(&y, r0, 3, j0, nk, krow, vrow, kpf, vpf); break;
+        case 2: dec_tile(&y, r0, 2, j0, nk, krow, vrow, kpf, vpf); break;
+        case 1: dec_tile(&y, r0, 1, j0, nk, krow, vrow, kpf, vpf); break;
         default: break;
         }
     }

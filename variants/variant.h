@@ -359,6 +359,23 @@ static inline void attn_kv_rows(const attn_task *t, char tensor, int64_t b, int6
         rows[j] = rows[0];
 }
 
+/* The rows of keys j .. j + count - 1 of (b, h) of K or V, for kernels that prefetch some keys
+ * ahead of their loads: a row's address plus k rows is key j + k's row only when contiguous
+ * (paged, it lies in another page's memory), so the rows come through the page table here, one
+ * lookup per page run. Keys from end on (none to read there, and no table entries) take
+ * near[0], a row the kernel reads anyway. */
+static inline void attn_kv_rows_ahead(const attn_task *t, char tensor, int64_t b, int64_t h,
+                                      int64_t j, int64_t end, int count,
+                                      const void *const near[], const void **rows)
+{
+    if (j >= end) {
+        for (int r = 0; r < count; r++)
+            rows[r] = near[0];
+        return;
+    }
+    attn_kv_rows(t, tensor, b, h, j, end - j < count ? (int)(end - j) : count, count, rows);
+}
+
 /* Copies keys [j0, j1) of (b, h) of K or V ('k', 'v'), as stored (problem->dtype), into dst
  * as contiguous rows of head_dim elements, a page run at a time: for kernels and BLAS calls
  * that need the keys at one stride. */
