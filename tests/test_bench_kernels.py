@@ -94,10 +94,11 @@ class BenchKernels(unittest.TestCase):
         self.assertEqual(choice["peer"], fastest)
         self.assertAlmostEqual(choice["own_vs_peer"],
                                rows["streaming"]["gflops"] / rows[fastest]["gflops"])
+        # A second run may time the peers in another order on a busy machine: any peer.
         table = bench(*quick)
         self.assertEqual(table.returncode, 0, table.stderr)
-        self.assertRegex(table.stdout, r"\| D1 \| streaming \| \d+\.\d\d \| %s \| \d+\.\d\d \| "
-                                       r"\d+\.\d\d \|" % fastest)
+        self.assertRegex(table.stdout, r"\| D1 \| streaming \| \d+\.\d\d \| (%s) \| \d+\.\d\d \| "
+                                       r"\d+\.\d\d \|" % "|".join(peers))
 
     def test_decode_bytes_in_input_type(self):
         # D4 in bf16: 4 causal query rows share one pass over K and V, 2 bytes an element.
