@@ -6,7 +6,12 @@
  * tree into one zmm of 16 scores. The V pass walks head_dim in zmm chunks, the accumulator of
  * the chunk in a register across the block's keys, each key's weight broadcast (already
  * multiplied by its int8 row scale or q4 block scale). The chunk's rows take each key block in
- * turn, so a GQA group reads each K/V row once from memory. */
+ * turn, so a GQA group reads each K/V row once from memory.
+ *
+ * Built twice: here as attn_avx512_kvq_rows, and by avx512_vnni_kvq.c with KVQ_VNNI 1 as
+ * attn_avx512_vnni_kvq_rows, where int8 K/V of one query row with head_dim % 64 == 0 take
+ * integer dot products (dot16_vnni, accumulate_v_vnni: about half the vector instructions of
+ * the float32 path per key; D1 int8 ran 1.3x faster on Zen 4). */
 #pragma GCC diagnostic push /* tile_rows.h's finish_row (not inline) is the tile paths', not ours */
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "avx512_common.h"
@@ -14,6 +19,10 @@
 #include "kvq.h"
 
 #include <string.h>
+
+#ifndef KVQ_VNNI
+#define KVQ_VNNI 0 /* 1: built again by avx512_vnni_kvq.c, with the VNNI paths */
+#endif
 
 #define KB 16 /* keys per block: one zmm of scores */
 #define PREFETCH_KEYS 64 /* how far ahead the K and V rows are prefetched (4 blocks) */
@@ -25,6 +34,7 @@ typedef struct kvq_group {
     int64_t ks_seq, vs_seq; /* bytes from one key's scales to the next's */
     int64_t d;
     bool q4;
+    __m512i k_step[2], v_step[2]; /* bytes from key 0 of a block to key n (n < 8; 8 + n) */
 } kvq_group;
 
 static kvq_group group_of(const attn_task *t, int64_t b, int64_t hkv)
@@ -32,13 +42,20 @@ static kvq_group group_of(const attn_task *t, int64_t b, int64_t hkv)
     const attn_problem *p = t->problem;
     const bool q4 = p->kv_dtype == ATTN_Q4;
     const int64_t ssize = q4 ? 2 : 4;
-    return (kvq_group){
+    kvq_group x = {
         .k = attn_row(t, 'k', b, hkv, 0), .v = attn_row(t, 'v', b, hkv, 0),
         .k_seq = q4 ? p->k.seq / 2 : p->k.seq, .v_seq = q4 ? p->v.seq / 2 : p->v.seq,
         .ks = attn_kv_scale_row(p, 'k', p->k_scale, b, hkv, 0),
         .vs = attn_kv_scale_row(p, 'v', p->v_scale, b, hkv, 0),
         .ks_seq = p->k_scale_strides.seq * ssize, .vs_seq = p->v_scale_strides.seq * ssize,
         .d = p->head_dim, .q4 = q4};
+    const __m512i n8 = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), eight = _mm512_set1_epi64(8);
+    for (int h = 0; h < 2; h++) {
+        const __m512i n = h ? _mm512_add_epi64(n8, eight) : n8;
+        x.k_step[h] = _mm512_mullo_epi64(n, _mm512_set1_epi64(x.k_seq));
+        x.v_step[h] = _mm512_mullo_epi64(n, _mm512_set1_epi64(x.v_seq));
+    }
+    return x;
 }
 
 /* 16 int8 values widened to float (n < 16: the first n, zeros after; no byte beyond read). */
@@ -68,6 +85,164 @@ static inline void q4_scales(const char *base, int64_t seq, int64_t j0, int64_t 
             out[blk * KB + n] = n < n_keys ? _cvtsh_ss(row[blk]) : 0.0f;
     }
 }
+typedef struct kvq_qdigits kvq_qdigits;
+#if KVQ_VNNI
+/* int8 K/V with VNNI (avx512_vnni_kvq.c compiles this file with KVQ_VNNI 1), for one query row
+ * (a chunk of several widens to float32 as without VNNI) and head_dim % 64 == 0.
+ * Scores: Q·scale·log2(e) is quantized to 24-bit integers qi = round(q / sq) (|qi| <= 8·10^6,
+ * sq = max|q| / 8·10^6), split into three signed digits qi = g0 + 256·g1 + 65536·g2; vpdpbusd
+ * multiplies 64 K bytes by a digit plane at once. It wants one operand unsigned: K + 128 (K xor
+ * 0x80), whose extra 128·Σg each lane starts from minus (init). Each digit's lanes are exact
+ * int32 sums; they join in float32 lane by lane, then sum16 over the lanes, times sq and the
+ * row scale. Q's rounding is 2^-24 of max|q| per element: the score's error stays near
+ * float32 accumulation's. */
+struct kvq_qdigits {
+    int8_t *g[3];             /* the digit planes, head_dim bytes each (workspace) */
+    int32_t init[3][16];      /* per lane: -128 · (the digits the lane multiplies, summed) */
+    float sq;                 /* the quantization step of Q */
+};
+
+/* acc += the VNNI dot products, in place: GCC's _mm512_dpbusd_epi32 / _mm512_dpwssd_epi32 copy
+ * each accumulator to another register and to the stack around every instruction (GCC 12), which
+ * made the loops slower than float32's. */
+static inline __m512i dpbusd(__m512i acc, __m512i u8, __m512i s8)
+{
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "vm"(s8));
+    return acc;
+}
+static inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b)
+{
+    __asm__("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+    return acc;
+}
+
+static void qdigits_of(const float *q, int64_t d, kvq_qdigits *qd)
+{
+    float qmax = 0.0f;
+    for (int64_t c = 0; c < d; c++)
+        qmax = fmaxf(qmax, fabsf(q[c]));
+    qd->sq = qmax > 0.0f ? qmax / 8e6f : 1.0f;
+    memset(qd->init, 0, sizeof qd->init);
+    for (int64_t c = 0; c < d; c++) {
+        const int32_t qi = (int32_t)lrintf(q[c] / qd->sq);
+        const int32_t g0 = ((qi + 128) & 255) - 128, r = (qi - g0) / 256;
+        const int32_t g1 = ((r + 128) & 255) - 128, g2 = (r - g1) / 256;
+        const int32_t g[3] = {g0, g1, g2};
+        for (int k = 0; k < 3; k++) {
+            qd->g[k][c] = (int8_t)g[k];
+            qd->init[k][c % 64 / 4] -= 128 * g[k];
+        }
+    }
+}
+
+/* Scores of the block's 16 keys (log2 units before sq and the row scale): key after key,
+ * through a loop that is not unrolled, so each load instruction walks K in address order
+ * (the hardware prefetchers follow it, as in avx512.c's decode path); the three digits' lanes
+ * join in float32 per key, into a stack array for sum16. */
+static inline __m512 dot16_vnni(const void *const *k, int64_t d, const kvq_qdigits *qd)
+{
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __m512i i0 = _mm512_loadu_si512(qd->init[0]), i1 = _mm512_loadu_si512(qd->init[1]),
+                  i2 = _mm512_loadu_si512(qd->init[2]);
+    __m512 a[KB];
+#pragma GCC unroll 1
+    for (int n = 0; n < KB; n++) {
+        const int8_t *kn = k[n];
+        __m512i g0 = i0, g1 = i1, g2 = i2;
+        for (int64_t c = 0; c < d; c += 64) {
+            const __m512i kx = _mm512_xor_si512(_mm512_loadu_si512(kn + c), flip);
+            g0 = dpbusd(g0, kx, _mm512_loadu_si512(qd->g[0] + c));
+            g1 = dpbusd(g1, kx, _mm512_loadu_si512(qd->g[1] + c));
+            g2 = dpbusd(g2, kx, _mm512_loadu_si512(qd->g[2] + c));
+        }
+        a[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(g2), _mm512_set1_ps(65536.0f),
+                               _mm512_fmadd_ps(_mm512_cvtepi32_ps(g1), _mm512_set1_ps(256.0f),
+                                               _mm512_cvtepi32_ps(g0)));
+    }
+    return sum16(a);
+}
+
+/* One group of NC chunks of 32 of head_dim from c0 (NC constant once inlined: the 4·NC int32
+ * accumulators live in registers across the block's key pairs, walked in a loop that is not
+ * unrolled, rows in address order), then o[c0 ..] = o·corr + sw·(hi + lo/32768) in head_dim
+ * order. */
+static inline __attribute__((always_inline)) void v_vnni_group(const void *const *vrows, int64_t c0,
+                                                               int NC, __mmask16 keys,
+                                                               const int32_t *whi,
+                                                               const int32_t *wlo, float sw,
+                                                               float corr, float *o)
+{
+    __m512i hl[4], hh[4], ll[4], lh[4]; /* [digit hi/lo][unpack lo/hi] per chunk */
+    for (int c = 0; c < NC; c++)
+        hl[c] = hh[c] = ll[c] = lh[c] = _mm512_setzero_si512();
+#pragma GCC unroll 1
+    for (int m = 0; m < KB / 2; m++) {
+        if (!(keys >> (2 * m) & 3))
+            continue;
+        /* a key outside `keys` has weight 0: its (finite) int8 row adds nothing */
+        const int8_t *ra = (const int8_t *)vrows[2 * m] + c0, *rb = (const int8_t *)vrows[2 * m + 1] + c0;
+        const __m512i ph = _mm512_set1_epi32(whi[m]), pl = _mm512_set1_epi32(wlo[m]);
+        for (int c = 0; c < NC; c++) {
+            const __m512i va = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(ra + 32 * c)));
+            const __m512i vb = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(rb + 32 * c)));
+            const __m512i ul = _mm512_unpacklo_epi16(va, vb), uh = _mm512_unpackhi_epi16(va, vb);
+            hl[c] = dpwssd(hl[c], ul, ph);
+            hh[c] = dpwssd(hh[c], uh, ph);
+            ll[c] = dpwssd(ll[c], ul, pl);
+            lh[c] = dpwssd(lh[c], uh, pl);
+        }
+    }
+    /* the unpacked lanes (c = 8·(j/4) + j%4, and + 4) back in head_dim order */
+    const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const __m512i second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29,
+                                             30, 31);
+    const __m512 s = _mm512_set1_ps(sw), f = _mm512_set1_ps(1.0f / 32768.0f), cv = _mm512_set1_ps(corr);
+    for (int c = 0; c < NC; c++) {
+        float *oc = o + c0 + 32 * c;
+        const __m512 xl = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ll[c]), f, _mm512_cvtepi32_ps(hl[c]));
+        const __m512 xh = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lh[c]), f, _mm512_cvtepi32_ps(hh[c]));
+        _mm512_storeu_ps(oc, _mm512_fmadd_ps(_mm512_permutex2var_ps(xl, first, xh), s,
+                                             _mm512_mul_ps(_mm512_loadu_ps(oc), cv)));
+        _mm512_storeu_ps(oc + 16, _mm512_fmadd_ps(_mm512_permutex2var_ps(xl, second, xh), s,
+                                                  _mm512_mul_ps(_mm512_loadu_ps(oc + 16), cv)));
+    }
+}
+
+/* V with VNNI: the block's weights w (p · V's row scale, >= 0) are quantized against their
+ * largest, sw = max w / 32767, as hi + lo/32768 (hi in [0, 32767], |lo| <= 16384: 2^-31 of max
+ * w), packed in key pairs; vpdpwssd takes two keys' int16 V values (vpmovsxbw, interleaved by
+ * vpunpck[lh]wd) times the pair's weights, the block's sums exact in int32 (16 · 32767 · 127 <
+ * 2^31). false (nothing done) when a weight is not finite (a NaN or infinite V scale): the
+ * float path carries it. head_dim % 64 == 0. */
+static inline bool accumulate_v_vnni(const void *const *vrows, int64_t d, float *o, float corr,
+                                     __mmask16 keys, const float *w)
+{
+    const __m512 wv = _mm512_maskz_loadu_ps(keys, w);
+    const float wmax = _mm512_reduce_max_ps(wv);
+    if (!(wmax < INFINITY))
+        return false;
+    if (wmax == 0.0f) {
+        const __m512 cv = _mm512_set1_ps(corr);
+        for (int64_t c = 0; c < d; c += 16)
+            _mm512_storeu_ps(o + c, _mm512_mul_ps(_mm512_loadu_ps(o + c), cv));
+        return true;
+    }
+    const float sw = wmax / 32767.0f;
+    const __m512i hi = _mm512_cvtps_epi32(_mm512_mul_ps(wv, _mm512_set1_ps(1.0f / sw)));
+    const __m512 rest = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_set1_ps(sw), wv);
+    const __m512i lo = _mm512_cvtps_epi32(_mm512_mul_ps(rest, _mm512_set1_ps(32768.0f / sw)));
+    int32_t whi[8], wlo[8]; /* key pair m: (w[2m], w[2m+1]) as two int16 */
+    _mm256_storeu_si256((__m256i *)whi, _mm512_cvtepi32_epi16(hi));
+    _mm256_storeu_si256((__m256i *)wlo, _mm512_cvtepi32_epi16(lo));
+    int64_t c0 = 0;
+    for (; c0 + 128 <= d; c0 += 128)
+        v_vnni_group(vrows, c0, 4, keys, whi, wlo, sw, corr, o);
+    if (c0 < d)
+        v_vnni_group(vrows, c0, 2, keys, whi, wlo, sw, corr, o);
+    return true;
+}
+#endif
+
 /* Prefetches K and V rows [j, j + n): PREFETCH_KEYS ahead of the block being computed (decode
  * reads each row once, from memory; V's chunk loop walks 16 rows at once). */
 static inline void prefetch_rows(const kvq_group *x, int64_t j, int64_t n)
@@ -91,6 +266,23 @@ typedef struct kvq_block {
 
 static inline void kvq_block_of(const kvq_group *x, int64_t j0, int64_t n, kvq_block *kb)
 {
+    if (n == KB) { /* a whole block: the row addresses as vectors (no loop over keys) */
+        const __m512i k0 = _mm512_set1_epi64((int64_t)(uintptr_t)(x->k + j0 * x->k_seq));
+        const __m512i v0 = _mm512_set1_epi64((int64_t)(uintptr_t)(x->v + j0 * x->v_seq));
+        for (int h = 0; h < 2; h++) {
+            _mm512_storeu_si512(&kb->k[8 * h], _mm512_add_epi64(k0, x->k_step[h]));
+            _mm512_storeu_si512(&kb->v[8 * h], _mm512_add_epi64(v0, x->v_step[h]));
+        }
+        if (!x->q4 && x->ks_seq == 4 && x->vs_seq == 4) { /* contiguous row scales */
+            kb->ks = _mm512_loadu_ps(x->ks + j0 * 4);
+            kb->vs = _mm512_loadu_ps(x->vs + j0 * 4);
+            return;
+        }
+        if (x->q4) {
+            kb->ks = kb->vs = _mm512_setzero_ps();
+            return;
+        }
+    }
     float ks[KB] = {0}, vs[KB] = {0};
     for (int i = 0; i < KB; i++) {
         const int64_t j = j0 + (i < n ? i : 0);
@@ -107,9 +299,18 @@ static inline void kvq_block_of(const kvq_group *x, int64_t j0, int64_t n, kvq_b
 
 /* Scores of the block's 16 keys against q (log2 units before the int8 row scale, q4 scales
  * included): the 16 accumulators live in registers along head_dim, then sum16. */
-static inline __m512 dot_block(const kvq_group *x, const kvq_block *kb, const float *q)
+static inline __m512 dot_block(const kvq_group *x, const kvq_block *kb, const float *q,
+                               const kvq_qdigits *qd)
 {
     __m512 a[KB];
+#if KVQ_VNNI
+    if (qd && !kb->wide) {
+        return _mm512_mul_ps(dot16_vnni(kb->k, x->d, qd),
+                             _mm512_mul_ps(kb->ks, _mm512_set1_ps(qd->sq)));
+    }
+#else
+    (void)qd;
+#endif
     for (int n = 0; n < KB; n++)
         a[n] = _mm512_setzero_ps();
     if (kb->wide) { /* float32 rows padded to 16 with zeros, as q is */
@@ -148,8 +349,14 @@ static inline __m512 dot_block(const kvq_group *x, const kvq_block *kb, const fl
 /* o = o·corr + Σ_{keys n in `keys`} w[n]·V[n] over head_dim (w: the softmax weights, times
  * the int8 row scale of V; q4 applies its block scales here). */
 static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *o, float corr,
-                                __mmask16 keys, const float *w)
+                                __mmask16 keys, const float *w, bool vnni)
 {
+#if KVQ_VNNI
+    if (vnni && accumulate_v_vnni(kb->v, x->d, o, corr, keys, w))
+        return;
+#else
+    (void)vnni;
+#endif
     const __m512 cv = _mm512_set1_ps(corr);
     if (kb->wide) {
         for (int64_t c = 0; c < x->d; c += 16) {
@@ -245,6 +452,7 @@ typedef struct kvq_row {
     float slope2, pos; /* ALiBi slope·log2(e); the query's position i' */
     float m, l;        /* running max (log2 units), sum */
     const float *mask;
+    const kvq_qdigits *qd; /* VNNI: Q's digits (int8 K/V, one row, head_dim % 64 == 0); or NULL */
 } kvq_row;
 
 /* Row rw's weights of the block's keys j0 + n into w[n]; updates its max and sum. Returns the
@@ -257,7 +465,7 @@ static inline __mmask16 row_block(const kvq_group *x, const kvq_block *kb,
     __mmask16 valid = (__mmask16)(tail_mask16(hi) & ~tail_mask16(lo));
     if (!valid)
         return 0;
-    __m512 s = dot_block(x, kb, q);
+    __m512 s = dot_block(x, kb, q, rw->qd);
     s = row_options_apply(opts, rw->slope2, rw->pos, j0, s);
     if (rw->mask) {
         const __m512 mv = _mm512_maskz_loadu_ps(valid, rw->mask + j0);
@@ -304,8 +512,11 @@ static void row_store(const attn_task *t, const kvq_group *x, const kvq_row *rw,
     }
 }
 
-attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
-                                 const attn_partial *part)
+#ifndef KVQ_ENTRY
+#define KVQ_ENTRY attn_avx512_kvq_rows
+#endif
+attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
+                      const attn_partial *part)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, dpad = attn_kvq_dpad(p);
@@ -315,6 +526,10 @@ attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t 
     float *qw = ws, *ow = qw + KVQ_ROWS * dpad, *w = ow + KVQ_ROWS * dpad;
     float *ksc = w + 16 * KVQ_ROWS, *vsc = ksc + dpad; /* q4: a key block's scales */
     float *kw = vsc + dpad, *vw = kw + KB * dpad;       /* a key block widened (R > 1) */
+#if KVQ_VNNI
+    kvq_qdigits qd = {.g = {(int8_t *)(vw + KB * dpad), (int8_t *)(vw + KB * dpad) + dpad,
+                            (int8_t *)(vw + KB * dpad) + 2 * dpad}};
+#endif
     const int64_t nb = d / ATTN_Q4_BLOCK;
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
@@ -345,6 +560,13 @@ attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t 
                 const float *q = attn_row_f32(t, 'q', gr.b, rw->h, rw->i, orow);
                 attn_kvq_pack_q(qr, q, d, dpad, c2, x.q4);
                 memset(orow, 0, (size_t)dpad * sizeof *orow);
+                rw->qd = NULL;
+#if KVQ_VNNI
+                if (R == 1 && !x.q4 && d % 64 == 0) {
+                    qdigits_of(qr, d, &qd);
+                    rw->qd = &qd;
+                }
+#endif
             }
             for (int64_t j0 = first; j0 < last; j0 += KB) {
                 const int64_t ahead = j0 + PREFETCH_KEYS, n = last - j0 < KB ? last - j0 : KB;
@@ -365,7 +587,7 @@ attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t 
                     const __mmask16 keys =
                         row_block(&x, &kb, &opts, &rows[r], qw + r * dpad, j0, w, &corr);
                     if (keys)
-                        accumulate_v(&x, &kb, ow + r * dpad, corr, keys, w);
+                        accumulate_v(&x, &kb, ow + r * dpad, corr, keys, w, rows[r].qd != NULL);
                 }
             }
             for (int r = 0; r < R; r++)

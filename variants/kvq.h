@@ -33,7 +33,8 @@ static inline int64_t attn_kvq_dpad(const attn_problem *p) { return (p->head_dim
 
 /* Workspace: per chunk row its Q row and accumulator (dpad floats each), 16 weights; the q4
  * scales of a block of keys of K and of V widened to float (16 · d/32 each, within 2 · dpad);
- * the block's K and V widened to float32 for a chunk of several rows (2 · 16 · dpad); 64 bytes
+ * the block's K and V widened to float32 for a chunk of several rows (2 · 16 · dpad); Q's
+ * three int8 digit planes (avx512_vnni, one row: 3 · dpad bytes, within dpad floats); 64 bytes
  * of slack for alignment. */
 /* Query row q (d floats) times c2 (scale·log2(e)) into qr, zero padded to dpad; with q4 in
  * each 32-block's even-then-odd order, the order the kernels widen q4 nibbles in. */
@@ -48,12 +49,14 @@ static inline void attn_kvq_pack_q(float *qr, const float *q, int64_t d, int64_t
 static inline size_t attn_kvq_workspace(const attn_problem *p)
 {
     const size_t dpad = (size_t)attn_kvq_dpad(p);
-    return (KVQ_ROWS * (2 * dpad + 32) + 2 * dpad + 2 * KVQ_BLOCK_MAX * dpad) * sizeof(float) +
+    return (KVQ_ROWS * (2 * dpad + 32) + 3 * dpad + 2 * KVQ_BLOCK_MAX * dpad) * sizeof(float) +
            64;
 }
 
 attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                                  const attn_partial *part);
+attn_status attn_avx512_vnni_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
+                                      const attn_partial *part);
 attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                                const attn_partial *part);
 
