@@ -914,7 +914,7 @@ static void decode_group(const attn_task *t, const ws_layout *w, const attn_grou
 
 /* ---- entry ------------------------------------------------------------------------------- */
 
-/* Whether int8 K/V may take the VNNI build of avx512_kvq.c (avx512_vnni_kvq.c): the CPU has
+/* Whether int8 and q4 K/V may take the VNNI build of avx512_kvq.c (avx512_vnni_kvq.c): the CPU has
  * AVX512_VNNI and ATTN_DISABLE_ISA leaves it on. Set once at CPU detection (limit_isa), before
  * any run. */
 static bool kvq_vnni;
@@ -925,8 +925,7 @@ static attn_status avx512_rows(const attn_task *t, int64_t key_begin, int64_t ke
                                const attn_partial *part)
 {
     if (attn_kv_quantized(t->problem)) /* int8, q4 K/V: avx512_kvq.c */
-        return t->problem->kv_dtype == ATTN_INT8 && kvq_vnni
-                   ? attn_avx512_vnni_kvq_rows(t, key_begin, key_end, part)
+        return kvq_vnni ? attn_avx512_vnni_kvq_rows(t, key_begin, key_end, part)
                    : attn_avx512_kvq_rows(t, key_begin, key_end, part);
     ws_layout w;
     if (!layout_of(t->problem, t->params, &w))

@@ -102,6 +102,16 @@ static inline void q4_scales(const char *base, int64_t seq, int64_t j0, int64_t 
             out[blk * KB + n] = n < n_keys ? _cvtsh_ss(row[blk]) : 0.0f;
     }
 }
+/* The rows of one key block, shared by the chunk's rows: K, V and (int8) the row scales of
+ * keys j0 + n; keys past the block's end point at key j0 (read, never counted). */
+typedef struct kvq_block {
+    const void *k[KB], *v[KB];
+    __m512 ks, vs; /* int8: the 16 keys' row scales */
+    const float *ksc, *vsc; /* q4: the 16 keys' block scales, [blk·16 + n] */
+    bool wide;     /* k[n], v[n] are float32 rows, scales applied (widen_block) */
+    int64_t j0, n; /* the block's first key, its keys */
+} kvq_block;
+
 typedef struct kvq_qdigits kvq_qdigits;
 #if KVQ_VNNI
 /* int8 K/V with VNNI (avx512_vnni_kvq.c compiles this file with KVQ_VNNI 1), for one query row
@@ -114,8 +124,12 @@ typedef struct kvq_qdigits kvq_qdigits;
  * row scale. Q's rounding is 2^-24 of max|q| per element: the score's error stays near
  * float32 accumulation's. */
 struct kvq_qdigits {
-    int8_t *g[3];             /* the digit planes, head_dim bytes each (workspace) */
-    int32_t init[3][16];      /* per lane: -128 · (the digits the lane multiplies, summed) */
+    int8_t *g[3];             /* the digit planes (workspace): int8 head_dim bytes each; q4
+                               * head_dim/2 each, the low nibbles' elements (even ones) */
+    int8_t *gh[3];            /* q4: the high nibbles' (odd elements) */
+    int32_t init[3][16];      /* int8, per lane: -128 · (the digits the lane multiplies, summed) */
+    int32_t *init4;           /* q4, per 64-byte chunk of a row [chunk][digit][lane]: -8 · (the
+                               * lane's digits, low and high nibbles, summed) */
     float sq;                 /* the quantization step of Q */
 };
 
@@ -133,23 +147,76 @@ static inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b)
     return acc;
 }
 
-static void qdigits_of(const float *q, int64_t d, kvq_qdigits *qd)
+/* q (d floats; q4: in its parity order) as digits. q4: element c of block b = c/32 sits in
+ * byte p = 16·b + c%16 of a row, the low nibble for c%32 < 16 (even elements), else the high;
+ * the lanes of a 64-byte chunk hold 4 head_dim blocks, one per 4 lanes. */
+static void qdigits_of(const float *q, int64_t d, bool q4, kvq_qdigits *qd)
 {
     float qmax = 0.0f;
     for (int64_t c = 0; c < d; c++)
         qmax = fmaxf(qmax, fabsf(q[c]));
     qd->sq = qmax > 0.0f ? qmax / 8e6f : 1.0f;
     memset(qd->init, 0, sizeof qd->init);
+    if (q4)
+        memset(qd->init4, 0, (size_t)(d + 127) / 128 * 48 * sizeof *qd->init4);
     for (int64_t c = 0; c < d; c++) {
         const int32_t qi = (int32_t)lrintf(q[c] / qd->sq);
         const int32_t g0 = ((qi + 128) & 255) - 128, r = (qi - g0) / 256;
         const int32_t g1 = ((r + 128) & 255) - 128, g2 = (r - g1) / 256;
         const int32_t g[3] = {g0, g1, g2};
+        const int64_t p = c / 32 * 16 + c % 16;
         for (int k = 0; k < 3; k++) {
-            qd->g[k][c] = (int8_t)g[k];
-            qd->init[k][c % 64 / 4] -= 128 * g[k];
+            if (!q4) {
+                qd->g[k][c] = (int8_t)g[k];
+                qd->init[k][c % 64 / 4] -= 128 * g[k];
+                continue;
+            }
+            (c % 32 < 16 ? qd->g : qd->gh)[k][p] = (int8_t)g[k];
+            qd->init4[p / 64 * 48 + k * 16 + p % 64 / 4] -= 8 * g[k];
         }
     }
+}
+
+/* q4 scores of the block's 16 keys with VNNI (head_dim % 64 == 0), key after key as
+ * dot16_vnni: the nibbles (q + 8, unsigned) of a 64-byte chunk are vpdpbusd's unsigned
+ * operand as they are, low and high against their digit planes; per chunk the digits join in
+ * float32 and take the key's 4 block scales (one per 4 lanes), then sum16. */
+static inline __m512 dot16_vnni_q4(const kvq_group *x, const kvq_block *kb, const kvq_qdigits *qd)
+{
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const __m512i rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const int64_t bytes = x->d / 2;
+    __m512 a[KB];
+#pragma GCC unroll 1
+    for (int n = 0; n < KB; n++) {
+        const uint8_t *kn = kb->k[n];
+        const char *sn = x->ks + (kb->j0 + (n < kb->n ? n : 0)) * x->ks_seq;
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t c = 0; c < bytes; c += 64) {
+            const bool whole = bytes - c >= 64; /* else 32 bytes: 2 head_dim blocks */
+            const __m512i raw = _mm512_maskz_loadu_epi8(whole ? ~0ull : 0xffffffffull, kn + c);
+            const __m512i lo = _mm512_and_si512(raw, low4);
+            const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+            const int32_t *init = qd->init4 + c / 64 * 48;
+            __m512i g0 = _mm512_loadu_si512(init), g1 = _mm512_loadu_si512(init + 16),
+                    g2 = _mm512_loadu_si512(init + 32);
+            g0 = dpbusd(dpbusd(g0, lo, _mm512_loadu_si512(qd->g[0] + c)), hi,
+                        _mm512_loadu_si512(qd->gh[0] + c));
+            g1 = dpbusd(dpbusd(g1, lo, _mm512_loadu_si512(qd->g[1] + c)), hi,
+                        _mm512_loadu_si512(qd->gh[1] + c));
+            g2 = dpbusd(dpbusd(g2, lo, _mm512_loadu_si512(qd->g[2] + c)), hi,
+                        _mm512_loadu_si512(qd->gh[2] + c));
+            const __m512 f = _mm512_fmadd_ps(
+                _mm512_cvtepi32_ps(g2), _mm512_set1_ps(65536.0f),
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(g1), _mm512_set1_ps(256.0f),
+                                _mm512_cvtepi32_ps(g0)));
+            const __m128i h = _mm_maskz_loadu_epi16(whole ? 0xf : 0x3, sn + c / 16 * 2);
+            acc = _mm512_fmadd_ps(f, _mm512_permutexvar_ps(rep4, _mm512_castps128_ps512(_mm_cvtph_ps(h))),
+                                  acc);
+        }
+        a[n] = acc;
+    }
+    return _mm512_mul_ps(sum16(a), _mm512_set1_ps(qd->sq));
 }
 
 /* Scores of the block's 16 keys (log2 units before sq and the row scale): key after key,
@@ -272,17 +339,11 @@ static inline void prefetch_rows(const kvq_group *x, int64_t j, int64_t n)
         }
 }
 
-/* The rows of one key block, shared by the chunk's rows: K, V and (int8) the row scales of
- * keys j0 + n; keys past the block's end point at key j0 (read, never counted). */
-typedef struct kvq_block {
-    const void *k[KB], *v[KB];
-    __m512 ks, vs; /* int8: the 16 keys' row scales */
-    const float *ksc, *vsc; /* q4: the 16 keys' block scales, [blk·16 + n] */
-    bool wide;     /* k[n], v[n] are float32 rows, scales applied (widen_block) */
-} kvq_block;
 
 static inline void kvq_block_of(const kvq_group *x, int64_t j0, int64_t n, kvq_block *kb)
 {
+    kb->j0 = j0;
+    kb->n = n;
     if (n == KB) { /* a whole block: the row addresses as vectors (no loop over keys) */
         const __m512i k0 = _mm512_set1_epi64((int64_t)(uintptr_t)(x->k + j0 * x->k_seq));
         const __m512i v0 = _mm512_set1_epi64((int64_t)(uintptr_t)(x->v + j0 * x->v_seq));
@@ -321,6 +382,8 @@ static inline __m512 dot_block(const kvq_group *x, const kvq_block *kb, const fl
 {
     __m512 a[KB];
 #if KVQ_VNNI
+    if (qd && !kb->wide && x->q4)
+        return dot16_vnni_q4(x, kb, qd);
     if (qd && !kb->wide) {
         return _mm512_mul_ps(dot16_vnni(kb->k, x->d, qd),
                              _mm512_mul_ps(kb->ks, _mm512_set1_ps(qd->sq)));
@@ -403,7 +466,7 @@ static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *
                                 __mmask16 keys, const float *w, bool vnni)
 {
 #if KVQ_VNNI
-    if (vnni && accumulate_v_vnni(kb->v, x->d, o, corr, keys, w))
+    if (vnni && !x->q4 && accumulate_v_vnni(kb->v, x->d, o, corr, keys, w))
         return;
 #else
     (void)vnni;
@@ -586,8 +649,12 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
     float *ksc = w + 16 * KVQ_ROWS, *vsc = ksc + dpad; /* q4: a key block's scales */
     float *kw = vsc + dpad, *vw = kw + KB * dpad;       /* a key block widened (R > 1) */
 #if KVQ_VNNI
-    kvq_qdigits qd = {.g = {(int8_t *)(vw + KB * dpad), (int8_t *)(vw + KB * dpad) + dpad,
-                            (int8_t *)(vw + KB * dpad) + 2 * dpad}};
+    int8_t *planes = (int8_t *)(vw + KB * dpad); /* 3·dpad bytes; init4 after */
+    kvq_qdigits qd = {.init4 = (int32_t *)(vw + KB * dpad + dpad)};
+    for (int k = 0; k < 3; k++) { /* int8: planes of d; q4: low and high planes of d/2 */
+        qd.g[k] = planes + k * dpad;
+        qd.gh[k] = planes + k * dpad + dpad / 2;
+    }
 #endif
     const int64_t nb = d / ATTN_Q4_BLOCK;
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
@@ -621,8 +688,8 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
                 memset(orow, 0, (size_t)dpad * sizeof *orow);
                 rw->qd = NULL;
 #if KVQ_VNNI
-                if (R == 1 && !x.q4 && d % 64 == 0) {
-                    qdigits_of(qr, d, &qd);
+                if (R == 1 && d % 64 == 0) {
+                    qdigits_of(qr, d, x.q4, &qd);
                     rw->qd = &qd;
                 }
 #endif
@@ -634,7 +701,8 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
                 kvq_block kb = {.ksc = NULL, .vsc = NULL, .wide = false};
                 kvq_block_of(&x, j0, n, &kb);
                 if (x.q4) { /* the block's scales, once for all rows */
-                    q4_scales(x.ks, x.ks_seq, j0, n, nb, ksc);
+                    if (!rows[0].qd) /* (the VNNI scores read K's scales per key) */
+                        q4_scales(x.ks, x.ks_seq, j0, n, nb, ksc);
                     q4_scales(x.vs, x.vs_seq, j0, n, nb, vsc);
                     kb.ksc = ksc;
                     kb.vsc = vsc;
