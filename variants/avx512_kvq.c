@@ -325,7 +325,132 @@ static inline bool accumulate_v_vnni(const void *const *vrows, int64_t d, float 
         v_vnni_group(vrows, c0, 2, keys, whi, wlo, sw, corr, o);
     return true;
 }
+/* A tile of T query rows (T = 2..4, a constant once inlined) of one GQA group on int8 K/V:
+ * each K row is loaded and flipped once for the T rows' digits (3·T accumulators), key after
+ * key as dot16_vnni; s[t] = row t's 16 scores (log2 units, sq and the row scales applied). */
+static inline __attribute__((always_inline)) void dot_tile_vnni_t(const kvq_block *kb, int64_t d,
+                                                                  const kvq_qdigits *qd, int T,
+                                                                  __m512 *s)
+{
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512 part[4][KB];
+#pragma GCC unroll 1
+    for (int n = 0; n < KB; n++) {
+        const int8_t *kn = kb->k[n];
+        __m512i g[4][3];
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < 3; k++)
+                g[t][k] = _mm512_loadu_si512(qd[t].init[k]);
+        for (int64_t c = 0; c < d; c += 64) {
+            const __m512i kx = _mm512_xor_si512(_mm512_loadu_si512(kn + c), flip);
+            for (int t = 0; t < T; t++)
+                for (int k = 0; k < 3; k++)
+                    g[t][k] = dpbusd(g[t][k], kx, _mm512_loadu_si512(qd[t].g[k] + c));
+        }
+        for (int t = 0; t < T; t++)
+            part[t][n] = _mm512_fmadd_ps(
+                _mm512_cvtepi32_ps(g[t][2]), _mm512_set1_ps(65536.0f),
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(g[t][1]), _mm512_set1_ps(256.0f),
+                                _mm512_cvtepi32_ps(g[t][0])));
+    }
+    for (int t = 0; t < T; t++)
+        s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_mul_ps(kb->ks, _mm512_set1_ps(qd[t].sq)));
+}
+
+static inline void dot_tile_vnni(const kvq_block *kb, int64_t d, const kvq_qdigits *qd, int T,
+                                 __m512 *s)
+{
+    switch (T) {
+    case 2: dot_tile_vnni_t(kb, d, qd, 2, s); break;
+    case 3: dot_tile_vnni_t(kb, d, qd, 3, s); break;
+    default: dot_tile_vnni_t(kb, d, qd, 4, s); break;
+    }
+}
+
+/* The tile's V (accumulate_v_vnni's int16 weights, per row): each pair of V rows is loaded and
+ * interleaved once per 32 values of head_dim for the T rows (4·T int32 accumulators), then
+ * row t's o_t = o_t·corr[t] + sw_t·(hi + lo/32768). A row without keys has weight 0 and corr
+ * 1. false (nothing done) when a weight is not finite. */
+static inline __attribute__((always_inline)) bool v_tile_vnni_t(const void *const *vrows,
+                                                                int64_t d, int T, float *o,
+                                                                int64_t ostride,
+                                                                const float *corr,
+                                                                const __mmask16 *keys,
+                                                                const float *w)
+{
+    int32_t whi[4][8], wlo[4][8];
+    float sw[4];
+    unsigned any = 0;
+    for (int t = 0; t < T; t++) {
+        const __m512 wv = _mm512_maskz_loadu_ps(keys[t], w + 16 * t);
+        const float wmax = _mm512_reduce_max_ps(wv);
+        if (!(wmax < INFINITY))
+            return false;
+        any |= keys[t];
+        sw[t] = wmax / 32767.0f;
+        const __m512 inv = _mm512_set1_ps(wmax > 0.0f ? 1.0f / sw[t] : 0.0f);
+        const __m512i hi = _mm512_cvtps_epi32(_mm512_mul_ps(wv, inv));
+        const __m512 rest = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_set1_ps(sw[t]), wv);
+        const __m512i lo = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_mul_ps(rest, inv),
+                                                            _mm512_set1_ps(32768.0f)));
+        _mm256_storeu_si256((__m256i *)whi[t], _mm512_cvtepi32_epi16(hi));
+        _mm256_storeu_si256((__m256i *)wlo[t], _mm512_cvtepi32_epi16(lo));
+    }
+    const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const __m512i second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29,
+                                             30, 31);
+    const __m512 f = _mm512_set1_ps(1.0f / 32768.0f);
+    for (int64_t c0 = 0; c0 < d; c0 += 32) {
+        __m512i acc[4][4]; /* per row: hi digit × (lo, hi unpack), lo digit × (lo, hi) */
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < 4; i++)
+                acc[t][i] = _mm512_setzero_si512();
+#pragma GCC unroll 1
+        for (int m = 0; m < KB / 2; m++) {
+            if (!(any >> (2 * m) & 3))
+                continue;
+            const __m512i va = _mm512_cvtepi8_epi16(
+                _mm256_loadu_si256((const __m256i *)((const int8_t *)vrows[2 * m] + c0)));
+            const __m512i vb = _mm512_cvtepi8_epi16(
+                _mm256_loadu_si256((const __m256i *)((const int8_t *)vrows[2 * m + 1] + c0)));
+            const __m512i ul = _mm512_unpacklo_epi16(va, vb), uh = _mm512_unpackhi_epi16(va, vb);
+            for (int t = 0; t < T; t++) {
+                const __m512i ph = _mm512_set1_epi32(whi[t][m]), pl = _mm512_set1_epi32(wlo[t][m]);
+                acc[t][0] = dpwssd(acc[t][0], ul, ph);
+                acc[t][1] = dpwssd(acc[t][1], uh, ph);
+                acc[t][2] = dpwssd(acc[t][2], ul, pl);
+                acc[t][3] = dpwssd(acc[t][3], uh, pl);
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            float *oc = o + t * ostride + c0;
+            const __m512 xl = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][2]), f,
+                                              _mm512_cvtepi32_ps(acc[t][0]));
+            const __m512 xh = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][3]), f,
+                                              _mm512_cvtepi32_ps(acc[t][1]));
+            const __m512 sv = _mm512_set1_ps(sw[t]), cv = _mm512_set1_ps(corr[t]);
+            _mm512_storeu_ps(oc, _mm512_fmadd_ps(_mm512_permutex2var_ps(xl, first, xh), sv,
+                                                 _mm512_mul_ps(_mm512_loadu_ps(oc), cv)));
+            _mm512_storeu_ps(oc + 16,
+                             _mm512_fmadd_ps(_mm512_permutex2var_ps(xl, second, xh), sv,
+                                             _mm512_mul_ps(_mm512_loadu_ps(oc + 16), cv)));
+        }
+    }
+    return true;
+}
+
+static inline bool v_tile_vnni(const void *const *vrows, int64_t d, int T, float *o,
+                               int64_t ostride, const float *corr, const __mmask16 *keys,
+                               const float *w)
+{
+    switch (T) {
+    case 2: return v_tile_vnni_t(vrows, d, 2, o, ostride, corr, keys, w);
+    case 3: return v_tile_vnni_t(vrows, d, 3, o, ostride, corr, keys, w);
+    default: return v_tile_vnni_t(vrows, d, 4, o, ostride, corr, keys, w);
+    }
+}
 #endif
+
 
 /* Prefetches K and V rows [j, j + n): PREFETCH_KEYS ahead of the block being computed (decode
  * reads each row once, from memory; V's chunk loop walks 16 rows at once). */
@@ -581,13 +706,13 @@ typedef struct kvq_row {
  * keys that count (0: none) and the accumulator's correction in *corr. */
 static inline __mmask16 row_block(const kvq_group *x, const kvq_block *kb,
                                   const tile_options *opts, kvq_row *rw, const float *q,
-                                  int64_t j0, float *w, float *corr)
+                                  int64_t j0, float *w, float *corr, const __m512 *scored)
 {
     const int64_t lo = rw->first > j0 ? rw->first - j0 : 0, hi = rw->lim - j0;
     __mmask16 valid = (__mmask16)(tail_mask16(hi) & ~tail_mask16(lo));
     if (!valid)
         return 0;
-    __m512 s = dot_block(x, kb, q, rw->qd);
+    __m512 s = scored ? *scored : dot_block(x, kb, q, rw->qd); /* scored: a VNNI tile's */
     s = row_options_apply(opts, rw->slope2, rw->pos, j0, s);
     if (rw->mask) {
         const __m512 mv = _mm512_maskz_loadu_ps(valid, rw->mask + j0);
@@ -649,11 +774,14 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
     float *ksc = w + 16 * KVQ_ROWS, *vsc = ksc + dpad; /* q4: a key block's scales */
     float *kw = vsc + dpad, *vw = kw + KB * dpad;       /* a key block widened (R > 1) */
 #if KVQ_VNNI
-    int8_t *planes = (int8_t *)(vw + KB * dpad); /* 3·dpad bytes; init4 after */
-    kvq_qdigits qd = {.init4 = (int32_t *)(vw + KB * dpad + dpad)};
-    for (int k = 0; k < 3; k++) { /* int8: planes of d; q4: low and high planes of d/2 */
-        qd.g[k] = planes + k * dpad;
-        qd.gh[k] = planes + k * dpad + dpad / 2;
+    int8_t *planes = (int8_t *)(vw + KB * dpad); /* 3·dpad bytes per row; init4 after */
+    kvq_qdigits qds[KVQ_ROWS];
+    for (int r = 0; r < KVQ_ROWS; r++) {
+        qds[r].init4 = (int32_t *)(vw + KB * dpad + KVQ_ROWS * dpad);
+        for (int k = 0; k < 3; k++) { /* int8: planes of d; q4: low and high planes of d/2 */
+            qds[r].g[k] = planes + r * 4 * dpad + k * dpad;
+            qds[r].gh[k] = planes + r * 4 * dpad + k * dpad + dpad / 2;
+        }
     }
 #endif
     const int64_t nb = d / ATTN_Q4_BLOCK;
@@ -688,9 +816,9 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
                 memset(orow, 0, (size_t)dpad * sizeof *orow);
                 rw->qd = NULL;
 #if KVQ_VNNI
-                if (R == 1 && d % 64 == 0) {
-                    qdigits_of(qr, d, x.q4, &qd);
-                    rw->qd = &qd;
+                if (d % 64 == 0 && (R == 1 || !x.q4)) { /* one row, or an int8 tile */
+                    qdigits_of(qr, d, x.q4, &qds[r]);
+                    rw->qd = &qds[r];
                 }
 #endif
             }
@@ -707,12 +835,34 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
                     kb.ksc = ksc;
                     kb.vsc = vsc;
                 }
+#if KVQ_VNNI
+                if (R > 1 && rows[0].qd) { /* int8 tiles of up to 4 rows (VNNI) */
+                    for (int t0 = 0; t0 < R; t0 += 4) {
+                        const int T = R - t0 < 4 ? R - t0 : 4;
+                        __m512 sc[4];
+                        float corr[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+                        __mmask16 keys[4];
+                        dot_tile_vnni(&kb, d, &qds[t0], T, sc);
+                        for (int t = 0; t < T; t++)
+                            keys[t] = row_block(&x, &kb, &opts, &rows[t0 + t], NULL, j0,
+                                                w + 16 * (t0 + t), &corr[t], &sc[t]);
+                        if (v_tile_vnni(kb.v, d, T, ow + t0 * dpad, dpad, corr, keys,
+                                        w + 16 * t0))
+                            continue;
+                        for (int t = 0; t < T; t++) /* a weight not finite: float32 V */
+                            if (keys[t])
+                                accumulate_v(&x, &kb, ow + (t0 + t) * dpad, corr[t], keys[t],
+                                             w + 16 * (t0 + t), false);
+                    }
+                    continue;
+                }
+#endif
                 if (R > 1)
                     widen_block(&x, &kb, dpad, kw, vw);
                 for (int r = 0; r < R; r++) {
                     float corr = 1.0f;
                     const __mmask16 keys =
-                        row_block(&x, &kb, &opts, &rows[r], qw + r * dpad, j0, w, &corr);
+                        row_block(&x, &kb, &opts, &rows[r], qw + r * dpad, j0, w, &corr, NULL);
                     if (keys)
                         accumulate_v(&x, &kb, ow + r * dpad, corr, keys, w, rows[r].qd != NULL);
                 }
