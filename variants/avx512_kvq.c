@@ -558,6 +558,28 @@ static inline __m512 dot_block(const kvq_group *x, const kvq_block *kb, const fl
     return sum16(a);
 }
 
+/* int8 V of one block of keys for 128 values of head_dim from c0: the 8 accumulators in
+ * registers across the keys, walked one after another through a loop that is not unrolled,
+ * each row in address order (the 16 rows read chunk by chunk were slower, as for K). */
+static inline void int8_v_rows(const kvq_block *kb, int64_t c0, float *o, __m512 cv,
+                               __mmask16 keys, const float *w)
+{
+    __m512 acc[8];
+    for (int c = 0; c < 8; c++)
+        acc[c] = _mm512_mul_ps(_mm512_loadu_ps(o + c0 + 16 * c), cv);
+#pragma GCC unroll 1
+    for (int n = 0; n < KB; n++) {
+        if (!(keys >> n & 1))
+            continue;
+        const int8_t *vn = (const int8_t *)kb->v[n] + c0;
+        const __m512 wn = _mm512_set1_ps(w[n]);
+        for (int c = 0; c < 8; c++)
+            acc[c] = _mm512_fmadd_ps(wn, int8x16(vn + 16 * c, 0xffff), acc[c]);
+    }
+    for (int c = 0; c < 8; c++)
+        _mm512_storeu_ps(o + c0 + 16 * c, acc[c]);
+}
+
 /* q4 V of one block of keys for NB (a constant once inlined) head_dim blocks from blk0: the
  * 2·NB accumulators in registers across the keys, walked one after another through a loop that
  * is not unrolled, each row front to back (in address order, as dot_block's K). */
@@ -609,15 +631,9 @@ static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *
         return;
     }
     if (!x->q4) {
-        int64_t c = 0;
-        if (keys == 0xffff) /* a whole block: no test per key, whole chunks unmasked */
-            for (; c + 16 <= x->d; c += 16) {
-                __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(o + c), cv);
-                for (int n = 0; n < KB; n++)
-                    acc = _mm512_fmadd_ps(_mm512_set1_ps(w[n]),
-                                          int8x16((const int8_t *)kb->v[n] + c, 0xffff), acc);
-                _mm512_storeu_ps(o + c, acc);
-            }
+        int64_t c = 0; /* 128 values at a time, rows in address order, then the rest */
+        for (; c + 128 <= x->d; c += 128)
+            int8_v_rows(kb, c, o, cv, keys, w);
         for (; c < x->d; c += 16) {
             const __mmask16 m = tail_mask16(x->d - c);
             __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(o + c), cv);
