@@ -12,10 +12,11 @@
  * elements, then odd: the low and high nibbles as they unpack), which Q is permuted into once
  * and the accumulator is permuted back from at the end. Keys a row excludes are skipped, never
  * weighted 0 (a NaN in an excluded V row must not reach the row). A chunk of one row (decode
- * MHA) dequantizes in registers as it goes; in avx512 a chunk of several (a GQA group, several
- * query rows) widens each key block of K and V to float32 once (scales applied, in L1) and
- * runs every row on that (avx2 dequantizes per row). GQA stays bound by the per-row FMAs
- * either way (D2: no faster than float32 K/V on Zen 4). */
+ * MHA) dequantizes in registers as it goes, each row read key after key in address order; in
+ * avx512 a chunk of several (a GQA group, several query rows) widens each key block of K and V
+ * to float32 once (scales applied, in L1) and runs every row on that (avx2 dequantizes per
+ * row), except int8 with VNNI, whose tiles of up to 4 rows share each K/V load
+ * (avx512_kvq.c). */
 #ifndef ATTN_KVQ_H
 #define ATTN_KVQ_H
 
