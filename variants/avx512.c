@@ -932,11 +932,19 @@ static void decode_group(const attn_task *t, const ws_layout *w, const attn_grou
 
 /* ---- entry ------------------------------------------------------------------------------- */
 
+/* Whether int8 and q4 K/V may take the VNNI build of avx512_kvq.c (avx512_vnni_kvq.c): the CPU has
+ * AVX512_VNNI and ATTN_DISABLE_ISA leaves it on. Set once at CPU detection (limit_isa), before
+ * any run. */
+static bool kvq_vnni;
+
+static void avx512_limit_isa(uint32_t isa) { kvq_vnni = isa & ATTN_ISA_AVX512VNNI; }
+
 static attn_status avx512_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                                const attn_partial *part)
 {
     if (attn_kv_quantized(t->problem)) /* int8, q4 K/V: avx512_kvq.c */
-        return attn_avx512_kvq_rows(t, key_begin, key_end, part);
+        return kvq_vnni ? attn_avx512_vnni_kvq_rows(t, key_begin, key_end, part)
+                   : attn_avx512_kvq_rows(t, key_begin, key_end, part);
     ws_layout w;
     if (!layout_of(t->problem, t->params, &w))
         return ATTN_ERR_OVERFLOW;
@@ -972,4 +980,5 @@ const attn_variant attn_variant_avx512 = {
     .workspace_size = avx512_workspace,
     .run_partial = avx512_rows,
     .features = ATTN_FEATURE_ALL,
+    .limit_isa = avx512_limit_isa,
 };

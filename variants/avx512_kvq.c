@@ -1,12 +1,15 @@
 /* avx512_kvq.c — the avx512 variant on quantized K/V (int8, q4): the algorithm is kvq.h's.
  *
  * Registers: a block of 16 keys; its scores are 16 dot products along head_dim (one zmm
- * accumulator per key, K dequantized 16 values at a time: vpmovsxbd + vcvtdq2ps for int8,
- * vpmovzxbd + and/shift + subtract 8 for the two nibbles of q4) summed by sum16's transpose
- * tree into one zmm of 16 scores. The V pass walks head_dim in zmm chunks, the accumulator of
- * the chunk in a register across the block's keys, each key's weight broadcast (already
- * multiplied by its int8 row scale or q4 block scale). The chunk's rows take each key block in
- * turn, so a GQA group reads each K/V row once from memory. */
+ * accumulator per key, K dequantized 16 values at a time: vpmovsxbd + vcvtdq2ps for int8, a
+ * vpermps table lookup per nibble for q4) summed by sum16's transpose tree into one zmm of 16
+ * scores. One row's V pass keeps 128 values of head_dim in zmm accumulators across the
+ * block's keys, each key's weight broadcast (times its int8 row scale or q4 block scale).
+ * Decode walks each row of the block key after key, front to back. The chunk's rows take each
+ * key block in turn, so a GQA group reads each K/V row once from memory.
+ *
+ * Built twice: here as attn_avx512_kvq_rows, and by avx512_vnni_kvq.c with KVQ_VNNI 1 as
+ * attn_avx512_vnni_kvq_rows, with avx512_kvq_vnni.h's integer paths for head_dim % 64 == 0. */
 #pragma GCC diagnostic push /* tile_rows.h's finish_row (not inline) is the tile paths', not ours */
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "avx512_common.h"
@@ -14,6 +17,10 @@
 #include "kvq.h"
 
 #include <string.h>
+
+#ifndef KVQ_VNNI
+#define KVQ_VNNI 0 /* 1: built again by avx512_vnni_kvq.c, with the VNNI paths */
+#endif
 
 #define KB 16 /* keys per block: one zmm of scores */
 #define PREFETCH_KEYS 64 /* how far ahead the K and V rows are prefetched (4 blocks) */
@@ -39,12 +46,44 @@ static inline void q4x32(const uint8_t *x, __m512 *even, __m512 *odd)
 static inline void q4_scales(const char *base, int64_t seq, int64_t j0, int64_t n_keys,
                              int64_t nb, float *out)
 {
+    if (n_keys == KB && nb >= 2 && seq <= INT32_MAX / KB) {
+        /* a whole block: per head_dim block, one gather of 32-bit words over the 16 keys, the
+         * wanted half the low one of the pair (blk, blk+1) for blk 0 and the high one of
+         * (blk-1, blk) after, so no byte outside the keys' scales is read (the scalar loop
+         * below took a quarter of the q4 decode time) */
+        const __m512i off = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                                                 11, 12, 13, 14, 15),
+                                               _mm512_set1_epi32((int32_t)seq));
+        const char *row0 = base + j0 * seq;
+        for (int64_t blk = 0; blk < nb; blk++) {
+            __m512i w = _mm512_i32gather_epi32(off, row0 + (blk ? 2 * blk - 2 : 0), 1);
+            if (blk)
+                w = _mm512_srli_epi32(w, 16);
+            _mm512_storeu_ps(out + blk * KB, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(w)));
+        }
+        return;
+    }
     for (int n = 0; n < KB; n++) {
         const uint16_t *row = (const uint16_t *)(base + (j0 + n) * seq);
         for (int64_t blk = 0; blk < nb; blk++)
             out[blk * KB + n] = n < n_keys ? _cvtsh_ss(row[blk]) : 0.0f;
     }
 }
+/* The rows of one key block, shared by the chunk's rows: K, V and (int8) the row scales of
+ * keys j0 + n; keys past the block's end point at key j0 (read, never counted). */
+typedef struct kvq_block {
+    const void *k[KB], *v[KB];
+    __m512 ks, vs; /* int8: the 16 keys' row scales */
+    const float *ksc, *vsc; /* q4: the 16 keys' block scales, [blk·16 + n] */
+    bool wide;     /* k[n], v[n] are float32 rows, scales applied (widen_block) */
+    int64_t j0, n; /* the block's first key, its keys */
+} kvq_block;
+
+typedef struct kvq_qdigits kvq_qdigits;
+#if KVQ_VNNI
+#include "avx512_kvq_vnni.h" /* the VNNI paths */
+#endif
+
 /* Prefetches K and V rows [j, j + n): PREFETCH_KEYS ahead of the block being computed (decode
  * reads each row once, from memory; V's chunk loop walks 16 rows at once). */
 static inline void prefetch_rows(const kvq_group *x, int64_t j, int64_t n)
@@ -57,17 +96,30 @@ static inline void prefetch_rows(const kvq_group *x, int64_t j, int64_t n)
         }
 }
 
-/* The rows of one key block, shared by the chunk's rows: K, V and (int8) the row scales of
- * keys j0 + n; keys past the block's end point at key j0 (read, never counted). */
-typedef struct kvq_block {
-    const void *k[KB], *v[KB];
-    __m512 ks, vs; /* int8: the 16 keys' row scales */
-    const float *ksc, *vsc; /* q4: the 16 keys' block scales, [blk·16 + n] */
-    bool wide;     /* k[n], v[n] are float32 rows, scales applied (widen_block) */
-} kvq_block;
 
 static inline void kvq_block_of(const kvq_group *x, int64_t j0, int64_t n, kvq_block *kb)
 {
+    kb->j0 = j0;
+    kb->n = n;
+    if (n == KB) { /* a whole block: the row addresses as vectors (no loop over keys) */
+        const __m512i k0 = _mm512_set1_epi64((int64_t)(uintptr_t)(x->k + j0 * x->k_seq));
+        const __m512i v0 = _mm512_set1_epi64((int64_t)(uintptr_t)(x->v + j0 * x->v_seq));
+        for (int h = 0; h < 2; h++) {
+            _mm512_storeu_si512(&kb->k[8 * h],
+                                _mm512_add_epi64(k0, _mm512_loadu_si512(x->k_step + 8 * h)));
+            _mm512_storeu_si512(&kb->v[8 * h],
+                                _mm512_add_epi64(v0, _mm512_loadu_si512(x->v_step + 8 * h)));
+        }
+        if (!x->q4 && x->ks_seq == 4 && x->vs_seq == 4) { /* contiguous row scales */
+            kb->ks = _mm512_loadu_ps(x->ks + j0 * 4);
+            kb->vs = _mm512_loadu_ps(x->vs + j0 * 4);
+            return;
+        }
+        if (x->q4) {
+            kb->ks = kb->vs = _mm512_setzero_ps();
+            return;
+        }
+    }
     float ks[KB] = {0}, vs[KB] = {0};
     for (int i = 0; i < KB; i++) {
         const int64_t j = j0 + (i < n ? i : 0);
@@ -84,9 +136,20 @@ static inline void kvq_block_of(const kvq_group *x, int64_t j0, int64_t n, kvq_b
 
 /* Scores of the block's 16 keys against q (log2 units before the int8 row scale, q4 scales
  * included): the 16 accumulators live in registers along head_dim, then sum16. */
-static inline __m512 dot_block(const kvq_group *x, const kvq_block *kb, const float *q)
+static inline __m512 dot_block(const kvq_group *x, const kvq_block *kb, const float *q,
+                               const kvq_qdigits *qd)
 {
     __m512 a[KB];
+#if KVQ_VNNI
+    if (qd && !kb->wide && x->q4)
+        return dot16_vnni_q4(x, kb, qd);
+    if (qd && !kb->wide) {
+        return _mm512_mul_ps(dot16_vnni(kb->k, x->d, qd),
+                             _mm512_mul_ps(kb->ks, _mm512_set1_ps(qd->sq)));
+    }
+#else
+    (void)qd;
+#endif
     for (int n = 0; n < KB; n++)
         a[n] = _mm512_setzero_ps();
     if (kb->wide) { /* float32 rows padded to 16 with zeros, as q is */
@@ -109,24 +172,94 @@ static inline __m512 dot_block(const kvq_group *x, const kvq_block *kb, const fl
         }
         return _mm512_mul_ps(sum16(a), kb->ks);
     }
+    /* key after key, each row front to back, through a loop that is not unrolled: one load
+     * instruction walks K in address order, which the hardware prefetchers follow (the 16 rows
+     * read block by block ran D1 at half the rate) */
     const int64_t nb = x->d / ATTN_Q4_BLOCK;
-    for (int64_t blk = 0; blk < nb; blk++) {
-        const __m512 qe = _mm512_loadu_ps(q + 32 * blk), qo = _mm512_loadu_ps(q + 32 * blk + 16);
-        for (int n = 0; n < KB; n++) {
+#pragma GCC unroll 1
+    for (int n = 0; n < KB; n++) {
+        const uint8_t *kn = kb->k[n];
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t blk = 0; blk < nb; blk++) {
             __m512 e, o;
-            q4x32((const uint8_t *)kb->k[n] + 16 * blk, &e, &o);
-            const __m512 part = _mm512_fmadd_ps(qo, o, _mm512_mul_ps(qe, e));
-            a[n] = _mm512_fmadd_ps(part, _mm512_set1_ps(kb->ksc[blk * KB + n]), a[n]);
+            q4x32(kn + 16 * blk, &e, &o);
+            const __m512 part = _mm512_fmadd_ps(_mm512_loadu_ps(q + 32 * blk + 16), o,
+                                                _mm512_mul_ps(_mm512_loadu_ps(q + 32 * blk), e));
+            acc = _mm512_fmadd_ps(part, _mm512_set1_ps(kb->ksc[blk * KB + n]), acc);
         }
+        a[n] = acc;
     }
     return sum16(a);
+}
+
+/* int8 V of one block of keys for 128 values of head_dim from c0: the 8 accumulators in
+ * registers across the keys, walked one after another through a loop that is not unrolled,
+ * each row in address order (the 16 rows read chunk by chunk were slower, as for K). */
+static inline void int8_v_rows(const kvq_block *kb, int64_t c0, float *o, __m512 cv,
+                               __mmask16 keys, const float *w)
+{
+    __m512 acc[8];
+    for (int c = 0; c < 8; c++)
+        acc[c] = _mm512_mul_ps(_mm512_loadu_ps(o + c0 + 16 * c), cv);
+#pragma GCC unroll 1
+    for (int n = 0; n < KB; n++) {
+        if (!(keys >> n & 1))
+            continue;
+        const int8_t *vn = (const int8_t *)kb->v[n] + c0;
+        const __m512 wn = _mm512_set1_ps(w[n]);
+        for (int c = 0; c < 8; c++)
+            acc[c] = _mm512_fmadd_ps(wn, int8x16(vn + 16 * c, 0xffff), acc[c]);
+    }
+    for (int c = 0; c < 8; c++)
+        _mm512_storeu_ps(o + c0 + 16 * c, acc[c]);
+}
+
+/* q4 V of one block of keys for NB (a constant once inlined) head_dim blocks from blk0: the
+ * 2·NB accumulators in registers across the keys, walked one after another through a loop that
+ * is not unrolled, each row front to back (in address order, as dot_block's K). */
+static inline __attribute__((always_inline)) void q4_v_rows(const kvq_group *x,
+                                                            const kvq_block *kb, int64_t blk0,
+                                                            int NB, float *o, __m512 cv,
+                                                            __mmask16 keys, const float *w)
+{
+    __m512 acc[2 * 4];
+    for (int b = 0; b < 2 * NB; b++)
+        acc[b] = _mm512_mul_ps(_mm512_loadu_ps(o + 32 * blk0 + 16 * b), cv);
+#pragma GCC unroll 1
+    for (int n = 0; n < KB; n++) {
+        if (!(keys >> n & 1))
+            continue;
+        const uint8_t *vn = (const uint8_t *)kb->v[n] + 16 * blk0;
+        /* the key's NB block scales straight from its float16 row, times its weight (a
+         * gather per block over the 16 keys took a fifth of the q4 decode time) */
+        const char *sn = x->vs + (kb->j0 + n) * x->vs_seq + 2 * blk0;
+        float ws4[4];
+        _mm_storeu_ps(ws4, _mm_mul_ps(_mm_cvtph_ps(_mm_maskz_loadu_epi16((__mmask8)((1u << NB) - 1),
+                                                                         sn)),
+                                      _mm_set1_ps(w[n])));
+        for (int b = 0; b < NB; b++) {
+            __m512 e, od;
+            q4x32(vn + 16 * b, &e, &od);
+            const __m512 ws = _mm512_set1_ps(ws4[b]);
+            acc[2 * b] = _mm512_fmadd_ps(ws, e, acc[2 * b]);
+            acc[2 * b + 1] = _mm512_fmadd_ps(ws, od, acc[2 * b + 1]);
+        }
+    }
+    for (int b = 0; b < 2 * NB; b++)
+        _mm512_storeu_ps(o + 32 * blk0 + 16 * b, acc[b]);
 }
 
 /* o = o·corr + Σ_{keys n in `keys`} w[n]·V[n] over head_dim (w: the softmax weights, times
  * the int8 row scale of V; q4 applies its block scales here). */
 static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *o, float corr,
-                                __mmask16 keys, const float *w)
+                                __mmask16 keys, const float *w, bool vnni)
 {
+#if KVQ_VNNI
+    if (vnni && !x->q4 && accumulate_v_vnni(kb->v, x->d, o, corr, keys, w))
+        return;
+#else
+    (void)vnni;
+#endif
     const __m512 cv = _mm512_set1_ps(corr);
     if (kb->wide) {
         for (int64_t c = 0; c < x->d; c += 16) {
@@ -140,15 +273,9 @@ static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *
         return;
     }
     if (!x->q4) {
-        int64_t c = 0;
-        if (keys == 0xffff) /* a whole block: no test per key, whole chunks unmasked */
-            for (; c + 16 <= x->d; c += 16) {
-                __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(o + c), cv);
-                for (int n = 0; n < KB; n++)
-                    acc = _mm512_fmadd_ps(_mm512_set1_ps(w[n]),
-                                          int8x16((const int8_t *)kb->v[n] + c, 0xffff), acc);
-                _mm512_storeu_ps(o + c, acc);
-            }
+        int64_t c = 0; /* 128 values at a time, rows in address order, then the rest */
+        for (; c + 128 <= x->d; c += 128)
+            int8_v_rows(kb, c, o, cv, keys, w);
         for (; c < x->d; c += 16) {
             const __mmask16 m = tail_mask16(x->d - c);
             __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(o + c), cv);
@@ -161,6 +288,14 @@ static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *
         return;
     }
     const int64_t nb = x->d / ATTN_Q4_BLOCK;
+    if (!kb->wide) { /* rows in address order, 4 head_dim blocks (128 values) at a time */
+        int64_t blk = 0;
+        for (; blk + 4 <= nb; blk += 4)
+            q4_v_rows(x, kb, blk, 4, o, cv, keys, w);
+        for (; blk < nb; blk++)
+            q4_v_rows(x, kb, blk, 1, o, cv, keys, w);
+        return;
+    }
     const __m512 wv = _mm512_loadu_ps(w);
     for (int64_t blk = 0; blk < nb; blk++) {
         __m512 ae = _mm512_mul_ps(_mm512_loadu_ps(o + 32 * blk), cv);
@@ -222,19 +357,20 @@ typedef struct kvq_row {
     float slope2, pos; /* ALiBi slope·log2(e); the query's position i' */
     float m, l;        /* running max (log2 units), sum */
     const float *mask;
+    const kvq_qdigits *qd; /* VNNI: Q's digits (int8 K/V, one row, head_dim % 64 == 0); or NULL */
 } kvq_row;
 
 /* Row rw's weights of the block's keys j0 + n into w[n]; updates its max and sum. Returns the
  * keys that count (0: none) and the accumulator's correction in *corr. */
 static inline __mmask16 row_block(const kvq_group *x, const kvq_block *kb,
                                   const tile_options *opts, kvq_row *rw, const float *q,
-                                  int64_t j0, float *w, float *corr)
+                                  int64_t j0, float *w, float *corr, const __m512 *scored)
 {
     const int64_t lo = rw->first > j0 ? rw->first - j0 : 0, hi = rw->lim - j0;
     __mmask16 valid = (__mmask16)(tail_mask16(hi) & ~tail_mask16(lo));
     if (!valid)
         return 0;
-    __m512 s = dot_block(x, kb, q);
+    __m512 s = scored ? *scored : dot_block(x, kb, q, rw->qd); /* scored: a VNNI tile's */
     s = row_options_apply(opts, rw->slope2, rw->pos, j0, s);
     if (rw->mask) {
         const __m512 mv = _mm512_maskz_loadu_ps(valid, rw->mask + j0);
@@ -257,8 +393,11 @@ static inline __mmask16 row_block(const kvq_group *x, const kvq_block *kb,
     return valid;
 }
 
-attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
-                                 const attn_partial *part)
+#ifndef KVQ_ENTRY
+#define KVQ_ENTRY attn_avx512_kvq_rows
+#endif
+attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
+                      const attn_partial *part)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, dpad = attn_kvq_dpad(p);
@@ -268,6 +407,17 @@ attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t 
     float *qw = ws, *ow = qw + KVQ_ROWS * dpad, *w = ow + KVQ_ROWS * dpad;
     float *ksc = w + 16 * KVQ_ROWS, *vsc = ksc + dpad; /* q4: a key block's scales */
     float *kw = vsc + dpad, *vw = kw + KB * dpad;       /* a key block widened (R > 1) */
+#if KVQ_VNNI
+    int8_t *planes = (int8_t *)(vw + KB * dpad); /* 3·dpad bytes per row; init4 after */
+    kvq_qdigits qds[KVQ_ROWS];
+    for (int r = 0; r < KVQ_ROWS; r++) {
+        qds[r].init4 = (int32_t *)(vw + KB * dpad + KVQ_ROWS * dpad);
+        for (int k = 0; k < 3; k++) { /* int8: planes of d; q4: low and high planes of d/2 */
+            qds[r].g[k] = planes + r * 4 * dpad + k * dpad;
+            qds[r].gh[k] = planes + r * 4 * dpad + k * dpad + dpad / 2;
+        }
+    }
+#endif
     const int64_t nb = d / ATTN_Q4_BLOCK;
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
@@ -298,6 +448,13 @@ attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t 
                 const float *q = attn_row_f32(t, 'q', gr.b, rw->h, rw->i, orow);
                 attn_kvq_pack_q(qr, q, d, dpad, c2, x.q4);
                 memset(orow, 0, (size_t)dpad * sizeof *orow);
+                rw->qd = NULL;
+#if KVQ_VNNI
+                if (d % 64 == 0 && (R == 1 || !x.q4)) { /* one row, or an int8 tile */
+                    qdigits_of(qr, d, x.q4, &qds[r]);
+                    rw->qd = &qds[r];
+                }
+#endif
             }
             for (int64_t j0 = first; j0 < last; j0 += KB) {
                 const int64_t ahead = j0 + PREFETCH_KEYS, n = last - j0 < KB ? last - j0 : KB;
@@ -306,19 +463,44 @@ attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t 
                 kvq_block kb = {.ksc = NULL, .vsc = NULL, .wide = false};
                 kvq_block_of(&x, j0, n, &kb);
                 if (x.q4) { /* the block's scales, once for all rows */
-                    q4_scales(x.ks, x.ks_seq, j0, n, nb, ksc);
-                    q4_scales(x.vs, x.vs_seq, j0, n, nb, vsc);
+                    /* (one row's V, and VNNI scores, read their scales per key) */
+                    if (!rows[0].qd)
+                        q4_scales(x.ks, x.ks_seq, j0, n, nb, ksc);
+                    if (R > 1)
+                        q4_scales(x.vs, x.vs_seq, j0, n, nb, vsc);
                     kb.ksc = ksc;
                     kb.vsc = vsc;
                 }
+#if KVQ_VNNI
+                if (R > 1 && rows[0].qd) { /* int8 tiles of up to 4 rows (VNNI) */
+                    for (int t0 = 0; t0 < R; t0 += 4) {
+                        const int T = R - t0 < 4 ? R - t0 : 4;
+                        __m512 sc[4];
+                        float corr[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+                        __mmask16 keys[4];
+                        dot_tile_vnni(&kb, d, &qds[t0], T, sc);
+                        for (int t = 0; t < T; t++)
+                            keys[t] = row_block(&x, &kb, &opts, &rows[t0 + t], NULL, j0,
+                                                w + 16 * (t0 + t), &corr[t], &sc[t]);
+                        if (v_tile_vnni(kb.v, d, T, ow + t0 * dpad, dpad, corr, keys,
+                                        w + 16 * t0))
+                            continue;
+                        for (int t = 0; t < T; t++) /* a weight not finite: float32 V */
+                            if (keys[t])
+                                accumulate_v(&x, &kb, ow + (t0 + t) * dpad, corr[t], keys[t],
+                                             w + 16 * (t0 + t), false);
+                    }
+                    continue;
+                }
+#endif
                 if (R > 1)
                     widen_block(&x, &kb, dpad, kw, vw);
                 for (int r = 0; r < R; r++) {
                     float corr = 1.0f;
                     const __mmask16 keys =
-                        row_block(&x, &kb, &opts, &rows[r], qw + r * dpad, j0, w, &corr);
+                        row_block(&x, &kb, &opts, &rows[r], qw + r * dpad, j0, w, &corr, NULL);
                     if (keys)
-                        accumulate_v(&x, &kb, ow + r * dpad, corr, keys, w);
+                        accumulate_v(&x, &kb, ow + r * dpad, corr, keys, w, rows[r].qd != NULL);
                 }
             }
             for (int r = 0; r < R; r++)

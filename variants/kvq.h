@@ -13,10 +13,11 @@
  * elements, then odd: the low and high nibbles as they unpack), which Q is permuted into once
  * and the accumulator is permuted back from at the end. Keys a row excludes are skipped, never
  * weighted 0 (a NaN in an excluded V row must not reach the row). A chunk of one row (decode
- * MHA) dequantizes in registers as it goes; in avx512 a chunk of several (a GQA group, several
- * query rows) widens each key block of K and V to float32 once (scales applied, in L1) and
- * runs every row on that (avx2 dequantizes per row). GQA stays bound by the per-row FMAs
- * either way (D2: no faster than float32 K/V on Zen 4). */
+ * MHA) dequantizes in registers as it goes, each row read key after key in address order; in
+ * avx512 a chunk of several (a GQA group, several query rows) widens each key block of K and V
+ * to float32 once (scales applied, in L1) and runs every row on that (avx2 dequantizes per
+ * row), except int8 with VNNI, whose tiles of up to 4 rows share each K/V load
+ * (avx512_kvq.c). */
 #ifndef ATTN_KVQ_H
 #define ATTN_KVQ_H
 
@@ -35,7 +36,9 @@ static inline int64_t attn_kvq_dpad(const attn_problem *p) { return (p->head_dim
 
 /* Workspace: per chunk row its Q row and accumulator (dpad floats each), 16 weights; the q4
  * scales of a block of keys of K and of V widened to float (16 · d/32 each, within 2 · dpad);
- * the block's K and V widened to float32 for a chunk of several rows (2 · 16 · dpad); 64 bytes
+ * the block's K and V widened to float32 for a chunk of several rows (2 · 16 · dpad); Q's
+ * Q's three int8 digit planes per chunk row (VNNI: 3 · dpad bytes, within dpad floats) and
+ * q4's per-chunk lane offsets (dpad/128 · 192 bytes, within dpad floats); 64 bytes
  * of slack for alignment. */
 /* Query row q (d floats) times c2 (scale·log2(e)) into qr, zero padded to dpad; with q4 in
  * each 32-block's even-then-odd order, the order the kernels widen q4 nibbles in. */
@@ -50,7 +53,7 @@ static inline void attn_kvq_pack_q(float *qr, const float *q, int64_t d, int64_t
 static inline size_t attn_kvq_workspace(const attn_problem *p)
 {
     const size_t dpad = (size_t)attn_kvq_dpad(p);
-    return (KVQ_ROWS * (2 * dpad + 32) + 2 * dpad + 2 * KVQ_BLOCK_MAX * dpad) * sizeof(float) +
+    return (KVQ_ROWS * (3 * dpad + 32) + 3 * dpad + 2 * KVQ_BLOCK_MAX * dpad) * sizeof(float) +
            64;
 }
 
@@ -62,6 +65,7 @@ typedef struct kvq_group {
     int64_t ks_seq, vs_seq; /* bytes from one key's scales to the next's */
     int64_t d;
     bool q4;
+    int64_t k_step[16], v_step[16]; /* bytes from a block's key 0 to its key n (avx512 loads them) */
 } kvq_group;
 
 static inline kvq_group attn_kvq_group_of(const attn_task *t, int64_t b, int64_t hkv)
@@ -69,13 +73,18 @@ static inline kvq_group attn_kvq_group_of(const attn_task *t, int64_t b, int64_t
     const attn_problem *p = t->problem;
     const bool q4 = p->kv_dtype == ATTN_Q4;
     const int64_t ssize = q4 ? 2 : 4;
-    return (kvq_group){
+    kvq_group x = {
         .k = attn_row(t, 'k', b, hkv, 0), .v = attn_row(t, 'v', b, hkv, 0),
         .k_seq = q4 ? p->k.seq / 2 : p->k.seq, .v_seq = q4 ? p->v.seq / 2 : p->v.seq,
         .ks = attn_kv_scale_row(p, 'k', p->k_scale, b, hkv, 0),
         .vs = attn_kv_scale_row(p, 'v', p->v_scale, b, hkv, 0),
         .ks_seq = p->k_scale_strides.seq * ssize, .vs_seq = p->v_scale_strides.seq * ssize,
         .d = p->head_dim, .q4 = q4};
+    for (int n = 0; n < 16; n++) {
+        x.k_step[n] = n * x.k_seq;
+        x.v_step[n] = n * x.v_seq;
+    }
+    return x;
 }
 
 /* A finished row (query head h, row i of batch b): its accumulator o (q4: in the permuted
@@ -106,6 +115,8 @@ static inline void attn_kvq_store_row(const attn_task *t, const kvq_group *x, in
 
 attn_status attn_avx512_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                                  const attn_partial *part);
+attn_status attn_avx512_vnni_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
+                                      const attn_partial *part);
 attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                                const attn_partial *part);
 attn_status attn_neon_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,

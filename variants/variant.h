@@ -192,9 +192,10 @@ typedef struct attn_variant {
      * `features` and `dtypes` cannot say (ggml's mask is f16: a float32 additive mask would be
      * rounded); NULL when it can. The harness refuses such a problem as unsupported with it. */
     const char *(*refuses)(const attn_problem *p);
-    /* Optional, for a variant whose library picks its own instructions (oneDNN's JIT): the ISA
+    /* Optional, for a variant whose library picks its own instructions (oneDNN's JIT), or
+     * that has an optional path beyond its `isa` (avx512's VNNI for quantized K/V): the ISA
      * bits the harness allows here (ATTN_DISABLE_ISA applied), told once at CPU detection,
-     * before any other call of the variant, so that the library keeps within them. */
+     * before any other call of the variant, so that it keeps within them. */
     void (*limit_isa)(uint32_t isa);
     /* Optional, for a variant whose library was compiled for fixed instructions it cannot be
      * told to leave (ggml built with GGML_NATIVE): those ISA bits, needed beside `isa`
