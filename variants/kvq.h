@@ -57,6 +57,36 @@ static inline size_t attn_kvq_workspace(const attn_problem *p)
            64;
 }
 
+/* Chunk row rr of group gr: its query head *h and row *i, and the keys it sees within
+ * [key_begin, key_end), [*first, *lim); a row that sees a key widens the chunk's key range
+ * [*chunk_first, *chunk_last). */
+static inline void attn_kvq_row_place(const attn_task *t, const attn_group_rows *gr, int64_t rr,
+                                      int64_t key_begin, int64_t key_end, int64_t *h, int64_t *i,
+                                      int64_t *first, int64_t *lim, int64_t *chunk_first,
+                                      int64_t *chunk_last)
+{
+    const attn_problem *p = t->problem;
+    *h = gr->first_head + rr / gr->rows;
+    *i = t->row_begin + rr % gr->rows;
+    const int64_t start = attn_key_start(p, *i), limit = attn_key_limit(p, gr->b, *i);
+    *first = start > key_begin ? start : key_begin;
+    *lim = limit < key_end ? limit : key_end;
+    if (*lim > *first) {
+        *chunk_first = *first < *chunk_first ? *first : *chunk_first;
+        *chunk_last = *lim > *chunk_last ? *lim : *chunk_last;
+    }
+}
+
+/* Row (h, i) of batch b's Q·scale·log2(e) packed into qr (attn_kvq_pack_q), its accumulator
+ * orow zeroed (it first serves as the scratch row a half-precision Q widens into). */
+static inline void attn_kvq_row_q(const attn_task *t, int64_t b, int64_t h, int64_t i, float *qr,
+                                  float *orow, int64_t dpad, float c2, bool q4)
+{
+    const float *q = attn_row_f32(t, 'q', b, h, i, orow);
+    attn_kvq_pack_q(qr, q, t->problem->head_dim, dpad, c2, q4);
+    memset(orow, 0, (size_t)dpad * sizeof *orow);
+}
+
 /* One group's quantized K and V as a kernel reads them: byte addresses and strides. */
 typedef struct kvq_group {
     const char *k, *v;      /* key 0 of the group's K and V */

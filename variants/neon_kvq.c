@@ -393,26 +393,15 @@ attn_status attn_neon_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
             int64_t first = INT64_MAX, last = 0;
             for (int r = 0; r < R; r++) {
                 kvq_row *rw = &rows[r];
-                rw->h = gr.first_head + (r0 + r) / gr.rows;
-                rw->i = t->row_begin + (r0 + r) % gr.rows;
-                rw->first = attn_key_start(p, rw->i);
-                rw->first = rw->first > key_begin ? rw->first : key_begin;
-                rw->lim = attn_key_limit(p, gr.b, rw->i);
-                rw->lim = rw->lim < key_end ? rw->lim : key_end;
+                attn_kvq_row_place(t, &gr, r0 + r, key_begin, key_end, &rw->h, &rw->i, &rw->first,
+                                   &rw->lim, &first, &last);
                 rw->ro = attn_row_opts_of(p, rw->h, rw->i);
                 rw->options = options;
                 rw->m = -INFINITY;
                 rw->l = 0.0f;
                 rw->mask = attn_mask_row(p, rw->i);
-                if (rw->lim > rw->first) {
-                    first = rw->first < first ? rw->first : first;
-                    last = rw->lim > last ? rw->lim : last;
-                }
-                /* Q·scale·log2(e), zero-padded; q4: even elements then odd per block */
-                float *qr = qw + r * dpad, *orow = ow + r * dpad;
-                const float *q = attn_row_f32(t, 'q', gr.b, rw->h, rw->i, orow);
-                attn_kvq_pack_q(qr, q, d, dpad, c2, x.q4);
-                memset(orow, 0, (size_t)dpad * sizeof *orow);
+                float *qr = qw + r * dpad;
+                attn_kvq_row_q(t, gr.b, rw->h, rw->i, qr, ow + r * dpad, dpad, c2, x.q4);
             }
             for (int64_t j0 = first; j0 < last; j0 += KB) {
                 const int64_t n = last - j0 < KB ? last - j0 : KB;
