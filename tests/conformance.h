@@ -121,6 +121,7 @@ typedef struct reference {
     double logit_max;       /* S: max over attended pairs of scale·Σ|q·k| + |mask| */
     double abs_max;         /* M: max over outputs of Σ_j p_j·|v_j| */
     double spread_max;      /* R: max over outputs of sqrt(Σ_j (p_j·v_j)²) (bf16 compute) */
+    double underflow_max;   /* max over rows of n·2^-126·max_j |v_j| (see LOGIT_ROUNDINGS) */
     double ref_max;         /* ||O*||∞ */
     double floor;
 } reference;

@@ -198,7 +198,14 @@ bool row_attends(const attn_problem *p, int64_t b, int64_t i)
  * covered: that error belongs in the variant's declared tolerance. Measured on amx_bf16 and
  * avx512_bf16 (declared 1e-2; 2 seeds, f32 and bf16 inputs, ~1070 runs each): the floor set
  * the tolerance in 3-8% of the runs (cancelling sums, M/||O*||∞ up to 100), where errors
- * reached 0.021; no error exceeded 0.4 of the tolerance used. */
+ * reached 0.021; no error exceeded 0.4 of the tolerance used.
+ *
+ * Underflow. A float32 kernel's weight exp(logit - max) below 2^-126 is lost (flushed, or a
+ * denormal with few bits), so a row whose every key sits far under its max (a sink that takes
+ * all the weight, a huge negative ALiBi bias) can have an exact output far below anything float32
+ * holds: 1e-78 where the variant, rightly, writes 0. Each lost weight is under 2^-126 of a sum of
+ * at least 1, so the absolute error it causes is at most n·2^-126·max_j |v_j| over the row's n
+ * attended keys: the floor adds that (max over rows) / ||O*||∞, nothing for ordinary outputs. */
 #define LOGIT_ROUNDINGS 8.0
 #define SUM_ROUNDINGS 16.0
 #define WEIGHT_SIGMAS 6.0
@@ -266,12 +273,17 @@ static void reference_conditioning(const attn_problem *p, const float *q, const 
                 if (sink > max)
                     max = sink;
                 double sum = sink == -INFINITY ? 0 : exp(sink - max);
+                double keys = 0, v_max = 0; /* the underflow term's n and max |v_j| */
                 for (int64_t j = 0; j < n; j++) {
                     if (w[j] == -INFINITY)
                         continue;
                     const double e = exp(w[j] - max);
                     const float *vj = v + attn_kv_offset(p, &p->v, b, h / group, j);
                     sum += e;
+                    keys++;
+                    for (int64_t c = 0; c < d; c++)
+                        if (fabs((double)vj[c]) > v_max)
+                            v_max = fabs((double)vj[c]);
                     if (!weights) {
                         for (int64_t c = 0; c < d; c++)
                             abs_v[c] += e * fabs((double)vj[c]);
@@ -285,6 +297,8 @@ static void reference_conditioning(const attn_problem *p, const float *q, const 
                         csq[c] += y * y;
                     }
                 }
+                if (keys * v_max * 0x1p-126 > ref->underflow_max)
+                    ref->underflow_max = keys * v_max * 0x1p-126;
                 for (int64_t c = 0; c < d; c++) {
                     const double mc = abs_v[c] / sum;
                     if (mc > ref->abs_max) /* false for NaN */
@@ -478,7 +492,8 @@ const reference *typed_reference(const test_case *c, typed_case *tc, int which)
     reference_conditioning(p, q, k, v, which == REF_BF16, ref);
     if (ref->ref_max > 0)
         ref->floor = ((LOGIT_ROUNDINGS * ref->logit_max + SUM_ROUNDINGS) * 0x1p-24 *
-                          ref->abs_max + ref->spread_max * 0x1p-8) / ref->ref_max;
+                          ref->abs_max + ref->spread_max * 0x1p-8 + ref->underflow_max) /
+                     ref->ref_max;
     for (int t = 0; t < 3; t++)
         free(tmp[t]);
     free(bq);
