@@ -643,6 +643,26 @@ static inline __m512i load_stream32(const uint16_t *x, __mmask32 m)
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
+/* One 32-element chunk c of dots16's keys j .. j + ks - 1 (lanes tm of it) against the R rows. */
+static inline __attribute__((always_inline)) void
+dots_chunk(__m512 acc[DEC_R][2], const uint16_t *const q[DEC_R], int R, int ks,
+           const uint16_t *const kr[2], const void *const kp[2], int64_t c, __mmask32 tm, bool pf)
+{
+    __m512bh k[2];
+    for (int u = 0; u < ks; u++) {
+        /* several rows: one 512-bit load (the tile prefetches its stream) */
+        k[u] = (__m512bh)(ks > 1 ? _mm512_maskz_loadu_epi16(tm, kr[u] + c)
+                                 : load_stream32(kr[u] + c, tm));
+        if (pf) /* one line per load */
+            _mm_prefetch((const char *)kp[u] + 2 * c, _MM_HINT_T1);
+    }
+    for (int r = 0; r < R; r++) {
+        const __m512bh qv = (__m512bh)_mm512_load_si512(q[r] + c);
+        for (int u = 0; u < ks; u++)
+            acc[r][u] = _mm512_dpbf16_ps(acc[r][u], qv, k[u]);
+    }
+}
+
 /* Dot products of R bf16 rows q[r] (zero-padded to a multiple of 32) with 16 bf16 key rows:
  * out[r] lane j = q_r · k_j. Keys are read one after another, each row front to back, through
  * one load instruction (the key loop is not unrolled): the hardware prefetchers follow it, where
@@ -657,28 +677,21 @@ static inline __attribute__((always_inline)) void dots16(const uint16_t *const q
 {
     __m512 part[DEC_R][DEC_K];
     /* A tile of several rows scores two keys side by side: each Q load serves both, and each
-     * row has two independent VDPBF16PS chains. */
+     * row has two independent VDPBF16PS chains. Whole chunks take no mask (a tail chunk after
+     * them does), so the loop holds no mask arithmetic. */
     const int ks = R > 1 ? 2 : 1;
+    const __mmask32 tail = tail_mask32(d % 32);
 #pragma GCC unroll 1
     for (int j = 0; j < DEC_K; j += ks) {
         __m512 acc[DEC_R][2];
         for (int r = 0; r < R; r++)
             for (int u = 0; u < ks; u++)
                 acc[r][u] = _mm512_setzero_ps();
-        for (int64_t c = 0; c < d; c += 32) {
-            const __mmask32 tm = tail_mask32(d - c);
-            __m512bh k[2];
-            for (int u = 0; u < ks; u++) {
-                k[u] = (__m512bh)load_stream32(kr[j + u] + c, tm);
-                if (pf) /* one line per load */
-                    _mm_prefetch((const char *)kp[j + u] + 2 * c, _MM_HINT_T1);
-            }
-            for (int r = 0; r < R; r++) {
-                const __m512bh qv = (__m512bh)_mm512_load_si512(q[r] + c);
-                for (int u = 0; u < ks; u++)
-                    acc[r][u] = _mm512_dpbf16_ps(acc[r][u], qv, k[u]);
-            }
-        }
+        int64_t c = 0;
+        for (; c + 32 <= d; c += 32)
+            dots_chunk(acc, q, R, ks, kr + j, kp + j, c, 0xffffffffu, pf);
+        if (c < d)
+            dots_chunk(acc, q, R, ks, kr + j, kp + j, c, tail, pf);
         for (int r = 0; r < R; r++)
             for (int u = 0; u < ks; u++)
                 part[r][j + u] = acc[r][u];
@@ -721,20 +734,23 @@ decode_pv_keys(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks
 }
 
 /* decode_pv_keys for a tile of R >= 2 rows, on VDPBF16PS: keys go in pairs (2i, 2i+1), and one
- * VDPBF16PS per row, chunk and parity adds p_r,2i·V[2i][e] + p_r,2i+1·V[2i+1][e] for the 16
- * elements e of that parity, half the instructions of the float32 FMAs (which the one-row path
- * keeps: memory-bound, it measured faster on them). The pair vectors are built in the parity
- * layout of decode_pv_keys, element e of V[2i] in the low half of lane e/2 and of V[2i+1] in the
- * high half (a shift and a bitwise select each), so both paths add to the same accumulators.
- * An excluded key of a pair is loaded as zeros (weight 0 too), so its NaN stays out. */
+ * VDPBF16PS per row, chunk and half adds p_r,2i·V[2i][e] + p_r,2i+1·V[2i+1][e] for 16 elements
+ * e, half the instructions of the float32 FMAs (which the one-row path keeps: memory-bound, it
+ * measured faster on them). The pair vectors are the 16-bit interleaves of the two V rows
+ * (vpunpcklwd / vpunpckhwd, one shuffle each): per 128-bit block b of a 32-element chunk, the
+ * low vector holds elements 8b .. 8b + 3 of both rows, the high one 8b + 4 .. 8b + 7, so the
+ * accumulators of these rows are in that order (decode_unsplit undoes it). An excluded key of a
+ * pair is loaded as zeros (weight 0 too), so its NaN stays out. */
 static inline __attribute__((always_inline)) void
 decode_pv_pairs(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks,
                 const uint16_t *const vr[DEC_K], const void *const vp[DEC_K], int64_t c0,
                 const uint32_t (*pp)[DEC_K / 2], __mmask16 valid, bool pf)
 {
-    const __m512i lo16 = _mm512_set1_epi32(0xffff);
+    /* A block of 16 counted keys (the common case) goes without per-pair tests. */
+    const bool full = valid == 0xffff;
+#pragma GCC unroll 8
     for (int i = 0; i < DEC_K / 2; i++) {
-        const unsigned two = (valid >> 2 * i) & 3u;
+        const unsigned two = full ? 3u : (valid >> 2 * i) & 3u;
         if (!two)
             continue;
         const __mmask32 z0 = two & 1u ? 0xffffffffu : 0, z1 = two & 2u ? 0xffffffffu : 0;
@@ -742,29 +758,29 @@ decode_pv_pairs(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunk
         for (int r = 0; r < R; r++)
             pj[r] = (__m512bh)_mm512_set1_epi32((int)pp[r][i]);
         for (int v = 0; v < chunks; v++) {
-            const __m512i x0 = load_stream32(vr[2 * i] + c0 + 32 * v, tm[v] & z0);
-            const __m512i x1 = load_stream32(vr[2 * i + 1] + c0 + 32 * v, tm[v] & z1);
+            const __m512i x0 = _mm512_maskz_loadu_epi16(tm[v] & z0, vr[2 * i] + c0 + 32 * v);
+            const __m512i x1 = _mm512_maskz_loadu_epi16(tm[v] & z1, vr[2 * i + 1] + c0 + 32 * v);
             if (pf) {
                 _mm_prefetch((const char *)vp[2 * i] + 2 * (c0 + 32 * v), _MM_HINT_T1);
                 _mm_prefetch((const char *)vp[2 * i + 1] + 2 * (c0 + 32 * v), _MM_HINT_T1);
             }
-            /* 0xca = lo16 ? b : c per bit: low halves from b, high halves from c */
-            const __m512bh even =
-                (__m512bh)_mm512_ternarylogic_epi32(lo16, x0, _mm512_slli_epi32(x1, 16), 0xca);
-            const __m512bh odd =
-                (__m512bh)_mm512_ternarylogic_epi32(lo16, _mm512_srli_epi32(x0, 16), x1, 0xca);
+            const __m512bh lo = (__m512bh)_mm512_unpacklo_epi16(x0, x1);
+            const __m512bh hi = (__m512bh)_mm512_unpackhi_epi16(x0, x1);
             for (int r = 0; r < R; r++) {
                 __m512 *a = acc + 2 * (r * chunks + v);
-                a[0] = _mm512_dpbf16_ps(a[0], pj[r], even);
-                a[1] = _mm512_dpbf16_ps(a[1], pj[r], odd);
+                a[0] = _mm512_dpbf16_ps(a[0], pj[r], lo);
+                a[1] = _mm512_dpbf16_ps(a[1], pj[r], hi);
             }
         }
     }
 }
 
-/* Chunks per pass over V: at most 16 accumulators (R rows × chunks × 2 parities), so a tile of
- * 3 or 4 rows takes d in passes of 64 elements; the later passes read the block's V from L1. */
+/* Chunks per pass over V: at most DEC_ACC accumulators (R rows × chunks × 2 halves), so a tile
+ * of 3 or 4 rows takes d in passes of 64 elements, 2 rows in one of 128; the later passes read
+ * the block's V from L1. pairs: the R >= 2 layout (decode_pv_pairs), else the one-row parity
+ * layout (decode_pv_keys); a row keeps one layout for all its key blocks. */
 static inline __attribute__((always_inline)) void decode_pv(float *const o[DEC_R], int R,
+                                                            bool pairs,
                                                             const uint16_t *const vr[DEC_K],
                                                             const void *const vp[DEC_K],
                                                             const float (*pw)[DEC_K],
@@ -772,10 +788,10 @@ static inline __attribute__((always_inline)) void decode_pv(float *const o[DEC_R
                                                             __mmask16 valid, int64_t d,
                                                             const __m512 corr[DEC_R], bool pf)
 {
-    const int cpass = R == 1 ? DEC_C : R == 2 ? DEC_C / 2 : DEC_C / 4;
+    const int cpass = !pairs || R == 1 ? DEC_C : R == 2 ? DEC_C / 2 : DEC_C / 4;
     for (int64_t c0 = 0; c0 < d; c0 += 32 * cpass) {
         const int nc = (int)((d - c0 + 31) / 32 < cpass ? (d - c0 + 31) / 32 : cpass);
-        __m512 acc[DEC_ACC]; /* row r, chunk v, parity h at 2·(r·cpass + v) + h */
+        __m512 acc[DEC_ACC]; /* row r, chunk v, half h at 2·(r·cpass + v) + h */
         __mmask32 tm[DEC_C];
         for (int v = 0; v < cpass; v++) {
             tm[v] = tail_mask32(d - c0 - 32 * v);
@@ -787,22 +803,29 @@ static inline __attribute__((always_inline)) void decode_pv(float *const o[DEC_R
         }
         /* Every pass takes cpass chunks, a constant, so the accumulators stay in registers; a
          * chunk past d (tm 0) loads zeros and is not stored. */
-        if (R > 1)
+        if (pairs && valid == 0xffff) /* a constant: the compiler drops the per-pair tests */
+            decode_pv_pairs(acc, R, tm, cpass, vr, vp, c0, pp, 0xffff, pf);
+        else if (pairs)
             decode_pv_pairs(acc, R, tm, cpass, vr, vp, c0, pp, valid, pf);
         else
             decode_pv_keys(acc, R, tm, cpass, vr, vp, c0, pw, valid, pf);
-        for (int r = 0; r < R; r++)
-            for (int v = 0; v < nc; v++)
-                for (int h = 0; h < 2; h++)
+        for (int r = 0; r < R; r++) /* constant bounds: acc is indexed by constants only */
+            for (int v = 0; v < cpass; v++)
+                for (int h = 0; h < 2 && v < nc; h++)
                     _mm512_store_ps(o[r] + c0 + 32 * v + 16 * h, acc[2 * (r * cpass + v) + h]);
     }
 }
 
-/* The parity-split accumulator back in head-dim order (t holds d rounded up to 32). */
-static void decode_unsplit(const float *o, float *t, int64_t d)
+/* A row's accumulator back in head-dim order (t holds d rounded up to 32): from the one-row
+ * parity layout (16 even elements of a chunk, then its 16 odd ones) or, pairs, from
+ * decode_pv_pairs' (per 128-bit block b: elements 8b .. 8b + 3 in the low vector, 8b + 4 ..
+ * 8b + 7 in the high one). */
+static void decode_unsplit(const float *o, float *t, int64_t d, bool pairs)
 {
-    static const int32_t lo[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
-    const __m512i ilo = _mm512_loadu_si512(lo), ihi = _mm512_add_epi32(ilo, _mm512_set1_epi32(8));
+    static const int32_t parity[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+    static const int32_t block[16] = {0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23};
+    const __m512i ilo = _mm512_loadu_si512(pairs ? block : parity);
+    const __m512i ihi = _mm512_add_epi32(ilo, _mm512_set1_epi32(8));
     for (int64_t c = 0; c < d; c += 32) {
         const __m512 e = _mm512_load_ps(o + c), od = _mm512_load_ps(o + c + 16);
         _mm512_store_ps(t + c, _mm512_permutex2var_ps(e, ilo, od));
@@ -872,14 +895,14 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, in
     }
     if (any == all) { /* every row sees the same keys: one pass over V for the tile */
         if (any)
-            decode_pv(o, R, vr, vp, pw, pp, (__mmask16)any, y->d, corr, pf);
+            decode_pv(o, R, R > 1, vr, vp, pw, pp, (__mmask16)any, y->d, corr, pf);
         return;
     }
     /* Rows that see different keys (causal edge, mask): a NaN in a V row must not reach a
      * row that excludes it through a 0 weight, so each row takes its own keys. */
     for (int r = 0; r < R; r++)
         if (valid[r])
-            decode_pv(&o[r], 1, vr, vp, &pw[r], &pp[r], valid[r], y->d, &corr[r], false);
+            decode_pv(&o[r], 1, true, vr, vp, &pw[r], &pp[r], valid[r], y->d, &corr[r], false);
 }
 
 static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_rows *gr,
@@ -963,7 +986,8 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
         }
     }
     for (int64_t r = 0; r < n; r++) {
-        decode_unsplit(o + r * d32, tmp, d);
+        const bool alone = n % DEC_R == 1 && r == n - 1; /* a tile of one row: parity layout */
+        decode_unsplit(o + r * d32, tmp, d, !alone);
         finish_row(&br, r, tmp, 1, _mm512_reduce_add_ps(_mm512_load_ps(lv + 16 * r)), mrow[r]);
     }
 }
