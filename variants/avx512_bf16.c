@@ -681,6 +681,36 @@ static inline __attribute__((always_inline)) void dots16(const uint16_t *const q
      * them does), so the loop holds no mask arithmetic. */
     const int ks = R > 1 ? 2 : 1;
     const __mmask32 tail = tail_mask32(d % 32);
+    if (R > 1 && d <= 32 * DEC_C) { /* Q held in registers: one load per K chunk, not R + 1 */
+        __m512bh qv[DEC_R][DEC_C];
+        for (int r = 0; r < R; r++)
+            for (int v = 0; v < DEC_C; v++)
+                qv[r][v] = (__m512bh)_mm512_load_si512(q[r] + (32 * v < d ? 32 * v : 0));
+#pragma GCC unroll 1
+        for (int j = 0; j < DEC_K; j += 2) {
+            __m512 acc[DEC_R][2];
+            for (int r = 0; r < R; r++)
+                acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+            for (int v = 0; v < DEC_C; v++) {
+                if (32 * v >= d)
+                    break;
+                const __mmask32 tm = 32 * v + 32 <= d ? 0xffffffffu : tail;
+                for (int u = 0; u < 2; u++) {
+                    const __m512bh k = (__m512bh)_mm512_maskz_loadu_epi16(tm, kr[j + u] + 32 * v);
+                    if (pf)
+                        _mm_prefetch((const char *)kp[j + u] + 64 * v, _MM_HINT_T1);
+                    for (int r = 0; r < R; r++)
+                        acc[r][u] = _mm512_dpbf16_ps(acc[r][u], qv[r][v], k);
+                }
+            }
+            for (int r = 0; r < R; r++)
+                for (int u = 0; u < 2; u++)
+                    part[r][j + u] = acc[r][u];
+        }
+        for (int r = 0; r < R; r++)
+            out[r] = sum16(part[r]);
+        return;
+    }
 #pragma GCC unroll 1
     for (int j = 0; j < DEC_K; j += ks) {
         __m512 acc[DEC_R][2];
@@ -833,6 +863,36 @@ static void decode_unsplit(const float *o, float *t, int64_t d, bool pairs)
     }
 }
 
+/* decode_weights (avx512_common.h), the same results, with the lazy max tested on the vector:
+ * only a block with a score past m + LAZY_MAX_BITS (a row's first block and the few after it
+ * whose max moves) takes the horizontal max, where decode_weights reduces every block to a
+ * scalar first, a chain of shuffles on every block's path to its weights. An ordered compare,
+ * so NaN scores never move m, as the ordered lanes of decode_weights' max. */
+static inline __attribute__((always_inline)) __mmask16
+decode_weights_lazy(__m512 *s, __mmask16 valid, const float *mask, float *m, __m512 *l,
+                    __m512 *corr)
+{
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    if (mask) {
+        const __m512 mv = _mm512_maskz_loadu_ps(valid, mask);
+        valid = _mm512_mask_cmp_ps_mask(valid, mv, ninf, _CMP_NEQ_UQ);
+        *s = _mm512_fmadd_ps(mv, _mm512_set1_ps(ATTN_LOG2E), *s);
+    }
+    if (!valid)
+        return 0;
+    const __m512 x = _mm512_mask_mov_ps(ninf, valid, *s);
+    *corr = _mm512_set1_ps(1.0f);
+    if (_mm512_mask_cmp_ps_mask(valid, x, _mm512_set1_ps(*m + LAZY_MAX_BITS), _CMP_GT_OQ)) {
+        const float bmax =
+            _mm512_mask_reduce_max_ps(_mm512_mask_cmp_ps_mask(valid, x, x, _CMP_ORD_Q), x);
+        *corr = exp2_ps(_mm512_set1_ps(*m - bmax), 0xffff);
+        *l = _mm512_mul_ps(*l, *corr);
+        *m = bmax;
+    }
+    *s = exp2_ps(_mm512_sub_ps(x, _mm512_set1_ps(*m)), valid);
+    return valid;
+}
+
 /* State of the decode rows of one group: accumulators, sums, maxima, limits, Q rows. */
 typedef struct dec_rows {
     const run_ctx *x;
@@ -881,7 +941,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, in
             __m512 l = _mm512_load_ps(y->lv + 16 * rr);
             const float *mask = x->mask ? attn_mask_row(x->t->problem, row_index(y->br, rr)) + j0
                                         : NULL;
-            valid[r] = decode_weights(&pf, valid[r], mask, &y->mrow[rr], &l, &corr[r]);
+            valid[r] = decode_weights_lazy(&pf, valid[r], mask, &y->mrow[rr], &l, &corr[r]);
             if (valid[r]) {
                 pr = _mm512_cvtpbh_ps(_mm512_cvtneps_pbh(pf)); /* rounded to bf16 */
                 _mm512_store_ps(y->lv + 16 * rr, _mm512_add_ps(l, pr));
@@ -946,12 +1006,22 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
          * multiple of 32) for every row of the group. Keys past nk: any row, never counted. */
         const uint16_t *krow[DEC_K], *vrow[DEC_K];
         const void *ksrc[DEC_K], *vsrc[DEC_K]; /* one page lookup per run of keys */
+        const void *kpf[DEC_K], *vpf[DEC_K];   /* the rows DEC_PF_KEYS keys later */
+        if (!paged && x->dt == ATTN_BF16) { /* rows one stride apart: no lookups */
+            const int64_t ahead = j0 + DEC_PF_KEYS < kend ? j0 + DEC_PF_KEYS : j0;
+            for (int j = 0; j < DEC_K; j++) {
+                const int64_t i = j < nk ? j0 + j : j0, a = ahead + j < kend ? ahead + j : ahead;
+                krow[j] = (const uint16_t *)(x->k + i * x->k_seq);
+                vrow[j] = (const uint16_t *)(x->v + i * x->v_seq);
+                kpf[j] = x->k + a * x->k_seq;
+                vpf[j] = x->v + a * x->v_seq;
+            }
+        } else {
         attn_kv_rows(x->t, 'k', x->b, x->hkv, j0, nk, DEC_K, ksrc);
         attn_kv_rows(x->t, 'v', x->b, x->hkv, j0, nk, DEC_K, vsrc);
         /* The rows DEC_PF_KEYS keys later, through the page table: prefetched by the tiles
          * (bf16: several rows, or paged one row) or, paged float32, while rounding. Paged,
          * each page starts a stream the hardware prefetchers must find again. */
-        const void *kpf[DEC_K], *vpf[DEC_K];
         if ((y.pf && n > 1) || paged) {
             attn_kv_rows_ahead(x->t, 'k', x->b, x->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, ksrc, kpf);
             attn_kv_rows_ahead(x->t, 'v', x->b, x->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, vsrc, vpf);
@@ -974,6 +1044,7 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
             }
             krow[j] = dk + j * d32;
             vrow[j] = dv + j * d32;
+        }
         }
         int64_t r0 = 0;
         for (; r0 + DEC_R <= n; r0 += DEC_R)
