@@ -846,6 +846,76 @@ static inline __attribute__((always_inline)) void decode_pv(float *const o[DEC_R
     }
 }
 
+/* decode_pv of a tile of R >= 2 rows on a block of 16 counted keys (the common case), in
+ * passes of up to DEC_ACC accumulators (R = 3, 4: 64 head-dim elements; R = 2: 128), so each
+ * weight pair is broadcast once per pass (half the broadcasts of 8-accumulator passes). Not
+ * inlined, one function per R, and the key-pair loop not unrolled: inlined into decode_group, or
+ * unrolled, GCC kept accumulators or hoisted broadcasts on the stack. */
+static inline __attribute__((always_inline)) void
+decode_pv_full(float *const o[DEC_R], int R, const uint16_t *const vr[DEC_K],
+               const void *const vp[DEC_K], const uint32_t (*pp)[DEC_K / 2], int64_t d,
+               const __m512 corr[DEC_R], bool pf)
+{
+    enum { CMAX = DEC_ACC / 4 }; /* chunks per pass for 2 rows */
+    const int cp = DEC_ACC / (2 * R) < CMAX ? DEC_ACC / (2 * R) : CMAX;
+    for (int64_t c0 = 0; c0 < d; c0 += 32 * cp) {
+        __m512 acc[DEC_R][CMAX][2];
+        __mmask32 tm[CMAX];
+        for (int v = 0; v < cp; v++) {
+            tm[v] = tail_mask32(d - c0 - 32 * v);
+            for (int r = 0; r < R; r++)
+                for (int h = 0; h < 2; h++)
+                    acc[r][v][h] =
+                        c0 + 32 * v < d
+                            ? _mm512_mul_ps(_mm512_load_ps(o[r] + c0 + 32 * v + 16 * h), corr[r])
+                            : _mm512_setzero_ps();
+        }
+#pragma GCC unroll 1
+        for (int i = 0; i < DEC_K / 2; i++) {
+            __m512bh pj[DEC_R];
+            for (int r = 0; r < R; r++)
+                pj[r] = (__m512bh)_mm512_set1_epi32((int)pp[r][i]);
+            for (int v = 0; v < cp; v++) {
+                const int64_t c = c0 + 32 * v;
+                const __m512i x0 = _mm512_maskz_loadu_epi16(tm[v], vr[2 * i] + c);
+                const __m512i x1 = _mm512_maskz_loadu_epi16(tm[v], vr[2 * i + 1] + c);
+                if (pf) {
+                    _mm_prefetch((const char *)vp[2 * i] + 2 * c, _MM_HINT_T1);
+                    _mm_prefetch((const char *)vp[2 * i + 1] + 2 * c, _MM_HINT_T1);
+                }
+                const __m512bh lo = (__m512bh)_mm512_unpacklo_epi16(x0, x1);
+                const __m512bh hi = (__m512bh)_mm512_unpackhi_epi16(x0, x1);
+                for (int r = 0; r < R; r++) {
+                    acc[r][v][0] = _mm512_dpbf16_ps(acc[r][v][0], pj[r], lo);
+                    acc[r][v][1] = _mm512_dpbf16_ps(acc[r][v][1], pj[r], hi);
+                }
+            }
+        }
+        for (int v = 0; v < cp; v++)
+            for (int r = 0; r < R; r++)
+                for (int h = 0; h < 2; h++)
+                    if (c0 + 32 * v < d)
+                        _mm512_store_ps(o[r] + c0 + 32 * v + 16 * h, acc[r][v][h]);
+    }
+}
+
+typedef void decode_pv_full_fn(float *const o[DEC_R], const uint16_t *const vr[DEC_K],
+                               const void *const vp[DEC_K], const uint32_t (*pp)[DEC_K / 2],
+                               int64_t d, const __m512 corr[DEC_R], bool pf);
+#define DECODE_PV_FULL(R)                                                                      \
+    static __attribute__((noinline)) void decode_pv_full##R(                                   \
+        float *const o[DEC_R], const uint16_t *const vr[DEC_K], const void *const vp[DEC_K],   \
+        const uint32_t (*pp)[DEC_K / 2], int64_t d, const __m512 corr[DEC_R], bool pf)         \
+    {                                                                                          \
+        decode_pv_full(o, R, vr, vp, pp, d, corr, pf);                                         \
+    }
+DECODE_PV_FULL(2)
+DECODE_PV_FULL(3)
+DECODE_PV_FULL(4)
+#undef DECODE_PV_FULL
+static decode_pv_full_fn *const decode_pv_full_of[DEC_R + 1] = {
+    NULL, NULL, decode_pv_full2, decode_pv_full3, decode_pv_full4};
+
 /* A row's accumulator back in head-dim order (t holds d rounded up to 32): from the one-row
  * parity layout (16 even elements of a chunk, then its 16 odd ones) or, pairs, from
  * decode_pv_pairs' (per 128-bit block b: elements 8b .. 8b + 3 in the low vector, 8b + 4 ..
@@ -954,7 +1024,9 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, in
         all &= valid[r];
     }
     if (any == all) { /* every row sees the same keys: one pass over V for the tile */
-        if (any)
+        if (R > 1 && any == 0xffff)
+            decode_pv_full_of[R](o, vr, vp, pp, y->d, corr, pf);
+        else if (any)
             decode_pv(o, R, R > 1, vr, vp, pw, pp, (__mmask16)any, y->d, corr, pf);
         return;
     }
