@@ -63,18 +63,27 @@
  * its 16 even and 16 odd elements (a shift and a mask) and multiplied by the rounded p_j with
  * float32 FMAs into a parity-split accumulator, unsplit once per row at the end. A tile of 2-4
  * rows does 2-4 times the arithmetic per byte, so it takes P·V on VDPBF16PS over key pairs
- * instead (half the instructions): the pair vectors are built in the same parity layout
- * (decode_pv_pairs), an excluded key of a pair loaded as zeros.
- * The numbers are those of VDPBF16PS (bf16 products are exact in float32, float32 accumulation), at half
- * the instruction cost here: measured on D1 (H=32, Lq=1, Lk=8192, d=128), 1.53x the float32
- * avx512 speed against 1.41x for V packed into key pairs + VDPBF16PS, and 1.35x for VDPBF16PS
- * with the weight in one half of the pair (even/odd elements, V unpacked). K rows are read one
- * after another (dots16) and in 256-bit halves; one row takes no software prefetch: on Zen 4 the
- * earlier column-by-column reads needed a prefetch 8 blocks ahead, which now only slows the
- * stream (D1 bf16, interleaved: about 1.6x slower with it). A tile of several rows does that
- * many times the work per byte and leaves too few loads in flight for the hardware prefetchers,
- * so it prefetches bf16 K and V DEC_PF_KEYS keys ahead into L2, one prefetch beside each load
- * (as avx512.c's float32 tiles; D2 and D3 bf16 ran 1.6-1.9x faster with it, alternated).
+ * instead (half the instructions): the pair vectors are the 16-bit interleaves of two V rows
+ * (vpunpcklwd / vpunpckhwd, one shuffle each), so these rows' accumulators are in that
+ * interleaved order, unsplit at the end like the parity one (decode_unsplit); an excluded key
+ * of a pair is loaded as zeros. A block of 16 keys that every row of the tile counts (the
+ * common case) goes through decode_pv_full, up to 16 accumulators per pass and no per-pair
+ * tests. The Q·K of such a tile keeps Q in registers when d <= 128, and contiguous bf16 rows
+ * are addressed as base + key · stride (no page-table helper per block). Measured in cache
+ * (Zen 4, D2 bf16 at Lk = 512, alternated) these took the tile from 22.6 to about 31 GB/s of
+ * K/V; the three phases (Q·K with its transpose-add tree, softmax, P·V) add up, each at about
+ * 1.4-1.7x its VDPBF16PS count.
+ * The numbers are those of VDPBF16PS (bf16 products are exact in float32, float32 accumulation),
+ * at half the instruction cost here: measured on D1 (H=32, Lq=1, Lk=8192, d=128), 1.53x the
+ * float32 avx512 speed against 1.41x for V packed into key pairs + VDPBF16PS, and 1.35x for
+ * VDPBF16PS with the weight in one half of the pair (even/odd elements, V unpacked). K rows are
+ * read one after another (dots16), one row's in 256-bit halves (several rows': whole 512-bit
+ * loads, the tile prefetching); one row takes no software prefetch: on Zen 4 the earlier
+ * column-by-column reads needed a prefetch 8 blocks ahead, which now only slows the stream (D1
+ * bf16, interleaved: about 1.6x slower with it). A tile of several rows does that many times the
+ * work per byte and leaves too few loads in flight for the hardware prefetchers, so it prefetches
+ * bf16 K and V DEC_PF_KEYS keys ahead into L2, one prefetch beside each load (as avx512.c's
+ * float32 tiles; D2 and D3 bf16 ran 1.6-1.9x faster with it, alternated).
  *
  * run_partial: the same paths over a key range, writing each row's lazy max (natural units),
  * sum and unnormalised row (the contract in variant.h).
@@ -86,8 +95,9 @@
  * the prefill's cycles (perf), the softmax and packing the rest.
  *
  * Register budget (32 zmm): scores 16 accumulators + 2 QP + 1 broadcast; P·V 16 accumulators
- * + 8 P + broadcasts; decode dots R·2 accumulators + Q + 2 K, decode P·V 8 accumulators
- * (one row: 128 head-dim elements split by parity; R rows: 128/R each per pass) + V + R P.
+ * + 8 P + broadcasts; decode dots R·2 accumulators + R·4 Q (d <= 128) + 2 K, decode P·V up
+ * to 16 accumulators (one row: 128 head-dim elements split by parity; 3-4 rows: 64 each per
+ * pass of a full block, 32 otherwise; 2 rows twice that) + 2 V + R P.
  *
  * Layout: head_dim contiguous (the contract); any batch/head/seq strides. Workspace (64-byte
  * aligned): packed QP, Oᵀ, per-row m, l, key limits and mask offsets, the packed K/V block and
@@ -805,10 +815,12 @@ decode_pv_pairs(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunk
     }
 }
 
-/* Chunks per pass over V: at most DEC_ACC accumulators (R rows × chunks × 2 halves), so a tile
- * of 3 or 4 rows takes d in passes of 64 elements, 2 rows in one of 128; the later passes read
- * the block's V from L1. pairs: the R >= 2 layout (decode_pv_pairs), else the one-row parity
- * layout (decode_pv_keys); a row keeps one layout for all its key blocks. */
+/* Chunks per pass over V (R rows × chunks × 2 halves accumulators): one row takes d <= 128 in
+ * one pass (16), a tile of 3 or 4 rows passes of 32 elements, 2 rows of 64 (8; inlined here, 16
+ * measured slower: GCC kept them on the stack); the later passes read the block's V from L1.
+ * A block that every row counts in full takes decode_pv_full instead. pairs: the R >= 2 layout
+ * (decode_pv_pairs), else the one-row parity layout (decode_pv_keys); a row keeps one layout
+ * for all its key blocks. */
 static inline __attribute__((always_inline)) void decode_pv(float *const o[DEC_R], int R,
                                                             bool pairs,
                                                             const uint16_t *const vr[DEC_K],
