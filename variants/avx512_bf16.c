@@ -1025,13 +1025,17 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, in
                                         : NULL;
             valid[r] = decode_weights_lazy(&pf, valid[r], mask, &y->mrow[rr], &l, &corr[r]);
             if (valid[r]) {
-                pr = _mm512_cvtpbh_ps(_mm512_cvtneps_pbh(pf)); /* rounded to bf16 */
+                const __m256bh rounded = _mm512_cvtneps_pbh(pf);
+                pr = _mm512_cvtpbh_ps(rounded);
                 _mm512_store_ps(y->lv + 16 * rr, _mm512_add_ps(l, pr));
+                if (R > 1) /* the pairs; one row takes the float32 weights */
+                    _mm256_storeu_si256((__m256i *)pp[r], (__m256i)rounded);
             }
         }
-        _mm512_storeu_ps(pw[r], pr);
-        if (R > 1)
-            _mm256_storeu_si256((__m256i *)pp[r], (__m256i)_mm512_cvtneps_pbh(pr));
+        if (R == 1)
+            _mm512_storeu_ps(pw[r], pr);
+        else if (!valid[r]) /* no keys: zero weights (decode_pv_pairs reads them) */
+            _mm256_storeu_si256((__m256i *)pp[r], _mm256_setzero_si256());
         any |= valid[r];
         all &= valid[r];
     }
