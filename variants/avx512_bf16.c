@@ -63,18 +63,27 @@
  * its 16 even and 16 odd elements (a shift and a mask) and multiplied by the rounded p_j with
  * float32 FMAs into a parity-split accumulator, unsplit once per row at the end. A tile of 2-4
  * rows does 2-4 times the arithmetic per byte, so it takes P·V on VDPBF16PS over key pairs
- * instead (half the instructions): the pair vectors are built in the same parity layout
- * (decode_pv_pairs), an excluded key of a pair loaded as zeros.
- * The numbers are those of VDPBF16PS (bf16 products are exact in float32, float32 accumulation), at half
- * the instruction cost here: measured on D1 (H=32, Lq=1, Lk=8192, d=128), 1.53x the float32
- * avx512 speed against 1.41x for V packed into key pairs + VDPBF16PS, and 1.35x for VDPBF16PS
- * with the weight in one half of the pair (even/odd elements, V unpacked). K rows are read one
- * after another (dots16) and in 256-bit halves; one row takes no software prefetch: on Zen 4 the
- * earlier column-by-column reads needed a prefetch 8 blocks ahead, which now only slows the
- * stream (D1 bf16, interleaved: about 1.6x slower with it). A tile of several rows does that
- * many times the work per byte and leaves too few loads in flight for the hardware prefetchers,
- * so it prefetches bf16 K and V DEC_PF_KEYS keys ahead into L2, one prefetch beside each load
- * (as avx512.c's float32 tiles; D2 and D3 bf16 ran 1.6-1.9x faster with it, alternated).
+ * instead (half the instructions): the pair vectors are the 16-bit interleaves of two V rows
+ * (vpunpcklwd / vpunpckhwd, one shuffle each), so these rows' accumulators are in that
+ * interleaved order, unsplit at the end like the parity one (decode_unsplit); an excluded key
+ * of a pair is loaded as zeros. A block of 16 keys that every row of the tile counts (the
+ * common case) goes through decode_pv_full, up to 16 accumulators per pass and no per-pair
+ * tests. The Q·K of such a tile keeps Q in registers when d <= 128, and contiguous bf16 rows
+ * are addressed as base + key · stride (no page-table helper per block). Measured in cache
+ * (Zen 4, D2 bf16 at Lk = 512, alternated) these took the tile from 22.6 to about 31 GB/s of
+ * K/V; the three phases (Q·K with its transpose-add tree, softmax, P·V) add up, each at about
+ * 1.4-1.7x its VDPBF16PS count.
+ * The numbers are those of VDPBF16PS (bf16 products are exact in float32, float32 accumulation),
+ * at half the instruction cost here: measured on D1 (H=32, Lq=1, Lk=8192, d=128), 1.53x the
+ * float32 avx512 speed against 1.41x for V packed into key pairs + VDPBF16PS, and 1.35x for
+ * VDPBF16PS with the weight in one half of the pair (even/odd elements, V unpacked). K rows are
+ * read one after another (dots16), one row's in 256-bit halves (several rows': whole 512-bit
+ * loads, the tile prefetching); one row takes no software prefetch: on Zen 4 the earlier
+ * column-by-column reads needed a prefetch 8 blocks ahead, which now only slows the stream (D1
+ * bf16, interleaved: about 1.6x slower with it). A tile of several rows does that many times the
+ * work per byte and leaves too few loads in flight for the hardware prefetchers, so it prefetches
+ * bf16 K and V DEC_PF_KEYS keys ahead into L2, one prefetch beside each load (as avx512.c's
+ * float32 tiles; D2 and D3 bf16 ran 1.6-1.9x faster with it, alternated).
  *
  * run_partial: the same paths over a key range, writing each row's lazy max (natural units),
  * sum and unnormalised row (the contract in variant.h).
@@ -86,8 +95,9 @@
  * the prefill's cycles (perf), the softmax and packing the rest.
  *
  * Register budget (32 zmm): scores 16 accumulators + 2 QP + 1 broadcast; P·V 16 accumulators
- * + 8 P + broadcasts; decode dots R·2 accumulators + Q + 2 K, decode P·V 8 accumulators
- * (one row: 128 head-dim elements split by parity; R rows: 128/R each per pass) + V + R P.
+ * + 8 P + broadcasts; decode dots R·2 accumulators + R·4 Q (d <= 128) + 2 K, decode P·V up
+ * to 16 accumulators (one row: 128 head-dim elements split by parity; 3-4 rows: 64 each per
+ * pass of a full block, 32 otherwise; 2 rows twice that) + 2 V + R P.
  *
  * Layout: head_dim contiguous (the contract); any batch/head/seq strides. Workspace (64-byte
  * aligned): packed QP, Oᵀ, per-row m, l, key limits and mask offsets, the packed K/V block and
@@ -643,6 +653,26 @@ static inline __m512i load_stream32(const uint16_t *x, __mmask32 m)
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
+/* One 32-element chunk c of dots16's keys j .. j + ks - 1 (lanes tm of it) against the R rows. */
+static inline __attribute__((always_inline)) void
+dots_chunk(__m512 acc[DEC_R][2], const uint16_t *const q[DEC_R], int R, int ks,
+           const uint16_t *const kr[2], const void *const kp[2], int64_t c, __mmask32 tm, bool pf)
+{
+    __m512bh k[2];
+    for (int u = 0; u < ks; u++) {
+        /* several rows: one 512-bit load (the tile prefetches its stream) */
+        k[u] = (__m512bh)(ks > 1 ? _mm512_maskz_loadu_epi16(tm, kr[u] + c)
+                                 : load_stream32(kr[u] + c, tm));
+        if (pf) /* one line per load */
+            _mm_prefetch((const char *)kp[u] + 2 * c, _MM_HINT_T1);
+    }
+    for (int r = 0; r < R; r++) {
+        const __m512bh qv = (__m512bh)_mm512_load_si512(q[r] + c);
+        for (int u = 0; u < ks; u++)
+            acc[r][u] = _mm512_dpbf16_ps(acc[r][u], qv, k[u]);
+    }
+}
+
 /* Dot products of R bf16 rows q[r] (zero-padded to a multiple of 32) with 16 bf16 key rows:
  * out[r] lane j = q_r · k_j. Keys are read one after another, each row front to back, through
  * one load instruction (the key loop is not unrolled): the hardware prefetchers follow it, where
@@ -657,28 +687,51 @@ static inline __attribute__((always_inline)) void dots16(const uint16_t *const q
 {
     __m512 part[DEC_R][DEC_K];
     /* A tile of several rows scores two keys side by side: each Q load serves both, and each
-     * row has two independent VDPBF16PS chains. */
+     * row has two independent VDPBF16PS chains. Whole chunks take no mask (a tail chunk after
+     * them does), so the loop holds no mask arithmetic. */
     const int ks = R > 1 ? 2 : 1;
+    const __mmask32 tail = tail_mask32(d % 32);
+    if (R > 1 && d <= 32 * DEC_C) { /* Q held in registers: one load per K chunk, not R + 1 */
+        __m512bh qv[DEC_R][DEC_C];
+        for (int r = 0; r < R; r++)
+            for (int v = 0; v < DEC_C; v++)
+                qv[r][v] = (__m512bh)_mm512_load_si512(q[r] + (32 * v < d ? 32 * v : 0));
+#pragma GCC unroll 1
+        for (int j = 0; j < DEC_K; j += 2) {
+            __m512 acc[DEC_R][2];
+            for (int r = 0; r < R; r++)
+                acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+            for (int v = 0; v < DEC_C; v++) {
+                if (32 * v >= d)
+                    break;
+                const __mmask32 tm = 32 * v + 32 <= d ? 0xffffffffu : tail;
+                for (int u = 0; u < 2; u++) {
+                    const __m512bh k = (__m512bh)_mm512_maskz_loadu_epi16(tm, kr[j + u] + 32 * v);
+                    if (pf)
+                        _mm_prefetch((const char *)kp[j + u] + 64 * v, _MM_HINT_T1);
+                    for (int r = 0; r < R; r++)
+                        acc[r][u] = _mm512_dpbf16_ps(acc[r][u], qv[r][v], k);
+                }
+            }
+            for (int r = 0; r < R; r++)
+                for (int u = 0; u < 2; u++)
+                    part[r][j + u] = acc[r][u];
+        }
+        for (int r = 0; r < R; r++)
+            out[r] = sum16(part[r]);
+        return;
+    }
 #pragma GCC unroll 1
     for (int j = 0; j < DEC_K; j += ks) {
         __m512 acc[DEC_R][2];
         for (int r = 0; r < R; r++)
             for (int u = 0; u < ks; u++)
                 acc[r][u] = _mm512_setzero_ps();
-        for (int64_t c = 0; c < d; c += 32) {
-            const __mmask32 tm = tail_mask32(d - c);
-            __m512bh k[2];
-            for (int u = 0; u < ks; u++) {
-                k[u] = (__m512bh)load_stream32(kr[j + u] + c, tm);
-                if (pf) /* one line per load */
-                    _mm_prefetch((const char *)kp[j + u] + 2 * c, _MM_HINT_T1);
-            }
-            for (int r = 0; r < R; r++) {
-                const __m512bh qv = (__m512bh)_mm512_load_si512(q[r] + c);
-                for (int u = 0; u < ks; u++)
-                    acc[r][u] = _mm512_dpbf16_ps(acc[r][u], qv, k[u]);
-            }
-        }
+        int64_t c = 0;
+        for (; c + 32 <= d; c += 32)
+            dots_chunk(acc, q, R, ks, kr + j, kp + j, c, 0xffffffffu, pf);
+        if (c < d)
+            dots_chunk(acc, q, R, ks, kr + j, kp + j, c, tail, pf);
         for (int r = 0; r < R; r++)
             for (int u = 0; u < ks; u++)
                 part[r][j + u] = acc[r][u];
@@ -721,20 +774,23 @@ decode_pv_keys(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks
 }
 
 /* decode_pv_keys for a tile of R >= 2 rows, on VDPBF16PS: keys go in pairs (2i, 2i+1), and one
- * VDPBF16PS per row, chunk and parity adds p_r,2i·V[2i][e] + p_r,2i+1·V[2i+1][e] for the 16
- * elements e of that parity, half the instructions of the float32 FMAs (which the one-row path
- * keeps: memory-bound, it measured faster on them). The pair vectors are built in the parity
- * layout of decode_pv_keys, element e of V[2i] in the low half of lane e/2 and of V[2i+1] in the
- * high half (a shift and a bitwise select each), so both paths add to the same accumulators.
- * An excluded key of a pair is loaded as zeros (weight 0 too), so its NaN stays out. */
+ * VDPBF16PS per row, chunk and half adds p_r,2i·V[2i][e] + p_r,2i+1·V[2i+1][e] for 16 elements
+ * e, half the instructions of the float32 FMAs (which the one-row path keeps: memory-bound, it
+ * measured faster on them). The pair vectors are the 16-bit interleaves of the two V rows
+ * (vpunpcklwd / vpunpckhwd, one shuffle each): per 128-bit block b of a 32-element chunk, the
+ * low vector holds elements 8b .. 8b + 3 of both rows, the high one 8b + 4 .. 8b + 7, so the
+ * accumulators of these rows are in that order (decode_unsplit undoes it). An excluded key of a
+ * pair is loaded as zeros (weight 0 too), so its NaN stays out. */
 static inline __attribute__((always_inline)) void
 decode_pv_pairs(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunks,
                 const uint16_t *const vr[DEC_K], const void *const vp[DEC_K], int64_t c0,
                 const uint32_t (*pp)[DEC_K / 2], __mmask16 valid, bool pf)
 {
-    const __m512i lo16 = _mm512_set1_epi32(0xffff);
+    /* A block of 16 counted keys (the common case) goes without per-pair tests. */
+    const bool full = valid == 0xffff;
+#pragma GCC unroll 8
     for (int i = 0; i < DEC_K / 2; i++) {
-        const unsigned two = (valid >> 2 * i) & 3u;
+        const unsigned two = full ? 3u : (valid >> 2 * i) & 3u;
         if (!two)
             continue;
         const __mmask32 z0 = two & 1u ? 0xffffffffu : 0, z1 = two & 2u ? 0xffffffffu : 0;
@@ -742,29 +798,31 @@ decode_pv_pairs(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunk
         for (int r = 0; r < R; r++)
             pj[r] = (__m512bh)_mm512_set1_epi32((int)pp[r][i]);
         for (int v = 0; v < chunks; v++) {
-            const __m512i x0 = load_stream32(vr[2 * i] + c0 + 32 * v, tm[v] & z0);
-            const __m512i x1 = load_stream32(vr[2 * i + 1] + c0 + 32 * v, tm[v] & z1);
+            const __m512i x0 = _mm512_maskz_loadu_epi16(tm[v] & z0, vr[2 * i] + c0 + 32 * v);
+            const __m512i x1 = _mm512_maskz_loadu_epi16(tm[v] & z1, vr[2 * i + 1] + c0 + 32 * v);
             if (pf) {
                 _mm_prefetch((const char *)vp[2 * i] + 2 * (c0 + 32 * v), _MM_HINT_T1);
                 _mm_prefetch((const char *)vp[2 * i + 1] + 2 * (c0 + 32 * v), _MM_HINT_T1);
             }
-            /* 0xca = lo16 ? b : c per bit: low halves from b, high halves from c */
-            const __m512bh even =
-                (__m512bh)_mm512_ternarylogic_epi32(lo16, x0, _mm512_slli_epi32(x1, 16), 0xca);
-            const __m512bh odd =
-                (__m512bh)_mm512_ternarylogic_epi32(lo16, _mm512_srli_epi32(x0, 16), x1, 0xca);
+            const __m512bh lo = (__m512bh)_mm512_unpacklo_epi16(x0, x1);
+            const __m512bh hi = (__m512bh)_mm512_unpackhi_epi16(x0, x1);
             for (int r = 0; r < R; r++) {
                 __m512 *a = acc + 2 * (r * chunks + v);
-                a[0] = _mm512_dpbf16_ps(a[0], pj[r], even);
-                a[1] = _mm512_dpbf16_ps(a[1], pj[r], odd);
+                a[0] = _mm512_dpbf16_ps(a[0], pj[r], lo);
+                a[1] = _mm512_dpbf16_ps(a[1], pj[r], hi);
             }
         }
     }
 }
 
-/* Chunks per pass over V: at most 16 accumulators (R rows × chunks × 2 parities), so a tile of
- * 3 or 4 rows takes d in passes of 64 elements; the later passes read the block's V from L1. */
+/* Chunks per pass over V (R rows × chunks × 2 halves accumulators): one row takes d <= 128 in
+ * one pass (16), a tile of 3 or 4 rows passes of 32 elements, 2 rows of 64 (8; inlined here, 16
+ * measured slower: GCC kept them on the stack); the later passes read the block's V from L1.
+ * A block that every row counts in full takes decode_pv_full instead. pairs: the R >= 2 layout
+ * (decode_pv_pairs), else the one-row parity layout (decode_pv_keys); a row keeps one layout
+ * for all its key blocks. */
 static inline __attribute__((always_inline)) void decode_pv(float *const o[DEC_R], int R,
+                                                            bool pairs,
                                                             const uint16_t *const vr[DEC_K],
                                                             const void *const vp[DEC_K],
                                                             const float (*pw)[DEC_K],
@@ -772,10 +830,10 @@ static inline __attribute__((always_inline)) void decode_pv(float *const o[DEC_R
                                                             __mmask16 valid, int64_t d,
                                                             const __m512 corr[DEC_R], bool pf)
 {
-    const int cpass = R == 1 ? DEC_C : R == 2 ? DEC_C / 2 : DEC_C / 4;
+    const int cpass = !pairs || R == 1 ? DEC_C : R == 2 ? DEC_C / 2 : DEC_C / 4;
     for (int64_t c0 = 0; c0 < d; c0 += 32 * cpass) {
         const int nc = (int)((d - c0 + 31) / 32 < cpass ? (d - c0 + 31) / 32 : cpass);
-        __m512 acc[DEC_ACC]; /* row r, chunk v, parity h at 2·(r·cpass + v) + h */
+        __m512 acc[DEC_ACC]; /* row r, chunk v, half h at 2·(r·cpass + v) + h */
         __mmask32 tm[DEC_C];
         for (int v = 0; v < cpass; v++) {
             tm[v] = tail_mask32(d - c0 - 32 * v);
@@ -787,27 +845,134 @@ static inline __attribute__((always_inline)) void decode_pv(float *const o[DEC_R
         }
         /* Every pass takes cpass chunks, a constant, so the accumulators stay in registers; a
          * chunk past d (tm 0) loads zeros and is not stored. */
-        if (R > 1)
+        if (pairs && valid == 0xffff) /* a constant: the compiler drops the per-pair tests */
+            decode_pv_pairs(acc, R, tm, cpass, vr, vp, c0, pp, 0xffff, pf);
+        else if (pairs)
             decode_pv_pairs(acc, R, tm, cpass, vr, vp, c0, pp, valid, pf);
         else
             decode_pv_keys(acc, R, tm, cpass, vr, vp, c0, pw, valid, pf);
-        for (int r = 0; r < R; r++)
-            for (int v = 0; v < nc; v++)
-                for (int h = 0; h < 2; h++)
+        for (int r = 0; r < R; r++) /* constant bounds: acc is indexed by constants only */
+            for (int v = 0; v < cpass; v++)
+                for (int h = 0; h < 2 && v < nc; h++)
                     _mm512_store_ps(o[r] + c0 + 32 * v + 16 * h, acc[2 * (r * cpass + v) + h]);
     }
 }
 
-/* The parity-split accumulator back in head-dim order (t holds d rounded up to 32). */
-static void decode_unsplit(const float *o, float *t, int64_t d)
+/* decode_pv of a tile of R >= 2 rows on a block of 16 counted keys (the common case), in
+ * passes of up to DEC_ACC accumulators (R = 3, 4: 64 head-dim elements; R = 2: 128), so each
+ * weight pair is broadcast once per pass (half the broadcasts of 8-accumulator passes). Not
+ * inlined, one function per R, and the key-pair loop not unrolled: inlined into decode_group, or
+ * unrolled, GCC kept accumulators or hoisted broadcasts on the stack. */
+static inline __attribute__((always_inline)) void
+decode_pv_full(float *const o[DEC_R], int R, const uint16_t *const vr[DEC_K],
+               const void *const vp[DEC_K], const uint32_t (*pp)[DEC_K / 2], int64_t d,
+               const __m512 corr[DEC_R], bool pf)
 {
-    static const int32_t lo[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
-    const __m512i ilo = _mm512_loadu_si512(lo), ihi = _mm512_add_epi32(ilo, _mm512_set1_epi32(8));
+    enum { CMAX = DEC_ACC / 4 }; /* chunks per pass for 2 rows */
+    const int cp = DEC_ACC / (2 * R) < CMAX ? DEC_ACC / (2 * R) : CMAX;
+    for (int64_t c0 = 0; c0 < d; c0 += 32 * cp) {
+        __m512 acc[DEC_R][CMAX][2];
+        __mmask32 tm[CMAX];
+        for (int v = 0; v < cp; v++) {
+            tm[v] = tail_mask32(d - c0 - 32 * v);
+            for (int r = 0; r < R; r++)
+                for (int h = 0; h < 2; h++)
+                    acc[r][v][h] =
+                        c0 + 32 * v < d
+                            ? _mm512_mul_ps(_mm512_load_ps(o[r] + c0 + 32 * v + 16 * h), corr[r])
+                            : _mm512_setzero_ps();
+        }
+#pragma GCC unroll 1
+        for (int i = 0; i < DEC_K / 2; i++) {
+            __m512bh pj[DEC_R];
+            for (int r = 0; r < R; r++)
+                pj[r] = (__m512bh)_mm512_set1_epi32((int)pp[r][i]);
+            for (int v = 0; v < cp; v++) {
+                const int64_t c = c0 + 32 * v;
+                const __m512i x0 = _mm512_maskz_loadu_epi16(tm[v], vr[2 * i] + c);
+                const __m512i x1 = _mm512_maskz_loadu_epi16(tm[v], vr[2 * i + 1] + c);
+                if (pf) {
+                    _mm_prefetch((const char *)vp[2 * i] + 2 * c, _MM_HINT_T1);
+                    _mm_prefetch((const char *)vp[2 * i + 1] + 2 * c, _MM_HINT_T1);
+                }
+                const __m512bh lo = (__m512bh)_mm512_unpacklo_epi16(x0, x1);
+                const __m512bh hi = (__m512bh)_mm512_unpackhi_epi16(x0, x1);
+                for (int r = 0; r < R; r++) {
+                    acc[r][v][0] = _mm512_dpbf16_ps(acc[r][v][0], pj[r], lo);
+                    acc[r][v][1] = _mm512_dpbf16_ps(acc[r][v][1], pj[r], hi);
+                }
+            }
+        }
+        for (int v = 0; v < cp; v++)
+            for (int r = 0; r < R; r++)
+                for (int h = 0; h < 2; h++)
+                    if (c0 + 32 * v < d)
+                        _mm512_store_ps(o[r] + c0 + 32 * v + 16 * h, acc[r][v][h]);
+    }
+}
+
+typedef void decode_pv_full_fn(float *const o[DEC_R], const uint16_t *const vr[DEC_K],
+                               const void *const vp[DEC_K], const uint32_t (*pp)[DEC_K / 2],
+                               int64_t d, const __m512 corr[DEC_R], bool pf);
+#define DECODE_PV_FULL(R)                                                                      \
+    static __attribute__((noinline)) void decode_pv_full##R(                                   \
+        float *const o[DEC_R], const uint16_t *const vr[DEC_K], const void *const vp[DEC_K],   \
+        const uint32_t (*pp)[DEC_K / 2], int64_t d, const __m512 corr[DEC_R], bool pf)         \
+    {                                                                                          \
+        decode_pv_full(o, R, vr, vp, pp, d, corr, pf);                                         \
+    }
+DECODE_PV_FULL(2)
+DECODE_PV_FULL(3)
+DECODE_PV_FULL(4)
+#undef DECODE_PV_FULL
+static decode_pv_full_fn *const decode_pv_full_of[DEC_R + 1] = {
+    NULL, NULL, decode_pv_full2, decode_pv_full3, decode_pv_full4};
+
+/* A row's accumulator back in head-dim order (t holds d rounded up to 32): from the one-row
+ * parity layout (16 even elements of a chunk, then its 16 odd ones) or, pairs, from
+ * decode_pv_pairs' (per 128-bit block b: elements 8b .. 8b + 3 in the low vector, 8b + 4 ..
+ * 8b + 7 in the high one). */
+static void decode_unsplit(const float *o, float *t, int64_t d, bool pairs)
+{
+    static const int32_t parity[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+    static const int32_t block[16] = {0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23};
+    const __m512i ilo = _mm512_loadu_si512(pairs ? block : parity);
+    const __m512i ihi = _mm512_add_epi32(ilo, _mm512_set1_epi32(8));
     for (int64_t c = 0; c < d; c += 32) {
         const __m512 e = _mm512_load_ps(o + c), od = _mm512_load_ps(o + c + 16);
         _mm512_store_ps(t + c, _mm512_permutex2var_ps(e, ilo, od));
         _mm512_store_ps(t + c + 16, _mm512_permutex2var_ps(e, ihi, od));
     }
+}
+
+/* decode_weights (avx512_common.h), the same results, with the lazy max tested on the vector:
+ * only a block with a score past m + LAZY_MAX_BITS (a row's first block and the few after it
+ * whose max moves) takes the horizontal max, where decode_weights reduces every block to a
+ * scalar first, a chain of shuffles on every block's path to its weights. An ordered compare,
+ * so NaN scores never move m, as the ordered lanes of decode_weights' max. */
+static inline __attribute__((always_inline)) __mmask16
+decode_weights_lazy(__m512 *s, __mmask16 valid, const float *mask, float *m, __m512 *l,
+                    __m512 *corr)
+{
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    if (mask) {
+        const __m512 mv = _mm512_maskz_loadu_ps(valid, mask);
+        valid = _mm512_mask_cmp_ps_mask(valid, mv, ninf, _CMP_NEQ_UQ);
+        *s = _mm512_fmadd_ps(mv, _mm512_set1_ps(ATTN_LOG2E), *s);
+    }
+    if (!valid)
+        return 0;
+    const __m512 x = _mm512_mask_mov_ps(ninf, valid, *s);
+    *corr = _mm512_set1_ps(1.0f);
+    if (_mm512_mask_cmp_ps_mask(valid, x, _mm512_set1_ps(*m + LAZY_MAX_BITS), _CMP_GT_OQ)) {
+        const float bmax =
+            _mm512_mask_reduce_max_ps(_mm512_mask_cmp_ps_mask(valid, x, x, _CMP_ORD_Q), x);
+        *corr = exp2_ps(_mm512_set1_ps(*m - bmax), 0xffff);
+        *l = _mm512_mul_ps(*l, *corr);
+        *m = bmax;
+    }
+    *s = exp2_ps(_mm512_sub_ps(x, _mm512_set1_ps(*m)), valid);
+    return valid;
 }
 
 /* State of the decode rows of one group: accumulators, sums, maxima, limits, Q rows. */
@@ -858,28 +1023,34 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, in
             __m512 l = _mm512_load_ps(y->lv + 16 * rr);
             const float *mask = x->mask ? attn_mask_row(x->t->problem, row_index(y->br, rr)) + j0
                                         : NULL;
-            valid[r] = decode_weights(&pf, valid[r], mask, &y->mrow[rr], &l, &corr[r]);
+            valid[r] = decode_weights_lazy(&pf, valid[r], mask, &y->mrow[rr], &l, &corr[r]);
             if (valid[r]) {
-                pr = _mm512_cvtpbh_ps(_mm512_cvtneps_pbh(pf)); /* rounded to bf16 */
+                const __m256bh rounded = _mm512_cvtneps_pbh(pf);
+                pr = _mm512_cvtpbh_ps(rounded);
                 _mm512_store_ps(y->lv + 16 * rr, _mm512_add_ps(l, pr));
+                if (R > 1) /* the pairs; one row takes the float32 weights */
+                    _mm256_storeu_si256((__m256i *)pp[r], (__m256i)rounded);
             }
         }
-        _mm512_storeu_ps(pw[r], pr);
-        if (R > 1)
-            _mm256_storeu_si256((__m256i *)pp[r], (__m256i)_mm512_cvtneps_pbh(pr));
+        if (R == 1)
+            _mm512_storeu_ps(pw[r], pr);
+        else if (!valid[r]) /* no keys: zero weights (decode_pv_pairs reads them) */
+            _mm256_storeu_si256((__m256i *)pp[r], _mm256_setzero_si256());
         any |= valid[r];
         all &= valid[r];
     }
     if (any == all) { /* every row sees the same keys: one pass over V for the tile */
-        if (any)
-            decode_pv(o, R, vr, vp, pw, pp, (__mmask16)any, y->d, corr, pf);
+        if (R > 1 && any == 0xffff)
+            decode_pv_full_of[R](o, vr, vp, pp, y->d, corr, pf);
+        else if (any)
+            decode_pv(o, R, R > 1, vr, vp, pw, pp, (__mmask16)any, y->d, corr, pf);
         return;
     }
     /* Rows that see different keys (causal edge, mask): a NaN in a V row must not reach a
      * row that excludes it through a 0 weight, so each row takes its own keys. */
     for (int r = 0; r < R; r++)
         if (valid[r])
-            decode_pv(&o[r], 1, vr, vp, &pw[r], &pp[r], valid[r], y->d, &corr[r], false);
+            decode_pv(&o[r], 1, true, vr, vp, &pw[r], &pp[r], valid[r], y->d, &corr[r], false);
 }
 
 static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_rows *gr,
@@ -923,12 +1094,22 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
          * multiple of 32) for every row of the group. Keys past nk: any row, never counted. */
         const uint16_t *krow[DEC_K], *vrow[DEC_K];
         const void *ksrc[DEC_K], *vsrc[DEC_K]; /* one page lookup per run of keys */
+        const void *kpf[DEC_K], *vpf[DEC_K];   /* the rows DEC_PF_KEYS keys later */
+        if (!paged && x->dt == ATTN_BF16) { /* rows one stride apart: no lookups */
+            const int64_t ahead = j0 + DEC_PF_KEYS < kend ? j0 + DEC_PF_KEYS : j0;
+            for (int j = 0; j < DEC_K; j++) {
+                const int64_t i = j < nk ? j0 + j : j0, a = ahead + j < kend ? ahead + j : ahead;
+                krow[j] = (const uint16_t *)(x->k + i * x->k_seq);
+                vrow[j] = (const uint16_t *)(x->v + i * x->v_seq);
+                kpf[j] = x->k + a * x->k_seq;
+                vpf[j] = x->v + a * x->v_seq;
+            }
+        } else {
         attn_kv_rows(x->t, 'k', x->b, x->hkv, j0, nk, DEC_K, ksrc);
         attn_kv_rows(x->t, 'v', x->b, x->hkv, j0, nk, DEC_K, vsrc);
         /* The rows DEC_PF_KEYS keys later, through the page table: prefetched by the tiles
          * (bf16: several rows, or paged one row) or, paged float32, while rounding. Paged,
          * each page starts a stream the hardware prefetchers must find again. */
-        const void *kpf[DEC_K], *vpf[DEC_K];
         if ((y.pf && n > 1) || paged) {
             attn_kv_rows_ahead(x->t, 'k', x->b, x->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, ksrc, kpf);
             attn_kv_rows_ahead(x->t, 'v', x->b, x->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, vsrc, vpf);
@@ -952,6 +1133,7 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
             krow[j] = dk + j * d32;
             vrow[j] = dv + j * d32;
         }
+        }
         int64_t r0 = 0;
         for (; r0 + DEC_R <= n; r0 += DEC_R)
             dec_tile(&y, r0, DEC_R, j0, nk, krow, vrow, kpf, vpf);
@@ -963,7 +1145,8 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
         }
     }
     for (int64_t r = 0; r < n; r++) {
-        decode_unsplit(o + r * d32, tmp, d);
+        const bool alone = n % DEC_R == 1 && r == n - 1; /* a tile of one row: parity layout */
+        decode_unsplit(o + r * d32, tmp, d, !alone);
         finish_row(&br, r, tmp, 1, _mm512_reduce_add_ps(_mm512_load_ps(lv + 16 * r)), mrow[r]);
     }
 }
