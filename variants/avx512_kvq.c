@@ -257,6 +257,8 @@ static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *
 #if KVQ_VNNI
     if (vnni && !x->q4 && accumulate_v_vnni(kb->v, x->d, o, corr, keys, w))
         return;
+    if (vnni && x->q4 && !kb->wide && v_q4_tile(x, kb, 1, o, 0, &corr, &keys, w))
+        return;
 #else
     (void)vnni;
 #endif
@@ -382,7 +384,7 @@ static inline __mmask16 row_block(const kvq_group *x, const kvq_block *kb,
     if (_mm512_mask_cmp_ps_mask(valid, s, s, _CMP_UNORD_Q)) /* a NaN score: a NaN row */
         rw->l = NAN;
     const float bm = _mm512_mask_reduce_max_ps(valid, s);
-    const float m_new = fmaxf(rw->m, bm);
+    const float m_new = bm > rw->m ? bm : rw->m; /* rw->m is never NaN: fmaxf without a call */
     if (m_new == -INFINITY || isnan(m_new))
         return 0;
     *corr = attn_exp2_nonpos(rw->m - m_new);
@@ -392,6 +394,75 @@ static inline __mmask16 row_block(const kvq_group *x, const kvq_block *kb,
     _mm512_storeu_ps(w, x->q4 || kb->wide ? pv : _mm512_mul_ps(pv, kb->vs));
     return valid;
 }
+
+#if KVQ_VNNI
+/* The scores of a block's R rows (VNNI, in tiles of up to 4 rows sharing each K load). */
+static inline void vnni_scores(const kvq_group *x, const kvq_block *kb, int R,
+                               const kvq_qdigits *qds, __m512 *sc)
+{
+    for (int t0 = 0; t0 < R; t0 += 4) {
+        const int T = R - t0 < 4 ? R - t0 : 4;
+        if (x->q4)
+            dot_tile_vnni_q4(x, kb, &qds[t0], T, sc + t0);
+        else
+            dot_tile_vnni(kb, x->d, &qds[t0], T, sc + t0);
+    }
+}
+
+/* A chunk's R rows over keys [first, last) with VNNI (head_dim % 64 == 0): block j+1 is scored
+ * between block j's softmax and its V pass, so the softmax's latency (reductions, exp2, the V
+ * weights) overlaps independent integer work instead of stalling the core. V in tiles of up
+ * to 4 rows sharing each V load; a weight that is not finite takes the float32 path. */
+static void vnni_rows(const kvq_group *x, const tile_options *opts, kvq_row *rows, int R,
+                      const kvq_qdigits *qds, int64_t first, int64_t last, float *ow,
+                      int64_t dpad, float *w)
+{
+    __m512 sc[KVQ_ROWS], next[KVQ_ROWS];
+    kvq_block kb = {.wide = false}, kn = {.wide = false};
+    if (first >= last)
+        return;
+    kvq_block_of(x, first, last - first < KB ? last - first : KB, &kb);
+    vnni_scores(x, &kb, R, qds, sc);
+    for (int64_t j0 = first; j0 < last; j0 += KB) {
+        const int64_t ahead = j0 + PREFETCH_KEYS;
+        if (ahead < last)
+            prefetch_rows(x, ahead, last - ahead < KB ? last - ahead : KB);
+        float corr[KVQ_ROWS];
+        __mmask16 keys[KVQ_ROWS];
+        for (int r = 0; r < R; r++) {
+            corr[r] = 1.0f;
+            keys[r] = row_block(x, &kb, opts, &rows[r], NULL, j0, w + 16 * r, &corr[r], &sc[r]);
+        }
+        const int64_t j1 = j0 + KB;
+        if (j1 < last) {
+            kvq_block_of(x, j1, last - j1 < KB ? last - j1 : KB, &kn);
+            vnni_scores(x, &kn, R, qds, next);
+        }
+        for (int t0 = 0; t0 < R; t0 += 4) {
+            const int T = R - t0 < 4 ? R - t0 : 4;
+            bool done;
+            if (T == 1)
+                done = !keys[t0] ||
+                       (x->q4 ? v_q4_tile(x, &kb, 1, ow + t0 * dpad, dpad, &corr[t0], &keys[t0],
+                                          w + 16 * t0)
+                              : accumulate_v_vnni(kb.v, x->d, ow + t0 * dpad, corr[t0], keys[t0],
+                                                  w + 16 * t0));
+            else
+                done = x->q4 ? v_q4_tile(x, &kb, T, ow + t0 * dpad, dpad, &corr[t0], &keys[t0],
+                                         w + 16 * t0)
+                             : v_tile_vnni(kb.v, x->d, T, ow + t0 * dpad, dpad, &corr[t0],
+                                           &keys[t0], w + 16 * t0);
+            if (done)
+                continue;
+            for (int t = t0; t < t0 + T; t++) /* a weight not finite: float32 V */
+                if (keys[t])
+                    accumulate_v(x, &kb, ow + t * dpad, corr[t], keys[t], w + 16 * t, false);
+        }
+        kb = kn;
+        memcpy(sc, next, (size_t)R * sizeof *sc);
+    }
+}
+#endif
 
 #ifndef KVQ_ENTRY
 #define KVQ_ENTRY attn_avx512_kvq_rows
@@ -411,7 +482,7 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
     int8_t *planes = (int8_t *)(vw + KB * dpad); /* 3·dpad bytes per row; init4 after */
     kvq_qdigits qds[KVQ_ROWS];
     for (int r = 0; r < KVQ_ROWS; r++) {
-        qds[r].init4 = (int32_t *)(vw + KB * dpad + KVQ_ROWS * dpad);
+        qds[r].init4 = (int32_t *)(vw + KB * dpad + KVQ_ROWS * dpad + r * dpad);
         for (int k = 0; k < 3; k++) { /* int8: planes of d; q4: low and high planes of d/2 */
             qds[r].g[k] = planes + r * 4 * dpad + k * dpad;
             qds[r].gh[k] = planes + r * 4 * dpad + k * dpad + dpad / 2;
@@ -439,12 +510,18 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
                 attn_kvq_row_q(t, gr.b, rw->h, rw->i, qr, ow + r * dpad, dpad, c2, x.q4);
                 rw->qd = NULL;
 #if KVQ_VNNI
-                if (d % 64 == 0 && (R == 1 || !x.q4)) { /* one row, or an int8 tile */
+                if (d % 64 == 0) {
                     qdigits_of(qr, d, x.q4, &qds[r]);
                     rw->qd = &qds[r];
                 }
 #endif
             }
+#if KVQ_VNNI
+            if (rows[0].qd) {
+                vnni_rows(&x, &opts, rows, R, qds, first, last, ow, dpad, w);
+                goto store;
+            }
+#endif
             for (int64_t j0 = first; j0 < last; j0 += KB) {
                 const int64_t ahead = j0 + PREFETCH_KEYS, n = last - j0 < KB ? last - j0 : KB;
                 if (ahead < last)
@@ -455,33 +532,11 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
                     /* (one row's V, and VNNI scores, read their scales per key) */
                     if (!rows[0].qd)
                         q4_scales(x.ks, x.ks_seq, j0, n, nb, ksc);
-                    if (R > 1)
+                    if (R > 1 && !rows[0].qd)
                         q4_scales(x.vs, x.vs_seq, j0, n, nb, vsc);
                     kb.ksc = ksc;
                     kb.vsc = vsc;
                 }
-#if KVQ_VNNI
-                if (R > 1 && rows[0].qd) { /* int8 tiles of up to 4 rows (VNNI) */
-                    for (int t0 = 0; t0 < R; t0 += 4) {
-                        const int T = R - t0 < 4 ? R - t0 : 4;
-                        __m512 sc[4];
-                        float corr[4] = {1.0f, 1.0f, 1.0f, 1.0f};
-                        __mmask16 keys[4];
-                        dot_tile_vnni(&kb, d, &qds[t0], T, sc);
-                        for (int t = 0; t < T; t++)
-                            keys[t] = row_block(&x, &kb, &opts, &rows[t0 + t], NULL, j0,
-                                                w + 16 * (t0 + t), &corr[t], &sc[t]);
-                        if (v_tile_vnni(kb.v, d, T, ow + t0 * dpad, dpad, corr, keys,
-                                        w + 16 * t0))
-                            continue;
-                        for (int t = 0; t < T; t++) /* a weight not finite: float32 V */
-                            if (keys[t])
-                                accumulate_v(&x, &kb, ow + (t0 + t) * dpad, corr[t], keys[t],
-                                             w + 16 * (t0 + t), false);
-                    }
-                    continue;
-                }
-#endif
                 if (R > 1)
                     widen_block(&x, &kb, dpad, kw, vw);
                 for (int r = 0; r < R; r++) {
@@ -492,6 +547,9 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
                         accumulate_v(&x, &kb, ow + r * dpad, corr, keys, w, rows[r].qd != NULL);
                 }
             }
+#if KVQ_VNNI
+        store:
+#endif
             for (int r = 0; r < R; r++)
                 attn_kvq_store_row(t, &x, gr.b, rows[r].h, rows[r].i, rows[r].m, rows[r].l,
                                    ow + r * dpad, part, (g - t->group_begin) * gr.count + r0 + r);

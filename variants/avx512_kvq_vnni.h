@@ -67,46 +67,60 @@ static void qdigits_of(const float *q, int64_t d, bool q4, kvq_qdigits *qd)
     }
 }
 
-/* q4 scores of the block's 16 keys with VNNI (head_dim % 64 == 0), key after key as
- * dot16_vnni: the nibbles (q + 8, unsigned) of a 64-byte chunk are vpdpbusd's unsigned
- * operand as they are, low and high against their digit planes; per chunk the digits join in
- * float32 and take the key's 4 block scales (one per 4 lanes), then sum16. */
-static inline __m512 dot16_vnni_q4(const kvq_group *x, const kvq_block *kb, const kvq_qdigits *qd)
+/* q4 scores of the block's 16 keys with VNNI (head_dim % 64 == 0) for T query rows (1..4, a
+ * constant once inlined), key after key as dot16_vnni: the nibbles (q + 8, unsigned) of a
+ * 64-byte chunk are vpdpbusd's unsigned operand as they are, split once and taken by every
+ * row's low and high digit planes; per chunk a row's three digits join in int32 (|lane| <=
+ * 8 nibbles · 8 · 128 = 8192, so g2·65536 + g1·256 + g0 < 2^30, exact), then to float32 times
+ * the key's 4 block scales (one per 4 lanes), then sum16. s[t] = row t's 16 scores (log2 units,
+ * sq applied). */
+static inline __attribute__((always_inline)) void dot_tile_vnni_q4_t(const kvq_group *x,
+                                                                     const kvq_block *kb,
+                                                                     const kvq_qdigits *qd,
+                                                                     int T, __m512 *s)
 {
     const __m512i low4 = _mm512_set1_epi8(0x0f);
     const __m512i rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     const int64_t bytes = x->d / 2;
-    __m512 a[KB];
+    __m512 part[4][KB];
 #pragma GCC unroll 1
     for (int n = 0; n < KB; n++) {
         const uint8_t *kn = kb->k[n];
         const char *sn = x->ks + (kb->j0 + (n < kb->n ? n : 0)) * x->ks_seq;
-        __m512 acc = _mm512_setzero_ps();
+        __m512 acc[4];
+        for (int t = 0; t < T; t++)
+            acc[t] = _mm512_setzero_ps();
         for (int64_t c = 0; c < bytes; c += 64) {
             const bool whole = bytes - c >= 64; /* else 32 bytes: 2 head_dim blocks */
             const __m512i raw = _mm512_maskz_loadu_epi8(whole ? ~0ull : 0xffffffffull, kn + c);
             const __m512i lo = _mm512_and_si512(raw, low4);
             const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
-            const int32_t *init = qd->init4 + c / 64 * 48;
-            __m512i g0 = _mm512_loadu_si512(init), g1 = _mm512_loadu_si512(init + 16),
-                    g2 = _mm512_loadu_si512(init + 32);
-            g0 = dpbusd(dpbusd(g0, lo, _mm512_loadu_si512(qd->g[0] + c)), hi,
-                        _mm512_loadu_si512(qd->gh[0] + c));
-            g1 = dpbusd(dpbusd(g1, lo, _mm512_loadu_si512(qd->g[1] + c)), hi,
-                        _mm512_loadu_si512(qd->gh[1] + c));
-            g2 = dpbusd(dpbusd(g2, lo, _mm512_loadu_si512(qd->g[2] + c)), hi,
-                        _mm512_loadu_si512(qd->gh[2] + c));
-            const __m512 f = _mm512_fmadd_ps(
-                _mm512_cvtepi32_ps(g2), _mm512_set1_ps(65536.0f),
-                _mm512_fmadd_ps(_mm512_cvtepi32_ps(g1), _mm512_set1_ps(256.0f),
-                                _mm512_cvtepi32_ps(g0)));
             const __m128i h = _mm_maskz_loadu_epi16(whole ? 0xf : 0x3, sn + c / 16 * 2);
-            acc = _mm512_fmadd_ps(f, _mm512_permutexvar_ps(rep4, _mm512_castps128_ps512(_mm_cvtph_ps(h))),
-                                  acc);
+            const __m512 sv = _mm512_permutexvar_ps(rep4, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
+            for (int t = 0; t < T; t++) {
+                const int32_t *init = qd[t].init4 + c / 64 * 48;
+                __m512i g[3];
+                for (int k = 0; k < 3; k++)
+                    g[k] = dpbusd(dpbusd(_mm512_loadu_si512(init + 16 * k), lo,
+                                         _mm512_loadu_si512(qd[t].g[k] + c)),
+                                  hi, _mm512_loadu_si512(qd[t].gh[k] + c));
+                const __m512i gi = _mm512_add_epi32(
+                    _mm512_add_epi32(_mm512_slli_epi32(g[2], 16), _mm512_slli_epi32(g[1], 8)), g[0]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(gi), sv, acc[t]);
+            }
         }
-        a[n] = acc;
+        for (int t = 0; t < T; t++)
+            part[t][n] = acc[t];
     }
-    return _mm512_mul_ps(sum16(a), _mm512_set1_ps(qd->sq));
+    for (int t = 0; t < T; t++)
+        s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_set1_ps(qd[t].sq));
+}
+
+static inline __m512 dot16_vnni_q4(const kvq_group *x, const kvq_block *kb, const kvq_qdigits *qd)
+{
+    __m512 s;
+    dot_tile_vnni_q4_t(x, kb, qd, 1, &s);
+    return s;
 }
 
 /* Scores of the block's 16 keys (log2 units before sq and the row scale): key after key,
@@ -251,6 +265,7 @@ static inline void dot_tile_vnni(const kvq_block *kb, int64_t d, const kvq_qdigi
                                  __m512 *s)
 {
     switch (T) {
+    case 1: dot_tile_vnni_t(kb, d, qd, 1, s); break;
     case 2: dot_tile_vnni_t(kb, d, qd, 2, s); break;
     case 3: dot_tile_vnni_t(kb, d, qd, 3, s); break;
     default: dot_tile_vnni_t(kb, d, qd, 4, s); break;
@@ -334,8 +349,245 @@ static inline bool v_tile_vnni(const void *const *vrows, int64_t d, int T, float
                                const float *w)
 {
     switch (T) {
+    case 1: return v_tile_vnni_t(vrows, d, 1, o, ostride, corr, keys, w);
     case 2: return v_tile_vnni_t(vrows, d, 2, o, ostride, corr, keys, w);
     case 3: return v_tile_vnni_t(vrows, d, 3, o, ostride, corr, keys, w);
     default: return v_tile_vnni_t(vrows, d, 4, o, ostride, corr, keys, w);
+    }
+}
+
+/* q4 V with VNNI. A 64-byte chunk of a V row holds 4 head_dim blocks, one per 128-bit lane
+ * (byte p of block L: element p in the low nibble, p + 16 in the high one, in the permuted
+ * order of attn_kvq_pack_q). Four keys' chunks interleaved byte by byte (vpunpck[lh]bw, then
+ * [lh]wd, within the lanes) give per 32-bit lane one byte position of 4 keys; (byte ^ 0x88)
+ * masked to a nibble's place is 16·q as a signed byte, vpdpbusd's signed operand, against the
+ * four keys' weights as unsigned bytes. A weight, p · the key's block scale (>= 0), is a 24-bit
+ * integer against the largest of its head_dim block, u = round(w · 16776960 / max w), taken as
+ * its three bytes (3 digit products, each exact in int32: 16 keys · 255 · 128 < 2^20); the
+ * digits join in float32 per block end, so the error stays at float32's. */
+
+/* The V scales of the chunk's nbl (2 or 4) head_dim blocks from blk0, for the block's 16 keys:
+ * sc[L] lane n = key n's scale of block blk0 + L (0 past the block's keys). */
+static inline void q4_v_chunk_scales(const kvq_group *x, const kvq_block *kb, int64_t blk0,
+                                     int nbl, __m512 *sc)
+{
+    const char *base = x->vs + kb->j0 * x->vs_seq + 2 * blk0;
+    if (nbl == 4) { /* each key's 4 scales as one 64-bit word, transposed into [L][key] */
+        const __m512i n8 = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m512i seq = _mm512_set1_epi64(x->vs_seq);
+        const __mmask16 have = tail_mask16(kb->n);
+        const __m512i g0 = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), (__mmask8)have,
+                                                       _mm512_mullo_epi64(n8, seq), base, 1);
+        const __m512i g1 = _mm512_mask_i64gather_epi64(
+            _mm512_setzero_si512(), (__mmask8)(have >> 8),
+            _mm512_mullo_epi64(_mm512_add_epi64(n8, _mm512_set1_epi64(8)), seq), base, 1);
+        /* word L·16 + n of the result: key n's word L (g0 for n < 8, g1 after) */
+        __m512i idx[2];
+        for (int h = 0; h < 2; h++) {
+            int16_t ix[32];
+            for (int i = 0; i < 32; i++) {
+                const int L = 2 * h + i / 16, n = i % 16;
+                ix[i] = (int16_t)((n < 8 ? 0 : 32) + (n % 8) * 4 + L);
+            }
+            idx[h] = _mm512_loadu_si512(ix);
+        }
+        for (int h = 0; h < 2; h++) {
+            const __m512i w = _mm512_permutex2var_epi16(g0, idx[h], g1);
+            sc[2 * h] = _mm512_cvtph_ps(_mm512_castsi512_si256(w));
+            sc[2 * h + 1] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w, 1));
+        }
+        return;
+    }
+    for (int L = 0; L < nbl; L++) {
+        float f[KB];
+        for (int n = 0; n < KB; n++) {
+            uint16_t h = 0;
+            if (n < kb->n)
+                memcpy(&h, base + n * x->vs_seq + 2 * L, 2);
+            f[n] = _cvtsh_ss(h);
+        }
+        sc[L] = _mm512_loadu_ps(f);
+    }
+}
+
+/* One row's weights for a chunk: wq[4·Q + k] = byte k of the 4 weights of keys 4Q..4Q+3 in
+ * every 32-bit lane of 128-bit lane L (head_dim block L); swv lane L·4.. = the block's step
+ * over 16 (16·q). false when a weight is not finite. */
+static inline bool q4_v_weights(const float *w, __mmask16 keys, const __m512 *sc, int nbl,
+                                __m512i *wq, __m512 *swv)
+{
+    const __m512i bytes_by_digit = _mm512_set4_epi32(0x0f0b0703, 0x0e0a0602, 0x0d090501,
+                                                     0x0c080400);
+    const __m512 wp = _mm512_loadu_ps(w);
+    __m512i u[4];
+    float sw[4];
+    for (int L = 0; L < 4; L++) {
+        if (L >= nbl) {
+            u[L] = _mm512_setzero_si512();
+            sw[L] = 0.0f;
+            continue;
+        }
+        const __m512 wv = _mm512_maskz_mul_ps(keys, wp, sc[L]);
+        if (_mm512_cmp_ps_mask(wv, _mm512_set1_ps(INFINITY), _CMP_NLT_UQ)) /* NaN or inf */
+            return false;
+        const float wmax = _mm512_reduce_max_ps(wv);
+        const float inv = wmax > 0.0f ? 16776960.0f / wmax : 0.0f;
+        sw[L] = wmax / 16776960.0f / 16.0f;
+        /* per 128-bit lane (4 keys), the keys' byte k side by side in 32-bit word k */
+        u[L] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(wv, _mm512_set1_ps(inv))),
+                                   bytes_by_digit);
+    }
+    /* 128-bit lanes transposed: tq[Q] lane L = u[L] lane Q */
+    const __m512i t0 = _mm512_shuffle_i32x4(u[0], u[1], 0x44), t1 = _mm512_shuffle_i32x4(u[0], u[1], 0xee);
+    const __m512i t2 = _mm512_shuffle_i32x4(u[2], u[3], 0x44), t3 = _mm512_shuffle_i32x4(u[2], u[3], 0xee);
+    const __m512i tq[4] = {_mm512_shuffle_i32x4(t0, t2, 0x88), _mm512_shuffle_i32x4(t0, t2, 0xdd),
+                           _mm512_shuffle_i32x4(t1, t3, 0x88), _mm512_shuffle_i32x4(t1, t3, 0xdd)};
+    for (int Q = 0; Q < 4; Q++) {
+        wq[4 * Q] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_AAAA);
+        wq[4 * Q + 1] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_BBBB);
+        wq[4 * Q + 2] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_CCCC);
+    }
+    *swv = _mm512_setr_ps(sw[0], sw[0], sw[0], sw[0], sw[1], sw[1], sw[1], sw[1], sw[2], sw[2],
+                          sw[2], sw[2], sw[3], sw[3], sw[3], sw[3]);
+    return true;
+}
+
+/* The 4 vectors x[i] (lane L: 4 values of block L, positions 4i..4i+3) in block order:
+ * out[L] = the 16 values of block L. */
+static inline void lanes_transpose(const __m512 *x, __m512 *out)
+{
+    const __m512 t0 = _mm512_shuffle_f32x4(x[0], x[1], 0x44), t1 = _mm512_shuffle_f32x4(x[0], x[1], 0xee);
+    const __m512 t2 = _mm512_shuffle_f32x4(x[2], x[3], 0x44), t3 = _mm512_shuffle_f32x4(x[2], x[3], 0xee);
+    out[0] = _mm512_shuffle_f32x4(t0, t2, 0x88);
+    out[1] = _mm512_shuffle_f32x4(t0, t2, 0xdd);
+    out[2] = _mm512_shuffle_f32x4(t1, t3, 0x88);
+    out[3] = _mm512_shuffle_f32x4(t1, t3, 0xdd);
+}
+
+/* One pass over the block's key quads for XP of the 4 byte-position vectors from x0 (T rows,
+ * XP constant once inlined; T·XP·6 int32 accumulators in registers), into f[t][x][nibble]:
+ * the float32 sums times the row's block steps. */
+static inline __attribute__((always_inline)) void v_q4_pass(const void *const *vrows, int64_t c,
+                                                            bool whole, unsigned any, int T,
+                                                            int x0, int XP, const __m512i *wq,
+                                                            const __m512 *swv, __m512 *f)
+{
+    const __m512i f0 = _mm512_set1_epi8((char)0xf0), x80 = _mm512_set1_epi8((char)0x80);
+    __m512i acc[4][2][2][3]; /* [row][vector][low/high nibble][digit] */
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < XP; i++)
+            for (int h = 0; h < 2; h++)
+                for (int k = 0; k < 3; k++)
+                    acc[t][i][h][k] = _mm512_setzero_si512();
+    const __mmask64 m = whole ? ~0ull : 0xffffffffull;
+#pragma GCC unroll 1
+    for (int Q = 0; Q < 4; Q++) {
+        if (!(any >> (4 * Q) & 15))
+            continue; /* weight 0 for every row: the keys add nothing */
+        const __m512i a = _mm512_maskz_loadu_epi8(m, (const char *)vrows[4 * Q] + c);
+        const __m512i b = _mm512_maskz_loadu_epi8(m, (const char *)vrows[4 * Q + 1] + c);
+        const __m512i cc = _mm512_maskz_loadu_epi8(m, (const char *)vrows[4 * Q + 2] + c);
+        const __m512i dd = _mm512_maskz_loadu_epi8(m, (const char *)vrows[4 * Q + 3] + c);
+        const __m512i ab = x0 < 2 ? _mm512_unpacklo_epi8(a, b) : _mm512_unpackhi_epi8(a, b);
+        const __m512i cd = x0 < 2 ? _mm512_unpacklo_epi8(cc, dd) : _mm512_unpackhi_epi8(cc, dd);
+        for (int i = 0; i < XP; i++) {
+            const __m512i xv = (x0 + i) % 2 ? _mm512_unpackhi_epi16(ab, cd) : _mm512_unpacklo_epi16(ab, cd);
+            /* (x & 0xf0) ^ 0x80: 16·q of the high nibble; of the low one after a shift by 4 */
+            const __m512i hi = _mm512_ternarylogic_epi32(xv, f0, x80, 0x6a);
+            const __m512i lo = _mm512_ternarylogic_epi32(_mm512_slli_epi16(xv, 4), f0, x80, 0x6a);
+            for (int t = 0; t < T; t++)
+                for (int k = 0; k < 3; k++) {
+                    const __m512i wk = _mm512_loadu_si512(wq + 16 * t + 4 * Q + k);
+                    acc[t][i][0][k] = dpbusd(acc[t][i][0][k], wk, lo);
+                    acc[t][i][1][k] = dpbusd(acc[t][i][1][k], wk, hi);
+                }
+        }
+    }
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < XP; i++)
+            for (int h = 0; h < 2; h++)
+                f[(t * 4 + x0 + i) * 2 + h] = _mm512_mul_ps(
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][i][h][2]), _mm512_set1_ps(65536.0f),
+                                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][i][h][1]),
+                                                    _mm512_set1_ps(256.0f),
+                                                    _mm512_cvtepi32_ps(acc[t][i][h][0]))),
+                    swv[t]);
+}
+
+/* q4 V for T rows (1..4, a constant once inlined): row t's o_t = o_t·corr[t] + Σ w·V, the
+ * block's V rows read once for all T rows (as above). false (nothing done) when a weight is
+ * not finite: the float32 path carries it. head_dim % 64 == 0. */
+static inline __attribute__((always_inline)) bool v_q4_tile_t(const kvq_group *x,
+                                                              const kvq_block *kb, int T,
+                                                              float *o, int64_t ostride,
+                                                              const float *corr,
+                                                              const __mmask16 *keys,
+                                                              const float *w)
+{
+    const int64_t bytes = x->d / 2;
+    unsigned any = 0;
+    for (int t = 0; t < T; t++)
+        any |= keys[t];
+    __m512 sc[4], swv[4], f[4 * 4 * 2];
+    __m512i wq[4 * 16];
+    if (bytes > 64) /* a weight not finite in a later chunk must leave o untouched */
+        for (int64_t c = 0; c < bytes; c += 64) {
+            const int nbl = bytes - c >= 64 ? 4 : 2;
+            q4_v_chunk_scales(x, kb, c / 16, nbl, sc);
+            for (int t = 0; t < T; t++)
+                if (!q4_v_weights(w + 16 * t, keys[t], sc, nbl, wq, swv))
+                    return false;
+        }
+    for (int64_t c = 0; c < bytes; c += 64) {
+        const bool whole = bytes - c >= 64;
+        const int nbl = whole ? 4 : 2;
+        q4_v_chunk_scales(x, kb, c / 16, nbl, sc);
+        for (int t = 0; t < T; t++)
+            if (!q4_v_weights(w + 16 * t, keys[t], sc, nbl, wq + 16 * t, &swv[t]))
+                return false;
+        if (T == 1) { /* 12 accumulators a pass */
+            v_q4_pass(kb->v, c, whole, any, 1, 0, 2, wq, swv, f);
+            v_q4_pass(kb->v, c, whole, any, 1, 2, 2, wq, swv, f);
+        } else
+            for (int x0 = 0; x0 < 4; x0++)
+                v_q4_pass(kb->v, c, whole, any, T, x0, 1, wq, swv, f);
+        for (int t = 0; t < T; t++) {
+            const __m512 cv = _mm512_set1_ps(corr[t]);
+            float *oc = o + t * ostride + 2 * c; /* 32 values per 16 bytes */
+            for (int h = 0; h < 2; h++) {
+                const __m512 xs[4] = {f[(t * 4) * 2 + h], f[(t * 4 + 1) * 2 + h],
+                                      f[(t * 4 + 2) * 2 + h], f[(t * 4 + 3) * 2 + h]};
+                __m512 blk[4];
+                lanes_transpose(xs, blk);
+                for (int L = 0; L < nbl; L++) {
+                    float *ob = oc + 32 * L + 16 * h;
+                    _mm512_storeu_ps(ob, _mm512_fmadd_ps(_mm512_loadu_ps(ob), cv, blk[L]));
+                }
+            }
+        }
+    }
+    return true;
+}
+
+static inline bool v_q4_tile(const kvq_group *x, const kvq_block *kb, int T, float *o,
+                             int64_t ostride, const float *corr, const __mmask16 *keys,
+                             const float *w)
+{
+    switch (T) {
+    case 1: return v_q4_tile_t(x, kb, 1, o, ostride, corr, keys, w);
+    case 2: return v_q4_tile_t(x, kb, 2, o, ostride, corr, keys, w);
+    case 3: return v_q4_tile_t(x, kb, 3, o, ostride, corr, keys, w);
+    default: return v_q4_tile_t(x, kb, 4, o, ostride, corr, keys, w);
+    }
+}
+
+static inline void dot_tile_vnni_q4(const kvq_group *x, const kvq_block *kb,
+                                    const kvq_qdigits *qd, int T, __m512 *s)
+{
+    switch (T) {
+    case 1: dot_tile_vnni_q4_t(x, kb, qd, 1, s); break;
+    case 2: dot_tile_vnni_q4_t(x, kb, qd, 2, s); break;
+    case 3: dot_tile_vnni_q4_t(x, kb, qd, 3, s); break;
+    default: dot_tile_vnni_q4_t(x, kb, qd, 4, s); break;
     }
 }
