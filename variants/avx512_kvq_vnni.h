@@ -74,11 +74,20 @@ static void qdigits_of(const float *q, int64_t d, bool q4, kvq_qdigits *qd)
  * 8 nibbles · 8 · 128 = 8192, so g2·65536 + g1·256 + g0 < 2^30, exact), then to float32 times
  * the key's 4 block scales (one per 4 lanes), then sum16. s[t] = row t's 16 scores (log2 units,
  * sq applied). */
+static inline __attribute__((always_inline)) void dot_tile_q4_128(const kvq_group *x,
+                                                                  const kvq_block *kb,
+                                                                  const kvq_qdigits *qd, int T,
+                                                                  __m512 *s);
+
 static inline __attribute__((always_inline)) void dot_tile_vnni_q4_t(const kvq_group *x,
                                                                      const kvq_block *kb,
                                                                      const kvq_qdigits *qd,
                                                                      int T, __m512 *s)
 {
+    if (x->d == 128) {
+        dot_tile_q4_128(x, kb, qd, T, s);
+        return;
+    }
     const __m512i low4 = _mm512_set1_epi8(0x0f);
     const __m512i rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     const int64_t bytes = x->d / 2;
@@ -111,6 +120,45 @@ static inline __attribute__((always_inline)) void dot_tile_vnni_q4_t(const kvq_g
         }
         for (int t = 0; t < T; t++)
             part[t][n] = acc[t];
+    }
+    for (int t = 0; t < T; t++)
+        s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_set1_ps(qd[t].sq));
+}
+
+/* head_dim 128 (one 64-byte chunk a row): the rows' digit planes and start values in
+ * registers across the block's keys (9 per row), not reloaded per key, which made the loop
+ * bound by its loads (one zmm load a cycle). */
+static inline __attribute__((always_inline)) void dot_tile_q4_128(const kvq_group *x,
+                                                                  const kvq_block *kb,
+                                                                  const kvq_qdigits *qd, int T,
+                                                                  __m512 *s)
+{
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const __m512i rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    __m512i gl[4][3], gh[4][3], in[4][3];
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < 3; k++) {
+            gl[t][k] = _mm512_loadu_si512(qd[t].g[k]);
+            gh[t][k] = _mm512_loadu_si512(qd[t].gh[k]);
+            in[t][k] = _mm512_loadu_si512(qd[t].init4 + 16 * k);
+        }
+    __m512 part[4][KB];
+#pragma GCC unroll 1
+    for (int n = 0; n < KB; n++) {
+        const __m512i raw = _mm512_loadu_si512(kb->k[n]);
+        const __m512i lo = _mm512_and_si512(raw, low4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+        const char *sn = x->ks + (kb->j0 + (n < kb->n ? n : 0)) * x->ks_seq;
+        const __m512 sv = _mm512_permutexvar_ps(
+            rep4, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)sn))));
+        for (int t = 0; t < T; t++) {
+            __m512i g[3];
+            for (int k = 0; k < 3; k++)
+                g[k] = dpbusd(dpbusd(in[t][k], lo, gl[t][k]), hi, gh[t][k]);
+            const __m512i gi = _mm512_add_epi32(
+                _mm512_add_epi32(_mm512_slli_epi32(g[2], 16), _mm512_slli_epi32(g[1], 8)), g[0]);
+            part[t][n] = _mm512_mul_ps(_mm512_cvtepi32_ps(gi), sv);
+        }
     }
     for (int t = 0; t < T; t++)
         s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_set1_ps(qd[t].sq));
