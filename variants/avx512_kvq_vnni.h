@@ -125,24 +125,23 @@ static inline __attribute__((always_inline)) void dot_tile_vnni_q4_t(const kvq_g
         s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_set1_ps(qd[t].sq));
 }
 
-/* head_dim 128 (one 64-byte chunk a row): the rows' digit planes and start values in
- * registers across the block's keys (9 per row), not reloaded per key, which made the loop
- * bound by its loads (one zmm load a cycle). */
-static inline __attribute__((always_inline)) void dot_tile_q4_128(const kvq_group *x,
+/* head_dim 128 (one 64-byte chunk a row), TT (1 or 2) rows: their digit planes and start
+ * values in registers across the block's keys (9 per row), not reloaded per key, which made
+ * the loop bound by its loads (one zmm load a cycle); part[t][n] = row t's lanes of key n. */
+static inline __attribute__((always_inline)) void dot_rows_q4_128(const kvq_group *x,
                                                                   const kvq_block *kb,
-                                                                  const kvq_qdigits *qd, int T,
-                                                                  __m512 *s)
+                                                                  const kvq_qdigits *qd, int TT,
+                                                                  __m512 (*part)[KB])
 {
     const __m512i low4 = _mm512_set1_epi8(0x0f);
     const __m512i rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    __m512i gl[4][3], gh[4][3], in[4][3];
-    for (int t = 0; t < T; t++)
+    __m512i gl[2][3], gh[2][3], in[2][3];
+    for (int t = 0; t < TT; t++)
         for (int k = 0; k < 3; k++) {
             gl[t][k] = _mm512_loadu_si512(qd[t].g[k]);
             gh[t][k] = _mm512_loadu_si512(qd[t].gh[k]);
             in[t][k] = _mm512_loadu_si512(qd[t].init4 + 16 * k);
         }
-    __m512 part[4][KB];
 #pragma GCC unroll 1
     for (int n = 0; n < KB; n++) {
         const __m512i raw = _mm512_loadu_si512(kb->k[n]);
@@ -151,7 +150,7 @@ static inline __attribute__((always_inline)) void dot_tile_q4_128(const kvq_grou
         const char *sn = x->ks + (kb->j0 + (n < kb->n ? n : 0)) * x->ks_seq;
         const __m512 sv = _mm512_permutexvar_ps(
             rep4, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)sn))));
-        for (int t = 0; t < T; t++) {
+        for (int t = 0; t < TT; t++) {
             __m512i g[3];
             for (int k = 0; k < 3; k++)
                 g[k] = dpbusd(dpbusd(in[t][k], lo, gl[t][k]), hi, gh[t][k]);
@@ -159,6 +158,22 @@ static inline __attribute__((always_inline)) void dot_tile_q4_128(const kvq_grou
                 _mm512_add_epi32(_mm512_slli_epi32(g[2], 16), _mm512_slli_epi32(g[1], 8)), g[0]);
             part[t][n] = _mm512_mul_ps(_mm512_cvtepi32_ps(gi), sv);
         }
+    }
+}
+
+/* T rows at head_dim 128, two at a time (4 rows' planes would not fit the 32 registers; the
+ * second pair reads the block's K rows from L1). */
+static inline __attribute__((always_inline)) void dot_tile_q4_128(const kvq_group *x,
+                                                                  const kvq_block *kb,
+                                                                  const kvq_qdigits *qd, int T,
+                                                                  __m512 *s)
+{
+    __m512 part[4][KB];
+    for (int t0 = 0; t0 < T; t0 += 2) {
+        if (T - t0 >= 2)
+            dot_rows_q4_128(x, kb, qd + t0, 2, part + t0);
+        else
+            dot_rows_q4_128(x, kb, qd + t0, 1, part + t0);
     }
     for (int t = 0; t < T; t++)
         s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_set1_ps(qd[t].sq));
