@@ -324,9 +324,54 @@ static inline __attribute__((always_inline)) void dot_tile_vnni_t(const kvq_bloc
         s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_mul_ps(kb->ks, _mm512_set1_ps(qd[t].sq)));
 }
 
+/* int8 at head_dim 128, TT (1 or 2) rows with their digit planes and start values in
+ * registers across the block's keys (as dot_rows_q4_128); part[t][n] = row t's lanes of key n. */
+static inline __attribute__((always_inline)) void dot_rows_int8_128(const kvq_block *kb,
+                                                                    const kvq_qdigits *qd,
+                                                                    int TT, __m512 (*part)[KB])
+{
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512i g0[2][3], g1[2][3], in[2][3]; /* planes of values 0..63 and 64..127 */
+    for (int t = 0; t < TT; t++)
+        for (int k = 0; k < 3; k++) {
+            g0[t][k] = _mm512_loadu_si512(qd[t].g[k]);
+            g1[t][k] = _mm512_loadu_si512(qd[t].g[k] + 64);
+            in[t][k] = _mm512_loadu_si512(qd[t].init[k]);
+        }
+#pragma GCC unroll 1
+    for (int n = 0; n < KB; n++) {
+        const int8_t *kn = kb->k[n];
+        const __m512i k0 = _mm512_xor_si512(_mm512_loadu_si512(kn), flip);
+        const __m512i k1 = _mm512_xor_si512(_mm512_loadu_si512(kn + 64), flip);
+        for (int t = 0; t < TT; t++) {
+            __m512i g[3];
+            for (int k = 0; k < 3; k++)
+                g[k] = dpbusd(dpbusd(in[t][k], k0, g0[t][k]), k1, g1[t][k]);
+            /* |lane| <= 8 · 128 · 128 = 2^17 per digit: g2·65536 would overflow int32, so
+             * the digits join in float32 */
+            part[t][n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(g[2]), _mm512_set1_ps(65536.0f),
+                                         _mm512_fmadd_ps(_mm512_cvtepi32_ps(g[1]),
+                                                         _mm512_set1_ps(256.0f),
+                                                         _mm512_cvtepi32_ps(g[0])));
+        }
+    }
+}
+
 static inline void dot_tile_vnni(const kvq_block *kb, int64_t d, const kvq_qdigits *qd, int T,
                                  __m512 *s)
 {
+    if (d == 128) {
+        __m512 part[4][KB];
+        for (int t0 = 0; t0 < T; t0 += 2) {
+            if (T - t0 >= 2)
+                dot_rows_int8_128(kb, qd + t0, 2, part + t0);
+            else
+                dot_rows_int8_128(kb, qd + t0, 1, part + t0);
+        }
+        for (int t = 0; t < T; t++)
+            s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_mul_ps(kb->ks, _mm512_set1_ps(qd[t].sq)));
+        return;
+    }
     switch (T) {
     case 1: dot_tile_vnni_t(kb, d, qd, 1, s); break;
     case 2: dot_tile_vnni_t(kb, d, qd, 2, s); break;
@@ -425,8 +470,8 @@ static inline bool v_tile_vnni(const void *const *vrows, int64_t d, int T, float
  * [lh]wd, within the lanes) give per 32-bit lane one byte position of 4 keys; (byte ^ 0x88)
  * masked to a nibble's place is 16·q as a signed byte, vpdpbusd's signed operand, against the
  * four keys' weights as unsigned bytes. A weight, p · the key's block scale (>= 0), is a 24-bit
- * integer against the largest of its head_dim block, u = round(w · 16776960 / max w), taken as
- * its three bytes (3 digit products, each exact in int32: 16 keys · 255 · 128 < 2^20); the
+ * integer against the largest of its head_dim block, u = round(w · 2^k) with the power of two
+ * that puts the largest in [2^23, 2^24), taken as its three bytes (3 digit products, each exact in int32: 16 keys · 255 · 128 < 2^20); the
  * digits join in float32 per block end, so the error stays at float32's. */
 
 /* The V scales of the chunk's nbl (2 or 4) head_dim blocks from blk0, for the block's 16 keys:
@@ -474,32 +519,38 @@ static inline void q4_v_chunk_scales(const kvq_group *x, const kvq_block *kb, in
 }
 
 /* One row's weights for a chunk: wq[4·Q + k] = byte k of the 4 weights of keys 4Q..4Q+3 in
- * every 32-bit lane of 128-bit lane L (head_dim block L); swv lane L·4.. = the block's step
- * over 16 (16·q). false when a weight is not finite. */
+ * every 32-bit lane of 128-bit lane L (head_dim block L); swv lane 4·L.. = the block's step
+ * over 16 (16·q). Each block's weights are scaled by the power of two that puts their largest
+ * in [2^23, 2^24) (exact, and an integer there; no division). false when a weight is not
+ * finite or negative (a negative scale): the float32 path carries them. */
 static inline bool q4_v_weights(const float *w, __mmask16 keys, const __m512 *sc, int nbl,
                                 __m512i *wq, __m512 *swv)
 {
     const __m512i bytes_by_digit = _mm512_set4_epi32(0x0f0b0703, 0x0e0a0602, 0x0d090501,
                                                      0x0c080400);
     const __m512 wp = _mm512_loadu_ps(w);
-    __m512i u[4];
-    float sw[4];
+    __m512 wv[4];
+    __mmask16 bad = 0;
     for (int L = 0; L < 4; L++) {
-        if (L >= nbl) {
-            u[L] = _mm512_setzero_si512();
-            sw[L] = 0.0f;
-            continue;
-        }
-        const __m512 wv = _mm512_maskz_mul_ps(keys, wp, sc[L]);
-        if (_mm512_cmp_ps_mask(wv, _mm512_set1_ps(INFINITY), _CMP_NLT_UQ)) /* NaN or inf */
-            return false;
-        const float wmax = _mm512_reduce_max_ps(wv);
-        const float inv = wmax > 0.0f ? 16776960.0f / wmax : 0.0f;
-        sw[L] = wmax / 16776960.0f / 16.0f;
-        /* per 128-bit lane (4 keys), the keys' byte k side by side in 32-bit word k */
-        u[L] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(wv, _mm512_set1_ps(inv))),
-                                   bytes_by_digit);
+        wv[L] = L < nbl ? _mm512_maskz_mul_ps(keys, wp, sc[L]) : _mm512_setzero_ps();
+        bad |= _mm512_fpclass_ps_mask(wv[L], 0xd9); /* NaN, infinite, negative */
     }
+    if (bad)
+        return false;
+    /* every 128-bit lane: the 4 blocks' largest weights */
+    const __m512 m01 = _mm512_max_ps(_mm512_unpacklo_ps(wv[0], wv[1]), _mm512_unpackhi_ps(wv[0], wv[1]));
+    const __m512 m23 = _mm512_max_ps(_mm512_unpacklo_ps(wv[2], wv[3]), _mm512_unpackhi_ps(wv[2], wv[3]));
+    __m512 m = _mm512_max_ps(_mm512_shuffle_ps(m01, m23, 0x44), _mm512_shuffle_ps(m01, m23, 0xee));
+    m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0x4e));
+    m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0xb1));
+    /* 2^k with k = 23 - floor(log2 max) (a block of zeros: any k, 100) */
+    const __m512 k = _mm512_min_ps(_mm512_sub_ps(_mm512_set1_ps(23.0f), _mm512_getexp_ps(m)),
+                                   _mm512_set1_ps(100.0f));
+    __m512i u[4];
+    u[0] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[0], _mm512_permute_ps(k, 0x00))), bytes_by_digit);
+    u[1] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[1], _mm512_permute_ps(k, 0x55))), bytes_by_digit);
+    u[2] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[2], _mm512_permute_ps(k, 0xaa))), bytes_by_digit);
+    u[3] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[3], _mm512_permute_ps(k, 0xff))), bytes_by_digit);
     /* 128-bit lanes transposed: tq[Q] lane L = u[L] lane Q */
     const __m512i t0 = _mm512_shuffle_i32x4(u[0], u[1], 0x44), t1 = _mm512_shuffle_i32x4(u[0], u[1], 0xee);
     const __m512i t2 = _mm512_shuffle_i32x4(u[2], u[3], 0x44), t3 = _mm512_shuffle_i32x4(u[2], u[3], 0xee);
@@ -510,8 +561,10 @@ static inline bool q4_v_weights(const float *w, __mmask16 keys, const __m512 *sc
         wq[4 * Q + 1] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_BBBB);
         wq[4 * Q + 2] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_CCCC);
     }
-    *swv = _mm512_setr_ps(sw[0], sw[0], sw[0], sw[0], sw[1], sw[1], sw[1], sw[1], sw[2], sw[2],
-                          sw[2], sw[2], sw[3], sw[3], sw[3], sw[3]);
+    /* lane 4·L + i: 2^-k_L / 16 */
+    const __m512i rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    *swv = _mm512_permutexvar_ps(rep4, _mm512_scalef_ps(_mm512_set1_ps(1.0f / 16.0f),
+                                                        _mm512_sub_ps(_mm512_setzero_ps(), k)));
     return true;
 }
 
