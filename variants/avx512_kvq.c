@@ -136,20 +136,9 @@ static inline void kvq_block_of(const kvq_group *x, int64_t j0, int64_t n, kvq_b
 
 /* Scores of the block's 16 keys against q (log2 units before the int8 row scale, q4 scales
  * included): the 16 accumulators live in registers along head_dim, then sum16. */
-static inline __m512 dot_block(const kvq_group *x, const kvq_block *kb, const float *q,
-                               const kvq_qdigits *qd)
+static inline __m512 dot_block(const kvq_group *x, const kvq_block *kb, const float *q)
 {
     __m512 a[KB];
-#if KVQ_VNNI
-    if (qd && !kb->wide && x->q4)
-        return dot16_vnni_q4(x, kb, qd);
-    if (qd && !kb->wide) {
-        return _mm512_mul_ps(dot16_vnni(kb->k, x->d, qd),
-                             _mm512_mul_ps(kb->ks, _mm512_set1_ps(qd->sq)));
-    }
-#else
-    (void)qd;
-#endif
     for (int n = 0; n < KB; n++)
         a[n] = _mm512_setzero_ps();
     if (kb->wide) { /* float32 rows padded to 16 with zeros, as q is */
@@ -252,16 +241,8 @@ static inline __attribute__((always_inline)) void q4_v_rows(const kvq_group *x,
 /* o = o·corr + Σ_{keys n in `keys`} w[n]·V[n] over head_dim (w: the softmax weights, times
  * the int8 row scale of V; q4 applies its block scales here). */
 static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *o, float corr,
-                                __mmask16 keys, const float *w, bool vnni)
+                                __mmask16 keys, const float *w)
 {
-#if KVQ_VNNI
-    if (vnni && !x->q4 && accumulate_v_vnni(kb->v, x->d, o, corr, keys, w))
-        return;
-    if (vnni && x->q4 && !kb->wide && v_q4_tile(x, kb, 1, o, 0, &corr, &keys, w))
-        return;
-#else
-    (void)vnni;
-#endif
     const __m512 cv = _mm512_set1_ps(corr);
     if (kb->wide) {
         for (int64_t c = 0; c < x->d; c += 16) {
@@ -359,7 +340,7 @@ typedef struct kvq_row {
     float slope2, pos; /* ALiBi slope·log2(e); the query's position i' */
     float m, l;        /* running max (log2 units), sum */
     const float *mask;
-    const kvq_qdigits *qd; /* VNNI: Q's digits (int8 K/V, one row, head_dim % 64 == 0); or NULL */
+    const kvq_qdigits *qd; /* VNNI: Q's digits (head_dim % 64 == 0); or NULL */
 } kvq_row;
 
 /* Row rw's weights of the block's keys j0 + n into w[n]; updates its max and sum. Returns the
@@ -372,7 +353,7 @@ static inline __mmask16 row_block(const kvq_group *x, const kvq_block *kb,
     __mmask16 valid = (__mmask16)(tail_mask16(hi) & ~tail_mask16(lo));
     if (!valid)
         return 0;
-    __m512 s = scored ? *scored : dot_block(x, kb, q, rw->qd); /* scored: a VNNI tile's */
+    __m512 s = scored ? *scored : dot_block(x, kb, q); /* scored: VNNI's */
     s = row_options_apply(opts, rw->slope2, rw->pos, j0, s);
     if (rw->mask) {
         const __m512 mv = _mm512_maskz_loadu_ps(valid, rw->mask + j0);
@@ -456,7 +437,7 @@ static void vnni_rows(const kvq_group *x, const tile_options *opts, kvq_row *row
                 continue;
             for (int t = t0; t < t0 + T; t++) /* a weight not finite: float32 V */
                 if (keys[t])
-                    accumulate_v(x, &kb, ow + t * dpad, corr[t], keys[t], w + 16 * t, false);
+                    accumulate_v(x, &kb, ow + t * dpad, corr[t], keys[t], w + 16 * t);
         }
         kb = kn;
         memcpy(sc, next, (size_t)R * sizeof *sc);
@@ -544,7 +525,7 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
                     const __mmask16 keys =
                         row_block(&x, &kb, &opts, &rows[r], qw + r * dpad, j0, w, &corr, NULL);
                     if (keys)
-                        accumulate_v(&x, &kb, ow + r * dpad, corr, keys, w, rows[r].qd != NULL);
+                        accumulate_v(&x, &kb, ow + r * dpad, corr, keys, w);
                 }
             }
 #if KVQ_VNNI

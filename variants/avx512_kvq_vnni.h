@@ -2,8 +2,8 @@
  * build of avx512_vnni_kvq.c, compiled with -mavx512vnni), after its kvq_group and kvq_block:
  * not a header of its own (no guard; one includer).
  *
- * One query row, int8 or q4 K/V, head_dim % 64 == 0 (dot16_vnni, dot16_vnni_q4,
- * accumulate_v_vnni), and int8 tiles of up to 4 rows (dot_tile_vnni, v_tile_vnni). Scores:
+ * head_dim % 64 == 0, tiles of 1 to 4 rows: int8 dot_tile_vnni, v_tile_vnni (one row:
+ * accumulate_v_vnni); q4 dot_tile_vnni_q4, v_q4_tile. Scores:
  * Q·scale·log2(e) is quantized to 24-bit integers qi = round(q / sq) (|qi| <= 8·10^6,
  * sq = max|q| / 8·10^6), split into three signed digits qi = g0 + 256·g1 + 65536·g2; vpdpbusd
  * multiplies 64 K bytes by a digit plane at once. It wants one operand unsigned: int8 K + 128
@@ -43,8 +43,10 @@ static inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b)
 static void qdigits_of(const float *q, int64_t d, bool q4, kvq_qdigits *qd)
 {
     float qmax = 0.0f;
-    for (int64_t c = 0; c < d; c++)
-        qmax = fmaxf(qmax, fabsf(q[c]));
+    for (int64_t c = 0; c < d; c++) { /* a NaN is skipped, as fmaxf would, without its call */
+        const float a = fabsf(q[c]);
+        qmax = a > qmax ? a : qmax;
+    }
     qd->sq = qmax > 0.0f ? qmax / 8e6f : 1.0f;
     memset(qd->init, 0, sizeof qd->init);
     if (q4)
@@ -68,7 +70,9 @@ static void qdigits_of(const float *q, int64_t d, bool q4, kvq_qdigits *qd)
 }
 
 /* q4 scores of the block's 16 keys with VNNI (head_dim % 64 == 0) for T query rows (1..4, a
- * constant once inlined), key after key as dot16_vnni: the nibbles (q + 8, unsigned) of a
+ * constant once inlined), key after key through a loop that is not unrolled (each load
+ * instruction walks K in address order, which the hardware prefetchers follow): the nibbles
+ * (q + 8, unsigned) of a
  * 64-byte chunk are vpdpbusd's unsigned operand as they are, split once and taken by every
  * row's low and high digit planes; per chunk a row's three digits join in int32 (|lane| <=
  * 8 nibbles · 8 · 128 = 8192, so g2·65536 + g1·256 + g0 < 2^30, exact), then to float32 times
@@ -179,40 +183,6 @@ static inline __attribute__((always_inline)) void dot_tile_q4_128(const kvq_grou
         s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_set1_ps(qd[t].sq));
 }
 
-static inline __m512 dot16_vnni_q4(const kvq_group *x, const kvq_block *kb, const kvq_qdigits *qd)
-{
-    __m512 s;
-    dot_tile_vnni_q4_t(x, kb, qd, 1, &s);
-    return s;
-}
-
-/* Scores of the block's 16 keys (log2 units before sq and the row scale): key after key,
- * through a loop that is not unrolled, so each load instruction walks K in address order
- * (the hardware prefetchers follow it, as in avx512.c's decode path); the three digits' lanes
- * join in float32 per key, into a stack array for sum16. */
-static inline __m512 dot16_vnni(const void *const *k, int64_t d, const kvq_qdigits *qd)
-{
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
-    const __m512i i0 = _mm512_loadu_si512(qd->init[0]), i1 = _mm512_loadu_si512(qd->init[1]),
-                  i2 = _mm512_loadu_si512(qd->init[2]);
-    __m512 a[KB];
-#pragma GCC unroll 1
-    for (int n = 0; n < KB; n++) {
-        const int8_t *kn = k[n];
-        __m512i g0 = i0, g1 = i1, g2 = i2;
-        for (int64_t c = 0; c < d; c += 64) {
-            const __m512i kx = _mm512_xor_si512(_mm512_loadu_si512(kn + c), flip);
-            g0 = dpbusd(g0, kx, _mm512_loadu_si512(qd->g[0] + c));
-            g1 = dpbusd(g1, kx, _mm512_loadu_si512(qd->g[1] + c));
-            g2 = dpbusd(g2, kx, _mm512_loadu_si512(qd->g[2] + c));
-        }
-        a[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(g2), _mm512_set1_ps(65536.0f),
-                               _mm512_fmadd_ps(_mm512_cvtepi32_ps(g1), _mm512_set1_ps(256.0f),
-                                               _mm512_cvtepi32_ps(g0)));
-    }
-    return sum16(a);
-}
-
 /* One group of NC chunks of 32 of head_dim from c0 (NC constant once inlined: the 4·NC int32
  * accumulators live in registers across the block's key pairs, walked in a loop that is not
  * unrolled, rows in address order), then o[c0 ..] = o·corr + sw·(hi + lo/32768) in head_dim
@@ -292,9 +262,10 @@ static inline bool accumulate_v_vnni(const void *const *vrows, int64_t d, float 
         v_vnni_group(vrows, c0, 2, keys, whi, wlo, sw, corr, o);
     return true;
 }
-/* A tile of T query rows (T = 2..4, a constant once inlined) of one GQA group on int8 K/V:
+/* A tile of T query rows (T = 1..4, a constant once inlined) of one GQA group on int8 K/V:
  * each K row is loaded and flipped once for the T rows' digits (3·T accumulators), key after
- * key as dot16_vnni; s[t] = row t's 16 scores (log2 units, sq and the row scales applied). */
+ * key in address order; s[t] = row t's 16 scores (log2 units, sq and the row scales
+ * applied). */
 static inline __attribute__((always_inline)) void dot_tile_vnni_t(const kvq_block *kb, int64_t d,
                                                                   const kvq_qdigits *qd, int T,
                                                                   __m512 *s)
