@@ -239,9 +239,9 @@ static inline bool accumulate_v_vnni(const void *const *vrows, int64_t d, float 
                                      __mmask16 keys, const float *w)
 {
     const __m512 wv = _mm512_maskz_loadu_ps(keys, w);
-    const float wmax = _mm512_reduce_max_ps(wv);
-    if (!(wmax < INFINITY))
+    if (_mm512_fpclass_ps_mask(wv, 0x99)) /* NaN or infinite (reduce_max may drop a NaN) */
         return false;
+    const float wmax = _mm512_reduce_max_ps(wv);
     if (wmax == 0.0f) {
         const __m512 cv = _mm512_set1_ps(corr);
         for (int64_t c = 0; c < d; c += 16)
@@ -367,9 +367,9 @@ static inline __attribute__((always_inline)) bool v_tile_vnni_t(const void *cons
     unsigned any = 0;
     for (int t = 0; t < T; t++) {
         const __m512 wv = _mm512_maskz_loadu_ps(keys[t], w + 16 * t);
-        const float wmax = _mm512_reduce_max_ps(wv);
-        if (!(wmax < INFINITY))
+        if (_mm512_fpclass_ps_mask(wv, 0x99)) /* NaN or infinite (reduce_max may drop a NaN) */
             return false;
+        const float wmax = _mm512_reduce_max_ps(wv);
         any |= keys[t];
         sw[t] = wmax / 32767.0f;
         const __m512 inv = _mm512_set1_ps(wmax > 0.0f ? 1.0f / sw[t] : 0.0f);
