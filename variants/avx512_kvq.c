@@ -376,6 +376,40 @@ static inline __mmask16 row_block(const kvq_group *x, const kvq_block *kb,
     return valid;
 }
 
+/* A chunk's R rows over keys [first, last) in float32 (the path without VNNI, and VNNI's for
+ * head_dim % 64 != 0): one row dequantizes in registers, several widen each block once. q4s:
+ * a block's K and V scales (2 · dpad floats); wide: its K and V widened (2 · 16 · dpad). */
+static void float_rows(const kvq_group *x, const tile_options *opts, kvq_row *rows, int R,
+                       int64_t first, int64_t last, const float *qw, float *ow, int64_t dpad,
+                       float *w, float *q4s, float *wide)
+{
+    const int64_t nb = x->d / ATTN_Q4_BLOCK;
+    float *ksc = q4s, *vsc = q4s + dpad, *kw = wide, *vw = wide + KB * dpad;
+    for (int64_t j0 = first; j0 < last; j0 += KB) {
+        const int64_t ahead = j0 + PREFETCH_KEYS, n = last - j0 < KB ? last - j0 : KB;
+        if (ahead < last)
+            prefetch_rows(x, ahead, last - ahead < KB ? last - ahead : KB);
+        kvq_block kb = {.ksc = NULL, .vsc = NULL, .wide = false};
+        kvq_block_of(x, j0, n, &kb);
+        if (x->q4) { /* the block's scales, once for all rows (one row's V reads its own) */
+            q4_scales(x->ks, x->ks_seq, j0, n, nb, ksc);
+            if (R > 1)
+                q4_scales(x->vs, x->vs_seq, j0, n, nb, vsc);
+            kb.ksc = ksc;
+            kb.vsc = vsc;
+        }
+        if (R > 1)
+            widen_block(x, &kb, dpad, kw, vw);
+        for (int r = 0; r < R; r++) {
+            float corr = 1.0f;
+            const __mmask16 keys =
+                row_block(x, &kb, opts, &rows[r], qw + r * dpad, j0, w, &corr, NULL);
+            if (keys)
+                accumulate_v(x, &kb, ow + r * dpad, corr, keys, w);
+        }
+    }
+}
+
 #if KVQ_VNNI
 /* The scores of a block's R rows (VNNI, in tiles of up to 4 rows sharing each K load). */
 static inline void vnni_scores(const kvq_group *x, const kvq_block *kb, int R,
@@ -452,25 +486,25 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
                       const attn_partial *part)
 {
     const attn_problem *p = t->problem;
-    const int64_t d = p->head_dim, dpad = attn_kvq_dpad(p);
+    const int64_t dpad = attn_kvq_dpad(p);
     const float c2 = t->scale * ATTN_LOG2E;
     const tile_options opts = tile_options_of(p);
     float *ws = (float *)(((uintptr_t)t->workspace + 63) & ~(uintptr_t)63);
     float *qw = ws, *ow = qw + KVQ_ROWS * dpad, *w = ow + KVQ_ROWS * dpad;
-    float *ksc = w + 16 * KVQ_ROWS, *vsc = ksc + dpad; /* q4: a key block's scales */
-    float *kw = vsc + dpad, *vw = kw + KB * dpad;       /* a key block widened (R > 1) */
+    float *q4s = w + 16 * KVQ_ROWS;  /* q4: a key block's K and V scales (2 · dpad) */
+    float *wide = q4s + 2 * dpad;    /* a key block widened (R > 1; 2 · KB · dpad) */
 #if KVQ_VNNI
-    int8_t *planes = (int8_t *)(vw + KB * dpad); /* 3·dpad bytes per row; init4 after */
+    const int64_t d = p->head_dim;
+    int8_t *planes = (int8_t *)(wide + 2 * KB * dpad); /* 4·dpad bytes per row; init4 after */
     kvq_qdigits qds[KVQ_ROWS];
     for (int r = 0; r < KVQ_ROWS; r++) {
-        qds[r].init4 = (int32_t *)(vw + KB * dpad + KVQ_ROWS * dpad + r * dpad);
+        qds[r].init4 = (int32_t *)(wide + 2 * KB * dpad + KVQ_ROWS * dpad + r * dpad);
         for (int k = 0; k < 3; k++) { /* int8: planes of d; q4: low and high planes of d/2 */
             qds[r].g[k] = planes + r * 4 * dpad + k * dpad;
             qds[r].gh[k] = planes + r * 4 * dpad + k * dpad + dpad / 2;
         }
     }
 #endif
-    const int64_t nb = d / ATTN_Q4_BLOCK;
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
         const kvq_group x = attn_kvq_group_of(t, gr.b, gr.hkv);
@@ -498,39 +532,11 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
 #endif
             }
 #if KVQ_VNNI
-            if (rows[0].qd) {
+            if (rows[0].qd)
                 vnni_rows(&x, &opts, rows, R, qds, first, last, ow, dpad, w);
-                goto store;
-            }
+            else
 #endif
-            for (int64_t j0 = first; j0 < last; j0 += KB) {
-                const int64_t ahead = j0 + PREFETCH_KEYS, n = last - j0 < KB ? last - j0 : KB;
-                if (ahead < last)
-                    prefetch_rows(&x, ahead, last - ahead < KB ? last - ahead : KB);
-                kvq_block kb = {.ksc = NULL, .vsc = NULL, .wide = false};
-                kvq_block_of(&x, j0, n, &kb);
-                if (x.q4) { /* the block's scales, once for all rows */
-                    /* (one row's V, and VNNI scores, read their scales per key) */
-                    if (!rows[0].qd)
-                        q4_scales(x.ks, x.ks_seq, j0, n, nb, ksc);
-                    if (R > 1 && !rows[0].qd)
-                        q4_scales(x.vs, x.vs_seq, j0, n, nb, vsc);
-                    kb.ksc = ksc;
-                    kb.vsc = vsc;
-                }
-                if (R > 1)
-                    widen_block(&x, &kb, dpad, kw, vw);
-                for (int r = 0; r < R; r++) {
-                    float corr = 1.0f;
-                    const __mmask16 keys =
-                        row_block(&x, &kb, &opts, &rows[r], qw + r * dpad, j0, w, &corr, NULL);
-                    if (keys)
-                        accumulate_v(&x, &kb, ow + r * dpad, corr, keys, w);
-                }
-            }
-#if KVQ_VNNI
-        store:
-#endif
+                float_rows(&x, &opts, rows, R, first, last, qw, ow, dpad, w, q4s, wide);
             for (int r = 0; r < R; r++)
                 attn_kvq_store_row(t, &x, gr.b, rows[r].h, rows[r].i, rows[r].m, rows[r].l,
                                    ow + r * dpad, part, (g - t->group_begin) * gr.count + r0 + r);
