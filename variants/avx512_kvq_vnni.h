@@ -456,11 +456,17 @@ static inline void q4_v_chunk_scales(const kvq_group *x, const kvq_block *kb, in
         const __m512i n8 = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
         const __m512i seq = _mm512_set1_epi64(x->vs_seq);
         const __mmask16 have = tail_mask16(kb->n);
-        const __m512i g0 = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), (__mmask8)have,
-                                                       _mm512_mullo_epi64(n8, seq), base, 1);
-        const __m512i g1 = _mm512_mask_i64gather_epi64(
-            _mm512_setzero_si512(), (__mmask8)(have >> 8),
-            _mm512_mullo_epi64(_mm512_add_epi64(n8, _mm512_set1_epi64(8)), seq), base, 1);
+        __m512i g0, g1;
+        if (x->vs_seq == 8) { /* the keys' scales side by side (head_dim 128): two loads */
+            g0 = _mm512_maskz_loadu_epi64((__mmask8)have, base);
+            g1 = _mm512_maskz_loadu_epi64((__mmask8)(have >> 8), base + 64);
+        } else {
+            g0 = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), (__mmask8)have,
+                                             _mm512_mullo_epi64(n8, seq), base, 1);
+            g1 = _mm512_mask_i64gather_epi64(
+                _mm512_setzero_si512(), (__mmask8)(have >> 8),
+                _mm512_mullo_epi64(_mm512_add_epi64(n8, _mm512_set1_epi64(8)), seq), base, 1);
+        }
         /* word L·16 + n of the result: key n's word L (g0 for n < 8, g1 after) */
         __m512i idx[2];
         for (int h = 0; h < 2; h++) {
