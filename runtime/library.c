@@ -666,7 +666,9 @@ attn_status attn_variant_accepts(const char *name, const attn_problem *p, attn_e
     if (!var)
         return status;
     attn_status s = attn_problem_validate(p, err);
-    return s != ATTN_OK ? s : variant_accepts(var, name, p, err);
+    if (s == ATTN_OK)
+        s = variant_accepts(var, name, p, err);
+    return s != ATTN_OK ? s : attn_kv_dtype_check(var, p, err); /* as attn_run_variant */
 }
 
 attn_status attn_run_variant(const char *name, const attn_problem *p, const attn_params *params,

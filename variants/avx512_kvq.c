@@ -136,20 +136,9 @@ static inline void kvq_block_of(const kvq_group *x, int64_t j0, int64_t n, kvq_b
 
 /* Scores of the block's 16 keys against q (log2 units before the int8 row scale, q4 scales
  * included): the 16 accumulators live in registers along head_dim, then sum16. */
-static inline __m512 dot_block(const kvq_group *x, const kvq_block *kb, const float *q,
-                               const kvq_qdigits *qd)
+static inline __m512 dot_block(const kvq_group *x, const kvq_block *kb, const float *q)
 {
     __m512 a[KB];
-#if KVQ_VNNI
-    if (qd && !kb->wide && x->q4)
-        return dot16_vnni_q4(x, kb, qd);
-    if (qd && !kb->wide) {
-        return _mm512_mul_ps(dot16_vnni(kb->k, x->d, qd),
-                             _mm512_mul_ps(kb->ks, _mm512_set1_ps(qd->sq)));
-    }
-#else
-    (void)qd;
-#endif
     for (int n = 0; n < KB; n++)
         a[n] = _mm512_setzero_ps();
     if (kb->wide) { /* float32 rows padded to 16 with zeros, as q is */
@@ -252,14 +241,8 @@ static inline __attribute__((always_inline)) void q4_v_rows(const kvq_group *x,
 /* o = o·corr + Σ_{keys n in `keys`} w[n]·V[n] over head_dim (w: the softmax weights, times
  * the int8 row scale of V; q4 applies its block scales here). */
 static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *o, float corr,
-                                __mmask16 keys, const float *w, bool vnni)
+                                __mmask16 keys, const float *w)
 {
-#if KVQ_VNNI
-    if (vnni && !x->q4 && accumulate_v_vnni(kb->v, x->d, o, corr, keys, w))
-        return;
-#else
-    (void)vnni;
-#endif
     const __m512 cv = _mm512_set1_ps(corr);
     if (kb->wide) {
         for (int64_t c = 0; c < x->d; c += 16) {
@@ -357,7 +340,7 @@ typedef struct kvq_row {
     float slope2, pos; /* ALiBi slope·log2(e); the query's position i' */
     float m, l;        /* running max (log2 units), sum */
     const float *mask;
-    const kvq_qdigits *qd; /* VNNI: Q's digits (int8 K/V, one row, head_dim % 64 == 0); or NULL */
+    const kvq_qdigits *qd; /* VNNI: Q's digits (head_dim % 64 == 0); or NULL */
 } kvq_row;
 
 /* Row rw's weights of the block's keys j0 + n into w[n]; updates its max and sum. Returns the
@@ -370,7 +353,7 @@ static inline __mmask16 row_block(const kvq_group *x, const kvq_block *kb,
     __mmask16 valid = (__mmask16)(tail_mask16(hi) & ~tail_mask16(lo));
     if (!valid)
         return 0;
-    __m512 s = scored ? *scored : dot_block(x, kb, q, rw->qd); /* scored: a VNNI tile's */
+    __m512 s = scored ? *scored : dot_block(x, kb, q); /* scored: VNNI's */
     s = row_options_apply(opts, rw->slope2, rw->pos, j0, s);
     if (rw->mask) {
         const __m512 mv = _mm512_maskz_loadu_ps(valid, rw->mask + j0);
@@ -382,7 +365,7 @@ static inline __mmask16 row_block(const kvq_group *x, const kvq_block *kb,
     if (_mm512_mask_cmp_ps_mask(valid, s, s, _CMP_UNORD_Q)) /* a NaN score: a NaN row */
         rw->l = NAN;
     const float bm = _mm512_mask_reduce_max_ps(valid, s);
-    const float m_new = fmaxf(rw->m, bm);
+    const float m_new = bm > rw->m ? bm : rw->m; /* rw->m is never NaN: fmaxf without a call */
     if (m_new == -INFINITY || isnan(m_new))
         return 0;
     *corr = attn_exp2_nonpos(rw->m - m_new);
@@ -393,6 +376,109 @@ static inline __mmask16 row_block(const kvq_group *x, const kvq_block *kb,
     return valid;
 }
 
+/* A chunk's R rows over keys [first, last) in float32 (the path without VNNI, and VNNI's for
+ * head_dim % 64 != 0): one row dequantizes in registers, several widen each block once. q4s:
+ * a block's K and V scales (2 · dpad floats); wide: its K and V widened (2 · 16 · dpad). */
+static void float_rows(const kvq_group *x, const tile_options *opts, kvq_row *rows, int R,
+                       int64_t first, int64_t last, const float *qw, float *ow, int64_t dpad,
+                       float *w, float *q4s, float *wide)
+{
+    const int64_t nb = x->d / ATTN_Q4_BLOCK;
+    float *ksc = q4s, *vsc = q4s + dpad, *kw = wide, *vw = wide + KB * dpad;
+    for (int64_t j0 = first; j0 < last; j0 += KB) {
+        const int64_t ahead = j0 + PREFETCH_KEYS, n = last - j0 < KB ? last - j0 : KB;
+        if (ahead < last)
+            prefetch_rows(x, ahead, last - ahead < KB ? last - ahead : KB);
+        kvq_block kb = {.ksc = NULL, .vsc = NULL, .wide = false};
+        kvq_block_of(x, j0, n, &kb);
+        if (x->q4) { /* the block's scales, once for all rows (one row's V reads its own) */
+            q4_scales(x->ks, x->ks_seq, j0, n, nb, ksc);
+            if (R > 1)
+                q4_scales(x->vs, x->vs_seq, j0, n, nb, vsc);
+            kb.ksc = ksc;
+            kb.vsc = vsc;
+        }
+        if (R > 1)
+            widen_block(x, &kb, dpad, kw, vw);
+        for (int r = 0; r < R; r++) {
+            float corr = 1.0f;
+            const __mmask16 keys =
+                row_block(x, &kb, opts, &rows[r], qw + r * dpad, j0, w, &corr, NULL);
+            if (keys)
+                accumulate_v(x, &kb, ow + r * dpad, corr, keys, w);
+        }
+    }
+}
+
+#if KVQ_VNNI
+/* The scores of a block's R rows (VNNI, in tiles of up to 4 rows sharing each K load). */
+static inline void vnni_scores(const kvq_group *x, const kvq_block *kb, int R,
+                               const kvq_qdigits *qds, __m512 *sc)
+{
+    for (int t0 = 0; t0 < R; t0 += 4) {
+        const int T = R - t0 < 4 ? R - t0 : 4;
+        if (x->q4)
+            dot_tile_vnni_q4(x, kb, &qds[t0], T, sc + t0);
+        else
+            dot_tile_vnni(kb, x->d, &qds[t0], T, sc + t0);
+    }
+}
+
+/* A chunk's R rows over keys [first, last) with VNNI (head_dim % 64 == 0): block j+1 is scored
+ * between block j's softmax and its V pass, so the softmax's latency (reductions, exp2, the V
+ * weights) overlaps independent integer work instead of stalling the core. V in tiles of up
+ * to 4 rows sharing each V load; a weight that is not finite takes the float32 path. */
+static void vnni_rows(const kvq_group *x, const tile_options *opts, kvq_row *rows, int R,
+                      const kvq_qdigits *qds, int64_t first, int64_t last, float *ow,
+                      int64_t dpad, float *w)
+{
+    __m512 sc[KVQ_ROWS], next[KVQ_ROWS];
+    kvq_block kb = {.wide = false}, kn = {.wide = false};
+    if (first >= last)
+        return;
+    kvq_block_of(x, first, last - first < KB ? last - first : KB, &kb);
+    vnni_scores(x, &kb, R, qds, sc);
+    for (int64_t j0 = first; j0 < last; j0 += KB) {
+        const int64_t ahead = j0 + PREFETCH_KEYS;
+        if (ahead < last)
+            prefetch_rows(x, ahead, last - ahead < KB ? last - ahead : KB);
+        float corr[KVQ_ROWS];
+        __mmask16 keys[KVQ_ROWS];
+        for (int r = 0; r < R; r++) {
+            corr[r] = 1.0f;
+            keys[r] = row_block(x, &kb, opts, &rows[r], NULL, j0, w + 16 * r, &corr[r], &sc[r]);
+        }
+        const int64_t j1 = j0 + KB;
+        if (j1 < last) {
+            kvq_block_of(x, j1, last - j1 < KB ? last - j1 : KB, &kn);
+            vnni_scores(x, &kn, R, qds, next);
+        }
+        for (int t0 = 0; t0 < R; t0 += 4) {
+            const int T = R - t0 < 4 ? R - t0 : 4;
+            bool done;
+            if (T == 1)
+                done = !keys[t0] ||
+                       (x->q4 ? v_q4_tile(x, &kb, 1, ow + t0 * dpad, dpad, &corr[t0], &keys[t0],
+                                          w + 16 * t0)
+                              : accumulate_v_vnni(kb.v, x->d, ow + t0 * dpad, corr[t0], keys[t0],
+                                                  w + 16 * t0));
+            else
+                done = x->q4 ? v_q4_tile(x, &kb, T, ow + t0 * dpad, dpad, &corr[t0], &keys[t0],
+                                         w + 16 * t0)
+                             : v_tile_vnni(kb.v, x->d, T, ow + t0 * dpad, dpad, &corr[t0],
+                                           &keys[t0], w + 16 * t0);
+            if (done)
+                continue;
+            for (int t = t0; t < t0 + T; t++) /* a weight not finite: float32 V */
+                if (keys[t])
+                    accumulate_v(x, &kb, ow + t * dpad, corr[t], keys[t], w + 16 * t);
+        }
+        kb = kn;
+        memcpy(sc, next, (size_t)R * sizeof *sc);
+    }
+}
+#endif
+
 #ifndef KVQ_ENTRY
 #define KVQ_ENTRY attn_avx512_kvq_rows
 #endif
@@ -400,25 +486,25 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
                       const attn_partial *part)
 {
     const attn_problem *p = t->problem;
-    const int64_t d = p->head_dim, dpad = attn_kvq_dpad(p);
+    const int64_t dpad = attn_kvq_dpad(p);
     const float c2 = t->scale * ATTN_LOG2E;
     const tile_options opts = tile_options_of(p);
     float *ws = (float *)(((uintptr_t)t->workspace + 63) & ~(uintptr_t)63);
     float *qw = ws, *ow = qw + KVQ_ROWS * dpad, *w = ow + KVQ_ROWS * dpad;
-    float *ksc = w + 16 * KVQ_ROWS, *vsc = ksc + dpad; /* q4: a key block's scales */
-    float *kw = vsc + dpad, *vw = kw + KB * dpad;       /* a key block widened (R > 1) */
+    float *q4s = w + 16 * KVQ_ROWS;  /* q4: a key block's K and V scales (2 · dpad) */
+    float *wide = q4s + 2 * dpad;    /* a key block widened (R > 1; 2 · KB · dpad) */
 #if KVQ_VNNI
-    int8_t *planes = (int8_t *)(vw + KB * dpad); /* 3·dpad bytes per row; init4 after */
+    const int64_t d = p->head_dim;
+    int8_t *planes = (int8_t *)(wide + 2 * KB * dpad); /* 4·dpad bytes per row; init4 after */
     kvq_qdigits qds[KVQ_ROWS];
     for (int r = 0; r < KVQ_ROWS; r++) {
-        qds[r].init4 = (int32_t *)(vw + KB * dpad + KVQ_ROWS * dpad);
+        qds[r].init4 = (int32_t *)(wide + 2 * KB * dpad + KVQ_ROWS * dpad + r * dpad);
         for (int k = 0; k < 3; k++) { /* int8: planes of d; q4: low and high planes of d/2 */
             qds[r].g[k] = planes + r * 4 * dpad + k * dpad;
             qds[r].gh[k] = planes + r * 4 * dpad + k * dpad + dpad / 2;
         }
     }
 #endif
-    const int64_t nb = d / ATTN_Q4_BLOCK;
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
         const kvq_group x = attn_kvq_group_of(t, gr.b, gr.hkv);
@@ -439,59 +525,18 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
                 attn_kvq_row_q(t, gr.b, rw->h, rw->i, qr, ow + r * dpad, dpad, c2, x.q4);
                 rw->qd = NULL;
 #if KVQ_VNNI
-                if (d % 64 == 0 && (R == 1 || !x.q4)) { /* one row, or an int8 tile */
+                if (d % 64 == 0) {
                     qdigits_of(qr, d, x.q4, &qds[r]);
                     rw->qd = &qds[r];
                 }
 #endif
             }
-            for (int64_t j0 = first; j0 < last; j0 += KB) {
-                const int64_t ahead = j0 + PREFETCH_KEYS, n = last - j0 < KB ? last - j0 : KB;
-                if (ahead < last)
-                    prefetch_rows(&x, ahead, last - ahead < KB ? last - ahead : KB);
-                kvq_block kb = {.ksc = NULL, .vsc = NULL, .wide = false};
-                kvq_block_of(&x, j0, n, &kb);
-                if (x.q4) { /* the block's scales, once for all rows */
-                    /* (one row's V, and VNNI scores, read their scales per key) */
-                    if (!rows[0].qd)
-                        q4_scales(x.ks, x.ks_seq, j0, n, nb, ksc);
-                    if (R > 1)
-                        q4_scales(x.vs, x.vs_seq, j0, n, nb, vsc);
-                    kb.ksc = ksc;
-                    kb.vsc = vsc;
-                }
 #if KVQ_VNNI
-                if (R > 1 && rows[0].qd) { /* int8 tiles of up to 4 rows (VNNI) */
-                    for (int t0 = 0; t0 < R; t0 += 4) {
-                        const int T = R - t0 < 4 ? R - t0 : 4;
-                        __m512 sc[4];
-                        float corr[4] = {1.0f, 1.0f, 1.0f, 1.0f};
-                        __mmask16 keys[4];
-                        dot_tile_vnni(&kb, d, &qds[t0], T, sc);
-                        for (int t = 0; t < T; t++)
-                            keys[t] = row_block(&x, &kb, &opts, &rows[t0 + t], NULL, j0,
-                                                w + 16 * (t0 + t), &corr[t], &sc[t]);
-                        if (v_tile_vnni(kb.v, d, T, ow + t0 * dpad, dpad, corr, keys,
-                                        w + 16 * t0))
-                            continue;
-                        for (int t = 0; t < T; t++) /* a weight not finite: float32 V */
-                            if (keys[t])
-                                accumulate_v(&x, &kb, ow + (t0 + t) * dpad, corr[t], keys[t],
-                                             w + 16 * (t0 + t), false);
-                    }
-                    continue;
-                }
+            if (rows[0].qd)
+                vnni_rows(&x, &opts, rows, R, qds, first, last, ow, dpad, w);
+            else
 #endif
-                if (R > 1)
-                    widen_block(&x, &kb, dpad, kw, vw);
-                for (int r = 0; r < R; r++) {
-                    float corr = 1.0f;
-                    const __mmask16 keys =
-                        row_block(&x, &kb, &opts, &rows[r], qw + r * dpad, j0, w, &corr, NULL);
-                    if (keys)
-                        accumulate_v(&x, &kb, ow + r * dpad, corr, keys, w, rows[r].qd != NULL);
-                }
-            }
+                float_rows(&x, &opts, rows, R, first, last, qw, ow, dpad, w, q4s, wide);
             for (int r = 0; r < R; r++)
                 attn_kvq_store_row(t, &x, gr.b, rows[r].h, rows[r].i, rows[r].m, rows[r].l,
                                    ow + r * dpad, part, (g - t->group_begin) * gr.count + r0 + r);

@@ -2,8 +2,8 @@
  * build of avx512_vnni_kvq.c, compiled with -mavx512vnni), after its kvq_group and kvq_block:
  * not a header of its own (no guard; one includer).
  *
- * One query row, int8 or q4 K/V, head_dim % 64 == 0 (dot16_vnni, dot16_vnni_q4,
- * accumulate_v_vnni), and int8 tiles of up to 4 rows (dot_tile_vnni, v_tile_vnni). Scores:
+ * head_dim % 64 == 0, tiles of 1 to 4 rows: int8 dot_tile_vnni, v_tile_vnni (one row:
+ * accumulate_v_vnni); q4 dot_tile_vnni_q4, v_q4_tile. Scores:
  * Q·scale·log2(e) is quantized to 24-bit integers qi = round(q / sq) (|qi| <= 8·10^6,
  * sq = max|q| / 8·10^6), split into three signed digits qi = g0 + 256·g1 + 65536·g2; vpdpbusd
  * multiplies 64 K bytes by a digit plane at once. It wants one operand unsigned: int8 K + 128
@@ -11,8 +11,9 @@
  * from minus (init). Each digit's lanes are exact int32 sums; they join in float32 lane by
  * lane, then sum16 over the lanes, times sq and the row scale. Q's rounding is 2^-24 of max|q|
  * per element: the score's error stays near float32 accumulation's. V: see
- * accumulate_v_vnni. On Zen 4 (D1, one thread) int8 ran 1.3x and q4 1.1x faster than the
- * float32 paths, D2 int8 1.9x. */
+ * accumulate_v_vnni and v_q4_tile. On Zen 4 (D1, one thread) int8 ran 1.3x and q4 1.1x
+ * faster than the float32 paths, D2 int8 1.9x; q4's integer V and tiles then gained another
+ * 1.35x (D1) to 1.45x (D2-D4) in cache. */
 struct kvq_qdigits {
     int8_t *g[3];             /* the digit planes (workspace): int8 head_dim bytes each; q4
                                * head_dim/2 each, the low nibbles' elements (even ones) */
@@ -43,8 +44,10 @@ static inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b)
 static void qdigits_of(const float *q, int64_t d, bool q4, kvq_qdigits *qd)
 {
     float qmax = 0.0f;
-    for (int64_t c = 0; c < d; c++)
-        qmax = fmaxf(qmax, fabsf(q[c]));
+    for (int64_t c = 0; c < d; c++) { /* a NaN is skipped, as fmaxf would, without its call */
+        const float a = fabsf(q[c]);
+        qmax = a > qmax ? a : qmax;
+    }
     qd->sq = qmax > 0.0f ? qmax / 8e6f : 1.0f;
     memset(qd->init, 0, sizeof qd->init);
     if (q4)
@@ -67,73 +70,118 @@ static void qdigits_of(const float *q, int64_t d, bool q4, kvq_qdigits *qd)
     }
 }
 
-/* q4 scores of the block's 16 keys with VNNI (head_dim % 64 == 0), key after key as
- * dot16_vnni: the nibbles (q + 8, unsigned) of a 64-byte chunk are vpdpbusd's unsigned
- * operand as they are, low and high against their digit planes; per chunk the digits join in
- * float32 and take the key's 4 block scales (one per 4 lanes), then sum16. */
-static inline __m512 dot16_vnni_q4(const kvq_group *x, const kvq_block *kb, const kvq_qdigits *qd)
+/* q4 scores of the block's 16 keys with VNNI (head_dim % 64 == 0) for T query rows (1..4, a
+ * constant once inlined), key after key through a loop that is not unrolled (each load
+ * instruction walks K in address order, which the hardware prefetchers follow): the nibbles
+ * (q + 8, unsigned) of a
+ * 64-byte chunk are vpdpbusd's unsigned operand as they are, split once and taken by every
+ * row's low and high digit planes; per chunk a row's three digits join in int32 (|lane| <=
+ * 8 nibbles · 8 · 128 = 8192, so g2·65536 + g1·256 + g0 < 2^30, exact), then to float32 times
+ * the key's 4 block scales (one per 4 lanes), then sum16. s[t] = row t's 16 scores (log2 units,
+ * sq applied). */
+static inline __attribute__((always_inline)) void dot_tile_q4_128(const kvq_group *x,
+                                                                  const kvq_block *kb,
+                                                                  const kvq_qdigits *qd, int T,
+                                                                  __m512 *s);
+
+static inline __attribute__((always_inline)) void dot_tile_vnni_q4_t(const kvq_group *x,
+                                                                     const kvq_block *kb,
+                                                                     const kvq_qdigits *qd,
+                                                                     int T, __m512 *s)
 {
+    if (x->d == 128) {
+        dot_tile_q4_128(x, kb, qd, T, s);
+        return;
+    }
     const __m512i low4 = _mm512_set1_epi8(0x0f);
     const __m512i rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     const int64_t bytes = x->d / 2;
-    __m512 a[KB];
+    __m512 part[4][KB];
 #pragma GCC unroll 1
     for (int n = 0; n < KB; n++) {
         const uint8_t *kn = kb->k[n];
         const char *sn = x->ks + (kb->j0 + (n < kb->n ? n : 0)) * x->ks_seq;
-        __m512 acc = _mm512_setzero_ps();
+        __m512 acc[4];
+        for (int t = 0; t < T; t++)
+            acc[t] = _mm512_setzero_ps();
         for (int64_t c = 0; c < bytes; c += 64) {
             const bool whole = bytes - c >= 64; /* else 32 bytes: 2 head_dim blocks */
             const __m512i raw = _mm512_maskz_loadu_epi8(whole ? ~0ull : 0xffffffffull, kn + c);
             const __m512i lo = _mm512_and_si512(raw, low4);
             const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
-            const int32_t *init = qd->init4 + c / 64 * 48;
-            __m512i g0 = _mm512_loadu_si512(init), g1 = _mm512_loadu_si512(init + 16),
-                    g2 = _mm512_loadu_si512(init + 32);
-            g0 = dpbusd(dpbusd(g0, lo, _mm512_loadu_si512(qd->g[0] + c)), hi,
-                        _mm512_loadu_si512(qd->gh[0] + c));
-            g1 = dpbusd(dpbusd(g1, lo, _mm512_loadu_si512(qd->g[1] + c)), hi,
-                        _mm512_loadu_si512(qd->gh[1] + c));
-            g2 = dpbusd(dpbusd(g2, lo, _mm512_loadu_si512(qd->g[2] + c)), hi,
-                        _mm512_loadu_si512(qd->gh[2] + c));
-            const __m512 f = _mm512_fmadd_ps(
-                _mm512_cvtepi32_ps(g2), _mm512_set1_ps(65536.0f),
-                _mm512_fmadd_ps(_mm512_cvtepi32_ps(g1), _mm512_set1_ps(256.0f),
-                                _mm512_cvtepi32_ps(g0)));
             const __m128i h = _mm_maskz_loadu_epi16(whole ? 0xf : 0x3, sn + c / 16 * 2);
-            acc = _mm512_fmadd_ps(f, _mm512_permutexvar_ps(rep4, _mm512_castps128_ps512(_mm_cvtph_ps(h))),
-                                  acc);
+            const __m512 sv = _mm512_permutexvar_ps(rep4, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
+            for (int t = 0; t < T; t++) {
+                const int32_t *init = qd[t].init4 + c / 64 * 48;
+                __m512i g[3];
+                for (int k = 0; k < 3; k++)
+                    g[k] = dpbusd(dpbusd(_mm512_loadu_si512(init + 16 * k), lo,
+                                         _mm512_loadu_si512(qd[t].g[k] + c)),
+                                  hi, _mm512_loadu_si512(qd[t].gh[k] + c));
+                const __m512i gi = _mm512_add_epi32(
+                    _mm512_add_epi32(_mm512_slli_epi32(g[2], 16), _mm512_slli_epi32(g[1], 8)), g[0]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(gi), sv, acc[t]);
+            }
         }
-        a[n] = acc;
+        for (int t = 0; t < T; t++)
+            part[t][n] = acc[t];
     }
-    return _mm512_mul_ps(sum16(a), _mm512_set1_ps(qd->sq));
+    for (int t = 0; t < T; t++)
+        s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_set1_ps(qd[t].sq));
 }
 
-/* Scores of the block's 16 keys (log2 units before sq and the row scale): key after key,
- * through a loop that is not unrolled, so each load instruction walks K in address order
- * (the hardware prefetchers follow it, as in avx512.c's decode path); the three digits' lanes
- * join in float32 per key, into a stack array for sum16. */
-static inline __m512 dot16_vnni(const void *const *k, int64_t d, const kvq_qdigits *qd)
+/* head_dim 128 (one 64-byte chunk a row), TT (1 or 2) rows: their digit planes and start
+ * values in registers across the block's keys (9 per row), not reloaded per key, which made
+ * the loop bound by its loads (one zmm load a cycle); part[t][n] = row t's lanes of key n. */
+static inline __attribute__((always_inline)) void dot_rows_q4_128(const kvq_group *x,
+                                                                  const kvq_block *kb,
+                                                                  const kvq_qdigits *qd, int TT,
+                                                                  __m512 (*part)[KB])
 {
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
-    const __m512i i0 = _mm512_loadu_si512(qd->init[0]), i1 = _mm512_loadu_si512(qd->init[1]),
-                  i2 = _mm512_loadu_si512(qd->init[2]);
-    __m512 a[KB];
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const __m512i rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    __m512i gl[2][3], gh[2][3], in[2][3];
+    for (int t = 0; t < TT; t++)
+        for (int k = 0; k < 3; k++) {
+            gl[t][k] = _mm512_loadu_si512(qd[t].g[k]);
+            gh[t][k] = _mm512_loadu_si512(qd[t].gh[k]);
+            in[t][k] = _mm512_loadu_si512(qd[t].init4 + 16 * k);
+        }
 #pragma GCC unroll 1
     for (int n = 0; n < KB; n++) {
-        const int8_t *kn = k[n];
-        __m512i g0 = i0, g1 = i1, g2 = i2;
-        for (int64_t c = 0; c < d; c += 64) {
-            const __m512i kx = _mm512_xor_si512(_mm512_loadu_si512(kn + c), flip);
-            g0 = dpbusd(g0, kx, _mm512_loadu_si512(qd->g[0] + c));
-            g1 = dpbusd(g1, kx, _mm512_loadu_si512(qd->g[1] + c));
-            g2 = dpbusd(g2, kx, _mm512_loadu_si512(qd->g[2] + c));
+        const __m512i raw = _mm512_loadu_si512(kb->k[n]);
+        const __m512i lo = _mm512_and_si512(raw, low4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+        const char *sn = x->ks + (kb->j0 + (n < kb->n ? n : 0)) * x->ks_seq;
+        const __m512 sv = _mm512_permutexvar_ps(
+            rep4, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)sn))));
+        for (int t = 0; t < TT; t++) {
+            __m512i g[3];
+            for (int k = 0; k < 3; k++)
+                g[k] = dpbusd(dpbusd(in[t][k], lo, gl[t][k]), hi, gh[t][k]);
+            const __m512i gi = _mm512_add_epi32(
+                _mm512_add_epi32(_mm512_slli_epi32(g[2], 16), _mm512_slli_epi32(g[1], 8)), g[0]);
+            part[t][n] = _mm512_mul_ps(_mm512_cvtepi32_ps(gi), sv);
         }
-        a[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(g2), _mm512_set1_ps(65536.0f),
-                               _mm512_fmadd_ps(_mm512_cvtepi32_ps(g1), _mm512_set1_ps(256.0f),
-                                               _mm512_cvtepi32_ps(g0)));
     }
-    return sum16(a);
+}
+
+/* T rows at head_dim 128, two at a time (4 rows' planes would not fit the 32 registers; the
+ * second pair reads the block's K rows from L1). */
+static inline __attribute__((always_inline)) void dot_tile_q4_128(const kvq_group *x,
+                                                                  const kvq_block *kb,
+                                                                  const kvq_qdigits *qd, int T,
+                                                                  __m512 *s)
+{
+    __m512 part[4][KB];
+    for (int t0 = 0; t0 < T; t0 += 2) {
+        if (T - t0 >= 2)
+            dot_rows_q4_128(x, kb, qd + t0, 2, part + t0);
+        else
+            dot_rows_q4_128(x, kb, qd + t0, 1, part + t0);
+    }
+    for (int t = 0; t < T; t++)
+        s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_set1_ps(qd[t].sq));
 }
 
 /* One group of NC chunks of 32 of head_dim from c0 (NC constant once inlined: the 4·NC int32
@@ -192,9 +240,9 @@ static inline bool accumulate_v_vnni(const void *const *vrows, int64_t d, float 
                                      __mmask16 keys, const float *w)
 {
     const __m512 wv = _mm512_maskz_loadu_ps(keys, w);
-    const float wmax = _mm512_reduce_max_ps(wv);
-    if (!(wmax < INFINITY))
+    if (_mm512_fpclass_ps_mask(wv, 0x99)) /* NaN or infinite (reduce_max may drop a NaN) */
         return false;
+    const float wmax = _mm512_reduce_max_ps(wv);
     if (wmax == 0.0f) {
         const __m512 cv = _mm512_set1_ps(corr);
         for (int64_t c = 0; c < d; c += 16)
@@ -215,9 +263,10 @@ static inline bool accumulate_v_vnni(const void *const *vrows, int64_t d, float 
         v_vnni_group(vrows, c0, 2, keys, whi, wlo, sw, corr, o);
     return true;
 }
-/* A tile of T query rows (T = 2..4, a constant once inlined) of one GQA group on int8 K/V:
+/* A tile of T query rows (T = 1..4, a constant once inlined) of one GQA group on int8 K/V:
  * each K row is loaded and flipped once for the T rows' digits (3·T accumulators), key after
- * key as dot16_vnni; s[t] = row t's 16 scores (log2 units, sq and the row scales applied). */
+ * key in address order; s[t] = row t's 16 scores (log2 units, sq and the row scales
+ * applied). */
 static inline __attribute__((always_inline)) void dot_tile_vnni_t(const kvq_block *kb, int64_t d,
                                                                   const kvq_qdigits *qd, int T,
                                                                   __m512 *s)
@@ -247,10 +296,56 @@ static inline __attribute__((always_inline)) void dot_tile_vnni_t(const kvq_bloc
         s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_mul_ps(kb->ks, _mm512_set1_ps(qd[t].sq)));
 }
 
+/* int8 at head_dim 128, TT (1 or 2) rows with their digit planes and start values in
+ * registers across the block's keys (as dot_rows_q4_128); part[t][n] = row t's lanes of key n. */
+static inline __attribute__((always_inline)) void dot_rows_int8_128(const kvq_block *kb,
+                                                                    const kvq_qdigits *qd,
+                                                                    int TT, __m512 (*part)[KB])
+{
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512i g0[2][3], g1[2][3], in[2][3]; /* planes of values 0..63 and 64..127 */
+    for (int t = 0; t < TT; t++)
+        for (int k = 0; k < 3; k++) {
+            g0[t][k] = _mm512_loadu_si512(qd[t].g[k]);
+            g1[t][k] = _mm512_loadu_si512(qd[t].g[k] + 64);
+            in[t][k] = _mm512_loadu_si512(qd[t].init[k]);
+        }
+#pragma GCC unroll 1
+    for (int n = 0; n < KB; n++) {
+        const int8_t *kn = kb->k[n];
+        const __m512i k0 = _mm512_xor_si512(_mm512_loadu_si512(kn), flip);
+        const __m512i k1 = _mm512_xor_si512(_mm512_loadu_si512(kn + 64), flip);
+        for (int t = 0; t < TT; t++) {
+            __m512i g[3];
+            for (int k = 0; k < 3; k++)
+                g[k] = dpbusd(dpbusd(in[t][k], k0, g0[t][k]), k1, g1[t][k]);
+            /* |lane| <= 8 · 128 · 128 = 2^17 per digit: g2·65536 would overflow int32, so
+             * the digits join in float32 */
+            part[t][n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(g[2]), _mm512_set1_ps(65536.0f),
+                                         _mm512_fmadd_ps(_mm512_cvtepi32_ps(g[1]),
+                                                         _mm512_set1_ps(256.0f),
+                                                         _mm512_cvtepi32_ps(g[0])));
+        }
+    }
+}
+
 static inline void dot_tile_vnni(const kvq_block *kb, int64_t d, const kvq_qdigits *qd, int T,
                                  __m512 *s)
 {
+    if (d == 128) {
+        __m512 part[4][KB];
+        for (int t0 = 0; t0 < T; t0 += 2) {
+            if (T - t0 >= 2)
+                dot_rows_int8_128(kb, qd + t0, 2, part + t0);
+            else
+                dot_rows_int8_128(kb, qd + t0, 1, part + t0);
+        }
+        for (int t = 0; t < T; t++)
+            s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_mul_ps(kb->ks, _mm512_set1_ps(qd[t].sq)));
+        return;
+    }
     switch (T) {
+    case 1: dot_tile_vnni_t(kb, d, qd, 1, s); break;
     case 2: dot_tile_vnni_t(kb, d, qd, 2, s); break;
     case 3: dot_tile_vnni_t(kb, d, qd, 3, s); break;
     default: dot_tile_vnni_t(kb, d, qd, 4, s); break;
@@ -273,9 +368,9 @@ static inline __attribute__((always_inline)) bool v_tile_vnni_t(const void *cons
     unsigned any = 0;
     for (int t = 0; t < T; t++) {
         const __m512 wv = _mm512_maskz_loadu_ps(keys[t], w + 16 * t);
-        const float wmax = _mm512_reduce_max_ps(wv);
-        if (!(wmax < INFINITY))
+        if (_mm512_fpclass_ps_mask(wv, 0x99)) /* NaN or infinite (reduce_max may drop a NaN) */
             return false;
+        const float wmax = _mm512_reduce_max_ps(wv);
         any |= keys[t];
         sw[t] = wmax / 32767.0f;
         const __m512 inv = _mm512_set1_ps(wmax > 0.0f ? 1.0f / sw[t] : 0.0f);
@@ -334,8 +429,259 @@ static inline bool v_tile_vnni(const void *const *vrows, int64_t d, int T, float
                                const float *w)
 {
     switch (T) {
+    case 1: return v_tile_vnni_t(vrows, d, 1, o, ostride, corr, keys, w);
     case 2: return v_tile_vnni_t(vrows, d, 2, o, ostride, corr, keys, w);
     case 3: return v_tile_vnni_t(vrows, d, 3, o, ostride, corr, keys, w);
     default: return v_tile_vnni_t(vrows, d, 4, o, ostride, corr, keys, w);
+    }
+}
+
+/* q4 V with VNNI. A 64-byte chunk of a V row holds 4 head_dim blocks, one per 128-bit lane
+ * (byte p of block L: element p in the low nibble, p + 16 in the high one, in the permuted
+ * order of attn_kvq_pack_q). Four keys' chunks interleaved byte by byte (vpunpck[lh]bw, then
+ * [lh]wd, within the lanes) give per 32-bit lane one byte position of 4 keys; (byte ^ 0x88)
+ * masked to a nibble's place is 16·q as a signed byte, vpdpbusd's signed operand, against the
+ * four keys' weights as unsigned bytes. A weight, p · the key's block scale (>= 0), is a 24-bit
+ * integer against the largest of its head_dim block, u = round(w · 2^k) with the power of two
+ * that puts the largest in [2^23, 2^24), taken as its three bytes (3 digit products, each exact in int32: 16 keys · 255 · 128 < 2^20); the
+ * digits join in float32 per block end, so the error stays at float32's. */
+
+/* The V scales of the chunk's nbl (2 or 4) head_dim blocks from blk0, for the block's 16 keys:
+ * sc[L] lane n = key n's scale of block blk0 + L (0 past the block's keys). */
+static inline void q4_v_chunk_scales(const kvq_group *x, const kvq_block *kb, int64_t blk0,
+                                     int nbl, __m512 *sc)
+{
+    const char *base = x->vs + kb->j0 * x->vs_seq + 2 * blk0;
+    if (nbl == 4) { /* each key's 4 scales as one 64-bit word, transposed into [L][key] */
+        const __m512i n8 = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m512i seq = _mm512_set1_epi64(x->vs_seq);
+        const __mmask16 have = tail_mask16(kb->n);
+        __m512i g0, g1;
+        if (x->vs_seq == 8) { /* the keys' scales side by side (head_dim 128): two loads */
+            g0 = _mm512_maskz_loadu_epi64((__mmask8)have, base);
+            g1 = _mm512_maskz_loadu_epi64((__mmask8)(have >> 8), base + 64);
+        } else {
+            g0 = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), (__mmask8)have,
+                                             _mm512_mullo_epi64(n8, seq), base, 1);
+            g1 = _mm512_mask_i64gather_epi64(
+                _mm512_setzero_si512(), (__mmask8)(have >> 8),
+                _mm512_mullo_epi64(_mm512_add_epi64(n8, _mm512_set1_epi64(8)), seq), base, 1);
+        }
+        /* word L·16 + n of the result: key n's word L (g0 for n < 8, g1 after) */
+        __m512i idx[2];
+        for (int h = 0; h < 2; h++) {
+            int16_t ix[32];
+            for (int i = 0; i < 32; i++) {
+                const int L = 2 * h + i / 16, n = i % 16;
+                ix[i] = (int16_t)((n < 8 ? 0 : 32) + (n % 8) * 4 + L);
+            }
+            idx[h] = _mm512_loadu_si512(ix);
+        }
+        for (int h = 0; h < 2; h++) {
+            const __m512i w = _mm512_permutex2var_epi16(g0, idx[h], g1);
+            sc[2 * h] = _mm512_cvtph_ps(_mm512_castsi512_si256(w));
+            sc[2 * h + 1] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(w, 1));
+        }
+        return;
+    }
+    for (int L = 0; L < nbl; L++) {
+        float f[KB];
+        for (int n = 0; n < KB; n++) {
+            uint16_t h = 0;
+            if (n < kb->n)
+                memcpy(&h, base + n * x->vs_seq + 2 * L, 2);
+            f[n] = _cvtsh_ss(h);
+        }
+        sc[L] = _mm512_loadu_ps(f);
+    }
+}
+
+/* One row's weights for a chunk: wq[4·Q + k] = byte k of the 4 weights of keys 4Q..4Q+3 in
+ * every 32-bit lane of 128-bit lane L (head_dim block L); swv lane 4·L.. = the block's step
+ * over 16 (16·q). Each block's weights are scaled by the power of two that puts their largest
+ * in [2^23, 2^24) (exact, and an integer there; no division). false when a weight is not
+ * finite or negative (a negative scale): the float32 path carries them. */
+static inline bool q4_v_weights(const float *w, __mmask16 keys, const __m512 *sc, int nbl,
+                                __m512i *wq, __m512 *swv)
+{
+    const __m512i bytes_by_digit = _mm512_set4_epi32(0x0f0b0703, 0x0e0a0602, 0x0d090501,
+                                                     0x0c080400);
+    const __m512 wp = _mm512_loadu_ps(w);
+    __m512 wv[4];
+    __mmask16 bad = 0;
+    for (int L = 0; L < 4; L++) {
+        wv[L] = L < nbl ? _mm512_maskz_mul_ps(keys, wp, sc[L]) : _mm512_setzero_ps();
+        bad |= _mm512_fpclass_ps_mask(wv[L], 0xd9); /* NaN, infinite, negative */
+    }
+    if (bad)
+        return false;
+    /* every 128-bit lane: the 4 blocks' largest weights */
+    const __m512 m01 = _mm512_max_ps(_mm512_unpacklo_ps(wv[0], wv[1]), _mm512_unpackhi_ps(wv[0], wv[1]));
+    const __m512 m23 = _mm512_max_ps(_mm512_unpacklo_ps(wv[2], wv[3]), _mm512_unpackhi_ps(wv[2], wv[3]));
+    __m512 m = _mm512_max_ps(_mm512_shuffle_ps(m01, m23, 0x44), _mm512_shuffle_ps(m01, m23, 0xee));
+    m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0x4e));
+    m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0xb1));
+    /* 2^k with k = 23 - floor(log2 max) (a block of zeros: any k, 100) */
+    const __m512 k = _mm512_min_ps(_mm512_sub_ps(_mm512_set1_ps(23.0f), _mm512_getexp_ps(m)),
+                                   _mm512_set1_ps(100.0f));
+    __m512i u[4];
+    u[0] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[0], _mm512_permute_ps(k, 0x00))), bytes_by_digit);
+    u[1] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[1], _mm512_permute_ps(k, 0x55))), bytes_by_digit);
+    u[2] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[2], _mm512_permute_ps(k, 0xaa))), bytes_by_digit);
+    u[3] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[3], _mm512_permute_ps(k, 0xff))), bytes_by_digit);
+    /* 128-bit lanes transposed: tq[Q] lane L = u[L] lane Q */
+    const __m512i t0 = _mm512_shuffle_i32x4(u[0], u[1], 0x44), t1 = _mm512_shuffle_i32x4(u[0], u[1], 0xee);
+    const __m512i t2 = _mm512_shuffle_i32x4(u[2], u[3], 0x44), t3 = _mm512_shuffle_i32x4(u[2], u[3], 0xee);
+    const __m512i tq[4] = {_mm512_shuffle_i32x4(t0, t2, 0x88), _mm512_shuffle_i32x4(t0, t2, 0xdd),
+                           _mm512_shuffle_i32x4(t1, t3, 0x88), _mm512_shuffle_i32x4(t1, t3, 0xdd)};
+    for (int Q = 0; Q < 4; Q++) {
+        wq[4 * Q] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_AAAA);
+        wq[4 * Q + 1] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_BBBB);
+        wq[4 * Q + 2] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_CCCC);
+    }
+    /* lane 4·L + i: 2^-k_L / 16 */
+    const __m512i rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    *swv = _mm512_permutexvar_ps(rep4, _mm512_scalef_ps(_mm512_set1_ps(1.0f / 16.0f),
+                                                        _mm512_sub_ps(_mm512_setzero_ps(), k)));
+    return true;
+}
+
+/* The 4 vectors x[i] (lane L: 4 values of block L, positions 4i..4i+3) in block order:
+ * out[L] = the 16 values of block L. */
+static inline void lanes_transpose(const __m512 *x, __m512 *out)
+{
+    const __m512 t0 = _mm512_shuffle_f32x4(x[0], x[1], 0x44), t1 = _mm512_shuffle_f32x4(x[0], x[1], 0xee);
+    const __m512 t2 = _mm512_shuffle_f32x4(x[2], x[3], 0x44), t3 = _mm512_shuffle_f32x4(x[2], x[3], 0xee);
+    out[0] = _mm512_shuffle_f32x4(t0, t2, 0x88);
+    out[1] = _mm512_shuffle_f32x4(t0, t2, 0xdd);
+    out[2] = _mm512_shuffle_f32x4(t1, t3, 0x88);
+    out[3] = _mm512_shuffle_f32x4(t1, t3, 0xdd);
+}
+
+/* One pass over the block's key quads for XP of the 4 byte-position vectors from x0 (T rows,
+ * XP constant once inlined; T·XP·6 int32 accumulators in registers), into f[t][x][nibble]:
+ * the float32 sums times the row's block steps. */
+static inline __attribute__((always_inline)) void v_q4_pass(const void *const *vrows, int64_t c,
+                                                            bool whole, unsigned any, int T,
+                                                            int x0, int XP, const __m512i *wq,
+                                                            const __m512 *swv, __m512 *f)
+{
+    const __m512i f0 = _mm512_set1_epi8((char)0xf0), x80 = _mm512_set1_epi8((char)0x80);
+    __m512i acc[4][2][2][3]; /* [row][vector][low/high nibble][digit] */
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < XP; i++)
+            for (int h = 0; h < 2; h++)
+                for (int k = 0; k < 3; k++)
+                    acc[t][i][h][k] = _mm512_setzero_si512();
+    const __mmask64 m = whole ? ~0ull : 0xffffffffull;
+#pragma GCC unroll 1
+    for (int Q = 0; Q < 4; Q++) {
+        if (!(any >> (4 * Q) & 15))
+            continue; /* weight 0 for every row: the keys add nothing */
+        const __m512i a = _mm512_maskz_loadu_epi8(m, (const char *)vrows[4 * Q] + c);
+        const __m512i b = _mm512_maskz_loadu_epi8(m, (const char *)vrows[4 * Q + 1] + c);
+        const __m512i cc = _mm512_maskz_loadu_epi8(m, (const char *)vrows[4 * Q + 2] + c);
+        const __m512i dd = _mm512_maskz_loadu_epi8(m, (const char *)vrows[4 * Q + 3] + c);
+        const __m512i ab = x0 < 2 ? _mm512_unpacklo_epi8(a, b) : _mm512_unpackhi_epi8(a, b);
+        const __m512i cd = x0 < 2 ? _mm512_unpacklo_epi8(cc, dd) : _mm512_unpackhi_epi8(cc, dd);
+        for (int i = 0; i < XP; i++) {
+            const __m512i xv = (x0 + i) % 2 ? _mm512_unpackhi_epi16(ab, cd) : _mm512_unpacklo_epi16(ab, cd);
+            /* (x & 0xf0) ^ 0x80: 16·q of the high nibble; of the low one after a shift by 4 */
+            const __m512i hi = _mm512_ternarylogic_epi32(xv, f0, x80, 0x6a);
+            const __m512i lo = _mm512_ternarylogic_epi32(_mm512_slli_epi16(xv, 4), f0, x80, 0x6a);
+            for (int t = 0; t < T; t++)
+                for (int k = 0; k < 3; k++) {
+                    const __m512i wk = _mm512_loadu_si512(wq + 16 * t + 4 * Q + k);
+                    acc[t][i][0][k] = dpbusd(acc[t][i][0][k], wk, lo);
+                    acc[t][i][1][k] = dpbusd(acc[t][i][1][k], wk, hi);
+                }
+        }
+    }
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < XP; i++)
+            for (int h = 0; h < 2; h++)
+                f[(t * 4 + x0 + i) * 2 + h] = _mm512_mul_ps(
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][i][h][2]), _mm512_set1_ps(65536.0f),
+                                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][i][h][1]),
+                                                    _mm512_set1_ps(256.0f),
+                                                    _mm512_cvtepi32_ps(acc[t][i][h][0]))),
+                    swv[t]);
+}
+
+/* q4 V for T rows (1..4, a constant once inlined): row t's o_t = o_t·corr[t] + Σ w·V, the
+ * block's V rows read once for all T rows (as above). false (nothing done) when a weight is
+ * not finite: the float32 path carries it. head_dim % 64 == 0. */
+static inline __attribute__((always_inline)) bool v_q4_tile_t(const kvq_group *x,
+                                                              const kvq_block *kb, int T,
+                                                              float *o, int64_t ostride,
+                                                              const float *corr,
+                                                              const __mmask16 *keys,
+                                                              const float *w)
+{
+    const int64_t bytes = x->d / 2;
+    unsigned any = 0;
+    for (int t = 0; t < T; t++)
+        any |= keys[t];
+    __m512 sc[4], swv[4], f[4 * 4 * 2];
+    __m512i wq[4 * 16];
+    if (bytes > 64) /* a weight not finite in a later chunk must leave o untouched */
+        for (int64_t c = 0; c < bytes; c += 64) {
+            const int nbl = bytes - c >= 64 ? 4 : 2;
+            q4_v_chunk_scales(x, kb, c / 16, nbl, sc);
+            for (int t = 0; t < T; t++)
+                if (!q4_v_weights(w + 16 * t, keys[t], sc, nbl, wq, swv))
+                    return false;
+        }
+    for (int64_t c = 0; c < bytes; c += 64) {
+        const bool whole = bytes - c >= 64;
+        const int nbl = whole ? 4 : 2;
+        q4_v_chunk_scales(x, kb, c / 16, nbl, sc);
+        for (int t = 0; t < T; t++)
+            if (!q4_v_weights(w + 16 * t, keys[t], sc, nbl, wq + 16 * t, &swv[t]))
+                return false;
+        if (T == 1) { /* 12 accumulators a pass */
+            v_q4_pass(kb->v, c, whole, any, 1, 0, 2, wq, swv, f);
+            v_q4_pass(kb->v, c, whole, any, 1, 2, 2, wq, swv, f);
+        } else
+            for (int x0 = 0; x0 < 4; x0++)
+                v_q4_pass(kb->v, c, whole, any, T, x0, 1, wq, swv, f);
+        for (int t = 0; t < T; t++) {
+            const __m512 cv = _mm512_set1_ps(corr[t]);
+            float *oc = o + t * ostride + 2 * c; /* 32 values per 16 bytes */
+            for (int h = 0; h < 2; h++) {
+                const __m512 xs[4] = {f[(t * 4) * 2 + h], f[(t * 4 + 1) * 2 + h],
+                                      f[(t * 4 + 2) * 2 + h], f[(t * 4 + 3) * 2 + h]};
+                __m512 blk[4];
+                lanes_transpose(xs, blk);
+                for (int L = 0; L < nbl; L++) {
+                    float *ob = oc + 32 * L + 16 * h;
+                    _mm512_storeu_ps(ob, _mm512_fmadd_ps(_mm512_loadu_ps(ob), cv, blk[L]));
+                }
+            }
+        }
+    }
+    return true;
+}
+
+static inline bool v_q4_tile(const kvq_group *x, const kvq_block *kb, int T, float *o,
+                             int64_t ostride, const float *corr, const __mmask16 *keys,
+                             const float *w)
+{
+    switch (T) {
+    case 1: return v_q4_tile_t(x, kb, 1, o, ostride, corr, keys, w);
+    case 2: return v_q4_tile_t(x, kb, 2, o, ostride, corr, keys, w);
+    case 3: return v_q4_tile_t(x, kb, 3, o, ostride, corr, keys, w);
+    default: return v_q4_tile_t(x, kb, 4, o, ostride, corr, keys, w);
+    }
+}
+
+static inline void dot_tile_vnni_q4(const kvq_group *x, const kvq_block *kb,
+                                    const kvq_qdigits *qd, int T, __m512 *s)
+{
+    switch (T) {
+    case 1: dot_tile_vnni_q4_t(x, kb, qd, 1, s); break;
+    case 2: dot_tile_vnni_q4_t(x, kb, qd, 2, s); break;
+    case 3: dot_tile_vnni_q4_t(x, kb, qd, 3, s); break;
+    default: dot_tile_vnni_q4_t(x, kb, qd, 4, s); break;
     }
 }

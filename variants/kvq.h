@@ -16,8 +16,8 @@
  * MHA) dequantizes in registers as it goes, each row read key after key in address order; in
  * avx512 a chunk of several (a GQA group, several query rows) widens each key block of K and V
  * to float32 once (scales applied, in L1) and runs every row on that (avx2 dequantizes per
- * row), except int8 with VNNI, whose tiles of up to 4 rows share each K/V load
- * (avx512_kvq.c). */
+ * row), except with VNNI (head_dim % 64 == 0), whose int8 and q4 tiles of up to 4 rows share
+ * each K/V load (avx512_kvq.c, avx512_kvq_vnni.h). */
 #ifndef ATTN_KVQ_H
 #define ATTN_KVQ_H
 
@@ -38,7 +38,7 @@ static inline int64_t attn_kvq_dpad(const attn_problem *p) { return (p->head_dim
  * scales of a block of keys of K and of V widened to float (16 · d/32 each, within 2 · dpad);
  * the block's K and V widened to float32 for a chunk of several rows (2 · 16 · dpad); Q's
  * Q's three int8 digit planes per chunk row (VNNI: 3 · dpad bytes, within dpad floats) and
- * q4's per-chunk lane offsets (dpad/128 · 192 bytes, within dpad floats); 64 bytes
+ * its q4 per-chunk lane offsets (ceil(dpad/128) · 192 bytes, within dpad floats); 64 bytes
  * of slack for alignment. */
 /* Query row q (d floats) times c2 (scale·log2(e)) into qr, zero padded to dpad; with q4 in
  * each 32-block's even-then-odd order, the order the kernels widen q4 nibbles in. */
@@ -53,7 +53,7 @@ static inline void attn_kvq_pack_q(float *qr, const float *q, int64_t d, int64_t
 static inline size_t attn_kvq_workspace(const attn_problem *p)
 {
     const size_t dpad = (size_t)attn_kvq_dpad(p);
-    return (KVQ_ROWS * (3 * dpad + 32) + 3 * dpad + 2 * KVQ_BLOCK_MAX * dpad) * sizeof(float) +
+    return (KVQ_ROWS * (4 * dpad + 32) + 2 * dpad + 2 * KVQ_BLOCK_MAX * dpad) * sizeof(float) +
            64;
 }
 
