@@ -323,6 +323,41 @@ ALWAYS_INLINE const void *row_at(const void *base, int64_t j, int64_t ld, attn_d
     return (const char *)base + j * ld * (dt == ATTN_F32 ? 4 : 2);
 }
 
+/* Decode's bf16 column order: a 32-byte load holds 16 bf16 columns [c, c + 16) as 8 pairs, and
+ * one ALU op widens each half of them (shift left 16: the even columns; mask the high
+ * half: the odd ones) where vpmovzxwd + shift took two per 8 columns and capped the decode
+ * loops' rate. So within each whole 16 columns of [0, d16) (d16 = d rounded down to 16) the
+ * widened Q rows, the K/V vectors and the accumulators hold the even columns, then the odd
+ * ones; the columns from d16 on (and every column of f32 and f16) stay in order. */
+
+/* load8 in decode's column order for a vector c below d16 (a multiple of 8); odd says
+ * c % 16 == 8, a constant at the calls in the loops, so each compiles to one ALU op (and the
+ * two halves' loads of the same 32 bytes to one load). */
+ALWAYS_INLINE __m256 load8_ord(const void *row, int64_t c, bool odd, attn_dtype dt)
+{
+    if (dt != ATTN_BF16)
+        return load8(row, c, dt);
+    const __m256i x = _mm256_loadu_si256(
+        (const __m256i *)(const void *)((const uint16_t *)row + c - (odd ? 8 : 0)));
+    return _mm256_castsi256_ps(odd ? _mm256_and_si256(x, _mm256_set1_epi32((int)0xffff0000u))
+                                   : _mm256_slli_epi32(x, 16));
+}
+
+/* The same for any vector c with c + 8 <= d. */
+ALWAYS_INLINE __m256 load8_dec(const void *row, int64_t c, bool odd, int64_t d16, attn_dtype dt)
+{
+    return dt == ATTN_BF16 && c < d16 ? load8_ord(row, c, odd, dt) : load8(row, c, dt);
+}
+
+/* Place of column c in decode's bf16 order (in order from d16 on). */
+static int64_t dec_col(int64_t c, int64_t d16)
+{
+    if (c >= d16)
+        return c;
+    const int64_t k = c & 15;
+    return (c & ~(int64_t)15) + (k & 1 ? 8 : 0) + k / 2;
+}
+
 /* ---- packing ------------------------------------------------------------------------------ */
 
 /* Q rows of one micro tile (MR row pointers of dt elements; NULL = padding row) into [d][MR],
@@ -888,6 +923,7 @@ ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim;
     const __m256i dtail = lanes_below(d % 8);
+    const int64_t es = dt == ATTN_F32 ? 4 : 2;
     const __m256 cs = _mm256_set1_ps(scale_log2e), log2e = _mm256_set1_ps(ATTN_LOG2E);
     const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
     __m256 vmax = neg_inf;
@@ -906,15 +942,31 @@ ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *
 #pragma GCC unroll 1
         for (int x = 0; x < 8; x++) {
             const void *k = krow[x];
+            /* four chains: a key's 16 FMAs (d = 128) in 4 cycles of latency each, not 8 */
             __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
             int64_t c = 0;
-            for (; c + 16 <= d; c += 16) {
-                if (paged && (c * (dt == ATTN_F32 ? 4 : 2)) % 64 == 0) /* one prefetch per line */
+            for (; c + 32 <= d; c += 32) {
+                if (paged) /* one prefetch per line */
+                    for (int64_t pc = c; pc < c + 32; pc += 64 / es)
+                        prefetch_row(kpf[x], pc, dt);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), load8_ord(k, c, false, dt), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 8), load8_ord(k, c + 8, true, dt), a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 16), load8_ord(k, c + 16, false, dt), a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 24), load8_ord(k, c + 24, true, dt), a3);
+            }
+            a0 = _mm256_add_ps(a0, a2);
+            a1 = _mm256_add_ps(a1, a3);
+            if (c + 16 <= d) {
+                if (paged)
                     prefetch_row(kpf[x], c, dt);
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), load8(k, c, dt), a0);
-                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 8), load8(k, c + 8, dt), a1);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), load8_ord(k, c, false, dt), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 8), load8_ord(k, c + 8, true, dt), a1);
+                c += 16;
             }
             if (c + 8 <= d) {
+                if (paged && c * es % 64 == 0)
+                    prefetch_row(kpf[x], c, dt);
                 a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), load8(k, c, dt), a0);
                 c += 8;
             }
@@ -968,40 +1020,61 @@ ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, c
     const int64_t ld = t->problem->v.seq, es = dt == ATTN_F32 ? 4 : 2;
     const void *v = attn_row(t, 'v', gr->b, gr->hkv, j0);
     const __m256i dtail = lanes_below(d % 8);
-    for (int64_t c0 = 0; c0 < d; c0 += 64) {
-        const int nv = (int)min64(8, (d - c0 + 7) / 8);
-        const bool tail = c0 + 8 * nv > d; /* the last vector is partial */
+    const int64_t d16 = dt == ATTN_BF16 ? d & ~(int64_t)15 : 0, d64 = d & ~(int64_t)63;
+    const void *vpf[8];
+    /* Whole passes of 64 columns: a fixed set of 8 accumulators, no column test in the loop
+     * (in decode's bf16 order, as c0 + 64 <= d16). */
+    for (int64_t c0 = 0; c0 < d64; c0 += 64) {
         __m256 a[8];
-        for (int x = 0; x < nv; x++)
+        for (int x = 0; x < 8; x++)
             a[x] = _mm256_load_ps(acc + c0 + 8 * x);
-        const void *vpf[8];
         for (int64_t j = 0; j < nk; j++) {
             if (paged && j % 8 == 0)
                 attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + j + DEC_PF_KEYS,
                                    t->problem->len_kv, 8, &v, vpf);
             if (paged)
-                for (int64_t c = c0; c < c0 + 8 * nv; c += 64 / es) /* one prefetch per line */
+                for (int64_t c = c0; c < c0 + 64; c += 64 / es) /* one prefetch per line */
                     prefetch_row(vpf[j % 8], c, dt);
             if (s[j] == 0.0f)
                 continue;
             const __m256 w = _mm256_broadcast_ss(s + j);
             /* element c0 of row j: constant offsets below, as the float32 loop had */
             const void *vj = (const char *)row_at(v, j, ld, dt) + c0 * es;
-            if (nv == 8 && !tail) {
-                for (int x = 0; x < 8; x++)
-                    a[x] = _mm256_fmadd_ps(w, load8(vj, 8 * x, dt), a[x]);
-            } else {
-                for (int x = 0; x < nv - 1; x++)
-                    a[x] = _mm256_fmadd_ps(w, load8(vj, 8 * x, dt), a[x]);
-                const int64_t cl = 8 * (nv - 1);
-                const __m256 last = tail ? load8_tail(vj, cl, d - c0 - cl, dtail, dt)
-                                         : load8(vj, cl, dt);
-                a[nv - 1] = _mm256_fmadd_ps(w, last, a[nv - 1]);
-            }
+            for (int x = 0; x < 8; x++)
+                a[x] = _mm256_fmadd_ps(w, load8_ord(vj, 8 * x, x & 1, dt), a[x]);
         }
-        for (int x = 0; x < nv; x++)
+        for (int x = 0; x < 8; x++)
             _mm256_store_ps(acc + c0 + 8 * x, a[x]);
     }
+    if (d64 == d)
+        return;
+    /* The last d % 64 columns (fewer than 8 vectors, the last one maybe partial). */
+    const int64_t c0 = d64;
+    const int nv = (int)((d - c0 + 7) / 8);
+    const bool tail = c0 + 8 * nv > d;
+    __m256 a[8];
+    for (int x = 0; x < nv; x++)
+        a[x] = _mm256_load_ps(acc + c0 + 8 * x);
+    for (int64_t j = 0; j < nk; j++) {
+        if (paged && j % 8 == 0)
+            attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + j + DEC_PF_KEYS, t->problem->len_kv,
+                               8, &v, vpf);
+        if (paged)
+            for (int64_t c = c0; c < c0 + 8 * nv; c += 64 / es)
+                prefetch_row(vpf[j % 8], c, dt);
+        if (s[j] == 0.0f)
+            continue;
+        const __m256 w = _mm256_broadcast_ss(s + j);
+        const void *vj = row_at(v, j, ld, dt);
+        for (int x = 0; x < nv - 1; x++)
+            a[x] = _mm256_fmadd_ps(w, load8_dec(vj, c0 + 8 * x, x & 1, d16, dt), a[x]);
+        const int64_t cl = c0 + 8 * (nv - 1);
+        const __m256 last = tail ? load8_tail(vj, cl, d - cl, dtail, dt)
+                                 : load8_dec(vj, cl, (nv - 1) & 1, d16, dt);
+        a[nv - 1] = _mm256_fmadd_ps(w, last, a[nv - 1]);
+    }
+    for (int x = 0; x < nv; x++)
+        _mm256_store_ps(acc + c0 + 8 * x, a[x]);
 }
 
 /* decode_pv_dt a page run of keys at a time (one run unless K/V are paged). */
@@ -1029,6 +1102,25 @@ typedef struct dec_tile_opts {
     int64_t first[DEC_R];
     float slope[DEC_R], pos[DEC_R];
 } dec_tile_opts;
+
+/* Vector c of DEC_KS keys' K rows (prefetching the line of rows kpf) into R rows' accumulators
+ * a, each Q vector loaded once for the keys; ord: c < d16, in decode's order (load8_ord). */
+ALWAYS_INLINE void qk_tile_step(int R, const void *const k[DEC_KS], const void *const kpf[DEC_KS],
+                                const float *const q[DEC_R], int64_t c, bool odd, bool ord,
+                                attn_dtype dt, __m256 a[DEC_R][DEC_KS])
+{
+    __m256 kv[DEC_KS];
+    for (int u = 0; u < DEC_KS; u++) {
+        kv[u] = ord ? load8_ord(k[u], c, odd, dt) : load8(k[u], c, dt);
+        if (c * (dt == ATTN_F32 ? 4 : 2) % 64 == 0) /* one prefetch per line */
+            prefetch_row(kpf[u], c, dt);
+    }
+    for (int r = 0; r < R; r++) {
+        const __m256 qv = _mm256_loadu_ps(q[r] + c);
+        for (int u = 0; u < DEC_KS; u++)
+            a[r][u] = _mm256_fmadd_ps(qv, kv[u], a[r][u]);
+    }
+}
 
 /* The same for a tile of R >= 2 rows of a group (the query heads of a GQA group, or a few
  * query rows): each K vector is loaded once for the R rows and each Q vector once for DEC_KS
@@ -1066,18 +1158,13 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
                 for (int u = 0; u < DEC_KS; u++)
                     a[r][u] = _mm256_setzero_ps();
             int64_t c = 0;
-            for (; c + 8 <= d; c += 8) {
-                __m256 kv[DEC_KS];
-                for (int u = 0; u < DEC_KS; u++) {
-                    kv[u] = load8(k[u], c, dt);
-                    if (c * (dt == ATTN_F32 ? 4 : 2) % 64 == 0) /* one prefetch per line */
-                        prefetch_row(kpf[x + u], c, dt);
-                }
-                for (int r = 0; r < R; r++) {
-                    const __m256 qv = _mm256_loadu_ps(q[r] + c);
-                    for (int u = 0; u < DEC_KS; u++)
-                        a[r][u] = _mm256_fmadd_ps(qv, kv[u], a[r][u]);
-                }
+            for (; c + 16 <= d; c += 16) { /* by 16: each bf16 half's place known */
+                qk_tile_step(R, k, kpf + x, q, c, false, true, dt, a);
+                qk_tile_step(R, k, kpf + x, q, c + 8, true, true, dt, a);
+            }
+            if (c + 8 <= d) { /* from d16 on: in order */
+                qk_tile_step(R, k, kpf + x, q, c, false, false, dt, a);
+                c += 8;
             }
             if (c < d) {
                 __m256 kv[DEC_KS];
@@ -1129,7 +1216,9 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
  * head_dim take them), DEC_PV_COLS[R] vectors of each row's accumulator in registers per pass.
  * A key whose weight is 0 for a row (masked, or past its limit) is skipped for that row, so a
  * NaN in V never reaches a row that excludes it. */
-static const int DEC_PV_COLS[DEC_R + 1] = {0, 8, 6, 3, 2}; /* R·cols + 1 + R ymm <= 16 */
+/* R·cols + 1 + R ymm <= 16; cols even, so each pass starts at a multiple of 16 columns, where
+ * decode's bf16 order keeps its pairs (load8_dec) */
+static const int DEC_PV_COLS[DEC_R + 1] = {0, 8, 6, 2, 2};
 ALWAYS_INLINE void decode_pv_tile_dt(const attn_task *t, const attn_group_rows *gr, int64_t jv,
                                      const void *v, int64_t ld, int R, float *const s[DEC_R],
                                      int64_t nk, float *const acc[DEC_R], int64_t d,
@@ -1139,6 +1228,7 @@ ALWAYS_INLINE void decode_pv_tile_dt(const attn_task *t, const attn_group_rows *
     const int cv = DEC_PV_COLS[R];
     const int64_t es = dt == ATTN_F32 ? 4 : 2;
     const __m256i dtail = lanes_below(d % 8);
+    const int64_t d16 = d & ~(int64_t)15; /* decode's bf16 column order (load8_dec) */
     for (int64_t j0 = 0; j0 < nk; j0 += 8) {
         const int n = (int)min64(nk - j0, 8);
         const void *vpf[8]; /* rows DEC_PF_KEYS keys later, through the page table */
@@ -1161,7 +1251,7 @@ ALWAYS_INLINE void decode_pv_tile_dt(const attn_task *t, const attn_group_rows *
                 for (int x = 0; x < cv; x++)
                     a[r][x] = x < nv ? _mm256_load_ps(acc[r] + c0 + 8 * x) : _mm256_setzero_ps();
             for (int j = 0; j < n; j++) {
-                const void *vj = (const char *)row_at(v, j0 + j, ld, dt) + c0 * es;
+                const void *vj = row_at(v, j0 + j, ld, dt);
                 const bool every = all >> j & 1;
                 /* The R weights in registers for the key's cv vectors: 0.75 loads per FMA at
                  * R = 4 instead of 1.25 with the weight as the FMA's memory operand (Zen 4
@@ -1172,8 +1262,9 @@ ALWAYS_INLINE void decode_pv_tile_dt(const attn_task *t, const attn_group_rows *
                 for (int x = 0; x < cv; x++) {
                     if (x >= nv)
                         break;
-                    const __m256 xv = x < nfull ? load8(vj, 8 * x, dt)
-                                                : load8_tail(vj, 8 * x, d - c0 - 8 * x, dtail, dt);
+                    const int64_t c = c0 + 8 * x;
+                    const __m256 xv = x < nfull ? load8_dec(vj, c, x & 1, d16, dt)
+                                                : load8_tail(vj, c, d - c, dtail, dt);
                     if ((c0 + 8 * x) * es % 64 == 0) /* one prefetch per line */
                         prefetch_row(vpf[j], c0 + 8 * x, dt);
                     for (int r = 0; r < R; r++)
@@ -1303,15 +1394,16 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, dp = round_up(d, 8);
     int64_t keys = 0;
+    const int64_t d16 = p->dtype == ATTN_BF16 ? d & ~(int64_t)15 : 0; /* see load8_dec */
     const score_opts opts = score_opts_of(p);
     const bool options = opts.softcap || opts.alibi || p->window_left >= 0;
     for (int64_t r = 0; r < gr->count; r++) {
         int64_t h, i;
         row_of(gr, t, r, &h, &i);
-        if (p->dtype != ATTN_F32) { /* half Q rows widened once into the (unused) Q panels */
-            const void *q = attn_row(t, 'q', gr->b, h, i);
+        if (p->dtype != ATTN_F32) { /* half Q rows widened once into the (unused) Q panels, */
+            const void *q = attn_row(t, 'q', gr->b, h, i); /* in decode's column order */
             for (int64_t c = 0; c < d; c++)
-                ws->q_panel[r * d + c] = elem(q, c, p->dtype);
+                ws->q_panel[r * d + dec_col(c, d16)] = elem(q, c, p->dtype);
         }
         ws->limit[r] = max64(min64(attn_key_limit(p, gr->b, i), kr->key_end), 0);
         ws->first[r] = attn_key_start(p, i);
@@ -1357,8 +1449,16 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
             decode_pv(t, gr, s, j0, nk, acc, d);
         }
     }
-    for (int64_t r = 0; r < gr->count; r++)
-        finish_row(t, gr, kr, r, ws->acc + r * dp, ws->run_sum[r], ws->run_max[r]);
+    for (int64_t r = 0; r < gr->count; r++) {
+        float *acc = ws->acc + r * dp;
+        if (d16 > 0) { /* back from decode's column order, through the (now free) Q panel */
+            float *row = ws->q_panel + r * d;
+            for (int64_t c = 0; c < d16; c++)
+                row[c] = acc[dec_col(c, d16)];
+            memcpy(acc, row, (size_t)d16 * sizeof *acc);
+        }
+        finish_row(t, gr, kr, r, acc, ws->run_sum[r], ws->run_max[r]);
+    }
 }
 
 /* ---- entry points ------------------------------------------------------------------------- */
