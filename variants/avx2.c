@@ -20,12 +20,12 @@
  *   Decode path (at most DECODE_MAX_ROWS rows in a group, e.g. Lq = 1): no packing; K and V
  *   rows are read straight from memory, 8 keys per dot-product step, so K/V stream at memory
  *   speed. The rows of a group (the query heads of a GQA group, or Lq = 4 draft tokens) go in
- *   tiles of up to DEC_R = 4 that share each K and V vector load: scores DEC_KS = 2 keys side
+ *   tiles of up to DEC_R = 4 that share each K and V vector load: scores DEC_KS keys side
  *   by side (R·2 accumulators, each Q vector loaded once for both keys), P·V with R·cols
  *   accumulators per pass over 8 keys held in L1 (the same FMAs as one row at a time, a quarter
  *   of the K/V loads; a GQA-4 tile in L2 ran 1.8x (f32) and 1.4x (bf16) faster on Zen 4 than
- *   the former re-read of the block per row). The tiles prefetch K and V DEC_PF_KEYS keys
- *   ahead into L2, one prefetch per line beside the loads (with R rows' FMAs per byte the
+ *   the former re-read of the block per row). The tiles prefetch K and V DEC_PF_BYTES of rows
+ *   ahead into L2 (the one-row loops too for half rows and paged K/V, dec_prefetch), one prefetch per line beside the loads (with R rows' FMAs per byte the
  *   hardware prefetchers alone fell behind: D2 f32 1.5x faster with it). The model options
  *   (window, ALiBi, soft cap) go through the tiles' own copies, with each row's slope, i' and
  *   band start and the prefill's epilogue; a group of one row (D1) keeps the one-row loops.
@@ -33,12 +33,13 @@
  *
  * Half inputs (bf16, f16 Q/K/V; compute stays float32, widening is exact, so the result is bit
  * for bit the float32 run on the widened inputs): bf16 widens as a 16-bit left shift, f16 with
- * F16C (vcvtph2ps). The tiled path widens while it packs (Q panels, Kᵀ panels through the same
- * 8×8 register transposes, V panels), so its micro-kernels are the float32 ones unchanged. The
- * decode path reads K and V in place and widens in the loads (a copy of its loops per dtype,
- * chosen once per block), moving half the bytes of float32; K is read key by key through one
- * load instruction, which the hardware prefetchers follow without software prefetch (D1 on
- * Zen 4: f32 1.5x faster than 8 keys read column by column with prefetch); its Q rows are
+ * F16C (vcvtph2ps). The tiled path widens while it packs (Q panels, Kᵀ panels through the
+ * same 8×8 register transposes, V panels), so its micro-kernels are the float32 ones unchanged.
+ * The decode path reads K and V in place and widens in the loads (a copy of its loops per
+ * dtype, chosen once per block), moving half the bytes of float32; bf16 rows in an even/odd
+ * column order (load8_dec: one ALU op per 8 columns). K is read key by key through one load
+ * instruction, which the hardware prefetchers follow (D1 on Zen 4: f32 1.5x faster than 8 keys
+ * read column by column with prefetch; half rows prefetch too, dec_prefetch); its Q rows are
  * widened once into the Q panels, unused there. A row tail of d % 8 halves goes
  * through a small copy (AVX2 has no 16-bit masked load), so nothing past a row is read.
  *
@@ -81,7 +82,7 @@ enum {
     DECODE_MAX_ROWS = 8,  /* groups with at most this many rows take the decode path */
     DEC_R = 4,            /* decode rows sharing each load of a K or V vector */
     DEC_KS = 2,           /* keys scored side by side in a decode tile, sharing each Q load */
-    DEC_PF_KEYS = 64,     /* keys ahead that a decode tile prefetches K and V (into L2) */
+    DEC_PF_BYTES = 32768, /* how far ahead (bytes of K or V rows) decode prefetches, into L2 */
 };
 
 enum { P_BQ, P_BK, P_FULL_ROW };
@@ -311,10 +312,26 @@ ALWAYS_INLINE __m256 load8_tail(const void *row, int64_t c, int64_t n, __m256i t
 }
 
 /* Software prefetch into L2 of the line holding element c of `row` (a decode tile's K and V
- * rows DEC_PF_KEYS keys ahead, from attn_kv_rows_ahead: through the page table when paged). */
+ * rows pf_keys() keys ahead, from attn_kv_rows_ahead: through the page table when paged). */
 ALWAYS_INLINE void prefetch_row(const void *row, int64_t c, attn_dtype dt)
 {
     _mm_prefetch((const char *)row + c * (dt == ATTN_F32 ? 4 : 2), _MM_HINT_T1);
+}
+
+/* Keys ahead that decode prefetches: DEC_PF_BYTES of rows, so half rows prefetch as far
+ * ahead in time as float32 ones (64 keys at d = 128 for float32, 128 for bf16/f16). */
+ALWAYS_INLINE int64_t pf_keys(int64_t d, attn_dtype dt)
+{
+    return max64(8, DEC_PF_BYTES / (d * (dt == ATTN_F32 ? 4 : 2)) / 8 * 8);
+}
+
+/* Whether the one-row decode loops prefetch K and V rows pf_keys() ahead: paged (each page
+ * starts a stream the hardware prefetchers must find again), and half rows (D1 bf16 on Zen 4:
+ * 9.9 -> 5.4 ms; the hardware prefetchers alone kept 256-byte rows at half the read bandwidth),
+ * not contiguous float32 (no gain measured, read at 0.8 of the bandwidth without it). */
+static bool dec_prefetch(const attn_problem *p)
+{
+    return p->page_size != 0 || p->dtype != ATTN_F32;
 }
 
 /* Row j of a tensor of dt elements with row stride ld (elements) from row 0 at base. */
@@ -918,7 +935,7 @@ typedef struct dec_row {
 ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *gr,
                                      const float *q, const float *mask, int64_t j0, int64_t nk,
                                      float *s, float scale_log2e, const dec_row *dr,
-                                     attn_dtype dt, bool paged)
+                                     attn_dtype dt, bool prefetch)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim;
@@ -936,8 +953,8 @@ ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *
         __m256 acc[8];
         const void *krow[8], *kpf[8]; /* one page lookup per run of keys; past nk: key j's row */
         attn_kv_rows(t, 'k', gr->b, gr->hkv, j0 + j, (int)min64(nk - j, 8), 8, krow);
-        if (paged) /* each page starts a stream the hardware prefetchers must find again */
-            attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + j + DEC_PF_KEYS, p->len_kv, 8, krow,
+        if (prefetch) /* dec_prefetch */
+            attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + j + pf_keys(d, dt), p->len_kv, 8, krow,
                                kpf);
 #pragma GCC unroll 1
         for (int x = 0; x < 8; x++) {
@@ -947,7 +964,7 @@ ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *
             __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
             int64_t c = 0;
             for (; c + 32 <= d; c += 32) {
-                if (paged) /* one prefetch per line */
+                if (prefetch) /* one prefetch per line */
                     for (int64_t pc = c; pc < c + 32; pc += 64 / es)
                         prefetch_row(kpf[x], pc, dt);
                 a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), load8_ord(k, c, false, dt), a0);
@@ -958,14 +975,14 @@ ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *
             a0 = _mm256_add_ps(a0, a2);
             a1 = _mm256_add_ps(a1, a3);
             if (c + 16 <= d) {
-                if (paged)
+                if (prefetch)
                     prefetch_row(kpf[x], c, dt);
                 a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), load8_ord(k, c, false, dt), a0);
                 a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 8), load8_ord(k, c + 8, true, dt), a1);
                 c += 16;
             }
             if (c + 8 <= d) {
-                if (paged && c * es % 64 == 0)
+                if (prefetch && c * es % 64 == 0)
                     prefetch_row(kpf[x], c, dt);
                 a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), load8(k, c, dt), a0);
                 c += 8;
@@ -999,23 +1016,23 @@ static float decode_scores(const attn_task *t, const attn_group_rows *gr, const 
                            const float *mask, int64_t j0, int64_t nk, float *s,
                            float scale_log2e, const dec_row *dr)
 {
-    /* Literals: a copy per dtype and layout, so the contiguous loops have no prefetch. */
-#define SCORES(dt, paged) decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, dt, paged)
-    const bool paged = t->problem->page_size != 0;
+    /* Literals: a copy per dtype and prefetch (dec_prefetch), so the others have none. */
+#define SCORES(dt, pf) decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, dt, pf)
+    const bool prefetch = dec_prefetch(t->problem);
     switch (t->problem->dtype) {
-    case ATTN_BF16: return paged ? SCORES(ATTN_BF16, true) : SCORES(ATTN_BF16, false);
-    case ATTN_F16: return paged ? SCORES(ATTN_F16, true) : SCORES(ATTN_F16, false);
-    default: return paged ? SCORES(ATTN_F32, true) : SCORES(ATTN_F32, false);
+    case ATTN_BF16: return prefetch ? SCORES(ATTN_BF16, true) : SCORES(ATTN_BF16, false);
+    case ATTN_F16: return prefetch ? SCORES(ATTN_F16, true) : SCORES(ATTN_F16, false);
+    default: return prefetch ? SCORES(ATTN_F32, true) : SCORES(ATTN_F32, false);
     }
 #undef SCORES
 }
 
 /* acc[0, dp) += Σ_j P[j]·V[j] over keys read in place and widened in the loads; zero weights
  * (masked keys) are skipped, so they never meet a NaN in V. Eight accumulators cover 64
- * columns per pass. Paged, the columns of each pass are prefetched DEC_PF_KEYS keys ahead. */
+ * columns per pass. With prefetch (dec_prefetch), each pass's columns pf_keys() keys ahead. */
 ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, const float *s,
                                 int64_t j0, int64_t nk, float *acc, int64_t d, attn_dtype dt,
-                                bool paged)
+                                bool prefetch)
 {
     const int64_t ld = t->problem->v.seq, es = dt == ATTN_F32 ? 4 : 2;
     const void *v = attn_row(t, 'v', gr->b, gr->hkv, j0);
@@ -1029,10 +1046,10 @@ ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, c
         for (int x = 0; x < 8; x++)
             a[x] = _mm256_load_ps(acc + c0 + 8 * x);
         for (int64_t j = 0; j < nk; j++) {
-            if (paged && j % 8 == 0)
-                attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + j + DEC_PF_KEYS,
+            if (prefetch && j % 8 == 0)
+                attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + j + pf_keys(d, dt),
                                    t->problem->len_kv, 8, &v, vpf);
-            if (paged)
+            if (prefetch)
                 for (int64_t c = c0; c < c0 + 64; c += 64 / es) /* one prefetch per line */
                     prefetch_row(vpf[j % 8], c, dt);
             if (s[j] == 0.0f)
@@ -1056,10 +1073,10 @@ ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, c
     for (int x = 0; x < nv; x++)
         a[x] = _mm256_load_ps(acc + c0 + 8 * x);
     for (int64_t j = 0; j < nk; j++) {
-        if (paged && j % 8 == 0)
-            attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + j + DEC_PF_KEYS, t->problem->len_kv,
+        if (prefetch && j % 8 == 0)
+            attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + j + pf_keys(d, dt), t->problem->len_kv,
                                8, &v, vpf);
-        if (paged)
+        if (prefetch)
             for (int64_t c = c0; c < c0 + 8 * nv; c += 64 / es)
                 prefetch_row(vpf[j % 8], c, dt);
         if (s[j] == 0.0f)
@@ -1081,15 +1098,15 @@ ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, c
 static void decode_pv(const attn_task *t, const attn_group_rows *gr, const float *s, int64_t j0,
                       int64_t nk, float *acc, int64_t d)
 {
-    const bool paged = t->problem->page_size != 0;
+    const bool prefetch = dec_prefetch(t->problem);
     for (int64_t off = 0, n; off < nk; off += n) {
         n = attn_kv_run(t->problem, j0 + off, nk - off);
-        /* Literals: a copy per dtype and layout, so the contiguous loops have no prefetch. */
-#define PV(dt, paged) decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, dt, paged)
+        /* Literals: a copy per dtype and prefetch (dec_prefetch), so the others have none. */
+#define PV(dt, pf) decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, dt, pf)
         switch (t->problem->dtype) {
-        case ATTN_BF16: paged ? PV(ATTN_BF16, true) : PV(ATTN_BF16, false); break;
-        case ATTN_F16: paged ? PV(ATTN_F16, true) : PV(ATTN_F16, false); break;
-        default: paged ? PV(ATTN_F32, true) : PV(ATTN_F32, false); break;
+        case ATTN_BF16: prefetch ? PV(ATTN_BF16, true) : PV(ATTN_BF16, false); break;
+        case ATTN_F16: prefetch ? PV(ATTN_F16, true) : PV(ATTN_F16, false); break;
+        default: prefetch ? PV(ATTN_F32, true) : PV(ATTN_F32, false); break;
         }
 #undef PV
     }
@@ -1116,7 +1133,10 @@ ALWAYS_INLINE void qk_tile_step(int R, const void *const k[DEC_KS], const void *
             prefetch_row(kpf[u], c, dt);
     }
     for (int r = 0; r < R; r++) {
-        const __m256 qv = _mm256_loadu_ps(q[r] + c);
+        __m256 qv = _mm256_loadu_ps(q[r] + c);
+        /* in a register: folded into each key's FMA, Q was loaded DEC_KS times (1.25 loads per
+         * FMA at R = 4, more than Zen 4's two a cycle) */
+        __asm__("" : "+x"(qv));
         for (int u = 0; u < DEC_KS; u++)
             a[r][u] = _mm256_fmadd_ps(qv, kv[u], a[r][u]);
     }
@@ -1147,9 +1167,9 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
         vmax[r] = neg_inf;
     for (int64_t j = 0; j < nk; j += 8) {
         __m256 part[DEC_R][8];
-        const void *krow[8], *kpf[8]; /* the keys' rows, and those DEC_PF_KEYS keys later */
+        const void *krow[8], *kpf[8]; /* the keys' rows, and those pf_keys() keys later */
         attn_kv_rows(t, 'k', gr->b, gr->hkv, j0 + j, (int)min64(nk - j, 8), 8, krow);
-        attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + j + DEC_PF_KEYS, p->len_kv, 8, krow, kpf);
+        attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + j + pf_keys(d, dt), p->len_kv, 8, krow, kpf);
 #pragma GCC unroll 1
         for (int x = 0; x < 8; x += DEC_KS) {
             const void *const *k = krow + x;
@@ -1210,12 +1230,56 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
         bmax[r] = hmax(vmax[r]);
 }
 
+/* One pass of decode_pv_tile_dt: keys [j0, j0 + n) of the run at v, nv of the pass's cv
+ * vectors from column c0 (the last partial when tail), each V vector loaded once for the R rows,
+ * the R weights in registers for the key's vectors: 0.75 loads per FMA at R = 4 instead of
+ * 1.25 with the weight as the FMA's memory operand (Zen 4 issues two 256-bit loads per cycle,
+ * as many as FMAs). checked (a constant): some weight of the keys is 0, and such a key is
+ * skipped for its row (bit j of `all`: every row counts key j); unchecked, the loop has no
+ * test. ord (a constant): the pass lies below d16, in decode's bf16 order (load8_ord). */
+ALWAYS_INLINE void pv_tile_pass(int R, int cv, const void *v, int64_t ld, int64_t j0, int n,
+                                float *const s[DEC_R], float *const acc[DEC_R], int64_t c0,
+                                int nv, bool tail, int64_t d, int64_t d16, unsigned all,
+                                bool checked, bool ord, const void *const vpf[8], attn_dtype dt)
+{
+    enum { MAXC = 6 };
+    const int64_t es = dt == ATTN_F32 ? 4 : 2;
+    const __m256i dtail = lanes_below(d % 8);
+    __m256 a[DEC_R][MAXC];
+    for (int r = 0; r < R; r++)
+        for (int x = 0; x < cv; x++)
+            a[r][x] = x < nv ? _mm256_load_ps(acc[r] + c0 + 8 * x) : _mm256_setzero_ps();
+    for (int j = 0; j < n; j++) {
+        const void *vj = row_at(v, j0 + j, ld, dt);
+        const bool every = !checked || (all >> j & 1);
+        __m256 wv[DEC_R];
+        for (int r = 0; r < R; r++)
+            wv[r] = _mm256_broadcast_ss(s[r] + j0 + j);
+        for (int x = 0; x < cv; x++) {
+            if (x >= nv)
+                break;
+            const int64_t c = c0 + 8 * x;
+            const __m256 xv = ord                    ? load8_ord(vj, c, x & 1, dt)
+                              : tail && x == nv - 1 ? load8_tail(vj, c, d - c, dtail, dt)
+                                                    : load8_dec(vj, c, c & 8, d16, dt);
+            if (c * es % 64 == 0) /* one prefetch per line */
+                prefetch_row(vpf[j], c, dt);
+            for (int r = 0; r < R; r++)
+                if (every || s[r][j0 + j] != 0.0f)
+                    a[r][x] = _mm256_fmadd_ps(wv[r], xv, a[r][x]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int x = 0; x < cv; x++)
+            if (x < nv)
+                _mm256_store_ps(acc[r] + c0 + 8 * x, a[r][x]);
+}
+
 /* acc_r[0, dp) += Σ_j s_r[j]·V[j] for a tile of R >= 2 rows, keys [0, nk) of the run at v (key
- * jv of group gr, whose rows DEC_PF_KEYS keys later it prefetches):
- * each V vector loaded once for the R rows, keys by 8 (a few KiB, in L1 while the passes over
- * head_dim take them), DEC_PV_COLS[R] vectors of each row's accumulator in registers per pass.
- * A key whose weight is 0 for a row (masked, or past its limit) is skipped for that row, so a
- * NaN in V never reaches a row that excludes it. */
+ * jv of group gr, whose rows pf_keys() keys later it prefetches): keys by 8 (a few KiB, in
+ * L1 while the passes over head_dim take them), DEC_PV_COLS[R] vectors of each row's
+ * accumulator in registers per pass. A key whose weight is 0 for a row (masked, or past its
+ * limit) is skipped for that row, so a NaN in V never reaches a row that excludes it. */
 /* R·cols + 1 + R ymm <= 16; cols even, so each pass starts at a multiple of 16 columns, where
  * decode's bf16 order keeps its pairs (load8_dec) */
 static const int DEC_PV_COLS[DEC_R + 1] = {0, 8, 6, 2, 2};
@@ -1224,15 +1288,13 @@ ALWAYS_INLINE void decode_pv_tile_dt(const attn_task *t, const attn_group_rows *
                                      int64_t nk, float *const acc[DEC_R], int64_t d,
                                      attn_dtype dt)
 {
-    enum { MAXC = 6 };
     const int cv = DEC_PV_COLS[R];
-    const int64_t es = dt == ATTN_F32 ? 4 : 2;
-    const __m256i dtail = lanes_below(d % 8);
-    const int64_t d16 = d & ~(int64_t)15; /* decode's bf16 column order (load8_dec) */
+    const int64_t d16 = dt == ATTN_BF16 ? d & ~(int64_t)15 : 0;
+    const int64_t dwhole = d - d % (8 * cv); /* columns in whole passes (below d16 for bf16) */
     for (int64_t j0 = 0; j0 < nk; j0 += 8) {
         const int n = (int)min64(nk - j0, 8);
-        const void *vpf[8]; /* rows DEC_PF_KEYS keys later, through the page table */
-        attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, jv + j0 + DEC_PF_KEYS, t->problem->len_kv, 8,
+        const void *vpf[8]; /* rows pf_keys() keys later, through the page table */
+        attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, jv + j0 + pf_keys(d, dt), t->problem->len_kv, 8,
                            &v, vpf);
         /* Once per 8 keys, not per pass: which keys every row counts. */
         unsigned all = 0;
@@ -1242,40 +1304,19 @@ ALWAYS_INLINE void decode_pv_tile_dt(const attn_task *t, const attn_group_rows *
                 nz &= s[r][j0 + j] != 0.0f;
             all |= (unsigned)nz << j;
         }
-        for (int64_t c0 = 0; c0 < d; c0 += 8 * cv) {
-            const int nv = (int)min64(cv, (d - c0 + 7) / 8);
-            const bool tail = c0 + 8 * nv > d; /* the last vector is partial */
-            const int nfull = tail ? nv - 1 : nv;
-            __m256 a[DEC_R][MAXC];
-            for (int r = 0; r < R; r++)
-                for (int x = 0; x < cv; x++)
-                    a[r][x] = x < nv ? _mm256_load_ps(acc[r] + c0 + 8 * x) : _mm256_setzero_ps();
-            for (int j = 0; j < n; j++) {
-                const void *vj = row_at(v, j0 + j, ld, dt);
-                const bool every = all >> j & 1;
-                /* The R weights in registers for the key's cv vectors: 0.75 loads per FMA at
-                 * R = 4 instead of 1.25 with the weight as the FMA's memory operand (Zen 4
-                 * issues two 256-bit loads per cycle, as many as FMAs). */
-                __m256 wv[DEC_R];
-                for (int r = 0; r < R; r++)
-                    wv[r] = _mm256_broadcast_ss(s[r] + j0 + j);
-                for (int x = 0; x < cv; x++) {
-                    if (x >= nv)
-                        break;
-                    const int64_t c = c0 + 8 * x;
-                    const __m256 xv = x < nfull ? load8_dec(vj, c, x & 1, d16, dt)
-                                                : load8_tail(vj, c, d - c, dtail, dt);
-                    if ((c0 + 8 * x) * es % 64 == 0) /* one prefetch per line */
-                        prefetch_row(vpf[j], c0 + 8 * x, dt);
-                    for (int r = 0; r < R; r++)
-                        if (every || s[r][j0 + j] != 0.0f)
-                            a[r][x] = _mm256_fmadd_ps(wv[r], xv, a[r][x]);
-                }
-            }
-            for (int r = 0; r < R; r++)
-                for (int x = 0; x < cv; x++)
-                    if (x < nv)
-                        _mm256_store_ps(acc[r] + c0 + 8 * x, a[r][x]);
+        const bool checked = all != (1u << n) - 1;
+        for (int64_t c0 = 0; c0 < dwhole; c0 += 8 * cv) {
+            if (checked)
+                pv_tile_pass(R, cv, v, ld, j0, n, s, acc, c0, cv, false, d, d16, all, true, true,
+                             vpf, dt);
+            else
+                pv_tile_pass(R, cv, v, ld, j0, n, s, acc, c0, cv, false, d, d16, all, false,
+                             true, vpf, dt);
+        }
+        if (dwhole < d) { /* the last columns: fewer than cv vectors, the last maybe partial */
+            const int nv = (int)((d - dwhole + 7) / 8);
+            pv_tile_pass(R, cv, v, ld, j0, n, s, acc, dwhole, nv, dwhole + 8 * nv > d, d, d16,
+                         all, true, false, vpf, dt);
         }
     }
 }
