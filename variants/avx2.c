@@ -318,6 +318,15 @@ ALWAYS_INLINE void prefetch_row(const void *row, int64_t c, attn_dtype dt)
     _mm_prefetch((const char *)row + c * (dt == ATTN_F32 ? 4 : 2), _MM_HINT_T1);
 }
 
+/* Software prefetch into L2 of a whole row of d dt elements, one per line: once per key,
+ * outside the FMA loops (a prefetch branch inside them made GCC spill accumulators there). */
+ALWAYS_INLINE void prefetch_whole_row(const void *row, int64_t d, attn_dtype dt)
+{
+    const int64_t bytes = d * (dt == ATTN_F32 ? 4 : 2);
+    for (int64_t b = 0; b < bytes; b += 64)
+        _mm_prefetch((const char *)row + b, _MM_HINT_T1);
+}
+
 /* Keys ahead that decode prefetches: DEC_PF_BYTES of rows, so half rows prefetch as far
  * ahead in time as float32 ones (64 keys at d = 128 for float32, 128 for bf16/f16). */
 ALWAYS_INLINE int64_t pf_keys(int64_t d, attn_dtype dt)
@@ -1122,15 +1131,14 @@ typedef struct dec_tile_opts {
 
 /* Vector c of DEC_KS keys' K rows (prefetching the line of rows kpf) into R rows' accumulators
  * a, each Q vector loaded once for the keys; ord: c < d16, in decode's order (load8_ord). */
-ALWAYS_INLINE void qk_tile_step(int R, const void *const k[DEC_KS], const void *const kpf[DEC_KS],
+ALWAYS_INLINE void qk_tile_step(int R, const void *const k[DEC_KS],
                                 const float *const q[DEC_R], int64_t c, bool odd, bool ord,
                                 attn_dtype dt, __m256 a[DEC_R][DEC_KS])
 {
     __m256 kv[DEC_KS];
     for (int u = 0; u < DEC_KS; u++) {
         kv[u] = ord ? load8_ord(k[u], c, odd, dt) : load8(k[u], c, dt);
-        if (c * (dt == ATTN_F32 ? 4 : 2) % 64 == 0) /* one prefetch per line */
-            prefetch_row(kpf[u], c, dt);
+        __asm__("" : "+x"(kv[u])); /* in a register too: GCC folded it into every row's FMA */
     }
     for (int r = 0; r < R; r++) {
         __m256 qv = _mm256_loadu_ps(q[r] + c);
@@ -1162,9 +1170,6 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
     const __m256i dtail = lanes_below(d % 8);
     const __m256 cs = _mm256_set1_ps(scale_log2e), log2e = _mm256_set1_ps(ATTN_LOG2E);
     const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
-    __m256 vmax[DEC_R];
-    for (int r = 0; r < R; r++)
-        vmax[r] = neg_inf;
     for (int64_t j = 0; j < nk; j += 8) {
         __m256 part[DEC_R][8];
         const void *krow[8], *kpf[8]; /* the keys' rows, and those pf_keys() keys later */
@@ -1173,17 +1178,23 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
 #pragma GCC unroll 1
         for (int x = 0; x < 8; x += DEC_KS) {
             const void *const *k = krow + x;
+            for (int u = 0; u < DEC_KS; u++)
+                prefetch_whole_row(kpf[x + u], d, dt);
             __m256 a[DEC_R][DEC_KS];
             for (int r = 0; r < R; r++)
                 for (int u = 0; u < DEC_KS; u++)
                     a[r][u] = _mm256_setzero_ps();
             int64_t c = 0;
-            for (; c + 16 <= d; c += 16) { /* by 16: each bf16 half's place known */
-                qk_tile_step(R, k, kpf + x, q, c, false, true, dt, a);
-                qk_tile_step(R, k, kpf + x, q, c + 8, true, true, dt, a);
-            }
+            if (dt == ATTN_BF16)
+                for (; c + 16 <= d; c += 16) { /* by 16: each bf16 half's place known */
+                    qk_tile_step(R, k, q, c, false, true, dt, a);
+                    qk_tile_step(R, k, q, c + 8, true, true, dt, a);
+                }
+            else /* by 8: unrolled by 2, GCC spilled an accumulator into the FMA chain */
+                for (; c + 16 <= d; c += 8)
+                    qk_tile_step(R, k, q, c, false, false, dt, a);
             if (c + 8 <= d) { /* from d16 on: in order */
-                qk_tile_step(R, k, kpf + x, q, c, false, false, dt, a);
+                qk_tile_step(R, k, q, c, false, false, dt, a);
                 c += 8;
             }
             if (c < d) {
@@ -1223,11 +1234,16 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
             }
             sv = _mm256_blendv_ps(neg_inf, sv, valid);
             _mm256_storeu_ps(s[r] + j, sv);
-            vmax[r] = _mm256_max_ps(sv, vmax[r]);
         }
     }
-    for (int r = 0; r < R; r++)
-        bmax[r] = hmax(vmax[r]);
+    /* The block max from the stored scores, not in registers across the loop above: with the
+     * R running maxima live there, GCC spilled accumulators of the FMA loops. */
+    for (int r = 0; r < R; r++) {
+        __m256 m = neg_inf;
+        for (int64_t j = 0; j < nk; j += 8)
+            m = _mm256_max_ps(_mm256_loadu_ps(s[r] + j), m);
+        bmax[r] = hmax(m);
+    }
 }
 
 /* One pass of decode_pv_tile_dt: keys [j0, j0 + n) of the run at v, nv of the pass's cv
@@ -1243,7 +1259,6 @@ ALWAYS_INLINE void pv_tile_pass(int R, int cv, const void *v, int64_t ld, int64_
                                 bool checked, bool ord, const void *const vpf[8], attn_dtype dt)
 {
     enum { MAXC = 6 };
-    const int64_t es = dt == ATTN_F32 ? 4 : 2;
     const __m256i dtail = lanes_below(d % 8);
     __m256 a[DEC_R][MAXC];
     for (int r = 0; r < R; r++)
@@ -1262,7 +1277,7 @@ ALWAYS_INLINE void pv_tile_pass(int R, int cv, const void *v, int64_t ld, int64_
             const __m256 xv = ord                    ? load8_ord(vj, c, x & 1, dt)
                               : tail && x == nv - 1 ? load8_tail(vj, c, d - c, dtail, dt)
                                                     : load8_dec(vj, c, c & 8, d16, dt);
-            if (c * es % 64 == 0) /* one prefetch per line */
+            if (c * (dt == ATTN_F32 ? 4 : 2) % 64 == 0) /* one prefetch per line */
                 prefetch_row(vpf[j], c, dt);
             for (int r = 0; r < R; r++)
                 if (every || s[r][j0 + j] != 0.0f)
