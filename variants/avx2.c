@@ -36,8 +36,8 @@
  * F16C (vcvtph2ps). The tiled path widens while it packs (Q panels, Kᵀ panels through the
  * same 8×8 register transposes, V panels), so its micro-kernels are the float32 ones unchanged.
  * The decode path reads K and V in place and widens in the loads (a copy of its loops per
- * dtype, chosen once per block), moving half the bytes of float32; bf16 rows in an even/odd
- * column order (load8_dec: one ALU op per 8 columns). K is read key by key through one load
+ * dtype, chosen once per block), moving half the bytes of float32; a group of one row (D1)
+ * reads bf16 rows in an even/odd column order (load8_dec: one ALU op per 8 columns). K is read key by key through one load
  * instruction, which the hardware prefetchers follow (D1 on Zen 4: f32 1.5x faster than 8 keys
  * read column by column with prefetch; half rows prefetch too, dec_prefetch); its Q rows are
  * widened once into the Q panels, unused there. A row tail of d % 8 halves goes
@@ -1177,15 +1177,15 @@ typedef struct dec_tile_opts {
     float slope[DEC_R], pos[DEC_R];
 } dec_tile_opts;
 
-/* Vector c of DEC_KS keys' K rows (prefetching the line of rows kpf) into R rows' accumulators
- * a, each Q vector loaded once for the keys; ord: c < d16, in decode's order (load8_ord). */
+/* Vector c of DEC_KS keys' K rows into R rows' accumulators a, each Q vector loaded once for
+ * the keys. */
 ALWAYS_INLINE void qk_tile_step(int R, const void *const k[DEC_KS],
-                                const float *const q[DEC_R], int64_t c, bool odd, bool ord,
-                                attn_dtype dt, __m256 a[DEC_R][DEC_KS])
+                                const float *const q[DEC_R], int64_t c, attn_dtype dt,
+                                __m256 a[DEC_R][DEC_KS])
 {
     __m256 kv[DEC_KS];
     for (int u = 0; u < DEC_KS; u++) {
-        kv[u] = ord ? load8_ord(k[u], c, odd, dt) : load8(k[u], c, dt);
+        kv[u] = load8(k[u], c, dt);
         __asm__("" : "+x"(kv[u])); /* in a register too: GCC folded it into every row's FMA */
     }
     for (int r = 0; r < R; r++) {
@@ -1233,16 +1233,12 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
                 for (int u = 0; u < DEC_KS; u++)
                     a[r][u] = _mm256_setzero_ps();
             int64_t c = 0;
-            if (dt == ATTN_BF16)
-                for (; c + 16 <= d; c += 16) { /* by 16: each bf16 half's place known */
-                    qk_tile_step(R, k, q, c, false, true, dt, a);
-                    qk_tile_step(R, k, q, c + 8, true, true, dt, a);
-                }
-            else /* by 8: unrolled by 2, GCC spilled an accumulator into the FMA chain */
-                for (; c + 16 <= d; c += 8)
-                    qk_tile_step(R, k, q, c, false, false, dt, a);
-            if (c + 8 <= d) { /* from d16 on: in order */
-                qk_tile_step(R, k, q, c, false, false, dt, a);
+            /* by 8 (unrolled by 2, GCC spilled an accumulator into the FMA chain); the tiles
+             * read bf16 in order (decode's even/odd order is the one-row loops') */
+            for (; c + 16 <= d; c += 8)
+                qk_tile_step(R, k, q, c, dt, a);
+            if (c + 8 <= d) {
+                qk_tile_step(R, k, q, c, dt, a);
                 c += 8;
             }
             if (c < d) {
@@ -1300,11 +1296,11 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
  * 1.25 with the weight as the FMA's memory operand (Zen 4 issues two 256-bit loads per cycle,
  * as many as FMAs). checked (a constant): some weight of the keys is 0, and such a key is
  * skipped for its row (bit j of `all`: every row counts key j); unchecked, the loop has no
- * test. ord (a constant): the pass lies below d16, in decode's bf16 order (load8_ord). */
+ * test. */
 ALWAYS_INLINE void pv_tile_pass(int R, int cv, const void *v, int64_t ld, int64_t j0, int n,
                                 float *const s[DEC_R], float *const acc[DEC_R], int64_t c0,
-                                int nv, bool tail, int64_t d, int64_t d16, unsigned all,
-                                bool checked, bool ord, const void *const vpf[8], attn_dtype dt)
+                                int nv, bool tail, int64_t d, unsigned all, bool checked,
+                                const void *const vpf[8], attn_dtype dt)
 {
     enum { MAXC = 6 };
     const __m256i dtail = lanes_below(d % 8);
@@ -1322,9 +1318,8 @@ ALWAYS_INLINE void pv_tile_pass(int R, int cv, const void *v, int64_t ld, int64_
             if (x >= nv)
                 break;
             const int64_t c = c0 + 8 * x;
-            const __m256 xv = ord                    ? load8_ord(vj, c, x & 1, dt)
-                              : tail && x == nv - 1 ? load8_tail(vj, c, d - c, dtail, dt)
-                                                    : load8_dec(vj, c, c & 8, d16, dt);
+            const __m256 xv = tail && x == nv - 1 ? load8_tail(vj, c, d - c, dtail, dt)
+                                                  : load8(vj, c, dt);
             if (c * (dt == ATTN_F32 ? 4 : 2) % 64 == 0) /* one prefetch per line */
                 prefetch_row(vpf[j], c, dt);
             for (int r = 0; r < R; r++)
@@ -1343,17 +1338,14 @@ ALWAYS_INLINE void pv_tile_pass(int R, int cv, const void *v, int64_t ld, int64_
  * L1 while the passes over head_dim take them), DEC_PV_COLS[R] vectors of each row's
  * accumulator in registers per pass. A key whose weight is 0 for a row (masked, or past its
  * limit) is skipped for that row, so a NaN in V never reaches a row that excludes it. */
-/* R·cols + 1 + R ymm <= 16; cols even, so each pass starts at a multiple of 16 columns, where
- * decode's bf16 order keeps its pairs (load8_dec) */
-static const int DEC_PV_COLS[DEC_R + 1] = {0, 8, 6, 2, 2};
+static const int DEC_PV_COLS[DEC_R + 1] = {0, 8, 6, 3, 2}; /* R·cols + 1 + R ymm <= 16 */
 ALWAYS_INLINE void decode_pv_tile_dt(const attn_task *t, const attn_group_rows *gr, int64_t jv,
                                      const void *v, int64_t ld, int R, float *const s[DEC_R],
                                      int64_t nk, float *const acc[DEC_R], int64_t d,
                                      attn_dtype dt)
 {
     const int cv = DEC_PV_COLS[R];
-    const int64_t d16 = dt == ATTN_BF16 ? d & ~(int64_t)15 : 0;
-    const int64_t dwhole = d - d % (8 * cv); /* columns in whole passes (below d16 for bf16) */
+    const int64_t dwhole = d - d % (8 * cv); /* columns in whole passes */
     for (int64_t j0 = 0; j0 < nk; j0 += 8) {
         const int n = (int)min64(nk - j0, 8);
         const void *vpf[8]; /* rows pf_keys() keys later, through the page table */
@@ -1370,16 +1362,14 @@ ALWAYS_INLINE void decode_pv_tile_dt(const attn_task *t, const attn_group_rows *
         const bool checked = all != (1u << n) - 1;
         for (int64_t c0 = 0; c0 < dwhole; c0 += 8 * cv) {
             if (checked)
-                pv_tile_pass(R, cv, v, ld, j0, n, s, acc, c0, cv, false, d, d16, all, true, true,
-                             vpf, dt);
+                pv_tile_pass(R, cv, v, ld, j0, n, s, acc, c0, cv, false, d, all, true, vpf, dt);
             else
-                pv_tile_pass(R, cv, v, ld, j0, n, s, acc, c0, cv, false, d, d16, all, false,
-                             true, vpf, dt);
+                pv_tile_pass(R, cv, v, ld, j0, n, s, acc, c0, cv, false, d, all, false, vpf, dt);
         }
         if (dwhole < d) { /* the last columns: fewer than cv vectors, the last maybe partial */
             const int nv = (int)((d - dwhole + 7) / 8);
-            pv_tile_pass(R, cv, v, ld, j0, n, s, acc, dwhole, nv, dwhole + 8 * nv > d, d, d16,
-                         all, true, false, vpf, dt);
+            pv_tile_pass(R, cv, v, ld, j0, n, s, acc, dwhole, nv, dwhole + 8 * nv > d, d, all,
+                         true, vpf, dt);
         }
     }
 }
@@ -1498,7 +1488,10 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, dp = round_up(d, 8);
     int64_t keys = 0;
-    const int64_t d16 = p->dtype == ATTN_BF16 ? d & ~(int64_t)15 : 0; /* see load8_dec */
+    /* decode's bf16 column order (load8_dec) in the one-row loops, a group of one row; the
+     * tiles read in order: by 16 for the pairs, their Q·K loop spilled (in cache, D2 bf16 13.6
+     * against 16 GB/s for f16 by 8) */
+    const int64_t d16 = p->dtype == ATTN_BF16 && gr->count == 1 ? d & ~(int64_t)15 : 0;
     const score_opts opts = score_opts_of(p);
     const bool options = opts.softcap || opts.alibi || p->window_left >= 0;
     for (int64_t r = 0; r < gr->count; r++) {
