@@ -20,12 +20,12 @@
  *   Decode path (at most DECODE_MAX_ROWS rows in a group, e.g. Lq = 1): no packing; K and V
  *   rows are read straight from memory, 8 keys per dot-product step, so K/V stream at memory
  *   speed. The rows of a group (the query heads of a GQA group, or Lq = 4 draft tokens) go in
- *   tiles of up to DEC_R = 4 that share each K and V vector load: scores DEC_KS = 2 keys side
+ *   tiles of up to DEC_R = 4 that share each K and V vector load: scores DEC_KS keys side
  *   by side (R·2 accumulators, each Q vector loaded once for both keys), P·V with R·cols
  *   accumulators per pass over 8 keys held in L1 (the same FMAs as one row at a time, a quarter
  *   of the K/V loads; a GQA-4 tile in L2 ran 1.8x (f32) and 1.4x (bf16) faster on Zen 4 than
- *   the former re-read of the block per row). The tiles prefetch K and V DEC_PF_KEYS keys
- *   ahead into L2, one prefetch per line beside the loads (with R rows' FMAs per byte the
+ *   the former re-read of the block per row). The tiles prefetch K and V DEC_PF_BYTES of rows
+ *   ahead into L2 (the one-row loops too for half rows and paged K/V, dec_prefetch), one prefetch per line beside the loads (with R rows' FMAs per byte the
  *   hardware prefetchers alone fell behind: D2 f32 1.5x faster with it). The model options
  *   (window, ALiBi, soft cap) go through the tiles' own copies, with each row's slope, i' and
  *   band start and the prefill's epilogue; a group of one row (D1) keeps the one-row loops.
@@ -33,12 +33,13 @@
  *
  * Half inputs (bf16, f16 Q/K/V; compute stays float32, widening is exact, so the result is bit
  * for bit the float32 run on the widened inputs): bf16 widens as a 16-bit left shift, f16 with
- * F16C (vcvtph2ps). The tiled path widens while it packs (Q panels, Kᵀ panels through the same
- * 8×8 register transposes, V panels), so its micro-kernels are the float32 ones unchanged. The
- * decode path reads K and V in place and widens in the loads (a copy of its loops per dtype,
- * chosen once per block), moving half the bytes of float32; K is read key by key through one
- * load instruction, which the hardware prefetchers follow without software prefetch (D1 on
- * Zen 4: f32 1.5x faster than 8 keys read column by column with prefetch); its Q rows are
+ * F16C (vcvtph2ps). The tiled path widens while it packs (Q panels, Kᵀ panels through the
+ * same 8×8 register transposes, V panels), so its micro-kernels are the float32 ones unchanged.
+ * The decode path reads K and V in place and widens in the loads (a copy of its loops per
+ * dtype, chosen once per block), moving half the bytes of float32; a group of one row (D1)
+ * reads bf16 rows in an even/odd column order (load8_dec: one ALU op per 8 columns). K is read key by key through one load
+ * instruction, which the hardware prefetchers follow (D1 on Zen 4: f32 1.5x faster than 8 keys
+ * read column by column with prefetch; half rows prefetch too, dec_prefetch); its Q rows are
  * widened once into the Q panels, unused there. A row tail of d % 8 halves goes
  * through a small copy (AVX2 has no 16-bit masked load), so nothing past a row is read.
  *
@@ -81,7 +82,7 @@ enum {
     DECODE_MAX_ROWS = 8,  /* groups with at most this many rows take the decode path */
     DEC_R = 4,            /* decode rows sharing each load of a K or V vector */
     DEC_KS = 2,           /* keys scored side by side in a decode tile, sharing each Q load */
-    DEC_PF_KEYS = 64,     /* keys ahead that a decode tile prefetches K and V (into L2) */
+    DEC_PF_BYTES = 32768, /* how far ahead (bytes of K or V rows) decode prefetches, into L2 */
 };
 
 enum { P_BQ, P_BK, P_FULL_ROW };
@@ -311,16 +312,76 @@ ALWAYS_INLINE __m256 load8_tail(const void *row, int64_t c, int64_t n, __m256i t
 }
 
 /* Software prefetch into L2 of the line holding element c of `row` (a decode tile's K and V
- * rows DEC_PF_KEYS keys ahead, from attn_kv_rows_ahead: through the page table when paged). */
+ * rows pf_keys() keys ahead, from attn_kv_rows_ahead: through the page table when paged). */
 ALWAYS_INLINE void prefetch_row(const void *row, int64_t c, attn_dtype dt)
 {
     _mm_prefetch((const char *)row + c * (dt == ATTN_F32 ? 4 : 2), _MM_HINT_T1);
+}
+
+/* Software prefetch into L2 of a whole row of d dt elements, one per line: once per key,
+ * outside the FMA loops (a prefetch branch inside them made GCC spill accumulators there). */
+ALWAYS_INLINE void prefetch_whole_row(const void *row, int64_t d, attn_dtype dt)
+{
+    const int64_t bytes = d * (dt == ATTN_F32 ? 4 : 2);
+    for (int64_t b = 0; b < bytes; b += 64)
+        _mm_prefetch((const char *)row + b, _MM_HINT_T1);
+}
+
+/* Keys ahead that decode prefetches: DEC_PF_BYTES of rows, so half rows prefetch as far
+ * ahead in time as float32 ones (64 keys at d = 128 for float32, 128 for bf16/f16). */
+ALWAYS_INLINE int64_t pf_keys(int64_t d, attn_dtype dt)
+{
+    return max64(8, DEC_PF_BYTES / (d * (dt == ATTN_F32 ? 4 : 2)) / 8 * 8);
+}
+
+/* Whether the one-row decode loops prefetch K and V rows pf_keys() ahead: paged (each page
+ * starts a stream the hardware prefetchers must find again), and half rows (D1 bf16 on Zen 4:
+ * 9.9 -> 5.4 ms; the hardware prefetchers alone kept 256-byte rows at half the read bandwidth),
+ * not contiguous float32 (no gain measured, read at 0.8 of the bandwidth without it). */
+static bool dec_prefetch(const attn_problem *p)
+{
+    return p->page_size != 0 || p->dtype != ATTN_F32;
 }
 
 /* Row j of a tensor of dt elements with row stride ld (elements) from row 0 at base. */
 ALWAYS_INLINE const void *row_at(const void *base, int64_t j, int64_t ld, attn_dtype dt)
 {
     return (const char *)base + j * ld * (dt == ATTN_F32 ? 4 : 2);
+}
+
+/* Decode's bf16 column order: a 32-byte load holds 16 bf16 columns [c, c + 16) as 8 pairs, and
+ * one ALU op widens each half of them (shift left 16: the even columns; mask the high
+ * half: the odd ones) where vpmovzxwd + shift took two per 8 columns and capped the decode
+ * loops' rate. So within each whole 16 columns of [0, d16) (d16 = d rounded down to 16) the
+ * widened Q rows, the K/V vectors and the accumulators hold the even columns, then the odd
+ * ones; the columns from d16 on (and every column of f32 and f16) stay in order. */
+
+/* load8 in decode's column order for a vector c below d16 (a multiple of 8); odd says
+ * c % 16 == 8, a constant at the calls in the loops, so each compiles to one ALU op (and the
+ * two halves' loads of the same 32 bytes to one load). */
+ALWAYS_INLINE __m256 load8_ord(const void *row, int64_t c, bool odd, attn_dtype dt)
+{
+    if (dt != ATTN_BF16)
+        return load8(row, c, dt);
+    const __m256i x = _mm256_loadu_si256(
+        (const __m256i *)(const void *)((const uint16_t *)row + c - (odd ? 8 : 0)));
+    return _mm256_castsi256_ps(odd ? _mm256_and_si256(x, _mm256_set1_epi32((int)0xffff0000u))
+                                   : _mm256_slli_epi32(x, 16));
+}
+
+/* The same for any vector c with c + 8 <= d. */
+ALWAYS_INLINE __m256 load8_dec(const void *row, int64_t c, bool odd, int64_t d16, attn_dtype dt)
+{
+    return dt == ATTN_BF16 && c < d16 ? load8_ord(row, c, odd, dt) : load8(row, c, dt);
+}
+
+/* Place of column c in decode's bf16 order (in order from d16 on). */
+static int64_t dec_col(int64_t c, int64_t d16)
+{
+    if (c >= d16)
+        return c;
+    const int64_t k = c & 15;
+    return (c & ~(int64_t)15) + (k & 1 ? 8 : 0) + k / 2;
 }
 
 /* ---- packing ------------------------------------------------------------------------------ */
@@ -883,11 +944,12 @@ typedef struct dec_row {
 ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *gr,
                                      const float *q, const float *mask, int64_t j0, int64_t nk,
                                      float *s, float scale_log2e, const dec_row *dr,
-                                     attn_dtype dt, bool paged)
+                                     attn_dtype dt, bool prefetch)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim;
     const __m256i dtail = lanes_below(d % 8);
+    const int64_t es = dt == ATTN_F32 ? 4 : 2;
     const __m256 cs = _mm256_set1_ps(scale_log2e), log2e = _mm256_set1_ps(ATTN_LOG2E);
     const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
     __m256 vmax = neg_inf;
@@ -900,21 +962,37 @@ ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *
         __m256 acc[8];
         const void *krow[8], *kpf[8]; /* one page lookup per run of keys; past nk: key j's row */
         attn_kv_rows(t, 'k', gr->b, gr->hkv, j0 + j, (int)min64(nk - j, 8), 8, krow);
-        if (paged) /* each page starts a stream the hardware prefetchers must find again */
-            attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + j + DEC_PF_KEYS, p->len_kv, 8, krow,
+        if (prefetch) /* dec_prefetch */
+            attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + j + pf_keys(d, dt), p->len_kv, 8, krow,
                                kpf);
 #pragma GCC unroll 1
         for (int x = 0; x < 8; x++) {
             const void *k = krow[x];
+            /* four chains: a key's 16 FMAs (d = 128) in 4 cycles of latency each, not 8 */
             __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
             int64_t c = 0;
-            for (; c + 16 <= d; c += 16) {
-                if (paged && (c * (dt == ATTN_F32 ? 4 : 2)) % 64 == 0) /* one prefetch per line */
+            for (; c + 32 <= d; c += 32) {
+                if (prefetch) /* one prefetch per line */
+                    for (int64_t pc = c; pc < c + 32; pc += 64 / es)
+                        prefetch_row(kpf[x], pc, dt);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), load8_ord(k, c, false, dt), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 8), load8_ord(k, c + 8, true, dt), a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 16), load8_ord(k, c + 16, false, dt), a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 24), load8_ord(k, c + 24, true, dt), a3);
+            }
+            a0 = _mm256_add_ps(a0, a2);
+            a1 = _mm256_add_ps(a1, a3);
+            if (c + 16 <= d) {
+                if (prefetch)
                     prefetch_row(kpf[x], c, dt);
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), load8(k, c, dt), a0);
-                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 8), load8(k, c + 8, dt), a1);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), load8_ord(k, c, false, dt), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 8), load8_ord(k, c + 8, true, dt), a1);
+                c += 16;
             }
             if (c + 8 <= d) {
+                if (prefetch && c * es % 64 == 0)
+                    prefetch_row(kpf[x], c, dt);
                 a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), load8(k, c, dt), a0);
                 c += 8;
             }
@@ -947,25 +1025,93 @@ static float decode_scores(const attn_task *t, const attn_group_rows *gr, const 
                            const float *mask, int64_t j0, int64_t nk, float *s,
                            float scale_log2e, const dec_row *dr)
 {
-    /* Literals: a copy per dtype and layout, so the contiguous loops have no prefetch. */
-#define SCORES(dt, paged) decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, dt, paged)
-    const bool paged = t->problem->page_size != 0;
+    /* Literals: a copy per dtype and prefetch (dec_prefetch), so the others have none. */
+#define SCORES(dt, pf) decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, dt, pf)
+    const bool prefetch = dec_prefetch(t->problem);
     switch (t->problem->dtype) {
-    case ATTN_BF16: return paged ? SCORES(ATTN_BF16, true) : SCORES(ATTN_BF16, false);
-    case ATTN_F16: return paged ? SCORES(ATTN_F16, true) : SCORES(ATTN_F16, false);
-    default: return paged ? SCORES(ATTN_F32, true) : SCORES(ATTN_F32, false);
+    case ATTN_BF16: return prefetch ? SCORES(ATTN_BF16, true) : SCORES(ATTN_BF16, false);
+    case ATTN_F16: return prefetch ? SCORES(ATTN_F16, true) : SCORES(ATTN_F16, false);
+    default: return prefetch ? SCORES(ATTN_F32, true) : SCORES(ATTN_F32, false);
     }
 #undef SCORES
 }
 
 /* acc[0, dp) += Σ_j P[j]·V[j] over keys read in place and widened in the loads; zero weights
  * (masked keys) are skipped, so they never meet a NaN in V. Eight accumulators cover 64
- * columns per pass. Paged, the columns of each pass are prefetched DEC_PF_KEYS keys ahead. */
+ * columns per pass. With prefetch (dec_prefetch), each pass's columns pf_keys() keys ahead. */
 ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, const float *s,
                                 int64_t j0, int64_t nk, float *acc, int64_t d, attn_dtype dt,
-                                bool paged)
+                                bool prefetch)
 {
     const int64_t ld = t->problem->v.seq, es = dt == ATTN_F32 ? 4 : 2;
+    const void *v = attn_row(t, 'v', gr->b, gr->hkv, j0);
+    const __m256i dtail = lanes_below(d % 8);
+    const int64_t d16 = dt == ATTN_BF16 ? d & ~(int64_t)15 : 0, d64 = d & ~(int64_t)63;
+    const void *vpf[8];
+    /* Whole passes of 64 columns: a fixed set of 8 accumulators, no column test in the loop
+     * (in decode's bf16 order, as c0 + 64 <= d16). */
+    for (int64_t c0 = 0; c0 < d64; c0 += 64) {
+        __m256 a[8];
+        for (int x = 0; x < 8; x++)
+            a[x] = _mm256_load_ps(acc + c0 + 8 * x);
+        for (int64_t j = 0; j < nk; j++) {
+            if (prefetch && j % 8 == 0)
+                attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + j + pf_keys(d, dt),
+                                   t->problem->len_kv, 8, &v, vpf);
+            if (prefetch)
+                for (int64_t c = c0; c < c0 + 64; c += 64 / es) /* one prefetch per line */
+                    prefetch_row(vpf[j % 8], c, dt);
+            if (s[j] == 0.0f)
+                continue;
+            const __m256 w = _mm256_broadcast_ss(s + j);
+            /* element c0 of row j: constant offsets below, as the float32 loop had */
+            const void *vj = (const char *)row_at(v, j, ld, dt) + c0 * es;
+            for (int x = 0; x < 8; x++)
+                a[x] = _mm256_fmadd_ps(w, load8_ord(vj, 8 * x, x & 1, dt), a[x]);
+        }
+        for (int x = 0; x < 8; x++)
+            _mm256_store_ps(acc + c0 + 8 * x, a[x]);
+    }
+    if (d64 == d)
+        return;
+    /* The last d % 64 columns (fewer than 8 vectors, the last one maybe partial). */
+    const int64_t c0 = d64;
+    const int nv = (int)((d - c0 + 7) / 8);
+    const bool tail = c0 + 8 * nv > d;
+    __m256 a[8];
+    for (int x = 0; x < nv; x++)
+        a[x] = _mm256_load_ps(acc + c0 + 8 * x);
+    for (int64_t j = 0; j < nk; j++) {
+        if (prefetch && j % 8 == 0)
+            attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + j + pf_keys(d, dt), t->problem->len_kv,
+                               8, &v, vpf);
+        if (prefetch)
+            for (int64_t c = c0; c < c0 + 8 * nv; c += 64 / es)
+                prefetch_row(vpf[j % 8], c, dt);
+        if (s[j] == 0.0f)
+            continue;
+        const __m256 w = _mm256_broadcast_ss(s + j);
+        const void *vj = row_at(v, j, ld, dt);
+        for (int x = 0; x < nv - 1; x++)
+            a[x] = _mm256_fmadd_ps(w, load8_dec(vj, c0 + 8 * x, x & 1, d16, dt), a[x]);
+        const int64_t cl = c0 + 8 * (nv - 1);
+        const __m256 last = tail ? load8_tail(vj, cl, d - cl, dtail, dt)
+                                 : load8_dec(vj, cl, (nv - 1) & 1, d16, dt);
+        a[nv - 1] = _mm256_fmadd_ps(w, last, a[nv - 1]);
+    }
+    for (int x = 0; x < nv; x++)
+        _mm256_store_ps(acc + c0 + 8 * x, a[x]);
+}
+
+/* The same for float32 rows through the former loop (passes of up to 64 columns, the vector
+ * count tested per key): measured, it streams D1 faster than decode_pv_dt's fixed passes (Zen 4: 12.7
+ * against 15.1 ms, alternated, min of 6), which in turn stream half rows faster (f16 D1: 5.3
+ * against 7.6 ms) and run float32 in cache faster; why is not known. */
+ALWAYS_INLINE void decode_pv_f32(const attn_task *t, const attn_group_rows *gr, const float *s,
+                                 int64_t j0, int64_t nk, float *acc, int64_t d, bool prefetch)
+{
+    const attn_dtype dt = ATTN_F32;
+    const int64_t ld = t->problem->v.seq, es = 4;
     const void *v = attn_row(t, 'v', gr->b, gr->hkv, j0);
     const __m256i dtail = lanes_below(d % 8);
     for (int64_t c0 = 0; c0 < d; c0 += 64) {
@@ -976,10 +1122,10 @@ ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, c
             a[x] = _mm256_load_ps(acc + c0 + 8 * x);
         const void *vpf[8];
         for (int64_t j = 0; j < nk; j++) {
-            if (paged && j % 8 == 0)
-                attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + j + DEC_PF_KEYS,
+            if (prefetch && j % 8 == 0)
+                attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + j + pf_keys(d, dt),
                                    t->problem->len_kv, 8, &v, vpf);
-            if (paged)
+            if (prefetch)
                 for (int64_t c = c0; c < c0 + 8 * nv; c += 64 / es) /* one prefetch per line */
                     prefetch_row(vpf[j % 8], c, dt);
             if (s[j] == 0.0f)
@@ -1004,19 +1150,20 @@ ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, c
     }
 }
 
+
 /* decode_pv_dt a page run of keys at a time (one run unless K/V are paged). */
 static void decode_pv(const attn_task *t, const attn_group_rows *gr, const float *s, int64_t j0,
                       int64_t nk, float *acc, int64_t d)
 {
-    const bool paged = t->problem->page_size != 0;
+    const bool prefetch = dec_prefetch(t->problem);
     for (int64_t off = 0, n; off < nk; off += n) {
         n = attn_kv_run(t->problem, j0 + off, nk - off);
-        /* Literals: a copy per dtype and layout, so the contiguous loops have no prefetch. */
-#define PV(dt, paged) decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, dt, paged)
+        /* Literals: a copy per dtype and prefetch (dec_prefetch), so the others have none. */
+#define PV(dt, pf) decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, dt, pf)
         switch (t->problem->dtype) {
-        case ATTN_BF16: paged ? PV(ATTN_BF16, true) : PV(ATTN_BF16, false); break;
-        case ATTN_F16: paged ? PV(ATTN_F16, true) : PV(ATTN_F16, false); break;
-        default: paged ? PV(ATTN_F32, true) : PV(ATTN_F32, false); break;
+        case ATTN_BF16: prefetch ? PV(ATTN_BF16, true) : PV(ATTN_BF16, false); break;
+        case ATTN_F16: prefetch ? PV(ATTN_F16, true) : PV(ATTN_F16, false); break;
+        default: decode_pv_f32(t, gr, s + off, j0 + off, n, acc, d, prefetch); break;
         }
 #undef PV
     }
@@ -1029,6 +1176,27 @@ typedef struct dec_tile_opts {
     int64_t first[DEC_R];
     float slope[DEC_R], pos[DEC_R];
 } dec_tile_opts;
+
+/* Vector c of DEC_KS keys' K rows into R rows' accumulators a, each Q vector loaded once for
+ * the keys. */
+ALWAYS_INLINE void qk_tile_step(int R, const void *const k[DEC_KS],
+                                const float *const q[DEC_R], int64_t c, attn_dtype dt,
+                                __m256 a[DEC_R][DEC_KS])
+{
+    __m256 kv[DEC_KS];
+    for (int u = 0; u < DEC_KS; u++) {
+        kv[u] = load8(k[u], c, dt);
+        __asm__("" : "+x"(kv[u])); /* in a register too: GCC folded it into every row's FMA */
+    }
+    for (int r = 0; r < R; r++) {
+        __m256 qv = _mm256_loadu_ps(q[r] + c);
+        /* in a register: folded into each key's FMA, Q was loaded DEC_KS times (1.25 loads per
+         * FMA at R = 4, more than Zen 4's two a cycle) */
+        __asm__("" : "+x"(qv));
+        for (int u = 0; u < DEC_KS; u++)
+            a[r][u] = _mm256_fmadd_ps(qv, kv[u], a[r][u]);
+    }
+}
 
 /* The same for a tile of R >= 2 rows of a group (the query heads of a GQA group, or a few
  * query rows): each K vector is loaded once for the R rows and each Q vector once for DEC_KS
@@ -1050,34 +1218,28 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
     const __m256i dtail = lanes_below(d % 8);
     const __m256 cs = _mm256_set1_ps(scale_log2e), log2e = _mm256_set1_ps(ATTN_LOG2E);
     const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
-    __m256 vmax[DEC_R];
-    for (int r = 0; r < R; r++)
-        vmax[r] = neg_inf;
     for (int64_t j = 0; j < nk; j += 8) {
         __m256 part[DEC_R][8];
-        const void *krow[8], *kpf[8]; /* the keys' rows, and those DEC_PF_KEYS keys later */
+        const void *krow[8], *kpf[8]; /* the keys' rows, and those pf_keys() keys later */
         attn_kv_rows(t, 'k', gr->b, gr->hkv, j0 + j, (int)min64(nk - j, 8), 8, krow);
-        attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + j + DEC_PF_KEYS, p->len_kv, 8, krow, kpf);
+        attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + j + pf_keys(d, dt), p->len_kv, 8, krow, kpf);
 #pragma GCC unroll 1
         for (int x = 0; x < 8; x += DEC_KS) {
             const void *const *k = krow + x;
+            for (int u = 0; u < DEC_KS; u++)
+                prefetch_whole_row(kpf[x + u], d, dt);
             __m256 a[DEC_R][DEC_KS];
             for (int r = 0; r < R; r++)
                 for (int u = 0; u < DEC_KS; u++)
                     a[r][u] = _mm256_setzero_ps();
             int64_t c = 0;
-            for (; c + 8 <= d; c += 8) {
-                __m256 kv[DEC_KS];
-                for (int u = 0; u < DEC_KS; u++) {
-                    kv[u] = load8(k[u], c, dt);
-                    if (c * (dt == ATTN_F32 ? 4 : 2) % 64 == 0) /* one prefetch per line */
-                        prefetch_row(kpf[x + u], c, dt);
-                }
-                for (int r = 0; r < R; r++) {
-                    const __m256 qv = _mm256_loadu_ps(q[r] + c);
-                    for (int u = 0; u < DEC_KS; u++)
-                        a[r][u] = _mm256_fmadd_ps(qv, kv[u], a[r][u]);
-                }
+            /* by 8 (unrolled by 2, GCC spilled an accumulator into the FMA chain); the tiles
+             * read bf16 in order (decode's even/odd order is the one-row loops') */
+            for (; c + 16 <= d; c += 8)
+                qk_tile_step(R, k, q, c, dt, a);
+            if (c + 8 <= d) {
+                qk_tile_step(R, k, q, c, dt, a);
+                c += 8;
             }
             if (c < d) {
                 __m256 kv[DEC_KS];
@@ -1116,33 +1278,78 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
             }
             sv = _mm256_blendv_ps(neg_inf, sv, valid);
             _mm256_storeu_ps(s[r] + j, sv);
-            vmax[r] = _mm256_max_ps(sv, vmax[r]);
+        }
+    }
+    /* The block max from the stored scores, not in registers across the loop above: with the
+     * R running maxima live there, GCC spilled accumulators of the FMA loops. */
+    for (int r = 0; r < R; r++) {
+        __m256 m = neg_inf;
+        for (int64_t j = 0; j < nk; j += 8)
+            m = _mm256_max_ps(_mm256_loadu_ps(s[r] + j), m);
+        bmax[r] = hmax(m);
+    }
+}
+
+/* One pass of decode_pv_tile_dt: keys [j0, j0 + n) of the run at v, nv of the pass's cv
+ * vectors from column c0 (the last partial when tail), each V vector loaded once for the R rows,
+ * the R weights in registers for the key's vectors: 0.75 loads per FMA at R = 4 instead of
+ * 1.25 with the weight as the FMA's memory operand (Zen 4 issues two 256-bit loads per cycle,
+ * as many as FMAs). checked (a constant): some weight of the keys is 0, and such a key is
+ * skipped for its row (bit j of `all`: every row counts key j); unchecked, the loop has no
+ * test. */
+ALWAYS_INLINE void pv_tile_pass(int R, int cv, const void *v, int64_t ld, int64_t j0, int n,
+                                float *const s[DEC_R], float *const acc[DEC_R], int64_t c0,
+                                int nv, bool tail, int64_t d, unsigned all, bool checked,
+                                const void *const vpf[8], attn_dtype dt)
+{
+    enum { MAXC = 6 };
+    const __m256i dtail = lanes_below(d % 8);
+    __m256 a[DEC_R][MAXC];
+    for (int r = 0; r < R; r++)
+        for (int x = 0; x < cv; x++)
+            a[r][x] = x < nv ? _mm256_load_ps(acc[r] + c0 + 8 * x) : _mm256_setzero_ps();
+    for (int j = 0; j < n; j++) {
+        const void *vj = row_at(v, j0 + j, ld, dt);
+        const bool every = !checked || (all >> j & 1);
+        __m256 wv[DEC_R];
+        for (int r = 0; r < R; r++)
+            wv[r] = _mm256_broadcast_ss(s[r] + j0 + j);
+        for (int x = 0; x < cv; x++) {
+            if (x >= nv)
+                break;
+            const int64_t c = c0 + 8 * x;
+            const __m256 xv = tail && x == nv - 1 ? load8_tail(vj, c, d - c, dtail, dt)
+                                                  : load8(vj, c, dt);
+            if (c * (dt == ATTN_F32 ? 4 : 2) % 64 == 0) /* one prefetch per line */
+                prefetch_row(vpf[j], c, dt);
+            for (int r = 0; r < R; r++)
+                if (every || s[r][j0 + j] != 0.0f)
+                    a[r][x] = _mm256_fmadd_ps(wv[r], xv, a[r][x]);
         }
     }
     for (int r = 0; r < R; r++)
-        bmax[r] = hmax(vmax[r]);
+        for (int x = 0; x < cv; x++)
+            if (x < nv)
+                _mm256_store_ps(acc[r] + c0 + 8 * x, a[r][x]);
 }
 
 /* acc_r[0, dp) += Σ_j s_r[j]·V[j] for a tile of R >= 2 rows, keys [0, nk) of the run at v (key
- * jv of group gr, whose rows DEC_PF_KEYS keys later it prefetches):
- * each V vector loaded once for the R rows, keys by 8 (a few KiB, in L1 while the passes over
- * head_dim take them), DEC_PV_COLS[R] vectors of each row's accumulator in registers per pass.
- * A key whose weight is 0 for a row (masked, or past its limit) is skipped for that row, so a
- * NaN in V never reaches a row that excludes it. */
+ * jv of group gr, whose rows pf_keys() keys later it prefetches): keys by 8 (a few KiB, in
+ * L1 while the passes over head_dim take them), DEC_PV_COLS[R] vectors of each row's
+ * accumulator in registers per pass. A key whose weight is 0 for a row (masked, or past its
+ * limit) is skipped for that row, so a NaN in V never reaches a row that excludes it. */
 static const int DEC_PV_COLS[DEC_R + 1] = {0, 8, 6, 3, 2}; /* R·cols + 1 + R ymm <= 16 */
 ALWAYS_INLINE void decode_pv_tile_dt(const attn_task *t, const attn_group_rows *gr, int64_t jv,
                                      const void *v, int64_t ld, int R, float *const s[DEC_R],
                                      int64_t nk, float *const acc[DEC_R], int64_t d,
                                      attn_dtype dt)
 {
-    enum { MAXC = 6 };
     const int cv = DEC_PV_COLS[R];
-    const int64_t es = dt == ATTN_F32 ? 4 : 2;
-    const __m256i dtail = lanes_below(d % 8);
+    const int64_t dwhole = d - d % (8 * cv); /* columns in whole passes */
     for (int64_t j0 = 0; j0 < nk; j0 += 8) {
         const int n = (int)min64(nk - j0, 8);
-        const void *vpf[8]; /* rows DEC_PF_KEYS keys later, through the page table */
-        attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, jv + j0 + DEC_PF_KEYS, t->problem->len_kv, 8,
+        const void *vpf[8]; /* rows pf_keys() keys later, through the page table */
+        attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, jv + j0 + pf_keys(d, dt), t->problem->len_kv, 8,
                            &v, vpf);
         /* Once per 8 keys, not per pass: which keys every row counts. */
         unsigned all = 0;
@@ -1152,39 +1359,17 @@ ALWAYS_INLINE void decode_pv_tile_dt(const attn_task *t, const attn_group_rows *
                 nz &= s[r][j0 + j] != 0.0f;
             all |= (unsigned)nz << j;
         }
-        for (int64_t c0 = 0; c0 < d; c0 += 8 * cv) {
-            const int nv = (int)min64(cv, (d - c0 + 7) / 8);
-            const bool tail = c0 + 8 * nv > d; /* the last vector is partial */
-            const int nfull = tail ? nv - 1 : nv;
-            __m256 a[DEC_R][MAXC];
-            for (int r = 0; r < R; r++)
-                for (int x = 0; x < cv; x++)
-                    a[r][x] = x < nv ? _mm256_load_ps(acc[r] + c0 + 8 * x) : _mm256_setzero_ps();
-            for (int j = 0; j < n; j++) {
-                const void *vj = (const char *)row_at(v, j0 + j, ld, dt) + c0 * es;
-                const bool every = all >> j & 1;
-                /* The R weights in registers for the key's cv vectors: 0.75 loads per FMA at
-                 * R = 4 instead of 1.25 with the weight as the FMA's memory operand (Zen 4
-                 * issues two 256-bit loads per cycle, as many as FMAs). */
-                __m256 wv[DEC_R];
-                for (int r = 0; r < R; r++)
-                    wv[r] = _mm256_broadcast_ss(s[r] + j0 + j);
-                for (int x = 0; x < cv; x++) {
-                    if (x >= nv)
-                        break;
-                    const __m256 xv = x < nfull ? load8(vj, 8 * x, dt)
-                                                : load8_tail(vj, 8 * x, d - c0 - 8 * x, dtail, dt);
-                    if ((c0 + 8 * x) * es % 64 == 0) /* one prefetch per line */
-                        prefetch_row(vpf[j], c0 + 8 * x, dt);
-                    for (int r = 0; r < R; r++)
-                        if (every || s[r][j0 + j] != 0.0f)
-                            a[r][x] = _mm256_fmadd_ps(wv[r], xv, a[r][x]);
-                }
-            }
-            for (int r = 0; r < R; r++)
-                for (int x = 0; x < cv; x++)
-                    if (x < nv)
-                        _mm256_store_ps(acc[r] + c0 + 8 * x, a[r][x]);
+        const bool checked = all != (1u << n) - 1;
+        for (int64_t c0 = 0; c0 < dwhole; c0 += 8 * cv) {
+            if (checked)
+                pv_tile_pass(R, cv, v, ld, j0, n, s, acc, c0, cv, false, d, all, true, vpf, dt);
+            else
+                pv_tile_pass(R, cv, v, ld, j0, n, s, acc, c0, cv, false, d, all, false, vpf, dt);
+        }
+        if (dwhole < d) { /* the last columns: fewer than cv vectors, the last maybe partial */
+            const int nv = (int)((d - dwhole + 7) / 8);
+            pv_tile_pass(R, cv, v, ld, j0, n, s, acc, dwhole, nv, dwhole + 8 * nv > d, d, all,
+                         true, vpf, dt);
         }
     }
 }
@@ -1303,15 +1488,19 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, dp = round_up(d, 8);
     int64_t keys = 0;
+    /* decode's bf16 column order (load8_dec) in the one-row loops, a group of one row; the
+     * tiles read in order: by 16 for the pairs, their Q·K loop spilled (in cache, D2 bf16 13.6
+     * against 16 GB/s for f16 by 8) */
+    const int64_t d16 = p->dtype == ATTN_BF16 && gr->count == 1 ? d & ~(int64_t)15 : 0;
     const score_opts opts = score_opts_of(p);
     const bool options = opts.softcap || opts.alibi || p->window_left >= 0;
     for (int64_t r = 0; r < gr->count; r++) {
         int64_t h, i;
         row_of(gr, t, r, &h, &i);
-        if (p->dtype != ATTN_F32) { /* half Q rows widened once into the (unused) Q panels */
-            const void *q = attn_row(t, 'q', gr->b, h, i);
+        if (p->dtype != ATTN_F32) { /* half Q rows widened once into the (unused) Q panels, */
+            const void *q = attn_row(t, 'q', gr->b, h, i); /* in decode's column order */
             for (int64_t c = 0; c < d; c++)
-                ws->q_panel[r * d + c] = elem(q, c, p->dtype);
+                ws->q_panel[r * d + dec_col(c, d16)] = elem(q, c, p->dtype);
         }
         ws->limit[r] = max64(min64(attn_key_limit(p, gr->b, i), kr->key_end), 0);
         ws->first[r] = attn_key_start(p, i);
@@ -1357,8 +1546,16 @@ static void run_decode(const attn_task *t, const workspace *ws, const attn_group
             decode_pv(t, gr, s, j0, nk, acc, d);
         }
     }
-    for (int64_t r = 0; r < gr->count; r++)
-        finish_row(t, gr, kr, r, ws->acc + r * dp, ws->run_sum[r], ws->run_max[r]);
+    for (int64_t r = 0; r < gr->count; r++) {
+        float *acc = ws->acc + r * dp;
+        if (d16 > 0) { /* back from decode's column order, through the (now free) Q panel */
+            float *row = ws->q_panel + r * d;
+            for (int64_t c = 0; c < d16; c++)
+                row[c] = acc[dec_col(c, d16)];
+            memcpy(acc, row, (size_t)d16 * sizeof *acc);
+        }
+        finish_row(t, gr, kr, r, acc, ws->run_sum[r], ws->run_max[r]);
+    }
 }
 
 /* ---- entry points ------------------------------------------------------------------------- */
