@@ -49,9 +49,7 @@
  * a row that excludes it. Measured on Zen 4 (D1, interleaved): the former order, 16 K rows read
  * column by column with software prefetch, ran at half the rate; prefetch on top of the
  * in-order reads only slows them (the hardware prefetchers follow the stream); float32 K/V
- * are loaded in 256-bit halves (load16_stream), and float32 tiles of several rows compute in
- * 256-bit vectors throughout (dec_scores_tile, dec_pv_tile: no join of the halves, half the
- * transpose-tree shuffles; D2 f32 in cache 1.07x). Tiles of several rows (GQA, D2; Lq = 4, D4) do
+ * are loaded in 256-bit halves (load16_stream). Tiles of several rows (GQA, D2; Lq = 4, D4) do
  * R times the FMAs per byte and prefetch K and V DEC_PF_BYTES ahead (dec_scores), as every
  * tile of paged K/V does (through the page table; one row DEC_PF_KEYS keys ahead).
  *
@@ -72,9 +70,8 @@
  * Register budget (32 zmm): streaming scores 16 accumulators + 2 Q + 1 broadcast (2 loads and
  * 8 broadcasts per 16 FMAs); P·V 16 P + 8 Oᵀ accumulators + broadcasts (8 chains of 8 FMAs per
  * 4 head-dim elements; 6 or 8 elements spill or lose, measured); full-row P·V 16 accumulators +
- * 2 P + broadcasts; decode dots DEC_R·DEC_KS accumulators + DEC_KS K + 1 Q, decode P·V up to 16
- * accumulators (DEC_R rows × 4 vectors, or 1-2 rows × 8; float32 tiles: 256-bit ones) + 1 V +
- * weight broadcasts. Mask registers: per-key valid masks live in a small stack array.
+ * 2 P + broadcasts; decode dots DEC_R accumulators + 1 K (+ Q from L1), decode P·V up to 16
+ * accumulators (DEC_R rows × 4 vectors, or 1-2 rows × 8) + 1 V + weight broadcasts. Mask registers: per-key valid masks live in a small stack array.
  *
  * Layout: head_dim contiguous (the contract); any batch/head/seq strides, [B,H,L,d] or
  * [B,L,H,d]; Q/K/V rows need no alignment. Workspace (64-byte aligned) holds the packed Qᵀ,
@@ -679,118 +676,6 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
 
 /* ---- decode path: vectors along head_dim ------------------------------------------------- */
 
-/* Lanes [0, n) of 8 for n >= 1. */
-static inline __mmask8 tail_mask8(int64_t n) { return n >= 8 ? 0xff : (__mmask8)((1u << n) - 1); }
-
-/* Elements [c, c + 8) of a row of dt elements as float32 in 256 bits, lanes outside m zero (and
- * not read): load16's widening, 8 lanes at a time. */
-static inline __attribute__((always_inline)) __m256 load8(const void *row, int64_t c, __mmask8 m,
-                                                          attn_dtype dt)
-{
-    if (dt == ATTN_F32)
-        return _mm256_maskz_loadu_ps(m, (const float *)row + c);
-    const __m128i h = _mm_maskz_loadu_epi16(m, (const uint16_t *)row + c);
-    if (dt == ATTN_BF16)
-        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-    return _mm256_cvtph_ps(h);
-}
-
-/* sum16 for 256-bit partial vectors: lane j of the result = Σ of a[j]'s 8 lanes (pairs, quads
- * within 128-bit lanes, then the two 128-bit halves). */
-static inline __m512 sum16_ymm(const __m256 a[16])
-{
-    __m256 b[8], c[4], e[2];
-    for (int i = 0; i < 8; i++) /* per 128-bit lane: keys (2i, 2i+1, 2i, 2i+1) */
-        b[i] = _mm256_add_ps(_mm256_unpacklo_ps(a[2 * i], a[2 * i + 1]),
-                             _mm256_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-    for (int i = 0; i < 4; i++) { /* per 128-bit lane: keys 4i..4i+3 */
-        const __m256d x = _mm256_castps_pd(b[2 * i]), y = _mm256_castps_pd(b[2 * i + 1]);
-        c[i] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(x, y)),
-                             _mm256_castpd_ps(_mm256_unpackhi_pd(x, y)));
-    }
-    for (int i = 0; i < 2; i++) /* keys 8i..8i+7: low lanes of c[2i], c[2i+1] + high lanes */
-        e[i] = _mm256_add_ps(_mm256_permute2f128_ps(c[2 * i], c[2 * i + 1], 0x20),
-                             _mm256_permute2f128_ps(c[2 * i], c[2 * i + 1], 0x31));
-    return _mm512_insertf32x8(_mm512_castps256_ps512(e[0]), e[1], 1);
-}
-
-/* dec_scores for a tile of R > 1 rows, in 256-bit vectors: DEC_KS keys side by side, each K
- * and Q vector loaded once for them all, one prefetch per 16 elements of each K row. Zen 4 runs
- * a 512-bit FMA as two 256-bit halves, so 256-bit FMAs cost nothing in rate, and they save
- * what the 512-bit tile paid besides its FMAs: the join of each float32 K vector's two 256-bit
- * loads (512-bit loads stream 15-20% slower) and half the shuffle work of the transpose-add
- * tree. */
-static inline __attribute__((always_inline)) void
-dec_scores_tile(const float *const q[DEC_R], int R, const void *const kr[DEC_K],
-                const void *const kp[DEC_K], int64_t d, attn_dtype dt, __m512 out[DEC_R])
-{
-    __m256 part[DEC_R][DEC_K];
-#pragma GCC unroll 1
-    for (int j = 0; j < DEC_K; j += DEC_KS) {
-        __m256 a[DEC_R][DEC_KS];
-        for (int r = 0; r < R; r++)
-            for (int u = 0; u < DEC_KS; u++)
-                a[r][u] = _mm256_setzero_ps();
-        for (int64_t c = 0; c < d; c += 16) {
-            const __mmask16 tm = tail_mask(d - c);
-            __m256 lo[DEC_KS], hi[DEC_KS];
-            for (int u = 0; u < DEC_KS; u++) {
-                lo[u] = load8(kr[j + u], c, (__mmask8)tm, dt);
-                hi[u] = load8(kr[j + u], c + 8, (__mmask8)(tm >> 8), dt);
-                prefetch_row(kp[j + u], c, dt);
-            }
-            for (int r = 0; r < R; r++) {
-                const __m256 ql = _mm256_load_ps(q[r] + c), qh = _mm256_load_ps(q[r] + c + 8);
-                for (int u = 0; u < DEC_KS; u++)
-                    a[r][u] = _mm256_fmadd_ps(qh, hi[u], _mm256_fmadd_ps(ql, lo[u], a[r][u]));
-            }
-        }
-        for (int r = 0; r < R; r++)
-            for (int u = 0; u < DEC_KS; u++)
-                part[r][j + u] = a[r][u];
-    }
-    for (int r = 0; r < R; r++)
-        out[r] = sum16_ymm(part[r]);
-}
-
-/* dec_pv for a tile of R > 1 rows, in 256-bit vectors (as dec_scores_tile): 16 accumulators
- * (R rows × 16/R vectors of 8), a pass over each slice of head_dim they cover, one prefetch per
- * 64 bytes of each V row. */
-static inline __attribute__((always_inline)) void
-dec_pv_tile(float *const o[DEC_R], int R, const void *const vr[DEC_K],
-            const void *const vp[DEC_K], const float (*w)[DEC_K], uint32_t keys, int64_t d,
-            const __m512 corr[DEC_R], attn_dtype dt)
-{
-    enum { MAXV = 8 };
-    const int cv = R == 2 ? 8 : 4;            /* 8-lane vectors per row and pass */
-    const int pf_every = dt == ATTN_F32 ? 2 : 4; /* vectors per 64-byte line of V */
-    for (int64_t c0 = 0; c0 < d; c0 += 8 * cv) {
-        __m256 acc[DEC_R][MAXV];
-        const int nv = (int)((d - c0 + 7) / 8 < cv ? (d - c0 + 7) / 8 : cv);
-        for (int r = 0; r < R; r++)
-            for (int v = 0; v < cv; v++)
-                acc[r][v] = v < nv ? _mm256_mul_ps(_mm256_load_ps(o[r] + c0 + 8 * v),
-                                                   _mm512_castps512_ps256(corr[r]))
-                                   : _mm256_setzero_ps();
-        for (uint32_t bits = keys; bits; bits &= bits - 1) {
-            const int j = __builtin_ctz(bits);
-            for (int v = 0; v < cv; v++) {
-                if (v >= nv)
-                    break;
-                const __m256 x = load8(vr[j], c0 + 8 * v, tail_mask8(d - c0 - 8 * v), dt);
-                if (v % pf_every == 0)
-                    prefetch_row(vp[j], c0 + 8 * v, dt);
-                for (int r = 0; r < R; r++)
-                    acc[r][v] = _mm256_fmadd_ps(_mm256_set1_ps(w[r][j]), x, acc[r][v]);
-            }
-        }
-        for (int r = 0; r < R; r++)
-            for (int v = 0; v < cv; v++)
-                if (v < nv)
-                    _mm256_store_ps(o[r] + c0 + 8 * v, acc[r][v]);
-    }
-}
-
 /* Scores of R query rows (float32, padded to 16) against 16 key rows of dt elements: out[r]
  * lane j = q_r · k_j. One row (D1) walks the keys one after another, each row front to back,
  * through a key loop that is not unrolled: one load instruction walks K in address order, which
@@ -815,10 +700,6 @@ static inline __attribute__((always_inline)) void dec_scores(const float *const 
                                                               bool paged,
                                                               __m512 out[DEC_R])
 {
-    if (R > 1 && dt == ATTN_F32) { /* constants once inlined */
-        dec_scores_tile(q, R, kr, kp, d, dt, out);
-        return;
-    }
     __m512 part[DEC_R][DEC_K];
     /* Constants once inlined with a constant R: tiles of several rows score DEC_KS keys side
      * by side and prefetch; one row keeps the in-order key loop. */
@@ -863,10 +744,6 @@ static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], 
                                                           const __m512 corr[DEC_R],
                                                           attn_dtype dt, bool paged)
 {
-    if (R > 1 && dt == ATTN_F32) { /* constants once inlined */
-        dec_pv_tile(o, R, vr, vp, w, keys, d, corr, dt);
-        return;
-    }
     enum { MAXV = 8 };
     const int cv = R <= 2 ? 8 : 4; /* head-dim vectors per pass: at most 16 accumulators */
     for (int64_t c0 = 0; c0 < d; c0 += 16 * cv) {
