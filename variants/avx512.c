@@ -49,9 +49,9 @@
  * a row that excludes it. Measured on Zen 4 (D1, interleaved): the former order, 16 K rows read
  * column by column with software prefetch, ran at half the rate; prefetch on top of the
  * in-order reads only slows them (the hardware prefetchers follow the stream); float32 K/V
- * are loaded in 256-bit halves (load16_stream). Float32 tiles of several rows (GQA, D2; Lq = 4,
- * D4) do R times the FMAs per byte and prefetch K and V DEC_PF_KEYS keys ahead (dec_scores), as
- * every tile of paged K/V does (through the page table).
+ * are loaded in 256-bit halves (load16_stream). Tiles of several rows (GQA, D2; Lq = 4, D4) do
+ * R times the FMAs per byte and prefetch K and V DEC_PF_BYTES ahead (dec_scores), as every
+ * tile of paged K/V does (through the page table; one row DEC_PF_KEYS keys ahead).
  *
  * run_partial (the harness's key split for decode on several threads): the same three paths
  * over a key range, writing each row's lazy max (natural units), sum and unnormalised row.
@@ -102,7 +102,9 @@ enum {
     DEC_V = 8,        /* head-dim vectors of a decode row kept in registers (128 floats) */
     DEC_R = 4,        /* decode rows sharing each load of a K or V vector */
     DEC_KS = 4,       /* keys a float32 decode tile scores side by side, sharing Q loads */
-    DEC_PF_KEYS = 64, /* keys ahead that a float32 decode tile prefetches K and V */
+    DEC_PF_BYTES = 32768, /* how far ahead along K and V a decode tile of several rows prefetches
+                           * (64 float32 keys of d = 128, 128 half ones) */
+    DEC_PF_KEYS = 64,     /* keys ahead that one paged decode row prefetches */
 };
 _Static_assert((int)NQV == (int)TILE_OPT_V && (int)TILE_K == (int)TILE_OPT_K,
                "tile_options_apply's tile");
@@ -248,8 +250,8 @@ static inline __attribute__((always_inline)) __m512 load16_stream(const void *ro
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
 }
 
-/* Software prefetch into L2 of the line holding element c of `row`: the float32 decode tiles
- * of several rows (GQA) read K and V rows DEC_PF_KEYS keys ahead of their loads (rows from
+/* Software prefetch into L2 of the line holding element c of `row`: the decode tiles of
+ * several rows (GQA) read K and V rows DEC_PF_BYTES ahead of their loads (rows from
  * attn_kv_rows_ahead, through the page table when paged). */
 static inline __attribute__((always_inline)) void prefetch_row(const void *row, int64_t c,
                                                                attn_dtype dt)
@@ -678,14 +680,14 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
  * lane j = q_r · k_j. One row (D1) walks the keys one after another, each row front to back,
  * through a key loop that is not unrolled: one load instruction walks K in address order, which
  * the hardware prefetchers follow (16 keys read column by column, or 16 unrolled copies of the
- * loop, halved the D1 rate). A tile of R > 1 rows loads each K vector once for the R rows; in
- * float32 it takes DEC_KS keys side by side, so each Q vector is loaded once for them (half a
- * load per FMA instead of 1.25 at R = 4; +5% on a GQA tile in L2, Zen 4), and since its FMAs
- * per byte leave too few loads in flight for the hardware prefetchers, it prefetches K (here)
- * and V (dec_pv) DEC_PF_KEYS keys ahead into L2 (the rows kp, vp, through the page table when
- * paged), one prefetch beside each load: D2 and D4 f32 on Zen 4 ran 1.4x faster with both,
- * while bursts of prefetches per block, the prefetch in the one-row path, or either change on
- * bf16 tiles (compute-bound) were slower. Paged K/V (`paged`) prefetch in every tile, one row
+ * loop, halved the D1 rate). A tile of R > 1 rows loads each K vector once for the R rows and
+ * takes DEC_KS keys side by side, so each Q vector is loaded once for them (half a load per
+ * FMA instead of 1.25 at R = 4; +5% on a GQA tile in L2, Zen 4), and since its FMAs per byte
+ * leave too few loads in flight for the hardware prefetchers, it prefetches K (here) and V
+ * (dec_pv) DEC_PF_BYTES ahead into L2 (the rows kp, vp, through the page table when paged),
+ * one prefetch beside each load: D2 and D4 f32 on Zen 4 ran 1.4x faster with both, bf16 and
+ * f16 D2 1.2x (with the distance in bytes; 2% slower in cache), while bursts of prefetches
+ * per block or the prefetch in the one-row path were slower. Paged K/V (`paged`) prefetch in every tile, one row
  * and half inputs too: each page of a head starts a new address stream that the hardware prefetchers must
  * find again (D1 at page size 64 took 1.6x the contiguous time without it, about 1.0x with it;
  * prefetching only each page's first rows, a block before its edge, left 1.15x). The
@@ -695,15 +697,14 @@ static inline __attribute__((always_inline)) void dec_scores(const float *const 
                                                               const void *const kr[DEC_K],
                                                               const void *const kp[DEC_K],
                                                               int64_t d, attn_dtype dt,
-                                                              bool wide, bool paged,
+                                                              bool paged,
                                                               __m512 out[DEC_R])
 {
     __m512 part[DEC_R][DEC_K];
-    /* Constants once inlined with a constant R and dt: the float32 tiles of several rows score
-     * DEC_KS keys side by side and prefetch; one row, or half inputs, keep the in-order key loop
-     * (on D2 and D4 bf16, both changes measured slower than it, alone or together). */
-    const bool tile_f32 = R > 1 && wide, pf = tile_f32 || paged;
-    const int ks = tile_f32 ? DEC_KS : 1;
+    /* Constants once inlined with a constant R: tiles of several rows score DEC_KS keys side
+     * by side and prefetch; one row keeps the in-order key loop. */
+    const bool tile = R > 1, pf = tile || paged;
+    const int ks = tile ? DEC_KS : 1;
 #pragma GCC unroll 1
     for (int j = 0; j < DEC_K; j += ks) {
         __m512 a[DEC_R][DEC_KS];
@@ -741,7 +742,7 @@ static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], 
                                                           const float (*w)[DEC_K], uint32_t keys,
                                                           int64_t d,
                                                           const __m512 corr[DEC_R],
-                                                          attn_dtype dt, bool wide, bool paged)
+                                                          attn_dtype dt, bool paged)
 {
     enum { MAXV = 8 };
     const int cv = R <= 2 ? 8 : 4; /* head-dim vectors per pass: at most 16 accumulators */
@@ -759,7 +760,7 @@ static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], 
                     break;
                 const __m512 x =
                     load16_stream(vr[j], c0 + 16 * v, tail_mask(d - c0 - 16 * v), dt);
-                if ((R > 1 && wide) || paged)
+                if (R > 1 || paged)
                     prefetch_row(vp[j], c0 + 16 * v, dt);
                 for (int r = 0; r < R; r++)
                     acc[r][v] = _mm512_fmadd_ps(_mm512_set1_ps(w[r][j]), x, acc[r][v]);
@@ -795,8 +796,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
                                                             const void *const vr[DEC_K],
                                                             const void *const kp[DEC_K],
                                                             const void *const vp[DEC_K],
-                                                            int64_t d, attn_dtype dt, bool wide,
-                                                            bool paged)
+                                                            int64_t d, attn_dtype dt, bool paged)
 {
     const float *q[DEC_R];
     float *o[DEC_R];
@@ -807,7 +807,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
         q[r] = x->q[r0 + r];
         o[r] = x->o + (r0 + r) * x->dpad;
     }
-    dec_scores(q, R, kr, kp, d, dt, wide, paged, s);
+    dec_scores(q, R, kr, kp, d, dt, paged, s);
     uint32_t any = 0, all = 0xffff;
     for (int r = 0; r < R; r++) {
         const int64_t lim = x->lim[r0 + r] < x->kend ? x->lim[r0 + r] : x->kend;
@@ -831,21 +831,21 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
     }
     if (any == all) { /* every row sees the same keys: one pass over V for the tile */
         if (any)
-            dec_pv(o, R, vr, vp, w, any, d, corr, dt, wide, paged);
+            dec_pv(o, R, vr, vp, w, any, d, corr, dt, paged);
         return;
     }
     /* Rows that see different keys (causal edge, mask): a NaN in a V row must not reach a
      * row that excludes it through a 0 weight, so each row takes its own keys. */
     for (int r = 0; r < R; r++)
         if (valid[r])
-            dec_pv(&o[r], 1, vr, vp, &w[r], valid[r], d, &corr[r], dt, wide, paged);
+            dec_pv(&o[r], 1, vr, vp, &w[r], valid[r], d, &corr[r], dt, paged);
 }
 
 /* The decode path for inputs of type dt (a constant once inlined into decode_group): K and V
  * are read in place and widened in the loads, so half inputs move half the bytes. */
 static inline __attribute__((always_inline)) void
 decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
-                const key_range *kr, attn_dtype dt, bool wide, bool paged)
+                const key_range *kr, attn_dtype dt, bool paged, bool one)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, dpad = round_up(d, 16), n = gr->count;
@@ -876,23 +876,33 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
     const dec_rows x = {.p = p, .br = &br, .o = o, .lv = lv, .mrow = mrow, .lim = lim,
                         .q = qrow, .dpad = dpad, .kend = kend, .c = rc.c, .mask = rc.mask,
                         .first = first, .rc = &rc, .slope = slope, .pos = pos};
+    /* Tiles of several rows prefetch a distance in bytes, so half rows go as far ahead as
+     * float32 ones (D2 bf16 and f16 1.2x faster than at 64 keys, Zen 4), and at least a block;
+     * one paged row, 64 keys (paged D1 bf16 ran 1.2x slower at 128). */
+    const int64_t row_bytes = d * (dt == ATTN_F32 ? 4 : 2),
+                  pf_bytes = DEC_PF_BYTES / row_bytes > DEC_K ? DEC_PF_BYTES / row_bytes : DEC_K,
+                  pf_keys = n > 1 ? pf_bytes : DEC_PF_KEYS;
     for (int64_t j0 = first_min > kr->begin ? first_min : kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
         const void *krow[DEC_K], *vrow[DEC_K]; /* past nk: key j0's row, excluded */
         attn_kv_rows(t, 'k', gr->b, gr->hkv, j0, nk, DEC_K, krow);
         attn_kv_rows(t, 'v', gr->b, gr->hkv, j0, nk, DEC_K, vrow);
         const void *kpf[DEC_K], *vpf[DEC_K]; /* read by float32 tiles of several rows; paged, by all */
-        if ((wide && n > 1) || paged) {
-            attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, krow, kpf);
-            attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, vrow, vpf);
+        if (n > 1 || paged) {
+            attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + pf_keys, kend, DEC_K, krow, kpf);
+            attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + pf_keys, kend, DEC_K, vrow, vpf);
+        }
+        if (one) { /* n == 1: the one-row copy holds no tile code */
+            dec_tile(&x, 0, 1, j0, nk, krow, vrow, kpf, vpf, d, dt, paged);
+            continue;
         }
         int64_t r0 = 0;
         for (; r0 + DEC_R <= n; r0 += DEC_R)
-            dec_tile(&x, r0, DEC_R, j0, nk, krow, vrow, kpf, vpf, d, dt, wide, paged);
+            dec_tile(&x, r0, DEC_R, j0, nk, krow, vrow, kpf, vpf, d, dt, paged);
         switch (n - r0) { /* a constant R per call, so the tiles' arrays stay in registers */
-        case 3: dec_tile(&x, r0, 3, j0, nk, krow, vrow, kpf, vpf, d, dt, wide, paged); break;
-        case 2: dec_tile(&x, r0, 2, j0, nk, krow, vrow, kpf, vpf, d, dt, wide, paged); break;
-        case 1: dec_tile(&x, r0, 1, j0, nk, krow, vrow, kpf, vpf, d, dt, wide, paged); break;
+        case 3: dec_tile(&x, r0, 3, j0, nk, krow, vrow, kpf, vpf, d, dt, paged); break;
+        case 2: dec_tile(&x, r0, 2, j0, nk, krow, vrow, kpf, vpf, d, dt, paged); break;
+        case 1: dec_tile(&x, r0, 1, j0, nk, krow, vrow, kpf, vpf, d, dt, paged); break;
         default: break;
         }
     }
@@ -901,33 +911,46 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
                    mrow[r]);
 }
 
-/* One function per dtype (not inlined into one), so each copy is register-allocated alone. */
-#define DECODE_GROUP_OF(name, dt, wide, paged)                                                 \
+/* One function per dtype, paging and one row or several (not inlined into one), so each copy
+ * is register-allocated alone: the one-row path (D1) shares no function with the tiles (paged
+ * bf16 D1 ran 12% slower in cache once the tiles of its copy grew). */
+#define DECODE_GROUP_OF(name, dt, paged, one)                                                  \
     static __attribute__((noinline)) void name(const attn_task *t, const ws_layout *w,         \
                                                const attn_group_rows *gr, const key_range *kr) \
     {                                                                                          \
-        decode_group_dt(t, w, gr, kr, dt, wide, paged);                                        \
+        decode_group_dt(t, w, gr, kr, dt, paged, one);                                         \
     }
-/* wide: tiles of several rows score DEC_KS keys side by side and prefetch (dec_scores); paged:
- * every tile prefetches. Literals per copy, so the contiguous half copies compile as the plain
- * in-order loop they measured best, and contiguous float32 keeps its one-row loop free of
- * prefetches. */
-DECODE_GROUP_OF(decode_group_f32, ATTN_F32, true, false)
-DECODE_GROUP_OF(decode_group_f32_paged, ATTN_F32, true, true)
+/* paged: every tile prefetches (contiguous, only tiles of several rows). Literals per copy, so
+ * contiguous K/V keep their one-row loop free of prefetches. */
+DECODE_GROUP_OF(decode_group_f32, ATTN_F32, false, false)
+DECODE_GROUP_OF(decode_group_f32_paged, ATTN_F32, true, false)
 DECODE_GROUP_OF(decode_group_bf16, ATTN_BF16, false, false)
-DECODE_GROUP_OF(decode_group_bf16_paged, ATTN_BF16, false, true)
+DECODE_GROUP_OF(decode_group_bf16_paged, ATTN_BF16, true, false)
 DECODE_GROUP_OF(decode_group_f16, ATTN_F16, false, false)
-DECODE_GROUP_OF(decode_group_f16_paged, ATTN_F16, false, true)
+DECODE_GROUP_OF(decode_group_f16_paged, ATTN_F16, true, false)
+DECODE_GROUP_OF(decode_row_f32, ATTN_F32, false, true)
+DECODE_GROUP_OF(decode_row_f32_paged, ATTN_F32, true, true)
+DECODE_GROUP_OF(decode_row_bf16, ATTN_BF16, false, true)
+DECODE_GROUP_OF(decode_row_bf16_paged, ATTN_BF16, true, true)
+DECODE_GROUP_OF(decode_row_f16, ATTN_F16, false, true)
+DECODE_GROUP_OF(decode_row_f16_paged, ATTN_F16, true, true)
+
+typedef void decode_fn(const attn_task *, const ws_layout *, const attn_group_rows *,
+                       const key_range *);
 
 static void decode_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
                          const key_range *kr)
 {
-    const bool paged = t->problem->page_size != 0;
-    switch (t->problem->dtype) {
-    case ATTN_F32: (paged ? decode_group_f32_paged : decode_group_f32)(t, w, gr, kr); break;
-    case ATTN_BF16: (paged ? decode_group_bf16_paged : decode_group_bf16)(t, w, gr, kr); break;
-    case ATTN_F16: (paged ? decode_group_f16_paged : decode_group_f16)(t, w, gr, kr); break;
-    }
+    /* [dtype][paged][one row] */
+    static decode_fn *const fns[3][2][2] = {
+        [ATTN_F32] = {{decode_group_f32, decode_row_f32},
+                      {decode_group_f32_paged, decode_row_f32_paged}},
+        [ATTN_BF16] = {{decode_group_bf16, decode_row_bf16},
+                       {decode_group_bf16_paged, decode_row_bf16_paged}},
+        [ATTN_F16] = {{decode_group_f16, decode_row_f16},
+                      {decode_group_f16_paged, decode_row_f16_paged}},
+    };
+    fns[t->problem->dtype][t->problem->page_size != 0][gr->count == 1](t, w, gr, kr);
 }
 
 /* ---- entry ------------------------------------------------------------------------------- */
