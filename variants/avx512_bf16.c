@@ -945,36 +945,6 @@ static void decode_unsplit(const float *o, float *t, int64_t d, bool pairs)
     }
 }
 
-/* decode_weights (avx512_common.h), the same results, with the lazy max tested on the vector:
- * only a block with a score past m + LAZY_MAX_BITS (a row's first block and the few after it
- * whose max moves) takes the horizontal max, where decode_weights reduces every block to a
- * scalar first, a chain of shuffles on every block's path to its weights. An ordered compare,
- * so NaN scores never move m, as the ordered lanes of decode_weights' max. */
-static inline __attribute__((always_inline)) __mmask16
-decode_weights_lazy(__m512 *s, __mmask16 valid, const float *mask, float *m, __m512 *l,
-                    __m512 *corr)
-{
-    const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    if (mask) {
-        const __m512 mv = _mm512_maskz_loadu_ps(valid, mask);
-        valid = _mm512_mask_cmp_ps_mask(valid, mv, ninf, _CMP_NEQ_UQ);
-        *s = _mm512_fmadd_ps(mv, _mm512_set1_ps(ATTN_LOG2E), *s);
-    }
-    if (!valid)
-        return 0;
-    const __m512 x = _mm512_mask_mov_ps(ninf, valid, *s);
-    *corr = _mm512_set1_ps(1.0f);
-    if (_mm512_mask_cmp_ps_mask(valid, x, _mm512_set1_ps(*m + LAZY_MAX_BITS), _CMP_GT_OQ)) {
-        const float bmax =
-            _mm512_mask_reduce_max_ps(_mm512_mask_cmp_ps_mask(valid, x, x, _CMP_ORD_Q), x);
-        *corr = exp2_ps(_mm512_set1_ps(*m - bmax), 0xffff);
-        *l = _mm512_mul_ps(*l, *corr);
-        *m = bmax;
-    }
-    *s = exp2_ps(_mm512_sub_ps(x, _mm512_set1_ps(*m)), valid);
-    return valid;
-}
-
 /* State of the decode rows of one group: accumulators, sums, maxima, limits, Q rows. */
 typedef struct dec_rows {
     const run_ctx *x;
@@ -1023,7 +993,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, in
             __m512 l = _mm512_load_ps(y->lv + 16 * rr);
             const float *mask = x->mask ? attn_mask_row(x->t->problem, row_index(y->br, rr)) + j0
                                         : NULL;
-            valid[r] = decode_weights_lazy(&pf, valid[r], mask, &y->mrow[rr], &l, &corr[r]);
+            valid[r] = decode_weights(&pf, valid[r], mask, &y->mrow[rr], &l, &corr[r]);
             if (valid[r]) {
                 const __m256bh rounded = _mm512_cvtneps_pbh(pf);
                 pr = _mm512_cvtpbh_ps(rounded);

@@ -265,10 +265,13 @@ decode_weights(__m512 *s, __mmask16 valid, const float *mask, float *m, __m512 *
     if (!valid)
         return 0;
     const __m512 x = _mm512_mask_mov_ps(ninf, valid, *s);
-    const float bmax =
-        _mm512_mask_reduce_max_ps(_mm512_mask_cmp_ps_mask(valid, x, x, _CMP_ORD_Q), x);
     *corr = _mm512_set1_ps(1.0f);
-    if (bmax > *m + LAZY_MAX_BITS) {
+    /* The lazy test on the vector: only a block with a score past *m + LAZY_MAX_BITS (a row's
+     * first blocks) takes the horizontal max, a chain of shuffles that every block would wait
+     * on otherwise. Ordered compares, so NaN lanes never move *m. */
+    if (_mm512_mask_cmp_ps_mask(valid, x, _mm512_set1_ps(*m + LAZY_MAX_BITS), _CMP_GT_OQ)) {
+        const float bmax =
+            _mm512_mask_reduce_max_ps(_mm512_mask_cmp_ps_mask(valid, x, x, _CMP_ORD_Q), x);
         *corr = exp2_ps(_mm512_set1_ps(*m - bmax), 0xffff);
         *l = _mm512_mul_ps(*l, *corr);
         *m = bmax;
