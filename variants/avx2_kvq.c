@@ -1,11 +1,15 @@
 /* avx2_kvq.c — the avx2 variant on quantized K/V (int8, q4): the algorithm is kvq.h's, with
  * blocks of 8 keys (one ymm of scores).
  *
- * Registers: the block's 8 dot products accumulate along head_dim in 8 ymm (K dequantized 8
- * values at a time: vpmovsxbd + vcvtdq2ps for int8; vpmovzxbd, and/shift and a float
- * subtract of 8 for the nibbles of q4), then a vhaddps tree gives one ymm of 8 scores. The V
- * pass walks head_dim in ymm chunks with the chunk's accumulator in a register across the
- * block's keys. The options of current models (soft cap, ALiBi) go through the scalar
+ * Registers: one row (decode MHA) accumulates the block's 8 dot products along head_dim in 8
+ * ymm (K dequantized 8 values at a time: vpmovsxbd + vcvtdq2ps for int8; vpmovzxbd, and/shift
+ * and a float subtract of 8 for the nibbles of q4), then a vhaddps tree gives one ymm of 8
+ * scores; the V pass walks head_dim in ymm chunks with the chunk's accumulator in a register
+ * across the block's keys. Several rows of a group (GQA heads, query rows) go in tiles of up
+ * to 4 that share each dequantized value: K key after key, each 8 values widened once for the
+ * tile's rows' dot products (2 accumulators per row); V 16 values of head_dim at a time, the
+ * tile's 2 accumulators per row in registers across the block's keys, each key's values
+ * widened once. The options of current models (soft cap, ALiBi) go through the scalar
  * attn_logit_log2 on the 8 scores: decode rarely has them, and they cost one tanh per key. */
 #include "exp2_poly.h"
 #include "kvq.h"
@@ -251,17 +255,27 @@ typedef struct kvq_row {
     const float *mask;
 } kvq_row;
 
-static inline unsigned row_block(const kvq_group *x, const kvq_block *kb, kvq_row *rw,
-                                 const float *q, int64_t j0, float *w, float *corr)
+/* The keys j0 + n of a block within row rw's range [first, lim), as bits n. */
+static inline unsigned range_keys(const kvq_row *rw, int64_t j0)
 {
     const int64_t lo = rw->first > j0 ? rw->first - j0 : 0, hi = rw->lim - j0;
     if (hi <= 0 || lo >= KB)
         return 0;
-    unsigned valid = (hi >= KB ? 0xffu : (1u << hi) - 1) & ~((1u << lo) - 1);
+    return (hi >= KB ? 0xffu : (1u << hi) - 1) & ~((1u << lo) - 1);
+}
+
+/* Row rw's weights of the block's keys j0 + n into w[n] (int8: times V's row scale); updates
+ * its max and sum. The scores: *scored (a tile's), or NULL: the row's own dot_block with q.
+ * Returns the keys that count (0: none, w untouched) and the accumulator's correction. */
+static inline unsigned row_block(const kvq_group *x, const kvq_block *kb, kvq_row *rw,
+                                 const float *q, const __m256 *scored, int64_t j0, float *w,
+                                 float *corr)
+{
+    unsigned valid = range_keys(rw, j0);
     if (!valid)
         return 0;
     float s[KB];
-    _mm256_storeu_ps(s, dot_block(x, kb, q));
+    _mm256_storeu_ps(s, scored ? *scored : dot_block(x, kb, q));
     for (int n = 0; n < KB; n++) {
         if (!(valid >> n & 1))
             continue;
@@ -291,6 +305,179 @@ static inline unsigned row_block(const kvq_group *x, const kvq_block *kb, kvq_ro
     return valid;
 }
 
+/* The scores of a tile's NT rows (a constant once inlined; Q rows q + r·dpad) against the
+ * block's keys in `keys` (the others 0): key after key, each row of K walked front to back (in
+ * address order, as dot_block), 8 values widened once for the NT rows' dot products, 2 chains
+ * per row; each key's NT sums wait in sums until one vhaddps tree per row. */
+static inline __attribute__((always_inline)) void dot_tile(const kvq_group *x,
+                                                           const kvq_block *kb, const float *q,
+                                                           int64_t dpad, int NT, unsigned keys,
+                                                           __m256 *scores)
+{
+    __m256 sums[4][KB];
+    const int64_t d = x->d, nb = d / ATTN_Q4_BLOCK;
+#pragma GCC unroll 1
+    for (int n = 0; n < KB; n++) {
+        __m256 a0[4], a1[4];
+        for (int r = 0; r < NT; r++)
+            a0[r] = a1[r] = _mm256_setzero_ps();
+        if (!(keys >> n & 1)) {
+        } else if (!x->q4) {
+            const int8_t *kn = kb->k[n];
+            int64_t c = 0;
+            for (; c + 16 <= d; c += 16) {
+                const __m256 k0 = int8x8(kn + c, 8), k1 = int8x8(kn + c + 8, 8);
+                for (int r = 0; r < NT; r++) {
+                    a0[r] = _mm256_fmadd_ps(_mm256_loadu_ps(q + r * dpad + c), k0, a0[r]);
+                    a1[r] = _mm256_fmadd_ps(_mm256_loadu_ps(q + r * dpad + c + 8), k1, a1[r]);
+                }
+            }
+            for (; c < d; c += 8) { /* q is zero-padded to 16 */
+                const __m256 k0 = int8x8(kn + c, d - c);
+                for (int r = 0; r < NT; r++)
+                    a0[r] = _mm256_fmadd_ps(_mm256_loadu_ps(q + r * dpad + c), k0, a0[r]);
+            }
+        } else {
+            const uint8_t *kn = kb->k[n];
+            for (int64_t blk = 0; blk < nb; blk++) { /* Q's block: even elements, then odd */
+                __m256 e0, o0, e1, o1;
+                q4x16(kn + 16 * blk, &e0, &o0);
+                q4x16(kn + 16 * blk + 8, &e1, &o1);
+                const __m256 sc = _mm256_set1_ps(kb->ksc[blk * KB + n]);
+                for (int r = 0; r < NT; r++) {
+                    const float *qb = q + r * dpad + 32 * blk;
+                    __m256 part = _mm256_mul_ps(_mm256_loadu_ps(qb), e0);
+                    part = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 8), e1, part);
+                    part = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 16), o0, part);
+                    part = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 24), o1, part);
+                    a0[r] = _mm256_fmadd_ps(part, sc, a0[r]);
+                }
+            }
+        }
+        for (int r = 0; r < NT; r++)
+            sums[r][n] = _mm256_add_ps(a0[r], a1[r]);
+    }
+    for (int r = 0; r < NT; r++)
+        scores[r] = x->q4 ? sum8(sums[r]) : _mm256_mul_ps(sum8(sums[r]), kb->ks);
+}
+
+/* 8 values of q4 bytes x as floats: the low nibbles (high: 0) or the high ones (1). */
+static inline __m256 q4x8(const uint8_t *x, int high)
+{
+    int64_t bits;
+    memcpy(&bits, x, 8);
+    const __m256i b = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bits));
+    const __m256i nib = high ? _mm256_srli_epi32(b, 4) : _mm256_and_si256(b, _mm256_set1_epi32(15));
+    return _mm256_sub_ps(_mm256_cvtepi32_ps(nib), _mm256_set1_ps(8.0f));
+}
+
+/* o_r = o_r·corr[r] + Σ_{n in keys} w[r·KB + n]·V[n] for a tile's NT rows (a constant once
+ * inlined; accumulators o + r·dpad): head_dim 16 values at a time, the 2·NT accumulators in
+ * registers across the block's keys, each key's 16 values widened once. A weight of a key
+ * its row does not count is 0, and the widened values are integers (the scales are in the
+ * weights), so such a key adds exactly 0. int8: w = weight · row scale; q4: ws[(r·nb + blk)·KB
+ * + n] = weight · block scale. */
+static inline __attribute__((always_inline)) void v_tile(const kvq_group *x, const kvq_block *kb,
+                                                         int NT, float *o, int64_t dpad,
+                                                         const float *corr, unsigned keys,
+                                                         const float *w)
+{
+    const int64_t d = x->d, nb = d / ATTN_Q4_BLOCK;
+    /* chunk c0 of 16: int8 values c0..c0+15; q4 block c0/32, its even (c0 % 32 == 0) or odd
+     * half, at the same place of the permuted accumulator */
+    for (int64_t c0 = 0; c0 + 16 <= d; c0 += 16) {
+        const int64_t blk = c0 / 32;
+        const int high = (int)(c0 / 16 % 2);
+        const float *wc = x->q4 ? w + blk * KB : w;
+        const int64_t wr = x->q4 ? nb * KB : KB; /* from one row's weights to the next's */
+        __m256 a0[4], a1[4];
+        for (int r = 0; r < NT; r++) {
+            const __m256 cv = _mm256_set1_ps(corr[r]);
+            a0[r] = _mm256_mul_ps(_mm256_loadu_ps(o + r * dpad + c0), cv);
+            a1[r] = _mm256_mul_ps(_mm256_loadu_ps(o + r * dpad + c0 + 8), cv);
+        }
+#pragma GCC unroll 1
+        for (int n = 0; n < KB; n++) {
+            if (!(keys >> n & 1))
+                continue;
+            __m256 v0, v1;
+            if (x->q4) {
+                const uint8_t *vn = (const uint8_t *)kb->v[n] + 16 * blk;
+                v0 = q4x8(vn, high);
+                v1 = q4x8(vn + 8, high);
+            } else {
+                const int8_t *vn = (const int8_t *)kb->v[n] + c0;
+                v0 = int8x8(vn, 8);
+                v1 = int8x8(vn + 8, 8);
+            }
+            for (int r = 0; r < NT; r++) {
+                const __m256 wn = _mm256_set1_ps(wc[r * wr + n]);
+                a0[r] = _mm256_fmadd_ps(wn, v0, a0[r]);
+                a1[r] = _mm256_fmadd_ps(wn, v1, a1[r]);
+            }
+        }
+        for (int r = 0; r < NT; r++) {
+            _mm256_storeu_ps(o + r * dpad + c0, a0[r]);
+            _mm256_storeu_ps(o + r * dpad + c0 + 8, a1[r]);
+        }
+    }
+    for (int64_t c = d / 16 * 16; c < d; c += 8) { /* int8's last values (q4: d % 32 == 0) */
+        __m256 a[4];
+        for (int r = 0; r < NT; r++)
+            a[r] = _mm256_mul_ps(_mm256_loadu_ps(o + r * dpad + c), _mm256_set1_ps(corr[r]));
+        for (int n = 0; n < KB; n++) {
+            if (!(keys >> n & 1))
+                continue;
+            const __m256 v0 = int8x8((const int8_t *)kb->v[n] + c, d - c);
+            for (int r = 0; r < NT; r++)
+                a[r] = _mm256_fmadd_ps(_mm256_set1_ps(w[r * KB + n]), v0, a[r]);
+        }
+        for (int r = 0; r < NT; r++)
+            _mm256_storeu_ps(o + r * dpad + c, a[r]);
+    }
+}
+
+/* A tile of NT rows (a constant once inlined) over the block of keys j0: the shared scores,
+ * each row's softmax step, the shared V pass. w: KB · 4 weights; ws (q4): 4 · d / 4. */
+static inline __attribute__((always_inline)) void tile_block(const kvq_group *x,
+                                                             const kvq_block *kb, kvq_row *rows,
+                                                             int NT, const float *q, float *o,
+                                                             int64_t dpad, int64_t j0, float *w,
+                                                             float *ws)
+{
+    unsigned seen = 0;
+    for (int r = 0; r < NT; r++)
+        seen |= range_keys(&rows[r], j0);
+    if (!seen)
+        return;
+    __m256 sc[4];
+    dot_tile(x, kb, q, dpad, NT, seen, sc);
+    float corr[4];
+    unsigned counted = 0;
+    for (int r = 0; r < NT; r++) {
+        corr[r] = 1.0f;
+        const unsigned keys = row_block(x, kb, &rows[r], NULL, &sc[r], j0, w + KB * r, &corr[r]);
+        /* a key the row does not count weighs exactly 0 (not 0 · a scale that is not finite) */
+        _mm256_storeu_ps(w + KB * r,
+                         keys ? _mm256_and_ps(_mm256_loadu_ps(w + KB * r), bits_mask(keys))
+                              : _mm256_setzero_ps());
+        counted |= keys;
+    }
+    if (!counted)
+        return;
+    if (!x->q4) {
+        v_tile(x, kb, NT, o, dpad, corr, counted, w);
+        return;
+    }
+    const int64_t nb = x->d / ATTN_Q4_BLOCK;
+    for (int r = 0; r < NT; r++)
+        for (int64_t blk = 0; blk < nb; blk++)
+            _mm256_storeu_ps(ws + (r * nb + blk) * KB,
+                             _mm256_mul_ps(_mm256_loadu_ps(w + KB * r),
+                                           _mm256_loadu_ps(kb->vsc + blk * KB)));
+    v_tile(x, kb, NT, o, dpad, corr, counted, ws);
+}
+
 attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                                const attn_partial *part)
 {
@@ -300,6 +487,7 @@ attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
     float *ws = (float *)(((uintptr_t)t->workspace + 63) & ~(uintptr_t)63);
     float *qw = ws, *ow = qw + KVQ_ROWS * dpad, *w = ow + KVQ_ROWS * dpad;
     float *ksc = w + 16 * KVQ_ROWS, *vsc = ksc + dpad;
+    float *wide = vsc + dpad; /* q4 tiles: their weights times V's block scales (d floats) */
     const bool options = p->softcap != 0.0f || p->alibi_slopes;
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
@@ -332,11 +520,22 @@ attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
                     kb.ksc = ksc;
                     kb.vsc = vsc;
                 }
-                for (int r = 0; r < R; r++) {
-                    float corr = 1.0f;
-                    const unsigned keys = row_block(&x, &kb, &rows[r], qw + r * dpad, j0, w, &corr);
-                    if (keys)
-                        accumulate_v(&x, &kb, ow + r * dpad, corr, keys, w);
+                for (int t0 = 0; t0 < R; t0 += 4) { /* tiles of up to 4 rows */
+                    const int T = R - t0 < 4 ? R - t0 : 4;
+                    float *q = qw + t0 * dpad, *o = ow + t0 * dpad;
+                    if (T == 4)
+                        tile_block(&x, &kb, &rows[t0], 4, q, o, dpad, j0, w, wide);
+                    else if (T == 3)
+                        tile_block(&x, &kb, &rows[t0], 3, q, o, dpad, j0, w, wide);
+                    else if (T == 2)
+                        tile_block(&x, &kb, &rows[t0], 2, q, o, dpad, j0, w, wide);
+                    else {
+                        float corr = 1.0f;
+                        const unsigned keys =
+                            row_block(&x, &kb, &rows[t0], q, NULL, j0, w, &corr);
+                        if (keys)
+                            accumulate_v(&x, &kb, o, corr, keys, w);
+                    }
                 }
             }
             for (int r = 0; r < R; r++)
