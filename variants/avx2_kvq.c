@@ -123,9 +123,32 @@ static inline void kvq_block_of(const kvq_group *x, int64_t j0, int64_t n, kvq_b
     kb->vs = _mm256_loadu_ps(vs);
 }
 
+/* The q4 scales of keys j0 + n (n < 8, the first `n_keys`; the others 0) widened, one vector
+ * of 8 keys per head_dim block: out[blk·8 + n]. */
 static inline void q4_scales(const char *base, int64_t seq, int64_t j0, int64_t n_keys,
                              int64_t nb, float *out)
 {
+    if (n_keys == KB && nb >= 2 && seq <= INT32_MAX / KB && seq >= -(INT32_MAX / KB)) {
+        /* a whole block: per head_dim block one gather of 32-bit words over the 8 keys, the
+         * wanted half the low one of the pair (blk, blk+1) for blk 0 and the high one of
+         * (blk-1, blk) after, so no byte outside the keys' scales is read (as avx512_kvq.c) */
+        const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                               _mm256_set1_epi32((int32_t)seq));
+        /* the low 2 bytes of each 32-bit word into the low 8 bytes of each 128-bit lane */
+        const __m256i pick = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1,
+                                              -1, -1, 0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1,
+                                              -1, -1, -1, -1);
+        const char *row0 = base + j0 * seq;
+        for (int64_t blk = 0; blk < nb; blk++) {
+            __m256i w = _mm256_i32gather_epi32((const int *)(row0 + (blk ? 2 * blk - 2 : 0)), off,
+                                               1);
+            if (blk)
+                w = _mm256_srli_epi32(w, 16);
+            w = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(w, pick), 0x08); /* qwords 0, 2 */
+            _mm256_storeu_ps(out + blk * KB, _mm256_cvtph_ps(_mm256_castsi256_si128(w)));
+        }
+        return;
+    }
     for (int n = 0; n < KB; n++) {
         const uint16_t *row = (const uint16_t *)(base + (j0 + n) * seq);
         for (int64_t blk = 0; blk < nb; blk++)
@@ -276,7 +299,7 @@ static inline unsigned row_block(const kvq_group *x, const kvq_block *kb, kvq_ro
         return 0;
     float s[KB];
     _mm256_storeu_ps(s, scored ? *scored : dot_block(x, kb, q));
-    for (int n = 0; n < KB; n++) {
+    for (int n = 0; n < KB && (rw->options || rw->mask); n++) {
         if (!(valid >> n & 1))
             continue;
         if (rw->options)
