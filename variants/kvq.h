@@ -15,8 +15,8 @@
  * weighted 0 (a NaN in an excluded V row must not reach the row). A chunk of one row (decode
  * MHA) dequantizes in registers as it goes, each row read key after key in address order; in
  * avx512 a chunk of several (a GQA group, several query rows) widens each key block of K and V
- * to float32 once (scales applied, in L1) and runs every row on that (avx2 dequantizes per
- * row), except with VNNI (head_dim % 64 == 0), whose int8 and q4 tiles of up to 4 rows share
+ * to float32 once (scales applied, in L1) and runs every row on that (avx2: tiles of up to 4
+ * rows share each value dequantized in registers), except with VNNI (head_dim % 64 == 0), whose int8 and q4 tiles of up to 4 rows share
  * each K/V load (avx512_kvq.c, avx512_kvq_vnni.h). */
 #ifndef ATTN_KVQ_H
 #define ATTN_KVQ_H
