@@ -116,6 +116,7 @@ static inline score_opts score_opts_of(const attn_problem *p)
                         .inv_cl = _mm256_set1_ps(cl != 0.0f ? 1.0f / cl : 0.0f)};
 }
 
+/* Sum of the 8 lanes. */
 ALWAYS_INLINE float hsum(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
