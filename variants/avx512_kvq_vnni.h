@@ -132,14 +132,13 @@ static inline __attribute__((always_inline)) void dot_tile_vnni_q4_t(const kvq_g
 
 /* head_dim 128 (one 64-byte chunk a row), TT (1 or 2) rows: their digit planes and start
  * values in registers across the block's keys (9 per row), not reloaded per key, which made
- * the loop bound by its loads (one zmm load a cycle); part[t][n] = row t's lanes of key n. */
-static inline __attribute__((always_inline)) void dot_rows_q4_128(const kvq_group *x,
-                                                                  const kvq_block *kb,
+ * the loop bound by its loads (one zmm load a cycle); part[t][n] = row t's lanes of key n as
+ * exact int32 (the three digits joined), the block scales applied later per 4 keys. */
+static inline __attribute__((always_inline)) void dot_rows_q4_128(const kvq_block *kb,
                                                                   const kvq_qdigits *qd, int TT,
-                                                                  __m512 (*part)[KB])
+                                                                  __m512i (*part)[KB])
 {
     const __m512i low4 = _mm512_set1_epi8(0x0f);
-    const __m512i rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     __m512i gl[2][3], gh[2][3], in[2][3];
     for (int t = 0; t < TT; t++)
         for (int k = 0; k < 3; k++) {
@@ -152,18 +151,55 @@ static inline __attribute__((always_inline)) void dot_rows_q4_128(const kvq_grou
         const __m512i raw = _mm512_loadu_si512(kb->k[n]);
         const __m512i lo = _mm512_and_si512(raw, low4);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
-        const char *sn = x->ks + (kb->j0 + (n < kb->n ? n : 0)) * x->ks_seq;
-        const __m512 sv = _mm512_permutexvar_ps(
-            rep4, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)sn))));
         for (int t = 0; t < TT; t++) {
             __m512i g[3];
             for (int k = 0; k < 3; k++)
                 g[k] = dpbusd(dpbusd(in[t][k], lo, gl[t][k]), hi, gh[t][k]);
-            const __m512i gi = _mm512_add_epi32(
+            part[t][n] = _mm512_add_epi32(
                 _mm512_add_epi32(_mm512_slli_epi32(g[2], 16), _mm512_slli_epi32(g[1], 8)), g[0]);
-            part[t][n] = _mm512_mul_ps(_mm512_cvtepi32_ps(gi), sv);
         }
     }
+}
+
+/* The K block scales of the block's keys at head_dim 128 for sum16_q4_128: sc[i] lane 4·L + k
+ * = key 4i + k's scale of head_dim block L (0 past the block's keys). */
+static inline void q4_k_scales_128(const kvq_group *x, const kvq_block *kb, __m512 *sc)
+{
+    const __m512i kl_to_lk = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11,
+                                               15);
+    uint16_t tmp[KB * 4];
+    const char *base = x->ks + kb->j0 * x->ks_seq;
+    if (x->ks_seq != 8) { /* scales not side by side: the keys' 4 words gathered first */
+        for (int n = 0; n < KB; n++)
+            memcpy(tmp + 4 * n, base + (n < kb->n ? n : 0) * x->ks_seq, 8);
+        base = (const char *)tmp;
+    }
+    for (int i = 0; i < 4; i++) { /* words 4k + L of keys 4i.. as lanes 4L + k */
+        const __m256i h = _mm256_maskz_loadu_epi16(tail_mask16(4 * (kb->n - 4 * i)), base + 32 * i);
+        sc[i] = _mm512_permutexvar_ps(kl_to_lk, _mm512_cvtph_ps(h));
+    }
+}
+
+/* sum16 of 16 keys' int32 lanes (lane 4·L + i: head_dim block L) with each key's block scales
+ * applied after the first two levels, which leave per 128-bit lane L block L's sums of 4 keys;
+ * a block's sum is exact in int32 (32 values · 8·10^6 · 8 < 2^31). */
+static inline __m512 sum16_q4_128(const __m512i a[KB], const __m512 *sc)
+{
+    __m512i b[8];
+    __m512 c[4], e[2];
+    for (int i = 0; i < 8; i++)
+        b[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(a[2 * i], a[2 * i + 1]),
+                                _mm512_unpackhi_epi32(a[2 * i], a[2 * i + 1]));
+    for (int i = 0; i < 4; i++)
+        c[i] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(
+                                 _mm512_unpacklo_epi64(b[2 * i], b[2 * i + 1]),
+                                 _mm512_unpackhi_epi64(b[2 * i], b[2 * i + 1]))),
+                             sc[i]);
+    for (int i = 0; i < 2; i++)
+        e[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(e[0], e[1], 0x88),
+                         _mm512_shuffle_f32x4(e[0], e[1], 0xdd));
 }
 
 /* T rows at head_dim 128, two at a time (4 rows' planes would not fit the 32 registers; the
@@ -173,15 +209,17 @@ static inline __attribute__((always_inline)) void dot_tile_q4_128(const kvq_grou
                                                                   const kvq_qdigits *qd, int T,
                                                                   __m512 *s)
 {
-    __m512 part[4][KB];
+    __m512i part[4][KB];
     for (int t0 = 0; t0 < T; t0 += 2) {
         if (T - t0 >= 2)
-            dot_rows_q4_128(x, kb, qd + t0, 2, part + t0);
+            dot_rows_q4_128(kb, qd + t0, 2, part + t0);
         else
-            dot_rows_q4_128(x, kb, qd + t0, 1, part + t0);
+            dot_rows_q4_128(kb, qd + t0, 1, part + t0);
     }
+    __m512 sc[4];
+    q4_k_scales_128(x, kb, sc);
     for (int t = 0; t < T; t++)
-        s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_set1_ps(qd[t].sq));
+        s[t] = _mm512_mul_ps(sum16_q4_128(part[t], sc), _mm512_set1_ps(qd[t].sq));
 }
 
 /* One group of NC chunks of 32 of head_dim from c0 (NC constant once inlined: the 4·NC int32
