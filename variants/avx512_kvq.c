@@ -449,9 +449,9 @@ static inline int vnni_pair_of(const kvq_group *x, const kvq_qdigits *qd, int64_
 }
 
 /* One row (decode MHA) with VNNI: as vnni_rows, but the softmax takes two blocks (32 keys) at
- * once, one max, correction and sum for both (its reductions and exp2 of the correction were
- * a fifth of the time at 16 keys); the second block's V runs with correction 1 after the
- * first's, or with the pair's when the first has no key. */
+ * once, one max, correction and sum for both, and q4's V one pass over both (v_q4_row2); else
+ * the second block's V runs with correction 1 after the first's, or with the pair's when the
+ * first has no key. */
 static void vnni_row1(const kvq_group *x, const tile_options *opts, kvq_row *rw,
                       const kvq_qdigits *qd, int64_t first, int64_t last, float *o, float *w)
 {
@@ -487,7 +487,9 @@ static void vnni_row1(const kvq_group *x, const tile_options *opts, kvq_row *rw,
             }
         }
         const int nn = j0 + 2 * KB < last ? vnni_pair_of(x, qd, j0 + 2 * KB, last, kn, next) : 0;
-        for (int h = 0; h < nb; h++) {
+        const bool pair_done =
+            x->q4 && nb == 2 && (keys[0] | keys[1]) && v_q4_row2(x, kb, o, corr, keys, w);
+        for (int h = 0; h < (pair_done ? 0 : nb); h++) {
             if (!keys[h])
                 continue;
             float c = h == 0 || !keys[0] ? corr : 1.0f;

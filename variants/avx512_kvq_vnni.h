@@ -534,48 +534,59 @@ static inline void q4_v_chunk_scales(const kvq_group *x, const kvq_block *kb, in
     }
 }
 
-/* One row's weights for a chunk: wq[4·Q + k] = byte k of the 4 weights of keys 4Q..4Q+3 in
- * every 32-bit lane of 128-bit lane L (head_dim block L); swv lane 4·L.. = the block's step
- * over 16 (16·q). Each block's weights are scaled by the power of two that puts their largest
- * in [2^23, 2^24) (exact, and an integer there; no division). false when a weight is not
- * finite or negative (a negative scale): the float32 path carries them. */
-static inline bool q4_v_weights(const float *w, __mmask16 keys, const __m512 *sc, int nbl,
-                                __m512i *wq, __m512 *swv)
+/* One row's weights for a chunk, nk (1 or 2, a constant once inlined) vectors of 16 keys (w,
+ * keys and sc[4·h ..] per vector h): wq[16·h + 4·Q + k] = byte k of the 4 weights of keys
+ * 16h + 4Q.. in every 32-bit lane of 128-bit lane L (head_dim block L); swv lane 4·L.. = the
+ * block's step over 16 (16·q). Each block's weights are scaled by the power of two that puts
+ * their largest in [2^23, 2^24) (exact, and an integer there; no division). false when a
+ * weight is not finite or negative (a negative scale): the float32 path carries them. */
+static inline __attribute__((always_inline)) bool q4_v_weights(const float *w,
+                                                               const __mmask16 *keys, int nk,
+                                                               const __m512 *sc, int nbl,
+                                                               __m512i *wq, __m512 *swv)
 {
     const __m512i bytes_by_digit = _mm512_set4_epi32(0x0f0b0703, 0x0e0a0602, 0x0d090501,
                                                      0x0c080400);
-    const __m512 wp = _mm512_loadu_ps(w);
-    __m512 wv[4];
+    __m512 wv[2][4], wm[4];
     __mmask16 bad = 0;
-    for (int L = 0; L < 4; L++) {
-        wv[L] = L < nbl ? _mm512_maskz_mul_ps(keys, wp, sc[L]) : _mm512_setzero_ps();
-        bad |= _mm512_fpclass_ps_mask(wv[L], 0xd9); /* NaN, infinite, negative */
+    for (int h = 0; h < nk; h++) {
+        const __m512 wp = _mm512_loadu_ps(w + 16 * h);
+        for (int L = 0; L < 4; L++) {
+            wv[h][L] = L < nbl ? _mm512_maskz_mul_ps(keys[h], wp, sc[4 * h + L])
+                               : _mm512_setzero_ps();
+            bad |= _mm512_fpclass_ps_mask(wv[h][L], 0xd9); /* NaN, infinite, negative */
+        }
     }
     if (bad)
         return false;
+    for (int L = 0; L < 4; L++)
+        wm[L] = nk == 2 ? _mm512_max_ps(wv[0][L], wv[1][L]) : wv[0][L];
     /* every 128-bit lane: the 4 blocks' largest weights */
-    const __m512 m01 = _mm512_max_ps(_mm512_unpacklo_ps(wv[0], wv[1]), _mm512_unpackhi_ps(wv[0], wv[1]));
-    const __m512 m23 = _mm512_max_ps(_mm512_unpacklo_ps(wv[2], wv[3]), _mm512_unpackhi_ps(wv[2], wv[3]));
+    const __m512 m01 = _mm512_max_ps(_mm512_unpacklo_ps(wm[0], wm[1]), _mm512_unpackhi_ps(wm[0], wm[1]));
+    const __m512 m23 = _mm512_max_ps(_mm512_unpacklo_ps(wm[2], wm[3]), _mm512_unpackhi_ps(wm[2], wm[3]));
     __m512 m = _mm512_max_ps(_mm512_shuffle_ps(m01, m23, 0x44), _mm512_shuffle_ps(m01, m23, 0xee));
     m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0x4e));
     m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0xb1));
     /* 2^k with k = 23 - floor(log2 max) (a block of zeros: any k, 100) */
     const __m512 k = _mm512_min_ps(_mm512_sub_ps(_mm512_set1_ps(23.0f), _mm512_getexp_ps(m)),
                                    _mm512_set1_ps(100.0f));
-    __m512i u[4];
-    u[0] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[0], _mm512_permute_ps(k, 0x00))), bytes_by_digit);
-    u[1] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[1], _mm512_permute_ps(k, 0x55))), bytes_by_digit);
-    u[2] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[2], _mm512_permute_ps(k, 0xaa))), bytes_by_digit);
-    u[3] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[3], _mm512_permute_ps(k, 0xff))), bytes_by_digit);
-    /* 128-bit lanes transposed: tq[Q] lane L = u[L] lane Q */
-    const __m512i t0 = _mm512_shuffle_i32x4(u[0], u[1], 0x44), t1 = _mm512_shuffle_i32x4(u[0], u[1], 0xee);
-    const __m512i t2 = _mm512_shuffle_i32x4(u[2], u[3], 0x44), t3 = _mm512_shuffle_i32x4(u[2], u[3], 0xee);
-    const __m512i tq[4] = {_mm512_shuffle_i32x4(t0, t2, 0x88), _mm512_shuffle_i32x4(t0, t2, 0xdd),
-                           _mm512_shuffle_i32x4(t1, t3, 0x88), _mm512_shuffle_i32x4(t1, t3, 0xdd)};
-    for (int Q = 0; Q < 4; Q++) {
-        wq[4 * Q] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_AAAA);
-        wq[4 * Q + 1] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_BBBB);
-        wq[4 * Q + 2] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_CCCC);
+    const __m512 kl[4] = {_mm512_permute_ps(k, 0x00), _mm512_permute_ps(k, 0x55),
+                          _mm512_permute_ps(k, 0xaa), _mm512_permute_ps(k, 0xff)};
+    for (int h = 0; h < nk; h++) {
+        __m512i u[4];
+        for (int L = 0; L < 4; L++)
+            u[L] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[h][L], kl[L])),
+                                       bytes_by_digit);
+        /* 128-bit lanes transposed: tq[Q] lane L = u[L] lane Q */
+        const __m512i t0 = _mm512_shuffle_i32x4(u[0], u[1], 0x44), t1 = _mm512_shuffle_i32x4(u[0], u[1], 0xee);
+        const __m512i t2 = _mm512_shuffle_i32x4(u[2], u[3], 0x44), t3 = _mm512_shuffle_i32x4(u[2], u[3], 0xee);
+        const __m512i tq[4] = {_mm512_shuffle_i32x4(t0, t2, 0x88), _mm512_shuffle_i32x4(t0, t2, 0xdd),
+                               _mm512_shuffle_i32x4(t1, t3, 0x88), _mm512_shuffle_i32x4(t1, t3, 0xdd)};
+        for (int Q = 0; Q < 4; Q++) {
+            wq[16 * h + 4 * Q] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_AAAA);
+            wq[16 * h + 4 * Q + 1] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_BBBB);
+            wq[16 * h + 4 * Q + 2] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_CCCC);
+        }
     }
     /* lane 4·L + i: 2^-k_L / 16 */
     const __m512i rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
@@ -596,13 +607,14 @@ static inline void lanes_transpose(const __m512 *x, __m512 *out)
     out[3] = _mm512_shuffle_f32x4(t1, t3, 0xdd);
 }
 
-/* One pass over the block's key quads for XP of the 4 byte-position vectors from x0 (T rows,
- * XP constant once inlined; T·XP·6 int32 accumulators in registers), into f[t][x][nibble]:
- * the float32 sums times the row's block steps. */
+/* One pass over NQ key quads (4: a block; 8: two blocks for one row) for XP of the 4
+ * byte-position vectors from x0 (T rows, XP constant once inlined; T·XP·6 int32 accumulators
+ * in registers), into f[t][x][nibble]: the float32 sums times the row's block steps. */
 static inline __attribute__((always_inline)) void v_q4_pass(const void *const *vrows, int64_t c,
-                                                            bool whole, unsigned any, int T,
-                                                            int x0, int XP, const __m512i *wq,
-                                                            const __m512 *swv, __m512 *f)
+                                                            bool whole, unsigned any, int NQ,
+                                                            int T, int x0, int XP,
+                                                            const __m512i *wq, const __m512 *swv,
+                                                            __m512 *f)
 {
     const __m512i f0 = _mm512_set1_epi8((char)0xf0), x80 = _mm512_set1_epi8((char)0x80);
     __m512i acc[4][2][2][3]; /* [row][vector][low/high nibble][digit] */
@@ -613,7 +625,7 @@ static inline __attribute__((always_inline)) void v_q4_pass(const void *const *v
                     acc[t][i][h][k] = _mm512_setzero_si512();
     const __mmask64 m = whole ? ~0ull : 0xffffffffull;
 #pragma GCC unroll 1
-    for (int Q = 0; Q < 4; Q++) {
+    for (int Q = 0; Q < NQ; Q++) {
         if (!(any >> (4 * Q) & 15))
             continue; /* weight 0 for every row: the keys add nothing */
         const __m512i a = _mm512_maskz_loadu_epi8(m, (const char *)vrows[4 * Q] + c);
@@ -667,7 +679,7 @@ static inline __attribute__((always_inline)) bool v_q4_tile_t(const kvq_group *x
             const int nbl = bytes - c >= 64 ? 4 : 2;
             q4_v_chunk_scales(x, kb, c / 16, nbl, sc);
             for (int t = 0; t < T; t++)
-                if (!q4_v_weights(w + 16 * t, keys[t], sc, nbl, wq, swv))
+                if (!q4_v_weights(w + 16 * t, &keys[t], 1, sc, nbl, wq, swv))
                     return false;
         }
     for (int64_t c = 0; c < bytes; c += 64) {
@@ -675,14 +687,14 @@ static inline __attribute__((always_inline)) bool v_q4_tile_t(const kvq_group *x
         const int nbl = whole ? 4 : 2;
         q4_v_chunk_scales(x, kb, c / 16, nbl, sc);
         for (int t = 0; t < T; t++)
-            if (!q4_v_weights(w + 16 * t, keys[t], sc, nbl, wq + 16 * t, &swv[t]))
+            if (!q4_v_weights(w + 16 * t, &keys[t], 1, sc, nbl, wq + 16 * t, &swv[t]))
                 return false;
         if (T == 1) { /* 12 accumulators a pass */
-            v_q4_pass(kb->v, c, whole, any, 1, 0, 2, wq, swv, f);
-            v_q4_pass(kb->v, c, whole, any, 1, 2, 2, wq, swv, f);
+            v_q4_pass(kb->v, c, whole, any, 4, 1, 0, 2, wq, swv, f);
+            v_q4_pass(kb->v, c, whole, any, 4, 1, 2, 2, wq, swv, f);
         } else
             for (int x0 = 0; x0 < 4; x0++)
-                v_q4_pass(kb->v, c, whole, any, T, x0, 1, wq, swv, f);
+                v_q4_pass(kb->v, c, whole, any, 4, T, x0, 1, wq, swv, f);
         for (int t = 0; t < T; t++) {
             const __m512 cv = _mm512_set1_ps(corr[t]);
             float *oc = o + t * ostride + 2 * c; /* 32 values per 16 bytes */
@@ -695,6 +707,52 @@ static inline __attribute__((always_inline)) bool v_q4_tile_t(const kvq_group *x
                     float *ob = oc + 32 * L + 16 * h;
                     _mm512_storeu_ps(ob, _mm512_fmadd_ps(_mm512_loadu_ps(ob), cv, blk[L]));
                 }
+            }
+        }
+    }
+    return true;
+}
+
+/* q4 V of one row over two blocks' 32 keys (kb[0], kb[1]): o = o·corr + Σ w·V, one pass over
+ * 8 key quads, the weights of both blocks sharing each head_dim block's power of two (half the
+ * weight and epilogue work per key of v_q4_tile). false (nothing done) when a weight is not
+ * finite. head_dim % 64 == 0. */
+static bool v_q4_row2(const kvq_group *x, const kvq_block *kb, float *o, float corr,
+                      const __mmask16 *keys, const float *w)
+{
+    const int64_t bytes = x->d / 2;
+    const void *vrows[2 * KB];
+    memcpy(vrows, kb[0].v, sizeof kb[0].v);
+    memcpy(vrows + KB, kb[1].v, sizeof kb[1].v);
+    const unsigned any = keys[0] | (unsigned)keys[1] << 16;
+    __m512 sc[8], swv, f[4 * 2];
+    __m512i wq[32];
+    if (bytes > 64) /* a weight not finite in a later chunk must leave o untouched */
+        for (int64_t c = 0; c < bytes; c += 64) {
+            const int nbl = bytes - c >= 64 ? 4 : 2;
+            q4_v_chunk_scales(x, &kb[0], c / 16, nbl, sc);
+            q4_v_chunk_scales(x, &kb[1], c / 16, nbl, sc + 4);
+            if (!q4_v_weights(w, keys, 2, sc, nbl, wq, &swv))
+                return false;
+        }
+    const __m512 cv = _mm512_set1_ps(corr);
+    for (int64_t c = 0; c < bytes; c += 64) {
+        const bool whole = bytes - c >= 64;
+        const int nbl = whole ? 4 : 2;
+        q4_v_chunk_scales(x, &kb[0], c / 16, nbl, sc);
+        q4_v_chunk_scales(x, &kb[1], c / 16, nbl, sc + 4);
+        if (!q4_v_weights(w, keys, 2, sc, nbl, wq, &swv))
+            return false;
+        v_q4_pass(vrows, c, whole, any, 8, 1, 0, 2, wq, &swv, f);
+        v_q4_pass(vrows, c, whole, any, 8, 1, 2, 2, wq, &swv, f);
+        float *oc = o + 2 * c; /* 32 values per 16 bytes */
+        for (int h = 0; h < 2; h++) {
+            const __m512 xs[4] = {f[h], f[2 + h], f[4 + h], f[6 + h]};
+            __m512 blk[4];
+            lanes_transpose(xs, blk);
+            for (int L = 0; L < nbl; L++) {
+                float *ob = oc + 32 * L + 16 * h;
+                _mm512_storeu_ps(ob, _mm512_fmadd_ps(_mm512_loadu_ps(ob), cv, blk[L]));
             }
         }
     }
