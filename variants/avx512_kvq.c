@@ -449,7 +449,8 @@ static inline int vnni_pair_of(const kvq_group *x, const kvq_qdigits *qd, int64_
 }
 
 /* One row (decode MHA) with VNNI: as vnni_rows, but the softmax takes two blocks (32 keys) at
- * once, one max, correction and sum for both, and q4's V one pass over both (v_q4_row2); else
+ * once, one max, correction and sum for both, and V one pass over both (v_q4_row2,
+ * accumulate_v_vnni over 32 keys); else
  * the second block's V runs with correction 1 after the first's, or with the pair's when the
  * first has no key. */
 static void vnni_row1(const kvq_group *x, const tile_options *opts, kvq_row *rw,
@@ -487,14 +488,21 @@ static void vnni_row1(const kvq_group *x, const tile_options *opts, kvq_row *rw,
             }
         }
         const int nn = j0 + 2 * KB < last ? vnni_pair_of(x, qd, j0 + 2 * KB, last, kn, next) : 0;
-        const bool pair_done =
-            x->q4 && nb == 2 && (keys[0] | keys[1]) && v_q4_row2(x, kb, o, corr, keys, w);
+        bool pair_done = false;
+        if (nb == 2 && (keys[0] | keys[1])) {
+            const void *vrows[2 * KB];
+            memcpy(vrows, kb[0].v, sizeof kb[0].v);
+            memcpy(vrows + KB, kb[1].v, sizeof kb[1].v);
+            pair_done = x->q4 ? v_q4_row2(x, kb, vrows, o, corr, keys, w)
+                              : accumulate_v_vnni(vrows, x->d, o, corr,
+                                                  keys[0] | (uint32_t)keys[1] << 16, w, 2);
+        }
         for (int h = 0; h < (pair_done ? 0 : nb); h++) {
             if (!keys[h])
                 continue;
             float c = h == 0 || !keys[0] ? corr : 1.0f;
             const bool done = x->q4 ? v_q4_tile(x, &kb[h], 1, o, 0, &c, &keys[h], w + KB * h)
-                                    : accumulate_v_vnni(kb[h].v, x->d, o, c, keys[h], w + KB * h);
+                                    : accumulate_v_vnni(kb[h].v, x->d, o, c, keys[h], w + KB * h, 1);
             if (!done) /* a weight not finite: float32 V */
                 accumulate_v(x, &kb[h], o, c, keys[h], w + KB * h);
         }
@@ -543,7 +551,7 @@ static void vnni_rows(const kvq_group *x, const tile_options *opts, kvq_row *row
                        (x->q4 ? v_q4_tile(x, &kb, 1, ow + t0 * dpad, dpad, &corr[t0], &keys[t0],
                                           w + 16 * t0)
                               : accumulate_v_vnni(kb.v, x->d, ow + t0 * dpad, corr[t0], keys[t0],
-                                                  w + 16 * t0));
+                                                  w + 16 * t0, 1));
             else
                 done = x->q4 ? v_q4_tile(x, &kb, T, ow + t0 * dpad, dpad, &corr[t0], &keys[t0],
                                          w + 16 * t0)

@@ -223,11 +223,11 @@ static inline __attribute__((always_inline)) void dot_tile_q4_128(const kvq_grou
 }
 
 /* One group of NC chunks of 32 of head_dim from c0 (NC constant once inlined: the 4·NC int32
- * accumulators live in registers across the block's key pairs, walked in a loop that is not
+ * accumulators live in registers across the np key pairs, walked in a loop that is not
  * unrolled, rows in address order), then o[c0 ..] = o·corr + sw·(hi + lo/32768) in head_dim
  * order. */
 static inline __attribute__((always_inline)) void v_vnni_group(const void *const *vrows, int64_t c0,
-                                                               int NC, __mmask16 keys,
+                                                               int NC, int np, uint32_t keys,
                                                                const int32_t *whi,
                                                                const int32_t *wlo, float sw,
                                                                float corr, float *o)
@@ -236,7 +236,7 @@ static inline __attribute__((always_inline)) void v_vnni_group(const void *const
     for (int c = 0; c < NC; c++)
         hl[c] = hh[c] = ll[c] = lh[c] = _mm512_setzero_si512();
 #pragma GCC unroll 1
-    for (int m = 0; m < KB / 2; m++) {
+    for (int m = 0; m < np; m++) {
         if (!(keys >> (2 * m) & 3))
             continue;
         /* a key outside `keys` has weight 0: its (finite) int8 row adds nothing */
@@ -268,19 +268,25 @@ static inline __attribute__((always_inline)) void v_vnni_group(const void *const
     }
 }
 
-/* V with VNNI: the block's weights w (p · V's row scale, >= 0) are quantized against their
- * largest, sw = max w / 32767, as hi + lo/32768 (hi in [0, 32767], |lo| <= 16384: 2^-31 of max
- * w), packed in key pairs; vpdpwssd takes two keys' int16 V values (vpmovsxbw, interleaved by
- * vpunpck[lh]wd) times the pair's weights, the block's sums exact in int32 (16 · 32767 · 127 <
- * 2^31). false (nothing done) when a weight is not finite (a NaN or infinite V scale): the
- * float path carries it. head_dim % 64 == 0. */
+/* V with VNNI over nk (1 or 2) vectors of 16 keys (vrows, w: 16·nk; keys: bit n for key n):
+ * the weights w (p · V's row scale, >= 0) are quantized against their largest, sw = max w /
+ * 32767, as hi + lo/32768 (hi in [0, 32767], |lo| <= 16384: 2^-31 of max w), packed in key
+ * pairs; vpdpwssd takes two keys' int16 V values (vpmovsxbw, interleaved by vpunpck[lh]wd)
+ * times the pair's weights, the sums exact in int32 (32 · 32767 · 127 < 2^31). false (nothing
+ * done) when a weight is not finite (a NaN or infinite V scale): the float path carries it.
+ * head_dim % 64 == 0. */
 static inline bool accumulate_v_vnni(const void *const *vrows, int64_t d, float *o, float corr,
-                                     __mmask16 keys, const float *w)
+                                     uint32_t keys, const float *w, int nk)
 {
-    const __m512 wv = _mm512_maskz_loadu_ps(keys, w);
-    if (_mm512_fpclass_ps_mask(wv, 0x99)) /* NaN or infinite (reduce_max may drop a NaN) */
+    __m512 wv[2];
+    __mmask16 bad = 0;
+    for (int h = 0; h < nk; h++) {
+        wv[h] = _mm512_maskz_loadu_ps((__mmask16)(keys >> 16 * h), w + 16 * h);
+        bad |= _mm512_fpclass_ps_mask(wv[h], 0x99); /* NaN or infinite (reduce_max may drop a NaN) */
+    }
+    if (bad)
         return false;
-    const float wmax = _mm512_reduce_max_ps(wv);
+    const float wmax = _mm512_reduce_max_ps(nk == 2 ? _mm512_max_ps(wv[0], wv[1]) : wv[0]);
     if (wmax == 0.0f) {
         const __m512 cv = _mm512_set1_ps(corr);
         for (int64_t c = 0; c < d; c += 16)
@@ -288,17 +294,19 @@ static inline bool accumulate_v_vnni(const void *const *vrows, int64_t d, float 
         return true;
     }
     const float sw = wmax / 32767.0f;
-    const __m512i hi = _mm512_cvtps_epi32(_mm512_mul_ps(wv, _mm512_set1_ps(1.0f / sw)));
-    const __m512 rest = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_set1_ps(sw), wv);
-    const __m512i lo = _mm512_cvtps_epi32(_mm512_mul_ps(rest, _mm512_set1_ps(32768.0f / sw)));
-    int32_t whi[8], wlo[8]; /* key pair m: (w[2m], w[2m+1]) as two int16 */
-    _mm256_storeu_si256((__m256i *)whi, _mm512_cvtepi32_epi16(hi));
-    _mm256_storeu_si256((__m256i *)wlo, _mm512_cvtepi32_epi16(lo));
+    int32_t whi[16], wlo[16]; /* key pair m: (w[2m], w[2m+1]) as two int16 */
+    for (int h = 0; h < nk; h++) {
+        const __m512i hi = _mm512_cvtps_epi32(_mm512_mul_ps(wv[h], _mm512_set1_ps(1.0f / sw)));
+        const __m512 rest = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_set1_ps(sw), wv[h]);
+        const __m512i lo = _mm512_cvtps_epi32(_mm512_mul_ps(rest, _mm512_set1_ps(32768.0f / sw)));
+        _mm256_storeu_si256((__m256i *)(whi + 8 * h), _mm512_cvtepi32_epi16(hi));
+        _mm256_storeu_si256((__m256i *)(wlo + 8 * h), _mm512_cvtepi32_epi16(lo));
+    }
     int64_t c0 = 0;
     for (; c0 + 128 <= d; c0 += 128)
-        v_vnni_group(vrows, c0, 4, keys, whi, wlo, sw, corr, o);
+        v_vnni_group(vrows, c0, 4, 8 * nk, keys, whi, wlo, sw, corr, o);
     if (c0 < d)
-        v_vnni_group(vrows, c0, 2, keys, whi, wlo, sw, corr, o);
+        v_vnni_group(vrows, c0, 2, 8 * nk, keys, whi, wlo, sw, corr, o);
     return true;
 }
 /* A tile of T query rows (T = 1..4, a constant once inlined) of one GQA group on int8 K/V:
@@ -713,17 +721,14 @@ static inline __attribute__((always_inline)) bool v_q4_tile_t(const kvq_group *x
     return true;
 }
 
-/* q4 V of one row over two blocks' 32 keys (kb[0], kb[1]): o = o·corr + Σ w·V, one pass over
+/* q4 V of one row over two blocks' 32 keys (kb[0], kb[1]; vrows: their 32 V rows): o = o·corr + Σ w·V, one pass over
  * 8 key quads, the weights of both blocks sharing each head_dim block's power of two (half the
  * weight and epilogue work per key of v_q4_tile). false (nothing done) when a weight is not
  * finite. head_dim % 64 == 0. */
-static bool v_q4_row2(const kvq_group *x, const kvq_block *kb, float *o, float corr,
-                      const __mmask16 *keys, const float *w)
+static bool v_q4_row2(const kvq_group *x, const kvq_block *kb, const void *const *vrows,
+                      float *o, float corr, const __mmask16 *keys, const float *w)
 {
     const int64_t bytes = x->d / 2;
-    const void *vrows[2 * KB];
-    memcpy(vrows, kb[0].v, sizeof kb[0].v);
-    memcpy(vrows + KB, kb[1].v, sizeof kb[1].v);
     const unsigned any = keys[0] | (unsigned)keys[1] << 16;
     __m512 sc[8], swv, f[4 * 2];
     __m512i wq[32];
