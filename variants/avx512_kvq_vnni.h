@@ -130,21 +130,23 @@ static inline __attribute__((always_inline)) void dot_tile_vnni_q4_t(const kvq_g
         s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_set1_ps(qd[t].sq));
 }
 
-/* head_dim 128 (one 64-byte chunk a row), TT (1 or 2) rows: their digit planes and start
- * values in registers across the block's keys (9 per row), not reloaded per key, which made
- * the loop bound by its loads (one zmm load a cycle); part[t][n] = row t's lanes of key n as
- * exact int32 (the three digits joined), the block scales applied later per 4 keys. */
+/* head_dim 128 (one 64-byte chunk a row), TT (1 or 2) rows: their digit planes in registers
+ * across the block's keys (6 per row), not reloaded per key, which made the loop bound by its
+ * loads (one zmm load a cycle); part[t][n] = row t's lanes of key n without the start values
+ * (q4_init_128 adds them per head_dim block), the digits joined by Horner's rule, ((D2·256 +
+ * D1)·256 + D0): no more than a shift between the dot products. The lanes may wrap: every step
+ * is a ring operation mod 2^32 and the block's sum with its start value fits int32 (below),
+ * so it comes out exact. */
 static inline __attribute__((always_inline)) void dot_rows_q4_128(const kvq_block *kb,
                                                                   const kvq_qdigits *qd, int TT,
                                                                   __m512i (*part)[KB])
 {
     const __m512i low4 = _mm512_set1_epi8(0x0f);
-    __m512i gl[2][3], gh[2][3], in[2][3];
+    __m512i gl[2][3], gh[2][3];
     for (int t = 0; t < TT; t++)
         for (int k = 0; k < 3; k++) {
             gl[t][k] = _mm512_loadu_si512(qd[t].g[k]);
             gh[t][k] = _mm512_loadu_si512(qd[t].gh[k]);
-            in[t][k] = _mm512_loadu_si512(qd[t].init4 + 16 * k);
         }
 #pragma GCC unroll 1
     for (int n = 0; n < KB; n++) {
@@ -152,13 +154,23 @@ static inline __attribute__((always_inline)) void dot_rows_q4_128(const kvq_bloc
         const __m512i lo = _mm512_and_si512(raw, low4);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
         for (int t = 0; t < TT; t++) {
-            __m512i g[3];
-            for (int k = 0; k < 3; k++)
-                g[k] = dpbusd(dpbusd(in[t][k], lo, gl[t][k]), hi, gh[t][k]);
-            part[t][n] = _mm512_add_epi32(
-                _mm512_add_epi32(_mm512_slli_epi32(g[2], 16), _mm512_slli_epi32(g[1], 8)), g[0]);
+            __m512i g = dpbusd(dpbusd(_mm512_setzero_si512(), lo, gl[t][2]), hi, gh[t][2]);
+            g = dpbusd(dpbusd(_mm512_slli_epi32(g, 8), lo, gl[t][1]), hi, gh[t][1]);
+            part[t][n] = dpbusd(dpbusd(_mm512_slli_epi32(g, 8), lo, gl[t][0]), hi, gh[t][0]);
         }
     }
+}
+
+/* A row's start values at head_dim 128 joined as its digits are, summed per head_dim block:
+ * lane 4·L + i = block L's (each key's lanes of block L summed get it once). */
+static inline __m512i q4_init_128(const kvq_qdigits *qd)
+{
+    const __m512i in = _mm512_add_epi32(
+        _mm512_add_epi32(_mm512_slli_epi32(_mm512_loadu_si512(qd->init4 + 32), 16),
+                         _mm512_slli_epi32(_mm512_loadu_si512(qd->init4 + 16), 8)),
+        _mm512_loadu_si512(qd->init4));
+    const __m512i pairs = _mm512_add_epi32(in, _mm512_shuffle_epi32(in, _MM_PERM_CDAB));
+    return _mm512_add_epi32(pairs, _mm512_shuffle_epi32(pairs, _MM_PERM_BADC));
 }
 
 /* The K block scales of the block's keys at head_dim 128 for sum16_q4_128: sc[i] lane 4·L + k
@@ -181,9 +193,10 @@ static inline void q4_k_scales_128(const kvq_group *x, const kvq_block *kb, __m5
 }
 
 /* sum16 of 16 keys' int32 lanes (lane 4·L + i: head_dim block L) with each key's block scales
- * applied after the first two levels, which leave per 128-bit lane L block L's sums of 4 keys;
- * a block's sum is exact in int32 (32 values · 8·10^6 · 8 < 2^31). */
-static inline __m512 sum16_q4_128(const __m512i a[KB], const __m512 *sc)
+ * applied after the first two levels, which leave per 128-bit lane L block L's sums of 4 keys,
+ * and the start values `init` (q4_init_128) added there; a block's sum is exact in int32
+ * (32 values · 8·10^6 · 8 < 2^31). */
+static inline __m512 sum16_q4_128(const __m512i a[KB], const __m512 *sc, __m512i init)
 {
     __m512i b[8];
     __m512 c[4], e[2];
@@ -192,8 +205,9 @@ static inline __m512 sum16_q4_128(const __m512i a[KB], const __m512 *sc)
                                 _mm512_unpackhi_epi32(a[2 * i], a[2 * i + 1]));
     for (int i = 0; i < 4; i++)
         c[i] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(
-                                 _mm512_unpacklo_epi64(b[2 * i], b[2 * i + 1]),
-                                 _mm512_unpackhi_epi64(b[2 * i], b[2 * i + 1]))),
+                                 _mm512_add_epi32(_mm512_unpacklo_epi64(b[2 * i], b[2 * i + 1]),
+                                                  _mm512_unpackhi_epi64(b[2 * i], b[2 * i + 1])),
+                                 init)),
                              sc[i]);
     for (int i = 0; i < 2; i++)
         e[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
@@ -219,7 +233,8 @@ static inline __attribute__((always_inline)) void dot_tile_q4_128(const kvq_grou
     __m512 sc[4];
     q4_k_scales_128(x, kb, sc);
     for (int t = 0; t < T; t++)
-        s[t] = _mm512_mul_ps(sum16_q4_128(part[t], sc), _mm512_set1_ps(qd[t].sq));
+        s[t] = _mm512_mul_ps(sum16_q4_128(part[t], sc, q4_init_128(&qd[t])),
+                             _mm512_set1_ps(qd[t].sq));
 }
 
 /* One group of NC chunks of 32 of head_dim from c0 (NC constant once inlined: the 4·NC int32
