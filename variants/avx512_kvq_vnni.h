@@ -3,7 +3,8 @@
  * not a header of its own (no guard; one includer).
  *
  * head_dim % 64 == 0, tiles of 1 to 4 rows: int8 dot_tile_vnni, v_tile_vnni (one row:
- * accumulate_v_vnni); q4 dot_tile_vnni_q4, v_q4_tile. Scores:
+ * accumulate_v_vnni, over 16 or 32 keys); q4 dot_tile_vnni_q4, v_q4_tile (one row over 32
+ * keys: v_q4_row2). Scores:
  * Q·scale·log2(e) is quantized to 24-bit integers qi = round(q / sq) (|qi| <= 8·10^6,
  * sq = max|q| / 8·10^6), split into three signed digits qi = g0 + 256·g1 + 65536·g2; vpdpbusd
  * multiplies 64 K bytes by a digit plane at once. It wants one operand unsigned: int8 K + 128
@@ -13,7 +14,8 @@
  * per element: the score's error stays near float32 accumulation's. V: see
  * accumulate_v_vnni and v_q4_tile. On Zen 4 (D1, one thread) int8 ran 1.3x and q4 1.1x
  * faster than the float32 paths, D2 int8 1.9x; q4's integer V and tiles then gained another
- * 1.35x (D1) to 1.45x (D2-D4) in cache. */
+ * 1.35x (D1) to 1.45x (D2-D4) in cache; single rows in block pairs and q4 K's Horner join
+ * another 1.2x (q4) and 1.05x (int8) on D1. */
 struct kvq_qdigits {
     int8_t *g[3];             /* the digit planes (workspace): int8 head_dim bytes each; q4
                                * head_dim/2 each, the low nibbles' elements (even ones) */
