@@ -343,27 +343,38 @@ typedef struct kvq_row {
     const kvq_qdigits *qd; /* VNNI: Q's digits (head_dim % 64 == 0); or NULL */
 } kvq_row;
 
+/* Row rw's keys of the block from j0 that count, in *valid, and their scores s in log2 units
+ * with the options and mask applied (scored: VNNI's, else dot_block's). */
+static inline __m512 row_scores(const kvq_group *x, const kvq_block *kb, const tile_options *opts,
+                                kvq_row *rw, const float *q, int64_t j0,
+                                const __m512 *scored, __mmask16 *valid)
+{
+    const int64_t lo = rw->first > j0 ? rw->first - j0 : 0, hi = rw->lim - j0;
+    *valid = (__mmask16)(tail_mask16(hi) & ~tail_mask16(lo));
+    if (!*valid)
+        return _mm512_setzero_ps();
+    __m512 s = scored ? *scored : dot_block(x, kb, q);
+    s = row_options_apply(opts, rw->slope2, rw->pos, j0, s);
+    if (rw->mask) {
+        const __m512 mv = _mm512_maskz_loadu_ps(*valid, rw->mask + j0);
+        *valid = _mm512_mask_cmp_ps_mask(*valid, mv, _mm512_set1_ps(-INFINITY), _CMP_NEQ_UQ);
+        s = _mm512_fmadd_ps(mv, _mm512_set1_ps(ATTN_LOG2E), s);
+    }
+    if (_mm512_mask_cmp_ps_mask(*valid, s, s, _CMP_UNORD_Q)) /* a NaN score: a NaN row */
+        rw->l = NAN;
+    return s;
+}
+
 /* Row rw's weights of the block's keys j0 + n into w[n]; updates its max and sum. Returns the
  * keys that count (0: none) and the accumulator's correction in *corr. */
 static inline __mmask16 row_block(const kvq_group *x, const kvq_block *kb,
                                   const tile_options *opts, kvq_row *rw, const float *q,
                                   int64_t j0, float *w, float *corr, const __m512 *scored)
 {
-    const int64_t lo = rw->first > j0 ? rw->first - j0 : 0, hi = rw->lim - j0;
-    __mmask16 valid = (__mmask16)(tail_mask16(hi) & ~tail_mask16(lo));
+    __mmask16 valid;
+    const __m512 s = row_scores(x, kb, opts, rw, q, j0, scored, &valid);
     if (!valid)
         return 0;
-    __m512 s = scored ? *scored : dot_block(x, kb, q); /* scored: VNNI's */
-    s = row_options_apply(opts, rw->slope2, rw->pos, j0, s);
-    if (rw->mask) {
-        const __m512 mv = _mm512_maskz_loadu_ps(valid, rw->mask + j0);
-        valid = _mm512_mask_cmp_ps_mask(valid, mv, _mm512_set1_ps(-INFINITY), _CMP_NEQ_UQ);
-        s = _mm512_fmadd_ps(mv, _mm512_set1_ps(ATTN_LOG2E), s);
-    }
-    if (!valid)
-        return 0;
-    if (_mm512_mask_cmp_ps_mask(valid, s, s, _CMP_UNORD_Q)) /* a NaN score: a NaN row */
-        rw->l = NAN;
     const float bm = _mm512_mask_reduce_max_ps(valid, s);
     const float m_new = bm > rw->m ? bm : rw->m; /* rw->m is never NaN: fmaxf without a call */
     if (m_new == -INFINITY || isnan(m_new))
@@ -424,6 +435,85 @@ static inline void vnni_scores(const kvq_group *x, const kvq_block *kb, int R,
     }
 }
 
+/* The blocks of up to 2·KB keys from j0 (before last) and one row's scores of them: the
+ * number of blocks (0 past last). */
+static inline int vnni_pair_of(const kvq_group *x, const kvq_qdigits *qd, int64_t j0,
+                               int64_t last, kvq_block *kb, __m512 *sc)
+{
+    int nb = 0;
+    for (int64_t j = j0; j < last && nb < 2; j += KB, nb++) {
+        kvq_block_of(x, j, last - j < KB ? last - j : KB, &kb[nb]);
+        vnni_scores(x, &kb[nb], 1, qd, &sc[nb]);
+    }
+    return nb;
+}
+
+/* One row (decode MHA) with VNNI: as vnni_rows, but the softmax takes two blocks (32 keys) at
+ * once, one max, correction and sum for both, and V one pass over both (v_q4_row2,
+ * accumulate_v_vnni over 32 keys); else
+ * the second block's V runs with correction 1 after the first's, or with the pair's when the
+ * first has no key. */
+static void vnni_row1(const kvq_group *x, const tile_options *opts, kvq_row *rw,
+                      const kvq_qdigits *qd, int64_t first, int64_t last, float *o, float *w)
+{
+    kvq_block kb[2] = {{.wide = false}, {.wide = false}}, kn[2] = {{.wide = false}, {.wide = false}};
+    __m512 sc[2], next[2];
+    int nb = vnni_pair_of(x, qd, first, last, kb, sc);
+    for (int64_t j0 = first; j0 < last; j0 += 2 * KB) {
+        for (int64_t ahead = j0 + PREFETCH_KEYS; ahead < j0 + PREFETCH_KEYS + 2 * KB && ahead < last;
+             ahead += KB)
+            prefetch_rows(x, ahead, last - ahead < KB ? last - ahead : KB);
+        __mmask16 keys[2] = {0, 0};
+        __m512 s[2], top = _mm512_set1_ps(-INFINITY);
+        for (int h = 0; h < nb; h++) {
+            s[h] = row_scores(x, &kb[h], opts, rw, NULL, j0 + h * KB, &sc[h], &keys[h]);
+            top = _mm512_mask_max_ps(top, keys[h], top, s[h]);
+        }
+        float corr = 1.0f;
+        if (keys[0] | keys[1]) {
+            const float bm = _mm512_reduce_max_ps(top);
+            const float m_new = bm > rw->m ? bm : rw->m;
+            if (m_new == -INFINITY || isnan(m_new))
+                keys[0] = keys[1] = 0;
+            else {
+                corr = attn_exp2_nonpos(rw->m - m_new);
+                __m512 sum = _mm512_setzero_ps();
+                for (int h = 0; h < nb; h++) {
+                    const __m512 pv = exp2_ps(_mm512_sub_ps(s[h], _mm512_set1_ps(m_new)), keys[h]);
+                    sum = _mm512_add_ps(sum, pv);
+                    _mm512_storeu_ps(w + KB * h, x->q4 ? pv : _mm512_mul_ps(pv, kb[h].vs));
+                }
+                rw->l = rw->l * corr + _mm512_reduce_add_ps(sum);
+                rw->m = m_new;
+            }
+        }
+        const int nn = j0 + 2 * KB < last ? vnni_pair_of(x, qd, j0 + 2 * KB, last, kn, next) : 0;
+        bool pair_done = false;
+        if (nb == 2 && (keys[0] | keys[1])) {
+            const void *vrows[2 * KB];
+            memcpy(vrows, kb[0].v, sizeof kb[0].v);
+            memcpy(vrows + KB, kb[1].v, sizeof kb[1].v);
+            pair_done = x->q4 ? v_q4_row2(x, kb, vrows, o, corr, keys, w)
+                              : accumulate_v_vnni(vrows, x->d, o, corr,
+                                                  keys[0] | (uint32_t)keys[1] << 16, w, 2);
+        }
+        for (int h = 0; h < (pair_done ? 0 : nb); h++) {
+            if (!keys[h])
+                continue;
+            float c = h == 0 || !keys[0] ? corr : 1.0f;
+            const bool done = x->q4 ? v_q4_tile(x, &kb[h], 1, o, 0, &c, &keys[h], w + KB * h)
+                                    : accumulate_v_vnni(kb[h].v, x->d, o, c, keys[h], w + KB * h, 1);
+            if (!done) /* a weight not finite: float32 V */
+                accumulate_v(x, &kb[h], o, c, keys[h], w + KB * h);
+        }
+        kb[0] = kn[0];
+        kb[1] = kn[1];
+        sc[0] = next[0];
+        sc[1] = next[1];
+        nb = nn;
+    }
+}
+
 /* A chunk's R rows over keys [first, last) with VNNI (head_dim % 64 == 0): block j+1 is scored
  * between block j's softmax and its V pass, so the softmax's latency (reductions, exp2, the V
  * weights) overlaps independent integer work instead of stalling the core. V in tiles of up
@@ -461,7 +551,7 @@ static void vnni_rows(const kvq_group *x, const tile_options *opts, kvq_row *row
                        (x->q4 ? v_q4_tile(x, &kb, 1, ow + t0 * dpad, dpad, &corr[t0], &keys[t0],
                                           w + 16 * t0)
                               : accumulate_v_vnni(kb.v, x->d, ow + t0 * dpad, corr[t0], keys[t0],
-                                                  w + 16 * t0));
+                                                  w + 16 * t0, 1));
             else
                 done = x->q4 ? v_q4_tile(x, &kb, T, ow + t0 * dpad, dpad, &corr[t0], &keys[t0],
                                          w + 16 * t0)
@@ -532,7 +622,9 @@ attn_status KVQ_ENTRY(const attn_task *t, int64_t key_begin, int64_t key_end,
 #endif
             }
 #if KVQ_VNNI
-            if (rows[0].qd)
+            if (rows[0].qd && R == 1)
+                vnni_row1(&x, &opts, rows, qds, first, last, ow, w);
+            else if (rows[0].qd)
                 vnni_rows(&x, &opts, rows, R, qds, first, last, ow, dpad, w);
             else
 #endif

@@ -3,7 +3,8 @@
  * not a header of its own (no guard; one includer).
  *
  * head_dim % 64 == 0, tiles of 1 to 4 rows: int8 dot_tile_vnni, v_tile_vnni (one row:
- * accumulate_v_vnni); q4 dot_tile_vnni_q4, v_q4_tile. Scores:
+ * accumulate_v_vnni, over 16 or 32 keys); q4 dot_tile_vnni_q4, v_q4_tile (one row over 32
+ * keys: v_q4_row2). Scores:
  * Q·scale·log2(e) is quantized to 24-bit integers qi = round(q / sq) (|qi| <= 8·10^6,
  * sq = max|q| / 8·10^6), split into three signed digits qi = g0 + 256·g1 + 65536·g2; vpdpbusd
  * multiplies 64 K bytes by a digit plane at once. It wants one operand unsigned: int8 K + 128
@@ -13,7 +14,8 @@
  * per element: the score's error stays near float32 accumulation's. V: see
  * accumulate_v_vnni and v_q4_tile. On Zen 4 (D1, one thread) int8 ran 1.3x and q4 1.1x
  * faster than the float32 paths, D2 int8 1.9x; q4's integer V and tiles then gained another
- * 1.35x (D1) to 1.45x (D2-D4) in cache. */
+ * 1.35x (D1) to 1.45x (D2-D4) in cache; single rows in block pairs and q4 K's Horner join
+ * another 1.2x (q4) and 1.05x (int8) on D1. */
 struct kvq_qdigits {
     int8_t *g[3];             /* the digit planes (workspace): int8 head_dim bytes each; q4
                                * head_dim/2 each, the low nibbles' elements (even ones) */
@@ -130,40 +132,90 @@ static inline __attribute__((always_inline)) void dot_tile_vnni_q4_t(const kvq_g
         s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_set1_ps(qd[t].sq));
 }
 
-/* head_dim 128 (one 64-byte chunk a row), TT (1 or 2) rows: their digit planes and start
- * values in registers across the block's keys (9 per row), not reloaded per key, which made
- * the loop bound by its loads (one zmm load a cycle); part[t][n] = row t's lanes of key n. */
-static inline __attribute__((always_inline)) void dot_rows_q4_128(const kvq_group *x,
-                                                                  const kvq_block *kb,
+/* head_dim 128 (one 64-byte chunk a row), TT (1 or 2) rows: their digit planes in registers
+ * across the block's keys (6 per row), not reloaded per key, which made the loop bound by its
+ * loads (one zmm load a cycle); part[t][n] = row t's lanes of key n without the start values
+ * (q4_init_128 adds them per head_dim block), the digits joined by Horner's rule, ((D2·256 +
+ * D1)·256 + D0): no more than a shift between the dot products. The lanes may wrap: every step
+ * is a ring operation mod 2^32 and the block's sum with its start value fits int32 (below),
+ * so it comes out exact. */
+static inline __attribute__((always_inline)) void dot_rows_q4_128(const kvq_block *kb,
                                                                   const kvq_qdigits *qd, int TT,
-                                                                  __m512 (*part)[KB])
+                                                                  __m512i (*part)[KB])
 {
     const __m512i low4 = _mm512_set1_epi8(0x0f);
-    const __m512i rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    __m512i gl[2][3], gh[2][3], in[2][3];
+    __m512i gl[2][3], gh[2][3];
     for (int t = 0; t < TT; t++)
         for (int k = 0; k < 3; k++) {
             gl[t][k] = _mm512_loadu_si512(qd[t].g[k]);
             gh[t][k] = _mm512_loadu_si512(qd[t].gh[k]);
-            in[t][k] = _mm512_loadu_si512(qd[t].init4 + 16 * k);
         }
 #pragma GCC unroll 1
     for (int n = 0; n < KB; n++) {
         const __m512i raw = _mm512_loadu_si512(kb->k[n]);
         const __m512i lo = _mm512_and_si512(raw, low4);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
-        const char *sn = x->ks + (kb->j0 + (n < kb->n ? n : 0)) * x->ks_seq;
-        const __m512 sv = _mm512_permutexvar_ps(
-            rep4, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)sn))));
         for (int t = 0; t < TT; t++) {
-            __m512i g[3];
-            for (int k = 0; k < 3; k++)
-                g[k] = dpbusd(dpbusd(in[t][k], lo, gl[t][k]), hi, gh[t][k]);
-            const __m512i gi = _mm512_add_epi32(
-                _mm512_add_epi32(_mm512_slli_epi32(g[2], 16), _mm512_slli_epi32(g[1], 8)), g[0]);
-            part[t][n] = _mm512_mul_ps(_mm512_cvtepi32_ps(gi), sv);
+            __m512i g = dpbusd(dpbusd(_mm512_setzero_si512(), lo, gl[t][2]), hi, gh[t][2]);
+            g = dpbusd(dpbusd(_mm512_slli_epi32(g, 8), lo, gl[t][1]), hi, gh[t][1]);
+            part[t][n] = dpbusd(dpbusd(_mm512_slli_epi32(g, 8), lo, gl[t][0]), hi, gh[t][0]);
         }
     }
+}
+
+/* A row's start values at head_dim 128 joined as its digits are, summed per head_dim block:
+ * lane 4·L + i = block L's (each key's lanes of block L summed get it once). */
+static inline __m512i q4_init_128(const kvq_qdigits *qd)
+{
+    const __m512i in = _mm512_add_epi32(
+        _mm512_add_epi32(_mm512_slli_epi32(_mm512_loadu_si512(qd->init4 + 32), 16),
+                         _mm512_slli_epi32(_mm512_loadu_si512(qd->init4 + 16), 8)),
+        _mm512_loadu_si512(qd->init4));
+    const __m512i pairs = _mm512_add_epi32(in, _mm512_shuffle_epi32(in, _MM_PERM_CDAB));
+    return _mm512_add_epi32(pairs, _mm512_shuffle_epi32(pairs, _MM_PERM_BADC));
+}
+
+/* The K block scales of the block's keys at head_dim 128 for sum16_q4_128: sc[i] lane 4·L + k
+ * = key 4i + k's scale of head_dim block L (0 past the block's keys). */
+static inline void q4_k_scales_128(const kvq_group *x, const kvq_block *kb, __m512 *sc)
+{
+    const __m512i kl_to_lk = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11,
+                                               15);
+    uint16_t tmp[KB * 4];
+    const char *base = x->ks + kb->j0 * x->ks_seq;
+    if (x->ks_seq != 8) { /* scales not side by side: the keys' 4 words gathered first */
+        for (int n = 0; n < KB; n++)
+            memcpy(tmp + 4 * n, base + (n < kb->n ? n : 0) * x->ks_seq, 8);
+        base = (const char *)tmp;
+    }
+    for (int i = 0; i < 4; i++) { /* words 4k + L of keys 4i.. as lanes 4L + k */
+        const __m256i h = _mm256_maskz_loadu_epi16(tail_mask16(4 * (kb->n - 4 * i)), base + 32 * i);
+        sc[i] = _mm512_permutexvar_ps(kl_to_lk, _mm512_cvtph_ps(h));
+    }
+}
+
+/* sum16 of 16 keys' int32 lanes (lane 4·L + i: head_dim block L) with each key's block scales
+ * applied after the first two levels, which leave per 128-bit lane L block L's sums of 4 keys,
+ * and the start values `init` (q4_init_128) added there; a block's sum is exact in int32
+ * (32 values · 8·10^6 · 8 < 2^31). */
+static inline __m512 sum16_q4_128(const __m512i a[KB], const __m512 *sc, __m512i init)
+{
+    __m512i b[8];
+    __m512 c[4], e[2];
+    for (int i = 0; i < 8; i++)
+        b[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(a[2 * i], a[2 * i + 1]),
+                                _mm512_unpackhi_epi32(a[2 * i], a[2 * i + 1]));
+    for (int i = 0; i < 4; i++)
+        c[i] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(
+                                 _mm512_add_epi32(_mm512_unpacklo_epi64(b[2 * i], b[2 * i + 1]),
+                                                  _mm512_unpackhi_epi64(b[2 * i], b[2 * i + 1])),
+                                 init)),
+                             sc[i]);
+    for (int i = 0; i < 2; i++)
+        e[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(e[0], e[1], 0x88),
+                         _mm512_shuffle_f32x4(e[0], e[1], 0xdd));
 }
 
 /* T rows at head_dim 128, two at a time (4 rows' planes would not fit the 32 registers; the
@@ -173,23 +225,26 @@ static inline __attribute__((always_inline)) void dot_tile_q4_128(const kvq_grou
                                                                   const kvq_qdigits *qd, int T,
                                                                   __m512 *s)
 {
-    __m512 part[4][KB];
+    __m512i part[4][KB];
     for (int t0 = 0; t0 < T; t0 += 2) {
         if (T - t0 >= 2)
-            dot_rows_q4_128(x, kb, qd + t0, 2, part + t0);
+            dot_rows_q4_128(kb, qd + t0, 2, part + t0);
         else
-            dot_rows_q4_128(x, kb, qd + t0, 1, part + t0);
+            dot_rows_q4_128(kb, qd + t0, 1, part + t0);
     }
+    __m512 sc[4];
+    q4_k_scales_128(x, kb, sc);
     for (int t = 0; t < T; t++)
-        s[t] = _mm512_mul_ps(sum16(part[t]), _mm512_set1_ps(qd[t].sq));
+        s[t] = _mm512_mul_ps(sum16_q4_128(part[t], sc, q4_init_128(&qd[t])),
+                             _mm512_set1_ps(qd[t].sq));
 }
 
 /* One group of NC chunks of 32 of head_dim from c0 (NC constant once inlined: the 4·NC int32
- * accumulators live in registers across the block's key pairs, walked in a loop that is not
+ * accumulators live in registers across the np key pairs, walked in a loop that is not
  * unrolled, rows in address order), then o[c0 ..] = o·corr + sw·(hi + lo/32768) in head_dim
  * order. */
 static inline __attribute__((always_inline)) void v_vnni_group(const void *const *vrows, int64_t c0,
-                                                               int NC, __mmask16 keys,
+                                                               int NC, int np, uint32_t keys,
                                                                const int32_t *whi,
                                                                const int32_t *wlo, float sw,
                                                                float corr, float *o)
@@ -198,7 +253,7 @@ static inline __attribute__((always_inline)) void v_vnni_group(const void *const
     for (int c = 0; c < NC; c++)
         hl[c] = hh[c] = ll[c] = lh[c] = _mm512_setzero_si512();
 #pragma GCC unroll 1
-    for (int m = 0; m < KB / 2; m++) {
+    for (int m = 0; m < np; m++) {
         if (!(keys >> (2 * m) & 3))
             continue;
         /* a key outside `keys` has weight 0: its (finite) int8 row adds nothing */
@@ -230,19 +285,25 @@ static inline __attribute__((always_inline)) void v_vnni_group(const void *const
     }
 }
 
-/* V with VNNI: the block's weights w (p · V's row scale, >= 0) are quantized against their
- * largest, sw = max w / 32767, as hi + lo/32768 (hi in [0, 32767], |lo| <= 16384: 2^-31 of max
- * w), packed in key pairs; vpdpwssd takes two keys' int16 V values (vpmovsxbw, interleaved by
- * vpunpck[lh]wd) times the pair's weights, the block's sums exact in int32 (16 · 32767 · 127 <
- * 2^31). false (nothing done) when a weight is not finite (a NaN or infinite V scale): the
- * float path carries it. head_dim % 64 == 0. */
+/* V with VNNI over nk (1 or 2) vectors of 16 keys (vrows, w: 16·nk; keys: bit n for key n):
+ * the weights w (p · V's row scale, >= 0) are quantized against their largest, sw = max w /
+ * 32767, as hi + lo/32768 (hi in [0, 32767], |lo| <= 16384: 2^-31 of max w), packed in key
+ * pairs; vpdpwssd takes two keys' int16 V values (vpmovsxbw, interleaved by vpunpck[lh]wd)
+ * times the pair's weights, the sums exact in int32 (32 · 32767 · 127 < 2^31). false (nothing
+ * done) when a weight is not finite (a NaN or infinite V scale): the float path carries it.
+ * head_dim % 64 == 0. */
 static inline bool accumulate_v_vnni(const void *const *vrows, int64_t d, float *o, float corr,
-                                     __mmask16 keys, const float *w)
+                                     uint32_t keys, const float *w, int nk)
 {
-    const __m512 wv = _mm512_maskz_loadu_ps(keys, w);
-    if (_mm512_fpclass_ps_mask(wv, 0x99)) /* NaN or infinite (reduce_max may drop a NaN) */
+    __m512 wv[2];
+    __mmask16 bad = 0;
+    for (int h = 0; h < nk; h++) {
+        wv[h] = _mm512_maskz_loadu_ps((__mmask16)(keys >> 16 * h), w + 16 * h);
+        bad |= _mm512_fpclass_ps_mask(wv[h], 0x99); /* NaN or infinite (reduce_max may drop a NaN) */
+    }
+    if (bad)
         return false;
-    const float wmax = _mm512_reduce_max_ps(wv);
+    const float wmax = _mm512_reduce_max_ps(nk == 2 ? _mm512_max_ps(wv[0], wv[1]) : wv[0]);
     if (wmax == 0.0f) {
         const __m512 cv = _mm512_set1_ps(corr);
         for (int64_t c = 0; c < d; c += 16)
@@ -250,17 +311,19 @@ static inline bool accumulate_v_vnni(const void *const *vrows, int64_t d, float 
         return true;
     }
     const float sw = wmax / 32767.0f;
-    const __m512i hi = _mm512_cvtps_epi32(_mm512_mul_ps(wv, _mm512_set1_ps(1.0f / sw)));
-    const __m512 rest = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_set1_ps(sw), wv);
-    const __m512i lo = _mm512_cvtps_epi32(_mm512_mul_ps(rest, _mm512_set1_ps(32768.0f / sw)));
-    int32_t whi[8], wlo[8]; /* key pair m: (w[2m], w[2m+1]) as two int16 */
-    _mm256_storeu_si256((__m256i *)whi, _mm512_cvtepi32_epi16(hi));
-    _mm256_storeu_si256((__m256i *)wlo, _mm512_cvtepi32_epi16(lo));
+    int32_t whi[16], wlo[16]; /* key pair m: (w[2m], w[2m+1]) as two int16 */
+    for (int h = 0; h < nk; h++) {
+        const __m512i hi = _mm512_cvtps_epi32(_mm512_mul_ps(wv[h], _mm512_set1_ps(1.0f / sw)));
+        const __m512 rest = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_set1_ps(sw), wv[h]);
+        const __m512i lo = _mm512_cvtps_epi32(_mm512_mul_ps(rest, _mm512_set1_ps(32768.0f / sw)));
+        _mm256_storeu_si256((__m256i *)(whi + 8 * h), _mm512_cvtepi32_epi16(hi));
+        _mm256_storeu_si256((__m256i *)(wlo + 8 * h), _mm512_cvtepi32_epi16(lo));
+    }
     int64_t c0 = 0;
     for (; c0 + 128 <= d; c0 += 128)
-        v_vnni_group(vrows, c0, 4, keys, whi, wlo, sw, corr, o);
+        v_vnni_group(vrows, c0, 4, 8 * nk, keys, whi, wlo, sw, corr, o);
     if (c0 < d)
-        v_vnni_group(vrows, c0, 2, keys, whi, wlo, sw, corr, o);
+        v_vnni_group(vrows, c0, 2, 8 * nk, keys, whi, wlo, sw, corr, o);
     return true;
 }
 /* A tile of T query rows (T = 1..4, a constant once inlined) of one GQA group on int8 K/V:
@@ -496,48 +559,59 @@ static inline void q4_v_chunk_scales(const kvq_group *x, const kvq_block *kb, in
     }
 }
 
-/* One row's weights for a chunk: wq[4·Q + k] = byte k of the 4 weights of keys 4Q..4Q+3 in
- * every 32-bit lane of 128-bit lane L (head_dim block L); swv lane 4·L.. = the block's step
- * over 16 (16·q). Each block's weights are scaled by the power of two that puts their largest
- * in [2^23, 2^24) (exact, and an integer there; no division). false when a weight is not
- * finite or negative (a negative scale): the float32 path carries them. */
-static inline bool q4_v_weights(const float *w, __mmask16 keys, const __m512 *sc, int nbl,
-                                __m512i *wq, __m512 *swv)
+/* One row's weights for a chunk, nk (1 or 2, a constant once inlined) vectors of 16 keys (w,
+ * keys and sc[4·h ..] per vector h): wq[16·h + 4·Q + k] = byte k of the 4 weights of keys
+ * 16h + 4Q.. in every 32-bit lane of 128-bit lane L (head_dim block L); swv lane 4·L.. = the
+ * block's step over 16 (16·q). Each block's weights are scaled by the power of two that puts
+ * their largest in [2^23, 2^24) (exact, and an integer there; no division). false when a
+ * weight is not finite or negative (a negative scale): the float32 path carries them. */
+static inline __attribute__((always_inline)) bool q4_v_weights(const float *w,
+                                                               const __mmask16 *keys, int nk,
+                                                               const __m512 *sc, int nbl,
+                                                               __m512i *wq, __m512 *swv)
 {
     const __m512i bytes_by_digit = _mm512_set4_epi32(0x0f0b0703, 0x0e0a0602, 0x0d090501,
                                                      0x0c080400);
-    const __m512 wp = _mm512_loadu_ps(w);
-    __m512 wv[4];
+    __m512 wv[2][4], wm[4];
     __mmask16 bad = 0;
-    for (int L = 0; L < 4; L++) {
-        wv[L] = L < nbl ? _mm512_maskz_mul_ps(keys, wp, sc[L]) : _mm512_setzero_ps();
-        bad |= _mm512_fpclass_ps_mask(wv[L], 0xd9); /* NaN, infinite, negative */
+    for (int h = 0; h < nk; h++) {
+        const __m512 wp = _mm512_loadu_ps(w + 16 * h);
+        for (int L = 0; L < 4; L++) {
+            wv[h][L] = L < nbl ? _mm512_maskz_mul_ps(keys[h], wp, sc[4 * h + L])
+                               : _mm512_setzero_ps();
+            bad |= _mm512_fpclass_ps_mask(wv[h][L], 0xd9); /* NaN, infinite, negative */
+        }
     }
     if (bad)
         return false;
+    for (int L = 0; L < 4; L++)
+        wm[L] = nk == 2 ? _mm512_max_ps(wv[0][L], wv[1][L]) : wv[0][L];
     /* every 128-bit lane: the 4 blocks' largest weights */
-    const __m512 m01 = _mm512_max_ps(_mm512_unpacklo_ps(wv[0], wv[1]), _mm512_unpackhi_ps(wv[0], wv[1]));
-    const __m512 m23 = _mm512_max_ps(_mm512_unpacklo_ps(wv[2], wv[3]), _mm512_unpackhi_ps(wv[2], wv[3]));
+    const __m512 m01 = _mm512_max_ps(_mm512_unpacklo_ps(wm[0], wm[1]), _mm512_unpackhi_ps(wm[0], wm[1]));
+    const __m512 m23 = _mm512_max_ps(_mm512_unpacklo_ps(wm[2], wm[3]), _mm512_unpackhi_ps(wm[2], wm[3]));
     __m512 m = _mm512_max_ps(_mm512_shuffle_ps(m01, m23, 0x44), _mm512_shuffle_ps(m01, m23, 0xee));
     m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0x4e));
     m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0xb1));
     /* 2^k with k = 23 - floor(log2 max) (a block of zeros: any k, 100) */
     const __m512 k = _mm512_min_ps(_mm512_sub_ps(_mm512_set1_ps(23.0f), _mm512_getexp_ps(m)),
                                    _mm512_set1_ps(100.0f));
-    __m512i u[4];
-    u[0] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[0], _mm512_permute_ps(k, 0x00))), bytes_by_digit);
-    u[1] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[1], _mm512_permute_ps(k, 0x55))), bytes_by_digit);
-    u[2] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[2], _mm512_permute_ps(k, 0xaa))), bytes_by_digit);
-    u[3] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[3], _mm512_permute_ps(k, 0xff))), bytes_by_digit);
-    /* 128-bit lanes transposed: tq[Q] lane L = u[L] lane Q */
-    const __m512i t0 = _mm512_shuffle_i32x4(u[0], u[1], 0x44), t1 = _mm512_shuffle_i32x4(u[0], u[1], 0xee);
-    const __m512i t2 = _mm512_shuffle_i32x4(u[2], u[3], 0x44), t3 = _mm512_shuffle_i32x4(u[2], u[3], 0xee);
-    const __m512i tq[4] = {_mm512_shuffle_i32x4(t0, t2, 0x88), _mm512_shuffle_i32x4(t0, t2, 0xdd),
-                           _mm512_shuffle_i32x4(t1, t3, 0x88), _mm512_shuffle_i32x4(t1, t3, 0xdd)};
-    for (int Q = 0; Q < 4; Q++) {
-        wq[4 * Q] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_AAAA);
-        wq[4 * Q + 1] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_BBBB);
-        wq[4 * Q + 2] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_CCCC);
+    const __m512 kl[4] = {_mm512_permute_ps(k, 0x00), _mm512_permute_ps(k, 0x55),
+                          _mm512_permute_ps(k, 0xaa), _mm512_permute_ps(k, 0xff)};
+    for (int h = 0; h < nk; h++) {
+        __m512i u[4];
+        for (int L = 0; L < 4; L++)
+            u[L] = _mm512_shuffle_epi8(_mm512_cvtps_epi32(_mm512_scalef_ps(wv[h][L], kl[L])),
+                                       bytes_by_digit);
+        /* 128-bit lanes transposed: tq[Q] lane L = u[L] lane Q */
+        const __m512i t0 = _mm512_shuffle_i32x4(u[0], u[1], 0x44), t1 = _mm512_shuffle_i32x4(u[0], u[1], 0xee);
+        const __m512i t2 = _mm512_shuffle_i32x4(u[2], u[3], 0x44), t3 = _mm512_shuffle_i32x4(u[2], u[3], 0xee);
+        const __m512i tq[4] = {_mm512_shuffle_i32x4(t0, t2, 0x88), _mm512_shuffle_i32x4(t0, t2, 0xdd),
+                               _mm512_shuffle_i32x4(t1, t3, 0x88), _mm512_shuffle_i32x4(t1, t3, 0xdd)};
+        for (int Q = 0; Q < 4; Q++) {
+            wq[16 * h + 4 * Q] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_AAAA);
+            wq[16 * h + 4 * Q + 1] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_BBBB);
+            wq[16 * h + 4 * Q + 2] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_CCCC);
+        }
     }
     /* lane 4·L + i: 2^-k_L / 16 */
     const __m512i rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
@@ -558,13 +632,14 @@ static inline void lanes_transpose(const __m512 *x, __m512 *out)
     out[3] = _mm512_shuffle_f32x4(t1, t3, 0xdd);
 }
 
-/* One pass over the block's key quads for XP of the 4 byte-position vectors from x0 (T rows,
- * XP constant once inlined; T·XP·6 int32 accumulators in registers), into f[t][x][nibble]:
- * the float32 sums times the row's block steps. */
+/* One pass over NQ key quads (4: a block; 8: two blocks for one row) for XP of the 4
+ * byte-position vectors from x0 (T rows, XP constant once inlined; T·XP·6 int32 accumulators
+ * in registers), into f[t][x][nibble]: the float32 sums times the row's block steps. */
 static inline __attribute__((always_inline)) void v_q4_pass(const void *const *vrows, int64_t c,
-                                                            bool whole, unsigned any, int T,
-                                                            int x0, int XP, const __m512i *wq,
-                                                            const __m512 *swv, __m512 *f)
+                                                            bool whole, unsigned any, int NQ,
+                                                            int T, int x0, int XP,
+                                                            const __m512i *wq, const __m512 *swv,
+                                                            __m512 *f)
 {
     const __m512i f0 = _mm512_set1_epi8((char)0xf0), x80 = _mm512_set1_epi8((char)0x80);
     __m512i acc[4][2][2][3]; /* [row][vector][low/high nibble][digit] */
@@ -575,7 +650,7 @@ static inline __attribute__((always_inline)) void v_q4_pass(const void *const *v
                     acc[t][i][h][k] = _mm512_setzero_si512();
     const __mmask64 m = whole ? ~0ull : 0xffffffffull;
 #pragma GCC unroll 1
-    for (int Q = 0; Q < 4; Q++) {
+    for (int Q = 0; Q < NQ; Q++) {
         if (!(any >> (4 * Q) & 15))
             continue; /* weight 0 for every row: the keys add nothing */
         const __m512i a = _mm512_maskz_loadu_epi8(m, (const char *)vrows[4 * Q] + c);
@@ -629,7 +704,7 @@ static inline __attribute__((always_inline)) bool v_q4_tile_t(const kvq_group *x
             const int nbl = bytes - c >= 64 ? 4 : 2;
             q4_v_chunk_scales(x, kb, c / 16, nbl, sc);
             for (int t = 0; t < T; t++)
-                if (!q4_v_weights(w + 16 * t, keys[t], sc, nbl, wq, swv))
+                if (!q4_v_weights(w + 16 * t, &keys[t], 1, sc, nbl, wq, swv))
                     return false;
         }
     for (int64_t c = 0; c < bytes; c += 64) {
@@ -637,14 +712,14 @@ static inline __attribute__((always_inline)) bool v_q4_tile_t(const kvq_group *x
         const int nbl = whole ? 4 : 2;
         q4_v_chunk_scales(x, kb, c / 16, nbl, sc);
         for (int t = 0; t < T; t++)
-            if (!q4_v_weights(w + 16 * t, keys[t], sc, nbl, wq + 16 * t, &swv[t]))
+            if (!q4_v_weights(w + 16 * t, &keys[t], 1, sc, nbl, wq + 16 * t, &swv[t]))
                 return false;
         if (T == 1) { /* 12 accumulators a pass */
-            v_q4_pass(kb->v, c, whole, any, 1, 0, 2, wq, swv, f);
-            v_q4_pass(kb->v, c, whole, any, 1, 2, 2, wq, swv, f);
+            v_q4_pass(kb->v, c, whole, any, 4, 1, 0, 2, wq, swv, f);
+            v_q4_pass(kb->v, c, whole, any, 4, 1, 2, 2, wq, swv, f);
         } else
             for (int x0 = 0; x0 < 4; x0++)
-                v_q4_pass(kb->v, c, whole, any, T, x0, 1, wq, swv, f);
+                v_q4_pass(kb->v, c, whole, any, 4, T, x0, 1, wq, swv, f);
         for (int t = 0; t < T; t++) {
             const __m512 cv = _mm512_set1_ps(corr[t]);
             float *oc = o + t * ostride + 2 * c; /* 32 values per 16 bytes */
@@ -657,6 +732,49 @@ static inline __attribute__((always_inline)) bool v_q4_tile_t(const kvq_group *x
                     float *ob = oc + 32 * L + 16 * h;
                     _mm512_storeu_ps(ob, _mm512_fmadd_ps(_mm512_loadu_ps(ob), cv, blk[L]));
                 }
+            }
+        }
+    }
+    return true;
+}
+
+/* q4 V of one row over two blocks' 32 keys (kb[0], kb[1]; vrows: their 32 V rows): o = o·corr + Σ w·V, one pass over
+ * 8 key quads, the weights of both blocks sharing each head_dim block's power of two (half the
+ * weight and epilogue work per key of v_q4_tile). false (nothing done) when a weight is not
+ * finite. head_dim % 64 == 0. */
+static bool v_q4_row2(const kvq_group *x, const kvq_block *kb, const void *const *vrows,
+                      float *o, float corr, const __mmask16 *keys, const float *w)
+{
+    const int64_t bytes = x->d / 2;
+    const unsigned any = keys[0] | (unsigned)keys[1] << 16;
+    __m512 sc[8], swv, f[4 * 2];
+    __m512i wq[32];
+    if (bytes > 64) /* a weight not finite in a later chunk must leave o untouched */
+        for (int64_t c = 0; c < bytes; c += 64) {
+            const int nbl = bytes - c >= 64 ? 4 : 2;
+            q4_v_chunk_scales(x, &kb[0], c / 16, nbl, sc);
+            q4_v_chunk_scales(x, &kb[1], c / 16, nbl, sc + 4);
+            if (!q4_v_weights(w, keys, 2, sc, nbl, wq, &swv))
+                return false;
+        }
+    const __m512 cv = _mm512_set1_ps(corr);
+    for (int64_t c = 0; c < bytes; c += 64) {
+        const bool whole = bytes - c >= 64;
+        const int nbl = whole ? 4 : 2;
+        q4_v_chunk_scales(x, &kb[0], c / 16, nbl, sc);
+        q4_v_chunk_scales(x, &kb[1], c / 16, nbl, sc + 4);
+        if (!q4_v_weights(w, keys, 2, sc, nbl, wq, &swv))
+            return false;
+        v_q4_pass(vrows, c, whole, any, 8, 1, 0, 2, wq, &swv, f);
+        v_q4_pass(vrows, c, whole, any, 8, 1, 2, 2, wq, &swv, f);
+        float *oc = o + 2 * c; /* 32 values per 16 bytes */
+        for (int h = 0; h < 2; h++) {
+            const __m512 xs[4] = {f[h], f[2 + h], f[4 + h], f[6 + h]};
+            __m512 blk[4];
+            lanes_transpose(xs, blk);
+            for (int L = 0; L < nbl; L++) {
+                float *ob = oc + 32 * L + 16 * h;
+                _mm512_storeu_ps(ob, _mm512_fmadd_ps(_mm512_loadu_ps(ob), cv, blk[L]));
             }
         }
     }
