@@ -697,7 +697,7 @@ static inline __attribute__((always_inline)) void dec_scores(const float *const 
                                                               const void *const kr[DEC_K],
                                                               const void *const kp[DEC_K],
                                                               int64_t d, attn_dtype dt,
-                                                              bool paged,
+                                                              bool paged, bool full,
                                                               __m512 out[DEC_R])
 {
     __m512 part[DEC_R][DEC_K];
@@ -712,7 +712,7 @@ static inline __attribute__((always_inline)) void dec_scores(const float *const 
             for (int u = 0; u < ks; u++)
                 a[r][u] = _mm512_setzero_ps();
         for (int64_t c = 0; c < d; c += 16) {
-            const __mmask16 tm = tail_mask(d - c);
+            const __mmask16 tm = full ? 0xffff : tail_mask(d - c);
             __m512 kv[DEC_KS];
             for (int u = 0; u < ks; u++) {
                 kv[u] = load16_stream(kr[j + u], c, tm, dt);
@@ -742,7 +742,7 @@ static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], 
                                                           const float (*w)[DEC_K], uint32_t keys,
                                                           int64_t d,
                                                           const __m512 corr[DEC_R],
-                                                          attn_dtype dt, bool paged)
+                                                          attn_dtype dt, bool paged, bool full)
 {
     enum { MAXV = 8 };
     const int cv = R <= 2 ? 8 : 4; /* head-dim vectors per pass: at most 16 accumulators */
@@ -758,8 +758,8 @@ static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], 
             for (int v = 0; v < cv; v++) {
                 if (v >= nv)
                     break;
-                const __m512 x =
-                    load16_stream(vr[j], c0 + 16 * v, tail_mask(d - c0 - 16 * v), dt);
+                const __m512 x = load16_stream(
+                    vr[j], c0 + 16 * v, full ? 0xffff : tail_mask(d - c0 - 16 * v), dt);
                 if (R > 1 || paged)
                     prefetch_row(vp[j], c0 + 16 * v, dt);
                 for (int r = 0; r < R; r++)
@@ -796,7 +796,8 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
                                                             const void *const vr[DEC_K],
                                                             const void *const kp[DEC_K],
                                                             const void *const vp[DEC_K],
-                                                            int64_t d, attn_dtype dt, bool paged)
+                                                            int64_t d, attn_dtype dt, bool paged,
+                                                            bool full)
 {
     const float *q[DEC_R];
     float *o[DEC_R];
@@ -807,7 +808,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
         q[r] = x->q[r0 + r];
         o[r] = x->o + (r0 + r) * x->dpad;
     }
-    dec_scores(q, R, kr, kp, d, dt, paged, s);
+    dec_scores(q, R, kr, kp, d, dt, paged, full, s);
     uint32_t any = 0, all = 0xffff;
     for (int r = 0; r < R; r++) {
         const int64_t lim = x->lim[r0 + r] < x->kend ? x->lim[r0 + r] : x->kend;
@@ -831,14 +832,33 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
     }
     if (any == all) { /* every row sees the same keys: one pass over V for the tile */
         if (any)
-            dec_pv(o, R, vr, vp, w, any, d, corr, dt, paged);
+            dec_pv(o, R, vr, vp, w, any, d, corr, dt, paged, full);
         return;
     }
     /* Rows that see different keys (causal edge, mask): a NaN in a V row must not reach a
      * row that excludes it through a 0 weight, so each row takes its own keys. */
     for (int r = 0; r < R; r++)
         if (valid[r])
-            dec_pv(&o[r], 1, vr, vp, &w[r], valid[r], d, &corr[r], dt, paged);
+            dec_pv(&o[r], 1, vr, vp, &w[r], valid[r], d, &corr[r], dt, paged, full);
+}
+
+/* All n rows of a group, in tiles of DEC_R and one of n % DEC_R, on the key block at j0. With
+ * `full` (head_dim a multiple of 16, the common case; a copy of the tiles of its own) the K and
+ * V loads take no tail mask: +3% (f32) to +6% (half) on D2 in cache, Zen 4. */
+static inline __attribute__((always_inline)) void
+dec_tiles(const dec_rows *x, int64_t n, int64_t j0, int nk, const void *const kr[DEC_K],
+          const void *const vr[DEC_K], const void *const kp[DEC_K], const void *const vp[DEC_K],
+          int64_t d, attn_dtype dt, bool paged, bool full)
+{
+    int64_t r0 = 0;
+    for (; r0 + DEC_R <= n; r0 += DEC_R)
+        dec_tile(x, r0, DEC_R, j0, nk, kr, vr, kp, vp, d, dt, paged, full);
+    switch (n - r0) { /* a constant R per call, so the tiles' arrays stay in registers */
+    case 3: dec_tile(x, r0, 3, j0, nk, kr, vr, kp, vp, d, dt, paged, full); break;
+    case 2: dec_tile(x, r0, 2, j0, nk, kr, vr, kp, vp, d, dt, paged, full); break;
+    case 1: dec_tile(x, r0, 1, j0, nk, kr, vr, kp, vp, d, dt, paged, full); break;
+    default: break;
+    }
 }
 
 /* The decode path for inputs of type dt (a constant once inlined into decode_group): K and V
@@ -893,18 +913,13 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
             attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + pf_keys, kend, DEC_K, vrow, vpf);
         }
         if (one) { /* n == 1: the one-row copy holds no tile code */
-            dec_tile(&x, 0, 1, j0, nk, krow, vrow, kpf, vpf, d, dt, paged);
+            dec_tile(&x, 0, 1, j0, nk, krow, vrow, kpf, vpf, d, dt, paged, false);
             continue;
         }
-        int64_t r0 = 0;
-        for (; r0 + DEC_R <= n; r0 += DEC_R)
-            dec_tile(&x, r0, DEC_R, j0, nk, krow, vrow, kpf, vpf, d, dt, paged);
-        switch (n - r0) { /* a constant R per call, so the tiles' arrays stay in registers */
-        case 3: dec_tile(&x, r0, 3, j0, nk, krow, vrow, kpf, vpf, d, dt, paged); break;
-        case 2: dec_tile(&x, r0, 2, j0, nk, krow, vrow, kpf, vpf, d, dt, paged); break;
-        case 1: dec_tile(&x, r0, 1, j0, nk, krow, vrow, kpf, vpf, d, dt, paged); break;
-        default: break;
-        }
+        if (d % 16 == 0)
+            dec_tiles(&x, n, j0, nk, krow, vrow, kpf, vpf, d, dt, paged, true);
+        else
+            dec_tiles(&x, n, j0, nk, krow, vrow, kpf, vpf, d, dt, paged, false);
     }
     for (int64_t r = 0; r < n; r++)
         finish_row(&br, r, o + r * dpad, 1, _mm512_reduce_add_ps(_mm512_load_ps(lv + 16 * r)),
