@@ -145,7 +145,7 @@ static bool layout_of(const attn_problem *p, const int32_t *v, ws_layout *w)
     size_t rd, kq, kvd, dq;
     if (__builtin_mul_overflow(rows, d, &rd) || __builtin_mul_overflow(keys, (size_t)TILE_Q, &kq) ||
         __builtin_mul_overflow(w->kv_keys, 2 * d, &kvd) ||
-        __builtin_mul_overflow(dec, dpad, &dq))
+        __builtin_mul_overflow(dec, 3 * dpad, &dq))
         return false;
     return add_part(&w->qt, &w->total, rd, sizeof(float)) &&
            add_part(&w->ot, &w->total, v[P_MODE] == 1 ? 0 : rd, sizeof(float)) &&
@@ -733,6 +733,81 @@ static inline __attribute__((always_inline)) void dec_scores(const float *const 
         out[r] = sum16(part[r]);
 }
 
+/* Eight float32 elements [c, c + 8) of a K row of dt, widened: the low or high half of a
+ * dec_scores_pairs vector. */
+static inline __attribute__((always_inline)) __m512 load_key_pair(const void *a, const void *b,
+                                                                 int64_t c, attn_dtype dt)
+{
+    if (dt == ATTN_F32) {
+        const __m256 lo = _mm256_loadu_ps((const float *)a + c);
+        return _mm512_insertf32x8(_mm512_castps256_ps512(lo), _mm256_loadu_ps((const float *)b + c),
+                                  1);
+    }
+    const __m256i h = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)((const uint16_t *)a + c))),
+        _mm_loadu_si128((const __m128i *)((const uint16_t *)b + c)), 1);
+    if (dt == ATTN_BF16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtph_ps(h);
+}
+
+/* dec_scores for a tile of R > 1 rows and head_dim a multiple of 16, with two keys per vector:
+ * lanes 0-7 take eight elements of key a, lanes 8-15 the same elements of key b = a + 4, against
+ * the row's Q with each run of eight elements written twice (qd, stride 2 per element pair), so
+ * each (row, key) sum spans 8 lanes and the transpose-add tree per row and block takes 14
+ * shuffles and 7 adds instead of sum16's 30 and 15 (the shuffles share the FMA pipes on Zen 4).
+ * Pair slot i (0..7) holds keys a = i % 4 + 8·(i / 4) and a + 4, so the tree leaves key j in
+ * lane j. Same FMAs, K bytes and prefetches (one per 64 bytes of each row) as dec_scores. */
+static inline __attribute__((always_inline)) void
+dec_scores_pairs(const float *const qd[DEC_R], int R, const void *const kr[DEC_K],
+                 const void *const kp[DEC_K], int64_t d, attn_dtype dt, __m512 out[DEC_R])
+{
+    enum { PAIRS = 4 }; /* pair slots side by side: 4 rows x 4 accumulators */
+    __m512 part[DEC_R][DEC_K / 2];
+    const int64_t line = dt == ATTN_F32 ? 16 : 32; /* elements per 64 bytes */
+#pragma GCC unroll 1
+    for (int i0 = 0; i0 < DEC_K / 2; i0 += PAIRS) {
+        const int a0 = 8 * (i0 / 4); /* keys a0 .. a0 + 3 and a0 + 4 .. a0 + 7 */
+        __m512 acc[DEC_R][PAIRS];
+        for (int r = 0; r < R; r++)
+            for (int u = 0; u < PAIRS; u++)
+                acc[r][u] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < d; c += 8) {
+            __m512 kv[PAIRS];
+            for (int u = 0; u < PAIRS; u++) {
+                kv[u] = load_key_pair(kr[a0 + u], kr[a0 + u + 4], c, dt);
+                if (c % line == 0) {
+                    prefetch_row(kp[a0 + u], c, dt);
+                    prefetch_row(kp[a0 + u + 4], c, dt);
+                }
+            }
+            for (int r = 0; r < R; r++) {
+                const __m512 qv = _mm512_load_ps(qd[r] + 2 * c);
+                for (int u = 0; u < PAIRS; u++)
+                    acc[r][u] = _mm512_fmadd_ps(qv, kv[u], acc[r][u]);
+            }
+        }
+        for (int r = 0; r < R; r++)
+            for (int u = 0; u < PAIRS; u++)
+                part[r][i0 + u] = acc[r][u];
+    }
+    for (int r = 0; r < R; r++) {
+        const __m512 *pr = part[r];
+        __m512 b[4], c[2];
+        for (int i = 0; i < 4; i++) /* per 128-bit block: slots (2i, 2i+1, 2i, 2i+1) */
+            b[i] = _mm512_add_ps(_mm512_unpacklo_ps(pr[2 * i], pr[2 * i + 1]),
+                                 _mm512_unpackhi_ps(pr[2 * i], pr[2 * i + 1]));
+        for (int i = 0; i < 2; i++) { /* per 128-bit block: slots 4i .. 4i + 3 */
+            const __m512d x = _mm512_castps_pd(b[2 * i]), y = _mm512_castps_pd(b[2 * i + 1]);
+            c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                                 _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+        }
+        /* blocks 0+1 (keys a) and 2+3 (keys b) of each: keys 0-3, 4-7 from c[0], 8-15 from c[1] */
+        out[r] = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88),
+                               _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
+    }
+}
+
 /* For R rows: o_r[0..d) (workspace rows padded to 16) = o_r·corr_r + Σ_{j in keys} w_r[j]·V[j],
  * V rows of dt elements widened as they are loaded, each V vector loaded once for the R rows.
  * The R·DEC_PV(R) accumulators stay in registers across the block's keys. */
@@ -780,6 +855,7 @@ typedef struct dec_rows {
     float *o, *lv, *mrow;
     const int64_t *lim;
     const float *const *q; /* float32 Q row of each row (padded to 16) */
+    const float *qd;       /* the Q rows for dec_scores_pairs (row r at qd + r·2·dpad) */
     int64_t dpad, kend;
     __m512 c;              /* scale·log2(e) */
     const float *mask;
@@ -808,7 +884,14 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *x, in
         q[r] = x->q[r0 + r];
         o[r] = x->o + (r0 + r) * x->dpad;
     }
-    dec_scores(q, R, kr, kp, d, dt, paged, full, s);
+    if (R > 1 && full) {
+        const float *qd[DEC_R];
+        for (int r = 0; r < R; r++)
+            qd[r] = x->qd + (r0 + r) * 2 * x->dpad;
+        dec_scores_pairs(qd, R, kr, kp, d, dt, s);
+    } else {
+        dec_scores(q, R, kr, kp, d, dt, paged, full, s);
+    }
     uint32_t any = 0, all = 0xffff;
     for (int r = 0; r < R; r++) {
         const int64_t lim = x->lim[r0 + r] < x->kend ? x->lim[r0 + r] : x->kend;
@@ -889,12 +972,17 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
         for (int64_t c = 0; c < dpad; c += 16)
             _mm512_store_ps(qw + r * dpad + c, load16(q, c, tail_mask16(d - c), dt));
         qrow[r] = qw + r * dpad;
+        for (int64_t c = 0; c < dpad; c += 8) { /* each run of 8 twice, for dec_scores_pairs */
+            const __m256 h = _mm256_load_ps(qrow[r] + c);
+            _mm512_store_ps(qw + n * dpad + r * 2 * dpad + 2 * c,
+                            _mm512_insertf32x8(_mm512_castps256_ps512(h), h, 1));
+        }
         mrow[r] = -INFINITY;
         memset(o + r * dpad, 0, (size_t)dpad * sizeof *o);
         _mm512_store_ps(lv + 16 * r, _mm512_setzero_ps());
     }
     const dec_rows x = {.p = p, .br = &br, .o = o, .lv = lv, .mrow = mrow, .lim = lim,
-                        .q = qrow, .dpad = dpad, .kend = kend, .c = rc.c, .mask = rc.mask,
+                        .q = qrow, .qd = qw + n * dpad, .dpad = dpad, .kend = kend, .c = rc.c, .mask = rc.mask,
                         .first = first, .rc = &rc, .slope = slope, .pos = pos};
     /* Tiles of several rows prefetch a distance in bytes, so half rows go as far ahead as
      * float32 ones (D2 bf16 and f16 1.2x faster than at 64 keys, Zen 4), and at least a block;
