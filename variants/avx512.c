@@ -235,13 +235,28 @@ static inline __attribute__((always_inline)) __m512 load16(const void *row, int6
     return _mm512_cvtph_ps(h);
 }
 
-/* load16 for the decode paths' K and V streams: float32 as two 256-bit loads joined. On Zen 4
+/* Word indices that put 16 bf16 (words 0-15) in the top halves of 16 dwords (load16_stream). */
+static inline __m512i bf16_spread(void)
+{
+    return _mm512_set_epi16(15, 0, 14, 0, 13, 0, 12, 0, 11, 0, 10, 0, 9, 0, 8, 0, 7, 0, 6, 0, 5,
+                            0, 4, 0, 3, 0, 2, 0, 1, 0, 0, 0);
+}
+
+/* load16 for the decode paths' K and V streams: float32 as two 256-bit loads joined, bf16
+ * spread by a word permute. On Zen 4
  * a stream of 512-bit loads read memory 15-20% slower than the same bytes in 256-bit loads
  * (single thread, 2 x 128 MiB read by blocks of 1 to 16 rows; half inputs load 256 bits
  * already); the join costs one shuffle per 64 bytes, far from the stream's limit. */
 static inline __attribute__((always_inline)) __m512 load16_stream(const void *row, int64_t c,
                                                                    __mmask16 m, attn_dtype dt)
 {
+    if (dt == ATTN_BF16) { /* one word permute that zeroes the low halves (D1 bf16 +4% in
+                            * cache, Zen 4, over zero-extend and shift) */
+        const __m512i h =
+            _mm512_castsi256_si512(_mm256_maskz_loadu_epi16(m, (const uint16_t *)row + c));
+        return _mm512_castsi512_ps(
+            _mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, bf16_spread(), h));
+    }
     if (dt != ATTN_F32)
         return load16(row, c, m, dt);
     const float *x = (const float *)row + c;
