@@ -42,7 +42,8 @@
  * V vector loaded once for the tile. Per block of 16 keys and tile: the keys' dot products one
  * key after another (each K row front to back, through a key loop that is not unrolled, so one
  * load instruction walks K in address order; a tile of several rows takes DEC_KS keys side by
- * side, so each Q vector is loaded once for them), a transpose-add tree per row to one vector of 16
+ * side, so each Q vector is loaded once for them; with head_dim a multiple of 16, two keys per
+ * vector, dec_scores_pairs), a transpose-add tree per row to one vector of 16
  * scores, softmax on that vector (one horizontal max per row and block), then
  * o += Σ p_j · V[j] with the tile's accumulators in registers across the block. Rows of a tile
  * that see different keys (causal edge, mask) take V row by row, so a NaN V row never meets
@@ -76,8 +77,9 @@
  * Layout: head_dim contiguous (the contract); any batch/head/seq strides, [B,H,L,d] or
  * [B,L,H,d]; Q/K/V rows need no alignment. Workspace (64-byte aligned) holds the packed Qᵀ,
  * Oᵀ and per-row m, l, key limits, and for half inputs the widened K/V block (2·min(bk, Lk)·d
- * floats; mode 1: 2·Lk·d) and decode Q rows (dec·d, and their pointers); it depends on bq, bk, d and dec, never on
- * Lk beyond min(bk, Lk) in mode 0. */
+ * floats; mode 1: 2·Lk·d) and decode Q rows (dec·d, again with each run of 8 twice: 2·dec·d,
+ * and their pointers); it depends on bq, bk, d and dec, never on Lk beyond min(bk, Lk) in
+ * mode 0. */
 /* Over 900 lines, on purpose: the streaming, full-row and decode paths are one kernel built
  * with AVX-512 flags, sharing its tile helpers inline; what it shares with avx512_bf16.c and
  * amx_bf16.c is in avx512_common.h and tile_rows.h already. */
