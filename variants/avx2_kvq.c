@@ -283,8 +283,10 @@ static inline unsigned row_block(const kvq_group *x, const kvq_block *kb, kvq_ro
     const float m_new = bm > rw->m ? bm : rw->m; /* a NaN bm leaves m (as fmaxf) */
     if (m_new == -INFINITY)
         return 0;
-    /* 2^(m - m_new) by the vector polynomial (m = -inf: 0), not libm's ldexpf */
-    *corr = _mm256_cvtss_f32(exp2_ps(_mm256_set1_ps(rw->m - m_new), bits_mask(1)));
+    /* 2^(m - m_new) by the vector polynomial (m = -inf: 0), not libm's ldexpf; most blocks
+     * keep the max */
+    *corr = m_new == rw->m ? 1.0f
+                           : _mm256_cvtss_f32(exp2_ps(_mm256_set1_ps(rw->m - m_new), bits_mask(1)));
     const __m256 pv = exp2_ps(_mm256_sub_ps(sv, _mm256_set1_ps(m_new)), keep);
     rw->l = rw->l * *corr + hsum8(pv);
     rw->m = m_new;
