@@ -344,7 +344,8 @@ static inline __attribute__((always_inline)) void dot_tile(const kvq_group *x,
                         const __m256 v0 = int8x8_full(k0 + c + 8 * h);
                         const __m256 v1 = int8x8_full(k1 + c + 8 * h);
                         for (int r = 0; r < NT; r++) {
-                            const __m256 qv = _mm256_loadu_ps(q + r * dpad + c + 8 * h);
+                            __m256 qv = _mm256_loadu_ps(q + r * dpad + c + 8 * h);
+                            __asm__("" : "+x"(qv)); /* one load for both keys' FMAs, not two */
                             a[r][0][h] = _mm256_fmadd_ps(qv, v0, a[r][0][h]);
                             a[r][1][h] = _mm256_fmadd_ps(qv, v1, a[r][1][h]);
                         }
