@@ -1,16 +1,16 @@
 /* avx2_kvq.c — the avx2 variant on quantized K/V (int8, q4): the algorithm is kvq.h's, with
  * blocks of 8 keys (one ymm of scores).
  *
- * Registers: one row (decode MHA) accumulates the block's 8 dot products along head_dim in 8
- * ymm (K dequantized 8 values at a time: vpmovsxbd + vcvtdq2ps for int8; vpmovzxbd, and/shift
- * and a float subtract of 8 for the nibbles of q4), then a vhaddps tree gives one ymm of 8
- * scores; the V pass walks head_dim in ymm chunks with the chunk's accumulator in a register
- * across the block's keys. Several rows of a group (GQA heads, query rows) go in tiles of up
- * to 4 that share each dequantized value: K key after key, each 8 values widened once for the
- * tile's rows' dot products (2 accumulators per row); V 16 values of head_dim at a time, the
- * tile's 2 accumulators per row in registers across the block's keys, each key's values
- * widened once. The options of current models (soft cap, ALiBi) go through the scalar
- * attn_logit_log2 on the 8 scores: decode rarely has them, and they cost one tanh per key. */
+ * Registers: the rows of a group (GQA heads, query rows; decode MHA: one) go in tiles of up to
+ * 4 that share each dequantized value. Scores (dot_tile): int8 two keys side by side, each 8
+ * values widened once (vpmovsxbd + vcvtdq2ps) for the tile's rows and each Q load serving both
+ * keys; q4 key after key on the raw nibbles (vpmovzxbd, and/shift, vcvtdq2ps), the offset 8
+ * taken off the summed scores at once; each key's sums wait for one vhaddps tree per row. V: a
+ * single row 64 values of head_dim at a time in registers across the block's keys, a tile 16
+ * at a time with its 2 accumulators per row. The options of current models (soft cap, ALiBi)
+ * go through the scalar attn_logit_log2 on the 8 scores: decode rarely has them, and they cost
+ * one tanh per key. On Zen 4 the 4-row tiles are bound by the FMA pipes (vpmaddwd shares them,
+ * and integer products at float32's error need Q in two int16 digits: no fewer multiplies). */
 #include "exp2_poly.h"
 #include "kvq.h"
 
