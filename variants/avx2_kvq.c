@@ -1,16 +1,16 @@
 /* avx2_kvq.c — the avx2 variant on quantized K/V (int8, q4): the algorithm is kvq.h's, with
  * blocks of 8 keys (one ymm of scores).
  *
- * Registers: one row (decode MHA) accumulates the block's 8 dot products along head_dim in 8
- * ymm (K dequantized 8 values at a time: vpmovsxbd + vcvtdq2ps for int8; vpmovzxbd, and/shift
- * and a float subtract of 8 for the nibbles of q4), then a vhaddps tree gives one ymm of 8
- * scores; the V pass walks head_dim in ymm chunks with the chunk's accumulator in a register
- * across the block's keys. Several rows of a group (GQA heads, query rows) go in tiles of up
- * to 4 that share each dequantized value: K key after key, each 8 values widened once for the
- * tile's rows' dot products (2 accumulators per row); V 16 values of head_dim at a time, the
- * tile's 2 accumulators per row in registers across the block's keys, each key's values
- * widened once. The options of current models (soft cap, ALiBi) go through the scalar
- * attn_logit_log2 on the 8 scores: decode rarely has them, and they cost one tanh per key. */
+ * Registers: the rows of a group (GQA heads, query rows; decode MHA: one) go in tiles of up to
+ * 4 that share each dequantized value. Scores (dot_tile): int8 two keys side by side, each 8
+ * values widened once (vpmovsxbd + vcvtdq2ps) for the tile's rows and each Q load serving both
+ * keys; q4 key after key on the raw nibbles (vpmovzxbd, and/shift, vcvtdq2ps), the offset 8
+ * taken off the summed scores at once; each key's sums wait for one vhaddps tree per row. V: a
+ * single row 64 values of head_dim at a time in registers across the block's keys, a tile 16
+ * at a time with its 2 accumulators per row. The options of current models (soft cap, ALiBi)
+ * go through the scalar attn_logit_log2 on the 8 scores: decode rarely has them, and they cost
+ * one tanh per key. On Zen 4 the 4-row tiles are bound by the FMA pipes (vpmaddwd shares them,
+ * and integer products at float32's error need Q in two int16 digits: no fewer multiplies). */
 #include "exp2_poly.h"
 #include "kvq.h"
 
@@ -62,7 +62,7 @@ static inline float hmax8(__m256 x)
 {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    return fmaxf(_mm_cvtss_f32(m), _mm_cvtss_f32(_mm_shuffle_ps(m, m, 1)));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps(m, m, 1)));
 }
 static inline float hsum8(__m256 x)
 {
@@ -107,95 +107,59 @@ typedef struct kvq_block {
     const float *ksc, *vsc; /* q4: block scales, [blk·8 + n] */
 } kvq_block;
 
+/* The int8 row scales of keys j0 + i (i >= n: key j0's), loaded one by one into the vector
+ * (not stored to memory and read back as one vector: that missed store forwarding, a stall
+ * per block). */
+static inline __m256 row_scales(const char *base, int64_t seq, int64_t j0, int64_t n)
+{
+    float s[KB];
+    for (int i = 0; i < KB; i++)
+        memcpy(&s[i], base + (j0 + (i < n ? i : 0)) * seq, 4);
+    return _mm256_setr_ps(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+}
+
+/* Every field set (no zero initialisation first: a rep stosq per block). */
 static inline void kvq_block_of(const kvq_group *x, int64_t j0, int64_t n, kvq_block *kb)
 {
-    float ks[KB] = {0}, vs[KB] = {0};
     for (int i = 0; i < KB; i++) {
         const int64_t j = j0 + (i < n ? i : 0);
         kb->k[i] = x->k + j * x->k_seq;
         kb->v[i] = x->v + j * x->v_seq;
-        if (!x->q4) {
-            memcpy(&ks[i], x->ks + j * x->ks_seq, 4);
-            memcpy(&vs[i], x->vs + j * x->vs_seq, 4);
-        }
     }
-    kb->ks = _mm256_loadu_ps(ks);
-    kb->vs = _mm256_loadu_ps(vs);
+    kb->ks = x->q4 ? _mm256_setzero_ps() : row_scales(x->ks, x->ks_seq, j0, n);
+    kb->vs = x->q4 ? _mm256_setzero_ps() : row_scales(x->vs, x->vs_seq, j0, n);
+    kb->ksc = kb->vsc = NULL;
 }
 
 /* The q4 scales of keys j0 + n (n < 8, the first `n_keys`; the others 0) widened, one vector
- * of 8 keys per head_dim block: out[blk·8 + n]. */
+ * of 8 keys per head_dim block: out[blk·8 + n]. A whole block, 4 head_dim blocks at a time:
+ * each key's 4 scales by one 8-byte load (keys n and n + 4 in one vcvtph2ps), then a 4x4
+ * transpose in each 128-bit lane; no byte outside the keys' scale rows is read. (Gathers,
+ * one per head_dim block, took 14% of D2's time on Zen 4.) */
 static inline void q4_scales(const char *base, int64_t seq, int64_t j0, int64_t n_keys,
                              int64_t nb, float *out)
 {
-    if (n_keys == KB && nb >= 2 && seq <= INT32_MAX / KB && seq >= -(INT32_MAX / KB)) {
-        /* a whole block: per head_dim block one gather of 32-bit words over the 8 keys, the
-         * wanted half the low one of the pair (blk, blk+1) for blk 0 and the high one of
-         * (blk-1, blk) after, so no byte outside the keys' scales is read (as avx512_kvq.c) */
-        const __m256i off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                               _mm256_set1_epi32((int32_t)seq));
-        /* the low 2 bytes of each 32-bit word into the low 8 bytes of each 128-bit lane */
-        const __m256i pick = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1,
-                                              -1, -1, 0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1,
-                                              -1, -1, -1, -1);
-        const char *row0 = base + j0 * seq;
-        for (int64_t blk = 0; blk < nb; blk++) {
-            __m256i w = _mm256_i32gather_epi32((const int *)(row0 + (blk ? 2 * blk - 2 : 0)), off,
-                                               1);
-            if (blk)
-                w = _mm256_srli_epi32(w, 16);
-            w = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(w, pick), 0x08); /* qwords 0, 2 */
-            _mm256_storeu_ps(out + blk * KB, _mm256_cvtph_ps(_mm256_castsi256_si128(w)));
+    int64_t blk = 0;
+    for (; n_keys == KB && blk + 4 <= nb; blk += 4) {
+        __m256 r[4]; /* lanes 0-3: key i's scales blk..blk+3, lanes 4-7: key i + 4's */
+        for (int i = 0; i < 4; i++) {
+            int64_t lo, hi;
+            memcpy(&lo, base + (j0 + i) * seq + 2 * blk, 8);
+            memcpy(&hi, base + (j0 + i + 4) * seq + 2 * blk, 8);
+            r[i] = _mm256_cvtph_ps(_mm_set_epi64x(hi, lo));
         }
-        return;
+        const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpacklo_ps(r[2], r[3]);
+        const __m256 t2 = _mm256_unpackhi_ps(r[0], r[1]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        _mm256_storeu_ps(out + blk * KB, _mm256_shuffle_ps(t0, t1, 0x44));
+        _mm256_storeu_ps(out + (blk + 1) * KB, _mm256_shuffle_ps(t0, t1, 0xee));
+        _mm256_storeu_ps(out + (blk + 2) * KB, _mm256_shuffle_ps(t2, t3, 0x44));
+        _mm256_storeu_ps(out + (blk + 3) * KB, _mm256_shuffle_ps(t2, t3, 0xee));
     }
-    for (int n = 0; n < KB; n++) {
+    for (int n = 0; n < KB && blk < nb; n++) {
         const uint16_t *row = (const uint16_t *)(base + (j0 + n) * seq);
-        for (int64_t blk = 0; blk < nb; blk++)
-            out[blk * KB + n] = n < n_keys ? _cvtsh_ss(row[blk]) : 0.0f;
+        for (int64_t b = blk; b < nb; b++)
+            out[b * KB + n] = n < n_keys ? _cvtsh_ss(row[b]) : 0.0f;
     }
-}
-
-static inline __m256 dot_block(const kvq_group *x, const kvq_block *kb, const float *q)
-{
-    __m256 a[KB];
-    for (int n = 0; n < KB; n++)
-        a[n] = _mm256_setzero_ps();
-    /* int8: key after key, each row front to back, through a loop that is not unrolled: one
-     * load instruction walks K in address order, which the hardware prefetchers follow (the 8
-     * rows read column by column ran D1 1.5x slower, as avx512.c found for float32). */
-    if (!x->q4) {
-#pragma GCC unroll 1
-        for (int n = 0; n < KB; n++) {
-            const int8_t *kn = kb->k[n];
-            __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-            int64_t c = 0;
-            for (; c + 16 <= x->d; c += 16) { /* two chains: half the FMA latency per key */
-                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), int8x8(kn + c, 8), acc0);
-                acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 8), int8x8(kn + c + 8, 8), acc1);
-            }
-            for (; c < x->d; c += 8) /* q is zero-padded to 16 */
-                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), int8x8(kn + c, x->d - c), acc0);
-            a[n] = _mm256_add_ps(acc0, acc1);
-        }
-        return _mm256_mul_ps(sum8(a), kb->ks);
-    }
-    const int64_t nb = x->d / ATTN_Q4_BLOCK;
-    for (int64_t blk = 0; blk < nb; blk++) { /* q4: block by block (measured faster here) */
-        const float *qb = q + 32 * blk; /* even elements 0-15, then odd */
-        for (int n = 0; n < KB; n++) {
-            const uint8_t *kr = (const uint8_t *)kb->k[n] + 16 * blk;
-            __m256 e0, o0, e1, o1;
-            q4x16(kr, &e0, &o0);
-            q4x16(kr + 8, &e1, &o1);
-            __m256 part = _mm256_mul_ps(_mm256_loadu_ps(qb), e0);
-            part = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 8), e1, part);
-            part = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 16), o0, part);
-            part = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 24), o1, part);
-            a[n] = _mm256_fmadd_ps(part, _mm256_set1_ps(kb->ksc[blk * KB + n]), a[n]);
-        }
-    }
-    return sum8(a);
 }
 
 /* V rows of a block over NC (a constant once inlined) chunks of 8 from c0, the accumulators in
@@ -287,18 +251,17 @@ static inline unsigned range_keys(const kvq_row *rw, int64_t j0)
     return (hi >= KB ? 0xffu : (1u << hi) - 1) & ~((1u << lo) - 1);
 }
 
-/* Row rw's weights of the block's keys j0 + n into w[n] (int8: times V's row scale); updates
- * its max and sum. The scores: *scored (a tile's), or NULL: the row's own dot_block with q.
- * Returns the keys that count (0: none, w untouched) and the accumulator's correction. */
+/* Row rw's weights of the block's keys j0 + n into w[n] (int8: times V's row scale) from its
+ * scores sc (log2 units); updates its max and sum. Returns the keys that count (0: none, w
+ * untouched) and the accumulator's correction. */
 static inline unsigned row_block(const kvq_group *x, const kvq_block *kb, kvq_row *rw,
-                                 const float *q, const __m256 *scored, int64_t j0, float *w,
-                                 float *corr)
+                                 __m256 sc, int64_t j0, float *w, float *corr)
 {
     unsigned valid = range_keys(rw, j0);
     if (!valid)
         return 0;
     float s[KB];
-    _mm256_storeu_ps(s, scored ? *scored : dot_block(x, kb, q));
+    _mm256_storeu_ps(s, sc);
     for (int n = 0; n < KB && (rw->options || rw->mask); n++) {
         if (!(valid >> n & 1))
             continue;
@@ -317,10 +280,13 @@ static inline unsigned row_block(const kvq_group *x, const kvq_block *kb, kvq_ro
     if (_mm256_movemask_ps(_mm256_and_ps(keep, _mm256_cmp_ps(sv, sv, _CMP_UNORD_Q))))
         rw->l = NAN; /* a NaN score: a NaN row */
     const float bm = hmax8(_mm256_blendv_ps(_mm256_set1_ps(-INFINITY), sv, keep));
-    const float m_new = fmaxf(rw->m, bm);
-    if (m_new == -INFINITY || isnan(m_new))
+    const float m_new = bm > rw->m ? bm : rw->m; /* a NaN bm leaves m (as fmaxf) */
+    if (m_new == -INFINITY)
         return 0;
-    *corr = attn_exp2_nonpos(rw->m - m_new);
+    /* 2^(m - m_new) by the vector polynomial (m = -inf: 0), not libm's ldexpf; most blocks
+     * keep the max */
+    *corr = m_new == rw->m ? 1.0f
+                           : _mm256_cvtss_f32(exp2_ps(_mm256_set1_ps(rw->m - m_new), bits_mask(1)));
     const __m256 pv = exp2_ps(_mm256_sub_ps(sv, _mm256_set1_ps(m_new)), keep);
     rw->l = rw->l * *corr + hsum8(pv);
     rw->m = m_new;
@@ -328,44 +294,91 @@ static inline unsigned row_block(const kvq_group *x, const kvq_block *kb, kvq_ro
     return valid;
 }
 
-/* The scores of a tile's NT rows (a constant once inlined; Q rows q + r·dpad) against the
- * block's keys in `keys` (the others 0): key after key, each row of K walked front to back (in
- * address order, as dot_block), 8 values widened once for the NT rows' dot products, 2 chains
- * per row; each key's NT sums wait in sums until one vhaddps tree per row. */
+/* The 8 int8 values at x (all 8: n >= 8) or the first n of them, widened. */
+static inline __m256 int8x8_full(const int8_t *x)
+{
+    int64_t bits;
+    memcpy(&bits, x, 8);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(bits)));
+}
+/* The 16 nibbles of 8 q4 bytes as stored (0..15, not less 8): low ones (even elements), high. */
+static inline void q4raw16(const uint8_t *x, __m256 *even, __m256 *odd)
+{
+    int64_t bits;
+    memcpy(&bits, x, 8);
+    const __m256i b = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bits));
+    *even = _mm256_cvtepi32_ps(_mm256_and_si256(b, _mm256_set1_epi32(15)));
+    *odd = _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4));
+}
+
+/* The scores of a tile's NT rows (1..4, a constant once inlined; Q rows q + r·dpad) against
+ * the block's keys (those outside `keys` may come out as anything: their lanes are not read).
+ * int8: keys in pairs, each pair's two rows of K walked front to back side by side (adjacent
+ * in memory), 8 values widened once for the NT rows and each Q load serving both keys, one
+ * chain per (row, key, chunk of 8 per step: 2 for NT <= 2), so 4 to 8 FMA chains. q4: key
+ * after key, raw nibbles (0..15) widened once for the NT rows, each block's 4 products per row
+ * summed, times the key's block scale; the nibbles' offset 8 comes off the summed scores at
+ * once: 8 · Σ_blk scale[blk] · (the row's Q summed over blk), qsum[r·nb + blk] (a float
+ * rounding of magnitude near 8 · |q|, as the offset's subtraction per value had). Each key's
+ * NT sums wait in sums until one vhaddps tree per row. */
 static inline __attribute__((always_inline)) void dot_tile(const kvq_group *x,
                                                            const kvq_block *kb, const float *q,
-                                                           int64_t dpad, int NT, unsigned keys,
-                                                           __m256 *scores)
+                                                           const float *qsum, int64_t dpad,
+                                                           int NT, unsigned keys, __m256 *scores)
 {
     __m256 sums[4][KB];
     const int64_t d = x->d, nb = d / ATTN_Q4_BLOCK;
+    if (!x->q4) {
+        const int CH = NT <= 2 ? 2 : 1; /* chunks of 8 per step */
 #pragma GCC unroll 1
-    for (int n = 0; n < KB; n++) {
-        __m256 a0[4], a1[4];
-        for (int r = 0; r < NT; r++)
-            a0[r] = a1[r] = _mm256_setzero_ps();
-        if (!(keys >> n & 1)) {
-        } else if (!x->q4) {
-            const int8_t *kn = kb->k[n];
-            int64_t c = 0;
-            for (; c + 16 <= d; c += 16) {
-                const __m256 k0 = int8x8(kn + c, 8), k1 = int8x8(kn + c + 8, 8);
-                for (int r = 0; r < NT; r++) {
-                    a0[r] = _mm256_fmadd_ps(_mm256_loadu_ps(q + r * dpad + c), k0, a0[r]);
-                    a1[r] = _mm256_fmadd_ps(_mm256_loadu_ps(q + r * dpad + c + 8), k1, a1[r]);
+        for (int n = 0; n < KB; n += 2) {
+            __m256 a[4][2][2];
+            for (int r = 0; r < NT; r++)
+                for (int k = 0; k < 2; k++)
+                    a[r][k][0] = a[r][k][1] = _mm256_setzero_ps();
+            if (keys >> n & 3) {
+                const int8_t *k0 = kb->k[n], *k1 = kb->k[n + 1];
+                int64_t c = 0;
+                for (; c + 8 * CH <= d; c += 8 * CH)
+                    for (int h = 0; h < CH; h++) {
+                        const __m256 v0 = int8x8_full(k0 + c + 8 * h);
+                        const __m256 v1 = int8x8_full(k1 + c + 8 * h);
+                        for (int r = 0; r < NT; r++) {
+                            __m256 qv = _mm256_loadu_ps(q + r * dpad + c + 8 * h);
+                            __asm__("" : "+x"(qv)); /* one load for both keys' FMAs, not two */
+                            a[r][0][h] = _mm256_fmadd_ps(qv, v0, a[r][0][h]);
+                            a[r][1][h] = _mm256_fmadd_ps(qv, v1, a[r][1][h]);
+                        }
+                    }
+                for (; c < d; c += 8) { /* q is zero-padded to 16 */
+                    const __m256 v0 = int8x8(k0 + c, d - c), v1 = int8x8(k1 + c, d - c);
+                    for (int r = 0; r < NT; r++) {
+                        const __m256 qv = _mm256_loadu_ps(q + r * dpad + c);
+                        a[r][0][0] = _mm256_fmadd_ps(qv, v0, a[r][0][0]);
+                        a[r][1][0] = _mm256_fmadd_ps(qv, v1, a[r][1][0]);
+                    }
                 }
             }
-            for (; c < d; c += 8) { /* q is zero-padded to 16 */
-                const __m256 k0 = int8x8(kn + c, d - c);
-                for (int r = 0; r < NT; r++)
-                    a0[r] = _mm256_fmadd_ps(_mm256_loadu_ps(q + r * dpad + c), k0, a0[r]);
+            for (int r = 0; r < NT; r++) {
+                sums[r][n] = _mm256_add_ps(a[r][0][0], a[r][0][1]);
+                sums[r][n + 1] = _mm256_add_ps(a[r][1][0], a[r][1][1]);
             }
-        } else {
+        }
+        for (int r = 0; r < NT; r++)
+            scores[r] = _mm256_mul_ps(sum8(sums[r]), kb->ks);
+        return;
+    }
+#pragma GCC unroll 1
+    for (int n = 0; n < KB; n++) {
+        __m256 a0[4];
+        for (int r = 0; r < NT; r++)
+            a0[r] = _mm256_setzero_ps();
+        if (keys >> n & 1) {
             const uint8_t *kn = kb->k[n];
             for (int64_t blk = 0; blk < nb; blk++) { /* Q's block: even elements, then odd */
                 __m256 e0, o0, e1, o1;
-                q4x16(kn + 16 * blk, &e0, &o0);
-                q4x16(kn + 16 * blk + 8, &e1, &o1);
+                q4raw16(kn + 16 * blk, &e0, &o0);
+                q4raw16(kn + 16 * blk + 8, &e1, &o1);
                 const __m256 sc = _mm256_set1_ps(kb->ksc[blk * KB + n]);
                 for (int r = 0; r < NT; r++) {
                     const float *qb = q + r * dpad + 32 * blk;
@@ -378,10 +391,15 @@ static inline __attribute__((always_inline)) void dot_tile(const kvq_group *x,
             }
         }
         for (int r = 0; r < NT; r++)
-            sums[r][n] = _mm256_add_ps(a0[r], a1[r]);
+            sums[r][n] = a0[r];
     }
-    for (int r = 0; r < NT; r++)
-        scores[r] = x->q4 ? sum8(sums[r]) : _mm256_mul_ps(sum8(sums[r]), kb->ks);
+    for (int r = 0; r < NT; r++) {
+        __m256 off = _mm256_setzero_ps();
+        for (int64_t blk = 0; blk < nb; blk++)
+            off = _mm256_fmadd_ps(_mm256_loadu_ps(kb->ksc + blk * KB),
+                                  _mm256_set1_ps(qsum[r * nb + blk]), off);
+        scores[r] = _mm256_fnmadd_ps(off, _mm256_set1_ps(8.0f), sum8(sums[r]));
+    }
 }
 
 /* 8 values of q4 bytes x as floats: the low nibbles (high: 0) or the high ones (1). */
@@ -464,7 +482,8 @@ static inline __attribute__((always_inline)) void v_tile(const kvq_group *x, con
  * each row's softmax step, the shared V pass. w: KB · 4 weights; ws (q4): 4 · d / 4. */
 static inline __attribute__((always_inline)) void tile_block(const kvq_group *x,
                                                              const kvq_block *kb, kvq_row *rows,
-                                                             int NT, const float *q, float *o,
+                                                             int NT, const float *q,
+                                                             const float *qsum, float *o,
                                                              int64_t dpad, int64_t j0, float *w,
                                                              float *ws)
 {
@@ -474,12 +493,12 @@ static inline __attribute__((always_inline)) void tile_block(const kvq_group *x,
     if (!seen)
         return;
     __m256 sc[4];
-    dot_tile(x, kb, q, dpad, NT, seen, sc);
+    dot_tile(x, kb, q, qsum, dpad, NT, seen, sc);
     float corr[4];
     unsigned counted = 0;
     for (int r = 0; r < NT; r++) {
         corr[r] = 1.0f;
-        const unsigned keys = row_block(x, kb, &rows[r], NULL, &sc[r], j0, w + KB * r, &corr[r]);
+        const unsigned keys = row_block(x, kb, &rows[r], sc[r], j0, w + KB * r, &corr[r]);
         /* a key the row does not count weighs exactly 0 (not 0 · a scale that is not finite) */
         _mm256_storeu_ps(w + KB * r,
                          keys ? _mm256_and_ps(_mm256_loadu_ps(w + KB * r), bits_mask(keys))
@@ -488,6 +507,10 @@ static inline __attribute__((always_inline)) void tile_block(const kvq_group *x,
     }
     if (!counted)
         return;
+    if (NT == 1) { /* one row: 64 values of head_dim in registers at a time */
+        accumulate_v(x, kb, o, corr[0], counted, w);
+        return;
+    }
     if (!x->q4) {
         v_tile(x, kb, NT, o, dpad, corr, counted, w);
         return;
@@ -511,6 +534,7 @@ attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
     float *qw = ws, *ow = qw + KVQ_ROWS * dpad, *w = ow + KVQ_ROWS * dpad;
     float *ksc = w + 16 * KVQ_ROWS, *vsc = ksc + dpad;
     float *wide = vsc + dpad; /* q4 tiles: their weights times V's block scales (d floats) */
+    float *qsum = wide + dpad; /* q4: per chunk row its Q summed per head_dim block (nb floats) */
     const bool options = p->softcap != 0.0f || p->alibi_slopes;
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
@@ -530,12 +554,18 @@ attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
                 rw->mask = attn_mask_row(p, rw->i);
                 float *qr = qw + r * dpad;
                 attn_kvq_row_q(t, gr.b, rw->h, rw->i, qr, ow + r * dpad, dpad, c2, x.q4);
+                for (int64_t blk = 0; x.q4 && blk < nb; blk++) {
+                    float sum = 0.0f;
+                    for (int c = 0; c < ATTN_Q4_BLOCK; c++)
+                        sum += qr[blk * ATTN_Q4_BLOCK + c];
+                    qsum[r * nb + blk] = sum;
+                }
             }
             for (int64_t j0 = first; j0 < last; j0 += KB) {
                 const int64_t ahead = j0 + PREFETCH_KEYS, n = last - j0 < KB ? last - j0 : KB;
                 if (ahead < last)
                     prefetch_rows(&x, ahead, last - ahead < KB ? last - ahead : KB);
-                kvq_block kb = {.ksc = NULL, .vsc = NULL};
+                kvq_block kb;
                 kvq_block_of(&x, j0, n, &kb);
                 if (x.q4) {
                     q4_scales(x.ks, x.ks_seq, j0, n, nb, ksc);
@@ -546,19 +576,15 @@ attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
                 for (int t0 = 0; t0 < R; t0 += 4) { /* tiles of up to 4 rows */
                     const int T = R - t0 < 4 ? R - t0 : 4;
                     float *q = qw + t0 * dpad, *o = ow + t0 * dpad;
+                    const float *qs = qsum + t0 * nb;
                     if (T == 4)
-                        tile_block(&x, &kb, &rows[t0], 4, q, o, dpad, j0, w, wide);
+                        tile_block(&x, &kb, &rows[t0], 4, q, qs, o, dpad, j0, w, wide);
                     else if (T == 3)
-                        tile_block(&x, &kb, &rows[t0], 3, q, o, dpad, j0, w, wide);
+                        tile_block(&x, &kb, &rows[t0], 3, q, qs, o, dpad, j0, w, wide);
                     else if (T == 2)
-                        tile_block(&x, &kb, &rows[t0], 2, q, o, dpad, j0, w, wide);
-                    else {
-                        float corr = 1.0f;
-                        const unsigned keys =
-                            row_block(&x, &kb, &rows[t0], q, NULL, j0, w, &corr);
-                        if (keys)
-                            accumulate_v(&x, &kb, o, corr, keys, w);
-                    }
+                        tile_block(&x, &kb, &rows[t0], 2, q, qs, o, dpad, j0, w, wide);
+                    else
+                        tile_block(&x, &kb, &rows[t0], 1, q, qs, o, dpad, j0, w, wide);
                 }
             }
             for (int r = 0; r < R; r++)
