@@ -632,6 +632,18 @@ static inline void lanes_transpose(const __m512 *x, __m512 *out)
     out[3] = _mm512_shuffle_f32x4(t1, t3, 0xdd);
 }
 
+/* One half h (16 of each 32 values) of a q4 V chunk into a row of O: o = o·cv + the sums xs
+ * (lanes_transpose's input) of the chunk's nbl head_dim blocks (32 values per block, from oc). */
+static inline void v_q4_store_half(float *oc, int h, const __m512 xs[4], __m512 cv, int nbl)
+{
+    __m512 blk[4];
+    lanes_transpose(xs, blk);
+    for (int L = 0; L < nbl; L++) {
+        float *ob = oc + 32 * L + 16 * h;
+        _mm512_storeu_ps(ob, _mm512_fmadd_ps(_mm512_loadu_ps(ob), cv, blk[L]));
+    }
+}
+
 /* One pass over NQ key quads (4: a block; 8: two blocks for one row) for XP of the 4
  * byte-position vectors from x0 (T rows, XP constant once inlined; T·XP·6 int32 accumulators
  * in registers), into f[t][x][nibble]: the float32 sums times the row's block steps. */
@@ -726,12 +738,7 @@ static inline __attribute__((always_inline)) bool v_q4_tile_t(const kvq_group *x
             for (int h = 0; h < 2; h++) {
                 const __m512 xs[4] = {f[(t * 4) * 2 + h], f[(t * 4 + 1) * 2 + h],
                                       f[(t * 4 + 2) * 2 + h], f[(t * 4 + 3) * 2 + h]};
-                __m512 blk[4];
-                lanes_transpose(xs, blk);
-                for (int L = 0; L < nbl; L++) {
-                    float *ob = oc + 32 * L + 16 * h;
-                    _mm512_storeu_ps(ob, _mm512_fmadd_ps(_mm512_loadu_ps(ob), cv, blk[L]));
-                }
+                v_q4_store_half(oc, h, xs, cv, nbl);
             }
         }
     }
@@ -770,12 +777,7 @@ static bool v_q4_row2(const kvq_group *x, const kvq_block *kb, const void *const
         float *oc = o + 2 * c; /* 32 values per 16 bytes */
         for (int h = 0; h < 2; h++) {
             const __m512 xs[4] = {f[h], f[2 + h], f[4 + h], f[6 + h]};
-            __m512 blk[4];
-            lanes_transpose(xs, blk);
-            for (int L = 0; L < nbl; L++) {
-                float *ob = oc + 32 * L + 16 * h;
-                _mm512_storeu_ps(ob, _mm512_fmadd_ps(_mm512_loadu_ps(ob), cv, blk[L]));
-            }
+            v_q4_store_half(oc, h, xs, cv, nbl);
         }
     }
     return true;
