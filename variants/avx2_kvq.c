@@ -1,5 +1,6 @@
 /* avx2_kvq.c — the avx2 variant on quantized K/V (int8, q4): the algorithm is kvq.h's, with
- * blocks of 8 keys (one ymm of scores).
+ * blocks of 8 keys (one ymm of scores); a chunk of a single row (decode MHA) takes blocks of
+ * 16, the next block scored before the current one's V pass (single_row).
  *
  * Registers: the rows of a group (GQA heads, query rows; decode MHA: one) go in tiles of up to
  * 4 that share each dequantized value. Scores (dot_tile): int8 two keys side by side, each 8
@@ -29,6 +30,15 @@ static inline __m256 bits_mask(unsigned bits)
         _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)bits), bit), bit));
 }
 
+/* int32 lanes 0 <= i < 2^23 as the floats i - off, exactly: i's bits or'ed into 2^23's are the
+ * float 2^23 + i, less 2^23 + off (for q4's nibbles less 8: vpor in place of vcvtdq2ps, one
+ * FP-pipe instruction fewer). */
+static inline __m256 small_ps(__m256i i, float off)
+{
+    const __m256 big = _mm256_castsi256_ps(_mm256_or_si256(i, _mm256_set1_epi32(0x4B000000)));
+    return _mm256_sub_ps(big, _mm256_set1_ps(8388608.0f + off));
+}
+
 /* 8 int8 values widened (n < 8: the first n, zeros after; no byte beyond read). */
 static inline __m256 int8x8(const int8_t *x, int64_t n)
 {
@@ -46,9 +56,8 @@ static inline void q4x16(const uint8_t *x, __m256 *even, __m256 *odd)
     int64_t bits;
     memcpy(&bits, x, 8);
     const __m256i b = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bits));
-    const __m256 eight = _mm256_set1_ps(8.0f);
-    *even = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(b, _mm256_set1_epi32(15))), eight);
-    *odd = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4)), eight);
+    *even = small_ps(_mm256_and_si256(b, _mm256_set1_epi32(15)), 8.0f);
+    *odd = small_ps(_mm256_srli_epi32(b, 4), 8.0f);
 }
 
 /* One ymm of 8 sums (lane n = Σ of a[n]'s lanes). */
@@ -409,7 +418,7 @@ static inline __m256 q4x8(const uint8_t *x, int high)
     memcpy(&bits, x, 8);
     const __m256i b = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bits));
     const __m256i nib = high ? _mm256_srli_epi32(b, 4) : _mm256_and_si256(b, _mm256_set1_epi32(15));
-    return _mm256_sub_ps(_mm256_cvtepi32_ps(nib), _mm256_set1_ps(8.0f));
+    return small_ps(nib, 8.0f);
 }
 
 /* o_r = o_r·corr[r] + Σ_{n in keys} w[r·KB + n]·V[n] for a tile's NT rows (a constant once
@@ -524,6 +533,214 @@ static inline __attribute__((always_inline)) void tile_block(const kvq_group *x,
     v_tile(x, kb, NT, o, dpad, corr, counted, ws);
 }
 
+/* A single row (decode MHA) walks its keys in blocks of KB1 = 16, two halves of KB: one
+ * softmax step and one V pass per 16 keys (the per-block work — the horizontal max and sum,
+ * the exp2 polynomial, the accumulators' loads and stores — was most of a single row's time
+ * at 8 keys), and block j+1 is scored between block j's softmax and its V pass, so the
+ * softmax's latency overlaps independent products. */
+#define KB1 (2 * KB)
+
+/* A single row's block of keys j0 (its keys up to last): both halves' rows and (q4) scales
+ * widened into ksc, vsc (16 · d/32 floats each), and its scores against q (half 1 past the
+ * row's keys: a copy of half 0, scored as no key). */
+typedef struct row_block16_t {
+    kvq_block kb[2];
+    unsigned seen; /* the keys of the row's range, as bits n (half h: bits 8h..8h+7) */
+    __m256 sc[2];
+} row_block16_t;
+
+static inline void single_scores(const kvq_group *x, const kvq_row *rw, const float *q,
+                                 const float *qsum, int64_t dpad, int64_t j0, int64_t last,
+                                 float *ksc, float *vsc, row_block16_t *b)
+{
+    const int64_t n = last - j0 < KB1 ? last - j0 : KB1, n0 = n < KB ? n : KB, nb = x->d / ATTN_Q4_BLOCK;
+    b->seen = range_keys(rw, j0) | range_keys(rw, j0 + KB) << KB;
+    kvq_block_of(x, j0, n0, &b->kb[0]);
+    if (n > KB)
+        kvq_block_of(x, j0 + KB, n - KB, &b->kb[1]);
+    if (x->q4)
+        for (int h = 0; h < 2; h++) {
+            q4_scales(x->ks, x->ks_seq, j0 + KB * h, h ? n - n0 : n0, nb, ksc + h * nb * KB);
+            q4_scales(x->vs, x->vs_seq, j0 + KB * h, h ? n - n0 : n0, nb, vsc + h * nb * KB);
+            b->kb[h].ksc = ksc + h * nb * KB;
+            b->kb[h].vsc = vsc + h * nb * KB;
+        }
+    if (n <= KB) {
+        b->kb[1] = b->kb[0];
+        if (x->q4) { /* the zeros q4_scales wrote for no key */
+            b->kb[1].ksc = ksc + nb * KB;
+            b->kb[1].vsc = vsc + nb * KB;
+        }
+    }
+    if (!b->seen)
+        return;
+    dot_tile(x, &b->kb[0], q, qsum, dpad, 1, b->seen & 0xffu, &b->sc[0]);
+    if (b->seen >> KB)
+        dot_tile(x, &b->kb[1], q, qsum, dpad, 1, b->seen >> KB, &b->sc[1]);
+    else
+        b->sc[1] = _mm256_setzero_ps();
+}
+
+/* row_block on 16 keys: the weights into w[0..15] (int8: times V's row scales). */
+static inline unsigned row_block16(const kvq_group *x, const row_block16_t *b, kvq_row *rw,
+                                   int64_t j0, float *w, float *corr)
+{
+    unsigned valid = b->seen;
+    if (!valid)
+        return 0;
+    __m256 s0 = b->sc[0], s1 = b->sc[1];
+    if (rw->options || rw->mask) {
+        float s[KB1];
+        _mm256_storeu_ps(s, s0);
+        _mm256_storeu_ps(s + KB, s1);
+        for (int n = 0; n < KB1; n++) {
+            if (!(valid >> n & 1))
+                continue;
+            if (rw->options)
+                s[n] = attn_logit_log2(&rw->ro, s[n], j0 + n);
+            if (rw->mask) {
+                if (rw->mask[j0 + n] == -INFINITY)
+                    valid &= ~(1u << n);
+                else
+                    s[n] += rw->mask[j0 + n] * ATTN_LOG2E;
+            }
+        }
+        if (!valid)
+            return 0;
+        s0 = _mm256_loadu_ps(s);
+        s1 = _mm256_loadu_ps(s + KB);
+    }
+    const __m256 keep0 = bits_mask(valid & 0xffu), keep1 = bits_mask(valid >> KB);
+    if (_mm256_movemask_ps(_mm256_or_ps(_mm256_and_ps(keep0, _mm256_cmp_ps(s0, s0, _CMP_UNORD_Q)),
+                                        _mm256_and_ps(keep1, _mm256_cmp_ps(s1, s1, _CMP_UNORD_Q)))))
+        rw->l = NAN; /* a NaN score: a NaN row */
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    const float bm = hmax8(_mm256_max_ps(_mm256_blendv_ps(ninf, s0, keep0),
+                                         _mm256_blendv_ps(ninf, s1, keep1)));
+    const float m_new = bm > rw->m ? bm : rw->m; /* a NaN bm leaves m (as fmaxf) */
+    if (m_new == -INFINITY)
+        return 0;
+    *corr = m_new == rw->m ? 1.0f
+                           : _mm256_cvtss_f32(exp2_ps(_mm256_set1_ps(rw->m - m_new), bits_mask(1)));
+    const __m256 mv = _mm256_set1_ps(m_new);
+    const __m256 p0 = exp2_ps(_mm256_sub_ps(s0, mv), keep0);
+    const __m256 p1 = exp2_ps(_mm256_sub_ps(s1, mv), keep1);
+    rw->l = rw->l * *corr + hsum8(_mm256_add_ps(p0, p1));
+    rw->m = m_new;
+    _mm256_storeu_ps(w, x->q4 ? p0 : _mm256_mul_ps(p0, b->kb[0].vs));
+    _mm256_storeu_ps(w + KB, x->q4 ? p1 : _mm256_mul_ps(p1, b->kb[1].vs));
+    return valid;
+}
+
+/* int8_v_rows over a 16-key block (both halves, keys as bits n of `keys`). */
+static inline __attribute__((always_inline)) void int8_v_rows16(const kvq_block kb[2], int64_t c0,
+                                                                int NC, float *o, __m256 cv,
+                                                                unsigned keys, const float *w)
+{
+    __m256 acc[8];
+    for (int c = 0; c < NC; c++)
+        acc[c] = _mm256_mul_ps(_mm256_loadu_ps(o + c0 + 8 * c), cv);
+    for (int h = 0; h < 2; h++) {
+#pragma GCC unroll 1
+        for (int n = 0; n < KB; n++) {
+            if (!(keys >> (KB * h + n) & 1))
+                continue;
+            const int8_t *vn = (const int8_t *)kb[h].v[n] + c0;
+            const __m256 wn = _mm256_set1_ps(w[KB * h + n]);
+            for (int c = 0; c < NC; c++)
+                acc[c] = _mm256_fmadd_ps(wn, int8x8_full(vn + 8 * c), acc[c]);
+        }
+    }
+    for (int c = 0; c < NC; c++)
+        _mm256_storeu_ps(o + c0 + 8 * c, acc[c]);
+}
+
+/* o = o·corr + Σ_{n in keys} w[n]·V[n] over a 16-key block. q4: the raw nibbles (0..15), the
+ * offset 8 taken off each head_dim block once as 8·Σ_n ws[n] (ws: weight · block scale, keys
+ * not counted as 0). */
+static inline void single_v(const kvq_group *x, const kvq_block kb[2], float *o, float corr,
+                            unsigned keys, const float *w)
+{
+    const __m256 cv = _mm256_set1_ps(corr);
+    if (!x->q4) {
+        int64_t c0 = 0;
+        for (; c0 + 64 <= x->d; c0 += 64)
+            int8_v_rows16(kb, c0, 8, o, cv, keys, w);
+        for (int64_t c = c0; c < x->d; c += 8) {
+            __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(o + c), cv);
+            const int64_t left = x->d - c;
+            for (int n = 0; n < KB1; n++)
+                if (keys >> n & 1)
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(w[n]),
+                                          int8x8((const int8_t *)kb[n / KB].v[n % KB] + c, left),
+                                          acc);
+            _mm256_storeu_ps(o + c, acc);
+        }
+        return;
+    }
+    const int64_t nb = x->d / ATTN_Q4_BLOCK;
+    const __m256 wv0 = _mm256_and_ps(_mm256_loadu_ps(w), bits_mask(keys & 0xffu));
+    const __m256 wv1 = _mm256_and_ps(_mm256_loadu_ps(w + KB), bits_mask(keys >> KB));
+    for (int64_t blk = 0; blk < nb; blk++) {
+        float *ob = o + 32 * blk;
+        __m256 a0 = _mm256_mul_ps(_mm256_loadu_ps(ob), cv);
+        __m256 a1 = _mm256_mul_ps(_mm256_loadu_ps(ob + 8), cv);
+        __m256 a2 = _mm256_mul_ps(_mm256_loadu_ps(ob + 16), cv);
+        __m256 a3 = _mm256_mul_ps(_mm256_loadu_ps(ob + 24), cv);
+        float ws[KB1];
+        const __m256 ws0 = _mm256_mul_ps(wv0, _mm256_loadu_ps(kb[0].vsc + blk * KB));
+        const __m256 ws1 = _mm256_mul_ps(wv1, _mm256_loadu_ps(kb[1].vsc + blk * KB));
+        _mm256_storeu_ps(ws, ws0);
+        _mm256_storeu_ps(ws + KB, ws1);
+        for (int h = 0; h < 2; h++) {
+#pragma GCC unroll 1
+            for (int n = 0; n < KB; n++) {
+                if (!(keys >> (KB * h + n) & 1))
+                    continue;
+                const uint8_t *vr = (const uint8_t *)kb[h].v[n] + 16 * blk;
+                __m256 e0, o0, e1, o1;
+                q4raw16(vr, &e0, &o0);
+                q4raw16(vr + 8, &e1, &o1);
+                const __m256 wn = _mm256_set1_ps(ws[KB * h + n]);
+                a0 = _mm256_fmadd_ps(wn, e0, a0);
+                a1 = _mm256_fmadd_ps(wn, e1, a1);
+                a2 = _mm256_fmadd_ps(wn, o0, a2);
+                a3 = _mm256_fmadd_ps(wn, o1, a3);
+            }
+        }
+        const __m256 off = _mm256_set1_ps(8.0f * hsum8(_mm256_add_ps(ws0, ws1)));
+        _mm256_storeu_ps(ob, _mm256_sub_ps(a0, off));
+        _mm256_storeu_ps(ob + 8, _mm256_sub_ps(a1, off));
+        _mm256_storeu_ps(ob + 16, _mm256_sub_ps(a2, off));
+        _mm256_storeu_ps(ob + 24, _mm256_sub_ps(a3, off));
+    }
+}
+
+/* A chunk of one row over its keys [first, last): ksc, vsc hold two blocks' q4 scales each
+ * (the block being finished and the next, scored ahead). */
+static void single_row(const kvq_group *x, kvq_row *rw, const float *q, const float *qsum,
+                       float *o, int64_t dpad, int64_t first, int64_t last, float *w, float *ksc,
+                       float *vsc)
+{
+    const int64_t half = x->d / ATTN_Q4_BLOCK * KB1; /* one block's q4 scales */
+    row_block16_t b[2];
+    int cur = 0;
+    if (first < last)
+        single_scores(x, rw, q, qsum, dpad, first, last, ksc, vsc, &b[0]);
+    for (int64_t j0 = first; j0 < last; j0 += KB1, cur ^= 1) {
+        const int64_t ahead = j0 + PREFETCH_KEYS;
+        if (ahead < last)
+            prefetch_rows(x, ahead, last - ahead < KB1 ? last - ahead : KB1);
+        float corr = 1.0f;
+        const unsigned keys = row_block16(x, &b[cur], rw, j0, w, &corr);
+        if (j0 + KB1 < last) /* the next block's scores, independent of this softmax */
+            single_scores(x, rw, q, qsum, dpad, j0 + KB1, last, ksc + (cur ^ 1) * half,
+                          vsc + (cur ^ 1) * half, &b[cur ^ 1]);
+        if (keys)
+            single_v(x, b[cur].kb, o, corr, keys, w);
+    }
+}
+
 attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                                const attn_partial *part)
 {
@@ -561,7 +778,9 @@ attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
                     qsum[r * nb + blk] = sum;
                 }
             }
-            for (int64_t j0 = first; j0 < last; j0 += KB) {
+            if (R == 1) /* one row: blocks of 16 keys */
+                single_row(&x, &rows[0], qw, qsum, ow, dpad, first, last, w, ksc, vsc);
+            for (int64_t j0 = first; R > 1 && j0 < last; j0 += KB) {
                 const int64_t ahead = j0 + PREFETCH_KEYS, n = last - j0 < KB ? last - j0 : KB;
                 if (ahead < last)
                     prefetch_rows(&x, ahead, last - ahead < KB ? last - ahead : KB);
