@@ -704,7 +704,14 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
  * (dec_pv) DEC_PF_BYTES ahead into L2 (the rows kp, vp, through the page table when paged),
  * one prefetch beside each load: D2 and D4 f32 on Zen 4 ran 1.4x faster with both, bf16 and
  * f16 D2 1.2x (with the distance in bytes; 2% slower in cache), while bursts of prefetches
- * per block or the prefetch in the one-row path were slower. Paged K/V (`paged`) prefetch in every tile, one row
+ * per block or the prefetch in the one-row path were slower. The hardware prefetchers follow
+ * one ascending walk per 4 KiB page, and a tile reads several rows of a page side by side (a
+ * plain read of 8 rows of 512 bytes, 32 bytes of each in turn, ran at 7 GB/s, of 2 rows at 6,
+ * in address order at 22; Zen 4). Not kept (D2 f32/bf16, Zen 4): _MM_HINT_T2 (as T1), T0 and
+ * NTA (2x slower), one prefetch per 128 or 256 bytes (2x slower: no adjacent-line fill),
+ * prefetches in address order or spread one per load (no change), an in-order tile without
+ * prefetch (one key at a time, V rows whole: 1.25x slower in cache, streaming no faster);
+ * streaming D2 takes about its in-cache time plus the memory time. Paged K/V (`paged`) prefetch in every tile, one row
  * and half inputs too: each page of a head starts a new address stream that the hardware prefetchers must
  * find again (D1 at page size 64 took 1.6x the contiguous time without it, about 1.0x with it;
  * prefetching only each page's first rows, a block before its edge, left 1.15x). The
