@@ -271,18 +271,8 @@ static inline unsigned row_block(const kvq_group *x, const kvq_block *kb, kvq_ro
         return 0;
     float s[KB];
     _mm256_storeu_ps(s, sc);
-    for (int n = 0; n < KB && (rw->options || rw->mask); n++) {
-        if (!(valid >> n & 1))
-            continue;
-        if (rw->options)
-            s[n] = attn_logit_log2(&rw->ro, s[n], j0 + n);
-        if (rw->mask) {
-            if (rw->mask[j0 + n] == -INFINITY)
-                valid &= ~(1u << n);
-            else
-                s[n] += rw->mask[j0 + n] * ATTN_LOG2E;
-        }
-    }
+    if (rw->options || rw->mask)
+        valid = kvq_row_logits(&rw->ro, rw->options, rw->mask, s, KB, j0, valid);
     if (!valid)
         return 0;
     const __m256 keep = bits_mask(valid), sv = _mm256_loadu_ps(s);
@@ -593,18 +583,7 @@ static inline unsigned row_block16(const kvq_group *x, const row_block16_t *b, k
         float s[KB1];
         _mm256_storeu_ps(s, s0);
         _mm256_storeu_ps(s + KB, s1);
-        for (int n = 0; n < KB1; n++) {
-            if (!(valid >> n & 1))
-                continue;
-            if (rw->options)
-                s[n] = attn_logit_log2(&rw->ro, s[n], j0 + n);
-            if (rw->mask) {
-                if (rw->mask[j0 + n] == -INFINITY)
-                    valid &= ~(1u << n);
-                else
-                    s[n] += rw->mask[j0 + n] * ATTN_LOG2E;
-            }
-        }
+        valid = kvq_row_logits(&rw->ro, rw->options, rw->mask, s, KB1, j0, valid);
         if (!valid)
             return 0;
         s0 = _mm256_loadu_ps(s);

@@ -21,6 +21,7 @@
 #ifndef ATTN_KVQ_H
 #define ATTN_KVQ_H
 
+#include "exp2_poly.h"
 #include "variant.h"
 
 #include <math.h>
@@ -151,5 +152,27 @@ attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
                                const attn_partial *part);
 attn_status attn_neon_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
                                const attn_partial *part);
+
+/* The model options (soft cap, ALiBi) and the additive mask on a row's scores s[0, n) (log2
+ * units) of keys j0 + n: keys whose bit is clear in `valid` are left alone, keys the mask sets
+ * to -inf drop out; returns the keys left. The scalar path of avx2_kvq.c and neon_kvq.c for the
+ * rare rows with options or a mask. */
+static inline unsigned kvq_row_logits(const attn_row_opts *ro, bool options, const float *mask,
+                                      float *s, int n, int64_t j0, unsigned valid)
+{
+    for (int k = 0; k < n; k++) {
+        if (!(valid >> k & 1))
+            continue;
+        if (options)
+            s[k] = attn_logit_log2(ro, s[k], j0 + k);
+        if (mask) {
+            if (mask[j0 + k] == -INFINITY)
+                valid &= ~(1u << k);
+            else
+                s[k] += mask[j0 + k] * ATTN_LOG2E;
+        }
+    }
+    return valid;
+}
 
 #endif

@@ -327,18 +327,7 @@ static inline unsigned row_block(const kvq_group *x, const kvq_block *kb, kvq_ro
         float s[KB];
         vst1q_f32(s, s0);
         vst1q_f32(s + 4, s1);
-        for (int n = 0; n < KB; n++) {
-            if (!(valid >> n & 1))
-                continue;
-            if (rw->options)
-                s[n] = attn_logit_log2(&rw->ro, s[n], j0 + n);
-            if (rw->mask) {
-                if (rw->mask[j0 + n] == -INFINITY)
-                    valid &= ~(1u << n);
-                else
-                    s[n] += rw->mask[j0 + n] * ATTN_LOG2E;
-            }
-        }
+        valid = kvq_row_logits(&rw->ro, rw->options, rw->mask, s, KB, j0, valid);
         s0 = vld1q_f32(s);
         s1 = vld1q_f32(s + 4);
     }
