@@ -560,8 +560,10 @@ static inline void q4_v_chunk_scales(const kvq_group *x, const kvq_block *kb, in
 }
 
 /* One row's weights for a chunk, nk (1 or 2, a constant once inlined) vectors of 16 keys (w,
- * keys and sc[4·h ..] per vector h): wq[16·h + 4·Q + k] = byte k of the 4 weights of keys
- * 16h + 4Q.. in every 32-bit lane of 128-bit lane L (head_dim block L); swv lane 4·L.. = the
+ * keys and sc[4·h ..] per vector h): wq[4·h + Q] 32-bit lane k of 128-bit lane L (head_dim
+ * block L) = byte k of the 4 weights of keys 16h + 4Q.. (k < 3; v_q4_pass broadcasts each
+ * across its 128-bit lane: a quarter of the stores of the broadcast vectors, which ran 2%
+ * slower, in cache and from L3); swv lane 4·L.. = the
  * block's step over 16 (16·q). Each block's weights are scaled by the power of two that puts
  * their largest in [2^23, 2^24) (exact, and an integer there; no division). false when a
  * weight is not finite or negative (a negative scale): the float32 path carries them. */
@@ -608,9 +610,7 @@ static inline __attribute__((always_inline)) bool q4_v_weights(const float *w,
         const __m512i tq[4] = {_mm512_shuffle_i32x4(t0, t2, 0x88), _mm512_shuffle_i32x4(t0, t2, 0xdd),
                                _mm512_shuffle_i32x4(t1, t3, 0x88), _mm512_shuffle_i32x4(t1, t3, 0xdd)};
         for (int Q = 0; Q < 4; Q++) {
-            wq[16 * h + 4 * Q] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_AAAA);
-            wq[16 * h + 4 * Q + 1] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_BBBB);
-            wq[16 * h + 4 * Q + 2] = _mm512_shuffle_epi32(tq[Q], _MM_PERM_CCCC);
+            wq[4 * h + Q] = tq[Q];
         }
     }
     /* lane 4·L + i: 2^-k_L / 16 */
@@ -646,7 +646,8 @@ static inline void v_q4_store_half(float *oc, int h, const __m512 xs[4], __m512 
 
 /* One pass over NQ key quads (4: a block; 8: two blocks for one row) for XP of the 4
  * byte-position vectors from x0 (T rows, XP constant once inlined; T·XP·6 int32 accumulators
- * in registers), into f[t][x][nibble]: the float32 sums times the row's block steps. */
+ * in registers; row t's weights from wq[NQ·t], q4_v_weights's), into f[t][x][nibble]: the
+ * float32 sums times the row's block steps. */
 static inline __attribute__((always_inline)) void v_q4_pass(const void *const *vrows, int64_t c,
                                                             bool whole, unsigned any, int NQ,
                                                             int T, int x0, int XP,
@@ -676,12 +677,16 @@ static inline __attribute__((always_inline)) void v_q4_pass(const void *const *v
             /* (x & 0xf0) ^ 0x80: 16·q of the high nibble; of the low one after a shift by 4 */
             const __m512i hi = _mm512_ternarylogic_epi32(xv, f0, x80, 0x6a);
             const __m512i lo = _mm512_ternarylogic_epi32(_mm512_slli_epi16(xv, 4), f0, x80, 0x6a);
-            for (int t = 0; t < T; t++)
+            for (int t = 0; t < T; t++) {
+                const __m512i tq = _mm512_loadu_si512(wq + NQ * t + Q);
+                const __m512i wk[3] = {_mm512_shuffle_epi32(tq, _MM_PERM_AAAA),
+                                       _mm512_shuffle_epi32(tq, _MM_PERM_BBBB),
+                                       _mm512_shuffle_epi32(tq, _MM_PERM_CCCC)};
                 for (int k = 0; k < 3; k++) {
-                    const __m512i wk = _mm512_loadu_si512(wq + 16 * t + 4 * Q + k);
-                    acc[t][i][0][k] = dpbusd(acc[t][i][0][k], wk, lo);
-                    acc[t][i][1][k] = dpbusd(acc[t][i][1][k], wk, hi);
+                    acc[t][i][0][k] = dpbusd(acc[t][i][0][k], wk[k], lo);
+                    acc[t][i][1][k] = dpbusd(acc[t][i][1][k], wk[k], hi);
                 }
+            }
         }
     }
     for (int t = 0; t < T; t++)
@@ -724,7 +729,7 @@ static inline __attribute__((always_inline)) bool v_q4_tile_t(const kvq_group *x
         const int nbl = whole ? 4 : 2;
         q4_v_chunk_scales(x, kb, c / 16, nbl, sc);
         for (int t = 0; t < T; t++)
-            if (!q4_v_weights(w + 16 * t, &keys[t], 1, sc, nbl, wq + 16 * t, &swv[t]))
+            if (!q4_v_weights(w + 16 * t, &keys[t], 1, sc, nbl, wq + 4 * t, &swv[t]))
                 return false;
         if (T == 1) { /* 12 accumulators a pass */
             v_q4_pass(kb->v, c, whole, any, 4, 1, 0, 2, wq, swv, f);
