@@ -452,7 +452,9 @@ static inline int vnni_pair_of(const kvq_group *x, const kvq_qdigits *qd, int64_
  * once, one max, correction and sum for both, and V one pass over both (v_q4_row2,
  * accumulate_v_vnni over 32 keys); else
  * the second block's V runs with correction 1 after the first's, or with the pair's when the
- * first has no key. */
+ * first has no key. Steps of 4 blocks (64 keys: one weight quantization and V epilogue per
+ * 64) ran q4 D1 1.1x faster with K/V in L2 (Lk <= 2048) but 1.3-1.5x slower from L3 and
+ * memory (Lk 4096, 8192; Zen 4), whatever the prefetch distance or hint: not kept. */
 static void vnni_row1(const kvq_group *x, const tile_options *opts, kvq_row *rw,
                       const kvq_qdigits *qd, int64_t first, int64_t last, float *o, float *w)
 {
