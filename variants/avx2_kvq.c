@@ -563,11 +563,14 @@ static inline __m256 q4_scores_int(const kvq_group *x, const kvq_block *kb, cons
                     _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(kn + 16 * blk)));
                 const __m256i ev = _mm256_and_si256(w, low4), od = _mm256_srli_epi16(w, 4);
                 const __m256i *dg = (const __m256i *)(qi->dig + 64 * blk);
-                const __m256i hi = _mm256_add_epi32(_mm256_madd_epi16(ev, _mm256_loadu_si256(dg)),
-                                                    _mm256_madd_epi16(od, _mm256_loadu_si256(dg + 1)));
-                const __m256i lo = _mm256_add_epi32(_mm256_madd_epi16(ev, _mm256_loadu_si256(dg + 2)),
-                                                    _mm256_madd_epi16(od, _mm256_loadu_si256(dg + 3)));
-                const __m256 c = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_slli_epi32(hi, 8), lo));
+                const __m256i hi =
+                    _mm256_add_epi32(_mm256_madd_epi16(ev, _mm256_loadu_si256(dg)),
+                                     _mm256_madd_epi16(od, _mm256_loadu_si256(dg + 1)));
+                const __m256i lo =
+                    _mm256_add_epi32(_mm256_madd_epi16(ev, _mm256_loadu_si256(dg + 2)),
+                                     _mm256_madd_epi16(od, _mm256_loadu_si256(dg + 3)));
+                const __m256 c =
+                    _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_slli_epi32(hi, 8), lo));
                 acc = _mm256_fmadd_ps(c, _mm256_set1_ps(kb->ksc[blk * KB + n]), acc);
             }
         }
@@ -575,7 +578,8 @@ static inline __m256 q4_scores_int(const kvq_group *x, const kvq_block *kb, cons
     }
     __m256 off = _mm256_setzero_ps();
     for (int64_t blk = 0; blk < nb; blk++)
-        off = _mm256_fmadd_ps(_mm256_loadu_ps(kb->ksc + blk * KB), _mm256_set1_ps(qi->off[blk]), off);
+        off = _mm256_fmadd_ps(_mm256_loadu_ps(kb->ksc + blk * KB), _mm256_set1_ps(qi->off[blk]),
+                              off);
     return _mm256_mul_ps(_mm256_fnmadd_ps(off, _mm256_set1_ps(8.0f), sum8(sums)),
                          _mm256_set1_ps(qi->unit));
 }
@@ -747,8 +751,10 @@ static inline __attribute__((always_inline)) void q4_v_blocks(const kvq_block kb
 /* o = o·corr + Σ_{n in keys} w[n]·V[n] over a 16-key block. q4: the raw nibbles (0..15), the
  * offset 8 taken off each head_dim block once as 8·Σ_n ws[n] (ws: weight · block scale, keys
  * not counted as 0). */
-static inline void single_v(const kvq_group *x, const kvq_block kb[2], float *o, float corr,
-                            unsigned keys, const float *w)
+static inline __attribute__((always_inline)) void single_v(const kvq_group *x,
+                                                           const kvq_block kb[2], float *o,
+                                                           float corr, unsigned keys,
+                                                           const float *w)
 {
     const __m256 cv = _mm256_set1_ps(corr);
     if (!x->q4) {
@@ -779,9 +785,11 @@ static inline void single_v(const kvq_group *x, const kvq_block kb[2], float *o,
 
 /* A chunk of one row over its keys [first, last): ksc, vsc hold two blocks' q4 scales each
  * (the block being finished and the next, scored ahead). */
-static void single_row(const kvq_group *x, kvq_row *rw, const float *q, const float *qsum,
-                       const q4_qint *qi, float *o, int64_t dpad, int64_t first, int64_t last,
-                       float *w, float *ksc, float *vsc)
+/* Out of line, single_v inlined in it (single_v called out of line cost int8 D1 5%). */
+static __attribute__((noinline)) void single_row(const kvq_group *x, kvq_row *rw, const float *q,
+                                                 const float *qsum, const q4_qint *qi, float *o,
+                                                 int64_t dpad, int64_t first, int64_t last,
+                                                 float *w, float *ksc, float *vsc)
 {
     const int64_t half = x->d / ATTN_Q4_BLOCK * KB1; /* one block's q4 scales */
     row_block16_t b[2];
