@@ -13,9 +13,10 @@
  * order) as unit·(256·hi + lo), hi in [-2^14, 2^14] and lo in [-128, 128] (two int16 digits:
  * one alone, 2^-16 of the row's largest value, is coarser than float32's products), so a
  * head_dim block's 32 nibbles times Q are vpmaddwd products summed in int32 (|sum| < 2^31)
- * and converted once, where the float path converted every 8 values (vcvtdq2ps). Per head_dim block: dig holds hi of its 32 values, then lo; off the sum of
- * 256·hi + lo over it (for the nibbles' offset 8, as qsum in dot_tile). False (the float path
- * then) for a row with a value not finite, or all below 2^-100 (unit could underflow). */
+ * and converted once, where the float path converted every 8 values (vcvtdq2ps). Per
+ * head_dim block: dig holds hi of its 32 values, then lo; off the sum of 256·hi + lo over it
+ * (for the nibbles' offset 8, as qsum in dot_tile). False (the float path then) for a row
+ * with a value not finite, or all below 2^-100 (unit could underflow). */
 typedef struct q4_qint {
     int16_t *dig;
     float *off;
