@@ -6,7 +6,9 @@
  * 4 that share each dequantized value. Scores (dot_tile): int8 two keys side by side, each 8
  * values widened once (vpmovsxbd + vcvtdq2ps) for the tile's rows and each Q load serving both
  * keys; q4 key after key on the raw nibbles (vpmovzxbd, and/shift, vcvtdq2ps), the offset 8
- * taken off the summed scores at once; each key's sums wait for one vhaddps tree per row. V: a
+ * taken off the summed scores at once; each key's sums wait for one vhaddps tree per row; a
+ * single row's q4 scores in integers instead (q4_scores_int: Q in two int16 digits, vpmaddwd
+ * on the nibbles as words, one vcvtdq2ps per head_dim block). V: a
  * single row 64 values of head_dim at a time in registers across the block's keys, a tile 16
  * at a time with its 2 accumulators per row. The options of current models (soft cap, ALiBi)
  * go through the scalar attn_logit_log2 on the 8 scores: decode rarely has them, and they cost
@@ -14,6 +16,7 @@
  * and integer products at float32's error need Q in two int16 digits: no fewer multiplies). */
 #include "exp2_poly.h"
 #include "kvq.h"
+#include "kvq_qint.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -530,6 +533,47 @@ static inline __attribute__((always_inline)) void tile_block(const kvq_group *x,
  * softmax's latency overlaps independent products. */
 #define KB1 (2 * KB)
 
+/* The q4 scores of a block's keys (those in `keys`; the others come out as anything) against
+ * a single row's integer Q: per key and head_dim block, its 16 bytes zero-extended to words
+ * (low nibble: element 2i, high: 2i+1, the packed order's even then odd halves), vpmaddwd
+ * with both digits, 256·hi + lo in int32, one vcvtdq2ps and one FMA with the block scale. */
+static inline __m256 q4_scores_int(const kvq_group *x, const kvq_block *kb, const q4_qint *qi,
+                                   unsigned keys)
+{
+    const int64_t nb = x->d / ATTN_Q4_BLOCK;
+    const __m256i low4 = _mm256_set1_epi16(15);
+    __m256 sums[KB];
+#pragma GCC unroll 1
+    for (int n = 0; n < KB; n++) {
+        __m256 acc = _mm256_setzero_ps();
+        if (keys >> n & 1) {
+            const uint8_t *kn = kb->k[n];
+            for (int64_t blk = 0; blk < nb; blk++) {
+                const __m256i w =
+                    _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(kn + 16 * blk)));
+                const __m256i ev = _mm256_and_si256(w, low4), od = _mm256_srli_epi16(w, 4);
+                const __m256i *dg = (const __m256i *)(qi->dig + 64 * blk);
+                const __m256i hi =
+                    _mm256_add_epi32(_mm256_madd_epi16(ev, _mm256_loadu_si256(dg)),
+                                     _mm256_madd_epi16(od, _mm256_loadu_si256(dg + 1)));
+                const __m256i lo =
+                    _mm256_add_epi32(_mm256_madd_epi16(ev, _mm256_loadu_si256(dg + 2)),
+                                     _mm256_madd_epi16(od, _mm256_loadu_si256(dg + 3)));
+                const __m256 c =
+                    _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_slli_epi32(hi, 8), lo));
+                acc = _mm256_fmadd_ps(c, _mm256_set1_ps(kb->ksc[blk * KB + n]), acc);
+            }
+        }
+        sums[n] = acc;
+    }
+    __m256 off = _mm256_setzero_ps();
+    for (int64_t blk = 0; blk < nb; blk++)
+        off = _mm256_fmadd_ps(_mm256_loadu_ps(kb->ksc + blk * KB), _mm256_set1_ps(qi->off[blk]),
+                              off);
+    return _mm256_mul_ps(_mm256_fnmadd_ps(off, _mm256_set1_ps(8.0f), sum8(sums)),
+                         _mm256_set1_ps(qi->unit));
+}
+
 /* A single row's block of keys j0 (its keys up to last): both halves' rows and (q4) scales
  * widened into ksc, vsc (16 · d/32 floats each), and its scores against q (half 1 past the
  * row's keys: a copy of half 0, scored as no key). */
@@ -540,8 +584,8 @@ typedef struct row_block16_t {
 } row_block16_t;
 
 static inline void single_scores(const kvq_group *x, const kvq_row *rw, const float *q,
-                                 const float *qsum, int64_t dpad, int64_t j0, int64_t last,
-                                 float *ksc, float *vsc, row_block16_t *b)
+                                 const float *qsum, const q4_qint *qi, int64_t dpad, int64_t j0,
+                                 int64_t last, float *ksc, float *vsc, row_block16_t *b)
 {
     const int64_t n = last - j0 < KB1 ? last - j0 : KB1, n0 = n < KB ? n : KB, nb = x->d / ATTN_Q4_BLOCK;
     b->seen = range_keys(rw, j0) | range_keys(rw, j0 + KB) << KB;
@@ -564,6 +608,12 @@ static inline void single_scores(const kvq_group *x, const kvq_row *rw, const fl
     }
     if (!b->seen)
         return;
+    if (qi) {
+        b->sc[0] = q4_scores_int(x, &b->kb[0], qi, b->seen & 0xffu);
+        b->sc[1] = b->seen >> KB ? q4_scores_int(x, &b->kb[1], qi, b->seen >> KB)
+                                 : _mm256_setzero_ps();
+        return;
+    }
     dot_tile(x, &b->kb[0], q, qsum, dpad, 1, b->seen & 0xffu, &b->sc[0]);
     if (b->seen >> KB)
         dot_tile(x, &b->kb[1], q, qsum, dpad, 1, b->seen >> KB, &b->sc[1]);
@@ -634,11 +684,56 @@ static inline __attribute__((always_inline)) void int8_v_rows16(const kvq_block 
         _mm256_storeu_ps(o + c0 + 8 * c, acc[c]);
 }
 
+/* single_v's q4 part on NB (1 or 2, a constant once inlined) head_dim blocks from blk0: 4·NB
+ * accumulators in registers across the 16 keys (two blocks: 8 FMA chains, each key's 32 bytes
+ * in one pass). wv0, wv1: the keys' weights, 0 for keys not counted. */
+static inline __attribute__((always_inline)) void q4_v_blocks(const kvq_block kb[2], float *o,
+                                                              __m256 cv, unsigned keys,
+                                                              __m256 wv0, __m256 wv1,
+                                                              int64_t blk0, int NB)
+{
+    __m256 a[2][4], ws0[2], ws1[2];
+    float ws[2][KB1];
+    for (int b = 0; b < NB; b++) {
+        for (int c = 0; c < 4; c++)
+            a[b][c] = _mm256_mul_ps(_mm256_loadu_ps(o + 32 * (blk0 + b) + 8 * c), cv);
+        ws0[b] = _mm256_mul_ps(wv0, _mm256_loadu_ps(kb[0].vsc + (blk0 + b) * KB));
+        ws1[b] = _mm256_mul_ps(wv1, _mm256_loadu_ps(kb[1].vsc + (blk0 + b) * KB));
+        _mm256_storeu_ps(ws[b], ws0[b]);
+        _mm256_storeu_ps(ws[b] + KB, ws1[b]);
+    }
+    for (int h = 0; h < 2; h++) {
+#pragma GCC unroll 1
+        for (int n = 0; n < KB; n++) {
+            if (!(keys >> (KB * h + n) & 1))
+                continue;
+            const uint8_t *vr = (const uint8_t *)kb[h].v[n] + 16 * blk0;
+            for (int b = 0; b < NB; b++) {
+                __m256 e0, o0, e1, o1;
+                q4raw16(vr + 16 * b, &e0, &o0);
+                q4raw16(vr + 16 * b + 8, &e1, &o1);
+                const __m256 wn = _mm256_set1_ps(ws[b][KB * h + n]);
+                a[b][0] = _mm256_fmadd_ps(wn, e0, a[b][0]);
+                a[b][1] = _mm256_fmadd_ps(wn, e1, a[b][1]);
+                a[b][2] = _mm256_fmadd_ps(wn, o0, a[b][2]);
+                a[b][3] = _mm256_fmadd_ps(wn, o1, a[b][3]);
+            }
+        }
+    }
+    for (int b = 0; b < NB; b++) {
+        const __m256 off = _mm256_set1_ps(8.0f * hsum8(_mm256_add_ps(ws0[b], ws1[b])));
+        for (int c = 0; c < 4; c++)
+            _mm256_storeu_ps(o + 32 * (blk0 + b) + 8 * c, _mm256_sub_ps(a[b][c], off));
+    }
+}
+
 /* o = o·corr + Σ_{n in keys} w[n]·V[n] over a 16-key block. q4: the raw nibbles (0..15), the
  * offset 8 taken off each head_dim block once as 8·Σ_n ws[n] (ws: weight · block scale, keys
  * not counted as 0). */
-static inline void single_v(const kvq_group *x, const kvq_block kb[2], float *o, float corr,
-                            unsigned keys, const float *w)
+static inline __attribute__((always_inline)) void single_v(const kvq_group *x,
+                                                           const kvq_block kb[2], float *o,
+                                                           float corr, unsigned keys,
+                                                           const float *w)
 {
     const __m256 cv = _mm256_set1_ps(corr);
     if (!x->q4) {
@@ -660,52 +755,26 @@ static inline void single_v(const kvq_group *x, const kvq_block kb[2], float *o,
     const int64_t nb = x->d / ATTN_Q4_BLOCK;
     const __m256 wv0 = _mm256_and_ps(_mm256_loadu_ps(w), bits_mask(keys & 0xffu));
     const __m256 wv1 = _mm256_and_ps(_mm256_loadu_ps(w + KB), bits_mask(keys >> KB));
-    for (int64_t blk = 0; blk < nb; blk++) {
-        float *ob = o + 32 * blk;
-        __m256 a0 = _mm256_mul_ps(_mm256_loadu_ps(ob), cv);
-        __m256 a1 = _mm256_mul_ps(_mm256_loadu_ps(ob + 8), cv);
-        __m256 a2 = _mm256_mul_ps(_mm256_loadu_ps(ob + 16), cv);
-        __m256 a3 = _mm256_mul_ps(_mm256_loadu_ps(ob + 24), cv);
-        float ws[KB1];
-        const __m256 ws0 = _mm256_mul_ps(wv0, _mm256_loadu_ps(kb[0].vsc + blk * KB));
-        const __m256 ws1 = _mm256_mul_ps(wv1, _mm256_loadu_ps(kb[1].vsc + blk * KB));
-        _mm256_storeu_ps(ws, ws0);
-        _mm256_storeu_ps(ws + KB, ws1);
-        for (int h = 0; h < 2; h++) {
-#pragma GCC unroll 1
-            for (int n = 0; n < KB; n++) {
-                if (!(keys >> (KB * h + n) & 1))
-                    continue;
-                const uint8_t *vr = (const uint8_t *)kb[h].v[n] + 16 * blk;
-                __m256 e0, o0, e1, o1;
-                q4raw16(vr, &e0, &o0);
-                q4raw16(vr + 8, &e1, &o1);
-                const __m256 wn = _mm256_set1_ps(ws[KB * h + n]);
-                a0 = _mm256_fmadd_ps(wn, e0, a0);
-                a1 = _mm256_fmadd_ps(wn, e1, a1);
-                a2 = _mm256_fmadd_ps(wn, o0, a2);
-                a3 = _mm256_fmadd_ps(wn, o1, a3);
-            }
-        }
-        const __m256 off = _mm256_set1_ps(8.0f * hsum8(_mm256_add_ps(ws0, ws1)));
-        _mm256_storeu_ps(ob, _mm256_sub_ps(a0, off));
-        _mm256_storeu_ps(ob + 8, _mm256_sub_ps(a1, off));
-        _mm256_storeu_ps(ob + 16, _mm256_sub_ps(a2, off));
-        _mm256_storeu_ps(ob + 24, _mm256_sub_ps(a3, off));
-    }
+    int64_t blk = 0;
+    for (; blk + 2 <= nb; blk += 2)
+        q4_v_blocks(kb, o, cv, keys, wv0, wv1, blk, 2);
+    if (blk < nb)
+        q4_v_blocks(kb, o, cv, keys, wv0, wv1, blk, 1);
 }
 
 /* A chunk of one row over its keys [first, last): ksc, vsc hold two blocks' q4 scales each
  * (the block being finished and the next, scored ahead). */
-static void single_row(const kvq_group *x, kvq_row *rw, const float *q, const float *qsum,
-                       float *o, int64_t dpad, int64_t first, int64_t last, float *w, float *ksc,
-                       float *vsc)
+/* Out of line, single_v inlined in it (single_v called out of line cost int8 D1 5%). */
+static __attribute__((noinline)) void single_row(const kvq_group *x, kvq_row *rw, const float *q,
+                                                 const float *qsum, const q4_qint *qi, float *o,
+                                                 int64_t dpad, int64_t first, int64_t last,
+                                                 float *w, float *ksc, float *vsc)
 {
     const int64_t half = x->d / ATTN_Q4_BLOCK * KB1; /* one block's q4 scales */
     row_block16_t b[2];
     int cur = 0;
     if (first < last)
-        single_scores(x, rw, q, qsum, dpad, first, last, ksc, vsc, &b[0]);
+        single_scores(x, rw, q, qsum, qi, dpad, first, last, ksc, vsc, &b[0]);
     for (int64_t j0 = first; j0 < last; j0 += KB1, cur ^= 1) {
         const int64_t ahead = j0 + PREFETCH_KEYS;
         if (ahead < last)
@@ -713,7 +782,7 @@ static void single_row(const kvq_group *x, kvq_row *rw, const float *q, const fl
         float corr = 1.0f;
         const unsigned keys = row_block16(x, &b[cur], rw, j0, w, &corr);
         if (j0 + KB1 < last) /* the next block's scores, independent of this softmax */
-            single_scores(x, rw, q, qsum, dpad, j0 + KB1, last, ksc + (cur ^ 1) * half,
+            single_scores(x, rw, q, qsum, qi, dpad, j0 + KB1, last, ksc + (cur ^ 1) * half,
                           vsc + (cur ^ 1) * half, &b[cur ^ 1]);
         if (keys)
             single_v(x, b[cur].kb, o, corr, keys, w);
@@ -731,6 +800,8 @@ attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
     float *ksc = w + 16 * KVQ_ROWS, *vsc = ksc + dpad;
     float *wide = vsc + dpad; /* q4 tiles: their weights times V's block scales (d floats) */
     float *qsum = wide + dpad; /* q4: per chunk row its Q summed per head_dim block (nb floats) */
+    float *qoff = qsum + dpad; /* q4 single row: q4_qint's off (nb floats) */
+    int16_t *qdig = (int16_t *)(qoff + dpad); /* and its digits (2·dpad int16, dpad floats) */
     const bool options = p->softcap != 0.0f || p->alibi_slopes;
     for (int64_t g = t->group_begin; g < t->group_end; g++) {
         const attn_group_rows gr = attn_group_rows_of(t, g);
@@ -757,8 +828,12 @@ attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
                     qsum[r * nb + blk] = sum;
                 }
             }
-            if (R == 1) /* one row: blocks of 16 keys */
-                single_row(&x, &rows[0], qw, qsum, ow, dpad, first, last, w, ksc, vsc);
+            if (R == 1) { /* one row: blocks of 16 keys */
+                q4_qint qi = {.dig = qdig, .off = qoff};
+                const bool int_q = x.q4 && q4_qint_of(qw, d, &qi);
+                single_row(&x, &rows[0], qw, qsum, int_q ? &qi : NULL, ow, dpad, first, last, w,
+                           ksc, vsc);
+            }
             for (int64_t j0 = first; R > 1 && j0 < last; j0 += KB) {
                 const int64_t ahead = j0 + PREFETCH_KEYS, n = last - j0 < KB ? last - j0 : KB;
                 if (ahead < last)
