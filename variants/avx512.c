@@ -782,7 +782,11 @@ static inline __attribute__((always_inline)) __m512 load_key_pair(const void *a,
  * shuffles and 7 adds instead of sum16's 30 and 15 (sum16 took about 15% of dec_scores' time in
  * isolation, 4 rows x 16 keys from L2, Zen 4: 68% of the FMA peak with it, 80% without).
  * Pair slot i (0..7) holds keys a = i % 4 + 8·(i / 4) and a + 4, so the tree leaves key j in
- * lane j. Same FMAs, K bytes and prefetches (one per 64 bytes of each row) as dec_scores. */
+ * lane j. Same FMAs, K bytes and prefetches (one per 64 bytes of each row) as dec_scores.
+ * Not kept (#15, Zen 4, in cache): bf16 K as 256 bits of each key joined, even elements widened
+ * by a shift and odd ones by an and, against Q split even/odd (half the shuffle and shift ops):
+ * D2/D4 1.01x; bf16 V the same way in dec_pv: 1.006x. Without the V pass D2 bf16 ran 1.66x
+ * faster in cache, so P·V is ~40% of the tile and Q·K with the softmax ~60%. */
 static inline __attribute__((always_inline)) void
 dec_scores_pairs(const float *const qd[DEC_R], int R, const void *const kr[DEC_K],
                  const void *const kp[DEC_K], int64_t d, attn_dtype dt, __m512 out[DEC_R])
