@@ -302,9 +302,9 @@ static inline next_keys next_keys_of(const attn_task *t, int64_t g, int64_t key_
 
 /* attn_kv_rows_ahead for the rows from key j of (b, h) on, continued past `end` into the next
  * group's keys (nx). */
-static inline void kv_rows_ahead_next(const attn_task *t, char tensor, int64_t b, int64_t h,
-                                      int64_t j, int64_t end, const next_keys *nx, int count,
-                                      const void *const near[], const void **rows)
+static inline __attribute__((always_inline)) void
+kv_rows_ahead_next(const attn_task *t, char tensor, int64_t b, int64_t h, int64_t j, int64_t end,
+                   const next_keys *nx, int count, const void *const near[], const void **rows)
 {
     if (j < end || nx->end <= nx->begin)
         attn_kv_rows_ahead(t, tensor, b, h, j, end, count, near, rows);
