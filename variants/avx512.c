@@ -782,7 +782,11 @@ static inline __attribute__((always_inline)) __m512 load_key_pair(const void *a,
  * shuffles and 7 adds instead of sum16's 30 and 15 (sum16 took about 15% of dec_scores' time in
  * isolation, 4 rows x 16 keys from L2, Zen 4: 68% of the FMA peak with it, 80% without).
  * Pair slot i (0..7) holds keys a = i % 4 + 8·(i / 4) and a + 4, so the tree leaves key j in
- * lane j. Same FMAs, K bytes and prefetches (one per 64 bytes of each row) as dec_scores. */
+ * lane j. Same FMAs, K bytes and prefetches (one per 64 bytes of each row) as dec_scores.
+ * Not kept (#15, Zen 4, in cache): bf16 K as 256 bits of each key joined, even elements widened
+ * by a shift and odd ones by an and, against Q split even/odd (half the shuffle and shift ops):
+ * D2/D4 1.01x; bf16 V the same way in dec_pv: 1.006x. Without the V pass D2 bf16 ran 1.66x
+ * faster in cache, so P·V is ~40% of the tile and Q·K with the softmax ~60%. */
 static inline __attribute__((always_inline)) void
 dec_scores_pairs(const float *const qd[DEC_R], int R, const void *const kr[DEC_K],
                  const void *const kp[DEC_K], int64_t d, attn_dtype dt, __m512 out[DEC_R])
@@ -973,7 +977,7 @@ dec_tiles(const dec_rows *x, int64_t n, int64_t j0, int nk, const void *const kr
  * are read in place and widened in the loads, so half inputs move half the bytes. */
 static inline __attribute__((always_inline)) void
 decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
-                const key_range *kr, attn_dtype dt, bool paged, bool one)
+                const key_range *kr, const next_keys *nx, attn_dtype dt, bool paged, bool one)
 {
     const attn_problem *p = t->problem;
     const int64_t d = p->head_dim, dpad = round_up(d, 16), n = gr->count;
@@ -1011,7 +1015,9 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
                         .first = first, .rc = &rc, .slope = slope, .pos = pos};
     /* Tiles of several rows prefetch a distance in bytes, so half rows go as far ahead as
      * float32 ones (D2 bf16 and f16 1.2x faster than at 64 keys, Zen 4), and at least a block;
-     * one paged row, 64 keys (paged D1 bf16 ran 1.2x slower at 128). */
+     * one paged row, 64 keys (paged D1 bf16 ran 1.2x slower at 128). Past the group's last
+     * key the prefetches go to the next group's first keys (next_keys): D3 1.03-1.07x, D4
+     * 1.03x, f32 and half alike (same process, alternated, Zen 4). */
     const int64_t row_bytes = d * (dt == ATTN_F32 ? 4 : 2),
                   pf_bytes = DEC_PF_BYTES / row_bytes > DEC_K ? DEC_PF_BYTES / row_bytes : DEC_K,
                   pf_keys = n > 1 ? pf_bytes : DEC_PF_KEYS;
@@ -1022,8 +1028,8 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
         attn_kv_rows(t, 'v', gr->b, gr->hkv, j0, nk, DEC_K, vrow);
         const void *kpf[DEC_K], *vpf[DEC_K]; /* read by float32 tiles of several rows; paged, by all */
         if (n > 1 || paged) {
-            attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + pf_keys, kend, DEC_K, krow, kpf);
-            attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + pf_keys, kend, DEC_K, vrow, vpf);
+            kv_rows_ahead_next(t, 'k', gr->b, gr->hkv, j0 + pf_keys, kend, nx, DEC_K, krow, kpf);
+            kv_rows_ahead_next(t, 'v', gr->b, gr->hkv, j0 + pf_keys, kend, nx, DEC_K, vrow, vpf);
         }
         if (one) { /* n == 1: the one-row copy holds no tile code */
             dec_tile(&x, 0, 1, j0, nk, krow, vrow, kpf, vpf, d, dt, paged, false);
@@ -1044,9 +1050,10 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
  * bf16 D1 ran 12% slower in cache once the tiles of its copy grew). */
 #define DECODE_GROUP_OF(name, dt, paged, one)                                                  \
     static __attribute__((noinline)) void name(const attn_task *t, const ws_layout *w,         \
-                                               const attn_group_rows *gr, const key_range *kr) \
+                                               const attn_group_rows *gr, const key_range *kr, \
+                                               const next_keys *nx)                            \
     {                                                                                          \
-        decode_group_dt(t, w, gr, kr, dt, paged, one);                                         \
+        decode_group_dt(t, w, gr, kr, nx, dt, paged, one);                                     \
     }
 /* paged: every tile prefetches (contiguous, only tiles of several rows). Literals per copy, so
  * contiguous K/V keep their one-row loop free of prefetches. */
@@ -1064,10 +1071,10 @@ DECODE_GROUP_OF(decode_row_f16, ATTN_F16, false, true)
 DECODE_GROUP_OF(decode_row_f16_paged, ATTN_F16, true, true)
 
 typedef void decode_fn(const attn_task *, const ws_layout *, const attn_group_rows *,
-                       const key_range *);
+                       const key_range *, const next_keys *);
 
 static void decode_group(const attn_task *t, const ws_layout *w, const attn_group_rows *gr,
-                         const key_range *kr)
+                         const key_range *kr, const next_keys *nx)
 {
     /* [dtype][paged][one row] */
     static decode_fn *const fns[3][2][2] = {
@@ -1078,7 +1085,7 @@ static void decode_group(const attn_task *t, const ws_layout *w, const attn_grou
         [ATTN_F16] = {{decode_group_f16, decode_row_f16},
                       {decode_group_f16_paged, decode_row_f16_paged}},
     };
-    fns[t->problem->dtype][t->problem->page_size != 0][gr->count == 1](t, w, gr, kr);
+    fns[t->problem->dtype][t->problem->page_size != 0][gr->count == 1](t, w, gr, kr, nx);
 }
 
 /* ---- entry ------------------------------------------------------------------------------- */
@@ -1104,9 +1111,10 @@ static attn_status avx512_rows(const attn_task *t, int64_t key_begin, int64_t ke
         if (gr.count <= 0)
             continue;
         const key_range kr = key_range_of(t, g, &gr, key_begin, key_end, part);
-        if (gr.count <= t->params[P_DEC])
-            decode_group(t, &w, &gr, &kr);
-        else if (t->params[P_MODE] == 1)
+        if (gr.count <= t->params[P_DEC]) {
+            const next_keys nx = next_keys_of(t, g, key_begin, key_end);
+            decode_group(t, &w, &gr, &kr, &nx);
+        } else if (t->params[P_MODE] == 1)
             full_row_group(t, &w, &gr, &kr);
         else
             streaming_group(t, &w, &gr, &kr);

@@ -1024,7 +1024,7 @@ static inline __attribute__((always_inline)) void dec_tile(const dec_rows *y, in
 }
 
 static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_rows *gr,
-                         const key_range *kr)
+                         const key_range *kr, const next_keys *nx)
 {
     const attn_task *t = x->t;
     const int64_t d = x->d, d32 = round_up(d, 32), n = gr->count;
@@ -1058,6 +1058,9 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
                         .d32 = d32,
                         .pf = x->dt == ATTN_BF16,
                         .pf1 = x->dt == ATTN_BF16 && paged};
+    const int64_t next_len = nx->end - nx->begin; /* <= 0: no next group */
+    const char *next_k = next_len > 0 ? attn_row(t, 'k', nx->b, nx->hkv, nx->begin) : NULL;
+    const char *next_v = next_len > 0 ? attn_row(t, 'v', nx->b, nx->hkv, nx->begin) : NULL;
     for (int64_t j0 = first_min > kr->begin ? first_min : kr->begin; j0 < kend; j0 += DEC_K) {
         const int nk = kend - j0 < DEC_K ? (int)(kend - j0) : DEC_K;
         /* K and V rows: bf16 read in place; float32 rounded once into dk, dv (zero-padded to a
@@ -1066,13 +1069,17 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
         const void *ksrc[DEC_K], *vsrc[DEC_K]; /* one page lookup per run of keys */
         const void *kpf[DEC_K], *vpf[DEC_K];   /* the rows DEC_PF_KEYS keys later */
         if (!paged && x->dt == ATTN_BF16) { /* rows one stride apart: no lookups */
-            const int64_t ahead = j0 + DEC_PF_KEYS < kend ? j0 + DEC_PF_KEYS : j0;
             for (int j = 0; j < DEC_K; j++) {
-                const int64_t i = j < nk ? j0 + j : j0, a = ahead + j < kend ? ahead + j : ahead;
+                const int64_t i = j < nk ? j0 + j : j0, a = j0 + DEC_PF_KEYS + j;
                 krow[j] = (const uint16_t *)(x->k + i * x->k_seq);
                 vrow[j] = (const uint16_t *)(x->v + i * x->v_seq);
-                kpf[j] = x->k + a * x->k_seq;
-                vpf[j] = x->v + a * x->v_seq;
+                /* past the group's end: the next group's first keys, or this row */
+                kpf[j] = a < kend              ? x->k + a * x->k_seq
+                         : a - kend < next_len ? next_k + (a - kend) * x->k_seq
+                                               : (const void *)krow[j];
+                vpf[j] = a < kend              ? x->v + a * x->v_seq
+                         : a - kend < next_len ? next_v + (a - kend) * x->v_seq
+                                               : (const void *)vrow[j];
             }
         } else {
         attn_kv_rows(x->t, 'k', x->b, x->hkv, j0, nk, DEC_K, ksrc);
@@ -1081,8 +1088,9 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
          * (bf16: several rows, or paged one row) or, paged float32, while rounding. Paged,
          * each page starts a stream the hardware prefetchers must find again. */
         if ((y.pf && n > 1) || paged) {
-            attn_kv_rows_ahead(x->t, 'k', x->b, x->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, ksrc, kpf);
-            attn_kv_rows_ahead(x->t, 'v', x->b, x->hkv, j0 + DEC_PF_KEYS, kend, DEC_K, vsrc, vpf);
+            const int64_t ahead = j0 + DEC_PF_KEYS;
+            kv_rows_ahead_next(x->t, 'k', x->b, x->hkv, ahead, kend, nx, DEC_K, ksrc, kpf);
+            kv_rows_ahead_next(x->t, 'v', x->b, x->hkv, ahead, kend, nx, DEC_K, vsrc, vpf);
         }
         for (int j = 0; j < DEC_K; j++) {
             const char *kj = ksrc[j], *vj = vsrc[j];
@@ -1142,9 +1150,10 @@ static attn_status bf16_rows(const attn_task *t, int64_t key_begin, int64_t key_
                            .v_seq = p->v.seq * es, .mask = p->mask,
                            .c = _mm512_set1_ps(t->scale * ATTN_LOG2E),
                            .opts = tile_options_of(p)};
-        if (gr.count <= t->params[P_DEC])
-            decode_group(&x, &w, &gr, &kr);
-        else
+        if (gr.count <= t->params[P_DEC]) {
+            const next_keys nx = next_keys_of(t, g, key_begin, key_end);
+            decode_group(&x, &w, &gr, &kr, &nx);
+        } else
             prefill_group(&x, &w, &gr, &kr);
     }
     return ATTN_OK;

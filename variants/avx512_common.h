@@ -280,6 +280,39 @@ decode_weights(__m512 *s, __mmask16 valid, const float *mask, float *m, __m512 *
     return valid;
 }
 
+/* The keys the task's next group reads first (end <= begin: no next group). A decode group
+ * prefetches a distance ahead of its reads; in its last blocks that distance runs past its end,
+ * and there it prefetches these instead, so the next group does not start cold (each group's
+ * first 32 KiB of K and of V would otherwise wait on memory with no prefetch in flight: all of
+ * D3's shortest sequences). */
+typedef struct next_keys {
+    int64_t b, hkv, begin, end;
+} next_keys;
+
+static inline next_keys next_keys_of(const attn_task *t, int64_t g, int64_t key_begin,
+                                     int64_t key_end)
+{
+    if (g + 1 >= t->group_end)
+        return (next_keys){0};
+    const attn_group_rows gr = attn_group_rows_of(t, g + 1);
+    const int64_t lim = attn_key_limit(t->problem, gr.b, t->row_end - 1); /* the last row's */
+    return (next_keys){.b = gr.b, .hkv = gr.hkv, .begin = key_begin,
+                       .end = lim < key_end ? lim : key_end};
+}
+
+/* attn_kv_rows_ahead for the rows from key j of (b, h) on, continued past `end` into the next
+ * group's keys (nx). */
+static inline __attribute__((always_inline)) void
+kv_rows_ahead_next(const attn_task *t, char tensor, int64_t b, int64_t h, int64_t j, int64_t end,
+                   const next_keys *nx, int count, const void *const near[], const void **rows)
+{
+    if (j < end || nx->end <= nx->begin)
+        attn_kv_rows_ahead(t, tensor, b, h, j, end, count, near, rows);
+    else
+        attn_kv_rows_ahead(t, tensor, nx->b, nx->hkv, nx->begin + (j - end), nx->end, count,
+                           near, rows);
+}
+
 #ifdef __AVX512BF16__
 /* Two float vectors as 32 bf16 (lo first), rounded to nearest even. */
 static inline __m512i to_bf16x32(__m512 lo, __m512 hi)
