@@ -67,20 +67,20 @@ static void qdigits_of(const float *q, int64_t d, bool q4, kvq_qdigits *qd)
         g[2] = _mm512_srai_epi32(_mm512_sub_epi32(r, g[1]), 8);
         const int64_t p = c / 32 * 16 + c % 32 % 16; /* q4: the 16 elements' first byte */
         for (int k = 0; k < 3; k++) {
-            int32_t quad[16];
-            _mm512_storeu_si512(quad, g[k]);
+            int32_t lane[16], quad[4]; /* quad i: the sum of the digits of elements 4i..4i+3 */
+            _mm512_storeu_si512(lane, g[k]);
+            for (int i = 0; i < 4; i++)
+                quad[i] = lane[4 * i] + lane[4 * i + 1] + lane[4 * i + 2] + lane[4 * i + 3];
             if (!q4) {
                 _mm_storeu_si128((__m128i *)(qd->g[k] + c), _mm512_cvtepi32_epi8(g[k]));
                 for (int i = 0; i < 4; i++)
-                    qd->init[k][c % 64 / 4 + i] -=
-                        128 * (quad[4 * i] + quad[4 * i + 1] + quad[4 * i + 2] + quad[4 * i + 3]);
+                    qd->init[k][c % 64 / 4 + i] -= 128 * quad[i];
                 continue;
             }
             _mm_storeu_si128((__m128i *)((c % 32 < 16 ? qd->g : qd->gh)[k] + p),
                              _mm512_cvtepi32_epi8(g[k]));
             for (int i = 0; i < 4; i++)
-                qd->init4[p / 64 * 48 + k * 16 + p % 64 / 4 + i] -=
-                    8 * (quad[4 * i] + quad[4 * i + 1] + quad[4 * i + 2] + quad[4 * i + 3]);
+                qd->init4[p / 64 * 48 + k * 16 + p % 64 / 4 + i] -= 8 * quad[i];
         }
     }
 }
