@@ -8,7 +8,7 @@
  * keys; q4 key after key on the raw nibbles (vpmovzxbd, and/shift, vcvtdq2ps), the offset 8
  * taken off the summed scores at once; each key's sums wait for one vhaddps tree per row; a
  * single row's q4 scores in integers instead (q4_scores_int: Q in two int16 digits, vpmaddwd
- * on the nibbles as words, one vcvtdq2ps per head_dim block). V: a
+ * on the nibbles as words, one vcvtdq2ps per head_dim block, the scales widened in key order). V: a
  * single row 64 values of head_dim at a time in registers across the block's keys, a tile 16
  * at a time with its 2 accumulators per row. The options of current models (soft cap, ALiBi)
  * go through the scalar attn_logit_log2 on the 8 scores: decode rarely has them, and they cost
@@ -112,66 +112,30 @@ static inline void prefetch_rows(const kvq_group *x, int64_t j, int64_t n)
         }
 }
 
-/* The rows of one key block; keys past its end point at key j0 (read, never counted). */
+/* One key block: key n's K and V rows at k + n·k_seq, v + n·v_seq, n < count (no per-key
+ * pointer array: 16 stores a block); only keys below count are ever read. */
 typedef struct kvq_block {
-    const void *k[KB], *v[KB];
+    const char *k, *v;
+    int64_t k_seq, v_seq, count;
     __m256 ks, vs;          /* int8: the row scales */
-    const float *ksc, *vsc; /* q4: block scales, [blk·8 + n] */
+    const float *ksc, *vsc; /* q4: block scales, [blk·8 + n] (a single row's K: [n·nb + blk]) */
 } kvq_block;
+static inline const void *kb_k(const kvq_block *kb, int n) { return kb->k + n * kb->k_seq; }
+static inline const void *kb_v(const kvq_block *kb, int n) { return kb->v + n * kb->v_seq; }
 
-/* The int8 row scales of keys j0 + i (i >= n: key j0's), loaded one by one into the vector
- * (not stored to memory and read back as one vector: that missed store forwarding, a stall
- * per block). */
-static inline __m256 row_scales(const char *base, int64_t seq, int64_t j0, int64_t n)
-{
-    float s[KB];
-    for (int i = 0; i < KB; i++)
-        memcpy(&s[i], base + (j0 + (i < n ? i : 0)) * seq, 4);
-    return _mm256_setr_ps(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
-}
+#include "avx2_kvq_scales.h"
 
 /* Every field set (no zero initialisation first: a rep stosq per block). */
 static inline void kvq_block_of(const kvq_group *x, int64_t j0, int64_t n, kvq_block *kb)
 {
-    for (int i = 0; i < KB; i++) {
-        const int64_t j = j0 + (i < n ? i : 0);
-        kb->k[i] = x->k + j * x->k_seq;
-        kb->v[i] = x->v + j * x->v_seq;
-    }
+    kb->k = x->k + j0 * x->k_seq;
+    kb->v = x->v + j0 * x->v_seq;
+    kb->k_seq = x->k_seq;
+    kb->v_seq = x->v_seq;
+    kb->count = n;
     kb->ks = x->q4 ? _mm256_setzero_ps() : row_scales(x->ks, x->ks_seq, j0, n);
     kb->vs = x->q4 ? _mm256_setzero_ps() : row_scales(x->vs, x->vs_seq, j0, n);
     kb->ksc = kb->vsc = NULL;
-}
-
-/* The q4 scales of keys j0 + n (n < 8, the first `n_keys`; the others 0) widened, one vector
- * of 8 keys per head_dim block: out[blk·8 + n]. A whole block, 4 head_dim blocks at a time:
- * each key's 4 scales by one 8-byte load (keys n and n + 4 in one vcvtph2ps), then a 4x4
- * transpose in each 128-bit lane; no byte outside the keys' scale rows is read. (Gathers,
- * one per head_dim block, took 14% of D2's time on Zen 4.) */
-static inline void q4_scales(const char *base, int64_t seq, int64_t j0, int64_t n_keys,
-                             int64_t nb, float *out)
-{
-    int64_t blk = 0;
-    for (; n_keys == KB && blk + 4 <= nb; blk += 4) {
-        __m256 r[4]; /* lanes 0-3: key i's scales blk..blk+3, lanes 4-7: key i + 4's */
-        for (int i = 0; i < 4; i++) {
-            int64_t lo, hi;
-            memcpy(&lo, base + (j0 + i) * seq + 2 * blk, 8);
-            memcpy(&hi, base + (j0 + i + 4) * seq + 2 * blk, 8);
-            r[i] = _mm256_cvtph_ps(_mm_set_epi64x(hi, lo));
-        }
-        const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpacklo_ps(r[2], r[3]);
-        const __m256 t2 = _mm256_unpackhi_ps(r[0], r[1]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        _mm256_storeu_ps(out + blk * KB, _mm256_shuffle_ps(t0, t1, 0x44));
-        _mm256_storeu_ps(out + (blk + 1) * KB, _mm256_shuffle_ps(t0, t1, 0xee));
-        _mm256_storeu_ps(out + (blk + 2) * KB, _mm256_shuffle_ps(t2, t3, 0x44));
-        _mm256_storeu_ps(out + (blk + 3) * KB, _mm256_shuffle_ps(t2, t3, 0xee));
-    }
-    for (int n = 0; n < KB && blk < nb; n++) {
-        const uint16_t *row = (const uint16_t *)(base + (j0 + n) * seq);
-        for (int64_t b = blk; b < nb; b++)
-            out[b * KB + n] = n < n_keys ? _cvtsh_ss(row[b]) : 0.0f;
-    }
 }
 
 /* V rows of a block over NC (a constant once inlined) chunks of 8 from c0, the accumulators in
@@ -188,7 +152,7 @@ static inline __attribute__((always_inline)) void int8_v_rows(const kvq_block *k
     for (int n = 0; n < KB; n++) {
         if (!(keys >> n & 1))
             continue;
-        const int8_t *vn = (const int8_t *)kb->v[n] + c0;
+        const int8_t *vn = (const int8_t *)kb_v(kb, n) + c0;
         const __m256 wn = _mm256_set1_ps(w[n]);
         for (int c = 0; c < NC; c++)
             acc[c] = _mm256_fmadd_ps(wn, int8x8(vn + 8 * c, 8), acc[c]);
@@ -211,7 +175,7 @@ static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *
             for (int n = 0; n < KB; n++)
                 if (keys >> n & 1)
                     acc = _mm256_fmadd_ps(_mm256_set1_ps(w[n]),
-                                          int8x8((const int8_t *)kb->v[n] + c, left), acc);
+                                          int8x8((const int8_t *)kb_v(kb, n) + c, left), acc);
             _mm256_storeu_ps(o + c, acc);
         }
         return;
@@ -229,7 +193,7 @@ static inline void accumulate_v(const kvq_group *x, const kvq_block *kb, float *
         for (int n = 0; n < KB; n++) {
             if (!(keys >> n & 1))
                 continue;
-            const uint8_t *vr = (const uint8_t *)kb->v[n] + 16 * blk;
+            const uint8_t *vr = (const uint8_t *)kb_v(kb, n) + 16 * blk;
             __m256 e0, o0, e1, o1;
             q4x16(vr, &e0, &o0);
             q4x16(vr + 8, &e1, &o1);
@@ -339,7 +303,7 @@ static inline __attribute__((always_inline)) void dot_tile(const kvq_group *x,
                 for (int k = 0; k < 2; k++)
                     a[r][k][0] = a[r][k][1] = _mm256_setzero_ps();
             if (keys >> n & 3) {
-                const int8_t *k0 = kb->k[n], *k1 = kb->k[n + 1];
+                const int8_t *k0 = kb_k(kb, n), *k1 = kb_k(kb, n + 1 < kb->count ? n + 1 : n);
                 int64_t c = 0;
                 for (; c + 8 * CH <= d; c += 8 * CH)
                     for (int h = 0; h < CH; h++) {
@@ -376,7 +340,7 @@ static inline __attribute__((always_inline)) void dot_tile(const kvq_group *x,
         for (int r = 0; r < NT; r++)
             a0[r] = _mm256_setzero_ps();
         if (keys >> n & 1) {
-            const uint8_t *kn = kb->k[n];
+            const uint8_t *kn = kb_k(kb, n);
             for (int64_t blk = 0; blk < nb; blk++) { /* Q's block: even elements, then odd */
                 __m256 e0, o0, e1, o1;
                 q4raw16(kn + 16 * blk, &e0, &o0);
@@ -445,11 +409,11 @@ static inline __attribute__((always_inline)) void v_tile(const kvq_group *x, con
                 continue;
             __m256 v0, v1;
             if (x->q4) {
-                const uint8_t *vn = (const uint8_t *)kb->v[n] + 16 * blk;
+                const uint8_t *vn = (const uint8_t *)kb_v(kb, n) + 16 * blk;
                 v0 = q4x8(vn, high);
                 v1 = q4x8(vn + 8, high);
             } else {
-                const int8_t *vn = (const int8_t *)kb->v[n] + c0;
+                const int8_t *vn = (const int8_t *)kb_v(kb, n) + c0;
                 v0 = int8x8(vn, 8);
                 v1 = int8x8(vn + 8, 8);
             }
@@ -471,7 +435,7 @@ static inline __attribute__((always_inline)) void v_tile(const kvq_group *x, con
         for (int n = 0; n < KB; n++) {
             if (!(keys >> n & 1))
                 continue;
-            const __m256 v0 = int8x8((const int8_t *)kb->v[n] + c, d - c);
+            const __m256 v0 = int8x8((const int8_t *)kb_v(kb, n) + c, d - c);
             for (int r = 0; r < NT; r++)
                 a[r] = _mm256_fmadd_ps(_mm256_set1_ps(w[r * KB + n]), v0, a[r]);
         }
@@ -536,18 +500,23 @@ static inline __attribute__((always_inline)) void tile_block(const kvq_group *x,
 /* The q4 scores of a block's keys (those in `keys`; the others come out as anything) against
  * a single row's integer Q: per key and head_dim block, its 16 bytes zero-extended to words
  * (low nibble: element 2i, high: 2i+1, the packed order's even then odd halves), vpmaddwd
- * with both digits, 256·hi + lo in int32, one vcvtdq2ps and one FMA with the block scale. */
-static inline __m256 q4_scores_int(const kvq_group *x, const kvq_block *kb, const q4_qint *qi,
-                                   unsigned keys)
+ * with both digits, 256·hi + lo in int32, one vcvtdq2ps and one FMA with the block scale,
+ * broadcast from the keys' scales widened in key order (kb->ksc[n·nb + blk],
+ * q4_scales_by_key: no transposes); the nibbles' offset 8 comes off the 8 summed scores at
+ * once (8 · Σ_blk scale · qi->off[blk]). NB: nb, a constant once inlined (4: head_dim 128),
+ * or 0 for nbv. */
+static inline __attribute__((always_inline)) __m256
+q4_scores_int_nb(const kvq_block *kb, const q4_qint *qi, unsigned keys, int NB, int64_t nbv)
 {
-    const int64_t nb = x->d / ATTN_Q4_BLOCK;
+    const int64_t nb = NB ? NB : nbv;
     const __m256i low4 = _mm256_set1_epi16(15);
     __m256 sums[KB];
 #pragma GCC unroll 1
     for (int n = 0; n < KB; n++) {
         __m256 acc = _mm256_setzero_ps();
         if (keys >> n & 1) {
-            const uint8_t *kn = kb->k[n];
+            const uint8_t *kn = kb_k(kb, n);
+            const float *sk = kb->ksc + n * nb;
             for (int64_t blk = 0; blk < nb; blk++) {
                 const __m256i w =
                     _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(kn + 16 * blk)));
@@ -561,17 +530,20 @@ static inline __m256 q4_scores_int(const kvq_group *x, const kvq_block *kb, cons
                                      _mm256_madd_epi16(od, _mm256_loadu_si256(dg + 3)));
                 const __m256 c =
                     _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_slli_epi32(hi, 8), lo));
-                acc = _mm256_fmadd_ps(c, _mm256_set1_ps(kb->ksc[blk * KB + n]), acc);
+                acc = _mm256_fmadd_ps(c, _mm256_set1_ps(sk[blk]), acc);
             }
         }
         sums[n] = acc;
     }
-    __m256 off = _mm256_setzero_ps();
-    for (int64_t blk = 0; blk < nb; blk++)
-        off = _mm256_fmadd_ps(_mm256_loadu_ps(kb->ksc + blk * KB), _mm256_set1_ps(qi->off[blk]),
-                              off);
-    return _mm256_mul_ps(_mm256_fnmadd_ps(off, _mm256_set1_ps(8.0f), sum8(sums)),
+    return _mm256_mul_ps(_mm256_fnmadd_ps(q4_key_offsets(kb->ksc, qi->off, NB, nb),
+                                          _mm256_set1_ps(8.0f), sum8(sums)),
                          _mm256_set1_ps(qi->unit));
+}
+static inline __m256 q4_scores_int(const kvq_group *x, const kvq_block *kb, const q4_qint *qi,
+                                   unsigned keys)
+{
+    const int64_t nb = x->d / ATTN_Q4_BLOCK;
+    return nb == 4 ? q4_scores_int_nb(kb, qi, keys, 4, 4) : q4_scores_int_nb(kb, qi, keys, 0, nb);
 }
 
 /* A single row's block of keys j0 (its keys up to last): both halves' rows and (q4) scales
@@ -594,7 +566,11 @@ static inline void single_scores(const kvq_group *x, const kvq_row *rw, const fl
         kvq_block_of(x, j0 + KB, n - KB, &b->kb[1]);
     if (x->q4)
         for (int h = 0; h < 2; h++) {
-            q4_scales(x->ks, x->ks_seq, j0 + KB * h, h ? n - n0 : n0, nb, ksc + h * nb * KB);
+            if (qi) /* key order, for q4_scores_int */
+                q4_scales_by_key(x->ks, x->ks_seq, j0 + KB * h, h ? n - n0 : n0, nb,
+                                 ksc + h * nb * KB);
+            else
+                q4_scales(x->ks, x->ks_seq, j0 + KB * h, h ? n - n0 : n0, nb, ksc + h * nb * KB);
             q4_scales(x->vs, x->vs_seq, j0 + KB * h, h ? n - n0 : n0, nb, vsc + h * nb * KB);
             b->kb[h].ksc = ksc + h * nb * KB;
             b->kb[h].vsc = vsc + h * nb * KB;
@@ -674,7 +650,7 @@ static inline __attribute__((always_inline)) void int8_v_rows16(const kvq_block 
         for (int n = 0; n < KB; n++) {
             if (!(keys >> (KB * h + n) & 1))
                 continue;
-            const int8_t *vn = (const int8_t *)kb[h].v[n] + c0;
+            const int8_t *vn = (const int8_t *)kb_v(&kb[h], n) + c0;
             const __m256 wn = _mm256_set1_ps(w[KB * h + n]);
             for (int c = 0; c < NC; c++)
                 acc[c] = _mm256_fmadd_ps(wn, int8x8_full(vn + 8 * c), acc[c]);
@@ -686,17 +662,22 @@ static inline __attribute__((always_inline)) void int8_v_rows16(const kvq_block 
 
 /* single_v's q4 part on NB (1 or 2, a constant once inlined) head_dim blocks from blk0: 4·NB
  * accumulators in registers across the 16 keys (two blocks: 8 FMA chains, each key's 32 bytes
- * in one pass). wv0, wv1: the keys' weights, 0 for keys not counted. */
+ * in one pass). wv0, wv1: the keys' weights, 0 for keys not counted. The nibbles' offset 8
+ * waits for the row's end: osum[blk·8 + lane] gathers the weights times the block scales
+ * (rescaled as o is), taken off once by q4_v_offset. RS: corr != 1 (most blocks keep the
+ * max: o and osum as they are). */
 static inline __attribute__((always_inline)) void q4_v_blocks(const kvq_block kb[2], float *o,
-                                                              __m256 cv, unsigned keys,
-                                                              __m256 wv0, __m256 wv1,
-                                                              int64_t blk0, int NB)
+                                                              float *osum, __m256 cv,
+                                                              unsigned keys, __m256 wv0,
+                                                              __m256 wv1, int64_t blk0, int NB,
+                                                              bool RS)
 {
     __m256 a[2][4], ws0[2], ws1[2];
     float ws[2][KB1];
     for (int b = 0; b < NB; b++) {
         for (int c = 0; c < 4; c++)
-            a[b][c] = _mm256_mul_ps(_mm256_loadu_ps(o + 32 * (blk0 + b) + 8 * c), cv);
+            a[b][c] = RS ? _mm256_mul_ps(_mm256_loadu_ps(o + 32 * (blk0 + b) + 8 * c), cv)
+                         : _mm256_loadu_ps(o + 32 * (blk0 + b) + 8 * c);
         ws0[b] = _mm256_mul_ps(wv0, _mm256_loadu_ps(kb[0].vsc + (blk0 + b) * KB));
         ws1[b] = _mm256_mul_ps(wv1, _mm256_loadu_ps(kb[1].vsc + (blk0 + b) * KB));
         _mm256_storeu_ps(ws[b], ws0[b]);
@@ -707,7 +688,7 @@ static inline __attribute__((always_inline)) void q4_v_blocks(const kvq_block kb
         for (int n = 0; n < KB; n++) {
             if (!(keys >> (KB * h + n) & 1))
                 continue;
-            const uint8_t *vr = (const uint8_t *)kb[h].v[n] + 16 * blk0;
+            const uint8_t *vr = (const uint8_t *)kb_v(&kb[h], n) + 16 * blk0;
             for (int b = 0; b < NB; b++) {
                 __m256 e0, o0, e1, o1;
                 q4raw16(vr + 16 * b, &e0, &o0);
@@ -721,19 +702,32 @@ static inline __attribute__((always_inline)) void q4_v_blocks(const kvq_block kb
         }
     }
     for (int b = 0; b < NB; b++) {
-        const __m256 off = _mm256_set1_ps(8.0f * hsum8(_mm256_add_ps(ws0[b], ws1[b])));
+        float *sb = osum + (blk0 + b) * KB;
+        const __m256 sv = RS ? _mm256_mul_ps(_mm256_loadu_ps(sb), cv) : _mm256_loadu_ps(sb);
+        _mm256_storeu_ps(sb, _mm256_add_ps(sv, _mm256_add_ps(ws0[b], ws1[b])));
         for (int c = 0; c < 4; c++)
-            _mm256_storeu_ps(o + 32 * (blk0 + b) + 8 * c, _mm256_sub_ps(a[b][c], off));
+            _mm256_storeu_ps(o + 32 * (blk0 + b) + 8 * c, a[b][c]);
+    }
+}
+
+/* The nibbles' offset gathered by q4_v_blocks, 8 · Σ osum[blk·8 + lane], off each head_dim
+ * block of the row's accumulator o. */
+static void q4_v_offset(float *o, const float *osum, int64_t nb)
+{
+    for (int64_t blk = 0; blk < nb; blk++) {
+        const __m256 off = _mm256_set1_ps(8.0f * hsum8(_mm256_loadu_ps(osum + blk * KB)));
+        float *ob = o + 32 * blk;
+        for (int c = 0; c < 32; c += 8)
+            _mm256_storeu_ps(ob + c, _mm256_sub_ps(_mm256_loadu_ps(ob + c), off));
     }
 }
 
 /* o = o·corr + Σ_{n in keys} w[n]·V[n] over a 16-key block. q4: the raw nibbles (0..15), the
- * offset 8 taken off each head_dim block once as 8·Σ_n ws[n] (ws: weight · block scale, keys
- * not counted as 0). */
+ * offset 8 gathered in osum (q4_v_blocks: ws, weight · block scale, keys not counted as 0). */
 static inline __attribute__((always_inline)) void single_v(const kvq_group *x,
                                                            const kvq_block kb[2], float *o,
-                                                           float corr, unsigned keys,
-                                                           const float *w)
+                                                           float *osum, float corr,
+                                                           unsigned keys, const float *w)
 {
     const __m256 cv = _mm256_set1_ps(corr);
     if (!x->q4) {
@@ -745,9 +739,9 @@ static inline __attribute__((always_inline)) void single_v(const kvq_group *x,
             const int64_t left = x->d - c;
             for (int n = 0; n < KB1; n++)
                 if (keys >> n & 1)
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(w[n]),
-                                          int8x8((const int8_t *)kb[n / KB].v[n % KB] + c, left),
-                                          acc);
+                    acc = _mm256_fmadd_ps(
+                        _mm256_set1_ps(w[n]),
+                        int8x8((const int8_t *)kb_v(&kb[n / KB], n % KB) + c, left), acc);
             _mm256_storeu_ps(o + c, acc);
         }
         return;
@@ -756,10 +750,17 @@ static inline __attribute__((always_inline)) void single_v(const kvq_group *x,
     const __m256 wv0 = _mm256_and_ps(_mm256_loadu_ps(w), bits_mask(keys & 0xffu));
     const __m256 wv1 = _mm256_and_ps(_mm256_loadu_ps(w + KB), bits_mask(keys >> KB));
     int64_t blk = 0;
+    if (corr == 1.0f) {
+        for (; blk + 2 <= nb; blk += 2)
+            q4_v_blocks(kb, o, osum, cv, keys, wv0, wv1, blk, 2, false);
+        if (blk < nb)
+            q4_v_blocks(kb, o, osum, cv, keys, wv0, wv1, blk, 1, false);
+        return;
+    }
     for (; blk + 2 <= nb; blk += 2)
-        q4_v_blocks(kb, o, cv, keys, wv0, wv1, blk, 2);
+        q4_v_blocks(kb, o, osum, cv, keys, wv0, wv1, blk, 2, true);
     if (blk < nb)
-        q4_v_blocks(kb, o, cv, keys, wv0, wv1, blk, 1);
+        q4_v_blocks(kb, o, osum, cv, keys, wv0, wv1, blk, 1, true);
 }
 
 /* A chunk of one row over its keys [first, last): ksc, vsc hold two blocks' q4 scales each
@@ -768,9 +769,11 @@ static inline __attribute__((always_inline)) void single_v(const kvq_group *x,
 static __attribute__((noinline)) void single_row(const kvq_group *x, kvq_row *rw, const float *q,
                                                  const float *qsum, const q4_qint *qi, float *o,
                                                  int64_t dpad, int64_t first, int64_t last,
-                                                 float *w, float *ksc, float *vsc)
+                                                 float *w, float *ksc, float *vsc, float *osum)
 {
-    const int64_t half = x->d / ATTN_Q4_BLOCK * KB1; /* one block's q4 scales */
+    const int64_t nb = x->d / ATTN_Q4_BLOCK, half = nb * KB1; /* one block's q4 scales */
+    if (x->q4)
+        memset(osum, 0, (size_t)(nb * KB) * sizeof *osum);
     row_block16_t b[2];
     int cur = 0;
     if (first < last)
@@ -785,8 +788,10 @@ static __attribute__((noinline)) void single_row(const kvq_group *x, kvq_row *rw
             single_scores(x, rw, q, qsum, qi, dpad, j0 + KB1, last, ksc + (cur ^ 1) * half,
                           vsc + (cur ^ 1) * half, &b[cur ^ 1]);
         if (keys)
-            single_v(x, b[cur].kb, o, corr, keys, w);
+            single_v(x, b[cur].kb, o, osum, corr, keys, w);
     }
+    if (x->q4)
+        q4_v_offset(o, osum, nb);
 }
 
 attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
@@ -798,7 +803,8 @@ attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
     float *ws = (float *)(((uintptr_t)t->workspace + 63) & ~(uintptr_t)63);
     float *qw = ws, *ow = qw + KVQ_ROWS * dpad, *w = ow + KVQ_ROWS * dpad;
     float *ksc = w + 16 * KVQ_ROWS, *vsc = ksc + dpad;
-    float *wide = vsc + dpad; /* q4 tiles: their weights times V's block scales (d floats) */
+    float *wide = vsc + dpad; /* q4 tiles: their weights times V's block scales (d floats);
+                                 a single row: its V offsets (q4_v_blocks, d / 4 floats) */
     float *qsum = wide + dpad; /* q4: per chunk row its Q summed per head_dim block (nb floats) */
     float *qoff = qsum + dpad; /* q4 single row: q4_qint's off (nb floats) */
     int16_t *qdig = (int16_t *)(qoff + dpad); /* and its digits (2·dpad int16, dpad floats) */
@@ -832,7 +838,7 @@ attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
                 q4_qint qi = {.dig = qdig, .off = qoff};
                 const bool int_q = x.q4 && q4_qint_of(qw, d, &qi);
                 single_row(&x, &rows[0], qw, qsum, int_q ? &qi : NULL, ow, dpad, first, last, w,
-                           ksc, vsc);
+                           ksc, vsc, wide);
             }
             for (int64_t j0 = first; R > 1 && j0 < last; j0 += KB) {
                 const int64_t ahead = j0 + PREFETCH_KEYS, n = last - j0 < KB ? last - j0 : KB;
