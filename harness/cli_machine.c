@@ -287,11 +287,8 @@ double cli_peak_fraction(const char *roofline, double gflops, int threads)
     return gflops / (p->gflops_per_core[r] * used);
 }
 
-double cli_bw_fraction(const attn_problem *prob, double seconds, int threads)
+double cli_kv_bytes(const attn_problem *prob)
 {
-    const attn_peak *p = cached_peak();
-    if (!p || threads < 1 || !(seconds > 0))
-        return NAN;
     /* K and V rows every batch entry reads: keys up to its largest key limit. */
     double rows = 0;
     for (int64_t b = 0; b < prob->batch; b++) {
@@ -306,11 +303,18 @@ double cli_bw_fraction(const attn_problem *prob, double seconds, int threads)
     const attn_dtype kvt = (attn_dtype)attn_problem_kv_dtype(prob);
     const double row_bytes = (double)attn_dtype_bytes(kvt, (size_t)prob->head_dim) +
                              (kvt == ATTN_INT8 ? 4.0 : kvt == ATTN_Q4 ? prob->head_dim / 16.0 : 0.0);
-    const double bytes = 2.0 * rows * (double)prob->heads_kv * row_bytes;
+    return 2.0 * rows * (double)prob->heads_kv * row_bytes;
+}
+
+double cli_bw_fraction(const attn_problem *prob, double seconds, int threads)
+{
+    const attn_peak *p = cached_peak();
+    if (!p || threads < 1 || !(seconds > 0))
+        return NAN;
     /* Read bandwidth of `threads` threads: one thread's times threads, up to all cores'. */
     double bw = threads >= p->cores ? p->read_gbs_all : p->read_gbs_1t * threads;
     bw = bw < p->read_gbs_all ? bw : p->read_gbs_all;
-    return bytes / seconds * 1e-9 / bw;
+    return cli_kv_bytes(prob) / seconds * 1e-9 / bw;
 }
 
 /* ---- attnbench peak ----------------------------------------------------------------------- */

@@ -16,6 +16,9 @@ bool cli_set_disable_isa(const char *command, const char *list);
  * (1-thread figure x threads, at most the all-cores figure). */
 double cli_peak_fraction(const char *roofline, double gflops, int threads);
 double cli_bw_fraction(const attn_problem *p, double seconds, int threads);
+/* The bytes of K and V a decode kernel must read once: every row up to each batch entry's key
+ * limit, in the stored type, with its scales when quantized. */
+double cli_kv_bytes(const attn_problem *p);
 /* The cached roofline as `peak --format json` describes it, or JSON null when none is cached.
  * NULL on OOM. */
 json_t *cli_cached_peak_json(void);

@@ -29,7 +29,7 @@ enum {
     RUN_VARIANT = CLI_SHAPE_OPTION_COUNT, RUN_KV_LENS, RUN_MASK, RUN_LAYOUT, RUN_DTYPE,
     RUN_OUT_DTYPE, RUN_PARAMS, RUN_SEED, RUN_REPS, RUN_WARMUP, RUN_THREADS, RUN_NO_CHECK, RUN_Q,
     RUN_K, RUN_V, RUN_OUT_NPY, RUN_OUTPUT, RUN_FORMAT, RUN_DISABLE_ISA, RUN_SAVE, RUN_RESULTS_DIR,
-    RUN_QUIET, RUN_MIN_TIME, RUN_HELP, RUN_MODEL,
+    RUN_QUIET, RUN_MIN_TIME, RUN_WARMUP_TIME, RUN_READ_REF, RUN_HELP, RUN_MODEL,
     RUN_OPTION_COUNT = RUN_MODEL + CLI_MODEL_OPTION_COUNT
 };
 
@@ -63,6 +63,8 @@ static const cli_option run_options[RUN_OPTION_COUNT] = {
     [RUN_RESULTS_DIR] = {"results-dir", "DIR", "where --save stores it (default results)"},
     [RUN_QUIET] = {"quiet", NULL, "no progress and no warnings on stderr"},
     [RUN_MIN_TIME] = {"min-time", "S", "timed rounds go on past --reps until S seconds"},
+    [RUN_WARMUP_TIME] = {"warmup-time", "S", "warm-up rounds go on past --warmup until S seconds"},
+    [RUN_READ_REF] = {"read-ref", NULL, "a plain read of K and V after each run (below)"},
     [RUN_HELP] = {"help", NULL, "this help"},
     CLI_MODEL_OPTIONS(RUN_MODEL),
 };
@@ -83,6 +85,12 @@ static void print_run_help(void)
            "rounds, and each later count gets its speed-up over the first: the geometric mean\n"
            "of the rounds' time ratios with a 95%% interval (a drift of a shared machine slows\n"
            "both runs of a round alike, so it cancels in their ratio).\n"
+           "--read-ref: after each run, one timed plain read of the problem's own K and V arrays\n"
+           "(a row of K, the same row of V, as `attnbench peak` reads) on the run's threads;\n"
+           "read_ref_gbs is the median of those reads and bw_fraction_ref the variant's K/V\n"
+           "GB/s over it: a decode kernel against the bandwidth of the same pages in the same\n"
+           "minute, where bw_fraction is against peak's cached figure (memory of a shared or\n"
+           "virtual machine can move by 20%% or more between hours).\n"
            "\noptions:\n");
     cli_print_options(stdout, run_options, RUN_OPTION_COUNT);
     printf("\nInputs are uniform in [-1, 1) from a SplitMix64 generator seeded by --seed, drawn\n"
@@ -171,12 +179,14 @@ static int parse_run_options(int argc, char **argv, run_config *c)
             break;
         }
         case RUN_QUIET: c->quiet = true; break;
-        case RUN_MIN_TIME: {
+        case RUN_MIN_TIME:
+        case RUN_WARMUP_TIME: {
             float seconds;
             ok = cli_parse_positive_float("run", flag, value, &seconds);
-            c->min_time = seconds;
+            *(o == RUN_MIN_TIME ? &c->min_time : &c->warmup_time) = seconds;
             break;
         }
+        case RUN_READ_REF: c->read_ref = true; break;
         case RUN_FORMAT:
             ok = cli_parse_format("run", value, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON |
                                   1u << CLI_FORMAT_CSV, &c->format);
@@ -242,8 +252,10 @@ static void run_free(run_state *s)
     if (s->ref != s->ref_f32)
         free(s->ref);
     free(s->ref_f32);
-    for (int i = 0; i < s->run_count; i++)
+    for (int i = 0; i < s->run_count; i++) {
         free(s->runs[i].samples);
+        free(s->runs[i].read_gbs);
+    }
     free(s->runs);
     free(s->config.params);
     json_decref(s->skipped);
@@ -679,34 +691,50 @@ static int check_variants(run_state *s)
 /* Warm-up rounds, then timed rounds; each round runs every variant (and thread count) once, so
  * slow drifts of a shared machine (frequency, other load) spread over all runs alike. */
 /* With --min-time S, timed rounds go on past --reps until they have taken S seconds (as Google
- * Benchmark's min_time), and config.reps becomes the number taken. Samples stay in round order
- * (the speed-ups pair them by round; result files keep that order for compare --paired). */
+ * Benchmark's min_time), and config.reps becomes the number taken; --warmup-time likewise for
+ * the warm-up rounds (config.warmup). Samples stay in round order (the speed-ups pair them by
+ * round; result files keep that order for compare --paired). With --read-ref every run, warm-up
+ * too (so that the rounds' pattern never changes), is followed by a read of K and V. */
 static int time_variants(run_state *s)
 {
     run_config *c = &s->config;
     attn_error err;
     int64_t capacity = c->reps;
-    for (int r = 0; r < s->run_count; r++)
-        if (!(s->runs[r].samples = malloc((size_t)capacity * sizeof(double))))
+    for (int r = 0; r < s->run_count; r++) {
+        variant_run *run = &s->runs[r];
+        run->read_ref_gbs = NAN;
+        if (!(run->samples = malloc((size_t)capacity * sizeof(double))) ||
+            (c->read_ref && !(run->read_gbs = malloc((size_t)capacity * sizeof(double)))))
             return cli_error("run", "out of memory");
+    }
     cli_progress progress;
-    cli_progress_start(&progress, "run", (size_t)(c->warmup + c->reps), c->quiet || c->min_time > 0);
+    cli_progress_start(&progress, "run", (size_t)(c->warmup + c->reps),
+                       c->quiet || c->min_time > 0 || c->warmup_time > 0);
+    const double warmup_start = attn_clock_seconds();
     double timed_start = 0;
-    int64_t timed = 0;
-    for (int64_t round = 0;; round++) {
-        timed = round - c->warmup;
-        if (timed == 0)
+    int64_t warm = 0, timed = 0;
+    for (;;) {
+        const bool warming =
+            warm < c->warmup || attn_clock_seconds() - warmup_start < c->warmup_time;
+        if (!warming && timed == 0)
             timed_start = attn_clock_seconds();
-        if (timed >= c->reps && (timed >= MAX_REPS || !(c->min_time > 0) ||
-                                 attn_clock_seconds() - timed_start >= c->min_time))
+        if (!warming && timed >= c->reps &&
+            (timed >= MAX_REPS || !(c->min_time > 0) ||
+             attn_clock_seconds() - timed_start >= c->min_time))
             break;
-        if (timed >= capacity) {
+        if (!warming && timed >= capacity) {
             capacity *= 2;
             for (int r = 0; r < s->run_count; r++) {
-                double *more = realloc(s->runs[r].samples, (size_t)capacity * sizeof(double));
-                if (!more)
+                variant_run *run = &s->runs[r];
+                double *more = realloc(run->samples, (size_t)capacity * sizeof(double));
+                if (more)
+                    run->samples = more;
+                double *reads = more && c->read_ref
+                    ? realloc(run->read_gbs, (size_t)capacity * sizeof(double)) : NULL;
+                if (reads)
+                    run->read_gbs = reads;
+                if (!more || (c->read_ref && !reads))
                     return cli_error("run", "out of memory");
-                s->runs[r].samples = more;
             }
         }
         for (int r = 0; r < s->run_count; r++) {
@@ -716,12 +744,21 @@ static int time_variants(run_state *s)
                                  s->input[1], s->input[2], s->o, &err))
                 return cli_error("run", "%s", err.message);
             const double seconds = attn_clock_seconds() - start;
-            if (timed >= 0)
+            const double read = c->read_ref ? run_read_ref_gbs(s, run->params.threads) : 0;
+            if (c->read_ref && !(read > 0))
+                return cli_error("run", "--read-ref: the read could not run on %d threads "
+                                 "(the thread pool is busy)", run->params.threads);
+            if (!warming)
                 run->samples[timed] = seconds;
+            if (!warming && c->read_ref)
+                run->read_gbs[timed] = read;
         }
-        cli_progress_update(&progress, (size_t)round + 1, timed < 0 ? "warm-up" : "timed rounds");
+        *(warming ? &warm : &timed) += 1;
+        cli_progress_update(&progress, (size_t)(warm + timed),
+                            warming ? "warm-up" : "timed rounds");
     }
     cli_progress_end(&progress);
+    c->warmup = warm;
     c->reps = timed;
     for (int r = 0; r < s->run_count; r++)
         if (s->runs[r].base >= 0)
@@ -733,6 +770,12 @@ static int time_variants(run_state *s)
         variant_run *run = &s->runs[r];
         memcpy(sorted, run->samples, (size_t)c->reps * sizeof *sorted);
         attn_time_stats_compute(sorted, (size_t)c->reps, &run->time); /* sorts its copy */
+        if (c->read_ref) {
+            attn_time_stats reads;
+            memcpy(sorted, run->read_gbs, (size_t)c->reps * sizeof *sorted);
+            attn_time_stats_compute(sorted, (size_t)c->reps, &reads);
+            run->read_ref_gbs = reads.median;
+        }
         if (!stats_spread_of(run->samples, (size_t)c->reps, &run->spread)) {
             free(sorted);
             return cli_error("run", "out of memory");

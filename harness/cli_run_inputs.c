@@ -4,6 +4,7 @@
  * K and V on the way in. */
 #include "cli_run_report.h"
 
+#include "peak.h"
 #include "rng.h"
 #include "variant.h"
 
@@ -103,4 +104,12 @@ bool run_kv_quantize(run_state *s, attn_error *err)
             attn_dequantize_kv(p, "qkv"[t], s->input[t], s->scales[t - 1], s->data[t], err))
             return false;
     return true;
+}
+
+double run_read_ref_gbs(const run_state *s, int threads)
+{
+    const attn_dtype kvt = (attn_dtype)attn_problem_kv_dtype(&s->problem);
+    const size_t k = attn_dtype_bytes(kvt, (size_t)s->extent[1]);
+    const size_t v = attn_dtype_bytes(kvt, (size_t)s->extent[2]);
+    return attn_peak_read_once(s->input[1], s->input[2], k < v ? k : v, threads);
 }

@@ -16,6 +16,13 @@
 
 /* ---- run's output -------------------------------------------------------------------------- */
 
+/* K/V GB/s of a run (the bytes a decode kernel must read, at its median time) over its
+ * --read-ref reads; NaN without them. */
+static double bw_fraction_ref(const attn_problem *p, const variant_run *run)
+{
+    return cli_kv_bytes(p) / run->time.median * 1e-9 / run->read_ref_gbs;
+}
+
 static double gflops(const variant_run *run, double flops)
 {
     return run->time.median > 0 ? flops / run->time.median * 1e-9 : 0.0;
@@ -125,10 +132,13 @@ json_t *run_result_json(const run_state *s, const variant_run *run, double flops
         "blas_core", run->info.blas_core ? json_string(run->info.blas_core) : json_null(),
         "conditions", s->conditions);
     /* K/V's element type: --dtype's, or int8 / q4 (max_rel_err_f32 then says what the
-     * quantization costs against the float32 data) */
-    if (record && json_object_set_new(record, "kv_dtype",
-                                      json_string(attn_dtype_name(
-                                          (attn_dtype)attn_problem_kv_dtype(p))))) {
+     * quantization costs against the float32 data); --read-ref's reads (null without it) */
+    if (record && (json_object_set_new(record, "kv_dtype",
+                                       json_string(attn_dtype_name(
+                                           (attn_dtype)attn_problem_kv_dtype(p)))) ||
+                   json_object_set_new(record, "read_ref_gbs", cli_json_real(run->read_ref_gbs)) ||
+                   json_object_set_new(record, "bw_fraction_ref",
+                                       cli_json_real(bw_fraction_ref(p, run))))) {
         json_decref(record);
         record = NULL;
     }
@@ -381,9 +391,18 @@ bool run_print_text(const run_state *s, double flops)
                "\n(--wide: the error against the float32 data too).\n", gap);
         gap = "";
     }
-    if (f32_column && cli_table_wide)
+    if (f32_column && cli_table_wide) {
         printf("%smax_rel_err_f32: against the oracle on the float32 data before any rounding."
                "\n", gap);
+        gap = "";
+    }
+    for (int r = 0; c->read_ref && r < s->run_count; r++, gap = "") {
+        const variant_run *run = &s->runs[r];
+        printf("%s%s on %d thread%s: K/V %.2f GB/s, a plain read of them %.2f GB/s (--read-ref), "
+               "%.2f of it\n", gap, run->info.name, run->params.threads,
+               run->params.threads == 1 ? "" : "s", cli_kv_bytes(p) / run->time.median * 1e-9,
+               run->read_ref_gbs, bw_fraction_ref(p, run));
+    }
     return ok;
 }
 

@@ -27,6 +27,8 @@ typedef struct run_config {
     const char *output; /* -o: the JSON document, also written there */
     bool save, quiet;
     double min_time; /* --min-time: 0, or seconds of timed rounds at least */
+    double warmup_time; /* --warmup-time: 0, or seconds of warm-up rounds at least */
+    bool read_ref;   /* --read-ref: a plain read of K and V after each run (run_read_ref_gbs) */
     const char *results_dir;
     const char **params; /* the --params texts, in order */
     int params_count;
@@ -81,6 +83,9 @@ void run_gather_tensor(void *dst, attn_dtype to, tensor_view t, const void *src,
 const char *run_skip_reason(const attn_variant_info *info, const run_config *c,
                             const attn_problem *p, char *buf, size_t len);
 bool run_kv_scales(run_state *s);
+/* One pass of `attn_peak_read_once` over the variants' K and V arrays (their whole extent, in
+ * the stored type) on `threads` threads: GB/s, 0 when it could not run on them. */
+double run_read_ref_gbs(const run_state *s, int threads);
 bool run_kv_quantize(run_state *s, attn_error *err);
 
 typedef struct variant_run {
@@ -90,6 +95,8 @@ typedef struct variant_run {
     double tolerance; /* attn_variant_tolerance: a half output adds its rounding */
     bool chosen;     /* named by --variant or --params, not only part of the default set */
     double *samples; /* reps seconds, in round order */
+    double *read_gbs; /* --read-ref: the read after each timed run, GB/s, in round order */
+    double read_ref_gbs; /* their median (NaN without --read-ref) */
     attn_time_stats time;
     stats_spread spread;
     /* The run of the same variant at the first thread count (-1: this is it), and this run's

@@ -53,6 +53,14 @@ typedef struct attn_peak {
 /* Measures everything (a few seconds). triad_array_bytes = 0 picks the default size. */
 attn_status attn_peak_measure(attn_peak *out, int64_t triad_array_bytes, attn_error *err);
 
+/* One timed pass of the read loop over the caller's arrays: a row of k, the same row of v, and
+ * so on, over bytes / ATTN_READ_ROW_BYTES rows of each (a trailing part row is not read), the
+ * rows split over `threads` workers of the pool (as a kernel's run: the caller is worker 0,
+ * unbound). GB/s of the bytes read; 0 when the pool was busy and threads > 1, or nothing to
+ * read. `run --read-ref` times it between a decode kernel's runs, over the problem's own K and
+ * V: the bandwidth of those pages, on those threads, in the same minute. */
+double attn_peak_read_once(const void *k, const void *v, size_t bytes, int threads);
+
 /* The default triad array size on this machine. */
 int64_t attn_peak_default_triad_bytes(void);
 
