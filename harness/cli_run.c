@@ -745,7 +745,7 @@ static int time_variants(run_state *s)
                 return cli_error("run", "%s", err.message);
             const double seconds = attn_clock_seconds() - start;
             const double read = c->read_ref ? run_read_ref_gbs(s, run->params.threads) : 0;
-            if (c->read_ref && !(read > 0))
+            if (c->read_ref && read == 0)
                 return cli_error("run", "--read-ref: the read could not run on %d threads "
                                  "(the thread pool is busy)", run->params.threads);
             if (!warming)

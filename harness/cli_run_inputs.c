@@ -8,6 +8,7 @@
 #include "rng.h"
 #include "variant.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,5 +112,8 @@ double run_read_ref_gbs(const run_state *s, int threads)
     const attn_dtype kvt = (attn_dtype)attn_problem_kv_dtype(&s->problem);
     const size_t k = attn_dtype_bytes(kvt, (size_t)s->extent[1]);
     const size_t v = attn_dtype_bytes(kvt, (size_t)s->extent[2]);
-    return attn_peak_read_once(s->input[1], s->input[2], k < v ? k : v, threads);
+    const size_t bytes = k < v ? k : v;
+    if (bytes < ATTN_READ_ROW_BYTES) /* not one row to read: no figure */
+        return NAN;
+    return attn_peak_read_once(s->input[1], s->input[2], bytes, threads);
 }

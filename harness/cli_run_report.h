@@ -84,7 +84,8 @@ const char *run_skip_reason(const attn_variant_info *info, const run_config *c,
                             const attn_problem *p, char *buf, size_t len);
 bool run_kv_scales(run_state *s);
 /* One pass of `attn_peak_read_once` over the variants' K and V arrays (their whole extent, in
- * the stored type) on `threads` threads: GB/s, 0 when it could not run on them. */
+ * the stored type) on `threads` threads: GB/s; 0 when it could not run on them, NaN when
+ * they are smaller than one row (ATTN_READ_ROW_BYTES) each. */
 double run_read_ref_gbs(const run_state *s, int threads);
 bool run_kv_quantize(run_state *s, attn_error *err);
 

@@ -16,7 +16,8 @@
  *
  * Read: two arrays read in turn, 512 bytes (one d = 128 float32 row) of the first, then the same
  * row of the second — the pattern of a decode kernel reading K and V — counting every byte
- * read. It reuses the triad's b and c arrays.
+ * read, summed as 32-bit integers (any bytes, no slow values). It reuses the triad's b and c
+ * arrays; attn_peak_read_once runs it over the caller's arrays.
  *
  * Triad: a[i] = b[i] + s·c[i] over three float arrays of `triad_array_bytes` each (by default
  * 4× the L3 size, at least 64 MiB, at most 1/4 of RAM for all three), plain stores. Bytes

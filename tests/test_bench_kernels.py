@@ -28,6 +28,11 @@ class BenchKernels(unittest.TestCase):
         row = doc["shapes"][0]["rows"][0]
         self.assertEqual((row["variant"], row["ok"]), ("streaming", True))
         self.assertGreater(row["kv_gbs"], 0)
+        # % read: against plain reads of the same K/V after each run (run --read-ref)
+        self.assertGreater(row["read_gbs"], 0)
+        self.assertEqual(len(row["fraction_rounds"]), 2)
+        self.assertTrue(min(row["fraction_rounds"]) * 100 <= row["pct_read"]
+                        <= max(row["fraction_rounds"]) * 100, row)
         self.assertNotIn("speedup", row)
         overhead = doc["execute_overhead"]["rows"]
         self.assertEqual(overhead[0]["threads"], 1)
@@ -46,9 +51,11 @@ class BenchKernels(unittest.TestCase):
         lo, hi = row["speedup_range"]
         self.assertTrue(0 < lo <= row["speedup"] <= hi, row)
         self.assertGreater(row["threaded_gflops"], 0)
+        self.assertGreater(row["threaded_pct_read"], 0)
         table = bench(*QUICK, "--scaling", "2")
         self.assertEqual(table.returncode, 0, table.stderr)
-        self.assertIn("| GFLOP/s 2 thr | speed-up |", table.stdout)
+        self.assertIn("| K/V GB/s | read GB/s | % read | GFLOP/s 2 thr | speed-up | % read 2 thr |",
+                      table.stdout)
         self.assertRegex(table.stdout,
                          r"execute overhead \(tiny problem\): \d+\.\d{3} us \(1 thread, ")
         self.assertRegex(table.stdout, r"\| streaming \|.*\| \d+\.\d\d× \[\d+\.\d\d, \d+\.\d\d\] \|")
@@ -136,7 +143,8 @@ class BenchKernels(unittest.TestCase):
         for args in (["--scaling", "-1"], ["--scaling", "1"], ["--shapes", "P9"],
                      ["--variants", "nosuch"], ["--rounds", "0"],
                      ["--dtype", "f16", "--variants", "blocked"],
-                     ["--kv-dtype", "q4", "--variants", "blocked"], ["--kv-dtype", "int4"]):
+                     ["--kv-dtype", "q4", "--variants", "blocked"], ["--kv-dtype", "int4"],
+                     ["--warmup-time", "-1"]):
             with self.subTest(args=args):
                 proc = bench(*QUICK, *args)
                 self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)

@@ -394,6 +394,45 @@ class Peak(unittest.TestCase):
                       "--reps", "1", "--format", "json", env=self.env)
         self.assertIsNone(json.loads(r.stdout)["results"][0]["bw_fraction"])  # not decode
 
+    def test_read_ref(self):
+        # --read-ref: a plain read of the problem's K and V after each run; bw_fraction_ref is
+        # the K/V bytes per second at the median time over the reads' median (no cache needed)
+        decode = ["--variant", "streaming", "--heads", "2", "--len-q", "1", "--len-kv", "512",
+                  "--dim", "16", "--reps", "3"]
+        for threads in (1, 2):
+            r = attnbench("run", *decode, "--threads", threads, "--read-ref", "--format", "json",
+                          env=self.env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            res = json.loads(r.stdout)["results"][0]
+            self.assertGreater(res["read_ref_gbs"], 0)
+            kv_bytes = 2 * 2 * 512 * 16 * 4
+            self.assertAlmostEqual(res["bw_fraction_ref"],
+                                   kv_bytes / res["median_s"] / 1e9 / res["read_ref_gbs"],
+                                   delta=1e-6 * res["bw_fraction_ref"])
+        r = attnbench("run", *decode, "--threads", "1", "--read-ref", env=self.env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^streaming on 1 thread: K/V [0-9.]+ GB/s, a plain read "
+                                   r"of them [0-9.]+ GB/s \(--read-ref\), [0-9.]+ of it$")
+        # without it, or with K and V under one 512-byte row each: null, not an error
+        for extra in ([], ["--read-ref", "--len-kv", "3", "--dim", "4"]):
+            r = attnbench("run", *decode, *extra, "--format", "json", env=self.env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            res = json.loads(r.stdout)["results"][0]
+            self.assertIsNone(res["read_ref_gbs"], extra)
+            self.assertIsNone(res["bw_fraction_ref"], extra)
+
+    def test_warmup_time(self):
+        # warm-up rounds go on past --warmup until --warmup-time seconds; the record says how many
+        r = attnbench("run", "--variant", "naive", "--len-q", "2", "--dim", "4", "--len-kv", "8",
+                      "--warmup", "1", "--warmup-time", "0.2", "--reps", "2", "--format", "json",
+                      env=self.env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertGreater(json.loads(r.stdout)["results"][0]["warmup"], 10)
+        for bad in ("0", "-1", "x"):
+            r = attnbench("run", "--len-q", "2", "--dim", "4", "--warmup-time", bad, env=self.env)
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn("--warmup-time", r.stderr)
+
     def test_fraction_against_each_variants_roofline(self):
         self.write_cache()
         rooflines = {v["name"]: v["roofline"] for v in info_json()["variants"]}
