@@ -67,6 +67,8 @@ def case_bad_wisdom(tmp):
     foreign["sections"][0]["machine"]["model"] = "Some Other CPU"
     old_build = json.loads(text)
     old_build["sections"][0]["build"]["library"] = "0.0.1"
+    other_flags = json.loads(text)  # a long value differing near its end: shown from there
+    other_flags["sections"][0]["build"]["flags"] += ";zz:-mnothing-like-this"
     newer_format = dict(doc, version=99)
     files = {
         "corrupt": ('{"format": "attnbench-wisdom", "version": 1, "sections": [}\n', True),
@@ -76,6 +78,7 @@ def case_bad_wisdom(tmp):
         "newer_format": (json.dumps(newer_format, indent=1), True),
         "foreign_machine": (json.dumps(foreign, indent=1), False),
         "other_build": (json.dumps(old_build, indent=1), False),
+        "other_flags": (json.dumps(other_flags, indent=1), False),
     }
     for name, (content, unreadable) in files.items():
         path = os.path.join(tmp, name + ".json")
@@ -95,6 +98,9 @@ def case_bad_wisdom(tmp):
         if name == "other_build":
             check("another build" in r.stderr and "0.0.1" in r.stderr,
                   f"{name}: says another build and which field")
+        if name == "other_flags":
+            check("another build (flags \"..." in r.stderr and "-mnothing-like-this" in r.stderr,
+                  f"{name}: shows where the flags part: {r.stderr.strip()}")
         check(snapshot(path) == before, f"{name}: plan leaves the file untouched")
         r = tune(path)
         if unreadable:

@@ -295,9 +295,16 @@ static void end_section(reader *r)
         json_t *value;
         json_object_foreach(r->our_build, key, value) {
             const char *theirs = section_build(r, key);
-            if (!theirs || strcmp(theirs, json_string_value(value))) {
-                snprintf(why, sizeof why, "another build (%s \"%.100s\"; this build has \"%.100s\")",
-                         key, theirs ? theirs : "missing", json_string_value(value));
+            const char *ours = json_string_value(value);
+            if (!theirs || strcmp(theirs, ours)) {
+                /* long values (the ISA flags) from a little before where they part */
+                size_t at = 0;
+                while (theirs && theirs[at] && theirs[at] == ours[at])
+                    at++;
+                at = at > 24 ? at - 24 : 0;
+                snprintf(why, sizeof why, "another build (%s \"%s%.100s\"; this build has "
+                         "\"%s%.100s\")", key, at ? "..." : "", theirs ? theirs + at : "missing",
+                         at ? "..." : "", ours + at);
                 break;
             }
         }
