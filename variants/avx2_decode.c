@@ -345,29 +345,21 @@ static void decode_pv(const attn_task *t, const attn_group_rows *gr, const float
 
 /* ---- one row, head_dim 128 ---------------------------------------------------------------- */
 
-/* acc[0, 128) += Σ_j P[j]·V[j] over nk keys of one page run from j0, each V row read whole,
- * front to back (16 accumulators, GCC keeps most in registers and the rest in L1: 17 live
- * vectors with the weight, one more than AVX2 has); zero weights (masked keys) are skipped.
- * The two passes of 64 columns (decode_pv) read each row's first half for every key of the
- * block, then its second half: D1 on Zen 4 streamed at about 0.75 of a plain read of K and V
- * that way, about 0.95 with whole rows in blocks of DEC_SUB keys. With prefetch (paged), each
- * row pf_keys() keys ahead, once per key. */
+/* acc[0, 128) += Σ_j P[j]·V[j] over keys [j0, j0 + nk) of contiguous V, each row read whole,
+ * front to back (16 accumulators: GCC keeps most in registers and the rest in L1, 17 live
+ * vectors with the weight being one more than AVX2 has); zero weights (masked keys) are
+ * skipped, so they never meet a NaN in V. The passes of 64 columns (decode_pv) read each row's
+ * first half for every key of the block, then its second half: D1 on Zen 4 streamed at about
+ * 0.75 of a plain read of K and V that way, 0.9-1.0 with whole rows in turns of DEC_SUB keys. */
 ALWAYS_INLINE void decode_pv_row128(const attn_task *t, const attn_group_rows *gr, const float *s,
-                                    int64_t j0, int64_t nk, float *acc, attn_dtype dt,
-                                    bool prefetch)
+                                    int64_t j0, int64_t nk, float *acc, attn_dtype dt)
 {
     const int64_t ld = t->problem->v.seq;
-    const void *v = attn_row(t, 'v', gr->b, gr->hkv, j0), *vpf[8];
+    const void *v = attn_row(t, 'v', gr->b, gr->hkv, j0);
     __m256 a[16];
     for (int x = 0; x < 16; x++)
         a[x] = _mm256_load_ps(acc + 8 * x);
     for (int64_t j = 0; j < nk; j++) {
-        if (prefetch) {
-            if (j % 8 == 0)
-                attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, j0 + j + pf_keys(128, dt),
-                                   t->problem->len_kv, 8, &v, vpf);
-            prefetch_whole_row(vpf[j % 8], 128, dt);
-        }
         if (s[j] == 0.0f)
             continue;
         const __m256 w = _mm256_broadcast_ss(s + j);
@@ -379,24 +371,24 @@ ALWAYS_INLINE void decode_pv_row128(const attn_task *t, const attn_group_rows *g
         _mm256_store_ps(acc + 8 * x, a[x]);
 }
 
-/* One row (a group of one row, D1) with head_dim 128 on keys [j0, j0 + nk): sub-blocks of
- * DEC_SUB keys, each scored (K rows front to back), its online softmax step, then P·V over
- * the same keys' V rows whole (decode_pv_row128), so K and V are read in turns of DEC_SUB rows
- * each, as avx512's one-row path does; no software prefetch unless paged (the hardware
- * prefetchers follow both streams: D1 bf16/f16 on Zen 4 0.8 -> 0.95 of a plain read without
- * it, where the former bk-key blocks needed it). */
+/* One row (a group of one row, D1) with head_dim 128 and contiguous K/V on keys
+ * [j0, j0 + nk): sub-blocks of DEC_SUB keys, each scored (K rows front to back), its online
+ * softmax step, then P·V over the same keys' V rows whole (decode_pv_row128), so K and V are
+ * read in turns of DEC_SUB rows each, as avx512's one-row path does, and with no software
+ * prefetch: the hardware prefetchers follow both streams (D1 bf16/f16 on Zen 4: 0.8 -> 1.0 of
+ * a plain read without it, where the bk-key blocks needed it). Paged K/V keep the bk-key blocks
+ * with prefetch (paged D1 f32 at page size 64 streamed 5% slower this way). */
 ALWAYS_INLINE void decode_row128_dt(const attn_task *t, const workspace *ws,
                                     const attn_group_rows *gr, int64_t r, const float *q,
                                     const float *mask, int64_t j0, int64_t nk, float scale_log2e,
-                                    const dec_row *dr, attn_dtype dt, bool prefetch)
+                                    const dec_row *dr, attn_dtype dt)
 {
-    const attn_problem *p = t->problem;
     float *s = ws->scores, *acc = ws->acc + r * 128;
     float run_max = ws->run_max[r], run_sum = ws->run_sum[r];
     for (int64_t js = 0; js < nk; js += DEC_SUB) {
         const int64_t ns = min64(DEC_SUB, nk - js);
         const float m_blk =
-            decode_scores_dt(t, gr, q, mask, j0 + js, ns, s, scale_log2e, dr, dt, prefetch);
+            decode_scores_dt(t, gr, q, mask, j0 + js, ns, s, scale_log2e, dr, dt, false);
         if (m_blk > run_max) {
             const float alpha = attn_exp2_nonpos(run_max - m_blk);
             scale_row(acc, 128, alpha);
@@ -404,42 +396,34 @@ ALWAYS_INLINE void decode_row128_dt(const attn_task *t, const workspace *ws,
             run_max = m_blk;
         }
         run_sum += exp_row(s, round_up(ns, 8), run_max);
-        for (int64_t off = 0, n; off < ns; off += n) { /* a page run at a time */
-            n = attn_kv_run(p, j0 + js + off, ns - off);
-            decode_pv_row128(t, gr, s + off, j0 + js + off, n, acc, dt, prefetch);
-        }
+        decode_pv_row128(t, gr, s, j0 + js, ns, acc, dt);
     }
     ws->run_max[r] = run_max;
     ws->run_sum[r] = run_sum;
 }
 
-/* A copy per dtype and paging (prefetch), each register-allocated alone. */
-#define DECODE_ROW128_OF(name, dt, pf)                                                          \
+/* A copy per dtype, each register-allocated alone. */
+#define DECODE_ROW128_OF(name, dt)                                                              \
     static __attribute__((noinline)) void name(const attn_task *t, const workspace *ws,         \
                                                const attn_group_rows *gr, int64_t r,            \
                                                const float *q, const float *mask, int64_t j0,   \
                                                int64_t nk, float scale_log2e, const dec_row *dr)\
     {                                                                                           \
-        decode_row128_dt(t, ws, gr, r, q, mask, j0, nk, scale_log2e, dr, dt, pf);               \
+        decode_row128_dt(t, ws, gr, r, q, mask, j0, nk, scale_log2e, dr, dt);                   \
     }
-DECODE_ROW128_OF(decode_row128_f32, ATTN_F32, false)
-DECODE_ROW128_OF(decode_row128_bf16, ATTN_BF16, false)
-DECODE_ROW128_OF(decode_row128_f16, ATTN_F16, false)
-DECODE_ROW128_OF(decode_row128_f32_paged, ATTN_F32, true)
-DECODE_ROW128_OF(decode_row128_bf16_paged, ATTN_BF16, true)
-DECODE_ROW128_OF(decode_row128_f16_paged, ATTN_F16, true)
+DECODE_ROW128_OF(decode_row128_f32, ATTN_F32)
+DECODE_ROW128_OF(decode_row128_bf16, ATTN_BF16)
+DECODE_ROW128_OF(decode_row128_f16, ATTN_F16)
 
-typedef void decode_row128_fn(const attn_task *, const workspace *, const attn_group_rows *,
-                              int64_t, const float *, const float *, int64_t, int64_t, float,
-                              const dec_row *);
-
-static decode_row128_fn *decode_row128_of(const attn_problem *p)
+static void decode_row128(const attn_task *t, const workspace *ws, const attn_group_rows *gr,
+                          int64_t r, const float *q, const float *mask, int64_t j0, int64_t nk,
+                          float scale_log2e, const dec_row *dr)
 {
-    static decode_row128_fn *const fns[2][3] = {
-        {decode_row128_f32, decode_row128_bf16, decode_row128_f16},
-        {decode_row128_f32_paged, decode_row128_bf16_paged, decode_row128_f16_paged}};
-    const int dt = p->dtype == ATTN_BF16 ? 1 : p->dtype == ATTN_F16 ? 2 : 0;
-    return fns[p->page_size != 0][dt];
+    switch (t->problem->dtype) {
+    case ATTN_BF16: decode_row128_bf16(t, ws, gr, r, q, mask, j0, nk, scale_log2e, dr); break;
+    case ATTN_F16: decode_row128_f16(t, ws, gr, r, q, mask, j0, nk, scale_log2e, dr); break;
+    default: decode_row128_f32(t, ws, gr, r, q, mask, j0, nk, scale_log2e, dr); break;
+    }
 }
 
 /* ---- tiles of rows ------------------------------------------------------------------------ */
@@ -810,9 +794,8 @@ void attn_avx2_decode_group(const attn_task *t, const workspace *ws, const attn_
             float *s = ws->scores; /* one row at a time */
             const float *q = p->dtype == ATTN_F32 ? attn_q_row(t, gr->b, h, i)
                                                   : ws->q_panel + r * d;
-            if (d == 128) {
-                decode_row128_of(p)(t, ws, gr, r, q, attn_mask_row(p, i), j0, nk, scale_log2e,
-                                    &dr);
+            if (d == 128 && p->page_size == 0) { /* whole V rows in turns of DEC_SUB keys */
+                decode_row128(t, ws, gr, r, q, attn_mask_row(p, i), j0, nk, scale_log2e, &dr);
                 continue;
             }
             const float m_blk =
