@@ -16,13 +16,14 @@
  * group of one row (D1) keeps the one-row loops. The online softmax per block and the rows'
  * end are the tiled path's (avx2_common.h).
  *
- * One row at head_dim 128 with contiguous K/V (D1) goes as avx512's one-row path: turns of
+ * One row with contiguous K/V and head_dim <= 128 (D1) goes as avx512's one-row path: turns of
  * DEC_SUB = 16 keys, the keys' scores (K rows front to back), the softmax step, then their V
- * rows read whole into 16 accumulators, no software prefetch (decode_row128). The bk-key blocks
- * (scores of bk keys, then P·V in passes of 64 columns, so each V row read as two halves far
- * apart) streamed D1 at 0.74-0.82 of a plain read of K and V in the same minute, the turns at
- * 0.96-1.07, and run 1.15-1.3x faster in cache (Zen 4, f32/bf16/f16). Other head dims and paged
- * K/V keep the bk-key blocks below.
+ * rows (at d = 128 read whole into 16 accumulators), no software prefetch (decode_row_turns).
+ * The bk-key blocks (scores of bk keys, then P·V in passes of 64 columns, so each V row read as
+ * two halves far apart) streamed D1 at 0.74-0.82 of a plain read of K and V in the same minute,
+ * the turns at 0.96-1.07, and run 1.15-1.3x faster in cache (Zen 4, f32/bf16/f16; d = 64:
+ * f32 0.92 -> 1.0, bf16 0.67 -> 0.81). Paged K/V and head_dim > 128 keep the bk-key blocks
+ * below (d = 256 bf16 streamed at 0.64 in turns, 0.79 in blocks with prefetch).
  *
  * Half inputs (bf16, f16; compute stays float32, bit for bit the float32 run on the widened
  * inputs): K and V are read in place and widened in the loads (a copy of the loops per dtype,
@@ -37,7 +38,7 @@ enum {
     DEC_R = 4,            /* decode rows sharing each load of a K or V vector */
     DEC_KS = 2,           /* keys scored side by side in a decode tile, sharing each Q load */
     DEC_PF_BYTES = 32768, /* how far ahead (bytes of K or V rows) decode prefetches, into L2 */
-    DEC_SUB = 16,         /* keys per turn of K then V in the one-row path at head_dim 128 */
+    DEC_SUB = 16,         /* keys per turn of K then V in the one-row path (contiguous K/V) */
 };
 
 /* ---- prefetch ----------------------------------------------------------------------------- */
@@ -219,12 +220,13 @@ static float decode_scores(const attn_task *t, const attn_group_rows *gr, const 
 #undef SCORES
 }
 
-/* acc[0, dp) += Σ_j P[j]·V[j] over keys read in place and widened in the loads; zero weights
- * (masked keys) are skipped, so they never meet a NaN in V. Eight accumulators cover 64
- * columns per pass. With prefetch (dec_prefetch), each pass's columns pf_keys() keys ahead. */
+/* acc[c_first, dp) += Σ_j P[j]·V[j] over keys read in place and widened in the loads (c_first
+ * a multiple of 64); zero weights (masked keys) are skipped, so they never meet a NaN in V.
+ * Eight accumulators cover 64 columns per pass. With prefetch (dec_prefetch), each pass's
+ * columns pf_keys() keys ahead. */
 ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, const float *s,
                                 int64_t j0, int64_t nk, float *acc, int64_t d, attn_dtype dt,
-                                bool prefetch)
+                                bool prefetch, int64_t c_first)
 {
     const int64_t ld = t->problem->v.seq, es = dt == ATTN_F32 ? 4 : 2;
     const void *v = attn_row(t, 'v', gr->b, gr->hkv, j0);
@@ -233,7 +235,7 @@ ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, c
     const void *vpf[8];
     /* Whole passes of 64 columns: a fixed set of 8 accumulators, no column test in the loop
      * (in decode's bf16 order, as c0 + 64 <= d16). */
-    for (int64_t c0 = 0; c0 < d64; c0 += 64) {
+    for (int64_t c0 = c_first; c0 < d64; c0 += 64) {
         __m256 a[8];
         for (int x = 0; x < 8; x++)
             a[x] = _mm256_load_ps(acc + c0 + 8 * x);
@@ -342,7 +344,7 @@ static void decode_pv(const attn_task *t, const attn_group_rows *gr, const float
     for (int64_t off = 0, n; off < nk; off += n) {
         n = attn_kv_run(t->problem, j0 + off, nk - off);
         /* Literals: a copy per dtype and prefetch (dec_prefetch), so the others have none. */
-#define PV(dt, pf) decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, dt, pf)
+#define PV(dt, pf) decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, dt, pf, 0)
         switch (t->problem->dtype) {
         case ATTN_BF16: prefetch ? PV(ATTN_BF16, true) : PV(ATTN_BF16, false); break;
         case ATTN_F16: prefetch ? PV(ATTN_F16, true) : PV(ATTN_F16, false); break;
@@ -354,45 +356,53 @@ static void decode_pv(const attn_task *t, const attn_group_rows *gr, const float
 
 /* ---- one row, head_dim 128 ---------------------------------------------------------------- */
 
-/* acc[0, 128) += Σ_j P[j]·V[j] over keys [j0, j0 + nk) of contiguous V, each row read whole,
- * front to back (16 accumulators: GCC keeps most in registers and the rest in L1, 17 live
- * vectors with the weight being one more than AVX2 has); zero weights (masked keys) are
- * skipped, so they never meet a NaN in V. The passes of 64 columns (decode_pv) read each row's
- * first half for every key of the block, then its second half: D1 on Zen 4 streamed at about
- * 0.75 of a plain read of K and V that way, 0.9-1.0 with whole rows in turns of DEC_SUB keys. */
-ALWAYS_INLINE void decode_pv_row128(const attn_task *t, const attn_group_rows *gr, const float *s,
-                                    int64_t j0, int64_t nk, float *acc, attn_dtype dt)
+/* acc[0, dp) += Σ_j P[j]·V[j] over keys [j0, j0 + nk) of contiguous V (a turn of DEC_SUB
+ * keys, in L1 after the first pass), each row's first 128·k columns in passes of 128 read
+ * whole, front to back (16 accumulators: GCC keeps most in registers and the rest in L1, 17
+ * live vectors with the weight being one more than AVX2 has), the rest by decode_pv_dt; zero
+ * weights (masked keys) are skipped, so they never meet a NaN in V. Passes of 64 columns over
+ * bk keys (decode_pv) read each row's first half for every key of the block, then its second
+ * half: D1 on Zen 4 streamed at about 0.75 of a plain read of K and V that way, 0.9-1.0 with
+ * whole rows in turns of DEC_SUB keys. */
+ALWAYS_INLINE void decode_pv_turn(const attn_task *t, const attn_group_rows *gr, const float *s,
+                                  int64_t j0, int64_t nk, float *acc, int64_t d, attn_dtype dt)
 {
-    const int64_t ld = t->problem->v.seq;
+    const int64_t ld = t->problem->v.seq, es = dt == ATTN_F32 ? 4 : 2, d128 = d & ~(int64_t)127;
     const void *v = attn_row(t, 'v', gr->b, gr->hkv, j0);
-    __m256 a[16];
-    for (int x = 0; x < 16; x++)
-        a[x] = _mm256_load_ps(acc + 8 * x);
-    for (int64_t j = 0; j < nk; j++) {
-        if (s[j] == 0.0f)
-            continue;
-        const __m256 w = _mm256_broadcast_ss(s + j);
-        const void *vj = row_at(v, j, ld, dt);
-        for (int x = 0; x < 16; x++) /* in decode's bf16 column order (d16 = 128) */
-            a[x] = _mm256_fmadd_ps(w, load8_ord(vj, 8 * x, x & 1, dt), a[x]);
+    for (int64_t c0 = 0; c0 < d128; c0 += 128) { /* in decode's bf16 order, as c0 + 128 <= d16 */
+        __m256 a[16];
+        for (int x = 0; x < 16; x++)
+            a[x] = _mm256_load_ps(acc + c0 + 8 * x);
+        for (int64_t j = 0; j < nk; j++) {
+            if (s[j] == 0.0f)
+                continue;
+            const __m256 w = _mm256_broadcast_ss(s + j);
+            const void *vj = (const char *)row_at(v, j, ld, dt) + c0 * es;
+            for (int x = 0; x < 16; x++)
+                a[x] = _mm256_fmadd_ps(w, load8_ord(vj, 8 * x, x & 1, dt), a[x]);
+        }
+        for (int x = 0; x < 16; x++)
+            _mm256_store_ps(acc + c0 + 8 * x, a[x]);
     }
-    for (int x = 0; x < 16; x++)
-        _mm256_store_ps(acc + 8 * x, a[x]);
+    if (d128 < d)
+        decode_pv_dt(t, gr, s, j0, nk, acc, d, dt, false, d128);
 }
 
-/* One row (a group of one row, D1) with head_dim 128 and contiguous K/V on keys
- * [j0, j0 + nk): sub-blocks of DEC_SUB keys, each scored (K rows front to back), its online
- * softmax step, then P·V over the same keys' V rows whole (decode_pv_row128), so K and V are
- * read in turns of DEC_SUB rows each, as avx512's one-row path does, and with no software
- * prefetch: the hardware prefetchers follow both streams (D1 bf16/f16 on Zen 4: 0.8 -> 1.0 of
- * a plain read without it, where the bk-key blocks needed it). Paged K/V keep the bk-key blocks
- * with prefetch (paged D1 f32 at page size 64 streamed 5% slower this way). */
-ALWAYS_INLINE void decode_row128_dt(const attn_task *t, const workspace *ws,
-                                    const attn_group_rows *gr, int64_t r, const float *q,
-                                    const float *mask, int64_t j0, int64_t nk, float scale_log2e,
-                                    const dec_row *dr, attn_dtype dt)
+/* One row (a group of one row, D1) with contiguous K/V and head_dim <= 128 (passes of half
+ * rows at d = 256 streamed slower: see the top) on keys [j0, j0 + nk): turns of DEC_SUB
+ * keys, each scored (K rows front to back), its online softmax step, then P·V over the same
+ * keys' V rows (decode_pv_turn), so K and V are read in turns of DEC_SUB rows each, as avx512's
+ * one-row path does, and with no software prefetch: the hardware prefetchers follow both
+ * streams (D1 bf16/f16 on Zen 4: 0.8 -> 1.0 of a plain read without it, where the bk-key blocks
+ * needed it). Paged K/V keep the bk-key blocks with prefetch (paged D1 f32 at page size 64
+ * streamed 5% slower in turns). */
+ALWAYS_INLINE void decode_row_turns_dt(const attn_task *t, const workspace *ws,
+                                       const attn_group_rows *gr, int64_t r, const float *q,
+                                       const float *mask, int64_t j0, int64_t nk,
+                                       float scale_log2e, const dec_row *dr, attn_dtype dt)
 {
-    float *s = ws->scores, *acc = ws->acc + r * 128;
+    const int64_t d = t->problem->head_dim, dp = round_up(d, 8);
+    float *s = ws->scores, *acc = ws->acc + r * dp;
     float run_max = ws->run_max[r], run_sum = ws->run_sum[r];
     for (int64_t js = 0; js < nk; js += DEC_SUB) {
         const int64_t ns = min64(DEC_SUB, nk - js);
@@ -400,38 +410,38 @@ ALWAYS_INLINE void decode_row128_dt(const attn_task *t, const workspace *ws,
             decode_scores_dt(t, gr, q, mask, j0 + js, ns, s, scale_log2e, dr, dt, false);
         if (m_blk > run_max) {
             const float alpha = attn_exp2_nonpos(run_max - m_blk);
-            scale_row(acc, 128, alpha);
+            scale_row(acc, dp, alpha);
             run_sum *= alpha;
             run_max = m_blk;
         }
         run_sum += exp_row(s, round_up(ns, 8), run_max);
-        decode_pv_row128(t, gr, s, j0 + js, ns, acc, dt);
+        decode_pv_turn(t, gr, s, j0 + js, ns, acc, d, dt);
     }
     ws->run_max[r] = run_max;
     ws->run_sum[r] = run_sum;
 }
 
 /* A copy per dtype, each register-allocated alone. */
-#define DECODE_ROW128_OF(name, dt)                                                              \
+#define DECODE_ROW_TURNS_OF(name, dt)                                                           \
     static __attribute__((noinline)) void name(const attn_task *t, const workspace *ws,         \
                                                const attn_group_rows *gr, int64_t r,            \
                                                const float *q, const float *mask, int64_t j0,   \
                                                int64_t nk, float scale_log2e, const dec_row *dr)\
     {                                                                                           \
-        decode_row128_dt(t, ws, gr, r, q, mask, j0, nk, scale_log2e, dr, dt);                   \
+        decode_row_turns_dt(t, ws, gr, r, q, mask, j0, nk, scale_log2e, dr, dt);                \
     }
-DECODE_ROW128_OF(decode_row128_f32, ATTN_F32)
-DECODE_ROW128_OF(decode_row128_bf16, ATTN_BF16)
-DECODE_ROW128_OF(decode_row128_f16, ATTN_F16)
+DECODE_ROW_TURNS_OF(decode_row_turns_f32, ATTN_F32)
+DECODE_ROW_TURNS_OF(decode_row_turns_bf16, ATTN_BF16)
+DECODE_ROW_TURNS_OF(decode_row_turns_f16, ATTN_F16)
 
-static void decode_row128(const attn_task *t, const workspace *ws, const attn_group_rows *gr,
-                          int64_t r, const float *q, const float *mask, int64_t j0, int64_t nk,
-                          float scale_log2e, const dec_row *dr)
+static void decode_row_turns(const attn_task *t, const workspace *ws, const attn_group_rows *gr,
+                             int64_t r, const float *q, const float *mask, int64_t j0,
+                             int64_t nk, float scale_log2e, const dec_row *dr)
 {
     switch (t->problem->dtype) {
-    case ATTN_BF16: decode_row128_bf16(t, ws, gr, r, q, mask, j0, nk, scale_log2e, dr); break;
-    case ATTN_F16: decode_row128_f16(t, ws, gr, r, q, mask, j0, nk, scale_log2e, dr); break;
-    default: decode_row128_f32(t, ws, gr, r, q, mask, j0, nk, scale_log2e, dr); break;
+    case ATTN_BF16: decode_row_turns_bf16(t, ws, gr, r, q, mask, j0, nk, scale_log2e, dr); break;
+    case ATTN_F16: decode_row_turns_f16(t, ws, gr, r, q, mask, j0, nk, scale_log2e, dr); break;
+    default: decode_row_turns_f32(t, ws, gr, r, q, mask, j0, nk, scale_log2e, dr); break;
     }
 }
 
@@ -803,8 +813,8 @@ void attn_avx2_decode_group(const attn_task *t, const workspace *ws, const attn_
             float *s = ws->scores; /* one row at a time */
             const float *q = p->dtype == ATTN_F32 ? attn_q_row(t, gr->b, h, i)
                                                   : ws->q_panel + r * d;
-            if (d == 128 && p->page_size == 0) { /* whole V rows in turns of DEC_SUB keys */
-                decode_row128(t, ws, gr, r, q, attn_mask_row(p, i), j0, nk, scale_log2e, &dr);
+            if (p->page_size == 0 && d <= 128) { /* K then V in turns of DEC_SUB keys */
+                decode_row_turns(t, ws, gr, r, q, attn_mask_row(p, i), j0, nk, scale_log2e, &dr);
                 continue;
             }
             const float m_blk =
