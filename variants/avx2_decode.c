@@ -9,8 +9,8 @@
  * R·cols accumulators per pass over 8 keys held in L1 (the same FMAs as one row at a time, a
  * quarter of the K/V loads; a GQA-4 tile in L2 ran 1.8x (f32) and 1.4x (bf16) faster on Zen 4
  * than the former re-read of the block per row). The tiles prefetch K and V DEC_PF_BYTES of rows
- * ahead into L2 (the one-row loops too for half rows and paged K/V, dec_prefetch), one prefetch
- * per line beside the loads (with R rows' FMAs per byte the hardware prefetchers alone fell
+ * ahead into L2 (the one-row bk-key blocks too, for half rows and paged K/V, dec_prefetch), one
+ * prefetch per line beside the loads (with R rows' FMAs per byte the hardware prefetchers alone fell
  * behind: D2 f32 1.5x faster with it). The model options (window, ALiBi, soft cap) go through
  * the tiles' own copies, with each row's slope, i' and band start and the prefill's epilogue; a
  * group of one row (D1) keeps the one-row loops. The online softmax per block and the rows'
@@ -30,8 +30,8 @@
  * chosen once per block), moving half the bytes of float32; a group of one row (D1) reads bf16
  * rows in an even/odd column order (load8_dec: one ALU op per 8 columns). K is read key by key
  * through one load instruction, which the hardware prefetchers follow (D1 on Zen 4: f32 1.5x
- * faster than 8 keys read column by column with prefetch; half rows prefetch too,
- * dec_prefetch); half Q rows are widened once into the workspace's Q panels. */
+ * faster than 8 keys read column by column with prefetch; half rows prefetch too in the bk-key
+ * blocks, dec_prefetch); half Q rows are widened once into the workspace's Q panels. */
 #include "avx2_common.h"
 
 enum {
@@ -289,9 +289,10 @@ ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, c
 }
 
 /* The same for float32 rows through the former loop (passes of up to 64 columns, the vector
- * count tested per key): measured, it streams D1 faster than decode_pv_dt's fixed passes (Zen 4: 12.7
- * against 15.1 ms, alternated, min of 6), which in turn stream half rows faster (f16 D1: 5.3
- * against 7.6 ms) and run float32 in cache faster; why is not known. */
+ * count tested per key; GCC keeps its accumulators on the stack): in bk-key blocks it streamed
+ * D1 faster than decode_pv_dt's fixed passes (Zen 4: 12.7 against 15.1 ms, alternated, min of
+ * 6), which run float32 in cache faster; the one-row turns (decode_row_turns) now take
+ * contiguous D1, this the paged rows and head_dim > 128. */
 ALWAYS_INLINE void decode_pv_f32(const attn_task *t, const attn_group_rows *gr, const float *s,
                                  int64_t j0, int64_t nk, float *acc, int64_t d, bool prefetch)
 {
