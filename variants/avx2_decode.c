@@ -9,26 +9,38 @@
  * R·cols accumulators per pass over 8 keys held in L1 (the same FMAs as one row at a time, a
  * quarter of the K/V loads; a GQA-4 tile in L2 ran 1.8x (f32) and 1.4x (bf16) faster on Zen 4
  * than the former re-read of the block per row). The tiles prefetch K and V DEC_PF_BYTES of rows
- * ahead into L2 (the one-row loops too for half rows and paged K/V, dec_prefetch), one prefetch
- * per line beside the loads (with R rows' FMAs per byte the hardware prefetchers alone fell
- * behind: D2 f32 1.5x faster with it). The model options (window, ALiBi, soft cap) go through
- * the tiles' own copies, with each row's slope, i' and band start and the prefill's epilogue; a
- * group of one row (D1) keeps the one-row loops. The online softmax per block and the rows'
- * end are the tiled path's (avx2_common.h).
+ * ahead into L2 (the one-row bk-key blocks of paged K/V too: each page starts a stream the
+ * hardware prefetchers must find again), one prefetch per line beside the loads (with R rows'
+ * FMAs per byte the hardware prefetchers alone fell behind: D2 f32 1.5x faster with it). The
+ * model options (window, ALiBi, soft cap) go through the tiles' own copies, with each row's
+ * slope, i' and band start and the prefill's epilogue; a group of one row (D1) keeps the
+ * one-row loops. The online softmax per block and the rows' end are the tiled path's
+ * (avx2_common.h).
+ *
+ * One row with contiguous K/V (D1) goes as avx512's one-row path: turns of DEC_SUB = 16 keys,
+ * the keys' scores (K rows front to back), the softmax step, then their V rows, each read whole
+ * and front to back, key after key (its first 128 columns into 16 accumulators held across the
+ * turn, any columns past them through the accumulator row in L1), no software prefetch
+ * (decode_row_turns). The bk-key blocks (scores of bk keys, then P·V in passes of 64 columns,
+ * each pass over every key, so each V row read in pieces far apart in time) streamed D1 at
+ * 0.74-0.82 of a plain read of K and V in the same minute, the turns at 0.93-1.09, and run
+ * 1.15-1.3x faster in cache (Zen 4, f32/bf16/f16; d = 256: f32 0.64 -> 1.06, bf16 0.82 -> 1.01;
+ * d = 96 f32 0.72 -> 0.99; d = 64 bf16 0.66 -> 0.86). Paged K/V keep the bk-key blocks below.
  *
  * Half inputs (bf16, f16; compute stays float32, bit for bit the float32 run on the widened
  * inputs): K and V are read in place and widened in the loads (a copy of the loops per dtype,
  * chosen once per block), moving half the bytes of float32; a group of one row (D1) reads bf16
  * rows in an even/odd column order (load8_dec: one ALU op per 8 columns). K is read key by key
  * through one load instruction, which the hardware prefetchers follow (D1 on Zen 4: f32 1.5x
- * faster than 8 keys read column by column with prefetch; half rows prefetch too,
- * dec_prefetch); half Q rows are widened once into the workspace's Q panels. */
+ * faster than 8 keys read column by column with prefetch); half Q rows are widened once into
+ * the workspace's Q panels. */
 #include "avx2_common.h"
 
 enum {
     DEC_R = 4,            /* decode rows sharing each load of a K or V vector */
     DEC_KS = 2,           /* keys scored side by side in a decode tile, sharing each Q load */
     DEC_PF_BYTES = 32768, /* how far ahead (bytes of K or V rows) decode prefetches, into L2 */
+    DEC_SUB = 16,         /* keys per turn of K then V in the one-row path (contiguous K/V) */
 };
 
 /* ---- prefetch ----------------------------------------------------------------------------- */
@@ -54,15 +66,6 @@ ALWAYS_INLINE void prefetch_whole_row(const void *row, int64_t d, attn_dtype dt)
 ALWAYS_INLINE int64_t pf_keys(int64_t d, attn_dtype dt)
 {
     return max64(8, DEC_PF_BYTES / (d * (dt == ATTN_F32 ? 4 : 2)) / 8 * 8);
-}
-
-/* Whether the one-row decode loops prefetch K and V rows pf_keys() ahead: paged (each page
- * starts a stream the hardware prefetchers must find again), and half rows (D1 bf16 on Zen 4:
- * 9.9 -> 5.4 ms; the hardware prefetchers alone kept 256-byte rows at half the read bandwidth),
- * not contiguous float32 (no gain measured, read at 0.8 of the bandwidth without it). */
-static bool dec_prefetch(const attn_problem *p)
-{
-    return p->page_size != 0 || p->dtype != ATTN_F32;
 }
 
 /* ---- bf16 column order -------------------------------------------------------------------- */
@@ -135,7 +138,7 @@ ALWAYS_INLINE float decode_scores_dt(const attn_task *t, const attn_group_rows *
         __m256 acc[8];
         const void *krow[8], *kpf[8]; /* one page lookup per run of keys; past nk: key j's row */
         attn_kv_rows(t, 'k', gr->b, gr->hkv, j0 + j, (int)min64(nk - j, 8), 8, krow);
-        if (prefetch) /* dec_prefetch */
+        if (prefetch) /* paged K/V (decode_scores) */
             attn_kv_rows_ahead(t, 'k', gr->b, gr->hkv, j0 + j + pf_keys(d, dt), p->len_kv, 8, krow,
                                kpf);
 #pragma GCC unroll 1
@@ -198,20 +201,19 @@ static float decode_scores(const attn_task *t, const attn_group_rows *gr, const 
                            const float *mask, int64_t j0, int64_t nk, float *s,
                            float scale_log2e, const dec_row *dr)
 {
-    /* Literals: a copy per dtype and prefetch (dec_prefetch), so the others have none. */
-#define SCORES(dt, pf) decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, dt, pf)
-    const bool prefetch = dec_prefetch(t->problem);
+    /* Literals: a copy per dtype; these bk-key blocks serve paged K/V, so they prefetch. */
+#define SCORES(dt) decode_scores_dt(t, gr, q, mask, j0, nk, s, scale_log2e, dr, dt, true)
     switch (t->problem->dtype) {
-    case ATTN_BF16: return prefetch ? SCORES(ATTN_BF16, true) : SCORES(ATTN_BF16, false);
-    case ATTN_F16: return prefetch ? SCORES(ATTN_F16, true) : SCORES(ATTN_F16, false);
-    default: return prefetch ? SCORES(ATTN_F32, true) : SCORES(ATTN_F32, false);
+    case ATTN_BF16: return SCORES(ATTN_BF16);
+    case ATTN_F16: return SCORES(ATTN_F16);
+    default: return SCORES(ATTN_F32);
     }
 #undef SCORES
 }
 
 /* acc[0, dp) += Σ_j P[j]·V[j] over keys read in place and widened in the loads; zero weights
  * (masked keys) are skipped, so they never meet a NaN in V. Eight accumulators cover 64
- * columns per pass. With prefetch (dec_prefetch), each pass's columns pf_keys() keys ahead. */
+ * columns per pass. With prefetch (paged), each pass's columns pf_keys() keys ahead. */
 ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, const float *s,
                                 int64_t j0, int64_t nk, float *acc, int64_t d, attn_dtype dt,
                                 bool prefetch)
@@ -277,9 +279,10 @@ ALWAYS_INLINE void decode_pv_dt(const attn_task *t, const attn_group_rows *gr, c
 }
 
 /* The same for float32 rows through the former loop (passes of up to 64 columns, the vector
- * count tested per key): measured, it streams D1 faster than decode_pv_dt's fixed passes (Zen 4: 12.7
- * against 15.1 ms, alternated, min of 6), which in turn stream half rows faster (f16 D1: 5.3
- * against 7.6 ms) and run float32 in cache faster; why is not known. */
+ * count tested per key; GCC keeps its accumulators on the stack): in bk-key blocks it streamed
+ * D1 faster than decode_pv_dt's fixed passes (Zen 4: 12.7 against 15.1 ms, alternated, min of
+ * 6), which run float32 in cache faster; the one-row turns (decode_row_turns) now take
+ * contiguous D1, this paged rows. */
 ALWAYS_INLINE void decode_pv_f32(const attn_task *t, const attn_group_rows *gr, const float *s,
                                  int64_t j0, int64_t nk, float *acc, int64_t d, bool prefetch)
 {
@@ -328,18 +331,151 @@ ALWAYS_INLINE void decode_pv_f32(const attn_task *t, const attn_group_rows *gr, 
 static void decode_pv(const attn_task *t, const attn_group_rows *gr, const float *s, int64_t j0,
                       int64_t nk, float *acc, int64_t d)
 {
-    const bool prefetch = dec_prefetch(t->problem);
     for (int64_t off = 0, n; off < nk; off += n) {
         n = attn_kv_run(t->problem, j0 + off, nk - off);
-        /* Literals: a copy per dtype and prefetch (dec_prefetch), so the others have none. */
-#define PV(dt, pf) decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, dt, pf)
+        /* Literals: a copy per dtype; paged K/V, so with prefetch (decode_scores). */
         switch (t->problem->dtype) {
-        case ATTN_BF16: prefetch ? PV(ATTN_BF16, true) : PV(ATTN_BF16, false); break;
-        case ATTN_F16: prefetch ? PV(ATTN_F16, true) : PV(ATTN_F16, false); break;
-        default: decode_pv_f32(t, gr, s + off, j0 + off, n, acc, d, prefetch); break;
+        case ATTN_BF16: decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, ATTN_BF16, true); break;
+        case ATTN_F16: decode_pv_dt(t, gr, s + off, j0 + off, n, acc, d, ATTN_F16, true); break;
+        default: decode_pv_f32(t, gr, s + off, j0 + off, n, acc, d, true); break;
         }
-#undef PV
     }
+}
+
+/* ---- one row in turns (contiguous K/V) ---------------------------------------------------- */
+
+/* acc[c, d) += w·V_j[c, d) through acc itself (aligned loads and stores; c a multiple of 8),
+ * widened V in decode's bf16 column order. */
+ALWAYS_INLINE void pv_into_acc(const void *vj, __m256 w, float *acc, int64_t c, int64_t d,
+                               int64_t d16, __m256i dtail, attn_dtype dt)
+{
+    for (; c + 16 <= d16; c += 16) { /* whole 16s of bf16 (of every dtype when d16 = d & ~15) */
+        _mm256_store_ps(acc + c, _mm256_fmadd_ps(w, load8_ord(vj, c, false, dt),
+                                                 _mm256_load_ps(acc + c)));
+        _mm256_store_ps(acc + c + 8, _mm256_fmadd_ps(w, load8_ord(vj, c + 8, true, dt),
+                                                     _mm256_load_ps(acc + c + 8)));
+    }
+    for (; c + 8 <= d; c += 8) /* in order from d16 on */
+        _mm256_store_ps(acc + c, _mm256_fmadd_ps(w, load8(vj, c, dt), _mm256_load_ps(acc + c)));
+    if (c < d)
+        _mm256_store_ps(acc + c, _mm256_fmadd_ps(w, load8_tail(vj, c, d - c, dtail, dt),
+                                                 _mm256_load_ps(acc + c)));
+}
+
+/* acc[0, dp) += Σ_j P[j]·V[j] over keys [j0, j0 + nk) of contiguous V (a turn of DEC_SUB
+ * keys), each row read whole, front to back, key after key: its first 8·NV columns (NV = 16 or
+ * 8) into accumulators held across the keys (16: GCC keeps most in registers and the rest in
+ * L1, 17 live vectors with the weight being one more than AVX2 has), the columns past them
+ * through acc itself (pv_into_acc, one L1 load and store per vector); zero weights (masked
+ * keys) are skipped, so they never meet a NaN in V. Rows read in passes of columns instead
+ * (each pass over every key, so each row's halves far apart in time) streamed D1 on Zen 4 at
+ * 0.6-0.8 of a plain read of K and V (d = 256: 0.64 -> 1.07 f32, 0.80 -> 0.96 bf16 this way). */
+ALWAYS_INLINE void decode_pv_turn_nv(const attn_task *t, const attn_group_rows *gr,
+                                     const float *s, int64_t j0, int64_t nk, float *acc,
+                                     int64_t d, attn_dtype dt, int NV, bool rest)
+{
+    const int64_t ld = t->problem->v.seq;
+    const int64_t d16 = d & ~(int64_t)15; /* bf16's even/odd order below it (load8_ord) */
+    const __m256i dtail = lanes_below(d % 8);
+    const void *v = attn_row(t, 'v', gr->b, gr->hkv, j0);
+    __m256 a[16];
+    for (int x = 0; x < NV; x++)
+        a[x] = _mm256_load_ps(acc + 8 * x);
+    for (int64_t j = 0; j < nk; j++) {
+        if (s[j] == 0.0f)
+            continue;
+        const __m256 w = _mm256_broadcast_ss(s + j);
+        const void *vj = row_at(v, j, ld, dt);
+        for (int x = 0; x < NV; x++) /* in decode's bf16 column order (8·NV <= d16) */
+            a[x] = _mm256_fmadd_ps(w, load8_ord(vj, 8 * x, x & 1, dt), a[x]);
+        if (rest) /* d > 8·NV; a constant, so d = 128 and 64 keep no code for it */
+            pv_into_acc(vj, w, acc, 8 * NV, d, d16, dtail, dt);
+    }
+    for (int x = 0; x < NV; x++)
+        _mm256_store_ps(acc + 8 * x, a[x]);
+}
+
+/* decode_pv_turn_nv with the most accumulators head_dim fills (fewer than 64 columns: one pass
+ * of decode_pv_dt, whole rows too). */
+ALWAYS_INLINE void decode_pv_turn(const attn_task *t, const attn_group_rows *gr, const float *s,
+                                  int64_t j0, int64_t nk, float *acc, int64_t d, attn_dtype dt)
+{
+    if (d >= 128) /* d = 128 has its own copy (decode_row_turns_dt) */
+        decode_pv_turn_nv(t, gr, s, j0, nk, acc, d, dt, 16, true);
+    else if (d == 64)
+        decode_pv_turn_nv(t, gr, s, j0, nk, acc, d, dt, 8, false);
+    else if (d > 64)
+        decode_pv_turn_nv(t, gr, s, j0, nk, acc, d, dt, 8, true);
+    else
+        decode_pv_dt(t, gr, s, j0, nk, acc, d, dt, false);
+}
+
+/* One row (a group of one row, D1) with contiguous K/V on keys [j0, j0 + nk): turns of DEC_SUB
+ * keys, each scored (K rows front to back), its online softmax step, then P·V over the same
+ * keys' V rows (decode_pv_turn), so K and V are read in turns of DEC_SUB rows each, as avx512's
+ * one-row path does, and with no software prefetch: the hardware prefetchers follow both
+ * streams (D1 bf16/f16 on Zen 4: 0.8 -> 1.0 of a plain read without it, where the bk-key blocks
+ * needed it). Paged K/V keep the bk-key blocks with prefetch (paged D1 f32 at page size 64
+ * streamed 5% slower in turns). */
+ALWAYS_INLINE void decode_row_turns_dt(const attn_task *t, const workspace *ws,
+                                       const attn_group_rows *gr, int64_t r, const float *q,
+                                       const float *mask, int64_t j0, int64_t nk,
+                                       float scale_log2e, const dec_row *dr, attn_dtype dt,
+                                       bool d128)
+{
+    const int64_t d = t->problem->head_dim, dp = round_up(d, 8);
+    float *s = ws->scores, *acc = ws->acc + r * dp;
+    float run_max = ws->run_max[r], run_sum = ws->run_sum[r];
+    for (int64_t js = 0; js < nk; js += DEC_SUB) {
+        const int64_t ns = min64(DEC_SUB, nk - js);
+        const float m_blk =
+            decode_scores_dt(t, gr, q, mask, j0 + js, ns, s, scale_log2e, dr, dt, false);
+        if (m_blk > run_max) {
+            const float alpha = attn_exp2_nonpos(run_max - m_blk);
+            scale_row(acc, dp, alpha);
+            run_sum *= alpha;
+            run_max = m_blk;
+        }
+        run_sum += exp_row(s, round_up(ns, 8), run_max);
+        if (d128) /* its own copy: in cache 1.05-1.2x faster than beside the others */
+            decode_pv_turn_nv(t, gr, s, j0 + js, ns, acc, 128, dt, 16, false);
+        else
+            decode_pv_turn(t, gr, s, j0 + js, ns, acc, d, dt);
+    }
+    ws->run_max[r] = run_max;
+    ws->run_sum[r] = run_sum;
+}
+
+/* A copy per dtype, each register-allocated alone. */
+#define DECODE_ROW_TURNS_OF(name, dt, d128)                                                     \
+    static __attribute__((noinline)) void name(const attn_task *t, const workspace *ws,         \
+                                               const attn_group_rows *gr, int64_t r,            \
+                                               const float *q, const float *mask, int64_t j0,   \
+                                               int64_t nk, float scale_log2e, const dec_row *dr)\
+    {                                                                                           \
+        decode_row_turns_dt(t, ws, gr, r, q, mask, j0, nk, scale_log2e, dr, dt, d128);          \
+    }
+DECODE_ROW_TURNS_OF(decode_row_turns_f32, ATTN_F32, false)
+DECODE_ROW_TURNS_OF(decode_row_turns_bf16, ATTN_BF16, false)
+DECODE_ROW_TURNS_OF(decode_row_turns_f16, ATTN_F16, false)
+DECODE_ROW_TURNS_OF(decode_row_turns_f32_d128, ATTN_F32, true)
+DECODE_ROW_TURNS_OF(decode_row_turns_bf16_d128, ATTN_BF16, true)
+DECODE_ROW_TURNS_OF(decode_row_turns_f16_d128, ATTN_F16, true)
+
+typedef void decode_row_turns_fn(const attn_task *, const workspace *, const attn_group_rows *,
+                                 int64_t, const float *, const float *, int64_t, int64_t, float,
+                                 const dec_row *);
+
+static void decode_row_turns(const attn_task *t, const workspace *ws, const attn_group_rows *gr,
+                             int64_t r, const float *q, const float *mask, int64_t j0,
+                             int64_t nk, float scale_log2e, const dec_row *dr)
+{
+    static decode_row_turns_fn *const fns[2][3] = { /* [d = 128][f32, bf16, f16] */
+        {decode_row_turns_f32, decode_row_turns_bf16, decode_row_turns_f16},
+        {decode_row_turns_f32_d128, decode_row_turns_bf16_d128, decode_row_turns_f16_d128}};
+    const attn_dtype dt = t->problem->dtype;
+    fns[t->problem->head_dim == 128][dt == ATTN_BF16 ? 1 : dt == ATTN_F16 ? 2 : 0](
+        t, ws, gr, r, q, mask, j0, nk, scale_log2e, dr);
 }
 
 /* ---- tiles of rows ------------------------------------------------------------------------ */
@@ -710,6 +846,10 @@ void attn_avx2_decode_group(const attn_task *t, const workspace *ws, const attn_
             float *s = ws->scores; /* one row at a time */
             const float *q = p->dtype == ATTN_F32 ? attn_q_row(t, gr->b, h, i)
                                                   : ws->q_panel + r * d;
+            if (p->page_size == 0) { /* contiguous: K then V in turns of DEC_SUB keys */
+                decode_row_turns(t, ws, gr, r, q, attn_mask_row(p, i), j0, nk, scale_log2e, &dr);
+                continue;
+            }
             const float m_blk =
                 decode_scores(t, gr, q, attn_mask_row(p, i), j0, nk, s, scale_log2e, &dr);
             float *acc = ws->acc + r * dp;
