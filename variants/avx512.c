@@ -284,7 +284,7 @@ static inline __attribute__((always_inline)) void prefetch_row(const void *row, 
  * binary, as fractions of a plain read of the same K/V (--read-ref, medians of 7-9 runs): D3
  * 0.81-0.83 -> 0.89-0.92, D4 0.73 -> 0.76-0.77, D2 0.70-0.745 -> 0.75-0.76, in cache unchanged;
  * the same asm without the clobber changed nothing (D3), nor did moving the prefetches among
- * the FMAs. */
+ * the FMAs. Half K/V keep prefetch_row: pinned, D2/D3 bf16 (FMA-bound) ran 2-4% slower. */
 static inline __attribute__((always_inline)) void prefetch_row_in_order(const void *row, int64_t c,
                                                                         attn_dtype dt)
 {
