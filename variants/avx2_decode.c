@@ -41,6 +41,7 @@ enum {
     DEC_KS = 2,           /* keys scored side by side in a decode tile, sharing each Q load */
     DEC_PF_BYTES = 32768, /* how far ahead (bytes of K or V rows) decode prefetches, into L2 */
     DEC_SUB = 16,         /* keys per turn of K then V in the one-row path (contiguous K/V) */
+    DEC_PV_KEYS = 16,     /* keys per round of a tile's P·V passes (at most 32: bits of `all`) */
 };
 
 /* ---- prefetch ----------------------------------------------------------------------------- */
@@ -611,7 +612,7 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
 ALWAYS_INLINE void pv_tile_pass(int R, int cv, const void *v, int64_t ld, int64_t j0, int n,
                                 float *const s[DEC_R], float *const acc[DEC_R], int64_t c0,
                                 int nv, bool tail, int64_t d, unsigned all, bool checked,
-                                const void *const vpf[8], attn_dtype dt)
+                                const void *const vpf[DEC_PV_KEYS], attn_dtype dt)
 {
     enum { MAXC = 6 };
     const __m256i dtail = lanes_below(d % 8);
@@ -657,12 +658,12 @@ ALWAYS_INLINE void decode_pv_tile_dt(const attn_task *t, const attn_group_rows *
 {
     const int cv = DEC_PV_COLS[R];
     const int64_t dwhole = d - d % (8 * cv); /* columns in whole passes */
-    for (int64_t j0 = 0; j0 < nk; j0 += 8) {
-        const int n = (int)min64(nk - j0, 8);
-        const void *vpf[8]; /* rows pf_keys() keys later, through the page table */
-        attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, jv + j0 + pf_keys(d, dt), t->problem->len_kv, 8,
-                           &v, vpf);
-        /* Once per 8 keys, not per pass: which keys every row counts. */
+    for (int64_t j0 = 0; j0 < nk; j0 += DEC_PV_KEYS) {
+        const int n = (int)min64(nk - j0, DEC_PV_KEYS);
+        const void *vpf[DEC_PV_KEYS]; /* rows pf_keys() keys later, through the page table */
+        attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, jv + j0 + pf_keys(d, dt), t->problem->len_kv,
+                           DEC_PV_KEYS, &v, vpf);
+        /* Once per DEC_PV_KEYS keys, not per pass: which keys every row counts. */
         unsigned all = 0;
         for (int j = 0; j < n; j++) {
             bool nz = true;
