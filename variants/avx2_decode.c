@@ -6,12 +6,13 @@
  * step, so K/V stream at memory speed. The rows of a group (the query heads of a GQA group, or
  * Lq = 4 draft tokens) go in tiles of up to DEC_R = 4 that share each K and V vector load: scores
  * DEC_KS keys side by side (R·2 accumulators, each Q vector loaded once for both keys), P·V with
- * R·cols accumulators per pass over 8 keys held in L1 (the same FMAs as one row at a time, a
- * quarter of the K/V loads; a GQA-4 tile in L2 ran 1.8x (f32) and 1.4x (bf16) faster on Zen 4
- * than the former re-read of the block per row). The tiles prefetch K and V DEC_PF_BYTES of rows
- * ahead into L2 (the one-row bk-key blocks of paged K/V too: each page starts a stream the
- * hardware prefetchers must find again), one prefetch per line beside the loads (with R rows'
- * FMAs per byte the hardware prefetchers alone fell behind: D2 f32 1.5x faster with it). The
+ * R·cols accumulators per pass over DEC_PV_KEYS keys held in L1 (the same FMAs as one row at a
+ * time, a quarter of the K/V loads; a GQA-4 tile in L2 ran 1.8x (f32) and 1.4x (bf16) faster
+ * on Zen 4 than the former re-read of the block per row). The tiles prefetch K and V
+ * DEC_PF_BYTES of rows ahead into L2 (the one-row bk-key blocks of paged K/V too: each page
+ * starts a stream the hardware prefetchers must find again), one prefetch per line beside the
+ * loads (with R rows' FMAs per byte the hardware prefetchers alone fell behind: D2 f32 1.5x
+ * faster with it). The
  * model options (window, ALiBi, soft cap) go through the tiles' own copies, with each row's
  * slope, i' and band start and the prefill's epilogue; a group of one row (D1) keeps the
  * one-row loops. The online softmax per block and the rows' end are the tiled path's
@@ -41,6 +42,7 @@ enum {
     DEC_KS = 2,           /* keys scored side by side in a decode tile, sharing each Q load */
     DEC_PF_BYTES = 32768, /* how far ahead (bytes of K or V rows) decode prefetches, into L2 */
     DEC_SUB = 16,         /* keys per turn of K then V in the one-row path (contiguous K/V) */
+    DEC_PV_KEYS = 16,     /* keys per round of a tile's P·V passes (at most 32: bits of `all`) */
 };
 
 /* ---- prefetch ----------------------------------------------------------------------------- */
@@ -611,7 +613,7 @@ ALWAYS_INLINE void decode_scores_tile_dt(const attn_task *t, const attn_group_ro
 ALWAYS_INLINE void pv_tile_pass(int R, int cv, const void *v, int64_t ld, int64_t j0, int n,
                                 float *const s[DEC_R], float *const acc[DEC_R], int64_t c0,
                                 int nv, bool tail, int64_t d, unsigned all, bool checked,
-                                const void *const vpf[8], attn_dtype dt)
+                                const void *const vpf[DEC_PV_KEYS], attn_dtype dt)
 {
     enum { MAXC = 6 };
     const __m256i dtail = lanes_below(d % 8);
@@ -645,10 +647,18 @@ ALWAYS_INLINE void pv_tile_pass(int R, int cv, const void *v, int64_t ld, int64_
 }
 
 /* acc_r[0, dp) += Σ_j s_r[j]·V[j] for a tile of R >= 2 rows, keys [0, nk) of the run at v (key
- * jv of group gr, whose rows pf_keys() keys later it prefetches): keys by 8 (a few KiB, in
- * L1 while the passes over head_dim take them), DEC_PV_COLS[R] vectors of each row's
- * accumulator in registers per pass. A key whose weight is 0 for a row (masked, or past its
- * limit) is skipped for that row, so a NaN in V never reaches a row that excludes it. */
+ * jv of group gr, whose rows pf_keys() keys later it prefetches): keys by DEC_PV_KEYS (8 KiB of
+ * float32 rows, in L1 while the passes over head_dim take them), DEC_PV_COLS[R] vectors of each
+ * row's accumulator in registers per pass. A key whose weight is 0 for a row (masked, or past its
+ * limit) is skipped for that row, so a NaN in V never reaches a row that excludes it.
+ * 16 keys rather than 8 halve the accumulator loads and stores and the pass setups per key: in
+ * cache (Zen 4, D2) f32 1.02-1.04x, bf16 1.07-1.11x, f16 1.12-1.15x faster; 32 keys ran 0.9x.
+ * Tried on Zen 4 and dropped (D2 f32): V read whole, key after key, for one row at a time (the
+ * other rows re-reading it from L1; one load per FMA) streamed at 0.56 of the read against 0.70
+ * and ran 0.85-0.9x in cache; the V prefetch as whole rows per round instead of one line per
+ * vector streamed at 0.53, none at all at 0.35; V vectors in registers and the weights broadcast
+ * per row (3 columns at R = 4, 12 chains) ran 0.88x in cache. This tile is bound by its FMAs
+ * (D2 f32 ~33 GB/s of K/V in cache, ~57% of the FMA peak, against a ~28-30 GB/s read). */
 static const int DEC_PV_COLS[DEC_R + 1] = {0, 8, 6, 3, 2}; /* R·cols + 1 + R ymm <= 16 */
 ALWAYS_INLINE void decode_pv_tile_dt(const attn_task *t, const attn_group_rows *gr, int64_t jv,
                                      const void *v, int64_t ld, int R, float *const s[DEC_R],
@@ -657,12 +667,12 @@ ALWAYS_INLINE void decode_pv_tile_dt(const attn_task *t, const attn_group_rows *
 {
     const int cv = DEC_PV_COLS[R];
     const int64_t dwhole = d - d % (8 * cv); /* columns in whole passes */
-    for (int64_t j0 = 0; j0 < nk; j0 += 8) {
-        const int n = (int)min64(nk - j0, 8);
-        const void *vpf[8]; /* rows pf_keys() keys later, through the page table */
-        attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, jv + j0 + pf_keys(d, dt), t->problem->len_kv, 8,
-                           &v, vpf);
-        /* Once per 8 keys, not per pass: which keys every row counts. */
+    for (int64_t j0 = 0; j0 < nk; j0 += DEC_PV_KEYS) {
+        const int n = (int)min64(nk - j0, DEC_PV_KEYS);
+        const void *vpf[DEC_PV_KEYS]; /* rows pf_keys() keys later, through the page table */
+        attn_kv_rows_ahead(t, 'v', gr->b, gr->hkv, jv + j0 + pf_keys(d, dt), t->problem->len_kv,
+                           DEC_PV_KEYS, &v, vpf);
+        /* Once per DEC_PV_KEYS keys, not per pass: which keys every row counts. */
         unsigned all = 0;
         for (int j = 0; j < n; j++) {
             bool nz = true;
