@@ -662,22 +662,17 @@ static inline __attribute__((always_inline)) void int8_v_rows16(const kvq_block 
 
 /* single_v's q4 part on NB (1 or 2, a constant once inlined) head_dim blocks from blk0: 4·NB
  * accumulators in registers across the 16 keys (two blocks: 8 FMA chains, each key's 32 bytes
- * in one pass). wv0, wv1: the keys' weights, 0 for keys not counted. The nibbles' offset 8
- * waits for the row's end: osum[blk·8 + lane] gathers the weights times the block scales
- * (rescaled as o is), taken off once by q4_v_offset. RS: corr != 1 (most blocks keep the
- * max: o and osum as they are). */
+ * in one pass). wv0, wv1: the keys' weights, 0 for keys not counted. */
 static inline __attribute__((always_inline)) void q4_v_blocks(const kvq_block kb[2], float *o,
-                                                              float *osum, __m256 cv,
-                                                              unsigned keys, __m256 wv0,
-                                                              __m256 wv1, int64_t blk0, int NB,
-                                                              bool RS)
+                                                              __m256 cv, unsigned keys,
+                                                              __m256 wv0, __m256 wv1,
+                                                              int64_t blk0, int NB)
 {
     __m256 a[2][4], ws0[2], ws1[2];
     float ws[2][KB1];
     for (int b = 0; b < NB; b++) {
         for (int c = 0; c < 4; c++)
-            a[b][c] = RS ? _mm256_mul_ps(_mm256_loadu_ps(o + 32 * (blk0 + b) + 8 * c), cv)
-                         : _mm256_loadu_ps(o + 32 * (blk0 + b) + 8 * c);
+            a[b][c] = _mm256_mul_ps(_mm256_loadu_ps(o + 32 * (blk0 + b) + 8 * c), cv);
         ws0[b] = _mm256_mul_ps(wv0, _mm256_loadu_ps(kb[0].vsc + (blk0 + b) * KB));
         ws1[b] = _mm256_mul_ps(wv1, _mm256_loadu_ps(kb[1].vsc + (blk0 + b) * KB));
         _mm256_storeu_ps(ws[b], ws0[b]);
@@ -702,32 +697,19 @@ static inline __attribute__((always_inline)) void q4_v_blocks(const kvq_block kb
         }
     }
     for (int b = 0; b < NB; b++) {
-        float *sb = osum + (blk0 + b) * KB;
-        const __m256 sv = RS ? _mm256_mul_ps(_mm256_loadu_ps(sb), cv) : _mm256_loadu_ps(sb);
-        _mm256_storeu_ps(sb, _mm256_add_ps(sv, _mm256_add_ps(ws0[b], ws1[b])));
+        const __m256 off = _mm256_set1_ps(8.0f * hsum8(_mm256_add_ps(ws0[b], ws1[b])));
         for (int c = 0; c < 4; c++)
-            _mm256_storeu_ps(o + 32 * (blk0 + b) + 8 * c, a[b][c]);
-    }
-}
-
-/* The nibbles' offset gathered by q4_v_blocks, 8 · Σ osum[blk·8 + lane], off each head_dim
- * block of the row's accumulator o. */
-static void q4_v_offset(float *o, const float *osum, int64_t nb)
-{
-    for (int64_t blk = 0; blk < nb; blk++) {
-        const __m256 off = _mm256_set1_ps(8.0f * hsum8(_mm256_loadu_ps(osum + blk * KB)));
-        float *ob = o + 32 * blk;
-        for (int c = 0; c < 32; c += 8)
-            _mm256_storeu_ps(ob + c, _mm256_sub_ps(_mm256_loadu_ps(ob + c), off));
+            _mm256_storeu_ps(o + 32 * (blk0 + b) + 8 * c, _mm256_sub_ps(a[b][c], off));
     }
 }
 
 /* o = o·corr + Σ_{n in keys} w[n]·V[n] over a 16-key block. q4: the raw nibbles (0..15), the
- * offset 8 gathered in osum (q4_v_blocks: ws, weight · block scale, keys not counted as 0). */
+ * offset 8 taken off each head_dim block once as 8·Σ_n ws[n] (ws: weight · block scale, keys
+ * not counted as 0). */
 static inline __attribute__((always_inline)) void single_v(const kvq_group *x,
                                                            const kvq_block kb[2], float *o,
-                                                           float *osum, float corr,
-                                                           unsigned keys, const float *w)
+                                                           float corr, unsigned keys,
+                                                           const float *w)
 {
     const __m256 cv = _mm256_set1_ps(corr);
     if (!x->q4) {
@@ -739,9 +721,9 @@ static inline __attribute__((always_inline)) void single_v(const kvq_group *x,
             const int64_t left = x->d - c;
             for (int n = 0; n < KB1; n++)
                 if (keys >> n & 1)
-                    acc = _mm256_fmadd_ps(
-                        _mm256_set1_ps(w[n]),
-                        int8x8((const int8_t *)kb_v(&kb[n / KB], n % KB) + c, left), acc);
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(w[n]),
+                                          int8x8((const int8_t *)kb_v(&kb[n / KB], n % KB) + c, left),
+                                          acc);
             _mm256_storeu_ps(o + c, acc);
         }
         return;
@@ -750,17 +732,10 @@ static inline __attribute__((always_inline)) void single_v(const kvq_group *x,
     const __m256 wv0 = _mm256_and_ps(_mm256_loadu_ps(w), bits_mask(keys & 0xffu));
     const __m256 wv1 = _mm256_and_ps(_mm256_loadu_ps(w + KB), bits_mask(keys >> KB));
     int64_t blk = 0;
-    if (corr == 1.0f) {
-        for (; blk + 2 <= nb; blk += 2)
-            q4_v_blocks(kb, o, osum, cv, keys, wv0, wv1, blk, 2, false);
-        if (blk < nb)
-            q4_v_blocks(kb, o, osum, cv, keys, wv0, wv1, blk, 1, false);
-        return;
-    }
     for (; blk + 2 <= nb; blk += 2)
-        q4_v_blocks(kb, o, osum, cv, keys, wv0, wv1, blk, 2, true);
+        q4_v_blocks(kb, o, cv, keys, wv0, wv1, blk, 2);
     if (blk < nb)
-        q4_v_blocks(kb, o, osum, cv, keys, wv0, wv1, blk, 1, true);
+        q4_v_blocks(kb, o, cv, keys, wv0, wv1, blk, 1);
 }
 
 /* A chunk of one row over its keys [first, last): ksc, vsc hold two blocks' q4 scales each
@@ -769,11 +744,9 @@ static inline __attribute__((always_inline)) void single_v(const kvq_group *x,
 static __attribute__((noinline)) void single_row(const kvq_group *x, kvq_row *rw, const float *q,
                                                  const float *qsum, const q4_qint *qi, float *o,
                                                  int64_t dpad, int64_t first, int64_t last,
-                                                 float *w, float *ksc, float *vsc, float *osum)
+                                                 float *w, float *ksc, float *vsc)
 {
-    const int64_t nb = x->d / ATTN_Q4_BLOCK, half = nb * KB1; /* one block's q4 scales */
-    if (x->q4)
-        memset(osum, 0, (size_t)(nb * KB) * sizeof *osum);
+    const int64_t half = x->d / ATTN_Q4_BLOCK * KB1; /* one block's q4 scales */
     row_block16_t b[2];
     int cur = 0;
     if (first < last)
@@ -788,10 +761,8 @@ static __attribute__((noinline)) void single_row(const kvq_group *x, kvq_row *rw
             single_scores(x, rw, q, qsum, qi, dpad, j0 + KB1, last, ksc + (cur ^ 1) * half,
                           vsc + (cur ^ 1) * half, &b[cur ^ 1]);
         if (keys)
-            single_v(x, b[cur].kb, o, osum, corr, keys, w);
+            single_v(x, b[cur].kb, o, corr, keys, w);
     }
-    if (x->q4)
-        q4_v_offset(o, osum, nb);
 }
 
 attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t key_end,
@@ -803,8 +774,7 @@ attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
     float *ws = (float *)(((uintptr_t)t->workspace + 63) & ~(uintptr_t)63);
     float *qw = ws, *ow = qw + KVQ_ROWS * dpad, *w = ow + KVQ_ROWS * dpad;
     float *ksc = w + 16 * KVQ_ROWS, *vsc = ksc + dpad;
-    float *wide = vsc + dpad; /* q4 tiles: their weights times V's block scales (d floats);
-                                 a single row: its V offsets (q4_v_blocks, d / 4 floats) */
+    float *wide = vsc + dpad; /* q4 tiles: their weights times V's block scales (d floats) */
     float *qsum = wide + dpad; /* q4: per chunk row its Q summed per head_dim block (nb floats) */
     float *qoff = qsum + dpad; /* q4 single row: q4_qint's off (nb floats) */
     int16_t *qdig = (int16_t *)(qoff + dpad); /* and its digits (2·dpad int16, dpad floats) */
@@ -838,7 +808,7 @@ attn_status attn_avx2_kvq_rows(const attn_task *t, int64_t key_begin, int64_t ke
                 q4_qint qi = {.dig = qdig, .off = qoff};
                 const bool int_q = x.q4 && q4_qint_of(qw, d, &qi);
                 single_row(&x, &rows[0], qw, qsum, int_q ? &qi : NULL, ow, dpad, first, last, w,
-                           ksc, vsc, wide);
+                           ksc, vsc);
             }
             for (int64_t j0 = first; R > 1 && j0 < last; j0 += KB) {
                 const int64_t ahead = j0 + PREFETCH_KEYS, n = last - j0 < KB ? last - j0 : KB;
