@@ -245,13 +245,13 @@ static inline __m512i bf16_spread(void)
                             0, 4, 0, 3, 0, 2, 0, 1, 0, 0, 0);
 }
 
-/* load16 for the decode paths' K and V streams: float32 as two 256-bit loads joined, bf16
- * spread by a word permute. On Zen 4
- * a stream of 512-bit loads read memory 15-20% slower than the same bytes in 256-bit loads
- * (single thread, 2 x 128 MiB read by blocks of 1 to 16 rows; half inputs load 256 bits
- * already); the join costs one shuffle per 64 bytes, far from the stream's limit. */
-static inline __attribute__((always_inline)) __m512 load16_stream(const void *row, int64_t c,
-                                                                   __mmask16 m, attn_dtype dt)
+/* load16 for the decode paths' K and V streams (through load16_stream): float32 as two 256-bit
+ * loads joined, bf16 spread by a word permute. On Zen 4 a stream of 512-bit loads read memory
+ * 15-20% slower than the same bytes in 256-bit loads (single thread, 2 x 128 MiB read by blocks
+ * of 1 to 16 rows; half inputs load 256 bits already); the join costs one shuffle per 64 bytes,
+ * far from the stream's limit. */
+static inline __attribute__((always_inline)) __m512
+load16_stream_masked(const void *row, int64_t c, __mmask16 m, attn_dtype dt)
 {
     if (dt == ATTN_BF16) { /* one word permute that zeroes the low halves (D1 bf16 +4% in
                             * cache, Zen 4, over zero-extend and shift) */
@@ -266,6 +266,21 @@ static inline __attribute__((always_inline)) __m512 load16_stream(const void *ro
     const __m256 lo = _mm256_maskz_loadu_ps((__mmask8)m, x);
     const __m256 hi = _mm256_maskz_loadu_ps((__mmask8)(m >> 8), x + 8);
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+
+/* On Zen 5 a masked load that misses the caches streams far slower than a plain one, even
+ * under a mask of every lane: D1 f32 (one row, K/V from memory) ran at 0.39 of a plain read of
+ * the same K/V with masked loads, 0.95-1.00 with plain ones; bf16 0.32 -> 1.00-1.07. So
+ * load16_stream loads each whole vector unmasked: a branch on the mask, folded away where it
+ * is a constant (head_dim a multiple of 16); with a tail (d = 72) D1 f32 0.41 -> 0.85, bf16
+ * 0.75. The branch per load costs: D1 at d = 128 through it ran 0.53-0.62 against 0.67-0.80
+ * with the constant mask, so the one-row path keeps a copy for whole vectors. */
+static inline __attribute__((always_inline)) __m512 load16_stream(const void *row, int64_t c,
+                                                                   __mmask16 m, attn_dtype dt)
+{
+    if (m == 0xffff) /* a constant mask: the same load, unmasked */
+        return load16_stream_masked(row, c, 0xffff, dt);
+    return load16_stream_masked(row, c, m, dt);
 }
 
 /* Software prefetch into L2 of the line holding element c of `row`: the decode tiles of
@@ -1057,7 +1072,10 @@ decode_group_dt(const attn_task *t, const ws_layout *w, const attn_group_rows *g
             kv_rows_ahead_next(t, 'v', gr->b, gr->hkv, j0 + pf_keys, kend, nx, DEC_K, vrow, vpf);
         }
         if (one) { /* n == 1: the one-row copy holds no tile code */
-            dec_tile(&x, 0, 1, j0, nk, krow, vrow, kpf, vpf, d, dt, paged, false);
+            if (d % 16 == 0) /* no tail: no mask, no branch per load (load16_stream) */
+                dec_tile(&x, 0, 1, j0, nk, krow, vrow, kpf, vpf, d, dt, paged, true);
+            else
+                dec_tile(&x, 0, 1, j0, nk, krow, vrow, kpf, vpf, d, dt, paged, false);
             continue;
         }
         if (d % 16 == 0)
