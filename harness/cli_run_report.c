@@ -132,10 +132,13 @@ json_t *run_result_json(const run_state *s, const variant_run *run, double flops
         "blas_core", run->info.blas_core ? json_string(run->info.blas_core) : json_null(),
         "conditions", s->conditions);
     /* K/V's element type: --dtype's, or int8 / q4 (max_rel_err_f32 then says what the
-     * quantization costs against the float32 data); --read-ref's reads (null without it) */
+     * quantization costs against the float32 data); the bytes of K and V (scales included)
+     * the problem reads once, which the bandwidth fractions count; --read-ref's reads (null
+     * without it) */
     if (record && (json_object_set_new(record, "kv_dtype",
                                        json_string(attn_dtype_name(
                                            (attn_dtype)attn_problem_kv_dtype(p)))) ||
+                   json_object_set_new(record, "kv_bytes", json_real(cli_kv_bytes(p))) ||
                    json_object_set_new(record, "read_ref_gbs", cli_json_real(run->read_ref_gbs)) ||
                    json_object_set_new(record, "bw_fraction_ref",
                                        cli_json_real(bw_fraction_ref(p, run))))) {

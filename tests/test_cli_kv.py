@@ -56,6 +56,17 @@ class TestKvDtype(unittest.TestCase):
                         # what quantization costs dwarfs float32 arithmetic's error
                         self.assertGreater(r["max_rel_err_f32"], 10 * r["max_rel_err"], r)
 
+    def test_kv_bytes_count_scales(self):
+        # the K/V bytes the bandwidth fractions count: the stored rows and their scales
+        # (int8: a float32 per row; q4: half a byte per element and a float16 per 32)
+        shape = ["--batch", "2", "--heads", "4", "--kv-heads", "2", "--len-q", "1",
+                 "--len-kv", "50", "--dim", "64"]
+        for kv, row in (("f32", 256), ("bf16", 128), ("int8", 64 + 4), ("q4", 32 + 4)):
+            with self.subTest(kv=kv):
+                extra = ["--dtype", "bf16"] if kv == "bf16" else ["--kv-dtype", kv]
+                doc = self.run_json("run", *shape, *QUICK, *extra, "--variant", "naive")
+                self.assertEqual(doc["results"][0]["kv_bytes"], 2 * 2 * 2 * 50 * row)
+
     def test_long_decode_rows(self):
         # One query row against 4096 keys: where the random shapes stay short, an error that
         # grows with the row's length shows (avx2's q4 V once took the nibbles' offset off at

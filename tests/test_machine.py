@@ -406,6 +406,7 @@ class Peak(unittest.TestCase):
             res = json.loads(r.stdout)["results"][0]
             self.assertGreater(res["read_ref_gbs"], 0)
             kv_bytes = 2 * 2 * 512 * 16 * 4
+            self.assertEqual(res["kv_bytes"], kv_bytes)
             self.assertAlmostEqual(res["bw_fraction_ref"],
                                    kv_bytes / res["median_s"] / 1e9 / res["read_ref_gbs"],
                                    delta=1e-6 * res["bw_fraction_ref"])

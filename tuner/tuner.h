@@ -270,6 +270,14 @@ size_t *wisdom_class_slot(size_t *slots, size_t count, const tuner_class *c, con
                           size_t stride);
 size_t wisdom_slots_for(size_t n);
 
+/* A foreign wisdom section in words (wisdom.c; both readers print it): another machine (model or
+ * id NULL when the section lacks them), or another build, by its first differing build key
+ * (theirs NULL when missing). */
+void wisdom_other_machine(char *buf, size_t len, const char *model, const char *id,
+                          const char *our_model, const char *our_id);
+void wisdom_other_build(char *buf, size_t len, const char *key, const char *theirs,
+                        const char *ours);
+
 /* The wisdom file in use: the override, $ATTN_WISDOM, or the XDG cache default. */
 void wisdom_path(const char *override_path, char *buf, size_t len);
 

@@ -97,6 +97,27 @@ json_t *wisdom_build_json(void)
     return build;
 }
 
+/* A foreign section described, in the words both readers print: another machine, or another
+ * build with the first build key that differs (long values, the ISA flags, shown from a little
+ * before where they part). */
+void wisdom_other_machine(char *buf, size_t len, const char *model, const char *id,
+                          const char *our_model, const char *our_id)
+{
+    snprintf(buf, len, "another machine (%s, id %s; this one is %s, id %s)",
+             model ? model : "unknown model", id ? id : "missing", our_model, our_id);
+}
+
+void wisdom_other_build(char *buf, size_t len, const char *key, const char *theirs,
+                        const char *ours)
+{
+    size_t at = 0;
+    while (theirs && theirs[at] && theirs[at] == ours[at])
+        at++;
+    at = at > 24 ? at - 24 : 0;
+    snprintf(buf, len, "another build (%s \"%s%.100s\"; this build has \"%s%.100s\")", key,
+             at ? "..." : "", theirs ? theirs + at : "missing", at ? "..." : "", ours + at);
+}
+
 /* Why a section is not ours, in words; NULL when it is. */
 static const char *foreign_reason(json_t *section, json_t *machine, json_t *build, char *buf,
                                   size_t len)
@@ -104,11 +125,9 @@ static const char *foreign_reason(json_t *section, json_t *machine, json_t *buil
     json_t *m = json_object_get(section, "machine"), *b = json_object_get(section, "build");
     const char *id = json_string_value(json_object_get(m, "id"));
     if (!id || strcmp(id, json_string_value(json_object_get(machine, "id")))) {
-        const char *model = json_string_value(json_object_get(m, "model"));
-        snprintf(buf, len, "another machine (%s, id %s; this one is %s, id %s)",
-                 model ? model : "unknown model", id ? id : "missing",
-                 json_string_value(json_object_get(machine, "model")),
-                 json_string_value(json_object_get(machine, "id")));
+        wisdom_other_machine(buf, len, json_string_value(json_object_get(m, "model")), id,
+                             json_string_value(json_object_get(machine, "model")),
+                             json_string_value(json_object_get(machine, "id")));
         return buf;
     }
     const char *key;
@@ -116,8 +135,7 @@ static const char *foreign_reason(json_t *section, json_t *machine, json_t *buil
     json_object_foreach(build, key, ours) {
         const char *theirs = json_string_value(json_object_get(b, key));
         if (!theirs || strcmp(theirs, json_string_value(ours))) {
-            snprintf(buf, len, "another build (%s \"%s\"; this build has \"%s\")", key,
-                     theirs ? theirs : "missing", json_string_value(ours));
+            wisdom_other_build(buf, len, key, theirs, json_string_value(ours));
             return buf;
         }
     }
@@ -264,7 +282,7 @@ static long our_section(json_t *root, json_t *machine, json_t *build, size_t *fo
     long ours = -1;
     size_t i;
     json_t *section;
-    char why[256];
+    char why[320];
     *foreign = 0;
     if (reason_len)
         reason[0] = '\0';

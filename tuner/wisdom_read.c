@@ -287,24 +287,15 @@ static void end_section(reader *r)
 {
     char why[320] = "";
     if (!r->have_id || strcmp(r->machine_id, r->our_id)) {
-        snprintf(why, sizeof why, "another machine (%s, id %s; this one is %s, id %s)",
-                 r->have_model ? r->machine_model : "unknown model",
-                 r->have_id ? r->machine_id : "missing", r->our_model, r->our_id);
+        wisdom_other_machine(why, sizeof why, r->have_model ? r->machine_model : NULL,
+                             r->have_id ? r->machine_id : NULL, r->our_model, r->our_id);
     } else {
         const char *key;
         json_t *value;
         json_object_foreach(r->our_build, key, value) {
             const char *theirs = section_build(r, key);
-            const char *ours = json_string_value(value);
-            if (!theirs || strcmp(theirs, ours)) {
-                /* long values (the ISA flags) from a little before where they part */
-                size_t at = 0;
-                while (theirs && theirs[at] && theirs[at] == ours[at])
-                    at++;
-                at = at > 24 ? at - 24 : 0;
-                snprintf(why, sizeof why, "another build (%s \"%s%.100s\"; this build has "
-                         "\"%s%.100s\")", key, at ? "..." : "", theirs ? theirs + at : "missing",
-                         at ? "..." : "", ours + at);
+            if (!theirs || strcmp(theirs, json_string_value(value))) {
+                wisdom_other_build(why, sizeof why, key, theirs, json_string_value(value));
                 break;
             }
         }
