@@ -12,6 +12,14 @@ static const int64_t seq_lens[] = {1, 2, 7, 31, 37, 64, 101, 127, 257, 300}; /* 
 #define MAX_BATCH 3
 static const int64_t batches[] = {1, 2, MAX_BATCH};
 static const struct { int64_t q, kv; } head_pairs[] = {{1, 1}, {4, 4}, {8, 2}, {6, 1}};
+/* Every LONG_EVERY-th case is a decode step (Lq of 1 to 4) over a long cache: the lengths above
+ * give the kernels' key blocks (128 to 512 keys) at most two turns and their streaming state
+ * little to carry, and an error that grows with the row (a sum or an offset carried across
+ * blocks) shows only at thousands of keys. */
+#define LONG_EVERY 25
+static const int64_t long_lens[] = {1024, 2053, 4096, 4099};
+static const int64_t long_q[] = {1, 1, 2, 4};
+static const int64_t long_dims[] = {64, 128, 80, 17}; /* in turn: the decode dims, q4's, a tail */
 
 /* A shape set: how many random cases, and the largest B·Hq·Lq·Lk·d a case may have. The
  * scalar oracle costs a few float64 multiply-adds per unit of it (Q·Kᵀ, P·V, and again for
@@ -36,7 +44,9 @@ static void make_random_case(test_case *c, uint64_t run_seed, int index, const s
 {
     rng r = rng_seeded(run_seed, (uint64_t)index);
     /* Cycle the head dims so every one is covered evenly; draw the rest. */
-    const int64_t d = head_dims[index % COUNT(head_dims)];
+    const bool long_row = index % LONG_EVERY == LONG_EVERY - 1;
+    const int64_t d = long_row ? long_dims[index / LONG_EVERY % COUNT(long_dims)]
+                               : head_dims[index % COUNT(head_dims)];
     int ia = (int)rng_range(&r, 0, COUNT(seq_lens) - 1), ib = ia;
     const int relation = (int)rng_range(&r, 0, 2); /* Lq = Lk, Lq < Lk, Lq > Lk */
     if (relation)
@@ -46,18 +56,33 @@ static void make_random_case(test_case *c, uint64_t run_seed, int index, const s
     int ik = relation == 2 ? (ia > ib ? ib : ia) : (ia < ib ? ib : ia);
     int ibatch = (int)rng_range(&r, 0, COUNT(batches) - 1);
     int iheads = (int)rng_range(&r, 0, COUNT(head_pairs) - 1);
-    /* Shrink a random dimension until the case fits the budget. */
-    while (case_cost(batches[ibatch], head_pairs[iheads].q, seq_lens[iq], seq_lens[ik], d) >
-           set->max_cost) {
+    int64_t lq = seq_lens[iq], lk = seq_lens[ik];
+    if (long_row) {
+        lq = long_q[rng_range(&r, 0, COUNT(long_q) - 1)];
+        lk = long_lens[rng_range(&r, 0, COUNT(long_lens) - 1)];
+    }
+    /* Shrink a random dimension until the case fits the budget (a long row keeps its length
+     * down to its shortest: at one row of head_dim 255, 1024 keys fit the reduced budget). */
+    while (case_cost(batches[ibatch], head_pairs[iheads].q, lq, lk, d) > set->max_cost) {
         switch (rng_range(&r, 0, 3)) {
         case 0: ibatch -= ibatch > 0; break;
         case 1: iheads -= iheads > 0; break;
-        case 2: iq -= iq > 0; break;
-        default: ik -= ik > 0; break;
+        case 2:
+            if (!long_row)
+                lq = seq_lens[iq -= iq > 0];
+            else if (lq > 1)
+                lq /= 2;
+            break;
+        default:
+            if (!long_row)
+                lk = seq_lens[ik -= ik > 0];
+            else if (lk / 2 >= long_lens[0])
+                lk /= 2;
+            break;
         }
     }
     case_begin(c, rng_next(&r), batches[ibatch], head_pairs[iheads].q, head_pairs[iheads].kv,
-               seq_lens[iq], seq_lens[ik], d);
+               lq, lk, d);
     snprintf(c->name, sizeof c->name, "random #%d", index);
     c->index = index;
     attn_problem *p = &c->p;
