@@ -52,7 +52,7 @@
  * in-order reads only slows them (the hardware prefetchers follow the stream); float32 K/V
  * are loaded in 256-bit halves (load16_stream). Tiles of several rows (GQA, D2; Lq = 4, D4) do
  * R times the FMAs per byte and prefetch K and V DEC_PF_BYTES ahead (dec_scores; float32, each
- * prefetch kept right after its load: prefetch_row_in_order), as every
+ * prefetch kept right after its load: prefetch_row_after), as every
  * tile of paged K/V does (through the page table; one row DEC_PF_KEYS keys ahead).
  *
  * run_partial (the harness's key split for decode on several threads): the same three paths
@@ -292,21 +292,27 @@ static inline __attribute__((always_inline)) void prefetch_row(const void *row, 
     _mm_prefetch((const char *)row + c * (dt == ATTN_F32 ? 4 : 2), _MM_HINT_T1);
 }
 
-/* prefetch_row pinned in program order: an asm statement with a memory clobber, so the compiler
- * keeps each of a float32 tile's K and V loads before the prefetch that follows it and the next
- * load after it, instead of gathering the prefetches of a step together (the pointer arrays are
- * reloaded after it, from L1). Measured on Zen 4, single thread, alternated with the base
- * binary, as fractions of a plain read of the same K/V (--read-ref, medians of 7-9 runs): D3
- * 0.81-0.83 -> 0.89-0.92, D4 0.73 -> 0.76-0.77, D2 0.70-0.745 -> 0.75-0.76, in cache unchanged;
- * the same asm without the clobber changed nothing (D3), nor did moving the prefetches among
- * the FMAs. Half K/V keep prefetch_row: pinned, D2/D3 bf16 (FMA-bound) ran 2-4% slower. */
-static inline __attribute__((always_inline)) void prefetch_row_in_order(const void *row, int64_t c,
-                                                                        attn_dtype dt)
+/* prefetch_row pinned after the load of x (a float32 tile's K or V vector): an asm statement
+ * that takes x as an operand in and out, so the compiler keeps each load before the prefetch
+ * that follows it and the FMAs that use x after it, instead of gathering the prefetches of a
+ * step together. Measured on Zen 4, single thread, alternated with the base binary, as
+ * fractions of a plain read of the same K/V (--read-ref, medians of 7-9 runs), for the first
+ * form of the pin (an asm with a memory clobber): D3 0.81-0.83 -> 0.89-0.92, D4 0.73 ->
+ * 0.76-0.77, D2 0.70-0.745 -> 0.75-0.76, in cache unchanged; the same asm without the clobber
+ * (and no operand) changed nothing (D3), nor did moving the prefetches among the FMAs. The
+ * clobber made GCC 12 reload the tile's row pointers from the stack around every prefetch (16
+ * more loads per 16 FMAs in dec_scores_pairs); tied to x instead, the emitted order is the same
+ * (each load, its prefetches, the next load) with the pointers in registers: on Zen 5 D2 f32 in
+ * cache (Lk = 512) 1.08-1.12x, D4 1.02-1.06x, streaming D3 0.71 -> 0.75, D4 0.66 -> 0.68 of the
+ * read (medians of 5, alternated in one binary; a shared machine, the read at 10-12 GB/s).
+ * Half K/V keep prefetch_row: pinned with the clobber, D2/D3 bf16 (FMA-bound) ran 2-4% slower
+ * (Zen 4). */
+static inline __attribute__((always_inline)) void prefetch_row_after(__m512 *x, const void *row,
+                                                                     int64_t c, attn_dtype dt)
 {
-    __asm__ volatile("prefetcht1 %0"
-                     :
-                     : "m"(*((const char *)row + c * (dt == ATTN_F32 ? 4 : 2)))
-                     : "memory");
+    __asm__ volatile("prefetcht1 %1"
+                     : "+v"(*x)
+                     : "m"(*((const char *)row + c * (dt == ATTN_F32 ? 4 : 2))));
 }
 
 /* Rows [0, n) of a tensor (row j at src + j·seq elements of dt) widened (float32: copied)
@@ -738,7 +744,7 @@ static void full_row_group(const attn_task *t, const ws_layout *w, const attn_gr
  * one prefetch beside each load: D2 and D4 f32 on Zen 4 ran 1.4x faster with both, bf16 and
  * f16 D2 1.2x (with the distance in bytes; 2% slower in cache), while bursts of prefetches
  * per block or the prefetch in the one-row path were slower; float32 tiles pin each prefetch
- * right after its load (prefetch_row_in_order). The hardware prefetchers follow
+ * right after its load (prefetch_row_after). The hardware prefetchers follow
  * one ascending walk per 4 KiB page, and a tile reads several rows of a page side by side (a
  * plain read of 8 rows of 512 bytes, 32 bytes of each in turn, ran at 7 GB/s, of 2 rows at 6,
  * in address order at 22; Zen 4). Not kept (D2 f32/bf16, Zen 4): _MM_HINT_T2 (as T1), T0 and
@@ -840,9 +846,8 @@ dec_scores_pairs(const float *const qd[DEC_R], int R, const void *const kr[DEC_K
             for (int u = 0; u < PAIRS; u++) {
                 kv[u] = load_key_pair(kr[a0 + u], kr[a0 + u + 4], c, dt);
                 if (c % line == 0 && dt == ATTN_F32) { /* after this pair's load (above) */
-                    __asm__ volatile("" : "+v"(kv[u]));
-                    prefetch_row_in_order(kp[a0 + u], c, dt);
-                    prefetch_row_in_order(kp[a0 + u + 4], c, dt);
+                    prefetch_row_after(&kv[u], kp[a0 + u], c, dt);
+                    prefetch_row_after(&kv[u], kp[a0 + u + 4], c, dt);
                 } else if (c % line == 0) {
                     prefetch_row(kp[a0 + u], c, dt);
                     prefetch_row(kp[a0 + u + 4], c, dt);
@@ -900,10 +905,10 @@ static inline __attribute__((always_inline)) void dec_pv(float *const o[DEC_R], 
             for (int v = 0; v < cv; v++) {
                 if (v >= nv)
                     break;
-                const __m512 x = load16_stream(
+                __m512 x = load16_stream(
                     vr[j], c0 + 16 * v, full ? 0xffff : tail_mask(d - c0 - 16 * v), dt);
                 if (R > 1 && !paged && dt == ATTN_F32)
-                    prefetch_row_in_order(vp[j], c0 + 16 * v, dt);
+                    prefetch_row_after(&x, vp[j], c0 + 16 * v, dt);
                 else if (R > 1 || paged)
                     prefetch_row(vp[j], c0 + 16 * v, dt);
                 for (int r = 0; r < R; r++)
