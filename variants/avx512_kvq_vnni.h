@@ -40,6 +40,17 @@ static inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b)
     return acc;
 }
 
+/* The 64 bytes of a K or V row at p, or where !whole (a constant once inlined) its first 32
+ * with zeros above: plain loads. On Zen 5 a masked load that misses the caches streams far
+ * slower than a plain one, even under a mask of every lane (avx512.c's load16_stream): with
+ * the q4 V rows and scales loaded masked, D1 q4 ran at 0.26 of a plain read of the same K/V,
+ * with plain loads 0.62 (CPU time, single thread, both builds in one process, alternated;
+ * D2 0.15 -> 0.25, D4 0.14 -> 0.22; in cache 1.12x). */
+static inline __attribute__((always_inline)) __m512i load_chunk(const void *p, bool whole)
+{
+    return whole ? _mm512_loadu_si512(p) : _mm512_zextsi256_si512(_mm256_loadu_si256(p));
+}
+
 /* q (d floats, d % 64 == 0; q4: in its parity order) as digits, 16 elements at a time (the
  * scalar loop, an lrintf call and three start-value updates per element, took 0.45 us more
  * a row on Zen 4: 15 us of a D1 call, 0.6%), the same values. q4: element c of block b = c/32 sits in byte p = 16·b + c%16 of a row, the low
@@ -121,10 +132,12 @@ static inline __attribute__((always_inline)) void dot_tile_vnni_q4_t(const kvq_g
             acc[t] = _mm512_setzero_ps();
         for (int64_t c = 0; c < bytes; c += 64) {
             const bool whole = bytes - c >= 64; /* else 32 bytes: 2 head_dim blocks */
-            const __m512i raw = _mm512_maskz_loadu_epi8(whole ? ~0ull : 0xffffffffull, kn + c);
+            const __m512i raw = whole ? load_chunk(kn + c, true) : load_chunk(kn + c, false);
             const __m512i lo = _mm512_and_si512(raw, low4);
             const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
-            const __m128i h = _mm_maskz_loadu_epi16(whole ? 0xf : 0x3, sn + c / 16 * 2);
+            int64_t s4 = 0; /* the chunk's 4 (or 2) block scales */
+            memcpy(&s4, sn + c / 16 * 2, whole ? 8 : 4);
+            const __m128i h = _mm_cvtsi64_si128(s4);
             const __m512 sv = _mm512_permutexvar_ps(rep4, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
             for (int t = 0; t < T; t++) {
                 const int32_t *init = qd[t].init4 + c / 64 * 48;
@@ -202,7 +215,9 @@ static inline void q4_k_scales_128(const kvq_group *x, const kvq_block *kb, __m5
         base = (const char *)tmp;
     }
     for (int i = 0; i < 4; i++) { /* words 4k + L of keys 4i.. as lanes 4L + k */
-        const __m256i h = _mm256_maskz_loadu_epi16(tail_mask16(4 * (kb->n - 4 * i)), base + 32 * i);
+        const __m256i h = kb->n == KB ? _mm256_loadu_si256((const __m256i *)(base + 32 * i))
+                                      : _mm256_maskz_loadu_epi16(tail_mask16(4 * (kb->n - 4 * i)),
+                                                                 base + 32 * i);
         sc[i] = _mm512_permutexvar_ps(kl_to_lk, _mm512_cvtph_ps(h));
     }
 }
@@ -533,7 +548,10 @@ static inline void q4_v_chunk_scales(const kvq_group *x, const kvq_block *kb, in
         const __m512i seq = _mm512_set1_epi64(x->vs_seq);
         const __mmask16 have = tail_mask16(kb->n);
         __m512i g0, g1;
-        if (x->vs_seq == 8) { /* the keys' scales side by side (head_dim 128): two loads */
+        if (x->vs_seq == 8 && kb->n == KB) { /* side by side (head_dim 128): two loads */
+            g0 = _mm512_loadu_si512(base);
+            g1 = _mm512_loadu_si512(base + 64);
+        } else if (x->vs_seq == 8) {
             g0 = _mm512_maskz_loadu_epi64((__mmask8)have, base);
             g1 = _mm512_maskz_loadu_epi64((__mmask8)(have >> 8), base + 64);
         } else {
@@ -674,15 +692,14 @@ static inline __attribute__((always_inline)) void v_q4_pass(const void *const *v
             for (int h = 0; h < 2; h++)
                 for (int k = 0; k < 3; k++)
                     acc[t][i][h][k] = _mm512_setzero_si512();
-    const __mmask64 m = whole ? ~0ull : 0xffffffffull;
 #pragma GCC unroll 1
     for (int Q = 0; Q < NQ; Q++) {
         if (!(any >> (4 * Q) & 15))
             continue; /* weight 0 for every row: the keys add nothing */
-        const __m512i a = _mm512_maskz_loadu_epi8(m, (const char *)vrows[4 * Q] + c);
-        const __m512i b = _mm512_maskz_loadu_epi8(m, (const char *)vrows[4 * Q + 1] + c);
-        const __m512i cc = _mm512_maskz_loadu_epi8(m, (const char *)vrows[4 * Q + 2] + c);
-        const __m512i dd = _mm512_maskz_loadu_epi8(m, (const char *)vrows[4 * Q + 3] + c);
+        const __m512i a = load_chunk((const char *)vrows[4 * Q] + c, whole);
+        const __m512i b = load_chunk((const char *)vrows[4 * Q + 1] + c, whole);
+        const __m512i cc = load_chunk((const char *)vrows[4 * Q + 2] + c, whole);
+        const __m512i dd = load_chunk((const char *)vrows[4 * Q + 3] + c, whole);
         const __m512i ab = x0 < 2 ? _mm512_unpacklo_epi8(a, b) : _mm512_unpackhi_epi8(a, b);
         const __m512i cd = x0 < 2 ? _mm512_unpacklo_epi8(cc, dd) : _mm512_unpackhi_epi8(cc, dd);
         for (int i = 0; i < XP; i++) {
@@ -744,12 +761,18 @@ static inline __attribute__((always_inline)) bool v_q4_tile_t(const kvq_group *x
         for (int t = 0; t < T; t++)
             if (!q4_v_weights(w + 16 * t, &keys[t], 1, sc, nbl, wq + 4 * t, &swv[t]))
                 return false;
-        if (T == 1) { /* 12 accumulators a pass */
-            v_q4_pass(kb->v, c, whole, any, 4, 1, 0, 2, wq, swv, f);
-            v_q4_pass(kb->v, c, whole, any, 4, 1, 2, 2, wq, swv, f);
-        } else
+        if (T == 1 && whole) { /* 12 accumulators a pass; whole a constant in each */
+            v_q4_pass(kb->v, c, true, any, 4, 1, 0, 2, wq, swv, f);
+            v_q4_pass(kb->v, c, true, any, 4, 1, 2, 2, wq, swv, f);
+        } else if (T == 1) {
+            v_q4_pass(kb->v, c, false, any, 4, 1, 0, 2, wq, swv, f);
+            v_q4_pass(kb->v, c, false, any, 4, 1, 2, 2, wq, swv, f);
+        } else if (whole)
             for (int x0 = 0; x0 < 4; x0++)
-                v_q4_pass(kb->v, c, whole, any, 4, T, x0, 1, wq, swv, f);
+                v_q4_pass(kb->v, c, true, any, 4, T, x0, 1, wq, swv, f);
+        else
+            for (int x0 = 0; x0 < 4; x0++)
+                v_q4_pass(kb->v, c, false, any, 4, T, x0, 1, wq, swv, f);
         for (int t = 0; t < T; t++) {
             const __m512 cv = _mm512_set1_ps(corr[t]);
             float *oc = o + t * ostride + 2 * c; /* 32 values per 16 bytes */
@@ -790,8 +813,13 @@ static bool v_q4_row2(const kvq_group *x, const kvq_block *kb, const void *const
         q4_v_chunk_scales(x, &kb[1], c / 16, nbl, sc + 4);
         if (!q4_v_weights(w, keys, 2, sc, nbl, wq, &swv))
             return false;
-        v_q4_pass(vrows, c, whole, any, 8, 1, 0, 2, wq, &swv, f);
-        v_q4_pass(vrows, c, whole, any, 8, 1, 2, 2, wq, &swv, f);
+        if (whole) { /* a constant in each pass */
+            v_q4_pass(vrows, c, true, any, 8, 1, 0, 2, wq, &swv, f);
+            v_q4_pass(vrows, c, true, any, 8, 1, 2, 2, wq, &swv, f);
+        } else {
+            v_q4_pass(vrows, c, false, any, 8, 1, 0, 2, wq, &swv, f);
+            v_q4_pass(vrows, c, false, any, 8, 1, 2, 2, wq, &swv, f);
+        }
         float *oc = o + 2 * c; /* 32 values per 16 bytes */
         for (int h = 0; h < 2; h++) {
             const __m512 xs[4] = {f[h], f[2 + h], f[4 + h], f[6 + h]};
