@@ -643,14 +643,41 @@ static void prefill_group(const run_ctx *x, const ws_layout *w, const attn_group
 
 /* ---- decode: vectors along head_dim -------------------------------------------------------- */
 
+/* On Zen 5 a masked load that misses the caches streams far slower than a plain one, even under
+ * a mask of every lane (avx512.c's load16_stream: about 2.5x). So the loads of K and V rows below
+ * take a plain load for a whole chunk: a branch on the mask, folded away where it is a constant. */
+static inline __attribute__((always_inline)) __m512i load_kv32(const uint16_t *x, __mmask32 m)
+{
+    if (m == 0xffffffffu)
+        return _mm512_loadu_si512(x);
+    return _mm512_maskz_loadu_epi16(m, x);
+}
+
 /* 32 bf16 of a K or V row (lanes outside m zero, not read) as two 256-bit loads joined: on Zen 4
  * a stream of 512-bit loads read memory 15-20% slower than 256-bit loads of the same bytes
- * (single thread, 2 x 128 MiB read by blocks of 1 to 16 rows). */
+ * (single thread, 2 x 128 MiB read by blocks of 1 to 16 rows). Plain loads for a whole chunk
+ * (load_kv32). */
 static inline __m512i load_stream32(const uint16_t *x, __mmask32 m)
 {
-    const __m256i lo = _mm256_maskz_loadu_epi16((__mmask16)m, x);
-    const __m256i hi = _mm256_maskz_loadu_epi16((__mmask16)(m >> 16), x + 16);
+    __m256i lo, hi;
+    if (m == 0xffffffffu) {
+        lo = _mm256_loadu_si256((const __m256i *)x);
+        hi = _mm256_loadu_si256((const __m256i *)(x + 16));
+    } else {
+        lo = _mm256_maskz_loadu_epi16((__mmask16)m, x);
+        hi = _mm256_maskz_loadu_epi16((__mmask16)(m >> 16), x + 16);
+    }
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* load_bf16x32 of float32 K or V rows (n elements left in the row), plain loads for a whole
+ * chunk (load_kv32). */
+static inline __m512i load_f32_stream(const char *src, int64_t n)
+{
+    const float *f = (const float *)src;
+    if (n >= 32)
+        return to_bf16x32(_mm512_loadu_ps(f), _mm512_loadu_ps(f + 16));
+    return load_bf16x32(src, n, ATTN_F32);
 }
 
 /* One 32-element chunk c of dots16's keys j .. j + ks - 1 (lanes tm of it) against the R rows. */
@@ -661,7 +688,7 @@ dots_chunk(__m512 acc[DEC_R][2], const uint16_t *const q[DEC_R], int R, int ks,
     __m512bh k[2];
     for (int u = 0; u < ks; u++) {
         /* several rows: one 512-bit load (the tile prefetches its stream) */
-        k[u] = (__m512bh)(ks > 1 ? _mm512_maskz_loadu_epi16(tm, kr[u] + c)
+        k[u] = (__m512bh)(ks > 1 ? load_kv32(kr[u] + c, tm)
                                  : load_stream32(kr[u] + c, tm));
         if (pf) /* one line per load */
             _mm_prefetch((const char *)kp[u] + 2 * c, _MM_HINT_T1);
@@ -706,7 +733,7 @@ static inline __attribute__((always_inline)) void dots16(const uint16_t *const q
                     break;
                 const __mmask32 tm = 32 * v + 32 <= d ? 0xffffffffu : tail;
                 for (int u = 0; u < 2; u++) {
-                    const __m512bh k = (__m512bh)_mm512_maskz_loadu_epi16(tm, kr[j + u] + 32 * v);
+                    const __m512bh k = (__m512bh)load_kv32(kr[j + u] + 32 * v, tm);
                     if (pf)
                         _mm_prefetch((const char *)kp[j + u] + 64 * v, _MM_HINT_T1);
                     for (int r = 0; r < R; r++)
@@ -798,8 +825,8 @@ decode_pv_pairs(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunk
         for (int r = 0; r < R; r++)
             pj[r] = (__m512bh)_mm512_set1_epi32((int)pp[r][i]);
         for (int v = 0; v < chunks; v++) {
-            const __m512i x0 = _mm512_maskz_loadu_epi16(tm[v] & z0, vr[2 * i] + c0 + 32 * v);
-            const __m512i x1 = _mm512_maskz_loadu_epi16(tm[v] & z1, vr[2 * i + 1] + c0 + 32 * v);
+            const __m512i x0 = load_kv32(vr[2 * i] + c0 + 32 * v, tm[v] & z0);
+            const __m512i x1 = load_kv32(vr[2 * i + 1] + c0 + 32 * v, tm[v] & z1);
             if (pf) {
                 _mm_prefetch((const char *)vp[2 * i] + 2 * (c0 + 32 * v), _MM_HINT_T1);
                 _mm_prefetch((const char *)vp[2 * i + 1] + 2 * (c0 + 32 * v), _MM_HINT_T1);
@@ -889,8 +916,8 @@ decode_pv_full(float *const o[DEC_R], int R, const uint16_t *const vr[DEC_K],
                 pj[r] = (__m512bh)_mm512_set1_epi32((int)pp[r][i]);
             for (int v = 0; v < cp; v++) {
                 const int64_t c = c0 + 32 * v;
-                const __m512i x0 = _mm512_maskz_loadu_epi16(tm[v], vr[2 * i] + c);
-                const __m512i x1 = _mm512_maskz_loadu_epi16(tm[v], vr[2 * i + 1] + c);
+                const __m512i x0 = load_kv32(vr[2 * i] + c, tm[v]);
+                const __m512i x1 = load_kv32(vr[2 * i + 1] + c, tm[v]);
                 if (pf) {
                     _mm_prefetch((const char *)vp[2 * i] + 2 * c, _MM_HINT_T1);
                     _mm_prefetch((const char *)vp[2 * i + 1] + 2 * c, _MM_HINT_T1);
@@ -1105,8 +1132,8 @@ static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_
                         _mm_prefetch((const char *)kpf[j] + 4 * c, _MM_HINT_T1);
                         _mm_prefetch((const char *)vpf[j] + 4 * c, _MM_HINT_T1);
                     }
-                _mm512_store_si512(dk + j * d32 + c0, load_bf16x32(kj + c0 * 4, d - c0, ATTN_F32));
-                _mm512_store_si512(dv + j * d32 + c0, load_bf16x32(vj + c0 * 4, d - c0, ATTN_F32));
+                _mm512_store_si512(dk + j * d32 + c0, load_f32_stream(kj + c0 * 4, d - c0));
+                _mm512_store_si512(dv + j * d32 + c0, load_f32_stream(vj + c0 * 4, d - c0));
             }
             krow[j] = dk + j * d32;
             vrow[j] = dv + j * d32;
