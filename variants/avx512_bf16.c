@@ -79,8 +79,9 @@
  * VDPBF16PS with the weight in one half of the pair (even/odd elements, V unpacked). K rows are
  * read one after another (dots16), in 256-bit halves and plain loads for whole chunks
  * (load_stream32: on Zen 5 masked or 512-bit loads that miss the caches stream far slower); a
- * head_dim of 128 has its own copy of the path with every mask a constant (D1 bf16 in cache
- * 19.6 -> 15.2 us, f32 D1 0.47 -> 0.62 of a plain read, Zen 5). One row takes no software
+ * head_dim of 128 has its own copy of the path with every mask a constant (D1 f32 0.47 -> 0.62
+ * of a plain read with the rows still buffered, Zen 5; one row of bf16 keeps the generic copy,
+ * see decode_group). One row takes no software
  * prefetch: on Zen 4 the earlier
  * column-by-column reads needed a prefetch 8 blocks ahead, which now only slows the stream (D1
  * bf16, interleaved: about 1.6x slower with it). A tile of several rows does that many times the
