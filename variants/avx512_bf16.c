@@ -78,7 +78,7 @@
  * float32 avx512 speed against 1.41x for V packed into key pairs + VDPBF16PS, and 1.35x for
  * VDPBF16PS with the weight in one half of the pair (even/odd elements, V unpacked). K rows are
  * read one after another (dots16), in 256-bit halves and plain loads for whole chunks
- * (load_stream32: on Zen 5 masked or 512-bit loads that miss the caches stream far slower); a
+ * (load_stream_epi16: on Zen 5 masked or 512-bit loads that miss the caches stream far slower); a
  * head_dim of 128 has its own copy of the path with every mask a constant (D1 f32 0.47 -> 0.62
  * of a plain read with the rows still buffered, Zen 5; one row of bf16 keeps the generic copy,
  * see decode_group). One row takes no software
@@ -647,44 +647,21 @@ static void prefill_group(const run_ctx *x, const ws_layout *w, const attn_group
 
 /* ---- decode: vectors along head_dim -------------------------------------------------------- */
 
-/* 32 bf16 of a K or V row (lanes outside m zero, not read) as two 256-bit loads joined: on Zen 4
- * a stream of 512-bit loads read memory 15-20% slower than 256-bit loads of the same bytes
- * (single thread, 2 x 128 MiB read by blocks of 1 to 16 rows); on Zen 5 far slower (D1 f32
- * read in place: 0.57 of a plain read of the same K/V with 512-bit loads, 0.92 with 256-bit
- * ones; D2 f32 0.52 -> 0.60). A whole chunk takes plain loads: on Zen 5 a masked load that
- * misses the caches streams ~2.5x slower than a plain one, even under a mask of every lane
- * (D1 bf16 0.41 -> 0.91); the branch on the mask folds away where it is a constant. */
-static inline __attribute__((always_inline)) __m512i load_stream32(const uint16_t *x, __mmask32 m)
-{
-    __m256i lo, hi;
-    if (m == 0xffffffffu) {
-        lo = _mm256_loadu_si256((const __m256i *)x);
-        hi = _mm256_loadu_si256((const __m256i *)(x + 16));
-    } else {
-        lo = _mm256_maskz_loadu_epi16((__mmask16)m, x);
-        hi = _mm256_maskz_loadu_epi16((__mmask16)(m >> 16), x + 16);
-    }
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
 /* 32 elements from c of a K or V row (lanes outside m zero, not read) as bf16: bf16 rows as
  * stored; float32 ones (f32: the one-row path reads them in place, the pointer addressing
- * floats) rounded to nearest even; 256-bit plain loads for a whole chunk (load_stream32). */
+ * floats) rounded to nearest even. avx512_common.h's stream loads: 256-bit halves, plain for a
+ * whole chunk and, float32, for each whole 16 of a tail chunk (D1 f32 at head_dim 80, Zen 5,
+ * alternated: 0.60 -> 0.85 of a plain read over the tail's two masked 512-bit loads). */
 static inline __attribute__((always_inline)) __m512i load_row32(const uint16_t *row, int64_t c,
                                                                 __mmask32 m, bool f32)
 {
     if (!f32)
-        return load_stream32(row + c, m);
+        return load_stream_epi16(row + c, m);
     const float *f = (const float *)(const void *)row + c;
-    if (m == 0xffffffffu) {
-        const __m512 lo = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(f)),
-                                             _mm256_loadu_ps(f + 8), 1);
-        const __m512 hi = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(f + 16)),
-                                             _mm256_loadu_ps(f + 24), 1);
-        return to_bf16x32(lo, hi);
-    }
-    return to_bf16x32(_mm512_maskz_loadu_ps((__mmask16)m, f),
-                      _mm512_maskz_loadu_ps((__mmask16)(m >> 16), f + 16));
+    if (m == 0xffffffffu) /* one test for both halves: theirs fold away */
+        return to_bf16x32(load_stream_ps(f, 0xffff), load_stream_ps(f + 16, 0xffff));
+    return to_bf16x32(load_stream_ps(f, (__mmask16)m),
+                      load_stream_ps(f + 16, (__mmask16)(m >> 16)));
 }
 
 /* Software prefetch into L2 of the lines of 32 elements from c of a row (two for float32). */
@@ -694,16 +671,6 @@ static inline __attribute__((always_inline)) void prefetch_row32(const void *row
     _mm_prefetch((const char *)row + (f32 ? 4 : 2) * c, _MM_HINT_T1);
     if (f32)
         _mm_prefetch((const char *)row + 4 * c + 64, _MM_HINT_T1);
-}
-
-/* load_bf16x32 of float32 K or V rows (n elements left in the row), 256-bit plain loads for a
- * whole chunk (load_stream32). */
-static inline __m512i load_f32_stream(const char *src, int64_t n)
-{
-    const float *f = (const float *)src;
-    if (n >= 32)
-        return load_row32((const uint16_t *)(const void *)f, 0, 0xffffffffu, true);
-    return load_bf16x32(src, n, ATTN_F32);
 }
 
 /* One 32-element chunk c of dots16's keys j .. j + ks - 1 (lanes tm of it) against the R rows. */
@@ -759,7 +726,7 @@ static inline __attribute__((always_inline)) void dots16(const uint16_t *const q
                     break;
                 const __mmask32 tm = 32 * v + 32 <= d ? 0xffffffffu : tail;
                 for (int u = 0; u < 2; u++) {
-                    const __m512bh k = (__m512bh)load_stream32(kr[j + u] + 32 * v, tm);
+                    const __m512bh k = (__m512bh)load_stream_epi16(kr[j + u] + 32 * v, tm);
                     if (pf)
                         _mm_prefetch((const char *)kp[j + u] + 64 * v, _MM_HINT_T1);
                     for (int r = 0; r < R; r++)
@@ -851,8 +818,8 @@ decode_pv_pairs(__m512 acc[DEC_ACC], int R, const __mmask32 tm[DEC_C], int chunk
         for (int r = 0; r < R; r++)
             pj[r] = (__m512bh)_mm512_set1_epi32((int)pp[r][i]);
         for (int v = 0; v < chunks; v++) {
-            const __m512i x0 = load_stream32(vr[2 * i] + c0 + 32 * v, tm[v] & z0);
-            const __m512i x1 = load_stream32(vr[2 * i + 1] + c0 + 32 * v, tm[v] & z1);
+            const __m512i x0 = load_stream_epi16(vr[2 * i] + c0 + 32 * v, tm[v] & z0);
+            const __m512i x1 = load_stream_epi16(vr[2 * i + 1] + c0 + 32 * v, tm[v] & z1);
             if (pf) {
                 _mm_prefetch((const char *)vp[2 * i] + 2 * (c0 + 32 * v), _MM_HINT_T1);
                 _mm_prefetch((const char *)vp[2 * i + 1] + 2 * (c0 + 32 * v), _MM_HINT_T1);
@@ -943,8 +910,8 @@ decode_pv_full(float *const o[DEC_R], int R, const uint16_t *const vr[DEC_K],
                 pj[r] = (__m512bh)_mm512_set1_epi32((int)pp[r][i]);
             for (int v = 0; v < cp; v++) {
                 const int64_t c = c0 + 32 * v;
-                const __m512i x0 = load_stream32(vr[2 * i] + c, tm[v]);
-                const __m512i x1 = load_stream32(vr[2 * i + 1] + c, tm[v]);
+                const __m512i x0 = load_stream_epi16(vr[2 * i] + c, tm[v]);
+                const __m512i x1 = load_stream_epi16(vr[2 * i + 1] + c, tm[v]);
                 if (pf) {
                     _mm_prefetch((const char *)vp[2 * i] + 2 * c, _MM_HINT_T1);
                     _mm_prefetch((const char *)vp[2 * i + 1] + 2 * c, _MM_HINT_T1);
@@ -1127,7 +1094,7 @@ decode_group_d(const run_ctx *x, const ws_layout *w, const attn_group_rows *gr,
     /* One row of float32 K/V (D1) reads them in place, each load rounded as it comes, as the
      * bf16 rows are: no round trip through dk, dv (D1 f32 on Zen 5, alternated: in cache 37 -> 28
      * us; from memory 0.61 -> 0.92 of a plain read of the same K/V with the 256-bit loads of
-     * load_stream32, 0.57 with 512-bit ones). Several rows round once for them all. */
+     * load_row32, 0.57 with 512-bit ones). Several rows round once for them all. */
     const bool direct = x->dt == ATTN_F32 && n == 1;
     const dec_rows y = {.x = x, .br = &br, .dq = dq, .o = o, .lv = lv, .mrow = mrow,
                         .lim = lim, .first = first, .slope = slope, .pos = pos, .d32 = d32,
@@ -1185,8 +1152,11 @@ decode_group_d(const run_ctx *x, const ws_layout *w, const attn_group_rows *gr,
                         _mm_prefetch((const char *)kpf[j] + 4 * c, _MM_HINT_T1);
                         _mm_prefetch((const char *)vpf[j] + 4 * c, _MM_HINT_T1);
                     }
-                _mm512_store_si512(dk + j * d32 + c0, load_f32_stream(kj + c0 * 4, d - c0));
-                _mm512_store_si512(dv + j * d32 + c0, load_f32_stream(vj + c0 * 4, d - c0));
+                const __mmask32 tm = tail_mask32(d - c0);
+                _mm512_store_si512(dk + j * d32 + c0,
+                                   load_row32((const uint16_t *)(const void *)kj, c0, tm, true));
+                _mm512_store_si512(dv + j * d32 + c0,
+                                   load_row32((const uint16_t *)(const void *)vj, c0, tm, true));
             }
             krow[j] = dk + j * d32;
             vrow[j] = dv + j * d32;
@@ -1214,7 +1184,7 @@ decode_group_d(const run_ctx *x, const ws_layout *w, const attn_group_rows *gr,
 }
 
 /* Head dim 128 (the common one) gets its own copy, in which every mask is a constant: no branch
- * per K/V load (load_stream32) and no mask arithmetic in the loops. Not for one row of bf16
+ * per K/V load (load_row32) and no mask arithmetic in the loops. Not for one row of bf16
  * (D1 bf16, Zen 5, alternated: 0.74 of a plain read through that copy, 0.87 through the
  * generic one, though faster in cache). */
 static void decode_group(const run_ctx *x, const ws_layout *w, const attn_group_rows *gr,

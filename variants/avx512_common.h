@@ -41,6 +41,55 @@ static inline __mmask32 tail_mask32(int64_t n)
     return n >= 32 ? 0xffffffffu : n <= 0 ? 0 : (__mmask32)((1u << n) - 1);
 }
 
+/* K/V stream loads, one rule for the decode paths (avx512.c, avx512_bf16.c): a 512-bit value
+ * from two 256-bit loads, plain where the mask is all ones, masked otherwise. On Zen 5 a masked
+ * load that misses the caches streams ~2.5x slower than a plain one even under a mask of every
+ * lane (D1 from memory, fraction of a plain read of the same K/V: f32 0.39 -> 0.95-1.00, bf16
+ * 0.32 -> 1.00-1.07), and a stream of 512-bit loads is slower than one of 256-bit halves (D1
+ * f32 0.57 -> 0.92; on Zen 4 15-20%, 2 x 128 MiB read by blocks of 1 to 16 rows); the join
+ * costs one shuffle per 64 bytes, far from the stream's limit. The test on the mask folds away
+ * where the mask is a constant; where it is not, it costs a branch per load (avx512.c's one-row
+ * path at d = 128: 0.53-0.62 of a read through it, 0.67-0.80 with the constant), so hot loops
+ * keep a copy for whole vectors. */
+
+/* 16 16-bit lanes at p (lanes outside m zero, not read): avx512.c's bf16 and f16 rows. */
+static inline __attribute__((always_inline)) __m256i load_stream_epi16x16(const void *p,
+                                                                          __mmask16 m)
+{
+    if (m == 0xffff)
+        return _mm256_loadu_si256((const __m256i *)p);
+    return _mm256_maskz_loadu_epi16(m, p);
+}
+
+/* 32 16-bit lanes at p (lanes outside m zero, not read). */
+static inline __attribute__((always_inline)) __m512i load_stream_epi16(const void *p, __mmask32 m)
+{
+    const uint16_t *x = p;
+    __m256i lo, hi;
+    if (m == 0xffffffffu) {
+        lo = _mm256_loadu_si256((const __m256i *)x);
+        hi = _mm256_loadu_si256((const __m256i *)(x + 16));
+    } else {
+        lo = _mm256_maskz_loadu_epi16((__mmask16)m, x);
+        hi = _mm256_maskz_loadu_epi16((__mmask16)(m >> 16), x + 16);
+    }
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* 16 floats at p (lanes outside m zero, not read). */
+static inline __attribute__((always_inline)) __m512 load_stream_ps(const float *p, __mmask16 m)
+{
+    __m256 lo, hi;
+    if (m == 0xffff) {
+        lo = _mm256_loadu_ps(p);
+        hi = _mm256_loadu_ps(p + 8);
+    } else {
+        lo = _mm256_maskz_loadu_ps((__mmask8)m, p);
+        hi = _mm256_maskz_loadu_ps((__mmask8)(m >> 8), p + 8);
+    }
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+
 /* 2^x for x <= LAZY_MAX_BITS or NaN (exp2_poly.h): round-to-nearest range reduction,
  * degree-5 polynomial, vscalefps for 2^n. Lanes outside `keep`, and x < ATTN_EXP2_MIN, give 0;
  * NaN stays NaN (the compare is unordered-true). */

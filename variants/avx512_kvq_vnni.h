@@ -40,12 +40,14 @@ static inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b)
     return acc;
 }
 
-/* The 64 bytes of a K or V row at p, or where !whole (a constant once inlined) its first 32
- * with zeros above: plain loads. On Zen 5 a masked load that misses the caches streams far
- * slower than a plain one, even under a mask of every lane (avx512.c's load16_stream): with
- * the q4 V rows and scales loaded masked, D1 q4 ran at 0.26 of a plain read of the same K/V,
- * with plain loads 0.62 (CPU time, single thread, both builds in one process, alternated;
- * D2 0.15 -> 0.25, D4 0.14 -> 0.22; in cache 1.12x). */
+/* The 64 bytes of a K or V row at p, or where !whole its first 32 with zeros above: plain
+ * loads, as avx512_common.h's stream loads (with the q4 V rows and scales loaded masked, D1 q4
+ * ran at 0.26 of a plain read of the same K/V, with plain loads 0.62: CPU time, single thread,
+ * both builds in one process, alternated, Zen 5; D2 0.15 -> 0.25, D4 0.14 -> 0.22; in cache
+ * 1.12x), but one 512-bit load, not their 256-bit halves: these paths, at 0.15-0.6 of a read,
+ * are bound by their arithmetic, and with the halves the fastest runs of D1, D2 and D4 q4 took
+ * 1.03-1.06x as long (Zen 5, alternated; in cache the same). A loop over chunks takes the test
+ * on whole once per chunk (v_q4_chunk). */
 static inline __attribute__((always_inline)) __m512i load_chunk(const void *p, bool whole)
 {
     return whole ? _mm512_loadu_si512(p) : _mm512_zextsi256_si512(_mm256_loadu_si256(p));
@@ -132,7 +134,7 @@ static inline __attribute__((always_inline)) void dot_tile_vnni_q4_t(const kvq_g
             acc[t] = _mm512_setzero_ps();
         for (int64_t c = 0; c < bytes; c += 64) {
             const bool whole = bytes - c >= 64; /* else 32 bytes: 2 head_dim blocks */
-            const __m512i raw = whole ? load_chunk(kn + c, true) : load_chunk(kn + c, false);
+            const __m512i raw = load_chunk(kn + c, whole);
             const __m512i lo = _mm512_and_si512(raw, low4);
             const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
             int64_t s4 = 0; /* the chunk's 4 (or 2) block scales */
@@ -730,6 +732,33 @@ static inline __attribute__((always_inline)) void v_q4_pass(const void *const *v
                     swv[t]);
 }
 
+/* The 4 byte-position vectors of a V chunk through v_q4_pass: one row in two passes of 2 (12
+ * accumulators a pass), more rows in four passes of 1. */
+static inline __attribute__((always_inline)) void v_q4_passes(const void *const *vrows, int64_t c,
+                                                              bool whole, unsigned any, int NQ,
+                                                              int T, const __m512i *wq,
+                                                              const __m512 *swv, __m512 *f)
+{
+    if (T == 1) {
+        v_q4_pass(vrows, c, whole, any, NQ, 1, 0, 2, wq, swv, f);
+        v_q4_pass(vrows, c, whole, any, NQ, 1, 2, 2, wq, swv, f);
+    } else
+        for (int x0 = 0; x0 < 4; x0++)
+            v_q4_pass(vrows, c, whole, any, NQ, T, x0, 1, wq, swv, f);
+}
+
+/* v_q4_passes with whole made a constant in each copy, so its loads take no test (load_chunk). */
+static inline __attribute__((always_inline)) void v_q4_chunk(const void *const *vrows, int64_t c,
+                                                             bool whole, unsigned any, int NQ,
+                                                             int T, const __m512i *wq,
+                                                             const __m512 *swv, __m512 *f)
+{
+    if (whole)
+        v_q4_passes(vrows, c, true, any, NQ, T, wq, swv, f);
+    else
+        v_q4_passes(vrows, c, false, any, NQ, T, wq, swv, f);
+}
+
 /* q4 V for T rows (1..4, a constant once inlined): row t's o_t = o_t·corr[t] + Σ w·V, the
  * block's V rows read once for all T rows (as above). false (nothing done) when a weight is
  * not finite: the float32 path carries it. head_dim % 64 == 0. */
@@ -761,18 +790,7 @@ static inline __attribute__((always_inline)) bool v_q4_tile_t(const kvq_group *x
         for (int t = 0; t < T; t++)
             if (!q4_v_weights(w + 16 * t, &keys[t], 1, sc, nbl, wq + 4 * t, &swv[t]))
                 return false;
-        if (T == 1 && whole) { /* 12 accumulators a pass; whole a constant in each */
-            v_q4_pass(kb->v, c, true, any, 4, 1, 0, 2, wq, swv, f);
-            v_q4_pass(kb->v, c, true, any, 4, 1, 2, 2, wq, swv, f);
-        } else if (T == 1) {
-            v_q4_pass(kb->v, c, false, any, 4, 1, 0, 2, wq, swv, f);
-            v_q4_pass(kb->v, c, false, any, 4, 1, 2, 2, wq, swv, f);
-        } else if (whole)
-            for (int x0 = 0; x0 < 4; x0++)
-                v_q4_pass(kb->v, c, true, any, 4, T, x0, 1, wq, swv, f);
-        else
-            for (int x0 = 0; x0 < 4; x0++)
-                v_q4_pass(kb->v, c, false, any, 4, T, x0, 1, wq, swv, f);
+        v_q4_chunk(kb->v, c, whole, any, 4, T, wq, swv, f);
         for (int t = 0; t < T; t++) {
             const __m512 cv = _mm512_set1_ps(corr[t]);
             float *oc = o + t * ostride + 2 * c; /* 32 values per 16 bytes */
@@ -813,13 +831,7 @@ static bool v_q4_row2(const kvq_group *x, const kvq_block *kb, const void *const
         q4_v_chunk_scales(x, &kb[1], c / 16, nbl, sc + 4);
         if (!q4_v_weights(w, keys, 2, sc, nbl, wq, &swv))
             return false;
-        if (whole) { /* a constant in each pass */
-            v_q4_pass(vrows, c, true, any, 8, 1, 0, 2, wq, &swv, f);
-            v_q4_pass(vrows, c, true, any, 8, 1, 2, 2, wq, &swv, f);
-        } else {
-            v_q4_pass(vrows, c, false, any, 8, 1, 0, 2, wq, &swv, f);
-            v_q4_pass(vrows, c, false, any, 8, 1, 2, 2, wq, &swv, f);
-        }
+        v_q4_chunk(vrows, c, whole, any, 8, 1, wq, &swv, f);
         float *oc = o + 2 * c; /* 32 values per 16 bytes */
         for (int h = 0; h < 2; h++) {
             const __m512 xs[4] = {f[h], f[2 + h], f[4 + h], f[6 + h]};
