@@ -246,10 +246,7 @@ static inline __m512i bf16_spread(void)
 }
 
 /* load16 for the decode paths' K and V streams (through load16_stream): float32 as two 256-bit
- * loads joined, bf16 spread by a word permute. On Zen 4 a stream of 512-bit loads read memory
- * 15-20% slower than the same bytes in 256-bit loads (single thread, 2 x 128 MiB read by blocks
- * of 1 to 16 rows; half inputs load 256 bits already); the join costs one shuffle per 64 bytes,
- * far from the stream's limit. */
+ * loads joined, bf16 spread by a word permute; why halves, see avx512_common.h's stream loads. */
 static inline __attribute__((always_inline)) __m512
 load16_stream_masked(const void *row, int64_t c, __mmask16 m, attn_dtype dt)
 {
@@ -268,13 +265,11 @@ load16_stream_masked(const void *row, int64_t c, __mmask16 m, attn_dtype dt)
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
 }
 
-/* On Zen 5 a masked load that misses the caches streams far slower than a plain one, even
- * under a mask of every lane: D1 f32 (one row, K/V from memory) ran at 0.39 of a plain read of
- * the same K/V with masked loads, 0.95-1.00 with plain ones; bf16 0.32 -> 1.00-1.07. So
- * load16_stream loads each whole vector unmasked: a branch on the mask, folded away where it
- * is a constant (head_dim a multiple of 16); with a tail (d = 72) D1 f32 0.41 -> 0.85, bf16
- * 0.75. The branch per load costs: D1 at d = 128 through it ran 0.53-0.62 against 0.67-0.80
- * with the constant mask, so the one-row path keeps a copy for whole vectors. */
+/* avx512_common.h's stream-load rule (plain loads for whole vectors on Zen 5; with a tail, d =
+ * 72, D1 f32 0.41 -> 0.85 of the read, bf16 0.75) as a branch around load16_stream_masked's
+ * whole load and widening: built on load_stream_ps and load_stream_epi16x16 instead (a test
+ * inside each load), D1 float32 at d = 80 ran 1.08-1.12x slower here (Zen 5, both builds
+ * alternated in one process; GCC 12 laid the one-row function's blocks out differently). */
 static inline __attribute__((always_inline)) __m512 load16_stream(const void *row, int64_t c,
                                                                    __mmask16 m, attn_dtype dt)
 {

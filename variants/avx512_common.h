@@ -41,25 +41,18 @@ static inline __mmask32 tail_mask32(int64_t n)
     return n >= 32 ? 0xffffffffu : n <= 0 ? 0 : (__mmask32)((1u << n) - 1);
 }
 
-/* K/V stream loads, one rule for the decode paths (avx512.c, avx512_bf16.c): a 512-bit value
- * from two 256-bit loads, plain where the mask is all ones, masked otherwise. On Zen 5 a masked
- * load that misses the caches streams ~2.5x slower than a plain one even under a mask of every
- * lane (D1 from memory, fraction of a plain read of the same K/V: f32 0.39 -> 0.95-1.00, bf16
- * 0.32 -> 1.00-1.07), and a stream of 512-bit loads is slower than one of 256-bit halves (D1
- * f32 0.57 -> 0.92; on Zen 4 15-20%, 2 x 128 MiB read by blocks of 1 to 16 rows); the join
- * costs one shuffle per 64 bytes, far from the stream's limit. The test on the mask folds away
- * where the mask is a constant; where it is not, it costs a branch per load (avx512.c's one-row
- * path at d = 128: 0.53-0.62 of a read through it, 0.67-0.80 with the constant), so hot loops
- * keep a copy for whole vectors. */
-
-/* 16 16-bit lanes at p (lanes outside m zero, not read): avx512.c's bf16 and f16 rows. */
-static inline __attribute__((always_inline)) __m256i load_stream_epi16x16(const void *p,
-                                                                          __mmask16 m)
-{
-    if (m == 0xffff)
-        return _mm256_loadu_si256((const __m256i *)p);
-    return _mm256_maskz_loadu_epi16(m, p);
-}
+/* K/V stream loads, one rule for the decode paths: a 512-bit value from two 256-bit loads,
+ * plain where the mask is all ones, masked otherwise (avx512_bf16.c through these; avx512.c's
+ * load16_stream and the q4 path's load_chunk in avx512_kvq_vnni.h follow the same rule in forms
+ * of their own, for the reasons beside them). On Zen 5 a masked load that misses the caches
+ * streams ~2.5x slower than a plain one even under a mask of every lane (D1 from memory,
+ * fraction of a plain read of the same K/V: f32 0.39 -> 0.95-1.00, bf16 0.32 -> 1.00-1.07, q4
+ * 0.26 -> 0.62), and a stream of 512-bit loads is slower than one of 256-bit halves (D1 f32
+ * 0.57 -> 0.92; on Zen 4 15-20%, 2 x 128 MiB read by blocks of 1 to 16 rows); the join costs
+ * one shuffle per 64 bytes, far from the stream's limit. The test on the mask folds away where
+ * the mask is a constant; where it is not, it costs a branch per load (avx512.c's one-row path
+ * at d = 128: 0.53-0.62 of a read through it, 0.67-0.80 with the constant), so hot loops keep
+ * a copy for whole vectors. */
 
 /* 32 16-bit lanes at p (lanes outside m zero, not read). */
 static inline __attribute__((always_inline)) __m512i load_stream_epi16(const void *p, __mmask32 m)
