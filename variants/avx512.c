@@ -267,9 +267,9 @@ load16_stream_masked(const void *row, int64_t c, __mmask16 m, attn_dtype dt)
 
 /* avx512_common.h's stream-load rule (plain loads for whole vectors on Zen 5; with a tail, d =
  * 72, D1 f32 0.41 -> 0.85 of the read, bf16 0.75) as a branch around load16_stream_masked's
- * whole load and widening: built on load_stream_ps and load_stream_epi16x16 instead (a test
- * inside each load), D1 float32 at d = 80 ran 1.08-1.12x slower here (Zen 5, both builds
- * alternated in one process; GCC 12 laid the one-row function's blocks out differently). */
+ * whole load and widening: built on avx512_common.h's loads instead (a test inside each
+ * load), D1 float32 at d = 80 ran 1.08-1.12x slower here (Zen 5, both builds alternated in one
+ * process; GCC 12 laid the one-row function's blocks out differently). */
 static inline __attribute__((always_inline)) __m512 load16_stream(const void *row, int64_t c,
                                                                    __mmask16 m, attn_dtype dt)
 {
