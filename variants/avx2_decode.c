@@ -18,15 +18,12 @@
  * one-row loops. The online softmax per block and the rows' end are the tiled path's
  * (avx2_common.h).
  *
- * One row with contiguous K/V (D1) goes as avx512's one-row path: turns of DEC_SUB = 16 keys,
- * the keys' scores (K rows front to back), the softmax step, then their V rows, each read whole
- * and front to back, key after key (its first 128 columns into 16 accumulators held across the
- * turn, any columns past them through the accumulator row in L1), no software prefetch
- * (decode_row_turns). The bk-key blocks (scores of bk keys, then P·V in passes of 64 columns,
- * each pass over every key, so each V row read in pieces far apart in time) streamed D1 at
- * 0.74-0.82 of a plain read of K and V in the same minute, the turns at 0.93-1.09, and run
- * 1.15-1.3x faster in cache (Zen 4, f32/bf16/f16; d = 256: f32 0.64 -> 1.06, bf16 0.82 -> 1.01;
- * d = 96 f32 0.72 -> 0.99; d = 64 bf16 0.66 -> 0.86). Paged K/V keep the bk-key blocks below.
+ * One row with contiguous K/V (D1) walks all its keys at once, not in bk-key blocks: turns of
+ * DEC_TURN keys whose V rows (each whole, key after key) alternate with the next turn's K rows
+ * every DEC_PIECE keys, no software prefetch (decode_row_turns). The bk-key blocks (scores of bk
+ * keys, then P·V in passes of 64 columns over every key) streamed D1 at 0.74-0.82 of a plain
+ * read, turns of 16 keys at 0.93-1.09, and ran 1.15-1.3x faster in cache (Zen 4). Paged K/V
+ * keep the bk-key blocks below.
  *
  * Half inputs (bf16, f16; compute stays float32, bit for bit the float32 run on the widened
  * inputs): K and V are read in place and widened in the loads (a copy of the loops per dtype,
@@ -41,7 +38,8 @@ enum {
     DEC_R = 4,            /* decode rows sharing each load of a K or V vector */
     DEC_KS = 2,           /* keys scored side by side in a decode tile, sharing each Q load */
     DEC_PF_BYTES = 32768, /* how far ahead (bytes of K or V rows) decode prefetches, into L2 */
-    DEC_SUB = 16,         /* keys per turn of K then V in the one-row path (contiguous K/V) */
+    DEC_TURN = 64,        /* keys per softmax step of the one-row path (contiguous K/V) */
+    DEC_PIECE = 8,        /* keys per alternation of its K and V reads (one scores vector) */
     DEC_PV_KEYS = 16,     /* keys per round of a tile's P·V passes (at most 32: bits of `all`) */
 };
 
@@ -364,14 +362,13 @@ ALWAYS_INLINE void pv_into_acc(const void *vj, __m256 w, float *acc, int64_t c, 
                                                  _mm256_load_ps(acc + c)));
 }
 
-/* acc[0, dp) += Σ_j P[j]·V[j] over keys [j0, j0 + nk) of contiguous V (a turn of DEC_SUB
- * keys), each row read whole, front to back, key after key: its first 8·NV columns (NV = 16 or
- * 8) into accumulators held across the keys (16: GCC keeps most in registers and the rest in
+/* acc[0, dp) += Σ_j P[j]·V[j] over keys [j0, j0 + nk) of contiguous V (a piece of a turn),
+ * each row read whole, front to back, key after key: its first 8·NV columns (NV = 16 or 8) into
+ * accumulators held across the keys (16: GCC keeps most in registers and the rest in
  * L1, 17 live vectors with the weight being one more than AVX2 has), the columns past them
  * through acc itself (pv_into_acc, one L1 load and store per vector); zero weights (masked
- * keys) are skipped, so they never meet a NaN in V. Rows read in passes of columns instead
- * (each pass over every key, so each row's halves far apart in time) streamed D1 on Zen 4 at
- * 0.6-0.8 of a plain read of K and V (d = 256: 0.64 -> 1.07 f32, 0.80 -> 0.96 bf16 this way). */
+ * keys) are skipped, so they never meet a NaN in V. (Rows read in passes of columns, each
+ * row's halves far apart in time, streamed D1 at 0.6-0.8 of a plain read on Zen 4.) */
 ALWAYS_INLINE void decode_pv_turn_nv(const attn_task *t, const attn_group_rows *gr,
                                      const float *s, int64_t j0, int64_t nk, float *acc,
                                      int64_t d, attn_dtype dt, int NV, bool rest)
@@ -412,26 +409,31 @@ ALWAYS_INLINE void decode_pv_turn(const attn_task *t, const attn_group_rows *gr,
         decode_pv_dt(t, gr, s, j0, nk, acc, d, dt, false);
 }
 
-/* One row (a group of one row, D1) with contiguous K/V on keys [j0, j0 + nk): turns of DEC_SUB
- * keys, each scored (K rows front to back), its online softmax step, then P·V over the same
- * keys' V rows (decode_pv_turn), so K and V are read in turns of DEC_SUB rows each, as avx512's
- * one-row path does, and with no software prefetch: the hardware prefetchers follow both
- * streams (D1 bf16/f16 on Zen 4: 0.8 -> 1.0 of a plain read without it, where the bk-key blocks
- * needed it). Paged K/V keep the bk-key blocks with prefetch (paged D1 f32 at page size 64
- * streamed 5% slower in turns). */
+/* One row (a group of one row, D1) with contiguous K/V on all its keys [j0, j0 + nk): turns of
+ * T keys (at most a scores row), each one online softmax step, then its P·V (decode_pv_turn)
+ * in pieces of DEC_PIECE keys with the next turn's scores (K rows front to back) between them,
+ * so K and V alternate every DEC_PIECE rows (2 KiB of bf16 rows at d = 128). Zen 3, D1 from
+ * memory, alternated in one process, against turns of 16 keys scored then weighted (the former
+ * path): bf16 0.75x the time, f16 0.77x, f32 0.76x at d = 64, 0.85x at d = 96, 0.99x at 128;
+ * bf16 at d = 256 0.97x; in L3 0.90-0.98x. Turns of 8 keys (the same alternation, a softmax
+ * step per 8 keys) gained 0.82-0.88x from memory but ran 1.15x slower in L3; of alternations
+ * of 1 to 32 KiB per stream, 4 KiB was the slowest. Paged D1 f32 (page size 64, Zen 4) streamed
+ * 5% slower in turns than in the bk-key blocks. */
 ALWAYS_INLINE void decode_row_turns_dt(const attn_task *t, const workspace *ws,
                                        const attn_group_rows *gr, int64_t r, const float *q,
                                        const float *mask, int64_t j0, int64_t nk,
                                        float scale_log2e, const dec_row *dr, attn_dtype dt,
                                        bool d128)
 {
-    const int64_t d = t->problem->head_dim, dp = round_up(d, 8);
-    float *s = ws->scores, *acc = ws->acc + r * dp;
-    float run_max = ws->run_max[r], run_sum = ws->run_sum[r];
-    for (int64_t js = 0; js < nk; js += DEC_SUB) {
-        const int64_t ns = min64(DEC_SUB, nk - js);
-        const float m_blk =
-            decode_scores_dt(t, gr, q, mask, j0 + js, ns, s, scale_log2e, dr, dt, false);
+    const int64_t d = t->problem->head_dim, dp = round_up(d, 8), end = j0 + nk;
+    const int64_t T = min64(DEC_TURN, ws->s_ld); /* both multiples of DEC_PIECE */
+    float *s = ws->scores, *s_next = ws->scores + ws->s_ld, *acc = ws->acc + r * dp;
+    float run_max = ws->run_max[r], run_sum = ws->run_sum[r], m_blk = -INFINITY;
+    for (int64_t i = 0; i < min64(T, nk); i += DEC_PIECE) /* the first turn's scores */
+        m_blk = fmaxf(m_blk, decode_scores_dt(t, gr, q, mask, j0 + i, min64(DEC_PIECE, nk - i),
+                                              s + i, scale_log2e, dr, dt, false));
+    for (int64_t js = j0; js < end; js += T) {
+        const int64_t ns = min64(T, end - js), next = js + T, nn = min64(T, end - next);
         if (m_blk > run_max) {
             const float alpha = attn_exp2_nonpos(run_max - m_blk);
             scale_row(acc, dp, alpha);
@@ -439,10 +441,21 @@ ALWAYS_INLINE void decode_row_turns_dt(const attn_task *t, const workspace *ws,
             run_max = m_blk;
         }
         run_sum += exp_row(s, round_up(ns, 8), run_max);
-        if (d128) /* its own copy: in cache 1.05-1.2x faster than beside the others */
-            decode_pv_turn_nv(t, gr, s, j0 + js, ns, acc, 128, dt, 16, false);
-        else
-            decode_pv_turn(t, gr, s, j0 + js, ns, acc, d, dt);
+        m_blk = -INFINITY;
+        for (int64_t i = 0; i < ns; i += DEC_PIECE) {
+            const int64_t n = min64(DEC_PIECE, ns - i);
+            if (d128) /* its own copy: in cache 1.05-1.2x faster than beside the others */
+                decode_pv_turn_nv(t, gr, s + i, js + i, n, acc, 128, dt, 16, false);
+            else
+                decode_pv_turn(t, gr, s + i, js + i, n, acc, d, dt);
+            if (i < nn) /* the next turn's keys: none past the last turn (nn <= 0) */
+                m_blk = fmaxf(m_blk, decode_scores_dt(t, gr, q, mask, next + i,
+                                                      min64(DEC_PIECE, nn - i), s_next + i,
+                                                      scale_log2e, dr, dt, false));
+        }
+        float *const done = s;
+        s = s_next;
+        s_next = done;
     }
     ws->run_max[r] = run_max;
     ws->run_sum[r] = run_sum;
@@ -834,45 +847,38 @@ void attn_avx2_decode_group(const attn_task *t, const workspace *ws, const attn_
         ws->run_sum[r] = 0.0f;
         memset(ws->acc + r * dp, 0, (size_t)dp * sizeof(float));
     }
-    for (int64_t j0 = kr->key_begin; j0 < keys; j0 += bk) {
-        /* Tiles of up to DEC_R rows share each K and V load; a lone last row (and a group of
-         * one row, D1) takes the one-row path below, whose key order was measured at the
-         * read bandwidth. Rows 4 + 1 go as 3 + 2, so no row is alone in a larger group. */
-        int64_t r = 0;
-        while (gr->count - r >= 2) {
-            const int64_t left = gr->count - r;
-            const int R = left == 5 ? 3 : (int)min64(left, DEC_R);
-            decode_tile(t, ws, gr, r, R, j0, bk, scale_log2e, options ? &opts : NULL);
-            r += R;
-        }
-        for (; r < gr->count; r++) {
-            const int64_t nk = min64(bk, ws->limit[r] - j0);
-            if (nk <= 0 || j0 + nk <= ws->first[r]) /* past the limit, or before the window */
+    if (gr->count == 1) { /* one row: on contiguous K/V all its keys, paged in bk-key blocks */
+        int64_t h, i;
+        row_of(gr, t, 0, &h, &i);
+        const dec_row dr = {.first = ws->first[0], .opts = &opts, .slope = ws->slope[0],
+                            .pos = ws->pos[0]};
+        const float *q = p->dtype == ATTN_F32 ? attn_q_row(t, gr->b, h, i) : ws->q_panel;
+        const float *mask = attn_mask_row(p, i);
+        const int64_t first = max64(kr->key_begin, ws->first[0]);
+        if (p->page_size == 0 && ws->limit[0] > first)
+            decode_row_turns(t, ws, gr, 0, q, mask, first, ws->limit[0] - first, scale_log2e, &dr);
+        for (int64_t j0 = kr->key_begin; p->page_size > 0 && j0 < keys; j0 += bk) {
+            const int64_t nk = min64(bk, ws->limit[0] - j0);
+            if (nk <= 0 || j0 + nk <= ws->first[0]) /* past the limit, or before the window */
                 continue;
-            int64_t h, i;
-            row_of(gr, t, r, &h, &i);
-            const dec_row dr = {.first = ws->first[r], .opts = &opts, .slope = ws->slope[r],
-                                .pos = ws->pos[r]};
-            float *s = ws->scores; /* one row at a time */
-            const float *q = p->dtype == ATTN_F32 ? attn_q_row(t, gr->b, h, i)
-                                                  : ws->q_panel + r * d;
-            if (p->page_size == 0) { /* contiguous: K then V in turns of DEC_SUB keys */
-                decode_row_turns(t, ws, gr, r, q, attn_mask_row(p, i), j0, nk, scale_log2e, &dr);
-                continue;
+            const float m_blk = decode_scores(t, gr, q, mask, j0, nk, ws->scores, scale_log2e, &dr);
+            if (m_blk > ws->run_max[0]) {
+                const float alpha = attn_exp2_nonpos(ws->run_max[0] - m_blk);
+                scale_row(ws->acc, dp, alpha);
+                ws->run_sum[0] *= alpha;
+                ws->run_max[0] = m_blk;
             }
-            const float m_blk =
-                decode_scores(t, gr, q, attn_mask_row(p, i), j0, nk, s, scale_log2e, &dr);
-            float *acc = ws->acc + r * dp;
-            if (m_blk > ws->run_max[r]) {
-                const float alpha = attn_exp2_nonpos(ws->run_max[r] - m_blk);
-                scale_row(acc, dp, alpha);
-                ws->run_sum[r] *= alpha;
-                ws->run_max[r] = m_blk;
-            }
-            ws->run_sum[r] += exp_row(s, round_up(nk, 8), ws->run_max[r]);
-            decode_pv(t, gr, s, j0, nk, acc, d);
+            ws->run_sum[0] += exp_row(ws->scores, round_up(nk, 8), ws->run_max[0]);
+            decode_pv(t, gr, ws->scores, j0, nk, ws->acc, d);
         }
     }
+    /* Tiles of up to DEC_R rows share each K and V load; rows 4 + 1 go as 3 + 2 (no row alone). */
+    for (int64_t j0 = kr->key_begin; gr->count >= 2 && j0 < keys; j0 += bk)
+        for (int64_t r = 0, R; r < gr->count; r += R) {
+            const int64_t left = gr->count - r;
+            R = left == 5 ? 3 : min64(left, DEC_R);
+            decode_tile(t, ws, gr, r, (int)R, j0, bk, scale_log2e, options ? &opts : NULL);
+        }
     for (int64_t r = 0; r < gr->count; r++) {
         float *acc = ws->acc + r * dp;
         if (d16 > 0) { /* back from decode's column order, through the (now free) Q panel */
