@@ -20,10 +20,10 @@
  *
  * One row with contiguous K/V (D1) walks all its keys at once, not in bk-key blocks: turns of
  * DEC_TURN keys whose V rows (each whole, key after key) alternate with the next turn's K rows
- * every DEC_PIECE keys, no software prefetch (decode_row_turns). The bk-key blocks (scores of bk
- * keys, then P·V in passes of 64 columns over every key) streamed D1 at 0.74-0.82 of a plain
- * read, turns of 16 keys at 0.93-1.09, and ran 1.15-1.3x faster in cache (Zen 4). Paged K/V
- * keep the bk-key blocks below.
+ * every DEC_PIECE_BYTES, no software prefetch (decode_row_turns). The bk-key blocks (scores of
+ * bk keys, then P·V in passes of 64 columns over every key) streamed D1 at 0.74-0.82 of a
+ * plain read, turns of 16 keys at 0.93-1.09, and ran 1.15-1.3x faster in cache (Zen 4). Paged
+ * K/V keep the bk-key blocks below.
  *
  * Half inputs (bf16, f16; compute stays float32, bit for bit the float32 run on the widened
  * inputs): K and V are read in place and widened in the loads (a copy of the loops per dtype,
@@ -39,7 +39,7 @@ enum {
     DEC_KS = 2,           /* keys scored side by side in a decode tile, sharing each Q load */
     DEC_PF_BYTES = 32768, /* how far ahead (bytes of K or V rows) decode prefetches, into L2 */
     DEC_TURN = 64,        /* keys per softmax step of the one-row path (contiguous K/V) */
-    DEC_PIECE = 8,        /* keys per alternation of its K and V reads (one scores vector) */
+    DEC_PIECE_BYTES = 2048, /* rows per alternation of its K and V reads (at least 8 keys) */
     DEC_PV_KEYS = 16,     /* keys per round of a tile's P·V passes (at most 32: bits of `all`) */
 };
 
@@ -409,16 +409,17 @@ ALWAYS_INLINE void decode_pv_turn(const attn_task *t, const attn_group_rows *gr,
         decode_pv_dt(t, gr, s, j0, nk, acc, d, dt, false);
 }
 
-/* One row (a group of one row, D1) with contiguous K/V on all its keys [j0, j0 + nk): turns of
- * T keys (at most a scores row), each one online softmax step, then its P·V (decode_pv_turn)
- * in pieces of DEC_PIECE keys with the next turn's scores (K rows front to back) between them,
- * so K and V alternate every DEC_PIECE rows (2 KiB of bf16 rows at d = 128). Zen 3, D1 from
- * memory, alternated in one process, against turns of 16 keys scored then weighted (the former
- * path): bf16 0.75x the time, f16 0.77x, f32 0.76x at d = 64, 0.85x at d = 96, 0.99x at 128;
- * bf16 at d = 256 0.97x; in L3 0.90-0.98x. Turns of 8 keys (the same alternation, a softmax
- * step per 8 keys) gained 0.82-0.88x from memory but ran 1.15x slower in L3; of alternations
- * of 1 to 32 KiB per stream, 4 KiB was the slowest. Paged D1 f32 (page size 64, Zen 4) streamed
- * 5% slower in turns than in the bk-key blocks. */
+/* One row (a group of one row, D1) with contiguous K/V on all its keys [j0, j0 + nk): turns of T
+ * keys (at most a scores row), each one online softmax step, then its P·V (decode_pv_turn) in
+ * pieces of P keys (DEC_PIECE_BYTES of rows, at least 8 keys) with the next turn's scores (K rows
+ * front to back) between them, so K and V alternate every P rows (8 bf16 rows at d = 128). Zen 3,
+ * D1 from memory, alternated in one process, against turns of 16 keys scored then weighted (the
+ * former path): bf16 0.74-0.75x the time, f16 0.77x, f32 0.76-0.84x at d = 64, 0.84x at 80, 0.85x
+ * at 96, 0.99x at 128; bf16 0.97x at d = 256, 0.94x at 64; in L3 0.89-1.0x. Turns of 8 keys (a
+ * softmax step per 8) gained 0.82-0.88x from memory but ran 1.15x slower in L3; of alternations of
+ * 1 to 32 KiB per stream, 4 KiB was the slowest; pieces of 8 keys of 128-byte rows cost 1.06-1.10x
+ * in L3, of 16 keys 0.97x. Paged D1 f32 (page size 64, Zen 4) streamed 5% slower in turns than in
+ * the bk-key blocks. */
 ALWAYS_INLINE void decode_row_turns_dt(const attn_task *t, const workspace *ws,
                                        const attn_group_rows *gr, int64_t r, const float *q,
                                        const float *mask, int64_t j0, int64_t nk,
@@ -426,11 +427,13 @@ ALWAYS_INLINE void decode_row_turns_dt(const attn_task *t, const workspace *ws,
                                        bool d128)
 {
     const int64_t d = t->problem->head_dim, dp = round_up(d, 8), end = j0 + nk;
-    const int64_t T = min64(DEC_TURN, ws->s_ld); /* both multiples of DEC_PIECE */
+    const int64_t T = min64(DEC_TURN, ws->s_ld); /* multiples of 8, as the pieces */
+    const int64_t row_bytes = d * (dt == ATTN_F32 ? 4 : 2);
+    const int64_t P = max64(8, min64(T, DEC_PIECE_BYTES / row_bytes / 8 * 8));
     float *s = ws->scores, *s_next = ws->scores + ws->s_ld, *acc = ws->acc + r * dp;
     float run_max = ws->run_max[r], run_sum = ws->run_sum[r], m_blk = -INFINITY;
-    for (int64_t i = 0; i < min64(T, nk); i += DEC_PIECE) /* the first turn's scores */
-        m_blk = fmaxf(m_blk, decode_scores_dt(t, gr, q, mask, j0 + i, min64(DEC_PIECE, nk - i),
+    for (int64_t i = 0; i < min64(T, nk); i += P) /* the first turn's scores */
+        m_blk = fmaxf(m_blk, decode_scores_dt(t, gr, q, mask, j0 + i, min64(P, nk - i),
                                               s + i, scale_log2e, dr, dt, false));
     for (int64_t js = j0; js < end; js += T) {
         const int64_t ns = min64(T, end - js), next = js + T, nn = min64(T, end - next);
@@ -442,15 +445,15 @@ ALWAYS_INLINE void decode_row_turns_dt(const attn_task *t, const workspace *ws,
         }
         run_sum += exp_row(s, round_up(ns, 8), run_max);
         m_blk = -INFINITY;
-        for (int64_t i = 0; i < ns; i += DEC_PIECE) {
-            const int64_t n = min64(DEC_PIECE, ns - i);
+        for (int64_t i = 0; i < ns; i += P) {
+            const int64_t n = min64(P, ns - i);
             if (d128) /* its own copy: in cache 1.05-1.2x faster than beside the others */
                 decode_pv_turn_nv(t, gr, s + i, js + i, n, acc, 128, dt, 16, false);
             else
                 decode_pv_turn(t, gr, s + i, js + i, n, acc, d, dt);
             if (i < nn) /* the next turn's keys: none past the last turn (nn <= 0) */
                 m_blk = fmaxf(m_blk, decode_scores_dt(t, gr, q, mask, next + i,
-                                                      min64(DEC_PIECE, nn - i), s_next + i,
+                                                      min64(P, nn - i), s_next + i,
                                                       scale_log2e, dr, dt, false));
         }
         float *const done = s;
