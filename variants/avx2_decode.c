@@ -39,7 +39,7 @@ enum {
     DEC_KS = 2,           /* keys scored side by side in a decode tile, sharing each Q load */
     DEC_PF_BYTES = 32768, /* how far ahead (bytes of K or V rows) decode prefetches, into L2 */
     DEC_TURN = 64,        /* keys per softmax step of the one-row path (contiguous K/V) */
-    DEC_PIECE_BYTES = 2048, /* rows per alternation of its K and V reads (at least 8 keys) */
+    DEC_PIECE_BYTES = 2048, /* bytes of rows per alternation of its K and V reads (>= 8 keys) */
     DEC_PV_KEYS = 16,     /* keys per round of a tile's P·V passes (at most 32: bits of `all`) */
 };
 
