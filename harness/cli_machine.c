@@ -106,10 +106,24 @@ static double *memory_number(attn_peak *p, int i)
     return fields[i];
 }
 
-static json_t *peak_json(const attn_peak *p, const char *measured_at)
+/* When a peak was measured, and how busy the machine was then: a read bandwidth measured beside
+ * other work comes out low (a Zen 3 cached 16.4 GB/s beside the test suite, 18.6 quiet), and
+ * every bw_fraction after it reads high, so the cache says so and `peak` repeats it. */
+typedef struct peak_stamp {
+    char at[64];  /* measured_at, ISO 8601 */
+    double load;  /* 1-minute load average at the start; NAN: unknown (older caches) */
+    int cpus;     /* CPUs online then; 0: unknown */
+} peak_stamp;
+
+static bool stamp_busy(const peak_stamp *st)
+{
+    return st->cpus > 0 && st->load >= 0.5 * st->cpus; /* cli_conditions_busy's rule */
+}
+
+static json_t *peak_json(const attn_peak *p, const peak_stamp *st)
 {
     json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:I, s:i, s:s, s:i, s:s}",
-                          "machine_id", attn_machine_id(), "measured_at", measured_at,
+                          "machine_id", attn_machine_id(), "measured_at", st->at,
                           "cores", p->cores, "fma_kernel", p->fma_kernel, "vector_bits",
                           p->vector_bits, "accumulators", p->accumulators, "triad_array_bytes",
                           (json_int_t)p->triad_array_bytes, "triad_bytes_per_element",
@@ -119,6 +133,14 @@ static json_t *peak_json(const attn_peak *p, const char *measured_at)
                           "read_row_bytes", ATTN_READ_ROW_BYTES, "read_bytes_counted",
                           "every byte read: the triad's b and c arrays, a row of b then the same "
                           "row of c (K and V of a decode step)");
+    if (o && (json_object_set_new(o, "loadavg_at_measure",
+                                  isfinite(st->load) ? json_real(st->load) : json_null()) ||
+              json_object_set_new(o, "cpus_online_at_measure",
+                                  st->cpus > 0 ? json_integer(st->cpus) : json_null()) ||
+              json_object_set_new(o, "busy_when_measured", json_boolean(stamp_busy(st))))) {
+        json_decref(o);
+        o = NULL;
+    }
     attn_peak copy = *p;
     for (int r = 0; o && r < ATTN_ROOFLINE_COUNT; r++)
         if (json_object_set_new(o, roofline_keys[r][0], json_real(p->gflops_per_core[r])) ||
@@ -155,8 +177,7 @@ static bool peak_figure(json_t *root, const char *key, bool positive, double *ou
 
 /* Reads a cached peak. Returns 1 on success, 0 when there is no file, -1 when the file is
  * corrupt or not this machine's (why says which). */
-static int peak_load(const char *path, attn_peak *out, char *measured_at, size_t ma_len,
-                     char *why, size_t why_len)
+static int peak_load(const char *path, attn_peak *out, peak_stamp *st, char *why, size_t why_len)
 {
     if (access(path, F_OK) != 0)
         return 0;
@@ -213,7 +234,13 @@ static int peak_load(const char *path, attn_peak *out, char *measured_at, size_t
                  out->triad_bytes_per_element, ATTN_TRIAD_BYTES_PER_ELEMENT);
         goto done;
     }
-    snprintf(measured_at, ma_len, "%s", when);
+    snprintf(st->at, sizeof st->at, "%s", when);
+    /* the load then: optional (caches written before it was recorded are still the figures) */
+    const json_t *load = json_object_get(root, "loadavg_at_measure");
+    const json_int_t cpus = json_integer_value(json_object_get(root, "cpus_online_at_measure"));
+    st->load = json_is_number(load) && json_number_value(load) >= 0 ? json_number_value(load)
+                                                                     : NAN;
+    st->cpus = cpus > 0 && cpus <= INT32_MAX ? (int)cpus : 0;
     status = 1;
 done:
     json_decref(root);
@@ -221,12 +248,12 @@ done:
 }
 
 /* Writes the peak through the one file writer (atomic for the regular cache file). */
-static bool peak_store(const char *path, const attn_peak *p, const char *measured_at, char *why,
+static bool peak_store(const char *path, const attn_peak *p, const peak_stamp *st, char *why,
                        size_t why_len)
 {
     if (!make_cache_dir(why, why_len))
         return false;
-    json_t *doc = peak_json(p, measured_at);
+    json_t *doc = peak_json(p, st);
     char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(doc);
     attn_error err = {.message = "out of memory"};
@@ -245,10 +272,24 @@ static void now_iso8601(char *buf, size_t len)
         snprintf(buf, len, "unknown");
 }
 
+/* Stamps a measurement about to start: now, and the load average now. */
+static void stamp_now(peak_stamp *st)
+{
+    now_iso8601(st->at, sizeof st->at);
+    json_t *conditions = cli_conditions_start();
+    double load;
+    int cpus;
+    cli_conditions_busy(conditions, &load, &cpus);
+    const bool known = json_is_object(json_object_get(conditions, "loadavg_start"));
+    st->load = known ? load : NAN;
+    st->cpus = known ? cpus : 0;
+    json_decref(conditions);
+}
+
 /* ---- the roofline for `run` ---------------------------------------------------------------- */
 
 /* The cached peak, read once per process; `run` never measures (it must stay fast). */
-static char cached_when[64]; /* measured_at of the cached peak */
+static peak_stamp cached_stamp;
 
 static const attn_peak *cached_peak(void)
 {
@@ -258,7 +299,7 @@ static const attn_peak *cached_peak(void)
         char path[4200], why[256];
         state = -1;
         if (peak_cache_path(path, sizeof path)) {
-            const int r = peak_load(path, &peak, cached_when, sizeof cached_when, why, sizeof why);
+            const int r = peak_load(path, &peak, &cached_stamp, why, sizeof why);
             if (r > 0)
                 state = 1;
             else if (r < 0)
@@ -272,7 +313,7 @@ static const attn_peak *cached_peak(void)
 json_t *cli_cached_peak_json(void)
 {
     const attn_peak *p = cached_peak();
-    return p ? peak_json(p, cached_when) : json_null();
+    return p ? peak_json(p, &cached_stamp) : json_null();
 }
 
 double cli_peak_fraction(const char *roofline, double gflops, int threads)
@@ -344,7 +385,10 @@ static void print_peak_help(void)
            "Figures are cached per machine id in $XDG_CACHE_HOME/attnbench/peak-<id>.json\n"
            "(~/.cache/attnbench/...) and reused; `run` reads them for peak_fraction (against\n"
            "the variant's roofline) and bw_fraction (against read). A corrupt cache file, or\n"
-           "one without every figure, is reported and measured again.\n\noptions:\n");
+           "one without every figure, is reported and measured again. Figures measured while\n"
+           "the load average is half the CPUs or more are cached marked busy_when_measured\n"
+           "(with the load), and `peak` says so each time: --refresh at a quiet moment.\n\n"
+           "options:\n");
     cli_print_options(stdout, peak_options, PEAK_OPTION_COUNT);
 }
 
@@ -372,12 +416,13 @@ int cli_peak(int argc, char **argv)
         }
     }
 
-    char path[4200], when[64] = "", why[256];
+    char path[4200], why[256];
+    peak_stamp st = {.load = NAN};
     const bool have_path = peak_cache_path(path, sizeof path);
     attn_peak peak;
     bool cached = false;
     if (have_path && !refresh && triad_mib == 0) {
-        const int r = peak_load(path, &peak, when, sizeof when, why, sizeof why);
+        const int r = peak_load(path, &peak, &st, why, sizeof why);
         if (r < 0)
             fprintf(stderr, "attnbench peak: cache file %s corrupt or outdated (%s): measuring "
                     "again\n", path, why);
@@ -385,19 +430,23 @@ int cli_peak(int argc, char **argv)
     }
     if (!cached) {
         attn_error err;
+        stamp_now(&st);
+        if (stamp_busy(&st))
+            fprintf(stderr, "attnbench peak: warning: load average %.2f on %d CPUs: the machine is "
+                    "busy, so these figures may be low (cached as measured while busy; measure "
+                    "again at a quiet moment with --refresh)\n", st.load, st.cpus);
         if (attn_peak_measure(&peak, triad_mib << 20, &err) != ATTN_OK)
             return cli_error("peak", "%s", err.message);
-        now_iso8601(when, sizeof when);
         if (triad_mib == 0) {
             if (!have_path)
                 fprintf(stderr, "attnbench peak: no cache directory (HOME unset): not cached\n");
-            else if (!peak_store(path, &peak, when, why, sizeof why))
+            else if (!peak_store(path, &peak, &st, why, sizeof why))
                 fprintf(stderr, "attnbench peak: not cached: %s\n", why);
         }
     }
 
     if (format == CLI_FORMAT_JSON) {
-        json_t *root = peak_json(&peak, when);
+        json_t *root = peak_json(&peak, &st);
         if (root && (json_object_set_new(root, "cached", json_boolean(cached)) ||
                      json_object_set_new(root, "cache_file", have_path && triad_mib == 0
                                                                  ? json_string(path)
@@ -427,8 +476,12 @@ int cli_peak(int argc, char **argv)
            peak.read_gbs_1t, peak.read_gbs_all);
     printf("  triad     a=b+s*c, %d bytes/element %23.1f %12.1f\n", peak.triad_bytes_per_element,
            peak.triad_gbs_1t, peak.triad_gbs_all);
-    printf("  measured %s%s%s\n", when, have_path && triad_mib == 0 ? ", cache " : "",
+    printf("  measured %s%s%s\n", st.at, have_path && triad_mib == 0 ? ", cache " : "",
            have_path && triad_mib == 0 ? path : "");
+    if (stamp_busy(&st))
+        printf("  measured while the machine was busy (load average %.2f on %d CPUs): the figures "
+               "may be low;\n  `attnbench peak --refresh` at a quiet moment measures again\n",
+               st.load, st.cpus);
     return CLI_EXIT_OK;
 }
 
@@ -652,7 +705,7 @@ int cli_info(int argc, char **argv)
             topology_json(), "variants", variants_json(), "forced_variant", "name",
             forced ? json_string(forced) : json_null(), "error",
             force_error ? json_string(force_error) : json_null(), "peak",
-            p ? peak_json(p, cached_when) : json_null(), "defaults", cli_defaults_json());
+            p ? peak_json(p, &cached_stamp) : json_null(), "defaults", cli_defaults_json());
         const bool ok = cli_json_print(root);
         json_decref(root);
         if (!ok)

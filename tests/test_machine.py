@@ -394,6 +394,37 @@ class Peak(unittest.TestCase):
                       "--reps", "1", "--format", "json", env=self.env)
         self.assertIsNone(json.loads(r.stdout)["results"][0]["bw_fraction"])  # not decode
 
+    def test_a_peak_measured_while_busy_says_so(self):
+        """The load average at the measurement is cached with the figures; one taken while the
+        machine was busy (load >= half the CPUs) is marked so, and `peak` repeats it with the
+        way out; a quiet one, or a cache from before the load was recorded, says nothing."""
+        for fields, busy in (({"loadavg_at_measure": 1.6, "cpus_online_at_measure": 2}, True),
+                             ({"loadavg_at_measure": 0.2, "cpus_online_at_measure": 2}, False),
+                             ({}, False)):
+            with self.subTest(fields=fields):
+                self.write_cache(drop=[k for k in ("loadavg_at_measure", "cpus_online_at_measure",
+                                                   "busy_when_measured") if k not in fields],
+                                 **fields)
+                r = attnbench("peak", env=self.env)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("cached", r.stdout)
+                self.assertEqual("while the machine was busy (load average 1.60 on 2 CPUs)"
+                                 in r.stdout, busy, r.stdout)
+                self.assertEqual("--refresh" in r.stdout, busy, r.stdout)
+                r = attnbench("peak", "--format", "json", env=self.env)
+                peak = json.loads(r.stdout)
+                self.assertTrue(peak["cached"])
+                self.assertIs(peak["busy_when_measured"], busy)
+                self.assertEqual(peak["loadavg_at_measure"], fields.get("loadavg_at_measure"))
+        # a measurement records the load it started under, a number >= 0 where Linux has it
+        peak = self.measured
+        self.assertIsInstance(peak["busy_when_measured"], bool)
+        if os.path.exists("/proc/loadavg"):
+            self.assertGreaterEqual(peak["loadavg_at_measure"], 0)
+            self.assertEqual(peak["cpus_online_at_measure"], os.cpu_count())
+            self.assertEqual(peak["busy_when_measured"],
+                             peak["loadavg_at_measure"] >= 0.5 * os.cpu_count())
+
     def test_read_ref(self):
         # --read-ref: a plain read of the problem's K and V after each run; bw_fraction_ref is
         # the K/V bytes per second at the median time over the reads' median (no cache needed)

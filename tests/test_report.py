@@ -272,6 +272,30 @@ class Report(unittest.TestCase):
         self.assertNotIn("Ceilings:", text)
         self.check_pngs(out, text)
 
+    def test_a_peak_measured_while_busy_is_flagged(self):
+        doc = copy.deepcopy(self.sweep_doc)
+        doc["peak"] = {"measured_at": "2026-01-01T00:00:00Z", "cores": 2, "fma_kernel": "avx2",
+                       "loadavg_at_measure": 1.6, "cpus_online_at_measure": 2,
+                       "busy_when_measured": True}
+        for key in ("fma_gflops_per_core", "fma_gflops_per_core_256", "fma_gflops_per_core_512",
+                    "bf16_dot_gflops_per_core", "amx_bf16_gflops_per_core"):
+            doc["peak"][key] = 100.0
+            doc["peak"][key.replace("per_core", "all_cores")] = 200.0
+        for key in ("read_gbs_1t", "read_gbs_all", "triad_gbs_1t", "triad_gbs_all"):
+            doc["peak"][key] = 20.0
+        texts = []
+        for busy in (True, False):
+            doc["peak"]["busy_when_measured"] = busy
+            path = write_json(os.path.join(self.dir, f"busy{busy}.json"), doc)
+            out = os.path.join(self.dir, f"busy{busy}")
+            proc = report(path, "-o", out)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            with open(os.path.join(out, "report.md")) as f:
+                texts.append(f.read())
+        self.assertIn("measured while the machine was busy (load average 1.60 on 2 CPUs)",
+                      texts[0])
+        self.assertNotIn("while the machine was busy", texts[1])
+
     def test_two_sources_side_by_side(self):
         other = copy.deepcopy(self.sweep_doc)
         other["commit"] = "f" * 40
