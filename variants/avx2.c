@@ -458,14 +458,8 @@ static void softmax_block(const tile_ctx *c, int64_t j0, int64_t nk)
         float *mv = ws->max_vec + row * 8;
         const float m_blk = hmax(_mm256_load_ps(mv));
         _mm256_store_ps(mv, _mm256_set1_ps(-INFINITY));
-        const float m_old = ws->run_max[row];
-        if (m_blk > m_old) {
-            const float alpha = attn_exp2_nonpos(m_old - m_blk); /* 0 when m_old = -inf */
-            scale_row(ws->acc + row * c->dp, c->dp, alpha);
-            ws->run_sum[row] *= alpha;
-            ws->run_max[row] = m_blk;
-        }
-        ws->run_sum[row] += exp_row(ws->scores + row * ws->s_ld, nkp, ws->run_max[row]);
+        online_softmax_step(ws->scores + row * ws->s_ld, nkp, m_blk, &ws->run_max[row],
+                            &ws->run_sum[row], ws->acc + row * c->dp, c->dp);
     }
 }
 

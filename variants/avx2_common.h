@@ -234,6 +234,22 @@ static inline void scale_row(float *a, int64_t dp, float factor)
         _mm256_store_ps(a + c, _mm256_mul_ps(_mm256_load_ps(a + c), f));
 }
 
+/* One online-softmax step of a row: a block of n scores s (log2 units; n a multiple of 8) whose
+ * max is m_blk joins the row's running max and sum. When the block raises the max, the
+ * accumulator (dp floats) and the sum are rescaled by 2^(old max - new max) (0 when the old max
+ * is -inf); the scores become the block's weights 2^(s - max), and their sum joins the sum. */
+static inline void online_softmax_step(float *s, int64_t n, float m_blk, float *run_max,
+                                       float *run_sum, float *acc, int64_t dp)
+{
+    if (m_blk > *run_max) {
+        const float alpha = attn_exp2_nonpos(*run_max - m_blk);
+        scale_row(acc, dp, alpha);
+        *run_sum *= alpha;
+        *run_max = m_blk;
+    }
+    *run_sum += exp_row(s, n, *run_max);
+}
+
 /* O row = acc · inv over d columns (inv = attn_row_norm: 1/l, the sink in l); l = 0 (no key
  * seen) gives zeros. */
 static inline void store_row(float *o, const float *acc, float l, float norm, int64_t d)

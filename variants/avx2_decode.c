@@ -437,13 +437,7 @@ ALWAYS_INLINE void decode_row_turns_dt(const attn_task *t, const workspace *ws,
                                               s + i, scale_log2e, dr, dt, false));
     for (int64_t js = j0; js < end; js += T) {
         const int64_t ns = min64(T, end - js), next = js + T, nn = min64(T, end - next);
-        if (m_blk > run_max) {
-            const float alpha = attn_exp2_nonpos(run_max - m_blk);
-            scale_row(acc, dp, alpha);
-            run_sum *= alpha;
-            run_max = m_blk;
-        }
-        run_sum += exp_row(s, round_up(ns, 8), run_max);
+        online_softmax_step(s, round_up(ns, 8), m_blk, &run_max, &run_sum, acc, dp);
         m_blk = -INFINITY;
         for (int64_t i = 0; i < ns; i += P) {
             const int64_t n = min64(P, ns - i);
@@ -759,16 +753,9 @@ ALWAYS_INLINE void decode_tile_dt(const attn_task *t, const workspace *ws,
         return;
     decode_scores_tile_dt(t, gr, R, q, mask, nkr, j0, nk, s, scale_log2e, opts ? &o : NULL,
                           bmax, dt);
-    for (int r = 0; r < R; r++) {
-        const int64_t row = r0 + r;
-        if (bmax[r] > ws->run_max[row]) {
-            const float alpha = attn_exp2_nonpos(ws->run_max[row] - bmax[r]);
-            scale_row(acc[r], dp, alpha);
-            ws->run_sum[row] *= alpha;
-            ws->run_max[row] = bmax[r];
-        }
-        ws->run_sum[row] += exp_row(s[r], round_up(nk, 8), ws->run_max[row]);
-    }
+    for (int r = 0; r < R; r++)
+        online_softmax_step(s[r], round_up(nk, 8), bmax[r], &ws->run_max[r0 + r],
+                            &ws->run_sum[r0 + r], acc[r], dp);
     for (int64_t off = 0, n; off < nk; off += n) { /* a page run at a time */
         n = attn_kv_run(p, j0 + off, nk - off);
         float *so[DEC_R];
@@ -865,13 +852,8 @@ void attn_avx2_decode_group(const attn_task *t, const workspace *ws, const attn_
             if (nk <= 0 || j0 + nk <= ws->first[0]) /* past the limit, or before the window */
                 continue;
             const float m_blk = decode_scores(t, gr, q, mask, j0, nk, ws->scores, scale_log2e, &dr);
-            if (m_blk > ws->run_max[0]) {
-                const float alpha = attn_exp2_nonpos(ws->run_max[0] - m_blk);
-                scale_row(ws->acc, dp, alpha);
-                ws->run_sum[0] *= alpha;
-                ws->run_max[0] = m_blk;
-            }
-            ws->run_sum[0] += exp_row(ws->scores, round_up(nk, 8), ws->run_max[0]);
+            online_softmax_step(ws->scores, round_up(nk, 8), m_blk, &ws->run_max[0],
+                                &ws->run_sum[0], ws->acc, dp);
             decode_pv(t, gr, ws->scores, j0, nk, ws->acc, d);
         }
     }
