@@ -40,13 +40,19 @@ static inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b)
     return acc;
 }
 
-/* The 64 bytes of a K or V row at p, or where !whole its first 32 with zeros above: plain
+/* int8 K rows are read in 256-bit halves (load_stream_epi16 under a full mask: two plain
+ * loads), as the float decode streams are: one 512-bit load per 64 bytes streamed int8 D1 at
+ * 1.2-1.4x the time (0.70-0.85x with halves, Zen 5, one thread, both builds in one process,
+ * alternated; head_dim 256 0.97x, 64 1.0x; in L2 1.0-1.016x). q4's chunks stay whole below.
+ *
+ * The 64 bytes of a K or V row at p, or where !whole its first 32 with zeros above: plain
  * loads, as avx512_common.h's stream loads (with the q4 V rows and scales loaded masked, D1 q4
  * ran at 0.26 of a plain read of the same K/V, with plain loads 0.62: CPU time, single thread,
  * both builds in one process, alternated, Zen 5; D2 0.15 -> 0.25, D4 0.14 -> 0.22; in cache
  * 1.12x), but one 512-bit load, not their 256-bit halves: these paths, at 0.15-0.6 of a read,
  * are bound by their arithmetic, and with the halves the fastest runs of D1, D2 and D4 q4 took
- * 1.03-1.06x as long (Zen 5, alternated; in cache the same). A loop over chunks takes the test
+ * 1.03-1.06x as long (Zen 5, alternated; in cache the same; measured again beside int8's
+ * halves: D1 1.02x, D2 1.03x, in L2 1.04x). A loop over chunks takes the test
  * on whole once per chunk (v_q4_chunk). */
 static inline __attribute__((always_inline)) __m512i load_chunk(const void *p, bool whole)
 {
@@ -374,7 +380,7 @@ static inline __attribute__((always_inline)) void dot_tile_vnni_t(const kvq_bloc
             for (int k = 0; k < 3; k++)
                 g[t][k] = _mm512_loadu_si512(qd[t].init[k]);
         for (int64_t c = 0; c < d; c += 64) {
-            const __m512i kx = _mm512_xor_si512(_mm512_loadu_si512(kn + c), flip);
+            const __m512i kx = _mm512_xor_si512(load_stream_epi16(kn + c, ~0u), flip);
             for (int t = 0; t < T; t++)
                 for (int k = 0; k < 3; k++)
                     g[t][k] = dpbusd(g[t][k], kx, _mm512_loadu_si512(qd[t].g[k] + c));
@@ -406,8 +412,8 @@ static inline __attribute__((always_inline)) void dot_rows_int8_128(const kvq_bl
 #pragma GCC unroll 1
     for (int n = 0; n < KB; n++) {
         const int8_t *kn = kb->k[n];
-        const __m512i k0 = _mm512_xor_si512(_mm512_loadu_si512(kn), flip);
-        const __m512i k1 = _mm512_xor_si512(_mm512_loadu_si512(kn + 64), flip);
+        const __m512i k0 = _mm512_xor_si512(load_stream_epi16(kn, ~0u), flip); /* halves: above */
+        const __m512i k1 = _mm512_xor_si512(load_stream_epi16(kn + 64, ~0u), flip);
         for (int t = 0; t < TT; t++) {
             __m512i g[3];
             for (int k = 0; k < 3; k++)
