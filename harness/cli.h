@@ -208,6 +208,8 @@ json_t *cli_problem_json(const attn_problem *p);
 json_t *cli_conditions_start(void);
 bool cli_conditions_end(json_t *conditions);
 bool cli_conditions_busy(const json_t *conditions, double *load, int *cpus);
+/* The rule itself: a 1-minute load average of half the CPUs or more (false for a NaN load). */
+bool cli_load_busy(double load, int cpus);
 void cli_conditions_warn(const char *command, const json_t *conditions);
 /* Adds the block every JSON document of a measurement carries: tool, machine, shape (the
  * problem, cli_problem_json; null without one) and conditions (stolen; null when NULL). False on

@@ -196,8 +196,12 @@ bool cli_conditions_busy(const json_t *conditions, double *load, int *cpus)
     const json_t *start = json_object_get(conditions, "loadavg_start");
     *load = json_number_value(json_object_get(start, "1min"));
     *cpus = (int)json_integer_value(json_object_get(conditions, "cpus_online"));
-    /* Before this command starts, other work keeping half the CPUs busy or more. */
-    return start && *cpus > 0 && *load >= 0.5 * *cpus;
+    return start && cli_load_busy(*load, *cpus);
+}
+
+bool cli_load_busy(double load, int cpus)
+{
+    return cpus > 0 && load >= 0.5 * cpus; /* other work keeping half the CPUs busy or more */
 }
 
 void cli_conditions_warn(const char *command, const json_t *conditions)

@@ -117,7 +117,7 @@ typedef struct peak_stamp {
 
 static bool stamp_busy(const peak_stamp *st)
 {
-    return st->cpus > 0 && st->load >= 0.5 * st->cpus; /* cli_conditions_busy's rule */
+    return cli_load_busy(st->load, st->cpus);
 }
 
 static json_t *peak_json(const attn_peak *p, const peak_stamp *st)
