@@ -451,10 +451,15 @@ static inline void dot_tile_vnni(const kvq_block *kb, int64_t d, const kvq_qdigi
     }
 }
 
-/* The tile's V (accumulate_v_vnni's int16 weights, per row): each pair of V rows is loaded and
- * interleaved once per 32 values of head_dim for the T rows (4·T int32 accumulators), then
- * row t's o_t = o_t·corr[t] + sw_t·(hi + lo/32768). A row without keys has weight 0 and corr
- * 1. false (nothing done) when a weight is not finite. */
+/* The tile's V (accumulate_v_vnni's int16 weights, per row), row t's o_t = o_t·corr[t] +
+ * sw_t·(hi + lo/32768). head_dim >= 128: row after row, each through v_vnni_group over the
+ * block's V rows read whole, key after key (the first row's pass streams them in address order,
+ * the others reread them from L1); smaller: each pair of V rows loaded and interleaved once per
+ * 32 values of head_dim for the T rows (4·T int32 accumulators), which reads the 16 rows side by
+ * side. Zen 5, int8, alternated in one process, one thread, from memory: row after row took
+ * 0.93-0.97x the time at head_dim 128 (D2; D4 0.96-0.97x, a D3-like batch 0.96x), 0.81x at
+ * 192, 1.06x at 64; in L2 1.03x at 128, 1.08x at 64. A row without keys has weight 0 and corr 1. false (nothing done)
+ * when a weight is not finite. */
 static inline __attribute__((always_inline)) bool v_tile_vnni_t(const void *const *vrows,
                                                                 int64_t d, int T, float *o,
                                                                 int64_t ostride,
@@ -479,6 +484,18 @@ static inline __attribute__((always_inline)) bool v_tile_vnni_t(const void *cons
                                                             _mm512_set1_ps(32768.0f)));
         _mm256_storeu_si256((__m256i *)whi[t], _mm512_cvtepi32_epi16(hi));
         _mm256_storeu_si256((__m256i *)wlo[t], _mm512_cvtepi32_epi16(lo));
+    }
+    if (d >= 128) {
+        for (int t = 0; t < T; t++) {
+            int64_t c0 = 0;
+            for (; c0 + 128 <= d; c0 += 128)
+                v_vnni_group(vrows, c0, 4, KB / 2, keys[t], whi[t], wlo[t], sw[t], corr[t],
+                             o + t * ostride);
+            if (c0 < d) /* d % 64 == 0 */
+                v_vnni_group(vrows, c0, 2, KB / 2, keys[t], whi[t], wlo[t], sw[t], corr[t],
+                             o + t * ostride);
+        }
+        return true;
     }
     const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
     const __m512i second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29,
