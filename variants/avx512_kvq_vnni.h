@@ -321,6 +321,21 @@ static inline __attribute__((always_inline)) void v_vnni_group(const void *const
     }
 }
 
+/* One row's V over np key pairs: v_vnni_group over head_dim (% 64 == 0) 128 values at a time,
+ * then the last 64. */
+static inline __attribute__((always_inline)) void v_vnni_row(const void *const *vrows, int64_t d,
+                                                             int np, uint32_t keys,
+                                                             const int32_t *whi,
+                                                             const int32_t *wlo, float sw,
+                                                             float corr, float *o)
+{
+    int64_t c0 = 0;
+    for (; c0 + 128 <= d; c0 += 128)
+        v_vnni_group(vrows, c0, 4, np, keys, whi, wlo, sw, corr, o);
+    if (c0 < d)
+        v_vnni_group(vrows, c0, 2, np, keys, whi, wlo, sw, corr, o);
+}
+
 /* V with VNNI over nk (1 or 2) vectors of 16 keys (vrows, w: 16·nk; keys: bit n for key n):
  * the weights w (p · V's row scale, >= 0) are quantized against their largest, sw = max w /
  * 32767, as hi + lo/32768 (hi in [0, 32767], |lo| <= 16384: 2^-31 of max w), packed in key
@@ -355,11 +370,7 @@ static inline bool accumulate_v_vnni(const void *const *vrows, int64_t d, float 
         _mm256_storeu_si256((__m256i *)(whi + 8 * h), _mm512_cvtepi32_epi16(hi));
         _mm256_storeu_si256((__m256i *)(wlo + 8 * h), _mm512_cvtepi32_epi16(lo));
     }
-    int64_t c0 = 0;
-    for (; c0 + 128 <= d; c0 += 128)
-        v_vnni_group(vrows, c0, 4, 8 * nk, keys, whi, wlo, sw, corr, o);
-    if (c0 < d)
-        v_vnni_group(vrows, c0, 2, 8 * nk, keys, whi, wlo, sw, corr, o);
+    v_vnni_row(vrows, d, 8 * nk, keys, whi, wlo, sw, corr, o);
     return true;
 }
 /* A tile of T query rows (T = 1..4, a constant once inlined) of one GQA group on int8 K/V:
@@ -412,7 +423,8 @@ static inline __attribute__((always_inline)) void dot_rows_int8_128(const kvq_bl
 #pragma GCC unroll 1
     for (int n = 0; n < KB; n++) {
         const int8_t *kn = kb->k[n];
-        const __m512i k0 = _mm512_xor_si512(load_stream_epi16(kn, ~0u), flip); /* halves: above */
+        /* in 256-bit halves: why, above load_chunk */
+        const __m512i k0 = _mm512_xor_si512(load_stream_epi16(kn, ~0u), flip);
         const __m512i k1 = _mm512_xor_si512(load_stream_epi16(kn + 64, ~0u), flip);
         for (int t = 0; t < TT; t++) {
             __m512i g[3];
@@ -451,15 +463,15 @@ static inline void dot_tile_vnni(const kvq_block *kb, int64_t d, const kvq_qdigi
     }
 }
 
-/* The tile's V (accumulate_v_vnni's int16 weights, per row), row t's o_t = o_t·corr[t] +
- * sw_t·(hi + lo/32768). head_dim >= 128: row after row, each through v_vnni_group over the
- * block's V rows read whole, key after key (the first row's pass streams them in address order,
- * the others reread them from L1); smaller: each pair of V rows loaded and interleaved once per
- * 32 values of head_dim for the T rows (4·T int32 accumulators), which reads the 16 rows side by
- * side. Zen 5, int8, alternated in one process, one thread, from memory: row after row took
- * 0.93-0.97x the time at head_dim 128 (D2; D4 0.96-0.97x, a D3-like batch 0.96x), 0.81x at
- * 192, 1.06x at 64; in L2 1.03x at 128, 1.08x at 64. A row without keys has weight 0 and corr 1. false (nothing done)
- * when a weight is not finite. */
+/* The tile's V (accumulate_v_vnni's int16 weights, per row), row t's o_t = o_t·corr[t] + sw_t·(hi
+ * + lo/32768). head_dim >= 128: row after row, each through v_vnni_group over the block's V rows
+ * read whole, key after key (the first row's pass streams them in address order, the others reread
+ * them from L1); smaller: each pair of V rows loaded and interleaved once per 32 values of
+ * head_dim for the T rows (4·T int32 accumulators), which reads the 16 rows side by side. Zen 5,
+ * int8, alternated in one process, one thread, from memory: row after row took 0.93-0.97x the time
+ * at head_dim 128 (D2; D4 0.96-0.97x, a D3-like batch 0.96x), 0.81x at 192, 1.06x at 64; in L2
+ * 1.03x at 128, 1.08x at 64. A row without keys has weight 0 and corr 1. false (nothing done) when
+ * a weight is not finite. */
 static inline __attribute__((always_inline)) bool v_tile_vnni_t(const void *const *vrows,
                                                                 int64_t d, int T, float *o,
                                                                 int64_t ostride,
@@ -486,15 +498,8 @@ static inline __attribute__((always_inline)) bool v_tile_vnni_t(const void *cons
         _mm256_storeu_si256((__m256i *)wlo[t], _mm512_cvtepi32_epi16(lo));
     }
     if (d >= 128) {
-        for (int t = 0; t < T; t++) {
-            int64_t c0 = 0;
-            for (; c0 + 128 <= d; c0 += 128)
-                v_vnni_group(vrows, c0, 4, KB / 2, keys[t], whi[t], wlo[t], sw[t], corr[t],
-                             o + t * ostride);
-            if (c0 < d) /* d % 64 == 0 */
-                v_vnni_group(vrows, c0, 2, KB / 2, keys[t], whi[t], wlo[t], sw[t], corr[t],
-                             o + t * ostride);
-        }
+        for (int t = 0; t < T; t++)
+            v_vnni_row(vrows, d, KB / 2, keys[t], whi[t], wlo[t], sw[t], corr[t], o + t * ostride);
         return true;
     }
     const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
